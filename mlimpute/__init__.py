@@ -1,0 +1,4 @@
+"""mlimpute: multilevel multiple imputation for Python."""
+from __future__ import annotations
+
+__version__ = "0.1.0"

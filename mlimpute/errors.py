@@ -1,0 +1,61 @@
+"""One exception hierarchy for mlimpute.
+
+Every error raised on bad user input derives from :class:`MlimputeError` and from the
+matching builtin (``ValueError`` or ``TypeError``), so ``except ValueError`` keeps working.
+Messages name the column, formula token or cluster at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MlimputeError",
+    "FormulaError",
+    "SpecificationError",
+    "DataError",
+    "DataTypeError",
+    "PoolingError",
+    "ChainError",
+    "MlimputeWarning",
+    "ConvergenceWarning",
+]
+
+
+class MlimputeError(Exception):
+    """Base class of every error mlimpute raises on purpose."""
+
+
+class FormulaError(MlimputeError, ValueError):
+    """A formula is not valid lme4-style syntax; the message shows the token and formula."""
+
+
+class SpecificationError(MlimputeError, ValueError):
+    """The imputation specification does not fit the data (unknown column, no model...)."""
+
+
+class DataError(MlimputeError, ValueError):
+    """The data cannot be imputed as given (all missing, inf, missing cluster ids...)."""
+
+
+class DataTypeError(MlimputeError, TypeError):
+    """A column's dtype does not suit the model chosen for it."""
+
+
+class PoolingError(MlimputeError, ValueError):
+    """Estimates cannot be pooled (m < 2 where a between-imputation variance is needed...)."""
+
+
+class ChainError(MlimputeError, RuntimeError):
+    """An error inside one chain; carries the chain number and its seed."""
+
+    def __init__(self, message: str, chain: int, seed_entropy: object = None):
+        super().__init__(message)
+        self.chain = chain
+        self.seed_entropy = seed_entropy
+
+
+class MlimputeWarning(UserWarning):
+    """Non-fatal problems worth the user's attention."""
+
+
+class ConvergenceWarning(MlimputeWarning):
+    """Some chains have not mixed (R-hat above the threshold)."""
