@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "DataTypeError",
     "PoolingError",
+    "UnsupportedError",
     "ChainError",
     "MlimputeWarning",
     "ConvergenceWarning",
@@ -38,6 +39,10 @@ class DataError(MlimputeError, ValueError):
 
 class DataTypeError(MlimputeError, TypeError):
     """A column's dtype does not suit the model chosen for it."""
+
+
+class UnsupportedError(MlimputeError, NotImplementedError):
+    """A valid request that mlimpute does not support yet (e.g. three-level models)."""
 
 
 class PoolingError(MlimputeError, ValueError):

@@ -1,0 +1,34 @@
+"""The ``.mi`` DataFrame accessor: thin, holds only the DataFrame, delegates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["MIAccessor"]
+
+
+@pd.api.extensions.register_dataframe_accessor("mi")
+class MIAccessor:
+    """Multilevel multiple imputation on a DataFrame: ``df.mi.impute(...)``.
+
+    pandas builds the accessor anew on every attribute access, so it keeps nothing but
+    the DataFrame; state lives in the returned objects.
+    """
+
+    def __init__(self, df: pd.DataFrame):
+        self._df = df
+
+    def impute(self, formulas=None, **kwargs):
+        """Multiply impute this DataFrame; see :func:`mlimpute.impute` for the options.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+        >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
+        >>> imp.m
+        2
+        """
+        from .impute import impute
+
+        return impute(self._df, formulas, **kwargs)

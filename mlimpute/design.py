@@ -1,0 +1,311 @@
+"""Materialise parsed formulas once; refresh imputed columns in place.
+
+Rows are sorted by cluster once (:class:`Layout`), so segment sums are ``reduceat`` calls.
+Every conditional model gets a :class:`ModelData`: its observed response and the fixed
+(X) and random (Z) design matrices, each split into the response's observed and missing
+rows. Formulaic materialises each design **once**, on a template fill; afterwards only
+the columns that depend on imputed variables (directly, through an interaction, or through
+``cmean(x)``) are recomputed, in place, at each visit:
+
+* terms whose factors are plain numeric variables or ``cmean`` columns are products of
+  the current value arrays (the fast path, pure numpy);
+* any other term that depends on an imputed variable (``I(x**2)``, ``np.log(x)``...) is
+  re-evaluated through formulaic's frozen ``ModelSpec`` (the slow path, correct for every
+  transform formulaic knows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
+from formulaic.parser.types.factor import Factor
+from scipy import linalg as sla
+
+from .errors import FormulaError, SpecificationError
+from .formula import ParsedFormula, cmean_column
+from .models._linalg import Segments
+
+__all__ = ["Layout", "Block", "ModelData", "build_model_data", "Values"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Row order and cluster structure shared by every model of one imputation run.
+
+    Attributes
+    ----------
+    order : ndarray
+        ``order[k]`` is the original position of sorted row ``k``.
+    segments : Segments
+        Cluster segments of all rows (sorted).
+    labels : pandas.Index
+        Cluster label of each code.
+    group : str or None
+        The cluster column.
+    """
+
+    order: np.ndarray
+    segments: Segments
+    labels: pd.Index
+    group: str | None
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, group: str | None) -> Layout:
+        n = len(df)
+        if group is None:
+            codes = np.zeros(n, dtype=np.intp)
+            labels = pd.Index([0])
+        else:
+            codes, labels = pd.factorize(df[group], sort=True)
+            labels = pd.Index(labels)
+        order = np.argsort(codes, kind="stable")
+        return cls(order, Segments.from_codes(codes[order], len(labels)), labels, group)
+
+    @property
+    def n(self) -> int:
+        return len(self.order)
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.segments.codes
+
+    def cluster_mean(self, x: np.ndarray) -> np.ndarray:
+        """Cluster mean of ``x`` broadcast back to the (sorted) rows."""
+        return np.take(self.segments.mean(x), self.codes)
+
+
+class Values(dict):
+    """The current completed numeric columns of one chain (sorted order), plus cmeans."""
+
+    def __init__(self, layout: Layout, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layout = layout
+        self._cmean: dict[str, np.ndarray] = {}
+
+    def touch(self, name: str) -> None:
+        """Forget cached cluster means of ``name`` after its imputed values changed."""
+        self._cmean.pop(name, None)
+
+    def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
+        if name in self:
+            return self[name]
+        if name.startswith("cmean(") and name[6:-1] in self:
+            var = name[6:-1]
+            if var not in self._cmean:
+                self._cmean[var] = self.layout.cluster_mean(self[var])
+            return self._cmean[var]
+        return static[name].to_numpy(dtype=np.float64)
+
+
+@dataclass
+class Block:
+    """One materialised right-hand side, split into observed and missing rows."""
+
+    names: list[str]
+    obs: np.ndarray
+    mis: np.ndarray
+    fast: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    slow: list[int] = field(default_factory=list)
+    spec: object = None
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.fast or self.slow)
+
+    def for_chain(self) -> Block:
+        """A copy whose dynamic arrays the chain may overwrite (static ones are shared)."""
+        if not self.dynamic:
+            return self
+        return replace(self, obs=self.obs.copy(order="F"), mis=self.mis.copy(order="F"))
+
+    def drop(self, keep: np.ndarray) -> Block:
+        """Keep only the columns ``keep`` (indices), renumbering the refresh plans."""
+        new = {int(old): i for i, old in enumerate(keep)}
+        return Block(
+            [self.names[k] for k in keep], np.asfortranarray(self.obs[:, keep]),
+            np.asfortranarray(self.mis[:, keep]),
+            [(new[c], f) for c, f in self.fast if c in new],
+            [new[c] for c in self.slow if c in new], self.spec,
+        )
+
+    def refresh(self, values: Values, static: pd.DataFrame, obs_idx, mis_idx) -> None:
+        """Recompute the dynamic columns from the chain's current values, in place."""
+        for col, factors in self.fast:
+            v = values.factor(factors[0], static)
+            for f in factors[1:]:
+                v = v * values.factor(f, static)
+            self.obs[:, col] = np.take(v, obs_idx)
+            self.mis[:, col] = np.take(v, mis_idx)
+        if self.slow:
+            frame = static.copy(deep=False)
+            for name in values:
+                if name in frame:
+                    frame[name] = values[name]
+            for var in values:
+                col = cmean_column(var)
+                if col in frame:
+                    frame[col] = values.factor(col, static)
+            mm = np.asarray(self.spec.get_model_matrix(frame), dtype=np.float64)
+            self.obs[:, self.slow] = mm[obs_idx][:, self.slow]
+            self.mis[:, self.slow] = mm[mis_idx][:, self.slow]
+
+
+@dataclass
+class ModelData:
+    """Everything one conditional model sees of the data (rows sorted by cluster)."""
+
+    variable: str
+    y_obs: np.ndarray
+    obs_idx: np.ndarray
+    mis_idx: np.ndarray
+    X: Block
+    Z: Block | None
+    seg_obs: Segments
+    codes_mis: np.ndarray
+    n_clusters: int
+    group: str | None = None
+    random_blocks: tuple[tuple[int, ...], ...] = ()
+    random_correlated: tuple[bool, ...] = ()
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        return self.y_obs.shape[0]
+
+    @property
+    def n_mis(self) -> int:
+        return self.mis_idx.shape[0]
+
+    def for_chain(self) -> ModelData:
+        return replace(self, X=self.X.for_chain(), Z=self.Z.for_chain() if self.Z else None)
+
+    def refresh(self, values: Values, static: pd.DataFrame) -> None:
+        self.X.refresh(values, static, self.obs_idx, self.mis_idx)
+        if self.Z is not None:
+            self.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+
+
+def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
+    try:
+        mm = model_matrix(rhs, frame, na_action="raise")
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
+    spec = mm.model_spec
+    fast, slow = [], []
+    for term, _scoped, columns in spec.structure:
+        idx = [spec.column_indices[c] for c in columns]
+        facs = term.factors
+        deps = {str(v) for v in spec.term_variables.get(term, ())} & dynamic
+        if not deps:
+            continue
+        numeric = all(
+            f.eval_method == Factor.EvalMethod.LOOKUP
+            and spec.encoder_state.get(f.expr, ("numerical",))[0].value == "numerical"
+            for f in facs
+        )
+        if numeric and len(idx) == 1:
+            fast.append((idx[0], tuple(f.expr for f in facs)))
+        else:
+            slow.extend(idx)
+    X = np.asarray(mm, dtype=np.float64)
+    return list(mm.columns), X, fast, slow, spec
+
+
+def build_model_data(
+    parsed: ParsedFormula,
+    template: pd.DataFrame,
+    observed: np.ndarray,
+    layout: Layout,
+    dynamic: set[str],
+) -> ModelData:
+    """Materialise ``parsed`` on the (sorted, filled) ``template`` for one response.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        With its response set.
+    template : DataFrame
+        Sorted rows, no missing values in the variables used (imputed cells filled),
+        with ``cmean(x)`` columns present.
+    observed : ndarray of bool
+        Where the response is observed (sorted order).
+    layout : Layout
+    dynamic : set of str
+        Imputed variables and the ``cmean(...)`` columns of imputed variables.
+
+    Notes
+    -----
+    Fixed-effect columns that are constant or linearly dependent on the observed rows are
+    dropped (pivoted QR, tolerance 1e-7 relative), each with an event, as mice does.
+    """
+    y = template[parsed.response].to_numpy(dtype=np.float64)
+    obs_idx = np.flatnonzero(observed)
+    mis_idx = np.flatnonzero(~observed)
+    names, X, fast, slow, spec = _materialise(parsed.fixed, template, parsed, dynamic)
+    X = Block(names, np.asfortranarray(X[obs_idx]), np.asfortranarray(X[mis_idx]), fast, slow,
+              spec)
+    events = []
+    if X.obs.shape[1]:
+        keep, dropped = _independent_columns(X.obs)
+        if dropped:
+            for k in dropped:
+                events.append(
+                    f"{parsed.response}: dropped predictor column {names[k]!r} (constant or "
+                    "collinear with other predictors on the observed rows)"
+                )
+            X = X.drop(np.asarray(keep))
+    Z, blocks, corr = None, (), ()
+    if parsed.random:
+        zn, zs, zf, zsl, zspec = [], [], [], [], None
+        blocks = []
+        for block in parsed.random:
+            n_, Zb, f_, s_, sp = _materialise(block.terms, template, parsed, dynamic)
+            base = len(zn)
+            blocks.append(tuple(range(base, base + len(n_))))
+            zn += n_
+            zs.append(Zb)
+            zf += [(c + base, f) for c, f in f_]
+            if s_:
+                if zspec is not None or len(parsed.random) > 1:
+                    raise SpecificationError(
+                        f"{parsed.text!r}: transformed imputed variables in random parts are "
+                        "supported in a single random block only"
+                    )
+                zsl, zspec = s_, sp
+        if len(set(zn)) < len(zn):
+            raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
+        Zfull = np.hstack(zs)
+        Z = Block(zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf,
+                  zsl, zspec)
+        corr = tuple(b.correlated for b in parsed.random)
+        blocks = tuple(blocks)
+    codes = layout.codes
+    return ModelData(
+        parsed.response, y[obs_idx], obs_idx, mis_idx, X, Z,
+        Segments.from_codes(codes[obs_idx], layout.segments.n_clusters),
+        codes[mis_idx], layout.segments.n_clusters, parsed.group, blocks, corr, events,
+    )
+
+
+def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list[int]]:
+    """Columns to keep and to drop, in formula order.
+
+    Unpivoted QR of the unit-norm columns: ``|R_kk|`` is the part of column k orthogonal to
+    the columns before it, so a column that adds nothing to the earlier ones (a constant next
+    to the intercept, a collinear predictor) is dropped and the earlier one kept.
+    """
+    p = X.shape[1]
+    if X.shape[0] == 0:
+        return list(range(p)), []
+    norms = np.sqrt((X**2).sum(0))
+    Xs = X / np.where(norms > 0, norms, 1.0)
+    R = sla.qr(Xs, mode="r")[0]
+    d = np.zeros(p)
+    k = min(R.shape)
+    d[:k] = np.abs(np.diag(R)[:k])
+    keep_mask = (d > tol) & (norms > 0)
+    return np.flatnonzero(keep_mask).tolist(), np.flatnonzero(~keep_mask).tolist()

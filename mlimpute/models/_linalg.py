@@ -1,0 +1,155 @@
+"""Vectorised linear algebra shared by the conditional models.
+
+Everything works on stacked arrays with a leading cluster axis: segment sums over rows
+sorted by cluster, a Cholesky factorisation written out over the q×q entries (vectorised
+over clusters: for small q it is ~20× faster than batched ``np.linalg.cholesky``), and
+normal draws in precision form. No Python loop runs over rows or clusters; loops run over
+the q ≤ a-few entries of a block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg as sla
+
+__all__ = [
+    "Segments",
+    "chol_batched",
+    "forward_batched",
+    "draw_precision_batched",
+    "solve_spd",
+    "draw_chol",
+    "inv_wishart",
+    "inv_gamma",
+]
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Rows sorted by cluster code: where each non-empty cluster starts.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n,)
+        Cluster code of each row, non-decreasing.
+    n_clusters : int
+        Number of clusters J (codes lie in ``0..J-1``; clusters may be empty).
+    """
+
+    codes: np.ndarray
+    n_clusters: int
+    nonempty: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, n_clusters: int) -> Segments:
+        codes = np.asarray(codes, dtype=np.intp)
+        if codes.size and np.any(np.diff(codes) < 0):
+            raise ValueError("codes must be sorted")
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else codes
+        nonempty = codes[starts] if codes.size else codes
+        counts = np.bincount(codes, minlength=n_clusters)
+        return cls(codes, n_clusters, nonempty, starts, counts)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Per-cluster sums of ``values`` (n, ...) → (J, ...); empty clusters give 0."""
+        out = np.zeros((self.n_clusters,) + values.shape[1:], dtype=np.float64)
+        if self.starts.size:
+            out[self.nonempty] = np.add.reduceat(values, self.starts, axis=0)
+        return out
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Per-cluster means (J, ...); NaN for empty clusters."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = self.sum(values)
+            return s / self.counts.reshape((-1,) + (1,) * (s.ndim - 1))
+
+
+def chol_batched(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of SPD matrices (J, q, q), written out over q."""
+    q = a.shape[-1]
+    if q == 1:
+        return np.sqrt(a)
+    L = np.zeros_like(a)
+    for j in range(q):
+        d = a[:, j, j] - np.einsum("ik,ik->i", L[:, j, :j], L[:, j, :j])
+        L[:, j, j] = np.sqrt(np.maximum(d, 1e-300))
+        for i in range(j + 1, q):
+            s = a[:, i, j] - np.einsum("ik,ik->i", L[:, i, :j], L[:, j, :j])
+            L[:, i, j] = s / L[:, j, j]
+    return L
+
+
+def forward_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve L x = b for a stack of lower-triangular L (J, q, q), b (J, q, ...)."""
+    q = L.shape[-1]
+    x = np.empty_like(b)
+    d = L[:, np.arange(q), np.arange(q)].reshape((L.shape[0], q) + (1,) * (b.ndim - 2))
+    for i in range(q):
+        x[:, i] = (b[:, i] - np.einsum("jk,jk...->j...", L[:, i, :i], x[:, :i])) / d[:, i]
+    return x
+
+
+def _backward_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve L' x = b for a stack of lower-triangular L (J, q, q), b (J, q)."""
+    q = L.shape[-1]
+    x = np.empty_like(b)
+    for i in range(q - 1, -1, -1):
+        x[:, i] = (b[:, i] - np.einsum("jk,jk->j", L[:, i + 1 :, i], x[:, i + 1 :])) / L[:, i, i]
+    return x
+
+
+def draw_precision_batched(
+    rng: np.random.Generator, prec: np.ndarray, h: np.ndarray
+) -> np.ndarray:
+    """Draw ``b_j ~ N(P_j⁻¹ h_j, P_j⁻¹)`` for a stack of precisions P (J, q, q), h (J, q).
+
+    With ``P = L L'``: ``b = L'⁻¹ (L⁻¹ h + z)``, ``z ~ N(0, I)``. Cost O(J q³).
+    """
+    z = rng.standard_normal(h.shape)
+    if prec.shape[-1] == 1:
+        p = prec[:, 0, 0]
+        return (h[:, 0] / p + z[:, 0] / np.sqrt(p))[:, None]
+    L = chol_batched(prec)
+    return _backward_t(L, forward_batched(L, h) + z)
+
+
+def solve_spd(prec: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``P⁻¹h`` and the lower Cholesky factor of one p×p SPD matrix P."""
+    L = np.linalg.cholesky(prec)
+    return sla.cho_solve((L, True), h), L
+
+
+def draw_chol(rng: np.random.Generator, L: np.ndarray, mean: np.ndarray,
+              scale: float = 1.0) -> np.ndarray:
+    """Draw ``N(mean, scale·(L L')⁻¹)`` given the Cholesky factor L of the precision."""
+    z = rng.standard_normal(mean.shape[0])
+    return mean + np.sqrt(scale) * sla.solve_triangular(L, z, lower=True, trans="T")
+
+
+def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.ndarray:
+    """One draw from the inverse-Wishart(df, scale) (mean ``scale / (df - q - 1)``).
+
+    Bartlett: ``W = C A A' C'`` ~ Wishart(df, S⁻¹) with ``C C' = S⁻¹``; return ``W⁻¹``.
+    """
+    q = scale.shape[0]
+    if q == 1:
+        return np.array([[scale[0, 0] / rng.chisquare(df)]])
+    A = np.zeros((q, q))
+    A[np.diag_indices(q)] = np.sqrt(rng.chisquare(df - np.arange(q)))
+    A[np.tril_indices(q, -1)] = rng.standard_normal(q * (q - 1) // 2)
+    # W⁻¹ = (C A A' C')⁻¹ = (C A)'⁻¹ (C A)⁻¹ with C = chol(S⁻¹); use S = R R' so that
+    # C = R'⁻¹ up to orthogonal rotation: W⁻¹ = R A'⁻¹ A⁻¹ R'.
+    R = np.linalg.cholesky(scale)
+    # the lower-triangular Bartlett factor of Wishart(df, S⁻¹) is obtained for S⁻¹ = R'⁻¹R⁻¹;
+    # T = R A'^{-1}: W⁻¹ = T T'
+    T = R @ sla.solve_triangular(A, np.eye(q), lower=True, trans="T")
+    return T @ T.T
+
+
+def inv_gamma(rng: np.random.Generator, shape, rate):
+    """Draw from the inverse-gamma(shape, rate) (density ∝ x^(−shape−1) e^(−rate/x))."""
+    return rate / rng.gamma(shape, 1.0, size=np.shape(rate) or None)
