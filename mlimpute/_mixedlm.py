@@ -260,9 +260,7 @@ def fit_mixedlm(
         if method is None:
             res = model.fit(reml=reml, method="bfgs", gtol=gtol)
             if not res.converged:
-                res = model.fit(
-                    start_params=res.params_object, reml=reml, method=["lbfgs", "cg"]
-                )
+                res = model.fit(start_params=res.params_object, reml=reml, method=["lbfgs", "cg"])
         else:
             res = model.fit(reml=reml, method=method)
     fe = np.asarray(res.fe_params, dtype=float)
