@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -39,7 +40,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from mlimpute.errors import PoolingError
+from mlimpute.errors import MlimputeWarning, PoolingError
 
 __all__ = [
     "PooledEstimates",
@@ -234,6 +235,38 @@ def _li_df(r: float, k: int, m: int) -> float:
     if t > 4:
         return 4.0 + (t - 4) * (1.0 + (1.0 - 2.0 / t) / r) ** 2
     return t * (1.0 + 1.0 / k) * (1.0 + 1.0 / r) ** 2 / 2.0
+
+
+def _reiter_df(r: float, k: int, m: int, dfcom: float) -> float:
+    """Denominator df of D1 with a finite complete-data df (Reiter 2007, Eqs 1-2)."""
+    t = k * (m - 1)
+    vstar = (dfcom + 1.0) / (dfcom + 3.0) * dfcom
+    if t <= 4:  # Reiter's moments need t > 4: combine Li's df with nu_obs, Barnard-Rubin way
+        nu_old = _li_df(r, k, m)
+        nu_obs = vstar / (1.0 + r)
+        return nu_old * nu_obs / (nu_old + nu_obs)
+    a = r * t / (t - 2.0)
+    c0 = 1.0 / (t - 4.0)
+    c1 = vstar - 2.0 * (1.0 + a)
+    c2 = vstar - 4.0 * (1.0 + a)
+    if c2 <= 0:
+        warnings.warn(
+            f"D1: Reiter's df needs dfcom (dfcom + 1) / (dfcom + 3) > 4 (1 + a) with "
+            f"a = r t / (t - 2) = {a:.3g}; with dfcom = {dfcom:g} and r = {r:.3g} it does "
+            "not hold (too much missing information for so small a sample), so df2 is set "
+            "to 4, the formula's limit at that boundary.",
+            MlimputeWarning,
+            stacklevel=3,
+        )
+        return 4.0
+    z = (
+        1.0 / c2
+        + c0 * a**2 * c1 / ((1.0 + a) ** 2 * c2)
+        + c0 * (8.0 * a**2 * c1 / ((1.0 + a) * c2**2) + 4.0 * a**2 / ((1.0 + a) * c2))
+        + c0 * (4.0 * a**2 / (c2 * c1) + 16.0 * a**2 * c1 / c2**3)
+        + c0 * 8.0 * a**2 / c2**2
+    )
+    return 4.0 + 1.0 / z
 
 
 # --------------------------------------------------------------------------------------
@@ -484,8 +517,11 @@ def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> T
     (as in mitml). Reiter's df (his Eqs 1-2, as coded in mitml) is defined only for
     ``t > 4``; for ``t <= 4`` with a finite ``dfcom`` we combine the Li et al. df with
     ``nu_obs = (dfcom + 1) / (dfcom + 3) * dfcom / (1 + r)`` in the Barnard-Rubin way,
-    which for ``k = 1`` is exactly the df of :func:`pool`. With ``B = 0`` the result is
-    the complete-data Wald test: ``r = 0`` and ``nu = dfcom``.
+    which for ``k = 1`` is exactly the df of :func:`pool`. Reiter's formula also needs
+    ``(dfcom + 1) / (dfcom + 3) * dfcom > 4 (1 + a)``, ``a = r t / (t - 2)``; beyond that
+    (mitml returns a meaningless, possibly negative df) we warn and use 4, its limit at
+    the boundary. With ``B = 0`` the result is the complete-data Wald test: ``r = 0`` and
+    ``nu = dfcom``.
 
     Examples
     --------
@@ -507,29 +543,12 @@ def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> T
     ubar = u.mean(axis=0)
     r = float((1.0 + 1.0 / m) * np.trace(np.linalg.solve(ubar, b)) / k)
     stat = float(qbar @ np.linalg.solve((1.0 + r) * ubar, qbar) / k)
-    t = k * (m - 1)
     if r == 0:
         df2 = dfcom
     elif np.isinf(dfcom):
         df2 = _li_df(r, k, m)
-    elif t > 4:
-        a = r * t / (t - 2.0)
-        vstar = (dfcom + 1.0) / (dfcom + 3.0) * dfcom
-        c0 = 1.0 / (t - 4.0)
-        c1 = vstar - 2.0 * (1.0 + a)
-        c2 = vstar - 4.0 * (1.0 + a)
-        z = (
-            1.0 / c2
-            + c0 * a**2 * c1 / ((1.0 + a) ** 2 * c2)
-            + c0 * (8.0 * a**2 * c1 / ((1.0 + a) * c2**2) + 4.0 * a**2 / ((1.0 + a) * c2))
-            + c0 * (4.0 * a**2 / (c2 * c1) + 16.0 * a**2 * c1 / c2**3)
-            + c0 * 8.0 * a**2 / c2**2
-        )
-        df2 = 4.0 + 1.0 / z
     else:
-        nu_old = _li_df(r, k, m)
-        nu_obs = (dfcom + 1.0) / (dfcom + 3.0) * dfcom / (1.0 + r)
-        df2 = nu_old * nu_obs / (nu_old + nu_obs)
+        df2 = _reiter_df(r, k, m, dfcom)
     return TestResult(stat, float(k), float(df2), _f_sf(stat, k, df2), r, "D1")
 
 
