@@ -24,6 +24,7 @@ Cost: ``O(n q^2 + J q^3)``. At the ML estimates it equals statsmodels' ``llf``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ __all__ = [
     "fit_ols",
     "mixedlm_loglike",
     "ols_loglike",
+    "pooled_parameters",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -278,4 +280,20 @@ def fit_mixedlm(
         n_groups=len(model.group_labels),
         converged=bool(res.converged),
         messages=tuple(dict.fromkeys(str(w.message) for w in caught)),
+    )
+
+
+def pooled_parameters(fits: Sequence[MixedFit]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Parameters pooled over imputations for D3: ``(fe_params, cov_re, scale)``.
+
+    mitml's convention (``.getArgsLL.lmerMod``): the means of the fixed effects, of the
+    random-effect covariance *matrices* ``Tau`` (not of their Cholesky factors) and of the
+    residual variances. Evaluate :func:`mixedlm_loglike` there for each completed data set.
+    """
+    if not fits:
+        raise DataError("no fits to pool.")
+    return (
+        np.mean([f.fe_params for f in fits], axis=0),
+        np.mean([f.cov_re for f in fits], axis=0),
+        float(np.mean([f.scale for f in fits])),
     )

@@ -114,7 +114,8 @@ class PooledEstimates:
         pandas.DataFrame
             Columns ``estimate, se, t, df, p, ci_low, ci_high, riv, lambda, fmi``, one
             row per parameter. ``p`` is two-sided, ``2 * P(T_df > |t|)``, as in mice and
-            mitml; with ``df = inf`` the reference distribution is the standard normal.
+            mitml (mitml's ``2 * (1 - pt(|t|, df))`` rounds p < 1e-16 to 0; we do not);
+            with ``df = inf`` the reference distribution is the standard normal.
         """
         if not 0.0 < alpha < 1.0:
             raise PoolingError(f"alpha must lie in (0, 1), got {alpha!r}.")
@@ -631,7 +632,9 @@ def d3(
     Notes
     -----
     ``r = (m + 1) / (k (m - 1)) * (mean(lr_own) - mean(lr_pooled))`` and
-    ``D3 = mean(lr_pooled) / (k (1 + r))`` on ``F(k, nu)`` with the df of :func:`d1`.
+    ``D3 = mean(lr_pooled) / (k (1 + r))`` on ``F(k, nu)`` with the df of :func:`d1`
+    (Li et al.'s; mitml ignores a complete-data df for D3). Both models must be fitted by
+    ML, not REML (mitml refits REML fits by ML before D3).
     mitml pools the parameters of a linear (mixed) model as the means of the fixed
     effects, of the random-effect covariance matrices and of the residual variances;
     :mod:`mlimpute._mixedlm` evaluates the ML log-likelihood there. When the two means

@@ -24,7 +24,13 @@ import statsmodels.api as sm
 from formulaic import model_matrix
 from scipy import stats
 
-from mlimpute._mixedlm import fit_mixedlm, fit_ols, mixedlm_loglike, ols_loglike
+from mlimpute._mixedlm import (
+    fit_mixedlm,
+    fit_ols,
+    mixedlm_loglike,
+    ols_loglike,
+    pooled_parameters,
+)
 from mlimpute.errors import MlimputeWarning, PoolingError
 from mlimpute.pooling import (
     PooledEstimates,
@@ -192,15 +198,6 @@ def refits(ref):
     return out
 
 
-def _pooled_parameters(fits):
-    """mitml's pooled point for D3: means of beta, of Tau and of sigma^2."""
-    return (
-        np.mean([f.fe_params for f in fits], axis=0),
-        np.mean([f.cov_re for f in fits], axis=0),
-        float(np.mean([f.scale for f in fits])),
-    )
-
-
 def test_refits_reproduce_lme4_estimates(ref, refits):
     fits = [fit for _, fit in refits["full"]]
     assert all(f.converged and not f.messages for f in fits)
@@ -215,8 +212,8 @@ def test_refits_reproduce_lme4_estimates(ref, refits):
 def test_d3_matches_mitml(ref, refits):
     full, reduced = refits["full"], refits["reduced"]
     lr_own = np.array([2 * (f.llf - r.llf) for (_, f), (_, r) in zip(full, reduced, strict=True)])
-    at_full = _pooled_parameters([f for _, f in full])
-    at_reduced = _pooled_parameters([r for _, r in reduced])
+    at_full = pooled_parameters([f for _, f in full])
+    at_reduced = pooled_parameters([r for _, r in reduced])
     lr_pooled = np.array(
         [
             2 * (mixedlm_loglike(*df, *at_full) - mixedlm_loglike(*dr, *at_reduced))
