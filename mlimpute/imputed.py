@@ -152,6 +152,55 @@ class MultiplyImputed:
     def __len__(self) -> int:
         return self.m
 
+    # -- diagnostics and analysis: thin delegations, logic lives in its own module --------
+    @property
+    def traces(self) -> xr.Dataset:
+        """Chain traces: ``mean``/``sd`` of imputed values and each model's parameters."""
+        names = [k for k, v in self.dataset.data_vars.items() if "iteration" in v.dims]
+        return self.dataset[names]
+
+    def rhat(self, *, burn: int = 0) -> xr.Dataset:
+        """Rank-normalised split R-hat of every trace (Vehtari et al. 2021).
+
+        ``burn`` discards the first iterations. See :func:`mlimpute.diagnostics.rhat`.
+        """
+        from .diagnostics import rhat
+
+        return rhat(self.traces.isel(iteration=slice(burn, None)))
+
+    def ess(self, *, burn: int = 0, kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
+        """Bulk or tail effective sample size of every trace (Vehtari et al. 2021)."""
+        from .diagnostics import ess_bulk, ess_tail
+
+        return (ess_bulk if kind == "bulk" else ess_tail)(
+            self.traces.isel(iteration=slice(burn, None)))
+
+    def converged(self, threshold: float = 1.1, *, burn: int = 0) -> bool:
+        """Whether every trace has R-hat below ``threshold``."""
+        from .diagnostics import converged
+
+        flags = converged(self.traces.isel(iteration=slice(burn, None)), threshold=threshold)
+        return bool(all(bool(v.all()) for v in flags.data_vars.values()))
+
+    @property
+    def plot(self):
+        """Plots of this result: ``imp.plot.trace()``, ``.density()``, ``.strip()``."""
+        from .plot import ImputedPlots
+
+        return ImputedPlots(self)
+
+    def fit(self, formula: str, **kwargs):
+        """Fit ``formula`` on every completed data set and pool; see :func:`mlimpute.analysis.fit`."""
+        from .analysis import fit
+
+        return fit(self, formula, **kwargs)
+
+    def apply(self, func, **kwargs):
+        """Pool any per-data-set analysis; see :func:`mlimpute.analysis.apply`."""
+        from .analysis import apply
+
+        return apply(self, func, **kwargs)
+
     # -- display --------------------------------------------------------------------------
     def __repr__(self) -> str:
         n = len(self.data)
