@@ -19,6 +19,13 @@ log-likelihood itself, vectorised over clusters with the Woodbury identity: with
 ``log|V_j| = n_j log sigma2 + log|M_j|`` and
 ``r' V_j^{-1} r = (r'r - c_j' M_j^{-1} c_j / sigma2) / sigma2`` with ``c_j = L' Z_j' r``.
 Cost: ``O(n q^2 + J q^3)``. At the ML estimates it equals statsmodels' ``llf``.
+
+Uncorrelated random effects (lme4's ``(1 + x || g)``) are fitted by holding the
+off-diagonal entries of the Cholesky factor of ``Tau`` at zero (statsmodels' ``free``
+mask); with the random-effect columns ordered block by block this is exactly a
+block-diagonal ``Tau`` with diagonal blocks where the terms are uncorrelated.
+A fit is *singular* by lme4's rule (``isSingular``, tolerance 1e-4): some diagonal entry
+of the Cholesky factor of ``Tau / sigma2`` is below 1e-4.
 """
 
 from __future__ import annotations
@@ -31,20 +38,28 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from numpy.typing import ArrayLike
+from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from mlimpute.errors import DataError
 
 __all__ = [
+    "GLMFit",
     "MixedFit",
     "OLSFit",
+    "block_mask",
+    "fit_glm",
     "fit_mixedlm",
     "fit_ols",
+    "glm_loglike",
     "mixedlm_loglike",
     "ols_loglike",
     "pooled_parameters",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+
+#: lme4's ``isSingular`` tolerance on the relative Cholesky factor's diagonal.
+SINGULAR_TOL = 1e-4
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,12 +76,30 @@ class MixedFit:
     n_groups: int
     converged: bool
     messages: tuple[str, ...]  # warnings raised by the optimiser, recorded not shown
+    free: np.ndarray | None = None  # (q, q) bool: estimated entries of Tau (None: all)
+
+    @property
+    def n_cov_params(self) -> int:
+        """Number of estimated random-effect (co)variances."""
+        q = self.cov_re.shape[0]
+        if self.free is None:
+            return q * (q + 1) // 2
+        return int(np.tril(self.free).sum())
 
     @property
     def n_params(self) -> int:
         """Number of estimated parameters (fixed, random covariance, residual)."""
-        q = self.cov_re.shape[0]
-        return self.fe_params.size + q * (q + 1) // 2 + 1
+        return self.fe_params.size + self.n_cov_params + 1
+
+    @property
+    def relative_cholesky_diagonal(self) -> np.ndarray:
+        """Diagonal of the Cholesky factor of ``Tau / sigma2`` (lme4's ``theta`` diagonal)."""
+        return _cholesky_diagonal(self.cov_re / self.scale)
+
+    @property
+    def singular(self) -> bool:
+        """Boundary fit by lme4's ``isSingular`` rule (a ``theta`` diagonal below 1e-4)."""
+        return bool(np.any(self.relative_cholesky_diagonal < SINGULAR_TOL))
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,8 +128,75 @@ def _design(y: ArrayLike, X: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return yv, Xm
 
 
+@dataclass(frozen=True, eq=False)
+class GLMFit:
+    """One generalised linear model fit (statsmodels ``GLM``, IRLS)."""
+
+    params: np.ndarray  # (p,)
+    cov_params: np.ndarray  # (p, p)
+    llf: float  # log-likelihood at the estimates
+    df_resid: int  # n - p
+    scale: float  # dispersion (1 for binomial and Poisson)
+    converged: bool
+    messages: tuple[str, ...]
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated coefficients."""
+        return self.params.size
+
+
+def _cholesky_diagonal(a: np.ndarray) -> np.ndarray:
+    """Diagonal of the Cholesky factor of a PSD matrix, also when it is singular.
+
+    ``L_kk^2`` is the variance of component ``k`` given components ``0..k-1`` (a Schur
+    complement, with a pseudo-inverse for singular leading blocks). ``q`` is small.
+    """
+    a = (a + a.T) / 2.0
+    q = a.shape[0]
+    out = np.empty(q)
+    for k in range(q):
+        b = a[:k, k]
+        cond = a[k, k] - (b @ np.linalg.pinv(a[:k, :k]) @ b if k else 0.0)
+        out[k] = np.sqrt(max(cond, 0.0))
+    return out
+
+
+def block_mask(blocks: Sequence[tuple[int, bool]]) -> np.ndarray:
+    """Free entries of ``Tau`` for consecutive blocks of random-effect columns.
+
+    Parameters
+    ----------
+    blocks : sequence of (size, correlated)
+        One entry per random-effect block, in column order; ``correlated=False`` is
+        lme4's ``||`` (diagonal block). Different blocks are uncorrelated.
+
+    Returns
+    -------
+    ndarray of bool, shape (q, q)
+
+    Examples
+    --------
+    >>> block_mask([(2, True), (1, True)]).astype(int)
+    array([[1, 1, 0],
+           [1, 1, 0],
+           [0, 0, 1]])
+    """
+    q = sum(size for size, _ in blocks)
+    mask = np.zeros((q, q), dtype=bool)
+    start = 0
+    for size, correlated in blocks:
+        stop = start + size
+        if correlated:
+            mask[start:stop, start:stop] = True
+        else:
+            mask[range(start, stop), range(start, stop)] = True
+        start = stop
+    return mask
+
+
 # --------------------------------------------------------------------------------------
-# OLS
+# OLS and GLM
 
 
 def ols_loglike(y: ArrayLike, X: ArrayLike, params: ArrayLike, sigma2: float) -> float:
@@ -122,6 +222,33 @@ def fit_ols(y: ArrayLike, X: ArrayLike) -> OLSFit:
     cov = rss / (n - p) * np.linalg.inv(Xm.T @ Xm)
     sigma2 = rss / n
     return OLSFit(params, cov, sigma2, ols_loglike(yv, Xm, params, sigma2), n - p)
+
+
+def fit_glm(y: ArrayLike, X: ArrayLike, family: sm.families.Family) -> GLMFit:
+    """Fit a GLM by IRLS (statsmodels), recording its warnings instead of showing them."""
+    yv, Xm = _design(y, X)
+    n, p = Xm.shape
+    if np.linalg.matrix_rank(Xm) < p:
+        raise DataError(f"the design matrix ({n} x {p}) is rank deficient.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = sm.GLM(yv, Xm, family=family).fit()
+    return GLMFit(
+        params=np.asarray(res.params, dtype=float),
+        cov_params=np.asarray(res.cov_params(), dtype=float),
+        llf=float(res.llf),
+        df_resid=int(round(res.df_resid)),
+        scale=float(res.scale),
+        converged=bool(getattr(res, "converged", True)),
+        messages=tuple(dict.fromkeys(str(w.message) for w in caught)),
+    )
+
+
+def glm_loglike(y: ArrayLike, X: ArrayLike, family: sm.families.Family, params: ArrayLike,
+                scale: float = 1.0) -> float:
+    """Log-likelihood of a GLM at given coefficients (and dispersion)."""
+    yv, Xm = _design(y, X)
+    return float(sm.GLM(yv, Xm, family=family).loglike(np.asarray(params, float), scale=scale))
 
 
 # --------------------------------------------------------------------------------------
@@ -229,6 +356,7 @@ def fit_mixedlm(
     reml: bool = True,
     method: str | list[str] | None = None,
     gtol: float = 1e-8,
+    blocks: Sequence[tuple[int, bool]] | None = None,
 ) -> MixedFit:
     """Fit ``y = X beta + Z b_j + e`` by REML or ML with statsmodels ``MixedLM``.
 
@@ -245,6 +373,9 @@ def fit_mixedlm(
         Gradient tolerance of bfgs when ``method`` is None. statsmodels' own default
         (1e-5) leaves variance components about 4e-5 (relative) from lme4's optimum on
         the seed's classroom data; 1e-8 agrees with lme4 to about 1e-7.
+    blocks : sequence of (size, correlated), optional
+        Covariance structure of the random effects, see :func:`block_mask`; by default
+        one unstructured block (lme4's ``(1 + x | g)``).
 
     Returns
     -------
@@ -256,17 +387,32 @@ def fit_mixedlm(
     if Zm.ndim == 1:
         Zm = Zm[:, None]
     groups = np.asarray(groups)
+    q = Zm.shape[1]
+    mask = None if blocks is None else block_mask(blocks)
+    if mask is not None and mask.shape != (q, q):
+        raise DataError(f"blocks describe {mask.shape[0]} random-effect columns, Z has {q}.")
+    free = None
+    if mask is not None and not mask.all():
+        free = MixedLMParams.from_components(
+            fe_params=np.ones(Xm.shape[1]), cov_re=mask.astype(float)
+        )
+    else:
+        mask = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = sm.MixedLM(yv, Xm, groups, exog_re=Zm)
         if method is None:
-            res = model.fit(reml=reml, method="bfgs", gtol=gtol)
+            res = model.fit(reml=reml, method="bfgs", gtol=gtol, free=free)
             if not res.converged:
-                res = model.fit(start_params=res.params_object, reml=reml, method=["lbfgs", "cg"])
+                res = model.fit(
+                    start_params=res.params_object, reml=reml, method=["lbfgs", "cg"], free=free
+                )
         else:
-            res = model.fit(reml=reml, method=method)
+            res = model.fit(reml=reml, method=method, free=free)
     fe = np.asarray(res.fe_params, dtype=float)
     cov_re = np.asarray(res.cov_re, dtype=float)
+    if mask is not None:
+        cov_re = np.where(mask, cov_re, 0.0)  # exact zeros where the structure says so
     scale = float(res.scale)
     loglik, xtvx = _marginal(yv, Xm, Zm, groups, fe, cov_re, scale)
     return MixedFit(
@@ -280,6 +426,7 @@ def fit_mixedlm(
         n_groups=len(model.group_labels),
         converged=bool(res.converged),
         messages=tuple(dict.fromkeys(str(w.message) for w in caught)),
+        free=mask,
     )
 
 
