@@ -32,3 +32,36 @@ class MIAccessor:
         from .impute import impute
 
         return impute(self._df, formulas, **kwargs)
+
+    def describe(self, cluster=None):
+        """Per-variable descriptives: missingness, mean/SD or levels, ICC, level, model.
+
+        See :func:`mlimpute.describe.describe` for the columns and the ICC estimator.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> df = mlimpute.datasets.classroom(2, rng=1).incomplete
+        >>> d = df.mi.describe(cluster="class")
+        >>> d.loc["grade", "model"], d.loc["skill", "level"]
+        ('2l.norm', 2)
+        """
+        from .describe import describe
+
+        return describe(self._df, cluster=cluster)
+
+    def pattern(self):
+        """The missing-data pattern, like mice's ``md.pattern``; ``.plot()`` draws it.
+
+        See :func:`mlimpute.pattern.missing_pattern`.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> df = mlimpute.datasets.classroom(2, rng=1).incomplete
+        >>> df.mi.pattern().n_missing.to_dict()
+        {'class': 0, 'skill': 0, 'gender': 0, 'grade': 256, 'relation': 260}
+        """
+        from .pattern import missing_pattern
+
+        return missing_pattern(self._df)
