@@ -20,10 +20,15 @@ One Gibbs step, given the current completed data (observed rows of y only):
    ``b_j ~ N(P_j⁻¹Z_j'(y_j − X_jβ)/σ², P_j⁻¹)``. Clusters with no observed y get
    ``b_j ~ N(0, Ψ)``. The blocked draw removes the β₀/mean(b) ridge along which the plain
    b-then-β Gibbs sampler random-walks when clusters are informative.
-2. ``σ² = SSR / χ²(n_obs)``.
-3. Ψ given b per covariance block: ``IW(ν + k − 1 + J, 2ν·diag(1/a) + Σ_j b_j b_j')`` for a
-   correlated block of size k (an inverse-gamma per column for ``||`` blocks), then
-   ``a_k ~ IG((ν + k)/2, ν(Ψ⁻¹)_kk + 1/A_k²)``.
+2. Parameter expansion (Liu & Wu 1999; Gelman 2006): the Huang–Wand prior is exactly
+   ``Ψ = diag(α) Ψ_ξ diag(α)`` with ``Ψ_ξ ~ IW(ν + q − 1, 2ν·I)`` and
+   ``α_k ~ N(0, A_k²/2)``, and ``b_j = α∘ξ_j``. Given ξ, α is a q-dimensional linear
+   regression of ``y − Xβ`` on ``Z∘ξ_g``; drawing it rescales all random effects at once,
+   which frees the sampler from the trap near a zero variance (lag-1 autocorrelation of a
+   near-zero slope variance fell from 0.91 to ~0.3 on experiment-3 data).
+3. ``σ² = SSR / χ²(n_obs)``.
+4. ``Ψ_ξ | ξ ~ IW(ν + k − 1 + J, 2ν·I + Σ_j ξ_j ξ_j')`` per covariance block of size k
+   (one scalar block per column for ``||``), and ``Ψ = diag(α) Ψ_ξ diag(α)``.
 
 Missing values: ``y = x'β + z'b_j + e`` with a fresh ``e``.
 
@@ -32,6 +37,10 @@ rows sorted by cluster) and a Cholesky written out over q, vectorised over clust
 
 References
 ----------
+Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
+*Bayesian Analysis* 1(3), 515–534.
+Liu, J. S. & Wu, Y. N. (1999). Parameter expansion for data augmentation. *JASA* 94,
+1264–1274.
 Huang, A. & Wand, M. P. (2013). Simple marginally noninformative prior distributions for
 covariance matrices. *Bayesian Analysis* 8(2), 439–452.
 Schafer, J. L. & Yucel, R. M. (2002). Computational strategies for multivariate linear
@@ -51,7 +60,6 @@ from ._linalg import (
     draw_chol,
     draw_precision_batched,
     forward_batched,
-    inv_gamma,
     inv_wishart,
     solve_spd,
 )
@@ -67,7 +75,7 @@ class MultilevelNormState:
     b: np.ndarray  # (J, q)
     sigma2: float
     psi: np.ndarray  # (q, q)
-    a: np.ndarray  # (q,) Huang–Wand auxiliary variables
+    alpha: np.ndarray  # (q,) working scales of the parameter expansion
     scale: np.ndarray  # (q,) prior scales A_k
 
 
@@ -75,24 +83,33 @@ class MultilevelNormState:
 class MultilevelNorm:
     """Multilevel normal model with random intercepts and slopes (homoscedastic)."""
 
-    def __init__(self, prior: Literal["half-t", "iw"] = "half-t"):
+    def __init__(self, prior: Literal["half-t", "iw"] = "half-t", prior_scale: float = 1.0,
+                 nu: float = NU):
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
+        self.prior_scale = float(prior_scale)
+        self.nu = float(nu)
 
     # -- set-up ---------------------------------------------------------------------------
     def init(self, data, rng: np.random.Generator) -> MultilevelNormState:
+        """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
+
+        A start far from the posterior costs burn-in that the carried one-step-per-visit
+        chain pays at every run; moments put Ψ and σ² in the right region at O(n) cost.
+        """
         y, X, Z = data.y_obs, data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
         sd_y = float(np.std(y)) if y.size > 1 else 1.0
         sd_y = sd_y if sd_y > 0 else 1.0
         sd_z = np.std(Z, axis=0)
-        scale = np.where(sd_z > 1e-12 * np.abs(Z).max(axis=0, initial=1.0),
-                         sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
+        tiny = 1e-12 * np.abs(Z).max(axis=0, initial=1.0)
+        scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
+        scale = scale * self.prior_scale
         beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
-        sigma2 = max(float(np.var(y - X @ beta)) if y.size else 1.0, 1e-12 * sd_y**2) / 2
-        psi = np.diag((scale / 2) ** 2)
-        state = MultilevelNormState(beta, np.zeros((J, q)), sigma2, psi, scale**2, scale)
+        psi, sigma2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
+        alpha = np.sqrt(np.diag(psi))
+        state = MultilevelNormState(beta, np.zeros((J, q)), sigma2, psi, alpha, scale)
         return self.step(rng, state, data)
 
     # -- one Gibbs step -------------------------------------------------------------------
@@ -117,31 +134,54 @@ class MultilevelNorm:
         beta = draw_chol(rng, LA, mean)
         #     b_j | β
         b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2)
-        # (2) σ² | β, b
-        resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
+        if self.prior == "iw":
+            resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
+            sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
+            psi = self._psi_iw(rng, b, state.scale, data)
+            return MultilevelNormState(beta, b, sigma2, psi, state.alpha, state.scale)
+        # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
+        alpha = np.where(np.abs(state.alpha) > 1e-150, state.alpha, 1e-150)
+        xi = b / alpha
+        r = y - X @ beta
+        Wn = Z * np.take(xi, seg.codes, axis=0)
+        prec = Wn.T @ Wn / s2 + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
+        m_a, La = solve_spd(prec, Wn.T @ r / s2)
+        alpha = draw_chol(rng, La, m_a)
+        alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
+        b = xi * alpha
+        # (3) σ² | β, b
+        resid = r - Wn @ alpha
         sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
-        # (3) Ψ, a | b
-        psi, a = self._draw_psi(rng, b, state.a, state.scale, data)
-        return MultilevelNormState(beta, b, sigma2, psi, a, state.scale)
+        # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
+        psi_xi = self._psi_xi(rng, xi, data)
+        psi = psi_xi * np.outer(alpha, alpha)
+        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale)
 
-    def _draw_psi(self, rng, b, a, scale, data):
-        J, q = b.shape
-        psi = np.zeros((q, q))
-        a = a.copy()
-        S = b.T @ b
+    @staticmethod
+    def _blocks(data):
         for cols, correlated in zip(data.random_blocks, data.random_correlated):
-            groups = [list(cols)] if correlated else [[c] for c in cols]
-            for g in groups:
-                k = len(g)
-                Sg = S[np.ix_(g, g)]
-                if self.prior == "iw":
-                    psi[np.ix_(g, g)] = inv_wishart(rng, k + J, np.diag(scale[g] ** 2) + Sg)
-                    continue
-                sg = inv_wishart(rng, NU + k - 1 + J, np.diag(2 * NU / a[g]) + Sg)
-                psi[np.ix_(g, g)] = sg
-                a[g] = inv_gamma(rng, (NU + k) / 2,
-                                 NU * np.diag(np.linalg.inv(sg)) + 1 / scale[g] ** 2)
-        return psi, a
+            yield from ([list(cols)] if correlated else [[c] for c in cols])
+
+    def _psi_xi(self, rng, xi, data):
+        """Ψ_ξ ~ IW(ν + k − 1 + J, 2ν·I + Σ_j ξ_j ξ_j') for each block of size k."""
+        J, q = xi.shape
+        out = np.zeros((q, q))
+        S = xi.T @ xi
+        for g in self._blocks(data):
+            k = len(g)
+            out[np.ix_(g, g)] = inv_wishart(rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k)
+                                            + S[np.ix_(g, g)])
+        return out
+
+    def _psi_iw(self, rng, b, scale, data):
+        """Ψ ~ IW(k + J, diag(A²) + Σ_j b_j b_j') per block (the comparison prior)."""
+        J, q = b.shape
+        out = np.zeros((q, q))
+        S = b.T @ b
+        for g in self._blocks(data):
+            out[np.ix_(g, g)] = inv_wishart(rng, len(g) + J, np.diag(scale[g] ** 2)
+                                            + S[np.ix_(g, g)])
+        return out
 
     # -- imputation -----------------------------------------------------------------------
     def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState, data):
@@ -156,6 +196,39 @@ class MultilevelNorm:
     def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
         rows, cols = zip(*_psi_entries(data))
         return np.r_[state.beta, state.psi[list(rows), list(cols)], state.sigma2]
+
+
+def _moments(r, Z, seg, scale):
+    """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
+
+    Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
+    ``Ψ_kk ≈ var(b̂_jk) − σ²·mean((Z_j'Z_j)⁻¹)_kk`` and σ² is the pooled within-cluster
+    residual variance. Ψ is kept diagonal and clipped to [(0.05 A_k)², A_k²].
+    """
+    q = Z.shape[1]
+    ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
+    Ztr = seg.sum(Z * r[:, None])
+    ok = seg.counts > q + 1
+    floor, cap = (0.05 * scale) ** 2, scale**2
+    if ok.sum() < 3:
+        return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), 1e-12)
+    diag = ZtZ[ok][:, np.arange(q), np.arange(q)]
+    ridge = 1e-8 * diag[:, :, None] * np.eye(q)  # per column: keeps the start scale-free
+    inv = np.linalg.inv(ZtZ[ok] + ridge)
+    bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
+    fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
+    inside = np.take(ok, seg.codes)
+    dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
+    sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
+    sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), 1e-12)
+    d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
+    return np.diag(np.clip(d, floor, cap)), sigma2
+
+
+def _scatter(bhat, ok):
+    out = np.zeros((ok.shape[0], bhat.shape[1]))
+    out[ok] = bhat
+    return out
 
 
 def _psi_entries(data) -> list[tuple[int, int]]:

@@ -1,0 +1,566 @@
+"""The pooled result of a multiply imputed analysis: tables, display and tests.
+
+:class:`PooledResult` holds the ``m`` per-imputation estimates and covariances, their
+Rubin's-rules pooling (:class:`mlimpute.pooling.PooledEstimates`), the per-imputation
+variance components and the fit problems met on the way. It never fits anything itself:
+likelihood-based tests (D2 on likelihood ratios, D3) ask the analysis layer
+(:mod:`mlimpute.analysis`) that produced it to refit, through a small private handle.
+
+Linear hypotheses for :meth:`PooledResult.test` are written as in R's
+``car::linearHypothesis`` / mitml's ``testConstraints``: equations joined by commas,
+each side a linear combination of term names (formulaic's names, e.g. ``Intercept``,
+``skill``, ``skill:gender``; backquote a name that contains ``+``, ``-``, ``*``, ``=`` or
+``,``) with numeric coefficients, e.g. ``"gender = 0, skill:gender = 0"`` or
+``"2*skill - gender = 1"``. A side without ``=`` is set to zero.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import FormulaError, PoolingError, UnsupportedError
+from .pooling import PooledEstimates, TestResult, d1, d2, d3, pool_variance_components
+from .pooling import wald_statistics as _wald
+
+__all__ = ["PooledResult", "parse_hypotheses"]
+
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_COEF_TERM = re.compile(rf"^({_NUMBER})\s*\*\s*(.+)$")
+_TERM_COEF = re.compile(rf"^(.+?)\s*\*\s*({_NUMBER})$")
+_RULE = 88
+
+
+# --------------------------------------------------------------------------------------
+# linear hypotheses
+
+
+def _split_signed(text: str) -> list[tuple[float, str]]:
+    """Split a linear combination at top-level ``+``/``-`` into (sign, chunk) pairs."""
+    out: list[tuple[float, str]] = []
+    depth, tick, sign, start = 0, False, 1.0, 0
+    for i, ch in enumerate(text):
+        if ch == "`":
+            tick = not tick
+        if tick:
+            continue
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and ch in "+-":
+            prev = text[:i].rstrip()
+            if prev and (prev[-1] in "eE" and re.search(r"\d[eE]$", prev)):
+                continue  # exponent of a number such as 1e-3
+            if prev and prev[-1] == "*":
+                continue  # sign of a coefficient after '*'
+            out.append((sign, text[start:i]))
+            sign, start = (1.0 if ch == "+" else -1.0), i + 1
+    out.append((sign, text[start:]))
+    return [(s, c.strip()) for s, c in out if c.strip() or s < 0]
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` at ``sep`` outside parentheses, brackets and backquotes."""
+    parts, depth, tick, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == "`":
+            tick = not tick
+        elif not tick and ch in "([":
+            depth += 1
+        elif not tick and ch in ")]":
+            depth -= 1
+        elif not tick and depth == 0 and ch == sep:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _side(text: str, names: Sequence[str], full: str) -> tuple[np.ndarray, float]:
+    """Coefficients on ``names`` and the constant of one side of an equation."""
+    lookup = {n: j for j, n in enumerate(names)}
+    lookup.setdefault("(Intercept)", lookup.get("Intercept", -1))
+    coef, const = np.zeros(len(names)), 0.0
+    chunks = _split_signed(text)
+    if not chunks:
+        raise FormulaError(f"empty side of an equation in the hypothesis {full!r}")
+    for sign, chunk in chunks:
+        if not chunk:
+            raise FormulaError(f"dangling sign in the hypothesis {full!r}")
+        if re.fullmatch(_NUMBER, chunk):
+            const += sign * float(chunk)
+            continue
+        factor, term = 1.0, chunk
+        if (hit := _COEF_TERM.match(chunk)) is not None:
+            factor, term = float(hit.group(1)), hit.group(2).strip()
+        elif (hit := _TERM_COEF.match(chunk)) is not None and hit.group(1).strip() not in lookup:
+            term, factor = hit.group(1).strip(), float(hit.group(2))
+        term = term[1:-1] if len(term) > 1 and term[0] == term[-1] == "`" else term
+        j = lookup.get(term, -1)
+        if j < 0:
+            raise FormulaError(
+                f"{term!r} in the hypothesis {full!r} is not a term of the model; terms: "
+                f"{list(names)}"
+            )
+        coef[j] += sign * factor
+    return coef, const
+
+
+def parse_hypotheses(
+    text: str, names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """Parse linear hypotheses such as ``"gender = 0, skill:gender = 0"``.
+
+    Parameters
+    ----------
+    text : str
+        Equations joined by commas (see the module docstring).
+    names : sequence of str
+        The model's term names.
+
+    Returns
+    -------
+    L : ndarray, shape (r, p)
+    rhs : ndarray, shape (r,)
+        The hypothesis is ``L @ beta = rhs``.
+    dropped : tuple of str or None
+        When every equation is ``c * term = 0`` with distinct terms, those terms (the
+        reduced model drops them; needed by likelihood-based tests), else ``None``.
+
+    Raises
+    ------
+    FormulaError
+        On an unknown term, an equation without a term, or linearly dependent equations.
+
+    Examples
+    --------
+    >>> L, rhs, dropped = parse_hypotheses("b = 0, a - 2*b = 1", ["Intercept", "a", "b"])
+    >>> L.tolist(), rhs.tolist(), dropped
+    ([[0.0, 0.0, 1.0], [0.0, 1.0, -2.0]], [0.0, 1.0], None)
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError(f"a hypothesis must be a non-empty string, got {text!r}")
+    rows, rhs = [], []
+    for eq in _split_top(text, ","):
+        sides = _split_top(eq, "=")
+        if len(sides) > 2 or not eq.strip():
+            raise FormulaError(f"{eq.strip()!r} in {text!r} is not an equation 'lhs = rhs'")
+        left, c_left = _side(sides[0], names, text)
+        right, c_right = _side(sides[1], names, text) if len(sides) == 2 else (0.0, 0.0)
+        row = left - right
+        if not np.any(row):
+            raise FormulaError(f"the equation {eq.strip()!r} in {text!r} involves no term")
+        rows.append(row)
+        rhs.append(c_right - c_left)
+    L = np.array(rows)
+    if np.linalg.matrix_rank(L) < L.shape[0]:
+        raise FormulaError(f"the equations of {text!r} are linearly dependent")
+    rhs_arr = np.array(rhs)
+    single = (np.count_nonzero(L, axis=1) == 1) & (rhs_arr == 0)
+    dropped = None
+    if single.all():
+        cols = [int(np.flatnonzero(row)[0]) for row in L]
+        dropped = tuple(names[j] for j in cols)
+    return L, rhs_arr, dropped
+
+
+# --------------------------------------------------------------------------------------
+# the result
+
+
+class PooledResult:
+    """An analysis fitted on each of ``m`` completed data sets and pooled.
+
+    Made by :func:`mlimpute.analysis.fit` (``imp.fit(formula)``) and
+    :func:`mlimpute.analysis.apply` (``imp.apply(func)``); not constructed by users.
+
+    Attributes
+    ----------
+    pooled : PooledEstimates
+        Rubin's-rules pooling of the estimates (``qbar``, ``ubar``, ``b``, ``t``, ...).
+    names : tuple of str
+        Term names, as formulaic writes them (``Intercept``, ``skill:gender``...).
+    m : int
+        Number of imputations.
+    dfcom : float
+        Complete-data degrees of freedom used for the Barnard-Rubin df.
+    formula : str or None
+        The analysis formula (``None`` for :func:`~mlimpute.analysis.apply`).
+    model : str
+        What was fitted, e.g. ``"linear mixed model (REML)"``.
+    nobs : int or None
+        Rows per completed data set.
+    fits : tuple
+        The ``m`` complete-data fits (``mlimpute._mixedlm.MixedFit``, ``OLSFit``,
+        ``GLMFit`` or what the user's function returned).
+    singular, nonconverged : tuple of int
+        Imputations (1-based) whose fit is singular (on the boundary, by lme4's rule)
+        or whose optimiser did not converge. They are kept in the pooling, counted and
+        shown, never dropped.
+    notes : tuple of str
+        Those problems in words, as shown under the table.
+    """
+
+    def __init__(
+        self,
+        *,
+        estimates: np.ndarray,
+        covariances: np.ndarray,
+        pooled: PooledEstimates,
+        model: str,
+        formula: str | None = None,
+        response: str | None = None,
+        nobs: int | None = None,
+        group: str | None = None,
+        n_groups: int | None = None,
+        fits: Sequence[Any] = (),
+        variance_components: tuple[tuple[str, ...], np.ndarray] | None = None,
+        singular: Sequence[int] = (),
+        nonconverged: Sequence[int] = (),
+        source: Any = None,
+        likelihood: Any = None,
+    ):
+        self.pooled = pooled
+        self.names = pooled.names
+        self.m = pooled.m
+        self.dfcom = pooled.dfcom
+        self.formula = formula
+        self.model = model
+        self.response = response
+        self.nobs = nobs
+        self.group = group
+        self.n_groups = n_groups
+        self.fits = tuple(fits)
+        self.singular = tuple(int(i) for i in singular)
+        self.nonconverged = tuple(int(i) for i in nonconverged)
+        self._estimates = np.array(estimates, dtype=float)
+        self._covariances = np.array(covariances, dtype=float)
+        self._estimates.setflags(write=False)
+        self._covariances.setflags(write=False)
+        self._vc = variance_components
+        self._source = source
+        self._likelihood = likelihood
+
+    # -- tables ---------------------------------------------------------------------------
+    def summary(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Pooled estimates with t-based inference on Barnard-Rubin df.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            ``ci_low``/``ci_high`` bound a two-sided ``1 - alpha`` interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by term, columns
+            ``estimate, se, t, df, p, ci_low, ci_high, riv, lambda, fmi``.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> d = classroom(1, rng=1)
+        >>> imp = d.incomplete.mi.impute(d.imputation, m=5, iterations=10, rng=2)
+        >>> res = imp.fit("grade ~ skill + (1 | class)")
+        >>> list(res.summary().index), list(res.summary().columns[:5])
+        (['Intercept', 'skill'], ['estimate', 'se', 't', 'df', 'p'])
+        """
+        return self.pooled.table(alpha=alpha)
+
+    @property
+    def per_imputation(self) -> pd.DataFrame:
+        """The ``m`` complete-data estimates, one row per imputation (1..m)."""
+        return pd.DataFrame(
+            self._estimates,
+            index=pd.RangeIndex(1, self.m + 1, name="imputation"),
+            columns=pd.Index(self.names, name="term"),
+        )
+
+    def variance_components(self) -> pd.DataFrame:
+        """Variance components averaged over imputations, as mitml reports them.
+
+        Rows, for a model with random part ``(1 + gender | class)``:
+        ``var(Intercept|class)``, ``cov(Intercept,gender|class)``, ``var(gender|class)``,
+        ``var(Residual)`` and ``ICC|class``: the random-effect (co)variances (absolute,
+        lme4's scale), the residual variance and the intra-class correlation
+        ``var(Intercept) / (var(Intercept) + var(Residual))``. Covariances fixed at zero
+        (``||``, separate blocks) are not listed. Each quantity, the ICC included, is
+        computed within each imputation and then averaged (mitml's
+        ``testEstimates(extra.pars = TRUE)``); ``between_sd`` is its standard deviation
+        over the imputations. An OLS fit has ``var(Residual)`` (``RSS / (n - p)``) only.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``estimate, between_sd``.
+
+        Raises
+        ------
+        UnsupportedError
+            For GLMs and for results of ``apply()``, which have no such components.
+        """
+        if self._vc is None:
+            raise UnsupportedError(
+                f"variance components are reported for linear (mixed) models fitted by "
+                f"fit(); this result is a {self.model}."
+            )
+        names, values = self._vc
+        return pool_variance_components(values, names)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Problems with some complete-data fits, in words (kept in the pooling)."""
+        out = []
+        if self.singular:
+            out.append(
+                f"boundary (singular) fit in {len(self.singular)} of {self.m} imputations "
+                f"({_listing(self.singular)}): a random-effect variance is estimated as "
+                "(near) zero or a correlation as +-1 (lme4's isSingular rule)"
+            )
+        if self.nonconverged:
+            out.append(
+                f"the optimiser did not converge in {len(self.nonconverged)} of {self.m} "
+                f"imputations ({_listing(self.nonconverged)}); see .fits[i - 1].messages"
+            )
+        return tuple(out)
+
+    # -- tests ----------------------------------------------------------------------------
+    def test(
+        self,
+        hypothesis: str,
+        method: Literal["D1", "D2", "D3"] = "D1",
+        *,
+        use: Literal["wald", "likelihood"] = "wald",
+        ariv: Literal["default", "positive"] = "default",
+    ) -> TestResult:
+        """Test linear hypotheses on the pooled fixed effects.
+
+        Parameters
+        ----------
+        hypothesis : str
+            E.g. ``"gender = 0, skill:gender = 0"`` (see :func:`parse_hypotheses`).
+        method : {"D1", "D2", "D3"}, default "D1"
+            D1: pooled Wald test (Li, Raghunathan & Rubin 1991; Reiter's df with the
+            result's finite ``dfcom``). D2: combines the ``m`` chi-square statistics,
+            Wald (``use="wald"``) or likelihood-ratio (``use="likelihood"``). D3: Meng &
+            Rubin's likelihood-ratio test.
+        use : {"wald", "likelihood"}, default "wald"
+            Which statistics D2 combines (mitml's ``use``).
+        ariv : {"default", "positive"}
+            For D3: ``"positive"`` truncates a negative ``r`` at zero.
+
+        Returns
+        -------
+        TestResult
+
+        Notes
+        -----
+        D2 with ``use="likelihood"`` and D3 need the hypothesis to set terms to zero
+        (``term = 0, ...``): the reduced model is refitted on every completed data set
+        without those columns of the fixed-effects design, both models by maximum
+        likelihood (REML fits are refitted by ML, as mitml does). D3 is available for
+        linear mixed models, OLS and binomial/Poisson GLMs fitted by ``fit()``.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> d = classroom(1, rng=1)
+        >>> imp = d.incomplete.mi.impute(d.imputation, m=5, iterations=10, rng=2)
+        >>> res = imp.fit("grade ~ skill + (1 | class)")
+        >>> res.test("skill = 0").p < 0.001
+        True
+        """
+        method = _check_method(method, use)
+        L, rhs, dropped = parse_hypotheses(hypothesis, self.names)
+        k = L.shape[0]
+        if method == "D1" or (method == "D2" and use == "wald"):
+            q = self._estimates @ L.T - rhs
+            u = np.einsum("ij,ljk,mk->lim", L, self._covariances, L)
+            if method == "D1":
+                return d1(q, u, dfcom=self.dfcom)
+            return d2(_wald(q, u), k)
+        if dropped is None:
+            raise UnsupportedError(
+                f"likelihood-based tests ({method}"
+                f"{', use=likelihood' if method == 'D2' else ''}) need hypotheses of the form "
+                f"'term = 0, ...' (the reduced model drops those terms); {hypothesis!r} is "
+                "not; use method='D1' or D2 with use='wald'."
+            )
+        full = self._need_likelihood(method)
+        if len(dropped) == len(self.names):
+            raise UnsupportedError("the hypothesis drops every fixed effect; keep at least one.")
+        reduced = full.dropping(dropped)
+        return _likelihood_test(full, reduced, k, method, ariv)
+
+    def compare(
+        self,
+        reduced: PooledResult,
+        method: Literal["D1", "D2", "D3"] = "D1",
+        *,
+        use: Literal["wald", "likelihood"] = "wald",
+        ariv: Literal["default", "positive"] = "default",
+    ) -> TestResult:
+        """Compare this model with a nested ``reduced`` one (mitml's ``testModels``).
+
+        Parameters
+        ----------
+        reduced : PooledResult
+            A model fitted to the same imputations whose terms are a subset of this one's.
+        method : {"D1", "D2", "D3"}, default "D1"
+            D1 and D2 (``use="wald"``) test the fixed effects this model has and
+            ``reduced`` lacks; D2 with ``use="likelihood"`` and D3 compare the two models'
+            likelihoods and so also test random parts (D3 refits REML fits by ML; the
+            number of parameters tested is the difference in parameter counts).
+        use, ariv
+            As in :meth:`test`.
+
+        Returns
+        -------
+        TestResult
+        """
+        if not isinstance(reduced, PooledResult):
+            raise PoolingError(f"compare() needs a PooledResult, got {type(reduced).__name__}.")
+        method = _check_method(method, use)
+        if reduced._source is not self._source or reduced.m != self.m:
+            raise PoolingError(
+                "the two models must be fitted to the same imputations (the same object's "
+                ".fit()/.apply()); these were not."
+            )
+        if self.response != reduced.response:
+            raise PoolingError(
+                f"the models have different responses ({self.response!r} and "
+                f"{reduced.response!r}) and cannot be compared."
+            )
+        missing = [n for n in reduced.names if n not in self.names]
+        if missing:
+            hint = " (call the larger model's compare())" if len(reduced.names) > len(
+                self.names) else ""
+            raise PoolingError(
+                f"the models are not nested: {missing} of the reduced model are not terms of "
+                f"this one{hint}."
+            )
+        if method == "D1" or (method == "D2" and use == "wald"):
+            extra = [n for n in self.names if n not in reduced.names]
+            if not extra:
+                raise PoolingError(
+                    "the models have the same fixed effects; Wald tests (D1, D2 with "
+                    "use='wald') compare fixed effects only; use method='D3' or "
+                    "use='likelihood' to compare their random parts."
+                )
+            return self.test(", ".join(f"`{n}` = 0" for n in extra), method, use=use)
+        full = self._need_likelihood(method)
+        red = reduced._need_likelihood(method)
+        k = full.n_params - red.n_params
+        if k < 1:
+            raise PoolingError(
+                f"the full model must have more parameters than the reduced one; it has "
+                f"{full.n_params}, the reduced model {red.n_params}."
+            )
+        return _likelihood_test(full, red, k, method, ariv)
+
+    def _need_likelihood(self, method: str):
+        if self._likelihood is None:
+            raise UnsupportedError(
+                f"{method} on likelihoods needs the model refitted on every completed data "
+                f"set, which only results of fit() can do; this is a {self.model}. Use D1 or "
+                "D2 with use='wald'."
+            )
+        return self._likelihood
+
+    # -- display --------------------------------------------------------------------------
+    def _header(self) -> list[tuple[str, str]]:
+        rows = [("Model", self.model)]
+        if self.formula:
+            rows.append(("Formula", self.formula))
+        rows.append(("Imputations", str(self.m)))
+        if self.nobs is not None:
+            rows.append(("Observations", str(self.nobs)))
+        if self.group is not None:
+            rows.append(("Groups", f"{self.group} ({self.n_groups})"))
+        rows.append(("Complete-data df", _fmt_num(self.dfcom)))
+        rows.append(("Pooling", "Rubin's rules, Barnard-Rubin df"))
+        return rows
+
+    def _table_strings(self) -> pd.DataFrame:
+        tab = self.summary()
+        out = pd.DataFrame(index=tab.index)
+        for col in ["estimate", "se", "t"]:
+            out[col] = tab[col].map(lambda v: f"{v:.4g}" if abs(v) >= 1e4 else f"{v:.3f}")
+        out["df"] = tab["df"].map(_fmt_num)
+        out["p"] = tab["p"].map(lambda v: "<0.001" if v < 0.001 else f"{v:.3f}")
+        out["[0.025"] = tab["ci_low"].map(lambda v: f"{v:.3f}")
+        out["0.975]"] = tab["ci_high"].map(lambda v: f"{v:.3f}")
+        out["fmi"] = tab["fmi"].map(lambda v: f"{v:.3f}")
+        return out
+
+    def __str__(self) -> str:
+        title = "Multiply imputed analysis"
+        lines = [title.center(_RULE), "=" * _RULE]
+        lines += [f"{k + ':':<18}{v}" for k, v in self._header()]
+        lines.append("-" * _RULE)
+        lines.append(self._table_strings().to_string())
+        if self._vc is not None:
+            lines.append("-" * _RULE)
+            vc = self.variance_components()
+            vc.index.name = "Variance components (mean over imputations)"
+            lines.append(vc.to_string(float_format=lambda v: f"{v:.4f}"))
+        lines.append("=" * _RULE)
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._header()
+        )
+        parts = [
+            "<div><b>Multiply imputed analysis</b>",
+            f"<table>{head}</table>",
+            self._table_strings().to_html(),
+        ]
+        if self._vc is not None:
+            parts.append(self.variance_components().to_html(float_format=lambda v: f"{v:.4f}"))
+        parts += [f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes]
+        parts.append("</div>")
+        return "\n".join(parts)
+
+
+def _likelihood_test(full, reduced, k: int, method: str, ariv: str) -> TestResult:
+    own_f, pooled_f = full.loglik_own(), full.loglik_pooled()
+    own_r = reduced.loglik_own()
+    lr_own = 2.0 * (own_f - own_r)
+    if method == "D2":
+        return d2(lr_own, k)
+    lr_pooled = 2.0 * (pooled_f - reduced.loglik_pooled())
+    return d3(lr_own, lr_pooled, k, ariv=ariv)
+
+
+def _check_method(method: str, use: str) -> str:
+    if method not in ("D1", "D2", "D3"):
+        raise PoolingError(f"method must be 'D1', 'D2' or 'D3', got {method!r}.")
+    if use not in ("wald", "likelihood"):
+        raise PoolingError(f"use must be 'wald' or 'likelihood', got {use!r}.")
+    return method
+
+
+def _listing(items: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (", ..." if len(items) > limit else "")
+
+
+def _fmt_num(v: float) -> str:
+    if np.isinf(v):
+        return "inf"
+    return f"{v:.0f}" if v >= 1e4 or float(v).is_integer() else f"{v:.2f}"
