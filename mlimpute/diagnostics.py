@@ -852,6 +852,10 @@ def convergence_warning(
     :meth:`MultiplyImputed.converged` pass the same value:
     ``imp.converged(threshold=rhat_threshold(m, n_kept, n_traces=K), burn=iterations // 2)``.
 
+    Very short runs have no power: R-hat of rank-normalised draws is bounded, and with 2 or
+    3 chains of 4 or 5 kept draws even chains far apart stay below the critical value (with
+    3 chains, 12 iterations are enough to flag chains stuck at different values).
+
     Slowly mixing chains are flagged as well as chains still drifting from their start:
     autocorrelated healthy chains (AR(1) with coefficient 0.5, 5 chains of 10 draws)
     exceed 1.25 on a single trace about 30 % of the time. Both mean the same remedy: more

@@ -16,13 +16,17 @@ from scipy.signal import lfilter
 
 from mlimpute.diagnostics import (
     MIN_DRAWS,
+    MIN_WARNING_ITERATIONS,
     converged,
+    convergence_warning,
     ess_bulk,
     ess_bulk_array,
     ess_tail,
     ess_tail_array,
     rhat,
     rhat_array,
+    rhat_table,
+    rhat_threshold,
 )
 from mlimpute.errors import DataError, DataTypeError, MlimputeError
 
@@ -357,3 +361,133 @@ def test_rhat_agrees_with_arviz_stats_when_installed():
     # (acov_t N / (N - 1)), Stan and arviz the biased acov_t. A few per cent at N = 300.
     az_bulk = float(array_stats.ess(x, method="bulk"))
     assert ess_bulk_array(x) == pytest.approx(az_bulk, rel=0.05)
+
+
+# ------------------------------------------------------------------------------------------
+# result layer: threshold, table and warning on a MultiplyImputed
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(5, 10, 1), (3, 6, 1), (20, 10, 1), (5, 10, 18)])
+def test_rhat_threshold_is_calibrated_for_iid_chains(m, n, k):
+    # 6000 replicates of k traces: the rate of "some trace above" has sd ~0.003 at 0.05;
+    # the Bonferroni split is conservative for k > 1, so only an upper bound there.
+    rng = np.random.default_rng(100 + m + n + k)
+    r = rhat_array(rng.normal(size=(6000, k, m, n)))
+    rate = np.mean((r > rhat_threshold(m, n, n_traces=k)).any(axis=-1))
+    assert rate < 0.065
+    if k == 1:
+        assert rate > 0.035
+
+
+def test_rhat_threshold_shrinks_with_longer_chains_and_grows_with_more_traces():
+    assert rhat_threshold(5, 10) > rhat_threshold(5, 20) > rhat_threshold(5, 200) > 1.0
+    assert rhat_threshold(5, 10, n_traces=20) > rhat_threshold(5, 10)
+    assert rhat_threshold(5, 10, alpha=0.01) > rhat_threshold(5, 10)
+    assert rhat_threshold(5, 11) == rhat_threshold(5, 10)  # odd: middle draw dropped
+    for bad in ({"m": 0, "n_draws": 10}, {"m": 5, "n_draws": 3}, {"m": 2.5, "n_draws": 10},
+                {"m": 5, "n_draws": 10, "n_traces": 0}, {"m": 5, "n_draws": 10, "alpha": 1}):
+        with pytest.raises(DataError):
+            rhat_threshold(**bad)
+
+
+@pytest.fixture(scope="module")
+def imp():
+    import mlimpute  # noqa: F401  (registers .mi)
+    from mlimpute.datasets import classroom
+
+    c = classroom(2, rng=1)
+    return c.incomplete.mi.impute(c.imputation, m=3, iterations=10, rng=1)
+
+
+def with_traces(imp, rng: np.random.Generator, iterations: int | None = None,
+                edit=None):
+    """A copy of ``imp`` whose traces are replaced by iid normal draws (then edited)."""
+    from mlimpute.imputed import MultiplyImputed
+
+    ds = imp.dataset
+    if iterations is not None:
+        ds = ds.isel(iteration=np.arange(iterations) % ds.sizes["iteration"])
+        ds = ds.assign_coords(iteration=np.arange(1, iterations + 1))
+    ds = ds.copy(deep=True)
+    for name in imp.traces.data_vars:
+        ds[name].values = rng.normal(size=ds[name].shape)
+    if edit is not None:
+        edit(ds)
+    return MultiplyImputed(ds, imp.data, imp.spec, imp.events)
+
+
+def test_rhat_table_lists_every_trace_in_visit_order(imp):
+    table = rhat_table(imp)
+    assert list(table.columns) == ["variable", "trace", "rhat", "finite"]
+    n_params = {v: imp.dataset[f"{v}:params"].shape[-1] for v in imp.variables}
+    assert len(table) == sum(2 + p for p in n_params.values())
+    first = table[table["variable"] == imp.variables[0]]["trace"].tolist()
+    assert first[:2] == ["mean", "sd"]
+    assert first[2:] == imp.dataset[f"{imp.variables[0]}:params"][
+        f"{imp.variables[0]}:param"].to_numpy().tolist()
+    assert table["finite"].all()
+    # Default burn is the first half; matches imp.rhat(burn=5).
+    expected = imp.rhat(burn=5)["mean"].sel(variable="grade").item()
+    got = table.query("variable == 'grade' and trace == 'mean'")["rhat"].item()
+    assert got == pytest.approx(expected)
+    assert rhat_table(imp, burn=0)["rhat"].ne(table["rhat"]).any()
+    with pytest.raises(DataError, match="burn=8"):
+        rhat_table(imp, burn=8)
+
+
+def test_no_warning_for_healthy_chains(imp):
+    rng = np.random.default_rng(7)
+    fake = with_traces(imp, rng, iterations=40)
+    assert convergence_warning(fake) is None
+
+
+def test_warning_names_the_variable_and_parameter_that_did_not_mix(imp):
+    def shift(ds):
+        ds["grade:params"].loc[{"imputation": 2, "grade:param": "var(Residual)"}] += 5.0
+        ds["mean"].loc[{"imputation": 1, "variable": "relation"}] -= 5.0
+
+    fake = with_traces(imp, np.random.default_rng(8), iterations=40, edit=shift)
+    msg = convergence_warning(fake)
+    assert msg is not None
+    assert "grade (var(Residual)" in msg and "relation (mean" in msg
+    assert "Intercept" not in msg
+    assert "21-40" in msg and "iterations=80" in msg
+
+
+def test_warning_reports_non_finite_traces_and_ignores_constant_ones(imp):
+    def edit(ds):
+        ds["sd"].loc[{"imputation": 1, "iteration": 30, "variable": "grade"}] = np.nan
+        ds["relation:params"].loc[{"relation:param": "gender"}] = 0.5  # constant
+
+    fake = with_traces(imp, np.random.default_rng(9), iterations=40, edit=edit)
+    msg = convergence_warning(fake)
+    assert msg is not None and "grade (sd non-finite draws)" in msg
+    assert "relation" not in msg
+
+
+def test_explicit_threshold_and_too_few_iterations(imp):
+    fake = with_traces(imp, np.random.default_rng(10), iterations=40)
+    assert convergence_warning(fake, threshold=1.0) is not None  # some R-hat is above 1
+    assert convergence_warning(fake, threshold=10.0) is None
+
+    def stuck(ds):  # chains 10 apart: R-hat is huge, but 7 iterations are too few to judge
+        ds["mean"].values[:, :, 0] += np.arange(3.0)[:, None] * 10
+
+    short = with_traces(imp, np.random.default_rng(11), MIN_WARNING_ITERATIONS - 1, stuck)
+    assert convergence_warning(short) is None
+    # With 3 chains of 4 kept draws even separated chains stay below the critical value
+    # (rank-normalised R-hat saturates); 6 kept draws are enough.
+    assert convergence_warning(with_traces(imp, np.random.default_rng(11), 8, stuck)) is None
+    enough = with_traces(imp, np.random.default_rng(11), 12, stuck)
+    assert "relation (mean" in convergence_warning(enough)
+
+
+def test_warning_on_a_real_run_uses_the_calibrated_threshold(imp):
+    msg = convergence_warning(imp)
+    table = rhat_table(imp)
+    threshold = max(1.01, rhat_threshold(3, 5, n_traces=len(table)))
+    flagged = (table["rhat"].fillna(0.0) > threshold) | ~table["finite"]
+    assert (msg is None) == (not flagged.any())
+    if msg is not None:
+        assert msg.startswith(f"R-hat above {threshold:.3f} (the value 3 healthy chains")
