@@ -57,6 +57,9 @@ class ChainError(MlimputeError, RuntimeError):
         self.chain = chain
         self.seed_entropy = seed_entropy
 
+    def __reduce__(self):  # picklable across process pools
+        return (type(self), (self.args[0], self.chain, self.seed_entropy))
+
 
 class MlimputeWarning(UserWarning):
     """Non-fatal problems worth the user's attention."""

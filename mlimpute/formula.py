@@ -232,7 +232,7 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
         stripped = chunk.strip()
         if not stripped:
             if k > 0 or not rhs.strip():  # only a leading sign may leave an empty chunk
-                raise FormulaError(_syntax_message(text, "empty term", pos))
+                raise FormulaError(_syntax_message(text, "empty term", pos + len(chunk)))
             continue
         bar = _bar(stripped) if stripped.startswith("(") and stripped.endswith(")") else None
         if "|" in stripped and bar is None:

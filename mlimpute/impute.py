@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -64,9 +65,9 @@ def impute(
     >>> imp.dataset["grade"].shape
     (3, 240)
     """
-    seeds, entropy = chain_seeds(rng, int(m) if isinstance(m, (int, np.integer)) else 1)
-    spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
-                      seed=entropy)
+    spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit)
+    seeds, entropy = chain_seeds(rng, spec.m)
+    spec = replace(spec, seed=entropy)
     data = df.copy()
     plan = build_plan(data, spec)
     results = run_chains(plan, seeds) if spec.variables else []

@@ -34,16 +34,13 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.errors import DataError, DataTypeError
+from mlimpute.plot import IMPUTED_COLOUR, OBSERVED_COLOUR
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["MissingPattern", "missing_pattern"]
-
-# mice's mdc(1) and mdc(2): observed blue, missing red (both at 70 % opacity).
-_OBSERVED_COLOUR = "#006CC2B3"
-_MISSING_COLOUR = "#B61A51B3"
 
 
 class MissingPattern:
@@ -185,7 +182,7 @@ class MissingPattern:
 
         # Row i (pattern i) spans y in [k - i - 1, k - i]: the first pattern on top.
         cells = self._observed[::-1].astype(np.int64)
-        cmap = ListedColormap([_MISSING_COLOUR, _OBSERVED_COLOUR])
+        cmap = ListedColormap([IMPUTED_COLOUR, OBSERVED_COLOUR])  # mice's mdc(2), mdc(1)
         ax.pcolormesh(
             np.arange(n_vars + 1),
             np.arange(n_patterns + 1),

@@ -208,13 +208,13 @@ def _moments(r, Z, seg, scale):
     q = Z.shape[1]
     ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
     Ztr = seg.sum(Z * r[:, None])
-    ok = seg.counts > q + 1
+    diag = ZtZ[:, np.arange(q), np.arange(q)]
+    # clusters that identify all q effects (a column constant 0 within a cluster does not)
+    ok = (seg.counts > q + 1) & np.all(diag > 1e-12 * diag.max(axis=0, initial=0.0), axis=1)
     floor, cap = (0.05 * scale) ** 2, scale**2
     if ok.sum() < 3:
         return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), 1e-12)
-    diag = ZtZ[ok][:, np.arange(q), np.arange(q)]
-    ridge = 1e-8 * diag[:, :, None] * np.eye(q)  # per column: keeps the start scale-free
-    inv = np.linalg.inv(ZtZ[ok] + ridge)
+    inv = np.linalg.pinv(ZtZ[ok], hermitian=True)
     bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
     fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
     inside = np.take(ok, seg.codes)

@@ -1,0 +1,99 @@
+"""Bad input gets an error that names the column, token or cluster at fault."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlimpute
+from mlimpute.datasets import classroom
+from mlimpute.errors import DataError, DataTypeError, FormulaError, SpecificationError
+
+
+@pytest.fixture
+def df():
+    return classroom(2, rng=1, n_classes=6, class_size=5).incomplete
+
+
+def test_unknown_column(df):
+    with pytest.raises(SpecificationError, match=r"unknown column\(s\) \['skil'\]"):
+        df.mi.impute({"grade": "~ skil + (1 | class)", "relation": "~ grade"})
+
+
+def test_incomplete_without_formula_named(df):
+    with pytest.raises(SpecificationError, match=r"\['relation'\]"):
+        df.mi.impute({"grade": "~ skill + (1 | class)"})
+
+
+def test_unknown_method_lists_names(df):
+    with pytest.raises(SpecificationError, match="available: .*2l.norm"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"}, method={"grade": "nope"})
+
+
+def test_multilevel_method_needs_random_part(df):
+    with pytest.raises(SpecificationError, match=r"needs a random part"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"},
+                     method={"grade": "2l.norm"})
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "5"])
+def test_m_and_iterations(df, bad):
+    f = {"grade": "~ skill", "relation": "~ skill"}
+    with pytest.raises(SpecificationError, match="m must be"):
+        df.mi.impute(f, m=bad)
+    with pytest.raises(SpecificationError, match="iterations must be"):
+        df.mi.impute(f, iterations=bad)
+
+
+def test_all_missing_response(df):
+    df = df.assign(relation=np.nan)
+    with pytest.raises(DataError, match="'relation' has no observed value"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"})
+
+
+def test_missing_cluster_ids(df):
+    df = df.copy()
+    df.loc[df.index[3], "class"] = np.nan
+    with pytest.raises(DataError, match="cluster column 'class' has 1 missing"):
+        df.mi.impute({"grade": "~ skill + (1|class)", "relation": "~ skill"})
+
+
+def test_inf_is_an_error_not_missing(df):
+    df = df.copy()
+    df.loc[df.index[0], "skill"] = np.inf
+    with pytest.raises(DataError, match="'skill' has ±inf"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"})
+
+
+def test_duplicated_columns_and_empty_frame(df):
+    dup = pd.concat([df, df[["skill"]]], axis=1)
+    with pytest.raises(DataError, match=r"duplicated column names: \['skill'\]"):
+        dup.mi.impute({"grade": "~ gender"})
+    with pytest.raises(DataError, match="empty"):
+        pd.DataFrame().mi.impute({"grade": "~ 1"})
+
+
+def test_wrong_response_type(df):
+    df = df.assign(relation=pd.Categorical(np.where(df["relation"] > 0, "hi", "lo")))
+    df.loc[df.index[:3], "relation"] = np.nan
+    with pytest.raises(DataTypeError, match="'relation' is binary"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"})
+
+
+def test_formula_errors_propagate(df):
+    with pytest.raises(FormulaError, match="unmatched"):
+        df.mi.impute({"grade": "~ (skill", "relation": "~ skill"})
+    with pytest.raises(mlimpute.UnsupportedError, match="three-level"):
+        df.mi.impute({"grade": "~ skill + (1|class)", "relation": "~ skill + (1|gender)"})
+
+
+def test_visit_must_be_a_permutation(df):
+    f = {"grade": "~ skill", "relation": "~ skill"}
+    with pytest.raises(SpecificationError, match="visit must list"):
+        df.mi.impute(f, visit=["grade"])
+
+
+def test_bad_rng(df):
+    with pytest.raises(SpecificationError, match="rng"):
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"}, rng="seed")
