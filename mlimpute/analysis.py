@@ -47,7 +47,6 @@ import pandas as pd
 import statsmodels.api as sm
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
-from scipy import linalg as sla
 
 from . import _mixedlm
 from .errors import (
@@ -210,20 +209,26 @@ class _Model:
         return np.hstack(mats)
 
     def _check_rank(self, X: np.ndarray, i: int) -> None:
+        """Refuse collinear fixed effects, naming the later column of each dependency.
+
+        As R's ``lm`` (tolerance 1e-7): column ``j`` is aliased when its part orthogonal
+        to the columns before it, ``|R_jj|`` of an unpivoted QR, is below 1e-7 of its norm.
+        """
         n, p = X.shape
         if n <= p:
             raise DataError(
                 f"{self.parsed.text!r} has {p} fixed effects but completed data set {i} only "
                 f"{n} rows."
             )
-        _, r, piv = sla.qr(X, mode="economic", pivoting=True)
-        diag = np.abs(np.diag(r))
-        rank = int(np.sum(diag > diag[0] * max(n, p) * np.finfo(float).eps))
-        if rank < p:
-            aliased = [self.fixed_names[j] for j in piv[rank:]]
+        r = np.linalg.qr(X, mode="r")
+        norms = np.linalg.norm(X, axis=0)
+        aliased = [self.fixed_names[j] for j in range(p)
+                   if abs(r[j, j]) <= 1e-7 * max(norms[j], np.finfo(float).tiny)]
+        if aliased:
             raise SpecificationError(
                 f"the fixed effects of {self.parsed.text!r} are collinear in completed data "
-                f"set {i}: {aliased} are linear combinations of the other columns; drop them."
+                f"set {i}: {aliased} are linear combinations of the columns before them (or "
+                "constant zero); drop them."
             )
 
     # -- fitting --------------------------------------------------------------------------

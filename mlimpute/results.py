@@ -96,12 +96,12 @@ def _side(text: str, names: Sequence[str], full: str) -> tuple[np.ndarray, float
         if re.fullmatch(_NUMBER, chunk):
             const += sign * float(chunk)
             continue
-        factor, term = 1.0, chunk
-        if (hit := _COEF_TERM.match(chunk)) is not None:
-            factor, term = float(hit.group(1)), hit.group(2).strip()
-        elif (hit := _TERM_COEF.match(chunk)) is not None and hit.group(1).strip() not in lookup:
-            term, factor = hit.group(1).strip(), float(hit.group(2))
-        term = term[1:-1] if len(term) > 1 and term[0] == term[-1] == "`" else term
+        factor, term = 1.0, _unquote(chunk)
+        if term not in lookup:
+            if (hit := _COEF_TERM.match(chunk)) is not None:
+                factor, term = float(hit.group(1)), _unquote(hit.group(2))
+            elif (hit := _TERM_COEF.match(chunk)) is not None:
+                term, factor = _unquote(hit.group(1)), float(hit.group(2))
         j = lookup.get(term, -1)
         if j < 0:
             raise FormulaError(
@@ -110,6 +110,11 @@ def _side(text: str, names: Sequence[str], full: str) -> tuple[np.ndarray, float
             )
         coef[j] += sign * factor
     return coef, const
+
+
+def _unquote(term: str) -> str:
+    term = term.strip()
+    return term[1:-1] if len(term) > 1 and term[0] == term[-1] == "`" else term
 
 
 def parse_hypotheses(
