@@ -95,8 +95,7 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
 def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
     """Run one chain for ``plan.spec.iterations`` iterations from its own seed."""
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            return _run_chain(plan, np.random.default_rng(seed))
+        return _run_chain(plan, np.random.default_rng(seed))
     except (KeyboardInterrupt, ChainError):
         raise
     except Exception as exc:
@@ -143,5 +142,7 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
-    """Run every chain serially (executors come with the parallel back-ends)."""
-    return [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+    """Run every chain serially, BLAS pinned to one thread (small matrices: threads only
+    cost; executors come with the parallel back-ends)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return [run_chain(plan, k, s) for k, s in enumerate(seeds)]

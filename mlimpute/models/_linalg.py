@@ -120,14 +120,15 @@ def draw_precision_batched(
 def solve_spd(prec: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``P⁻¹h`` and the lower Cholesky factor of one p×p SPD matrix P."""
     L = np.linalg.cholesky(prec)
-    return sla.cho_solve((L, True), h), L
+    return sla.cho_solve((L, True), h, check_finite=False), L
 
 
 def draw_chol(rng: np.random.Generator, L: np.ndarray, mean: np.ndarray,
               scale: float = 1.0) -> np.ndarray:
     """Draw ``N(mean, scale·(L L')⁻¹)`` given the Cholesky factor L of the precision."""
     z = rng.standard_normal(mean.shape[0])
-    return mean + np.sqrt(scale) * sla.solve_triangular(L, z, lower=True, trans="T")
+    return mean + np.sqrt(scale) * sla.solve_triangular(L, z, lower=True, trans="T",
+                                                        check_finite=False)
 
 
 def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.ndarray:
