@@ -802,7 +802,11 @@ def rhat_table(imp: MultiplyImputed, *, burn: int | None = None) -> pd.DataFrame
 
 
 def convergence_warning(
-    imp: MultiplyImputed, threshold: float | None = None, *, alpha: float = 0.05
+    imp: MultiplyImputed,
+    threshold: float | None = None,
+    *,
+    alpha: float = 0.05,
+    params: bool = True,
 ) -> str | None:
     """A message naming the traces whose chains have not mixed, or None.
 
@@ -821,6 +825,9 @@ def convergence_warning(
         iterations in the second half.
     alpha : float, default 0.05
         Level of the default threshold; ignored when ``threshold`` is given.
+    params : bool, default True
+        Check the model parameters too; with False only the chain mean and SD of the
+        imputed values are checked (and counted in ``K``).
 
     Returns
     -------
@@ -881,6 +888,8 @@ def convergence_warning(
         return None
     burn = n_iter // 2
     table = rhat_table(imp, burn=burn)
+    if not params:
+        table = table[table["trace"].isin(["mean", "sd"]).to_numpy()]
     m = traces.sizes["imputation"]
     if threshold is None:
         threshold = max(1.01, rhat_threshold(m, n_iter - burn, n_traces=len(table),

@@ -453,6 +453,9 @@ def test_warning_names_the_variable_and_parameter_that_did_not_mix(imp):
     assert "grade (var(Residual)" in msg and "relation (mean" in msg
     assert "Intercept" not in msg
     assert "21-40" in msg and "iterations=80" in msg
+    only_values = convergence_warning(fake, params=False)
+    assert "relation (mean" in only_values and "grade" not in only_values
+    assert "over 4 traces" in only_values
 
 
 def test_warning_reports_non_finite_traces_and_ignores_constant_ones(imp):
