@@ -1,68 +1,286 @@
-"""The ``mlimpute`` command line."""
+"""The ``mlimpute`` command line.
+
+Commands::
+
+    mlimpute demo [--out DIR]                  impute the seed's classroom data, pool an analysis
+    mlimpute run spec.toml                     run a specification file
+    mlimpute init data.csv --cluster class     print a default specification to edit
+    mlimpute describe data.csv --cluster class descriptives per variable
+    mlimpute pattern data.csv                  the missing-data pattern
+
+User errors (missing file, bad TOML, unknown column, bad formula...) print one line
+``mlimpute: error: ...`` and exit with status 2; ``--verbose`` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import secrets
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
-from .errors import MlimputeError
+import pandas as pd
+
+from .errors import MlimputeError, MlimputeWarning
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = ["main"]
 
+_USER_ERRORS = (MlimputeError, FileNotFoundError, IsADirectoryError, PermissionError,
+                tomllib.TOMLDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
 
+
+def _err(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+@contextmanager
+def _warnings_as_lines(verbose: bool) -> Iterator[None]:
+    """Show mlimpute warnings as ``mlimpute: warning: ...`` lines; others only if verbose."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                text = str(w.message)
+                if text in seen:
+                    continue
+                seen.add(text)
+                if issubclass(w.category, MlimputeWarning):
+                    _err(f"mlimpute: warning: {text}")
+                elif verbose:
+                    _err(f"mlimpute: {w.category.__name__}: {text}")
+
+
+def _written(paths: list[Path]) -> list[str]:
+    """``wrote ...`` lines; a run of files in one directory with one suffix on one line."""
+    if len(paths) <= 3:
+        return [f"wrote {p}" for p in paths]
+    lines, i = [], 0
+    while i < len(paths):
+        j = i
+        while j + 1 < len(paths) and _shape(paths[j + 1]) == _shape(paths[i]):
+            j += 1
+        if j - i >= 2:
+            lines.append(f"wrote {paths[i]} ... {paths[j].name} ({j - i + 1} files)")
+        else:
+            lines += [f"wrote {p}" for p in paths[i:j + 1]]
+        i = j + 1
+    return lines
+
+
+def _shape(p: Path) -> tuple[Path, str]:
+    return p.parent, re.sub(r"\d+", "#", p.name)
+
+
+def _print_result(result, log: Callable[[str], None] = print) -> None:
+    if result.pooled is None:
+        return
+    log(f"\n{result.pooled}")
+    for hypothesis, t in result.tests.items():
+        log(f"Test {hypothesis!r} ({t.method}): F = {t.statistic:.3f} on {t.df1:g} and "
+            f"{t.df2:.1f} df, p = {t.p:.4g}, riv = {t.riv:.3f}")
+
+
+# ------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    import warnings
-
-    import mlimpute
-    from mlimpute.datasets import classroom
+    from .datasets import classroom
+    from .specfile import AnalysisSpec, OutputSpec, StudySpec, run
 
     data = classroom(1, rng=args.seed)
     df = data.incomplete
     print("mlimpute demo: the seed's experiment 1 (Jacobusse, IMPS 2005)")
     print(f"  {df['class'].nunique()} classes, {len(df)} children; "
           f"{df['grade'].isna().mean():.0%} of 'grade' missing completely at random\n")
-    t0 = time.perf_counter()
-    imp = mlimpute.impute(df, data.imputation, m=args.m, iterations=args.iterations,
-                          rng=args.seed)
-    print(f"{imp}\n  ({time.perf_counter() - t0:.2f} s)\n")
-    first = imp.imputed("grade").head(5).round(2)
-    print("First imputed cells of 'grade' (rows = children, columns = imputations):")
-    print(first.to_string(), "\n")
+    study = StudySpec(
+        formulas=data.imputation, m=args.m, iterations=args.iterations, seed=args.seed,
+        analysis=AnalysisSpec(data.formula), version=_version(),
+    )
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "classroom.csv", index=False)
+        study = replace(study, data="classroom.csv", base_dir=out,
+                        output=OutputSpec("imputations.nc", "completed_{i}.csv", "pooled.csv"))
+        study.write(out / "spec.toml")
     t0 = time.perf_counter()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = imp.fit(data.formula)
-    print(f"Pooled analysis {data.formula!r} ({time.perf_counter() - t0:.2f} s):")
-    print(res)
+        warnings.simplefilter("ignore")  # a demo: the R-hat of short chains, MixedLM notes
+        result = run(study, df)
+    imp = result.imputed
+    print(f"{imp}\n  ({time.perf_counter() - t0:.2f} s, imputation and pooled analysis)\n")
+    print("First imputed cells of 'grade' (rows = children, columns = imputations):")
+    print(imp.imputed("grade").iloc[:5, :8].round(2).to_string())
+    _print_result(result)
     print("\nTrue values:", ", ".join(f"{k} = {v:g}" for k, v in data.truth.items()))
+    if args.out is None:
+        print("\nSave the data, specification, imputations, completed data and pooled table "
+              "with --out DIR.")
+    else:
+        print(f"\nWrote {args.out}/: classroom.csv, spec.toml, imputations.nc, "
+              f"completed_1..{imp.m}.csv, pooled.csv. "
+              f"`mlimpute run {Path(args.out) / 'spec.toml'}` repeats the run.")
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .specfile import read_spec, run
+
+    study = read_spec(args.spec)
+    log = (lambda _: None) if args.quiet else print
+    t0 = time.perf_counter()
+    with _warnings_as_lines(args.verbose):
+        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log)
+    for line in _written(result.written):
+        log(line)
+    _print_result(result, print)
+    log(f"({time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    from .errors import SpecificationError
+    from .io import read_data
+
+    df = read_data(path)
+    for c in columns or []:
+        if c is not None and c not in df.columns:
+            raise SpecificationError(f"column {c!r} is not in {path!r}; its columns are "
+                                     f"{list(df.columns)}")
+    return df
+
+
+def _describe(args: argparse.Namespace) -> int:
+    df = _read(args.data, [args.cluster])
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(df.mi.describe(cluster=args.cluster).to_string())
+    return 0
+
+
+def _pattern(args: argparse.Namespace) -> int:
+    df = _read(args.data)
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(repr(df.mi.pattern()))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .specfile import init_spec
+
+    df = _read(args.data, [args.cluster])
+    seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
+    data = Path(args.data)
+    if args.output is not None and not data.is_absolute():
+        data = Path(os.path.relpath(data.resolve(), Path(args.output).resolve().parent))
+    text = init_spec(df, cluster=args.cluster, data=data.as_posix(), m=args.m,
+                     iterations=args.iterations, seed=seed)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}`")
+    return 0
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------------------------------
+# parser
+# ------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlimpute",
                                 description="Multilevel multiple imputation for Python.")
     p.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="impute the seed's classroom data and pool an analysis")
+    p.add_argument("--version", action="version", version=f"mlimpute {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors and all warnings")
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="impute the seed's classroom data and pool an analysis",
+                          description="Impute the seed's classroom data (experiment 1) with a "
+                          "random-intercept model and print the pooled analysis. Nothing is "
+                          "written unless --out is given.")
     demo.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     demo.add_argument("--iterations", type=int, default=20)
     demo.add_argument("--seed", type=int, default=2005)
+    demo.add_argument("--out", metavar="DIR", help="write the data, spec.toml, imputations.nc, "
+                      "completed_{i}.csv and pooled.csv into DIR")
     demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", parents=[common], help="run a specification file (TOML)",
+                         description="Read the data, impute, write the imputation file and "
+                         "completed data, and pool the [analysis] if the file has one.")
+    run.add_argument("spec", help="the specification file, e.g. spec.toml")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    init = sub.add_parser("init", parents=[common],
+                          help="print a default specification for a data file",
+                          description="Write a default specification to review: every "
+                          "incomplete numeric column imputed from all other columns.")
+    init.add_argument("data", help="CSV, parquet, Stata or SPSS file")
+    init.add_argument("--cluster", help="the grouping column (e.g. class)")
+    init.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
+    init.add_argument("--iterations", type=int, default=20)
+    init.add_argument("--seed", type=int, help="root seed (default: a random one, written)")
+    init.add_argument("-o", "--output", metavar="FILE",
+                      help="write to FILE (data path made relative to it) instead of stdout")
+    init.set_defaults(func=_init)
+
+    desc = sub.add_parser("describe", parents=[common], help="descriptives per variable")
+    desc.add_argument("data")
+    desc.add_argument("--cluster", help="the grouping column: ICCs and levels")
+    desc.set_defaults(func=_describe)
+
+    pat = sub.add_parser("pattern", parents=[common], help="the missing-data pattern")
+    pat.add_argument("data")
+    pat.set_defaults(func=_pattern)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mlimpute`` console script."""
+    """Entry point of the ``mlimpute`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except MlimputeError as exc:
+    except _USER_ERRORS as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"mlimpute: error: {exc}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename:
+            msg = f"{exc.strerror}: {str(exc.filename)!r}"
+        else:
+            msg = str(exc)
+        _err(f"mlimpute: error: {msg}")
         return 2
+    except BrokenPipeError:  # e.g. `mlimpute pattern data.csv | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:  # pragma: no cover
+        _err("mlimpute: interrupted")
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
