@@ -45,9 +45,10 @@ import pandas as pd
 import xarray as xr
 
 from .errors import DataError, DataTypeError, MlimputeWarning, UnsupportedError
-from .formula import parse_formula
+from .formula import ParsedFormula, RandomBlock, parse_formula
 from .imputed import MultiplyImputed
 from .spec import ImputationSpec, VariableSpec
+from .specfile import formula_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -252,7 +253,8 @@ def _dumps(x: Any, what: str) -> str:
 def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
     """The specification as JSON-ready builtins; :func:`spec_from_dict` inverts it.
 
-    Formulas are kept as text (``str(formula)``, what was used) and the user's original text.
+    Each formula is kept as the user's text, as the text of what was used
+    (:func:`mlimpute.specfile.formula_text`) and as its parsed fields.
 
     Examples
     --------
@@ -268,7 +270,8 @@ def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
         value = getattr(spec, f.name)
         if f.name == "variables":
             value = [
-                {"name": v.name, "formula": _rhs(v.formula), "text": v.formula.text,
+                {"name": v.name, "formula": formula_text(v.formula), "text": v.formula.text,
+                 "parsed": _formula_fields(v.formula),
                  **{g.name: _plain(getattr(v, g.name)) for g in fields(v)
                     if g.name not in ("name", "formula")}}
                 for v in value
@@ -277,26 +280,39 @@ def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
     return out
 
 
-def _rhs(formula) -> str:
-    """``"~ ..."``: the formula as used, without its response (which the key names)."""
-    return "~" + str(formula).split("~", 1)[1]
+def _formula_fields(formula: ParsedFormula) -> dict[str, Any]:
+    out = {f.name: getattr(formula, f.name) for f in fields(formula)}
+    out["random"] = [{g.name: getattr(b, g.name) for g in fields(b)} for b in formula.random]
+    return _plain(out)
+
+
+def _formula_from(v: dict[str, Any]) -> ParsedFormula:
+    """Re-parse the user's text (validates it), then restore the fields exactly as used."""
+    parsed = dict(v.get("parsed") or {})
+    if not parsed:  # only the formula as used: parse it, keep the user's text
+        f = parse_formula(v["formula"], v["name"])
+        return replace(f, text=v["text"]) if v.get("text") else f
+    f = parse_formula(v.get("text") or v["formula"], v["name"])
+    if "random" in parsed:
+        parsed["random"] = tuple(RandomBlock(**b) for b in parsed["random"])
+    known = {g.name for g in fields(ParsedFormula)}
+    return replace(f, **{k: _freeze(x) for k, x in parsed.items() if k in known})
 
 
 def spec_from_dict(d: dict[str, Any]) -> ImputationSpec:
     """Rebuild an :class:`~mlimpute.spec.ImputationSpec` from :func:`spec_to_dict` output.
 
-    Formulas are re-parsed with :func:`mlimpute.parse_formula`; keys this version does not
-    know are ignored.
+    Formulas are re-parsed from the user's text with :func:`mlimpute.parse_formula` (which
+    validates them), then given the parsed fields stored with them, so the formula is
+    exactly the one used (e.g. without the random part a single-level method dropped).
+    Keys this version does not know are ignored.
     """
     known_v = {g.name for g in fields(VariableSpec)}
     variables = []
     for v in d.get("variables", []):
-        f = parse_formula(v["formula"], v["name"])
-        if v.get("text") and v["text"] != f.text:
-            f = replace(f, text=v["text"])
         extra = {k: _freeze(x) for k, x in v.items()
                  if k in known_v and k not in ("name", "formula")}
-        variables.append(VariableSpec(name=v["name"], formula=f, **extra))
+        variables.append(VariableSpec(name=v["name"], formula=_formula_from(v), **extra))
     known = {g.name for g in fields(ImputationSpec)}
     kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k != "variables"}
     return ImputationSpec(variables=tuple(variables), **kwargs)

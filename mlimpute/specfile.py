@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .errors import FormulaError, MlimputeError, MlimputeWarning, SpecificationError
-from .formula import parse_formula
+from .formula import ParsedFormula, parse_formula
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,6 +75,7 @@ __all__ = [
     "read_spec",
     "loads_spec",
     "spec_to_toml",
+    "formula_text",
     "default_formulas",
     "init_spec",
     "run",
@@ -210,7 +211,8 @@ class StudySpec:
             analysis = AnalysisSpec(**{k: tuple(v) if k == "tests" else v
                                        for k, v in analysis.items()})
         return cls(
-            formulas=dict(spec.formulas), methods=dict(spec.methods), cluster=spec.cluster,
+            formulas={v.name: formula_text(v.formula) for v in spec.variables},
+            methods=dict(spec.methods), cluster=spec.cluster,
             m=spec.m, iterations=spec.iterations, seed=spec.seed, visit=tuple(spec.visit),
             data=os.fspath(data) if data is not None else None,
             columns=tuple(columns) if columns is not None else None,
@@ -626,10 +628,38 @@ def spec_to_toml(spec: ImputationSpec, **extras) -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# defaults for `mlimpute init`
+# formulas as text
 # ------------------------------------------------------------------------------------------
 def _term(name: str) -> str:
     return name if _IDENT.fullmatch(name) else f"`{name}`"
+
+
+def formula_text(formula: ParsedFormula) -> str:
+    """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
+
+    Unlike ``str(formula)``, column names that are not identifiers are backquoted in
+    ``cmean()`` and in the grouping factor.
+
+    Examples
+    --------
+    >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
+    '~ x + cmean(`a b`) + (1 | `my class`)'
+    """
+    fixed = re.sub(r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})",
+                   formula.fixed).strip()
+    parts = [fixed] if fixed not in {"", "1"} else ["1"]
+    for block in formula.random:
+        bar = "|" if block.correlated else "||"
+        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
+    return "~ " + " + ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------
+# defaults for `mlimpute init`
+# ------------------------------------------------------------------------------------------
+
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
 def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, str]:
@@ -659,11 +689,10 @@ def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, 
                                  f"{list(df.columns)}")
     info = describe(df, cluster=cluster)
     missing = df.isna().sum()
-    kinds = {c: column_kind(df[c]) for c in df.columns}
-    usable = [c for c in df.columns if c != cluster and kinds[c] != "other"
-              and (missing[c] == 0 or kinds[c] == "numeric")]
-    targets = [c for c in df.columns if c != cluster and missing[c] > 0
-               and kinds[c] == "numeric"]
+    numeric = {c: _is_number(df[c]) for c in df.columns}
+    usable = [c for c in df.columns if c != cluster and column_kind(df[c]) != "other"
+              and (missing[c] == 0 or numeric[c])]
+    targets = [c for c in df.columns if c != cluster and missing[c] > 0 and numeric[c]]
     out = {}
     for y in targets:
         terms = [_term(c) for c in usable if c != y]
