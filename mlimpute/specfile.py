@@ -598,7 +598,7 @@ def spec_to_toml(spec: ImputationSpec, **extras) -> str:
     >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
     >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=3)
     >>> print(spec_to_toml(imp.spec, data="classroom.csv"))  # doctest: +ELLIPSIS
-    # mlimpute specification: ...
+    # mlimpute specification of a finished run: ...
     <BLANKLINE>
     mlimpute_version = "..."
     <BLANKLINE>
