@@ -25,6 +25,7 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types.factor import Factor
 from scipy import linalg as sla
 
+from .codec import decode
 from .errors import FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
 from .models._linalg import Segments
@@ -79,12 +80,23 @@ class Layout:
 
 
 class Values(dict):
-    """The current completed numeric columns of one chain (sorted order), plus cmeans."""
+    """The current completed columns of one chain (sorted order; codes for categories).
 
-    def __init__(self, layout: Layout, *args, **kwargs):
+    ``like`` maps a categorical variable to a Series of its dtype, used to decode codes
+    when formulaic re-evaluates a term (the slow refresh path).
+    """
+
+    def __init__(self, layout: Layout, *args, like: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.layout = layout
+        self.like = like or {}
         self._cmean: dict[str, np.ndarray] = {}
+
+    def frame_value(self, name: str):
+        """The current column as formulaic should see it (decoded categories)."""
+        if name in self.like:
+            return decode(self[name], self.like[name])
+        return self[name]
 
     def touch(self, name: str) -> None:
         """Forget cached cluster means of ``name`` after its imputed values changed."""
@@ -144,7 +156,7 @@ class Block:
             frame = static.copy(deep=False)
             for name in values:
                 if name in frame:
-                    frame[name] = values[name]
+                    frame[name] = values.frame_value(name)
             for var in values:
                 col = cmean_column(var)
                 if col in frame:
@@ -221,6 +233,7 @@ def build_model_data(
     observed: np.ndarray,
     layout: Layout,
     dynamic: set[str],
+    y: np.ndarray | None = None,
 ) -> ModelData:
     """Materialise ``parsed`` on the (sorted, filled) ``template`` for one response.
 
@@ -236,13 +249,17 @@ def build_model_data(
     layout : Layout
     dynamic : set of str
         Imputed variables and the ``cmean(...)`` columns of imputed variables.
+    y : ndarray, optional
+        The response as the model sees it (values or category codes, sorted order);
+        default: the template column as floats.
 
     Notes
     -----
     Fixed-effect columns that are constant or linearly dependent on the observed rows are
     dropped (pivoted QR, tolerance 1e-7 relative), each with an event, as mice does.
     """
-    y = template[parsed.response].to_numpy(dtype=np.float64)
+    if y is None:
+        y = template[parsed.response].to_numpy(dtype=np.float64)
     obs_idx = np.flatnonzero(observed)
     mis_idx = np.flatnonzero(~observed)
     names, X, fast, slow, spec = _materialise(parsed.fixed, template, parsed, dynamic)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from .codec import categories, decode, encode
 from .design import Layout, ModelData, Values, build_model_data
 from .errors import ChainError
 from .formula import cmean_column
@@ -40,6 +41,7 @@ class Plan:
     data: dict[str, ModelData]
     models: dict[str, object]
     start: dict[str, np.ndarray]
+    like: dict[str, pd.Series] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 
     @property
@@ -72,24 +74,27 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     cols = [c for c in df.columns if c in used]
     static = df[cols].iloc[layout.order].reset_index(drop=True)
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
-    start = {}
+    start, like = {}, {}
     for name in names:
-        x = static[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        x = encode(static[name])
         observed = ~np.isnan(x)
         start[name] = x
         x = x.copy()
         x[~observed] = fill_rng.choice(x[observed], size=int((~observed).sum()))
-        static[name] = x
+        if categories(static[name]) is not None:
+            like[name] = static[name].iloc[:0]
+        static[name] = decode(x, static[name])
     for c in sorted(cmeans):
         static[cmean_column(c)] = layout.cluster_mean(static[c].to_numpy(dtype=np.float64))
     dynamic = set(names) | {cmean_column(n) for n in names}
     data, models, events = {}, {}, list(spec.events)
     for v in spec.variables:
         observed = ~np.isnan(start[v.name])
-        data[v.name] = build_model_data(v.formula, static, observed, layout, dynamic)
+        data[v.name] = build_model_data(v.formula, static, observed, layout, dynamic,
+                                        y=start[v.name])
         models[v.name] = get_model(v.method).factory()
         events += data[v.name].events
-    return Plan(spec, layout, static, data, models, start, events)
+    return Plan(spec, layout, static, data, models, start, like, events)
 
 
 def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
@@ -109,7 +114,7 @@ def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResu
 def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
     names = plan.names
     T = plan.spec.iterations
-    values = Values(plan.layout)
+    values = Values(plan.layout, like=plan.like)
     for name in names:
         x = plan.start[name].copy()
         mis = np.isnan(x)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .codec import decode, encode
 from .errors import SpecificationError
 from .spec import ImputationSpec
 
@@ -136,14 +137,9 @@ class MultiplyImputed:
         for name in self.variables:
             da = self.dataset[name]
             pos = da[row_dim(name)].to_numpy()
-            dtype = out[name].dtype
-            col = np.array(out[name].to_numpy(dtype=np.float64, na_value=np.nan))
-            vals = da.isel(imputation=i - 1).to_numpy()
-            if pd.api.types.is_integer_dtype(dtype):
-                vals = np.round(vals)
-            col[pos] = vals
-            out[name] = pd.array(col, dtype=dtype) if isinstance(
-                dtype, pd.api.extensions.ExtensionDtype) else col.astype(dtype)
+            col = encode(out[name])
+            col[pos] = da.isel(imputation=i - 1).to_numpy()
+            out[name] = decode(col, out[name])
         return out
 
     def __iter__(self) -> Iterator[pd.DataFrame]:

@@ -21,10 +21,19 @@ from .errors import (
     SpecificationError,
     UnsupportedError,
 )
+from .codec import column_kind
 from .formula import ParsedFormula, parse_formula
 from .models import get_model
 
-__all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind"]
+__all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "DEFAULT_METHODS"]
+
+#: Default model per kind of variable: (multilevel formula, single-level formula).
+DEFAULT_METHODS = {
+    "numeric": ("2l.norm", "norm"),
+    "binary": ("2l.bin", "bin"),
+    "ordinal": ("2l.ordinal", "ordinal"),
+    "nominal": ("2l.nominal", "nominal"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,22 +91,6 @@ class ImputationSpec:
                  f"cluster={self.cluster!r}, seed={self.seed})"]
         lines += [f"  {v}" for v in self.variables]
         return "\n".join(lines)
-
-
-def column_kind(s: pd.Series) -> str:
-    """``"numeric"``, ``"binary"``, ``"ordinal"``, ``"nominal"`` or ``"other"``."""
-    dtype = s.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        if len(dtype.categories) == 2:
-            return "binary"
-        return "ordinal" if dtype.ordered else "nominal"
-    if pd.api.types.is_bool_dtype(dtype):
-        return "binary"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "numeric"
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
-        return "nominal"
-    return "other"
 
 
 def _check_frame(df: pd.DataFrame) -> None:
@@ -211,8 +204,8 @@ def build_spec(
 
     used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
     for c in used:
-        kind = column_kind(df[c])
-        if kind == "numeric":
+        dtype = df[c].dtype
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
             vals = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isinf(vals).any():
                 raise DataError(
@@ -228,9 +221,12 @@ def build_spec(
             continue
         if missing[name] == len(df):
             raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
-        meth = method.get(name, "2l.norm" if f.is_multilevel else "norm")
-        info = get_model(meth)
         kind = column_kind(df[name])
+        if kind == "other":
+            raise DataTypeError(f"column {name!r} has dtype {df[name].dtype}, which cannot be "
+                                "imputed (numeric, bool and categorical columns can)")
+        meth = method.get(name, DEFAULT_METHODS[kind][0 if f.is_multilevel else 1])
+        info = get_model(meth)
         if kind not in info.kinds:
             raise DataTypeError(
                 f"column {name!r} is {kind} (dtype {df[name].dtype}); method {meth!r} imputes "
@@ -248,10 +244,11 @@ def build_spec(
             if column_kind(df[p]) == "other":
                 raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
                                     f"{df[p].dtype}")
-            if missing[p] > 0 and column_kind(df[p]) != "numeric":
-                raise UnsupportedError(
-                    f"predictor {p!r} of {name!r} is incomplete and {column_kind(df[p])}; "
-                    "imputing non-numeric variables is not supported yet"
+        for c in f.cmeans:
+            if column_kind(df[c]) not in ("numeric", "binary"):
+                raise DataTypeError(
+                    f"cmean({c}) in the formula for {name!r}: {c!r} is "
+                    f"{column_kind(df[c])}; cluster means need a numeric or binary column"
                 )
         specs.append(VariableSpec(name, f, meth))
 

@@ -78,7 +78,11 @@ def test_wrong_response_type(df):
     df = df.assign(relation=pd.Categorical(np.where(df["relation"] > 0, "hi", "lo")))
     df.loc[df.index[:3], "relation"] = np.nan
     with pytest.raises(DataTypeError, match="'relation' is binary"):
-        df.mi.impute({"grade": "~ skill", "relation": "~ skill"})
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"}, method={"relation": "norm"})
+    dates = df.assign(relation=pd.Timestamp("2020-01-01"))
+    dates.loc[dates.index[:3], "relation"] = pd.NaT
+    with pytest.raises(DataTypeError, match="'relation' has dtype"):
+        dates.mi.impute({"grade": "~ skill", "relation": "~ skill"})
 
 
 def test_formula_errors_propagate(df):

@@ -18,6 +18,7 @@ __all__ = [
     "Segments",
     "chol_batched",
     "forward_batched",
+    "backward_batched",
     "draw_precision_batched",
     "solve_spd",
     "draw_chol",
@@ -93,7 +94,7 @@ def forward_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def _backward_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+def backward_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve L' x = b for a stack of lower-triangular L (J, q, q), b (J, q)."""
     q = L.shape[-1]
     x = np.empty_like(b)
@@ -114,7 +115,7 @@ def draw_precision_batched(
         p = prec[:, 0, 0]
         return (h[:, 0] / p + z[:, 0] / np.sqrt(p))[:, None]
     L = chol_batched(prec)
-    return _backward_t(L, forward_batched(L, h) + z)
+    return backward_batched(L, forward_batched(L, h) + z)
 
 
 def solve_spd(prec: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

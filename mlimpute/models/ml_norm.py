@@ -56,10 +56,12 @@ import numpy as np
 
 from . import register
 from ._linalg import (
+    backward_batched,
     chol_batched,
     draw_chol,
     draw_precision_batched,
     forward_batched,
+    inv_gamma,
     inv_wishart,
     solve_spd,
 )
@@ -77,6 +79,8 @@ class MultilevelNormState:
     psi: np.ndarray  # (q, q)
     alpha: np.ndarray  # (q,) working scales of the parameter expansion
     scale: np.ndarray  # (q,) prior scales A_k
+    beta_mean: np.ndarray | None = None  # E[β | σ², Ψ, y] (for predictive mean matching)
+    b_mean: np.ndarray | None = None  # E[b | β̄, σ², Ψ, y]
 
 
 @register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"))
@@ -84,45 +88,66 @@ class MultilevelNorm:
     """Multilevel normal model with random intercepts and slopes (homoscedastic)."""
 
     def __init__(self, prior: Literal["half-t", "iw"] = "half-t", prior_scale: float = 1.0,
-                 nu: float = NU):
+                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.3):
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
         self.prior_scale = float(prior_scale)
         self.nu = float(nu)
+        self.mh_steps = int(mh_steps)
+        self.mh_step = float(mh_step)
 
     # -- set-up ---------------------------------------------------------------------------
     def init(self, data, rng: np.random.Generator) -> MultilevelNormState:
+        return self.start(rng, data, data.y_obs)
+
+    def start(self, rng, data, y, sigma2: float | None = None) -> MultilevelNormState:
         """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
 
         A start far from the posterior costs burn-in that the carried one-step-per-visit
         chain pays at every run; moments put Ψ and σ² in the right region at O(n) cost.
+        With ``sigma2`` given (latent-variable models: 1) the residual variance is fixed and
+        the prior scales refer to that unit scale.
         """
-        y, X, Z = data.y_obs, data.X.obs, data.Z.obs
+        X, Z = data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
-        sd_y = float(np.std(y)) if y.size > 1 else 1.0
-        sd_y = sd_y if sd_y > 0 else 1.0
+        if sigma2 is not None:
+            sd_y = float(np.sqrt(sigma2))
+        else:
+            sd_y = float(np.std(y)) if y.size > 1 else 1.0
+            sd_y = sd_y if sd_y > 0 else 1.0
         sd_z = np.std(Z, axis=0)
         tiny = 1e-12 * np.abs(Z).max(axis=0, initial=1.0)
         scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
         scale = scale * self.prior_scale
         beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
-        psi, sigma2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
+        psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
         alpha = np.sqrt(np.diag(psi))
-        state = MultilevelNormState(beta, np.zeros((J, q)), sigma2, psi, alpha, scale)
-        return self.step(rng, state, data)
+        state = MultilevelNormState(beta, np.zeros((J, q)), s2 if sigma2 is None else sigma2,
+                                    psi, alpha, scale)
+        return self.gibbs(rng, state, data, y, sigma2)
 
     # -- one Gibbs step -------------------------------------------------------------------
     def step(self, rng: np.random.Generator, state: MultilevelNormState, data):
-        y, X, Z, seg = data.y_obs, data.X.obs, data.Z.obs, data.seg_obs
+        return self.gibbs(rng, state, data, data.y_obs)
+
+    def gibbs(self, rng, state: MultilevelNormState, data, y: np.ndarray,
+              sigma2: float | None = None) -> MultilevelNormState:
+        """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given."""
+        X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         p, q = X.shape[1], Z.shape[1]
         s2 = state.sigma2
-        psi_inv = np.linalg.inv(state.psi)
         # per-cluster sufficient statistics (J, q, q), (J, q, p), (J, q)
         ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
         ZtX = seg.sum(Z[:, :, None] * X[:, None, :])
         Zty = seg.sum(Z * y[:, None])
-        P = ZtZ / s2 + psi_inv
+        psi, alpha = state.psi, state.alpha
+        if self.prior != "iw" and self.mh_steps:
+            # (0) collapsed MH on Ψ given (β, σ²), b and α integrated out; then α | Ψ
+            c = (Zty - ZtX @ state.beta) / s2
+            psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ / s2, c, state.scale, self.nu,
+                                           data, self.mh_steps, self.mh_step)
+        P = ZtZ / s2 + np.linalg.inv(psi)
         L = chol_batched(P)
         # (1) β marginal of b: A = X'X/σ² − Σ W'W, h = X'y/σ² − Σ W'w with W = L⁻¹C
         Ww = forward_batched(L, np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2)
@@ -134,13 +159,17 @@ class MultilevelNorm:
         beta = draw_chol(rng, LA, mean)
         #     b_j | β
         b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2)
+        b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2))
+        fixed = sigma2
         if self.prior == "iw":
             resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
-            sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
+            if fixed is None:
+                sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
             psi = self._psi_iw(rng, b, state.scale, data)
-            return MultilevelNormState(beta, b, sigma2, psi, state.alpha, state.scale)
+            return MultilevelNormState(beta, b, sigma2, psi, state.alpha, state.scale, mean,
+                                       b_mean)
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
-        alpha = np.where(np.abs(state.alpha) > 1e-150, state.alpha, 1e-150)
+        alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
         r = y - X @ beta
         Wn = Z * np.take(xi, seg.codes, axis=0)
@@ -150,12 +179,13 @@ class MultilevelNorm:
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         b = xi * alpha
         # (3) σ² | β, b
-        resid = r - Wn @ alpha
-        sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
+        if fixed is None:
+            resid = r - Wn @ alpha
+            sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
-        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale)
+        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean)
 
     @staticmethod
     def _blocks(data):
@@ -185,9 +215,21 @@ class MultilevelNorm:
 
     # -- imputation -----------------------------------------------------------------------
     def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState, data):
-        bz = np.einsum("nq,nq->n", data.Z.mis, np.take(state.b, data.codes_mis, axis=0))
         e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
-        return data.X.mis @ state.beta + bz + e
+        return self.predict(state, data, "mis") + e
+
+    def predict(self, state: MultilevelNormState, data, rows: str = "mis",
+                mean: bool = False) -> np.ndarray:
+        """Linear predictor ``x'β + z'b_j`` on the observed or missing rows.
+
+        ``mean=True`` uses the conditional posterior means (β̄, b̄) instead of the draws.
+        """
+        beta, b = (state.beta_mean, state.b_mean) if mean else (state.beta, state.b)
+        if rows == "obs":
+            X, Z, codes = data.X.obs, data.Z.obs, data.seg_obs.codes
+        else:
+            X, Z, codes = data.X.mis, data.Z.mis, data.codes_mis
+        return X @ beta + np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
 
     # -- traces ---------------------------------------------------------------------------
     def param_names(self, data) -> list[str]:
@@ -196,6 +238,136 @@ class MultilevelNorm:
     def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
         rows, cols = zip(*_psi_entries(data))
         return np.r_[state.beta, state.psi[list(rows), list(cols)], state.sigma2]
+
+
+def _log_marginal(psi, ZtZ_s, c):
+    """log p(y | β, σ², Ψ) up to terms free of Ψ, from per-cluster statistics.
+
+    With ``P_j = Z_j'Z_j/σ² + Ψ⁻¹`` and ``c_j = Z_j'(y_j − X_jβ)/σ²`` (determinant lemma and
+    Woodbury): ``−½ Σ_j [log|Ψ| + log|P_j| − c_j'P_j⁻¹c_j]``; clusters without rows add 0.
+    """
+    q = psi.shape[0]
+    if q == 2:  # closed form: the common random-slope case, ~10 vector operations
+        det_psi = psi[0, 0] * psi[1, 1] - psi[0, 1] ** 2
+        p11 = ZtZ_s[:, 0, 0] + psi[1, 1] / det_psi
+        p22 = ZtZ_s[:, 1, 1] + psi[0, 0] / det_psi
+        p12 = ZtZ_s[:, 0, 1] - psi[0, 1] / det_psi
+        det_p = p11 * p22 - p12**2
+        quad = (p22 * c[:, 0] ** 2 - 2 * p12 * c[:, 0] * c[:, 1] + p11 * c[:, 1] ** 2) / det_p
+        return -0.5 * (c.shape[0] * np.log(det_psi) + np.log(det_p).sum() - quad.sum())
+    L = chol_batched(ZtZ_s + np.linalg.inv(psi))
+    logdet_p = 2 * np.log(L[:, np.arange(q), np.arange(q)]).sum()
+    w = forward_batched(L, c)
+    return -0.5 * (L.shape[0] * np.linalg.slogdet(psi)[1] + logdet_p - np.sum(w * w))
+
+
+def _log_hw_prior(sub, L, scale, nu):
+    """log Huang–Wand density of a k×k block (a integrated out; Huang & Wand 2013, eq. 2).
+
+    ``p(Ψ) ∝ |Ψ|^(−(ν+2k)/2) Π_i (ν(Ψ⁻¹)_ii + 1/A_i²)^(−(ν+k)/2)``.
+    """
+    k = sub.shape[0]
+    inv_diag = np.diag(np.linalg.inv(sub))
+    return (-(nu + 2 * k) * np.log(np.diag(L)).sum()
+            - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum())
+
+
+def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=0.15):
+    """Collapsed random-walk MH on each correlated covariance block of Ψ, then α | Ψ.
+
+    Target: ``p(Ψ | β, σ², y)`` with the random effects b *and* the expansion scales α
+    integrated out, under the Huang–Wand prior. Proposals move (log L_ii, L_ij) of the
+    block's Cholesky factor by N(0, step²) (off-diagonals scaled by the row's L_ii, with a
+    Hastings correction); the Jacobian of Ψ = LL' in those coordinates is
+    ``Π_i L_ii^(k − i + 1)`` (i from 0). Each proposal costs O(J·q³) and no pass over the
+    rows: it moves the variances and correlations that Gibbs steps given b move slowly
+    when clusters carry little information about their random effects. Afterwards α is
+    drawn from its exact conditional ``α_i² = 1/a_i``,
+    ``a_i ~ IG((ν + k)/2, ν(Ψ⁻¹)_ii + 1/A_i²)`` (independent of b and y given Ψ), as the
+    partially collapsed Gibbs sampler requires (van Dyk & Park 2008).
+    """
+    alpha = alpha.copy()
+    if psi.shape[0] == 2 and data.random_correlated == (True,):
+        psi = _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step)
+        a = inv_gamma(rng, (nu + 2) / 2, nu * np.diag(np.linalg.inv(psi)) + 1 / scale**2)
+        return psi, np.where(alpha < 0, -1.0, 1.0) / np.sqrt(a)
+    for cols, correlated in zip(data.random_blocks, data.random_correlated):
+        # scalar blocks mix well through the α-step alone (lag-1 autocorrelation ≈ 0.1)
+        if not correlated or len(cols) < 2:
+            continue
+        for g in [list(cols)]:
+            g = np.array(g)
+            k = len(g)
+            jac_pow = k - np.arange(k) + 1
+            low = np.tril_indices(k, -1)
+
+            def log_target(ps, Lg, g=g, jac_pow=jac_pow):
+                return (_log_marginal(ps, ZtZ_s, c)
+                        + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
+                        + (jac_pow * np.log(np.diag(Lg))).sum())
+
+            Lg = np.linalg.cholesky(psi[np.ix_(g, g)])
+            cur = log_target(psi, Lg)
+            for _ in range(n_steps):
+                prop = Lg.copy()
+                prop[np.diag_indices(k)] *= np.exp(step * rng.standard_normal(k))
+                log_q = 0.0
+                if k > 1:
+                    sd = step * np.diag(Lg)[low[0]]  # off-diagonal step ∝ the row's L_ii
+                    d = sd * rng.standard_normal(len(low[0]))
+                    prop[low] += d
+                    sd_rev = step * np.diag(prop)[low[0]]
+                    log_q = np.sum(np.log(sd / sd_rev) - d**2 / (2 * sd_rev**2)
+                                   + d**2 / (2 * sd**2))
+                new_psi = psi.copy()
+                new_psi[np.ix_(g, g)] = prop @ prop.T
+                new = log_target(new_psi, prop)
+                if np.log(rng.random()) < new - cur + log_q:
+                    psi, Lg, cur = new_psi, prop, new
+            a = inv_gamma(rng, (nu + k) / 2,
+                          nu * np.diag(np.linalg.inv(psi[np.ix_(g, g)])) + 1 / scale[g] ** 2)
+            alpha[g] = np.where(alpha[g] < 0, -1.0, 1.0) / np.sqrt(a)
+    return psi, alpha
+
+
+def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
+    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
+
+    Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
+    numbers are drawn up front so the loop body is plain arithmetic.
+    """
+    z11, z22, z12 = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
+    c1, c2 = c[:, 0], c[:, 1]
+    c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
+    J = c.shape[0]
+    A2 = scale**2
+
+    def log_target(l11, l21, l22):
+        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+        det = s11 * s22 - s12 * s12
+        p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
+        det_p = p11 * p22 - p12 * p12
+        quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
+        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
+        log_prior = (-(nu + 4) * (np.log(l11) + np.log(l22))
+                     - (nu + 2) / 2 * (np.log(nu * s22 / det + 1 / A2[0])
+                                       + np.log(nu * s11 / det + 1 / A2[1])))
+        return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
+
+    L = np.linalg.cholesky(psi)
+    l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
+    cur = log_target(l11, l21, l22)
+    z = rng.standard_normal((n_steps, 3)) * step
+    u = np.log(rng.random(n_steps))
+    for i in range(n_steps):
+        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
+        d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
+        n21 = l21 + d
+        log_q = np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
+        new = log_target(n11, n21, n22)
+        if u[i] < new - cur + log_q:
+            l11, l21, l22, cur = n11, n21, n22, new
+    return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
 
 
 def _moments(r, Z, seg, scale):

@@ -23,6 +23,7 @@ __all__ = ["Norm", "NormState"]
 class NormState:
     beta: np.ndarray
     sigma2: float
+    beta_mean: np.ndarray | None = None  # the least-squares estimate β̂
 
 
 @register("norm", multilevel=False, kinds=("numeric",))
@@ -32,21 +33,35 @@ class Norm:
     def init(self, data, rng: np.random.Generator) -> NormState:
         return self.step(rng, None, data)
 
+    def start(self, rng, data, y, sigma2: float | None = None) -> NormState:
+        return self.gibbs(rng, None, data, y, sigma2)
+
     def step(self, rng: np.random.Generator, state, data) -> NormState:
-        X, y = data.X.obs, data.y_obs
+        return self.gibbs(rng, state, data, data.y_obs)
+
+    def gibbs(self, rng, state, data, y, sigma2: float | None = None) -> NormState:
+        """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only."""
+        X = data.X.obs
         n, p = X.shape
         xtx = X.T @ X
         xtx[np.diag_indices(p)] *= 1.0 + 1e-10  # guards round-off only; collinear columns
         # were dropped when the design was built
         xty = X.T @ y
         beta_hat, L = solve_spd(xtx, xty)
-        ssr = float(np.sum((y - X @ beta_hat) ** 2))
-        sigma2 = ssr / rng.chisquare(max(n - p, 1))
+        if sigma2 is None:
+            ssr = float(np.sum((y - X @ beta_hat) ** 2))
+            sigma2 = ssr / rng.chisquare(max(n - p, 1))
         beta = draw_chol(rng, L, beta_hat, sigma2)
-        return NormState(beta, sigma2)
+        return NormState(beta, sigma2, beta_hat)
 
     def draw_missing(self, rng: np.random.Generator, state: NormState, data) -> np.ndarray:
-        return data.X.mis @ state.beta + np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
+        e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
+        return self.predict(state, data, "mis") + e
+
+    def predict(self, state: NormState, data, rows: str = "mis", mean: bool = False):
+        """Linear predictor on the observed or missing rows (β̂ with ``mean=True``)."""
+        beta = state.beta_mean if mean else state.beta
+        return (data.X.obs if rows == "obs" else data.X.mis) @ beta
 
     def param_names(self, data) -> list[str]:
         return [*data.X.names, "var(Residual)"]

@@ -1,0 +1,99 @@
+"""Columns ↔ the float arrays the sampler works on.
+
+Numeric columns are their values; binary, ordinal and nominal columns are category codes
+``0..K-1`` (as floats, NaN where missing). Decoding turns codes back into the column's own
+dtype — category with the same categories and order, bool, nullable boolean, strings, or
+0/1 numbers — so imputed values never come back as floats of a categorical column.
+Categories are derived from the column itself, so decoding needs nothing but the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["column_kind", "categories", "encode", "decode"]
+
+
+def _is_binary_numeric(s: pd.Series) -> bool:
+    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return False
+    vals = pd.unique(s.dropna())
+    return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
+
+
+def column_kind(s: pd.Series) -> str:
+    """``"numeric"``, ``"binary"``, ``"ordinal"``, ``"nominal"`` or ``"other"``.
+
+    Binary: bool, a two-category categorical, or numbers whose observed values are 0/1.
+
+    Examples
+    --------
+    >>> column_kind(pd.Series([0, 1, None])), column_kind(pd.Series([1.5, 2.0]))
+    ('binary', 'numeric')
+    """
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if len(dtype.categories) == 2:
+            return "binary"
+        return "ordinal" if dtype.ordered else "nominal"
+    if pd.api.types.is_bool_dtype(dtype) or _is_binary_numeric(s):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+        vals = pd.unique(s.dropna())
+        if len(vals) and not all(isinstance(v, str) for v in vals):
+            return "other"
+        return "binary" if len(vals) == 2 else "nominal"
+    return "other"
+
+
+def categories(s: pd.Series) -> list | None:
+    """The categories codes refer to (``None`` for numeric and 0/1 numeric columns)."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return list(dtype.categories)
+    if pd.api.types.is_bool_dtype(dtype):
+        return [False, True]
+    if pd.api.types.is_numeric_dtype(dtype):
+        return None
+    return sorted(pd.unique(s.dropna()).tolist())
+
+
+def encode(s: pd.Series) -> np.ndarray:
+    """Float array: values, or category codes; NaN where missing."""
+    cats = categories(s)
+    if cats is None:
+        return s.to_numpy(dtype=np.float64, na_value=np.nan).copy()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+    else:
+        codes = pd.Categorical(s, categories=cats).codes
+    out = codes.astype(np.float64)
+    out[codes < 0] = np.nan
+    return out
+
+
+def decode(codes: np.ndarray, like: pd.Series) -> pd.Series | np.ndarray:
+    """Values in the dtype of ``like`` from float ``codes`` (no missing values).
+
+    Integer columns get rounded values.
+    """
+    dtype = like.dtype
+    cats = categories(like)
+    if cats is None:
+        vals = np.round(codes) if pd.api.types.is_integer_dtype(dtype) else codes
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            return pd.array(vals, dtype=dtype)
+        return vals.astype(dtype)
+    idx = codes.astype(np.intp)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(idx, dtype=dtype)
+    if pd.api.types.is_bool_dtype(dtype):
+        vals = idx.astype(bool)
+        return pd.array(vals, dtype=dtype) if isinstance(
+            dtype, pd.api.extensions.ExtensionDtype) else vals
+    arr = np.asarray(cats, dtype=object)[idx]
+    return pd.array(arr, dtype=dtype) if isinstance(
+        dtype, pd.api.extensions.ExtensionDtype) else arr
