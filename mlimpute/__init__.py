@@ -11,7 +11,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import accessor as _accessor  # noqa: E402,F401  (registers df.mi)
-from . import datasets  # noqa: E402
+from . import datasets, diagnostics  # noqa: E402
+from .analysis import from_completed  # noqa: E402
 from .errors import (  # noqa: E402
     ConvergenceWarning,
     DataError,
@@ -26,10 +27,17 @@ from .formula import parse_formula  # noqa: E402
 from .impute import impute  # noqa: E402
 from .imputed import MultiplyImputed  # noqa: E402
 from .models import available_models  # noqa: E402
+from .pattern import MissingPattern, missing_pattern  # noqa: E402
+from .results import PooledResult  # noqa: E402
 
 __all__ = [
     "__version__",
     "impute",
+    "from_completed",
+    "missing_pattern",
+    "MissingPattern",
+    "PooledResult",
+    "diagnostics",
     "MultiplyImputed",
     "parse_formula",
     "available_models",

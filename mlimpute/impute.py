@@ -12,7 +12,8 @@ import xarray as xr
 
 from . import __version__
 from .engine import build_plan, run_chains
-from .errors import MlimputeWarning
+from .diagnostics import convergence_warning
+from .errors import ConvergenceWarning, MlimputeWarning
 from .imputed import MultiplyImputed, param_dim, param_var, row_dim
 from .rng import chain_seeds
 from .spec import build_spec
@@ -73,7 +74,13 @@ def impute(
     results = run_chains(plan, seeds) if spec.variables else []
     for e in plan.events:
         warnings.warn(e, MlimputeWarning, stacklevel=2)
-    return MultiplyImputed(_assemble(plan, results), data, spec, plan.events)
+    result = MultiplyImputed(_assemble(plan, results), data, spec, plan.events)
+    if results:
+        msg = convergence_warning(result)
+        if msg is not None:
+            result.events.append(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    return result
 
 
 def _assemble(plan, results) -> xr.Dataset:

@@ -198,6 +198,11 @@ class MultiplyImputed:
         return apply(self, func, **kwargs)
 
     # -- display --------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        from .display import imputed_html
+
+        return imputed_html(self)
+
     def __repr__(self) -> str:
         n = len(self.data)
         lines = [f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
