@@ -109,7 +109,9 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
 
 
 def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
-    """Save an imputation result as a zarr (format 3) directory store; overwrites ``path``.
+    """Save an imputation result as a zarr directory store; overwrites ``path``.
+
+    zarr 3 writes format 3 stores, without consolidated metadata.
 
     Parameters
     ----------
@@ -130,8 +132,8 @@ def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     True
     """
     root, data = _encode(imp, zarr=True)
-    root.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
-    data.to_zarr(path, mode="w", group="data", consolidated=False, zarr_format=3)
+    root.to_zarr(path, mode="w", consolidated=False)
+    data.to_zarr(path, mode="w", group="data", consolidated=False)
 
 
 def open(path: str | os.PathLike) -> MultiplyImputed:
@@ -813,7 +815,19 @@ def _is_zarr(path: str | os.PathLike) -> bool:
 
 def save(imp: MultiplyImputed, path: str | os.PathLike,
          format: Literal["netcdf", "zarr"] | None = None) -> None:
-    """Save to netCDF or zarr; by default zarr for ``*.zarr`` names, netCDF otherwise."""
+    """Save to netCDF or zarr; by default zarr for ``*.zarr`` names and directories.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> d = tempfile.mkdtemp()
+    >>> save(imp, os.path.join(d, "imp.zarr")); save(imp, os.path.join(d, "imp.nc"))
+    >>> sorted(os.listdir(d))
+    ['imp.nc', 'imp.zarr']
+    """
     if format is None:
         format = "zarr" if _is_zarr(path) else "netcdf"
     (to_zarr if format == "zarr" else to_netcdf)(imp, path)
