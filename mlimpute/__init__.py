@@ -25,6 +25,9 @@ from .errors import (  # noqa: E402
 )
 from .formula import parse_formula  # noqa: E402
 from .impute import impute  # noqa: E402
+from . import io, specfile  # noqa: E402
+from .io import open  # noqa: E402,A004
+from .specfile import StudySpec, read_spec  # noqa: E402
 from .imputed import MultiplyImputed  # noqa: E402
 from .models import available_models  # noqa: E402
 from .pattern import MissingPattern, missing_pattern  # noqa: E402
@@ -33,6 +36,11 @@ from .results import PooledResult  # noqa: E402
 __all__ = [
     "__version__",
     "impute",
+    "open",
+    "io",
+    "specfile",
+    "read_spec",
+    "StudySpec",
     "from_completed",
     "missing_pattern",
     "MissingPattern",

@@ -111,18 +111,23 @@ class ParsedFormula:
         return ParsedFormula(self.text, self.response, self.fixed, None, (), self.cmeans)
 
     def __str__(self) -> str:
-        lhs = f"{self.response} " if self.response else ""
+        lhs = f"{_quote(self.response)} " if self.response else ""
         parts = [] if self.fixed.strip() in {"", "1"} else [_uncmean(self.fixed)]
         if self.fixed.strip() == "1" or not parts:
             parts.insert(0, "1")
         for block in self.random:
             bar = "|" if block.correlated else "||"
-            parts.append(f"({block.terms} {bar} {self.group})")
+            parts.append(f"({block.terms} {bar} {_quote(self.group)})")
         return f"{lhs}~ " + " + ".join(parts)
 
 
+def _quote(name: str) -> str:
+    """A column name as a formula token: backquoted unless it is a plain identifier."""
+    return name if re.fullmatch(r"[A-Za-z_.][\w.]*", name) else f"`{name}`"
+
+
 def _uncmean(text: str) -> str:
-    return re.sub(r"`cmean\(([^`]*)\)`", r"cmean(\1)", text)
+    return re.sub(r"`cmean\(([^`]*)\)`", lambda m: f"cmean({_quote(m.group(1))})", text)
 
 
 def _required(rhs: str, text: str) -> set[str]:

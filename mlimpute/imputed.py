@@ -197,6 +197,37 @@ class MultiplyImputed:
 
         return apply(self, func, **kwargs)
 
+    # -- saving: logic in io.py ----------------------------------------------------------
+    def to_netcdf(self, path) -> None:
+        """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
+        from .io import to_netcdf
+
+        to_netcdf(self, path)
+
+    def to_zarr(self, path) -> None:
+        """Save as a zarr store, losslessly; see :func:`mlimpute.io.to_zarr`."""
+        from .io import to_zarr
+
+        to_zarr(self, path)
+
+    def to_csv(self, path, **kwargs):
+        """Completed data to CSV (``{i}`` in the name: one file each); see :mod:`mlimpute.io`."""
+        from .io import to_csv
+
+        return to_csv(self, path, **kwargs)
+
+    def to_parquet(self, path, **kwargs):
+        """Completed data to parquet; see :func:`mlimpute.io.to_parquet`."""
+        from .io import to_parquet
+
+        return to_parquet(self, path, **kwargs)
+
+    def to_stata(self, path, **kwargs):
+        """Completed data to Stata .dta; see :func:`mlimpute.io.to_stata`."""
+        from .io import to_stata
+
+        return to_stata(self, path, **kwargs)
+
     # -- display --------------------------------------------------------------------------
     def _repr_html_(self) -> str:
         from .display import imputed_html

@@ -75,8 +75,7 @@ class ImputationSpec:
     @property
     def formulas(self) -> dict[str, str]:
         """``{variable: formula}`` in the syntax a user writes."""
-        return {v.name: str(v.formula).split("~", 1)[1].join(["~", ""]).strip()
-                for v in self.variables}
+        return {v.name: "~ " + str(v.formula).split("~", 1)[1].strip() for v in self.variables}
 
     @property
     def methods(self) -> dict[str, str]:
@@ -85,6 +84,12 @@ class ImputationSpec:
     @property
     def visit(self) -> list[str]:
         return [v.name for v in self.variables]
+
+    def to_toml(self, **extras) -> str:
+        """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`."""
+        from .specfile import spec_to_toml
+
+        return spec_to_toml(self, **extras)
 
     def __repr__(self) -> str:
         lines = [f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
