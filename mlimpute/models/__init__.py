@@ -100,3 +100,7 @@ def available_models() -> list[str]:
 # explicit registry: importing a family module registers it
 from . import norm as norm  # noqa: E402
 from . import ml_norm as ml_norm  # noqa: E402
+from . import binary as binary  # noqa: E402
+from . import ordinal as ordinal  # noqa: E402
+from . import nominal as nominal  # noqa: E402
+from . import pmm as pmm  # noqa: E402

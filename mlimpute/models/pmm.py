@@ -1,0 +1,88 @@
+"""Predictive mean matching, single-level (mice ``pmm``) and multilevel (``2l.pmm``).
+
+Each step is a Gibbs step of the normal model (single-level or multilevel). Imputation
+uses type-1 matching (van Buuren 2018, §3.4): observed rows are predicted with the
+conditional posterior mean (β̂, and for ``2l.pmm`` the cluster's b̂_j), missing rows with
+the current draw (β*, b*_j); each missing row takes the observed value of one of the
+``k`` (default 5) observed rows whose predictions are closest to its own, at random. So
+imputed values are always observed values (skewed, bounded and integer variables keep
+their shape), and the multilevel version matches within the cluster's current random
+effects, as miceadds' ``2l.pmm`` does with its fitted ones.
+
+Donor search is vectorised: observed predictions are sorted once per step; each missing row
+looks at the 2k sorted neighbours around its insertion point and keeps the k closest.
+Cost per step: the normal model's plus O(n log n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import register
+from .ml_norm import MultilevelNorm
+from .norm import Norm
+
+__all__ = ["PMM", "MultilevelPMM", "match_donors"]
+
+
+def match_donors(rng: np.random.Generator, yhat_obs: np.ndarray, yhat_mis: np.ndarray,
+                 k: int = 5) -> np.ndarray:
+    """Index of a random one of the ``k`` nearest observed predictions for each missing row.
+
+    Examples
+    --------
+    >>> match_donors(np.random.default_rng(0), np.array([0.0, 1.0, 10.0]), np.array([9.0]), k=1)
+    array([2])
+    """
+    n = yhat_obs.size
+    k = max(1, min(k, n))
+    order = np.argsort(yhat_obs, kind="stable")
+    srt = yhat_obs[order]
+    pos = np.searchsorted(srt, yhat_mis)
+    width = min(2 * k, n)
+    start = np.clip(pos - k, 0, n - width)
+    cand = start[:, None] + np.arange(width)[None, :]  # (n_mis, width) sorted positions
+    dist = np.abs(srt[cand] - yhat_mis[:, None])
+    dist = dist + 1e-12 * rng.random(dist.shape) * (1 + np.abs(yhat_mis[:, None]))  # ties
+    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    pick = nearest[np.arange(yhat_mis.size), rng.integers(0, k, yhat_mis.size)]
+    return order[cand[np.arange(yhat_mis.size), pick]]
+
+
+class _PMMBase:
+    core_cls = Norm
+
+    def __init__(self, donors: int = 5):
+        if int(donors) < 1:
+            raise ValueError(f"donors must be ≥ 1, got {donors}")
+        self.donors = int(donors)
+        self.core = self.core_cls()
+
+    def init(self, data, rng: np.random.Generator):
+        return self.core.init(data, rng)
+
+    def step(self, rng: np.random.Generator, state, data):
+        return self.core.step(rng, state, data)
+
+    def draw_missing(self, rng: np.random.Generator, state, data) -> np.ndarray:
+        yhat_obs = self.core.predict(state, data, "obs", mean=True)
+        yhat_mis = self.core.predict(state, data, "mis")
+        return data.y_obs[match_donors(rng, yhat_obs, yhat_mis, self.donors)]
+
+    def param_names(self, data) -> list[str]:
+        return self.core.param_names(data)
+
+    def param_vector(self, state, data) -> np.ndarray:
+        return self.core.param_vector(state, data)
+
+
+@register("pmm", multilevel=False, kinds=("numeric", "binary"))
+class PMM(_PMMBase):
+    """Predictive mean matching on a Bayesian linear regression (mice ``pmm``)."""
+
+
+@register("2l.pmm", multilevel=True, kinds=("numeric", "binary"))
+class MultilevelPMM(_PMMBase):
+    """Predictive mean matching on the multilevel normal model (miceadds ``2l.pmm``)."""
+
+    core_cls = MultilevelNorm
