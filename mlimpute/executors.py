@@ -20,30 +20,52 @@ Three executors, chosen by :func:`map_chains`'s arguments:
 
 Notes
 -----
-*Start method.* Measured on a 2-core Linux machine (Python 3.11), time to start a pool of
-two workers holding the plan and return a first result: ``fork`` 0.015 s (0.09 MB plan of
-experiment 3) / 0.016 s (13.8 MB plan of 60,000 rows); ``spawn`` 0.7-2.0 s, every pool
-(each worker imports numpy, pandas, scipy and mlimpute); ``forkserver`` 0.8 s every pool
-without preloading, and with ``mlimpute.executors`` preloaded in the server 0.7 s for the
-first pool of a session, then 0.03 s / 0.14 s (the plan is pickled to each worker). A
-serial run of experiment 3 (m = 25, 20 iterations) takes 0.42 s, so only ``fork`` makes a
-first parallel run worth it on small data. But ``fork`` is unsafe when the parent runs
-other Python threads (a dask client's event loop, a Jupyter kernel, tqdm's monitor): a
-lock held by one of them at fork time stays locked in the child forever. The default
+Figures from ``benchmarks/bench_executors.py`` on a 2-core Linux machine (Python 3.11),
+20 iterations, seconds for the chains (pool start-up included):
+
+==========================  ======================  ======================
+executor                    experiment 3, m = 25    60,000 rows, m = 10
+==========================  ======================  ======================
+serial                      0.43                    1.07
+n_jobs=2, fork              0.33                    0.63
+n_jobs=2, forkserver        1.28 first, then 0.60   0.73
+n_jobs=2, spawn             2.4                     1.8
+dask, 2 workers             0.28                    1.38 (1.03 malloc tuned)
+==========================  ======================  ======================
+
+*Start method.* Starting two workers that hold the plan takes 0.015 s with ``fork``
+(the plan is inherited, not pickled), 0.7-2 s with ``spawn`` (every worker imports numpy,
+pandas, scipy and mlimpute, every time), 0.8 s with ``forkserver`` unless the server has
+mlimpute preloaded: then 0.7 s once per session and 0.03 s (experiment 3) / 0.14 s
+(60,000 rows: a 13.8 MB plan pickled to each worker) afterwards. Only ``fork`` makes a
+first parallel run pay on small data. But ``fork`` is unsafe when the parent runs other
+Python threads (a dask client's event loop, a Jupyter kernel, tqdm's monitor): a lock
+held by one of them at fork time stays locked in the child. The default
 (``start_method=None``) is therefore ``fork`` on Linux when the calling process runs a
-single Python thread, ``forkserver`` (with ``mlimpute.executors`` preloaded) otherwise,
+single Python thread, ``forkserver`` with ``mlimpute.executors`` preloaded otherwise,
 and ``spawn`` where neither exists (Windows). Native BLAS threads do not count: OpenBLAS
 stops its pool around ``fork``. (From Python 3.12, ``fork`` in a process with any OS
 thread, numpy's OpenBLAS pool included, emits a ``DeprecationWarning``; pass
-``start_method="forkserver"`` to avoid it.)
+``start_method="forkserver"`` to avoid it.) A forked worker's first chains run about
+0.07 s slower (copy-on-write, cold caches). Workers started by ``forkserver``, ``spawn``
+or dask import mlimpute from disk: if its files changed since the caller imported it
+(an editable install being edited), their chains differ from the caller's.
 
 *Blocks.* Chains are sent in ``min(m, 4 x workers)`` blocks of consecutive chains.
-Per-task overhead was about 0.1 ms in the process pool and 2 ms on a 2-worker dask
-``LocalCluster``, against 17 ms for one chain of experiment 3 and 160 ms at 60,000 rows:
-one task per chain costs 12 % on dask for experiment 3, while blocks amortise the
-overhead as m grows. Chains of one plan cost about the same, so load balance needs few
-tasks per worker; four keep progress moving and let a fast worker take over from a slow
-one.
+Per-task overhead is about 0.1 ms in the process pool and 2 ms on a 2-worker dask
+``LocalCluster``, against 17 ms for one chain of experiment 3 and 100 ms at 60,000 rows.
+Chains of one plan cost about the same, so load balance needs few tasks per worker; four
+keep progress moving and let a fast worker take over from a slow one. Measured against
+one chain per task: the same in the pool (0.33 s, 0.63 s), faster on dask for
+experiment 3 (0.28 s against 0.37 s) and 60,000 rows (1.38 s against 1.43 s).
+
+*dask and malloc.* dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
+which also turns off glibc's dynamic mmap threshold: every temporary above 128 kB (one
+column at 60,000 rows is 480 kB) is then mapped, page-faulted and unmapped anew, and a
+chain runs 2.5 times slower. Starting the cluster under
+``dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**27,
+"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25})`` avoids it; the
+executor leaves the caller's workers as they are.
 
 *Faults.* An exception inside a chain arrives as :class:`~mlimpute.errors.ChainError`
 naming the chain and the seed that reproduces it; a worker that dies (killed, out of
@@ -51,7 +73,8 @@ memory) raises ``ChainError`` naming the first chain of its block. The first fau
 the run: pending tasks are cancelled, pool workers terminated, and no partial result is
 returned. ``KeyboardInterrupt`` (or any exception, from ``progress`` too) does the same
 and leaves no worker process behind. On a dask cluster the tasks and the scattered plan
-are cancelled; the cluster itself belongs to the caller.
+are cancelled, but a chain already running keeps its worker busy until it ends (dask
+cannot stop a running task); the cluster itself belongs to the caller.
 """
 
 from __future__ import annotations
