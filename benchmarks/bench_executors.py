@@ -84,16 +84,28 @@ def main() -> None:
     rows: dict[str, list] = {}
     for _label, plan, seeds, reference, _ in cases:  # process pools before any dask thread
         rows.setdefault("serial", []).append(
-            (None, best(lambda p=plan, s=seeds: ex.map_chains(p, s), args.repeat)))
+            (None, best(lambda p=plan, s=seeds: ex.map_chains(p, s), args.repeat))
+        )
         rows.setdefault("n_jobs=2, fork", []).append(
-            run_one(plan, seeds, reference, args.repeat, n_jobs=2, start_method="fork"))
+            run_one(plan, seeds, reference, args.repeat, n_jobs=2, start_method="fork")
+        )
         rows.setdefault("n_jobs=2, fork, 1 chain/task", []).append(
-            run_one(plan, seeds, reference, args.repeat, n_jobs=2, start_method="fork",
-                    tasks_per_worker=ONE_CHAIN_PER_TASK))
+            run_one(
+                plan,
+                seeds,
+                reference,
+                args.repeat,
+                n_jobs=2,
+                start_method="fork",
+                tasks_per_worker=ONE_CHAIN_PER_TASK,
+            )
+        )
         rows.setdefault("n_jobs=2, forkserver", []).append(
-            run_one(plan, seeds, reference, args.repeat, n_jobs=2, start_method="forkserver"))
+            run_one(plan, seeds, reference, args.repeat, n_jobs=2, start_method="forkserver")
+        )
         rows.setdefault("n_jobs=2, spawn", []).append(
-            run_one(plan, seeds, reference, 1, n_jobs=2, start_method="spawn"))
+            run_one(plan, seeds, reference, 1, n_jobs=2, start_method="spawn")
+        )
 
     import dask
     from distributed import Client, LocalCluster
@@ -106,23 +118,41 @@ def main() -> None:
         # made a chain 2.5x slower. "tuned" raises both thresholds.
         env = {"MALLOC_TRIM_THRESHOLD_": 2**27, "MALLOC_MMAP_THRESHOLD_": 2**25} if tuned else {}
         name = "dask 2 workers" + (", malloc tuned" if tuned else "")
-        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
-                              for k, v in env.items()}):
+        with dask.config.set(
+            {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}
+        ):
             t = time.perf_counter()
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                              dashboard_address=":0", silence_logs=40) as cluster, \
-                    Client(cluster) as c:
+            with (
+                LocalCluster(
+                    n_workers=2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=40,
+                ) as cluster,
+                Client(cluster) as c,
+            ):
                 t_cluster.append(time.perf_counter() - t)
                 for _label, plan, seeds, reference, _ in cases:
                     rows.setdefault(name, []).append(
-                        run_one(plan, seeds, reference, args.repeat, client=c))
+                        run_one(plan, seeds, reference, args.repeat, client=c)
+                    )
                     if not tuned:
                         rows.setdefault(name + ", 1 chain/task", []).append(
-                            run_one(plan, seeds, reference, args.repeat, client=c,
-                                    tasks_per_worker=ONE_CHAIN_PER_TASK))
+                            run_one(
+                                plan,
+                                seeds,
+                                reference,
+                                args.repeat,
+                                client=c,
+                                tasks_per_worker=ONE_CHAIN_PER_TASK,
+                            )
+                        )
 
-    print(f"mlimpute {mlimpute.__version__}, numpy {np.__version__}, "
-          f"{ex._usable_cores()} cores; 20 iterations; seconds (cold / best of {args.repeat})")
+    print(
+        f"mlimpute {mlimpute.__version__}, numpy {np.__version__}, "
+        f"{ex._usable_cores()} cores; 20 iterations; seconds (cold / best of {args.repeat})"
+    )
     head = f"{'executor':32s}" + "".join(f"{c[0]:>26s}" for c in cases)
     print(head)
     print("-" * len(head))
@@ -133,9 +163,11 @@ def main() -> None:
             s = f"{warm:.3f}" if cold is None else f"{cold:.3f} / {warm:.3f}"
             cells.append(f"{s:>26s}")
         print(f"{name:32s}" + "".join(cells))
-    print(f"(dask LocalCluster start-up {min(t_cluster):.2f} s, not included; "
-          f"blocks: {ex.TASKS_PER_WORKER} tasks per worker unless '1 chain/task'; "
-          f"load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after)")
+    print(
+        f"(dask LocalCluster start-up {min(t_cluster):.2f} s, not included; "
+        f"blocks: {ex.TASKS_PER_WORKER} tasks per worker unless '1 chain/task'; "
+        f"load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after)"
+    )
 
 
 if __name__ == "__main__":

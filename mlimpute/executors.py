@@ -241,7 +241,8 @@ def _chain_error(exc: BaseException, block: range, seeds: list, where: str) -> C
         f"{chains} failed in the {where} ({type(exc).__name__}: {exc}); rerun with n_jobs=1 "
         f"and the same rng to find the failing chain (chain {k + 1}: rng="
         f"{seeds[k].entropy}, spawn key {seeds[k].spawn_key})",
-        chain=k, seed_entropy=seeds[k].entropy,
+        chain=k,
+        seed_entropy=seeds[k].entropy,
     )
 
 
@@ -321,12 +322,11 @@ def _map_pool(plan, seeds, workers, progress, method) -> list[ChainResult]:
         # no effect once the server runs
         ctx.set_forkserver_preload(_PRELOAD)
     results: list[Any] = [None] * len(seeds)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(plan,))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(plan,))
     clean = False
     try:
         pending: dict[Future, range] = {
-            pool.submit(_pool_task, b.start, seeds[b.start:b.stop]): b
+            pool.submit(_pool_task, b.start, seeds[b.start : b.stop]): b
             for b in _blocks(len(seeds), workers)
         }
         n_done = 0
@@ -340,7 +340,7 @@ def _map_pool(plan, seeds, workers, progress, method) -> list[ChainResult]:
                     raise
                 except Exception as exc:
                     raise _chain_error(exc, block, seeds, f"{method} process pool") from exc
-                results[block.start:block.stop] = out
+                results[block.start : block.stop] = out
                 n_done += len(block)
                 if progress is not None:
                     progress(n_done)
@@ -387,8 +387,13 @@ def _map_dask(plan, seeds, client, progress) -> list[ChainResult]:
     try:
         for b in blocks:
             fut = client.submit(
-                _dask_task, plan_future, b.start, seeds[b.start:b.stop], pure=False,
-                key=f"mlimpute-chains-{b.start + 1}-{b.stop}-{token}", retries=0,
+                _dask_task,
+                plan_future,
+                b.start,
+                seeds[b.start : b.stop],
+                pure=False,
+                key=f"mlimpute-chains-{b.start + 1}-{b.stop}-{token}",
+                retries=0,
             )
             futures.append(fut)
             block_of[fut.key] = b
@@ -401,7 +406,7 @@ def _map_dask(plan, seeds, client, progress) -> list[ChainResult]:
                 raise
             except Exception as exc:
                 raise _chain_error(exc, block, seeds, "dask cluster") from exc
-            results[block.start:block.stop] = out
+            results[block.start : block.stop] = out
             n_done += len(block)
             if progress is not None:
                 progress(n_done)

@@ -65,8 +65,9 @@ class FaultyModel:
 
 
 def with_models(plan, **kw):
-    return dataclasses.replace(plan, models={n: FaultyModel(m, **kw)
-                                             for n, m in plan.models.items()})
+    return dataclasses.replace(
+        plan, models={n: FaultyModel(m, **kw) for n, m in plan.models.items()}
+    )
 
 
 def assert_identical(a, b):
@@ -140,7 +141,10 @@ def client():
     distributed = pytest.importorskip("distributed")
     try:
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
             silence_logs=40,
         )
     except (OSError, TimeoutError) as exc:  # no sockets / too slow to start here
@@ -216,7 +220,11 @@ def test_chain_error_pickles():
     err = ChainError("chain 2 failed", chain=1, seed_entropy=123)
     back = pickle.loads(pickle.dumps(err))
     assert (type(back), str(back), back.chain, back.seed_entropy) == (
-        ChainError, "chain 2 failed", 1, 123)
+        ChainError,
+        "chain 2 failed",
+        1,
+        123,
+    )
 
 
 def test_serial_fault(plan, seeds):
@@ -230,8 +238,9 @@ def test_serial_fault(plan, seeds):
 def test_pool_fault(plan, seeds, method):
     done = []
     with pytest.raises(ChainError) as info:
-        map_chains(with_models(plan, chain=1), seeds, n_jobs=2, start_method=method,
-                   progress=done.append)
+        map_chains(
+            with_models(plan, chain=1), seeds, n_jobs=2, start_method=method, progress=done.append
+        )
     check_chain_error(info.value)
     assert "injected fault" in str(info.value)
     assert all(n < M for n in done)  # never reported complete
