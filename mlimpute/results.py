@@ -300,6 +300,10 @@ class PooledResult:
         computed within each imputation and then averaged (mitml's
         ``testEstimates(extra.pars = TRUE)``); ``between_sd`` is its standard deviation
         over the imputations. An OLS fit has ``var(Residual)`` (``RSS / (n - p)``) only.
+        A GLMM has no residual variance: its (co)variances are on the latent (linear
+        predictor) scale, and a binomial GLMM's ``ICC|class`` is the latent-scale
+        ``var(Intercept) / (var(Intercept) + pi^2/3)`` (logit) or ``/ (var(Intercept) + 1)``
+        (probit); a Poisson GLMM has no ICC row.
 
         Returns
         -------
@@ -313,7 +317,7 @@ class PooledResult:
         """
         if self._vc is None:
             raise UnsupportedError(
-                f"variance components are reported for linear (mixed) models fitted by "
+                f"variance components are reported for mixed models and OLS fitted by "
                 f"fit(); this result is a {self.model}."
             )
         names, values = self._vc
@@ -371,7 +375,9 @@ class PooledResult:
         (``term = 0, ...``): the reduced model is refitted on every completed data set
         without those columns of the fixed-effects design, both models by maximum
         likelihood (REML fits are refitted by ML, as mitml does). D3 is available for
-        linear mixed models, OLS and binomial/Poisson GLMs fitted by ``fit()``.
+        linear mixed models, OLS, binomial/Poisson GLMs and GLMMs fitted by ``fit()``
+        (for a GLMM, each data set's likelihood at the pooled fixed effects and pooled
+        random-effect covariance, with the fit's quadrature).
 
         Examples
         --------

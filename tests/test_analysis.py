@@ -264,8 +264,10 @@ def test_poisson_glm_and_unsupported_glm_requests():
     assert res.summary().loc["skill", "estimate"] > 0
     with pytest.raises(SpecificationError, match="unknown family 'probit'"):
         imp.fit("count ~ skill", family="probit")
-    with pytest.raises(UnsupportedError, match="generalised linear mixed models"):
-        imp.fit("count ~ skill + (1 | class)", family="poisson")
+    with pytest.raises(UnsupportedError, match="generalised linear mixed models support"):
+        imp.fit("grade ~ skill + (1 | class)", family="gamma")
+    with pytest.raises(UnsupportedError, match="link 'identity'"):
+        imp.fit("count ~ skill + (1 | class)", family="poisson", link="identity")
     gamma = imp.fit("grade ~ skill", family="gamma")
     with pytest.raises(UnsupportedError, match="fixed dispersion"):
         gamma.test("skill = 0", "D3")
