@@ -197,7 +197,8 @@ class _Problem:
         self.family = family
         self.const = -float(special.gammaln(self.y + 1.0).sum()) if family[0] == "poisson" else 0.0
         self.nagq = nagq
-        self.t, self.logw = _nodes(nagq, self.q)
+        self.t, logw = _nodes(nagq, self.q)
+        self.shift = 0.5 * np.einsum("kq,kq->k", self.t, self.t) + logw
         self.rows, self.cols = np.nonzero(np.tril(mask))
         self.u = np.zeros((self.J, self.q))
         self.mode_failures = 0
@@ -270,14 +271,19 @@ class _Problem:
         if self.nagq == 1:
             ell = self.seg(logf) - 0.5 * np.einsum("jq,jq->j", u, u)
             return float(np.sum(ell - 0.5 * logdet) + self.const)
-        D = np.einsum("nq,nqr->nr", V, np.take(A, self.codes, axis=0))  # d eta / d t
-        eta_k = eta[:, None] + D @ self.t.T  # (n, K)
+        if self.q == 1:  # d eta / d t, per row
+            eta_k = eta[:, None] + (V[:, 0] * np.take(A[:, 0, 0], self.codes))[:, None] * self.t.T
+            uk = u[:, None, :] + A[:, :, 0][:, None, :] * self.t[None, :, :]
+        else:
+            D = np.einsum("nq,nqr->nr", V, np.take(A, self.codes, axis=0))
+            eta_k = eta[:, None] + D @ self.t.T  # (n, K)
+            uk = u[:, None, :] + np.einsum("jqr,kr->jkq", A, self.t)  # (J, K, q)
         ell = self.seg(self.kernel(self.y[:, None], eta_k, False))  # (J, K)
-        uk = u[:, None, :] + np.einsum("jqr,kr->jkq", A, self.t)  # (J, K, q)
-        g = ell - 0.5 * np.einsum("jkq,jkq->jk", uk, uk) + (
-            0.5 * np.einsum("kq,kq->k", self.t, self.t) + self.logw)
-        with np.errstate(invalid="ignore"):
-            total = np.sum(special.logsumexp(g, axis=1) - 0.5 * logdet)
+        g = ell - 0.5 * np.einsum("jkq,jkq->jk", uk, uk) + self.shift
+        top = g.max(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            lse = top + np.log(np.exp(g - top[:, None]).sum(axis=1))
+            total = np.sum(lse - 0.5 * logdet)
         return float(total + self.const) if np.isfinite(total) else -np.inf
 
 
@@ -362,10 +368,10 @@ def _arrays(y, X, Z, groups):
 def _check_response(y: np.ndarray, family: str) -> None:
     if family == "binomial" and not np.all((y == 0) | (y == 1)):
         bad = y[(y != 0) & (y != 1)][0]
-        raise DataError(f"a binomial GLMM needs a 0/1 response; it has the value {bad!r}.")
+        raise DataError(f"a binomial GLMM needs a 0/1 response; it has the value {bad:g}.")
     if family == "poisson" and not np.all((y >= 0) & (y == np.round(y))):
         bad = y[(y < 0) | (y != np.round(y))][0]
-        raise DataError(f"a Poisson GLMM needs non-negative integer counts; it has {bad!r}.")
+        raise DataError(f"a Poisson GLMM needs non-negative integer counts; it has {bad:g}.")
 
 
 def _resolve_nagq(nagq: int | None, q: int) -> int:

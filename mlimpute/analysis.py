@@ -214,7 +214,7 @@ class _Model:
             if bad.any():
                 need = "0/1 values" if fam == "binomial" else "non-negative integer counts"
                 raise DataTypeError(
-                    f"the response {name!r} has the value {y[bad][0]!r} (row "
+                    f"the response {name!r} has the value {y[bad][0]:g} (row "
                     f"{frame.index[np.flatnonzero(bad)[0]]!r}) in completed data set {i}; a "
                     f"{fam} mixed model needs {need}."
                 )
