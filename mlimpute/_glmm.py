@@ -20,9 +20,9 @@ the negative Hessian of ``h_j`` there and ``A_j = R_j^{-T}`` (``H_j = R_j R_j'``
   ``L_j ~ |H_j|^{-1/2} exp(h_j(u_j^))``.
 
 ``H_j = I + L' Z_j' W_j Z_j L`` uses the *observed* weights ``w = -d^2 log f / d eta^2``
-(equal to the IRLS weights for the canonical logit and log links; for probit lme4's PIRLS
-uses the expected ones in its Laplace determinant, so probit Laplace fits can differ from
-glmer's in the last digits, while AGQ fits converge to the same integral either way).
+(equal to the IRLS weights for the canonical logit and log links; for probit, lme4's PIRLS
+uses the expected (Fisher) weights, so probit Laplace fits can differ slightly from
+glmer's, while AGQ fits converge to the same integral either way).
 
 Everything is vectorised over clusters: rows are sorted by cluster once, segment sums
 use :func:`numpy.add.reduceat`, the Newton iterations for the ``J`` conditional modes run
@@ -37,7 +37,12 @@ scaled by the start's standard errors, from a GLM fit. The covariance of
 ``beta^`` is the ``beta`` block of the inverse of the observed information, the negative
 numerical Hessian of the marginal log-likelihood in *all* parameters ``(beta, theta)``,
 as lme4's ``vcov()`` does by default (``use.hessian = TRUE``); ``hessian="beta"`` uses
-the Hessian in ``beta`` alone (``theta`` held at its estimate; smaller standard errors).
+the Hessian in ``beta`` alone (``theta`` held at its estimate). Steps of about 0.05
+standard errors keep the finite differences accurate to about 1e-5 (relative).
+
+Checked (``tests/test_glmm.py``) against brute-force integration of the likelihood
+(1e-6 relative with 20 nodes), against lme4's documented ``cbpp`` fit (estimates to
+lme4's printed precision), and by recovering simulated parameters.
 
 References
 ----------
