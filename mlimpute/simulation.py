@@ -133,6 +133,13 @@ _METHOD_TITLES = {
     "multilevel": "multilevel MI",
     "defaults": "default MI",
 }
+_TICKS = {
+    "complete": "complete\ndata",
+    "complete_cases": "complete\ncases",
+    "single_level": "single-\nlevel",
+    "multilevel": "multi-\nlevel",
+    "defaults": "defaults",
+}
 _MARKERS = ("<!-- simulation-results:start -->", "<!-- simulation-results:end -->")
 
 
@@ -482,7 +489,7 @@ def run_study(
     SpecificationError
         If a file on disk was made with other settings (use another ``out_dir``).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     config = config or StudyConfig()
     out = Path(out_dir)
@@ -694,6 +701,8 @@ class SingleDataSet:
         (``var(...)``, ``cov(...)``, ``var(Residual)``) of each completed data set.
     complete : pandas.Series
         The same quantities on the data before deletion.
+    complete_cases : pandas.Series
+        The same quantities on the complete cases (what the observed data alone say).
     summary : pandas.DataFrame
         The pooled fixed effects (:meth:`PooledResult.summary`).
     variance_components : pandas.DataFrame
@@ -706,6 +715,7 @@ class SingleDataSet:
     formula: str
     per_imputation: pd.DataFrame
     complete: pd.Series
+    complete_cases: pd.Series
     summary: pd.DataFrame
     variance_components: pd.DataFrame
     truth: dict
@@ -774,11 +784,13 @@ def single_data_set(
                      m=config.m_for(experiment), iterations=config.iterations,
                      rng=np.random.default_rng(seeds["multilevel"]))
         res = imp.fit(formula, engine=config.engine)
-        com = from_completed([data.complete] * 2).fit(formula, engine=config.engine)
+        used = sorted(parse_formula(formula).variables)
+        fits = [from_completed([d] * 2).fit(formula, engine=config.engine)
+                for d in (data.complete, data.incomplete.dropna(subset=used))]
     per = pd.concat([res.per_imputation, _vc_per_imputation(res)], axis=1)
-    complete = pd.concat([com.summary()["estimate"],
-                          com.variance_components()["estimate"]]).reindex(per.columns)
-    return SingleDataSet(experiment, formula, per, complete, res.summary(),
+    complete, cc = (pd.concat([f.summary()["estimate"], f.variance_components()["estimate"]])
+                    .reindex(per.columns) for f in fits)
+    return SingleDataSet(experiment, formula, per, complete, cc, res.summary(),
                          res.variance_components(), dict(data.truth))
 
 
@@ -1003,7 +1015,7 @@ def write_markdown(path: str | os.PathLike, text: str) -> Path:
 # figures (matplotlib, built without pyplot so that scripts need no backend)
 
 
-def _figure(n_panels: int, ncols: int, width: float = 2.6, height: float = 2.4) -> tuple:
+def _figure(n_panels: int, ncols: int, width: float = 2.8, height: float = 2.4) -> tuple:
     from matplotlib.figure import Figure
 
     nrows = -(-n_panels // ncols)
@@ -1067,8 +1079,7 @@ def plot_replications(
                 ax.hlines(y.mean(), k - 0.3, k + 0.3, color="k", lw=1.5)
         ax.axhline(sub["true"].iloc[0], color="tab:red", lw=1.2)
         ax.set_xticks(range(len(methods)))
-        ax.set_xticklabels([_METHOD_TITLES[m].replace(" ", "\n", 1) for m in methods],
-                           fontsize="x-small")
+        ax.set_xticklabels([_TICKS.get(m, m) for m in methods], fontsize="x-small")
         ax.set_title(_param_title(name), fontsize="small")
         ax.tick_params(axis="y", labelsize="x-small")
     n = rec["replication"].nunique()
@@ -1082,6 +1093,7 @@ def plot_single_data_set(single: SingleDataSet, *, ncols: int = 4) -> Figure:
 
     Panels for B3 (``skill:gender``), D0, D1 and D01 (those present): the estimate of each
     completed data set against the imputation number, the complete-data value (blue), the
+    complete-case value (orange, dash-dotted: what the observed data alone say), the
     pooled value (black, dotted), the data-generating value (red, dashed) and for B3 the
     pooled 95 % CI (grey band).
 
@@ -1109,6 +1121,8 @@ def plot_single_data_set(single: SingleDataSet, *, ncols: int = 4) -> Figure:
                        label="pooled 95 % CI")
         ax.axhline(y.mean(), color="k", ls=":", lw=1.2, label="pooled")
         ax.axhline(single.complete[name], color="tab:blue", lw=1.4, label="complete data")
+        ax.axhline(single.complete_cases[name], color="tab:orange", ls="-.", lw=1.0,
+                   label="complete cases")
         if name in truth:
             ax.axhline(truth[name], color="tab:red", ls="--", lw=1.0, label="true")
         ax.set_title(_param_title(name), fontsize="small")

@@ -204,6 +204,7 @@ def test_single_data_set_and_acceptance(study):
     single = sim.single_data_set(3, config=TINY)
     per = single.per_imputation
     assert per.shape[0] == 2
+    assert list(single.complete.index) == list(single.complete_cases.index) == list(per.columns)
     assert {"skill:gender", "var(Intercept|class)", "var(gender|class)",
             "cov(Intercept,gender|class)", "var(Residual)"} <= set(per.columns)
     # per-imputation variance components average to the pooled ones
