@@ -11,7 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import accessor as _accessor  # noqa: E402,F401  (registers df.mi)
-from . import datasets, diagnostics  # noqa: E402
+from . import datasets, diagnostics, io, specfile  # noqa: E402  # noqa: E402
 from .analysis import from_completed  # noqa: E402
 from .errors import (  # noqa: E402
     ConvergenceWarning,
@@ -25,13 +25,12 @@ from .errors import (  # noqa: E402
 )
 from .formula import parse_formula  # noqa: E402
 from .impute import impute  # noqa: E402
-from . import io, specfile  # noqa: E402
-from .io import open  # noqa: E402,A004
-from .specfile import StudySpec, read_spec  # noqa: E402
 from .imputed import MultiplyImputed  # noqa: E402
+from .io import open  # noqa: E402,A004
 from .models import available_models  # noqa: E402
 from .pattern import MissingPattern, missing_pattern  # noqa: E402
 from .results import PooledResult  # noqa: E402
+from .specfile import StudySpec, read_spec  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -41,7 +41,7 @@ def column_kind(s: pd.Series) -> str:
         return "binary"
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or dtype is np.dtype(object):
         vals = pd.unique(s.dropna())
         if len(vals) and not all(isinstance(v, str) for v in vals):
             return "other"

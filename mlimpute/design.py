@@ -66,6 +66,12 @@ class Layout:
         order = np.argsort(codes, kind="stable")
         return cls(order, Segments.from_codes(codes[order], len(labels)), labels, group)
 
+    @classmethod
+    def single(cls, n: int) -> Layout:
+        """n rows in one cluster (the cluster rows of a level-2 model)."""
+        codes = np.zeros(n, dtype=np.intp)
+        return cls(np.arange(n), Segments.from_codes(codes, 1), pd.Index([0]), None)
+
     @property
     def n(self) -> int:
         return len(self.order)
@@ -111,6 +117,41 @@ class Values(dict):
                 self._cmean[var] = self.layout.cluster_mean(self[var])
             return self._cmean[var]
         return static[name].to_numpy(dtype=np.float64)
+
+
+class ClusterValues:
+    """A chain's values seen one row per cluster (for level-2 models).
+
+    Level-2 variables give their cluster value (first row), ``cmean(x)`` the cluster mean
+    of x's current values, ``ranef(...)`` columns the current random effects passed in.
+    """
+
+    def __init__(self, values: Values, first: np.ndarray, ranef: dict[str, np.ndarray]):
+        self.values, self.first, self.ranef = values, first, ranef
+        self.like = values.like
+
+    def __iter__(self):
+        return iter([*self.values, *self.ranef])
+
+    def __contains__(self, name) -> bool:
+        return name in self.values or name in self.ranef
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.ranef:
+            return self.ranef[name]
+        return np.take(self.values[name], self.first)
+
+    def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
+        if name in self:
+            return self[name]
+        if name.startswith("cmean(") and name[6:-1] in self.values:
+            return self.values.layout.segments.mean(self.values[name[6:-1]])
+        return static[name].to_numpy(dtype=np.float64)
+
+    def frame_value(self, name: str):
+        if name in self.like:
+            return decode(self[name], self.like[name])
+        return self[name]
 
 
 @dataclass

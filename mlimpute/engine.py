@@ -13,16 +13,16 @@ so results never depend on the executor or the order chains run in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .codec import categories, decode, encode
-from .design import Layout, ModelData, Values, build_model_data
+from .design import ClusterValues, Layout, ModelData, Values, build_model_data
 from .errors import ChainError
-from .formula import cmean_column
+from .formula import cmean_column, ranef_column
 from .models import get_model
 from .spec import ImputationSpec
 
@@ -43,10 +43,15 @@ class Plan:
     start: dict[str, np.ndarray]
     like: dict[str, pd.Series] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    cluster_static: pd.DataFrame | None = None  # one row per cluster, for level-2 models
 
     @property
     def names(self) -> list[str]:
         return [v.name for v in self.spec.variables]
+
+    def missing_rows(self, name: str) -> np.ndarray:
+        """Sorted-order positions of the rows where ``name`` is missing."""
+        return np.flatnonzero(np.isnan(self.start[name]))
 
     def param_names(self, name: str) -> list[str]:
         return self.models[name].param_names(self.data[name])
@@ -75,26 +80,85 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     static = df[cols].iloc[layout.order].reset_index(drop=True)
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
     start, like = {}, {}
-    for name in names:
+    codes, first = layout.codes, layout.segments.starts
+    for v in spec.variables:
+        name = v.name
         x = encode(static[name])
-        observed = ~np.isnan(x)
         start[name] = x
-        x = x.copy()
-        x[~observed] = fill_rng.choice(x[observed], size=int((~observed).sum()))
+        if v.level == 2:
+            x = _cluster_values(x, codes, layout.segments.n_clusters)
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            x = np.take(x, codes)
+        else:
+            x = x.copy()
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
         if categories(static[name]) is not None:
             like[name] = static[name].iloc[:0]
         static[name] = decode(x, static[name])
     for c in sorted(cmeans):
-        static[cmean_column(c)] = layout.cluster_mean(static[c].to_numpy(dtype=np.float64))
+        static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
     dynamic = set(names) | {cmean_column(n) for n in names}
     data, models, events = {}, {}, list(spec.events)
-    for v in spec.variables:
-        observed = ~np.isnan(start[v.name])
-        data[v.name] = build_model_data(v.formula, static, observed, layout, dynamic,
-                                        y=start[v.name])
+    cluster_static = None
+    for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
+        if v.level == 2:
+            if cluster_static is None:
+                cluster_static = static.iloc[first].reset_index(drop=True)
+            f, ranef_cols = _expand_ranef(v.formula, data)
+            for col in ranef_cols:  # placeholders: only the design's structure depends on them
+                cluster_static[col] = fill_rng.standard_normal(len(first))
+            y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
+            data[v.name] = build_model_data(
+                f, cluster_static, ~np.isnan(y2), Layout.single(len(first)),
+                dynamic | set(ranef_cols), y=y2)
+        else:
+            data[v.name] = build_model_data(v.formula, static, ~np.isnan(start[v.name]),
+                                            layout, dynamic, y=start[v.name])
         models[v.name] = get_model(v.method).factory()
         events += data[v.name].events
-    return Plan(spec, layout, static, data, models, start, like, events)
+    return Plan(spec, layout, static, data, models, start, like, events, cluster_static)
+
+
+def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """One value per cluster from a row-level column that is constant within clusters."""
+    out = np.full(n_clusters, np.nan)
+    obs = ~np.isnan(x)
+    out[codes[obs]] = x[obs]
+    return out
+
+
+def _expand_ranef(f, data):
+    """Replace ``ranef(x)`` by one column per random effect of x's model."""
+    cols, fixed = [], f.fixed
+    for x in f.ranefs:
+        znames = data[x].Z.names
+        if len(znames) == 1:
+            new = [ranef_column(x)]
+        else:
+            new = [ranef_column(x, z) for z in znames]
+            fixed = fixed.replace(f"`{ranef_column(x)}`",
+                                  "(" + " + ".join(f"`{c}`" for c in new) + ")")
+        cols += new
+    return replace(f, fixed=fixed), cols
+
+
+def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
+    """Current random effects of the models that ``name``'s formula uses via ``ranef()``."""
+    out = {}
+    J = plan.layout.segments.n_clusters
+    for x in plan.spec.variables_by_name[name].formula.ranefs:
+        st = states.get(x)
+        core = getattr(st, "core", st)
+        b = getattr(core, "b", None)
+        znames = plan.data[x].Z.names
+        b = np.zeros((J, len(znames))) if b is None else b
+        if len(znames) == 1:
+            out[ranef_column(x)] = b[:, 0]
+        else:
+            out.update({ranef_column(x, z): b[:, k] for k, z in enumerate(znames)})
+    return out
 
 
 def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
@@ -115,10 +179,20 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
     names = plan.names
     T = plan.spec.iterations
     values = Values(plan.layout, like=plan.like)
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    level2 = {v.name for v in plan.spec.variables if v.level == 2}
+    cvals = {}
     for name in names:
         x = plan.start[name].copy()
-        mis = np.isnan(x)
-        x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
+        if name in level2:
+            c = _cluster_values(x, codes, len(first))
+            mis = np.isnan(c)
+            c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
+            cvals[name] = c
+            x = np.take(c, codes)
+        else:
+            mis = np.isnan(x)
+            x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
     datas = {n: plan.data[n].for_chain() for n in names}
     states: dict[str, object] = {}
@@ -128,18 +202,26 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
     for it in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
-            d.refresh(values, plan.static)
+            if name in level2:
+                view = ClusterValues(values, first, _ranef_arrays(plan, name, states))
+                d.refresh(view, plan.cluster_static)
+            else:
+                d.refresh(values, plan.static)
             if it == 0:
                 states[name] = model.init(d, rng)
             else:
                 states[name] = model.step(rng, states[name], d)
             draw = model.draw_missing(rng, states[name], d)
-            values[name][d.mis_idx] = draw
+            if name in level2:
+                cvals[name][d.mis_idx] = draw
+                values[name][:] = np.take(cvals[name], codes)
+            else:
+                values[name][d.mis_idx] = draw
             values.touch(name)
-            mean[it, k] = draw.mean()
+            mean[it, k] = draw.mean() if draw.size else np.nan
             sd[it, k] = draw.std(ddof=1) if draw.size > 1 else 0.0
             params[name][it] = model.param_vector(states[name], d)
-    imputed = {n: values[n][datas[n].mis_idx] for n in names}
+    imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     bad = [n for n in names if not np.all(np.isfinite(imputed[n]))]
     if bad:
         raise FloatingPointError(f"non-finite imputations for {bad}")

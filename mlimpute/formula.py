@@ -16,23 +16,33 @@ Parsing never sees data; :mod:`mlimpute.design` materialises the parsed formula.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from formulaic import Formula
 from formulaic.errors import FormulaicError
 
 from .errors import FormulaError, UnsupportedError
 
-__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column"]
+__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
 
 
 def cmean_column(variable: str) -> str:
     """Name of the design column holding the cluster mean of ``variable``."""
     return f"cmean({variable})"
+
+
+def ranef_column(variable: str, effect: str | None = None) -> str:
+    """Name of the design column holding ``variable``'s model's current random effects.
+
+    ``ranef(x)`` in a formula stands for all of x's random effects; with several, the
+    design has one column per effect, ``ranef(x)[Intercept]``, ``ranef(x)[gender]``...
+    """
+    return f"ranef({variable})" if effect is None else f"ranef({variable})[{effect}]"
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class ParsedFormula:
     group: str | None = None
     random: tuple[RandomBlock, ...] = ()
     cmeans: tuple[str, ...] = ()
+    ranefs: tuple[str, ...] = ()
 
     @property
     def is_multilevel(self) -> bool:
@@ -86,7 +97,8 @@ class ParsedFormula:
     def predictors(self) -> frozenset[str]:
         """Data columns used on the right-hand side (fixed, random and cmean terms)."""
         names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
-        names |= set(self.cmeans)
+        names -= {ranef_column(v) for v in self.ranefs}
+        names |= set(self.cmeans) | set(self.ranefs)
         for block in self.random:
             names |= _required(block.terms, self.text)
         return frozenset(names)
@@ -104,11 +116,11 @@ class ParsedFormula:
                 f"formula for {response!r} has the response {self.response!r} on its left-hand "
                 f"side: {self.text!r}"
             )
-        return ParsedFormula(self.text, response, self.fixed, self.group, self.random, self.cmeans)
+        return replace(self, response=response)
 
     def drop_random(self) -> ParsedFormula:
         """The single-level formula with the same fixed part."""
-        return ParsedFormula(self.text, self.response, self.fixed, None, (), self.cmeans)
+        return replace(self, group=None, random=())
 
     def __str__(self) -> str:
         lhs = f"{_quote(self.response)} " if self.response else ""
@@ -127,7 +139,8 @@ def _quote(name: str) -> str:
 
 
 def _uncmean(text: str) -> str:
-    return re.sub(r"`cmean\(([^`]*)\)`", lambda m: f"cmean({_quote(m.group(1))})", text)
+    return re.sub(r"`(cmean|ranef)\(([^`]*)\)`",
+                  lambda m: f"{m.group(1)}({_quote(m.group(2))})", text)
 
 
 def _required(rhs: str, text: str) -> set[str]:
@@ -197,7 +210,8 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     text : str
         ``"~ x + (1 + x | g)"`` or ``"y ~ x + (1 | g)"``. Random parts: ``(1|g)``,
         ``(1 + x|g)``, ``(0 + x|g)`` and ``(1 + x||g)`` (uncorrelated). ``cmean(x)`` is the
-        cluster mean of ``x``, recomputed from the current completed data at every visit.
+        cluster mean of ``x``, recomputed from the current completed data at every visit;
+        ``ranef(x)`` (in a level-2 variable's formula) the current random effects of x's model.
     response : str, optional
         The response, when the formula is the value of a ``{response: formula}`` dict.
 
@@ -271,19 +285,22 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     fixed_text = " ".join(fixed) if fixed else "1"
     cmeans = tuple(dict.fromkeys(m.group(1).strip("`") for m in _CMEAN.finditer(fixed_text)))
     fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
+    ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
+    fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
     for rhs_part in [fixed_text] + [b.terms for b in blocks]:
         try:
             Formula(rhs_part)
         except FormulaicError as exc:
             raise FormulaError(_syntax_message(text, str(exc))) from None
     for block in blocks:
-        if "cmean(" in block.terms:
-            raise FormulaError(
-                _syntax_message(text, "cmean() is not allowed in a random part",
-                                text.find("cmean("))
-            )
+        for fn in ("cmean(", "ranef("):
+            if fn in block.terms:
+                raise FormulaError(
+                    _syntax_message(text, f"{fn[:-1]}() is not allowed in a random part",
+                                    text.find(fn))
+                )
     parsed = ParsedFormula(text, lhs, fixed_text, groups[0] if groups else None, tuple(blocks),
-                           cmeans)
+                           cmeans, ranefs)
     if response is not None:
         parsed = parsed.with_response(response)
     if parsed.response is not None and parsed.response in parsed.predictors:

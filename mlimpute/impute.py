@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .engine import build_plan, run_chains
 from .diagnostics import convergence_warning
+from .engine import build_plan
 from .errors import ConvergenceWarning, MlimputeWarning
+from .executors import map_chains
 from .imputed import MultiplyImputed, param_dim, param_var, row_dim
 from .rng import chain_seeds
 from .spec import build_spec
@@ -30,6 +34,12 @@ def impute(
     rng: int | np.random.Generator | None = None,
     method: Mapping[str, str] | None = None,
     visit: Sequence[str] | None = None,
+    cluster: str | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    n_jobs: int | None = None,
+    client: Any = None,
+    progress: bool | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -53,6 +63,23 @@ def impute(
         Override the model per variable, e.g. ``{"grade": "norm"}``.
     visit : list of str, optional
         Visit order (default: the order of ``formulas``).
+    cluster : str, optional
+        The cluster column. With it, every incomplete variable without a formula gets the
+        default model (see :mod:`mlimpute.defaults`): level-1 variables a random intercept
+        plus the cluster means of their level-1 predictors, level-2 variables the level-2
+        model; probit for binary, ordered probit for ordered, multinomial probit for
+        unordered categoricals. ``imp.spec`` shows what was used.
+    include, exclude : list of str, optional
+        Columns the default models use (the cluster column and identifier-like columns are
+        left out automatically; ``imp.events`` says which).
+    n_jobs : int, optional
+        Worker processes for the chains (-1: all cores). Results are identical to the serial
+        run for the same seed.
+    client : dask.distributed.Client, optional
+        Run the chains as tasks on this cluster (data scattered once).
+    progress : bool, optional
+        A progress bar over chains × iterations; default: only when stderr is a terminal
+        and not under CI.
 
     Returns
     -------
@@ -66,12 +93,22 @@ def impute(
     >>> imp.dataset["grade"].shape
     (3, 240)
     """
-    spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit)
+    spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
+                      cluster=cluster, include=include, exclude=exclude)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
     data = df.copy()
     plan = build_plan(data, spec)
-    results = run_chains(plan, seeds) if spec.variables else []
+    results = []
+    if spec.variables:
+        bar = _progress_bar(progress, spec.m * spec.iterations)
+        try:
+            results = map_chains(plan, seeds, n_jobs=n_jobs, client=client,
+                                 progress=None if bar is None else
+                                 (lambda done: bar.update(done * spec.iterations - bar.n)))
+        finally:
+            if bar is not None:
+                bar.close()
     for e in plan.events:
         warnings.warn(e, MlimputeWarning, stacklevel=2)
     result = MultiplyImputed(_assemble(plan, results), data, spec, plan.events)
@@ -83,13 +120,25 @@ def impute(
     return result
 
 
+def _progress_bar(progress: bool | None, total: int):
+    """A tqdm bar when asked, or by default when interactive (a TTY, not CI)."""
+    if progress is None:
+        progress = sys.stderr.isatty() and not os.environ.get("CI")
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: it would make fork-based pools unsafe
+    return tqdm(total=total, desc="imputing", unit="it", leave=False)
+
+
 def _assemble(plan, results) -> xr.Dataset:
     spec, order = plan.spec, plan.layout.order
     names = plan.names
     ds = xr.Dataset(attrs={"mlimpute_version": __version__, "m": spec.m,
                            "iterations": spec.iterations})
     for name in names:
-        pos = order[plan.data[name].mis_idx]  # original positions of the missing rows
+        pos = order[plan.missing_rows(name)]  # original positions of the missing rows
         srt = np.argsort(pos, kind="stable")
         if results:
             arr = np.stack([r.imputed[name][srt] for r in results])

@@ -186,7 +186,7 @@ class MultiplyImputed:
         return ImputedPlots(self)
 
     def fit(self, formula: str, **kwargs):
-        """Fit ``formula`` on every completed data set and pool; see :func:`mlimpute.analysis.fit`."""
+        """Fit ``formula`` on each completed data set and pool (:func:`mlimpute.analysis.fit`)."""
         from .analysis import fit
 
         return fit(self, formula, **kwargs)

@@ -98,6 +98,8 @@ __all__ = [
     "plot_replications",
     "plot_single_data_set",
     "make_figures",
+    "stored_config",
+    "provenance",
     "main",
 ]
 
@@ -482,7 +484,8 @@ def run_study(
     -------
     dict
         ``done`` (replications run now), ``skipped`` (found on disk), ``seconds`` (wall
-        time of this call), ``jobs``.
+        time of this call), ``jobs``. Calls that ran something also append this, with
+        the date, version and machine, to ``<out_dir>/runs.jsonl``.
 
     Raises
     ------
@@ -524,8 +527,16 @@ def run_study(
                     bar.update()
     finally:
         bar.close()
-    return {"done": len(todo), "skipped": skipped, "seconds": time.perf_counter() - t0,
+    info = {"done": len(todo), "skipped": skipped, "seconds": time.perf_counter() - t0,
             "jobs": int(jobs)}
+    if todo:
+        out.mkdir(parents=True, exist_ok=True)
+        log = {**info, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__,
+               "experiments": sorted({e for e, _ in todo}), "reps": int(reps),
+               "machine": _machine()}
+        with open(out / "runs.jsonl", "a") as fh:
+            fh.write(json.dumps(log) + "\n")
+    return info
 
 
 # --------------------------------------------------------------------------------------
@@ -1185,6 +1196,72 @@ def make_figures(
 # command line
 
 
+def stored_config(out_dir: str | os.PathLike, experiment: int) -> StudyConfig:
+    """The :class:`StudyConfig` with which ``experiment``'s results in ``out_dir`` were made.
+
+    Parameters
+    ----------
+    out_dir : path
+    experiment : int
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    SpecificationError
+        If ``out_dir`` has no results of ``experiment``.
+    """
+    first = next(iter(sorted(Path(out_dir).glob(f"experiment{experiment}/replication*.json"))),
+                 None)
+    if first is None:
+        raise SpecificationError(f"no results of experiment {experiment} in {out_dir}")
+    st = json.loads(first.read_text())["settings"]
+    return StudyConfig(m={experiment: st["m"]}, iterations=st["iterations"],
+                       n_classes=st["n_classes"], class_size=st["class_size"],
+                       seed=st["seed"], engine=st["engine"],
+                       methods=tuple(m for m in st["methods"] if m in available_methods()))
+
+
+def provenance(out_dir: str | os.PathLike, records: pd.DataFrame | None = None) -> str:
+    """One paragraph saying what the tables of ``out_dir`` rest on.
+
+    Replications per experiment, imputations, iterations, seed, mlimpute version(s) and
+    the runs logged in ``<out_dir>/runs.jsonl`` (wall time, processes, machine).
+
+    Parameters
+    ----------
+    out_dir : path
+    records : pandas.DataFrame, optional
+        The table of :func:`load_records` (read from ``out_dir`` when omitted).
+
+    Returns
+    -------
+    str
+    """
+    rec = load_records(out_dir) if records is None else records
+    parts = []
+    for e in sorted(rec["experiment"].unique()):
+        st = stored_config(out_dir, int(e))
+        n = rec.loc[rec["experiment"] == e, "replication"].nunique()
+        parts.append(f"experiment {e}: {n} replications, m = {st.m_for(int(e))}")
+    st = stored_config(out_dir, int(rec["experiment"].min()))
+    text = (f"**Results of {'; '.join(parts)}; {st.iterations} iterations, seed {st.seed}, "
+            f"engine `{st.engine}`.**")
+    log = Path(out_dir) / "runs.jsonl"
+    if log.exists():
+        runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        if runs:
+            done = sum(r["done"] for r in runs)
+            secs = sum(r["seconds"] for r in runs)
+            last = runs[-1]
+            text += (f" Run in {len(runs)} session(s): {done} replications in {secs:.0f} s "
+                     f"wall time ({secs / 60:.1f} min) with {last['jobs']} process(es); last "
+                     f"run {last['date']}, mlimpute {last['version']}, {last['machine']}.")
+    return text
+
+
 def _parse_m(values: Sequence[str] | None) -> dict[int, int]:
     m = dict(DEFAULT_M)
     for v in values or ():
@@ -1255,10 +1332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         summary = summarise(rec)
         single = None
-        if (a.plots or a.markdown) and 3 in a.experiments:
-            single = single_data_set(3, config=config)
+        if (a.plots or a.markdown) and 3 in set(rec["experiment"]):
+            single = single_data_set(3, config=stored_config(a.out, 3))
         checks = acceptance(summary, single)
-        text = to_markdown(summary, checks=checks, times=timings(rec))
+        text = provenance(a.out, rec) + "\n\n" + to_markdown(
+            summary, checks=checks, times=timings(rec))
         Path(a.out).mkdir(parents=True, exist_ok=True)
         summary.to_csv(Path(a.out) / "summary.csv", index=False)
         (Path(a.out) / "summary.md").write_text(text)

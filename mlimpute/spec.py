@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .codec import column_kind
+from .defaults import analysis_columns, default_formula, default_method, is_level2, varying_clusters
 from .errors import (
     DataError,
     DataTypeError,
@@ -21,7 +23,6 @@ from .errors import (
     SpecificationError,
     UnsupportedError,
 )
-from .codec import column_kind
 from .formula import ParsedFormula, parse_formula
 from .models import get_model
 
@@ -43,6 +44,7 @@ class VariableSpec:
     name: str
     formula: ParsedFormula
     method: str
+    level: int = 1
 
     def __str__(self) -> str:
         return f"{self.name}: {self.formula} [{self.method}]"
@@ -76,6 +78,10 @@ class ImputationSpec:
     def formulas(self) -> dict[str, str]:
         """``{variable: formula}`` in the syntax a user writes."""
         return {v.name: "~ " + str(v.formula).split("~", 1)[1].strip() for v in self.variables}
+
+    @property
+    def variables_by_name(self) -> dict[str, VariableSpec]:
+        return {v.name: v for v in self.variables}
 
     @property
     def methods(self) -> dict[str, str]:
@@ -148,15 +154,21 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
 
 def build_spec(
     df: pd.DataFrame,
-    formulas,
+    formulas=None,
     *,
     m: int = 5,
     iterations: int = 20,
     method: Mapping[str, str] | None = None,
     visit: Sequence[str] | None = None,
     seed: int | None = None,
+    cluster: str | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
+
+    Incomplete variables without a formula get the default model (:mod:`mlimpute.defaults`)
+    when ``cluster`` is given or no formula at all is; otherwise they are an error.
 
     Examples
     --------
@@ -164,6 +176,8 @@ def build_spec(
     >>> df = classroom(1, rng=1).incomplete
     >>> build_spec(df, {"grade": "~ skill + (1 | class)"}).methods
     {'grade': '2l.norm'}
+    >>> build_spec(df, cluster="class").formulas
+    {'grade': '~ skill + (1 | class)'}
     """
     _check_frame(df)
     m = _positive_int(m, "m")
@@ -179,11 +193,16 @@ def build_spec(
             raise SpecificationError(
                 f"formula for {name!r} refers to unknown column(s) {unknown}: {f.text!r}"
             )
-    for name in method:
-        if name not in parsed:
-            raise SpecificationError(f"method given for {name!r}, which has no formula")
+    for name in (*(include or ()), *(exclude or ())):
+        if name not in columns:
+            raise SpecificationError(f"include/exclude names unknown column {name!r}")
 
+    use_defaults = cluster is not None or formulas is None
     groups = {f.group for f in parsed.values() if f.group is not None}
+    if cluster is not None:
+        if cluster not in columns:
+            raise SpecificationError(f"cluster column {cluster!r} is not in the data")
+        groups.add(cluster)
     if len(groups) > 1:
         raise UnsupportedError(
             f"the formulas use different grouping factors {sorted(groups)}; only two-level "
@@ -191,22 +210,42 @@ def build_spec(
             "supported yet)"
         )
     cluster = groups.pop() if groups else None
-    if cluster is not None and df[cluster].isna().any():
-        rows = df.index[df[cluster].isna()][:5].tolist()
-        raise DataError(
-            f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing value(s) "
-            f"(e.g. at index {rows}); drop or fill those rows first"
-        )
+    codes = labels = None
+    if cluster is not None:
+        if df[cluster].isna().any():
+            rows = df.index[df[cluster].isna()][:5].tolist()
+            raise DataError(
+                f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing "
+                f"value(s) (e.g. at index {rows}); drop or fill those rows first"
+            )
+        codes, labels = pd.factorize(df[cluster], sort=True)
 
     missing = df.isna().sum()
-    incomplete = [c for c in df.columns if missing[c] > 0]
+    if use_defaults:
+        candidates, left_out = analysis_columns(df, cluster, include, exclude)
+        if left_out:
+            events.append("left out of the default models: " + ", ".join(left_out))
+    else:
+        candidates = list(df.columns)
+    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster]
     no_formula = [c for c in incomplete if c not in parsed]
-    if no_formula:
+    if no_formula and not use_defaults:
         raise SpecificationError(
             f"incomplete column(s) {no_formula} have no imputation formula; give each a "
-            "formula, or select the columns to impute (df[cols].mi.impute(...))"
+            "formula, pass cluster=... for default models, or select the columns to impute "
+            "(df[cols].mi.impute(...))"
         )
 
+    kinds = {c: column_kind(df[c]) for c in df.columns}
+    levels = {c: (2 if codes is not None and is_level2(codes, df[c]) else 1) for c in df.columns}
+    if use_defaults:
+        model_cols = [c for c in candidates if c != cluster]
+        for name in no_formula:
+            text = default_formula(name, model_cols, levels, kinds, cluster)
+            parsed[name] = parse_formula(text, name)
+
+    # variables whose random effects other formulas use must be modelled even if complete
+    ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
     used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
     for c in used:
         dtype = df[c].dtype
@@ -221,52 +260,106 @@ def build_spec(
 
     specs = []
     for name, f in parsed.items():
-        if missing[name] == 0:
+        if missing[name] == 0 and name not in ranef_targets:
             events.append(f"{name}: has no missing values; its formula is not used")
             continue
         if missing[name] == len(df):
             raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
-        kind = column_kind(df[name])
+        kind = kinds[name]
         if kind == "other":
             raise DataTypeError(f"column {name!r} has dtype {df[name].dtype}, which cannot be "
                                 "imputed (numeric, bool and categorical columns can)")
-        meth = method.get(name, DEFAULT_METHODS[kind][0 if f.is_multilevel else 1])
+        level = levels[name]
+        default = DEFAULT_METHODS[kind][0 if f.is_multilevel else 1]
+        if level == 2 and not f.is_multilevel:
+            default = default_method(kind, 2)
+        meth = method.get(name, default)
         info = get_model(meth)
         if kind not in info.kinds:
             raise DataTypeError(
                 f"column {name!r} is {kind} (dtype {df[name].dtype}); method {meth!r} imputes "
                 f"{'/'.join(info.kinds)} variables"
             )
-        if info.multilevel and not f.is_multilevel:
+        if info.level == 2:
+            f = _check_level2(df, name, f, meth, cluster, codes, labels, levels)
+            level = 2
+        elif info.multilevel and not f.is_multilevel:
             raise SpecificationError(
                 f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
                 f"its formula {f.text!r}"
             )
-        if not info.multilevel and f.is_multilevel:
+        elif not info.multilevel and f.is_multilevel:
             events.append(f"{name}: method {meth!r} is single-level; random part ignored")
             f = f.drop_random()
+        else:
+            level = 1
         for p in f.predictors:
-            if column_kind(df[p]) == "other":
+            if kinds[p] == "other":
                 raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
                                     f"{df[p].dtype}")
         for c in f.cmeans:
-            if column_kind(df[c]) not in ("numeric", "binary"):
+            if kinds[c] not in ("numeric", "binary"):
                 raise DataTypeError(
                     f"cmean({c}) in the formula for {name!r}: {c!r} is "
-                    f"{column_kind(df[c])}; cluster means need a numeric or binary column"
+                    f"{kinds[c]}; cluster means need a numeric or binary column"
                 )
-        specs.append(VariableSpec(name, f, meth))
+            if cluster is None:
+                raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
+                                         "cluster: pass cluster=... or use a random part")
+        specs.append(VariableSpec(name, f, meth, level))
+
+    for s_ in specs:
+        for x in s_.formula.ranefs:
+            target = next((v for v in specs if v.name == x), None)
+            if target is None or not get_model(target.method).multilevel:
+                raise SpecificationError(
+                    f"ranef({x}) in the formula for {s_.name!r} needs a multilevel formula for "
+                    f"{x!r} (e.g. {{'{x}': '~ ... + (1 | {cluster})'}})"
+                )
+            if s_.level != 2:
+                raise SpecificationError(
+                    f"ranef({x}) is only meaningful in a level-2 variable's formula, not in "
+                    f"{s_.name!r}'s"
+                )
 
     if visit is not None:
         visit = list(visit)
-        names = [s.name for s in specs]
+        names = [s_.name for s_ in specs]
         if sorted(visit) != sorted(names):
             raise SpecificationError(
                 f"visit must list each imputed variable once: expected {names}, got {visit}"
             )
-        specs = [next(s for s in specs if s.name == v) for v in visit]
-    if not specs:
+        specs = [next(s_ for s_ in specs if s_.name == v) for v in visit]
+    if not specs or all(missing[s_.name] == 0 for s_ in specs):
         warnings.warn("nothing to impute: no variable with a formula has missing values; "
                       "the m completed data sets are copies of the data", MlimputeWarning,
                       stacklevel=3)
     return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
+
+
+def _check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFormula:
+    """A level-2 model: constant within clusters, level-2 predictors, no random part."""
+    if cluster is None:
+        raise SpecificationError(
+            f"method {meth!r} for {name!r} models cluster rows: pass cluster=... or give "
+            "another variable a random part naming the cluster"
+        )
+    bad = varying_clusters(codes, df[name])
+    if bad.size:
+        shown = [labels[k].item() if hasattr(labels[k], "item") else labels[k] for k in bad[:10]]
+        raise DataError(
+            f"{name!r} is imputed as a level-2 variable ({meth!r}) but its observed values "
+            f"vary within {bad.size} cluster(s) of {cluster!r}: {shown}"
+        )
+    if f.is_multilevel:
+        raise SpecificationError(
+            f"level-2 variable {name!r} cannot have random effects over its own clusters: "
+            f"{f.text!r}"
+        )
+    for p in f.predictors - set(f.cmeans) - set(f.ranefs):
+        if levels.get(p, 1) != 2 and p != cluster:
+            raise SpecificationError(
+                f"predictor {p!r} of level-2 variable {name!r} varies within clusters; use "
+                f"cmean({p}) (its cluster mean) instead"
+            )
+    return f

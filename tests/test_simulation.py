@@ -267,3 +267,14 @@ def test_command_line(study, tmp_path, capsys):
     assert sim.main(["--out", str(out), "--reps", "1", "--m", "4", "--iterations", "3",
                      "--quiet"]) == 2
     assert "another output directory" in capsys.readouterr().err
+
+
+def test_provenance_and_stored_config(study):
+    out, _ = study
+    cfg = sim.stored_config(out, 3)
+    assert (cfg.m_for(3), cfg.iterations, cfg.seed) == (2, 3, sim.DEFAULT_SEED)
+    text = sim.provenance(out)
+    assert text.startswith("**Results of experiment 1: 3 replications, m = 2;")
+    assert "Run in 1 session(s): 9 replications" in text and "mlimpute" in text
+    with pytest.raises(SpecificationError, match="no results of experiment 3"):
+        sim.stored_config(out / "nowhere", 3)

@@ -13,8 +13,9 @@ States are small frozen dataclasses; the engine carries them from visit to visit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -98,9 +99,10 @@ def available_models() -> list[str]:
 
 
 # explicit registry: importing a family module registers it
-from . import norm as norm  # noqa: E402
-from . import ml_norm as ml_norm  # noqa: E402
 from . import binary as binary  # noqa: E402
-from . import ordinal as ordinal  # noqa: E402
+from . import level2 as level2  # noqa: E402
+from . import ml_norm as ml_norm  # noqa: E402
 from . import nominal as nominal  # noqa: E402
+from . import norm as norm  # noqa: E402
+from . import ordinal as ordinal  # noqa: E402
 from . import pmm as pmm  # noqa: E402

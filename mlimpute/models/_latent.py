@@ -15,7 +15,11 @@ from scipy.special import ndtr, ndtri
 from .ml_norm import MultilevelNorm
 from .norm import Norm
 
-__all__ = ["truncnorm", "linear_core", "core_param_names", "core_param_vector"]
+__all__ = ["truncnorm", "linear_core", "core_param_names", "core_param_vector",
+           "slope_precision"]
+
+#: Prior SD of a latent-scale coefficient per root-mean-square unit of its predictor.
+SLOPE_PRIOR_SD = 10.0
 
 _TINY = 1e-300
 
@@ -50,6 +54,23 @@ def truncnorm(rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray,
 def linear_core(data):
     """The normal model whose Gibbs step serves a latent model on ``data``."""
     return MultilevelNorm() if data.Z is not None else Norm()
+
+
+def slope_precision(data) -> np.ndarray:
+    """Prior precision of β on the latent scale: ``N(0, (10 / rms(x_k))²)``, intercept flat.
+
+    Separated data (a category fully determined by a predictor, common once categorical
+    predictors are imputed) have no finite maximum; under a flat prior the probit
+    coefficients then drift off to infinity. This prior bounds them at effects of about
+    ±10 latent SDs per RMS unit of the predictor — far outside anything estimable, so it
+    leaves estimable coefficients alone — and scales with the predictors' units
+    (cf. the weakly informative priors of Gelman et al. 2008).
+    """
+    X = data.X.obs
+    ms = (X * X).mean(axis=0) if X.shape[0] else np.ones(X.shape[1])
+    prec = ms / SLOPE_PRIOR_SD**2
+    prec[[i for i, n in enumerate(data.X.names) if n == "Intercept"]] = 0.0
+    return prec
 
 
 def core_param_names(core, data) -> list[str]:

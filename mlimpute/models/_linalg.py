@@ -119,8 +119,24 @@ def draw_precision_batched(
 
 
 def solve_spd(prec: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``P⁻¹h`` and the lower Cholesky factor of one p×p SPD matrix P."""
-    L = np.linalg.cholesky(prec)
+    """``P⁻¹h`` and the lower Cholesky factor of one p×p SPD matrix P.
+
+    Imputed predictors can become (nearly) collinear with others during a run, which no
+    check at set-up can foresee; then a jitter of 1e-10, 1e-8, ... times the mean diagonal
+    is added until P factorises (deterministically: same data, same result).
+    """
+    try:
+        L = np.linalg.cholesky(prec)
+    except np.linalg.LinAlgError:
+        scale = float(np.mean(np.abs(np.diag(prec)))) or 1.0
+        for eps in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
+            try:
+                L = np.linalg.cholesky(prec + eps * scale * np.eye(prec.shape[0]))
+                break
+            except np.linalg.LinAlgError:
+                continue
+        else:
+            raise
     return sla.cho_solve((L, True), h, check_finite=False), L
 
 

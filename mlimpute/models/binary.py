@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import register
-from ._latent import core_param_names, core_param_vector, linear_core, truncnorm
+from ._latent import (
+    core_param_names,
+    core_param_vector,
+    linear_core,
+    slope_precision,
+    truncnorm,
+)
 
 __all__ = ["Probit", "MultilevelProbit", "ProbitState"]
 
@@ -38,7 +44,7 @@ class _ProbitBase:
         self_core = linear_core(data)
         y = data.y_obs
         z0 = np.where(y > 0.5, 0.5, -0.5)  # inside the right half-lines
-        core = self_core.start(rng, data, z0, sigma2=1.0)
+        core = self_core.start(rng, data, z0, sigma2=1.0, beta_prec=slope_precision(data))
         return self.step(rng, ProbitState(core, z0), data)
 
     def step(self, rng: np.random.Generator, state: ProbitState, data) -> ProbitState:
@@ -46,7 +52,10 @@ class _ProbitBase:
         eta = core.predict(state.core, data, "obs")
         y = data.y_obs > 0.5
         latent = truncnorm(rng, eta, np.where(y, 0.0, -np.inf), np.where(y, np.inf, 0.0))
-        return ProbitState(core.gibbs(rng, state.core, data, latent, sigma2=1.0), latent)
+        return ProbitState(
+            core.gibbs(rng, state.core, data, latent, sigma2=1.0, beta_prec=slope_precision(data)),
+            latent,
+        )
 
     def draw_missing(self, rng: np.random.Generator, state: ProbitState, data) -> np.ndarray:
         eta = linear_core(data).predict(state.core, data, "mis")

@@ -101,7 +101,8 @@ class MultilevelNorm:
     def init(self, data, rng: np.random.Generator) -> MultilevelNormState:
         return self.start(rng, data, data.y_obs)
 
-    def start(self, rng, data, y, sigma2: float | None = None) -> MultilevelNormState:
+    def start(self, rng, data, y, sigma2: float | None = None,
+              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
         """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
 
         A start far from the posterior costs burn-in that the carried one-step-per-visit
@@ -125,17 +126,22 @@ class MultilevelNorm:
         alpha = np.sqrt(np.diag(psi))
         state = MultilevelNormState(beta, np.zeros((J, q)), s2 if sigma2 is None else sigma2,
                                     psi, alpha, scale)
-        return self.gibbs(rng, state, data, y, sigma2)
+        return self.gibbs(rng, state, data, y, sigma2, beta_prec)
 
     # -- one Gibbs step -------------------------------------------------------------------
     def step(self, rng: np.random.Generator, state: MultilevelNormState, data):
         return self.gibbs(rng, state, data, data.y_obs)
 
     def gibbs(self, rng, state: MultilevelNormState, data, y: np.ndarray,
-              sigma2: float | None = None) -> MultilevelNormState:
-        """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given."""
+              sigma2: float | None = None, beta_prec: np.ndarray | None = None
+              ) -> MultilevelNormState:
+        """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given.
+
+        ``beta_prec`` is an optional prior precision (p,) for β (prior mean 0); the latent
+        models use it so that separated data cannot send a coefficient to infinity.
+        """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
-        p, q = X.shape[1], Z.shape[1]
+        p = X.shape[1]
         s2 = state.sigma2
         # per-cluster sufficient statistics (J, q, q), (J, q, p), (J, q)
         ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
@@ -155,6 +161,8 @@ class MultilevelNorm:
         A = (X.T @ X) / s2 - np.einsum("jqp,jqr->pr", W, W)
         h = (X.T @ y) / s2 - np.einsum("jqp,jq->p", W, w)
         A = (A + A.T) / 2
+        if beta_prec is not None:
+            A[np.diag_indices(p)] += beta_prec
         mean, LA = solve_spd(A, h)
         beta = draw_chol(rng, LA, mean)
         #     b_j | β
@@ -189,7 +197,7 @@ class MultilevelNorm:
 
     @staticmethod
     def _blocks(data):
-        for cols, correlated in zip(data.random_blocks, data.random_correlated):
+        for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True):
             yield from ([list(cols)] if correlated else [[c] for c in cols])
 
     def _psi_xi(self, rng, xi, data):
@@ -236,7 +244,7 @@ class MultilevelNorm:
         return [*data.X.names, *_psi_names(data), "var(Residual)"]
 
     def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
-        rows, cols = zip(*_psi_entries(data))
+        rows, cols = zip(*_psi_entries(data), strict=True)
         return np.r_[state.beta, state.psi[list(rows), list(cols)], state.sigma2]
 
 
@@ -291,7 +299,7 @@ def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=
         psi = _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step)
         a = inv_gamma(rng, (nu + 2) / 2, nu * np.diag(np.linalg.inv(psi)) + 1 / scale**2)
         return psi, np.where(alpha < 0, -1.0, 1.0) / np.sqrt(a)
-    for cols, correlated in zip(data.random_blocks, data.random_correlated):
+    for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True):
         # scalar blocks mix well through the α-step alone (lag-1 autocorrelation ≈ 0.1)
         if not correlated or len(cols) < 2:
             continue
@@ -363,7 +371,8 @@ def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
         n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
         d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        log_q = np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
+        log_q = (np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2)
+                 + d * d / (2 * (step * l22) ** 2))
         new = log_target(n11, n21, n22)
         if u[i] < new - cur + log_q:
             l11, l21, l22, cur = n11, n21, n22, new
@@ -406,7 +415,7 @@ def _scatter(bhat, ok):
 def _psi_entries(data) -> list[tuple[int, int]]:
     """Traced entries of Ψ: each variance, then the covariances within correlated blocks."""
     out = []
-    for block, correlated in zip(data.random_blocks, data.random_correlated):
+    for block, correlated in zip(data.random_blocks, data.random_correlated, strict=True):
         for i_, i in enumerate(block):
             out.append((i, i))
             if correlated:

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import register
-from ._latent import core_param_names, core_param_vector, linear_core, truncnorm
+from ._latent import (
+    core_param_names,
+    core_param_vector,
+    linear_core,
+    slope_precision,
+    truncnorm,
+)
 
 __all__ = ["MultinomialProbit", "MultilevelMultinomialProbit", "NominalState"]
 
@@ -49,7 +55,10 @@ class _NominalBase:
         K = len(levels)
         W = np.where(rank[:, None] == np.arange(1, K)[None, :], 0.5, -0.5)
         core = linear_core(data)
-        cores = tuple(core.start(rng, data, W[:, k], sigma2=1.0) for k in range(K - 1))
+        cores = tuple(
+            core.start(rng, data, W[:, k], sigma2=1.0, beta_prec=slope_precision(data))
+            for k in range(K - 1)
+        )
         return self.step(rng, NominalState(cores, W), data)
 
     def step(self, rng: np.random.Generator, state: NominalState, data) -> NominalState:
@@ -68,7 +77,9 @@ class _NominalBase:
             lower = np.where(is_k, best_other, -np.inf)
             upper = np.where(is_k, np.inf, chosen)
             W[:, k] = truncnorm(rng, eta, lower, upper)
-            cores[k] = core.gibbs(rng, cores[k], data, W[:, k], sigma2=1.0)
+            cores[k] = core.gibbs(
+                rng, cores[k], data, W[:, k], sigma2=1.0, beta_prec=slope_precision(data)
+            )
         return NominalState(tuple(cores), W)
 
     def draw_missing(self, rng: np.random.Generator, state: NominalState, data) -> np.ndarray:

@@ -33,20 +33,30 @@ class Norm:
     def init(self, data, rng: np.random.Generator) -> NormState:
         return self.step(rng, None, data)
 
-    def start(self, rng, data, y, sigma2: float | None = None) -> NormState:
-        return self.gibbs(rng, None, data, y, sigma2)
+    def start(self, rng, data, y, sigma2: float | None = None,
+              beta_prec: np.ndarray | None = None) -> NormState:
+        return self.gibbs(rng, None, data, y, sigma2, beta_prec)
 
     def step(self, rng: np.random.Generator, state, data) -> NormState:
         return self.gibbs(rng, state, data, data.y_obs)
 
-    def gibbs(self, rng, state, data, y, sigma2: float | None = None) -> NormState:
-        """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only."""
+    def gibbs(self, rng, state, data, y, sigma2: float | None = None,
+              beta_prec: np.ndarray | None = None) -> NormState:
+        """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only.
+
+        ``beta_prec`` (with ``sigma2`` fixed) adds a N(0, 1/beta_prec) prior on β.
+        """
         X = data.X.obs
         n, p = X.shape
         xtx = X.T @ X
         xtx[np.diag_indices(p)] *= 1.0 + 1e-10  # guards round-off only; collinear columns
         # were dropped when the design was built
         xty = X.T @ y
+        if beta_prec is not None and sigma2 is not None:
+            xtx = xtx / sigma2 + np.diag(beta_prec)
+            xty = xty / sigma2
+            beta_hat, L = solve_spd(xtx, xty)
+            return NormState(draw_chol(rng, L, beta_hat), sigma2, beta_hat)
         beta_hat, L = solve_spd(xtx, xty)
         if sigma2 is None:
             ssr = float(np.sum((y - X @ beta_hat) ** 2))

@@ -30,7 +30,13 @@ from scipy.special import log_ndtr, ndtri
 
 from ..errors import SpecificationError
 from . import register
-from ._latent import core_param_names, core_param_vector, linear_core, truncnorm
+from ._latent import (
+    core_param_names,
+    core_param_vector,
+    linear_core,
+    slope_precision,
+    truncnorm,
+)
 
 __all__ = ["OrderedProbit", "MultilevelOrderedProbit", "OrderedState"]
 
@@ -68,8 +74,10 @@ def _log_lik(eta, rank, bounds):
 class _OrderedBase:
     def init(self, data, rng: np.random.Generator) -> OrderedState:
         if "Intercept" not in data.X.names:
-            raise SpecificationError(f"{data.variable}: the ordinal model needs an intercept "
-                                     "in its formula (cut-point 1 is fixed at 0)")
+            raise SpecificationError(
+                f"{data.variable}: the ordinal model needs an intercept "
+                "in its formula (cut-point 1 is fixed at 0)"
+            )
         levels, rank = _present(data)
         K = len(levels)
         cum = np.cumsum(np.bincount(rank, minlength=K))[:-1] / rank.size
@@ -78,7 +86,9 @@ class _OrderedBase:
         mid = np.where(np.isfinite(bounds[rank]), bounds[rank], bounds[rank + 1] - 1)
         top = np.where(np.isfinite(bounds[rank + 1]), bounds[rank + 1], bounds[rank] + 1)
         latent = (mid + top) / 2 - ndtri(cum[0]) * (K > 1)
-        core = linear_core(data).start(rng, data, latent, sigma2=1.0)
+        core = linear_core(data).start(
+            rng, data, latent, sigma2=1.0, beta_prec=slope_precision(data)
+        )
         step = 2.0 / np.sqrt(max(rank.size, 1) / max(K, 1))
         return self.step(rng, OrderedState(core, latent, cuts, step), data)
 
@@ -89,7 +99,9 @@ class _OrderedBase:
         cuts = self._cuts(rng, state.cuts, state.step, eta, rank)
         bounds = np.r_[-np.inf, cuts, np.inf]
         latent = truncnorm(rng, eta, bounds[rank], bounds[rank + 1])
-        core_state = core.gibbs(rng, state.core, data, latent, sigma2=1.0)
+        core_state = core.gibbs(
+            rng, state.core, data, latent, sigma2=1.0, beta_prec=slope_precision(data)
+        )
         return OrderedState(core_state, latent, cuts, state.step)
 
     @staticmethod
@@ -102,12 +114,19 @@ class _OrderedBase:
             new = cuts.copy()
             for j in range(1, K1):  # γ_1 = 0 fixed; loop over the few free cut-points
                 upper = cuts[j + 1] if j + 1 < K1 else np.inf
-                new[j] = cuts[j] + s * truncnorm(rng, np.zeros(1), (new[j - 1] - cuts[j]) / s,
-                                                 (upper - cuts[j]) / s)[0]
+                new[j] = (
+                    cuts[j]
+                    + s
+                    * truncnorm(
+                        rng, np.zeros(1), (new[j - 1] - cuts[j]) / s, (upper - cuts[j]) / s
+                    )[0]
+                )
             up_old = np.r_[cuts[2:], np.inf]
             up_new = np.r_[new[2:], np.inf]
-            log_q = np.sum(_log_interval((new[:-1] - cuts[1:]) / s, (up_old - cuts[1:]) / s)
-                           - _log_interval((cuts[:-1] - new[1:]) / s, (up_new - new[1:]) / s))
+            log_q = np.sum(
+                _log_interval((new[:-1] - cuts[1:]) / s, (up_old - cuts[1:]) / s)
+                - _log_interval((cuts[:-1] - new[1:]) / s, (up_new - new[1:]) / s)
+            )
             prop = _log_lik(eta, rank, np.r_[-np.inf, new, np.inf])
             if np.log(rng.random()) < prop - cur + log_q:
                 cuts, cur = new, prop
@@ -121,8 +140,10 @@ class _OrderedBase:
 
     def param_names(self, data) -> list[str]:
         K = len(_present(data)[0])
-        return [*core_param_names(linear_core(data), data),
-                *(f"cut{j + 1}" for j in range(1, K - 1))]
+        return [
+            *core_param_names(linear_core(data), data),
+            *(f"cut{j + 1}" for j in range(1, K - 1)),
+        ]
 
     def param_vector(self, state: OrderedState, data) -> np.ndarray:
         return np.r_[core_param_vector(linear_core(data), state.core, data), state.cuts[1:]]

@@ -21,7 +21,6 @@ def _grid_posterior(df, nu=2.0):
     y = df["y"].to_numpy()
     X = np.c_[np.ones(len(df)), df["x"].to_numpy()]
     g = pd.factorize(df["g"])[0]
-    J = g.max() + 1
     nj = np.bincount(g)
     s = np.stack([np.bincount(g, X[:, k]) for k in range(2)], 1)  # (J, p)
     t = np.bincount(g, y)

@@ -1,0 +1,46 @@
+"""Level-2 (cluster) variables: the single-level models fitted on one row per cluster.
+
+mice's ``2lonly.norm`` / ``2lonly.pmm`` and the seed's last sheet: a variable that is
+constant within clusters (teacher skill) is imputed from a data set with one row per
+cluster, whose predictors are other level-2 variables, cluster means of level-1 variables
+(``cmean(x)``, recomputed from the current imputations at every visit) and, where the
+formula asks, the current random effects of a level-1 variable's model (``ranef(x)``). The
+engine builds those cluster rows and writes the imputed value to every row of the cluster;
+the models themselves are the single-level ones.
+"""
+
+from __future__ import annotations
+
+from . import register
+from .binary import Probit
+from .nominal import MultinomialProbit
+from .norm import Norm
+from .ordinal import OrderedProbit
+from .pmm import PMM
+
+__all__ = ["Level2Norm", "Level2PMM", "Level2Probit", "Level2Ordinal", "Level2Nominal"]
+
+
+@register("2lonly.norm", multilevel=False, level=2, kinds=("numeric",))
+class Level2Norm(Norm):
+    """Bayesian linear regression on cluster rows (mice ``2lonly.norm``)."""
+
+
+@register("2lonly.pmm", multilevel=False, level=2, kinds=("numeric", "binary"))
+class Level2PMM(PMM):
+    """Predictive mean matching on cluster rows (mice ``2lonly.pmm``)."""
+
+
+@register("2lonly.bin", multilevel=False, level=2, kinds=("binary",))
+class Level2Probit(Probit):
+    """Probit on cluster rows for a binary level-2 variable."""
+
+
+@register("2lonly.ordinal", multilevel=False, level=2, kinds=("ordinal", "binary"))
+class Level2Ordinal(OrderedProbit):
+    """Ordered probit on cluster rows for an ordered level-2 variable."""
+
+
+@register("2lonly.nominal", multilevel=False, level=2, kinds=("nominal", "binary"))
+class Level2Nominal(MultinomialProbit):
+    """Multinomial probit on cluster rows for an unordered level-2 variable."""
