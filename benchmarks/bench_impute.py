@@ -8,6 +8,7 @@ Times are the best of several runs, in-process, after import and a warm-up run.
 from __future__ import annotations
 
 import argparse
+import warnings
 import time
 import tracemalloc
 
@@ -35,6 +36,7 @@ def best_of(fn, repeat: int) -> float:
 
 
 def main() -> None:
+    warnings.simplefilter("ignore")  # short benchmark runs trigger convergence warnings
     p = argparse.ArgumentParser()
     p.add_argument("--large", action="store_true", help="also 600,000 and 1,000,000 rows")
     args = p.parse_args()

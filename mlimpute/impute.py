@@ -37,6 +37,7 @@ def impute(
     cluster: str | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    heteroscedastic: bool | Sequence[str] = False,
     n_jobs: int | None = None,
     client: Any = None,
     progress: bool | None = None,
@@ -72,6 +73,9 @@ def impute(
     include, exclude : list of str, optional
         Columns the default models use (the cluster column and identifier-like columns are
         left out automatically; ``imp.events`` says which).
+    heteroscedastic : bool or list of str
+        Cluster-specific residual variances (``2l.norm.het``, mice's ``2l.norm``) for all
+        multilevel numeric variables, or for the ones listed; for longitudinal data.
     n_jobs : int, optional
         Worker processes for the chains (-1: all cores). Results are identical to the serial
         run for the same seed.
@@ -94,7 +98,8 @@ def impute(
     (3, 240)
     """
     spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
-                      cluster=cluster, include=include, exclude=exclude)
+                      cluster=cluster, include=include, exclude=exclude,
+                      heteroscedastic=heteroscedastic)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
     data = df.copy()

@@ -164,6 +164,7 @@ def build_spec(
     cluster: str | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    heteroscedastic: bool | Sequence[str] = False,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
 
@@ -273,6 +274,15 @@ def build_spec(
         default = DEFAULT_METHODS[kind][0 if f.is_multilevel else 1]
         if level == 2 and not f.is_multilevel:
             default = default_method(kind, 2)
+        het = (heteroscedastic is True or (not isinstance(heteroscedastic, bool)
+                                            and name in heteroscedastic))
+        if het and name not in method:
+            if default != "2l.norm":
+                raise SpecificationError(
+                    f"heteroscedastic imputation of {name!r} needs a numeric variable with a "
+                    f"random part; its default model is {default!r}"
+                )
+            default = "2l.norm.het"
         meth = method.get(name, default)
         info = get_model(meth)
         if kind not in info.kinds:

@@ -102,6 +102,7 @@ def available_models() -> list[str]:
 from . import binary as binary  # noqa: E402
 from . import level2 as level2  # noqa: E402
 from . import ml_norm as ml_norm  # noqa: E402
+from . import ml_norm_het as ml_norm_het  # noqa: E402
 from . import nominal as nominal  # noqa: E402
 from . import norm as norm  # noqa: E402
 from . import ordinal as ordinal  # noqa: E402

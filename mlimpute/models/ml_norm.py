@@ -81,6 +81,7 @@ class MultilevelNormState:
     scale: np.ndarray  # (q,) prior scales A_k
     beta_mean: np.ndarray | None = None  # E[β | σ², Ψ, y] (for predictive mean matching)
     b_mean: np.ndarray | None = None  # E[b | β̄, σ², Ψ, y]
+    sigma_hyper: np.ndarray | None = None  # heteroscedastic model: (s², ν)
 
 
 @register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"))
@@ -142,58 +143,73 @@ class MultilevelNorm:
         """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         p = X.shape[1]
-        s2 = state.sigma2
+        s2 = state.sigma2  # a scalar, or one variance per cluster (heteroscedastic model)
+        s2c = s2 if np.ndim(s2) == 0 else s2[:, None]  # per-cluster divisor
+        wr = None if np.ndim(s2) == 0 else 1.0 / np.take(s2, seg.codes)  # row weights
+
+        def gram(M, v=None):  # M'W M (or M'W v) with W = diag(1/σ²_row)
+            if wr is None:
+                return (M.T @ (M if v is None else v)) / s2
+            return (M * wr[:, None]).T @ (M if v is None else v)
+
         # per-cluster sufficient statistics (J, q, q), (J, q, p), (J, q)
         ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
         ZtX = seg.sum(Z[:, :, None] * X[:, None, :])
         Zty = seg.sum(Z * y[:, None])
+        ZtZ_s = ZtZ / (s2c[..., None] if np.ndim(s2) else s2)
         psi, alpha = state.psi, state.alpha
         if self.prior != "iw" and self.mh_steps:
             # (0) collapsed MH on Ψ given (β, σ²), b and α integrated out; then α | Ψ
-            c = (Zty - ZtX @ state.beta) / s2
-            psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ / s2, c, state.scale, self.nu,
+            c = (Zty - ZtX @ state.beta) / s2c
+            psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, state.scale, self.nu,
                                            data, self.mh_steps, self.mh_step)
-        P = ZtZ / s2 + np.linalg.inv(psi)
+        P = ZtZ_s + np.linalg.inv(psi)
         L = chol_batched(P)
         # (1) β marginal of b: A = X'X/σ² − Σ W'W, h = X'y/σ² − Σ W'w with W = L⁻¹C
-        Ww = forward_batched(L, np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2)
+        ZtXy = np.concatenate([ZtX, Zty[:, :, None]], axis=2)
+        Ww = forward_batched(L, ZtXy / (s2c[..., None] if np.ndim(s2) else s2))
         W, w = Ww[:, :, :p], Ww[:, :, p]
-        A = (X.T @ X) / s2 - np.einsum("jqp,jqr->pr", W, W)
-        h = (X.T @ y) / s2 - np.einsum("jqp,jq->p", W, w)
+        A = gram(X) - np.einsum("jqp,jqr->pr", W, W)
+        h = gram(X, y) - np.einsum("jqp,jq->p", W, w)
         A = (A + A.T) / 2
         if beta_prec is not None:
             A[np.diag_indices(p)] += beta_prec
         mean, LA = solve_spd(A, h)
         beta = draw_chol(rng, LA, mean)
         #     b_j | β
-        b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2)
-        b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2))
+        b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2c)
+        b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2c))
         fixed = sigma2
+        hyper = state.sigma_hyper
         if self.prior == "iw":
             resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
             if fixed is None:
-                sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
+                sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
             psi = self._psi_iw(rng, b, state.scale, data)
             return MultilevelNormState(beta, b, sigma2, psi, state.alpha, state.scale, mean,
-                                       b_mean)
+                                       b_mean, hyper)
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
         r = y - X @ beta
         Wn = Z * np.take(xi, seg.codes, axis=0)
-        prec = Wn.T @ Wn / s2 + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
-        m_a, La = solve_spd(prec, Wn.T @ r / s2)
+        prec = gram(Wn) + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
+        m_a, La = solve_spd(prec, gram(Wn, r))
         alpha = draw_chol(rng, La, m_a)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         b = xi * alpha
         # (3) σ² | β, b
         if fixed is None:
-            resid = r - Wn @ alpha
-            sigma2 = float(resid @ resid) / rng.chisquare(max(y.size, 1))
+            sigma2, hyper = self._draw_sigma2(rng, r - Wn @ alpha, seg, state)
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
-        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean)
+        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean,
+                                   hyper)
+
+    def _draw_sigma2(self, rng, resid, seg, state):
+        """σ² | β, b = SSR / χ²(n_obs) (p(σ²) ∝ 1/σ²); no hyper-parameters."""
+        return float(resid @ resid) / rng.chisquare(max(resid.size, 1)), None
 
     @staticmethod
     def _blocks(data):
@@ -223,7 +239,9 @@ class MultilevelNorm:
 
     # -- imputation -----------------------------------------------------------------------
     def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState, data):
-        e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
+        s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2,
+                                                                       data.codes_mis)
+        e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
     def predict(self, state: MultilevelNormState, data, rows: str = "mis",
