@@ -14,6 +14,12 @@ standardised data, kept for comparison (``benchmarks/bench_priors.py``).
 
 One Gibbs step, given the current completed data (observed rows of y only):
 
+0. For each correlated block of Ψ: 20 random-walk Metropolis–Hastings proposals on its
+   Cholesky factor targeting ``p(Ψ | β, σ², y)`` with b and α integrated out (the marginal
+   likelihood costs O(J·q³) from per-cluster statistics, no pass over the rows), then α | Ψ.
+   Given b, the Gibbs steps move correlations and small slope variances slowly when
+   clusters say little about their slopes; on experiment-3 data the effective sample size
+   per iteration rose from 0.21/0.11/0.14 (D0, D1, D01) to 0.93/0.49/0.73.
 1. (β, b) jointly given (σ², Ψ): β from its marginal ``N(A⁻¹h, A⁻¹)`` with
    ``A = X'X/σ² − Σ_j C_j'P_j⁻¹C_j``, ``h = X'y/σ² − Σ_j C_j'P_j⁻¹Z_j'y_j/σ²``,
    ``C_j = Z_j'X_j/σ²``, ``P_j = Z_j'Z_j/σ² + Ψ⁻¹`` (Woodbury over clusters); then
@@ -25,12 +31,18 @@ One Gibbs step, given the current completed data (observed rows of y only):
    ``α_k ~ N(0, A_k²/2)``, and ``b_j = α∘ξ_j``. Given ξ, α is a q-dimensional linear
    regression of ``y − Xβ`` on ``Z∘ξ_g``; drawing it rescales all random effects at once,
    which frees the sampler from the trap near a zero variance (lag-1 autocorrelation of a
-   near-zero slope variance fell from 0.91 to ~0.3 on experiment-3 data).
+   small slope variance fell from 0.91 to 0.65 on experiment-3 data; with step 0 to 0.3).
 3. ``σ² = SSR / χ²(n_obs)``.
 4. ``Ψ_ξ | ξ ~ IW(ν + k − 1 + J, 2ν·I + Σ_j ξ_j ξ_j')`` per covariance block of size k
    (one scalar block per column for ``||``), and ``Ψ = diag(α) Ψ_ξ diag(α)``.
 
 Missing values: ``y = x'β + z'b_j + e`` with a fresh ``e``.
+
+The prior was chosen by ``benchmarks/bench_priors.py``: on experiment 3 (20 data sets,
+m = 10) the half-t prior's scale and ν barely mattered (pooled D1 1.18–1.21 × the
+complete-data value, D0 0.95–0.96 ×) while the inverse-Wishart on the same scale gave D0
+0.84 ×; with ICC 0.05 and 15 clusters the pooled D0 was 0.97 × (± 0.08) the complete-data
+value — no upward bias.
 
 Cost per step: O(n_obs·(p² + p·q + q²) + J·q²·p + p³): segment sums (``reduceat`` over
 rows sorted by cluster) and a Cholesky written out over q, vectorised over clusters.
@@ -89,7 +101,7 @@ class MultilevelNorm:
     """Multilevel normal model with random intercepts and slopes (homoscedastic)."""
 
     def __init__(self, prior: Literal["half-t", "iw"] = "half-t", prior_scale: float = 1.0,
-                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.3):
+                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.6):
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
