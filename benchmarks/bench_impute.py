@@ -8,9 +8,9 @@ Times are the best of several runs, in-process, after import and a warm-up run.
 from __future__ import annotations
 
 import argparse
-import warnings
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 import pandas as pd

@@ -7,6 +7,10 @@ Messages name the column, formula token or cluster at fault.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "MlimputeError",
     "FormulaError",
@@ -18,6 +22,7 @@ __all__ = [
     "ChainError",
     "MlimputeWarning",
     "ConvergenceWarning",
+    "warn",
 ]
 
 
@@ -67,3 +72,17 @@ class MlimputeWarning(UserWarning):
 
 class ConvergenceWarning(MlimputeWarning):
     """Some chains have not mixed (R-hat above the threshold)."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category: type[Warning] = MlimputeWarning) -> None:
+    """Issue a warning attributed to the user's line (the first frame outside mlimpute)."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

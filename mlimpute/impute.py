@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,7 +15,7 @@ import xarray as xr
 from . import __version__
 from .diagnostics import convergence_warning
 from .engine import build_plan
-from .errors import ConvergenceWarning, MlimputeWarning
+from .errors import ConvergenceWarning, MlimputeWarning, warn
 from .executors import map_chains
 from .imputed import MultiplyImputed, param_dim, param_var, row_dim
 from .rng import chain_seeds
@@ -115,13 +114,13 @@ def impute(
             if bar is not None:
                 bar.close()
     for e in plan.events:
-        warnings.warn(e, MlimputeWarning, stacklevel=2)
+        warn(e, MlimputeWarning)
     result = MultiplyImputed(_assemble(plan, results), data, spec, plan.events)
     if results:
         msg = convergence_warning(result)
         if msg is not None:
             result.events.append(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            warn(msg, ConvergenceWarning)
     return result
 
 

@@ -7,7 +7,6 @@ Errors name the column, formula token or cluster at fault.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from .errors import (
     MlimputeWarning,
     SpecificationError,
     UnsupportedError,
+    warn,
 )
 from .formula import ParsedFormula, parse_formula
 from .models import get_model
@@ -341,9 +341,8 @@ def build_spec(
             )
         specs = [next(s_ for s_ in specs if s_.name == v) for v in visit]
     if not specs or all(missing[s_.name] == 0 for s_ in specs):
-        warnings.warn("nothing to impute: no variable with a formula has missing values; "
-                      "the m completed data sets are copies of the data", MlimputeWarning,
-                      stacklevel=3)
+        warn("nothing to impute: no variable with a formula has missing values; "
+             "the m completed data sets are copies of the data", MlimputeWarning)
     return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
 
 
