@@ -662,52 +662,44 @@ def _is_number(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
+def _default_spec(df: pd.DataFrame, cluster: str | None):
+    """The specification ``impute(df, cluster=cluster)`` would run (warnings silenced)."""
+    import warnings
+
+    from .errors import MlimputeWarning
+    from .spec import build_spec
+
+    if cluster is not None and cluster not in df.columns:
+        raise SpecificationError(f"cluster column {cluster!r} is not in the data; columns: "
+                                 f"{list(df.columns)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MlimputeWarning)
+        return build_spec(df, None, cluster=cluster)
+
+
 def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, str]:
-    """A starting imputation model for ``df``, for the user to review.
+    """The default imputation formulas for ``df``: those ``impute(cluster=...)`` uses.
 
-    Every incomplete numeric column is imputed from all other usable columns except the
-    cluster; with a cluster, level-1 models get a random intercept ``(1 | cluster)`` and
-    the cluster means ``cmean()`` of the other incomplete level-1 numeric predictors.
-    Incomplete non-numeric columns (not imputable yet) and columns of unsupported dtype
-    are left out as predictors.
-
-    This is the seam for the automatic defaults of ``impute(cluster=...)``: once they exist,
-    this function returns their formulas.
+    See :mod:`mlimpute.defaults`: every incomplete variable from all other analysis
+    variables; with a cluster, level-1 models get a random intercept and the cluster means
+    of their level-1 predictors, level-2 variables a model on one row per cluster.
 
     Examples
     --------
     >>> import mlimpute
     >>> df = mlimpute.datasets.classroom(2, rng=1).incomplete
     >>> default_formulas(df, "class")["grade"]
-    '~ skill + gender + relation + cmean(relation) + (1 | class)'
+    '~ skill + gender + cmean(gender) + relation + cmean(relation) + (1 | class)'
     """
-    from .describe import describe
-    from .spec import column_kind
-
-    if cluster is not None and cluster not in df.columns:
-        raise SpecificationError(f"cluster column {cluster!r} is not in the data; columns: "
-                                 f"{list(df.columns)}")
-    info = describe(df, cluster=cluster)
-    missing = df.isna().sum()
-    numeric = {c: _is_number(df[c]) for c in df.columns}
-    usable = [c for c in df.columns if c != cluster and column_kind(df[c]) != "other"
-              and (missing[c] == 0 or numeric[c])]
-    targets = [c for c in df.columns if c != cluster and missing[c] > 0 and numeric[c]]
-    out = {}
-    for y in targets:
-        terms = [_term(c) for c in usable if c != y]
-        if cluster is not None:
-            terms += [f"cmean({_term(c)})" for c in targets
-                      if c != y and info.loc[c, "level"] == 1]
-            terms.append(f"(1 | {_term(cluster)})")
-        out[y] = "~ " + (" + ".join(terms) if terms else "1")
-    return out
+    return _default_spec(df, cluster).formulas
 
 
 def init_spec(df: pd.DataFrame, *, cluster: str | None = None,
               data: str | os.PathLike | None = None, m: int = 20, iterations: int = 20,
               seed: int | None = None) -> str:
     """TOML text of a default specification for ``df`` (``mlimpute init``), to be reviewed.
+
+    The formulas and models are the defaults of ``impute(cluster=...)``, written out.
 
     Examples
     --------
@@ -717,38 +709,31 @@ def init_spec(df: pd.DataFrame, *, cluster: str | None = None,
     >>> loads_spec(text).formulas
     {'grade': '~ skill + (1 | class)'}
     """
-    from .describe import describe
-    from .spec import column_kind
-
-    formulas = default_formulas(df, cluster)
+    spec = _default_spec(df, cluster)
+    formulas = spec.formulas
     missing = df.isna().sum()
     skipped = [c for c in df.columns if missing[c] > 0 and c not in formulas and c != cluster]
     columns = [c for c in df.columns if c not in skipped] if skipped else None
-    study = StudySpec(formulas=formulas, cluster=cluster, m=m, iterations=iterations,
-                      seed=seed, data=os.fspath(data) if data is not None else None,
-                      columns=tuple(columns) if columns else None,
-                      version=_version())
+    study = StudySpec(formulas=formulas, methods=spec.methods, cluster=cluster, m=m,
+                      iterations=iterations, seed=seed,
+                      data=os.fspath(data) if data is not None else None,
+                      columns=tuple(columns) if columns else None, version=_version())
     header = [
         "mlimpute specification written by `mlimpute init`.",
         "REVIEW THE FORMULAS BELOW before running `mlimpute run <this file>`: every",
-        "incomplete numeric column is imputed from all other columns"
-        + (f" with a random intercept per {cluster!r} and the cluster means of the other "
-           "incomplete level-1 variables." if cluster else "."),
+        "incomplete column is imputed from all other columns"
+        + (f", level-1 variables with a random intercept per {cluster!r} and the cluster "
+           "means of their level-1 predictors, level-2 variables on one row per cluster."
+           if cluster else "."),
         "Paths are relative to this file's directory. Add an [analysis] table",
         '(formula = "y ~ x + (1 | g)", tests = ["x = 0"]) to pool an analysis.',
     ]
-    if cluster is not None:
-        info = describe(df, cluster=cluster)
-        level2 = [c for c in formulas if info.loc[c, "level"] == 2]
-        if level2:
-            header.append(f"Level-2 (constant within {cluster!r}) and incomplete: {level2}; "
-                          "they are imputed per row until level-2 models arrive.")
+    header += [f"Note: {e}" for e in spec.events]
     if skipped:
-        kinds = {c: column_kind(df[c]) for c in skipped}
-        header.append(f"Left out (incomplete and not numeric, not imputable yet): {kinds}; "
-                      "data.columns lists the columns used.")
+        header.append(f"Left out (incomplete, not imputable): {skipped}; data.columns lists "
+                      "the columns used.")
     if not formulas:
-        header.append("No incomplete numeric column: nothing to impute.")
+        header.append("No incomplete column: nothing to impute.")
     if seed is None:
         header.append("Set imputation.seed to make the run reproducible.")
     return study.to_toml("\n".join(header))

@@ -59,7 +59,8 @@ def test_init_then_run(csv, capsys):
     spec.write_text(p.stdout + '\n[analysis]\nformula = "grade ~ gender + (1 | class)"\n'
                     'tests = ["gender = 0"]\n')
     study = read_spec(spec)
-    assert study.formulas["grade"] == "~ skill + gender + relation + cmean(relation) + (1 | class)"
+    assert study.formulas["grade"] == ("~ skill + gender + cmean(gender) + relation"
+                                       " + cmean(relation) + (1 | class)")
     assert main(["run", str(spec), "--quiet"]) == 0  # `run` is run as a subprocess above
     out = capsys.readouterr().out
     assert "Test 'gender = 0' (D1): F =" in out and "wrote" not in out

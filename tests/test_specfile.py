@@ -193,8 +193,9 @@ def test_data_columns_selects(tmp_path, data):
 def test_default_formulas(data):
     f = default_formulas(data, "class")
     assert f == {
-        "relation": "~ skill + gender + grade + cmean(grade) + (1 | class)",
-        "grade": "~ skill + gender + relation + cmean(relation) + (1 | class)",
+        "relation": "~ skill + gender + cmean(gender) + grade + cmean(grade) + (1 | class)",
+        "grade": ("~ skill + gender + cmean(gender) + relation + cmean(relation)"
+                  " + (1 | class)"),
     }
     assert default_formulas(data)["grade"] == "~ class + skill + gender + relation"
     with pytest.raises(SpecificationError, match="'klass'"):
@@ -202,7 +203,9 @@ def test_default_formulas(data):
 
 
 def test_init_spec_leaves_out_what_cannot_be_imputed_and_runs(data):
-    df = data.assign(**{"the note": np.where(data["grade"].isna(), None, "x")})
+    # a datetime with gaps cannot be imputed: left out of the models and of data.columns
+    stamp = pd.Series(pd.Timestamp("2024-01-01"), index=data.index)
+    df = data.assign(**{"the note": stamp.where(data["grade"].notna())})
     text = init_spec(df, cluster="class", data="d.csv", m=2, iterations=2, seed=4)
     assert "REVIEW THE FORMULAS" in text and "the note" in text
     study = loads_spec(text)
