@@ -130,8 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
     _print_result(result)
     print("\nTrue values:", ", ".join(f"{k} = {v:g}" for k, v in data.truth.items()))
     if args.out is None:
-        print("\nSave the data, specification, imputations, completed data and pooled table "
-              "with --out DIR.")
+        print("\nNothing written (--no-save).")
     else:
         print(f"\nWrote {args.out}/: classroom.csv, spec.toml, imputations.nc, "
               f"completed_1..{imp.m}.csv, pooled.csv. "
@@ -220,13 +219,17 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common],
                           help="impute the seed's classroom data and pool an analysis",
                           description="Impute the seed's classroom data (experiment 1) with a "
-                          "random-intercept model and print the pooled analysis. Nothing is "
-                          "written unless --out is given.")
+                          "random-intercept model, print the pooled analysis and write the "
+                          "data, spec.toml, imputations.nc, completed data and pooled table "
+                          "into --out (default ./mlimpute-demo; --no-save writes nothing).")
     demo.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     demo.add_argument("--iterations", type=int, default=20)
     demo.add_argument("--seed", type=int, default=2005)
-    demo.add_argument("--out", metavar="DIR", help="write the data, spec.toml, imputations.nc, "
-                      "completed_{i}.csv and pooled.csv into DIR")
+    demo.add_argument("--out", metavar="DIR", default="mlimpute-demo",
+                      help="write the data, spec.toml, imputations.nc, completed_{i}.csv and "
+                      "pooled.csv into DIR (default: ./mlimpute-demo)")
+    demo.add_argument("--no-save", dest="out", action="store_const", const=None,
+                      help="write nothing")
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", parents=[common], help="run a specification file (TOML)",
