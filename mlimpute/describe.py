@@ -33,29 +33,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from mlimpute.codec import column_kind
+from mlimpute.defaults import DEFAULT_MODELS, is_level2
 from mlimpute.errors import DataTypeError, SpecificationError
-from mlimpute.spec import column_kind
 
 __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
 
 Kind = Literal["numeric", "binary", "ordinal", "nominal", "other"]
-
-#: Model name the defaults would use, by ``(kind, level)``; level 0 = no cluster given.
-#: Only ``norm`` and ``2l.norm`` exist so far; the others name models of a later issue.
-DEFAULT_MODELS: dict[tuple[str, int], str] = {
-    ("numeric", 0): "norm",
-    ("binary", 0): "logreg",
-    ("ordinal", 0): "polr",
-    ("nominal", 0): "polyreg",
-    ("numeric", 1): "2l.norm",
-    ("binary", 1): "2l.bin",
-    ("ordinal", 1): "2l.ordinal",
-    ("nominal", 1): "2l.nominal",
-    ("numeric", 2): "2lonly.norm",
-    ("binary", 2): "2lonly.bin",
-    ("ordinal", 2): "2lonly.ordinal",
-    ("nominal", 2): "2lonly.nominal",
-}
 
 _COLUMNS = ["kind", "n", "n_missing", "pct_missing", "mean", "sd", "levels", "icc", "level",
             "model"]
@@ -65,17 +49,8 @@ _MAX_LEVELS = 6  # category counts shown before "... (+k more)"
 def variable_kind(s: pd.Series) -> Kind:
     """The kind of variable a column holds, as the default models see it.
 
-    Like :func:`mlimpute.spec.column_kind`, except that a numeric column whose observed
-    values are all 0 or 1, and a non-categorical text column with exactly two distinct
-    observed values, are ``"binary"``.
-
-    Parameters
-    ----------
-    s : pandas.Series
-
-    Returns
-    -------
-    {"numeric", "binary", "ordinal", "nominal", "other"}
+    Binary: bool, a two-category categorical, numbers whose observed values are all 0 or 1,
+    or text with exactly two distinct observed values (:func:`mlimpute.codec.column_kind`).
 
     Examples
     --------
@@ -84,16 +59,7 @@ def variable_kind(s: pd.Series) -> Kind:
     >>> variable_kind(pd.Series([0, 1, None])), variable_kind(pd.Series([0.5, 1.0]))
     ('binary', 'numeric')
     """
-    kind = column_kind(s)
-    if kind == "numeric":
-        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        observed = values[~np.isnan(values)]
-        if observed.size and np.isin(observed, (0.0, 1.0)).all():
-            return "binary"
-    elif kind == "nominal" and not isinstance(s.dtype, pd.CategoricalDtype):
-        if s.nunique(dropna=True) == 2:
-            return "binary"
-    return kind  # type: ignore[return-value]
+    return column_kind(s)  # type: ignore[return-value]
 
 
 def icc_anova(y: np.ndarray, codes: np.ndarray) -> float:
@@ -149,17 +115,6 @@ def icc_anova(y: np.ndarray, codes: np.ndarray) -> float:
     if not denominator > 0:
         return float("nan")
     return between / denominator
-
-
-def _constant_within(codes: np.ndarray, values: pd.Series) -> bool:
-    """True when the observed values never vary within a cluster and some cluster has two."""
-    value_codes, _ = pd.factorize(values, use_na_sentinel=True)
-    keep = (value_codes >= 0) & (codes >= 0)
-    g = codes[keep]
-    if g.size == 0 or np.bincount(g).max() < 2:
-        return False
-    pairs = g.astype(np.int64) * (int(value_codes.max()) + 1) + value_codes[keep]
-    return np.unique(pairs).size == np.unique(g).size
 
 
 def _level_counts(s: pd.Series) -> str:
@@ -220,7 +175,7 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
           with a cluster, ``2l.norm`` (numeric level 1), ``2l.bin`` (0/1, bool or two
           categories), ``2l.ordinal`` (ordered categorical), ``2l.nominal`` (unordered
           categorical), ``2lonly.norm``/``2lonly.bin``/... for level-2 variables; without
-          one, mice's single-level names ``norm``, ``logreg``, ``polr``, ``polyreg``.
+          one, the single-level models ``norm``, ``bin``, ``ordinal``, ``nominal``.
           Missing for the cluster column and for unsupported dtypes (dates...).
 
     Raises
@@ -308,7 +263,8 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
     if codes is None:
         level, model_level = 1, 0
     else:
-        level = 2 if _constant_within(codes, s) else 1
+        known = codes >= 0  # rows without a cluster id say nothing about the level
+        level = 2 if is_level2(codes[known], s[known]) else 1
         model_level = level
         if level == 1 and values is not None:
             icc = icc_anova(values, codes)

@@ -125,7 +125,7 @@ def test_without_cluster_everything_is_level_one(class2):
     d = describe(class2)
     assert (d["level"] == 1).all()
     assert d["icc"].isna().all()
-    assert d["model"].tolist() == ["norm", "norm", "logreg", "norm", "norm"]
+    assert d["model"].tolist() == ["norm", "norm", "bin", "norm", "norm"]
 
 
 def test_kinds_and_model_names():
@@ -158,8 +158,8 @@ def test_kinds_and_model_names():
     assert d.loc["nom", "levels"].endswith("... (+3 more)")
     assert d.loc["nom", "levels"].startswith("a: 2, b: 2, c: 2, d: 1")
     single = describe(df.drop(columns="when"))
-    assert single["model"].tolist() == ["norm", "norm", "logreg", "logreg", "logreg", "polr",
-                                        "polyreg", "norm", "logreg"]
+    assert single["model"].tolist() == ["norm", "norm", "bin", "bin", "bin", "ordinal",
+                                        "nominal", "norm", "bin"]
     assert set(single["model"]) <= set(DEFAULT_MODELS.values())
 
 
