@@ -87,6 +87,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,7 +100,7 @@ from .errors import ChainError, SpecificationError
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
-__all__ = ["map_chains", "StartMethod"]
+__all__ = ["map_blocks", "map_chains", "StartMethod"]
 
 StartMethod = Literal["fork", "forkserver", "spawn"]
 
@@ -416,3 +417,141 @@ def _map_dask(plan, seeds, client, progress) -> list[ChainResult]:
     finally:
         client.cancel([plan_future])
     return results
+
+
+# ---------------------------------------------------------------- any function of shared data
+
+
+def map_blocks(
+    func: Callable[[Any, Sequence[Any]], list],
+    shared: Any,
+    items: Sequence[Any],
+    *,
+    n_jobs: int | None = None,
+    client: Any = None,
+    start_method: StartMethod | None = None,
+    failure: Callable[[BaseException, Sequence[Any]], Exception] | None = None,
+) -> list:
+    """``func(shared, block)`` over blocks of ``items``, concatenated in item order.
+
+    The executors of :func:`map_chains` for other work (the per-imputation fits of
+    :func:`mlimpute.analysis.fit`): serial with BLAS pinned to one thread, a process
+    pool whose workers receive ``shared`` once through the initializer (inherited under
+    ``fork``), or a dask cluster with ``shared`` scattered once. ``func`` must be a
+    module-level function (workers import it by reference) returning one result per
+    item of its block; it should be deterministic, so that the executor never changes
+    the results. Items go in ``min(len(items), 4 x workers)`` blocks of consecutive
+    items.
+
+    An exception raised by ``func`` reaches the caller as it is (the first one, by item
+    order among the blocks finished); anything else that stops a block (a dead worker)
+    is passed with the block's items to ``failure``, whose exception is raised instead
+    (default: a :class:`RuntimeError`). Remaining work is cancelled and pool workers
+    are terminated, as in :func:`map_chains`.
+    """
+    items = list(items)
+    if client is not None and n_jobs is not None:
+        raise SpecificationError("pass n_jobs or client, not both")
+    if not items:
+        return []
+    if failure is None:
+        def failure(exc, block):
+            return RuntimeError(f"a worker failed ({type(exc).__name__}: {exc})")
+    if client is not None:
+        return _blocks_dask(func, shared, items, client, failure)
+    workers = min(_resolve_n_jobs(n_jobs), len(items))
+    method = _start_method(start_method)
+    if workers <= 1:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return list(func(shared, items))
+    return _blocks_pool(func, shared, items, workers, method, failure)
+
+
+_worker_shared: Any = None
+
+
+def _init_shared(shared: Any) -> None:
+    """Pool initializer of :func:`map_blocks`: as :func:`_init_worker`."""
+    global _worker_shared
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(limits=1, user_api="blas")
+    _worker_shared = shared
+
+
+def _shared_task(func, block: list) -> list:
+    return list(func(_worker_shared, block))
+
+
+def _shared_dask_task(func, shared, block: list) -> list:
+    with _blas_pinned():
+        return list(func(shared, block))
+
+
+def _blocks_pool(func, shared, items, workers, method, failure) -> list:
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(_PRELOAD)
+    results: list[Any] = [None] * len(items)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_shared,
+                               initargs=(shared,))
+    clean = False
+    try:
+        pending = {pool.submit(_shared_task, func, items[b.start : b.stop]): b
+                   for b in _blocks(len(items), workers)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: pending[f].start):
+                block = pending.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    if isinstance(exc, BrokenProcessPool):
+                        raise failure(exc, items[block.start : block.stop]) from exc
+                    raise exc
+                results[block.start : block.stop] = fut.result()
+        clean = True
+    finally:
+        if clean:
+            pool.shutdown(wait=True)
+        else:
+            _terminate(pool)
+    return results
+
+
+def _blocks_dask(func, shared, items, client, failure) -> list:
+    from distributed import as_completed
+
+    if not hasattr(client, "scatter") or not hasattr(client, "submit"):
+        raise SpecificationError(f"client must be a dask.distributed.Client, got {client!r}")
+    if getattr(client, "asynchronous", False):
+        raise SpecificationError("an asynchronous dask client is not supported")
+    workers = max(1, sum(client.nthreads().values()))
+    token = uuid.uuid4().hex
+    results: list[Any] = [None] * len(items)
+    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    futures, block_of = [], {}
+    try:
+        for b in _blocks(len(items), workers):
+            fut = client.submit(_shared_dask_task, func, shared_future, items[b.start : b.stop],
+                                pure=False, key=f"mlimpute-{b.start + 1}-{b.stop}-{token}",
+                                retries=0)
+            futures.append(fut)
+            block_of[fut.key] = b
+        for fut in as_completed(futures):
+            block = block_of[fut.key]
+            if fut.status == "error":
+                exc = fut.exception()
+                if isinstance(exc, Exception) and not _lost_worker(exc):
+                    raise exc
+                raise failure(exc, items[block.start : block.stop]) from exc
+            results[block.start : block.stop] = fut.result()
+    except BaseException:
+        client.cancel(futures)
+        raise
+    finally:
+        client.cancel([shared_future])
+    return results
+
+
+def _lost_worker(exc: BaseException) -> bool:
+    """Whether a dask task failed because its worker died (not because it raised)."""
+    return type(exc).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError")

@@ -321,7 +321,13 @@ class PooledResult:
                 f"fit(); this result is a {self.model}."
             )
         names, values = self._vc
-        return pool_variance_components(values, names)
+        table = pool_variance_components(values, names)
+        # identical imputations give the complete-data values exactly (a mean of equal
+        # floats can be off in the last bit)
+        same = np.all(values == values[:1], axis=0)
+        table.loc[same, "estimate"] = values[0, same]
+        table.loc[same, "between_sd"] = 0.0
+        return table
 
     @property
     def notes(self) -> tuple[str, ...]:
