@@ -177,6 +177,8 @@ class _Model:
         self.random_names: tuple[str, ...] = ()
         self.blocks: list[tuple[int, bool]] | None = None
         self._anchor: _Anchor | None = None
+        self._needed: list[str] | None = None
+        self._used: set[str] = set()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -196,7 +198,12 @@ class _Model:
     # -- materialisation ------------------------------------------------------------------
     def _frame(self, df: pd.DataFrame, i: int) -> pd.DataFrame:
         text = self.parsed.text
-        needed = sorted(self.parsed.variables | ({self.cluster} if self.cluster else set()))
+        if self._needed is None:  # parsing the formula's terms costs ~1 ms: once
+            self._needed = sorted(
+                self.parsed.variables | ({self.cluster} if self.cluster else set()))
+            self._used = set(self.parsed.predictors) | {
+                cmean_column(v) for v in self.parsed.cmeans}
+        needed = self._needed
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise SpecificationError(
@@ -252,7 +259,7 @@ class _Model:
             Z = self._random_design(frame, True)
             groups = frame[self.cluster].to_numpy()
             clusters = _mixedlm._clusters(groups, groups.size)
-        used = set(self.parsed.predictors) | {cmean_column(v) for v in self.parsed.cmeans}
+        used = set(self._used)
         if self.cluster is not None:
             used.add(self.cluster)
         columns = {c: frame[c].copy() for c in sorted(used) if c in frame.columns}
