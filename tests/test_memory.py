@@ -1,0 +1,110 @@
+"""Memory: the result stores m x (missing cells) imputed values plus traces, and
+completing the data sets one at a time never holds m copies.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+import types
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlimpute  # noqa: F401  (registers the .mi accessor)
+from mlimpute.datasets import classroom
+from mlimpute.imputed import param_var, row_dim
+
+
+def _quiet_impute(df, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short runs: convergence warnings
+        return df.mi.impute(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """Numeric, binary and ordered-categorical level-1 variables, a level-2 variable."""
+    rng = np.random.default_rng(3)
+    d = classroom(2, n_classes=60, class_size=20, rng=3).incomplete
+    d["passed"] = (d["grade"] > 10).astype("boolean")
+    d["level"] = pd.Categorical(pd.cut(d["relation"], 3, labels=["lo", "mid", "hi"]),
+                                ordered=True)
+    d.loc[rng.random(len(d)) < 0.15, ["passed"]] = pd.NA
+    d.loc[rng.random(len(d)) < 0.15, "level"] = np.nan
+    skill = d.groupby("class")["skill"].transform("first")
+    d["skill"] = skill.where(~d["class"].isin([3, 7, 11]))
+    imp = _quiet_impute(d, cluster="class", m=6, iterations=3, rng=1)
+    return d, imp
+
+
+def _imputed_arrays(imp):
+    return {v: imp.dataset[v] for v in imp.variables}
+
+
+def _bound(imp) -> int:
+    """Bytes a result may hold: 8 per imputed cell and trace entry, 8 per row position
+    and iteration/imputation label, and the parameter and variable names."""
+    ds, m, it = imp.dataset, imp.m, imp.spec.iterations
+    missing = sum(ds.sizes[row_dim(v)] for v in imp.variables)
+    n_params = sum(ds.sizes[f"{v}:param"] for v in imp.variables)
+    cells = 8 * m * missing
+    traces = 8 * m * it * (2 * len(imp.variables) + n_params)  # mean, sd, parameters
+    coords = 8 * (missing + m + it)
+    names = sum(ds[c].nbytes for c in ds.coords if ds[c].dtype.kind in "UO")
+    return cells + traces + coords + names
+
+
+@pytest.mark.parametrize("case", ["numeric", "mixed"])
+def test_stored_cells_are_m_times_the_missing_cells(case, mixed):
+    if case == "numeric":
+        df = classroom(2, n_classes=100, class_size=20, rng=5).incomplete
+        imp = _quiet_impute(df, {"grade": "~ relation + gender + (1 | class)",
+                                 "relation": "~ grade + gender + (1 | class)"},
+                            m=7, iterations=4, rng=2)
+    else:
+        df, imp = mixed
+    m, n = imp.m, len(df)
+    arrays = _imputed_arrays(imp)
+    assert set(arrays) == set(df.columns[df.isna().any()])
+    for v, da in arrays.items():
+        assert da.dims == ("imputation", row_dim(v))
+        assert da.size == m * int(df[v].isna().sum())
+        np.testing.assert_array_equal(da[row_dim(v)], np.flatnonzero(df[v].isna()))
+    assert sum(da.size for da in arrays.values()) == m * int(df.isna().sum().sum())
+    # nothing else of the data's length: no completed column is stored
+    ds = imp.dataset
+    assert all(ds.sizes[dim] < n for dim in ds.dims)
+    traces = [k for k, v in ds.data_vars.items() if "iteration" in v.dims]
+    assert sorted(traces) == sorted(["mean", "sd", *(param_var(v) for v in imp.variables)])
+    assert ds.nbytes <= _bound(imp)
+    assert ds.nbytes >= 8 * m * int(df.isna().sum().sum())
+    # the observed data are kept once
+    assert imp.data.shape == df.shape
+
+
+def test_complete_all_is_a_generator_that_holds_one_data_set_at_a_time():
+    df = classroom(2, n_classes=1000, class_size=20, rng=1).incomplete  # 20,000 rows
+    imp = _quiet_impute(df, {"grade": "~ relation + gender + (1 | class)",
+                             "relation": "~ grade + gender + (1 | class)"},
+                        m=20, iterations=2, rng=1)
+    frame = int(imp.data.memory_usage(deep=True).sum())
+    it = imp.complete("all")
+    assert isinstance(it, types.GeneratorType)  # nothing completed yet
+    tracemalloc.start()
+    try:
+        total = 0.0
+        for completed in it:
+            total += float(completed["grade"].sum())
+            del completed
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        frames = list(imp.complete("all"))
+        _, peak_list = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(total) and len(frames) == imp.m
+    # one completed frame plus temporaries (measured: ~3.2 frames), against m = 20
+    assert peak < 4 * frame
+    assert peak_list > 0.8 * imp.m * frame  # the measurement sees what a list holds
