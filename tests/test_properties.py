@@ -1,0 +1,282 @@
+"""Property tests of the data contract (issue 11, item 4).
+
+For random small two-level data sets — 2-8 clusters of 1-6 rows, 1-3 incomplete columns of
+random dtype (float64, Int64, nullable boolean, ordered and unordered categoricals with 2-4
+categories, 0/1 floats; numpy bool cannot hold a missing value, so it appears as a complete
+predictor), random missingness with at least one observed value per column,
+random index type — every completed data set must equal the input on its observed cells,
+have no missing value left in an imputed variable, and keep the dtypes (categories and
+their order), the index and the column order; the input must be unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+
+import mlimpute  # noqa: F401  (registers df.mi)
+from mlimpute.engine import build_plan
+from mlimpute.errors import ChainError, DataError, MlimputeWarning, SpecificationError
+from mlimpute.spec import build_spec
+
+DTYPES = ("float64", "Int64", "boolean", "ordered", "unordered", "binary01")
+INDEXES = ("range", "shuffled", "strings", "multi")
+
+# m = 2, iterations = 2 as the issue asks; an example takes ~0.06 s, so 200 examples per
+# test keep the file under ~30 s.
+SETTINGS = settings(max_examples=200, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _column(draw, kind: str, n: int, rng: np.random.Generator) -> pd.Series:
+    """A column of ``kind`` with n values, before missingness."""
+    if kind == "float64":
+        return pd.Series(rng.normal(size=n).round(3))
+    if kind == "Int64":
+        return pd.Series(rng.integers(-5, 20, n), dtype="Int64")
+    if kind == "boolean":
+        return pd.Series(rng.random(n) < 0.5, dtype="boolean")
+    if kind == "binary01":
+        return pd.Series((rng.random(n) < 0.5).astype(float))
+    k = draw(st.integers(2, 4), label="n_categories")
+    cats = [f"k{i}" for i in range(k)]
+    if draw(st.booleans(), label="shuffled categories"):
+        cats = list(rng.permutation(cats))
+    codes = rng.integers(0, k, n)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=cats,
+                                               ordered=kind == "ordered"))
+
+
+def _two_observed_categories(s: pd.Series, miss: np.ndarray, keep: int) -> None:
+    """Observe a second category next to row ``keep`` (in place).
+
+    Avoids the known failure of the ordinal and nominal models when only one of three or
+    more categories is observed (``test_one_observed_category_of_three`` below).
+    """
+    codes = s.cat.codes.to_numpy()
+    if len(np.unique(codes[~miss])) > 1:
+        return
+    other = (keep + 1) % len(s)
+    miss[other] = False
+    s.iloc[other] = s.cat.categories[(codes[keep] + 1) % len(s.cat.categories)]
+    if not miss.any():
+        miss[[i for i in range(len(s)) if i not in (keep, other)][:1]] = True
+
+
+@st.composite
+def datasets(draw):
+    """(frame, incomplete column names)."""
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    sizes = draw(st.lists(st.integers(1, 6), min_size=2, max_size=8), label="cluster sizes")
+    n = sum(sizes)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    frame = {"g": g, "x": rng.normal(size=n).round(3)}
+    if draw(st.booleans(), label="complete bool predictor"):
+        frame["flag"] = rng.random(n) < 0.5
+    kinds = draw(st.lists(st.sampled_from(DTYPES), min_size=1, max_size=3), label="dtypes")
+    names = [f"v{i}_{k}" for i, k in enumerate(kinds)]
+    for name, kind in zip(names, kinds, strict=True):
+        s = _column(draw, kind, n, rng)
+        p = draw(st.sampled_from([0.1, 0.3, 0.6, 0.9]), label="p_missing")
+        miss = rng.random(n) < p
+        miss[rng.integers(n)] = True  # at least one missing...
+        keep = rng.integers(n)
+        miss[keep] = False  # ...and one observed (n >= 2: clusters of >= 1 row, >= 2 clusters)
+        if not miss.any():
+            miss[(keep + 1) % n] = True
+        if isinstance(s.dtype, pd.CategoricalDtype) and len(s.cat.categories) > 2:
+            _two_observed_categories(s, miss, keep)
+        s[miss] = None
+        frame[name] = s.to_numpy() if kind in ("float64", "binary01") else s.array
+    df = pd.DataFrame(frame)
+    order = draw(st.permutations(list(df.columns)), label="column order")
+    df = df[list(order)]
+    if draw(st.booleans(), label="string cluster ids"):
+        df["g"] = "c" + df["g"].astype(str)
+    if draw(st.booleans(), label="shuffle rows"):
+        df = df.iloc[rng.permutation(n)]
+    kind = draw(st.sampled_from(INDEXES), label="index")
+    if kind == "range":
+        df = df.reset_index(drop=True)
+    elif kind == "shuffled":
+        df.index = pd.Index(rng.permutation(n) * 3 + 7)
+    elif kind == "strings":
+        df.index = pd.Index([f"row{i}" for i in rng.permutation(n)], name="id")
+    else:
+        df.index = pd.MultiIndex.from_arrays([rng.integers(0, 3, n), rng.permutation(n)],
+                                             names=["a", "b"])
+    return df, [c for c in names if df[c].isna().any()]
+
+
+def _formulas(df: pd.DataFrame, names: list[str]) -> dict[str, str]:
+    """Random-intercept formulas: every other column as a predictor, (1 | g)."""
+    out = {}
+    for v in names:
+        rhs = [c for c in df.columns if c not in (v, "g")]
+        out[v] = "~ " + " + ".join(rhs) + " + (1 | g)"
+    return out
+
+
+def check_contract(df: pd.DataFrame, before: pd.DataFrame, imp) -> None:
+    pd.testing.assert_frame_equal(df, before)  # the input is unchanged
+    observed = before.notna()
+    for i in range(1, imp.m + 1):
+        out = imp.complete(i)
+        assert list(out.columns) == list(before.columns)
+        pd.testing.assert_index_equal(out.index, before.index, exact=True)
+        pd.testing.assert_series_equal(out.dtypes, before.dtypes)
+        for c in before.columns:
+            if isinstance(before[c].dtype, pd.CategoricalDtype):
+                assert list(out[c].cat.categories) == list(before[c].cat.categories)
+                assert out[c].cat.ordered == before[c].cat.ordered
+        for v in imp.variables:
+            assert out[v].notna().all(), v
+            if v.endswith("binary01"):
+                assert set(out[v].unique()) <= {0.0, 1.0}, v
+        # observed cells are kept exactly; cells left missing stay missing
+        pd.testing.assert_frame_equal(out.where(observed), before.where(observed))
+        not_imputed = [c for c in before.columns if c not in imp.variables]
+        pd.testing.assert_frame_equal(out[not_imputed], before[not_imputed])
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MlimputeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _saturated(df: pd.DataFrame, **kwargs) -> bool:
+    """Whether a numeric variable's model has no more observed rows than fixed effects.
+
+    Its residual variance then collapses to ~0 and the chain can fail (a known bug,
+    ``test_saturated_numeric_model`` below); such examples are rejected, other chain
+    errors fail the test.
+    """
+    plan = build_plan(df, build_spec(df, **kwargs))
+    numeric = {"2l.norm", "2l.pmm", "2l.norm.het", "norm", "pmm", "2lonly.norm", "2lonly.pmm"}
+    return any(v.method in numeric
+               and plan.data[v.name].X.obs.shape[0] <= plan.data[v.name].X.obs.shape[1]
+               for v in plan.spec.variables)
+
+
+def _impute(df, formulas=None, **kwargs):
+    try:
+        return df.mi.impute(formulas, m=2, iterations=2, rng=1, **kwargs)
+    except ChainError:
+        if _saturated(df, formulas=formulas, **kwargs):
+            reject()
+        raise
+
+
+@SETTINGS
+@given(datasets())
+def test_defaults_keep_the_data_contract(case):
+    df, names = case
+    before = df.copy(deep=True)
+    imp = _impute(df, cluster="g")
+    assert set(imp.variables) == set(names)
+    check_contract(df, before, imp)
+
+
+@SETTINGS
+@given(datasets())
+def test_random_intercept_formulas_keep_the_data_contract(case):
+    df, names = case
+    before = df.copy(deep=True)
+    imp = _impute(df, _formulas(df, names))
+    assert imp.variables == names
+    check_contract(df, before, imp)
+
+
+# --------------------------------------------------------------------------------------
+# failures hypothesis found, shrunk to small examples (known bugs, xfail)
+
+
+@pytest.mark.xfail(strict=True, raises=ChainError, reason="ordinal/nominal models fail when "
+                   "only one of >= 3 categories is observed: ordinal.init indexes cum[0] of an "
+                   "empty array (IndexError), nominal.draw_missing stacks zero cores "
+                   "(ValueError); expected the observed category imputed, or a DataError")
+@pytest.mark.parametrize("ordered", [True, False], ids=["ordinal", "nominal"])
+@pytest.mark.parametrize("how", ["defaults", "formula"])
+def test_one_observed_category_of_three(ordered, how):
+    df = pd.DataFrame({"g": [0, 1], "x": [0.1, -0.1],
+                       "v": pd.Categorical([None, "k0"], categories=["k0", "k1", "k2"],
+                                           ordered=ordered)})
+    formulas = None if how == "defaults" else {"v": "~ x + (1 | g)"}
+    try:
+        imp = df.mi.impute(formulas, cluster="g", m=2, iterations=2, rng=1)
+    except (DataError, SpecificationError) as exc:  # a clear error would do too
+        assert "'v'" in str(exc)
+        return
+    assert (imp.complete(1)["v"] == "k0").all()
+
+
+def _saturated_frame(n_obs: int) -> pd.DataFrame:
+    """y observed on ``n_obs`` rows, two predictors: n_obs = 3 fixed effects saturate."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"g": np.repeat([0, 1], 4), "x": rng.normal(size=8),
+                       "z": rng.normal(size=8), "y": rng.normal(size=8)})
+    df.loc[df.index[n_obs:], "y"] = np.nan
+    return df
+
+
+@pytest.mark.parametrize(
+    ("method", "formula"),
+    [("2l.norm", "~ x + z + (1 | g)"), ("2l.pmm", "~ x + z + (1 | g)"),
+     ("2l.norm.het", "~ x + z + (1 | g)"), ("norm", "~ x + z"), ("pmm", "~ x + z")],
+)
+@pytest.mark.xfail(strict=True, reason="as many fixed effects as observed rows: the fit is "
+                   "exact, sigma2 = SSR / chi2(n_obs) collapses to ~1e-16 and imputations "
+                   "carry no residual noise, silently (no error, no event)")
+def test_saturated_numeric_model(method, formula):
+    df = _saturated_frame(n_obs=3)
+    try:
+        imp = df.mi.impute({"y": formula}, method={"y": method}, m=2, iterations=5, rng=1)
+    except (DataError, SpecificationError) as exc:  # a clear error would do too
+        assert "'y'" in str(exc)
+        return
+    s2 = imp.dataset["y:params"].sel({"y:param": "var(Residual)"}).values
+    assert s2.min() > 1e-6 * np.var(df["y"].dropna())
+
+
+def test_one_more_observed_row_than_fixed_effects_is_fine():
+    df = _saturated_frame(n_obs=5)
+    imp = df.mi.impute({"y": "~ x + z + (1 | g)"}, m=2, iterations=5, rng=1)
+    s2 = imp.dataset["y:params"].sel({"y:param": "var(Residual)"}).values
+    assert s2.min() > 1e-6 * np.var(df["y"].dropna())
+
+
+@pytest.mark.xfail(strict=True, reason="found by hypothesis: v2_Int64's 2l.norm model has 7 "
+                   "fixed effects for 7 observed rows (saturated, see above); sigma2 collapses "
+                   "and ml_norm.gibbs -> _linalg.solve_spd raises LinAlgError 'Matrix is not "
+                   "positive definite' in chain 2 (ChainError)")
+def test_saturated_model_found_by_hypothesis():
+    na = None
+    df = pd.DataFrame({
+        "g": [0, 0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 5, 5, 6, 7, 7],
+        "x": [0.982, -0.645, -0.782, 0.822, -0.736, 1.383, 0.27, 0.275, 0.368, -0.777,
+              -0.486, -2.209, 0.101, -0.398, -1.144, -0.235],
+        "v0_ordered": pd.Categorical(
+            ["k2", "k1", "k1", "k2", "k1", na, "k2", "k2", "k2", "k1", "k0", "k1", "k1", "k1",
+             na, "k1"], categories=["k0", "k2", "k1"], ordered=True),
+        "v1_ordered": pd.Categorical(
+            ["k1", "k0", na, na, "k0", na, na, na, "k1", na, "k1", "k1", "k0", "k1", "k0",
+             "k1"], categories=["k0", "k1"], ordered=True),
+        "v2_Int64": pd.array([na, 18, 18, -2, -5, na, na, na, na, 18, 16, na, na, na, 15, na],
+                             dtype="Int64"),
+    })
+    try:
+        imp = df.mi.impute(cluster="g", m=2, iterations=2, rng=1)
+    except (DataError, SpecificationError) as exc:  # a clear error would do too
+        assert "'v2_Int64'" in str(exc)
+        return
+    s2 = imp.dataset["v2_Int64:params"].sel({"v2_Int64:param": "var(Residual)"}).values
+    assert s2.min() > 1e-6 * np.var(df["v2_Int64"].dropna().to_numpy(dtype=float))
