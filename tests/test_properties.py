@@ -3,10 +3,11 @@
 For random small two-level data sets — 2-8 clusters of 1-6 rows, 1-3 incomplete columns of
 random dtype (float64, Int64, nullable boolean, ordered and unordered categoricals with 2-4
 categories, 0/1 floats; numpy bool cannot hold a missing value, so it appears as a complete
-predictor), random missingness with at least one observed value per column,
-random index type — every completed data set must equal the input on its observed cells,
-have no missing value left in an imputed variable, and keep the dtypes (categories and
-their order), the index and the column order; the input must be unchanged afterwards.
+predictor), random missingness with at least one observed value per column, random cluster
+ids (int, string, float, categorical), row order and index type — every completed data set
+must equal the input on its observed cells, have no missing value left in an imputed
+variable, and keep the dtypes (categories and their order), the index and the column order;
+the input must be unchanged afterwards.
 """
 
 from __future__ import annotations
@@ -97,8 +98,13 @@ def datasets(draw):
     df = pd.DataFrame(frame)
     order = draw(st.permutations(list(df.columns)), label="column order")
     df = df[list(order)]
-    if draw(st.booleans(), label="string cluster ids"):
+    ids = draw(st.sampled_from(["int", "string", "float", "categorical"]), label="cluster ids")
+    if ids == "string":
         df["g"] = "c" + df["g"].astype(str)
+    elif ids == "float":
+        df["g"] = df["g"] * 0.5 - 1
+    elif ids == "categorical":
+        df["g"] = pd.Categorical(df["g"], categories=np.arange(len(sizes))[::-1])
     if draw(st.booleans(), label="shuffle rows"):
         df = df.iloc[rng.permutation(n)]
     kind = draw(st.sampled_from(INDEXES), label="index")
