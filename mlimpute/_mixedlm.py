@@ -1,4 +1,4 @@
-"""Complete-data fits for pooling: linear mixed models (statsmodels MixedLM) and OLS.
+"""Complete-data fits for pooling: linear mixed models, OLS and GLMs.
 
 Private helpers used by the analysis layer and by the D3 test: fit a model to one
 completed data set, and evaluate its maximum-likelihood log-likelihood at *given*
@@ -27,10 +27,14 @@ block-diagonal ``Tau`` with diagonal blocks where the terms are uncorrelated.
 A fit is *singular* by lme4's rule (``isSingular``, tolerance 1e-4): some diagonal entry
 of the Cholesky factor of ``Tau / sigma2`` is below 1e-4.
 
-:func:`fit_mixedlm` fits with statsmodels and then checks the optimum on lme4's profiled
-deviance (:class:`_Profiled`, bounded below at zero like lme4), because statsmodels'
-unbounded optimiser can stop short of the optimum near the boundary and still report
-convergence; ``engine="profiled"`` uses the profiled deviance alone.
+:func:`fit_mixedlm` minimises lme4's profiled deviance (:class:`_Profiled`: ``beta``
+and ``sigma2`` profiled out, so only the ``K`` entries ``theta`` of the relative Cholesky
+factor remain) by Newton's method with the analytic gradient and a Hessian from
+differences of gradients, all evaluated from cluster sums computed once per data set;
+the optimum is checked and bounded Nelder-Mead takes over where the check fails.
+``engine="statsmodels"`` fits with statsmodels' ``MixedLM`` instead and checks that
+optimum on the profiled deviance, because statsmodels' optimiser can stop short of the
+optimum near the boundary and still report convergence.
 
 References
 ----------

@@ -92,7 +92,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from .engine import ChainResult, Plan, run_chain, run_chains
 from .errors import ChainError, SpecificationError
@@ -462,9 +462,21 @@ def map_blocks(
     workers = min(_resolve_n_jobs(n_jobs), len(items))
     method = _start_method(start_method)
     if workers <= 1:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _one_blas_thread():
             return list(func(shared, items))
     return _blocks_pool(func, shared, items, workers, method, failure)
+
+
+_controller: Any = None
+
+
+def _one_blas_thread():
+    """``threadpool_limits(1, "blas")`` without rescanning the loaded libraries each time
+    (that scan costs 1-4 ms a call): one controller, made on first use."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 _worker_shared: Any = None
