@@ -37,6 +37,8 @@ def column_kind(s: pd.Series) -> str:
         if len(dtype.categories) == 2:
             return "binary"
         return "ordinal" if dtype.ordered else "nominal"
+    if pd.api.types.is_complex_dtype(dtype):
+        return "other"
     if pd.api.types.is_bool_dtype(dtype) or _is_binary_numeric(s):
         return "binary"
     if pd.api.types.is_numeric_dtype(dtype):

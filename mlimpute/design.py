@@ -26,7 +26,7 @@ from formulaic.parser.types.factor import Factor
 from scipy import linalg as sla
 
 from .codec import decode
-from .errors import FormulaError, SpecificationError
+from .errors import DataError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
 from .models._linalg import Segments
 
@@ -316,6 +316,13 @@ def build_model_data(
                     "collinear with other predictors on the observed rows)"
                 )
             X = X.drop(np.asarray(keep))
+    n_obs, p = X.obs.shape
+    if n_obs <= p:
+        raise DataError(
+            f"{parsed.response!r} has {n_obs} observed row(s) for {p} fixed effect(s) in "
+            f"{parsed.text!r}: the model is saturated (no residual variation to impute "
+            "from); simplify its formula"
+        )
     Z, blocks, corr = None, (), ()
     if parsed.random:
         zn, zs, zf, zsl, zspec = [], [], [], [], None
@@ -341,6 +348,20 @@ def build_model_data(
                   zsl, zspec)
         corr = tuple(b.correlated for b in parsed.random)
         blocks = tuple(blocks)
+        keep, dropped = _independent_columns(Z.obs) if Z.obs.shape[1] else ([], [])
+        if dropped:
+            for k in dropped:
+                events.append(
+                    f"{parsed.response}: dropped random-effect column {zn[k]!r} of "
+                    f"{parsed.group!r} (constant or collinear with the other random effects "
+                    "on the observed rows)"
+                )
+            new = {old: i for i, old in enumerate(keep)}
+            kept = [(tuple(new[c] for c in b if c in new), c_) for b, c_ in zip(blocks, corr,
+                                                                              strict=True)]
+            kept = [(b, c_) for b, c_ in kept if b]
+            Z = Z.drop(np.asarray(keep))
+            blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
     codes = layout.codes
     return ModelData(
         parsed.response, y[obs_idx], obs_idx, mis_idx, X, Z,

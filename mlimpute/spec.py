@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .codec import column_kind
+from .codec import categories, column_kind
 from .defaults import analysis_columns, default_formula, default_method, is_level2, varying_clusters
 from .errors import (
     DataError,
@@ -245,6 +245,13 @@ def build_spec(
             text = default_formula(name, model_cols, levels, kinds, cluster)
             parsed[name] = parse_formula(text, name)
 
+    for name in method:
+        if name not in parsed:
+            raise SpecificationError(
+                f"method given for {name!r}, which is not imputed (no formula"
+                + ("" if name in columns else ", and no such column") + ")"
+            )
+
     # variables whose random effects other formulas use must be modelled even if complete
     ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
     used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
@@ -270,6 +277,19 @@ def build_spec(
         if kind == "other":
             raise DataTypeError(f"column {name!r} has dtype {df[name].dtype}, which cannot be "
                                 "imputed (numeric, bool and categorical columns can)")
+        cats = categories(df[name])
+        seen = pd.unique(df[name].dropna())
+        if len(seen) < 2:
+            what = "value" if kind == "numeric" else "category"
+            raise DataError(
+                f"{name!r} has a single observed {what} ({seen[0]!r}); there is nothing "
+                "to model: fill it in or leave the column out"
+            )
+        if kind != "numeric":
+            if cats is not None and len(seen) < len(cats):
+                unseen = [c for c in cats if c not in set(seen)]
+                events.append(f"{name}: categories {unseen} have no observed value; they are "
+                              "never imputed")
         level = levels[name]
         default = DEFAULT_METHODS[kind][0 if f.is_multilevel else 1]
         if level == 2 and not f.is_multilevel:

@@ -131,7 +131,7 @@ class MultilevelNorm:
             sd_y = float(np.std(y)) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
         sd_z = np.std(Z, axis=0)
-        tiny = 1e-12 * np.abs(Z).max(axis=0, initial=1.0)
+        tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
         scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
         scale = scale * self.prior_scale
         beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
@@ -423,15 +423,16 @@ def _moments(r, Z, seg, scale):
     # clusters that identify all q effects (a column constant 0 within a cluster does not)
     ok = (seg.counts > q + 1) & np.all(diag > 1e-12 * diag.max(axis=0, initial=0.0), axis=1)
     floor, cap = (0.05 * scale) ** 2, scale**2
+    tiny = (1e-12 * float(np.min(scale))) ** 2  # relative to the data's scale
     if ok.sum() < 3:
-        return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), 1e-12)
+        return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), tiny)
     inv = np.linalg.pinv(ZtZ[ok], hermitian=True)
     bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
     fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
     inside = np.take(ok, seg.codes)
     dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
     sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
-    sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), 1e-12)
+    sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), tiny)
     d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
     return np.diag(np.clip(d, floor, cap)), sigma2
 

@@ -43,7 +43,8 @@ def match_donors(rng: np.random.Generator, yhat_obs: np.ndarray, yhat_mis: np.nd
     start = np.clip(pos - k, 0, n - width)
     cand = start[:, None] + np.arange(width)[None, :]  # (n_mis, width) sorted positions
     dist = np.abs(srt[cand] - yhat_mis[:, None])
-    dist = dist + 1e-12 * rng.random(dist.shape) * (1 + np.abs(yhat_mis[:, None]))  # ties
+    spread = float(srt[-1] - srt[0]) or float(np.abs(srt).max()) or 1.0
+    dist = dist + 1e-12 * spread * rng.random(dist.shape)  # breaks ties, scale-free
     nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
     pick = nearest[np.arange(yhat_mis.size), rng.integers(0, k, yhat_mis.size)]
     return order[cand[np.arange(yhat_mis.size), pick]]
