@@ -21,9 +21,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import mlimpute  # noqa: F401  (registers df.mi)
-from mlimpute.engine import build_plan
-from mlimpute.errors import ChainError, DataError, MlimputeWarning, SpecificationError
-from mlimpute.spec import build_spec
+from mlimpute.errors import DataError, MlimputeWarning, SpecificationError
 
 DTYPES = ("float64", "Int64", "boolean", "ordered", "unordered", "binary01")
 INDEXES = ("range", "shuffled", "strings", "multi")
@@ -53,19 +51,29 @@ def _column(draw, kind: str, n: int, rng: np.random.Generator) -> pd.Series:
                                                ordered=kind == "ordered"))
 
 
-def _two_observed_categories(s: pd.Series, miss: np.ndarray, keep: int) -> None:
-    """Observe a second category next to row ``keep`` (in place).
+def _two_observed_values(s: pd.Series, miss: np.ndarray, keep: int) -> None:
+    """Observe a second, different value next to row ``keep`` (in place).
 
-    Avoids the known failure of the ordinal and nominal models when only one of three or
-    more categories is observed (``test_one_observed_category_of_three`` below).
+    A column with a single observed value is refused (a DataError naming it, tested in
+    ``test_robustness.py``); the property is about the columns that can be imputed.
     """
-    codes = s.cat.codes.to_numpy()
-    if len(np.unique(codes[~miss])) > 1:
+    observed = s[~miss]
+    if observed.nunique() > 1:
         return
     other = (keep + 1) % len(s)
+    value = s.iloc[keep]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        new = cats[(cats.get_loc(value) + 1) % len(cats)]
+    elif s.dtype == "boolean":
+        new = not value
+    elif set(observed) <= {0.0, 1.0}:
+        new = 1.0 - value
+    else:
+        new = value + 1
     miss[other] = False
-    s.iloc[other] = s.cat.categories[(codes[keep] + 1) % len(s.cat.categories)]
-    if not miss.any():
+    s.iloc[other] = new
+    if not miss.any():  # n = 2: the column is complete, and not imputed
         miss[[i for i in range(len(s)) if i not in (keep, other)][:1]] = True
 
 
@@ -91,8 +99,7 @@ def datasets(draw):
         miss[keep] = False  # ...and one observed (n >= 2: clusters of >= 1 row, >= 2 clusters)
         if not miss.any():
             miss[(keep + 1) % n] = True
-        if isinstance(s.dtype, pd.CategoricalDtype) and len(s.cat.categories) > 2:
-            _two_observed_categories(s, miss, keep)
+        _two_observed_values(s, miss, keep)
         s[miss] = None
         frame[name] = s.to_numpy() if kind in ("float64", "binary01") else s.array
     df = pd.DataFrame(frame)
@@ -159,31 +166,13 @@ def _quiet():
         yield
 
 
-def _saturated(df: pd.DataFrame, **kwargs) -> bool:
-    """Whether a numeric variable's model has no more observed rows than fixed effects.
-
-    Its residual variance then collapses to ~0 and the chain can fail (a known bug,
-    ``test_saturated_numeric_model`` below); such examples are rejected, other chain
-    errors fail the test.
-    """
-    plan = build_plan(df, build_spec(df, **kwargs))
-    numeric = {"2l.norm", "2l.pmm", "2l.norm.het", "norm", "pmm", "2lonly.norm", "2lonly.pmm"}
-    return any(v.method in numeric
-               and plan.data[v.name].X.obs.shape[0] <= plan.data[v.name].X.obs.shape[1]
-               for v in plan.spec.variables)
-
-
 def _impute(df, formulas=None, **kwargs):
     try:
         return df.mi.impute(formulas, m=2, iterations=2, rng=1, **kwargs)
     except DataError as exc:
-        # too little data to model a column is refused up front, naming it: not a contract
-        # violation (the other cases of this property still have to hold)
-        if "saturated" in str(exc) or "single observed" in str(exc):
-            reject()
-        raise
-    except ChainError:
-        if _saturated(df, formulas=formulas, **kwargs):
+        # a model with no more observed rows than fixed effects is refused up front, naming
+        # the column (test_saturated_numeric_model): not a contract violation
+        if "saturated" in str(exc):
             reject()
         raise
 
@@ -209,7 +198,7 @@ def test_random_intercept_formulas_keep_the_data_contract(case):
 
 
 # --------------------------------------------------------------------------------------
-# failures hypothesis found, shrunk to small examples (known bugs, xfail)
+# failures hypothesis found, shrunk to small examples (regression tests)
 
 
 @pytest.mark.parametrize("ordered", [True, False], ids=["ordinal", "nominal"])
