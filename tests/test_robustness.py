@@ -177,6 +177,22 @@ def test_all_missing_column_with_default_models(df, empty):
 
 
 @pytest.mark.parametrize(
+    "single",
+    [np.full(30, 2.5), np.ones(30), pd.array([True] * 30, dtype="boolean"),
+     pd.Categorical(["a"] * 30, categories=["a", "b", "c"])],
+    ids=["numeric", "0/1", "boolean", "categorical"],
+)
+@pytest.mark.parametrize("how", ["defaults", "formula"])
+def test_a_single_observed_value_is_refused(df, single, how):
+    bad = df.assign(v=single)
+    bad.loc[bad.index[::3], "v"] = None
+    formulas = None if how == "defaults" else {**F, "v": "~ skill + (1 | class)"}
+    with pytest.raises(DataError) as info:
+        bad.mi.impute(formulas, cluster="class")
+    assert_user_error(info, "'v'", "single observed")
+
+
+@pytest.mark.parametrize(
     "ids",
     [lambda s: s.astype(float), lambda s: pd.Categorical(s),
      lambda s: "c" + s.astype(str), lambda s: s.astype("Int64")],
