@@ -85,7 +85,10 @@ def decode(codes: np.ndarray, like: pd.Series) -> pd.Series | np.ndarray:
     dtype = like.dtype
     cats = categories(like)
     if cats is None:
-        vals = np.round(codes) if pd.api.types.is_integer_dtype(dtype) else codes
+        vals = codes
+        if pd.api.types.is_integer_dtype(dtype):  # rounded, and clipped to the dtype's range
+            info = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
+            vals = np.clip(np.round(codes), info.min, info.max)
         if isinstance(dtype, pd.api.extensions.ExtensionDtype):
             return pd.array(vals, dtype=dtype)
         return vals.astype(dtype)

@@ -135,7 +135,7 @@ class ParsedFormula:
 
 def _quote(name: str) -> str:
     """A column name as a formula token: backquoted unless it is a plain identifier."""
-    return name if re.fullmatch(r"[A-Za-z_.][\w.]*", name) else f"`{name}`"
+    return name if re.fullmatch(r"[A-Za-z_]\w*", name) else f"`{name}`"
 
 
 def _uncmean(text: str) -> str:
@@ -143,11 +143,27 @@ def _uncmean(text: str) -> str:
                   lambda m: f"{m.group(1)}({_quote(m.group(2))})", text)
 
 
+_DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
+
+
 def _required(rhs: str, text: str) -> set[str]:
+    """Columns ``rhs`` needs. formulaic reads ``x.y`` (even backquoted) as an attribute of
+    ``x``; column names with dots are common in data from R, so dotted tokens are mapped
+    back to their full names (the prefix is kept only if it also stands on its own)."""
     try:
-        return set(Formula(rhs).required_variables)
+        names = {str(v) for v in Formula(rhs).required_variables}
     except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
         raise FormulaError(_syntax_message(text, str(exc))) from None
+    for m in _DOTTED.finditer(rhs):
+        token = m.group(1) or m.group(2)
+        if "." not in token:
+            continue
+        prefix = token.split(".")[0]
+        names.add(token)
+        alone = re.search(rf"(?<![\w.`]){re.escape(prefix)}(?![\w.])", _DOTTED.sub(" ", rhs))
+        if prefix in names and not alone:
+            names.discard(prefix)
+    return names
 
 
 def _syntax_message(text: str, detail: str, pos: int | None = None) -> str:

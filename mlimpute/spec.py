@@ -336,6 +336,12 @@ def build_spec(
             if cluster is None:
                 raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
                                          "cluster: pass cluster=... or use a random part")
+        if (kind == "numeric" and pd.api.types.is_integer_dtype(df[name].dtype)
+                and "pmm" not in meth):
+            info = np.iinfo(getattr(df[name].dtype, "numpy_dtype", df[name].dtype))
+            events.append(f"{name}: integer column imputed with {meth!r}: imputations are "
+                          f"rounded and clipped to [{info.min}, {info.max}]; method 'pmm' or "
+                          "'2l.pmm' imputes observed values only")
         specs.append(VariableSpec(name, f, meth, level))
 
     for s_ in specs:

@@ -454,12 +454,6 @@ def test_integer_and_small_float_dtypes_round_trip(dtype, values):
         assert out["v"].dtype == df["v"].dtype and out["v"].notna().all()
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="imputations outside a bounded "
-                   "integer dtype's range "
-                   "(a negative count in UInt8, 128 in Int8) make complete() raise a bare "
-                   "TypeError 'cannot safely cast non-equivalent float64 to uint8' "
-                   "(codec.decode: pd.array(np.round(codes), dtype=dtype)); expected values "
-                   "clipped to the dtype's range (with an event) or a clear error up front")
 @pytest.mark.parametrize(
     ("dtype", "values"), [("UInt8", [0, 0, 0, 1, 6]), ("Int8", [-128, 127])], ids=["UInt8", "Int8"]
 )
@@ -510,10 +504,6 @@ def test_odd_column_names_with_default_models(name):
     np.testing.assert_array_equal(again.dataset[name].values, imp.dataset[name].values)
 
 
-@pytest.mark.xfail(strict=True, reason="a dot in a column name (common in data from R): the "
-                   "defaults write it unquoted, formulaic reads 'x.y' (even `x.y`) as an "
-                   "attribute of 'x', and build_spec raises a bare KeyError 'cmean(x' "
-                   "(spec.py, the ±inf check over f.variables)")
 def test_dotted_column_name_with_default_models():
     df = two_level(J=6, n=5).rename(columns={"x": "x.y"})
     df.loc[df.index[1::5], "x.y"] = np.nan
@@ -521,8 +511,6 @@ def test_dotted_column_name_with_default_models():
     assert imp.complete(1).notna().all().all()
 
 
-@pytest.mark.xfail(strict=True, reason="a backquoted dotted name is still split at the dot: "
-                   "SpecificationError \"refers to unknown column(s) ['x']\"")
 def test_dotted_column_name_as_a_backquoted_predictor():
     df = two_level(J=6, n=5).rename(columns={"x": "x.y"})
     imp = df.mi.impute({"y": "~ `x.y` + (1 | g)"}, m=1, iterations=2, rng=1)
