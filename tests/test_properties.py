@@ -175,10 +175,7 @@ def _impute(df, formulas=None, **kwargs):
         if "saturated" in str(exc):
             reject()
         raise
-    except ChainError as exc:
-        # known bug (test_exact_fit_in_singleton_clusters below): remove once fixed
-        if "LinAlgError" in str(exc) and _singleton_observations(df, **kwargs):
-            reject()
+    except ChainError:
         raise
 
 
@@ -285,13 +282,6 @@ def test_saturated_model_found_by_hypothesis():
     assert s2.min() > 1e-6 * np.var(df["v2_Int64"].dropna().to_numpy(dtype=float))
 
 
-@pytest.mark.xfail(strict=True, raises=ChainError, reason="the observed y are an exact linear "
-                   "function of the predictors and every cluster has one row: OLS residuals "
-                   "are 0, ml_norm._moments starts sigma2 at its floor (~1e-24 var(y)), and in "
-                   "ml_norm.gibbs A = X'X/sigma2 - sum W'W loses positive definiteness by "
-                   "cancellation; _linalg.solve_spd's jitter (<= 1e-2 mean diag) cannot repair "
-                   "it: LinAlgError 'Matrix is not positive definite' (with 2 rows per cluster "
-                   "sigma2 just collapses)")
 def test_exact_fit_in_singleton_clusters():
     df = pd.DataFrame({"g": range(6), "x": [0.1, 0.5, -1.0, 2.0, 0.3, -0.7],
                        "y": [np.nan, 2.0, -1.0, 5.0, 1.6, -0.4]})  # y = 1 + 2x
@@ -303,9 +293,6 @@ def test_exact_fit_in_singleton_clusters():
     assert np.isfinite(imp.dataset["y"].values).all()
 
 
-@pytest.mark.xfail(strict=True, raises=ChainError, reason="found by hypothesis, same bug as "
-                   "test_exact_fit_in_singleton_clusters: v1_Int64 is observed once in each of "
-                   "5 clusters and the template fill of v0_boolean fits it exactly (10 + 4 b)")
 def test_exact_fit_in_singleton_clusters_found_by_hypothesis():
     na = None
     df = pd.DataFrame({

@@ -61,7 +61,7 @@ mixed-effects models with missing values. *JCGS* 11(2), 437–457.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -94,6 +94,7 @@ class MultilevelNormState:
     beta_mean: np.ndarray | None = None  # E[β | σ², Ψ, y] (for predictive mean matching)
     b_mean: np.ndarray | None = None  # E[b | β̄, σ², Ψ, y]
     sigma_hyper: np.ndarray | None = None  # heteroscedastic model: (s², ν)
+    sigma2_floor: float = 0.0  # 1e-10·var(y_obs): an exact fit cannot drive σ² to 0
 
 
 @register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"))
@@ -137,8 +138,10 @@ class MultilevelNorm:
         beta = np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else np.zeros(0)
         psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
         alpha = np.sqrt(np.diag(psi))
-        state = MultilevelNormState(beta, np.zeros((J, q)), s2 if sigma2 is None else sigma2,
-                                    psi, alpha, scale)
+        floor = 1e-10 * sd_y**2
+        state = MultilevelNormState(beta, np.zeros((J, q)),
+                                    max(s2, floor) if sigma2 is None else sigma2,
+                                    psi, alpha, scale, sigma2_floor=floor)
         return self.gibbs(rng, state, data, y, sigma2, beta_prec)
 
     # -- one Gibbs step -------------------------------------------------------------------
@@ -198,8 +201,8 @@ class MultilevelNorm:
             if fixed is None:
                 sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
             psi = self._psi_iw(rng, b, state.scale, data)
-            return MultilevelNormState(beta, b, sigma2, psi, state.alpha, state.scale, mean,
-                                       b_mean, hyper)
+            return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, beta_mean=mean,
+                           b_mean=b_mean, sigma_hyper=hyper)
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
@@ -216,12 +219,13 @@ class MultilevelNorm:
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
-        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean,
-                                   hyper)
+        return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, alpha=alpha,
+                       beta_mean=mean, b_mean=b_mean, sigma_hyper=hyper)
 
     def _draw_sigma2(self, rng, resid, seg, state):
         """σ² | β, b = SSR / χ²(n_obs) (p(σ²) ∝ 1/σ²); no hyper-parameters."""
-        return float(resid @ resid) / rng.chisquare(max(resid.size, 1)), None
+        s2 = float(resid @ resid) / rng.chisquare(max(resid.size, 1))
+        return max(s2, state.sigma2_floor), None
 
     @staticmethod
     def _blocks(data):

@@ -59,7 +59,7 @@ class HeteroscedasticMultilevelNorm(MultilevelNorm):
         n_j = seg.counts
         ssr = seg.sum(resid * resid)
         df = nu + n_j
-        sig = (nu * s2_scale + ssr) / rng.chisquare(df)
+        sig = np.maximum((nu * s2_scale + ssr) / rng.chisquare(df), state.sigma2_floor)
         J = sig.size
         inv_sum = float(np.sum(1.0 / sig))
         s2_scale = rng.gamma(J * nu / 2, 2.0 / (nu * inv_sum))

@@ -60,7 +60,8 @@ class Norm:
         beta_hat, L = solve_spd(xtx, xty)
         if sigma2 is None:
             ssr = float(np.sum((y - X @ beta_hat) ** 2))
-            sigma2 = ssr / rng.chisquare(max(n - p, 1))
+            # an exact fit (SSR = 0) would give σ² = 0: floored at 1e-10·var(y), scale-free
+            sigma2 = max(ssr / rng.chisquare(max(n - p, 1)), 1e-10 * float(np.var(y)))
         beta = draw_chol(rng, L, beta_hat, sigma2)
         return NormState(beta, sigma2, beta_hat)
 
