@@ -24,9 +24,11 @@ Memory per case: the peak of Python and numpy allocations during one run
 that imports mlimpute, builds the data and runs the case once (``ru_maxrss``; it includes
 the interpreter and the imported libraries, about 200 MiB).
 
-The machine may be shared: before every case the script waits (up to ``--wait``
-seconds) until other processes use less than ``--max-load`` cores, measured from
-``/proc/stat`` over one second while it sleeps, and reports that figure with each row.
+The machine may be shared: the script measures, for every timed run, the cores other
+processes used meanwhile (machine-wide busy time from ``/proc/stat`` minus this
+process' own CPU time), keeps only runs during which that stayed below ``--max-load``
+(waiting for a quiet machine and repeating busier runs, for at most ``--wait`` seconds
+per case) and reports it with each row.
 ``--update-readme`` writes the table into ``benchmarks/README.md`` between its markers.
 """
 
@@ -180,21 +182,41 @@ def cases(large: bool) -> list[Case]:
 # ---------------------------------------------------------------- measuring
 
 
-def other_load(interval: float = 1.0) -> float:
-    """Cores busy with other processes: ``/proc/stat`` over ``interval`` s while we sleep."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + v[4]  # idle + iowait
-        return sum(v) - idle, sum(v)
+def _cpu() -> tuple[float, float]:
+    """(seconds of CPU busy on the machine, seconds of CPU used by this process and its
+    reaped children)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
 
-    try:
-        b0, t0 = sample()
+
+class LoadMeter:
+    """Cores used by *other* processes while the block runs: machine-wide busy time minus
+    this process' own CPU time, over the wall time (Linux; nan elsewhere)."""
+
+    def __enter__(self):
+        try:
+            self._start = (*_cpu(), time.perf_counter())
+        except OSError:
+            self._start = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._start is None:
+            self.load = float("nan")
+            return
+        busy, own, wall = (*_cpu(), time.perf_counter())
+        b0, o0, w0 = self._start
+        self.load = max(0.0, ((busy - b0) - (own - o0)) / max(wall - w0, 1e-9))
+
+
+def other_load(interval: float = 1.0) -> float:
+    """Cores busy with other processes over ``interval`` seconds while we sleep."""
+    with LoadMeter() as meter:
         time.sleep(interval)
-        b1, t1 = sample()
-    except OSError:  # not Linux
-        return float("nan")
-    return (b1 - b0) / max(t1 - t0, 1) * (os.cpu_count() or 1)
+    return meter.load
 
 
 def wait_for_quiet(max_load: float, wait: float) -> float:
@@ -206,15 +228,28 @@ def wait_for_quiet(max_load: float, wait: float) -> float:
     return load
 
 
-def best_of(fn: Callable[[], Any], repeat: int, warmup: bool) -> float:
+def best_of(fn: Callable[[], Any], repeat: int, warmup: bool, max_load: float,
+            wait: float) -> tuple[float, float, int]:
+    """Best time of ``repeat`` runs during which other processes used fewer than
+    ``max_load`` cores; a busier run is repeated (after waiting for quiet) until the
+    ``wait`` budget is spent. Returns (seconds, other load during that run, busy runs
+    discarded); if no run was quiet, the best of all, with its load."""
     if warmup:
         fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    quiet, busy = [], []
+    deadline = time.monotonic() + wait
+    while len(quiet) < repeat:
+        with LoadMeter() as meter:
+            t = time.perf_counter()
+            fn()
+            secs = time.perf_counter() - t
+        (quiet if not meter.load > max_load else busy).append((secs, meter.load))
+        if len(quiet) + len(busy) >= repeat and time.monotonic() > deadline:
+            break
+        if meter.load > max_load:
+            wait_for_quiet(max_load, max(0.0, deadline - time.monotonic()))
+    secs, load = min(quiet or busy)
+    return secs, load, len(busy)
 
 
 def traced_peak(fn: Callable[[], Any]) -> float:
@@ -293,7 +328,8 @@ def main() -> None:
     p.add_argument("--only", help="run the cases whose name contains this text")
     p.add_argument("--max-load", type=float, default=0.3,
                    help="wait until other processes use fewer cores than this")
-    p.add_argument("--wait", type=float, default=300.0, help="seconds to wait at most")
+    p.add_argument("--wait", type=float, default=300.0,
+                   help="seconds per case to wait for a quiet machine at most")
     p.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     p.add_argument("--json", help="write the results to this file")
     p.add_argument("--update-readme", action="store_true")
@@ -310,18 +346,19 @@ def main() -> None:
         if args.only and args.only not in case.name:
             continue
         state = case.setup()
-        load = wait_for_quiet(args.max_load, args.wait)
+        wait_for_quiet(args.max_load, args.wait)
         repeat, warmup = (2, False) if case.large else (args.repeat, True)
-        secs = best_of(lambda c=case, s=state: c.run(s), repeat, warmup)
+        secs, load, discarded = best_of(lambda c=case, s=state: c.run(s), repeat, warmup,
+                                        args.max_load, args.wait)
         traced = rss = float("nan")
         if not args.no_memory:
             traced = traced_peak(lambda c=case, s=state: c.run(s))
             rss = child_rss(case.name, args.large)
         case.result = {"seconds": secs, "traced_mib": traced, "rss_mib": rss, "load": load,
-                       "loadavg": os.getloadavg()[0]}
+                       "discarded": discarded, "loadavg": os.getloadavg()[0]}
         done.append(case)
         print(f"{case.name:<38} {secs:8.3f} s  traced {traced:8.1f} MiB  RSS {rss:6.0f} MiB"
-              f"  other load {load:.2f}", flush=True)
+              f"  other load {load:.2f} ({discarded} busy runs discarded)", flush=True)
 
     cpu = platform.processor() or platform.machine()
     header = (f"mlimpute {mlimpute.__version__}, Python {platform.python_version()}, numpy "
