@@ -281,8 +281,9 @@ def build_spec(
         seen = pd.unique(df[name].dropna())
         if len(seen) < 2:
             what = "value" if kind == "numeric" else "category"
+            only = seen[0].item() if hasattr(seen[0], "item") else seen[0]
             raise DataError(
-                f"{name!r} has a single observed {what} ({seen[0]!r}); there is nothing "
+                f"{name!r} has a single observed {what} ({only!r}); there is nothing "
                 "to model: fill it in or leave the column out"
             )
         if kind != "numeric":
