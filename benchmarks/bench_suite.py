@@ -16,8 +16,8 @@ after a warm-up run; the 600,000- and 1,000,000-row cases best of 2 without warm
   (``df.mi.impute(cluster="cluster", m=5, iterations=20)``), serially and with
   ``n_jobs=2``;
 * ``imp.fit()`` of ``grade ~ skill * gender + relation + (1 + gender | class)`` over
-  m = 25 imputations of experiment 3 (rng=1, 20 iterations), with the default engine,
-  with ``n_jobs=2`` and with ``engine="statsmodels"``.
+  m = 25 imputations of experiment 3 (rng=1, 20 iterations), with the default engine
+  and with ``engine="statsmodels"``, each serially and with ``n_jobs=2``.
 
 Memory per case: the peak of Python and numpy allocations during one run
 (``tracemalloc``, the data excluded), and the peak resident set size of a fresh process
@@ -175,6 +175,8 @@ def cases(large: bool) -> list[Case]:
         Case("fit, experiment 3 (m=25)", 600, 25, 20, 0.7, *_fit()),
         Case("fit, n_jobs=2", 600, 25, 20, None, *_fit(n_jobs=2)),
         Case("fit, engine='statsmodels'", 600, 25, 20, None, *_fit(engine="statsmodels")),
+        Case("fit, engine='statsmodels', n_jobs=2", 600, 25, 20, None,
+             *_fit(engine="statsmodels", n_jobs=2)),
     ]
     return out
 
