@@ -376,10 +376,9 @@ def main() -> None:
               f"  other load {load:.2f} ({discarded} busy runs discarded)", flush=True)
 
     cpu = platform.processor() or platform.machine()
+    command = " ".join(["python benchmarks/bench_suite.py", *sys.argv[1:]])
     header = (f"mlimpute {mlimpute.__version__}, Python {platform.python_version()}, numpy "
-              f"{np.__version__}, {os.cpu_count()} cores ({cpu}); {started}; "
-              f"`python benchmarks/bench_suite.py{' --large' if args.large else ''} --repeat "
-              f"{args.repeat}`")
+              f"{np.__version__}, {os.cpu_count()} cores ({cpu}); {started}; `{command}`")
     text = "\n".join([header, "", table(done), ""]
                      + (scaling_lines(done) if any(c.name.startswith("scaling") for c in done)
                         else []))
