@@ -67,8 +67,9 @@ LARGE = [600_000, 1_000_000]
 
 def scaled(n_rows: int, cluster_size: int = 20, seed: int = 1) -> pd.DataFrame:
     """Experiment-2 data of ``n_rows`` rows in clusters of ``cluster_size``."""
-    return classroom(2, n_classes=n_rows // cluster_size, class_size=cluster_size,
-                     rng=seed).incomplete
+    return classroom(
+        2, n_classes=n_rows // cluster_size, class_size=cluster_size, rng=seed
+    ).incomplete
 
 
 def wide(n_rows: int = 30_000, cluster_size: int = 20, seed: int = 1) -> pd.DataFrame:
@@ -90,9 +91,11 @@ def wide(n_rows: int = 30_000, cluster_size: int = 20, seed: int = 1) -> pd.Data
     c1 = rng.normal(size=n_rows)
     c2 = (rng.random(n_rows) < 0.5).astype(float)
     c3 = rng.normal(size=n_clusters)[g]
-    latent = (rng.multivariate_normal(np.zeros(k), correlation(0.25), size=n_clusters)[g]
-              + rng.multivariate_normal(np.zeros(k), correlation(1.0), size=n_rows)
-              + np.outer(0.4 * c1 + 0.3 * c2 + 0.3 * c3, np.linspace(0.5, 1.0, k)))
+    latent = (
+        rng.multivariate_normal(np.zeros(k), correlation(0.25), size=n_clusters)[g]
+        + rng.multivariate_normal(np.zeros(k), correlation(1.0), size=n_rows)
+        + np.outer(0.4 * c1 + 0.3 * c2 + 0.3 * c3, np.linspace(0.5, 1.0, k))
+    )
     df = pd.DataFrame({"cluster": g, "c1": c1, "c2": c2, "c3": c3})
     for j in range(8):
         df[f"x{j + 1}"] = latent[:, j]
@@ -167,16 +170,23 @@ def cases(large: bool) -> list[Case]:
     ]
     targets = {60_000: 0.5, 1_000_000: 15.0}
     for n in SCALING + (LARGE if large else []):
-        out.append(Case(f"scaling N={n:,}", n, 5, 10, targets.get(n), *_scaling(n),
-                        large=n in LARGE))
+        out.append(
+            Case(f"scaling N={n:,}", n, 5, 10, targets.get(n), *_scaling(n), large=n in LARGE)
+        )
     out += [
         Case("wide (15 variables, 10 incomplete)", 30_000, 5, 20, 5.0, *_wide(None)),
         Case("wide, n_jobs=2", 30_000, 5, 20, 5.0, *_wide(2)),
         Case("fit, experiment 3 (m=25)", 600, 25, 20, 0.7, *_fit()),
         Case("fit, n_jobs=2", 600, 25, 20, None, *_fit(n_jobs=2)),
         Case("fit, engine='statsmodels'", 600, 25, 20, None, *_fit(engine="statsmodels")),
-        Case("fit, engine='statsmodels', n_jobs=2", 600, 25, 20, None,
-             *_fit(engine="statsmodels", n_jobs=2)),
+        Case(
+            "fit, engine='statsmodels', n_jobs=2",
+            600,
+            25,
+            20,
+            None,
+            *_fit(engine="statsmodels", n_jobs=2),
+        ),
     ]
     return out
 
@@ -230,8 +240,9 @@ def wait_for_quiet(max_load: float, wait: float) -> float:
     return load
 
 
-def best_of(fn: Callable[[], Any], repeat: int, warmup: bool, max_load: float,
-            wait: float) -> tuple[float, float, int]:
+def best_of(
+    fn: Callable[[], Any], repeat: int, warmup: bool, max_load: float, wait: float
+) -> tuple[float, float, int]:
     """Best time of ``repeat`` runs during which other processes used fewer than
     ``max_load`` cores; a busier run is repeated (after waiting for quiet) until the
     ``wait`` budget is spent. Returns (seconds, other load during that run, busy runs
@@ -300,9 +311,11 @@ def slope(rows: list[int], secs: list[float]) -> float:
 
 
 def table(done: list[Case]) -> str:
-    lines = ["| case | rows | m | it. | seconds | target | met | traced peak MiB | "
-             "peak RSS MiB | other load |",
-             "|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|"]
+    lines = [
+        "| case | rows | m | it. | seconds | target | met | traced peak MiB | "
+        "peak RSS MiB | other load |",
+        "|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|",
+    ]
     for c in done:
         r = c.result
         target = "" if c.target is None else f"{c.target:g}"
@@ -310,19 +323,24 @@ def table(done: list[Case]) -> str:
         lines.append(
             f"| {c.name} | {c.rows:,} | {c.m} | {c.iterations} | {r['seconds']:.3f} | "
             f"{target} | {met} | {r['traced_mib']:.1f} | {r['rss_mib']:.0f} | "
-            f"{r['load']:.2f} |")
+            f"{r['load']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def scaling_lines(done: list[Case]) -> list[str]:
     sc = [c for c in done if c.name.startswith("scaling")]
     rows, secs = [c.rows for c in sc], [c.result["seconds"] for c in sc]
-    out = [f"Fitted log-log slope of time on N: {slope(rows, secs):.2f} over N = "
-           f"{rows[0]:,}-{rows[-1]:,}"]
+    out = [
+        f"Fitted log-log slope of time on N: {slope(rows, secs):.2f} over N = "
+        f"{rows[0]:,}-{rows[-1]:,}"
+    ]
     big = [(n, s) for n, s in zip(rows, secs, strict=True) if n >= 6_000]
     if len(big) >= 2:
-        out[0] += (f", {slope(*zip(*big, strict=True)):.2f} over N >= 6,000 "
-                   "(fixed costs dominate at 600 rows)")
+        out[0] += (
+            f", {slope(*zip(*big, strict=True)):.2f} over N >= 6,000 "
+            "(fixed costs dominate at 600 rows)"
+        )
     out[0] += "."
     return out
 
@@ -341,10 +359,18 @@ def main() -> None:
     p.add_argument("--large", action="store_true", help="also 600,000 and 1,000,000 rows")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--only", help="run the cases whose name contains this text")
-    p.add_argument("--max-load", type=float, default=0.3,
-                   help="wait until other processes use fewer cores than this")
-    p.add_argument("--wait", type=float, default=300.0,
-                   help="seconds per case to wait for a quiet machine at most")
+    p.add_argument(
+        "--max-load",
+        type=float,
+        default=0.3,
+        help="wait until other processes use fewer cores than this",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        help="seconds per case to wait for a quiet machine at most",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     p.add_argument("--json", help="write the results to this file")
     p.add_argument("--update-readme", action="store_true")
@@ -363,31 +389,59 @@ def main() -> None:
         state = case.setup()
         wait_for_quiet(args.max_load, args.wait)
         repeat, warmup = (2, False) if case.large else (args.repeat, True)
-        secs, load, discarded = best_of(lambda c=case, s=state: c.run(s), repeat, warmup,
-                                        args.max_load, args.wait)
+        secs, load, discarded = best_of(
+            lambda c=case, s=state: c.run(s), repeat, warmup, args.max_load, args.wait
+        )
         traced = rss = float("nan")
         if not args.no_memory:
             traced = traced_peak(lambda c=case, s=state: c.run(s))
             rss = child_rss(case.name, args.large)
-        case.result = {"seconds": secs, "traced_mib": traced, "rss_mib": rss, "load": load,
-                       "discarded": discarded, "loadavg": os.getloadavg()[0]}
+        case.result = {
+            "seconds": secs,
+            "traced_mib": traced,
+            "rss_mib": rss,
+            "load": load,
+            "discarded": discarded,
+            "loadavg": os.getloadavg()[0],
+        }
         done.append(case)
-        print(f"{case.name:<38} {secs:8.3f} s  traced {traced:8.1f} MiB  RSS {rss:6.0f} MiB"
-              f"  other load {load:.2f} ({discarded} busy runs discarded)", flush=True)
+        print(
+            f"{case.name:<38} {secs:8.3f} s  traced {traced:8.1f} MiB  RSS {rss:6.0f} MiB"
+            f"  other load {load:.2f} ({discarded} busy runs discarded)",
+            flush=True,
+        )
 
     cpu = platform.processor() or platform.machine()
     command = " ".join(["python benchmarks/bench_suite.py", *sys.argv[1:]])
-    header = (f"mlimpute {mlimpute.__version__}, Python {platform.python_version()}, numpy "
-              f"{np.__version__}, {os.cpu_count()} cores ({cpu}); {started}; `{command}`")
-    text = "\n".join([header, "", table(done), ""]
-                     + (scaling_lines(done) if any(c.name.startswith("scaling") for c in done)
-                        else []))
+    header = (
+        f"mlimpute {mlimpute.__version__}, Python {platform.python_version()}, numpy "
+        f"{np.__version__}, {os.cpu_count()} cores ({cpu}); {started}; `{command}`"
+    )
+    text = "\n".join(
+        [header, "", table(done), ""]
+        + (scaling_lines(done) if any(c.name.startswith("scaling") for c in done) else [])
+    )
     print("\n" + text)
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"header": header, "cases": [{"name": c.name, "rows": c.rows, "m": c.m,
-                                          "iterations": c.iterations, "target": c.target,
-                                          **c.result} for c in done]}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "header": header,
+                    "cases": [
+                        {
+                            "name": c.name,
+                            "rows": c.rows,
+                            "m": c.m,
+                            "iterations": c.iterations,
+                            "target": c.target,
+                            **c.result,
+                        }
+                        for c in done
+                    ],
+                },
+                indent=1,
+            )
+        )
     if args.update_readme:
         update_readme(text)
 

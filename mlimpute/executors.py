@@ -455,8 +455,10 @@ def map_blocks(
     if not items:
         return []
     if failure is None:
+
         def failure(exc, block):
             return RuntimeError(f"a worker failed ({type(exc).__name__}: {exc})")
+
     if client is not None:
         return _blocks_dask(func, shared, items, client, failure)
     workers = min(_resolve_n_jobs(n_jobs), len(items))
@@ -504,12 +506,15 @@ def _blocks_pool(func, shared, items, workers, method, failure) -> list:
     if method == "forkserver":
         ctx.set_forkserver_preload(_PRELOAD)
     results: list[Any] = [None] * len(items)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_shared,
-                               initargs=(shared,))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_shared, initargs=(shared,)
+    )
     clean = False
     try:
-        pending = {pool.submit(_shared_task, func, items[b.start : b.stop]): b
-                   for b in _blocks(len(items), workers)}
+        pending = {
+            pool.submit(_shared_task, func, items[b.start : b.stop]): b
+            for b in _blocks(len(items), workers)
+        }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=lambda f: pending[f].start):
@@ -543,9 +548,15 @@ def _blocks_dask(func, shared, items, client, failure) -> list:
     futures, block_of = [], {}
     try:
         for b in _blocks(len(items), workers):
-            fut = client.submit(_shared_dask_task, func, shared_future, items[b.start : b.stop],
-                                pure=False, key=f"mlimpute-{b.start + 1}-{b.stop}-{token}",
-                                retries=0)
+            fut = client.submit(
+                _shared_dask_task,
+                func,
+                shared_future,
+                items[b.start : b.stop],
+                pure=False,
+                key=f"mlimpute-{b.start + 1}-{b.stop}-{token}",
+                retries=0,
+            )
             futures.append(fut)
             block_of[fut.key] = b
         for fut in as_completed(futures):

@@ -53,8 +53,13 @@ def exp2():
 def client():
     distributed = pytest.importorskip("distributed")
     try:
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=40)
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=40,
+        )
     except (OSError, TimeoutError) as exc:  # no sockets / too slow to start here
         pytest.skip(f"cannot start a dask LocalCluster: {exc}")
     with cluster, distributed.Client(cluster, timeout="30s") as c:
@@ -74,8 +79,9 @@ def assert_same_result(a, b):
             np.testing.assert_array_equal(getattr(fa, name), getattr(fb, name))
         assert fa.scale == fb.scale and fa.llf == fb.llf
     pd.testing.assert_frame_equal(a.summary(), b.summary(), check_exact=True)
-    pd.testing.assert_frame_equal(a.variance_components(), b.variance_components(),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        a.variance_components(), b.variance_components(), check_exact=True
+    )
 
 
 # ---------------------------------------------------------------- accuracy
@@ -127,8 +133,10 @@ def test_gradient_is_the_derivative_of_the_deviance(exp3, reml):
         dev, grad = prof.deviance_and_gradient(theta)
         assert dev == prof.deviance(theta)
         h = 1e-5
-        numeric = [(prof.deviance(theta + h * e) - prof.deviance(theta - h * e)) / (2 * h)
-                   for e in np.eye(theta.size)]
+        numeric = [
+            (prof.deviance(theta + h * e) - prof.deviance(theta - h * e)) / (2 * h)
+            for e in np.eye(theta.size)
+        ]
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
 
 
@@ -199,11 +207,14 @@ def test_statsmodels_engine_is_the_cross_check(exp2):
 # ---------------------------------------------------------------- reused designs
 
 
-@pytest.mark.parametrize("formula", [
-    "grade ~ relation * gender + cmean(relation) + (1 + relation | class)",
-    "grade ~ skill + C(gender) + relation + I(relation ** 2) + (1 + gender || class)",
-    "relation ~ grade + gender + (1 | class)",
-])
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "grade ~ relation * gender + cmean(relation) + (1 + relation | class)",
+        "grade ~ skill + C(gender) + relation + I(relation ** 2) + (1 + gender || class)",
+        "relation ~ grade + gender + (1 | class)",
+    ],
+)
 def test_reused_designs_equal_full_materialisation(exp2, formula):
     """Later data sets materialise only their changed rows into a copy of the first
     design: bit for bit what formulaic builds from the whole data set."""
@@ -254,19 +265,22 @@ def test_pool_with_from_completed_and_likelihood_tests(exp2, kwargs):
     par = completed.fit(f, **kwargs)
     assert_same_result(ser, par)
     for method in ("D1", "D3"):
-        a, b = ser.test("gender = 0, skill = 0", method), par.test("gender = 0, skill = 0",
-                                                                     method)
+        a, b = ser.test("gender = 0, skill = 0", method), par.test("gender = 0, skill = 0", method)
         assert (a.statistic, a.df2, a.p) == (b.statistic, b.df2, b.p)
 
 
 def test_pool_with_ols_glm_and_glmm(exp2):
     df = exp2.complete(1)
-    frames = [f.assign(good=(f["grade"] > df["grade"].median()).astype(float))
-              for f in exp2.complete("all")]
+    frames = [
+        f.assign(good=(f["grade"] > df["grade"].median()).astype(float))
+        for f in exp2.complete("all")
+    ]
     completed = mlimpute.from_completed(frames)
-    for f, kw in [("grade ~ gender + relation", {}),
-                  ("good ~ relation", {"family": "binomial"}),
-                  ("good ~ relation + (1 | class)", {"family": "binomial"})]:
+    for f, kw in [
+        ("grade ~ gender + relation", {}),
+        ("good ~ relation", {"family": "binomial"}),
+        ("good ~ relation + (1 | class)", {"family": "binomial"}),
+    ]:
         assert_same_fixed(completed.fit(f, **kw), completed.fit(f, n_jobs=2, **kw))
 
 
@@ -320,8 +334,9 @@ def _pool_children(timeout: float = 5.0) -> list:
     """multiprocessing children other than the dask cluster's, once they had ``timeout``
     seconds to go (a broken pool's other workers are stopped by its own thread)."""
     deadline = time.monotonic() + timeout
-    while (left := [p for p in multiprocessing.active_children() if "Dask" not in p.name]
-           ) and time.monotonic() < deadline:
+    while (
+        left := [p for p in multiprocessing.active_children() if "Dask" not in p.name]
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
@@ -330,7 +345,8 @@ def _pool_children(timeout: float = 5.0) -> list:
 def test_map_blocks_order_and_dead_worker(method):
     items = list(range(11))
     assert map_blocks(_square_or_die, -1, items, n_jobs=2, start_method=method) == [
-        x * x for x in items]
+        x * x for x in items
+    ]
     assert map_blocks(_square_or_die, -1, items) == [x * x for x in items]
 
     def failure(exc, block):

@@ -29,8 +29,7 @@ def mixed():
     rng = np.random.default_rng(3)
     d = classroom(2, n_classes=60, class_size=20, rng=3).incomplete
     d["passed"] = (d["grade"] > 10).astype("boolean")
-    d["level"] = pd.Categorical(pd.cut(d["relation"], 3, labels=["lo", "mid", "hi"]),
-                                ordered=True)
+    d["level"] = pd.Categorical(pd.cut(d["relation"], 3, labels=["lo", "mid", "hi"]), ordered=True)
     d.loc[rng.random(len(d)) < 0.15, ["passed"]] = pd.NA
     d.loc[rng.random(len(d)) < 0.15, "level"] = np.nan
     skill = d.groupby("class")["skill"].transform("first")
@@ -60,9 +59,16 @@ def _bound(imp) -> int:
 def test_stored_cells_are_m_times_the_missing_cells(case, mixed):
     if case == "numeric":
         df = classroom(2, n_classes=100, class_size=20, rng=5).incomplete
-        imp = _quiet_impute(df, {"grade": "~ relation + gender + (1 | class)",
-                                 "relation": "~ grade + gender + (1 | class)"},
-                            m=7, iterations=4, rng=2)
+        imp = _quiet_impute(
+            df,
+            {
+                "grade": "~ relation + gender + (1 | class)",
+                "relation": "~ grade + gender + (1 | class)",
+            },
+            m=7,
+            iterations=4,
+            rng=2,
+        )
     else:
         df, imp = mixed
     m, n = imp.m, len(df)
@@ -86,9 +92,16 @@ def test_stored_cells_are_m_times_the_missing_cells(case, mixed):
 
 def test_complete_all_is_a_generator_that_holds_one_data_set_at_a_time():
     df = classroom(2, n_classes=1000, class_size=20, rng=1).incomplete  # 20,000 rows
-    imp = _quiet_impute(df, {"grade": "~ relation + gender + (1 | class)",
-                             "relation": "~ grade + gender + (1 | class)"},
-                        m=20, iterations=2, rng=1)
+    imp = _quiet_impute(
+        df,
+        {
+            "grade": "~ relation + gender + (1 | class)",
+            "relation": "~ grade + gender + (1 | class)",
+        },
+        m=20,
+        iterations=2,
+        rng=1,
+    )
     frame = int(imp.data.memory_usage(deep=True).sum())
     it = imp.complete("all")
     assert isinstance(it, types.GeneratorType)  # nothing completed yet
