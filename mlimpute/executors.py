@@ -360,16 +360,24 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     if terminate is not None:
         terminate()
         return
-    procs = list((getattr(pool, "_processes", None) or {}).values())
+    seen: dict[int, object] = {}
+
+    def _collect() -> None:  # the pool may register a worker after a first look
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
+            seen.setdefault(id(p), p)
+
+    _collect()
     pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(5)
-        if p.is_alive():  # pragma: no cover - ignores SIGTERM
-            p.kill()
-            p.join()
+    for _ in range(3):
+        _collect()
+        for p in list(seen.values()):
+            if p.is_alive():
+                p.terminate()
+        for p in list(seen.values()):
+            p.join(5)
+            if p.is_alive():  # pragma: no cover - ignores SIGTERM
+                p.kill()
+                p.join()
 
 
 def _map_dask(plan, seeds, client, progress) -> list[ChainResult]:

@@ -104,9 +104,15 @@ def new_children(before: set[int]) -> list:
     return out
 
 
-def pool_children() -> list:
-    """multiprocessing children other than the dask cluster's."""
-    return [p for p in multiprocessing.active_children() if "Dask" not in p.name]
+def pool_children(timeout: float = 5.0) -> list:
+    """multiprocessing children other than the dask cluster's, after at most ``timeout``
+    seconds for terminated workers to be reaped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in multiprocessing.active_children() if "Dask" not in p.name]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 def wait_no_new_children(before: set[int], timeout: float = 5.0) -> list:
