@@ -1,0 +1,123 @@
+"""Command line of the simulation study: ``python -m mlimpute.simulation --help``.
+
+Runs (or resumes) the replications, then writes the summary, the markdown tables and
+the figures; :func:`mlimpute.simulation.main` calls :func:`main` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from ._sim_acceptance import acceptance, single_data_set
+from ._sim_design import DEFAULT_M, DEFAULT_SEED, METHODS
+from ._sim_markdown import provenance, to_markdown, write_markdown
+from ._sim_plots import make_figures
+from ._sim_results import load_records, stored_config, summarise, timings
+from .errors import SpecificationError
+from .simulation import StudyConfig, _machine, available_methods, run_study
+
+
+def _parse_m(values: Sequence[str] | None) -> dict[int, int]:
+    m = dict(DEFAULT_M)
+    for v in values or ():
+        if "=" in v:
+            e, k = v.split("=", 1)
+            m[int(e)] = int(k)
+        else:
+            m = dict.fromkeys(m, int(v))
+    return m
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m mlimpute.simulation --help``."""
+    p = argparse.ArgumentParser(
+        prog="python -m mlimpute.simulation",
+        description="The seed's classroom experiments as a simulation study (resumable).",
+    )
+    p.add_argument("--experiments", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="replications per experiment to have on disk (run the missing "
+        "ones); without it nothing is run, only summarised/plotted",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--out", default="results", help="results directory (default results/)")
+    p.add_argument(
+        "--m",
+        nargs="+",
+        metavar="[E=]M",
+        help="imputations: one number for all experiments or E=M per experiment "
+        f"(default {' '.join(f'{e}={k}' for e, k in DEFAULT_M.items())})",
+    )
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--engine", default="profiled", choices=["profiled", "statsmodels"])
+    p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
+    p.add_argument(
+        "--plots", action="store_true", help="write the seed's figures (PNG) into --figures"
+    )
+    p.add_argument("--figures", default="docs/figures", help="figure directory")
+    p.add_argument(
+        "--markdown",
+        default=None,
+        help="write the tables into this markdown file (between the results "
+        "markers if it has them)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    try:
+        config = StudyConfig(
+            m=_parse_m(a.m),
+            iterations=a.iterations,
+            seed=a.seed,
+            engine=a.engine,
+            methods=tuple(a.methods) if a.methods else available_methods(),
+        )
+        if a.reps is not None:
+            info = run_study(
+                a.out,
+                experiments=a.experiments,
+                reps=a.reps,
+                jobs=a.jobs,
+                config=config,
+                progress=not a.quiet,
+            )
+            print(
+                f"ran {info['done']} replications ({info['skipped']} already on disk) in "
+                f"{info['seconds']:.1f} s with {info['jobs']} process(es); mlimpute "
+                f"{__version__}; {_machine()}"
+            )
+        rec = load_records(a.out)
+        rec = rec[rec["experiment"].isin(a.experiments)]
+        if rec.empty:
+            print(f"no results in {a.out}/ (run with --reps)", file=sys.stderr)
+            return 1
+        summary = summarise(rec)
+        single = None
+        if (a.plots or a.markdown) and 3 in set(rec["experiment"]):
+            single = single_data_set(3, config=stored_config(a.out, 3))
+        checks = acceptance(summary, single)
+        text = (
+            provenance(a.out, rec)
+            + "\n\n"
+            + to_markdown(summary, checks=checks, times=timings(rec))
+        )
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        summary.to_csv(Path(a.out) / "summary.csv", index=False)
+        (Path(a.out) / "summary.md").write_text(text)
+        print(text)
+        if a.markdown:
+            print(f"wrote {write_markdown(a.markdown, text)}")
+        if a.plots:
+            for path in make_figures(a.out, a.figures, single=single, experiments=a.experiments):
+                print(f"wrote {path}")
+    except SpecificationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
