@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["column_kind", "categories", "encode", "decode"]
+__all__ = ["column_kind", "categories", "encode", "decode", "template"]
 
 
 def _is_binary_numeric(s: pd.Series) -> bool:
@@ -22,15 +22,27 @@ def _is_binary_numeric(s: pd.Series) -> bool:
     return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
 
 
+def _is_object_bool(s: pd.Series) -> bool:
+    """An object column holding only True/False (and missing values), e.g. read from JSON."""
+    if s.dtype is not np.dtype(object):
+        return False
+    vals = pd.unique(s.dropna())
+    return len(vals) > 0 and all(isinstance(v, (bool, np.bool_)) for v in vals)
+
+
 def column_kind(s: pd.Series) -> str:
     """``"numeric"``, ``"binary"``, ``"ordinal"``, ``"nominal"`` or ``"other"``.
 
-    Binary: bool, a two-category categorical, or numbers whose observed values are 0/1.
+    Binary: bool, a two-category categorical, numbers whose observed values are 0/1, or an
+    object column of True/False with missing values as None (what JSON and many database
+    drivers give; it comes back as an object column of Python bools).
 
     Examples
     --------
     >>> column_kind(pd.Series([0, 1, None])), column_kind(pd.Series([1.5, 2.0]))
     ('binary', 'numeric')
+    >>> column_kind(pd.Series([True, None, False], dtype=object))
+    'binary'
     """
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -39,7 +51,7 @@ def column_kind(s: pd.Series) -> str:
         return "ordinal" if dtype.ordered else "nominal"
     if pd.api.types.is_complex_dtype(dtype):
         return "other"
-    if pd.api.types.is_bool_dtype(dtype) or _is_binary_numeric(s):
+    if pd.api.types.is_bool_dtype(dtype) or _is_binary_numeric(s) or _is_object_bool(s):
         return "binary"
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
@@ -56,11 +68,32 @@ def categories(s: pd.Series) -> list | None:
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return list(dtype.categories)
-    if pd.api.types.is_bool_dtype(dtype):
+    if pd.api.types.is_bool_dtype(dtype) or _is_object_bool(s):
         return [False, True]
     if pd.api.types.is_numeric_dtype(dtype):
         return None
     return sorted(pd.unique(s.dropna()).tolist())
+
+
+def template(s: pd.Series) -> pd.Series:
+    """A small Series that :func:`decode` treats exactly like ``s``.
+
+    Categorical and bool columns carry their categories in the dtype (an empty Series
+    will do); string and object columns derive them from their values, so the template
+    holds each category once.
+
+    Examples
+    --------
+    >>> t = template(pd.Series(["b", None, "a", "b"], dtype=object))
+    >>> categories(t), decode(np.array([1.0, 0.0]), t).tolist()
+    (['a', 'b'], ['b', 'a'])
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return s.iloc[:0]
+    cats = categories(s)
+    if cats is None:
+        return s.iloc[:0]
+    return pd.Series(cats, dtype=s.dtype)
 
 
 def encode(s: pd.Series) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from .codec import categories, decode, encode
+from .codec import categories, decode, encode, template
 from .design import ClusterValues, Layout, ModelData, Values, build_model_data
 from .errors import ChainError
 from .formula import cmean_column, ranef_column
@@ -95,7 +95,7 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             miss = np.isnan(x)
             x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
         if categories(static[name]) is not None:
-            like[name] = static[name].iloc[:0]
+            like[name] = template(static[name])
         static[name] = decode(x, static[name])
     for c in sorted(cmeans):
         static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))

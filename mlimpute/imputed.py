@@ -139,7 +139,9 @@ class MultiplyImputed:
             pos = da[row_dim(name)].to_numpy()
             col = encode(out[name])
             col[pos] = da.isel(imputation=i - 1).to_numpy()
-            out[name] = decode(col, out[name])
+            # an explicit dtype: pandas would infer ``str`` for an object column of strings
+            out[name] = pd.Series(decode(col, out[name]), index=out.index,
+                                  dtype=out[name].dtype)
         return out
 
     def __iter__(self) -> Iterator[pd.DataFrame]:

@@ -20,6 +20,7 @@ from mlimpute import models as registry
 from mlimpute.datasets import classroom
 from mlimpute.errors import (
     ChainError,
+    ConvergenceWarning,
     DataError,
     DataTypeError,
     FormulaError,
@@ -526,6 +527,38 @@ def test_nothing_missing_returns_m_copies_and_warns(kwargs):
     for out in imp.complete("all"):
         pd.testing.assert_frame_equal(out, df)
     assert len(imp.complete("long")) == 3 * len(df)
+
+
+def _text_columns(rng, n=240, J=24):
+    g = np.repeat(np.arange(J), n // J)
+    x = rng.normal(size=n) + rng.normal(size=J)[g]
+    level = np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))
+    df = pd.DataFrame({"g": g, "x": x,
+                       "obj": pd.Series(level, dtype=object),   # strings in an object column
+                       "txt": pd.Series(level, dtype="str"),     # pandas' string dtype
+                       "flag": pd.Series(x + rng.normal(size=n) > 0, dtype=object)})
+    for col in ["x", "obj", "txt", "flag"]:  # object bools with None: JSON, databases
+        df.loc[rng.random(n) < 0.25, col] = np.nan if col == "x" else None
+    return df
+
+
+def test_incomplete_text_and_object_bool_columns_as_predictors_of_each_other():
+    df = _text_columns(np.random.default_rng(3))
+    before = df.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        imp = df.mi.impute(cluster="g", m=2, iterations=4, rng=1)
+    assert imp.spec.methods["flag"] == "2l.bin" and imp.spec.methods["obj"] == "2l.nominal"
+    assert "flag" in imp.spec.formulas["obj"] and "obj" in imp.spec.formulas["flag"]
+    pd.testing.assert_frame_equal(df, before)
+    for out in imp.complete("all"):
+        assert out.notna().all().all()
+        pd.testing.assert_series_equal(out.dtypes, df.dtypes)  # object stays object
+        assert set(out["flag"]) <= {True, False}
+        assert all(type(v) is bool for v in out["flag"])
+        assert set(out["obj"]) <= {"hi", "lo", "mid"} and set(out["txt"]) <= {"hi", "lo", "mid"}
+        observed = df["obj"].notna()
+        assert out.loc[observed, "obj"].tolist() == df.loc[observed, "obj"].tolist()
 
 
 # ======================================================================================

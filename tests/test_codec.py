@@ -1,0 +1,49 @@
+"""Column kinds and the code <-> value round trip (mlimpute/codec.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlimpute.codec import categories, column_kind, decode, encode, template
+
+COLUMNS = {
+    "float": (pd.Series([1.5, None, -2.0]), "numeric"),
+    "binary-int": (pd.Series([0, 1, None]), "binary"),
+    "bool": (pd.Series([True, False, True]), "binary"),
+    "boolean": (pd.array([True, None, False], dtype="boolean"), "binary"),
+    "object-bool": (pd.Series([True, None, False, np.bool_(True)], dtype=object), "binary"),
+    "object-str": (pd.Series(["b", None, "a", "c"], dtype=object), "nominal"),
+    "str": (pd.Series(["b", None, "a"], dtype="str"), "binary"),
+    "ordered": (pd.Series(pd.Categorical(["lo", "hi", None, "mid"],
+                                         categories=["lo", "mid", "hi"], ordered=True)),
+                "ordinal"),
+    "mixed-object": (pd.Series([1, "a", None], dtype=object), "other"),
+    "object-bool-and-int": (pd.Series([True, 2, None], dtype=object), "other"),
+}
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+def test_kind(name):
+    s, kind = COLUMNS[name]
+    assert column_kind(pd.Series(s)) == kind
+
+
+@pytest.mark.parametrize("name", [k for k, (_, kind) in COLUMNS.items() if kind != "other"])
+def test_round_trip_through_codes_and_through_the_template(name):
+    s = pd.Series(COLUMNS[name][0])
+    codes = encode(s)
+    assert np.array_equal(np.isnan(codes), s.isna().to_numpy())
+    filled = np.where(np.isnan(codes), 0.0, codes)  # a value for every row
+    for like in (s, template(s)):
+        back = pd.Series(decode(filled, like), dtype=s.dtype)
+        observed = s.notna().to_numpy()
+        assert back.dtype == s.dtype
+        assert back[observed].tolist() == s[observed].tolist()
+    assert categories(template(s)) == categories(s)
+
+
+def test_object_bool_categories_are_false_true_even_if_one_value_is_seen():
+    s = pd.Series([True, None, True], dtype=object)
+    assert categories(s) == [False, True]
+    assert encode(s)[0] == 1.0
+    assert decode(np.array([0.0, 1.0]), template(s)).tolist() == [False, True]
