@@ -321,7 +321,8 @@ def build_model_data(
         raise DataError(
             f"{parsed.response!r} has {n_obs} observed row(s) for {p} fixed effect(s) in "
             f"{parsed.text!r}: the model is saturated (no residual variation to impute "
-            "from); simplify its formula"
+            "from); simplify its formula (for default models: leave predictors out with "
+            "exclude=, or give this variable's formula yourself)"
         )
     Z, blocks, corr = None, (), ()
     if parsed.random:
