@@ -1,0 +1,332 @@
+"""The arrays of an imputation file (:mod:`mlimpute.io`): names, ``imp.dataset``, the data.
+
+Encoding and decoding of variable names that are not portable netCDF/zarr names, of the
+arrays of :attr:`MultiplyImputed.dataset` and of every column (and the index) of the
+observed DataFrame; the module docstring of :mod:`mlimpute.io` describes the encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._io_spec import _dumps, _freeze, _plain, _revive
+from .errors import DataError, DataTypeError, MlimputeWarning
+
+_NC_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-()\[\] ]*(?<! )")
+_ZARR_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-()\[\]]*")
+_ROW = "row"
+_META = "mlimpute"
+
+
+def _name(name: str, zarr: bool) -> str:
+    """A portable file name for ``name``: unchanged when safe, else ``v%`` + percent-code.
+
+    Safe names contain no ``%``, encoded names all start with ``v%``: the map is injective.
+    """
+    safe = _ZARR_SAFE if zarr else _NC_SAFE
+    if safe.fullmatch(name):
+        return name
+    return "v%" + quote(name, safe="_.-()[]+" if zarr else "_.-()[]+: ")
+
+
+def _encode_array(values: np.ndarray, where: str) -> np.ndarray:
+    kind = values.dtype.kind
+    if kind == "b":
+        return values.astype(np.int8)
+    if kind in "Mm":
+        return values.view(np.int64)
+    if kind == "U":
+        return values.astype(object)
+    if kind == "O":
+        flat = values.ravel()
+        if not all(isinstance(x, str) for x in flat):
+            bad = next(type(x).__name__ for x in flat if not isinstance(x, str))
+            raise DataTypeError(f"{where} holds {bad} objects; only strings can be saved")
+        return values
+    if kind in "iuf":
+        return values
+    raise DataTypeError(f"{where} has dtype {values.dtype}, which cannot be saved")
+
+
+def _decode_array(values: np.ndarray, dtype: str) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if dt.kind in "Mm":
+        return np.asarray(values).astype(np.int64).view(dt)
+    if dt.kind == "O":
+        out = np.empty(values.shape, dtype=object)
+        out[...] = [str(x) for x in np.asarray(values).ravel()] if values.size else []
+        return out
+    return np.asarray(values).astype(dt)
+
+
+def _encode_dataset(ds: xr.Dataset, zarr: bool) -> xr.Dataset:
+    out = xr.Dataset()
+    names = {}
+    for key, var in ds.variables.items():
+        where = f"variable {key!r} of the imputation dataset"
+        enc = _name(str(key), zarr)
+        meta = {"name": key, "dims": list(var.dims), "dtype": var.dtype.str, "attrs": var.attrs}
+        new = xr.Variable(
+            [_name(str(d), zarr) for d in var.dims],
+            _encode_array(var.to_numpy(), where),
+            attrs={_META: _dumps(meta, where)},
+        )
+        names[key] = enc
+        out[enc] = new
+    coords = [names[k] for k in ds.coords]
+    out = out.set_coords([c for c in coords if c not in out.dims])
+    out.attrs["mlimpute_dataset"] = _dumps(
+        {"order": list(ds.data_vars), "coords": list(ds.coords), "attrs": ds.attrs},
+        "the attributes of the imputation dataset",
+    )
+    return out
+
+
+def _decode_dataset(enc: xr.Dataset) -> xr.Dataset:
+    info = _revive(json.loads(enc.attrs["mlimpute_dataset"]))
+    variables = {}
+    for var in enc.variables.values():
+        meta = _revive(json.loads(var.attrs[_META]))
+        variables[meta["name"]] = xr.Variable(
+            meta["dims"], _decode_array(var.values, meta["dtype"]), attrs=meta["attrs"]
+        )
+    coords = {k: variables[k] for k in info["coords"]}
+    data_vars = {k: variables[k] for k in info["order"]}
+    return xr.Dataset(data_vars, coords=coords, attrs=info["attrs"])
+
+
+_NA_VALUES = {1: None, 2: np.nan, 3: pd.NA, 4: pd.NaT}
+
+
+def _na_code(x: Any) -> int:
+    if x is None:
+        return 1
+    if x is pd.NA:
+        return 3
+    if x is pd.NaT:
+        return 4
+    if isinstance(x, float) and math.isnan(x):
+        return 2
+    return 0
+
+
+class _Store:
+    """Collects the variables of the ``data`` group; names are unique by construction."""
+
+    def __init__(self, zarr: bool):
+        self.zarr = zarr
+        self.variables: dict[str, xr.Variable] = {}
+
+    def add(self, name: str, dim: str, values: np.ndarray, meta: dict | None = None) -> None:
+        attrs = {_META: json.dumps(_plain(meta))} if meta is not None else {}
+        self.variables[name] = xr.Variable((dim,), values, attrs=attrs)
+
+
+def _encode_column(values: pd.Series, var: str, dim: str, store: _Store, where: str) -> dict:
+    """Write one column (or index level) as ``var`` (+ ``var%...``); return its meta."""
+    dtype = values.dtype
+    arr = values.array
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = pd.Series(dtype.categories)
+        sub = _encode_column(
+            cats, f"{var}%categories", f"{var}%categories", store, f"the categories of {where}"
+        )
+        store.add(var, dim, np.asarray(values.cat.codes))
+        return {"kind": "category", "ordered": bool(dtype.ordered), "categories": sub}
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        store.add(var, dim, np.asarray(arr.asi8))
+        return {"kind": "datetimetz", "dtype": str(dtype)}
+    if isinstance(dtype, pd.PeriodDtype):
+        store.add(var, dim, np.asarray(arr.asi8))
+        return {"kind": "period", "dtype": str(dtype)}
+    if isinstance(arr, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
+        mask = np.asarray(values.isna())
+        fill = False if isinstance(arr, pd.arrays.BooleanArray) else 0
+        raw = arr.to_numpy(dtype=dtype.numpy_dtype, na_value=fill)
+        store.add(var, dim, _encode_array(raw, where))
+        store.add(f"{var}%mask", dim, mask.astype(np.int8))
+        return {"kind": "masked", "dtype": str(dtype)}
+    if isinstance(dtype, pd.StringDtype):
+        mask = np.asarray(values.isna())
+        raw = np.asarray(values.to_numpy(dtype=object, na_value=""), dtype=object)
+        store.add(var, dim, raw)
+        store.add(f"{var}%mask", dim, mask.astype(np.int8))
+        na = "nan" if dtype.na_value is not pd.NA else "NA"
+        return {"kind": "string", "storage": dtype.storage, "na": na}
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+        obj = np.asarray(values, dtype=object)
+        codes = np.fromiter((_na_code(x) for x in obj), dtype=np.int8, count=len(obj))
+        present = obj[codes == 0]
+        as_json = not all(isinstance(x, str) for x in present)
+        if as_json:
+            ok = (bool, int, float, str, np.bool_, np.integer, np.floating)
+            bad = [type(x).__name__ for x in present if not isinstance(x, ok)]
+            if bad:
+                raise DataTypeError(
+                    f"{where} (dtype object) holds {bad[0]} values, which cannot be saved; "
+                    "convert the column (e.g. .astype(str) or .astype('category')) first"
+                )
+            text = [
+                json.dumps(_plain(x)) if c == 0 else "" for x, c in zip(obj, codes, strict=True)
+            ]
+        else:
+            text = [x if c == 0 else "" for x, c in zip(obj, codes, strict=True)]
+        store.add(var, dim, np.asarray(text, dtype=object))
+        store.add(f"{var}%na", dim, codes)
+        return {"kind": "object", "json": as_json}
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufMm":
+        store.add(var, dim, _encode_array(np.asarray(values), where))
+        return {"kind": "numpy", "dtype": dtype.str}
+    raise DataTypeError(
+        f"{where} has dtype {dtype}, which mlimpute cannot save yet; convert it first "
+        "(e.g. to a numpy, nullable, string, categorical or datetime dtype)"
+    )
+
+
+def _decode_column(meta: dict, var: str, get: Callable[[str], np.ndarray]):
+    kind = meta["kind"]
+    raw = get(var)
+    if kind == "numpy":
+        return _decode_array(raw, meta["dtype"])
+    if kind == "category":
+        cats = _decode_column(meta["categories"], f"{var}%categories", get)
+        dtype = pd.CategoricalDtype(pd.Index(cats, dtype=cats.dtype), meta["ordered"])
+        return pd.Categorical.from_codes(np.asarray(raw).astype(np.int64), dtype=dtype)
+    if kind == "datetimetz":
+        dtype = pd.api.types.pandas_dtype(meta["dtype"])
+        naive = np.asarray(raw).astype(np.int64).view(f"M8[{dtype.unit}]")
+        return pd.DatetimeIndex(naive).tz_localize("UTC").tz_convert(dtype.tz).array
+    if kind == "period":
+        dtype = pd.api.types.pandas_dtype(meta["dtype"])
+        return pd.arrays.PeriodArray(np.asarray(raw).astype(np.int64), dtype=dtype)
+    if kind == "masked":
+        dtype = pd.api.types.pandas_dtype(meta["dtype"])
+        values = np.asarray(raw).astype(dtype.numpy_dtype)
+        mask = np.asarray(get(f"{var}%mask")).astype(bool)
+        return dtype.construct_array_type()(values, mask)
+    if kind == "string":
+        mask = np.asarray(get(f"{var}%mask")).astype(bool)
+        values = np.asarray([str(x) for x in np.asarray(raw).ravel()], dtype=object)
+        na = np.nan if meta["na"] == "nan" else pd.NA
+        try:
+            dtype = pd.StringDtype(meta["storage"], na_value=na)
+        except TypeError:  # pandas < 2.3: no na_value
+            dtype = pd.StringDtype(meta["storage"])
+        values[mask] = None
+        return pd.array(values, dtype=dtype)
+    if kind == "object":
+        codes = np.asarray(get(f"{var}%na")).astype(np.int8)
+        text = [str(x) for x in np.asarray(raw).ravel()]
+        out = np.empty(len(text), dtype=object)
+        for i, (t, c) in enumerate(zip(text, codes, strict=True)):
+            out[i] = _NA_VALUES[int(c)] if c else (json.loads(t) if meta["json"] else t)
+        return out
+    raise DataError(f"unknown column encoding {kind!r} in the imputation file")
+
+
+def _encode_index(index: pd.Index, store: _Store) -> dict:
+    if isinstance(index, pd.RangeIndex):
+        return {
+            "type": "range",
+            "start": index.start,
+            "stop": index.stop,
+            "step": index.step,
+            "name": index.name,
+        }
+    levels = []
+    for k in range(index.nlevels):
+        level = index.get_level_values(k)
+        levels.append(
+            _encode_column(
+                pd.Series(level, copy=False),
+                f"index%{k}",
+                _ROW,
+                store,
+                f"index level {k} ({level.name!r})",
+            )
+        )
+    freq = getattr(index, "freqstr", None) if index.nlevels == 1 else None
+    return {
+        "type": "multi" if isinstance(index, pd.MultiIndex) else "index",
+        "names": list(index.names),
+        "levels": levels,
+        "freq": freq,
+    }
+
+
+def _decode_index(meta: dict, get) -> pd.Index:
+    if meta["type"] == "range":
+        return pd.RangeIndex(meta["start"], meta["stop"], meta["step"], name=meta["name"])
+    names = [_freeze(n) for n in meta["names"]]
+    arrays = [_decode_column(m, f"index%{k}", get) for k, m in enumerate(meta["levels"])]
+    if meta["type"] == "multi":
+        return pd.MultiIndex.from_arrays(arrays, names=names)
+    index = pd.Index(arrays[0], dtype=arrays[0].dtype, name=names[0])
+    if meta.get("freq"):
+        index = type(index)(index, freq=meta["freq"])
+    return index
+
+
+def _encode_data(df: pd.DataFrame, zarr: bool) -> xr.Dataset:
+    store = _Store(zarr)
+    columns = []
+    for k, name in enumerate(df.columns):
+        var = _name(str(name), zarr)
+        meta = _encode_column(df.iloc[:, k], var, _ROW, store, f"column {name!r}")
+        store.variables[var].attrs[_META] = _dumps({"name": name, **meta}, f"column {name!r}")
+        columns.append(var)
+    index = _encode_index(df.index, store)
+    try:
+        frame_attrs = json.dumps(_plain(df.attrs))
+    except TypeError:
+        warnings.warn(
+            "DataFrame.attrs are not JSON-serialisable and were not saved",
+            MlimputeWarning,
+            stacklevel=4,
+        )
+        frame_attrs = "{}"
+    ds = xr.Dataset({k: v for k, v in store.variables.items()})
+    ds["columns%"] = xr.Variable(("column%",), np.asarray(columns, dtype=object))
+    ds.attrs["mlimpute_data"] = _dumps(
+        {
+            "index": index,
+            "columns_dtype": str(df.columns.dtype),
+            "columns_name": df.columns.name,
+            "n_rows": len(df),
+        },
+        "the index",
+    )
+    ds.attrs["mlimpute_frame_attrs"] = frame_attrs
+    return ds
+
+
+def _decode_data(ds: xr.Dataset) -> pd.DataFrame:
+    info = json.loads(ds.attrs["mlimpute_data"])
+
+    def get(name: str) -> np.ndarray:
+        return ds[name].values
+
+    arrays, names = {}, []
+    for k, var in enumerate(str(x) for x in ds["columns%"].values):
+        meta = json.loads(ds[var].attrs[_META])
+        values = _decode_column(meta, var, get)
+        # a Series keeps object dtype (pandas 3 would infer str from a bare object array)
+        arrays[k] = pd.Series(values, dtype=values.dtype, copy=False)
+        names.append(meta["name"])
+    out = pd.DataFrame(arrays)
+    out.index = _decode_index(info["index"], get)
+    out.columns = pd.Index(
+        names, dtype=pd.api.types.pandas_dtype(info["columns_dtype"]), name=info["columns_name"]
+    )
+    out.attrs = _revive(json.loads(ds.attrs.get("mlimpute_frame_attrs", "{}")))
+    return out
