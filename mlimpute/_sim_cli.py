@@ -21,15 +21,45 @@ from .errors import SpecificationError
 from .simulation import StudyConfig, _machine, available_methods, run_study
 
 
-def _parse_m(values: Sequence[str] | None) -> dict[int, int]:
-    m = dict(DEFAULT_M)
+def _parse_per_experiment(values: Sequence[str] | None, default: dict[int, int],
+                          option: str) -> dict[int, int]:
+    """``["5", "3=25"]`` -> {1: 5, 2: 5, 3: 25}: a bare number for all, ``E=N`` for one."""
+    out = dict(default)
     for v in values or ():
-        if "=" in v:
-            e, k = v.split("=", 1)
-            m[int(e)] = int(k)
-        else:
-            m = dict.fromkeys(m, int(v))
-    return m
+        try:
+            if "=" in v:
+                e, k = v.split("=", 1)
+                out[int(e)] = int(k)
+            else:
+                out = dict.fromkeys(out, int(v))
+        except ValueError:
+            raise SpecificationError(
+                f"{option} takes N or E=N (E an experiment, N a whole number), got {v!r}"
+            ) from None
+    return out
+
+
+def _parse_m(values: Sequence[str] | None) -> dict[int, int]:
+    return _parse_per_experiment(values, DEFAULT_M, "--m")
+
+
+def _run(a, config: StudyConfig) -> None:
+    """Run the missing replications, experiments with the same ``--reps`` together."""
+    reps = _parse_per_experiment(a.reps, dict.fromkeys((1, 2, 3), 200), "--reps")
+    groups: dict[int, list[int]] = {}
+    for e in a.experiments:
+        groups.setdefault(reps[e], []).append(e)
+    done = skipped = 0
+    seconds = 0.0
+    for n, experiments in groups.items():
+        info = run_study(a.out, experiments=experiments, reps=n, jobs=a.jobs, config=config,
+                         progress=not a.quiet)
+        done, skipped = done + info["done"], skipped + info["skipped"]
+        seconds += info["seconds"]
+    print(
+        f"ran {done} replications ({skipped} already on disk) in {seconds:.1f} s with "
+        f"{a.jobs} process(es); mlimpute {__version__}; {_machine()}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,10 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--experiments", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     p.add_argument(
         "--reps",
-        type=int,
+        nargs="+",
+        metavar="[E=]N",
         default=None,
-        help="replications per experiment to have on disk (run the missing "
-        "ones); without it nothing is run, only summarised/plotted",
+        help="replications to have on disk (the missing ones are run): one number for "
+        "all experiments or E=N per experiment (e.g. --reps 200 3=1000); without it "
+        "nothing is run, only summarised/plotted",
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--out", default="results", help="results directory (default results/)")
@@ -80,19 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods=tuple(a.methods) if a.methods else available_methods(),
         )
         if a.reps is not None:
-            info = run_study(
-                a.out,
-                experiments=a.experiments,
-                reps=a.reps,
-                jobs=a.jobs,
-                config=config,
-                progress=not a.quiet,
-            )
-            print(
-                f"ran {info['done']} replications ({info['skipped']} already on disk) in "
-                f"{info['seconds']:.1f} s with {info['jobs']} process(es); mlimpute "
-                f"{__version__}; {_machine()}"
-            )
+            _run(a, config)
         rec = load_records(a.out)
         rec = rec[rec["experiment"].isin(a.experiments)]
         if rec.empty:

@@ -278,3 +278,15 @@ def test_provenance_and_stored_config(study):
     assert "Run in 1 session(s): 9 replications" in text and "mlimpute" in text
     with pytest.raises(SpecificationError, match="no results of experiment 3"):
         sim.stored_config(out / "nowhere", 3)
+
+
+def test_command_line_reps_per_experiment(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["--out", str(out), "--experiments", "1", "2", "--reps", "1", "2=2", "--m", "2",
+            "--iterations", "3", "--methods", "complete", "multilevel", "--quiet"]
+    assert sim.main(argv) == 0
+    assert "ran 3 replications (0 already on disk)" in capsys.readouterr().out
+    assert len(list((out / "experiment1").glob("*.json"))) == 1
+    assert len(list((out / "experiment2").glob("*.json"))) == 2
+    assert sim.main(argv[:6] + ["3=x"] + argv[7:]) == 2
+    assert "--reps takes N or E=N" in capsys.readouterr().err
