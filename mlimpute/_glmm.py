@@ -44,6 +44,9 @@ Checked (``tests/test_glmm.py``) against brute-force integration of the likeliho
 (1e-6 relative with 20 nodes), against lme4's documented ``cbpp`` fit (estimates to
 lme4's printed precision), and by recovering simulated parameters.
 
+This module fits (:func:`fit_glmm`, :func:`glmm_loglike`); the families and the
+marginal likelihood live in :mod:`mlimpute._glmm_likelihood`.
+
 References
 ----------
 .. [1] Pinheiro, J. C. & Bates, D. M. (1995). Approximations to the log-likelihood
@@ -66,230 +69,13 @@ from typing import Literal
 import numpy as np
 import statsmodels.api as sm
 from numpy.typing import ArrayLike
-from scipy import optimize, special
+from scipy import optimize
 
-from ._mixedlm import SINGULAR_TOL, _cholesky_diagonal, _clusters, _design, block_mask
+from ._fitbase import SINGULAR_TOL, _cholesky_diagonal, _design, block_mask
+from ._glmm_likelihood import _Problem, glmm_family
 from .errors import DataError, UnsupportedError
 
 __all__ = ["GLMMFit", "fit_glmm", "glmm_family", "glmm_loglike"]
-
-_LOG_2PI = np.log(2.0 * np.pi)
-_SUPPORTED = "binomial (logit, probit) and poisson (log)"
-
-#: Newton iterations for the conditional modes stop when no component moves by more.
-_MODE_TOL = 1e-8
-
-
-# --------------------------------------------------------------------------------------
-# families: log density, score and observed weight in eta
-
-
-def _logit(y: np.ndarray, eta: np.ndarray, derivs: bool):
-    logf = y * eta - np.logaddexp(0.0, eta)
-    if not derivs:
-        return logf
-    mu = special.expit(eta)
-    return logf, y - mu, mu * (1.0 - mu)
-
-
-def _probit(y: np.ndarray, eta: np.ndarray, derivs: bool):
-    sign = 2.0 * y - 1.0
-    x = sign * eta
-    logf = special.log_ndtr(x)
-    if not derivs:
-        return logf
-    mills = np.exp(-0.5 * x * x - 0.5 * _LOG_2PI - logf)  # phi(x) / Phi(x), stable
-    return logf, sign * mills, mills * (x + mills)
-
-
-def _poisson_log(y: np.ndarray, eta: np.ndarray, derivs: bool):
-    mu = np.exp(eta)
-    logf = y * eta - mu  # without -log(y!), added once as a constant
-    if not derivs:
-        return logf
-    return logf, y - mu, mu
-
-
-_KERNELS: dict[tuple[str, str], Callable] = {
-    ("binomial", "logit"): _logit,
-    ("binomial", "probit"): _probit,
-    ("poisson", "log"): _poisson_log,
-}
-
-
-def glmm_family(family: str | sm.families.Family, link: str | None = None) -> tuple[str, str]:
-    """Normalise a family (and link) to one of the supported ``(family, link)`` pairs.
-
-    Parameters
-    ----------
-    family : str or statsmodels family
-        ``"binomial"`` or ``"poisson"``, or ``sm.families.Binomial(...)`` /
-        ``sm.families.Poisson(...)`` whose link is used.
-    link : str, optional
-        ``"logit"`` (binomial default), ``"probit"`` or ``"log"`` (Poisson default);
-        only with a family given by name.
-
-    Returns
-    -------
-    tuple of str
-        E.g. ``("binomial", "probit")``.
-
-    Raises
-    ------
-    UnsupportedError
-        For other families and links, naming them.
-
-    Examples
-    --------
-    >>> import statsmodels.api as sm
-    >>> glmm_family(sm.families.Binomial(sm.families.links.Probit()))
-    ('binomial', 'probit')
-    >>> glmm_family("poisson")
-    ('poisson', 'log')
-    """
-    if isinstance(family, sm.families.Family):
-        if link is not None:
-            raise UnsupportedError("give the link in the family object or as link=, not both.")
-        name = type(family).__name__.lower()
-        link_name = type(family.link).__name__.lower()
-    else:
-        name = str(family).lower()
-        link_name = None if link is None else str(link).lower()
-    if link_name is None:
-        link_name = {"binomial": "logit", "poisson": "log"}.get(name, "")
-    if (name, link_name) not in _KERNELS:
-        raise UnsupportedError(
-            f"generalised linear mixed models support {_SUPPORTED}; got family {name!r} with "
-            f"link {link_name!r}."
-        )
-    return name, link_name
-
-
-def _nodes(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Hermite nodes ``(K^q, q)`` and log weights for the standard normal density."""
-    x, w = np.polynomial.hermite_e.hermegauss(nagq)
-    logw = np.log(w) - 0.5 * _LOG_2PI
-    grids = np.meshgrid(*([x] * q), indexing="ij")
-    lw = np.meshgrid(*([logw] * q), indexing="ij")
-    return (np.stack([g.ravel() for g in grids], axis=1),
-            np.sum([a.ravel() for a in lw], axis=0))
-
-
-# --------------------------------------------------------------------------------------
-# the marginal likelihood
-
-
-class _Problem:
-    """One data set, sorted by cluster, with its marginal log-likelihood.
-
-    ``loglik(beta, lam)`` finds the conditional modes (warm-started from the last
-    call's) and evaluates the quadrature. Cost per evaluation:
-    ``O(n q^2 (newton iterations) + n K^q)`` plus ``O(J q^3)`` batched factorisations.
-    """
-
-    def __init__(self, y, X, Z, groups, family: tuple[str, str], nagq: int, mask):
-        n = y.size
-        order, starts, sizes = _clusters(groups, n)
-        self.y = np.take(y, order)
-        self.X = np.take(X, order, axis=0)
-        self.Z = np.take(Z, order, axis=0)
-        self.starts = starts
-        self.codes = np.repeat(np.arange(sizes.size), sizes)
-        self.n, self.p = X.shape
-        self.q = Z.shape[1]
-        self.J = sizes.size
-        self.kernel = _KERNELS[family]
-        self.family = family
-        self.const = -float(special.gammaln(self.y + 1.0).sum()) if family[0] == "poisson" else 0.0
-        self.nagq = nagq
-        self.t, logw = _nodes(nagq, self.q)
-        self.shift = 0.5 * np.einsum("kq,kq->k", self.t, self.t) + logw
-        self.rows, self.cols = np.nonzero(np.tril(mask))
-        self.u = np.zeros((self.J, self.q))
-        self.mode_failures = 0
-
-    def seg(self, a: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(a, self.starts, axis=0)
-
-    def lam(self, theta: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.q, self.q))
-        out[self.rows, self.cols] = theta
-        return out
-
-    def _eta(self, off: np.ndarray, V: np.ndarray, u: np.ndarray) -> np.ndarray:
-        if self.q == 1:
-            return off + V[:, 0] * np.take(u[:, 0], self.codes)
-        return off + np.einsum("nq,nq->n", V, np.take(u, self.codes, axis=0))
-
-    def _hessian(self, V: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``H_j = I + sum_i w_i v_i v_i'`` for all clusters, ``(J, q, q)``."""
-        vw = V * w[:, None]
-        return self.seg(vw[:, :, None] * V[:, None, :]) + np.eye(self.q)
-
-    def modes(self, off: np.ndarray, V: np.ndarray, u0: np.ndarray):
-        """Conditional modes by Newton's method, all clusters at once.
-
-        Returns ``(u, eta, logf, H, converged)`` at the modes.
-        """
-        u = u0.copy()
-        u_old, h_old = u.copy(), np.full(self.J, -np.inf)
-        converged = False
-        for _ in range(100):
-            eta = self._eta(off, V, u)
-            logf, s, w = self.kernel(self.y, eta, True)
-            h = self.seg(logf) - 0.5 * np.einsum("jq,jq->j", u, u)
-            worse = ~(h >= h_old - 1e-10 * (1.0 + np.abs(h_old)))
-            if worse.any():  # step halving in the clusters whose h decreased (or is nan)
-                u[worse] = 0.5 * (u[worse] + u_old[worse])
-                continue
-            g = self.seg(V * s[:, None]) - u
-            H = self._hessian(V, w)
-            step = g / H[:, :, 0] if self.q == 1 else np.linalg.solve(H, g[:, :, None])[..., 0]
-            u_old, h_old = u, h
-            u = u + step
-            if np.max(np.abs(step), initial=0.0) < _MODE_TOL:
-                converged = True
-                break
-        eta = self._eta(off, V, u)
-        logf, _, w = self.kernel(self.y, eta, True)
-        if not np.all(np.isfinite(u)):
-            converged = False
-        return u, eta, logf, self._hessian(V, w), converged
-
-    def loglik(self, beta: np.ndarray, theta: np.ndarray, *, keep: bool = False) -> float:
-        """Approximate marginal log-likelihood at ``(beta, theta)``."""
-        off = self.X @ beta
-        V = self.Z @ self.lam(theta)  # rows v_i = L' z_i
-        u, eta, logf, H, ok = self.modes(off, V, self.u)
-        if not ok:
-            self.mode_failures += 1
-            return -np.inf
-        if keep:
-            self.u = u
-        if self.q == 1:
-            logdet = np.log(H[:, 0, 0])
-            A = 1.0 / np.sqrt(H[:, 0, 0])[:, None, None]
-        else:
-            R = np.linalg.cholesky(H)
-            logdet = 2.0 * np.log(np.diagonal(R, axis1=1, axis2=2)).sum(axis=1)
-            A = np.linalg.inv(R).transpose(0, 2, 1)  # A A' = H^-1
-        if self.nagq == 1:
-            ell = self.seg(logf) - 0.5 * np.einsum("jq,jq->j", u, u)
-            return float(np.sum(ell - 0.5 * logdet) + self.const)
-        if self.q == 1:  # d eta / d t, per row
-            eta_k = eta[:, None] + (V[:, 0] * np.take(A[:, 0, 0], self.codes))[:, None] * self.t.T
-            uk = u[:, None, :] + A[:, :, 0][:, None, :] * self.t[None, :, :]
-        else:
-            D = np.einsum("nq,nqr->nr", V, np.take(A, self.codes, axis=0))
-            eta_k = eta[:, None] + D @ self.t.T  # (n, K)
-            uk = u[:, None, :] + np.einsum("jqr,kr->jkq", A, self.t)  # (J, K, q)
-        ell = self.seg(self.kernel(self.y[:, None], eta_k, False))  # (J, K)
-        g = ell - 0.5 * np.einsum("jkq,jkq->jk", uk, uk) + self.shift
-        top = g.max(axis=1)
-        with np.errstate(invalid="ignore", over="ignore"):
-            lse = top + np.log(np.exp(g - top[:, None]).sum(axis=1))
-            total = np.sum(lse - 0.5 * logdet)
-        return float(total + self.const) if np.isfinite(total) else -np.inf
 
 
 # --------------------------------------------------------------------------------------
@@ -421,8 +207,9 @@ def _start(yv, Xm, Zm, family: tuple[str, str], theta0: np.ndarray, rows, cols):
     return beta, se, [str(w.message) for w in caught]
 
 
-def _numeric_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: np.ndarray,
-                     f0: float) -> np.ndarray:
+def _numeric_hessian(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: np.ndarray, f0: float
+) -> np.ndarray:
     """Central second differences of ``f`` at ``x`` with steps ``h`` (2 d^2 + 1 calls)."""
     d = x.size
     out = np.empty((d, d))
@@ -432,8 +219,9 @@ def _numeric_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: np.ndar
     out[np.arange(d), np.arange(d)] = (fp - 2.0 * f0 + fm) / h**2
     for i in range(d):
         for k in range(i + 1, d):
-            val = (f(x + e[i] + e[k]) - f(x + e[i] - e[k]) - f(x - e[i] + e[k])
-                   + f(x - e[i] - e[k])) / (4.0 * h[i] * h[k])
+            val = (
+                f(x + e[i] + e[k]) - f(x + e[i] - e[k]) - f(x - e[i] + e[k]) + f(x - e[i] - e[k])
+            ) / (4.0 * h[i] * h[k])
             out[i, k] = out[k, i] = val
     return out
 
@@ -537,8 +325,10 @@ def fit_glmm(
         theta0 = np.linalg.cholesky(cov0 + 1e-10 * np.eye(q))[rows, cols]
     x0 = np.r_[beta0, theta0]
     # optimise in coordinates scaled by rough standard errors (GLM's for beta)
-    scale = np.r_[np.where((se0 > 0) & np.isfinite(se0), se0, 1.0),
-                  np.full(theta0.size, max(0.1, 1.0 / np.sqrt(prob.J)))]
+    scale = np.r_[
+        np.where((se0 > 0) & np.isfinite(se0), se0, 1.0),
+        np.full(theta0.size, max(0.1, 1.0 / np.sqrt(prob.J))),
+    ]
     d = x0.size
 
     def loglik(z: np.ndarray, keep: bool = False) -> float:
@@ -560,24 +350,35 @@ def fit_glmm(
             return np.inf, np.zeros(d)
         return -f0, -grad
 
-    bounds = [(None, None)] * p + [(-x0[p + i] / scale[p + i], None) if diag[i] else (None, None)
-                                   for i in range(theta0.size)]
-    opt = optimize.minimize(objective, np.zeros(d), jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-6})
+    bounds = [(None, None)] * p + [
+        (-x0[p + i] / scale[p + i], None) if diag[i] else (None, None) for i in range(theta0.size)
+    ]
+    opt = optimize.minimize(
+        objective,
+        np.zeros(d),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-6},
+    )
     z_hat = opt.x
     x_hat = x0 + scale * z_hat
     llf = loglik(z_hat, keep=True)
     _, grad = objective(z_hat)
-    at_bound = np.array([b[0] is not None and z_hat[i] <= b[0] + 1e-8
-                         for i, b in enumerate(bounds)])
+    at_bound = np.array(
+        [b[0] is not None and z_hat[i] <= b[0] + 1e-8 for i, b in enumerate(bounds)]
+    )
     proj = np.where(at_bound & (grad > 0), 0.0, grad)
     converged = bool(np.isfinite(llf) and (opt.success or np.max(np.abs(proj)) < 1e-3))
     if not converged:
-        messages.append(f"L-BFGS-B did not converge: {opt.message} (largest gradient "
-                        f"{np.max(np.abs(proj)):.2g} per standard error)")
+        messages.append(
+            f"L-BFGS-B did not converge: {opt.message} (largest gradient "
+            f"{np.max(np.abs(proj)):.2g} per standard error)"
+        )
     if prob.mode_failures:
-        messages.append(f"the conditional modes did not converge in {prob.mode_failures} "
-                        "likelihood evaluations")
+        messages.append(
+            f"the conditional modes did not converge in {prob.mode_failures} likelihood evaluations"
+        )
 
     cov_fe, used = _covariance(loglik, z_hat, scale, p, llf, hessian, messages)
     beta, theta = x_hat[:p], x_hat[p:]
@@ -624,10 +425,14 @@ def _covariance(loglik, z_hat, scale, p, llf, hessian, messages) -> tuple[np.nda
         cov = np.linalg.inv(info)[:p, :p]
     except np.linalg.LinAlgError:
         if hessian == "beta":
-            raise DataError("the observed information of the fixed effects is not positive "
-                            "definite (separation?).") from None
-        messages.append("the Hessian in all parameters is not positive definite; the "
-                        "fixed effects' covariance uses the Hessian in beta alone")
+            raise DataError(
+                "the observed information of the fixed effects is not positive "
+                "definite (separation?)."
+            ) from None
+        messages.append(
+            "the Hessian in all parameters is not positive definite; the "
+            "fixed effects' covariance uses the Hessian in beta alone"
+        )
         return _covariance(loglik, z_hat, scale, p, llf, "beta", messages)
     s = scale[:p]
     return cov * np.outer(s, s), used
@@ -677,14 +482,17 @@ def glmm_loglike(
     cov = np.atleast_2d(np.asarray(cov_re, dtype=float))
     beta = np.asarray(fe_params, dtype=float)
     if cov.shape != (q, q) or beta.shape != (Xm.shape[1],):
-        raise DataError(f"expected fe_params ({Xm.shape[1]},) and cov_re ({q}, {q}); got "
-                        f"{beta.shape} and {cov.shape}.")
+        raise DataError(
+            f"expected fe_params ({Xm.shape[1]},) and cov_re ({q}, {q}); got "
+            f"{beta.shape} and {cov.shape}."
+        )
     w, v = np.linalg.eigh((cov + cov.T) / 2.0)
     if w.min() < -1e-10 * max(1.0, float(w.max())):
         raise DataError(f"the random-effect covariance is not positive semi-definite: {cov}")
     # any square root works: the likelihood depends on L through L L' only
     root = v * np.sqrt(np.clip(w, 0.0, None))
-    prob = _Problem(yv, Xm, Zm @ root, groups, fam, _resolve_nagq(nagq, q),
-                    np.ones((q, q), dtype=bool))
+    prob = _Problem(
+        yv, Xm, Zm @ root, groups, fam, _resolve_nagq(nagq, q), np.ones((q, q), dtype=bool)
+    )
     prob.rows, prob.cols = np.nonzero(np.eye(q, dtype=bool))
     return prob.loglik(beta, np.ones(q))
