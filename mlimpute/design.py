@@ -224,6 +224,9 @@ class ModelData:
     random_blocks: tuple[tuple[int, ...], ...] = ()
     random_correlated: tuple[bool, ...] = ()
     events: list[str] = field(default_factory=list)
+    #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),
+    #: computed on first use; the chains' copies share it (:meth:`for_chain`)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_obs(self) -> int:

@@ -157,10 +157,13 @@ class MultilevelNorm:
         models use it so that separated data cannot send a coefficient to infinity.
         """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
+        st = _static(data)
         p = X.shape[1]
         s2 = state.sigma2  # a scalar, or one variance per cluster (heteroscedastic model)
-        s2c = s2 if np.ndim(s2) == 0 else s2[:, None]  # per-cluster divisor
-        wr = None if np.ndim(s2) == 0 else 1.0 / np.take(s2, seg.codes)  # row weights
+        het = np.ndim(s2) != 0
+        s2c = s2[:, None] if het else s2  # per-cluster divisor
+        s2d = s2c[..., None] if het else s2
+        wr = 1.0 / np.take(s2, seg.codes) if het else None  # row weights
 
         def gram(M, v=None):  # M'W M (or M'W v) with W = diag(1/σ²_row)
             if wr is None:
@@ -168,21 +171,29 @@ class MultilevelNorm:
             return (M * wr[:, None]).T @ (M if v is None else v)
 
         # per-cluster sufficient statistics (J, q, q), (J, q, p), (J, q)
-        ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
-        ZtX = seg.sum(Z[:, :, None] * X[:, None, :])
-        Zty = seg.sum(Z * y[:, None])
-        ZtZ_s = ZtZ / (s2c[..., None] if np.ndim(s2) else s2)
+        ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
+        if st.ones:  # Z = 1: the same sums without the (n, q, p) products
+            ZtX = seg.sum(X)[:, None, :]
+            Zty = seg.sum(y)[:, None]
+        else:
+            ZtX = seg.sum(Z[:, :, None] * X[:, None, :])
+            Zty = seg.sum(Z * y[:, None])
+        ZtZ_s = ZtZ / s2d
         psi, alpha = state.psi, state.alpha
-        if self.prior != "iw" and self.mh_steps:
+        if self.prior != "iw" and self.mh_steps and st.mh:
             # (0) collapsed MH on Ψ given (β, σ²), b and α integrated out; then α | Ψ
             c = (Zty - ZtX @ state.beta) / s2c
             psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, state.scale, self.nu,
                                            data, self.mh_steps, self.mh_step)
-        P = ZtZ_s + np.linalg.inv(psi)
-        L = chol_batched(P)
-        # (1) β marginal of b: A = X'X/σ² − Σ W'W, h = X'y/σ² − Σ W'w with W = L⁻¹C
-        ZtXy = np.concatenate([ZtX, Zty[:, :, None]], axis=2)
-        Ww = forward_batched(L, ZtXy / (s2c[..., None] if np.ndim(s2) else s2))
+        if st.q == 1:  # inv and Cholesky of 1×1 matrices, as the general calls compute them
+            P = ZtZ_s + 1.0 / psi
+            L = np.sqrt(P)
+            Ww = np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2d / L
+        else:
+            P = ZtZ_s + np.linalg.inv(psi)
+            L = chol_batched(P)
+            # (1) β marginal of b: A = X'X/σ² − Σ W'W, h = X'y/σ² − Σ W'w with W = L⁻¹C
+            Ww = forward_batched(L, np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2d)
         W, w = Ww[:, :, :p], Ww[:, :, p]
         A = gram(X) - np.einsum("jqp,jqr->pr", W, W)
         h = gram(X, y) - np.einsum("jqp,jq->p", W, w)
@@ -193,7 +204,10 @@ class MultilevelNorm:
         beta = draw_chol(rng, LA, mean)
         #     b_j | β
         b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2c)
-        b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2c))
+        if st.q == 1:
+            b_mean = (Zty - ZtX @ mean) / s2c / L[:, :, 0] / L[:, :, 0]
+        else:
+            b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2c))
         fixed = sigma2
         hyper = state.sigma_hyper
         if self.prior == "iw":
@@ -207,7 +221,9 @@ class MultilevelNorm:
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
         r = y - X @ beta
-        Wn = Z * np.take(xi, seg.codes, axis=0)
+        Wn = np.take(xi, seg.codes, axis=0)
+        if not st.ones:
+            Wn = Z * Wn
         prec = gram(Wn) + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
         m_a, La = solve_spd(prec, gram(Wn, r))
         alpha = draw_chol(rng, La, m_a)
@@ -219,8 +235,8 @@ class MultilevelNorm:
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
-        return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, alpha=alpha,
-                       beta_mean=mean, b_mean=b_mean, sigma_hyper=hyper)
+        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean,
+                                   hyper, state.sigma2_floor)
 
     def _draw_sigma2(self, rng, resid, seg, state):
         """σ² | β, b = SSR / χ²(n_obs) (p(σ²) ∝ 1/σ²); no hyper-parameters."""
@@ -237,6 +253,9 @@ class MultilevelNorm:
         J, q = xi.shape
         out = np.zeros((q, q))
         S = xi.T @ xi
+        if q == 1:  # one scalar block: inv_wishart's 1×1 case, written out
+            out[0, 0] = (2 * self.nu * 1.0 + S[0, 0]) / rng.chisquare(self.nu + 1 - 1 + J)
+            return out
         for g in self._blocks(data):
             k = len(g)
             out[np.ix_(g, g)] = inv_wishart(rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k)
@@ -280,6 +299,33 @@ class MultilevelNorm:
     def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
         rows, cols = zip(*_psi_entries(data), strict=True)
         return np.r_[state.beta, state.psi[list(rows), list(cols)], state.sigma2]
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What a Gibbs step needs of the static random design; computed once per plan."""
+
+    q: int
+    ones: bool  # Z is one static column of ones (a random intercept)
+    ZtZ: np.ndarray | None  # per-cluster Z'Z (J, q, q) when Z is static
+    mh: bool  # some correlated covariance block has two or more effects
+
+
+def _static(data) -> _Static:
+    """The :class:`_Static` of ``data``, cached in ``data.cache`` (shared by the chains)."""
+    st = data.cache.get("ml_norm")
+    if st is None:
+        Z, seg = data.Z.obs, data.seg_obs
+        fixed = not data.Z.dynamic
+        ones = fixed and Z.shape[1] == 1 and bool(np.all(Z == 1.0))
+        ZtZ = None
+        if fixed:
+            ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
+            ZtZ.setflags(write=False)
+        mh = any(c and len(b) >= 2
+                 for b, c in zip(data.random_blocks, data.random_correlated, strict=True))
+        st = data.cache["ml_norm"] = _Static(Z.shape[1], ones, ZtZ, mh)
+    return st
 
 
 def _log_marginal(psi, ZtZ_s, c):
