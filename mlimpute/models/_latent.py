@@ -47,7 +47,9 @@ def truncnorm(rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray,
     u = rng.random(np.shape(mu))
     t = ndtri(np.clip(p_lo + u * (p_hi - p_lo), _TINY, 1 - 1e-16))
     t = np.clip(t, lo, hi)
-    t = np.where(np.isfinite(t), t, np.where(np.isfinite(hi), hi, lo))
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t = np.where(bad, np.where(np.isfinite(hi), hi, lo), t)
     return mu + np.where(flip, -t, t)
 
 
