@@ -15,7 +15,7 @@ from scipy.special import ndtr, ndtri
 from .ml_norm import MultilevelNorm
 from .norm import Norm
 
-__all__ = ["truncnorm", "linear_core", "core_param_names", "core_param_vector",
+__all__ = ["truncnorm", "truncnorm_sign", "linear_core", "core_param_names", "core_param_vector",
            "slope_precision"]
 
 #: Prior SD of a latent-scale coefficient per root-mean-square unit of its predictor.
@@ -50,6 +50,31 @@ def truncnorm(rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray,
     bad = ~np.isfinite(t)
     if bad.any():
         t = np.where(bad, np.where(np.isfinite(hi), hi, lo), t)
+    return mu + np.where(flip, -t, t)
+
+
+def truncnorm_sign(rng: np.random.Generator, mu: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """:func:`truncnorm` for the probit's intervals, ``(0, ∞)`` where ``positive`` and
+    ``(−∞, 0)`` elsewhere: the same arithmetic and random numbers, the same result, at less
+    than half the cost (one finite end per value, so one ``ndtr``: ``ndtr(±∞)`` is 1 or 0).
+
+    Examples
+    --------
+    >>> x = truncnorm_sign(np.random.default_rng(0), np.zeros(4), np.array([True, False] * 2))
+    >>> bool(np.all((x > 0) == np.array([True, False] * 2)))
+    True
+    """
+    a = 0.0 - mu  # truncnorm's lower - mu where positive, its upper - mu elsewhere
+    flip = positive & (a > 0)
+    end = np.where(flip, -a, a)  # the finite end of the interval truncnorm inverts on
+    low = positive & ~flip  # (end, ∞); otherwise (−∞, end)
+    p = ndtr(end)
+    u = rng.random(np.shape(mu))
+    t = ndtri(np.clip(np.where(low, p + u * (1.0 - p), u * p), _TINY, 1 - 1e-16))
+    t = np.where(low, np.maximum(t, end), np.minimum(t, end))
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t = np.where(bad, end, t)
     return mu + np.where(flip, -t, t)
 
 
