@@ -174,7 +174,7 @@ class MultilevelNorm:
         ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
         split = st.split if not het else None
         if split is not None:  # Z = 1, many rows per cluster: see _split_stats
-            ZtX, Zty, XtX, Xty = _split_stats(X, y, seg, split)
+            ZtX, Zty, XtX, Xty, R, M = _split_stats(X, y, seg, split)
             ZtX, Zty = ZtX[:, None, :], Zty[:, None]
         elif st.ones:  # Z = 1: the same sums without the (n, q, p) products
             ZtX = seg.sum(X)[:, None, :]
@@ -229,7 +229,10 @@ class MultilevelNorm:
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
-        r = y - X @ beta
+        if split is not None:  # Xβ from the split (R is in cache; C is M per cluster)
+            r = y - (R @ beta[split.rows] + np.repeat(M @ beta[split.consts], seg.counts))
+        else:
+            r = y - X @ beta
         Wn = np.take(xi, seg.codes, axis=0)
         if not st.ones:
             Wn = Z * Wn
@@ -321,7 +324,7 @@ def _start_beta(X: np.ndarray, y: np.ndarray, data) -> np.ndarray:
         return np.zeros(0)
     split = _static(data).split
     if split is not None:
-        _, _, XtX, Xty = _split_stats(X, y, data.seg_obs, split)
+        XtX, Xty = _split_stats(X, y, data.seg_obs, split)[2:4]
         try:
             return solve_spd(XtX, Xty)[0]
         except np.linalg.LinAlgError:
@@ -353,6 +356,8 @@ class _Split:
     first: np.ndarray
     nonempty: np.ndarray
     counts: np.ndarray  # observed rows per cluster (float)
+    dynamic: np.ndarray  # positions in ``consts`` of the columns imputations change
+    static_values: np.ndarray  # (J, len(consts)): per-cluster values, static columns
     rr: tuple
     rc: tuple
     cr: tuple
@@ -369,9 +374,15 @@ class _Split:
         if not const.any() or n * p < SPLIT_MIN_CELLS or n < 4 * seg.starts.size:
             return None
         rows, consts = np.flatnonzero(~const), np.flatnonzero(const)
+        changing = {c for c, _ in data.X.fast} | set(data.X.slow)
+        dynamic = np.array([k for k, c in enumerate(consts) if c in changing], dtype=np.intp)
+        values = np.zeros((seg.n_clusters, consts.size))
+        values[seg.nonempty] = X[seg.starts][:, consts]
+        values[:, dynamic] = 0.0
+        values.setflags(write=False)
         return cls(rows, consts, seg.starts, seg.nonempty, seg.counts.astype(np.float64),
-                   np.ix_(rows, rows), np.ix_(rows, consts), np.ix_(consts, rows),
-                   np.ix_(consts, consts))
+                   dynamic, values, np.ix_(rows, rows), np.ix_(rows, consts),
+                   np.ix_(consts, rows), np.ix_(consts, consts))
 
 
 #: Fixed-design cells (rows × columns) from which :func:`_split_stats` replaces the plain
@@ -382,7 +393,7 @@ SPLIT_MIN_CELLS = 100_000
 
 def _split_stats(X, y, seg, split: _Split):
     """Per-cluster sums of X and y, X'X and X'y, with the cluster-constant columns done
-    per cluster.
+    per cluster; also R and M below.
 
     With X = [R C], C constant within clusters (value m_j in cluster j, n_j rows), only R
     needs passes over the rows: ``R'R``, ``R'y`` and the cluster sums ``S_R``; then
@@ -393,8 +404,9 @@ def _split_stats(X, y, seg, split: _Split):
     """
     J, p = seg.n_clusters, X.shape[1]
     R = X[:, split.rows]
-    M = np.zeros((J, split.consts.size))
-    M[split.nonempty] = X[split.first][:, split.consts]
+    M = split.static_values.copy()  # (J, c): static columns cached, dynamic ones gathered
+    for k in split.dynamic:
+        M[split.nonempty, k] = X[:, split.consts[k]][split.first]
     nM = split.counts[:, None] * M
     S_R, S_y = seg.sum(R), seg.sum(y)
     S = np.empty((J, p))
@@ -409,7 +421,7 @@ def _split_stats(X, y, seg, split: _Split):
     Xty = np.empty(p)
     Xty[split.rows] = R.T @ y
     Xty[split.consts] = M.T @ S_y
-    return S, S_y, XtX, Xty
+    return S, S_y, XtX, Xty, R, M
 
 
 def _static(data) -> _Static:
