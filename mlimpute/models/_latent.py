@@ -58,6 +58,18 @@ def truncnorm_sign(rng: np.random.Generator, mu: np.ndarray, positive: np.ndarra
     ``(−∞, 0)`` elsewhere: the same arithmetic and random numbers, the same result, at less
     than half the cost (one finite end per value, so one ``ndtr``: ``ndtr(±∞)`` is 1 or 0).
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    mu : ndarray
+        Means (unit variance).
+    positive : ndarray of bool
+        Where the draw must be positive (``y = 1`` of a probit).
+
+    Returns
+    -------
+    ndarray, the shape of ``mu``
+
     Examples
     --------
     >>> x = truncnorm_sign(np.random.default_rng(0), np.zeros(4), np.array([True, False] * 2))

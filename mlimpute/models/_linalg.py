@@ -147,7 +147,18 @@ def solve_spd(prec: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cho_solve_lower(L: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``(L L')⁻¹ h`` for a lower Cholesky factor L (p×p) of floats; h (p,) or (p, k)."""
+    """``(L L')⁻¹ h`` by LAPACK ``potrs``, as ``scipy.linalg.cho_solve`` computes it.
+
+    Parameters
+    ----------
+    L : ndarray, shape (p, p)
+        Lower Cholesky factor (float64).
+    h : ndarray, shape (p,) or (p, k)
+
+    Returns
+    -------
+    ndarray, the shape of ``h``
+    """
     if h.size == 0:
         return np.zeros(h.shape)
     x, info = _potrs(L, h, lower=1)
