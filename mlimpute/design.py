@@ -185,14 +185,37 @@ class Block:
             [new[c] for c in self.slow if c in new], self.spec,
         )
 
+    def cluster_constant(self, codes: np.ndarray) -> np.ndarray:
+        """Which columns are constant within clusters on the observed rows, whatever the
+        imputations: static columns that are (checked), dynamic ones that are products of
+        cluster means (``cmean(x)`` is constant within clusters by construction).
+
+        Parameters
+        ----------
+        codes : ndarray of int
+            Cluster code of each observed row (sorted).
+
+        Returns
+        -------
+        ndarray of bool, one per column
+        """
+        same = codes[1:] == codes[:-1]
+        out = np.all(self.obs[1:][same] == self.obs[:-1][same], axis=0)
+        out[self.slow] = False
+        for col, factors in self.fast:
+            out[col] = all(f.startswith("cmean(") for f in factors)
+        return out
+
     def refresh(self, values: Values, static: pd.DataFrame, obs_idx, mis_idx) -> None:
         """Recompute the dynamic columns from the chain's current values, in place."""
         for col, factors in self.fast:
             v = values.factor(factors[0], static)
             for f in factors[1:]:
                 v = v * values.factor(f, static)
-            self.obs[:, col] = np.take(v, obs_idx)
-            self.mis[:, col] = np.take(v, mis_idx)
+            # straight into the (Fortran-ordered, contiguous) columns; indices are in range,
+            # and mode="clip" spares the buffered copy mode="raise" makes
+            np.take(v, obs_idx, out=self.obs[:, col], mode="clip")
+            np.take(v, mis_idx, out=self.mis[:, col], mode="clip")
         if self.slow:
             frame = static.copy(deep=False)
             for name in values:
@@ -224,6 +247,9 @@ class ModelData:
     random_blocks: tuple[tuple[int, ...], ...] = ()
     random_correlated: tuple[bool, ...] = ()
     events: list[str] = field(default_factory=list)
+    #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),
+    #: computed on first use; the chains' copies share it (:meth:`for_chain`)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_obs(self) -> int:
@@ -243,6 +269,8 @@ class ModelData:
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
+    if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
+        return ["Intercept"], np.ones((len(frame), 1)), [], [], None
     try:
         mm = model_matrix(rhs, frame, na_action="raise")
     except FormulaicError as exc:

@@ -774,31 +774,31 @@ def rhat_table(imp: MultiplyImputed, *, burn: int | None = None) -> pd.DataFrame
             f"burn={burn} leaves {n_iter - burn} of {n_iter} iterations; R-hat needs at "
             f"least {MIN_DRAWS}"
         )
+    # every trace of every variable as one (traces, imputation, iteration) array: one call
+    # of the kernel (the xarray layer would apply it variable by variable)
     kept = traces.isel(iteration=slice(burn, None))
-    values = rhat(kept)
-    finite = np.isfinite(kept).all(dim=["imputation", "iteration"])
-    parts = []
+    chain_draw = ("imputation", "iteration")
+    stats_ = {stat: kept[stat].transpose(*chain_draw, "variable").to_numpy()
+              for stat in ("mean", "sd") if stat in kept}
+    position = {v: k for k, v in enumerate(kept["variable"].to_numpy().tolist())} if stats_ else {}
+    labels: list[str] = []
+    owners: list[str] = []
+    blocks: list[np.ndarray] = []
     for name in imp.variables:
-        labels: list[str] = []
-        r_parts: list[np.ndarray] = []
-        f_parts: list[np.ndarray] = []
-        for stat in ("mean", "sd"):
-            if stat in values:
-                labels.append(stat)
-                r_parts.append(values[stat].sel(variable=name).to_numpy().reshape(1))
-                f_parts.append(finite[stat].sel(variable=name).to_numpy().reshape(1))
+        for stat, arr in stats_.items():
+            labels.append(stat)
+            blocks.append(arr[None, :, :, position[name]])
         pvar = param_var(name)
-        if pvar in values:
-            labels += [str(p) for p in values[pvar][param_dim(name)].to_numpy()]
-            r_parts.append(values[pvar].to_numpy())
-            f_parts.append(finite[pvar].to_numpy())
-        parts.append(pd.DataFrame({
-            "variable": name,
-            "trace": labels,
-            "rhat": np.concatenate(r_parts) if r_parts else np.empty(0),
-            "finite": np.concatenate(f_parts) if f_parts else np.empty(0, dtype=bool),
-        }))
-    return pd.concat(parts, ignore_index=True)[columns]
+        if pvar in kept and "iteration" in kept[pvar].dims:
+            da = kept[pvar].transpose(*chain_draw, param_dim(name))
+            labels += [str(p) for p in da[param_dim(name)].to_numpy()]
+            blocks.append(np.moveaxis(da.to_numpy(), -1, 0))
+        owners += [name] * (len(labels) - len(owners))
+    draws = np.concatenate(blocks) if blocks else np.empty((0, 1, n_iter - burn))
+    finite = np.isfinite(draws).all(axis=(-2, -1))
+    values = rhat_array(draws) if len(draws) else np.empty(0)
+    return pd.DataFrame({"variable": owners, "trace": labels, "rhat": values,
+                         "finite": finite})[columns]
 
 
 def convergence_warning(

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from ._blas import one_blas_thread
 from .codec import categories, decode, encode, template
 from .design import ClusterValues, Layout, ModelData, Values, build_model_data
 from .errors import ChainError
@@ -68,7 +68,16 @@ class ChainResult:
 
 
 def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
-    """Sort rows by cluster, fill a template and materialise every model's design once."""
+    """Sort rows by cluster, fill a template and materialise every model's design once.
+
+    BLAS is held at one thread meanwhile: the rank checks (QR of tall designs) slow down
+    5-20x with two BLAS threads when another process uses the second core.
+    """
+    with one_blas_thread():
+        return _build_plan(df, spec)
+
+
+def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     layout = Layout.from_frame(df, spec.cluster)
     names = [v.name for v in spec.variables]
     used = set()
@@ -218,8 +227,7 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
             else:
                 values[name][d.mis_idx] = draw
             values.touch(name)
-            mean[it, k] = draw.mean() if draw.size else np.nan
-            sd[it, k] = draw.std(ddof=1) if draw.size > 1 else 0.0
+            mean[it, k], sd[it, k] = _mean_sd(draw)
             params[name][it] = model.param_vector(states[name], d)
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     bad = [n for n in names if not np.all(np.isfinite(imputed[n]))]
@@ -228,8 +236,21 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
     return ChainResult(imputed, mean, sd, params)
 
 
+def _mean_sd(x: np.ndarray) -> tuple[float, float]:
+    """``x.mean()`` and ``x.std(ddof=1)`` (NaN and 0 for too few values), computed as numpy
+    computes them but without its dispatch, which costs more than the sums here."""
+    n = x.size
+    if n == 0:
+        return np.nan, 0.0
+    mean = np.add.reduce(x) / n
+    if n == 1:
+        return mean, 0.0
+    d = x - mean
+    return mean, np.sqrt(np.add.reduce(d * d) / (n - 1))
+
+
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
     """Run every chain serially, BLAS pinned to one thread (small matrices: threads only
     cost; executors come with the parallel back-ends)."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return [run_chain(plan, k, s) for k, s in enumerate(seeds)]

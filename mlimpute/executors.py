@@ -92,8 +92,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from threadpoolctl import ThreadpoolController, threadpool_limits
+from threadpoolctl import threadpool_limits
 
+from ._blas import one_blas_thread
 from .engine import ChainResult, Plan, run_chain, run_chains
 from .errors import ChainError, SpecificationError
 
@@ -309,7 +310,7 @@ def _map_serial(plan: Plan, seeds: list, progress: Callable[[int], object] | Non
     if progress is None:
         return run_chains(plan, seeds)
     out = []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for k, s in enumerate(seeds):
             out.append(run_chain(plan, k, s))
             progress(k + 1)
@@ -472,21 +473,9 @@ def map_blocks(
     workers = min(_resolve_n_jobs(n_jobs), len(items))
     method = _start_method(start_method)
     if workers <= 1:
-        with _one_blas_thread():
+        with one_blas_thread():
             return list(func(shared, items))
     return _blocks_pool(func, shared, items, workers, method, failure)
-
-
-_controller: Any = None
-
-
-def _one_blas_thread():
-    """``threadpool_limits(1, "blas")`` without rescanning the loaded libraries each time
-    (that scan costs 1-4 ms a call): one controller, made on first use."""
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
 
 
 _worker_shared: Any = None

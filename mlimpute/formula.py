@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from formulaic import Formula
 from formulaic.errors import FormulaicError
@@ -146,10 +147,15 @@ def _uncmean(text: str) -> str:
 _DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
 
 
-def _required(rhs: str, text: str) -> set[str]:
+@lru_cache(maxsize=1024)
+def _required(rhs: str, text: str) -> frozenset[str]:
     """Columns ``rhs`` needs. formulaic reads ``x.y`` (even backquoted) as an attribute of
     ``x``; column names with dots are common in data from R, so dotted tokens are mapped
-    back to their full names (the prefix is kept only if it also stands on its own)."""
+    back to their full names (the prefix is kept only if it also stands on its own).
+
+    Cached (formulaic parses the text at every call, about 0.3 ms): the result is a
+    frozenset, so no caller can change what the cache holds.
+    """
     try:
         names = {str(v) for v in Formula(rhs).required_variables}
     except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
@@ -163,7 +169,7 @@ def _required(rhs: str, text: str) -> set[str]:
         alone = re.search(rf"(?<![\w.`]){re.escape(prefix)}(?![\w.])", _DOTTED.sub(" ", rhs))
         if prefix in names and not alone:
             names.discard(prefix)
-    return names
+    return frozenset(names)
 
 
 def _syntax_message(text: str, detail: str, pos: int | None = None) -> str:

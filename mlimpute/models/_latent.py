@@ -15,7 +15,7 @@ from scipy.special import ndtr, ndtri
 from .ml_norm import MultilevelNorm
 from .norm import Norm
 
-__all__ = ["truncnorm", "linear_core", "core_param_names", "core_param_vector",
+__all__ = ["truncnorm", "truncnorm_sign", "linear_core", "core_param_names", "core_param_vector",
            "slope_precision"]
 
 #: Prior SD of a latent-scale coefficient per root-mean-square unit of its predictor.
@@ -47,7 +47,46 @@ def truncnorm(rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray,
     u = rng.random(np.shape(mu))
     t = ndtri(np.clip(p_lo + u * (p_hi - p_lo), _TINY, 1 - 1e-16))
     t = np.clip(t, lo, hi)
-    t = np.where(np.isfinite(t), t, np.where(np.isfinite(hi), hi, lo))
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t = np.where(bad, np.where(np.isfinite(hi), hi, lo), t)
+    return mu + np.where(flip, -t, t)
+
+
+def truncnorm_sign(rng: np.random.Generator, mu: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """:func:`truncnorm` for the probit's intervals, ``(0, ∞)`` where ``positive`` and
+    ``(−∞, 0)`` elsewhere: the same arithmetic and random numbers, the same result, at less
+    than half the cost (one finite end per value, so one ``ndtr``: ``ndtr(±∞)`` is 1 or 0).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    mu : ndarray
+        Means (unit variance).
+    positive : ndarray of bool
+        Where the draw must be positive (``y = 1`` of a probit).
+
+    Returns
+    -------
+    ndarray, the shape of ``mu``
+
+    Examples
+    --------
+    >>> x = truncnorm_sign(np.random.default_rng(0), np.zeros(4), np.array([True, False] * 2))
+    >>> bool(np.all((x > 0) == np.array([True, False] * 2)))
+    True
+    """
+    a = 0.0 - mu  # truncnorm's lower - mu where positive, its upper - mu elsewhere
+    flip = positive & (a > 0)
+    end = np.where(flip, -a, a)  # the finite end of the interval truncnorm inverts on
+    low = positive & ~flip  # (end, ∞); otherwise (−∞, end)
+    p = ndtr(end)
+    u = rng.random(np.shape(mu))
+    t = ndtri(np.clip(np.where(low, p + u * (1.0 - p), u * p), _TINY, 1 - 1e-16))
+    t = np.where(low, np.maximum(t, end), np.minimum(t, end))
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t = np.where(bad, end, t)
     return mu + np.where(flip, -t, t)
 
 

@@ -27,7 +27,7 @@ from ._latent import (
     core_param_vector,
     linear_core,
     slope_precision,
-    truncnorm,
+    truncnorm_sign,
 )
 
 __all__ = ["Probit", "MultilevelProbit", "ProbitState"]
@@ -50,8 +50,7 @@ class _ProbitBase:
     def step(self, rng: np.random.Generator, state: ProbitState, data) -> ProbitState:
         core = linear_core(data)
         eta = core.predict(state.core, data, "obs")
-        y = data.y_obs > 0.5
-        latent = truncnorm(rng, eta, np.where(y, 0.0, -np.inf), np.where(y, np.inf, 0.0))
+        latent = truncnorm_sign(rng, eta, data.y_obs > 0.5)
         return ProbitState(
             core.gibbs(rng, state.core, data, latent, sigma2=1.0, beta_prec=slope_precision(data)),
             latent,
