@@ -61,6 +61,7 @@ import statsmodels.api as sm
 from . import _glmm
 from ._analysis_fits import _fit_all, _Likelihood
 from ._analysis_model import (
+    Design,  # noqa: F401  (re-exported)
     Kind,
     _changed_rows,  # noqa: F401  (tests reach it here)
     _Model,
