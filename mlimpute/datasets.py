@@ -91,8 +91,8 @@ def classroom(
     experiment : {1, 2, 3}
     n_classes, class_size : int
         J classes of n children (the seed: 30 of 20).
-    rng : int or numpy.random.Generator, optional
-        Seed or generator.
+    rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
+        Seed, seed sequence or generator.
 
     Returns
     -------

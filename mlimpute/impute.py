@@ -56,9 +56,10 @@ def impute(
         Number of imputations (independent chains).
     iterations : int
         Visits of every incomplete variable per chain.
-    rng : int or numpy.random.Generator, optional
-        Seed (SPEC 7). Chain k uses the k-th child of ``SeedSequence(rng)``, so results
-        depend only on the seed.
+    rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
+        Seed (SPEC 7). Chain k uses the k-th child of ``SeedSequence(rng)`` (of the given
+        SeedSequence, or of the Generator's), so results depend only on the seed. None:
+        fresh entropy, recorded in ``imp.spec`` so the run can be repeated.
     method : dict, optional
         Override the model per variable, e.g. ``{"grade": "norm"}``.
     visit : list of str, optional
