@@ -1,0 +1,307 @@
+"""numpy kernels of the convergence diagnostics: split R-hat and bulk/tail ESS.
+
+Arrays are shaped ``(..., chain, draw)`` (or any chain and draw axes); every other axis
+is a batch axis. The algorithms (Vehtari et al. 2021) are described in
+:mod:`mlimpute.diagnostics`, which is the public face of this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import fft, special, stats
+
+from mlimpute.errors import DataError, DataTypeError
+
+MIN_DRAWS = 4
+"""Fewest draws per chain the diagnostics accept (each split half needs two)."""
+
+# --------------------------------------------------------------------------------------------
+# numpy layer: helpers on arrays shaped (..., chain, draw)
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(x: ArrayLike, chain_axis: int, draw_axis: int) -> np.ndarray:
+    """Move the chain and draw axes to the end, as float64, and check the sizes."""
+    arr = np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise DataTypeError(f"diagnostics need numeric draws, got dtype {arr.dtype}")
+    if arr.ndim < 2:
+        raise DataError(
+            f"diagnostics need a chain axis and a draw axis, got an array of shape {arr.shape}; "
+            "a single chain x can be passed as x[np.newaxis]"
+        )
+    ndim = arr.ndim
+    in_range = all(-ndim <= ax < ndim for ax in (chain_axis, draw_axis))
+    if not in_range or chain_axis % ndim == draw_axis % ndim:
+        raise DataError(
+            f"chain_axis={chain_axis} and draw_axis={draw_axis} must be two different axes "
+            f"of an array with {ndim} dimensions"
+        )
+    arr = np.moveaxis(arr, (chain_axis, draw_axis), (-2, -1)).astype(np.float64, copy=False)
+    if arr.shape[-2] < 1:
+        raise DataError("diagnostics need at least one chain, got 0")
+    if arr.shape[-1] < MIN_DRAWS:
+        raise DataError(
+            f"diagnostics need at least {MIN_DRAWS} draws per chain (two per split half), "
+            f"got {arr.shape[-1]}"
+        )
+    return arr
+
+
+def _split_chains(x: np.ndarray) -> np.ndarray:
+    """(..., M, n) -> (..., 2M, n // 2): first and last halves, the middle draw of odd n dropped."""
+    half = x.shape[-1] // 2
+    return np.concatenate([x[..., :half], x[..., -half:]], axis=-2)
+
+
+def _pooled(x: np.ndarray) -> np.ndarray:
+    """(..., M, N) -> (..., M * N)."""
+    return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
+
+
+def _rank_normalize(x: np.ndarray) -> np.ndarray:
+    """Blom normal scores of the average ranks of the pooled draws, shape kept."""
+    pooled = _pooled(x)
+    size = pooled.shape[-1]
+    ranks = stats.rankdata(pooled, method="average", axis=-1)
+    return special.ndtri((ranks - 0.375) / (size + 0.25)).reshape(x.shape)
+
+
+def _fold(x: np.ndarray) -> np.ndarray:
+    """Absolute deviation from the median of the pooled draws."""
+    median = np.median(_pooled(x), axis=-1)
+    return np.abs(x - median[..., None, None])
+
+
+def _bad_mask(x: np.ndarray) -> np.ndarray:
+    """True for batch elements that are constant or contain non-finite draws."""
+    nonfinite = ~np.isfinite(x).all(axis=(-2, -1))
+    with np.errstate(invalid="ignore"):
+        constant = np.ptp(_pooled(x), axis=-1) == 0
+    return nonfinite | constant
+
+
+def _clean(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Replace bad batch elements by zeros so kernels run without warnings."""
+    if not bad.any():
+        return x
+    return np.where(bad[..., None, None], 0.0, x)
+
+
+def _split_rhat(x: np.ndarray) -> np.ndarray:
+    """Potential scale reduction of already split chains (..., M, N) -> (...)."""
+    n_draws = x.shape[-1]
+    within = x.var(axis=-1, ddof=1).mean(axis=-1)
+    between_over_n = x.mean(axis=-1).var(axis=-1, ddof=1)
+    var_plus = (n_draws - 1) / n_draws * within + between_over_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(var_plus / within)
+
+
+def _autocovariance(x: np.ndarray) -> np.ndarray:
+    """Biased (divided by N) autocovariance of each chain along the last axis, by FFT."""
+    n_draws = x.shape[-1]
+    centred = x - x.mean(axis=-1, keepdims=True)
+    n_fft = fft.next_fast_len(2 * n_draws, real=True)
+    spectrum = fft.rfft(centred, n=n_fft, axis=-1)
+    acov = fft.irfft(spectrum * np.conj(spectrum), n=n_fft, axis=-1)[..., :n_draws]
+    return acov / n_draws
+
+
+def _ess(x: np.ndarray) -> np.ndarray:
+    """Effective sample size of already split chains (..., M, N) -> (...)."""
+    n_chains, n_draws = x.shape[-2:]
+    acov = _autocovariance(x)
+    # s_m^2 rho_{t,m} = acov_{t,m} N / (N - 1), so at lag 0 it is the chain variance s_m^2.
+    scaled = acov * (n_draws / (n_draws - 1))
+    within = scaled[..., 0].mean(axis=-1)
+    var_plus = (n_draws - 1) / n_draws * within + x.mean(axis=-1).var(axis=-1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (within[..., None] - scaled.mean(axis=-2)) / var_plus[..., None]
+    n_pairs = n_draws // 2
+    pair_sums = rho[..., : 2 * n_pairs].reshape(*rho.shape[:-1], n_pairs, 2).sum(axis=-1)
+    # Geyer: keep the initial run of positive pair sums, then force it to be non-increasing.
+    keep = np.logical_and.accumulate(pair_sums > 0, axis=-1)
+    monotone = np.minimum.accumulate(np.where(keep, pair_sums, np.inf), axis=-1)
+    tau = -1.0 + 2.0 * np.where(keep, monotone, 0.0).sum(axis=-1)
+    # The first pair left out may still start with a positive autocorrelation: count that
+    # one term once (it lowers the variance of tau for antithetic chains).
+    n_kept = keep.sum(axis=-1)
+    first_out = np.take_along_axis(rho, np.minimum(2 * n_kept, n_draws - 1)[..., None], axis=-1)[
+        ..., 0
+    ]
+    tau = tau + np.where(n_kept < n_pairs, np.maximum(first_out, 0.0), 0.0)
+    total = n_chains * n_draws
+    tau = np.maximum(tau, 1.0 / np.log10(total))
+    return total / tau
+
+
+# --------------------------------------------------------------------------------------------
+# numpy layer: public kernels
+# --------------------------------------------------------------------------------------------
+
+
+def rhat_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -> np.ndarray:
+    """Rank-normalised split R-hat: the larger of bulk and folded R-hat.
+
+    Parameters
+    ----------
+    x : array_like
+        Numeric draws with a chain axis and a draw axis; all other axes are batch axes.
+    chain_axis, draw_axis : int, default -2, -1
+        Positions of the chain and the draw axis in ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        R-hat per batch element: ``x``'s shape without the chain and draw axes (a 0-d array
+        when ``x`` is 2-D). NaN for a constant trace or one with non-finite draws, ``inf`` when
+        every split chain is constant but they differ.
+
+    Raises
+    ------
+    DataError
+        Fewer than 4 draws per chain, or the axes do not exist.
+    DataTypeError
+        Non-numeric draws.
+
+    See Also
+    --------
+    rhat : the same over every variable of an xarray object.
+
+    Notes
+    -----
+    Values close to 1 mean the chains are indistinguishable; Vehtari et al. (2021) recommend
+    requiring R-hat < 1.01 for MCMC inference with many draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlimpute.diagnostics import rhat_array
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.normal(size=(4, 500))
+    >>> bool(rhat_array(x) < 1.01)
+    True
+    >>> bool(rhat_array(x + np.array([[0.0], [0.0], [0.0], [2.0]])) > 1.1)
+    True
+    >>> rhat_array(rng.normal(size=(3, 4, 100)), chain_axis=1, draw_axis=2).shape
+    (3,)
+    """
+    draws = _prepare(x, chain_axis, draw_axis)
+    bad = _bad_mask(draws)
+    split = _split_chains(_clean(draws, bad))
+    bulk = _split_rhat(_rank_normalize(split))
+    folded = _split_rhat(_rank_normalize(_fold(split)))
+    # fmax: the folded R-hat is 0/0 when |x - median| is constant (e.g. a balanced 0/1 trace)
+    # while the bulk R-hat is still informative.
+    with np.errstate(invalid="ignore"):
+        out = np.fmax(bulk, folded)
+    return np.where(bad, np.nan, out)
+
+
+def ess_bulk_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -> np.ndarray:
+    """Bulk effective sample size: the ESS of the rank-normalised split chains.
+
+    Parameters
+    ----------
+    x : array_like
+        Numeric draws with a chain axis and a draw axis; all other axes are batch axes.
+    chain_axis, draw_axis : int, default -2, -1
+        Positions of the chain and the draw axis in ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bulk ESS per batch element (``x``'s shape without the chain and draw axes). NaN for
+        constant traces and traces with non-finite draws.
+
+    Raises
+    ------
+    DataError
+        Fewer than 4 draws per chain, or the axes do not exist.
+    DataTypeError
+        Non-numeric draws.
+
+    See Also
+    --------
+    ess_bulk : the same over every variable of an xarray object.
+
+    Notes
+    -----
+    For independent draws the bulk ESS is close to the number of draws; for a stationary
+    AR(1) chain with coefficient ``phi`` it is close to ``n (1 - phi) / (1 + phi)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlimpute.diagnostics import ess_bulk_array
+    >>> rng = np.random.default_rng(2)
+    >>> ess = ess_bulk_array(rng.normal(size=(4, 1000)))
+    >>> bool(3600 < ess < 4400)
+    True
+    """
+    draws = _prepare(x, chain_axis, draw_axis)
+    bad = _bad_mask(draws)
+    split = _split_chains(_clean(draws, bad))
+    return np.where(bad, np.nan, _ess(_rank_normalize(split)))
+
+
+def ess_tail_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -> np.ndarray:
+    """Tail effective sample size: the smaller ESS of the 5 % and 95 % quantile indicators.
+
+    Parameters
+    ----------
+    x : array_like
+        Numeric draws with a chain axis and a draw axis; all other axes are batch axes.
+    chain_axis, draw_axis : int, default -2, -1
+        Positions of the chain and the draw axis in ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Tail ESS per batch element (``x``'s shape without the chain and draw axes). NaN for
+        constant traces and traces with non-finite draws. When one of the two indicators is
+        constant (a trace with heavy ties), the other one's ESS is returned.
+
+    Raises
+    ------
+    DataError
+        Fewer than 4 draws per chain, or the axes do not exist.
+    DataTypeError
+        Non-numeric draws.
+
+    See Also
+    --------
+    ess_tail : the same over every variable of an xarray object.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlimpute.diagnostics import ess_tail_array
+    >>> rng = np.random.default_rng(3)
+    >>> ess = ess_tail_array(rng.normal(size=(4, 1000)))
+    >>> bool(3200 < ess < 4800)
+    True
+    """
+    draws = _prepare(x, chain_axis, draw_axis)
+    bad = _bad_mask(draws)
+    split = _split_chains(_clean(draws, bad))
+    quantiles = np.quantile(_pooled(split), [0.05, 0.95], axis=-1)
+    lower = _ess((split <= quantiles[0][..., None, None]).astype(np.float64))
+    upper = _ess((split <= quantiles[1][..., None, None]).astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        out = np.fmin(lower, upper)
+    return np.where(bad, np.nan, out)
+
+
+def _converged_kernel(x: np.ndarray, threshold: float) -> np.ndarray:
+    """R-hat below threshold, or a constant finite trace; over the last two axes."""
+    draws = _prepare(x, -2, -1)
+    finite = np.isfinite(draws).all(axis=(-2, -1))
+    with np.errstate(invalid="ignore"):
+        constant = finite & (np.ptp(_pooled(draws), axis=-1) == 0)
+    return constant | (rhat_array(draws) < threshold)
+
