@@ -12,7 +12,7 @@ import pytest
 
 from mlimpute.diagnostics import rhat, rhat_table
 from mlimpute.engine import _mean_sd
-from mlimpute.models import ml_norm
+from mlimpute.models import _ml_norm_static
 from mlimpute.models._latent import truncnorm, truncnorm_sign
 
 
@@ -36,7 +36,7 @@ def test_split_cross_products_match_the_plain_ones(monkeypatch):
                 "b": "~ x + cmean(x) + y + (1 | g)"}
     runs = []
     for cells in (10**12, 0):  # plain, then split everywhere
-        monkeypatch.setattr(ml_norm, "SPLIT_MIN_CELLS", cells)
+        monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", cells)
         imp = df.mi.impute(formulas, m=2, iterations=6, rng=5)
         runs.append(imp.dataset)
     plain, split = runs
@@ -47,12 +47,12 @@ def test_split_cross_products_match_the_plain_ones(monkeypatch):
 
 
 def test_split_marks_cluster_means_and_level2_columns_constant(monkeypatch):
-    monkeypatch.setattr(ml_norm, "SPLIT_MIN_CELLS", 0)
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
     df = _clustered().dropna().reset_index(drop=True)
     from tests.conftest import model_data
 
     data = model_data(df, "~ x + w + (1 | g)", "y")
-    split = ml_norm._Split.of(data)
+    split = _ml_norm_static.Split.of(data)
     assert [data.X.names[k] for k in split.consts] == ["Intercept", "w"]
     assert [data.X.names[k] for k in split.rows] == ["x"]
 
