@@ -105,6 +105,7 @@ def single_data_set(
 
     Examples
     --------
+    >>> from mlimpute.simulation import StudyConfig, single_data_set
     >>> s = single_data_set(3, config=StudyConfig(m={3: 3}, iterations=5))
     >>> s.per_imputation.shape[0], "cov(Intercept,gender|class)" in s.complete.index
     (3, True)

@@ -220,6 +220,7 @@ class StudySpec:
         >>> import mlimpute
         >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
         >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=3)
+        >>> from mlimpute.specfile import loads_spec, spec_to_toml
         >>> study = loads_spec(spec_to_toml(imp.spec))
         >>> again = study.impute(df)
         >>> bool((again.dataset["grade"] == imp.dataset["grade"]).all())
@@ -331,6 +332,8 @@ def formula_text(formula: ParsedFormula) -> str:
 
     Examples
     --------
+    >>> from mlimpute.formula import parse_formula
+    >>> from mlimpute.specfile import formula_text
     >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
     '~ x + cmean(`a b`) + (1 | `my class`)'
     """

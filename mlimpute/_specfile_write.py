@@ -126,6 +126,7 @@ def init_spec(
     >>> import mlimpute
     >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
     >>> text = init_spec(df, cluster="class", data="classroom.csv", seed=1)
+    >>> from mlimpute.specfile import loads_spec
     >>> loads_spec(text).formulas
     {'grade': '~ skill + (1 | class)'}
     """

@@ -101,7 +101,7 @@ def classroom(
     Examples
     --------
     >>> data = classroom(1, rng=1)
-    >>> data.incomplete.shape, round(data.incomplete["grade"].isna().mean(), 2)
+    >>> data.incomplete.shape, round(float(data.incomplete["grade"].isna().mean()), 2)
     ((600, 3), 0.4)
     """
     if experiment not in (1, 2, 3):
