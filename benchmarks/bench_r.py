@@ -1,6 +1,7 @@
 """Imputation (and pooled-fit) times side by side with R's mice and mitml (issue 10).
 
     python benchmarks/bench_r.py [--repeat 5] [--no-fit] [--no-norm] [--keep DIR]
+                                 [--scaling 6000 60000 ...]
 
 A script, not a test: nothing is asserted. The seed's experiments
 (``mlimpute.datasets.classroom(e, rng=1)``, e = 1, 2, 3; 600 children in 30 classes) are
@@ -35,6 +36,11 @@ against lme4 ``lmer`` on each data set plus mitml ``testEstimates(..., extra.par
 for the analysis model ``grade ~ skill * gender + relation + (1 + gender || class)`` and
 the correlated ``(1 + gender | class)``.
 
+With ``--scaling N ...`` also experiment-2-like data of N rows in classes of 20 (the
+scaling case of ``bench_suite.py``: ``classroom(2, n_classes=N // 20, class_size=20,
+rng=1)``), m = 5, imputed by mlimpute and by mitml's joint ``pan`` (mice's ``2l.pan`` is
+left out there: 500 inner iterations per visit).
+
 Every time is wall-clock seconds of the call alone: in R measured inside R
 (``proc.time()``) after the packages are loaded and the data read, in Python with
 ``time.perf_counter``; the best of ``--repeat`` runs after one warm-up run (in R: of 20
@@ -62,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 import mlimpute
-from mlimpute.datasets import classroom
+from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
 
 EXPERIMENTS = {1: 5, 2: 5, 3: 25}  # experiment: m
 ITERATIONS = 10
@@ -72,13 +78,16 @@ FIT_FORMULAS = {
 }
 TOOLS = ["mlimpute", "mice 2l.pan", "mice 2l.norm", "mitml pan", "lme4 + mitml"]
 
-# The R side. Arguments: data directory, repeats, "fit" or "nofit", "norm" or "nonorm".
+# The R side. Arguments: data directory, repeats, "fit" or "nofit", "norm" or "nonorm",
+# the scaling sizes separated by commas (or "none").
 # Prints tab-separated lines "VERSION name version" and
 # "RESULT case tool elapsed cpu other_cores".
 R_SCRIPT = r"""
 args <- commandArgs(trailingOnly = TRUE)
 dir <- args[1]; reps <- as.integer(args[2]); do_fit <- args[3] == "fit"
 do_norm <- args[4] == "norm"
+sizes <- integer(0)
+if (length(args) >= 5 && args[5] != "none") sizes <- as.integer(strsplit(args[5], ",")[[1]])
 suppressPackageStartupMessages({library(mice); library(mitml); library(lme4)})
 cat(sprintf("VERSION\t%s\t%s\n", "R", paste(R.version$major, R.version$minor, sep = ".")))
 for (p in c("mice", "mitml", "pan", "lme4"))
@@ -150,6 +159,13 @@ for (e in 1:3) {
               seed = 1, silent = TRUE))
 }
 
+for (n in sizes) {
+  dat <- read.csv(file.path(dir, sprintf("scale%d.csv", n)))
+  timed(sprintf("N=%s (m=5)", format(n, big.mark = ",")), "mitml pan", function()
+    panImpute(dat, formula = pan_formula[[2]], n.burn = 10, n.iter = 10, m = 5L,
+              seed = 1, silent = TRUE))
+}
+
 if (do_fit) {
   long <- read.csv(file.path(dir, "exp3_long.csv"))
   sets <- split(long, long$imputation)
@@ -197,6 +213,20 @@ def timed(fn, repeat: int) -> tuple[float, float, float]:
     return min(runs)
 
 
+def run_scaling(sizes: list[int], repeat: int, outdir: Path) -> list:
+    """Time mlimpute on experiment-2-like data of each size; write the data for R."""
+    results = []
+    for n in sizes:
+        df = classroom(2, n_classes=n // 20, class_size=20, rng=1).incomplete
+        df.to_csv(outdir / f"scale{n}.csv", index=False)
+        case = f"N={n:,} (m=5)"
+        t = timed(lambda df=df: df.mi.impute(IMPUTATION_FORMULAS[2], m=5,
+                                             iterations=ITERATIONS, rng=1), repeat)
+        results.append((case, "mlimpute", *t))
+        print(f"  {case:<24} mlimpute      {t[0]:8.3f} s", flush=True)
+    return results
+
+
 def run_mlimpute(repeat: int, fit: bool, outdir: Path) -> tuple[list, dict]:
     """Time mlimpute; write the experiments' data (and experiment 3's 25 completed data
     sets) to ``outdir`` for R."""
@@ -230,7 +260,8 @@ def run_mlimpute(repeat: int, fit: bool, outdir: Path) -> tuple[list, dict]:
     return results, versions
 
 
-def run_r(repeat: int, fit: bool, norm: bool, outdir: Path) -> tuple[list, dict, str | None]:
+def run_r(repeat: int, fit: bool, norm: bool, outdir: Path,
+          sizes: list[int] = ()) -> tuple[list, dict, str | None]:
     """Run the R side; returns results, versions and an error message (or None)."""
     rscript = shutil.which("Rscript")
     if rscript is None:
@@ -245,6 +276,7 @@ def run_r(repeat: int, fit: bool, norm: bool, outdir: Path) -> tuple[list, dict,
         str(repeat),
         "fit" if fit else "nofit",
         "norm" if norm else "nonorm",
+        ",".join(str(n) for n in sizes) or "none",
     ]
     results, versions = [], {}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -282,6 +314,8 @@ def main() -> None:
     p.add_argument("--no-fit", action="store_true", help="skip the pooled-fit comparison")
     p.add_argument("--no-norm", action="store_true", help="skip mice's (slow) 2l.norm")
     p.add_argument("--keep", metavar="DIR", help="write the CSVs and bench.R here and keep them")
+    p.add_argument("--scaling", type=int, nargs="+", default=[], metavar="N",
+                   help="also N rows of experiment-2-like data (mlimpute and mitml pan)")
     args = p.parse_args()
     fit = not args.no_fit
 
@@ -294,8 +328,10 @@ def main() -> None:
         outdir.mkdir(parents=True, exist_ok=True)
         print("mlimpute:")
         results, versions = run_mlimpute(args.repeat, fit, outdir)
+        results += run_scaling(args.scaling, args.repeat, outdir)
         print("R:")
-        r_results, r_versions, error = run_r(args.repeat, fit, not args.no_norm, outdir)
+        r_results, r_versions, error = run_r(args.repeat, fit, not args.no_norm, outdir,
+                                             args.scaling)
     if error:
         print(error)
     results += r_results
