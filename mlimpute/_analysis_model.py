@@ -18,8 +18,8 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from . import _glmm, _mixedlm
-from .errors import DataError, DataTypeError, FormulaError, SpecificationError
 from .design import check_finite
+from .errors import DataError, DataTypeError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
 from .formula_grammar import EVALUATION_CONTEXT, validate_rhs
 

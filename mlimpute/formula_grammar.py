@@ -350,7 +350,7 @@ class _Parser:
         self.arguments(name, positional, keywords)
 
     def arguments(self, name: str, positional, keywords) -> None:
-        self.expect("(")
+        opening = self.expect("(")
         n, seen = 0, set()
         while True:
             tok = self.peek()
@@ -387,6 +387,8 @@ class _Parser:
             break
         if n == 0 and positional:
             raise self.unexpected(self.peek(), f"the argument of {name}()")
+        if self.peek().kind == "end":
+            raise self.fail(opening, "unmatched '('")
         self.expect(")", f"')' closing {name}(")
 
     def value(self, kind: str, fname: str) -> None:
@@ -519,7 +521,7 @@ def validate_formula(text: str) -> Checked:
     >>> validate_formula("~ x + I(x.__class__)")
     Traceback (most recent call last):
     ...
-    mlimpute.errors.FormulaError: inside a function call, write the column 'x.__class__' ...
+    mlimpute.errors.FormulaError: 'x.__class__': names beginning with '__' are not allowed ...
     """
     if not isinstance(text, str):
         raise FormulaError(f"a formula must be a string, got {type(text).__name__}")
