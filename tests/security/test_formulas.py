@@ -345,7 +345,8 @@ _SETTINGS = settings(max_examples=200, deadline=None,
 
 
 @_SETTINGS
-@given(st.lists(st.sampled_from(_VALID + _DANGER), max_size=10), st.sampled_from([" ", ""]))
+@given(st.lists(st.sampled_from(_VALID * 3 + _DANGER), min_size=1, max_size=10),
+       st.sampled_from([" ", ""]))
 def test_random_token_sequences_call_only_allowed_functions(tokens, sep):
     _check("y ~ " + sep.join(tokens))
 
