@@ -377,6 +377,14 @@ def inflation_array(
     (numpy.ndarray, numpy.ndarray)
         Inflation (>= 0; 1 for independent draws) and the variance of its log, per batch
         element; NaN for constant or non-finite traces.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlimpute.diagnostics import inflation_array
+    >>> kappa, var = inflation_array(np.random.default_rng(1).normal(size=(20, 100)))
+    >>> bool(0.8 < kappa < 1.25), bool(var < 0.05)
+    (True, True)
     """
     draws = _prepare(x, chain_axis, draw_axis)
     bad = _bad_mask(draws)
