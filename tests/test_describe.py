@@ -100,7 +100,8 @@ def test_classroom_with_cluster(class2):
     assert list(d.index) == list(class2.columns)
     assert d.index.name == "variable"
     assert list(d.columns) == ["kind", "n", "n_missing", "pct_missing", "mean", "sd",
-                               "levels", "icc", "level", "model"]
+                               "levels", "icc", "level", "role", "model", "note"]
+    assert d["role"].tolist() == ["cluster", "level-2", "level-1", "level-1", "level-1"]
     missing = class2.isna().sum()
     assert (d["n_missing"] == missing).all()
     assert (d["n"] + d["n_missing"] == len(class2)).all()
@@ -133,7 +134,7 @@ def test_kinds_and_model_names():
     cls = np.repeat([1, 2, 3], 4)
     df = pd.DataFrame({
         "cls": cls,
-        "x": np.arange(n, dtype=float),
+        "x": np.arange(n) + 0.5,  # measured values (np.arange(n) would be a row number)
         "flag": np.arange(n) % 2 == 0,
         "sex": np.where(np.arange(n) % 2 == 0, "f", "m"),
         "two": pd.Categorical(np.where(np.arange(n) % 3 == 0, "a", "b")),
@@ -158,9 +159,10 @@ def test_kinds_and_model_names():
     assert d.loc["nom", "levels"].endswith("... (+3 more)")
     assert d.loc["nom", "levels"].startswith("a: 2, b: 2, c: 2, d: 1")
     single = describe(df.drop(columns="when"))
-    assert single["model"].tolist() == ["norm", "norm", "bin", "bin", "bin", "ordinal",
+    # without a cluster, cls (codes 1, 2, 3) is a variable: integer codes -> pmm
+    assert single["model"].tolist() == ["pmm", "norm", "bin", "bin", "bin", "ordinal",
                                         "nominal", "norm", "bin"]
-    assert set(single["model"]) <= set(DEFAULT_MODELS.values())
+    assert set(single["model"]) <= set(DEFAULT_MODELS.values()) | {"pmm"}
 
 
 def test_variable_kind():
@@ -202,7 +204,7 @@ def test_non_string_labels_and_empty_frame():
     assert d.loc[0, "level"] == "cluster" and d.loc[1, "level"] == 1
     empty = describe(pd.DataFrame({"a": pd.Series([], dtype=float)}))
     assert empty.loc["a", "n"] == 0 and np.isnan(empty.loc["a", "pct_missing"])
-    assert describe(pd.DataFrame(index=range(3))).shape == (0, 10)
+    assert describe(pd.DataFrame(index=range(3))).shape == (0, 12)
 
 
 def test_errors_name_the_column(class2):
