@@ -234,3 +234,30 @@ def test_accessor_delegates(class2):
     pd.testing.assert_frame_equal(class2.mi.describe(cluster="class"),
                                   describe(class2, cluster="class"))
     pd.testing.assert_frame_equal(class2.mi.describe(), describe(class2))
+
+
+def test_roles_identifiers_and_codes_as_impute_sees_them():
+    # brandsma-like: a pupil number unique over the data, a pupil number within the
+    # school (1..n_j, more than 10 pupils), a denomination coded 1-4 at the school level
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(8, 20, 15)
+    sch = np.repeat(np.arange(15), sizes)
+    den = rng.integers(1, 5, 15)[sch].astype(float)
+    den[np.isin(sch, [3, 7])] = np.nan
+    df = pd.DataFrame({
+        "sch": sch,
+        "pup": np.arange(sch.size) + 1,
+        "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
+        "den": den,
+        "score": rng.normal(size=sch.size),
+    })
+    d = describe(df, cluster="sch")
+    assert d["role"].tolist() == ["cluster", "identifier", "identifier", "level-2", "level-1"]
+    assert d.loc["pup", "note"] == "identifier: a different value in every row"
+    assert "1..n_j" in d.loc["student", "note"]
+    assert d.loc[["pup", "student"], "model"].isna().all()
+    assert d.loc[["pup", "student"], "icc"].isna().all()  # was 0.9999 for the pupil number
+    assert pd.isna(d.loc["pup", "level"])
+    assert d.loc["den", "model"] == "2lonly.pmm" and d.loc["den", "level"] == 2
+    assert d.loc["den", "note"].startswith("integer codes (4 values)")
+    assert d.loc["score", "model"] == "2l.norm" and pd.isna(d.loc["score", "note"])
