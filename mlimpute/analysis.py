@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from formulaic import Formula
+from formulaic.errors import FormulaicError
 
 from . import _glmm
 from ._analysis_fits import _fit_all, _Likelihood
@@ -210,7 +211,10 @@ def fit(
     Raises
     ------
     PoolingError
-        If ``m < 2``, or a fit fails on some completed data set (named in the message).
+        If ``m < 2``, or a fit fails on some completed data set (named in the message), or
+        a ``C(x)`` term meets imputed values of a numeric ``x`` that are not among its
+        observed values (codes imputed by a continuous model: each such value would be a
+        category of its own); the message names ``x`` and its imputation model.
     FormulaError, SpecificationError, DataError, DataTypeError
         For a formula without response, an unknown column, missing values in an analysed
         column, collinear fixed effects, or a GLMM response that is not 0/1 (binomial) or
@@ -218,6 +222,20 @@ def fit(
     UnsupportedError
         For a random part with a family or link other than binomial (logit, probit) and
         Poisson (log).
+
+    Warns
+    -----
+    CompatibilityWarning
+        Once per call, when the analysis has a random slope, an interaction or a
+        non-linear term (``I(x**2)``, ``np.log(x)``, ``poly(x, 2)``) involving an
+        incomplete variable that the imputation models did not include in the form the
+        analysis needs: the model of an incomplete response must have the same term (the
+        same random slope on the same cluster); the model of an incomplete predictor ``x``
+        the term with ``x`` replaced by the response (a random slope of the response for a
+        random slope of ``x``, ``y:z`` for ``x:z``); a non-linear function of an
+        incomplete ``x`` has no such counterpart. Random-slope variances and interaction
+        effects are then biased toward zero. ``C(x)`` counts as ``x``; complete variables
+        and imputations made elsewhere (:func:`from_completed`) are not checked.
 
     Notes
     -----
@@ -303,7 +321,10 @@ def fit(
     else:
         kind = "glm" if family is not None else "ols"
     _check_categorical_codes(imp, parsed)
-    notes = _incompatible_terms(imp, parsed)
+    try:
+        notes = _incompatible_terms(imp, parsed)
+    except (FormulaicError, FormulaError):  # a diagnostic: never stops the analysis
+        notes = []
     if notes:
         warn(_compatibility_message(parsed, notes), CompatibilityWarning)
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
