@@ -230,10 +230,10 @@ def fit(
         non-linear term (``I(x**2)``, ``np.log(x)``, ``poly(x, 2)``) involving an
         incomplete variable that the imputation models did not include in the form the
         analysis needs: the model of an incomplete response must have the same term (the
-        same random slope on the same cluster); the model of an incomplete predictor ``x``
-        the term with ``x`` replaced by the response (a random slope of the response for a
-        random slope of ``x``, ``y:z`` for ``x:z``); a non-linear function of an
-        incomplete ``x`` has no such counterpart. Random-slope variances and interaction
+        same random slope on the same cluster); for an interaction ``x:z`` of an incomplete
+        predictor ``x``, the model of ``x`` must have ``y:z``. A random slope or a
+        non-linear function of an incomplete predictor is always reported: chained
+        equations can only approximate them. Random-slope variances and interaction
         effects are then biased toward zero. ``C(x)`` counts as ``x``; complete variables
         and imputations made elsewhere (:func:`from_completed`) are not checked.
 
@@ -451,10 +451,13 @@ def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
     analysis that the imputation models do not contain in the form the analysis needs.
 
     For the incomplete response ``y``: its imputation model must have the same term (the
-    same random slope on the same cluster). For an incomplete predictor ``x``: the term's
-    counterpart in the model of ``x``, with ``x`` replaced by ``y`` (``y:z`` for an
-    interaction ``x:z``, a random slope of ``y`` for a random slope of ``x``); a non-linear
-    function of ``x`` has no counterpart in chained equations. ``C(x)`` counts as ``x``.
+    same random slope on the same cluster). For an incomplete predictor ``x`` in an
+    interaction ``x:z``: the model of ``x`` must have ``y:z``. A random slope or a
+    non-linear function of an incomplete predictor has no counterpart in chained
+    equations: the conditional model of ``x`` given a ``y`` with a random slope on ``x``
+    is not a linear mixed model (a random slope of ``y`` in the model of ``x`` only
+    approximates it and leaves most of the bias), so it is always reported. ``C(x)``
+    counts as ``x``.
     """
     found = _imputed_frame(imp)
     y = parsed.response
@@ -504,12 +507,16 @@ def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
                     reasons.append(f"{x} is incomplete and imputed on its own scale, while "
                                    f"the analysis uses {expr}")
                     continue
+                if part == "random":  # x given y: not a model chained equations have
+                    reasons.append(
+                        f"{x} is incomplete, and its imputation model would need the random "
+                        f"slope of {y} on {x}, which chained equations cannot represent (a "
+                        f"random slope of {y} on {g} in the model of {x} only approximates it)")
+                    continue
                 need = frozenset(set(term) - {expr} | {y})
-                have = slopes(x, g) if part == "random" else fixed(x)
-                if need not in have:
-                    form = (f"a random slope of {y} on {g}" if part == "random"
-                            else "the term " + ":".join(sorted(need)))
-                    reasons.append(f"{x} is incomplete and its imputation model lacks {form}")
+                if need not in fixed(x):
+                    reasons.append(f"{x} is incomplete and its imputation model lacks the "
+                                   "term " + ":".join(sorted(need)))
         if reasons:
             notes.append(f"{what}: {'; '.join(dict.fromkeys(reasons))}; {bias}")
     return notes
@@ -519,7 +526,7 @@ def _compatibility_message(parsed: ParsedFormula, notes: list[str]) -> str:
     return (
         f"the analysis {parsed.text!r} has terms that the imputation did not model: "
         + " | ".join(notes)
-        + ". Impute with a model that includes them (a formula for the incomplete response "
-        "with the same terms; for an incomplete predictor, chained equations can only "
-        "approximate them) before analysing them."
+        + ". Impute with a model that includes them (for an incomplete response, a formula "
+        "with the same terms) before analysing them; for an incomplete predictor, chained "
+        "equations can only approximate them."
     )
