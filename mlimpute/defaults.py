@@ -188,8 +188,7 @@ def _identifier_reason(s: pd.Series, kind: str, codes: np.ndarray | None) -> str
     starts = lo[present]
     if distinct and consecutive and (np.all(starts == 1) or np.all(starts == 0)):
         first = int(starts[0])
-        return (f"identifier: numbers the rows of each cluster {first}..n_j "
-                "(a different value in every row of a cluster)")
+        return f"identifier: numbers the rows of each cluster {first}..n_j"
     return None
 
 
