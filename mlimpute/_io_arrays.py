@@ -7,6 +7,7 @@ observed DataFrame; the module docstring of :mod:`mlimpute.io` describes the enc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -23,11 +24,20 @@ from ._io_spec import _dumps, _freeze, _plain, _revive
 from .errors import DataError, DataTypeError, MlimputeWarning
 
 _NC_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-()\[\] ]*(?<! )")
-_ZARR_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-()\[\]]*")
+# zarr names are file names: lower case only (two names differing in case would be one
+# directory on macOS and Windows), no trailing dot (Windows drops it)
+_ZARR_SAFE = re.compile(r"[a-z0-9][a-z0-9_.+\-()\[\]]*(?<!\.)")
+_ZARR_KEEP = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-()[]+")
+_ZARR_MAX = 200  # leaves room for the suffixes of auxiliary variables (``%categories%mask``)
 _ROW = "row"
 _META = "mlimpute"
 # names the layout itself uses at the root: the group of the observed data
 _RESERVED = frozenset({"data"})
+# file names a zarr store or Windows reserves (zarr.json inside a group, device names)
+_ZARR_RESERVED = frozenset(
+    {"zarr.json", "con", "prn", "aux", "nul"}
+    | {f"{d}{k}" for d in ("com", "lpt") for k in range(10)}
+)
 # column names that survive JSON exactly (numpy scalars come back as Python scalars)
 _NAME_TYPES = (str, int, float, bool, np.integer, np.floating, np.bool_, type(None))
 
@@ -37,11 +47,35 @@ def _name(name: str, zarr: bool) -> str:
 
     Safe names contain no ``%``, encoded names all start with ``v%``: the map is injective.
     Names the layout uses (the group ``data``) are encoded too, so they cannot collide.
+    In zarr every character but lower-case letters, digits and ``_.-()[]+`` is encoded
+    (upper-case letters too, with upper-case hex digits), so that two names never map to
+    the same directory on a case-insensitive file system either; a trailing dot is
+    encoded, and a name longer than a file name may be is shortened and given a SHA-256
+    digest of the name.
     """
-    safe = _ZARR_SAFE if zarr else _NC_SAFE
-    if safe.fullmatch(name) and name not in _RESERVED:
+    if not zarr:
+        if _NC_SAFE.fullmatch(name) and name not in _RESERVED:
+            return name
+        return "v%" + quote(name, safe="_.-()[]+: ")
+    if (
+        _ZARR_SAFE.fullmatch(name)
+        and len(name) <= _ZARR_MAX
+        and name not in _RESERVED
+        and name.split(".", 1)[0] not in _ZARR_RESERVED
+        and name not in _ZARR_RESERVED
+    ):
         return name
-    return "v%" + quote(name, safe="_.-()[]+" if zarr else "_.-()[]+: ")
+    body = "".join(
+        c if c in _ZARR_KEEP else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+        for c in name
+    )
+    if body.endswith("."):
+        body = body[:-1] + "%2E"
+    if len(body) > _ZARR_MAX:  # a file name has at most 255 bytes: shorten, add a digest
+        # "%%" never occurs inside a body (each % is followed by two hex digits)
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+        body = body[:120] + "%%" + digest[:40]
+    return "v%" + body
 
 
 def _json_attr(attrs: Any, key: str, kind: type, *, default: str | None = None) -> Any:
