@@ -399,12 +399,16 @@ def test_integers_are_exact_through_every_file(tmp_path, ints):
         back = io.open(io.save(res, tmp_path / f"i.{fmt}") or tmp_path / f"i.{fmt}")
         assert back.data["big"].equals(df["big"]) and back.data["i64"].equals(df["i64"])
         pd.testing.assert_frame_equal(back.complete(1), res.complete(1))
+    obs = df["big"].notna().to_numpy()
     [p] = io.to_csv(res, tmp_path / "c_{i}.csv")[:1]
     csv = pd.read_csv(p, dtype={"big": "Int64"})
     assert csv["big"].tolist() == res.complete(1)["big"].tolist()
+    assert csv["big"][obs].tolist() == df["big"][obs].tolist()  # the observed, exactly
     assert csv["i64"].tolist() == df["i64"].tolist()
     [p] = io.to_parquet(res, tmp_path / "long.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(p), res.complete("long"))
+    back = pd.read_parquet(p)
+    pd.testing.assert_frame_equal(back, res.complete("long"))
+    assert back["big"][np.tile(obs, 2)].tolist() == df["big"][obs].tolist() * 2
 
 
 def test_imputed_integers_are_clipped_without_overflow():
