@@ -194,7 +194,13 @@ def _init(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}`")
+        outside = not data.is_absolute() and data.parts[:1] == ("..",)
+        flag = " --allow-outside" if outside else ""
+        _err(f"wrote {args.output}: review the formulas, then "
+             f"`mlimpute run {args.output}{flag}`")
+        if outside:
+            _err("mlimpute: note: the data file is outside the specification's directory, "
+                 "which `mlimpute run` allows only with --allow-outside")
     return 0
 
 

@@ -15,8 +15,8 @@ An imputation file holds everything a :class:`~mlimpute.MultiplyImputed` holds, 
 
 Encoding choices (all reversed exactly by :func:`open`):
 
-* names that are not portable netCDF/zarr names (``/``, ``%``, leading ``_``/digits,
-  control characters, trailing blanks; in zarr also ``:`` and blanks) are written as
+* names that are not portable netCDF/zarr names (``/``, ``%``, leading ``_``,
+  control characters, trailing blanks; in zarr also ``:``, blanks and capitals) are written as
   ``v%`` + their percent-encoding; every variable carries its original name, dimensions,
   dtype and attributes as JSON in its ``mlimpute`` attribute;
 * auxiliary variables and dimensions contain ``%`` (``x%mask``, ``x%categories``), which a
@@ -29,6 +29,17 @@ Encoding choices (all reversed exactly by :func:`open`):
   scalar types) plus a code per cell telling ``None``, ``NaN``, ``pd.NA`` and ``NaT`` apart;
 * no ``_FillValue`` is written and files are read with ``decode_cf=False``, so no value is
   masked, rescaled or reinterpreted on the way back.
+
+Names: in zarr, where every variable is a directory, only lower-case letters, digits and
+``_.-()[]+`` stay as they are (names that differ only in case stay apart on macOS and
+Windows; ``zarr.json``, Windows device names and over-long names are encoded too); the
+name ``data`` of the group is always encoded at the root; column names that are not
+strings, and repeated names, are stored under a positional name ``c%<k>``.
+
+Safety: saving writes a temporary sibling and renames it into place (see
+:func:`to_netcdf`, :func:`to_zarr`) and replaces only an mlimpute file of the same kind,
+recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged metadata into a
+:class:`~mlimpute.errors.DataError` naming the file and what is wrong.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ A specification file records a whole run, so that ``mlimpute run spec.toml`` rep
 
     [imputation.options]              # optional: further keyword arguments of impute()
 
-    [output]                          # paths relative to this file; false: do not write
+    [output]                          # paths inside this file's directory; false: skip
     imputations = "imputations.nc"    # .nc (netCDF) or .zarr
     completed = "completed_{i}.csv"   # .csv/.parquet/.dta; {i}: one file per imputation
     pooled = "pooled.csv"             # the pooled table of [analysis]
@@ -33,6 +33,9 @@ A specification file records a whole run, so that ``mlimpute run spec.toml`` rep
     formula = "grade ~ gender + relation + (1 | class)"
     reml = true
     tests = ["gender = 0"]
+
+Paths (``data.path`` and ``[output]``) must stay inside the file's directory, and
+``output.completed`` takes only the placeholder ``{i}``; see :func:`run`.
 
 :func:`spec_to_toml` writes the specification of a finished run (explicit formulas,
 methods, visit order and seed); :func:`read_spec` reads and validates a file, naming the key
@@ -238,10 +241,14 @@ def _confine(key: str, value: str, root: Path, allow_outside: bool) -> Path:
     real_root = root.resolve()
     real = path.resolve()
     if not real.is_relative_to(real_root):
+        remedy = (
+            "put the data file in the specification's directory"
+            if key == "data.path"
+            else "pass --out DIR to write the outputs under DIR (Python: run(..., out_dir=...))"
+        )
         raise SpecificationError(
             f"{key}: {value!r} leads outside {str(root)!r} (to {str(real)!r}); a "
-            "specification writes and reads only inside its own directory. Pass --out DIR "
-            "to write the outputs under DIR, or --allow-outside (Python: "
-            "run(..., out_dir=..., allow_outside=True)) if you trust this file"
+            f"specification reads and writes only inside its own directory: {remedy}, or "
+            "pass --allow-outside (Python: allow_outside=True) if you trust this file"
         )
     return path
