@@ -254,6 +254,7 @@ def _atomic_write(target: Path, write, *, directory: bool) -> None:
             _swap_in(tmp, target)
         else:
             os.replace(tmp, target)
+        _fsync_dir(target.parent)  # make the rename itself durable
     except BaseException:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -261,6 +262,20 @@ def _atomic_write(target: Path, write, *, directory: bool) -> None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry to disk (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _swap_in(new: Path, target: Path) -> None:
@@ -337,6 +352,7 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     if not p.exists():
         raise FileNotFoundError(f"imputation file not found: {str(path)!r}")
     if p.is_dir() or p.suffix == ".zarr":
+        _refuse_unsafe_codecs(p, path)
         kw: dict[str, Any] = {"engine": "zarr", "consolidated": False}
     else:
         kw = {"engine": "h5netcdf"}
@@ -362,6 +378,44 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
             f"{str(path)!r} is damaged: its mlimpute metadata do not describe its content "
             f"({type(exc).__name__}: {exc})"
         ) from exc
+
+
+_UNSAFE_CODECS = frozenset({"pickle"})  # decoding runs code from the file
+
+
+def _refuse_unsafe_codecs(p: Path, path) -> None:
+    """Refuse a zarr store whose arrays name a codec that would unpickle its data.
+
+    zarr 3 refuses the ``pickle`` object codec itself; zarr 2 (Python 3.10) would run it.
+    """
+    if not p.is_dir():
+        return
+
+    def ids(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in ("id", "name", "object_codec_id") and isinstance(v, str):
+                    yield v
+                yield from ids(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from ids(v)
+
+    for folder, _, files in os.walk(p):
+        for name in files:
+            if name not in (".zarray", "zarr.json", ".zmetadata"):
+                continue
+            f = Path(folder) / name
+            try:
+                doc = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # the zarr reader reports it
+            bad = sorted(set(ids(doc)) & _UNSAFE_CODECS)
+            if bad:
+                raise DataError(
+                    f"{str(path)!r} is not an mlimpute imputation file: {str(f)!r} names the "
+                    f"codec {bad[0]!r}, which would run code from the file; refused"
+                )
 
 
 def _check_format(attrs: dict, path) -> None:

@@ -475,3 +475,17 @@ def test_damaged_zarr_metadata_is_a_data_error(tmp_path, imp):
     shutil.rmtree(path / "data")
     with pytest.raises(DataError, match="imp.zarr"):
         io.open(path)
+
+
+def test_a_zarr_store_asking_for_the_pickle_codec_is_refused(tmp_path):
+    """Opening an untrusted store never unpickles (zarr 2 would run the payload)."""
+    store = tmp_path / "evil.zarr"
+    (store / "v").mkdir(parents=True)
+    (store / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    (store / ".zattrs").write_text(json.dumps({"mlimpute_format": 1}))
+    (store / "v" / ".zarray").write_text(json.dumps({
+        "zarr_format": 2, "shape": [1], "chunks": [1], "dtype": "|O", "compressor": None,
+        "fill_value": None, "filters": [{"id": "pickle"}], "order": "C"}))
+    (store / "v" / "0").write_bytes(b"not read")
+    with pytest.raises(DataError, match=r"evil\.zarr.*codec 'pickle'"):
+        io.open(store)
