@@ -44,6 +44,7 @@ recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged meta
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ctypes
 import json
@@ -51,6 +52,7 @@ import os
 import secrets
 import shutil
 import sys
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,9 +96,10 @@ _MARK = "mlimpute_format"  # root attribute that marks an mlimpute file
 def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     """Save an imputation result as a netCDF-4 file (engine h5netcdf).
 
-    The file is written to a temporary sibling (``.NAME.<random>.tmp`` in the same
-    directory) and renamed over ``path`` only when complete: a failed save (an exception,
-    a full disk, Ctrl-C) leaves an existing file as it was and removes the temporary.
+    The file is built in memory, written to a temporary sibling (``.NAME.<random>.tmp``
+    in the same directory) and renamed over ``path`` only when complete: a failed save (an
+    exception, a full disk, Ctrl-C) leaves an existing file as it was and removes the
+    temporary. Saving needs memory for one copy of the file.
     An existing ``path`` is replaced only if it is an mlimpute netCDF file.
 
     Parameters
@@ -132,16 +135,20 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     target = Path(os.fspath(path))
     _check_target(target, "netcdf")
 
-    def write(tmp: Path) -> None:
-        root.to_netcdf(tmp, mode="w", engine="h5netcdf")
-        data.to_netcdf(tmp, mode="a", engine="h5netcdf", group="data")
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # The file is built in memory and written with plain file I/O: when HDF5 itself hits a
+    # full disk its file is left in a state in which closing it crashes the process.
+    buffer = BytesIO()
+    root.to_netcdf(buffer, mode="w", engine="h5netcdf")
+    data.to_netcdf(buffer, mode="a", engine="h5netcdf", group="data")
+    _atomic_write(target, lambda tmp: _write_bytes(tmp, buffer.getbuffer()), directory=False)
 
-    _atomic_write(target, write, directory=False)
+
+def _write_bytes(path: Path, content) -> None:
+    """Write ``content`` to a new file ``path`` and flush it to disk."""
+    with builtins.open(path, "xb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:

@@ -189,6 +189,32 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, imp, other, exc, 
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+@pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"),
+                                 KeyboardInterrupt()], ids=["ENOSPC", "KeyboardInterrupt"])
+def test_netcdf_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch, imp, other,
+                                                         exc):
+    """The bytes reach the disk through _write_bytes: half of them, then a full disk.
+
+    (A real full disk inside HDF5 crashed the process; the file is now built in memory.)
+    """
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    seen = []
+
+    def half_then_fail(tmp, content):
+        seen.append(tmp)
+        with open(tmp, "xb") as f:
+            f.write(bytes(content[: len(content) // 2]))
+        raise exc
+
+    monkeypatch.setattr(io, "_write_bytes", half_then_fail)
+    with pytest.raises(type(exc)):
+        io.to_netcdf(other, path)
+    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith(".imp.nc.")
+    assert [p.name for p in tmp_path.iterdir()] == ["imp.nc"]  # the half file is gone
+    assert same(io.open(path), imp)
+
+
 def test_zarr_swap_without_atomic_exchange(tmp_path, monkeypatch, imp, other):
     path = tmp_path / "imp.zarr"
     io.to_zarr(imp, path)
