@@ -312,6 +312,17 @@ def test_long_format_never_overwrites_a_column_named_imputation():
     assert long[".imp"].tolist() == [1] * len(df) + [2] * len(df)
 
 
+@pytest.mark.parametrize("name", ["mean", "sd", "iteration", "variable", "imputation",
+                                  "x:row", "x:params"])
+def test_imputing_a_column_named_like_the_results_own_variables_is_refused(name):
+    """The result Dataset names traces and dimensions so; refused before any chain runs
+    (before: the imputations of 'mean' were silently replaced by its trace, or xarray
+    failed after all chains had run). Such columns, not imputed, round-trip: see below."""
+    df = small(("g", "x", name))
+    with pytest.raises(SpecificationError, match=f"cannot impute a column named '{name}'"):
+        impute(df, y=name)
+
+
 NAMES = ["data", "row", "mean", "sd", "iteration", "variable", "chain", "imputation",
          "columns%", "column%", "index%0", "v%41", "x%mask", "c%0", "c%1", "mlimpute", "",
          " ", "a b", "a/b", "/", ".", "..", "1abc", "é", "日本", "__x", "x:row", 0, 1, -7,
