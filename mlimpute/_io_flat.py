@@ -76,6 +76,14 @@ def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path
         yield Path(text), imp.complete("long", include=include)
 
 
+def _replace(path: Path, write) -> None:
+    """Write through a temporary sibling renamed into place: a failed write (an error, a
+    full disk, Ctrl-C) leaves an existing file as it was."""
+    from .io import _atomic_write
+
+    _atomic_write(path, write, directory=False, keep_suffix=True)
+
+
 def _auto_index(imp: MultiplyImputed, index: bool | None) -> bool:
     """Write the index unless the data have pandas' default ``0..n-1`` index."""
     if index is not None:
@@ -95,6 +103,9 @@ def to_csv(
     **kwargs,
 ) -> list[Path]:
     """Write completed data to CSV.
+
+    Each file is written to a temporary sibling and renamed into place when complete, so
+    a failed write leaves an existing file as it was (also for parquet and Stata).
 
     Parameters
     ----------
@@ -131,7 +142,7 @@ def to_csv(
     """
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_csv(p, index=_auto_index(imp, index), **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_csv(tmp, index=_auto_index(imp, index), **kwargs))
         written.append(p)
     return written
 
@@ -156,7 +167,7 @@ def to_parquet(
     """
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_parquet(p, **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_parquet(tmp, **kwargs))
         written.append(p)
     return written
 
@@ -172,7 +183,7 @@ def to_stata(
     kwargs.setdefault("write_index", False)
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_stata(p, **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_stata(tmp, **kwargs))
         written.append(p)
     return written
 

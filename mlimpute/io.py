@@ -248,13 +248,16 @@ def _check_target(p: Path, kind: str) -> None:
     )
 
 
-def _atomic_write(target: Path, write, *, directory: bool) -> None:
+def _atomic_write(target: Path, write, *, directory: bool, keep_suffix: bool = False) -> None:
     """``write(tmp)`` into a temporary sibling of ``target``, then move it into place.
 
     Any failure (including KeyboardInterrupt) removes the temporary and leaves ``target``
-    as it was.
+    as it was. With ``keep_suffix`` the temporary ends in ``target``'s name (writers that
+    choose compression by suffix, e.g. ``.csv.gz``, then do the same).
     """
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    token = secrets.token_hex(6)
+    name = f".tmp-{token}-{target.name}" if keep_suffix else f".{target.name}.{token}.tmp"
+    tmp = target.parent / name
     try:
         write(tmp)
         if directory:

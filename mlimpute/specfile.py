@@ -167,7 +167,9 @@ def run(
     from .io import save, write_completed
 
     say = log or (lambda _: None)
+    spec_file = None
     if not isinstance(study, StudySpec):
+        spec_file = Path(os.fspath(study))
         study = read_spec(study)
     if study.version is not None and study.version != _version():
         warnings.warn(
@@ -187,12 +189,15 @@ def run(
     targets: dict[str, Path] = {}
     if out.imputations is not None:
         targets["imputations"] = place("output.imputations", out.imputations, out_base)
+    files = [("output.imputations", targets["imputations"])] if targets else []
     if out.completed is not None:
         targets["completed"] = place("output.completed", out.completed, out_base)
         for p in completed_paths(out.completed, study.m):
-            _confine("output.completed", os.fspath(p), out_base, allow_outside)
+            files.append(("output.completed", place("output.completed", os.fspath(p), out_base)))
     if out.pooled is not None and study.analysis is not None:
         targets["pooled"] = place("output.pooled", out.pooled, out_base)
+        files.append(("output.pooled", targets["pooled"]))
+    _distinct(files, study, base, spec_file)
     if df is None:
         if study.data is None:
             raise SpecificationError("data.path: the specification names no data file")
@@ -252,3 +257,25 @@ def _confine(key: str, value: str, root: Path, allow_outside: bool) -> Path:
             "pass --allow-outside (Python: allow_outside=True) if you trust this file"
         )
     return path
+
+
+def _distinct(files: list[tuple[str, Path]], study: StudySpec, base: Path,
+              spec_file: Path | None) -> None:
+    """Outputs never overwrite the data file, the specification file or one another."""
+    protected: dict[Path, str] = {}
+    if study.data is not None:
+        data = Path(os.path.expanduser(study.data))
+        protected[(data if data.is_absolute() else base / data).resolve()] = (
+            "the data file (data.path)")
+    if spec_file is not None:
+        protected[spec_file.resolve()] = "the specification file itself"
+    seen: dict[Path, str] = {}
+    for key, path in files:
+        real = path.resolve()
+        if real in protected:
+            raise SpecificationError(f"{key}: {str(path)!r} is {protected[real]}; "
+                                     "an output never replaces it")
+        if real in seen and not (key == seen[real] == "output.completed"):
+            raise SpecificationError(f"{key} and {seen[real]} name the same file "
+                                     f"{str(path)!r}")
+        seen[real] = key

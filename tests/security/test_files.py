@@ -135,6 +135,45 @@ def test_inside_paths_out_dir_and_allow_outside(tmp_path, capsys):
     assert run(spec, allow_outside=True).written[0] == spec.parent / "../../mine.nc"
 
 
+@pytest.mark.parametrize(("output", "match"), [
+    ('completed = "d.csv"', r"output\.completed: .* is the data file"),
+    ('pooled = "d.csv"', r"output\.pooled: .* is the data file"),
+    ('pooled = "s.toml"', r"output\.pooled: .* is the specification file itself"),
+    ('completed = "x.csv"\npooled = "./x.csv"', "output.pooled and output.completed name"),
+])
+def test_outputs_never_replace_the_data_the_spec_or_each_other(tmp_path, output, match):
+    spec = study_dir(tmp_path)
+    text = spec.read_text().replace("pooled = false\n", "")
+    text = text.replace("completed = false", output)
+    spec.write_text(text + '[analysis]\nformula = "y ~ x + (1 | g)"\n')
+    data = (spec.parent / "d.csv").read_bytes()
+    with pytest.raises(SpecificationError, match=match):
+        run(spec)
+    assert (spec.parent / "d.csv").read_bytes() == data and spec.read_text() == text + (
+        '[analysis]\nformula = "y ~ x + (1 | g)"\n')
+
+
+@pytest.mark.parametrize("method", ["to_csv", "to_parquet"])
+def test_a_failed_flat_write_keeps_the_old_file(tmp_path, monkeypatch, imp, other, method):
+    path = tmp_path / ("c.csv.gz" if method == "to_csv" else "c.parquet")
+    getattr(io, method)(imp, path)
+    before = path.read_bytes()
+    original = getattr(pd.DataFrame, method)
+
+    def half(self, target, *args, **kwargs):
+        assert str(target).endswith(path.name)  # same suffix: same compression and format
+        original(self.iloc[: len(self) // 2], target, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, method, half)
+    with pytest.raises(OSError):
+        getattr(io, method)(other, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    if method == "to_csv":
+        assert pd.read_csv(path).shape[0] == 2 * len(imp.data)  # still gzip, complete
+
+
 @pytest.mark.parametrize("template", ["c{i:>999999999}.csv", "{0.__class__}.csv",
                                       "c{i!r}.csv", "c{}.csv", "c{i.real}.csv", "c}.csv"])
 def test_output_templates_take_only_i(tmp_path, imp, template):
