@@ -3,7 +3,7 @@
 Commands::
 
     mlimpute demo [--out DIR]                  impute the seed's classroom data, pool an analysis
-    mlimpute run spec.toml                     run a specification file
+    mlimpute run spec.toml [--out DIR]         run a specification file
     mlimpute init data.csv --cluster class     print a default specification to edit
     mlimpute describe data.csv --cluster class descriptives per variable
     mlimpute pattern data.csv                  the missing-data pattern
@@ -145,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
     log = (lambda _: None) if args.quiet else print
     t0 = time.perf_counter()
     with _warnings_as_lines(args.verbose):
-        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log)
+        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log,
+                     out_dir=args.out, allow_outside=args.allow_outside)
     for line in _written(result.written):
         log(line)
     _print_result(result, print)
@@ -193,7 +194,13 @@ def _init(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}`")
+        outside = not data.is_absolute() and data.parts[:1] == ("..",)
+        flag = " --allow-outside" if outside else ""
+        _err(f"wrote {args.output}: review the formulas, then "
+             f"`mlimpute run {args.output}{flag}`")
+        if outside:
+            _err("mlimpute: note: the data file is outside the specification's directory, "
+                 "which `mlimpute run` allows only with --allow-outside")
     return 0
 
 
@@ -238,6 +245,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="the specification file, e.g. spec.toml")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--out", metavar="DIR",
+                     help="write the outputs under DIR instead of the specification's "
+                     "directory (their paths must stay inside DIR)")
+    run.add_argument("--allow-outside", action="store_true",
+                     help="allow data and output paths that lead outside their directory "
+                     "(refused by default: only for specification files you trust)")
     run.set_defaults(func=_run)
 
     init = sub.add_parser("init", parents=[common],

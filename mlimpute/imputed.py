@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .codec import decode, encode
-from .errors import SpecificationError
+from .codec import decode
+from .errors import DataError, SpecificationError
 from .spec import ImputationSpec
 
 __all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
@@ -84,7 +84,8 @@ class MultiplyImputed:
                             columns=pd.RangeIndex(1, self.m + 1, name="imputation"))
 
     # -- completed data -------------------------------------------------------------------
-    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False):
+    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
+                 imputation_column: str = "imputation"):
         """Completed data.
 
         Parameters
@@ -96,11 +97,22 @@ class MultiplyImputed:
             original data). ``"all"`` returns an iterator over the m data sets.
         include : bool
             With ``"long"``, prepend the incomplete data as imputation 0.
+        imputation_column : str
+            With ``"long"``, the name of the column numbering the data sets (default
+            ``"imputation"``; mice calls it ``".imp"``).
 
         Returns
         -------
         DataFrame or iterator of DataFrame
-            Original index, column order and dtypes are kept.
+            Original index, column order and dtypes are kept. Observed values are never
+            converted (an ``Int64`` value above 2**53 comes back exactly); imputed values
+            of integer columns are drawn on the real line and rounded.
+
+        Raises
+        ------
+        DataError
+            With ``"long"``, if the data already have a column named
+            ``imputation_column``: it is never overwritten; pass another name.
 
         Examples
         --------
@@ -115,11 +127,19 @@ class MultiplyImputed:
             if which == "all":
                 return (self._complete_one(i) for i in range(1, self.m + 1))
             if which == "long":
+                name = imputation_column
+                if name in self.data.columns:
+                    raise DataError(
+                        f"the data have a column {name!r}, so complete('long') cannot number "
+                        f"the imputations in a column of that name; pass "
+                        f"imputation_column='.imp' (or another unused name)")
                 first = 0 if include else 1
-                frames = [self._complete_one(i).assign(imputation=i)
-                          for i in range(first, self.m + 1)]
-                out = pd.concat(frames, axis=0)
-                return out[["imputation", *self.data.columns]]
+                frames = []
+                for i in range(first, self.m + 1):
+                    frame = self._complete_one(i)
+                    frame.insert(0, name, i)
+                    frames.append(frame)
+                return pd.concat(frames, axis=0)
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
         if isinstance(which, bool) or not isinstance(which, (int, np.integer)):
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
@@ -137,11 +157,14 @@ class MultiplyImputed:
         for name in self.variables:
             da = self.dataset[name]
             pos = da[row_dim(name)].to_numpy()
-            col = encode(out[name])
-            col[pos] = da.isel(imputation=i - 1).to_numpy()
+            col = out[name]
+            # only the imputed cells are decoded and written: observed values never pass
+            # through float64 (which would change integers above 2**53)
+            values = decode(da.isel(imputation=i - 1).to_numpy(), col)
+            arr = col.array.copy()
+            arr[pos] = values
             # an explicit dtype: pandas would infer ``str`` for an object column of strings
-            out[name] = pd.Series(decode(col, out[name]), index=out.index,
-                                  dtype=out[name].dtype)
+            out[name] = pd.Series(arr, index=out.index, dtype=col.dtype, copy=False)
         return out
 
     def __iter__(self) -> Iterator[pd.DataFrame]:

@@ -153,6 +153,9 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
     return out
 
 
+_RESULT_NAMES = frozenset({"mean", "sd", "imputation", "iteration", "variable"})
+
+
 def build_spec(
     df: pd.DataFrame,
     formulas=None,
@@ -361,6 +364,14 @@ def build_spec(
                     f"ranef({x}) is only meaningful in a level-2 variable's formula, not in "
                     f"{s_.name!r}'s"
                 )
+
+    for s_ in specs:  # names the result Dataset uses itself (traces, dimensions)
+        if s_.name in _RESULT_NAMES or str(s_.name).endswith((":row", ":param", ":params")):
+            raise SpecificationError(
+                f"cannot impute a column named {s_.name!r}: the result uses that name for "
+                f"its own traces and dimensions ({', '.join(sorted(_RESULT_NAMES))}, "
+                "'<name>:row', '<name>:param(s)'); rename the column first"
+            )
 
     if visit is not None:
         visit = list(visit)

@@ -123,7 +123,9 @@ def test_verbose_shows_the_traceback(tmp_path, capsys):
     (["pattern", "{d}/d.xyz"], None, "unknown file type '.xyz'"),
 ])
 def test_user_errors(csv, tmp_path, capsys, args, toml, match):
-    fill = {"d": tmp_path, "csv": csv}
+    local = tmp_path / csv.name  # a specification reads only inside its own directory
+    shutil.copy(csv, local)
+    fill = {"d": tmp_path, "csv": local}
     if toml is not None:
         (tmp_path / "s.toml").write_text(toml.format(**fill))
     (tmp_path / "d.xyz").write_text("")
