@@ -18,7 +18,28 @@ import pandas as pd
 if TYPE_CHECKING:
     from mlimpute.imputed import MultiplyImputed
 
-__all__ = ["Table", "imputed_html", "imputed_text"]
+__all__ = ["Table", "imputed_html", "imputed_text", "in_notebook"]
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel that can draw ``tqdm.auto``'s widget bar
+    (ipywidgets installed).
+
+    Examples
+    --------
+    >>> in_notebook()
+    False
+    """
+    import importlib.util
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    if ipython is None or "ipykernel" not in sys.modules:
+        return False
+    if importlib.util.find_spec("ipywidgets") is None:
+        return False  # tqdm.notebook would fail; a text bar in a notebook is noise
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _number(v: float, digits: int) -> str:
