@@ -1,4 +1,4 @@
-"""Levels of variables and the default imputation model (DESIGN §3.4).
+"""Levels of variables and the default imputation model.
 
 With ``df.mi.impute(cluster="class")`` and no formula for a variable, mlimpute imputes it
 from all other analysis variables: a level-1 variable with a random intercept and the

@@ -57,7 +57,7 @@ def impute(
     iterations : int
         Visits of every incomplete variable per chain.
     rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
-        Seed (SPEC 7). Chain k uses the k-th child of ``SeedSequence(rng)`` (of the given
+        The random seed. Chain k uses the k-th child of ``SeedSequence(rng)`` (of the given
         SeedSequence, or of the Generator's), so results depend only on the seed. None:
         fresh entropy, recorded in ``imp.spec`` so the run can be repeated.
     method : dict, optional

@@ -1,7 +1,7 @@
 """Tests of mlimpute.analysis and mlimpute.results: fit, apply, from_completed, tests.
 
-* End to end on the seed's experiment 1 (multilevel imputation, then the analysis model).
-* Against R: the fixture tests/data/pooling_reference.json holds ten completed data sets with mitml's
+* End to end on classroom experiment 1 (multilevel imputation, then the analysis model).
+* Against R: tests/data/pooling_reference.json holds ten completed data sets with mitml's
   ``testEstimates`` / ``testModels`` output for ``grade ~ skill * gender + (1 | class)``
   fitted by ML; ``from_completed(...).fit(...)`` must reproduce it (1e-5, what statsmodels'
   optimiser leaves from lme4's, see tests/test_pooling.py).
