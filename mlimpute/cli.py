@@ -155,8 +155,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    from ._io_flat import read_data  # not .io: no xarray or file back-ends for reading
     from .errors import SpecificationError
-    from .io import read_data
 
     df = read_data(path)
     for c in columns or []:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ._forward import forwards
 from .codec import decode, encode
 from .errors import SpecificationError
 from .spec import ImputationSpec
+
+if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
+    import xarray as xr
 
 __all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
 
