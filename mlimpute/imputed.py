@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
+from ._forward import forwards
 from .codec import decode
 from .errors import DataError, SpecificationError
 from .spec import ImputationSpec
+
+if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
+    import xarray as xr
 
 __all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
 
@@ -222,17 +227,45 @@ class MultiplyImputed:
 
         return ImputedPlots(self)
 
-    def fit(self, formula: str, **kwargs):
-        """Fit ``formula`` on each completed data set and pool (:func:`mlimpute.analysis.fit`)."""
+    @forwards("mlimpute.analysis:fit", drop=("imp",))
+    def fit(
+        self,
+        formula: str,
+        *,
+        reml: bool = True,
+        family: Any = None,
+        link: str | None = None,
+        nagq: int | None = None,
+        dfcom: float | None = None,
+        cluster: str | None = None,
+        engine: Literal["profiled", "statsmodels"] = "profiled",
+        n_jobs: int | None = None,
+        client: Any = None,
+    ):
+        """Fit ``formula`` on each completed data set and pool the results.
+
+        The same as :func:`mlimpute.analysis.fit` on this result.
+        """
         from .analysis import fit
 
-        return fit(self, formula, **kwargs)
+        return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
+                   dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
 
-    def apply(self, func, **kwargs):
-        """Pool any per-data-set analysis; see :func:`mlimpute.analysis.apply`."""
+    @forwards("mlimpute.analysis:apply", drop=("imp",))
+    def apply(
+        self,
+        func: Callable[[pd.DataFrame], Any],
+        *,
+        dfcom: float | None = None,
+        names: Sequence[str] | None = None,
+    ):
+        """Pool any per-data-set analysis: ``func`` on each completed data set, Rubin's rules.
+
+        The same as :func:`mlimpute.analysis.apply` on this result.
+        """
         from .analysis import apply
 
-        return apply(self, func, **kwargs)
+        return apply(self, func, dfcom=dfcom, names=names)
 
     # -- saving: logic in io.py ----------------------------------------------------------
     def to_netcdf(self, path) -> None:
@@ -247,23 +280,38 @@ class MultiplyImputed:
 
         to_zarr(self, path)
 
-    def to_csv(self, path, **kwargs):
-        """Completed data to CSV (``{i}`` in the name: one file each); see :mod:`mlimpute.io`."""
+    @forwards("mlimpute._io_flat:to_csv", drop=("imp",))
+    def to_csv(self, path: str | os.PathLike, *, include: bool = False,
+               index: bool | None = None, **kwargs) -> list[Path]:
+        """Completed data to CSV (``{i}`` in the name: one file each).
+
+        The same as :func:`mlimpute.io.to_csv` on this result.
+        """
         from .io import to_csv
 
-        return to_csv(self, path, **kwargs)
+        return to_csv(self, path, include=include, index=index, **kwargs)
 
-    def to_parquet(self, path, **kwargs):
-        """Completed data to parquet; see :func:`mlimpute.io.to_parquet`."""
+    @forwards("mlimpute._io_flat:to_parquet", drop=("imp",))
+    def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
+                   **kwargs) -> list[Path]:
+        """Completed data to parquet.
+
+        The same as :func:`mlimpute.io.to_parquet` on this result.
+        """
         from .io import to_parquet
 
-        return to_parquet(self, path, **kwargs)
+        return to_parquet(self, path, include=include, **kwargs)
 
-    def to_stata(self, path, **kwargs):
-        """Completed data to Stata .dta; see :func:`mlimpute.io.to_stata`."""
+    @forwards("mlimpute._io_flat:to_stata", drop=("imp",))
+    def to_stata(self, path: str | os.PathLike, *, include: bool = False,
+                 **kwargs) -> list[Path]:
+        """Completed data to Stata .dta.
+
+        The same as :func:`mlimpute.io.to_stata` on this result.
+        """
         from .io import to_stata
 
-        return to_stata(self, path, **kwargs)
+        return to_stata(self, path, include=include, **kwargs)
 
     # -- display --------------------------------------------------------------------------
     def _repr_html_(self) -> str:
