@@ -270,6 +270,8 @@ class _Parser:
         if tok.kind == "end" or (tok.kind == "op" and tok.value in _NOT_A_TERM):
             raise self.fail(tok, "empty term")
         if self.take("("):
+            if random_ok and self.at("|", "||"):
+                raise self.fail(self.peek(), "no terms before '|'")
             self.fsum(False)
             bar = self.take("|", "||")
             if bar is not None:
@@ -277,6 +279,8 @@ class _Parser:
                     raise self.fail(bar, "a random term '(terms | group)' must be added to the "
                                          "fixed part on its own")
                 group = self.peek()
+                if group.kind == "op" and group.value == ")":
+                    raise self.fail(group, "grouping factor '' must be one column name")
                 self.column("the grouping factor (one column name)")
                 if not self.at(")"):
                     if self.peek().kind == "end":

@@ -188,8 +188,16 @@ class MultiplyImputed:
     def _kept(self, burn: int | None) -> xr.Dataset:
         """Traces after discarding ``burn`` iterations (default: the first half)."""
         traces = self.traces
-        if burn is None:
-            burn = traces.sizes.get("iteration", 0) // 2
+        n_iter = traces.sizes.get("iteration", 0)
+        default = burn is None
+        if default:
+            burn = n_iter // 2
+        if default and 0 < n_iter - burn < 4:
+            raise DataError(
+                f"the second half of {n_iter} iterations has {n_iter - burn} draws per chain; "
+                "R-hat and ESS need at least 4: run more iterations (8 or more) or pass burn=0 "
+                "to use every iteration"
+            )
         return traces.isel(iteration=slice(burn, None))
 
     def rhat(self, *, burn: int | None = None) -> xr.Dataset:
