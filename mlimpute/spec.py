@@ -357,6 +357,9 @@ def build_spec(
         )
 
     kinds = {c: column_kind(df[c]) for c in df.columns}
+    for name in [*parsed, *no_formula]:
+        if kinds[name] in ("nominal", "ordinal") and missing[name] > 0:
+            _check_categories(name, kinds[name], categories(df[name]), max_categories)
     levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
                   else 1) for c in df.columns}
     if use_defaults:
@@ -409,17 +412,6 @@ def build_spec(
                                 "cannot be imputed (numeric, bool, categorical and string "
                                 "columns can)")
         cats = categories(df[name])
-        if kind in ("nominal", "ordinal") and len(cats) > max_categories:
-            model = ("the multinomial probit model has one latent equation per category but "
-                     "one, each with its own coefficients and random effects"
-                     if kind == "nominal" else
-                     "the ordered probit model has one threshold per category but one, and "
-                     "thresholds of sparse categories are poorly identified and mix slowly")
-            raise SpecificationError(
-                f"{name!r} has {len(cats)} categories, more than max_categories="
-                f"{max_categories}: {model}. Merge rare categories, leave the column out "
-                f"(exclude=[{name!r}]), or raise the cap (max_categories={len(cats)})"
-            )
         seen = pd.unique(df[name].dropna())
         if len(seen) < 2:
             what = "value" if kind == "numeric" else "category"
@@ -516,6 +508,22 @@ def build_spec(
     return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
 
 
+def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:
+    if len(cats) <= max_categories:
+        return
+    model = ("the multinomial probit model has one latent equation per category but one, "
+             "each with its own coefficients and random effects, so time grows with the "
+             "categories and rare categories are poorly identified"
+             if kind == "nominal" else
+             "the ordered probit model has one threshold per category but one, and the "
+             "thresholds of rare categories are poorly identified and mix slowly")
+    raise SpecificationError(
+        f"{name!r} has {len(cats)} categories, more than max_categories={max_categories}: "
+        f"{model}. Merge rare categories, leave the column out (exclude=[{name!r}]), or "
+        f"raise the cap (max_categories={len(cats)})"
+    )
+
+
 def _holding(s: pd.Series) -> str:
     """The dtype, and for object columns the types of the values they hold."""
     if s.dtype != object:
@@ -562,7 +570,8 @@ def _check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes
         if level2:
             n_obs = np.unique(codes[observed]).size
     p = within + between
-    if n_obs <= p:
+    # (no observed value, or a single one, has its own error below)
+    if n_obs <= p and df[name].nunique() > 1:
         raise SpecificationError(
             f"the default model for {name!r} would have about {p} fixed effects "
             f"({len(columns) - 1} predictor columns"
