@@ -343,7 +343,7 @@ def build_model_data(
                     f"{parsed.response}: dropped predictor column {names[k]!r} (constant or "
                     "collinear with other predictors on the observed rows)"
                 )
-            X = X.drop(np.asarray(keep))
+            X = X.drop(np.asarray(keep, dtype=np.intp))
     n_obs, p = X.obs.shape
     if n_obs <= p:
         raise DataError(
@@ -389,7 +389,7 @@ def build_model_data(
             kept = [(tuple(new[c] for c in b if c in new), c_) for b, c_ in zip(blocks, corr,
                                                                               strict=True)]
             kept = [(b, c_) for b, c_ in kept if b]
-            Z = Z.drop(np.asarray(keep))
+            Z = Z.drop(np.asarray(keep, dtype=np.intp))
             blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
     codes = layout.codes
     return ModelData(

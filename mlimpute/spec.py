@@ -347,7 +347,9 @@ def build_spec(
             events.append("left out of the default models: " + ", ".join(left_out))
     else:
         candidates = list(df.columns)
-    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster]
+    # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
+    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster
+                  and (c in parsed or column_kind(df[c]) != "other")]
     no_formula = [c for c in incomplete if c not in parsed]
     if no_formula and not use_defaults:
         raise SpecificationError(
