@@ -17,7 +17,7 @@ from .codec import categories, column_kind
 from .diagnostics import convergence_warning
 from .engine import build_plan
 from .errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
-from .executors import map_chains
+from .executors import _resolve_n_jobs, map_chains
 from .imputed import MultiplyImputed, param_dim, param_var, row_dim
 from .rng import chain_seeds
 from .spec import MAX_CATEGORIES, build_spec
@@ -115,6 +115,7 @@ def impute(
     >>> imp.dataset["grade"].shape
     (3, 240)
     """
+    _check_run_options(n_jobs, client, progress)
     spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
                       cluster=cluster, include=include, exclude=exclude,
                       heteroscedastic=heteroscedastic, max_categories=max_categories)
@@ -142,6 +143,16 @@ def impute(
             result.events.append(msg)
             warn(msg, ConvergenceWarning)
     return result
+
+
+def _check_run_options(n_jobs, client, progress) -> None:
+    """How to run, checked before the data are: a bad option must not cost a plan."""
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise SpecificationError(f"progress must be True, False or None, got {progress!r}")
+    if client is not None and n_jobs is not None:
+        raise SpecificationError("pass n_jobs or client, not both")
+    if n_jobs is not None:
+        _resolve_n_jobs(n_jobs)  # raises SpecificationError naming n_jobs
 
 
 def _available_memory() -> int | None:

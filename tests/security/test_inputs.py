@@ -241,6 +241,9 @@ def test_a_predictor_named_intercept_and_diagnostics():
     ({"heteroscedastic": 1.5}, "heteroscedastic"),
     ({"heteroscedastic": ["nope"]}, "heteroscedastic"),
     ({"max_categories": 0}, "max_categories"),
+    ({"n_jobs": "2"}, "n_jobs"),
+    ({"n_jobs": 1.5}, "n_jobs"),
+    ({"progress": "yes"}, "progress"),
     ({"formulas": {"y": 3}}, "'y'"),
     ({"formulas": [1]}, "formulas"),
     ({"formulas": {"y ~ x"}}, "formulas"),
@@ -393,3 +396,11 @@ def test_the_callers_frame_is_not_modified():
     before = df.copy()
     impute(df, cluster="g", **FAST)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_run_options_are_checked_before_the_data(monkeypatch):
+    calls = []
+    monkeypatch.setattr(impute_mod, "build_spec", lambda *a, **k: calls.append(1))
+    with pytest.raises(SpecificationError, match="n_jobs"):
+        impute(frame(), cluster="g", n_jobs="all", **FAST)
+    assert calls == []
