@@ -25,6 +25,7 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types.factor import Factor
 from scipy import linalg as sla
 
+from ._longsum import balanced_sum
 from .codec import decode
 from .errors import DataError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
@@ -272,7 +273,7 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
     if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
         return ["Intercept"], np.ones((len(frame), 1)), [], [], None
     try:
-        mm = model_matrix(rhs, frame, na_action="raise")
+        mm = model_matrix(balanced_sum(rhs), frame, na_action="raise")
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec

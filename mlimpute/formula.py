@@ -22,6 +22,7 @@ from functools import lru_cache
 from formulaic import Formula
 from formulaic.errors import FormulaicError
 
+from ._longsum import balanced_sum
 from .errors import FormulaError, UnsupportedError
 
 __all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column"]
@@ -157,7 +158,7 @@ def _required(rhs: str, text: str) -> frozenset[str]:
     frozenset, so no caller can change what the cache holds.
     """
     try:
-        names = {str(v) for v in Formula(rhs).required_variables}
+        names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
     except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
         raise FormulaError(_syntax_message(text, str(exc))) from None
     for m in _DOTTED.finditer(rhs):
@@ -311,7 +312,7 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
     for rhs_part in [fixed_text] + [b.terms for b in blocks]:
         try:
-            Formula(rhs_part)
+            Formula(balanced_sum(rhs_part))
         except FormulaicError as exc:
             raise FormulaError(_syntax_message(text, str(exc))) from None
     for block in blocks:

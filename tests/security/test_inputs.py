@@ -404,3 +404,31 @@ def test_run_options_are_checked_before_the_data(monkeypatch):
     with pytest.raises(SpecificationError, match="n_jobs"):
         impute(frame(), cluster="g", n_jobs="all", **FAST)
     assert calls == []
+
+
+def test_long_sums_reach_formulaic_as_balanced_trees_with_the_same_design():
+    from formulaic import model_matrix
+
+    from mlimpute._longsum import balanced_sum
+
+    rng = np.random.default_rng(0)
+    names = [f"v{k}" for k in range(40)] + ["cmean(v0)", "a.b"]
+    df = pd.DataFrame(rng.normal(size=(50, len(names))), columns=names)
+    terms = [f"`{n}`" if not n.isidentifier() else n for n in names]
+    flat = " + ".join(terms)
+    bal = balanced_sum(flat)
+    assert bal != flat and max_depth(bal) <= 7  # log2(42) rounded up, plus one
+    a, b = model_matrix(flat, df), model_matrix(bal, df)
+    assert list(a.columns) == list(b.columns)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    for other in ["x + y", "x - 1 + " + flat, flat + " + x:y", "I(x**2) + " + flat]:
+        assert balanced_sum(other) == other  # only long sums of plain names are rewritten
+
+
+def max_depth(text):
+    depth = best = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        best = max(best, depth)
+    return best
