@@ -567,14 +567,17 @@ def _check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes
             between += 1  # its cluster mean
     observed = df[name].notna().to_numpy()
     n_obs = int(observed.sum())
-    if cluster is not None:  # cluster-constant columns span at most n_clusters - 1 dimensions
-        between = min(between, int(codes.max()))
+    if cluster is not None:
+        # on the observed rows, cluster-constant columns span at most (clusters - 1)
+        # dimensions besides the intercept: the estimate stays a bound on the design's rank
+        n_clusters = np.unique(codes[observed]).size
+        between = min(between, max(n_clusters - 1, 0))
         if level2:
-            n_obs = np.unique(codes[observed]).size
+            n_obs = n_clusters
     p = within + between
     # (no observed value, or a single one, has its own error below)
-    if n_obs <= p and df[name].nunique() > 1:
-        raise SpecificationError(
+    if n_obs <= p and df[name].nunique() > 1:  # DataError, as the design's own check
+        raise DataError(
             f"the default model for {name!r} would have about {p} fixed effects "
             f"({len(columns) - 1} predictor columns"
             + (" and their cluster means" if cluster is not None else "")
