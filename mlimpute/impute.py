@@ -197,14 +197,22 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
     missing = df.isna().sum()
     cells = params = design = 0
     used = set()
+    widths: dict[str, int] = {}  # design columns of each predictor, computed once
+
+    def width_of(c: str) -> int:
+        if c not in widths:
+            dtype = df[c].dtype
+            cats = None
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                cats = categories(df[c]) if column_kind(df[c]) in ("nominal", "ordinal") else None
+            widths[c] = max(len(cats) - 1, 1) if cats else 1
+        return widths[c]
+
     for v in spec.variables:
         f = v.formula
         used |= f.variables
         cells += int(missing[v.name])
-        width = 1
-        for p in f.predictors:
-            cats = categories(df[p]) if column_kind(df[p]) in ("nominal", "ordinal") else None
-            width += max(len(cats) - 1, 1) if cats else 1
+        width = 1 + sum(width_of(p) for p in f.predictors if p in df.columns)
         q = sum(len(b.terms.split("+")) for b in f.random)
         k = width + q * (q + 1) // 2 + 1
         cats = categories(df[v.name])
