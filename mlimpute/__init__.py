@@ -14,6 +14,7 @@ from . import accessor as _accessor  # noqa: E402,F401  (registers df.mi)
 from . import datasets, diagnostics, io, specfile  # noqa: E402  # noqa: E402
 from .analysis import from_completed  # noqa: E402
 from .errors import (  # noqa: E402
+    CompatibilityWarning,
     ConvergenceWarning,
     DataError,
     DataTypeError,
@@ -57,4 +58,5 @@ __all__ = [
     "UnsupportedError",
     "MlimputeWarning",
     "ConvergenceWarning",
+    "CompatibilityWarning",
 ]

@@ -18,8 +18,10 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from . import _glmm, _mixedlm
+from .design import check_finite
 from .errors import DataError, DataTypeError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
+from .formula_grammar import EVALUATION_CONTEXT, validate_rhs
 
 Kind = Literal["lmm", "glmm", "ols", "glm"]
 
@@ -80,6 +82,12 @@ def _changed_rows(frame: pd.DataFrame, columns: dict) -> np.ndarray | None:
     return changed
 
 
+def _matrix(spec, frame: pd.DataFrame) -> np.ndarray:
+    """``spec`` materialised on ``frame``, in the formula namespace (nothing else reachable)."""
+    with np.errstate(all="ignore"):
+        return np.asarray(spec.get_model_matrix(frame, context=EVALUATION_CONTEXT), dtype=float)
+
+
 class _Model:
     """How one formula turns a completed data set into a design and a fit.
 
@@ -107,6 +115,8 @@ class _Model:
         engine: str = "statsmodels",
         nagq: int | None = None,
     ):
+        for rhs in (parsed.fixed, *(b.terms for b in parsed.random)):
+            validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand
         self.parsed = parsed
         self.kind = kind
         self.family = family  # statsmodels family (glm) or (family, link) names (glmm)
@@ -183,6 +193,11 @@ class _Model:
             raise FormulaError(
                 f"could not materialise {self.parsed.text!r} on completed data set {i}: {exc}"
             ) from exc
+        check_finite(X, list(self.fixed_names), [self._x_spec], self.parsed.text,
+                     f"on completed data set {i}")
+        if Z is not None:
+            check_finite(Z, list(self.random_names), self._z_specs, self.parsed.text,
+                         f"on completed data set {i}")
         if self.keep is not None:
             X = X[:, self.keep]
         return Design(y, X, Z, groups, clusters)
@@ -192,7 +207,9 @@ class _Model:
         return self.kind in ("lmm", "glmm")
 
     def _first_design(self, frame: pd.DataFrame, i: int):
-        mm = model_matrix(self.parsed.fixed, frame, na_action="raise")
+        with np.errstate(all="ignore"):  # NaN/inf from transforms: check_finite names them
+            mm = model_matrix(self.parsed.fixed, frame, na_action="ignore",
+                              context=EVALUATION_CONTEXT)
         self._x_spec = mm.model_spec
         self.fixed_names = tuple(str(c) for c in mm.columns)
         X = np.asarray(mm, dtype=float)
@@ -226,7 +243,7 @@ class _Model:
         if changed is not None and not changed.any():
             return anchor.X, anchor.Z, anchor.groups, anchor.clusters
         if changed is None or changed.mean() > 0.5:
-            X = np.asarray(self._x_spec.get_model_matrix(frame), dtype=float)
+            X = _matrix(self._x_spec, frame)
             Z = groups = clusters = None
             if self._multilevel:
                 Z = self._random_design(frame, False)
@@ -237,7 +254,7 @@ class _Model:
         rows = np.flatnonzero(changed)
         part = frame.iloc[rows]
         X = anchor.X.copy()
-        X[rows] = np.asarray(self._x_spec.get_model_matrix(part), dtype=float)
+        X[rows] = _matrix(self._x_spec, part)
         Z = None
         if self._multilevel:
             Z = anchor.Z.copy()
@@ -269,7 +286,9 @@ class _Model:
         if first:
             specs, names, blocks = [], [], []
             for block in self.parsed.random:
-                mm = model_matrix(block.terms, frame, na_action="raise")
+                with np.errstate(all="ignore"):
+                    mm = model_matrix(block.terms, frame, na_action="ignore",
+                                      context=EVALUATION_CONTEXT)
                 specs.append(mm.model_spec)
                 names += [str(c) for c in mm.columns]
                 blocks.append((mm.shape[1], block.correlated))
@@ -281,7 +300,7 @@ class _Model:
             self._z_specs, self.random_names = specs, tuple(names)
             simple = len(blocks) == 1 and blocks[0][1]
             self.blocks = None if simple else blocks
-        mats = [np.asarray(s.get_model_matrix(frame), dtype=float) for s in self._z_specs]
+        mats = [_matrix(s, frame) for s in self._z_specs]
         return np.hstack(mats)
 
     def _check_rank(self, X: np.ndarray, i: int) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataTypeError
+from .errors import DataError, DataTypeError, MlimputeError
 from .formula import ParsedFormula, RandomBlock, parse_formula
+from .formula_grammar import validate_rhs
 from .spec import ImputationSpec, VariableSpec
 from .specfile import formula_text
 
@@ -99,26 +100,52 @@ def _formula_fields(formula: ParsedFormula) -> dict[str, Any]:
     return _plain(out)
 
 
-def _formula_from(v: dict[str, Any]) -> ParsedFormula:
-    """Re-parse the user's text (validates it), then restore the fields exactly as used."""
+def _formula_from(v: dict[str, Any], source: str) -> ParsedFormula:
+    """Re-parse the user's text (validates it), then restore the fields exactly as used.
+
+    Every stored formula string (the user's text, the formula as used, the stored fixed
+    part and random terms) is checked against the formula grammar first; one outside it
+    (an edited file) is refused with a :class:`DataError`, never evaluated.
+    """
+    name = v.get("name")
     parsed = dict(v.get("parsed") or {})
-    if not parsed:  # only the formula as used: parse it, keep the user's text
-        f = parse_formula(v["formula"], v["name"])
-        return replace(f, text=v["text"]) if v.get("text") else f
-    f = parse_formula(v.get("text") or v["formula"], v["name"])
-    if "random" in parsed:
-        parsed["random"] = tuple(RandomBlock(**b) for b in parsed["random"])
-    known = {g.name for g in fields(ParsedFormula)}
-    return replace(f, **{k: _freeze(x) for k, x in parsed.items() if k in known})
+    texts = [v.get("formula"), v.get("text"), parsed.get("text")]
+    shown = next((t for t in texts if t is not None), None)
+    try:
+        for t in texts:
+            if t is not None:
+                shown = t
+                parse_formula(t)
+        if "fixed" in parsed:
+            shown = parsed["fixed"]
+            validate_rhs(shown)
+        for b in parsed.get("random") or ():
+            shown = b["terms"] if isinstance(b, dict) else b
+            validate_rhs(shown)
+        if not parsed:  # only the formula as used: parse it, keep the user's text
+            f = parse_formula(v["formula"], name)
+            return replace(f, text=v["text"]) if v.get("text") else f
+        f = parse_formula(v.get("text") or v["formula"], name)
+        if "random" in parsed:
+            parsed["random"] = tuple(RandomBlock(**b) for b in parsed["random"])
+        known = {g.name for g in fields(ParsedFormula)}
+        return replace(f, **{k: _freeze(x) for k, x in parsed.items() if k in known})
+    except (MlimputeError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{source}: the stored formula of {name!r} ({shown!r}) is refused, it is not a "
+            f"valid formula (was the file edited?): {exc}"
+        ) from None
 
 
-def spec_from_dict(d: dict[str, Any]) -> ImputationSpec:
+def spec_from_dict(d: dict[str, Any], source: str = "the stored specification") -> ImputationSpec:
     """Rebuild an :class:`~mlimpute.spec.ImputationSpec` from :func:`spec_to_dict` output.
 
     Formulas are re-parsed from the user's text with :func:`mlimpute.parse_formula` (which
     validates them), then given the parsed fields stored with them, so the formula is
     exactly the one used (e.g. without the random part a single-level method dropped).
-    Keys this version does not know are ignored.
+    Keys this version does not know are ignored. A stored formula outside the formula
+    grammar is refused with a :class:`~mlimpute.errors.DataError` naming ``source`` (the
+    file) and the formula; nothing of it is evaluated.
     """
     known_v = {g.name for g in fields(VariableSpec)}
     variables = []
@@ -126,7 +153,9 @@ def spec_from_dict(d: dict[str, Any]) -> ImputationSpec:
         extra = {
             k: _freeze(x) for k, x in v.items() if k in known_v and k not in ("name", "formula")
         }
-        variables.append(VariableSpec(name=v["name"], formula=_formula_from(v), **extra))
+        variables.append(
+            VariableSpec(name=v["name"], formula=_formula_from(v, source), **extra)
+        )
     known = {g.name for g in fields(ImputationSpec)}
     kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k != "variables"}
     return ImputationSpec(variables=tuple(variables), **kwargs)

@@ -297,6 +297,107 @@ def ess_tail_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     return np.where(bad, np.nan, out)
 
 
+# --------------------------------------------------------------------------------------------
+# numpy layer: autocorrelation allowance of the convergence check
+# --------------------------------------------------------------------------------------------
+
+PHI_MAX = 0.6
+"""Largest lag-1 autocorrelation the convergence check allows for (integrated time 4)."""
+
+_PHI_GRID = np.linspace(-0.5, PHI_MAX, 1101)
+
+
+def _ar1_chain_mean_factor(phi: np.ndarray, n: int) -> np.ndarray:
+    """``n Var(chain mean) / sigma^2`` of a stationary AR(1) chain of ``n`` draws."""
+    lags = np.arange(1, n)
+    phi = np.asarray(phi, dtype=np.float64)
+    return 1.0 + 2.0 * np.sum((1.0 - lags / n) * phi[..., None] ** lags, axis=-1)
+
+
+def ar1_inflation(phi: ArrayLike, n: int) -> np.ndarray:
+    """``E[B] / E[W]`` of split R-hat for stationary AR(1) chains of ``n`` draws (1 if iid).
+
+    ``B = n Var(chain means)`` has expectation ``sigma^2 c_n`` and the within-chain
+    variance ``W`` has ``sigma^2 (n - c_n) / (n - 1)``, ``c_n = 1 + 2 sum_t (1 - t/n) phi^t``.
+    """
+    c = _ar1_chain_mean_factor(np.asarray(phi, dtype=np.float64), n)
+    return c * (n - 1) / (n - c)
+
+
+def _ar1_difference_ratio(phi: np.ndarray, n: int) -> np.ndarray:
+    """``E[mean squared successive difference] / (2 E[W])`` for AR(1) chains of ``n`` draws."""
+    return (1.0 - phi) * (n - 1) / (n - _ar1_chain_mean_factor(phi, n))
+
+
+def _phi_from_ratio(ratio: np.ndarray, n: int) -> np.ndarray:
+    """Invert :func:`_ar1_difference_ratio` (decreasing in phi) on a grid, clipped to it."""
+    table = _ar1_difference_ratio(_PHI_GRID, n)
+    return np.interp(-ratio, -table, _PHI_GRID)
+
+
+def _log_inflation(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log of the AR(1) inflation of split chains (..., M, N) and its jackknife variance.
+
+    The lag-1 autocorrelation is estimated within chains only (each centred at its own
+    mean), from the ratio of the mean squared successive difference to twice the
+    within-chain variance (von Neumann), matched to its AR(1) expectation, so differences
+    between chains -- what R-hat detects -- do not raise it. The variance is the
+    leave-one-chain-out jackknife variance.
+    """
+    n_chains, n_draws = z.shape[-2:]
+    diff = (np.diff(z, axis=-1) ** 2).sum(axis=-1)
+    ss = z.var(axis=-1, ddof=1) * (n_draws - 1)
+    d_sum, s_sum = diff.sum(axis=-1), ss.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = d_sum / (2.0 * s_sum)
+        ratio_j = (d_sum[..., None] - diff) / (2.0 * (s_sum[..., None] - ss))
+    log_k = np.log(ar1_inflation(_phi_from_ratio(ratio, n_draws), n_draws))
+    if n_chains < 2:
+        return log_k, np.full(log_k.shape, np.inf)
+    log_kj = np.log(ar1_inflation(_phi_from_ratio(ratio_j, n_draws), n_draws))
+    var = (n_chains - 1) / n_chains * ((log_kj - log_kj.mean(axis=-1, keepdims=True)) ** 2).sum(
+        axis=-1)
+    return log_k, var
+
+
+def inflation_array(
+    x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Autocorrelation inflation of R-hat's between/within ratio, and its uncertainty.
+
+    For the rank-normalised split chains (bulk) and their folded counterparts, the lag-1
+    autocorrelation ``phi`` within chains is estimated and turned into the factor by which
+    autocorrelated but converged chains inflate ``B / W`` (:func:`ar1_inflation`); the
+    larger of the bulk and folded factors is returned with the jackknife (over chains)
+    variance of its log. ``phi`` is limited to [-0.5, :data:`PHI_MAX`]: slower mixing is
+    not allowed for, so such traces are flagged.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Inflation (>= 0; 1 for independent draws) and the variance of its log, per batch
+        element; NaN for constant or non-finite traces.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlimpute.diagnostics import inflation_array
+    >>> kappa, var = inflation_array(np.random.default_rng(1).normal(size=(20, 100)))
+    >>> bool(0.8 < kappa < 1.25), bool(var < 0.05)
+    (True, True)
+    """
+    draws = _prepare(x, chain_axis, draw_axis)
+    bad = _bad_mask(draws)
+    split = _split_chains(_clean(draws, bad))
+    lb, vb = _log_inflation(_rank_normalize(split))
+    lf, vf = _log_inflation(_rank_normalize(_fold(split)))
+    with np.errstate(invalid="ignore"):
+        use_bulk = ~(lf > lb)
+    log_k = np.where(use_bulk, lb, lf)
+    var = np.where(use_bulk, vb, vf)
+    return np.where(bad, np.nan, np.exp(log_k)), np.where(bad, np.nan, var)
+
+
 def _converged_kernel(x: np.ndarray, threshold: float) -> np.ndarray:
     """R-hat below threshold, or a constant finite trace; over the last two axes."""
     draws = _prepare(x, -2, -1)

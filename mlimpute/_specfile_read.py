@@ -222,6 +222,10 @@ def loads_spec(
             tests=c.strings(analysis, "tests", "analysis.tests") or (),
             family=c.string(analysis, "family", "analysis.family"),
         )
+        try:
+            parse_formula(spec_analysis.formula)
+        except MlimputeError as exc:
+            raise FormulaError(f"{source}: analysis.formula: {exc}") from None
     return StudySpec(
         formulas=formulas,
         methods=methods,

@@ -50,6 +50,7 @@ References
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -57,6 +58,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from formulaic import Formula
+from formulaic.errors import FormulaicError
 
 from . import _glmm
 from ._analysis_fits import _fit_all, _Likelihood
@@ -68,14 +71,18 @@ from ._analysis_model import (
 )
 from ._apply import _check_source, apply
 from ._completed import CompletedImputations, from_completed
+from .codec import categories, decode
+from .defaults import PMM_MODELS
 from .errors import (
+    CompatibilityWarning,
     FormulaError,
     MlimputeWarning,
     PoolingError,
     SpecificationError,
     UnsupportedError,
+    warn,
 )
-from .formula import ParsedFormula, parse_formula
+from .formula import ParsedFormula, _required, parse_formula
 from .pooling import pool
 from .results import PooledResult
 
@@ -204,7 +211,10 @@ def fit(
     Raises
     ------
     PoolingError
-        If ``m < 2``, or a fit fails on some completed data set (named in the message).
+        If ``m < 2``, or a fit fails on some completed data set (named in the message), or
+        a ``C(x)`` term meets imputed values of a numeric ``x`` that are not among its
+        observed values (codes imputed by a continuous model: each such value would be a
+        category of its own); the message names ``x`` and its imputation model.
     FormulaError, SpecificationError, DataError, DataTypeError
         For a formula without response, an unknown column, missing values in an analysed
         column, collinear fixed effects, or a GLMM response that is not 0/1 (binomial) or
@@ -212,6 +222,20 @@ def fit(
     UnsupportedError
         For a random part with a family or link other than binomial (logit, probit) and
         Poisson (log).
+
+    Warns
+    -----
+    CompatibilityWarning
+        Once per call, when the analysis has a random slope, an interaction or a
+        non-linear term (``I(x**2)``, ``np.log(x)``, ``poly(x, 2)``) involving an
+        incomplete variable that the imputation models did not include in the form the
+        analysis needs: the model of an incomplete response must have the same term (the
+        same random slope on the same cluster); for an interaction ``x:z`` of an incomplete
+        predictor ``x``, the model of ``x`` must have ``y:z``. A random slope or a
+        non-linear function of an incomplete predictor is always reported: chained
+        equations can only approximate them. Random-slope variances and interaction
+        effects are then biased toward zero. ``C(x)`` counts as ``x``; complete variables
+        and imputations made elsewhere (:func:`from_completed`) are not checked.
 
     Notes
     -----
@@ -296,6 +320,13 @@ def fit(
         kind: Kind = "lmm" if family is None else "glmm"
     else:
         kind = "glm" if family is not None else "ols"
+    _check_categorical_codes(imp, parsed)
+    try:
+        notes = _incompatible_terms(imp, parsed)
+    except (FormulaicError, FormulaError):  # a diagnostic: never stops the analysis
+        notes = []
+    if notes:
+        warn(_compatibility_message(parsed, notes), CompatibilityWarning)
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
 
     executor = {"n_jobs": n_jobs, "client": client}
@@ -331,3 +362,171 @@ def fit(
     if result.notes:
         warnings.warn("; ".join(result.notes) + f" (m = {m}).", MlimputeWarning, stacklevel=3)
     return result
+
+
+# --------------------------------------------------------------------------------------
+# does the imputation support the analysis?
+
+_CATEGORICAL = re.compile(r"\bC\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)")
+
+
+def _imputed_frame(imp: Any) -> tuple[Any, pd.DataFrame] | None:
+    """``(spec, observed data)`` of imputations made by mlimpute; None for others."""
+    spec, data = getattr(imp, "spec", None), getattr(imp, "data", None)
+    if spec is None or not isinstance(data, pd.DataFrame) or not hasattr(imp, "dataset"):
+        return None
+    return spec, data
+
+
+def _check_categorical_codes(imp: Any, parsed: ParsedFormula) -> None:
+    """Refuse ``C(x)`` of a numeric ``x`` whose imputed values are not observed values.
+
+    Imputed by a continuous model, codes such as 1-4 come back as 2.37, 3.81...: each is a
+    category of its own in ``C(x)``, which gives a singular or meaningless design.
+    """
+    found = _imputed_frame(imp)
+    if found is None:
+        return
+    spec, data = found
+    text = " + ".join([parsed.fixed, *(b.terms for b in parsed.random)])
+    methods = spec.methods
+    for name in dict.fromkeys(m.group(1).strip("`") for m in _CATEGORICAL.finditer(text)):
+        if name not in methods or name not in data.columns or name not in imp.dataset:
+            continue
+        column = data[name]
+        if categories(column) is not None:  # a categorical column: imputed categories
+            continue
+        observed = pd.unique(column.dropna().to_numpy(dtype=float))
+        raw = np.asarray(imp.dataset[name].values, dtype=float)
+        values = np.asarray(decode(raw.ravel(), column.iloc[:0]), dtype=float)
+        new = ~np.isin(values, observed)
+        if not new.any():
+            continue
+        per_set = [np.unique(np.concatenate([observed, v])).size
+                   for v in values.reshape(raw.shape)]
+        method = methods[name]
+        pmm = PMM_MODELS.get(method, "2l.pmm")
+        shown = ", ".join(f"{v:g}" for v in np.sort(observed)[:10])
+        raise PoolingError(
+            f"C({name}) in {parsed.text!r} treats {name!r} as categorical, but "
+            f"{int(new.sum())} of its {new.size} imputed values (over the m = {raw.shape[0]} "
+            f"imputations) are not among its {observed.size} observed values ({shown}"
+            f"{', ...' if observed.size > 10 else ''}): completed data set 1 has "
+            f"{per_set[0]} distinct values of {name!r}, each a category of its own, which "
+            f"makes the design singular or meaningless. {name!r} was imputed as a "
+            f"continuous variable (method {method!r}); impute it with a model that returns "
+            f"observed values only (method={{{name!r}: {pmm!r}}}) or convert it to a "
+            "pandas Categorical before imputing."
+        )
+
+
+def _terms(rhs: str) -> list[tuple[tuple[str, bool], ...]]:
+    """Terms of a formulaic right-hand side (intercept left out): per factor its
+    expression and whether it is a column looked up as it is."""
+    out = []
+    for term in Formula(rhs):
+        factors = tuple((str(f.expr), f.eval_method.value == "lookup") for f in term.factors
+                        if str(f.expr) not in ("1", "0"))
+        if factors:
+            out.append(factors)
+    return out
+
+
+def _factor_vars(expr: str, lookup: bool, text: str) -> tuple[frozenset[str], bool]:
+    """Data columns a factor uses and whether it uses them linearly (a column, ``C(x)``)."""
+    if expr.startswith(("cmean(", "ranef(")):
+        return frozenset(), True  # cluster means and random effects are not checked here
+    if lookup:
+        return frozenset({expr}), True
+    plain = bool(re.fullmatch(r"C\(\s*`?[^,()`]+`?\s*\)", expr))
+    return frozenset(n.strip("`") for n in _required(expr, text)), plain
+
+
+def _term_set(terms: list[tuple[tuple[str, bool], ...]]) -> set[frozenset[str]]:
+    return {frozenset(e for e, _ in t) for t in terms}
+
+
+def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
+    """Random slopes, interactions and non-linear terms of incomplete variables in the
+    analysis that the imputation models do not contain in the form the analysis needs.
+
+    For the incomplete response ``y``: its imputation model must have the same term (the
+    same random slope on the same cluster). For an incomplete predictor ``x`` in an
+    interaction ``x:z``: the model of ``x`` must have ``y:z``. A random slope or a
+    non-linear function of an incomplete predictor has no counterpart in chained
+    equations: the conditional model of ``x`` given a ``y`` with a random slope on ``x``
+    is not a linear mixed model (a random slope of ``y`` in the model of ``x`` only
+    approximates it and leaves most of the bias), so it is always reported. ``C(x)``
+    counts as ``x``.
+    """
+    found = _imputed_frame(imp)
+    y = parsed.response
+    if found is None or y is None:
+        return []
+    spec, data = found
+    models = {v.name: v.formula for v in spec.variables
+              if v.name in data.columns and data[v.name].isna().any()}
+    if not models:
+        return []
+    text = parsed.text
+
+    def fixed(name: str) -> set[frozenset[str]]:
+        return _term_set(_terms(models[name].fixed))
+
+    def slopes(name: str, group: str | None) -> set[frozenset[str]]:
+        f = models[name]
+        if f.group is None or f.group != group:
+            return set()
+        return _term_set([t for b in f.random for t in _terms(b.terms)])
+
+    notes: list[str] = []
+    where = [("fixed", t) for t in _terms(parsed.fixed)]
+    where += [("random", t) for b in parsed.random for t in _terms(b.terms)]
+    g = parsed.group
+    for part, factors in where:
+        term = tuple(e for e, _ in factors)
+        info = [_factor_vars(e, lookup, text) for e, lookup in factors]
+        nonlinear = not all(plain for _, plain in info)
+        if part == "fixed" and len(term) < 2 and not nonlinear:
+            continue  # a main effect: every imputation model has it
+        label = ":".join(term)
+        what = (f"the random slope of {label} on {g}" if part == "random"
+                else f"the interaction {label}" if len(term) > 1 and not nonlinear
+                else f"the non-linear term {label}")
+        bias = ("estimates of its variance are biased toward zero" if part == "random"
+                else "its estimate is biased toward zero" if not nonlinear
+                else "its estimate is biased toward a linear relation")
+        reasons = []
+        if y in models:
+            have = slopes(y, g) if part == "random" else fixed(y)
+            if frozenset(term) not in have:
+                reasons.append(f"the imputation model of {y} does not include it")
+        for expr, (names, plain) in zip(term, info, strict=True):
+            for x in sorted(names & set(models) - {y}):
+                if not plain:
+                    reasons.append(f"{x} is incomplete and imputed on its own scale, while "
+                                   f"the analysis uses {expr}")
+                    continue
+                if part == "random":  # x given y: not a model chained equations have
+                    reasons.append(
+                        f"{x} is incomplete, and its imputation model would need the random "
+                        f"slope of {y} on {x}, which chained equations cannot represent (a "
+                        f"random slope of {y} on {g} in the model of {x} only approximates it)")
+                    continue
+                need = frozenset(set(term) - {expr} | {y})
+                if need not in fixed(x):
+                    reasons.append(f"{x} is incomplete and its imputation model lacks the "
+                                   "term " + ":".join(sorted(need)))
+        if reasons:
+            notes.append(f"{what}: {'; '.join(dict.fromkeys(reasons))}; {bias}")
+    return notes
+
+
+def _compatibility_message(parsed: ParsedFormula, notes: list[str]) -> str:
+    return (
+        f"the analysis {parsed.text!r} has terms that the imputation did not model: "
+        + " | ".join(notes)
+        + ". Impute with a model that includes them (for an incomplete response, a formula "
+        "with the same terms) before analysing them; for an incomplete predictor, chained "
+        "equations can only approximate them."
+    )

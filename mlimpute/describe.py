@@ -2,8 +2,10 @@
 
 One row per column: how much is missing, location and spread or category counts, the
 intraclass correlation of level-1 numeric variables, whether a variable lives at level 1
-(varies within clusters) or level 2 (constant within every cluster), and the name of the
-conditional model the defaults would use to impute it (WinMICE's *descriptives* sheet).
+(varies within clusters) or level 2 (constant within every cluster), its role (cluster,
+identifier, variable, excluded) and the name of the conditional model the defaults would
+use to impute it (WinMICE's *descriptives* sheet). Roles and models come from
+:func:`mlimpute.defaults.classify_columns`, the classification ``impute`` uses.
 
 The intraclass correlation is the one-way ANOVA estimator for unbalanced clusters
 (Snijders & Bosker 2012, §3.3.1; Donner 1986):
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind
-from mlimpute.defaults import DEFAULT_MODELS, is_level2
+from mlimpute.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
 from mlimpute.errors import DataTypeError, SpecificationError
 
 __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
@@ -42,7 +44,7 @@ __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
 Kind = Literal["numeric", "binary", "ordinal", "nominal", "other"]
 
 _COLUMNS = ["kind", "n", "n_missing", "pct_missing", "mean", "sd", "levels", "icc", "level",
-            "model"]
+            "role", "model", "note"]
 _MAX_LEVELS = 6  # category counts shown before "... (+k more)"
 
 
@@ -170,13 +172,22 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
           0/1 scale for binary columns); NaN otherwise;
         - ``level``: ``2`` when the observed values are constant within every cluster (and
           some cluster has at least two of them), ``1`` otherwise; ``"cluster"`` for the
-          cluster column; always ``1`` without ``cluster``;
+          cluster column; always ``1`` without ``cluster``; missing for identifiers and
+          excluded columns;
+        - ``role``: ``cluster``, ``identifier`` (complete, and unique in every row or
+          numbering the rows of each cluster 1..n_j: left out of the models),
+          ``excluded`` (a dtype that cannot be modelled), ``level-1`` or ``level-2``
+          (:func:`mlimpute.defaults.classify_columns`, the rules ``impute`` follows);
         - ``model``: the conditional model the defaults would use (:data:`DEFAULT_MODELS`):
           with a cluster, ``2l.norm`` (numeric level 1), ``2l.bin`` (0/1, bool or two
           categories), ``2l.ordinal`` (ordered categorical), ``2l.nominal`` (unordered
           categorical), ``2lonly.norm``/``2lonly.bin``/... for level-2 variables; without
           one, the single-level models ``norm``, ``bin``, ``ordinal``, ``nominal``.
-          Missing for the cluster column and for unsupported dtypes (dates...).
+          Integer codes (whole numbers with at most 10 distinct values, e.g. 1-4) get
+          predictive mean matching, ``2l.pmm``/``2lonly.pmm``/``pmm``, which imputes
+          observed values only. Missing for the cluster, identifiers and excluded columns;
+        - ``note``: why an identifier or excluded column is left out, or that a column
+          holds integer codes; missing otherwise.
 
     Raises
     ------
@@ -197,14 +208,14 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     >>> from mlimpute.describe import describe
     >>> df = classroom(2, rng=1).incomplete
     >>> d = describe(df, cluster="class")
-    >>> d[["pct_missing", "icc", "level", "model"]].round(2)  # doctest: +NORMALIZE_WHITESPACE
-              pct_missing   icc    level        model
+    >>> d[["pct_missing", "icc", "role", "model"]].round(2)  # doctest: +NORMALIZE_WHITESPACE
+              pct_missing   icc     role        model
     variable
     class            0.00   NaN  cluster          NaN
-    skill            0.00   NaN        2  2lonly.norm
-    gender           0.00  0.01        1       2l.bin
-    relation        43.33  0.22        1      2l.norm
-    grade           42.67  0.31        1      2l.norm
+    skill            0.00   NaN  level-2  2lonly.norm
+    gender           0.00  0.01  level-1       2l.bin
+    relation        43.33  0.22  level-1      2l.norm
+    grade           42.67  0.31  level-1      2l.norm
     """
     if not isinstance(df, pd.DataFrame):
         raise DataTypeError(f"describe needs a pandas DataFrame, got {type(df).__name__}")
@@ -220,11 +231,15 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
         cluster_pos = int(matches[0])
         codes, _ = pd.factorize(df.iloc[:, cluster_pos], use_na_sentinel=True)
 
+    # describe tolerates rows without a cluster id (impute refuses them): the roles are
+    # computed on the other rows, as the levels always were
+    roles = classify_columns(df.set_axis(range(df.shape[1]), axis=1),
+                             None if cluster is None else cluster_pos)
     n_rows = len(df)
     rows = []
     for pos in range(df.shape[1]):
         s = df.iloc[:, pos]
-        rows.append(_describe_column(s, n_rows, codes, is_cluster=pos == cluster_pos))
+        rows.append(_describe_column(s, n_rows, codes, roles[pos]))
     out = pd.DataFrame(rows, columns=_COLUMNS, index=pd.Index(df.columns, name="variable"))
     return out.astype({"n": np.int64, "n_missing": np.int64, "pct_missing": np.float64,
                        "mean": np.float64, "sd": np.float64, "icc": np.float64})
@@ -239,7 +254,7 @@ def _hashable(x: object) -> bool:
 
 
 def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
-                     *, is_cluster: bool) -> list:
+                     role: ColumnRole) -> list:
     n_missing = int(s.isna().sum())
     n_obs = n_rows - n_missing
     pct = 100.0 * n_missing / n_rows if n_rows else float("nan")
@@ -248,10 +263,10 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
         s.dtype, pd.CategoricalDtype)
     values = s.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else None
 
-    if is_cluster:
+    if role.role == "cluster":
         assert codes is not None
         return [kind, n_obs, n_missing, pct, np.nan, np.nan, _cluster_summary(codes),
-                np.nan, "cluster", None]
+                np.nan, "cluster", "cluster", None, None]
 
     mean = sd = icc = np.nan
     if values is not None and n_obs:
@@ -259,14 +274,11 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
         mean = float(observed.mean())
         sd = float(observed.std(ddof=1)) if observed.size > 1 else np.nan
     levels = _level_counts(s) if kind in ("binary", "ordinal", "nominal") else None
-
-    if codes is None:
-        level, model_level = 1, 0
-    else:
-        known = codes >= 0  # rows without a cluster id say nothing about the level
-        level = 2 if is_level2(codes[known], s[known]) else 1
-        model_level = level
-        if level == 1 and values is not None:
-            icc = icc_anova(values, codes)
-    model = DEFAULT_MODELS.get((kind, model_level))
-    return [kind, n_obs, n_missing, pct, mean, sd, levels, icc, level, model]
+    note = role.reason
+    if role.codes:
+        note = (f"integer codes ({s.nunique()} values): predictive mean matching imputes "
+                "observed values only")
+    if codes is not None and role.level == 1 and values is not None:
+        icc = icc_anova(values, codes)
+    return [kind, n_obs, n_missing, pct, mean, sd, levels, icc, role.level, role.role,
+            role.model, note]

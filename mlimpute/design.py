@@ -29,9 +29,10 @@ from ._longsum import balanced_sum
 from .codec import decode
 from .errors import DataError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
+from .formula_grammar import EVALUATION_CONTEXT, validate_rhs
 from .models._linalg import Segments
 
-__all__ = ["Layout", "Block", "ModelData", "build_model_data", "Values"]
+__all__ = ["Layout", "Block", "ModelData", "build_model_data", "Values", "check_finite"]
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,12 @@ class Block:
                 col = cmean_column(var)
                 if col in frame:
                     frame[col] = values.factor(col, static)
-            mm = np.asarray(self.spec.get_model_matrix(frame), dtype=np.float64)
+            with np.errstate(all="ignore"):
+                mm = np.asarray(self.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT),
+                                dtype=np.float64)
+            if not np.isfinite(mm[:, self.slow]).all():
+                check_finite(mm, self.names, [self.spec], "this model's formula",
+                             "with the current imputed values")
             self.obs[:, self.slow] = mm[obs_idx][:, self.slow]
             self.mis[:, self.slow] = mm[mis_idx][:, self.slow]
 
@@ -272,11 +278,18 @@ class ModelData:
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
     if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
         return ["Intercept"], np.ones((len(frame), 1)), [], [], None
+    validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand or read from a file
     try:
-        mm = model_matrix(balanced_sum(rhs), frame, na_action="raise")
+        # the used columns are complete here: a NaN can only come from a transform, which
+        # check_finite names (formulaic's na_action="raise" would not name the column)
+        with np.errstate(all="ignore"):
+            mm = model_matrix(balanced_sum(rhs), frame, na_action="ignore",
+                              context=EVALUATION_CONTEXT)
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec
+    check_finite(np.asarray(mm, dtype=np.float64), list(mm.columns), [spec], parsed.text,
+                 "on the data (imputed cells at their starting values)")
     fast, slow = [], []
     for term, _scoped, columns in spec.structure:
         idx = [spec.column_indices[c] for c in columns]
@@ -295,6 +308,61 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
             slow.extend(idx)
     X = np.asarray(mm, dtype=np.float64)
     return list(mm.columns), X, fast, slow, spec
+
+
+def check_finite(X: np.ndarray, names: list[str], specs: list, formula: str, where: str) -> None:
+    """Raise :class:`DataError` if a design column has NaN or ±inf values.
+
+    Names the term (e.g. ``log(x)`` of values ≤ 0, ``I(x/z)`` with ``z == 0``) and the
+    data columns it is computed from.
+
+    Parameters
+    ----------
+    X : ndarray
+        The design, one column per name.
+    names : list of str
+        Column names of ``X``.
+    specs : list of formulaic ModelSpec
+        The specs the columns come from (to find each column's term and variables).
+    formula : str
+        The formula, for the message.
+    where : str
+        Which data, for the message.
+
+    Examples
+    --------
+    >>> check_finite(np.ones((2, 1)), ["Intercept"], [], "y ~ 1", "on the data")
+    """
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    details = []
+    for j in np.flatnonzero(bad.any(axis=0)):
+        term, columns = _term_of(names[j], specs)
+        vals = X[bad[:, j], j]
+        kinds = [k for k, hit in (("NaN", np.isnan(vals).any()), ("+inf", (vals > 0).any()),
+                                  ("-inf", (vals < 0).any())) if hit]
+        used = f" of the column(s) {columns}" if columns else ""
+        details.append(f"{term!r}{used} is {'/'.join(kinds)} on {int(bad[:, j].sum())} "
+                       "row(s)")
+    raise DataError(
+        f"{formula!r} {where}: " + "; ".join(dict.fromkeys(details)) + " (e.g. log() of "
+        "values ≤ 0, sqrt() of negative values, a division by zero); transform the data "
+        "first or change the term"
+    )
+
+
+def _term_of(column: str, specs: list) -> tuple[str, list[str]]:
+    """The term producing design column ``column`` and the data columns it uses."""
+    for spec in specs:
+        if spec is None:
+            continue
+        for term, _scoped, columns in spec.structure:
+            if column in columns:
+                used = sorted(str(v) for v in spec.term_variables.get(term, ())
+                              if getattr(v, "source", "data") == "data")
+                return str(term), used
+    return column, []
 
 
 def build_model_data(

@@ -17,8 +17,9 @@ The module is built in layers:
    default) and drop the others.
 3. **result layer** -- :func:`rhat_table` and :func:`convergence_warning` read the traces of
    a :class:`~mlimpute.imputed.MultiplyImputed`; :func:`rhat_threshold` is the R-hat value
-   healthy chains of a given length exceed with a given probability, the default threshold
-   of the warning.
+   converged chains of a given length and autocorrelation exceed with a given probability,
+   and the warning applies it to every trace with that trace's autocorrelation (estimated
+   within chains by :func:`inflation_array`); see :func:`convergence_warning`.
 
 Algorithms follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021):
 
@@ -64,6 +65,8 @@ References
    convergence of MCMC. *Bayesian Analysis* 16(2), 667-718.
 .. [2] Geyer, C. J. (1992). Practical Markov chain Monte Carlo. *Statistical Science* 7(4),
    473-483.
+.. [4] Vats, D. & Knudson, C. (2021). Revisiting the Gelman-Rubin diagnostic.
+   *Statistical Science* 36(4), 518-529.
 .. [3] Blom, G. (1958). *Statistical Estimates and Transformed Beta-Variables*. Wiley.
 """
 
@@ -86,6 +89,7 @@ from mlimpute._mcmc import (
     _converged_kernel,
     ess_bulk_array,
     ess_tail_array,
+    inflation_array,
     rhat_array,
 )
 from mlimpute.errors import DataError, DataTypeError
@@ -100,6 +104,7 @@ __all__ = [
     "ess_tail",
     "converged",
     "rhat_threshold",
+    "inflation_array",
     "rhat_table",
     "convergence_warning",
     "MIN_WARNING_ITERATIONS",

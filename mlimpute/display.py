@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table, rhat_threshold
+from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table
 from mlimpute.imputed import row_dim
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ def _summary(imp: MultiplyImputed) -> dict:
     threshold = None
     if imp.variables and n_iter >= MIN_WARNING_ITERATIONS:
         table = rhat_table(imp, burn=n_iter // 2)
-        threshold = max(1.01, rhat_threshold(traces.sizes["imputation"], n_iter - n_iter // 2,
-                                             n_traces=len(table)))
+        limits = table["limit"].to_numpy()
+        threshold = float(np.nanmin(limits)) if np.isfinite(limits).any() else None
     for v in imp.spec.variables:
         k = int(imp.dataset.sizes[row_dim(v.name)])
         worst = worst_trace = None
@@ -60,7 +60,7 @@ def _summary(imp: MultiplyImputed) -> dict:
             "name": str(v.name), "n": k, "pct": 100.0 * k / n_rows if n_rows else np.nan,
             "method": str(v.method), "formula": str(v.formula), "rhat": worst,
             "trace": worst_trace, "finite": finite,
-            "high": (worst is not None and threshold is not None and worst > threshold)
+            "high": (table is not None and bool((sub["rhat"] > sub["limit"]).any()))
             or not finite,
         })
     overall = [r["rhat"] for r in rows if r["rhat"] is not None]
@@ -80,7 +80,7 @@ def _rhat_note(s: dict) -> str:
     n_iter = s["n_iter"]
     worst = "n/a" if s["max_rhat"] is None else f"{s['max_rhat']:.3f}"
     return (f"{worst} over iterations {n_iter // 2 + 1}-{n_iter} "
-            f"(warning above {s['threshold']:.3f})")
+            f"(warning above a limit per trace, lowest {s['threshold']:.3f})")
 
 
 def imputed_text(imp: MultiplyImputed) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "ChainError",
     "MlimputeWarning",
     "ConvergenceWarning",
+    "CompatibilityWarning",
     "warn",
 ]
 
@@ -72,6 +73,12 @@ class MlimputeWarning(UserWarning):
 
 class ConvergenceWarning(MlimputeWarning):
     """Some chains have not mixed (R-hat above the threshold)."""
+
+
+class CompatibilityWarning(MlimputeWarning):
+    """The analysis has a term (random slope, interaction, non-linear term) of an
+    incomplete variable that the imputation models did not include: its estimate is biased
+    (random-slope variances and interactions typically toward zero)."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

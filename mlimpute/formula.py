@@ -11,6 +11,8 @@ is split into
 * the ``cmean`` variables.
 
 Parsing never sees data; :mod:`mlimpute.design` materialises the parsed formula.
+A formula is data, never code: :mod:`mlimpute.formula_grammar` checks every formula
+against mlimpute's grammar before formulaic sees it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from formulaic.errors import FormulaicError
 
 from ._longsum import balanced_sum
 from .errors import FormulaError, UnsupportedError
+from .formula_grammar import ALLOWED_FUNCTIONS, validate_formula
 
-__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column"]
+__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column",
+           "ALLOWED_FUNCTIONS"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
@@ -235,6 +239,16 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
         ``(1 + x|g)``, ``(0 + x|g)`` and ``(1 + x||g)`` (uncorrelated). ``cmean(x)`` is the
         cluster mean of ``x``, recomputed from the current completed data at every visit;
         ``ranef(x)`` (in a level-2 variable's formula) the current random effects of x's model.
+
+        Formulas are data, never code: before anything else the formula is checked
+        against mlimpute's grammar. Allowed are column names (``x``, dotted ``x.y``,
+        backquoted ```any name```), numbers, ``+ - * / : ** ^``, parentheses, random
+        parts, and calls of ``I``, ``C``, ``log``, ``log2``, ``log10``, ``log1p``,
+        ``exp``, ``sqrt``, ``abs`` (also spelled ``np.log``, ``np.exp``...),
+        ``center``, ``scale``, ``poly``, ``bs``, ``cmean`` and ``ranef``, with their
+        documented arguments (``C(x, contr.sum)``, ``C(x, levels=["b", "a"])``,
+        ``poly(x, 2)``, ``bs(x, df=4)``...). Inside a call, write a dotted column name
+        in backquotes: ``log(`x.y`)``.
     response : str, optional
         The response, when the formula is the value of a ``{response: formula}`` dict.
 
@@ -245,7 +259,9 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     Raises
     ------
     FormulaError
-        On a syntax error; the message names the token and shows the formula.
+        On a syntax error or anything outside the grammar (another function, attribute
+        access, subscripts, strings outside ``C()``...); the message shows the formula
+        with a caret under the offending token.
     UnsupportedError
         When two different grouping factors appear (three-level models).
 
@@ -254,9 +270,14 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     >>> f = parse_formula("~ gender + cmean(relation) + (1 + gender | class)", "grade")
     >>> f.response, f.group, f.random[0].terms, f.cmeans
     ('grade', 'class', '1 + gender', ('relation',))
+    >>> parse_formula("~ x + I(x.__class__)")
+    Traceback (most recent call last):
+    ...
+    mlimpute.errors.FormulaError: 'x.__class__': names beginning with '__' are not allowed ...
     """
     if not isinstance(text, str) or not text.strip():
         raise FormulaError(f"a formula must be a non-empty string, got {text!r}")
+    validate_formula(text)  # before anything else: nothing outside the grammar goes on
     tilde = text.count("~")
     if tilde != 1:
         raise FormulaError(

@@ -157,27 +157,39 @@ class MultiplyImputed:
         names = [k for k, v in self.dataset.data_vars.items() if "iteration" in v.dims]
         return self.dataset[names]
 
-    def rhat(self, *, burn: int = 0) -> xr.Dataset:
+    def _kept(self, burn: int | None) -> xr.Dataset:
+        """Traces after discarding ``burn`` iterations (default: the first half)."""
+        traces = self.traces
+        if burn is None:
+            burn = traces.sizes.get("iteration", 0) // 2
+        return traces.isel(iteration=slice(burn, None))
+
+    def rhat(self, *, burn: int | None = None) -> xr.Dataset:
         """Rank-normalised split R-hat of every trace (Vehtari et al. 2021).
 
-        ``burn`` discards the first iterations. See :func:`mlimpute.diagnostics.rhat`.
+        ``burn`` discards the first iterations; by default the first half, the draws the
+        convergence warning and :func:`mlimpute.diagnostics.rhat_table` look at (``burn=0``:
+        all iterations). See :func:`mlimpute.diagnostics.rhat`.
         """
         from .diagnostics import rhat
 
-        return rhat(self.traces.isel(iteration=slice(burn, None)))
+        return rhat(self._kept(burn))
 
-    def ess(self, *, burn: int = 0, kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
-        """Bulk or tail effective sample size of every trace (Vehtari et al. 2021)."""
+    def ess(self, *, burn: int | None = None,
+            kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
+        """Bulk or tail effective sample size of every trace (Vehtari et al. 2021).
+
+        ``burn`` as for :meth:`rhat` (default: the first half is discarded).
+        """
         from .diagnostics import ess_bulk, ess_tail
 
-        return (ess_bulk if kind == "bulk" else ess_tail)(
-            self.traces.isel(iteration=slice(burn, None)))
+        return (ess_bulk if kind == "bulk" else ess_tail)(self._kept(burn))
 
-    def converged(self, threshold: float = 1.1, *, burn: int = 0) -> bool:
-        """Whether every trace has R-hat below ``threshold``."""
+    def converged(self, threshold: float = 1.1, *, burn: int | None = None) -> bool:
+        """Whether every trace has R-hat below ``threshold`` (``burn`` as for :meth:`rhat`)."""
         from .diagnostics import converged
 
-        flags = converged(self.traces.isel(iteration=slice(burn, None)), threshold=threshold)
+        flags = converged(self._kept(burn), threshold=threshold)
         return bool(all(bool(v.all()) for v in flags.data_vars.values()))
 
     @property

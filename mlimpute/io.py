@@ -172,7 +172,7 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
             f"{str(path)!r} is not a readable mlimpute imputation file "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return _decode(root, data)
+    return _decode(root, data, repr(str(path)))
 
 
 def _check_format(attrs: dict, path) -> None:
@@ -213,8 +213,9 @@ def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
     return root, data
 
 
-def _decode(root: xr.Dataset, data: xr.Dataset) -> MultiplyImputed:
-    spec = spec_from_dict(json.loads(root.attrs["mlimpute_spec"]))
+def _decode(root: xr.Dataset, data: xr.Dataset, source: str = "the stored specification"
+            ) -> MultiplyImputed:
+    spec = spec_from_dict(json.loads(root.attrs["mlimpute_spec"]), source)
     events = json.loads(root.attrs.get("mlimpute_events", "[]"))
     return MultiplyImputed(_decode_dataset(root), _decode_data(data), spec, events)
 

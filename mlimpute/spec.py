@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import defaults as _defaults
 from .codec import categories, column_kind
 from .defaults import analysis_columns, default_formula, default_method, is_level2, varying_clusters
 from .errors import (
@@ -440,6 +441,8 @@ def build_spec(
                     f"random part; its default model is {default!r}"
                 )
             default = "2l.norm.het"
+        elif kind == "numeric" and _defaults.integer_codes(df[name]):  # observed values only
+            default = _defaults.PMM_MODELS.get(default, default)
         meth = method.get(name, default)
         info = get_model(meth)
         if kind not in info.kinds:

@@ -28,6 +28,7 @@ from mlimpute._mixedlm import fit_mixedlm
 from mlimpute.analysis import CompletedImputations, from_completed
 from mlimpute.datasets import classroom
 from mlimpute.errors import (
+    CompatibilityWarning,
     DataError,
     DataTypeError,
     FormulaError,
@@ -581,3 +582,101 @@ def test_result_type_and_attributes(exp1):
     assert res.formula == "grade ~ skill + (1 | class)" and res.response == "grade"
     assert res.summary(alpha=0.1)["ci_low"].gt(res.summary()["ci_low"]).all()
     np.testing.assert_allclose(res.per_imputation.mean(), res.summary()["estimate"])
+
+
+# ------------------------------------------------------------------------------------------
+# does the imputation support the analysis?
+# ------------------------------------------------------------------------------------------
+
+
+def _sleep_like(seed=1, *, days_missing=0.25, reaction_missing=0.0):
+    """lme4's sleepstudy, simulated: 18 subjects x days 0..9, a random slope of Days."""
+    rng = np.random.default_rng(seed)
+    subject = np.repeat(np.arange(308, 326), 10)
+    days = np.tile(np.arange(10.0), 18)
+    b = rng.normal(size=(18, 2)) * [25.0, 6.0]
+    j = subject - 308
+    reaction = 251 + b[j, 0] + (10.5 + b[j, 1]) * days + rng.normal(0, 25, days.size)
+    days[rng.random(days.size) < days_missing] = np.nan
+    reaction[rng.random(days.size) < reaction_missing] = np.nan
+    return pd.DataFrame({"Reaction": reaction, "Days": days, "Subject": subject})
+
+
+def _quiet_impute(df, formulas=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MlimputeWarning)
+        return df.mi.impute(formulas, m=2, iterations=2, rng=1, **kw)
+
+
+def _compat_warnings(imp, formula):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imp.fit(formula)
+    return [str(w.message) for w in caught if issubclass(w.category, CompatibilityWarning)]
+
+
+def test_fit_warns_about_a_random_slope_of_an_incomplete_predictor():
+    imp = _quiet_impute(_sleep_like(), cluster="Subject")  # Days: random intercept only
+    with pytest.warns(CompatibilityWarning, match="random slope of Days on Subject") as rec:
+        imp.fit("Reaction ~ Days + (Days | Subject)")
+    assert len([w for w in rec if issubclass(w.category, CompatibilityWarning)]) == 1
+    text = str(rec[0].message)
+    assert "Days is incomplete" in text and "random slope of Reaction on Days" in text
+    assert "toward zero" in text and "Impute with a model that includes" in text
+    # the random intercept model the imputation supports: no warning
+    assert _compat_warnings(imp, "Reaction ~ Days + (1 | Subject)") == []
+    # Days imputed with a random slope of Reaction only approximates it: still reported
+    slope = _quiet_impute(_sleep_like(), {"Days": "~ Reaction + (1 + Reaction | Subject)"})
+    (msg,) = _compat_warnings(slope, "Reaction ~ Days + (Days | Subject)")
+    assert "only approximates it" in msg
+
+
+def test_fit_warns_for_an_incomplete_response_unless_its_model_has_the_term():
+    df = _sleep_like(days_missing=0.0, reaction_missing=0.25)
+    default = _quiet_impute(df, cluster="Subject")
+    (msg,) = _compat_warnings(default, "Reaction ~ Days + (Days | Subject)")
+    assert "the imputation model of Reaction does not include it" in msg
+    (msg,) = _compat_warnings(default, "Reaction ~ Days + I(Days**2) + (1 | Subject)")
+    assert "non-linear term I(Days ** 2)" in msg
+    same = _quiet_impute(df, {"Reaction": "~ Days + (1 + Days | Subject)"})
+    assert _compat_warnings(same, "Reaction ~ Days + (Days | Subject)") == []
+    # complete variables only: nothing to warn about
+    complete = mlimpute.from_completed([df.fillna(0.0), df.fillna(1.0)])
+    assert _compat_warnings(complete, "Reaction ~ Days + (Days | Subject)") == []
+
+
+def test_fit_warns_about_interactions_the_imputation_lacked():
+    d = classroom(2, rng=1, n_classes=10, class_size=20).incomplete
+    formula = "grade ~ relation*gender + (1 | class)"
+    default = _quiet_impute(d, cluster="class")  # grade and relation incomplete
+    (msg,) = _compat_warnings(default, formula)
+    assert "interaction relation:gender" in msg
+    assert "imputation model of grade does not include it" in msg
+    assert "relation is incomplete and its imputation model lacks the term gender:grade" in msg
+    both = _quiet_impute(d, {"grade": "~ relation*gender + (1 | class)",
+                             "relation": "~ grade*gender + (1 | class)"})
+    assert _compat_warnings(both, formula) == []
+    # an interaction of complete variables
+    assert _compat_warnings(default, "grade ~ skill*gender + (1 | class)") != []  # grade
+    only_rel = _quiet_impute(d.assign(grade=d["grade"].fillna(0.0)), cluster="class")
+    assert _compat_warnings(only_rel, "grade ~ skill*gender + relation + (1 | class)") == []
+
+
+def test_categorical_term_of_codes_imputed_as_continuous_is_named():
+    # brandsma-like: a denomination coded 1-4 at the school level, missing for 4 schools
+    rng = np.random.default_rng(3)
+    sch = np.repeat(np.arange(20), 12)
+    den = rng.integers(1, 5, 20)[sch].astype(float)
+    den[np.isin(sch, [1, 6, 11, 16])] = np.nan
+    y = den + rng.normal(size=sch.size)
+    df = pd.DataFrame({"sch": sch, "den": den, "y": y})
+    cont = _quiet_impute(df, cluster="sch", method={"den": "2lonly.norm"})
+    with pytest.raises(PoolingError, match=r"C\(den\) in .* treats 'den' as categorical") as exc:
+        cont.fit("y ~ C(den) + (1 | sch)")
+    msg = str(exc.value)
+    assert "not among its 4 observed values (1, 2, 3, 4)" in msg
+    assert "'2lonly.norm'" in msg and "{'den': '2lonly.pmm'}" in msg
+    assert cont.fit("y ~ den + (1 | sch)").summary().shape[0] == 2  # as a number: fine
+    # the default (PMM) returns observed codes only: C(den) works
+    res = _quiet_impute(df, cluster="sch").fit("y ~ C(den) + (1 | sch)")
+    assert len(res.summary()) == 4

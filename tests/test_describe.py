@@ -100,7 +100,8 @@ def test_classroom_with_cluster(class2):
     assert list(d.index) == list(class2.columns)
     assert d.index.name == "variable"
     assert list(d.columns) == ["kind", "n", "n_missing", "pct_missing", "mean", "sd",
-                               "levels", "icc", "level", "model"]
+                               "levels", "icc", "level", "role", "model", "note"]
+    assert d["role"].tolist() == ["cluster", "level-2", "level-1", "level-1", "level-1"]
     missing = class2.isna().sum()
     assert (d["n_missing"] == missing).all()
     assert (d["n"] + d["n_missing"] == len(class2)).all()
@@ -133,7 +134,7 @@ def test_kinds_and_model_names():
     cls = np.repeat([1, 2, 3], 4)
     df = pd.DataFrame({
         "cls": cls,
-        "x": np.arange(n, dtype=float),
+        "x": np.arange(n) + 0.5,  # measured values (np.arange(n) would be a row number)
         "flag": np.arange(n) % 2 == 0,
         "sex": np.where(np.arange(n) % 2 == 0, "f", "m"),
         "two": pd.Categorical(np.where(np.arange(n) % 3 == 0, "a", "b")),
@@ -158,9 +159,10 @@ def test_kinds_and_model_names():
     assert d.loc["nom", "levels"].endswith("... (+3 more)")
     assert d.loc["nom", "levels"].startswith("a: 2, b: 2, c: 2, d: 1")
     single = describe(df.drop(columns="when"))
-    assert single["model"].tolist() == ["norm", "norm", "bin", "bin", "bin", "ordinal",
+    # without a cluster, cls (codes 1, 2, 3) is a variable: integer codes -> pmm
+    assert single["model"].tolist() == ["pmm", "norm", "bin", "bin", "bin", "ordinal",
                                         "nominal", "norm", "bin"]
-    assert set(single["model"]) <= set(DEFAULT_MODELS.values())
+    assert set(single["model"]) <= set(DEFAULT_MODELS.values()) | {"pmm"}
 
 
 def test_variable_kind():
@@ -202,7 +204,7 @@ def test_non_string_labels_and_empty_frame():
     assert d.loc[0, "level"] == "cluster" and d.loc[1, "level"] == 1
     empty = describe(pd.DataFrame({"a": pd.Series([], dtype=float)}))
     assert empty.loc["a", "n"] == 0 and np.isnan(empty.loc["a", "pct_missing"])
-    assert describe(pd.DataFrame(index=range(3))).shape == (0, 10)
+    assert describe(pd.DataFrame(index=range(3))).shape == (0, 12)
 
 
 def test_errors_name_the_column(class2):
@@ -232,3 +234,30 @@ def test_accessor_delegates(class2):
     pd.testing.assert_frame_equal(class2.mi.describe(cluster="class"),
                                   describe(class2, cluster="class"))
     pd.testing.assert_frame_equal(class2.mi.describe(), describe(class2))
+
+
+def test_roles_identifiers_and_codes_as_impute_sees_them():
+    # brandsma-like: a pupil number unique over the data, a pupil number within the
+    # school (1..n_j, more than 10 pupils), a denomination coded 1-4 at the school level
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(8, 20, 15)
+    sch = np.repeat(np.arange(15), sizes)
+    den = rng.integers(1, 5, 15)[sch].astype(float)
+    den[np.isin(sch, [3, 7])] = np.nan
+    df = pd.DataFrame({
+        "sch": sch,
+        "pup": np.arange(sch.size) + 1,
+        "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
+        "den": den,
+        "score": rng.normal(size=sch.size),
+    })
+    d = describe(df, cluster="sch")
+    assert d["role"].tolist() == ["cluster", "identifier", "identifier", "level-2", "level-1"]
+    assert d.loc["pup", "note"] == "identifier: a different value in every row"
+    assert "1..n_j" in d.loc["student", "note"]
+    assert d.loc[["pup", "student"], "model"].isna().all()
+    assert d.loc[["pup", "student"], "icc"].isna().all()  # was 0.9999 for the pupil number
+    assert pd.isna(d.loc["pup", "level"])
+    assert d.loc["den", "model"] == "2lonly.pmm" and d.loc["den", "level"] == 2
+    assert d.loc["den", "note"].startswith("integer codes (4 values)")
+    assert d.loc["score", "model"] == "2l.norm" and pd.isna(d.loc["score", "note"])
