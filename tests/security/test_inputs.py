@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from mlimpute import impute
+from mlimpute._convergence import rhat_table
 from mlimpute.errors import (
     ChainError,
     DataError,
@@ -216,8 +217,10 @@ def test_a_column_named_like_another_columns_result_entry():
 
 def test_a_predictor_named_intercept_and_diagnostics():
     df = frame().rename(columns={"x": "Intercept"})
-    imp = impute(df, cluster="g", m=2, iterations=4, rng=1)
-    assert len(imp.rhat()) > 0
+    imp = impute(df, cluster="g", m=2, iterations=8, rng=1)
+    assert len(imp.rhat().data_vars) > 0
+    table = rhat_table(imp)
+    assert any("Intercept" in str(t) for t in table["trace"])  # the predictor and the intercept
 
 
 # ---- 5. arguments of the wrong type ---------------------------------------------------
