@@ -4,16 +4,29 @@ Importing the package registers the ``.mi`` DataFrame accessor::
 
     import mlimpute
     imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=20, rng=1)
+
+The public names below are loaded on first use, so ``import mlimpute`` stays quick (the
+statistics, plotting and file back-ends are imported when a function needs them).
+
+Examples
+--------
+>>> import mlimpute
+>>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+>>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
+>>> isinstance(imp, mlimpute.MultiplyImputed)
+True
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from . import accessor as _accessor  # noqa: E402,F401  (registers df.mi)
-from . import datasets, diagnostics, io, specfile  # noqa: E402  # noqa: E402
-from .analysis import from_completed  # noqa: E402
-from .errors import (  # noqa: E402
+from . import accessor as _accessor  # noqa: F401  (registers df.mi; imports pandas only)
+from . import datasets
+from .errors import (
     CompatibilityWarning,
     ConvergenceWarning,
     DataError,
@@ -24,14 +37,38 @@ from .errors import (  # noqa: E402
     SpecificationError,
     UnsupportedError,
 )
-from .formula import parse_formula  # noqa: E402
-from .impute import impute  # noqa: E402
-from .imputed import MultiplyImputed  # noqa: E402
-from .io import open  # noqa: E402,A004
-from .models import available_models  # noqa: E402
-from .pattern import MissingPattern, missing_pattern  # noqa: E402
-from .results import PooledResult  # noqa: E402
-from .specfile import StudySpec, read_spec  # noqa: E402
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute or None for the module itself), imported on first use
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "impute": (".impute", "impute"),
+    "open": (".io", "open"),
+    "io": (".io", None),
+    "specfile": (".specfile", None),
+    "read_spec": (".specfile", "read_spec"),
+    "StudySpec": (".specfile", "StudySpec"),
+    "from_completed": (".analysis", "from_completed"),
+    "missing_pattern": (".pattern", "missing_pattern"),
+    "MissingPattern": (".pattern", "MissingPattern"),
+    "PooledResult": (".results", "PooledResult"),
+    "diagnostics": (".diagnostics", None),
+    "MultiplyImputed": (".imputed", "MultiplyImputed"),
+    "parse_formula": (".formula", "parse_formula"),
+    "available_models": (".models", "available_models"),
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
+    from . import diagnostics, io, specfile
+    from .analysis import from_completed
+    from .formula import parse_formula
+    from .impute import impute
+    from .imputed import MultiplyImputed
+    from .io import open  # noqa: A004
+    from .models import available_models
+    from .pattern import MissingPattern, missing_pattern
+    from .results import PooledResult
+    from .specfile import StudySpec, read_spec
 
 __all__ = [
     "__version__",
@@ -60,3 +97,33 @@ __all__ = [
     "ConvergenceWarning",
     "CompatibilityWarning",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlimpute' has no attribute {name!r}") from None
+    mod = importlib.import_module(module, __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``mlimpute.impute`` the function when the submodule of that name is imported.
+
+    (The import system sets a package attribute for every submodule it loads.)
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "impute" and isinstance(value, types.ModuleType):
+            value = value.impute
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

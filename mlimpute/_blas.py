@@ -2,8 +2,9 @@
 
 ``threadpoolctl.threadpool_limits(...)`` scans every loaded shared library at each call
 (1-4 ms); the samplers pin BLAS around every run, so one :class:`ThreadpoolController` is
-made on first use and reused. It is made after numpy's and scipy's BLAS are loaded (both
-are imported with mlimpute), so it controls both.
+made on first use and reused. It is made after numpy's and scipy's BLAS are loaded (the
+callers, mlimpute.engine and mlimpute.executors, import the models, which import scipy's
+linear algebra), so it controls both.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ def convergence_warning(
 ) -> str | None:
     """A message naming the traces whose chains have not mixed, or None.
 
-    The engine calls it after every run and, when it returns a message, issues it as a
+    The engine calls it after every run and, when it returns a message, emits it as a
     :class:`~mlimpute.errors.ConvergenceWarning`.
 
     Parameters

@@ -7,6 +7,7 @@ observed DataFrame; the module docstring of :mod:`mlimpute.io` describes the enc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -23,20 +24,81 @@ from ._io_spec import _dumps, _freeze, _plain, _revive
 from .errors import DataError, DataTypeError, MlimputeWarning
 
 _NC_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-()\[\] ]*(?<! )")
-_ZARR_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-()\[\]]*")
+# zarr names are file names: lower case only (two names differing in case would be one
+# directory on macOS and Windows), no trailing dot (Windows drops it)
+_ZARR_SAFE = re.compile(r"[a-z0-9][a-z0-9_.+\-()\[\]]*(?<!\.)")
+_ZARR_KEEP = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-()[]+")
+_ZARR_MAX = 200  # leaves room for the suffixes of auxiliary variables (``%categories%mask``)
 _ROW = "row"
 _META = "mlimpute"
+# names the layout itself uses at the root: the group of the observed data
+_RESERVED = frozenset({"data"})
+# file names a zarr store or Windows reserves (zarr.json inside a group, device names)
+_ZARR_RESERVED = frozenset(
+    {"zarr.json", "con", "prn", "aux", "nul"}
+    | {f"{d}{k}" for d in ("com", "lpt") for k in range(10)}
+)
+# column names that survive JSON exactly (numpy scalars come back as Python scalars)
+_NAME_TYPES = (str, int, float, bool, np.integer, np.floating, np.bool_, type(None))
 
 
 def _name(name: str, zarr: bool) -> str:
     """A portable file name for ``name``: unchanged when safe, else ``v%`` + percent-code.
 
     Safe names contain no ``%``, encoded names all start with ``v%``: the map is injective.
+    Names the layout uses (the group ``data``) are encoded too, so they cannot collide.
+    In zarr every character but lower-case letters, digits and ``_.-()[]+`` is encoded
+    (upper-case letters too, with upper-case hex digits), so that two names never map to
+    the same directory on a case-insensitive file system either; a trailing dot is
+    encoded, and a name longer than a file name may be is shortened and given a SHA-256
+    digest of the name.
     """
-    safe = _ZARR_SAFE if zarr else _NC_SAFE
-    if safe.fullmatch(name):
+    if not zarr:
+        if _NC_SAFE.fullmatch(name) and name not in _RESERVED:
+            return name
+        return "v%" + quote(name, safe="_.-()[]+: ")
+    if (
+        _ZARR_SAFE.fullmatch(name)
+        and len(name) <= _ZARR_MAX
+        and name not in _RESERVED
+        and name.split(".", 1)[0] not in _ZARR_RESERVED
+        and name not in _ZARR_RESERVED
+    ):
         return name
-    return "v%" + quote(name, safe="_.-()[]+" if zarr else "_.-()[]+: ")
+    body = "".join(
+        c if c in _ZARR_KEEP else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+        for c in name
+    )
+    if body.endswith("."):
+        body = body[:-1] + "%2E"
+    if len(body) > _ZARR_MAX:  # a file name has at most 255 bytes: shorten, add a digest
+        # "%%" never occurs inside a body (each % is followed by two hex digits)
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+        body = body[:120] + "%%" + digest[:40]
+    return "v%" + body
+
+
+def _json_attr(attrs: Any, key: str, kind: type, *, default: str | None = None) -> Any:
+    """The JSON attribute ``key`` of ``attrs``, checked to be a ``kind``; DataError if not."""
+    if key not in attrs:
+        if default is None:
+            raise DataError(f"attribute {key!r} is missing")
+        text = default
+    else:
+        text = attrs[key]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        raise DataError(f"attribute {key!r} is a {type(text).__name__}, not JSON text")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"attribute {key!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise DataError(
+            f"attribute {key!r} holds a JSON {type(value).__name__}, not a {kind.__name__}"
+        )
+    return value
 
 
 def _encode_array(values: np.ndarray, where: str) -> np.ndarray:
@@ -93,16 +155,30 @@ def _encode_dataset(ds: xr.Dataset, zarr: bool) -> xr.Dataset:
 
 
 def _decode_dataset(enc: xr.Dataset) -> xr.Dataset:
-    info = _revive(json.loads(enc.attrs["mlimpute_dataset"]))
+    info = _revive(_json_attr(enc.attrs, "mlimpute_dataset", dict))
     variables = {}
-    for var in enc.variables.values():
-        meta = _revive(json.loads(var.attrs[_META]))
-        variables[meta["name"]] = xr.Variable(
-            meta["dims"], _decode_array(var.values, meta["dtype"]), attrs=meta["attrs"]
-        )
-    coords = {k: variables[k] for k in info["coords"]}
-    data_vars = {k: variables[k] for k in info["order"]}
-    return xr.Dataset(data_vars, coords=coords, attrs=info["attrs"])
+    for key, var in enc.variables.items():
+        where = f"variable {key!r}"
+        try:
+            meta = _revive(_json_attr(var.attrs, _META, dict))
+            variables[_freeze(meta["name"])] = xr.Variable(
+                meta["dims"], _decode_array(var.values, meta["dtype"]), attrs=meta["attrs"]
+            )
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"{where}: its attribute {_META!r} is wrong ({type(exc).__name__}: {exc})"
+            ) from None
+    try:
+        coords = {_freeze(k): variables[_freeze(k)] for k in info["coords"]}
+        data_vars = {_freeze(k): variables[_freeze(k)] for k in info["order"]}
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"attribute 'mlimpute_dataset' names a variable the file does not hold "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    return xr.Dataset(data_vars, coords=coords, attrs=info.get("attrs", {}))
 
 
 _NA_VALUES = {1: None, 2: np.nan, 3: pd.NA, 4: pd.NaT}
@@ -280,8 +356,22 @@ def _decode_index(meta: dict, get) -> pd.Index:
 def _encode_data(df: pd.DataFrame, zarr: bool) -> xr.Dataset:
     store = _Store(zarr)
     columns = []
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataTypeError(
+            "the data have MultiIndex columns, which cannot be saved; flatten them first "
+            "(e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns])"
+        )
     for k, name in enumerate(df.columns):
-        var = _name(str(name), zarr)
+        if not isinstance(name, _NAME_TYPES):
+            raise DataTypeError(
+                f"column {name!r} has a name of type {type(name).__name__}, which cannot be "
+                "saved; column names must be strings, numbers, booleans or None"
+            )
+        # a string name gets its portable form; other names, and a name that repeats
+        # (two columns "a", or 1 and "1"), a positional one: c%<k> (never a name's form)
+        var = _name(name, zarr) if isinstance(name, str) else f"c%{k}"
+        if var in store.variables:
+            var = f"c%{k}"
         meta = _encode_column(df.iloc[:, k], var, _ROW, store, f"column {name!r}")
         store.variables[var].attrs[_META] = _dumps({"name": name, **meta}, f"column {name!r}")
         columns.append(var)
@@ -311,22 +401,46 @@ def _encode_data(df: pd.DataFrame, zarr: bool) -> xr.Dataset:
 
 
 def _decode_data(ds: xr.Dataset) -> pd.DataFrame:
-    info = json.loads(ds.attrs["mlimpute_data"])
+    info = _json_attr(ds.attrs, "mlimpute_data", dict)
 
     def get(name: str) -> np.ndarray:
+        if name not in ds.variables:
+            raise DataError(f"the data group has no variable {name!r}")
         return ds[name].values
 
     arrays, names = {}, []
-    for k, var in enumerate(str(x) for x in ds["columns%"].values):
-        meta = json.loads(ds[var].attrs[_META])
-        values = _decode_column(meta, var, get)
+    for k, var in enumerate(str(x) for x in get("columns%")):
+        where = f"column variable {var!r} of the data group"
+        try:
+            get(var)
+            meta = _json_attr(ds[var].attrs, _META, dict)
+            values = _decode_column(meta, var, get)
+            name = meta["name"]
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DataError(
+                f"{where}: its attribute {_META!r} is wrong ({type(exc).__name__}: {exc})"
+            ) from None
+        if len(values) != info.get("n_rows", len(values)):
+            raise DataError(f"{where} has {len(values)} rows, not {info['n_rows']}")
         # a Series keeps object dtype (pandas 3 would infer str from a bare object array)
         arrays[k] = pd.Series(values, dtype=values.dtype, copy=False)
-        names.append(meta["name"])
+        names.append(name)
     out = pd.DataFrame(arrays)
-    out.index = _decode_index(info["index"], get)
-    out.columns = pd.Index(
-        names, dtype=pd.api.types.pandas_dtype(info["columns_dtype"]), name=info["columns_name"]
-    )
-    out.attrs = _revive(json.loads(ds.attrs.get("mlimpute_frame_attrs", "{}")))
+    try:
+        out.index = _decode_index(info["index"], get)
+        out.columns = pd.Index(
+            names,
+            dtype=pd.api.types.pandas_dtype(info["columns_dtype"]),
+            name=info["columns_name"],
+        )
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(
+            f"attribute 'mlimpute_data' does not describe the data "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    out.attrs = _revive(_json_attr(ds.attrs, "mlimpute_frame_attrs", dict, default="{}"))
     return out

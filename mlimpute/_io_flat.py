@@ -14,23 +14,74 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, UnsupportedError
+from .errors import DataError, SpecificationError, UnsupportedError
 from .imputed import MultiplyImputed
 
-_PATTERN = re.compile(r"\{i(:[^}]*)?\}")
+# the only placeholder of a completed-data path: {i}, optionally zero-padded ({i:02d})
+_PATTERN = re.compile(r"\{i(?::(0?[1-9]?d?))?\}")
+
+
+def check_template(text: str, what: str = "path") -> bool:
+    """Check a completed-data path; ``True`` if it holds ``{i}`` (one file per imputation).
+
+    The only placeholder is ``{i}``, optionally with a width (``{i:3d}``) or zero padding
+    (``{i:02d}``, up to 9 digits); any other brace (``{0}``, ``{i!r}``, ``{i:>99}``,
+    ``{x.attr}``) is refused, so a path never runs arbitrary formatting.
+
+    Raises
+    ------
+    SpecificationError
+        Naming ``what`` and the path.
+
+    Examples
+    --------
+    >>> check_template("c_{i:02d}.csv"), check_template("long.csv")
+    (True, False)
+    """
+    rest = _PATTERN.sub("", text)
+    if "{" in rest or "}" in rest:
+        raise SpecificationError(
+            f"{what}: {text!r} holds a placeholder other than {{i}}; the only "
+            "placeholders are {i} and a zero-padded {i:02d} (width up to 9)"
+        )
+    return rest != text
+
+
+def completed_paths(path: str | os.PathLike, m: int, include: bool = False) -> list[Path]:
+    """The files :func:`to_csv` and friends write for ``path`` and ``m`` imputations.
+
+    Examples
+    --------
+    >>> [p.name for p in completed_paths("c_{i:02d}.csv", 2)]
+    ['c_01.csv', 'c_02.csv']
+    """
+    text = os.fspath(path)
+    if not check_template(text):
+        return [Path(text)]
+    first = 0 if include else 1
+    return [
+        Path(_PATTERN.sub(lambda mt, i=i: format(i, mt.group(1) or ""), text))
+        for i in range(first, m + 1)
+    ]
 
 
 def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path, pd.DataFrame]]:
     text = os.fspath(path)
-    if _PATTERN.search(text):
+    if check_template(text):
         first = 0 if include else 1
-        for i in range(first, imp.m + 1):
-            yield (
-                Path(_PATTERN.sub(lambda mt, i=i: format(i, (mt.group(1) or ":")[1:]), text)),
-                imp.complete(i),
-            )
+        paths = completed_paths(text, imp.m, include)
+        for i, p in zip(range(first, imp.m + 1), paths, strict=True):
+            yield p, imp.complete(i)
     else:
         yield Path(text), imp.complete("long", include=include)
+
+
+def _replace(path: Path, write) -> None:
+    """Write through a temporary sibling renamed into place: a failed write (an error, a
+    full disk, Ctrl-C) leaves an existing file as it was."""
+    from .io import _atomic_write
+
+    _atomic_write(path, write, directory=False, keep_suffix=True)
 
 
 def _auto_index(imp: MultiplyImputed, index: bool | None) -> bool:
@@ -53,12 +104,16 @@ def to_csv(
 ) -> list[Path]:
     """Write completed data to CSV.
 
+    Each file is written to a temporary sibling and renamed into place when complete, so
+    a failed write leaves an existing file as it was (also for parquet and Stata).
+
     Parameters
     ----------
     imp : MultiplyImputed
     path : str or path-like
         With ``{i}`` in the name (e.g. ``"completed_{i}.csv"`` or ``"c{i:02d}.csv"``): one
-        file per imputation, numbered from 1. Without: one long file whose first column
+        file per imputation, numbered from 1 (no other placeholder is accepted, see
+        :func:`check_template`). Without: one long file whose first column
         ``imputation`` numbers the data sets (``imp.complete("long")``).
     include : bool
         Also write the incomplete data as imputation 0 (mice's long format).
@@ -87,7 +142,7 @@ def to_csv(
     """
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_csv(p, index=_auto_index(imp, index), **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_csv(tmp, index=_auto_index(imp, index), **kwargs))
         written.append(p)
     return written
 
@@ -112,7 +167,7 @@ def to_parquet(
     """
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_parquet(p, **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_parquet(tmp, **kwargs))
         written.append(p)
     return written
 
@@ -128,7 +183,7 @@ def to_stata(
     kwargs.setdefault("write_index", False)
     written = []
     for p, df in _completed(imp, path, include):
-        df.to_stata(p, **kwargs)
+        _replace(p, lambda tmp, df=df: df.to_stata(tmp, **kwargs))
         written.append(p)
     return written
 

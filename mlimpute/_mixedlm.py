@@ -208,7 +208,7 @@ def fit_mixedlm(
     gtol : float, default 1e-8
         ``engine="statsmodels"`` only: gradient tolerance of bfgs when ``method`` is None.
         statsmodels' own default (1e-5) leaves variance components about 4e-5 (relative)
-        from lme4's optimum on the seed's classroom data; 1e-8 agrees with lme4 to about
+        from lme4's optimum on the classroom data; 1e-8 agrees with lme4 to about
         1e-7.
     blocks : sequence of (size, correlated), optional
         Covariance structure of the random effects, see :func:`block_mask`; by default
@@ -236,7 +236,7 @@ def fit_mixedlm(
     Why not statsmodels alone: its unbounded optimisation on the Cholesky factor can stop
     short when a variance is small, and may then still report convergence (e.g. a
     random-intercept variance of 0.196 with log-likelihood -287.14 where the optimum is
-    0.092 with -286.27); on the seed's experiment 3 with 25 imputations (rng=1), bfgs with
+    0.092 with -286.27); on classroom experiment 3 with 25 imputations (rng=1), bfgs with
     ``gtol = 1e-10`` ended short at 7 of the 8 singular fits (by 3e-8 to 1.2e-3 in the
     deviance), while the 17 interior fits agree with Newton's to about 1e-8.
     Newton's method converges on the gradient, so ``theta`` is accurate to about 1e-9
@@ -248,7 +248,7 @@ def fit_mixedlm(
 
     Cost (``engine="profiled"``): the cluster sums, ``O(n (q + p)^2)``, then 5-15
     Newton iterations of ``O(J q^2 (q + p) K)`` (``K`` covariance parameters); about
-    2 ms for the seed's random-slope model on 600 rows, 1 ms warm-started.
+    2 ms for the classroom random-slope model on 600 rows, 1 ms warm-started.
     """
     yv, Xm = _design(y, X)
     Zm = np.asarray(Z, dtype=float)

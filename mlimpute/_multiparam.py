@@ -37,6 +37,17 @@ class TestResult:
         Average relative increase in variance due to missingness.
     method : {"D1", "D2", "D3"}
         Which combining rule produced the result.
+
+    The fields keep full precision; ``repr`` and ``print`` show them rounded.
+
+    Examples
+    --------
+    >>> t = TestResult(statistic=25.931024264339396, df1=2.0, df2=48.71771, p=2.2e-08,
+    ...                riv=0.41, method="D1")
+    >>> t
+    TestResult(method='D1', statistic=25.931, df1=2, df2=48.72, p=2.2e-08, riv=0.410)
+    >>> print(t)
+    D1 test: F = 25.931 on 2 and 48.72 df, p = 2.2e-08 (average relative increase in variance 0.410)
     """
 
     __test__ = False  # not a pytest test class despite its name
@@ -47,6 +58,28 @@ class TestResult:
     p: float
     riv: float
     method: Literal["D1", "D2", "D3"]
+
+    def __repr__(self) -> str:
+        return (f"TestResult(method={self.method!r}, statistic={self.statistic:.3f}, "
+                f"df1={_df_text(self.df1)}, df2={_df_text(self.df2)}, p={_p_text(self.p)}, "
+                f"riv={self.riv:.3f})")
+
+    def __str__(self) -> str:
+        return (f"{self.method} test: F = {self.statistic:.3f} on {_df_text(self.df1)} and "
+                f"{_df_text(self.df2)} df, p = {_p_text(self.p)} (average relative increase "
+                f"in variance {self.riv:.3f})")
+
+
+def _df_text(v: float) -> str:
+    """Degrees of freedom for display: whole numbers as such, else 2 decimals."""
+    if np.isinf(v):
+        return "inf"
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
+
+
+def _p_text(p: float) -> str:
+    """A p-value for display: 4 decimals, or 3 significant digits below 0.0001."""
+    return f"{p:.4f}" if p >= 1e-4 or p == 0 else f"{p:.3g}"
 
 
 # --------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Acceptance checks of the simulation study (:mod:`mlimpute.simulation`).
 
-The seed's last experiment, one data set imputed ``m`` times (:class:`SingleDataSet`,
-:func:`single_data_set`), and the acceptance targets of DESIGN §4 checked against a
+The last experiment of Jacobusse (2005), one data set imputed ``m`` times (:class:`SingleDataSet`,
+:func:`single_data_set`), and the acceptance targets of the study checked against a
 summary (:func:`acceptance`).
 """
 
@@ -82,11 +82,11 @@ def single_data_set(
     config: StudyConfig | None = None,
     formula: str | None = None,
 ) -> SingleDataSet:
-    """The seed's last figure: one data set imputed ``m`` times (multilevel imputation).
+    """Jacobusse's (2005) last figure: one data set imputed ``m`` times (multilevel imputation).
 
     The data and imputations are those of ``replication`` of the study with ``config``;
     the analysis model is :data:`SEED_FIGURE_FORMULA` for experiment 3 (so that the
-    intercept-slope covariance D01 is estimated, as in the seed) and the true model
+    intercept-slope covariance D01 is estimated, as in Jacobusse (2005)) and the true model
     otherwise. The expected value of each per-imputation estimate is the complete-data
     estimate, not the data-generating value.
 
@@ -157,7 +157,7 @@ def single_data_set(
 
 
 def acceptance(summary: pd.DataFrame, single: SingleDataSet | None = None) -> pd.DataFrame:
-    """The acceptance targets of DESIGN §4 checked against a summary.
+    """The acceptance targets of the simulation study checked against a summary.
 
     Parameters
     ----------
@@ -176,7 +176,7 @@ def acceptance(summary: pd.DataFrame, single: SingleDataSet | None = None) -> pd
     -----
     * multilevel imputation: |relative bias| < 5 % for each fixed effect, < 10 % for D0,
       D1 and S; 95 % CI coverage of each fixed effect in [0.92, 0.98];
-    * single-level imputation: D0 more than 40 % too low (the seed's finding);
+    * single-level imputation: D0 more than 40 % too low (Jacobusse's finding);
     * experiment 2: the complete-case means of ``grade`` and ``relation`` are biased
       and the multilevel-imputed ones are not. Bias is measured against the same
       replication's complete-data mean (an unbiased estimate of the true mean, with the

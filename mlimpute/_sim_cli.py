@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m mlimpute.simulation --help``."""
     p = argparse.ArgumentParser(
         prog="python -m mlimpute.simulation",
-        description="The seed's classroom experiments as a simulation study (resumable).",
+        description="The classroom experiments of Jacobusse (2005) as a simulation study "
+        "(resumable).",
     )
     p.add_argument("--experiments", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     p.add_argument(
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--engine", default="profiled", choices=["profiled", "statsmodels"])
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
     p.add_argument(
-        "--plots", action="store_true", help="write the seed's figures (PNG) into --figures"
+        "--plots", action="store_true", help="write the figures (PNG) into --figures"
     )
     p.add_argument("--figures", default="docs/figures", help="figure directory")
     p.add_argument(

@@ -1,6 +1,6 @@
 """Design of the simulation study (:mod:`mlimpute.simulation`): its constants, seeds and measures.
 
-The methods, seeds and imputation counts of the study, the seed's parameter labels,
+The methods, seeds and imputation counts of the study, the parameter labels of Jacobusse (2005),
 :func:`replication_seeds`, :func:`single_level_formulas` and the cluster-robust pooled
 means of experiment 2.
 """
@@ -18,14 +18,14 @@ from .pooling import pool_scalar
 
 #: Every method the study knows, in table order; ``defaults`` only where available.
 METHODS = ("complete", "complete_cases", "single_level", "multilevel", "defaults")
-#: Root seed of the study (the date of the seed talk).
+#: Root seed of the study (the date of Jacobusse's 2005 presentation).
 DEFAULT_SEED = 20050705
-#: Imputations per experiment (the seed imputed experiment 3 25 times).
+#: Imputations per experiment (Jacobusse (2005) imputed experiment 3 25 times).
 DEFAULT_M = {1: 5, 2: 5, 3: 25}
 #: Population means of the incomplete variables: E[relation] = 0.5 * P(girl) = 0.25 and
 #: E[grade] = 10 + E[skill] + P(girl) + 0.8 * E[relation] = 10.7 (see ``classroom``).
 TRUE_MEANS = {2: {"grade": 10.7, "relation": 0.25}}
-#: The seed's names of the parameters.
+#: The names of the parameters in Jacobusse (2005).
 LABELS = {
     "Intercept": "B0",
     "skill": "B1",
@@ -36,7 +36,7 @@ LABELS = {
     "var(Residual)": "S",
 }
 #: Analysis model of the single-data-set figure of experiment 3: the true model with a
-#: free intercept-slope covariance, so that D01 is estimated as in the seed.
+#: free intercept-slope covariance, so that D01 is estimated as in Jacobusse (2005).
 SEED_FIGURE_FORMULA = "grade ~ skill * gender + relation + (1 + gender | class)"
 _CLUSTER = "class"
 _SPAWN = {"data": 0, "single_level": 1, "multilevel": 2, "defaults": 3}
@@ -46,7 +46,7 @@ def single_level_formulas(formulas: Mapping[str, str]) -> dict[str, str]:
     """The single-level counterparts of multilevel imputation formulas.
 
     Drops the random part and the ``cmean()`` / ``ranef()`` terms, leaving the linear
-    regression on the other variables that the seed calls single-level imputation.
+    regression on the other variables that Jacobusse (2005) calls single-level imputation.
 
     Parameters
     ----------

@@ -248,7 +248,7 @@ def provenance(out_dir: str | os.PathLike, records: pd.DataFrame | None = None) 
             secs = sum(r["seconds"] for r in runs)
             last = runs[-1]
             text += (
-                f" Run in {len(runs)} session(s): {done} replications in {secs:.0f} s "
+                f" Run in {len(runs)} part(s): {done} replications in {secs:.0f} s "
                 f"wall time ({secs / 60:.1f} min) with {last['jobs']} process(es); last "
                 f"run {last['date']}, mlimpute {last['version']}, {last['machine']}."
             )

@@ -1,6 +1,6 @@
 """Figures of the simulation study (:mod:`mlimpute.simulation`).
 
-The seed's figures: per-replication estimates by method (:func:`plot_replications`),
+The figures of Jacobusse (2005): per-replication estimates by method (:func:`plot_replications`),
 one data set imputed ``m`` times (:func:`plot_single_data_set`) and the PNG files of
 both (:func:`make_figures`). Matplotlib is imported only when a figure is made, and
 figures are built without pyplot so that scripts need no backend.
@@ -56,7 +56,7 @@ def plot_replications(
     methods: Sequence[str] | None = None,
     ncols: int = 4,
 ) -> Figure:
-    """The seed's figures: per-replication estimates of every parameter by method.
+    """The figures of Jacobusse (2005): per-replication estimates of every parameter by method.
 
     One panel per parameter (fixed effects, variance components and, for experiment 2,
     the means); in each, one column of points per method (one point per replication),
@@ -114,7 +114,7 @@ def plot_replications(
 
 
 def plot_single_data_set(single: SingleDataSet, *, ncols: int = 4) -> Figure:
-    """The seed's experiment-3 figures: the ``m`` per-imputation estimates of one data set.
+    """Jacobusse's (2005) experiment-3 figures: the ``m`` per-imputation estimates of one data set.
 
     Panels for B3 (``skill:gender``), D0, D1 and D01 (those present): the estimate of each
     completed data set against the imputation number, the complete-data value (blue), the
@@ -182,7 +182,7 @@ def make_figures(
     experiments: Sequence[int] | None = None,
     dpi: int = 80,
 ) -> list[Path]:
-    """Write the seed's figures as PNG files.
+    """Write the figures of Jacobusse (2005) as PNG files.
 
     ``experiment<e>_replications.png`` for every experiment with results in ``out_dir``,
     and ``experiment3_single_data_set.png`` if ``single`` is given.

@@ -113,7 +113,7 @@ def summarise(out_dir: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per experiment, method and parameter: ``label`` (the seed's name),
+        One row per experiment, method and parameter: ``label`` (the name in Jacobusse (2005)),
         ``kind``, ``n`` (replications), ``true``, ``mean``, ``bias``, ``rel_bias``
         (``bias / true``), ``diff_complete`` (mean of estimate minus the same
         replication's complete-data estimate), ``emp_sd``, ``rmse``, ``mcse_bias``

@@ -208,6 +208,11 @@ def loads_spec(
         elif value is not None and (not isinstance(value, str) or not value.strip()):
             raise c.fail(f"output.{key}", f"must be a path or false, got {_show(value)}")
         outputs[key] = value
+    for key, value in outputs.items():
+        _check_placeholders(c, f"output.{key}", value, template=key == "completed")
+    if data.get("path") is not None:
+        _check_placeholders(c, "data.path", data["path"] if isinstance(data["path"], str) else None,
+                            template=False)
     _check_suffix(c, "output.imputations", outputs["imputations"], (".nc", ".nc4", ".zarr", ".h5"))
     _check_suffix(c, "output.completed", outputs["completed"], (".csv", ".parquet", ".pq", ".dta"))
 
@@ -247,6 +252,23 @@ def loads_spec(
 def _check_suffix(c: _Checker, key: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and Path(value).suffix.lower() not in allowed:
         raise c.fail(key, f"{value!r} must end in one of {', '.join(allowed)}")
+
+
+def _check_placeholders(c: _Checker, key: str, value: str | None, template: bool) -> None:
+    """Only ``output.completed`` takes a placeholder, ``{i}``; braces elsewhere are refused."""
+    from ._io_flat import check_template
+
+    if value is None:
+        return
+    if not template:
+        if "{" in value or "}" in value:
+            raise c.fail(key, f"{value!r} holds a brace; only output.completed takes a "
+                         "placeholder ({i})")
+        return
+    try:
+        check_template(value, key)
+    except SpecificationError as exc:
+        raise SpecificationError(f"{c.source}: {exc}") from None
 
 
 def _check_options(c: _Checker, options: Mapping) -> None:

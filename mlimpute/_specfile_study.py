@@ -56,6 +56,9 @@ class AnalysisSpec:
 class OutputSpec:
     """Files a run writes; paths relative to the specification file, ``None``: not written.
 
+    :func:`mlimpute.specfile.run` refuses paths that lead out of the specification's
+    directory (or out of ``out_dir``), unless ``allow_outside=True``.
+
     Attributes
     ----------
     imputations : str, optional

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
+
+from ._forward import forwards
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MIAccessor"]
 
@@ -18,8 +26,27 @@ class MIAccessor:
     def __init__(self, df: pd.DataFrame):
         self._df = df
 
-    def impute(self, formulas=None, **kwargs):
-        """Multiply impute this DataFrame; see :func:`mlimpute.impute` for the options.
+    @forwards("mlimpute.impute:impute", drop=("df",))
+    def impute(
+        self,
+        formulas: Mapping[str, str] | Sequence[str] | None = None,
+        *,
+        m: int = 5,
+        iterations: int = 20,
+        rng: int | np.random.Generator | None = None,
+        method: Mapping[str, str] | None = None,
+        visit: Sequence[str] | None = None,
+        cluster: str | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        heteroscedastic: bool | Sequence[str] = False,
+        n_jobs: int | None = None,
+        client: Any = None,
+        progress: bool | None = None,
+    ):
+        """Multiply impute this DataFrame with (multilevel) chained equations.
+
+        The same as :func:`mlimpute.impute` with this DataFrame as ``df``.
 
         Examples
         --------
@@ -31,12 +58,16 @@ class MIAccessor:
         """
         from .impute import impute
 
-        return impute(self._df, formulas, **kwargs)
+        return impute(self._df, formulas, m=m, iterations=iterations, rng=rng, method=method,
+                      visit=visit, cluster=cluster, include=include, exclude=exclude,
+                      heteroscedastic=heteroscedastic, n_jobs=n_jobs, client=client,
+                      progress=progress)
 
-    def describe(self, cluster=None):
+    @forwards("mlimpute.describe:describe", drop=("df",))
+    def describe(self, cluster: Hashable | None = None):
         """Per-variable descriptives: missingness, mean/SD or levels, ICC, level, model.
 
-        See :func:`mlimpute.describe.describe` for the columns and the ICC estimator.
+        The same as :func:`mlimpute.describe.describe` with this DataFrame as ``df``.
 
         Examples
         --------
@@ -50,10 +81,11 @@ class MIAccessor:
 
         return describe(self._df, cluster=cluster)
 
+    @forwards("mlimpute.pattern:missing_pattern", drop=("df",))
     def pattern(self):
         """The missing-data pattern, like mice's ``md.pattern``; ``.plot()`` draws it.
 
-        See :func:`mlimpute.pattern.missing_pattern`.
+        The same as :func:`mlimpute.pattern.missing_pattern` on this DataFrame.
 
         Examples
         --------

@@ -27,7 +27,7 @@ Blimp...) so that both work on them too.
 
 Notes
 -----
-Cost: ``m`` model fits plus ``m`` completed data sets. For the seed's experiment 3
+Cost: ``m`` model fits plus ``m`` completed data sets. For classroom experiment 3
 (600 rows, random slope, m = 25) ``imp.fit`` takes about 0.13 s: about 3 ms per
 mixed-model fit (Newton's method, imputations 2..m warm-started from imputation 1's
 estimates), against about 0.2 s per fit with ``engine="statsmodels"``; see

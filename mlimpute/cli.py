@@ -2,8 +2,8 @@
 
 Commands::
 
-    mlimpute demo [--out DIR]                  impute the seed's classroom data, pool an analysis
-    mlimpute run spec.toml                     run a specification file
+    mlimpute demo [--out DIR]                  impute the classroom example, pool an analysis
+    mlimpute run spec.toml [--out DIR]         run a specification file
     mlimpute init data.csv --cluster class     print a default specification to edit
     mlimpute describe data.csv --cluster class descriptives per variable
     mlimpute pattern data.csv                  the missing-data pattern
@@ -105,7 +105,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     data = classroom(1, rng=args.seed)
     df = data.incomplete
-    print("mlimpute demo: the seed's experiment 1 (Jacobusse, IMPS 2005)")
+    print("mlimpute demo: the classroom example of Jacobusse (2005), experiment 1")
     print(f"  {df['class'].nunique()} classes, {len(df)} children; "
           f"{df['grade'].isna().mean():.0%} of 'grade' missing completely at random\n")
     study = StudySpec(
@@ -130,7 +130,8 @@ def _demo(args: argparse.Namespace) -> int:
     _print_result(result)
     print("\nTrue values:", ", ".join(f"{k} = {v:g}" for k, v in data.truth.items()))
     if args.out is None:
-        print("\nNothing written (--no-save).")
+        print("\nNothing written; `mlimpute demo --out DIR` saves the data, the specification "
+              "and the results.")
     else:
         print(f"\nWrote {args.out}/: classroom.csv, spec.toml, imputations.nc, "
               f"completed_1..{imp.m}.csv, pooled.csv. "
@@ -145,7 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     log = (lambda _: None) if args.quiet else print
     t0 = time.perf_counter()
     with _warnings_as_lines(args.verbose):
-        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log)
+        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log,
+                     out_dir=args.out, allow_outside=args.allow_outside)
     for line in _written(result.written):
         log(line)
     _print_result(result, print)
@@ -154,8 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    from ._io_flat import read_data  # not .io: no xarray or file back-ends for reading
     from .errors import SpecificationError
-    from .io import read_data
 
     df = read_data(path)
     for c in columns or []:
@@ -193,7 +195,13 @@ def _init(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}`")
+        outside = not data.is_absolute() and data.parts[:1] == ("..",)
+        flag = " --allow-outside" if outside else ""
+        _err(f"wrote {args.output}: review the formulas, then "
+             f"`mlimpute run {args.output}{flag}`")
+        if outside:
+            _err("mlimpute: note: the data file is outside the specification's directory, "
+                 "which `mlimpute run` allows only with --allow-outside")
     return 0
 
 
@@ -217,19 +225,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
     demo = sub.add_parser("demo", parents=[common],
-                          help="impute the seed's classroom data and pool an analysis",
-                          description="Impute the seed's classroom data (experiment 1) with a "
-                          "random-intercept model, print the pooled analysis and write the "
-                          "data, spec.toml, imputations.nc, completed data and pooled table "
-                          "into --out (default ./mlimpute-demo; --no-save writes nothing).")
+                          help="impute the classroom example and pool an analysis",
+                          description="Impute the classroom example of Jacobusse (2005) "
+                          "(experiment 1: grade missing completely at random) with a "
+                          "random-intercept model and print the pooled analysis. Nothing is "
+                          "written unless --out is given.")
     demo.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     demo.add_argument("--iterations", type=int, default=20)
-    demo.add_argument("--seed", type=int, default=2005)
-    demo.add_argument("--out", metavar="DIR", default="mlimpute-demo",
+    demo.add_argument("--seed", type=int, default=2005,
+                      help="random seed of the data and the chains (default 2005)")
+    demo.add_argument("--out", metavar="DIR", default=None,
                       help="write the data, spec.toml, imputations.nc, completed_{i}.csv and "
-                      "pooled.csv into DIR (default: ./mlimpute-demo)")
+                      "pooled.csv into DIR (default: write nothing)")
     demo.add_argument("--no-save", dest="out", action="store_const", const=None,
-                      help="write nothing")
+                      help=argparse.SUPPRESS)  # the default; kept for old scripts
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", parents=[common], help="run a specification file (TOML)",
@@ -238,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="the specification file, e.g. spec.toml")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--out", metavar="DIR",
+                     help="write the outputs under DIR instead of the specification's "
+                     "directory (their paths must stay inside DIR)")
+    run.add_argument("--allow-outside", action="store_true",
+                     help="allow data and output paths that lead outside their directory "
+                     "(refused by default: only for specification files you trust)")
     run.set_defaults(func=_run)
 
     init = sub.add_parser("init", parents=[common],

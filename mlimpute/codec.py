@@ -133,7 +133,9 @@ def decode(codes: np.ndarray, like: pd.Series) -> pd.Series | np.ndarray:
         vals = codes
         if pd.api.types.is_integer_dtype(dtype):  # rounded, and clipped to the dtype's range
             info = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
-            vals = np.clip(np.round(codes), info.min, info.max)
+            # the largest float not above the maximum (float(2**63 - 1) is 2**63: overflow)
+            hi = info.max if float(info.max) <= info.max else np.nextafter(float(info.max), 0)
+            vals = np.clip(np.round(codes), info.min, hi)
         if isinstance(dtype, pd.api.extensions.ExtensionDtype):
             return pd.array(vals, dtype=dtype)
         return vals.astype(dtype)

@@ -1,7 +1,7 @@
-"""The seed's classroom data: children nested in classes (Jacobusse, IMPS 2005).
+"""The classroom example of Jacobusse (2005): children nested in classes.
 
-:func:`classroom` generates the three experiments of the seed presentation with the
-parameters of DESIGN §4. The demo, the tests, the notebooks and the benchmarks all use it.
+:func:`classroom` generates the three experiments of Jacobusse (2005, IMPS, Tilburg)
+with their parameters. The demo, the tests, the notebooks and the benchmarks all use it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def classroom(
     class_size: int = 20,
     rng: int | np.random.Generator | None = None,
 ) -> Classroom:
-    """Generate one of the seed's three classroom experiments (DESIGN §4).
+    """Generate one of the three classroom experiments of Jacobusse (2005).
 
     Children ``i`` in classes ``j``; teacher ``skill ~ N(0, 1)`` per class.
 
@@ -90,7 +90,7 @@ def classroom(
     ----------
     experiment : {1, 2, 3}
     n_classes, class_size : int
-        J classes of n children (the seed: 30 of 20).
+        J classes of n children (Jacobusse (2005): 30 of 20).
     rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
         Seed, seed sequence or generator.
 

@@ -241,8 +241,11 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
         s = df.iloc[:, pos]
         rows.append(_describe_column(s, n_rows, codes, roles[pos]))
     out = pd.DataFrame(rows, columns=_COLUMNS, index=pd.Index(df.columns, name="variable"))
-    return out.astype({"n": np.int64, "n_missing": np.int64, "pct_missing": np.float64,
-                       "mean": np.float64, "sd": np.float64, "icc": np.float64})
+    out = out.astype({"n": np.int64, "n_missing": np.int64, "pct_missing": np.float64,
+                      "mean": np.float64, "sd": np.float64, "icc": np.float64})
+    from .display import Table  # shown whole and rounded; the values are not rounded
+
+    return Table(out, digits={"pct_missing": 1, "mean": 3, "sd": 3, "icc": 3})
 
 
 def _hashable(x: object) -> bool:

@@ -13,14 +13,105 @@ import html
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table
-from mlimpute.imputed import row_dim
+import pandas as pd
 
 if TYPE_CHECKING:
     from mlimpute.imputed import MultiplyImputed
 
-__all__ = ["imputed_html", "imputed_text"]
+__all__ = ["Table", "imputed_html", "imputed_text", "in_notebook"]
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel that can draw ``tqdm.auto``'s widget bar
+    (ipywidgets installed).
+
+    Examples
+    --------
+    >>> in_notebook()
+    False
+    """
+    import importlib.util
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    if ipython is None or "ipykernel" not in sys.modules:
+        return False
+    if importlib.util.find_spec("ipywidgets") is None:
+        return False  # tqdm.notebook would fail; a text bar in a notebook is noise
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _number(v: float, digits: int) -> str:
+    """``v`` with ``digits`` decimals; what rounds to zero is ``0`` (no ``-0.000``,
+    no ``1.8e-15``); large values in 4 significant digits."""
+    if pd.isna(v):
+        return "NaN"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if abs(v) >= 1e6:
+        return f"{v:.4g}"
+    text = f"{v:.{digits}f}"
+    return f"{0.0:.{digits}f}" if float(text) == 0 else text
+
+
+def _p_value(v: float) -> str:
+    return "NaN" if pd.isna(v) else "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+class Table(pd.DataFrame):
+    """A pandas DataFrame that shows itself whole and rounded.
+
+    Returned by :meth:`PooledResult.summary`, :meth:`PooledResult.variance_components`
+    and :func:`mlimpute.describe.describe`: every column is printed (a plain REPL does
+    not cut the table to ``...``), numbers are rounded to what they can tell (``digits``
+    decimals per column, 3 by default; p-values below 0.001 as ``<0.001``; values that
+    round to zero as ``0``). It is a DataFrame in every other respect and holds the
+    unrounded values; anything derived from it (``.round()``, a column selection) is a
+    plain DataFrame.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlimpute.display import Table
+    >>> t = Table(pd.DataFrame({"icc": [0.30587, 1.76e-15], "p": [0.2, 1e-5]},
+    ...                        index=["grade", "skill"]), digits={"icc": 3})
+    >>> t
+             icc       p
+    grade  0.306   0.200
+    skill  0.000  <0.001
+    >>> float(t.loc["skill", "icc"])
+    1.76e-15
+    """
+
+    _metadata = ["digits"]
+
+    def __init__(self, data=None, *args, digits: dict | None = None, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        object.__setattr__(self, "digits", dict(digits or {}))
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _formatters(self) -> dict:
+        out = {}
+        for col in self.columns:
+            dtype = self[col].dtype
+            if col == "p":
+                out[col] = _p_value
+            elif pd.api.types.is_float_dtype(dtype):
+                digits = self.digits.get(col, 3)
+                out[col] = lambda v, d=digits: _number(v, d)
+        return out
+
+    def __repr__(self) -> str:
+        return self.to_string(formatters=self._formatters(),
+                              max_rows=pd.get_option("display.max_rows"))
+
+    def _repr_html_(self) -> str:
+        return self.to_html(formatters=self._formatters(),
+                            max_rows=pd.get_option("display.max_rows"))
 
 _STYLE = (
     "<style>"
@@ -35,6 +126,9 @@ _STYLE = (
 
 def _summary(imp: MultiplyImputed) -> dict:
     """Everything both views show, computed once."""
+    from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table
+    from mlimpute.imputed import row_dim
+
     n_rows = len(imp.data)
     traces = imp.traces
     n_iter = traces.sizes.get("iteration", 0)
@@ -76,6 +170,8 @@ def _rhat_note(s: dict) -> str:
     if s["threshold"] is None:
         if not s["variables"]:
             return "nothing imputed"
+        from mlimpute.diagnostics import MIN_WARNING_ITERATIONS
+
         return f"not computed (fewer than {MIN_WARNING_ITERATIONS} iterations)"
     n_iter = s["n_iter"]
     worst = "n/a" if s["max_rhat"] is None else f"{s['max_rhat']:.3f}"

@@ -1,4 +1,4 @@
-"""Chained equations with a carried Gibbs state (DESIGN §3.1).
+"""Chained equations with a carried Gibbs state.
 
 Each of the m imputations is an independent chain started from random draws of the
 observed values. One iteration visits every incomplete variable once: refresh the design

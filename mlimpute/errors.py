@@ -85,7 +85,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def warn(message: str, category: type[Warning] = MlimputeWarning) -> None:
-    """Issue a warning attributed to the user's line (the first frame outside mlimpute)."""
+    """Emit a warning attributed to the user's line (the first frame outside mlimpute)."""
     frame = sys._getframe(1)
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(

@@ -36,7 +36,7 @@ dask, 2 workers             0.28                    1.38 (1.03 malloc tuned)
 *Start method.* Starting two workers that hold the plan takes 0.015 s with ``fork``
 (the plan is inherited, not pickled), 0.7-2 s with ``spawn`` (every worker imports numpy,
 pandas, scipy and mlimpute, every time), 0.8 s with ``forkserver`` unless the server has
-mlimpute preloaded: then 0.7 s once per session and 0.03 s (experiment 3) / 0.14 s
+mlimpute preloaded: then 0.7 s once per process and 0.03 s (experiment 3) / 0.14 s
 (60,000 rows: a 13.8 MB plan pickled to each worker) afterwards. Only ``fork`` makes a
 first parallel run pay on small data. But ``fork`` is unsafe when the parent runs other
 Python threads (a dask client's event loop, a Jupyter kernel, tqdm's monitor): a lock

@@ -21,9 +21,6 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from formulaic import Formula
-from formulaic.errors import FormulaicError
-
 from ._longsum import balanced_sum
 from .errors import FormulaError, UnsupportedError
 from .formula_grammar import ALLOWED_FUNCTIONS, validate_formula
@@ -161,6 +158,9 @@ def _required(rhs: str, text: str) -> frozenset[str]:
     Cached (formulaic parses the text at every call, about 0.3 ms): the result is a
     frozenset, so no caller can change what the cache holds.
     """
+    from formulaic import Formula  # imported when first needed: a quick `import mlimpute`
+    from formulaic.errors import FormulaicError
+
     try:
         names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
     except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
@@ -331,6 +331,9 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
     ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
+    from formulaic import Formula
+    from formulaic.errors import FormulaicError
+
     for rhs_part in [fixed_text] + [b.terms for b in blocks]:
         try:
             Formula(balanced_sum(rhs_part))

@@ -59,7 +59,7 @@ def impute(
     iterations : int
         Visits of every incomplete variable per chain.
     rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
-        Seed (SPEC 7). Chain k uses the k-th child of ``SeedSequence(rng)`` (of the given
+        The random seed. Chain k uses the k-th child of ``SeedSequence(rng)`` (of the given
         SeedSequence, or of the Generator's), so results depend only on the seed. None:
         fresh entropy, recorded in ``imp.spec`` so the run can be repeated.
     method : dict, optional
@@ -93,8 +93,9 @@ def impute(
     client : dask.distributed.Client, optional
         Run the chains as tasks on this cluster (data scattered once).
     progress : bool, optional
-        A progress bar over chains × iterations; default: only when stderr is a terminal
-        and not under CI.
+        A progress bar over chains × iterations; default: in a terminal and in a Jupyter
+        notebook (a widget bar, with ipywidgets installed), never when the environment
+        variable ``CI`` is set.
 
     Returns
     -------
@@ -252,9 +253,12 @@ def _check_memory(df: pd.DataFrame, spec) -> None:
 
 
 def _progress_bar(progress: bool | None, total: int):
-    """A tqdm bar when asked, or by default when interactive (a TTY, not CI)."""
+    """A tqdm bar when asked, or by default when interactive (a terminal or a Jupyter
+    notebook, where ``tqdm.auto`` draws a widget), never by default under CI."""
     if progress is None:
-        progress = sys.stderr.isatty() and not os.environ.get("CI")
+        from .display import in_notebook
+
+        progress = (sys.stderr.isatty() or in_notebook()) and not os.environ.get("CI")
     if not progress:
         return None
     from tqdm.auto import tqdm

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from .codec import decode, encode
-from .errors import SpecificationError
+from ._forward import forwards
+from .codec import decode
+from .errors import DataError, SpecificationError
 from .spec import ImputationSpec
+
+if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
+    import xarray as xr
 
 __all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
 
@@ -84,7 +89,8 @@ class MultiplyImputed:
                             columns=pd.RangeIndex(1, self.m + 1, name="imputation"))
 
     # -- completed data -------------------------------------------------------------------
-    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False):
+    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
+                 imputation_column: str = "imputation"):
         """Completed data.
 
         Parameters
@@ -96,11 +102,22 @@ class MultiplyImputed:
             original data). ``"all"`` returns an iterator over the m data sets.
         include : bool
             With ``"long"``, prepend the incomplete data as imputation 0.
+        imputation_column : str
+            With ``"long"``, the name of the column numbering the data sets (default
+            ``"imputation"``; mice calls it ``".imp"``).
 
         Returns
         -------
         DataFrame or iterator of DataFrame
-            Original index, column order and dtypes are kept.
+            Original index, column order and dtypes are kept. Observed values are never
+            converted (an ``Int64`` value above 2**53 comes back exactly); imputed values
+            of integer columns are drawn on the real line and rounded.
+
+        Raises
+        ------
+        DataError
+            With ``"long"``, if the data already have a column named
+            ``imputation_column``: it is never overwritten; pass another name.
 
         Examples
         --------
@@ -115,11 +132,19 @@ class MultiplyImputed:
             if which == "all":
                 return (self._complete_one(i) for i in range(1, self.m + 1))
             if which == "long":
+                name = imputation_column
+                if name in self.data.columns:
+                    raise DataError(
+                        f"the data have a column {name!r}, so complete('long') cannot number "
+                        f"the imputations in a column of that name; pass "
+                        f"imputation_column='.imp' (or another unused name)")
                 first = 0 if include else 1
-                frames = [self._complete_one(i).assign(imputation=i)
-                          for i in range(first, self.m + 1)]
-                out = pd.concat(frames, axis=0)
-                return out[["imputation", *self.data.columns]]
+                frames = []
+                for i in range(first, self.m + 1):
+                    frame = self._complete_one(i)
+                    frame.insert(0, name, i)
+                    frames.append(frame)
+                return pd.concat(frames, axis=0)
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
         if isinstance(which, bool) or not isinstance(which, (int, np.integer)):
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
@@ -137,11 +162,14 @@ class MultiplyImputed:
         for name in self.variables:
             da = self.dataset[name]
             pos = da[row_dim(name)].to_numpy()
-            col = encode(out[name])
-            col[pos] = da.isel(imputation=i - 1).to_numpy()
+            col = out[name]
+            # only the imputed cells are decoded and written: observed values never pass
+            # through float64 (which would change integers above 2**53)
+            values = decode(da.isel(imputation=i - 1).to_numpy(), col)
+            arr = col.array.copy()
+            arr[pos] = values
             # an explicit dtype: pandas would infer ``str`` for an object column of strings
-            out[name] = pd.Series(decode(col, out[name]), index=out.index,
-                                  dtype=out[name].dtype)
+            out[name] = pd.Series(arr, index=out.index, dtype=col.dtype, copy=False)
         return out
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
@@ -199,17 +227,45 @@ class MultiplyImputed:
 
         return ImputedPlots(self)
 
-    def fit(self, formula: str, **kwargs):
-        """Fit ``formula`` on each completed data set and pool (:func:`mlimpute.analysis.fit`)."""
+    @forwards("mlimpute.analysis:fit", drop=("imp",))
+    def fit(
+        self,
+        formula: str,
+        *,
+        reml: bool = True,
+        family: Any = None,
+        link: str | None = None,
+        nagq: int | None = None,
+        dfcom: float | None = None,
+        cluster: str | None = None,
+        engine: Literal["profiled", "statsmodels"] = "profiled",
+        n_jobs: int | None = None,
+        client: Any = None,
+    ):
+        """Fit ``formula`` on each completed data set and pool the results.
+
+        The same as :func:`mlimpute.analysis.fit` on this result.
+        """
         from .analysis import fit
 
-        return fit(self, formula, **kwargs)
+        return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
+                   dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
 
-    def apply(self, func, **kwargs):
-        """Pool any per-data-set analysis; see :func:`mlimpute.analysis.apply`."""
+    @forwards("mlimpute.analysis:apply", drop=("imp",))
+    def apply(
+        self,
+        func: Callable[[pd.DataFrame], Any],
+        *,
+        dfcom: float | None = None,
+        names: Sequence[str] | None = None,
+    ):
+        """Pool any per-data-set analysis: ``func`` on each completed data set, Rubin's rules.
+
+        The same as :func:`mlimpute.analysis.apply` on this result.
+        """
         from .analysis import apply
 
-        return apply(self, func, **kwargs)
+        return apply(self, func, dfcom=dfcom, names=names)
 
     # -- saving: logic in io.py ----------------------------------------------------------
     def to_netcdf(self, path) -> None:
@@ -224,23 +280,38 @@ class MultiplyImputed:
 
         to_zarr(self, path)
 
-    def to_csv(self, path, **kwargs):
-        """Completed data to CSV (``{i}`` in the name: one file each); see :mod:`mlimpute.io`."""
+    @forwards("mlimpute._io_flat:to_csv", drop=("imp",))
+    def to_csv(self, path: str | os.PathLike, *, include: bool = False,
+               index: bool | None = None, **kwargs) -> list[Path]:
+        """Completed data to CSV (``{i}`` in the name: one file each).
+
+        The same as :func:`mlimpute.io.to_csv` on this result.
+        """
         from .io import to_csv
 
-        return to_csv(self, path, **kwargs)
+        return to_csv(self, path, include=include, index=index, **kwargs)
 
-    def to_parquet(self, path, **kwargs):
-        """Completed data to parquet; see :func:`mlimpute.io.to_parquet`."""
+    @forwards("mlimpute._io_flat:to_parquet", drop=("imp",))
+    def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
+                   **kwargs) -> list[Path]:
+        """Completed data to parquet.
+
+        The same as :func:`mlimpute.io.to_parquet` on this result.
+        """
         from .io import to_parquet
 
-        return to_parquet(self, path, **kwargs)
+        return to_parquet(self, path, include=include, **kwargs)
 
-    def to_stata(self, path, **kwargs):
-        """Completed data to Stata .dta; see :func:`mlimpute.io.to_stata`."""
+    @forwards("mlimpute._io_flat:to_stata", drop=("imp",))
+    def to_stata(self, path: str | os.PathLike, *, include: bool = False,
+                 **kwargs) -> list[Path]:
+        """Completed data to Stata .dta.
+
+        The same as :func:`mlimpute.io.to_stata` on this result.
+        """
         from .io import to_stata
 
-        return to_stata(self, path, **kwargs)
+        return to_stata(self, path, include=include, **kwargs)
 
     # -- display --------------------------------------------------------------------------
     def _repr_html_(self) -> str:

@@ -15,8 +15,8 @@ An imputation file holds everything a :class:`~mlimpute.MultiplyImputed` holds, 
 
 Encoding choices (all reversed exactly by :func:`open`):
 
-* names that are not portable netCDF/zarr names (``/``, ``%``, leading ``_``/digits,
-  control characters, trailing blanks; in zarr also ``:`` and blanks) are written as
+* names that are not portable netCDF/zarr names (``/``, ``%``, leading ``_``,
+  control characters, trailing blanks; in zarr also ``:``, blanks and capitals) are written as
   ``v%`` + their percent-encoding; every variable carries its original name, dimensions,
   dtype and attributes as JSON in its ``mlimpute`` attribute;
 * auxiliary variables and dimensions contain ``%`` (``x%mask``, ``x%categories``), which a
@@ -29,21 +29,45 @@ Encoding choices (all reversed exactly by :func:`open`):
   scalar types) plus a code per cell telling ``None``, ``NaN``, ``pd.NA`` and ``NaT`` apart;
 * no ``_FillValue`` is written and files are read with ``decode_cf=False``, so no value is
   masked, rescaled or reinterpreted on the way back.
+
+Names: in zarr, where every variable is a directory, only lower-case letters, digits and
+``_.-()[]+`` stay as they are (names that differ only in case stay apart on macOS and
+Windows; ``zarr.json``, Windows device names and over-long names are encoded too); the
+name ``data`` of the group is always encoded at the root; column names that are not
+strings, and repeated names, are stored under a positional name ``c%<k>``.
+
+Safety: saving writes a temporary sibling and renames it into place (see
+:func:`to_netcdf`, :func:`to_zarr`) and replaces only an mlimpute file of the same kind,
+recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged metadata into a
+:class:`~mlimpute.errors.DataError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import ctypes
 import json
 import os
+import secrets
+import shutil
+import sys
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
 import xarray as xr
 
-from ._io_arrays import _decode_data, _decode_dataset, _encode_data, _encode_dataset
+from ._io_arrays import (
+    _decode_data,
+    _decode_dataset,
+    _encode_data,
+    _encode_dataset,
+    _json_attr,
+)
 from ._io_flat import read_data, to_csv, to_parquet, to_stata, write_completed
 from ._io_spec import _dumps, spec_from_dict, spec_to_dict
-from .errors import DataError, DataTypeError
+from .errors import DataError, DataTypeError, MlimputeError
 from .imputed import MultiplyImputed
 
 __all__ = [
@@ -63,19 +87,32 @@ __all__ = [
 
 #: Version of the file layout written by :func:`to_netcdf` and :func:`to_zarr`.
 FORMAT_VERSION = 1
+_MARK = "mlimpute_format"  # root attribute that marks an mlimpute file
 
 
 # ------------------------------------------------------------------------------------------
 # public: save and open
 # ------------------------------------------------------------------------------------------
 def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
-    """Save an imputation result as a netCDF-4 file (engine h5netcdf); overwrites ``path``.
+    """Save an imputation result as a netCDF-4 file (engine h5netcdf).
+
+    The file is built in memory, written to a temporary sibling (``.NAME.<random>.tmp``
+    in the same directory) and renamed over ``path`` only when complete: a failed save (an
+    exception, a full disk, Ctrl-C) leaves an existing file as it was and removes the
+    temporary. Saving needs memory for one copy of the file.
+    An existing ``path`` is replaced only if it is an mlimpute netCDF file.
 
     Parameters
     ----------
     imp : MultiplyImputed
     path : str or path-like
         Usually ``*.nc``.
+
+    Raises
+    ------
+    DataError
+        If ``path`` exists and is not an mlimpute netCDF file (e.g. a directory, another
+        netCDF file or a symbolic link): it is never replaced.
 
     See Also
     --------
@@ -95,20 +132,44 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     (True, True)
     """
     root, data = _encode(imp, zarr=False)
-    root.to_netcdf(path, mode="w", engine="h5netcdf")
-    data.to_netcdf(path, mode="a", engine="h5netcdf", group="data")
+    target = Path(os.fspath(path))
+    _check_target(target, "netcdf")
+
+    # The file is built in memory and written with plain file I/O: when HDF5 itself hits a
+    # full disk its file is left in a state in which closing it crashes the process.
+    buffer = BytesIO()
+    root.to_netcdf(buffer, mode="w", engine="h5netcdf")
+    data.to_netcdf(buffer, mode="a", engine="h5netcdf", group="data")
+    _atomic_write(target, lambda tmp: _write_bytes(tmp, buffer.getbuffer()), directory=False)
+
+
+def _write_bytes(path: Path, content) -> None:
+    """Write ``content`` to a new file ``path`` and flush it to disk."""
+    with builtins.open(path, "xb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
-    """Save an imputation result as a zarr directory store; overwrites ``path``.
+    """Save an imputation result as a zarr directory store.
 
-    zarr 3 writes format 3 stores, without consolidated metadata.
+    zarr 3 writes format 3 stores, without consolidated metadata. The store is written to
+    a temporary sibling directory and swapped in only when complete (on Linux in one
+    atomic exchange, elsewhere by two renames: old aside, new in); a failed save leaves
+    an existing store as it was and removes the temporary.
 
     Parameters
     ----------
     imp : MultiplyImputed
     path : str or path-like
         Usually ``*.zarr``.
+
+    Raises
+    ------
+    DataError
+        If ``path`` exists and is neither an mlimpute zarr store nor an empty directory
+        (e.g. a directory holding other files): it is never emptied.
 
     Examples
     --------
@@ -123,10 +184,154 @@ def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     True
     """
     root, data = _encode(imp, zarr=True)
-    root.to_zarr(path, mode="w", consolidated=False)
-    data.to_zarr(path, mode="w", group="data", consolidated=False)
+    target = Path(os.fspath(path))
+    _check_target(target, "zarr")
+
+    def write(tmp: Path) -> None:
+        root.to_zarr(tmp, mode="w-", consolidated=False)
+        data.to_zarr(tmp, mode="w", group="data", consolidated=False)
+
+    _atomic_write(target, write, directory=True)
 
 
+# ------------------------------------------------------------------------------------------
+# safe replacement of an existing file or store
+# ------------------------------------------------------------------------------------------
+def _store_kind(p: Path) -> str | None:
+    """``"netcdf"``/``"zarr"`` for an mlimpute file of that kind, ``"empty"`` for an empty
+    directory, ``None`` for anything else (recognised by the root attribute
+    ``mlimpute_format``, which every file this module writes carries)."""
+    if p.is_dir():
+        if not any(p.iterdir()):
+            return "empty"
+        for meta, key in (("zarr.json", "attributes"), (".zattrs", None)):
+            f = p / meta
+            if f.is_file():
+                try:
+                    doc = json.loads(f.read_text(encoding="utf-8"))
+                    attrs = doc.get(key, {}) if key else doc
+                except (OSError, ValueError, AttributeError):
+                    return None
+                return "zarr" if isinstance(attrs, dict) and _MARK in attrs else None
+        return None
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return "netcdf" if _MARK in f.attrs else None
+    except (OSError, ValueError):
+        return None
+
+
+def _check_target(p: Path, kind: str) -> None:
+    """Refuse to replace anything at ``p`` but an mlimpute file of the same kind."""
+    if p.is_symlink():
+        raise DataError(
+            f"refusing to save to {str(p)!r}: it is a symbolic link; save to the file it "
+            "points to, or remove the link"
+        )
+    if not p.exists():
+        return
+    found = _store_kind(p)
+    if found == kind or (found == "empty" and kind == "zarr"):
+        return
+    what = {
+        "netcdf": "an mlimpute netCDF file",
+        "zarr": "an mlimpute zarr store",
+        "empty": "an empty directory",
+    }.get(found or "", "a directory that is not an mlimpute store" if p.is_dir() else
+           "a file that is not an mlimpute imputation file")
+    raise DataError(
+        f"refusing to save a {'zarr store' if kind == 'zarr' else 'netCDF file'} to "
+        f"{str(p)!r}: it exists and is {what}; it is left untouched (choose another path "
+        "or remove it yourself)"
+    )
+
+
+def _atomic_write(target: Path, write, *, directory: bool, keep_suffix: bool = False) -> None:
+    """``write(tmp)`` into a temporary sibling of ``target``, then move it into place.
+
+    Any failure (including KeyboardInterrupt) removes the temporary and leaves ``target``
+    as it was. With ``keep_suffix`` the temporary ends in ``target``'s name (writers that
+    choose compression by suffix, e.g. ``.csv.gz``, then do the same).
+    """
+    token = secrets.token_hex(6)
+    name = f".tmp-{token}-{target.name}" if keep_suffix else f".{target.name}.{token}.tmp"
+    tmp = target.parent / name
+    try:
+        write(tmp)
+        if directory:
+            _swap_in(tmp, target)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)  # make the rename itself durable
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry to disk (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Move directory ``new`` to ``target``, replacing an existing ``target`` directory.
+
+    On Linux, ``renameat2(RENAME_EXCHANGE)`` swaps the two in one atomic step, so
+    ``target`` always names a complete store. Elsewhere (or on file systems without it)
+    the old store is renamed aside and the new one renamed in: between these two renames
+    (two system calls) ``target`` does not exist; if the second fails the old store is
+    renamed back. The old store is deleted only once the new one is in place.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old store
+        return
+    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths with Linux ``renameat2``; ``False`` if unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# opening
+# ------------------------------------------------------------------------------------------
 def open(path: str | os.PathLike) -> MultiplyImputed:
     """Open an imputation file written by :func:`to_netcdf` or :func:`to_zarr`.
 
@@ -138,7 +343,8 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     FileNotFoundError
         If ``path`` does not exist.
     DataError
-        If it is not an mlimpute file, or was written by a newer file-format version.
+        If it is not an mlimpute file, was written by a newer file-format version, or its
+        metadata are damaged (the message names the file and what is wrong).
 
     Examples
     --------
@@ -156,6 +362,7 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     if not p.exists():
         raise FileNotFoundError(f"imputation file not found: {str(path)!r}")
     if p.is_dir() or p.suffix == ".zarr":
+        _refuse_unsafe_codecs(p, path)
         kw: dict[str, Any] = {"engine": "zarr", "consolidated": False}
     else:
         kw = {"engine": "h5netcdf"}
@@ -172,15 +379,67 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
             f"{str(path)!r} is not a readable mlimpute imputation file "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return _decode(root, data, repr(str(path)))
+    try:
+        return _decode(root, data, repr(str(path)))
+    except DataError as exc:
+        raise DataError(f"{str(path)!r} is damaged: {exc}") from exc
+    except (MlimputeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(
+            f"{str(path)!r} is damaged: its mlimpute metadata do not describe its content "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+_UNSAFE_CODECS = frozenset({"pickle"})  # decoding runs code from the file
+
+
+def _refuse_unsafe_codecs(p: Path, path) -> None:
+    """Refuse a zarr store whose arrays name a codec that would unpickle its data.
+
+    zarr 3 refuses the ``pickle`` object codec itself; zarr 2 (Python 3.10) would run it.
+    """
+    if not p.is_dir():
+        return
+
+    def ids(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in ("id", "name", "object_codec_id") and isinstance(v, str):
+                    yield v
+                yield from ids(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from ids(v)
+
+    for folder, _, files in os.walk(p):
+        for name in files:
+            if name not in (".zarray", "zarr.json", ".zmetadata"):
+                continue
+            f = Path(folder) / name
+            try:
+                doc = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # the zarr reader reports it
+            bad = sorted(set(ids(doc)) & _UNSAFE_CODECS)
+            if bad:
+                raise DataError(
+                    f"{str(path)!r} is not an mlimpute imputation file: {str(f)!r} names the "
+                    f"codec {bad[0]!r}, which would run code from the file; refused"
+                )
 
 
 def _check_format(attrs: dict, path) -> None:
-    if "mlimpute_format" not in attrs:
+    if _MARK not in attrs:
         raise DataError(
             f"{str(path)!r} is not an mlimpute imputation file (no 'mlimpute_format' attribute)"
         )
-    fmt = int(attrs["mlimpute_format"])
+    try:
+        fmt = int(attrs[_MARK])
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{str(path)!r} is damaged: attribute 'mlimpute_format' is "
+            f"{attrs[_MARK]!r}, not an integer"
+        ) from None
     if fmt > FORMAT_VERSION:
         raise DataError(
             f"{str(path)!r} was written by mlimpute {attrs.get('mlimpute_version', '?')} in "
@@ -213,10 +472,18 @@ def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
     return root, data
 
 
-def _decode(root: xr.Dataset, data: xr.Dataset, source: str = "the stored specification"
-            ) -> MultiplyImputed:
-    spec = spec_from_dict(json.loads(root.attrs["mlimpute_spec"]), source)
-    events = json.loads(root.attrs.get("mlimpute_events", "[]"))
+def _decode(
+    root: xr.Dataset, data: xr.Dataset, source: str = "the stored specification"
+) -> MultiplyImputed:
+    spec_doc = _json_attr(root.attrs, "mlimpute_spec", dict)
+    events = _json_attr(root.attrs, "mlimpute_events", list, default="[]")
+    try:
+        spec = spec_from_dict(spec_doc, source)
+    except (MlimputeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"attribute 'mlimpute_spec' does not describe a specification "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     return MultiplyImputed(_decode_dataset(root), _decode_data(data), spec, events)
 
 

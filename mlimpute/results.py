@@ -124,7 +124,8 @@ class PooledResult:
         -------
         pandas.DataFrame
             Indexed by term, columns
-            ``estimate, se, t, df, p, ci_low, ci_high, riv, lambda, fmi``.
+            ``estimate, se, t, df, p, ci_low, ci_high, riv, lambda, fmi``; shown whole and
+            rounded (a :class:`mlimpute.display.Table`), the values are not rounded.
 
         Examples
         --------
@@ -136,7 +137,9 @@ class PooledResult:
         >>> list(res.summary().index), list(res.summary().columns[:5])
         (['Intercept', 'skill'], ['estimate', 'se', 't', 'df', 'p'])
         """
-        return self.pooled.table(alpha=alpha)
+        from .display import Table
+
+        return Table(self.pooled.table(alpha=alpha), digits={"df": 1})
 
     @property
     def per_imputation(self) -> pd.DataFrame:
@@ -186,7 +189,9 @@ class PooledResult:
         same = np.all(values == values[:1], axis=0)
         table.loc[same, "estimate"] = values[0, same]
         table.loc[same, "between_sd"] = 0.0
-        return table
+        from .display import Table
+
+        return Table(table, digits={"estimate": 4, "between_sd": 4})
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Seeding: one ``rng`` argument (SPEC 7), one independent stream per chain.
+"""Seeding: one ``rng`` argument, one independent stream per chain.
 
 ``rng`` may be an int seed, a :class:`numpy.random.SeedSequence`, a
 :class:`numpy.random.Generator` or None (fresh entropy). A SeedSequence is what

@@ -1,6 +1,6 @@
-"""The seed's three classroom experiments as a reproducible simulation study (issue 9).
+"""The three classroom experiments of Jacobusse (2005) as a reproducible simulation study.
 
-Jacobusse (IMPS 2005) generated classroom data (children in classes, DESIGN §4), deleted
+Jacobusse (IMPS 2005) generated classroom data (children in classes), deleted
 values, imputed them with a single-level and with a multilevel model, and analysed every
 completed data set with the true multilevel model. This module repeats that study:
 
@@ -38,7 +38,7 @@ Command line::
 References
 ----------
 Jacobusse, G. (2005). Multiple imputation of missing data in a multilevel setting.
-IMPS 2005, Tilburg. (The seed presentation.)
+IMPS 2005, Tilburg.
 
 Morris, T. P., White, I. R. & Crowther, M. J. (2019). Using simulation studies to
 evaluate statistical methods. Statistics in Medicine 38, 2074-2102.
@@ -121,7 +121,7 @@ def available_methods() -> tuple[str, ...]:
     """The methods this installation can run.
 
     ``defaults`` needs :func:`mlimpute.impute` to build formulas itself from
-    ``cluster=`` (a later issue); it is included as soon as ``impute`` takes that
+    ``cluster=``; it is included as soon as ``impute`` takes that
     keyword.
 
     Returns
@@ -144,7 +144,7 @@ class StudyConfig:
     iterations : int
         Iterations of every imputation run.
     n_classes, class_size : int
-        Size of each generated data set (the seed: 30 classes of 20 children).
+        Size of each generated data set (Jacobusse (2005): 30 classes of 20 children).
     seed : int
         Root seed; replication ``r`` of experiment ``e`` uses ``SeedSequence([seed, e, r])``.
     engine : {"profiled", "statsmodels"}

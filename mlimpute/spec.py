@@ -192,25 +192,16 @@ def _check_heteroscedastic(value) -> bool | list[str]:
 
 
 def _check_names(names) -> None:
-    """Imputed columns must not take the names the result uses for itself."""
-    names = list(names)
+    """Imputed columns must not take the names the result uses for itself: its dimensions
+    and traces, and the per-variable entries ``"<name>:row"``, ``"<name>:param(s)"``."""
     for name in names:
-        if name in RESERVED_NAMES:
+        if name in RESERVED_NAMES or str(name).endswith(_RESERVED_SUFFIXES):
             raise SpecificationError(
-                f"column {name!r} cannot be imputed under this name: the result uses "
-                f"{name!r} itself (names {sorted(RESERVED_NAMES)} are reserved for imputed "
-                f"columns); rename it first, e.g. df.rename(columns={{{name!r}: "
-                f"{name + '_'!r}}})"
+                f"cannot impute a column named {name!r}: the result uses that name for its "
+                f"own traces and dimensions ({', '.join(sorted(RESERVED_NAMES))}, "
+                "'<name>:row', '<name>:param(s)'); rename the column first, e.g. "
+                f"df.rename(columns={{{name!r}: {str(name).replace(':', '_') + '_'!r}}})"
             )
-    taken = set(names)
-    for name in names:
-        for suffix in _RESERVED_SUFFIXES:
-            if name.endswith(suffix) and name[: -len(suffix)] in taken:
-                raise SpecificationError(
-                    f"columns {name[: -len(suffix)]!r} and {name!r} are both imputed, but the "
-                    f"result stores {name[: -len(suffix)]!r}'s entry under {name!r}; rename "
-                    f"{name!r} first"
-                )
 
 
 def _parse_all(formulas) -> dict[str, ParsedFormula]:
@@ -251,6 +242,7 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
             raise SpecificationError(f"two formulas for {f.response!r}")
         out[f.response] = f
     return out
+
 
 
 def build_spec(

@@ -1,13 +1,24 @@
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import mlimpute  # noqa: F401  (registers df.mi)
 from mlimpute.design import Layout, build_model_data
 from mlimpute.formula import parse_formula
+
+# One BLAS thread per test process: `pytest -n 2` runs a worker per core, and a
+# multi-threaded BLAS in each oversubscribes the cores (a linear-algebra test ran 4 times
+# slower on a busy 2-core machine). The variables reach libraries loaded later and
+# subprocesses (the command line, notebooks, process pools); threadpool_limits the ones
+# already loaded (numpy's OpenBLAS is loaded before this file by a plugin).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+threadpool_limits(1)
 
 
 def model_data(df, formula: str, response: str, observed=None):

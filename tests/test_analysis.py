@@ -1,7 +1,7 @@
 """Tests of mlimpute.analysis and mlimpute.results: fit, apply, from_completed, tests.
 
-* End to end on the seed's experiment 1 (multilevel imputation, then the analysis model).
-* Against R: the shared fixture holds ten completed data sets with mitml's
+* End to end on classroom experiment 1 (multilevel imputation, then the analysis model).
+* Against R: tests/data/pooling_reference.json holds ten completed data sets with mitml's
   ``testEstimates`` / ``testModels`` output for ``grade ~ skill * gender + (1 | class)``
   fitted by ML; ``from_completed(...).fit(...)`` must reproduce it (1e-5, what statsmodels'
   optimiser leaves from lme4's, see tests/test_pooling.py).
@@ -39,16 +39,12 @@ from mlimpute.errors import (
 )
 from mlimpute.results import PooledResult, parse_hypotheses
 
-FIXTURE = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "pooling_reference.json"
-)
+FIXTURE = Path(__file__).resolve().parent / "data" / "pooling_reference.json"
 COLUMNS = ["estimate", "se", "t", "df", "p", "ci_low", "ci_high", "riv", "lambda", "fmi"]
 
 
 @pytest.fixture(scope="module")
 def ref() -> dict:
-    if not FIXTURE.exists():
-        pytest.skip(f"R reference fixture not found at {FIXTURE} (shared/ beside the repo)")
     return json.loads(FIXTURE.read_text())
 
 

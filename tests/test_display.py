@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 import xml.etree.ElementTree as ET
 
@@ -119,3 +120,26 @@ def test_summaries_do_not_modify_the_result(imp):
     imputed_html(imp)
     imputed_text(imp)
     assert imp.dataset.identical(before)
+
+
+def test_progress_bar_by_default_in_notebooks_and_terminals_never_under_ci(monkeypatch):
+    import mlimpute.display
+    from mlimpute.impute import _progress_bar
+
+    monkeypatch.setattr(mlimpute.display, "in_notebook", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    bar = _progress_bar(None, 10)
+    assert bar is not None
+    bar.close()
+    monkeypatch.setenv("CI", "true")
+    assert _progress_bar(None, 10) is None
+    monkeypatch.setattr(mlimpute.display, "in_notebook", lambda: False)
+    monkeypatch.delenv("CI")
+    assert (_progress_bar(None, 10) is None) == (not sys.stderr.isatty())
+    assert _progress_bar(False, 10) is None
+
+
+def test_not_in_a_notebook_under_pytest():
+    from mlimpute.display import in_notebook
+
+    assert in_notebook() is False

@@ -87,6 +87,10 @@ def assert_same_result(a, b):
 # ---------------------------------------------------------------- accuracy
 
 
+# Slow (25 careful statsmodels fits); test_pooling.py's
+# test_fit_reaches_the_optimum_where_statsmodels_stops_short and the mitml/lme4 reference
+# tests keep the profiled fits' accuracy in the default suite.
+@pytest.mark.slow
 def test_newton_fits_match_careful_statsmodels_fits(exp3, exp3_serial):
     """Every fit of the issue's benchmark against statsmodels with gtol 1e-10 (checked on
     the profiled deviance): 1e-6 relative for the fixed effects, the residual variance and

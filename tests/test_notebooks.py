@@ -17,7 +17,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["quickstart.ipynb", "seed_experiments.ipynb"]
+NAMES = ["quickstart.ipynb", "classroom_experiments.ipynb"]
 
 
 def _read(name: str):

@@ -275,7 +275,7 @@ def test_provenance_and_stored_config(study):
     assert (cfg.m_for(3), cfg.iterations, cfg.seed) == (2, 3, sim.DEFAULT_SEED)
     text = sim.provenance(out)
     assert text.startswith("**Results of experiment 1: 3 replications, m = 2;")
-    assert "Run in 1 session(s): 9 replications" in text and "mlimpute" in text
+    assert "Run in 1 part(s): 9 replications" in text and "mlimpute" in text
     with pytest.raises(SpecificationError, match="no results of experiment 3"):
         sim.stored_config(out / "nowhere", 3)
 

@@ -1,6 +1,6 @@
 """Level-2 (cluster) variables: the single-level models fitted on one row per cluster.
 
-mice's ``2lonly.norm`` / ``2lonly.pmm`` and the seed's last sheet: a variable that is
+mice's ``2lonly.norm`` / ``2lonly.pmm`` and Jacobusse's (2005) last experiment: a variable that is
 constant within clusters (teacher skill) is imputed from a data set with one row per
 cluster, whose predictors are other level-2 variables, cluster means of level-1 variables
 (``cmean(x)``, recomputed from the current imputations at every visit) and, where the

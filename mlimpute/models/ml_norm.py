@@ -1,6 +1,6 @@
 """Multilevel normal model for a level-1 continuous variable (mice ``2l.pan``/``2l.lmer``).
 
-Model (DESIGN §3.2)::
+Model::
 
     y_ij = x_ij'β + z_ij'b_j + e_ij,   b_j ~ N(0, Ψ),   e_ij ~ N(0, σ²)
 

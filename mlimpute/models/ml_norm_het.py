@@ -1,8 +1,8 @@
 """Multilevel normal model with cluster-specific residual variances (mice's ``2l.norm``).
 
 ``y_ij = x_ij'β + z_ij'b_j + e_ij``, ``e_ij ~ N(0, σ_j²)``: for longitudinal data (measures
-in persons) the within-person variance often differs between persons — the seed's third
-open problem. Hierarchical prior: ``σ_j² ~ Scaled-Inv-χ²(ν, s²)`` with ``p(s²) ∝ 1/s²`` and
+in persons) the within-person variance often differs between persons (an open problem in
+Jacobusse 2005). Hierarchical prior: ``σ_j² ~ Scaled-Inv-χ²(ν, s²)`` with ``p(s²) ∝ 1/s²`` and
 ν uniform on a grid from 1 to 100, so the data decide how much the variances differ
 (ν → ∞ is the homoscedastic model). Conditionals replacing the homoscedastic σ² step:
 

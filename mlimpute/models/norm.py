@@ -3,7 +3,7 @@
 Model: ``y = Xβ + e``, ``e ~ N(0, σ²)``, flat prior on β and ``p(σ²) ∝ 1/σ²``. Each step
 is an exact posterior draw (Rubin 1987, p. 167; van Buuren 2018, alg. 3.1):
 ``σ² = SSR / χ²(n_obs − p)``, ``β ~ N(β̂, σ²(X'X)⁻¹)``. It ignores the cluster structure,
-so on multilevel data it under-estimates the between-cluster variance: the seed's finding.
+so on multilevel data it under-estimates the between-cluster variance, as Jacobusse (2005) showed.
 Cost per step: O(n_obs·p² + p³).
 """
 
