@@ -40,6 +40,7 @@ class MIAccessor:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         heteroscedastic: bool | Sequence[str] = False,
+        max_categories: int = 50,
         n_jobs: int | None = None,
         client: Any = None,
         progress: bool | None = None,
@@ -60,8 +61,8 @@ class MIAccessor:
 
         return impute(self._df, formulas, m=m, iterations=iterations, rng=rng, method=method,
                       visit=visit, cluster=cluster, include=include, exclude=exclude,
-                      heteroscedastic=heteroscedastic, n_jobs=n_jobs, client=client,
-                      progress=progress)
+                      heteroscedastic=heteroscedastic, max_categories=max_categories,
+                      n_jobs=n_jobs, client=client, progress=progress)
 
     @forwards("mlimpute.describe:describe", drop=("df",))
     def describe(self, cluster: Hashable | None = None):

@@ -22,12 +22,21 @@ def _is_binary_numeric(s: pd.Series) -> bool:
     return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
 
 
+def _object_content(s: pd.Series) -> str:
+    """What an object column holds: ``"string"``, ``"boolean"``, ``"empty"`` or ``"other"``
+    (lists, dicts, numbers mixed with text...), decided without hashing the values (lists
+    and dicts cannot be hashed, so ``pd.unique`` would fail on them)."""
+    inferred = pd.api.types.infer_dtype(s, skipna=True)
+    if inferred in ("string", "boolean", "empty"):
+        return inferred
+    return "other"
+
+
 def _is_object_bool(s: pd.Series) -> bool:
     """An object column holding only True/False (and missing values), e.g. read from JSON."""
     if s.dtype is not np.dtype(object):
         return False
-    vals = pd.unique(s.dropna())
-    return len(vals) > 0 and all(isinstance(v, (bool, np.bool_)) for v in vals)
+    return _object_content(s) == "boolean"
 
 
 def column_kind(s: pd.Series) -> str:
@@ -35,7 +44,8 @@ def column_kind(s: pd.Series) -> str:
 
     Binary: bool, a two-category categorical, numbers whose observed values are 0/1, or an
     object column of True/False with missing values as None (what JSON and many database
-    drivers give; it comes back as an object column of Python bools).
+    drivers give; it comes back as an object column of Python bools). Object columns of
+    anything but strings or bools (lists, dicts, numbers mixed with text) are ``"other"``.
 
     Examples
     --------
@@ -43,6 +53,8 @@ def column_kind(s: pd.Series) -> str:
     ('binary', 'numeric')
     >>> column_kind(pd.Series([True, None, False], dtype=object))
     'binary'
+    >>> column_kind(pd.Series([[1, 2], {"a": 1}], dtype=object))
+    'other'
     """
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -56,9 +68,9 @@ def column_kind(s: pd.Series) -> str:
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
     if pd.api.types.is_string_dtype(dtype) or dtype is np.dtype(object):
+        if dtype is np.dtype(object) and _object_content(s) not in ("string", "empty"):
+            return "other"  # lists, dicts, mixed types: nothing a model can use
         vals = pd.unique(s.dropna())
-        if len(vals) and not all(isinstance(v, str) for v in vals):
-            return "other"
         return "binary" if len(vals) == 2 else "nominal"
     return "other"
 

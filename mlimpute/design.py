@@ -25,6 +25,7 @@ from formulaic.errors import FormulaicError
 from formulaic.parser.types.factor import Factor
 from scipy import linalg as sla
 
+from ._longsum import balanced_sum
 from .codec import decode
 from .errors import DataError, FormulaError, SpecificationError
 from .formula import ParsedFormula, cmean_column
@@ -282,7 +283,8 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
         # the used columns are complete here: a NaN can only come from a transform, which
         # check_finite names (formulaic's na_action="raise" would not name the column)
         with np.errstate(all="ignore"):
-            mm = model_matrix(rhs, frame, na_action="ignore", context=EVALUATION_CONTEXT)
+            mm = model_matrix(balanced_sum(rhs), frame, na_action="ignore",
+                              context=EVALUATION_CONTEXT)
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec
@@ -410,7 +412,7 @@ def build_model_data(
                     f"{parsed.response}: dropped predictor column {names[k]!r} (constant or "
                     "collinear with other predictors on the observed rows)"
                 )
-            X = X.drop(np.asarray(keep))
+            X = X.drop(np.asarray(keep, dtype=np.intp))
     n_obs, p = X.obs.shape
     if n_obs <= p:
         raise DataError(
@@ -456,7 +458,7 @@ def build_model_data(
             kept = [(tuple(new[c] for c in b if c in new), c_) for b, c_ in zip(blocks, corr,
                                                                               strict=True)]
             kept = [(b, c_) for b, c_ in kept if b]
-            Z = Z.drop(np.asarray(keep))
+            Z = Z.drop(np.asarray(keep, dtype=np.intp))
             blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
     codes = layout.codes
     return ModelData(

@@ -21,7 +21,7 @@ import pandas as pd
 from ._blas import one_blas_thread
 from .codec import categories, decode, encode, template
 from .design import ClusterValues, Layout, ModelData, Values, build_model_data
-from .errors import ChainError
+from .errors import ChainError, SpecificationError
 from .formula import cmean_column, ranef_column
 from .models import get_model
 from .spec import ImputationSpec
@@ -86,7 +86,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         used |= v.formula.variables
         cmeans |= set(v.formula.cmeans)
     cols = [c for c in df.columns if c in used]
-    static = df[cols].iloc[layout.order].reset_index(drop=True)
+    static = _model_dtypes(df[cols].iloc[layout.order].reset_index(drop=True))
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
     start, like = {}, {}
     codes, first = layout.codes, layout.segments.starts
@@ -125,9 +125,27 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             data[v.name] = build_model_data(v.formula, static, ~np.isnan(start[v.name]),
                                             layout, dynamic, y=start[v.name])
+        d = data[v.name]
+        if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
+            raise SpecificationError(
+                f"no random effect of {v.formula.group!r} is left in the formula for "
+                f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
+                "collinear on the observed rows; use (1 | ...) or a single-level method"
+            )
         models[v.name] = get_model(v.method).factory()
         events += data[v.name].events
     return Plan(spec, layout, static, data, models, start, like, events, cluster_static)
+
+
+def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
+    """Columns as formulaic reads them: pandas' nullable ``string`` dtype (missing values
+    ``pd.NA``, what ``DataFrame.convert_dtypes`` gives) becomes an object column of the
+    same strings, a categorical factor like any other column of strings."""
+    for c in static.columns:
+        dtype = static[c].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+            static[c] = static[c].astype(object)
+    return static
 
 
 def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from ._longsum import balanced_sum
 from .errors import FormulaError, UnsupportedError
 from .formula_grammar import ALLOWED_FUNCTIONS, validate_formula
 
@@ -161,7 +162,7 @@ def _required(rhs: str, text: str) -> frozenset[str]:
     from formulaic.errors import FormulaicError
 
     try:
-        names = {str(v) for v in Formula(rhs).required_variables}
+        names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
     except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
         raise FormulaError(_syntax_message(text, str(exc))) from None
     for m in _DOTTED.finditer(rhs):
@@ -335,7 +336,7 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
 
     for rhs_part in [fixed_text] + [b.terms for b in blocks]:
         try:
-            Formula(rhs_part)
+            Formula(balanced_sum(rhs_part))
         except FormulaicError as exc:
             raise FormulaError(_syntax_message(text, str(exc))) from None
     for block in blocks:

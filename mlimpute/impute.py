@@ -13,13 +13,14 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
+from .codec import categories, column_kind
 from .diagnostics import convergence_warning
 from .engine import build_plan
-from .errors import ConvergenceWarning, MlimputeWarning, warn
-from .executors import map_chains
+from .errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
+from .executors import _resolve_n_jobs, map_chains
 from .imputed import MultiplyImputed, param_dim, param_var, row_dim
 from .rng import chain_seeds
-from .spec import build_spec
+from .spec import MAX_CATEGORIES, build_spec
 
 __all__ = ["impute"]
 
@@ -37,6 +38,7 @@ def impute(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
+    max_categories: int = MAX_CATEGORIES,
     n_jobs: int | None = None,
     client: Any = None,
     progress: bool | None = None,
@@ -70,12 +72,21 @@ def impute(
         plus the cluster means of their level-1 predictors, level-2 variables the level-2
         model; probit for binary, ordered probit for ordered, multinomial probit for
         unordered categoricals. ``imp.spec`` shows what was used.
-    include, exclude : list of str, optional
+    include, exclude : list of str or str, optional
         Columns the default models use (the cluster column and identifier-like columns are
-        left out automatically; ``imp.events`` says which).
-    heteroscedastic : bool or list of str
+        left out automatically; ``imp.events`` says which). A single column may be given as
+        a string, as in ``df.drop(columns="id")``.
+    heteroscedastic : bool, str or list of str
         Cluster-specific residual variances (``2l.norm.het``, mice's ``2l.norm``) for all
         multilevel numeric variables, or for the ones listed; for longitudinal data.
+    max_categories : int, default 50
+        The most categories an imputed unordered or ordered categorical variable may have.
+        The multinomial probit model has one latent equation per category but one, each
+        with its own coefficients and random effects, so cost grows with the categories
+        and rare categories are poorly identified; more categories raise
+        :class:`~mlimpute.errors.SpecificationError`. The default models also leave out
+        categorical predictors with more categories (one design column each), with an
+        event.
     n_jobs : int, optional
         Worker processes for the chains (-1: all cores). Results are identical to the serial
         run for the same seed.
@@ -90,6 +101,13 @@ def impute(
     -------
     MultiplyImputed
 
+    Raises
+    ------
+    FormulaError, SpecificationError, DataError, DataTypeError
+        On bad input, before any chain starts; the message names the argument, column or
+        formula term. The memory the result needs is estimated up front too, and a run
+        that cannot fit in the available memory is refused.
+
     Examples
     --------
     >>> from mlimpute.datasets import classroom
@@ -98,9 +116,11 @@ def impute(
     >>> imp.dataset["grade"].shape
     (3, 240)
     """
+    _check_run_options(n_jobs, client, progress)
     spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
                       cluster=cluster, include=include, exclude=exclude,
-                      heteroscedastic=heteroscedastic)
+                      heteroscedastic=heteroscedastic, max_categories=max_categories)
+    _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
     data = df.copy()
@@ -124,6 +144,112 @@ def impute(
             result.events.append(msg)
             warn(msg, ConvergenceWarning)
     return result
+
+
+def _check_run_options(n_jobs, client, progress) -> None:
+    """How to run, checked before the data are: a bad option must not cost a plan."""
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise SpecificationError(f"progress must be True, False or None, got {progress!r}")
+    if client is not None and n_jobs is not None:
+        raise SpecificationError("pass n_jobs or client, not both")
+    if n_jobs is not None:
+        _resolve_n_jobs(n_jobs)  # raises SpecificationError naming n_jobs
+
+
+def _available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable of /proc/meminfo (or the free
+    pages where there is none), capped by a cgroup v2 memory limit; None if unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+            avail = min(avail, max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
+    """Bytes a run will hold at its peak, by part (float64 everywhere).
+
+    Imputed values: m × (missing cells); traces: m × iterations × (mean and sd of every
+    variable + its model parameters); both twice (the chains' results and the assembled
+    Dataset exist together for a moment). The plan: the sorted copy of the columns used and
+    each model's design. Per chain a few kB of bookkeeping.
+    """
+    n = len(df)
+    m, T, V = spec.m, spec.iterations, len(spec.variables)
+    missing = df.isna().sum()
+    cells = params = design = 0
+    used = set()
+    widths: dict[str, int] = {}  # design columns of each predictor, computed once
+
+    def width_of(c: str) -> int:
+        if c not in widths:
+            dtype = df[c].dtype
+            cats = None
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                cats = categories(df[c]) if column_kind(df[c]) in ("nominal", "ordinal") else None
+            widths[c] = max(len(cats) - 1, 1) if cats else 1
+        return widths[c]
+
+    for v in spec.variables:
+        f = v.formula
+        used |= f.variables
+        cells += int(missing[v.name])
+        width = 1 + sum(width_of(p) for p in f.predictors if p in df.columns)
+        q = sum(len(b.terms.split("+")) for b in f.random)
+        k = width + q * (q + 1) // 2 + 1
+        cats = categories(df[v.name])
+        if cats is not None and len(cats) > 2:
+            k *= len(cats) - 1  # one latent equation per category but one
+        params += k
+        design += n * (width + q)
+    out = {
+        "imputed values": 2 * 8 * m * cells,
+        "traces": 2 * 8 * m * T * (2 * V + params),
+        "data and designs": 8 * (n * len(used) + design),
+        "per-chain bookkeeping": m * (2000 + 400 * V),
+    }
+    return out
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.3g} MB"
+
+
+def _check_memory(df: pd.DataFrame, spec) -> None:
+    """Refuse, before any work, a run whose result cannot fit in the available memory."""
+    if not spec.variables:
+        return
+    parts = _estimate_memory(df, spec)
+    need = sum(parts.values())
+    avail = _available_memory()
+    if avail is None or need <= avail:
+        return
+    detail = ", ".join(f"{k} {_gb(v)}" for k, v in parts.items() if v)
+    raise SpecificationError(
+        f"m={spec.m} imputations with iterations={spec.iterations} of {len(spec.variables)} "
+        f"variable(s) and {len(df)} rows need about {_gb(need)} of memory ({detail}), but "
+        f"only {_gb(avail)} is available. Use a smaller m (or fewer iterations), or impute "
+        "fewer columns (include=/exclude=, or formulas for the variables you need)"
+    )
 
 
 def _progress_bar(progress: bool | None, total: int):

@@ -19,6 +19,7 @@ from .defaults import analysis_columns, default_formula, default_method, is_leve
 from .errors import (
     DataError,
     DataTypeError,
+    FormulaError,
     MlimputeWarning,
     SpecificationError,
     UnsupportedError,
@@ -124,6 +125,85 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+#: Names the result uses for its own dimensions and traces (see
+#: :class:`mlimpute.MultiplyImputed`): an imputed column cannot have one of them.
+RESERVED_NAMES = frozenset({"imputation", "iteration", "variable", "mean", "sd"})
+#: Suffixes of the per-variable entries of the result (``"y:row"``, ``"y:params"``...).
+_RESERVED_SUFFIXES = (":row", ":params", ":param")
+
+#: Default cap on the categories of an imputed nominal variable (``max_categories=``).
+MAX_CATEGORIES = 50
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _column_list(value, name: str) -> list[str] | None:
+    """A list of column names from ``value``: None, one name (a lone string, as in
+    ``df.drop(columns="x")``) or a list, tuple, array or Index of names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (Mapping, set, frozenset)) or not isinstance(
+            value, (Sequence, pd.Index, np.ndarray, pd.Series)):
+        why = " (a set has no fixed order)" if isinstance(value, (set, frozenset)) else ""
+        raise SpecificationError(
+            f"{name} must be a column name or a list of column names{why}, got "
+            f"{_describe(value)}"
+        )
+    out = list(value)
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise SpecificationError(
+            f"{name} must list column names (strings), got {bad[:5]} in {_describe(value)}"
+        )
+    return out
+
+
+def _check_method(method) -> dict[str, str]:
+    if method is None:
+        return {}
+    if not isinstance(method, Mapping):
+        raise SpecificationError(
+            "method must be a dict {column: method name}, e.g. {'grade': 'pmm'}, got "
+            f"{_describe(method)}"
+        )
+    for k, v in method.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise SpecificationError(
+                f"method must map column names to method names (strings), got {k!r}: {v!r}"
+            )
+    return dict(method)
+
+
+def _check_heteroscedastic(value) -> bool | list[str]:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    try:
+        return _column_list(value, "heteroscedastic")
+    except SpecificationError:
+        raise SpecificationError(
+            "heteroscedastic must be True, False, a column name or a list of column names, "
+            f"got {_describe(value)}"
+        ) from None
+
+
+def _check_names(names) -> None:
+    """Imputed columns must not take the names the result uses for itself: its dimensions
+    and traces, and the per-variable entries ``"<name>:row"``, ``"<name>:param(s)"``."""
+    for name in names:
+        if name in RESERVED_NAMES or str(name).endswith(_RESERVED_SUFFIXES):
+            raise SpecificationError(
+                f"cannot impute a column named {name!r}: the result uses that name for its "
+                f"own traces and dimensions ({', '.join(sorted(RESERVED_NAMES))}, "
+                "'<name>:row', '<name>:param(s)'); rename the column first, e.g. "
+                f"df.rename(columns={{{name!r}: {str(name).replace(':', '_') + '_'!r}}})"
+            )
+
+
 def _parse_all(formulas) -> dict[str, ParsedFormula]:
     if isinstance(formulas, str):
         formulas = [formulas]
@@ -132,8 +212,19 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
         for key, text in formulas.items():
             if not isinstance(key, str):
                 raise SpecificationError(f"formula keys must be column names, got {key!r}")
+            if not isinstance(text, str):
+                raise SpecificationError(
+                    f"the formula for {key!r} must be a string such as '~ x + (1 | g)', got "
+                    f"{_describe(text)}"
+                )
             items.append(parse_formula(text, key))
     elif isinstance(formulas, Sequence):
+        bad = [t for t in formulas if not isinstance(t, str)]
+        if bad:
+            raise SpecificationError(
+                "formulas must be a dict {column: formula} or a list of 'y ~ ...' strings; "
+                f"the list holds {_describe(bad[0])}"
+            )
         items = [parse_formula(t) for t in formulas]
         for f in items:
             if f.response is None:
@@ -153,8 +244,6 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
     return out
 
 
-_RESULT_NAMES = frozenset({"mean", "sd", "imputation", "iteration", "variable"})
-
 
 def build_spec(
     df: pd.DataFrame,
@@ -169,11 +258,14 @@ def build_spec(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
+    max_categories: int = MAX_CATEGORIES,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
 
     Incomplete variables without a formula get the default model (:mod:`mlimpute.defaults`)
     when ``cluster`` is given or no formula at all is; otherwise they are an error.
+    ``include``, ``exclude``, ``visit`` and ``heteroscedastic`` take a list of column names
+    or one name as a string. The arguments are described in :func:`mlimpute.impute`.
 
     Examples
     --------
@@ -187,8 +279,18 @@ def build_spec(
     _check_frame(df)
     m = _positive_int(m, "m")
     iterations = _positive_int(iterations, "iterations")
+    max_categories = _positive_int(max_categories, "max_categories")
+    if cluster is not None and not isinstance(cluster, str):
+        raise SpecificationError(
+            "cluster must be one column name (a string), got "
+            f"{_describe(cluster)}; mlimpute fits two-level models with one grouping factor"
+        )
+    include = _column_list(include, "include")
+    exclude = _column_list(exclude, "exclude")
+    visit = _column_list(visit, "visit")
+    heteroscedastic = _check_heteroscedastic(heteroscedastic)
     parsed = _parse_all(formulas if formulas is not None else {})
-    method = dict(method or {})
+    method = _check_method(method)
     events: list[str] = []
 
     columns = set(df.columns)
@@ -198,9 +300,15 @@ def build_spec(
             raise SpecificationError(
                 f"formula for {name!r} refers to unknown column(s) {unknown}: {f.text!r}"
             )
-    for name in (*(include or ()), *(exclude or ())):
-        if name not in columns:
-            raise SpecificationError(f"include/exclude names unknown column {name!r}")
+    for arg, names in (("include", include), ("exclude", exclude)):
+        for name in names or ():
+            if name not in columns:
+                raise SpecificationError(f"{arg} names unknown column {name!r}")
+    if not isinstance(heteroscedastic, bool):
+        for name in heteroscedastic:
+            if name not in columns:
+                raise SpecificationError(f"heteroscedastic names unknown column {name!r}")
+    _check_random_parts(parsed)
 
     use_defaults = cluster is not None or formulas is None
     groups = {f.group for f in parsed.values() if f.group is not None}
@@ -232,7 +340,9 @@ def build_spec(
             events.append("left out of the default models: " + ", ".join(left_out))
     else:
         candidates = list(df.columns)
-    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster]
+    # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
+    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster
+                  and (c in parsed or column_kind(df[c]) != "other")]
     no_formula = [c for c in incomplete if c not in parsed]
     if no_formula and not use_defaults:
         raise SpecificationError(
@@ -242,10 +352,24 @@ def build_spec(
         )
 
     kinds = {c: column_kind(df[c]) for c in df.columns}
-    levels = {c: (2 if codes is not None and is_level2(codes, df[c]) else 1) for c in df.columns}
+    for name in [*parsed, *no_formula]:
+        if kinds[name] in ("nominal", "ordinal") and missing[name] > 0:
+            _check_categories(name, kinds[name], categories(df[name]), max_categories)
+    levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
+                  else 1) for c in df.columns}
     if use_defaults:
         model_cols = [c for c in candidates if c != cluster]
+        n_cats = {c: len(categories(df[c]) or ()) for c in model_cols
+                  if kinds[c] in ("nominal", "ordinal")}
+        many = [c for c in model_cols if n_cats.get(c, 0) > max_categories and c not in no_formula]
+        if many:  # each would add one dummy column per category to every default model
+            events.append(
+                "left out of the default models: " + ", ".join(
+                    f"{c!r} ({n_cats[c]} categories, more than max_categories="
+                    f"{max_categories}: one predictor column per category)" for c in many))
+            model_cols = [c for c in model_cols if c not in set(many)]
         for name in no_formula:
+            _check_default_size(df, name, model_cols, levels, kinds, n_cats, cluster, codes)
             text = default_formula(name, model_cols, levels, kinds, cluster)
             parsed[name] = parse_formula(text, name)
 
@@ -279,8 +403,9 @@ def build_spec(
             raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
         kind = kinds[name]
         if kind == "other":
-            raise DataTypeError(f"column {name!r} has dtype {df[name].dtype}, which cannot be "
-                                "imputed (numeric, bool and categorical columns can)")
+            raise DataTypeError(f"column {name!r} has dtype {_holding(df[name])}, which "
+                                "cannot be imputed (numeric, bool, categorical and string "
+                                "columns can)")
         cats = categories(df[name])
         seen = pd.unique(df[name].dropna())
         if len(seen) < 2:
@@ -333,7 +458,8 @@ def build_spec(
         for p in f.predictors:
             if kinds[p] == "other":
                 raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
-                                    f"{df[p].dtype}")
+                                    f"{_holding(df[p])}; numeric, bool, categorical and "
+                                    "string columns can be predictors")
         for c in f.cmeans:
             if kinds[c] not in ("numeric", "binary"):
                 raise DataTypeError(
@@ -365,16 +491,8 @@ def build_spec(
                     f"{s_.name!r}'s"
                 )
 
-    for s_ in specs:  # names the result Dataset uses itself (traces, dimensions)
-        if s_.name in _RESULT_NAMES or str(s_.name).endswith((":row", ":param", ":params")):
-            raise SpecificationError(
-                f"cannot impute a column named {s_.name!r}: the result uses that name for "
-                f"its own traces and dimensions ({', '.join(sorted(_RESULT_NAMES))}, "
-                "'<name>:row', '<name>:param(s)'); rename the column first"
-            )
-
+    _check_names(s_.name for s_ in specs)
     if visit is not None:
-        visit = list(visit)
         names = [s_.name for s_ in specs]
         if sorted(visit) != sorted(names):
             raise SpecificationError(
@@ -385,6 +503,83 @@ def build_spec(
         warn("nothing to impute: no variable with a formula has missing values; "
              "the m completed data sets are copies of the data", MlimputeWarning)
     return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
+
+
+def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:
+    if len(cats) <= max_categories:
+        return
+    model = ("the multinomial probit model has one latent equation per category but one, "
+             "each with its own coefficients and random effects, so time grows with the "
+             "categories and rare categories are poorly identified"
+             if kind == "nominal" else
+             "the ordered probit model has one threshold per category but one, and the "
+             "thresholds of rare categories are poorly identified and mix slowly")
+    raise SpecificationError(
+        f"{name!r} has {len(cats)} categories, more than max_categories={max_categories}: "
+        f"{model}. Merge rare categories, leave the column out (exclude=[{name!r}]), or "
+        f"raise the cap (max_categories={len(cats)})"
+    )
+
+
+def _holding(s: pd.Series) -> str:
+    """The dtype, and for object columns the types of the values they hold."""
+    if s.dtype != object:
+        return str(s.dtype)
+    types = sorted({type(v).__name__ for v in s.dropna().iloc[:1000]})
+    return f"object (holding {', '.join(types[:4])} values)" if types else "object"
+
+
+def _check_random_parts(parsed: dict[str, ParsedFormula]) -> None:
+    """Every random part needs at least one term: ``(0 | g)`` asks for no random effect."""
+    from formulaic import Formula
+
+    for name, f in parsed.items():
+        for block in f.random:
+            if len(Formula(block.terms)) == 0:
+                bar = "|" if block.correlated else "||"
+                raise FormulaError(
+                    f"the random part ({block.terms} {bar} {f.group}) in the formula for "
+                    f"{name!r} has no term: {f.text!r}. Write (1 | {f.group}) for a random "
+                    f"intercept, (0 + x | {f.group}) for a random slope only, or drop the "
+                    "random part for a single-level model"
+                )
+
+
+def _check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes) -> None:
+    """Refuse a default model with at least as many fixed effects as observed rows, before
+    any design is built (with wide data building them is what takes the time)."""
+    within, between = 1, 0  # intercept; columns varying within clusters / constant within
+    level2 = levels[name] == 2
+    for c in columns:
+        if c == name:
+            continue
+        width = max(n_cats.get(c, 2) - 1, 1)
+        if levels[c] == 2 or level2:
+            between += width
+        else:
+            within += width
+        if cluster is not None and levels[c] == 1 and kinds[c] in ("numeric", "binary"):
+            between += 1  # its cluster mean
+    observed = df[name].notna().to_numpy()
+    n_obs = int(observed.sum())
+    if cluster is not None:
+        # on the observed rows, cluster-constant columns span at most (clusters - 1)
+        # dimensions besides the intercept: the estimate stays a bound on the design's rank
+        n_clusters = np.unique(codes[observed]).size
+        between = min(between, max(n_clusters - 1, 0))
+        if level2:
+            n_obs = n_clusters
+    p = within + between
+    # (no observed value, or a single one, has its own error below)
+    if n_obs <= p and df[name].nunique() > 1:  # DataError, as the design's own check
+        raise DataError(
+            f"the default model for {name!r} would have about {p} fixed effects "
+            f"({len(columns) - 1} predictor columns"
+            + (" and their cluster means" if cluster is not None else "")
+            + f") for {n_obs} observed {'cluster' if level2 else 'row'}(s): it is saturated. "
+            "Choose the predictors of the default models with include=[...] or "
+            "exclude=[...], or give this variable's formula yourself"
+        )
 
 
 def _check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFormula:
