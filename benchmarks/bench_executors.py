@@ -4,7 +4,7 @@
 
 (a) experiment 3 (600 rows, 1 incomplete variable with a random slope), m = 25;
 (b) 60,000 rows in 3,000 classes (experiment 2 design, 2 incomplete variables), m = 10;
-both 20 iterations. Times cover :func:`mlimpute.executors.map_chains` on a built plan,
+both 20 iterations. Times cover :func:`mlimpute.sampler.executors.map_chains` on a built plan,
 pool start-up included (a pool lives for one call); "cold" is the first call of the
 session (the forkserver imports mlimpute once), the others the best of ``--repeat`` runs.
 The dask cluster (``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``) is
@@ -21,11 +21,11 @@ import time
 import numpy as np
 
 import mlimpute
-import mlimpute.executors as ex
+import mlimpute.sampler.executors as ex
 from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
-from mlimpute.engine import build_plan
 from mlimpute.rng import chain_seeds
-from mlimpute.spec import build_spec
+from mlimpute.sampler.engine import build_plan
+from mlimpute.spec.build import build_spec
 
 ONE_CHAIN_PER_TASK = 10**9  # TASKS_PER_WORKER large enough for m tasks
 

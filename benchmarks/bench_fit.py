@@ -21,11 +21,11 @@ import warnings
 import numpy as np
 
 import mlimpute  # noqa: F401  (registers the .mi accessor)
-from mlimpute import _mixedlm
 from mlimpute.analysis import _Model
+from mlimpute.analysis.fitters import mixedlm as _mixedlm
 from mlimpute.datasets import classroom
-from mlimpute.formula import parse_formula
 from mlimpute.pooling import pool
+from mlimpute.spec.formula import parse_formula
 
 FORMULA = "grade ~ skill*gender + relation + (1 + gender | class)"
 

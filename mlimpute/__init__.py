@@ -24,9 +24,9 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from . import accessor as _accessor  # noqa: F401  (registers df.mi; imports pandas only)
-from . import datasets
-from .errors import (
+from mlimpute import accessor as _accessor  # noqa: F401  (registers df.mi; imports pandas only)
+from mlimpute import datasets
+from mlimpute.errors import (
     CompatibilityWarning,
     ConvergenceWarning,
     DataError,
@@ -51,24 +51,24 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "from_completed": (".analysis", "from_completed"),
     "missing_pattern": (".pattern", "missing_pattern"),
     "MissingPattern": (".pattern", "MissingPattern"),
-    "PooledResult": (".results", "PooledResult"),
+    "PooledResult": (".analysis.results", "PooledResult"),
     "diagnostics": (".diagnostics", None),
-    "MultiplyImputed": (".imputed", "MultiplyImputed"),
-    "parse_formula": (".formula", "parse_formula"),
+    "MultiplyImputed": (".result.imputed", "MultiplyImputed"),
+    "parse_formula": (".spec.formula", "parse_formula"),
     "available_models": (".models", "available_models"),
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
-    from . import diagnostics, io, specfile
-    from .analysis import from_completed
-    from .formula import parse_formula
-    from .impute import impute
-    from .imputed import MultiplyImputed
-    from .io import open  # noqa: A004
-    from .models import available_models
-    from .pattern import MissingPattern, missing_pattern
-    from .results import PooledResult
-    from .specfile import StudySpec, read_spec
+    from mlimpute import diagnostics, io, specfile
+    from mlimpute.analysis import from_completed
+    from mlimpute.analysis.results import PooledResult
+    from mlimpute.impute import impute
+    from mlimpute.io import open  # noqa: A004
+    from mlimpute.models import available_models
+    from mlimpute.pattern import MissingPattern, missing_pattern
+    from mlimpute.result.imputed import MultiplyImputed
+    from mlimpute.spec.formula import parse_formula
+    from mlimpute.specfile import StudySpec, read_spec
 
 __all__ = [
     "__version__",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._forward import forwards
+from mlimpute._forward import forwards
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,7 @@ class MIAccessor:
         >>> imp.m
         2
         """
-        from .impute import impute
+        from mlimpute.impute import impute
 
         return impute(self._df, formulas, m=m, iterations=iterations, rng=rng, method=method,
                       visit=visit, cluster=cluster, include=include, exclude=exclude,
@@ -78,7 +78,7 @@ class MIAccessor:
         >>> d.loc["grade", "model"], d.loc["skill", "level"]
         ('2l.norm', 2)
         """
-        from .describe import describe
+        from mlimpute.describe import describe
 
         return describe(self._df, cluster=cluster)
 
@@ -95,6 +95,6 @@ class MIAccessor:
         >>> df.mi.pattern().n_missing.to_dict()
         {'class': 0, 'skill': 0, 'gender': 0, 'grade': 256, 'relation': 260}
         """
-        from .pattern import missing_pattern
+        from mlimpute.pattern import missing_pattern
 
         return missing_pattern(self._df)

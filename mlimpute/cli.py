@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import MlimputeError, MlimputeWarning
+from mlimpute.errors import MlimputeError, MlimputeWarning
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,8 +100,8 @@ def _print_result(result, log: Callable[[str], None] = print) -> None:
 # commands
 # ------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    from .datasets import classroom
-    from .specfile import AnalysisSpec, OutputSpec, StudySpec, run
+    from mlimpute.datasets import classroom
+    from mlimpute.specfile import AnalysisSpec, OutputSpec, StudySpec, run
 
     data = classroom(1, rng=args.seed)
     df = data.incomplete
@@ -140,7 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .specfile import read_spec, run
+    from mlimpute.specfile import read_spec, run
 
     study = read_spec(args.spec)
     log = (lambda _: None) if args.quiet else print
@@ -156,8 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
-    from ._io_flat import read_data  # not .io: no xarray or file back-ends for reading
-    from .errors import SpecificationError
+    from mlimpute.errors import SpecificationError
+    from mlimpute.io.flat import read_data  # not .io: no xarray or file back-ends for reading
 
     df = read_data(path)
     for c in columns or []:
@@ -182,7 +182,7 @@ def _pattern(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .specfile import init_spec
+    from mlimpute.specfile import init_spec
 
     df = _read(args.data, [args.cluster])
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
@@ -206,7 +206,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
-    from . import __version__
+    from mlimpute import __version__
 
     return __version__
 

@@ -12,8 +12,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import SpecificationError
-from .rng import as_generator
+from mlimpute.errors import SpecificationError
+from mlimpute.rng import as_generator
 
 __all__ = ["Classroom", "classroom", "ANALYSIS_FORMULAS", "IMPUTATION_FORMULAS"]
 

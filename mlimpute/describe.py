@@ -5,7 +5,7 @@ intraclass correlation of level-1 numeric variables, whether a variable lives at
 (varies within clusters) or level 2 (constant within every cluster), its role (cluster,
 identifier, variable, excluded) and the name of the conditional model the defaults would
 use to impute it (WinMICE's *descriptives* sheet). Roles and models come from
-:func:`mlimpute.defaults.classify_columns`, the classification ``impute`` uses.
+:func:`mlimpute.spec.defaults.classify_columns`, the classification ``impute`` uses.
 
 The intraclass correlation is the one-way ANOVA estimator for unbalanced clusters
 (Snijders & Bosker 2012, §3.3.1; Donner 1986):
@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind
-from mlimpute.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
 from mlimpute.errors import DataTypeError, SpecificationError
+from mlimpute.spec.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
 
 __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
 
@@ -177,7 +177,7 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
         - ``role``: ``cluster``, ``identifier`` (complete, and unique in every row or
           numbering the rows of each cluster 1..n_j: left out of the models),
           ``excluded`` (a dtype that cannot be modelled), ``level-1`` or ``level-2``
-          (:func:`mlimpute.defaults.classify_columns`, the rules ``impute`` follows);
+          (:func:`mlimpute.spec.defaults.classify_columns`, the rules ``impute`` follows);
         - ``model``: the conditional model the defaults would use (:data:`DEFAULT_MODELS`):
           with a cluster, ``2l.norm`` (numeric level 1), ``2l.bin`` (0/1, bool or two
           categories), ``2l.ordinal`` (ordered categorical), ``2l.nominal`` (unordered
@@ -243,7 +243,7 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=_COLUMNS, index=pd.Index(df.columns, name="variable"))
     out = out.astype({"n": np.int64, "n_missing": np.int64, "pct_missing": np.float64,
                       "mean": np.float64, "sd": np.float64, "icc": np.float64})
-    from .display import Table  # shown whole and rounded; the values are not rounded
+    from mlimpute.result.display import Table  # shown whole and rounded; the values are not rounded
 
     return Table(out, digits={"pct_missing": 1, "mean": 3, "sd": 3, "icc": 3})
 

@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from .codec import categories, column_kind
-from .diagnostics import convergence_warning
-from .engine import build_plan
-from .errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
-from .executors import _resolve_n_jobs, map_chains
-from .imputed import MultiplyImputed, param_dim, param_var, row_dim
-from .rng import chain_seeds
-from .spec import MAX_CATEGORIES, build_spec
+from mlimpute import __version__
+from mlimpute.codec import categories, column_kind
+from mlimpute.diagnostics import convergence_warning
+from mlimpute.errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
+from mlimpute.result.imputed import MultiplyImputed, param_dim, param_var, row_dim
+from mlimpute.rng import chain_seeds
+from mlimpute.sampler.engine import build_plan
+from mlimpute.sampler.executors import _resolve_n_jobs, map_chains
+from mlimpute.spec.build import MAX_CATEGORIES, build_spec
 
 __all__ = ["impute"]
 
@@ -68,7 +68,7 @@ def impute(
         Visit order (default: the order of ``formulas``).
     cluster : str, optional
         The cluster column. With it, every incomplete variable without a formula gets the
-        default model (see :mod:`mlimpute.defaults`): level-1 variables a random intercept
+        default model (see :mod:`mlimpute.spec.defaults`): level-1 variables a random intercept
         plus the cluster means of their level-1 predictors, level-2 variables the level-2
         model; probit for binary, ordered probit for ordered, multinomial probit for
         unordered categoricals. ``imp.spec`` shows what was used.
@@ -256,7 +256,7 @@ def _progress_bar(progress: bool | None, total: int):
     """A tqdm bar when asked, or by default when interactive (a terminal or a Jupyter
     notebook, where ``tqdm.auto`` draws a widget), never by default under CI."""
     if progress is None:
-        from .display import in_notebook
+        from mlimpute.result.display import in_notebook
 
         progress = (sys.stderr.isatty() or in_notebook()) and not os.environ.get("CI")
     if not progress:

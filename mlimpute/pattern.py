@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.errors import DataError, DataTypeError
-from mlimpute.plot import IMPUTED_COLOUR, OBSERVED_COLOUR
+from mlimpute.result.plot import IMPUTED_COLOUR, OBSERVED_COLOUR
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SpecificationError
+from mlimpute.errors import SpecificationError
 
 __all__ = ["as_generator", "chain_seeds"]
 

@@ -8,8 +8,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import mlimpute  # noqa: F401  (registers df.mi)
-from mlimpute.design import Layout, build_model_data
-from mlimpute.formula import parse_formula
+from mlimpute.sampler.design import Layout, build_model_data
+from mlimpute.spec.formula import parse_formula
 
 # One BLAS thread per test process: `pytest -n 2` runs a worker per core, and a
 # multi-threaded BLAS in each oversubscribes the cores (a linear-algebra test ran 4 times

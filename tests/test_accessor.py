@@ -92,12 +92,12 @@ def test_accessor_methods_have_the_signature_and_docs_of_what_they_call(method, 
 @pytest.mark.parametrize("method, target", [
     ("fit", "mlimpute.analysis:fit"),
     ("apply", "mlimpute.analysis:apply"),
-    ("to_csv", "mlimpute._io_flat:to_csv"),
-    ("to_parquet", "mlimpute._io_flat:to_parquet"),
-    ("to_stata", "mlimpute._io_flat:to_stata"),
+    ("to_csv", "mlimpute.io.flat:to_csv"),
+    ("to_parquet", "mlimpute.io.flat:to_parquet"),
+    ("to_stata", "mlimpute.io.flat:to_stata"),
 ])
 def test_result_methods_have_the_signature_and_docs_of_what_they_call(method, target):
-    from mlimpute.imputed import MultiplyImputed
+    from mlimpute.result.imputed import MultiplyImputed
 
     module, name = target.split(":")
     func = getattr(importlib.import_module(module), name)

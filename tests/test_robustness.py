@@ -1,6 +1,6 @@
 """Robustness (issue 11): bad input, awkward but valid input, numerics, faults.
 
-Complements ``test_spec.py`` (which already covers the basic bad-input cases) and
+Complements ``spec/test_build.py`` (which already covers the basic bad-input cases) and
 ``test_impute.py``; the data contract on random data sets is in ``test_properties.py``.
 Tests marked ``xfail(strict=True)`` document known bugs: each reason says what is expected
 and what happens instead.

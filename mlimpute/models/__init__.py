@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import SpecificationError
+from mlimpute.errors import SpecificationError
 
 __all__ = ["ConditionalModel", "ModelInfo", "register", "get_model", "available_models"]
 
@@ -99,11 +99,11 @@ def available_models() -> list[str]:
 
 
 # explicit registry: importing a family module registers it
-from . import binary as binary  # noqa: E402
-from . import level2 as level2  # noqa: E402
-from . import ml_norm as ml_norm  # noqa: E402
-from . import ml_norm_het as ml_norm_het  # noqa: E402
-from . import nominal as nominal  # noqa: E402
-from . import norm as norm  # noqa: E402
-from . import ordinal as ordinal  # noqa: E402
-from . import pmm as pmm  # noqa: E402
+from mlimpute.models import binary as binary  # noqa: E402
+from mlimpute.models import level2 as level2  # noqa: E402
+from mlimpute.models import ml_norm as ml_norm  # noqa: E402
+from mlimpute.models import ml_norm_het as ml_norm_het  # noqa: E402
+from mlimpute.models import nominal as nominal  # noqa: E402
+from mlimpute.models import norm as norm  # noqa: E402
+from mlimpute.models import ordinal as ordinal  # noqa: E402
+from mlimpute.models import pmm as pmm  # noqa: E402

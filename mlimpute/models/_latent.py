@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from .ml_norm import MultilevelNorm
-from .norm import Norm
+from mlimpute.models.ml_norm import MultilevelNorm
+from mlimpute.models.norm import Norm
 
 __all__ = ["truncnorm", "truncnorm_sign", "linear_core", "core_param_names", "core_param_vector",
            "slope_precision"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import register
-from ._latent import (
+from mlimpute.models import register
+from mlimpute.models._latent import (
     core_param_names,
     core_param_vector,
     linear_core,

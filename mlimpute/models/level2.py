@@ -11,12 +11,12 @@ the models themselves are the single-level ones.
 
 from __future__ import annotations
 
-from . import register
-from .binary import Probit
-from .nominal import MultinomialProbit
-from .norm import Norm
-from .ordinal import OrderedProbit
-from .pmm import PMM
+from mlimpute.models import register
+from mlimpute.models.binary import Probit
+from mlimpute.models.nominal import MultinomialProbit
+from mlimpute.models.norm import Norm
+from mlimpute.models.ordinal import OrderedProbit
+from mlimpute.models.pmm import PMM
 
 __all__ = ["Level2Norm", "Level2PMM", "Level2Probit", "Level2Ordinal", "Level2Nominal"]
 

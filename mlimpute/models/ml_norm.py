@@ -66,8 +66,8 @@ from typing import Literal
 
 import numpy as np
 
-from . import register
-from ._linalg import (
+from mlimpute.models import register
+from mlimpute.models._linalg import (
     backward_batched,
     chol_batched,
     draw_chol,
@@ -77,7 +77,7 @@ from ._linalg import (
     inv_wishart,
     solve_spd,
 )
-from ._ml_norm_static import psi_entries, split_stats, static
+from mlimpute.models._ml_norm_static import psi_entries, split_stats, static
 
 __all__ = ["MultilevelNorm", "MultilevelNormState"]
 

@@ -30,8 +30,8 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import gammaln
 
-from . import register
-from .ml_norm import MultilevelNorm, MultilevelNormState
+from mlimpute.models import register
+from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
 
 __all__ = ["HeteroscedasticMultilevelNorm"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import register
-from ._linalg import draw_chol, solve_spd
+from mlimpute.models import register
+from mlimpute.models._linalg import draw_chol, solve_spd
 
 __all__ = ["Norm", "NormState"]
 

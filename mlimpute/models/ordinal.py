@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
-from ..errors import SpecificationError
-from . import register
-from ._latent import (
+from mlimpute.errors import SpecificationError
+from mlimpute.models import register
+from mlimpute.models._latent import (
     core_param_names,
     core_param_vector,
     linear_core,

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
-from .ml_norm import MultilevelNorm
-from .norm import Norm
+from mlimpute.models import register
+from mlimpute.models.ml_norm import MultilevelNorm
+from mlimpute.models.norm import Norm
 
 __all__ = ["PMM", "MultilevelPMM", "match_donors"]
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from mlimpute.diagnostics import rhat, rhat_table
-from mlimpute.engine import _mean_sd
 from mlimpute.models import _ml_norm_static
 from mlimpute.models._latent import truncnorm, truncnorm_sign
+from mlimpute.sampler.engine import _mean_sd
 
 
 def _clustered(n_clusters=300, size=12, seed=3):

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mlimpute import io
 from mlimpute.cli import main
 from mlimpute.errors import DataError, DataTypeError, MlimputeWarning, SpecificationError
-from mlimpute.imputed import MultiplyImputed
+from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.specfile import OutputSpec, StudySpec, read_spec, run
 
 BIG = 2**53 + 3  # 9007199254740995: not a float64
@@ -406,7 +406,7 @@ def test_every_column_name_round_trips(tmp_path_factory, imp, extra):
     Only the group of the observed data is written (it alone holds column names), to keep
     each example fast; the test above does full saves.
     """
-    from mlimpute._io_arrays import _decode_data, _encode_data
+    from mlimpute.io.arrays import _decode_data, _encode_data
 
     data = _with_names(imp, extra).data
     d = tmp_path_factory.mktemp("names")

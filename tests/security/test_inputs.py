@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mlimpute import impute
-from mlimpute._convergence import rhat_table
+from mlimpute.diagnostics.convergence import rhat_table
 from mlimpute.errors import (
     ChainError,
     DataError,
@@ -26,7 +26,7 @@ from mlimpute.errors import (
     MlimputeWarning,
     SpecificationError,
 )
-from mlimpute.spec import RESERVED_NAMES, build_spec
+from mlimpute.spec.build import RESERVED_NAMES, build_spec
 
 impute_mod = importlib.import_module("mlimpute.impute")  # the module, not the function
 FAST = {"m": 2, "iterations": 2, "rng": 1}
@@ -413,7 +413,7 @@ def test_run_options_are_checked_before_the_data(monkeypatch):
 def test_long_sums_reach_formulaic_as_balanced_trees_with_the_same_design():
     from formulaic import model_matrix
 
-    from mlimpute._longsum import balanced_sum
+    from mlimpute.spec.longsum import balanced_sum
 
     rng = np.random.default_rng(0)
     names = [f"v{k}" for k in range(40)] + ["cmean(v0)", "a.b"]

@@ -1,0 +1,178 @@
+"""Imputations made elsewhere: :func:`from_completed` and :class:`CompletedImputations`.
+
+Completed data sets from R's mice, Blimp or any other imputer, wrapped so that
+:func:`mlimpute.analysis.fit` and :func:`mlimpute.analysis.apply` work on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.analysis.results import PooledResult
+from mlimpute.errors import SpecificationError
+
+
+class CompletedImputations:
+    """``m`` completed data sets made elsewhere (R's mice, Blimp...), ready to analyse.
+
+    Made by :func:`from_completed`. A :class:`~mlimpute.MultiplyImputed` stores the
+    imputed cells of one incomplete DataFrame together with the imputation model and its
+    traces; for imputations made elsewhere none of those is known (which cells were
+    missing cannot be told reliably from the completed data), so this small class holds
+    the completed data sets themselves and offers the same analysis interface:
+    :attr:`m`, :meth:`complete`, :meth:`fit`, :meth:`apply`.
+
+    Attributes
+    ----------
+    m : int
+    columns : pandas.Index
+    events : list of str
+        Decisions taken while reading the data (e.g. an imputation 0 skipped).
+    """
+
+    def __init__(self, frames: Sequence[pd.DataFrame], events: Sequence[str] = ()):
+        self._frames = tuple(frames)
+        self.events = list(events)
+
+    @property
+    def m(self) -> int:
+        return len(self._frames)
+
+    @property
+    def columns(self) -> pd.Index:
+        return self._frames[0].columns
+
+    def complete(self, which: int | Literal["all", "long"] = 1):
+        """Completed data set ``which`` (1-based), ``"all"`` (an iterator) or ``"long"``.
+
+        Every call returns copies: changing them leaves the stored data unchanged.
+        """
+        if isinstance(which, str):
+            if which == "all":
+                return (f.copy() for f in self._frames)
+            if which == "long":
+                return pd.concat([f.assign(imputation=i) for i, f in enumerate(self._frames, 1)])[
+                    ["imputation", *self.columns]
+                ]
+            raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
+        if (
+            isinstance(which, bool)
+            or not isinstance(which, (int, np.integer))
+            or not (1 <= which <= self.m)
+        ):
+            raise SpecificationError(
+                f"imputation {which!r} does not exist: imputations are numbered 1..{self.m}"
+            )
+        return self._frames[int(which) - 1].copy()
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return self.complete("all")
+
+    def __len__(self) -> int:
+        return self.m
+
+    def fit(self, formula: str, **kwargs) -> PooledResult:
+        """Fit ``formula`` on every completed data set and pool; see :func:`fit`."""
+        from mlimpute.analysis import fit
+
+        return fit(self, formula, **kwargs)
+
+    def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs) -> PooledResult:
+        """Pool any per-data-set analysis; see :func:`apply`."""
+        from mlimpute.analysis.apply import apply
+
+        return apply(self, func, **kwargs)
+
+    def __repr__(self) -> str:
+        n = len(self._frames[0])
+        return f"<CompletedImputations: m={self.m}, rows={n}, columns={list(self.columns)}>"
+
+
+def from_completed(
+    dfs: pd.DataFrame | Iterable[pd.DataFrame], imputation: str = "imputation"
+) -> CompletedImputations:
+    """Wrap completed data sets imputed elsewhere so that they can be analysed and pooled.
+
+    Parameters
+    ----------
+    dfs : list of DataFrame or DataFrame
+        Either the ``m`` completed data sets, or one long DataFrame stacking them with an
+        ``imputation`` column (e.g. R's ``mice::complete(imp, "long")``, whose column is
+        ``.imp``, or Blimp's stacked output). Rows with imputation 0 (mice's
+        ``include = TRUE`` copy of the incomplete data) are skipped, and that is noted in
+        ``.events``.
+    imputation : str, default "imputation"
+        Name of the imputation column of a long DataFrame; it is removed from the data
+        sets.
+
+    Returns
+    -------
+    CompletedImputations
+        With ``.fit()``, ``.apply()``, ``.complete(i)``; holds copies of the data.
+
+    Raises
+    ------
+    SpecificationError
+        If there is no data set, a data set is not a DataFrame, the data sets do not have
+        the same columns or numbers of rows, or the long form lacks its imputation column.
+
+    Examples
+    --------
+    >>> import mlimpute.analysis as mia
+    >>> from mlimpute.datasets import classroom
+    >>> df = classroom(1, rng=1).complete
+    >>> mia.from_completed([df, df, df]).m
+    3
+    >>> long = pd.concat([df.assign(imp=i) for i in (1, 2)])
+    >>> mia.from_completed(long, imputation="imp").complete(2).shape
+    (600, 3)
+    """
+    events: list[str] = []
+    if isinstance(dfs, pd.DataFrame):
+        if imputation not in dfs.columns:
+            raise SpecificationError(
+                f"a single DataFrame must be in long form with an imputation column "
+                f"{imputation!r}; its columns are {list(dfs.columns)} (pass imputation=...)."
+            )
+        if dfs[imputation].isna().any():
+            raise SpecificationError(f"the imputation column {imputation!r} has missing values.")
+        labels = pd.unique(dfs[imputation])
+        if 0 in set(labels) and len(labels) > 1:
+            events.append(f"rows with {imputation} = 0 (the incomplete data) were skipped")
+            labels = [v for v in labels if v != 0]
+        frames = [dfs.loc[dfs[imputation] == v].drop(columns=imputation) for v in sorted(labels)]
+    else:
+        if isinstance(dfs, (str, bytes)) or not isinstance(dfs, Iterable):
+            raise SpecificationError(
+                f"dfs must be a list of DataFrames or one long DataFrame, got {type(dfs).__name__}."
+            )
+        frames = list(dfs)
+        for i, f in enumerate(frames, 1):
+            if not isinstance(f, pd.DataFrame):
+                raise SpecificationError(
+                    f"completed data set {i} is a {type(f).__name__}, not a DataFrame."
+                )
+    if not frames:
+        raise SpecificationError("no completed data sets given (m must be at least 1).")
+    cols = frames[0].columns
+    if cols.duplicated().any():
+        raise SpecificationError(f"duplicated column names: {list(cols[cols.duplicated()])}")
+    out = []
+    for i, f in enumerate(frames, 1):
+        if set(f.columns) != set(cols) or len(f.columns) != len(cols):
+            extra = sorted(map(str, set(f.columns) - set(cols)))
+            lacking = sorted(map(str, set(cols) - set(f.columns)))
+            raise SpecificationError(
+                f"completed data set {i} does not have the columns of data set 1: "
+                f"missing {lacking}, extra {extra}."
+            )
+        if len(f) != len(frames[0]):
+            raise SpecificationError(
+                f"completed data set {i} has {len(f)} rows, data set 1 has {len(frames[0])}."
+            )
+        out.append(f[list(cols)].copy())
+    return CompletedImputations(out, events)

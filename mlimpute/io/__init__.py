@@ -1,0 +1,513 @@
+"""Saving and opening imputations; writing completed data; reading data files.
+
+This module saves and opens imputation files (netCDF or zarr); the encoding lives in
+:mod:`mlimpute.io.arrays` and :mod:`mlimpute.io.stored_spec`, the flat exports (CSV, parquet,
+Stata) and :func:`read_data` in :mod:`mlimpute.io.flat`; all are importable from here.
+
+An imputation file holds everything a :class:`~mlimpute.MultiplyImputed` holds, losslessly:
+
+* the **root group** is :attr:`MultiplyImputed.dataset` itself (imputed cells, traces and
+  parameter draws), readable by any netCDF/zarr tool (``xr.open_dataset(path)``);
+* the group ``data`` holds the observed DataFrame, one variable per column along the
+  dimension ``row``, plus the index (``index%0``, ``index%1``... per level);
+* global attributes hold the specification (formulas, methods, cluster, m, iterations,
+  seed, visit order), the events, the mlimpute version and the file-format version.
+
+Encoding choices (all reversed exactly by :func:`open`):
+
+* names that are not portable netCDF/zarr names (``/``, ``%``, leading ``_``,
+  control characters, trailing blanks; in zarr also ``:``, blanks and capitals) are written as
+  ``v%`` + their percent-encoding; every variable carries its original name, dimensions,
+  dtype and attributes as JSON in its ``mlimpute`` attribute;
+* auxiliary variables and dimensions contain ``%`` (``x%mask``, ``x%categories``), which a
+  column name never keeps after encoding, so they cannot collide with data;
+* bool → int8; datetimes/timedeltas (with or without time zone) and periods → their int64
+  values; categoricals → integer codes plus a ``categories`` variable (itself encoded the
+  same way) and the order flag; nullable integers/floats/booleans → values plus a
+  ``%mask`` variable; strings → variable-length strings plus a mask, keeping the storage
+  and the missing-value kind; object columns → strings (or per-cell JSON for mixed
+  scalar types) plus a code per cell telling ``None``, ``NaN``, ``pd.NA`` and ``NaT`` apart;
+* no ``_FillValue`` is written and files are read with ``decode_cf=False``, so no value is
+  masked, rescaled or reinterpreted on the way back.
+
+Names: in zarr, where every variable is a directory, only lower-case letters, digits and
+``_.-()[]+`` stay as they are (names that differ only in case stay apart on macOS and
+Windows; ``zarr.json``, Windows device names and over-long names are encoded too); the
+name ``data`` of the group is always encoded at the root; column names that are not
+strings, and repeated names, are stored under a positional name ``c%<k>``.
+
+Safety: saving writes a temporary sibling and renames it into place (see
+:func:`to_netcdf`, :func:`to_zarr`) and replaces only an mlimpute file of the same kind,
+recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged metadata into a
+:class:`~mlimpute.errors.DataError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import sys
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Literal
+
+import xarray as xr
+
+from mlimpute.errors import DataError, DataTypeError, MlimputeError
+from mlimpute.io.arrays import (
+    _decode_data,
+    _decode_dataset,
+    _encode_data,
+    _encode_dataset,
+    _json_attr,
+)
+from mlimpute.io.flat import read_data, to_csv, to_parquet, to_stata, write_completed
+from mlimpute.io.stored_spec import _dumps, spec_from_dict, spec_to_dict
+from mlimpute.result.imputed import MultiplyImputed
+
+__all__ = [
+    "FORMAT_VERSION",
+    "to_netcdf",
+    "to_zarr",
+    "open",
+    "to_csv",
+    "to_parquet",
+    "to_stata",
+    "write_completed",
+    "save",
+    "read_data",
+    "spec_to_dict",
+    "spec_from_dict",
+]
+
+#: Version of the file layout written by :func:`to_netcdf` and :func:`to_zarr`.
+FORMAT_VERSION = 1
+_MARK = "mlimpute_format"  # root attribute that marks an mlimpute file
+
+
+# ------------------------------------------------------------------------------------------
+# public: save and open
+# ------------------------------------------------------------------------------------------
+def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
+    """Save an imputation result as a netCDF-4 file (engine h5netcdf).
+
+    The file is built in memory, written to a temporary sibling (``.NAME.<random>.tmp``
+    in the same directory) and renamed over ``path`` only when complete: a failed save (an
+    exception, a full disk, Ctrl-C) leaves an existing file as it was and removes the
+    temporary. Saving needs memory for one copy of the file.
+    An existing ``path`` is replaced only if it is an mlimpute netCDF file.
+
+    Parameters
+    ----------
+    imp : MultiplyImputed
+    path : str or path-like
+        Usually ``*.nc``.
+
+    Raises
+    ------
+    DataError
+        If ``path`` exists and is not an mlimpute netCDF file (e.g. a directory, another
+        netCDF file or a symbolic link): it is never replaced.
+
+    See Also
+    --------
+    open : read it back; the module docstring describes the layout and the encoding.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mlimpute
+    >>> from mlimpute.io import open, to_netcdf
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "imp.nc")
+    >>> to_netcdf(imp, path)
+    >>> back = open(path)
+    >>> back.spec == imp.spec, back.complete(2).equals(imp.complete(2))
+    (True, True)
+    """
+    root, data = _encode(imp, zarr=False)
+    target = Path(os.fspath(path))
+    _check_target(target, "netcdf")
+
+    # The file is built in memory and written with plain file I/O: when HDF5 itself hits a
+    # full disk its file is left in a state in which closing it crashes the process.
+    buffer = BytesIO()
+    root.to_netcdf(buffer, mode="w", engine="h5netcdf")
+    data.to_netcdf(buffer, mode="a", engine="h5netcdf", group="data")
+    _atomic_write(target, lambda tmp: _write_bytes(tmp, buffer.getbuffer()), directory=False)
+
+
+def _write_bytes(path: Path, content) -> None:
+    """Write ``content`` to a new file ``path`` and flush it to disk."""
+    with builtins.open(path, "xb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
+    """Save an imputation result as a zarr directory store.
+
+    zarr 3 writes format 3 stores, without consolidated metadata. The store is written to
+    a temporary sibling directory and swapped in only when complete (on Linux in one
+    atomic exchange, elsewhere by two renames: old aside, new in); a failed save leaves
+    an existing store as it was and removes the temporary.
+
+    Parameters
+    ----------
+    imp : MultiplyImputed
+    path : str or path-like
+        Usually ``*.zarr``.
+
+    Raises
+    ------
+    DataError
+        If ``path`` exists and is neither an mlimpute zarr store nor an empty directory
+        (e.g. a directory holding other files): it is never emptied.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mlimpute
+    >>> from mlimpute.io import open, to_zarr
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "imp.zarr")
+    >>> to_zarr(imp, path)
+    >>> open(path).dataset.identical(imp.dataset)
+    True
+    """
+    root, data = _encode(imp, zarr=True)
+    target = Path(os.fspath(path))
+    _check_target(target, "zarr")
+
+    def write(tmp: Path) -> None:
+        root.to_zarr(tmp, mode="w-", consolidated=False)
+        data.to_zarr(tmp, mode="w", group="data", consolidated=False)
+
+    _atomic_write(target, write, directory=True)
+
+
+# ------------------------------------------------------------------------------------------
+# safe replacement of an existing file or store
+# ------------------------------------------------------------------------------------------
+def _store_kind(p: Path) -> str | None:
+    """``"netcdf"``/``"zarr"`` for an mlimpute file of that kind, ``"empty"`` for an empty
+    directory, ``None`` for anything else (recognised by the root attribute
+    ``mlimpute_format``, which every file this module writes carries)."""
+    if p.is_dir():
+        if not any(p.iterdir()):
+            return "empty"
+        for meta, key in (("zarr.json", "attributes"), (".zattrs", None)):
+            f = p / meta
+            if f.is_file():
+                try:
+                    doc = json.loads(f.read_text(encoding="utf-8"))
+                    attrs = doc.get(key, {}) if key else doc
+                except (OSError, ValueError, AttributeError):
+                    return None
+                return "zarr" if isinstance(attrs, dict) and _MARK in attrs else None
+        return None
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return "netcdf" if _MARK in f.attrs else None
+    except (OSError, ValueError):
+        return None
+
+
+def _check_target(p: Path, kind: str) -> None:
+    """Refuse to replace anything at ``p`` but an mlimpute file of the same kind."""
+    if p.is_symlink():
+        raise DataError(
+            f"refusing to save to {str(p)!r}: it is a symbolic link; save to the file it "
+            "points to, or remove the link"
+        )
+    if not p.exists():
+        return
+    found = _store_kind(p)
+    if found == kind or (found == "empty" and kind == "zarr"):
+        return
+    what = {
+        "netcdf": "an mlimpute netCDF file",
+        "zarr": "an mlimpute zarr store",
+        "empty": "an empty directory",
+    }.get(found or "", "a directory that is not an mlimpute store" if p.is_dir() else
+           "a file that is not an mlimpute imputation file")
+    raise DataError(
+        f"refusing to save a {'zarr store' if kind == 'zarr' else 'netCDF file'} to "
+        f"{str(p)!r}: it exists and is {what}; it is left untouched (choose another path "
+        "or remove it yourself)"
+    )
+
+
+def _atomic_write(target: Path, write, *, directory: bool, keep_suffix: bool = False) -> None:
+    """``write(tmp)`` into a temporary sibling of ``target``, then move it into place.
+
+    Any failure (including KeyboardInterrupt) removes the temporary and leaves ``target``
+    as it was. With ``keep_suffix`` the temporary ends in ``target``'s name (writers that
+    choose compression by suffix, e.g. ``.csv.gz``, then do the same).
+    """
+    token = secrets.token_hex(6)
+    name = f".tmp-{token}-{target.name}" if keep_suffix else f".{target.name}.{token}.tmp"
+    tmp = target.parent / name
+    try:
+        write(tmp)
+        if directory:
+            _swap_in(tmp, target)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)  # make the rename itself durable
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry to disk (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Move directory ``new`` to ``target``, replacing an existing ``target`` directory.
+
+    On Linux, ``renameat2(RENAME_EXCHANGE)`` swaps the two in one atomic step, so
+    ``target`` always names a complete store. Elsewhere (or on file systems without it)
+    the old store is renamed aside and the new one renamed in: between these two renames
+    (two system calls) ``target`` does not exist; if the second fails the old store is
+    renamed back. The old store is deleted only once the new one is in place.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old store
+        return
+    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths with Linux ``renameat2``; ``False`` if unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# opening
+# ------------------------------------------------------------------------------------------
+def open(path: str | os.PathLike) -> MultiplyImputed:
+    """Open an imputation file written by :func:`to_netcdf` or :func:`to_zarr`.
+
+    A directory (or a name ending in ``.zarr``) is read as zarr, anything else as netCDF.
+    The file is read completely and closed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DataError
+        If it is not an mlimpute file, was written by a newer file-format version, or its
+        metadata are damaged (the message names the file and what is wrong).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mlimpute
+    >>> from mlimpute.io import to_netcdf
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "imp.nc")
+    >>> to_netcdf(imp, path)
+    >>> mlimpute.io.open(path).spec.formulas
+    {'grade': '~ skill + (1 | class)'}
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"imputation file not found: {str(path)!r}")
+    if p.is_dir() or p.suffix == ".zarr":
+        _refuse_unsafe_codecs(p, path)
+        kw: dict[str, Any] = {"engine": "zarr", "consolidated": False}
+    else:
+        kw = {"engine": "h5netcdf"}
+    try:
+        with xr.open_dataset(p, decode_cf=False, **kw) as ds:
+            root = ds.load()
+        _check_format(root.attrs, path)
+        with xr.open_dataset(p, group="data", decode_cf=False, **kw) as ds:
+            data = ds.load()
+    except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"{str(path)!r} is not a readable mlimpute imputation file "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        return _decode(root, data, repr(str(path)))
+    except DataError as exc:
+        raise DataError(f"{str(path)!r} is damaged: {exc}") from exc
+    except (MlimputeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(
+            f"{str(path)!r} is damaged: its mlimpute metadata do not describe its content "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+_UNSAFE_CODECS = frozenset({"pickle"})  # decoding runs code from the file
+
+
+def _refuse_unsafe_codecs(p: Path, path) -> None:
+    """Refuse a zarr store whose arrays name a codec that would unpickle its data.
+
+    zarr 3 refuses the ``pickle`` object codec itself; zarr 2 (Python 3.10) would run it.
+    """
+    if not p.is_dir():
+        return
+
+    def ids(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in ("id", "name", "object_codec_id") and isinstance(v, str):
+                    yield v
+                yield from ids(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from ids(v)
+
+    for folder, _, files in os.walk(p):
+        for name in files:
+            if name not in (".zarray", "zarr.json", ".zmetadata"):
+                continue
+            f = Path(folder) / name
+            try:
+                doc = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # the zarr reader reports it
+            bad = sorted(set(ids(doc)) & _UNSAFE_CODECS)
+            if bad:
+                raise DataError(
+                    f"{str(path)!r} is not an mlimpute imputation file: {str(f)!r} names the "
+                    f"codec {bad[0]!r}, which would run code from the file; refused"
+                )
+
+
+def _check_format(attrs: dict, path) -> None:
+    if _MARK not in attrs:
+        raise DataError(
+            f"{str(path)!r} is not an mlimpute imputation file (no 'mlimpute_format' attribute)"
+        )
+    try:
+        fmt = int(attrs[_MARK])
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{str(path)!r} is damaged: attribute 'mlimpute_format' is "
+            f"{attrs[_MARK]!r}, not an integer"
+        ) from None
+    if fmt > FORMAT_VERSION:
+        raise DataError(
+            f"{str(path)!r} was written by mlimpute {attrs.get('mlimpute_version', '?')} in "
+            f"file format {fmt}; this mlimpute reads formats up to {FORMAT_VERSION}: "
+            "upgrade mlimpute to open it"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# the whole result
+# ------------------------------------------------------------------------------------------
+def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
+    from mlimpute import __version__
+
+    if not isinstance(imp, MultiplyImputed):
+        raise DataTypeError(f"expected a MultiplyImputed result, got {type(imp).__name__}")
+    root = _encode_dataset(imp.dataset, zarr)
+    root.attrs.update(
+        {
+            "mlimpute_format": FORMAT_VERSION,
+            "mlimpute_version": __version__,
+            "mlimpute_spec": _dumps(spec_to_dict(imp.spec), "the specification"),
+            "mlimpute_events": _dumps(list(imp.events), "the events"),
+        }
+    )
+    data = _encode_data(imp.data, zarr)
+    for ds in (root, data):
+        for v in ds.variables.values():
+            v.encoding = {"_FillValue": None}
+    return root, data
+
+
+def _decode(
+    root: xr.Dataset, data: xr.Dataset, source: str = "the stored specification"
+) -> MultiplyImputed:
+    spec_doc = _json_attr(root.attrs, "mlimpute_spec", dict)
+    events = _json_attr(root.attrs, "mlimpute_events", list, default="[]")
+    try:
+        spec = spec_from_dict(spec_doc, source)
+    except (MlimputeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"attribute 'mlimpute_spec' does not describe a specification "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    return MultiplyImputed(_decode_dataset(root), _decode_data(data), spec, events)
+
+
+def _is_zarr(path: str | os.PathLike) -> bool:
+    p = Path(os.fspath(path))
+    return p.suffix == ".zarr" or p.is_dir()
+
+
+def save(
+    imp: MultiplyImputed, path: str | os.PathLike, format: Literal["netcdf", "zarr"] | None = None
+) -> None:
+    """Save to netCDF or zarr; by default zarr for ``*.zarr`` names and directories.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> d = tempfile.mkdtemp()
+    >>> save(imp, os.path.join(d, "imp.zarr")); save(imp, os.path.join(d, "imp.nc"))
+    >>> sorted(os.listdir(d))
+    ['imp.nc', 'imp.zarr']
+    """
+    if format is None:
+        format = "zarr" if _is_zarr(path) else "netcdf"
+    (to_zarr if format == "zarr" else to_netcdf)(imp, path)

@@ -1,0 +1,340 @@
+"""The result of an imputation run: imputed cells in an xarray Dataset, data kept once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mlimpute._forward import forwards
+from mlimpute.codec import decode
+from mlimpute.errors import DataError, SpecificationError
+from mlimpute.spec.build import ImputationSpec
+
+if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
+    import xarray as xr
+
+__all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
+
+
+def row_dim(name: str) -> str:
+    """Dimension of a variable's missing rows in :attr:`MultiplyImputed.dataset`."""
+    return f"{name}:row"
+
+
+def param_var(name: str) -> str:
+    """Data variable holding the parameter trace of ``name``'s model."""
+    return f"{name}:params"
+
+
+def param_dim(name: str) -> str:
+    return f"{name}:param"
+
+
+class MultiplyImputed:
+    """m completed versions of one DataFrame, stored as imputed cells only.
+
+    Attributes
+    ----------
+    dataset : xarray.Dataset
+        Per imputed variable ``v``: ``v`` with dims ``(imputation, "v:row")`` (the
+        coordinate holds the row positions in the original data); traces ``mean`` and
+        ``sd`` of the imputed values with dims ``(imputation, iteration, variable)``;
+        per variable ``"v:params"`` with dims ``(imputation, iteration, "v:param")``: the
+        model parameters (fixed effects, random-effect (co)variances, residual variance).
+    data : pandas.DataFrame
+        The observed data (one copy, never modified).
+    spec : ImputationSpec
+        What was run: formulas, methods, cluster, m, iterations, seed.
+    events : list of str
+        Decisions taken on the way (dropped collinear predictors, unused formulas...).
+
+    Notes
+    -----
+    Memory is m × (number of missing cells) plus traces; :meth:`complete` builds a
+    completed data set on demand.
+    """
+
+    def __init__(self, dataset: xr.Dataset, data: pd.DataFrame, spec: ImputationSpec,
+                 events: list[str] | None = None):
+        self.dataset = dataset
+        self.data = data
+        self.spec = spec
+        self.events = list(events or [])
+
+    # -- basic facts ----------------------------------------------------------------------
+    @property
+    def m(self) -> int:
+        return int(self.dataset.sizes.get("imputation", self.spec.m))
+
+    @property
+    def variables(self) -> list[str]:
+        """The imputed variables, in visit order."""
+        return [v.name for v in self.spec.variables]
+
+    def imputed(self, name: str) -> pd.DataFrame:
+        """Imputed values of ``name``: one row per missing cell, one column per imputation.
+
+        The index holds the original index labels of the missing rows.
+        """
+        if name not in self.variables:
+            raise SpecificationError(f"{name!r} was not imputed; imputed: {self.variables}")
+        da = self.dataset[name]
+        pos = da[row_dim(name)].to_numpy()
+        return pd.DataFrame(da.to_numpy().T, index=self.data.index[pos],
+                            columns=pd.RangeIndex(1, self.m + 1, name="imputation"))
+
+    # -- completed data -------------------------------------------------------------------
+    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
+                 imputation_column: str = "imputation"):
+        """Completed data.
+
+        Parameters
+        ----------
+        which : int, "long" or "all"
+            An int ``i`` returns completed data set ``i``, counted from **1** as in mice
+            (``0`` returns the incomplete data). ``"long"`` stacks all m with an
+            ``imputation`` column first (1..m; with ``include=True`` also 0 for the
+            original data). ``"all"`` returns an iterator over the m data sets.
+        include : bool
+            With ``"long"``, prepend the incomplete data as imputation 0.
+        imputation_column : str
+            With ``"long"``, the name of the column numbering the data sets (default
+            ``"imputation"``; mice calls it ``".imp"``).
+
+        Returns
+        -------
+        DataFrame or iterator of DataFrame
+            Original index, column order and dtypes are kept. Observed values are never
+            converted (an ``Int64`` value above 2**53 comes back exactly); imputed values
+            of integer columns are drawn on the real line and rounded.
+
+        Raises
+        ------
+        DataError
+            With ``"long"``, if the data already have a column named
+            ``imputation_column``: it is never overwritten; pass another name.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> df = classroom(1, rng=1).incomplete
+        >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
+        >>> imp.complete(1)["grade"].isna().sum(), imp.complete("long").shape
+        (np.int64(0), (1200, 4))
+        """
+        if isinstance(which, str):
+            if which == "all":
+                return (self._complete_one(i) for i in range(1, self.m + 1))
+            if which == "long":
+                name = imputation_column
+                if name in self.data.columns:
+                    raise DataError(
+                        f"the data have a column {name!r}, so complete('long') cannot number "
+                        f"the imputations in a column of that name; pass "
+                        f"imputation_column='.imp' (or another unused name)")
+                first = 0 if include else 1
+                frames = []
+                for i in range(first, self.m + 1):
+                    frame = self._complete_one(i)
+                    frame.insert(0, name, i)
+                    frames.append(frame)
+                return pd.concat(frames, axis=0)
+            raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
+        if isinstance(which, bool) or not isinstance(which, (int, np.integer)):
+            raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
+        if not 0 <= which <= self.m:
+            raise SpecificationError(
+                f"imputation {which} does not exist: imputations are numbered 1..{self.m} "
+                "(0 is the incomplete data)"
+            )
+        return self._complete_one(int(which))
+
+    def _complete_one(self, i: int) -> pd.DataFrame:
+        out = self.data.copy()
+        if i == 0:
+            return out
+        for name in self.variables:
+            da = self.dataset[name]
+            pos = da[row_dim(name)].to_numpy()
+            col = out[name]
+            # only the imputed cells are decoded and written: observed values never pass
+            # through float64 (which would change integers above 2**53)
+            values = decode(da.isel(imputation=i - 1).to_numpy(), col)
+            arr = col.array.copy()
+            arr[pos] = values
+            # an explicit dtype: pandas would infer ``str`` for an object column of strings
+            out[name] = pd.Series(arr, index=out.index, dtype=col.dtype, copy=False)
+        return out
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return self.complete("all")
+
+    def __len__(self) -> int:
+        return self.m
+
+    # -- diagnostics and analysis: thin delegations, logic lives in its own module --------
+    @property
+    def traces(self) -> xr.Dataset:
+        """Chain traces: ``mean``/``sd`` of imputed values and each model's parameters."""
+        names = [k for k, v in self.dataset.data_vars.items() if "iteration" in v.dims]
+        return self.dataset[names]
+
+    def _kept(self, burn: int | None) -> xr.Dataset:
+        """Traces after discarding ``burn`` iterations (default: the first half)."""
+        traces = self.traces
+        n_iter = traces.sizes.get("iteration", 0)
+        default = burn is None
+        if default:
+            burn = n_iter // 2
+        if default and 0 < n_iter - burn < 4:
+            raise DataError(
+                f"the second half of {n_iter} iterations has {n_iter - burn} draws per chain; "
+                "R-hat and ESS need at least 4: run more iterations (8 or more) or pass burn=0 "
+                "to use every iteration"
+            )
+        return traces.isel(iteration=slice(burn, None))
+
+    def rhat(self, *, burn: int | None = None) -> xr.Dataset:
+        """Rank-normalised split R-hat of every trace (Vehtari et al. 2021).
+
+        ``burn`` discards the first iterations; by default the first half, the draws the
+        convergence warning and :func:`mlimpute.diagnostics.rhat_table` look at (``burn=0``:
+        all iterations). See :func:`mlimpute.diagnostics.rhat`.
+        """
+        from mlimpute.diagnostics import rhat
+
+        return rhat(self._kept(burn))
+
+    def ess(self, *, burn: int | None = None,
+            kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
+        """Bulk or tail effective sample size of every trace (Vehtari et al. 2021).
+
+        ``burn`` as for :meth:`rhat` (default: the first half is discarded).
+        """
+        from mlimpute.diagnostics import ess_bulk, ess_tail
+
+        return (ess_bulk if kind == "bulk" else ess_tail)(self._kept(burn))
+
+    def converged(self, threshold: float = 1.1, *, burn: int | None = None) -> bool:
+        """Whether every trace has R-hat below ``threshold`` (``burn`` as for :meth:`rhat`)."""
+        from mlimpute.diagnostics import converged
+
+        flags = converged(self._kept(burn), threshold=threshold)
+        return bool(all(bool(v.all()) for v in flags.data_vars.values()))
+
+    @property
+    def plot(self):
+        """Plots of this result: ``imp.plot.trace()``, ``.density()``, ``.strip()``."""
+        from mlimpute.result.plot import ImputedPlots
+
+        return ImputedPlots(self)
+
+    @forwards("mlimpute.analysis:fit", drop=("imp",))
+    def fit(
+        self,
+        formula: str,
+        *,
+        reml: bool = True,
+        family: Any = None,
+        link: str | None = None,
+        nagq: int | None = None,
+        dfcom: float | None = None,
+        cluster: str | None = None,
+        engine: Literal["profiled", "statsmodels"] = "profiled",
+        n_jobs: int | None = None,
+        client: Any = None,
+    ):
+        """Fit ``formula`` on each completed data set and pool the results.
+
+        The same as :func:`mlimpute.analysis.fit` on this result.
+        """
+        from mlimpute.analysis import fit
+
+        return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
+                   dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
+
+    @forwards("mlimpute.analysis:apply", drop=("imp",))
+    def apply(
+        self,
+        func: Callable[[pd.DataFrame], Any],
+        *,
+        dfcom: float | None = None,
+        names: Sequence[str] | None = None,
+    ):
+        """Pool any per-data-set analysis: ``func`` on each completed data set, Rubin's rules.
+
+        The same as :func:`mlimpute.analysis.apply` on this result.
+        """
+        from mlimpute.analysis import apply
+
+        return apply(self, func, dfcom=dfcom, names=names)
+
+    # -- saving: logic in io.py ----------------------------------------------------------
+    def to_netcdf(self, path) -> None:
+        """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
+        from mlimpute.io import to_netcdf
+
+        to_netcdf(self, path)
+
+    def to_zarr(self, path) -> None:
+        """Save as a zarr store, losslessly; see :func:`mlimpute.io.to_zarr`."""
+        from mlimpute.io import to_zarr
+
+        to_zarr(self, path)
+
+    @forwards("mlimpute.io.flat:to_csv", drop=("imp",))
+    def to_csv(self, path: str | os.PathLike, *, include: bool = False,
+               index: bool | None = None, **kwargs) -> list[Path]:
+        """Completed data to CSV (``{i}`` in the name: one file each).
+
+        The same as :func:`mlimpute.io.to_csv` on this result.
+        """
+        from mlimpute.io import to_csv
+
+        return to_csv(self, path, include=include, index=index, **kwargs)
+
+    @forwards("mlimpute.io.flat:to_parquet", drop=("imp",))
+    def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
+                   **kwargs) -> list[Path]:
+        """Completed data to parquet.
+
+        The same as :func:`mlimpute.io.to_parquet` on this result.
+        """
+        from mlimpute.io import to_parquet
+
+        return to_parquet(self, path, include=include, **kwargs)
+
+    @forwards("mlimpute.io.flat:to_stata", drop=("imp",))
+    def to_stata(self, path: str | os.PathLike, *, include: bool = False,
+                 **kwargs) -> list[Path]:
+        """Completed data to Stata .dta.
+
+        The same as :func:`mlimpute.io.to_stata` on this result.
+        """
+        from mlimpute.io import to_stata
+
+        return to_stata(self, path, include=include, **kwargs)
+
+    # -- display --------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        from mlimpute.result.display import imputed_html
+
+        return imputed_html(self)
+
+    def __repr__(self) -> str:
+        n = len(self.data)
+        lines = [f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
+                 f"rows={n}, cluster={self.spec.cluster!r}, seed={self.spec.seed}>"]
+        for v in self.spec.variables:
+            k = self.dataset.sizes[row_dim(v.name)]
+            lines.append(f"  {v.name:<12} {k:>6} imputed ({100 * k / n:4.1f} %)  "
+                         f"{v.method:<8} {v.formula}")
+        if self.events:
+            lines.append(f"  events: {len(self.events)} (see .events)")
+        return "\n".join(lines)

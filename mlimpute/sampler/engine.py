@@ -1,0 +1,274 @@
+"""Chained equations with a carried Gibbs state.
+
+Each of the m imputations is an independent chain started from random draws of the
+observed values. One iteration visits every incomplete variable once: refresh the design
+columns that depend on imputed values, take **one** Gibbs step of that variable's model
+parameters (the state is carried from visit to visit, unlike mice's ``2l.norm``, which
+restarts an inner sampler at every visit), then draw its missing values.
+
+:func:`build_plan` does the work that is the same for every chain (sorting rows by cluster,
+materialising designs); :func:`run_chain` is a pure function of the plan and a chain's seed,
+so results never depend on the executor or the order chains run in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.codec import categories, decode, encode, template
+from mlimpute.errors import ChainError, SpecificationError
+from mlimpute.models import get_model
+from mlimpute.parallel import one_blas_thread
+from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
+from mlimpute.spec.build import ImputationSpec
+from mlimpute.spec.formula import cmean_column, ranef_column
+
+__all__ = ["Plan", "ChainResult", "build_plan", "run_chain", "run_chains"]
+
+_TEMPLATE_SEED = 20050705  # template fill only decides collinearity; fixed for determinism
+
+
+@dataclass
+class Plan:
+    """Everything the chains share; built once, read-only afterwards."""
+
+    spec: ImputationSpec
+    layout: Layout
+    static: pd.DataFrame
+    data: dict[str, ModelData]
+    models: dict[str, object]
+    start: dict[str, np.ndarray]
+    like: dict[str, pd.Series] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    cluster_static: pd.DataFrame | None = None  # one row per cluster, for level-2 models
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.spec.variables]
+
+    def missing_rows(self, name: str) -> np.ndarray:
+        """Sorted-order positions of the rows where ``name`` is missing."""
+        return np.flatnonzero(np.isnan(self.start[name]))
+
+    def param_names(self, name: str) -> list[str]:
+        return self.models[name].param_names(self.data[name])
+
+
+@dataclass
+class ChainResult:
+    """What one chain returns: last imputations and per-iteration traces."""
+
+    imputed: dict[str, np.ndarray]
+    mean: np.ndarray  # (iterations, variables)
+    sd: np.ndarray  # (iterations, variables)
+    params: dict[str, np.ndarray]  # variable -> (iterations, k)
+
+
+def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
+    """Sort rows by cluster, fill a template and materialise every model's design once.
+
+    BLAS is held at one thread meanwhile: the rank checks (QR of tall designs) slow down
+    5-20x with two BLAS threads when another process uses the second core.
+    """
+    with one_blas_thread():
+        return _build_plan(df, spec)
+
+
+def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
+    layout = Layout.from_frame(df, spec.cluster)
+    names = [v.name for v in spec.variables]
+    used = set()
+    cmeans = set()
+    for v in spec.variables:
+        used |= v.formula.variables
+        cmeans |= set(v.formula.cmeans)
+    cols = [c for c in df.columns if c in used]
+    static = _model_dtypes(df[cols].iloc[layout.order].reset_index(drop=True))
+    fill_rng = np.random.default_rng(_TEMPLATE_SEED)
+    start, like = {}, {}
+    codes, first = layout.codes, layout.segments.starts
+    for v in spec.variables:
+        name = v.name
+        x = encode(static[name])
+        start[name] = x
+        if v.level == 2:
+            x = _cluster_values(x, codes, layout.segments.n_clusters)
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            x = np.take(x, codes)
+        else:
+            x = x.copy()
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+        if categories(static[name]) is not None:
+            like[name] = template(static[name])
+        static[name] = decode(x, static[name])
+    for c in sorted(cmeans):
+        static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
+    dynamic = set(names) | {cmean_column(n) for n in names}
+    data, models, events = {}, {}, list(spec.events)
+    cluster_static = None
+    for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
+        if v.level == 2:
+            if cluster_static is None:
+                cluster_static = static.iloc[first].reset_index(drop=True)
+            f, ranef_cols = _expand_ranef(v.formula, data)
+            for col in ranef_cols:  # placeholders: only the design's structure depends on them
+                cluster_static[col] = fill_rng.standard_normal(len(first))
+            y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
+            data[v.name] = build_model_data(
+                f, cluster_static, ~np.isnan(y2), Layout.single(len(first)),
+                dynamic | set(ranef_cols), y=y2)
+        else:
+            data[v.name] = build_model_data(v.formula, static, ~np.isnan(start[v.name]),
+                                            layout, dynamic, y=start[v.name])
+        d = data[v.name]
+        if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
+            raise SpecificationError(
+                f"no random effect of {v.formula.group!r} is left in the formula for "
+                f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
+                "collinear on the observed rows; use (1 | ...) or a single-level method"
+            )
+        models[v.name] = get_model(v.method).factory()
+        events += data[v.name].events
+    return Plan(spec, layout, static, data, models, start, like, events, cluster_static)
+
+
+def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
+    """Columns as formulaic reads them: pandas' nullable ``string`` dtype (missing values
+    ``pd.NA``, what ``DataFrame.convert_dtypes`` gives) becomes an object column of the
+    same strings, a categorical factor like any other column of strings."""
+    for c in static.columns:
+        dtype = static[c].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+            static[c] = static[c].astype(object)
+    return static
+
+
+def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """One value per cluster from a row-level column that is constant within clusters."""
+    out = np.full(n_clusters, np.nan)
+    obs = ~np.isnan(x)
+    out[codes[obs]] = x[obs]
+    return out
+
+
+def _expand_ranef(f, data):
+    """Replace ``ranef(x)`` by one column per random effect of x's model."""
+    cols, fixed = [], f.fixed
+    for x in f.ranefs:
+        znames = data[x].Z.names
+        if len(znames) == 1:
+            new = [ranef_column(x)]
+        else:
+            new = [ranef_column(x, z) for z in znames]
+            fixed = fixed.replace(f"`{ranef_column(x)}`",
+                                  "(" + " + ".join(f"`{c}`" for c in new) + ")")
+        cols += new
+    return replace(f, fixed=fixed), cols
+
+
+def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
+    """Current random effects of the models that ``name``'s formula uses via ``ranef()``."""
+    out = {}
+    J = plan.layout.segments.n_clusters
+    for x in plan.spec.variables_by_name[name].formula.ranefs:
+        st = states.get(x)
+        core = getattr(st, "core", st)
+        b = getattr(core, "b", None)
+        znames = plan.data[x].Z.names
+        b = np.zeros((J, len(znames))) if b is None else b
+        if len(znames) == 1:
+            out[ranef_column(x)] = b[:, 0]
+        else:
+            out.update({ranef_column(x, z): b[:, k] for k, z in enumerate(znames)})
+    return out
+
+
+def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
+    """Run one chain for ``plan.spec.iterations`` iterations from its own seed."""
+    try:
+        return _run_chain(plan, np.random.default_rng(seed))
+    except (KeyboardInterrupt, ChainError):
+        raise
+    except Exception as exc:
+        raise ChainError(
+            f"chain {chain + 1} failed ({type(exc).__name__}: {exc}); reproduce it with the "
+            f"same data and rng={seed.entropy} (chain spawn key {seed.spawn_key})",
+            chain=chain, seed_entropy=seed.entropy,
+        ) from exc
+
+
+def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
+    names = plan.names
+    T = plan.spec.iterations
+    values = Values(plan.layout, like=plan.like)
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    level2 = {v.name for v in plan.spec.variables if v.level == 2}
+    cvals = {}
+    for name in names:
+        x = plan.start[name].copy()
+        if name in level2:
+            c = _cluster_values(x, codes, len(first))
+            mis = np.isnan(c)
+            c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
+            cvals[name] = c
+            x = np.take(c, codes)
+        else:
+            mis = np.isnan(x)
+            x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
+        values[name] = x
+    datas = {n: plan.data[n].for_chain() for n in names}
+    states: dict[str, object] = {}
+    mean = np.empty((T, len(names)))
+    sd = np.empty((T, len(names)))
+    params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
+    for it in range(T):
+        for k, name in enumerate(names):
+            d, model = datas[name], plan.models[name]
+            if name in level2:
+                view = ClusterValues(values, first, _ranef_arrays(plan, name, states))
+                d.refresh(view, plan.cluster_static)
+            else:
+                d.refresh(values, plan.static)
+            if it == 0:
+                states[name] = model.init(d, rng)
+            else:
+                states[name] = model.step(rng, states[name], d)
+            draw = model.draw_missing(rng, states[name], d)
+            if name in level2:
+                cvals[name][d.mis_idx] = draw
+                values[name][:] = np.take(cvals[name], codes)
+            else:
+                values[name][d.mis_idx] = draw
+            values.touch(name)
+            mean[it, k], sd[it, k] = _mean_sd(draw)
+            params[name][it] = model.param_vector(states[name], d)
+    imputed = {n: values[n][plan.missing_rows(n)] for n in names}
+    bad = [n for n in names if not np.all(np.isfinite(imputed[n]))]
+    if bad:
+        raise FloatingPointError(f"non-finite imputations for {bad}")
+    return ChainResult(imputed, mean, sd, params)
+
+
+def _mean_sd(x: np.ndarray) -> tuple[float, float]:
+    """``x.mean()`` and ``x.std(ddof=1)`` (NaN and 0 for too few values), computed as numpy
+    computes them but without its dispatch, which costs more than the sums here."""
+    n = x.size
+    if n == 0:
+        return np.nan, 0.0
+    mean = np.add.reduce(x) / n
+    if n == 1:
+        return mean, 0.0
+    d = x - mean
+    return mean, np.sqrt(np.add.reduce(d * d) / (n - 1))
+
+
+def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
+    """Run every chain serially, BLAS pinned to one thread (small matrices: threads only
+    cost; executors come with the parallel back-ends)."""
+    with one_blas_thread():
+        return [run_chain(plan, k, s) for k, s in enumerate(seeds)]

@@ -1,0 +1,616 @@
+"""The imputation specification: validated once, at the boundary.
+
+:func:`build_spec` checks a DataFrame against the user's formulas and options and returns a
+frozen :class:`ImputationSpec`; everything after it (design, engine) trusts its input.
+Errors name the column, formula token or cluster at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlimpute import defaults as _defaults
+from mlimpute.codec import categories, column_kind
+from mlimpute.errors import (
+    DataError,
+    DataTypeError,
+    FormulaError,
+    MlimputeWarning,
+    SpecificationError,
+    UnsupportedError,
+    warn,
+)
+from mlimpute.models import get_model
+from mlimpute.spec.defaults import (
+    analysis_columns,
+    default_formula,
+    default_method,
+    is_level2,
+    varying_clusters,
+)
+from mlimpute.spec.formula import ParsedFormula, parse_formula
+
+__all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "DEFAULT_METHODS"]
+
+#: Default model per kind of variable: (multilevel formula, single-level formula).
+DEFAULT_METHODS = {
+    "numeric": ("2l.norm", "norm"),
+    "binary": ("2l.bin", "bin"),
+    "ordinal": ("2l.ordinal", "ordinal"),
+    "nominal": ("2l.nominal", "nominal"),
+}
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """How one incomplete variable is imputed."""
+
+    name: str
+    formula: ParsedFormula
+    method: str
+    level: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.formula} [{self.method}]"
+
+
+@dataclass(frozen=True)
+class ImputationSpec:
+    """A validated imputation specification.
+
+    Attributes
+    ----------
+    variables : tuple of VariableSpec
+        In visit order.
+    cluster : str or None
+        The grouping factor shared by the multilevel models.
+    m, iterations : int
+    seed : int or None
+        Root entropy that reproduces the run (``rng=seed``), when known.
+    events : tuple of str
+        Non-fatal decisions taken while validating (unused formulas...).
+    """
+
+    variables: tuple[VariableSpec, ...]
+    cluster: str | None
+    m: int
+    iterations: int
+    seed: int | None = None
+    events: tuple[str, ...] = field(default=())
+
+    @property
+    def formulas(self) -> dict[str, str]:
+        """``{variable: formula}`` in the syntax a user writes."""
+        return {v.name: "~ " + str(v.formula).split("~", 1)[1].strip() for v in self.variables}
+
+    @property
+    def variables_by_name(self) -> dict[str, VariableSpec]:
+        return {v.name: v for v in self.variables}
+
+    @property
+    def methods(self) -> dict[str, str]:
+        return {v.name: v.method for v in self.variables}
+
+    @property
+    def visit(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    def to_toml(self, **extras) -> str:
+        """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`."""
+        from mlimpute.specfile import spec_to_toml
+
+        return spec_to_toml(self, **extras)
+
+    def __repr__(self) -> str:
+        lines = [f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
+                 f"cluster={self.cluster!r}, seed={self.seed})"]
+        lines += [f"  {v}" for v in self.variables]
+        return "\n".join(lines)
+
+
+def _check_frame(df: pd.DataFrame) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise DataError(f"the DataFrame is empty (shape {df.shape})")
+    dup = df.columns[df.columns.duplicated()].unique().tolist()
+    if dup:
+        raise DataError(f"duplicated column names: {dup}; rename them before imputing")
+    bad = [c for c in df.columns if not isinstance(c, str)]
+    if bad:
+        raise DataError(f"column names must be strings, got {bad[:5]}")
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecificationError(f"{name} must be an integer ≥ 1, got {value!r}")
+    return int(value)
+
+
+#: Names the result uses for its own dimensions and traces (see
+#: :class:`mlimpute.MultiplyImputed`): an imputed column cannot have one of them.
+RESERVED_NAMES = frozenset({"imputation", "iteration", "variable", "mean", "sd"})
+#: Suffixes of the per-variable entries of the result (``"y:row"``, ``"y:params"``...).
+_RESERVED_SUFFIXES = (":row", ":params", ":param")
+
+#: Default cap on the categories of an imputed nominal variable (``max_categories=``).
+MAX_CATEGORIES = 50
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _column_list(value, name: str) -> list[str] | None:
+    """A list of column names from ``value``: None, one name (a lone string, as in
+    ``df.drop(columns="x")``) or a list, tuple, array or Index of names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (Mapping, set, frozenset)) or not isinstance(
+            value, (Sequence, pd.Index, np.ndarray, pd.Series)):
+        why = " (a set has no fixed order)" if isinstance(value, (set, frozenset)) else ""
+        raise SpecificationError(
+            f"{name} must be a column name or a list of column names{why}, got "
+            f"{_describe(value)}"
+        )
+    out = list(value)
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise SpecificationError(
+            f"{name} must list column names (strings), got {bad[:5]} in {_describe(value)}"
+        )
+    return out
+
+
+def _check_method(method) -> dict[str, str]:
+    if method is None:
+        return {}
+    if not isinstance(method, Mapping):
+        raise SpecificationError(
+            "method must be a dict {column: method name}, e.g. {'grade': 'pmm'}, got "
+            f"{_describe(method)}"
+        )
+    for k, v in method.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise SpecificationError(
+                f"method must map column names to method names (strings), got {k!r}: {v!r}"
+            )
+    return dict(method)
+
+
+def _check_heteroscedastic(value) -> bool | list[str]:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    try:
+        return _column_list(value, "heteroscedastic")
+    except SpecificationError:
+        raise SpecificationError(
+            "heteroscedastic must be True, False, a column name or a list of column names, "
+            f"got {_describe(value)}"
+        ) from None
+
+
+def _check_names(names) -> None:
+    """Imputed columns must not take the names the result uses for itself: its dimensions
+    and traces, and the per-variable entries ``"<name>:row"``, ``"<name>:param(s)"``."""
+    for name in names:
+        if name in RESERVED_NAMES or str(name).endswith(_RESERVED_SUFFIXES):
+            raise SpecificationError(
+                f"cannot impute a column named {name!r}: the result uses that name for its "
+                f"own traces and dimensions ({', '.join(sorted(RESERVED_NAMES))}, "
+                "'<name>:row', '<name>:param(s)'); rename the column first, e.g. "
+                f"df.rename(columns={{{name!r}: {str(name).replace(':', '_') + '_'!r}}})"
+            )
+
+
+def _parse_all(formulas) -> dict[str, ParsedFormula]:
+    if isinstance(formulas, str):
+        formulas = [formulas]
+    if isinstance(formulas, Mapping):
+        items = []
+        for key, text in formulas.items():
+            if not isinstance(key, str):
+                raise SpecificationError(f"formula keys must be column names, got {key!r}")
+            if not isinstance(text, str):
+                raise SpecificationError(
+                    f"the formula for {key!r} must be a string such as '~ x + (1 | g)', got "
+                    f"{_describe(text)}"
+                )
+            items.append(parse_formula(text, key))
+    elif isinstance(formulas, Sequence):
+        bad = [t for t in formulas if not isinstance(t, str)]
+        if bad:
+            raise SpecificationError(
+                "formulas must be a dict {column: formula} or a list of 'y ~ ...' strings; "
+                f"the list holds {_describe(bad[0])}"
+            )
+        items = [parse_formula(t) for t in formulas]
+        for f in items:
+            if f.response is None:
+                raise SpecificationError(
+                    f"formula {f.text!r} has no response; write 'y ~ ...' or use a dict"
+                )
+    else:
+        raise SpecificationError(
+            "formulas must be a dict {column: formula} or a list of 'y ~ ...' strings, "
+            f"got {type(formulas).__name__}"
+        )
+    out: dict[str, ParsedFormula] = {}
+    for f in items:
+        if f.response in out:
+            raise SpecificationError(f"two formulas for {f.response!r}")
+        out[f.response] = f
+    return out
+
+
+
+def build_spec(
+    df: pd.DataFrame,
+    formulas=None,
+    *,
+    m: int = 5,
+    iterations: int = 20,
+    method: Mapping[str, str] | None = None,
+    visit: Sequence[str] | None = None,
+    seed: int | None = None,
+    cluster: str | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    heteroscedastic: bool | Sequence[str] = False,
+    max_categories: int = MAX_CATEGORIES,
+) -> ImputationSpec:
+    """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
+
+    Incomplete variables without a formula get the default model (:mod:`mlimpute.spec.defaults`)
+    when ``cluster`` is given or no formula at all is; otherwise they are an error.
+    ``include``, ``exclude``, ``visit`` and ``heteroscedastic`` take a list of column names
+    or one name as a string. The arguments are described in :func:`mlimpute.impute`.
+
+    Examples
+    --------
+    >>> from mlimpute.datasets import classroom
+    >>> df = classroom(1, rng=1).incomplete
+    >>> build_spec(df, {"grade": "~ skill + (1 | class)"}).methods
+    {'grade': '2l.norm'}
+    >>> build_spec(df, cluster="class").formulas
+    {'grade': '~ skill + (1 | class)'}
+    """
+    _check_frame(df)
+    m = _positive_int(m, "m")
+    iterations = _positive_int(iterations, "iterations")
+    max_categories = _positive_int(max_categories, "max_categories")
+    if cluster is not None and not isinstance(cluster, str):
+        raise SpecificationError(
+            "cluster must be one column name (a string), got "
+            f"{_describe(cluster)}; mlimpute fits two-level models with one grouping factor"
+        )
+    include = _column_list(include, "include")
+    exclude = _column_list(exclude, "exclude")
+    visit = _column_list(visit, "visit")
+    heteroscedastic = _check_heteroscedastic(heteroscedastic)
+    parsed = _parse_all(formulas if formulas is not None else {})
+    method = _check_method(method)
+    events: list[str] = []
+
+    columns = set(df.columns)
+    for name, f in parsed.items():
+        unknown = sorted(f.variables - columns)
+        if unknown:
+            raise SpecificationError(
+                f"formula for {name!r} refers to unknown column(s) {unknown}: {f.text!r}"
+            )
+    for arg, names in (("include", include), ("exclude", exclude)):
+        for name in names or ():
+            if name not in columns:
+                raise SpecificationError(f"{arg} names unknown column {name!r}")
+    if not isinstance(heteroscedastic, bool):
+        for name in heteroscedastic:
+            if name not in columns:
+                raise SpecificationError(f"heteroscedastic names unknown column {name!r}")
+    _check_random_parts(parsed)
+
+    use_defaults = cluster is not None or formulas is None
+    groups = {f.group for f in parsed.values() if f.group is not None}
+    if cluster is not None:
+        if cluster not in columns:
+            raise SpecificationError(f"cluster column {cluster!r} is not in the data")
+        groups.add(cluster)
+    if len(groups) > 1:
+        raise UnsupportedError(
+            f"the formulas use different grouping factors {sorted(groups)}; only two-level "
+            "models with one grouping factor are supported (three-level models are not "
+            "supported yet)"
+        )
+    cluster = groups.pop() if groups else None
+    codes = labels = None
+    if cluster is not None:
+        if df[cluster].isna().any():
+            rows = df.index[df[cluster].isna()][:5].tolist()
+            raise DataError(
+                f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing "
+                f"value(s) (e.g. at index {rows}); drop or fill those rows first"
+            )
+        codes, labels = pd.factorize(df[cluster], sort=True)
+
+    missing = df.isna().sum()
+    if use_defaults:
+        candidates, left_out = analysis_columns(df, cluster, include, exclude)
+        if left_out:
+            events.append("left out of the default models: " + ", ".join(left_out))
+    else:
+        candidates = list(df.columns)
+    # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
+    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster
+                  and (c in parsed or column_kind(df[c]) != "other")]
+    no_formula = [c for c in incomplete if c not in parsed]
+    if no_formula and not use_defaults:
+        raise SpecificationError(
+            f"incomplete column(s) {no_formula} have no imputation formula; give each a "
+            "formula, pass cluster=... for default models, or select the columns to impute "
+            "(df[cols].mi.impute(...))"
+        )
+
+    kinds = {c: column_kind(df[c]) for c in df.columns}
+    for name in [*parsed, *no_formula]:
+        if kinds[name] in ("nominal", "ordinal") and missing[name] > 0:
+            _check_categories(name, kinds[name], categories(df[name]), max_categories)
+    levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
+                  else 1) for c in df.columns}
+    if use_defaults:
+        model_cols = [c for c in candidates if c != cluster]
+        n_cats = {c: len(categories(df[c]) or ()) for c in model_cols
+                  if kinds[c] in ("nominal", "ordinal")}
+        many = [c for c in model_cols if n_cats.get(c, 0) > max_categories and c not in no_formula]
+        if many:  # each would add one dummy column per category to every default model
+            events.append(
+                "left out of the default models: " + ", ".join(
+                    f"{c!r} ({n_cats[c]} categories, more than max_categories="
+                    f"{max_categories}: one predictor column per category)" for c in many))
+            model_cols = [c for c in model_cols if c not in set(many)]
+        for name in no_formula:
+            _check_default_size(df, name, model_cols, levels, kinds, n_cats, cluster, codes)
+            text = default_formula(name, model_cols, levels, kinds, cluster)
+            parsed[name] = parse_formula(text, name)
+
+    for name in method:
+        if name not in parsed:
+            raise SpecificationError(
+                f"method given for {name!r}, which is not imputed (no formula"
+                + ("" if name in columns else ", and no such column") + ")"
+            )
+
+    # variables whose random effects other formulas use must be modelled even if complete
+    ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
+    used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
+    for c in used:
+        dtype = df[c].dtype
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            vals = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isinf(vals).any():
+                raise DataError(
+                    f"column {c!r} has ±inf values (e.g. at index "
+                    f"{df.index[np.isinf(vals)][:3].tolist()}); infinite values are not "
+                    "treated as missing: replace them with NaN to impute them"
+                )
+
+    specs = []
+    for name, f in parsed.items():
+        if missing[name] == 0 and name not in ranef_targets:
+            events.append(f"{name}: has no missing values; its formula is not used")
+            continue
+        if missing[name] == len(df):
+            raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
+        kind = kinds[name]
+        if kind == "other":
+            raise DataTypeError(f"column {name!r} has dtype {_holding(df[name])}, which "
+                                "cannot be imputed (numeric, bool, categorical and string "
+                                "columns can)")
+        cats = categories(df[name])
+        seen = pd.unique(df[name].dropna())
+        if len(seen) < 2:
+            what = "value" if kind == "numeric" else "category"
+            only = seen[0].item() if hasattr(seen[0], "item") else seen[0]
+            raise DataError(
+                f"{name!r} has a single observed {what} ({only!r}); there is nothing "
+                "to model: fill it in or leave the column out"
+            )
+        if kind != "numeric":
+            if cats is not None and len(seen) < len(cats):
+                unseen = [c for c in cats if c not in set(seen)]
+                events.append(f"{name}: categories {unseen} have no observed value; they are "
+                              "never imputed")
+        level = levels[name]
+        default = DEFAULT_METHODS[kind][0 if f.is_multilevel else 1]
+        if level == 2 and not f.is_multilevel:
+            default = default_method(kind, 2)
+        het = (heteroscedastic is True or (not isinstance(heteroscedastic, bool)
+                                            and name in heteroscedastic))
+        if het and name not in method:
+            if default != "2l.norm":
+                raise SpecificationError(
+                    f"heteroscedastic imputation of {name!r} needs a numeric variable with a "
+                    f"random part; its default model is {default!r}"
+                )
+            default = "2l.norm.het"
+        elif kind == "numeric" and _defaults.integer_codes(df[name]):  # observed values only
+            default = _defaults.PMM_MODELS.get(default, default)
+        meth = method.get(name, default)
+        info = get_model(meth)
+        if kind not in info.kinds:
+            raise DataTypeError(
+                f"column {name!r} is {kind} (dtype {df[name].dtype}); method {meth!r} imputes "
+                f"{'/'.join(info.kinds)} variables"
+            )
+        if info.level == 2:
+            f = _check_level2(df, name, f, meth, cluster, codes, labels, levels)
+            level = 2
+        elif info.multilevel and not f.is_multilevel:
+            raise SpecificationError(
+                f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
+                f"its formula {f.text!r}"
+            )
+        elif not info.multilevel and f.is_multilevel:
+            events.append(f"{name}: method {meth!r} is single-level; random part ignored")
+            f = f.drop_random()
+        else:
+            level = 1
+        for p in f.predictors:
+            if kinds[p] == "other":
+                raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
+                                    f"{_holding(df[p])}; numeric, bool, categorical and "
+                                    "string columns can be predictors")
+        for c in f.cmeans:
+            if kinds[c] not in ("numeric", "binary"):
+                raise DataTypeError(
+                    f"cmean({c}) in the formula for {name!r}: {c!r} is "
+                    f"{kinds[c]}; cluster means need a numeric or binary column"
+                )
+            if cluster is None:
+                raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
+                                         "cluster: pass cluster=... or use a random part")
+        if (kind == "numeric" and pd.api.types.is_integer_dtype(df[name].dtype)
+                and "pmm" not in meth):
+            info = np.iinfo(getattr(df[name].dtype, "numpy_dtype", df[name].dtype))
+            events.append(f"{name}: integer column imputed with {meth!r}: imputations are "
+                          f"rounded and clipped to [{info.min}, {info.max}]; method 'pmm' or "
+                          "'2l.pmm' imputes observed values only")
+        specs.append(VariableSpec(name, f, meth, level))
+
+    for s_ in specs:
+        for x in s_.formula.ranefs:
+            target = next((v for v in specs if v.name == x), None)
+            if target is None or not get_model(target.method).multilevel:
+                raise SpecificationError(
+                    f"ranef({x}) in the formula for {s_.name!r} needs a multilevel formula for "
+                    f"{x!r} (e.g. {{'{x}': '~ ... + (1 | {cluster})'}})"
+                )
+            if s_.level != 2:
+                raise SpecificationError(
+                    f"ranef({x}) is only meaningful in a level-2 variable's formula, not in "
+                    f"{s_.name!r}'s"
+                )
+
+    _check_names(s_.name for s_ in specs)
+    if visit is not None:
+        names = [s_.name for s_ in specs]
+        if sorted(visit) != sorted(names):
+            raise SpecificationError(
+                f"visit must list each imputed variable once: expected {names}, got {visit}"
+            )
+        specs = [next(s_ for s_ in specs if s_.name == v) for v in visit]
+    if not specs or all(missing[s_.name] == 0 for s_ in specs):
+        warn("nothing to impute: no variable with a formula has missing values; "
+             "the m completed data sets are copies of the data", MlimputeWarning)
+    return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
+
+
+def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:
+    if len(cats) <= max_categories:
+        return
+    model = ("the multinomial probit model has one latent equation per category but one, "
+             "each with its own coefficients and random effects, so time grows with the "
+             "categories and rare categories are poorly identified"
+             if kind == "nominal" else
+             "the ordered probit model has one threshold per category but one, and the "
+             "thresholds of rare categories are poorly identified and mix slowly")
+    raise SpecificationError(
+        f"{name!r} has {len(cats)} categories, more than max_categories={max_categories}: "
+        f"{model}. Merge rare categories, leave the column out (exclude=[{name!r}]), or "
+        f"raise the cap (max_categories={len(cats)})"
+    )
+
+
+def _holding(s: pd.Series) -> str:
+    """The dtype, and for object columns the types of the values they hold."""
+    if s.dtype != object:
+        return str(s.dtype)
+    types = sorted({type(v).__name__ for v in s.dropna().iloc[:1000]})
+    return f"object (holding {', '.join(types[:4])} values)" if types else "object"
+
+
+def _check_random_parts(parsed: dict[str, ParsedFormula]) -> None:
+    """Every random part needs at least one term: ``(0 | g)`` asks for no random effect."""
+    from formulaic import Formula
+
+    for name, f in parsed.items():
+        for block in f.random:
+            if len(Formula(block.terms)) == 0:
+                bar = "|" if block.correlated else "||"
+                raise FormulaError(
+                    f"the random part ({block.terms} {bar} {f.group}) in the formula for "
+                    f"{name!r} has no term: {f.text!r}. Write (1 | {f.group}) for a random "
+                    f"intercept, (0 + x | {f.group}) for a random slope only, or drop the "
+                    "random part for a single-level model"
+                )
+
+
+def _check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes) -> None:
+    """Refuse a default model with at least as many fixed effects as observed rows, before
+    any design is built (with wide data building them is what takes the time)."""
+    within, between = 1, 0  # intercept; columns varying within clusters / constant within
+    level2 = levels[name] == 2
+    for c in columns:
+        if c == name:
+            continue
+        width = max(n_cats.get(c, 2) - 1, 1)
+        if levels[c] == 2 or level2:
+            between += width
+        else:
+            within += width
+        if cluster is not None and levels[c] == 1 and kinds[c] in ("numeric", "binary"):
+            between += 1  # its cluster mean
+    observed = df[name].notna().to_numpy()
+    n_obs = int(observed.sum())
+    if cluster is not None:
+        # on the observed rows, cluster-constant columns span at most (clusters - 1)
+        # dimensions besides the intercept: the estimate stays a bound on the design's rank
+        n_clusters = np.unique(codes[observed]).size
+        between = min(between, max(n_clusters - 1, 0))
+        if level2:
+            n_obs = n_clusters
+    p = within + between
+    # (no observed value, or a single one, has its own error below)
+    if n_obs <= p and df[name].nunique() > 1:  # DataError, as the design's own check
+        raise DataError(
+            f"the default model for {name!r} would have about {p} fixed effects "
+            f"({len(columns) - 1} predictor columns"
+            + (" and their cluster means" if cluster is not None else "")
+            + f") for {n_obs} observed {'cluster' if level2 else 'row'}(s): it is saturated. "
+            "Choose the predictors of the default models with include=[...] or "
+            "exclude=[...], or give this variable's formula yourself"
+        )
+
+
+def _check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFormula:
+    """A level-2 model: constant within clusters, level-2 predictors, no random part."""
+    if cluster is None:
+        raise SpecificationError(
+            f"method {meth!r} for {name!r} models cluster rows: pass cluster=... or give "
+            "another variable a random part naming the cluster"
+        )
+    bad = varying_clusters(codes, df[name])
+    if bad.size:
+        shown = [labels[k].item() if hasattr(labels[k], "item") else labels[k] for k in bad[:10]]
+        raise DataError(
+            f"{name!r} is imputed as a level-2 variable ({meth!r}) but its observed values "
+            f"vary within {bad.size} cluster(s) of {cluster!r}: {shown}"
+        )
+    if f.is_multilevel:
+        raise SpecificationError(
+            f"level-2 variable {name!r} cannot have random effects over its own clusters: "
+            f"{f.text!r}"
+        )
+    for p in f.predictors - set(f.cmeans) - set(f.ranefs):
+        if levels.get(p, 1) != 2 and p != cluster:
+            raise SpecificationError(
+                f"predictor {p!r} of level-2 variable {name!r} varies within clusters; use "
+                f"cmean({p}) (its cluster mean) instead"
+            )
+    return f

@@ -1,0 +1,340 @@
+"""Levels of variables, the role of every column, and the default imputation model.
+
+With ``df.mi.impute(cluster="class")`` and no formula for a variable, mlimpute imputes it
+from all other analysis variables: a level-1 variable with a random intercept and the
+cluster means of its level-1 predictors (without them the within- and between-cluster
+regressions are forced to be equal, which biases within-cluster slopes: Enders, Mistler &
+Keller 2016; Grund, Lüdtke & Robitzsch 2018), a level-2 variable on the cluster rows from
+the other level-2 variables and the cluster means of the level-1 variables. The model
+follows the variable's kind (:data:`DEFAULT_MODELS`).
+
+Every column is classified once, by :func:`classify_columns`, which ``impute``,
+``describe`` and ``mlimpute init`` all use:
+
+* **cluster**: the grouping column;
+* **identifier**: left out of the models, because a number per row carries no
+  information and as a predictor would only add noise. A column is an identifier when it
+  is complete and either (a) different in every row (a pupil number): text, or whole
+  numbers in at least 20 rows, or (b) with a cluster, numbers each cluster ``0..n_j - 1`` or
+  ``1..n_j`` (a pupil number within its school) and takes more than :data:`MAX_CODES`
+  values overall (a day or wave number with at most that many occasions, the same
+  pattern, stays a variable). Name a column in ``include=`` to keep it;
+* **excluded**: a dtype that cannot be modelled (dates...), or left out by
+  ``include=``/``exclude=``;
+* **level-2** (observed values constant within every cluster) or **level-1**.
+
+**Integer codes.** A numeric column whose observed values are whole numbers with at most
+:data:`MAX_CODES` distinct values (codes such as 1-4, a 1-7 rating, a small count; 0/1
+columns are binary already) is imputed by predictive mean matching (``pmm``, ``2l.pmm``,
+``2lonly.pmm``) instead of the normal model: every imputed value is one of the observed
+values, so the column keeps its codes and its dtype, ``x`` used as a number still works,
+and ``C(x)`` in an analysis gets the observed categories only. The normal model would
+return values such as 2.37, which a categorical term turns into new, one-row categories.
+PMM orders the codes by their predicted mean; for unordered codes (a school
+denomination, a region) convert the column to a pandas ``Categorical`` before imputing to
+use the multinomial model instead (``df["den"] = df["den"].astype("category")``).
+Counts with more than :data:`MAX_CODES` values stay numeric (the normal model, rounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.codec import column_kind
+from mlimpute.spec.formula import _quote
+
+__all__ = ["DEFAULT_MODELS", "MAX_CODES", "ColumnRole", "classify_columns", "integer_codes",
+           "default_method", "varying_clusters", "is_level2", "analysis_columns",
+           "default_formula"]
+
+#: An integer-valued numeric column with at most this many distinct observed values holds
+#: codes (imputed by predictive mean matching); a within-cluster numbering needs more.
+MAX_CODES = 10
+#: Whole numbers that differ in every row are an identifier from this many rows on (in a
+#: handful of rows, measured values can all differ by chance).
+_MIN_ROWS_ID = 20
+
+#: Default model by ``(kind, level)``; level 0 = no cluster structure.
+DEFAULT_MODELS: dict[tuple[str, int], str] = {
+    ("numeric", 0): "norm",
+    ("binary", 0): "bin",
+    ("ordinal", 0): "ordinal",
+    ("nominal", 0): "nominal",
+    ("numeric", 1): "2l.norm",
+    ("binary", 1): "2l.bin",
+    ("ordinal", 1): "2l.ordinal",
+    ("nominal", 1): "2l.nominal",
+    ("numeric", 2): "2lonly.norm",
+    ("binary", 2): "2lonly.bin",
+    ("ordinal", 2): "2lonly.ordinal",
+    ("nominal", 2): "2lonly.nominal",
+}
+
+
+#: The predictive-mean-matching counterpart of each normal model, for integer codes.
+PMM_MODELS: dict[str, str] = {"norm": "pmm", "2l.norm": "2l.pmm", "2lonly.norm": "2lonly.pmm"}
+
+
+def default_method(kind: str, level: int, codes: bool = False) -> str | None:
+    """The default model name for a variable of ``kind`` at ``level`` (0: no clusters).
+
+    ``codes``: the column holds integer codes (:func:`integer_codes`), imputed by
+    predictive mean matching so that only observed values come back.
+
+    Examples
+    --------
+    >>> default_method("numeric", 2), default_method("numeric", 2, codes=True)
+    ('2lonly.norm', '2lonly.pmm')
+    """
+    name = DEFAULT_MODELS.get((kind, level))
+    return PMM_MODELS.get(name, name) if codes and name is not None else name
+
+
+def _whole(s: pd.Series) -> np.ndarray | None:
+    """Observed values as floats when all are finite whole numbers (numeric, not bool)."""
+    if (not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
+            or isinstance(s.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_complex_dtype(s.dtype)):
+        return None
+    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    v = v[~np.isnan(v)]
+    if not np.isfinite(v).all() or (v != np.round(v)).any():
+        return None
+    return v
+
+
+def integer_codes(s: pd.Series) -> bool:
+    """Whether ``s`` holds integer codes: numeric, not 0/1, observed values whole numbers
+    with 2 to :data:`MAX_CODES` distinct values (whatever the dtype, so codes read into a
+    float column with NaN count too).
+
+    Examples
+    --------
+    >>> integer_codes(pd.Series([1.0, 4.0, None, 2.0])), integer_codes(pd.Series([0, 1]))
+    (True, False)
+    >>> integer_codes(pd.Series(range(40))), integer_codes(pd.Series([1.5, 2.0]))
+    (False, False)
+    """
+    if column_kind(s) != "numeric":
+        return False
+    v = _whole(s)
+    return v is not None and 2 <= np.unique(v).size <= MAX_CODES
+
+
+@dataclass(frozen=True)
+class ColumnRole:
+    """How the defaults treat one column (see :func:`classify_columns`).
+
+    Attributes
+    ----------
+    name : column label
+    kind : str
+        ``numeric``, ``binary``, ``ordinal``, ``nominal`` or ``other``
+        (:func:`mlimpute.codec.column_kind`).
+    role : str
+        ``cluster``, ``identifier``, ``excluded``, ``level-1`` or ``level-2``.
+    level : int or None
+        1 or 2 for the variables (1 without a cluster), None otherwise.
+    codes : bool
+        Integer codes (:func:`integer_codes`): imputed by predictive mean matching.
+    model : str or None
+        The default model if the column has missing values; None for columns left out.
+    reason : str or None
+        Why an identifier or excluded column is left out.
+    """
+
+    name: Hashable
+    kind: str
+    role: str
+    level: int | None = None
+    codes: bool = False
+    model: str | None = None
+    reason: str | None = None
+
+    @property
+    def used(self) -> bool:
+        """Whether the default models use the column (imputed or as a predictor)."""
+        return self.role in ("level-1", "level-2")
+
+
+def _identifier_reason(s: pd.Series, kind: str, codes: np.ndarray | None) -> str | None:
+    """Why ``s`` looks like an identifier, or None. ``codes``: cluster codes (-1: unknown)."""
+    n = len(s)
+    if n < 3 or kind not in ("numeric", "nominal") or s.isna().any():
+        return None
+    whole = _whole(s) if kind == "numeric" else None
+    if kind == "numeric" and whole is None:
+        return None  # measured values (decimals) are not numbers given to rows
+    if s.nunique() == n and (kind == "nominal" or n >= _MIN_ROWS_ID):
+        return "identifier: a different value in every row"
+    if codes is None or whole is None:
+        return None
+    known = codes >= 0
+    g, v = codes[known], whole[known]
+    if g.size == 0 or np.unique(v).size <= MAX_CODES:
+        return None
+    size = np.bincount(g)
+    lo = np.full(size.size, np.inf)
+    hi = np.full(size.size, -np.inf)
+    np.minimum.at(lo, g, v)
+    np.maximum.at(hi, g, v)
+    present = size > 0
+    distinct = pd.DataFrame({"g": g, "v": v}).drop_duplicates().shape[0] == g.size
+    consecutive = np.array_equal(hi[present] - lo[present] + 1, size[present])
+    starts = lo[present]
+    if distinct and consecutive and (np.all(starts == 1) or np.all(starts == 0)):
+        first = int(starts[0])
+        return f"identifier: numbers the rows of each cluster {first}..n_j"
+    return None
+
+
+def classify_columns(df: pd.DataFrame, cluster: Hashable | None = None,
+                     include: Sequence[Hashable] | None = None,
+                     exclude: Sequence[Hashable] | None = None) -> dict[Hashable, ColumnRole]:
+    """The role and default model of every column: the one classification of the defaults.
+
+    ``impute(cluster=...)``, :func:`mlimpute.describe.describe` and ``mlimpute init`` all
+    classify columns here, so they agree (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The data; not modified.
+    cluster : column label, optional
+        The grouping column; rows with a missing cluster id are left out of the level and
+        identifier rules.
+    include, exclude : sequence of column labels, optional
+        Columns the defaults may use / must not use. A column named in ``include`` is kept
+        even if it looks like an identifier.
+
+    Returns
+    -------
+    dict
+        ``{column: ColumnRole}`` in the column order of ``df``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"school": [1, 1, 1, 2, 2, 2], "pupil": list("abcdef"),
+    ...                    "den": [1.0, 1.0, 1.0, 3.0, 3.0, None],
+    ...                    "score": [2.5, None, 3.1, 4.7, 1.2, 3.3]})
+    >>> roles = classify_columns(df, cluster="school")
+    >>> [(r.role, r.model) for r in roles.values()]  # doctest: +NORMALIZE_WHITESPACE
+    [('cluster', None), ('identifier', None), ('level-2', '2lonly.pmm'),
+     ('level-1', '2l.norm')]
+    """
+    codes = None
+    if cluster is not None:
+        codes, _ = pd.factorize(df[cluster], use_na_sentinel=True)
+    chosen = None if include is None else set(include)
+    dropped = set(exclude or ())
+    out: dict[Hashable, ColumnRole] = {}
+    for pos, name in enumerate(df.columns):
+        s = df.iloc[:, pos]
+        kind = column_kind(s)
+        if cluster is not None and name == cluster:
+            out[name] = ColumnRole(name, kind, "cluster")
+            continue
+        reason = None
+        if name in dropped:
+            reason = "left out by exclude="
+        elif chosen is not None and name not in chosen:
+            reason = "not in include="
+        elif kind == "other":
+            reason = f"dtype {s.dtype} cannot be modelled"
+        if reason is not None:
+            out[name] = ColumnRole(name, kind, "excluded", reason=reason)
+            continue
+        if chosen is None:
+            reason = _identifier_reason(s, kind, codes)
+            if reason is not None:
+                out[name] = ColumnRole(name, kind, "identifier", reason=reason)
+                continue
+        level = 1
+        if codes is not None:
+            known = codes >= 0
+            level = 2 if is_level2(codes[known], s[known]) else 1
+        code = integer_codes(s)
+        model = default_method(kind, level if codes is not None else 0, codes=code)
+        out[name] = ColumnRole(name, kind, f"level-{level}", level, code, model)
+    return out
+
+
+def varying_clusters(codes: np.ndarray, values: pd.Series) -> np.ndarray:
+    """Codes of the clusters in which the observed values of ``values`` are not constant."""
+    vcodes, _ = pd.factorize(values, use_na_sentinel=True)
+    keep = vcodes >= 0
+    g, v = codes[keep], vcodes[keep]
+    if g.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    J = int(codes.max()) + 1
+    lo = np.full(J, np.iinfo(np.int64).max)
+    hi = np.full(J, -1)
+    np.minimum.at(lo, g, v)
+    np.maximum.at(hi, g, v)
+    return np.flatnonzero((hi >= 0) & (hi != lo))
+
+
+def is_level2(codes: np.ndarray, values: pd.Series) -> bool:
+    """Level 2: observed values constant within every cluster, and some cluster has two."""
+    observed = values.notna().to_numpy()
+    if not observed.any():
+        return False
+    if np.bincount(codes[observed]).max() < 2:
+        return False
+    return varying_clusters(codes, values).size == 0
+
+
+def analysis_columns(df: pd.DataFrame, cluster: str | None, include: Sequence[str] | None,
+                     exclude: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Columns the defaults use, and the ones left out automatically (with reasons).
+
+    A thin view of :func:`classify_columns`: the columns it gives a level to, in the order
+    of ``include`` (or of ``df``), and the identifiers and unsupported dtypes it leaves out.
+    """
+    roles = classify_columns(df, cluster, include, exclude)
+    order = list(include) if include is not None else list(df.columns)
+    keep = [c for c in order if c in roles and roles[c].used]
+    left_out = [f"{c!r} ({roles[c].reason})" for c in order
+                if c in roles and (roles[c].role == "identifier"
+                                   or roles[c].role == "excluded"
+                                   and roles[c].reason.startswith("dtype"))]
+    return keep, left_out
+
+
+def default_formula(name: str, columns: Sequence[str], levels: dict[str, int],
+                    kinds: dict[str, str], cluster: str | None) -> str:
+    """The default formula for ``name`` given the analysis columns and their levels.
+
+    Examples
+    --------
+    >>> default_formula("grade", ["grade", "skill", "iq"], {"grade": 1, "skill": 2, "iq": 1},
+    ...                 {"grade": "numeric", "skill": "numeric", "iq": "numeric"}, "class")
+    '~ skill + iq + cmean(iq) + (1 | class)'
+    """
+    others = [c for c in columns if c != name]
+    terms = []
+    if cluster is None:
+        terms = [_quote(c) for c in others]
+        return "~ " + (" + ".join(terms) if terms else "1")
+    lvl = levels[name]
+    for c in others:
+        level1 = levels[c] == 1
+        numeric = kinds[c] in ("numeric", "binary")
+        if lvl == 2:
+            if not level1:
+                terms.append(_quote(c))
+            elif numeric:
+                terms.append(f"cmean({_quote(c)})")
+        else:
+            terms.append(_quote(c))
+            if level1 and numeric:
+                terms.append(f"cmean({_quote(c)})")
+    rhs = " + ".join(terms) if terms else "1"
+    if lvl == 1:
+        rhs += f" + (1 | {_quote(cluster)})"
+    return "~ " + rhs

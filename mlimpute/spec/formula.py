@@ -1,0 +1,355 @@
+"""lme4-style formulas: parse once, without data.
+
+A formula such as ``"grade ~ gender + relation*skill + cmean(relation) + (1 + gender | class)"``
+is split into
+
+* the **fixed part** (``gender + relation*skill + `cmean(relation)```), handed to formulaic
+  for materialisation; ``cmean(x)`` becomes a backquoted column name that the design layer
+  fills with the cluster mean of ``x``;
+* the **random part**: one grouping factor and one or more blocks of random-effect terms,
+  each block correlated (``|``) or uncorrelated (``||``);
+* the ``cmean`` variables.
+
+Parsing never sees data; :mod:`mlimpute.sampler.design` materialises the parsed formula.
+A formula is data, never code: :mod:`mlimpute.spec.grammar` checks every formula
+against mlimpute's grammar before formulaic sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from mlimpute.errors import FormulaError, UnsupportedError
+from mlimpute.spec.grammar import ALLOWED_FUNCTIONS, validate_formula
+from mlimpute.spec.longsum import balanced_sum
+
+__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column",
+           "ALLOWED_FUNCTIONS"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
+_CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
+
+
+def cmean_column(variable: str) -> str:
+    """Name of the design column holding the cluster mean of ``variable``."""
+    return f"cmean({variable})"
+
+
+def ranef_column(variable: str, effect: str | None = None) -> str:
+    """Name of the design column holding ``variable``'s model's current random effects.
+
+    ``ranef(x)`` in a formula stands for all of x's random effects; with several, the
+    design has one column per effect, ``ranef(x)[Intercept]``, ``ranef(x)[gender]``...
+    """
+    return f"ranef({variable})" if effect is None else f"ranef({variable})[{effect}]"
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """Random-effect terms sharing one covariance block.
+
+    Attributes
+    ----------
+    terms : str
+        Right-hand side for formulaic, e.g. ``"1 + gender"`` or ``"0 + x"``.
+    correlated : bool
+        ``False`` for ``||`` (diagonal covariance within the block).
+    """
+
+    terms: str
+    correlated: bool = True
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula parsed into fixed part, random part and cluster-mean terms.
+
+    Attributes
+    ----------
+    text : str
+        The formula as the user wrote it.
+    response : str or None
+        Left-hand side, if the formula had one.
+    fixed : str
+        Fixed-effects right-hand side in formulaic syntax.
+    group : str or None
+        The grouping factor of the random part (``None``: single-level formula).
+    random : tuple of RandomBlock
+        Random-effect blocks, all grouped by ``group``.
+    cmeans : tuple of str
+        Variables whose cluster means appear in the fixed part.
+    """
+
+    text: str
+    response: str | None
+    fixed: str
+    group: str | None = None
+    random: tuple[RandomBlock, ...] = ()
+    cmeans: tuple[str, ...] = ()
+    ranefs: tuple[str, ...] = ()
+
+    @property
+    def is_multilevel(self) -> bool:
+        return bool(self.random)
+
+    @property
+    def predictors(self) -> frozenset[str]:
+        """Data columns used on the right-hand side (fixed, random and cmean terms)."""
+        names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
+        names -= {ranef_column(v) for v in self.ranefs}
+        names |= set(self.cmeans) | set(self.ranefs)
+        for block in self.random:
+            names |= _required(block.terms, self.text)
+        return frozenset(names)
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Every data column the formula refers to: response, predictors and group."""
+        extra = {n for n in (self.response, self.group) if n is not None}
+        return self.predictors | extra
+
+    def with_response(self, response: str) -> ParsedFormula:
+        """Return a copy whose response is ``response`` (a dict key names it)."""
+        if self.response is not None and self.response != response:
+            raise FormulaError(
+                f"formula for {response!r} has the response {self.response!r} on its left-hand "
+                f"side: {self.text!r}"
+            )
+        return replace(self, response=response)
+
+    def drop_random(self) -> ParsedFormula:
+        """The single-level formula with the same fixed part."""
+        return replace(self, group=None, random=())
+
+    def __str__(self) -> str:
+        lhs = f"{_quote(self.response)} " if self.response else ""
+        parts = [] if self.fixed.strip() in {"", "1"} else [_uncmean(self.fixed)]
+        if self.fixed.strip() == "1" or not parts:
+            parts.insert(0, "1")
+        for block in self.random:
+            bar = "|" if block.correlated else "||"
+            parts.append(f"({block.terms} {bar} {_quote(self.group)})")
+        return f"{lhs}~ " + " + ".join(parts)
+
+
+def _quote(name: str) -> str:
+    """A column name as a formula token: backquoted unless it is a plain identifier."""
+    return name if re.fullmatch(r"[A-Za-z_]\w*", name) else f"`{name}`"
+
+
+def _uncmean(text: str) -> str:
+    return re.sub(r"`(cmean|ranef)\(([^`]*)\)`",
+                  lambda m: f"{m.group(1)}({_quote(m.group(2))})", text)
+
+
+_DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
+
+
+@lru_cache(maxsize=1024)
+def _required(rhs: str, text: str) -> frozenset[str]:
+    """Columns ``rhs`` needs. formulaic reads ``x.y`` (even backquoted) as an attribute of
+    ``x``; column names with dots are common in data from R, so dotted tokens are mapped
+    back to their full names (the prefix is kept only if it also stands on its own).
+
+    Cached (formulaic parses the text at every call, about 0.3 ms): the result is a
+    frozenset, so no caller can change what the cache holds.
+    """
+    from formulaic import Formula  # imported when first needed: a quick `import mlimpute`
+    from formulaic.errors import FormulaicError
+
+    try:
+        names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
+    except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
+        raise FormulaError(_syntax_message(text, str(exc))) from None
+    for m in _DOTTED.finditer(rhs):
+        token = m.group(1) or m.group(2)
+        if "." not in token:
+            continue
+        prefix = token.split(".")[0]
+        names.add(token)
+        alone = re.search(rf"(?<![\w.`]){re.escape(prefix)}(?![\w.])", _DOTTED.sub(" ", rhs))
+        if prefix in names and not alone:
+            names.discard(prefix)
+    return frozenset(names)
+
+
+def _syntax_message(text: str, detail: str, pos: int | None = None) -> str:
+    detail = _ANSI.sub("", detail).strip().splitlines()[0] if detail else "syntax error"
+    msg = f"{detail} in formula {text!r}"
+    if pos is not None:
+        msg += f"\n    {text}\n    {' ' * pos}^"
+    return msg
+
+
+def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:
+    """Split ``text`` at top-level ``+``/``-`` into (sign, chunk, position) triples."""
+    depth, start, sign, out = 0, 0, "+", []
+    in_tick = False
+    for i, ch in enumerate(text):
+        if ch == "`":
+            in_tick = not in_tick
+        if in_tick:
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(
+                    _syntax_message(full, "unmatched ')'", offset + i)
+                )
+        elif depth == 0 and ch in "+-":
+            # a leading sign or an operator; keep numeric exponents like 1e-5 intact
+            if i > 0 and text[i - 1] in "eE" and text[i - 2 : i - 1].isdigit():
+                continue
+            out.append((sign, text[start:i], offset + start))
+            sign, start = ch, i + 1
+    if in_tick:
+        raise FormulaError(_syntax_message(full, "unmatched '`'", offset + text.rfind("`")))
+    if depth > 0:
+        raise FormulaError(_syntax_message(full, "unmatched '('", offset + text.rfind("(")))
+    out.append((sign, text[start:], offset + start))
+    return out
+
+
+def _bar(chunk: str) -> tuple[int, int] | None:
+    """Position and width of a top-level ``|``/``||`` inside a parenthesised chunk."""
+    depth = 0
+    for i, ch in enumerate(chunk):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 1:
+            return (i, 2) if chunk[i + 1 : i + 2] == "|" else (i, 1)
+    return None
+
+
+def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
+    """Parse an lme4-style formula into fixed part, random part and ``cmean`` terms.
+
+    Parameters
+    ----------
+    text : str
+        ``"~ x + (1 + x | g)"`` or ``"y ~ x + (1 | g)"``. Random parts: ``(1|g)``,
+        ``(1 + x|g)``, ``(0 + x|g)`` and ``(1 + x||g)`` (uncorrelated). ``cmean(x)`` is the
+        cluster mean of ``x``, recomputed from the current completed data at every visit;
+        ``ranef(x)`` (in a level-2 variable's formula) the current random effects of x's model.
+
+        Formulas are data, never code: before anything else the formula is checked
+        against mlimpute's grammar. Allowed are column names (``x``, dotted ``x.y``,
+        backquoted ```any name```), numbers, ``+ - * / : ** ^``, parentheses, random
+        parts, and calls of ``I``, ``C``, ``log``, ``log2``, ``log10``, ``log1p``,
+        ``exp``, ``sqrt``, ``abs`` (also spelled ``np.log``, ``np.exp``...),
+        ``center``, ``scale``, ``poly``, ``bs``, ``cmean`` and ``ranef``, with their
+        documented arguments (``C(x, contr.sum)``, ``C(x, levels=["b", "a"])``,
+        ``poly(x, 2)``, ``bs(x, df=4)``...). Inside a call, write a dotted column name
+        in backquotes: ``log(`x.y`)``.
+    response : str, optional
+        The response, when the formula is the value of a ``{response: formula}`` dict.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    FormulaError
+        On a syntax error or anything outside the grammar (another function, attribute
+        access, subscripts, strings outside ``C()``...); the message shows the formula
+        with a caret under the offending token.
+    UnsupportedError
+        When two different grouping factors appear (three-level models).
+
+    Examples
+    --------
+    >>> f = parse_formula("~ gender + cmean(relation) + (1 + gender | class)", "grade")
+    >>> f.response, f.group, f.random[0].terms, f.cmeans
+    ('grade', 'class', '1 + gender', ('relation',))
+    >>> parse_formula("~ x + I(x.__class__)")
+    Traceback (most recent call last):
+    ...
+    mlimpute.errors.FormulaError: 'x.__class__': names beginning with '__' are not allowed ...
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError(f"a formula must be a non-empty string, got {text!r}")
+    validate_formula(text)  # before anything else: nothing outside the grammar goes on
+    tilde = text.count("~")
+    if tilde != 1:
+        raise FormulaError(
+            _syntax_message(text, "expected exactly one '~'" if tilde else "missing '~'")
+        )
+    lhs, rhs = text.split("~")
+    lhs = lhs.strip()
+    if lhs and not _NAME.match(lhs):
+        raise FormulaError(_syntax_message(text, f"left-hand side {lhs!r} is not a column name", 0))
+    lhs = lhs.strip("`") or None
+    offset = len(text) - len(rhs)
+
+    fixed, blocks, groups = [], [], []
+    for k, (sign, chunk, pos) in enumerate(_split_top(rhs, offset, text)):
+        stripped = chunk.strip()
+        if not stripped:
+            if k > 0 or not rhs.strip():  # only a leading sign may leave an empty chunk
+                raise FormulaError(_syntax_message(text, "empty term", pos + len(chunk)))
+            continue
+        bar = _bar(stripped) if stripped.startswith("(") and stripped.endswith(")") else None
+        if "|" in stripped and bar is None:
+            where = pos + chunk.index("|")
+            raise FormulaError(
+                _syntax_message(text, "a random term must be written '(terms | group)'", where)
+            )
+        if bar is None:
+            fixed.append(f"{sign} {stripped}" if fixed or sign == "-" else stripped)
+            continue
+        if sign == "-":
+            raise FormulaError(_syntax_message(text, "a random term cannot be subtracted", pos))
+        i, width = bar
+        terms, group = stripped[1:i].strip(), stripped[i + width : -1].strip()
+        if not terms:
+            raise FormulaError(_syntax_message(text, "no terms before '|'", pos))
+        if not _NAME.match(group):
+            raise FormulaError(
+                _syntax_message(text, f"grouping factor {group!r} must be one column name",
+                                pos + chunk.index(group) if group else pos)
+            )
+        blocks.append(RandomBlock(terms, correlated=(width == 1)))
+        groups.append(group.strip("`"))
+
+    if len(set(groups)) > 1:
+        raise UnsupportedError(
+            f"formula {text!r} has the grouping factors {sorted(set(groups))}; only two-level "
+            "models with one grouping factor are supported (three-level and cross-classified "
+            "models are not supported yet)"
+        )
+    fixed_text = " ".join(fixed) if fixed else "1"
+    cmeans = tuple(dict.fromkeys(m.group(1).strip("`") for m in _CMEAN.finditer(fixed_text)))
+    fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
+    ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
+    fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
+    from formulaic import Formula
+    from formulaic.errors import FormulaicError
+
+    for rhs_part in [fixed_text] + [b.terms for b in blocks]:
+        try:
+            Formula(balanced_sum(rhs_part))
+        except FormulaicError as exc:
+            raise FormulaError(_syntax_message(text, str(exc))) from None
+    for block in blocks:
+        for fn in ("cmean(", "ranef("):
+            if fn in block.terms:
+                raise FormulaError(
+                    _syntax_message(text, f"{fn[:-1]}() is not allowed in a random part",
+                                    text.find(fn))
+                )
+    parsed = ParsedFormula(text, lhs, fixed_text, groups[0] if groups else None, tuple(blocks),
+                           cmeans, ranefs)
+    if response is not None:
+        parsed = parsed.with_response(response)
+    if parsed.response is not None and parsed.response in parsed.predictors:
+        raise FormulaError(f"formula {text!r} uses its response {parsed.response!r} as a predictor")
+    return parsed

@@ -1,0 +1,597 @@
+"""The formula grammar: what a formula may contain, checked before anything evaluates it.
+
+A formula is data, never code. formulaic evaluates the arguments of calls such as
+``I(x**2)`` as Python expressions, so every formula is first read by the tokenizer and
+recursive-descent parser below, which accept only
+
+* column names: identifiers, dotted names as in data from R (``x.y``) and backquoted
+  names with any characters (```my col```);
+* numbers, the operators ``+ - * / : ** ^`` and parentheses;
+* random parts ``(terms | group)`` and ``(terms || group)``;
+* calls of the functions in :data:`ALLOWED_FUNCTIONS`, each with its documented
+  arguments (see :data:`SIGNATURES`); inside a call, arithmetic (``+ - * / // % **``),
+  comparisons (``< <= > >= == !=``) and nested allowed calls.
+
+Anything else (attribute access other than the ``np.`` functions listed, subscripts,
+string literals outside ``C()``, lambdas, comprehensions, other keyword arguments,
+dunder names, ``:=``, any other call) raises :class:`~mlimpute.errors.FormulaError`
+with a caret under the offending token. When formulaic evaluates a formula,
+:data:`EVALUATION_CONTEXT` is its only namespace besides the data: the allowed
+functions, and refusing stand-ins for every Python builtin.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from dataclasses import dataclass
+from types import MappingProxyType, SimpleNamespace
+
+import numpy as np
+from formulaic.transforms import (
+    TRANSFORMS,
+    C,
+    ContrastsRegistry,
+    basis_spline,
+    center,
+    identity,
+    poly,
+    scale,
+)
+from formulaic.transforms.patsy_compat import PATSY_COMPAT_TRANSFORMS
+
+from mlimpute.errors import FormulaError
+
+__all__ = [
+    "ALLOWED_FUNCTIONS",
+    "CONTRASTS",
+    "SIGNATURES",
+    "EVALUATION_CONTEXT",
+    "Checked",
+    "validate_formula",
+    "validate_rhs",
+    "caret_message",
+]
+
+_NUMERIC = ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")
+
+#: Keyword arguments of each allowed function and what their values may be.
+#: Argument kinds: ``expr`` an arithmetic expression of columns, ``column``/``name`` one
+#: column name, ``int``/``number``/``bool`` a literal, ``numbers`` a list of numbers,
+#: ``literals`` a list of strings or numbers, ``contrast`` a contrast (see
+#: :data:`CONTRASTS`).
+SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "I": (("expr",), {}),
+    "C": (("column", "contrast"), {"contrasts": "contrast", "levels": "literals"}),
+    **{f: (("expr",), {}) for f in _NUMERIC},
+    **{f"np.{f}": (("expr",), {}) for f in _NUMERIC},
+    "center": (("expr",), {}),
+    "scale": (("expr",), {"center": "bool", "scale": "bool", "ddof": "number"}),
+    "poly": (("expr", "int"), {"degree": "int", "raw": "bool"}),
+    "bs": (
+        ("expr",),
+        {
+            "df": "int",
+            "degree": "int",
+            "knots": "numbers",
+            "include_intercept": "bool",
+            "lower_bound": "number",
+            "upper_bound": "number",
+        },
+    ),
+    "cmean": (("name",), {}),
+    "ranef": (("name",), {}),
+}
+
+#: Functions a formula may call (the ``np.`` spellings of the numeric ones included).
+ALLOWED_FUNCTIONS: tuple[str, ...] = tuple(SIGNATURES)
+
+#: Contrasts ``C()`` accepts as its second argument (or ``contrasts=``), bare or called
+#: with literal arguments: ``C(school, contr.treatment("b"))``, ``C(school, Sum)``.
+CONTRASTS: dict[str, dict[str, str]] = {
+    "contr.treatment": {"base": "literal"},
+    "contr.SAS": {"base": "literal"},
+    "contr.sum": {},
+    "contr.helmert": {"reverse": "bool", "scale": "bool"},
+    "contr.poly": {"scores": "numbers"},
+    "contr.diff": {"backward": "bool"},
+    "Treatment": {"reference": "literal"},
+    "Sum": {},
+    "Helmert": {},
+    "Poly": {"scores": "numbers"},
+    "Diff": {},
+}
+
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+)
+    |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    |(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+    |(?P<backquoted>`[^`]*`)
+    |(?P<string>'[^'\\\n]*'|"[^"\\\n]*")
+    |(?P<op>\*\*|\|\||//|<=|>=|==|!=|:=|[~+\-*/:^()|,=\[\]<>%])""",
+    re.X,
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # number, name, backquoted, string, op, end
+    value: str
+    pos: int
+
+
+def caret_message(text: str, detail: str, pos: int) -> str:
+    """``detail``, the formula, and a caret under position ``pos``."""
+    line = text.replace("\n", " ").replace("\t", " ")
+    return f"{detail} in formula {text!r}\n    {line}\n    {' ' * pos}^"
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            detail = (
+                "unmatched '`'" if ch == "`"
+                else "unterminated string" if ch in "'\""
+                else f"unexpected character {ch!r}"
+            )
+            raise FormulaError(caret_message(text, detail, pos))
+        if m.lastgroup != "ws":
+            tokens.append(_Token(m.lastgroup, m.group(), pos))
+        pos = m.end()
+    tokens.append(_Token("end", "", len(text)))
+    return tokens
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the validator accepted: the functions the formula calls, in order."""
+
+    calls: tuple[str, ...]
+
+
+_OPS_FORMULA = ("*", "/", ":")
+_NOT_A_TERM = ("+", "-", "*", "/", ":", "**", "^", "|", "||", ")", "~")
+_OPS_PYTHON_MUL = ("*", "/", "//", "%")
+_COMPARE = ("<", "<=", ">", ">=", "==", "!=")
+
+
+class _Parser:
+    """Recursive descent over the tokens; raises FormulaError at the first bad token."""
+
+    def __init__(self, text: str, shown: str | None = None):
+        self.text = text
+        self.shown = shown
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.calls: list[str] = []
+
+    # -- helpers --------------------------------------------------------------------------
+    def peek(self, k: int = 0) -> _Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+
+    def at(self, *ops: str) -> bool:
+        tok = self.peek()
+        return tok.kind == "op" and tok.value in ops
+
+    def take(self, *ops: str) -> _Token | None:
+        if self.at(*ops):
+            tok = self.peek()
+            self.i += 1
+            return tok
+        return None
+
+    def fail(self, tok: _Token, detail: str) -> FormulaError:
+        msg = caret_message(self.text, detail, tok.pos)
+        if self.shown is not None and self.shown != self.text:
+            msg += f"\n(part of formula {self.shown!r})"
+        return FormulaError(msg)
+
+    def unexpected(self, tok: _Token, wanted: str) -> FormulaError:
+        if tok.kind == "end":
+            return self.fail(tok, f"formula ends where {wanted} was expected")
+        return self.fail(tok, f"unexpected {_describe(tok)}; expected {wanted}")
+
+    def expect(self, op: str, wanted: str | None = None) -> _Token:
+        tok = self.take(op)
+        if tok is None:
+            raise self.unexpected(self.peek(), wanted or repr(op))
+        return tok
+
+    def end(self) -> None:
+        tok = self.peek()
+        if tok.kind != "end":
+            if tok.kind == "op" and tok.value == ")":
+                raise self.fail(tok, "unmatched ')'")
+            if tok.kind == "op" and tok.value in ("|", "||"):
+                raise self.fail(tok, "a random term must be written '(terms | group)'")
+            raise self.unexpected(tok, "an operator or the end of the formula")
+
+    def close(self, opening: _Token) -> None:
+        """Expect the ')' matching ``opening``."""
+        if self.peek().kind == "end":
+            raise self.fail(opening, "unmatched '('")
+        self.expect(")", "')' or an operator")
+
+    # -- the formula ----------------------------------------------------------------------
+    def formula(self) -> None:
+        tildes = [t for t in self.tokens if t.kind == "op" and t.value == "~"]
+        if not tildes:
+            raise self.fail(self.tokens[0], "missing '~'")
+        if len(tildes) > 1:
+            raise self.fail(tildes[1], "expected exactly one '~'")
+        if not self.at("~"):
+            self.column("the response (a column name) or '~'")
+            if not self.at("~"):
+                raise self.fail(self.peek(), "the left-hand side must be one column name")
+        self.expect("~")
+        self.fsum(random_ok=True)
+        self.end()
+
+    def rhs(self) -> None:
+        self.fsum(random_ok=False)
+        self.end()
+
+    def fsum(self, random_ok: bool) -> None:
+        self.take("+", "-")
+        self.fprod(random_ok)
+        while self.take("+", "-"):
+            self.fprod(random_ok)
+
+    def fprod(self, random_ok: bool) -> None:
+        random = self.fpow(random_ok)
+        while self.at(*_OPS_FORMULA):
+            op = self.take(*_OPS_FORMULA)
+            if random:
+                raise self.fail(op, "a random term '(terms | group)' cannot be combined with "
+                                    "other terms; add it with '+'")
+            random = self.fpow(False)
+            if random:
+                raise self.fail(op, "a random term '(terms | group)' cannot be combined with "
+                                    "other terms; add it with '+'")
+
+    def fpow(self, random_ok: bool) -> bool:
+        random = self.fatom(random_ok)
+        op = self.take("**", "^")
+        if op is not None:
+            if random:
+                raise self.fail(op, "a random term '(terms | group)' cannot be raised to a power")
+            tok = self.peek()
+            if tok.kind != "number" or not tok.value.isdigit():
+                raise self.unexpected(tok, f"a whole number after {op.value!r}")
+            self.i += 1
+        return random
+
+    def fatom(self, random_ok: bool) -> bool:
+        tok = self.peek()
+        if tok.kind == "end" or (tok.kind == "op" and tok.value in _NOT_A_TERM):
+            raise self.fail(tok, "empty term")
+        if self.take("("):
+            if random_ok and self.at("|", "||"):
+                raise self.fail(self.peek(), "no terms before '|'")
+            self.fsum(False)
+            bar = self.take("|", "||")
+            if bar is not None:
+                if not random_ok:
+                    raise self.fail(bar, "a random term '(terms | group)' must be added to the "
+                                         "fixed part on its own")
+                group = self.peek()
+                if group.kind == "op" and group.value == ")":
+                    raise self.fail(group, "grouping factor '' must be one column name")
+                self.column("the grouping factor (one column name)")
+                if not self.at(")"):
+                    if self.peek().kind == "end":
+                        raise self.fail(tok, "unmatched '('")
+                    k = self.i
+                    while self.tokens[k].kind != "end" and self.tokens[k].value != ")":
+                        k += 1
+                    span = self.text[group.pos:self.tokens[k].pos].strip()
+                    raise self.fail(group, f"grouping factor {span!r} must be one column name")
+                self.i += 1
+                return True
+            self.close(tok)
+            return False
+        if tok.kind == "number":
+            self.i += 1
+            return False
+        if tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value == "(":
+            self.call()
+            return False
+        self.column("a column name, a number, '(' or a function call")
+        return False
+
+    # -- names ----------------------------------------------------------------------------
+    def column(self, wanted: str, *, python: bool = False) -> None:
+        tok = self.peek()
+        if tok.kind == "backquoted":
+            if tok.value == "``":
+                raise self.fail(tok, "empty column name ``")
+            self.i += 1
+            return
+        if tok.kind != "name":
+            if tok.kind == "string":
+                raise self.fail(tok, "string literals are only allowed as levels or contrast "
+                                     "arguments of C(); write a column name in backquotes")
+            raise self.unexpected(tok, wanted)
+        self.check_name(tok, python=python)
+        self.i += 1
+
+    def check_name(self, tok: _Token, *, python: bool) -> None:
+        name = tok.value
+        parts = name.split(".")
+        if not re.search(r"[A-Za-z_]", name):
+            raise self.fail(tok, f"{name!r} is not a column name")
+        if any(p.startswith("__") for p in parts):
+            raise self.fail(tok, f"{name!r}: names beginning with '__' are not allowed in a "
+                                 "formula (write a column name in backquotes)")
+        if python and keyword.iskeyword(name):
+            raise self.fail(tok, f"the Python keyword {name!r} is not allowed in a formula "
+                                 "(write a column of that name in backquotes)")
+        if parts[0] in ("np", "numpy", "contr"):
+            raise self.fail(tok, f"{name!r}: attribute access is not allowed in a formula; "
+                                 f"only the functions {', '.join(_np_names())} may be called")
+        if python and "." in name:
+            raise self.fail(tok, f"inside a function call, write the column {name!r} in "
+                                 f"backquotes: `{name}`")
+
+    # -- calls ----------------------------------------------------------------------------
+    def call(self) -> None:
+        tok = self.peek()
+        name = tok.value
+        if name not in SIGNATURES:
+            if name.split(".")[0] in ("np", "numpy"):
+                detail = (f"function {name!r} is not allowed; the numpy functions allowed "
+                          f"are {', '.join(_np_names())}")
+            else:
+                detail = f"function {name!r} is not allowed in a formula{_allowed_hint()}"
+            raise self.fail(tok, detail)
+        self.i += 1
+        self.calls.append(name)
+        positional, keywords = SIGNATURES[name]
+        self.arguments(name, positional, keywords)
+
+    def arguments(self, name: str, positional, keywords) -> None:
+        opening = self.expect("(")
+        n, seen = 0, set()
+        while True:
+            tok = self.peek()
+            if tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value in (
+                    "=", ":="):
+                if self.peek(1).value == ":=":
+                    raise self.fail(self.peek(1), "':=' is not allowed in a formula")
+                if tok.value not in keywords:
+                    opts = ", ".join(keywords) if keywords else "none"
+                    raise self.fail(tok, f"{name}() has no argument {tok.value!r} here "
+                                         f"(keyword arguments allowed: {opts})")
+                if tok.value in seen:
+                    raise self.fail(tok, f"argument {tok.value!r} given twice")
+                seen.add(tok.value)
+                self.i += 2
+                self.value(keywords[tok.value], name)
+            else:
+                if seen:
+                    raise self.fail(tok, f"positional argument after keyword arguments in "
+                                         f"{name}()")
+                if n >= len(positional):
+                    if tok.kind == "op" and tok.value == ")" and n > 0:
+                        break
+                    if n == 0 and not positional:
+                        break
+                    raise self.fail(tok, f"{name}() takes {len(positional)} positional "
+                                         f"argument(s)")
+                self.value(positional[n], name)
+                n += 1
+            if self.take(","):
+                if self.at(")"):
+                    break
+                continue
+            break
+        if n == 0 and positional:
+            raise self.unexpected(self.peek(), f"the argument of {name}()")
+        if self.peek().kind == "end":
+            raise self.fail(opening, "unmatched '('")
+        self.expect(")", f"')' closing {name}(")
+
+    def value(self, kind: str, fname: str) -> None:
+        tok = self.peek()
+        if kind == "expr":
+            self.pexpr()
+        elif kind in ("column", "name"):  # "name": replaced by a column, never evaluated
+            self.column(f"a column name as the argument of {fname}()", python=kind == "column")
+        elif kind == "contrast":
+            self.contrast()
+        elif kind == "literals":
+            self.literal_list(strings=True)
+        elif kind == "numbers":
+            self.literal_list(strings=False)
+        elif kind == "literal":
+            self.literal(strings=True)
+        elif kind == "bool":
+            if tok.kind != "name" or tok.value not in ("True", "False"):
+                raise self.unexpected(tok, "True or False")
+            self.i += 1
+        elif kind in ("int", "number"):
+            self.take("-", "+") if kind == "number" else None
+            tok = self.peek()
+            if tok.kind != "number" or (kind == "int" and not tok.value.isdigit()):
+                raise self.unexpected(tok, "a whole number" if kind == "int" else "a number")
+            self.i += 1
+        else:  # pragma: no cover - SIGNATURES only uses the kinds above
+            raise AssertionError(kind)
+
+    def literal(self, *, strings: bool) -> None:
+        self.take("-", "+")
+        tok = self.peek()
+        ok = tok.kind == "number" or (strings and (
+            tok.kind == "string" or (tok.kind == "name" and tok.value in ("True", "False"))))
+        if not ok:
+            raise self.unexpected(tok, "a string or number literal" if strings else "a number")
+        self.i += 1
+
+    def literal_list(self, *, strings: bool) -> None:
+        self.expect("[", "a list '[...]' of literals")
+        while not self.at("]"):
+            self.literal(strings=strings)
+            if not self.take(","):
+                break
+        self.expect("]", "']'")
+
+    def contrast(self) -> None:
+        tok = self.peek()
+        if tok.kind != "name" or tok.value not in CONTRASTS:
+            raise self.unexpected(tok, f"a contrast ({', '.join(CONTRASTS)})")
+        self.i += 1
+        self.calls.append(tok.value)
+        if self.at("("):
+            keywords = CONTRASTS[tok.value]
+            positional = tuple(keywords.values())[:1]
+            self.arguments(tok.value, positional, keywords)
+
+    # -- Python expressions inside calls --------------------------------------------------
+    def pexpr(self) -> None:
+        self.parith()
+        while self.take(*_COMPARE):
+            self.parith()
+
+    def parith(self) -> None:
+        self.pterm()
+        while self.take("+", "-"):
+            self.pterm()
+
+    def pterm(self) -> None:
+        self.punary()
+        while self.take(*_OPS_PYTHON_MUL):
+            self.punary()
+
+    def punary(self) -> None:
+        if self.take("+", "-"):
+            self.punary()
+            return
+        self.patom()
+        if self.take("**"):
+            self.punary()
+        elif self.at("^"):
+            raise self.fail(self.peek(), "inside a function call write powers with '**'")
+
+    def patom(self) -> None:
+        tok = self.peek()
+        if self.take("("):
+            self.pexpr()
+            self.close(tok)
+        elif tok.kind == "number":
+            self.i += 1
+        elif tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value == "(":
+            self.call()
+        else:
+            self.column("a column name, a number, '(' or a function call", python=True)
+        after = self.peek()
+        if after.kind == "op" and after.value in ("[", "."):
+            raise self.fail(after, "subscripts are not allowed in a formula")
+
+
+def _describe(tok: _Token) -> str:
+    if tok.kind == "op":
+        if tok.value == ":=":
+            return "':=' (assignment is not allowed in a formula)"
+        if tok.value in ("[", "]"):
+            return f"{tok.value!r} (subscripts are not allowed in a formula)"
+        return repr(tok.value)
+    if tok.kind == "string":
+        return f"string {tok.value} (strings are only allowed as levels or contrasts in C())"
+    return f"{tok.kind} {tok.value!r}"
+
+
+def _np_names() -> list[str]:
+    return [f for f in ALLOWED_FUNCTIONS if f.startswith("np.")]
+
+
+def _allowed_hint() -> str:
+    return "; allowed functions: " + ", ".join(ALLOWED_FUNCTIONS)
+
+
+def validate_formula(text: str) -> Checked:
+    """Check a whole formula (``"y ~ x + log(z) + (1 | g)"``) against the grammar.
+
+    Nothing is evaluated; :class:`~mlimpute.errors.FormulaError` with a caret under the
+    first token that is not allowed.
+
+    Examples
+    --------
+    >>> validate_formula("y ~ x + np.log(z) + C(s, contr.sum) + (1 | g)").calls
+    ('np.log', 'C', 'contr.sum')
+    >>> validate_formula("~ x + I(x.__class__)")
+    Traceback (most recent call last):
+    ...
+    mlimpute.errors.FormulaError: 'x.__class__': names beginning with '__' are not allowed ...
+    """
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula must be a string, got {type(text).__name__}")
+    p = _Parser(text)
+    p.formula()
+    return Checked(tuple(p.calls))
+
+
+def validate_rhs(rhs: str, formula: str | None = None) -> Checked:
+    """Check a right-hand side without random parts (a fixed part or a random block's terms).
+
+    ``formula`` is the whole formula it belongs to, quoted in the message.
+
+    Examples
+    --------
+    >>> validate_rhs("x + I(x**2) + `cmean(x)`").calls
+    ('I',)
+    """
+    if not isinstance(rhs, str):
+        raise FormulaError(f"a formula part must be a string, got {type(rhs).__name__}")
+    p = _Parser(rhs, formula)
+    p.rhs()
+    return Checked(tuple(p.calls))
+
+
+# --------------------------------------------------------------------------------------
+# the namespace formulaic evaluates formulas in
+
+
+class _Refused:
+    """Stands in for every name a formula may not reach (Python builtins, formulaic's
+    other transforms): calling it or reading an attribute raises FormulaError."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def __call__(self, *args, **kwargs):
+        raise FormulaError(f"{self._name!r} may not be called in a formula")
+
+    def __getattr__(self, attr):
+        raise FormulaError(f"{object.__getattribute__(self, '_name')!r} is not available in a "
+                           "formula")
+
+    def __repr__(self) -> str:
+        return f"<not available in formulas: {self._name}>"
+
+
+def _context() -> MappingProxyType:
+    ctx: dict[str, object] = {}
+    for name in {*dir(builtins), "__builtins__", *TRANSFORMS, *PATSY_COMPAT_TRANSFORMS}:
+        ctx[name] = _Refused(name)
+    numeric = {f: getattr(np, f) for f in _NUMERIC}
+    ctx.update(numeric)
+    ctx["np"] = SimpleNamespace(**numeric)
+    ctx.update(I=identity, C=C, center=center, scale=scale, poly=poly, bs=basis_spline)
+    ctx["contr"] = SimpleNamespace(
+        **{c.split(".")[1]: getattr(ContrastsRegistry, c.split(".")[1])
+           for c in CONTRASTS if c.startswith("contr.")}
+    )
+    ctx.update({c: PATSY_COMPAT_TRANSFORMS[c] for c in CONTRASTS if "." not in c})
+    return MappingProxyType(ctx)
+
+
+#: The namespace (besides the data) in which formulaic evaluates every formula: the
+#: allowed functions, ``np`` and ``contr`` holding only the allowed members, and a
+#: refusing stand-in for every Python builtin and every other formulaic transform.
+EVALUATION_CONTEXT: MappingProxyType = _context()

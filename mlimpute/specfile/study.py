@@ -1,0 +1,350 @@
+"""The study specification of :mod:`mlimpute.specfile`: :class:`StudySpec` and its parts.
+
+:class:`StudySpec` (with :class:`AnalysisSpec` and :class:`OutputSpec`) is what a
+specification file holds: it reads its data, imputes, and turns itself into TOML text;
+:func:`formula_text` writes a parsed formula so that it parses back to the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mlimpute.errors import SpecificationError
+from mlimpute.spec.formula import ParsedFormula
+
+if TYPE_CHECKING:
+    from mlimpute.result.imputed import MultiplyImputed
+    from mlimpute.spec.build import ImputationSpec
+
+
+_INT64_MAX = 2**63 - 1
+_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """The analysis run on every completed data set and pooled (``imp.fit``).
+
+    Attributes
+    ----------
+    formula : str
+        lme4-style analysis formula with a response.
+    reml : bool
+        REML (default) or ML for mixed models.
+    tests : tuple of str
+        Hypotheses tested on the pooled result (D1), e.g. ``("gender = 0",)``.
+    family : str, optional
+        GLM family for single-level formulas (``"binomial"``...).
+    """
+
+    formula: str
+    reml: bool = True
+    tests: tuple[str, ...] = ()
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Files a run writes; paths relative to the specification file, ``None``: not written.
+
+    :func:`mlimpute.specfile.run` refuses paths that lead out of the specification's
+    directory (or out of ``out_dir``), unless ``allow_outside=True``.
+
+    Attributes
+    ----------
+    imputations : str, optional
+        The imputation file: ``*.nc`` (netCDF) or ``*.zarr``.
+    completed : str, optional
+        Completed data, ``*.csv``, ``*.parquet`` or ``*.dta``; a ``{i}`` in the name writes
+        one file per imputation, otherwise one long file with an ``imputation`` column.
+    pooled : str, optional
+        CSV of the pooled table of the analysis.
+    """
+
+    imputations: str | None = None
+    completed: str | None = None
+    pooled: str | None = None
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A complete, runnable study: data, imputation model, outputs and analysis.
+
+    Attributes
+    ----------
+    formulas : dict
+        ``{variable: "~ ..."}`` in visit order (``None``: let :func:`mlimpute.impute` choose).
+    methods : dict
+        Model per variable (empty: chosen from the formulas).
+    cluster : str, optional
+    m, iterations : int
+    seed : int, optional
+        Root seed (``rng=seed``); with it a run is reproduced bit for bit.
+    visit : tuple of str, optional
+    data : str, optional
+        Data file, relative to :attr:`base_dir`.
+    columns : tuple of str, optional
+        The columns of the data file to use (all by default).
+    output : OutputSpec
+    analysis : AnalysisSpec, optional
+    options : dict
+        Further keyword arguments of :func:`mlimpute.impute` (e.g. ``n_jobs``).
+    version : str, optional
+        The mlimpute version that wrote the file.
+    base_dir : pathlib.Path, optional
+        Directory relative paths are resolved against (the file's directory).
+
+    Examples
+    --------
+    >>> s = StudySpec({"grade": "~ skill + (1 | class)"}, m=3, seed=1)
+    >>> print(s.to_toml().split("[imputation]")[1].strip())
+    m = 3
+    iterations = 20
+    seed = 1
+    <BLANKLINE>
+    [imputation.formulas]
+    grade = "~ skill + (1 | class)"
+    """
+
+    formulas: Mapping[str, str] | None
+    methods: Mapping[str, str] = field(default_factory=dict)
+    cluster: str | None = None
+    m: int = 5
+    iterations: int = 20
+    seed: int | None = None
+    visit: tuple[str, ...] | None = None
+    data: str | None = None
+    columns: tuple[str, ...] | None = None
+    output: OutputSpec = field(default_factory=OutputSpec)
+    analysis: AnalysisSpec | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    base_dir: Path | None = field(default=None, compare=False, repr=False)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_imputation_spec(
+        cls,
+        spec: ImputationSpec,
+        *,
+        data: str | os.PathLike | None = None,
+        columns: Sequence[str] | None = None,
+        output: OutputSpec | Mapping[str, str | None] | None = None,
+        analysis: AnalysisSpec | Mapping[str, Any] | str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> StudySpec:
+        """The study that reproduces a run: explicit formulas, methods, visit order, seed.
+
+        ``analysis`` may be an :class:`AnalysisSpec`, a dict of its fields or a formula.
+        """
+        from mlimpute import __version__
+
+        if isinstance(output, Mapping):
+            output = OutputSpec(**output)
+        if isinstance(analysis, str):
+            analysis = AnalysisSpec(analysis)
+        elif isinstance(analysis, Mapping):
+            analysis = AnalysisSpec(
+                **{k: tuple(v) if k == "tests" else v for k, v in analysis.items()}
+            )
+        return cls(
+            formulas={v.name: formula_text(v.formula) for v in spec.variables},
+            methods=dict(spec.methods),
+            cluster=spec.cluster,
+            m=spec.m,
+            iterations=spec.iterations,
+            seed=spec.seed,
+            visit=tuple(spec.visit),
+            data=os.fspath(data) if data is not None else None,
+            columns=tuple(columns) if columns is not None else None,
+            output=output or OutputSpec(),
+            analysis=analysis,
+            options=dict(options or {}),
+            version=__version__,
+        )
+
+    # -- paths and data -------------------------------------------------------------------
+    def resolve(self, path: str | os.PathLike) -> Path:
+        """``path`` relative to :attr:`base_dir` (the specification file's directory)."""
+        p = Path(os.fspath(path)).expanduser()
+        return p if p.is_absolute() or self.base_dir is None else self.base_dir / p
+
+    def read_data(self) -> pd.DataFrame:
+        """Read :attr:`data` (by suffix, see :func:`mlimpute.io.read_data`)."""
+        from mlimpute.io import read_data
+
+        if self.data is None:
+            raise SpecificationError("data.path: the specification names no data file")
+        df = read_data(self.resolve(self.data))
+        if self.columns is not None:
+            unknown = [c for c in self.columns if c not in df.columns]
+            if unknown:
+                raise SpecificationError(
+                    f"data.columns: {unknown} not in {self.data!r}; its "
+                    f"columns are {list(df.columns)}"
+                )
+            df = df[list(self.columns)]
+        return df
+
+    # -- running --------------------------------------------------------------------------
+    def impute_kwargs(self, **extra) -> dict[str, Any]:
+        """Keyword arguments of :func:`mlimpute.impute` for this study."""
+        from mlimpute.impute import impute
+
+        params = inspect.signature(impute).parameters
+        kw: dict[str, Any] = {"m": self.m, "iterations": self.iterations, "rng": self.seed}
+        if self.methods:
+            kw["method"] = dict(self.methods)
+        if self.visit is not None:
+            kw["visit"] = list(self.visit)
+        if self.cluster is not None and "cluster" in params:
+            kw["cluster"] = self.cluster
+        kw.update(self.options)
+        kw.update({k: v for k, v in extra.items() if k in params})
+        return kw
+
+    def impute(self, df: pd.DataFrame | None = None, **extra) -> MultiplyImputed:
+        """Impute ``df`` (default: :meth:`read_data`) as specified.
+
+        ``extra`` keyword arguments that :func:`mlimpute.impute` accepts (``progress``...)
+        are passed on; others are ignored.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+        >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=3)
+        >>> from mlimpute.specfile import loads_spec, spec_to_toml
+        >>> study = loads_spec(spec_to_toml(imp.spec))
+        >>> again = study.impute(df)
+        >>> bool((again.dataset["grade"] == imp.dataset["grade"]).all())
+        True
+        """
+        from mlimpute.impute import impute
+
+        if df is None:
+            df = self.read_data()
+        formulas = dict(self.formulas) if self.formulas is not None else None
+        imp = impute(df, formulas, **self.impute_kwargs(**extra))
+        if (
+            self.cluster is not None
+            and imp.spec.cluster is not None
+            and imp.spec.cluster != self.cluster
+        ):
+            raise SpecificationError(
+                f"imputation.cluster is {self.cluster!r} but the formulas group by "
+                f"{imp.spec.cluster!r}"
+            )
+        return imp
+
+    # -- writing --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML document as a dict (``None`` values left out)."""
+        doc: dict[str, Any] = {}
+        if self.version is not None:
+            doc["mlimpute_version"] = self.version
+        data = _drop_none(
+            {"path": self.data, "columns": list(self.columns) if self.columns else None}
+        )
+        if data:
+            doc["data"] = data
+        imp = _drop_none(
+            {
+                "cluster": self.cluster,
+                "m": self.m,
+                "iterations": self.iterations,
+                "seed": (
+                    self.seed if self.seed is None or self.seed <= _INT64_MAX else str(self.seed)
+                ),
+                "visit": list(self.visit) if self.visit is not None else None,
+            }
+        )
+        if self.formulas is not None:
+            imp["formulas"] = dict(self.formulas)
+        if self.methods:
+            imp["methods"] = dict(self.methods)
+        if self.options:
+            imp["options"] = dict(self.options)
+        doc["imputation"] = imp
+        out = _drop_none(vars(self.output))
+        if out:
+            doc["output"] = out
+        if self.analysis is not None:
+            a = self.analysis
+            doc["analysis"] = _drop_none(
+                {
+                    "formula": a.formula,
+                    "reml": a.reml,
+                    "family": a.family,
+                    "tests": list(a.tests) if a.tests else None,
+                }
+            )
+        return doc
+
+    def to_toml(self, header: str | None = None) -> str:
+        """The specification as TOML text, preceded by ``header`` as comment lines."""
+        import tomli_w
+
+        lines = []
+        if header is None:
+            header = (
+                "mlimpute specification: run it with `mlimpute run <this file>`.\n"
+                "Paths are relative to this file's directory."
+            )
+        if self.seed is None:
+            header += (
+                "\nNo seed: this run used a Generator or fresh entropy and cannot be "
+                "reproduced exactly."
+            )
+        for h in header.splitlines():
+            lines += [f"# {w}" for w in textwrap.wrap(h, 86, break_on_hyphens=False)] or ["#"]
+        return "\n".join(lines) + "\n\n" + tomli_w.dumps(self.to_dict())
+
+    def write(self, path: str | os.PathLike, header: str | None = None) -> Path:
+        """Write :meth:`to_toml` to ``path``; returns it."""
+        p = Path(os.fspath(path))
+        p.write_text(self.to_toml(header), encoding="utf-8")
+        return p
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+# ------------------------------------------------------------------------------------------
+# formulas as text
+# ------------------------------------------------------------------------------------------
+def _term(name: str) -> str:
+    return name if _IDENT.fullmatch(name) else f"`{name}`"
+
+
+def formula_text(formula: ParsedFormula) -> str:
+    """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
+
+    Unlike ``str(formula)``, column names that are not identifiers are backquoted in
+    ``cmean()`` and in the grouping factor.
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> from mlimpute.specfile import formula_text
+    >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
+    '~ x + cmean(`a b`) + (1 | `my class`)'
+    """
+    fixed = re.sub(
+        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
+    ).strip()
+    parts = [fixed] if fixed not in {"", "1"} else ["1"]
+    for block in formula.random:
+        bar = "|" if block.correlated else "||"
+        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
+    return "~ " + " + ".join(parts)

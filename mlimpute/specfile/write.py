@@ -1,0 +1,177 @@
+"""Writing specification files (:mod:`mlimpute.specfile`): finished runs and templates.
+
+:func:`spec_to_toml` writes the specification of a finished run; :func:`init_spec` and
+:func:`default_formulas` make the commented template of ``mlimpute init`` from a data set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mlimpute.errors import SpecificationError
+from mlimpute.specfile.study import StudySpec
+
+if TYPE_CHECKING:
+    from mlimpute.spec.build import ImputationSpec
+
+
+def spec_to_toml(spec: ImputationSpec, **extras) -> str:
+    """TOML text of what was run: explicit formulas, methods, visit order and seed.
+
+    Running it again on the same data with the same mlimpute version reproduces the
+    imputations bit for bit.
+
+    Parameters
+    ----------
+    spec : ImputationSpec
+        Usually ``imp.spec``.
+    **extras
+        ``data``, ``columns``, ``output``, ``analysis``, ``options``: see
+        :meth:`StudySpec.from_imputation_spec`.
+
+    Examples
+    --------
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=3)
+    >>> print(spec_to_toml(imp.spec, data="classroom.csv"))  # doctest: +ELLIPSIS
+    # mlimpute specification of a finished run: ...
+    <BLANKLINE>
+    mlimpute_version = "..."
+    <BLANKLINE>
+    [data]
+    path = "classroom.csv"
+    <BLANKLINE>
+    [imputation]
+    cluster = "class"
+    m = 2
+    iterations = 4
+    seed = 3
+    visit = [
+        "grade",
+    ]
+    <BLANKLINE>
+    [imputation.formulas]
+    grade = "~ skill + (1 | class)"
+    <BLANKLINE>
+    [imputation.methods]
+    grade = "2l.norm"
+    <BLANKLINE>
+    """
+    return StudySpec.from_imputation_spec(spec, **extras).to_toml(
+        "mlimpute specification of a finished run: `mlimpute run <this file>` repeats it\n"
+        "(same data and mlimpute version: the same imputations, bit for bit).\n"
+        "Paths are relative to this file's directory."
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# defaults for `mlimpute init`
+# ------------------------------------------------------------------------------------------
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _default_spec(df: pd.DataFrame, cluster: str | None):
+    """The specification ``impute(df, cluster=cluster)`` would run (warnings silenced)."""
+    import warnings
+
+    from mlimpute.errors import MlimputeWarning
+    from mlimpute.spec.build import build_spec
+
+    if cluster is not None and cluster not in df.columns:
+        raise SpecificationError(
+            f"cluster column {cluster!r} is not in the data; columns: {list(df.columns)}"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MlimputeWarning)
+        return build_spec(df, None, cluster=cluster)
+
+
+def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, str]:
+    """The default imputation formulas for ``df``: those ``impute(cluster=...)`` uses.
+
+    See :mod:`mlimpute.spec.defaults`: every incomplete variable from all other analysis
+    variables; with a cluster, level-1 models get a random intercept and the cluster means
+    of their level-1 predictors, level-2 variables a model on one row per cluster.
+
+    Examples
+    --------
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(2, rng=1).incomplete
+    >>> default_formulas(df, "class")["grade"]
+    '~ skill + gender + cmean(gender) + relation + cmean(relation) + (1 | class)'
+    """
+    return _default_spec(df, cluster).formulas
+
+
+def init_spec(
+    df: pd.DataFrame,
+    *,
+    cluster: str | None = None,
+    data: str | os.PathLike | None = None,
+    m: int = 20,
+    iterations: int = 20,
+    seed: int | None = None,
+) -> str:
+    """TOML text of a default specification for ``df`` (``mlimpute init``), to be reviewed.
+
+    The formulas and models are the defaults of ``impute(cluster=...)``, written out.
+
+    Examples
+    --------
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(1, rng=1).incomplete
+    >>> text = init_spec(df, cluster="class", data="classroom.csv", seed=1)
+    >>> from mlimpute.specfile import loads_spec
+    >>> loads_spec(text).formulas
+    {'grade': '~ skill + (1 | class)'}
+    """
+    spec = _default_spec(df, cluster)
+    formulas = spec.formulas
+    missing = df.isna().sum()
+    skipped = [c for c in df.columns if missing[c] > 0 and c not in formulas and c != cluster]
+    columns = [c for c in df.columns if c not in skipped] if skipped else None
+    study = StudySpec(
+        formulas=formulas,
+        methods=spec.methods,
+        cluster=cluster,
+        m=m,
+        iterations=iterations,
+        seed=seed,
+        data=os.fspath(data) if data is not None else None,
+        columns=tuple(columns) if columns else None,
+        version=_version(),
+    )
+    header = [
+        "mlimpute specification written by `mlimpute init`.",
+        "REVIEW THE FORMULAS BELOW before running `mlimpute run <this file>`: every",
+        "incomplete column is imputed from all other columns"
+        + (
+            f", level-1 variables with a random intercept per {cluster!r} and the cluster "
+            "means of their level-1 predictors, level-2 variables on one row per cluster."
+            if cluster
+            else "."
+        ),
+        "Paths are relative to this file's directory. Add an [analysis] table",
+        '(formula = "y ~ x + (1 | g)", tests = ["x = 0"]) to pool an analysis.',
+    ]
+    header += [f"Note: {e}" for e in spec.events]
+    if skipped:
+        header.append(
+            f"Left out (incomplete, not imputable): {skipped}; data.columns lists the columns used."
+        )
+    if not formulas:
+        header.append("No incomplete column: nothing to impute.")
+    if seed is None:
+        header.append("Set imputation.seed to make the run reproducible.")
+    return study.to_toml("\n".join(header))
+
+
+def _version() -> str:
+    from mlimpute import __version__
+
+    return __version__

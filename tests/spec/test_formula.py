@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+
+from mlimpute.errors import FormulaError, UnsupportedError
+from mlimpute.spec.formula import RandomBlock, parse_formula
+
+
+def test_dict_style_formula():
+    f = parse_formula("~ gender + relation*skill + cmean(relation) + (1 + gender | class)",
+                      "grade")
+    assert f.response == "grade"
+    assert f.group == "class"
+    assert f.random == (RandomBlock("1 + gender", True),)
+    assert f.cmeans == ("relation",)
+    assert "`cmean(relation)`" in f.fixed
+    assert f.variables == {"grade", "gender", "relation", "skill", "class"}
+    assert f.predictors == {"gender", "relation", "skill"}
+
+
+def test_full_formula_and_uncorrelated_and_zero_intercept():
+    f = parse_formula("grade ~ x + (1 + x || g)")
+    assert f.response == "grade" and f.random == (RandomBlock("1 + x", False),)
+    f = parse_formula("~ x + (0 + x | g) + (1 | g)", "y")
+    assert [b.terms for b in f.random] == ["0 + x", "1"]
+    assert f.is_multilevel
+
+
+def test_single_level_and_intercept_only():
+    assert not parse_formula("~ x", "y").is_multilevel
+    f = parse_formula("~ 1", "y")
+    assert f.fixed == "1" and f.predictors == frozenset()
+    assert str(parse_formula("~ -1 + x", "y")).startswith("y ~")
+
+
+def test_roundtrip_string():
+    f = parse_formula("~ x + cmean(z) + (1 + x | g)", "y")
+    again = parse_formula(str(f))
+    assert again == f.__class__(str(f), "y", f.fixed, "g", f.random, ("z",)) or (
+        again.fixed == f.fixed and again.random == f.random and again.cmeans == f.cmeans)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "caret"),
+    [
+        ("~ x + + z", "empty term", 6),
+        ("~ x | g", "(terms | group)", 4),
+        ("~ (x + y", "unmatched '('", 2),
+        ("~ x)", "unmatched ')'", 3),
+        ("~ x + (1 | g h)", "grouping factor 'g h'", 11),
+        ("~ x +", "empty term", 5),
+    ],
+)
+def test_syntax_errors_name_token_and_show_formula(text, fragment, caret):
+    with pytest.raises(FormulaError) as exc:
+        parse_formula(text, "y")
+    msg = str(exc.value)
+    assert fragment in msg and repr(text) in msg
+    lines = msg.splitlines()
+    assert lines[-2].strip() == text.strip() and lines[-1].index("^") - 4 == caret
+
+
+def test_semantic_errors():
+    with pytest.raises(FormulaError, match="uses its response 'y'"):
+        parse_formula("~ x + y", "y")
+    with pytest.raises(FormulaError, match="has the response 'z'"):
+        parse_formula("z ~ x", "y")
+    with pytest.raises(FormulaError, match="exactly one '~'"):
+        parse_formula("y ~ x ~ z")
+    with pytest.raises(FormulaError, match="missing '~'"):
+        parse_formula("x + z", "y")
+    with pytest.raises(FormulaError, match="non-empty"):
+        parse_formula("  ", "y")
+    with pytest.raises(FormulaError, match="cmean"):
+        parse_formula("~ x + (1 + cmean(x) | g)", "y")
+    with pytest.raises(FormulaError, match="subtracted"):
+        parse_formula("~ x - (1 | g)", "y")
+
+
+def test_two_grouping_factors_is_unsupported():
+    with pytest.raises(UnsupportedError, match="three-level"):
+        parse_formula("~ x + (1 | school) + (1 | class)", "y")
+    with pytest.raises(NotImplementedError):
+        parse_formula("~ x + (1 | school) + (1 | class)", "y")
