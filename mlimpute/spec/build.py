@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlimpute import defaults as _defaults
 from mlimpute.codec import categories, column_kind
 from mlimpute.errors import (
     DataError,
@@ -25,6 +24,7 @@ from mlimpute.errors import (
     warn,
 )
 from mlimpute.models import get_model
+from mlimpute.spec import defaults as _defaults
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
