@@ -594,7 +594,7 @@ class DefaultView(Mapping):
     slot out); later registrations show up.
     """
 
-    def __init__(self, key_of: Callable[[DefaultSlot], Hashable | None]):
+    def __init__(self, key_of: Callable[[DefaultSlot], Hashable | None]) -> None:
         self._key_of = key_of
 
     def _items(self) -> dict:

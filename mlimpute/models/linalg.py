@@ -161,6 +161,7 @@ def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.nd
     return T @ T.T
 
 
-def inv_gamma(rng: np.random.Generator, shape, rate):
+def inv_gamma(rng: np.random.Generator, shape: float | np.ndarray,
+              rate: float | np.ndarray) -> float | np.ndarray:
     """Draw from the inverse-gamma(shape, rate) (density ∝ x^(−shape−1) e^(−rate/x))."""
     return rate / rng.gamma(shape, 1.0, size=np.shape(rate) or None)

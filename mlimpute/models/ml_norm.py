@@ -10,7 +10,8 @@ and correlations are uniform. The scales are set from the data,
 ``A_k = sd(y_obs) / sd(z_k)`` (``sd(y_obs)`` for an intercept), so the prior does not depend
 on the units of the data (rescaling y or z rescales Ψ's prior with it).
 ``prior="iw"`` gives the inverse-Wishart(q, diag(A_k²)) that pan and jomo use on
-standardised data, kept for comparison (``benchmarks/bench_priors.py``).
+standardised data, kept for comparison (``benchmarks/bench_priors.py``); the options are
+passed with ``method={"y": ("2l.norm", {"prior": "iw"})}``.
 
 One Gibbs step, given the current completed data (observed rows of y only):
 
@@ -446,7 +447,7 @@ def _start_beta(X: np.ndarray, y: np.ndarray, data: ModelData) -> np.ndarray:
     return np.linalg.lstsq(X, y, rcond=None)[0]
 
 
-def _log_marginal(psi, ZtZ_s, c):
+def _log_marginal(psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray) -> float:
     """log p(y | β, σ², Ψ) up to terms free of Ψ, from per-cluster statistics.
 
     With ``P_j = Z_j'Z_j/σ² + Ψ⁻¹`` and ``c_j = Z_j'(y_j − X_jβ)/σ²`` (determinant lemma and
@@ -467,7 +468,7 @@ def _log_marginal(psi, ZtZ_s, c):
     return -0.5 * (L.shape[0] * np.linalg.slogdet(psi)[1] + logdet_p - np.sum(w * w))
 
 
-def _log_hw_prior(sub, L, scale, nu):
+def _log_hw_prior(sub: np.ndarray, L: np.ndarray, scale: np.ndarray, nu: float) -> float:
     """log Huang–Wand density of a k×k block (a integrated out; Huang & Wand 2013, eq. 2).
 
     ``p(Ψ) ∝ |Ψ|^(−(ν+2k)/2) Π_i (ν(Ψ⁻¹)_ii + 1/A_i²)^(−(ν+k)/2)``.
@@ -478,7 +479,10 @@ def _log_hw_prior(sub, L, scale, nu):
             - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum())
 
 
-def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=0.15):
+def _psi_collapsed_mh(rng: np.random.Generator, psi: np.ndarray, alpha: np.ndarray,
+                      ZtZ_s: np.ndarray, c: np.ndarray, scale: np.ndarray, nu: float,
+                      data: ModelData, n_steps: int, step: float = 0.15
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Collapsed random-walk MH on each correlated covariance block of Ψ, then α | Ψ.
 
     Target: ``p(Ψ | β, σ², y)`` with the random effects b *and* the expansion scales α
@@ -507,7 +511,8 @@ def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=
             jac_pow = k - np.arange(k) + 1
             low = np.tril_indices(k, -1)
 
-            def log_target(ps, Lg, g=g, jac_pow=jac_pow):
+            def log_target(ps: np.ndarray, Lg: np.ndarray, g: np.ndarray = g,
+                           jac_pow: np.ndarray = jac_pow) -> float:
                 return (_log_marginal(ps, ZtZ_s, c)
                         + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
                         + (jac_pow * np.log(np.diag(Lg))).sum())
@@ -536,7 +541,8 @@ def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=
     return psi, alpha
 
 
-def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
+def _mh_2x2(rng: np.random.Generator, psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray,
+            scale: np.ndarray, nu: float, n_steps: int, step: float) -> np.ndarray:
     """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
 
     Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
@@ -548,7 +554,7 @@ def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
     J = c.shape[0]
     A2 = scale**2
 
-    def log_target(l11, l21, l22):
+    def log_target(l11: float, l21: float, l22: float) -> float:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
         det = s11 * s22 - s12 * s12
         p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
@@ -577,7 +583,8 @@ def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
     return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
 
 
-def _moments(r, Z, seg, scale):
+def _moments(r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
+             ) -> tuple[np.ndarray, float]:
     """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
 
     Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
@@ -608,13 +615,13 @@ def _moments(r, Z, seg, scale):
     return np.diag(np.clip(d, floor, cap)), sigma2
 
 
-def _scatter(bhat, ok):
+def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
     out = np.zeros((ok.shape[0], bhat.shape[1]))
     out[ok] = bhat
     return out
 
 
-def _psi_names(data) -> list[str]:
+def _psi_names(data: ModelData) -> list[str]:
     names, g = data.Z.names, data.group
     return [f"var({names[i]}|{g})" if i == j else f"cov({names[j]},{names[i]}|{g})"
             for i, j in psi_entries(data)]

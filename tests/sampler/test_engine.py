@@ -9,6 +9,8 @@ import pytest
 
 import mlimpute
 from mlimpute.errors import ChainError, SpecificationError
+from mlimpute.models.base import DesignBlock
+from mlimpute.models.base import ModelData as ModelDataProtocol
 from mlimpute.sampler.engine import build_plan
 from mlimpute.spec.build import build_spec
 
@@ -57,6 +59,9 @@ def test_ranef_columns_named_by_the_model():
     assert plan.data["s"].X.names == ["Intercept", "ranef(x)[b:Intercept]",
                                       "ranef(x)[c:Intercept]"]
     assert plan.data["x"].categories == ("a", "b", "c")
+    # the sampler's data and block types are what the models' protocols describe
+    assert isinstance(plan.data["x"], ModelDataProtocol)
+    assert isinstance(plan.data["x"].X, DesignBlock)
 
 
 def test_model_check_is_a_specification_error_at_plan_time():
