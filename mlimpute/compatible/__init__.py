@@ -1,0 +1,1 @@
+"""Analysis-model-compatible imputation kernels (placeholder docstring)."""
