@@ -58,7 +58,10 @@ def design_a(rng: np.random.Generator, n_clusters: int = 100, size: int = 10,
         + rng.standard_normal(n)
     score = (y - y.mean()) / y.std() + (z - z.mean()) / z.std()
     score = score / score.std()
-    shift = brentq(lambda c: expit(c + score).mean() - x_missing, -20, 20)
-    x_obs = np.where(rng.random(n) < expit(shift + score), np.nan, x)
+    if x_missing > 0:
+        shift = brentq(lambda c: expit(c + score).mean() - x_missing, -30, 30)
+        x_obs = np.where(rng.random(n) < expit(shift + score), np.nan, x)
+    else:
+        x_obs = x.copy()
     y_obs = np.where(rng.random(n) < y_missing, np.nan, y)
     return DesignA(y, x, z, cluster, y_obs, x_obs)
