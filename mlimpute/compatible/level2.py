@@ -11,7 +11,11 @@ and latent cluster means) is ``w_j ~ N(μ_w,j, σ_w²)``. It enters
 * cluster-level models: when w_j predicts the random effects of a level-1 model,
   ``b_j ~ N(m_j + d w_j, Ψ)`` (q-vector b_j, e.g. the random intercept and slope of the
   analysis model when w is written in the "slopes-as-outcomes" form)
-  (:class:`ClusterTerm`).
+  (:class:`ClusterTerm`). The common case: w_j predicts the random intercept of a
+  level-1 predictor's model, ``x_ij = o_ij + ξ_j + e_ij`` with ``ξ_j ~ N(m_j + δ w_j, τ)``
+  — a ClusterTerm with ``b = ξ``, ``mean = m``, ``coef = δ``, ``cov = [[τ]]``
+  (equivalently, with ξ integrated out, a LinearTerm over x's rows would not be
+  conditionally independent across the rows of a cluster; carry ξ in the state instead).
 
 Derivation (as in the level-1 case; quadratic in w_j):
 

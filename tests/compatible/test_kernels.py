@@ -48,8 +48,8 @@ def rows():
     n = 5
     v = rng.standard_normal(n)
     b1 = rng.normal(0, 0.5, n)
-    eta = lambda x: 0.3 - 0.5 * v + (0.8 + 0.6 * v + b1) * x + rng_fixed_u0  # noqa: E731
-    rng_fixed_u0 = rng.normal(0, 1, n)
+    u0 = rng.normal(0, 1, n)
+    eta = lambda x: 0.3 - 0.5 * v + (0.8 + 0.6 * v + b1) * x + u0  # noqa: E731
     a, c = affine_coefficients(eta, n)
     return dict(mu_x=rng.normal(0, 1, n), s2x=0.7, y=rng.normal(1, 2, n), a=a, c=c, s2y=0.4,
                 v=v, b1=b1)
