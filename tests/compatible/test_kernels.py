@@ -181,13 +181,14 @@ def test_mh_quadratic_effect_matches_quadrature():
     xs, scale = M.copy(), ProposalScale()
     rates, draws = [], np.empty((T, 4 * K))
     for t in range(warm + T):
+        if t == warm:
+            frozen = scale.log_scale
         xs, scale, rate, _ = rw_step(rng, xs, log_target, scale, np.sqrt(s2x), adapt=t < warm)
         if t >= warm:
             draws[t - warm] = xs
             rates.append(rate)
     # x's own model alone would be far off (rows 2, 3): the comparison below can fail
     assert np.max(np.abs(qm - mu)) > 0.3
-    frozen = scale.log_scale
     assert scale.n_adapted == warm and scale.log_scale == frozen  # no change after warm-up
     rate = float(np.mean(rates))
     assert 0.2 < rate < 0.7, rate
