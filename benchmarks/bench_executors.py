@@ -6,7 +6,7 @@
 (b) 60,000 rows in 3,000 classes (experiment 2 design, 2 incomplete variables), m = 10;
 both 20 iterations. Times cover :func:`mlimpute.sampler.executors.map_chains` on a built plan,
 pool start-up included (a pool lives for one call); "cold" is the first call of the
-session (the forkserver imports mlimpute once), the others the best of ``--repeat`` runs.
+run (the forkserver imports mlimpute once), the others the best of ``--repeat`` runs.
 The dask cluster (``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``) is
 started once, outside the timings; its start-up is printed. Every run is checked to be
 bit-identical to the serial one.

@@ -1,4 +1,4 @@
-"""Benchmark: pooled analysis of the seed's experiment 3 (``imp.fit``), m = 25.
+"""Benchmark: pooled analysis of classroom experiment 3 (``imp.fit``), m = 25.
 
 Run ``python benchmarks/bench_fit.py [--m 25] [--repeat 3] [--top 15]``. Prints the
 seconds for ``imp.fit("grade ~ skill*gender + relation + (1 + gender | class)")`` with

@@ -1,4 +1,4 @@
-"""Seconds for imputation (issue 3/10 targets). A script, not a test.
+"""Seconds for imputation. A script, not a test.
 
     python benchmarks/bench_impute.py [--large]
 

@@ -1,9 +1,9 @@
-"""Imputation (and pooled-fit) times side by side with R's mice and mitml (issue 10).
+"""Imputation (and pooled-fit) times side by side with R's mice and mitml.
 
     python benchmarks/bench_r.py [--repeat 5] [--no-fit] [--no-norm] [--keep DIR]
                                  [--scaling 6000 60000 ...]
 
-A script, not a test: nothing is asserted. The seed's experiments
+A script, not a test: nothing is asserted. The classroom experiments
 (``mlimpute.datasets.classroom(e, rng=1)``, e = 1, 2, 3; 600 children in 30 classes) are
 written to CSV files in a temporary directory and imputed
 
