@@ -10,7 +10,6 @@ complete-data estimates. Also the small-ICC check: ICC 0.05, 15 clusters of 20.
 from __future__ import annotations
 
 import argparse
-import functools
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
@@ -19,7 +18,7 @@ import pandas as pd
 
 import mlimpute
 from mlimpute.datasets import classroom
-from mlimpute.models import _REGISTRY, ml_norm
+from mlimpute.spec.build import build_spec
 
 PRIORS = {
     "half-t (nu=2, A=1)": dict(prior="half-t"),
@@ -28,9 +27,10 @@ PRIORS = {
 }
 
 
-def _use(options):
-    object.__setattr__(_REGISTRY["2l.norm"], "factory",
-                       functools.partial(ml_norm.MultilevelNorm, **options))
+def _method(df, formulas, options):
+    """``method=`` giving every variable whose model is 2l.norm the prior ``options``."""
+    spec = build_spec(df, formulas)
+    return {v: ("2l.norm", options) for v, m in spec.methods.items() if m == "2l.norm"}
 
 
 def _vc(df, formula):
@@ -41,11 +41,11 @@ def _vc(df, formula):
 def _exp3(args):
     seed, options = args
     warnings.simplefilter("ignore")
-    _use(options)
     d = classroom(3, rng=seed)
     f = "grade ~ skill * gender + relation + (1 + gender | class)"
     cd = _vc(d.complete, f)
-    imp = d.incomplete.mi.impute(d.imputation, m=10, iterations=20, rng=seed)
+    imp = d.incomplete.mi.impute(d.imputation, m=10, iterations=20, rng=seed,
+                                 method=_method(d.incomplete, d.imputation, options))
     est = imp.fit(f, engine="profiled").variance_components()["estimate"]
     return cd, est
 
@@ -53,7 +53,6 @@ def _exp3(args):
 def _small_icc(args):
     seed, options = args
     warnings.simplefilter("ignore")
-    _use(options)
     rng = np.random.default_rng(seed)
     J, n = 15, 20
     g = np.repeat(np.arange(J), n)
@@ -64,7 +63,9 @@ def _small_icc(args):
     df.loc[rng.random(J * n) < 0.4, "y"] = np.nan
     f = "y ~ x + (1 | g)"
     cd = _vc(full, f)["var(Intercept|g)"]
-    imp = df.mi.impute({"y": f.split("~", 1)[1].join(["~", ""])}, m=10, iterations=20, rng=seed)
+    formulas = {"y": f.split("~", 1)[1].join(["~", ""])}
+    imp = df.mi.impute(formulas, m=10, iterations=20, rng=seed,
+                       method=_method(df, formulas, options))
     return cd, imp.fit(f, engine="profiled").variance_components().loc["var(Intercept|g)",
                                                                         "estimate"]
 

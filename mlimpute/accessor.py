@@ -34,7 +34,7 @@ class MIAccessor:
         m: int = 5,
         iterations: int = 20,
         rng: int | np.random.Generator | None = None,
-        method: Mapping[str, str] | None = None,
+        method: Mapping[str, Any] | None = None,
         visit: Sequence[str] | None = None,
         cluster: str | None = None,
         include: Sequence[str] | None = None,

@@ -32,7 +32,7 @@ def impute(
     m: int = 5,
     iterations: int = 20,
     rng: int | np.random.Generator | None = None,
-    method: Mapping[str, str] | None = None,
+    method: Mapping[str, Any] | None = None,
     visit: Sequence[str] | None = None,
     cluster: str | None = None,
     include: Sequence[str] | None = None,
@@ -63,7 +63,9 @@ def impute(
         SeedSequence, or of the Generator's), so results depend only on the seed. None:
         fresh entropy, recorded in ``imp.spec`` so the run can be repeated.
     method : dict, optional
-        Override the model per variable, e.g. ``{"grade": "norm"}``.
+        Override the model per variable, e.g. ``{"grade": "norm"}``; with options,
+        ``{"grade": ("2l.norm", {"prior": "iw"})}`` (the model's keyword arguments:
+        :func:`mlimpute.models.model_options`; kept in ``imp.spec`` and in saved files).
     visit : list of str, optional
         Visit order (default: the order of ``formulas``).
     cluster : str, optional

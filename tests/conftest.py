@@ -33,7 +33,7 @@ def model_data(df, formula: str, response: str, observed=None):
 def run_steps(model, data, n_steps: int, seed: int = 1, burn: int = 200):
     """Parameter draws (n_steps, k) of ``model`` on fixed data."""
     rng = np.random.default_rng(seed)
-    state = model.init(data, rng)
+    state = model.init(rng, data)
     for _ in range(burn):
         state = model.step(rng, state, data)
     out = np.empty((n_steps, len(model.param_names(data))))

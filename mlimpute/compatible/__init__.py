@@ -58,7 +58,7 @@ reference sampler (:func:`~mlimpute.compatible.sampler.run_compatible`) takes ab
 Plugging into the engine
 ------------------------
 The kernels are pure functions of arrays (rows sorted by cluster,
-:class:`~mlimpute.models._linalg.Segments`) and an explicit ``numpy.random.Generator``
+:class:`~mlimpute.models.segments.Segments`) and an explicit ``numpy.random.Generator``
 passed first; they hold no state except the MH scale (:class:`ProposalScale`, carried in
 the chain's state like every model state). One Gibbs iteration of the engine becomes:
 parameter steps of f and of every p_k on the completed data (the existing multilevel

@@ -24,7 +24,7 @@ Derivation (as in the level-1 case; quadratic in w_j):
             + Σ_k d_k'Ψ_k⁻¹(b_k,j − m_k,j)) / λ_j,         variance 1/λ_j.
 
 The inner sums over the rows of a cluster are segment sums (``np.add.reduceat`` over rows
-sorted by cluster, :class:`~mlimpute.models._linalg.Segments`); rows whose response is
+sorted by cluster, :class:`~mlimpute.models.segments.Segments`); rows whose response is
 missing drop out of their term. Cost O(n) per term and O(J q²) per cluster term.
 """
 
@@ -37,10 +37,7 @@ import numpy as np
 
 from mlimpute.compatible.conditionals import LinearTerm
 from mlimpute.errors import DataError
-
-# Segments (rows sorted by cluster) live in the models' linear-algebra module for now; it
-# may move to mlimpute.models.linalg / segments when the models package is reorganised.
-from mlimpute.models._linalg import Segments
+from mlimpute.models.segments import Segments
 
 __all__ = ["ClusterTerm", "level2_moments", "draw_level2"]
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from mlimpute.compatible.conditionals import LinearTerm
 from mlimpute.compatible.level2 import ClusterTerm, level2_moments
-from mlimpute.models._linalg import Segments  # may move to mlimpute.models.linalg
+from mlimpute.models.segments import Segments
 
 __all__ = ["latent_mean_moments", "draw_latent_means"]
 

@@ -34,9 +34,8 @@ import numpy as np
 from mlimpute.compatible.conditionals import draw_normal_conditional
 from mlimpute.errors import DataError
 
-# the vectorised linear algebra of the multilevel models (may move to mlimpute.models.linalg)
-from mlimpute.models._linalg import (
-    Segments,
+# the vectorised linear algebra of the multilevel models
+from mlimpute.models.linalg import (
     chol_batched,
     draw_chol,
     draw_precision_batched,
@@ -44,6 +43,7 @@ from mlimpute.models._linalg import (
     inv_wishart,
     solve_spd,
 )
+from mlimpute.models.segments import Segments
 
 __all__ = ["LMMState", "lmm_step", "CompatibleRun", "run_compatible"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from mlimpute.models.base import LinearCore, ModelData
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 
@@ -90,12 +91,13 @@ def truncnorm_sign(rng: np.random.Generator, mu: np.ndarray, positive: np.ndarra
     return mu + np.where(flip, -t, t)
 
 
-def linear_core(data):
-    """The normal model whose Gibbs step serves a latent model on ``data``."""
+def linear_core(data: ModelData) -> LinearCore:
+    """The normal model whose Gibbs step serves a latent model on ``data``: the multilevel
+    one when the formula has a random part (a :class:`~mlimpute.models.base.LinearCore`)."""
     return MultilevelNorm() if data.Z is not None else Norm()
 
 
-def slope_precision(data) -> np.ndarray:
+def slope_precision(data: ModelData) -> np.ndarray:
     """Prior precision of β on the latent scale: ``N(0, (10 / rms(x_k))²)``, intercept flat.
 
     Separated data (a category fully determined by a predictor, common once categorical
@@ -112,10 +114,11 @@ def slope_precision(data) -> np.ndarray:
     return prec
 
 
-def core_param_names(core, data) -> list[str]:
+def core_param_names(core: LinearCore, data: ModelData) -> list[str]:
     """Parameter names without the residual variance (fixed at 1 on the latent scale)."""
     return core.param_names(data)[:-1]
 
 
-def core_param_vector(core, state, data) -> np.ndarray:
+def core_param_vector(core: LinearCore, state: object, data: ModelData) -> np.ndarray:
+    """Parameter values without the residual variance (see :func:`core_param_names`)."""
     return core.param_vector(state, data)[:-1]

@@ -9,8 +9,13 @@ within clusters and columns constant within them (:func:`split_stats`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mlimpute.models.base import ModelData
+    from mlimpute.models.segments import Segments
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Split:
     cc: tuple
 
     @classmethod
-    def of(cls, data) -> Split | None:
+    def of(cls, data: ModelData) -> Split | None:
         """The split of ``data``'s fixed design, or None where it does not pay: without
         cluster-constant columns or with few rows per cluster (the plain sums are as fast
         there, and small problems keep their exact arithmetic)."""
@@ -72,7 +77,9 @@ class Split:
 SPLIT_MIN_CELLS = 100_000
 
 
-def split_stats(X, y, seg, split: Split):
+def split_stats(X: np.ndarray, y: np.ndarray, seg: Segments, split: Split
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                           np.ndarray]:
     """Per-cluster sums of X and y, X'X and X'y, with the cluster-constant columns done
     per cluster; also R and M below.
 
@@ -105,7 +112,7 @@ def split_stats(X, y, seg, split: Split):
     return S, S_y, XtX, Xty, R, M
 
 
-def static(data) -> Static:
+def static(data: ModelData) -> Static:
     """The :class:`Static` of ``data``, cached in ``data.cache`` (shared by the chains)."""
     st = data.cache.get("ml_norm")
     if st is None:
@@ -124,7 +131,7 @@ def static(data) -> Static:
     return st
 
 
-def psi_entries(data) -> list[tuple[int, int]]:
+def psi_entries(data: ModelData) -> list[tuple[int, int]]:
     """Traced entries of Ψ: each variance, then the covariances within correlated blocks."""
     out = []
     for block, correlated in zip(data.random_blocks, data.random_correlated, strict=True):

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlimpute.models import register
 from mlimpute.models._latent import (
     core_param_names,
     core_param_vector,
@@ -29,25 +28,31 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm_sign,
 )
+from mlimpute.models.base import ModelBase, ModelData, register
 
 __all__ = ["Probit", "MultilevelProbit", "ProbitState"]
 
 
 @dataclass(frozen=True)
 class ProbitState:
+    """The linear core's state on the latent scale and the latent values."""
+
     core: object
     latent: np.ndarray  # y* on the observed rows
 
 
-class _ProbitBase:
-    def init(self, data, rng: np.random.Generator) -> ProbitState:
+class _ProbitBase(ModelBase):
+    def init(self, rng: np.random.Generator, data: ModelData) -> ProbitState:
+        """Latent values ±0.5 by the observed category, the core's start, one step."""
         self_core = linear_core(data)
         y = data.y_obs
         z0 = np.where(y > 0.5, 0.5, -0.5)  # inside the right half-lines
         core = self_core.start(rng, data, z0, sigma2=1.0, beta_prec=slope_precision(data))
         return self.step(rng, ProbitState(core, z0), data)
 
-    def step(self, rng: np.random.Generator, state: ProbitState, data) -> ProbitState:
+    def step(self, rng: np.random.Generator, state: ProbitState,
+             data: ModelData) -> ProbitState:
+        """Latent values given the linear predictor, then the core's Gibbs step."""
         core = linear_core(data)
         eta = core.predict(state.core, data, "obs")
         latent = truncnorm_sign(rng, eta, data.y_obs > 0.5)
@@ -56,22 +61,35 @@ class _ProbitBase:
             latent,
         )
 
-    def draw_missing(self, rng: np.random.Generator, state: ProbitState, data) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: ProbitState,
+                     data: ModelData) -> np.ndarray:
+        """``1[η + ε > 0]`` for each missing row."""
         eta = linear_core(data).predict(state.core, data, "mis")
         return (eta + rng.standard_normal(data.n_mis) > 0).astype(np.float64)
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """The core's, without the residual variance (1 on the latent scale)."""
         return core_param_names(linear_core(data), data)
 
-    def param_vector(self, state: ProbitState, data) -> np.ndarray:
+    def param_vector(self, state: ProbitState, data: ModelData) -> np.ndarray:
+        """As :meth:`param_names`."""
         return core_param_vector(linear_core(data), state.core, data)
 
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """The core's (the random design's columns; none for single-level models)."""
+        return linear_core(data).random_effect_names(data)
 
-@register("2l.bin", multilevel=True, kinds=("binary",))
+    def random_effects(self, state: ProbitState,
+                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """The core's random effects, on the latent scale."""
+        return linear_core(data).random_effects(state.core, data)
+
+
+@register("2l.bin", multilevel=True, kinds=("binary",), default_for=[("binary", 1, True)])
 class MultilevelProbit(_ProbitBase):
     """Multilevel probit for a binary variable (random intercepts and slopes)."""
 
 
-@register("bin", multilevel=False, kinds=("binary",))
+@register("bin", multilevel=False, kinds=("binary",), default_for=[("binary", 1, False)])
 class Probit(_ProbitBase):
     """Single-level Bayesian probit regression for a binary variable."""

@@ -11,7 +11,7 @@ the models themselves are the single-level ones.
 
 from __future__ import annotations
 
-from mlimpute.models import register
+from mlimpute.models.base import register
 from mlimpute.models.binary import Probit
 from mlimpute.models.nominal import MultinomialProbit
 from mlimpute.models.norm import Norm
@@ -21,26 +21,31 @@ from mlimpute.models.pmm import PMM
 __all__ = ["Level2Norm", "Level2PMM", "Level2Probit", "Level2Ordinal", "Level2Nominal"]
 
 
-@register("2lonly.norm", multilevel=False, level=2, kinds=("numeric",))
+@register("2lonly.norm", multilevel=False, level=2, kinds=("numeric",),
+          default_for=[("numeric", 2, False)])
 class Level2Norm(Norm):
     """Bayesian linear regression on cluster rows (mice ``2lonly.norm``)."""
 
 
-@register("2lonly.pmm", multilevel=False, level=2, kinds=("numeric", "binary"))
+@register("2lonly.pmm", multilevel=False, level=2, kinds=("numeric", "binary"),
+          default_for=[("numeric", 2, False, "codes")])
 class Level2PMM(PMM):
     """Predictive mean matching on cluster rows (mice ``2lonly.pmm``)."""
 
 
-@register("2lonly.bin", multilevel=False, level=2, kinds=("binary",))
+@register("2lonly.bin", multilevel=False, level=2, kinds=("binary",),
+          default_for=[("binary", 2, False)])
 class Level2Probit(Probit):
     """Probit on cluster rows for a binary level-2 variable."""
 
 
-@register("2lonly.ordinal", multilevel=False, level=2, kinds=("ordinal", "binary"))
+@register("2lonly.ordinal", multilevel=False, level=2, kinds=("ordinal", "binary"),
+          default_for=[("ordinal", 2, False)])
 class Level2Ordinal(OrderedProbit):
     """Ordered probit on cluster rows for an ordered level-2 variable."""
 
 
-@register("2lonly.nominal", multilevel=False, level=2, kinds=("nominal", "binary"))
+@register("2lonly.nominal", multilevel=False, level=2, kinds=("nominal", "binary"),
+          default_for=[("nominal", 2, False)])
 class Level2Nominal(MultinomialProbit):
     """Multinomial probit on cluster rows for an unordered level-2 variable."""

@@ -10,7 +10,8 @@ and correlations are uniform. The scales are set from the data,
 ``A_k = sd(y_obs) / sd(z_k)`` (``sd(y_obs)`` for an intercept), so the prior does not depend
 on the units of the data (rescaling y or z rescales Ψ's prior with it).
 ``prior="iw"`` gives the inverse-Wishart(q, diag(A_k²)) that pan and jomo use on
-standardised data, kept for comparison (``benchmarks/bench_priors.py``).
+standardised data, kept for comparison (``benchmarks/bench_priors.py``); the options are
+passed with ``method={"y": ("2l.norm", {"prior": "iw"})}``.
 
 One Gibbs step, given the current completed data (observed rows of y only):
 
@@ -61,13 +62,16 @@ mixed-effects models with missing values. *JCGS* 11(2), 437–457.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from mlimpute.models import register
-from mlimpute.models._linalg import (
+from mlimpute.errors import SpecificationError
+from mlimpute.models._ml_norm_static import Split, Static, psi_entries, split_stats, static
+from mlimpute.models.base import ModelData, register
+from mlimpute.models.linalg import (
     backward_batched,
     chol_batched,
     draw_chol,
@@ -77,7 +81,7 @@ from mlimpute.models._linalg import (
     inv_wishart,
     solve_spd,
 )
-from mlimpute.models._ml_norm_static import psi_entries, split_stats, static
+from mlimpute.models.segments import Segments
 
 __all__ = ["MultilevelNorm", "MultilevelNormState"]
 
@@ -86,9 +90,11 @@ NU = 2.0  # Huang–Wand ν: half-t(2) on each SD, uniform marginal on correlati
 
 @dataclass(frozen=True)
 class MultilevelNormState:
+    """A state of :class:`MultilevelNorm` (and of the heteroscedastic model)."""
+
     beta: np.ndarray  # (p,)
     b: np.ndarray  # (J, q)
-    sigma2: float
+    sigma2: float | np.ndarray  # a scalar, or (J,) for the heteroscedastic model
     psi: np.ndarray  # (q, q)
     alpha: np.ndarray  # (q,) working scales of the parameter expansion
     scale: np.ndarray  # (q,) prior scales A_k
@@ -98,12 +104,54 @@ class MultilevelNormState:
     sigma2_floor: float = 0.0  # 1e-10·var(y_obs): an exact fit cannot drive σ² to 0
 
 
-@register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"))
+@dataclass(frozen=True)
+class _Weights:
+    """The residual variance as a step uses it: one σ², or one per cluster (row weights)."""
+
+    s2: float | np.ndarray
+    s2c: float | np.ndarray  # per-cluster divisor of (J, q) arrays
+    s2d: float | np.ndarray  # per-cluster divisor of (J, q, k) arrays
+    wr: np.ndarray | None  # row weights 1/σ²_row (heteroscedastic), else None
+
+    @classmethod
+    def of(cls, s2: float | np.ndarray, seg: Segments) -> _Weights:
+        if np.ndim(s2) == 0:
+            return cls(s2, s2, s2, None)
+        return cls(s2, s2[:, None], s2[:, None, None], 1.0 / np.take(s2, seg.codes))
+
+    @property
+    def het(self) -> bool:
+        return self.wr is not None
+
+    def gram(self, M: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
+        """``M'WM`` (or ``M'Wv``) with ``W = diag(1/σ²_row)``."""
+        if self.wr is None:
+            return (M.T @ (M if v is None else v)) / self.s2
+        return (M * self.wr[:, None]).T @ (M if v is None else v)
+
+
+@dataclass(frozen=True)
+class _ClusterStats:
+    """Per-cluster sufficient statistics of one step: ``Z'Z`` (J, q, q), ``Z'X`` (J, q, p),
+    ``Z'y`` (J, q); on the split path also X'X, X'y and the split design R, M."""
+
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    split: Split | None = None
+    XtX: np.ndarray | None = None
+    Xty: np.ndarray | None = None
+    R: np.ndarray | None = None
+    M: np.ndarray | None = None
+
+
+@register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"),
+          default_for=[("numeric", 1, True)])
 class MultilevelNorm:
     """Multilevel normal model with random intercepts and slopes (homoscedastic)."""
 
     def __init__(self, prior: Literal["half-t", "iw"] = "half-t", prior_scale: float = 1.0,
-                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.6):
+                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.6) -> None:
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
@@ -113,10 +161,20 @@ class MultilevelNorm:
         self.mh_step = float(mh_step)
 
     # -- set-up ---------------------------------------------------------------------------
-    def init(self, data, rng: np.random.Generator) -> MultilevelNormState:
+    def check(self, data: ModelData) -> None:
+        """A random part with at least one column (the sampler's plan checks it too)."""
+        if data.Z is None or data.Z.obs.shape[1] == 0:
+            raise SpecificationError(
+                f"{data.variable!r}: the multilevel model needs a random part with at least "
+                "one column; use (1 | ...) or a single-level method"
+            )
+
+    def init(self, rng: np.random.Generator, data: ModelData) -> MultilevelNormState:
+        """:meth:`start` on the observed response."""
         return self.start(rng, data, data.y_obs)
 
-    def start(self, rng, data, y, sigma2: float | None = None,
+    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
+              sigma2: float | None = None,
               beta_prec: np.ndarray | None = None) -> MultilevelNormState:
         """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
 
@@ -146,104 +204,57 @@ class MultilevelNorm:
         return self.gibbs(rng, state, data, y, sigma2, beta_prec)
 
     # -- one Gibbs step -------------------------------------------------------------------
-    def step(self, rng: np.random.Generator, state: MultilevelNormState, data):
+    def step(self, rng: np.random.Generator, state: MultilevelNormState,
+             data: ModelData) -> MultilevelNormState:
+        """:meth:`gibbs` on the observed response."""
         return self.gibbs(rng, state, data, data.y_obs)
 
-    def gibbs(self, rng, state: MultilevelNormState, data, y: np.ndarray,
-              sigma2: float | None = None, beta_prec: np.ndarray | None = None
-              ) -> MultilevelNormState:
+    def gibbs(self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData,
+              y: np.ndarray, sigma2: float | None = None,
+              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
         """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given.
 
-        ``beta_prec`` is an optional prior precision (p,) for β (prior mean 0); the latent
-        models use it so that separated data cannot send a coefficient to infinity.
+        Steps (0)–(4) of the module docstring. ``beta_prec`` is an optional prior precision
+        (p,) for β (prior mean 0); the latent models use it so that separated data cannot
+        send a coefficient to infinity.
         """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         st = static(data)
-        p = X.shape[1]
-        s2 = state.sigma2  # a scalar, or one variance per cluster (heteroscedastic model)
-        het = np.ndim(s2) != 0
-        s2c = s2[:, None] if het else s2  # per-cluster divisor
-        s2d = s2c[..., None] if het else s2
-        wr = 1.0 / np.take(s2, seg.codes) if het else None  # row weights
-
-        def gram(M, v=None):  # M'W M (or M'W v) with W = diag(1/σ²_row)
-            if wr is None:
-                return (M.T @ (M if v is None else v)) / s2
-            return (M * wr[:, None]).T @ (M if v is None else v)
-
-        # per-cluster sufficient statistics (J, q, q), (J, q, p), (J, q)
-        ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
-        split = st.split if not het else None
-        if split is not None:  # Z = 1, many rows per cluster: see split_stats
-            ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
-            ZtX, Zty = ZtX[:, None, :], Zty[:, None]
-        elif st.ones:  # Z = 1: the same sums without the (n, q, p) products
-            ZtX = seg.sum(X)[:, None, :]
-            Zty = seg.sum(y)[:, None]
-        else:
-            ZtX = seg.sum(Z[:, :, None] * X[:, None, :])
-            Zty = seg.sum(Z * y[:, None])
-        ZtZ_s = ZtZ / s2d
+        w = _Weights.of(state.sigma2, seg)
+        stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
+        ZtZ_s = stats.ZtZ / w.s2d
         psi, alpha = state.psi, state.alpha
         if self.prior != "iw" and self.mh_steps and st.mh:
             # (0) collapsed MH on Ψ given (β, σ²), b and α integrated out; then α | Ψ
-            c = (Zty - ZtX @ state.beta) / s2c
+            c = (stats.Zty - stats.ZtX @ state.beta) / w.s2c
             psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, state.scale, self.nu,
                                            data, self.mh_steps, self.mh_step)
-        if st.q == 1:  # inv and Cholesky of 1×1 matrices, as the general calls compute them
-            P = ZtZ_s + 1.0 / psi
-            L = np.sqrt(P)
-            Ww = np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2d / L
-        else:
-            P = ZtZ_s + np.linalg.inv(psi)
-            L = chol_batched(P)
-            # (1) β marginal of b: A = X'X/σ² − Σ W'W, h = X'y/σ² − Σ W'w with W = L⁻¹C
-            Ww = forward_batched(L, np.concatenate([ZtX, Zty[:, :, None]], axis=2) / s2d)
-        if split is not None:  # Σ_j W_j'W_j and Σ_j W_j'w_j in one BLAS product
-            G = Ww[:, 0, :].T @ Ww[:, 0, :]
-            A = XtX / s2 - G[:p, :p]
-            h = Xty / s2 - G[:p, p]
-        else:
-            W, w = Ww[:, :, :p], Ww[:, :, p]
-            A = gram(X) - np.einsum("jqp,jqr->pr", W, W)
-            h = gram(X, y) - np.einsum("jqp,jq->p", W, w)
-        A = (A + A.T) / 2
+        # (1) β marginal of b, then b_j | β
+        P, L, Ww = _cluster_precision(ZtZ_s, psi, stats, w, st.q)
+        A, h = _beta_marginal(X, y, Ww, stats, w)
         if beta_prec is not None:
-            A[np.diag_indices(p)] += beta_prec
+            A[np.diag_indices(X.shape[1])] += beta_prec
         mean, LA = solve_spd(A, h)
         beta = draw_chol(rng, LA, mean)
-        #     b_j | β
-        b = draw_precision_batched(rng, P, (Zty - ZtX @ beta) / s2c)
-        if st.q == 1:
-            b_mean = (Zty - ZtX @ mean) / s2c / L[:, :, 0] / L[:, :, 0]
-        else:
-            b_mean = backward_batched(L, forward_batched(L, (Zty - ZtX @ mean) / s2c))
-        fixed = sigma2
-        hyper = state.sigma_hyper
+        b = draw_precision_batched(rng, P, (stats.Zty - stats.ZtX @ beta) / w.s2c)
+        b_mean = _b_mean(L, stats, mean, w, st.q)
         if self.prior == "iw":
-            resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
-            if fixed is None:
-                sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
-            psi = self._psi_iw(rng, b, state.scale, data)
-            return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, beta_mean=mean,
-                           b_mean=b_mean, sigma_hyper=hyper)
+            return self._rest_iw(rng, state, data, y, beta, b, mean, b_mean, sigma2)
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
-        if split is not None:  # Xβ from the split (R is in cache; C is M per cluster)
-            r = y - (R @ beta[split.rows] + np.repeat(M @ beta[split.consts], seg.counts))
-        else:
-            r = y - X @ beta
+        r = _residual_of_beta(X, y, beta, stats, seg)
         Wn = np.take(xi, seg.codes, axis=0)
         if not st.ones:
             Wn = Z * Wn
-        prec = gram(Wn) + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
-        m_a, La = solve_spd(prec, gram(Wn, r))
+        prec = w.gram(Wn) + np.diag(2.0 / state.scale**2)  # α_k ~ N(0, A_k²/2)
+        m_a, La = solve_spd(prec, w.gram(Wn, r))
         alpha = draw_chol(rng, La, m_a)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         b = xi * alpha
         # (3) σ² | β, b
-        if fixed is None:
+        hyper = state.sigma_hyper
+        if sigma2 is None:
             sigma2, hyper = self._draw_sigma2(rng, r - Wn @ alpha, seg, state)
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
@@ -251,17 +262,32 @@ class MultilevelNorm:
         return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean,
                                    hyper, state.sigma2_floor)
 
-    def _draw_sigma2(self, rng, resid, seg, state):
+    def _rest_iw(self, rng: np.random.Generator, state: MultilevelNormState,
+                 data: ModelData, y: np.ndarray, beta: np.ndarray, b: np.ndarray,
+                 mean: np.ndarray, b_mean: np.ndarray,
+                 sigma2: float | None) -> MultilevelNormState:
+        """Steps (3) and (4) under the inverse-Wishart comparison prior (no expansion)."""
+        X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
+        hyper = state.sigma_hyper
+        resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
+        if sigma2 is None:
+            sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
+        psi = self._psi_iw(rng, b, state.scale, data)
+        return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, beta_mean=mean,
+                       b_mean=b_mean, sigma_hyper=hyper)
+
+    def _draw_sigma2(self, rng: np.random.Generator, resid: np.ndarray, seg: Segments,
+                     state: MultilevelNormState) -> tuple[float | np.ndarray, np.ndarray | None]:
         """σ² | β, b = SSR / χ²(n_obs) (p(σ²) ∝ 1/σ²); no hyper-parameters."""
         s2 = float(resid @ resid) / rng.chisquare(max(resid.size, 1))
         return max(s2, state.sigma2_floor), None
 
     @staticmethod
-    def _blocks(data):
+    def _blocks(data: ModelData) -> Iterator[list[int]]:
         for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True):
             yield from ([list(cols)] if correlated else [[c] for c in cols])
 
-    def _psi_xi(self, rng, xi, data):
+    def _psi_xi(self, rng: np.random.Generator, xi: np.ndarray, data: ModelData) -> np.ndarray:
         """Ψ_ξ ~ IW(ν + k − 1 + J, 2ν·I + Σ_j ξ_j ξ_j') for each block of size k."""
         J, q = xi.shape
         out = np.zeros((q, q))
@@ -275,7 +301,8 @@ class MultilevelNorm:
                                             + S[np.ix_(g, g)])
         return out
 
-    def _psi_iw(self, rng, b, scale, data):
+    def _psi_iw(self, rng: np.random.Generator, b: np.ndarray, scale: np.ndarray,
+                data: ModelData) -> np.ndarray:
         """Ψ ~ IW(k + J, diag(A²) + Σ_j b_j b_j') per block (the comparison prior)."""
         J, q = b.shape
         out = np.zeros((q, q))
@@ -286,13 +313,15 @@ class MultilevelNorm:
         return out
 
     # -- imputation -----------------------------------------------------------------------
-    def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState, data):
+    def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState,
+                     data: ModelData) -> np.ndarray:
+        """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
         s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2,
                                                                        data.codes_mis)
         e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
-    def predict(self, state: MultilevelNormState, data, rows: str = "mis",
+    def predict(self, state: MultilevelNormState, data: ModelData, rows: str = "mis",
                 mean: bool = False) -> np.ndarray:
         """Linear predictor ``x'β + z'b_j`` on the observed or missing rows.
 
@@ -307,17 +336,101 @@ class MultilevelNorm:
             return X @ beta + np.take(b[:, 0], codes)
         return X @ beta + np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
 
-    # -- traces ---------------------------------------------------------------------------
-    def param_names(self, data) -> list[str]:
+    # -- traces and random effects ----------------------------------------------------------
+    def param_names(self, data: ModelData) -> list[str]:
+        """Fixed effects, the traced entries of Ψ (``var(z|g)``, ``cov(z1,z2|g)``), then
+        ``var(Residual)``."""
         return [*data.X.names, *_psi_names(data), "var(Residual)"]
 
-    def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
+    def param_vector(self, state: MultilevelNormState, data: ModelData) -> np.ndarray:
+        """β, the traced entries of Ψ, σ²."""
         st = static(data)
         return np.concatenate((state.beta, state.psi[st.psi_rows, st.psi_cols],
                                [state.sigma2]))
 
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """The random design's column names (``Intercept``, ``gender``...)."""
+        return list(data.Z.names) if data.Z is not None else []
 
-def _start_beta(X: np.ndarray, y: np.ndarray, data) -> np.ndarray:
+    def random_effects(self, state: MultilevelNormState,
+                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """The current draw of b (J, q) and the random design's column names."""
+        return state.b, self.random_effect_names(data)
+
+
+# -- the step's named pieces ---------------------------------------------------------------
+def _cluster_stats(X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static,
+                   split: Split | None) -> _ClusterStats:
+    """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
+
+    * **split** (Z = 1, many rows per cluster, homoscedastic): :func:`split_stats` does the
+      cluster-constant columns per cluster and also gives X'X and X'y;
+    * **ones** (Z = 1): cluster sums of X and y, without the (n, q, p) products;
+    * **general**: sums of the row products ``z_i x_i'`` and ``z_i y_i``.
+
+    ``Z'Z`` is the plan's cached one when Z does not change with the imputations.
+    """
+    ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
+    if split is not None:
+        ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
+        return _ClusterStats(ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M)
+    if st.ones:
+        return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
+    return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
+
+
+def _cluster_precision(ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats,
+                       w: _Weights, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
+    (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
+    written out, as the general calls compute them."""
+    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
+    if q == 1:
+        P = ZtZ_s + 1.0 / psi
+        L = np.sqrt(P)
+        return P, L, C / w.s2d / L
+    P = ZtZ_s + np.linalg.inv(psi)
+    L = chol_batched(P)
+    return P, L, forward_batched(L, C / w.s2d)
+
+
+def _beta_marginal(X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _ClusterStats,
+                   w: _Weights) -> tuple[np.ndarray, np.ndarray]:
+    """Precision ``A = X'X/σ² − Σ_j W_j'W_j`` and ``h = X'y/σ² − Σ_j W_j'w_j`` of β with b
+    integrated out (``[W_j w_j] = L_j⁻¹[C_j c_j]``); on the split path both sums are one
+    BLAS product. A is symmetrised."""
+    p = X.shape[1]
+    if stats.split is not None:
+        G = Ww[:, 0, :].T @ Ww[:, 0, :]
+        A = stats.XtX / w.s2 - G[:p, :p]
+        h = stats.Xty / w.s2 - G[:p, p]
+    else:
+        W, wv = Ww[:, :, :p], Ww[:, :, p]
+        A = w.gram(X) - np.einsum("jqp,jqr->pr", W, W)
+        h = w.gram(X, y) - np.einsum("jqp,jq->p", W, wv)
+    return (A + A.T) / 2, h
+
+
+def _b_mean(L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights,
+            q: int) -> np.ndarray:
+    """``E[b_j | β̄] = P_j⁻¹ (Z_j'y_j − Z_j'X_j β̄)/σ²`` (q = 1: divided by L² directly)."""
+    c = (stats.Zty - stats.ZtX @ mean) / w.s2c
+    if q == 1:
+        return c / L[:, :, 0] / L[:, :, 0]
+    return backward_batched(L, forward_batched(L, c))
+
+
+def _residual_of_beta(X: np.ndarray, y: np.ndarray, beta: np.ndarray, stats: _ClusterStats,
+                      seg: Segments) -> np.ndarray:
+    """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
+    split = stats.split
+    if split is not None:
+        return y - (stats.R @ beta[split.rows]
+                    + np.repeat(stats.M @ beta[split.consts], seg.counts))
+    return y - X @ beta
+
+
+def _start_beta(X: np.ndarray, y: np.ndarray, data: ModelData) -> np.ndarray:
     """Least squares of y on X: from the normal equations (built by
     :func:`~mlimpute.models._ml_norm_static.split_stats`) where the design is split, else
     by ``lstsq`` (SVD; 7 ms for 24,000 × 28 rows, where the normal equations cost 1 ms).
@@ -334,7 +447,7 @@ def _start_beta(X: np.ndarray, y: np.ndarray, data) -> np.ndarray:
     return np.linalg.lstsq(X, y, rcond=None)[0]
 
 
-def _log_marginal(psi, ZtZ_s, c):
+def _log_marginal(psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray) -> float:
     """log p(y | β, σ², Ψ) up to terms free of Ψ, from per-cluster statistics.
 
     With ``P_j = Z_j'Z_j/σ² + Ψ⁻¹`` and ``c_j = Z_j'(y_j − X_jβ)/σ²`` (determinant lemma and
@@ -355,7 +468,7 @@ def _log_marginal(psi, ZtZ_s, c):
     return -0.5 * (L.shape[0] * np.linalg.slogdet(psi)[1] + logdet_p - np.sum(w * w))
 
 
-def _log_hw_prior(sub, L, scale, nu):
+def _log_hw_prior(sub: np.ndarray, L: np.ndarray, scale: np.ndarray, nu: float) -> float:
     """log Huang–Wand density of a k×k block (a integrated out; Huang & Wand 2013, eq. 2).
 
     ``p(Ψ) ∝ |Ψ|^(−(ν+2k)/2) Π_i (ν(Ψ⁻¹)_ii + 1/A_i²)^(−(ν+k)/2)``.
@@ -366,7 +479,10 @@ def _log_hw_prior(sub, L, scale, nu):
             - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum())
 
 
-def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=0.15):
+def _psi_collapsed_mh(rng: np.random.Generator, psi: np.ndarray, alpha: np.ndarray,
+                      ZtZ_s: np.ndarray, c: np.ndarray, scale: np.ndarray, nu: float,
+                      data: ModelData, n_steps: int, step: float = 0.15
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Collapsed random-walk MH on each correlated covariance block of Ψ, then α | Ψ.
 
     Target: ``p(Ψ | β, σ², y)`` with the random effects b *and* the expansion scales α
@@ -395,7 +511,8 @@ def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=
             jac_pow = k - np.arange(k) + 1
             low = np.tril_indices(k, -1)
 
-            def log_target(ps, Lg, g=g, jac_pow=jac_pow):
+            def log_target(ps: np.ndarray, Lg: np.ndarray, g: np.ndarray = g,
+                           jac_pow: np.ndarray = jac_pow) -> float:
                 return (_log_marginal(ps, ZtZ_s, c)
                         + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
                         + (jac_pow * np.log(np.diag(Lg))).sum())
@@ -424,7 +541,8 @@ def _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, scale, nu, data, n_steps, step=
     return psi, alpha
 
 
-def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
+def _mh_2x2(rng: np.random.Generator, psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray,
+            scale: np.ndarray, nu: float, n_steps: int, step: float) -> np.ndarray:
     """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
 
     Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
@@ -436,7 +554,7 @@ def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
     J = c.shape[0]
     A2 = scale**2
 
-    def log_target(l11, l21, l22):
+    def log_target(l11: float, l21: float, l22: float) -> float:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
         det = s11 * s22 - s12 * s12
         p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
@@ -465,7 +583,8 @@ def _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step):
     return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
 
 
-def _moments(r, Z, seg, scale):
+def _moments(r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
+             ) -> tuple[np.ndarray, float]:
     """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
 
     Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
@@ -496,13 +615,13 @@ def _moments(r, Z, seg, scale):
     return np.diag(np.clip(d, floor, cap)), sigma2
 
 
-def _scatter(bhat, ok):
+def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
     out = np.zeros((ok.shape[0], bhat.shape[1]))
     out[ok] = bhat
     return out
 
 
-def _psi_names(data) -> list[str]:
+def _psi_names(data: ModelData) -> list[str]:
     names, g = data.Z.names, data.group
     return [f"var({names[i]}|{g})" if i == j else f"cov({names[j]},{names[i]}|{g})"
             for i, j in psi_entries(data)]

@@ -30,19 +30,24 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import gammaln
 
-from mlimpute.models import register
+from mlimpute.models.base import ModelData, register
 from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
+from mlimpute.models.segments import Segments
 
 __all__ = ["HeteroscedasticMultilevelNorm"]
 
 NU_GRID = np.r_[np.arange(1.0, 31.0), 40.0, 50.0, 70.0, 100.0]
 
 
-@register("2l.norm.het", multilevel=True, kinds=("numeric",))
+@register("2l.norm.het", multilevel=True, kinds=("numeric",),
+          default_for=[("numeric", 1, True, "heteroscedastic")])
 class HeteroscedasticMultilevelNorm(MultilevelNorm):
     """Multilevel normal model with a residual variance per cluster (mice ``2l.norm``)."""
 
-    def start(self, rng, data, y, sigma2=None, beta_prec=None) -> MultilevelNormState:
+    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
+              sigma2: float | None = None,
+              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
+        """The homoscedastic start, then σ_j² = σ² in every cluster and one step."""
         state = super().start(rng, data, y, sigma2, beta_prec)
         if sigma2 is not None:
             return state
@@ -52,7 +57,9 @@ class HeteroscedasticMultilevelNorm(MultilevelNorm):
         state = replace(state, sigma2=np.full(J, s2), sigma_hyper=np.array([s2, 10.0]))
         return self.gibbs(rng, state, data, y)
 
-    def _draw_sigma2(self, rng, resid, seg, state):
+    def _draw_sigma2(self, rng: np.random.Generator, resid: np.ndarray, seg: Segments,
+                     state: MultilevelNormState) -> tuple[float | np.ndarray, np.ndarray | None]:
+        """σ_j², then the scale s² and the degrees of freedom ν of their prior."""
         if state.sigma_hyper is None:  # the first (homoscedastic) step of start()
             return super()._draw_sigma2(rng, resid, seg, state)
         s2_scale, nu = state.sigma_hyper
@@ -72,10 +79,12 @@ class HeteroscedasticMultilevelNorm(MultilevelNorm):
         nu = float(rng.choice(NU_GRID, p=w / w.sum()))
         return sig, np.array([s2_scale, nu])
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """As the homoscedastic model, with the mean σ_j² and the prior's s² and ν."""
         return [*super().param_names(data)[:-1], "var(Residual)", "scale(Residual)",
                 "df(Residual)"]
 
-    def param_vector(self, state: MultilevelNormState, data) -> np.ndarray:
+    def param_vector(self, state: MultilevelNormState, data: ModelData) -> np.ndarray:
+        """As :meth:`param_names`."""
         base = super().param_vector(replace(state, sigma2=float(np.mean(state.sigma2))), data)
         return np.r_[base, state.sigma_hyper]

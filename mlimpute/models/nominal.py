@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlimpute.models import register
 from mlimpute.models._latent import (
     core_param_names,
     core_param_vector,
@@ -34,23 +33,28 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm,
 )
+from mlimpute.models.base import ModelBase, ModelData, register
 
 __all__ = ["MultinomialProbit", "MultilevelMultinomialProbit", "NominalState"]
 
 
 @dataclass(frozen=True)
 class NominalState:
+    """One linear core's state per non-reference category, and the latent utilities."""
+
     cores: tuple
     latent: np.ndarray  # (n_obs, K − 1)
 
 
-def _present(data):
+def _present(data: ModelData) -> tuple[np.ndarray, np.ndarray]:
+    """Observed categories (sorted codes) and each observed row's rank among them."""
     levels, rank = np.unique(data.y_obs.astype(np.intp), return_inverse=True)
     return levels, rank
 
 
-class _NominalBase:
-    def init(self, data, rng: np.random.Generator) -> NominalState:
+class _NominalBase(ModelBase):
+    def init(self, rng: np.random.Generator, data: ModelData) -> NominalState:
+        """Utilities ±0.5 by the observed category, each core's start, then one step."""
         levels, rank = _present(data)
         K = len(levels)
         W = np.where(rank[:, None] == np.arange(1, K)[None, :], 0.5, -0.5)
@@ -61,7 +65,9 @@ class _NominalBase:
         )
         return self.step(rng, NominalState(cores, W), data)
 
-    def step(self, rng: np.random.Generator, state: NominalState, data) -> NominalState:
+    def step(self, rng: np.random.Generator, state: NominalState,
+             data: ModelData) -> NominalState:
+        """For each category in turn: its utilities, then its core's Gibbs step."""
         core = linear_core(data)
         _, rank = _present(data)
         W = state.latent.copy()
@@ -82,7 +88,9 @@ class _NominalBase:
             )
         return NominalState(tuple(cores), W)
 
-    def draw_missing(self, rng: np.random.Generator, state: NominalState, data) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: NominalState,
+                     data: ModelData) -> np.ndarray:
+        """The category of the largest fresh utility (the reference's is 0)."""
         levels, _ = _present(data)
         core = linear_core(data)
         W = np.stack([core.predict(c, data, "mis") for c in state.cores], axis=1)
@@ -90,21 +98,44 @@ class _NominalBase:
         k = np.where(W.max(axis=1, initial=-np.inf) > 0, W.argmax(axis=1) + 1, 0)
         return levels[k].astype(np.float64)
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """The core's names per non-reference category code, ``[code] name``."""
         levels, _ = _present(data)
         names = core_param_names(linear_core(data), data)
         return [f"[{lev}] {n}" for lev in levels[1:] for n in names]
 
-    def param_vector(self, state: NominalState, data) -> np.ndarray:
+    def param_vector(self, state: NominalState, data: ModelData) -> np.ndarray:
+        """As :meth:`param_names`."""
         core = linear_core(data)
         return np.concatenate([core_param_vector(core, c, data) for c in state.cores])
 
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """``<category>:<effect>`` for each non-reference category (in code order) and each
+        random effect of its utility, e.g. ``b:Intercept``, ``c:Intercept``; category
+        labels where the data carry them (``data.categories``), codes otherwise."""
+        levels, _ = _present(data)
+        names = linear_core(data).random_effect_names(data)
+        labels = data.categories
+        cats = [labels[k] if labels is not None else k for k in levels[1:].tolist()]
+        return [f"{c}:{n}" for c in cats for n in names]
 
-@register("2l.nominal", multilevel=True, kinds=("nominal", "binary"))
+    def random_effects(self, state: NominalState,
+                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """Each category's utility random effects, side by side: (J, (K − 1)·q), on the
+        latent scale (a cluster's effect on choosing that category over the reference)."""
+        core = linear_core(data)
+        blocks = [core.random_effects(c, data)[0] for c in state.cores]
+        b = np.concatenate(blocks, axis=1) if blocks else np.zeros((data.n_clusters, 0))
+        return b, self.random_effect_names(data)
+
+
+@register("2l.nominal", multilevel=True, kinds=("nominal", "binary"),
+          default_for=[("nominal", 1, True)])
 class MultilevelMultinomialProbit(_NominalBase):
     """Multilevel multinomial probit for an unordered categorical variable."""
 
 
-@register("nominal", multilevel=False, kinds=("nominal", "binary"), aliases=("polyreg",))
+@register("nominal", multilevel=False, kinds=("nominal", "binary"), aliases=("polyreg",),
+          default_for=[("nominal", 1, False)])
 class MultinomialProbit(_NominalBase):
     """Single-level multinomial probit for an unordered categorical variable."""

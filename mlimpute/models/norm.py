@@ -13,34 +13,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlimpute.models import register
-from mlimpute.models._linalg import draw_chol, solve_spd
+from mlimpute.models.base import ModelBase, ModelData, register
+from mlimpute.models.linalg import draw_chol, solve_spd
 
 __all__ = ["Norm", "NormState"]
 
 
 @dataclass(frozen=True)
 class NormState:
+    """β draw, σ², and the least-squares estimate β̂."""
+
     beta: np.ndarray
     sigma2: float
     beta_mean: np.ndarray | None = None  # the least-squares estimate β̂
 
 
-@register("norm", multilevel=False, kinds=("numeric",))
-class Norm:
+@register("norm", multilevel=False, kinds=("numeric",),
+          default_for=[("numeric", 1, False)])
+class Norm(ModelBase):
     """Bayesian linear regression ignoring clusters (mice ``norm``)."""
 
-    def init(self, data, rng: np.random.Generator) -> NormState:
+    def init(self, rng: np.random.Generator, data: ModelData) -> NormState:
+        """An exact posterior draw: no start is needed."""
         return self.step(rng, None, data)
 
-    def start(self, rng, data, y, sigma2: float | None = None,
-              beta_prec: np.ndarray | None = None) -> NormState:
+    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
+              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> NormState:
+        """:class:`~mlimpute.models.base.LinearCore` start: one exact draw given ``y``."""
         return self.gibbs(rng, None, data, y, sigma2, beta_prec)
 
-    def step(self, rng: np.random.Generator, state, data) -> NormState:
+    def step(self, rng: np.random.Generator, state: NormState | None,
+             data: ModelData) -> NormState:
+        """An exact posterior draw given the observed response (the state is not needed)."""
         return self.gibbs(rng, state, data, data.y_obs)
 
-    def gibbs(self, rng, state, data, y, sigma2: float | None = None,
+    def gibbs(self, rng: np.random.Generator, state: NormState | None, data: ModelData,
+              y: np.ndarray, sigma2: float | None = None,
               beta_prec: np.ndarray | None = None) -> NormState:
         """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only.
 
@@ -65,17 +73,22 @@ class Norm:
         beta = draw_chol(rng, L, beta_hat, sigma2)
         return NormState(beta, sigma2, beta_hat)
 
-    def draw_missing(self, rng: np.random.Generator, state: NormState, data) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: NormState,
+                     data: ModelData) -> np.ndarray:
+        """``x'β + e`` with a fresh ``e ~ N(0, σ²)`` for each missing row."""
         e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
-    def predict(self, state: NormState, data, rows: str = "mis", mean: bool = False):
+    def predict(self, state: NormState, data: ModelData, rows: str = "mis",
+                mean: bool = False) -> np.ndarray:
         """Linear predictor on the observed or missing rows (β̂ with ``mean=True``)."""
         beta = state.beta_mean if mean else state.beta
         return (data.X.obs if rows == "obs" else data.X.mis) @ beta
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """The fixed effects, then ``var(Residual)``."""
         return [*data.X.names, "var(Residual)"]
 
-    def param_vector(self, state: NormState, data) -> np.ndarray:
+    def param_vector(self, state: NormState, data: ModelData) -> np.ndarray:
+        """β, then σ²."""
         return np.r_[state.beta, state.sigma2]

@@ -29,7 +29,6 @@ import numpy as np
 from scipy.special import log_ndtr, ndtri
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models import register
 from mlimpute.models._latent import (
     core_param_names,
     core_param_vector,
@@ -37,6 +36,7 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm,
 )
+from mlimpute.models.base import ModelBase, ModelData, register
 
 __all__ = ["OrderedProbit", "MultilevelOrderedProbit", "OrderedState"]
 
@@ -45,19 +45,21 @@ MH_PROPOSALS = 3
 
 @dataclass(frozen=True)
 class OrderedState:
+    """The linear core's state, the latent values, the cut-points and the MH step size."""
+
     core: object
     latent: np.ndarray
     cuts: np.ndarray  # (K'−1,) with cuts[0] = 0
     step: float
 
 
-def _present(data) -> tuple[np.ndarray, np.ndarray]:
+def _present(data: ModelData) -> tuple[np.ndarray, np.ndarray]:
     """Observed categories (sorted codes) and each observed row's rank among them."""
     levels, rank = np.unique(data.y_obs.astype(np.intp), return_inverse=True)
     return levels, rank
 
 
-def _log_interval(lo, hi):
+def _log_interval(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """log[Φ(hi) − Φ(lo)] elementwise, stable in both tails (mirrored when lo > 0)."""
     flip = lo > 0
     a = np.where(flip, -hi, lo)
@@ -66,18 +68,24 @@ def _log_interval(lo, hi):
     return lb + np.log1p(-np.exp(np.minimum(la - lb, -1e-300)))
 
 
-def _log_lik(eta, rank, bounds):
+def _log_lik(eta: np.ndarray, rank: np.ndarray, bounds: np.ndarray) -> float:
     """Σ_i log[Φ(γ_{y+1} − η) − Φ(γ_y − η)]."""
     return float(np.sum(_log_interval(bounds[rank] - eta, bounds[rank + 1] - eta)))
 
 
-class _OrderedBase:
-    def init(self, data, rng: np.random.Generator) -> OrderedState:
+class _OrderedBase(ModelBase):
+    def check(self, data: ModelData) -> None:
+        """The formula must keep an intercept: cut-point 1 is fixed at 0."""
         if "Intercept" not in data.X.names:
             raise SpecificationError(
-                f"{data.variable}: the ordinal model needs an intercept "
-                "in its formula (cut-point 1 is fixed at 0)"
+                f"{data.variable!r}: the ordinal model needs an intercept in its formula "
+                "(cut-point 1 is fixed at 0, the intercept carries the location); remove "
+                "the '0 +' or '- 1' from the formula"
             )
+
+    def init(self, rng: np.random.Generator, data: ModelData) -> OrderedState:
+        """Cut-points from the observed category shares, latent values inside their
+        intervals, the core's start, then one step."""
         levels, rank = _present(data)
         K = len(levels)
         cum = np.cumsum(np.bincount(rank, minlength=K))[:-1] / rank.size
@@ -92,7 +100,9 @@ class _OrderedBase:
         step = 2.0 / np.sqrt(max(rank.size, 1) / max(K, 1))
         return self.step(rng, OrderedState(core, latent, cuts, step), data)
 
-    def step(self, rng: np.random.Generator, state: OrderedState, data) -> OrderedState:
+    def step(self, rng: np.random.Generator, state: OrderedState,
+             data: ModelData) -> OrderedState:
+        """Cut-points by Metropolis–Hastings, latent values, then the core's Gibbs step."""
         core = linear_core(data)
         _, rank = _present(data)
         eta = core.predict(state.core, data, "obs")
@@ -105,7 +115,8 @@ class _OrderedBase:
         return OrderedState(core_state, latent, cuts, state.step)
 
     @staticmethod
-    def _cuts(rng, cuts, s, eta, rank):
+    def _cuts(rng: np.random.Generator, cuts: np.ndarray, s: float, eta: np.ndarray,
+              rank: np.ndarray) -> np.ndarray:
         K1 = cuts.size
         if K1 < 2:
             return cuts
@@ -132,28 +143,43 @@ class _OrderedBase:
                 cuts, cur = new, prop
         return cuts
 
-    def draw_missing(self, rng: np.random.Generator, state: OrderedState, data) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: OrderedState,
+                     data: ModelData) -> np.ndarray:
+        """The interval of a fresh latent value ``η + ε`` between the cut-points."""
         levels, _ = _present(data)
         eta = linear_core(data).predict(state.core, data, "mis")
         k = np.searchsorted(state.cuts, eta + rng.standard_normal(data.n_mis))
         return levels[k].astype(np.float64)
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """The core's (without the residual variance), then the free cut-points."""
         K = len(_present(data)[0])
         return [
             *core_param_names(linear_core(data), data),
             *(f"cut{j + 1}" for j in range(1, K - 1)),
         ]
 
-    def param_vector(self, state: OrderedState, data) -> np.ndarray:
+    def param_vector(self, state: OrderedState, data: ModelData) -> np.ndarray:
+        """As :meth:`param_names`."""
         return np.r_[core_param_vector(linear_core(data), state.core, data), state.cuts[1:]]
 
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """The core's (the random design's columns; none for single-level models)."""
+        return linear_core(data).random_effect_names(data)
 
-@register("2l.ordinal", multilevel=True, kinds=("ordinal", "binary"))
+    def random_effects(self, state: OrderedState,
+                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """The core's random effects, on the latent scale."""
+        return linear_core(data).random_effects(state.core, data)
+
+
+@register("2l.ordinal", multilevel=True, kinds=("ordinal", "binary"),
+          default_for=[("ordinal", 1, True)])
 class MultilevelOrderedProbit(_OrderedBase):
     """Multilevel ordered probit for an ordered categorical variable."""
 
 
-@register("ordinal", multilevel=False, kinds=("ordinal", "binary"), aliases=("polr",))
+@register("ordinal", multilevel=False, kinds=("ordinal", "binary"), aliases=("polr",),
+          default_for=[("ordinal", 1, False)])
 class OrderedProbit(_OrderedBase):
     """Single-level ordered probit for an ordered categorical variable."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute.models import register
+from mlimpute.models.base import LinearCore, ModelData, register
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 
@@ -51,38 +51,58 @@ def match_donors(rng: np.random.Generator, yhat_obs: np.ndarray, yhat_mis: np.nd
 
 
 class _PMMBase:
-    core_cls = Norm
+    core_cls: type[LinearCore] = Norm
 
-    def __init__(self, donors: int = 5):
+    def __init__(self, donors: int = 5) -> None:
         if int(donors) < 1:
             raise ValueError(f"donors must be ≥ 1, got {donors}")
         self.donors = int(donors)
         self.core = self.core_cls()
 
-    def init(self, data, rng: np.random.Generator):
-        return self.core.init(data, rng)
+    def check(self, data: ModelData) -> None:
+        """The core's check."""
+        self.core.check(data)
 
-    def step(self, rng: np.random.Generator, state, data):
+    def init(self, rng: np.random.Generator, data: ModelData) -> object:
+        """The core's start on the response."""
+        return self.core.init(rng, data)
+
+    def step(self, rng: np.random.Generator, state: object, data: ModelData) -> object:
+        """The core's Gibbs step on the response."""
         return self.core.step(rng, state, data)
 
-    def draw_missing(self, rng: np.random.Generator, state, data) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: object,
+                     data: ModelData) -> np.ndarray:
+        """Observed values of donors matched on the predicted means (type-1 matching)."""
         yhat_obs = self.core.predict(state, data, "obs", mean=True)
         yhat_mis = self.core.predict(state, data, "mis")
         return data.y_obs[match_donors(rng, yhat_obs, yhat_mis, self.donors)]
 
-    def param_names(self, data) -> list[str]:
+    def param_names(self, data: ModelData) -> list[str]:
+        """The core's."""
         return self.core.param_names(data)
 
-    def param_vector(self, state, data) -> np.ndarray:
+    def param_vector(self, state: object, data: ModelData) -> np.ndarray:
+        """The core's."""
         return self.core.param_vector(state, data)
 
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """The core's."""
+        return self.core.random_effect_names(data)
 
-@register("pmm", multilevel=False, kinds=("numeric", "binary"))
+    def random_effects(self, state: object, data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """The core's."""
+        return self.core.random_effects(state, data)
+
+
+@register("pmm", multilevel=False, kinds=("numeric", "binary"),
+          default_for=[("numeric", 1, False, "codes")])
 class PMM(_PMMBase):
     """Predictive mean matching on a Bayesian linear regression (mice ``pmm``)."""
 
 
-@register("2l.pmm", multilevel=True, kinds=("numeric", "binary"))
+@register("2l.pmm", multilevel=True, kinds=("numeric", "binary"),
+          default_for=[("numeric", 1, True, "codes")])
 class MultilevelPMM(_PMMBase):
     """Predictive mean matching on the multilevel normal model (miceadds ``2l.pmm``)."""
 

@@ -27,7 +27,7 @@ from scipy import linalg as sla
 
 from mlimpute.codec import decode
 from mlimpute.errors import DataError, FormulaError, SpecificationError
-from mlimpute.models._linalg import Segments
+from mlimpute.models.segments import Segments
 from mlimpute.spec.formula import ParsedFormula, cmean_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
@@ -237,9 +237,14 @@ class Block:
             self.mis[:, self.slow] = mm[mis_idx][:, self.slow]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelData:
-    """Everything one conditional model sees of the data (rows sorted by cluster)."""
+    """Everything one conditional model sees of the data (rows sorted by cluster).
+
+    The sampler's implementation of :class:`mlimpute.models.base.ModelData` (where the
+    fields are documented). Frozen: the design blocks' dynamic columns are refreshed in
+    place (:meth:`refresh`), nothing is reassigned.
+    """
 
     variable: str
     y_obs: np.ndarray
@@ -254,6 +259,8 @@ class ModelData:
     random_blocks: tuple[tuple[int, ...], ...] = ()
     random_correlated: tuple[bool, ...] = ()
     events: list[str] = field(default_factory=list)
+    #: labels of the response's category codes (None for a numeric response)
+    categories: tuple | None = None
     #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),
     #: computed on first use; the chains' copies share it (:meth:`for_chain`)
     cache: dict = field(default_factory=dict, repr=False, compare=False)

@@ -20,11 +20,11 @@ import pandas as pd
 
 from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import ChainError, SpecificationError
-from mlimpute.models import get_model
+from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
-from mlimpute.spec.formula import cmean_column, ranef_column
+from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 
 __all__ = ["Plan", "ChainResult", "build_plan", "run_chain", "run_chains"]
 
@@ -39,7 +39,7 @@ class Plan:
     layout: Layout
     static: pd.DataFrame
     data: dict[str, ModelData]
-    models: dict[str, object]
+    models: dict[str, ConditionalModel]
     start: dict[str, np.ndarray]
     like: dict[str, pd.Series] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
@@ -115,7 +115,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         if v.level == 2:
             if cluster_static is None:
                 cluster_static = static.iloc[first].reset_index(drop=True)
-            f, ranef_cols = _expand_ranef(v.formula, data)
+            f, ranef_cols = _expand_ranef(v.formula, data, models)
             for col in ranef_cols:  # placeholders: only the design's structure depends on them
                 cluster_static[col] = fill_rng.standard_normal(len(first))
             y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
@@ -125,6 +125,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             data[v.name] = build_model_data(v.formula, static, ~np.isnan(start[v.name]),
                                             layout, dynamic, y=start[v.name])
+        if v.name in like:  # category labels of the codes, for the model's names
+            data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
         d = data[v.name]
         if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
             raise SpecificationError(
@@ -132,7 +134,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
                 "collinear on the observed rows; use (1 | ...) or a single-level method"
             )
-        models[v.name] = get_model(v.method).factory()
+        models[v.name] = get_model(v.method).factory(**dict(v.options))
+        models[v.name].check(d)  # a problem the model sees in its data: named, before chains
         events += data[v.name].events
     return Plan(spec, layout, static, data, models, start, like, events, cluster_static)
 
@@ -156,11 +159,15 @@ def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.nda
     return out
 
 
-def _expand_ranef(f, data):
-    """Replace ``ranef(x)`` by one column per random effect of x's model."""
+def _expand_ranef(f: ParsedFormula, data: dict[str, ModelData],
+                  models: dict[str, ConditionalModel]) -> tuple[ParsedFormula, list[str]]:
+    """Replace ``ranef(x)`` by one column per random effect of x's model, named by the model
+    (:meth:`~mlimpute.models.base.ConditionalModel.random_effect_names`): ``ranef(x)`` for a
+    single effect, else ``ranef(x)[Intercept]``, ``ranef(x)[gender]``... (for a nominal x,
+    one per category and effect: ``ranef(x)[b:Intercept]``)."""
     cols, fixed = [], f.fixed
     for x in f.ranefs:
-        znames = data[x].Z.names
+        znames = models[x].random_effect_names(data[x])
         if len(znames) == 1:
             new = [ranef_column(x)]
         else:
@@ -172,15 +179,18 @@ def _expand_ranef(f, data):
 
 
 def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
-    """Current random effects of the models that ``name``'s formula uses via ``ranef()``."""
+    """Current random effects of the models that ``name``'s formula uses via ``ranef()``,
+    read through :meth:`~mlimpute.models.base.ConditionalModel.random_effects` (zeros before
+    x's model has a state: its variable comes later in the visit order)."""
     out = {}
     J = plan.layout.segments.n_clusters
     for x in plan.spec.variables_by_name[name].formula.ranefs:
-        st = states.get(x)
-        core = getattr(st, "core", st)
-        b = getattr(core, "b", None)
-        znames = plan.data[x].Z.names
-        b = np.zeros((J, len(znames))) if b is None else b
+        model, d = plan.models[x], plan.data[x]
+        if x in states:
+            b, znames = model.random_effects(states[x], d)
+        else:
+            znames = model.random_effect_names(d)
+            b = np.zeros((J, len(znames)))
         if len(znames) == 1:
             out[ranef_column(x)] = b[:, 0]
         else:
@@ -235,7 +245,7 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
             else:
                 d.refresh(values, plan.static)
             if it == 0:
-                states[name] = model.init(d, rng)
+                states[name] = model.init(rng, d)
             else:
                 states[name] = model.step(rng, states[name], d)
             draw = model.draw_missing(rng, states[name], d)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,26 +24,21 @@ from mlimpute.errors import (
     UnsupportedError,
     warn,
 )
-from mlimpute.models import get_model
+from mlimpute.models import default_for, get_model, validate_options
 from mlimpute.spec import defaults as _defaults
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
-    default_method,
     is_level2,
     varying_clusters,
 )
 from mlimpute.spec.formula import ParsedFormula, parse_formula
 
-__all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "DEFAULT_METHODS"]
+__all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "MethodArgument"]
 
-#: Default model per kind of variable: (multilevel formula, single-level formula).
-DEFAULT_METHODS = {
-    "numeric": ("2l.norm", "norm"),
-    "binary": ("2l.bin", "bin"),
-    "ordinal": ("2l.ordinal", "ordinal"),
-    "nominal": ("2l.nominal", "nominal"),
-}
+#: What ``method={column: ...}`` takes: a model name, ``(name, {option: value})`` or
+#: ``{"method": name, option: value}`` (the form of specification files).
+MethodArgument = str | tuple[str, Mapping[str, Any]] | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,17 @@ class VariableSpec:
     formula: ParsedFormula
     method: str
     level: int = 1
+    #: keyword options of the model, ``(("prior", "iw"),)``
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.formula} [{self.method}]"
+        opts = "".join(f", {k}={v!r}" for k, v in self.options)
+        return f"{self.name}: {self.formula} [{self.method}{opts}]"
+
+    @property
+    def method_argument(self) -> MethodArgument:
+        """The model as ``method=`` takes it: the name, or ``(name, options)``."""
+        return (self.method, dict(self.options)) if self.options else self.method
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,18 @@ class ImputationSpec:
 
     @property
     def methods(self) -> dict[str, str]:
+        """``{variable: model name}``."""
         return {v.name: v.method for v in self.variables}
+
+    @property
+    def method_options(self) -> dict[str, dict[str, Any]]:
+        """``{variable: {option: value}}`` for the variables whose model has options."""
+        return {v.name: dict(v.options) for v in self.variables if v.options}
+
+    @property
+    def method_arguments(self) -> dict[str, MethodArgument]:
+        """``method=`` that reproduces the models: names, ``(name, options)`` with options."""
+        return {v.name: v.method_argument for v in self.variables}
 
     @property
     def visit(self) -> list[str]:
@@ -169,7 +184,9 @@ def _column_list(value, name: str) -> list[str] | None:
     return out
 
 
-def _check_method(method) -> dict[str, str]:
+def _check_method(method: object) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``method=`` as ``{column: (model name, options)}``; the names and options are
+    checked against the registry per variable (:func:`_variable_spec`)."""
     if method is None:
         return {}
     if not isinstance(method, Mapping):
@@ -177,12 +194,34 @@ def _check_method(method) -> dict[str, str]:
             "method must be a dict {column: method name}, e.g. {'grade': 'pmm'}, got "
             f"{_describe(method)}"
         )
+    out = {}
     for k, v in method.items():
-        if not isinstance(k, str) or not isinstance(v, str):
+        if not isinstance(k, str):
             raise SpecificationError(
                 f"method must map column names to method names (strings), got {k!r}: {v!r}"
             )
-    return dict(method)
+        out[k] = _method_argument(k, v)
+    return out
+
+
+def _method_argument(name: str, value: object) -> tuple[str, dict[str, Any]]:
+    """One ``method=`` value: ``"2l.norm"``, ``("2l.norm", {"prior": "iw"})`` or
+    ``{"method": "2l.norm", "prior": "iw"}``."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping):
+        options = dict(value)
+        meth = options.pop("method", None)
+        if isinstance(meth, str) and all(isinstance(o, str) for o in options):
+            return meth, options
+    elif (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+          and isinstance(value[1], Mapping) and all(isinstance(o, str) for o in value[1])):
+        return value[0], dict(value[1])
+    raise SpecificationError(
+        f"method for {name!r} must be a method name, (name, {{option: value}}) or "
+        f"{{'method': name, option: value}}, e.g. ('2l.norm', {{'prior': 'iw'}}); got "
+        f"{_describe(value)}"
+    )
 
 
 def _check_heteroscedastic(value) -> bool | list[str]:
@@ -250,14 +289,26 @@ def _parse_all(formulas) -> dict[str, ParsedFormula]:
     return out
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """What the validators know of the data's columns once the cluster is resolved."""
+
+    df: pd.DataFrame
+    cluster: str | None
+    codes: np.ndarray | None  # cluster code per row
+    labels: pd.Index | None  # cluster label per code
+    kinds: dict[str, str]  # column_kind of every column
+    levels: dict[str, int]  # 2: constant within clusters
+    missing: pd.Series  # missing values per column
+
 
 def build_spec(
     df: pd.DataFrame,
-    formulas=None,
+    formulas: Mapping[str, str] | Sequence[str] | str | None = None,
     *,
     m: int = 5,
     iterations: int = 20,
-    method: Mapping[str, str] | None = None,
+    method: Mapping[str, MethodArgument] | None = None,
     visit: Sequence[str] | None = None,
     seed: int | None = None,
     cluster: str | None = None,
@@ -271,7 +322,11 @@ def build_spec(
     Incomplete variables without a formula get the default model (:mod:`mlimpute.spec.defaults`)
     when ``cluster`` is given or no formula at all is; otherwise they are an error.
     ``include``, ``exclude``, ``visit`` and ``heteroscedastic`` take a list of column names
-    or one name as a string. The arguments are described in :func:`mlimpute.impute`.
+    or one name as a string. ``method`` maps a column to a model name, or to a model with
+    options: ``("2l.norm", {"prior": "iw"})`` or ``{"method": "2l.norm", "prior": "iw"}``
+    (the options are the keyword arguments of the model, see
+    :func:`mlimpute.models.model_options`). The arguments are described in
+    :func:`mlimpute.impute`.
 
     Examples
     --------
@@ -281,24 +336,66 @@ def build_spec(
     {'grade': '2l.norm'}
     >>> build_spec(df, cluster="class").formulas
     {'grade': '~ skill + (1 | class)'}
+    >>> spec = build_spec(df, {"grade": "~ skill + (1 | class)"},
+    ...                   method={"grade": ("2l.norm", {"prior": "iw"})})
+    >>> spec.method_options
+    {'grade': {'prior': 'iw'}}
     """
     _check_frame(df)
     m = _positive_int(m, "m")
     iterations = _positive_int(iterations, "iterations")
     max_categories = _positive_int(max_categories, "max_categories")
-    if cluster is not None and not isinstance(cluster, str):
-        raise SpecificationError(
-            "cluster must be one column name (a string), got "
-            f"{_describe(cluster)}; mlimpute fits two-level models with one grouping factor"
-        )
+    _check_cluster_argument(cluster)
     include = _column_list(include, "include")
     exclude = _column_list(exclude, "exclude")
     visit = _column_list(visit, "visit")
     heteroscedastic = _check_heteroscedastic(heteroscedastic)
     parsed = _parse_all(formulas if formulas is not None else {})
-    method = _check_method(method)
+    methods = _check_method(method)
     events: list[str] = []
 
+    _check_columns(df, parsed, include, exclude, heteroscedastic)
+    _check_random_parts(parsed)
+    use_defaults = cluster is not None or formulas is None
+    cols = _resolve_cluster(df, parsed, cluster)
+    candidates, no_formula = _incomplete(cols, parsed, use_defaults, include, exclude, events)
+    _check_all_categories(cols, [*parsed, *no_formula], max_categories)
+    if use_defaults:
+        _add_default_formulas(cols, parsed, candidates, no_formula, max_categories, events)
+    _check_method_targets(methods, parsed, df)
+    _check_finite_values(df, parsed)
+
+    # variables whose random effects other formulas use must be modelled even if complete
+    ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
+    specs = []
+    for name, f in parsed.items():
+        if cols.missing[name] == 0 and name not in ranef_targets:
+            events.append(f"{name}: has no missing values; its formula is not used")
+            continue
+        specs.append(_variable_spec(cols, name, f, methods.get(name), heteroscedastic, events))
+    _check_ranefs(specs, cols.cluster)
+    _check_names(s_.name for s_ in specs)
+    specs = _visit_order(specs, visit)
+    if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
+        warn("nothing to impute: no variable with a formula has missing values; "
+             "the m completed data sets are copies of the data", MlimputeWarning)
+    return ImputationSpec(tuple(specs), cols.cluster, m, iterations, seed, tuple(events))
+
+
+# -- the validators, in the order build_spec runs them -------------------------------------
+def _check_cluster_argument(cluster: object) -> None:
+    """``cluster=`` is one column name (mlimpute fits one grouping factor)."""
+    if cluster is not None and not isinstance(cluster, str):
+        raise SpecificationError(
+            "cluster must be one column name (a string), got "
+            f"{_describe(cluster)}; mlimpute fits two-level models with one grouping factor"
+        )
+
+
+def _check_columns(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
+                   include: list[str] | None, exclude: list[str] | None,
+                   heteroscedastic: bool | list[str]) -> None:
+    """Every column a formula or a column-list argument names is in the data."""
     columns = set(df.columns)
     for name, f in parsed.items():
         unknown = sorted(f.variables - columns)
@@ -314,12 +411,15 @@ def build_spec(
         for name in heteroscedastic:
             if name not in columns:
                 raise SpecificationError(f"heteroscedastic names unknown column {name!r}")
-    _check_random_parts(parsed)
 
-    use_defaults = cluster is not None or formulas is None
+
+def _resolve_cluster(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
+                     cluster: str | None) -> _Columns:
+    """The one grouping factor (from ``cluster=`` and the random parts), complete, and what
+    follows from it: cluster codes, column kinds and levels."""
     groups = {f.group for f in parsed.values() if f.group is not None}
     if cluster is not None:
-        if cluster not in columns:
+        if cluster not in df.columns:
             raise SpecificationError(f"cluster column {cluster!r} is not in the data")
         groups.add(cluster)
     if len(groups) > 1:
@@ -338,17 +438,26 @@ def build_spec(
                 f"value(s) (e.g. at index {rows}); drop or fill those rows first"
             )
         codes, labels = pd.factorize(df[cluster], sort=True)
+    kinds = {c: column_kind(df[c]) for c in df.columns}
+    levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
+                  else 1) for c in df.columns}
+    return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
 
-    missing = df.isna().sum()
+
+def _incomplete(cols: _Columns, parsed: dict[str, ParsedFormula], use_defaults: bool,
+                include: list[str] | None, exclude: list[str] | None,
+                events: list[str]) -> tuple[list[str], list[str]]:
+    """The columns the defaults may use, and the incomplete ones without a formula (an
+    error unless the defaults apply)."""
     if use_defaults:
-        candidates, left_out = analysis_columns(df, cluster, include, exclude)
+        candidates, left_out = analysis_columns(cols.df, cols.cluster, include, exclude)
         if left_out:
             events.append("left out of the default models: " + ", ".join(left_out))
     else:
-        candidates = list(df.columns)
+        candidates = list(cols.df.columns)
     # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
-    incomplete = [c for c in candidates if missing[c] > 0 and c != cluster
-                  and (c in parsed or column_kind(df[c]) != "other")]
+    incomplete = [c for c in candidates if cols.missing[c] > 0 and c != cols.cluster
+                  and (c in parsed or cols.kinds[c] != "other")]
     no_formula = [c for c in incomplete if c not in parsed]
     if no_formula and not use_defaults:
         raise SpecificationError(
@@ -356,38 +465,52 @@ def build_spec(
             "formula, pass cluster=... for default models, or select the columns to impute "
             "(df[cols].mi.impute(...))"
         )
+    return candidates, no_formula
 
-    kinds = {c: column_kind(df[c]) for c in df.columns}
-    for name in [*parsed, *no_formula]:
-        if kinds[name] in ("nominal", "ordinal") and missing[name] > 0:
-            _check_categories(name, kinds[name], categories(df[name]), max_categories)
-    levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
-                  else 1) for c in df.columns}
-    if use_defaults:
-        model_cols = [c for c in candidates if c != cluster]
-        n_cats = {c: len(categories(df[c]) or ()) for c in model_cols
-                  if kinds[c] in ("nominal", "ordinal")}
-        many = [c for c in model_cols if n_cats.get(c, 0) > max_categories and c not in no_formula]
-        if many:  # each would add one dummy column per category to every default model
-            events.append(
-                "left out of the default models: " + ", ".join(
-                    f"{c!r} ({n_cats[c]} categories, more than max_categories="
-                    f"{max_categories}: one predictor column per category)" for c in many))
-            model_cols = [c for c in model_cols if c not in set(many)]
-        for name in no_formula:
-            _check_default_size(df, name, model_cols, levels, kinds, n_cats, cluster, codes)
-            text = default_formula(name, model_cols, levels, kinds, cluster)
-            parsed[name] = parse_formula(text, name)
 
-    for name in method:
+def _check_all_categories(cols: _Columns, names: list[str], max_categories: int) -> None:
+    """Incomplete categorical variables have at most ``max_categories`` categories."""
+    for name in names:
+        kind = cols.kinds[name]
+        if kind in ("nominal", "ordinal") and cols.missing[name] > 0:
+            _check_categories(name, kind, categories(cols.df[name]), max_categories)
+
+
+def _add_default_formulas(cols: _Columns, parsed: dict[str, ParsedFormula],
+                          candidates: list[str], no_formula: list[str], max_categories: int,
+                          events: list[str]) -> None:
+    """The default formula of every incomplete column without one (into ``parsed``), from
+    the analysis columns less those with too many categories."""
+    model_cols = [c for c in candidates if c != cols.cluster]
+    n_cats = {c: len(categories(cols.df[c]) or ()) for c in model_cols
+              if cols.kinds[c] in ("nominal", "ordinal")}
+    many = [c for c in model_cols if n_cats.get(c, 0) > max_categories and c not in no_formula]
+    if many:  # each would add one dummy column per category to every default model
+        events.append(
+            "left out of the default models: " + ", ".join(
+                f"{c!r} ({n_cats[c]} categories, more than max_categories="
+                f"{max_categories}: one predictor column per category)" for c in many))
+        model_cols = [c for c in model_cols if c not in set(many)]
+    for name in no_formula:
+        _check_default_size(cols.df, name, model_cols, cols.levels, cols.kinds, n_cats,
+                            cols.cluster, cols.codes)
+        text = default_formula(name, model_cols, cols.levels, cols.kinds, cols.cluster)
+        parsed[name] = parse_formula(text, name)
+
+
+def _check_method_targets(methods: dict[str, tuple[str, dict[str, Any]]],
+                          parsed: dict[str, ParsedFormula], df: pd.DataFrame) -> None:
+    """``method=`` names only imputed variables."""
+    for name in methods:
         if name not in parsed:
             raise SpecificationError(
                 f"method given for {name!r}, which is not imputed (no formula"
-                + ("" if name in columns else ", and no such column") + ")"
+                + ("" if name in df.columns else ", and no such column") + ")"
             )
 
-    # variables whose random effects other formulas use must be modelled even if complete
-    ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
+
+def _check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
+    """No ±inf in a numeric column a formula uses (infinite values are not missing)."""
     used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
     for c in used:
         dtype = df[c].dtype
@@ -400,89 +523,124 @@ def build_spec(
                     "treated as missing: replace them with NaN to impute them"
                 )
 
-    specs = []
-    for name, f in parsed.items():
-        if missing[name] == 0 and name not in ranef_targets:
-            events.append(f"{name}: has no missing values; its formula is not used")
-            continue
-        if missing[name] == len(df):
-            raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
-        kind = kinds[name]
-        if kind == "other":
-            raise DataTypeError(f"column {name!r} has dtype {_holding(df[name])}, which "
-                                "cannot be imputed (numeric, bool, categorical and string "
-                                "columns can)")
-        cats = categories(df[name])
-        seen = pd.unique(df[name].dropna())
-        if len(seen) < 2:
-            what = "value" if kind == "numeric" else "category"
-            only = seen[0].item() if hasattr(seen[0], "item") else seen[0]
-            raise DataError(
-                f"{name!r} has a single observed {what} ({only!r}); there is nothing "
-                "to model: fill it in or leave the column out"
-            )
-        if kind != "numeric":
-            if cats is not None and len(seen) < len(cats):
-                unseen = [c for c in cats if c not in set(seen)]
-                events.append(f"{name}: categories {unseen} have no observed value; they are "
-                              "never imputed")
-        level = levels[name]
-        default = DEFAULT_METHODS[kind][0 if f.is_multilevel else 1]
-        if level == 2 and not f.is_multilevel:
-            default = default_method(kind, 2)
-        het = (heteroscedastic is True or (not isinstance(heteroscedastic, bool)
-                                            and name in heteroscedastic))
-        if het and name not in method:
-            if default != "2l.norm":
-                raise SpecificationError(
-                    f"heteroscedastic imputation of {name!r} needs a numeric variable with a "
-                    f"random part; its default model is {default!r}"
-                )
-            default = "2l.norm.het"
-        elif kind == "numeric" and _defaults.integer_codes(df[name]):  # observed values only
-            default = _defaults.PMM_MODELS.get(default, default)
-        meth = method.get(name, default)
-        info = get_model(meth)
-        if kind not in info.kinds:
-            raise DataTypeError(
-                f"column {name!r} is {kind} (dtype {df[name].dtype}); method {meth!r} imputes "
-                f"{'/'.join(info.kinds)} variables"
-            )
-        if info.level == 2:
-            f = _check_level2(df, name, f, meth, cluster, codes, labels, levels)
-            level = 2
-        elif info.multilevel and not f.is_multilevel:
-            raise SpecificationError(
-                f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
-                f"its formula {f.text!r}"
-            )
-        elif not info.multilevel and f.is_multilevel:
-            events.append(f"{name}: method {meth!r} is single-level; random part ignored")
-            f = f.drop_random()
-        else:
-            level = 1
-        for p in f.predictors:
-            if kinds[p] == "other":
-                raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
-                                    f"{_holding(df[p])}; numeric, bool, categorical and "
-                                    "string columns can be predictors")
-        for c in f.cmeans:
-            if kinds[c] not in ("numeric", "binary"):
-                raise DataTypeError(
-                    f"cmean({c}) in the formula for {name!r}: {c!r} is "
-                    f"{kinds[c]}; cluster means need a numeric or binary column"
-                )
-            if cluster is None:
-                raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
-                                         "cluster: pass cluster=... or use a random part")
-        if (kind == "numeric" and pd.api.types.is_integer_dtype(df[name].dtype)
-                and "pmm" not in meth):
-            info = np.iinfo(getattr(df[name].dtype, "numpy_dtype", df[name].dtype))
-            events.append(f"{name}: integer column imputed with {meth!r}: imputations are "
-                          f"rounded and clipped to [{info.min}, {info.max}]; method 'pmm' or "
-                          "'2l.pmm' imputes observed values only")
-        specs.append(VariableSpec(name, f, meth, level))
 
+def _variable_spec(cols: _Columns, name: str, f: ParsedFormula,
+                   given: tuple[str, dict[str, Any]] | None, heteroscedastic: bool | list[str],
+                   events: list[str]) -> VariableSpec:
+    """How ``name`` is imputed: its response checked, its model chosen (``given`` or the
+    default) with its options, its formula fitted to the model's level."""
+    kind = _check_response(cols, name, events)
+    default = _default_method(cols, name, f, heteroscedastic, given is not None)
+    meth, options = given if given is not None else (default, {})
+    info = get_model(meth)
+    if kind not in info.kinds:
+        raise DataTypeError(
+            f"column {name!r} is {kind} (dtype {cols.df[name].dtype}); method {meth!r} imputes "
+            f"{'/'.join(info.kinds)} variables"
+        )
+    validate_options(name, meth, options)
+    f, level = _fit_level(cols, name, f, meth, events)
+    _check_predictors(cols, name, f)
+    if (kind == "numeric" and pd.api.types.is_integer_dtype(cols.df[name].dtype)
+            and "pmm" not in meth):
+        dtype = cols.df[name].dtype
+        limits = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
+        events.append(f"{name}: integer column imputed with {meth!r}: imputations are "
+                      f"rounded and clipped to [{limits.min}, {limits.max}]; method 'pmm' or "
+                      "'2l.pmm' imputes observed values only")
+    return VariableSpec(name, f, meth, level, tuple(options.items()))
+
+
+def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
+    """An imputable response: some observed values, a modelled dtype, two distinct values.
+    Returns its kind."""
+    df = cols.df
+    if cols.missing[name] == len(df):
+        raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
+    kind = cols.kinds[name]
+    if kind == "other":
+        raise DataTypeError(f"column {name!r} has dtype {_holding(df[name])}, which "
+                            "cannot be imputed (numeric, bool, categorical and string "
+                            "columns can)")
+    cats = categories(df[name])
+    seen = pd.unique(df[name].dropna())
+    if len(seen) < 2:
+        what = "value" if kind == "numeric" else "category"
+        only = seen[0].item() if hasattr(seen[0], "item") else seen[0]
+        raise DataError(
+            f"{name!r} has a single observed {what} ({only!r}); there is nothing "
+            "to model: fill it in or leave the column out"
+        )
+    if kind != "numeric" and cats is not None and len(seen) < len(cats):
+        unseen = [c for c in cats if c not in set(seen)]
+        events.append(f"{name}: categories {unseen} have no observed value; they are "
+                      "never imputed")
+    return kind
+
+
+def _default_method(cols: _Columns, name: str, f: ParsedFormula,
+                    heteroscedastic: bool | list[str], given: bool) -> str:
+    """The registry's default (:func:`mlimpute.models.default_for`) for the variable's
+    kind, level and formula: heteroscedastic where asked, predictive mean matching for
+    integer codes."""
+    kind = cols.kinds[name]
+    multilevel = f.is_multilevel
+    level = 2 if cols.levels[name] == 2 and not multilevel else 1
+    default = default_for(kind, level, multilevel)
+    het = (heteroscedastic is True or (not isinstance(heteroscedastic, bool)
+                                        and name in heteroscedastic))
+    if het and not given:
+        het_model = default_for(kind, level, multilevel, "heteroscedastic")
+        if het_model is None:
+            raise SpecificationError(
+                f"heteroscedastic imputation of {name!r} needs a numeric variable with a "
+                f"random part; its default model is {default!r}"
+            )
+        return het_model
+    if kind == "numeric" and _defaults.integer_codes(cols.df[name]):  # observed values only
+        return default_for(kind, level, multilevel, "codes")
+    return default
+
+
+def _fit_level(cols: _Columns, name: str, f: ParsedFormula, meth: str,
+               events: list[str]) -> tuple[ParsedFormula, int]:
+    """The formula as the model uses it, and the variable's level: level-2 models on
+    cluster rows, multilevel models need a random part, single-level ones drop it."""
+    info = get_model(meth)
+    if info.level == 2:
+        return _check_level2(cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels,
+                             cols.levels), 2
+    if info.multilevel and not f.is_multilevel:
+        raise SpecificationError(
+            f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
+            f"its formula {f.text!r}"
+        )
+    if not info.multilevel and f.is_multilevel:
+        events.append(f"{name}: method {meth!r} is single-level; random part ignored")
+        return f.drop_random(), cols.levels[name]
+    return f, 1
+
+
+def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
+    """Predictors of a modelled dtype; ``cmean()`` of numeric columns, with a cluster."""
+    for p in f.predictors:
+        if cols.kinds[p] == "other":
+            raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
+                                f"{_holding(cols.df[p])}; numeric, bool, categorical and "
+                                "string columns can be predictors")
+    for c in f.cmeans:
+        if cols.kinds[c] not in ("numeric", "binary"):
+            raise DataTypeError(
+                f"cmean({c}) in the formula for {name!r}: {c!r} is "
+                f"{cols.kinds[c]}; cluster means need a numeric or binary column"
+            )
+        if cols.cluster is None:
+            raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
+                                     "cluster: pass cluster=... or use a random part")
+
+
+def _check_ranefs(specs: list[VariableSpec], cluster: str | None) -> None:
+    """``ranef(x)`` only in level-2 formulas, of an x imputed with a multilevel model."""
     for s_ in specs:
         for x in s_.formula.ranefs:
             target = next((v for v in specs if v.name == x), None)
@@ -497,18 +655,17 @@ def build_spec(
                     f"{s_.name!r}'s"
                 )
 
-    _check_names(s_.name for s_ in specs)
-    if visit is not None:
-        names = [s_.name for s_ in specs]
-        if sorted(visit) != sorted(names):
-            raise SpecificationError(
-                f"visit must list each imputed variable once: expected {names}, got {visit}"
-            )
-        specs = [next(s_ for s_ in specs if s_.name == v) for v in visit]
-    if not specs or all(missing[s_.name] == 0 for s_ in specs):
-        warn("nothing to impute: no variable with a formula has missing values; "
-             "the m completed data sets are copies of the data", MlimputeWarning)
-    return ImputationSpec(tuple(specs), cluster, m, iterations, seed, tuple(events))
+
+def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[VariableSpec]:
+    """``visit=`` lists each imputed variable once; the specs in that order."""
+    if visit is None:
+        return specs
+    names = [s_.name for s_ in specs]
+    if sorted(visit) != sorted(names):
+        raise SpecificationError(
+            f"visit must list each imputed variable once: expected {names}, got {visit}"
+        )
+    return [next(s_ for s_ in specs if s_.name == v) for v in visit]
 
 
 def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:

@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind
+from mlimpute.models import default_for
+from mlimpute.models.base import DefaultSlot, DefaultView
 from mlimpute.spec.formula import _quote
 
 __all__ = ["DEFAULT_MODELS", "MAX_CODES", "ColumnRole", "classify_columns", "integer_codes",
@@ -58,29 +60,32 @@ MAX_CODES = 10
 #: handful of rows, measured values can all differ by chance).
 _MIN_ROWS_ID = 20
 
-#: Default model by ``(kind, level)``; level 0 = no cluster structure.
-DEFAULT_MODELS: dict[tuple[str, int], str] = {
-    ("numeric", 0): "norm",
-    ("binary", 0): "bin",
-    ("ordinal", 0): "ordinal",
-    ("nominal", 0): "nominal",
-    ("numeric", 1): "2l.norm",
-    ("binary", 1): "2l.bin",
-    ("ordinal", 1): "2l.ordinal",
-    ("nominal", 1): "2l.nominal",
-    ("numeric", 2): "2lonly.norm",
-    ("binary", 2): "2lonly.bin",
-    ("ordinal", 2): "2lonly.ordinal",
-    ("nominal", 2): "2lonly.nominal",
-}
+def _slot(level: int) -> tuple[int, bool]:
+    """This module's level (0: no clusters, 1: level-1 with clusters, 2: level-2) as the
+    registry's (level, multilevel)."""
+    return {0: (1, False), 1: (1, True), 2: (2, False)}[level]
 
 
-#: The predictive-mean-matching counterpart of each normal model, for integer codes.
-PMM_MODELS: dict[str, str] = {"norm": "pmm", "2l.norm": "2l.pmm", "2lonly.norm": "2lonly.pmm"}
+def _level_of(slot: DefaultSlot) -> int | None:
+    return {(1, False): 0, (1, True): 1, (2, False): 2}.get((slot.level, slot.multilevel))
+
+
+#: Default model by ``(kind, level)``; level 0 = no cluster structure. A read-only view of
+#: the defaults the models declare when they register (:func:`mlimpute.models.register`).
+DEFAULT_MODELS: DefaultView = DefaultView(
+    lambda s: (s.kind, _level_of(s)) if s.variant == "" and _level_of(s) is not None else None
+)
+
+#: The predictive-mean-matching counterpart of each normal model, for integer codes (a
+#: read-only view of the registry's ``"codes"`` defaults).
+PMM_MODELS: DefaultView = DefaultView(
+    lambda s: default_for(s.kind, s.level, s.multilevel) if s.variant == "codes" else None
+)
 
 
 def default_method(kind: str, level: int, codes: bool = False) -> str | None:
-    """The default model name for a variable of ``kind`` at ``level`` (0: no clusters).
+    """The default model name for a variable of ``kind`` at ``level`` (0: no clusters),
+    as declared by the models (:func:`mlimpute.models.default_for`).
 
     ``codes``: the column holds integer codes (:func:`integer_codes`), imputed by
     predictive mean matching so that only observed values come back.
@@ -90,8 +95,8 @@ def default_method(kind: str, level: int, codes: bool = False) -> str | None:
     >>> default_method("numeric", 2), default_method("numeric", 2, codes=True)
     ('2lonly.norm', '2lonly.pmm')
     """
-    name = DEFAULT_MODELS.get((kind, level))
-    return PMM_MODELS.get(name, name) if codes and name is not None else name
+    lvl, multilevel = _slot(level)
+    return default_for(kind, lvl, multilevel, "codes" if codes else "")
 
 
 def _whole(s: pd.Series) -> np.ndarray | None:

@@ -20,7 +20,7 @@ A specification file records a whole run, so that ``mlimpute run spec.toml`` rep
     grade = "~ gender + relation + cmean(relation) + (1 | class)"
 
     [imputation.methods]              # optional; default from the formula
-    grade = "2l.norm"
+    grade = "2l.norm"                 # or with options: { method = "2l.norm", prior = "iw" }
 
     [imputation.options]              # optional: further keyword arguments of impute()
 

@@ -91,6 +91,25 @@ class _Checker:
         return dict(value)
 
 
+def _methods(c: _Checker, imp: Mapping) -> dict[str, Any]:
+    """``[imputation.methods]``: a model name per variable, or a table
+    ``{ method = "2l.norm", prior = "iw" }`` for a model with options (checked when the
+    specification is built)."""
+    value = imp.get("methods")
+    if value is None:
+        return {}
+    full = "imputation.methods"
+    if not isinstance(value, Mapping):
+        raise c.fail(full, f"must be a table of method names ([{full}]), got {_show(value)}")
+    for k, v in value.items():
+        if isinstance(v, Mapping) and isinstance(v.get("method"), str):
+            continue
+        if not isinstance(v, str):
+            raise c.fail(f"{full}.{_key(k)}", "must be a method name or a table "
+                         f'{{ method = "2l.norm", option = value }}, got {_show(v)}')
+    return dict(value)
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) < 60 else text[:57] + "..."
@@ -173,7 +192,7 @@ def loads_spec(
             parse_formula(text_, name)
         except MlimputeError as exc:
             raise FormulaError(f"{source}: imputation.formulas.{_key(name)}: {exc}") from None
-    methods = c.mapping(imp, "methods", "imputation.methods") or {}
+    methods = _methods(c, imp)
     for name in methods:
         if formulas is not None and name not in formulas:
             raise c.fail(

@@ -84,7 +84,8 @@ class StudySpec:
     formulas : dict
         ``{variable: "~ ..."}`` in visit order (``None``: let :func:`mlimpute.impute` choose).
     methods : dict
-        Model per variable (empty: chosen from the formulas).
+        Model per variable (empty: chosen from the formulas): a name, or a table
+        ``{"method": name, option: value}`` for a model with options.
     cluster : str, optional
     m, iterations : int
     seed : int, optional
@@ -116,7 +117,7 @@ class StudySpec:
     """
 
     formulas: Mapping[str, str] | None
-    methods: Mapping[str, str] = field(default_factory=dict)
+    methods: Mapping[str, str | Mapping[str, Any]] = field(default_factory=dict)
     cluster: str | None = None
     m: int = 5
     iterations: int = 20
@@ -158,7 +159,9 @@ class StudySpec:
             )
         return cls(
             formulas={v.name: formula_text(v.formula) for v in spec.variables},
-            methods=dict(spec.methods),
+            # a model with options as a table: grade = { method = "2l.norm", prior = "iw" }
+            methods={v.name: {"method": v.method, **dict(v.options)} if v.options else v.method
+                     for v in spec.variables},
             cluster=spec.cluster,
             m=spec.m,
             iterations=spec.iterations,

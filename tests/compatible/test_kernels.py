@@ -28,7 +28,7 @@ from mlimpute.compatible.metropolis import (
     rw_step,
 )
 from mlimpute.errors import DataError
-from mlimpute.models._linalg import Segments
+from mlimpute.models.segments import Segments
 
 GRID = np.linspace(-40.0, 40.0, 400_001)  # spacing 2e-4; every target below has SD > 0.05
 

@@ -21,7 +21,7 @@ def _draws(name, df, formula, n_steps=6000, seed=1):
     model = get_model(name).factory()
     data = model_data(df, formula, "y")
     rng = np.random.default_rng(seed)
-    state = model.init(data, rng)
+    state = model.init(rng, data)
     for _ in range(300):
         state = model.step(rng, state, data)
     out = np.empty((n_steps, len(model.param_names(data))))

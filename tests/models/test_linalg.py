@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlimpute.models._linalg import (
-    Segments,
+from mlimpute.models.linalg import (
     chol_batched,
     draw_precision_batched,
     forward_batched,
     inv_wishart,
 )
+from mlimpute.models.segments import Segments
 
 
 def _spd(rng, J, q):

@@ -34,7 +34,7 @@ def test_contract(name):
     draws = []
     for _ in range(2):
         rng = np.random.default_rng(7)
-        state = model.step(rng, model.init(data, rng), data)
+        state = model.step(rng, model.init(rng, data), data)
         y = model.draw_missing(rng, state, data)
         draws.append(y)
         params = model.param_vector(state, data)

@@ -38,8 +38,17 @@ class FaultyModel:
     def __init__(self, inner, chain: int | None, action: str = "raise", delay: float = 0.0):
         self.inner, self.chain, self.action, self.delay = inner, chain, action, delay
 
-    def init(self, data, rng):
-        return self.inner.init(data, rng)
+    def check(self, data):
+        self.inner.check(data)
+
+    def init(self, rng, data):
+        return self.inner.init(rng, data)
+
+    def random_effect_names(self, data):
+        return self.inner.random_effect_names(data)
+
+    def random_effects(self, state, data):
+        return self.inner.random_effects(state, data)
 
     def draw_missing(self, rng, state, data):
         return self.inner.draw_missing(rng, state, data)

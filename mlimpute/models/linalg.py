@@ -1,15 +1,16 @@
 """Vectorised linear algebra shared by the conditional models.
 
-Everything works on stacked arrays with a leading cluster axis: segment sums over rows
-sorted by cluster, a Cholesky factorisation written out over the q×q entries (vectorised
-over clusters: for small q it is ~20× faster than batched ``np.linalg.cholesky``), and
-normal draws in precision form. No Python loop runs over rows or clusters; loops run over
-the q ≤ a-few entries of a block.
+A public module: it is the toolbox every model family, and every new one, builds its Gibbs
+steps from, so its names are part of the model authors' API. The cluster segments of the
+rows live in :mod:`mlimpute.models.segments`.
+
+Everything works on stacked arrays with a leading cluster axis: a Cholesky factorisation
+written out over the q×q entries (vectorised over clusters: for small q it is ~20× faster
+than batched ``np.linalg.cholesky``), and normal draws in precision form. No Python loop
+runs over rows or clusters; loops run over the q ≤ a-few entries of a block.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import lapack
@@ -21,7 +22,6 @@ _potrs = lapack.dpotrs
 _trtrs = lapack.dtrtrs
 
 __all__ = [
-    "Segments",
     "chol_batched",
     "forward_batched",
     "backward_batched",
@@ -31,48 +31,6 @@ __all__ = [
     "inv_wishart",
     "inv_gamma",
 ]
-
-
-@dataclass(frozen=True)
-class Segments:
-    """Rows sorted by cluster code: where each non-empty cluster starts.
-
-    Parameters
-    ----------
-    codes : ndarray of int, shape (n,)
-        Cluster code of each row, non-decreasing.
-    n_clusters : int
-        Number of clusters J (codes lie in ``0..J-1``; clusters may be empty).
-    """
-
-    codes: np.ndarray
-    n_clusters: int
-    nonempty: np.ndarray
-    starts: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def from_codes(cls, codes: np.ndarray, n_clusters: int) -> Segments:
-        codes = np.asarray(codes, dtype=np.intp)
-        if codes.size and np.any(np.diff(codes) < 0):
-            raise ValueError("codes must be sorted")
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else codes
-        nonempty = codes[starts] if codes.size else codes
-        counts = np.bincount(codes, minlength=n_clusters)
-        return cls(codes, n_clusters, nonempty, starts, counts)
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """Per-cluster sums of ``values`` (n, ...) → (J, ...); empty clusters give 0."""
-        out = np.zeros((self.n_clusters,) + values.shape[1:], dtype=np.float64)
-        if self.starts.size:
-            out[self.nonempty] = np.add.reduceat(values, self.starts, axis=0)
-        return out
-
-    def mean(self, values: np.ndarray) -> np.ndarray:
-        """Per-cluster means (J, ...); NaN for empty clusters."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = self.sum(values)
-            return s / self.counts.reshape((-1,) + (1,) * (s.ndim - 1))
 
 
 def chol_batched(a: np.ndarray) -> np.ndarray:
@@ -203,6 +161,7 @@ def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.nd
     return T @ T.T
 
 
-def inv_gamma(rng: np.random.Generator, shape, rate):
+def inv_gamma(rng: np.random.Generator, shape: float | np.ndarray,
+              rate: float | np.ndarray) -> float | np.ndarray:
     """Draw from the inverse-gamma(shape, rate) (density ∝ x^(−shape−1) e^(−rate/x))."""
     return rate / rng.gamma(shape, 1.0, size=np.shape(rate) or None)

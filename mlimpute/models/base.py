@@ -1,0 +1,675 @@
+"""The model contract: protocols, the registry, the default table and the contract test.
+
+A conditional model imputes one incomplete variable given the current values of the others.
+The sampler (:mod:`mlimpute.sampler.engine`) knows models only through
+:class:`ConditionalModel`; a model sees the data only through :class:`ModelData`. Every
+method that draws takes the random generator **first**; states are frozen dataclasses that
+the sampler carries from visit to visit and never looks into.
+
+Life of a model in a run:
+
+1. **spec time** — :func:`build_spec` picks the model by name (``method=``) or from the
+   default table (:func:`default_for`, declared with :func:`register`), and validates the
+   keyword options of ``method={"y": ("2l.norm", {"prior": "iw"})}`` against the factory's
+   signature (:func:`validate_options`);
+2. **plan time** — the sampler builds the model's :class:`ModelData` once and calls
+   :meth:`ConditionalModel.check`: problems a model can see in its data (an ordinal model
+   without an intercept...) are a :class:`~mlimpute.errors.SpecificationError` naming the
+   variable, before any chain starts;
+3. **in each chain** — ``init(rng, data)``, then per iteration ``step(rng, state, data)``,
+   ``draw_missing(rng, state, data)`` and ``param_vector(state, data)`` for the traces;
+   level-2 formulas with ``ranef(x)`` read ``x``'s model through ``random_effects``.
+
+Adding a model: one module in :mod:`mlimpute.models` with a class decorated by
+:func:`register` (``default_for=`` if it becomes the default of some variables), its import
+line in ``mlimpute/models/__init__.py``, and a test file; ``check_model(name)`` runs the
+contract test over it (the test suite runs it over the whole registry).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from mlimpute.errors import SpecificationError
+from mlimpute.models.segments import Segments
+
+__all__ = [
+    "DesignBlock",
+    "ModelData",
+    "ConditionalModel",
+    "LinearCore",
+    "ModelBase",
+    "ModelInfo",
+    "DefaultSlot",
+    "register",
+    "get_model",
+    "available_models",
+    "default_for",
+    "default_table",
+    "model_options",
+    "validate_options",
+]
+
+State = TypeVar("State")
+
+
+# -- what a model sees of the data -------------------------------------------------------
+@runtime_checkable
+class DesignBlock(Protocol):
+    """One materialised right-hand side (fixed part X or random part Z).
+
+    Attributes
+    ----------
+    names : list of str
+        Column names (formulaic's: ``Intercept``, ``skill``, ``C(den)[T.2]``...).
+    obs : ndarray, shape (n_obs, k)
+        Rows where the response is observed (sorted by cluster), Fortran order.
+    mis : ndarray, shape (n_mis, k)
+        Rows where the response is missing.
+    fast, slow : list
+        The columns the sampler recomputes from the current imputations (models only read
+        whether there are any: :attr:`dynamic`).
+    """
+
+    names: list[str]
+    obs: np.ndarray
+    mis: np.ndarray
+    fast: list[tuple[int, tuple[str, ...]]]
+    slow: list[int]
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether some column changes with the imputations (else it is fixed for a run)."""
+        ...
+
+    def cluster_constant(self, codes: np.ndarray) -> np.ndarray:
+        """Which columns are constant within clusters on the observed rows, whatever the
+        imputations (bool per column); ``codes`` are the observed rows' cluster codes."""
+        ...
+
+
+@runtime_checkable
+class ModelData(Protocol):
+    """Everything one conditional model sees of the data: rows sorted by cluster.
+
+    :class:`mlimpute.sampler.design.ModelData` is the implementation the sampler builds;
+    :func:`mlimpute.models.testing.example_data` builds small ones for tests. Models read
+    these attributes and never write them (the one exception is :attr:`cache`). The design
+    arrays change in place between visits (the imputed predictors are refreshed); the
+    response ``y_obs`` and every index array do not.
+
+    Attributes
+    ----------
+    variable : str
+        The response column (for messages).
+    y_obs : ndarray, shape (n_obs,)
+        The observed response: values, or category codes ``0..K-1`` for categories.
+    obs_idx, mis_idx : ndarray of int
+        Sorted-order positions of the observed and missing rows of the response.
+    X : DesignBlock
+        Fixed-effect design.
+    Z : DesignBlock or None
+        Random-effect design (None without a random part).
+    seg_obs : Segments
+        Cluster segments of the observed rows.
+    codes_mis : ndarray of int, shape (n_mis,)
+        Cluster code of each missing row.
+    n_clusters : int
+        J, the number of clusters (1 for a level-2 model's cluster rows).
+    group : str or None
+        The grouping column.
+    random_blocks : tuple of tuple of int
+        Columns of Z in each random part ``( ... | g)``.
+    random_correlated : tuple of bool
+        Whether each random part has a full covariance (``|``) or a diagonal one (``||``).
+    categories : tuple or None
+        Labels of the response's category codes (None for a numeric response).
+    cache : dict
+        Per-plan scratch space for what a model derives from the static design (shared by
+        the chains; keyed by the model family).
+    """
+
+    variable: str
+    y_obs: np.ndarray
+    obs_idx: np.ndarray
+    mis_idx: np.ndarray
+    X: DesignBlock
+    Z: DesignBlock | None
+    seg_obs: Segments
+    codes_mis: np.ndarray
+    n_clusters: int
+    group: str | None
+    random_blocks: tuple[tuple[int, ...], ...]
+    random_correlated: tuple[bool, ...]
+    categories: tuple[Any, ...] | None
+    cache: dict[str, Any]
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observed rows of the response."""
+        ...
+
+    @property
+    def n_mis(self) -> int:
+        """Number of missing rows of the response."""
+        ...
+
+
+# -- the model protocols -------------------------------------------------------------------
+@runtime_checkable
+class ConditionalModel(Protocol[State]):
+    """What the sampler calls on every model (:mod:`mlimpute.sampler.engine`).
+
+    Models are built by their registry factory with the options of the specification and
+    hold no data: one model object serves every chain, so all per-chain quantities live in
+    the state, a frozen dataclass that the methods return anew (never modify one).
+    Random numbers come only from the ``rng`` passed in, always the first argument, so the
+    same generator gives the same draws.
+    """
+
+    def check(self, data: ModelData) -> None:
+        """Refuse data this model cannot fit, at plan time (before any chain starts).
+
+        Parameters
+        ----------
+        data : ModelData
+
+        Raises
+        ------
+        SpecificationError
+            Naming ``data.variable`` and what to change.
+        """
+        ...
+
+    def init(self, rng: np.random.Generator, data: ModelData) -> State:
+        """A starting state from the observed rows (and the current completed predictors).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        data : ModelData
+
+        Returns
+        -------
+        State
+        """
+        ...
+
+    def step(self, rng: np.random.Generator, state: State, data: ModelData) -> State:
+        """One Gibbs step of the parameters given the current completed predictors
+        (observed rows of the response only, as mice does).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        state : State
+            From :meth:`init` or the previous :meth:`step`; not modified.
+        data : ModelData
+
+        Returns
+        -------
+        State
+            A new state.
+        """
+        ...
+
+    def draw_missing(self, rng: np.random.Generator, state: State,
+                     data: ModelData) -> np.ndarray:
+        """Imputations for the missing rows given the state.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        state : State
+        data : ModelData
+
+        Returns
+        -------
+        ndarray, shape (n_mis,)
+            Values, or category codes (as floats) for categorical responses.
+        """
+        ...
+
+    def param_names(self, data: ModelData) -> list[str]:
+        """Names of the traced parameters (fixed at plan time).
+
+        Parameters
+        ----------
+        data : ModelData
+
+        Returns
+        -------
+        list of str
+            Unique, one per entry of :meth:`param_vector`.
+        """
+        ...
+
+    def param_vector(self, state: State, data: ModelData) -> np.ndarray:
+        """The traced parameters of a state.
+
+        Parameters
+        ----------
+        state : State
+        data : ModelData
+
+        Returns
+        -------
+        ndarray, shape (len(param_names(data)),)
+        """
+        ...
+
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """Names of the random effects :meth:`random_effects` returns (fixed at plan time;
+        ``ranef(x)`` columns of level-2 designs are named after them).
+
+        Parameters
+        ----------
+        data : ModelData
+
+        Returns
+        -------
+        list of str
+            Empty for single-level models.
+        """
+        ...
+
+    def random_effects(self, state: State,
+                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """The current random effects, one row per cluster.
+
+        Parameters
+        ----------
+        state : State
+        data : ModelData
+
+        Returns
+        -------
+        b : ndarray, shape (n_clusters, q)
+        names : list of str
+            :meth:`random_effect_names`, one per column of ``b``.
+        """
+        ...
+
+
+@runtime_checkable
+class LinearCore(Protocol[State]):
+    """The normal linear model API that latent-variable and matching models reuse.
+
+    :class:`~mlimpute.models.norm.Norm` and :class:`~mlimpute.models.ml_norm.MultilevelNorm`
+    implement it; the probit, ordered-probit and multinomial-probit models run it on latent
+    values with ``sigma2=1`` (:mod:`mlimpute.models._latent`), predictive mean matching on the
+    response itself (:mod:`mlimpute.models.pmm`). A future model whose conditional depends
+    on another model's likelihood reuses the same calls.
+    """
+
+    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
+              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> State:
+        """A starting state for response ``y`` (observed rows), then one :meth:`gibbs` step.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        data : ModelData
+        y : ndarray, shape (n_obs,)
+            The response the core is fitted to (latent values for latent models).
+        sigma2 : float, optional
+            Fixed residual variance (1 on a latent scale); drawn when None.
+        beta_prec : ndarray, shape (p,), optional
+            Prior precision of the fixed effects (prior mean 0), with ``sigma2`` given.
+
+        Returns
+        -------
+        State
+        """
+        ...
+
+    def gibbs(self, rng: np.random.Generator, state: State, data: ModelData, y: np.ndarray,
+              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> State:
+        """One Gibbs step given response ``y``; arguments as in :meth:`start`.
+
+        Returns
+        -------
+        State
+            A new state.
+        """
+        ...
+
+    def predict(self, state: State, data: ModelData, rows: str = "mis",
+                mean: bool = False) -> np.ndarray:
+        """The linear predictor on the ``"obs"`` or ``"mis"`` rows.
+
+        Parameters
+        ----------
+        state : State
+        data : ModelData
+        rows : {"mis", "obs"}
+        mean : bool
+            Use the conditional posterior means of the coefficients instead of the draws.
+
+        Returns
+        -------
+        ndarray, shape (n_obs,) or (n_mis,)
+        """
+        ...
+
+    def param_names(self, data: ModelData) -> list[str]:
+        """Trace names, the residual variance last."""
+        ...
+
+    def param_vector(self, state: State, data: ModelData) -> np.ndarray:
+        """Trace values, the residual variance last."""
+        ...
+
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """As :meth:`ConditionalModel.random_effect_names`."""
+        ...
+
+    def random_effects(self, state: State, data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """As :meth:`ConditionalModel.random_effects`."""
+        ...
+
+
+class ModelBase:
+    """Defaults for the optional parts of :class:`ConditionalModel`.
+
+    A model deriving from it gets a :meth:`check` that accepts every data set and no random
+    effects (single-level models); it still writes ``init``, ``step``, ``draw_missing``,
+    ``param_names`` and ``param_vector``.
+    """
+
+    def check(self, data: ModelData) -> None:
+        """Accept every data set (override to refuse some, with a SpecificationError)."""
+
+    def random_effect_names(self, data: ModelData) -> list[str]:
+        """No random effects."""
+        return []
+
+    def random_effects(self, state: Any, data: ModelData) -> tuple[np.ndarray, list[str]]:
+        """An empty (n_clusters, 0) array: no random effects."""
+        return np.zeros((data.n_clusters, 0)), []
+
+
+# -- the registry ----------------------------------------------------------------------------
+class DefaultSlot(NamedTuple):
+    """Which variables a model is the default for.
+
+    Attributes
+    ----------
+    kind : str
+        ``"numeric"``, ``"binary"``, ``"ordinal"`` or ``"nominal"``
+        (:func:`mlimpute.codec.column_kind`).
+    level : int
+        1 (row-level variable) or 2 (constant within clusters, modelled on cluster rows).
+    multilevel : bool
+        Whether the variable's formula has a random part.
+    variant : str
+        ``""`` for the plain default; ``"codes"`` for numeric columns holding integer codes
+        (:func:`mlimpute.spec.defaults.integer_codes`), ``"heteroscedastic"`` for
+        ``heteroscedastic=``.
+    """
+
+    kind: str
+    level: int
+    multilevel: bool
+    variant: str = ""
+
+
+VARIANTS = ("", "codes", "heteroscedastic")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Registry entry: how to build a model and what it accepts.
+
+    Attributes
+    ----------
+    name : str
+        The ``method=`` name (mice's names where one exists).
+    factory : callable
+        ``factory(**options) -> ConditionalModel``; its keyword parameters are the model's
+        options (:func:`model_options`).
+    multilevel : bool
+        Whether the model uses the formula's random part.
+    level : int
+        1 for row-level variables, 2 for cluster-level ones.
+    kinds : tuple of str
+        Response kinds it imputes: ``"numeric"``, ``"binary"``, ``"ordinal"``, ``"nominal"``.
+    description : str
+    default_for : tuple of DefaultSlot
+        The variables this model is the default for.
+    aliases : tuple of str
+    """
+
+    name: str
+    factory: Callable[..., ConditionalModel]
+    multilevel: bool
+    level: int
+    kinds: tuple[str, ...]
+    description: str
+    default_for: tuple[DefaultSlot, ...] = field(default=())
+    aliases: tuple[str, ...] = field(default=())
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_DEFAULTS: dict[DefaultSlot, str] = {}
+
+C = TypeVar("C", bound=type)
+
+
+def register(name: str, *, multilevel: bool, level: int = 1,
+             kinds: tuple[str, ...] = ("numeric",), aliases: tuple[str, ...] = (),
+             default_for: Iterable[tuple] = ()) -> Callable[[C], C]:
+    """Class decorator adding a conditional model to the registry under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The ``method=`` name.
+    multilevel : bool
+        Whether the model needs a random part in its formula.
+    level : int
+        1 for row-level variables, 2 for models fitted on one row per cluster.
+    kinds : tuple of str
+        Response kinds it can impute.
+    aliases : tuple of str
+        Other names for ``method=``.
+    default_for : iterable of tuple
+        :class:`DefaultSlot` tuples ``(kind, level, multilevel[, variant])``: the variables
+        this model is the default for. Each slot has one model; a second claim fails.
+
+    Returns
+    -------
+    callable
+        The decorator; it also sets the class attribute ``info`` (its :class:`ModelInfo`).
+
+    Examples
+    --------
+    >>> from mlimpute.models.norm import Norm
+    >>> Norm.info.name, Norm.info.default_for[0]
+    ('norm', DefaultSlot(kind='numeric', level=1, multilevel=False, variant=''))
+    """
+    slots = tuple(DefaultSlot(*s) for s in default_for)
+    for s in slots:
+        if s.variant not in VARIANTS:
+            raise ValueError(f"{name}: unknown default variant {s.variant!r}; one of {VARIANTS}")
+
+    def deco(cls: C) -> C:
+        doc = (cls.__doc__ or "").strip().splitlines()
+        info = ModelInfo(name, cls, multilevel, level, tuple(kinds), doc[0] if doc else "",
+                         slots, tuple(aliases))
+        for key in (name, *aliases):
+            if key in _REGISTRY:
+                raise ValueError(f"model name {key!r} registered twice")
+        for s in slots:
+            if s in _DEFAULTS:
+                raise ValueError(f"{name}: {s} is already the default slot of {_DEFAULTS[s]!r}")
+        for key in (name, *aliases):
+            _REGISTRY[key] = info
+        for s in slots:
+            _DEFAULTS[s] = name
+        cls.info = info
+        return cls
+
+    return deco
+
+
+def get_model(name: str) -> ModelInfo:
+    """Look a model up by name; unknown names fail listing the names that exist.
+
+    Examples
+    --------
+    >>> get_model("2l.pan").name
+    '2l.norm'
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise SpecificationError(
+            f"unknown imputation method {name!r}; available: {', '.join(available_models())}"
+        ) from None
+
+
+def available_models() -> list[str]:
+    """Names of all registered models (aliases included), sorted.
+
+    Examples
+    --------
+    >>> "2l.norm" in available_models()
+    True
+    """
+    return sorted(_REGISTRY)
+
+
+def default_for(kind: str, level: int, multilevel: bool, variant: str = "") -> str | None:
+    """The default model for a variable, as declared by :func:`register`.
+
+    Parameters
+    ----------
+    kind : str
+        ``"numeric"``, ``"binary"``, ``"ordinal"`` or ``"nominal"``.
+    level : int
+        1 or 2.
+    multilevel : bool
+        Whether the variable's formula has a random part.
+    variant : str
+        ``"codes"`` or ``"heteroscedastic"`` (see :class:`DefaultSlot`); a variant nobody
+        claims falls back to the plain default for ``"codes"`` and gives None otherwise.
+
+    Returns
+    -------
+    str or None
+        None where no model is the default (e.g. ``kind="other"``).
+
+    Examples
+    --------
+    >>> default_for("binary", 1, True), default_for("numeric", 2, False, "codes")
+    ('2l.bin', '2lonly.pmm')
+    """
+    name = _DEFAULTS.get(DefaultSlot(kind, level, multilevel, variant))
+    if name is None and variant == "codes":
+        name = _DEFAULTS.get(DefaultSlot(kind, level, multilevel))
+    return name
+
+
+def default_table() -> dict[DefaultSlot, str]:
+    """Every declared default: ``{DefaultSlot: model name}`` (a copy).
+
+    Examples
+    --------
+    >>> default_table()[DefaultSlot("ordinal", 1, True)]
+    '2l.ordinal'
+    """
+    return dict(_DEFAULTS)
+
+
+class DefaultView(Mapping):
+    """A read-only, live view of the default table under other keys.
+
+    ``key_of(slot)`` maps a :class:`DefaultSlot` to this view's key (or None to leave the
+    slot out); later registrations show up.
+    """
+
+    def __init__(self, key_of: Callable[[DefaultSlot], Hashable | None]) -> None:
+        self._key_of = key_of
+
+    def _items(self) -> dict:
+        out = {}
+        for slot, name in _DEFAULTS.items():
+            key = self._key_of(slot)
+            if key is not None:
+                out[key] = name
+        return out
+
+    def __getitem__(self, key: Hashable) -> str:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return repr(self._items())
+
+
+# -- options ---------------------------------------------------------------------------------
+def model_options(name: str) -> dict[str, Any]:
+    """The keyword options of model ``name`` and their defaults (from its factory).
+
+    Examples
+    --------
+    >>> model_options("2l.norm")["prior"]
+    'half-t'
+    """
+    sig = inspect.signature(get_model(name).factory)
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def validate_options(variable: str, name: str, options: Mapping[str, Any]) -> ConditionalModel:
+    """Build model ``name`` with ``options``; a bad option is a SpecificationError.
+
+    Parameters
+    ----------
+    variable : str
+        The imputed column (for the message).
+    name : str
+        A registered model name.
+    options : mapping
+        Keyword options for the model's factory.
+
+    Returns
+    -------
+    ConditionalModel
+        The model built (a check that the options are valid).
+
+    Raises
+    ------
+    SpecificationError
+        Unknown option (naming the variable, the model and its options) or a value the
+        factory refuses.
+
+    Examples
+    --------
+    >>> validate_options("grade", "2l.norm", {"prior": "iw"}).prior
+    'iw'
+    """
+    info = get_model(name)
+    known = model_options(name)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise SpecificationError(
+            f"method {name!r} for {variable!r} has no option {unknown[0]!r}; its options "
+            f"(with defaults) are: {valid}"
+        )
+    try:
+        return info.factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise SpecificationError(f"method {name!r} for {variable!r}: {exc}") from None
