@@ -35,7 +35,7 @@ estimates), against about 0.2 s per fit with ``engine="statsmodels"``; see
 takes about 0.05-0.1 s per fit. The designs are materialised by formulaic for the first
 data set only; later ones reuse it and re-materialise only the rows whose predictors
 were imputed (:class:`_Model`). With ``n_jobs`` or ``client`` the fits of imputations
-2..m run in worker processes (:func:`mlimpute.sampler.executors.map_blocks`), with results
+2..m run in worker processes (:func:`mlimpute.parallel.map_blocks`), with results
 identical to the serial run. Likelihood-based tests refit: D3 on a REML fit refits the
 full model by ML and fits the reduced one, ``2 m`` more fits.
 

@@ -452,7 +452,7 @@ def _check_format(attrs: dict, path) -> None:
 # the whole result
 # ------------------------------------------------------------------------------------------
 def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
-    from mlimpute import __version__
+    from mlimpute._version import __version__
 
     if not isinstance(imp, MultiplyImputed):
         raise DataTypeError(f"expected a MultiplyImputed result, got {type(imp).__name__}")

@@ -127,7 +127,7 @@ _STYLE = (
 def _summary(imp: MultiplyImputed) -> dict:
     """Everything both views show, computed once."""
     from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table
-    from mlimpute.result.imputed import row_dim
+    from mlimpute.schema import row_dim
 
     n_rows = len(imp.data)
     traces = imp.traces

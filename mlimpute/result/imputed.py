@@ -13,26 +13,13 @@ import pandas as pd
 from mlimpute._forward import forwards
 from mlimpute.codec import decode
 from mlimpute.errors import DataError, SpecificationError
+from mlimpute.schema import row_dim
 from mlimpute.spec.build import ImputationSpec
 
 if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
     import xarray as xr
 
-__all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
-
-
-def row_dim(name: str) -> str:
-    """Dimension of a variable's missing rows in :attr:`MultiplyImputed.dataset`."""
-    return f"{name}:row"
-
-
-def param_var(name: str) -> str:
-    """Data variable holding the parameter trace of ``name``'s model."""
-    return f"{name}:params"
-
-
-def param_dim(name: str) -> str:
-    return f"{name}:param"
+__all__ = ["MultiplyImputed"]
 
 
 class MultiplyImputed:

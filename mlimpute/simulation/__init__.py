@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlimpute import __version__
+from mlimpute._version import __version__
 from mlimpute.analysis import from_completed
 from mlimpute.datasets import ANALYSIS_FORMULAS, IMPUTATION_FORMULAS, classroom
 from mlimpute.errors import ConvergenceWarning, SpecificationError

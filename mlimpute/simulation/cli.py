@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlimpute import __version__
+from mlimpute._version import __version__
 from mlimpute.errors import SpecificationError
 from mlimpute.simulation import StudyConfig, _machine, available_methods, run_study
 from mlimpute.simulation.acceptance import acceptance, single_data_set

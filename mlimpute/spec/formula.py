@@ -25,13 +25,14 @@ from mlimpute.errors import FormulaError, UnsupportedError
 from mlimpute.spec.grammar import ALLOWED_FUNCTIONS, validate_formula
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column",
-           "ALLOWED_FUNCTIONS"]
+__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "formula_text", "cmean_column",
+           "ranef_column", "ALLOWED_FUNCTIONS"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
+_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
 def cmean_column(variable: str) -> str:
@@ -353,3 +354,34 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     if parsed.response is not None and parsed.response in parsed.predictors:
         raise FormulaError(f"formula {text!r} uses its response {parsed.response!r} as a predictor")
     return parsed
+
+
+# --------------------------------------------------------------------------------------
+# formulas as text
+
+
+def _term(name: str) -> str:
+    return name if _IDENT.fullmatch(name) else f"`{name}`"
+
+
+def formula_text(formula: ParsedFormula) -> str:
+    """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
+
+    Unlike ``str(formula)``, column names that are not identifiers are backquoted in
+    ``cmean()`` and in the grouping factor.
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> from mlimpute.spec.formula import formula_text
+    >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
+    '~ x + cmean(`a b`) + (1 | `my class`)'
+    """
+    fixed = re.sub(
+        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
+    ).strip()
+    parts = [fixed] if fixed not in {"", "1"} else ["1"]
+    for block in formula.random:
+        bar = "|" if block.correlated else "||"
+        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
+    return "~ " + " + ".join(parts)

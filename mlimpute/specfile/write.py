@@ -172,6 +172,6 @@ def init_spec(
 
 
 def _version() -> str:
-    from mlimpute import __version__
+    from mlimpute._version import __version__
 
     return __version__
