@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlimpute.analysis.apply import apply
+from mlimpute.analysis.fitting import fit
 from mlimpute.analysis.results import PooledResult
 from mlimpute.errors import SpecificationError
 
@@ -77,14 +79,10 @@ class CompletedImputations:
 
     def fit(self, formula: str, **kwargs) -> PooledResult:
         """Fit ``formula`` on every completed data set and pool; see :func:`fit`."""
-        from mlimpute.analysis import fit
-
         return fit(self, formula, **kwargs)
 
     def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs) -> PooledResult:
         """Pool any per-data-set analysis; see :func:`apply`."""
-        from mlimpute.analysis.apply import apply
-
         return apply(self, func, **kwargs)
 
     def __repr__(self) -> str:

@@ -1,4 +1,14 @@
-"""The result of an imputation run: imputed cells in an xarray Dataset, data kept once."""
+"""The result of an imputation run: imputed cells in an xarray Dataset, data kept once.
+
+:class:`MultiplyImputed` sits in the result layer, below the analysis (:mod:`mlimpute.analysis`)
+and the files (:mod:`mlimpute.io`), which take it as their input. Its convenience methods
+``fit``, ``apply``, ``to_netcdf``, ``to_zarr``, ``to_csv``, ``to_parquet`` and
+``to_stata`` are one-line delegations to those higher layers, as ``DataFrame.to_parquet``
+is in pandas: each imports its function when called (never at import time, so importing
+the result loads neither the fitters nor the file back-ends). These seven imports are the
+only upward imports of the package; the layering contract in ``pyproject.toml`` lists each
+of them by name, so that no other upward import can appear unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -165,7 +175,7 @@ class MultiplyImputed:
     def __len__(self) -> int:
         return self.m
 
-    # -- diagnostics and analysis: thin delegations, logic lives in its own module --------
+    # -- diagnostics (a lower layer) and analysis (a higher one, imported when called) ---
     @property
     def traces(self) -> xr.Dataset:
         """Chain traces: ``mean``/``sd`` of imputed values and each model's parameters."""
@@ -222,7 +232,7 @@ class MultiplyImputed:
 
         return ImputedPlots(self)
 
-    @forwards("mlimpute.analysis:fit", drop=("imp",))
+    @forwards("mlimpute.analysis.fitting:fit", drop=("imp",))
     def fit(
         self,
         formula: str,
@@ -241,12 +251,12 @@ class MultiplyImputed:
 
         The same as :func:`mlimpute.analysis.fit` on this result.
         """
-        from mlimpute.analysis import fit
+        from mlimpute.analysis.fitting import fit
 
         return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
                    dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
 
-    @forwards("mlimpute.analysis:apply", drop=("imp",))
+    @forwards("mlimpute.analysis.apply:apply", drop=("imp",))
     def apply(
         self,
         func: Callable[[pd.DataFrame], Any],
@@ -258,11 +268,11 @@ class MultiplyImputed:
 
         The same as :func:`mlimpute.analysis.apply` on this result.
         """
-        from mlimpute.analysis import apply
+        from mlimpute.analysis.apply import apply
 
         return apply(self, func, dfcom=dfcom, names=names)
 
-    # -- saving: logic in io.py ----------------------------------------------------------
+    # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
     def to_netcdf(self, path) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
         from mlimpute.io import to_netcdf
@@ -282,7 +292,7 @@ class MultiplyImputed:
 
         The same as :func:`mlimpute.io.to_csv` on this result.
         """
-        from mlimpute.io import to_csv
+        from mlimpute.io.flat import to_csv
 
         return to_csv(self, path, include=include, index=index, **kwargs)
 
@@ -293,7 +303,7 @@ class MultiplyImputed:
 
         The same as :func:`mlimpute.io.to_parquet` on this result.
         """
-        from mlimpute.io import to_parquet
+        from mlimpute.io.flat import to_parquet
 
         return to_parquet(self, path, include=include, **kwargs)
 
@@ -304,7 +314,7 @@ class MultiplyImputed:
 
         The same as :func:`mlimpute.io.to_stata` on this result.
         """
-        from mlimpute.io import to_stata
+        from mlimpute.io.flat import to_stata
 
         return to_stata(self, path, include=include, **kwargs)
 
