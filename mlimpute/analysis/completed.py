@@ -48,7 +48,9 @@ class CompletedImputations:
     def columns(self) -> pd.Index:
         return self._frames[0].columns
 
-    def complete(self, which: int | Literal["all", "long"] = 1):
+    def complete(
+        self, which: int | Literal["all", "long"] = 1
+    ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data set ``which`` (1-based), ``"all"`` (an iterator) or ``"long"``.
 
         Every call returns copies: changing them leaves the stored data unchanged.
@@ -77,11 +79,11 @@ class CompletedImputations:
     def __len__(self) -> int:
         return self.m
 
-    def fit(self, formula: str, **kwargs) -> PooledResult:
+    def fit(self, formula: str, **kwargs: Any) -> PooledResult:
         """Fit ``formula`` on every completed data set and pool; see :func:`fit`."""
         return fit(self, formula, **kwargs)
 
-    def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs) -> PooledResult:
+    def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs: Any) -> PooledResult:
         """Pool any per-data-set analysis; see :func:`apply`."""
         return apply(self, func, **kwargs)
 

@@ -29,6 +29,9 @@ from mlimpute.spec.build import ImputationSpec
 if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
     import xarray as xr
 
+    from mlimpute.analysis.results import PooledResult
+    from mlimpute.result.plot import ImputedPlots
+
 __all__ = ["MultiplyImputed"]
 
 
@@ -87,7 +90,8 @@ class MultiplyImputed:
 
     # -- completed data -------------------------------------------------------------------
     def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
-                 imputation_column: str = "imputation"):
+                 imputation_column: str = "imputation"
+                 ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data.
 
         Parameters
@@ -226,7 +230,7 @@ class MultiplyImputed:
         return bool(all(bool(v.all()) for v in flags.data_vars.values()))
 
     @property
-    def plot(self):
+    def plot(self) -> ImputedPlots:
         """Plots of this result: ``imp.plot.trace()``, ``.density()``, ``.strip()``."""
         from mlimpute.result.plot import ImputedPlots
 
@@ -246,7 +250,7 @@ class MultiplyImputed:
         engine: Literal["profiled", "statsmodels"] = "profiled",
         n_jobs: int | None = None,
         client: Any = None,
-    ):
+    ) -> PooledResult:
         """Fit ``formula`` on each completed data set and pool the results.
 
         The same as :func:`mlimpute.analysis.fit` on this result.
@@ -263,7 +267,7 @@ class MultiplyImputed:
         *,
         dfcom: float | None = None,
         names: Sequence[str] | None = None,
-    ):
+    ) -> PooledResult:
         """Pool any per-data-set analysis: ``func`` on each completed data set, Rubin's rules.
 
         The same as :func:`mlimpute.analysis.apply` on this result.
@@ -273,13 +277,13 @@ class MultiplyImputed:
         return apply(self, func, dfcom=dfcom, names=names)
 
     # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
-    def to_netcdf(self, path) -> None:
+    def to_netcdf(self, path: str | os.PathLike) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
         from mlimpute.io import to_netcdf
 
         to_netcdf(self, path)
 
-    def to_zarr(self, path) -> None:
+    def to_zarr(self, path: str | os.PathLike) -> None:
         """Save as a zarr store, losslessly; see :func:`mlimpute.io.to_zarr`."""
         from mlimpute.io import to_zarr
 
@@ -287,7 +291,7 @@ class MultiplyImputed:
 
     @forwards("mlimpute.io.flat:to_csv", drop=("imp",))
     def to_csv(self, path: str | os.PathLike, *, include: bool = False,
-               index: bool | None = None, **kwargs) -> list[Path]:
+               index: bool | None = None, **kwargs: Any) -> list[Path]:
         """Completed data to CSV (``{i}`` in the name: one file each).
 
         The same as :func:`mlimpute.io.to_csv` on this result.
@@ -298,7 +302,7 @@ class MultiplyImputed:
 
     @forwards("mlimpute.io.flat:to_parquet", drop=("imp",))
     def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
-                   **kwargs) -> list[Path]:
+                   **kwargs: Any) -> list[Path]:
         """Completed data to parquet.
 
         The same as :func:`mlimpute.io.to_parquet` on this result.
@@ -309,7 +313,7 @@ class MultiplyImputed:
 
     @forwards("mlimpute.io.flat:to_stata", drop=("imp",))
     def to_stata(self, path: str | os.PathLike, *, include: bool = False,
-                 **kwargs) -> list[Path]:
+                 **kwargs: Any) -> list[Path]:
         """Completed data to Stata .dta.
 
         The same as :func:`mlimpute.io.to_stata` on this result.

@@ -194,7 +194,7 @@ class StudySpec:
         return df
 
     # -- running --------------------------------------------------------------------------
-    def impute_kwargs(self, **extra) -> dict[str, Any]:
+    def impute_kwargs(self, **extra: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`mlimpute.impute` for this study."""
         from mlimpute.impute import impute
 
@@ -210,7 +210,7 @@ class StudySpec:
         kw.update({k: v for k, v in extra.items() if k in params})
         return kw
 
-    def impute(self, df: pd.DataFrame | None = None, **extra) -> MultiplyImputed:
+    def impute(self, df: pd.DataFrame | None = None, **extra: Any) -> MultiplyImputed:
         """Impute ``df`` (default: :meth:`read_data`) as specified.
 
         ``extra`` keyword arguments that :func:`mlimpute.impute` accepts (``progress``...)
