@@ -1,8 +1,10 @@
 """The import graph of mlimpute, drawn from the code (every import, including those inside
 functions), and its cycles.
 
-    python .ci/import_graph.py            # stage graph, cycles between stages and modules
-    python .ci/import_graph.py --modules  # also every module-level edge
+    python .ci/import_graph.py             # stage graph, cycles between stages and modules
+    python .ci/import_graph.py --modules   # also every module-level edge
+    python .ci/import_graph.py --contract  # without the upward imports that pyproject.toml's
+                                           # layers contract lists (the convenience methods)
 
 A "stage" is a subpackage (mlimpute/spec, mlimpute/result ...) or a top-level module
 (mlimpute/impute.py ...). Imports under ``if TYPE_CHECKING:`` are listed apart: they never run.
@@ -146,10 +148,30 @@ def elementary_cycles(graph: dict[str, set[str]], limit: int = 100000) -> list[l
     return found
 
 
+def contract_exceptions() -> set[tuple[str, str]]:
+    """The (importer, imported) pairs the layers contract of pyproject.toml ignores."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    out = set()
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract.get("type") == "layers":
+            for entry in contract.get("ignore_imports", []):
+                a, b = (x.strip() for x in entry.split("->"))
+                out.add((a, b))
+    return out
+
+
 def main(argv: list[str]) -> int:
     mods = all_modules()
     edges = imports(mods)
     runtime = [e for e in edges if e[3] != "type-checking"]
+    if "--contract" in argv:
+        skip = contract_exceptions()
+        runtime = [e for e in runtime if (e[0], e[1]) not in skip]
+        print(f"(without the {len(skip)} upward imports the layers contract lists)\n")
     mgraph: dict[str, set[str]] = defaultdict(set)
     sgraph: dict[str, set[str]] = defaultdict(set)
     for a, b, _, _ in runtime:

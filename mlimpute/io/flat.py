@@ -80,9 +80,9 @@ def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path
 def _replace(path: Path, write) -> None:
     """Write through a temporary sibling renamed into place: a failed write (an error, a
     full disk, Ctrl-C) leaves an existing file as it was."""
-    from mlimpute.io import _atomic_write
+    from mlimpute.io.atomic import atomic_write
 
-    _atomic_write(path, write, directory=False, keep_suffix=True)
+    atomic_write(path, write, directory=False, keep_suffix=True)
 
 
 def _auto_index(imp: MultiplyImputed, index: bool | None) -> bool:
