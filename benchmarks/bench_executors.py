@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 import mlimpute
+import mlimpute.parallel as par
 import mlimpute.sampler.executors as ex
 from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
 from mlimpute.rng import chain_seeds
@@ -58,14 +59,14 @@ def same(a, b) -> bool:
 
 
 def run_one(plan, seeds, reference, repeat, **kw):
-    tasks = kw.pop("tasks_per_worker", ex.TASKS_PER_WORKER)
-    saved, ex.TASKS_PER_WORKER = ex.TASKS_PER_WORKER, tasks
+    tasks = kw.pop("tasks_per_worker", par.TASKS_PER_WORKER)
+    saved, par.TASKS_PER_WORKER = par.TASKS_PER_WORKER, tasks
     try:
         cold, out = timed(lambda: ex.map_chains(plan, seeds, **kw))
         assert same(out, reference), f"results differ from serial with {kw}"
         return cold, best(lambda: ex.map_chains(plan, seeds, **kw), repeat)
     finally:
-        ex.TASKS_PER_WORKER = saved
+        par.TASKS_PER_WORKER = saved
 
 
 def main() -> None:
@@ -151,7 +152,7 @@ def main() -> None:
 
     print(
         f"mlimpute {mlimpute.__version__}, numpy {np.__version__}, "
-        f"{ex._usable_cores()} cores; 20 iterations; seconds (cold / best of {args.repeat})"
+        f"{par.usable_cores()} cores; 20 iterations; seconds (cold / best of {args.repeat})"
     )
     head = f"{'executor':32s}" + "".join(f"{c[0]:>26s}" for c in cases)
     print(head)
@@ -165,7 +166,7 @@ def main() -> None:
         print(f"{name:32s}" + "".join(cells))
     print(
         f"(dask LocalCluster start-up {min(t_cluster):.2f} s, not included; "
-        f"blocks: {ex.TASKS_PER_WORKER} tasks per worker unless '1 chain/task'; "
+        f"blocks: {par.TASKS_PER_WORKER} tasks per worker unless '1 chain/task'; "
         f"load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after)"
     )
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlimpute import accessor as _accessor  # noqa: F401  (registers df.mi; imports pandas only)
 from mlimpute import datasets
+from mlimpute._version import __version__
 from mlimpute.errors import (
     CompatibilityWarning,
     ConvergenceWarning,
@@ -37,8 +38,6 @@ from mlimpute.errors import (
     SpecificationError,
     UnsupportedError,
 )
-
-__version__ = "0.1.0"
 
 # public name -> (module, attribute or None for the module itself), imported on first use
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -12,6 +12,9 @@ from mlimpute._forward import forwards
 if TYPE_CHECKING:
     import numpy as np
 
+    from mlimpute.pattern import MissingPattern
+    from mlimpute.result.imputed import MultiplyImputed
+
 __all__ = ["MIAccessor"]
 
 
@@ -44,7 +47,7 @@ class MIAccessor:
         n_jobs: int | None = None,
         client: Any = None,
         progress: bool | None = None,
-    ):
+    ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
         The same as :func:`mlimpute.impute` with this DataFrame as ``df``.
@@ -65,7 +68,7 @@ class MIAccessor:
                       n_jobs=n_jobs, client=client, progress=progress)
 
     @forwards("mlimpute.describe:describe", drop=("df",))
-    def describe(self, cluster: Hashable | None = None):
+    def describe(self, cluster: Hashable | None = None) -> pd.DataFrame:
         """Per-variable descriptives: missingness, mean/SD or levels, ICC, level, model.
 
         The same as :func:`mlimpute.describe.describe` with this DataFrame as ``df``.
@@ -83,7 +86,7 @@ class MIAccessor:
         return describe(self._df, cluster=cluster)
 
     @forwards("mlimpute.pattern:missing_pattern", drop=("df",))
-    def pattern(self):
+    def pattern(self) -> MissingPattern:
         """The missing-data pattern, like mice's ``md.pattern``; ``.plot()`` draws it.
 
         The same as :func:`mlimpute.pattern.missing_pattern` on this DataFrame.

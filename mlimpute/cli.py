@@ -206,7 +206,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
-    from mlimpute import __version__
+    from mlimpute._version import __version__
 
     return __version__
 

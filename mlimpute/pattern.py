@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlimpute.colours import IMPUTED_COLOUR, OBSERVED_COLOUR
 from mlimpute.errors import DataError, DataTypeError
-from mlimpute.result.plot import IMPUTED_COLOUR, OBSERVED_COLOUR
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

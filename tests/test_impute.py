@@ -11,7 +11,7 @@ import statsmodels.formula.api as smf
 
 import mlimpute
 from mlimpute.datasets import classroom
-from mlimpute.result.imputed import param_var, row_dim
+from mlimpute.schema import param_var, row_dim
 
 
 def _reml_d0(df):

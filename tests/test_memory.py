@@ -14,7 +14,7 @@ import pytest
 
 import mlimpute  # noqa: F401  (registers the .mi accessor)
 from mlimpute.datasets import classroom
-from mlimpute.result.imputed import param_var, row_dim
+from mlimpute.schema import param_var, row_dim
 
 
 def _quiet_impute(df, *args, **kwargs):

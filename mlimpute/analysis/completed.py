@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlimpute.analysis.apply import apply
+from mlimpute.analysis.fitting import fit
 from mlimpute.analysis.results import PooledResult
 from mlimpute.errors import SpecificationError
 
@@ -46,7 +48,9 @@ class CompletedImputations:
     def columns(self) -> pd.Index:
         return self._frames[0].columns
 
-    def complete(self, which: int | Literal["all", "long"] = 1):
+    def complete(
+        self, which: int | Literal["all", "long"] = 1
+    ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data set ``which`` (1-based), ``"all"`` (an iterator) or ``"long"``.
 
         Every call returns copies: changing them leaves the stored data unchanged.
@@ -75,16 +79,12 @@ class CompletedImputations:
     def __len__(self) -> int:
         return self.m
 
-    def fit(self, formula: str, **kwargs) -> PooledResult:
+    def fit(self, formula: str, **kwargs: Any) -> PooledResult:
         """Fit ``formula`` on every completed data set and pool; see :func:`fit`."""
-        from mlimpute.analysis import fit
-
         return fit(self, formula, **kwargs)
 
-    def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs) -> PooledResult:
+    def apply(self, func: Callable[[pd.DataFrame], Any], **kwargs: Any) -> PooledResult:
         """Pool any per-data-set analysis; see :func:`apply`."""
-        from mlimpute.analysis.apply import apply
-
         return apply(self, func, **kwargs)
 
     def __repr__(self) -> str:

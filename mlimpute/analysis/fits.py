@@ -61,10 +61,10 @@ def _fit_all(
     Imputation 1 is fitted first, from the default start; imputations 2..m start from
     its estimates (:meth:`_Model.warm_start`; the data sets differ only in imputed
     cells) and are fitted serially, in a process pool (``n_jobs``) or on a dask cluster
-    (``client``) by :func:`mlimpute.sampler.executors.map_blocks`. Every fit depends only on its
+    (``client``) by :func:`mlimpute.parallel.map_blocks`. Every fit depends only on its
     own data and on imputation 1's fit, so the executor never changes the results.
     """
-    from mlimpute.sampler.executors import map_blocks
+    from mlimpute.parallel import map_blocks
 
     m = int(source.m)
     first = model.design(source.complete(1), 1)

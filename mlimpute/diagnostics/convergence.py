@@ -178,7 +178,7 @@ def rhat_table(
     """
     import pandas as pd
 
-    from mlimpute.result.imputed import param_dim, param_var
+    from mlimpute.schema import param_dim, param_var
 
     columns = ["variable", "trace", "rhat", "limit", "finite"]
     traces = imp.traces

@@ -44,14 +44,8 @@ recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged meta
 
 from __future__ import annotations
 
-import builtins
-import contextlib
-import ctypes
 import json
 import os
-import secrets
-import shutil
-import sys
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +60,8 @@ from mlimpute.io.arrays import (
     _encode_dataset,
     _json_attr,
 )
+from mlimpute.io.atomic import atomic_write as _atomic_write
+from mlimpute.io.atomic import write_bytes as _write_bytes
 from mlimpute.io.flat import read_data, to_csv, to_parquet, to_stata, write_completed
 from mlimpute.io.stored_spec import _dumps, spec_from_dict, spec_to_dict
 from mlimpute.result.imputed import MultiplyImputed
@@ -141,14 +137,6 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     root.to_netcdf(buffer, mode="w", engine="h5netcdf")
     data.to_netcdf(buffer, mode="a", engine="h5netcdf", group="data")
     _atomic_write(target, lambda tmp: _write_bytes(tmp, buffer.getbuffer()), directory=False)
-
-
-def _write_bytes(path: Path, content) -> None:
-    """Write ``content`` to a new file ``path`` and flush it to disk."""
-    with builtins.open(path, "xb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
@@ -246,87 +234,6 @@ def _check_target(p: Path, kind: str) -> None:
         f"{str(p)!r}: it exists and is {what}; it is left untouched (choose another path "
         "or remove it yourself)"
     )
-
-
-def _atomic_write(target: Path, write, *, directory: bool, keep_suffix: bool = False) -> None:
-    """``write(tmp)`` into a temporary sibling of ``target``, then move it into place.
-
-    Any failure (including KeyboardInterrupt) removes the temporary and leaves ``target``
-    as it was. With ``keep_suffix`` the temporary ends in ``target``'s name (writers that
-    choose compression by suffix, e.g. ``.csv.gz``, then do the same).
-    """
-    token = secrets.token_hex(6)
-    name = f".tmp-{token}-{target.name}" if keep_suffix else f".{target.name}.{token}.tmp"
-    tmp = target.parent / name
-    try:
-        write(tmp)
-        if directory:
-            _swap_in(tmp, target)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(target.parent)  # make the rename itself durable
-    except BaseException:
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a directory entry to disk (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Move directory ``new`` to ``target``, replacing an existing ``target`` directory.
-
-    On Linux, ``renameat2(RENAME_EXCHANGE)`` swaps the two in one atomic step, so
-    ``target`` always names a complete store. Elsewhere (or on file systems without it)
-    the old store is renamed aside and the new one renamed in: between these two renames
-    (two system calls) ``target`` does not exist; if the second fails the old store is
-    renamed back. The old store is deleted only once the new one is in place.
-    """
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if _exchange(new, target):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old store
-        return
-    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
-    os.rename(target, aside)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths with Linux ``renameat2``; ``False`` if unavailable."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
-    renameat2.restype = ctypes.c_int
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -452,7 +359,7 @@ def _check_format(attrs: dict, path) -> None:
 # the whole result
 # ------------------------------------------------------------------------------------------
 def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
-    from mlimpute import __version__
+    from mlimpute._version import __version__
 
     if not isinstance(imp, MultiplyImputed):
         raise DataTypeError(f"expected a MultiplyImputed result, got {type(imp).__name__}")

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -79,9 +80,9 @@ def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path
 def _replace(path: Path, write) -> None:
     """Write through a temporary sibling renamed into place: a failed write (an error, a
     full disk, Ctrl-C) leaves an existing file as it was."""
-    from mlimpute.io import _atomic_write
+    from mlimpute.io.atomic import atomic_write
 
-    _atomic_write(path, write, directory=False, keep_suffix=True)
+    atomic_write(path, write, directory=False, keep_suffix=True)
 
 
 def _auto_index(imp: MultiplyImputed, index: bool | None) -> bool:
@@ -100,7 +101,7 @@ def to_csv(
     *,
     include: bool = False,
     index: bool | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> list[Path]:
     """Write completed data to CSV.
 
@@ -148,7 +149,7 @@ def to_csv(
 
 
 def to_parquet(
-    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs
+    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
 ) -> list[Path]:
     """Write completed data to parquet (one file per imputation with ``{i}``, else long).
 
@@ -173,7 +174,7 @@ def to_parquet(
 
 
 def to_stata(
-    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs
+    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
 ) -> list[Path]:
     """Write completed data to Stata ``.dta`` (one file per imputation with ``{i}``, else long).
 
@@ -227,7 +228,7 @@ _READERS: dict[str, tuple[str, dict]] = {
 }
 
 
-def read_data(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+def read_data(path: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
     """Read a data file with pandas, choosing the reader by the file's suffix.
 
     CSV (``.csv``; ``.tsv``/``.tab`` tab-separated), parquet (``.parquet``, ``.pq``),

@@ -15,9 +15,8 @@ import numpy as np
 
 from mlimpute.errors import DataError, DataTypeError, MlimputeError
 from mlimpute.spec.build import ImputationSpec, VariableSpec
-from mlimpute.spec.formula import ParsedFormula, RandomBlock, parse_formula
+from mlimpute.spec.formula import ParsedFormula, RandomBlock, formula_text, parse_formula
 from mlimpute.spec.grammar import validate_rhs
-from mlimpute.specfile import formula_text
 
 
 def _plain(x: Any) -> Any:
@@ -61,7 +60,7 @@ def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
     """The specification as JSON-ready builtins; :func:`spec_from_dict` inverts it.
 
     Each formula is kept as the user's text, as the text of what was used
-    (:func:`mlimpute.specfile.formula_text`) and as its parsed fields.
+    (:func:`mlimpute.spec.formula.formula_text`) and as its parsed fields.
 
     Examples
     --------

@@ -10,7 +10,7 @@ events recorded on the way.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,8 @@ class Table(pd.DataFrame):
 
     _metadata = ["digits"]
 
-    def __init__(self, data=None, *args, digits: dict | None = None, **kwargs):
+    def __init__(self, data: Any = None, *args: Any, digits: dict | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(data, *args, **kwargs)
         object.__setattr__(self, "digits", dict(digits or {}))
 
@@ -127,7 +128,7 @@ _STYLE = (
 def _summary(imp: MultiplyImputed) -> dict:
     """Everything both views show, computed once."""
     from mlimpute.diagnostics import MIN_WARNING_ITERATIONS, rhat_table
-    from mlimpute.result.imputed import row_dim
+    from mlimpute.schema import row_dim
 
     n_rows = len(imp.data)
     traces = imp.traces

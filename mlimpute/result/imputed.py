@@ -1,4 +1,14 @@
-"""The result of an imputation run: imputed cells in an xarray Dataset, data kept once."""
+"""The result of an imputation run: imputed cells in an xarray Dataset, data kept once.
+
+:class:`MultiplyImputed` sits in the result layer, below the analysis (:mod:`mlimpute.analysis`)
+and the files (:mod:`mlimpute.io`), which take it as their input. Its convenience methods
+``fit``, ``apply``, ``to_netcdf``, ``to_zarr``, ``to_csv``, ``to_parquet`` and
+``to_stata`` are one-line delegations to those higher layers, as ``DataFrame.to_parquet``
+is in pandas: each imports its function when called (never at import time, so importing
+the result loads neither the fitters nor the file back-ends). These seven imports are the
+only upward imports of the package; the layering contract in ``pyproject.toml`` lists each
+of them by name, so that no other upward import can appear unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +23,16 @@ import pandas as pd
 from mlimpute._forward import forwards
 from mlimpute.codec import decode
 from mlimpute.errors import DataError, SpecificationError
+from mlimpute.schema import row_dim
 from mlimpute.spec.build import ImputationSpec
 
 if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
     import xarray as xr
 
-__all__ = ["MultiplyImputed", "row_dim", "param_var", "param_dim"]
+    from mlimpute.analysis.results import PooledResult
+    from mlimpute.result.plot import ImputedPlots
 
-
-def row_dim(name: str) -> str:
-    """Dimension of a variable's missing rows in :attr:`MultiplyImputed.dataset`."""
-    return f"{name}:row"
-
-
-def param_var(name: str) -> str:
-    """Data variable holding the parameter trace of ``name``'s model."""
-    return f"{name}:params"
-
-
-def param_dim(name: str) -> str:
-    return f"{name}:param"
+__all__ = ["MultiplyImputed"]
 
 
 class MultiplyImputed:
@@ -90,7 +90,8 @@ class MultiplyImputed:
 
     # -- completed data -------------------------------------------------------------------
     def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
-                 imputation_column: str = "imputation"):
+                 imputation_column: str = "imputation"
+                 ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data.
 
         Parameters
@@ -178,7 +179,7 @@ class MultiplyImputed:
     def __len__(self) -> int:
         return self.m
 
-    # -- diagnostics and analysis: thin delegations, logic lives in its own module --------
+    # -- diagnostics (a lower layer) and analysis (a higher one, imported when called) ---
     @property
     def traces(self) -> xr.Dataset:
         """Chain traces: ``mean``/``sd`` of imputed values and each model's parameters."""
@@ -229,13 +230,13 @@ class MultiplyImputed:
         return bool(all(bool(v.all()) for v in flags.data_vars.values()))
 
     @property
-    def plot(self):
+    def plot(self) -> ImputedPlots:
         """Plots of this result: ``imp.plot.trace()``, ``.density()``, ``.strip()``."""
         from mlimpute.result.plot import ImputedPlots
 
         return ImputedPlots(self)
 
-    @forwards("mlimpute.analysis:fit", drop=("imp",))
+    @forwards("mlimpute.analysis.fitting:fit", drop=("imp",))
     def fit(
         self,
         formula: str,
@@ -249,40 +250,40 @@ class MultiplyImputed:
         engine: Literal["profiled", "statsmodels"] = "profiled",
         n_jobs: int | None = None,
         client: Any = None,
-    ):
+    ) -> PooledResult:
         """Fit ``formula`` on each completed data set and pool the results.
 
         The same as :func:`mlimpute.analysis.fit` on this result.
         """
-        from mlimpute.analysis import fit
+        from mlimpute.analysis.fitting import fit
 
         return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
                    dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
 
-    @forwards("mlimpute.analysis:apply", drop=("imp",))
+    @forwards("mlimpute.analysis.apply:apply", drop=("imp",))
     def apply(
         self,
         func: Callable[[pd.DataFrame], Any],
         *,
         dfcom: float | None = None,
         names: Sequence[str] | None = None,
-    ):
+    ) -> PooledResult:
         """Pool any per-data-set analysis: ``func`` on each completed data set, Rubin's rules.
 
         The same as :func:`mlimpute.analysis.apply` on this result.
         """
-        from mlimpute.analysis import apply
+        from mlimpute.analysis.apply import apply
 
         return apply(self, func, dfcom=dfcom, names=names)
 
-    # -- saving: logic in io.py ----------------------------------------------------------
-    def to_netcdf(self, path) -> None:
+    # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
+    def to_netcdf(self, path: str | os.PathLike) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
         from mlimpute.io import to_netcdf
 
         to_netcdf(self, path)
 
-    def to_zarr(self, path) -> None:
+    def to_zarr(self, path: str | os.PathLike) -> None:
         """Save as a zarr store, losslessly; see :func:`mlimpute.io.to_zarr`."""
         from mlimpute.io import to_zarr
 
@@ -290,34 +291,34 @@ class MultiplyImputed:
 
     @forwards("mlimpute.io.flat:to_csv", drop=("imp",))
     def to_csv(self, path: str | os.PathLike, *, include: bool = False,
-               index: bool | None = None, **kwargs) -> list[Path]:
+               index: bool | None = None, **kwargs: Any) -> list[Path]:
         """Completed data to CSV (``{i}`` in the name: one file each).
 
         The same as :func:`mlimpute.io.to_csv` on this result.
         """
-        from mlimpute.io import to_csv
+        from mlimpute.io.flat import to_csv
 
         return to_csv(self, path, include=include, index=index, **kwargs)
 
     @forwards("mlimpute.io.flat:to_parquet", drop=("imp",))
     def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
-                   **kwargs) -> list[Path]:
+                   **kwargs: Any) -> list[Path]:
         """Completed data to parquet.
 
         The same as :func:`mlimpute.io.to_parquet` on this result.
         """
-        from mlimpute.io import to_parquet
+        from mlimpute.io.flat import to_parquet
 
         return to_parquet(self, path, include=include, **kwargs)
 
     @forwards("mlimpute.io.flat:to_stata", drop=("imp",))
     def to_stata(self, path: str | os.PathLike, *, include: bool = False,
-                 **kwargs) -> list[Path]:
+                 **kwargs: Any) -> list[Path]:
         """Completed data to Stata .dta.
 
         The same as :func:`mlimpute.io.to_stata` on this result.
         """
-        from mlimpute.io import to_stata
+        from mlimpute.io.flat import to_stata
 
         return to_stata(self, path, include=include, **kwargs)
 

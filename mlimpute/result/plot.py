@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlimpute.colours import IMPUTED_COLOUR, OBSERVED_COLOUR
 from mlimpute.errors import DataError, SpecificationError
-from mlimpute.result.imputed import param_dim, param_var
+from mlimpute.schema import param_dim, param_var
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ImputedPlots", "OBSERVED_COLOUR", "IMPUTED_COLOUR", "DISCRETE_MAX_VALUES"]
 
-#: mice's ``mdc(1)``: observed values, blue at 70 % opacity.
-OBSERVED_COLOUR = "#006CC2B3"
-#: mice's ``mdc(2)``: imputed (missing) values, red at 70 % opacity.
-IMPUTED_COLOUR = "#B61A51B3"
 #: :meth:`ImputedPlots.density` draws histograms instead of kernel densities for variables
 #: whose observed values are integers taking at most this many distinct values.
 DISCRETE_MAX_VALUES = 10

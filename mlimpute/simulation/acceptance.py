@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,10 +17,8 @@ from mlimpute.analysis import from_completed
 from mlimpute.datasets import ANALYSIS_FORMULAS, IMPUTATION_FORMULAS, classroom
 from mlimpute.impute import impute
 from mlimpute.simulation.design import LABELS, SEED_FIGURE_FORMULA, replication_seeds
+from mlimpute.simulation.study import StudyConfig
 from mlimpute.spec.formula import parse_formula
-
-if TYPE_CHECKING:
-    from mlimpute.simulation import StudyConfig
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,6 @@ def single_data_set(
     >>> s.per_imputation.shape[0], "cov(Intercept,gender|class)" in s.complete.index
     (3, True)
     """
-    from mlimpute.simulation import StudyConfig  # the runner imports this module
-
     config = config or StudyConfig()
     if formula is None:
         formula = SEED_FIGURE_FORMULA if experiment == 3 else ANALYSIS_FORMULAS[experiment]

@@ -11,14 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlimpute import __version__
+from mlimpute._version import __version__
 from mlimpute.errors import SpecificationError
-from mlimpute.simulation import StudyConfig, _machine, available_methods, run_study
 from mlimpute.simulation.acceptance import acceptance, single_data_set
 from mlimpute.simulation.design import DEFAULT_M, DEFAULT_SEED, METHODS
 from mlimpute.simulation.markdown import provenance, to_markdown, write_markdown
 from mlimpute.simulation.plots import make_figures
 from mlimpute.simulation.results import load_records, stored_config, summarise, timings
+from mlimpute.simulation.study import StudyConfig, _machine, available_methods, run_study
 
 
 def _parse_per_experiment(values: Sequence[str] | None, default: dict[int, int],

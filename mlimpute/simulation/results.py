@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mlimpute.errors import SpecificationError
 from mlimpute.simulation.design import LABELS, METHODS, TRUE_MEANS
-
-if TYPE_CHECKING:
-    from mlimpute.simulation import StudyConfig
+from mlimpute.simulation.study import StudyConfig, available_methods
 
 
 def load_records(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -245,8 +242,6 @@ def stored_config(out_dir: str | os.PathLike, experiment: int) -> StudyConfig:
     SpecificationError
         If ``out_dir`` has no results of ``experiment``.
     """
-    from mlimpute.simulation import StudyConfig, available_methods  # the runner imports this module
-
     first = next(
         iter(sorted(Path(out_dir).glob(f"experiment{experiment}/replication*.json"))), None
     )

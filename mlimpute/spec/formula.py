@@ -25,13 +25,14 @@ from mlimpute.errors import FormulaError, UnsupportedError
 from mlimpute.spec.grammar import ALLOWED_FUNCTIONS, validate_formula
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "cmean_column", "ranef_column",
-           "ALLOWED_FUNCTIONS"]
+__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "formula_text", "cmean_column",
+           "ranef_column", "ALLOWED_FUNCTIONS"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
+_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
 def cmean_column(variable: str) -> str:
@@ -265,6 +266,16 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     UnsupportedError
         When two different grouping factors appear (three-level models).
 
+    Notes
+    -----
+    The steps, in order (the first failing one raises): the text is a non-empty string;
+    it is inside the grammar (:func:`mlimpute.spec.grammar.validate_formula`); it has one
+    ``~`` with a column name or nothing on the left; the right-hand side splits at
+    top-level ``+``/``-`` into fixed terms and random terms ``(terms | group)``; every
+    random term has the same grouping factor; ``cmean(x)`` and ``ranef(x)`` become design
+    columns; formulaic parses every part; ``cmean``/``ranef`` appear in the fixed part
+    only; the response is set and is not among its own predictors.
+
     Examples
     --------
     >>> f = parse_formula("~ gender + cmean(relation) + (1 + gender | class)", "grade")
@@ -275,9 +286,31 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     ...
     mlimpute.errors.FormulaError: 'x.__class__': names beginning with '__' are not allowed ...
     """
+    _check_text(text)
+    validate_formula(text)  # before anything else: nothing outside the grammar goes on
+    lhs, rhs, offset = _split_sides(text)
+    fixed, blocks, groups = _split_terms(text, rhs, offset)
+    group = _one_grouping_factor(text, groups)
+    fixed_text, cmeans, ranefs = _cluster_terms(fixed)
+    _check_formulaic_syntax(text, [fixed_text] + [b.terms for b in blocks])
+    _check_random_parts(text, blocks)
+    parsed = ParsedFormula(text, lhs, fixed_text, group, tuple(blocks), cmeans, ranefs)
+    return _with_response(parsed, response)
+
+
+# --------------------------------------------------------------------------------------
+# the steps of parse_formula, in order
+
+
+def _check_text(text: object) -> None:
+    """A formula is a non-empty string."""
     if not isinstance(text, str) or not text.strip():
         raise FormulaError(f"a formula must be a non-empty string, got {text!r}")
-    validate_formula(text)  # before anything else: nothing outside the grammar goes on
+
+
+def _split_sides(text: str) -> tuple[str | None, str, int]:
+    """Left-hand side (a column name or None), right-hand side, and the position of the
+    right-hand side in ``text``: exactly one ``~``."""
     tilde = text.count("~")
     if tilde != 1:
         raise FormulaError(
@@ -287,10 +320,17 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     lhs = lhs.strip()
     if lhs and not _NAME.match(lhs):
         raise FormulaError(_syntax_message(text, f"left-hand side {lhs!r} is not a column name", 0))
-    lhs = lhs.strip("`") or None
-    offset = len(text) - len(rhs)
+    return lhs.strip("`") or None, rhs, len(text) - len(rhs)
 
-    fixed, blocks, groups = [], [], []
+
+def _split_terms(
+    text: str, rhs: str, offset: int
+) -> tuple[list[str], list[RandomBlock], list[str]]:
+    """The right-hand side split at top-level ``+``/``-``: fixed terms (with their signs),
+    random blocks ``(terms | group)`` and the grouping factor of each block."""
+    fixed: list[str] = []
+    blocks: list[RandomBlock] = []
+    groups: list[str] = []
     for k, (sign, chunk, pos) in enumerate(_split_top(rhs, offset, text)):
         stripped = chunk.strip()
         if not stripped:
@@ -306,39 +346,66 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
         if bar is None:
             fixed.append(f"{sign} {stripped}" if fixed or sign == "-" else stripped)
             continue
-        if sign == "-":
-            raise FormulaError(_syntax_message(text, "a random term cannot be subtracted", pos))
-        i, width = bar
-        terms, group = stripped[1:i].strip(), stripped[i + width : -1].strip()
-        if not terms:
-            raise FormulaError(_syntax_message(text, "no terms before '|'", pos))
-        if not _NAME.match(group):
-            raise FormulaError(
-                _syntax_message(text, f"grouping factor {group!r} must be one column name",
-                                pos + chunk.index(group) if group else pos)
-            )
-        blocks.append(RandomBlock(terms, correlated=(width == 1)))
-        groups.append(group.strip("`"))
+        block, group = _random_block(text, sign, chunk, stripped, pos, bar)
+        blocks.append(block)
+        groups.append(group)
+    return fixed, blocks, groups
 
+
+def _random_block(
+    text: str, sign: str, chunk: str, stripped: str, pos: int, bar: tuple[int, int]
+) -> tuple[RandomBlock, str]:
+    """One random term ``(terms | group)`` (``||``: uncorrelated) and its grouping factor."""
+    if sign == "-":
+        raise FormulaError(_syntax_message(text, "a random term cannot be subtracted", pos))
+    i, width = bar
+    terms, group = stripped[1:i].strip(), stripped[i + width : -1].strip()
+    if not terms:
+        raise FormulaError(_syntax_message(text, "no terms before '|'", pos))
+    if not _NAME.match(group):
+        raise FormulaError(
+            _syntax_message(text, f"grouping factor {group!r} must be one column name",
+                            pos + chunk.index(group) if group else pos)
+        )
+    return RandomBlock(terms, correlated=(width == 1)), group.strip("`")
+
+
+def _one_grouping_factor(text: str, groups: list[str]) -> str | None:
+    """The grouping factor of every random block: one (two-level models) or none."""
     if len(set(groups)) > 1:
         raise UnsupportedError(
             f"formula {text!r} has the grouping factors {sorted(set(groups))}; only two-level "
             "models with one grouping factor are supported (three-level and cross-classified "
             "models are not supported yet)"
         )
+    return groups[0] if groups else None
+
+
+def _cluster_terms(fixed: list[str]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The fixed part with ``cmean(x)`` and ``ranef(x)`` written as design columns
+    (:func:`cmean_column`, :func:`ranef_column`), and the variables of each, in order."""
     fixed_text = " ".join(fixed) if fixed else "1"
     cmeans = tuple(dict.fromkeys(m.group(1).strip("`") for m in _CMEAN.finditer(fixed_text)))
     fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
     ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
-    from formulaic import Formula
+    return fixed_text, cmeans, ranefs
+
+
+def _check_formulaic_syntax(text: str, parts: list[str]) -> None:
+    """Every right-hand side (fixed part, each random block) is one formulaic parses."""
+    from formulaic import Formula  # imported when first needed: a quick `import mlimpute`
     from formulaic.errors import FormulaicError
 
-    for rhs_part in [fixed_text] + [b.terms for b in blocks]:
+    for rhs_part in parts:
         try:
             Formula(balanced_sum(rhs_part))
         except FormulaicError as exc:
             raise FormulaError(_syntax_message(text, str(exc))) from None
+
+
+def _check_random_parts(text: str, blocks: list[RandomBlock]) -> None:
+    """``cmean()`` and ``ranef()`` belong to the fixed part only."""
     for block in blocks:
         for fn in ("cmean(", "ranef("):
             if fn in block.terms:
@@ -346,10 +413,46 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
                     _syntax_message(text, f"{fn[:-1]}() is not allowed in a random part",
                                     text.find(fn))
                 )
-    parsed = ParsedFormula(text, lhs, fixed_text, groups[0] if groups else None, tuple(blocks),
-                           cmeans, ranefs)
+
+
+def _with_response(parsed: ParsedFormula, response: str | None) -> ParsedFormula:
+    """The formula with its response set (a dict key must agree with a written left-hand
+    side) and not used as its own predictor."""
     if response is not None:
         parsed = parsed.with_response(response)
     if parsed.response is not None and parsed.response in parsed.predictors:
-        raise FormulaError(f"formula {text!r} uses its response {parsed.response!r} as a predictor")
+        raise FormulaError(
+            f"formula {parsed.text!r} uses its response {parsed.response!r} as a predictor"
+        )
     return parsed
+
+
+# --------------------------------------------------------------------------------------
+# formulas as text
+
+
+def _term(name: str) -> str:
+    return name if _IDENT.fullmatch(name) else f"`{name}`"
+
+
+def formula_text(formula: ParsedFormula) -> str:
+    """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
+
+    Unlike ``str(formula)``, column names that are not identifiers are backquoted in
+    ``cmean()`` and in the grouping factor.
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> from mlimpute.spec.formula import formula_text
+    >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
+    '~ x + cmean(`a b`) + (1 | `my class`)'
+    """
+    fixed = re.sub(
+        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
+    ).strip()
+    parts = [fixed] if fixed not in {"", "1"} else ["1"]
+    for block in formula.random:
+        bar = "|" if block.correlated else "||"
+        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
+    return "~ " + " + ".join(parts)

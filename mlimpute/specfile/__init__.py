@@ -41,8 +41,9 @@ Paths (``data.path`` and ``[output]``) must stay inside the file's directory, an
 methods, visit order and seed); :func:`read_spec` reads and validates a file, naming the key
 at fault in every error; :meth:`StudySpec.impute` and :func:`run` execute it.
 
-This module holds :func:`run`; the specification itself (:class:`StudySpec`,
-:func:`formula_text`) lives in :mod:`mlimpute.specfile.study`, reading and validating in
+This module holds :func:`run`; the specification itself (:class:`StudySpec`) lives in
+:mod:`mlimpute.specfile.study` (formulas written by :func:`formula_text`, from
+:mod:`mlimpute.spec.formula`), reading and validating in
 :mod:`mlimpute.specfile.read`, writing and the ``mlimpute init`` template in
 :mod:`mlimpute.specfile.write`; all are importable from here.
 """
@@ -59,8 +60,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlimpute.errors import MlimputeWarning, SpecificationError
+from mlimpute.spec.formula import formula_text
 from mlimpute.specfile.read import loads_spec, read_spec
-from mlimpute.specfile.study import AnalysisSpec, OutputSpec, StudySpec, formula_text
+from mlimpute.specfile.study import AnalysisSpec, OutputSpec, StudySpec
 from mlimpute.specfile.write import _version, default_formulas, init_spec, spec_to_toml
 
 if TYPE_CHECKING:

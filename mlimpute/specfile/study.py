@@ -1,15 +1,14 @@
 """The study specification of :mod:`mlimpute.specfile`: :class:`StudySpec` and its parts.
 
 :class:`StudySpec` (with :class:`AnalysisSpec` and :class:`OutputSpec`) is what a
-specification file holds: it reads its data, imputes, and turns itself into TOML text;
-:func:`formula_text` writes a parsed formula so that it parses back to the same.
+specification file holds: it reads its data, imputes, and turns itself into TOML text
+(formulas written by :func:`mlimpute.spec.formula.formula_text`).
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlimpute.errors import SpecificationError
-from mlimpute.spec.formula import ParsedFormula
+from mlimpute.spec.formula import formula_text
 
 if TYPE_CHECKING:
     from mlimpute.result.imputed import MultiplyImputed
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 
 _INT64_MAX = 2**63 - 1
-_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ class StudySpec:
 
         ``analysis`` may be an :class:`AnalysisSpec`, a dict of its fields or a formula.
         """
-        from mlimpute import __version__
+        from mlimpute._version import __version__
 
         if isinstance(output, Mapping):
             output = OutputSpec(**output)
@@ -199,7 +197,7 @@ class StudySpec:
         return df
 
     # -- running --------------------------------------------------------------------------
-    def impute_kwargs(self, **extra) -> dict[str, Any]:
+    def impute_kwargs(self, **extra: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`mlimpute.impute` for this study."""
         from mlimpute.impute import impute
 
@@ -215,7 +213,7 @@ class StudySpec:
         kw.update({k: v for k, v in extra.items() if k in params})
         return kw
 
-    def impute(self, df: pd.DataFrame | None = None, **extra) -> MultiplyImputed:
+    def impute(self, df: pd.DataFrame | None = None, **extra: Any) -> MultiplyImputed:
         """Impute ``df`` (default: :meth:`read_data`) as specified.
 
         ``extra`` keyword arguments that :func:`mlimpute.impute` accepts (``progress``...)
@@ -321,33 +319,3 @@ class StudySpec:
 
 def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
-
-
-# ------------------------------------------------------------------------------------------
-# formulas as text
-# ------------------------------------------------------------------------------------------
-def _term(name: str) -> str:
-    return name if _IDENT.fullmatch(name) else f"`{name}`"
-
-
-def formula_text(formula: ParsedFormula) -> str:
-    """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
-
-    Unlike ``str(formula)``, column names that are not identifiers are backquoted in
-    ``cmean()`` and in the grouping factor.
-
-    Examples
-    --------
-    >>> from mlimpute.spec.formula import parse_formula
-    >>> from mlimpute.specfile import formula_text
-    >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
-    '~ x + cmean(`a b`) + (1 | `my class`)'
-    """
-    fixed = re.sub(
-        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
-    ).strip()
-    parts = [fixed] if fixed not in {"", "1"} else ["1"]
-    for block in formula.random:
-        bar = "|" if block.correlated else "||"
-        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
-    return "~ " + " + ".join(parts)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mlimpute.spec.build import ImputationSpec
 
 
-def spec_to_toml(spec: ImputationSpec, **extras) -> str:
+def spec_to_toml(spec: ImputationSpec, **extras: Any) -> str:
     """TOML text of what was run: explicit formulas, methods, visit order and seed.
 
     Running it again on the same data with the same mlimpute version reproduces the
@@ -172,6 +172,6 @@ def init_spec(
 
 
 def _version() -> str:
-    from mlimpute import __version__
+    from mlimpute._version import __version__
 
     return __version__

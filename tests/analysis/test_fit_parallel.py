@@ -20,7 +20,7 @@ from mlimpute.analysis import _Model
 from mlimpute.analysis.fitters import mixedlm as _mixedlm
 from mlimpute.datasets import classroom
 from mlimpute.errors import DataError, PoolingError, SpecificationError
-from mlimpute.sampler.executors import map_blocks
+from mlimpute.parallel import map_blocks
 from mlimpute.spec.formula import parse_formula
 
 EXP3 = "grade ~ skill * gender + relation + (1 + gender | class)"

@@ -13,9 +13,10 @@ import pytest
 
 from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
 from mlimpute.errors import ChainError, SpecificationError
+from mlimpute.parallel import TASKS_PER_WORKER, _blocks
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.engine import build_plan, run_chains
-from mlimpute.sampler.executors import TASKS_PER_WORKER, _blocks, map_chains
+from mlimpute.sampler.executors import map_chains
 from mlimpute.spec.build import build_spec
 
 M = 5

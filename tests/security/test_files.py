@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from mlimpute import io
 from mlimpute.cli import main
 from mlimpute.errors import DataError, DataTypeError, MlimputeWarning, SpecificationError
+from mlimpute.io import atomic
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.specfile import OutputSpec, StudySpec, read_spec, run
 
@@ -257,7 +258,7 @@ def test_netcdf_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch, 
 def test_zarr_swap_without_atomic_exchange(tmp_path, monkeypatch, imp, other):
     path = tmp_path / "imp.zarr"
     io.to_zarr(imp, path)
-    monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     io.to_zarr(other, path)
     assert same(io.open(path), other)
     assert [p.name for p in tmp_path.iterdir()] == ["imp.zarr"]

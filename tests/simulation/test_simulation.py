@@ -178,13 +178,13 @@ def test_defaults_seam(monkeypatch):
     has = "cluster" in inspect.signature(mlimpute.impute).parameters
     assert ("defaults" in sim.available_methods()) == has
     calls = {}
-    real = sim.impute
+    real = sim.study.impute
 
     def impute_with_defaults(df, formulas=None, *, cluster=None, **kwargs):
         calls["cluster"] = cluster
         return real(df, formulas or IMPUTATION_FORMULAS[1], **kwargs)
 
-    monkeypatch.setattr(sim, "impute", impute_with_defaults)
+    monkeypatch.setattr(sim.study, "impute", impute_with_defaults)  # the runner's impute
     assert sim.available_methods()[-1] == "defaults"
     cfg = sim.StudyConfig(m={1: 2}, iterations=3, methods=("complete", "defaults"))
     rec = sim.run_replication(1, 0, cfg)
