@@ -6,7 +6,8 @@
 Cases (all in-process, after import and data generation, best of ``--repeat`` runs
 after a warm-up run; the 600,000- and 1,000,000-row cases best of 2 without warm-up):
 
-* classroom experiments 1-3 (the classroom example of Jacobusse, 2005) (600 rows; m = 5, 5, 25; 10 iterations);
+* classroom experiments 1-3 (the classroom example of Jacobusse, 2005; 600 rows;
+  m = 5, 5, 25; 10 iterations);
 * scaling: the experiment-2 design (two incomplete level-1 variables, ``cmean()`` terms,
   random intercepts) in clusters of 20 with N = 600, 6,000, 60,000 rows (and 600,000 and
   1,000,000 with ``--large``), m = 5, 10 iterations; the log-log slope of time on N;
