@@ -49,11 +49,14 @@ def breakdown(imp, engine: str) -> dict[str, float]:
     designs = [model.design(df, i) for i, df in enumerate(frames, 1)]
     t2 = time.perf_counter()
     first = model.fit(designs[0], reml=True)
-    fits = [first] + [model.fit(d, reml=True, start=model.warm_start(first))
-                      for d in designs[1:]]
+    fits = [first] + [model.fit(d, reml=True, start=model.warm_start(first)) for d in designs[1:]]
     t3 = time.perf_counter()
-    pool(np.array([f.fe_params for f in fits]), np.array([f.cov_fe for f in fits]),
-         dfcom=model.dfcom(fits[0]), names=model.fixed_names)
+    pool(
+        np.array([f.fe_params for f in fits]),
+        np.array([f.cov_fe for f in fits]),
+        dfcom=model.dfcom(fits[0]),
+        names=model.fixed_names,
+    )
     t4 = time.perf_counter()
     return {"complete(i)": t1 - t0, "design": t2 - t1, "fit": t3 - t2, "pool": t4 - t3}
 
@@ -69,20 +72,26 @@ def main() -> None:
     warnings.simplefilter("ignore")  # singular-fit notes and R-hat are not measured here
     start = time.perf_counter()
     imp = data.incomplete.mi.impute(data.imputation, m=args.m, iterations=20, rng=1)
-    print(f"imputation (m={args.m}, 20 iterations): {time.perf_counter() - start:.2f} s "
-          "(not part of the benchmark)")
+    print(
+        f"imputation (m={args.m}, 20 iterations): {time.perf_counter() - start:.2f} s "
+        "(not part of the benchmark)"
+    )
     print(f"analysis model: {FORMULA}   (600 rows, 30 classes)\n")
 
     for engine, kw in (("profiled", {}), ("profiled", {"n_jobs": 2}), ("statsmodels", {})):
         secs, res = best_of(args.repeat, lambda e=engine, k=kw: imp.fit(FORMULA, engine=e, **k))
         label = f"engine={engine}" + "".join(f", {k}={v}" for k, v in kw.items())
-        print(f"{label:<32} imp.fit: {secs:6.3f} s   per fit: {secs / args.m:.4f} s"
-              f"   (best of {args.repeat}; singular fits: {len(res.singular)})")
+        print(
+            f"{label:<32} imp.fit: {secs:6.3f} s   per fit: {secs / args.m:.4f} s"
+            f"   (best of {args.repeat}; singular fits: {len(res.singular)})"
+        )
         if not kw:
             parts = breakdown(imp, engine)
             total = sum(parts.values())
-            print("    " + "   ".join(f"{k} {v:.3f} s ({100 * v / total:.0f} %)"
-                                      for k, v in parts.items()))
+            print(
+                "    "
+                + "   ".join(f"{k} {v:.3f} s ({100 * v / total:.0f} %)" for k, v in parts.items())
+            )
 
     # one fit by each optimiser
     model = _Model(parse_formula(FORMULA), "lmm", cluster="class")
@@ -99,8 +108,9 @@ def main() -> None:
         prof = _mixedlm._Profiled(d2.y, d2.X, d2.Z, d2.groups, mask, True)
         secs, _ = best_of(args.repeat, lambda f=fn, p=prof: f(p))
         rows.append((label, secs, prof.evaluations // args.repeat))
-    sm_secs, _ = best_of(args.repeat, lambda: _mixedlm.fit_mixedlm(
-        d2.y, d2.X, d2.Z, d2.groups, engine="statsmodels"))
+    sm_secs, _ = best_of(
+        args.repeat, lambda: _mixedlm.fit_mixedlm(d2.y, d2.X, d2.Z, d2.groups, engine="statsmodels")
+    )
     print("\none fit (imputation 2), the optimisation alone:")
     for label, secs, n in rows:
         print(f"    {label:<24} {1e3 * secs:7.2f} ms  ({n} deviance evaluations)")
@@ -114,6 +124,7 @@ def main() -> None:
     pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
     print("\ncProfile of imp.fit (default engine), by cumulative time:")
     print("\n".join(line for line in stream.getvalue().splitlines()[4:] if line.strip()))
+
 
 if __name__ == "__main__":
     main()

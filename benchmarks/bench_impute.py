@@ -21,8 +21,9 @@ from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
 
 def scaled(n_rows: int, cluster_size: int = 20, seed: int = 1) -> pd.DataFrame:
     """Experiment-2-like data of ``n_rows`` rows in clusters of ``cluster_size``."""
-    return classroom(2, n_classes=n_rows // cluster_size, class_size=cluster_size,
-                     rng=seed).incomplete
+    return classroom(
+        2, n_classes=n_rows // cluster_size, class_size=cluster_size, rng=seed
+    ).incomplete
 
 
 def best_of(fn, repeat: int) -> float:
@@ -43,15 +44,17 @@ def main() -> None:
     rows = []
     for exp, m in ((1, 5), (2, 5), (3, 25)):
         d = classroom(exp, rng=1)
-        t = best_of(lambda d=d, m=m: d.incomplete.mi.impute(d.imputation, m=m, iterations=10,
-                                                              rng=1), 5)
+        t = best_of(
+            lambda d=d, m=m: d.incomplete.mi.impute(d.imputation, m=m, iterations=10, rng=1), 5
+        )
         rows.append((f"experiment {exp} (m={m}, 10 it)", len(d.incomplete), t))
     sizes = [600, 6_000, 60_000] + ([600_000, 1_000_000] if args.large else [])
     for n in sizes:
         df = scaled(n)
         f = IMPUTATION_FORMULAS[2]
-        t = best_of(lambda df=df, f=f: df.mi.impute(f, m=5, iterations=10, rng=1),
-                    3 if n <= 60_000 else 1)
+        t = best_of(
+            lambda df=df, f=f: df.mi.impute(f, m=5, iterations=10, rng=1), 3 if n <= 60_000 else 1
+        )
         tracemalloc.start()
         df.mi.impute(f, m=5, iterations=10, rng=1)
         peak = tracemalloc.get_traced_memory()[1]

@@ -44,8 +44,13 @@ def _exp3(args):
     d = classroom(3, rng=seed)
     f = "grade ~ skill * gender + relation + (1 + gender | class)"
     cd = _vc(d.complete, f)
-    imp = d.incomplete.mi.impute(d.imputation, m=10, iterations=20, rng=seed,
-                                 method=_method(d.incomplete, d.imputation, options))
+    imp = d.incomplete.mi.impute(
+        d.imputation,
+        m=10,
+        iterations=20,
+        rng=seed,
+        method=_method(d.incomplete, d.imputation, options),
+    )
     est = imp.fit(f, engine="profiled").variance_components()["estimate"]
     return cd, est
 
@@ -64,10 +69,12 @@ def _small_icc(args):
     f = "y ~ x + (1 | g)"
     cd = _vc(full, f)["var(Intercept|g)"]
     formulas = {"y": f.split("~", 1)[1].join(["~", ""])}
-    imp = df.mi.impute(formulas, m=10, iterations=20, rng=seed,
-                       method=_method(df, formulas, options))
-    return cd, imp.fit(f, engine="profiled").variance_components().loc["var(Intercept|g)",
-                                                                        "estimate"]
+    imp = df.mi.impute(
+        formulas, m=10, iterations=20, rng=seed, method=_method(df, formulas, options)
+    )
+    return cd, imp.fit(f, engine="profiled").variance_components().loc[
+        "var(Intercept|g)", "estimate"
+    ]
 
 
 def main() -> None:
@@ -83,10 +90,12 @@ def main() -> None:
             est = pd.concat([r[1] for r in res], axis=1).mean(axis=1)
             ratio = (est / cd).round(3)
             small = np.array(list(ex.map(_small_icc, [(s, options) for s in seeds])))
-            print(f"{name:30s} experiment 3 pooled/complete: "
-                  f"D0 {ratio['var(Intercept|class)']}, D1 {ratio['var(gender|class)']}, "
-                  f"S {ratio['var(Residual)']}; ICC 0.05, J=15: D0 "
-                  f"{small[:, 1].mean() / small[:, 0].mean():.3f}")
+            print(
+                f"{name:30s} experiment 3 pooled/complete: "
+                f"D0 {ratio['var(Intercept|class)']}, D1 {ratio['var(gender|class)']}, "
+                f"S {ratio['var(Residual)']}; ICC 0.05, J=15: D0 "
+                f"{small[:, 1].mean() / small[:, 0].mean():.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -220,8 +220,10 @@ def run_scaling(sizes: list[int], repeat: int, outdir: Path) -> list:
         df = classroom(2, n_classes=n // 20, class_size=20, rng=1).incomplete
         df.to_csv(outdir / f"scale{n}.csv", index=False)
         case = f"N={n:,} (m=5)"
-        t = timed(lambda df=df: df.mi.impute(IMPUTATION_FORMULAS[2], m=5,
-                                             iterations=ITERATIONS, rng=1), repeat)
+        t = timed(
+            lambda df=df: df.mi.impute(IMPUTATION_FORMULAS[2], m=5, iterations=ITERATIONS, rng=1),
+            repeat,
+        )
         results.append((case, "mlimpute", *t))
         print(f"  {case:<24} mlimpute      {t[0]:8.3f} s", flush=True)
     return results
@@ -260,8 +262,9 @@ def run_mlimpute(repeat: int, fit: bool, outdir: Path) -> tuple[list, dict]:
     return results, versions
 
 
-def run_r(repeat: int, fit: bool, norm: bool, outdir: Path,
-          sizes: list[int] = ()) -> tuple[list, dict, str | None]:
+def run_r(
+    repeat: int, fit: bool, norm: bool, outdir: Path, sizes: list[int] = ()
+) -> tuple[list, dict, str | None]:
     """Run the R side; returns results, versions and an error message (or None)."""
     rscript = shutil.which("Rscript")
     if rscript is None:
@@ -314,8 +317,14 @@ def main() -> None:
     p.add_argument("--no-fit", action="store_true", help="skip the pooled-fit comparison")
     p.add_argument("--no-norm", action="store_true", help="skip mice's (slow) 2l.norm")
     p.add_argument("--keep", metavar="DIR", help="write the CSVs and bench.R here and keep them")
-    p.add_argument("--scaling", type=int, nargs="+", default=[], metavar="N",
-                   help="also N rows of experiment-2-like data (mlimpute and mitml pan)")
+    p.add_argument(
+        "--scaling",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also N rows of experiment-2-like data (mlimpute and mitml pan)",
+    )
     args = p.parse_args()
     fit = not args.no_fit
 
@@ -330,8 +339,9 @@ def main() -> None:
         results, versions = run_mlimpute(args.repeat, fit, outdir)
         results += run_scaling(args.scaling, args.repeat, outdir)
         print("R:")
-        r_results, r_versions, error = run_r(args.repeat, fit, not args.no_norm, outdir,
-                                             args.scaling)
+        r_results, r_versions, error = run_r(
+            args.repeat, fit, not args.no_norm, outdir, args.scaling
+        )
     if error:
         print(error)
     results += r_results

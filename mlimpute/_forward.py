@@ -27,7 +27,7 @@ def _sections(doc: str) -> tuple[str, list[tuple[str, str]]]:
     out = []
     for i, hit in enumerate(hits):
         end = hits[i + 1].start() if i + 1 < len(hits) else len(doc)
-        out.append((hit.group(1), doc[hit.end():end]))
+        out.append((hit.group(1), doc[hit.end() : end]))
     return head, out
 
 

@@ -62,10 +62,23 @@ class MIAccessor:
         """
         from mlimpute.impute import impute
 
-        return impute(self._df, formulas, m=m, iterations=iterations, rng=rng, method=method,
-                      visit=visit, cluster=cluster, include=include, exclude=exclude,
-                      heteroscedastic=heteroscedastic, max_categories=max_categories,
-                      n_jobs=n_jobs, client=client, progress=progress)
+        return impute(
+            self._df,
+            formulas,
+            m=m,
+            iterations=iterations,
+            rng=rng,
+            method=method,
+            visit=visit,
+            cluster=cluster,
+            include=include,
+            exclude=exclude,
+            heteroscedastic=heteroscedastic,
+            max_categories=max_categories,
+            n_jobs=n_jobs,
+            client=client,
+            progress=progress,
+        )
 
     @forwards("mlimpute.describe:describe", drop=("df",))
     def describe(self, cluster: Hashable | None = None) -> pd.DataFrame:

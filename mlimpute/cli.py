@@ -38,8 +38,15 @@ else:  # pragma: no cover
 
 __all__ = ["main"]
 
-_USER_ERRORS = (MlimputeError, FileNotFoundError, IsADirectoryError, PermissionError,
-                tomllib.TOMLDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+_USER_ERRORS = (
+    MlimputeError,
+    FileNotFoundError,
+    IsADirectoryError,
+    PermissionError,
+    tomllib.TOMLDecodeError,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+)
 
 
 def _err(*args) -> None:
@@ -78,7 +85,7 @@ def _written(paths: list[Path]) -> list[str]:
         if j - i >= 2:
             lines.append(f"wrote {paths[i]} ... {paths[j].name} ({j - i + 1} files)")
         else:
-            lines += [f"wrote {p}" for p in paths[i:j + 1]]
+            lines += [f"wrote {p}" for p in paths[i : j + 1]]
         i = j + 1
     return lines
 
@@ -92,8 +99,10 @@ def _print_result(result, log: Callable[[str], None] = print) -> None:
         return
     log(f"\n{result.pooled}")
     for hypothesis, t in result.tests.items():
-        log(f"Test {hypothesis!r} ({t.method}): F = {t.statistic:.3f} on {t.df1:g} and "
-            f"{t.df2:.1f} df, p = {t.p:.4g}, riv = {t.riv:.3f}")
+        log(
+            f"Test {hypothesis!r} ({t.method}): F = {t.statistic:.3f} on {t.df1:g} and "
+            f"{t.df2:.1f} df, p = {t.p:.4g}, riv = {t.riv:.3f}"
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -106,18 +115,28 @@ def _demo(args: argparse.Namespace) -> int:
     data = classroom(1, rng=args.seed)
     df = data.incomplete
     print("mlimpute demo: the classroom example of Jacobusse (2005), experiment 1")
-    print(f"  {df['class'].nunique()} classes, {len(df)} children; "
-          f"{df['grade'].isna().mean():.0%} of 'grade' missing completely at random\n")
+    print(
+        f"  {df['class'].nunique()} classes, {len(df)} children; "
+        f"{df['grade'].isna().mean():.0%} of 'grade' missing completely at random\n"
+    )
     study = StudySpec(
-        formulas=data.imputation, m=args.m, iterations=args.iterations, seed=args.seed,
-        analysis=AnalysisSpec(data.formula), version=_version(),
+        formulas=data.imputation,
+        m=args.m,
+        iterations=args.iterations,
+        seed=args.seed,
+        analysis=AnalysisSpec(data.formula),
+        version=_version(),
     )
     if args.out is not None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         df.to_csv(out / "classroom.csv", index=False)
-        study = replace(study, data="classroom.csv", base_dir=out,
-                        output=OutputSpec("imputations.nc", "completed_{i}.csv", "pooled.csv"))
+        study = replace(
+            study,
+            data="classroom.csv",
+            base_dir=out,
+            output=OutputSpec("imputations.nc", "completed_{i}.csv", "pooled.csv"),
+        )
         study.write(out / "spec.toml")
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -130,12 +149,16 @@ def _demo(args: argparse.Namespace) -> int:
     _print_result(result)
     print("\nTrue values:", ", ".join(f"{k} = {v:g}" for k, v in data.truth.items()))
     if args.out is None:
-        print("\nNothing written; `mlimpute demo --out DIR` saves the data, the specification "
-              "and the results.")
+        print(
+            "\nNothing written; `mlimpute demo --out DIR` saves the data, the specification "
+            "and the results."
+        )
     else:
-        print(f"\nWrote {args.out}/: classroom.csv, spec.toml, imputations.nc, "
-              f"completed_1..{imp.m}.csv, pooled.csv. "
-              f"`mlimpute run {Path(args.out) / 'spec.toml'}` repeats the run.")
+        print(
+            f"\nWrote {args.out}/: classroom.csv, spec.toml, imputations.nc, "
+            f"completed_1..{imp.m}.csv, pooled.csv. "
+            f"`mlimpute run {Path(args.out) / 'spec.toml'}` repeats the run."
+        )
     return 0
 
 
@@ -146,8 +169,13 @@ def _run(args: argparse.Namespace) -> int:
     log = (lambda _: None) if args.quiet else print
     t0 = time.perf_counter()
     with _warnings_as_lines(args.verbose):
-        result = run(study, progress=not args.no_progress and sys.stderr.isatty(), log=log,
-                     out_dir=args.out, allow_outside=args.allow_outside)
+        result = run(
+            study,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            log=log,
+            out_dir=args.out,
+            allow_outside=args.allow_outside,
+        )
     for line in _written(result.written):
         log(line)
     _print_result(result, print)
@@ -162,8 +190,9 @@ def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
     df = read_data(path)
     for c in columns or []:
         if c is not None and c not in df.columns:
-            raise SpecificationError(f"column {c!r} is not in {path!r}; its columns are "
-                                     f"{list(df.columns)}")
+            raise SpecificationError(
+                f"column {c!r} is not in {path!r}; its columns are {list(df.columns)}"
+            )
     return df
 
 
@@ -189,19 +218,26 @@ def _init(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if args.output is not None and not data.is_absolute():
         data = Path(os.path.relpath(data.resolve(), Path(args.output).resolve().parent))
-    text = init_spec(df, cluster=args.cluster, data=data.as_posix(), m=args.m,
-                     iterations=args.iterations, seed=seed)
+    text = init_spec(
+        df,
+        cluster=args.cluster,
+        data=data.as_posix(),
+        m=args.m,
+        iterations=args.iterations,
+        seed=seed,
+    )
     if args.output is None:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
         outside = not data.is_absolute() and data.parts[:1] == ("..",)
         flag = " --allow-outside" if outside else ""
-        _err(f"wrote {args.output}: review the formulas, then "
-             f"`mlimpute run {args.output}{flag}`")
+        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}{flag}`")
         if outside:
-            _err("mlimpute: note: the data file is outside the specification's directory, "
-                 "which `mlimpute run` allows only with --allow-outside")
+            _err(
+                "mlimpute: note: the data file is outside the specification's directory, "
+                "which `mlimpute run` allows only with --allow-outside"
+            )
     return 0
 
 
@@ -215,57 +251,91 @@ def _version() -> str:
 # parser
 # ------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlimpute",
-                                description="Multilevel multiple imputation for Python.")
+    p = argparse.ArgumentParser(
+        prog="mlimpute", description="Multilevel multiple imputation for Python."
+    )
     p.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"mlimpute {_version()}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks on errors and all warnings")
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks on errors and all warnings",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
-    demo = sub.add_parser("demo", parents=[common],
-                          help="impute the classroom example and pool an analysis",
-                          description="Impute the classroom example of Jacobusse (2005) "
-                          "(experiment 1: grade missing completely at random) with a "
-                          "random-intercept model and print the pooled analysis. Nothing is "
-                          "written unless --out is given.")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="impute the classroom example and pool an analysis",
+        description="Impute the classroom example of Jacobusse (2005) "
+        "(experiment 1: grade missing completely at random) with a "
+        "random-intercept model and print the pooled analysis. Nothing is "
+        "written unless --out is given.",
+    )
     demo.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     demo.add_argument("--iterations", type=int, default=20)
-    demo.add_argument("--seed", type=int, default=2005,
-                      help="random seed of the data and the chains (default 2005)")
-    demo.add_argument("--out", metavar="DIR", default=None,
-                      help="write the data, spec.toml, imputations.nc, completed_{i}.csv and "
-                      "pooled.csv into DIR (default: write nothing)")
-    demo.add_argument("--no-save", dest="out", action="store_const", const=None,
-                      help=argparse.SUPPRESS)  # the default; kept for old scripts
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=2005,
+        help="random seed of the data and the chains (default 2005)",
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write the data, spec.toml, imputations.nc, completed_{i}.csv and "
+        "pooled.csv into DIR (default: write nothing)",
+    )
+    demo.add_argument(
+        "--no-save", dest="out", action="store_const", const=None, help=argparse.SUPPRESS
+    )  # the default; kept for old scripts
     demo.set_defaults(func=_demo)
 
-    run = sub.add_parser("run", parents=[common], help="run a specification file (TOML)",
-                         description="Read the data, impute, write the imputation file and "
-                         "completed data, and pool the [analysis] if the file has one.")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a specification file (TOML)",
+        description="Read the data, impute, write the imputation file and "
+        "completed data, and pool the [analysis] if the file has one.",
+    )
     run.add_argument("spec", help="the specification file, e.g. spec.toml")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--out", metavar="DIR",
-                     help="write the outputs under DIR instead of the specification's "
-                     "directory (their paths must stay inside DIR)")
-    run.add_argument("--allow-outside", action="store_true",
-                     help="allow data and output paths that lead outside their directory "
-                     "(refused by default: only for specification files you trust)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the outputs under DIR instead of the specification's "
+        "directory (their paths must stay inside DIR)",
+    )
+    run.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="allow data and output paths that lead outside their directory "
+        "(refused by default: only for specification files you trust)",
+    )
     run.set_defaults(func=_run)
 
-    init = sub.add_parser("init", parents=[common],
-                          help="print a default specification for a data file",
-                          description="Write a default specification to review: every "
-                          "incomplete numeric column imputed from all other columns.")
+    init = sub.add_parser(
+        "init",
+        parents=[common],
+        help="print a default specification for a data file",
+        description="Write a default specification to review: every "
+        "incomplete numeric column imputed from all other columns.",
+    )
     init.add_argument("data", help="CSV, parquet, Stata or SPSS file")
     init.add_argument("--cluster", help="the grouping column (e.g. class)")
     init.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     init.add_argument("--iterations", type=int, default=20)
     init.add_argument("--seed", type=int, help="root seed (default: a random one, written)")
-    init.add_argument("-o", "--output", metavar="FILE",
-                      help="write to FILE (data path made relative to it) instead of stdout")
+    init.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE (data path made relative to it) instead of stdout",
+    )
     init.set_defaults(func=_init)
 
     desc = sub.add_parser("describe", parents=[common], help="descriptives per variable")

@@ -144,8 +144,12 @@ def decode(codes: np.ndarray, like: pd.Series) -> pd.Series | np.ndarray:
         return pd.Categorical.from_codes(idx, dtype=dtype)
     if pd.api.types.is_bool_dtype(dtype):
         vals = idx.astype(bool)
-        return pd.array(vals, dtype=dtype) if isinstance(
-            dtype, pd.api.extensions.ExtensionDtype) else vals
+        return (
+            pd.array(vals, dtype=dtype)
+            if isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            else vals
+        )
     arr = np.asarray(cats, dtype=object)[idx]
-    return pd.array(arr, dtype=dtype) if isinstance(
-        dtype, pd.api.extensions.ExtensionDtype) else arr
+    return (
+        pd.array(arr, dtype=dtype) if isinstance(dtype, pd.api.extensions.ExtensionDtype) else arr
+    )

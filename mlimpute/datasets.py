@@ -117,8 +117,7 @@ def classroom(
     df = pd.DataFrame({"class": cls, "skill": skill})
 
     if experiment == 1:
-        truth = {"Intercept": 10.0, "skill": 1.0, "var(Intercept|class)": 1.0,
-                 "var(Residual)": 4.0}
+        truth = {"Intercept": 10.0, "skill": 1.0, "var(Intercept|class)": 1.0, "var(Residual)": 4.0}
         u = gen.normal(0.0, 1.0, J)
         df["grade"] = 10.0 + skill + u[cls - 1] + gen.normal(0.0, 2.0, N)
         incomplete = df.copy()
@@ -133,9 +132,16 @@ def classroom(
         if experiment == 3:
             u1 = gen.normal(0.0, np.sqrt(0.5), J)
             grade = grade + (0.5 * skill + u1[cls - 1]) * gender
-            truth = {"Intercept": 10.0, "skill": 1.0, "gender": 1.0, "skill:gender": 0.5,
-                     "relation": 0.8, "var(Intercept|class)": 1.0,
-                     "var(gender|class)": 0.5, "var(Residual)": 4.0}
+            truth = {
+                "Intercept": 10.0,
+                "skill": 1.0,
+                "gender": 1.0,
+                "skill:gender": 0.5,
+                "relation": 0.8,
+                "var(Intercept|class)": 1.0,
+                "var(gender|class)": 0.5,
+                "var(Residual)": 4.0,
+            }
         else:
             truth.update({"var(Intercept|class)": 1.0, "var(Residual)": 4.0})
         df["gender"] = gender
@@ -148,8 +154,14 @@ def classroom(
             incomplete.loc[gen.random(N) < p_miss, "grade"] = np.nan
         else:
             incomplete.loc[_mcar(gen, N, 0.4), "grade"] = np.nan
-    return Classroom(df, incomplete, truth, experiment, ANALYSIS_FORMULAS[experiment],
-                     dict(IMPUTATION_FORMULAS[experiment]))
+    return Classroom(
+        df,
+        incomplete,
+        truth,
+        experiment,
+        ANALYSIS_FORMULAS[experiment],
+        dict(IMPUTATION_FORMULAS[experiment]),
+    )
 
 
 def _mcar(gen: np.random.Generator, n: int, fraction: float) -> np.ndarray:

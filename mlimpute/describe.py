@@ -43,8 +43,20 @@ __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
 
 Kind = Literal["numeric", "binary", "ordinal", "nominal", "other"]
 
-_COLUMNS = ["kind", "n", "n_missing", "pct_missing", "mean", "sd", "levels", "icc", "level",
-            "role", "model", "note"]
+_COLUMNS = [
+    "kind",
+    "n",
+    "n_missing",
+    "pct_missing",
+    "mean",
+    "sd",
+    "levels",
+    "icc",
+    "level",
+    "role",
+    "model",
+    "note",
+]
 _MAX_LEVELS = 6  # category counts shown before "... (+k more)"
 
 
@@ -138,8 +150,7 @@ def _cluster_summary(codes: np.ndarray) -> str:
     sizes = sizes[sizes > 0]
     if sizes.size == 0:
         return "0 clusters"
-    return (f"{sizes.size} clusters, size {sizes.min()}-{sizes.max()} "
-            f"(mean {sizes.mean():.1f})")
+    return f"{sizes.size} clusters, size {sizes.min()}-{sizes.max()} (mean {sizes.mean():.1f})"
 
 
 def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
@@ -233,16 +244,25 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
 
     # describe tolerates rows without a cluster id (impute refuses them): the roles are
     # computed on the other rows, as the levels always were
-    roles = classify_columns(df.set_axis(range(df.shape[1]), axis=1),
-                             None if cluster is None else cluster_pos)
+    roles = classify_columns(
+        df.set_axis(range(df.shape[1]), axis=1), None if cluster is None else cluster_pos
+    )
     n_rows = len(df)
     rows = []
     for pos in range(df.shape[1]):
         s = df.iloc[:, pos]
         rows.append(_describe_column(s, n_rows, codes, roles[pos]))
     out = pd.DataFrame(rows, columns=_COLUMNS, index=pd.Index(df.columns, name="variable"))
-    out = out.astype({"n": np.int64, "n_missing": np.int64, "pct_missing": np.float64,
-                      "mean": np.float64, "sd": np.float64, "icc": np.float64})
+    out = out.astype(
+        {
+            "n": np.int64,
+            "n_missing": np.int64,
+            "pct_missing": np.float64,
+            "mean": np.float64,
+            "sd": np.float64,
+            "icc": np.float64,
+        }
+    )
     from mlimpute.result.display import Table  # shown whole and rounded; the values are not rounded
 
     return Table(out, digits={"pct_missing": 1, "mean": 3, "sd": 3, "icc": 3})
@@ -256,20 +276,32 @@ def _hashable(x: object) -> bool:
     return True
 
 
-def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
-                     role: ColumnRole) -> list:
+def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None, role: ColumnRole) -> list:
     n_missing = int(s.isna().sum())
     n_obs = n_rows - n_missing
     pct = 100.0 * n_missing / n_rows if n_rows else float("nan")
     kind = variable_kind(s)
     numeric = pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(
-        s.dtype, pd.CategoricalDtype)
+        s.dtype, pd.CategoricalDtype
+    )
     values = s.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else None
 
     if role.role == "cluster":
         assert codes is not None
-        return [kind, n_obs, n_missing, pct, np.nan, np.nan, _cluster_summary(codes),
-                np.nan, "cluster", "cluster", None, None]
+        return [
+            kind,
+            n_obs,
+            n_missing,
+            pct,
+            np.nan,
+            np.nan,
+            _cluster_summary(codes),
+            np.nan,
+            "cluster",
+            "cluster",
+            None,
+            None,
+        ]
 
     mean = sd = icc = np.nan
     if values is not None and n_obs:
@@ -279,9 +311,23 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None,
     levels = _level_counts(s) if kind in ("binary", "ordinal", "nominal") else None
     note = role.reason
     if role.codes:
-        note = (f"integer codes ({s.nunique()} values): predictive mean matching imputes "
-                "observed values only")
+        note = (
+            f"integer codes ({s.nunique()} values): predictive mean matching imputes "
+            "observed values only"
+        )
     if codes is not None and role.level == 1 and values is not None:
         icc = icc_anova(values, codes)
-    return [kind, n_obs, n_missing, pct, mean, sd, levels, icc, role.level, role.role,
-            role.model, note]
+    return [
+        kind,
+        n_obs,
+        n_missing,
+        pct,
+        mean,
+        sd,
+        levels,
+        icc,
+        role.level,
+        role.role,
+        role.model,
+        note,
+    ]

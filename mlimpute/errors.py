@@ -88,8 +88,7 @@ def warn(message: str, category: type[Warning] = MlimputeWarning) -> None:
     """Emit a warning attributed to the user's line (the first frame outside mlimpute)."""
     frame = sys._getframe(1)
     level = 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-            _PACKAGE_DIR):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)

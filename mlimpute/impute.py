@@ -119,9 +119,19 @@ def impute(
     (3, 240)
     """
     _check_run_options(n_jobs, client, progress)
-    spec = build_spec(df, formulas, m=m, iterations=iterations, method=method, visit=visit,
-                      cluster=cluster, include=include, exclude=exclude,
-                      heteroscedastic=heteroscedastic, max_categories=max_categories)
+    spec = build_spec(
+        df,
+        formulas,
+        m=m,
+        iterations=iterations,
+        method=method,
+        visit=visit,
+        cluster=cluster,
+        include=include,
+        exclude=exclude,
+        heteroscedastic=heteroscedastic,
+        max_categories=max_categories,
+    )
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
@@ -131,9 +141,15 @@ def impute(
     if spec.variables:
         bar = _progress_bar(progress, spec.m * spec.iterations)
         try:
-            results = map_chains(plan, seeds, n_jobs=n_jobs, client=client,
-                                 progress=None if bar is None else
-                                 (lambda done: bar.update(done * spec.iterations - bar.n)))
+            results = map_chains(
+                plan,
+                seeds,
+                n_jobs=n_jobs,
+                client=client,
+                progress=None
+                if bar is None
+                else (lambda done: bar.update(done * spec.iterations - bar.n)),
+            )
         finally:
             if bar is not None:
                 bar.close()

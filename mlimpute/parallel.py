@@ -399,8 +399,9 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
         # no effect once the server runs
         ctx.set_forkserver_preload(["__main__", __name__, func.__module__])
     results: list[Any] = [None] * len(items)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(shared,))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(shared,)
+    )
     clean = False
     try:
         pending: dict[Future, range] = {

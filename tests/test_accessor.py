@@ -35,9 +35,13 @@ def test_pattern_delegates_to_missing_pattern(df):
     pat = df.mi.pattern()
     assert isinstance(pat, MissingPattern)
     pd.testing.assert_frame_equal(pat.table, missing_pattern(df).table)
-    assert pat.n_missing.to_dict() == {"class": 0, "skill": 0, "gender": 0,
-                                       "grade": int(df["grade"].isna().sum()),
-                                       "relation": int(df["relation"].isna().sum())}
+    assert pat.n_missing.to_dict() == {
+        "class": 0,
+        "skill": 0,
+        "gender": 0,
+        "grade": int(df["grade"].isna().sum()),
+        "relation": int(df["relation"].isna().sum()),
+    }
 
 
 def test_describe_delegates(df):
@@ -57,6 +61,7 @@ def test_accessor_methods_do_not_modify_the_frame(df):
 
 # -- help where users look: real signatures and the full documentation -------------------
 
+
 def _params(func, drop: int) -> list[tuple[str, object, object]]:
     """(name, kind, default) of ``func``'s parameters after the first ``drop``."""
     params = list(inspect.signature(func).parameters.values())[drop:]
@@ -73,11 +78,14 @@ def _assert_documented(doc: str, func) -> None:
         assert f"\n{name} :" in doc or f", {name}" in doc or f"\n{name}," in doc, name
 
 
-@pytest.mark.parametrize("method, target", [
-    ("impute", "mlimpute.impute:impute"),
-    ("describe", "mlimpute.describe:describe"),
-    ("pattern", "mlimpute.pattern:missing_pattern"),
-])
+@pytest.mark.parametrize(
+    "method, target",
+    [
+        ("impute", "mlimpute.impute:impute"),
+        ("describe", "mlimpute.describe:describe"),
+        ("pattern", "mlimpute.pattern:missing_pattern"),
+    ],
+)
 def test_accessor_methods_have_the_signature_and_docs_of_what_they_call(method, target):
     module, name = target.split(":")
     func = getattr(importlib.import_module(module), name)
@@ -89,13 +97,16 @@ def test_accessor_methods_have_the_signature_and_docs_of_what_they_call(method, 
     assert "\ndf :" not in doc  # the accessor supplies the DataFrame
 
 
-@pytest.mark.parametrize("method, target", [
-    ("fit", "mlimpute.analysis:fit"),
-    ("apply", "mlimpute.analysis:apply"),
-    ("to_csv", "mlimpute.io.flat:to_csv"),
-    ("to_parquet", "mlimpute.io.flat:to_parquet"),
-    ("to_stata", "mlimpute.io.flat:to_stata"),
-])
+@pytest.mark.parametrize(
+    "method, target",
+    [
+        ("fit", "mlimpute.analysis:fit"),
+        ("apply", "mlimpute.analysis:apply"),
+        ("to_csv", "mlimpute.io.flat:to_csv"),
+        ("to_parquet", "mlimpute.io.flat:to_parquet"),
+        ("to_stata", "mlimpute.io.flat:to_stata"),
+    ],
+)
 def test_result_methods_have_the_signature_and_docs_of_what_they_call(method, target):
     from mlimpute.result.imputed import MultiplyImputed
 
@@ -123,10 +134,19 @@ def test_help_lists_the_public_names_only():
 def test_import_loads_no_heavy_dependency():
     # quick imports: statistics, plotting, files and dask are loaded when used (not timed
     # here: timings on a shared machine are noise; the module list is what makes it quick)
-    heavy = ["matplotlib", "statsmodels", "dask", "h5netcdf", "zarr", "xarray", "formulaic",
-             "scipy.stats"]
-    code = ("import sys, pandas, mlimpute; pandas.DataFrame().mi; "
-            f"print([m for m in {heavy!r} if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    heavy = [
+        "matplotlib",
+        "statsmodels",
+        "dask",
+        "h5netcdf",
+        "zarr",
+        "xarray",
+        "formulaic",
+        "scipy.stats",
+    ]
+    code = (
+        "import sys, pandas, mlimpute; pandas.DataFrame().mi; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

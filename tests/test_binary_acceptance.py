@@ -69,18 +69,29 @@ def test_binary_replications_bias_and_coverage(tmp_path):
             res = _fit(imp)
             s = res.summary()
             v = res.variance_components().loc["var(Intercept|g)", "estimate"]
-            rows.append({"rep": rep, "method": method, "b0": s.loc["Intercept", "estimate"],
-                         "b1": s.loc["x", "estimate"],
-                         "cover_b0": s.loc["Intercept", "ci_low"] <= -0.2
-                         <= s.loc["Intercept", "ci_high"],
-                         "cover_b1": s.loc["x", "ci_low"] <= 0.7 <= s.loc["x", "ci_high"],
-                         "var": v,
-                         "var_cd": cd.variance_components().loc["var(Intercept|g)",
-                                                                "estimate"]})
+            rows.append(
+                {
+                    "rep": rep,
+                    "method": method,
+                    "b0": s.loc["Intercept", "estimate"],
+                    "b1": s.loc["x", "estimate"],
+                    "cover_b0": s.loc["Intercept", "ci_low"]
+                    <= -0.2
+                    <= s.loc["Intercept", "ci_high"],
+                    "cover_b1": s.loc["x", "ci_low"] <= 0.7 <= s.loc["x", "ci_high"],
+                    "var": v,
+                    "var_cd": cd.variance_components().loc["var(Intercept|g)", "estimate"],
+                }
+            )
     out = pd.DataFrame(rows)
     table = out.groupby("method").agg(
-        b0=("b0", "mean"), b1=("b1", "mean"), coverage_b0=("cover_b0", "mean"),
-        coverage_b1=("cover_b1", "mean"), var=("var", "mean"), var_complete=("var_cd", "mean"))
+        b0=("b0", "mean"),
+        b1=("b1", "mean"),
+        coverage_b0=("cover_b0", "mean"),
+        coverage_b1=("cover_b1", "mean"),
+        var=("var", "mean"),
+        var_complete=("var_cd", "mean"),
+    )
     docs = Path(__file__).resolve().parents[1] / "docs"
     docs.mkdir(exist_ok=True)
     (docs / "binary_simulation.md").write_text(
@@ -91,6 +102,7 @@ def test_binary_replications_bias_and_coverage(tmp_path):
         "30 % of y missing at random given x; m = 10, 20 iterations; analysis: ML "
         "multilevel probit (adaptive quadrature). True values: b0 = -0.2, b1 = 0.7; `var` "
         "is the pooled random-intercept variance, `var_complete` the mean complete-data "
-        "estimate.\n\n```\n" + table.round(3).to_string() + "\n```\n")
+        "estimate.\n\n```\n" + table.round(3).to_string() + "\n```\n"
+    )
     ml = table.loc["multilevel"]
     assert abs(ml["b1"] - 0.7) < 0.07 and 0.9 <= ml["coverage_b1"] <= 0.99

@@ -19,8 +19,14 @@ from mlimpute.specfile import read_spec
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "mlimpute.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mlimpute.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,14 @@ def test_demo_writes_a_spec_that_run_repeats(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "Multiply imputed analysis" in p.stdout and "skill" in p.stdout
     names = {f.name for f in out.iterdir()}
-    assert {"classroom.csv", "spec.toml", "imputations.nc", "completed_1.csv",
-            "completed_2.csv", "pooled.csv"} <= names
+    assert {
+        "classroom.csv",
+        "spec.toml",
+        "imputations.nc",
+        "completed_1.csv",
+        "completed_2.csv",
+        "pooled.csv",
+    } <= names
     first = open_imputations(out / "imputations.nc")
     shutil.move(out / "imputations.nc", tmp_path / "first.nc")
     p = cli("run", out / "spec.toml")
@@ -58,16 +70,30 @@ def test_demo_writes_a_spec_that_run_repeats(tmp_path):
 
 
 def test_init_then_run(csv, capsys):
-    p = cli("init", csv, "--cluster", "class", "-m", "2", "--iterations", "3", "--seed", "9",
-            cwd=csv.parent)
+    p = cli(
+        "init",
+        csv,
+        "--cluster",
+        "class",
+        "-m",
+        "2",
+        "--iterations",
+        "3",
+        "--seed",
+        "9",
+        cwd=csv.parent,
+    )
     assert p.returncode == 0, p.stderr
     assert "REVIEW THE FORMULAS" in p.stdout
     spec = csv.parent / "spec.toml"
-    spec.write_text(p.stdout + '\n[analysis]\nformula = "grade ~ gender + (1 | class)"\n'
-                    'tests = ["gender = 0"]\n')
+    spec.write_text(
+        p.stdout + '\n[analysis]\nformula = "grade ~ gender + (1 | class)"\n'
+        'tests = ["gender = 0"]\n'
+    )
     study = read_spec(spec)
-    assert study.formulas["grade"] == ("~ skill + gender + cmean(gender) + relation"
-                                       " + cmean(relation) + (1 | class)")
+    assert study.formulas["grade"] == (
+        "~ skill + gender + cmean(gender) + relation + cmean(relation) + (1 | class)"
+    )
     assert main(["run", str(spec), "--quiet"]) == 0  # `run` is run as a subprocess above
     out = capsys.readouterr().out
     assert "Test 'gender = 0' (D1): F =" in out and "wrote" not in out
@@ -105,19 +131,28 @@ def test_verbose_shows_the_traceback(tmp_path, capsys):
     assert "Traceback" in err and "mlimpute: error:" in err and "invalid TOML" in err
 
 
-@pytest.mark.parametrize(("args", "toml", "match"), [
-    (["run", "{d}/nope.toml"], None, "specification file not found"),
-    (["run", "{d}/s.toml"], "[imputation\n", "invalid TOML"),
-    (["run", "{d}/s.toml"], "[imputation]\nm = 0\n", "imputation.m: must be an integer"),
-    (["run", "{d}/s.toml"], '[data]\npath = "{csv}"\n[imputation.formulas]\ngrade = "~ nope"\n',
-     "unknown column(s) ['nope']"),
-    (["run", "{d}/s.toml"], '[data]\npath = "{csv}"\n[imputation.formulas]\ngrade = "~ x +"\n',
-     "imputation.formulas.grade"),
-    (["run", "{d}/s.toml"], '[data]\npath = "x.csv"\n[imputation]\n', "data file not found"),
-    (["describe", "{csv}", "--cluster", "klass"], None, "column 'klass' is not in"),
-    (["init", "{csv}", "--cluster", "klass"], None, "column 'klass' is not in"),
-    (["pattern", "{d}/d.xyz"], None, "unknown file type '.xyz'"),
-])
+@pytest.mark.parametrize(
+    ("args", "toml", "match"),
+    [
+        (["run", "{d}/nope.toml"], None, "specification file not found"),
+        (["run", "{d}/s.toml"], "[imputation\n", "invalid TOML"),
+        (["run", "{d}/s.toml"], "[imputation]\nm = 0\n", "imputation.m: must be an integer"),
+        (
+            ["run", "{d}/s.toml"],
+            '[data]\npath = "{csv}"\n[imputation.formulas]\ngrade = "~ nope"\n',
+            "unknown column(s) ['nope']",
+        ),
+        (
+            ["run", "{d}/s.toml"],
+            '[data]\npath = "{csv}"\n[imputation.formulas]\ngrade = "~ x +"\n',
+            "imputation.formulas.grade",
+        ),
+        (["run", "{d}/s.toml"], '[data]\npath = "x.csv"\n[imputation]\n', "data file not found"),
+        (["describe", "{csv}", "--cluster", "klass"], None, "column 'klass' is not in"),
+        (["init", "{csv}", "--cluster", "klass"], None, "column 'klass' is not in"),
+        (["pattern", "{d}/d.xyz"], None, "unknown file type '.xyz'"),
+    ],
+)
 def test_user_errors(csv, tmp_path, capsys, args, toml, match):
     local = tmp_path / csv.name  # a specification reads only inside its own directory
     shutil.copy(csv, local)

@@ -14,9 +14,12 @@ COLUMNS = {
     "object-bool": (pd.Series([True, None, False, np.bool_(True)], dtype=object), "binary"),
     "object-str": (pd.Series(["b", None, "a", "c"], dtype=object), "nominal"),
     "str": (pd.Series(["b", None, "a"], dtype="str"), "binary"),
-    "ordered": (pd.Series(pd.Categorical(["lo", "hi", None, "mid"],
-                                         categories=["lo", "mid", "hi"], ordered=True)),
-                "ordinal"),
+    "ordered": (
+        pd.Series(
+            pd.Categorical(["lo", "hi", None, "mid"], categories=["lo", "mid", "hi"], ordered=True)
+        ),
+        "ordinal",
+    ),
     "mixed-object": (pd.Series([1, "a", None], dtype=object), "other"),
     "object-bool-and-int": (pd.Series([True, 2, None], dtype=object), "other"),
 }

@@ -99,8 +99,20 @@ def test_classroom_with_cluster(class2):
     d = describe(class2, cluster="class")
     assert list(d.index) == list(class2.columns)
     assert d.index.name == "variable"
-    assert list(d.columns) == ["kind", "n", "n_missing", "pct_missing", "mean", "sd",
-                               "levels", "icc", "level", "role", "model", "note"]
+    assert list(d.columns) == [
+        "kind",
+        "n",
+        "n_missing",
+        "pct_missing",
+        "mean",
+        "sd",
+        "levels",
+        "icc",
+        "level",
+        "role",
+        "model",
+        "note",
+    ]
     assert d["role"].tolist() == ["cluster", "level-2", "level-1", "level-1", "level-1"]
     missing = class2.isna().sum()
     assert (d["n_missing"] == missing).all()
@@ -118,7 +130,8 @@ def test_classroom_with_cluster(class2):
     codes = class2["class"].to_numpy()
     for v in ("grade", "relation", "gender"):
         assert d.loc[v, "icc"] == pytest.approx(
-            icc_reference(class2[v].to_numpy(dtype=float), codes))
+            icc_reference(class2[v].to_numpy(dtype=float), codes)
+        )
     assert d.loc[["class", "skill"], "icc"].isna().all()
 
 
@@ -132,23 +145,41 @@ def test_without_cluster_everything_is_level_one(class2):
 def test_kinds_and_model_names():
     n = 12
     cls = np.repeat([1, 2, 3], 4)
-    df = pd.DataFrame({
-        "cls": cls,
-        "x": np.arange(n) + 0.5,  # measured values (np.arange(n) would be a row number)
-        "flag": np.arange(n) % 2 == 0,
-        "sex": np.where(np.arange(n) % 2 == 0, "f", "m"),
-        "two": pd.Categorical(np.where(np.arange(n) % 3 == 0, "a", "b")),
-        "ord": pd.Categorical(np.arange(n) % 3, categories=[0, 1, 2], ordered=True),
-        "nom": pd.Categorical(list("abcdefghiabc")),
-        "when": pd.date_range("2024-01-01", periods=n),
-        "z2": np.array([0.5, 1.5, 2.5])[cls - 1],  # level 2 numeric
-        "b2": np.array([0, 1, 0])[cls - 1],  # level 2 binary
-    })
+    df = pd.DataFrame(
+        {
+            "cls": cls,
+            "x": np.arange(n) + 0.5,  # measured values (np.arange(n) would be a row number)
+            "flag": np.arange(n) % 2 == 0,
+            "sex": np.where(np.arange(n) % 2 == 0, "f", "m"),
+            "two": pd.Categorical(np.where(np.arange(n) % 3 == 0, "a", "b")),
+            "ord": pd.Categorical(np.arange(n) % 3, categories=[0, 1, 2], ordered=True),
+            "nom": pd.Categorical(list("abcdefghiabc")),
+            "when": pd.date_range("2024-01-01", periods=n),
+            "z2": np.array([0.5, 1.5, 2.5])[cls - 1],  # level 2 numeric
+            "b2": np.array([0, 1, 0])[cls - 1],  # level 2 binary
+        }
+    )
     d = describe(df, cluster="cls")
-    assert d["kind"].tolist() == ["numeric", "numeric", "binary", "binary", "binary",
-                                  "ordinal", "nominal", "other", "numeric", "binary"]
-    assert d["model"].iloc[1:].tolist()[:6] == ["2l.norm", "2l.bin", "2l.bin", "2l.bin",
-                                                "2l.ordinal", "2l.nominal"]
+    assert d["kind"].tolist() == [
+        "numeric",
+        "numeric",
+        "binary",
+        "binary",
+        "binary",
+        "ordinal",
+        "nominal",
+        "other",
+        "numeric",
+        "binary",
+    ]
+    assert d["model"].iloc[1:].tolist()[:6] == [
+        "2l.norm",
+        "2l.bin",
+        "2l.bin",
+        "2l.bin",
+        "2l.ordinal",
+        "2l.nominal",
+    ]
     assert pd.isna(d.loc["when", "model"])
     assert d.loc["z2", "model"] == "2lonly.norm" and d.loc["z2", "level"] == 2
     assert d.loc["b2", "model"] == "2lonly.bin" and d.loc["b2", "level"] == 2
@@ -160,8 +191,17 @@ def test_kinds_and_model_names():
     assert d.loc["nom", "levels"].startswith("a: 2, b: 2, c: 2, d: 1")
     single = describe(df.drop(columns="when"))
     # without a cluster, cls (codes 1, 2, 3) is a variable: integer codes -> pmm
-    assert single["model"].tolist() == ["pmm", "norm", "bin", "bin", "bin", "ordinal",
-                                        "nominal", "norm", "bin"]
+    assert single["model"].tolist() == [
+        "pmm",
+        "norm",
+        "bin",
+        "bin",
+        "bin",
+        "ordinal",
+        "nominal",
+        "norm",
+        "bin",
+    ]
     assert set(single["model"]) <= set(DEFAULT_MODELS.values()) | {"pmm"}
 
 
@@ -189,12 +229,18 @@ def test_level_two_with_whole_clusters_missing():
 
 
 def test_missing_cluster_ids_are_left_out_of_icc_and_level():
-    df = pd.DataFrame({"g": [1, 1, 2, 2, np.nan, np.nan], "x": [1.0, 2.0, 5.0, 6.0, 50, -50],
-                       "c": [1.0, 1.0, 2.0, 2.0, 7.0, 8.0]})
+    df = pd.DataFrame(
+        {
+            "g": [1, 1, 2, 2, np.nan, np.nan],
+            "x": [1.0, 2.0, 5.0, 6.0, 50, -50],
+            "c": [1.0, 1.0, 2.0, 2.0, 7.0, 8.0],
+        }
+    )
     d = describe(df, cluster="g")
     assert d.loc["g", "n_missing"] == 2
-    assert d.loc["x", "icc"] == pytest.approx(icc_anova(np.array([1.0, 2, 5, 6]),
-                                                        np.array([0, 0, 1, 1])))
+    assert d.loc["x", "icc"] == pytest.approx(
+        icc_anova(np.array([1.0, 2, 5, 6]), np.array([0, 0, 1, 1]))
+    )
     assert d.loc["c", "level"] == 2
 
 
@@ -231,8 +277,9 @@ def test_input_is_not_modified(class2):
 def test_accessor_delegates(class2):
     import mlimpute  # noqa: F401  (registers .mi)
 
-    pd.testing.assert_frame_equal(class2.mi.describe(cluster="class"),
-                                  describe(class2, cluster="class"))
+    pd.testing.assert_frame_equal(
+        class2.mi.describe(cluster="class"), describe(class2, cluster="class")
+    )
     pd.testing.assert_frame_equal(class2.mi.describe(), describe(class2))
 
 
@@ -244,13 +291,15 @@ def test_roles_identifiers_and_codes_as_impute_sees_them():
     sch = np.repeat(np.arange(15), sizes)
     den = rng.integers(1, 5, 15)[sch].astype(float)
     den[np.isin(sch, [3, 7])] = np.nan
-    df = pd.DataFrame({
-        "sch": sch,
-        "pup": np.arange(sch.size) + 1,
-        "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
-        "den": den,
-        "score": rng.normal(size=sch.size),
-    })
+    df = pd.DataFrame(
+        {
+            "sch": sch,
+            "pup": np.arange(sch.size) + 1,
+            "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
+            "den": den,
+            "score": rng.normal(size=sch.size),
+        }
+    )
     d = describe(df, cluster="sch")
     assert d["role"].tolist() == ["cluster", "identifier", "identifier", "level-2", "level-1"]
     assert d.loc["pup", "note"] == "identifier: a different value in every row"

@@ -18,7 +18,8 @@ import pytest
 import mlimpute
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(mlimpute.__path__, prefix="mlimpute.")
+    m.name
+    for m in pkgutil.walk_packages(mlimpute.__path__, prefix="mlimpute.")
     if not m.name.endswith("__main__")
 )
 
@@ -30,6 +31,10 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
     module = importlib.import_module(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short example runs may warn about R-hat
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS
-                                 | doctest.NORMALIZE_WHITESPACE, verbose=False, report=True)
+        result = doctest.testmod(
+            module,
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+            verbose=False,
+            report=True,
+        )
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -34,8 +34,9 @@ def test_experiment1_multilevel_recovers_d0_single_level_does_not(seed):
     d = classroom(1, rng=seed)
     cd = _reml_d0(d.complete)
     ml = d.incomplete.mi.impute(d.imputation, m=20, iterations=20, rng=seed)
-    sl = d.incomplete.mi.impute(d.imputation, m=20, iterations=20, rng=seed,
-                                method={"grade": "norm"})
+    sl = d.incomplete.mi.impute(
+        d.imputation, m=20, iterations=20, rng=seed, method={"grade": "norm"}
+    )
     d0_ml = np.mean([_reml_d0(x) for x in ml.complete("all")])
     d0_sl = np.mean([_reml_d0(x) for x in sl.complete("all")])
     assert abs(d0_ml - cd) < 0.25
@@ -56,10 +57,13 @@ def test_experiment3_random_slope_variance_recovered():
         res = d.incomplete.mi.impute(d.imputation, m=20, iterations=20, rng=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+
             def d1(df):
-                fit = smf.mixedlm("grade ~ skill*gender + relation", df, groups=df["class"],
-                                  re_formula="~gender").fit(reml=True)
+                fit = smf.mixedlm(
+                    "grade ~ skill*gender + relation", df, groups=df["class"], re_formula="~gender"
+                ).fit(reml=True)
                 return float(fit.cov_re.iloc[1, 1])
+
             cd.append(d1(d.complete))
             imp.append(np.mean([d1(x) for x in res.complete("all")]))
     assert abs(np.mean(imp) / np.mean(cd) - 1) < 0.4, (cd, imp)
@@ -77,10 +81,8 @@ def test_same_seed_same_arrays_and_generator_seed(exp2):
     for v in ("grade", "relation"):
         np.testing.assert_array_equal(a.dataset[v].values, b.dataset[v].values)
         assert not np.array_equal(a.dataset[v].values, c.dataset[v].values)
-    g1 = exp2.incomplete.mi.impute(exp2.imputation, m=3, iterations=5,
-                                   rng=np.random.default_rng(5))
-    g2 = exp2.incomplete.mi.impute(exp2.imputation, m=3, iterations=5,
-                                   rng=np.random.default_rng(5))
+    g1 = exp2.incomplete.mi.impute(exp2.imputation, m=3, iterations=5, rng=np.random.default_rng(5))
+    g2 = exp2.incomplete.mi.impute(exp2.imputation, m=3, iterations=5, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(g1.dataset["grade"].values, g2.dataset["grade"].values)
     assert a.spec.seed == 42
 
@@ -137,8 +139,9 @@ def test_complete_long_all_and_errors(exp2):
     assert len(imp.complete("long", include=True)) == 3 * len(exp2.incomplete)
     assert len(list(imp.complete("all"))) == 2
     pd.testing.assert_frame_equal(imp.complete(0), exp2.incomplete)
-    pd.testing.assert_frame_equal(long[long.imputation == 2].drop(columns="imputation"),
-                                  imp.complete(2))
+    pd.testing.assert_frame_equal(
+        long[long.imputation == 2].drop(columns="imputation"), imp.complete(2)
+    )
     with pytest.raises(mlimpute.SpecificationError, match="1..2"):
         imp.complete(3)
     with pytest.raises(mlimpute.SpecificationError):
@@ -150,10 +153,12 @@ def test_index_and_dtypes_kept():
     df = d.incomplete.copy()
     df.index = pd.Index([f"child{i}" for i in range(len(df))][::-1])
     df["grade"] = df["grade"].astype("float32")
-    df["int_col"] = pd.array(np.where(np.arange(len(df)) % 5 == 0, None,
-                                      np.arange(len(df))), dtype="Int64")
-    imp = df.mi.impute({"grade": "~ skill + (1 | class)", "int_col": "~ skill"}, m=2,
-                       iterations=3, rng=1)
+    df["int_col"] = pd.array(
+        np.where(np.arange(len(df)) % 5 == 0, None, np.arange(len(df))), dtype="Int64"
+    )
+    imp = df.mi.impute(
+        {"grade": "~ skill + (1 | class)", "int_col": "~ skill"}, m=2, iterations=3, rng=1
+    )
     out = imp.complete(1)
     pd.testing.assert_index_equal(out.index, df.index)
     assert out["grade"].dtype == np.float32 and out["int_col"].dtype == "Int64"
@@ -174,8 +179,9 @@ def test_unsorted_string_clusters_and_single_row_clusters():
 def test_chained_variables_with_cmean(exp2):
     imp = exp2.incomplete.mi.impute(exp2.imputation, m=2, iterations=5, rng=1)
     assert imp.variables == ["relation", "grade"]
-    imp2 = exp2.incomplete.mi.impute(exp2.imputation, m=2, iterations=5, rng=1,
-                                     visit=["grade", "relation"])
+    imp2 = exp2.incomplete.mi.impute(
+        exp2.imputation, m=2, iterations=5, rng=1, visit=["grade", "relation"]
+    )
     assert imp2.variables == ["grade", "relation"]
     assert "relation" in repr(imp) and "2l.norm" in repr(imp)
 

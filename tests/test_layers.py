@@ -50,8 +50,9 @@ def test_the_layering_contracts_hold():
 def broken_copy(tmp_path):
     """A copy of the package (and its pyproject.toml); returns a function that adds one
     import to one of its modules and runs ``lint-imports`` on the copy."""
-    shutil.copytree(ROOT / "mlimpute", tmp_path / "mlimpute",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "mlimpute", tmp_path / "mlimpute", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
 
     def add_import(module: str, line: str) -> subprocess.CompletedProcess:

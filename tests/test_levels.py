@@ -46,9 +46,12 @@ def test_level2_acceptance_skill_from_age_cmean_ranef():
     formula = "grade ~ skill + (1 | class)"
     cd = _fit(full, formula).loc["skill"]
     cc = _fit(df.dropna(), formula).loc["skill"]
-    imp = df.mi.impute({"grade": "~ skill + (1 | class)",
-                        "skill": "~ age + cmean(grade) + ranef(grade)"}, m=20, iterations=20,
-                       rng=2)
+    imp = df.mi.impute(
+        {"grade": "~ skill + (1 | class)", "skill": "~ age + cmean(grade) + ranef(grade)"},
+        m=20,
+        iterations=20,
+        rng=2,
+    )
     assert imp.spec.methods == {"grade": "2l.norm", "skill": "2lonly.norm"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -66,8 +69,7 @@ def test_level2_values_written_to_every_row_and_partially_observed_clusters():
     rows = df.index[df["class"] == 0]
     df.loc[rows, "skill"] = full.loc[rows, "skill"]
     df.loc[rows[:2], "skill"] = np.nan
-    imp = df.mi.impute({"skill": "~ age + cmean(grade)"}, m=2, iterations=3, rng=1,
-                       cluster="class")
+    imp = df.mi.impute({"skill": "~ age + cmean(grade)"}, m=2, iterations=3, rng=1, cluster="class")
     out = imp.complete(1)
     assert np.allclose(out.loc[rows, "skill"], full.loc[rows[0], "skill"])
     assert (out.groupby("class")["skill"].nunique() == 1).all()
@@ -117,8 +119,9 @@ def test_cluster_means_keep_within_slope():
         full, df = _within_between(seed)
         cd = _fit(full, formula).loc["x"]
         imp = df.mi.impute(cluster="g", m=5, iterations=20, rng=seed)
-        no_cmean = df.mi.impute({"x": "~ y + z + (1 | g)", "y": "~ x + z + (1 | g)"}, m=5,
-                                iterations=20, rng=seed)
+        no_cmean = df.mi.impute(
+            {"x": "~ y + z + (1 | g)", "y": "~ x + z + (1 | g)"}, m=5, iterations=20, rng=seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             good = imp.fit(formula, engine="profiled").summary().loc["x"]
@@ -134,8 +137,10 @@ def test_cluster_means_keep_within_slope():
 
 def test_defaults_spec_include_exclude_and_identifiers():
     d = classroom(2, rng=1, n_classes=10, class_size=6)
-    df = d.incomplete.assign(pupil_id=np.arange(len(d.incomplete)),
-                             note=pd.Categorical(np.where(d.incomplete["gender"] == 1, "g", "b")))
+    df = d.incomplete.assign(
+        pupil_id=np.arange(len(d.incomplete)),
+        note=pd.Categorical(np.where(d.incomplete["gender"] == 1, "g", "b")),
+    )
     df.loc[df.index[:4], "note"] = np.nan
     imp = df.mi.impute(cluster="class", m=2, iterations=3, rng=1)
     methods = imp.spec.methods
@@ -149,13 +154,13 @@ def test_defaults_spec_include_exclude_and_identifiers():
     assert "skill" not in imp2.spec.formulas["grade"]
     assert "note" not in imp2.spec.methods and imp2.complete(1)["note"].isna().sum() == 4
     # a user formula for one variable, defaults for the rest
-    imp3 = df.mi.impute({"grade": "~ skill + (1 | class)"}, cluster="class", m=1,
-                        iterations=2, rng=1)
+    imp3 = df.mi.impute(
+        {"grade": "~ skill + (1 | class)"}, cluster="class", m=1, iterations=2, rng=1
+    )
     assert imp3.spec.formulas["grade"] == "~ skill + (1 | class)"
     assert "relation" in imp3.spec.methods
     # the spec is written in the syntax a user writes and reparses to the same models
-    again = df.mi.impute(imp.spec.formulas, m=2, iterations=3, rng=1,
-                         method=imp.spec.methods)
+    again = df.mi.impute(imp.spec.formulas, m=2, iterations=3, rng=1, method=imp.spec.methods)
     np.testing.assert_array_equal(again.dataset["grade"].values, imp.dataset["grade"].values)
 
 

@@ -30,15 +30,27 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = _read(name)
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3",
+        nb,
+        timeout=300,
+        kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
-    errors = [out for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
     assert not errors
-    images = [out for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    ]
     assert images, "the notebook should draw figures"
 
 

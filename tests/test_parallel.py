@@ -33,8 +33,10 @@ def tagged(shared, block):
 
 
 def blas_threads(shared, block):
-    return [max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
-                default=1) for _ in block]
+    return [
+        max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=1)
+        for _ in block
+    ]
 
 
 def test_serial_keeps_order_and_reports_each_item():
@@ -81,7 +83,7 @@ def test_n_jobs():
     assert resolve_n_jobs(None) == 1
     assert resolve_n_jobs(4) == 4
     assert resolve_n_jobs(-1) == usable_cores()
-    assert resolve_n_jobs(-10**6) == 1
+    assert resolve_n_jobs(-(10**6)) == 1
     for bad in (0, 1.5, "2", True):
         with pytest.raises(SpecificationError, match="n_jobs"):
             resolve_n_jobs(bad)

@@ -28,8 +28,12 @@ INDEXES = ("range", "shuffled", "strings", "multi")
 
 # m = 2, iterations = 2 as the issue asks; an example takes ~0.06 s, so 200 examples per
 # test keep the file under ~30 s.
-SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,  # reproducible CI
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,  # reproducible CI
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _column(draw, kind: str, n: int, rng: np.random.Generator) -> pd.Series:
@@ -51,8 +55,7 @@ def _column(draw, kind: str, n: int, rng: np.random.Generator) -> pd.Series:
     if draw(st.booleans(), label="shuffled categories"):
         cats = list(rng.permutation(cats))
     codes = rng.integers(0, k, n)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=cats,
-                                               ordered=kind == "ordered"))
+    return pd.Series(pd.Categorical.from_codes(codes, categories=cats, ordered=kind == "ordered"))
 
 
 def _two_observed_values(s: pd.Series, miss: np.ndarray, keep: int) -> None:
@@ -126,8 +129,9 @@ def datasets(draw):
     elif kind == "strings":
         df.index = pd.Index([f"row{i}" for i in rng.permutation(n)], name="id")
     else:
-        df.index = pd.MultiIndex.from_arrays([rng.integers(0, 3, n), rng.permutation(n)],
-                                             names=["a", "b"])
+        df.index = pd.MultiIndex.from_arrays(
+            [rng.integers(0, 3, n), rng.permutation(n)], names=["a", "b"]
+        )
     return df, [c for c in names if df[c].isna().any()]
 
 
@@ -212,9 +216,13 @@ def test_random_intercept_formulas_keep_the_data_contract(case):
 @pytest.mark.parametrize("ordered", [True, False], ids=["ordinal", "nominal"])
 @pytest.mark.parametrize("how", ["defaults", "formula"])
 def test_one_observed_category_of_three(ordered, how):
-    df = pd.DataFrame({"g": [0, 1], "x": [0.1, -0.1],
-                       "v": pd.Categorical([None, "k0"], categories=["k0", "k1", "k2"],
-                                           ordered=ordered)})
+    df = pd.DataFrame(
+        {
+            "g": [0, 1],
+            "x": [0.1, -0.1],
+            "v": pd.Categorical([None, "k0"], categories=["k0", "k1", "k2"], ordered=ordered),
+        }
+    )
     formulas = None if how == "defaults" else {"v": "~ x + (1 | g)"}
     try:
         imp = df.mi.impute(formulas, cluster="g", m=2, iterations=2, rng=1)
@@ -227,16 +235,27 @@ def test_one_observed_category_of_three(ordered, how):
 def _saturated_frame(n_obs: int) -> pd.DataFrame:
     """y observed on ``n_obs`` rows, two predictors: n_obs = 3 fixed effects saturate."""
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"g": np.repeat([0, 1], 4), "x": rng.normal(size=8),
-                       "z": rng.normal(size=8), "y": rng.normal(size=8)})
+    df = pd.DataFrame(
+        {
+            "g": np.repeat([0, 1], 4),
+            "x": rng.normal(size=8),
+            "z": rng.normal(size=8),
+            "y": rng.normal(size=8),
+        }
+    )
     df.loc[df.index[n_obs:], "y"] = np.nan
     return df
 
 
 @pytest.mark.parametrize(
     ("method", "formula"),
-    [("2l.norm", "~ x + z + (1 | g)"), ("2l.pmm", "~ x + z + (1 | g)"),
-     ("2l.norm.het", "~ x + z + (1 | g)"), ("norm", "~ x + z"), ("pmm", "~ x + z")],
+    [
+        ("2l.norm", "~ x + z + (1 | g)"),
+        ("2l.pmm", "~ x + z + (1 | g)"),
+        ("2l.norm.het", "~ x + z + (1 | g)"),
+        ("norm", "~ x + z"),
+        ("pmm", "~ x + z"),
+    ],
 )
 def test_saturated_numeric_model(method, formula):
     df = _saturated_frame(n_obs=3)
@@ -258,19 +277,76 @@ def test_one_more_observed_row_than_fixed_effects_is_fine():
 
 def test_saturated_model_found_by_hypothesis():
     na = None
-    df = pd.DataFrame({
-        "g": [0, 0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 5, 5, 6, 7, 7],
-        "x": [0.982, -0.645, -0.782, 0.822, -0.736, 1.383, 0.27, 0.275, 0.368, -0.777,
-              -0.486, -2.209, 0.101, -0.398, -1.144, -0.235],
-        "v0_ordered": pd.Categorical(
-            ["k2", "k1", "k1", "k2", "k1", na, "k2", "k2", "k2", "k1", "k0", "k1", "k1", "k1",
-             na, "k1"], categories=["k0", "k2", "k1"], ordered=True),
-        "v1_ordered": pd.Categorical(
-            ["k1", "k0", na, na, "k0", na, na, na, "k1", na, "k1", "k1", "k0", "k1", "k0",
-             "k1"], categories=["k0", "k1"], ordered=True),
-        "v2_Int64": pd.array([na, 18, 18, -2, -5, na, na, na, na, 18, 16, na, na, na, 15, na],
-                             dtype="Int64"),
-    })
+    df = pd.DataFrame(
+        {
+            "g": [0, 0, 1, 2, 3, 4, 4, 4, 4, 4, 5, 5, 5, 6, 7, 7],
+            "x": [
+                0.982,
+                -0.645,
+                -0.782,
+                0.822,
+                -0.736,
+                1.383,
+                0.27,
+                0.275,
+                0.368,
+                -0.777,
+                -0.486,
+                -2.209,
+                0.101,
+                -0.398,
+                -1.144,
+                -0.235,
+            ],
+            "v0_ordered": pd.Categorical(
+                [
+                    "k2",
+                    "k1",
+                    "k1",
+                    "k2",
+                    "k1",
+                    na,
+                    "k2",
+                    "k2",
+                    "k2",
+                    "k1",
+                    "k0",
+                    "k1",
+                    "k1",
+                    "k1",
+                    na,
+                    "k1",
+                ],
+                categories=["k0", "k2", "k1"],
+                ordered=True,
+            ),
+            "v1_ordered": pd.Categorical(
+                [
+                    "k1",
+                    "k0",
+                    na,
+                    na,
+                    "k0",
+                    na,
+                    na,
+                    na,
+                    "k1",
+                    na,
+                    "k1",
+                    "k1",
+                    "k0",
+                    "k1",
+                    "k0",
+                    "k1",
+                ],
+                categories=["k0", "k1"],
+                ordered=True,
+            ),
+            "v2_Int64": pd.array(
+                [na, 18, 18, -2, -5, na, na, na, na, 18, 16, na, na, na, 15, na], dtype="Int64"
+            ),
+        }
+    )
     try:
         imp = df.mi.impute(cluster="g", m=2, iterations=2, rng=1)
     except (DataError, SpecificationError) as exc:  # a clear error would do too
@@ -281,8 +357,13 @@ def test_saturated_model_found_by_hypothesis():
 
 
 def test_exact_fit_in_singleton_clusters():
-    df = pd.DataFrame({"g": range(6), "x": [0.1, 0.5, -1.0, 2.0, 0.3, -0.7],
-                       "y": [np.nan, 2.0, -1.0, 5.0, 1.6, -0.4]})  # y = 1 + 2x
+    df = pd.DataFrame(
+        {
+            "g": range(6),
+            "x": [0.1, 0.5, -1.0, 2.0, 0.3, -0.7],
+            "y": [np.nan, 2.0, -1.0, 5.0, 1.6, -0.4],
+        }
+    )  # y = 1 + 2x
     try:
         imp = df.mi.impute({"y": "~ x + (1 | g)"}, m=1, iterations=3, rng=1)
     except (DataError, SpecificationError) as exc:  # a clear error would do too
@@ -293,17 +374,86 @@ def test_exact_fit_in_singleton_clusters():
 
 def test_exact_fit_in_singleton_clusters_found_by_hypothesis():
     na = None
-    df = pd.DataFrame({
-        "g": [0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5],
-        "x": [0.022, -1.141, 0.725, -0.728, -0.093, 0.583, -1.274, 1.921, -0.253, -1.218,
-              -0.579, -0.409, -1.117, 0.213, -0.102, 0.650, 1.557, -0.406, 0.021, -0.479,
-              0.350],
-        "v0_boolean": pd.array([True, False, False, False, True, True, na, True, False, False,
-                                False, na, False, na, na, na, True, True, False, na, True],
-                               dtype="boolean"),
-        "v1_Int64": pd.array([na, na, 10, na, na, 14, na, na, na, na, 10, na, na, na, 14, na,
-                              14, na, na, na, na], dtype="Int64"),
-    })
+    df = pd.DataFrame(
+        {
+            "g": [0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5],
+            "x": [
+                0.022,
+                -1.141,
+                0.725,
+                -0.728,
+                -0.093,
+                0.583,
+                -1.274,
+                1.921,
+                -0.253,
+                -1.218,
+                -0.579,
+                -0.409,
+                -1.117,
+                0.213,
+                -0.102,
+                0.650,
+                1.557,
+                -0.406,
+                0.021,
+                -0.479,
+                0.350,
+            ],
+            "v0_boolean": pd.array(
+                [
+                    True,
+                    False,
+                    False,
+                    False,
+                    True,
+                    True,
+                    na,
+                    True,
+                    False,
+                    False,
+                    False,
+                    na,
+                    False,
+                    na,
+                    na,
+                    na,
+                    True,
+                    True,
+                    False,
+                    na,
+                    True,
+                ],
+                dtype="boolean",
+            ),
+            "v1_Int64": pd.array(
+                [
+                    na,
+                    na,
+                    10,
+                    na,
+                    na,
+                    14,
+                    na,
+                    na,
+                    na,
+                    na,
+                    10,
+                    na,
+                    na,
+                    na,
+                    14,
+                    na,
+                    14,
+                    na,
+                    na,
+                    na,
+                    na,
+                ],
+                dtype="Int64",
+            ),
+        }
+    )
     before = df.copy(deep=True)
     imp = df.mi.impute(_formulas(df, ["v0_boolean", "v1_Int64"]), m=2, iterations=2, rng=1)
     check_contract(df, before, imp)

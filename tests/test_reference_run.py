@@ -15,8 +15,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("make_reference_run",
-                                                  DATA / "make_reference_run.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_reference_run", DATA / "make_reference_run.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

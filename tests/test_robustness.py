@@ -62,8 +62,11 @@ def two_level(J=10, n=8, seed=0, p_missing=0.3, slope_sd=0.0):
 
 def finite(imp) -> bool:
     """Every imputation and every traced parameter is finite."""
-    return all(bool(np.isfinite(imp.dataset[k].values).all()) for k in imp.dataset.data_vars
-               if k not in ("mean", "sd"))
+    return all(
+        bool(np.isfinite(imp.dataset[k].values).all())
+        for k in imp.dataset.data_vars
+        if k not in ("mean", "sd")
+    )
 
 
 # ======================================================================================
@@ -79,9 +82,11 @@ def assert_user_error(info, *culprits):
 
 @pytest.mark.parametrize(
     ("formula", "culprit"),
-    [("~ skill + cmean(skil) + (1 | class)", "'skil'"),
-     ("~ skill + (1 + gendr | class)", "'gendr'"),
-     ("~ skill + (1 | klass)", "'klass'")],
+    [
+        ("~ skill + cmean(skil) + (1 | class)", "'skil'"),
+        ("~ skill + (1 + gendr | class)", "'gendr'"),
+        ("~ skill + (1 | klass)", "'klass'"),
+    ],
     ids=["cmean", "random-term", "group"],
 )
 def test_unknown_column_anywhere_in_a_formula(df, formula, culprit):
@@ -116,16 +121,32 @@ def _with(df, name, values, n_missing=3):
 
 @pytest.mark.parametrize(
     ("make", "method", "culprits"),
-    [(lambda s: pd.Categorical(np.where(s > 0.5, "a", np.where(s < -0.5, "b", "c"))),
-      "norm", ["'v'", "nominal", "'norm'"]),
-     (lambda s: pd.Categorical(np.where(s > 0, "hi", np.where(s < -1, "lo", "mid")),
-                               categories=["lo", "mid", "hi"], ordered=True),
-      "2l.pmm", ["'v'", "ordinal", "'2l.pmm'"]),
-     (lambda s: pd.array(s > 0, dtype="boolean"), "2l.norm", ["'v'", "binary", "'2l.norm'"]),
-     (lambda s: s * 10, "2l.ordinal", ["'v'", "numeric", "'2l.ordinal'"]),
-     (lambda s: s * 10, "nominal", ["'v'", "numeric", "'nominal'"])],
-    ids=["nominal-norm", "ordinal-2l.pmm", "boolean-2l.norm", "numeric-2l.ordinal",
-         "numeric-nominal"],
+    [
+        (
+            lambda s: pd.Categorical(np.where(s > 0.5, "a", np.where(s < -0.5, "b", "c"))),
+            "norm",
+            ["'v'", "nominal", "'norm'"],
+        ),
+        (
+            lambda s: pd.Categorical(
+                np.where(s > 0, "hi", np.where(s < -1, "lo", "mid")),
+                categories=["lo", "mid", "hi"],
+                ordered=True,
+            ),
+            "2l.pmm",
+            ["'v'", "ordinal", "'2l.pmm'"],
+        ),
+        (lambda s: pd.array(s > 0, dtype="boolean"), "2l.norm", ["'v'", "binary", "'2l.norm'"]),
+        (lambda s: s * 10, "2l.ordinal", ["'v'", "numeric", "'2l.ordinal'"]),
+        (lambda s: s * 10, "nominal", ["'v'", "numeric", "'nominal'"]),
+    ],
+    ids=[
+        "nominal-norm",
+        "ordinal-2l.pmm",
+        "boolean-2l.norm",
+        "numeric-2l.ordinal",
+        "numeric-nominal",
+    ],
 )
 def test_response_of_the_wrong_type_for_the_method(df, make, method, culprits):
     bad = _with(df, "v", make(df["skill"].to_numpy()))
@@ -138,9 +159,11 @@ def test_response_of_the_wrong_type_for_the_method(df, make, method, culprits):
 
 @pytest.mark.parametrize(
     "values",
-    [pd.to_timedelta(np.arange(30), unit="D"),
-     pd.Series([1, "a"] * 15, dtype=object),
-     pd.Series(pd.period_range("2020-01", periods=30, freq="M"))],
+    [
+        pd.to_timedelta(np.arange(30), unit="D"),
+        pd.Series([1, "a"] * 15, dtype=object),
+        pd.Series(pd.period_range("2020-01", periods=30, freq="M")),
+    ],
     ids=["timedelta", "mixed-object", "period"],
 )
 def test_unimputable_dtypes(df, values):
@@ -165,9 +188,12 @@ def test_complex_column_is_refused(df):
 
 @pytest.mark.parametrize(
     "empty",
-    [np.nan, pd.Series([None] * 30, dtype=object),
-     pd.Categorical([None] * 30, categories=["a", "b", "c"]),
-     pd.array([None] * 30, dtype="boolean")],
+    [
+        np.nan,
+        pd.Series([None] * 30, dtype=object),
+        pd.Categorical([None] * 30, categories=["a", "b", "c"]),
+        pd.array([None] * 30, dtype="boolean"),
+    ],
     ids=["float", "object", "categorical", "boolean"],
 )
 def test_all_missing_column_with_default_models(df, empty):
@@ -179,8 +205,12 @@ def test_all_missing_column_with_default_models(df, empty):
 
 @pytest.mark.parametrize(
     "single",
-    [np.full(30, 2.5), np.ones(30), pd.array([True] * 30, dtype="boolean"),
-     pd.Categorical(["a"] * 30, categories=["a", "b", "c"])],
+    [
+        np.full(30, 2.5),
+        np.ones(30),
+        pd.array([True] * 30, dtype="boolean"),
+        pd.Categorical(["a"] * 30, categories=["a", "b", "c"]),
+    ],
     ids=["numeric", "0/1", "boolean", "categorical"],
 )
 @pytest.mark.parametrize("how", ["defaults", "formula"])
@@ -195,8 +225,12 @@ def test_a_single_observed_value_is_refused(df, single, how):
 
 @pytest.mark.parametrize(
     "ids",
-    [lambda s: s.astype(float), lambda s: pd.Categorical(s),
-     lambda s: "c" + s.astype(str), lambda s: s.astype("Int64")],
+    [
+        lambda s: s.astype(float),
+        lambda s: pd.Categorical(s),
+        lambda s: "c" + s.astype(str),
+        lambda s: s.astype("Int64"),
+    ],
     ids=["float", "categorical", "string", "Int64"],
 )
 def test_missing_cluster_ids_through_cluster_argument(df, ids):
@@ -209,15 +243,17 @@ def test_missing_cluster_ids_through_cluster_argument(df, ids):
 
 @pytest.mark.parametrize(
     ("formula", "culprit"),
-    [("~ skill + (1 | )", "grouping factor ''"),
-     ("~ skill + gender | class", "(terms | group)"),
-     ("~ skill + (1 | class/gender)", "'class/gender'"),
-     ("~ skill + (1 | class:gender)", "'class:gender'"),
-     ("~ skill + ( | class)", "no terms before '|'"),
-     ("~ skill + (1 + cmean(skill) | class)", "cmean() is not allowed"),
-     ("~ skill +", "empty term"),
-     ("~ skill $ gender", "'$'"),
-     ("grade ~ skill ~ gender", "exactly one '~'")],
+    [
+        ("~ skill + (1 | )", "grouping factor ''"),
+        ("~ skill + gender | class", "(terms | group)"),
+        ("~ skill + (1 | class/gender)", "'class/gender'"),
+        ("~ skill + (1 | class:gender)", "'class:gender'"),
+        ("~ skill + ( | class)", "no terms before '|'"),
+        ("~ skill + (1 + cmean(skill) | class)", "cmean() is not allowed"),
+        ("~ skill +", "empty term"),
+        ("~ skill $ gender", "'$'"),
+        ("grade ~ skill ~ gender", "exactly one '~'"),
+    ],
 )
 def test_not_lme4_syntax(df, formula, culprit):
     with pytest.raises(FormulaError) as info:
@@ -246,8 +282,7 @@ def test_two_grouping_factors(df):
 
 def test_pooling_a_single_imputation(df):
     imp = df.mi.impute(F, m=1, iterations=2, rng=1)
-    for call in (lambda: imp.fit("grade ~ skill + (1 | class)"),
-                 lambda: imp.fit("grade ~ skill")):
+    for call in (lambda: imp.fit("grade ~ skill + (1 | class)"), lambda: imp.fit("grade ~ skill")):
         with pytest.raises(PoolingError) as info:
             call()
         assert_user_error(info, "m = 1")
@@ -281,12 +316,14 @@ def test_empty_frame_with_default_models(df, shape):
 
 @pytest.mark.parametrize(
     "relabel",
-    [lambda g: np.char.add("c", np.char.zfill(g.astype(str), 3)),
-     lambda g: g * 1.5 - 0.25,
-     lambda g: pd.Categorical(g),
-     lambda g: pd.Categorical(g, categories=np.arange(-3, 15)),  # unused categories
-     lambda g: pd.array(g + 100, dtype="Int64"),
-     lambda g: pd.Series(g, dtype=object)],
+    [
+        lambda g: np.char.add("c", np.char.zfill(g.astype(str), 3)),
+        lambda g: g * 1.5 - 0.25,
+        lambda g: pd.Categorical(g),
+        lambda g: pd.Categorical(g, categories=np.arange(-3, 15)),  # unused categories
+        lambda g: pd.array(g + 100, dtype="Int64"),
+        lambda g: pd.Series(g, dtype=object),
+    ],
     ids=["strings", "floats", "categorical", "unused-categories", "Int64", "object"],
 )
 def test_cluster_ids_of_any_type_give_the_same_imputations(relabel):
@@ -308,13 +345,17 @@ def test_unsorted_cluster_ids_map_back_to_their_rows():
     J, n = 8, 20
     g = np.repeat(np.arange(J), n)
     y = 100.0 * g + rng.normal(size=J * n)
-    df = pd.DataFrame({"g": np.array([f"s{k}" for k in rng.permutation(J)])[g],
-                       "x": rng.normal(size=J * n), "y": y})
+    df = pd.DataFrame(
+        {
+            "g": np.array([f"s{k}" for k in rng.permutation(J)])[g],
+            "x": rng.normal(size=J * n),
+            "y": y,
+        }
+    )
     df.loc[rng.random(J * n) < 0.4, "y"] = np.nan
     df = df.iloc[rng.permutation(J * n)]
     for method in ("2l.norm", "2l.pmm"):
-        imp = df.mi.impute({"y": "~ x + (1 | g)"}, method={"y": method}, m=3, iterations=5,
-                           rng=1)
+        imp = df.mi.impute({"y": "~ x + (1 | g)"}, method={"y": method}, m=3, iterations=5, rng=1)
         imputed = imp.imputed("y")
         expected = 100.0 * g[imputed.index.to_numpy()]  # index = position in the RangeIndex
         assert np.abs(imputed.to_numpy() - expected[:, None]).max() < 15
@@ -324,13 +365,17 @@ def test_unsorted_cluster_ids_map_back_to_their_rows():
 def test_single_row_clusters_with_random_slopes(method):
     df = two_level(J=12, n=5, seed=2)
     rng = np.random.default_rng(2)
-    solo = pd.DataFrame({"g": np.arange(100, 130), "x": rng.normal(size=30),
-                         "y": np.where(np.arange(30) % 2 == 0, np.nan, rng.normal(size=30))})
+    solo = pd.DataFrame(
+        {
+            "g": np.arange(100, 130),
+            "x": rng.normal(size=30),
+            "y": np.where(np.arange(30) % 2 == 0, np.nan, rng.normal(size=30)),
+        }
+    )
     df = pd.concat([df, solo], ignore_index=True)
     if method == "2l.bin":
         df["y"] = np.where(df["y"].isna(), np.nan, (df["y"] > 1).astype(float))
-    imp = df.mi.impute({"y": "~ x + (1 + x | g)"}, method={"y": method}, m=2, iterations=20,
-                       rng=3)
+    imp = df.mi.impute({"y": "~ x + (1 + x | g)"}, method={"y": method}, m=2, iterations=20, rng=3)
     assert finite(imp)
     assert imp.complete(1)["y"].notna().all()
 
@@ -343,13 +388,11 @@ def test_clusters_with_the_response_entirely_missing(method):
     J, n = 20, 10
     g = np.repeat(np.arange(J), n)
     x = rng.normal(size=J * n)
-    df = pd.DataFrame({"g": g, "x": x,
-                       "y": x + rng.normal(0, 3, J)[g] + rng.normal(0, 0.5, J * n)})
+    df = pd.DataFrame({"g": g, "x": x, "y": x + rng.normal(0, 3, J)[g] + rng.normal(0, 0.5, J * n)})
     df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
     empty = df["g"].isin([0, 1, 2])
     df.loc[empty, "y"] = np.nan
-    imp = df.mi.impute({"y": "~ x + (1 | g)"}, method={"y": method}, m=20, iterations=10,
-                       rng=1)
+    imp = df.mi.impute({"y": "~ x + (1 | g)"}, method={"y": method}, m=20, iterations=10, rng=1)
     assert finite(imp)
     spread = imp.imputed("y").std(axis=1)
     in_empty = empty[spread.index]
@@ -358,9 +401,19 @@ def test_clusters_with_the_response_entirely_missing(method):
 
 @pytest.mark.parametrize(
     ("method", "response"),
-    [("2l.norm", "y"), ("norm", "y"), ("2l.pmm", "y"), ("pmm", "y"), ("2l.norm.het", "y"),
-     ("2l.bin", "b"), ("bin", "b"), ("2l.ordinal", "o"), ("ordinal", "o"),
-     ("2l.nominal", "c"), ("nominal", "c")],
+    [
+        ("2l.norm", "y"),
+        ("norm", "y"),
+        ("2l.pmm", "y"),
+        ("pmm", "y"),
+        ("2l.norm.het", "y"),
+        ("2l.bin", "b"),
+        ("bin", "b"),
+        ("2l.ordinal", "o"),
+        ("ordinal", "o"),
+        ("2l.nominal", "c"),
+        ("nominal", "c"),
+    ],
 )
 def test_constant_and_collinear_predictors_are_dropped_with_an_event(method, response):
     rng = np.random.default_rng(0)
@@ -368,16 +421,19 @@ def test_constant_and_collinear_predictors_are_dropped_with_an_event(method, res
     df = df.assign(const=3.0, x2=2 * df["x"] + 1, z=rng.normal(size=len(df)))
     df["z_copy"] = df["z"]
     df["b"] = (df["y"] > 1).astype(float).where(df["y"].notna())
-    df["o"] = pd.Categorical(pd.cut(df["y"], [-np.inf, 0, 2, np.inf], labels=["lo", "mid", "hi"]),
-                             ordered=True)
+    df["o"] = pd.Categorical(
+        pd.cut(df["y"], [-np.inf, 0, 2, np.inf], labels=["lo", "mid", "hi"]), ordered=True
+    )
     df["c"] = pd.Series(pd.Categorical(rng.choice(list("abc"), len(df)))).where(df["y"].notna())
     cols = ["g", "x", "const", "x2", "z", "z_copy", response]
     formula = "~ x + const + x2 + z + z_copy" + (" + (1 | g)" if method[:2] == "2l" else "")
-    imp = df[cols].mi.impute({response: formula}, method={response: method}, m=2,
-                             iterations=10, rng=1)
+    imp = df[cols].mi.impute(
+        {response: formula}, method={response: method}, m=2, iterations=10, rng=1
+    )
     for dropped in ("const", "x2", "z_copy"):
-        assert any(f"{response}: dropped predictor column '{dropped}'" in e
-                   for e in imp.events), imp.events
+        assert any(f"{response}: dropped predictor column '{dropped}'" in e for e in imp.events), (
+            imp.events
+        )
     params = imp.dataset[f"{response}:params"]
     names = [str(p) for p in params[params.dims[-1]].values]
     assert not any(d in p for p in names for d in ("const", "x2", "z_copy"))
@@ -407,8 +463,9 @@ def test_inf_in_the_response_is_an_error_not_missing(dtype, value):
 
 
 INDEXES = {
-    "multi": lambda n: pd.MultiIndex.from_arrays([np.repeat(["a", "b"], n // 2),
-                                                  np.arange(n)], names=["k1", "k2"]),
+    "multi": lambda n: pd.MultiIndex.from_arrays(
+        [np.repeat(["a", "b"], n // 2), np.arange(n)], names=["k1", "k2"]
+    ),
     "multi-non-unique": lambda n: pd.MultiIndex.from_arrays([np.zeros(n, int), np.arange(n) % 2]),
     "non-unique-int": lambda n: pd.Index(np.arange(n) % 4),
     "non-unique-str": lambda n: pd.Index(["x"] * n, name="id"),
@@ -443,8 +500,12 @@ def test_index_is_kept_exactly(kind):
 
 @pytest.mark.parametrize(
     ("dtype", "values"),
-    [("Int64", [0, 1, 2]), ("Int16", [-3, 0, 3]), ("Float32", [0.5, 1.5, 2.5]),
-     ("float32", [0.5, 1.5, 2.5])],
+    [
+        ("Int64", [0, 1, 2]),
+        ("Int16", [-3, 0, 3]),
+        ("Float32", [0.5, 1.5, 2.5]),
+        ("float32", [0.5, 1.5, 2.5]),
+    ],
 )
 def test_integer_and_small_float_dtypes_round_trip(dtype, values):
     rng = np.random.default_rng(0)
@@ -474,8 +535,9 @@ def test_bounded_integer_dtypes_keep_their_range(dtype, values):
 
 def _middle_category_never_observed(ordered):
     rng = np.random.default_rng(0)
-    v = pd.Categorical(np.where(rng.random(40) < 0.5, "lo", "hi"),
-                       categories=["lo", "mid", "hi"], ordered=ordered)
+    v = pd.Categorical(
+        np.where(rng.random(40) < 0.5, "lo", "hi"), categories=["lo", "mid", "hi"], ordered=ordered
+    )
     df = pd.DataFrame({"g": np.repeat(np.arange(8), 5), "x": rng.normal(size=40), "v": v})
     df.loc[::3, "v"] = np.nan
     return df.mi.impute({"v": "~ x + (1 | g)"}, m=3, iterations=3, rng=1)
@@ -534,10 +596,15 @@ def _text_columns(rng, n=240, J=24):
     g = np.repeat(np.arange(J), n // J)
     x = rng.normal(size=n) + rng.normal(size=J)[g]
     level = np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))
-    df = pd.DataFrame({"g": g, "x": x,
-                       "obj": pd.Series(level, dtype=object),   # strings in an object column
-                       "txt": pd.Series(level, dtype="str"),     # pandas' string dtype
-                       "flag": pd.Series(x + rng.normal(size=n) > 0, dtype=object)})
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": x,
+            "obj": pd.Series(level, dtype=object),  # strings in an object column
+            "txt": pd.Series(level, dtype="str"),  # pandas' string dtype
+            "flag": pd.Series(x + rng.normal(size=n) > 0, dtype=object),
+        }
+    )
     for col in ["x", "obj", "txt", "flag"]:  # object bools with None: JSON, databases
         df.loc[rng.random(n) < 0.25, col] = np.nan if col == "x" else None
     return df
@@ -593,11 +660,11 @@ def test_rescaled_data_give_rescaled_imputations(scale_data, method, scale, colu
     scaled = scale_data.copy()
     scaled[columns] = scaled[columns] * scale
     imp = scaled.mi.impute(formulas, method={"y": method}, m=2, iterations=10, rng=3)
-    np.testing.assert_allclose(imp.dataset["y"].values, ref.dataset["y"].values * scale,
-                               rtol=1e-6)
+    np.testing.assert_allclose(imp.dataset["y"].values, ref.dataset["y"].values * scale, rtol=1e-6)
     z_scale = scale if "z" in columns else 1.0
-    np.testing.assert_allclose(imp.dataset["z"].values, ref.dataset["z"].values * z_scale,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        imp.dataset["z"].values, ref.dataset["z"].values * z_scale, rtol=1e-6
+    )
 
 
 def _power_of_two_rescaled(shape, formula, method, exponent, columns):
@@ -620,19 +687,21 @@ def _power_of_two_rescaled(shape, formula, method, exponent, columns):
 
 @pytest.mark.parametrize(
     ("shape", "formula", "method", "exponent", "columns"),
-    [((15, 8), "~ x + (1 + x | g)", "2l.norm", 20, ["y", "x"]),
-     ((15, 8), "~ x + (1 + x | g)", "2l.norm", -20, ["y", "x"]),
-     ((30, 2), "~ x + (1 | g)", "2l.norm", -20, ["y"]),
-     ((15, 8), "~ x + (1 | g)", "2l.norm", -60, ["y"]),
-     ((15, 8), "~ x + (1 | g)", "2l.norm", 150, ["y"]),
-     ((30, 2), "~ x + (1 | g)", "2l.pmm", -150, ["y"]),
-     ((15, 8), "~ x + (1 | g)", "2l.norm.het", 30, ["y"]),
-     ((15, 8), "~ x + (1 | g)", "2l.pmm", -25, ["y"]),
-     ((15, 8), "~ x", "pmm", -25, ["y"]),
-     ((15, 8), "~ x", "norm", -40, ["y"]),
-     ((6, 2), "~ x + (1 | g)", "2l.norm", -20, ["y"]),
-     ((15, 8), "~ x + (1 | g)", "2l.pmm", -30, ["y"]),
-     ((15, 8), "~ x", "pmm", -30, ["y"])],
+    [
+        ((15, 8), "~ x + (1 + x | g)", "2l.norm", 20, ["y", "x"]),
+        ((15, 8), "~ x + (1 + x | g)", "2l.norm", -20, ["y", "x"]),
+        ((30, 2), "~ x + (1 | g)", "2l.norm", -20, ["y"]),
+        ((15, 8), "~ x + (1 | g)", "2l.norm", -60, ["y"]),
+        ((15, 8), "~ x + (1 | g)", "2l.norm", 150, ["y"]),
+        ((30, 2), "~ x + (1 | g)", "2l.pmm", -150, ["y"]),
+        ((15, 8), "~ x + (1 | g)", "2l.norm.het", 30, ["y"]),
+        ((15, 8), "~ x + (1 | g)", "2l.pmm", -25, ["y"]),
+        ((15, 8), "~ x", "pmm", -25, ["y"]),
+        ((15, 8), "~ x", "norm", -40, ["y"]),
+        ((6, 2), "~ x + (1 | g)", "2l.norm", -20, ["y"]),
+        ((15, 8), "~ x + (1 | g)", "2l.pmm", -30, ["y"]),
+        ((15, 8), "~ x", "pmm", -30, ["y"]),
+    ],
 )
 def test_power_of_two_rescaling_is_exact(shape, formula, method, exponent, columns):
     a, b = _power_of_two_rescaled(shape, formula, method, exponent, columns)
@@ -641,13 +710,18 @@ def test_power_of_two_rescaling_is_exact(shape, formula, method, exponent, colum
 
 @pytest.mark.parametrize(
     ("shape", "formula", "method", "exponent", "columns"),
-    [((15, 8), "~ x + (1 + x | g)", "2l.norm", 25, ["y", "x"]),
-     ((15, 8), "~ x + (1 + x | g)", "2l.norm", -25, ["y", "x"])],
+    [
+        ((15, 8), "~ x + (1 + x | g)", "2l.norm", 25, ["y", "x"]),
+        ((15, 8), "~ x + (1 + x | g)", "2l.norm", -25, ["y", "x"]),
+    ],
     ids=["slope-2^25", "slope-2^-25"],
 )
-@pytest.mark.xfail(strict=True, reason="np.linalg.pinv's relative cut-off (rcond 1e-15) in the "
-                   "moments start drops the intercept direction when a slope column is ~2^25 "
-                   "times the intercept's scale; a known numerical limit")
+@pytest.mark.xfail(
+    strict=True,
+    reason="np.linalg.pinv's relative cut-off (rcond 1e-15) in the "
+    "moments start drops the intercept direction when a slope column is ~2^25 "
+    "times the intercept's scale; a known numerical limit",
+)
 def test_power_of_two_rescaling_at_extreme_scales(shape, formula, method, exponent, columns):
     a, b = _power_of_two_rescaled(shape, formula, method, exponent, columns)
     np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -656,10 +730,8 @@ def test_power_of_two_rescaling_at_extreme_scales(shape, formula, method, expone
 def test_rescaling_by_1e6_with_two_row_clusters():
     df = two_level(6, 2, p_missing=0.4)
     ref = df.mi.impute({"y": "~ x + (1 | g)"}, m=2, iterations=10, rng=3)
-    imp = df.assign(y=df["y"] * 1e-6).mi.impute({"y": "~ x + (1 | g)"}, m=2, iterations=10,
-                                                rng=3)
-    np.testing.assert_allclose(imp.dataset["y"].values, ref.dataset["y"].values * 1e-6,
-                               rtol=1e-6)
+    imp = df.assign(y=df["y"] * 1e-6).mi.impute({"y": "~ x + (1 | g)"}, m=2, iterations=10, rng=3)
+    np.testing.assert_allclose(imp.dataset["y"].values, ref.dataset["y"].values * 1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["2l.norm", "2l.pmm", "2l.norm.het", "2l.bin"])
@@ -669,8 +741,9 @@ def test_zero_random_slope_variance_stays_finite(method, bar):
     df = two_level(J=20, n=10, slope_sd=0.0, seed=5)
     if method == "2l.bin":
         df["y"] = (df["y"] > 1).astype(float).where(df["y"].notna())
-    imp = df.mi.impute({"y": f"~ x + (1 + x {bar} g)"}, method={"y": method}, m=2,
-                       iterations=150, rng=5)
+    imp = df.mi.impute(
+        {"y": f"~ x + (1 + x {bar} g)"}, method={"y": method}, m=2, iterations=150, rng=5
+    )
     assert finite(imp)
     var_x = imp.dataset["y:params"].sel({"y:param": "var(x|g)"}).values
     assert (var_x > 0).all()
@@ -678,8 +751,14 @@ def test_zero_random_slope_variance_stays_finite(method, bar):
 
 @pytest.mark.parametrize(
     ("method", "response"),
-    [("2l.norm", "y"), ("2l.pmm", "y"), ("2l.norm.het", "y"), ("2l.bin", "b"),
-     ("2l.ordinal", "o"), ("2l.nominal", "c")],
+    [
+        ("2l.norm", "y"),
+        ("2l.pmm", "y"),
+        ("2l.norm.het", "y"),
+        ("2l.bin", "b"),
+        ("2l.ordinal", "o"),
+        ("2l.nominal", "c"),
+    ],
 )
 def test_tiny_clusters_stay_finite(method, response):
     """Clusters of 1-2 rows, random slopes on a level-1 and a level-2 predictor."""
@@ -689,14 +768,23 @@ def test_tiny_clusters_stay_finite(method, response):
     N = g.size
     x, w = rng.normal(size=N), rng.normal(size=sizes.size)[g]
     y = 1 + x + rng.normal(size=sizes.size)[g] + rng.normal(size=N)
-    df = pd.DataFrame({"g": g, "x": x, "w": w, "y": y, "b": (y > 1).astype(float),
-                       "o": pd.Categorical(np.digitize(y, [0, 2]), ordered=True),
-                       "c": pd.Categorical(rng.choice(list("abc"), N))})
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": x,
+            "w": w,
+            "y": y,
+            "b": (y > 1).astype(float),
+            "o": pd.Categorical(np.digitize(y, [0, 2]), ordered=True),
+            "c": pd.Categorical(rng.choice(list("abc"), N)),
+        }
+    )
     df.loc[rng.random(N) < 0.35, response] = np.nan
     cols = ["g", "x", "w", response]
     for formula in ("~ x + (1 + x | g)", "~ x + w + (1 + w | g)"):
-        imp = df[cols].mi.impute({response: formula}, method={response: method}, m=2,
-                                 iterations=40, rng=7)
+        imp = df[cols].mi.impute(
+            {response: formula}, method={response: method}, m=2, iterations=40, rng=7
+        )
         assert finite(imp)
         assert imp.complete(2)[response].notna().all()
 
@@ -738,8 +826,7 @@ class FailingEverywhere(FailingNorm):
 def failing_model(monkeypatch):
     def install(cls):
         info = registry.get_model("2l.norm")
-        monkeypatch.setitem(registry._REGISTRY, "2l.norm",
-                            dataclasses.replace(info, factory=cls))
+        monkeypatch.setitem(registry._REGISTRY, "2l.norm", dataclasses.replace(info, factory=cls))
 
     return install
 
@@ -749,8 +836,13 @@ def test_error_in_one_chain_is_a_chain_error(df, failing_model, n_jobs):
     failing_model(FailingNorm)
     result = None
     with pytest.raises(ChainError) as info:
-        result = df.mi.impute({"grade": "~ skill + (1 | class)", "relation": "~ skill"}, m=4,
-                              iterations=3, rng=5, n_jobs=n_jobs)
+        result = df.mi.impute(
+            {"grade": "~ skill + (1 | class)", "relation": "~ skill"},
+            m=4,
+            iterations=3,
+            rng=5,
+            n_jobs=n_jobs,
+        )
     assert result is None  # no partial result
     err = info.value
     assert err.chain == 1 and err.seed_entropy == 5
@@ -764,8 +856,13 @@ def test_error_in_one_chain_is_a_chain_error(df, failing_model, n_jobs):
 def test_error_in_every_chain_names_a_chain_and_the_seed(df, failing_model, n_jobs):
     failing_model(FailingEverywhere)
     with pytest.raises(ChainError) as info:
-        df.mi.impute({"grade": "~ skill + (1 | class)", "relation": "~ skill"}, m=3,
-                     iterations=2, rng=9, n_jobs=n_jobs)
+        df.mi.impute(
+            {"grade": "~ skill + (1 | class)", "relation": "~ skill"},
+            m=3,
+            iterations=2,
+            rng=9,
+            n_jobs=n_jobs,
+        )
     err = info.value
     assert 0 <= err.chain < 3 and err.seed_entropy == 9
     assert f"chain {err.chain + 1}" in str(err) and "rng=9" in str(err)

@@ -354,8 +354,7 @@ def _check_categorical_codes(imp: Any, parsed: ParsedFormula) -> None:
         new = ~np.isin(values, observed)
         if not new.any():
             continue
-        per_set = [np.unique(np.concatenate([observed, v])).size
-                   for v in values.reshape(raw.shape)]
+        per_set = [np.unique(np.concatenate([observed, v])).size for v in values.reshape(raw.shape)]
         method = methods[name]
         pmm = PMM_MODELS.get(method, "2l.pmm")
         shown = ", ".join(f"{v:g}" for v in np.sort(observed)[:10])
@@ -377,8 +376,11 @@ def _terms(rhs: str) -> list[tuple[tuple[str, bool], ...]]:
     expression and whether it is a column looked up as it is."""
     out = []
     for term in Formula(rhs):
-        factors = tuple((str(f.expr), f.eval_method.value == "lookup") for f in term.factors
-                        if str(f.expr) not in ("1", "0"))
+        factors = tuple(
+            (str(f.expr), f.eval_method.value == "lookup")
+            for f in term.factors
+            if str(f.expr) not in ("1", "0")
+        )
         if factors:
             out.append(factors)
     return out
@@ -416,8 +418,11 @@ def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
     if found is None or y is None:
         return []
     spec, data = found
-    models = {v.name: v.formula for v in spec.variables
-              if v.name in data.columns and data[v.name].isna().any()}
+    models = {
+        v.name: v.formula
+        for v in spec.variables
+        if v.name in data.columns and data[v.name].isna().any()
+    }
     if not models:
         return []
     text = parsed.text
@@ -442,12 +447,20 @@ def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
         if part == "fixed" and len(term) < 2 and not nonlinear:
             continue  # a main effect: every imputation model has it
         label = ":".join(term)
-        what = (f"the random slope of {label} on {g}" if part == "random"
-                else f"the interaction {label}" if len(term) > 1 and not nonlinear
-                else f"the non-linear term {label}")
-        bias = ("estimates of its variance are biased toward zero" if part == "random"
-                else "its estimate is biased toward zero" if not nonlinear
-                else "its estimate is biased toward a linear relation")
+        what = (
+            f"the random slope of {label} on {g}"
+            if part == "random"
+            else f"the interaction {label}"
+            if len(term) > 1 and not nonlinear
+            else f"the non-linear term {label}"
+        )
+        bias = (
+            "estimates of its variance are biased toward zero"
+            if part == "random"
+            else "its estimate is biased toward zero"
+            if not nonlinear
+            else "its estimate is biased toward a linear relation"
+        )
         reasons = []
         if y in models:
             have = slopes(y, g) if part == "random" else fixed(y)
@@ -456,19 +469,24 @@ def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
         for expr, (names, plain) in zip(term, info, strict=True):
             for x in sorted(names & set(models) - {y}):
                 if not plain:
-                    reasons.append(f"{x} is incomplete and imputed on its own scale, while "
-                                   f"the analysis uses {expr}")
+                    reasons.append(
+                        f"{x} is incomplete and imputed on its own scale, while "
+                        f"the analysis uses {expr}"
+                    )
                     continue
                 if part == "random":  # x given y: not a model chained equations have
                     reasons.append(
                         f"{x} is incomplete, and its imputation model would need the random "
                         f"slope of {y} on {x}, which chained equations cannot represent (a "
-                        f"random slope of {y} on {g} in the model of {x} only approximates it)")
+                        f"random slope of {y} on {g} in the model of {x} only approximates it)"
+                    )
                     continue
                 need = frozenset(set(term) - {expr} | {y})
                 if need not in fixed(x):
-                    reasons.append(f"{x} is incomplete and its imputation model lacks the "
-                                   "term " + ":".join(sorted(need)))
+                    reasons.append(
+                        f"{x} is incomplete and its imputation model lacks the "
+                        "term " + ":".join(sorted(need))
+                    )
         if reasons:
             notes.append(f"{what}: {'; '.join(dict.fromkeys(reasons))}; {bias}")
     return notes

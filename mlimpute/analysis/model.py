@@ -195,11 +195,21 @@ class _Model:
             raise FormulaError(
                 f"could not materialise {self.parsed.text!r} on completed data set {i}: {exc}"
             ) from exc
-        check_finite(X, list(self.fixed_names), [self._x_spec], self.parsed.text,
-                     f"on completed data set {i}")
+        check_finite(
+            X,
+            list(self.fixed_names),
+            [self._x_spec],
+            self.parsed.text,
+            f"on completed data set {i}",
+        )
         if Z is not None:
-            check_finite(Z, list(self.random_names), self._z_specs, self.parsed.text,
-                         f"on completed data set {i}")
+            check_finite(
+                Z,
+                list(self.random_names),
+                self._z_specs,
+                self.parsed.text,
+                f"on completed data set {i}",
+            )
         if self.keep is not None:
             X = X[:, self.keep]
         return Design(y, X, Z, groups, clusters)
@@ -210,8 +220,9 @@ class _Model:
 
     def _first_design(self, frame: pd.DataFrame, i: int):
         with np.errstate(all="ignore"):  # NaN/inf from transforms: check_finite names them
-            mm = model_matrix(self.parsed.fixed, frame, na_action="ignore",
-                              context=EVALUATION_CONTEXT)
+            mm = model_matrix(
+                self.parsed.fixed, frame, na_action="ignore", context=EVALUATION_CONTEXT
+            )
         self._x_spec = mm.model_spec
         self.fixed_names = tuple(str(c) for c in mm.columns)
         X = np.asarray(mm, dtype=float)
@@ -289,8 +300,9 @@ class _Model:
             specs, names, blocks = [], [], []
             for block in self.parsed.random:
                 with np.errstate(all="ignore"):
-                    mm = model_matrix(block.terms, frame, na_action="ignore",
-                                      context=EVALUATION_CONTEXT)
+                    mm = model_matrix(
+                        block.terms, frame, na_action="ignore", context=EVALUATION_CONTEXT
+                    )
                 specs.append(mm.model_spec)
                 names += [str(c) for c in mm.columns]
                 blocks.append((mm.shape[1], block.correlated))

@@ -102,8 +102,9 @@ class LinearTerm(NamedTuple):
         return np.broadcast_to(prec, resid.shape), shift
 
 
-def affine_coefficients(eta: Callable[[np.ndarray], np.ndarray],
-                        n: int) -> tuple[np.ndarray, np.ndarray]:
+def affine_coefficients(
+    eta: Callable[[np.ndarray], np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``a = η(0)`` and ``c = η(1) − η(0)`` of a linear predictor affine in x.
 
     Parameters
@@ -129,8 +130,9 @@ def affine_coefficients(eta: Callable[[np.ndarray], np.ndarray],
     return a, np.asarray(eta(np.ones(n)), dtype=float) - a
 
 
-def conditional_moments(mu_x: np.ndarray, sigma2_x: float | np.ndarray,
-                        terms: Sequence[LinearTerm] = ()) -> tuple[np.ndarray, np.ndarray]:
+def conditional_moments(
+    mu_x: np.ndarray, sigma2_x: float | np.ndarray, terms: Sequence[LinearTerm] = ()
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of x's full conditional given its own model and linear terms.
 
     ``λ = 1/σ_x² + Σ_m c_m²/σ_m²`` and ``μ* = (μ_x/σ_x² + Σ_m c_m (v_m − a_m)/σ_m²)/λ``
@@ -168,8 +170,12 @@ def conditional_moments(mu_x: np.ndarray, sigma2_x: float | np.ndarray,
     return num / prec, 1.0 / prec
 
 
-def draw_conditional(rng: np.random.Generator, mu_x: np.ndarray, sigma2_x: float | np.ndarray,
-                     terms: Sequence[LinearTerm] = ()) -> np.ndarray:
+def draw_conditional(
+    rng: np.random.Generator,
+    mu_x: np.ndarray,
+    sigma2_x: float | np.ndarray,
+    terms: Sequence[LinearTerm] = (),
+) -> np.ndarray:
     """One draw per row from the closed-form full conditional (:func:`conditional_moments`).
 
     Examples
@@ -211,8 +217,9 @@ def normal_conditional(mu_x, sigma2_x, y, a, c, sigma2_y, y_observed=None):
     return conditional_moments(mu_x, sigma2_x, [LinearTerm(y, a, c, sigma2_y, y_observed)])
 
 
-def draw_normal_conditional(rng: np.random.Generator, mu_x, sigma2_x, y, a, c, sigma2_y,
-                            y_observed=None) -> np.ndarray:
+def draw_normal_conditional(
+    rng: np.random.Generator, mu_x, sigma2_x, y, a, c, sigma2_y, y_observed=None
+) -> np.ndarray:
     """Draw x from :func:`normal_conditional` (one value per row).
 
     Examples
@@ -226,8 +233,9 @@ def draw_normal_conditional(rng: np.random.Generator, mu_x, sigma2_x, y, a, c, s
     return mean + np.sqrt(var) * rng.standard_normal(mean.shape)
 
 
-def draw_probit_latent(rng: np.random.Generator, eta: np.ndarray, y: np.ndarray,
-                       y_observed=None) -> np.ndarray:
+def draw_probit_latent(
+    rng: np.random.Generator, eta: np.ndarray, y: np.ndarray, y_observed=None
+) -> np.ndarray:
     """Latent ``y* ~ N(η, 1)`` truncated to ``y* > 0`` where y = 1 and ``y* < 0`` where 0.
 
     Where y is missing y* is an untruncated ``N(η, 1)`` (a draw of y is then ``y* > 0``).
@@ -247,8 +255,9 @@ def draw_probit_latent(rng: np.random.Generator, eta: np.ndarray, y: np.ndarray,
     return ystar
 
 
-def draw_probit_step(rng: np.random.Generator, x: np.ndarray, mu_x, sigma2_x, y, a, c,
-                     y_observed=None) -> tuple[np.ndarray, np.ndarray]:
+def draw_probit_step(
+    rng: np.random.Generator, x: np.ndarray, mu_x, sigma2_x, y, a, c, y_observed=None
+) -> tuple[np.ndarray, np.ndarray]:
     """One data-augmentation step for x under a probit analysis model.
 
     Draws ``y* | x, y`` (truncated normal at ``η = a + c x``), then ``x | y*`` from the

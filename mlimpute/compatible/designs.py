@@ -38,8 +38,13 @@ class DesignA:
     x_obs: np.ndarray  # x with NaN where missing
 
 
-def design_a(rng: np.random.Generator, n_clusters: int = 100, size: int = 10,
-             x_missing: float = 0.25, y_missing: float = 0.15) -> DesignA:
+def design_a(
+    rng: np.random.Generator,
+    n_clusters: int = 100,
+    size: int = 10,
+    x_missing: float = 0.25,
+    y_missing: float = 0.15,
+) -> DesignA:
     """Draw one data set of design (a).
 
     Examples
@@ -54,8 +59,7 @@ def design_a(rng: np.random.Generator, n_clusters: int = 100, size: int = 10,
     x = np.repeat(np.sqrt(0.25) * rng.standard_normal(J), size) + rng.standard_normal(n)
     u = rng.standard_normal((J, 2)) @ np.linalg.cholesky(PSI_A).T
     u = np.take(u, cluster, axis=0)
-    y = GAMMA_A[0] + GAMMA_A[1] * z + (GAMMA_A[2] + u[:, 1]) * x + u[:, 0] \
-        + rng.standard_normal(n)
+    y = GAMMA_A[0] + GAMMA_A[1] * z + (GAMMA_A[2] + u[:, 1]) * x + u[:, 0] + rng.standard_normal(n)
     score = (y - y.mean()) / y.std() + (z - z.mean()) / z.std()
     score = score / score.std()
     if x_missing > 0:

@@ -71,18 +71,20 @@ class ClusterTerm(NamedTuple):
         try:
             Lc = np.linalg.cholesky(cov)
         except np.linalg.LinAlgError as exc:
-            raise DataError("the covariance of a cluster term is not positive definite") \
-                from exc
+            raise DataError("the covariance of a cluster term is not positive definite") from exc
         inv = np.linalg.solve(Lc.T, np.linalg.solve(Lc, np.eye(cov.shape[0])))  # Ψ⁻¹ (q, q)
         pd = d @ inv  # (Ψ⁻¹d_j)' per cluster, (J, q)
         resid = b - np.reshape(self.mean, b.shape)
         return np.einsum("jq,jq->j", d, pd), np.einsum("jq,jq->j", pd, resid)
 
 
-def level2_moments(seg: Segments, mu_w: np.ndarray, sigma2_w: float | np.ndarray,
-                   terms: Sequence[LinearTerm] = (),
-                   cluster_terms: Sequence[ClusterTerm] = ()
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def level2_moments(
+    seg: Segments,
+    mu_w: np.ndarray,
+    sigma2_w: float | np.ndarray,
+    terms: Sequence[LinearTerm] = (),
+    cluster_terms: Sequence[ClusterTerm] = (),
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of every cluster's w_j given all the models it enters.
 
     Parameters
@@ -115,15 +117,17 @@ def level2_moments(seg: Segments, mu_w: np.ndarray, sigma2_w: float | np.ndarray
     if np.any(s2 <= 0):
         raise DataError("the residual variance of the level-2 model is not positive")
     if mu_w.shape != (seg.n_clusters,):
-        raise DataError(f"mu_w must have one value per cluster ({seg.n_clusters}), "
-                        f"got shape {mu_w.shape}")
+        raise DataError(
+            f"mu_w must have one value per cluster ({seg.n_clusters}), got shape {mu_w.shape}"
+        )
     prec = np.broadcast_to(1.0 / s2, mu_w.shape).astype(float)
     num = mu_w / s2
     for term in terms:  # a few models, never rows or clusters
         p, h = term.precision_and_shift()
         if p.shape != seg.codes.shape:
-            raise DataError(f"a level-1 term has {p.shape[0]} rows, the clusters "
-                            f"{seg.codes.shape[0]}")
+            raise DataError(
+                f"a level-1 term has {p.shape[0]} rows, the clusters {seg.codes.shape[0]}"
+            )
         ph = seg.sum(np.column_stack([p, h]))
         prec = prec + ph[:, 0]
         num = num + ph[:, 1]
@@ -134,9 +138,14 @@ def level2_moments(seg: Segments, mu_w: np.ndarray, sigma2_w: float | np.ndarray
     return num / prec, 1.0 / prec
 
 
-def draw_level2(rng: np.random.Generator, seg: Segments, mu_w: np.ndarray,
-                sigma2_w: float | np.ndarray, terms: Sequence[LinearTerm] = (),
-                cluster_terms: Sequence[ClusterTerm] = ()) -> np.ndarray:
+def draw_level2(
+    rng: np.random.Generator,
+    seg: Segments,
+    mu_w: np.ndarray,
+    sigma2_w: float | np.ndarray,
+    terms: Sequence[LinearTerm] = (),
+    cluster_terms: Sequence[ClusterTerm] = (),
+) -> np.ndarray:
     """One draw of w_j for every cluster from :func:`level2_moments`.
 
     The caller keeps the observed values (``np.where(missing_j, draw, w_obs)``) and

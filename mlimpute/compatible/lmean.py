@@ -45,11 +45,16 @@ from mlimpute.models.segments import Segments
 __all__ = ["latent_mean_moments", "draw_latent_means"]
 
 
-def latent_mean_moments(seg: Segments, m: np.ndarray, tau: float, x: np.ndarray,
-                        x_offset: np.ndarray | float, sigma2_x: float,
-                        terms: Sequence[LinearTerm] = (),
-                        cluster_terms: Sequence[ClusterTerm] = ()
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def latent_mean_moments(
+    seg: Segments,
+    m: np.ndarray,
+    tau: float,
+    x: np.ndarray,
+    x_offset: np.ndarray | float,
+    sigma2_x: float,
+    terms: Sequence[LinearTerm] = (),
+    cluster_terms: Sequence[ClusterTerm] = (),
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of the latent cluster means ξ_j given x and the analysis model.
 
     Parameters
@@ -85,15 +90,21 @@ def latent_mean_moments(seg: Segments, m: np.ndarray, tau: float, x: np.ndarray,
     ([1.3333, -0.6667], [0.3333, 0.3333])
     """
     x = np.asarray(x, dtype=float)
-    own = LinearTerm(x, np.broadcast_to(np.asarray(x_offset, dtype=float), x.shape), 1.0,
-                     sigma2_x)
+    own = LinearTerm(x, np.broadcast_to(np.asarray(x_offset, dtype=float), x.shape), 1.0, sigma2_x)
     return level2_moments(seg, m, tau, [own, *terms], cluster_terms)
 
 
-def draw_latent_means(rng: np.random.Generator, seg: Segments, m: np.ndarray, tau: float,
-                      x: np.ndarray, x_offset: np.ndarray | float, sigma2_x: float,
-                      terms: Sequence[LinearTerm] = (),
-                      cluster_terms: Sequence[ClusterTerm] = ()) -> np.ndarray:
+def draw_latent_means(
+    rng: np.random.Generator,
+    seg: Segments,
+    m: np.ndarray,
+    tau: float,
+    x: np.ndarray,
+    x_offset: np.ndarray | float,
+    sigma2_x: float,
+    terms: Sequence[LinearTerm] = (),
+    cluster_terms: Sequence[ClusterTerm] = (),
+) -> np.ndarray:
     """One draw of every ξ_j from :func:`latent_mean_moments`.
 
     Examples

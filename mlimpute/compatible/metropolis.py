@@ -34,8 +34,7 @@ from scipy.special import log_ndtr
 
 from mlimpute.errors import DataError
 
-__all__ = ["TARGET_ACCEPT", "ProposalScale", "rw_step", "normal_log_target",
-           "probit_log_target"]
+__all__ = ["TARGET_ACCEPT", "ProposalScale", "rw_step", "normal_log_target", "probit_log_target"]
 
 #: Acceptance rate the warm-up tunes toward (optimal one-dimensional random walk).
 TARGET_ACCEPT = 0.44
@@ -66,11 +65,15 @@ class ProposalScale:
         return ProposalScale(self.log_scale + gain * (rate - target), self.n_adapted + 1)
 
 
-def rw_step(rng: np.random.Generator, x: np.ndarray,
-            log_target: Callable[[np.ndarray], np.ndarray], scale: ProposalScale,
-            base_sd: float | np.ndarray = 1.0, adapt: bool = False,
-            current: np.ndarray | None = None
-            ) -> tuple[np.ndarray, ProposalScale, float, np.ndarray]:
+def rw_step(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    log_target: Callable[[np.ndarray], np.ndarray],
+    scale: ProposalScale,
+    base_sd: float | np.ndarray = 1.0,
+    adapt: bool = False,
+    current: np.ndarray | None = None,
+) -> tuple[np.ndarray, ProposalScale, float, np.ndarray]:
     """One vectorised random-walk MH step for every row of one variable.
 
     Parameters
@@ -124,10 +127,14 @@ def rw_step(rng: np.random.Generator, x: np.ndarray,
     return x_new, scale, rate, log_pi
 
 
-def normal_log_target(mu_x: np.ndarray, sigma2_x: float | np.ndarray, y: np.ndarray,
-                      eta: Callable[[np.ndarray], np.ndarray], sigma2_y: float | np.ndarray,
-                      y_observed: np.ndarray | None = None
-                      ) -> Callable[[np.ndarray], np.ndarray]:
+def normal_log_target(
+    mu_x: np.ndarray,
+    sigma2_x: float | np.ndarray,
+    y: np.ndarray,
+    eta: Callable[[np.ndarray], np.ndarray],
+    sigma2_y: float | np.ndarray,
+    y_observed: np.ndarray | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
     """``log N(x; μ_x, σ_x²) + log N(y; η(x), σ_y²)`` per row, up to constants.
 
     Parameters
@@ -167,10 +174,13 @@ def normal_log_target(mu_x: np.ndarray, sigma2_x: float | np.ndarray, y: np.ndar
     return log_target
 
 
-def probit_log_target(mu_x: np.ndarray, sigma2_x: float | np.ndarray, y: np.ndarray,
-                      eta: Callable[[np.ndarray], np.ndarray],
-                      y_observed: np.ndarray | None = None
-                      ) -> Callable[[np.ndarray], np.ndarray]:
+def probit_log_target(
+    mu_x: np.ndarray,
+    sigma2_x: float | np.ndarray,
+    y: np.ndarray,
+    eta: Callable[[np.ndarray], np.ndarray],
+    y_observed: np.ndarray | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
     """``log N(x; μ_x, σ_x²) + log Φ((2y − 1)·η(x))`` per row: a probit outcome, no latent.
 
     Examples

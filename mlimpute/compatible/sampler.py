@@ -58,8 +58,16 @@ class LMMState:
     psi: np.ndarray  # (q, q)
 
 
-def lmm_step(rng: np.random.Generator, seg: Segments, y: np.ndarray, X: np.ndarray,
-             Z: np.ndarray, state: LMMState, psi_df: float, psi_scale: np.ndarray) -> LMMState:
+def lmm_step(
+    rng: np.random.Generator,
+    seg: Segments,
+    y: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    state: LMMState,
+    psi_df: float,
+    psi_scale: np.ndarray,
+) -> LMMState:
     """One Gibbs step of a normal linear mixed model on complete (y, X, Z).
 
     β | σ², Ψ with b integrated out: ``N(A⁻¹h, A⁻¹)``, ``A = X'X/σ² − Σ_j W_j'W_j``,
@@ -137,9 +145,17 @@ class CompatibleRun:
     saved: np.ndarray
 
 
-def run_compatible(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, z: np.ndarray,
-                   cluster: np.ndarray, *, iterations: int = 1000, m: int = 0,
-                   prior_scale: float = 0.01) -> CompatibleRun:
+def run_compatible(
+    rng: np.random.Generator,
+    y: np.ndarray,
+    x: np.ndarray,
+    z: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    iterations: int = 1000,
+    m: int = 0,
+    prior_scale: float = 0.01,
+) -> CompatibleRun:
     """Impute y and x under the random-slope model (module docstring) by Gibbs sampling.
 
     Parameters
@@ -211,11 +227,22 @@ def run_compatible(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, z: np
     xm = LMMState(np.zeros(2), np.zeros((J, 1)), vx / 2, np.array([[vx / 4]]))
     an_prior = prior_scale * np.diag([vy, vy / vx])
     xm_prior = prior_scale * np.array([[vx]])
-    saved = (np.unique(np.linspace(iterations // 2, iterations - 1, m).round().astype(int))
-             if m else np.zeros(0, dtype=int))
-    trace = {k: np.empty((iterations,) + s) for k, s in
-             (("gamma", (3,)), ("psi", (3,)), ("sigma2", ()), ("alpha", (2,)), ("tau", ()),
-              ("sigma2_x", ()))}
+    saved = (
+        np.unique(np.linspace(iterations // 2, iterations - 1, m).round().astype(int))
+        if m
+        else np.zeros(0, dtype=int)
+    )
+    trace = {
+        k: np.empty((iterations,) + s)
+        for k, s in (
+            ("gamma", (3,)),
+            ("psi", (3,)),
+            ("sigma2", ()),
+            ("alpha", (2,)),
+            ("tau", ()),
+            ("sigma2_x", ()),
+        )
+    }
     imputations = []
     undo = np.argsort(order)
     rows_x = np.flatnonzero(x_mis)
@@ -231,8 +258,9 @@ def run_compatible(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, z: np
         a = an.beta[0] + an.beta[1] * z + u[:, 0]
         c = an.beta[2] + u[:, 1]
         mu_x = Xx @ xm.beta + np.take(xm.b[:, 0], seg.codes)
-        x[rows_x] = draw_normal_conditional(rng, mu_x[rows_x], xm.sigma2, y[rows_x],
-                                            a[rows_x], c[rows_x], an.sigma2, obs_at_x)
+        x[rows_x] = draw_normal_conditional(
+            rng, mu_x[rows_x], xm.sigma2, y[rows_x], a[rows_x], c[rows_x], an.sigma2, obs_at_x
+        )
         # (iv) missing y from the analysis model given the new x
         eta = a + c * x
         y[y_mis] = eta[y_mis] + np.sqrt(an.sigma2) * rng.standard_normal(int(y_mis.sum()))

@@ -183,8 +183,12 @@ def rhat_table(
     columns = ["variable", "trace", "rhat", "limit", "finite"]
     traces = imp.traces
     if "iteration" not in traces.dims or not imp.variables:
-        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in
-                             zip(columns, (object, object, float, float, bool), strict=True)})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=d)
+                for c, d in zip(columns, (object, object, float, float, bool), strict=True)
+            }
+        )
     n_iter = traces.sizes["iteration"]
     burn = default_burn(n_iter) if burn is None else int(burn)
     if not 0 <= burn <= n_iter - MIN_DRAWS:
@@ -196,8 +200,11 @@ def rhat_table(
     # of the kernel (the xarray layer would apply it variable by variable)
     kept = traces.isel(iteration=slice(burn, None))
     chain_draw = ("imputation", "iteration")
-    stats_ = {stat: kept[stat].transpose(*chain_draw, "variable").to_numpy()
-              for stat in ("mean", "sd") if stat in kept}
+    stats_ = {
+        stat: kept[stat].transpose(*chain_draw, "variable").to_numpy()
+        for stat in ("mean", "sd")
+        if stat in kept
+    }
     position = {v: k for k, v in enumerate(kept["variable"].to_numpy().tolist())} if stats_ else {}
     labels: list[str] = []
     owners: list[str] = []
@@ -221,13 +228,22 @@ def rhat_table(
         ok = np.isfinite(kappa) & np.isfinite(kappa_var)
         limits = np.full(len(draws), np.nan)
         if ok.any():
-            limits[ok] = np.maximum(1.01, rhat_threshold(
-                traces.sizes["imputation"], n_kept, n_traces=len(draws), alpha=alpha,
-                inflation=kappa[ok], inflation_var=kappa_var[ok]))
+            limits[ok] = np.maximum(
+                1.01,
+                rhat_threshold(
+                    traces.sizes["imputation"],
+                    n_kept,
+                    n_traces=len(draws),
+                    alpha=alpha,
+                    inflation=kappa[ok],
+                    inflation_var=kappa_var[ok],
+                ),
+            )
     else:
         values = limits = np.empty(0)
-    return pd.DataFrame({"variable": owners, "trace": labels, "rhat": values,
-                         "limit": limits, "finite": finite})[columns]
+    return pd.DataFrame(
+        {"variable": owners, "trace": labels, "rhat": values, "limit": limits, "finite": finite}
+    )[columns]
 
 
 def convergence_warning(
@@ -320,8 +336,7 @@ def convergence_warning(
     m = traces.sizes["imputation"]
     if threshold is None:
         limits = table["limit"].to_numpy()
-        how = (f"limits allow for each trace's autocorrelation, false-alarm rate "
-               f"{alpha:g} per run")
+        how = f"limits allow for each trace's autocorrelation, false-alarm rate {alpha:g} per run"
     else:
         limits = np.full(len(table), float(threshold))
         how = f"limit {float(threshold):.3f} given"
@@ -333,12 +348,18 @@ def convergence_warning(
     lim_of = dict(zip(table.index, limits, strict=True))
     groups = []
     for name, rows in bad.groupby("variable", sort=False):
-        items = [f"{t} {r:.3f} > {lim_of[i]:.3f}" if ok else f"{t} non-finite draws"
-                 for i, t, r, ok in zip(rows.index, rows["trace"], rows["rhat"],
-                                        rows["finite"], strict=True)]
+        items = [
+            f"{t} {r:.3f} > {lim_of[i]:.3f}" if ok else f"{t} non-finite draws"
+            for i, t, r, ok in zip(
+                rows.index, rows["trace"], rows["rhat"], rows["finite"], strict=True
+            )
+        ]
         groups.append(f"{name} ({', '.join(items)})")
-    what = ("imputed-value means and SDs and model parameters" if params
-            else "imputed-value means and SDs")
+    what = (
+        "imputed-value means and SDs and model parameters"
+        if params
+        else "imputed-value means and SDs"
+    )
     return (
         f"R-hat above its limit for: {'; '.join(groups)} -- iterations {burn + 1}-{n_iter} "
         f"of {n_iter}, {m} chains, {what} ({len(table)} traces; {how}). The chains may "

@@ -355,8 +355,11 @@ def _log_inflation(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n_chains < 2:
         return log_k, np.full(log_k.shape, np.inf)
     log_kj = np.log(ar1_inflation(_phi_from_ratio(ratio_j, n_draws), n_draws))
-    var = (n_chains - 1) / n_chains * ((log_kj - log_kj.mean(axis=-1, keepdims=True)) ** 2).sum(
-        axis=-1)
+    var = (
+        (n_chains - 1)
+        / n_chains
+        * ((log_kj - log_kj.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    )
     return log_k, var
 
 
@@ -405,4 +408,3 @@ def _converged_kernel(x: np.ndarray, threshold: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         constant = finite & (np.ptp(_pooled(draws), axis=-1) == 0)
     return constant | (rhat_array(draws) < threshold)
-

@@ -227,8 +227,12 @@ def _check_target(p: Path, kind: str) -> None:
         "netcdf": "an mlimpute netCDF file",
         "zarr": "an mlimpute zarr store",
         "empty": "an empty directory",
-    }.get(found or "", "a directory that is not an mlimpute store" if p.is_dir() else
-           "a file that is not an mlimpute imputation file")
+    }.get(
+        found or "",
+        "a directory that is not an mlimpute store"
+        if p.is_dir()
+        else "a file that is not an mlimpute imputation file",
+    )
     raise DataError(
         f"refusing to save a {'zarr store' if kind == 'zarr' else 'netCDF file'} to "
         f"{str(p)!r}: it exists and is {what}; it is left untouched (choose another path "

@@ -66,8 +66,7 @@ def _name(name: str, zarr: bool) -> str:
     ):
         return name
     body = "".join(
-        c if c in _ZARR_KEEP else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
-        for c in name
+        c if c in _ZARR_KEEP else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in name
     )
     if body.endswith("."):
         body = body[:-1] + "%2E"
@@ -439,8 +438,7 @@ def _decode_data(ds: xr.Dataset) -> pd.DataFrame:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise DataError(
-            f"attribute 'mlimpute_data' does not describe the data "
-            f"({type(exc).__name__}: {exc})"
+            f"attribute 'mlimpute_data' does not describe the data ({type(exc).__name__}: {exc})"
         ) from None
     out.attrs = _revive(_json_attr(ds.attrs, "mlimpute_frame_attrs", dict, default="{}"))
     return out

@@ -152,9 +152,7 @@ def spec_from_dict(d: dict[str, Any], source: str = "the stored specification") 
         extra = {
             k: _freeze(x) for k, x in v.items() if k in known_v and k not in ("name", "formula")
         }
-        variables.append(
-            VariableSpec(name=v["name"], formula=_formula_from(v, source), **extra)
-        )
+        variables.append(VariableSpec(name=v["name"], formula=_formula_from(v, source), **extra))
     known = {g.name for g in fields(ImputationSpec)}
     kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k != "variables"}
     return ImputationSpec(variables=tuple(variables), **kwargs)

@@ -33,9 +33,22 @@ from mlimpute.models.base import (
 )
 from mlimpute.models.testing import check_model
 
-__all__ = ["ConditionalModel", "LinearCore", "ModelBase", "ModelData", "ModelInfo",
-           "DefaultSlot", "register", "get_model", "available_models", "default_for",
-           "default_table", "model_options", "validate_options", "check_model"]
+__all__ = [
+    "ConditionalModel",
+    "LinearCore",
+    "ModelBase",
+    "ModelData",
+    "ModelInfo",
+    "DefaultSlot",
+    "register",
+    "get_model",
+    "available_models",
+    "default_for",
+    "default_table",
+    "model_options",
+    "validate_options",
+    "check_model",
+]
 
 # the explicit registry: importing a family module registers its models
 from mlimpute.models import binary as binary  # noqa: E402

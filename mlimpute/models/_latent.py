@@ -16,8 +16,14 @@ from mlimpute.models.base import LinearCore, ModelData
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 
-__all__ = ["truncnorm", "truncnorm_sign", "linear_core", "core_param_names", "core_param_vector",
-           "slope_precision"]
+__all__ = [
+    "truncnorm",
+    "truncnorm_sign",
+    "linear_core",
+    "core_param_names",
+    "core_param_vector",
+    "slope_precision",
+]
 
 #: Prior SD of a latent-scale coefficient per root-mean-square unit of its predictor.
 SLOPE_PRIOR_SD = 10.0
@@ -25,8 +31,9 @@ SLOPE_PRIOR_SD = 10.0
 _TINY = 1e-300
 
 
-def truncnorm(rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray,
-              upper: np.ndarray) -> np.ndarray:
+def truncnorm(
+    rng: np.random.Generator, mu: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
     """Draw ``N(mu, 1)`` truncated to ``(lower, upper)``, elementwise, by inversion.
 
     The interval is mapped to the lower tail before inverting (``ndtri`` is accurate there),

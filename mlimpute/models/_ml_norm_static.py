@@ -66,9 +66,19 @@ class Split:
         values[seg.nonempty] = X[seg.starts][:, consts]
         values[:, dynamic] = 0.0
         values.setflags(write=False)
-        return cls(rows, consts, seg.starts, seg.nonempty, seg.counts.astype(np.float64),
-                   dynamic, values, np.ix_(rows, rows), np.ix_(rows, consts),
-                   np.ix_(consts, rows), np.ix_(consts, consts))
+        return cls(
+            rows,
+            consts,
+            seg.starts,
+            seg.nonempty,
+            seg.counts.astype(np.float64),
+            dynamic,
+            values,
+            np.ix_(rows, rows),
+            np.ix_(rows, consts),
+            np.ix_(consts, rows),
+            np.ix_(consts, consts),
+        )
 
 
 #: Fixed-design cells (rows × columns) from which :func:`split_stats` replaces the plain
@@ -77,9 +87,9 @@ class Split:
 SPLIT_MIN_CELLS = 100_000
 
 
-def split_stats(X: np.ndarray, y: np.ndarray, seg: Segments, split: Split
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                           np.ndarray]:
+def split_stats(
+    X: np.ndarray, y: np.ndarray, seg: Segments, split: Split
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-cluster sums of X and y, X'X and X'y, with the cluster-constant columns done
     per cluster; also R and M below.
 
@@ -123,11 +133,20 @@ def static(data: ModelData) -> Static:
         if fixed:
             ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
             ZtZ.setflags(write=False)
-        mh = any(c and len(b) >= 2
-                 for b, c in zip(data.random_blocks, data.random_correlated, strict=True))
+        mh = any(
+            c and len(b) >= 2
+            for b, c in zip(data.random_blocks, data.random_correlated, strict=True)
+        )
         entries = np.array(psi_entries(data), dtype=np.intp).reshape(-1, 2)
-        st = data.cache["ml_norm"] = Static(Z.shape[1], ones, ZtZ, mh, entries[:, 0],
-                                             entries[:, 1], Split.of(data) if ones else None)
+        st = data.cache["ml_norm"] = Static(
+            Z.shape[1],
+            ones,
+            ZtZ,
+            mh,
+            entries[:, 0],
+            entries[:, 1],
+            Split.of(data) if ones else None,
+        )
     return st
 
 

@@ -218,8 +218,7 @@ class ConditionalModel(Protocol[State]):
         """
         ...
 
-    def draw_missing(self, rng: np.random.Generator, state: State,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: State, data: ModelData) -> np.ndarray:
         """Imputations for the missing rows given the state.
 
         Parameters
@@ -278,8 +277,7 @@ class ConditionalModel(Protocol[State]):
         """
         ...
 
-    def random_effects(self, state: State,
-                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+    def random_effects(self, state: State, data: ModelData) -> tuple[np.ndarray, list[str]]:
         """The current random effects, one row per cluster.
 
         Parameters
@@ -307,8 +305,14 @@ class LinearCore(Protocol[State]):
     on another model's likelihood reuses the same calls.
     """
 
-    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
-              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> State:
+    def start(
+        self,
+        rng: np.random.Generator,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> State:
         """A starting state for response ``y`` (observed rows), then one :meth:`gibbs` step.
 
         Parameters
@@ -328,8 +332,15 @@ class LinearCore(Protocol[State]):
         """
         ...
 
-    def gibbs(self, rng: np.random.Generator, state: State, data: ModelData, y: np.ndarray,
-              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> State:
+    def gibbs(
+        self,
+        rng: np.random.Generator,
+        state: State,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> State:
         """One Gibbs step given response ``y``; arguments as in :meth:`start`.
 
         Returns
@@ -339,8 +350,9 @@ class LinearCore(Protocol[State]):
         """
         ...
 
-    def predict(self, state: State, data: ModelData, rows: str = "mis",
-                mean: bool = False) -> np.ndarray:
+    def predict(
+        self, state: State, data: ModelData, rows: str = "mis", mean: bool = False
+    ) -> np.ndarray:
         """The linear predictor on the ``"obs"`` or ``"mis"`` rows.
 
         Parameters
@@ -461,9 +473,15 @@ _DEFAULTS: dict[DefaultSlot, str] = {}
 C = TypeVar("C", bound=type)
 
 
-def register(name: str, *, multilevel: bool, level: int = 1,
-             kinds: tuple[str, ...] = ("numeric",), aliases: tuple[str, ...] = (),
-             default_for: Iterable[tuple] = ()) -> Callable[[C], C]:
+def register(
+    name: str,
+    *,
+    multilevel: bool,
+    level: int = 1,
+    kinds: tuple[str, ...] = ("numeric",),
+    aliases: tuple[str, ...] = (),
+    default_for: Iterable[tuple] = (),
+) -> Callable[[C], C]:
     """Class decorator adding a conditional model to the registry under ``name``.
 
     Parameters
@@ -500,8 +518,9 @@ def register(name: str, *, multilevel: bool, level: int = 1,
 
     def deco(cls: C) -> C:
         doc = (cls.__doc__ or "").strip().splitlines()
-        info = ModelInfo(name, cls, multilevel, level, tuple(kinds), doc[0] if doc else "",
-                         slots, tuple(aliases))
+        info = ModelInfo(
+            name, cls, multilevel, level, tuple(kinds), doc[0] if doc else "", slots, tuple(aliases)
+        )
         for key in (name, *aliases):
             if key in _REGISTRY:
                 raise ValueError(f"model name {key!r} registered twice")
@@ -628,8 +647,11 @@ def model_options(name: str) -> dict[str, Any]:
     'half-t'
     """
     sig = inspect.signature(get_model(name).factory)
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def validate_options(variable: str, name: str, options: Mapping[str, Any]) -> ConditionalModel:

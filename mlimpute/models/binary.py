@@ -50,8 +50,7 @@ class _ProbitBase(ModelBase):
         core = self_core.start(rng, data, z0, sigma2=1.0, beta_prec=slope_precision(data))
         return self.step(rng, ProbitState(core, z0), data)
 
-    def step(self, rng: np.random.Generator, state: ProbitState,
-             data: ModelData) -> ProbitState:
+    def step(self, rng: np.random.Generator, state: ProbitState, data: ModelData) -> ProbitState:
         """Latent values given the linear predictor, then the core's Gibbs step."""
         core = linear_core(data)
         eta = core.predict(state.core, data, "obs")
@@ -61,8 +60,9 @@ class _ProbitBase(ModelBase):
             latent,
         )
 
-    def draw_missing(self, rng: np.random.Generator, state: ProbitState,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(
+        self, rng: np.random.Generator, state: ProbitState, data: ModelData
+    ) -> np.ndarray:
         """``1[η + ε > 0]`` for each missing row."""
         eta = linear_core(data).predict(state.core, data, "mis")
         return (eta + rng.standard_normal(data.n_mis) > 0).astype(np.float64)
@@ -79,8 +79,7 @@ class _ProbitBase(ModelBase):
         """The core's (the random design's columns; none for single-level models)."""
         return linear_core(data).random_effect_names(data)
 
-    def random_effects(self, state: ProbitState,
-                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+    def random_effects(self, state: ProbitState, data: ModelData) -> tuple[np.ndarray, list[str]]:
         """The core's random effects, on the latent scale."""
         return linear_core(data).random_effects(state.core, data)
 

@@ -21,31 +21,52 @@ from mlimpute.models.pmm import PMM
 __all__ = ["Level2Norm", "Level2PMM", "Level2Probit", "Level2Ordinal", "Level2Nominal"]
 
 
-@register("2lonly.norm", multilevel=False, level=2, kinds=("numeric",),
-          default_for=[("numeric", 2, False)])
+@register(
+    "2lonly.norm",
+    multilevel=False,
+    level=2,
+    kinds=("numeric",),
+    default_for=[("numeric", 2, False)],
+)
 class Level2Norm(Norm):
     """Bayesian linear regression on cluster rows (mice ``2lonly.norm``)."""
 
 
-@register("2lonly.pmm", multilevel=False, level=2, kinds=("numeric", "binary"),
-          default_for=[("numeric", 2, False, "codes")])
+@register(
+    "2lonly.pmm",
+    multilevel=False,
+    level=2,
+    kinds=("numeric", "binary"),
+    default_for=[("numeric", 2, False, "codes")],
+)
 class Level2PMM(PMM):
     """Predictive mean matching on cluster rows (mice ``2lonly.pmm``)."""
 
 
-@register("2lonly.bin", multilevel=False, level=2, kinds=("binary",),
-          default_for=[("binary", 2, False)])
+@register(
+    "2lonly.bin", multilevel=False, level=2, kinds=("binary",), default_for=[("binary", 2, False)]
+)
 class Level2Probit(Probit):
     """Probit on cluster rows for a binary level-2 variable."""
 
 
-@register("2lonly.ordinal", multilevel=False, level=2, kinds=("ordinal", "binary"),
-          default_for=[("ordinal", 2, False)])
+@register(
+    "2lonly.ordinal",
+    multilevel=False,
+    level=2,
+    kinds=("ordinal", "binary"),
+    default_for=[("ordinal", 2, False)],
+)
 class Level2Ordinal(OrderedProbit):
     """Ordered probit on cluster rows for an ordered level-2 variable."""
 
 
-@register("2lonly.nominal", multilevel=False, level=2, kinds=("nominal", "binary"),
-          default_for=[("nominal", 2, False)])
+@register(
+    "2lonly.nominal",
+    multilevel=False,
+    level=2,
+    kinds=("nominal", "binary"),
+    default_for=[("nominal", 2, False)],
+)
 class Level2Nominal(MultinomialProbit):
     """Multinomial probit on cluster rows for an unordered level-2 variable."""

@@ -67,9 +67,7 @@ def backward_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def draw_precision_batched(
-    rng: np.random.Generator, prec: np.ndarray, h: np.ndarray
-) -> np.ndarray:
+def draw_precision_batched(rng: np.random.Generator, prec: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Draw ``b_j ~ N(P_j⁻¹ h_j, P_j⁻¹)`` for a stack of precisions P (J, q, q), h (J, q).
 
     With ``P = L L'``: ``b = L'⁻¹ (L⁻¹ h + z)``, ``z ~ N(0, I)``. Cost O(J q³).
@@ -125,8 +123,9 @@ def cho_solve_lower(L: np.ndarray, h: np.ndarray) -> np.ndarray:
     return x
 
 
-def draw_chol(rng: np.random.Generator, L: np.ndarray, mean: np.ndarray,
-              scale: float = 1.0) -> np.ndarray:
+def draw_chol(
+    rng: np.random.Generator, L: np.ndarray, mean: np.ndarray, scale: float = 1.0
+) -> np.ndarray:
     """Draw ``N(mean, scale·(L L')⁻¹)`` given the Cholesky factor L of the precision."""
     z = rng.standard_normal(mean.shape[0])
     if z.size == 0:
@@ -161,7 +160,8 @@ def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.nd
     return T @ T.T
 
 
-def inv_gamma(rng: np.random.Generator, shape: float | np.ndarray,
-              rate: float | np.ndarray) -> float | np.ndarray:
+def inv_gamma(
+    rng: np.random.Generator, shape: float | np.ndarray, rate: float | np.ndarray
+) -> float | np.ndarray:
     """Draw from the inverse-gamma(shape, rate) (density ∝ x^(−shape−1) e^(−rate/x))."""
     return rate / rng.gamma(shape, 1.0, size=np.shape(rate) or None)

@@ -145,13 +145,24 @@ class _ClusterStats:
     M: np.ndarray | None = None
 
 
-@register("2l.norm", multilevel=True, kinds=("numeric",), aliases=("2l.pan", "2l.lmer"),
-          default_for=[("numeric", 1, True)])
+@register(
+    "2l.norm",
+    multilevel=True,
+    kinds=("numeric",),
+    aliases=("2l.pan", "2l.lmer"),
+    default_for=[("numeric", 1, True)],
+)
 class MultilevelNorm:
     """Multilevel normal model with random intercepts and slopes (homoscedastic)."""
 
-    def __init__(self, prior: Literal["half-t", "iw"] = "half-t", prior_scale: float = 1.0,
-                 nu: float = NU, mh_steps: int = 20, mh_step: float = 0.6) -> None:
+    def __init__(
+        self,
+        prior: Literal["half-t", "iw"] = "half-t",
+        prior_scale: float = 1.0,
+        nu: float = NU,
+        mh_steps: int = 20,
+        mh_step: float = 0.6,
+    ) -> None:
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
@@ -173,9 +184,14 @@ class MultilevelNorm:
         """:meth:`start` on the observed response."""
         return self.start(rng, data, data.y_obs)
 
-    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
-              sigma2: float | None = None,
-              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
+    def start(
+        self,
+        rng: np.random.Generator,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> MultilevelNormState:
         """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
 
         A start far from the posterior costs burn-in that the carried one-step-per-visit
@@ -198,20 +214,33 @@ class MultilevelNorm:
         psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
         alpha = np.sqrt(np.diag(psi))
         floor = 1e-10 * sd_y**2
-        state = MultilevelNormState(beta, np.zeros((J, q)),
-                                    max(s2, floor) if sigma2 is None else sigma2,
-                                    psi, alpha, scale, sigma2_floor=floor)
+        state = MultilevelNormState(
+            beta,
+            np.zeros((J, q)),
+            max(s2, floor) if sigma2 is None else sigma2,
+            psi,
+            alpha,
+            scale,
+            sigma2_floor=floor,
+        )
         return self.gibbs(rng, state, data, y, sigma2, beta_prec)
 
     # -- one Gibbs step -------------------------------------------------------------------
-    def step(self, rng: np.random.Generator, state: MultilevelNormState,
-             data: ModelData) -> MultilevelNormState:
+    def step(
+        self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
+    ) -> MultilevelNormState:
         """:meth:`gibbs` on the observed response."""
         return self.gibbs(rng, state, data, data.y_obs)
 
-    def gibbs(self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData,
-              y: np.ndarray, sigma2: float | None = None,
-              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
+    def gibbs(
+        self,
+        rng: np.random.Generator,
+        state: MultilevelNormState,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> MultilevelNormState:
         """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given.
 
         Steps (0)–(4) of the module docstring. ``beta_prec`` is an optional prior precision
@@ -227,8 +256,9 @@ class MultilevelNorm:
         if self.prior != "iw" and self.mh_steps and st.mh:
             # (0) collapsed MH on Ψ given (β, σ²), b and α integrated out; then α | Ψ
             c = (stats.Zty - stats.ZtX @ state.beta) / w.s2c
-            psi, alpha = _psi_collapsed_mh(rng, psi, alpha, ZtZ_s, c, state.scale, self.nu,
-                                           data, self.mh_steps, self.mh_step)
+            psi, alpha = _psi_collapsed_mh(
+                rng, psi, alpha, ZtZ_s, c, state.scale, self.nu, data, self.mh_steps, self.mh_step
+            )
         # (1) β marginal of b, then b_j | β
         P, L, Ww = _cluster_precision(ZtZ_s, psi, stats, w, st.q)
         A, h = _beta_marginal(X, y, Ww, stats, w)
@@ -259,13 +289,22 @@ class MultilevelNorm:
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
-        return MultilevelNormState(beta, b, sigma2, psi, alpha, state.scale, mean, b_mean,
-                                   hyper, state.sigma2_floor)
+        return MultilevelNormState(
+            beta, b, sigma2, psi, alpha, state.scale, mean, b_mean, hyper, state.sigma2_floor
+        )
 
-    def _rest_iw(self, rng: np.random.Generator, state: MultilevelNormState,
-                 data: ModelData, y: np.ndarray, beta: np.ndarray, b: np.ndarray,
-                 mean: np.ndarray, b_mean: np.ndarray,
-                 sigma2: float | None) -> MultilevelNormState:
+    def _rest_iw(
+        self,
+        rng: np.random.Generator,
+        state: MultilevelNormState,
+        data: ModelData,
+        y: np.ndarray,
+        beta: np.ndarray,
+        b: np.ndarray,
+        mean: np.ndarray,
+        b_mean: np.ndarray,
+        sigma2: float | None,
+    ) -> MultilevelNormState:
         """Steps (3) and (4) under the inverse-Wishart comparison prior (no expansion)."""
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         hyper = state.sigma_hyper
@@ -273,11 +312,20 @@ class MultilevelNorm:
         if sigma2 is None:
             sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
         psi = self._psi_iw(rng, b, state.scale, data)
-        return replace(state, beta=beta, b=b, sigma2=sigma2, psi=psi, beta_mean=mean,
-                       b_mean=b_mean, sigma_hyper=hyper)
+        return replace(
+            state,
+            beta=beta,
+            b=b,
+            sigma2=sigma2,
+            psi=psi,
+            beta_mean=mean,
+            b_mean=b_mean,
+            sigma_hyper=hyper,
+        )
 
-    def _draw_sigma2(self, rng: np.random.Generator, resid: np.ndarray, seg: Segments,
-                     state: MultilevelNormState) -> tuple[float | np.ndarray, np.ndarray | None]:
+    def _draw_sigma2(
+        self, rng: np.random.Generator, resid: np.ndarray, seg: Segments, state: MultilevelNormState
+    ) -> tuple[float | np.ndarray, np.ndarray | None]:
         """σ² | β, b = SSR / χ²(n_obs) (p(σ²) ∝ 1/σ²); no hyper-parameters."""
         s2 = float(resid @ resid) / rng.chisquare(max(resid.size, 1))
         return max(s2, state.sigma2_floor), None
@@ -297,32 +345,36 @@ class MultilevelNorm:
             return out
         for g in self._blocks(data):
             k = len(g)
-            out[np.ix_(g, g)] = inv_wishart(rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k)
-                                            + S[np.ix_(g, g)])
+            out[np.ix_(g, g)] = inv_wishart(
+                rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k) + S[np.ix_(g, g)]
+            )
         return out
 
-    def _psi_iw(self, rng: np.random.Generator, b: np.ndarray, scale: np.ndarray,
-                data: ModelData) -> np.ndarray:
+    def _psi_iw(
+        self, rng: np.random.Generator, b: np.ndarray, scale: np.ndarray, data: ModelData
+    ) -> np.ndarray:
         """Ψ ~ IW(k + J, diag(A²) + Σ_j b_j b_j') per block (the comparison prior)."""
         J, q = b.shape
         out = np.zeros((q, q))
         S = b.T @ b
         for g in self._blocks(data):
-            out[np.ix_(g, g)] = inv_wishart(rng, len(g) + J, np.diag(scale[g] ** 2)
-                                            + S[np.ix_(g, g)])
+            out[np.ix_(g, g)] = inv_wishart(
+                rng, len(g) + J, np.diag(scale[g] ** 2) + S[np.ix_(g, g)]
+            )
         return out
 
     # -- imputation -----------------------------------------------------------------------
-    def draw_missing(self, rng: np.random.Generator, state: MultilevelNormState,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(
+        self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
+    ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
-        s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2,
-                                                                       data.codes_mis)
+        s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2, data.codes_mis)
         e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
-    def predict(self, state: MultilevelNormState, data: ModelData, rows: str = "mis",
-                mean: bool = False) -> np.ndarray:
+    def predict(
+        self, state: MultilevelNormState, data: ModelData, rows: str = "mis", mean: bool = False
+    ) -> np.ndarray:
         """Linear predictor ``x'β + z'b_j`` on the observed or missing rows.
 
         ``mean=True`` uses the conditional posterior means (β̄, b̄) instead of the draws.
@@ -345,22 +397,23 @@ class MultilevelNorm:
     def param_vector(self, state: MultilevelNormState, data: ModelData) -> np.ndarray:
         """β, the traced entries of Ψ, σ²."""
         st = static(data)
-        return np.concatenate((state.beta, state.psi[st.psi_rows, st.psi_cols],
-                               [state.sigma2]))
+        return np.concatenate((state.beta, state.psi[st.psi_rows, st.psi_cols], [state.sigma2]))
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """The random design's column names (``Intercept``, ``gender``...)."""
         return list(data.Z.names) if data.Z is not None else []
 
-    def random_effects(self, state: MultilevelNormState,
-                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+    def random_effects(
+        self, state: MultilevelNormState, data: ModelData
+    ) -> tuple[np.ndarray, list[str]]:
         """The current draw of b (J, q) and the random design's column names."""
         return state.b, self.random_effect_names(data)
 
 
 # -- the step's named pieces ---------------------------------------------------------------
-def _cluster_stats(X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static,
-                   split: Split | None) -> _ClusterStats:
+def _cluster_stats(
+    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static, split: Split | None
+) -> _ClusterStats:
     """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
 
     * **split** (Z = 1, many rows per cluster, homoscedastic): :func:`split_stats` does the
@@ -379,8 +432,9 @@ def _cluster_stats(X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, s
     return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
 
 
-def _cluster_precision(ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats,
-                       w: _Weights, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cluster_precision(
+    ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats, w: _Weights, q: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
     (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
     written out, as the general calls compute them."""
@@ -394,8 +448,9 @@ def _cluster_precision(ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats,
     return P, L, forward_batched(L, C / w.s2d)
 
 
-def _beta_marginal(X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _ClusterStats,
-                   w: _Weights) -> tuple[np.ndarray, np.ndarray]:
+def _beta_marginal(
+    X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _ClusterStats, w: _Weights
+) -> tuple[np.ndarray, np.ndarray]:
     """Precision ``A = X'X/σ² − Σ_j W_j'W_j`` and ``h = X'y/σ² − Σ_j W_j'w_j`` of β with b
     integrated out (``[W_j w_j] = L_j⁻¹[C_j c_j]``); on the split path both sums are one
     BLAS product. A is symmetrised."""
@@ -411,8 +466,9 @@ def _beta_marginal(X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _Cluster
     return (A + A.T) / 2, h
 
 
-def _b_mean(L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights,
-            q: int) -> np.ndarray:
+def _b_mean(
+    L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights, q: int
+) -> np.ndarray:
     """``E[b_j | β̄] = P_j⁻¹ (Z_j'y_j − Z_j'X_j β̄)/σ²`` (q = 1: divided by L² directly)."""
     c = (stats.Zty - stats.ZtX @ mean) / w.s2c
     if q == 1:
@@ -420,13 +476,15 @@ def _b_mean(L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights,
     return backward_batched(L, forward_batched(L, c))
 
 
-def _residual_of_beta(X: np.ndarray, y: np.ndarray, beta: np.ndarray, stats: _ClusterStats,
-                      seg: Segments) -> np.ndarray:
+def _residual_of_beta(
+    X: np.ndarray, y: np.ndarray, beta: np.ndarray, stats: _ClusterStats, seg: Segments
+) -> np.ndarray:
     """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
     split = stats.split
     if split is not None:
-        return y - (stats.R @ beta[split.rows]
-                    + np.repeat(stats.M @ beta[split.consts], seg.counts))
+        return y - (
+            stats.R @ beta[split.rows] + np.repeat(stats.M @ beta[split.consts], seg.counts)
+        )
     return y - X @ beta
 
 
@@ -475,14 +533,24 @@ def _log_hw_prior(sub: np.ndarray, L: np.ndarray, scale: np.ndarray, nu: float) 
     """
     k = sub.shape[0]
     inv_diag = np.diag(np.linalg.inv(sub))
-    return (-(nu + 2 * k) * np.log(np.diag(L)).sum()
-            - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum())
+    return (
+        -(nu + 2 * k) * np.log(np.diag(L)).sum()
+        - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum()
+    )
 
 
-def _psi_collapsed_mh(rng: np.random.Generator, psi: np.ndarray, alpha: np.ndarray,
-                      ZtZ_s: np.ndarray, c: np.ndarray, scale: np.ndarray, nu: float,
-                      data: ModelData, n_steps: int, step: float = 0.15
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _psi_collapsed_mh(
+    rng: np.random.Generator,
+    psi: np.ndarray,
+    alpha: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    data: ModelData,
+    n_steps: int,
+    step: float = 0.15,
+) -> tuple[np.ndarray, np.ndarray]:
     """Collapsed random-walk MH on each correlated covariance block of Ψ, then α | Ψ.
 
     Target: ``p(Ψ | β, σ², y)`` with the random effects b *and* the expansion scales α
@@ -511,11 +579,14 @@ def _psi_collapsed_mh(rng: np.random.Generator, psi: np.ndarray, alpha: np.ndarr
             jac_pow = k - np.arange(k) + 1
             low = np.tril_indices(k, -1)
 
-            def log_target(ps: np.ndarray, Lg: np.ndarray, g: np.ndarray = g,
-                           jac_pow: np.ndarray = jac_pow) -> float:
-                return (_log_marginal(ps, ZtZ_s, c)
-                        + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
-                        + (jac_pow * np.log(np.diag(Lg))).sum())
+            def log_target(
+                ps: np.ndarray, Lg: np.ndarray, g: np.ndarray = g, jac_pow: np.ndarray = jac_pow
+            ) -> float:
+                return (
+                    _log_marginal(ps, ZtZ_s, c)
+                    + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
+                    + (jac_pow * np.log(np.diag(Lg))).sum()
+                )
 
             Lg = np.linalg.cholesky(psi[np.ix_(g, g)])
             cur = log_target(psi, Lg)
@@ -528,21 +599,33 @@ def _psi_collapsed_mh(rng: np.random.Generator, psi: np.ndarray, alpha: np.ndarr
                     d = sd * rng.standard_normal(len(low[0]))
                     prop[low] += d
                     sd_rev = step * np.diag(prop)[low[0]]
-                    log_q = np.sum(np.log(sd / sd_rev) - d**2 / (2 * sd_rev**2)
-                                   + d**2 / (2 * sd**2))
+                    log_q = np.sum(
+                        np.log(sd / sd_rev) - d**2 / (2 * sd_rev**2) + d**2 / (2 * sd**2)
+                    )
                 new_psi = psi.copy()
                 new_psi[np.ix_(g, g)] = prop @ prop.T
                 new = log_target(new_psi, prop)
                 if np.log(rng.random()) < new - cur + log_q:
                     psi, Lg, cur = new_psi, prop, new
-            a = inv_gamma(rng, (nu + k) / 2,
-                          nu * np.diag(np.linalg.inv(psi[np.ix_(g, g)])) + 1 / scale[g] ** 2)
+            a = inv_gamma(
+                rng,
+                (nu + k) / 2,
+                nu * np.diag(np.linalg.inv(psi[np.ix_(g, g)])) + 1 / scale[g] ** 2,
+            )
             alpha[g] = np.where(alpha[g] < 0, -1.0, 1.0) / np.sqrt(a)
     return psi, alpha
 
 
-def _mh_2x2(rng: np.random.Generator, psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray,
-            scale: np.ndarray, nu: float, n_steps: int, step: float) -> np.ndarray:
+def _mh_2x2(
+    rng: np.random.Generator,
+    psi: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    n_steps: int,
+    step: float,
+) -> np.ndarray:
     """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
 
     Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
@@ -561,9 +644,9 @@ def _mh_2x2(rng: np.random.Generator, psi: np.ndarray, ZtZ_s: np.ndarray, c: np.
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
         log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
-        log_prior = (-(nu + 4) * (np.log(l11) + np.log(l22))
-                     - (nu + 2) / 2 * (np.log(nu * s22 / det + 1 / A2[0])
-                                       + np.log(nu * s11 / det + 1 / A2[1])))
+        log_prior = -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
+            np.log(nu * s22 / det + 1 / A2[0]) + np.log(nu * s11 / det + 1 / A2[1])
+        )
         return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
 
     L = np.linalg.cholesky(psi)
@@ -575,16 +658,18 @@ def _mh_2x2(rng: np.random.Generator, psi: np.ndarray, ZtZ_s: np.ndarray, c: np.
         n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
         d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        log_q = (np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2)
-                 + d * d / (2 * (step * l22) ** 2))
+        log_q = (
+            np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
+        )
         new = log_target(n11, n21, n22)
         if u[i] < new - cur + log_q:
             l11, l21, l22, cur = n11, n21, n22, new
     return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
 
 
-def _moments(r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
-             ) -> tuple[np.ndarray, float]:
+def _moments(
+    r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
+) -> tuple[np.ndarray, float]:
     """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
 
     Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
@@ -623,5 +708,7 @@ def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _psi_names(data: ModelData) -> list[str]:
     names, g = data.Z.names, data.group
-    return [f"var({names[i]}|{g})" if i == j else f"cov({names[j]},{names[i]}|{g})"
-            for i, j in psi_entries(data)]
+    return [
+        f"var({names[i]}|{g})" if i == j else f"cov({names[j]},{names[i]}|{g})"
+        for i, j in psi_entries(data)
+    ]

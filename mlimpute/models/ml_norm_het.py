@@ -39,26 +39,35 @@ __all__ = ["HeteroscedasticMultilevelNorm"]
 NU_GRID = np.r_[np.arange(1.0, 31.0), 40.0, 50.0, 70.0, 100.0]
 
 
-@register("2l.norm.het", multilevel=True, kinds=("numeric",),
-          default_for=[("numeric", 1, True, "heteroscedastic")])
+@register(
+    "2l.norm.het",
+    multilevel=True,
+    kinds=("numeric",),
+    default_for=[("numeric", 1, True, "heteroscedastic")],
+)
 class HeteroscedasticMultilevelNorm(MultilevelNorm):
     """Multilevel normal model with a residual variance per cluster (mice ``2l.norm``)."""
 
-    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
-              sigma2: float | None = None,
-              beta_prec: np.ndarray | None = None) -> MultilevelNormState:
+    def start(
+        self,
+        rng: np.random.Generator,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> MultilevelNormState:
         """The homoscedastic start, then σ_j² = σ² in every cluster and one step."""
         state = super().start(rng, data, y, sigma2, beta_prec)
         if sigma2 is not None:
             return state
         J = data.n_clusters
-        s2 = float(state.sigma2) if np.ndim(state.sigma2) == 0 else float(
-            np.mean(state.sigma2))
+        s2 = float(state.sigma2) if np.ndim(state.sigma2) == 0 else float(np.mean(state.sigma2))
         state = replace(state, sigma2=np.full(J, s2), sigma_hyper=np.array([s2, 10.0]))
         return self.gibbs(rng, state, data, y)
 
-    def _draw_sigma2(self, rng: np.random.Generator, resid: np.ndarray, seg: Segments,
-                     state: MultilevelNormState) -> tuple[float | np.ndarray, np.ndarray | None]:
+    def _draw_sigma2(
+        self, rng: np.random.Generator, resid: np.ndarray, seg: Segments, state: MultilevelNormState
+    ) -> tuple[float | np.ndarray, np.ndarray | None]:
         """σ_j², then the scale s² and the degrees of freedom ν of their prior."""
         if state.sigma_hyper is None:  # the first (homoscedastic) step of start()
             return super()._draw_sigma2(rng, resid, seg, state)
@@ -72,17 +81,18 @@ class HeteroscedasticMultilevelNorm(MultilevelNorm):
         s2_scale = rng.gamma(J * nu / 2, 2.0 / (nu * inv_sum))
         # griddy Gibbs for ν: log p(ν | σ², s²) up to a constant, vectorised over the grid
         g = NU_GRID[:, None]
-        logp = (J * (g[:, 0] / 2 * np.log(g[:, 0] * s2_scale / 2) - gammaln(g[:, 0] / 2))
-                - ((g / 2 + 1) * np.log(sig)[None, :]).sum(1)
-                - g[:, 0] * s2_scale / 2 * inv_sum)
+        logp = (
+            J * (g[:, 0] / 2 * np.log(g[:, 0] * s2_scale / 2) - gammaln(g[:, 0] / 2))
+            - ((g / 2 + 1) * np.log(sig)[None, :]).sum(1)
+            - g[:, 0] * s2_scale / 2 * inv_sum
+        )
         w = np.exp(logp - logp.max())
         nu = float(rng.choice(NU_GRID, p=w / w.sum()))
         return sig, np.array([s2_scale, nu])
 
     def param_names(self, data: ModelData) -> list[str]:
         """As the homoscedastic model, with the mean σ_j² and the prior's s² and ν."""
-        return [*super().param_names(data)[:-1], "var(Residual)", "scale(Residual)",
-                "df(Residual)"]
+        return [*super().param_names(data)[:-1], "var(Residual)", "scale(Residual)", "df(Residual)"]
 
     def param_vector(self, state: MultilevelNormState, data: ModelData) -> np.ndarray:
         """As :meth:`param_names`."""

@@ -65,8 +65,7 @@ class _NominalBase(ModelBase):
         )
         return self.step(rng, NominalState(cores, W), data)
 
-    def step(self, rng: np.random.Generator, state: NominalState,
-             data: ModelData) -> NominalState:
+    def step(self, rng: np.random.Generator, state: NominalState, data: ModelData) -> NominalState:
         """For each category in turn: its utilities, then its core's Gibbs step."""
         core = linear_core(data)
         _, rank = _present(data)
@@ -88,8 +87,9 @@ class _NominalBase(ModelBase):
             )
         return NominalState(tuple(cores), W)
 
-    def draw_missing(self, rng: np.random.Generator, state: NominalState,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(
+        self, rng: np.random.Generator, state: NominalState, data: ModelData
+    ) -> np.ndarray:
         """The category of the largest fresh utility (the reference's is 0)."""
         levels, _ = _present(data)
         core = linear_core(data)
@@ -119,8 +119,7 @@ class _NominalBase(ModelBase):
         cats = [labels[k] if labels is not None else k for k in levels[1:].tolist()]
         return [f"{c}:{n}" for c in cats for n in names]
 
-    def random_effects(self, state: NominalState,
-                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+    def random_effects(self, state: NominalState, data: ModelData) -> tuple[np.ndarray, list[str]]:
         """Each category's utility random effects, side by side: (J, (K − 1)·q), on the
         latent scale (a cluster's effect on choosing that category over the reference)."""
         core = linear_core(data)
@@ -129,13 +128,19 @@ class _NominalBase(ModelBase):
         return b, self.random_effect_names(data)
 
 
-@register("2l.nominal", multilevel=True, kinds=("nominal", "binary"),
-          default_for=[("nominal", 1, True)])
+@register(
+    "2l.nominal", multilevel=True, kinds=("nominal", "binary"), default_for=[("nominal", 1, True)]
+)
 class MultilevelMultinomialProbit(_NominalBase):
     """Multilevel multinomial probit for an unordered categorical variable."""
 
 
-@register("nominal", multilevel=False, kinds=("nominal", "binary"), aliases=("polyreg",),
-          default_for=[("nominal", 1, False)])
+@register(
+    "nominal",
+    multilevel=False,
+    kinds=("nominal", "binary"),
+    aliases=("polyreg",),
+    default_for=[("nominal", 1, False)],
+)
 class MultinomialProbit(_NominalBase):
     """Single-level multinomial probit for an unordered categorical variable."""

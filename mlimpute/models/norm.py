@@ -28,8 +28,7 @@ class NormState:
     beta_mean: np.ndarray | None = None  # the least-squares estimate β̂
 
 
-@register("norm", multilevel=False, kinds=("numeric",),
-          default_for=[("numeric", 1, False)])
+@register("norm", multilevel=False, kinds=("numeric",), default_for=[("numeric", 1, False)])
 class Norm(ModelBase):
     """Bayesian linear regression ignoring clusters (mice ``norm``)."""
 
@@ -37,19 +36,30 @@ class Norm(ModelBase):
         """An exact posterior draw: no start is needed."""
         return self.step(rng, None, data)
 
-    def start(self, rng: np.random.Generator, data: ModelData, y: np.ndarray,
-              sigma2: float | None = None, beta_prec: np.ndarray | None = None) -> NormState:
+    def start(
+        self,
+        rng: np.random.Generator,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> NormState:
         """:class:`~mlimpute.models.base.LinearCore` start: one exact draw given ``y``."""
         return self.gibbs(rng, None, data, y, sigma2, beta_prec)
 
-    def step(self, rng: np.random.Generator, state: NormState | None,
-             data: ModelData) -> NormState:
+    def step(self, rng: np.random.Generator, state: NormState | None, data: ModelData) -> NormState:
         """An exact posterior draw given the observed response (the state is not needed)."""
         return self.gibbs(rng, state, data, data.y_obs)
 
-    def gibbs(self, rng: np.random.Generator, state: NormState | None, data: ModelData,
-              y: np.ndarray, sigma2: float | None = None,
-              beta_prec: np.ndarray | None = None) -> NormState:
+    def gibbs(
+        self,
+        rng: np.random.Generator,
+        state: NormState | None,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        beta_prec: np.ndarray | None = None,
+    ) -> NormState:
         """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only.
 
         ``beta_prec`` (with ``sigma2`` fixed) adds a N(0, 1/beta_prec) prior on β.
@@ -73,14 +83,16 @@ class Norm(ModelBase):
         beta = draw_chol(rng, L, beta_hat, sigma2)
         return NormState(beta, sigma2, beta_hat)
 
-    def draw_missing(self, rng: np.random.Generator, state: NormState,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(
+        self, rng: np.random.Generator, state: NormState, data: ModelData
+    ) -> np.ndarray:
         """``x'β + e`` with a fresh ``e ~ N(0, σ²)`` for each missing row."""
         e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
-    def predict(self, state: NormState, data: ModelData, rows: str = "mis",
-                mean: bool = False) -> np.ndarray:
+    def predict(
+        self, state: NormState, data: ModelData, rows: str = "mis", mean: bool = False
+    ) -> np.ndarray:
         """Linear predictor on the observed or missing rows (β̂ with ``mean=True``)."""
         beta = state.beta_mean if mean else state.beta
         return (data.X.obs if rows == "obs" else data.X.mis) @ beta

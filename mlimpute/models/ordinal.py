@@ -100,8 +100,7 @@ class _OrderedBase(ModelBase):
         step = 2.0 / np.sqrt(max(rank.size, 1) / max(K, 1))
         return self.step(rng, OrderedState(core, latent, cuts, step), data)
 
-    def step(self, rng: np.random.Generator, state: OrderedState,
-             data: ModelData) -> OrderedState:
+    def step(self, rng: np.random.Generator, state: OrderedState, data: ModelData) -> OrderedState:
         """Cut-points by Metropolis–Hastings, latent values, then the core's Gibbs step."""
         core = linear_core(data)
         _, rank = _present(data)
@@ -115,8 +114,9 @@ class _OrderedBase(ModelBase):
         return OrderedState(core_state, latent, cuts, state.step)
 
     @staticmethod
-    def _cuts(rng: np.random.Generator, cuts: np.ndarray, s: float, eta: np.ndarray,
-              rank: np.ndarray) -> np.ndarray:
+    def _cuts(
+        rng: np.random.Generator, cuts: np.ndarray, s: float, eta: np.ndarray, rank: np.ndarray
+    ) -> np.ndarray:
         K1 = cuts.size
         if K1 < 2:
             return cuts
@@ -143,8 +143,9 @@ class _OrderedBase(ModelBase):
                 cuts, cur = new, prop
         return cuts
 
-    def draw_missing(self, rng: np.random.Generator, state: OrderedState,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(
+        self, rng: np.random.Generator, state: OrderedState, data: ModelData
+    ) -> np.ndarray:
         """The interval of a fresh latent value ``η + ε`` between the cut-points."""
         levels, _ = _present(data)
         eta = linear_core(data).predict(state.core, data, "mis")
@@ -167,19 +168,24 @@ class _OrderedBase(ModelBase):
         """The core's (the random design's columns; none for single-level models)."""
         return linear_core(data).random_effect_names(data)
 
-    def random_effects(self, state: OrderedState,
-                       data: ModelData) -> tuple[np.ndarray, list[str]]:
+    def random_effects(self, state: OrderedState, data: ModelData) -> tuple[np.ndarray, list[str]]:
         """The core's random effects, on the latent scale."""
         return linear_core(data).random_effects(state.core, data)
 
 
-@register("2l.ordinal", multilevel=True, kinds=("ordinal", "binary"),
-          default_for=[("ordinal", 1, True)])
+@register(
+    "2l.ordinal", multilevel=True, kinds=("ordinal", "binary"), default_for=[("ordinal", 1, True)]
+)
 class MultilevelOrderedProbit(_OrderedBase):
     """Multilevel ordered probit for an ordered categorical variable."""
 
 
-@register("ordinal", multilevel=False, kinds=("ordinal", "binary"), aliases=("polr",),
-          default_for=[("ordinal", 1, False)])
+@register(
+    "ordinal",
+    multilevel=False,
+    kinds=("ordinal", "binary"),
+    aliases=("polr",),
+    default_for=[("ordinal", 1, False)],
+)
 class OrderedProbit(_OrderedBase):
     """Single-level ordered probit for an ordered categorical variable."""

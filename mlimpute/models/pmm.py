@@ -25,8 +25,9 @@ from mlimpute.models.norm import Norm
 __all__ = ["PMM", "MultilevelPMM", "match_donors"]
 
 
-def match_donors(rng: np.random.Generator, yhat_obs: np.ndarray, yhat_mis: np.ndarray,
-                 k: int = 5) -> np.ndarray:
+def match_donors(
+    rng: np.random.Generator, yhat_obs: np.ndarray, yhat_mis: np.ndarray, k: int = 5
+) -> np.ndarray:
     """Index of a random one of the ``k`` nearest observed predictions for each missing row.
 
     Examples
@@ -71,8 +72,7 @@ class _PMMBase:
         """The core's Gibbs step on the response."""
         return self.core.step(rng, state, data)
 
-    def draw_missing(self, rng: np.random.Generator, state: object,
-                     data: ModelData) -> np.ndarray:
+    def draw_missing(self, rng: np.random.Generator, state: object, data: ModelData) -> np.ndarray:
         """Observed values of donors matched on the predicted means (type-1 matching)."""
         yhat_obs = self.core.predict(state, data, "obs", mean=True)
         yhat_mis = self.core.predict(state, data, "mis")
@@ -95,14 +95,22 @@ class _PMMBase:
         return self.core.random_effects(state, data)
 
 
-@register("pmm", multilevel=False, kinds=("numeric", "binary"),
-          default_for=[("numeric", 1, False, "codes")])
+@register(
+    "pmm",
+    multilevel=False,
+    kinds=("numeric", "binary"),
+    default_for=[("numeric", 1, False, "codes")],
+)
 class PMM(_PMMBase):
     """Predictive mean matching on a Bayesian linear regression (mice ``pmm``)."""
 
 
-@register("2l.pmm", multilevel=True, kinds=("numeric", "binary"),
-          default_for=[("numeric", 1, True, "codes")])
+@register(
+    "2l.pmm",
+    multilevel=True,
+    kinds=("numeric", "binary"),
+    default_for=[("numeric", 1, True, "codes")],
+)
 class MultilevelPMM(_PMMBase):
     """Predictive mean matching on the multilevel normal model (miceadds ``2l.pmm``)."""
 

@@ -71,8 +71,14 @@ class ArrayModelData:
         return self.mis_idx.shape[0]
 
 
-def example_data(kind: str = "numeric", multilevel: bool = True, level: int = 1,
-                 rng: int = 0, n_clusters: int = 12, cluster_size: int = 8) -> ArrayModelData:
+def example_data(
+    kind: str = "numeric",
+    multilevel: bool = True,
+    level: int = 1,
+    rng: int = 0,
+    n_clusters: int = 12,
+    cluster_size: int = 8,
+) -> ArrayModelData:
     """A small data set as a model sees it, with a quarter of the response missing.
 
     Level 1: ``n_clusters`` clusters of ``cluster_size`` rows, predictors an intercept, a
@@ -106,18 +112,28 @@ def example_data(kind: str = "numeric", multilevel: bool = True, level: int = 1,
     observed[:2] = True  # every kind keeps observed rows
     obs, mis = np.flatnonzero(observed), np.flatnonzero(~observed)
     Xf = np.column_stack([np.ones(n), x, g])
-    X = ArrayBlock(["Intercept", "x", "g"], np.asfortranarray(Xf[obs]),
-                   np.asfortranarray(Xf[mis]))
+    X = ArrayBlock(["Intercept", "x", "g"], np.asfortranarray(Xf[obs]), np.asfortranarray(Xf[mis]))
     Z, blocks, corr = None, (), ()
     if multilevel and level == 1:
         Zf = np.column_stack([np.ones(n), g])
-        Z = ArrayBlock(["Intercept", "g"], np.asfortranarray(Zf[obs]),
-                       np.asfortranarray(Zf[mis]))
+        Z = ArrayBlock(["Intercept", "g"], np.asfortranarray(Zf[obs]), np.asfortranarray(Zf[mis]))
         blocks, corr = ((0, 1),), (True,)
     n_seg = J if level == 1 else 1
-    return ArrayModelData("y", y[obs], obs, mis, X, Z, Segments.from_codes(codes[obs], n_seg),
-                          codes[mis], n_seg, "g" if level == 1 else None, blocks, corr,
-                          categories)
+    return ArrayModelData(
+        "y",
+        y[obs],
+        obs,
+        mis,
+        X,
+        Z,
+        Segments.from_codes(codes[obs], n_seg),
+        codes[mis],
+        n_seg,
+        "g" if level == 1 else None,
+        blocks,
+        corr,
+        categories,
+    )
 
 
 def _snapshot(x: Any) -> Any:
@@ -128,7 +144,8 @@ def _snapshot(x: Any) -> Any:
 def _same(a: Any, b: Any) -> bool:
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return type(a) is type(b) and all(
-            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+            _same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)):
@@ -143,16 +160,20 @@ def _frozen(state: Any) -> bool:
         return False
     if not state.__dataclass_params__.frozen:
         return False
-    return all(_frozen(v) for f in dataclasses.fields(state)
-               if dataclasses.is_dataclass(v := getattr(state, f.name)))
+    return all(
+        _frozen(v)
+        for f in dataclasses.fields(state)
+        if dataclasses.is_dataclass(v := getattr(state, f.name))
+    )
 
 
 def _fail(name: str, what: str) -> AssertionError:
     return AssertionError(f"model {name!r} breaks the model contract: {what}")
 
 
-def check_model(name: str, data: ModelData | None = None, *, steps: int = 3,
-                rng: int = 7, **options: Any) -> None:
+def check_model(
+    name: str, data: ModelData | None = None, *, steps: int = 3, rng: int = 7, **options: Any
+) -> None:
     """Run the model contract test on registered model ``name``.
 
     For each kind of response the model imputes (or on ``data``), it checks that the model
@@ -189,18 +210,33 @@ def check_model(name: str, data: ModelData | None = None, *, steps: int = 3,
     info = get_model(name)
     model = info.factory(**options)
     if not isinstance(model, ConditionalModel):
-        missing = [m for m in ("check", "init", "step", "draw_missing", "param_names",
-                               "param_vector", "random_effect_names", "random_effects")
-                   if not callable(getattr(model, m, None))]
+        missing = [
+            m
+            for m in (
+                "check",
+                "init",
+                "step",
+                "draw_missing",
+                "param_names",
+                "param_vector",
+                "random_effect_names",
+                "random_effects",
+            )
+            if not callable(getattr(model, m, None))
+        ]
         raise _fail(name, f"missing method(s) {missing}")
-    sets = [data] if data is not None else [
-        example_data(kind, info.multilevel, info.level, rng=rng) for kind in info.kinds]
+    sets = (
+        [data]
+        if data is not None
+        else [example_data(kind, info.multilevel, info.level, rng=rng) for kind in info.kinds]
+    )
     for d in sets:
         _check_on(name, model, d, steps, rng)
 
 
-def _run(model: ConditionalModel, d: ModelData, steps: int, seed: int, name: str
-         ) -> tuple[Any, np.ndarray]:
+def _run(
+    model: ConditionalModel, d: ModelData, steps: int, seed: int, name: str
+) -> tuple[Any, np.ndarray]:
     gen = np.random.default_rng(seed)
     state = model.init(gen, d)
     if not _frozen(state):
@@ -216,22 +252,27 @@ def _run(model: ConditionalModel, d: ModelData, steps: int, seed: int, name: str
     return state, model.draw_missing(gen, state, d)
 
 
-def _check_on(name: str, model: ConditionalModel, d: ModelData, steps: int,
-              seed: int) -> None:
+def _check_on(name: str, model: ConditionalModel, d: ModelData, steps: int, seed: int) -> None:
     where = f"(response kind of {d.variable!r}: categories {d.categories})"
     model.check(d)
-    before = _snapshot({k: getattr(d, k) for k in ("y_obs", "obs_idx", "mis_idx", "codes_mis")}
-                       | {"X": (d.X.obs, d.X.mis),
-                          "Z": (d.Z.obs, d.Z.mis) if d.Z is not None else None})
+    before = _snapshot(
+        {k: getattr(d, k) for k in ("y_obs", "obs_idx", "mis_idx", "codes_mis")}
+        | {"X": (d.X.obs, d.X.mis), "Z": (d.Z.obs, d.Z.mis) if d.Z is not None else None}
+    )
     state, draw = _run(model, d, steps, seed, name)
     after = {k: getattr(d, k) for k in ("y_obs", "obs_idx", "mis_idx", "codes_mis")} | {
-        "X": (d.X.obs, d.X.mis), "Z": (d.Z.obs, d.Z.mis) if d.Z is not None else None}
+        "X": (d.X.obs, d.X.mis),
+        "Z": (d.Z.obs, d.Z.mis) if d.Z is not None else None,
+    }
     if not _same(before, after):
         raise _fail(name, f"the data were modified {where}")
     draw = np.asarray(draw)
     if draw.shape != (d.n_mis,) or not np.all(np.isfinite(draw)):
-        raise _fail(name, f"draw_missing gave shape {draw.shape} (expected ({d.n_mis},)) "
-                          f"or non-finite values {where}")
+        raise _fail(
+            name,
+            f"draw_missing gave shape {draw.shape} (expected ({d.n_mis},)) "
+            f"or non-finite values {where}",
+        )
     if d.categories is not None and not set(np.unique(draw)) <= set(np.unique(d.y_obs)):
         raise _fail(name, f"draw_missing gave a category never observed {where}")
     state2, draw2 = _run(model, d, steps, seed, name)
@@ -242,13 +283,19 @@ def _check_on(name: str, model: ConditionalModel, d: ModelData, steps: int,
     if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise _fail(name, f"parameter names must be unique strings: {names}")
     if values.shape != (len(names),) or not np.all(np.isfinite(values)):
-        raise _fail(name, f"param_vector has shape {values.shape} for {len(names)} names, "
-                          f"or non-finite values {where}")
+        raise _fail(
+            name,
+            f"param_vector has shape {values.shape} for {len(names)} names, "
+            f"or non-finite values {where}",
+        )
     b, b_names = model.random_effects(state, d)
     if list(b_names) != list(model.random_effect_names(d)):
         raise _fail(name, "random_effects names differ from random_effect_names")
     if np.shape(b) != (d.n_clusters, len(b_names)) or not np.all(np.isfinite(b)):
-        raise _fail(name, f"random_effects has shape {np.shape(b)}, expected "
-                          f"({d.n_clusters}, {len(b_names)}), or non-finite values {where}")
+        raise _fail(
+            name,
+            f"random_effects has shape {np.shape(b)}, expected "
+            f"({d.n_clusters}, {len(b_names)}), or non-finite values {where}",
+        )
     if (d.Z is not None) != bool(b_names) and get_model(name).multilevel:
         raise _fail(name, "a multilevel model must report its random effects")

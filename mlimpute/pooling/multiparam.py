@@ -60,14 +60,18 @@ class TestResult:
     method: Literal["D1", "D2", "D3"]
 
     def __repr__(self) -> str:
-        return (f"TestResult(method={self.method!r}, statistic={self.statistic:.3f}, "
-                f"df1={_df_text(self.df1)}, df2={_df_text(self.df2)}, p={_p_text(self.p)}, "
-                f"riv={self.riv:.3f})")
+        return (
+            f"TestResult(method={self.method!r}, statistic={self.statistic:.3f}, "
+            f"df1={_df_text(self.df1)}, df2={_df_text(self.df2)}, p={_p_text(self.p)}, "
+            f"riv={self.riv:.3f})"
+        )
 
     def __str__(self) -> str:
-        return (f"{self.method} test: F = {self.statistic:.3f} on {_df_text(self.df1)} and "
-                f"{_df_text(self.df2)} df, p = {_p_text(self.p)} (average relative increase "
-                f"in variance {self.riv:.3f})")
+        return (
+            f"{self.method} test: F = {self.statistic:.3f} on {_df_text(self.df1)} and "
+            f"{_df_text(self.df2)} df, p = {_p_text(self.p)} (average relative increase "
+            f"in variance {self.riv:.3f})"
+        )
 
 
 def _df_text(v: float) -> str:

@@ -63,17 +63,23 @@ def assemble(plan: Any, results: Sequence[Any]) -> xr.Dataset:
         pn = plan.param_names(name)
         data_vars[param_var(name)] = (
             ("imputation", "iteration", param_dim(name)),
-            np.stack([r.params[name] for r in results]) if results
+            np.stack([r.params[name] for r in results])
+            if results
             else np.empty((spec.m, spec.iterations, len(pn))),
         )
         coords[param_dim(name)] = pn
     if names:
         for stat in ("mean", "sd"):
-            data_vars[stat] = (("imputation", "iteration", "variable"),
-                               np.stack([getattr(r, stat) for r in results]))
+            data_vars[stat] = (
+                ("imputation", "iteration", "variable"),
+                np.stack([getattr(r, stat) for r in results]),
+            )
         coords["variable"] = names
     coords["imputation"] = np.arange(1, spec.m + 1)
     if names:
         coords["iteration"] = np.arange(1, spec.iterations + 1)
-    return xr.Dataset(data_vars, coords, attrs={"mlimpute_version": __version__, "m": spec.m,
-                                                "iterations": spec.iterations})
+    return xr.Dataset(
+        data_vars,
+        coords,
+        attrs={"mlimpute_version": __version__, "m": spec.m, "iterations": spec.iterations},
+    )

@@ -86,8 +86,9 @@ class Table(pd.DataFrame):
 
     _metadata = ["digits"]
 
-    def __init__(self, data: Any = None, *args: Any, digits: dict | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, data: Any = None, *args: Any, digits: dict | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(data, *args, **kwargs)
         object.__setattr__(self, "digits", dict(digits or {}))
 
@@ -107,12 +108,15 @@ class Table(pd.DataFrame):
         return out
 
     def __repr__(self) -> str:
-        return self.to_string(formatters=self._formatters(),
-                              max_rows=pd.get_option("display.max_rows"))
+        return self.to_string(
+            formatters=self._formatters(), max_rows=pd.get_option("display.max_rows")
+        )
 
     def _repr_html_(self) -> str:
-        return self.to_html(formatters=self._formatters(),
-                            max_rows=pd.get_option("display.max_rows"))
+        return self.to_html(
+            formatters=self._formatters(), max_rows=pd.get_option("display.max_rows")
+        )
+
 
 _STYLE = (
     "<style>"
@@ -151,19 +155,32 @@ def _summary(imp: MultiplyImputed) -> dict:
             if np.isfinite(values).any() or np.isinf(values).any():
                 pos = int(np.nanargmax(values))
                 worst, worst_trace = float(values[pos]), str(sub["trace"].iloc[pos])
-        rows.append({
-            "name": str(v.name), "n": k, "pct": 100.0 * k / n_rows if n_rows else np.nan,
-            "method": str(v.method), "formula": str(v.formula), "rhat": worst,
-            "trace": worst_trace, "finite": finite,
-            "high": (table is not None and bool((sub["rhat"] > sub["limit"]).any()))
-            or not finite,
-        })
+        rows.append(
+            {
+                "name": str(v.name),
+                "n": k,
+                "pct": 100.0 * k / n_rows if n_rows else np.nan,
+                "method": str(v.method),
+                "formula": str(v.formula),
+                "rhat": worst,
+                "trace": worst_trace,
+                "finite": finite,
+                "high": (table is not None and bool((sub["rhat"] > sub["limit"]).any()))
+                or not finite,
+            }
+        )
     overall = [r["rhat"] for r in rows if r["rhat"] is not None]
     return {
-        "m": imp.m, "iterations": imp.spec.iterations, "rows": n_rows,
-        "cluster": imp.spec.cluster, "seed": imp.spec.seed, "variables": rows,
-        "max_rhat": max(overall) if overall else None, "threshold": threshold,
-        "n_iter": n_iter, "events": [str(e) for e in imp.events],
+        "m": imp.m,
+        "iterations": imp.spec.iterations,
+        "rows": n_rows,
+        "cluster": imp.spec.cluster,
+        "seed": imp.spec.seed,
+        "variables": rows,
+        "max_rhat": max(overall) if overall else None,
+        "threshold": threshold,
+        "n_iter": n_iter,
+        "events": [str(e) for e in imp.events],
     }
 
 
@@ -176,8 +193,10 @@ def _rhat_note(s: dict) -> str:
         return f"not computed (fewer than {MIN_WARNING_ITERATIONS} iterations)"
     n_iter = s["n_iter"]
     worst = "n/a" if s["max_rhat"] is None else f"{s['max_rhat']:.3f}"
-    return (f"{worst} over iterations {n_iter // 2 + 1}-{n_iter} "
-            f"(warning above a limit per trace, lowest {s['threshold']:.3f})")
+    return (
+        f"{worst} over iterations {n_iter // 2 + 1}-{n_iter} "
+        f"(warning above a limit per trace, lowest {s['threshold']:.3f})"
+    )
 
 
 def imputed_text(imp: MultiplyImputed) -> str:
@@ -210,16 +229,20 @@ def imputed_text(imp: MultiplyImputed) -> str:
     events: none
     """
     s = _summary(imp)
-    lines = [f"MultiplyImputed: m={s['m']}, iterations={s['iterations']}, rows={s['rows']}, "
-             f"cluster={s['cluster']!r}, seed={s['seed']}"]
+    lines = [
+        f"MultiplyImputed: m={s['m']}, iterations={s['iterations']}, rows={s['rows']}, "
+        f"cluster={s['cluster']!r}, seed={s['seed']}"
+    ]
     width = max([len(r["name"]) for r in s["variables"]], default=0)
     for r in s["variables"]:
         rhat = "n/a" if r["rhat"] is None else f"{r['rhat']:.3f} ({r['trace']})"
         flag = " !" if r["high"] else ""
         if not r["finite"]:
             flag += " non-finite draws"
-        lines.append(f"  {r['name']:<{width}} {r['n']:>5} imputed ({r['pct']:4.1f} %)  "
-                     f"{r['method']}  R-hat {rhat}{flag}  {r['formula']}")
+        lines.append(
+            f"  {r['name']:<{width}} {r['n']:>5} imputed ({r['pct']:4.1f} %)  "
+            f"{r['method']}  R-hat {rhat}{flag}  {r['formula']}"
+        )
     lines.append(f"max R-hat (second half): {_rhat_note(s)}")
     if s["events"]:
         lines.append(f"events ({len(s['events'])}):")
@@ -260,9 +283,11 @@ def imputed_html(imp: MultiplyImputed) -> str:
     """
     s = _summary(imp)
     esc = html.escape
-    head = (f"<b>MultiplyImputed</b>: m={s['m']}, iterations={s['iterations']}, "
-            f"rows={s['rows']}, cluster=<code>{esc(repr(s['cluster']))}</code>, "
-            f"seed={esc(str(s['seed']))}")
+    head = (
+        f"<b>MultiplyImputed</b>: m={s['m']}, iterations={s['iterations']}, "
+        f"rows={s['rows']}, cluster=<code>{esc(repr(s['cluster']))}</code>, "
+        f"seed={esc(str(s['seed']))}"
+    )
     body = []
     for r in s["variables"]:
         if r["rhat"] is None:
@@ -273,21 +298,26 @@ def imputed_html(imp: MultiplyImputed) -> str:
             rhat += " <small>non-finite draws</small>"
         cls = ' class="num high"' if r["high"] else ' class="num"'
         body.append(
-            f"<tr><td><b>{esc(r['name'])}</b></td><td class=\"num\">{r['n']}</td>"
-            f"<td class=\"num\">{r['pct']:.1f} %</td><td>{esc(r['method'])}</td>"
+            f'<tr><td><b>{esc(r["name"])}</b></td><td class="num">{r["n"]}</td>'
+            f'<td class="num">{r["pct"]:.1f} %</td><td>{esc(r["method"])}</td>'
             f"<td><code>{esc(r['formula'])}</code></td><td{cls}>{rhat}</td></tr>"
         )
     table = (
-        "<table><thead><tr><th>variable</th><th>imputed</th><th>%</th><th>model</th>"
-        "<th>formula</th><th>max R-hat</th></tr></thead><tbody>"
-        + "".join(body) + "</tbody></table>"
-    ) if body else "<p>Nothing was imputed.</p>"
+        (
+            "<table><thead><tr><th>variable</th><th>imputed</th><th>%</th><th>model</th>"
+            "<th>formula</th><th>max R-hat</th></tr></thead><tbody>"
+            + "".join(body)
+            + "</tbody></table>"
+        )
+        if body
+        else "<p>Nothing was imputed.</p>"
+    )
     rhat_line = f"<p>Max R-hat (second half): {esc(_rhat_note(s))}</p>"
     if s["events"]:
         items = "".join(f"<li>{esc(e)}</li>" for e in s["events"])
-        events = (f"<details><summary>Events ({len(s['events'])})</summary>"
-                  f"<ul>{items}</ul></details>")
+        events = (
+            f"<details><summary>Events ({len(s['events'])})</summary><ul>{items}</ul></details>"
+        )
     else:
         events = "<p>Events: none</p>"
-    return (f'<div class="mlimpute-imp">{_STYLE}<p>{head}</p>{table}{rhat_line}{events}'
-            "</div>")
+    return f'<div class="mlimpute-imp">{_STYLE}<p>{head}</p>{table}{rhat_line}{events}</div>'

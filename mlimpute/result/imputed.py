@@ -59,8 +59,13 @@ class MultiplyImputed:
     completed data set on demand.
     """
 
-    def __init__(self, dataset: xr.Dataset, data: pd.DataFrame, spec: ImputationSpec,
-                 events: list[str] | None = None):
+    def __init__(
+        self,
+        dataset: xr.Dataset,
+        data: pd.DataFrame,
+        spec: ImputationSpec,
+        events: list[str] | None = None,
+    ):
         self.dataset = dataset
         self.data = data
         self.spec = spec
@@ -85,13 +90,20 @@ class MultiplyImputed:
             raise SpecificationError(f"{name!r} was not imputed; imputed: {self.variables}")
         da = self.dataset[name]
         pos = da[row_dim(name)].to_numpy()
-        return pd.DataFrame(da.to_numpy().T, index=self.data.index[pos],
-                            columns=pd.RangeIndex(1, self.m + 1, name="imputation"))
+        return pd.DataFrame(
+            da.to_numpy().T,
+            index=self.data.index[pos],
+            columns=pd.RangeIndex(1, self.m + 1, name="imputation"),
+        )
 
     # -- completed data -------------------------------------------------------------------
-    def complete(self, which: int | Literal["long", "all"] = 1, *, include: bool = False,
-                 imputation_column: str = "imputation"
-                 ) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    def complete(
+        self,
+        which: int | Literal["long", "all"] = 1,
+        *,
+        include: bool = False,
+        imputation_column: str = "imputation",
+    ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data.
 
         Parameters
@@ -138,7 +150,8 @@ class MultiplyImputed:
                     raise DataError(
                         f"the data have a column {name!r}, so complete('long') cannot number "
                         f"the imputations in a column of that name; pass "
-                        f"imputation_column='.imp' (or another unused name)")
+                        f"imputation_column='.imp' (or another unused name)"
+                    )
                 first = 0 if include else 1
                 frames = []
                 for i in range(first, self.m + 1):
@@ -212,8 +225,7 @@ class MultiplyImputed:
 
         return rhat(self._kept(burn))
 
-    def ess(self, *, burn: int | None = None,
-            kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
+    def ess(self, *, burn: int | None = None, kind: Literal["bulk", "tail"] = "bulk") -> xr.Dataset:
         """Bulk or tail effective sample size of every trace (Vehtari et al. 2021).
 
         ``burn`` as for :meth:`rhat` (default: the first half is discarded).
@@ -257,8 +269,19 @@ class MultiplyImputed:
         """
         from mlimpute.analysis.fitting import fit
 
-        return fit(self, formula, reml=reml, family=family, link=link, nagq=nagq,
-                   dfcom=dfcom, cluster=cluster, engine=engine, n_jobs=n_jobs, client=client)
+        return fit(
+            self,
+            formula,
+            reml=reml,
+            family=family,
+            link=link,
+            nagq=nagq,
+            dfcom=dfcom,
+            cluster=cluster,
+            engine=engine,
+            n_jobs=n_jobs,
+            client=client,
+        )
 
     @forwards("mlimpute.analysis.apply:apply", drop=("imp",))
     def apply(
@@ -290,8 +313,14 @@ class MultiplyImputed:
         to_zarr(self, path)
 
     @forwards("mlimpute.io.flat:to_csv", drop=("imp",))
-    def to_csv(self, path: str | os.PathLike, *, include: bool = False,
-               index: bool | None = None, **kwargs: Any) -> list[Path]:
+    def to_csv(
+        self,
+        path: str | os.PathLike,
+        *,
+        include: bool = False,
+        index: bool | None = None,
+        **kwargs: Any,
+    ) -> list[Path]:
         """Completed data to CSV (``{i}`` in the name: one file each).
 
         The same as :func:`mlimpute.io.to_csv` on this result.
@@ -301,8 +330,9 @@ class MultiplyImputed:
         return to_csv(self, path, include=include, index=index, **kwargs)
 
     @forwards("mlimpute.io.flat:to_parquet", drop=("imp",))
-    def to_parquet(self, path: str | os.PathLike, *, include: bool = False,
-                   **kwargs: Any) -> list[Path]:
+    def to_parquet(
+        self, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+    ) -> list[Path]:
         """Completed data to parquet.
 
         The same as :func:`mlimpute.io.to_parquet` on this result.
@@ -312,8 +342,9 @@ class MultiplyImputed:
         return to_parquet(self, path, include=include, **kwargs)
 
     @forwards("mlimpute.io.flat:to_stata", drop=("imp",))
-    def to_stata(self, path: str | os.PathLike, *, include: bool = False,
-                 **kwargs: Any) -> list[Path]:
+    def to_stata(
+        self, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+    ) -> list[Path]:
         """Completed data to Stata .dta.
 
         The same as :func:`mlimpute.io.to_stata` on this result.
@@ -330,12 +361,15 @@ class MultiplyImputed:
 
     def __repr__(self) -> str:
         n = len(self.data)
-        lines = [f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
-                 f"rows={n}, cluster={self.spec.cluster!r}, seed={self.spec.seed}>"]
+        lines = [
+            f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
+            f"rows={n}, cluster={self.spec.cluster!r}, seed={self.spec.seed}>"
+        ]
         for v in self.spec.variables:
             k = self.dataset.sizes[row_dim(v.name)]
-            lines.append(f"  {v.name:<12} {k:>6} imputed ({100 * k / n:4.1f} %)  "
-                         f"{v.method:<8} {v.formula}")
+            lines.append(
+                f"  {v.name:<12} {k:>6} imputed ({100 * k / n:4.1f} %)  {v.method:<8} {v.formula}"
+            )
         if self.events:
             lines.append(f"  events: {len(self.events)} (see .events)")
         return "\n".join(lines)

@@ -71,8 +71,9 @@ class ImputedPlots:
         self._imp = imp
 
     def __repr__(self) -> str:
-        return "ImputedPlots: .trace(variables, params=False), .density(variables), " \
-               ".strip(variables)"
+        return (
+            "ImputedPlots: .trace(variables, params=False), .density(variables), .strip(variables)"
+        )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -152,16 +153,17 @@ class ImputedPlots:
         panels: list[list[tuple[str, np.ndarray]]] = []
         for name in names:
             block = [
-                (f"{name}: {stat}",
-                 ds[stat].sel(variable=name).transpose("imputation", "iteration").to_numpy())
+                (
+                    f"{name}: {stat}",
+                    ds[stat].sel(variable=name).transpose("imputation", "iteration").to_numpy(),
+                )
                 for stat in ("mean", "sd")
             ]
             if params:
                 da = ds[param_var(name)].transpose("imputation", "iteration", param_dim(name))
                 values = da.to_numpy()
                 labels = [str(p) for p in da[param_dim(name)].to_numpy()]
-                block += [(f"{name}: {label}", values[:, :, k])
-                          for k, label in enumerate(labels)]
+                block += [(f"{name}: {label}", values[:, :, k]) for k, label in enumerate(labels)]
             panels.append(block)
 
         ncols = int(ncols) if ncols is not None else (4 if params else 2)
@@ -173,8 +175,10 @@ class ImputedPlots:
         m = ds.sizes["imputation"]
         colours = _chain_colours(m)
 
-        fig = plt.figure(figsize=(_PANEL_WIDTH * ncols + (1.0 if m <= 10 else 0.0),
-                                  _PANEL_HEIGHT * n_rows), layout="constrained")
+        fig = plt.figure(
+            figsize=(_PANEL_WIDTH * ncols + (1.0 if m <= 10 else 0.0), _PANEL_HEIGHT * n_rows),
+            layout="constrained",
+        )
         grid = fig.add_gridspec(n_rows, ncols)
         row = 0
         lines = []
@@ -190,8 +194,13 @@ class ImputedPlots:
             row += block_rows
         fig.supxlabel("iteration", fontsize="medium")
         if m <= 10:
-            fig.legend(lines, [str(i) for i in ds["imputation"].to_numpy()],
-                       title="imputation", loc="outside right upper", fontsize="small")
+            fig.legend(
+                lines,
+                [str(i) for i in ds["imputation"].to_numpy()],
+                title="imputation",
+                loc="outside right upper",
+                fontsize="small",
+            )
         return fig
 
     def density(
@@ -251,8 +260,10 @@ class ImputedPlots:
             everything = np.concatenate([observed, imputed.ravel()])
             everything = everything[np.isfinite(everything)]
             lo, hi = float(everything.min()), float(everything.max())
-            discrete = (np.all(observed == np.round(observed))
-                        and np.unique(observed).size <= DISCRETE_MAX_VALUES)
+            discrete = (
+                np.all(observed == np.round(observed))
+                and np.unique(observed).size <= DISCRETE_MAX_VALUES
+            )
             if discrete:
                 edges = np.arange(np.floor(lo) - 0.5, np.ceil(hi) + 1.0)
                 grid = edges
@@ -329,10 +340,17 @@ class ImputedPlots:
             x_obs += rng.uniform(-jitter, jitter, x_obs.size)
             x_imp = np.repeat(np.arange(1, m + 1, dtype=np.float64), imputed.shape[1])
             x_imp += rng.uniform(-jitter, jitter, x_imp.size)
-            ax.scatter(x_obs, np.tile(observed, m + 1), s=6, color=OBSERVED_COLOUR,
-                       linewidths=0, label="observed")
-            ax.scatter(x_imp, imputed.ravel(), s=6, color=IMPUTED_COLOUR, linewidths=0,
-                       label="imputed")
+            ax.scatter(
+                x_obs,
+                np.tile(observed, m + 1),
+                s=6,
+                color=OBSERVED_COLOUR,
+                linewidths=0,
+                label="observed",
+            )
+            ax.scatter(
+                x_imp, imputed.ravel(), s=6, color=IMPUTED_COLOUR, linewidths=0, label="imputed"
+            )
             ax.set_xticks(np.arange(m + 1))
             ax.set_xlim(-0.6, m + 0.6)
             ax.set_title(str(name), fontsize="medium")
@@ -359,23 +377,28 @@ def _panel_grid(n: int, ncols: int | None) -> tuple[Figure, list[Axes]]:
     if ncols < 1:
         raise SpecificationError(f"ncols must be at least 1, got {ncols}")
     n_rows = -(-n // ncols)
-    fig, axes = plt.subplots(n_rows, ncols, squeeze=False, layout="constrained",
-                             figsize=(1.2 * _PANEL_WIDTH * ncols, 1.2 * _PANEL_HEIGHT * n_rows))
+    fig, axes = plt.subplots(
+        n_rows,
+        ncols,
+        squeeze=False,
+        layout="constrained",
+        figsize=(1.2 * _PANEL_WIDTH * ncols, 1.2 * _PANEL_HEIGHT * n_rows),
+    )
     flat = list(axes.ravel())
     for ax in flat[n:]:
         fig.delaxes(ax)
     return fig, flat[:n]
 
 
-def _draw_distribution(ax: Axes, values: np.ndarray, grid: np.ndarray, discrete: bool,
-                       colour: str, width: float, stats) -> None:
+def _draw_distribution(
+    ax: Axes, values: np.ndarray, grid: np.ndarray, discrete: bool, colour: str, width: float, stats
+) -> None:
     """A KDE or step histogram of ``values`` on ``grid``; a vertical line without spread."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
     if discrete:
-        ax.hist(values, bins=grid, density=True, histtype="step", color=colour,
-                linewidth=width)
+        ax.hist(values, bins=grid, density=True, histtype="step", color=colour, linewidth=width)
     elif np.ptp(values) == 0:
         ax.axvline(values[0], color=colour, linewidth=width)
     else:
@@ -389,6 +412,8 @@ def _legend(ax: Axes, *, points: bool = False) -> None:
         style = [{"linestyle": "none", "marker": "o"}] * 2
     else:
         style = [{"linewidth": 2.5}, {"linewidth": 1.0}]
-    handles = [Line2D([], [], color=colour, **kw)
-               for colour, kw in zip((OBSERVED_COLOUR, IMPUTED_COLOUR), style, strict=True)]
+    handles = [
+        Line2D([], [], color=colour, **kw)
+        for colour, kw in zip((OBSERVED_COLOUR, IMPUTED_COLOUR), style, strict=True)
+    ]
     ax.legend(handles, ["observed", "imputed"], fontsize="small", frameon=False)

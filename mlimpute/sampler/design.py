@@ -181,10 +181,12 @@ class Block:
         """Keep only the columns ``keep`` (indices), renumbering the refresh plans."""
         new = {int(old): i for i, old in enumerate(keep)}
         return Block(
-            [self.names[k] for k in keep], np.asfortranarray(self.obs[:, keep]),
+            [self.names[k] for k in keep],
+            np.asfortranarray(self.obs[:, keep]),
             np.asfortranarray(self.mis[:, keep]),
             [(new[c], f) for c, f in self.fast if c in new],
-            [new[c] for c in self.slow if c in new], self.spec,
+            [new[c] for c in self.slow if c in new],
+            self.spec,
         )
 
     def cluster_constant(self, codes: np.ndarray) -> np.ndarray:
@@ -228,11 +230,17 @@ class Block:
                 if col in frame:
                     frame[col] = values.factor(col, static)
             with np.errstate(all="ignore"):
-                mm = np.asarray(self.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT),
-                                dtype=np.float64)
+                mm = np.asarray(
+                    self.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT), dtype=np.float64
+                )
             if not np.isfinite(mm[:, self.slow]).all():
-                check_finite(mm, self.names, [self.spec], "this model's formula",
-                             "with the current imputed values")
+                check_finite(
+                    mm,
+                    self.names,
+                    [self.spec],
+                    "this model's formula",
+                    "with the current imputed values",
+                )
             self.obs[:, self.slow] = mm[obs_idx][:, self.slow]
             self.mis[:, self.slow] = mm[mis_idx][:, self.slow]
 
@@ -290,13 +298,19 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
         # the used columns are complete here: a NaN can only come from a transform, which
         # check_finite names (formulaic's na_action="raise" would not name the column)
         with np.errstate(all="ignore"):
-            mm = model_matrix(balanced_sum(rhs), frame, na_action="ignore",
-                              context=EVALUATION_CONTEXT)
+            mm = model_matrix(
+                balanced_sum(rhs), frame, na_action="ignore", context=EVALUATION_CONTEXT
+            )
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec
-    check_finite(np.asarray(mm, dtype=np.float64), list(mm.columns), [spec], parsed.text,
-                 "on the data (imputed cells at their starting values)")
+    check_finite(
+        np.asarray(mm, dtype=np.float64),
+        list(mm.columns),
+        [spec],
+        parsed.text,
+        "on the data (imputed cells at their starting values)",
+    )
     fast, slow = [], []
     for term, _scoped, columns in spec.structure:
         idx = [spec.column_indices[c] for c in columns]
@@ -347,11 +361,17 @@ def check_finite(X: np.ndarray, names: list[str], specs: list, formula: str, whe
     for j in np.flatnonzero(bad.any(axis=0)):
         term, columns = _term_of(names[j], specs)
         vals = X[bad[:, j], j]
-        kinds = [k for k, hit in (("NaN", np.isnan(vals).any()), ("+inf", (vals > 0).any()),
-                                  ("-inf", (vals < 0).any())) if hit]
+        kinds = [
+            k
+            for k, hit in (
+                ("NaN", np.isnan(vals).any()),
+                ("+inf", (vals > 0).any()),
+                ("-inf", (vals < 0).any()),
+            )
+            if hit
+        ]
         used = f" of the column(s) {columns}" if columns else ""
-        details.append(f"{term!r}{used} is {'/'.join(kinds)} on {int(bad[:, j].sum())} "
-                       "row(s)")
+        details.append(f"{term!r}{used} is {'/'.join(kinds)} on {int(bad[:, j].sum())} row(s)")
     raise DataError(
         f"{formula!r} {where}: " + "; ".join(dict.fromkeys(details)) + " (e.g. log() of "
         "values ≤ 0, sqrt() of negative values, a division by zero); transform the data "
@@ -366,8 +386,11 @@ def _term_of(column: str, specs: list) -> tuple[str, list[str]]:
             continue
         for term, _scoped, columns in spec.structure:
             if column in columns:
-                used = sorted(str(v) for v in spec.term_variables.get(term, ())
-                              if getattr(v, "source", "data") == "data")
+                used = sorted(
+                    str(v)
+                    for v in spec.term_variables.get(term, ())
+                    if getattr(v, "source", "data") == "data"
+                )
                 return str(term), used
     return column, []
 
@@ -408,8 +431,7 @@ def build_model_data(
     obs_idx = np.flatnonzero(observed)
     mis_idx = np.flatnonzero(~observed)
     names, X, fast, slow, spec = _materialise(parsed.fixed, template, parsed, dynamic)
-    X = Block(names, np.asfortranarray(X[obs_idx]), np.asfortranarray(X[mis_idx]), fast, slow,
-              spec)
+    X = Block(names, np.asfortranarray(X[obs_idx]), np.asfortranarray(X[mis_idx]), fast, slow, spec)
     events = []
     if X.obs.shape[1]:
         keep, dropped = _independent_columns(X.obs)
@@ -449,8 +471,9 @@ def build_model_data(
         if len(set(zn)) < len(zn):
             raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
         Zfull = np.hstack(zs)
-        Z = Block(zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf,
-                  zsl, zspec)
+        Z = Block(
+            zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf, zsl, zspec
+        )
         corr = tuple(b.correlated for b in parsed.random)
         blocks = tuple(blocks)
         keep, dropped = _independent_columns(Z.obs) if Z.obs.shape[1] else ([], [])
@@ -462,16 +485,28 @@ def build_model_data(
                     "on the observed rows)"
                 )
             new = {old: i for i, old in enumerate(keep)}
-            kept = [(tuple(new[c] for c in b if c in new), c_) for b, c_ in zip(blocks, corr,
-                                                                              strict=True)]
+            kept = [
+                (tuple(new[c] for c in b if c in new), c_)
+                for b, c_ in zip(blocks, corr, strict=True)
+            ]
             kept = [(b, c_) for b, c_ in kept if b]
             Z = Z.drop(np.asarray(keep, dtype=np.intp))
             blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
     codes = layout.codes
     return ModelData(
-        parsed.response, y[obs_idx], obs_idx, mis_idx, X, Z,
+        parsed.response,
+        y[obs_idx],
+        obs_idx,
+        mis_idx,
+        X,
+        Z,
         Segments.from_codes(codes[obs_idx], layout.segments.n_clusters),
-        codes[mis_idx], layout.segments.n_clusters, parsed.group, blocks, corr, events,
+        codes[mis_idx],
+        layout.segments.n_clusters,
+        parsed.group,
+        blocks,
+        corr,
+        events,
     )
 
 

@@ -120,11 +120,17 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 cluster_static[col] = fill_rng.standard_normal(len(first))
             y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
             data[v.name] = build_model_data(
-                f, cluster_static, ~np.isnan(y2), Layout.single(len(first)),
-                dynamic | set(ranef_cols), y=y2)
+                f,
+                cluster_static,
+                ~np.isnan(y2),
+                Layout.single(len(first)),
+                dynamic | set(ranef_cols),
+                y=y2,
+            )
         else:
-            data[v.name] = build_model_data(v.formula, static, ~np.isnan(start[v.name]),
-                                            layout, dynamic, y=start[v.name])
+            data[v.name] = build_model_data(
+                v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
+            )
         if v.name in like:  # category labels of the codes, for the model's names
             data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
         d = data[v.name]
@@ -159,8 +165,9 @@ def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.nda
     return out
 
 
-def _expand_ranef(f: ParsedFormula, data: dict[str, ModelData],
-                  models: dict[str, ConditionalModel]) -> tuple[ParsedFormula, list[str]]:
+def _expand_ranef(
+    f: ParsedFormula, data: dict[str, ModelData], models: dict[str, ConditionalModel]
+) -> tuple[ParsedFormula, list[str]]:
     """Replace ``ranef(x)`` by one column per random effect of x's model, named by the model
     (:meth:`~mlimpute.models.base.ConditionalModel.random_effect_names`): ``ranef(x)`` for a
     single effect, else ``ranef(x)[Intercept]``, ``ranef(x)[gender]``... (for a nominal x,
@@ -172,8 +179,9 @@ def _expand_ranef(f: ParsedFormula, data: dict[str, ModelData],
             new = [ranef_column(x)]
         else:
             new = [ranef_column(x, z) for z in znames]
-            fixed = fixed.replace(f"`{ranef_column(x)}`",
-                                  "(" + " + ".join(f"`{c}`" for c in new) + ")")
+            fixed = fixed.replace(
+                f"`{ranef_column(x)}`", "(" + " + ".join(f"`{c}`" for c in new) + ")"
+            )
         cols += new
     return replace(f, fixed=fixed), cols
 
@@ -208,7 +216,8 @@ def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResu
         raise ChainError(
             f"chain {chain + 1} failed ({type(exc).__name__}: {exc}); reproduce it with the "
             f"same data and rng={seed.entropy} (chain spawn key {seed.spawn_key})",
-            chain=chain, seed_entropy=seed.entropy,
+            chain=chain,
+            seed_entropy=seed.entropy,
         ) from exc
 
 

@@ -21,8 +21,9 @@ from mlimpute.simulation.results import load_records, stored_config, summarise, 
 from mlimpute.simulation.study import StudyConfig, _machine, available_methods, run_study
 
 
-def _parse_per_experiment(values: Sequence[str] | None, default: dict[int, int],
-                          option: str) -> dict[int, int]:
+def _parse_per_experiment(
+    values: Sequence[str] | None, default: dict[int, int], option: str
+) -> dict[int, int]:
     """``["5", "3=25"]`` -> {1: 5, 2: 5, 3: 25}: a bare number for all, ``E=N`` for one."""
     out = dict(default)
     for v in values or ():
@@ -52,8 +53,9 @@ def _run(a, config: StudyConfig) -> None:
     done = skipped = 0
     seconds = 0.0
     for n, experiments in groups.items():
-        info = run_study(a.out, experiments=experiments, reps=n, jobs=a.jobs, config=config,
-                         progress=not a.quiet)
+        info = run_study(
+            a.out, experiments=experiments, reps=n, jobs=a.jobs, config=config, progress=not a.quiet
+        )
         done, skipped = done + info["done"], skipped + info["skipped"]
         seconds += info["seconds"]
     print(
@@ -92,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--engine", default="profiled", choices=["profiled", "statsmodels"])
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
-    p.add_argument(
-        "--plots", action="store_true", help="write the figures (PNG) into --figures"
-    )
+    p.add_argument("--plots", action="store_true", help="write the figures (PNG) into --figures")
     p.add_argument("--figures", default="docs/figures", help="figure directory")
     p.add_argument(
         "--markdown",

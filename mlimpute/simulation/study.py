@@ -44,7 +44,6 @@ from mlimpute.spec.formula import parse_formula
 __all__ = ["StudyConfig", "available_methods", "run_replication", "run_study"]
 
 
-
 def available_methods() -> tuple[str, ...]:
     """The methods this installation can run.
 
@@ -341,14 +340,21 @@ def run_study(
     todo.sort(key=lambda t: (-config.m_for(t[0]) * (2 if t[0] == 3 else 1), t[1], t[0]))
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), disable=None if progress else True, desc="replications")
+
     def advance(n_done: int) -> None:
         bar.update(n_done - bar.n)
 
     try:
         # one replication per task: their costs differ (experiment 3 is slow)
-        map_blocks(_run_block, (config, str(out)), todo,
-                   n_jobs=int(jobs) if jobs > 1 else None, progress=advance, block_size=1,
-                   name="mlimpute-replications")
+        map_blocks(
+            _run_block,
+            (config, str(out)),
+            todo,
+            n_jobs=int(jobs) if jobs > 1 else None,
+            progress=advance,
+            block_size=1,
+            name="mlimpute-replications",
+        )
     finally:
         bar.close()
     info = {

@@ -121,8 +121,10 @@ class ImputationSpec:
         return spec_to_toml(self, **extras)
 
     def __repr__(self) -> str:
-        lines = [f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
-                 f"cluster={self.cluster!r}, seed={self.seed})"]
+        lines = [
+            f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
+            f"cluster={self.cluster!r}, seed={self.seed})"
+        ]
         lines += [f"  {v}" for v in self.variables]
         return "\n".join(lines)
 
@@ -169,11 +171,11 @@ def _column_list(value, name: str) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if isinstance(value, (Mapping, set, frozenset)) or not isinstance(
-            value, (Sequence, pd.Index, np.ndarray, pd.Series)):
+        value, (Sequence, pd.Index, np.ndarray, pd.Series)
+    ):
         why = " (a set has no fixed order)" if isinstance(value, (set, frozenset)) else ""
         raise SpecificationError(
-            f"{name} must be a column name or a list of column names{why}, got "
-            f"{_describe(value)}"
+            f"{name} must be a column name or a list of column names{why}, got {_describe(value)}"
         )
     out = list(value)
     bad = [v for v in out if not isinstance(v, str)]
@@ -214,8 +216,13 @@ def _method_argument(name: str, value: object) -> tuple[str, dict[str, Any]]:
         meth = options.pop("method", None)
         if isinstance(meth, str) and all(isinstance(o, str) for o in options):
             return meth, options
-    elif (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
-          and isinstance(value[1], Mapping) and all(isinstance(o, str) for o in value[1])):
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], Mapping)
+        and all(isinstance(o, str) for o in value[1])
+    ):
         return value[0], dict(value[1])
     raise SpecificationError(
         f"method for {name!r} must be a method name, (name, {{option: value}}) or "
@@ -377,8 +384,11 @@ def build_spec(
     _check_names(s_.name for s_ in specs)
     specs = _visit_order(specs, visit)
     if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
-        warn("nothing to impute: no variable with a formula has missing values; "
-             "the m completed data sets are copies of the data", MlimputeWarning)
+        warn(
+            "nothing to impute: no variable with a formula has missing values; "
+            "the m completed data sets are copies of the data",
+            MlimputeWarning,
+        )
     return ImputationSpec(tuple(specs), cols.cluster, m, iterations, seed, tuple(events))
 
 
@@ -392,9 +402,13 @@ def _check_cluster_argument(cluster: object) -> None:
         )
 
 
-def _check_columns(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
-                   include: list[str] | None, exclude: list[str] | None,
-                   heteroscedastic: bool | list[str]) -> None:
+def _check_columns(
+    df: pd.DataFrame,
+    parsed: dict[str, ParsedFormula],
+    include: list[str] | None,
+    exclude: list[str] | None,
+    heteroscedastic: bool | list[str],
+) -> None:
     """Every column a formula or a column-list argument names is in the data."""
     columns = set(df.columns)
     for name, f in parsed.items():
@@ -413,8 +427,9 @@ def _check_columns(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
                 raise SpecificationError(f"heteroscedastic names unknown column {name!r}")
 
 
-def _resolve_cluster(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
-                     cluster: str | None) -> _Columns:
+def _resolve_cluster(
+    df: pd.DataFrame, parsed: dict[str, ParsedFormula], cluster: str | None
+) -> _Columns:
     """The one grouping factor (from ``cluster=`` and the random parts), complete, and what
     follows from it: cluster codes, column kinds and levels."""
     groups = {f.group for f in parsed.values() if f.group is not None}
@@ -439,14 +454,21 @@ def _resolve_cluster(df: pd.DataFrame, parsed: dict[str, ParsedFormula],
             )
         codes, labels = pd.factorize(df[cluster], sort=True)
     kinds = {c: column_kind(df[c]) for c in df.columns}
-    levels = {c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c])
-                  else 1) for c in df.columns}
+    levels = {
+        c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c]) else 1)
+        for c in df.columns
+    }
     return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
 
 
-def _incomplete(cols: _Columns, parsed: dict[str, ParsedFormula], use_defaults: bool,
-                include: list[str] | None, exclude: list[str] | None,
-                events: list[str]) -> tuple[list[str], list[str]]:
+def _incomplete(
+    cols: _Columns,
+    parsed: dict[str, ParsedFormula],
+    use_defaults: bool,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    events: list[str],
+) -> tuple[list[str], list[str]]:
     """The columns the defaults may use, and the incomplete ones without a formula (an
     error unless the defaults apply)."""
     if use_defaults:
@@ -456,8 +478,11 @@ def _incomplete(cols: _Columns, parsed: dict[str, ParsedFormula], use_defaults: 
     else:
         candidates = list(cols.df.columns)
     # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
-    incomplete = [c for c in candidates if cols.missing[c] > 0 and c != cols.cluster
-                  and (c in parsed or cols.kinds[c] != "other")]
+    incomplete = [
+        c
+        for c in candidates
+        if cols.missing[c] > 0 and c != cols.cluster and (c in parsed or cols.kinds[c] != "other")
+    ]
     no_formula = [c for c in incomplete if c not in parsed]
     if no_formula and not use_defaults:
         raise SpecificationError(
@@ -476,36 +501,53 @@ def _check_all_categories(cols: _Columns, names: list[str], max_categories: int)
             _check_categories(name, kind, categories(cols.df[name]), max_categories)
 
 
-def _add_default_formulas(cols: _Columns, parsed: dict[str, ParsedFormula],
-                          candidates: list[str], no_formula: list[str], max_categories: int,
-                          events: list[str]) -> None:
+def _add_default_formulas(
+    cols: _Columns,
+    parsed: dict[str, ParsedFormula],
+    candidates: list[str],
+    no_formula: list[str],
+    max_categories: int,
+    events: list[str],
+) -> None:
     """The default formula of every incomplete column without one (into ``parsed``), from
     the analysis columns less those with too many categories."""
     model_cols = [c for c in candidates if c != cols.cluster]
-    n_cats = {c: len(categories(cols.df[c]) or ()) for c in model_cols
-              if cols.kinds[c] in ("nominal", "ordinal")}
+    n_cats = {
+        c: len(categories(cols.df[c]) or ())
+        for c in model_cols
+        if cols.kinds[c] in ("nominal", "ordinal")
+    }
     many = [c for c in model_cols if n_cats.get(c, 0) > max_categories and c not in no_formula]
     if many:  # each would add one dummy column per category to every default model
         events.append(
-            "left out of the default models: " + ", ".join(
+            "left out of the default models: "
+            + ", ".join(
                 f"{c!r} ({n_cats[c]} categories, more than max_categories="
-                f"{max_categories}: one predictor column per category)" for c in many))
+                f"{max_categories}: one predictor column per category)"
+                for c in many
+            )
+        )
         model_cols = [c for c in model_cols if c not in set(many)]
     for name in no_formula:
-        _check_default_size(cols.df, name, model_cols, cols.levels, cols.kinds, n_cats,
-                            cols.cluster, cols.codes)
+        _check_default_size(
+            cols.df, name, model_cols, cols.levels, cols.kinds, n_cats, cols.cluster, cols.codes
+        )
         text = default_formula(name, model_cols, cols.levels, cols.kinds, cols.cluster)
         parsed[name] = parse_formula(text, name)
 
 
-def _check_method_targets(methods: dict[str, tuple[str, dict[str, Any]]],
-                          parsed: dict[str, ParsedFormula], df: pd.DataFrame) -> None:
+def _check_method_targets(
+    methods: dict[str, tuple[str, dict[str, Any]]],
+    parsed: dict[str, ParsedFormula],
+    df: pd.DataFrame,
+) -> None:
     """``method=`` names only imputed variables."""
     for name in methods:
         if name not in parsed:
             raise SpecificationError(
                 f"method given for {name!r}, which is not imputed (no formula"
-                + ("" if name in df.columns else ", and no such column") + ")"
+                + ("" if name in df.columns else ", and no such column")
+                + ")"
             )
 
 
@@ -524,9 +566,14 @@ def _check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> 
                 )
 
 
-def _variable_spec(cols: _Columns, name: str, f: ParsedFormula,
-                   given: tuple[str, dict[str, Any]] | None, heteroscedastic: bool | list[str],
-                   events: list[str]) -> VariableSpec:
+def _variable_spec(
+    cols: _Columns,
+    name: str,
+    f: ParsedFormula,
+    given: tuple[str, dict[str, Any]] | None,
+    heteroscedastic: bool | list[str],
+    events: list[str],
+) -> VariableSpec:
     """How ``name`` is imputed: its response checked, its model chosen (``given`` or the
     default) with its options, its formula fitted to the model's level."""
     kind = _check_response(cols, name, events)
@@ -541,13 +588,18 @@ def _variable_spec(cols: _Columns, name: str, f: ParsedFormula,
     validate_options(name, meth, options)
     f, level = _fit_level(cols, name, f, meth, events)
     _check_predictors(cols, name, f)
-    if (kind == "numeric" and pd.api.types.is_integer_dtype(cols.df[name].dtype)
-            and "pmm" not in meth):
+    if (
+        kind == "numeric"
+        and pd.api.types.is_integer_dtype(cols.df[name].dtype)
+        and "pmm" not in meth
+    ):
         dtype = cols.df[name].dtype
         limits = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
-        events.append(f"{name}: integer column imputed with {meth!r}: imputations are "
-                      f"rounded and clipped to [{limits.min}, {limits.max}]; method 'pmm' or "
-                      "'2l.pmm' imputes observed values only")
+        events.append(
+            f"{name}: integer column imputed with {meth!r}: imputations are "
+            f"rounded and clipped to [{limits.min}, {limits.max}]; method 'pmm' or "
+            "'2l.pmm' imputes observed values only"
+        )
     return VariableSpec(name, f, meth, level, tuple(options.items()))
 
 
@@ -559,9 +611,11 @@ def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
         raise DataError(f"column {name!r} has no observed value; it cannot be imputed")
     kind = cols.kinds[name]
     if kind == "other":
-        raise DataTypeError(f"column {name!r} has dtype {_holding(df[name])}, which "
-                            "cannot be imputed (numeric, bool, categorical and string "
-                            "columns can)")
+        raise DataTypeError(
+            f"column {name!r} has dtype {_holding(df[name])}, which "
+            "cannot be imputed (numeric, bool, categorical and string "
+            "columns can)"
+        )
     cats = categories(df[name])
     seen = pd.unique(df[name].dropna())
     if len(seen) < 2:
@@ -573,13 +627,13 @@ def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
         )
     if kind != "numeric" and cats is not None and len(seen) < len(cats):
         unseen = [c for c in cats if c not in set(seen)]
-        events.append(f"{name}: categories {unseen} have no observed value; they are "
-                      "never imputed")
+        events.append(f"{name}: categories {unseen} have no observed value; they are never imputed")
     return kind
 
 
-def _default_method(cols: _Columns, name: str, f: ParsedFormula,
-                    heteroscedastic: bool | list[str], given: bool) -> str:
+def _default_method(
+    cols: _Columns, name: str, f: ParsedFormula, heteroscedastic: bool | list[str], given: bool
+) -> str:
     """The registry's default (:func:`mlimpute.models.default_for`) for the variable's
     kind, level and formula: heteroscedastic where asked, predictive mean matching for
     integer codes."""
@@ -587,8 +641,9 @@ def _default_method(cols: _Columns, name: str, f: ParsedFormula,
     multilevel = f.is_multilevel
     level = 2 if cols.levels[name] == 2 and not multilevel else 1
     default = default_for(kind, level, multilevel)
-    het = (heteroscedastic is True or (not isinstance(heteroscedastic, bool)
-                                        and name in heteroscedastic))
+    het = heteroscedastic is True or (
+        not isinstance(heteroscedastic, bool) and name in heteroscedastic
+    )
     if het and not given:
         het_model = default_for(kind, level, multilevel, "heteroscedastic")
         if het_model is None:
@@ -602,14 +657,16 @@ def _default_method(cols: _Columns, name: str, f: ParsedFormula,
     return default
 
 
-def _fit_level(cols: _Columns, name: str, f: ParsedFormula, meth: str,
-               events: list[str]) -> tuple[ParsedFormula, int]:
+def _fit_level(
+    cols: _Columns, name: str, f: ParsedFormula, meth: str, events: list[str]
+) -> tuple[ParsedFormula, int]:
     """The formula as the model uses it, and the variable's level: level-2 models on
     cluster rows, multilevel models need a random part, single-level ones drop it."""
     info = get_model(meth)
     if info.level == 2:
-        return _check_level2(cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels,
-                             cols.levels), 2
+        return _check_level2(
+            cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels
+        ), 2
     if info.multilevel and not f.is_multilevel:
         raise SpecificationError(
             f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
@@ -625,9 +682,11 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
     """Predictors of a modelled dtype; ``cmean()`` of numeric columns, with a cluster."""
     for p in f.predictors:
         if cols.kinds[p] == "other":
-            raise DataTypeError(f"predictor {p!r} of {name!r} has unsupported dtype "
-                                f"{_holding(cols.df[p])}; numeric, bool, categorical and "
-                                "string columns can be predictors")
+            raise DataTypeError(
+                f"predictor {p!r} of {name!r} has unsupported dtype "
+                f"{_holding(cols.df[p])}; numeric, bool, categorical and "
+                "string columns can be predictors"
+            )
     for c in f.cmeans:
         if cols.kinds[c] not in ("numeric", "binary"):
             raise DataTypeError(
@@ -635,8 +694,10 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
                 f"{cols.kinds[c]}; cluster means need a numeric or binary column"
             )
         if cols.cluster is None:
-            raise SpecificationError(f"cmean({c}) in the formula for {name!r} needs a "
-                                     "cluster: pass cluster=... or use a random part")
+            raise SpecificationError(
+                f"cmean({c}) in the formula for {name!r} needs a "
+                "cluster: pass cluster=... or use a random part"
+            )
 
 
 def _check_ranefs(specs: list[VariableSpec], cluster: str | None) -> None:
@@ -671,12 +732,14 @@ def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[Var
 def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:
     if len(cats) <= max_categories:
         return
-    model = ("the multinomial probit model has one latent equation per category but one, "
-             "each with its own coefficients and random effects, so time grows with the "
-             "categories and rare categories are poorly identified"
-             if kind == "nominal" else
-             "the ordered probit model has one threshold per category but one, and the "
-             "thresholds of rare categories are poorly identified and mix slowly")
+    model = (
+        "the multinomial probit model has one latent equation per category but one, "
+        "each with its own coefficients and random effects, so time grows with the "
+        "categories and rare categories are poorly identified"
+        if kind == "nominal"
+        else "the ordered probit model has one threshold per category but one, and the "
+        "thresholds of rare categories are poorly identified and mix slowly"
+    )
     raise SpecificationError(
         f"{name!r} has {len(cats)} categories, more than max_categories={max_categories}: "
         f"{model}. Merge rare categories, leave the column out (exclude=[{name!r}]), or "

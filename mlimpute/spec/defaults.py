@@ -49,9 +49,18 @@ from mlimpute.models import default_for
 from mlimpute.models.base import DefaultSlot, DefaultView
 from mlimpute.spec.formula import _quote
 
-__all__ = ["DEFAULT_MODELS", "MAX_CODES", "ColumnRole", "classify_columns", "integer_codes",
-           "default_method", "varying_clusters", "is_level2", "analysis_columns",
-           "default_formula"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "MAX_CODES",
+    "ColumnRole",
+    "classify_columns",
+    "integer_codes",
+    "default_method",
+    "varying_clusters",
+    "is_level2",
+    "analysis_columns",
+    "default_formula",
+]
 
 #: An integer-valued numeric column with at most this many distinct observed values holds
 #: codes (imputed by predictive mean matching); a within-cluster numbering needs more.
@@ -59,6 +68,7 @@ MAX_CODES = 10
 #: Whole numbers that differ in every row are an identifier from this many rows on (in a
 #: handful of rows, measured values can all differ by chance).
 _MIN_ROWS_ID = 20
+
 
 def _slot(level: int) -> tuple[int, bool]:
     """This module's level (0: no clusters, 1: level-1 with clusters, 2: level-2) as the
@@ -101,9 +111,12 @@ def default_method(kind: str, level: int, codes: bool = False) -> str | None:
 
 def _whole(s: pd.Series) -> np.ndarray | None:
     """Observed values as floats when all are finite whole numbers (numeric, not bool)."""
-    if (not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
-            or isinstance(s.dtype, pd.CategoricalDtype)
-            or pd.api.types.is_complex_dtype(s.dtype)):
+    if (
+        not pd.api.types.is_numeric_dtype(s.dtype)
+        or pd.api.types.is_bool_dtype(s.dtype)
+        or isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_complex_dtype(s.dtype)
+    ):
         return None
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
     v = v[~np.isnan(v)]
@@ -197,9 +210,12 @@ def _identifier_reason(s: pd.Series, kind: str, codes: np.ndarray | None) -> str
     return None
 
 
-def classify_columns(df: pd.DataFrame, cluster: Hashable | None = None,
-                     include: Sequence[Hashable] | None = None,
-                     exclude: Sequence[Hashable] | None = None) -> dict[Hashable, ColumnRole]:
+def classify_columns(
+    df: pd.DataFrame,
+    cluster: Hashable | None = None,
+    include: Sequence[Hashable] | None = None,
+    exclude: Sequence[Hashable] | None = None,
+) -> dict[Hashable, ColumnRole]:
     """The role and default model of every column: the one classification of the defaults.
 
     ``impute(cluster=...)``, :func:`mlimpute.describe.describe` and ``mlimpute init`` all
@@ -294,8 +310,12 @@ def is_level2(codes: np.ndarray, values: pd.Series) -> bool:
     return varying_clusters(codes, values).size == 0
 
 
-def analysis_columns(df: pd.DataFrame, cluster: str | None, include: Sequence[str] | None,
-                     exclude: Sequence[str] | None) -> tuple[list[str], list[str]]:
+def analysis_columns(
+    df: pd.DataFrame,
+    cluster: str | None,
+    include: Sequence[str] | None,
+    exclude: Sequence[str] | None,
+) -> tuple[list[str], list[str]]:
     """Columns the defaults use, and the ones left out automatically (with reasons).
 
     A thin view of :func:`classify_columns`: the columns it gives a level to, in the order
@@ -304,15 +324,26 @@ def analysis_columns(df: pd.DataFrame, cluster: str | None, include: Sequence[st
     roles = classify_columns(df, cluster, include, exclude)
     order = list(include) if include is not None else list(df.columns)
     keep = [c for c in order if c in roles and roles[c].used]
-    left_out = [f"{c!r} ({roles[c].reason})" for c in order
-                if c in roles and (roles[c].role == "identifier"
-                                   or roles[c].role == "excluded"
-                                   and roles[c].reason.startswith("dtype"))]
+    left_out = [
+        f"{c!r} ({roles[c].reason})"
+        for c in order
+        if c in roles
+        and (
+            roles[c].role == "identifier"
+            or roles[c].role == "excluded"
+            and roles[c].reason.startswith("dtype")
+        )
+    ]
     return keep, left_out
 
 
-def default_formula(name: str, columns: Sequence[str], levels: dict[str, int],
-                    kinds: dict[str, str], cluster: str | None) -> str:
+def default_formula(
+    name: str,
+    columns: Sequence[str],
+    levels: dict[str, int],
+    kinds: dict[str, str],
+    cluster: str | None,
+) -> str:
     """The default formula for ``name`` given the analysis columns and their levels.
 
     Examples

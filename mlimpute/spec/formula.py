@@ -25,8 +25,15 @@ from mlimpute.errors import FormulaError, UnsupportedError
 from mlimpute.spec.grammar import ALLOWED_FUNCTIONS, validate_formula
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["RandomBlock", "ParsedFormula", "parse_formula", "formula_text", "cmean_column",
-           "ranef_column", "ALLOWED_FUNCTIONS"]
+__all__ = [
+    "RandomBlock",
+    "ParsedFormula",
+    "parse_formula",
+    "formula_text",
+    "cmean_column",
+    "ranef_column",
+    "ALLOWED_FUNCTIONS",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
@@ -143,8 +150,9 @@ def _quote(name: str) -> str:
 
 
 def _uncmean(text: str) -> str:
-    return re.sub(r"`(cmean|ranef)\(([^`]*)\)`",
-                  lambda m: f"{m.group(1)}({_quote(m.group(2))})", text)
+    return re.sub(
+        r"`(cmean|ranef)\(([^`]*)\)`", lambda m: f"{m.group(1)}({_quote(m.group(2))})", text
+    )
 
 
 _DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
@@ -200,9 +208,7 @@ def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:
         elif ch == ")":
             depth -= 1
             if depth < 0:
-                raise FormulaError(
-                    _syntax_message(full, "unmatched ')'", offset + i)
-                )
+                raise FormulaError(_syntax_message(full, "unmatched ')'", offset + i))
         elif depth == 0 and ch in "+-":
             # a leading sign or an operator; keep numeric exponents like 1e-5 intact
             if i > 0 and text[i - 1] in "eE" and text[i - 2 : i - 1].isdigit():
@@ -364,8 +370,11 @@ def _random_block(
         raise FormulaError(_syntax_message(text, "no terms before '|'", pos))
     if not _NAME.match(group):
         raise FormulaError(
-            _syntax_message(text, f"grouping factor {group!r} must be one column name",
-                            pos + chunk.index(group) if group else pos)
+            _syntax_message(
+                text,
+                f"grouping factor {group!r} must be one column name",
+                pos + chunk.index(group) if group else pos,
+            )
         )
     return RandomBlock(terms, correlated=(width == 1)), group.strip("`")
 
@@ -410,8 +419,9 @@ def _check_random_parts(text: str, blocks: list[RandomBlock]) -> None:
         for fn in ("cmean(", "ranef("):
             if fn in block.terms:
                 raise FormulaError(
-                    _syntax_message(text, f"{fn[:-1]}() is not allowed in a random part",
-                                    text.find(fn))
+                    _syntax_message(
+                        text, f"{fn[:-1]}() is not allowed in a random part", text.find(fn)
+                    )
                 )
 
 

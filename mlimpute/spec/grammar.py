@@ -134,8 +134,10 @@ def _tokenize(text: str) -> list[_Token]:
         if m is None:
             ch = text[pos]
             detail = (
-                "unmatched '`'" if ch == "`"
-                else "unterminated string" if ch in "'\""
+                "unmatched '`'"
+                if ch == "`"
+                else "unterminated string"
+                if ch in "'\""
                 else f"unexpected character {ch!r}"
             )
             raise FormulaError(caret_message(text, detail, pos))
@@ -246,12 +248,18 @@ class _Parser:
         while self.at(*_OPS_FORMULA):
             op = self.take(*_OPS_FORMULA)
             if random:
-                raise self.fail(op, "a random term '(terms | group)' cannot be combined with "
-                                    "other terms; add it with '+'")
+                raise self.fail(
+                    op,
+                    "a random term '(terms | group)' cannot be combined with "
+                    "other terms; add it with '+'",
+                )
             random = self.fpow(False)
             if random:
-                raise self.fail(op, "a random term '(terms | group)' cannot be combined with "
-                                    "other terms; add it with '+'")
+                raise self.fail(
+                    op,
+                    "a random term '(terms | group)' cannot be combined with "
+                    "other terms; add it with '+'",
+                )
 
     def fpow(self, random_ok: bool) -> bool:
         random = self.fatom(random_ok)
@@ -276,8 +284,11 @@ class _Parser:
             bar = self.take("|", "||")
             if bar is not None:
                 if not random_ok:
-                    raise self.fail(bar, "a random term '(terms | group)' must be added to the "
-                                         "fixed part on its own")
+                    raise self.fail(
+                        bar,
+                        "a random term '(terms | group)' must be added to the "
+                        "fixed part on its own",
+                    )
                 group = self.peek()
                 if group.kind == "op" and group.value == ")":
                     raise self.fail(group, "grouping factor '' must be one column name")
@@ -288,7 +299,7 @@ class _Parser:
                     k = self.i
                     while self.tokens[k].kind != "end" and self.tokens[k].value != ")":
                         k += 1
-                    span = self.text[group.pos:self.tokens[k].pos].strip()
+                    span = self.text[group.pos : self.tokens[k].pos].strip()
                     raise self.fail(group, f"grouping factor {span!r} must be one column name")
                 self.i += 1
                 return True
@@ -313,8 +324,11 @@ class _Parser:
             return
         if tok.kind != "name":
             if tok.kind == "string":
-                raise self.fail(tok, "string literals are only allowed as levels or contrast "
-                                     "arguments of C(); write a column name in backquotes")
+                raise self.fail(
+                    tok,
+                    "string literals are only allowed as levels or contrast "
+                    "arguments of C(); write a column name in backquotes",
+                )
             raise self.unexpected(tok, wanted)
         self.check_name(tok, python=python)
         self.i += 1
@@ -325,17 +339,27 @@ class _Parser:
         if not re.search(r"[A-Za-z_]", name):
             raise self.fail(tok, f"{name!r} is not a column name")
         if any(p.startswith("__") for p in parts):
-            raise self.fail(tok, f"{name!r}: names beginning with '__' are not allowed in a "
-                                 "formula (write a column name in backquotes)")
+            raise self.fail(
+                tok,
+                f"{name!r}: names beginning with '__' are not allowed in a "
+                "formula (write a column name in backquotes)",
+            )
         if python and keyword.iskeyword(name):
-            raise self.fail(tok, f"the Python keyword {name!r} is not allowed in a formula "
-                                 "(write a column of that name in backquotes)")
+            raise self.fail(
+                tok,
+                f"the Python keyword {name!r} is not allowed in a formula "
+                "(write a column of that name in backquotes)",
+            )
         if parts[0] in ("np", "numpy", "contr"):
-            raise self.fail(tok, f"{name!r}: attribute access is not allowed in a formula; "
-                                 f"only the functions {', '.join(_np_names())} may be called")
+            raise self.fail(
+                tok,
+                f"{name!r}: attribute access is not allowed in a formula; "
+                f"only the functions {', '.join(_np_names())} may be called",
+            )
         if python and "." in name:
-            raise self.fail(tok, f"inside a function call, write the column {name!r} in "
-                                 f"backquotes: `{name}`")
+            raise self.fail(
+                tok, f"inside a function call, write the column {name!r} in backquotes: `{name}`"
+            )
 
     # -- calls ----------------------------------------------------------------------------
     def call(self) -> None:
@@ -343,8 +367,10 @@ class _Parser:
         name = tok.value
         if name not in SIGNATURES:
             if name.split(".")[0] in ("np", "numpy"):
-                detail = (f"function {name!r} is not allowed; the numpy functions allowed "
-                          f"are {', '.join(_np_names())}")
+                detail = (
+                    f"function {name!r} is not allowed; the numpy functions allowed "
+                    f"are {', '.join(_np_names())}"
+                )
             else:
                 detail = f"function {name!r} is not allowed in a formula{_allowed_hint()}"
             raise self.fail(tok, detail)
@@ -358,14 +384,20 @@ class _Parser:
         n, seen = 0, set()
         while True:
             tok = self.peek()
-            if tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value in (
-                    "=", ":="):
+            if (
+                tok.kind == "name"
+                and self.peek(1).kind == "op"
+                and self.peek(1).value in ("=", ":=")
+            ):
                 if self.peek(1).value == ":=":
                     raise self.fail(self.peek(1), "':=' is not allowed in a formula")
                 if tok.value not in keywords:
                     opts = ", ".join(keywords) if keywords else "none"
-                    raise self.fail(tok, f"{name}() has no argument {tok.value!r} here "
-                                         f"(keyword arguments allowed: {opts})")
+                    raise self.fail(
+                        tok,
+                        f"{name}() has no argument {tok.value!r} here "
+                        f"(keyword arguments allowed: {opts})",
+                    )
                 if tok.value in seen:
                     raise self.fail(tok, f"argument {tok.value!r} given twice")
                 seen.add(tok.value)
@@ -373,15 +405,13 @@ class _Parser:
                 self.value(keywords[tok.value], name)
             else:
                 if seen:
-                    raise self.fail(tok, f"positional argument after keyword arguments in "
-                                         f"{name}()")
+                    raise self.fail(tok, f"positional argument after keyword arguments in {name}()")
                 if n >= len(positional):
                     if tok.kind == "op" and tok.value == ")" and n > 0:
                         break
                     if n == 0 and not positional:
                         break
-                    raise self.fail(tok, f"{name}() takes {len(positional)} positional "
-                                         f"argument(s)")
+                    raise self.fail(tok, f"{name}() takes {len(positional)} positional argument(s)")
                 self.value(positional[n], name)
                 n += 1
             if self.take(","):
@@ -425,8 +455,10 @@ class _Parser:
     def literal(self, *, strings: bool) -> None:
         self.take("-", "+")
         tok = self.peek()
-        ok = tok.kind == "number" or (strings and (
-            tok.kind == "string" or (tok.kind == "name" and tok.value in ("True", "False"))))
+        ok = tok.kind == "number" or (
+            strings
+            and (tok.kind == "string" or (tok.kind == "name" and tok.value in ("True", "False")))
+        )
         if not ok:
             raise self.unexpected(tok, "a string or number literal" if strings else "a number")
         self.i += 1
@@ -568,8 +600,9 @@ class _Refused:
         raise FormulaError(f"{self._name!r} may not be called in a formula")
 
     def __getattr__(self, attr):
-        raise FormulaError(f"{object.__getattribute__(self, '_name')!r} is not available in a "
-                           "formula")
+        raise FormulaError(
+            f"{object.__getattribute__(self, '_name')!r} is not available in a formula"
+        )
 
     def __repr__(self) -> str:
         return f"<not available in formulas: {self._name}>"
@@ -584,8 +617,11 @@ def _context() -> MappingProxyType:
     ctx["np"] = SimpleNamespace(**numeric)
     ctx.update(I=identity, C=C, center=center, scale=scale, poly=poly, bs=basis_spline)
     ctx["contr"] = SimpleNamespace(
-        **{c.split(".")[1]: getattr(ContrastsRegistry, c.split(".")[1])
-           for c in CONTRASTS if c.startswith("contr.")}
+        **{
+            c.split(".")[1]: getattr(ContrastsRegistry, c.split(".")[1])
+            for c in CONTRASTS
+            if c.startswith("contr.")
+        }
     )
     ctx.update({c: PATSY_COMPAT_TRANSFORMS[c] for c in CONTRASTS if "." not in c})
     return MappingProxyType(ctx)

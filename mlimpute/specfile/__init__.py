@@ -261,23 +261,25 @@ def _confine(key: str, value: str, root: Path, allow_outside: bool) -> Path:
     return path
 
 
-def _distinct(files: list[tuple[str, Path]], study: StudySpec, base: Path,
-              spec_file: Path | None) -> None:
+def _distinct(
+    files: list[tuple[str, Path]], study: StudySpec, base: Path, spec_file: Path | None
+) -> None:
     """Outputs never overwrite the data file, the specification file or one another."""
     protected: dict[Path, str] = {}
     if study.data is not None:
         data = Path(os.path.expanduser(study.data))
         protected[(data if data.is_absolute() else base / data).resolve()] = (
-            "the data file (data.path)")
+            "the data file (data.path)"
+        )
     if spec_file is not None:
         protected[spec_file.resolve()] = "the specification file itself"
     seen: dict[Path, str] = {}
     for key, path in files:
         real = path.resolve()
         if real in protected:
-            raise SpecificationError(f"{key}: {str(path)!r} is {protected[real]}; "
-                                     "an output never replaces it")
+            raise SpecificationError(
+                f"{key}: {str(path)!r} is {protected[real]}; an output never replaces it"
+            )
         if real in seen and not (key == seen[real] == "output.completed"):
-            raise SpecificationError(f"{key} and {seen[real]} name the same file "
-                                     f"{str(path)!r}")
+            raise SpecificationError(f"{key} and {seen[real]} name the same file {str(path)!r}")
         seen[real] = key

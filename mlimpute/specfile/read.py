@@ -105,8 +105,11 @@ def _methods(c: _Checker, imp: Mapping) -> dict[str, Any]:
         if isinstance(v, Mapping) and isinstance(v.get("method"), str):
             continue
         if not isinstance(v, str):
-            raise c.fail(f"{full}.{_key(k)}", "must be a method name or a table "
-                         f'{{ method = "2l.norm", option = value }}, got {_show(v)}')
+            raise c.fail(
+                f"{full}.{_key(k)}",
+                "must be a method name or a table "
+                f'{{ method = "2l.norm", option = value }}, got {_show(v)}',
+            )
     return dict(value)
 
 
@@ -230,8 +233,9 @@ def loads_spec(
     for key, value in outputs.items():
         _check_placeholders(c, f"output.{key}", value, template=key == "completed")
     if data.get("path") is not None:
-        _check_placeholders(c, "data.path", data["path"] if isinstance(data["path"], str) else None,
-                            template=False)
+        _check_placeholders(
+            c, "data.path", data["path"] if isinstance(data["path"], str) else None, template=False
+        )
     _check_suffix(c, "output.imputations", outputs["imputations"], (".nc", ".nc4", ".zarr", ".h5"))
     _check_suffix(c, "output.completed", outputs["completed"], (".csv", ".parquet", ".pq", ".dta"))
 
@@ -281,8 +285,9 @@ def _check_placeholders(c: _Checker, key: str, value: str | None, template: bool
         return
     if not template:
         if "{" in value or "}" in value:
-            raise c.fail(key, f"{value!r} holds a brace; only output.completed takes a "
-                         "placeholder ({i})")
+            raise c.fail(
+                key, f"{value!r} holds a brace; only output.completed takes a placeholder ({{i}})"
+            )
         return
     try:
         check_template(value, key)

@@ -158,8 +158,10 @@ class StudySpec:
         return cls(
             formulas={v.name: formula_text(v.formula) for v in spec.variables},
             # a model with options as a table: grade = { method = "2l.norm", prior = "iw" }
-            methods={v.name: {"method": v.method, **dict(v.options)} if v.options else v.method
-                     for v in spec.variables},
+            methods={
+                v.name: {"method": v.method, **dict(v.options)} if v.options else v.method
+                for v in spec.variables
+            },
             cluster=spec.cluster,
             m=spec.m,
             iterations=spec.iterations,

@@ -119,8 +119,7 @@ def test_null_effect_is_not_rejected_by_any_method(exp1):
     rng = np.random.default_rng(5)
     # impute the data with an irrelevant covariate; analyse with it
     data = d.incomplete.assign(noise=rng.standard_normal(len(d.incomplete)))
-    imp = data.mi.impute({"grade": "~ skill + noise + (1 | class)"}, m=5, iterations=10,
-                         rng=3)
+    imp = data.mi.impute({"grade": "~ skill + noise + (1 | class)"}, m=5, iterations=10, rng=3)
     res = imp.fit("grade ~ skill + noise + (1 | class)")
     ps = [res.test("noise = 0", m).p for m in ("D1", "D2", "D3")]
     assert all(p > 0.05 for p in ps), ps
@@ -145,8 +144,14 @@ def test_fit_reproduces_mitml_testestimates(ref, mitml_fits):
     table = full.summary()
     assert list(table.index) == ["Intercept", "skill", "gender", "skill:gender"]
     est = te["estimates"]
-    for ours, theirs in [("estimate", "Estimate"), ("se", "Std.Error"), ("t", "t.value"),
-                         ("df", "df"), ("riv", "RIV"), ("fmi", "FMI")]:
+    for ours, theirs in [
+        ("estimate", "Estimate"),
+        ("se", "Std.Error"),
+        ("t", "t.value"),
+        ("df", "df"),
+        ("riv", "RIV"),
+        ("fmi", "FMI"),
+    ]:
         np.testing.assert_allclose(table[ours], est[theirs], rtol=1e-5, err_msg=ours)
 
 
@@ -156,8 +161,11 @@ def test_variance_components_reproduce_mitml_extra_pars(ref, mitml_fits):
     assert list(vc.index) == ["var(Intercept|class)", "var(Residual)", "ICC|class"]
     assert list(vc.columns) == ["estimate", "between_sd"]
     extra = ref["mixed"]["testEstimates"]
-    assert extra["extra_rownames"] == ["Intercept~~Intercept|class", "Residual~~Residual",
-                                       "ICC|class"]
+    assert extra["extra_rownames"] == [
+        "Intercept~~Intercept|class",
+        "Residual~~Residual",
+        "ICC|class",
+    ]
     np.testing.assert_allclose(vc["estimate"], extra["extra"]["Estimate"], rtol=1e-5)
 
 
@@ -182,8 +190,12 @@ def test_no_missing_values_give_exactly_the_complete_data_fit():
     with pytest.warns(MlimputeWarning):
         imp = d.complete.mi.impute(d.imputation, m=3, iterations=5, rng=1)
     res = imp.fit(d.formula)
-    design = (d.complete["grade"].to_numpy(), np.asarray(model_matrix("skill", d.complete)),
-              np.ones((600, 1)), d.complete["class"].to_numpy())
+    design = (
+        d.complete["grade"].to_numpy(),
+        np.asarray(model_matrix("skill", d.complete)),
+        np.ones((600, 1)),
+        d.complete["class"].to_numpy(),
+    )
     single = fit_mixedlm(*design)
     table = res.summary()
     np.testing.assert_array_equal(table["estimate"], single.fe_params)
@@ -228,14 +240,16 @@ def test_ols_path_matches_statsmodels_per_imputation():
     assert list(res.names) == ["Intercept", "skill", "gender", "relation", "skill:gender"]
     for i, df in enumerate((a, b), start=1):
         sm_fit = smf.ols("grade ~ skill * gender + relation", df).fit()
-        np.testing.assert_allclose(res.per_imputation.loc[i], sm_fit.params[list(res.names)],
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            res.per_imputation.loc[i], sm_fit.params[list(res.names)], rtol=1e-10
+        )
     assert res.dfcom == len(a) - 5
     assert list(res.variance_components().index) == ["var(Residual)"]
     sm_a = smf.ols("grade ~ skill * gender + relation", a).fit()
     sm_b = smf.ols("grade ~ skill * gender + relation", b).fit()
     assert res.variance_components().loc["var(Residual)", "estimate"] == pytest.approx(
-        (sm_a.scale + sm_b.scale) / 2, rel=1e-10)
+        (sm_a.scale + sm_b.scale) / 2, rel=1e-10
+    )
     d3 = res.test("gender = 0, skill:gender = 0", "D3")
     assert d3.p < 0.01 and res.test("gender = 0, skill:gender = 0").p < 0.01
 
@@ -285,8 +299,9 @@ def _binary_two_level(m=5, seed=0):
     miss = rng.random(g.size) < 1 / (1 + np.exp(-(-0.95 + 0.8 * x)))  # about 30 %, MAR
     complete = pd.DataFrame({"y": y, "x": x, "g": g})
     p = norm.cdf(eta)
-    frames = [complete.assign(y=np.where(miss, rng.random(g.size) < p, y).astype(int))
-              for _ in range(m)]
+    frames = [
+        complete.assign(y=np.where(miss, rng.random(g.size) < p, y).astype(int)) for _ in range(m)
+    ]
     return complete, frames, miss
 
 
@@ -300,10 +315,12 @@ def test_glmm_fit_pools_fixed_effects_and_latent_variance_components():
     assert (res.nobs, res.group, res.n_groups, res.dfcom) == (1000, "g", 50, 1000 - 2)
     assert "Groups:           g (50)" in str(res)
     X = np.column_stack([np.ones(1000), complete["x"]])
-    fits = [fit_glmm(f["y"], X, np.ones((1000, 1)), f["g"], "binomial", link="probit")
-            for f in frames]
-    np.testing.assert_allclose(res.per_imputation.to_numpy(), [f.fe_params for f in fits],
-                               atol=1e-10)
+    fits = [
+        fit_glmm(f["y"], X, np.ones((1000, 1)), f["g"], "binomial", link="probit") for f in frames
+    ]
+    np.testing.assert_allclose(
+        res.per_imputation.to_numpy(), [f.fe_params for f in fits], atol=1e-10
+    )
     var = np.array([f.cov_re[0, 0] for f in fits])
     vc = res.variance_components()
     assert list(vc.index) == ["var(Intercept|g)", "ICC|g"]  # no residual variance
@@ -324,7 +341,8 @@ def test_glmm_fit_pools_fixed_effects_and_latent_variance_components():
     assert logit.model == "GLMM (binomial, logit link; ML, Laplace)"
     lv = np.array([f.cov_re[0, 0] for f in logit.fits])
     assert logit.variance_components().loc["ICC|g", "estimate"] == pytest.approx(
-        np.mean(lv / (lv + np.pi**2 / 3)))
+        np.mean(lv / (lv + np.pi**2 / 3))
+    )
 
 
 def test_glmm_fit_poisson_and_errors():
@@ -379,8 +397,11 @@ def test_apply_with_tuples_and_arrays():
     se_a = a["grade"].std() / np.sqrt(len(a))
     assert res.pooled.ubar[0, 0] == pytest.approx((se_a**2 + (b["grade"].var() / len(b))) / 2)
 
-    arrays = imp.apply(lambda df: (df["grade"].to_numpy()[:2], np.array([0.1, 0.2])),
-                       names=["first", "second"], dfcom=50)
+    arrays = imp.apply(
+        lambda df: (df["grade"].to_numpy()[:2], np.array([0.1, 0.2])),
+        names=["first", "second"],
+        dfcom=50,
+    )
     assert list(arrays.names) == ["first", "second"] and arrays.dfcom == 50
     unnamed = imp.apply(lambda df: (np.array([df["grade"].mean()]), np.array([[0.01]])))
     assert unnamed.names == ("Parameter.1",) and np.isinf(unnamed.dfcom)
@@ -483,11 +504,14 @@ def test_cmean_in_an_analysis_formula_is_the_cluster_mean():
 def test_term_and_variance_component_names(exp3):
     _, imp = exp3
     res = imp.fit("grade ~ skill*gender + relation + (1 + gender | class)")
-    assert list(res.summary().index) == ["Intercept", "skill", "gender", "relation",
-                                         "skill:gender"]
+    assert list(res.summary().index) == ["Intercept", "skill", "gender", "relation", "skill:gender"]
     assert list(res.variance_components().index) == [
-        "var(Intercept|class)", "cov(Intercept,gender|class)", "var(gender|class)",
-        "var(Residual)", "ICC|class"]
+        "var(Intercept|class)",
+        "cov(Intercept,gender|class)",
+        "var(gender|class)",
+        "var(Residual)",
+        "ICC|class",
+    ]
     assert res.per_imputation.shape == (5, 5)
     assert list(res.per_imputation.index) == [1, 2, 3, 4, 5]
     text = str(res)
@@ -500,7 +524,11 @@ def test_uncorrelated_random_effects_are_honoured(exp3):
     _, imp = exp3
     res = imp.fit("grade ~ skill*gender + relation + (1 + gender || class)")
     assert list(res.variance_components().index) == [
-        "var(Intercept|class)", "var(gender|class)", "var(Residual)", "ICC|class"]
+        "var(Intercept|class)",
+        "var(gender|class)",
+        "var(Residual)",
+        "ICC|class",
+    ]
     for fit in res.fits:
         assert fit.cov_re[0, 1] == fit.cov_re[1, 0] == 0.0
         assert fit.n_cov_params == 2
@@ -535,12 +563,14 @@ def test_errors_name_what_is_at_fault():
         imp.fit("grade ~ skill + teacher")
     with pytest.raises(DataError, match="'relation' \\(3 rows\\)"):
         from_completed([a, b.assign(relation=b["relation"].where(b.index > 2))]).fit(
-            "grade ~ relation")
+            "grade ~ relation"
+        )
     with pytest.raises(FormulaError, match="needs a response"):
         imp.fit("~ skill")
     with pytest.raises(SpecificationError, match="collinear.*'twice'"):
         from_completed([x.assign(twice=2 * x["skill"]) for x in (a, b)]).fit(
-            "grade ~ skill + twice")
+            "grade ~ skill + twice"
+        )
     res = imp.fit("grade ~ skill + gender")
     with pytest.raises(FormulaError, match="'sex' in the hypothesis"):
         res.test("sex = 0")
@@ -565,8 +595,12 @@ def test_parse_hypotheses():
     L, _, dropped = parse_hypotheses("(Intercept) = 0, skill*1e-1 = 0", names)
     np.testing.assert_allclose(L[1], [0, 0.1, 0, 0, 0])
     assert dropped == ("Intercept", "skill")
-    for bad, msg in [("skill = gender = 0", "not an equation"), ("1 = 0", "involves no term"),
-                     ("skill = 0, 2*skill = 0", "linearly dependent"), ("", "non-empty")]:
+    for bad, msg in [
+        ("skill = gender = 0", "not an equation"),
+        ("1 = 0", "involves no term"),
+        ("skill = 0, 2*skill = 0", "linearly dependent"),
+        ("", "non-empty"),
+    ]:
         with pytest.raises(FormulaError, match=msg):
             parse_hypotheses(bad, names)
 
@@ -649,8 +683,9 @@ def test_fit_warns_about_interactions_the_imputation_lacked():
     assert "interaction relation:gender" in msg
     assert "imputation model of grade does not include it" in msg
     assert "relation is incomplete and its imputation model lacks the term gender:grade" in msg
-    both = _quiet_impute(d, {"grade": "~ relation*gender + (1 | class)",
-                             "relation": "~ grade*gender + (1 | class)"})
+    both = _quiet_impute(
+        d, {"grade": "~ relation*gender + (1 | class)", "relation": "~ grade*gender + (1 | class)"}
+    )
     assert _compat_warnings(both, formula) == []
     # an interaction of complete variables
     assert _compat_warnings(default, "grade ~ skill*gender + (1 | class)") != []  # grade

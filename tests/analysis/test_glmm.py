@@ -55,8 +55,9 @@ def _logf(y, eta, link):
 # the marginal likelihood
 
 
-@pytest.mark.parametrize(("family", "link"),
-                         [("binomial", "logit"), ("binomial", "probit"), ("poisson", "log")])
+@pytest.mark.parametrize(
+    ("family", "link"), [("binomial", "logit"), ("binomial", "probit"), ("poisson", "log")]
+)
 def test_marginal_loglik_matches_brute_force_integration(family, link):
     rng = np.random.default_rng(2)
     sizes = np.array([1, 3, 8, 30])
@@ -65,16 +66,20 @@ def test_marginal_loglik_matches_brute_force_integration(family, link):
     X = np.column_stack([np.ones(g.size), x])
     beta, var = np.array([0.3, -0.8]), 2.0
     eta = X @ beta + np.sqrt(var) * rng.normal(size=sizes.size)[g]
-    y = (rng.poisson(np.exp(eta)) if family == "poisson"
-         else rng.random(g.size) < special.expit(eta)).astype(float)
+    y = (
+        rng.poisson(np.exp(eta)) if family == "poisson" else rng.random(g.size) < special.expit(eta)
+    ).astype(float)
 
     def integrand(b, j):
         rows = g == j
         return np.exp(_logf(y[rows], X[rows] @ beta + b, link).sum()) * stats.norm.pdf(
-            b, scale=np.sqrt(var))
+            b, scale=np.sqrt(var)
+        )
 
-    exact = sum(np.log(integrate.quad(integrand, -np.inf, np.inf, args=(j,), epsabs=0,
-                                      epsrel=1e-12)[0]) for j in range(sizes.size))
+    exact = sum(
+        np.log(integrate.quad(integrand, -np.inf, np.inf, args=(j,), epsabs=0, epsrel=1e-12)[0])
+        for j in range(sizes.size)
+    )
     Z = np.ones((g.size, 1))
     agq = glmm_loglike(y, X, Z, g, family, beta, [[var]], link=link, nagq=20)
     assert abs(agq - exact) < 1e-6 * abs(exact)
@@ -99,13 +104,18 @@ def test_two_dimensional_quadrature_matches_brute_force():
         quad = prec[0, 0] * b0 * b0 + 2 * prec[0, 1] * b0 * b1 + prec[1, 1] * b1 * b1
         return np.exp(_logf(y[rows], eta, "logit").sum() - 0.5 * quad + const)
 
-    exact = sum(np.log(integrate.dblquad(integrand, -10, 10, -10, 10, args=(j,),
-                                         epsabs=1e-13, epsrel=1e-10)[0]) for j in (0, 1))
+    exact = sum(
+        np.log(
+            integrate.dblquad(integrand, -10, 10, -10, 10, args=(j,), epsabs=1e-13, epsrel=1e-10)[0]
+        )
+        for j in (0, 1)
+    )
     agq = glmm_loglike(y, X, X, g, "binomial", beta, cov, nagq=20)
     assert abs(agq - exact) < 1e-6 * abs(exact)
     # the default for two random effects is Laplace
     assert glmm_loglike(y, X, X, g, "binomial", beta, cov) == glmm_loglike(
-        y, X, X, g, "binomial", beta, cov, nagq=1)
+        y, X, X, g, "binomial", beta, cov, nagq=1
+    )
 
 
 def test_zero_variance_gives_the_glm_likelihood():
@@ -114,7 +124,8 @@ def test_zero_variance_gives_the_glm_likelihood():
     glm = sm.GLM(y, X, family=sm.families.Binomial()).loglike(beta)
     for k in (1, 10):
         assert glmm_loglike(y, X, Z, g, "binomial", beta, [[0.0]], nagq=k) == pytest.approx(
-            glm, rel=1e-12)
+            glm, rel=1e-12
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -147,8 +158,16 @@ def test_the_optimum_and_the_covariance_are_right():
     eye = np.eye(3) * h
     grad = np.array([(ll(par + e) - ll(par - e)) / (2 * h) for e in eye])
     assert np.max(np.abs(grad)) < 1e-3  # a maximum...
-    hess = np.array([[(ll(par + a + b) - ll(par + a - b) - ll(par - a + b) + ll(par - a - b))
-                      / (4 * h * h) for b in eye] for a in eye])
+    hess = np.array(
+        [
+            [
+                (ll(par + a + b) - ll(par + a - b) - ll(par - a + b) + ll(par - a - b))
+                / (4 * h * h)
+                for b in eye
+            ]
+            for a in eye
+        ]
+    )
     assert np.all(np.linalg.eigvalsh(hess) < 0)  # ...not a saddle
     # cov_fe: the beta block of the inverse observed information in (beta, sd), as lme4
     np.testing.assert_allclose(f.cov_fe, np.linalg.inv(-hess)[:2, :2], rtol=2e-3)
@@ -225,18 +244,66 @@ def test_row_order_and_cluster_labels_do_not_matter():
 
 
 # lme4's cbpp data (Lesnoff et al. 2004): herd, incidence, size, period
-CBPP = np.array([
-    [1, 2, 14, 1], [1, 3, 12, 2], [1, 4, 9, 3], [1, 0, 5, 4], [2, 3, 22, 1], [2, 1, 18, 2],
-    [2, 1, 21, 3], [3, 8, 22, 1], [3, 2, 16, 2], [3, 0, 16, 3], [3, 2, 20, 4], [4, 2, 10, 1],
-    [4, 0, 10, 2], [4, 2, 9, 3], [4, 0, 6, 4], [5, 5, 18, 1], [5, 0, 25, 2], [5, 0, 24, 3],
-    [5, 1, 4, 4], [6, 3, 17, 1], [6, 0, 17, 2], [6, 0, 18, 3], [6, 1, 20, 4], [7, 8, 16, 1],
-    [7, 1, 10, 2], [7, 3, 9, 3], [7, 0, 5, 4], [8, 12, 34, 1], [9, 2, 9, 1], [9, 0, 6, 2],
-    [9, 0, 8, 3], [9, 0, 6, 4], [10, 1, 22, 1], [10, 1, 22, 2], [10, 0, 18, 3], [10, 2, 22, 4],
-    [11, 0, 25, 1], [11, 5, 27, 2], [11, 3, 22, 3], [11, 1, 22, 4], [12, 2, 10, 1],
-    [12, 1, 8, 2], [12, 0, 6, 3], [12, 0, 5, 4], [13, 1, 21, 1], [13, 2, 24, 2],
-    [13, 0, 19, 3], [13, 0, 23, 4], [14, 11, 19, 1], [14, 0, 2, 2], [14, 0, 3, 3],
-    [14, 0, 2, 4], [15, 1, 19, 1], [15, 1, 15, 2], [15, 1, 15, 3], [15, 0, 15, 4],
-])
+CBPP = np.array(
+    [
+        [1, 2, 14, 1],
+        [1, 3, 12, 2],
+        [1, 4, 9, 3],
+        [1, 0, 5, 4],
+        [2, 3, 22, 1],
+        [2, 1, 18, 2],
+        [2, 1, 21, 3],
+        [3, 8, 22, 1],
+        [3, 2, 16, 2],
+        [3, 0, 16, 3],
+        [3, 2, 20, 4],
+        [4, 2, 10, 1],
+        [4, 0, 10, 2],
+        [4, 2, 9, 3],
+        [4, 0, 6, 4],
+        [5, 5, 18, 1],
+        [5, 0, 25, 2],
+        [5, 0, 24, 3],
+        [5, 1, 4, 4],
+        [6, 3, 17, 1],
+        [6, 0, 17, 2],
+        [6, 0, 18, 3],
+        [6, 1, 20, 4],
+        [7, 8, 16, 1],
+        [7, 1, 10, 2],
+        [7, 3, 9, 3],
+        [7, 0, 5, 4],
+        [8, 12, 34, 1],
+        [9, 2, 9, 1],
+        [9, 0, 6, 2],
+        [9, 0, 8, 3],
+        [9, 0, 6, 4],
+        [10, 1, 22, 1],
+        [10, 1, 22, 2],
+        [10, 0, 18, 3],
+        [10, 2, 22, 4],
+        [11, 0, 25, 1],
+        [11, 5, 27, 2],
+        [11, 3, 22, 3],
+        [11, 1, 22, 4],
+        [12, 2, 10, 1],
+        [12, 1, 8, 2],
+        [12, 0, 6, 3],
+        [12, 0, 5, 4],
+        [13, 1, 21, 1],
+        [13, 2, 24, 2],
+        [13, 0, 19, 3],
+        [13, 0, 23, 4],
+        [14, 11, 19, 1],
+        [14, 0, 2, 2],
+        [14, 0, 3, 3],
+        [14, 0, 2, 4],
+        [15, 1, 19, 1],
+        [15, 1, 15, 2],
+        [15, 1, 15, 3],
+        [15, 0, 15, 4],
+    ]
+)
 
 
 def test_lme4_cbpp_example():
@@ -258,14 +325,19 @@ def test_lme4_cbpp_example():
     lme4 = [-1.3983, -0.9919, -1.1282, -1.5797]
     np.testing.assert_allclose(f.fe_params, lme4, atol=1e-3)
     assert f.cov_re[0, 0] == pytest.approx(0.4123, abs=1e-3)
-    log_choose = special.gammaln(size + 1) - special.gammaln(incidence + 1) - special.gammaln(
-        size - incidence + 1)
+    log_choose = (
+        special.gammaln(size + 1)
+        - special.gammaln(incidence + 1)
+        - special.gammaln(size - incidence + 1)
+    )
     assert round(f.llf + log_choose.sum(), 1) == -92.0
-    at_lme4 = glmm_loglike(y, X, np.ones((rows.size, 1)), herd[rows], "binomial", lme4,
-                           [[0.4123]], nagq=1)
+    at_lme4 = glmm_loglike(
+        y, X, np.ones((rows.size, 1)), herd[rows], "binomial", lme4, [[0.4123]], nagq=1
+    )
     assert f.llf >= at_lme4
-    np.testing.assert_allclose(np.sqrt(np.diag(f.cov_fe)), [0.2312, 0.3032, 0.3228, 0.4220],
-                               rtol=0.015)
+    np.testing.assert_allclose(
+        np.sqrt(np.diag(f.cov_fe)), [0.2312, 0.3032, 0.3228, 0.4220], rtol=0.015
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -56,8 +56,9 @@ def rows():
     u0 = rng.normal(0, 1, n)
     eta = lambda x: 0.3 - 0.5 * v + (0.8 + 0.6 * v + b1) * x + u0  # noqa: E731
     a, c = affine_coefficients(eta, n)
-    return dict(mu_x=rng.normal(0, 1, n), s2x=0.7, y=rng.normal(1, 2, n), a=a, c=c, s2y=0.4,
-                v=v, b1=b1)
+    return dict(
+        mu_x=rng.normal(0, 1, n), s2x=0.7, y=rng.normal(1, 2, n), a=a, c=c, s2y=0.4, v=v, b1=b1
+    )
 
 
 def test_affine_coefficients_recover_slope_and_interaction(rows):
@@ -69,8 +70,9 @@ def test_level1_closed_form_matches_quadrature(rows):
     r = rows
     mean, var = normal_conditional(r["mu_x"], r["s2x"], r["y"], r["a"], r["c"], r["s2y"])
     x = GRID[None, :]
-    logp = (log_normal(x, r["mu_x"][:, None], r["s2x"])
-            + log_normal(r["y"][:, None], r["a"][:, None] + r["c"][:, None] * x, r["s2y"]))
+    logp = log_normal(x, r["mu_x"][:, None], r["s2x"]) + log_normal(
+        r["y"][:, None], r["a"][:, None] + r["c"][:, None] * x, r["s2y"]
+    )
     qm, qv = quad_moments(logp)
     np.testing.assert_allclose(mean, qm, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(var, qv, rtol=1e-8)
@@ -98,9 +100,11 @@ def test_several_terms_match_quadrature(rows):
     terms = [LinearTerm(r["y"], r["a"], r["c"], r["s2y"]), LinearTerm(u, a2, c2, 1.3)]
     mean, var = conditional_moments(r["mu_x"], r["s2x"], terms)
     x = GRID[None, :]
-    logp = (log_normal(x, r["mu_x"][:, None], r["s2x"])
-            + log_normal(r["y"][:, None], r["a"][:, None] + r["c"][:, None] * x, r["s2y"])
-            + log_normal(u[:, None], a2[:, None] + c2[:, None] * x, 1.3))
+    logp = (
+        log_normal(x, r["mu_x"][:, None], r["s2x"])
+        + log_normal(r["y"][:, None], r["a"][:, None] + r["c"][:, None] * x, r["s2y"])
+        + log_normal(u[:, None], a2[:, None] + c2[:, None] * x, 1.3)
+    )
     qm, qv = quad_moments(logp)
     np.testing.assert_allclose(mean, qm, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(var, qv, rtol=1e-8)
@@ -126,8 +130,9 @@ def test_probit_augmentation_targets_the_exact_conditional():
     a, c = np.array([0.5, -1.0, 0.2, 0.0]), np.array([2.0, 1.5, -3.0, 0.7])
     y = np.array([1, 0, 1, 1])
     s2x = 1.0
-    logp = (log_normal(GRID[None, :], mu[:, None], s2x)
-            + log_ndtr(np.where(y == 1, 1, -1)[:, None] * (a[:, None] + c[:, None] * GRID)))
+    logp = log_normal(GRID[None, :], mu[:, None], s2x) + log_ndtr(
+        np.where(y == 1, 1, -1)[:, None] * (a[:, None] + c[:, None] * GRID)
+    )
     qm, qv = quad_moments(logp)
     K, T, burn = 2000, 60, 40
     rep = lambda v: np.repeat(v, K)  # noqa: E731
@@ -171,8 +176,9 @@ def test_mh_quadratic_effect_matches_quadrature():
     a, b, d = np.array([0.0, 1.0, -0.5, 0.2]), 0.5, np.array([0.8, -0.6, 1.0, 0.4])
     y = np.array([1.5, -0.5, 2.0, 0.0])
     x = GRID[None, :]
-    logp = (log_normal(x, mu[:, None], s2x)
-            + log_normal(y[:, None], a[:, None] + b * x + d[:, None] * x**2, s2y))
+    logp = log_normal(x, mu[:, None], s2x) + log_normal(
+        y[:, None], a[:, None] + b * x + d[:, None] * x**2, s2y
+    )
     qm, qv = quad_moments(logp)
     K, warm, T = 2000, 300, 200
     rep = lambda v: np.repeat(v, K)  # noqa: E731
@@ -226,8 +232,17 @@ def clusters():
     a = rng.standard_normal(8)
     y = rng.normal(0, 2, 8)
     active = np.array([True, True, False, True, True, True, True, False])
-    return dict(seg=seg, codes=codes, c=c, a=a, y=y, active=active, mu=np.array([0.2, -1, 1]),
-                s2w=0.8, s2y=0.6)
+    return dict(
+        seg=seg,
+        codes=codes,
+        c=c,
+        a=a,
+        y=y,
+        active=active,
+        mu=np.array([0.2, -1, 1]),
+        s2w=0.8,
+        s2y=0.6,
+    )
 
 
 def level2_quadrature(k, extra):
@@ -249,8 +264,7 @@ def test_level2_closed_form_matches_quadrature(clusters):
     m0 = np.array([[0.1, 0.0], [0.0, 0.1], [0.2, -0.1]])
     dvec = np.array([0.6, -0.3])
     psi = np.array([[0.9, 0.2], [0.2, 0.3]])
-    mean, var = level2_moments(k["seg"], k["mu"], k["s2w"], [term],
-                               [ClusterTerm(b, m0, dvec, psi)])
+    mean, var = level2_moments(k["seg"], k["mu"], k["s2w"], [term], [ClusterTerm(b, m0, dvec, psi)])
     pinv = np.linalg.inv(psi)
     resid = b[:, None, :] - m0[:, None, :] - GRID[None, :, None] * dvec
     extra = -0.5 * np.einsum("jgq,qr,jgr->jg", resid, pinv, resid)

@@ -28,8 +28,9 @@ def reml(d, y, x):
 def slope_variances(seed: int, rng_seed: int, m: int = 10):
     """Complete-data, model-based (pooled over m) and chained (pooled) var(u1)."""
     d = design_a(np.random.default_rng(seed))
-    run = run_compatible(np.random.default_rng(rng_seed), d.y_obs, d.x_obs, d.z, d.cluster,
-                         iterations=1000, m=m)
+    run = run_compatible(
+        np.random.default_rng(rng_seed), d.y_obs, d.x_obs, d.z, d.cluster, iterations=1000, m=m
+    )
     compatible = np.mean([reml(d, y, x).cov_re[1, 1] for y, x in run.imputations])
     df = pd.DataFrame({"y": d.y_obs, "x": d.x_obs, "z": d.z, "cluster": d.cluster})
     with warnings.catch_warnings():
@@ -81,10 +82,12 @@ def test_complete_data_draws_centre_on_reml():
 
 def test_same_generator_same_draws():
     d = design_a(np.random.default_rng(1), 20, 5)
-    a = run_compatible(np.random.default_rng(4), d.y_obs, d.x_obs, d.z, d.cluster,
-                       iterations=30, m=1)
-    b = run_compatible(np.random.default_rng(4), d.y_obs, d.x_obs, d.z, d.cluster,
-                       iterations=30, m=1)
+    a = run_compatible(
+        np.random.default_rng(4), d.y_obs, d.x_obs, d.z, d.cluster, iterations=30, m=1
+    )
+    b = run_compatible(
+        np.random.default_rng(4), d.y_obs, d.x_obs, d.z, d.cluster, iterations=30, m=1
+    )
     np.testing.assert_array_equal(a.imputations[0][1], b.imputations[0][1])
     np.testing.assert_array_equal(a.trace["psi"], b.trace["psi"])
 

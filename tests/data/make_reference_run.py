@@ -24,8 +24,9 @@ def reference_frame() -> pd.DataFrame:
     u = gen.standard_normal(cls.max() + 1)
     df["passed"] = (df["skill"] + u[cls] + gen.standard_normal(n) > 0).astype("float64")
     score = df["skill"] + 0.5 * u[cls] + gen.standard_normal(n)
-    df["level"] = pd.Categorical(pd.cut(score, [-np.inf, -0.5, 0.5, np.inf],
-                                        labels=["low", "mid", "high"]), ordered=True)
+    df["level"] = pd.Categorical(
+        pd.cut(score, [-np.inf, -0.5, 0.5, np.inf], labels=["low", "mid", "high"]), ordered=True
+    )
     df["club"] = pd.Categorical(gen.choice(["art", "music", "sport"], size=n))
     size = gen.integers(15, 35, size=cls.max() + 1).astype("float64")
     df["size"] = size[cls]
@@ -53,8 +54,10 @@ def imputed_values(imp) -> dict:
     """Every imputed column of every completed data set, as exact text."""
     return {
         f"{v.name}|{v.method}": np.stack(
-            [np.asarray(imp.complete(i + 1)[v.name].astype("object").astype(str))
-             for i in range(imp.m)]
+            [
+                np.asarray(imp.complete(i + 1)[v.name].astype("object").astype(str))
+                for i in range(imp.m)
+            ]
         ).astype(str)
         for v in imp.spec.variables
     }

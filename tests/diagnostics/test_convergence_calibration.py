@@ -10,8 +10,10 @@ import mlimpute  # noqa: F401  (registers .mi)
 from mlimpute.datasets import classroom
 from mlimpute.errors import ConvergenceWarning
 
-README = {"relation": "~ gender + grade + skill + cmean(grade) + (1 | class)",
-          "grade": "~ gender + relation + skill + cmean(relation) + (1 | class)"}
+README = {
+    "relation": "~ gender + grade + skill + cmean(grade) + (1 | class)",
+    "grade": "~ gender + relation + skill + cmean(relation) + (1 | class)",
+}
 
 
 def warned(df, formulas, **kwargs) -> bool:
@@ -26,8 +28,13 @@ def longitudinal(seed: int) -> pd.DataFrame:
     g = np.random.default_rng([seed, 99])
     subj = np.repeat(np.arange(18), 10)
     days = np.tile(np.arange(10), 18).astype(float)
-    y = (250 + 10 * days + g.normal(0, 25, 18)[subj] + g.normal(0, 6, 18)[subj] * days
-         + g.normal(0, 25, 180))
+    y = (
+        250
+        + 10 * days
+        + g.normal(0, 25, 18)[subj]
+        + g.normal(0, 6, 18)[subj] * days
+        + g.normal(0, 25, 180)
+    )
     y[g.random(180) < 0.25] = np.nan
     return pd.DataFrame({"Subject": subj, "Days": days, "Reaction": y})
 

@@ -385,8 +385,13 @@ def test_rhat_threshold_shrinks_with_longer_chains_and_grows_with_more_traces():
     assert rhat_threshold(5, 10, n_traces=20) > rhat_threshold(5, 10)
     assert rhat_threshold(5, 10, alpha=0.01) > rhat_threshold(5, 10)
     assert rhat_threshold(5, 11) == rhat_threshold(5, 10)  # odd: middle draw dropped
-    for bad in ({"m": 0, "n_draws": 10}, {"m": 5, "n_draws": 3}, {"m": 2.5, "n_draws": 10},
-                {"m": 5, "n_draws": 10, "n_traces": 0}, {"m": 5, "n_draws": 10, "alpha": 1}):
+    for bad in (
+        {"m": 0, "n_draws": 10},
+        {"m": 5, "n_draws": 3},
+        {"m": 2.5, "n_draws": 10},
+        {"m": 5, "n_draws": 10, "n_traces": 0},
+        {"m": 5, "n_draws": 10, "alpha": 1},
+    ):
         with pytest.raises(DataError):
             rhat_threshold(**bad)
 
@@ -400,8 +405,7 @@ def imp():
     return c.incomplete.mi.impute(c.imputation, m=3, iterations=10, rng=1)
 
 
-def with_traces(imp, rng: np.random.Generator, iterations: int | None = None,
-                edit=None):
+def with_traces(imp, rng: np.random.Generator, iterations: int | None = None, edit=None):
     """A copy of ``imp`` whose traces are replaced by iid normal draws (then edited)."""
     from mlimpute.result.imputed import MultiplyImputed
 
@@ -424,8 +428,12 @@ def test_rhat_table_lists_every_trace_in_visit_order(imp):
     assert len(table) == sum(2 + p for p in n_params.values())
     first = table[table["variable"] == imp.variables[0]]["trace"].tolist()
     assert first[:2] == ["mean", "sd"]
-    assert first[2:] == imp.dataset[f"{imp.variables[0]}:params"][
-        f"{imp.variables[0]}:param"].to_numpy().tolist()
+    assert (
+        first[2:]
+        == imp.dataset[f"{imp.variables[0]}:params"][f"{imp.variables[0]}:param"]
+        .to_numpy()
+        .tolist()
+    )
     assert table["finite"].all()
     # Default burn is the first half, the same draws as imp.rhat() by default.
     expected = imp.rhat()["mean"].sel(variable="grade").item()

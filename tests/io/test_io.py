@@ -26,27 +26,45 @@ def frame(index: pd.Index | None = None, n: int = 48) -> pd.DataFrame:
     z = (x + rng.normal(size=n)).astype(np.float32)
     z[rng.random(n) < 0.2] = np.nan
     hole = rng.random(n) < 0.2
-    df = pd.DataFrame({
-        "my class": g, "x": x, "y": y, ODD: z,
-        "cat": pd.Categorical(rng.choice(["lo", "hi", "mid"], n), ["lo", "mid", "hi"],
-                              ordered=True),
-        "cat_int": pd.Categorical(rng.choice([3, 1, 2], n)),
-        "b": rng.random(n) < 0.5,
-        "i64": pd.array(np.where(hole, None, rng.integers(0, 9, n)), dtype="Int64"),
-        "boo": pd.array(np.where(hole, None, rng.random(n) < 0.5), dtype="boolean"),
-        "u8": rng.integers(0, 200, n).astype(np.uint8),
-        "t": pd.date_range("2020-01-01", periods=n, freq="h"),
-        "ttz": pd.date_range("2020-03-28", periods=n, freq="h", tz="Europe/Amsterdam"),
-        "s": pd.Series(np.where(hole, None, rng.choice(["a", "bé", ""], n))),
-        "ss": pd.Series(np.where(hole, None, rng.choice(["a", "b"], n)), dtype="string"),
-        "o": pd.Series([None if k % 7 == 0 else np.nan if k % 11 == 0 else pd.NA if k % 13 == 0
-                        else f"o{k}" for k in range(n)], dtype=object),
-        "mixed": pd.Series([k if k % 3 else f"s{k}" if k % 2 else None for k in range(n)],
-                           dtype=object),
-        "td": pd.to_timedelta(np.arange(n), unit="s"),
-        "per": pd.period_range("2020-01", periods=n, freq="M"),
-        "cat_empty": pd.Categorical([np.nan] * n, categories=[]),
-    })
+    df = pd.DataFrame(
+        {
+            "my class": g,
+            "x": x,
+            "y": y,
+            ODD: z,
+            "cat": pd.Categorical(
+                rng.choice(["lo", "hi", "mid"], n), ["lo", "mid", "hi"], ordered=True
+            ),
+            "cat_int": pd.Categorical(rng.choice([3, 1, 2], n)),
+            "b": rng.random(n) < 0.5,
+            "i64": pd.array(np.where(hole, None, rng.integers(0, 9, n)), dtype="Int64"),
+            "boo": pd.array(np.where(hole, None, rng.random(n) < 0.5), dtype="boolean"),
+            "u8": rng.integers(0, 200, n).astype(np.uint8),
+            "t": pd.date_range("2020-01-01", periods=n, freq="h"),
+            "ttz": pd.date_range("2020-03-28", periods=n, freq="h", tz="Europe/Amsterdam"),
+            "s": pd.Series(np.where(hole, None, rng.choice(["a", "bé", ""], n))),
+            "ss": pd.Series(np.where(hole, None, rng.choice(["a", "b"], n)), dtype="string"),
+            "o": pd.Series(
+                [
+                    None
+                    if k % 7 == 0
+                    else np.nan
+                    if k % 11 == 0
+                    else pd.NA
+                    if k % 13 == 0
+                    else f"o{k}"
+                    for k in range(n)
+                ],
+                dtype=object,
+            ),
+            "mixed": pd.Series(
+                [k if k % 3 else f"s{k}" if k % 2 else None for k in range(n)], dtype=object
+            ),
+            "td": pd.to_timedelta(np.arange(n), unit="s"),
+            "per": pd.period_range("2020-01", periods=n, freq="M"),
+            "cat_empty": pd.Categorical([np.nan] * n, categories=[]),
+        }
+    )
     if index is not None:
         df.index = index
     df.columns.name = "variables"
@@ -97,9 +115,14 @@ def test_round_trip_every_dtype(imp, tmp_path, fmt):
 
 
 INDEXES = {
-    "multi": pd.MultiIndex.from_arrays([np.repeat(["a b", "c"], 24), np.arange(48) % 7,
-                                        pd.date_range("2021", periods=48, tz="UTC")],
-                                       names=["s", None, 3]),
+    "multi": pd.MultiIndex.from_arrays(
+        [
+            np.repeat(["a b", "c"], 24),
+            np.arange(48) % 7,
+            pd.date_range("2021", periods=48, tz="UTC"),
+        ],
+        names=["s", None, 3],
+    ),
     "nonunique": pd.Index(np.arange(48) % 5, name="k"),
     "str": pd.Index([f"r{k}" for k in range(48)]),
     "object": pd.Index([f"r{k}" for k in range(48)], dtype=object),
@@ -118,8 +141,7 @@ def test_round_trip_index(imp, tmp_path, fmt, index):
     write(imp, tmp_path / name)
     back = io.open(tmp_path / name)
     assert_same(imp, back)
-    pd.testing.assert_index_equal(back.data.index, imp.data.index, exact=True,
-                                  check_freq=False)
+    pd.testing.assert_index_equal(back.data.index, imp.data.index, exact=True, check_freq=False)
     if index == "datetime":
         assert back.data.index.freq == data.index.freq
 
@@ -191,8 +213,9 @@ def test_csv_per_imputation_and_long(small, tmp_path):
     back = pd.read_csv(long)
     assert list(back.columns) == ["imputation", *small.data.columns]
     assert back["imputation"].tolist() == list(np.repeat([0, 1, 2], len(small.data)))
-    np.testing.assert_allclose(back["grade"].to_numpy(),
-                               small.complete("long", include=True)["grade"].to_numpy())
+    np.testing.assert_allclose(
+        back["grade"].to_numpy(), small.complete("long", include=True)["grade"].to_numpy()
+    )
 
 
 def test_csv_writes_a_non_default_index(small, tmp_path):

@@ -56,7 +56,7 @@ def test_ordered_probit_posterior():
     b = np.linspace(-1.5, 1.5, 601)[:, None]
     c = np.linspace(0.05, 2.5, 600)[None, :]
     # P(0) = Φ(−β), P(1) = Φ(c − β) − Φ(−β), P(2) = 1 − Φ(c − β)
-    logp = (30 * log_ndtr(-b) + 25 * np.log(ndtr(c - b) - ndtr(-b)) + 45 * log_ndtr(b - c))
+    logp = 30 * log_ndtr(-b) + 25 * np.log(ndtr(c - b) - ndtr(-b)) + 45 * log_ndtr(b - c)
     w = np.exp(logp - logp.max())
     _assert_close(draws, [np.sum(w * b) / w.sum(), np.sum(w * c) / w.sum()])
 
@@ -69,8 +69,9 @@ def test_multinomial_probit_posterior():
     grid = np.linspace(-1.5, 2.0, 141)
 
     def p_first(b1, b2):  # P(w1 > max(0, w2)), w_k ~ N(b_k, 1) independent
-        return integrate.quad(lambda t: np.exp(-0.5 * (t - b1) ** 2) / np.sqrt(2 * np.pi)
-                              * ndtr(t - b2), 0, np.inf)[0]
+        return integrate.quad(
+            lambda t: np.exp(-0.5 * (t - b1) ** 2) / np.sqrt(2 * np.pi) * ndtr(t - b2), 0, np.inf
+        )[0]
 
     B1, B2 = np.meshgrid(grid, grid, indexing="ij")
     p1 = np.vectorize(p_first)(B1, B2)
@@ -94,8 +95,9 @@ def test_ordinal_proportions_recovered_under_mcar():
     g, x, ystar, rng = _two_level(1, J=60, n=20)
     cats = ["none", "low", "mid", "high", "top"]  # "top" is never observed
     codes = np.digitize(ystar, [-1.2, 0.0, 1.0])
-    full = pd.DataFrame({"g": g, "x": x, "y": pd.Categorical(np.array(cats)[codes],
-                                                             categories=cats, ordered=True)})
+    full = pd.DataFrame(
+        {"g": g, "x": x, "y": pd.Categorical(np.array(cats)[codes], categories=cats, ordered=True)}
+    )
     df = full.copy()
     df.loc[rng.random(len(df)) < 0.4, "y"] = np.nan
     imp = df.mi.impute({"y": "~ x + (1 | g)"}, m=5, iterations=20, rng=2)
@@ -142,8 +144,7 @@ def test_pmm_imputes_observed_values_and_keeps_skewness(method):
     df.loc[rng.random(len(df)) < 0.3, "income"] = np.nan
     observed = set(df["income"].dropna())
     formula = "~ x + (1 | g)" if method == "2l.pmm" else "~ x"
-    imp = df.mi.impute({"income": formula}, m=5, iterations=10, rng=6,
-                       method={"income": method})
+    imp = df.mi.impute({"income": formula}, m=5, iterations=10, rng=6, method={"income": method})
     vals = imp.dataset["income"].values
     assert set(np.unique(vals)) <= observed
     s_true = skew(full["income"])
@@ -158,13 +159,20 @@ def test_pmm_imputes_observed_values_and_keeps_skewness(method):
 
 def test_binary_dtypes_round_trip():
     g, x, ystar, rng = _two_level(6)
-    df = pd.DataFrame({"g": g, "x": x, "b01": (ystar > 0).astype(float),
-                       "bool": pd.array(ystar > 0.5, dtype="boolean"),
-                       "cat2": pd.Categorical(np.where(ystar > -0.5, "yes", "no"))})
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": x,
+            "b01": (ystar > 0).astype(float),
+            "bool": pd.array(ystar > 0.5, dtype="boolean"),
+            "cat2": pd.Categorical(np.where(ystar > -0.5, "yes", "no")),
+        }
+    )
     for c in ("b01", "bool", "cat2"):
         df.loc[rng.random(len(df)) < 0.2, c] = None
-    imp = df.mi.impute({c: "~ x + (1 | g)" for c in ("b01", "bool", "cat2")}, m=2,
-                       iterations=5, rng=1)
+    imp = df.mi.impute(
+        {c: "~ x + (1 | g)" for c in ("b01", "bool", "cat2")}, m=2, iterations=5, rng=1
+    )
     assert imp.spec.methods == {"b01": "2l.bin", "bool": "2l.bin", "cat2": "2l.bin"}
     out = imp.complete(2)
     assert out.dtypes.equals(df.dtypes)

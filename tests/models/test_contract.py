@@ -92,14 +92,17 @@ class _BadRandomEffects(Norm):
         return ["Intercept"]
 
 
-@pytest.mark.parametrize("cls, message", [
-    (_MutatesState, "modified the state"),
-    (_UnnamedTrace, "param_vector has shape"),
-    (_ForeignRng, "same generator"),
-    (_LooseStateModel, "not a frozen dataclass"),
-    (_MutatesData, "data were modified"),
-    (_BadRandomEffects, "random_effects"),
-])
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        (_MutatesState, "modified the state"),
+        (_UnnamedTrace, "param_vector has shape"),
+        (_ForeignRng, "same generator"),
+        (_LooseStateModel, "not a frozen dataclass"),
+        (_MutatesData, "data were modified"),
+        (_BadRandomEffects, "random_effects"),
+    ],
+)
 def test_check_model_catches_broken_models(monkeypatch, cls, message):
     info = dataclasses.replace(get_model("norm"), name="broken", factory=cls)
     monkeypatch.setitem(model_base._REGISTRY, "broken", info)
@@ -110,12 +113,18 @@ def test_check_model_catches_broken_models(monkeypatch, cls, message):
 # -- the default table ------------------------------------------------------------------------
 def test_default_table_declared_once_per_slot():
     expected = {  # (kind, level, multilevel) -> model: what the two old tables held
-        ("numeric", 1, False): "norm", ("numeric", 1, True): "2l.norm",
-        ("numeric", 2, False): "2lonly.norm", ("binary", 1, False): "bin",
-        ("binary", 1, True): "2l.bin", ("binary", 2, False): "2lonly.bin",
-        ("ordinal", 1, False): "ordinal", ("ordinal", 1, True): "2l.ordinal",
-        ("ordinal", 2, False): "2lonly.ordinal", ("nominal", 1, False): "nominal",
-        ("nominal", 1, True): "2l.nominal", ("nominal", 2, False): "2lonly.nominal",
+        ("numeric", 1, False): "norm",
+        ("numeric", 1, True): "2l.norm",
+        ("numeric", 2, False): "2lonly.norm",
+        ("binary", 1, False): "bin",
+        ("binary", 1, True): "2l.bin",
+        ("binary", 2, False): "2lonly.bin",
+        ("ordinal", 1, False): "ordinal",
+        ("ordinal", 1, True): "2l.ordinal",
+        ("ordinal", 2, False): "2lonly.ordinal",
+        ("nominal", 1, False): "nominal",
+        ("nominal", 1, True): "2l.nominal",
+        ("nominal", 2, False): "2lonly.nominal",
     }
     for slot, name in expected.items():
         assert default_for(*slot) == name
@@ -132,7 +141,8 @@ def test_default_table_declared_once_per_slot():
 def test_a_slot_cannot_be_claimed_twice():
     with pytest.raises(ValueError, match="already the default slot of 'norm'"):
         register("norm2", multilevel=False, default_for=[("numeric", 1, False)])(
-            type("Norm2", (Norm,), {}))
+            type("Norm2", (Norm,), {})
+        )
     assert "norm2" not in available_models()
     with pytest.raises(ValueError, match="unknown default variant"):
         register("norm3", multilevel=False, default_for=[("numeric", 1, False, "x")])
@@ -143,7 +153,8 @@ def test_defaults_views_follow_the_registry():
     from mlimpute.spec.defaults import PMM_MODELS, default_method
 
     assert DEFAULT_MODELS[("binary", 0)] == "bin" and DEFAULT_MODELS[("nominal", 2)] == (
-        "2lonly.nominal")
+        "2lonly.nominal"
+    )
     assert dict(PMM_MODELS) == {"norm": "pmm", "2l.norm": "2l.pmm", "2lonly.norm": "2lonly.pmm"}
     assert default_method("numeric", 0, codes=True) == "pmm"
 
@@ -151,8 +162,7 @@ def test_defaults_views_follow_the_registry():
 # -- options --------------------------------------------------------------------------------
 def test_model_options_from_the_factory_signature():
     assert model_options("2l.pmm") == {"donors": 5}
-    assert set(model_options("2l.norm")) == {"prior", "prior_scale", "nu", "mh_steps",
-                                             "mh_step"}
+    assert set(model_options("2l.norm")) == {"prior", "prior_scale", "nu", "mh_steps", "mh_step"}
     assert model_options("norm") == {}
     with pytest.raises(SpecificationError, match=r"'y'.*no option 'k'.*donors=5"):
         validate_options("y", "pmm", {"k": 3})

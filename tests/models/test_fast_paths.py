@@ -31,9 +31,11 @@ def _clustered(n_clusters=300, size=12, seed=3):
 
 def test_split_cross_products_match_the_plain_ones(monkeypatch):
     df = _clustered()
-    formulas = {"x": "~ y + cmean(y) + w + b + (1 | g)",
-                "y": "~ x + cmean(x) + w + b + cmean(b) + (1 | g)",
-                "b": "~ x + cmean(x) + y + (1 | g)"}
+    formulas = {
+        "x": "~ y + cmean(y) + w + b + (1 | g)",
+        "y": "~ x + cmean(x) + w + b + cmean(b) + (1 | g)",
+        "b": "~ x + cmean(x) + y + (1 | g)",
+    }
     runs = []
     for cells in (10**12, 0):  # plain, then split everywhere
         monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", cells)
@@ -41,8 +43,7 @@ def test_split_cross_products_match_the_plain_ones(monkeypatch):
         runs.append(imp.dataset)
     plain, split = runs
     for name in ("x", "y", "x:params", "y:params", "b:params"):
-        np.testing.assert_allclose(split[name].values, plain[name].values, rtol=1e-8,
-                                   atol=1e-10)
+        np.testing.assert_allclose(split[name].values, plain[name].values, rtol=1e-8, atol=1e-10)
     np.testing.assert_array_equal(split["b"].values, plain["b"].values)
 
 
@@ -61,8 +62,9 @@ def test_truncnorm_sign_is_truncnorm_on_half_lines():
     rng = np.random.default_rng(0)
     mu = np.r_[rng.normal(size=500) * 3, 0.0, -0.0, 40.0, -40.0]
     pos = rng.random(mu.size) < 0.5
-    a = truncnorm(np.random.default_rng(7), mu, np.where(pos, 0.0, -np.inf),
-                  np.where(pos, np.inf, 0.0))
+    a = truncnorm(
+        np.random.default_rng(7), mu, np.where(pos, 0.0, -np.inf), np.where(pos, np.inf, 0.0)
+    )
     b = truncnorm_sign(np.random.default_rng(7), mu, pos)
     np.testing.assert_array_equal(a, b)
 
@@ -80,8 +82,7 @@ def test_trace_statistics_are_numpys(n):
 
 def test_rhat_table_matches_rhat_of_each_variable():
     df = _clustered(60, 8).drop(columns="b")
-    imp = df.mi.impute({"x": "~ y + (1 | g)", "y": "~ x + (1 | g)"}, m=3, iterations=12,
-                       rng=2)
+    imp = df.mi.impute({"x": "~ y + (1 | g)", "y": "~ x + (1 | g)"}, m=3, iterations=12, rng=2)
     table = rhat_table(imp)
     kept = imp.traces.isel(iteration=slice(6, None))
     per_var = rhat(kept)

@@ -81,8 +81,9 @@ def test_posterior_agrees_with_reml_random_slopes():
     model = get_model("2l.norm").factory()
     draws = run_steps(model, data, 2000, seed=2)
     names = model.param_names(data)
-    fit = smf.mixedlm("grade ~ skill * gender + relation", d, groups=d["class"],
-                      re_formula="~gender").fit(reml=True)
+    fit = smf.mixedlm(
+        "grade ~ skill * gender + relation", d, groups=d["class"], re_formula="~gender"
+    ).fit(reml=True)
     # with a flat prior the marginal posterior of β is centred at the GLS estimate given the
     # variance components; variance-component uncertainty moves it by ≪ its SD.
     for term in ["Intercept", "skill", "gender", "skill:gender", "relation"]:
@@ -147,32 +148,39 @@ def test_closed_form_marginal_matches_dense():
     c = np.stack([Z[g == j].T @ r[g == j] for j in range(J)]) / s2
 
     def dense(psi):
-        return sum(stats.multivariate_normal(np.zeros(n), s2 * np.eye(n)
-                                             + Z[g == j] @ psi @ Z[g == j].T).logpdf(r[g == j])
-                   for j in range(J))
+        return sum(
+            stats.multivariate_normal(
+                np.zeros(n), s2 * np.eye(n) + Z[g == j] @ psi @ Z[g == j].T
+            ).logpdf(r[g == j])
+            for j in range(J)
+        )
 
     psi_a, psi_b = np.array([[0.7, 0.2], [0.2, 0.4]]), np.array([[2.0, -0.5], [-0.5, 0.3]])
     # only differences in Ψ matter (the MH ratio); the Ψ-free constant cancels
     for fn_psi in (psi_a, psi_b):
         assert np.isfinite(_log_marginal(fn_psi, ZtZ, c))
-    np.testing.assert_allclose(_log_marginal(psi_a, ZtZ, c) - _log_marginal(psi_b, ZtZ, c),
-                               dense(psi_a) - dense(psi_b), rtol=1e-10)
+    np.testing.assert_allclose(
+        _log_marginal(psi_a, ZtZ, c) - _log_marginal(psi_b, ZtZ, c),
+        dense(psi_a) - dense(psi_b),
+        rtol=1e-10,
+    )
     # the general (Cholesky) path agrees with the closed form: embed in a 3×3 problem
     # with a third, independent effect whose data contribution is zero
     Z3 = np.concatenate([ZtZ, np.zeros((J, 2, 1))], 2)
     Z3 = np.concatenate([Z3, np.zeros((J, 1, 3))], 1)
     c3 = np.concatenate([c, np.zeros((J, 1))], 1)
     emb = lambda p: np.block([[p, np.zeros((2, 1))], [np.zeros((1, 2)), np.ones((1, 1))]])  # noqa: E731
-    np.testing.assert_allclose(_log_marginal(emb(psi_a), Z3, c3)
-                               - _log_marginal(emb(psi_b), Z3, c3),
-                               dense(psi_a) - dense(psi_b), rtol=1e-10)
+    np.testing.assert_allclose(
+        _log_marginal(emb(psi_a), Z3, c3) - _log_marginal(emb(psi_b), Z3, c3),
+        dense(psi_a) - dense(psi_b),
+        rtol=1e-10,
+    )
 
 
 def test_three_random_effects_general_path():
     """q = 3 (general MH path): finite draws and β centred on REML."""
     d = classroom(3, rng=8, n_classes=40).complete
-    data = model_data(d, "~ skill + gender + relation + (1 + gender + relation | class)",
-                      "grade")
+    data = model_data(d, "~ skill + gender + relation + (1 + gender + relation | class)", "grade")
     model = get_model("2l.norm").factory()
     draws = run_steps(model, data, 600, seed=4, burn=100)
     assert np.all(np.isfinite(draws))

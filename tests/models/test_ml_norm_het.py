@@ -48,8 +48,9 @@ def test_imputed_variances_track_true_variances(seed):
     df, sig2, g, x = _persons(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        het = df.mi.impute({"y": "~ x + (1 | g)"}, m=20, iterations=20, rng=seed,
-                           heteroscedastic=True)
+        het = df.mi.impute(
+            {"y": "~ x + (1 | g)"}, m=20, iterations=20, rng=seed, heteroscedastic=True
+        )
         hom = df.mi.impute({"y": "~ x + (1 | g)"}, m=20, iterations=20, rng=seed)
     assert het.spec.methods == {"y": "2l.norm.het"}
     assert _tracking(het, df, g, x, sig2) > 0.8

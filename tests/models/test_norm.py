@@ -16,8 +16,7 @@ def test_norm_posterior_is_exact():
     data = model_data(df, "~ x", "y")
     model = get_model("norm").factory()
     rng = np.random.default_rng(1)
-    draws = np.array([model.param_vector(model.step(rng, None, data), data)
-                      for _ in range(20000)])
+    draws = np.array([model.param_vector(model.step(rng, None, data), data) for _ in range(20000)])
     X = np.c_[np.ones(n), df["x"]]
     bhat, ssr = np.linalg.lstsq(X, df["y"], rcond=None)[:2]
     # independent draws: SE of a mean = SD/sqrt(20000); 4 SE tolerance

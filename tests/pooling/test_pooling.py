@@ -379,8 +379,9 @@ def test_singular_follows_lme4_isSingular():
     y2 = y + np.random.default_rng(0).normal(size=20)[groups]
     assert not fit_mixedlm(y2, X, Z, groups).singular
     # a correlation of +-1 is singular too, with both variances positive
-    perfect = MixedFit(np.zeros(1), np.eye(1), np.array([[1.0, 1.0], [1.0, 1.0]]), 1.0, 0.0,
-                       True, 10, 2, True, ())
+    perfect = MixedFit(
+        np.zeros(1), np.eye(1), np.array([[1.0, 1.0], [1.0, 1.0]]), 1.0, 0.0, True, 10, 2, True, ()
+    )
     assert perfect.singular and perfect.cov_re.diagonal().min() > 0
 
 
@@ -392,7 +393,10 @@ def _profile_optimum(y, X, Z, groups):
         v = np.where(groups[:, None] == groups[None, :], tau, 0.0)
         best = minimize_scalar(
             lambda ls2: -_profile_beta(y, X, Z, groups, v, tau, np.exp(ls2)),
-            bounds=(-3, 3), method="bounded", options={"xatol": 1e-12})
+            bounds=(-3, 3),
+            method="bounded",
+            options={"xatol": 1e-12},
+        )
         return best.fun
 
     res = minimize_scalar(neg, bounds=(0, 2), method="bounded", options={"xatol": 1e-10})

@@ -98,7 +98,8 @@ def test_short_runs_and_nothing_imputed():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         empty = classroom(1, rng=1).complete.mi.impute(
-            {"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=1)
+            {"grade": "~ skill + (1 | class)"}, m=2, iterations=4, rng=1
+        )
     page = imputed_html(empty)
     ET.fromstring(page)
     assert "Nothing was imputed." in page
@@ -111,8 +112,11 @@ def test_text_summary(imp):
     assert lines[0] == "MultiplyImputed: m=3, iterations=10, rows=600, cluster='class', seed=1"
     assert lines[1].lstrip().startswith("relation")
     assert "2l.norm" in lines[2] and str(imp.spec.variables[1].formula) in lines[2]
-    assert (lines[-1] == "events: none") if not imp.events else (
-        f"events ({len(imp.events)}):" in text)
+    assert (
+        (lines[-1] == "events: none")
+        if not imp.events
+        else (f"events ({len(imp.events)}):" in text)
+    )
 
 
 def test_summaries_do_not_modify_the_result(imp):

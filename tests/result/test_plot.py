@@ -75,7 +75,11 @@ def test_trace_has_mean_and_sd_panels_with_one_line_per_chain(imp):
     fig = imp.plot.trace()
     assert isinstance(fig, Figure)
     assert [ax.get_title() for ax in fig.axes] == [
-        "relation: mean", "relation: sd", "grade: mean", "grade: sd"]
+        "relation: mean",
+        "relation: sd",
+        "grade: mean",
+        "grade: sd",
+    ]
     for ax in fig.axes:
         lines = ax.get_lines()
         assert len(lines) == imp.m
@@ -97,8 +101,11 @@ def test_trace_with_params_has_one_panel_per_parameter(imp):
     assert "grade: var(Intercept|class)" in titles
     assert "relation: var(Residual)" in titles
     k = titles.index("grade: var(Intercept|class)")
-    expected = imp.dataset["grade:params"].sel(
-        {"grade:param": "var(Intercept|class)", "imputation": 1}).to_numpy()
+    expected = (
+        imp.dataset["grade:params"]
+        .sel({"grade:param": "var(Intercept|class)", "imputation": 1})
+        .to_numpy()
+    )
     np.testing.assert_allclose(fig.axes[k].get_lines()[0].get_ydata(), expected)
     assert n_colours(pixels(fig)) > 10
 
@@ -135,8 +142,7 @@ def test_density_draws_observed_blue_thick_and_each_imputation_red_thin(imp):
         assert len(lines) == imp.m + 1
         widths = [line.get_linewidth() for line in lines]
         assert widths[-1] > max(widths[:-1])  # observed drawn last, thickest
-        colours = [matplotlib.colors.to_hex(line.get_color(), keep_alpha=True)
-                   for line in lines]
+        colours = [matplotlib.colors.to_hex(line.get_color(), keep_alpha=True) for line in lines]
         assert colours[-1].lower() == "#006cc2b3"
         assert {c.lower() for c in colours[:-1]} == {"#b61a51b3"}
         # A density: non-negative, integrates to about 1 over the padded range.
@@ -189,8 +195,9 @@ def test_strip_shows_observed_at_every_imputation_and_imputed_in_red(imp):
         # Jitter stays within +-0.15 of the imputation number; imputed only at 1..m.
         assert np.abs(off_obs[:, 0] - np.round(off_obs[:, 0])).max() <= 0.15
         assert set(np.round(off_imp[:, 0]).astype(int)) == {1, 2, 3}
-        np.testing.assert_allclose(np.sort(off_imp[:, 1]),
-                                   np.sort(imp.dataset[name].to_numpy().ravel()))
+        np.testing.assert_allclose(
+            np.sort(off_imp[:, 1]), np.sort(imp.dataset[name].to_numpy().ravel())
+        )
         assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
     img = pixels(fig)
     assert n_colours(img) > 10
@@ -255,8 +262,9 @@ def test_plots_do_not_modify_the_result_or_show(imp, monkeypatch):
 
 
 def test_importing_the_package_does_not_import_matplotlib():
-    code = ("import sys, mlimpute, mlimpute.result.plot, mlimpute.pattern; "
-            "print('matplotlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, mlimpute, mlimpute.result.plot, mlimpute.pattern; "
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,20 +13,25 @@ from mlimpute.spec.formula import cmean_column, parse_formula
 def test_refresh_equals_rematerialisation():
     rng = np.random.default_rng(0)
     n = 60
-    df = pd.DataFrame({
-        "g": rng.integers(0, 6, n), "x": rng.normal(size=n), "z": rng.normal(size=n) + 3,
-        "c": rng.choice(["a", "b", "c"], n), "y": rng.normal(size=n),
-    })
+    df = pd.DataFrame(
+        {
+            "g": rng.integers(0, 6, n),
+            "x": rng.normal(size=n),
+            "z": rng.normal(size=n) + 3,
+            "c": rng.choice(["a", "b", "c"], n),
+            "y": rng.normal(size=n),
+        }
+    )
     f = parse_formula("~ x*z + c:x + I(z**2) + np.log(z) + cmean(x) + (1 + x | g)", "y")
     layout = Layout.from_frame(df, "g")
     static = df.iloc[layout.order].reset_index(drop=True)
     static[cmean_column("x")] = layout.cluster_mean(static["x"].to_numpy())
     observed = rng.random(n) > 0.3
-    data = build_model_data(f, static, observed, layout, {"x", "z", cmean_column("x"),
-                                                          cmean_column("z")}).for_chain()
+    data = build_model_data(
+        f, static, observed, layout, {"x", "z", cmean_column("x"), cmean_column("z")}
+    ).for_chain()
     assert data.X.fast and data.X.slow and data.Z.fast
-    values = Values(layout, {"x": static["x"].to_numpy() + 1.5,
-                             "z": static["z"].to_numpy() * 2})
+    values = Values(layout, {"x": static["x"].to_numpy() + 1.5, "z": static["z"].to_numpy() * 2})
     data.refresh(values, static)
     fresh = static.copy()
     fresh["x"], fresh["z"] = values["x"], values["z"]

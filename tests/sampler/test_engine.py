@@ -24,8 +24,13 @@ def _nominal_clusters(seed=1, J=60, n=15):
     wb = -0.3 + u[g] + rng.standard_normal(J * n)  # utility of b (a is the reference)
     wc = -0.3 + rng.standard_normal(J * n)  # utility of c: no cluster effect
     k = np.where(np.maximum(wb, wc) > 0, np.where(wb > wc, 1, 2), 0)
-    df = pd.DataFrame({"g": g, "x": pd.Categorical(np.array(["a", "b", "c"])[k]),
-                       "s": (0.8 * u + 0.5 * rng.standard_normal(J))[g]})
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": pd.Categorical(np.array(["a", "b", "c"])[k]),
+            "s": (0.8 * u + 0.5 * rng.standard_normal(J))[g],
+        }
+    )
     df.loc[rng.random(J * n) < 0.2, "x"] = np.nan
     df.loc[(rng.random(J) < 0.4)[g], "s"] = np.nan
     return df
@@ -44,8 +49,7 @@ def test_ranef_of_a_nominal_variable_uses_its_random_effects():
     imp = df.mi.impute({"x": "~ 1 + (1 | g)", "s": "~ ranef(x)"}, m=2, iterations=30, rng=3)
     params = imp.dataset["s:params"]
     names = list(params["s:param"].values)
-    assert names == ["Intercept", "ranef(x)[b:Intercept]", "ranef(x)[c:Intercept]",
-                     "var(Residual)"]
+    assert names == ["Intercept", "ranef(x)[b:Intercept]", "ranef(x)[c:Intercept]", "var(Residual)"]
     late = params.sel(iteration=slice(11, None)).mean("iteration")
     coef_b = late.sel({"s:param": "ranef(x)[b:Intercept]"}).values
     assert np.all((coef_b > 0.2) & (coef_b < 1.2)), coef_b
@@ -56,8 +60,7 @@ def test_ranef_of_a_nominal_variable_uses_its_random_effects():
 def test_ranef_columns_named_by_the_model():
     df = _nominal_clusters(J=12, n=8)
     plan = build_plan(df, build_spec(df, {"x": "~ 1 + (1 | g)", "s": "~ ranef(x)"}))
-    assert plan.data["s"].X.names == ["Intercept", "ranef(x)[b:Intercept]",
-                                      "ranef(x)[c:Intercept]"]
+    assert plan.data["s"].X.names == ["Intercept", "ranef(x)[b:Intercept]", "ranef(x)[c:Intercept]"]
     assert plan.data["x"].categories == ("a", "b", "c")
     # the sampler's data and block types are what the models' protocols describe
     assert isinstance(plan.data["x"], ModelDataProtocol)
@@ -68,10 +71,17 @@ def test_model_check_is_a_specification_error_at_plan_time():
     """An ordinal response without an intercept is refused when the plan is built, naming
     the variable, not as a ChainError from inside chain 1."""
     base = _nominal_clusters(J=12, n=8)
-    df = pd.DataFrame({
-        "g": base["g"], "z": np.arange(len(base)) % 3,
-        "o": pd.Categorical(np.array(["lo", "mid", "hi"])[np.arange(len(base)) * 7 % 3],
-                            ["lo", "mid", "hi"], ordered=True)})
+    df = pd.DataFrame(
+        {
+            "g": base["g"],
+            "z": np.arange(len(base)) % 3,
+            "o": pd.Categorical(
+                np.array(["lo", "mid", "hi"])[np.arange(len(base)) * 7 % 3],
+                ["lo", "mid", "hi"],
+                ordered=True,
+            ),
+        }
+    )
     df.loc[::5, "o"] = np.nan
     spec = build_spec(df, {"o": "~ 0 + z + (1 | g)"})
     assert spec.methods == {"o": "2l.ordinal"}
@@ -88,7 +98,6 @@ def test_options_reach_the_model():
     spec = build_spec(df, f, method={"grade": ("2l.norm", {"prior": "iw", "nu": 4})})
     plan = build_plan(df, spec)
     assert plan.models["grade"].prior == "iw" and plan.models["grade"].nu == 4.0
-    a = df.mi.impute(f, method={"grade": ("2l.norm", {"prior": "iw"})}, m=2, iterations=3,
-                     rng=1)
+    a = df.mi.impute(f, method={"grade": ("2l.norm", {"prior": "iw"})}, m=2, iterations=3, rng=1)
     b = df.mi.impute(f, m=2, iterations=3, rng=1)
     assert not np.array_equal(a.dataset["grade"].values, b.dataset["grade"].values)

@@ -83,13 +83,16 @@ def study_dir(tmp_path, data="d.csv", imputations="false", completed="false"):
     return spec
 
 
-@pytest.mark.parametrize(("key", "kw"), [
-    ("output.completed", {"completed": '"../../victim.csv"'}),
-    ("output.completed", {"completed": '"../../victim_{i}.csv"'}),
-    ("output.imputations", {"imputations": '"../x/../../victim.nc"'}),
-    ("output.imputations", {"imputations": '"{victim}"'}),  # absolute, outside
-    ("data.path", {"data": "../../victim.csv"}),
-])
+@pytest.mark.parametrize(
+    ("key", "kw"),
+    [
+        ("output.completed", {"completed": '"../../victim.csv"'}),
+        ("output.completed", {"completed": '"../../victim_{i}.csv"'}),
+        ("output.imputations", {"imputations": '"../x/../../victim.nc"'}),
+        ("output.imputations", {"imputations": '"{victim}"'}),  # absolute, outside
+        ("data.path", {"data": "../../victim.csv"}),
+    ],
+)
 def test_spec_paths_leaving_the_directory_are_refused(tmp_path, key, kw):
     victim = tmp_path / "victim.csv"
     victim.write_text("precious\n")
@@ -136,12 +139,15 @@ def test_inside_paths_out_dir_and_allow_outside(tmp_path, capsys):
     assert run(spec, allow_outside=True).written[0] == spec.parent / "../../mine.nc"
 
 
-@pytest.mark.parametrize(("output", "match"), [
-    ('completed = "d.csv"', r"output\.completed: .* is the data file"),
-    ('pooled = "d.csv"', r"output\.pooled: .* is the data file"),
-    ('pooled = "s.toml"', r"output\.pooled: .* is the specification file itself"),
-    ('completed = "x.csv"\npooled = "./x.csv"', "output.pooled and output.completed name"),
-])
+@pytest.mark.parametrize(
+    ("output", "match"),
+    [
+        ('completed = "d.csv"', r"output\.completed: .* is the data file"),
+        ('pooled = "d.csv"', r"output\.pooled: .* is the data file"),
+        ('pooled = "s.toml"', r"output\.pooled: .* is the specification file itself"),
+        ('completed = "x.csv"\npooled = "./x.csv"', "output.pooled and output.completed name"),
+    ],
+)
 def test_outputs_never_replace_the_data_the_spec_or_each_other(tmp_path, output, match):
     spec = study_dir(tmp_path)
     text = spec.read_text().replace("pooled = false\n", "")
@@ -151,7 +157,8 @@ def test_outputs_never_replace_the_data_the_spec_or_each_other(tmp_path, output,
     with pytest.raises(SpecificationError, match=match):
         run(spec)
     assert (spec.parent / "d.csv").read_bytes() == data and spec.read_text() == text + (
-        '[analysis]\nformula = "y ~ x + (1 | g)"\n')
+        '[analysis]\nformula = "y ~ x + (1 | g)"\n'
+    )
 
 
 @pytest.mark.parametrize("method", ["to_csv", "to_parquet"])
@@ -175,8 +182,17 @@ def test_a_failed_flat_write_keeps_the_old_file(tmp_path, monkeypatch, imp, othe
         assert pd.read_csv(path).shape[0] == 2 * len(imp.data)  # still gzip, complete
 
 
-@pytest.mark.parametrize("template", ["c{i:>999999999}.csv", "{0.__class__}.csv",
-                                      "c{i!r}.csv", "c{}.csv", "c{i.real}.csv", "c}.csv"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "c{i:>999999999}.csv",
+        "{0.__class__}.csv",
+        "c{i!r}.csv",
+        "c{}.csv",
+        "c{i.real}.csv",
+        "c}.csv",
+    ],
+)
 def test_output_templates_take_only_i(tmp_path, imp, template):
     spec = study_dir(tmp_path, completed=json.dumps(template))
     with pytest.raises(SpecificationError, match=r"output\.completed: .*placeholder"):
@@ -184,10 +200,11 @@ def test_output_templates_take_only_i(tmp_path, imp, template):
     with pytest.raises(SpecificationError, match="placeholder"):
         io.to_csv(imp, tmp_path / template)
     with pytest.raises(SpecificationError, match="placeholder"):
-        run(StudySpec(imp.spec.formulas, m=2, iterations=2,
-                      output=OutputSpec(completed=template)), imp.data)
-    assert [p.name for p in io.to_csv(imp, tmp_path / "c{i:03d}.csv")] == ["c001.csv",
-                                                                          "c002.csv"]
+        run(
+            StudySpec(imp.spec.formulas, m=2, iterations=2, output=OutputSpec(completed=template)),
+            imp.data,
+        )
+    assert [p.name for p in io.to_csv(imp, tmp_path / "c{i:03d}.csv")] == ["c001.csv", "c002.csv"]
 
 
 def test_braces_outside_output_completed_are_refused(tmp_path):
@@ -211,9 +228,11 @@ def _failing(monkeypatch, method: str, exc: BaseException) -> None:
     monkeypatch.setattr(xr.Dataset, method, write)
 
 
-@pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"),
-                                 KeyboardInterrupt(), RuntimeError("boom")],
-                         ids=["ENOSPC", "KeyboardInterrupt", "RuntimeError"])
+@pytest.mark.parametrize(
+    "exc",
+    [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt(), RuntimeError("boom")],
+    ids=["ENOSPC", "KeyboardInterrupt", "RuntimeError"],
+)
 @pytest.mark.parametrize(("fmt", "method"), [("nc", "to_netcdf"), ("zarr", "to_zarr")])
 def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, imp, other, exc, fmt, method):
     path = tmp_path / f"imp.{fmt}"
@@ -229,10 +248,12 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, imp, other, exc, 
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-@pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"),
-                                 KeyboardInterrupt()], ids=["ENOSPC", "KeyboardInterrupt"])
-def test_netcdf_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch, imp, other,
-                                                         exc):
+@pytest.mark.parametrize(
+    "exc",
+    [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+    ids=["ENOSPC", "KeyboardInterrupt"],
+)
+def test_netcdf_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch, imp, other, exc):
     """The bytes reach the disk through _write_bytes: half of them, then a full disk.
 
     (A real full disk inside HDF5 crashed the process; the file is now built in memory.)
@@ -286,8 +307,11 @@ def test_saving_into_a_users_directory_is_refused(tmp_path, imp):
     results = tmp_path / "results"
     results.mkdir()
     (results / "thesis.tex").write_text("years of work")
-    for save in (lambda: io.save(imp, results), lambda: imp.to_zarr(results),
-                 lambda: io.to_netcdf(imp, results)):
+    for save in (
+        lambda: io.save(imp, results),
+        lambda: imp.to_zarr(results),
+        lambda: io.to_netcdf(imp, results),
+    ):
         with pytest.raises(DataError, match="results"):
             save()
     assert [p.name for p in results.iterdir()] == ["thesis.tex"]
@@ -352,8 +376,9 @@ def test_long_format_never_overwrites_a_column_named_imputation():
     assert long[".imp"].tolist() == [1] * len(df) + [2] * len(df)
 
 
-@pytest.mark.parametrize("name", ["mean", "sd", "iteration", "variable", "imputation",
-                                  "x:row", "x:params"])
+@pytest.mark.parametrize(
+    "name", ["mean", "sd", "iteration", "variable", "imputation", "x:row", "x:params"]
+)
 def test_imputing_a_column_named_like_the_results_own_variables_is_refused(name):
     """The result Dataset names traces and dimensions so; refused before any chain runs
     (before: the imputations of 'mean' were silently replaced by its trace, or xarray
@@ -363,22 +388,70 @@ def test_imputing_a_column_named_like_the_results_own_variables_is_refused(name)
         impute(df, y=name)
 
 
-NAMES = ["data", "row", "mean", "sd", "iteration", "variable", "chain", "imputation",
-         "columns%", "column%", "index%0", "v%41", "x%mask", "c%0", "c%1", "mlimpute", "",
-         " ", "a b", "a/b", "/", ".", "..", "1abc", "é", "日本", "__x", "x:row", 0, 1, -7,
-         2**70, 1.5, True, None, "1", "zarr.json", ".zattrs", "A", "a", "Data", "aux",
-         "con.txt", "a.", "x" * 300]
+NAMES = [
+    "data",
+    "row",
+    "mean",
+    "sd",
+    "iteration",
+    "variable",
+    "chain",
+    "imputation",
+    "columns%",
+    "column%",
+    "index%0",
+    "v%41",
+    "x%mask",
+    "c%0",
+    "c%1",
+    "mlimpute",
+    "",
+    " ",
+    "a b",
+    "a/b",
+    "/",
+    ".",
+    "..",
+    "1abc",
+    "é",
+    "日本",
+    "__x",
+    "x:row",
+    0,
+    1,
+    -7,
+    2**70,
+    1.5,
+    True,
+    None,
+    "1",
+    "zarr.json",
+    ".zattrs",
+    "A",
+    "a",
+    "Data",
+    "aux",
+    "con.txt",
+    "a.",
+    "x" * 300,
+]
 names = st.lists(
-    st.one_of(st.sampled_from(NAMES), st.integers(), st.text(
-        st.characters(blacklist_categories=("Cs",)), max_size=8)),
-    min_size=1, max_size=5)
+    st.one_of(
+        st.sampled_from(NAMES),
+        st.integers(),
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 def _with_names(imp, extra) -> MultiplyImputed:
     data = imp.data.copy()
     for k, name in enumerate(extra):
-        data.insert(len(data.columns), name, np.arange(len(data)) * (k + 0.5),
-                    allow_duplicates=True)
+        data.insert(
+            len(data.columns), name, np.arange(len(data)) * (k + 0.5), allow_duplicates=True
+        )
     return MultiplyImputed(imp.dataset, data, imp.spec, imp.events)
 
 
@@ -398,8 +471,11 @@ def test_tricky_column_names_round_trip(tmp_path, imp, fmt):
     assert same(back, res)
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(extra=names)
 def test_every_column_name_round_trips(tmp_path_factory, imp, extra):
     """Any names (repeated too, mixed types) beside the imputed ones, in both formats.
@@ -421,12 +497,14 @@ def test_every_column_name_round_trips(tmp_path_factory, imp, extra):
             v.encoding = {"_FillValue": None}
         if zarr:
             enc.to_zarr(d / "x.zarr", mode="w", group="data", consolidated=False)
-            back = xr.open_zarr(d / "x.zarr", group="data", decode_cf=False,
-                                consolidated=False).load()
+            back = xr.open_zarr(
+                d / "x.zarr", group="data", decode_cf=False, consolidated=False
+            ).load()
         else:
             enc.to_netcdf(d / "x.nc", mode="w", engine="h5netcdf", group="data")
-            back = xr.open_dataset(d / "x.nc", group="data", decode_cf=False,
-                                   engine="h5netcdf").load()
+            back = xr.open_dataset(
+                d / "x.nc", group="data", decode_cf=False, engine="h5netcdf"
+            ).load()
         _same_frame(_decode_data(back), data)
 
 
@@ -453,8 +531,7 @@ def ints():
     df["i64"] = np.arange(len(df), dtype=np.int64) + (2**62 + 1)
     with warnings.catch_warnings():  # rounded imputations of an integer column: intended
         warnings.simplefilter("ignore", MlimputeWarning)
-        res = df.mi.impute({"y": "~ x + (1 | g)", "big": "~ x"}, m=2, iterations=2,
-                           rng=1)
+        res = df.mi.impute({"y": "~ x + (1 | g)", "big": "~ x"}, m=2, iterations=2, rng=1)
     return df, res
 
 
@@ -560,9 +637,20 @@ def test_a_zarr_store_asking_for_the_pickle_codec_is_refused(tmp_path):
     (store / "v").mkdir(parents=True)
     (store / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
     (store / ".zattrs").write_text(json.dumps({"mlimpute_format": 1}))
-    (store / "v" / ".zarray").write_text(json.dumps({
-        "zarr_format": 2, "shape": [1], "chunks": [1], "dtype": "|O", "compressor": None,
-        "fill_value": None, "filters": [{"id": "pickle"}], "order": "C"}))
+    (store / "v" / ".zarray").write_text(
+        json.dumps(
+            {
+                "zarr_format": 2,
+                "shape": [1],
+                "chunks": [1],
+                "dtype": "|O",
+                "compressor": None,
+                "fill_value": None,
+                "filters": [{"id": "pickle"}],
+                "order": "C",
+            }
+        )
+    )
     (store / "v" / "0").write_bytes(b"not read")
     with pytest.raises(DataError, match=r"evil\.zarr.*codec 'pickle'"):
         io.open(store)

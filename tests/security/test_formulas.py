@@ -55,11 +55,13 @@ def marker(tmp_path):
 @pytest.fixture(scope="module")
 def frame():
     rng = np.random.default_rng(3)
-    df = pd.DataFrame({
-        "x": rng.normal(size=60),
-        "y": rng.normal(size=60),
-        "g": np.repeat(np.arange(6), 10),
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=60),
+            "y": rng.normal(size=60),
+            "g": np.repeat(np.arange(6), 10),
+        }
+    )
     df.loc[::7, "y"] = np.nan
     return df
 
@@ -177,8 +179,14 @@ def test_stored_spec_with_payload_is_refused(tmp_path, imp, marker, ext, field):
 def test_evaluation_context_hides_builtins(tmp_path):
     """Defence behind the grammar: evaluated directly, builtins are refused stand-ins."""
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
-    for expr in ["I(__import__('os'))", "I(open('f'))", "I(getattr(x, 'sum'))",
-                 "I(eval('1'))", "I(np.vectorize(I))", "I(exec('1'))"]:
+    for expr in [
+        "I(__import__('os'))",
+        "I(open('f'))",
+        "I(getattr(x, 'sum'))",
+        "I(eval('1'))",
+        "I(np.vectorize(I))",
+        "I(exec('1'))",
+    ]:
         with pytest.raises(Exception, match="not available|may not be called|no attribute"):
             model_matrix(expr, df, context=EVALUATION_CONTEXT)
     assert isinstance(EVALUATION_CONTEXT["np"].log(np.e), float)
@@ -188,20 +196,23 @@ def test_evaluation_context_hides_builtins(tmp_path):
 # named errors: syntax inside I(), non-finite transforms
 
 
-@pytest.mark.parametrize(("text", "token"), [
-    ("~ x + I(x +* 2)", "*"),
-    ("~ x + I(x ** )", ")"),
-    ("~ x + I((x)", "("),
-    ("~ x + I(x; 2)", ";"),
-    ("~ x + I(x[0])", "["),
-    ("~ x + I(lambda: 1)", "lambda"),
-    ("~ x + I([v for v in x])", "["),
-    ("~ x + I((v := x))", ":="),
-    ("~ x + I('a')", "'a'"),
-    ("~ x + C(x, levels=['a'], spans_intercept=False)", "spans_intercept"),
-    ("~ x + np.random.normal(x)", "np.random.normal"),
-    ("~ x + x.__class__", "x.__class__"),
-])
+@pytest.mark.parametrize(
+    ("text", "token"),
+    [
+        ("~ x + I(x +* 2)", "*"),
+        ("~ x + I(x ** )", ")"),
+        ("~ x + I((x)", "("),
+        ("~ x + I(x; 2)", ";"),
+        ("~ x + I(x[0])", "["),
+        ("~ x + I(lambda: 1)", "lambda"),
+        ("~ x + I([v for v in x])", "["),
+        ("~ x + I((v := x))", ":="),
+        ("~ x + I('a')", "'a'"),
+        ("~ x + C(x, levels=['a'], spans_intercept=False)", "spans_intercept"),
+        ("~ x + np.random.normal(x)", "np.random.normal"),
+        ("~ x + x.__class__", "x.__class__"),
+    ],
+)
 def test_syntax_errors_inside_calls_are_formula_errors(text, token):
     with pytest.raises(FormulaError) as exc:
         parse_formula(text, "y")
@@ -211,10 +222,13 @@ def test_syntax_errors_inside_calls_are_formula_errors(text, token):
     assert text[pos:].startswith(token), (text, pos)
 
 
-@pytest.mark.parametrize(("term", "fragment"), [
-    ("log(x)", r"'log\(x\)' of the column\(s\) \['x'\] is NaN"),
-    ("I(x / 0)", r"'I\(x / 0\)' of the column\(s\) \['x'\] is .*inf"),
-])
+@pytest.mark.parametrize(
+    ("term", "fragment"),
+    [
+        ("log(x)", r"'log\(x\)' of the column\(s\) \['x'\] is NaN"),
+        ("I(x / 0)", r"'I\(x / 0\)' of the column\(s\) \['x'\] is .*inf"),
+    ],
+)
 def test_non_finite_transforms_are_data_errors(frame, term, fragment):
     with pytest.raises(DataError, match=fragment):
         frame.mi.impute({"y": f"~ {term} + (1 | g)"}, m=2, iterations=2, rng=1)
@@ -229,30 +243,138 @@ def test_non_finite_transform_in_analysis_is_a_data_error(imp):
 # (b) property: nothing outside the allow-list is ever called
 
 
-_VALID = ["x", "z", "c", "`a b`", "1", "0", "2", "+", "-", "*", "/", ":", "**", "^", "(",
-          ")", "(1 | g)", "|", "||", "I(", "log(", "np.log(", "np.exp(", "abs(", "C(",
-          "poly(", "scale(", "center(", "sqrt(", "cmean(", "contr.sum", "Sum",
-          "levels=", "['a']", "2)", "x)", "z)"]
-_DANGER = [".", "[", "]", "__class__", "lambda", "'os'", "\"str\"", "import", "getattr(",
-           "eval(", "exec(", "open(", "__import__(", ",", "=", ":=", "np", "np.vectorize(",
-           "x.__class__", "__builtins__", "__globals__", "for", "in", "{", "}", ";", "@",
-           "os.system(", "compile(", "globals(", "vars(", "type(", "x.real", "lambda:",
-           "\\", "#", "!", "x.y", "`x`", "contr.mro(", "Q(", "lag(", "hashed("]
-_FUNCS = [*ALLOWED_FUNCTIONS, "getattr", "eval", "__import__", "open", "np.vectorize",
-          "np.random.normal", "Q", "lag", "hashed", "exp2", "x.sum", "contr.mro", "type"]
-_ARGS = ["x", "z", "c", "x, 2", "x, degree=2", "x, df=4", "c, contr.sum", "c, Sum",
-         "c, levels=['b', 'a']", "x.__class__", "'os'", "x, key=len", "x)(", "[x]",
-         "x for x in z", "*x", "**x", "x, _state={}"]
+_VALID = [
+    "x",
+    "z",
+    "c",
+    "`a b`",
+    "1",
+    "0",
+    "2",
+    "+",
+    "-",
+    "*",
+    "/",
+    ":",
+    "**",
+    "^",
+    "(",
+    ")",
+    "(1 | g)",
+    "|",
+    "||",
+    "I(",
+    "log(",
+    "np.log(",
+    "np.exp(",
+    "abs(",
+    "C(",
+    "poly(",
+    "scale(",
+    "center(",
+    "sqrt(",
+    "cmean(",
+    "contr.sum",
+    "Sum",
+    "levels=",
+    "['a']",
+    "2)",
+    "x)",
+    "z)",
+]
+_DANGER = [
+    ".",
+    "[",
+    "]",
+    "__class__",
+    "lambda",
+    "'os'",
+    '"str"',
+    "import",
+    "getattr(",
+    "eval(",
+    "exec(",
+    "open(",
+    "__import__(",
+    ",",
+    "=",
+    ":=",
+    "np",
+    "np.vectorize(",
+    "x.__class__",
+    "__builtins__",
+    "__globals__",
+    "for",
+    "in",
+    "{",
+    "}",
+    ";",
+    "@",
+    "os.system(",
+    "compile(",
+    "globals(",
+    "vars(",
+    "type(",
+    "x.real",
+    "lambda:",
+    "\\",
+    "#",
+    "!",
+    "x.y",
+    "`x`",
+    "contr.mro(",
+    "Q(",
+    "lag(",
+    "hashed(",
+]
+_FUNCS = [
+    *ALLOWED_FUNCTIONS,
+    "getattr",
+    "eval",
+    "__import__",
+    "open",
+    "np.vectorize",
+    "np.random.normal",
+    "Q",
+    "lag",
+    "hashed",
+    "exp2",
+    "x.sum",
+    "contr.mro",
+    "type",
+]
+_ARGS = [
+    "x",
+    "z",
+    "c",
+    "x, 2",
+    "x, degree=2",
+    "x, df=4",
+    "c, contr.sum",
+    "c, Sum",
+    "c, levels=['b', 'a']",
+    "x.__class__",
+    "'os'",
+    "x, key=len",
+    "x)(",
+    "[x]",
+    "x for x in z",
+    "*x",
+    "**x",
+    "x, _state={}",
+]
 
 
 def _frame() -> pd.DataFrame:
-    df = pd.DataFrame({
-        "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
-        "z": [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0],
-        "c": pd.Categorical(list("abababab")),
-        "g": [1, 1, 2, 2, 3, 3, 4, 4],
-        "a b": np.linspace(1.0, 2.0, 8),
-    })
+    df = pd.DataFrame(
+        {
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            "z": [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0],
+            "c": pd.Categorical(list("abababab")),
+            "g": [1, 1, 2, 2, 3, 3, 4, 4],
+            "a b": np.linspace(1.0, 2.0, 8),
+        }
+    )
     for v in ("x", "z", "a b"):
         df[f"cmean({v})"] = df.groupby("g")[v].transform("mean")
     return df
@@ -287,15 +409,20 @@ def _watch(violations: list):
 
     def profile(frame, event, arg):
         if event == "c_call" and frame.f_code.co_filename == "":
-            if not (getattr(arg, "__name__", "") == "get"
-                    and isinstance(getattr(arg, "__self__", None), dict)):
+            if not (
+                getattr(arg, "__name__", "") == "get"
+                and isinstance(getattr(arg, "__self__", None), dict)
+            ):
                 violations.append(("builtin", repr(arg)))
         elif event == "call":
             caller = frame.f_back
             if caller is not None and caller.f_code.co_filename == "":
                 code = frame.f_code
-                if not (code in _ALLOWED_CODE or code.co_name in _INFRASTRUCTURE
-                        or re.fullmatch(r"__\w+__", code.co_name)):
+                if not (
+                    code in _ALLOWED_CODE
+                    or code.co_name in _INFRASTRUCTURE
+                    or re.fullmatch(r"__\w+__", code.co_name)
+                ):
                     violations.append(("function", code.co_name, code.co_filename))
 
     originals = {name: getattr(builtins, name) for name in _SPIED}
@@ -340,13 +467,14 @@ def _check(text: str) -> None:
     assert not violations, (text, violations)
 
 
-_SETTINGS = settings(max_examples=200, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS
-@given(st.lists(st.sampled_from(_VALID * 3 + _DANGER), min_size=1, max_size=10),
-       st.sampled_from([" ", ""]))
+@given(
+    st.lists(st.sampled_from(_VALID * 3 + _DANGER), min_size=1, max_size=10),
+    st.sampled_from([" ", ""]),
+)
 def test_random_token_sequences_call_only_allowed_functions(tokens, sep):
     _check("y ~ " + sep.join(tokens))
 
@@ -373,8 +501,11 @@ def test_watch_detects_a_call_outside_the_allow_list():
 
 def _documented_formulas() -> list[str]:
     found = set()
-    sources = [ROOT / "README.md", *sorted((ROOT / "tests").rglob("test_*.py")),
-               *sorted(p for p in (ROOT / "mlimpute").rglob("*.py") if "models" not in p.parts)]
+    sources = [
+        ROOT / "README.md",
+        *sorted((ROOT / "tests").rglob("test_*.py")),
+        *sorted(p for p in (ROOT / "mlimpute").rglob("*.py") if "models" not in p.parts),
+    ]
     for path in sources:
         if path.name == "test_formulas.py":
             continue
@@ -387,10 +518,23 @@ def _documented_formulas() -> list[str]:
 
 #: formulas the test suite and docstrings write on purpose to be refused
 _REFUSED_ON_PURPOSE = {
-    "grade ~ skill ~ gender", "y ~ x ~ z", "~ (skill", "~ (x + y", "~ skill $ gender",
-    "~ skill +", "~ skill + ( | class)", "~ skill + (1 | )", "~ skill + (1 | class/gender)",
-    "~ skill + (1 | class:gender)", "~ skill + gender | class", "~ x +", "~ x + (1 | g h)",
-    "~ x + + z", "~ x + I(x.__class__)", "~ x | g", "~ x)",
+    "grade ~ skill ~ gender",
+    "y ~ x ~ z",
+    "~ (skill",
+    "~ (x + y",
+    "~ skill $ gender",
+    "~ skill +",
+    "~ skill + ( | class)",
+    "~ skill + (1 | )",
+    "~ skill + (1 | class/gender)",
+    "~ skill + (1 | class:gender)",
+    "~ skill + gender | class",
+    "~ x +",
+    "~ x + (1 | g h)",
+    "~ x + + z",
+    "~ x + I(x.__class__)",
+    "~ x | g",
+    "~ x)",
 }
 
 

@@ -78,8 +78,7 @@ def test_a_random_slope_only_still_works():
 
 def test_a_random_part_whose_columns_are_all_dropped_is_refused_before_the_chains():
     df = frame().assign(c=0.0)  # a zero column: dropped, no random effect left
-    refuses(SpecificationError, "'y'", "random", df=df, formulas={"y": "~ x + (0 + c | g)"},
-            **FAST)
+    refuses(SpecificationError, "'y'", "random", df=df, formulas={"y": "~ x + (0 + c | g)"}, **FAST)
 
 
 # ---- 2. pandas' nullable dtypes (DataFrame.convert_dtypes) ---------------------------
@@ -170,13 +169,20 @@ def test_defaults_leave_list_and_dict_columns_out_with_an_event():
 
 
 def test_a_list_column_as_predictor_is_a_dtype_error_naming_it():
-    refuses(DataTypeError, "'L'", "list", df=with_objects(),
-            formulas={"y": "~ x + L + (1 | g)"}, **FAST)
+    refuses(
+        DataTypeError, "'L'", "list", df=with_objects(), formulas={"y": "~ x + L + (1 | g)"}, **FAST
+    )
 
 
 def test_a_list_column_to_impute_is_a_dtype_error_naming_it():
-    refuses(DataTypeError, "'L'", "list", df=with_objects(),
-            formulas={"y": "~ x + (1 | g)", "L": "~ x"}, **FAST)
+    refuses(
+        DataTypeError,
+        "'L'",
+        "list",
+        df=with_objects(),
+        formulas={"y": "~ x + (1 | g)", "L": "~ x"},
+        **FAST,
+    )
 
 
 def test_mixed_object_column_is_left_out_of_defaults():
@@ -226,32 +232,35 @@ def test_a_predictor_named_intercept_and_diagnostics():
 # ---- 5. arguments of the wrong type ---------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, culprit", [
-    ({"method": "pmm"}, "method"),
-    ({"method": ["pmm"]}, "method"),
-    ({"method": {"y": 1}}, "method"),
-    ({"m": "5"}, "m"),
-    ({"m": 2.0}, "m"),
-    ({"m": True}, "m"),
-    ({"iterations": 2.5}, "iterations"),
-    ({"cluster": ["g"]}, "cluster"),
-    ({"cluster": ("g", "x")}, "cluster"),
-    ({"rng": "x"}, "rng"),
-    ({"include": {"x"}}, "include"),
-    ({"include": {"x": 1}}, "include"),
-    ({"include": 3}, "include"),
-    ({"exclude": [1]}, "exclude"),
-    ({"visit": 1}, "visit"),
-    ({"heteroscedastic": 1.5}, "heteroscedastic"),
-    ({"heteroscedastic": ["nope"]}, "heteroscedastic"),
-    ({"max_categories": 0}, "max_categories"),
-    ({"n_jobs": "2"}, "n_jobs"),
-    ({"n_jobs": 1.5}, "n_jobs"),
-    ({"progress": "yes"}, "progress"),
-    ({"formulas": {"y": 3}}, "'y'"),
-    ({"formulas": [1]}, "formulas"),
-    ({"formulas": {"y ~ x"}}, "formulas"),
-])
+@pytest.mark.parametrize(
+    "kwargs, culprit",
+    [
+        ({"method": "pmm"}, "method"),
+        ({"method": ["pmm"]}, "method"),
+        ({"method": {"y": 1}}, "method"),
+        ({"m": "5"}, "m"),
+        ({"m": 2.0}, "m"),
+        ({"m": True}, "m"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"cluster": ["g"]}, "cluster"),
+        ({"cluster": ("g", "x")}, "cluster"),
+        ({"rng": "x"}, "rng"),
+        ({"include": {"x"}}, "include"),
+        ({"include": {"x": 1}}, "include"),
+        ({"include": 3}, "include"),
+        ({"exclude": [1]}, "exclude"),
+        ({"visit": 1}, "visit"),
+        ({"heteroscedastic": 1.5}, "heteroscedastic"),
+        ({"heteroscedastic": ["nope"]}, "heteroscedastic"),
+        ({"max_categories": 0}, "max_categories"),
+        ({"n_jobs": "2"}, "n_jobs"),
+        ({"n_jobs": 1.5}, "n_jobs"),
+        ({"progress": "yes"}, "progress"),
+        ({"formulas": {"y": 3}}, "'y'"),
+        ({"formulas": [1]}, "formulas"),
+        ({"formulas": {"y ~ x"}}, "formulas"),
+    ],
+)
 def test_wrong_argument_types_name_the_argument(kwargs, culprit):
     kw = {"df": frame(), "cluster": "g", **FAST, **kwargs}
     refuses(SpecificationError, culprit, **kw)
@@ -292,15 +301,32 @@ def test_visit_lone_string():
 
 def test_a_huge_m_is_refused_at_once_with_the_estimate():
     t = time.perf_counter()
-    err = refuses(SpecificationError, "m=1000000000", "available", "smaller m",
-                  df=frame(), cluster="g", m=10**9, iterations=20, rng=1)
+    err = refuses(
+        SpecificationError,
+        "m=1000000000",
+        "available",
+        "smaller m",
+        df=frame(),
+        cluster="g",
+        m=10**9,
+        iterations=20,
+        rng=1,
+    )
     assert time.perf_counter() - t < 2.0  # no chain, no seed spawning
     assert "GB" in str(err)
 
 
 def test_huge_iterations_are_refused_too():
-    refuses(SpecificationError, "iterations=", "available", df=frame(), cluster="g", m=2,
-            iterations=10**11, rng=1)
+    refuses(
+        SpecificationError,
+        "iterations=",
+        "available",
+        df=frame(),
+        cluster="g",
+        m=2,
+        iterations=10**11,
+        rng=1,
+    )
 
 
 def test_memory_check_uses_the_available_memory(monkeypatch):
@@ -343,8 +369,9 @@ def many_categories(K=80, n=400, ordered=None, seed=0):
 def test_an_imputed_categorical_with_too_many_categories_is_refused(ordered):
     df = many_categories(ordered=ordered)
     t = time.perf_counter()
-    err = refuses(SpecificationError, "'c'", "max_categories=50", "exclude=['c']",
-                  df=df, cluster="g", **FAST)
+    err = refuses(
+        SpecificationError, "'c'", "max_categories=50", "exclude=['c']", df=df, cluster="g", **FAST
+    )
     assert time.perf_counter() - t < 2.0
     assert ("threshold" in str(err)) == bool(ordered)
 
@@ -381,8 +408,7 @@ def wide(p, n=200, J=20, seed=0):
 def test_wide_data_with_defaults_is_refused_quickly_with_advice():
     df = wide(1000)
     t = time.perf_counter()
-    refuses(DataError, "saturated", "include=", "exclude=", df=df, cluster="g",
-            **FAST)
+    refuses(DataError, "saturated", "include=", "exclude=", df=df, cluster="g", **FAST)
     assert time.perf_counter() - t < 5.0  # was 24-60 s of formula parsing
 
 

@@ -30,8 +30,7 @@ METHODS = sim.available_methods()  # with "defaults" once impute() takes cluster
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    info = sim.run_study(out, experiments=(1, 2, 3), reps=3, jobs=1, config=TINY,
-                         progress=False)
+    info = sim.run_study(out, experiments=(1, 2, 3), reps=3, jobs=1, config=TINY, progress=False)
     return out, info
 
 
@@ -39,8 +38,7 @@ def test_files_one_per_replication(study):
     out, info = study
     assert info["done"] == 9 and info["skipped"] == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.json"))
-    assert files == [f"experiment{e}/replication{r:04d}.json" for e in (1, 2, 3)
-                     for r in range(3)]
+    assert files == [f"experiment{e}/replication{r:04d}.json" for e in (1, 2, 3) for r in range(3)]
     rec = json.loads((out / "experiment2/replication0001.json").read_text())
     assert rec["settings"] == TINY.settings(2)
     assert set(rec["results"]) == set(TINY.methods)
@@ -72,13 +70,16 @@ def test_other_settings_are_refused(study):
 
 def test_replication_is_deterministic_and_independent_of_methods():
     a = sim.run_replication(1, 5, TINY)
-    b = sim.run_replication(1, 5, sim.StudyConfig(m={1: 2}, iterations=3,
-                                                  methods=("complete", "multilevel")))
+    b = sim.run_replication(
+        1, 5, sim.StudyConfig(m={1: 2}, iterations=3, methods=("complete", "multilevel"))
+    )
     for method in ("complete", "multilevel"):
         assert a["results"][method]["params"] == b["results"][method]["params"]
     other = sim.run_replication(1, 6, TINY)
-    assert (other["results"]["complete"]["params"]["skill"]["estimate"]
-            != a["results"]["complete"]["params"]["skill"]["estimate"])
+    assert (
+        other["results"]["complete"]["params"]["skill"]["estimate"]
+        != a["results"]["complete"]["params"]["skill"]["estimate"]
+    )
 
 
 def test_process_pool_gives_the_same_files(study, tmp_path):
@@ -108,9 +109,16 @@ def test_summary_of_the_tiny_study(study):
     assert list(s["method"].unique()) == list(METHODS)
     assert (s["n"] == 3).all() and (s["failed"] == 0).all()
     e3 = s[(s["experiment"] == 3) & (s["method"] == "multilevel")]
-    assert list(e3["parameter"]) == ["Intercept", "skill", "gender", "relation", "skill:gender",
-                                     "var(Intercept|class)", "var(gender|class)",
-                                     "var(Residual)"]
+    assert list(e3["parameter"]) == [
+        "Intercept",
+        "skill",
+        "gender",
+        "relation",
+        "skill:gender",
+        "var(Intercept|class)",
+        "var(gender|class)",
+        "var(Residual)",
+    ]
     assert list(e3["label"]) == ["B0", "B1", "", "", "B3", "D0", "D1", "S"]
     assert set(s.loc[s["kind"] == "mean", "parameter"]) == {"mean(grade)", "mean(relation)"}
     com = s[s["method"] == "complete"]
@@ -119,8 +127,7 @@ def test_summary_of_the_tiny_study(study):
     assert s.loc[s["method"] == "multilevel", "impute_s"].gt(0).all()
     t = sim.timings(out)
     assert set(t.index.get_level_values("method")) == {*METHODS, "all"}
-    assert np.isclose(t.loc[(3, "all"), "total_s"],
-                      t.loc[3].drop("all")["total_s"].sum())
+    assert np.isclose(t.loc[(3, "all"), "total_s"], t.loc[3].drop("all")["total_s"].sum())
 
 
 def _fake_records() -> pd.DataFrame:
@@ -128,13 +135,35 @@ def _fake_records() -> pd.DataFrame:
     com = np.array([0.9, 1.0, 1.05, 1.0])
     rows = []
     for r in range(4):
-        rows.append({"experiment": 1, "replication": r, "method": "multilevel",
-                     "parameter": "skill", "kind": "fixed", "estimate": est[r], "se": 0.2,
-                     "ci_low": est[r] - 0.3, "ci_high": est[r] + 0.3, "true": 1.0,
-                     "complete": com[r], "impute_s": 0.5, "fit_s": 0.1, "singular": r % 2,
-                     "convergence_warning": r == 0, "error": None})
-    rows.append({"experiment": 1, "replication": 4, "method": "multilevel", "parameter": "",
-                 "error": "PoolingError: boom"})
+        rows.append(
+            {
+                "experiment": 1,
+                "replication": r,
+                "method": "multilevel",
+                "parameter": "skill",
+                "kind": "fixed",
+                "estimate": est[r],
+                "se": 0.2,
+                "ci_low": est[r] - 0.3,
+                "ci_high": est[r] + 0.3,
+                "true": 1.0,
+                "complete": com[r],
+                "impute_s": 0.5,
+                "fit_s": 0.1,
+                "singular": r % 2,
+                "convergence_warning": r == 0,
+                "error": None,
+            }
+        )
+    rows.append(
+        {
+            "experiment": 1,
+            "replication": 4,
+            "method": "multilevel",
+            "parameter": "",
+            "error": "PoolingError: boom",
+        }
+    )
     return pd.DataFrame(rows, columns=rows[0].keys())
 
 
@@ -168,10 +197,10 @@ def test_cluster_robust_mean_on_balanced_data():
 
 def test_single_level_formulas():
     got = sim.single_level_formulas(IMPUTATION_FORMULAS[2])
-    assert got == {"relation": "~ gender + grade + skill",
-                   "grade": "~ gender + relation + skill"}
+    assert got == {"relation": "~ gender + grade + skill", "grade": "~ gender + relation + skill"}
     assert sim.single_level_formulas(IMPUTATION_FORMULAS[3]) == {
-        "grade": "~ skill * gender + relation"}
+        "grade": "~ skill * gender + relation"
+    }
 
 
 def test_defaults_seam(monkeypatch):
@@ -205,20 +234,28 @@ def test_single_data_set_and_acceptance(study):
     per = single.per_imputation
     assert per.shape[0] == 2
     assert list(single.complete.index) == list(single.complete_cases.index) == list(per.columns)
-    assert {"skill:gender", "var(Intercept|class)", "var(gender|class)",
-            "cov(Intercept,gender|class)", "var(Residual)"} <= set(per.columns)
+    assert {
+        "skill:gender",
+        "var(Intercept|class)",
+        "var(gender|class)",
+        "cov(Intercept,gender|class)",
+        "var(Residual)",
+    } <= set(per.columns)
     # per-imputation variance components average to the pooled ones
     vc = single.variance_components["estimate"]
     for name in ("var(Intercept|class)", "cov(Intercept,gender|class)", "var(Residual)"):
         assert np.isclose(per[name].mean(), vc[name])
     assert np.allclose(per[single.summary.index].mean(), single.summary["estimate"])
     checks = sim.acceptance(sim.summarise(out), single)
-    assert set(checks.columns) == {"experiment", "check", "parameter", "value", "target",
-                                   "passed"}
+    assert set(checks.columns) == {"experiment", "check", "parameter", "value", "target", "passed"}
     kinds = set(checks["check"])
-    assert {"multilevel: relative bias", "multilevel: 95 % CI coverage",
-            "single-level: D0 too low", "complete cases: mean biased",
-            "multilevel: mean unbiased"} <= kinds
+    assert {
+        "multilevel: relative bias",
+        "multilevel: 95 % CI coverage",
+        "single-level: D0 too low",
+        "complete cases: mean biased",
+        "multilevel: mean unbiased",
+    } <= kinds
     assert any(c.startswith("one data set, m = 2") for c in kinds)
     assert checks["passed"].map(type).eq(bool).all()
 
@@ -230,8 +267,10 @@ def test_markdown_between_markers(study, tmp_path):
     assert "### Experiment 3" in text and "### Acceptance checks" in text
     assert "D0 `var(Intercept\\|class)`" in text  # pipes escaped inside tables
     doc = tmp_path / "doc.md"
-    doc.write_text("# Title\n\nprose\n\n<!-- simulation-results:start -->\nold\n"
-                   "<!-- simulation-results:end -->\n\nafter\n")
+    doc.write_text(
+        "# Title\n\nprose\n\n<!-- simulation-results:start -->\nold\n"
+        "<!-- simulation-results:end -->\n\nafter\n"
+    )
     sim.write_markdown(doc, text)
     new = doc.read_text()
     assert new.startswith("# Title\n\nprose\n") and new.endswith("\n\nafter\n")
@@ -245,8 +284,11 @@ def test_figures(study, tmp_path):
     single = sim.single_data_set(3, config=TINY)
     paths = sim.make_figures(out, tmp_path, single=single)
     assert [p.name for p in paths] == [
-        "experiment1_replications.png", "experiment2_replications.png",
-        "experiment3_replications.png", "experiment3_single_data_set.png"]
+        "experiment1_replications.png",
+        "experiment2_replications.png",
+        "experiment3_replications.png",
+        "experiment3_single_data_set.png",
+    ]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
     fig = sim.plot_replications(out, 2)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 8  # 4 fixed, D0, S, 2 means
@@ -255,17 +297,33 @@ def test_figures(study, tmp_path):
 
 def test_command_line(study, tmp_path, capsys):
     out, _ = study
-    code = sim.main(["--out", str(out), "--experiments", "1", "2", "--plots", "--figures",
-                     str(tmp_path / "fig"), "--markdown", str(tmp_path / "sim.md")])
+    code = sim.main(
+        [
+            "--out",
+            str(out),
+            "--experiments",
+            "1",
+            "2",
+            "--plots",
+            "--figures",
+            str(tmp_path / "fig"),
+            "--markdown",
+            str(tmp_path / "sim.md"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "### Experiment 1" in printed and "### Experiment 3" not in printed
     assert (out / "summary.csv").exists() and (tmp_path / "sim.md").exists()
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
-        "experiment1_replications.png", "experiment2_replications.png"]
+        "experiment1_replications.png",
+        "experiment2_replications.png",
+    ]
     assert sim.main(["--out", str(tmp_path / "empty")]) == 1
-    assert sim.main(["--out", str(out), "--reps", "1", "--m", "4", "--iterations", "3",
-                     "--quiet"]) == 2
+    assert (
+        sim.main(["--out", str(out), "--reps", "1", "--m", "4", "--iterations", "3", "--quiet"])
+        == 2
+    )
     assert "another output directory" in capsys.readouterr().err
 
 
@@ -282,8 +340,24 @@ def test_provenance_and_stored_config(study):
 
 def test_command_line_reps_per_experiment(tmp_path, capsys):
     out = tmp_path / "r"
-    argv = ["--out", str(out), "--experiments", "1", "2", "--reps", "1", "2=2", "--m", "2",
-            "--iterations", "3", "--methods", "complete", "multilevel", "--quiet"]
+    argv = [
+        "--out",
+        str(out),
+        "--experiments",
+        "1",
+        "2",
+        "--reps",
+        "1",
+        "2=2",
+        "--m",
+        "2",
+        "--iterations",
+        "3",
+        "--methods",
+        "complete",
+        "multilevel",
+        "--quiet",
+    ]
     assert sim.main(argv) == 0
     assert "ran 3 replications (0 already on disk)" in capsys.readouterr().out
     assert len(list((out / "experiment1").glob("*.json"))) == 1

@@ -34,8 +34,7 @@ def test_unknown_method_lists_names(df):
 
 def test_multilevel_method_needs_random_part(df):
     with pytest.raises(SpecificationError, match=r"needs a random part"):
-        df.mi.impute({"grade": "~ skill", "relation": "~ skill"},
-                     method={"grade": "2l.norm"})
+        df.mi.impute({"grade": "~ skill", "relation": "~ skill"}, method={"grade": "2l.norm"})
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "5"])
@@ -109,8 +108,14 @@ _F = {"grade": "~ skill + (1 | class)", "relation": "~ grade + (1 | class)"}
 
 
 def test_method_options_stored_in_the_spec(df):
-    spec = build_spec(df, _F, method={"grade": ("2l.norm", {"prior": "iw"}),
-                                               "relation": {"method": "2l.pmm", "donors": 3}})
+    spec = build_spec(
+        df,
+        _F,
+        method={
+            "grade": ("2l.norm", {"prior": "iw"}),
+            "relation": {"method": "2l.pmm", "donors": 3},
+        },
+    )
     assert spec.methods == {"grade": "2l.norm", "relation": "2l.pmm"}
     assert spec.method_options == {"grade": {"prior": "iw"}, "relation": {"donors": 3}}
     assert spec.method_arguments["grade"] == ("2l.norm", {"prior": "iw"})
@@ -118,8 +123,9 @@ def test_method_options_stored_in_the_spec(df):
 
 
 def test_unknown_method_option_names_variable_model_and_options(df):
-    with pytest.raises(SpecificationError,
-                       match=r"'2l.norm' for 'grade' has no option 'priors'.*prior='half-t'"):
+    with pytest.raises(
+        SpecificationError, match=r"'2l.norm' for 'grade' has no option 'priors'.*prior='half-t'"
+    ):
         df.mi.impute(_F, method={"grade": ("2l.norm", {"priors": "iw"})})
     with pytest.raises(SpecificationError, match=r"'2l.pmm' for 'relation': donors must be"):
         df.mi.impute(_F, method={"relation": ("2l.pmm", {"donors": 0})})

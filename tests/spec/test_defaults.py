@@ -39,17 +39,19 @@ def schools(seed: int = 1, n_schools: int = 24, *, den_dtype: str = "float64") -
     books[rng.random(n) < 0.15] = np.nan
     lpo = 40 + 2.5 * np.nan_to_num(iqv) + rng.normal(0, 6, n)
     lpo[rng.random(n) < 0.15] = np.nan
-    df = pd.DataFrame({
-        "sch": sch,
-        "pup": np.arange(n) * 7 + 1001,
-        "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
-        "sex": rng.integers(0, 2, n),
-        "iqv": iqv,
-        "rating": rating,
-        "books": books,
-        "den": den,
-        "lpo": lpo,
-    })
+    df = pd.DataFrame(
+        {
+            "sch": sch,
+            "pup": np.arange(n) * 7 + 1001,
+            "student": np.concatenate([np.arange(1, s + 1) for s in sizes]),
+            "sex": rng.integers(0, 2, n),
+            "iqv": iqv,
+            "rating": rating,
+            "books": books,
+            "den": den,
+            "lpo": lpo,
+        }
+    )
     if den_dtype != "float64":
         df["den"] = df["den"].astype(den_dtype)
     return df
@@ -113,7 +115,8 @@ def test_codes_come_back_as_observed_values_in_their_dtype(dtype):
         assert (done.groupby("sch")["den"].nunique() == 1).all()
     # an explicit method wins; without a cluster the single-level PMM
     assert _impute(df, cluster="sch", method={"den": "2lonly.norm"}).spec.methods["den"] == (
-        "2lonly.norm")
+        "2lonly.norm"
+    )
     single = _impute(df[["den", "iqv", "lpo"]])
     assert single.spec.methods["den"] == "pmm"
 
@@ -133,12 +136,14 @@ def test_identifier_unique_over_the_data_is_left_out_with_an_event():
     assert any("'pup'" in e and "identifier" in e for e in imp.events)
     # read with NaN elsewhere or from SPSS, the numbers may be floats: still an identifier
     assert classify_columns(df.assign(pup=df["pup"].astype(float)), "sch")["pup"].role == (
-        "identifier")
+        "identifier"
+    )
     # measured values that happen to differ in every row are not
     assert classify_columns(df.assign(pup=df["pup"] + 0.5), "sch")["pup"].role == "level-1"
     # nor are a handful of whole numbers
-    small = pd.DataFrame({"g": [1, 1, 2, 2, 3, 3], "x": [3, 9, 4, 1, 7, 2],
-                          "y": [1.0, np.nan, 2.0, 3.5, 2.2, 0.1]})
+    small = pd.DataFrame(
+        {"g": [1, 1, 2, 2, 3, 3], "x": [3, 9, 4, 1, 7, 2], "y": [1.0, np.nan, 2.0, 3.5, 2.2, 0.1]}
+    )
     assert classify_columns(small, "g")["x"].role == "level-1"
     text = pd.DataFrame({"id": [f"p{i}" for i in range(6)], "y": [1.0, np.nan, 2, 3, 4, 5]})
     assert classify_columns(text)["id"].role == "identifier"

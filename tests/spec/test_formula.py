@@ -7,8 +7,7 @@ from mlimpute.spec.formula import RandomBlock, parse_formula
 
 
 def test_dict_style_formula():
-    f = parse_formula("~ gender + relation*skill + cmean(relation) + (1 + gender | class)",
-                      "grade")
+    f = parse_formula("~ gender + relation*skill + cmean(relation) + (1 + gender | class)", "grade")
     assert f.response == "grade"
     assert f.group == "class"
     assert f.random == (RandomBlock("1 + gender", True),)
@@ -37,7 +36,8 @@ def test_roundtrip_string():
     f = parse_formula("~ x + cmean(z) + (1 + x | g)", "y")
     again = parse_formula(str(f))
     assert again == f.__class__(str(f), "y", f.fixed, "g", f.random, ("z",)) or (
-        again.fixed == f.fixed and again.random == f.random and again.cmeans == f.cmeans)
+        again.fixed == f.fixed and again.random == f.random and again.cmeans == f.cmeans
+    )
 
 
 @pytest.mark.parametrize(

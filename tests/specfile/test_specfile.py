@@ -33,16 +33,25 @@ def assert_same_imputations(a, b):
     assert a.variables == b.variables
     for v in a.variables:
         np.testing.assert_array_equal(a.dataset[v].values, b.dataset[v].values)
-        np.testing.assert_array_equal(a.dataset[f"{v}:params"].values,
-                                      b.dataset[f"{v}:params"].values)
+        np.testing.assert_array_equal(
+            a.dataset[f"{v}:params"].values, b.dataset[f"{v}:params"].values
+        )
 
 
 @pytest.mark.parametrize("rng", [11, None], ids=["seed", "fresh-entropy"])
 def test_written_spec_reproduces_the_run(data, tmp_path, rng):
-    formulas = {"relation": "~ gender + grade + cmean(grade) + (1 | class)",
-                "grade": "~ gender + relation + skill + (1 + gender | class)"}
-    imp = data.mi.impute(formulas, m=2, iterations=4, rng=rng, visit=["grade", "relation"],
-                         method={"relation": "norm"})  # single-level: random part dropped
+    formulas = {
+        "relation": "~ gender + grade + cmean(grade) + (1 | class)",
+        "grade": "~ gender + relation + skill + (1 + gender | class)",
+    }
+    imp = data.mi.impute(
+        formulas,
+        m=2,
+        iterations=4,
+        rng=rng,
+        visit=["grade", "relation"],
+        method={"relation": "norm"},
+    )  # single-level: random part dropped
     path = tmp_path / "spec.toml"
     path.write_text(spec_to_toml(imp.spec, data="data.csv"))
     study = read_spec(path)
@@ -62,8 +71,10 @@ def test_odd_column_names_round_trip(tmp_path):
     df = pd.DataFrame({"my class": g, "x y": rng.normal(size=48), "ok": rng.normal(size=48)})
     df.loc[rng.random(48) < 0.3, "x y"] = np.nan
     df.loc[rng.random(48) < 0.3, "ok"] = np.nan
-    formulas = {"x y": "~ ok + cmean(ok) + (1 | `my class`)",
-                "ok": "~ `x y` + cmean(`x y`) + (1 | `my class`)"}
+    formulas = {
+        "x y": "~ ok + cmean(ok) + (1 | `my class`)",
+        "ok": "~ `x y` + cmean(`x y`) + (1 | `my class`)",
+    }
     imp = df.mi.impute(formulas, m=2, iterations=3, rng=3)
     study = loads_spec(spec_to_toml(imp.spec))
     assert study.formulas == formulas
@@ -72,8 +83,12 @@ def test_odd_column_names_round_trip(tmp_path):
 
 
 def test_formula_text_parses_back():
-    for text in ["~ x*z + cmean(x) + (1 + x | g)", "~ 1 + (0 + x || g)", "~ 0 + x",
-                 "~ `a b` + cmean(`a b`) + (1 | `my g`)"]:
+    for text in [
+        "~ x*z + cmean(x) + (1 + x | g)",
+        "~ 1 + (0 + x || g)",
+        "~ 0 + x",
+        "~ `a b` + cmean(`a b`) + (1 | `my g`)",
+    ]:
         f = mlimpute.parse_formula(text, "y")
         g = mlimpute.parse_formula(formula_text(f), "y")
         assert (g.fixed, g.group, g.random, g.cmeans) == (f.fixed, f.group, f.random, f.cmeans)
@@ -81,11 +96,19 @@ def test_formula_text_parses_back():
 
 def test_study_toml_round_trip(tmp_path):
     study = StudySpec(
-        {"grade": "~ skill + (1 | class)"}, methods={"grade": "2l.norm"}, cluster="class",
-        m=7, iterations=9, seed=2**70, visit=("grade",), data="d/x.csv", columns=("a", "b"),
+        {"grade": "~ skill + (1 | class)"},
+        methods={"grade": "2l.norm"},
+        cluster="class",
+        m=7,
+        iterations=9,
+        seed=2**70,
+        visit=("grade",),
+        data="d/x.csv",
+        columns=("a", "b"),
         output=OutputSpec("out/imp.zarr", "c_{i}.parquet", "pooled.csv"),
-        analysis=AnalysisSpec("grade ~ skill + (1 | class)", reml=False,
-                              tests=("skill = 0", "Intercept = 10")),
+        analysis=AnalysisSpec(
+            "grade ~ skill + (1 | class)", reml=False, tests=("skill = 0", "Intercept = 10")
+        ),
         version="0.1.0",
     )
     back = loads_spec(study.to_toml(), tmp_path)
@@ -96,8 +119,10 @@ def test_study_toml_round_trip(tmp_path):
 def test_read_spec_resolves_paths_and_fills_default_outputs(tmp_path):
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "study.toml"
-    path.write_text('[data]\npath = "../d.csv"\n[imputation.formulas]\ny = "~ x"\n'
-                    '[analysis]\nformula = "y ~ x"\n[output]\ncompleted = false\n')
+    path.write_text(
+        '[data]\npath = "../d.csv"\n[imputation.formulas]\ny = "~ x"\n'
+        '[analysis]\nformula = "y ~ x"\n[output]\ncompleted = false\n'
+    )
     study = read_spec(path)
     assert study.base_dir == tmp_path / "sub"
     assert study.resolve(study.data).resolve() == (tmp_path / "d.csv").resolve()
@@ -105,31 +130,36 @@ def test_read_spec_resolves_paths_and_fills_default_outputs(tmp_path):
     assert loads_spec('[imputation.formulas]\ny = "~ x"').output == OutputSpec()
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("[imputation\nm = 1", "invalid TOML"),
-    ('foo = 1\n[imputation]\nm = 2', "foo: unknown key"),
-    ("[imputation]\nchains = 2", "imputation.chains: unknown key"),
-    ("[imputation]\nm = 0", "imputation.m: must be an integer ≥ 1, got 0"),
-    ('[imputation]\nm = "5"', "imputation.m: must be an integer"),
-    ("[imputation]\niterations = true", "imputation.iterations: must be an integer"),
-    ("[imputation]\nseed = -1", "imputation.seed: must be an integer ≥ 0"),
-    ("[imputation]\nseed = 1.5", "imputation.seed"),
-    ("imputation = 3", "imputation: must be a table"),
-    ("[data]\npath = 1\n[imputation]", "data.path: must be a non-empty string"),
-    ("[imputation]\nformulas = 3", "imputation.formulas: must be a table"),
-    ("[imputation.formulas]\ny = 3", "imputation.formulas.y: must be a string"),
-    ('[imputation]\nvisit = "y"', "imputation.visit: must be a list of strings"),
-    ('[imputation.formulas]\ny = "~ x"\n[imputation.methods]\nz = "norm"',
-     "imputation.methods.z: a method for a variable without a formula"),
-    ('[imputation.options]\nfoo = 1', "imputation.options.foo: not an option"),
-    ('[imputation.options]\nrng = 1', "imputation.options.rng: set 'rng' with its own key"),
-    ('[imputation]\n[output]\ncompleted = "x.xlsx"', "output.completed: 'x.xlsx' must end"),
-    ('[imputation]\n[output]\nimputations = 3', "output.imputations: must be a path or false"),
-    ('[imputation]\n[analysis]\nreml = true', "analysis.formula: must be a non-empty string"),
-    ('[imputation]\n[analysis]\nformula = "y ~ x"\nreml = "yes"', "analysis.reml"),
-    ('[imputation]\n[analysis]\nformula = "y ~ x"\ntests = "x = 0"', "analysis.tests"),
-    ("[data]\npath = 'x.csv'", "imputation: missing"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[imputation\nm = 1", "invalid TOML"),
+        ("foo = 1\n[imputation]\nm = 2", "foo: unknown key"),
+        ("[imputation]\nchains = 2", "imputation.chains: unknown key"),
+        ("[imputation]\nm = 0", "imputation.m: must be an integer ≥ 1, got 0"),
+        ('[imputation]\nm = "5"', "imputation.m: must be an integer"),
+        ("[imputation]\niterations = true", "imputation.iterations: must be an integer"),
+        ("[imputation]\nseed = -1", "imputation.seed: must be an integer ≥ 0"),
+        ("[imputation]\nseed = 1.5", "imputation.seed"),
+        ("imputation = 3", "imputation: must be a table"),
+        ("[data]\npath = 1\n[imputation]", "data.path: must be a non-empty string"),
+        ("[imputation]\nformulas = 3", "imputation.formulas: must be a table"),
+        ("[imputation.formulas]\ny = 3", "imputation.formulas.y: must be a string"),
+        ('[imputation]\nvisit = "y"', "imputation.visit: must be a list of strings"),
+        (
+            '[imputation.formulas]\ny = "~ x"\n[imputation.methods]\nz = "norm"',
+            "imputation.methods.z: a method for a variable without a formula",
+        ),
+        ("[imputation.options]\nfoo = 1", "imputation.options.foo: not an option"),
+        ("[imputation.options]\nrng = 1", "imputation.options.rng: set 'rng' with its own key"),
+        ('[imputation]\n[output]\ncompleted = "x.xlsx"', "output.completed: 'x.xlsx' must end"),
+        ("[imputation]\n[output]\nimputations = 3", "output.imputations: must be a path or false"),
+        ("[imputation]\n[analysis]\nreml = true", "analysis.formula: must be a non-empty string"),
+        ('[imputation]\n[analysis]\nformula = "y ~ x"\nreml = "yes"', "analysis.reml"),
+        ('[imputation]\n[analysis]\nformula = "y ~ x"\ntests = "x = 0"', "analysis.tests"),
+        ("[data]\npath = 'x.csv'", "imputation: missing"),
+    ],
+)
 def test_validation_names_the_key(text, match):
     with pytest.raises(SpecificationError, match=match.replace("(", r"\(")):
         loads_spec(text, source="s.toml")
@@ -149,20 +179,25 @@ def test_run_writes_outputs_and_pools(data, tmp_path):
     data.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "s.toml").write_text(
         '[data]\npath = "d.csv"\n'
-        '[imputation]\nm = 3\niterations = 4\nseed = 1\n'
-        '[imputation.formulas]\n'
+        "[imputation]\nm = 3\niterations = 4\nseed = 1\n"
+        "[imputation.formulas]\n"
         'relation = "~ gender + grade + cmean(grade) + (1 | class)"\n'
         'grade = "~ gender + relation + cmean(relation) + (1 | class)"\n'
         '[output]\nimputations = "out/imp.nc"\ncompleted = "out/c_{i}.parquet"\n'
         '[analysis]\nformula = "grade ~ gender + relation + (1 | class)"\n'
-        'tests = ["gender = 0"]\n')
+        'tests = ["gender = 0"]\n'
+    )
     lines = []
     with pytest.warns(mlimpute.MlimputeWarning, match="written by mlimpute 0.0.1"):
-        res = run(replace(read_spec(tmp_path / "s.toml"), version="0.0.1"),
-                  log=lines.append)
+        res = run(replace(read_spec(tmp_path / "s.toml"), version="0.0.1"), log=lines.append)
     names = sorted(p.relative_to(tmp_path).as_posix() for p in res.written)
-    assert names == ["out/c_1.parquet", "out/c_2.parquet", "out/c_3.parquet", "out/imp.nc",
-                     "s-pooled.csv"]
+    assert names == [
+        "out/c_1.parquet",
+        "out/c_2.parquet",
+        "out/c_3.parquet",
+        "out/imp.nc",
+        "s-pooled.csv",
+    ]
     assert lines[0].startswith("read d.csv (80 rows")
     back = mlimpute.io.open(tmp_path / "out" / "imp.nc")
     assert_same_imputations(res.imputed, back)
@@ -172,8 +207,9 @@ def test_run_writes_outputs_and_pools(data, tmp_path):
 
 
 def test_cluster_must_match_the_formulas(data):
-    study = StudySpec({"grade": "~ skill + (1 | class)"}, cluster="school", m=2, iterations=2,
-                      seed=1)
+    study = StudySpec(
+        {"grade": "~ skill + (1 | class)"}, cluster="school", m=2, iterations=2, seed=1
+    )
     # impute itself rejects a cluster column that is not in the data (naming it)
     with pytest.raises(SpecificationError, match="'school'"):
         study.impute(data[["class", "skill", "grade"]])
@@ -181,8 +217,12 @@ def test_cluster_must_match_the_formulas(data):
 
 def test_data_columns_selects(tmp_path, data):
     data.to_csv(tmp_path / "d.csv", index=False)
-    study = StudySpec({"grade": "~ skill + (1 | class)"}, data="d.csv",
-                      columns=("class", "skill", "grade"), base_dir=tmp_path)
+    study = StudySpec(
+        {"grade": "~ skill + (1 | class)"},
+        data="d.csv",
+        columns=("class", "skill", "grade"),
+        base_dir=tmp_path,
+    )
     assert list(study.read_data().columns) == ["class", "skill", "grade"]
     bad = StudySpec({}, data="d.csv", columns=("nope",), base_dir=tmp_path)
     with pytest.raises(SpecificationError, match=r"data.columns: \['nope'\]"):
@@ -194,8 +234,7 @@ def test_default_formulas(data):
     f = default_formulas(data, "class")
     assert f == {
         "relation": "~ skill + gender + cmean(gender) + grade + cmean(grade) + (1 | class)",
-        "grade": ("~ skill + gender + cmean(gender) + relation + cmean(relation)"
-                  " + (1 | class)"),
+        "grade": ("~ skill + gender + cmean(gender) + relation + cmean(relation) + (1 | class)"),
     }
     assert default_formulas(data)["grade"] == "~ class + skill + gender + relation"
     with pytest.raises(SpecificationError, match="'klass'"):
