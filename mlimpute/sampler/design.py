@@ -17,6 +17,7 @@ the columns that depend on imputed variables (directly, through an interaction, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,13 +95,15 @@ class Values(dict):
     when formulaic re-evaluates a term (the slow refresh path).
     """
 
-    def __init__(self, layout: Layout, *args, like: dict | None = None, **kwargs):
+    def __init__(
+        self, layout: Layout, *args: Any, like: dict[str, pd.Series] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.layout = layout
         self.like = like or {}
         self._cmean: dict[str, np.ndarray] = {}
 
-    def frame_value(self, name: str):
+    def frame_value(self, name: str) -> np.ndarray | pd.Series:
         """The current column as formulaic should see it (decoded categories)."""
         if name in self.like:
             return decode(self[name], self.like[name])
@@ -128,7 +131,7 @@ class ClusterValues:
     of x's current values, ``ranef(...)`` columns the current random effects passed in.
     """
 
-    def __init__(self, values: Values, first: np.ndarray, ranef: dict[str, np.ndarray]):
+    def __init__(self, values: Values, first: np.ndarray, ranef: dict[str, np.ndarray]) -> None:
         self.values, self.first, self.ranef = values, first, ranef
         self.like = values.like
 
@@ -150,7 +153,7 @@ class ClusterValues:
             return self.values.layout.segments.mean(self.values[name[6:-1]])
         return static[name].to_numpy(dtype=np.float64)
 
-    def frame_value(self, name: str):
+    def frame_value(self, name: str) -> np.ndarray | pd.Series:
         if name in self.like:
             return decode(self[name], self.like[name])
         return self[name]
@@ -210,7 +213,9 @@ class Block:
             out[col] = all(f.startswith("cmean(") for f in factors)
         return out
 
-    def refresh(self, values: Values, static: pd.DataFrame, obs_idx, mis_idx) -> None:
+    def refresh(
+        self, values: Values, static: pd.DataFrame, obs_idx: np.ndarray, mis_idx: np.ndarray
+    ) -> None:
         """Recompute the dynamic columns from the chain's current values, in place."""
         for col, factors in self.fast:
             v = values.factor(factors[0], static)
