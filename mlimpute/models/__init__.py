@@ -3,7 +3,8 @@
 The contract every model follows — :class:`ConditionalModel` (``check``, ``init``, ``step``,
 ``draw_missing``, ``param_names``, ``param_vector``, ``random_effects``), the data it sees
 (:class:`ModelData`), the linear-core API the latent and matching models reuse
-(:class:`LinearCore`), the registry and the default table — is in :mod:`mlimpute.models.base`;
+(:class:`LinearCore`) — is in :mod:`mlimpute.models.base`, the registry and the default
+table in :mod:`mlimpute.models.registry`;
 :func:`check_model` tests a registered model against it.
 
 Examples
@@ -15,13 +16,10 @@ Examples
 
 from __future__ import annotations
 
-from mlimpute.models.base import (
+from mlimpute.models.base import ConditionalModel, LinearCore, ModelBase, ModelData
+from mlimpute.models.registry import (
     _REGISTRY,  # noqa: F401  (tests replace entries)
-    ConditionalModel,
     DefaultSlot,
-    LinearCore,
-    ModelBase,
-    ModelData,
     ModelInfo,
     available_models,
     default_for,

@@ -1,4 +1,4 @@
-"""The model contract: protocols, the registry, the default table and the contract test.
+"""The model contract: the protocols every conditional model follows.
 
 A conditional model imputes one incomplete variable given the current values of the others.
 The sampler (:mod:`mlimpute.sampler.engine`) knows models only through
@@ -9,9 +9,10 @@ the sampler carries from visit to visit and never looks into.
 Life of a model in a run:
 
 1. **spec time** — :func:`build_spec` picks the model by name (``method=``) or from the
-   default table (:func:`default_for`, declared with :func:`register`), and validates the
+   default table (:func:`~mlimpute.models.registry.default_for`, declared with
+   :func:`~mlimpute.models.registry.register`), and validates the
    keyword options of ``method={"y": ("2l.norm", {"prior": "iw"})}`` against the factory's
-   signature (:func:`validate_options`);
+   signature (:func:`~mlimpute.models.registry.validate_options`);
 2. **plan time** — the sampler builds the model's :class:`ModelData` once and calls
    :meth:`ConditionalModel.check`: problems a model can see in its data (an ordinal model
    without an intercept...) are a :class:`~mlimpute.errors.SpecificationError` naming the
@@ -21,39 +22,20 @@ Life of a model in a run:
    level-2 formulas with ``ranef(x)`` read ``x``'s model through ``random_effects``.
 
 Adding a model: one module in :mod:`mlimpute.models` with a class decorated by
-:func:`register` (``default_for=`` if it becomes the default of some variables), its import
-line in ``mlimpute/models/__init__.py``, and a test file; ``check_model(name)`` runs the
+:func:`~mlimpute.models.registry.register` (``default_for=`` if it becomes the default of
+some variables), its import line in ``mlimpute/models/__init__.py``, and a test file; ``check_model(name)`` runs the
 contract test over it (the test suite runs it over the whole registry).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from mlimpute.errors import SpecificationError
 from mlimpute.models.segments import Segments
 
-__all__ = [
-    "DesignBlock",
-    "ModelData",
-    "ConditionalModel",
-    "LinearCore",
-    "ModelBase",
-    "ModelInfo",
-    "DefaultSlot",
-    "register",
-    "get_model",
-    "available_models",
-    "default_for",
-    "default_table",
-    "model_options",
-    "validate_options",
-]
+__all__ = ["DesignBlock", "ModelData", "ConditionalModel", "LinearCore", "ModelBase"]
 
 State = TypeVar("State")
 
@@ -404,294 +386,3 @@ class ModelBase:
     def random_effects(self, state: Any, data: ModelData) -> tuple[np.ndarray, list[str]]:
         """An empty (n_clusters, 0) array: no random effects."""
         return np.zeros((data.n_clusters, 0)), []
-
-
-# -- the registry ----------------------------------------------------------------------------
-class DefaultSlot(NamedTuple):
-    """Which variables a model is the default for.
-
-    Attributes
-    ----------
-    kind : str
-        ``"numeric"``, ``"binary"``, ``"ordinal"`` or ``"nominal"``
-        (:func:`mlimpute.codec.column_kind`).
-    level : int
-        1 (row-level variable) or 2 (constant within clusters, modelled on cluster rows).
-    multilevel : bool
-        Whether the variable's formula has a random part.
-    variant : str
-        ``""`` for the plain default; ``"codes"`` for numeric columns holding integer codes
-        (:func:`mlimpute.spec.defaults.integer_codes`), ``"heteroscedastic"`` for
-        ``heteroscedastic=``.
-    """
-
-    kind: str
-    level: int
-    multilevel: bool
-    variant: str = ""
-
-
-VARIANTS = ("", "codes", "heteroscedastic")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Registry entry: how to build a model and what it accepts.
-
-    Attributes
-    ----------
-    name : str
-        The ``method=`` name (mice's names where one exists).
-    factory : callable
-        ``factory(**options) -> ConditionalModel``; its keyword parameters are the model's
-        options (:func:`model_options`).
-    multilevel : bool
-        Whether the model uses the formula's random part.
-    level : int
-        1 for row-level variables, 2 for cluster-level ones.
-    kinds : tuple of str
-        Response kinds it imputes: ``"numeric"``, ``"binary"``, ``"ordinal"``, ``"nominal"``.
-    description : str
-    default_for : tuple of DefaultSlot
-        The variables this model is the default for.
-    aliases : tuple of str
-    """
-
-    name: str
-    factory: Callable[..., ConditionalModel]
-    multilevel: bool
-    level: int
-    kinds: tuple[str, ...]
-    description: str
-    default_for: tuple[DefaultSlot, ...] = field(default=())
-    aliases: tuple[str, ...] = field(default=())
-
-
-_REGISTRY: dict[str, ModelInfo] = {}
-_DEFAULTS: dict[DefaultSlot, str] = {}
-
-C = TypeVar("C", bound=type)
-
-
-def register(
-    name: str,
-    *,
-    multilevel: bool,
-    level: int = 1,
-    kinds: tuple[str, ...] = ("numeric",),
-    aliases: tuple[str, ...] = (),
-    default_for: Iterable[tuple] = (),
-) -> Callable[[C], C]:
-    """Class decorator adding a conditional model to the registry under ``name``.
-
-    Parameters
-    ----------
-    name : str
-        The ``method=`` name.
-    multilevel : bool
-        Whether the model needs a random part in its formula.
-    level : int
-        1 for row-level variables, 2 for models fitted on one row per cluster.
-    kinds : tuple of str
-        Response kinds it can impute.
-    aliases : tuple of str
-        Other names for ``method=``.
-    default_for : iterable of tuple
-        :class:`DefaultSlot` tuples ``(kind, level, multilevel[, variant])``: the variables
-        this model is the default for. Each slot has one model; a second claim fails.
-
-    Returns
-    -------
-    callable
-        The decorator; it also sets the class attribute ``info`` (its :class:`ModelInfo`).
-
-    Examples
-    --------
-    >>> from mlimpute.models.norm import Norm
-    >>> Norm.info.name, Norm.info.default_for[0]
-    ('norm', DefaultSlot(kind='numeric', level=1, multilevel=False, variant=''))
-    """
-    slots = tuple(DefaultSlot(*s) for s in default_for)
-    for s in slots:
-        if s.variant not in VARIANTS:
-            raise ValueError(f"{name}: unknown default variant {s.variant!r}; one of {VARIANTS}")
-
-    def deco(cls: C) -> C:
-        doc = (cls.__doc__ or "").strip().splitlines()
-        info = ModelInfo(
-            name, cls, multilevel, level, tuple(kinds), doc[0] if doc else "", slots, tuple(aliases)
-        )
-        for key in (name, *aliases):
-            if key in _REGISTRY:
-                raise ValueError(f"model name {key!r} registered twice")
-        for s in slots:
-            if s in _DEFAULTS:
-                raise ValueError(f"{name}: {s} is already the default slot of {_DEFAULTS[s]!r}")
-        for key in (name, *aliases):
-            _REGISTRY[key] = info
-        for s in slots:
-            _DEFAULTS[s] = name
-        cls.info = info
-        return cls
-
-    return deco
-
-
-def get_model(name: str) -> ModelInfo:
-    """Look a model up by name; unknown names fail listing the names that exist.
-
-    Examples
-    --------
-    >>> get_model("2l.pan").name
-    '2l.norm'
-    """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise SpecificationError(
-            f"unknown imputation method {name!r}; available: {', '.join(available_models())}"
-        ) from None
-
-
-def available_models() -> list[str]:
-    """Names of all registered models (aliases included), sorted.
-
-    Examples
-    --------
-    >>> "2l.norm" in available_models()
-    True
-    """
-    return sorted(_REGISTRY)
-
-
-def default_for(kind: str, level: int, multilevel: bool, variant: str = "") -> str | None:
-    """The default model for a variable, as declared by :func:`register`.
-
-    Parameters
-    ----------
-    kind : str
-        ``"numeric"``, ``"binary"``, ``"ordinal"`` or ``"nominal"``.
-    level : int
-        1 or 2.
-    multilevel : bool
-        Whether the variable's formula has a random part.
-    variant : str
-        ``"codes"`` or ``"heteroscedastic"`` (see :class:`DefaultSlot`); a variant nobody
-        claims falls back to the plain default for ``"codes"`` and gives None otherwise.
-
-    Returns
-    -------
-    str or None
-        None where no model is the default (e.g. ``kind="other"``).
-
-    Examples
-    --------
-    >>> default_for("binary", 1, True), default_for("numeric", 2, False, "codes")
-    ('2l.bin', '2lonly.pmm')
-    """
-    name = _DEFAULTS.get(DefaultSlot(kind, level, multilevel, variant))
-    if name is None and variant == "codes":
-        name = _DEFAULTS.get(DefaultSlot(kind, level, multilevel))
-    return name
-
-
-def default_table() -> dict[DefaultSlot, str]:
-    """Every declared default: ``{DefaultSlot: model name}`` (a copy).
-
-    Examples
-    --------
-    >>> default_table()[DefaultSlot("ordinal", 1, True)]
-    '2l.ordinal'
-    """
-    return dict(_DEFAULTS)
-
-
-class DefaultView(Mapping):
-    """A read-only, live view of the default table under other keys.
-
-    ``key_of(slot)`` maps a :class:`DefaultSlot` to this view's key (or None to leave the
-    slot out); later registrations show up.
-    """
-
-    def __init__(self, key_of: Callable[[DefaultSlot], Hashable | None]) -> None:
-        self._key_of = key_of
-
-    def _items(self) -> dict:
-        out = {}
-        for slot, name in _DEFAULTS.items():
-            key = self._key_of(slot)
-            if key is not None:
-                out[key] = name
-        return out
-
-    def __getitem__(self, key: Hashable) -> str:
-        return self._items()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-    def __repr__(self) -> str:
-        return repr(self._items())
-
-
-# -- options ---------------------------------------------------------------------------------
-def model_options(name: str) -> dict[str, Any]:
-    """The keyword options of model ``name`` and their defaults (from its factory).
-
-    Examples
-    --------
-    >>> model_options("2l.norm")["prior"]
-    'half-t'
-    """
-    sig = inspect.signature(get_model(name).factory)
-    return {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-
-
-def validate_options(variable: str, name: str, options: Mapping[str, Any]) -> ConditionalModel:
-    """Build model ``name`` with ``options``; a bad option is a SpecificationError.
-
-    Parameters
-    ----------
-    variable : str
-        The imputed column (for the message).
-    name : str
-        A registered model name.
-    options : mapping
-        Keyword options for the model's factory.
-
-    Returns
-    -------
-    ConditionalModel
-        The model built (a check that the options are valid).
-
-    Raises
-    ------
-    SpecificationError
-        Unknown option (naming the variable, the model and its options) or a value the
-        factory refuses.
-
-    Examples
-    --------
-    >>> validate_options("grade", "2l.norm", {"prior": "iw"}).prior
-    'iw'
-    """
-    info = get_model(name)
-    known = model_options(name)
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        valid = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        raise SpecificationError(
-            f"method {name!r} for {variable!r} has no option {unknown[0]!r}; its options "
-            f"(with defaults) are: {valid}"
-        )
-    try:
-        return info.factory(**options)
-    except (TypeError, ValueError) as exc:
-        raise SpecificationError(f"method {name!r} for {variable!r}: {exc}") from None

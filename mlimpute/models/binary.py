@@ -28,7 +28,8 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm_sign,
 )
-from mlimpute.models.base import ModelBase, ModelData, register
+from mlimpute.models.base import ModelBase, ModelData
+from mlimpute.models.registry import register
 
 __all__ = ["Probit", "MultilevelProbit", "ProbitState"]
 

@@ -11,12 +11,12 @@ the models themselves are the single-level ones.
 
 from __future__ import annotations
 
-from mlimpute.models.base import register
 from mlimpute.models.binary import Probit
 from mlimpute.models.nominal import MultinomialProbit
 from mlimpute.models.norm import Norm
 from mlimpute.models.ordinal import OrderedProbit
 from mlimpute.models.pmm import PMM
+from mlimpute.models.registry import register
 
 __all__ = ["Level2Norm", "Level2PMM", "Level2Probit", "Level2Ordinal", "Level2Nominal"]
 

@@ -70,7 +70,7 @@ import numpy as np
 
 from mlimpute.errors import SpecificationError
 from mlimpute.models._ml_norm_static import Split, Static, psi_entries, split_stats, static
-from mlimpute.models.base import ModelData, register
+from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
     backward_batched,
     chol_batched,
@@ -81,6 +81,7 @@ from mlimpute.models.linalg import (
     inv_wishart,
     solve_spd,
 )
+from mlimpute.models.registry import register
 from mlimpute.models.segments import Segments
 
 __all__ = ["MultilevelNorm", "MultilevelNormState"]

@@ -30,8 +30,9 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import gammaln
 
-from mlimpute.models.base import ModelData, register
+from mlimpute.models.base import ModelData
 from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
+from mlimpute.models.registry import register
 from mlimpute.models.segments import Segments
 
 __all__ = ["HeteroscedasticMultilevelNorm"]

@@ -33,7 +33,8 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm,
 )
-from mlimpute.models.base import ModelBase, ModelData, register
+from mlimpute.models.base import ModelBase, ModelData
+from mlimpute.models.registry import register
 
 __all__ = ["MultinomialProbit", "MultilevelMultinomialProbit", "NominalState"]
 

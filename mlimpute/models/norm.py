@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlimpute.models.base import ModelBase, ModelData, register
+from mlimpute.models.base import ModelBase, ModelData
 from mlimpute.models.linalg import draw_chol, solve_spd
+from mlimpute.models.registry import register
 
 __all__ = ["Norm", "NormState"]
 

@@ -36,7 +36,8 @@ from mlimpute.models._latent import (
     slope_precision,
     truncnorm,
 )
-from mlimpute.models.base import ModelBase, ModelData, register
+from mlimpute.models.base import ModelBase, ModelData
+from mlimpute.models.registry import register
 
 __all__ = ["OrderedProbit", "MultilevelOrderedProbit", "OrderedState"]
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute.models.base import LinearCore, ModelData, register
+from mlimpute.models.base import LinearCore, ModelData
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
+from mlimpute.models.registry import register
 
 __all__ = ["PMM", "MultilevelPMM", "match_donors"]
 

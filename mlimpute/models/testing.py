@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mlimpute.models.base import ConditionalModel, ModelData, get_model
+from mlimpute.models.base import ConditionalModel, ModelData
+from mlimpute.models.registry import get_model
 from mlimpute.models.segments import Segments
 
 __all__ = ["ArrayBlock", "ArrayModelData", "example_data", "check_model"]

@@ -46,7 +46,7 @@ import pandas as pd
 
 from mlimpute.codec import column_kind
 from mlimpute.models import default_for
-from mlimpute.models.base import DefaultSlot, DefaultView
+from mlimpute.models.registry import DefaultSlot, DefaultView
 from mlimpute.spec.formula import _quote
 
 __all__ = [

@@ -23,7 +23,7 @@ from mlimpute.models import (
     register,
     validate_options,
 )
-from mlimpute.models import base as model_base
+from mlimpute.models import registry as model_base
 from mlimpute.models.norm import Norm, NormState
 from mlimpute.models.testing import example_data
 
