@@ -23,8 +23,9 @@ Life of a model in a run:
 
 Adding a model: one module in :mod:`mlimpute.models` with a class decorated by
 :func:`~mlimpute.models.registry.register` (``default_for=`` if it becomes the default of
-some variables), its import line in ``mlimpute/models/__init__.py``, and a test file; ``check_model(name)`` runs the
-contract test over it (the test suite runs it over the whole registry).
+some variables), its import line in ``mlimpute/models/__init__.py``, and a test file;
+``check_model(name)`` runs the contract test over it (the test suite runs it over the
+whole registry).
 """
 
 from __future__ import annotations
