@@ -20,7 +20,8 @@ from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.engine import build_plan
 from mlimpute.sampler.executors import map_chains
-from mlimpute.spec.build import MAX_CATEGORIES, build_spec
+from mlimpute.spec.arguments import MAX_CATEGORIES
+from mlimpute.spec.build import build_spec
 
 __all__ = ["impute"]
 

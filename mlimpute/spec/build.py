@@ -26,6 +26,17 @@ from mlimpute.errors import (
 )
 from mlimpute.models import default_for, get_model, validate_options
 from mlimpute.spec import defaults as _defaults
+from mlimpute.spec.arguments import (
+    MAX_CATEGORIES,
+    check_cluster_argument,
+    check_frame,
+    check_heteroscedastic,
+    check_method,
+    check_names,
+    column_list,
+    parse_all,
+    positive_int,
+)
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
@@ -129,173 +140,6 @@ class ImputationSpec:
         return "\n".join(lines)
 
 
-def _check_frame(df: pd.DataFrame) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    if df.shape[0] == 0 or df.shape[1] == 0:
-        raise DataError(f"the DataFrame is empty (shape {df.shape})")
-    dup = df.columns[df.columns.duplicated()].unique().tolist()
-    if dup:
-        raise DataError(f"duplicated column names: {dup}; rename them before imputing")
-    bad = [c for c in df.columns if not isinstance(c, str)]
-    if bad:
-        raise DataError(f"column names must be strings, got {bad[:5]}")
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SpecificationError(f"{name} must be an integer ≥ 1, got {value!r}")
-    return int(value)
-
-
-#: Names the result uses for its own dimensions and traces (see
-#: :class:`mlimpute.MultiplyImputed`): an imputed column cannot have one of them.
-RESERVED_NAMES = frozenset({"imputation", "iteration", "variable", "mean", "sd"})
-#: Suffixes of the per-variable entries of the result (``"y:row"``, ``"y:params"``...).
-_RESERVED_SUFFIXES = (":row", ":params", ":param")
-
-#: Default cap on the categories of an imputed nominal variable (``max_categories=``).
-MAX_CATEGORIES = 50
-
-
-def _describe(value) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
-def _column_list(value, name: str) -> list[str] | None:
-    """A list of column names from ``value``: None, one name (a lone string, as in
-    ``df.drop(columns="x")``) or a list, tuple, array or Index of names."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (Mapping, set, frozenset)) or not isinstance(
-        value, (Sequence, pd.Index, np.ndarray, pd.Series)
-    ):
-        why = " (a set has no fixed order)" if isinstance(value, (set, frozenset)) else ""
-        raise SpecificationError(
-            f"{name} must be a column name or a list of column names{why}, got {_describe(value)}"
-        )
-    out = list(value)
-    bad = [v for v in out if not isinstance(v, str)]
-    if bad:
-        raise SpecificationError(
-            f"{name} must list column names (strings), got {bad[:5]} in {_describe(value)}"
-        )
-    return out
-
-
-def _check_method(method: object) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``method=`` as ``{column: (model name, options)}``; the names and options are
-    checked against the registry per variable (:func:`_variable_spec`)."""
-    if method is None:
-        return {}
-    if not isinstance(method, Mapping):
-        raise SpecificationError(
-            "method must be a dict {column: method name}, e.g. {'grade': 'pmm'}, got "
-            f"{_describe(method)}"
-        )
-    out = {}
-    for k, v in method.items():
-        if not isinstance(k, str):
-            raise SpecificationError(
-                f"method must map column names to method names (strings), got {k!r}: {v!r}"
-            )
-        out[k] = _method_argument(k, v)
-    return out
-
-
-def _method_argument(name: str, value: object) -> tuple[str, dict[str, Any]]:
-    """One ``method=`` value: ``"2l.norm"``, ``("2l.norm", {"prior": "iw"})`` or
-    ``{"method": "2l.norm", "prior": "iw"}``."""
-    if isinstance(value, str):
-        return value, {}
-    if isinstance(value, Mapping):
-        options = dict(value)
-        meth = options.pop("method", None)
-        if isinstance(meth, str) and all(isinstance(o, str) for o in options):
-            return meth, options
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], Mapping)
-        and all(isinstance(o, str) for o in value[1])
-    ):
-        return value[0], dict(value[1])
-    raise SpecificationError(
-        f"method for {name!r} must be a method name, (name, {{option: value}}) or "
-        f"{{'method': name, option: value}}, e.g. ('2l.norm', {{'prior': 'iw'}}); got "
-        f"{_describe(value)}"
-    )
-
-
-def _check_heteroscedastic(value) -> bool | list[str]:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    try:
-        return _column_list(value, "heteroscedastic")
-    except SpecificationError:
-        raise SpecificationError(
-            "heteroscedastic must be True, False, a column name or a list of column names, "
-            f"got {_describe(value)}"
-        ) from None
-
-
-def _check_names(names) -> None:
-    """Imputed columns must not take the names the result uses for itself: its dimensions
-    and traces, and the per-variable entries ``"<name>:row"``, ``"<name>:param(s)"``."""
-    for name in names:
-        if name in RESERVED_NAMES or str(name).endswith(_RESERVED_SUFFIXES):
-            raise SpecificationError(
-                f"cannot impute a column named {name!r}: the result uses that name for its "
-                f"own traces and dimensions ({', '.join(sorted(RESERVED_NAMES))}, "
-                "'<name>:row', '<name>:param(s)'); rename the column first, e.g. "
-                f"df.rename(columns={{{name!r}: {str(name).replace(':', '_') + '_'!r}}})"
-            )
-
-
-def _parse_all(formulas) -> dict[str, ParsedFormula]:
-    if isinstance(formulas, str):
-        formulas = [formulas]
-    if isinstance(formulas, Mapping):
-        items = []
-        for key, text in formulas.items():
-            if not isinstance(key, str):
-                raise SpecificationError(f"formula keys must be column names, got {key!r}")
-            if not isinstance(text, str):
-                raise SpecificationError(
-                    f"the formula for {key!r} must be a string such as '~ x + (1 | g)', got "
-                    f"{_describe(text)}"
-                )
-            items.append(parse_formula(text, key))
-    elif isinstance(formulas, Sequence):
-        bad = [t for t in formulas if not isinstance(t, str)]
-        if bad:
-            raise SpecificationError(
-                "formulas must be a dict {column: formula} or a list of 'y ~ ...' strings; "
-                f"the list holds {_describe(bad[0])}"
-            )
-        items = [parse_formula(t) for t in formulas]
-        for f in items:
-            if f.response is None:
-                raise SpecificationError(
-                    f"formula {f.text!r} has no response; write 'y ~ ...' or use a dict"
-                )
-    else:
-        raise SpecificationError(
-            "formulas must be a dict {column: formula} or a list of 'y ~ ...' strings, "
-            f"got {type(formulas).__name__}"
-        )
-    out: dict[str, ParsedFormula] = {}
-    for f in items:
-        if f.response in out:
-            raise SpecificationError(f"two formulas for {f.response!r}")
-        out[f.response] = f
-    return out
-
-
 @dataclass(frozen=True)
 class _Columns:
     """What the validators know of the data's columns once the cluster is resolved."""
@@ -348,17 +192,17 @@ def build_spec(
     >>> spec.method_options
     {'grade': {'prior': 'iw'}}
     """
-    _check_frame(df)
-    m = _positive_int(m, "m")
-    iterations = _positive_int(iterations, "iterations")
-    max_categories = _positive_int(max_categories, "max_categories")
-    _check_cluster_argument(cluster)
-    include = _column_list(include, "include")
-    exclude = _column_list(exclude, "exclude")
-    visit = _column_list(visit, "visit")
-    heteroscedastic = _check_heteroscedastic(heteroscedastic)
-    parsed = _parse_all(formulas if formulas is not None else {})
-    methods = _check_method(method)
+    check_frame(df)
+    m = positive_int(m, "m")
+    iterations = positive_int(iterations, "iterations")
+    max_categories = positive_int(max_categories, "max_categories")
+    check_cluster_argument(cluster)
+    include = column_list(include, "include")
+    exclude = column_list(exclude, "exclude")
+    visit = column_list(visit, "visit")
+    heteroscedastic = check_heteroscedastic(heteroscedastic)
+    parsed = parse_all(formulas if formulas is not None else {})
+    methods = check_method(method)
     events: list[str] = []
 
     _check_columns(df, parsed, include, exclude, heteroscedastic)
@@ -381,7 +225,7 @@ def build_spec(
             continue
         specs.append(_variable_spec(cols, name, f, methods.get(name), heteroscedastic, events))
     _check_ranefs(specs, cols.cluster)
-    _check_names(s_.name for s_ in specs)
+    check_names(s_.name for s_ in specs)
     specs = _visit_order(specs, visit)
     if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
         warn(
@@ -393,15 +237,6 @@ def build_spec(
 
 
 # -- the validators, in the order build_spec runs them -------------------------------------
-def _check_cluster_argument(cluster: object) -> None:
-    """``cluster=`` is one column name (mlimpute fits one grouping factor)."""
-    if cluster is not None and not isinstance(cluster, str):
-        raise SpecificationError(
-            "cluster must be one column name (a string), got "
-            f"{_describe(cluster)}; mlimpute fits two-level models with one grouping factor"
-        )
-
-
 def _check_columns(
     df: pd.DataFrame,
     parsed: dict[str, ParsedFormula],

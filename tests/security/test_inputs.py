@@ -26,7 +26,8 @@ from mlimpute.errors import (
     MlimputeWarning,
     SpecificationError,
 )
-from mlimpute.spec.build import RESERVED_NAMES, build_spec
+from mlimpute.spec.arguments import RESERVED_NAMES
+from mlimpute.spec.build import build_spec
 
 impute_mod = importlib.import_module("mlimpute.impute")  # the module, not the function
 FAST = {"m": 2, "iterations": 2, "rng": 1}
