@@ -56,7 +56,7 @@ Devroye, L. (1986). *Non-uniform random variate generation*. Springer (the serie
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr
+from scipy.special import log_ndtr
 
 __all__ = ["draw_pg", "pg_mean", "pg_var", "pg_laplace"]
 
@@ -72,7 +72,7 @@ def pg_mean(b, c) -> np.ndarray:
     Examples
     --------
     >>> float(pg_mean(1.0, 0.0)), round(float(pg_mean(2.0, 3.0)), 6)
-    (0.25, 0.301711)
+    (0.25, 0.301716)
     """
     b, c = np.asarray(b, dtype=float), np.abs(np.asarray(c, dtype=float))
     small = c < 1e-4
@@ -90,7 +90,7 @@ def pg_var(b, c) -> np.ndarray:
     Examples
     --------
     >>> round(float(pg_var(1.0, 0.0)), 6), round(float(pg_var(1.0, 50.0)), 8)
-    (0.041667, 7.6e-06)
+    (0.041667, 4e-06)
     """
     b, c = np.asarray(b, dtype=float), np.abs(np.asarray(c, dtype=float))
     small = c < 1e-2
