@@ -271,7 +271,8 @@ def poisson_eta_step(rng: np.random.Generator, eta: np.ndarray, y: np.ndarray,
     prop = mode + s * rng.standard_t(_T_DF, size=m.shape)
 
     def log_target(x):
-        return y * x - np.exp(x) - (x - m) ** 2 / (2 * v)
+        with np.errstate(over="ignore"):  # e^x = inf: log-density −inf, never accepted
+            return y * x - np.exp(x) - (x - m) ** 2 / (2 * v)
 
     def log_prop(x):
         return -(_T_DF + 1) / 2 * np.log1p(((x - mode) / s) ** 2 / _T_DF)

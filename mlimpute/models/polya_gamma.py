@@ -224,13 +224,14 @@ def _tail_sums(c: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
     u = a / K
     small = u < 0.05
     us = np.where(small, 1.0, u)
-    u2 = u * u
+    u2 = np.where(small, u, 0.0) ** 2
     at1 = np.where(small, 1 - u2 / 3 + u2 * u2 / 5 - u2**3 / 7, np.arctan(us) / us)
-    h2 = np.where(small, 1 / 3 - 2 * u2 / 5 + 3 * u2 * u2 / 7 - 4 * u2**3 / 9,
-                  (np.arctan(us) / us - 1 / (1 + us * us)) / (2 * us * us))
-    d = K * K + a * a
-    s1 = at1 / K + (-2 * K / d**2) / 24
-    s2 = h2 / K**3 + (-4 * K / d**3) / 24
+    with np.errstate(over="ignore", under="ignore"):  # |c| beyond ~1e100: terms → 0
+        h2 = np.where(small, 1 / 3 - 2 * u2 / 5 + 3 * u2 * u2 / 7 - 4 * u2**3 / 9,
+                      (np.arctan(us) / us - 1 / (1 + us * us)) / (2 * us * us))
+        d = K * K + a * a
+        s1 = at1 / K - (K / d) / d / 12
+        s2 = h2 / K**3 - (K / d) / d / d / 6
     return s1, s2
 
 
@@ -238,12 +239,16 @@ def _pg_gamma_sum(rng: np.random.Generator, b: np.ndarray, c: np.ndarray,
                   n_terms: int) -> np.ndarray:
     """PG(b, c) by K gamma terms plus one moment-matched gamma for the remainder."""
     k = np.arange(1, n_terms + 1)
-    d = (k - 0.5) ** 2 + (c[:, None] / (2 * np.pi)) ** 2  # (n, K)
+    with np.errstate(over="ignore"):  # |c| > 1e154: d = inf, the head terms vanish
+        d = (k - 0.5) ** 2 + (c[:, None] / (2 * np.pi)) ** 2  # (n, K)
     g = rng.standard_gamma(np.broadcast_to(b[:, None], d.shape))
     head = (g / d).sum(axis=1)
     s1, s2 = _tail_sums(c, n_terms)
-    # remainder Σ_{k>K} g_k/d_k: mean b·s1, variance b·s2 → Gamma(b·s1²/s2, s2/s1)
-    tail = rng.standard_gamma(b * s1 * s1 / s2) * (s2 / s1)
+    # remainder Σ_{k>K} g_k/d_k: mean b·s1, variance b·s2 → Gamma(b·s1²/s2, s2/s1);
+    # where s2 underflows (|c| > ~1e100) the remainder is its mean
+    ok = s2 > 0
+    shape = np.where(ok, b * s1 * s1 / np.where(ok, s2, 1.0), 1.0)
+    tail = np.where(ok, rng.standard_gamma(shape) * (s2 / np.where(ok, s1, 1.0)), b * s1)
     return (head + tail) / (2 * _PI2)
 
 
