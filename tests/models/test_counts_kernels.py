@@ -170,7 +170,7 @@ def _nb_problem():
     rng = np.random.default_rng(12)
     y = rng.negative_binomial(2.0, 2.0 / 5.0, size=40).astype(float)  # mean 3, r = 2
     psi = np.linspace(0.0, 2.5, 251)
-    rho = np.linspace(-2.5, 8.0, 421)  # log r
+    rho = np.linspace(-2.5, 14.0, 661)  # log r (the right tail follows the prior)
     P, R = np.meshgrid(psi, rho, indexing="ij")
     ll = nb_loglik(y, P[..., None], np.exp(R)[..., None]).sum(-1)
     log_post = ll - P**2 / (2 * PSI_PRIOR_SD**2) - R**2 / (2 * 2.5**2)
