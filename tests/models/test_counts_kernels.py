@@ -168,7 +168,7 @@ PSI_PRIOR_SD = 10.0
 
 def _nb_problem():
     rng = np.random.default_rng(12)
-    y = rng.negative_binomial(2.0, 2.0 / 5.0, size=40).astype(float)  # mean 3, r = 2
+    y = rng.negative_binomial(2.0, 2.0 / 5.0, size=120).astype(float)  # mean 3, r = 2
     psi = np.linspace(0.0, 2.5, 251)
     rho = np.linspace(-2.5, 14.0, 661)  # log r (the right tail follows the prior)
     P, R = np.meshgrid(psi, rho, indexing="ij")
