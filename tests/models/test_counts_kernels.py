@@ -169,15 +169,16 @@ PSI_PRIOR_SD = 10.0
 def _nb_problem():
     rng = np.random.default_rng(12)
     y = rng.negative_binomial(2.0, 2.0 / 5.0, size=120).astype(float)  # mean 3, r = 2
-    psi = np.linspace(0.0, 2.5, 251)
-    rho = np.linspace(-2.5, 14.0, 661)  # log r (the right tail follows the prior)
+    psi = np.linspace(0.5, 1.6, 166)  # posterior mean 1.06, SD 0.08
+    rho = np.linspace(-2.0, 14.0, 481)  # log r (the right tail follows the prior)
     P, R = np.meshgrid(psi, rho, indexing="ij")
-    ll = nb_loglik(y, P[..., None], np.exp(R)[..., None]).sum(-1)
+    vals, counts = np.unique(y, return_counts=True)  # the likelihood by distinct value
+    ll = (counts * nb_loglik(vals, P[..., None], np.exp(R)[..., None])).sum(-1)
     log_post = ll - P**2 / (2 * PSI_PRIOR_SD**2) - R**2 / (2 * 2.5**2)
     return y, _grid_moments(log_post, [psi, rho])
 
 
-def _run_nb(right_tilt=True, n_iter=8000, seed=2):
+def _run_nb(right_tilt=True, n_iter=5000, seed=2):
     y, (mean, cov) = _nb_problem()
     rng = np.random.default_rng(seed)
     X = np.ones((y.size, 1))
@@ -188,7 +189,7 @@ def _run_nb(right_tilt=True, n_iter=8000, seed=2):
         # wrong: ω tilted by the log-mean ψ instead of logit p = ψ − log r
         omega, z = nb_pseudo(rng, y, np.full(y.size, psi if right_tilt else psi + np.log(r)), r)
         psi = weighted_gaussian_step(rng, X, z, omega, [PSI_PRIOR_SD**-2])[0]
-        r, a = nb_dispersion_step(rng, r, y, np.full(y.size, psi), step=1.6)
+        r, a = nb_dispersion_step(rng, r, y, np.full(y.size, psi), step=0.7)
         if t >= 0:
             out[t] = psi, np.log(r)
             acc += a
