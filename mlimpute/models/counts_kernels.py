@@ -64,7 +64,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln, log_expit
 
-from mlimpute.models._linalg import draw_chol, solve_spd
+from mlimpute.models.linalg import draw_chol, solve_spd
 from mlimpute.models.polya_gamma import draw_pg
 
 __all__ = [
@@ -93,8 +93,14 @@ def _as_prec(prior_prec, p: int) -> np.ndarray:
     return np.diag(P) if P.ndim == 1 else P
 
 
-def weighted_gaussian_step(rng: np.random.Generator, X: np.ndarray, z: np.ndarray,
-                           w: np.ndarray, prior_prec=None, prior_mean=None) -> np.ndarray:
+def weighted_gaussian_step(
+    rng: np.random.Generator,
+    X: np.ndarray,
+    z: np.ndarray,
+    w: np.ndarray,
+    prior_prec=None,
+    prior_mean=None,
+) -> np.ndarray:
     """Draw β from ``N(V(X'Wz + P m₀), V)``, ``V = (X'WX + P)⁻¹``, ``W = diag(w)``.
 
     The conditional of β in a Gaussian model with per-row precisions w and pseudo-responses
@@ -136,8 +142,9 @@ def weighted_gaussian_step(rng: np.random.Generator, X: np.ndarray, z: np.ndarra
 
 
 # -- logit ---------------------------------------------------------------------------------
-def logit_pseudo(rng: np.random.Generator, y: np.ndarray, eta: np.ndarray,
-                 n: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def logit_pseudo(
+    rng: np.random.Generator, y: np.ndarray, eta: np.ndarray, n: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Pólya–Gamma augmentation of a binomial-logit likelihood: ``(ω, κ/ω)``.
 
     ``ω_i ~ PG(n_i, η_i)`` and ``κ_i = y_i − n_i/2``; given ω, η has Gaussian
@@ -167,9 +174,14 @@ def logit_pseudo(rng: np.random.Generator, y: np.ndarray, eta: np.ndarray,
     return omega, (np.asarray(y, dtype=float) - np.asarray(n, dtype=float) / 2) / omega
 
 
-def logit_gibbs_step(rng: np.random.Generator, beta: np.ndarray, X: np.ndarray,
-                     y: np.ndarray, prior_prec=None, prior_mean=None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def logit_gibbs_step(
+    rng: np.random.Generator,
+    beta: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    prior_prec=None,
+    prior_mean=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One Gibbs step of Bayesian logistic regression: ω | β, then β | ω.
 
     ``ω_i ~ PG(1, x_i'β)``; ``β ~ N(V(X'κ + P m₀), V)``, ``V = (X'ΩX + P)⁻¹``,
@@ -229,8 +241,9 @@ def _poisson_mode(y, m, v, max_iter: int = 100, tol: float = 1e-10):
     return eta, 1.0 / np.sqrt(np.exp(eta) + 1 / v)
 
 
-def poisson_eta_step(rng: np.random.Generator, eta: np.ndarray, y: np.ndarray,
-                     mean: np.ndarray, var) -> tuple[np.ndarray, np.ndarray]:
+def poisson_eta_step(
+    rng: np.random.Generator, eta: np.ndarray, y: np.ndarray, mean: np.ndarray, var
+) -> tuple[np.ndarray, np.ndarray]:
     """Update the log-rates of ``y_i ~ Poisson(e^(η_i))``, ``η_i ~ N(mean_i, var)``.
 
     One independence Metropolis step per row targeting ``p(η_i | y_i, mean_i, var)``; the
@@ -283,8 +296,9 @@ def poisson_eta_step(rng: np.random.Generator, eta: np.ndarray, y: np.ndarray,
 
 
 # -- negative binomial ---------------------------------------------------------------------
-def nb_pseudo(rng: np.random.Generator, y: np.ndarray, log_mu: np.ndarray, r: float,
-              **pg_options) -> tuple[np.ndarray, np.ndarray]:
+def nb_pseudo(
+    rng: np.random.Generator, y: np.ndarray, log_mu: np.ndarray, r: float, **pg_options
+) -> tuple[np.ndarray, np.ndarray]:
     """Pólya–Gamma augmentation of ``y ~ NB(r, mean e^(log_mu))``: ``(ω, pseudo-response)``.
 
     ``ω_i ~ PG(y_i + r, log_mu_i − log r)``; given ω, ``log_mu`` has Gaussian
@@ -317,13 +331,17 @@ def nb_loglik(y: np.ndarray, log_mu: np.ndarray, r) -> np.ndarray:
     """
     y = np.asarray(y, dtype=float)
     d = np.asarray(log_mu, dtype=float) - np.log(r)
-    return (gammaln(y + r) - gammaln(r) - gammaln(y + 1)
-            + r * log_expit(-d) + y * log_expit(d))
+    return gammaln(y + r) - gammaln(r) - gammaln(y + 1) + r * log_expit(-d) + y * log_expit(d)
 
 
-def nb_dispersion_step(rng: np.random.Generator, r: float, y: np.ndarray,
-                       log_mu: np.ndarray, step: float = 0.3,
-                       prior_sd: float = LOG_R_PRIOR_SD) -> tuple[float, bool]:
+def nb_dispersion_step(
+    rng: np.random.Generator,
+    r: float,
+    y: np.ndarray,
+    log_mu: np.ndarray,
+    step: float = 0.3,
+    prior_sd: float = LOG_R_PRIOR_SD,
+) -> tuple[float, bool]:
     """Random-walk Metropolis step on ``log r`` given the log-means.
 
     Target: ``Σ_i log NB(y_i; r, e^(log_mu_i)) + log N(log r; 0, prior_sd²)``; the
@@ -349,8 +367,11 @@ def nb_dispersion_step(rng: np.random.Generator, r: float, y: np.ndarray,
     rho = np.log(r)
     new = rho + step * rng.standard_normal()
     r_new = float(np.exp(new))
-    log_a = (nb_loglik(y, log_mu, r_new).sum() - nb_loglik(y, log_mu, r).sum()
-             - (new**2 - rho**2) / (2 * prior_sd**2))
+    log_a = (
+        nb_loglik(y, log_mu, r_new).sum()
+        - nb_loglik(y, log_mu, r).sum()
+        - (new**2 - rho**2) / (2 * prior_sd**2)
+    )
     if np.log(rng.random()) < log_a:
         return r_new, True
     return float(r), False
@@ -385,8 +406,9 @@ def draw_nb(rng: np.random.Generator, log_mu: np.ndarray, r: float) -> np.ndarra
     return rng.poisson(np.minimum(lam, 1e15)).astype(np.int64)
 
 
-def zero_indicator(rng: np.random.Generator, y: np.ndarray, logit_pi: np.ndarray,
-                   log_f0: np.ndarray) -> np.ndarray:
+def zero_indicator(
+    rng: np.random.Generator, y: np.ndarray, logit_pi: np.ndarray, log_f0: np.ndarray
+) -> np.ndarray:
     """Structural-zero indicators of a zero-inflated model, drawn from their conditional.
 
     ``s_i = 0`` where ``y_i > 0``; where ``y_i = 0``,
@@ -411,8 +433,9 @@ def zero_indicator(rng: np.random.Generator, y: np.ndarray, logit_pi: np.ndarray
     return (np.asarray(y) == 0) & (rng.random(lp.shape) < prob)
 
 
-def draw_zero_inflated(rng: np.random.Generator, counts: np.ndarray,
-                       logit_pi: np.ndarray) -> np.ndarray:
+def draw_zero_inflated(
+    rng: np.random.Generator, counts: np.ndarray, logit_pi: np.ndarray
+) -> np.ndarray:
     """Impute zero-inflated counts: 0 with probability π, else the count-model draw.
 
     Examples

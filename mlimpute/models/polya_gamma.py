@@ -208,8 +208,10 @@ def _pg1(rng: np.random.Generator, c: np.ndarray) -> np.ndarray:
     rt = np.sqrt(_T)
     phi_a = ndtr(-(_T * z + 1) / rt)
     with np.errstate(over="ignore", invalid="ignore"):
-        q_over_p = (4 * k / np.pi) * (np.exp(k * _T - z) * ndtr((_T * z - 1) / rt)
-                                      + np.where(phi_a > 0, np.exp(k * _T + z) * phi_a, 0.0))
+        q_over_p = (4 * k / np.pi) * (
+            np.exp(k * _T - z) * ndtr((_T * z - 1) / rt)
+            + np.where(phi_a > 0, np.exp(k * _T + z) * phi_a, 0.0)
+        )
     p_right = 1.0 / (1.0 + q_over_p)
     out = np.empty(c.shape)
     idx = np.arange(c.size)
@@ -241,16 +243,20 @@ def _tail_sums(c: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
     u2 = np.where(small, u, 0.0) ** 2
     at1 = np.where(small, 1 - u2 / 3 + u2 * u2 / 5 - u2**3 / 7, np.arctan(us) / us)
     with np.errstate(over="ignore", under="ignore"):  # |c| beyond ~1e100: terms → 0
-        h2 = np.where(small, 1 / 3 - 2 * u2 / 5 + 3 * u2 * u2 / 7 - 4 * u2**3 / 9,
-                      (np.arctan(us) / us - 1 / (1 + us * us)) / (2 * us * us))
+        h2 = np.where(
+            small,
+            1 / 3 - 2 * u2 / 5 + 3 * u2 * u2 / 7 - 4 * u2**3 / 9,
+            (np.arctan(us) / us - 1 / (1 + us * us)) / (2 * us * us),
+        )
         d = K * K + a * a
         s1 = at1 / K - (K / d) / d / 12
         s2 = h2 / K**3 - (K / d) / d / d / 6
     return s1, s2
 
 
-def _pg_gamma_sum(rng: np.random.Generator, b: np.ndarray, c: np.ndarray,
-                  n_terms: int) -> np.ndarray:
+def _pg_gamma_sum(
+    rng: np.random.Generator, b: np.ndarray, c: np.ndarray, n_terms: int
+) -> np.ndarray:
     """PG(b, c) by K gamma terms plus one moment-matched gamma for the remainder."""
     k = np.arange(1, n_terms + 1)
     with np.errstate(over="ignore"):  # |c| > 1e154: d = inf, the head terms vanish
@@ -271,8 +277,15 @@ def _pg_normal(rng: np.random.Generator, b: np.ndarray, c: np.ndarray) -> np.nda
     return np.maximum(m + np.sqrt(pg_var(b, c)) * rng.standard_normal(b.shape), 1e-12 * m)
 
 
-def draw_pg(rng: np.random.Generator, b, c, method: str = "auto", exact_max: int = 4,
-            normal_min: float = 1000.0, n_terms: int = 20) -> np.ndarray:
+def draw_pg(
+    rng: np.random.Generator,
+    b,
+    c,
+    method: str = "auto",
+    exact_max: int = 4,
+    normal_min: float = 1000.0,
+    n_terms: int = 20,
+) -> np.ndarray:
     """Draw Pólya–Gamma variables PG(b, c), elementwise over broadcast ``b`` and ``c``.
 
     Parameters
@@ -321,8 +334,9 @@ def draw_pg(rng: np.random.Generator, b, c, method: str = "auto", exact_max: int
     if not np.all(np.isfinite(c_arr)):
         raise ValueError("draw_pg: every c must be finite")
     if method not in ("auto", "exact", "gamma", "normal"):
-        raise ValueError(f"draw_pg: method must be 'auto', 'exact', 'gamma' or 'normal', "
-                         f"got {method!r}")
+        raise ValueError(
+            f"draw_pg: method must be 'auto', 'exact', 'gamma' or 'normal', got {method!r}"
+        )
     integer = b_arr == np.round(b_arr)
     if method == "exact":
         if not integer.all():

@@ -58,8 +58,12 @@ def _grid_moments(log_post: np.ndarray, axes: list[np.ndarray]):
     w /= w.sum()
     mesh = np.meshgrid(*axes, indexing="ij")
     mean = np.array([np.sum(w * g) for g in mesh])
-    cov = np.array([[np.sum(w * (g - mean[i]) * (h - mean[j])) for j, h in enumerate(mesh)]
-                    for i, g in enumerate(mesh)])
+    cov = np.array(
+        [
+            [np.sum(w * (g - mean[i]) * (h - mean[j])) for j, h in enumerate(mesh)]
+            for i, g in enumerate(mesh)
+        ]
+    )
     return mean, cov
 
 
@@ -108,7 +112,11 @@ def test_logit_check_rejects_a_kernel_ignoring_the_weights():
 
 # -- Poisson log-rate -------------------------------------------------------------------------
 POISSON_CASES = [  # (y, m, v)
-    (0.0, 0.5, 1.0), (3.0, 0.0, 0.5), (40.0, 2.0, 2.0), (0.0, 3.0, 0.1), (1.0, -2.0, 4.0),
+    (0.0, 0.5, 1.0),
+    (3.0, 0.0, 0.5),
+    (40.0, 2.0, 2.0),
+    (0.0, 3.0, 0.1),
+    (1.0, -2.0, 4.0),
     (200.0, 0.0, 9.0),
 ]
 
@@ -252,8 +260,9 @@ def _zip_problem():
     ll = np.linspace(-0.5, 2.2, 271)  # log λ
     LP, LL = np.meshgrid(lp, ll, indexing="ij")
     pi, lam = expit(LP)[..., None], np.exp(LL)[..., None]
-    like = np.where(y == 0, np.log(pi + (1 - pi) * np.exp(-lam)),
-                    np.log1p(-pi) + poisson.logpmf(y, lam)).sum(-1)
+    like = np.where(
+        y == 0, np.log(pi + (1 - pi) * np.exp(-lam)), np.log1p(-pi) + poisson.logpmf(y, lam)
+    ).sum(-1)
     log_post = like - prec * LP**2 / 2 + a0 * LL - b0 * np.exp(LL)  # prior on log λ
     return y, (a0, b0, prec), _grid_moments(log_post, [lp, ll])
 
@@ -326,8 +335,7 @@ def test_huge_log_rates_do_not_overflow():
     rng = np.random.default_rng(0)
     assert draw_poisson(rng, np.array([800.0]))[0] > 0
     assert draw_nb(rng, np.array([800.0]), 2.0)[0] > 0
-    eta, _ = poisson_eta_step(rng, np.zeros(2), np.array([0.0, 5000.0]), np.array([30.0, 0.0]),
-                              1.0)
+    eta, _ = poisson_eta_step(rng, np.zeros(2), np.array([0.0, 5000.0]), np.array([30.0, 0.0]), 1.0)
     assert np.all(np.isfinite(eta))
 
 
@@ -339,8 +347,7 @@ def test_weighted_gaussian_step_moments():
     prec = np.array([0.2, 1.0])
     V = np.linalg.inv(X.T @ (w[:, None] * X) + np.diag(prec))
     m = V @ (X.T @ (w * z) + prec * np.array([1.0, -1.0]))
-    d = np.array([weighted_gaussian_step(rng, X, z, w, prec, [1.0, -1.0])
-                  for _ in range(4000)])
+    d = np.array([weighted_gaussian_step(rng, X, z, w, prec, [1.0, -1.0]) for _ in range(4000)])
     se = np.sqrt(np.diag(V) / d.shape[0])
     assert np.max(np.abs((d.mean(0) - m) / se)) < _thr(4)
     var_se = np.diag(V) * np.sqrt(2 / d.shape[0])

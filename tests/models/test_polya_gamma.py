@@ -70,9 +70,16 @@ def test_remainder_sums_of_the_gamma_truncation(c):
 
 
 CASES = [  # (b, c, path under method="auto")
-    (1.0, 0.0, "exact"), (1.0, 1.5, "exact"), (1.0, -7.0, "exact"), (1.0, 40.0, "exact"),
-    (3.0, 2.0, "exact"), (2.7, 0.0, "gamma"), (2.7, 5.0, "gamma"), (13.4, -1.0, "gamma"),
-    (5000.0, 2.0, "normal"), (0.3, 1.0, "gamma"),
+    (1.0, 0.0, "exact"),
+    (1.0, 1.5, "exact"),
+    (1.0, -7.0, "exact"),
+    (1.0, 40.0, "exact"),
+    (3.0, 2.0, "exact"),
+    (2.7, 0.0, "gamma"),
+    (2.7, 5.0, "gamma"),
+    (13.4, -1.0, "gamma"),
+    (5000.0, 2.0, "normal"),
+    (0.3, 1.0, "gamma"),
 ]
 
 
@@ -169,10 +176,17 @@ def test_shapes_and_broadcasting():
     assert draw_pg(rng, 1.0, 2.0).shape == ()
 
 
-@pytest.mark.parametrize(("b", "c", "kw"), [
-    (0.0, 1.0, {}), (-1.0, 1.0, {}), (np.inf, 1.0, {}), (1.0, np.nan, {}),
-    (1.5, 1.0, {"method": "exact"}), (1.0, 1.0, {"method": "bogus"}),
-])
+@pytest.mark.parametrize(
+    ("b", "c", "kw"),
+    [
+        (0.0, 1.0, {}),
+        (-1.0, 1.0, {}),
+        (np.inf, 1.0, {}),
+        (1.0, np.nan, {}),
+        (1.5, 1.0, {"method": "exact"}),
+        (1.0, 1.0, {"method": "bogus"}),
+    ],
+)
 def test_bad_arguments_are_rejected(b, c, kw):
     with pytest.raises(ValueError, match="draw_pg"):
         draw_pg(np.random.default_rng(0), b, c, **kw)
