@@ -120,6 +120,12 @@ class _Weights:
             return cls(s2, s2, s2, None)
         return cls(s2, s2[:, None], s2[:, None, None], 1.0 / np.take(s2, seg.codes))
 
+    def with_rows(self, weights: np.ndarray) -> _Weights:
+        """Row weights ``w_i/σ²_row`` folded into every sum (the cluster statistics are then
+        weighted sums and need no divisor)."""
+        base = 1.0 / self.s2 if self.wr is None else self.wr
+        return _Weights(1.0, 1.0, 1.0, weights * base)
+
     @property
     def het(self) -> bool:
         return self.wr is not None
@@ -192,13 +198,15 @@ class MultilevelNorm:
         y: np.ndarray,
         sigma2: float | None = None,
         beta_prec: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> MultilevelNormState:
         """Start near the data: OLS for β, method-of-moments Ψ and σ², then one step.
 
         A start far from the posterior costs burn-in that the carried one-step-per-visit
         chain pays at every run; moments put Ψ and σ² in the right region at O(n) cost.
         With ``sigma2`` given (latent-variable models: 1) the residual variance is fixed and
-        the prior scales refer to that unit scale.
+        the prior scales refer to that unit scale. With ``weights`` (see :meth:`gibbs`) the
+        start of β is weighted least squares.
         """
         X, Z = data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
@@ -211,7 +219,11 @@ class MultilevelNorm:
         tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
         scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
         scale = scale * self.prior_scale
-        beta = _start_beta(X, y, data)
+        if weights is None:
+            beta = _start_beta(X, y, data)
+        else:
+            sw = np.sqrt(weights)
+            beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
         psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
         alpha = np.sqrt(np.diag(psi))
         floor = 1e-10 * sd_y**2
@@ -224,7 +236,7 @@ class MultilevelNorm:
             scale,
             sigma2_floor=floor,
         )
-        return self.gibbs(rng, state, data, y, sigma2, beta_prec)
+        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights)
 
     # -- one Gibbs step -------------------------------------------------------------------
     def step(
@@ -241,17 +253,26 @@ class MultilevelNorm:
         y: np.ndarray,
         sigma2: float | None = None,
         beta_prec: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> MultilevelNormState:
         """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given.
 
         Steps (0)–(4) of the module docstring. ``beta_prec`` is an optional prior precision
         (p,) for β (prior mean 0); the latent models use it so that separated data cannot
-        send a coefficient to infinity.
+        send a coefficient to infinity. ``weights`` (n_obs,), positive, make row i's
+        residual variance ``σ²/w_i``: every sum over rows (X'X, X'y and the per-cluster
+        Z'Z, Z'X, Z'y, the residual sum of squares) is then weighted, and the cached and
+        split fast paths are skipped. The Pólya–Gamma logit passes its precisions ω with
+        σ² = 1.
         """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         st = static(data)
         w = _Weights.of(state.sigma2, seg)
-        stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
+        if weights is not None:
+            w = w.with_rows(weights)
+            stats = _weighted_cluster_stats(X, Z, y, seg, w.wr, st.ones)
+        else:
+            stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
         ZtZ_s = stats.ZtZ / w.s2d
         psi, alpha = state.psi, state.alpha
         if self.prior != "iw" and self.mh_steps and st.mh:
@@ -270,7 +291,7 @@ class MultilevelNorm:
         b = draw_precision_batched(rng, P, (stats.Zty - stats.ZtX @ beta) / w.s2c)
         b_mean = _b_mean(L, stats, mean, w, st.q)
         if self.prior == "iw":
-            return self._rest_iw(rng, state, data, y, beta, b, mean, b_mean, sigma2)
+            return self._rest_iw(rng, state, data, y, beta, b, mean, b_mean, sigma2, weights)
         # (2) parameter expansion: b = α∘ξ; α | ξ is a q-dim regression with prior N(0, A²/2)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
@@ -286,7 +307,10 @@ class MultilevelNorm:
         # (3) σ² | β, b
         hyper = state.sigma_hyper
         if sigma2 is None:
-            sigma2, hyper = self._draw_sigma2(rng, r - Wn @ alpha, seg, state)
+            resid = r - Wn @ alpha
+            if weights is not None:
+                resid = resid * np.sqrt(weights)
+            sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
         psi_xi = self._psi_xi(rng, xi, data)
         psi = psi_xi * np.outer(alpha, alpha)
@@ -305,12 +329,15 @@ class MultilevelNorm:
         mean: np.ndarray,
         b_mean: np.ndarray,
         sigma2: float | None,
+        weights: np.ndarray | None = None,
     ) -> MultilevelNormState:
         """Steps (3) and (4) under the inverse-Wishart comparison prior (no expansion)."""
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         hyper = state.sigma_hyper
         resid = y - X @ beta - np.einsum("nq,nq->n", Z, np.take(b, seg.codes, axis=0))
         if sigma2 is None:
+            if weights is not None:
+                resid = resid * np.sqrt(weights)
             sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
         psi = self._psi_iw(rng, b, state.scale, data)
         return replace(
@@ -431,6 +458,23 @@ def _cluster_stats(
     if st.ones:
         return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
     return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
+
+
+def _weighted_cluster_stats(
+    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, wr: np.ndarray, ones: bool
+) -> _ClusterStats:
+    """Per-cluster ``Z'WZ``, ``Z'WX`` and ``Z'Wy`` with row weights ``wr`` (segment sums)."""
+    if ones:
+        Xw = X * wr[:, None]
+        return _ClusterStats(
+            seg.sum(wr)[:, None, None], seg.sum(Xw)[:, None, :], seg.sum(wr * y)[:, None]
+        )
+    Zw = Z * wr[:, None]
+    return _ClusterStats(
+        seg.sum(Zw[:, :, None] * Z[:, None, :]),
+        seg.sum(Zw[:, :, None] * X[:, None, :]),
+        seg.sum(Zw * y[:, None]),
+    )
 
 
 def _cluster_precision(

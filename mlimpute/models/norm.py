@@ -44,9 +44,10 @@ class Norm(ModelBase):
         y: np.ndarray,
         sigma2: float | None = None,
         beta_prec: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> NormState:
         """:class:`~mlimpute.models.base.LinearCore` start: one exact draw given ``y``."""
-        return self.gibbs(rng, None, data, y, sigma2, beta_prec)
+        return self.gibbs(rng, None, data, y, sigma2, beta_prec, weights)
 
     def step(self, rng: np.random.Generator, state: NormState | None, data: ModelData) -> NormState:
         """An exact posterior draw given the observed response (the state is not needed)."""
@@ -60,17 +61,22 @@ class Norm(ModelBase):
         y: np.ndarray,
         sigma2: float | None = None,
         beta_prec: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> NormState:
         """An exact posterior draw given ``y``; with ``sigma2`` fixed, β | y, σ² only.
 
         ``beta_prec`` (with ``sigma2`` fixed) adds a N(0, 1/beta_prec) prior on β.
+        ``weights`` (n_obs,), positive, make row i's residual variance ``σ²/w_i``
+        (weighted least squares: X'WX, X'Wy and SSR = Σ w_i r_i²); the Pólya–Gamma logit
+        passes its precisions ω here with σ² = 1.
         """
         X = data.X.obs
         n, p = X.shape
-        xtx = X.T @ X
+        Xw = X if weights is None else X * weights[:, None]
+        xtx = Xw.T @ X
         xtx[np.diag_indices(p)] *= 1.0 + 1e-10  # guards round-off only; collinear columns
         # were dropped when the design was built
-        xty = X.T @ y
+        xty = Xw.T @ y
         if beta_prec is not None and sigma2 is not None:
             xtx = xtx / sigma2 + np.diag(beta_prec)
             xty = xty / sigma2
@@ -78,7 +84,8 @@ class Norm(ModelBase):
             return NormState(draw_chol(rng, L, beta_hat), sigma2, beta_hat)
         beta_hat, L = solve_spd(xtx, xty)
         if sigma2 is None:
-            ssr = float(np.sum((y - X @ beta_hat) ** 2))
+            r = y - X @ beta_hat
+            ssr = float(np.sum(r**2)) if weights is None else float(np.sum(weights * r**2))
             # an exact fit (SSR = 0) would give σ² = 0: floored at 1e-10·var(y), scale-free
             sigma2 = max(ssr / rng.chisquare(max(n - p, 1)), 1e-10 * float(np.var(y)))
         beta = draw_chol(rng, L, beta_hat, sigma2)
