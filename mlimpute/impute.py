@@ -141,8 +141,9 @@ def impute(
     """
     _check_run_options(n_jobs, client, progress)
     if auxiliary is not None and model is None:
-        raise SpecificationError("auxiliary= needs model=: it names columns that inform a "
-                                 "model-based imputation")
+        raise SpecificationError(
+            "auxiliary= needs model=: it names columns that inform a model-based imputation"
+        )
     if model is not None:
         spec = build_model_spec(
             df,

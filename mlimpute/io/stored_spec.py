@@ -163,9 +163,7 @@ def spec_from_dict(d: dict[str, Any], source: str = "the stored specification") 
         }
         variables.append(VariableSpec(name=v["name"], formula=_formula_from(v, source), **extra))
     known = {g.name for g in fields(ImputationSpec)}
-    kwargs = {
-        k: _freeze(x) for k, x in d.items() if k in known and k not in ("variables", "model")
-    }
+    kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k not in ("variables", "model")}
     if d.get("model"):  # the analysis model of a model-based imputation
         kwargs["model"] = _formula_from(dict(d["model"]), source)
     return ImputationSpec(variables=tuple(variables), **kwargs)

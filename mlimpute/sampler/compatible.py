@@ -135,9 +135,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator):
             mu = _eta(model, st, d, n)[rows]
             terms = []
             a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
-            terms.append(
-                LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows])
-            )
+            terms.append(LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows]))
             for p in users[x]:
                 dp, mp = datas[p], plan.models[p]
                 a, c = _eta_at(mp, states[p], dp, values, plan.static, x, n)

@@ -137,7 +137,11 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         elif spec.model is not None and v.name != spec.model.response:
             # model-based: a predictor's model is fitted to its completed column (all rows)
             data[v.name] = build_model_data(
-                v.formula, static, np.ones(layout.n, dtype=bool), layout, dynamic,
+                v.formula,
+                static,
+                np.ones(layout.n, dtype=bool),
+                layout,
+                dynamic,
                 y=encode(static[v.name]),
             )
         else:
@@ -168,7 +172,16 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             analysis_model.check(analysis)
             events += analysis.events
     return Plan(
-        spec, layout, static, data, models, start, like, events, cluster_static, analysis,
+        spec,
+        layout,
+        static,
+        data,
+        models,
+        start,
+        like,
+        events,
+        cluster_static,
+        analysis,
         analysis_model,
     )
 

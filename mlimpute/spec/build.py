@@ -159,9 +159,7 @@ class ImputationSpec:
             lines.append(f"  model: {self.model}{aux}")
             lines.append("  factorisation (missing values from their full conditionals):")
             lines.append(f"    {self.model.response}: the analysis model")
-            lines += [
-                f"    {v}" for v in self.variables if v.name != self.model.response
-            ]
+            lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
             return "\n".join(lines)
         lines += [f"  {v}" for v in self.variables]
         return "\n".join(lines)

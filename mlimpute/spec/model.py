@@ -76,9 +76,7 @@ def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> None:
         for term, factors in _terms(rhs):
             for x in incomplete:
                 plain = [f for f in factors if f.expr.strip("`") == x]
-                other = [
-                    f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)
-                ]
+                other = [f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)]
                 if other or len(plain) > 1:
                     raise UnsupportedError(
                         f"the term {term!r} in the {where} of the analysis model "
@@ -168,9 +166,7 @@ def build_model_spec(
         )
     auxiliary = column_list(auxiliary, "auxiliary") or []
     if "lmean(" in model.replace(" ", ""):
-        raise UnsupportedError(
-            f"lmean() in {model!r}: latent cluster means are not supported yet"
-        )
+        raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
     parsed = parse_formula(model)
     y = parsed.response
     if y is None:
