@@ -158,7 +158,9 @@ class ImputationSpec:
             aux = f", auxiliary={list(self.auxiliary)!r}" if self.auxiliary else ""
             lines.append(f"  model: {self.model}{aux}")
             lines.append("  factorisation (missing values from their full conditionals):")
-            lines.append(f"    {self.model.response}: the analysis model")
+            y = self.model.response
+            if y in self.variables_by_name:
+                lines.append(f"    {y}: the analysis model")
             lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
             return "\n".join(lines)
         lines += [f"  {v}" for v in self.variables]
