@@ -47,6 +47,8 @@ class MIAccessor:
         n_jobs: int | None = None,
         client: Any = None,
         progress: bool | None = None,
+        model: str | None = None,
+        auxiliary: Sequence[str] | str | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -78,6 +80,8 @@ class MIAccessor:
             n_jobs=n_jobs,
             client=client,
             progress=progress,
+            model=model,
+            auxiliary=auxiliary,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

@@ -22,6 +22,7 @@ from mlimpute.sampler.engine import build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.spec.arguments import MAX_CATEGORIES
 from mlimpute.spec.build import build_spec
+from mlimpute.spec.model import build_model_spec
 
 __all__ = ["impute"]
 
@@ -43,6 +44,8 @@ def impute(
     n_jobs: int | None = None,
     client: Any = None,
     progress: bool | None = None,
+    model: str | None = None,
+    auxiliary: Sequence[str] | str | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -99,6 +102,23 @@ def impute(
         A progress bar over chains × iterations; default: in a terminal and in a Jupyter
         notebook (a widget bar, with ipywidgets installed), never when the environment
         variable ``CI`` is set.
+    model : str, optional
+        The analysis model, in lme4 syntax (``"y ~ x * z + w + (1 + x | g)"``), for
+        model-based (analysis-model-compatible) imputation: the missing values of its
+        predictors are drawn from their full conditionals under the analysis model times
+        one normal random-intercept model per incomplete predictor (each conditional on
+        the incomplete predictors after it in the model and on the complete ones and the
+        auxiliaries), and missing outcome values from the analysis model itself. Random
+        slopes on and interactions with incomplete predictors are then preserved, which
+        chained equations cannot do. ``imp.spec`` shows the factorisation, ``imp.fit()``
+        fits this model. Supported so far: a numeric outcome and incomplete continuous
+        level-1 predictors that enter the model linearly; anything else raises
+        :class:`~mlimpute.errors.UnsupportedError`. Cannot be combined with ``formulas``,
+        ``method``, ``visit``, ``cluster``, ``include``, ``exclude`` or
+        ``heteroscedastic`` yet.
+    auxiliary : list of str or str, optional
+        With ``model=``: complete columns that inform the imputations (predictors in
+        every incomplete predictor's model) without entering the analysis.
 
     Returns
     -------
@@ -120,19 +140,39 @@ def impute(
     (3, 240)
     """
     _check_run_options(n_jobs, client, progress)
-    spec = build_spec(
-        df,
-        formulas,
-        m=m,
-        iterations=iterations,
-        method=method,
-        visit=visit,
-        cluster=cluster,
-        include=include,
-        exclude=exclude,
-        heteroscedastic=heteroscedastic,
-        max_categories=max_categories,
-    )
+    if auxiliary is not None and model is None:
+        raise SpecificationError(
+            "auxiliary= needs model=: it names columns that inform a model-based imputation"
+        )
+    if model is not None:
+        spec = build_model_spec(
+            df,
+            model,
+            auxiliary,
+            m=m,
+            iterations=iterations,
+            formulas=formulas,
+            method=method,
+            visit=visit,
+            cluster=cluster,
+            include=include,
+            exclude=exclude,
+            heteroscedastic=heteroscedastic,
+        )
+    else:
+        spec = build_spec(
+            df,
+            formulas,
+            m=m,
+            iterations=iterations,
+            method=method,
+            visit=visit,
+            cluster=cluster,
+            include=include,
+            exclude=exclude,
+            heteroscedastic=heteroscedastic,
+            max_categories=max_categories,
+        )
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)

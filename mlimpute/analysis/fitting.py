@@ -88,7 +88,7 @@ def _family(family: Any, link: str | None = None) -> sm.families.Family:
 
 def fit(
     imp: Any,
-    formula: str,
+    formula: str | None = None,
     *,
     reml: bool = True,
     family: str | sm.families.Family | None = None,
@@ -108,8 +108,9 @@ def fit(
     ----------
     imp : MultiplyImputed or CompletedImputations
         The imputations (``m >= 2``).
-    formula : str
+    formula : str, optional
         lme4-style formula with a response: ``"grade ~ skill*gender + (1 + gender | class)"``.
+        Default: the analysis model of a model-based imputation (``impute(model=...)``).
         A random part gives a linear mixed model; ``(1 + x || g)`` makes the random effects
         uncorrelated. ``cmean(x)`` is the cluster mean of ``x``. Without a random part:
         OLS, or a GLM with ``family``. A random part with ``family`` gives a GLMM.
@@ -235,6 +236,14 @@ def fit(
     ['var(Intercept|class)', 'ICC|class']
     """
     m = _check_source(imp)
+    analysis_model = getattr(getattr(imp, "spec", None), "model", None)
+    if formula is None:
+        if analysis_model is None:
+            raise FormulaError(
+                "fit() needs a formula such as 'grade ~ skill + (1 | class)' (only a "
+                "model-based imputation, impute(model=...), has a default: its model)"
+            )
+        formula = analysis_model.text
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if parsed.response is None:
         raise FormulaError(f"an analysis formula needs a response: {parsed.text!r}")
@@ -274,7 +283,9 @@ def fit(
         kind = "glm" if family is not None else "ols"
     _check_categorical_codes(imp, parsed)
     try:
-        notes = _incompatible_terms(imp, parsed)
+        # the model a model-based imputation was made for is compatible by construction
+        same = analysis_model is not None and str(analysis_model) == str(parsed)
+        notes = [] if same else _incompatible_terms(imp, parsed)
     except (FormulaicError, FormulaError):  # a diagnostic: never stops the analysis
         notes = []
     if notes:

@@ -89,6 +89,15 @@ def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
                 }
                 for v in value
             ]
+        elif f.name == "model":
+            if value is None:
+                continue
+            value = {
+                "name": value.response,
+                "formula": formula_text(value),
+                "text": value.text,
+                "parsed": _formula_fields(value),
+            }
         out[f.name] = _plain(value)
     return out
 
@@ -154,5 +163,7 @@ def spec_from_dict(d: dict[str, Any], source: str = "the stored specification") 
         }
         variables.append(VariableSpec(name=v["name"], formula=_formula_from(v, source), **extra))
     known = {g.name for g in fields(ImputationSpec)}
-    kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k != "variables"}
+    kwargs = {k: _freeze(x) for k, x in d.items() if k in known and k not in ("variables", "model")}
+    if d.get("model"):  # the analysis model of a model-based imputation
+        kwargs["model"] = _formula_from(dict(d["model"]), source)
     return ImputationSpec(variables=tuple(variables), **kwargs)

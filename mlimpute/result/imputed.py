@@ -251,7 +251,7 @@ class MultiplyImputed:
     @forwards("mlimpute.analysis.fitting:fit", drop=("imp",))
     def fit(
         self,
-        formula: str,
+        formula: str | None = None,
         *,
         reml: bool = True,
         family: Any = None,

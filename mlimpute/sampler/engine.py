@@ -22,6 +22,7 @@ from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import ChainError, SpecificationError
 from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
+from mlimpute.sampler.compatible import run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
@@ -44,6 +45,10 @@ class Plan:
     like: dict[str, pd.Series] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     cluster_static: pd.DataFrame | None = None  # one row per cluster, for level-2 models
+    #: model-based imputation: the analysis model's data (rows with the outcome observed
+    #: as its observed rows) and model; None for chained equations
+    analysis: ModelData | None = None
+    analysis_model: ConditionalModel | None = None
 
     @property
     def names(self) -> list[str]:
@@ -85,6 +90,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     for v in spec.variables:
         used |= v.formula.variables
         cmeans |= set(v.formula.cmeans)
+    if spec.model is not None:
+        used |= spec.model.variables
     cols = [c for c in df.columns if c in used]
     static = _model_dtypes(df[cols].iloc[layout.order].reset_index(drop=True))
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
@@ -127,6 +134,16 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 dynamic | set(ranef_cols),
                 y=y2,
             )
+        elif spec.model is not None and v.name != spec.model.response:
+            # model-based: a predictor's model is fitted to its completed column (all rows)
+            data[v.name] = build_model_data(
+                v.formula,
+                static,
+                np.ones(layout.n, dtype=bool),
+                layout,
+                dynamic,
+                y=encode(static[v.name]),
+            )
         else:
             data[v.name] = build_model_data(
                 v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
@@ -143,7 +160,30 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         models[v.name] = get_model(v.method).factory(**dict(v.options))
         models[v.name].check(d)  # a problem the model sees in its data: named, before chains
         events += data[v.name].events
-    return Plan(spec, layout, static, data, models, start, like, events, cluster_static)
+    analysis = analysis_model = None
+    if spec.model is not None:
+        y = spec.model.response
+        if y in data:
+            analysis, analysis_model = data[y], models[y]
+        else:
+            yv = encode(static[y])
+            analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
+            analysis_model = get_model("2l.norm").factory()
+            analysis_model.check(analysis)
+            events += analysis.events
+    return Plan(
+        spec,
+        layout,
+        static,
+        data,
+        models,
+        start,
+        like,
+        events,
+        cluster_static,
+        analysis,
+        analysis_model,
+    )
 
 
 def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
@@ -209,6 +249,8 @@ def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
 def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
     """Run one chain for ``plan.spec.iterations`` iterations from its own seed."""
     try:
+        if plan.analysis is not None:
+            return ChainResult(*run_compatible_chain(plan, np.random.default_rng(seed)))
         return _run_chain(plan, np.random.default_rng(seed))
     except (KeyboardInterrupt, ChainError):
         raise

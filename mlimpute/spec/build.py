@@ -88,6 +88,14 @@ class ImputationSpec:
         Root entropy that reproduces the run (``rng=seed``), when known.
     events : tuple of str
         Non-fatal decisions taken while validating (unused formulas...).
+    model : ParsedFormula or None
+        The analysis model of model-based imputation (``impute(model=...)``): then
+        ``variables`` are the models of its incomplete predictors in the order of the
+        factorisation (each conditional on the ones after it), and the outcome, whose
+        missing values are drawn from the analysis model itself.
+    auxiliary : tuple of str
+        Auxiliary columns of model-based imputation (predictors in every predictor's
+        model).
     """
 
     variables: tuple[VariableSpec, ...]
@@ -96,6 +104,10 @@ class ImputationSpec:
     iterations: int
     seed: int | None = None
     events: tuple[str, ...] = field(default=())
+    #: the analysis model of model-based imputation (``impute(model=...)``), else None
+    model: ParsedFormula | None = None
+    #: auxiliary columns of model-based imputation
+    auxiliary: tuple[str, ...] = ()
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -127,6 +139,12 @@ class ImputationSpec:
 
     def to_toml(self, **extras) -> str:
         """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`."""
+        if self.model is not None:
+            raise UnsupportedError(
+                "a model-based imputation (model=...) cannot be written as a TOML "
+                "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
+                "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
+            )
         from mlimpute.specfile import spec_to_toml
 
         return spec_to_toml(self, **extras)
@@ -136,6 +154,15 @@ class ImputationSpec:
             f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
             f"cluster={self.cluster!r}, seed={self.seed})"
         ]
+        if self.model is not None:
+            aux = f", auxiliary={list(self.auxiliary)!r}" if self.auxiliary else ""
+            lines.append(f"  model: {self.model}{aux}")
+            lines.append("  factorisation (missing values from their full conditionals):")
+            y = self.model.response
+            if y in self.variables_by_name:
+                lines.append(f"    {y}: the analysis model")
+            lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
+            return "\n".join(lines)
         lines += [f"  {v}" for v in self.variables]
         return "\n".join(lines)
 

@@ -1,0 +1,259 @@
+"""The specification of model-based (analysis-model-compatible) imputation.
+
+``impute(df, model="y ~ x * z + (1 + x | g)", auxiliary=[...])``: the analysis model drives
+the imputation. :func:`build_model_spec` checks the model against the data and writes down
+the factorisation
+
+    p(y, x_1, …, x_K | z) = f(y | x, z, b) · Π_k p_k(x_k | x_{k+1}, …, x_K, z, a)
+
+with y the analysis model's outcome, x_1, …, x_K its incomplete predictors in the order in
+which the model names them, z its complete predictors and a the auxiliary columns. Each
+``p_k`` is a normal model with a random intercept of the cluster
+(``x_k ~ x_{k+1} + … + z + a + (1 | g)``); the spec holds one
+:class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
+when y is incomplete, one for y whose formula is the analysis model.
+
+What is supported so far: a normal outcome, incomplete continuous level-1 predictors that
+enter the linear predictor linearly given everything else (main effects, random slopes,
+interactions with other variables). Anything else raises
+:class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+from formulaic import Formula
+from formulaic.parser.types.factor import Factor
+
+from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.spec.arguments import check_frame, column_list, positive_int
+from mlimpute.spec.defaults import is_level2
+from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
+
+__all__ = ["build_model_spec", "predictor_formula"]
+
+_METHOD = "2l.norm"
+
+
+def _terms(rhs: str) -> list[tuple[str, list[Factor]]]:
+    """The terms of a formulaic right-hand side with their factors."""
+    if rhs.strip() in ("", "1", "0"):
+        return []
+    return [(str(t), list(t.factors)) for t in Formula(rhs)]
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.`]){re.escape(name)}(?![\w.`])|`{re.escape(name)}`")
+
+
+def _mentions(expr: str, name: str) -> bool:
+    return _pattern(name).search(expr) is not None
+
+
+def _position(text: str, name: str) -> int:
+    """Where ``name`` first appears in the right-hand side of ``text`` (the model's order)."""
+    rhs = text.split("~", 1)[-1]
+    hit = _pattern(name).search(rhs)
+    return hit.start() if hit else len(rhs)
+
+
+def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> None:
+    """Every term of the analysis model that uses an incomplete predictor is linear in it.
+
+    A term is linear in x when x enters it once, as a plain column (``x``, ``x:z``, ``x:w``
+    with w incomplete too); ``I(x**2)``, ``log(x)``, ``cmean(x)`` or ``poly(x, 2)`` are not.
+
+    Raises
+    ------
+    UnsupportedError
+        Naming the term.
+    """
+    parts = [("fixed part", parsed.fixed)] + [("random part", b.terms) for b in parsed.random]
+    for where, rhs in parts:
+        for term, factors in _terms(rhs):
+            for x in incomplete:
+                plain = [f for f in factors if f.expr.strip("`") == x]
+                other = [f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)]
+                if other or len(plain) > 1:
+                    raise UnsupportedError(
+                        f"the term {term!r} in the {where} of the analysis model "
+                        f"{parsed.text!r} is not linear in the incomplete predictor {x!r}; "
+                        "model-based imputation supports incomplete predictors that enter "
+                        "linearly (main effects, random slopes, interactions with other "
+                        "variables) so far — squares, transforms and cluster means of "
+                        "incomplete predictors are not supported yet"
+                    )
+
+
+def predictor_formula(
+    name: str, later: Sequence[str], complete: Sequence[str], cluster: str
+) -> ParsedFormula:
+    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``.
+
+    Examples
+    --------
+    >>> str(predictor_formula("x", ["w"], ["z", "a"], "g"))
+    'x ~ w + z + a + (1 | g)'
+    """
+    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
+
+
+def build_model_spec(
+    df: pd.DataFrame,
+    model: str,
+    auxiliary: Sequence[str] | str | None,
+    *,
+    m: int,
+    iterations: int,
+    formulas=None,
+    method=None,
+    visit=None,
+    cluster: str | None = None,
+    include=None,
+    exclude=None,
+    heteroscedastic=False,
+):
+    """Validate ``model=``/``auxiliary=`` against ``df``; return the
+    :class:`~mlimpute.spec.build.ImputationSpec` of the factorisation (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(range(20), 5), "x": rng.normal(size=100),
+    ...                    "z": rng.normal(size=100)})
+    >>> df["y"] = df.x + rng.normal(size=100)
+    >>> df.loc[::5, "x"] = np.nan
+    >>> spec = build_model_spec(df, "y ~ x * z + (1 + x | g)", None, m=2, iterations=5)
+    >>> spec.formulas
+    {'x': '~ z + (1 | g)'}
+    """
+    from mlimpute.codec import column_kind
+    from mlimpute.spec.build import ImputationSpec, VariableSpec
+
+    check_frame(df)
+    m = positive_int(m, "m")
+    iterations = positive_int(iterations, "iterations")
+    if not isinstance(model, str):
+        raise SpecificationError(
+            f"model must be the analysis model as a string such as 'y ~ x + (1 + x | g)', "
+            f"got {type(model).__name__}"
+        )
+    for arg, value in (
+        ("formulas", formulas),
+        ("method", method),
+        ("visit", visit),
+        ("include", include),
+        ("exclude", exclude),
+    ):
+        if value is not None:
+            raise UnsupportedError(
+                f"{arg}= cannot be combined with model= yet: the analysis model decides "
+                "every imputation model"
+            )
+    if heteroscedastic:
+        raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
+    if cluster is not None:
+        raise UnsupportedError(
+            "cluster= cannot be combined with model= yet (default models for the columns "
+            "outside the analysis model are not supported with model-based imputation); "
+            "the cluster is the grouping factor of the model's random part, and incomplete "
+            "columns outside the model must be dropped or imputed first"
+        )
+    auxiliary = column_list(auxiliary, "auxiliary") or []
+    if "lmean(" in model.replace(" ", ""):
+        raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
+    parsed = parse_formula(model)
+    y = parsed.response
+    if y is None:
+        raise SpecificationError(
+            f"the analysis model {model!r} has no outcome: write it as 'y ~ ...'"
+        )
+    if parsed.ranefs:
+        raise SpecificationError(f"ranef() is not allowed in the analysis model {model!r}")
+    columns = set(df.columns)
+    unknown = sorted(parsed.variables - columns)
+    if unknown:
+        raise SpecificationError(
+            f"the analysis model refers to unknown column(s) {unknown}: {model!r}"
+        )
+    for a in auxiliary:
+        if a not in columns:
+            raise SpecificationError(f"auxiliary names unknown column {a!r}")
+        if a in parsed.variables:
+            raise SpecificationError(
+                f"auxiliary column {a!r} is already in the analysis model {model!r}"
+            )
+    g = parsed.group
+    if g is None:
+        raise UnsupportedError(
+            f"the analysis model {model!r} has no random part: model-based imputation "
+            "supports multilevel analysis models (with a random part such as (1 | g)) so far"
+        )
+    if df[g].isna().any():
+        raise SpecificationError(
+            f"cluster column {g!r} has {int(df[g].isna().sum())} missing value(s); drop or "
+            "fill those rows first"
+        )
+    missing = df.isna().sum()
+    used = [*sorted(parsed.predictors, key=lambda c: _position(model, c)), *auxiliary]
+    outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
+    if outside:
+        raise SpecificationError(
+            f"incomplete column(s) {outside} are neither in the analysis model nor "
+            "auxiliary: add them to auxiliary=[...] (once incomplete auxiliaries are "
+            "supported), or drop them before imputing (df.drop(columns=[...]))"
+        )
+    kind_y = column_kind(df[y])
+    if kind_y != "numeric":
+        raise UnsupportedError(
+            f"the outcome {y!r} is {kind_y}: model-based imputation supports a normal "
+            "(numeric) outcome so far"
+        )
+    codes, _ = pd.factorize(df[g], sort=True)
+    incomplete = [c for c in used if missing[c] > 0]
+    for c in incomplete:
+        if c in auxiliary:
+            raise UnsupportedError(
+                f"auxiliary column {c!r} is incomplete: incomplete auxiliaries are not "
+                "supported yet"
+            )
+        kind = column_kind(df[c])
+        if kind != "numeric":
+            raise UnsupportedError(
+                f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
+                "continuous incomplete predictors so far"
+            )
+        if is_level2(codes, df[c]):
+            raise UnsupportedError(
+                f"incomplete predictor {c!r} is constant within the clusters of {g!r} (a "
+                "level-2 variable): level-2 incomplete predictors are not supported by "
+                "model-based imputation yet"
+            )
+        if missing[c] == len(df):
+            raise SpecificationError(f"predictor {c!r} has no observed values")
+    if missing[y] == len(df):
+        raise SpecificationError(f"the outcome {y!r} has no observed values")
+    check_linear(parsed, incomplete)
+    complete = [c for c in used if missing[c] == 0 and c != g]
+    variables = []
+    for k, x in enumerate(incomplete):
+        f = predictor_formula(x, incomplete[k + 1 :], complete, g)
+        variables.append(VariableSpec(x, f, _METHOD, 1))
+    if missing[y] > 0:
+        variables.append(VariableSpec(y, parsed, _METHOD, 1))
+    events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]
+    return ImputationSpec(
+        tuple(variables),
+        g,
+        m,
+        iterations,
+        None,
+        tuple(events),
+        model=parsed,
+        auxiliary=tuple(auxiliary),
+    )

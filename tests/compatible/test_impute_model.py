@@ -1,0 +1,206 @@
+"""Model-based imputation through the user-facing API: ``impute(df, model=..., auxiliary=...)``."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlimpute
+from mlimpute.compatible.designs import design_a
+from mlimpute.errors import (
+    CompatibilityWarning,
+    FormulaError,
+    SpecificationError,
+    UnsupportedError,
+)
+
+SLOPE = "y ~ x + z + (1 + x | g)"
+
+
+def _frame(rng: np.random.Generator, J: int = 30, size: int = 10) -> pd.DataFrame:
+    """Design (a) data with an auxiliary column and a complete level-1 covariate."""
+    d = design_a(rng, J, size)
+    n = J * size
+    return pd.DataFrame(
+        {
+            "y": d.y_obs,
+            "x": d.x_obs,
+            "z": d.z,
+            "g": d.cluster,
+            "w": rng.standard_normal(n),
+            "a": d.x + rng.standard_normal(n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def small() -> pd.DataFrame:
+    return _frame(np.random.default_rng(11))
+
+
+# -- (a) the specification and its errors --------------------------------------------------
+def test_spec_shows_the_factorisation(small):
+    df = small.assign(w=small.w.where(np.arange(len(small)) % 7 != 0))
+    imp = df.mi.impute(
+        model="y ~ x * w + z + (1 + x | g)", m=2, iterations=3, rng=1, auxiliary=["a"]
+    )
+    spec = imp.spec
+    assert spec.model.text == "y ~ x * w + z + (1 + x | g)"
+    assert spec.auxiliary == ("a",)
+    # x first (conditional on w, the incomplete predictor after it), then w, then y
+    assert spec.formulas == {
+        "x": "~ w + z + a + (1 | g)",
+        "w": "~ z + a + (1 | g)",
+        "y": "~ x * w + z + (1 + x | g)",
+    }
+    text = repr(spec)
+    assert "model: y ~ x * w + z + (1 + x | g), auxiliary=['a']" in text
+    assert "x: x ~ w + z + a + (1 | g) [2l.norm]" in text
+    # nothing observed is lost, nothing stays missing
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert not c[["x", "w", "y"]].isna().any().any()
+        obs = df.x.notna()
+        assert np.array_equal(c.x[obs], df.x[obs])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"model": SLOPE, "cluster": "g"}, UnsupportedError, "cluster= cannot"),
+        ({"model": SLOPE, "formulas": {"x": "~ z"}}, UnsupportedError, "formulas="),
+        ({"model": "y ~ x + I(x**2) + (1 | g)"}, UnsupportedError, "I\\(x \\*\\* 2\\)"),
+        ({"model": "y ~ x + cmean(x) + (1 | g)"}, UnsupportedError, "cmean\\(x\\)"),
+        ({"model": "y ~ x + log(a) + (1 | g)"}, None, None),  # complete transform: fine
+        ({"model": "y ~ lmean(x) + (1 | g)"}, UnsupportedError, "lmean"),
+        ({"model": "y ~ x + z"}, UnsupportedError, "no random part"),
+        ({"model": "~ x + (1 | g)"}, SpecificationError, "no outcome"),
+        ({"model": "y ~ x + nope + (1 | g)"}, SpecificationError, "nope"),
+        ({"model": SLOPE, "auxiliary": ["nope"]}, SpecificationError, "nope"),
+        ({"model": SLOPE, "auxiliary": "x"}, SpecificationError, "already in the analysis"),
+        ({"auxiliary": ["a"]}, SpecificationError, "auxiliary= needs model="),
+        ({"model": 3}, SpecificationError, "model must be"),
+    ],
+)
+def test_api_errors(small, kwargs, error, match):
+    df = small.assign(a=small.a.abs() + 0.1)
+    if error is None:
+        df.mi.impute(m=2, iterations=2, rng=1, **kwargs)
+        return
+    with pytest.raises(error, match=match):
+        df.mi.impute(m=2, iterations=2, rng=1, **kwargs)
+
+
+def test_incomplete_columns_outside_the_model_are_named(small):
+    df = small.assign(w=small.w.where(np.arange(len(small)) % 5 != 0))
+    with pytest.raises(SpecificationError, match=r"\['w'\].*auxiliary"):
+        df.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+
+
+def test_unsupported_variables_are_named(small):
+    n = len(small)
+    cat = small.assign(x=pd.Series(np.where(small.x > 0, "hi", "lo"), dtype=object))
+    cat.loc[small.x.isna(), "x"] = np.nan
+    with pytest.raises(UnsupportedError, match="predictor 'x' is binary"):
+        cat.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+    lvl2 = small.assign(z=small.z.where(small.g % 4 != 0))
+    with pytest.raises(UnsupportedError, match="'z'.*level-2"):
+        lvl2.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+    binary = small.assign(y=(small.y > 0).astype(float).where(small.y.notna()))
+    with pytest.raises(UnsupportedError, match="outcome 'y' is binary"):
+        binary.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+    aux = small.assign(a=small.a.where(np.arange(n) % 6 != 0))
+    with pytest.raises(UnsupportedError, match="auxiliary column 'a' is incomplete"):
+        aux.mi.impute(model=SLOPE, auxiliary=["a"], m=2, iterations=2, rng=1)
+
+
+def test_fit_default_and_saving(small, tmp_path):
+    imp = small.mi.impute(model=SLOPE, m=2, iterations=5, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompatibilityWarning)  # its own model: compatible
+        res = imp.fit()
+    assert res.formula == SLOPE
+    assert res.summary().index.tolist() == ["Intercept", "x", "z"]
+    chained = small.mi.impute(cluster="g", m=2, iterations=2, rng=1)
+    with pytest.raises(FormulaError, match="needs a formula"):
+        chained.fit()
+    path = os.fspath(tmp_path / "mb.nc")
+    imp.to_netcdf(path)
+    back = mlimpute.open(path)
+    assert back.spec == imp.spec
+    assert back.fit().summary().equals(res.summary())
+    with pytest.raises(UnsupportedError, match="TOML"):
+        imp.spec.to_toml()
+
+
+# -- (c) an interaction with an incomplete predictor -----------------------------------------
+def test_interaction_fixed_effects_match_complete_data():
+    rng = np.random.default_rng(5)
+    J, size = 60, 10
+    n = J * size
+    g = np.repeat(np.arange(J), size)
+    z = np.repeat(rng.standard_normal(J), size)
+    x = np.repeat(0.5 * rng.standard_normal(J), size) + rng.standard_normal(n)
+    u = np.repeat(rng.standard_normal(J), size)
+    y = 0.5 * x - 0.3 * z + 0.6 * x * z + u + rng.standard_normal(n)
+    full = pd.DataFrame({"y": y, "x": x, "z": z, "g": g})
+    miss = rng.random(n) < 1 / (1 + np.exp(-(-1.4 + y - y.mean())))  # MAR on y, ~25 %
+    df = full.assign(x=np.where(miss, np.nan, x))
+    model = "y ~ x * z + (1 | g)"
+    res = df.mi.impute(model=model, m=10, iterations=60, rng=2).fit()
+    comp = mlimpute.from_completed([full, full]).fit(model)
+    est, ce = res.summary(), comp.summary()
+    # The MI estimate differs from the complete-data one by about the between-imputation
+    # part of its variance: sd ≈ se·sqrt(fmi) (fmi floored at 0.05 for the Monte Carlo error
+    # of m = 10). 2.5 such SDs: on fresh data a false alarm about once in 80 per coefficient;
+    # on these fixed data the model-based gaps are within 0.5 SD, while dropping the
+    # analysis model's term from x's conditional puts z at -2.8 SD and x:z at -2.4, and
+    # chained defaults put x:z at -3.4 SD (checked by hand).
+    sd = est["se"] * np.sqrt(np.maximum(est["fmi"], 0.05))
+    gap = (est["estimate"] - ce["estimate"]).abs()
+    assert (gap < 2.5 * sd).all(), pd.DataFrame({"gap": gap, "sd": sd})
+
+
+# -- (d) reproducibility --------------------------------------------------------------------
+def test_same_rng_same_result_and_executors(small):
+    kw = dict(model="y ~ x * z + (1 + x | g)", m=2, iterations=4, rng=7, auxiliary=["a"])
+    a = small.mi.impute(**kw)
+    b = small.mi.impute(**kw)
+    c = small.mi.impute(n_jobs=2, **kw)
+    for k in (1, 2):
+        pd.testing.assert_frame_equal(a.complete(k), b.complete(k))
+        pd.testing.assert_frame_equal(a.complete(k), c.complete(k))
+    assert not a.complete(1).equals(a.complete(2))
+    d = small.mi.impute(**{**kw, "rng": 8})
+    assert not a.complete(1).equals(d.complete(1))
+
+
+# -- (b) design (a): a random slope on an incomplete predictor ------------------------------
+@pytest.mark.slow
+def test_random_slope_variance_design_a():
+    """Design (a), J = 100 clusters of 10, 25 % of x missing at random, 15 % of y MCAR.
+
+    Tolerance: the pooled var(x|g) differs from the complete-data REML estimate by the
+    missing information, sd ≈ se_complete·sqrt(λ/(1 − λ)); with se ≈ 0.05 for var(u1) on
+    this design and λ ≤ 0.5 that is ≤ 0.05: we allow 0.1 (2 such SDs; with the Monte Carlo
+    error of m = 20 a false alarm about once in 20 runs of new data, never with this fixed
+    data set, which is the point of fixing it). Chained defaults give about half.
+    """
+    d = design_a(np.random.default_rng(100), 100, 10)
+    df = pd.DataFrame({"y": d.y_obs, "x": d.x_obs, "z": d.z, "g": d.cluster})
+    full = pd.DataFrame({"y": d.y, "x": d.x, "z": d.z, "g": d.cluster})
+
+    def var_slope(res):
+        return float(res.variance_components().loc["var(x|g)", "estimate"])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompatibilityWarning)
+        comp = var_slope(mlimpute.from_completed([full, full]).fit(SLOPE))
+        mb = var_slope(df.mi.impute(model=SLOPE, m=20, iterations=100, rng=0).fit())
+        ch = var_slope(df.mi.impute(cluster="g", m=20, iterations=100, rng=0).fit(SLOPE))
+    assert abs(mb - comp) < 0.1, (mb, comp)
+    assert abs(mb - comp) < 0.5 * abs(ch - comp), (mb, ch, comp)
