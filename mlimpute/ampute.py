@@ -241,8 +241,7 @@ def ampute(
                 raise SpecificationError(f"depends_on names {bad}, which are not columns of df.")
             if v in dep:
                 raise SpecificationError(
-                    f"depends_on for {v!r} includes {v!r} itself; that is MNAR "
-                    "(mechanism='MNAR')."
+                    f"depends_on for {v!r} includes {v!r} itself; that is MNAR (mechanism='MNAR')."
                 )
         # the score z per row
         if mech == "MCAR":

@@ -38,8 +38,14 @@ def _data(n_clusters=500, size=20, seed=0):
 def test_row_level_share_within_one_point(mechanism, depends_on, strength, prop, systematic):
     df = _data()
     out = mlimpute.ampute(
-        df, "class", {"y": prop}, mechanism=mechanism, depends_on=depends_on,
-        strength=strength, systematic=systematic, rng=1,
+        df,
+        "class",
+        {"y": prop},
+        mechanism=mechanism,
+        depends_on=depends_on,
+        strength=strength,
+        systematic=systematic,
+        rng=1,
     )
     assert abs(out["y"].isna().mean() - prop) < 0.01
     assert out.drop(columns="y").equals(df.drop(columns="y"))

@@ -548,8 +548,9 @@ def _vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float
     from mlimpute.pooling import pool_scalar
 
     c = len(names)
-    out = pd.DataFrame(np.nan, index=pd.Index(names, name="term"),
-                       columns=["se", "ci_low", "ci_high", "df"])
+    out = pd.DataFrame(
+        np.nan, index=pd.Index(names, name="term"), columns=["se", "ci_low", "ci_high", "df"]
+    )
     per = [_vc_transformed(f, names) for f in fits]
     if not per or any(p is None or len(p[1]) != c for p in per):
         return out
