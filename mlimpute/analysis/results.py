@@ -240,6 +240,76 @@ class PooledResult:
             digits={"estimate": 4, "between_sd": 4, "se": 4, "ci_low": 4, "ci_high": 4, "df": 1},
         )
 
+    def r_squared(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Nakagawa-Schielzeth marginal and conditional R² of a linear mixed model, pooled.
+
+        Per imputation, with ``var_f`` the variance of the fixed-effect predictions
+        ``X beta`` (``n - 1`` divisor), ``var_r`` the mean of ``z_i' Tau z_i`` over rows
+        (the random-effect variance; Johnson's 2014 extension to random slopes, ``D0`` for
+        a random intercept) and ``var_e`` the residual variance: marginal
+        ``R² = var_f / (var_f + var_r + var_e)``, conditional
+        ``R² = (var_f + var_r) / (var_f + var_r + var_e)`` (Nakagawa & Schielzeth 2013).
+        ``estimate`` is their mean over imputations; the interval is pooled on the logit
+        scale as the ICC in :meth:`variance_components` (the logit of each R² is a
+        difference of log variances), each imputation's variance by the delta method from
+        the fit's covariance of the fixed effects and of the variance parameters, with
+        Barnard-Rubin ``df`` on complete-data df ``J - 1``.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            ``ci_low``/``ci_high`` bound a two-sided ``1 - alpha`` interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``marginal``, ``conditional``; columns
+            ``estimate, between_sd, se, ci_low, ci_high, df``.
+
+        Raises
+        ------
+        UnsupportedError
+            For anything but a linear mixed model fitted by ``fit()``.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> d = classroom(1, rng=1)
+        >>> imp = d.incomplete.mi.impute(d.imputation, m=5, iterations=10, rng=2)
+        >>> r2 = imp.fit("grade ~ skill + (1 | class)").r_squared()
+        >>> list(r2.index), bool((r2["ci_low"] < r2["estimate"]).all())
+        (['marginal', 'conditional'], True)
+        """
+        lik = self._likelihood
+        if (
+            lik is None
+            or getattr(lik.model, "kind", None) != "lmm"
+            or not all(isinstance(f, _fitters.MixedFit) for f in self.fits)
+        ):
+            raise UnsupportedError(
+                f"r_squared() is available for linear mixed models fitted by fit(); this "
+                f"result is a {self.model}."
+            )
+        per = [_r_squared_one(f, d) for f, (_, d) in zip(self.fits, lik._designs(), strict=True)]
+        r2 = np.array([p[0] for p in per])
+        logits = np.array([p[1] for p in per])
+        var = np.array([p[2] for p in per])
+        names = ["marginal", "conditional"]
+        table = pool_variance_components(r2, names)
+        table.index.name = None
+        extra = []
+        for r in range(2):
+            v, u = logits[:, r], var[:, r]
+            if np.all(np.isfinite(v)) and np.all(np.isfinite(u)) and np.all(u > 0):
+                extra.append(_pool_row(v, u, float(self.n_groups - 1), "logit", alpha))
+            else:
+                extra.append([np.nan] * 4)
+        table[["se", "ci_low", "ci_high", "df"]] = np.array(extra)
+        from mlimpute.result.display import Table
+
+        return Table(table, digits={"estimate": 4, "between_sd": 4, "se": 4, "df": 1})
+
     @property
     def notes(self) -> tuple[str, ...]:
         """Problems with some complete-data fits, in words (kept in the pooling)."""
@@ -543,10 +613,6 @@ def _intercept_index(names: Sequence[str], q: int) -> int:
 
 def _vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float) -> pd.DataFrame:
     """Rubin's rules on the transformed scale, back-transformed (see variance_components)."""
-    from scipy import stats
-
-    from mlimpute.pooling import pool_scalar
-
     c = len(names)
     out = pd.DataFrame(
         np.nan, index=pd.Index(names, name="term"), columns=["se", "ci_low", "ci_high", "df"]
@@ -568,17 +634,57 @@ def _vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float
             dfcom = float(n_groups - 1)
         else:
             dfcom = float(first.nobs - n_groups)
-        res = pool_scalar(v, u, dfcom=dfcom)
-        qbar, t, df = float(res.qbar[0]), float(res.t[0, 0]), float(res.df[0])
-        if np.all(v == v[0]):
-            qbar = float(v[0])
-        half = stats.t.ppf(1.0 - alpha / 2.0, df) * np.sqrt(t)
-        back = _BACK[scales[r]]
-        with np.errstate(over="ignore"):
-            est = back(qbar)
-            deriv = {"log": est, "logit": est * (1.0 - est), "identity": 1.0}[scales[r]]
-            out.iloc[r] = [deriv * np.sqrt(t), back(qbar - half), back(qbar + half), df]
+        out.iloc[r] = _pool_row(v, u, dfcom, scales[r], alpha)
     return out
+
+
+def _pool_row(v: np.ndarray, u: np.ndarray, dfcom: float, scale: str, alpha: float) -> list:
+    """``[se, ci_low, ci_high, df]`` of one quantity pooled on ``scale``, carried back."""
+    from scipy import stats
+
+    from mlimpute.pooling import pool_scalar
+
+    res = pool_scalar(v, u, dfcom=dfcom)
+    qbar, t, df = float(res.qbar[0]), float(res.t[0, 0]), float(res.df[0])
+    if np.all(v == v[0]):
+        qbar = float(v[0])
+    half = stats.t.ppf(1.0 - alpha / 2.0, df) * np.sqrt(t)
+    back = _BACK[scale]
+    with np.errstate(over="ignore"):
+        est = back(qbar)
+        deriv = {"log": est, "logit": est * (1.0 - est), "identity": 1.0}[scale]
+        return [deriv * np.sqrt(t), back(qbar - half), back(qbar + half), df]
+
+
+def _r_squared_one(fit, design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Marginal and conditional R² of one LMM fit, their logits and delta-method variances."""
+    X = np.asarray(design.X, dtype=float)
+    Z = np.asarray(design.Z, dtype=float)
+    beta = fit.fe_params
+    sx = np.atleast_2d(np.cov(X, rowvar=False))
+    var_f = float(beta @ sx @ beta)  # var(X beta), n - 1 divisor as in MuMIn
+    mz = Z.T @ Z / Z.shape[0]  # mean z z'
+    var_r = float(np.sum(fit.cov_re * mz))  # mean z' Tau z (Johnson 2014)
+    var_e = float(fit.scale)
+    q = fit.cov_re.shape[0]
+    mask = np.ones((q, q), bool) if fit.free is None else fit.free
+    rows, cols = np.nonzero(np.tril(mask))
+    g_r = np.r_[np.where(rows == cols, mz[rows, cols], 2.0 * mz[rows, cols]), 0.0]
+    e_last = np.zeros(rows.size + 1)
+    e_last[-1] = 1.0
+    g_beta_f = 2.0 * sx @ beta
+    total = var_f + var_r + var_e
+    r2 = np.array([var_f / total, (var_f + var_r) / total])
+    logits = np.array(
+        [np.log(var_f) - np.log(var_r + var_e), np.log(var_f + var_r) - np.log(var_e)]
+    )
+    grads = [
+        (g_beta_f / var_f, -(g_r + e_last) / (var_r + var_e)),
+        (g_beta_f / (var_f + var_r), g_r / (var_f + var_r) - e_last / var_e),
+    ]
+    cov_vc = np.full((rows.size + 1,) * 2, np.nan) if fit.cov_vc is None else fit.cov_vc
+    var = np.array([gb @ fit.cov_fe @ gb + gp @ cov_vc @ gp for gb, gp in grads])
+    return r2, logits, var
 
 
 def _likelihood_test(full, reduced, k: int, method: str, ariv: str) -> TestResult:

@@ -131,3 +131,33 @@ def test_coverage_over_200_classroom_replications():
     cov = pd.DataFrame([_coverage_replication(s) for s in range(200)]).mean()
     assert 0.92 <= cov["var(Intercept|class)"] <= 0.98, cov
     assert 0.92 <= cov["var(Residual)"] <= 0.98, cov
+
+
+def test_r_squared_matches_the_nakagawa_schielzeth_formula():
+    # no missing data: identical imputations, so the pooled R² is the complete-data one
+    d = classroom(1, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = d.complete.mi.impute(d.imputation, m=2, iterations=2, rng=4)
+        res = imp.fit(ANALYSIS_FORMULAS[1])
+    r2 = res.r_squared()
+    f = res.fits[0]
+    var_f = np.var(f.fe_params[1] * d.complete["skill"], ddof=1)
+    total = var_f + f.cov_re[0, 0] + f.scale
+    np.testing.assert_allclose(
+        r2["estimate"], [var_f / total, (var_f + f.cov_re[0, 0]) / total], rtol=1e-10
+    )
+    assert np.all(r2["ci_low"] > 0) and np.all(r2["ci_high"] < 1)
+    assert np.all(r2["ci_low"] < r2["estimate"]) and np.all(r2["estimate"] < r2["ci_high"])
+    assert list(r2["df"]) == [29.0, 29.0]
+
+
+def test_r_squared_needs_a_mixed_model():
+    from mlimpute.errors import UnsupportedError
+
+    d = classroom(1, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = d.incomplete.mi.impute(d.imputation, m=2, iterations=2, rng=4)
+    with pytest.raises(UnsupportedError, match="linear mixed models"):
+        imp.fit("grade ~ skill").r_squared()
