@@ -151,7 +151,7 @@ class PooledResult:
             columns=pd.Index(self.names, name="term"),
         )
 
-    def variance_components(self, alpha: float = 0.05) -> pd.DataFrame:
+    def variance_components(self, alpha: float = 0.05, correlations: bool = False) -> pd.DataFrame:
         """Variance components averaged over imputations, with pooled intervals.
 
         Rows, for a model with random part ``(1 + gender | class)``:
@@ -191,10 +191,18 @@ class PooledResult:
         no sampling covariance is available (GLMMs) or a variance is estimated as zero
         in some imputation (a singular fit: zero has no log).
 
+        With ``correlations=True`` each covariance row is followed by the random-effect
+        correlation, ``cor(Intercept,gender|class)``: computed within each imputation,
+        averaged, and pooled on Fisher's z scale (``atanh``), where a correlation's
+        estimate is close to normal with a variance that depends little on the
+        correlation itself (van Buuren 2018, §5.3.1); its interval stays in (-1, 1).
+
         Parameters
         ----------
         alpha : float, default 0.05
             ``ci_low``/``ci_high`` bound a two-sided ``1 - alpha`` interval.
+        correlations : bool, default False
+            Add a correlation row after each covariance row.
 
         Returns
         -------
@@ -233,6 +241,8 @@ class PooledResult:
         inference = _vc_inference(self.fits, names, self.n_groups, alpha)
         for col in ("se", "ci_low", "ci_high", "df"):
             table[col] = inference[col]
+        if correlations:
+            table = _with_correlations(table, self.fits, self.n_groups, alpha)
         from mlimpute.result.display import Table
 
         return Table(
@@ -543,7 +553,12 @@ class PooledResult:
 # --------------------------------------------------------------------------------------
 # variance-component inference
 
-_BACK = {"log": np.exp, "logit": lambda x: 1.0 / (1.0 + np.exp(-x)), "identity": lambda x: x}
+_BACK = {
+    "log": np.exp,
+    "logit": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "identity": lambda x: x,
+    "fisher_z": np.tanh,
+}
 
 
 def _vc_transformed(fit, names: Sequence[str]):
@@ -652,8 +667,63 @@ def _pool_row(v: np.ndarray, u: np.ndarray, dfcom: float, scale: str, alpha: flo
     back = _BACK[scale]
     with np.errstate(over="ignore"):
         est = back(qbar)
-        deriv = {"log": est, "logit": est * (1.0 - est), "identity": 1.0}[scale]
+        deriv = {"log": est, "logit": est * (1.0 - est), "identity": 1.0, "fisher_z": 1.0 - est**2}[
+            scale
+        ]
         return [deriv * np.sqrt(t), back(qbar - half), back(qbar + half), df]
+
+
+def _correlations(fit):
+    """``[(a, b, rho, z, var z)]`` for each free covariance of one mixed-model fit."""
+    q = fit.cov_re.shape[0]
+    mask = np.ones((q, q), bool) if fit.free is None else fit.free
+    rows, cols = np.nonzero(np.tril(mask))
+    pos = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols, strict=True))}
+    zero = fit.relative_cholesky_diagonal < _fitters.SINGULAR_TOL
+    out = []
+    for a in range(q):
+        for b in range(a + 1, q):
+            if not mask[a, b]:
+                continue
+            va, vb, c = fit.cov_re[a, a], fit.cov_re[b, b], fit.cov_re[a, b]
+            rho = c / np.sqrt(va * vb) if va > 0 and vb > 0 else np.nan
+            if zero[a] or zero[b] or fit.cov_vc is None or not abs(rho) < 1:
+                out.append((a, b, rho, np.nan, np.nan))
+                continue
+            g = np.zeros(rows.size + 1)  # d atanh(rho) / d phi
+            k = 1.0 / (1.0 - rho**2)
+            g[pos[(b, a)]] = k / np.sqrt(va * vb)
+            g[pos[(a, a)]] = -k * rho / (2.0 * va)
+            g[pos[(b, b)]] = -k * rho / (2.0 * vb)
+            out.append((a, b, rho, np.arctanh(rho), float(g @ fit.cov_vc @ g)))
+    return out
+
+
+def _with_correlations(table: pd.DataFrame, fits, n_groups, alpha: float) -> pd.DataFrame:
+    """``table`` with a Fisher-z pooled ``cor(...)`` row after each ``cov(...)`` row."""
+    cov_rows = [n for n in table.index if str(n).startswith("cov(")]
+    if not cov_rows or not all(isinstance(f, _fitters.MixedFit) for f in fits):
+        return table
+    per = [_correlations(f) for f in fits]
+    pieces = []
+    k = 0
+    for name in table.index:
+        pieces.append(table.loc[[name]])
+        if not str(name).startswith("cov("):
+            continue
+        rho = np.array([p[k][2] for p in per])
+        z = np.array([p[k][3] for p in per])
+        u = np.array([p[k][4] for p in per])
+        row = {"estimate": float(np.mean(rho)), "between_sd": float(np.std(rho, ddof=1))}
+        if np.all(rho == rho[0]):
+            row.update(estimate=float(rho[0]), between_sd=0.0)
+        stats_ = [np.nan] * 4
+        if np.all(np.isfinite(z)) and np.all(np.isfinite(u)) and np.all(u > 0):
+            stats_ = _pool_row(z, u, float(n_groups - 1), "fisher_z", alpha)
+        row.update(zip(["se", "ci_low", "ci_high", "df"], stats_, strict=True))
+        pieces.append(pd.DataFrame(row, index=pd.Index(["cor" + str(name)[3:]], name="term")))
+        k += 1
+    return pd.concat(pieces)
 
 
 def _r_squared_one(fit, design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

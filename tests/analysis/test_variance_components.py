@@ -161,3 +161,26 @@ def test_r_squared_needs_a_mixed_model():
         imp = d.incomplete.mi.impute(d.imputation, m=2, iterations=2, rng=4)
     with pytest.raises(UnsupportedError, match="linear mixed models"):
         imp.fit("grade ~ skill").r_squared()
+
+
+def test_correlation_rows_on_fishers_z():
+    d = classroom(3, rng=5, n_classes=60)
+    formula = "grade ~ skill * gender + relation + (1 + gender | class)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = d.complete.mi.impute(d.imputation, m=2, iterations=2, rng=4)
+        res = imp.fit(formula)
+    plain = res.variance_components()
+    vc = res.variance_components(correlations=True)
+    assert "cor(Intercept,gender|class)" not in plain.index
+    assert list(vc.index).index("cor(Intercept,gender|class)") == 2
+    f = res.fits[0]
+    rho = f.cov_re[0, 1] / np.sqrt(f.cov_re[0, 0] * f.cov_re[1, 1])
+    row = vc.loc["cor(Intercept,gender|class)"]
+    assert row["estimate"] == pytest.approx(rho, rel=1e-12)
+    assert -1 < row["ci_low"] < rho < row["ci_high"] < 1
+    # the z-scale interval is symmetric about atanh(rho) (no missing data: df = J - 1)
+    assert np.arctanh(row["ci_low"]) + np.arctanh(row["ci_high"]) == pytest.approx(
+        2 * np.arctanh(rho)
+    )
+    assert row["df"] == 59
