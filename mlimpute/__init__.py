@@ -42,6 +42,7 @@ from mlimpute.errors import (
 # public name -> (module, attribute or None for the module itself), imported on first use
 _LAZY: dict[str, tuple[str, str | None]] = {
     "impute": (".impute", "impute"),
+    "ampute": (".ampute", "ampute"),
     "open": (".io", "open"),
     "io": (".io", None),
     "specfile": (".specfile", None),
@@ -59,6 +60,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __getattr__
     from mlimpute import diagnostics, io, specfile
+    from mlimpute.ampute import ampute
     from mlimpute.analysis import from_completed
     from mlimpute.analysis.results import PooledResult
     from mlimpute.impute import impute
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __g
 __all__ = [
     "__version__",
     "impute",
+    "ampute",
     "open",
     "io",
     "specfile",
@@ -114,14 +117,14 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``mlimpute.impute`` the function when the submodule of that name is imported.
+    """Keeps ``mlimpute.impute`` (``ampute``) the function when the submodule is imported.
 
     (The import system sets a package attribute for every submodule it loads.)
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "impute" and isinstance(value, types.ModuleType):
-            value = value.impute
+        if name in ("impute", "ampute") and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
         super().__setattr__(name, value)
 
 

@@ -118,3 +118,42 @@ class MIAccessor:
         from mlimpute.pattern import missing_pattern
 
         return missing_pattern(self._df)
+
+    @forwards("mlimpute.ampute:ampute", drop=("df",))
+    def ampute(
+        self,
+        cluster: Hashable | None = None,
+        prop: Mapping[Hashable, float] | None = None,
+        *,
+        mechanism: str | Mapping[Hashable, str] = "MCAR",
+        depends_on: Sequence[Hashable] | Mapping[Hashable, Sequence[Hashable]] | None = None,
+        level: int | Mapping[Hashable, int] = 1,
+        systematic: float | Mapping[Hashable, float] = 0.0,
+        strength: float | Mapping[Hashable, float] = 1.0,
+        rng: int | np.random.Generator | None = None,
+    ) -> pd.DataFrame:
+        """A copy with values deleted by a logistic missingness model (for simulations).
+
+        The same as :func:`mlimpute.ampute.ampute` with this DataFrame as ``df``.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> df = mlimpute.datasets.classroom(1, rng=1).complete
+        >>> out = df.mi.ampute("class", {"grade": 0.3}, level=1, rng=2)
+        >>> bool(out["grade"].isna().any()), bool(df["grade"].isna().any())
+        (True, False)
+        """
+        from mlimpute.ampute import ampute
+
+        return ampute(
+            self._df,
+            cluster,
+            prop,
+            mechanism=mechanism,
+            depends_on=depends_on,
+            level=level,
+            systematic=systematic,
+            strength=strength,
+            rng=rng,
+        )

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlimpute.analysis.fitters import base as _fitters
 from mlimpute.analysis.hypotheses import parse_hypotheses
 from mlimpute.errors import PoolingError, UnsupportedError
 from mlimpute.pooling import PooledEstimates, TestResult, d1, d2, d3, pool_variance_components
@@ -150,8 +151,8 @@ class PooledResult:
             columns=pd.Index(self.names, name="term"),
         )
 
-    def variance_components(self) -> pd.DataFrame:
-        """Variance components averaged over imputations, as mitml reports them.
+    def variance_components(self, alpha: float = 0.05, correlations: bool = False) -> pd.DataFrame:
+        """Variance components averaged over imputations, with pooled intervals.
 
         Rows, for a model with random part ``(1 + gender | class)``:
         ``var(Intercept|class)``, ``cov(Intercept,gender|class)``, ``var(gender|class)``,
@@ -167,15 +168,63 @@ class PooledResult:
         ``var(Intercept) / (var(Intercept) + pi^2/3)`` (logit) or ``/ (var(Intercept) + 1)``
         (probit); a Poisson GLMM has no ICC row.
 
+        **Inference.** ``se``, ``ci_low``, ``ci_high`` and ``df`` come from Rubin's rules
+        applied on a scale where the estimates are close to normal, then transformed
+        back (van Buuren 2018, *Flexible Imputation of Missing Data*, 2nd ed., §5.3.1,
+        and Marshall et al. 2009, *BMC Med Res Methodol* 9:57: pool quantities with
+        skewed or bounded sampling distributions after a normalising transformation):
+        variances (``var(...)``, ``var(Residual)``) on the log scale -- a variance is
+        positive and its estimate right-skewed, and the log is the usual scale for Wald
+        intervals of variance components (Pinheiro & Bates 2000, §2.4.3); the ICC on the
+        logit scale, where ``logit(ICC) = log var(Intercept) - log var(Residual)`` is a
+        difference of two log variances, so the same argument applies and the interval
+        stays in (0, 1); covariances, which can take either sign, on their own scale. Each
+        imputation's variance on that scale is the delta method applied to the fit's
+        sampling covariance of ``(Tau, sigma2)``: the inverse observed REML (or ML)
+        information, from the Hessian of the deviance (OLS: ``var(log s^2) = 2 / (n - p)``).
+        ``df`` is the Barnard-Rubin df with complete-data df ``J - 1`` (``J`` clusters)
+        for the cluster-level rows and the ICC, ``n - J`` for the residual variance
+        (``n - p`` for OLS). The interval is the back-transformed ``t`` interval, so it
+        is not symmetric about ``estimate`` (which stays the mean over imputations);
+        ``se`` is the pooled standard error on the transformed scale carried back by the
+        delta method (``exp(qbar) sqrt(T)`` for a variance). These columns are NaN where
+        no sampling covariance is available (GLMMs) or a variance is estimated as zero
+        in some imputation (a singular fit: zero has no log).
+
+        With ``correlations=True`` each covariance row is followed by the random-effect
+        correlation, ``cor(Intercept,gender|class)``: computed within each imputation,
+        averaged, and pooled on Fisher's z scale (``atanh``), where a correlation's
+        estimate is close to normal with a variance that depends little on the
+        correlation itself (van Buuren 2018, §5.3.1); its interval stays in (-1, 1).
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            ``ci_low``/``ci_high`` bound a two-sided ``1 - alpha`` interval.
+        correlations : bool, default False
+            Add a correlation row after each covariance row.
+
         Returns
         -------
         pandas.DataFrame
-            Columns ``estimate, between_sd``.
+            Columns ``estimate, between_sd, se, ci_low, ci_high, df``.
 
         Raises
         ------
         UnsupportedError
             For GLMs and for results of ``apply()``, which have no such components.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> d = classroom(1, rng=1)
+        >>> imp = d.incomplete.mi.impute(d.imputation, m=5, iterations=10, rng=2)
+        >>> vc = imp.fit("grade ~ skill + (1 | class)").variance_components()
+        >>> list(vc.columns)
+        ['estimate', 'between_sd', 'se', 'ci_low', 'ci_high', 'df']
+        >>> bool((vc["ci_low"] < vc["estimate"]).all() and (vc["estimate"] < vc["ci_high"]).all())
+        True
         """
         if self._vc is None:
             raise UnsupportedError(
@@ -189,9 +238,87 @@ class PooledResult:
         same = np.all(values == values[:1], axis=0)
         table.loc[same, "estimate"] = values[0, same]
         table.loc[same, "between_sd"] = 0.0
+        inference = _vc_inference(self.fits, names, self.n_groups, alpha)
+        for col in ("se", "ci_low", "ci_high", "df"):
+            table[col] = inference[col]
+        if correlations:
+            table = _with_correlations(table, self.fits, self.n_groups, alpha)
         from mlimpute.result.display import Table
 
-        return Table(table, digits={"estimate": 4, "between_sd": 4})
+        return Table(
+            table,
+            digits={"estimate": 4, "between_sd": 4, "se": 4, "ci_low": 4, "ci_high": 4, "df": 1},
+        )
+
+    def r_squared(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Nakagawa-Schielzeth marginal and conditional R² of a linear mixed model, pooled.
+
+        Per imputation, with ``var_f`` the variance of the fixed-effect predictions
+        ``X beta`` (``n - 1`` divisor), ``var_r`` the mean of ``z_i' Tau z_i`` over rows
+        (the random-effect variance; Johnson's 2014 extension to random slopes, ``D0`` for
+        a random intercept) and ``var_e`` the residual variance: marginal
+        ``R² = var_f / (var_f + var_r + var_e)``, conditional
+        ``R² = (var_f + var_r) / (var_f + var_r + var_e)`` (Nakagawa & Schielzeth 2013).
+        ``estimate`` is their mean over imputations; the interval is pooled on the logit
+        scale as the ICC in :meth:`variance_components` (the logit of each R² is a
+        difference of log variances), each imputation's variance by the delta method from
+        the fit's covariance of the fixed effects and of the variance parameters, with
+        Barnard-Rubin ``df`` on complete-data df ``J - 1``.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            ``ci_low``/``ci_high`` bound a two-sided ``1 - alpha`` interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``marginal``, ``conditional``; columns
+            ``estimate, between_sd, se, ci_low, ci_high, df``.
+
+        Raises
+        ------
+        UnsupportedError
+            For anything but a linear mixed model fitted by ``fit()``.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> d = classroom(1, rng=1)
+        >>> imp = d.incomplete.mi.impute(d.imputation, m=5, iterations=10, rng=2)
+        >>> r2 = imp.fit("grade ~ skill + (1 | class)").r_squared()
+        >>> list(r2.index), bool((r2["ci_low"] < r2["estimate"]).all())
+        (['marginal', 'conditional'], True)
+        """
+        lik = self._likelihood
+        if (
+            lik is None
+            or getattr(lik.model, "kind", None) != "lmm"
+            or not all(isinstance(f, _fitters.MixedFit) for f in self.fits)
+        ):
+            raise UnsupportedError(
+                f"r_squared() is available for linear mixed models fitted by fit(); this "
+                f"result is a {self.model}."
+            )
+        per = [_r_squared_one(f, d) for f, (_, d) in zip(self.fits, lik._designs(), strict=True)]
+        r2 = np.array([p[0] for p in per])
+        logits = np.array([p[1] for p in per])
+        var = np.array([p[2] for p in per])
+        names = ["marginal", "conditional"]
+        table = pool_variance_components(r2, names)
+        table.index.name = None
+        extra = []
+        for r in range(2):
+            v, u = logits[:, r], var[:, r]
+            if np.all(np.isfinite(v)) and np.all(np.isfinite(u)) and np.all(u > 0):
+                extra.append(_pool_row(v, u, float(self.n_groups - 1), "logit", alpha))
+            else:
+                extra.append([np.nan] * 4)
+        table[["se", "ci_low", "ci_high", "df"]] = np.array(extra)
+        from mlimpute.result.display import Table
+
+        return Table(table, digits={"estimate": 4, "between_sd": 4, "se": 4, "df": 1})
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -421,6 +548,213 @@ class PooledResult:
         parts += [f"<p><b>Note:</b> {html.escape(n)}</p>" for n in self.notes]
         parts.append("</div>")
         return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# variance-component inference
+
+_BACK = {
+    "log": np.exp,
+    "logit": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "identity": lambda x: x,
+    "fisher_z": np.tanh,
+}
+
+
+def _vc_transformed(fit, names: Sequence[str]):
+    """Per row: (scale, value on that scale, its variance, level 2?) for one fit."""
+    if isinstance(fit, _fitters.OLSFit):
+        n = fit.df_resid + fit.params.size
+        s2 = fit.sigma2_ml * n / fit.df_resid
+        return ["log"], np.array([np.log(s2)]), np.array([2.0 / fit.df_resid]), [False]
+    if not isinstance(fit, _fitters.MixedFit) or fit.cov_vc is None:
+        return None
+    q = fit.cov_re.shape[0]
+    mask = np.ones((q, q), bool) if fit.free is None else fit.free
+    rows, cols = np.nonzero(np.tril(mask))
+    pos = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols, strict=True))}
+    d = rows.size + 1
+    phi = np.r_[fit.cov_re[rows, cols], fit.scale]
+    grads, values, scales, level2 = [], [], [], []
+    diag_names = {}
+    # a variance on the boundary (lme4's isSingular rule) has no log: NaN, and so has
+    # every row that involves it
+    zero = fit.relative_cholesky_diagonal < _fitters.SINGULAR_TOL
+    for a in range(q):
+        for b in range(a, q):
+            if not mask[a, b]:
+                continue
+            k = pos[(b, a)]
+            g = np.zeros(d)
+            if a == b:
+                diag_names[a] = k
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    g[k] = 1.0 / phi[k]
+                    values.append(np.nan if zero[a] else np.log(phi[k]))
+                scales.append("log")
+            else:
+                g[k] = 1.0
+                values.append(np.nan if zero[a] or zero[b] else phi[k])
+                scales.append("identity")
+            grads.append(g)
+            level2.append(True)
+    g = np.zeros(d)
+    g[-1] = 1.0 / phi[-1]
+    grads.append(g)
+    values.append(np.log(phi[-1]))
+    scales.append("log")
+    level2.append(False)
+    if len(values) < len(names):  # the ICC of the random intercept
+        j = _intercept_index(names, q)
+        k = diag_names[j]
+        g = np.zeros(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g[k] = 1.0 / phi[k]
+            values.append(np.nan if zero[j] else np.log(phi[k] / phi[-1]))
+        g[-1] = -1.0 / phi[-1]
+        grads.append(g)
+        scales.append("logit")
+        level2.append(True)
+    grads = np.array(grads)
+    with np.errstate(invalid="ignore"):
+        var = np.einsum("rd,de,re->r", grads, fit.cov_vc, grads)
+    return scales, np.array(values), var, level2
+
+
+def _intercept_index(names: Sequence[str], q: int) -> int:
+    diag = [n for n in names if n.startswith("var(") and n != "var(Residual)"]
+    return next(a for a, n in enumerate(diag[:q]) if n.startswith("var(Intercept|"))
+
+
+def _vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float) -> pd.DataFrame:
+    """Rubin's rules on the transformed scale, back-transformed (see variance_components)."""
+    c = len(names)
+    out = pd.DataFrame(
+        np.nan, index=pd.Index(names, name="term"), columns=["se", "ci_low", "ci_high", "df"]
+    )
+    per = [_vc_transformed(f, names) for f in fits]
+    if not per or any(p is None or len(p[1]) != c for p in per):
+        return out
+    scales, level2 = per[0][0], per[0][3]
+    values = np.array([p[1] for p in per])
+    variances = np.array([p[2] for p in per])
+    first = fits[0]
+    for r in range(c):
+        v, u = values[:, r], variances[:, r]
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(u)) and np.all(u > 0)):
+            continue
+        if isinstance(first, _fitters.OLSFit):
+            dfcom = float(first.df_resid)
+        elif level2[r]:
+            dfcom = float(n_groups - 1)
+        else:
+            dfcom = float(first.nobs - n_groups)
+        out.iloc[r] = _pool_row(v, u, dfcom, scales[r], alpha)
+    return out
+
+
+def _pool_row(v: np.ndarray, u: np.ndarray, dfcom: float, scale: str, alpha: float) -> list:
+    """``[se, ci_low, ci_high, df]`` of one quantity pooled on ``scale``, carried back."""
+    from scipy import stats
+
+    from mlimpute.pooling import pool_scalar
+
+    res = pool_scalar(v, u, dfcom=dfcom)
+    qbar, t, df = float(res.qbar[0]), float(res.t[0, 0]), float(res.df[0])
+    if np.all(v == v[0]):
+        qbar = float(v[0])
+    half = stats.t.ppf(1.0 - alpha / 2.0, df) * np.sqrt(t)
+    back = _BACK[scale]
+    with np.errstate(over="ignore"):
+        est = back(qbar)
+        deriv = {"log": est, "logit": est * (1.0 - est), "identity": 1.0, "fisher_z": 1.0 - est**2}[
+            scale
+        ]
+        return [deriv * np.sqrt(t), back(qbar - half), back(qbar + half), df]
+
+
+def _correlations(fit):
+    """``[(a, b, rho, z, var z)]`` for each free covariance of one mixed-model fit."""
+    q = fit.cov_re.shape[0]
+    mask = np.ones((q, q), bool) if fit.free is None else fit.free
+    rows, cols = np.nonzero(np.tril(mask))
+    pos = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols, strict=True))}
+    zero = fit.relative_cholesky_diagonal < _fitters.SINGULAR_TOL
+    out = []
+    for a in range(q):
+        for b in range(a + 1, q):
+            if not mask[a, b]:
+                continue
+            va, vb, c = fit.cov_re[a, a], fit.cov_re[b, b], fit.cov_re[a, b]
+            rho = c / np.sqrt(va * vb) if va > 0 and vb > 0 else np.nan
+            if zero[a] or zero[b] or fit.cov_vc is None or not abs(rho) < 1:
+                out.append((a, b, rho, np.nan, np.nan))
+                continue
+            g = np.zeros(rows.size + 1)  # d atanh(rho) / d phi
+            k = 1.0 / (1.0 - rho**2)
+            g[pos[(b, a)]] = k / np.sqrt(va * vb)
+            g[pos[(a, a)]] = -k * rho / (2.0 * va)
+            g[pos[(b, b)]] = -k * rho / (2.0 * vb)
+            out.append((a, b, rho, np.arctanh(rho), float(g @ fit.cov_vc @ g)))
+    return out
+
+
+def _with_correlations(table: pd.DataFrame, fits, n_groups, alpha: float) -> pd.DataFrame:
+    """``table`` with a Fisher-z pooled ``cor(...)`` row after each ``cov(...)`` row."""
+    cov_rows = [n for n in table.index if str(n).startswith("cov(")]
+    if not cov_rows or not all(isinstance(f, _fitters.MixedFit) for f in fits):
+        return table
+    per = [_correlations(f) for f in fits]
+    pieces = []
+    k = 0
+    for name in table.index:
+        pieces.append(table.loc[[name]])
+        if not str(name).startswith("cov("):
+            continue
+        rho = np.array([p[k][2] for p in per])
+        z = np.array([p[k][3] for p in per])
+        u = np.array([p[k][4] for p in per])
+        row = {"estimate": float(np.mean(rho)), "between_sd": float(np.std(rho, ddof=1))}
+        if np.all(rho == rho[0]):
+            row.update(estimate=float(rho[0]), between_sd=0.0)
+        stats_ = [np.nan] * 4
+        if np.all(np.isfinite(z)) and np.all(np.isfinite(u)) and np.all(u > 0):
+            stats_ = _pool_row(z, u, float(n_groups - 1), "fisher_z", alpha)
+        row.update(zip(["se", "ci_low", "ci_high", "df"], stats_, strict=True))
+        pieces.append(pd.DataFrame(row, index=pd.Index(["cor" + str(name)[3:]], name="term")))
+        k += 1
+    return pd.concat(pieces)
+
+
+def _r_squared_one(fit, design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Marginal and conditional R² of one LMM fit, their logits and delta-method variances."""
+    X = np.asarray(design.X, dtype=float)
+    Z = np.asarray(design.Z, dtype=float)
+    beta = fit.fe_params
+    sx = np.atleast_2d(np.cov(X, rowvar=False))
+    var_f = float(beta @ sx @ beta)  # var(X beta), n - 1 divisor as in MuMIn
+    mz = Z.T @ Z / Z.shape[0]  # mean z z'
+    var_r = float(np.sum(fit.cov_re * mz))  # mean z' Tau z (Johnson 2014)
+    var_e = float(fit.scale)
+    q = fit.cov_re.shape[0]
+    mask = np.ones((q, q), bool) if fit.free is None else fit.free
+    rows, cols = np.nonzero(np.tril(mask))
+    g_r = np.r_[np.where(rows == cols, mz[rows, cols], 2.0 * mz[rows, cols]), 0.0]
+    e_last = np.zeros(rows.size + 1)
+    e_last[-1] = 1.0
+    g_beta_f = 2.0 * sx @ beta
+    total = var_f + var_r + var_e
+    r2 = np.array([var_f / total, (var_f + var_r) / total])
+    logits = np.array(
+        [np.log(var_f) - np.log(var_r + var_e), np.log(var_f + var_r) - np.log(var_e)]
+    )
+    grads = [
+        (g_beta_f / var_f, -(g_r + e_last) / (var_r + var_e)),
+        (g_beta_f / (var_f + var_r), g_r / (var_f + var_r) - e_last / var_e),
+    ]
+    cov_vc = np.full((rows.size + 1,) * 2, np.nan) if fit.cov_vc is None else fit.cov_vc
+    var = np.array([gb @ fit.cov_fe @ gb + gp @ cov_vc @ gp for gb, gp in grads])
+    return r2, logits, var
 
 
 def _likelihood_test(full, reduced, k: int, method: str, ariv: str) -> TestResult:

@@ -159,7 +159,7 @@ def test_variance_components_reproduce_mitml_extra_pars(ref, mitml_fits):
     full, _ = mitml_fits
     vc = full.variance_components()
     assert list(vc.index) == ["var(Intercept|class)", "var(Residual)", "ICC|class"]
-    assert list(vc.columns) == ["estimate", "between_sd"]
+    assert list(vc.columns[:2]) == ["estimate", "between_sd"]
     extra = ref["mixed"]["testEstimates"]
     assert extra["extra_rownames"] == [
         "Intercept~~Intercept|class",

@@ -42,6 +42,9 @@ class MixedFit:
     free: np.ndarray | None = None  # (q, q) bool: estimated entries of Tau (None: all)
     theta: np.ndarray | None = None  # free entries of lme4's relative Cholesky factor
     optimizer: str = ""  # what found the optimum ("Newton", "statsmodels", ...)
+    #: sampling covariance of (the free lower entries of Tau in theta's order, sigma2),
+    #: the inverse observed REML/ML information (``_Profiled.vc_covariance``)
+    cov_vc: np.ndarray | None = None
 
     @property
     def n_cov_params(self) -> int:

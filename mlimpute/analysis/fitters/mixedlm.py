@@ -291,6 +291,7 @@ def fit_mixedlm(
         free=None if mask.all() else mask,
         theta=theta,
         optimizer=how,
+        cov_vc=prof.vc_covariance(theta, scale),
     )
 
 

@@ -1,0 +1,285 @@
+"""Amputation: make complete data incomplete, for simulation studies.
+
+:func:`ampute` deletes values of chosen variables by a logistic missingness model,
+row by row (level 1) or for whole clusters (level 2), optionally with *systematically*
+missing variables (missing for every row of a share of the clusters), and hits the
+requested proportions in expectation exactly: the intercept of the logistic model is
+solved for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.errors import DataError, DataTypeError, SpecificationError
+from mlimpute.rng import RngLike, as_generator
+
+__all__ = ["ampute"]
+
+_MECHANISMS = ("MCAR", "MAR", "MNAR")
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _solve_intercept(eta: np.ndarray, weights: np.ndarray, target: float) -> float:
+    """The ``a`` with ``sum w expit(a + eta) / sum w = target`` (bisection, 200 steps).
+
+    The weighted mean of ``expit(a + eta)`` increases strictly from 0 to 1 in ``a``; the
+    bracket ``[-40 - max eta, 40 - min eta]`` holds the root for any target in
+    ``(1e-17, 1 - 1e-17)``, and 200 halvings shrink it far below double precision.
+    """
+    lo, hi = -40.0 - float(eta.max()), 40.0 - float(eta.min())
+    total = weights.sum()
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if (weights * _expit(mid + eta)).sum() / total < target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13:
+            break
+    return 0.5 * (lo + hi)
+
+
+def _standardise(x: np.ndarray, name: str) -> np.ndarray:
+    sd = x.std()
+    if not sd > 0:
+        raise DataError(f"{name!r} is constant; it cannot drive the missingness.")
+    return (x - x.mean()) / sd
+
+
+def _per_variable(value, columns: Sequence[Hashable], what: str) -> dict:
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in columns]
+        if unknown:
+            raise SpecificationError(f"{what} names {unknown}, which are not in prop.")
+        return {c: value.get(c) for c in columns}
+    return dict.fromkeys(columns, value)
+
+
+def _numeric(df: pd.DataFrame, col: Hashable, role: str) -> np.ndarray:
+    s = df[col]
+    if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+        raise DataTypeError(
+            f"{role} {col!r} has dtype {s.dtype}; the missingness model needs numbers."
+        )
+    if s.isna().any():
+        raise DataError(
+            f"{role} {col!r} has {int(s.isna().sum())} missing values; the missingness model "
+            "needs it complete."
+        )
+    return s.to_numpy(dtype=float)
+
+
+def _with_missing(s: pd.Series, miss: np.ndarray) -> pd.Series:
+    """``s`` with ``miss`` set missing: NaN for floats, pd.NA for nullable and others.
+
+    numpy integer and boolean columns cannot hold a missing value; they become pandas'
+    nullable ``Int64``/``boolean`` (the same values, ``pd.NA`` where missing).
+    """
+    if pd.api.types.is_bool_dtype(s) and not isinstance(s.dtype, pd.BooleanDtype):
+        s = s.astype("boolean")
+    elif pd.api.types.is_integer_dtype(s) and isinstance(s.dtype, np.dtype):
+        s = s.astype(str(s.dtype).capitalize())
+    return s.mask(pd.Series(miss, index=s.index))
+
+
+def ampute(
+    df: pd.DataFrame,
+    cluster: Hashable | None = None,
+    prop: Mapping[Hashable, float] | None = None,
+    *,
+    mechanism: Literal["MCAR", "MAR", "MNAR"] | Mapping[Hashable, str] = "MCAR",
+    depends_on: Sequence[Hashable] | Mapping[Hashable, Sequence[Hashable]] | None = None,
+    level: int | Mapping[Hashable, int] = 1,
+    systematic: float | Mapping[Hashable, float] = 0.0,
+    strength: float | Mapping[Hashable, float] = 1.0,
+    rng: RngLike = None,
+) -> pd.DataFrame:
+    """Delete values of complete data by a logistic missingness model.
+
+    For each variable ``v`` in ``prop``, unit ``i`` (a row, or a cluster when
+    ``level=2``) is missing with probability ``expit(a + strength * z_i)``:
+
+    * ``"MCAR"``: ``z = 0``;
+    * ``"MAR"``: ``z`` is the standardised sum of the standardised ``depends_on``
+      columns (complete columns other than ``v``);
+    * ``"MNAR"``: ``z`` is the standardised ``v`` itself.
+
+    The intercept ``a`` is solved (bisection) so that the *expected* share of missing
+    rows equals ``prop[v]`` exactly; with ``systematic=s`` a share ``s`` of the clusters
+    (chosen at random) first loses ``v`` in every row, and the intercept is solved for
+    the remaining rows so that the overall expected share is still ``prop[v]``. Level 2
+    deletes a cluster-level variable (constant within clusters) for whole clusters; the
+    model then works on one value per cluster (cluster means of ``depends_on``) and the
+    expected share of missing *rows* (clusters weighted by size) hits the target. The
+    variables are amputed independently of each other.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Complete data (the variables in ``prop`` and ``depends_on`` without missing
+        values). Not modified.
+    cluster : column name, optional
+        Cluster id column; needed for ``level=2`` and ``systematic``.
+    prop : dict
+        Target share of missing rows per variable, each in (0, 1).
+    mechanism : {"MCAR", "MAR", "MNAR"} or dict, default "MCAR"
+        One for all variables or one per variable.
+    depends_on : list of column names or dict, optional
+        For MAR: the columns the missingness depends on (one list for all variables,
+        or one per variable).
+    level : {1, 2} or dict, default 1
+        Row-level or whole-cluster missingness.
+    systematic : float or dict, default 0.0
+        Share of clusters, in [0, 1), in which a level-1 variable is missing entirely.
+    strength : float or dict, default 1.0
+        Slope of the logistic model per standard deviation of ``z`` (log odds ratio);
+        ignored for MCAR.
+    rng : int, numpy.random.SeedSequence or numpy.random.Generator, optional
+        Source of randomness.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new DataFrame, same columns and index. Float columns hold ``NaN`` where
+        missing, nullable and object/categorical columns ``pd.NA``/``NaN`` as pandas
+        does; numpy integer and boolean columns become ``Int64``/``boolean``.
+
+    Raises
+    ------
+    SpecificationError
+        For an unknown column, a proportion outside (0, 1), an unknown mechanism, MAR
+        without ``depends_on`` or with the variable itself in it, a level other than 1
+        or 2, ``level=2`` or ``systematic`` without ``cluster``, or a systematic share
+        that already exceeds the target.
+    DataError
+        For a level-2 variable that varies within a cluster, or incomplete or constant
+        columns the model needs.
+    DataTypeError
+        For a non-numeric column the MAR/MNAR model needs.
+
+    Examples
+    --------
+    >>> import mlimpute
+    >>> df = mlimpute.datasets.classroom(2, rng=1).complete
+    >>> out = mlimpute.ampute(df, "class", {"grade": 0.4, "skill": 0.2},
+    ...                       mechanism={"grade": "MAR", "skill": "MCAR"},
+    ...                       depends_on=["gender"], level={"grade": 1, "skill": 2}, rng=3)
+    >>> round(float(out["grade"].isna().mean()), 2), bool(df["grade"].isna().any())
+    (0.4, False)
+    >>> bool(out.groupby("class")["skill"].apply(lambda s: s.isna().nunique() == 1).all())
+    True
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataTypeError(f"df must be a pandas DataFrame, got {type(df).__name__}.")
+    if not isinstance(prop, Mapping) or not prop:
+        raise SpecificationError("prop must be a dict {column: share of missing rows}.")
+    targets = list(prop)
+    unknown = [c for c in targets if c not in df.columns]
+    if unknown:
+        raise SpecificationError(f"prop names {unknown}, which are not columns of df.")
+    if cluster is not None and cluster not in df.columns:
+        raise SpecificationError(f"cluster {cluster!r} is not a column of df.")
+    if cluster is not None and cluster in prop:
+        raise SpecificationError(f"the cluster column {cluster!r} cannot be amputed.")
+    mechs = _per_variable(mechanism, targets, "mechanism")
+    levels = _per_variable(level, targets, "level")
+    systs = _per_variable(systematic, targets, "systematic")
+    slopes = _per_variable(strength, targets, "strength")
+    deps = (
+        {c: depends_on.get(c) for c in targets}
+        if isinstance(depends_on, Mapping)
+        else dict.fromkeys(targets, depends_on)
+    )
+    if cluster is not None:
+        if df[cluster].isna().any():
+            raise DataError(f"cluster {cluster!r} has missing ids.")
+        codes, _ = pd.factorize(df[cluster])
+        sizes = np.bincount(codes).astype(float)
+    gen = as_generator(rng)
+    out = df.copy()
+    n = len(df)
+    for v in targets:
+        p = prop[v]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
+            raise SpecificationError(f"prop[{v!r}] must be in (0, 1), got {p!r}.")
+        mech = mechs[v]
+        if mech not in _MECHANISMS:
+            raise SpecificationError(
+                f"mechanism for {v!r} must be one of {_MECHANISMS}, got {mech!r}."
+            )
+        lev, syst, slope = levels[v], systs[v], slopes[v]
+        if lev not in (1, 2):
+            raise SpecificationError(f"level for {v!r} must be 1 or 2, got {lev!r}.")
+        if not (isinstance(syst, (int, float)) and 0.0 <= syst < 1.0):
+            raise SpecificationError(f"systematic for {v!r} must be in [0, 1), got {syst!r}.")
+        if not isinstance(slope, (int, float)) or not np.isfinite(slope):
+            raise SpecificationError(f"strength for {v!r} must be a finite number, got {slope!r}.")
+        if (lev == 2 or syst > 0) and cluster is None:
+            what = "level=2" if lev == 2 else "systematic"
+            raise SpecificationError(f"{what} for {v!r} needs cluster=.")
+        if lev == 2 and syst > 0:
+            raise SpecificationError(
+                f"systematic applies to level-1 variables; {v!r} is amputed for whole "
+                "clusters already (level=2)."
+            )
+        if df[v].isna().any():
+            raise DataError(f"{v!r} already has missing values; ampute complete data.")
+        dep = deps[v]
+        if mech == "MAR":
+            if dep is None or isinstance(dep, str) or len(dep) == 0:
+                raise SpecificationError(f"MAR for {v!r} needs depends_on=[columns].")
+            bad = [c for c in dep if c not in df.columns]
+            if bad:
+                raise SpecificationError(f"depends_on names {bad}, which are not columns of df.")
+            if v in dep:
+                raise SpecificationError(
+                    f"depends_on for {v!r} includes {v!r} itself; that is MNAR (mechanism='MNAR')."
+                )
+        # the score z per row
+        if mech == "MCAR":
+            z = np.zeros(n)
+        elif mech == "MAR":
+            x = np.column_stack(
+                [_standardise(_numeric(df, c, "depends_on column"), c) for c in dep]
+            )
+            z = _standardise(x.sum(axis=1), "the sum of " + ", ".join(map(str, dep)))
+        else:
+            z = _standardise(_numeric(df, v, "MNAR variable"), v)
+        eta = float(slope) * z if mech != "MCAR" else z
+        if lev == 2:
+            varies = df.groupby(codes, sort=True)[v].nunique(dropna=False).to_numpy() > 1
+            if varies.any():
+                first = np.flatnonzero(codes == np.flatnonzero(varies)[0])[0]
+                bad_cluster = df[cluster].iloc[first]
+                raise DataError(
+                    f"{v!r} varies within cluster {bad_cluster!r}; level=2 deletes "
+                    "cluster-level variables (constant within clusters)."
+                )
+            eta_j = np.bincount(codes, weights=eta) / sizes
+            a = _solve_intercept(eta_j, sizes, p)
+            miss = (gen.random(sizes.size) < _expit(a + eta_j))[codes]
+        else:
+            sys_rows = np.zeros(n, dtype=bool)
+            if syst > 0:
+                k = int(round(syst * sizes.size))
+                chosen = gen.choice(sizes.size, size=k, replace=False)
+                sys_rows = np.isin(codes, chosen)
+            rest = ~sys_rows
+            target = (p * n - sys_rows.sum()) / rest.sum()
+            if not 0.0 < target < 1.0:
+                raise SpecificationError(
+                    f"systematic={syst} for {v!r} deletes {sys_rows.sum()} of {n} rows, "
+                    f"which is already more than prop={p}; lower systematic or raise prop."
+                )
+            a = _solve_intercept(eta[rest], np.ones(int(rest.sum())), target)
+            miss = sys_rows | (rest & (gen.random(n) < _expit(a + eta)))
+        out[v] = _with_missing(out[v], miss)
+    return out
