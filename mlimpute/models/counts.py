@@ -82,6 +82,7 @@ __all__ = [
 #: Prior of the Poisson–log-normal residual variance: scaled-inverse-χ²(ν₀, s₀²).
 SIGMA2_PRIOR_DF = 1.0
 SIGMA2_PRIOR_SCALE = 0.01
+SIGMA2_STEP = 0.5  # random-walk step of the non-centred move on log σ²
 #: NB dispersion: Metropolis steps per Gibbs step, adaptation length and target.
 R_MH_STEPS = 2
 R_ADAPT_STEPS = 50
@@ -111,6 +112,77 @@ def _with_sigma2(core_state, sigma2: float):
 
 
 # -- Poisson -------------------------------------------------------------------------------
+def _poisson_shift_loglik(y: np.ndarray, eta: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Per-row change of the Poisson log-likelihood when η moves by ``delta``."""
+    with np.errstate(over="ignore"):
+        return y * delta - np.exp(eta) * np.expm1(delta)
+
+
+def _noncentred_beta(rng, core_state, data, eta, prec):
+    """Random-walk Metropolis on β with e fixed: ``δ ~ N(0, 2.38²/p·(X'MX + P)⁻¹)``,
+    ``M = diag(e^η)`` (the Poisson information), target the Poisson likelihood times the
+    prior ``N(0, P⁻¹)``."""
+    X, y = data.X.obs, data.y_obs
+    p = X.shape[1]
+    mu = np.exp(np.minimum(eta, 700.0))
+    info = (X * mu[:, None]).T @ X + np.diag(prec)
+    info[np.diag_indices(p)] += 1e-10 * (1.0 + np.abs(np.diag(info)))
+    L = np.linalg.cholesky(info)
+    z = rng.standard_normal(p) * (2.38 / np.sqrt(p))
+    delta = np.linalg.solve(L.T, z)
+    beta = core_state.beta
+    d_eta = X @ delta
+    new_beta = beta + delta
+    log_a = float(_poisson_shift_loglik(y, eta, d_eta).sum()) - 0.5 * float(
+        prec @ (new_beta**2 - beta**2)
+    )
+    if np.log(rng.random()) < log_a:
+        return dataclasses.replace(core_state, beta=new_beta), eta + d_eta
+    return core_state, eta
+
+
+def _noncentred_sigma2(rng, s2, data, eta, resid):
+    """Random-walk Metropolis on ``log σ²`` with ``ε = e/σ`` fixed (η moves with σ):
+    target the Poisson likelihood times the scaled-inverse-χ²(ν₀, s₀²) prior (on the log
+    scale, its density times σ²)."""
+    tau = np.log(s2)
+    new_tau = tau + SIGMA2_STEP * rng.standard_normal()
+    d_eta = np.expm1((new_tau - tau) / 2) * resid
+
+    def log_prior(t):
+        return -SIGMA2_PRIOR_DF / 2 * t - SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / (2 * np.exp(t))
+
+    log_a = float(_poisson_shift_loglik(data.y_obs, eta, d_eta).sum())
+    log_a += log_prior(new_tau) - log_prior(tau)
+    if np.log(rng.random()) < log_a:
+        return float(np.exp(new_tau)), eta + d_eta
+    return s2, eta
+
+
+def _noncentred_b(rng, core_state, data, eta):
+    """Per-cluster random-walk Metropolis on b_j with e fixed (vectorised over clusters):
+    ``δ_jk ~ N(0, 2.38²/q / (Σ_i z_ik² e^(η_i) + (Ψ⁻¹)_kk))``, target the cluster's Poisson
+    likelihood times ``N(b_j; 0, Ψ)``."""
+    Z, y, seg = data.Z.obs, data.y_obs, data.seg_obs
+    q = Z.shape[1]
+    b = core_state.b
+    psi_inv = np.linalg.pinv(core_state.psi)
+    mu = np.exp(np.minimum(eta, 700.0))
+    info = seg.sum(Z * Z * mu[:, None]) + np.diag(psi_inv)
+    delta = rng.standard_normal(b.shape) * (2.38 / np.sqrt(q)) / np.sqrt(info)
+    d_eta = np.einsum("nq,nq->n", Z, np.take(delta, seg.codes, axis=0))
+    new_b = b + delta
+    log_a = seg.sum(_poisson_shift_loglik(y, eta, d_eta)) - 0.5 * (
+        np.einsum("jk,kl,jl->j", new_b, psi_inv, new_b) - np.einsum("jk,kl,jl->j", b, psi_inv, b)
+    )
+    ok = np.log(rng.random(b.shape[0])) < log_a
+    if not ok.any():
+        return core_state, eta
+    new_b = np.where(ok[:, None], new_b, b)
+    d_eta = np.where(np.take(ok, seg.codes), d_eta, 0.0)
+    return dataclasses.replace(core_state, b=new_b), eta + d_eta
+
+
 @dataclass(frozen=True)
 class PoissonState:
     """The core's state (response η), the observed rows' log-rates and the last acceptance."""
@@ -142,12 +214,16 @@ class _PoissonBase(ModelBase):
         s2 = float(state.core.sigma2)
         mean = core.predict(state.core, data, "obs")
         eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
-        new = core.gibbs(
-            rng, state.core, data, eta, sigma2=s2, beta_prec=slope_precision(data)
-        )
+        prec = slope_precision(data)
+        new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
         resid = eta - core.predict(new, data, "obs")
+        # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
+        new, eta = _noncentred_beta(rng, new, data, eta, prec)
+        if data.Z is not None:
+            new, eta = _noncentred_b(rng, new, data, eta)
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
         s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
+        s2, eta = _noncentred_sigma2(rng, s2, data, eta, resid)
         return PoissonState(_with_sigma2(new, s2), eta, float(acc.mean()))
 
     def draw_missing(
