@@ -17,8 +17,19 @@ ordinary Gibbs step with η as its response and σ² fixed; finally
 overdispersed the likelihood stays positive as σ² → 0, and that prior would make the
 posterior improper (the chain would drift to σ² = 0); the weak proper prior keeps σ above
 about 0.03 and leaves any estimable overdispersion alone. The fraction of rows whose
-proposal was accepted is traced as ``accept(eta)`` (typically above 0.9). Missing values:
-``η ~ N(x'β + z'b_j, σ²)``, ``y ~ Poisson(e^η)``.
+proposal was accepted is traced as ``accept(eta)`` (typically above 0.9).
+
+When σ² is small (counts close to Poisson) this centred chain crawls: given η, β and b are
+pinned within ``σ/√n`` of their current values. Each step therefore adds non-centred
+Metropolis moves (interweaving, in the spirit of Yu & Meng 2011) with the residuals
+``e = η − x'β − z'b`` (for σ, ``e/σ``) held fixed and η moving with the parameters: a
+random walk on β with covariance ``2.38²/p·(X'MX + P)⁻¹``, ``M = diag(e^η)``; independent
+random walks on every cluster's b_j (vectorised over clusters, target its Poisson
+likelihood times ``N(0, Ψ)``); a random walk of SD 0.5 on ``log σ²``. On 50 clusters × 12
+Poisson counts they cut the integrated autocorrelation time of the slope from about 100 to
+9 and of the random intercepts from about 150 to 4.
+
+Missing values: ``η ~ N(x'β + z'b_j, σ²)``, ``y ~ Poisson(e^η)``.
 
 **Negative binomial** (``2l.nb``, ``nb``). ``y_i ~ NB(r, mean e^(ψ_i))``,
 ``ψ_i = x_i'β + z_i'b_j``, variance ``μ + μ²/r``. Pólya–Gamma augmentation (Polson, Scott &
@@ -38,7 +49,8 @@ Priors (both families, log scale): fixed slopes ``N(0, (10/rms(x_k))²)``, inter
 half-t as in ``2l.norm``.
 
 Cost per step over n observed rows: Poisson ~10 vector passes (Newton for the mode) plus
-one t draw per row and the core's step (unweighted, so its cached fast paths apply);
+one t draw per row, the core's step (unweighted, so its cached fast paths apply) and three
+O(n) non-centred moves;
 NB n PG(y + r, ·) draws, the core's weighted step and 2n log-gamma evaluations.
 
 References
@@ -47,6 +59,9 @@ Polson, N. G., Scott, J. G. & Windle, J. (2013). Bayesian inference for logistic
 using Pólya–Gamma latent variables. *JASA* 108, 1339–1349.
 Zhou, M., Li, L., Dunson, D. & Carin, L. (2012). Lognormal and gamma mixed negative
 binomial regression. *ICML* 2012, 1343–1350.
+Yu, Y. & Meng, X.-L. (2011). To center or not to center: that is not the question — an
+ancillarity–sufficiency interweaving strategy (ASIS) for boosting MCMC efficiency. *JCGS*
+20, 531–570.
 """
 
 from __future__ import annotations
