@@ -50,6 +50,7 @@ __all__ = [
 
 # the explicit registry: importing a family module registers its models
 from mlimpute.models import binary as binary  # noqa: E402
+from mlimpute.models import counts as counts  # noqa: E402
 from mlimpute.models import level2 as level2  # noqa: E402
 from mlimpute.models import logit as logit  # noqa: E402
 from mlimpute.models import ml_norm as ml_norm  # noqa: E402

@@ -86,7 +86,8 @@ def example_data(
     normal ``x`` and a binary ``g``; ``y = 1 + 0.5x + 0.3g + b_0j + b_1j g + e``, with
     random intercepts and ``g`` slopes (one correlated block) when ``multilevel``. Level 2:
     one row per cluster and no random part. ``kind`` discretises y: ``binary`` at its
-    median, ``ordinal``/``nominal`` into four categories ``a``–``d`` at its quartiles.
+    median, ``ordinal``/``nominal`` into four categories ``a``–``d`` at its quartiles,
+    ``count`` makes it ``Poisson(exp(y/2))`` (a numeric response).
 
     Examples
     --------
@@ -109,6 +110,8 @@ def example_data(
     elif kind in ("ordinal", "nominal"):
         y = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75])).astype(float)
         categories = ("a", "b", "c", "d")
+    elif kind == "count":
+        y = gen.poisson(np.exp(y / 2)).astype(float)
     observed = gen.random(n) >= 0.25
     observed[:2] = True  # every kind keeps observed rows
     obs, mis = np.flatnonzero(observed), np.flatnonzero(~observed)
@@ -177,7 +180,8 @@ def check_model(
 ) -> None:
     """Run the model contract test on registered model ``name``.
 
-    For each kind of response the model imputes (or on ``data``), it checks that the model
+    For each kind of response the model imputes (or on ``data``; a model class may name
+    other :func:`example_data` kinds in an ``example_kinds`` attribute), it checks that the model
     follows :class:`~mlimpute.models.base.ConditionalModel`: every method exists;
     ``check`` accepts the data; ``init``/``step`` return frozen dataclass states and leave
     the previous state and the data unmodified; ``draw_missing`` gives ``n_mis`` finite
@@ -229,7 +233,10 @@ def check_model(
     sets = (
         [data]
         if data is not None
-        else [example_data(kind, info.multilevel, info.level, rng=rng) for kind in info.kinds]
+        else [
+            example_data(kind, info.multilevel, info.level, rng=rng)
+            for kind in getattr(model, "example_kinds", info.kinds)
+        ]
     )
     for d in sets:
         _check_on(name, model, d, steps, rng)

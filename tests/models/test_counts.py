@@ -1,0 +1,272 @@
+"""Count models (``poisson``, ``2l.poisson``, ``nb``, ``2l.nb``).
+
+The contract test (``check_model``) runs over them in tests/models/test_contract.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import gammaln
+
+import mlimpute
+from mlimpute.errors import SpecificationError
+from mlimpute.models import counts
+from mlimpute.models.counts import (
+    SIGMA2_PRIOR_DF,
+    SIGMA2_PRIOR_SCALE,
+    MultilevelNegativeBinomial,
+    MultilevelPoisson,
+    NegativeBinomial,
+    Poisson,
+)
+from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, _poisson_mode, nb_loglik
+from mlimpute.models.segments import Segments
+from mlimpute.models.testing import ArrayBlock, ArrayModelData
+
+
+def _data(X, y, names, codes=None, n_clusters=1, Z=None, variable="y"):
+    n = len(y)
+    codes = np.zeros(n, np.intp) if codes is None else codes
+    empty = np.zeros((0, X.shape[1]))
+    return ArrayModelData(
+        variable,
+        np.asarray(y, dtype=float),
+        np.arange(n),
+        np.zeros(0, np.intp),
+        ArrayBlock(names, np.asfortranarray(X), empty),
+        None if Z is None else ArrayBlock(["Intercept"], np.asfortranarray(Z), np.zeros((0, 1))),
+        Segments.from_codes(codes, n_clusters),
+        np.zeros(0, np.intp),
+        n_clusters,
+        None if Z is None else "g",
+        () if Z is None else ((0,),),
+        () if Z is None else (True,),
+    )
+
+
+def _chain(model, data, n_iter, rng):
+    state = model.init(rng, data)
+    out = np.empty((n_iter, len(model.param_names(data))))
+    for t in range(n_iter):
+        state = model.step(rng, state, data)
+        out[t] = model.param_vector(state, data)
+    return out
+
+
+def _batch_se(x, n_batches=40):
+    """Monte Carlo SE of the mean of each column by batch means."""
+    b = x[: len(x) // n_batches * n_batches].reshape(n_batches, -1, x.shape[1]).mean(axis=1)
+    return b.std(axis=0, ddof=1) / np.sqrt(n_batches)
+
+
+def _grid_moments(logpost, g0, g1, f1):
+    """Posterior means of the first coordinate and of ``f1`` of the second on a grid."""
+    A, B = np.meshgrid(g0, g1, indexing="ij")
+    lp = logpost(A, B)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    return np.array([(w * A).sum(), (w * f1(B)).sum()])
+
+
+# -- (1) exact posteriors of intercept-only single-level models, by quadrature ------------
+def _poisson_exact(y):
+    """Posterior means of (β₀, σ²) of y_i ~ Poisson(e^η_i), η_i ~ N(β₀, σ²): flat β₀,
+    scaled-inverse-χ²(ν₀, s₀²) σ². Each p(y_i | β₀, σ²) by 80-point Gauss–Hermite, the
+    posterior on a 201 × 201 grid of (β₀, log σ²)."""
+    nodes, weights = hermegauss(80)
+    weights = weights / weights.sum()
+    vals, cnt = np.unique(y, return_counts=True)
+    nu, s0 = SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
+
+    def logpost(b0, tau):
+        eta = b0[..., None] + np.exp(tau / 2)[..., None] * nodes  # (..., K)
+        ll = 0.0
+        for v, c in zip(vals, cnt, strict=True):
+            lik = np.exp(v * eta - np.exp(eta) - gammaln(v + 1)) @ weights
+            ll = ll + c * np.log(lik)
+        return ll - nu / 2 * tau - nu * s0 / (2 * np.exp(tau))  # prior on log σ² incl. Jacobian
+
+    m = np.log(y.mean())
+    return _grid_moments(
+        logpost, np.linspace(m - 1.2, m + 1.2, 201), np.linspace(-7, 1.5, 201), np.exp
+    )
+
+
+def _nb_exact(y):
+    """Posterior means of (β₀, r) of y_i ~ NB(r, mean e^β₀): flat β₀, log r ~ N(0, 2.5²)."""
+
+    def logpost(b0, tau):
+        ll = nb_loglik(y[None, None, :], b0[..., None], np.exp(tau)[..., None]).sum(-1)
+        return ll - tau**2 / (2 * LOG_R_PRIOR_SD**2)
+
+    m = np.log(y.mean())
+    return _grid_moments(
+        logpost, np.linspace(m - 1.0, m + 1.0, 201), np.linspace(-2.5, 4.5, 201), np.exp
+    )
+
+
+def _z_exact(model, data, exact, n_iter, seed=5):
+    """|chain mean − exact| / MC SE (batch means), for β₀ and the second parameter."""
+    draws = _chain(model, data, n_iter, np.random.default_rng(seed))[500:]
+    names = model.param_names(data)
+    cols = [0, names.index("var(Residual)" if "var(Residual)" in names else "r")]
+    d = draws[:, cols]
+    return np.abs((d.mean(0) - exact) / _batch_se(d))
+
+
+def test_poisson_matches_exact_posterior():
+    """Chain means of β₀ and σ² within 4 MC SEs of the quadrature (overdispersed data)."""
+    rng = np.random.default_rng(3)
+    y = rng.poisson(np.exp(0.5 + 0.7 * rng.standard_normal(60)))
+    data = _data(np.ones((60, 1)), y, ["Intercept"])
+    z = _z_exact(Poisson(), data, _poisson_exact(y.astype(float)), 6000)
+    assert np.all(z < 4.0), z
+
+
+def test_nb_matches_exact_posterior():
+    """Chain means of β₀ and r within 4 MC SEs of the quadrature."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))  # NB(r = 2, mean 3)
+    data = _data(np.ones((80, 1)), y, ["Intercept"])
+    z = _z_exact(NegativeBinomial(), data, _nb_exact(y.astype(float)), 5000)
+    assert np.all(z < 4.0), z
+
+
+def test_exact_check_rejects_a_wrong_dispersion_step(monkeypatch):
+    """The same check fails when the PG shift ignores r (pseudo-responses of NB(r) treated
+    as those of a logit: ``ψ`` instead of ``ψ − log r``)."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
+    data = _data(np.ones((80, 1)), y, ["Intercept"])
+    exact = _nb_exact(y.astype(float))
+    real = counts.nb_pseudo
+
+    def wrong(rng, y, log_mu, r):
+        omega, z = real(rng, y, log_mu, r)
+        return omega, z - np.log(r)
+
+    monkeypatch.setattr(counts, "nb_pseudo", wrong)
+    assert _z_exact(NegativeBinomial(), data, exact, 3000).max() > 8.0
+
+
+def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
+    """The same check fails when every t proposal of η is accepted (no MH correction):
+    seen z ≈ 30 for σ²."""
+    rng = np.random.default_rng(3)
+    y = rng.poisson(np.exp(0.5 + 0.7 * rng.standard_normal(60)))
+    data = _data(np.ones((60, 1)), y, ["Intercept"])
+    exact = _poisson_exact(y.astype(float))
+
+    def always(rng, eta, y, mean, var):  # the kernel's t₄ proposal, always accepted
+        v = np.broadcast_to(np.asarray(var, dtype=float), mean.shape)
+        mode, s = _poisson_mode(np.asarray(y, dtype=float), mean, v)
+        return mode + s * rng.standard_t(4.0, size=mean.shape), np.ones(mean.shape, bool)
+
+    monkeypatch.setattr(counts, "poisson_eta_step", always)
+    assert _z_exact(Poisson(), data, exact, 3000).max() > 8.0
+
+
+# -- (2) multilevel recovery ---------------------------------------------------------------
+def _multilevel(kind, seed=0):
+    """J = 50 × 12, β = (0.5, 0.4), random-intercept SD 0.5; NB with r = 2."""
+    rng = np.random.default_rng(seed)
+    J, n = 50, 12
+    g = np.repeat(np.arange(J), n)
+    x = rng.standard_normal(J * n)
+    psi = 0.5 + 0.4 * x + rng.normal(0.0, 0.5, J)[g]
+    if kind == "poisson":
+        y = rng.poisson(np.exp(psi))
+    else:
+        y = rng.poisson(rng.gamma(2.0, np.exp(psi) / 2.0))
+    X = np.column_stack([np.ones(J * n), x])
+    return _data(X, y, ["Intercept", "x"], g, J, Z=np.ones((J * n, 1)))
+
+
+@pytest.mark.parametrize(
+    ("model", "kind", "truth"),
+    [
+        (MultilevelPoisson(), "poisson", {"Intercept": 0.5, "x": 0.4, "var(Intercept|g)": 0.5}),
+        (
+            MultilevelNegativeBinomial(),
+            "nb",
+            {"Intercept": 0.5, "x": 0.4, "var(Intercept|g)": 0.5, "r": 2.0},
+        ),
+    ],
+)
+def test_multilevel_recovery(model, kind, truth):
+    """Each posterior mean within 3 posterior SDs of the truth (a 99.7 % band for the
+    posterior's own uncertainty; the MC error of 1,000 draws with IACT ≤ 20 is < 0.15 SD).
+    The random-intercept variance is compared as an SD."""
+    data = _multilevel(kind)
+    names = model.param_names(data)
+    draws = _chain(model, data, 1200, np.random.default_rng(2))[200:]
+    k = names.index("var(Intercept|g)")
+    draws[:, k] = np.sqrt(draws[:, k])
+    for name, value in truth.items():
+        col = draws[:, names.index(name)]
+        assert abs(col.mean() - value) < 3 * col.std(), (name, col.mean(), col.std())
+    accept = draws[:, names.index("accept(eta)" if kind == "poisson" else "accept(r)")]
+    assert 0.2 < accept[-1] <= 1.0
+
+
+def test_check_refuses_non_counts():
+    X = np.ones((4, 1))
+    for bad in ([0, 1, 2.5, 3], [0, -1, 2, 3]):
+        data = _data(X, np.array(bad, dtype=float), ["Intercept"], variable="visits")
+        for model in (Poisson(), NegativeBinomial()):
+            with pytest.raises(SpecificationError, match="'visits'"):
+                model.check(data)
+
+
+# -- (3) through the public API ------------------------------------------------------------
+def _count_frame(seed=7, J=50, n=12):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    x = rng.standard_normal(J * n)
+    visits = rng.poisson(np.exp(0.5 + 0.4 * x + rng.normal(0, 0.5, J)[g])).astype("int64")
+    full = pd.DataFrame({"g": g, "x": x, "visits": visits})
+    miss = rng.random(J * n) < 1 / (1 + np.exp(1.2 - 0.8 * x))  # MAR given x, ~25 %
+    return full, miss
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Int64"])
+def test_api_2l_poisson_imputes_counts_and_pooled_glmm(dtype):
+    """Non-negative integer imputations in the column's dtype, observed values kept; the
+    pooled Poisson GLMM within 2 pooled SEs of the complete-data fit."""
+    full, miss = _count_frame()
+    df = full.astype({"visits": dtype})
+    df.loc[miss, "visits"] = np.nan if dtype == "float64" else pd.NA
+    before = df.copy()
+    imp = df.mi.impute(
+        {"visits": "~ x + (1 | g)"}, method={"visits": "2l.poisson"}, m=3, iterations=20, rng=1
+    )
+    pd.testing.assert_frame_equal(df, before)
+    for k in range(1, imp.m + 1):
+        c = imp.complete(k)["visits"]
+        assert c.dtype == df["visits"].dtype and c.notna().all()
+        v = c.to_numpy(dtype=float)
+        assert np.all(v >= 0) and np.all(v == np.round(v))
+        assert (c[~miss] == df.loc[~miss, "visits"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pooled = imp.fit("visits ~ x + (1 | g)", family="poisson").summary()
+        cd = mlimpute.from_completed([full, full]).fit("visits ~ x + (1 | g)", family="poisson")
+    diff = (pooled["estimate"] - cd.summary()["estimate"]).abs()
+    assert (diff < 2 * pooled["se"]).all(), diff / pooled["se"]
+
+
+def test_api_nb_and_single_level_on_int64_nullable():
+    """``2l.nb`` and ``poisson`` through ``impute`` on an Int64 column."""
+    full, miss = _count_frame(seed=8, J=30, n=10)
+    df = full.astype({"visits": "Int64"})
+    df.loc[miss, "visits"] = pd.NA
+    for method, formula in (("2l.nb", "~ x + (1 | g)"), ("poisson", "~ x"), ("nb", "~ x")):
+        imp = df.mi.impute({"visits": formula}, method={"visits": method}, m=2, iterations=5, rng=2)
+        c = imp.complete(1)["visits"]
+        assert c.dtype == pd.Int64Dtype() and c.notna().all() and (c >= 0).all()
+        assert (c[~miss] == df.loc[~miss, "visits"]).all()
