@@ -258,7 +258,9 @@ def iterate_result(
     _check_run_options(n_jobs, client, None)
     if not imp.spec.variables:
         return MultiplyImputed(
-            imp.dataset, imp.data, replace(imp.spec, iterations=imp.spec.iterations + n),
+            imp.dataset,
+            imp.data,
+            replace(imp.spec, iterations=imp.spec.iterations + n),
             imp.events,
         )
     chains = _chain_states(imp, "iterate()")

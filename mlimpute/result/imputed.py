@@ -307,9 +307,7 @@ class MultiplyImputed:
         return apply(self, func, dfcom=dfcom, names=names)
 
     # -- more iterations, more imputations: mlimpute.impute (imported when called) -------
-    def iterate(
-        self, n: int, *, n_jobs: int | None = None, client: Any = None
-    ) -> MultiplyImputed:
+    def iterate(self, n: int, *, n_jobs: int | None = None, client: Any = None) -> MultiplyImputed:
         """Run every chain ``n`` more iterations from where it stopped.
 
         The result is bit-identical to a run with ``iterations`` increased by ``n`` and the

@@ -74,9 +74,7 @@ def _eta_at(model, state, d, values: Values, static, x: str, n: int):
         values.touch(x)
 
 
-def run_compatible_chain(
-    plan: Plan, rng: np.random.Generator, T: int | None = None, start=None
-):
+def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = None, start=None):
     """Run one model-based chain for ``T`` iterations (default ``plan.spec.iterations``),
     from random draws of the observed values or on from ``start`` (a
     :class:`~mlimpute.sampler.engine.ChainState`); returns ``(imputed, mean, sd, params,
