@@ -150,3 +150,55 @@ def test_bad_arguments_and_missing_chain_states(short):
         bare.iterate(1)
     with pytest.raises(SpecificationError, match="does not hold"):
         bare.extend(1)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_an_opened_file_iterates_like_the_longer_run(df, short, tmp_path, suffix):
+    path = tmp_path / f"study{suffix}"
+    short.to_zarr(path) if suffix == ".zarr" else short.to_netcdf(path)
+    back = mlimpute.open(path)
+    assert len(back.chains) == short.m
+    _assert_same(back.iterate(4), _run(df, m=3, iterations=10))
+    _assert_same(back.extend(1), _run(df, m=4, iterations=6))
+
+
+def test_a_model_based_file_iterates(tmp_path):
+    r = np.random.default_rng(1)
+    d = pd.DataFrame({"g": np.repeat(range(10), 6), "x": r.normal(size=60)})
+    d["y"] = d.x + r.normal(size=60)
+    d.loc[::4, "x"] = np.nan
+
+    def run(**kw):
+        return mlimpute.impute(d, model="y ~ x + (1 | g)", m=2, rng=5, **kw)
+
+    run(iterations=3).to_netcdf(tmp_path / "m.nc")
+    _assert_same(mlimpute.open(tmp_path / "m.nc").iterate(2), run(iterations=5))
+
+
+def test_stored_states_name_only_model_state_classes(short):
+    import json
+
+    from mlimpute.errors import DataError
+    from mlimpute.io.chains import ATTR, decode_chains, encode_chains
+
+    ds = encode_chains(short.chains)
+    assert all(v.dtype.kind in "biuf" for v in ds.data_vars.values())  # no objects
+    doc = json.loads(ds.attrs[ATTR])
+    assert doc["chains"][0]["states"]["items"]["y"]["class"] == (
+        "mlimpute.models.ml_norm.MultilevelNormState"
+    )
+    for bad in ("os.system", "mlimpute.models.registry.register", "subprocess.Popen"):
+        doc["chains"][0]["states"]["items"]["y"]["class"] = bad
+        tampered = ds.copy()
+        tampered.attrs[ATTR] = json.dumps(doc)
+        with pytest.raises(DataError, match="class|model state"):
+            decode_chains(tampered)
+
+
+def test_a_file_without_chain_states_refuses_to_iterate(short, tmp_path):
+    bare = mlimpute.MultiplyImputed(short.dataset, short.data, short.spec, short.events)
+    bare.to_netcdf(tmp_path / "bare.nc")
+    back = mlimpute.open(tmp_path / "bare.nc")
+    assert back.chains is None
+    with pytest.raises(SpecificationError, match="saved without chain states"):
+        back.iterate(2)
