@@ -265,6 +265,7 @@ def iterate_result(
         )
     chains = _chain_states(imp, "iterate()")
     spec = replace(imp.spec, iterations=imp.spec.iterations + n)
+    _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
     new = map_chains(
         plan,
@@ -310,8 +311,12 @@ def extend_result(
         return MultiplyImputed(assemble(plan, []), imp.data, spec, imp.events)
     chains = _chain_states(imp, "extend()")
     iterations = {c.iterations for c in chains}
-    if iterations != {spec.iterations}:  # pragma: no cover - a result is never built so
-        raise SpecificationError("the chains of this result stopped at different iterations")
+    if iterations != {spec.iterations}:
+        raise SpecificationError(
+            f"extend() needs every chain stopped at iteration {spec.iterations}; the chains "
+            f"of this result stopped at {sorted(iterations)}"
+        )
+    _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
     seeds = [_sibling(chains[0].seed, imp.m + j) for j in range(k)]
     new = map_chains(plan, seeds, n_jobs=n_jobs, client=client, first=imp.m)

@@ -68,7 +68,8 @@ def _run(df, **kw):
 
 def _assert_same(a: mlimpute.MultiplyImputed, b: mlimpute.MultiplyImputed) -> None:
     xr.testing.assert_identical(a.dataset, b.dataset)
-    assert a.spec.m == b.spec.m and a.spec.iterations == b.spec.iterations
+    assert a.spec == b.spec
+    assert a.events == b.events
     for i in range(1, a.m + 1):
         pd.testing.assert_frame_equal(a.complete(i), b.complete(i))
 
