@@ -18,13 +18,14 @@ from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
-from mlimpute.sampler.engine import build_plan
+from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
+from mlimpute.schema import param_var
 from mlimpute.spec.arguments import MAX_CATEGORIES
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.model import build_model_spec
 
-__all__ = ["impute"]
+__all__ = ["impute", "iterate_result", "extend_result"]
 
 
 def impute(
@@ -196,13 +197,141 @@ def impute(
                 bar.close()
     for e in plan.events:
         warn(e, MlimputeWarning)
-    result = MultiplyImputed(assemble(plan, results), data, spec, plan.events)
+    return _result(plan, results, data)
+
+
+def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
+    """The result of ``results`` (chain order), with where every chain stopped."""
+    chains = [r.final for r in results] if results else None
+    result = MultiplyImputed(assemble(plan, results), data, plan.spec, plan.events, chains=chains)
     if results:
         msg = convergence_warning(result)
         if msg is not None:
             result.events.append(msg)
             warn(msg, ConvergenceWarning)
     return result
+
+
+def _chain_states(imp: MultiplyImputed, what: str) -> list:
+    chains = getattr(imp, "chains", None)
+    if chains is None or len(chains) != imp.m:
+        raise SpecificationError(
+            f"{what} needs where every chain stopped, and this result does not hold it "
+            "(it was read from a file saved without chain states, or built by hand); run "
+            "impute() again with the same rng and more iterations or imputations instead"
+        )
+    return chains
+
+
+def _check_count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecificationError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _previous(imp: MultiplyImputed, k: int, final) -> ChainResult:
+    """Chain k of ``imp`` as a ChainResult: its traces and where it stopped."""
+    ds = imp.dataset
+    return ChainResult(
+        final.imputed,
+        ds["mean"].to_numpy()[k],
+        ds["sd"].to_numpy()[k],
+        {n: ds[param_var(n)].to_numpy()[k] for n in imp.variables},
+        final,
+    )
+
+
+def iterate_result(
+    imp: MultiplyImputed, n: int, *, n_jobs: int | None = None, client: Any = None
+) -> MultiplyImputed:
+    """Run every chain of ``imp`` ``n`` more iterations; see :meth:`MultiplyImputed.iterate`.
+
+    Examples
+    --------
+    >>> from mlimpute.datasets import classroom
+    >>> df = classroom(1, rng=1).incomplete
+    >>> imp = impute(df, {"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> iterate_result(imp, 2).dataset.sizes["iteration"]
+    5
+    """
+    n = _check_count(n, "n")
+    _check_run_options(n_jobs, client, None)
+    if not imp.spec.variables:
+        return MultiplyImputed(
+            imp.dataset,
+            imp.data,
+            replace(imp.spec, iterations=imp.spec.iterations + n),
+            imp.events,
+        )
+    chains = _chain_states(imp, "iterate()")
+    spec = replace(imp.spec, iterations=imp.spec.iterations + n)
+    _check_memory(imp.data, spec)
+    plan = build_plan(imp.data, spec)
+    new = map_chains(
+        plan,
+        [c.seed for c in chains],
+        n_jobs=n_jobs,
+        client=client,
+        starts=chains,
+        iterations=n,
+    )
+    results = []
+    for k, (c, r) in enumerate(zip(chains, new, strict=True)):
+        old = _previous(imp, k, c)
+        results.append(
+            ChainResult(
+                r.imputed,
+                np.concatenate([old.mean, r.mean]),
+                np.concatenate([old.sd, r.sd]),
+                {v: np.concatenate([old.params[v], r.params[v]]) for v in imp.variables},
+                r.final,
+            )
+        )
+    return _result(plan, results, imp.data)
+
+
+def extend_result(
+    imp: MultiplyImputed, k: int, *, n_jobs: int | None = None, client: Any = None
+) -> MultiplyImputed:
+    """Add ``k`` imputations to ``imp``; see :meth:`MultiplyImputed.extend`.
+
+    Examples
+    --------
+    >>> from mlimpute.datasets import classroom
+    >>> df = classroom(1, rng=1).incomplete
+    >>> imp = impute(df, {"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=1)
+    >>> extend_result(imp, 1).m
+    3
+    """
+    k = _check_count(k, "k")
+    _check_run_options(n_jobs, client, None)
+    spec = replace(imp.spec, m=imp.spec.m + k)
+    if not imp.spec.variables:
+        plan = build_plan(imp.data, spec)
+        return MultiplyImputed(assemble(plan, []), imp.data, spec, imp.events)
+    chains = _chain_states(imp, "extend()")
+    iterations = {c.iterations for c in chains}
+    if iterations != {spec.iterations}:
+        raise SpecificationError(
+            f"extend() needs every chain stopped at iteration {spec.iterations}; the chains "
+            f"of this result stopped at {sorted(iterations)}"
+        )
+    _check_memory(imp.data, spec)
+    plan = build_plan(imp.data, spec)
+    seeds = [_sibling(chains[0].seed, imp.m + j) for j in range(k)]
+    new = map_chains(plan, seeds, n_jobs=n_jobs, client=client, first=imp.m)
+    results = [_previous(imp, j, c) for j, c in enumerate(chains)] + list(new)
+    return _result(plan, results, imp.data)
+
+
+def _sibling(first: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """The seed of chain ``k`` of the run whose chain 0 has seed ``first``: the same root
+    spawned one child further per chain (``spawn_key`` ends in the child's number), as
+    ``root.spawn(m + k)[k]`` would give."""
+    key = tuple(first.spawn_key)
+    return np.random.SeedSequence(
+        first.entropy, spawn_key=(*key[:-1], key[-1] + k), pool_size=first.pool_size
+    )
 
 
 def _check_run_options(n_jobs, client, progress) -> None:

@@ -11,7 +11,10 @@ An imputation file holds everything a :class:`~mlimpute.MultiplyImputed` holds, 
 * the group ``data`` holds the observed DataFrame, one variable per column along the
   dimension ``row``, plus the index (``index%0``, ``index%1``... per level);
 * global attributes hold the specification (formulas, methods, cluster, m, iterations,
-  seed, visit order), the events, the mlimpute version and the file-format version.
+  seed, visit order), the events, the mlimpute version and the file-format version;
+* the group ``chains`` (when the result knows them) holds where every chain stopped, so
+  that ``open(path).iterate(n)`` goes on exactly as one longer run would
+  (:mod:`mlimpute.io.chains` describes it: flat arrays plus a JSON description, no pickle).
 
 Encoding choices (all reversed exactly by :func:`open`):
 
@@ -52,7 +55,7 @@ from typing import Any, Literal
 
 import xarray as xr
 
-from mlimpute.errors import DataError, DataTypeError, MlimputeError
+from mlimpute.errors import DataError, DataTypeError, MlimputeError, MlimputeWarning, warn
 from mlimpute.io.arrays import (
     _decode_data,
     _decode_dataset,
@@ -62,6 +65,8 @@ from mlimpute.io.arrays import (
 )
 from mlimpute.io.atomic import atomic_write as _atomic_write
 from mlimpute.io.atomic import write_bytes as _write_bytes
+from mlimpute.io.chains import GROUP as _CHAINS
+from mlimpute.io.chains import UnsupportedState, decode_chains, encode_chains
 from mlimpute.io.flat import read_data, to_csv, to_parquet, to_stata, write_completed
 from mlimpute.io.stored_spec import _dumps, spec_from_dict, spec_to_dict
 from mlimpute.result.imputed import MultiplyImputed
@@ -127,7 +132,7 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     >>> back.spec == imp.spec, back.complete(2).equals(imp.complete(2))
     (True, True)
     """
-    root, data = _encode(imp, zarr=False)
+    root, data, chains = _encode(imp, zarr=False)
     target = Path(os.fspath(path))
     _check_target(target, "netcdf")
 
@@ -136,6 +141,8 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     buffer = BytesIO()
     root.to_netcdf(buffer, mode="w", engine="h5netcdf")
     data.to_netcdf(buffer, mode="a", engine="h5netcdf", group="data")
+    if chains is not None:
+        chains.to_netcdf(buffer, mode="a", engine="h5netcdf", group=_CHAINS)
     _atomic_write(target, lambda tmp: _write_bytes(tmp, buffer.getbuffer()), directory=False)
 
 
@@ -171,13 +178,15 @@ def to_zarr(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     >>> open(path).dataset.identical(imp.dataset)
     True
     """
-    root, data = _encode(imp, zarr=True)
+    root, data, chains = _encode(imp, zarr=True)
     target = Path(os.fspath(path))
     _check_target(target, "zarr")
 
     def write(tmp: Path) -> None:
         root.to_zarr(tmp, mode="w-", consolidated=False)
         data.to_zarr(tmp, mode="w", group="data", consolidated=False)
+        if chains is not None:
+            chains.to_zarr(tmp, mode="w", group=_CHAINS, consolidated=False)
 
     _atomic_write(target, write, directory=True)
 
@@ -283,6 +292,10 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
         _check_format(root.attrs, path)
         with xr.open_dataset(p, group="data", decode_cf=False, **kw) as ds:
             data = ds.load()
+        chains = None
+        if _has_group(p, _CHAINS, zarr="engine" in kw and kw["engine"] == "zarr"):
+            with xr.open_dataset(p, group=_CHAINS, decode_cf=False, **kw) as ds:
+                chains = ds.load()
     except (OSError, ValueError, KeyError) as exc:
         if isinstance(exc, DataError):
             raise
@@ -291,7 +304,10 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
             f"({type(exc).__name__}: {exc})"
         ) from exc
     try:
-        return _decode(root, data, repr(str(path)))
+        imp = _decode(root, data, repr(str(path)))
+        if chains is not None:
+            imp.chains = decode_chains(chains)
+        return imp
     except DataError as exc:
         raise DataError(f"{str(path)!r} is damaged: {exc}") from exc
     except (MlimputeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -362,7 +378,16 @@ def _check_format(attrs: dict, path) -> None:
 # ------------------------------------------------------------------------------------------
 # the whole result
 # ------------------------------------------------------------------------------------------
-def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
+def _has_group(p: Path, group: str, zarr: bool) -> bool:
+    if zarr:
+        return (p / group).is_dir()
+    import h5py
+
+    with h5py.File(p, "r") as f:
+        return group in f
+
+
+def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset | None]:
     from mlimpute._version import __version__
 
     if not isinstance(imp, MultiplyImputed):
@@ -377,10 +402,20 @@ def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset]:
         }
     )
     data = _encode_data(imp.data, zarr)
-    for ds in (root, data):
+    chains = None
+    if getattr(imp, "chains", None):
+        try:
+            chains = encode_chains(imp.chains)
+        except UnsupportedState as exc:
+            warn(
+                f"the chains' states hold {exc}, which an imputation file cannot store; the "
+                "file is saved without them, so iterate() on the opened file is refused",
+                MlimputeWarning,
+            )
+    for ds in (root, data) if chains is None else (root, data, chains):
         for v in ds.variables.values():
             v.encoding = {"_FillValue": None}
-    return root, data
+    return root, data, chains
 
 
 def _decode(

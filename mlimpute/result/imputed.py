@@ -52,6 +52,10 @@ class MultiplyImputed:
         What was run: formulas, methods, cluster, m, iterations, seed.
     events : list of str
         Decisions taken on the way (dropped collinear predictors, unused formulas...).
+    chains : list or None
+        Where each chain stopped (its generator state, last model states and imputed
+        values), one per imputation, so that :meth:`iterate` and :meth:`extend` can go
+        on; None when unknown.
 
     Notes
     -----
@@ -65,11 +69,14 @@ class MultiplyImputed:
         data: pd.DataFrame,
         spec: ImputationSpec,
         events: list[str] | None = None,
+        *,
+        chains: Sequence[Any] | None = None,
     ):
         self.dataset = dataset
         self.data = data
         self.spec = spec
         self.events = list(events or [])
+        self.chains = None if chains is None else list(chains)
 
     # -- basic facts ----------------------------------------------------------------------
     @property
@@ -298,6 +305,84 @@ class MultiplyImputed:
         from mlimpute.analysis.apply import apply
 
         return apply(self, func, dfcom=dfcom, names=names)
+
+    # -- more iterations, more imputations: mlimpute.impute (imported when called) -------
+    def iterate(self, n: int, *, n_jobs: int | None = None, client: Any = None) -> MultiplyImputed:
+        """Run every chain ``n`` more iterations from where it stopped.
+
+        The result is bit-identical to a run with ``iterations`` increased by ``n`` and the
+        same ``rng``: the same imputations and the same traces (the old iterations
+        followed by the new ones), whatever ``n_jobs`` or ``client``.
+
+        Parameters
+        ----------
+        n : int
+            Further iterations of every chain.
+        n_jobs, client
+            Where the chains run, as for :func:`mlimpute.impute`.
+
+        Returns
+        -------
+        MultiplyImputed
+            A new result; this one is left as it is.
+
+        Raises
+        ------
+        SpecificationError
+            If ``n`` is not a positive int, or the result does not know where its chains
+            stopped.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> df = classroom(1, rng=1).incomplete
+        >>> f = {"grade": "~ skill + (1 | class)"}
+        >>> imp = mlimpute.impute(df, f, m=2, iterations=5, rng=1).iterate(3)
+        >>> longer = mlimpute.impute(df, f, m=2, iterations=8, rng=1)
+        >>> bool(imp.dataset.equals(longer.dataset))
+        True
+        """
+        from mlimpute.impute import iterate_result
+
+        return iterate_result(self, n, n_jobs=n_jobs, client=client)
+
+    def extend(self, k: int, *, n_jobs: int | None = None, client: Any = None) -> MultiplyImputed:
+        """Add ``k`` imputations (new chains), as if ``m + k`` had been asked for at first.
+
+        Chain ``m + j`` uses the same seed as in a run with ``m + k`` imputations and the
+        same ``rng``, so the result is bit-identical to that run.
+
+        Parameters
+        ----------
+        k : int
+            Imputations to add.
+        n_jobs, client
+            Where the new chains run, as for :func:`mlimpute.impute`.
+
+        Returns
+        -------
+        MultiplyImputed
+            A new result with ``m + k`` imputations; this one is left as it is.
+
+        Raises
+        ------
+        SpecificationError
+            If ``k`` is not a positive int, or the result does not know its chains' seeds.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> df = classroom(1, rng=1).incomplete
+        >>> f = {"grade": "~ skill + (1 | class)"}
+        >>> imp = mlimpute.impute(df, f, m=2, iterations=5, rng=1).extend(1)
+        >>> bool(imp.dataset.equals(mlimpute.impute(df, f, m=3, iterations=5, rng=1).dataset))
+        True
+        """
+        from mlimpute.impute import extend_result
+
+        return extend_result(self, k, n_jobs=n_jobs, client=client)
 
     # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
     def to_netcdf(self, path: str | os.PathLike) -> None:

@@ -42,7 +42,10 @@ from mlimpute.sampler.design import ModelData, Values
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
 
-__all__ = ["run_compatible_chain"]
+__all__ = ["ANALYSIS", "run_compatible_chain"]
+
+#: key of the analysis model's state among a chain's model states
+ANALYSIS = "(analysis model)"
 
 
 def _eta(model, state, d: ModelData, n: int) -> np.ndarray:
@@ -71,9 +74,12 @@ def _eta_at(model, state, d, values: Values, static, x: str, n: int):
         values.touch(x)
 
 
-def run_compatible_chain(plan: Plan, rng: np.random.Generator):
-    """Run one model-based chain; returns ``(imputed, mean, sd, params)`` as
-    :class:`~mlimpute.sampler.engine.ChainResult` holds them.
+def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = None, start=None):
+    """Run one model-based chain for ``T`` iterations (default ``plan.spec.iterations``),
+    from random draws of the observed values or on from ``start`` (a
+    :class:`~mlimpute.sampler.engine.ChainState`); returns ``(imputed, mean, sd, params,
+    states)``: the first four as :class:`~mlimpute.sampler.engine.ChainResult` holds them,
+    then the last model states (the analysis model's under :data:`ANALYSIS`).
 
     Examples
     --------
@@ -90,13 +96,16 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator):
     names = plan.names
     y = spec.model.response
     preds = [n_ for n_ in names if n_ != y]
-    T = spec.iterations
+    T = spec.iterations if T is None else T
     n = plan.layout.n
     values = Values(plan.layout, like=plan.like)
     for name in names:
         x = plan.start[name].copy()
-        mis = np.isnan(x)
-        x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
+        if start is not None:
+            x[plan.missing_rows(name)] = start.imputed[name]
+        else:
+            mis = np.isnan(x)
+            x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
     datas = {n_: plan.data[n_].for_chain() for n_ in names}
     da = datas[y] if y in datas else plan.analysis.for_chain()
@@ -109,13 +118,15 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator):
         for k, x in enumerate(preds)
     }
     mis_rows = {x: plan.missing_rows(x) for x in names}
-    states: dict[str, object] = {}
-    sa = None
+    states: dict[str, object] = {} if start is None else dict(start.states)
+    sa = states.pop(ANALYSIS, None)
+    done = 0 if start is None else start.iterations
     mean = np.empty((T, len(names)))
     sd = np.empty((T, len(names)))
     params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
     col = {n_: k for k, n_ in enumerate(names)}
-    for it in range(T):
+    for t in range(T):
+        it = done + t
         # 1. the analysis model on the rows with the outcome observed
         da.refresh(values, plan.static)
         sa = ma.init(rng, da) if it == 0 else ma.step(rng, sa, da)
@@ -144,21 +155,18 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator):
             draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
             values[x][rows] = draw
             values.touch(x)
-            mean[it, col[x]], sd[it, col[x]] = _mean_sd(draw)
+            mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
         # 4. missing outcomes from the analysis model
         da.refresh(values, plan.static)
         if y in datas:
             draw = ma.draw_missing(rng, sa, da)
             values[y][da.mis_idx] = draw
-            mean[it, col[y]], sd[it, col[y]] = _mean_sd(draw)
-            params[y][it] = ma.param_vector(sa, da)
+            mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
+            params[y][t] = ma.param_vector(sa, da)
         for x in preds:
-            params[x][it] = plan.models[x].param_vector(states[x], datas[x])
+            params[x][t] = plan.models[x].param_vector(states[x], datas[x])
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
-    bad = [n_ for n_ in names if not np.all(np.isfinite(imputed[n_]))]
-    if bad:
-        raise FloatingPointError(f"non-finite imputations for {bad}")
-    return imputed, mean, sd, params
+    return imputed, mean, sd, params, {**states, ANALYSIS: sa}
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

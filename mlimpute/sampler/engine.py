@@ -22,12 +22,12 @@ from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import ChainError, SpecificationError
 from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
-from mlimpute.sampler.compatible import run_compatible_chain
+from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 
-__all__ = ["Plan", "ChainResult", "build_plan", "run_chain", "run_chains"]
+__all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
 _TEMPLATE_SEED = 20050705  # template fill only decides collinearity; fixed for determinism
 
@@ -62,6 +62,24 @@ class Plan:
         return self.models[name].param_names(self.data[name])
 
 
+@dataclass(frozen=True)
+class ChainState:
+    """Where a chain stopped: enough to run it on exactly as if it had never stopped.
+
+    The chain's completed values are ``plan.start`` with ``imputed`` written into the
+    missing cells (a level-2 variable's cluster values are read back from its rows), the
+    model states are those of the last visit, and ``rng`` is the generator's
+    ``bit_generator.state``. Continuing from here makes the same random calls in the same
+    order as one longer run (:func:`run_chain` with ``start=``).
+    """
+
+    seed: np.random.SeedSequence  # the chain's own seed (its spawn key names the chain)
+    iterations: int  # iterations run so far
+    imputed: dict[str, np.ndarray]  # variable -> current values of its missing cells (sorted)
+    states: dict[str, object]  # variable (or ANALYSIS) -> last model state
+    rng: dict  # numpy ``bit_generator.state`` after the last iteration
+
+
 @dataclass
 class ChainResult:
     """What one chain returns: last imputations and per-iteration traces."""
@@ -70,6 +88,7 @@ class ChainResult:
     mean: np.ndarray  # (iterations, variables)
     sd: np.ndarray  # (iterations, variables)
     params: dict[str, np.ndarray]  # variable -> (iterations, k)
+    final: ChainState | None = None  # where the chain stopped
 
 
 def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
@@ -246,12 +265,47 @@ def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResult:
-    """Run one chain for ``plan.spec.iterations`` iterations from its own seed."""
+def run_chain(
+    plan: Plan,
+    chain: int,
+    seed: np.random.SeedSequence,
+    start: ChainState | None = None,
+    iterations: int | None = None,
+) -> ChainResult:
+    """Run one chain from its own seed, or continue it from ``start``.
+
+    Parameters
+    ----------
+    plan : Plan
+        The plan (read-only).
+    chain : int
+        The chain's 0-based number (for error messages).
+    seed : numpy.random.SeedSequence
+        The chain's seed; its generator is used from the beginning unless ``start`` is
+        given.
+    start : ChainState, optional
+        Where an earlier run of this chain stopped: the chain goes on from there (its
+        generator state, model states and imputed values), bit-identical to a run that
+        never stopped.
+    iterations : int, optional
+        Iterations to run (default ``plan.spec.iterations``).
+
+    Returns
+    -------
+    ChainResult
+        Traces of the iterations run here; ``final`` is where the chain stopped.
+    """
+    n = plan.spec.iterations if iterations is None else int(iterations)
     try:
+        rng = np.random.default_rng(seed)
+        if start is not None:
+            rng.bit_generator.state = start.rng
         if plan.analysis is not None:
-            return ChainResult(*run_compatible_chain(plan, np.random.default_rng(seed)))
-        return _run_chain(plan, np.random.default_rng(seed))
+            imputed, mean, sd, params, states = run_compatible_chain(plan, rng, n, start)
+            done = n if start is None else start.iterations + n
+            final = final_state(plan, seed, done, imputed, states, rng)
+            return ChainResult(imputed, mean, sd, params, final)
+        return _run_chain(plan, rng, n, start, seed)
     except (KeyboardInterrupt, ChainError):
         raise
     except Exception as exc:
@@ -263,31 +317,67 @@ def run_chain(plan: Plan, chain: int, seed: np.random.SeedSequence) -> ChainResu
         ) from exc
 
 
-def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
-    names = plan.names
-    T = plan.spec.iterations
+def start_values(
+    plan: Plan, rng: np.random.Generator, start: ChainState | None
+) -> tuple[Values, dict[str, np.ndarray]]:
+    """A chain's completed columns (sorted order) and level-2 cluster values: random draws
+    of the observed values for a new chain (random calls in visit order), or the values
+    where ``start`` stopped (no random calls)."""
     values = Values(plan.layout, like=plan.like)
     codes, first = plan.layout.codes, plan.layout.segments.starts
     level2 = {v.name for v in plan.spec.variables if v.level == 2}
     cvals = {}
-    for name in names:
+    for name in plan.names:
         x = plan.start[name].copy()
+        if start is not None:
+            x[plan.missing_rows(name)] = start.imputed[name]
         if name in level2:
             c = _cluster_values(x, codes, len(first))
-            mis = np.isnan(c)
-            c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
+            if start is None:
+                mis = np.isnan(c)
+                c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
             cvals[name] = c
             x = np.take(c, codes)
-        else:
+        elif start is None:
             mis = np.isnan(x)
             x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
+    return values, cvals
+
+
+def final_state(
+    plan: Plan,
+    seed: np.random.SeedSequence,
+    iterations: int,
+    imputed: dict[str, np.ndarray],
+    states: dict[str, object],
+    rng: np.random.Generator,
+) -> ChainState:
+    """Where a chain stopped (after checking its imputations are finite)."""
+    bad = [n for n in plan.names if not np.all(np.isfinite(imputed[n]))]
+    if bad:
+        raise FloatingPointError(f"non-finite imputations for {bad}")
+    return ChainState(seed, iterations, imputed, dict(states), rng.bit_generator.state)
+
+
+def _run_chain(
+    plan: Plan,
+    rng: np.random.Generator,
+    T: int,
+    start: ChainState | None,
+    seed: np.random.SeedSequence,
+) -> ChainResult:
+    names = plan.names
+    values, cvals = start_values(plan, rng, start)
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    level2 = {v.name for v in plan.spec.variables if v.level == 2}
     datas = {n: plan.data[n].for_chain() for n in names}
-    states: dict[str, object] = {}
+    states: dict[str, object] = {} if start is None else dict(start.states)
+    done = 0 if start is None else start.iterations
     mean = np.empty((T, len(names)))
     sd = np.empty((T, len(names)))
     params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
-    for it in range(T):
+    for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
             if name in level2:
@@ -295,7 +385,7 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
                 d.refresh(view, plan.cluster_static)
             else:
                 d.refresh(values, plan.static)
-            if it == 0:
+            if done + t == 0:
                 states[name] = model.init(rng, d)
             else:
                 states[name] = model.step(rng, states[name], d)
@@ -306,13 +396,11 @@ def _run_chain(plan: Plan, rng: np.random.Generator) -> ChainResult:
             else:
                 values[name][d.mis_idx] = draw
             values.touch(name)
-            mean[it, k], sd[it, k] = _mean_sd(draw)
-            params[name][it] = model.param_vector(states[name], d)
+            mean[t, k], sd[t, k] = _mean_sd(draw)
+            params[name][t] = model.param_vector(states[name], d)
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
-    bad = [n for n in names if not np.all(np.isfinite(imputed[n]))]
-    if bad:
-        raise FloatingPointError(f"non-finite imputations for {bad}")
-    return ChainResult(imputed, mean, sd, params)
+    final = final_state(plan, seed, done + T, imputed, states, rng)
+    return ChainResult(imputed, mean, sd, params, final)
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

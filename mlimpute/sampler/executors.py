@@ -24,22 +24,21 @@ import numpy as np
 
 from mlimpute.errors import ChainError
 from mlimpute.parallel import StartMethod, map_blocks
-from mlimpute.sampler.engine import ChainResult, Plan, run_chain
+from mlimpute.sampler.engine import ChainResult, ChainState, Plan, run_chain
 
 __all__ = ["map_chains", "StartMethod"]
 
 
-def _run_block(plan: Plan, block: list[tuple[int, np.random.SeedSequence]]) -> list[ChainResult]:
-    """Chains ``block`` (pairs ``(k, seed)``) of ``plan``; runs in a worker too."""
-    return [run_chain(plan, k, seed) for k, seed in block]
+def _run_block(plan: Plan, block: list[tuple]) -> list[ChainResult]:
+    """Chains ``block`` (tuples ``(k, seed, start, iterations)``) of ``plan``; runs in a
+    worker too."""
+    return [run_chain(plan, k, seed, start, n) for k, seed, start, n in block]
 
 
-def _chain_error(
-    exc: BaseException, block: list[tuple[int, np.random.SeedSequence]], where: str
-) -> ChainError:
+def _chain_error(exc: BaseException, block: list[tuple], where: str) -> ChainError:
     """An error from outside the chains (a dead worker...), blamed on the block's first
     chain: the executor cannot tell which chain of the block was running."""
-    k, seed = block[0]
+    k, seed = block[0][:2]
     last = block[-1][0]
     chains = f"chain {k + 1}" if len(block) == 1 else f"chains {k + 1}-{last + 1}"
     return ChainError(
@@ -59,6 +58,9 @@ def map_chains(
     client: Any = None,
     progress: Callable[[int], object] | None = None,
     start_method: StartMethod | None = None,
+    starts: Sequence[ChainState | None] | None = None,
+    iterations: int | None = None,
+    first: int = 0,
 ) -> list[ChainResult]:
     """Run chain ``k`` of ``plan`` from ``seeds[k]`` for every k; results in chain order.
 
@@ -82,6 +84,13 @@ def map_chains(
         Process start method of the pool; default: ``fork`` on Linux when the caller runs a
         single Python thread, otherwise ``forkserver``, or ``spawn`` where that does not
         exist (see :mod:`mlimpute.parallel`).
+    starts : sequence of ChainState or None, optional
+        Continue chain ``k`` from ``starts[k]`` (where an earlier run stopped) instead of
+        starting it afresh.
+    iterations : int, optional
+        Iterations per chain (default ``plan.spec.iterations``).
+    first : int, default 0
+        Number of the first chain (chain numbers only name chains in error messages).
 
     Returns
     -------
@@ -123,7 +132,10 @@ def map_chains(
     return map_blocks(
         _run_block,
         plan,
-        list(enumerate(seeds)),
+        [
+            (first + k, seed, None if starts is None else starts[k], iterations)
+            for k, seed in enumerate(seeds)
+        ],
         n_jobs=n_jobs,
         client=client,
         start_method=start_method,
