@@ -49,6 +49,7 @@ class MIAccessor:
         progress: bool | None = None,
         model: str | None = None,
         auxiliary: Sequence[str] | str | None = None,
+        delta: Mapping[str, float] | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -82,6 +83,7 @@ class MIAccessor:
             progress=progress,
             model=model,
             auxiliary=auxiliary,
+            delta=delta,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

@@ -13,7 +13,13 @@ import pandas as pd
 
 from mlimpute.codec import categories, column_kind
 from mlimpute.diagnostics import convergence_warning
-from mlimpute.errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
+from mlimpute.errors import (
+    ConvergenceWarning,
+    MlimputeWarning,
+    SpecificationError,
+    UnsupportedError,
+    warn,
+)
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -21,7 +27,7 @@ from mlimpute.rng import chain_seeds
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
-from mlimpute.spec.arguments import MAX_CATEGORIES
+from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.model import build_model_spec
 
@@ -47,6 +53,7 @@ def impute(
     progress: bool | None = None,
     model: str | None = None,
     auxiliary: Sequence[str] | str | None = None,
+    delta: Mapping[str, float] | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -146,6 +153,11 @@ def impute(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
         )
     if model is not None:
+        if any(check_delta(delta).values()):
+            raise UnsupportedError(
+                "delta= cannot be combined with model= yet; use formulas (chained "
+                "equations) for a sensitivity analysis"
+            )
         spec = build_model_spec(
             df,
             model,
@@ -173,6 +185,7 @@ def impute(
             exclude=exclude,
             heteroscedastic=heteroscedastic,
             max_categories=max_categories,
+            delta=delta,
         )
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)

@@ -377,6 +377,7 @@ def _run_chain(
     mean = np.empty((T, len(names)))
     sd = np.empty((T, len(names)))
     params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
+    shift = dict(plan.spec.delta)  # sensitivity shifts: no random numbers, other models see them
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
@@ -390,6 +391,8 @@ def _run_chain(
             else:
                 states[name] = model.step(rng, states[name], d)
             draw = model.draw_missing(rng, states[name], d)
+            if name in shift:
+                draw = draw + shift[name]
             if name in level2:
                 cvals[name][d.mis_idx] = draw
                 values[name][:] = np.take(cvals[name], codes)

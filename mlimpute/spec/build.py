@@ -29,6 +29,7 @@ from mlimpute.spec import defaults as _defaults
 from mlimpute.spec.arguments import (
     MAX_CATEGORIES,
     check_cluster_argument,
+    check_delta,
     check_frame,
     check_heteroscedastic,
     check_method,
@@ -96,6 +97,9 @@ class ImputationSpec:
     auxiliary : tuple of str
         Auxiliary columns of model-based imputation (predictors in every predictor's
         model).
+    delta : tuple of (str, float)
+        Sensitivity shifts (``impute(delta=...)``): each drawn value of the variable is
+        shifted by this amount within the chain. Shifts of 0 are not kept.
     """
 
     variables: tuple[VariableSpec, ...]
@@ -108,6 +112,8 @@ class ImputationSpec:
     model: ParsedFormula | None = None
     #: auxiliary columns of model-based imputation
     auxiliary: tuple[str, ...] = ()
+    #: sensitivity shifts of the imputed values, ``(("grade", -0.5),)``
+    delta: tuple[tuple[str, float], ...] = ()
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -164,6 +170,9 @@ class ImputationSpec:
             lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
             return "\n".join(lines)
         lines += [f"  {v}" for v in self.variables]
+        if self.delta:
+            shifts = ", ".join(f"{k} {d:+g}" for k, d in self.delta)
+            lines.append(f"  delta (shift of the imputed values): {shifts}")
         return "\n".join(lines)
 
 
@@ -194,6 +203,7 @@ def build_spec(
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
     max_categories: int = MAX_CATEGORIES,
+    delta: Mapping[str, float] | None = None,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
 
@@ -230,6 +240,7 @@ def build_spec(
     heteroscedastic = check_heteroscedastic(heteroscedastic)
     parsed = parse_all(formulas if formulas is not None else {})
     methods = check_method(method)
+    shifts = check_delta(delta)
     events: list[str] = []
 
     _check_columns(df, parsed, include, exclude, heteroscedastic)
@@ -260,7 +271,38 @@ def build_spec(
             "the m completed data sets are copies of the data",
             MlimputeWarning,
         )
-    return ImputationSpec(tuple(specs), cols.cluster, m, iterations, seed, tuple(events))
+    kept = _check_delta_targets(shifts, specs, cols)
+    return ImputationSpec(
+        tuple(specs), cols.cluster, m, iterations, seed, tuple(events), delta=kept
+    )
+
+
+#: numeric models whose shift would leave their scale (counts: integers, log link)
+_NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
+
+
+def _check_delta_targets(
+    shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns
+) -> tuple[tuple[str, float], ...]:
+    """``delta=`` names imputed numeric variables; the non-zero shifts, in visit order."""
+    imputed = {s_.name: s_ for s_ in specs}
+    for name in shifts:
+        if name not in cols.df.columns:
+            raise SpecificationError(f"delta names unknown column {name!r}")
+        if name not in imputed or cols.missing[name] == 0:
+            raise SpecificationError(
+                f"delta names {name!r}, which is not imputed (it has no missing values or "
+                "no formula); a shift applies to imputed values only"
+            )
+        v = imputed[name]
+        if cols.kinds[name] != "numeric" or v.method in _NO_DELTA_METHODS:
+            raise UnsupportedError(
+                f"delta for {name!r}: shifts are supported for continuous numeric variables "
+                f"only so far ({name!r} is {cols.kinds[name]}, imputed with {v.method!r}); "
+                "shifts on the latent scale of categorical and count models are not "
+                "supported yet"
+            )
+    return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
 
 
 # -- the validators, in the order build_spec runs them -------------------------------------
