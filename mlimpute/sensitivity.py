@@ -208,9 +208,7 @@ def sensitivity(
         raise SpecificationError(f"alpha must be a number between 0 and 1, got {alpha!r}")
     unknown = sorted(parse_formula(analysis).variables - set(df.columns))
     if unknown:
-        raise SpecificationError(
-            f"analysis {analysis!r} refers to unknown column(s) {unknown}"
-        )
+        raise SpecificationError(f"analysis {analysis!r} refers to unknown column(s) {unknown}")
     # the specification at the largest shift: every argument is checked before any chain
     largest = max(shifts, key=abs)
     spec_kwargs = {k: impute_kwargs[k] for k in _SPEC_ARGUMENTS if k in impute_kwargs}
