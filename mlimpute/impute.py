@@ -127,6 +127,14 @@ def impute(
     auxiliary : list of str or str, optional
         With ``model=``: complete columns that inform the imputations (predictors in
         every incomplete predictor's model) without entering the analysis.
+    delta : dict, optional
+        Sensitivity to data missing not at random (δ-adjustment; Leacy et al. 2017,
+        Tompsett et al. 2018): ``{"grade": -0.5}`` adds -0.5 to every value drawn for the
+        missing grades, inside the chain, so the other variables' models see the shifted
+        values. Continuous numeric variables only so far (others raise
+        :class:`~mlimpute.errors.UnsupportedError`); not with ``model=`` yet. A shift of 0
+        gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
+        shifts and tabulates the analysis.
 
     Returns
     -------
