@@ -98,6 +98,8 @@ def test_delta_survives_a_netcdf_file(tmp_path):
     back = mlimpute.open(path)
     assert back.spec.delta == (("y", 0.25),)
     assert back.iterate(1).spec.delta == (("y", 0.25),)
+    with pytest.raises(UnsupportedError, match="delta"):  # a TOML file would lose the shift
+        imp.spec.to_toml()
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,12 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
+        if self.delta:
+            raise UnsupportedError(
+                "an imputation with delta= shifts cannot be written as a TOML specification "
+                "file yet; save the result with imp.to_netcdf()/to_zarr() (which keeps the "
+                "shifts) and rerun it with mlimpute.impute(df, ..., delta=...)"
+            )
         from mlimpute.specfile import spec_to_toml
 
         return spec_to_toml(self, **extras)
