@@ -50,6 +50,7 @@ class MIAccessor:
         model: str | None = None,
         auxiliary: Sequence[str] | str | None = None,
         delta: Mapping[str, float] | None = None,
+        delta_cluster_sd: Mapping[str, float] | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -84,6 +85,7 @@ class MIAccessor:
             model=model,
             auxiliary=auxiliary,
             delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

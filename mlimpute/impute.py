@@ -54,6 +54,7 @@ def impute(
     model: str | None = None,
     auxiliary: Sequence[str] | str | None = None,
     delta: Mapping[str, float] | None = None,
+    delta_cluster_sd: Mapping[str, float] | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -135,6 +136,11 @@ def impute(
         :class:`~mlimpute.errors.UnsupportedError`); not with ``model=`` yet. A shift of 0
         gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
         shifts and tabulates the analysis.
+    delta_cluster_sd : dict, optional
+        ``{"grade": 0.3}``: in addition, each chain draws one shift per cluster from
+        N(0, 0.3²) and adds it to the imputed grades of that cluster (whole clusters
+        missing for a reason). The shifts come from a generator of their own, so the
+        other draws are those of the run without them.
 
     Returns
     -------
@@ -161,7 +167,9 @@ def impute(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
         )
     if model is not None:
-        if any(check_delta(delta).values()):
+        if any(check_delta(delta).values()) or any(
+            check_delta(delta_cluster_sd, "delta_cluster_sd").values()
+        ):
             raise UnsupportedError(
                 "delta= cannot be combined with model= yet; use formulas (chained "
                 "equations) for a sensitivity analysis"
@@ -194,6 +202,7 @@ def impute(
             heteroscedastic=heteroscedastic,
             max_categories=max_categories,
             delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)

@@ -46,6 +46,7 @@ _SPEC_ARGUMENTS = (
     "exclude",
     "heteroscedastic",
     "max_categories",
+    "delta_cluster_sd",
 )
 _COLUMNS = ["delta", "term", "estimate", "se", "ci_low", "ci_high", "p"]
 
@@ -169,7 +170,8 @@ def sensitivity(
         The intervals are two-sided ``1 - alpha`` intervals.
     **impute_kwargs
         Further arguments of :func:`mlimpute.impute` (``iterations``, ``cluster``,
-        ``method``, ``n_jobs``...).
+        ``method``, ``n_jobs``, ``delta_cluster_sd`` for per-cluster shifts around each
+        δ...).
 
     Returns
     -------

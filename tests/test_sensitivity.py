@@ -200,3 +200,49 @@ def test_sensitivity_same_chains_for_a_generator():
     # same random numbers: only the intercept moves (by δ × share imputed), x's slope
     # estimate changes only through the shifted rows' x values
     assert a.summary()["estimate"]["Intercept"] < b.summary()["estimate"]["Intercept"]
+
+
+def test_cluster_level_shift():
+    df = _one()
+    kw = dict(m=3, iterations=3, rng=6)
+    plain = mlimpute.impute(df, F1, **kw)
+    zero = mlimpute.impute(df, F1, delta_cluster_sd={"y": 0.0}, **kw)
+    assert zero.dataset.identical(plain.dataset)
+    shifted = mlimpute.impute(df, F1, delta={"y": 1.0}, delta_cluster_sd={"y": 0.5}, **kw)
+    # only y is imputed, so each imputed value moves by δ + u_j exactly: one shift per
+    # cluster and chain (rounding only), different between clusters
+    diff = shifted.dataset["y"].to_numpy() - plain.dataset["y"].to_numpy()
+    g = df.loc[df["y"].isna(), "g"].to_numpy()
+    u = []
+    for k in range(3):
+        per = pd.Series(diff[k]).groupby(g)
+        assert (per.max() - per.min()).max() < 1e-12
+        u.extend(per.first().to_numpy() - 1.0)
+    u = np.asarray(u)
+    # 36 draws of N(0, 0.5²): the sample SD's relative SE is ~1/sqrt(70) = 0.12, so 0.5
+    # ± 3.5 SE is (0.29, 0.71); the mean's SE is 0.5/6 = 0.083, 3.5 SE = 0.29
+    assert 0.29 < u.std(ddof=1) < 0.71
+    assert abs(u.mean()) < 0.29
+    # continuing the chain draws the same cluster shifts: bit-identical to the longer run
+    longer = mlimpute.impute(
+        df, F1, delta={"y": 1.0}, delta_cluster_sd={"y": 0.5}, m=3, iterations=5, rng=6
+    )
+    assert shifted.iterate(2).dataset["y"].identical(longer.dataset["y"])
+
+
+@pytest.mark.parametrize(
+    ("sd", "match"),
+    [
+        ({"y": -1.0}, "≥ 0"),
+        ({"y": "big"}, "delta_cluster_sd for 'y' must be a number"),
+        ({"x": 1.0}, "delta_cluster_sd names 'x'"),
+    ],
+)
+def test_bad_cluster_sd_is_refused(sd, match):
+    with pytest.raises(SpecificationError, match=match):
+        mlimpute.impute(_one(), F1, delta_cluster_sd=sd, m=2, iterations=2, rng=1)
+
+
+def test_cluster_sd_needs_clusters():
+    with pytest.raises(SpecificationError, match="needs clusters"):
+        mlimpute.impute(_one(), {"y": "~ x"}, delta_cluster_sd={"y": 1.0}, m=2, iterations=2, rng=1)

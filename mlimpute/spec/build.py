@@ -100,6 +100,10 @@ class ImputationSpec:
     delta : tuple of (str, float)
         Sensitivity shifts (``impute(delta=...)``): each drawn value of the variable is
         shifted by this amount within the chain. Shifts of 0 are not kept.
+    delta_cluster_sd : tuple of (str, float)
+        Cluster-level shifts (``impute(delta_cluster_sd=...)``): each chain draws one
+        shift per cluster from N(0, sd²), added to the variable's imputed values in that
+        cluster. SDs of 0 are not kept.
     """
 
     variables: tuple[VariableSpec, ...]
@@ -114,6 +118,8 @@ class ImputationSpec:
     auxiliary: tuple[str, ...] = ()
     #: sensitivity shifts of the imputed values, ``(("grade", -0.5),)``
     delta: tuple[tuple[str, float], ...] = ()
+    #: SD of the per-cluster shifts of the imputed values, ``(("grade", 0.3),)``
+    delta_cluster_sd: tuple[tuple[str, float], ...] = ()
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -151,7 +157,7 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
-        if self.delta:
+        if self.delta or self.delta_cluster_sd:
             raise UnsupportedError(
                 "an imputation with delta= shifts cannot be written as a TOML specification "
                 "file yet; save the result with imp.to_netcdf()/to_zarr() (which keeps the "
@@ -179,6 +185,9 @@ class ImputationSpec:
         if self.delta:
             shifts = ", ".join(f"{k} {d:+g}" for k, d in self.delta)
             lines.append(f"  delta (shift of the imputed values): {shifts}")
+        if self.delta_cluster_sd:
+            sds = ", ".join(f"{k} {d:g}" for k, d in self.delta_cluster_sd)
+            lines.append(f"  delta_cluster_sd (SD of the per-cluster shifts): {sds}")
         return "\n".join(lines)
 
 
@@ -210,6 +219,7 @@ def build_spec(
     heteroscedastic: bool | Sequence[str] = False,
     max_categories: int = MAX_CATEGORIES,
     delta: Mapping[str, float] | None = None,
+    delta_cluster_sd: Mapping[str, float] | None = None,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
 
@@ -247,6 +257,7 @@ def build_spec(
     parsed = parse_all(formulas if formulas is not None else {})
     methods = check_method(method)
     shifts = check_delta(delta)
+    cluster_sds = check_delta(delta_cluster_sd, "delta_cluster_sd")
     events: list[str] = []
 
     _check_columns(df, parsed, include, exclude, heteroscedastic)
@@ -278,8 +289,20 @@ def build_spec(
             MlimputeWarning,
         )
     kept = _check_delta_targets(shifts, specs, cols)
+    kept_sd = _check_delta_targets(cluster_sds, specs, cols, "delta_cluster_sd")
+    if kept_sd and cols.cluster is None:
+        raise SpecificationError(
+            "delta_cluster_sd needs clusters: give cluster= or formulas with a random part"
+        )
     return ImputationSpec(
-        tuple(specs), cols.cluster, m, iterations, seed, tuple(events), delta=kept
+        tuple(specs),
+        cols.cluster,
+        m,
+        iterations,
+        seed,
+        tuple(events),
+        delta=kept,
+        delta_cluster_sd=kept_sd,
     )
 
 
@@ -288,22 +311,22 @@ _NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
 
 
 def _check_delta_targets(
-    shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns
+    shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns, arg: str = "delta"
 ) -> tuple[tuple[str, float], ...]:
     """``delta=`` names imputed numeric variables; the non-zero shifts, in visit order."""
     imputed = {s_.name: s_ for s_ in specs}
     for name in shifts:
         if name not in cols.df.columns:
-            raise SpecificationError(f"delta names unknown column {name!r}")
+            raise SpecificationError(f"{arg} names unknown column {name!r}")
         if name not in imputed or cols.missing[name] == 0:
             raise SpecificationError(
-                f"delta names {name!r}, which is not imputed (it has no missing values or "
+                f"{arg} names {name!r}, which is not imputed (it has no missing values or "
                 "no formula); a shift applies to imputed values only"
             )
         v = imputed[name]
         if cols.kinds[name] != "numeric" or v.method in _NO_DELTA_METHODS:
             raise UnsupportedError(
-                f"delta for {name!r}: shifts are supported for continuous numeric variables "
+                f"{arg} for {name!r}: shifts are supported for continuous numeric variables "
                 f"only so far ({name!r} is {cols.kinds[name]}, imputed with {v.method!r}); "
                 "shifts on the latent scale of categorical and count models are not "
                 "supported yet"
