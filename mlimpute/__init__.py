@@ -43,6 +43,8 @@ from mlimpute.errors import (
 _LAZY: dict[str, tuple[str, str | None]] = {
     "impute": (".impute", "impute"),
     "ampute": (".ampute", "ampute"),
+    "sensitivity": (".sensitivity", "sensitivity"),
+    "SensitivityResult": (".sensitivity", "SensitivityResult"),
     "open": (".io", "open"),
     "io": (".io", None),
     "specfile": (".specfile", None),
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these come from __g
     from mlimpute.models import available_models
     from mlimpute.pattern import MissingPattern, missing_pattern
     from mlimpute.result.imputed import MultiplyImputed
+    from mlimpute.sensitivity import SensitivityResult, sensitivity
     from mlimpute.spec.formula import parse_formula
     from mlimpute.specfile import StudySpec, read_spec
 
@@ -75,6 +78,8 @@ __all__ = [
     "__version__",
     "impute",
     "ampute",
+    "sensitivity",
+    "SensitivityResult",
     "open",
     "io",
     "specfile",
@@ -117,13 +122,14 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``mlimpute.impute`` (``ampute``) the function when the submodule is imported.
+    """Keeps ``mlimpute.impute`` (``ampute``, ``sensitivity``) the function when the
+    submodule is imported.
 
     (The import system sets a package attribute for every submodule it loads.)
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("impute", "ampute") and isinstance(value, types.ModuleType):
+        if name in ("impute", "ampute", "sensitivity") and isinstance(value, types.ModuleType):
             value = getattr(value, name)
         super().__setattr__(name, value)
 

@@ -49,6 +49,8 @@ class MIAccessor:
         progress: bool | None = None,
         model: str | None = None,
         auxiliary: Sequence[str] | str | None = None,
+        delta: Mapping[str, float] | None = None,
+        delta_cluster_sd: Mapping[str, float] | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -82,6 +84,8 @@ class MIAccessor:
             progress=progress,
             model=model,
             auxiliary=auxiliary,
+            delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

@@ -13,7 +13,13 @@ import pandas as pd
 
 from mlimpute.codec import categories, column_kind
 from mlimpute.diagnostics import convergence_warning
-from mlimpute.errors import ConvergenceWarning, MlimputeWarning, SpecificationError, warn
+from mlimpute.errors import (
+    ConvergenceWarning,
+    MlimputeWarning,
+    SpecificationError,
+    UnsupportedError,
+    warn,
+)
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -21,7 +27,7 @@ from mlimpute.rng import chain_seeds
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
-from mlimpute.spec.arguments import MAX_CATEGORIES
+from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.model import build_model_spec
 
@@ -47,6 +53,8 @@ def impute(
     progress: bool | None = None,
     model: str | None = None,
     auxiliary: Sequence[str] | str | None = None,
+    delta: Mapping[str, float] | None = None,
+    delta_cluster_sd: Mapping[str, float] | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -120,6 +128,19 @@ def impute(
     auxiliary : list of str or str, optional
         With ``model=``: complete columns that inform the imputations (predictors in
         every incomplete predictor's model) without entering the analysis.
+    delta : dict, optional
+        Sensitivity to data missing not at random (δ-adjustment; Leacy et al. 2017,
+        Tompsett et al. 2018): ``{"grade": -0.5}`` adds -0.5 to every value drawn for the
+        missing grades, inside the chain, so the other variables' models see the shifted
+        values. Continuous numeric variables only so far (others raise
+        :class:`~mlimpute.errors.UnsupportedError`); not with ``model=`` yet. A shift of 0
+        gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
+        shifts and tabulates the analysis.
+    delta_cluster_sd : dict, optional
+        ``{"grade": 0.3}``: in addition, each chain draws one shift per cluster from
+        N(0, 0.3²) and adds it to the imputed grades of that cluster (whole clusters
+        missing for a reason). The shifts come from a generator of their own, so the
+        other draws are those of the run without them.
 
     Returns
     -------
@@ -146,6 +167,13 @@ def impute(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
         )
     if model is not None:
+        if any(check_delta(delta).values()) or any(
+            check_delta(delta_cluster_sd, "delta_cluster_sd").values()
+        ):
+            raise UnsupportedError(
+                "delta= cannot be combined with model= yet; use formulas (chained "
+                "equations) for a sensitivity analysis"
+            )
         spec = build_model_spec(
             df,
             model,
@@ -173,6 +201,8 @@ def impute(
             exclude=exclude,
             heteroscedastic=heteroscedastic,
             max_categories=max_categories,
+            delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)

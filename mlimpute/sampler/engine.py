@@ -377,6 +377,8 @@ def _run_chain(
     mean = np.empty((T, len(names)))
     sd = np.empty((T, len(names)))
     params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
+    shift = dict(plan.spec.delta)  # sensitivity shifts: no random numbers, other models see them
+    cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
@@ -390,6 +392,11 @@ def _run_chain(
             else:
                 states[name] = model.step(rng, states[name], d)
             draw = model.draw_missing(rng, states[name], d)
+            if name in shift:
+                draw = draw + shift[name]
+            if name in cluster_shift:
+                u = cluster_shift[name]
+                draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
             if name in level2:
                 cvals[name][d.mis_idx] = draw
                 values[name][:] = np.take(cvals[name], codes)
@@ -401,6 +408,25 @@ def _run_chain(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
+
+
+#: the spawn-key entry of the generator of the per-cluster shifts: a child of the chain's
+#: seed that ``spawn()`` never reaches, so the chain's own random numbers are untouched
+_CLUSTER_SHIFT_KEY = 2**32 - 1
+
+
+def cluster_shifts(plan: Plan, seed: np.random.SeedSequence) -> dict[str, np.ndarray]:
+    """Each variable of ``delta_cluster_sd``'s shift per cluster, N(0, sd²), drawn from a
+    generator of its own derived from the chain's seed: the same at every iteration and
+    when the chain is continued, and the chain's other draws are those of a run without."""
+    if not plan.spec.delta_cluster_sd:
+        return {}
+    ss = np.random.SeedSequence(
+        seed.entropy, spawn_key=(*seed.spawn_key, _CLUSTER_SHIFT_KEY), pool_size=seed.pool_size
+    )
+    g = np.random.default_rng(ss)
+    J = plan.layout.segments.n_clusters
+    return {name: sd * g.standard_normal(J) for name, sd in plan.spec.delta_cluster_sd}
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

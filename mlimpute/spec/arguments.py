@@ -21,6 +21,7 @@ __all__ = [
     "MAX_CATEGORIES",
     "RESERVED_NAMES",
     "check_cluster_argument",
+    "check_delta",
     "check_frame",
     "check_heteroscedastic",
     "check_method",
@@ -208,3 +209,33 @@ def check_cluster_argument(cluster: object) -> None:
             "cluster must be one column name (a string), got "
             f"{describe_value(cluster)}; mlimpute fits two-level models with one grouping factor"
         )
+
+
+def check_delta(value, name: str = "delta") -> dict[str, float]:
+    """``delta={column: shift}`` as ``{column: float}``: a mapping of column names to
+    finite real numbers (the shift of that column's imputed values); None gives ``{}``.
+    With ``name="delta_cluster_sd"`` the numbers are standard deviations (≥ 0)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecificationError(
+            f"{name} must be a dict of column names and numbers, e.g. {{'grade': 0.5}}, got "
+            f"{describe_value(value)}"
+        )
+    out = {}
+    for key, shift in value.items():
+        if not isinstance(key, str):
+            raise SpecificationError(f"{name} keys must be column names, got {key!r}")
+        if isinstance(shift, (bool, np.bool_)) or not isinstance(
+            shift, (int, float, np.integer, np.floating)
+        ):
+            raise SpecificationError(
+                f"{name} for {key!r} must be a number (the shift of its imputed values), got "
+                f"{describe_value(shift)}"
+            )
+        if not np.isfinite(shift):
+            raise SpecificationError(f"{name} for {key!r} must be finite, got {shift!r}")
+        if name == "delta_cluster_sd" and shift < 0:
+            raise SpecificationError(f"{name} for {key!r} must be ≥ 0, got {shift!r}")
+        out[key] = float(shift)
+    return out

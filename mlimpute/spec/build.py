@@ -29,6 +29,7 @@ from mlimpute.spec import defaults as _defaults
 from mlimpute.spec.arguments import (
     MAX_CATEGORIES,
     check_cluster_argument,
+    check_delta,
     check_frame,
     check_heteroscedastic,
     check_method,
@@ -96,6 +97,13 @@ class ImputationSpec:
     auxiliary : tuple of str
         Auxiliary columns of model-based imputation (predictors in every predictor's
         model).
+    delta : tuple of (str, float)
+        Sensitivity shifts (``impute(delta=...)``): each drawn value of the variable is
+        shifted by this amount within the chain. Shifts of 0 are not kept.
+    delta_cluster_sd : tuple of (str, float)
+        Cluster-level shifts (``impute(delta_cluster_sd=...)``): each chain draws one
+        shift per cluster from N(0, sd²), added to the variable's imputed values in that
+        cluster. SDs of 0 are not kept.
     """
 
     variables: tuple[VariableSpec, ...]
@@ -108,6 +116,10 @@ class ImputationSpec:
     model: ParsedFormula | None = None
     #: auxiliary columns of model-based imputation
     auxiliary: tuple[str, ...] = ()
+    #: sensitivity shifts of the imputed values, ``(("grade", -0.5),)``
+    delta: tuple[tuple[str, float], ...] = ()
+    #: SD of the per-cluster shifts of the imputed values, ``(("grade", 0.3),)``
+    delta_cluster_sd: tuple[tuple[str, float], ...] = ()
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -145,6 +157,12 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
+        if self.delta or self.delta_cluster_sd:
+            raise UnsupportedError(
+                "an imputation with delta= shifts cannot be written as a TOML specification "
+                "file yet; save the result with imp.to_netcdf()/to_zarr() (which keeps the "
+                "shifts) and rerun it with mlimpute.impute(df, ..., delta=...)"
+            )
         from mlimpute.specfile import spec_to_toml
 
         return spec_to_toml(self, **extras)
@@ -164,6 +182,12 @@ class ImputationSpec:
             lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
             return "\n".join(lines)
         lines += [f"  {v}" for v in self.variables]
+        if self.delta:
+            shifts = ", ".join(f"{k} {d:+g}" for k, d in self.delta)
+            lines.append(f"  delta (shift of the imputed values): {shifts}")
+        if self.delta_cluster_sd:
+            sds = ", ".join(f"{k} {d:g}" for k, d in self.delta_cluster_sd)
+            lines.append(f"  delta_cluster_sd (SD of the per-cluster shifts): {sds}")
         return "\n".join(lines)
 
 
@@ -194,6 +218,8 @@ def build_spec(
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
     max_categories: int = MAX_CATEGORIES,
+    delta: Mapping[str, float] | None = None,
+    delta_cluster_sd: Mapping[str, float] | None = None,
 ) -> ImputationSpec:
     """Validate formulas and options against ``df``; return an :class:`ImputationSpec`.
 
@@ -230,6 +256,8 @@ def build_spec(
     heteroscedastic = check_heteroscedastic(heteroscedastic)
     parsed = parse_all(formulas if formulas is not None else {})
     methods = check_method(method)
+    shifts = check_delta(delta)
+    cluster_sds = check_delta(delta_cluster_sd, "delta_cluster_sd")
     events: list[str] = []
 
     _check_columns(df, parsed, include, exclude, heteroscedastic)
@@ -260,7 +288,50 @@ def build_spec(
             "the m completed data sets are copies of the data",
             MlimputeWarning,
         )
-    return ImputationSpec(tuple(specs), cols.cluster, m, iterations, seed, tuple(events))
+    kept = _check_delta_targets(shifts, specs, cols)
+    kept_sd = _check_delta_targets(cluster_sds, specs, cols, "delta_cluster_sd")
+    if kept_sd and cols.cluster is None:
+        raise SpecificationError(
+            "delta_cluster_sd needs clusters: give cluster= or formulas with a random part"
+        )
+    return ImputationSpec(
+        tuple(specs),
+        cols.cluster,
+        m,
+        iterations,
+        seed,
+        tuple(events),
+        delta=kept,
+        delta_cluster_sd=kept_sd,
+    )
+
+
+#: numeric models whose shift would leave their scale (counts: integers, log link)
+_NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
+
+
+def _check_delta_targets(
+    shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns, arg: str = "delta"
+) -> tuple[tuple[str, float], ...]:
+    """``delta=`` names imputed numeric variables; the non-zero shifts, in visit order."""
+    imputed = {s_.name: s_ for s_ in specs}
+    for name in shifts:
+        if name not in cols.df.columns:
+            raise SpecificationError(f"{arg} names unknown column {name!r}")
+        if name not in imputed or cols.missing[name] == 0:
+            raise SpecificationError(
+                f"{arg} names {name!r}, which is not imputed (it has no missing values or "
+                "no formula); a shift applies to imputed values only"
+            )
+        v = imputed[name]
+        if cols.kinds[name] != "numeric" or v.method in _NO_DELTA_METHODS:
+            raise UnsupportedError(
+                f"{arg} for {name!r}: shifts are supported for continuous numeric variables "
+                f"only so far ({name!r} is {cols.kinds[name]}, imputed with {v.method!r}); "
+                "shifts on the latent scale of categorical and count models are not "
+                "supported yet"
+            )
+    return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
 
 
 # -- the validators, in the order build_spec runs them -------------------------------------

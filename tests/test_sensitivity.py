@@ -1,0 +1,248 @@
+"""δ-adjustment (``impute(delta=...)``) and ``mlimpute.sensitivity``."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlimpute
+from mlimpute.errors import SpecificationError, UnsupportedError
+
+F1 = {"y": "~ x + (1 | g)"}
+ANALYSIS = "y ~ x + (1 | g)"
+
+
+def _data(seed: int = 3, n_clusters: int = 12, size: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_clusters), size)
+    n = g.size
+    x = rng.standard_normal(n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.5, n_clusters)[g] + rng.standard_normal(n)
+    z = 0.3 * y + rng.standard_normal(n)
+    b = pd.Series(rng.random(n) < 0.5, dtype="boolean")
+    df = pd.DataFrame({"g": g, "x": x, "y": y, "z": z, "b": b})
+    df.loc[rng.random(n) < 0.3, "y"] = np.nan
+    df.loc[rng.random(n) < 0.2, "z"] = np.nan
+    df.loc[rng.random(n) < 0.2, "b"] = np.nan
+    return df
+
+
+def _one() -> pd.DataFrame:
+    """Only y is incomplete."""
+    return _data()[["g", "x", "y"]]
+
+
+def test_shift_of_a_single_incomplete_variable_is_exactly_delta():
+    # y is the only imputed variable and its model is fitted on its observed rows, so the
+    # shifted run draws the same values plus δ: no Monte Carlo error, only rounding
+    df = _one()
+    before = df.copy()
+    kw = dict(m=3, iterations=4, rng=5)
+    plain = mlimpute.impute(df, F1, **kw)
+    shifted = mlimpute.impute(df, F1, delta={"y": -0.7}, **kw)
+    diff = shifted.dataset["y"].to_numpy() - plain.dataset["y"].to_numpy()
+    np.testing.assert_allclose(diff, -0.7, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(df, before)  # the user's data untouched
+    obs = df["y"].notna()
+    for k in range(3):
+        c = shifted.complete(k)
+        np.testing.assert_array_equal(c.loc[obs, "y"], df.loc[obs, "y"])
+    assert shifted.spec.delta == (("y", -0.7),)
+    assert "delta" in repr(shifted.spec) and "y -0.7" in repr(shifted.spec)
+
+
+def test_shift_feeds_the_other_models_and_keeps_observed_values():
+    df = _data()[["g", "x", "y", "z"]]
+    f = {"y": "~ x + z + (1 | g)", "z": "~ x + y + (1 | g)"}
+    kw = dict(m=3, iterations=4, rng=2)
+    plain = mlimpute.impute(df, f, **kw)
+    shifted = mlimpute.impute(df, f, delta={"y": 2.0}, **kw)
+    # z's model regresses on the (shifted) y: its imputations move up (slope ~0.3 > 0);
+    # 2 × 0.3 × share of z's missing rows with y missing is far above the MC noise of a
+    # mean of ~70 draws, but the direction is all that is asserted
+    dz = shifted.dataset["z"].to_numpy().mean() - plain.dataset["z"].to_numpy().mean()
+    assert dz != 0.0
+    dy = shifted.dataset["y"].to_numpy().mean() - plain.dataset["y"].to_numpy().mean()
+    # the mean shift of y is δ plus what z's change feeds back (z's slope in y's model is
+    # small): within 0.5 of δ = 2 (the SD of y's imputations is ~1.2, so the MC error of a
+    # mean of 3 × ~36 draws of two runs is ~0.2)
+    assert abs(dy - 2.0) < 0.5
+    for k in range(3):
+        c = shifted.complete(k)
+        for col in ("y", "z"):
+            obs = df[col].notna()
+            np.testing.assert_array_equal(c.loc[obs, col], df.loc[obs, col])
+
+
+def test_zero_delta_is_bit_identical():
+    df = _one()
+    kw = dict(m=2, iterations=3, rng=9)
+    a = mlimpute.impute(df, F1, **kw)
+    b = mlimpute.impute(df, F1, delta={"y": 0.0}, **kw)
+    assert a.dataset.identical(b.dataset)
+    assert a.spec == b.spec
+
+
+def test_delta_survives_a_netcdf_file(tmp_path):
+    df = _one()
+    imp = mlimpute.impute(df, F1, m=2, iterations=2, rng=1, delta={"y": 0.25})
+    path = tmp_path / "s.nc"
+    imp.to_netcdf(path)
+    back = mlimpute.open(path)
+    assert back.spec.delta == (("y", 0.25),)
+    assert back.iterate(1).spec.delta == (("y", 0.25),)
+    with pytest.raises(UnsupportedError, match="delta"):  # a TOML file would lose the shift
+        imp.spec.to_toml()
+
+
+@pytest.mark.parametrize(
+    ("delta", "error", "match"),
+    [
+        ({"nope": 1.0}, SpecificationError, "unknown column 'nope'"),
+        ({"y": "a lot"}, SpecificationError, "delta for 'y' must be a number"),
+        ({"y": True}, SpecificationError, "delta for 'y' must be a number"),
+        ({"y": float("nan")}, SpecificationError, "finite"),
+        ({"x": 1.0}, SpecificationError, "'x', which is not imputed"),
+        ({"b": 1.0}, UnsupportedError, "delta for 'b'"),
+        ([("y", 1.0)], SpecificationError, "delta must be a dict"),
+    ],
+)
+def test_bad_delta_is_refused_before_chains(delta, error, match, monkeypatch):
+    mod = sys.modules["mlimpute.impute"]  # the module (mlimpute.impute is the function)
+
+    def no_chains(*a, **k):  # a chain must not start
+        raise AssertionError("chains started")
+
+    monkeypatch.setattr(mod, "map_chains", no_chains)
+    df = _data()
+    with pytest.raises(error, match=match):
+        mlimpute.impute(df, cluster="g", delta=delta, m=2, iterations=2, rng=1)
+
+
+def test_delta_with_model_based_imputation_is_refused():
+    with pytest.raises(UnsupportedError, match="model="):
+        mlimpute.impute(_one(), model=ANALYSIS, delta={"y": 1.0}, m=2, iterations=2, rng=1)
+
+
+def test_sensitivity_table_and_zero_equals_plain_analysis():
+    df = _one()
+    kw = dict(m=3, iterations=3, rng=4)
+    deltas = [-1, -0.5, 0, 0.5]
+    res = mlimpute.sensitivity(df, F1, delta={"y": deltas}, analysis=ANALYSIS, **kw)
+    t = res.table
+    assert list(t.columns) == ["delta", "term", "estimate", "se", "ci_low", "ci_high", "p"]
+    assert len(t) == len(deltas) * 2
+    assert sorted(t.groupby(["delta", "term"]).size().index) == sorted(
+        (float(d), term) for d in deltas for term in ("Intercept", "x")
+    )
+    plain = df.mi.impute(F1, **kw).fit(ANALYSIS).summary()
+    zero = t[t["delta"] == 0].set_index("term")
+    for col in ("estimate", "se", "ci_low", "ci_high", "p"):
+        np.testing.assert_array_equal(zero[col].to_numpy(), plain[col].to_numpy())
+    # the intercept moves by δ × (share of y imputed), up to rounding: y alone is imputed
+    icpt = t[t["term"] == "Intercept"].set_index("delta")["estimate"]
+    assert icpt.is_monotonic_increasing
+
+
+def test_sensitivity_plot_returns_axes():
+    df = _one()
+    res = mlimpute.sensitivity(
+        df, F1, delta={"y": [-1, 0]}, analysis=ANALYSIS, m=2, iterations=2, rng=1
+    )
+    ax = res.plot("x")
+    assert isinstance(ax, matplotlib.axes.Axes)
+    assert len(ax.lines) >= 3  # estimate, interval bounds, the line at 0
+    with pytest.raises(SpecificationError, match="term 'w'"):
+        res.plot("w")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "match"),
+    [
+        (dict(delta={"nope": [1.0]}), SpecificationError, "unknown column 'nope'"),
+        (dict(delta={"y": [0, "x"]}), SpecificationError, "must be a number"),
+        (dict(delta={"x": [1.0]}), SpecificationError, "not imputed"),
+        (dict(delta={"y": [1], "z": [1]}), SpecificationError, "one variable"),
+        (dict(delta={"y": [1, 1]}), SpecificationError, "repeats"),
+        (dict(delta={"y": [1]}, analysis="y ~ w"), SpecificationError, "unknown column"),
+        (dict(delta={"y": [1]}, model=ANALYSIS), UnsupportedError, "model="),
+    ],
+)
+def test_sensitivity_bad_input_is_refused_before_chains(kw, error, match, monkeypatch):
+    mod = sys.modules["mlimpute.impute"]  # the module (mlimpute.impute is the function)
+
+    def no_chains(*a, **k):
+        raise AssertionError("chains started")
+
+    monkeypatch.setattr(mod, "map_chains", no_chains)
+    kw = {"analysis": ANALYSIS, **kw}
+    with pytest.raises(error, match=match):
+        mlimpute.sensitivity(_one(), F1, m=2, iterations=2, rng=1, **kw)
+
+
+def test_sensitivity_same_chains_for_a_generator():
+    df = _one()
+    gen = np.random.default_rng(11)
+    res = mlimpute.sensitivity(
+        df, F1, delta={"y": [0, 1]}, analysis=ANALYSIS, m=2, iterations=2, rng=gen
+    )
+    a, b = res.results[0.0], res.results[1.0]
+    # same random numbers: only the intercept moves (by δ × share imputed), x's slope
+    # estimate changes only through the shifted rows' x values
+    assert a.summary()["estimate"]["Intercept"] < b.summary()["estimate"]["Intercept"]
+
+
+def test_cluster_level_shift():
+    df = _one()
+    kw = dict(m=3, iterations=3, rng=6)
+    plain = mlimpute.impute(df, F1, **kw)
+    zero = mlimpute.impute(df, F1, delta_cluster_sd={"y": 0.0}, **kw)
+    assert zero.dataset.identical(plain.dataset)
+    shifted = mlimpute.impute(df, F1, delta={"y": 1.0}, delta_cluster_sd={"y": 0.5}, **kw)
+    # only y is imputed, so each imputed value moves by δ + u_j exactly: one shift per
+    # cluster and chain (rounding only), different between clusters
+    diff = shifted.dataset["y"].to_numpy() - plain.dataset["y"].to_numpy()
+    g = df.loc[df["y"].isna(), "g"].to_numpy()
+    u = []
+    for k in range(3):
+        per = pd.Series(diff[k]).groupby(g)
+        assert (per.max() - per.min()).max() < 1e-12
+        u.extend(per.first().to_numpy() - 1.0)
+    u = np.asarray(u)
+    # 36 draws of N(0, 0.5²): the sample SD's relative SE is ~1/sqrt(70) = 0.12, so 0.5
+    # ± 3.5 SE is (0.29, 0.71); the mean's SE is 0.5/6 = 0.083, 3.5 SE = 0.29
+    assert 0.29 < u.std(ddof=1) < 0.71
+    assert abs(u.mean()) < 0.29
+    # continuing the chain draws the same cluster shifts: bit-identical to the longer run
+    longer = mlimpute.impute(
+        df, F1, delta={"y": 1.0}, delta_cluster_sd={"y": 0.5}, m=3, iterations=5, rng=6
+    )
+    assert shifted.iterate(2).dataset["y"].identical(longer.dataset["y"])
+
+
+@pytest.mark.parametrize(
+    ("sd", "match"),
+    [
+        ({"y": -1.0}, "≥ 0"),
+        ({"y": "big"}, "delta_cluster_sd for 'y' must be a number"),
+        ({"x": 1.0}, "delta_cluster_sd names 'x'"),
+    ],
+)
+def test_bad_cluster_sd_is_refused(sd, match):
+    with pytest.raises(SpecificationError, match=match):
+        mlimpute.impute(_one(), F1, delta_cluster_sd=sd, m=2, iterations=2, rng=1)
+
+
+def test_cluster_sd_needs_clusters():
+    with pytest.raises(SpecificationError, match="needs clusters"):
+        mlimpute.impute(_one(), {"y": "~ x"}, delta_cluster_sd={"y": 1.0}, m=2, iterations=2, rng=1)
