@@ -18,7 +18,6 @@ from mlimpute.codec import categories, column_kind
 from mlimpute.errors import (
     DataError,
     DataTypeError,
-    FormulaError,
     MlimputeWarning,
     SpecificationError,
     UnsupportedError,
@@ -38,11 +37,19 @@ from mlimpute.spec.arguments import (
     parse_all,
     positive_int,
 )
+from mlimpute.spec.checks import (
+    check_categories,
+    check_default_size,
+    check_finite_values,
+    check_level2,
+    check_random_parts,
+    check_ranefs,
+    holding,
+)
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
     is_level2,
-    varying_clusters,
 )
 from mlimpute.spec.formula import ParsedFormula, parse_formula
 
@@ -261,7 +268,7 @@ def build_spec(
     events: list[str] = []
 
     _check_columns(df, parsed, include, exclude, heteroscedastic)
-    _check_random_parts(parsed)
+    check_random_parts(parsed)
     use_defaults = cluster is not None or formulas is None
     cols = _resolve_cluster(df, parsed, cluster)
     candidates, no_formula = _incomplete(cols, parsed, use_defaults, include, exclude, events)
@@ -269,7 +276,7 @@ def build_spec(
     if use_defaults:
         _add_default_formulas(cols, parsed, candidates, no_formula, max_categories, events)
     _check_method_targets(methods, parsed, df)
-    _check_finite_values(df, parsed)
+    check_finite_values(df, parsed)
 
     # variables whose random effects other formulas use must be modelled even if complete
     ranef_targets = set().union(*(f.ranefs for f in parsed.values())) if parsed else set()
@@ -279,7 +286,7 @@ def build_spec(
             events.append(f"{name}: has no missing values; its formula is not used")
             continue
         specs.append(_variable_spec(cols, name, f, methods.get(name), heteroscedastic, events))
-    _check_ranefs(specs, cols.cluster)
+    check_ranefs(specs, cols.cluster)
     check_names(s_.name for s_ in specs)
     specs = _visit_order(specs, visit)
     if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
@@ -431,7 +438,7 @@ def _check_all_categories(cols: _Columns, names: list[str], max_categories: int)
     for name in names:
         kind = cols.kinds[name]
         if kind in ("nominal", "ordinal") and cols.missing[name] > 0:
-            _check_categories(name, kind, categories(cols.df[name]), max_categories)
+            check_categories(name, kind, categories(cols.df[name]), max_categories)
 
 
 def _add_default_formulas(
@@ -462,7 +469,7 @@ def _add_default_formulas(
         )
         model_cols = [c for c in model_cols if c not in set(many)]
     for name in no_formula:
-        _check_default_size(
+        check_default_size(
             cols.df, name, model_cols, cols.levels, cols.kinds, n_cats, cols.cluster, cols.codes
         )
         text = default_formula(name, model_cols, cols.levels, cols.kinds, cols.cluster)
@@ -482,21 +489,6 @@ def _check_method_targets(
                 + ("" if name in df.columns else ", and no such column")
                 + ")"
             )
-
-
-def _check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
-    """No ±inf in a numeric column a formula uses (infinite values are not missing)."""
-    used = set().union(*(f.variables for f in parsed.values())) if parsed else set()
-    for c in used:
-        dtype = df[c].dtype
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-            vals = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            if np.isinf(vals).any():
-                raise DataError(
-                    f"column {c!r} has ±inf values (e.g. at index "
-                    f"{df.index[np.isinf(vals)][:3].tolist()}); infinite values are not "
-                    "treated as missing: replace them with NaN to impute them"
-                )
 
 
 def _variable_spec(
@@ -545,7 +537,7 @@ def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
     kind = cols.kinds[name]
     if kind == "other":
         raise DataTypeError(
-            f"column {name!r} has dtype {_holding(df[name])}, which "
+            f"column {name!r} has dtype {holding(df[name])}, which "
             "cannot be imputed (numeric, bool, categorical and string "
             "columns can)"
         )
@@ -597,7 +589,7 @@ def _fit_level(
     cluster rows, multilevel models need a random part, single-level ones drop it."""
     info = get_model(meth)
     if info.level == 2:
-        return _check_level2(
+        return check_level2(
             cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels
         ), 2
     if info.multilevel and not f.is_multilevel:
@@ -617,7 +609,7 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
         if cols.kinds[p] == "other":
             raise DataTypeError(
                 f"predictor {p!r} of {name!r} has unsupported dtype "
-                f"{_holding(cols.df[p])}; numeric, bool, categorical and "
+                f"{holding(cols.df[p])}; numeric, bool, categorical and "
                 "string columns can be predictors"
             )
     for c in f.cmeans:
@@ -633,23 +625,6 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
             )
 
 
-def _check_ranefs(specs: list[VariableSpec], cluster: str | None) -> None:
-    """``ranef(x)`` only in level-2 formulas, of an x imputed with a multilevel model."""
-    for s_ in specs:
-        for x in s_.formula.ranefs:
-            target = next((v for v in specs if v.name == x), None)
-            if target is None or not get_model(target.method).multilevel:
-                raise SpecificationError(
-                    f"ranef({x}) in the formula for {s_.name!r} needs a multilevel formula for "
-                    f"{x!r} (e.g. {{'{x}': '~ ... + (1 | {cluster})'}})"
-                )
-            if s_.level != 2:
-                raise SpecificationError(
-                    f"ranef({x}) is only meaningful in a level-2 variable's formula, not in "
-                    f"{s_.name!r}'s"
-                )
-
-
 def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[VariableSpec]:
     """``visit=`` lists each imputed variable once; the specs in that order."""
     if visit is None:
@@ -660,110 +635,3 @@ def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[Var
             f"visit must list each imputed variable once: expected {names}, got {visit}"
         )
     return [next(s_ for s_ in specs if s_.name == v) for v in visit]
-
-
-def _check_categories(name: str, kind: str, cats: list, max_categories: int) -> None:
-    if len(cats) <= max_categories:
-        return
-    model = (
-        "the multinomial probit model has one latent equation per category but one, "
-        "each with its own coefficients and random effects, so time grows with the "
-        "categories and rare categories are poorly identified"
-        if kind == "nominal"
-        else "the ordered probit model has one threshold per category but one, and the "
-        "thresholds of rare categories are poorly identified and mix slowly"
-    )
-    raise SpecificationError(
-        f"{name!r} has {len(cats)} categories, more than max_categories={max_categories}: "
-        f"{model}. Merge rare categories, leave the column out (exclude=[{name!r}]), or "
-        f"raise the cap (max_categories={len(cats)})"
-    )
-
-
-def _holding(s: pd.Series) -> str:
-    """The dtype, and for object columns the types of the values they hold."""
-    if s.dtype != object:
-        return str(s.dtype)
-    types = sorted({type(v).__name__ for v in s.dropna().iloc[:1000]})
-    return f"object (holding {', '.join(types[:4])} values)" if types else "object"
-
-
-def _check_random_parts(parsed: dict[str, ParsedFormula]) -> None:
-    """Every random part needs at least one term: ``(0 | g)`` asks for no random effect."""
-    from formulaic import Formula
-
-    for name, f in parsed.items():
-        for block in f.random:
-            if len(Formula(block.terms)) == 0:
-                bar = "|" if block.correlated else "||"
-                raise FormulaError(
-                    f"the random part ({block.terms} {bar} {f.group}) in the formula for "
-                    f"{name!r} has no term: {f.text!r}. Write (1 | {f.group}) for a random "
-                    f"intercept, (0 + x | {f.group}) for a random slope only, or drop the "
-                    "random part for a single-level model"
-                )
-
-
-def _check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes) -> None:
-    """Refuse a default model with at least as many fixed effects as observed rows, before
-    any design is built (with wide data building them is what takes the time)."""
-    within, between = 1, 0  # intercept; columns varying within clusters / constant within
-    level2 = levels[name] == 2
-    for c in columns:
-        if c == name:
-            continue
-        width = max(n_cats.get(c, 2) - 1, 1)
-        if levels[c] == 2 or level2:
-            between += width
-        else:
-            within += width
-        if cluster is not None and levels[c] == 1 and kinds[c] in ("numeric", "binary"):
-            between += 1  # its cluster mean
-    observed = df[name].notna().to_numpy()
-    n_obs = int(observed.sum())
-    if cluster is not None:
-        # on the observed rows, cluster-constant columns span at most (clusters - 1)
-        # dimensions besides the intercept: the estimate stays a bound on the design's rank
-        n_clusters = np.unique(codes[observed]).size
-        between = min(between, max(n_clusters - 1, 0))
-        if level2:
-            n_obs = n_clusters
-    p = within + between
-    # (no observed value, or a single one, has its own error below)
-    if n_obs <= p and df[name].nunique() > 1:  # DataError, as the design's own check
-        raise DataError(
-            f"the default model for {name!r} would have about {p} fixed effects "
-            f"({len(columns) - 1} predictor columns"
-            + (" and their cluster means" if cluster is not None else "")
-            + f") for {n_obs} observed {'cluster' if level2 else 'row'}(s): it is saturated. "
-            "Choose the predictors of the default models with include=[...] or "
-            "exclude=[...], or give this variable's formula yourself"
-        )
-
-
-def _check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFormula:
-    """A level-2 model: constant within clusters, level-2 predictors, no random part."""
-    if cluster is None:
-        raise SpecificationError(
-            f"method {meth!r} for {name!r} models cluster rows: pass cluster=... or give "
-            "another variable a random part naming the cluster"
-        )
-    bad = varying_clusters(codes, df[name])
-    if bad.size:
-        shown = [labels[k].item() if hasattr(labels[k], "item") else labels[k] for k in bad[:10]]
-        raise DataError(
-            f"{name!r} is imputed as a level-2 variable ({meth!r}) but its observed values "
-            f"vary within {bad.size} cluster(s) of {cluster!r}: {shown}"
-        )
-    if f.is_multilevel:
-        raise SpecificationError(
-            f"level-2 variable {name!r} cannot have random effects over its own clusters: "
-            f"{f.text!r}"
-        )
-    for p in f.predictors - set(f.cmeans) - set(f.ranefs):
-        if levels.get(p, 1) != 2 and p != cluster:
-            raise SpecificationError(
-                f"predictor {p!r} of level-2 variable {name!r} varies within clusters; use "
-                f"cmean({p}) (its cluster mean) instead"
-            )
-    return f
