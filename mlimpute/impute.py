@@ -409,12 +409,16 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
     Imputed values: m × (missing cells); traces: m × iterations × (mean and sd of every
     variable + its model parameters); both twice (the chains' results and the assembled
     Dataset exist together for a moment). The plan: the sorted copy of the columns used and
-    each model's design. Per chain a few kB of bookkeeping.
+    each model's design. Chain states (kept so that ``imp.iterate()`` can continue): per
+    chain and variable, its coefficients and random effects, and the latent values of its
+    observed rows (one column per latent equation of a categorical model). Per chain a few
+    kB of bookkeeping.
     """
     n = len(df)
     m, T, V = spec.m, spec.iterations, len(spec.variables)
     missing = df.isna().sum()
-    cells = params = design = 0
+    cells = params = design = states = 0
+    n_clusters = int(df[spec.cluster].nunique()) if spec.cluster is not None else 1
     used = set()
     widths: dict[str, int] = {}  # design columns of each predictor, computed once
 
@@ -439,10 +443,14 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
             k *= len(cats) - 1  # one latent equation per category but one
         params += k
         design += n * (width + q)
+        latent = len(cats) - 1 if cats is not None and len(cats) > 2 else 1
+        n_obs = n - int(missing[v.name])
+        states += latent * (n_obs + n_clusters * max(q, 1) + width + (q + 1) ** 2)
     out = {
         "imputed values": 2 * 8 * m * cells,
         "traces": 2 * 8 * m * T * (2 * V + params),
         "data and designs": 8 * (n * len(used) + design),
+        "chain states": 8 * m * states,
         "per-chain bookkeeping": m * (2000 + 400 * V),
     }
     return out
