@@ -8,6 +8,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import mlimpute  # noqa: F401  (registers df.mi)
+from mlimpute.models.segments import Segments
+from mlimpute.models.testing import ArrayBlock, ArrayModelData
 from mlimpute.sampler.design import Layout, build_model_data
 from mlimpute.spec.formula import parse_formula
 
@@ -48,6 +50,46 @@ def batch_se(draws: np.ndarray, n_batches: int = 40) -> np.ndarray:
     n = draws.shape[0] // n_batches * n_batches
     means = draws[:n].reshape(n_batches, -1, draws.shape[1]).mean(axis=1)
     return means.std(axis=0, ddof=1) / np.sqrt(n_batches)
+
+
+def array_model_data(X, y, names, codes=None, n_clusters=1, Z=None, variable="y"):
+    """Model data from arrays: every row observed, a random intercept when ``Z`` is given
+    (rows sorted by cluster ``codes``)."""
+    n = len(y)
+    codes = np.zeros(n, np.intp) if codes is None else codes
+    empty = np.zeros((0, X.shape[1]))
+    return ArrayModelData(
+        variable,
+        np.asarray(y, dtype=float),
+        np.arange(n),
+        np.zeros(0, np.intp),
+        ArrayBlock(names, np.asfortranarray(X), empty),
+        None if Z is None else ArrayBlock(["Intercept"], np.asfortranarray(Z), np.zeros((0, 1))),
+        Segments.from_codes(codes, n_clusters),
+        np.zeros(0, np.intp),
+        n_clusters,
+        None if Z is None else "g",
+        () if Z is None else ((0,),),
+        () if Z is None else (True,),
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A dask client on a local cluster of two single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=40,
+        )
+    except (OSError, TimeoutError) as exc:  # no sockets / too slow to start here
+        pytest.skip(f"cannot start a dask LocalCluster: {exc}")
+    with cluster, distributed.Client(cluster, timeout="30s") as c:
+        yield c
 
 
 @pytest.fixture(autouse=True)

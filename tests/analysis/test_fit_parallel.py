@@ -50,23 +50,6 @@ def exp2():
         return d.incomplete.mi.impute(d.imputation, m=4, iterations=10, rng=2)
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    try:
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=40,
-        )
-    except (OSError, TimeoutError) as exc:  # no sockets / too slow to start here
-        pytest.skip(f"cannot start a dask LocalCluster: {exc}")
-    with cluster, distributed.Client(cluster, timeout="30s") as c:
-        yield c
-
-
 def designs(imp, formula=EXP3):
     model = _Model(parse_formula(formula), "lmm", cluster="class")
     return [model.design(imp.complete(i), i) for i in range(1, imp.m + 1)]

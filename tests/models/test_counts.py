@@ -25,43 +25,7 @@ from mlimpute.models.counts import (
     Poisson,
 )
 from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, _poisson_mode, nb_loglik
-from mlimpute.models.segments import Segments
-from mlimpute.models.testing import ArrayBlock, ArrayModelData
-
-
-def _data(X, y, names, codes=None, n_clusters=1, Z=None, variable="y"):
-    n = len(y)
-    codes = np.zeros(n, np.intp) if codes is None else codes
-    empty = np.zeros((0, X.shape[1]))
-    return ArrayModelData(
-        variable,
-        np.asarray(y, dtype=float),
-        np.arange(n),
-        np.zeros(0, np.intp),
-        ArrayBlock(names, np.asfortranarray(X), empty),
-        None if Z is None else ArrayBlock(["Intercept"], np.asfortranarray(Z), np.zeros((0, 1))),
-        Segments.from_codes(codes, n_clusters),
-        np.zeros(0, np.intp),
-        n_clusters,
-        None if Z is None else "g",
-        () if Z is None else ((0,),),
-        () if Z is None else (True,),
-    )
-
-
-def _chain(model, data, n_iter, rng):
-    state = model.init(rng, data)
-    out = np.empty((n_iter, len(model.param_names(data))))
-    for t in range(n_iter):
-        state = model.step(rng, state, data)
-        out[t] = model.param_vector(state, data)
-    return out
-
-
-def _batch_se(x, n_batches=40):
-    """Monte Carlo SE of the mean of each column by batch means."""
-    b = x[: len(x) // n_batches * n_batches].reshape(n_batches, -1, x.shape[1]).mean(axis=1)
-    return b.std(axis=0, ddof=1) / np.sqrt(n_batches)
+from tests.conftest import array_model_data, batch_se, run_steps
 
 
 def _grid_moments(logpost, g0, g1, f1):
@@ -112,18 +76,18 @@ def _nb_exact(y):
 
 def _z_exact(model, data, exact, n_iter, seed=5):
     """|chain mean − exact| / MC SE (batch means), for β₀ and the second parameter."""
-    draws = _chain(model, data, n_iter, np.random.default_rng(seed))[500:]
+    draws = run_steps(model, data, n_iter, seed=seed, burn=0)[500:]
     names = model.param_names(data)
     cols = [0, names.index("var(Residual)" if "var(Residual)" in names else "r")]
     d = draws[:, cols]
-    return np.abs((d.mean(0) - exact) / _batch_se(d))
+    return np.abs((d.mean(0) - exact) / batch_se(d))
 
 
 def test_poisson_matches_exact_posterior():
     """Chain means of β₀ and σ² within 4 MC SEs of the quadrature (overdispersed data)."""
     rng = np.random.default_rng(3)
     y = rng.poisson(np.exp(0.5 + 0.7 * rng.standard_normal(60)))
-    data = _data(np.ones((60, 1)), y, ["Intercept"])
+    data = array_model_data(np.ones((60, 1)), y, ["Intercept"])
     z = _z_exact(Poisson(), data, _poisson_exact(y.astype(float)), 6000)
     assert np.all(z < 4.0), z
 
@@ -132,7 +96,7 @@ def test_nb_matches_exact_posterior():
     """Chain means of β₀ and r within 4 MC SEs of the quadrature."""
     rng = np.random.default_rng(4)
     y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))  # NB(r = 2, mean 3)
-    data = _data(np.ones((80, 1)), y, ["Intercept"])
+    data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
     z = _z_exact(NegativeBinomial(), data, _nb_exact(y.astype(float)), 5000)
     assert np.all(z < 4.0), z
 
@@ -142,7 +106,7 @@ def test_exact_check_rejects_a_wrong_dispersion_step(monkeypatch):
     as those of a logit: ``ψ`` instead of ``ψ − log r``)."""
     rng = np.random.default_rng(4)
     y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
-    data = _data(np.ones((80, 1)), y, ["Intercept"])
+    data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
     exact = _nb_exact(y.astype(float))
     real = counts.nb_pseudo
 
@@ -159,7 +123,7 @@ def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
     seen z ≈ 30 for σ²."""
     rng = np.random.default_rng(3)
     y = rng.poisson(np.exp(0.5 + 0.7 * rng.standard_normal(60)))
-    data = _data(np.ones((60, 1)), y, ["Intercept"])
+    data = array_model_data(np.ones((60, 1)), y, ["Intercept"])
     exact = _poisson_exact(y.astype(float))
 
     def always(rng, eta, y, mean, var):  # the kernel's t₄ proposal, always accepted
@@ -184,7 +148,7 @@ def _multilevel(kind, seed=0):
     else:
         y = rng.poisson(rng.gamma(2.0, np.exp(psi) / 2.0))
     X = np.column_stack([np.ones(J * n), x])
-    return _data(X, y, ["Intercept", "x"], g, J, Z=np.ones((J * n, 1)))
+    return array_model_data(X, y, ["Intercept", "x"], g, J, Z=np.ones((J * n, 1)))
 
 
 @pytest.mark.parametrize(
@@ -204,7 +168,7 @@ def test_multilevel_recovery(model, kind, truth):
     The random-intercept variance is compared as an SD."""
     data = _multilevel(kind)
     names = model.param_names(data)
-    draws = _chain(model, data, 1200, np.random.default_rng(2))[200:]
+    draws = run_steps(model, data, 1200, seed=2, burn=0)[200:]
     k = names.index("var(Intercept|g)")
     draws[:, k] = np.sqrt(draws[:, k])
     for name, value in truth.items():
@@ -217,7 +181,7 @@ def test_multilevel_recovery(model, kind, truth):
 def test_check_refuses_non_counts():
     X = np.ones((4, 1))
     for bad in ([0, 1, 2.5, 3], [0, -1, 2, 3]):
-        data = _data(X, np.array(bad, dtype=float), ["Intercept"], variable="visits")
+        data = array_model_data(X, np.array(bad, dtype=float), ["Intercept"], variable="visits")
         for model in (Poisson(), NegativeBinomial()):
             with pytest.raises(SpecificationError, match="'visits'"):
                 model.check(data)

@@ -14,37 +14,7 @@ from scipy.special import expit, log_expit
 import mlimpute
 from mlimpute.models.logit import Logit, LogitState, MultilevelLogit, _beta_prec, _core
 from mlimpute.models.polya_gamma import draw_pg
-from mlimpute.models.segments import Segments
-from mlimpute.models.testing import ArrayBlock, ArrayModelData
-
-
-def _data(X, y, names, codes=None, n_clusters=1, Z=None):
-    n = len(y)
-    codes = np.zeros(n, np.intp) if codes is None else codes
-    empty = np.zeros((0, X.shape[1]))
-    return ArrayModelData(
-        "y",
-        y.astype(float),
-        np.arange(n),
-        np.zeros(0, np.intp),
-        ArrayBlock(names, np.asfortranarray(X), empty),
-        None if Z is None else ArrayBlock(["Intercept"], np.asfortranarray(Z), np.zeros((0, 1))),
-        Segments.from_codes(codes, n_clusters),
-        np.zeros(0, np.intp),
-        n_clusters,
-        None if Z is None else "g",
-        () if Z is None else ((0,),),
-        () if Z is None else (True,),
-    )
-
-
-def _chain(model, data, n_iter, rng):
-    state = model.init(rng, data)
-    out = np.empty((n_iter, len(model.param_names(data))))
-    for t in range(n_iter):
-        state = model.step(rng, state, data)
-        out[t] = model.param_vector(state, data)
-    return out
+from tests.conftest import array_model_data, batch_se, run_steps
 
 
 def _chain_state(model, data, n_iter=5):
@@ -55,19 +25,13 @@ def _chain_state(model, data, n_iter=5):
     return state
 
 
-def _batch_se(x, n_batches=40):
-    """Monte Carlo SE of the mean of each column by batch means (ESS = var / SE²)."""
-    b = x[: len(x) // n_batches * n_batches].reshape(n_batches, -1, x.shape[1]).mean(axis=1)
-    return b.std(axis=0, ddof=1) / np.sqrt(n_batches)
-
-
 # -- (1) single level: the exact posterior by quadrature ----------------------------------
 def _tiny():
     rng = np.random.default_rng(11)
     x = rng.standard_normal(30)
     X = np.column_stack([np.ones(30), x])
     y = (rng.random(30) < expit(-0.3 + 1.2 * x)).astype(float)
-    return _data(X, y, ["Intercept", "x"])
+    return array_model_data(X, y, ["Intercept", "x"])
 
 
 def _exact_moments(data):
@@ -118,10 +82,10 @@ def _posterior_check(model, data, n_iter=6000, seed=5):
     mean, which the check of the mean covers.
     """
     mean, var = _exact_moments(data)
-    draws = _chain(model, data, n_iter, np.random.default_rng(seed))[500:]
-    z_mean = (draws.mean(0) - mean) / _batch_se(draws)
+    draws = run_steps(model, data, n_iter, seed=seed, burn=0)[500:]
+    z_mean = (draws.mean(0) - mean) / batch_se(draws)
     sq = (draws - mean) ** 2
-    z_var = (sq.mean(0) - var) / _batch_se(sq)
+    z_var = (sq.mean(0) - var) / batch_se(sq)
     return np.abs(np.r_[z_mean, z_var]).max()
 
 
@@ -149,10 +113,10 @@ def test_multilevel_recovers_fixed_effects_and_intercept_sd():
     eta = -0.5 + 1.0 * x + rng.standard_normal(J)[g]
     y = (rng.random(J * n) < expit(eta)).astype(float)
     X = np.column_stack([np.ones(J * n), x])
-    data = _data(X, y, ["Intercept", "x"], g, J, Z=np.ones((J * n, 1)))
+    data = array_model_data(X, y, ["Intercept", "x"], g, J, Z=np.ones((J * n, 1)))
     model = MultilevelLogit()
     assert model.param_names(data) == ["Intercept", "x", "var(Intercept|g)"]
-    draws = _chain(model, data, 1700, np.random.default_rng(3))[200:]
+    draws = run_steps(model, data, 1700, seed=3, burn=0)[200:]
     draws[:, 2] = np.sqrt(draws[:, 2])  # the SD
     z = (draws.mean(0) - [-0.5, 1.0, 1.0]) / draws.std(0)
     assert np.all(np.abs(z) < 3), z

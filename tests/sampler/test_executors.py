@@ -152,23 +152,6 @@ def reference(plan, seeds):
     return run_chains(plan, seeds)
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    try:
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=40,
-        )
-    except (OSError, TimeoutError) as exc:  # no sockets / too slow to start here
-        pytest.skip(f"cannot start a dask LocalCluster: {exc}")
-    with cluster, distributed.Client(cluster, timeout="30s") as c:
-        yield c
-
-
 def cluster_keys(client) -> list[str]:
     return client.run_on_scheduler(
         lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks if "mlimpute" in str(k)]
