@@ -384,6 +384,25 @@ class MultiplyImputed:
 
         return extend_result(self, k, n_jobs=n_jobs, client=client)
 
+    # -- new data and checks: mlimpute.newdata, mlimpute.check (imported when called) ---
+    @forwards("mlimpute.newdata:impute_new", drop=("imp",))
+    def impute_new(
+        self,
+        new_df: pd.DataFrame,
+        *,
+        rng: Any = None,
+        sweeps: int | None = None,
+        n_jobs: int | None = None,
+        client: Any = None,
+    ) -> MultiplyImputed:
+        """Complete new rows with the models where each chain stopped (parameters fixed).
+
+        The same as :func:`mlimpute.newdata.impute_new` on this result.
+        """
+        from mlimpute.newdata import impute_new
+
+        return impute_new(self, new_df, rng=rng, sweeps=sweeps, n_jobs=n_jobs, client=client)
+
     # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
     def to_netcdf(self, path: str | os.PathLike) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
