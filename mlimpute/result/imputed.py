@@ -403,6 +403,27 @@ class MultiplyImputed:
 
         return impute_new(self, new_df, rng=rng, sweeps=sweeps, n_jobs=n_jobs, client=client)
 
+    @forwards("mlimpute.check:check", drop=("imp",))
+    def check(
+        self,
+        *,
+        share: float = 0.2,
+        level: float = 0.9,
+        replicates: int = 40,
+        rng: Any = None,
+        cluster: str | None = None,
+    ) -> pd.DataFrame:
+        """Compare the observed data with data drawn from the final model states
+        (posterior-predictive p-values per cluster, coverage of over-imputed cells).
+
+        The same as :func:`mlimpute.check.check` on this result.
+        """
+        from mlimpute.check import check
+
+        return check(
+            self, share=share, level=level, replicates=replicates, rng=rng, cluster=cluster
+        )
+
     # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
     def to_netcdf(self, path: str | os.PathLike) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
