@@ -45,6 +45,8 @@ from mlimpute.sampler.engine import (
     _model_dtypes,
     build_plan,
     cluster_shifts,
+    latent_shifts,
+    shift_intercept,
     start_values,
 )
 from mlimpute.spec.formula import cmean_column
@@ -386,7 +388,8 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
     codes = prep.codes
     J = plan.layout.segments.n_clusters
     states = {n: extend_state(chain.states[n], prep.n_clusters, rng) for n in names}
-    shift = dict(plan.spec.delta)
+    latent = latent_shifts(plan)
+    shift = {n: d for n, d in plan.spec.delta if n not in latent}
     cshift = cluster_shifts(plan, chain.seed)
     for name, u in list(cshift.items()):  # new clusters: fresh shifts of the same SD
         sd = dict(plan.spec.delta_cluster_sd)[name]
@@ -441,7 +444,10 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
                     codes_mis=codes[rows],
                     n_clusters=prep.n_clusters,
                 )
-                draw = plan.models[name].draw_missing(rng, states[name], nd)
+                state = states[name]
+                if name in latent:  # categorical and count models: on the linear predictor
+                    state = shift_intercept(state, *latent[name])
+                draw = plan.models[name].draw_missing(rng, state, nd)
                 if name in shift:
                     draw = draw + shift[name]
                 if name in cshift:

@@ -13,7 +13,7 @@ so results never depend on the executor or the order chains run in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
-from mlimpute.spec.build import ImputationSpec
+from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
@@ -98,7 +98,9 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     5-20x with two BLAS threads when another process uses the second core.
     """
     with one_blas_thread():
-        return _build_plan(df, spec)
+        plan = _build_plan(df, spec)
+    latent_shifts(plan)  # a latent shift needs an intercept: refused before any chain
+    return plan
 
 
 def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
@@ -378,6 +380,7 @@ def _run_chain(
     sd = np.empty((T, len(names)))
     params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
     shift = dict(plan.spec.delta)  # sensitivity shifts: no random numbers, other models see them
+    latent = latent_shifts(plan)  # categorical and count models: on the linear predictor
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     for t in range(T):
         for k, name in enumerate(names):
@@ -391,8 +394,12 @@ def _run_chain(
                 states[name] = model.init(rng, d)
             else:
                 states[name] = model.step(rng, states[name], d)
-            draw = model.draw_missing(rng, states[name], d)
-            if name in shift:
+            if name in latent:
+                index, delta = latent[name]
+                draw = model.draw_missing(rng, shift_intercept(states[name], index, delta), d)
+            else:
+                draw = model.draw_missing(rng, states[name], d)
+            if name in shift and name not in latent:
                 draw = draw + shift[name]
             if name in cluster_shift:
                 u = cluster_shift[name]
@@ -408,6 +415,46 @@ def _run_chain(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
+
+
+def latent_shifts(plan: Plan) -> dict[str, tuple[int, float]]:
+    """The variables whose ``delta=`` shift moves the linear predictor (the latent scale of
+    categorical models, the log scale of count models): their intercept's position in the
+    fixed-effect design and the shift."""
+    out = {}
+    for name, delta in plan.spec.delta:
+        v = plan.spec.variables_by_name[name]
+        if v.method not in LATENT_DELTA_METHODS:
+            continue
+        names = plan.data[name].X.names
+        if "Intercept" not in names:
+            raise SpecificationError(
+                f"delta for {name!r} shifts the linear predictor of its {v.method!r} model "
+                f"through its intercept, and {v.formula.text!r} has none; keep the intercept"
+            )
+        out[name] = (names.index("Intercept"), float(delta))
+    return out
+
+
+def shift_intercept(state: object, index: int, delta: float) -> object:
+    """``state`` with ``delta`` added to the intercept of every linear core in it (a latent
+    model keeps its core in ``core`` or, one per category, ``cores``): its draws are those of
+    the model with the linear predictor moved by ``delta``. Used for drawing only; the
+    chain carries the unshifted state."""
+    if not is_dataclass(state) or isinstance(state, type):
+        return state
+    changes = {}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if f.name == "beta" and isinstance(value, np.ndarray):
+            beta = value.copy()
+            beta[index] += delta
+            changes["beta"] = beta
+        elif is_dataclass(value):
+            changes[f.name] = shift_intercept(value, index, delta)
+        elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
+            changes[f.name] = tuple(shift_intercept(x, index, delta) for x in value)
+    return replace(state, **changes) if changes else state
 
 
 #: the spawn-key entry of the generator of the per-cluster shifts: a child of the chain's

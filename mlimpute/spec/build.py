@@ -313,14 +313,24 @@ def build_spec(
     )
 
 
-#: numeric models whose shift would leave their scale (counts: integers, log link)
-_NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
+#: models whose ``delta=`` shift is added to the linear predictor of the missing rows (the
+#: latent scale of the probit, logit, ordered and multinomial models, the log scale of the
+#: count models) rather than to the drawn values
+LATENT_DELTA_METHODS = frozenset(
+    {
+        *("bin", "2l.bin", "2lonly.bin", "logit", "2l.logit", "2lonly.logit"),
+        *("ordinal", "2l.ordinal", "2lonly.ordinal"),
+        *("nominal", "2l.nominal", "2lonly.nominal"),
+        *("poisson", "2l.poisson", "nb", "2l.nb"),
+    }
+)
 
 
 def _check_delta_targets(
     shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns, arg: str = "delta"
 ) -> tuple[tuple[str, float], ...]:
-    """``delta=`` names imputed numeric variables; the non-zero shifts, in visit order."""
+    """``delta=`` names imputed variables with a shift the model supports (``delta_cluster_sd``
+    continuous numeric ones only); the non-zero shifts, in visit order."""
     imputed = {s_.name: s_ for s_ in specs}
     for name in shifts:
         if name not in cols.df.columns:
@@ -331,12 +341,19 @@ def _check_delta_targets(
                 "no formula); a shift applies to imputed values only"
             )
         v = imputed[name]
-        if cols.kinds[name] != "numeric" or v.method in _NO_DELTA_METHODS:
+        latent = v.method in LATENT_DELTA_METHODS
+        if arg == "delta" and latent:
+            continue
+        if cols.kinds[name] != "numeric" or latent:
+            what = (
+                "continuous numeric variables (added to the values) and the probit, logit, "
+                "ordinal, nominal and count models (added to the linear predictor)"
+                if arg == "delta"
+                else "continuous numeric variables"
+            )
             raise UnsupportedError(
-                f"{arg} for {name!r}: shifts are supported for continuous numeric variables "
-                f"only so far ({name!r} is {cols.kinds[name]}, imputed with {v.method!r}); "
-                "shifts on the latent scale of categorical and count models are not "
-                "supported yet"
+                f"{arg} for {name!r}: shifts are supported for {what} only so far "
+                f"({name!r} is {cols.kinds[name]}, imputed with {v.method!r})"
             )
     return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
 
