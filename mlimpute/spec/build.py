@@ -164,12 +164,13 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
-        if self.delta or self.delta_cluster_sd:
-            raise UnsupportedError(
-                "an imputation with delta= shifts cannot be written as a TOML specification "
-                "file yet; save the result with imp.to_netcdf()/to_zarr() (which keeps the "
-                "shifts) and rerun it with mlimpute.impute(df, ..., delta=...)"
-            )
+        if self.delta or self.delta_cluster_sd:  # the shifts are options of impute()
+            options = dict(extras.pop("options", None) or {})
+            if self.delta:
+                options["delta"] = dict(self.delta)
+            if self.delta_cluster_sd:
+                options["delta_cluster_sd"] = dict(self.delta_cluster_sd)
+            extras["options"] = options
         from mlimpute.specfile import spec_to_toml
 
         return spec_to_toml(self, **extras)
