@@ -23,6 +23,7 @@ than two categories are not checked (a note in ``table.attrs["notes"]``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -131,10 +132,30 @@ def check(
                 notes.append(f"{v.name}: unordered categories are not checked")
                 continue
             checked.append(v.name)
-        draws = {n: [] for n in checked}
+        if cluster is not None:
+            all_codes, labels = pd.factorize(imp.data[cluster], sort=True)
+            if (all_codes < 0).any():
+                raise SpecificationError(f"the cluster column {cluster!r} has missing values")
+            all_codes = all_codes[plan.layout.order]  # sorted rows, as the models see them
+        else:
+            all_codes, labels = np.zeros(len(imp.data), dtype=np.intp), pd.Index(["all"])
+        # per variable: cluster codes of its observed cells and the over-imputed cells
+        groups, selected = {}, {}
+        for name in checked:
+            d = plan.data[name]
+            if name in level2:
+                groups[name] = (np.zeros(d.n_obs, dtype=np.intp), 1, pd.Index(["all"]))
+            else:
+                groups[name] = (all_codes[d.obs_idx], len(labels), labels)
+            if column_kind(imp.data[name]) == "numeric":
+                n_sel = max(1, int(round(share * d.n_obs)))
+                selected[name] = np.sort(select_rng.choice(d.n_obs, size=n_sel, replace=False))
+        # replicates, summarised chain by chain: memory m × replicates × (clusters + the
+        # over-imputed cells), never m × replicates × rows
+        stats: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in checked}
         for k, chain in enumerate(chains or []):
             g = np.random.default_rng(seeds[k])
-            values, cvals = start_values(plan, g, chain)
+            values, _ = start_values(plan, g, chain)  # the chain's completed data: no draws
             for name in checked:
                 d = plan.data[name].for_chain()
                 if name in level2:
@@ -145,35 +166,21 @@ def check(
                     d.refresh(values, plan.static)
                 rd = _at_observed_rows(d)
                 model, state = plan.models[name], chain.states[name]
-                for _ in range(replicates):
-                    draws[name].append(model.draw_missing(g, state, rd))
+                Y = np.vstack([model.draw_missing(g, state, rd) for _ in range(replicates)])
+                codes, J, _ = groups[name]
+                stats[name].append(_summaries(Y, codes, J, selected.get(name)))
     rows: list[dict[str, Any]] = []
-    if cluster is not None:
-        all_codes, labels = pd.factorize(imp.data[cluster], sort=True)
-        if (all_codes < 0).any():
-            raise SpecificationError(f"the cluster column {cluster!r} has missing values")
-        all_codes = all_codes[plan.layout.order]  # sorted rows, as the models see them
-    else:
-        all_codes, labels = np.zeros(len(imp.data), dtype=np.intp), pd.Index(["all"])
     for name in checked:
-        d = plan.data[name]
-        y = d.y_obs
-        Y = np.vstack(draws[name])  # (m * replicates, n_obs)
-        numeric = column_kind(imp.data[name]) == "numeric"
-        if name in level2:
-            codes, J = np.zeros(d.n_obs, dtype=np.intp), 1
-            cl = pd.Index(["all"])
-        else:
-            codes, J = all_codes[d.obs_idx], len(labels)
-            cl = labels
+        y = plan.data[name].y_obs
+        codes, J, cl = groups[name]
+        rep = {key: np.concatenate([s[key] for s in stats[name]]) for key in stats[name][0]}
         per_cluster = name not in level2 and cluster is not None
-        rows += _cluster_rows(name, y, Y, codes, J, cl, per_cluster=per_cluster)
+        rows += _cluster_rows(name, y, rep, codes, J, cl, per_cluster=per_cluster)
         if per_cluster:
-            rows.append(_icc_row(name, y, Y, codes, J))
-        if numeric:
-            n_sel = max(1, int(round(share * d.n_obs)))
-            sel = np.sort(select_rng.choice(d.n_obs, size=n_sel, replace=False))
-            lo, hi = np.quantile(Y[:, sel], [(1 - level) / 2, (1 + level) / 2], axis=0)
+            rows.append(_icc_row(name, y, rep["icc"], codes, J))
+        if name in selected:
+            sel = selected[name]
+            lo, hi = np.quantile(rep["cells"], [(1 - level) / 2, (1 + level) / 2], axis=0)
             inside = (y[sel] >= lo) & (y[sel] <= hi)
             rows += _coverage_rows(name, inside, codes[sel], J, cl, level, per_cluster=per_cluster)
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -227,14 +234,29 @@ def _segment_stats(Y: np.ndarray, codes: np.ndarray, J: int):
     return n, mean, sd
 
 
-def _cluster_rows(name, y, Y, codes, J, cl, per_cluster: bool) -> list[dict]:
+def _summaries(Y: np.ndarray, codes: np.ndarray, J: int, sel) -> dict[str, np.ndarray]:
+    """What the table needs of replicates ``Y`` (one per row): cluster means and SDs,
+    overall mean and SD, ICC, and the draws of the over-imputed cells."""
+    _, mean, sd = _segment_stats(Y, codes, J)
+    return {
+        "mean": mean,
+        "sd": sd,
+        "all_mean": Y.mean(axis=1),
+        "all_sd": Y.std(axis=1, ddof=1) if Y.shape[1] > 1 else np.full(Y.shape[0], np.nan),
+        "icc": _icc(Y, codes, J),
+        "cells": Y[:, sel] if sel is not None else np.empty((Y.shape[0], 0)),
+    }
+
+
+def _cluster_rows(name, y, rep, codes, J, cl, per_cluster: bool) -> list[dict]:
     n, m_obs, s_obs = _segment_stats(y[None, :], codes, J)
-    _, m_rep, s_rep = _segment_stats(Y, codes, J)
     rows = []
     if per_cluster:
-        for stat, o, r in (("mean", m_obs[0], m_rep), ("sd", s_obs[0], s_rep)):
+        for stat, o, r in (("mean", m_obs[0], rep["mean"]), ("sd", s_obs[0], rep["sd"])):
             p = _ppp(o, r)
-            rr = np.nanmean(r, axis=0) if r.size else np.full(J, np.nan)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # clusters of one cell: SD NaN
+                rr = np.nanmean(r, axis=0)
             for j in np.flatnonzero(n > 0):
                 rows.append(
                     {
@@ -247,10 +269,8 @@ def _cluster_rows(name, y, Y, codes, J, cl, per_cluster: bool) -> list[dict]:
                         "n": int(n[j]),
                     }
                 )
-    for stat, o, r in (
-        ("mean", y.mean(), Y.mean(axis=1)),
-        ("sd", y.std(ddof=1), Y.std(axis=1, ddof=1)),
-    ):
+    sd_obs = y.std(ddof=1) if y.size > 1 else np.nan
+    for stat, o, r in (("mean", y.mean(), rep["all_mean"]), ("sd", sd_obs, rep["all_sd"])):
         rows.append(
             {
                 "variable": name,
@@ -283,15 +303,14 @@ def _icc(Y: np.ndarray, codes: np.ndarray, J: int) -> np.ndarray:
         return (msb - msw) / (msb + (n0 - 1) * msw)
 
 
-def _icc_row(name, y, Y, codes, J) -> dict:
+def _icc_row(name, y, r, codes, J) -> dict:
     o = _icc(y[None, :], codes, J)[0]
-    r = _icc(Y, codes, J)
     return {
         "variable": name,
         "check": "icc",
         "cluster": "all",
         "observed": float(o),
-        "replicated": float(np.nanmean(r)),
+        "replicated": float(np.nanmean(r)) if np.isfinite(r).any() else np.nan,
         "p_value": float(_ppp(np.array([o]), r[:, None])[0]),
         "n": int(y.size),
     }

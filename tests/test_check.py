@@ -136,3 +136,19 @@ def test_plot_check(right):
     plt.close(fig)
     with pytest.raises(SpecificationError, match="not both"):
         right.plot.check(t, rng=1)
+
+
+def test_level2_variable_is_checked_over_clusters(data):
+    df = data.copy()
+    g = np.random.default_rng(3)
+    w = g.normal(size=30)
+    df["w"] = w[df["class"]]
+    df.loc[df["class"].isin([0, 1, 2, 3]), "w"] = np.nan
+    imp = mlimpute.impute(
+        df, {"w": "~ 1", "y": "~ x + w + (1 | class)"}, m=2, iterations=2, rng=1, cluster="class"
+    )
+    t = imp.check(rng=1, replicates=5)
+    tw = t[t["variable"] == "w"]
+    assert set(tw["cluster"]) == {"all"}
+    assert tw[tw["check"] == "mean"]["n"].iloc[0] == 26  # one value per observed cluster
+    assert set(t[t["variable"] == "y"]["check"]) == {"mean", "sd", "icc", "coverage"}
