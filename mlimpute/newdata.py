@@ -140,12 +140,11 @@ def impute_new(
             "impute_new() needs where every chain stopped, and this result does not hold it "
             "(it was read from a file saved without chain states, or built by hand)"
         )
-    _check_columns(imp.data, new_df)
+    data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
     plan = build_plan(imp.data, spec)
-    prep = _prepare(plan, imp.data, new_df)
+    prep = _prepare(plan, imp.data, data)
     n_sweeps = (1 if prep.exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
     seeds, entropy = chain_seeds(rng, imp.m)
-    data = new_df.copy()
     results: list[ChainResult] = []
     if spec.variables:
         items = list(zip(range(imp.m), seeds, chains, strict=True))
@@ -164,7 +163,16 @@ def impute_new(
         f"{prep.n_new_clusters} cluster(s) not seen in training got random effects drawn "
         "from N(0, Ψ))"
     ]
-    return MultiplyImputed(assemble(out_plan, results), data, out_plan.spec, events)
+    # categories of string columns come from the column's own values: where the new data
+    # lack some training categories, the codes are decoded with the training's
+    like = {
+        n: plan.like[n]
+        for n in plan.names
+        if n in plan.like and categories(data[n]) != categories(plan.like[n])
+    }
+    return MultiplyImputed(
+        assemble(out_plan, results), data, out_plan.spec, events, like=like or None
+    )
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -172,8 +180,16 @@ def _numeric(dtype) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
-def _check_columns(train: pd.DataFrame, new: pd.DataFrame) -> None:
-    """The columns of ``new`` are those of ``train``, in compatible dtypes."""
+def _stringlike(s: pd.Series) -> bool:
+    """Text held as ``str``/``string`` or as an object column of strings."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return True
+    return s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
+
+
+def _check_columns(train: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``new`` with the columns of ``train``, in compatible dtypes; a column that
+    is missing throughout (``new["c"] = np.nan``) takes the training column's dtype."""
     absent = [c for c in train.columns if c not in new.columns]
     if absent:
         raise DataError(f"new_df lacks the column(s) {absent} of the training data")
@@ -182,14 +198,25 @@ def _check_columns(train: pd.DataFrame, new: pd.DataFrame) -> None:
         raise DataError(
             f"new_df has column(s) {extra} that the training data do not have; drop them"
         )
+    out = new.copy()
     for c in train.columns:
         a, b = train[c].dtype, new[c].dtype
         if a == b or (_numeric(a) and _numeric(b)):
             continue
+        if _stringlike(train[c]) and _stringlike(new[c]):  # str and object columns of text
+            out[c] = new[c].astype(a)
+            continue
+        if len(new) and new[c].isna().all():
+            try:
+                out[c] = pd.Series([None] * len(new), index=new.index, dtype=a)
+                continue
+            except (TypeError, ValueError):
+                pass
         raise DataTypeError(
             f"column {c!r} is {b} in new_df but {a} in the training data; convert it with "
             f"new_df[{c!r}].astype(imp.data[{c!r}].dtype)"
         )
+    return out
 
 
 @dataclass

@@ -198,3 +198,69 @@ def test_level2_variable_missing_in_a_new_cluster_is_refused():
     new["class"] = 77
     with pytest.raises(UnsupportedError, match="level-2 variable 'w'"):
         imp.impute_new(new)
+
+
+def _kinds(seed=5, J=15, n_j=12):
+    g = np.random.default_rng(seed)
+    cls = np.repeat(np.arange(J), n_j)
+    x = g.standard_normal(cls.size)
+    u = 0.5 * g.standard_normal(J)[cls]
+    eta = 0.3 + 0.8 * x + u
+    return pd.DataFrame(
+        {
+            "g": cls,
+            "x": x,
+            "y": eta + g.standard_normal(cls.size),
+            "b": pd.Series(eta + g.standard_normal(cls.size) > 0, dtype="boolean"),
+            "o": pd.Categorical(
+                np.digitize(eta + g.standard_normal(cls.size), [-0.5, 0.5, 1.5]), ordered=True
+            ),
+            "c": np.array(["p", "q", "r"], dtype=object)[g.integers(0, 3, cls.size)],
+            "k": g.poisson(np.exp(0.5 + 0.3 * x + u)).astype(float),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("col", "method"),
+    [
+        ("y", "2l.norm.het"),
+        ("y", "pmm"),
+        ("b", "2l.logit"),
+        ("o", "2l.ordinal"),
+        ("c", "2l.nominal"),
+        ("k", "2l.poisson"),
+        ("k", "2l.nb"),
+    ],
+)
+def test_every_kind_of_model_completes_new_rows(col, method):
+    full = _kinds()
+    d = full[["g", "x", col]].copy()
+    d.loc[np.random.default_rng(1).random(len(d)) < 0.3, col] = None
+    f = {col: "~ x + (1 | g)" if method.startswith("2l") else "~ x"}
+    imp = mlimpute.impute(d, f, method={col: method}, m=2, iterations=2, rng=1)
+    new = d.iloc[:6].copy()
+    new[col] = np.nan  # a column missing throughout takes the training dtype
+    new.iloc[3:, 0] = 99  # a cluster not seen in training
+    out = imp.impute_new(new, rng=1)
+    for frame in out:
+        assert frame[col].notna().all() and frame[col].dtype == d[col].dtype
+        observed = set(d[col].dropna())
+        assert set(frame[col]) <= observed or col in ("y", "k")
+
+
+def test_string_categories_absent_from_the_new_data_decode_as_in_training(tmp_path):
+    d = _kinds()[["g", "x", "c"]].copy()
+    d.loc[np.random.default_rng(1).random(len(d)) < 0.3, "c"] = None
+    imp = mlimpute.impute(d, {"c": "~ x + (1 | g)"}, m=3, iterations=2, rng=1)
+    new = pd.concat([d[d["c"] == "r"].iloc[:2], d.iloc[:40].assign(c=None)])
+    out = imp.impute_new(new, rng=1)
+    codes = out.dataset["c"].to_numpy()
+    labels = np.array(["p", "q", "r"], dtype=object)
+    for i, frame in enumerate(out, start=1):
+        # the codes refer to the training categories, whatever the new data hold
+        assert frame["c"].iloc[2:].tolist() == labels[codes[i - 1].astype(int)].tolist()
+        assert frame["c"].iloc[:2].tolist() == ["r", "r"]
+    assert (codes == 0).any()  # "p" is imputed though no new row has it
+    with pytest.raises(UnsupportedError, match="to_csv"):
+        out.to_netcdf(tmp_path / "x.nc")
