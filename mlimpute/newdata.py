@@ -38,18 +38,20 @@ from mlimpute.parallel import map_blocks, one_blas_thread, resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
-from mlimpute.sampler.design import Block, check_finite
+from mlimpute.sampler.design import Block, ClusterValues, check_finite
 from mlimpute.sampler.engine import (
     ChainResult,
     Plan,
+    _cluster_values,
     _model_dtypes,
+    _ranef_arrays,
     build_plan,
     cluster_shifts,
     latent_shifts,
     shift_intercept,
     start_values,
 )
-from mlimpute.spec.formula import cmean_column
+from mlimpute.spec.formula import cmean_column, ranef_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
 from mlimpute.spec.longsum import balanced_sum
 
@@ -233,6 +235,8 @@ class _Prepared:
     exact: bool  # one sweep is exact
     z_specs: dict[str, list]  # variable -> per random block: formulaic spec or None ("1")
     new_index: pd.Index
+    level2_known: dict[str, np.ndarray]  # level-2 variable -> value per cluster given in new_df
+    level2_draw: dict[str, np.ndarray]  # level-2 variable -> new clusters to draw a value for
 
 
 def _encode_like(s: pd.Series, like: pd.Series, column: str) -> np.ndarray:
@@ -288,20 +292,20 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
         codes = codes.astype(np.intp)
         codes[unseen] = J + inverse
         n_new = len(extra)
-    start, l2 = {}, {}
+    start, l2, l2_known, l2_draw = {}, {}, {}, {}
     for v in spec.variables:
         like = plan.like.get(v.name, train[v.name])
         x = _encode_like(new[v.name].reset_index(drop=True), like, v.name)
         if v.level == 2:
-            miss_new = np.isnan(x) & (codes >= J)
-            if miss_new.any():
-                raise UnsupportedError(
-                    f"impute_new(): the level-2 variable {v.name!r} is missing in a cluster "
-                    "not seen in training; completing level-2 variables of new clusters is "
-                    "not supported yet (give its value, or impute the new clusters with the "
-                    "training data)"
-                )
             l2[v.name] = x
+            # a new cluster's value given in another of its new rows is its value; the
+            # others are drawn from the level-2 model, one per cluster
+            known = _cluster_values(x, codes, J + n_new)
+            miss = np.isnan(x)
+            x_filled = np.where(miss & (codes >= J), known[codes], x)
+            todo = np.unique(codes[np.isnan(x_filled) & (codes >= J)])
+            l2_known[v.name] = known
+            l2_draw[v.name] = todo
         else:
             start[v.name] = x
     for c in cols:
@@ -310,6 +314,7 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
     cmeans = tuple(sorted({c for v in spec.variables for c in v.formula.cmeans}))
     level1 = [n for n in names if n not in level2]
     per_row = sum(np.isnan(start[n]).astype(int) for n in level1) if level1 else 0
+    per_row = per_row + sum(np.isin(codes, l2_draw[n]).astype(int) for n in l2)
     imputed_cmean = any(c in names for c in cmeans)
     exact = bool(np.all(np.asarray(per_row) <= 1)) and not imputed_cmean
     z_specs = {}
@@ -333,7 +338,20 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
                     )
                 blocks.append(mm.model_spec)
         z_specs[v.name] = blocks
-    return _Prepared(static, start, l2, codes, J + n_new, n_new, cmeans, exact, z_specs, new.index)
+    return _Prepared(
+        static,
+        start,
+        l2,
+        codes,
+        J + n_new,
+        n_new,
+        cmeans,
+        exact,
+        z_specs,
+        new.index,
+        l2_known,
+        l2_draw,
+    )
 
 
 # -- one chain --------------------------------------------------------------------------------
@@ -427,31 +445,64 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
         x = (prep.level2 if name in level2 else prep.start)[name].copy()
         miss = np.isnan(x)
         if name in level2:  # a seen cluster's value where the chain left it
-            x[miss] = cvals[name][codes[miss]]
+            seen = miss & (codes < J)
+            x[seen] = cvals[name][codes[seen]]
+            new_c = miss & (codes >= J)  # a new cluster's: given in new_df, else a start draw
+            x[new_c] = prep.level2_known[name][codes[new_c]]
+            todo = prep.level2_draw[name]
+            if todo.size:
+                start = np.full(prep.n_clusters, np.nan)
+                start[todo] = rng.choice(cvals[name], size=todo.size)
+                fill = np.isnan(x)
+                x[fill] = start[codes[fill]]
         elif miss.any():
             x[miss] = rng.choice(values[name], size=int(miss.sum()))
         cur[name] = x
     mis = {n: np.flatnonzero(np.isnan(prep.start[n])) for n in names if n not in level2}
     datas = {}
+    first = plan.layout.segments.starts
     for name in names:
-        if name in level2:
-            continue
         d = plan.data[name].for_chain()
-        d.refresh(values, plan.static)
+        if name in level2:
+            view = ClusterValues(values, first, _ranef_arrays(plan, name, chain.states))
+            d.refresh(view, plan.cluster_static)
+        else:
+            d.refresh(values, plan.static)
         datas[name] = d
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
     params = {n: np.empty((n_sweeps, len(plan.param_names(n)))) for n in names}
     for n in names:
-        if n in level2:
-            params[n][:] = plan.models[n].param_vector(chain.states[n], plan.data[n])
-        else:
-            params[n][:] = plan.models[n].param_vector(chain.states[n], datas[n])
+        params[n][:] = plan.models[n].param_vector(chain.states[n], datas[n])
     for t in range(n_sweeps):
         for j, name in enumerate(names):
-            if name in level2:
-                draw = cur[name][np.isnan(prep.level2[name])]
+            if name in level2 and prep.level2_draw[name].size:
+                todo = prep.level2_draw[name]
+                frame = _cluster_frame(plan, prep, values, cur, states, datas, name, todo)
+                d = datas[name]
+                text = plan.spec.variables_by_name[name].formula.text
+                X = _design(d.X.spec, d.X.names, frame, np.arange(todo.size), text)
+                nd = replace(
+                    d,
+                    X=Block(d.X.names, d.X.obs, X, d.X.fast, d.X.slow, d.X.spec),
+                    mis_idx=np.arange(todo.size),
+                    codes_mis=np.zeros(todo.size, dtype=np.intp),
+                )
+                state = states[name]
+                if name in latent:
+                    state = shift_intercept(state, *latent[name])
+                draw = plan.models[name].draw_missing(rng, state, nd)
+                if name in shift:
+                    draw = draw + shift[name]
+                if name in cshift:
+                    draw = draw + cshift[name][todo]
+                per_cluster = np.full(prep.n_clusters, np.nan)
+                per_cluster[todo] = draw
+                rows = np.flatnonzero(np.isin(codes, todo) & np.isnan(prep.level2[name]))
+                cur[name][rows] = per_cluster[codes[rows]]
+            elif name in level2:
+                draw = np.empty(0)
             elif mis[name].size == 0:
                 draw = np.empty(0)
             else:
@@ -487,6 +538,23 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
         src = prep.level2[name] if name in level2 else prep.start[name]
         imputed[name] = cur[name][np.isnan(src)]
     return ChainResult(imputed, mean, sd, params, None)
+
+
+def _cluster_frame(plan, prep, values, cur, states, datas, name, todo) -> pd.DataFrame:
+    """One row per new cluster in ``todo`` as a level-2 formula reads it: the cluster's
+    first new row (cluster means over its new rows) and, for ``ranef(x)``, the effects of
+    x's model for the cluster (drawn from N(0, Ψ) for a new cluster)."""
+    frame = _frame(plan, prep, values, cur)
+    first = np.array([np.flatnonzero(prep.codes == c)[0] for c in todo], dtype=np.intp)
+    out = frame.iloc[first].reset_index(drop=True)
+    for x in plan.spec.variables_by_name[name].formula.ranefs:
+        b, znames = plan.models[x].random_effects(states[x], datas[x])
+        if len(znames) == 1:
+            out[ranef_column(x)] = b[todo, 0]
+        else:
+            for k, z in enumerate(znames):
+                out[ranef_column(x, z)] = b[todo, k]
+    return out
 
 
 def _frame(plan: Plan, prep: _Prepared, values, cur: dict[str, np.ndarray]) -> pd.DataFrame:

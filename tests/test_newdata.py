@@ -183,21 +183,34 @@ def test_unseen_category_is_refused():
         imp.impute_new(new)
 
 
-def test_level2_variable_missing_in_a_new_cluster_is_refused():
+def test_level2_variable_of_new_clusters_is_drawn_once_per_cluster():
     df = _two_variables()[["class", "y"]]
     w = np.random.default_rng(1).normal(size=25)
     df["w"] = w[df["class"]]
     df.loc[df["class"].isin([0, 1]), "w"] = np.nan
-    imp = mlimpute.impute(
-        df, {"w": "~ 1", "y": "~ w + (1 | class)"}, m=1, iterations=2, rng=1, cluster="class"
-    )
+    f = {"w": "~ cmean(y)", "y": "~ w + (1 | class)"}
+    imp = mlimpute.impute(df, f, m=2, iterations=2, rng=1, cluster="class")
     new = df.iloc[:2].copy()
     new["w"] = np.nan
     out = imp.impute_new(new, rng=1)  # class 0: the chain's value of its cluster
-    assert out.complete(1)["w"].nunique() == 1
-    new["class"] = 77
-    with pytest.raises(UnsupportedError, match="level-2 variable 'w'"):
-        imp.impute_new(new)
+    c0 = [frame["w"].iloc[0] for frame in out]
+    assert all(frame["w"].nunique() == 1 for frame in out)
+    chain_w0 = [imp.complete(k)["w"][df["class"] == 0].iloc[0] for k in (1, 2)]
+    assert c0 == chain_w0
+    # new clusters: 30 and 31 drawn (one value each), 32 given in one of its rows
+    new = pd.concat([df.iloc[:9]] * 1).reset_index(drop=True)
+    new["class"] = [30, 30, 30, 31, 31, 31, 32, 32, 32]
+    new["w"] = [np.nan] * 6 + [np.nan, 0.75, np.nan]
+    new.loc[[0, 4], "y"] = np.nan
+    out = imp.impute_new(new, rng=2)
+    assert out.spec.iterations == 10  # w and y incomplete in the same rows: a Gibbs run
+    for frame in out:
+        assert frame.groupby("class")["w"].nunique().eq(1).all()
+        assert (frame.loc[6:, "w"] == 0.75).all()
+        assert frame.loc[0, "w"] != frame.loc[3, "w"]
+        assert frame["y"].notna().all()
+    a = imp.impute_new(new, rng=2)
+    assert a.dataset.identical(out.dataset)
 
 
 def _kinds(seed=5, J=15, n_j=12):
