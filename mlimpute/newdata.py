@@ -14,6 +14,10 @@ New rows are completed chain by chain with those states, **parameters fixed**:
   state (and, for the heteroscedastic model, a residual variance from its prior);
 * the cluster means ``cmean(x)`` of a new row are the means over the cluster's training rows
   (the chain's completed values) and its new rows together;
+* a level-2 variable missing in a new row takes its cluster's value: where the chain left it
+  for a cluster seen in training, the value given in another new row of the cluster, or
+  else one draw per cluster from its level-2 model (``ranef(x)`` reading the effects drawn
+  for the cluster);
 * with several incomplete variables in a new row, their missing cells are drawn by a short
   Gibbs run over the new rows only (each sweep visits the variables in the visit order,
   parameters fixed). When a single sweep is exact (at most one incomplete variable per new
@@ -105,8 +109,7 @@ def impute_new(
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
-        For model-based imputation (``model=``), and for a level-2 variable missing in a
-        cluster not seen in training.
+        For model-based imputation (``model=``).
 
     Examples
     --------
