@@ -141,8 +141,10 @@ def impute(
     delta_cluster_sd : dict, optional
         ``{"grade": 0.3}``: in addition, each chain draws one shift per cluster from
         N(0, 0.3²) and adds it to the imputed grades of that cluster (whole clusters
-        missing for a reason). The shifts come from a generator of their own, so the
-        other draws are those of the run without them.
+        missing for a reason); for a probit, logit, ordinal, nominal or count model the
+        shift is added to the cluster's random intercept (the linear predictor). The
+        shifts come from a generator of their own, so the other draws are those of the
+        run without them.
 
     Returns
     -------

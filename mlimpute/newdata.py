@@ -493,8 +493,8 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
                     codes_mis=np.zeros(todo.size, dtype=np.intp),
                 )
                 state = states[name]
-                if name in latent:
-                    state = shift_intercept(state, *latent[name])
+                if name in latent:  # a level-2 model has no random intercept to shift
+                    state = shift_intercept(state, latent[name][0], latent[name][1])
                 draw = plan.models[name].draw_missing(rng, state, nd)
                 if name in shift:
                     draw = draw + shift[name]
@@ -527,11 +527,12 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
                 )
                 state = states[name]
                 if name in latent:  # categorical and count models: on the linear predictor
-                    state = shift_intercept(state, *latent[name])
+                    index, delta, zi = latent[name]
+                    state = shift_intercept(state, index, delta, zi, cshift.get(name))
                 draw = plan.models[name].draw_missing(rng, state, nd)
                 if name in shift:
                     draw = draw + shift[name]
-                if name in cshift:
+                if name in cshift and name not in latent:
                     draw = draw + cshift[name][codes[rows]]
                 cur[name][rows] = draw
             if draw.size:

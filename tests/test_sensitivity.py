@@ -333,11 +333,42 @@ def test_latent_zero_shift_is_bit_identical():
     assert a.dataset.identical(b.dataset)
 
 
-def test_latent_shift_needs_an_intercept_and_no_cluster_sd():
+def test_latent_shift_needs_an_intercept():
     df = _only(_categorical(), "b")
     with pytest.raises(SpecificationError, match="intercept"):
         mlimpute.impute(df, {"b": "~ 0 + x + (1 | g)"}, delta={"b": 1.0}, m=1, iterations=1)
-    with pytest.raises(UnsupportedError, match="delta_cluster_sd for 'b'"):
-        mlimpute.impute(df, {"b": "~ x + (1 | g)"}, delta_cluster_sd={"b": 1.0}, m=1, iterations=1)
+    with pytest.raises(SpecificationError, match="random intercept"):
+        mlimpute.impute(
+            df, {"b": "~ x"}, cluster="g", delta_cluster_sd={"b": 1.0}, m=1, iterations=1
+        )
     with pytest.raises(UnsupportedError, match="delta for 'b'"):  # matching draws donors
         mlimpute.impute(df, {"b": "~ x"}, method={"b": "pmm"}, delta={"b": 1.0}, m=1)
+
+
+@pytest.mark.parametrize("method", ["2l.bin", "2l.poisson"])
+def test_latent_cluster_shift_moves_each_cluster_by_its_own_shift(method):
+    # per-cluster shifts are added to the clusters' random intercepts on the latent (log)
+    # scale; with the only incomplete variable the runs share steps and random numbers, so
+    # in a cluster whose shift is positive every binary draw is at least the unshifted one
+    # and in one whose shift is negative at most (exact); counts: on average
+    from mlimpute.sampler.engine import build_plan, cluster_shifts
+
+    col = "b" if method == "2l.bin" else "k"
+    df = _only(_categorical(), col)
+    f = {col: "~ x + (1 | g)"}
+    kw = dict(m=2, iterations=3, rng=4, method={col: method})
+    plain = mlimpute.impute(df, f, **kw)
+    shifted = mlimpute.impute(df, f, delta_cluster_sd={col: 2.0}, **kw)
+    plan = build_plan(df, shifted.spec)
+    rows = shifted.dataset[f"{col}:row"].to_numpy()
+    codes = plan.layout.codes[np.argsort(plan.layout.order)][rows]  # cluster of each cell
+    for k in range(2):
+        u = cluster_shifts(plan, shifted.chains[k].seed)[col][codes]
+        a = plain.dataset[col].to_numpy()[k]
+        b = shifted.dataset[col].to_numpy()[k]
+        if method == "2l.bin":
+            assert (b[u > 0] >= a[u > 0]).all() and (b[u < 0] <= a[u < 0]).all()
+            assert (b != a).any()
+        else:
+            assert b[u > 1].mean() > 2 * a[u > 1].mean()
+            assert b[u < -1].mean() < a[u < -1].mean() / 2

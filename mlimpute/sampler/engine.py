@@ -395,13 +395,16 @@ def _run_chain(
             else:
                 states[name] = model.step(rng, states[name], d)
             if name in latent:
-                index, delta = latent[name]
-                draw = model.draw_missing(rng, shift_intercept(states[name], index, delta), d)
+                index, delta, zi = latent[name]
+                u = cluster_shift.get(name)
+                draw = model.draw_missing(
+                    rng, shift_intercept(states[name], index, delta, zi, u), d
+                )
             else:
                 draw = model.draw_missing(rng, states[name], d)
             if name in shift and name not in latent:
                 draw = draw + shift[name]
-            if name in cluster_shift:
+            if name in cluster_shift and name not in latent:
                 u = cluster_shift[name]
                 draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
             if name in level2:
@@ -417,43 +420,70 @@ def _run_chain(
     return ChainResult(imputed, mean, sd, params, final)
 
 
-def latent_shifts(plan: Plan) -> dict[str, tuple[int, float]]:
-    """The variables whose ``delta=`` shift moves the linear predictor (the latent scale of
-    categorical models, the log scale of count models): their intercept's position in the
-    fixed-effect design and the shift."""
+def latent_shifts(plan: Plan) -> dict[str, tuple[int | None, float, int | None]]:
+    """The variables whose shifts move the linear predictor (the latent scale of categorical
+    models, the log scale of count models): per variable the position of the intercept in
+    the fixed-effect design and the ``delta=`` shift (None and 0.0 without one), and, with
+    ``delta_cluster_sd=``, the position of the random intercept in the random design (the
+    per-cluster shifts are added to the clusters' random intercepts)."""
+    delta = dict(plan.spec.delta)
+    cluster_sd = dict(plan.spec.delta_cluster_sd)
     out = {}
-    for name, delta in plan.spec.delta:
+    for name in plan.names:
         v = plan.spec.variables_by_name[name]
-        if v.method not in LATENT_DELTA_METHODS:
+        if v.method not in LATENT_DELTA_METHODS or (name not in delta and name not in cluster_sd):
             continue
-        names = plan.data[name].X.names
-        if "Intercept" not in names:
-            raise SpecificationError(
-                f"delta for {name!r} shifts the linear predictor of its {v.method!r} model "
-                f"through its intercept, and {v.formula.text!r} has none; keep the intercept"
-            )
-        out[name] = (names.index("Intercept"), float(delta))
+        d = plan.data[name]
+        index = zi = None
+        if name in delta:
+            if "Intercept" not in d.X.names:
+                raise SpecificationError(
+                    f"delta for {name!r} shifts the linear predictor of its {v.method!r} "
+                    f"model through its intercept, and {v.formula.text!r} has none; keep the "
+                    "intercept"
+                )
+            index = d.X.names.index("Intercept")
+        if name in cluster_sd:
+            if v.level == 2 or d.Z is None or "Intercept" not in d.Z.names:
+                raise SpecificationError(
+                    f"delta_cluster_sd for {name!r} shifts the random intercepts of its "
+                    f"{v.method!r} model, and {v.formula.text!r} has none; give it a random "
+                    "intercept, (1 | cluster)"
+                )
+            zi = d.Z.names.index("Intercept")
+        out[name] = (index, float(delta.get(name, 0.0)), zi)
     return out
 
 
-def shift_intercept(state: object, index: int, delta: float) -> object:
-    """``state`` with ``delta`` added to the intercept of every linear core in it (a latent
-    model keeps its core in ``core`` or, one per category, ``cores``): its draws are those of
-    the model with the linear predictor moved by ``delta``. Used for drawing only; the
-    chain carries the unshifted state."""
+def shift_intercept(
+    state: object,
+    index: int | None,
+    delta: float,
+    zi: int | None = None,
+    u: np.ndarray | None = None,
+) -> object:
+    """``state`` with ``delta`` added to the intercept (position ``index``) of every linear
+    core in it, and ``u`` (one shift per cluster) to the random intercepts (column ``zi``);
+    a latent model keeps its core in ``core`` or, one per category, ``cores``. Its draws are
+    those of the model with the linear predictor moved. Used for drawing only; the chain
+    carries the unshifted state."""
     if not is_dataclass(state) or isinstance(state, type):
         return state
     changes = {}
     for f in fields(state):
         value = getattr(state, f.name)
-        if f.name == "beta" and isinstance(value, np.ndarray):
+        if f.name == "beta" and index is not None and isinstance(value, np.ndarray):
             beta = value.copy()
             beta[index] += delta
             changes["beta"] = beta
+        elif f.name == "b" and u is not None and isinstance(value, np.ndarray):
+            b = value.copy()
+            b[:, zi] += u
+            changes["b"] = b
         elif is_dataclass(value):
-            changes[f.name] = shift_intercept(value, index, delta)
+            changes[f.name] = shift_intercept(value, index, delta, zi, u)
         elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
-            changes[f.name] = tuple(shift_intercept(x, index, delta) for x in value)
+            changes[f.name] = tuple(shift_intercept(x, index, delta, zi, u) for x in value)
     return replace(state, **changes) if changes else state
 
 

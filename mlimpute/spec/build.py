@@ -330,8 +330,8 @@ LATENT_DELTA_METHODS = frozenset(
 def _check_delta_targets(
     shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns, arg: str = "delta"
 ) -> tuple[tuple[str, float], ...]:
-    """``delta=`` names imputed variables with a shift the model supports (``delta_cluster_sd``
-    continuous numeric ones only); the non-zero shifts, in visit order."""
+    """``delta=`` names imputed variables with a shift the model supports; the non-zero
+    shifts, in visit order."""
     imputed = {s_.name: s_ for s_ in specs}
     for name in shifts:
         if name not in cols.df.columns:
@@ -342,19 +342,14 @@ def _check_delta_targets(
                 "no formula); a shift applies to imputed values only"
             )
         v = imputed[name]
-        latent = v.method in LATENT_DELTA_METHODS
-        if arg == "delta" and latent:
+        if v.method in LATENT_DELTA_METHODS:
             continue
-        if cols.kinds[name] != "numeric" or latent:
-            what = (
-                "continuous numeric variables (added to the values) and the probit, logit, "
-                "ordinal, nominal and count models (added to the linear predictor)"
-                if arg == "delta"
-                else "continuous numeric variables"
-            )
+        if cols.kinds[name] != "numeric":
             raise UnsupportedError(
-                f"{arg} for {name!r}: shifts are supported for {what} only so far "
-                f"({name!r} is {cols.kinds[name]}, imputed with {v.method!r})"
+                f"{arg} for {name!r}: shifts are supported for continuous numeric variables "
+                "(added to the values) and the probit, logit, ordinal, nominal and count "
+                f"models (added to the linear predictor) only so far ({name!r} is "
+                f"{cols.kinds[name]}, imputed with {v.method!r})"
             )
     return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
 
