@@ -50,10 +50,15 @@ FORMULA = ANALYSIS_FORMULAS[3]
 R_FORMULA = "grade ~ 1 + skill*gender + relation + (1 + gender|class)"
 NAMES = {"var(Intercept|class)": "D0", "var(gender|class)": "D1"}
 
-#: options of the 2l.norm model per variant (``method={"grade": ("2l.norm", options)}``)
+#: options of the 2l.norm model per variant (``method={"grade": ("2l.norm", options)}``);
+#: ``iterations`` is impute()'s (20 unless given)
 VARIANTS: dict[str, dict] = {
     "mlimpute": {},
     "mlimpute iw": {"prior": "iw"},
+    "mlimpute A/2": {"prior_scale": 0.5},
+    "mlimpute A/4": {"prior_scale": 0.25},
+    "mlimpute iw A/5": {"prior": "iw", "prior_scale": 0.2},
+    "mlimpute 100 it": {"iterations": 100},
 }
 
 R_SCRIPT = r"""
@@ -94,12 +99,16 @@ def _vc(frames: list[pd.DataFrame]) -> dict[str, float]:
 def _mlimpute(seed: int, m: int, options: dict) -> dict[str, float]:
     d = classroom(3, rng=seed)
     method = None
+    options = dict(options)
+    iterations = options.pop("iterations", 20)
     if options:
         spec = build_spec(d.incomplete, d.imputation)
         method = {v: ("2l.norm", options) for v, k in spec.methods.items() if k == "2l.norm"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        imp = d.incomplete.mi.impute(d.imputation, m=m, iterations=20, rng=seed, method=method)
+        imp = d.incomplete.mi.impute(
+            d.imputation, m=m, iterations=iterations, rng=seed, method=method
+        )
     return _vc([imp.complete(i) for i in range(1, m + 1)])
 
 
