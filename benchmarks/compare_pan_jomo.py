@@ -25,6 +25,11 @@ difference from the complete-data estimate and, paired over the data sets, the m
 difference of the absolute errors ``|mlimpute − complete| − |R − complete|`` with its
 standard error (standard deviation over data sets / sqrt(reps)).
 
+With ``--scale c`` grade is multiplied by c before imputation and the variances divided by
+c² afterwards: pan's and jomo's default prior has an identity scale in the data's units,
+mlimpute's follows the data (``sd(y)/sd(z)``), so only mlimpute gives the same figures at
+every c.
+
 Results are cached per method and data set in ``DIR/results.csv`` (default
 ``benchmarks/out/pan_jomo``): an interrupted run resumes where it stopped.
 """
@@ -37,6 +42,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +65,7 @@ VARIANTS: dict[str, dict] = {
     "mlimpute A/4": {"prior_scale": 0.25},
     "mlimpute iw A/5": {"prior": "iw", "prior_scale": 0.2},
     "mlimpute 100 it": {"iterations": 100},
+    "mlimpute no MH": {"mh_steps": 0},
 }
 
 R_SCRIPT = r"""
@@ -88,16 +95,34 @@ for (s in seeds) {
 """
 
 
+#: ``--scale c``: grade is multiplied by c (its variances by c²) before imputation, and the
+#: estimates are divided by c² again: an imputation method whose priors follow the data's
+#: units gives the same figures at every c
+SCALE = [1.0]
+
+
+def _data(seed: int):
+    d = classroom(3, rng=seed)
+    c = SCALE[0]
+    if c == 1.0:
+        return d
+    return replace(
+        d,
+        complete=d.complete.assign(grade=d.complete["grade"] * c),
+        incomplete=d.incomplete.assign(grade=d.incomplete["grade"] * c),
+    )
+
+
 def _vc(frames: list[pd.DataFrame]) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = mlimpute.from_completed(frames).fit(FORMULA, engine="profiled")
     est = res.variance_components()["estimate"]
-    return {short: float(est[name]) for name, short in NAMES.items()}
+    return {short: float(est[name]) / SCALE[0] ** 2 for name, short in NAMES.items()}
 
 
 def _mlimpute(seed: int, m: int, options: dict) -> dict[str, float]:
-    d = classroom(3, rng=seed)
+    d = _data(seed)
     method = None
     options = dict(options)
     iterations = options.pop("iterations", 20)
@@ -118,7 +143,7 @@ def _run_r(out: Path, seeds: list[int], m: int) -> None:
     if not todo:
         return
     for s in todo:
-        classroom(3, rng=s).incomplete.to_csv(out / f"data_{s:03d}.csv", index=False)
+        _data(s).incomplete.to_csv(out / f"data_{s:03d}.csv", index=False)
     script = out / "impute.R"
     script.write_text(R_SCRIPT.replace("%FORMULA%", R_FORMULA))
     subprocess.run(["Rscript", str(script), str(out), str(m), *map(str, todo)], check=True)
@@ -131,7 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(Path(__file__).parent / "out" / "pan_jomo"))
     p.add_argument("--variant", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--no-r", action="store_true", help="mlimpute only")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="multiply grade by this (use its own --out)"
+    )
     args = p.parse_args(argv)
+    SCALE[0] = args.scale
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "results.csv"
@@ -145,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for s in seeds:
         if ("complete", s) not in done:
-            full = classroom(3, rng=s).complete
+            full = _data(s).complete
             record("complete", s, _vc([full, full]))
         for name in args.variant:
             if (name, s) not in done:

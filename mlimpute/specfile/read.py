@@ -306,9 +306,7 @@ def _model(c: _Checker, model: Mapping, source: str) -> tuple[str, tuple[str, ..
     auxiliary = c.strings(model, "auxiliary", "model.auxiliary") or ()
     for a in auxiliary:
         if a in parsed.variables or a == parsed.response:
-            raise c.fail(
-                "model.auxiliary", f"{a!r} is already in the analysis model {text!r}"
-            )
+            raise c.fail("model.auxiliary", f"{a!r} is already in the analysis model {text!r}")
     if len(set(auxiliary)) < len(auxiliary):
         raise c.fail("model.auxiliary", f"lists a column twice: {list(auxiliary)}")
     return text, auxiliary

@@ -244,9 +244,7 @@ def _init_model(
     y = spec.model.response
     if y in spec.variables_by_name:
         header.append(f"  {y}: the analysis model")
-    header += [
-        f"  {v.name} {formula_text(v.formula)}" for v in spec.variables if v.name != y
-    ]
+    header += [f"  {v.name} {formula_text(v.formula)}" for v in spec.variables if v.name != y]
     header += [f"Note: {e}" for e in spec.events]
     if skipped:
         header.append(

@@ -102,7 +102,7 @@ def test_study_spec_written_by_hand():
             r"s\.toml: model: .*either an \[imputation\] table .* or a \[model\] table",
         ),
         ("[model]\nm = 2\n", r"s\.toml: model\.formula: must be a non-empty string"),
-        ('[model]\nformula = 3\n', r"s\.toml: model\.formula: must be a non-empty string"),
+        ("[model]\nformula = 3\n", r"s\.toml: model\.formula: must be a non-empty string"),
         (
             '[model]\nformula = "~ skill + (1 | class)"\n',
             r"s\.toml: model\.formula: .*needs an outcome",
