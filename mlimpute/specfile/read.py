@@ -345,15 +345,23 @@ def _check_options(c: _Checker, options: Mapping, section: str = "imputation") -
         if p not in _RESERVED and v.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     for key in options:
-        reserved = _RESERVED | ({"model", "auxiliary"} if section == "model" else set())
-        if key in reserved:
+        full = f"{section}.options.{_key(key)}"
+        if key in ("model", "auxiliary"):
             raise c.fail(
-                f"{section}.options.{_key(key)}",
-                f"set {key!r} with its own key in [{section}]"
-                if key not in ("formulas", "method", "visit", "cluster") or section != "model"
-                else "not with model-based imputation: the analysis model decides every "
-                "imputation model",
+                full,
+                "model-based imputation has a table of its own: [model] with formula = "
+                '"y ~ ..." and auxiliary = [...] (instead of [imputation])'
+                if section == "imputation"
+                else f"set it with model.{'formula' if key == 'model' else key}",
             )
+        if key in _RESERVED:
+            if section == "model" and key in ("formulas", "method", "visit", "cluster"):
+                raise c.fail(
+                    full,
+                    "not with model-based imputation: the analysis model decides every "
+                    "imputation model",
+                )
+            raise c.fail(full, f"set {key!r} with its own key in [{section}]")
         if key not in allowed:
             raise c.fail(
                 f"{section}.options.{_key(key)}",

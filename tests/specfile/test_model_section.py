@@ -134,7 +134,15 @@ def test_study_spec_written_by_hand():
         ),
         (
             f'[model]\nformula = "{MODEL}"\n[model.options]\nauxiliary = ["a"]\n',
-            r"s\.toml: model\.options\.auxiliary: set 'auxiliary' with its own key in \[model\]",
+            r"s\.toml: model\.options\.auxiliary: set it with model\.auxiliary",
+        ),
+        (
+            f'[model]\nformula = "{MODEL}"\n[model.options]\nmodel = "y ~ x"\n',
+            r"s\.toml: model\.options\.model: set it with model\.formula",
+        ),
+        (
+            f'[imputation]\n[imputation.options]\nmodel = "{MODEL}"\n',
+            r"s\.toml: imputation\.options\.model: model-based imputation has a table of its own",
         ),
         (
             f'[model]\nformula = "{MODEL}"\n[model.options]\nbogus = 1\n',
