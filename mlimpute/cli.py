@@ -5,6 +5,7 @@ Commands::
     mlimpute demo [--out DIR]                  impute the classroom example, pool an analysis
     mlimpute run spec.toml [--out DIR]         run a specification file
     mlimpute init data.csv --cluster class     print a default specification to edit
+    mlimpute init data.csv --model "y ~ x + (1 + x | g)"   the same, model-based
     mlimpute describe data.csv --cluster class descriptives per variable
     mlimpute pattern data.csv                  the missing-data pattern
 
@@ -213,7 +214,8 @@ def _pattern(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from mlimpute.specfile import init_spec
 
-    df = _read(args.data, [args.cluster])
+    auxiliary = [a.strip() for arg in args.auxiliary or [] for a in arg.split(",") if a.strip()]
+    df = _read(args.data, [args.cluster, *auxiliary])
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
     data = Path(args.data)
     if args.output is not None and not data.is_absolute():
@@ -225,6 +227,8 @@ def _init(args: argparse.Namespace) -> int:
         m=args.m,
         iterations=args.iterations,
         seed=seed,
+        model=args.model,
+        auxiliary=auxiliary or None,
     )
     if args.output is None:
         sys.stdout.write(text)
@@ -232,7 +236,8 @@ def _init(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
         outside = not data.is_absolute() and data.parts[:1] == ("..",)
         flag = " --allow-outside" if outside else ""
-        _err(f"wrote {args.output}: review the formulas, then `mlimpute run {args.output}{flag}`")
+        what = "the model" if args.model else "the formulas"
+        _err(f"wrote {args.output}: review {what}, then `mlimpute run {args.output}{flag}`")
         if outside:
             _err(
                 "mlimpute: note: the data file is outside the specification's directory, "
@@ -323,10 +328,24 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="print a default specification for a data file",
         description="Write a default specification to review: every "
-        "incomplete numeric column imputed from all other columns.",
+        "incomplete numeric column imputed from all other columns; with --model, "
+        "model-based imputation from the analysis model (a [model] table).",
     )
     init.add_argument("data", help="CSV, parquet, Stata or SPSS file")
     init.add_argument("--cluster", help="the grouping column (e.g. class)")
+    init.add_argument(
+        "--model",
+        metavar="FORMULA",
+        help='the analysis model, e.g. "y ~ x + (1 + x | g)": impute from it '
+        "(model-based imputation; the grouping column is the one in its random part)",
+    )
+    init.add_argument(
+        "--auxiliary",
+        metavar="COLUMNS",
+        action="append",
+        help="with --model: columns that inform the imputations without entering the "
+        "analysis (comma-separated, or the option repeated)",
+    )
     init.add_argument("-m", type=int, default=20, help="number of imputations (default 20)")
     init.add_argument("--iterations", type=int, default=20)
     init.add_argument("--seed", type=int, help="root seed (default: a random one, written)")

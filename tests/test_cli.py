@@ -109,6 +109,39 @@ def test_init_to_a_file_makes_the_data_path_relative(csv, tmp_path):
     assert study.seed == 1 and study.cluster is None
 
 
+def test_init_model_then_run(csv, tmp_path, capsys):
+    df = pd.read_csv(csv).assign(aux=lambda f: f["skill"] * 2 + f.index % 3)
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    spec = tmp_path / "m.toml"
+    model = "grade ~ skill + relation + (1 | class)"
+    args = ["init", str(data), "--model", model, "--auxiliary", "aux", "-m", "2"]
+    assert main([*args, "--iterations", "2", "--seed", "4", "-o", str(spec)]) == 0
+    assert "review the model" in capsys.readouterr().err
+    study = read_spec(spec)
+    assert (study.model, study.auxiliary, study.seed) == (model, ("aux",), 4)
+    assert study.formulas is None and study.columns is None  # nothing left out
+    assert main(["run", str(spec), "--quiet", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "relation" in out and "Formula:          " + model in out  # the model, pooled
+    assert (tmp_path / "m.nc").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--model", "grade ~ nope + (1 | class)"], "unknown column"),
+        (["--model", "grade ~ skill ~ gender"], "exactly one '~'"),
+        (["--auxiliary", "skill"], "auxiliary columns need an analysis model"),
+        (["--model", "grade ~ skill + (1 | class)", "--auxiliary", "nope"], "'nope'"),
+    ],
+)
+def test_init_model_errors(csv, capsys, args, match):
+    assert main(["init", str(csv), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlimpute: error: ") and match in err and "Traceback" not in err
+
+
 def test_describe_and_pattern(csv):
     p = cli("describe", csv, "--cluster", "class")
     assert p.returncode == 0, p.stderr

@@ -16,27 +16,24 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from formulaic import Formula
-from formulaic.errors import FormulaicError
 
 from mlimpute.analysis.apply import _check_source
+from mlimpute.analysis.congeniality import check_congeniality
 from mlimpute.analysis.fits import _fit_all, _Likelihood
 from mlimpute.analysis.fitters import glmm as _glmm
 from mlimpute.analysis.model import Kind, _Model
 from mlimpute.analysis.results import PooledResult
 from mlimpute.codec import categories, decode
 from mlimpute.errors import (
-    CompatibilityWarning,
     FormulaError,
     MlimputeWarning,
     PoolingError,
     SpecificationError,
     UnsupportedError,
-    warn,
 )
 from mlimpute.pooling import pool
 from mlimpute.spec.defaults import PMM_MODELS
-from mlimpute.spec.formula import ParsedFormula, _required, parse_formula
+from mlimpute.spec.formula import ParsedFormula, parse_formula
 
 __all__ = ["fit"]
 
@@ -282,14 +279,7 @@ def fit(
     else:
         kind = "glm" if family is not None else "ols"
     _check_categorical_codes(imp, parsed)
-    try:
-        # the model a model-based imputation was made for is compatible by construction
-        same = analysis_model is not None and str(analysis_model) == str(parsed)
-        notes = [] if same else _incompatible_terms(imp, parsed)
-    except (FormulaicError, FormulaError):  # a diagnostic: never stops the analysis
-        notes = []
-    if notes:
-        warn(_compatibility_message(parsed, notes), CompatibilityWarning)
+    check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
 
     executor = {"n_jobs": n_jobs, "client": client}
@@ -380,134 +370,3 @@ def _check_categorical_codes(imp: Any, parsed: ParsedFormula) -> None:
             f"observed values only (method={{{name!r}: {pmm!r}}}) or convert it to a "
             "pandas Categorical before imputing."
         )
-
-
-def _terms(rhs: str) -> list[tuple[tuple[str, bool], ...]]:
-    """Terms of a formulaic right-hand side (intercept left out): per factor its
-    expression and whether it is a column looked up as it is."""
-    out = []
-    for term in Formula(rhs):
-        factors = tuple(
-            (str(f.expr), f.eval_method.value == "lookup")
-            for f in term.factors
-            if str(f.expr) not in ("1", "0")
-        )
-        if factors:
-            out.append(factors)
-    return out
-
-
-def _factor_vars(expr: str, lookup: bool, text: str) -> tuple[frozenset[str], bool]:
-    """Data columns a factor uses and whether it uses them linearly (a column, ``C(x)``)."""
-    if expr.startswith(("cmean(", "ranef(")):
-        return frozenset(), True  # cluster means and random effects are not checked here
-    if lookup:
-        return frozenset({expr}), True
-    plain = bool(re.fullmatch(r"C\(\s*`?[^,()`]+`?\s*\)", expr))
-    return frozenset(n.strip("`") for n in _required(expr, text)), plain
-
-
-def _term_set(terms: list[tuple[tuple[str, bool], ...]]) -> set[frozenset[str]]:
-    return {frozenset(e for e, _ in t) for t in terms}
-
-
-def _incompatible_terms(imp: Any, parsed: ParsedFormula) -> list[str]:
-    """Random slopes, interactions and non-linear terms of incomplete variables in the
-    analysis that the imputation models do not contain in the form the analysis needs.
-
-    For the incomplete response ``y``: its imputation model must have the same term (the
-    same random slope on the same cluster). For an incomplete predictor ``x`` in an
-    interaction ``x:z``: the model of ``x`` must have ``y:z``. A random slope or a
-    non-linear function of an incomplete predictor has no counterpart in chained
-    equations: the conditional model of ``x`` given a ``y`` with a random slope on ``x``
-    is not a linear mixed model (a random slope of ``y`` in the model of ``x`` only
-    approximates it and leaves most of the bias), so it is always reported. ``C(x)``
-    counts as ``x``.
-    """
-    found = _imputed_frame(imp)
-    y = parsed.response
-    if found is None or y is None:
-        return []
-    spec, data = found
-    models = {
-        v.name: v.formula
-        for v in spec.variables
-        if v.name in data.columns and data[v.name].isna().any()
-    }
-    if not models:
-        return []
-    text = parsed.text
-
-    def fixed(name: str) -> set[frozenset[str]]:
-        return _term_set(_terms(models[name].fixed))
-
-    def slopes(name: str, group: str | None) -> set[frozenset[str]]:
-        f = models[name]
-        if f.group is None or f.group != group:
-            return set()
-        return _term_set([t for b in f.random for t in _terms(b.terms)])
-
-    notes: list[str] = []
-    where = [("fixed", t) for t in _terms(parsed.fixed)]
-    where += [("random", t) for b in parsed.random for t in _terms(b.terms)]
-    g = parsed.group
-    for part, factors in where:
-        term = tuple(e for e, _ in factors)
-        info = [_factor_vars(e, lookup, text) for e, lookup in factors]
-        nonlinear = not all(plain for _, plain in info)
-        if part == "fixed" and len(term) < 2 and not nonlinear:
-            continue  # a main effect: every imputation model has it
-        label = ":".join(term)
-        what = (
-            f"the random slope of {label} on {g}"
-            if part == "random"
-            else f"the interaction {label}"
-            if len(term) > 1 and not nonlinear
-            else f"the non-linear term {label}"
-        )
-        bias = (
-            "estimates of its variance are biased toward zero"
-            if part == "random"
-            else "its estimate is biased toward zero"
-            if not nonlinear
-            else "its estimate is biased toward a linear relation"
-        )
-        reasons = []
-        if y in models:
-            have = slopes(y, g) if part == "random" else fixed(y)
-            if frozenset(term) not in have:
-                reasons.append(f"the imputation model of {y} does not include it")
-        for expr, (names, plain) in zip(term, info, strict=True):
-            for x in sorted(names & set(models) - {y}):
-                if not plain:
-                    reasons.append(
-                        f"{x} is incomplete and imputed on its own scale, while "
-                        f"the analysis uses {expr}"
-                    )
-                    continue
-                if part == "random":  # x given y: not a model chained equations have
-                    reasons.append(
-                        f"{x} is incomplete, and its imputation model would need the random "
-                        f"slope of {y} on {x}, which chained equations cannot represent (a "
-                        f"random slope of {y} on {g} in the model of {x} only approximates it)"
-                    )
-                    continue
-                need = frozenset(set(term) - {expr} | {y})
-                if need not in fixed(x):
-                    reasons.append(
-                        f"{x} is incomplete and its imputation model lacks the "
-                        "term " + ":".join(sorted(need))
-                    )
-        if reasons:
-            notes.append(f"{what}: {'; '.join(dict.fromkeys(reasons))}; {bias}")
-    return notes
-
-
-def _compatibility_message(parsed: ParsedFormula, notes: list[str]) -> str:
-    return (
-        f"the analysis {parsed.text!r} has terms that the imputation did not model: "
-        + " | ".join(notes)
-        + ". Impute with a model that includes them (for an incomplete response, a formula "
-        "with the same terms) before analysing them; for an incomplete predictor, chained "
-        "equations can only approximate them."
-    )

@@ -158,12 +158,6 @@ class ImputationSpec:
 
     def to_toml(self, **extras) -> str:
         """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`."""
-        if self.model is not None:
-            raise UnsupportedError(
-                "a model-based imputation (model=...) cannot be written as a TOML "
-                "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
-                "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
-            )
         if self.delta or self.delta_cluster_sd:  # the shifts are options of impute()
             options = dict(extras.pop("options", None) or {})
             if self.delta:

@@ -34,6 +34,18 @@ A specification file records a whole run, so that ``mlimpute run spec.toml`` rep
     reml = true
     tests = ["gender = 0"]
 
+Model-based (analysis-model-compatible) imputation replaces ``[imputation]`` by a
+``[model]`` table: the analysis model drives the imputation (``impute(df, model=...)``)
+and, without an ``[analysis]`` table, is the analysis that is pooled::
+
+    [model]
+    formula = "grade ~ skill * gender + relation + (1 + gender | class)"
+    auxiliary = ["absences"]          # optional: columns that inform the imputations only
+    m = 20
+    iterations = 20
+    seed = 2005
+    [model.options]                   # optional: further keyword arguments of impute()
+
 Paths (``data.path`` and ``[output]``) must stay inside the file's directory, and
 ``output.completed`` takes only the placeholder ``{i}``; see :func:`run`.
 
@@ -196,7 +208,8 @@ def run(
         targets["completed"] = place("output.completed", out.completed, out_base)
         for p in completed_paths(out.completed, study.m):
             files.append(("output.completed", place("output.completed", os.fspath(p), out_base)))
-    if out.pooled is not None and study.analysis is not None:
+    analysis = study.pooled_analysis  # a [model] study pools its analysis model
+    if out.pooled is not None and analysis is not None:
         targets["pooled"] = place("output.pooled", out.pooled, out_base)
         files.append(("output.pooled", targets["pooled"]))
     _distinct(files, study, base, spec_file)
@@ -218,8 +231,8 @@ def run(
         path = targets["completed"]
         path.parent.mkdir(parents=True, exist_ok=True)
         result.written += write_completed(imp, path)
-    if study.analysis is not None:
-        a = study.analysis
+    if analysis is not None:
+        a = analysis
         kw: dict[str, Any] = {"reml": a.reml}
         if a.family is not None:
             kw["family"] = a.family

@@ -24,6 +24,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# the keys of a [model] table (model-based imputation)
+_MODEL_KEYS = ("formula", "auxiliary", "m", "iterations", "seed", "options")
+
 # impute() arguments a specification sets through its own keys, never through options
 _RESERVED = {"df", "formulas", "m", "iterations", "rng", "method", "visit", "cluster", "progress"}
 
@@ -171,7 +174,7 @@ def loads_spec(
     except tomllib.TOMLDecodeError as exc:
         raise SpecificationError(f"{source}: invalid TOML: {exc}") from None
     c = _Checker(source)
-    top = ("mlimpute_version", "data", "imputation", "output", "analysis")
+    top = ("mlimpute_version", "data", "imputation", "model", "output", "analysis")
     unknown = [k for k in doc if k not in top]
     if unknown:
         raise c.fail(unknown[0], f"unknown key; a specification has {', '.join(top)}")
@@ -180,12 +183,25 @@ def loads_spec(
         raise c.fail("mlimpute_version", f"must be a string, got {_show(version)}")
 
     data = c.table(doc, "data", ("path", "columns"))
-    imp = c.table(
-        doc,
-        "imputation",
-        ("formulas", "methods", "cluster", "m", "iterations", "seed", "visit", "options"),
-        required=True,
-    )
+    if "model" in doc:
+        if "imputation" in doc:
+            raise c.fail(
+                "model",
+                "a specification has either an [imputation] table (chained equations) or a "
+                "[model] table (model-based imputation from the analysis model), not both",
+            )
+        model = c.table(doc, "model", _MODEL_KEYS)
+        imp = {k: v for k, v in model.items() if k not in ("formula", "auxiliary")}
+        section = "model"
+    else:
+        model = None
+        imp = c.table(
+            doc,
+            "imputation",
+            ("formulas", "methods", "cluster", "m", "iterations", "seed", "visit", "options"),
+            required=True,
+        )
+        section = "imputation"
     output = c.table(doc, "output", ("imputations", "completed", "pooled"))
     analysis = c.table(doc, "analysis", ("formula", "reml", "tests", "family"))
 
@@ -207,18 +223,19 @@ def loads_spec(
     if isinstance(seed, str) and seed.isdigit():
         seed = int(seed)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise c.fail("imputation.seed", f"must be an integer ≥ 0, got {_show(seed)}")
+        raise c.fail(f"{section}.seed", f"must be an integer ≥ 0, got {_show(seed)}")
     options = imp.get("options", {})
     if not isinstance(options, Mapping):
-        raise c.fail("imputation.options", f"must be a table, got {_show(options)}")
-    _check_options(c, options)
+        raise c.fail(f"{section}.options", f"must be a table, got {_show(options)}")
+    _check_options(c, options, section)
+    model_text, auxiliary = _model(c, model, source) if model is not None else (None, ())
 
     outputs: dict[str, str | None] = {}
     defaults = (
         {
             "imputations": f"{stem}.nc",
             "completed": f"{stem}-completed.csv",
-            "pooled": f"{stem}-pooled.csv" if analysis else None,
+            "pooled": f"{stem}-pooled.csv" if analysis or model is not None else None,
         }
         if stem
         else {}
@@ -258,8 +275,8 @@ def loads_spec(
         formulas=formulas,
         methods=methods,
         cluster=c.string(imp, "cluster", "imputation.cluster"),
-        m=c.positive(imp, "m", "imputation.m", 5),
-        iterations=c.positive(imp, "iterations", "imputation.iterations", 20),
+        m=c.positive(imp, "m", f"{section}.m", 5),
+        iterations=c.positive(imp, "iterations", f"{section}.iterations", 20),
         seed=seed,
         visit=visit,
         data=c.string(data, "path", "data.path"),
@@ -269,7 +286,30 @@ def loads_spec(
         options=dict(options),
         version=version,
         base_dir=Path(base_dir) if base_dir is not None else None,
+        model=model_text,
+        auxiliary=auxiliary,
     )
+
+
+def _model(c: _Checker, model: Mapping, source: str) -> tuple[str, tuple[str, ...]]:
+    """``[model]``: the analysis model (parsed by the formula grammar: a model without an
+    outcome or with a token the grammar does not allow is refused here, naming the key;
+    what the sampler supports is checked against the data by ``impute``) and the
+    auxiliary columns."""
+    text = c.string(model, "formula", "model.formula", optional=False)
+    try:
+        parsed = parse_formula(text)
+    except MlimputeError as exc:
+        raise FormulaError(f"{source}: model.formula: {exc}") from None
+    if parsed.response is None:
+        raise c.fail("model.formula", f"the analysis model {text!r} needs an outcome: 'y ~ ...'")
+    auxiliary = c.strings(model, "auxiliary", "model.auxiliary") or ()
+    for a in auxiliary:
+        if a in parsed.variables or a == parsed.response:
+            raise c.fail("model.auxiliary", f"{a!r} is already in the analysis model {text!r}")
+    if len(set(auxiliary)) < len(auxiliary):
+        raise c.fail("model.auxiliary", f"lists a column twice: {list(auxiliary)}")
+    return text, auxiliary
 
 
 def _check_suffix(c: _Checker, key: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -295,7 +335,7 @@ def _check_placeholders(c: _Checker, key: str, value: str | None, template: bool
         raise SpecificationError(f"{c.source}: {exc}") from None
 
 
-def _check_options(c: _Checker, options: Mapping) -> None:
+def _check_options(c: _Checker, options: Mapping, section: str = "imputation") -> None:
     from mlimpute.impute import impute
 
     params = inspect.signature(impute).parameters
@@ -305,13 +345,26 @@ def _check_options(c: _Checker, options: Mapping) -> None:
         if p not in _RESERVED and v.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     for key in options:
-        if key in _RESERVED:
+        full = f"{section}.options.{_key(key)}"
+        if key in ("model", "auxiliary"):
             raise c.fail(
-                f"imputation.options.{_key(key)}", f"set {key!r} with its own key in [imputation]"
+                full,
+                "model-based imputation has a table of its own: [model] with formula = "
+                '"y ~ ..." and auxiliary = [...] (instead of [imputation])'
+                if section == "imputation"
+                else f"set it with model.{'formula' if key == 'model' else key}",
             )
+        if key in _RESERVED:
+            if section == "model" and key in ("formulas", "method", "visit", "cluster"):
+                raise c.fail(
+                    full,
+                    "not with model-based imputation: the analysis model decides every "
+                    "imputation model",
+                )
+            raise c.fail(full, f"set {key!r} with its own key in [{section}]")
         if key not in allowed:
             raise c.fail(
-                f"imputation.options.{_key(key)}",
+                f"{section}.options.{_key(key)}",
                 "not an option of mlimpute.impute"
                 + (f"; options: {', '.join(allowed)}" if allowed else ""),
             )

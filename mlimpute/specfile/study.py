@@ -101,6 +101,14 @@ class StudySpec:
         The mlimpute version that wrote the file.
     base_dir : pathlib.Path, optional
         Directory relative paths are resolved against (the file's directory).
+    model : str, optional
+        The analysis model of a model-based imputation (``impute(df, model=...)``, the
+        ``[model]`` table of a file), in lme4 syntax; then :attr:`formulas` is ``None``,
+        the analysis model decides every imputation model, and without an
+        :attr:`analysis` :func:`~mlimpute.specfile.run` pools the analysis model.
+    auxiliary : tuple of str
+        With :attr:`model`: columns that inform the imputations without entering the
+        analysis (``impute(auxiliary=...)``).
 
     Examples
     --------
@@ -128,6 +136,8 @@ class StudySpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     version: str | None = None
     base_dir: Path | None = field(default=None, compare=False, repr=False)
+    model: str | None = None
+    auxiliary: tuple[str, ...] = ()
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -154,6 +164,21 @@ class StudySpec:
         elif isinstance(analysis, Mapping):
             analysis = AnalysisSpec(
                 **{k: tuple(v) if k == "tests" else v for k, v in analysis.items()}
+            )
+        if spec.model is not None:  # model-based: the analysis model decides every model
+            return cls(
+                formulas=None,
+                m=spec.m,
+                iterations=spec.iterations,
+                seed=spec.seed,
+                data=os.fspath(data) if data is not None else None,
+                columns=tuple(columns) if columns is not None else None,
+                output=output or OutputSpec(),
+                analysis=analysis,
+                options=dict(options or {}),
+                version=__version__,
+                model=spec.model.text,
+                auxiliary=tuple(spec.auxiliary),
             )
         return cls(
             formulas={v.name: formula_text(v.formula) for v in spec.variables},
@@ -199,12 +224,24 @@ class StudySpec:
         return df
 
     # -- running --------------------------------------------------------------------------
+    @property
+    def pooled_analysis(self) -> AnalysisSpec | None:
+        """The analysis :func:`~mlimpute.specfile.run` pools: :attr:`analysis`, or for a
+        model-based imputation without one its analysis model."""
+        if self.analysis is None and self.model is not None:
+            return AnalysisSpec(self.model)
+        return self.analysis
+
     def impute_kwargs(self, **extra: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`mlimpute.impute` for this study."""
         from mlimpute.impute import impute
 
         params = inspect.signature(impute).parameters
         kw: dict[str, Any] = {"m": self.m, "iterations": self.iterations, "rng": self.seed}
+        if self.model is not None:
+            kw["model"] = self.model
+            if self.auxiliary:
+                kw["auxiliary"] = list(self.auxiliary)
         if self.methods:
             kw["method"] = dict(self.methods)
         if self.visit is not None:
@@ -239,7 +276,8 @@ class StudySpec:
         formulas = dict(self.formulas) if self.formulas is not None else None
         imp = impute(df, formulas, **self.impute_kwargs(**extra))
         if (
-            self.cluster is not None
+            self.model is None
+            and self.cluster is not None
             and imp.spec.cluster is not None
             and imp.spec.cluster != self.cluster
         ):
@@ -260,14 +298,25 @@ class StudySpec:
         )
         if data:
             doc["data"] = data
+        if self.model is not None:
+            doc["model"] = _drop_none(
+                {
+                    "formula": self.model,
+                    "auxiliary": list(self.auxiliary) if self.auxiliary else None,
+                    "m": self.m,
+                    "iterations": self.iterations,
+                    "seed": self._seed_value(),
+                    "options": dict(self.options) if self.options else None,
+                }
+            )
+            self._outputs_and_analysis(doc)
+            return doc
         imp = _drop_none(
             {
                 "cluster": self.cluster,
                 "m": self.m,
                 "iterations": self.iterations,
-                "seed": (
-                    self.seed if self.seed is None or self.seed <= _INT64_MAX else str(self.seed)
-                ),
+                "seed": self._seed_value(),
                 "visit": list(self.visit) if self.visit is not None else None,
             }
         )
@@ -278,6 +327,14 @@ class StudySpec:
         if self.options:
             imp["options"] = dict(self.options)
         doc["imputation"] = imp
+        self._outputs_and_analysis(doc)
+        return doc
+
+    def _seed_value(self) -> int | str | None:
+        """The seed as TOML holds it (a string beyond the 64-bit integers)."""
+        return self.seed if self.seed is None or self.seed <= _INT64_MAX else str(self.seed)
+
+    def _outputs_and_analysis(self, doc: dict[str, Any]) -> None:
         out = _drop_none(vars(self.output))
         if out:
             doc["output"] = out
@@ -291,7 +348,6 @@ class StudySpec:
                     "tests": list(a.tests) if a.tests else None,
                 }
             )
-        return doc
 
     def to_toml(self, header: str | None = None) -> str:
         """The specification as TOML text, preceded by ``header`` as comment lines."""

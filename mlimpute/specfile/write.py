@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlimpute.errors import SpecificationError
+from mlimpute.spec.formula import formula_text
 from mlimpute.specfile.study import StudySpec
 
 if TYPE_CHECKING:
@@ -116,10 +118,17 @@ def init_spec(
     m: int = 20,
     iterations: int = 20,
     seed: int | None = None,
+    model: str | None = None,
+    auxiliary: Sequence[str] | None = None,
 ) -> str:
     """TOML text of a default specification for ``df`` (``mlimpute init``), to be reviewed.
 
     The formulas and models are the defaults of ``impute(cluster=...)``, written out.
+    With ``model=`` (``mlimpute init --model "y ~ x + (1 + x | g)"``) a ``[model]`` table
+    for model-based imputation from that analysis model instead, checked against the data
+    as ``impute(df, model=..., auxiliary=...)`` checks it; its factorisation is written as
+    comments. Incomplete columns outside the model and its auxiliaries are left out
+    through ``data.columns``.
 
     Examples
     --------
@@ -129,7 +138,19 @@ def init_spec(
     >>> from mlimpute.specfile import loads_spec
     >>> loads_spec(text).formulas
     {'grade': '~ skill + (1 | class)'}
+    >>> text = init_spec(df, model="grade ~ skill + (1 | class)", seed=1)
+    >>> print(text.split("[model]")[1].strip())
+    formula = "grade ~ skill + (1 | class)"
+    m = 20
+    iterations = 20
+    seed = 1
+    >>> loads_spec(text).model
+    'grade ~ skill + (1 | class)'
     """
+    if model is not None:
+        return _init_model(df, model, auxiliary, cluster, data, m, iterations, seed)
+    if auxiliary:
+        raise SpecificationError("auxiliary columns need an analysis model (--model)")
     spec = _default_spec(df, cluster)
     formulas = spec.formulas
     missing = df.isna().sum()
@@ -168,6 +189,70 @@ def init_spec(
         header.append("No incomplete column: nothing to impute.")
     if seed is None:
         header.append("Set imputation.seed to make the run reproducible.")
+    return study.to_toml("\n".join(header))
+
+
+def _init_model(
+    df: pd.DataFrame,
+    model: str,
+    auxiliary: Sequence[str] | None,
+    cluster: str | None,
+    data: str | os.PathLike | None,
+    m: int,
+    iterations: int,
+    seed: int | None,
+) -> str:
+    """:func:`init_spec` with an analysis model: a ``[model]`` table."""
+    from mlimpute.spec.arguments import column_list
+    from mlimpute.spec.formula import parse_formula
+    from mlimpute.spec.model import build_model_spec
+
+    if not isinstance(model, str):
+        raise SpecificationError(f"model must be a formula string, got {type(model).__name__}")
+    aux = column_list(auxiliary, "auxiliary") or []
+    parsed = parse_formula(model)
+    used = set(parsed.variables) | set(aux) | ({parsed.group} if parsed.group else set())
+    missing = df.isna().sum()
+    skipped = [c for c in df.columns if missing[c] > 0 and c not in used]
+    columns = [c for c in df.columns if c not in skipped] if skipped else None
+    spec = build_model_spec(
+        df[columns] if columns else df,
+        model,
+        aux or None,
+        m=m,
+        iterations=iterations,
+        cluster=cluster,
+    )
+    study = StudySpec(
+        formulas=None,
+        m=m,
+        iterations=iterations,
+        seed=seed,
+        data=os.fspath(data) if data is not None else None,
+        columns=tuple(columns) if columns else None,
+        version=_version(),
+        model=model,
+        auxiliary=tuple(aux),
+    )
+    header = [
+        "mlimpute specification written by `mlimpute init --model`.",
+        "Model-based imputation: the analysis model below drives the imputation and, without "
+        "an [analysis] table, is the analysis that `mlimpute run <this file>` pools.",
+        "The factorisation (each missing value drawn from its full conditional under the "
+        "analysis model times these models):",
+    ]
+    y = spec.model.response
+    if y in spec.variables_by_name:
+        header.append(f"  {y}: the analysis model")
+    header += [f"  {v.name} {formula_text(v.formula)}" for v in spec.variables if v.name != y]
+    header += [f"Note: {e}" for e in spec.events]
+    if skipped:
+        header.append(
+            f"Left out (incomplete, outside the model and its auxiliaries): {skipped}; "
+            "data.columns lists the columns used."
+        )
+    if seed is None:
+        header.append("Set model.seed to make the run reproducible.")
     return study.to_toml("\n".join(header))
 
 

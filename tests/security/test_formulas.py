@@ -535,6 +535,7 @@ _REFUSED_ON_PURPOSE = {
     "~ x + I(x.__class__)",
     "~ x | g",
     "y ~ lmean(x) + (1 | g)",  # latent cluster means are not available yet
+    "y ~ x + lmean(x) + (1 | g)",
     "~ x)",
 }
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from mlimpute.simulation.compatible.designs import DESIGNS
-from mlimpute.simulation.compatible.report import load, summarise, to_markdown
+from mlimpute.simulation.compatible.report import load, plot, summarise, to_markdown
 from mlimpute.simulation.compatible.study import METHODS, CompatibleConfig, run_study
 
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--markdown", help="also write the tables to this file")
+    p.add_argument("--figures", help="also write one PNG per design into this directory")
     p.add_argument("--report-only", action="store_true", help="only summarise the files")
     a = p.parse_args(argv)
     if not a.report_only:
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if a.markdown:
         Path(a.markdown).write_text(text)
+    if a.figures:
+        Path(a.figures).mkdir(parents=True, exist_ok=True)
+        for d in sorted(set(table["design"])):
+            plot(table, d).savefig(Path(a.figures) / f"compatible_design_{d}.png", dpi=110)
     return 0
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from mlimpute.simulation.compatible.designs import DESIGNS
 from mlimpute.simulation.compatible.study import METHODS
 
-__all__ = ["load", "summarise", "to_markdown"]
+__all__ = ["load", "plot", "summarise", "to_markdown"]
 
 _LABELS = {
     "complete": "complete data",
@@ -131,3 +131,51 @@ def to_markdown(summary: pd.DataFrame, table: pd.DataFrame | None = None) -> str
                 )
             parts.append("")
     return "\n".join(parts)
+
+
+def plot(table: pd.DataFrame, design: str, ncols: int = 4):
+    """Per-replication estimates of every parameter of ``design``, one box per method,
+    the true value as a line.
+
+    Returns a :class:`matplotlib.figure.Figure` (made without pyplot).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"design": "a", "replication": [0, 1], "method": "model",
+    ...     "parameter": "x", "kind": "fixed", "estimate": [0.4, 0.6], "se": 0.1,
+    ...     "ci_low": [0.2, 0.55], "ci_high": [0.6, 0.8], "true": 0.5, "error": ""})
+    >>> len(plot(t, "a").axes)
+    1
+    """
+    from matplotlib.figure import Figure
+
+    ok = table[(table["design"] == design) & (table["error"] == "")]
+    params = [p for p in DESIGNS[design].truth if p in set(ok["parameter"])]
+    nrows = -(-len(params) // ncols)
+    width = min(ncols, len(params))
+    fig = Figure(figsize=(3.0 * width, 2.6 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, width, squeeze=False).ravel()
+    for ax in axes[len(params) :]:
+        ax.set_visible(False)
+    for ax, param in zip(axes, params, strict=False):
+        sub = ok[ok["parameter"] == param]
+        methods = [m for m in METHODS if m in set(sub["method"])]
+        ax.boxplot(
+            [sub.loc[sub["method"] == m, "estimate"] for m in methods],
+            showfliers=False,
+            widths=0.6,
+        )
+        ax.set_xticks(range(1, len(methods) + 1), [_TICKS[m] for m in methods], fontsize=7)
+        ax.axhline(DESIGNS[design].truth[param], color="crimson", lw=1)
+        ax.set_title(param, fontsize=9)
+    fig.suptitle(f"Design ({design}): {DESIGNS[design].title}", fontsize=10)
+    return fig
+
+
+_TICKS = {
+    "complete": "complete\ndata",
+    "model": "model-\nbased",
+    "chained": "chained\n(hand)",
+    "defaults": "chained\n(defaults)",
+    "complete_cases": "complete\ncases",
+}
