@@ -18,21 +18,23 @@ One Gibbs step, given the current completed data (observed rows of y only):
    MH on correlated blocks of Ψ_0, then (β, b_0) jointly (β with b_0 integrated out), the
    parameter expansion of b_0, σ² and Ψ_0.
 2. **Each further term k**, vectorised over its clusters with cluster sums by
-   ``np.bincount`` on its codes (nested and crossed terms alike: the other terms' effects
-   are an offset): collapsed MH on its correlated blocks, ``b_k | β, σ², Ψ_k, rest``, the
-   parameter expansion (α_k a q_k-dimensional regression), Ψ_k.
-3. **Translation moves** (generalised Gibbs, Liu & Sabatti 2000): a shift δ that leaves
-   the likelihood unchanged is drawn from its exact conditional, which only the normal
-   prior of the random effects determines:
+   ``np.bincount`` on its codes (the other terms' effects are an offset): collapsed MH on
+   its correlated blocks, ``b_k | β, σ², Ψ_k, rest``, the parameter expansion (α_k a
+   q_k-dimensional regression), Ψ_k. For a term whose clusters contain the primary ones
+   (classes in schools) b_k is drawn with the primary effects b_0 integrated out and
+   then b_0 | b_k (a joint block, per-class sums by the segment machinery): without it
+   the split of a school's effect between the school and its classes moves by a random
+   walk when clusters are large. Crossed terms are updated given each other.
+3. **Translation move** (generalised Gibbs, Liu & Sabatti 2000): ``β_c + δ`` and
+   ``b_k,j,c − δ`` for the columns c in both X and Z_k (the intercept) leave the
+   likelihood unchanged; δ is drawn from its exact conditional, normal with precision
+   ``J_k E'Ψ_k⁻¹E`` (plus β's prior precision for latent models). The joint (β, b_0) draw
+   of step 1 removes this ridge for the primary term only.
 
-   * *β and term k*: ``β_c + δ``, ``b_k,j,c − δ`` for the columns c that are both in X and
-     in Z_k (the intercept): ``δ ~ N(·)`` with precision ``J_k E'Ψ_k⁻¹E`` (plus β's prior
-     precision for latent models). The joint (β, b_0) draw of step 1 removes this ridge for
-     the primary term only.
-   * *term k and the primary term nested in it* (classes in schools): ``b_k,j + δ_j`` and
-     ``b_0,c − δ_j`` for every class c of school j, for the columns both terms share.
-     Without it the split of a school's effect between the school and its classes moves
-     by a random walk when clusters are large.
+Mixing (lag-1 autocorrelation → effective draws per step, 30 schools × 4 classes, ICC
+0.5 / 0.3 / 1): with 10 pupils per class, var(school) 0.13 → 0.43 with the joint
+block, var(class) 0.46 → 0.54, the intercept 0.04 → 0.75 with the translation move; with
+30 pupils var(school) 0.09 → 0.54 (``benchmarks/bench_three_level.py``).
 
 Missing values: ``y = x'β + Σ_k z_k'b_k + e`` with a fresh ``e``.
 
@@ -228,6 +230,7 @@ class MultiTermNorm:
 
     multi_term = True
     core_cls: type[MultilevelNorm] = MultilevelNorm
+    nested_block = True  # the joint (b_k, b_0) draw for terms containing the primary one
 
     def __init__(
         self,
@@ -337,14 +340,15 @@ class MultiTermNorm:
         off0 = self._primary_effect(data, b0)
         extra = list(state.extra)
         for k, (t, ti) in enumerate(zip(terms, info, strict=True)):
-            # (2) b_k, α_k, Ψ_k given the rest
-            others = off0 + sum(o for i, o in enumerate(offs) if i != k)
+            # (2) b_k, α_k, Ψ_k given the rest; for a term the primary clusters nest in,
+            # (b_k, b_0) jointly with b_0 integrated out of b_k's draw
+            others = sum(o for i, o in enumerate(offs) if i != k)
             r = y - X @ beta - others
-            ts = self._term_step(rng, extra[k], t, ti, r, s2, wr)
-            # (3) translation moves: term k against the primary term nested in it, and
-            # against β
-            if ti.parent is not None and ti.nest_cols[0].size:
-                ts, b0 = self._shift_nested(rng, ts, b0, primary.psi, ti)
+            if ti.parent is not None and self.nested_block:
+                ts, b0 = self._nested_step(rng, extra[k], t, ti, r, s2, wr, primary.psi, data)
+            else:
+                ts = self._term_step(rng, extra[k], t, ti, r - off0, s2, wr)
+            # (3) translation move against β
             if ti.beta_cols[0].size:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             extra[k] = ts
@@ -383,6 +387,100 @@ class MultiTermNorm:
             Zw = Z * wr[:, None]
             ZtZ_s = _gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
             c = _gsum(codes, J, Zw * r[:, None])
+        ts, _ = self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: r, s2, wr)
+        return ts
+
+    def _nested_step(
+        self,
+        rng: np.random.Generator,
+        ts: TermState,
+        t: Any,
+        ti: _Term,
+        r: np.ndarray,
+        s2: float,
+        wr: np.ndarray | None,
+        psi0: np.ndarray,
+        data: ModelData,
+    ) -> tuple[TermState, np.ndarray]:
+        """(b_k, b_0) jointly for a term k whose clusters contain the primary ones.
+
+        ``r`` is y minus Xβ and the terms other than k and 0. Per primary cluster c
+        (``P_c = Z_0c'Z_0c/σ² + Ψ_0⁻¹``), integrating b_0,c out leaves for b_k the
+        precision ``Z_kc'Z_kc/σ² − S_c'P_c⁻¹S_c`` and linear term
+        ``Z_kc'r_c/σ² − S_c'P_c⁻¹Z_0c'r_c/σ²`` (``S_c = Z_0c'Z_kc/σ²``), summed over the
+        primary clusters of each cluster of k: the collapsed MH, b_k's draw and its
+        conditional mean use these; then ``b_0,c | b_k ~ N(P_c⁻¹Z_0c'(r_c − Z_kc b_k)/σ²,
+        P_c⁻¹)``. Given b_k, the two-level step moves b_0 alone, and the split of a
+        school's effect between the school and its classes (pinned when clusters are
+        large) is drawn afresh at each step.
+        """
+        from mlimpute.models._ml_norm_static import static
+
+        seg, Z0, Zk = data.seg_obs, data.Z.obs, t.Z.obs
+        st = static(data)
+        qk, J0 = Zk.shape[1], data.n_clusters
+        parent, has = ti.parent, ti.parent >= 0
+        if wr is None:
+            S00 = (st.ZtZ if st.ZtZ is not None else seg.sum(Z0[:, :, None] * Z0[:, None, :])) / s2
+            Z0w, Zkw = Z0 / s2, Zk / s2
+        else:
+            Z0w, Zkw = Z0 * wr[:, None], Zk * wr[:, None]
+            S00 = seg.sum(Z0w[:, :, None] * Z0[:, None, :])
+        if st.ones and ti.ones:
+            n_c = seg.sum(Z0w[:, 0])
+            S0k, Skk = n_c[:, None, None], n_c[:, None, None]
+            c0 = seg.sum(Z0w[:, 0] * r)[:, None]
+            ck = c0
+        else:
+            S0k = seg.sum(Z0w[:, :, None] * Zk[:, None, :])  # (J0, q0, qk)
+            Skk = seg.sum(Zkw[:, :, None] * Zk[:, None, :])
+            c0 = seg.sum(Z0w * r[:, None])
+            ck = seg.sum(Zkw * r[:, None])
+        P = S00 + np.linalg.inv(psi0)[None]
+        L = chol_batched(P)
+        W = forward_batched(L, S0k)  # L⁻¹S (J0, q0, qk)
+        w = forward_batched(L, c0[:, :, None])[:, :, 0]  # L⁻¹Z_0'r/σ²
+        M_c = Skk - np.einsum("jab,jac->jbc", W, W)
+        m_c = ck - np.einsum("jab,ja->jb", W, w)
+        J = t.n_clusters
+        M = _gsum(parent[has], J, M_c[has])
+        h = _gsum(parent[has], J, m_c[has]).reshape(J, qk)
+        M = (M + np.swapaxes(M, 1, 2)) / 2
+
+        def b0_of(bk: np.ndarray) -> np.ndarray:
+            off = np.zeros((J0, qk))
+            off[has] = bk[parent[has]]
+            h0 = c0 - np.einsum("jab,jb->ja", S0k, off)
+            return draw_precision_batched(rng, P, h0)
+
+        box: dict[str, np.ndarray] = {}
+
+        def resid(bk: np.ndarray) -> np.ndarray:
+            box["b0"] = b0 = b0_of(bk)
+            return r - _effect(Z0, b0, seg.codes, st.ones)
+
+        ts, _ = self._draw_term(rng, ts, t, ti, M, h, resid, s2, wr)
+        if "b0" not in box:  # the comparison prior has no expansion step
+            box["b0"] = b0_of(ts.b)
+        return ts, box["b0"]
+
+    def _draw_term(
+        self,
+        rng: np.random.Generator,
+        ts: TermState,
+        t: Any,
+        ti: _Term,
+        ZtZ_s: np.ndarray,
+        c: np.ndarray,
+        resid: Any,
+        s2: float,
+        wr: np.ndarray | None,
+    ) -> tuple[TermState, None]:
+        """Given the per-cluster precision ``ZtZ_s`` and linear term ``c`` of b_k's
+        likelihood: collapsed MH on correlated blocks of Ψ_k, b_k, then (half-t prior) α_k
+        on ``resid(b_k)`` (y minus everything but term k) and Ψ_k."""
+        Z, codes = t.Z.obs, t.codes_obs
+        q = Z.shape[1]
         psi, alpha = ts.psi, ts.alpha
         core = self.core
         if core.prior != "iw" and core.mh_steps and ti.mh:
@@ -399,8 +497,10 @@ class MultiTermNorm:
             L = chol_batched(P)
             b_mean = backward_batched(L, forward_batched(L, c))
         if core.prior == "iw":
-            return replace(ts, b=b, psi=core._psi_iw(rng, b, ts.scale, t), b_mean=b_mean)
+            psi = core._psi_iw(rng, b, ts.scale, t)
+            return replace(ts, b=b, psi=psi, b_mean=b_mean), None
         # parameter expansion: b = α∘ξ, α | ξ a q-dim regression with prior N(0, A²/2)
+        r = resid(b)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
         Wn = np.take(xi, codes, axis=0)
@@ -415,32 +515,7 @@ class MultiTermNorm:
         alpha = draw_chol(rng, La, m_a)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         psi = core._psi_xi(rng, xi, t) * np.outer(alpha, alpha)
-        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean)
-
-    @staticmethod
-    def _shift_nested(
-        rng: np.random.Generator, ts: TermState, b0: np.ndarray, psi0: np.ndarray, ti: _Term
-    ) -> tuple[TermState, np.ndarray]:
-        """Draw δ_j per cluster j of term k: ``b_k,j + Eδ_j``, ``b_0,c − Fδ_j`` for the
-        primary clusters c inside j (the likelihood is unchanged; the conditional of δ_j is
-        normal with precision ``E'Ψ_k⁻¹E + n_j F'Ψ_0⁻¹F`` and linear term
-        ``F'Ψ_0⁻¹Σ_c b_0,c − E'Ψ_k⁻¹b_k,j``)."""
-        ik, i0 = ti.nest_cols
-        parent, n_ch = ti.parent, ti.n_children
-        J = ts.b.shape[0]
-        Pk = np.linalg.inv(ts.psi)[np.ix_(ik, ik)]  # E'Ψ_k⁻¹E
-        Pk_full = np.linalg.inv(ts.psi)[ik, :]  # E'Ψ_k⁻¹ (s, q_k)
-        P0 = np.linalg.inv(psi0)
-        has = parent >= 0
-        child_sum = _gsum(parent[has], J, b0[has]).reshape(J, -1)  # Σ_c b_0,c (J, q0)
-        h = child_sum @ P0[i0, :].T - ts.b @ Pk_full.T  # (J, s)
-        prec = Pk[None] + n_ch[:, None, None] * P0[np.ix_(i0, i0)][None]
-        delta = draw_precision_batched(rng, prec, h)
-        b = ts.b.copy()
-        b[:, ik] += delta
-        b0 = b0.copy()
-        b0[np.ix_(has, i0)] -= delta[parent[has]]
-        return replace(ts, b=b), b0
+        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean), None
 
     @staticmethod
     def _shift_beta(
