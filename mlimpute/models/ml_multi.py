@@ -276,6 +276,8 @@ class MultiTermNorm:
         Arguments as :meth:`MultilevelNorm.start <mlimpute.models.ml_norm.MultilevelNorm.start>`.
         """
         primary = self.core.start(rng, data, y, sigma2, beta_prec, weights)
+        if not extra_terms(data):  # the two-level model's start, draw for draw
+            return MultiTermState(primary, ())
         if sigma2 is not None:
             sd_y = float(np.sqrt(sigma2))
         else:

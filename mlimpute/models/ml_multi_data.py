@@ -45,6 +45,8 @@ class MultiArrayModelData(ArrayModelData):
     """:class:`~mlimpute.models.testing.ArrayModelData` with further random-effect terms."""
 
     extra_terms: tuple[Any, ...] = field(default=())
+    #: what a simulation drew: realised variances of the effects (``var(Intercept|school)``)
+    simulated: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _block(names: list[str], M: np.ndarray, obs: np.ndarray, mis: np.ndarray) -> ArrayBlock:
@@ -65,6 +67,7 @@ def term_data(
     extra: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
     observed: np.ndarray | None = None,
     correlated: bool = True,
+    simulated: dict[str, float] | None = None,
 ) -> MultiArrayModelData:
     """Model data for ``y`` on fixed design ``X`` with several random-effect terms.
 
@@ -81,6 +84,8 @@ def term_data(
         Where y is observed (default everywhere).
     correlated : bool
         Whether each term's random effects form one correlated block.
+    simulated : dict, optional
+        Stored as the data's ``simulated`` attribute.
 
     Returns
     -------
@@ -133,6 +138,7 @@ def term_data(
         (tuple(range(q0)),) if correlated else tuple((i,) for i in range(q0)),
         (True,) if correlated else (False,) * q0,
         extra_terms=tuple(terms),
+        simulated=dict(simulated or {}),
     )
 
 
@@ -165,8 +171,14 @@ def example_three_level(
     x = gen.standard_normal(n)
     u_s = gen.normal(0, np.sqrt(var_school), n_schools)
     u_c = gen.normal(0, np.sqrt(var_class), n_cls)
-    y = 1 + 0.5 * x + u_s[school] + u_c[klass] + gen.normal(0, np.sqrt(sigma2), n)
+    e = gen.normal(0, np.sqrt(sigma2), n)
+    y = 1 + 0.5 * x + u_s[school] + u_c[klass] + e
     one = np.ones((n, 1))
+    realised = {
+        "var(Intercept|school)": float(u_s.var()),
+        "var(Intercept|class)": float(u_c.var()),
+        "var(Residual)": float(e.var()),
+    }
     observed = gen.random(n) >= missing
     return term_data(
         y,
@@ -175,6 +187,7 @@ def example_three_level(
         ("class", klass, one, ["Intercept"]),
         [("school", school, one, ["Intercept"])],
         observed,
+        simulated=realised,
     )
 
 
@@ -201,14 +214,16 @@ def example_crossed(
     a = np.r_[np.arange(n_a), gen.integers(0, n_a, n - n_a)]
     b = np.r_[np.arange(n_b), gen.integers(0, n_b, n - n_b)][gen.permutation(n)]
     x = gen.standard_normal(n)
-    y = (
-        1
-        + 0.5 * x
-        + gen.normal(0, np.sqrt(var_a), n_a)[a]
-        + gen.normal(0, np.sqrt(var_b), n_b)[b]
-        + gen.normal(0, np.sqrt(sigma2), n)
-    )
+    u_a = gen.normal(0, np.sqrt(var_a), n_a)
+    u_b = gen.normal(0, np.sqrt(var_b), n_b)
+    e = gen.normal(0, np.sqrt(sigma2), n)
+    y = 1 + 0.5 * x + u_a[a] + u_b[b] + e
     one = np.ones((n, 1))
+    realised = {
+        "var(Intercept|a)": float(u_a.var()),
+        "var(Intercept|b)": float(u_b.var()),
+        "var(Residual)": float(e.var()),
+    }
     return term_data(
         y,
         np.column_stack([np.ones(n), x]),
@@ -216,4 +231,5 @@ def example_crossed(
         ("a", a, one, ["Intercept"]),
         [("b", b, one, ["Intercept"])],
         gen.random(n) >= missing,
+        simulated=realised,
     )
