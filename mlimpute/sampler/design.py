@@ -28,6 +28,7 @@ from scipy import linalg as sla
 
 from mlimpute.codec import decode
 from mlimpute.errors import DataError, FormulaError, SpecificationError
+from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
 from mlimpute.spec.formula import ParsedFormula, cmean_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
@@ -274,6 +275,8 @@ class ModelData:
     events: list[str] = field(default_factory=list)
     #: labels of the response's category codes (None for a numeric response)
     categories: tuple | None = None
+    #: random-effect terms over further grouping factors (:class:`ExtraTerm`)
+    extra_terms: tuple[ExtraTerm, ...] = ()
     #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),
     #: computed on first use; the chains' copies share it (:meth:`for_chain`)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -287,12 +290,18 @@ class ModelData:
         return self.mis_idx.shape[0]
 
     def for_chain(self) -> ModelData:
-        return replace(self, X=self.X.for_chain(), Z=self.Z.for_chain() if self.Z else None)
+        new = replace(self, X=self.X.for_chain(), Z=self.Z.for_chain() if self.Z else None)
+        if self.extra_terms:
+            extra = tuple(replace(t, Z=t.Z.for_chain()) for t in self.extra_terms)
+            new = replace(new, extra_terms=extra)
+        return new
 
     def refresh(self, values: Values, static: pd.DataFrame) -> None:
         self.X.refresh(values, static, self.obs_idx, self.mis_idx)
         if self.Z is not None:
             self.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+        for t in self.extra_terms:
+            t.Z.refresh(values, static, self.obs_idx, self.mis_idx)
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
@@ -456,6 +465,7 @@ def build_model_data(
             "exclude=, or give this variable's formula yourself)"
         )
     Z, blocks, corr = None, (), ()
+    parsed.require_one_group("this model's design")
     if parsed.random:
         zn, zs, zf, zsl, zspec = [], [], [], [], None
         blocks = []

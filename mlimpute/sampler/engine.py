@@ -21,6 +21,7 @@ import pandas as pd
 from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import ChainError, SpecificationError
 from mlimpute.models import ConditionalModel, get_model
+from mlimpute.models.base import refuse_extra_terms
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
@@ -177,6 +178,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 "collinear on the observed rows; use (1 | ...) or a single-level method"
             )
         models[v.name] = get_model(v.method).factory(**dict(v.options))
+        refuse_extra_terms(models[v.name], d)  # several grouping factors: multi-term models
         models[v.name].check(d)  # a problem the model sees in its data: named, before chains
         events += data[v.name].events
     analysis = analysis_model = None
