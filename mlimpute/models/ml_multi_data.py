@@ -9,15 +9,14 @@ examples of :class:`~mlimpute.models.ml_multi.MultiTermNorm`;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
 from mlimpute.models.testing import ArrayBlock, ArrayModelData
 
 __all__ = [
-    "ArrayTerm",
     "MultiArrayModelData",
     "term_data",
     "example_three_level",
@@ -26,25 +25,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ArrayTerm:
-    """A further random-effect term (the fields of the model data's ``extra_terms``)."""
-
-    group: str
-    Z: ArrayBlock
-    codes_obs: np.ndarray
-    codes_mis: np.ndarray
-    n_clusters: int
-    random_blocks: tuple[tuple[int, ...], ...]
-    random_correlated: tuple[bool, ...]
-    nested_in_primary: bool = False
-    contains_primary: bool = False
-
-
-@dataclass(frozen=True)
 class MultiArrayModelData(ArrayModelData):
     """:class:`~mlimpute.models.testing.ArrayModelData` with further random-effect terms."""
 
-    extra_terms: tuple[Any, ...] = field(default=())
     #: what a simulation drew: realised variances of the effects (``var(Intercept|school)``)
     simulated: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
@@ -110,8 +93,13 @@ def term_data(
     for group, codes, Z, zn in extra:
         J = int(codes.max()) + 1
         q = Z.shape[1]
+        contains = _contains(codes, codes0)
+        parent = None
+        if contains:
+            parent = np.full(J0, -1, dtype=np.intp)
+            parent[codes0] = codes
         terms.append(
-            ArrayTerm(
+            ExtraTerm(
                 group,
                 _block(zn, Z, obs, mis),
                 codes[obs].astype(np.intp),
@@ -120,7 +108,8 @@ def term_data(
                 (tuple(range(q)),) if correlated else tuple((i,) for i in range(q)),
                 (True,) if correlated else (False,) * q,
                 nested_in_primary=_contains(codes0, codes),
-                contains_primary=_contains(codes, codes0),
+                contains_primary=contains,
+                parent=parent,
             )
         )
     q0 = Z0.shape[1]
