@@ -249,9 +249,18 @@ class ClusterValues:
     of x's current values, ``ranef(...)`` columns the current random effects passed in.
     """
 
-    def __init__(self, values: Values, first: np.ndarray, ranef: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        values: Values,
+        first: np.ndarray,
+        ranef: dict[str, np.ndarray],
+        segments: Segments | None = None,
+    ) -> None:
         self.values, self.first, self.ranef = values, first, ranef
         self.like = values.like
+        # the clusters whose means cmean(x) gives: the layout's, or (level-3 rows with
+        # three levels) the segments of the level-3 factor over the sorted rows
+        self.segments = values.layout.segments if segments is None else segments
 
     def __iter__(self):
         return iter([*self.values, *self.ranef])
@@ -268,7 +277,7 @@ class ClusterValues:
         if name in self:
             return self[name]
         if name.startswith("cmean(") and name[6:-1] in self.values:
-            return self.values.layout.segments.mean(self.values[name[6:-1]])
+            return self.segments.mean(self.values[name[6:-1]])
         return static[name].to_numpy(dtype=np.float64)
 
     def frame_value(self, name: str) -> np.ndarray | pd.Series:
