@@ -816,6 +816,14 @@ def _fit_level_factors(
             cols.df, name, f, meth, outer, cols.outer_codes, cols.outer_labels, cols.levels, 3
         ), 3
     to_class_rows = f.is_multilevel and outer is not None and f.groups == (outer,)
+    if lvl >= 2 and f.is_multilevel and not to_class_rows and cols.cluster not in f.groups:
+        where = f"over {outer!r} only" if outer is not None else "only with a level-1 model"
+        raise UnsupportedError(
+            f"{name!r} is constant within {cols.cluster!r}: it is imputed on one row per "
+            f"cluster, with random effects {where}; the grouping factors "
+            f"{list(f.groups)} of {f.text!r} (crossed factors) are supported for level-1 "
+            "variables only"
+        )
     if lvl >= 2 and (info.level == 2 or to_class_rows or not f.is_multilevel):
         if to_class_rows and not info.multilevel:
             raise SpecificationError(
