@@ -660,7 +660,7 @@ def _add_default_formulas(
             text = _defaults.default_formula_levels(
                 name, model_cols, cols.levels, cols.kinds, cols.hierarchy
             )
-        elif cols.factors and len(factor_columns(cols.cluster)) > 1:
+        elif cols.cluster is not None and len(factor_columns(cols.cluster)) > 1:
             raise UnsupportedError(
                 f"default models for {name!r} with the grouping factors "
                 f"{[cols.cluster, *cols.factors]}: give its formula, or the nested levels as "
