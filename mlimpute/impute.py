@@ -44,7 +44,7 @@ def impute(
     rng: int | np.random.Generator | None = None,
     method: Mapping[str, Any] | None = None,
     visit: Sequence[str] | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
@@ -88,6 +88,11 @@ def impute(
         plus the cluster means of their level-1 predictors, level-2 variables the level-2
         model; probit for binary, ordered probit for ordered, multinomial probit for
         unordered categoricals. ``imp.spec`` shows what was used.
+        A list gives three nested levels, outermost first (``["school", "class"]``):
+        nesting and every variable's level are found in the data, level-1 variables get a
+        random intercept for every level, class-level variables are imputed on one row
+        per class with a random intercept for school, school-level variables on one row
+        per school.
     include, exclude : list of str or str, optional
         Columns the default models use (the cluster column and identifier-like columns are
         left out automatically; ``imp.events`` says which). A single column may be given as

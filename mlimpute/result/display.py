@@ -176,8 +176,10 @@ def _summary(imp: MultiplyImputed) -> dict:
         "rows": n_rows,
         # several grouping factors: the levels (outermost first) and further factors
         "cluster": (
-            [*(getattr(imp.spec, "hierarchy", ()) or (imp.spec.cluster,)),
-             *(f for f in getattr(imp.spec, "factors", ()) if f not in imp.spec.hierarchy)]
+            [
+                *(getattr(imp.spec, "hierarchy", ()) or (imp.spec.cluster,)),
+                *(f for f in getattr(imp.spec, "factors", ()) if f not in imp.spec.hierarchy),
+            ]
             if getattr(imp.spec, "factors", ())
             else imp.spec.cluster
         ),

@@ -30,6 +30,7 @@ from mlimpute.codec import decode
 from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
 from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
+from mlimpute.spec.defaults import factor_codes
 from mlimpute.spec.formula import ParsedFormula, RandomBlock, cmean_column, factor_columns
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
@@ -44,26 +45,6 @@ __all__ = [
     "factor_codes",
     "GroupingFactor",
 ]
-
-
-def factor_codes(df: pd.DataFrame, factor: str) -> tuple[np.ndarray, pd.Index]:
-    """Codes ``0..J-1`` of a grouping factor on the rows of ``df`` and the label of each
-    code (sorted): one column, or every combination of several (``"school:class"``,
-    :func:`~mlimpute.spec.formula.factor_columns`; labels are tuples then).
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"s": [1, 1, 2, 2], "c": [1, 2, 1, 1]})
-    >>> codes, labels = factor_codes(df, "s:c")
-    >>> codes.tolist(), list(labels)
-    ([0, 1, 2, 2], [(1, 1), (1, 2), (2, 1)])
-    """
-    cols = factor_columns(factor)
-    if len(cols) == 1:
-        codes, labels = pd.factorize(df[cols[0]], sort=True)
-        return codes, pd.Index(labels)
-    codes, labels = pd.MultiIndex.from_frame(df[list(cols)]).factorize(sort=True)
-    return codes, pd.Index(labels)
 
 
 @dataclass(frozen=True)
@@ -701,8 +682,14 @@ def _terms_of(
     for block, g in parsed.random_terms:
         by_group.setdefault(g, []).append(block)
     primary = _random_design(
-        parsed, tuple(by_group[layout.group]), layout.group, template, obs_idx, mis_idx,
-        dynamic, events,
+        parsed,
+        tuple(by_group[layout.group]),
+        layout.group,
+        template,
+        obs_idx,
+        mis_idx,
+        dynamic,
+        events,
     )
     starts = layout.segments.starts  # first row of each primary cluster (none is empty)
     extra = []

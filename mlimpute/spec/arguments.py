@@ -207,11 +207,7 @@ def check_cluster_argument(cluster: object) -> None:
     (``["school", "class"]``: three levels)."""
     if cluster is None or isinstance(cluster, str):
         return
-    if (
-        isinstance(cluster, (list, tuple))
-        and cluster
-        and all(isinstance(c, str) for c in cluster)
-    ):
+    if isinstance(cluster, (list, tuple)) and cluster and all(isinstance(c, str) for c in cluster):
         if len(set(cluster)) < len(cluster):
             raise SpecificationError(f"cluster names a column twice: {list(cluster)}")
         return

@@ -49,6 +49,7 @@ from mlimpute.spec.checks import (
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
+    factor_codes,
     is_level2,
 )
 from mlimpute.spec.formula import ParsedFormula, factor_columns, parse_formula
@@ -497,8 +498,6 @@ def _resolve_factors(
     level (with ``cluster=[...]``) or the factor with the most clusters; nesting is found
     in the data: class ids that repeat across schools make the class factor
     ``school:class``."""
-    from mlimpute.sampler.design import factor_codes  # the sampler imports this module
-
     structure: list[str] = []
     levels_f: tuple[str, ...] = ()
     formula_factors = list(dict.fromkeys(g for f in parsed.values() for g in f.groups))
@@ -550,7 +549,10 @@ def _resolve_factors(
         elif len(pairs) == int(gc.max()) + 1:
             structure.append(f"{g} nested in {primary} (found in the data)")
         else:
-            structure.append(f"{g} crossed with {primary} (neither is nested in the other)")
+            structure.append(
+                f"{g} crossed with {primary} (neither is nested in the other; if {g} ids are "
+                f"numbered within each {primary}, write (1 | {primary}/{g}))"
+            )
     kinds = {c: column_kind(df[c]) for c in df.columns}
     outer_codes = outer_labels = None
     if levels_f:

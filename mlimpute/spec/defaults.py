@@ -47,7 +47,7 @@ import pandas as pd
 from mlimpute.codec import column_kind
 from mlimpute.models import default_for
 from mlimpute.models.registry import DefaultSlot, DefaultView
-from mlimpute.spec.formula import _quote
+from mlimpute.spec.formula import _quote, factor_columns
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -61,6 +61,7 @@ __all__ = [
     "analysis_columns",
     "default_formula",
     "default_formula_levels",
+    "factor_codes",
 ]
 
 #: An integer-valued numeric column with at most this many distinct observed values holds
@@ -306,6 +307,26 @@ def classify_columns(
         model = default_method(kind, level if codes is not None else 0, codes=code, top=top)
         out[name] = ColumnRole(name, kind, f"level-{level}", level, code, model)
     return out
+
+
+def factor_codes(df: pd.DataFrame, factor: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes ``0..J-1`` of a grouping factor on the rows of ``df`` and the label of each
+    code (sorted): one column, or every combination of several (``"school:class"``,
+    :func:`~mlimpute.spec.formula.factor_columns`; labels are tuples then).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"s": [1, 1, 2, 2], "c": [1, 2, 1, 1]})
+    >>> codes, labels = factor_codes(df, "s:c")
+    >>> codes.tolist(), list(labels)
+    ([0, 1, 2, 2], [(1, 1), (1, 2), (2, 1)])
+    """
+    cols = factor_columns(factor)
+    if len(cols) == 1:
+        codes, labels = pd.factorize(df[cols[0]], sort=True)
+        return codes, pd.Index(labels)
+    codes, labels = pd.MultiIndex.from_frame(df[list(cols)]).factorize(sort=True)
+    return codes, pd.Index(labels)
 
 
 def _combined_codes(df: pd.DataFrame, columns: list) -> np.ndarray:
