@@ -202,7 +202,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         d = data[v.name]
         if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
             raise SpecificationError(
-                f"no random effect of {v.formula.group!r} is left in the formula for "
+                f"no random effect of {d.group!r} is left in the formula for "
                 f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
                 "collinear on the observed rows; use (1 | ...) or a single-level method"
             )
