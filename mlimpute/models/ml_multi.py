@@ -339,23 +339,29 @@ class MultiTermNorm:
         beta, b0 = primary.beta, primary.b
         s2 = primary.sigma2
         wr = None if weights is None else weights / s2
-        off0 = self._primary_effect(data, b0)
+        off0 = None  # the primary term's effects, computed when a crossed term needs them
         extra = list(state.extra)
+        last = len(terms) - 1
         for k, (t, ti) in enumerate(zip(terms, info, strict=True)):
             # (2) b_k, α_k, Ψ_k given the rest; for a term the primary clusters nest in,
             # (b_k, b_0) jointly with b_0 integrated out of b_k's draw
-            others = sum(o for i, o in enumerate(offs) if i != k)
-            r = y - X @ beta - others
+            r = y - X @ beta
+            for i, o in enumerate(offs):
+                if i != k:
+                    r = r - o
             if ti.parent is not None and self.nested_block:
                 ts, b0 = self._nested_step(rng, extra[k], t, ti, r, s2, wr, primary.psi, data)
+                off0 = None
             else:
+                if off0 is None:
+                    off0 = self._primary_effect(data, b0)
                 ts = self._term_step(rng, extra[k], t, ti, r - off0, s2, wr)
             # (3) translation move against β
             if ti.beta_cols[0].size:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             extra[k] = ts
-            offs[k] = _effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
-            off0 = self._primary_effect(data, b0)
+            if k < last:
+                offs[k] = _effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
         primary = replace(primary, beta=beta, b=b0)
         return MultiTermState(primary, tuple(extra))
 
@@ -389,8 +395,7 @@ class MultiTermNorm:
             Zw = Z * wr[:, None]
             ZtZ_s = _gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
             c = _gsum(codes, J, Zw * r[:, None])
-        ts, _ = self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: r, s2, wr)
-        return ts
+        return self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: (ZtZ_s, c))
 
     def _nested_step(
         self,
@@ -429,10 +434,9 @@ class MultiTermNorm:
             Z0w, Zkw = Z0 * wr[:, None], Zk * wr[:, None]
             S00 = seg.sum(Z0w[:, :, None] * Z0[:, None, :])
         if st.ones and ti.ones:
-            n_c = seg.sum(Z0w[:, 0])
-            S0k, Skk = n_c[:, None, None], n_c[:, None, None]
-            c0 = seg.sum(Z0w[:, 0] * r)[:, None]
-            ck = c0
+            n_c = (seg.counts / s2) if wr is None else seg.sum(wr)
+            S0k = Skk = n_c[:, None, None]
+            c0 = ck = (seg.sum(r) / s2 if wr is None else seg.sum(wr * r))[:, None]
         else:
             S0k = seg.sum(Z0w[:, :, None] * Zk[:, None, :])  # (J0, q0, qk)
             Skk = seg.sum(Zkw[:, :, None] * Zk[:, None, :])
@@ -444,26 +448,24 @@ class MultiTermNorm:
         w = forward_batched(L, c0[:, :, None])[:, :, 0]  # L⁻¹Z_0'r/σ²
         M_c = Skk - np.einsum("jab,jac->jbc", W, W)
         m_c = ck - np.einsum("jab,ja->jb", W, w)
-        J = t.n_clusters
-        M = _gsum(parent[has], J, M_c[has])
-        h = _gsum(parent[has], J, m_c[has]).reshape(J, qk)
+        J, p_has = t.n_clusters, parent[has]
+        M = _gsum(p_has, J, M_c[has])
+        h = _gsum(p_has, J, m_c[has]).reshape(J, qk)
         M = (M + np.swapaxes(M, 1, 2)) / 2
-
-        def b0_of(bk: np.ndarray) -> np.ndarray:
-            off = np.zeros((J0, qk))
-            off[has] = bk[parent[has]]
-            h0 = c0 - np.einsum("jab,jb->ja", S0k, off)
-            return draw_precision_batched(rng, P, h0)
-
+        Skk_j = _gsum(p_has, J, Skk[has])
         box: dict[str, np.ndarray] = {}
 
-        def resid(bk: np.ndarray) -> np.ndarray:
-            box["b0"] = b0 = b0_of(bk)
-            return r - _effect(Z0, b0, seg.codes, st.ones)
+        def given_b0(bk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """b_0 | b_k, then b_k's likelihood statistics given b_0."""
+            off = np.zeros((J0, qk))
+            off[has] = bk[p_has]
+            box["b0"] = b0 = draw_precision_batched(rng, P, c0 - np.einsum("jab,jb->ja", S0k, off))
+            ck_b0 = ck - np.einsum("jab,ja->jb", S0k, b0)
+            return Skk_j, _gsum(p_has, J, ck_b0[has]).reshape(J, qk)
 
-        ts, _ = self._draw_term(rng, ts, t, ti, M, h, resid, s2, wr)
+        ts = self._draw_term(rng, ts, t, ti, M, h, given_b0)
         if "b0" not in box:  # the comparison prior has no expansion step
-            box["b0"] = b0_of(ts.b)
+            given_b0(ts.b)
         return ts, box["b0"]
 
     def _draw_term(
@@ -474,15 +476,15 @@ class MultiTermNorm:
         ti: _Term,
         ZtZ_s: np.ndarray,
         c: np.ndarray,
-        resid: Any,
-        s2: float,
-        wr: np.ndarray | None,
-    ) -> tuple[TermState, None]:
+        conditional: Any,
+    ) -> TermState:
         """Given the per-cluster precision ``ZtZ_s`` and linear term ``c`` of b_k's
         likelihood: collapsed MH on correlated blocks of Ψ_k, b_k, then (half-t prior) α_k
-        on ``resid(b_k)`` (y minus everything but term k) and Ψ_k."""
-        Z, codes = t.Z.obs, t.codes_obs
-        q = Z.shape[1]
+        and Ψ_k. ``conditional(b_k)`` gives the statistics of term k's likelihood given
+        the other terms' effects (``ZtZ_s, c`` themselves unless b_0 was integrated out):
+        the regression of α_k on ``z∘ξ_j`` needs only ``Σ_j (Z_j'Z_j/σ²)∘ξ_jξ_j'`` and
+        ``Σ_j ξ_j∘c_j``, no pass over the rows."""
+        q = t.Z.obs.shape[1]
         psi, alpha = ts.psi, ts.alpha
         core = self.core
         if core.prior != "iw" and core.mh_steps and ti.mh:
@@ -500,24 +502,18 @@ class MultiTermNorm:
             b_mean = backward_batched(L, forward_batched(L, c))
         if core.prior == "iw":
             psi = core._psi_iw(rng, b, ts.scale, t)
-            return replace(ts, b=b, psi=psi, b_mean=b_mean), None
+            return replace(ts, b=b, psi=psi, b_mean=b_mean)
         # parameter expansion: b = α∘ξ, α | ξ a q-dim regression with prior N(0, A²/2)
-        r = resid(b)
+        G_j, c_j = conditional(b)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
-        Wn = np.take(xi, codes, axis=0)
-        if not ti.ones:
-            Wn = Z * Wn
-        if wr is None:
-            G, g = (Wn.T @ Wn) / s2, (Wn.T @ r) / s2
-        else:
-            Ww = Wn * wr[:, None]
-            G, g = Ww.T @ Wn, Ww.T @ r
+        G = np.einsum("jab,ja,jb->ab", G_j, xi, xi)
+        g = np.einsum("ja,ja->a", xi, c_j)
         m_a, La = solve_spd(G + np.diag(2.0 / ts.scale**2), g)
         alpha = draw_chol(rng, La, m_a)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         psi = core._psi_xi(rng, xi, t) * np.outer(alpha, alpha)
-        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean), None
+        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean)
 
     @staticmethod
     def _shift_beta(
