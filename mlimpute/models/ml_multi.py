@@ -31,10 +31,10 @@ One Gibbs step, given the current completed data (observed rows of y only):
    ``J_k E'Ψ_k⁻¹E`` (plus β's prior precision for latent models). The joint (β, b_0) draw
    of step 1 removes this ridge for the primary term only.
 
-Mixing (lag-1 autocorrelation → effective draws per step, 30 schools × 4 classes, ICC
-0.5 / 0.3 / 1): with 10 pupils per class, var(school) 0.13 → 0.43 with the joint
-block, var(class) 0.46 → 0.54, the intercept 0.04 → 0.75 with the translation move; with
-30 pupils var(school) 0.09 → 0.54 (``benchmarks/bench_three_level.py``).
+Mixing (effective draws per step, ``benchmarks/bench_three_level.py``; 30 schools × 4
+classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.13 → 0.35 with
+the joint block, var(class) 0.46 → 0.54; with 30 pupils var(school) 0.09 → 0.55,
+var(class) 0.31 → 0.60; the intercept 0.01–0.04 → 0.75–1.0 with the translation move.
 
 Missing values: ``y = x'β + Σ_k z_k'b_k + e`` with a fresh ``e``.
 

@@ -196,3 +196,47 @@ def test_registered_for_several_terms_only():
     assert multi_term_model("2l.pan") is MultiTermNorm
     assert MultiTermNorm.multi_term and not getattr(MultilevelNorm, "multi_term", False)
     assert multi_term_model("norm") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("2l.bin", "binary"),
+        ("2l.ordinal", "ordinal"),
+        ("2l.nominal", "nominal"),
+        ("2l.pmm", "numeric"),
+    ],
+)
+def test_latent_and_matching_models_with_several_terms(name, kind):
+    from dataclasses import replace
+
+    d = example_three_level(n_schools=6, classes=3, pupils=8, rng=4, missing=0.25)
+    y = d.y_obs
+    categories = None
+    if kind == "binary":
+        y = (y > np.median(y)).astype(float)
+    elif kind in ("ordinal", "nominal"):
+        y = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75])).astype(float)
+        categories = ("a", "b", "c", "d")
+    d = replace(d, y_obs=y, categories=categories, cache={})
+    model = multi_term_model(name)()
+    model.check(d)
+    draws = [_run(model, d, seed=9) for _ in range(2)]
+    (state, y_mis, params), (_, y_mis2, params2) = draws
+    np.testing.assert_array_equal(y_mis, y_mis2)
+    np.testing.assert_array_equal(params, params2)
+    assert y_mis.shape == (d.n_mis,) and y_mis.dtype == np.float64
+    assert set(np.unique(y_mis)) <= set(np.unique(d.y_obs))  # observed values only
+    names = model.param_names(d)
+    assert len(names) == params.size and any("|school)" in n for n in names)
+    assert np.all(np.isfinite(params))
+    b, b_names = model.random_effects(state, d)
+    assert b.shape == (d.n_clusters, len(b_names))
+    # the sampler's check accepts it, and refuses the two-level class on the same data
+    from mlimpute.errors import UnsupportedError
+    from mlimpute.models.base import refuse_extra_terms
+    from mlimpute.models.registry import get_model
+
+    refuse_extra_terms(model, d)
+    with pytest.raises(UnsupportedError, match="school"):
+        refuse_extra_terms(get_model(name).factory(), d)
