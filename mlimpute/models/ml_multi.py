@@ -73,9 +73,10 @@ from mlimpute.models.ml_norm import (
     MultilevelNormState,
     _psi_collapsed_mh,
 )
+from mlimpute.models.ml_norm_het import HeteroscedasticMultilevelNorm
 from mlimpute.models.registry import register_multi_term
 
-__all__ = ["MultiTermNorm", "MultiTermState", "TermState"]
+__all__ = ["MultiTermNorm", "MultiTermHeteroscedasticNorm", "MultiTermState", "TermState"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class MultiTermState:
         return self.primary.beta
 
     @property
-    def sigma2(self) -> float:
+    def sigma2(self) -> float | np.ndarray:
         return self.primary.sigma2
 
 
@@ -275,7 +276,10 @@ class MultiTermNorm:
 
         Arguments as :meth:`MultilevelNorm.start <mlimpute.models.ml_norm.MultilevelNorm.start>`.
         """
-        primary = self.core.start(rng, data, y, sigma2, beta_prec, weights)
+        if weights is None:  # (the heteroscedastic core's start takes no weights)
+            primary = self.core.start(rng, data, y, sigma2, beta_prec)
+        else:
+            primary = self.core.start(rng, data, y, sigma2, beta_prec, weights)
         if not extra_terms(data):  # the two-level model's start, draw for draw
             return MultiTermState(primary, ())
         if sigma2 is not None:
@@ -284,7 +288,7 @@ class MultiTermNorm:
             sd_y = float(np.std(y)) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
         r = y - data.X.obs @ primary.beta
-        s2 = float(primary.sigma2)
+        s2 = float(np.mean(primary.sigma2))
         extra = []
         for t in extra_terms(data):
             Z = t.Z.obs
@@ -338,7 +342,12 @@ class MultiTermNorm:
         primary = self.core.gibbs(rng, state.primary, data, y0, sigma2, beta_prec, weights)
         beta, b0 = primary.beta, primary.b
         s2 = primary.sigma2
-        wr = None if weights is None else weights / s2
+        if np.ndim(s2) == 0:
+            wr = None if weights is None else weights / s2
+        else:  # a residual variance per primary cluster: row weights 1/σ²_j(i)
+            wr = np.take(1.0 / s2, data.seg_obs.codes)
+            wr = wr if weights is None else wr * weights
+            s2 = 1.0
         off0 = None  # the primary term's effects, computed when a crossed term needs them
         extra = list(state.extra)
         last = len(terms) - 1
@@ -545,8 +554,11 @@ class MultiTermNorm:
     def draw_missing(
         self, rng: np.random.Generator, state: MultiTermState, data: ModelData
     ) -> np.ndarray:
-        """``x'β + Σ_k z_k'b_k + e`` with a fresh ``e``."""
-        e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
+        """``x'β + Σ_k z_k'b_k + e`` with a fresh ``e`` (σ²_j of the row's primary cluster
+        if per cluster)."""
+        s2 = state.sigma2
+        s2 = s2 if np.ndim(s2) == 0 else np.take(s2, data.codes_mis)
+        e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
     def predict(
@@ -571,7 +583,8 @@ class MultiTermNorm:
         """Fixed effects, the primary term's Ψ entries, each further term's
         (``var(Intercept|school)``...), then ``var(Residual)``."""
         base = self.core.param_names(data)
-        names = base[:-1]
+        head = len(data.X.names) + len(psi_entries(data))
+        names = base[:head]
         for t in extra_terms(data):
             zn = list(t.Z.names)
             for i, j in psi_entries(t):
@@ -579,16 +592,17 @@ class MultiTermNorm:
                 while n in names:
                     n = n + "'"
                 names.append(n)
-        return [*names, base[-1]]
+        return [*names, *base[head:]]
 
     def param_vector(self, state: MultiTermState, data: ModelData) -> np.ndarray:
         """β, the traced Ψ entries of every term, σ²."""
         base = self.core.param_vector(state.primary, data)
-        parts = [base[:-1]]
+        head = len(data.X.names) + len(psi_entries(data))
+        parts = [base[:head]]
         for t, s in zip(extra_terms(data), state.extra, strict=True):
             e = np.array(psi_entries(t), dtype=np.intp).reshape(-1, 2)
             parts.append(s.psi[e[:, 0], e[:, 1]])
-        return np.concatenate([*parts, base[-1:]])
+        return np.concatenate([*parts, base[head:]])
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """The primary term's random design columns (``ranef(x)`` reads the primary term)."""
@@ -602,3 +616,15 @@ class MultiTermNorm:
 
 
 register_multi_term("2l.norm")(MultiTermNorm)
+
+
+@register_multi_term("2l.norm.het")
+class MultiTermHeteroscedasticNorm(MultiTermNorm):
+    """:class:`MultiTermNorm` with a residual variance per primary cluster (per class).
+
+    The primary term's step is that of
+    :class:`~mlimpute.models.ml_norm_het.HeteroscedasticMultilevelNorm` (σ_j², their scale
+    and degrees of freedom); the further terms' sums are weighted by ``1/σ²_j(i)``.
+    """
+
+    core_cls = HeteroscedasticMultilevelNorm

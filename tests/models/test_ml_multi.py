@@ -241,3 +241,31 @@ def test_latent_and_matching_models_with_several_terms(name, kind):
     refuse_extra_terms(model, d)
     with pytest.raises(UnsupportedError, match="school"):
         refuse_extra_terms(get_model(name).factory(), d)
+
+
+def test_heteroscedastic_version():
+    # a residual variance per class, school and class random intercepts: on homoscedastic
+    # data (σ² = 1) the mean class variance's posterior mean lies within 2.5 posterior SDs
+    # of the realised residual variance, and the school variance's of its realised value
+    from mlimpute.models.ml_multi import MultiTermHeteroscedasticNorm
+
+    d = example_three_level(n_schools=20, classes=4, pupils=10, rng=6, missing=0.2)
+    model = multi_term_model("2l.norm.het")()
+    assert isinstance(model, MultiTermHeteroscedasticNorm)
+    state, y_mis, params = _run(model, d, steps=3)
+    assert np.array_equal(_run(model, d, steps=3)[1], y_mis)
+    assert np.shape(state.sigma2) == (d.n_clusters,) and y_mis.shape == (d.n_mis,)
+    names = model.param_names(d)
+    assert names[-3:] == ["var(Residual)", "scale(Residual)", "df(Residual)"]
+    assert "var(Intercept|school)" in names and params.size == len(names)
+    rng = np.random.default_rng(2)
+    state = model.init(rng, d)
+    draws = []
+    for i in range(900):
+        state = model.step(rng, state, d)
+        if i >= 300:
+            draws.append(model.param_vector(state, d))
+    draws = np.array(draws)
+    for name in ("var(Residual)", "var(Intercept|school)"):
+        x = draws[:, names.index(name)]
+        assert abs(x.mean() - d.simulated[name]) < 2.5 * x.std(), (name, x.mean(), x.std())
