@@ -269,3 +269,39 @@ def test_heteroscedastic_version():
     for name in ("var(Residual)", "var(Intercept|school)"):
         x = draws[:, names.index(name)]
         assert abs(x.mean() - d.simulated[name]) < 2.5 * x.std(), (name, x.mean(), x.std())
+
+
+def test_four_levels_and_a_crossed_factor_run():
+    # classes in schools in districts, and a factor crossed with them: every term updated
+    # (the joint block for each term containing the classes), parameters named per term
+    gen = np.random.default_rng(3)
+    district = np.repeat(np.arange(4), 60)
+    school = np.repeat(np.arange(12), 20)
+    klass = np.repeat(np.arange(48), 5)
+    hood = gen.integers(0, 7, 240)
+    x = gen.standard_normal(240)
+    y = x + gen.normal(0, 0.6, 12)[school] + gen.normal(0, 0.5, 7)[hood] + gen.standard_normal(240)
+    one = np.ones((240, 1))
+    d = term_data(
+        y,
+        np.column_stack([np.ones(240), x]),
+        ["Intercept", "x"],
+        ("class", klass, one, ["Intercept"]),
+        [
+            (g, c, one, ["Intercept"])
+            for g, c in (("school", school), ("district", district), ("hood", hood))
+        ],
+        gen.random(240) > 0.1,
+    )
+    assert [t.contains_primary for t in d.extra_terms] == [True, True, False]
+    state, y_mis, params = _run(MultiTermNorm(), d, steps=20)
+    names = MultiTermNorm().param_names(d)
+    assert names[2:7] == [
+        "var(Intercept|class)",
+        "var(Intercept|school)",
+        "var(Intercept|district)",
+        "var(Intercept|hood)",
+        "var(Residual)",
+    ]
+    assert np.all(np.isfinite(params)) and np.all(np.isfinite(y_mis))
+    assert [s.b.shape for s in state.extra] == [(12, 1), (4, 1), (7, 1)]
