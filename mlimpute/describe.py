@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind
-from mlimpute.errors import DataTypeError, SpecificationError
+from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
 
 __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
@@ -230,6 +230,11 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     """
     if not isinstance(df, pd.DataFrame):
         raise DataTypeError(f"describe needs a pandas DataFrame, got {type(df).__name__}")
+    if isinstance(cluster, (list, tuple)):
+        if len(cluster) == 1:
+            cluster = cluster[0]
+        else:
+            return _describe_levels(df, list(cluster))
     codes: np.ndarray | None = None
     cluster_pos = -1
     if cluster is not None:
@@ -266,6 +271,64 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     from mlimpute.result.display import Table  # shown whole and rounded; the values are not rounded
 
     return Table(out, digits={"pct_missing": 1, "mean": 3, "sd": 3, "icc": 3})
+
+
+def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
+    """:func:`describe` with nested levels (``cluster=["school", "class"]``): the columns
+    ``icc`` becomes one column per enclosing level, the share of the variance at that
+    level (``icc(school)``, ``icc(class)``: between classes within schools)."""
+    if len(levels) > 2:
+        raise UnsupportedError(
+            f"cluster={levels}: describe supports three levels (two grouping columns) so far"
+        )
+    for c in levels:
+        if not _hashable(c) or int(np.sum(df.columns == c)) != 1:
+            raise SpecificationError(
+                f"cluster {c!r} is not a column of the DataFrame; columns: {list(df.columns)}"
+            )
+    outer, inner = levels
+    from mlimpute.spec.defaults import _combined_codes
+
+    oc = _combined_codes(df, [outer])
+    ic = _combined_codes(df, [outer, inner])
+    out = describe(df.drop(columns=[outer]), cluster=inner)  # a copy; df is not modified
+    roles = classify_columns(df, levels)
+    full = describe(df[[outer]], cluster=outer).loc[[outer]]
+    base = pd.concat([full, out]).reindex(df.columns)
+    base.index.name = "variable"
+    icc_outer = np.full(len(base), np.nan)
+    icc_inner = np.full(len(base), np.nan)
+    for k, name in enumerate(base.index):
+        role = roles[name]
+        level = "cluster" if role.role == "cluster" else role.level
+        base.iloc[k, base.columns.get_loc("level")] = level
+        base.iloc[k, base.columns.get_loc("role")] = role.role
+        base.iloc[k, base.columns.get_loc("model")] = role.model
+        s = df[name]
+        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(
+            s.dtype, pd.CategoricalDtype
+        )
+        if name == inner:  # the classes within schools (ids may repeat across schools)
+            base.iloc[k, base.columns.get_loc("levels")] = _cluster_summary(ic)
+        if not numeric or role.role == "cluster" or role.level is None:
+            continue
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        keep = (oc >= 0) & (ic >= 0)
+        if role.level == 1:
+            total = icc_anova(v[keep], ic[keep])  # between classes, schools included
+            icc_outer[k] = icc_anova(v[keep], oc[keep])
+            icc_inner[k] = max(total - icc_outer[k], 0.0)
+        elif role.level == 2:  # one value per class: the share between schools
+            _, first = np.unique(ic[keep], return_index=True)
+            icc_outer[k] = icc_anova(v[keep][first], oc[keep][first])
+    pos = base.columns.get_loc("icc")
+    base = base.drop(columns=["icc"])
+    base.insert(pos, f"icc({inner})", icc_inner)
+    base.insert(pos, f"icc({outer})", icc_outer)
+    from mlimpute.result.display import Table
+
+    digits = {"pct_missing": 1, "mean": 3, "sd": 3, f"icc({outer})": 3, f"icc({inner})": 3}
+    return Table(pd.DataFrame(base), digits=digits)
 
 
 def _hashable(x: object) -> bool:

@@ -29,6 +29,7 @@ from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
 from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
+from mlimpute.spec.formula import factor_columns
 from mlimpute.spec.model import build_model_spec
 
 __all__ = ["impute", "iterate_result", "extend_result"]
@@ -418,7 +419,11 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
     m, T, V = spec.m, spec.iterations, len(spec.variables)
     missing = df.isna().sum()
     cells = params = design = states = 0
-    n_clusters = int(df[spec.cluster].nunique()) if spec.cluster is not None else 1
+    n_clusters = 1
+    if spec.cluster is not None:  # a factor "school:class": its combinations
+        cols = list(factor_columns(spec.cluster))
+        one = len(cols) == 1
+        n_clusters = int(df[cols[0]].nunique() if one else df[cols].drop_duplicates().shape[0])
     used = set()
     widths: dict[str, int] = {}  # design columns of each predictor, computed once
 
