@@ -67,6 +67,8 @@ from mlimpute.models.linalg import (
     forward_batched,
     solve_spd,
 )
+from mlimpute.models.ml_multi_terms import Term, effect, extra_terms, gsum
+from mlimpute.models.ml_multi_terms import terms as term_info
 from mlimpute.models.ml_norm import (
     NU,
     MultilevelNorm,
@@ -105,92 +107,6 @@ class MultiTermState:
     @property
     def sigma2(self) -> float | np.ndarray:
         return self.primary.sigma2
-
-
-@dataclass(frozen=True)
-class _Term:
-    """What a step needs of one further term's static structure (cached per plan)."""
-
-    ones: bool  # Z_k is one static column of ones
-    ZtZ: np.ndarray | None  # (J_k, q, q) cluster sums of z z' when Z_k is static
-    mh: bool  # some correlated block of two or more effects (collapsed MH)
-    beta_cols: tuple[np.ndarray, np.ndarray]  # (columns of Z_k, columns of X) shared
-    nest_cols: tuple[np.ndarray, np.ndarray]  # (columns of Z_k, columns of Z_0) shared
-    parent: np.ndarray | None  # primary cluster → this term's cluster (−1: no rows)
-    n_children: np.ndarray | None  # primary clusters per cluster of this term
-
-
-def _gsum(codes: np.ndarray, J: int, v: np.ndarray) -> np.ndarray:
-    """Cluster sums of ``v`` (n, ...) over unsorted ``codes`` → (J, ...), by bincount per
-    trailing column (a loop over the few columns, none over rows)."""
-    if v.ndim == 1:
-        return np.bincount(codes, weights=v, minlength=J)
-    flat = v.reshape(v.shape[0], -1)
-    out = np.empty((J, flat.shape[1]))
-    for i in range(flat.shape[1]):
-        out[:, i] = np.bincount(codes, weights=flat[:, i], minlength=J)
-    return out.reshape((J,) + v.shape[1:])
-
-
-def _effect(Z: np.ndarray, b: np.ndarray, codes: np.ndarray, ones: bool) -> np.ndarray:
-    """``z_i'b_{j(i)}`` for each row."""
-    if ones:
-        return np.take(b[:, 0], codes)
-    return np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
-
-
-def _shared(a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the names common to ``a`` and ``b`` (in a's order)."""
-    pairs = [(i, b.index(n)) for i, n in enumerate(a) if n in b]
-    ia = np.array([p[0] for p in pairs], dtype=np.intp)
-    ib = np.array([p[1] for p in pairs], dtype=np.intp)
-    return ia, ib
-
-
-def extra_terms(data: ModelData) -> tuple[Any, ...]:
-    """The further random-effect terms of ``data`` (empty for two-level data)."""
-    return tuple(getattr(data, "extra_terms", ()) or ())
-
-
-def _terms(data: ModelData) -> tuple[_Term, ...]:
-    """The :class:`_Term` of each further term, cached in ``data.cache``."""
-    cached = data.cache.get("ml_multi")
-    if cached is not None:
-        return cached
-    out = []
-    J0 = data.n_clusters
-    for t in extra_terms(data):
-        Z = t.Z.obs
-        fixed = not t.Z.dynamic
-        ones = fixed and Z.shape[1] == 1 and bool(np.all(Z == 1.0))
-        ZtZ = None
-        if fixed:
-            ZtZ = _gsum(t.codes_obs, t.n_clusters, Z[:, :, None] * Z[:, None, :])
-            ZtZ.setflags(write=False)
-        mh = any(
-            c and len(bl) >= 2 for bl, c in zip(t.random_blocks, t.random_correlated, strict=True)
-        )
-        parent = n_children = None
-        nest = (np.zeros(0, np.intp), np.zeros(0, np.intp))
-        if t.contains_primary:
-            nest = _shared(list(t.Z.names), list(data.Z.names))
-            parent = np.full(J0, -1, dtype=np.intp)
-            parent[data.seg_obs.codes] = t.codes_obs
-            parent[data.codes_mis] = t.codes_mis
-            n_children = np.bincount(parent[parent >= 0], minlength=t.n_clusters).astype(float)
-        out.append(
-            _Term(
-                ones,
-                ZtZ,
-                mh,
-                _shared(list(t.Z.names), list(data.X.names)),
-                nest,
-                parent,
-                n_children,
-            )
-        )
-    data.cache["ml_multi"] = tuple(out)
-    return data.cache["ml_multi"]
 
 
 class MultiTermNorm:
@@ -301,7 +217,7 @@ class MultiTermNorm:
             n_j = np.bincount(t.codes_obs, minlength=t.n_clusters)
             ok = n_j > 0
             if ok.sum() >= 3:  # between-cluster variance of the residual means
-                m = _gsum(t.codes_obs, t.n_clusters, r)[ok] / n_j[ok]
+                m = gsum(t.codes_obs, t.n_clusters, r)[ok] / n_j[ok]
                 d = np.full(q, m.var(ddof=1) - s2 * np.mean(1.0 / n_j[ok]))
             psi = np.diag(np.clip(d, (0.05 * scale) ** 2, scale**2))
             extra.append(TermState(np.zeros((t.n_clusters, q)), psi, np.sqrt(np.diag(psi)), scale))
@@ -331,10 +247,10 @@ class MultiTermNorm:
         (σ² fixed if given, ``beta_prec`` a prior precision of β, ``weights`` row weights).
         """
         terms = extra_terms(data)
-        info = _terms(data)
+        info = term_info(data)
         X = data.X.obs
         offs = [
-            _effect(t.Z.obs, s.b, t.codes_obs, ti.ones)
+            effect(t.Z.obs, s.b, t.codes_obs, ti.ones)
             for t, s, ti in zip(terms, state.extra, info, strict=True)
         ]
         # (1) the primary term: the two-level step on y minus the further terms' effects
@@ -370,21 +286,21 @@ class MultiTermNorm:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             extra[k] = ts
             if k < last:
-                offs[k] = _effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
+                offs[k] = effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
         primary = replace(primary, beta=beta, b=b0)
         return MultiTermState(primary, tuple(extra))
 
     def _primary_effect(self, data: ModelData, b0: np.ndarray) -> np.ndarray:
         from mlimpute.models._ml_norm_static import static
 
-        return _effect(data.Z.obs, b0, data.seg_obs.codes, static(data).ones)
+        return effect(data.Z.obs, b0, data.seg_obs.codes, static(data).ones)
 
     def _term_step(
         self,
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         r: np.ndarray,
         s2: float,
         wr: np.ndarray | None,
@@ -397,13 +313,13 @@ class MultiTermNorm:
             if ti.ZtZ is not None:
                 ZtZ_s = ti.ZtZ / s2
             else:
-                ZtZ_s = _gsum(codes, J, Z[:, :, None] * Z[:, None, :]) / s2
-            c = (_gsum(codes, J, r) if ti.ones else _gsum(codes, J, Z * r[:, None])) / s2
+                ZtZ_s = gsum(codes, J, Z[:, :, None] * Z[:, None, :]) / s2
+            c = (gsum(codes, J, r) if ti.ones else gsum(codes, J, Z * r[:, None])) / s2
             c = c.reshape(J, q)
         else:
             Zw = Z * wr[:, None]
-            ZtZ_s = _gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
-            c = _gsum(codes, J, Zw * r[:, None])
+            ZtZ_s = gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
+            c = gsum(codes, J, Zw * r[:, None])
         return self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: (ZtZ_s, c))
 
     def _nested_step(
@@ -411,7 +327,7 @@ class MultiTermNorm:
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         r: np.ndarray,
         s2: float,
         wr: np.ndarray | None,
@@ -458,10 +374,10 @@ class MultiTermNorm:
         M_c = Skk - np.einsum("jab,jac->jbc", W, W)
         m_c = ck - np.einsum("jab,ja->jb", W, w)
         J, p_has = t.n_clusters, parent[has]
-        M = _gsum(p_has, J, M_c[has])
-        h = _gsum(p_has, J, m_c[has]).reshape(J, qk)
+        M = gsum(p_has, J, M_c[has])
+        h = gsum(p_has, J, m_c[has]).reshape(J, qk)
         M = (M + np.swapaxes(M, 1, 2)) / 2
-        Skk_j = _gsum(p_has, J, Skk[has])
+        Skk_j = gsum(p_has, J, Skk[has])
         box: dict[str, np.ndarray] = {}
 
         def given_b0(bk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -470,7 +386,7 @@ class MultiTermNorm:
             off[has] = bk[p_has]
             box["b0"] = b0 = draw_precision_batched(rng, P, c0 - np.einsum("jab,jb->ja", S0k, off))
             ck_b0 = ck - np.einsum("jab,ja->jb", S0k, b0)
-            return Skk_j, _gsum(p_has, J, ck_b0[has]).reshape(J, qk)
+            return Skk_j, gsum(p_has, J, ck_b0[has]).reshape(J, qk)
 
         ts = self._draw_term(rng, ts, t, ti, M, h, given_b0)
         if "b0" not in box:  # the comparison prior has no expansion step
@@ -482,7 +398,7 @@ class MultiTermNorm:
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         ZtZ_s: np.ndarray,
         c: np.ndarray,
         conditional: Any,
@@ -529,7 +445,7 @@ class MultiTermNorm:
         rng: np.random.Generator,
         ts: TermState,
         beta: np.ndarray,
-        ti: _Term,
+        ti: Term,
         beta_prec: np.ndarray | None,
     ) -> tuple[TermState, np.ndarray]:
         """Draw δ: ``β_c + δ``, ``b_k,j,c − δ`` for the columns c in both X and Z_k
@@ -570,12 +486,12 @@ class MultiTermNorm:
         primary term's block, b̄_k given the drawn β for the further terms).
         """
         out = self.core.predict(state.primary, data, rows, mean)
-        for t, s, ti in zip(extra_terms(data), state.extra, _terms(data), strict=True):
+        for t, s, ti in zip(extra_terms(data), state.extra, term_info(data), strict=True):
             b = s.b_mean if mean and s.b_mean is not None else s.b
             if rows == "obs":
-                out = out + _effect(t.Z.obs, b, t.codes_obs, ti.ones)
+                out = out + effect(t.Z.obs, b, t.codes_obs, ti.ones)
             else:
-                out = out + _effect(t.Z.mis, b, t.codes_mis, ti.ones and t.Z.mis.size > 0)
+                out = out + effect(t.Z.mis, b, t.codes_mis, ti.ones and t.Z.mis.size > 0)
         return out
 
     # -- traces and random effects ----------------------------------------------------------
