@@ -31,10 +31,10 @@ One Gibbs step, given the current completed data (observed rows of y only):
    ``J_k E'Ψ_k⁻¹E`` (plus β's prior precision for latent models). The joint (β, b_0) draw
    of step 1 removes this ridge for the primary term only.
 
-Mixing (lag-1 autocorrelation → effective draws per step, 30 schools × 4 classes, ICC
-0.5 / 0.3 / 1): with 10 pupils per class, var(school) 0.13 → 0.43 with the joint
-block, var(class) 0.46 → 0.54, the intercept 0.04 → 0.75 with the translation move; with
-30 pupils var(school) 0.09 → 0.54 (``benchmarks/bench_three_level.py``).
+Mixing (effective draws per step, ``benchmarks/bench_three_level.py``; 30 schools × 4
+classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.13 → 0.35 with
+the joint block, var(class) 0.46 → 0.54; with 30 pupils var(school) 0.09 → 0.55,
+var(class) 0.31 → 0.60; the intercept 0.01–0.04 → 0.75–1.0 with the translation move.
 
 Missing values: ``y = x'β + Σ_k z_k'b_k + e`` with a fresh ``e``.
 
@@ -65,17 +65,23 @@ from mlimpute.models.linalg import (
     draw_chol,
     draw_precision_batched,
     forward_batched,
+    inv_gamma,
     solve_spd,
 )
+from mlimpute.models.ml_multi_terms import Term, effect, extra_terms, gsum
+from mlimpute.models.ml_multi_terms import terms as term_info
 from mlimpute.models.ml_norm import (
     NU,
     MultilevelNorm,
     MultilevelNormState,
+    _log_hw_prior,
+    _log_marginal,
     _psi_collapsed_mh,
 )
+from mlimpute.models.ml_norm_het import HeteroscedasticMultilevelNorm
 from mlimpute.models.registry import register_multi_term
 
-__all__ = ["MultiTermNorm", "MultiTermState", "TermState"]
+__all__ = ["MultiTermNorm", "MultiTermHeteroscedasticNorm", "MultiTermState", "TermState"]
 
 
 @dataclass(frozen=True)
@@ -102,94 +108,86 @@ class MultiTermState:
         return self.primary.beta
 
     @property
-    def sigma2(self) -> float:
+    def sigma2(self) -> float | np.ndarray:
         return self.primary.sigma2
 
 
-@dataclass(frozen=True)
-class _Term:
-    """What a step needs of one further term's static structure (cached per plan)."""
+def _scalar_mh(
+    rng: np.random.Generator,
+    psi: np.ndarray,
+    alpha: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    t: Any,
+    n_steps: int,
+    step: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Collapsed random-walk MH on each scalar variance of a term (one-column blocks and
+    the columns of ``||`` blocks), then its α from the exact conditional.
 
-    ones: bool  # Z_k is one static column of ones
-    ZtZ: np.ndarray | None  # (J_k, q, q) cluster sums of z z' when Z_k is static
-    mh: bool  # some correlated block of two or more effects (collapsed MH)
-    beta_cols: tuple[np.ndarray, np.ndarray]  # (columns of Z_k, columns of X) shared
-    nest_cols: tuple[np.ndarray, np.ndarray]  # (columns of Z_k, columns of Z_0) shared
-    parent: np.ndarray | None  # primary cluster → this term's cluster (−1: no rows)
-    n_children: np.ndarray | None  # primary clusters per cluster of this term
+    The target and moves of :func:`~mlimpute.models.ml_norm._psi_collapsed_mh` for a 1×1
+    block (b_k integrated out; Huang–Wand prior with k = 1; log-scale proposals of
+    ``L = √Ψ_ii``, Jacobian ``L²``): near a zero variance the α expansion alone moves the
+    variance slowly (0.14–0.16 effective draws per step at a variance of 0.01–0.02 without
+    it). Each proposal costs O(J_k q³) and no pass over the rows.
+    """
+    scalars = [
+        i
+        for cols, corr in zip(t.random_blocks, t.random_correlated, strict=True)
+        for i in cols
+        if not corr or len(cols) == 1
+    ]
+    if not scalars:
+        return psi, alpha
+    psi, alpha = psi.copy(), alpha.copy()
+    z = rng.standard_normal((len(scalars), n_steps)) * step
+    u = np.log(rng.random((len(scalars), n_steps)))
 
+    if psi.shape[0] == 1:  # one random intercept: the same target in scalars
+        m, h2 = ZtZ_s[:, 0, 0], c[:, 0] ** 2
+        J, A2 = m.size, scale[0] ** 2
 
-def _gsum(codes: np.ndarray, J: int, v: np.ndarray) -> np.ndarray:
-    """Cluster sums of ``v`` (n, ...) over unsorted ``codes`` → (J, ...), by bincount per
-    trailing column (a loop over the few columns, none over rows)."""
-    if v.ndim == 1:
-        return np.bincount(codes, weights=v, minlength=J)
-    flat = v.reshape(v.shape[0], -1)
-    out = np.empty((J, flat.shape[1]))
-    for i in range(flat.shape[1]):
-        out[:, i] = np.bincount(codes, weights=flat[:, i], minlength=J)
-    return out.reshape((J,) + v.shape[1:])
-
-
-def _effect(Z: np.ndarray, b: np.ndarray, codes: np.ndarray, ones: bool) -> np.ndarray:
-    """``z_i'b_{j(i)}`` for each row."""
-    if ones:
-        return np.take(b[:, 0], codes)
-    return np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
-
-
-def _shared(a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the names common to ``a`` and ``b`` (in a's order)."""
-    pairs = [(i, b.index(n)) for i, n in enumerate(a) if n in b]
-    ia = np.array([p[0] for p in pairs], dtype=np.intp)
-    ib = np.array([p[1] for p in pairs], dtype=np.intp)
-    return ia, ib
-
-
-def extra_terms(data: ModelData) -> tuple[Any, ...]:
-    """The further random-effect terms of ``data`` (empty for two-level data)."""
-    return tuple(getattr(data, "extra_terms", ()) or ())
-
-
-def _terms(data: ModelData) -> tuple[_Term, ...]:
-    """The :class:`_Term` of each further term, cached in ``data.cache``."""
-    cached = data.cache.get("ml_multi")
-    if cached is not None:
-        return cached
-    out = []
-    J0 = data.n_clusters
-    for t in extra_terms(data):
-        Z = t.Z.obs
-        fixed = not t.Z.dynamic
-        ones = fixed and Z.shape[1] == 1 and bool(np.all(Z == 1.0))
-        ZtZ = None
-        if fixed:
-            ZtZ = _gsum(t.codes_obs, t.n_clusters, Z[:, :, None] * Z[:, None, :])
-            ZtZ.setflags(write=False)
-        mh = any(
-            c and len(bl) >= 2 for bl, c in zip(t.random_blocks, t.random_correlated, strict=True)
-        )
-        parent = n_children = None
-        nest = (np.zeros(0, np.intp), np.zeros(0, np.intp))
-        if t.contains_primary:
-            nest = _shared(list(t.Z.names), list(data.Z.names))
-            parent = np.full(J0, -1, dtype=np.intp)
-            parent[data.seg_obs.codes] = t.codes_obs
-            parent[data.codes_mis] = t.codes_mis
-            n_children = np.bincount(parent[parent >= 0], minlength=t.n_clusters).astype(float)
-        out.append(
-            _Term(
-                ones,
-                ZtZ,
-                mh,
-                _shared(list(t.Z.names), list(data.X.names)),
-                nest,
-                parent,
-                n_children,
+        def log_target1(v: float) -> float:
+            p = m + 1.0 / v
+            log_lik = -0.5 * (J * np.log(v) + np.log(p).sum() - (h2 / p).sum())
+            return (
+                log_lik
+                - (nu + 2) / 2 * np.log(v)
+                - (nu + 1) / 2 * np.log(nu / v + 1 / A2)
+                + np.log(v)
             )
+
+        v = float(psi[0, 0])
+        cur = log_target1(v)
+        for s in range(n_steps):
+            new_v = v * np.exp(2 * z[0, s])
+            new = log_target1(new_v)
+            if u[0, s] < new - cur:
+                v, cur = new_v, new
+        a = inv_gamma(rng, (nu + 1) / 2, nu / v + 1 / A2)
+        return np.array([[v]]), np.array([(-1.0 if alpha[0] < 0 else 1.0) / np.sqrt(a)])
+
+    def log_target(ps: np.ndarray, i: int) -> float:
+        L = np.sqrt(ps[i, i])
+        return (
+            _log_marginal(ps, ZtZ_s, c)
+            + _log_hw_prior(ps[i : i + 1, i : i + 1], np.array([[L]]), scale[i : i + 1], nu)
+            + 2 * np.log(L)
         )
-    data.cache["ml_multi"] = tuple(out)
-    return data.cache["ml_multi"]
+
+    for n, i in enumerate(scalars):
+        cur = log_target(psi, i)
+        for s in range(n_steps):
+            new_psi = psi.copy()
+            new_psi[i, i] = psi[i, i] * np.exp(2 * z[n, s])
+            new = log_target(new_psi, i)
+            if u[n, s] < new - cur:
+                psi, cur = new_psi, new
+        a = inv_gamma(rng, (nu + 1) / 2, nu / psi[i, i] + 1 / scale[i] ** 2)
+        alpha[i] = (-1.0 if alpha[i] < 0 else 1.0) / np.sqrt(a)
+    return psi, alpha
 
 
 class MultiTermNorm:
@@ -231,6 +229,7 @@ class MultiTermNorm:
     multi_term = True
     core_cls: type[MultilevelNorm] = MultilevelNorm
     nested_block = True  # the joint (b_k, b_0) draw for terms containing the primary one
+    scalar_mh = True  # collapsed MH on the further terms' scalar variances too
 
     def __init__(
         self,
@@ -275,7 +274,10 @@ class MultiTermNorm:
 
         Arguments as :meth:`MultilevelNorm.start <mlimpute.models.ml_norm.MultilevelNorm.start>`.
         """
-        primary = self.core.start(rng, data, y, sigma2, beta_prec, weights)
+        if weights is None:  # (the heteroscedastic core's start takes no weights)
+            primary = self.core.start(rng, data, y, sigma2, beta_prec)
+        else:
+            primary = self.core.start(rng, data, y, sigma2, beta_prec, weights)
         if not extra_terms(data):  # the two-level model's start, draw for draw
             return MultiTermState(primary, ())
         if sigma2 is not None:
@@ -284,7 +286,7 @@ class MultiTermNorm:
             sd_y = float(np.std(y)) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
         r = y - data.X.obs @ primary.beta
-        s2 = float(primary.sigma2)
+        s2 = float(np.mean(primary.sigma2))
         extra = []
         for t in extra_terms(data):
             Z = t.Z.obs
@@ -297,7 +299,7 @@ class MultiTermNorm:
             n_j = np.bincount(t.codes_obs, minlength=t.n_clusters)
             ok = n_j > 0
             if ok.sum() >= 3:  # between-cluster variance of the residual means
-                m = _gsum(t.codes_obs, t.n_clusters, r)[ok] / n_j[ok]
+                m = gsum(t.codes_obs, t.n_clusters, r)[ok] / n_j[ok]
                 d = np.full(q, m.var(ddof=1) - s2 * np.mean(1.0 / n_j[ok]))
             psi = np.diag(np.clip(d, (0.05 * scale) ** 2, scale**2))
             extra.append(TermState(np.zeros((t.n_clusters, q)), psi, np.sqrt(np.diag(psi)), scale))
@@ -327,10 +329,10 @@ class MultiTermNorm:
         (σ² fixed if given, ``beta_prec`` a prior precision of β, ``weights`` row weights).
         """
         terms = extra_terms(data)
-        info = _terms(data)
+        info = term_info(data)
         X = data.X.obs
         offs = [
-            _effect(t.Z.obs, s.b, t.codes_obs, ti.ones)
+            effect(t.Z.obs, s.b, t.codes_obs, ti.ones)
             for t, s, ti in zip(terms, state.extra, info, strict=True)
         ]
         # (1) the primary term: the two-level step on y minus the further terms' effects
@@ -338,38 +340,49 @@ class MultiTermNorm:
         primary = self.core.gibbs(rng, state.primary, data, y0, sigma2, beta_prec, weights)
         beta, b0 = primary.beta, primary.b
         s2 = primary.sigma2
-        wr = None if weights is None else weights / s2
-        off0 = self._primary_effect(data, b0)
+        if np.ndim(s2) == 0:
+            wr = None if weights is None else weights / s2
+        else:  # a residual variance per primary cluster: row weights 1/σ²_j(i)
+            wr = np.take(1.0 / s2, data.seg_obs.codes)
+            wr = wr if weights is None else wr * weights
+            s2 = 1.0
+        off0 = None  # the primary term's effects, computed when a crossed term needs them
         extra = list(state.extra)
+        last = len(terms) - 1
         for k, (t, ti) in enumerate(zip(terms, info, strict=True)):
             # (2) b_k, α_k, Ψ_k given the rest; for a term the primary clusters nest in,
             # (b_k, b_0) jointly with b_0 integrated out of b_k's draw
-            others = sum(o for i, o in enumerate(offs) if i != k)
-            r = y - X @ beta - others
+            r = y - X @ beta
+            for i, o in enumerate(offs):
+                if i != k:
+                    r = r - o
             if ti.parent is not None and self.nested_block:
                 ts, b0 = self._nested_step(rng, extra[k], t, ti, r, s2, wr, primary.psi, data)
+                off0 = None
             else:
+                if off0 is None:
+                    off0 = self._primary_effect(data, b0)
                 ts = self._term_step(rng, extra[k], t, ti, r - off0, s2, wr)
             # (3) translation move against β
             if ti.beta_cols[0].size:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             extra[k] = ts
-            offs[k] = _effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
-            off0 = self._primary_effect(data, b0)
+            if k < last:
+                offs[k] = effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
         primary = replace(primary, beta=beta, b=b0)
         return MultiTermState(primary, tuple(extra))
 
     def _primary_effect(self, data: ModelData, b0: np.ndarray) -> np.ndarray:
         from mlimpute.models._ml_norm_static import static
 
-        return _effect(data.Z.obs, b0, data.seg_obs.codes, static(data).ones)
+        return effect(data.Z.obs, b0, data.seg_obs.codes, static(data).ones)
 
     def _term_step(
         self,
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         r: np.ndarray,
         s2: float,
         wr: np.ndarray | None,
@@ -382,22 +395,21 @@ class MultiTermNorm:
             if ti.ZtZ is not None:
                 ZtZ_s = ti.ZtZ / s2
             else:
-                ZtZ_s = _gsum(codes, J, Z[:, :, None] * Z[:, None, :]) / s2
-            c = (_gsum(codes, J, r) if ti.ones else _gsum(codes, J, Z * r[:, None])) / s2
+                ZtZ_s = gsum(codes, J, Z[:, :, None] * Z[:, None, :]) / s2
+            c = (gsum(codes, J, r) if ti.ones else gsum(codes, J, Z * r[:, None])) / s2
             c = c.reshape(J, q)
         else:
             Zw = Z * wr[:, None]
-            ZtZ_s = _gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
-            c = _gsum(codes, J, Zw * r[:, None])
-        ts, _ = self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: r, s2, wr)
-        return ts
+            ZtZ_s = gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
+            c = gsum(codes, J, Zw * r[:, None])
+        return self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: (ZtZ_s, c))
 
     def _nested_step(
         self,
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         r: np.ndarray,
         s2: float,
         wr: np.ndarray | None,
@@ -429,10 +441,9 @@ class MultiTermNorm:
             Z0w, Zkw = Z0 * wr[:, None], Zk * wr[:, None]
             S00 = seg.sum(Z0w[:, :, None] * Z0[:, None, :])
         if st.ones and ti.ones:
-            n_c = seg.sum(Z0w[:, 0])
-            S0k, Skk = n_c[:, None, None], n_c[:, None, None]
-            c0 = seg.sum(Z0w[:, 0] * r)[:, None]
-            ck = c0
+            n_c = (seg.counts / s2) if wr is None else seg.sum(wr)
+            S0k = Skk = n_c[:, None, None]
+            c0 = ck = (seg.sum(r) / s2 if wr is None else seg.sum(wr * r))[:, None]
         else:
             S0k = seg.sum(Z0w[:, :, None] * Zk[:, None, :])  # (J0, q0, qk)
             Skk = seg.sum(Zkw[:, :, None] * Zk[:, None, :])
@@ -444,26 +455,24 @@ class MultiTermNorm:
         w = forward_batched(L, c0[:, :, None])[:, :, 0]  # L⁻¹Z_0'r/σ²
         M_c = Skk - np.einsum("jab,jac->jbc", W, W)
         m_c = ck - np.einsum("jab,ja->jb", W, w)
-        J = t.n_clusters
-        M = _gsum(parent[has], J, M_c[has])
-        h = _gsum(parent[has], J, m_c[has]).reshape(J, qk)
+        J, p_has = t.n_clusters, parent[has]
+        M = gsum(p_has, J, M_c[has])
+        h = gsum(p_has, J, m_c[has]).reshape(J, qk)
         M = (M + np.swapaxes(M, 1, 2)) / 2
-
-        def b0_of(bk: np.ndarray) -> np.ndarray:
-            off = np.zeros((J0, qk))
-            off[has] = bk[parent[has]]
-            h0 = c0 - np.einsum("jab,jb->ja", S0k, off)
-            return draw_precision_batched(rng, P, h0)
-
+        Skk_j = gsum(p_has, J, Skk[has])
         box: dict[str, np.ndarray] = {}
 
-        def resid(bk: np.ndarray) -> np.ndarray:
-            box["b0"] = b0 = b0_of(bk)
-            return r - _effect(Z0, b0, seg.codes, st.ones)
+        def given_b0(bk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """b_0 | b_k, then b_k's likelihood statistics given b_0."""
+            off = np.zeros((J0, qk))
+            off[has] = bk[p_has]
+            box["b0"] = b0 = draw_precision_batched(rng, P, c0 - np.einsum("jab,jb->ja", S0k, off))
+            ck_b0 = ck - np.einsum("jab,ja->jb", S0k, b0)
+            return Skk_j, gsum(p_has, J, ck_b0[has]).reshape(J, qk)
 
-        ts, _ = self._draw_term(rng, ts, t, ti, M, h, resid, s2, wr)
+        ts = self._draw_term(rng, ts, t, ti, M, h, given_b0)
         if "b0" not in box:  # the comparison prior has no expansion step
-            box["b0"] = b0_of(ts.b)
+            given_b0(ts.b)
         return ts, box["b0"]
 
     def _draw_term(
@@ -471,22 +480,26 @@ class MultiTermNorm:
         rng: np.random.Generator,
         ts: TermState,
         t: Any,
-        ti: _Term,
+        ti: Term,
         ZtZ_s: np.ndarray,
         c: np.ndarray,
-        resid: Any,
-        s2: float,
-        wr: np.ndarray | None,
-    ) -> tuple[TermState, None]:
+        conditional: Any,
+    ) -> TermState:
         """Given the per-cluster precision ``ZtZ_s`` and linear term ``c`` of b_k's
         likelihood: collapsed MH on correlated blocks of Ψ_k, b_k, then (half-t prior) α_k
-        on ``resid(b_k)`` (y minus everything but term k) and Ψ_k."""
-        Z, codes = t.Z.obs, t.codes_obs
-        q = Z.shape[1]
+        and Ψ_k. ``conditional(b_k)`` gives the statistics of term k's likelihood given
+        the other terms' effects (``ZtZ_s, c`` themselves unless b_0 was integrated out):
+        the regression of α_k on ``z∘ξ_j`` needs only ``Σ_j (Z_j'Z_j/σ²)∘ξ_jξ_j'`` and
+        ``Σ_j ξ_j∘c_j``, no pass over the rows."""
+        q = t.Z.obs.shape[1]
         psi, alpha = ts.psi, ts.alpha
         core = self.core
         if core.prior != "iw" and core.mh_steps and ti.mh:
             psi, alpha = _psi_collapsed_mh(
+                rng, psi, alpha, ZtZ_s, c, ts.scale, core.nu, t, core.mh_steps, core.mh_step
+            )
+        if core.prior != "iw" and core.mh_steps and self.scalar_mh:
+            psi, alpha = _scalar_mh(
                 rng, psi, alpha, ZtZ_s, c, ts.scale, core.nu, t, core.mh_steps, core.mh_step
             )
         if q == 1:
@@ -500,31 +513,25 @@ class MultiTermNorm:
             b_mean = backward_batched(L, forward_batched(L, c))
         if core.prior == "iw":
             psi = core._psi_iw(rng, b, ts.scale, t)
-            return replace(ts, b=b, psi=psi, b_mean=b_mean), None
+            return replace(ts, b=b, psi=psi, b_mean=b_mean)
         # parameter expansion: b = α∘ξ, α | ξ a q-dim regression with prior N(0, A²/2)
-        r = resid(b)
+        G_j, c_j = conditional(b)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         xi = b / alpha
-        Wn = np.take(xi, codes, axis=0)
-        if not ti.ones:
-            Wn = Z * Wn
-        if wr is None:
-            G, g = (Wn.T @ Wn) / s2, (Wn.T @ r) / s2
-        else:
-            Ww = Wn * wr[:, None]
-            G, g = Ww.T @ Wn, Ww.T @ r
+        G = np.einsum("jab,ja,jb->ab", G_j, xi, xi)
+        g = np.einsum("ja,ja->a", xi, c_j)
         m_a, La = solve_spd(G + np.diag(2.0 / ts.scale**2), g)
         alpha = draw_chol(rng, La, m_a)
         alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
         psi = core._psi_xi(rng, xi, t) * np.outer(alpha, alpha)
-        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean), None
+        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean)
 
     @staticmethod
     def _shift_beta(
         rng: np.random.Generator,
         ts: TermState,
         beta: np.ndarray,
-        ti: _Term,
+        ti: Term,
         beta_prec: np.ndarray | None,
     ) -> tuple[TermState, np.ndarray]:
         """Draw δ: ``β_c + δ``, ``b_k,j,c − δ`` for the columns c in both X and Z_k
@@ -549,8 +556,11 @@ class MultiTermNorm:
     def draw_missing(
         self, rng: np.random.Generator, state: MultiTermState, data: ModelData
     ) -> np.ndarray:
-        """``x'β + Σ_k z_k'b_k + e`` with a fresh ``e``."""
-        e = np.sqrt(state.sigma2) * rng.standard_normal(data.n_mis)
+        """``x'β + Σ_k z_k'b_k + e`` with a fresh ``e`` (σ²_j of the row's primary cluster
+        if per cluster)."""
+        s2 = state.sigma2
+        s2 = s2 if np.ndim(s2) == 0 else np.take(s2, data.codes_mis)
+        e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
         return self.predict(state, data, "mis") + e
 
     def predict(
@@ -562,12 +572,12 @@ class MultiTermNorm:
         primary term's block, b̄_k given the drawn β for the further terms).
         """
         out = self.core.predict(state.primary, data, rows, mean)
-        for t, s, ti in zip(extra_terms(data), state.extra, _terms(data), strict=True):
+        for t, s, ti in zip(extra_terms(data), state.extra, term_info(data), strict=True):
             b = s.b_mean if mean and s.b_mean is not None else s.b
             if rows == "obs":
-                out = out + _effect(t.Z.obs, b, t.codes_obs, ti.ones)
+                out = out + effect(t.Z.obs, b, t.codes_obs, ti.ones)
             else:
-                out = out + _effect(t.Z.mis, b, t.codes_mis, ti.ones and t.Z.mis.size > 0)
+                out = out + effect(t.Z.mis, b, t.codes_mis, ti.ones and t.Z.mis.size > 0)
         return out
 
     # -- traces and random effects ----------------------------------------------------------
@@ -575,7 +585,8 @@ class MultiTermNorm:
         """Fixed effects, the primary term's Ψ entries, each further term's
         (``var(Intercept|school)``...), then ``var(Residual)``."""
         base = self.core.param_names(data)
-        names = base[:-1]
+        head = len(data.X.names) + len(psi_entries(data))
+        names = base[:head]
         for t in extra_terms(data):
             zn = list(t.Z.names)
             for i, j in psi_entries(t):
@@ -583,16 +594,17 @@ class MultiTermNorm:
                 while n in names:
                     n = n + "'"
                 names.append(n)
-        return [*names, base[-1]]
+        return [*names, *base[head:]]
 
     def param_vector(self, state: MultiTermState, data: ModelData) -> np.ndarray:
         """β, the traced Ψ entries of every term, σ²."""
         base = self.core.param_vector(state.primary, data)
-        parts = [base[:-1]]
+        head = len(data.X.names) + len(psi_entries(data))
+        parts = [base[:head]]
         for t, s in zip(extra_terms(data), state.extra, strict=True):
             e = np.array(psi_entries(t), dtype=np.intp).reshape(-1, 2)
             parts.append(s.psi[e[:, 0], e[:, 1]])
-        return np.concatenate([*parts, base[-1:]])
+        return np.concatenate([*parts, base[head:]])
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """The primary term's random design columns (``ranef(x)`` reads the primary term)."""
@@ -606,3 +618,15 @@ class MultiTermNorm:
 
 
 register_multi_term("2l.norm")(MultiTermNorm)
+
+
+@register_multi_term("2l.norm.het")
+class MultiTermHeteroscedasticNorm(MultiTermNorm):
+    """:class:`MultiTermNorm` with a residual variance per primary cluster (per class).
+
+    The primary term's step is that of
+    :class:`~mlimpute.models.ml_norm_het.HeteroscedasticMultilevelNorm` (σ_j², their scale
+    and degrees of freedom); the further terms' sums are weighted by ``1/σ²_j(i)``.
+    """
+
+    core_cls = HeteroscedasticMultilevelNorm

@@ -12,17 +12,29 @@ from mlimpute.models.registry import multi_term_model
 from tests.conftest import batch_se
 
 PSI = {"class": 0.3, "school": 0.5, "a": 0.3, "b": 0.5}
+PSI_SLOPES = {"class": [[0.3, 0.05], [0.05, 0.1]], "school": [[0.5, -0.1], [-0.1, 0.2]]}
 
 
 class _FixedPsiCore(MultilevelNorm):
     """The two-level core with each term's Ψ fixed (the comparison prior's draw replaced)."""
 
+    fixed = PSI
+
     def _psi_iw(self, rng, b, scale, data):
-        return np.array([[PSI[data.group]]])
+        return np.atleast_2d(np.asarray(self.fixed[data.group], dtype=float))
 
 
 class _FixedPsi(MultiTermNorm):
     core_cls = _FixedPsiCore
+    psis = PSI
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.core.fixed = self.psis
+
+
+class _FixedPsiSlopes(_FixedPsi):
+    psis = PSI_SLOPES
 
 
 class _DropsOffset(_FixedPsi):
@@ -34,34 +46,51 @@ class _DropsOffset(_FixedPsi):
         return np.zeros(data.n_obs)
 
 
-def _exact(d):
-    """Closed-form posterior of (β, b_0, b_1) given σ² = 1 and the Ψ of PSI (flat β)."""
+def _expand(Z, codes, J):
+    """The (n, J·q) design of one term's effects b (cluster j, column a at j·q + a)."""
+    n, q = Z.shape
+    E = np.zeros((n, J * q))
+    for a in range(q):
+        E[np.arange(n), codes * q + a] = Z[:, a]
+    return E
+
+
+def _exact(d, psis, weights):
+    """Closed-form posterior of (β, b_0, b_1) given σ² = 1 (row precisions ``weights``)
+    and fixed Ψ (flat β): means and variances."""
     t = d.extra_terms[0]
-    n, J0, J1 = d.n_obs, d.n_clusters, t.n_clusters
-    Z0 = np.zeros((n, J0))
-    Z0[np.arange(n), d.seg_obs.codes] = 1.0
-    Z1 = np.zeros((n, J1))
-    Z1[np.arange(n), t.codes_obs] = 1.0
-    W = np.hstack([d.X.obs, Z0, Z1])
-    prior = np.r_[
-        np.zeros(d.X.obs.shape[1]), np.full(J0, 1 / PSI[d.group]), np.full(J1, 1 / PSI[t.group])
-    ]
-    cov = np.linalg.inv(W.T @ W + np.diag(prior))
-    return cov @ W.T @ d.y_obs, np.diag(cov)
+    W = np.hstack(
+        [
+            d.X.obs,
+            _expand(d.Z.obs, d.seg_obs.codes, d.n_clusters),
+            _expand(t.Z.obs, t.codes_obs, t.n_clusters),
+        ]
+    )
+    p = d.X.obs.shape[1]
+    prior = np.zeros((W.shape[1],) * 2)
+    start = p
+    for J, group in ((d.n_clusters, d.group), (t.n_clusters, t.group)):
+        inv = np.linalg.inv(np.atleast_2d(np.asarray(psis[group], dtype=float)))
+        q = inv.shape[0]
+        prior[start : start + J * q, start : start + J * q] = np.kron(np.eye(J), inv)
+        start += J * q
+    cov = np.linalg.inv(W.T @ (W * weights[:, None]) + prior)
+    return cov @ W.T @ (weights * d.y_obs), np.diag(cov)
 
 
-def _z_scores(model, d, steps=3000, seed=3):
+def _z_scores(model, d, steps=3000, seed=3, weights=None):
     """z-scores of the chain's means and variances of (β, b_0, b_1) against the closed
     form. Monte Carlo error by batch means (40 batches): the means' SE of the draws x, the
     variances' SE of (x − exact mean)², whose mean estimates the variance."""
     rng = np.random.default_rng(seed)
-    state = model.start(rng, d, d.y_obs, sigma2=1.0)
-    draws = np.empty((steps, d.X.obs.shape[1] + d.n_clusters + d.extra_terms[0].n_clusters))
+    state = model.start(rng, d, d.y_obs, sigma2=1.0, weights=weights)
+    draws = []
     for i in range(steps + 200):
-        state = model.gibbs(rng, state, d, d.y_obs, sigma2=1.0)
+        state = model.gibbs(rng, state, d, d.y_obs, sigma2=1.0, weights=weights)
         if i >= 200:
-            draws[i - 200] = np.r_[state.beta, state.primary.b[:, 0], state.extra[0].b[:, 0]]
-    mean, var = _exact(d)
+            draws.append(np.r_[state.beta, state.primary.b.ravel(), state.extra[0].b.ravel()])
+    draws = np.array(draws)
+    mean, var = _exact(d, model.psis, np.ones(d.n_obs) if weights is None else weights)
     z_mean = (draws.mean(0) - mean) / batch_se(draws)
     sq = (draws - mean) ** 2
     z_var = (sq.mean(0) - var) / batch_se(sq)
@@ -70,17 +99,43 @@ def _z_scores(model, d, steps=3000, seed=3):
 
 @pytest.mark.parametrize("design", ["nested", "crossed"])
 def test_exact_conditional_posterior(design):
-    # 30 means and 30 variances (nested; 2 + 8 + 4 = 14 each crossed): with the right
-    # kernel all z-scores stay below 4.5 (max of ~60 |N(0,1)| exceeds 4.5 with prob. 4e-4);
-    # the wrong kernel (the school draw ignoring the class effects) is off by far more.
+    # 14 means and 14 variances (nested; 12 each crossed): with the right kernel all
+    # z-scores stay below 4.5 (for 28 batch-means t(39) values the chance of one above 4.5
+    # is about 2e-3); the same check fails the wrong kernel (the school draw ignoring the
+    # class effects), with a margin (> 6; 8-30 seen) even on a shorter chain.
     if design == "nested":
         d = example_three_level(n_schools=4, classes=2, pupils=3, rng=5, missing=0.0)
     else:
         d = example_crossed(n_a=6, n_b=4, n=30, rng=5)
-    z = _z_scores(_FixedPsi(prior="iw"), d)
+    z = _z_scores(_FixedPsi(prior="iw"), d, steps=2000)
     assert z.max() < 4.5, z
-    z_wrong = _z_scores(_DropsOffset(prior="iw"), d)
-    assert z_wrong.max() > 8, z_wrong
+    z_wrong = _z_scores(_DropsOffset(prior="iw"), d, steps=1000)
+    assert z_wrong.max() > 6, z_wrong
+
+
+@pytest.mark.parametrize("design", ["nested", "crossed"])
+def test_exact_conditional_posterior_slopes_and_weights(design):
+    # random intercepts and slopes at both levels (correlated 2×2 Ψ), unequal row weights:
+    # the joint (school, class) block and the crossed update with general Z; 2 + 2·(6 + 3)
+    # = 20 means and 20 variances, threshold as above (chance of a false alarm ~3e-3)
+    gen = np.random.default_rng(12)
+    n = 36
+    outer = np.repeat(np.arange(3), 12) if design == "nested" else gen.integers(0, 3, n)
+    inner = np.repeat(np.arange(6), 6)
+    x = gen.standard_normal(n)
+    Z = np.column_stack([np.ones(n), x])
+    y = 1 + x + gen.standard_normal(n)
+    d = term_data(
+        y,
+        Z,
+        ["Intercept", "x"],
+        ("class", inner, Z, ["Intercept", "x"]),
+        [("school", outer, Z, ["Intercept", "x"])],
+    )
+    assert d.extra_terms[0].contains_primary == (design == "nested")
+    weights = gen.uniform(0.5, 2.0, n)
+    z = _z_scores(_FixedPsiSlopes(prior="iw"), d, steps=2000, weights=weights)
+    assert z.max() < 4.5, z
 
 
 def _posterior(d, steps=1500, burn=300, seed=11):
@@ -196,3 +251,111 @@ def test_registered_for_several_terms_only():
     assert multi_term_model("2l.pan") is MultiTermNorm
     assert MultiTermNorm.multi_term and not getattr(MultilevelNorm, "multi_term", False)
     assert multi_term_model("norm") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("2l.bin", "binary"),
+        ("2l.ordinal", "ordinal"),
+        ("2l.nominal", "nominal"),
+        ("2l.pmm", "numeric"),
+    ],
+)
+def test_latent_and_matching_models_with_several_terms(name, kind):
+    from dataclasses import replace
+
+    d = example_three_level(n_schools=6, classes=3, pupils=8, rng=4, missing=0.25)
+    y = d.y_obs
+    categories = None
+    if kind == "binary":
+        y = (y > np.median(y)).astype(float)
+    elif kind in ("ordinal", "nominal"):
+        y = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75])).astype(float)
+        categories = ("a", "b", "c", "d")
+    d = replace(d, y_obs=y, categories=categories, cache={})
+    model = multi_term_model(name)()
+    model.check(d)
+    draws = [_run(model, d, seed=9) for _ in range(2)]
+    (state, y_mis, params), (_, y_mis2, params2) = draws
+    np.testing.assert_array_equal(y_mis, y_mis2)
+    np.testing.assert_array_equal(params, params2)
+    assert y_mis.shape == (d.n_mis,) and y_mis.dtype == np.float64
+    assert set(np.unique(y_mis)) <= set(np.unique(d.y_obs))  # observed values only
+    names = model.param_names(d)
+    assert len(names) == params.size and any("|school)" in n for n in names)
+    assert np.all(np.isfinite(params))
+    b, b_names = model.random_effects(state, d)
+    assert b.shape == (d.n_clusters, len(b_names))
+    # the sampler's check accepts it, and refuses the two-level class on the same data
+    from mlimpute.errors import UnsupportedError
+    from mlimpute.models.base import refuse_extra_terms
+    from mlimpute.models.registry import get_model
+
+    refuse_extra_terms(model, d)
+    with pytest.raises(UnsupportedError, match="school"):
+        refuse_extra_terms(get_model(name).factory(), d)
+
+
+def test_heteroscedastic_version():
+    # a residual variance per class, school and class random intercepts: on homoscedastic
+    # data (σ² = 1) the mean class variance's posterior mean lies within 2.5 posterior SDs
+    # of the realised residual variance, and the school variance's of its realised value
+    from mlimpute.models.ml_multi import MultiTermHeteroscedasticNorm
+
+    d = example_three_level(n_schools=20, classes=4, pupils=10, rng=6, missing=0.2)
+    model = multi_term_model("2l.norm.het")()
+    assert isinstance(model, MultiTermHeteroscedasticNorm)
+    state, y_mis, params = _run(model, d, steps=3)
+    assert np.array_equal(_run(model, d, steps=3)[1], y_mis)
+    assert np.shape(state.sigma2) == (d.n_clusters,) and y_mis.shape == (d.n_mis,)
+    names = model.param_names(d)
+    assert names[-3:] == ["var(Residual)", "scale(Residual)", "df(Residual)"]
+    assert "var(Intercept|school)" in names and params.size == len(names)
+    rng = np.random.default_rng(2)
+    state = model.init(rng, d)
+    draws = []
+    for i in range(900):
+        state = model.step(rng, state, d)
+        if i >= 300:
+            draws.append(model.param_vector(state, d))
+    draws = np.array(draws)
+    for name in ("var(Residual)", "var(Intercept|school)"):
+        x = draws[:, names.index(name)]
+        assert abs(x.mean() - d.simulated[name]) < 2.5 * x.std(), (name, x.mean(), x.std())
+
+
+def test_four_levels_and_a_crossed_factor_run():
+    # classes in schools in districts, and a factor crossed with them: every term updated
+    # (the joint block for each term containing the classes), parameters named per term
+    gen = np.random.default_rng(3)
+    district = np.repeat(np.arange(4), 60)
+    school = np.repeat(np.arange(12), 20)
+    klass = np.repeat(np.arange(48), 5)
+    hood = gen.integers(0, 7, 240)
+    x = gen.standard_normal(240)
+    y = x + gen.normal(0, 0.6, 12)[school] + gen.normal(0, 0.5, 7)[hood] + gen.standard_normal(240)
+    one = np.ones((240, 1))
+    d = term_data(
+        y,
+        np.column_stack([np.ones(240), x]),
+        ["Intercept", "x"],
+        ("class", klass, one, ["Intercept"]),
+        [
+            (g, c, one, ["Intercept"])
+            for g, c in (("school", school), ("district", district), ("hood", hood))
+        ],
+        gen.random(240) > 0.1,
+    )
+    assert [t.contains_primary for t in d.extra_terms] == [True, True, False]
+    state, y_mis, params = _run(MultiTermNorm(), d, steps=20)
+    names = MultiTermNorm().param_names(d)
+    assert names[2:7] == [
+        "var(Intercept|class)",
+        "var(Intercept|school)",
+        "var(Intercept|district)",
+        "var(Intercept|hood)",
+        "var(Residual)",
+    ]
+    assert np.all(np.isfinite(params)) and np.all(np.isfinite(y_mis))
+    assert [s.b.shape for s in state.extra] == [(12, 1), (4, 1), (7, 1)]
