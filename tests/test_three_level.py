@@ -159,3 +159,22 @@ def test_describe_gives_the_share_of_variance_per_level():
     # a one-way ANOVA over schools would put part of the class variance at the school
     # level (0.228 on average in the same simulation): the nested one does not
     assert abs(out.loc["y", "icc(class)"] - 0.55 / 3.14) < abs(0.133 - 0.55 / 3.14)
+
+
+def test_every_kind_of_level1_variable_uses_its_several_terms_model(df):
+    rng = np.random.default_rng(3)
+    d = df.assign(
+        b=(rng.normal(size=len(df)) > 0).astype(float),
+        cat=pd.Categorical(rng.choice(["a", "b", "c"], len(df))),
+        k=rng.integers(1, 5, len(df)).astype(float),  # integer codes: 2l.pmm
+    )
+    for col in ("b", "cat", "k"):
+        d.loc[rng.random(len(d)) < 0.2, col] = np.nan
+    imp = d.mi.impute(cluster=["school", "class"], m=1, iterations=2, rng=1, heteroscedastic="y")
+    methods = imp.spec.methods
+    assert (methods["b"], methods["cat"], methods["k"]) == ("2l.bin", "2l.nominal", "2l.pmm")
+    assert methods["y"] == "2l.norm.het"
+    c = imp.complete(1)
+    assert not c.isna().any().any()
+    assert set(c["b"]) == {0.0, 1.0} and set(c["k"]) <= {1.0, 2.0, 3.0, 4.0}
+    assert "var(Intercept|school)" in imp.dataset["b:params"]["b:param"].values

@@ -144,8 +144,8 @@ def test_old_paths_refuse_several_terms_naming_factors(three_level):
     df = three_level
     text = "~ x + (1 | school/class)"
     # a method without a version for several grouping factors: named, before any chain
-    with pytest.raises(UnsupportedError, match=r"'2l.pmm' for 'y'.*'school:class', 'school'"):
-        df.mi.impute({"y": text}, method={"y": "2l.pmm"}, m=1, iterations=1)
+    with pytest.raises(UnsupportedError, match=r"'2l.poisson' for 'y'.*'school:class', 'school'"):
+        df.mi.impute({"y": text}, method={"y": "2l.poisson"}, m=1, iterations=1)
     completed = mlimpute.from_completed([df.dropna()] * 2)
     with pytest.raises(UnsupportedError, match=r"\['school', 'class'\]"):
         completed.fit("y ~ x + (1 | school) + (1 | class)")
