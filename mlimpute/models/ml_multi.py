@@ -13,7 +13,8 @@ Wand 2013), or ``prior="iw"``; flat β; ``p(σ²) ∝ 1/σ²``.
 
 One Gibbs step, given the current completed data (observed rows of y only):
 
-1. **Primary term.** With the other terms' current effects as an offset, one step of
+1. **Primary term.** With the other terms' current effects as an offset, collapsed MH on
+   the scalar variances of Ψ_0 (b_0 integrated out), then one step of
    :class:`~mlimpute.models.ml_norm.MultilevelNorm` on ``y − Σ_{k≥1} Z_k b_k``: collapsed
    MH on correlated blocks of Ψ_0, then (β, b_0) jointly (β with b_0 integrated out), the
    parameter expansion of b_0, σ² and Ψ_0.
@@ -37,7 +38,8 @@ Mixing (effective draws per step, ``benchmarks/bench_three_level.py``; 30 school
 classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.31 → 0.86 with
 the joint block, var(class) 0.38 → 0.52; with 30 pupils var(school) 0.22 → 0.87,
 var(class) 0.20 → 0.56; the intercept 0.01–0.04 → 0.78–0.86 with the translation move.
-A school variance near zero (0.02): 0.14 → 0.75 with the MH on scalar variances.
+A school variance near zero (0.02): 0.14 → 0.75 with the MH on scalar variances; a
+class variance near zero (0.01): 0.15 → 0.52.
 
 Missing values: ``y = x'β + Σ_k z_k'b_k + e`` with a fresh ``e``.
 
