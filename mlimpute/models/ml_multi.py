@@ -35,9 +35,9 @@ One Gibbs step, given the current completed data (observed rows of y only):
    of step 1 removes this ridge for the primary term only.
 
 Mixing (effective draws per step, ``benchmarks/bench_three_level.py``; 30 schools × 4
-classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.31 → 0.86 with
-the joint block, var(class) 0.38 → 0.52; with 30 pupils var(school) 0.22 → 0.87,
-var(class) 0.20 → 0.56; the intercept 0.01–0.04 → 0.78–0.86 with the translation move.
+classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.35 → 0.88 with
+the joint block, var(class) 0.42 → 0.58; with 30 pupils var(school) 0.21 → 1.0,
+var(class) 0.19 → 0.58; the intercept 0.01–0.04 → 0.76–0.84 with the translation move.
 A school variance near zero (0.02): 0.14 → 0.75 with the MH on scalar variances; a
 class variance near zero (0.01): 0.15 → 0.52.
 
