@@ -70,17 +70,14 @@ from mlimpute.models.linalg import (
     draw_chol,
     draw_precision_batched,
     forward_batched,
-    inv_gamma,
     solve_spd,
 )
-from mlimpute.models.ml_multi_terms import Term, effect, extra_terms, gsum
+from mlimpute.models.ml_multi_terms import Term, effect, extra_terms, gsum, scalar_mh
 from mlimpute.models.ml_multi_terms import terms as term_info
 from mlimpute.models.ml_norm import (
     NU,
     MultilevelNorm,
     MultilevelNormState,
-    _log_hw_prior,
-    _log_marginal,
     _psi_collapsed_mh,
 )
 from mlimpute.models.ml_norm_het import HeteroscedasticMultilevelNorm
@@ -115,84 +112,6 @@ class MultiTermState:
     @property
     def sigma2(self) -> float | np.ndarray:
         return self.primary.sigma2
-
-
-def _scalar_mh(
-    rng: np.random.Generator,
-    psi: np.ndarray,
-    alpha: np.ndarray,
-    ZtZ_s: np.ndarray,
-    c: np.ndarray,
-    scale: np.ndarray,
-    nu: float,
-    t: Any,
-    n_steps: int,
-    step: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Collapsed random-walk MH on each scalar variance of a term (one-column blocks and
-    the columns of ``||`` blocks), then its α from the exact conditional.
-
-    The target and moves of :func:`~mlimpute.models.ml_norm._psi_collapsed_mh` for a 1×1
-    block (b_k integrated out; Huang–Wand prior with k = 1; log-scale proposals of
-    ``L = √Ψ_ii``, Jacobian ``L²``): near a zero variance the α expansion alone moves the
-    variance slowly (0.14 effective draws per step of a school variance of 0.02 without
-    it, 0.75 with 10 proposals). Each proposal costs O(J_k q³) and no pass over the rows.
-    """
-    scalars = [
-        i
-        for cols, corr in zip(t.random_blocks, t.random_correlated, strict=True)
-        for i in cols
-        if not corr or len(cols) == 1
-    ]
-    if not scalars:
-        return psi, alpha
-    psi, alpha = psi.copy(), alpha.copy()
-    z = rng.standard_normal((len(scalars), n_steps)) * step
-    u = np.log(rng.random((len(scalars), n_steps)))
-
-    if psi.shape[0] == 1:  # one random intercept: the same target in scalars
-        m, h2 = ZtZ_s[:, 0, 0], c[:, 0] ** 2
-        J, A2 = m.size, scale[0] ** 2
-
-        def log_target1(v: float) -> float:
-            p = m + 1.0 / v
-            log_lik = -0.5 * (J * np.log(v) + np.log(p).sum() - (h2 / p).sum())
-            return (
-                log_lik
-                - (nu + 2) / 2 * np.log(v)
-                - (nu + 1) / 2 * np.log(nu / v + 1 / A2)
-                + np.log(v)
-            )
-
-        v = float(psi[0, 0])
-        cur = log_target1(v)
-        for s in range(n_steps):
-            new_v = v * np.exp(2 * z[0, s])
-            new = log_target1(new_v)
-            if u[0, s] < new - cur:
-                v, cur = new_v, new
-        a = inv_gamma(rng, (nu + 1) / 2, nu / v + 1 / A2)
-        return np.array([[v]]), np.array([(-1.0 if alpha[0] < 0 else 1.0) / np.sqrt(a)])
-
-    def log_target(ps: np.ndarray, i: int) -> float:
-        L = np.sqrt(ps[i, i])
-        return (
-            _log_marginal(ps, ZtZ_s, c)
-            + _log_hw_prior(ps[i : i + 1, i : i + 1], np.array([[L]]), scale[i : i + 1], nu)
-            + 2 * np.log(L)
-        )
-
-    for n, i in enumerate(scalars):
-        cur = log_target(psi, i)
-        for s in range(n_steps):
-            new_psi = psi.copy()
-            new_psi[i, i] = psi[i, i] * np.exp(2 * z[n, s])
-            new = log_target(new_psi, i)
-            if u[n, s] < new - cur:
-                psi, cur = new_psi, new
-        a = inv_gamma(rng, (nu + 1) / 2, nu / psi[i, i] + 1 / scale[i] ** 2)
-        alpha[i] = (-1.0 if alpha[i] < 0 else 1.0) / np.sqrt(a)
-    return psi, alpha
 
 
 class MultiTermNorm:
@@ -407,7 +326,7 @@ class MultiTermNorm:
             ZtZ_s = seg.sum(Zw[:, :, None] * Z[:, None, :])
             c = seg.sum(Zw * r[:, None])
         core = self.core
-        psi, alpha = _scalar_mh(
+        psi, alpha = scalar_mh(
             rng,
             ps.psi,
             ps.alpha,
@@ -551,7 +470,7 @@ class MultiTermNorm:
             # half the proposals: 0.75-0.87 effective draws per step of a school variance
             # of 0-0.5 with 10 proposals, 0.89-1.0 with 20 (at twice the cost)
             n_mh = max(1, core.mh_steps // 2)
-            psi, alpha = _scalar_mh(
+            psi, alpha = scalar_mh(
                 rng, psi, alpha, ZtZ_s, c, ts.scale, core.nu, t, n_mh, core.mh_step
             )
         if q == 1:
