@@ -4,7 +4,8 @@
 :func:`terms` derives, once per plan (cached in the model data's ``cache``), what a Gibbs
 step needs of each further term: whether it is a plain random intercept, its per-cluster
 ``Z'Z`` when static, the columns it shares with X (the translation move) and, for a term
-whose clusters contain the primary ones, the map from primary clusters to its own.
+whose clusters contain the primary ones, the map from primary clusters to its own; and
+the collapsed Metropolis–Hastings moves on scalar variances (:func:`scalar_mh`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from mlimpute.models.base import ModelData
+from mlimpute.models.linalg import inv_gamma
+from mlimpute.models.ml_norm import _log_hw_prior, _log_marginal
 
-__all__ = ["Term", "terms", "extra_terms", "gsum", "effect"]
+__all__ = ["Term", "terms", "extra_terms", "gsum", "effect", "scalar_mh"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,81 @@ def terms(data: ModelData) -> tuple[Term, ...]:
         )
     data.cache["ml_multi"] = tuple(out)
     return data.cache["ml_multi"]
+
+
+def scalar_mh(
+    rng: np.random.Generator,
+    psi: np.ndarray,
+    alpha: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    t: Any,
+    n_steps: int,
+    step: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Collapsed random-walk MH on each scalar variance of a term (one-column blocks and
+    the columns of ``||`` blocks), then its α from the exact conditional.
+
+    The target and moves of :func:`~mlimpute.models.ml_norm._psi_collapsed_mh` for a 1×1
+    block (b_k integrated out; Huang–Wand prior with k = 1; log-scale proposals of
+    ``L = √Ψ_ii``, Jacobian ``L²``): near a zero variance the α expansion alone moves the
+    variance slowly (0.14 effective draws per step of a school variance of 0.02 without
+    it, 0.75 with 10 proposals). Each proposal costs O(J_k q³) and no pass over the rows.
+    """
+    scalars = [
+        i
+        for cols, corr in zip(t.random_blocks, t.random_correlated, strict=True)
+        for i in cols
+        if not corr or len(cols) == 1
+    ]
+    if not scalars:
+        return psi, alpha
+    psi, alpha = psi.copy(), alpha.copy()
+    z = rng.standard_normal((len(scalars), n_steps)) * step
+    u = np.log(rng.random((len(scalars), n_steps)))
+
+    if psi.shape[0] == 1:  # one random intercept: the same target in scalars
+        m, h2 = ZtZ_s[:, 0, 0], c[:, 0] ** 2
+        J, A2 = m.size, scale[0] ** 2
+
+        def log_target1(v: float) -> float:
+            p = m + 1.0 / v
+            log_lik = -0.5 * (J * np.log(v) + np.log(p).sum() - (h2 / p).sum())
+            return (
+                log_lik
+                - (nu + 2) / 2 * np.log(v)
+                - (nu + 1) / 2 * np.log(nu / v + 1 / A2)
+                + np.log(v)
+            )
+
+        v = float(psi[0, 0])
+        cur = log_target1(v)
+        for s in range(n_steps):
+            new_v = v * np.exp(2 * z[0, s])
+            new = log_target1(new_v)
+            if u[0, s] < new - cur:
+                v, cur = new_v, new
+        a = inv_gamma(rng, (nu + 1) / 2, nu / v + 1 / A2)
+        return np.array([[v]]), np.array([(-1.0 if alpha[0] < 0 else 1.0) / np.sqrt(a)])
+
+    def log_target(ps: np.ndarray, i: int) -> float:
+        L = np.sqrt(ps[i, i])
+        return (
+            _log_marginal(ps, ZtZ_s, c)
+            + _log_hw_prior(ps[i : i + 1, i : i + 1], np.array([[L]]), scale[i : i + 1], nu)
+            + 2 * np.log(L)
+        )
+
+    for n, i in enumerate(scalars):
+        cur = log_target(psi, i)
+        for s in range(n_steps):
+            new_psi = psi.copy()
+            new_psi[i, i] = psi[i, i] * np.exp(2 * z[n, s])
+            new = log_target(new_psi, i)
+            if u[n, s] < new - cur:
+                psi, cur = new_psi, new
+        a = inv_gamma(rng, (nu + 1) / 2, nu / psi[i, i] + 1 / scale[i] ** 2)
+        alpha[i] = (-1.0 if alpha[i] < 0 else 1.0) / np.sqrt(a)
+    return psi, alpha
