@@ -1,0 +1,755 @@
+"""Linear mixed models with several random-effect terms: lme4's profiled deviance.
+
+The model is ``y = X beta + sum_k Z_k b_k + e`` with one term ``k`` per grouping factor
+(``school``, ``school:class``, ``neighbourhood``): ``b_k`` stacks one vector of ``q_k``
+random effects per group of factor ``k``, independent over groups and terms, each
+``N(0, Tau_k)``, and ``e ~ N(0, sigma2 I)``. As in lme4 (Bates et al. 2015, JSS 67(1),
+Eqs 34 and 41) ``Tau_k = sigma2 Lambda_k Lambda_k'``, the free entries of the lower
+triangular ``Lambda_k`` of all terms are ``theta``, the relative covariance factor of all
+random effects is the block-diagonal ``Lambda_theta``, and ``beta`` and ``sigma2`` are
+profiled out of the deviance. Everything comes from the system
+
+    [ Lambda' Z'Z Lambda + I    Lambda' Z'W ]        W = [y X]
+    [ W'Z Lambda                W'W         ]
+
+by eliminating the random effects: ``log|Lambda'Z'Z Lambda + I|`` and the Schur complement
+``S = W'V^{-1}W`` (``V`` relative to ``sigma2``) give ``pwrss = S_yy - S_yX S_XX^{-1}
+S_Xy``, the deviance and the estimates exactly as for one term
+(:class:`mlimpute.analysis.fitters.profiled._Profiled`).
+
+**Nested terms** (each class in one school; any number of levels): the random effects
+are eliminated level by level, innermost first. A group of one level meets exactly one
+group of each enclosing level, so its row of the system is a short dense vector
+(``q`` of every enclosing level, then ``1 + p``), elimination creates no fill-in and each
+step is a batched ``q x q`` factorisation over the groups of that level followed by a
+sum over the children of each parent. One evaluation costs ``O(J R^2 q)`` (``J`` groups
+of the innermost level, ``R`` the row length), independent of ``n``; the cross products
+are computed once per data set.
+
+**Crossed terms** (pupils in schools crossed with neighbourhoods): the term with the most
+random effects is eliminated first (its block is block diagonal); the Schur complement
+on the other terms' random effects is formed with ``scipy.sparse`` products and
+factorised densely (LAPACK Cholesky). That is the documented choice for up to
+:data:`DENSE_LIMIT` random effects outside the first term (3,000: a 3,000 x 3,000
+Cholesky costs about 0.2 s); larger crossed designs raise :class:`UnsupportedError`
+(they would need a sparse Cholesky with fill-reducing ordering, e.g. CHOLMOD through
+scikit-sparse, which is not a dependency).
+
+**Optimiser.** Newton's method on ``theta`` (unbounded, see
+:meth:`_MultiProfiled.minimise`; lme4's start ``Lambda_k = I``) with the gradient and
+Hessian from central differences of the deviance, all ``2K^2 + 1`` deviances of an
+iteration evaluated in one batch. The single-term model keeps its own fitter
+(:func:`mlimpute.analysis.fitters.mixedlm.fit_mixedlm`); this one is used when a model
+has two or more grouping factors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import sparse
+
+from mlimpute.analysis.fitters.base import MixedFit, _design, block_mask
+from mlimpute.analysis.fitters.profiled import _lower_cholesky
+from mlimpute.errors import DataError, UnsupportedError
+
+__all__ = ["Term", "MultiFit", "make_term", "fit_multiterm", "multiterm_loglike"]
+
+#: Most random effects outside the first eliminated term that a crossed design factorises
+#: densely (see the module docstring).
+DENSE_LIMIT = 3000
+#: Relative step of the central differences (gradient and Hessian) of Newton's method.
+HESS_STEP = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One random-effect term: the design ``Z`` of its effects and its groups.
+
+    Attributes
+    ----------
+    Z : ndarray, shape (n, q)
+        Random-effect design of the term (``1`` for a random intercept, ``[1, x]``...).
+    codes : ndarray of int, shape (n,)
+        Group of each row, ``0 .. n_groups - 1`` (every group present).
+    n_groups : int
+    mask : ndarray of bool, shape (q, q)
+        Free entries of ``Tau`` (:func:`mlimpute.analysis.fitters.base.block_mask`).
+    name : str
+        The grouping factor as written in the formula (``"school:class"``).
+    """
+
+    Z: np.ndarray
+    codes: np.ndarray
+    n_groups: int
+    mask: np.ndarray
+    name: str = ""
+
+    @property
+    def q(self) -> int:
+        return int(self.Z.shape[1])
+
+
+def make_term(
+    Z: ArrayLike,
+    groups: ArrayLike | Sequence[ArrayLike],
+    *,
+    blocks: Sequence[tuple[int, bool]] | None = None,
+    name: str = "",
+) -> Term:
+    """A :class:`Term` from a design and group ids.
+
+    Parameters
+    ----------
+    Z : array_like, shape (n, q) or (n,)
+        Random-effect design.
+    groups : array_like of shape (n,), or a sequence of such arrays
+        Group ids (any hashable values); several arrays give the groups of their
+        combinations (``school:class``).
+    blocks : sequence of (size, correlated), optional
+        Covariance structure within the term (default: one unstructured block).
+    name : str
+        Label of the grouping factor.
+
+    Returns
+    -------
+    Term
+
+    Examples
+    --------
+    >>> t = make_term(np.ones(4), [[1, 1, 2, 2], ["a", "b", "a", "b"]], name="s:c")
+    >>> t.codes.tolist(), t.n_groups, t.q
+    ([0, 1, 2, 3], 4, 1)
+    """
+    Zm = np.asarray(Z, dtype=float)
+    if Zm.ndim == 1:
+        Zm = Zm[:, None]
+    n, q = Zm.shape
+    arrays = [groups] if np.ndim(groups) == 1 and not _is_list_of_arrays(groups) else groups
+    codes = np.zeros(n, dtype=np.int64)
+    for a in arrays:
+        c, uniq = pd.factorize(pd.Series(np.asarray(a)), use_na_sentinel=True)
+        if c.size != n:
+            raise DataError(f"groups of {name or 'a term'} have {c.size} entries for {n} rows.")
+        if np.any(c < 0):
+            raise DataError(
+                f"group id of {name or 'a term'} missing in row {int(np.flatnonzero(c < 0)[0])}."
+            )
+        codes = codes * max(len(uniq), 1) + c
+    codes, uniq = pd.factorize(codes)
+    mask = np.ones((q, q), dtype=bool) if blocks is None else block_mask(blocks)
+    if mask.shape != (q, q):
+        raise DataError(f"blocks describe {mask.shape[0]} random-effect columns, Z has {q}.")
+    if not np.all(np.isfinite(Zm)):
+        raise DataError(f"the random-effect design of {name or 'a term'} is not finite.")
+    return Term(Zm, codes.astype(np.int64), int(len(uniq)), mask, name)
+
+
+def _is_list_of_arrays(groups) -> bool:
+    return isinstance(groups, (list, tuple)) and len(groups) > 0 and np.ndim(groups[0]) == 1
+
+
+@dataclass(frozen=True, eq=False)
+class MultiFit(MixedFit):
+    """A linear mixed model fit with several random-effect terms.
+
+    As :class:`~mlimpute.analysis.fitters.base.MixedFit`, with ``cov_re`` the
+    block-diagonal covariance of all terms' random effects (term by term, in formula
+    order; ``free`` marks the estimated entries) and per term its grouping factor, number
+    of random effects and number of groups.
+    """
+
+    terms: tuple[str, ...] = ()
+    term_sizes: tuple[int, ...] = ()
+    term_groups: tuple[int, ...] = ()
+    structure: str = ""  # "nested" or "crossed"
+
+    def term_cov(self, k: int) -> np.ndarray:
+        """``Tau_k``, the covariance of term ``k``'s random effects."""
+        o = int(np.sum(self.term_sizes[:k]))
+        q = self.term_sizes[k]
+        return self.cov_re[o : o + q, o : o + q]
+
+
+def _segment_sum(codes: np.ndarray, n_groups: int, a: np.ndarray) -> np.ndarray:
+    """Sums of the rows of ``a`` (n, ...) per group: (n_groups, ...)."""
+    n = codes.size
+    ind = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_groups, n))
+    flat = a.reshape(n, -1)
+    return np.asarray(ind @ flat).reshape((n_groups,) + a.shape[1:])
+
+
+def _nested_in(a: Term, b: Term) -> bool:
+    """Every group of ``a`` lies in one group of ``b``."""
+    pairs = a.codes * np.int64(b.n_groups) + b.codes
+    return np.unique(pairs).size == a.n_groups
+
+
+def _inv_logdet(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log|M|, M^{-1})`` of a stack of symmetric positive definite matrices."""
+    q = m.shape[-1]
+    if q == 1:
+        return np.log(m[..., 0, 0]), 1.0 / m
+    if q == 2:
+        a, b, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 1]
+        det = a * d - b * b
+        inv = np.stack([np.stack([d, -b], -1), np.stack([-b, a], -1)], -2)
+        return np.log(det), inv / det[..., None, None]
+    return np.linalg.slogdet(m)[1], np.linalg.inv(m)
+
+
+class _MultiProfiled:
+    """lme4's profiled deviance of a model with several random-effect terms.
+
+    ``theta`` holds term by term (formula order) the free lower entries of ``Lambda_k``
+    (row-major). :meth:`parts` gives ``log|Lambda'Z'Z Lambda + I|`` and ``S = W'V^{-1}W``
+    for a batch of ``theta``; everything else derives from them.
+    """
+
+    def __init__(self, y, X, terms: Sequence[Term], reml: bool, structure: str | None = None):
+        n, p = X.shape
+        self.n, self.p, self.reml = n, p, reml
+        self.nu = n - p if reml else n
+        self.terms = list(terms)
+        self.sizes = [t.q for t in terms]
+        self.tri = [np.nonzero(np.tril(t.mask)) for t in terms]
+        counts = [r.size for r, _ in self.tri]
+        bounds = np.cumsum([0, *counts])
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.K = int(bounds[-1])
+        self.mask = _block_diag([t.mask for t in terms]).astype(bool)
+        self.rows, self.cols = np.nonzero(np.tril(self.mask))
+        self.diag = self.rows == self.cols
+        self.bounds = [(0.0, None) if d else (None, None) for d in self.diag]
+        W = np.column_stack([y, X])
+        self.wtw = W.T @ W
+        order = sorted(range(len(terms)), key=lambda k: -terms[k].n_groups)
+        chain = all(
+            _nested_in(terms[a], terms[b]) for a, b in zip(order[:-1], order[1:], strict=True)
+        )
+        if structure is None:
+            structure = "nested" if chain else "crossed"
+        if structure == "nested" and not chain:
+            raise DataError("the grouping factors are not nested in one another.")
+        self.structure = structure
+        if structure == "nested":
+            self._setup_nested(order, W)
+        else:
+            self._setup_crossed(W)
+        self.evaluations = 0
+
+    # -- set-up -----------------------------------------------------------------------
+    def _setup_nested(self, order: list[int], W: np.ndarray) -> None:
+        """Cross products per group of each level, groups sorted by their parent."""
+        terms = self.terms
+        self.levels = order
+        L = len(order)
+        codes = [None] * L
+        codes[L - 1] = terms[order[-1]].codes
+        self.parent_starts: list[np.ndarray] = [None] * (L - 1)
+        for lev in range(L - 2, -1, -1):
+            t = terms[order[lev]]
+            parent = np.empty(t.n_groups, dtype=np.int64)
+            parent[t.codes] = codes[lev + 1]
+            perm = np.argsort(parent, kind="stable")
+            relabel = np.empty(t.n_groups, dtype=np.int64)
+            relabel[perm] = np.arange(t.n_groups)
+            codes[lev] = relabel[t.codes]
+            self.parent_starts[lev] = np.flatnonzero(np.r_[True, np.diff(parent[perm]) != 0])
+        self.G = []
+        for lev in range(L):
+            t = terms[order[lev]]
+            cols = np.column_stack([terms[k].Z for k in order[lev:]] + [W])
+            self.G.append(_segment_sum(codes[lev], t.n_groups, t.Z[:, :, None] * cols[:, None, :]))
+
+    def _setup_crossed(self, W: np.ndarray) -> None:
+        """Sparse cross products: the first term's blocks, the rest as sparse matrices."""
+        terms = self.terms
+        first = int(np.argmax([t.n_groups * t.q for t in terms]))
+        self.first = first
+        self.rest = [k for k in range(len(terms)) if k != first]
+        q_rest = sum(terms[k].n_groups * terms[k].q for k in self.rest)
+        if q_rest > DENSE_LIMIT:
+            raise UnsupportedError(
+                f"crossed random effects with {q_rest} random effects outside the largest "
+                f"term ({terms[first].name or 'the first'}): at most {DENSE_LIMIT} are "
+                "supported (a dense factorisation); use fewer groups in the smaller "
+                "grouping factors."
+            )
+        n = W.shape[0]
+        t0 = terms[first]
+        self.G0 = _segment_sum(
+            t0.codes, t0.n_groups, t0.Z[:, :, None] * np.column_stack([t0.Z, W])[:, None, :]
+        )
+        z0 = _sparse_design(t0)
+        zr = sparse.hstack([_sparse_design(terms[k]) for k in self.rest]).tocsr()
+        self.C = (z0.T @ zr).tocsr()
+        self.Arr = (zr.T @ zr).toarray()
+        self.ZrW = np.asarray(zr.T @ W)
+        self.q_rest = q_rest
+        del n
+
+    # -- the deviance -----------------------------------------------------------------
+    def lams(self, thetas: np.ndarray) -> list[np.ndarray]:
+        """Per term ``Lambda_k`` of a batch of ``theta``: ``(b, q_k, q_k)`` each."""
+        th = np.atleast_2d(np.asarray(thetas, dtype=float))
+        out = []
+        for (r, c), sl, q in zip(self.tri, self.slices, self.sizes, strict=True):
+            lam = np.zeros((th.shape[0], q, q))
+            lam[:, r, c] = th[:, sl]
+            out.append(lam)
+        return out
+
+    def parts(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(log|Lambda'Z'Z Lambda + I|, S)`` for each row of ``thetas``: ``(b,)``,
+        ``(b, 1 + p, 1 + p)``; ``log|.|`` is NaN where a factorisation fails."""
+        lams = self.lams(thetas)
+        self.evaluations += lams[0].shape[0]
+        if self.structure == "nested":
+            return self._parts_nested(lams)
+        out = [self._parts_crossed([lam[i] for lam in lams]) for i in range(lams[0].shape[0])]
+        return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+
+    def _parts_nested(self, lams: list[np.ndarray]):
+        b = lams[0].shape[0]
+        logdet = np.zeros(b)
+        U = None
+        L = len(self.levels)
+        for lev, k in enumerate(self.levels):
+            q = self.sizes[k]
+            G = self.G[lev][None]  # (1, J, q, c)
+            pieces, pos = [], 0
+            for m in self.levels[lev:]:
+                qm = self.sizes[m]
+                pieces.append(G[..., pos : pos + qm] @ lams[m][:, None])
+                pos += qm
+            pieces.append(np.broadcast_to(G[..., pos:], (b,) + G.shape[1:3] + (G.shape[3] - pos,)))
+            A = np.swapaxes(lams[k], -1, -2)[:, None] @ np.concatenate(pieces, axis=-1)
+            if U is not None:
+                A = A - U[:, :, :q, :]
+            D = A[..., :q].copy()
+            D[..., range(q), range(q)] += 1.0
+            F = A[..., q:]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ld, Dinv = _inv_logdet(D)
+            logdet += ld.sum(axis=1)
+            C = np.swapaxes(F, -1, -2) @ (Dinv @ F)
+            if U is not None:
+                C = C + U[:, :, q:, q:]
+            if lev < L - 1:
+                U = np.add.reduceat(C, self.parent_starts[lev], axis=1)
+            else:
+                S = self.wtw - C.sum(axis=1)
+        return logdet, S
+
+    def _parts_crossed(self, lams: list[np.ndarray]):
+        terms = self.terms
+        t0 = terms[self.first]
+        q0 = t0.q
+        l0 = lams[self.first]
+        G0 = self.G0
+        A = l0.T @ G0[..., :q0] @ l0
+        A[:, range(q0), range(q0)] += 1.0
+        F0 = l0.T @ G0[..., q0:]  # (J0, q0, 1 + p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ld0, Dinv = _inv_logdet(A)
+        H0 = Dinv @ F0
+        lr = sparse.block_diag(
+            [sparse.kron(sparse.identity(terms[k].n_groups), lams[k]) for k in self.rest],
+            format="csr",
+        )
+        l0blk = sparse.kron(sparse.identity(t0.n_groups), l0.T, format="csr")
+        Cth = (l0blk @ self.C @ lr).tocsr()  # (J0 q0, q_rest)
+        J0 = t0.n_groups
+        binv = sparse.bsr_matrix((Dinv, np.arange(J0), np.arange(J0 + 1)), shape=(J0 * q0,) * 2)
+        T = (binv @ Cth).tocsr()
+        M = np.asarray(lr.T @ (lr.T @ self.Arr).T).T  # Lambda_r' A_rr Lambda_r
+        M = M - (Cth.T @ T).toarray()
+        M[np.diag_indices_from(M)] += 1.0
+        Wr = np.asarray(lr.T @ self.ZrW) - Cth.T @ H0.reshape(J0 * q0, -1)
+        try:
+            R = np.linalg.cholesky((M + M.T) / 2.0)
+        except np.linalg.LinAlgError:
+            return np.nan, np.full(self.wtw.shape, np.nan)
+        sol = np.linalg.solve(R, Wr)
+        S = self.wtw - np.einsum("jqa,jqc->ac", F0, H0) - sol.T @ sol
+        logdet = ld0.sum() + 2.0 * np.log(np.diagonal(R)).sum()
+        return logdet, S
+
+    def evaluate(self, thetas: np.ndarray) -> np.ndarray:
+        """Profiled deviance at each row of ``thetas`` (``inf`` where undefined)."""
+        logdet, S = self.parts(thetas)
+        return self._deviance(logdet, S)
+
+    def _deviance(self, logdet: np.ndarray, S: np.ndarray) -> np.ndarray:
+        b = logdet.shape[0]
+        dev = np.full(b, np.inf)
+        for i in range(b):
+            est = self._profile(S[i])
+            if est is None or not np.isfinite(logdet[i]):
+                continue
+            _, pwrss, logdet_x = est
+            nu = self.nu
+            d = logdet[i] + nu * (1.0 + np.log(2.0 * np.pi * pwrss / nu))
+            dev[i] = d + logdet_x if self.reml else d
+        return dev
+
+    def _profile(self, S: np.ndarray):
+        """``(beta, pwrss, log|S_XX|)`` of one ``S``; None where undefined."""
+        if not np.all(np.isfinite(S)):
+            return None
+        sxx = S[1:, 1:]
+        try:
+            r = np.linalg.cholesky(sxx)
+        except np.linalg.LinAlgError:
+            return None
+        beta = np.linalg.solve(sxx, S[1:, 0])
+        pwrss = S[0, 0] - beta @ S[1:, 0]
+        if not pwrss > 0:
+            return None
+        return beta, pwrss, 2.0 * np.log(np.diagonal(r)).sum()
+
+    def deviance(self, theta: np.ndarray) -> float:
+        return float(self.evaluate(np.asarray(theta, dtype=float)[None])[0])
+
+    # -- estimates --------------------------------------------------------------------
+    def lam_global(self, theta: np.ndarray) -> np.ndarray:
+        """Block-diagonal ``Lambda`` of all terms, ``(Q, Q)``."""
+        return _block_diag([lam[0] for lam in self.lams(theta)])
+
+    def estimates(self, theta: np.ndarray):
+        """``(beta, Tau, sigma2, cov_fe, deviance)`` at ``theta`` (``Tau`` block diagonal)."""
+        logdet, S = self.parts(np.asarray(theta, dtype=float)[None])
+        est = self._profile(S[0])
+        if est is None:
+            raise DataError("the fixed effects are not estimable at the optimum.")
+        beta, pwrss, _ = est
+        sigma2 = float(pwrss / self.nu)
+        lam = self.lam_global(theta)
+        dev = float(self._deviance(logdet, S)[0])
+        return beta, sigma2 * lam @ lam.T, sigma2, sigma2 * np.linalg.inv(S[0, 1:, 1:]), dev
+
+    def _unprofiled(self, x: np.ndarray) -> np.ndarray:
+        """Deviance with ``sigma2`` not profiled out, at rows ``x = (theta, log sigma2)``."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        s = x[:, -1]
+        logdet, S = self.parts(x[:, :-1])
+        out = np.full(x.shape[0], np.inf)
+        for i in range(x.shape[0]):
+            est = self._profile(S[i])
+            if est is None:
+                continue
+            _, pwrss, logdet_x = est
+            d = logdet[i] + self.nu * (np.log(2.0 * np.pi) + s[i]) + pwrss * np.exp(-s[i])
+            out[i] = d + logdet_x if self.reml else d
+        return out
+
+    def vc_covariance(self, theta: np.ndarray, sigma2: float) -> np.ndarray:
+        """Sampling covariance of ``(free lower entries of Tau, sigma2)``, as
+        :meth:`mlimpute.analysis.fitters.profiled._Profiled.vc_covariance`: the inverse of
+        half the Hessian of the unprofiled deviance in ``(theta, log sigma2)`` (central
+        differences, step 1e-4 relative), carried to the variance scale by the delta
+        method. All NaN when that Hessian is not positive definite."""
+        th = np.asarray(theta, dtype=float)
+        x0 = np.r_[th, np.log(sigma2)]
+        hess = _difference_derivatives(self._unprofiled, x0)[2]
+        d = x0.size
+        nan = np.full((d, d), np.nan)
+        if hess is None:
+            return nan
+        try:
+            np.linalg.cholesky(hess)
+        except np.linalg.LinAlgError:
+            return nan
+        cov_x = 2.0 * np.linalg.inv(hess)
+        lam = self.lam_global(th)
+        q = lam.shape[0]
+        jac = np.zeros((d, d))
+        for k, (r, c) in enumerate(zip(self.rows, self.cols, strict=True)):
+            e = np.zeros((q, q))
+            e[r, c] = 1.0
+            dtau = sigma2 * (e @ lam.T + lam @ e.T)
+            jac[:-1, k] = dtau[self.rows, self.cols]
+        jac[:-1, -1] = (sigma2 * lam @ lam.T)[self.rows, self.cols]
+        jac[-1, -1] = sigma2
+        return jac @ cov_x @ jac.T
+
+    # -- minimisation -----------------------------------------------------------------
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """The same ``Lambda Lambda'`` with a non-negative diagonal (column sign flips)."""
+        theta = np.asarray(theta, dtype=float).copy()
+        for k in np.flatnonzero(self.diag & (theta < 0)):
+            theta[self.cols == self.cols[k]] *= -1.0
+        return theta
+
+    def minimise(self, theta0: np.ndarray) -> tuple[np.ndarray, bool, str]:
+        """Newton's method from ``theta0``; ``(theta, converged, how)``.
+
+        Each iteration evaluates the deviance on one batch of ``2 K^2 + 1`` points
+        around ``theta`` (:func:`_difference_derivatives`: central-difference gradient
+        and Hessian, step 1e-4 relative), replaces the Hessian's eigenvalues by their
+        absolute values (with a floor) so that the step descends, and halves the step
+        until the deviance decreases enough (Armijo). It stops when the step is below
+        1e-9 (relative) or the predicted decrease below the rounding level of the
+        deviance.
+
+        ``theta`` is left unbounded, as in
+        :meth:`mlimpute.analysis.fitters.profiled._Profiled.minimise_newton`: the
+        deviance is even in each column of ``Lambda_k``, so ``theta_kk = 0`` is a
+        stationary point that a bound at zero would trap the iterations in (a random
+        slope whose variance is positive would end at zero); a variance at zero is an
+        interior minimum of the form ``c theta_kk^2``. Diagonal entries of the start below
+        0.05 are raised to it. The result is made canonical (a non-negative diagonal).
+        Where a coordinate step of 1e-3 (relative) still lowers the deviance, Newton's
+        method restarts from there (at most twice); ``converged`` is False when it
+        still does.
+        """
+        x = np.asarray(theta0, dtype=float).copy()
+        x[self.diag] = np.where(np.abs(x[self.diag]) >= 0.05, x[self.diag], 0.05)
+        converged = False
+        f = np.inf
+        for _attempt in range(3):
+            x, f, converged = self._newton(x)
+            x = self.canonical(x)
+            better = self._descent(x, f)
+            if better is None:
+                break
+            x, converged = better, False
+        return x, converged and bool(np.isfinite(f)), "Newton"
+
+    def _newton(self, x: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        f = self.deviance(x)
+        if not np.isfinite(f):
+            return x, f, False
+        for _ in range(100):
+            f0, g, hess = _difference_derivatives(self.evaluate, x)
+            if hess is None:
+                return x, f, False
+            w, v = np.linalg.eigh((hess + hess.T) / 2.0)
+            top = max(np.abs(w).max(), 1e-12)
+            step = -(v @ ((v.T @ g) / np.maximum(np.abs(w), 1e-8 * top)))
+            slope = -float(g @ step)  # predicted decrease (x 2), > 0
+            if slope < 1e-13 * max(1.0, abs(f)):
+                return x, f, True
+            t = 1.0
+            while True:
+                x_new = x + t * step
+                f_new = self.deviance(x_new)
+                if f_new <= f - 1e-4 * t * slope:
+                    break
+                t *= 0.5
+                if t < 1e-10:
+                    return x, f, np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-6
+            small = np.max(np.abs(t * step) / np.maximum(1.0, np.abs(x))) < 1e-9
+            x, f = x_new, f_new
+            if small:
+                return x, f, True
+        return x, f, False
+
+    def _descent(self, theta: np.ndarray, dev: float) -> np.ndarray | None:
+        """A point 1e-3 (relative) along one coordinate with a lower deviance, or None."""
+        k = theta.size
+        h = 1e-3 * np.maximum(1.0, np.abs(theta))
+        probes = np.vstack([theta + h[:, None] * np.eye(k), theta - h[:, None] * np.eye(k)])
+        vals = self.evaluate(probes)
+        best = int(np.argmin(vals))
+        if vals[best] < dev - 1e-10 * max(1.0, abs(dev)):
+            return probes[best]
+        return None
+
+
+def _difference_derivatives(func, x0: np.ndarray):
+    """Value, central-difference gradient and Hessian of ``func`` (a batch function) at
+    ``x0``, from one batch of ``2 d^2 + 1`` points (step 1e-4 relative). The Hessian is
+    None when some value is not finite."""
+    d = x0.size
+    h = HESS_STEP * np.maximum(1.0, np.abs(x0))
+    eye = np.eye(d) * h[:, None]
+    i, j = np.triu_indices(d, 1)
+    pts = [x0[None], x0 + eye, x0 - eye]
+    for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        pts.append(x0 + si * eye[i] + sj * eye[j])
+    f = func(np.vstack(pts))
+    f0, fp, fm = f[0], f[1 : 1 + d], f[1 + d : 1 + 2 * d]
+    grad = (fp - fm) / (2.0 * h)
+    if not np.all(np.isfinite(f)):
+        return f0, grad, None
+    fpp, fpm, fmp, fmm = f[1 + 2 * d :].reshape(4, i.size)
+    hess = np.diag((fp - 2.0 * f0 + fm) / h**2)
+    off = (fpp - fpm - fmp + fmm) / (4.0 * h[i] * h[j])
+    hess[i, j] = off
+    hess[j, i] = off
+    return f0, grad, hess
+
+
+def _block_diag(mats: Sequence[np.ndarray]) -> np.ndarray:
+    q = sum(m.shape[0] for m in mats)
+    out = np.zeros((q, q), dtype=np.result_type(*mats))
+    o = 0
+    for m in mats:
+        out[o : o + m.shape[0], o : o + m.shape[0]] = m
+        o += m.shape[0]
+    return out
+
+
+def _sparse_design(t: Term) -> sparse.csr_matrix:
+    """The term's ``(n, J q)`` random-effect design as a sparse matrix."""
+    n, q = t.Z.shape
+    rows = np.repeat(np.arange(n), q)
+    cols = (t.codes[:, None] * q + np.arange(q)[None, :]).ravel()
+    return sparse.csr_matrix((t.Z.ravel(), (rows, cols)), shape=(n, t.n_groups * q))
+
+
+def _check_terms(n: int, terms: Sequence[Term]) -> list[Term]:
+    terms = list(terms)
+    if len(terms) < 2:
+        raise DataError("fit_multiterm needs two or more random-effect terms.")
+    for t in terms:
+        if t.Z.shape[0] != n or t.codes.shape != (n,):
+            raise DataError(
+                f"term {t.name!r}: Z has {t.Z.shape[0]} rows and codes {t.codes.shape}, the "
+                f"data {n} rows."
+            )
+    return terms
+
+
+def fit_multiterm(
+    y: ArrayLike,
+    X: ArrayLike,
+    terms: Sequence[Term],
+    *,
+    reml: bool = True,
+    start: ArrayLike | None = None,
+    structure: str | None = None,
+) -> MultiFit:
+    """Fit a linear mixed model with several random-effect terms by REML or ML.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+    X : array_like, shape (n, p)
+        Fixed-effects design.
+    terms : sequence of Term
+        Two or more random-effect terms (:func:`make_term`), one per grouping factor.
+    reml : bool, default True
+        REML (lme4's default) or ML.
+    start : array_like, optional
+        ``theta`` to start from (:attr:`MixedFit.theta` of a fit to similar data); by
+        default lme4's ``Lambda_k = I``.
+    structure : {"nested", "crossed"}, optional
+        How the random effects are eliminated (see the module docstring); by default
+        ``"nested"`` when the grouping factors are nested in one another, else
+        ``"crossed"``. ``"crossed"`` also fits nested designs (slower; a cross-check).
+
+    Returns
+    -------
+    MultiFit
+        ``cov_re`` block diagonal over the terms (formula order), ``theta`` lme4's
+        ``theta`` in that order, ``llf`` the ML log-likelihood or ``-1/2`` the REML
+        criterion, ``cov_vc`` the sampling covariance of the variance parameters.
+
+    Raises
+    ------
+    DataError
+        For inconsistent shapes or non-finite data.
+    UnsupportedError
+        For a crossed design with more than :data:`DENSE_LIMIT` random effects outside
+        its largest term.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> school = np.repeat(np.arange(20), 40)
+    >>> cls = np.repeat(np.arange(80), 10)
+    >>> y = rng.normal(size=20)[school] + 0.5 * rng.normal(size=80)[cls] + rng.normal(size=800)
+    >>> X = np.ones((800, 1))
+    >>> terms = [make_term(np.ones(800), school, name="school"),
+    ...          make_term(np.ones(800), cls, name="class")]
+    >>> f = fit_multiterm(y, X, terms)
+    >>> f.structure, f.terms, f.term_groups
+    ('nested', ('school', 'class'), (20, 80))
+    >>> bool(f.converged)
+    True
+    """
+    yv, Xm = _design(y, X)
+    terms = _check_terms(yv.size, terms)
+    prof = _MultiProfiled(yv, Xm, terms, reml, structure)
+    if start is None:
+        theta0 = np.concatenate(
+            [np.eye(t.q)[r, c] for t, (r, c) in zip(terms, prof.tri, strict=True)]
+        )
+    else:
+        theta0 = np.asarray(start, dtype=float)
+        if theta0.shape != (prof.K,):
+            raise DataError(f"start must have {prof.K} entries, got {theta0.shape}.")
+    theta, converged, how = prof.minimise(theta0)
+    fe, cov_re, scale, cov_fe, dev = prof.estimates(theta)
+    messages = () if converged else ("the profiled-deviance optimisation did not converge",)
+    return MultiFit(
+        fe_params=fe,
+        cov_fe=cov_fe,
+        cov_re=np.where(prof.mask, cov_re, 0.0),
+        scale=scale,
+        llf=-0.5 * dev,
+        reml=reml,
+        nobs=yv.size,
+        n_groups=max(t.n_groups for t in terms),
+        converged=converged,
+        messages=messages,
+        free=prof.mask,
+        theta=theta,
+        optimizer=how,
+        cov_vc=prof.vc_covariance(theta, scale),
+        terms=tuple(t.name for t in terms),
+        term_sizes=tuple(t.q for t in terms),
+        term_groups=tuple(t.n_groups for t in terms),
+        structure=prof.structure,
+    )
+
+
+def multiterm_loglike(
+    y: ArrayLike,
+    X: ArrayLike,
+    terms: Sequence[Term],
+    fe_params: ArrayLike,
+    cov_re: ArrayLike,
+    scale: float,
+) -> float:
+    """ML log-likelihood of a model with several random-effect terms at given parameters.
+
+    ``cov_re`` is the block-diagonal covariance of all terms' random effects (as
+    :attr:`MultiFit.cov_re`; each block may be singular), ``scale`` the residual variance.
+    The same quantity as :func:`mlimpute.analysis.fitters.mixedlm.mixedlm_loglike`
+    (used by D3 at the pooled parameters).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> a, b = np.repeat(np.arange(10), 20), np.tile(np.arange(5), 40)
+    >>> y = rng.normal(size=200)
+    >>> terms = [make_term(np.ones(200), a, name="a"), make_term(np.ones(200), b, name="b")]
+    >>> f = fit_multiterm(y, np.ones((200, 1)), terms, reml=False)
+    >>> ll = multiterm_loglike(y, np.ones((200, 1)), terms, f.fe_params, f.cov_re, f.scale)
+    >>> bool(abs(ll - f.llf) < 1e-6)
+    True
+    """
+    yv, Xm = _design(y, X)
+    terms = _check_terms(yv.size, terms)
+    if not scale > 0:
+        raise DataError(f"the residual variance must be positive, got {scale}.")
+    prof = _MultiProfiled(yv, Xm, terms, False)
+    cov = np.asarray(cov_re, dtype=float)
+    theta, o = [], 0
+    for t, (r, c) in zip(terms, prof.tri, strict=True):
+        block = cov[o : o + t.q, o : o + t.q] / scale
+        theta.append(_lower_cholesky(np.where(t.mask, block, 0.0))[r, c])
+        o += t.q
+    logdet, S = prof.parts(np.concatenate(theta)[None])
+    v = np.r_[1.0, -np.asarray(fe_params, dtype=float)]
+    n = yv.size
+    quad = float(v @ S[0] @ v) / scale
+    return float(-0.5 * (n * np.log(2.0 * np.pi * scale) + logdet[0] + quad))
