@@ -436,7 +436,7 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
         used |= f.variables
         cells += int(missing[v.name])
         width = 1 + sum(width_of(p) for p in f.predictors if p in df.columns)
-        q = sum(len(b.terms.split("+")) for b in f.random)
+        q = sum(len(b.terms.split("+")) for b, _ in f.random_terms)
         k = width + q * (q + 1) // 2 + 1
         cats = categories(df[v.name])
         if cats is not None and len(cats) > 2:

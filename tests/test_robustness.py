@@ -246,8 +246,8 @@ def test_missing_cluster_ids_through_cluster_argument(df, ids):
     [
         ("~ skill + (1 | )", "grouping factor ''"),
         ("~ skill + gender | class", "(terms | group)"),
-        ("~ skill + (1 | class/gender)", "'class/gender'"),
-        ("~ skill + (1 | class:gender)", "'class:gender'"),
+        ("~ skill + (1 | class/)", "'class/'"),
+        ("~ skill + (1 | class:+gender)", "'class:+gender'"),
         ("~ skill + ( | class)", "no terms before '|'"),
         ("~ skill + (1 + cmean(skill) | class)", "cmean() is not allowed"),
         ("~ skill +", "empty term"),

@@ -245,6 +245,7 @@ def fit(
             )
         formula = analysis_model.text
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    parsed.require_one_group("fit()")
     if parsed.response is None:
         raise FormulaError(f"an analysis formula needs a response: {parsed.text!r}")
     if not isinstance(reml, (bool, np.bool_)):

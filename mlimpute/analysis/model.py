@@ -119,6 +119,7 @@ class _Model:
     ):
         for rhs in (parsed.fixed, *(b.terms for b in parsed.random)):
             validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand
+        parsed.require_one_group("an analysis model")
         self.parsed = parsed
         self.kind = kind
         self.family = family  # statsmodels family (glm) or (family, link) names (glmm)

@@ -105,6 +105,10 @@ def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:
 def _formula_fields(formula: ParsedFormula) -> dict[str, Any]:
     out = {f.name: getattr(formula, f.name) for f in fields(formula)}
     out["random"] = [{g.name: getattr(b, g.name) for g in fields(b)} for b in formula.random]
+    out["random_terms"] = [
+        {**{g.name: getattr(b, g.name) for g in fields(b)}, "group": group}
+        for b, group in formula.random_terms
+    ]
     return _plain(out)
 
 
@@ -127,7 +131,7 @@ def _formula_from(v: dict[str, Any], source: str) -> ParsedFormula:
         if "fixed" in parsed:
             shown = parsed["fixed"]
             validate_rhs(shown)
-        for b in parsed.get("random") or ():
+        for b in [*(parsed.get("random") or ()), *(parsed.get("random_terms") or ())]:
             shown = b["terms"] if isinstance(b, dict) else b
             validate_rhs(shown)
         if not parsed:  # only the formula as used: parse it, keep the user's text
@@ -136,6 +140,13 @@ def _formula_from(v: dict[str, Any], source: str) -> ParsedFormula:
         f = parse_formula(v.get("text") or v["formula"], name)
         if "random" in parsed:
             parsed["random"] = tuple(RandomBlock(**b) for b in parsed["random"])
+        if "random_terms" in parsed:
+            parsed["random_terms"] = tuple(
+                (RandomBlock(b["terms"], b["correlated"]), str(b["group"]))
+                for b in parsed["random_terms"]
+            )
+        elif "random" in parsed:  # stored before formulas had several grouping factors:
+            parsed["random_terms"] = ()  # rebuilt from group and random
         known = {g.name for g in fields(ParsedFormula)}
         return replace(f, **{k: _freeze(x) for k, x in parsed.items() if k in known})
     except (MlimputeError, KeyError, TypeError) as exc:

@@ -456,6 +456,7 @@ def build_model_data(
             "exclude=, or give this variable's formula yourself)"
         )
     Z, blocks, corr = None, (), ()
+    parsed.require_one_group("this model's design")
     if parsed.random:
         zn, zs, zf, zsl, zspec = [], [], [], [], None
         blocks = []

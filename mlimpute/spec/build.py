@@ -372,6 +372,8 @@ def _resolve_cluster(
 ) -> _Columns:
     """The one grouping factor (from ``cluster=`` and the random parts), complete, and what
     follows from it: cluster codes, column kinds and levels."""
+    for name, f in parsed.items():
+        f.require_one_group(f"imputing {name!r}")
     groups = {f.group for f in parsed.values() if f.group is not None}
     if cluster is not None:
         if cluster not in df.columns:

@@ -94,13 +94,13 @@ def check_random_parts(parsed: dict[str, ParsedFormula]) -> None:
     from formulaic import Formula
 
     for name, f in parsed.items():
-        for block in f.random:
+        for block, group in f.random_terms:
             if len(Formula(block.terms)) == 0:
                 bar = "|" if block.correlated else "||"
                 raise FormulaError(
-                    f"the random part ({block.terms} {bar} {f.group}) in the formula for "
-                    f"{name!r} has no term: {f.text!r}. Write (1 | {f.group}) for a random "
-                    f"intercept, (0 + x | {f.group}) for a random slope only, or drop the "
+                    f"the random part ({block.terms} {bar} {group}) in the formula for "
+                    f"{name!r} has no term: {f.text!r}. Write (1 | {group}) for a random "
+                    f"intercept, (0 + x | {group}) for a random slope only, or drop the "
                     "random part for a single-level model"
                 )
 

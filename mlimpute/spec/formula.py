@@ -6,8 +6,9 @@ is split into
 * the **fixed part** (``gender + relation*skill + `cmean(relation)```), handed to formulaic
   for materialisation; ``cmean(x)`` becomes a backquoted column name that the design layer
   fills with the cluster mean of ``x``;
-* the **random part**: one grouping factor and one or more blocks of random-effect terms,
-  each block correlated (``|``) or uncorrelated (``||``);
+* the **random part**: one or more blocks of random-effect terms, each correlated (``|``)
+  or uncorrelated (``||``), each with its grouping factor: a column ``g``, the combination
+  ``a:b`` of two columns, or nested ``a/b`` (short for ``(… | a) + (… | a:b)``);
 * the ``cmean`` variables.
 
 Parsing never sees data; :mod:`mlimpute.sampler.design` materialises the parsed formula.
@@ -32,6 +33,7 @@ __all__ = [
     "formula_text",
     "cmean_column",
     "ranef_column",
+    "factor_columns",
     "ALLOWED_FUNCTIONS",
 ]
 
@@ -54,6 +56,32 @@ def ranef_column(variable: str, effect: str | None = None) -> str:
     design has one column per effect, ``ranef(x)[Intercept]``, ``ranef(x)[gender]``...
     """
     return f"ranef({variable})" if effect is None else f"ranef({variable})[{effect}]"
+
+
+def factor_columns(factor: str) -> tuple[str, ...]:
+    """The data columns of a grouping factor of :attr:`ParsedFormula.random_terms`.
+
+    ``"class"`` is one column; ``"school:class"`` every combination of the two columns
+    (the classes numbered within schools). A column whose name holds ``:`` or a backquote
+    is written in backquotes in a factor.
+
+    Examples
+    --------
+    >>> factor_columns("school:class"), factor_columns("`a:b`"), factor_columns("class")
+    (('school', 'class'), ('a:b',), ('class',))
+    """
+    return tuple(p.strip().strip("`") for p in _split_outside_ticks(factor, ":"))
+
+
+def _split_outside_ticks(text: str, sep: str) -> list[str]:
+    """``text`` split at every ``sep`` outside backquotes."""
+    parts = re.findall(rf"(?:`[^`]*`|[^`{re.escape(sep)}])+", text)
+    return parts or [text]
+
+
+def _factor_name(columns: tuple[str, ...]) -> str:
+    """Inverse of :func:`factor_columns`."""
+    return ":".join(f"`{c}`" if (":" in c or "`" in c) else c for c in columns)
 
 
 @dataclass(frozen=True)
@@ -85,11 +113,21 @@ class ParsedFormula:
     fixed : str
         Fixed-effects right-hand side in formulaic syntax.
     group : str or None
-        The grouping factor of the random part (``None``: single-level formula).
+        The grouping factor of the random part when there is exactly one and it is one
+        column (``None``: single-level formula, or several grouping factors, see
+        ``random_terms``).
     random : tuple of RandomBlock
-        Random-effect blocks, all grouped by ``group``.
+        Random-effect blocks, all grouped by ``group`` (empty when ``group`` is None).
     cmeans : tuple of str
         Variables whose cluster means appear in the fixed part.
+    ranefs : tuple of str
+        Variables whose random effects (``ranef(x)``) appear in the fixed part.
+    random_terms : tuple of (RandomBlock, str)
+        Every random block with its grouping factor, in formula order, nested factors
+        expanded (``(1 | school/class)`` is ``(1 | school) + (1 | school:class)``); a
+        factor ``a:b`` is every combination of columns ``a`` and ``b``
+        (:func:`factor_columns`). Filled for every multilevel formula, also with one
+        grouping factor.
     """
 
     text: str
@@ -99,10 +137,38 @@ class ParsedFormula:
     random: tuple[RandomBlock, ...] = ()
     cmeans: tuple[str, ...] = ()
     ranefs: tuple[str, ...] = ()
+    random_terms: tuple[tuple[RandomBlock, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # a formula built by hand with only ``group``/``random`` (the one-factor fields)
+        if self.random and not self.random_terms and self.group is not None:
+            terms = tuple((b, _factor_name((self.group,))) for b in self.random)
+            object.__setattr__(self, "random_terms", terms)
 
     @property
     def is_multilevel(self) -> bool:
-        return bool(self.random)
+        return bool(self.random_terms)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The distinct grouping factors of ``random_terms``, in formula order."""
+        return tuple(dict.fromkeys(g for _, g in self.random_terms))
+
+    @property
+    def several_groups(self) -> bool:
+        """Whether the random part is not one block set over one column (``group`` is None
+        although the formula is multilevel)."""
+        return self.is_multilevel and self.group is None
+
+    def require_one_group(self, what: str) -> None:
+        """Raise :class:`~mlimpute.errors.UnsupportedError` naming the grouping factors
+        when the formula has several (or one made of several columns): ``what`` names the
+        feature that handles one grouping factor only."""
+        if self.several_groups:
+            raise UnsupportedError(
+                f"{what} supports one grouping factor; the formula {self.text!r} has the "
+                f"grouping factors {list(self.groups)}"
+            )
 
     @property
     def predictors(self) -> frozenset[str]:
@@ -110,7 +176,7 @@ class ParsedFormula:
         names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
         names -= {ranef_column(v) for v in self.ranefs}
         names |= set(self.cmeans) | set(self.ranefs)
-        for block in self.random:
+        for block, _ in self.random_terms:
             names |= _required(block.terms, self.text)
         return frozenset(names)
 
@@ -118,6 +184,7 @@ class ParsedFormula:
     def variables(self) -> frozenset[str]:
         """Every data column the formula refers to: response, predictors and group."""
         extra = {n for n in (self.response, self.group) if n is not None}
+        extra |= {c for g in self.groups for c in factor_columns(g)}
         return self.predictors | extra
 
     def with_response(self, response: str) -> ParsedFormula:
@@ -131,22 +198,27 @@ class ParsedFormula:
 
     def drop_random(self) -> ParsedFormula:
         """The single-level formula with the same fixed part."""
-        return replace(self, group=None, random=())
+        return replace(self, group=None, random=(), random_terms=())
 
     def __str__(self) -> str:
         lhs = f"{_quote(self.response)} " if self.response else ""
         parts = [] if self.fixed.strip() in {"", "1"} else [_uncmean(self.fixed)]
         if self.fixed.strip() == "1" or not parts:
             parts.insert(0, "1")
-        for block in self.random:
+        for block, g in self.random_terms:
             bar = "|" if block.correlated else "||"
-            parts.append(f"({block.terms} {bar} {_quote(self.group)})")
+            parts.append(f"({block.terms} {bar} {_factor_text(g, _quote)})")
         return f"{lhs}~ " + " + ".join(parts)
 
 
 def _quote(name: str) -> str:
     """A column name as a formula token: backquoted unless it is a plain identifier."""
     return name if re.fullmatch(r"[A-Za-z_]\w*", name) else f"`{name}`"
+
+
+def _factor_text(factor: str, quote) -> str:
+    """A grouping factor as formula text: its columns quoted, joined by ``:``."""
+    return ":".join(quote(c) for c in factor_columns(factor))
 
 
 def _uncmean(text: str) -> str:
@@ -269,17 +341,14 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
         On a syntax error or anything outside the grammar (another function, attribute
         access, subscripts, strings outside ``C()``...); the message shows the formula
         with a caret under the offending token.
-    UnsupportedError
-        When two different grouping factors appear (three-level models).
-
     Notes
     -----
     The steps, in order (the first failing one raises): the text is a non-empty string;
     it is inside the grammar (:func:`mlimpute.spec.grammar.validate_formula`); it has one
     ``~`` with a column name or nothing on the left; the right-hand side splits at
-    top-level ``+``/``-`` into fixed terms and random terms ``(terms | group)``; every
-    random term has the same grouping factor; ``cmean(x)`` and ``ranef(x)`` become design
-    columns; formulaic parses every part; ``cmean``/``ranef`` appear in the fixed part
+    top-level ``+``/``-`` into fixed terms and random terms ``(terms | group)``, nested
+    grouping factors ``a/b`` expanded to ``a`` and ``a:b``; ``cmean(x)`` and ``ranef(x)``
+    become design columns; formulaic parses every part; ``cmean``/``ranef`` appear in the fixed part
     only; the response is set and is not among its own predictors.
 
     Examples
@@ -287,6 +356,9 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     >>> f = parse_formula("~ gender + cmean(relation) + (1 + gender | class)", "grade")
     >>> f.response, f.group, f.random[0].terms, f.cmeans
     ('grade', 'class', '1 + gender', ('relation',))
+    >>> f = parse_formula("y ~ x + (1 | school/class)")
+    >>> f.group, f.groups, f.random
+    (None, ('school', 'school:class'), ())
     >>> parse_formula("~ x + I(x.__class__)")
     Traceback (most recent call last):
     ...
@@ -296,11 +368,13 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     validate_formula(text)  # before anything else: nothing outside the grammar goes on
     lhs, rhs, offset = _split_sides(text)
     fixed, blocks, groups = _split_terms(text, rhs, offset)
-    group = _one_grouping_factor(text, groups)
+    terms = tuple(zip(blocks, groups, strict=True))
+    group = _one_grouping_factor(groups)
     fixed_text, cmeans, ranefs = _cluster_terms(fixed)
     _check_formulaic_syntax(text, [fixed_text] + [b.terms for b in blocks])
     _check_random_parts(text, blocks)
-    parsed = ParsedFormula(text, lhs, fixed_text, group, tuple(blocks), cmeans, ranefs)
+    one = tuple(blocks) if group is not None else ()
+    parsed = ParsedFormula(text, lhs, fixed_text, group, one, cmeans, ranefs, terms)
     return _with_response(parsed, response)
 
 
@@ -333,7 +407,8 @@ def _split_terms(
     text: str, rhs: str, offset: int
 ) -> tuple[list[str], list[RandomBlock], list[str]]:
     """The right-hand side split at top-level ``+``/``-``: fixed terms (with their signs),
-    random blocks ``(terms | group)`` and the grouping factor of each block."""
+    random blocks ``(terms | group)`` and the grouping factor of each block (a nested
+    ``(terms | a/b)`` gives two blocks, over ``a`` and ``a:b``)."""
     fixed: list[str] = []
     blocks: list[RandomBlock] = []
     groups: list[str] = []
@@ -352,42 +427,50 @@ def _split_terms(
         if bar is None:
             fixed.append(f"{sign} {stripped}" if fixed or sign == "-" else stripped)
             continue
-        block, group = _random_block(text, sign, chunk, stripped, pos, bar)
-        blocks.append(block)
-        groups.append(group)
+        block, factors = _random_block(text, sign, chunk, stripped, pos, bar)
+        blocks.extend([block] * len(factors))
+        groups.extend(factors)
     return fixed, blocks, groups
 
 
 def _random_block(
     text: str, sign: str, chunk: str, stripped: str, pos: int, bar: tuple[int, int]
-) -> tuple[RandomBlock, str]:
-    """One random term ``(terms | group)`` (``||``: uncorrelated) and its grouping factor."""
+) -> tuple[RandomBlock, list[str]]:
+    """One random term ``(terms | group)`` (``||``: uncorrelated) and its grouping factors:
+    one, or for nested ``a/b/c`` the factors ``a``, ``a:b``, ``a:b:c``."""
     if sign == "-":
         raise FormulaError(_syntax_message(text, "a random term cannot be subtracted", pos))
     i, width = bar
     terms, group = stripped[1:i].strip(), stripped[i + width : -1].strip()
     if not terms:
         raise FormulaError(_syntax_message(text, "no terms before '|'", pos))
-    if not _NAME.match(group):
+    nested = _split_outside_ticks(group, "/")
+    parts = [[c.strip() for c in _split_outside_ticks(n, ":")] for n in nested]
+    bare = re.sub(r"`[^`]*`", "", group)
+    n_columns = bare.count("/") + bare.count(":") + 1  # an empty part is never a name
+    columns = [c for cols in parts for c in cols]
+    if not group or len(columns) != n_columns or not all(_NAME.match(c) for c in columns):
         raise FormulaError(
             _syntax_message(
                 text,
-                f"grouping factor {group!r} must be one column name",
+                f"grouping factor {group!r} must be a column name, a:b or a/b",
                 pos + chunk.index(group) if group else pos,
             )
         )
-    return RandomBlock(terms, correlated=(width == 1)), group.strip("`")
+    factors, above = [], ()
+    for cols in parts:
+        above = (*above, *(c.strip("`") for c in cols))
+        factors.append(_factor_name(above))
+    return RandomBlock(terms, correlated=(width == 1)), factors
 
 
-def _one_grouping_factor(text: str, groups: list[str]) -> str | None:
-    """The grouping factor of every random block: one (two-level models) or none."""
-    if len(set(groups)) > 1:
-        raise UnsupportedError(
-            f"formula {text!r} has the grouping factors {sorted(set(groups))}; only two-level "
-            "models with one grouping factor are supported (three-level and cross-classified "
-            "models are not supported yet)"
-        )
-    return groups[0] if groups else None
+def _one_grouping_factor(groups: list[str]) -> str | None:
+    """``group``: the grouping factor of every random block when there is exactly one and
+    it is one column; otherwise None (the blocks are in ``random_terms`` only)."""
+    if len(set(groups)) != 1:
+        return None
+    cols = factor_columns(groups[0])
+    return cols[0] if len(cols) == 1 else None
 
 
 def _cluster_terms(fixed: list[str]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -449,7 +532,8 @@ def formula_text(formula: ParsedFormula) -> str:
     """``"~ ..."``: a parsed formula as used, written so that it parses back to the same.
 
     Unlike ``str(formula)``, column names that are not identifiers are backquoted in
-    ``cmean()`` and in the grouping factor.
+    ``cmean()`` and in the grouping factors. Nested factors are written expanded:
+    ``(1 | school/class)`` as ``(1 | school) + (1 | school:class)``.
 
     Examples
     --------
@@ -457,12 +541,14 @@ def formula_text(formula: ParsedFormula) -> str:
     >>> from mlimpute.spec.formula import formula_text
     >>> formula_text(parse_formula("~ x + cmean(`a b`) + (1 | `my class`)", "y"))
     '~ x + cmean(`a b`) + (1 | `my class`)'
+    >>> formula_text(parse_formula("~ x + (1 + x | school/class)", "y"))
+    '~ x + (1 + x | school) + (1 + x | school:class)'
     """
     fixed = re.sub(
         r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
     ).strip()
     parts = [fixed] if fixed not in {"", "1"} else ["1"]
-    for block in formula.random:
+    for block, g in formula.random_terms:
         bar = "|" if block.correlated else "||"
-        parts.append(f"({block.terms} {bar} {_term(formula.group)})")
+        parts.append(f"({block.terms} {bar} {_factor_text(g, _term)})")
     return "~ " + " + ".join(parts)

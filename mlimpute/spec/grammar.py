@@ -7,7 +7,8 @@ recursive-descent parser below, which accept only
 * column names: identifiers, dotted names as in data from R (``x.y``) and backquoted
   names with any characters (```my col```);
 * numbers, the operators ``+ - * / : ** ^`` and parentheses;
-* random parts ``(terms | group)`` and ``(terms || group)``;
+* random parts ``(terms | group)`` and ``(terms || group)``, where ``group`` is a column,
+  ``a:b`` (every combination of two columns) or ``a/b`` (nested: ``a`` and ``a:b``);
 * calls of the functions in :data:`ALLOWED_FUNCTIONS`, each with its documented
   arguments (see :data:`SIGNATURES`); inside a call, arithmetic (``+ - * / // % **``),
   comparisons (``< <= > >= == !=``) and nested allowed calls.
@@ -291,8 +292,8 @@ class _Parser:
                     )
                 group = self.peek()
                 if group.kind == "op" and group.value == ")":
-                    raise self.fail(group, "grouping factor '' must be one column name")
-                self.column("the grouping factor (one column name)")
+                    raise self.fail(group, "grouping factor '' must be a column name, a:b or a/b")
+                self.grouping_factor()
                 if not self.at(")"):
                     if self.peek().kind == "end":
                         raise self.fail(tok, "unmatched '('")
@@ -300,7 +301,9 @@ class _Parser:
                     while self.tokens[k].kind != "end" and self.tokens[k].value != ")":
                         k += 1
                     span = self.text[group.pos : self.tokens[k].pos].strip()
-                    raise self.fail(group, f"grouping factor {span!r} must be one column name")
+                    raise self.fail(
+                        group, f"grouping factor {span!r} must be a column name, a:b or a/b"
+                    )
                 self.i += 1
                 return True
             self.close(tok)
@@ -313,6 +316,13 @@ class _Parser:
             return False
         self.column("a column name, a number, '(' or a function call")
         return False
+
+    def grouping_factor(self) -> None:
+        """``g``, ``a:b`` (the combination of two columns) or ``a/b`` (``a`` and ``a:b``)."""
+        self.column("the grouping factor (a column name)")
+        while self.at(":", "/") and self.peek(1).kind in ("name", "backquoted"):
+            self.i += 1
+            self.column("a column name in the grouping factor")
 
     # -- names ----------------------------------------------------------------------------
     def column(self, wanted: str, *, python: bool = False) -> None:

@@ -168,6 +168,7 @@ def build_model_spec(
     if "lmean(" in model.replace(" ", ""):
         raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
     parsed = parse_formula(model)
+    parsed.require_one_group("model-based imputation (impute(model=...))")
     y = parsed.response
     if y is None:
         raise SpecificationError(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlimpute.errors import FormulaError, UnsupportedError
+from mlimpute.errors import FormulaError
 from mlimpute.spec.formula import RandomBlock, parse_formula
 
 
@@ -77,8 +77,7 @@ def test_semantic_errors():
         parse_formula("~ x - (1 | g)", "y")
 
 
-def test_two_grouping_factors_is_unsupported():
-    with pytest.raises(UnsupportedError, match="three-level"):
-        parse_formula("~ x + (1 | school) + (1 | class)", "y")
-    with pytest.raises(NotImplementedError):
-        parse_formula("~ x + (1 | school) + (1 | class)", "y")
+def test_two_grouping_factors_parse():
+    # several grouping factors: tests/spec/test_formula_terms.py
+    f = parse_formula("~ x + (1 | school) + (1 | class)", "y")
+    assert f.groups == ("school", "class") and f.group is None
