@@ -37,8 +37,8 @@ scikit-sparse, which is not a dependency).
 
 **Optimiser.** Newton's method on ``theta`` (unbounded, see
 :meth:`_MultiProfiled.minimise`; lme4's start ``Lambda_k = I``) with the gradient and
-Hessian from central differences of the deviance, all ``2K^2 + 1`` deviances of an
-iteration evaluated in one batch. The single-term model keeps its own fitter
+Hessian from central differences of the deviance, all ``2K^2 + 2K + 1`` deviances of
+an iteration evaluated in one batch. The single-term model keeps its own fitter
 (:func:`mlimpute.analysis.fitters.mixedlm.fit_mixedlm`); this one is used when a model
 has two or more grouping factors.
 """
@@ -62,8 +62,9 @@ __all__ = ["Term", "MultiFit", "make_term", "fit_multiterm", "multiterm_loglike"
 #: Most random effects outside the first eliminated term that a crossed design factorises
 #: densely (see the module docstring).
 DENSE_LIMIT = 3000
-#: Relative step of the central differences (gradient and Hessian) of Newton's method.
+#: Relative steps of the central differences of Newton's method: Hessian and gradient.
 HESS_STEP = 1e-4
+GRAD_STEP = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -489,13 +490,14 @@ class _MultiProfiled:
     def minimise(self, theta0: np.ndarray) -> tuple[np.ndarray, bool, str]:
         """Newton's method from ``theta0``; ``(theta, converged, how)``.
 
-        Each iteration evaluates the deviance on one batch of ``2 K^2 + 1`` points
+        Each iteration evaluates the deviance on one batch of ``2 K^2 + 2 K + 1`` points
         around ``theta`` (:func:`_difference_derivatives`: central-difference gradient
-        and Hessian, step 1e-4 relative), replaces the Hessian's eigenvalues by their
+        and Hessian), replaces the Hessian's eigenvalues by their
         absolute values (with a floor) so that the step descends, and halves the step
-        until the deviance decreases enough (Armijo). It stops when the step is below
-        1e-9 (relative) or the predicted decrease below the rounding level of the
-        deviance.
+        until the deviance decreases enough (Armijo); below the deviance's resolution
+        (a predicted decrease under 1e-9 of it) full steps are taken while the deviance
+        does not rise beyond rounding. It stops when the step is below 1e-9 (relative)
+        or the predicted decrease below 1e-15 of the deviance.
 
         ``theta`` is left unbounded, as in
         :meth:`mlimpute.analysis.fitters.profiled._Profiled.minimise_newton`: the
@@ -533,14 +535,20 @@ class _MultiProfiled:
             top = max(np.abs(w).max(), 1e-12)
             step = -(v @ ((v.T @ g) / np.maximum(np.abs(w), 1e-8 * top)))
             slope = -float(g @ step)  # predicted decrease (x 2), > 0
-            if slope < 1e-13 * max(1.0, abs(f)):
+            scale = max(1.0, abs(f))
+            if slope < 1e-15 * scale:
                 return x, f, True
+            # below the deviance's resolution, a full step that does not increase it
+            # beyond rounding is taken (the gradient still resolves the optimum)
+            rounding = slope < 1e-9 * scale
             t = 1.0
             while True:
                 x_new = x + t * step
                 f_new = self.deviance(x_new)
-                if f_new <= f - 1e-4 * t * slope:
+                if f_new <= f - 1e-4 * t * slope or (rounding and f_new <= f + 1e-14 * scale):
                     break
+                if rounding:
+                    return x, f, True
                 t *= 0.5
                 if t < 1e-10:
                     return x, f, np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-6
@@ -564,21 +572,29 @@ class _MultiProfiled:
 
 def _difference_derivatives(func, x0: np.ndarray):
     """Value, central-difference gradient and Hessian of ``func`` (a batch function) at
-    ``x0``, from one batch of ``2 d^2 + 1`` points (step 1e-4 relative). The Hessian is
-    None when some value is not finite."""
+    ``x0``, from one batch of ``2 d^2 + 2 d + 1`` points: the Hessian with step 1e-4
+    (relative), the gradient with step 1e-6 (its truncation error, ``h^2/6`` times the
+    third derivative, is what limits where Newton's method stops; the rounding error of a
+    deviance of order 1e4 is then still below 1e-5 in the gradient). The Hessian is None
+    when some value is not finite."""
     d = x0.size
     h = HESS_STEP * np.maximum(1.0, np.abs(x0))
+    hg = GRAD_STEP * np.maximum(1.0, np.abs(x0))
     eye = np.eye(d) * h[:, None]
+    eye_g = np.eye(d) * hg[:, None]
     i, j = np.triu_indices(d, 1)
     pts = [x0[None], x0 + eye, x0 - eye]
     for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
         pts.append(x0 + si * eye[i] + sj * eye[j])
+    pts += [x0 + eye_g, x0 - eye_g]
     f = func(np.vstack(pts))
     f0, fp, fm = f[0], f[1 : 1 + d], f[1 + d : 1 + 2 * d]
-    grad = (fp - fm) / (2.0 * h)
+    npair = i.size
+    fg = f[1 + 2 * d + 4 * npair :]
+    grad = (fg[:d] - fg[d:]) / (2.0 * hg)
     if not np.all(np.isfinite(f)):
         return f0, grad, None
-    fpp, fpm, fmp, fmm = f[1 + 2 * d :].reshape(4, i.size)
+    fpp, fpm, fmp, fmm = f[1 + 2 * d : 1 + 2 * d + 4 * npair].reshape(4, npair)
     hess = np.diag((fp - 2.0 * f0 + fm) / h**2)
     off = (fpp - fpm - fmp + fmm) / (4.0 * h[i] * h[j])
     hess[i, j] = off
