@@ -198,9 +198,7 @@ def vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float)
         elif isinstance(first, MultiFit):
             level = level2[r]
             dfcom = float(
-                first.nobs - _residual_groups(first)
-                if level < 0
-                else first.term_groups[level] - 1
+                first.nobs - _residual_groups(first) if level < 0 else first.term_groups[level] - 1
             )
         elif level2[r]:
             dfcom = float(n_groups - 1)
