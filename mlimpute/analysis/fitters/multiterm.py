@@ -281,18 +281,48 @@ class _MultiProfiled:
                 "supported (a dense factorisation); use fewer groups in the smaller "
                 "grouping factors."
             )
-        n = W.shape[0]
         t0 = terms[first]
         self.G0 = _segment_sum(
             t0.codes, t0.n_groups, t0.Z[:, :, None] * np.column_stack([t0.Z, W])[:, None, :]
         )
-        z0 = _sparse_design(t0)
+        # the cross products of the first term with each other term, one (q0, q_k) block
+        # per pair of groups that share rows; the sparse matrices below keep a fixed
+        # pattern (whole blocks) so that an evaluation only rewrites their values
+        self.pair_blocks = []
+        rows, cols, off = [], [], 0
+        for k in self.rest:
+            t = terms[k]
+            pair, uniq = pd.factorize(t0.codes * np.int64(t.n_groups) + t.codes)
+            blocks = _segment_sum(pair, len(uniq), t0.Z[:, :, None] * t.Z[:, None, :])
+            self.pair_blocks.append(blocks)
+            g0, h = np.divmod(np.asarray(uniq, dtype=np.int64), t.n_groups)
+            a, c = np.meshgrid(np.arange(t0.q), np.arange(t.q), indexing="ij")
+            rows.append((g0[:, None, None] * t0.q + a).ravel())
+            cols.append((off + h[:, None, None] * t.q + c).ravel())
+            off += t.n_groups * t.q
+        self.Cth, self.c_perm = _pattern(
+            np.concatenate(rows), np.concatenate(cols), (t0.n_groups * t0.q, q_rest)
+        )
+        rows, cols, off = [], [], 0
+        for k in self.rest:
+            t = terms[k]
+            g = np.arange(t.n_groups)[:, None, None]
+            a, c = np.meshgrid(np.arange(t.q), np.arange(t.q), indexing="ij")
+            rows.append((off + g * t.q + a).ravel())
+            cols.append((off + g * t.q + c).ravel())
+            off += t.n_groups * t.q
+        self.lr, self.lr_perm = _pattern(
+            np.concatenate(rows), np.concatenate(cols), (q_rest, q_rest)
+        )
+        J0 = t0.n_groups
+        self.binv = sparse.bsr_matrix(
+            (np.zeros((J0, t0.q, t0.q)), np.arange(J0), np.arange(J0 + 1)),
+            shape=(J0 * t0.q,) * 2,
+        )
         zr = sparse.hstack([_sparse_design(terms[k]) for k in self.rest]).tocsr()
-        self.C = (z0.T @ zr).tocsr()
         self.Arr = (zr.T @ zr).toarray()
         self.ZrW = np.asarray(zr.T @ W)
         self.q_rest = q_rest
-        del n
 
     # -- the deviance -----------------------------------------------------------------
     def lams(self, thetas: np.ndarray) -> list[np.ndarray]:
@@ -359,14 +389,17 @@ class _MultiProfiled:
         with np.errstate(divide="ignore", invalid="ignore"):
             ld0, Dinv = _inv_logdet(A)
         H0 = Dinv @ F0
-        lr = sparse.block_diag(
-            [sparse.kron(sparse.identity(terms[k].n_groups), lams[k]) for k in self.rest],
-            format="csr",
-        )
-        l0blk = sparse.kron(sparse.identity(t0.n_groups), l0.T, format="csr")
-        Cth = (l0blk @ self.C @ lr).tocsr()  # (J0 q0, q_rest)
+        lr = self.lr
+        lr.data[:] = np.concatenate(
+            [np.tile(lams[k].ravel(), terms[k].n_groups) for k in self.rest]
+        )[self.lr_perm]
+        Cth = self.Cth  # (J0 q0, q_rest): Lambda_0' Z_0'Z_r Lambda_r
+        Cth.data[:] = np.concatenate(
+            [(l0.T @ b @ lams[k]).ravel() for k, b in zip(self.rest, self.pair_blocks, strict=True)]
+        )[self.c_perm]
         J0 = t0.n_groups
-        binv = sparse.bsr_matrix((Dinv, np.arange(J0), np.arange(J0 + 1)), shape=(J0 * q0,) * 2)
+        binv = self.binv
+        binv.data[:] = Dinv
         T = (binv @ Cth).tocsr()
         M = np.asarray(lr.T @ (lr.T @ self.Arr).T).T  # Lambda_r' A_rr Lambda_r
         M = M - (Cth.T @ T).toarray()
@@ -610,6 +643,15 @@ def _block_diag(mats: Sequence[np.ndarray]) -> np.ndarray:
         out[o : o + m.shape[0], o : o + m.shape[0]] = m
         o += m.shape[0]
     return out
+
+
+def _pattern(rows: np.ndarray, cols: np.ndarray, shape) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """A CSR matrix with entries at ``(rows, cols)`` (distinct) and the permutation that
+    puts values listed in that order into its ``data``."""
+    m = sparse.csr_matrix((np.arange(1.0, rows.size + 1.0), (rows, cols)), shape=shape)
+    m.sort_indices()
+    perm = m.data.astype(np.int64) - 1
+    return m, perm
 
 
 def _sparse_design(t: Term) -> sparse.csr_matrix:
