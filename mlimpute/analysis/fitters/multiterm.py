@@ -37,8 +37,8 @@ scikit-sparse, which is not a dependency).
 
 **Optimiser.** Newton's method on ``theta`` (unbounded, see
 :meth:`_MultiProfiled.minimise`; lme4's start ``Lambda_k = I``) with the gradient and
-Hessian from central differences of the deviance, all ``2K^2 + 2K + 1`` deviances of
-an iteration evaluated in one batch. The single-term model keeps its own fitter
+Hessian from central differences of the deviance (the Hessian then updated by BFGS),
+the deviances of an iteration evaluated in one batch. The single-term model keeps its own fitter
 (:func:`mlimpute.analysis.fitters.mixedlm.fit_mixedlm`); this one is used when a model
 has two or more grouping factors.
 """
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import sparse
+from scipy import linalg, sparse
 
 from mlimpute.analysis.fitters.base import MixedFit, _design, block_mask
 from mlimpute.analysis.fitters.profiled import _lower_cholesky
@@ -400,16 +400,25 @@ class _MultiProfiled:
         J0 = t0.n_groups
         binv = self.binv
         binv.data[:] = Dinv
-        T = (binv @ Cth).tocsr()
-        M = np.asarray(lr.T @ (lr.T @ self.Arr).T).T  # Lambda_r' A_rr Lambda_r
-        M = M - (Cth.T @ T).toarray()
+        T = binv @ Cth
+        if all(terms[k].q == 1 for k in self.rest):  # Lambda_r diagonal: scale rows, columns
+            lv = lr.diagonal()
+            M = lv[:, None] * self.Arr * lv[None, :]
+            wr = lv[:, None] * self.ZrW
+        else:
+            M = np.asarray(lr.T @ (lr.T @ self.Arr).T).T  # Lambda_r' A_rr Lambda_r
+            wr = np.asarray(lr.T @ self.ZrW)
+        if T.shape[0] * T.shape[1] <= 4_000_000:  # Cth' T with a dense T: no sparse fill
+            M = M - np.asarray(Cth.T @ T.toarray())
+        else:
+            M = M - (Cth.T @ T.tocsr()).toarray()
         M[np.diag_indices_from(M)] += 1.0
-        Wr = np.asarray(lr.T @ self.ZrW) - Cth.T @ H0.reshape(J0 * q0, -1)
+        Wr = wr - Cth.T @ H0.reshape(J0 * q0, -1)
         try:
             R = np.linalg.cholesky((M + M.T) / 2.0)
         except np.linalg.LinAlgError:
             return np.nan, np.full(self.wtw.shape, np.nan)
-        sol = np.linalg.solve(R, Wr)
+        sol = linalg.solve_triangular(R, Wr, lower=True)
         S = self.wtw - np.einsum("jqa,jqc->ac", F0, H0) - sol.T @ sol
         logdet = ld0.sum() + 2.0 * np.log(np.diagonal(R)).sum()
         return logdet, S
@@ -523,12 +532,14 @@ class _MultiProfiled:
     def minimise(self, theta0: np.ndarray) -> tuple[np.ndarray, bool, str]:
         """Newton's method from ``theta0``; ``(theta, converged, how)``.
 
-        Each iteration evaluates the deviance on one batch of ``2 K^2 + 2 K + 1`` points
-        around ``theta`` (:func:`_difference_derivatives`: central-difference gradient
-        and Hessian), replaces the Hessian's eigenvalues by their
-        absolute values (with a floor) so that the step descends, and halves the step
-        until the deviance decreases enough (Armijo); below the deviance's resolution
-        (a predicted decrease under 1e-9 of it) full steps are taken while the deviance
+        The first iteration evaluates the deviance on one batch of ``2 K^2 + 2 K + 1``
+        points around ``theta`` (:func:`_difference_derivatives`: central-difference
+        gradient and Hessian) and replaces the Hessian's eigenvalues by their absolute
+        values (with a floor) so that the step descends; later iterations update that
+        Hessian by BFGS from central-difference gradients (``2K + 1`` points each), and
+        a fresh difference Hessian replaces it when a step fails. Steps are halved until
+        the deviance decreases enough (Armijo); below the deviance's resolution (a
+        predicted decrease under 1e-9 of it) full steps are taken while the deviance
         does not rise beyond rounding. It stops when the step is below 1e-9 (relative)
         or the predicted decrease below 1e-15 of the deviance.
 
@@ -557,16 +568,12 @@ class _MultiProfiled:
         return x, converged and bool(np.isfinite(f)), "Newton"
 
     def _newton(self, x: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        f = self.deviance(x)
-        if not np.isfinite(f):
+        f, g, hess = _difference_derivatives(self.evaluate, x)
+        if hess is None or not np.isfinite(f):
             return x, f, False
-        for _ in range(100):
-            f0, g, hess = _difference_derivatives(self.evaluate, x)
-            if hess is None:
-                return x, f, False
-            w, v = np.linalg.eigh((hess + hess.T) / 2.0)
-            top = max(np.abs(w).max(), 1e-12)
-            step = -(v @ ((v.T @ g) / np.maximum(np.abs(w), 1e-8 * top)))
+        B, fresh = _positive(hess), True
+        for _ in range(200):
+            step = -np.linalg.solve(B, g)
             slope = -float(g @ step)  # predicted decrease (x 2), > 0
             scale = max(1.0, abs(f))
             if slope < 1e-15 * scale:
@@ -574,22 +581,45 @@ class _MultiProfiled:
             # below the deviance's resolution, a full step that does not increase it
             # beyond rounding is taken (the gradient still resolves the optimum)
             rounding = slope < 1e-9 * scale
-            t = 1.0
-            while True:
+            t, accepted = 1.0, False
+            while t >= 1e-10:
                 x_new = x + t * step
-                f_new = self.deviance(x_new)
+                f_new, g_new = self._value_gradient(x_new)
                 if f_new <= f - 1e-4 * t * slope or (rounding and f_new <= f + 1e-14 * scale):
+                    accepted = True
                     break
                 if rounding:
-                    return x, f, True
+                    break
                 t *= 0.5
-                if t < 1e-10:
-                    return x, f, np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-6
-            small = np.max(np.abs(t * step) / np.maximum(1.0, np.abs(x))) < 1e-9
-            x, f = x_new, f_new
+            if not accepted:
+                if fresh:  # a difference Hessian and still no descent: done
+                    small = np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-6
+                    return x, f, bool(rounding or small)
+                f, g, hess = _difference_derivatives(self.evaluate, x)
+                if hess is None:
+                    return x, f, False
+                B, fresh = _positive(hess), True
+                continue
+            s_, y_ = x_new - x, g_new - g
+            sy = float(s_ @ y_)
+            if sy > 1e-12 * float(np.linalg.norm(s_) * np.linalg.norm(y_)):  # BFGS update
+                bs = B @ s_
+                B = B - np.outer(bs, bs) / float(s_ @ bs) + np.outer(y_, y_) / sy
+            fresh = False
+            small = np.max(np.abs(x_new - x) / np.maximum(1.0, np.abs(x))) < 1e-9
+            x, f, g = x_new, f_new, g_new
             if small:
                 return x, f, True
         return x, f, False
+
+    def _value_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its central-difference gradient (step 1e-6, relative), one
+        batch of ``2K + 1`` points."""
+        hg = GRAD_STEP * np.maximum(1.0, np.abs(x))
+        eye = np.eye(x.size) * hg[:, None]
+        f = self.evaluate(np.vstack([x, x + eye, x - eye]))
+        d = x.size
+        return float(f[0]), (f[1 : 1 + d] - f[1 + d :]) / (2.0 * hg)
 
     def _descent(self, theta: np.ndarray, dev: float) -> np.ndarray | None:
         """A point 1e-3 (relative) along one coordinate with a lower deviance, or None."""
@@ -601,6 +631,14 @@ class _MultiProfiled:
         if vals[best] < dev - 1e-10 * max(1.0, abs(dev)):
             return probes[best]
         return None
+
+
+def _positive(hess: np.ndarray) -> np.ndarray:
+    """``hess`` with its eigenvalues replaced by their absolute values (floored at 1e-8
+    of the largest): a positive definite matrix whose Newton step descends."""
+    w, v = np.linalg.eigh((hess + hess.T) / 2.0)
+    top = max(np.abs(w).max(), 1e-12)
+    return (v * np.maximum(np.abs(w), 1e-8 * top)) @ v.T
 
 
 def _difference_derivatives(func, x0: np.ndarray):
