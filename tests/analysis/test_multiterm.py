@@ -93,8 +93,8 @@ def test_agrees_with_lme4(key):
     np.testing.assert_allclose(fit.scale, ref["sigma2"], rtol=1e-4)
     for k, (_, lme4_name) in enumerate(FACTORS[base]):
         np.testing.assert_allclose(
-            fit.term_cov(k), ref["varcorr"][lme4_name]["cov"], rtol=1e-4, atol=1e-8
-        )
+            fit.term_cov(k), ref["varcorr"][lme4_name]["cov"], rtol=1e-4, atol=1e-6
+        )  # atol: for a covariance near 0, 1e-6 of the variances' scale
     assert fit.term_groups == tuple(ref["ngrps"][n] for _, n in FACTORS[base])
     np.testing.assert_allclose(-2.0 * fit.llf, ref["criterion"], rtol=0, atol=1e-6)
     if not ref["reml"]:
@@ -141,7 +141,9 @@ def test_warm_start_reaches_the_same_optimum():
     y, X, terms = _arrays("nested_slope_reml")
     cold = fit_multiterm(y, X, terms)
     warm = fit_multiterm(y, X, terms, start=cold.theta * 1.1)
-    np.testing.assert_allclose(warm.cov_re, cold.cov_re, rtol=1e-6, atol=1e-10)
+    # the covariance (5.9e-4) is flat in the deviance: an absolute tolerance on the scale
+    # of the variances (0.06-0.9)
+    np.testing.assert_allclose(warm.cov_re, cold.cov_re, rtol=1e-6, atol=1e-7)
     assert warm.llf == pytest.approx(cold.llf, abs=1e-9)
 
 
