@@ -263,3 +263,21 @@ def test_boundary_variance_is_found_and_flagged():
     prof = _MultiProfiled(y, X, terms, True)
     probes = f.theta + np.array([[1e-3, 0], [-1e-3, 0], [0, 1e-3]])
     assert np.all(prof.evaluate(probes) >= prof.deviance(f.theta) - 1e-9)
+
+
+def test_r_squared_and_parallel_fits_with_several_terms():
+    """R² with several terms counts every level's variance (random intercepts: the sum of
+    their variances); fits in worker processes equal the serial ones."""
+    imp = _perturbed(NESTED, 3, 0.2, 15)
+    formula = "y ~ x + w + (1 | school/classno)"
+    res = imp.fit(formula)
+    r2 = res.r_squared()
+    per = []
+    X = np.column_stack([np.ones(len(NESTED)), NESTED.x, NESTED.w])
+    for f in res.fits:
+        var_f = np.var(X @ f.fe_params, ddof=1)
+        var_r = f.cov_re[0, 0] + f.cov_re[1, 1]
+        per.append((var_f + var_r) / (var_f + var_r + f.scale))
+    np.testing.assert_allclose(r2.loc["conditional", "estimate"], np.mean(per), rtol=1e-10)
+    par = imp.fit(formula, n_jobs=2)
+    np.testing.assert_array_equal(par.per_imputation, res.per_imputation)
