@@ -584,9 +584,10 @@ class _MultiProfiled:
             t, accepted = 1.0, False
             while t >= 1e-10:
                 x_new = x + t * step
-                f_new, g_new = self._value_gradient(x_new)
+                f_new = self.deviance(x_new)
                 if f_new <= f - 1e-4 * t * slope or (rounding and f_new <= f + 1e-14 * scale):
                     accepted = True
+                    f_new, g_new = self._value_gradient(x_new)
                     break
                 if rounding:
                     break
