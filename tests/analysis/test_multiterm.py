@@ -281,3 +281,15 @@ def test_r_squared_and_parallel_fits_with_several_terms():
     np.testing.assert_allclose(r2.loc["conditional", "estimate"], np.mean(per), rtol=1e-10)
     par = imp.fit(formula, n_jobs=2)
     np.testing.assert_array_equal(par.per_imputation, res.per_imputation)
+
+
+def test_terms_are_checked():
+    from mlimpute.analysis.fitters.multiterm import Term
+    from mlimpute.errors import DataError
+
+    y, X, terms = _arrays("crossed_reml")
+    bad = Term(terms[1].Z, terms[1].codes, terms[1].n_groups + 1, terms[1].mask, "hood")
+    with pytest.raises(DataError, match="hood.*group codes"):
+        fit_multiterm(y, X, [terms[0], bad])
+    with pytest.raises(DataError, match="two or more"):
+        fit_multiterm(y, X, terms[:1])

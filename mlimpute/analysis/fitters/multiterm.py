@@ -184,6 +184,12 @@ def _check_terms(n: int, terms: Sequence[Term]) -> list[Term]:
                 f"term {t.name!r}: Z has {t.Z.shape[0]} rows and codes {t.codes.shape}, the "
                 f"data {n} rows."
             )
+        counts = np.bincount(t.codes, minlength=t.n_groups) if t.codes.min() >= 0 else None
+        if counts is None or counts.size != t.n_groups or not counts.all():
+            raise DataError(
+                f"term {t.name!r}: the group codes must be 0 .. {t.n_groups - 1}, each "
+                "present (make_term builds them)."
+            )
     return terms
 
 
