@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind
-from mlimpute.errors import DataTypeError, SpecificationError
+from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
 
-__all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "variable_kind"]
+__all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "icc_nested", "variable_kind"]
 
 Kind = Literal["numeric", "binary", "ordinal", "nominal", "other"]
 
@@ -129,6 +129,77 @@ def icc_anova(y: np.ndarray, codes: np.ndarray) -> float:
     if not denominator > 0:
         return float("nan")
     return between / denominator
+
+
+def icc_nested(y: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> tuple[float, float]:
+    """Shares of the variance between outer clusters (schools) and between inner clusters
+    within them (classes), from the unbalanced nested (hierarchical) ANOVA.
+
+    With ``a`` schools, ``b`` classes, ``n_ij`` rows in class j of school i,
+    ``n_i = sum_j n_ij`` and ``N`` rows: ``E[MS_e] = s2_e``,
+    ``E[MS_c] = s2_e + n0 s2_c``, ``E[MS_s] = s2_e + n0' s2_c + n0'' s2_s`` with
+    ``n0 = (N - sum_i sum_j n_ij^2 / n_i) / (b - a)``,
+    ``n0' = (sum_i sum_j n_ij^2 / n_i - sum_ij n_ij^2 / N) / (a - 1)`` and
+    ``n0'' = (N - sum_i n_i^2 / N) / (a - 1)`` (Sokal & Rohlf, *Biometry*, the unbalanced
+    nested ANOVA); negative variance estimates count as 0. A one-way ANOVA over schools
+    would count part of the class variance as school variance.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of float, shape (n,)
+        Values; NaN marks a missing value (left out).
+    outer, inner : numpy.ndarray of int, shape (n,)
+        School codes and class codes (classes numbered over all schools, each class in
+        one school); ``-1`` marks an unknown cluster (row left out).
+
+    Returns
+    -------
+    (float, float)
+        ``s2_s / total`` and ``s2_c / total`` (NaN when not estimable).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([1.0, 1.2, 2.0, 2.4, 5.0, 5.4, 6.0, 6.2])
+    >>> s, c = icc_nested(y, np.repeat([0, 1], 4), np.repeat([0, 1, 2, 3], 2))
+    >>> round(s, 3), round(c, 3)
+    (0.936, 0.058)
+    """
+    keep = ~np.isnan(y) & (outer >= 0) & (inner >= 0)
+    v, o, c = y[keep], outer[keep], inner[keep]
+    nan = (float("nan"), float("nan"))
+    N = v.size
+    if N == 0:
+        return nan
+    n_ij = np.bincount(c).astype(np.float64)
+    present = n_ij > 0
+    n_i = np.bincount(o).astype(np.float64)
+    a, b = int((n_i > 0).sum()), int(present.sum())
+    if a < 2 or b - a < 1 or N - b < 1:
+        return nan
+    school_of = np.zeros(n_ij.size, dtype=np.intp)
+    school_of[c] = o
+    mean_c = np.divide(
+        np.bincount(c, weights=v, minlength=n_ij.size), n_ij, where=present, out=np.zeros_like(n_ij)
+    )
+    mean_s = np.divide(
+        np.bincount(o, weights=v, minlength=n_i.size), n_i, where=n_i > 0, out=np.zeros_like(n_i)
+    )
+    grand = v.mean()
+    ms_e = float(((v - mean_c[c]) ** 2).sum()) / (N - b)
+    ms_c = float((n_ij * (mean_c - mean_s[school_of]) ** 2)[present].sum()) / (b - a)
+    ms_s = float((n_i * (mean_s - grand) ** 2).sum()) / (a - 1)
+    sq_within = np.bincount(school_of[present], weights=n_ij[present] ** 2, minlength=n_i.size)
+    k1 = float(np.divide(sq_within, n_i, where=n_i > 0, out=np.zeros_like(n_i)).sum())
+    n0 = (N - k1) / (b - a)
+    n0p = (k1 - float((n_ij**2).sum()) / N) / (a - 1)
+    n0pp = (N - float((n_i**2).sum()) / N) / (a - 1)
+    s2_c = max((ms_c - ms_e) / n0, 0.0)
+    s2_s = max((ms_s - ms_e - n0p * s2_c) / n0pp, 0.0)
+    total = s2_s + s2_c + ms_e
+    if not total > 0:
+        return nan
+    return s2_s / total, s2_c / total
 
 
 def _level_counts(s: pd.Series) -> str:
@@ -230,6 +301,11 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     """
     if not isinstance(df, pd.DataFrame):
         raise DataTypeError(f"describe needs a pandas DataFrame, got {type(df).__name__}")
+    if isinstance(cluster, (list, tuple)):
+        if len(cluster) == 1:
+            cluster = cluster[0]
+        else:
+            return _describe_levels(df, list(cluster))
     codes: np.ndarray | None = None
     cluster_pos = -1
     if cluster is not None:
@@ -266,6 +342,62 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
     from mlimpute.result.display import Table  # shown whole and rounded; the values are not rounded
 
     return Table(out, digits={"pct_missing": 1, "mean": 3, "sd": 3, "icc": 3})
+
+
+def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
+    """:func:`describe` with nested levels (``cluster=["school", "class"]``): the columns
+    ``icc`` becomes one column per enclosing level, the share of the variance at that
+    level (``icc(school)``, ``icc(class)``: between classes within schools)."""
+    if len(levels) > 2:
+        raise UnsupportedError(
+            f"cluster={levels}: describe supports three levels (two grouping columns) so far"
+        )
+    for c in levels:
+        if not _hashable(c) or int(np.sum(df.columns == c)) != 1:
+            raise SpecificationError(
+                f"cluster {c!r} is not a column of the DataFrame; columns: {list(df.columns)}"
+            )
+    outer, inner = levels
+    from mlimpute.spec.defaults import _combined_codes
+
+    oc = _combined_codes(df, [outer])
+    ic = _combined_codes(df, [outer, inner])
+    out = describe(df.drop(columns=[outer]), cluster=inner)  # a copy; df is not modified
+    roles = classify_columns(df, levels)
+    full = describe(df[[outer]], cluster=outer).loc[[outer]]
+    base = pd.concat([full, out]).reindex(df.columns)
+    base.index.name = "variable"
+    icc_outer = np.full(len(base), np.nan)
+    icc_inner = np.full(len(base), np.nan)
+    for k, name in enumerate(base.index):
+        role = roles[name]
+        level = "cluster" if role.role == "cluster" else role.level
+        base.iloc[k, base.columns.get_loc("level")] = level
+        base.iloc[k, base.columns.get_loc("role")] = role.role
+        base.iloc[k, base.columns.get_loc("model")] = role.model
+        s = df[name]
+        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(
+            s.dtype, pd.CategoricalDtype
+        )
+        if name == inner:  # the classes within schools (ids may repeat across schools)
+            base.iloc[k, base.columns.get_loc("levels")] = _cluster_summary(ic)
+        if not numeric or role.role == "cluster" or role.level is None:
+            continue
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        keep = (oc >= 0) & (ic >= 0)
+        if role.level == 1:
+            icc_outer[k], icc_inner[k] = icc_nested(v, oc, ic)
+        elif role.level == 2:  # one value per class: the share between schools
+            _, first = np.unique(ic[keep], return_index=True)
+            icc_outer[k] = icc_anova(v[keep][first], oc[keep][first])
+    pos = base.columns.get_loc("icc")
+    base = base.drop(columns=["icc"])
+    base.insert(pos, f"icc({inner})", icc_inner)
+    base.insert(pos, f"icc({outer})", icc_outer)
+    from mlimpute.result.display import Table
+
+    digits = {"pct_missing": 1, "mean": 3, "sd": 3, f"icc({outer})": 3, f"icc({inner})": 3}
+    return Table(pd.DataFrame(base), digits=digits)
 
 
 def _hashable(x: object) -> bool:

@@ -29,6 +29,7 @@ from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
 from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
+from mlimpute.spec.formula import factor_columns
 from mlimpute.spec.model import build_model_spec
 
 __all__ = ["impute", "iterate_result", "extend_result"]
@@ -43,7 +44,7 @@ def impute(
     rng: int | np.random.Generator | None = None,
     method: Mapping[str, Any] | None = None,
     visit: Sequence[str] | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
@@ -87,6 +88,11 @@ def impute(
         plus the cluster means of their level-1 predictors, level-2 variables the level-2
         model; probit for binary, ordered probit for ordered, multinomial probit for
         unordered categoricals. ``imp.spec`` shows what was used.
+        A list gives three nested levels, outermost first (``["school", "class"]``):
+        nesting and every variable's level are found in the data, level-1 variables get a
+        random intercept for every level, class-level variables are imputed on one row
+        per class with a random intercept for school, school-level variables on one row
+        per school.
     include, exclude : list of str or str, optional
         Columns the default models use (the cluster column and identifier-like columns are
         left out automatically; ``imp.events`` says which). A single column may be given as
@@ -418,7 +424,11 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
     m, T, V = spec.m, spec.iterations, len(spec.variables)
     missing = df.isna().sum()
     cells = params = design = states = 0
-    n_clusters = int(df[spec.cluster].nunique()) if spec.cluster is not None else 1
+    n_clusters = 1
+    if spec.cluster is not None:  # a factor "school:class": its combinations
+        cols = list(factor_columns(spec.cluster))
+        one = len(cols) == 1
+        n_clusters = int(df[cols[0]].nunique() if one else df[cols].drop_duplicates().shape[0])
     used = set()
     widths: dict[str, int] = {}  # design columns of each predictor, computed once
 

@@ -259,7 +259,7 @@ def test_errors_name_the_column(class2):
     with pytest.raises(SpecificationError, match="several"):
         describe(pd.DataFrame([[1, 2]], columns=["a", "a"]), cluster="a")
     with pytest.raises(SpecificationError):
-        describe(class2, cluster=["class"])
+        describe(class2, cluster={"class"})  # a list gives nested levels
     with pytest.raises(DataTypeError):
         describe(class2["grade"])
     with pytest.raises(MlimputeError):

@@ -275,8 +275,8 @@ def test_two_grouping_factors(df):
     with pytest.raises(UnsupportedError) as info:
         df.mi.impute({"grade": "~ skill + (1 | gender)"}, cluster="class")
     assert_user_error(info, "'class'", "'gender'")
-    with pytest.raises(UnsupportedError) as info:
-        df.mi.impute({"grade": "~ (1 | class) + (0 + skill | gender)", "relation": "~ skill"})
+    with pytest.raises(UnsupportedError) as info:  # no term over the innermost factor
+        df.mi.impute({"grade": "~ skill + (1 | class)", "relation": "~ skill + (1 | gender)"})
     assert_user_error(info, "'class'", "'gender'")
 
 

@@ -53,6 +53,8 @@ from mlimpute.models import binary as binary  # noqa: E402
 from mlimpute.models import counts as counts  # noqa: E402
 from mlimpute.models import level2 as level2  # noqa: E402
 from mlimpute.models import logit as logit  # noqa: E402
+from mlimpute.models import ml_multi as ml_multi  # noqa: E402
+from mlimpute.models import ml_multi_models as ml_multi_models  # noqa: E402
 from mlimpute.models import ml_norm as ml_norm  # noqa: E402
 from mlimpute.models import ml_norm_het as ml_norm_het  # noqa: E402
 from mlimpute.models import nominal as nominal  # noqa: E402

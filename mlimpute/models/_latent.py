@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from mlimpute.models.base import LinearCore, ModelData
+from mlimpute.models.ml_multi import MultiTermNorm
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 
@@ -100,8 +101,12 @@ def truncnorm_sign(rng: np.random.Generator, mu: np.ndarray, positive: np.ndarra
 
 def linear_core(data: ModelData) -> LinearCore:
     """The normal model whose Gibbs step serves a latent model on ``data``: the multilevel
-    one when the formula has a random part (a :class:`~mlimpute.models.base.LinearCore`)."""
-    return MultilevelNorm() if data.Z is not None else Norm()
+    one when the formula has a random part, the several-terms one
+    (:class:`~mlimpute.models.ml_multi.MultiTermNorm`) when it has several grouping
+    factors (a :class:`~mlimpute.models.base.LinearCore`)."""
+    if data.Z is None:
+        return Norm()
+    return MultiTermNorm() if getattr(data, "extra_terms", ()) else MultilevelNorm()
 
 
 def slope_precision(data: ModelData) -> np.ndarray:

@@ -30,13 +30,23 @@ whole registry).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from mlimpute.errors import UnsupportedError
 from mlimpute.models.segments import Segments
 
-__all__ = ["DesignBlock", "ModelData", "ConditionalModel", "LinearCore", "ModelBase"]
+__all__ = [
+    "DesignBlock",
+    "ExtraTerm",
+    "ModelData",
+    "ConditionalModel",
+    "LinearCore",
+    "ModelBase",
+    "refuse_extra_terms",
+]
 
 State = TypeVar("State")
 
@@ -76,6 +86,62 @@ class DesignBlock(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ExtraTerm:
+    """A random-effect term over another grouping factor than the primary one.
+
+    A formula with several grouping factors (``(1 | school) + (1 | class)``, crossed
+    ``(1 | school) + (1 | neighbourhood)``) gives its model one primary term, in the
+    usual fields of :class:`ModelData` (``Z``, ``seg_obs``, ``codes_mis``, ``n_clusters``,
+    ``group``: the rows are sorted by its clusters), and one ExtraTerm per other grouping
+    factor. The primary term is the innermost level (class, not school), so that the
+    segment machinery serves the largest number of clusters.
+
+    Attributes
+    ----------
+    group : str
+        The grouping factor, as in :attr:`ParsedFormula.random_terms
+        <mlimpute.spec.formula.ParsedFormula.random_terms>` (``"school"``,
+        ``"school:class"``).
+    Z : DesignBlock
+        Its random-effect design, split into the response's observed and missing rows
+        like the primary ``Z`` (same row order).
+    codes_obs : ndarray of int, shape (n_obs,)
+        This factor's cluster code of each observed row (``0..n_clusters-1``; not sorted
+        unless ``contains_primary``).
+    codes_mis : ndarray of int, shape (n_mis,)
+        Its cluster code of each missing row.
+    n_clusters : int
+        Number of clusters of this factor.
+    random_blocks : tuple of tuple of int
+        Columns of this term's ``Z`` in each random part ``( ... | group)``.
+    random_correlated : tuple of bool
+        Whether each of those random parts has a full (``|``) or diagonal (``||``)
+        covariance.
+    nested_in_primary : bool
+        Every cluster of this factor lies within one primary cluster (found in the data).
+    contains_primary : bool
+        Every primary cluster lies within one cluster of this factor (school contains
+        class; found in the data). Then ``codes_obs`` is non-decreasing (rows are sorted
+        by this factor first) and ``parent`` maps primary clusters to this factor's.
+        Both False: crossed factors.
+    parent : ndarray of int, shape (primary n_clusters,), optional
+        With ``contains_primary``: the cluster of this factor holding each primary
+        cluster; otherwise None.
+    """
+
+    group: str
+    Z: DesignBlock
+    codes_obs: np.ndarray
+    codes_mis: np.ndarray
+    n_clusters: int
+    random_blocks: tuple[tuple[int, ...], ...]
+    random_correlated: tuple[bool, ...]
+    nested_in_primary: bool
+    contains_primary: bool
+    parent: np.ndarray | None = None
+
+
 @runtime_checkable
 class ModelData(Protocol):
     """Everything one conditional model sees of the data: rows sorted by cluster.
@@ -110,6 +176,10 @@ class ModelData(Protocol):
         Columns of Z in each random part ``( ... | g)``.
     random_correlated : tuple of bool
         Whether each random part has a full covariance (``|``) or a diagonal one (``||``).
+    extra_terms : tuple of ExtraTerm
+        Random-effect terms over further grouping factors (empty for a formula with one
+        grouping factor; only models with ``multi_term = True`` accept others, see
+        :func:`refuse_extra_terms`).
     categories : tuple or None
         Labels of the response's category codes (None for a numeric response).
     cache : dict
@@ -129,6 +199,7 @@ class ModelData(Protocol):
     group: str | None
     random_blocks: tuple[tuple[int, ...], ...]
     random_correlated: tuple[bool, ...]
+    extra_terms: tuple[ExtraTerm, ...]
     categories: tuple[Any, ...] | None
     cache: dict[str, Any]
 
@@ -369,16 +440,50 @@ class LinearCore(Protocol[State]):
         ...
 
 
+def refuse_extra_terms(model: object, data: ModelData) -> None:
+    """Refuse random-effect terms over several grouping factors unless the model's class
+    sets ``multi_term = True`` (it fits ``data.extra_terms``).
+
+    The sampler calls it for every model before :meth:`ConditionalModel.check`;
+    :meth:`ModelBase.check` calls it too.
+
+    Raises
+    ------
+    UnsupportedError
+        Naming the variable, the model and the grouping factors.
+
+    Examples
+    --------
+    >>> from mlimpute.models.testing import example_data
+    >>> refuse_extra_terms(ModelBase(), example_data())  # no extra terms: accepted
+    """
+    extra = tuple(getattr(data, "extra_terms", ()) or ())
+    if extra and not getattr(type(model), "multi_term", False):
+        factors = [data.group, *(t.group for t in extra)]
+        raise UnsupportedError(
+            f"the model {type(model).__name__} of {data.variable!r} has one grouping factor; "
+            f"its formula has the grouping factors {factors} (choose a method that fits "
+            "several random-effect terms, such as '2l.norm')"
+        )
+
+
 class ModelBase:
     """Defaults for the optional parts of :class:`ConditionalModel`.
 
-    A model deriving from it gets a :meth:`check` that accepts every data set and no random
-    effects (single-level models); it still writes ``init``, ``step``, ``draw_missing``,
-    ``param_names`` and ``param_vector``.
+    A model deriving from it gets a :meth:`check` that accepts every data set with one
+    grouping factor and no random effects (single-level models); it still writes
+    ``init``, ``step``, ``draw_missing``, ``param_names`` and ``param_vector``. A model
+    that fits several random-effect terms (:attr:`ModelData.extra_terms`) sets the class
+    attribute ``multi_term = True``.
     """
 
+    #: whether the model fits ``data.extra_terms`` (random terms over further factors)
+    multi_term: bool = False
+
     def check(self, data: ModelData) -> None:
-        """Accept every data set (override to refuse some, with a SpecificationError)."""
+        """Accept every data set with one grouping factor (override to refuse some, with a
+        SpecificationError, calling ``super().check(data)``)."""
+        refuse_extra_terms(self, data)
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """No random effects."""

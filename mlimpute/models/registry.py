@@ -30,6 +30,8 @@ __all__ = [
     "default_table",
     "model_options",
     "validate_options",
+    "register_multi_term",
+    "multi_term_model",
 ]
 
 
@@ -96,6 +98,7 @@ class ModelInfo:
 
 _REGISTRY: dict[str, ModelInfo] = {}
 _DEFAULTS: dict[DefaultSlot, str] = {}
+_MULTI_TERM: dict[str, Callable[..., ConditionalModel]] = {}
 
 C = TypeVar("C", bound=type)
 
@@ -162,6 +165,53 @@ def register(
         return cls
 
     return deco
+
+
+def register_multi_term(name: str) -> Callable[[C], C]:
+    """Class decorator: the class is model ``name``'s version for several random-effect
+    terms (formulas with several grouping factors, e.g. ``(1 | school) + (1 | class)``).
+
+    The class takes the same options as ``name``'s factory and sets ``multi_term = True``;
+    with one grouping factor ``name`` itself runs.
+
+    Parameters
+    ----------
+    name : str
+        A registered model name (not an alias).
+
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Examples
+    --------
+    >>> multi_term_model("2l.norm").__name__
+    'MultiTermNorm'
+    """
+
+    def deco(cls: C) -> C:
+        if not getattr(cls, "multi_term", False):
+            raise ValueError(f"{cls.__name__} must set multi_term = True")
+        if name in _MULTI_TERM:
+            raise ValueError(f"{name!r} has a several-terms version already")
+        _MULTI_TERM[name] = cls
+        return cls
+
+    return deco
+
+
+def multi_term_model(name: str) -> Callable[..., ConditionalModel] | None:
+    """The factory of model ``name`` (or an alias) for several random-effect terms, or
+    None where it has none.
+
+    Examples
+    --------
+    >>> multi_term_model("2l.pan") is multi_term_model("2l.norm"), multi_term_model("norm")
+    (True, None)
+    """
+    info = _REGISTRY.get(name)
+    return _MULTI_TERM.get(info.name if info is not None else name)
 
 
 def get_model(name: str) -> ModelInfo:

@@ -62,6 +62,7 @@ class ArrayModelData:
     random_correlated: tuple[bool, ...] = ()
     categories: tuple[Any, ...] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    extra_terms: tuple = ()  # ExtraTerm: random terms over further grouping factors
 
     @property
     def n_obs(self) -> int:

@@ -174,7 +174,15 @@ def _summary(imp: MultiplyImputed) -> dict:
         "m": imp.m,
         "iterations": imp.spec.iterations,
         "rows": n_rows,
-        "cluster": imp.spec.cluster,
+        # several grouping factors: the levels (outermost first) and further factors
+        "cluster": (
+            [
+                *(getattr(imp.spec, "hierarchy", ()) or (imp.spec.cluster,)),
+                *(f for f in getattr(imp.spec, "factors", ()) if f not in imp.spec.hierarchy),
+            ]
+            if getattr(imp.spec, "factors", ())
+            else imp.spec.cluster
+        ),
         "seed": imp.spec.seed,
         "variables": rows,
         "max_rhat": max(overall) if overall else None,

@@ -446,9 +446,11 @@ class MultiplyImputed:
 
     def __repr__(self) -> str:
         n = len(self.data)
+        levels = getattr(self.spec, "hierarchy", ())  # nested levels, outermost first
+        where = f"levels={list(levels)!r}" if levels else f"cluster={self.spec.cluster!r}"
         lines = [
             f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
-            f"rows={n}, cluster={self.spec.cluster!r}, seed={self.spec.seed}>"
+            f"rows={n}, {where}, seed={self.spec.seed}>"
         ]
         for v in self.spec.variables:
             k = self.dataset.sizes[row_dim(v.name)]

@@ -27,13 +27,67 @@ from formulaic.parser.types.factor import Factor
 from scipy import linalg as sla
 
 from mlimpute.codec import decode
-from mlimpute.errors import DataError, FormulaError, SpecificationError
+from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
+from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
-from mlimpute.spec.formula import ParsedFormula, cmean_column
+from mlimpute.spec.defaults import factor_codes
+from mlimpute.spec.formula import ParsedFormula, RandomBlock, cmean_column, factor_columns
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["Layout", "Block", "ModelData", "build_model_data", "Values", "check_finite"]
+__all__ = [
+    "Layout",
+    "Block",
+    "ModelData",
+    "build_model_data",
+    "Values",
+    "check_finite",
+    "factor_codes",
+    "GroupingFactor",
+]
+
+
+@dataclass(frozen=True)
+class GroupingFactor:
+    """A grouping factor other than the primary one, on the sorted rows of a :class:`Layout`.
+
+    Attributes
+    ----------
+    name : str
+        As in :attr:`ParsedFormula.random_terms <mlimpute.spec.formula.ParsedFormula.random_terms>`.
+    codes : ndarray of int
+        Cluster code of each sorted row (non-decreasing when ``contains_primary``).
+    labels : pandas.Index
+        Label of each code.
+    contains_primary : bool
+        Every primary cluster lies within one cluster of this factor (school ⊃ class).
+    nested_in_primary : bool
+        Every cluster of this factor lies within one primary cluster.
+    """
+
+    name: str
+    codes: np.ndarray
+    labels: pd.Index
+    contains_primary: bool
+    nested_in_primary: bool
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.labels)
+
+
+def _pairs(a: np.ndarray, b: np.ndarray) -> int:
+    """Number of distinct (a, b) code pairs."""
+    return np.unique(a.astype(np.int64) * (int(b.max()) + 1) + b).size if a.size else 0
+
+
+def _first_seen(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes renumbered in order of first appearance (non-decreasing when grouped)."""
+    uniq, first = np.unique(codes, return_index=True)
+    by_first = uniq[np.argsort(first, kind="stable")]
+    new = np.empty(len(labels), dtype=np.intp)
+    new[by_first] = np.arange(by_first.size)
+    return new[codes], labels[by_first]
 
 
 @dataclass(frozen=True)
@@ -49,13 +103,56 @@ class Layout:
     labels : pandas.Index
         Cluster label of each code.
     group : str or None
-        The cluster column.
+        The cluster column (the primary grouping factor: the innermost level).
+    factors : tuple of GroupingFactor
+        Further grouping factors (three-level and cross-classified data); rows are sorted
+        by the factors containing the primary one first, outermost first.
     """
 
     order: np.ndarray
     segments: Segments
     labels: pd.Index
     group: str | None
+    factors: tuple[GroupingFactor, ...] = ()
+
+    def factor(self, name: str) -> GroupingFactor:
+        """The further grouping factor ``name``."""
+        for f in self.factors:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @classmethod
+    def from_factors(cls, df: pd.DataFrame, group: str, others: tuple[str, ...]) -> Layout:
+        """Rows sorted by the factors that contain ``group`` (outermost first), then by
+        ``group``; nesting (every class in one school) is found in the data.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"s": [2, 1, 2, 1], "c": ["a", "b", "b", "a"]})
+        >>> lay = Layout.from_factors(df, "s:c", ("s",))
+        >>> lay.order.tolist(), lay.codes.tolist(), lay.factor("s").codes.tolist()
+        ([3, 1, 0, 2], [0, 1, 2, 3], [0, 0, 1, 1])
+        """
+        codes, labels = factor_codes(df, group)
+        J = len(labels)
+        raw = []
+        for name in others:
+            c, lab = factor_codes(df, name)
+            contains = _pairs(codes, c) == J
+            nested = _pairs(c, codes) == len(lab)
+            raw.append((name, c, lab, contains, nested))
+        # outermost (fewest clusters) most significant: np.lexsort sorts by its last key
+        containing = sorted((r for r in raw if r[3]), key=lambda r: -len(r[2]))
+        order = np.lexsort([codes, *(r[1] for r in containing)])
+        codes, labels = _first_seen(codes[order], labels)
+        factors = []
+        for name, c, lab, contains, nested in raw:
+            c = c[order]
+            if contains:
+                c, lab = _first_seen(c, lab)
+            factors.append(GroupingFactor(name, c, lab, contains, nested))
+        return cls(order, Segments.from_codes(codes, J), labels, group, tuple(factors))
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, group: str | None) -> Layout:
@@ -63,6 +160,8 @@ class Layout:
         if group is None:
             codes = np.zeros(n, dtype=np.intp)
             labels = pd.Index([0])
+        elif len(factor_columns(group)) > 1:
+            return cls.from_factors(df, group, ())
         else:
             codes, labels = pd.factorize(df[group], sort=True)
             labels = pd.Index(labels)
@@ -131,9 +230,18 @@ class ClusterValues:
     of x's current values, ``ranef(...)`` columns the current random effects passed in.
     """
 
-    def __init__(self, values: Values, first: np.ndarray, ranef: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        values: Values,
+        first: np.ndarray,
+        ranef: dict[str, np.ndarray],
+        segments: Segments | None = None,
+    ) -> None:
         self.values, self.first, self.ranef = values, first, ranef
         self.like = values.like
+        # the clusters whose means cmean(x) gives: the layout's, or (level-3 rows with
+        # three levels) the segments of the level-3 factor over the sorted rows
+        self.segments = values.layout.segments if segments is None else segments
 
     def __iter__(self):
         return iter([*self.values, *self.ranef])
@@ -150,7 +258,7 @@ class ClusterValues:
         if name in self:
             return self[name]
         if name.startswith("cmean(") and name[6:-1] in self.values:
-            return self.values.layout.segments.mean(self.values[name[6:-1]])
+            return self.segments.mean(self.values[name[6:-1]])
         return static[name].to_numpy(dtype=np.float64)
 
     def frame_value(self, name: str) -> np.ndarray | pd.Series:
@@ -274,6 +382,8 @@ class ModelData:
     events: list[str] = field(default_factory=list)
     #: labels of the response's category codes (None for a numeric response)
     categories: tuple | None = None
+    #: random-effect terms over further grouping factors (:class:`ExtraTerm`)
+    extra_terms: tuple[ExtraTerm, ...] = ()
     #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),
     #: computed on first use; the chains' copies share it (:meth:`for_chain`)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -287,12 +397,18 @@ class ModelData:
         return self.mis_idx.shape[0]
 
     def for_chain(self) -> ModelData:
-        return replace(self, X=self.X.for_chain(), Z=self.Z.for_chain() if self.Z else None)
+        new = replace(self, X=self.X.for_chain(), Z=self.Z.for_chain() if self.Z else None)
+        if self.extra_terms:
+            extra = tuple(replace(t, Z=t.Z.for_chain()) for t in self.extra_terms)
+            new = replace(new, extra_terms=extra)
+        return new
 
     def refresh(self, values: Values, static: pd.DataFrame) -> None:
         self.X.refresh(values, static, self.obs_idx, self.mis_idx)
         if self.Z is not None:
             self.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+        for t in self.extra_terms:
+            t.Z.refresh(values, static, self.obs_idx, self.mis_idx)
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
@@ -455,49 +571,20 @@ def build_model_data(
             "from); simplify its formula (for default models: leave predictors out with "
             "exclude=, or give this variable's formula yourself)"
         )
-    Z, blocks, corr = None, (), ()
-    parsed.require_one_group("this model's design")
-    if parsed.random:
-        zn, zs, zf, zsl, zspec = [], [], [], [], None
-        blocks = []
-        for block in parsed.random:
-            n_, Zb, f_, s_, sp = _materialise(block.terms, template, parsed, dynamic)
-            base = len(zn)
-            blocks.append(tuple(range(base, base + len(n_))))
-            zn += n_
-            zs.append(Zb)
-            zf += [(c + base, f) for c, f in f_]
-            if s_:
-                if zspec is not None or len(parsed.random) > 1:
-                    raise SpecificationError(
-                        f"{parsed.text!r}: transformed imputed variables in random parts are "
-                        "supported in a single random block only"
-                    )
-                zsl, zspec = s_, sp
-        if len(set(zn)) < len(zn):
-            raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
-        Zfull = np.hstack(zs)
-        Z = Block(
-            zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf, zsl, zspec
+    extra: tuple[ExtraTerm, ...] = ()
+    if parsed.group is not None and parsed.group != layout.group:
+        raise UnsupportedError(
+            f"the formula for {parsed.response!r} ({parsed.text!r}) has a random part over "
+            f"{parsed.group!r} only, but the rows are grouped by {layout.group!r} (the "
+            f"innermost level); add (1 | {layout.group})"
         )
-        corr = tuple(b.correlated for b in parsed.random)
-        blocks = tuple(blocks)
-        keep, dropped = _independent_columns(Z.obs) if Z.obs.shape[1] else ([], [])
-        if dropped:
-            for k in dropped:
-                events.append(
-                    f"{parsed.response}: dropped random-effect column {zn[k]!r} of "
-                    f"{parsed.group!r} (constant or collinear with the other random effects "
-                    "on the observed rows)"
-                )
-            new = {old: i for i, old in enumerate(keep)}
-            kept = [
-                (tuple(new[c] for c in b if c in new), c_)
-                for b, c_ in zip(blocks, corr, strict=True)
-            ]
-            kept = [(b, c_) for b, c_ in kept if b]
-            Z = Z.drop(np.asarray(keep, dtype=np.intp))
-            blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
+    if parsed.several_groups:
+        primary, extra = _terms_of(parsed, layout, template, obs_idx, mis_idx, dynamic, events)
+        Z, blocks, corr = primary
+    else:
+        Z, blocks, corr = _random_design(
+            parsed, parsed.random, parsed.group, template, obs_idx, mis_idx, dynamic, events
+        )
     codes = layout.codes
     return ModelData(
         parsed.response,
@@ -509,11 +596,127 @@ def build_model_data(
         Segments.from_codes(codes[obs_idx], layout.segments.n_clusters),
         codes[mis_idx],
         layout.segments.n_clusters,
-        parsed.group,
+        layout.group if parsed.several_groups else parsed.group,
         blocks,
         corr,
         events,
+        extra_terms=extra,
     )
+
+
+def _random_design(
+    parsed: ParsedFormula,
+    random: tuple[RandomBlock, ...],
+    group: str | None,
+    template: pd.DataFrame,
+    obs_idx: np.ndarray,
+    mis_idx: np.ndarray,
+    dynamic: set[str],
+    events: list[str],
+) -> tuple[Block | None, tuple[tuple[int, ...], ...], tuple[bool, ...]]:
+    """The random design of the blocks ``random`` over one grouping factor: Z, the columns
+    of each block and whether each is correlated (collinear columns dropped, with events)."""
+    Z, blocks, corr = None, (), ()
+    if random:
+        zn, zs, zf, zsl, zspec = [], [], [], [], None
+        blocks = []
+        for block in random:
+            n_, Zb, f_, s_, sp = _materialise(block.terms, template, parsed, dynamic)
+            base = len(zn)
+            blocks.append(tuple(range(base, base + len(n_))))
+            zn += n_
+            zs.append(Zb)
+            zf += [(c + base, f) for c, f in f_]
+            if s_:
+                if zspec is not None or len(random) > 1:
+                    raise SpecificationError(
+                        f"{parsed.text!r}: transformed imputed variables in random parts are "
+                        "supported in a single random block only"
+                    )
+                zsl, zspec = s_, sp
+        if len(set(zn)) < len(zn):
+            raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
+        Zfull = np.hstack(zs)
+        Z = Block(
+            zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf, zsl, zspec
+        )
+        corr = tuple(b.correlated for b in random)
+        blocks = tuple(blocks)
+        keep, dropped = _independent_columns(Z.obs) if Z.obs.shape[1] else ([], [])
+        if dropped:
+            for k in dropped:
+                events.append(
+                    f"{parsed.response}: dropped random-effect column {zn[k]!r} of "
+                    f"{group!r} (constant or collinear with the other random effects "
+                    "on the observed rows)"
+                )
+            new = {old: i for i, old in enumerate(keep)}
+            kept = [
+                (tuple(new[c] for c in b if c in new), c_)
+                for b, c_ in zip(blocks, corr, strict=True)
+            ]
+            kept = [(b, c_) for b, c_ in kept if b]
+            Z = Z.drop(np.asarray(keep, dtype=np.intp))
+            blocks, corr = tuple(b for b, _ in kept), tuple(c_ for _, c_ in kept)
+    return Z, blocks, corr
+
+
+def _terms_of(
+    parsed: ParsedFormula,
+    layout: Layout,
+    template: pd.DataFrame,
+    obs_idx: np.ndarray,
+    mis_idx: np.ndarray,
+    dynamic: set[str],
+    events: list[str],
+) -> tuple[tuple, tuple[ExtraTerm, ...]]:
+    """The primary term (the layout's grouping factor) and one :class:`ExtraTerm` per
+    further grouping factor of a formula with several."""
+    if layout.group not in parsed.groups:
+        raise UnsupportedError(
+            f"the formula for {parsed.response!r} ({parsed.text!r}) has the grouping factors "
+            f"{list(parsed.groups)} but no random term over the innermost one, "
+            f"{layout.group!r}; add (1 | {layout.group})"
+        )
+    by_group: dict[str, list[RandomBlock]] = {}
+    for block, g in parsed.random_terms:
+        by_group.setdefault(g, []).append(block)
+    primary = _random_design(
+        parsed,
+        tuple(by_group[layout.group]),
+        layout.group,
+        template,
+        obs_idx,
+        mis_idx,
+        dynamic,
+        events,
+    )
+    starts = layout.segments.starts  # first row of each primary cluster (none is empty)
+    extra = []
+    for g, random in by_group.items():
+        if g == layout.group:
+            continue
+        fac = layout.factor(g)
+        Z, blocks, corr = _random_design(
+            parsed, tuple(random), g, template, obs_idx, mis_idx, dynamic, events
+        )
+        if Z is None or not blocks:
+            continue
+        extra.append(
+            ExtraTerm(
+                g,
+                Z,
+                fac.codes[obs_idx],
+                fac.codes[mis_idx],
+                fac.n_clusters,
+                blocks,
+                corr,
+                nested_in_primary=fac.nested_in_primary,
+                contains_primary=fac.contains_primary,
+                parent=fac.codes[starts].copy() if fac.contains_primary else None,
+            )
+        )
+    return primary, tuple(extra)
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list[int]]:

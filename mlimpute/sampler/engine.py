@@ -19,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories, decode, encode, template
-from mlimpute.errors import ChainError, SpecificationError
+from mlimpute.errors import ChainError, SpecificationError, UnsupportedError
 from mlimpute.models import ConditionalModel, get_model
+from mlimpute.models.base import refuse_extra_terms
+from mlimpute.models.registry import multi_term_model
+from mlimpute.models.segments import Segments
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
@@ -49,6 +52,10 @@ class Plan:
     #: as its observed rows) and model; None for chained equations
     analysis: ModelData | None = None
     analysis_model: ConditionalModel | None = None
+    #: three levels: the level-3 factor's segments over the sorted rows and one row per
+    #: level-3 cluster (cmean columns: level-3 means), for level-3 models
+    top_segments: object = None
+    top_static: pd.DataFrame | None = None
 
     @property
     def names(self) -> list[str]:
@@ -102,7 +109,11 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
 
 
 def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
-    layout = Layout.from_frame(df, spec.cluster)
+    if spec.factors:
+        layout = Layout.from_factors(df, spec.cluster, spec.factors)
+    else:
+        layout = Layout.from_frame(df, spec.cluster)
+    top = _top_segments(layout, spec)
     names = [v.name for v in spec.variables]
     used = set()
     cmeans = set()
@@ -125,6 +136,11 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             miss = np.isnan(x)
             x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
             x = np.take(x, codes)
+        elif v.level == 3:
+            x = _cluster_values(x, top.codes, top.n_clusters)
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            x = np.take(x, top.codes)
         else:
             x = x.copy()
             miss = np.isnan(x)
@@ -136,9 +152,23 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
     dynamic = set(names) | {cmean_column(n) for n in names}
     data, models, events = {}, {}, list(spec.events)
-    cluster_static = None
+    cluster_static = top_static = None
     for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
-        if v.level == 2:
+        if v.level == 3:
+            if top_static is None:
+                top_static = static.iloc[top.starts].reset_index(drop=True)
+                for c in sorted(cmeans):  # cmean() on level-3 rows: level-3 means
+                    top_static[cmean_column(c)] = top.mean(encode(static[c]))
+            y3 = _cluster_values(start[v.name], top.codes, top.n_clusters)
+            data[v.name] = build_model_data(
+                v.formula,
+                top_static,
+                ~np.isnan(y3),
+                Layout.single(top.n_clusters),
+                dynamic,
+                y=y3,
+            )
+        elif v.level == 2:
             if cluster_static is None:
                 cluster_static = static.iloc[first].reset_index(drop=True)
             f, ranef_cols = _expand_ranef(v.formula, data, models)
@@ -149,7 +179,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 f,
                 cluster_static,
                 ~np.isnan(y2),
-                Layout.single(len(first)),
+                _cluster_rows_layout(layout, f),
                 dynamic | set(ranef_cols),
                 y=y2,
             )
@@ -172,11 +202,12 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         d = data[v.name]
         if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
             raise SpecificationError(
-                f"no random effect of {v.formula.group!r} is left in the formula for "
+                f"no random effect of {d.group!r} is left in the formula for "
                 f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
                 "collinear on the observed rows; use (1 | ...) or a single-level method"
             )
-        models[v.name] = get_model(v.method).factory(**dict(v.options))
+        models[v.name] = _model(v.name, v.method, dict(v.options), d)
+        refuse_extra_terms(models[v.name], d)  # several grouping factors: multi-term models
         models[v.name].check(d)  # a problem the model sees in its data: named, before chains
         events += data[v.name].events
     analysis = analysis_model = None
@@ -202,7 +233,44 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         cluster_static,
         analysis,
         analysis_model,
+        top,
+        top_static,
     )
+
+
+def _model(name: str, method: str, options: dict, d: ModelData) -> ConditionalModel:
+    """The model of ``name``: with random terms over several grouping factors, the
+    several-terms version of ``method`` (refused, naming it, where there is none)."""
+    if not d.extra_terms:
+        return get_model(method).factory(**options)
+    factory = multi_term_model(method)
+    if factory is None:
+        factors = [d.group, *(t.group for t in d.extra_terms)]
+        raise UnsupportedError(
+            f"method {method!r} for {name!r} has no version for several grouping factors "
+            f"({factors}); use '2l.norm' or a formula with one grouping factor"
+        )
+    return factory(**options)
+
+
+def _top_segments(layout: Layout, spec: ImputationSpec) -> Segments | None:
+    """Three levels: the level-3 factor's segments over the sorted rows (rows are sorted
+    by it first), None otherwise."""
+    if len(spec.hierarchy) < 2:
+        return None
+    fac = layout.factor(spec.hierarchy[0])
+    return Segments.from_codes(fac.codes, fac.n_clusters)
+
+
+def _cluster_rows_layout(layout: Layout, f: ParsedFormula) -> Layout:
+    """The layout of a level-2 model's rows (one per cluster): one cluster, or with three
+    levels and a random part over level 3, the level-3 clusters."""
+    n = layout.segments.n_clusters
+    if f.group is None or not layout.factors:
+        return Layout.single(n)
+    fac = layout.factor(f.group)
+    codes = fac.codes[layout.segments.starts]
+    return Layout(np.arange(n), Segments.from_codes(codes, fac.n_clusters), fac.labels, f.group)
 
 
 def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
@@ -324,15 +392,16 @@ def start_values(
     of the observed values for a new chain (random calls in visit order), or the values
     where ``start`` stopped (no random calls)."""
     values = Values(plan.layout, like=plan.like)
-    codes, first = plan.layout.codes, plan.layout.segments.starts
-    level2 = {v.name for v in plan.spec.variables if v.level == 2}
+    levels = {v.name: v.level for v in plan.spec.variables}
     cvals = {}
     for name in plan.names:
         x = plan.start[name].copy()
         if start is not None:
             x[plan.missing_rows(name)] = start.imputed[name]
-        if name in level2:
-            c = _cluster_values(x, codes, len(first))
+        if levels[name] >= 2:
+            seg = plan.layout.segments if levels[name] == 2 else plan.top_segments
+            codes = seg.codes
+            c = _cluster_values(x, codes, seg.n_clusters)
             if start is None:
                 mis = np.isnan(c)
                 c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
@@ -371,6 +440,7 @@ def _run_chain(
     values, cvals = start_values(plan, rng, start)
     codes, first = plan.layout.codes, plan.layout.segments.starts
     level2 = {v.name for v in plan.spec.variables if v.level == 2}
+    level3 = {v.name for v in plan.spec.variables if v.level == 3}
     datas = {n: plan.data[n].for_chain() for n in names}
     states: dict[str, object] = {} if start is None else dict(start.states)
     done = 0 if start is None else start.iterations
@@ -385,6 +455,9 @@ def _run_chain(
             if name in level2:
                 view = ClusterValues(values, first, _ranef_arrays(plan, name, states))
                 d.refresh(view, plan.cluster_static)
+            elif name in level3:
+                top = plan.top_segments
+                d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
             else:
                 d.refresh(values, plan.static)
             if done + t == 0:
@@ -400,6 +473,9 @@ def _run_chain(
             if name in level2:
                 cvals[name][d.mis_idx] = draw
                 values[name][:] = np.take(cvals[name], codes)
+            elif name in level3:
+                cvals[name][d.mis_idx] = draw
+                values[name][:] = np.take(cvals[name], plan.top_segments.codes)
             else:
                 values[name][d.mis_idx] = draw
             values.touch(name)

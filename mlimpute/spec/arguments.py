@@ -203,12 +203,18 @@ def parse_all(formulas) -> dict[str, ParsedFormula]:
 
 
 def check_cluster_argument(cluster: object) -> None:
-    """``cluster=`` is one column name (mlimpute fits one grouping factor)."""
-    if cluster is not None and not isinstance(cluster, str):
-        raise SpecificationError(
-            "cluster must be one column name (a string), got "
-            f"{describe_value(cluster)}; mlimpute fits two-level models with one grouping factor"
-        )
+    """``cluster=`` is one column name, or a list of column names, outermost level first
+    (``["school", "class"]``: three levels)."""
+    if cluster is None or isinstance(cluster, str):
+        return
+    if isinstance(cluster, (list, tuple)) and cluster and all(isinstance(c, str) for c in cluster):
+        if len(set(cluster)) < len(cluster):
+            raise SpecificationError(f"cluster names a column twice: {list(cluster)}")
+        return
+    raise SpecificationError(
+        "cluster must be one column name (a string) or a list of column names, outermost "
+        f"level first (e.g. ['school', 'class']), got {describe_value(cluster)}"
+    )
 
 
 def check_delta(value, name: str = "delta") -> dict[str, float]:

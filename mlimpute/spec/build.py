@@ -49,9 +49,10 @@ from mlimpute.spec.checks import (
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
+    factor_codes,
     is_level2,
 )
-from mlimpute.spec.formula import ParsedFormula, parse_formula
+from mlimpute.spec.formula import ParsedFormula, factor_columns, parse_formula
 
 __all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "MethodArgument"]
 
@@ -90,7 +91,8 @@ class ImputationSpec:
     variables : tuple of VariableSpec
         In visit order.
     cluster : str or None
-        The grouping factor shared by the multilevel models.
+        The grouping factor shared by the multilevel models (with several grouping
+        factors: the innermost level, e.g. ``class`` or ``school:class``).
     m, iterations : int
     seed : int or None
         Root entropy that reproduces the run (``rng=seed``), when known.
@@ -127,6 +129,14 @@ class ImputationSpec:
     delta: tuple[tuple[str, float], ...] = ()
     #: SD of the per-cluster shifts of the imputed values, ``(("grade", 0.3),)``
     delta_cluster_sd: tuple[tuple[str, float], ...] = ()
+    #: grouping factors besides ``cluster`` (three-level and cross-classified data):
+    #: the enclosing levels outermost first, then crossed factors
+    factors: tuple[str, ...] = ()
+    #: the nested levels' grouping factors, outermost first, ``cluster`` last
+    #: (``("school", "class")``); empty for two-level data
+    hierarchy: tuple[str, ...] = ()
+    #: how the grouping factors relate, as found in the data (shown by ``repr``)
+    structure: tuple[str, ...] = ()
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -164,6 +174,13 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
+        if self.factors:
+            raise UnsupportedError(
+                "an imputation with several grouping factors cannot be written as a TOML "
+                f"specification file yet (factors {[self.cluster, *self.factors]}); save the "
+                "result with imp.to_netcdf()/to_zarr() and rerun it with "
+                "mlimpute.impute(df, ..., cluster=[...])"
+            )
         if self.delta or self.delta_cluster_sd:
             raise UnsupportedError(
                 "an imputation with delta= shifts cannot be written as a TOML specification "
@@ -179,6 +196,11 @@ class ImputationSpec:
             f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
             f"cluster={self.cluster!r}, seed={self.seed})"
         ]
+        if self.hierarchy:
+            lines[0] = lines[0].replace(
+                f"cluster={self.cluster!r}", f"levels={list(self.hierarchy)!r}"
+            )
+        lines += [f"  structure: {s}" for s in self.structure]
         if self.model is not None:
             aux = f", auxiliary={list(self.auxiliary)!r}" if self.auxiliary else ""
             lines.append(f"  model: {self.model}{aux}")
@@ -207,8 +229,30 @@ class _Columns:
     codes: np.ndarray | None  # cluster code per row
     labels: pd.Index | None  # cluster label per code
     kinds: dict[str, str]  # column_kind of every column
-    levels: dict[str, int]  # 2: constant within clusters
+    levels: dict[str, int]  # 2: constant within clusters; 3: within the next level up
     missing: pd.Series  # missing values per column
+    factors: tuple[str, ...] = ()  # grouping factors besides cluster
+    hierarchy: tuple[str, ...] = ()  # nested levels, outermost first, cluster last
+    structure: tuple[str, ...] = ()  # nesting found in the data, for repr
+    outer_codes: np.ndarray | None = None  # codes of hierarchy[0] (three levels)
+    outer_labels: pd.Index | None = None
+
+    @property
+    def cluster_columns(self) -> set[str]:
+        """The data columns of every grouping factor."""
+        if self.cluster is None:
+            return set()
+        return {c for g in (self.cluster, *self.factors) for c in factor_columns(g)}
+
+    @property
+    def classify_as(self) -> str | list[str] | None:
+        """``cluster`` as :func:`~mlimpute.spec.defaults.classify_columns` takes it."""
+        if self.hierarchy:
+            cols = [*factor_columns(self.hierarchy[0]), *factor_columns(self.hierarchy[-1])]
+            return list(dict.fromkeys(cols))
+        if self.cluster is not None and len(factor_columns(self.cluster)) > 1:
+            return list(factor_columns(self.cluster))
+        return self.cluster
 
 
 def build_spec(
@@ -220,7 +264,7 @@ def build_spec(
     method: Mapping[str, MethodArgument] | None = None,
     visit: Sequence[str] | None = None,
     seed: int | None = None,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     heteroscedastic: bool | Sequence[str] = False,
@@ -301,6 +345,8 @@ def build_spec(
         raise SpecificationError(
             "delta_cluster_sd needs clusters: give cluster= or formulas with a random part"
         )
+    if cols.factors:
+        _check_several_factors(cols, specs, kept_sd)
     return ImputationSpec(
         tuple(specs),
         cols.cluster,
@@ -310,7 +356,27 @@ def build_spec(
         tuple(events),
         delta=kept,
         delta_cluster_sd=kept_sd,
+        factors=cols.factors,
+        hierarchy=cols.hierarchy,
+        structure=cols.structure,
     )
+
+
+def _check_several_factors(
+    cols: _Columns, specs: list[VariableSpec], kept_sd: tuple[tuple[str, float], ...]
+) -> None:
+    """What several grouping factors do not support yet, refused naming the feature."""
+    factors = [cols.cluster, *cols.factors]
+    if kept_sd:
+        raise UnsupportedError(
+            f"delta_cluster_sd with several grouping factors {factors} is not supported yet"
+        )
+    for s_ in specs:
+        if s_.formula.ranefs:
+            raise UnsupportedError(
+                f"ranef() in the formula for {s_.name!r} with several grouping factors "
+                f"{factors} is not supported yet"
+            )
 
 
 #: numeric models whose shift would leave their scale (counts: integers, log link)
@@ -368,12 +434,17 @@ def _check_columns(
 
 
 def _resolve_cluster(
-    df: pd.DataFrame, parsed: dict[str, ParsedFormula], cluster: str | None
+    df: pd.DataFrame, parsed: dict[str, ParsedFormula], cluster: str | Sequence[str] | None
 ) -> _Columns:
-    """The one grouping factor (from ``cluster=`` and the random parts), complete, and what
-    follows from it: cluster codes, column kinds and levels."""
-    for name, f in parsed.items():
-        f.require_one_group(f"imputing {name!r}")
+    """The grouping factor(s) (from ``cluster=`` and the random parts), complete, and what
+    follows from them: cluster codes, column kinds and levels."""
+    if isinstance(cluster, (list, tuple)):
+        if len(cluster) > 1:
+            return _resolve_factors(df, parsed, tuple(cluster))
+        cluster = cluster[0]
+    factors = {g for f in parsed.values() for g in f.groups} | ({cluster} if cluster else set())
+    if len(factors) > 1 or any(f.several_groups for f in parsed.values()):
+        return _resolve_factors(df, parsed, None, cluster)
     groups = {f.group for f in parsed.values() if f.group is not None}
     if cluster is not None:
         if cluster not in df.columns:
@@ -403,6 +474,117 @@ def _resolve_cluster(
     return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
 
 
+def _complete_factor(df: pd.DataFrame, factor: str) -> None:
+    """Every column of a grouping factor is in the data and complete."""
+    for c in factor_columns(factor):
+        if c not in df.columns:
+            raise SpecificationError(f"cluster column {c!r} is not in the data")
+        if df[c].isna().any():
+            rows = df.index[df[c].isna()][:5].tolist()
+            raise DataError(
+                f"cluster column {c!r} has {int(df[c].isna().sum())} missing "
+                f"value(s) (e.g. at index {rows}); drop or fill those rows first"
+            )
+
+
+def _resolve_factors(
+    df: pd.DataFrame,
+    parsed: dict[str, ParsedFormula],
+    hierarchy: tuple[str, ...] | None,
+    cluster: str | None = None,
+) -> _Columns:
+    """Several grouping factors: ``cluster=[outer, inner]`` (nested levels, outermost
+    first) and/or the random terms of the formulas. The primary factor is the innermost
+    level (with ``cluster=[...]``) or the factor with the most clusters; nesting is found
+    in the data: class ids that repeat across schools make the class factor
+    ``school:class``."""
+    structure: list[str] = []
+    levels_f: tuple[str, ...] = ()
+    formula_factors = list(dict.fromkeys(g for f in parsed.values() for g in f.groups))
+    for g in [*(hierarchy or ()), *([cluster] if cluster else []), *formula_factors]:
+        _complete_factor(df, g)
+    if hierarchy is not None:
+        if len(hierarchy) > 2:
+            raise UnsupportedError(
+                f"cluster={list(hierarchy)}: more than three levels (a fourth level) are not "
+                "supported yet; give the outermost two levels of the nesting as cluster=..."
+            )
+        outer, inner = hierarchy
+        oc, _ = factor_codes(df, outer)
+        ic, _ = factor_codes(df, inner)
+        per_inner = pd.Series(oc).groupby(ic).nunique()
+        if pd.Series(ic).groupby(oc).nunique().max() <= 1:
+            raise SpecificationError(
+                f"cluster={list(hierarchy)}: {inner!r} is constant within {outer!r}; list "
+                "the levels outermost first (e.g. cluster=['school', 'class'])"
+            )
+        if per_inner.max() <= 1:
+            inner_f = inner
+            structure.append(
+                f"{inner} nested in {outer}: every {inner} lies in one {outer} "
+                f"({per_inner.size} {inner}es in {int(oc.max()) + 1} {outer}s)"
+            )
+        else:
+            inner_f = f"{_quote_factor(outer)}:{_quote_factor(inner)}"
+            n_inner = factor_codes(df, inner_f)[1].size
+            structure.append(
+                f"{inner} ids repeat across {outer}s: the {inner} level is {inner_f} "
+                f"({n_inner} {inner}es in {int(oc.max()) + 1} {outer}s)"
+            )
+        levels_f = (outer, inner_f)
+        primary = inner_f
+    else:
+        candidates = list(dict.fromkeys([*([cluster] if cluster else []), *formula_factors]))
+        sizes = {g: factor_codes(df, g)[1].size for g in candidates}
+        primary = max(candidates, key=lambda g: sizes[g])
+    others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
+    codes, labels = factor_codes(df, primary)
+    for g in others:
+        if g in levels_f:
+            continue
+        gc, _ = factor_codes(df, g)
+        pairs = pd.DataFrame({"p": codes, "g": gc}).drop_duplicates()
+        if len(pairs) == labels.size:
+            structure.append(f"{primary} nested in {g} (found in the data)")
+        elif len(pairs) == int(gc.max()) + 1:
+            structure.append(f"{g} nested in {primary} (found in the data)")
+        else:
+            structure.append(
+                f"{g} crossed with {primary} (neither is nested in the other; if {g} ids are "
+                f"numbered within each {primary}, write (1 | {primary}/{g}))"
+            )
+    kinds = {c: column_kind(df[c]) for c in df.columns}
+    outer_codes = outer_labels = None
+    if levels_f:
+        outer_codes, outer_labels = factor_codes(df, levels_f[0])
+    levels = {}
+    for c in df.columns:
+        lvl = 1
+        if kinds[c] != "other" and is_level2(codes, df[c]):
+            lvl = 2
+            if outer_codes is not None and is_level2(outer_codes, df[c]):
+                lvl = 3
+        levels[c] = lvl
+    return _Columns(
+        df,
+        primary,
+        codes,
+        labels,
+        kinds,
+        levels,
+        df.isna().sum(),
+        tuple(others),
+        levels_f,
+        tuple(structure),
+        outer_codes,
+        outer_labels,
+    )
+
+
+def _quote_factor(column: str) -> str:
+    return f"`{column}`" if (":" in column or "`" in column) else column
+
+
 def _incomplete(
     cols: _Columns,
     parsed: dict[str, ParsedFormula],
@@ -414,11 +596,12 @@ def _incomplete(
     """The columns the defaults may use, and the incomplete ones without a formula (an
     error unless the defaults apply)."""
     if use_defaults:
-        candidates, left_out = analysis_columns(cols.df, cols.cluster, include, exclude)
+        candidates, left_out = analysis_columns(cols.df, cols.classify_as, include, exclude)
         if left_out:
             events.append("left out of the default models: " + ", ".join(left_out))
     else:
         candidates = list(cols.df.columns)
+    candidates = [c for c in candidates if c not in cols.cluster_columns or c == cols.cluster]
     # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
     incomplete = [
         c
@@ -453,7 +636,7 @@ def _add_default_formulas(
 ) -> None:
     """The default formula of every incomplete column without one (into ``parsed``), from
     the analysis columns less those with too many categories."""
-    model_cols = [c for c in candidates if c != cols.cluster]
+    model_cols = [c for c in candidates if c != cols.cluster and c not in cols.cluster_columns]
     n_cats = {
         c: len(categories(cols.df[c]) or ())
         for c in model_cols
@@ -470,11 +653,23 @@ def _add_default_formulas(
             )
         )
         model_cols = [c for c in model_cols if c not in set(many)]
+    two = {c: min(lvl, 2) for c, lvl in cols.levels.items()}
     for name in no_formula:
         check_default_size(
-            cols.df, name, model_cols, cols.levels, cols.kinds, n_cats, cols.cluster, cols.codes
+            cols.df, name, model_cols, two, cols.kinds, n_cats, cols.cluster, cols.codes
         )
-        text = default_formula(name, model_cols, cols.levels, cols.kinds, cols.cluster)
+        if cols.hierarchy:
+            text = _defaults.default_formula_levels(
+                name, model_cols, cols.levels, cols.kinds, cols.hierarchy
+            )
+        elif cols.cluster is not None and len(factor_columns(cols.cluster)) > 1:
+            raise UnsupportedError(
+                f"default models for {name!r} with the grouping factors "
+                f"{[cols.cluster, *cols.factors]}: give its formula, or the nested levels as "
+                "cluster=[outer, inner]"
+            )
+        else:
+            text = default_formula(name, model_cols, cols.levels, cols.kinds, cols.cluster)
         parsed[name] = parse_formula(text, name)
 
 
@@ -566,7 +761,7 @@ def _default_method(
     integer codes."""
     kind = cols.kinds[name]
     multilevel = f.is_multilevel
-    level = 2 if cols.levels[name] == 2 and not multilevel else 1
+    level = 2 if cols.levels[name] >= 2 and not multilevel else 1
     default = default_for(kind, level, multilevel)
     het = heteroscedastic is True or (
         not isinstance(heteroscedastic, bool) and name in heteroscedastic
@@ -590,6 +785,8 @@ def _fit_level(
     """The formula as the model uses it, and the variable's level: level-2 models on
     cluster rows, multilevel models need a random part, single-level ones drop it."""
     info = get_model(meth)
+    if cols.factors:
+        return _fit_level_factors(cols, name, f, meth, events)
     if info.level == 2:
         return check_level2(
             cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels
@@ -602,6 +799,75 @@ def _fit_level(
     if not info.multilevel and f.is_multilevel:
         events.append(f"{name}: method {meth!r} is single-level; random part ignored")
         return f.drop_random(), cols.levels[name]
+    return f, 1
+
+
+def _fit_level_factors(
+    cols: _Columns, name: str, f: ParsedFormula, meth: str, events: list[str]
+) -> tuple[ParsedFormula, int]:
+    """:func:`_fit_level` with several grouping factors. Level-1 variables: models with
+    random terms over several factors (one of them the innermost level). With nested
+    levels (``cluster=[school, class]``), a class-level variable is imputed on one row per
+    class, with a random intercept for school if its formula has one; a school-level
+    variable on one row per school."""
+    info = get_model(meth)
+    lvl = cols.levels[name]
+    outer = cols.hierarchy[0] if cols.hierarchy else None
+    if lvl == 3 and (info.level == 2 or not f.is_multilevel):
+        return check_level2(
+            cols.df, name, f, meth, outer, cols.outer_codes, cols.outer_labels, cols.levels, 3
+        ), 3
+    to_class_rows = f.is_multilevel and outer is not None and f.groups == (outer,)
+    if lvl >= 2 and f.is_multilevel and not to_class_rows and cols.cluster not in f.groups:
+        where = f"over {outer!r} only" if outer is not None else "only with a level-1 model"
+        raise UnsupportedError(
+            f"{name!r} is constant within {cols.cluster!r}: it is imputed on one row per "
+            f"cluster, with random effects {where}; the grouping factors "
+            f"{list(f.groups)} of {f.text!r} (crossed factors) are supported for level-1 "
+            "variables only"
+        )
+    if lvl >= 2 and (info.level == 2 or to_class_rows or not f.is_multilevel):
+        if to_class_rows and not info.multilevel:
+            raise SpecificationError(
+                f"method {meth!r} for {name!r} is single-level; its formula {f.text!r} has a "
+                f"random part over {outer!r}"
+            )
+        if info.multilevel and not f.is_multilevel:
+            raise SpecificationError(
+                f"method {meth!r} for {name!r} needs a random part such as '(1 | {outer})' "
+                f"in its formula {f.text!r}"
+            )
+        f = check_level2(
+            cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels, 2, outer
+        )
+        return f, 2
+    if info.level == 2:
+        raise SpecificationError(
+            f"method {meth!r} for {name!r} models cluster rows, but {name!r} varies within "
+            f"{cols.cluster!r}"
+        )
+    if info.multilevel and not f.is_multilevel:
+        raise SpecificationError(
+            f"method {meth!r} for {name!r} needs a random part such as '(1 | {cols.cluster})' "
+            f"in its formula {f.text!r}"
+        )
+    if not info.multilevel and f.is_multilevel:
+        events.append(f"{name}: method {meth!r} is single-level; random part ignored")
+        return f.drop_random(), 1
+    if f.is_multilevel and cols.cluster not in f.groups:
+        raise UnsupportedError(
+            f"the formula for {name!r} ({f.text!r}) has random terms over {list(f.groups)} "
+            f"but none over the innermost grouping factor {cols.cluster!r} (three-level and "
+            f"cross-classified models: add (1 | {cols.cluster}))"
+        )
+    if f.several_groups:
+        hierarchy = set(cols.hierarchy)
+        crossed = [g for g in f.groups if g not in hierarchy and g != cols.cluster]
+        if crossed and lvl >= 2:
+            raise UnsupportedError(
+                f"crossed grouping factors {crossed} are supported for level-1 variables "
+                f"only; {name!r} is constant within {cols.cluster!r}"
+            )
     return f, 1
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlimpute.errors import DataError, FormulaError, SpecificationError
+from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
 from mlimpute.models import get_model
 from mlimpute.spec.defaults import varying_clusters
 from mlimpute.spec.formula import ParsedFormula
@@ -142,8 +142,14 @@ def check_default_size(df, name, columns, levels, kinds, n_cats, cluster, codes)
         )
 
 
-def check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFormula:
-    """A level-2 model: constant within clusters, level-2 predictors, no random part."""
+def check_level2(
+    df, name, f, meth, cluster, codes, labels, levels, level=2, above=None
+) -> ParsedFormula:
+    """A level-2 model: constant within clusters, level-2 predictors, no random part.
+
+    With three levels, ``level=3`` checks a model on the level-3 rows (``cluster``,
+    ``codes`` and ``labels`` of the level-3 factor), and ``above`` names the level-3
+    factor over which a level-2 model may have random effects."""
     if cluster is None:
         raise SpecificationError(
             f"method {meth!r} for {name!r} models cluster rows: pass cluster=... or give "
@@ -156,15 +162,20 @@ def check_level2(df, name, f, meth, cluster, codes, labels, levels) -> ParsedFor
             f"{name!r} is imputed as a level-2 variable ({meth!r}) but its observed values "
             f"vary within {bad.size} cluster(s) of {cluster!r}: {shown}"
         )
-    if f.is_multilevel:
+    if f.is_multilevel and (above is None or f.groups != (above,)):
+        if above is not None:
+            raise UnsupportedError(
+                f"level-{level} variable {name!r} (imputed on one row per {cluster}) can have "
+                f"random effects over {above!r} only: {f.text!r}"
+            )
         raise SpecificationError(
-            f"level-2 variable {name!r} cannot have random effects over its own clusters: "
-            f"{f.text!r}"
+            f"level-{level} variable {name!r} cannot have random effects over its own "
+            f"clusters: {f.text!r}"
         )
     for p in f.predictors - set(f.cmeans) - set(f.ranefs):
-        if levels.get(p, 1) != 2 and p != cluster:
+        if levels.get(p, 1) < level and p != cluster:
             raise SpecificationError(
-                f"predictor {p!r} of level-2 variable {name!r} varies within clusters; use "
-                f"cmean({p}) (its cluster mean) instead"
+                f"predictor {p!r} of level-{level} variable {name!r} varies within clusters "
+                f"of {cluster!r}; use cmean({p}) (its cluster mean) instead"
             )
     return f

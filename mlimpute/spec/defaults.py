@@ -47,7 +47,7 @@ import pandas as pd
 from mlimpute.codec import column_kind
 from mlimpute.models import default_for
 from mlimpute.models.registry import DefaultSlot, DefaultView
-from mlimpute.spec.formula import _quote
+from mlimpute.spec.formula import _quote, factor_columns
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -60,6 +60,8 @@ __all__ = [
     "is_level2",
     "analysis_columns",
     "default_formula",
+    "default_formula_levels",
+    "factor_codes",
 ]
 
 #: An integer-valued numeric column with at most this many distinct observed values holds
@@ -93,9 +95,13 @@ PMM_MODELS: DefaultView = DefaultView(
 )
 
 
-def default_method(kind: str, level: int, codes: bool = False) -> str | None:
+def default_method(kind: str, level: int, codes: bool = False, top: bool = True) -> str | None:
     """The default model name for a variable of ``kind`` at ``level`` (0: no clusters),
     as declared by the models (:func:`mlimpute.models.default_for`).
+
+    With three levels (``top=False`` for the levels below the top one), a level-2
+    variable is imputed on the level-2 rows with a random intercept for level 3: the
+    multilevel model; a level-3 variable on the level-3 rows.
 
     ``codes``: the column holds integer codes (:func:`integer_codes`), imputed by
     predictive mean matching so that only observed values come back.
@@ -105,6 +111,10 @@ def default_method(kind: str, level: int, codes: bool = False) -> str | None:
     >>> default_method("numeric", 2), default_method("numeric", 2, codes=True)
     ('2lonly.norm', '2lonly.pmm')
     """
+    if level == 3:
+        level = 2
+    elif level == 2 and not top:
+        level = 1
     lvl, multilevel = _slot(level)
     return default_for(kind, lvl, multilevel, "codes" if codes else "")
 
@@ -154,9 +164,10 @@ class ColumnRole:
         ``numeric``, ``binary``, ``ordinal``, ``nominal`` or ``other``
         (:func:`mlimpute.codec.column_kind`).
     role : str
-        ``cluster``, ``identifier``, ``excluded``, ``level-1`` or ``level-2``.
+        ``cluster``, ``identifier``, ``excluded``, ``level-1``, ``level-2`` or (with
+        three levels) ``level-3``.
     level : int or None
-        1 or 2 for the variables (1 without a cluster), None otherwise.
+        1, 2 or 3 for the variables (1 without a cluster), None otherwise.
     codes : bool
         Integer codes (:func:`integer_codes`): imputed by predictive mean matching.
     model : str or None
@@ -176,7 +187,7 @@ class ColumnRole:
     @property
     def used(self) -> bool:
         """Whether the default models use the column (imputed or as a predictor)."""
-        return self.role in ("level-1", "level-2")
+        return self.role in ("level-1", "level-2", "level-3")
 
 
 def _identifier_reason(s: pd.Series, kind: str, codes: np.ndarray | None) -> str | None:
@@ -225,9 +236,11 @@ def classify_columns(
     ----------
     df : pandas.DataFrame
         The data; not modified.
-    cluster : column label, optional
+    cluster : column label or list of column labels, optional
         The grouping column; rows with a missing cluster id are left out of the level and
-        identifier rules.
+        identifier rules. A list gives nested levels, outermost first
+        (``["school", "class"]``): level 3 is constant within schools, level 2 within
+        classes (within schools).
     include, exclude : sequence of column labels, optional
         Columns the defaults may use / must not use. A column named in ``include`` is kept
         even if it looks like an identifier.
@@ -248,8 +261,15 @@ def classify_columns(
     [('cluster', None), ('identifier', None), ('level-2', '2lonly.pmm'),
      ('level-1', '2l.norm')]
     """
-    codes = None
-    if cluster is not None:
+    codes = outer = None
+    clusters: set = set()
+    if isinstance(cluster, (list, tuple)):  # nested levels, outermost first
+        clusters = set(cluster)
+        codes = _combined_codes(df, list(cluster))
+        outer = _combined_codes(df, list(cluster[:1])) if len(cluster) > 1 else None
+        cluster = None if not cluster else cluster[-1]
+    elif cluster is not None:
+        clusters = {cluster}
         codes, _ = pd.factorize(df[cluster], use_na_sentinel=True)
     chosen = None if include is None else set(include)
     dropped = set(exclude or ())
@@ -257,7 +277,7 @@ def classify_columns(
     for pos, name in enumerate(df.columns):
         s = df.iloc[:, pos]
         kind = column_kind(s)
-        if cluster is not None and name == cluster:
+        if name in clusters:
             out[name] = ColumnRole(name, kind, "cluster")
             continue
         reason = None
@@ -279,10 +299,44 @@ def classify_columns(
         if codes is not None:
             known = codes >= 0
             level = 2 if is_level2(codes[known], s[known]) else 1
+            if level == 2 and outer is not None:
+                known = outer >= 0
+                level = 3 if is_level2(outer[known], s[known]) else 2
         code = integer_codes(s)
-        model = default_method(kind, level if codes is not None else 0, codes=code)
+        top = outer is None
+        model = default_method(kind, level if codes is not None else 0, codes=code, top=top)
         out[name] = ColumnRole(name, kind, f"level-{level}", level, code, model)
     return out
+
+
+def factor_codes(df: pd.DataFrame, factor: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes ``0..J-1`` of a grouping factor on the rows of ``df`` and the label of each
+    code (sorted): one column, or every combination of several (``"school:class"``,
+    :func:`~mlimpute.spec.formula.factor_columns`; labels are tuples then).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"s": [1, 1, 2, 2], "c": [1, 2, 1, 1]})
+    >>> codes, labels = factor_codes(df, "s:c")
+    >>> codes.tolist(), list(labels)
+    ([0, 1, 2, 2], [(1, 1), (1, 2), (2, 1)])
+    """
+    cols = factor_columns(factor)
+    if len(cols) == 1:
+        codes, labels = pd.factorize(df[cols[0]], sort=True)
+        return codes, pd.Index(labels)
+    codes, labels = pd.MultiIndex.from_frame(df[list(cols)]).factorize(sort=True)
+    return codes, pd.Index(labels)
+
+
+def _combined_codes(df: pd.DataFrame, columns: list) -> np.ndarray:
+    """Codes of every combination of ``columns`` (-1 where one is missing)."""
+    if len(columns) == 1:
+        return pd.factorize(df[columns[0]], use_na_sentinel=True)[0]
+    frame = df[columns]
+    codes = frame.groupby(columns, sort=True, dropna=True).ngroup().to_numpy().copy()
+    codes[frame.isna().any(axis=1).to_numpy()] = -1
+    return codes
 
 
 def varying_clusters(codes: np.ndarray, values: pd.Series) -> np.ndarray:
@@ -373,4 +427,53 @@ def default_formula(
     rhs = " + ".join(terms) if terms else "1"
     if lvl == 1:
         rhs += f" + (1 | {_quote(cluster)})"
+    return "~ " + rhs
+
+
+def default_formula_levels(
+    name: str,
+    columns: Sequence[str],
+    levels: dict[str, int],
+    kinds: dict[str, str],
+    hierarchy: Sequence[str],
+) -> str:
+    """The default formula for ``name`` with three nested levels (``hierarchy``: the
+    grouping factors, outermost first, e.g. ``("school", "class")``).
+
+    A level-1 variable: every other variable, the cluster means of the numeric level-1
+    predictors, and a random intercept for each level. A level-2 variable (constant
+    within classes, imputed on one row per class): the level-2 and level-3 variables, the
+    class means of the level-1 variables (``cmean``), and a random intercept for level 3.
+    A level-3 variable (imputed on one row per school): the level-3 variables and the
+    school means of the level-1 and level-2 variables (``cmean`` on the school rows).
+
+    Examples
+    --------
+    >>> lv = {"y": 1, "x": 1, "z": 2, "w": 3}
+    >>> kinds = dict.fromkeys(lv, "numeric")
+    >>> default_formula_levels("y", list(lv), lv, kinds, ("school", "class"))
+    '~ x + cmean(x) + z + w + (1 | school) + (1 | class)'
+    >>> default_formula_levels("z", list(lv), lv, kinds, ("school", "class"))
+    '~ cmean(y) + cmean(x) + w + (1 | school)'
+    >>> default_formula_levels("w", list(lv), lv, kinds, ("school", "class"))
+    '~ cmean(y) + cmean(x) + cmean(z)'
+    """
+    from mlimpute.spec.formula import _factor_text
+
+    lvl = levels[name]
+    terms = []
+    for c in columns:
+        if c == name:
+            continue
+        numeric = kinds[c] in ("numeric", "binary")
+        if levels[c] >= lvl:
+            terms.append(_quote(c))
+            if lvl == 1 and levels[c] == 1 and numeric:
+                terms.append(f"cmean({_quote(c)})")
+        elif numeric:  # a lower-level variable: its mean over this level's clusters
+            terms.append(f"cmean({_quote(c)})")
+    rhs = " + ".join(terms) if terms else "1"
+    above = hierarchy[: len(hierarchy) + 1 - lvl]  # the levels enclosing this one
+    for g in above:
+        rhs += f" + (1 | {_factor_text(g, _quote)})"
     return "~ " + rhs
