@@ -160,6 +160,7 @@ class _Model:
         self.random_labels: tuple[str, ...] = ()
         self._anchor: _Anchor | None = None
         self._needed: list[str] | None = None
+        self._cluster_cols: tuple[str, ...] = ()
         self._used: set[str] = set()
 
     @property
@@ -181,9 +182,9 @@ class _Model:
     def _frame(self, df: pd.DataFrame, i: int) -> pd.DataFrame:
         text = self.parsed.text
         if self._needed is None:  # parsing the formula's terms costs ~1 ms: once
-            self._needed = sorted(
-                self.parsed.variables | ({self.cluster} if self.cluster else set())
-            )  # the columns of several grouping factors are among the variables
+            self._cluster_cols = self._cluster_columns(df)
+            # the columns of several grouping factors are among the variables
+            self._needed = sorted(self.parsed.variables | set(self._cluster_cols))
             self._used = set(self.parsed.predictors) | {cmean_column(v) for v in self.parsed.cmeans}
         needed = self._needed
         missing = [c for c in needed if c not in df.columns]
@@ -201,11 +202,22 @@ class _Model:
                 "impute those variables too (give them a formula) or drop those rows first."
             )
         if self.parsed.cmeans:
-            grouped = df.groupby(self.cluster, sort=False)
+            cols = self._cluster_cols
+            grouped = df.groupby(cols[0] if len(cols) == 1 else list(cols), sort=False)
             df = df.assign(
                 **{cmean_column(v): grouped[v].transform("mean") for v in self.parsed.cmeans}
             )
         return df
+
+    def _cluster_columns(self, df: pd.DataFrame) -> tuple[str, ...]:
+        """The columns of the cluster of ``cmean()``: the grouping factor's column, or
+        the columns of a factor ``a:b`` (the cluster of an imputation with several
+        grouping factors)."""
+        if self.cluster is None:
+            return ()
+        if self.parsed.group is not None or self.cluster in df.columns:
+            return (self.cluster,)
+        return factor_columns(self.cluster)
 
     def design(self, df: pd.DataFrame, i: int) -> Design:
         """Materialise completed data set ``i`` (1-based, for messages)."""
@@ -283,8 +295,7 @@ class _Model:
             groups = frame[self.cluster].to_numpy()
             clusters = _mixedlm._clusters(groups, groups.size)
         used = set(self._used)
-        if self.cluster is not None:
-            used.add(self.cluster)
+        used.update(self._cluster_cols)
         if self.multi:
             used.update(self._group_columns)
         columns = {c: frame[c].copy() for c in sorted(used) if c in frame.columns}

@@ -293,3 +293,33 @@ def test_terms_are_checked():
         fit_multiterm(y, X, [terms[0], bad])
     with pytest.raises(DataError, match="two or more"):
         fit_multiterm(y, X, terms[:1])
+
+
+def test_analysis_of_a_three_level_imputation():
+    """On an imputation with several grouping factors (its cluster is the factor
+    ``school:classno``): OLS works, and ``cmean(x)`` is the mean over that factor's
+    groups (the same fit as a hand-made class-mean column)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    school = np.repeat(np.arange(10), 24)
+    df = pd.DataFrame(
+        {
+            "school": school,
+            "classno": np.tile(np.repeat(np.arange(4), 6), 10),
+            "x": rng.normal(size=240),
+        }
+    )
+    df["y"] = df.x + rng.normal(size=10)[school] + rng.normal(size=240)
+    df.loc[rng.random(240) < 0.2, "y"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence notes of a 2-iteration run
+        imp = df.mi.impute({"y": "~ x + (1 | school/classno)"}, m=2, iterations=2, rng=1)
+    assert imp.fit("y ~ x").summary().shape[0] == 2
+    res = imp.fit("y ~ x + cmean(x) + (1 | school/classno)")
+    frames = [
+        imp.complete(i).assign(cm=lambda f: f.groupby(["school", "classno"]).x.transform("mean"))
+        for i in (1, 2)
+    ]
+    ref = mlimpute.from_completed(frames).fit("y ~ x + cm + (1 | school/classno)")
+    np.testing.assert_allclose(res.per_imputation.to_numpy(), ref.per_imputation.to_numpy())
