@@ -7,6 +7,14 @@ the seconds per complete-data fit, a breakdown (completing the data sets, materi
 the designs, fitting, pooling), one fit by each optimiser (Newton from lme4's start and
 warm-started, the Nelder-Mead fallback) and the cProfile functions with the most
 cumulative time. A script, not a test: nothing is asserted.
+
+``python benchmarks/bench_fit.py --multiterm [--repeat 3]`` times models with several
+random-effect terms instead (:mod:`mlimpute.analysis.fitters.multiterm`): a three-level
+random-intercept fit on 60,000 rows (1,000 schools x 4 classes x 15 pupils) from lme4's
+start and warm-started, next to the two-level fit (classes only) of the same rows; the
+same with a class-level random slope; ``imp.fit`` of the three-level model on m = 5
+completed data sets of those rows; crossed fits (2,000 pupils in 100 schools x 50
+neighbourhoods, and 20,000 pupils in 1,000 x 500).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 import mlimpute  # noqa: F401  (registers the .mi accessor)
 from mlimpute.analysis import _Model
 from mlimpute.analysis.fitters import mixedlm as _mixedlm
+from mlimpute.analysis.fitters import multiterm as _multiterm
 from mlimpute.datasets import classroom
 from mlimpute.pooling import pool
 from mlimpute.spec.formula import parse_formula
@@ -66,7 +75,11 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=25)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--multiterm", action="store_true", help="several-term models")
     args = parser.parse_args()
+    if args.multiterm:
+        multiterm(args.repeat)
+        return
 
     data = classroom(3, rng=1)
     warnings.simplefilter("ignore")  # singular-fit notes and R-hat are not measured here
@@ -124,6 +137,79 @@ def main() -> None:
     pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
     print("\ncProfile of imp.fit (default engine), by cumulative time:")
     print("\n".join(line for line in stream.getvalue().splitlines()[4:] if line.strip()))
+
+
+def _three_level(rng, n_s=1000, n_c=4, n_p=15, slope=False):
+    school = np.repeat(np.arange(n_s), n_c * n_p)
+    cls = np.repeat(np.arange(n_s * n_c), n_p)
+    x = rng.normal(size=school.size)
+    y = (
+        1.0
+        + 0.5 * x
+        + rng.normal(0.0, np.sqrt(0.5), n_s)[school]
+        + rng.normal(0.0, np.sqrt(0.3), n_s * n_c)[cls]
+        + (rng.normal(0.0, 0.3, n_s * n_c)[cls] * x if slope else 0.0)
+        + rng.normal(size=school.size)
+    )
+    return y, x, school, cls
+
+
+def multiterm(repeat: int) -> None:
+    """Timings of several-term fits (see the module docstring)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    y, x, school, cls = _three_level(rng)
+    n = y.size
+    one = np.ones(n)
+    X = np.column_stack([one, x])
+    print(f"three-level data: {n} rows, 1000 schools x 4 classes x 15 pupils\n")
+    for label, zc in (("random intercepts", one[:, None]), ("class slope of x", X)):
+        terms = [
+            _multiterm.make_term(one, school, name="school"),
+            _multiterm.make_term(zc, cls, name="class"),
+        ]
+        cold, f = best_of(repeat, lambda t=terms: _multiterm.fit_multiterm(y, X, t))
+        warm, _ = best_of(
+            repeat, lambda t=terms, f=f: _multiterm.fit_multiterm(y, X, t, start=f.theta)
+        )
+        two, _ = best_of(repeat, lambda z=zc: _mixedlm.fit_mixedlm(y, X, z, cls))
+        print(
+            f"{label:<18} three-level fit {cold:.3f} s (warm start {warm:.3f} s); "
+            f"two-level fit (classes only) {two:.3f} s"
+        )
+    frame = pd.DataFrame({"y": y, "x": x, "school": school, "cls": cls})
+    copies = []
+    for _ in range(5):
+        c = frame.copy()
+        rows = rng.random(n) < 0.3
+        c.loc[rows, "y"] += rng.normal(0.0, 0.3, rows.sum())
+        copies.append(c)
+    imp = mlimpute.from_completed(copies)
+    for formula in ("y ~ x + (1 | school/cls)", "y ~ x + (1 | cls)"):
+        secs, _ = best_of(repeat, lambda f=formula: imp.fit(f))
+        print(f"imp.fit({formula!r}), m = 5: {secs:.3f} s ({secs / 5:.3f} s per imputation)")
+    print()
+    for n_rows, n_s, n_h in ((2000, 100, 50), (20000, 1000, 500)):
+        school, hood = rng.integers(0, n_s, n_rows), rng.integers(0, n_h, n_rows)
+        yc = (
+            rng.normal(0.0, 0.55, n_s)[school]
+            + rng.normal(0.0, 0.55, n_h)[hood]
+            + rng.normal(size=n_rows)
+        )
+        one = np.ones(n_rows)
+        terms = [
+            _multiterm.make_term(one, school, name="school"),
+            _multiterm.make_term(one, hood, name="neighbourhood"),
+        ]
+        ones = one[:, None]
+        secs, f = best_of(
+            repeat, lambda t=terms, yc=yc, X1=ones: _multiterm.fit_multiterm(yc, X1, t)
+        )
+        print(
+            f"crossed, {n_rows} rows, {n_s} schools x {n_h} neighbourhoods: {secs:.3f} s "
+            f"({f.optimizer})"
+        )
 
 
 if __name__ == "__main__":

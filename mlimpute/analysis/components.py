@@ -8,6 +8,14 @@ bounded sampling distributions pooled after a normalising transformation: van Bu
 imputation's variance on that scale by the delta method; Rubin's rules with Barnard–Rubin
 df; the interval is transformed back. R² is Nakagawa & Schielzeth's marginal and
 conditional R² (Johnson's extension for random slopes).
+
+With several grouping factors (:class:`~mlimpute.analysis.fitters.multiterm.MultiFit`)
+the rows of each factor get complete-data df ``J_k - 1`` (``J_k`` groups of that
+factor), the residual variance ``n - J`` (nested: ``J`` groups of the innermost factor;
+crossed: ``J = sum_k J_k - (T - 1)``, the rank of the group indicators), and the ICC of
+each factor, ``var_k / (sum_l var_l + sigma2)`` over the random-intercept variances
+``var_l`` of all factors, is pooled on the logit scale,
+``log var_k - log(sum_{l != k} var_l + sigma2)``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.analysis.fitters import base as _fitters
+from mlimpute.analysis.fitters.multiterm import MultiFit
 
 __all__ = ["vc_inference", "pool_transformed", "with_correlations", "r_squared_one"]
 BACK_TRANSFORM = {
@@ -36,6 +45,8 @@ def vc_transformed(fit, names: Sequence[str]):
         return ["log"], np.array([np.log(s2)]), np.array([2.0 / fit.df_resid]), [False]
     if not isinstance(fit, _fitters.MixedFit) or fit.cov_vc is None:
         return None
+    if isinstance(fit, MultiFit):
+        return _vc_transformed_multi(fit, names)
     q = fit.cov_re.shape[0]
     mask = np.ones((q, q), bool) if fit.free is None else fit.free
     rows, cols = np.nonzero(np.tril(mask))
@@ -88,6 +99,78 @@ def vc_transformed(fit, names: Sequence[str]):
     return scales, np.array(values), var, level2
 
 
+def _term_of(fit: MultiFit) -> np.ndarray:
+    """Term index of each random-effect column of a several-term fit."""
+    return np.repeat(np.arange(len(fit.term_sizes)), fit.term_sizes)
+
+
+def _vc_transformed_multi(fit: MultiFit, names: Sequence[str]):
+    """As :func:`vc_transformed` for several grouping factors; the last element holds
+    per row the term index (-1: the residual variance)."""
+    q = fit.cov_re.shape[0]
+    mask = fit.free
+    term = _term_of(fit)
+    rows, cols = np.nonzero(np.tril(mask))
+    pos = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols, strict=True))}
+    d = rows.size + 1
+    phi = np.r_[fit.cov_re[rows, cols], fit.scale]
+    zero = fit.relative_cholesky_diagonal < _fitters.SINGULAR_TOL
+    grads, values, scales, levels = [], [], [], []
+    for a in range(q):
+        for b in range(a, q):
+            if not mask[a, b]:
+                continue
+            k = pos[(b, a)]
+            g = np.zeros(d)
+            if a == b:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    g[k] = 1.0 / phi[k]
+                    values.append(np.nan if zero[a] else np.log(phi[k]))
+                scales.append("log")
+            else:
+                g[k] = 1.0
+                values.append(np.nan if zero[a] or zero[b] else phi[k])
+                scales.append("identity")
+            grads.append(g)
+            levels.append(int(term[a]))
+    g = np.zeros(d)
+    g[-1] = 1.0 / phi[-1]
+    grads.append(g)
+    values.append(np.log(phi[-1]))
+    scales.append("log")
+    levels.append(-1)
+    # ICC rows: one per random intercept, in column order (the order of the var rows)
+    diag = [n for n in names if n.startswith("var(") and n != "var(Residual)"]
+    ints = [a for a, n in enumerate(diag[:q]) if n.startswith("var(Intercept|")]
+    if len(values) + len(ints) == len(names):
+        total = sum(phi[pos[(a, a)]] for a in ints) + phi[-1]
+        for a in ints:
+            k = pos[(a, a)]
+            rest = total - phi[k]
+            g = np.zeros(d)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g[k] = 1.0 / phi[k]
+                for b in ints:
+                    if b != a:
+                        g[pos[(b, b)]] = -1.0 / rest
+                g[-1] = -1.0 / rest
+                values.append(np.nan if zero[a] else np.log(phi[k]) - np.log(rest))
+            grads.append(g)
+            scales.append("logit")
+            levels.append(int(term[a]))
+    grads = np.array(grads)
+    with np.errstate(invalid="ignore"):
+        var = np.einsum("rd,de,re->r", grads, fit.cov_vc, grads)
+    return scales, np.array(values), var, levels
+
+
+def _residual_groups(fit: MultiFit) -> int:
+    """Rank of the group indicators of a several-term fit (for the residual df)."""
+    if fit.structure == "nested":
+        return max(fit.term_groups)
+    return sum(fit.term_groups) - (len(fit.term_groups) - 1)
+
+
 def intercept_index(names: Sequence[str], q: int) -> int:
     diag = [n for n in names if n.startswith("var(") and n != "var(Residual)"]
     return next(a for a, n in enumerate(diag[:q]) if n.startswith("var(Intercept|"))
@@ -112,6 +195,11 @@ def vc_inference(fits, names: Sequence[str], n_groups: int | None, alpha: float)
             continue
         if isinstance(first, _fitters.OLSFit):
             dfcom = float(first.df_resid)
+        elif isinstance(first, MultiFit):
+            level = level2[r]
+            dfcom = float(
+                first.nobs - _residual_groups(first) if level < 0 else first.term_groups[level] - 1
+            )
         elif level2[r]:
             dfcom = float(n_groups - 1)
         else:
@@ -185,8 +273,11 @@ def with_correlations(table: pd.DataFrame, fits, n_groups, alpha: float) -> pd.D
         if np.all(rho == rho[0]):
             row.update(estimate=float(rho[0]), between_sd=0.0)
         stats_ = [np.nan] * 4
+        groups = n_groups
+        if isinstance(fits[0], MultiFit):
+            groups = fits[0].term_groups[int(_term_of(fits[0])[per[0][k][0]])]
         if np.all(np.isfinite(z)) and np.all(np.isfinite(u)) and np.all(u > 0):
-            stats_ = pool_transformed(z, u, float(n_groups - 1), "fisher_z", alpha)
+            stats_ = pool_transformed(z, u, float(groups - 1), "fisher_z", alpha)
         row.update(zip(["se", "ci_low", "ci_high", "df"], stats_, strict=True))
         pieces.append(pd.DataFrame(row, index=pd.Index(["cor" + str(name)[3:]], name="term")))
         k += 1

@@ -110,10 +110,9 @@ def _analysis_terms(parsed: ParsedFormula):
     """``(part, factors, info, label, what, bias)`` for each term that needs checking: the
     random slopes, interactions and non-linear terms of the analysis."""
     text = parsed.text
-    where = [("fixed", t) for t in _terms(parsed.fixed)]
-    where += [("random", t) for b in parsed.random for t in _terms(b.terms)]
-    g = parsed.group
-    for part, factors in where:
+    where = [("fixed", t, None) for t in _terms(parsed.fixed)]
+    where += [("random", t, g) for b, g in parsed.random_terms for t in _terms(b.terms)]
+    for part, factors, g in where:
         term = tuple(e for e, _ in factors)
         info = [_factor_vars(e, lookup, text) for e, lookup in factors]
         nonlinear = not all(plain for _, plain in info)
@@ -134,23 +133,21 @@ def _analysis_terms(parsed: ParsedFormula):
             if not nonlinear
             else "its estimate is biased toward a linear relation"
         )
-        yield part, term, info, what, bias
+        yield part, term, info, what, bias, g
 
 
 def _against_chained(parsed: ParsedFormula, models: dict[str, ParsedFormula]) -> list[str]:
-    y, g = parsed.response, parsed.group
+    y = parsed.response
 
     def fixed(name: str) -> set[frozenset[str]]:
         return _term_set(_terms(models[name].fixed))
 
     def slopes(name: str, group: str | None) -> set[frozenset[str]]:
         f = models[name]
-        if f.group is None or f.group != group:
-            return set()
-        return _term_set([t for b in f.random for t in _terms(b.terms)])
+        return _term_set([t for b, h in f.random_terms if h == group for t in _terms(b.terms)])
 
     notes: list[str] = []
-    for part, term, info, what, bias in _analysis_terms(parsed):
+    for part, term, info, what, bias, g in _analysis_terms(parsed):
         reasons = []
         if y in models:
             have = slopes(y, g) if part == "random" else fixed(y)
@@ -184,17 +181,13 @@ def _against_chained(parsed: ParsedFormula, models: dict[str, ParsedFormula]) ->
 
 def _against_model(parsed: ParsedFormula, model: ParsedFormula, incomplete: set[str]) -> list[str]:
     fixed = _term_set(_terms(model.fixed))
-    random = (
-        _term_set([t for b in model.random for t in _terms(b.terms)])
-        if model.group is not None and model.group == parsed.group
-        else set()
-    )
+    random = {(g, t) for b, g in model.random_terms for t in _term_set(_terms(b.terms))}
     notes: list[str] = []
-    for part, term, info, what, bias in _analysis_terms(parsed):
+    for part, term, info, what, bias, g in _analysis_terms(parsed):
         used = set().union(*(names for names, _ in info)) | {parsed.response}
         if not used & incomplete:
             continue
-        if frozenset(term) not in (random if part == "random" else fixed):
+        if (g, frozenset(term)) not in random if part == "random" else frozenset(term) not in fixed:
             notes.append(
                 f"{what}: the analysis model of the imputation, {model.text!r}, does not "
                 f"include it; {bias}"

@@ -109,7 +109,13 @@ def fit(
         lme4-style formula with a response: ``"grade ~ skill*gender + (1 + gender | class)"``.
         Default: the analysis model of a model-based imputation (``impute(model=...)``).
         A random part gives a linear mixed model; ``(1 + x || g)`` makes the random effects
-        uncorrelated. ``cmean(x)`` is the cluster mean of ``x``. Without a random part:
+        uncorrelated. Several grouping factors give a model with several random-effect
+        terms (linear mixed models only): nested ``(1 | school/class)`` (the same as
+        ``(1 | school) + (1 | school:class)``; ``a:b`` is every combination of the columns
+        ``a`` and ``b``), crossed ``(1 | school) + (1 | neighbourhood)``, random slopes at
+        any level ``(1 + x | class) + (1 | school)``
+        (:func:`mlimpute.analysis.fitters.multiterm.fit_multiterm`).
+        ``cmean(x)`` is the cluster mean of ``x``. Without a random part:
         OLS, or a GLM with ``family``. A random part with ``family`` gives a GLMM.
     reml : bool, default True
         REML (lme4's default) or ML for linear mixed models. Tests on likelihoods refit by
@@ -171,7 +177,9 @@ def fit(
         a count (Poisson).
     UnsupportedError
         For a random part with a family or link other than binomial (logit, probit) and
-        Poisson (log).
+        Poisson (log); for several grouping factors with ``family`` (GLMMs) or
+        ``engine="statsmodels"``; for a crossed design with more than 3,000 random effects
+        outside its largest grouping factor.
 
     Warns
     -----
@@ -203,6 +211,13 @@ def fit(
     Cholesky factor below 1e-4, i.e. a variance at zero or a correlation at +-1) or whose
     optimiser did not converge is kept in the pooling, counted in ``.singular`` /
     ``.nonconverged``, shown under the table and announced by one ``MlimputeWarning``.
+
+    Several grouping factors: ``.variance_components()`` lists each factor's
+    (co)variances (``var(Intercept|school)``, ``var(Intercept|school:class)``), the
+    residual variance and an ``ICC|factor`` row per factor with a random intercept, that
+    factor's share of the total variance (intercept variances and residual). The
+    complete-data df of ``dfcom`` counts every random-effect (co)variance. D1-D3 work as
+    with one factor.
 
     With ``m = 1`` this raises :class:`PoolingError` instead of returning the single fit:
     Rubin's rules need ``m >= 2``. Identical imputations (``B = 0``, e.g. no missing
@@ -242,7 +257,6 @@ def fit(
             )
         formula = analysis_model.text
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
-    parsed.require_one_group("fit()")
     if parsed.response is None:
         raise FormulaError(f"an analysis formula needs a response: {parsed.text!r}")
     if not isinstance(reml, (bool, np.bool_)):
@@ -250,6 +264,12 @@ def fit(
     if link is not None and family is None:
         raise SpecificationError(f"link={link!r} needs a family (e.g. family='binomial').")
     glm_family = None if family is None else _family(family, link)
+    if glm_family is not None and parsed.several_groups:
+        raise UnsupportedError(
+            f"generalised linear mixed models support one grouping factor; {parsed.text!r} "
+            f"has the grouping factors {list(parsed.groups)}. For a normal response drop "
+            "family= (a linear mixed model)."
+        )
     if glm_family is not None and parsed.is_multilevel:
         try:
             glm_family = _glmm.glmm_family(glm_family)
@@ -271,9 +291,12 @@ def fit(
     if cluster is None and getattr(imp, "spec", None) is not None:
         cluster = getattr(imp.spec, "cluster", None)
     if parsed.cmeans and parsed.group is None and cluster is None:
-        raise FormulaError(
-            f"cmean({parsed.cmeans[0]}) in {parsed.text!r} needs a cluster: add a random part "
-            "or pass cluster=."
+        how = "pass cluster=" if parsed.several_groups else "add a random part or pass cluster="
+        raise FormulaError(f"cmean({parsed.cmeans[0]}) in {parsed.text!r} needs a cluster: {how}.")
+    if parsed.several_groups and engine == "statsmodels":
+        raise UnsupportedError(
+            f"engine='statsmodels' supports one grouping factor; {parsed.text!r} has the "
+            f"grouping factors {list(parsed.groups)}: use engine='profiled'."
         )
     if parsed.is_multilevel:
         kind: Kind = "lmm" if family is None else "glmm"
@@ -286,7 +309,14 @@ def fit(
     executor = {"n_jobs": n_jobs, "client": client}
     fits, first = _fit_all(imp, model, reml=bool(reml), **executor)
     nobs = first.y.size
-    n_groups = None if first.groups is None else int(pd.unique(first.groups).size)
+    group = model.cluster if kind in ("lmm", "glmm") else None
+    if model.multi:  # several grouping factors (or one made of several columns)
+        n_groups = tuple(int(first.groups[:, k].max()) + 1 for k in range(len(model.factors)))
+        group = model.factors
+        if len(n_groups) == 1:
+            group, n_groups = group[0], n_groups[0]
+    else:
+        n_groups = None if first.groups is None else int(pd.unique(first.groups).size)
     est = np.array([model.estimates(f)[0] for f in fits])
     cov = np.array([model.estimates(f)[1] for f in fits])
     dfc = min(model.dfcom(f) for f in fits) if dfcom is None else float(dfcom)
@@ -304,7 +334,7 @@ def fit(
         formula=parsed.text,
         response=parsed.response,
         nobs=nobs,
-        group=model.cluster if kind in ("lmm", "glmm") else None,
+        group=group,
         n_groups=n_groups,
         fits=fits,
         variance_components=vc,
@@ -342,7 +372,7 @@ def _check_categorical_codes(imp: Any, parsed: ParsedFormula) -> None:
     if found is None:
         return
     spec, data = found
-    text = " + ".join([parsed.fixed, *(b.terms for b in parsed.random)])
+    text = " + ".join([parsed.fixed, *(b.terms for b, _ in parsed.random_terms)])
     methods = spec.methods
     for name in dict.fromkeys(m.group(1).strip("`") for m in _CATEGORICAL.finditer(text)):
         if name not in methods or name not in data.columns or name not in imp.dataset:

@@ -20,9 +20,16 @@ from formulaic.errors import FormulaicError
 
 from mlimpute.analysis.fitters import glmm as _glmm
 from mlimpute.analysis.fitters import mixedlm as _mixedlm
-from mlimpute.errors import DataError, DataTypeError, FormulaError, SpecificationError
+from mlimpute.analysis.fitters import multiterm as _multiterm
+from mlimpute.errors import (
+    DataError,
+    DataTypeError,
+    FormulaError,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.sampler.design import check_finite
-from mlimpute.spec.formula import ParsedFormula, cmean_column
+from mlimpute.spec.formula import ParsedFormula, cmean_column, factor_columns
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 
 Kind = Literal["lmm", "glmm", "ols", "glm"]
@@ -39,7 +46,9 @@ class Design(NamedTuple):
 
     ``X``, ``Z`` and ``groups`` may be shared, read-only, with other data sets' designs
     (see :meth:`_Model.design`); ``clusters`` caches ``(order, starts, sizes)`` of
-    ``groups`` for the mixed-model fit.
+    ``groups`` for the mixed-model fit. With several grouping factors ``Z`` holds the
+    random-effect columns term by term and ``groups`` is an ``(n, T)`` array of group
+    codes ``0 .. J_k - 1``, one column per grouping factor (``clusters`` is None).
     """
 
     y: np.ndarray
@@ -119,7 +128,18 @@ class _Model:
     ):
         for rhs in (parsed.fixed, *(b.terms for b in parsed.random)):
             validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand
-        parsed.require_one_group("an analysis model")
+        self.multi = parsed.several_groups
+        if self.multi and kind == "glmm":
+            raise UnsupportedError(
+                f"generalised linear mixed models support one grouping factor; "
+                f"{parsed.text!r} has the grouping factors {list(parsed.groups)} (linear "
+                "mixed models, without family=, support several)."
+            )
+        if self.multi and kind == "lmm" and engine == "statsmodels":
+            raise UnsupportedError(
+                f"engine='statsmodels' supports one grouping factor; {parsed.text!r} has "
+                f"the grouping factors {list(parsed.groups)}: use engine='profiled'."
+            )
         self.parsed = parsed
         self.kind = kind
         self.family = family  # statsmodels family (glm) or (family, link) names (glmm)
@@ -132,8 +152,15 @@ class _Model:
         self.fixed_names: tuple[str, ...] = ()
         self.random_names: tuple[str, ...] = ()
         self.blocks: list[tuple[int, bool]] | None = None
+        #: several grouping factors: the factors (formula order), per factor its blocks
+        #: and number of random effects, and the factor of each random-effect column
+        self.factors: tuple[str, ...] = parsed.groups if self.multi else ()
+        self.term_blocks: list[list[tuple[int, bool]]] = []
+        self.term_sizes: tuple[int, ...] = ()
+        self.random_labels: tuple[str, ...] = ()
         self._anchor: _Anchor | None = None
         self._needed: list[str] | None = None
+        self._cluster_cols: tuple[str, ...] = ()
         self._used: set[str] = set()
 
     @property
@@ -155,9 +182,9 @@ class _Model:
     def _frame(self, df: pd.DataFrame, i: int) -> pd.DataFrame:
         text = self.parsed.text
         if self._needed is None:  # parsing the formula's terms costs ~1 ms: once
-            self._needed = sorted(
-                self.parsed.variables | ({self.cluster} if self.cluster else set())
-            )
+            self._cluster_cols = self._cluster_columns(df)
+            # the columns of several grouping factors are among the variables
+            self._needed = sorted(self.parsed.variables | set(self._cluster_cols))
             self._used = set(self.parsed.predictors) | {cmean_column(v) for v in self.parsed.cmeans}
         needed = self._needed
         missing = [c for c in needed if c not in df.columns]
@@ -175,11 +202,22 @@ class _Model:
                 "impute those variables too (give them a formula) or drop those rows first."
             )
         if self.parsed.cmeans:
-            grouped = df.groupby(self.cluster, sort=False)
+            cols = self._cluster_cols
+            grouped = df.groupby(cols[0] if len(cols) == 1 else list(cols), sort=False)
             df = df.assign(
                 **{cmean_column(v): grouped[v].transform("mean") for v in self.parsed.cmeans}
             )
         return df
+
+    def _cluster_columns(self, df: pd.DataFrame) -> tuple[str, ...]:
+        """The columns of the cluster of ``cmean()``: the grouping factor's column, or
+        the columns of a factor ``a:b`` (the cluster of an imputation with several
+        grouping factors)."""
+        if self.cluster is None:
+            return ()
+        if self.parsed.group is not None or self.cluster in df.columns:
+            return (self.cluster,)
+        return factor_columns(self.cluster)
 
     def design(self, df: pd.DataFrame, i: int) -> Design:
         """Materialise completed data set ``i`` (1-based, for messages)."""
@@ -219,6 +257,26 @@ class _Model:
     def _multilevel(self) -> bool:
         return self.kind in ("lmm", "glmm")
 
+    @property
+    def _group_columns(self) -> list[str]:
+        """The columns that define the clusters: the grouping factor, or the columns of
+        several grouping factors."""
+        if self.multi:
+            return list(dict.fromkeys(c for f in self.factors for c in factor_columns(f)))
+        return [self.cluster]
+
+    def _group_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """``(n, T)`` group codes ``0 .. J_k - 1`` of the grouping factors (a factor
+        ``a:b`` is every combination of the columns ``a`` and ``b`` that occurs)."""
+        out = np.empty((len(frame), len(self.factors)), dtype=np.int64)
+        for k, factor in enumerate(self.factors):
+            codes = np.zeros(len(frame), dtype=np.int64)
+            for col in factor_columns(factor):
+                c, uniq = pd.factorize(frame[col], sort=True)
+                codes = codes * max(len(uniq), 1) + c
+            out[:, k] = pd.factorize(codes, sort=True)[0]
+        return out
+
     def _first_design(self, frame: pd.DataFrame, i: int):
         with np.errstate(all="ignore"):  # NaN/inf from transforms: check_finite names them
             mm = model_matrix(
@@ -229,13 +287,17 @@ class _Model:
         X = np.asarray(mm, dtype=float)
         self._check_rank(X, i)
         Z = groups = clusters = None
-        if self._multilevel:
+        if self._multilevel and self.multi:
+            Z = self._random_design(frame, True)
+            groups = self._group_codes(frame)
+        elif self._multilevel:
             Z = self._random_design(frame, True)
             groups = frame[self.cluster].to_numpy()
             clusters = _mixedlm._clusters(groups, groups.size)
         used = set(self._used)
-        if self.cluster is not None:
-            used.add(self.cluster)
+        used.update(self._cluster_cols)
+        if self.multi:
+            used.update(self._group_columns)
         columns = {c: frame[c].copy() for c in sorted(used) if c in frame.columns}
         for a in (X, Z, groups):
             if a is not None:
@@ -247,7 +309,7 @@ class _Model:
         anchor = self._anchor
         same_clusters = False
         if self._multilevel:
-            cl = _changed_rows(frame, {self.cluster: anchor.columns[self.cluster]})
+            cl = _changed_rows(frame, {c: anchor.columns[c] for c in self._group_columns})
             same_clusters = cl is not None and not cl.any()
         changed = (
             _changed_rows(frame, anchor.columns)
@@ -262,7 +324,9 @@ class _Model:
             if self._multilevel:
                 Z = self._random_design(frame, False)
                 groups, clusters = anchor.groups, anchor.clusters
-                if not same_clusters:
+                if not same_clusters and self.multi:
+                    groups = self._group_codes(frame)
+                elif not same_clusters:
                     groups, clusters = frame[self.cluster].to_numpy(), None
             return X, Z, groups, clusters
         rows = np.flatnonzero(changed)
@@ -297,7 +361,9 @@ class _Model:
         return y
 
     def _random_design(self, frame: pd.DataFrame, first: bool) -> np.ndarray:
-        if first:
+        if first and self.multi:
+            self._first_random_terms(frame)
+        elif first:
             specs, names, blocks = [], [], []
             for block in self.parsed.random:
                 with np.errstate(all="ignore"):
@@ -317,6 +383,53 @@ class _Model:
             self.blocks = None if simple else blocks
         mats = [_matrix(s, frame) for s in self._z_specs]
         return np.hstack(mats)
+
+    def _first_random_terms(self, frame: pd.DataFrame) -> None:
+        """The random-effect columns of several grouping factors, factor by factor (in
+        formula order), each factor's blocks in formula order."""
+        specs, names, labels, sizes, term_blocks = [], [], [], [], []
+        for factor in self.factors:
+            own, blocks = [], []
+            for block, g in self.parsed.random_terms:
+                if g != factor:
+                    continue
+                with np.errstate(all="ignore"):
+                    mm = model_matrix(
+                        block.terms, frame, na_action="ignore", context=EVALUATION_CONTEXT
+                    )
+                specs.append(mm.model_spec)
+                own += [str(c) for c in mm.columns]
+                blocks.append((mm.shape[1], block.correlated))
+            dup = sorted({n for n in own if own.count(n) > 1})
+            if dup:
+                raise SpecificationError(
+                    f"the random part of {self.parsed.text!r} has {dup} in more than one "
+                    f"block of the grouping factor {factor!r}."
+                )
+            names += own
+            labels += [factor] * len(own)
+            sizes.append(len(own))
+            term_blocks.append(blocks)
+        self._z_specs, self.random_names = specs, tuple(names)
+        self.random_labels, self.term_sizes = tuple(labels), tuple(sizes)
+        self.term_blocks = term_blocks
+
+    def _terms(self, d: Design) -> list:
+        """The random-effect terms of a design with several grouping factors."""
+        out, o = [], 0
+        for k, (factor, q) in enumerate(zip(self.factors, self.term_sizes, strict=True)):
+            codes = d.groups[:, k]
+            out.append(
+                _multiterm.Term(
+                    d.Z[:, o : o + q],
+                    codes,
+                    int(codes.max()) + 1,
+                    _mixedlm.block_mask(self.term_blocks[k]),
+                    factor,
+                )
+            )
+            o += q
+        return out
 
     def _check_rank(self, X: np.ndarray, i: int) -> None:
         """Refuse collinear fixed effects, naming the later column of each dependency.
@@ -347,6 +460,21 @@ class _Model:
     # -- fitting --------------------------------------------------------------------------
     def fit(self, d: Design, *, reml: bool, start=None):
         """Fit one design; ``start``: a warm start (:meth:`warm_start` of another fit)."""
+        if self.kind == "lmm" and self.multi:
+            terms = self._terms(d)
+            if len(terms) == 1:  # one grouping factor made of several columns
+                blocks = self.term_blocks[0]
+                return _mixedlm.fit_mixedlm(
+                    d.y,
+                    d.X,
+                    d.Z,
+                    terms[0].codes,
+                    reml=reml,
+                    blocks=None if len(blocks) == 1 and blocks[0][1] else blocks,
+                    engine=self.engine,
+                    start=start,
+                )
+            return _multiterm.fit_multiterm(d.y, d.X, terms, reml=reml, start=start)
         if self.kind == "lmm":
             return _mixedlm.fit_mixedlm(
                 d.y,
@@ -383,6 +511,11 @@ class _Model:
 
     def loglike(self, d: Design, params: tuple) -> float:
         """Log-likelihood of data set ``d`` at given (pooled) parameters."""
+        if self.kind == "lmm" and self.multi:
+            terms = self._terms(d)
+            if len(terms) == 1:
+                return _mixedlm.mixedlm_loglike(d.y, d.X, d.Z, terms[0].codes, *params)
+            return _multiterm.multiterm_loglike(d.y, d.X, terms, *params)
         if self.kind == "lmm":
             return _mixedlm.mixedlm_loglike(d.y, d.X, d.Z, d.groups, *params)
         if self.kind == "glmm":
@@ -437,6 +570,8 @@ class _Model:
             return ("var(Residual)",)
         if self.kind not in ("lmm", "glmm"):
             return None
+        if self.multi:
+            return self._vc_names_multi()
         g, rn = self.cluster, self.random_names
         mask = self._mask()
         names = []
@@ -450,6 +585,30 @@ class _Model:
             names.append(f"ICC|{g}")
         return tuple(names)
 
+    def _vc_names_multi(self) -> tuple[str, ...]:
+        """Several grouping factors: each factor's (co)variances (``var(x|school)``,
+        ``cov(Intercept,x|school:class)``), ``var(Residual)``, then ``ICC|factor`` for
+        each factor with a random intercept."""
+        rn, lab = self.random_names, self.random_labels
+        mask = self._mask()
+        names = []
+        for a in range(len(rn)):
+            for b in range(a, len(rn)):
+                if mask[a, b]:
+                    g = lab[a]
+                    names.append(f"var({rn[a]}|{g})" if a == b else f"cov({rn[a]},{rn[b]}|{g})")
+        names.append("var(Residual)")
+        names += [f"ICC|{g}" for g, _ in self._intercepts()]
+        return tuple(names)
+
+    def _intercepts(self) -> list[tuple[str, int]]:
+        """``(factor, column)`` of each grouping factor's random intercept."""
+        return [
+            (g, j)
+            for j, (n, g) in enumerate(zip(self.random_names, self.random_labels, strict=True))
+            if n == "Intercept"
+        ]
+
     def _latent_variance(self) -> float | None:
         """Level-1 variance for the ICC: residual (LMM), latent (binary GLMM), else None."""
         if self.kind == "lmm":
@@ -460,6 +619,8 @@ class _Model:
 
     def _mask(self) -> np.ndarray:
         q = len(self.random_names)
+        if self.multi:
+            return _mixedlm.block_mask([b for blocks in self.term_blocks for b in blocks])
         return np.ones((q, q), bool) if self.blocks is None else _mixedlm.block_mask(self.blocks)
 
     def vc_values(self, f) -> np.ndarray:
@@ -469,6 +630,12 @@ class _Model:
         iu = np.triu_indices(len(self.random_names))
         keep = self._mask()[iu]
         values = list(f.cov_re[iu][keep])
+        if self.multi:
+            # ICC per level: that level's intercept variance over the total of the
+            # intercept variances and the residual variance (variance partition)
+            ints = [j for _, j in self._intercepts()]
+            total = sum(f.cov_re[j, j] for j in ints) + f.scale
+            return np.array(values + [f.scale] + [f.cov_re[j, j] / total for j in ints])
         level1 = self._latent_variance()
         if self.kind == "lmm":
             values.append(f.scale)

@@ -174,6 +174,16 @@ class PooledResult:
         ``var(Intercept) / (var(Intercept) + pi^2/3)`` (logit) or ``/ (var(Intercept) + 1)``
         (probit); a Poisson GLMM has no ICC row.
 
+        **Several grouping factors** (``(1 | school) + (1 | school:class)``,
+        ``(1 | school) + (1 | neighbourhood)``): the rows of each factor
+        (``var(Intercept|school)``, ``var(Intercept|school:class)``, ...), then
+        ``var(Residual)``, then ``ICC|factor`` for each factor with a random intercept:
+        its share of the total variance, ``var(Intercept|k) / (sum over factors of
+        var(Intercept|l) + var(Residual))`` (the variance partition coefficient; for
+        nested factors the correlation of two pupils of one class is the sum of the
+        class and school rows). The complete-data df below are ``J_k - 1`` with ``J_k`` the
+        groups of the row's own factor.
+
         **Inference.** ``se``, ``ci_low``, ``ci_high`` and ``df`` come from Rubin's rules
         applied on a scale where the estimates are close to normal, then transformed
         back (van Buuren 2018, *Flexible Imputation of Missing Data*, 2nd ed., §5.3.1,
@@ -269,7 +279,8 @@ class PooledResult:
         scale as the ICC in :meth:`variance_components` (the logit of each R² is a
         difference of log variances), each imputation's variance by the delta method from
         the fit's covariance of the fixed effects and of the variance parameters, with
-        Barnard-Rubin ``df`` on complete-data df ``J - 1``.
+        Barnard-Rubin ``df`` on complete-data df ``J - 1`` (several grouping factors: the
+        smallest ``J``).
 
         Parameters
         ----------
@@ -318,7 +329,8 @@ class PooledResult:
         for r in range(2):
             v, u = logits[:, r], var[:, r]
             if np.all(np.isfinite(v)) and np.all(np.isfinite(u)) and np.all(u > 0):
-                extra.append(pool_transformed(v, u, float(self.n_groups - 1), "logit", alpha))
+                groups = min(np.atleast_1d(self.n_groups))  # several factors: the fewest
+                extra.append(pool_transformed(v, u, float(groups - 1), "logit", alpha))
             else:
                 extra.append([np.nan] * 4)
         table[["se", "ci_low", "ci_high", "df"]] = np.array(extra)
@@ -501,7 +513,10 @@ class PooledResult:
         rows.append(("Imputations", str(self.m)))
         if self.nobs is not None:
             rows.append(("Observations", str(self.nobs)))
-        if self.group is not None:
+        if isinstance(self.group, tuple):  # several grouping factors
+            shown = ", ".join(f"{g} ({j})" for g, j in zip(self.group, self.n_groups, strict=True))
+            rows.append(("Groups", shown))
+        elif self.group is not None:
             rows.append(("Groups", f"{self.group} ({self.n_groups})"))
         rows.append(("Complete-data df", _fmt_num(self.dfcom)))
         rows.append(("Pooling", "Rubin's rules, Barnard-Rubin df"))
