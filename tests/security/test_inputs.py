@@ -243,8 +243,9 @@ def test_a_predictor_named_intercept_and_diagnostics():
         ({"m": 2.0}, "m"),
         ({"m": True}, "m"),
         ({"iterations": 2.5}, "iterations"),
-        ({"cluster": ["g"]}, "cluster"),
-        ({"cluster": ("g", "x")}, "cluster"),
+        ({"cluster": ["g", 3]}, "cluster"),  # a list of levels holds column names only
+        ({"cluster": [["g"]]}, "cluster"),
+        ({"cluster": []}, "cluster"),
         ({"rng": "x"}, "rng"),
         ({"include": {"x"}}, "include"),
         ({"include": {"x": 1}}, "include"),
