@@ -35,17 +35,111 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from mlimpute.compatible import LinearTerm, affine_coefficients, conditional_moments
+from mlimpute.compatible import (
+    LinearTerm,
+    ProposalScale,
+    affine_coefficients,
+    conditional_moments,
+    rw_step,
+)
 from mlimpute.sampler.design import ModelData, Values
+from mlimpute.spec.formula import cmean_column
+from mlimpute.spec.grammar import EVALUATION_CONTEXT
+from mlimpute.spec.model import nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
 
-__all__ = ["ANALYSIS", "run_compatible_chain"]
+__all__ = ["ANALYSIS", "MH_PARAMS", "extra_param_names", "run_compatible_chain"]
 
 #: key of the analysis model's state among a chain's model states
 ANALYSIS = "(analysis model)"
+
+#: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
+#: missing values (with the outcome observed) whose proposal was accepted at that
+#: iteration, and the proposal scale s (tuned during the first half of the iterations)
+MH_PARAMS = ("accept(MH)", "scale(MH)")
+
+
+def _proposal_key(x: str) -> str:
+    """Key of x's proposal scale ``(log s, adaptation steps)`` among the chain's states."""
+    return f"(proposal) {x}"
+
+
+def mh_variables(plan: Plan) -> set[str]:
+    """The imputed predictors whose missing values are drawn by Metropolis–Hastings."""
+    if plan.spec.model is None:
+        return set()
+    return nonlinear_predictors(plan.spec.model, plan.names)
+
+
+def extra_param_names(plan: Plan, name: str) -> list[str]:
+    """Trace columns the model-based sampler adds to ``name``'s parameters
+    (:data:`MH_PARAMS` for a predictor drawn by Metropolis–Hastings)."""
+    return list(MH_PARAMS) if name in mh_variables(plan) else []
+
+
+class RowDesign:
+    """The analysis model's linear predictor on a few rows at candidate values of one column.
+
+    The design is re-evaluated by formulaic on those rows only (from the model's stored
+    specification, so stateful transforms keep their fitted state). A value outside a
+    transform's domain (``log`` of a negative proposal) gives a non-finite η, which the
+    Metropolis–Hastings step rejects.
+    """
+
+    def __init__(self, plan: Plan, d: ModelData, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.static = plan.static.iloc[rows].reset_index(drop=True)
+        self.codes = plan.layout.codes[rows]
+        self.x_cols = self._columns(d.X)
+        # a random part that depends on no imputed column is read from the design once
+        self.z_cols = self._columns(d.Z) if d.Z is not None and d.Z.dynamic else None
+        self.z_static = None
+        if d.Z is not None and not d.Z.dynamic:
+            self.z_static = d.Z.obs[np.searchsorted(d.obs_idx, rows)]
+
+    @staticmethod
+    def _columns(block):
+        if block.spec is None:  # an intercept only
+            return None
+        names = list(block.spec.column_names)
+        return [names.index(c) for c in block.names]
+
+    def frame(self, values: Values, static: pd.DataFrame) -> pd.DataFrame:
+        """The rows' data at the chain's current values."""
+        frame = self.static.copy(deep=False)
+        for name in values:
+            if name in frame:
+                v = values.frame_value(name)
+                frame[name] = v.iloc[self.rows].to_numpy() if hasattr(v, "iloc") else v[self.rows]
+            col = cmean_column(name)
+            if col in frame:
+                frame[col] = values.factor(col, static)[self.rows]
+        return frame
+
+    @staticmethod
+    def _matrix(block, cols, frame: pd.DataFrame) -> np.ndarray:
+        if cols is None:
+            return np.ones((len(frame), 1))
+        with np.errstate(all="ignore"):
+            mm = block.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT)
+        return np.asarray(mm, dtype=np.float64)[:, cols]
+
+    def eta(self, d: ModelData, state, frame: pd.DataFrame) -> np.ndarray:
+        """``X β + Z b_j`` on the rows for the data in ``frame``."""
+        X = self._matrix(d.X, self.x_cols, frame)
+        out = X @ state.beta
+        if d.Z is not None:
+            Z = (
+                self.z_static
+                if self.z_static is not None
+                else self._matrix(d.Z, self.z_cols, frame)
+            )
+            out = out + np.einsum("nq,nq->n", Z, np.take(state.b, self.codes, axis=0))
+        return out
 
 
 def _eta(model, state, d: ModelData, n: int) -> np.ndarray:
@@ -125,6 +219,11 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     sd = np.empty((T, len(names)))
     params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
     col = {n_: k for k, n_ in enumerate(names)}
+    mh = mh_variables(plan)
+    extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
+    row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
+    for x in mh:
+        states.setdefault(_proposal_key(x), (float(np.log(2.4)), 0))
     for t in range(T):
         it = done + t
         # 1. the analysis model on the rows with the outcome observed
@@ -138,21 +237,42 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 states[x] = model.start(rng, d, values[x])
             else:
                 states[x] = model.gibbs(rng, states[x], d, values[x])
-        # 3. missing predictor values from their closed-form full conditionals
+        # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
             rows = mis_rows[x]
             d, model, st = datas[x], plan.models[x], states[x]
             d.refresh(values, plan.static)
             mu = _eta(model, st, d, n)[rows]
             terms = []
-            a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
-            terms.append(LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows]))
             for p in users[x]:
                 dp, mp = datas[p], plan.models[p]
                 a, c = _eta_at(mp, states[p], dp, values, plan.static, x, n)
                 terms.append(LinearTerm(values[p][rows], a[rows], c[rows], states[p].sigma2))
-            m_, v_ = conditional_moments(mu, st.sigma2, terms)
-            draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
+            if x in mh:
+                draw, rate = _mh_draw(
+                    rng,
+                    plan,
+                    x,
+                    rows,
+                    mu,
+                    st.sigma2,
+                    terms,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    row_designs,
+                    states,
+                    adapt=it < spec.iterations // 2,
+                )
+                extra[x][t] = rate, np.exp(states[_proposal_key(x)][0])
+            else:
+                a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
+                ay = LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows])
+                m_, v_ = conditional_moments(mu, st.sigma2, [ay, *terms])
+                draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
             values[x][rows] = draw
             values.touch(x)
             mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
@@ -164,9 +284,72 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(sa, da)
         for x in preds:
-            params[x][t] = plan.models[x].param_vector(states[x], datas[x])
+            pv = plan.models[x].param_vector(states[x], datas[x])
+            params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
+
+
+def _mh_draw(
+    rng,
+    plan,
+    x,
+    rows,
+    mu,
+    sigma2_x,
+    terms,
+    ma,
+    sa,
+    da,
+    values,
+    y_values,
+    y_obs_rows,
+    row_designs,
+    states,
+    adapt,
+):
+    """x's missing values where it enters the analysis model non-linearly.
+
+    Rows with the outcome missing: the analysis factor integrates to 1, so x's full
+    conditional there is the closed form of its own model and the models it predicts.
+    Rows with the outcome observed: one random-walk Metropolis–Hastings step per row
+    (vectorised), target ``N(x; μ_x, σ_x²) · Π_m N(v_m; a_m + c_m x, σ_m²) ·
+    N(y; η(x), σ_y²)``, proposal SD ``s·√(closed-form variance without the analysis
+    term)``; s is tuned toward acceptance 0.44 while ``adapt`` (the first half of the
+    iterations) and frozen afterwards. Returns the draws and the acceptance rate.
+    """
+    m_, v_ = conditional_moments(mu, sigma2_x, terms)
+    act = y_obs_rows[rows]
+    draw = values[x][rows].copy()
+    free = ~act
+    draw[free] = m_[free] + np.sqrt(v_[free]) * rng.standard_normal(int(free.sum()))
+    if not act.any():
+        return draw, np.nan
+    rd = row_designs[x]
+    frame = rd.frame(values, plan.static)
+    yo = y_values[rd.rows]
+    mu_a, s2x = mu[act], sigma2_x
+    lin = [
+        (t.response[act], t.offset[act], np.broadcast_to(t.coef, act.shape)[act], t.sigma2)
+        for t in terms
+    ]
+
+    def log_target(v: np.ndarray) -> np.ndarray:
+        frame[x] = v
+        eta = rd.eta(da, sa, frame)
+        out = -0.5 * (v - mu_a) ** 2 / s2x - 0.5 * (yo - eta) ** 2 / sa.sigma2
+        for resp, off, c, s2 in lin:
+            out = out - 0.5 * (resp - off - c * v) ** 2 / s2
+        return np.where(np.isfinite(out), out, -np.inf)
+
+    key = _proposal_key(x)
+    scale = ProposalScale(*states[key])
+    new, scale, rate, _ = rw_step(
+        rng, draw[act], log_target, scale, base_sd=np.sqrt(v_[act]), adapt=adapt
+    )
+    states[key] = (scale.log_scale, scale.n_adapted)
+    draw[act] = new
+    return draw, rate
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

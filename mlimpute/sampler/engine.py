@@ -22,7 +22,7 @@ from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import ChainError, SpecificationError
 from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
-from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
+from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
@@ -59,7 +59,7 @@ class Plan:
         return np.flatnonzero(np.isnan(self.start[name]))
 
     def param_names(self, name: str) -> list[str]:
-        return self.models[name].param_names(self.data[name])
+        return self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
 
 
 @dataclass(frozen=True)

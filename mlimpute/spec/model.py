@@ -15,7 +15,8 @@ when y is incomplete, one for y whose formula is the analysis model.
 
 What is supported so far: a normal outcome, incomplete continuous level-1 predictors that
 enter the linear predictor linearly given everything else (main effects, random slopes,
-interactions with other variables). Anything else raises
+interactions with other variables; closed-form draws) or through transforms (``I(x**2)``,
+``log(x)``...; Metropolis–Hastings draws). Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -33,7 +34,7 @@ from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2
 from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
 
-__all__ = ["build_model_spec", "predictor_formula"]
+__all__ = ["build_model_spec", "predictor_formula", "check_linear", "nonlinear_predictors"]
 
 _METHOD = "2l.norm"
 
@@ -60,32 +61,59 @@ def _position(text: str, name: str) -> int:
     return hit.start() if hit else len(rhs)
 
 
-def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> None:
-    """Every term of the analysis model that uses an incomplete predictor is linear in it.
+def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> set[str]:
+    """How each incomplete predictor enters the analysis model; refuse what is not supported.
 
     A term is linear in x when x enters it once, as a plain column (``x``, ``x:z``, ``x:w``
-    with w incomplete too); ``I(x**2)``, ``log(x)``, ``cmean(x)`` or ``poly(x, 2)`` are not.
+    with w incomplete too; formulaic reads ``x:x`` as ``x``): x's missing values then have a
+    closed-form full conditional. A transform of x (``I(x**2)``, ``log(x)``, ``exp(x)``,
+    ``sqrt(x)``, ``poly(x, 2)``...) makes the term non-linear in x: its missing values are
+    drawn by Metropolis–Hastings. The observed cluster mean ``cmean(x)`` of an incomplete
+    predictor is not supported.
+
+    Returns
+    -------
+    set of str
+        The incomplete predictors that enter some term non-linearly (drawn by
+        Metropolis–Hastings).
 
     Raises
     ------
     UnsupportedError
         Naming the term.
+
+    Examples
+    --------
+    >>> sorted(check_linear(parse_formula("y ~ x * w + I(w**2) + (1 + x | g)"), ["x", "w"]))
+    ['w']
     """
+    nonlinear: set[str] = set()
     parts = [("fixed part", parsed.fixed)] + [("random part", b.terms) for b in parsed.random]
     for where, rhs in parts:
         for term, factors in _terms(rhs):
             for x in incomplete:
-                plain = [f for f in factors if f.expr.strip("`") == x]
                 other = [f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)]
-                if other or len(plain) > 1:
+                if any(f.expr.strip("`").startswith(("cmean(", "ranef(")) for f in other):
                     raise UnsupportedError(
                         f"the term {term!r} in the {where} of the analysis model "
-                        f"{parsed.text!r} is not linear in the incomplete predictor {x!r}; "
-                        "model-based imputation supports incomplete predictors that enter "
-                        "linearly (main effects, random slopes, interactions with other "
-                        "variables) so far — squares, transforms and cluster means of "
-                        "incomplete predictors are not supported yet"
+                        f"{parsed.text!r} uses the observed cluster mean of the incomplete "
+                        f"predictor {x!r}: model-based imputation does not support cmean() "
+                        "of an incomplete predictor"
                     )
+                if other:
+                    nonlinear.add(x)
+    return nonlinear
+
+
+def nonlinear_predictors(parsed: ParsedFormula, names: Sequence[str]) -> set[str]:
+    """The imputed columns among ``names`` that enter the analysis model non-linearly.
+
+    Examples
+    --------
+    >>> nonlinear_predictors(parse_formula("y ~ x + I(x**2) + (1 | g)"), ["x", "y"])
+    {'x'}
+    """
+    return check_linear(parsed, [n for n in names if n != parsed.response])
 
 
 def predictor_formula(
