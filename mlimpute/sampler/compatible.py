@@ -32,19 +32,23 @@ over the few models.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mlimpute.compatible import (
+    ClusterTerm,
     LinearTerm,
     ProposalScale,
     affine_coefficients,
     conditional_moments,
+    level2_moments,
     rw_step,
 )
-from mlimpute.sampler.design import ModelData, Values
+from mlimpute.models.segments import Segments
+from mlimpute.sampler.design import ClusterValues, ModelData, Values
 from mlimpute.spec.formula import cmean_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
 from mlimpute.spec.model import nonlinear_predictors
@@ -193,15 +197,29 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     T = spec.iterations if T is None else T
     n = plan.layout.n
     values = Values(plan.layout, like=plan.like)
+    level2 = {v.name for v in spec.variables if v.level == 2}
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    J = first.size
     for name in names:
         x = plan.start[name].copy()
         if start is not None:
             x[plan.missing_rows(name)] = start.imputed[name]
+        elif name in level2:  # one draw per cluster
+            cv = np.full(J, np.nan)
+            cv[codes[~np.isnan(x)]] = x[~np.isnan(x)]
+            mis = np.isnan(cv)
+            cv[mis] = rng.choice(cv[~mis], size=int(mis.sum()))
+            x = np.take(cv, codes)
         else:
             mis = np.isnan(x)
             x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
-    datas = {n_: plan.data[n_].for_chain() for n_ in names}
+    datas = {
+        n_: _all_clusters(plan.data[n_]) if n_ in level2 else plan.data[n_].for_chain()
+        for n_ in names
+    }
+    cview = ClusterValues(values, first, {})
+    mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
     da = datas[y] if y in datas else plan.analysis.for_chain()
     ma = plan.analysis_model
     y_values = values[y] if y in values else plan.static[y].to_numpy(dtype=np.float64)
@@ -232,13 +250,38 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         # 2. each predictor's model on its completed column
         for x in preds:
             d, model = datas[x], plan.models[x]
-            d.refresh(values, plan.static)
-            if it == 0:
-                states[x] = model.start(rng, d, values[x])
+            if x in level2:
+                d.refresh(cview, plan.cluster_static)
+                yx = values[x][first]
             else:
-                states[x] = model.gibbs(rng, states[x], d, values[x])
+                d.refresh(values, plan.static)
+                yx = values[x]
+            if it == 0:
+                states[x] = model.start(rng, d, yx)
+            else:
+                states[x] = model.gibbs(rng, states[x], d, yx)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
+            if x in level2:
+                draw = _level2_draw(
+                    rng,
+                    plan,
+                    x,
+                    datas,
+                    states,
+                    users[x],
+                    level2,
+                    cview,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    mis_clusters[x],
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
             rows = mis_rows[x]
             d, model, st = datas[x], plan.models[x], states[x]
             d.refresh(values, plan.static)
@@ -288,6 +331,93 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
+
+
+def _all_clusters(d: ModelData) -> ModelData:
+    """A level-2 predictor's data with every cluster as an observed row: its model is
+    fitted to the completed cluster values (the missing ones are part of the state)."""
+    X = np.empty((d.n_obs + d.n_mis, d.X.obs.shape[1]))
+    X[d.obs_idx], X[d.mis_idx] = d.X.obs, d.X.mis
+    J = X.shape[0]
+    block = replace(d.X, obs=np.asfortranarray(X), mis=np.asfortranarray(np.empty((0, X.shape[1]))))
+    return replace(
+        d,
+        X=block,
+        obs_idx=np.arange(J),
+        mis_idx=np.zeros(0, dtype=np.intp),
+        y_obs=np.zeros(J),
+        seg_obs=Segments.from_codes(np.zeros(J, dtype=np.intp), 1),
+        codes_mis=np.zeros(0, dtype=np.intp),
+    )
+
+
+def _cluster_eta_at(model, state, d, cview, static, w: str):
+    """``a`` and ``c`` of a level-2 model's linear predictor (one row per cluster) as an
+    affine function of the level-2 column w."""
+    values = cview.values
+    current = values[w]
+
+    def eta(v: np.ndarray) -> np.ndarray:
+        values[w] = np.full(values.layout.n, v[0])
+        values.touch(w)
+        d.refresh(cview, static)
+        return model.predict(state, d, "obs")
+
+    try:
+        a = eta(np.zeros(1))
+        return a, eta(np.ones(1)) - a
+    finally:
+        values[w] = current
+        values.touch(w)
+
+
+def _level2_draw(
+    rng,
+    plan,
+    w,
+    datas,
+    states,
+    users,
+    level2,
+    cview,
+    ma,
+    sa,
+    da,
+    values,
+    y_values,
+    y_obs_rows,
+    missing,
+):
+    """Draw the missing cluster values of a level-2 predictor w from their closed form
+    (:func:`mlimpute.compatible.level2_moments`): its own model on one row per cluster,
+    times the analysis model on every row of the cluster with the outcome observed (cross-
+    level interactions included), times the level-1 models it predicts on every row of the
+    cluster and the level-2 models it predicts. Returns the new values of the missing
+    clusters."""
+    n = plan.layout.n
+    first = plan.layout.segments.starts
+    d, model, st = datas[w], plan.models[w], states[w]
+    d.refresh(cview, plan.cluster_static)
+    mu = model.predict(st, d, "obs")
+    a, c = _eta_at(ma, sa, da, values, plan.static, w, n)
+    terms = [LinearTerm(y_values, a, c, sa.sigma2, y_obs_rows)]
+    cterms = []
+    for p in users:
+        dp, mp = datas[p], plan.models[p]
+        if p in level2:
+            a, c = _cluster_eta_at(mp, states[p], dp, cview, plan.cluster_static, w)
+            s2 = np.array([[states[p].sigma2]])
+            cterms.append(ClusterTerm(values[p][first][:, None], a[:, None], c[:, None], s2))
+        else:
+            a, c = _eta_at(mp, states[p], dp, values, plan.static, w, n)
+            terms.append(LinearTerm(values[p], a, c, states[p].sigma2))
+    m_, v_ = level2_moments(plan.layout.segments, mu, st.sigma2, terms, cterms)
+    cv = values[w][first].copy()
+    draw = m_[missing] + np.sqrt(v_[missing]) * rng.standard_normal(int(missing.sum()))
+    cv[missing] = draw
+    values[w][:] = np.take(cv, plan.layout.codes)
+    values.touch(w)
+    return draw
 
 
 def _mh_draw(

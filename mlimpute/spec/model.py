@@ -31,12 +31,24 @@ from formulaic.parser.types.factor import Factor
 
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
-from mlimpute.spec.defaults import is_level2
+from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
 
-__all__ = ["build_model_spec", "predictor_formula", "check_linear", "nonlinear_predictors"]
+__all__ = [
+    "build_model_spec",
+    "predictor_formula",
+    "check_linear",
+    "nonlinear_predictors",
+    "level2_formula",
+]
 
 _METHOD = "2l.norm"
+_METHOD2 = "2lonly.norm"
+
+
+def _constant_within(codes, values: pd.Series) -> bool:
+    """A complete column with one value per cluster (usable in a level-2 model)."""
+    return varying_clusters(codes, values).size == 0
 
 
 def _terms(rhs: str) -> list[tuple[str, list[Factor]]]:
@@ -128,6 +140,19 @@ def predictor_formula(
     """
     rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
     return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
+
+
+def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> ParsedFormula:
+    """The model of one incomplete level-2 predictor, on one row per cluster:
+    ``w ~ later + complete`` (level-2 columns only).
+
+    Examples
+    --------
+    >>> str(level2_formula("w", [], ["z"]))
+    'w ~ z'
+    """
+    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    return parse_formula(f"{_quote(name)} ~ {rhs}")
 
 
 def build_model_spec(
@@ -256,22 +281,34 @@ def build_model_spec(
                 f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
                 "continuous incomplete predictors so far"
             )
-        if is_level2(codes, df[c]):
-            raise UnsupportedError(
-                f"incomplete predictor {c!r} is constant within the clusters of {g!r} (a "
-                "level-2 variable): level-2 incomplete predictors are not supported by "
-                "model-based imputation yet"
-            )
         if missing[c] == len(df):
             raise SpecificationError(f"predictor {c!r} has no observed values")
     if missing[y] == len(df):
         raise SpecificationError(f"the outcome {y!r} has no observed values")
-    check_linear(parsed, incomplete)
+    level2 = [c for c in incomplete if is_level2(codes, df[c])]
+    nonlinear = check_linear(parsed, incomplete)
+    for c in level2:
+        if c in nonlinear:
+            raise UnsupportedError(
+                f"the level-2 predictor {c!r} (constant within the clusters of {g!r}) enters "
+                f"the analysis model {model!r} non-linearly: model-based imputation supports "
+                "level-2 incomplete predictors that enter linearly (main effects, cross-level "
+                "interactions) so far"
+            )
+    # level-1 predictors first (conditional on every level-2 one), then level-2 predictors
+    # on one row per cluster, conditional on the later level-2 ones and the complete
+    # level-2 columns
+    level1 = [c for c in incomplete if c not in level2]
+    incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
+    complete2 = [c for c in complete if _constant_within(codes, df[c])]
     variables = []
-    for k, x in enumerate(incomplete):
+    for k, x in enumerate(level1):
         f = predictor_formula(x, incomplete[k + 1 :], complete, g)
         variables.append(VariableSpec(x, f, _METHOD, 1))
+    for k, w in enumerate(level2):
+        f = level2_formula(w, level2[k + 1 :], complete2)
+        variables.append(VariableSpec(w, f, _METHOD2, 2))
     if missing[y] > 0:
         variables.append(VariableSpec(y, parsed, _METHOD, 1))
     events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]

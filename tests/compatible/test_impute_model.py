@@ -108,8 +108,8 @@ def test_unsupported_variables_are_named(small):
     with pytest.raises(UnsupportedError, match="predictor 'x' is binary"):
         cat.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
     lvl2 = small.assign(z=small.z.where(small.g % 4 != 0))
-    with pytest.raises(UnsupportedError, match="'z'.*level-2"):
-        lvl2.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+    with pytest.raises(UnsupportedError, match="level-2 predictor 'z'.*non-linearly"):
+        lvl2.mi.impute(model="y ~ x + exp(z) + (1 | g)", m=2, iterations=2, rng=1)
     binary = small.assign(y=(small.y > 0).astype(float).where(small.y.notna()))
     with pytest.raises(UnsupportedError, match="outcome 'y' is binary"):
         binary.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
