@@ -238,6 +238,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
     col = {n_: k for k, n_ in enumerate(names)}
     mh = mh_variables(plan)
+    in_model = spec.model.variables
     extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
     for x in mh:
@@ -267,6 +268,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     rng,
                     plan,
                     x,
+                    x in in_model,
                     datas,
                     states,
                     users[x],
@@ -312,9 +314,11 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 )
                 extra[x][t] = rate, np.exp(states[_proposal_key(x)][0])
             else:
-                a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
-                ay = LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows])
-                m_, v_ = conditional_moments(mu, st.sigma2, [ay, *terms])
+                if x in in_model:  # an auxiliary is not in the analysis model's likelihood
+                    a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
+                    ay = LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows])
+                    terms = [ay, *terms]
+                m_, v_ = conditional_moments(mu, st.sigma2, terms)
                 draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
             values[x][rows] = draw
             values.touch(x)
@@ -375,6 +379,7 @@ def _level2_draw(
     rng,
     plan,
     w,
+    in_model,
     datas,
     states,
     users,
@@ -399,8 +404,10 @@ def _level2_draw(
     d, model, st = datas[w], plan.models[w], states[w]
     d.refresh(cview, plan.cluster_static)
     mu = model.predict(st, d, "obs")
-    a, c = _eta_at(ma, sa, da, values, plan.static, w, n)
-    terms = [LinearTerm(y_values, a, c, sa.sigma2, y_obs_rows)]
+    terms = []
+    if in_model:  # an auxiliary is not in the analysis model's likelihood
+        a, c = _eta_at(ma, sa, da, values, plan.static, w, n)
+        terms.append(LinearTerm(y_values, a, c, sa.sigma2, y_obs_rows))
     cterms = []
     for p in users:
         dp, mp = datas[p], plan.models[p]

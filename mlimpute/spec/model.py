@@ -258,8 +258,8 @@ def build_model_spec(
     if outside:
         raise SpecificationError(
             f"incomplete column(s) {outside} are neither in the analysis model nor "
-            "auxiliary: add them to auxiliary=[...] (once incomplete auxiliaries are "
-            "supported), or drop them before imputing (df.drop(columns=[...]))"
+            "auxiliary: add them to auxiliary=[...], or drop them before imputing "
+            "(df.drop(columns=[...]))"
         )
     kind_y = column_kind(df[y])
     if kind_y != "numeric":
@@ -270,11 +270,6 @@ def build_model_spec(
     codes, _ = pd.factorize(df[g], sort=True)
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
-        if c in auxiliary:
-            raise UnsupportedError(
-                f"auxiliary column {c!r} is incomplete: incomplete auxiliaries are not "
-                "supported yet"
-            )
         kind = column_kind(df[c])
         if kind != "numeric":
             raise UnsupportedError(

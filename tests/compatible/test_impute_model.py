@@ -113,8 +113,9 @@ def test_unsupported_variables_are_named(small):
     binary = small.assign(y=(small.y > 0).astype(float).where(small.y.notna()))
     with pytest.raises(UnsupportedError, match="outcome 'y' is binary"):
         binary.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
-    aux = small.assign(a=small.a.where(np.arange(n) % 6 != 0))
-    with pytest.raises(UnsupportedError, match="auxiliary column 'a' is incomplete"):
+    aux = small.assign(a=pd.Series(np.where(small.a > 0, "hi", "lo"), dtype=object))
+    aux.loc[np.arange(n) % 6 == 0, "a"] = np.nan
+    with pytest.raises(UnsupportedError, match="predictor 'a' is binary"):
         aux.mi.impute(model=SLOPE, auxiliary=["a"], m=2, iterations=2, rng=1)
 
 
