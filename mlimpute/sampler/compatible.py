@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.special import log_ndtr
 
+from mlimpute.codec import encode
 from mlimpute.compatible import (
     ClusterTerm,
     LinearTerm,
@@ -47,6 +49,8 @@ from mlimpute.compatible import (
     level2_moments,
     rw_step,
 )
+from mlimpute.models._latent import linear_core, truncnorm_sign
+from mlimpute.models.binary import ProbitState
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.design import ClusterValues, ModelData, Values
 from mlimpute.spec.formula import cmean_column
@@ -135,6 +139,8 @@ class RowDesign:
     def eta(self, d: ModelData, state, frame: pd.DataFrame) -> np.ndarray:
         """``X β + Z b_j`` on the rows for the data in ``frame``."""
         X = self._matrix(d.X, self.x_cols, frame)
+        if _probit(state):
+            state = state.core
         out = X @ state.beta
         if d.Z is not None:
             Z = (
@@ -146,13 +152,33 @@ class RowDesign:
         return out
 
 
+def _probit(state) -> bool:
+    """A probit analysis model (its state carries the latent normal model's)."""
+    return isinstance(state, ProbitState)
+
+
 def _eta(model, state, d: ModelData, n: int) -> np.ndarray:
-    """The linear predictor of every row (sorted order), random effects included."""
+    """The linear predictor of every row (sorted order), random effects included (on the
+    latent scale for a probit model)."""
+    if _probit(state):
+        model, state = linear_core(d), state.core
     out = np.empty(n)
     out[d.obs_idx] = model.predict(state, d, "obs")
     if d.n_mis:
         out[d.mis_idx] = model.predict(state, d, "mis")
     return out
+
+
+def _outcome_term(rng, sa, y_values, a, c, x_now, active) -> LinearTerm:
+    """The analysis model's factor as a term linear in x: ``N(y; a + c x, σ²)``; for a
+    probit outcome ``N(y*; a + c x, 1)`` with the latent ``y*`` drawn from its truncated
+    normal given the current x (Albert & Chib 1993: alternating the two leaves
+    ``N(x; μ, σ²) Φ((2y − 1)(a + c x))`` invariant)."""
+    if not _probit(sa):
+        return LinearTerm(y_values, a, c, sa.sigma2, active)
+    ystar = np.zeros_like(a)
+    ystar[active] = truncnorm_sign(rng, (a + c * x_now)[active], y_values[active] > 0.5)
+    return LinearTerm(ystar, a, c, 1.0, active)
 
 
 def _eta_at(model, state, d, values: Values, static, x: str, n: int):
@@ -222,7 +248,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
     da = datas[y] if y in datas else plan.analysis.for_chain()
     ma = plan.analysis_model
-    y_values = values[y] if y in values else plan.static[y].to_numpy(dtype=np.float64)
+    y_values = values[y] if y in values else encode(plan.static[y])
     y_obs_rows = ~np.isnan(plan.start[y]) if y in plan.start else np.ones(n, dtype=bool)
     # which earlier predictor models use each incomplete predictor
     users = {
@@ -316,7 +342,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             else:
                 if x in in_model:  # an auxiliary is not in the analysis model's likelihood
                     a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
-                    ay = LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows])
+                    ay = _outcome_term(
+                        rng, sa, y_values[rows], a[rows], c[rows], values[x][rows], y_obs_rows[rows]
+                    )
                     terms = [ay, *terms]
                 m_, v_ = conditional_moments(mu, st.sigma2, terms)
                 draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
@@ -407,7 +435,7 @@ def _level2_draw(
     terms = []
     if in_model:  # an auxiliary is not in the analysis model's likelihood
         a, c = _eta_at(ma, sa, da, values, plan.static, w, n)
-        terms.append(LinearTerm(y_values, a, c, sa.sigma2, y_obs_rows))
+        terms.append(_outcome_term(rng, sa, y_values, a, c, values[w], y_obs_rows))
     cterms = []
     for p in users:
         dp, mp = datas[p], plan.models[p]
@@ -465,6 +493,8 @@ def _mh_draw(
     rd = row_designs[x]
     frame = rd.frame(values, plan.static)
     yo = y_values[rd.rows]
+    probit = _probit(sa)
+    sign = np.where(yo > 0.5, 1.0, -1.0)
     mu_a, s2x = mu[act], sigma2_x
     lin = [
         (t.response[act], t.offset[act], np.broadcast_to(t.coef, act.shape)[act], t.sigma2)
@@ -474,7 +504,11 @@ def _mh_draw(
     def log_target(v: np.ndarray) -> np.ndarray:
         frame[x] = v
         eta = rd.eta(da, sa, frame)
-        out = -0.5 * (v - mu_a) ** 2 / s2x - 0.5 * (yo - eta) ** 2 / sa.sigma2
+        if probit:
+            lik = log_ndtr(sign * eta)
+        else:
+            lik = -0.5 * (yo - eta) ** 2 / sa.sigma2
+        out = -0.5 * (v - mu_a) ** 2 / s2x + lik
         for resp, off, c, s2 in lin:
             out = out - 0.5 * (resp - off - c * v) ** 2 / s2
         return np.where(np.isfinite(out), out, -np.inf)

@@ -26,6 +26,7 @@ from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compati
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
+from mlimpute.spec.model import outcome_method
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -187,7 +188,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             yv = encode(static[y])
             analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
-            analysis_model = get_model("2l.norm").factory()
+            analysis_model = get_model(outcome_method(static[y], y)).factory()
             analysis_model.check(analysis)
             events += analysis.events
     return Plan(

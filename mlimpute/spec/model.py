@@ -13,10 +13,12 @@ which the model names them, z its complete predictors and a the auxiliary column
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
 when y is incomplete, one for y whose formula is the analysis model.
 
-What is supported so far: a normal outcome, incomplete continuous level-1 predictors that
-enter the linear predictor linearly given everything else (main effects, random slopes,
-interactions with other variables; closed-form draws) or through transforms (``I(x**2)``,
-``log(x)``...; Metropolis–Hastings draws). Anything else raises
+What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
+predictors that enter the linear predictor linearly given everything else (main effects,
+random slopes, interactions with other variables; closed-form draws) or through
+transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
+level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
+incomplete continuous auxiliaries. Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -155,6 +157,33 @@ def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> 
     return parse_formula(f"{_quote(name)} ~ {rhs}")
 
 
+def outcome_method(values: pd.Series, name: str) -> str:
+    """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
+    through a latent normal with variance 1) for a binary one.
+
+    Raises
+    ------
+    UnsupportedError
+        For an ordinal or nominal outcome, naming it.
+
+    Examples
+    --------
+    >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
+    '2l.bin'
+    """
+    from mlimpute.codec import column_kind
+
+    kind = column_kind(values)
+    if kind == "numeric":
+        return _METHOD
+    if kind == "binary":
+        return "2l.bin"
+    raise UnsupportedError(
+        f"the outcome {name!r} is {kind}: model-based imputation supports a normal (numeric) "
+        "or a binary (probit) outcome so far"
+    )
+
+
 def build_model_spec(
     df: pd.DataFrame,
     model: str,
@@ -261,12 +290,7 @@ def build_model_spec(
             "auxiliary: add them to auxiliary=[...], or drop them before imputing "
             "(df.drop(columns=[...]))"
         )
-    kind_y = column_kind(df[y])
-    if kind_y != "numeric":
-        raise UnsupportedError(
-            f"the outcome {y!r} is {kind_y}: model-based imputation supports a normal "
-            "(numeric) outcome so far"
-        )
+    outcome_method(df[y], y)  # refuses an outcome kind that is not supported
     codes, _ = pd.factorize(df[g], sort=True)
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
@@ -305,7 +329,7 @@ def build_model_spec(
         f = level2_formula(w, level2[k + 1 :], complete2)
         variables.append(VariableSpec(w, f, _METHOD2, 2))
     if missing[y] > 0:
-        variables.append(VariableSpec(y, parsed, _METHOD, 1))
+        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
     events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]
     return ImputationSpec(
         tuple(variables),

@@ -110,9 +110,10 @@ def test_unsupported_variables_are_named(small):
     lvl2 = small.assign(z=small.z.where(small.g % 4 != 0))
     with pytest.raises(UnsupportedError, match="level-2 predictor 'z'.*non-linearly"):
         lvl2.mi.impute(model="y ~ x + exp(z) + (1 | g)", m=2, iterations=2, rng=1)
-    binary = small.assign(y=(small.y > 0).astype(float).where(small.y.notna()))
-    with pytest.raises(UnsupportedError, match="outcome 'y' is binary"):
-        binary.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
+    three = pd.cut(small.y, [-np.inf, -1, 1, np.inf], labels=["lo", "mid", "hi"])
+    ordinal = small.assign(y=three.astype(pd.CategoricalDtype(["lo", "mid", "hi"], ordered=True)))
+    with pytest.raises(UnsupportedError, match="outcome 'y' is ordinal"):
+        ordinal.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
     aux = small.assign(a=pd.Series(np.where(small.a > 0, "hi", "lo"), dtype=object))
     aux.loc[np.arange(n) % 6 == 0, "a"] = np.nan
     with pytest.raises(UnsupportedError, match="predictor 'a' is binary"):
