@@ -80,7 +80,15 @@ def mh_variables(plan: Plan) -> set[str]:
     """The imputed predictors whose missing values are drawn by Metropolis–Hastings."""
     if plan.spec.model is None:
         return set()
-    return nonlinear_predictors(plan.spec.model, plan.names)
+    key = (plan.spec.model, tuple(plan.names))
+    if key not in _MH_CACHE:  # parsing the terms costs ~3 ms: once per specification
+        if len(_MH_CACHE) > 64:
+            _MH_CACHE.clear()
+        _MH_CACHE[key] = frozenset(nonlinear_predictors(plan.spec.model, plan.names))
+    return set(_MH_CACHE[key])
+
+
+_MH_CACHE: dict = {}
 
 
 def extra_param_names(plan: Plan, name: str) -> list[str]:
