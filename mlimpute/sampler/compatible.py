@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
-from mlimpute.codec import encode
+from mlimpute.codec import decode, encode
 from mlimpute.compatible import (
     ClusterTerm,
     LinearTerm,
@@ -49,8 +49,10 @@ from mlimpute.compatible import (
     level2_moments,
     rw_step,
 )
+from mlimpute.compatible.categorical import category_log_prob, draw_categories, log_interval
 from mlimpute.models._latent import linear_core, truncnorm_sign
 from mlimpute.models.binary import ProbitState
+from mlimpute.models.ordinal import OrderedState
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.design import ClusterValues, ModelData, Values
 from mlimpute.spec.formula import cmean_column
@@ -64,6 +66,9 @@ __all__ = ["ANALYSIS", "MH_PARAMS", "extra_param_names", "run_compatible_chain"]
 
 #: key of the analysis model's state among a chain's model states
 ANALYSIS = "(analysis model)"
+
+#: the models of categorical predictors (drawn exactly over their categories)
+CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
 
 #: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
 #: missing values (with the outcome observed) whose proposal was accepted at that
@@ -98,24 +103,27 @@ def extra_param_names(plan: Plan, name: str) -> list[str]:
 
 
 class RowDesign:
-    """The analysis model's linear predictor on a few rows at candidate values of one column.
+    """A model's linear predictor on a few of its observed rows at candidate values of one
+    column (the analysis model's, or a predictor model's).
 
-    The design is re-evaluated by formulaic on those rows only (from the model's stored
-    specification, so stateful transforms keep their fitted state). A value outside a
-    transform's domain (``log`` of a negative proposal) gives a non-finite η, which the
-    Metropolis–Hastings step rejects.
+    A design block whose dynamic columns are all products of numeric columns is computed
+    directly (its other columns read from the design); otherwise the block is re-evaluated
+    by formulaic on those rows only (from the model's stored specification, so stateful
+    transforms keep their fitted state). A value outside a transform's domain (``log`` of a
+    negative proposal) gives a non-finite η, which the Metropolis–Hastings step rejects.
     """
 
     def __init__(self, plan: Plan, d: ModelData, rows: np.ndarray) -> None:
         self.rows = rows
         self.static = plan.static.iloc[rows].reset_index(drop=True)
         self.codes = plan.layout.codes[rows]
+        self.pos = np.searchsorted(d.obs_idx, rows)  # the rows among d's observed rows
         self.x_cols = self._columns(d.X)
         # a random part that depends on no imputed column is read from the design once
         self.z_cols = self._columns(d.Z) if d.Z is not None and d.Z.dynamic else None
         self.z_static = None
         if d.Z is not None and not d.Z.dynamic:
-            self.z_static = d.Z.obs[np.searchsorted(d.obs_idx, rows)]
+            self.z_static = d.Z.obs[self.pos]
 
     @staticmethod
     def _columns(block):
@@ -136,10 +144,17 @@ class RowDesign:
                 frame[col] = values.factor(col, static)[self.rows]
         return frame
 
-    @staticmethod
-    def _matrix(block, cols, frame: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, block, cols, frame: pd.DataFrame) -> np.ndarray:
         if cols is None:
             return np.ones((len(frame), 1))
+        if not block.slow:  # products of numeric columns: no formulaic call
+            X = block.obs[self.pos]
+            for col, factors in block.fast:
+                v = frame[factors[0]].to_numpy(dtype=np.float64)
+                for f in factors[1:]:
+                    v = v * frame[f].to_numpy(dtype=np.float64)
+                X[:, col] = v
+            return X
         with np.errstate(all="ignore"):
             mm = block.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT)
         return np.asarray(mm, dtype=np.float64)[:, cols]
@@ -147,7 +162,7 @@ class RowDesign:
     def eta(self, d: ModelData, state, frame: pd.DataFrame) -> np.ndarray:
         """``X β + Z b_j`` on the rows for the data in ``frame``."""
         X = self._matrix(d.X, self.x_cols, frame)
-        if _probit(state):
+        if _latent(state):
             state = state.core
         out = X @ state.beta
         if d.Z is not None:
@@ -165,10 +180,15 @@ def _probit(state) -> bool:
     return isinstance(state, ProbitState)
 
 
+def _latent(state) -> bool:
+    """A latent (probit or ordered probit) model's state."""
+    return isinstance(state, (ProbitState, OrderedState))
+
+
 def _eta(model, state, d: ModelData, n: int) -> np.ndarray:
     """The linear predictor of every row (sorted order), random effects included (on the
     latent scale for a probit model)."""
-    if _probit(state):
+    if _latent(state):
         model, state = linear_core(d), state.core
     out = np.empty(n)
     out[d.obs_idx] = model.predict(state, d, "obs")
@@ -271,7 +291,10 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     sd = np.empty((T, len(names)))
     params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
     col = {n_: k for k, n_ in enumerate(names)}
-    mh = mh_variables(plan)
+    categorical = {
+        v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
+    }
+    mh = mh_variables(plan) - categorical
     in_model = spec.model.variables
     extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
@@ -291,6 +314,10 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             else:
                 d.refresh(values, plan.static)
                 yx = values[x]
+            if x in categorical:  # a latent model: fitted to the completed codes
+                d = replace(d, y_obs=yx)
+                states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
+                continue
             if it == 0:
                 states[x] = model.start(rng, d, yx)
             else:
@@ -315,6 +342,26 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_values,
                     y_obs_rows,
                     mis_clusters[x],
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
+            if x in categorical:
+                draw = _categorical_draw(
+                    rng,
+                    plan,
+                    x,
+                    mis_rows[x],
+                    datas,
+                    states,
+                    users[x],
+                    categorical,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    x in in_model,
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
@@ -367,7 +414,8 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(sa, da)
         for x in preds:
-            pv = plan.models[x].param_vector(states[x], datas[x])
+            dx = replace(datas[x], y_obs=values[x]) if x in categorical else datas[x]
+            pv = plan.models[x].param_vector(states[x], dx)
             params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
@@ -460,6 +508,80 @@ def _level2_draw(
     cv[missing] = draw
     values[w][:] = np.take(cv, plan.layout.codes)
     values.touch(w)
+    return draw
+
+
+def _log_lik(state, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Log-likelihood of responses v at linear predictor η under a model's state: normal,
+    probit (v in {0, 1}) or ordered probit (v the codes, ranked among the present ones)."""
+    if isinstance(state, OrderedState):
+        return category_log_prob_rows(eta, state.cuts, v)
+    if isinstance(state, ProbitState):
+        return log_ndtr(np.where(v > 0.5, eta, -eta))
+    return -0.5 * (v - eta) ** 2 / state.sigma2
+
+
+def category_log_prob_rows(eta, cuts, codes):
+    """``log P(x = code)`` per row under an ordered probit (codes ranked 0..K−1)."""
+    bounds = np.r_[-np.inf, cuts, np.inf]
+    k = codes.astype(np.intp)
+    return log_interval(bounds[k] - eta, bounds[k + 1] - eta)
+
+
+def _categorical_draw(
+    rng,
+    plan,
+    x,
+    rows,
+    datas,
+    states,
+    users,
+    categorical,
+    ma,
+    sa,
+    da,
+    values,
+    y_values,
+    y_obs_rows,
+    in_model,
+):
+    """Draw a binary or ordinal predictor's missing values exactly over its categories
+    (:mod:`mlimpute.compatible.categorical`): its own latent model's category probability,
+    the analysis model where y is observed and the earlier predictor models that use it,
+    each evaluated at every category; one category per row. Returns the draws (codes)."""
+    n = plan.layout.n
+    st = states[x]
+    dx = replace(datas[x], y_obs=values[x])
+    dx.refresh(values, plan.static)
+    eta_x = _eta(plan.models[x], st, dx, n)[rows]
+    levels = np.unique(values[x])
+    cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
+    act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
+    designs = [(RowDesign(plan, da, rows[act]), da, sa, y_values[rows[act]], act)]
+    for p in users:
+        dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
+        dp.refresh(values, plan.static)
+        designs.append((RowDesign(plan, dp, rows), dp, states[p], values[p][rows], None))
+    frames = [rd.frame(values, plan.static) for rd, *_ in designs]
+    log_p = np.empty((rows.size, levels.size))
+    for k, code in enumerate(levels):  # the few categories, never rows
+        lp = category_log_prob(eta_x, cuts, k)
+        cand = np.full(rows.size, code)
+        label = decode(cand, plan.like[x]) if x in plan.like else cand
+        label = np.asarray(label)
+        for (rd, d, state, v, mask), frame in zip(designs, frames, strict=True):
+            if mask is not None and not mask.any():
+                continue
+            frame[x] = label if mask is None else label[mask]
+            ll = _log_lik(state, v, rd.eta(d, state, frame))
+            if mask is None:
+                lp = lp + ll
+            else:
+                lp[mask] = lp[mask] + ll
+        log_p[:, k] = lp
+    draw = levels[draw_categories(rng, log_p)]
+    values[x][rows] = draw
+    values.touch(x)
     return draw
 
 

@@ -46,6 +46,8 @@ __all__ = [
 
 _METHOD = "2l.norm"
 _METHOD2 = "2lonly.norm"
+#: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
+_PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
 
 
 def _constant_within(codes, values: pd.Series) -> bool:
@@ -295,10 +297,10 @@ def build_model_spec(
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
         kind = column_kind(df[c])
-        if kind != "numeric":
+        if kind not in _PREDICTOR_METHODS:
             raise UnsupportedError(
                 f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
-                "continuous incomplete predictors so far"
+                "continuous, binary and ordinal incomplete predictors so far"
             )
         if missing[c] == len(df):
             raise SpecificationError(f"predictor {c!r} has no observed values")
@@ -317,14 +319,31 @@ def build_model_spec(
     # level-1 predictors first (conditional on every level-2 one), then level-2 predictors
     # on one row per cluster, conditional on the later level-2 ones and the complete
     # level-2 columns
-    level1 = [c for c in incomplete if c not in level2]
+    kinds = {c: column_kind(df[c]) for c in incomplete}
+    for c in level2:
+        if kinds[c] != "numeric":
+            raise UnsupportedError(
+                f"the level-2 predictor {c!r} is {kinds[c]}: model-based imputation supports "
+                "continuous level-2 incomplete predictors so far"
+            )
+    # continuous level-1 predictors, then categorical ones (drawn exactly over their
+    # categories; their models condition on no continuous predictor), then level-2 ones
+    level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
+    cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
+    if cats and level2:
+        raise UnsupportedError(
+            f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
+            f"predictor(s) {level2}: model-based imputation does not support the "
+            "combination yet"
+        )
+    level1 = [*level1, *cats]
     incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
     variables = []
     for k, x in enumerate(level1):
         f = predictor_formula(x, incomplete[k + 1 :], complete, g)
-        variables.append(VariableSpec(x, f, _METHOD, 1))
+        variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
     for k, w in enumerate(level2):
         f = level2_formula(w, level2[k + 1 :], complete2)
         variables.append(VariableSpec(w, f, _METHOD2, 2))

@@ -104,8 +104,9 @@ def test_incomplete_columns_outside_the_model_are_named(small):
 def test_unsupported_variables_are_named(small):
     n = len(small)
     cat = small.assign(x=pd.Series(np.where(small.x > 0, "hi", "lo"), dtype=object))
+    cat.loc[small.x > 1, "x"] = "top"
     cat.loc[small.x.isna(), "x"] = np.nan
-    with pytest.raises(UnsupportedError, match="predictor 'x' is binary"):
+    with pytest.raises(UnsupportedError, match="predictor 'x' is nominal"):
         cat.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
     lvl2 = small.assign(z=small.z.where(small.g % 4 != 0))
     with pytest.raises(UnsupportedError, match="level-2 predictor 'z'.*non-linearly"):
@@ -115,8 +116,9 @@ def test_unsupported_variables_are_named(small):
     with pytest.raises(UnsupportedError, match="outcome 'y' is ordinal"):
         ordinal.mi.impute(model=SLOPE, m=2, iterations=2, rng=1)
     aux = small.assign(a=pd.Series(np.where(small.a > 0, "hi", "lo"), dtype=object))
+    aux.loc[small.a > 1, "a"] = "top"
     aux.loc[np.arange(n) % 6 == 0, "a"] = np.nan
-    with pytest.raises(UnsupportedError, match="predictor 'a' is binary"):
+    with pytest.raises(UnsupportedError, match="predictor 'a' is nominal"):
         aux.mi.impute(model=SLOPE, auxiliary=["a"], m=2, iterations=2, rng=1)
 
 
