@@ -57,7 +57,7 @@ from mlimpute.sampler.compatible_draws import (
     proposal_key,
 )
 from mlimpute.sampler.design import ClusterValues, Values
-from mlimpute.spec.model import nonlinear_predictors
+from mlimpute.spec.model import model_based, nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
@@ -118,7 +118,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     spec = plan.spec
     names = plan.names
     y = spec.model.response
-    preds = [n_ for n_ in names if n_ != y]
+    decided = model_based(spec)
+    preds = [n_ for n_ in names if n_ != y and n_ in decided]
+    chained = [n_ for n_ in names if n_ != y and n_ not in decided]
     T = spec.iterations if T is None else T
     n = plan.layout.n
     values = Values(plan.layout, like=plan.like)
@@ -140,7 +142,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
     datas = {
-        n_: all_clusters(plan.data[n_]) if n_ in level2 else plan.data[n_].for_chain()
+        n_: all_clusters(plan.data[n_])
+        if n_ in level2 and n_ in decided
+        else plan.data[n_].for_chain()
         for n_ in names
     }
     cview = ClusterValues(values, first, {})
@@ -282,14 +286,46 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         if y in datas:
             draw = ma.draw_missing(rng, sa, da)
             values[y][da.mis_idx] = draw
+            values.touch(y)  # cluster means of y (a chained model's predictors) are stale
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(sa, da)
+        # 5. the columns outside the analysis model: one chained step each
+        for name in chained:
+            draw = _chained_step(rng, plan, name, datas[name], states, values, level2, it)
+            mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
+            params[name][t] = plan.models[name].param_vector(states[name], datas[name])
         for x in preds:
             dx = replace(datas[x], y_obs=values[x]) if x in categorical else datas[x]
             pv = plan.models[x].param_vector(states[x], dx)
             params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
+
+
+def _chained_step(rng, plan, name, d, states, values, level2, it):
+    """One chained-equations visit of a column outside the analysis model (its default
+    model, conditional on every other column's current values), as the chained sampler
+    makes it. Returns the draws."""
+    from mlimpute.sampler.engine import _ranef_arrays
+
+    model = plan.models[name]
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    if name in level2:
+        d.refresh(
+            ClusterValues(values, first, _ranef_arrays(plan, name, states)), plan.cluster_static
+        )
+    else:
+        d.refresh(values, plan.static)
+    states[name] = model.init(rng, d) if it == 0 else model.step(rng, states[name], d)
+    draw = model.draw_missing(rng, states[name], d)
+    if name in level2:
+        cv = values[name][first].copy()
+        cv[d.mis_idx] = draw
+        values[name][:] = np.take(cv, codes)
+    else:
+        values[name][d.mis_idx] = draw
+    values.touch(name)
+    return draw
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

@@ -26,7 +26,7 @@ from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compati
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
-from mlimpute.spec.model import outcome_method
+from mlimpute.spec.model import model_based, outcome_method
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -154,7 +154,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 dynamic | set(ranef_cols),
                 y=y2,
             )
-        elif spec.model is not None and v.name != spec.model.response:
+        elif v.name in model_based(spec) and v.name != spec.model.response:
             # model-based: a predictor's model is fitted to its completed column (all rows)
             data[v.name] = build_model_data(
                 v.formula,

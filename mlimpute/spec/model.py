@@ -159,6 +159,20 @@ def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> 
     return parse_formula(f"{_quote(name)} ~ {rhs}")
 
 
+def model_based(spec) -> set[str]:
+    """The imputed columns a specification's analysis model decides (its variables and the
+    auxiliaries); the others (with ``cluster=``) get chained default models.
+
+    Examples
+    --------
+    >>> model_based(None)
+    set()
+    """
+    if spec is None or spec.model is None:
+        return set()
+    return {v.name for v in spec.variables} & (set(spec.model.variables) | set(spec.auxiliary))
+
+
 def outcome_method(values: pd.Series, name: str) -> str:
     """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
     through a latent normal with variance 1) for a binary one.
@@ -241,13 +255,6 @@ def build_model_spec(
             )
     if heteroscedastic:
         raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
-    if cluster is not None:
-        raise UnsupportedError(
-            "cluster= cannot be combined with model= yet (default models for the columns "
-            "outside the analysis model are not supported with model-based imputation); "
-            "the cluster is the grouping factor of the model's random part, and incomplete "
-            "columns outside the model must be dropped or imputed first"
-        )
     auxiliary = column_list(auxiliary, "auxiliary") or []
     if "lmean(" in model.replace(" ", ""):
         raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
@@ -286,12 +293,31 @@ def build_model_spec(
     missing = df.isna().sum()
     used = [*sorted(parsed.predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
-    if outside:
+    if cluster is not None and cluster != g:
+        raise SpecificationError(
+            f"cluster={cluster!r} differs from the grouping factor {g!r} of the analysis "
+            f"model {model!r}: with model= the cluster is the model's grouping factor"
+        )
+    extras, extra_events = [], []
+    if outside and cluster is None:
         raise SpecificationError(
             f"incomplete column(s) {outside} are neither in the analysis model nor "
-            "auxiliary: add them to auxiliary=[...], or drop them before imputing "
+            "auxiliary: add them to auxiliary=[...], give cluster= to impute them with "
+            "the default (chained) models, or drop them before imputing "
             "(df.drop(columns=[...]))"
         )
+    if outside:
+        from mlimpute.spec.build import build_spec
+
+        chained = build_spec(df, m=m, iterations=iterations, cluster=g)
+        extras = [v for v in chained.variables if v.name in outside]
+        left = [c for c in outside if c not in {v.name for v in extras}]
+        if left:
+            raise SpecificationError(
+                f"incomplete column(s) {left} get no default model (see "
+                "mlimpute.describe(df)); drop them before imputing"
+            )
+        extra_events = list(chained.events)
     outcome_method(df[y], y)  # refuses an outcome kind that is not supported
     codes, _ = pd.factorize(df[g], sort=True)
     incomplete = [c for c in used if missing[c] > 0]
@@ -349,7 +375,9 @@ def build_model_spec(
         variables.append(VariableSpec(w, f, _METHOD2, 2))
     if missing[y] > 0:
         variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
+    variables += extras  # chained defaults, conditional on everything else
     events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]
+    events += extra_events
     return ImputationSpec(
         tuple(variables),
         g,
