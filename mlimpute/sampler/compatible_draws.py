@@ -273,7 +273,8 @@ def level2_draw(
 
 def _log_lik(state, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Log-likelihood of responses v at linear predictor η under a model's state: normal,
-    probit (v in {0, 1}) or ordered probit (v the codes, ranked among the present ones)."""
+    probit (v in {0, 1}) or ordered probit (v the ranks of the codes among the present
+    categories)."""
     if isinstance(state, OrderedState):
         return category_log_prob_rows(eta, state.cuts, v)
     if isinstance(state, ProbitState):
@@ -282,7 +283,7 @@ def _log_lik(state, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 
 def category_log_prob_rows(eta, cuts, codes):
-    """``log P(x = code)`` per row under an ordered probit (codes ranked 0..K−1)."""
+    """``log P(x = k)`` per row under an ordered probit (k the rank 0..K−1 of the code)."""
     bounds = np.r_[-np.inf, cuts, np.inf]
     k = codes.astype(np.intp)
     return log_interval(bounds[k] - eta, bounds[k + 1] - eta)
@@ -321,7 +322,10 @@ def categorical_draw(
     for p in users:
         dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
         dp.refresh(values, plan.static)
-        designs.append((RowDesign(plan, dp, rows), dp, states[p], values[p][rows], None))
+        v = values[p][rows]
+        if isinstance(states[p], OrderedState):  # codes ranked among the present categories
+            v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
+        designs.append((RowDesign(plan, dp, rows), dp, states[p], v, None))
     frames = [rd.frame(values, plan.static) for rd, *_ in designs]
     log_p = np.empty((rows.size, levels.size))
     for k, code in enumerate(levels):  # the few categories, never rows
