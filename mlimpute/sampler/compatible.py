@@ -1,77 +1,100 @@
 """One chain of model-based (analysis-model-compatible) imputation.
 
 The specification (:mod:`mlimpute.spec.model`) factorises the joint distribution as the
-analysis model f(y | x, z, b) times one normal random-intercept model p_k per incomplete
-predictor x_k, conditional on the incomplete predictors after it and on the complete
-predictors and auxiliaries. One Gibbs iteration:
+analysis model f(y | x, z, b) (normal, or probit for a binary outcome) times one model p_k
+per incomplete predictor or auxiliary x_k, conditional on those after it and on the
+complete predictors and auxiliaries: continuous level-1 predictors (``2l.norm``), then
+binary/ordinal ones (latent probit ``2l.bin``/``2l.ordinal``), then level-2 ones on one row
+per cluster (``2lonly.norm``). One Gibbs iteration:
 
-1. **Analysis model parameters** (``2l.norm``'s step with the analysis formula) given the
-   current completed predictors, on the rows where the outcome is observed. The missing
-   outcomes are integrated out of this step and of step 3 (their factor integrates to 1)
-   and drawn last, from the analysis model itself (step 4): a collapsed Gibbs sampler of
-   (parameters, missing predictors) whose stationary law is the posterior, with the missing
-   outcomes drawn from their exact conditional. Fitting to imputed outcomes instead would
-   give the same law, but would couple the parameters to the previous iteration's draws and
-   mix more slowly.
-2. **Each predictor model's parameters** given its **completed** column (all rows): the
-   predictor's missing values are part of the state, and they carry information (through
-   the analysis model) that its observed rows alone do not.
-3. **Missing values of each incomplete predictor**, in the order of the factorisation, from
-   the closed-form full conditional (:func:`mlimpute.compatible.conditional_moments`): its
-   own model's mean and variance, times every earlier predictor's model in which it is a
-   predictor, times the analysis model where the outcome is observed. Each factor's
-   ``a = η(x = 0)`` and ``c = η(1) − η(0)`` (:func:`mlimpute.compatible.affine_coefficients`)
-   come from its linear predictor, random effects included, with the design's dynamic
-   columns refreshed at x = 0 and x = 1 — valid because the specification admits only terms
-   linear in each incomplete predictor.
+1. **Analysis model parameters** given the current completed predictors, on the rows
+   where the outcome is observed. The missing outcomes are integrated out of this step and
+   of step 3 (their factor integrates to 1) and drawn last, from the analysis model itself
+   (step 4): a collapsed Gibbs sampler of (parameters, missing predictors) whose
+   stationary law is the posterior, with the missing outcomes drawn from their exact
+   conditional.
+2. **Each predictor model's parameters** given its **completed** column (all rows, or all
+   clusters): the predictor's missing values are part of the state, and they carry
+   information (through the analysis model) that its observed rows alone do not.
+3. **Missing values of each incomplete predictor**, in the order of the factorisation,
+   from its full conditional: its own model times every earlier model in which it is a
+   predictor times the analysis model where the outcome is observed (a probit outcome
+   through its latent y*, drawn afresh). In closed form where it enters linearly
+   (:func:`mlimpute.compatible.conditional_moments`; each factor's ``a = η(x = 0)`` and
+   ``c = η(1) − η(0)`` from its linear predictor, random effects included); for a level-2
+   predictor summed over every row of its cluster
+   (:func:`mlimpute.compatible.level2_moments`); exactly over the categories for a
+   binary/ordinal predictor (:mod:`mlimpute.compatible.categorical`); by one vectorised
+   random-walk Metropolis–Hastings step per row where it enters non-linearly
+   (``I(x**2)``, ``log(x)``...; the proposal scale tuned during the first half of the
+   iterations the chains were started with, frozen afterwards, acceptance rate and scale
+   traced as ``accept(MH)``, ``scale(MH)``). The draws are in
+   :mod:`mlimpute.sampler.compatible_draws`.
 4. **Missing outcomes** from the analysis model given the new predictors.
 
-Everything is vectorised over rows and clusters; the Python loops run over iterations and
-over the few models.
+Everything is vectorised over rows and clusters; the Python loops run over iterations,
+the few models and the few categories.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlimpute.compatible import LinearTerm, affine_coefficients, conditional_moments
-from mlimpute.sampler.design import ModelData, Values
+from mlimpute.codec import encode
+from mlimpute.compatible import LinearTerm, conditional_moments
+from mlimpute.sampler.compatible_draws import (
+    RowDesign,
+    all_clusters,
+    categorical_draw,
+    eta_at,
+    level2_draw,
+    linear_predictor,
+    mh_draw,
+    outcome_term,
+    proposal_key,
+)
+from mlimpute.sampler.design import ClusterValues, Values
+from mlimpute.spec.model import model_based, nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
 
-__all__ = ["ANALYSIS", "run_compatible_chain"]
+__all__ = ["ANALYSIS", "MH_PARAMS", "extra_param_names", "run_compatible_chain"]
 
 #: key of the analysis model's state among a chain's model states
 ANALYSIS = "(analysis model)"
 
+#: the models of categorical predictors (drawn exactly over their categories)
+CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
 
-def _eta(model, state, d: ModelData, n: int) -> np.ndarray:
-    """The linear predictor of every row (sorted order), random effects included."""
-    out = np.empty(n)
-    out[d.obs_idx] = model.predict(state, d, "obs")
-    if d.n_mis:
-        out[d.mis_idx] = model.predict(state, d, "mis")
-    return out
+#: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
+#: missing values (with the outcome observed) whose proposal was accepted at that
+#: iteration, and the proposal scale s (tuned during the first half of the iterations)
+MH_PARAMS = ("accept(MH)", "scale(MH)")
 
 
-def _eta_at(model, state, d, values: Values, static, x: str, n: int):
-    """``a`` and ``c`` of ``d``'s linear predictor as an affine function of column x."""
-    current = values[x]
+def mh_variables(plan: Plan) -> set[str]:
+    """The imputed predictors whose missing values are drawn by Metropolis–Hastings."""
+    if plan.spec.model is None:
+        return set()
+    key = (plan.spec.model, tuple(plan.names))
+    if key not in _MH_CACHE:  # parsing the terms costs ~3 ms: once per specification
+        if len(_MH_CACHE) > 64:
+            _MH_CACHE.clear()
+        _MH_CACHE[key] = frozenset(nonlinear_predictors(plan.spec.model, plan.names))
+    return set(_MH_CACHE[key])
 
-    def eta(v: np.ndarray) -> np.ndarray:
-        values[x] = v
-        values.touch(x)
-        d.refresh(values, static)
-        return _eta(model, state, d, n)
 
-    try:
-        return affine_coefficients(eta, n)
-    finally:
-        values[x] = current
-        values.touch(x)
+_MH_CACHE: dict = {}
+
+
+def extra_param_names(plan: Plan, name: str) -> list[str]:
+    """Trace columns the model-based sampler adds to ``name``'s parameters
+    (:data:`MH_PARAMS` for a predictor drawn by Metropolis–Hastings)."""
+    return list(MH_PARAMS) if name in mh_variables(plan) else []
 
 
 def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = None, start=None):
@@ -95,22 +118,40 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     spec = plan.spec
     names = plan.names
     y = spec.model.response
-    preds = [n_ for n_ in names if n_ != y]
+    decided = model_based(spec)
+    preds = [n_ for n_ in names if n_ != y and n_ in decided]
+    chained = [n_ for n_ in names if n_ != y and n_ not in decided]
     T = spec.iterations if T is None else T
     n = plan.layout.n
     values = Values(plan.layout, like=plan.like)
+    level2 = {v.name for v in spec.variables if v.level == 2}
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    J = first.size
     for name in names:
         x = plan.start[name].copy()
         if start is not None:
             x[plan.missing_rows(name)] = start.imputed[name]
+        elif name in level2:  # one draw per cluster
+            cv = np.full(J, np.nan)
+            cv[codes[~np.isnan(x)]] = x[~np.isnan(x)]
+            mis = np.isnan(cv)
+            cv[mis] = rng.choice(cv[~mis], size=int(mis.sum()))
+            x = np.take(cv, codes)
         else:
             mis = np.isnan(x)
             x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
-    datas = {n_: plan.data[n_].for_chain() for n_ in names}
+    datas = {
+        n_: all_clusters(plan.data[n_])
+        if n_ in level2 and n_ in decided
+        else plan.data[n_].for_chain()
+        for n_ in names
+    }
+    cview = ClusterValues(values, first, {})
+    mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
     da = datas[y] if y in datas else plan.analysis.for_chain()
     ma = plan.analysis_model
-    y_values = values[y] if y in values else plan.static[y].to_numpy(dtype=np.float64)
+    y_values = values[y] if y in values else encode(plan.static[y])
     y_obs_rows = ~np.isnan(plan.start[y]) if y in plan.start else np.ones(n, dtype=bool)
     # which earlier predictor models use each incomplete predictor
     users = {
@@ -125,6 +166,15 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     sd = np.empty((T, len(names)))
     params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
     col = {n_: k for k, n_ in enumerate(names)}
+    categorical = {
+        v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
+    }
+    mh = mh_variables(plan) - categorical
+    in_model = spec.model.variables
+    extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
+    row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
+    for x in mh:
+        states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
     for t in range(T):
         it = done + t
         # 1. the analysis model on the rows with the outcome observed
@@ -133,26 +183,101 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         # 2. each predictor's model on its completed column
         for x in preds:
             d, model = datas[x], plan.models[x]
-            d.refresh(values, plan.static)
-            if it == 0:
-                states[x] = model.start(rng, d, values[x])
+            if x in level2:
+                d.refresh(cview, plan.cluster_static)
+                yx = values[x][first]
             else:
-                states[x] = model.gibbs(rng, states[x], d, values[x])
-        # 3. missing predictor values from their closed-form full conditionals
+                d.refresh(values, plan.static)
+                yx = values[x]
+            if x in categorical:  # a latent model: fitted to the completed codes
+                d = replace(d, y_obs=yx)
+                states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
+                continue
+            if it == 0:
+                states[x] = model.start(rng, d, yx)
+            else:
+                states[x] = model.gibbs(rng, states[x], d, yx)
+        # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
+            if x in level2:
+                draw = level2_draw(
+                    rng,
+                    plan,
+                    x,
+                    x in in_model,
+                    datas,
+                    states,
+                    users[x],
+                    level2,
+                    cview,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    mis_clusters[x],
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
+            if x in categorical:
+                draw = categorical_draw(
+                    rng,
+                    plan,
+                    x,
+                    mis_rows[x],
+                    datas,
+                    states,
+                    users[x],
+                    categorical,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    x in in_model,
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
             rows = mis_rows[x]
             d, model, st = datas[x], plan.models[x], states[x]
             d.refresh(values, plan.static)
-            mu = _eta(model, st, d, n)[rows]
+            mu = linear_predictor(model, st, d, n)[rows]
             terms = []
-            a, c = _eta_at(ma, sa, da, values, plan.static, x, n)
-            terms.append(LinearTerm(y_values[rows], a[rows], c[rows], sa.sigma2, y_obs_rows[rows]))
             for p in users[x]:
                 dp, mp = datas[p], plan.models[p]
-                a, c = _eta_at(mp, states[p], dp, values, plan.static, x, n)
+                a, c = eta_at(mp, states[p], dp, values, plan.static, x, n)
                 terms.append(LinearTerm(values[p][rows], a[rows], c[rows], states[p].sigma2))
-            m_, v_ = conditional_moments(mu, st.sigma2, terms)
-            draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
+            if x in mh:
+                draw, rate = mh_draw(
+                    rng,
+                    plan,
+                    x,
+                    rows,
+                    mu,
+                    st.sigma2,
+                    terms,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    row_designs,
+                    states,
+                    adapt=it < spec.iterations // 2,
+                )
+                extra[x][t] = rate, np.exp(states[proposal_key(x)][0])
+            else:
+                if x in in_model:  # an auxiliary is not in the analysis model's likelihood
+                    a, c = eta_at(ma, sa, da, values, plan.static, x, n)
+                    ay = outcome_term(
+                        rng, sa, y_values[rows], a[rows], c[rows], values[x][rows], y_obs_rows[rows]
+                    )
+                    terms = [ay, *terms]
+                m_, v_ = conditional_moments(mu, st.sigma2, terms)
+                draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
             values[x][rows] = draw
             values.touch(x)
             mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
@@ -161,12 +286,46 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         if y in datas:
             draw = ma.draw_missing(rng, sa, da)
             values[y][da.mis_idx] = draw
+            values.touch(y)  # cluster means of y (a chained model's predictors) are stale
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(sa, da)
+        # 5. the columns outside the analysis model: one chained step each
+        for name in chained:
+            draw = _chained_step(rng, plan, name, datas[name], states, values, level2, it)
+            mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
+            params[name][t] = plan.models[name].param_vector(states[name], datas[name])
         for x in preds:
-            params[x][t] = plan.models[x].param_vector(states[x], datas[x])
+            dx = replace(datas[x], y_obs=values[x]) if x in categorical else datas[x]
+            pv = plan.models[x].param_vector(states[x], dx)
+            params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
+
+
+def _chained_step(rng, plan, name, d, states, values, level2, it):
+    """One chained-equations visit of a column outside the analysis model (its default
+    model, conditional on every other column's current values), as the chained sampler
+    makes it. Returns the draws."""
+    from mlimpute.sampler.engine import _ranef_arrays
+
+    model = plan.models[name]
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    if name in level2:
+        d.refresh(
+            ClusterValues(values, first, _ranef_arrays(plan, name, states)), plan.cluster_static
+        )
+    else:
+        d.refresh(values, plan.static)
+    states[name] = model.init(rng, d) if it == 0 else model.step(rng, states[name], d)
+    draw = model.draw_missing(rng, states[name], d)
+    if name in level2:
+        cv = values[name][first].copy()
+        cv[d.mis_idx] = draw
+        values[name][:] = np.take(cv, codes)
+    else:
+        values[name][d.mis_idx] = draw
+    values.touch(name)
+    return draw
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

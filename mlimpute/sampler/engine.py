@@ -25,10 +25,11 @@ from mlimpute.models.base import refuse_extra_terms
 from mlimpute.models.registry import multi_term_model
 from mlimpute.models.segments import Segments
 from mlimpute.parallel import one_blas_thread
-from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
+from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
+from mlimpute.spec.model import model_based, outcome_method
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -66,7 +67,7 @@ class Plan:
         return np.flatnonzero(np.isnan(self.start[name]))
 
     def param_names(self, name: str) -> list[str]:
-        return self.models[name].param_names(self.data[name])
+        return self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 dynamic | set(ranef_cols),
                 y=y2,
             )
-        elif spec.model is not None and v.name != spec.model.response:
+        elif v.name in model_based(spec) and v.name != spec.model.response:
             # model-based: a predictor's model is fitted to its completed column (all rows)
             data[v.name] = build_model_data(
                 v.formula,
@@ -220,7 +221,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             yv = encode(static[y])
             analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
-            analysis_model = get_model("2l.norm").factory()
+            analysis_model = get_model(outcome_method(static[y], y)).factory()
             analysis_model.check(analysis)
             events += analysis.events
     return Plan(

@@ -13,9 +13,12 @@ which the model names them, z its complete predictors and a the auxiliary column
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
 when y is incomplete, one for y whose formula is the analysis model.
 
-What is supported so far: a normal outcome, incomplete continuous level-1 predictors that
-enter the linear predictor linearly given everything else (main effects, random slopes,
-interactions with other variables). Anything else raises
+What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
+predictors that enter the linear predictor linearly given everything else (main effects,
+random slopes, interactions with other variables; closed-form draws) or through
+transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
+level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
+incomplete continuous auxiliaries. Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -30,12 +33,26 @@ from formulaic.parser.types.factor import Factor
 
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
-from mlimpute.spec.defaults import is_level2
+from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
 
-__all__ = ["build_model_spec", "predictor_formula"]
+__all__ = [
+    "build_model_spec",
+    "predictor_formula",
+    "check_linear",
+    "nonlinear_predictors",
+    "level2_formula",
+]
 
 _METHOD = "2l.norm"
+_METHOD2 = "2lonly.norm"
+#: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
+_PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
+
+
+def _constant_within(codes, values: pd.Series) -> bool:
+    """A complete column with one value per cluster (usable in a level-2 model)."""
+    return varying_clusters(codes, values).size == 0
 
 
 def _terms(rhs: str) -> list[tuple[str, list[Factor]]]:
@@ -60,32 +77,59 @@ def _position(text: str, name: str) -> int:
     return hit.start() if hit else len(rhs)
 
 
-def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> None:
-    """Every term of the analysis model that uses an incomplete predictor is linear in it.
+def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> set[str]:
+    """How each incomplete predictor enters the analysis model; refuse what is not supported.
 
     A term is linear in x when x enters it once, as a plain column (``x``, ``x:z``, ``x:w``
-    with w incomplete too); ``I(x**2)``, ``log(x)``, ``cmean(x)`` or ``poly(x, 2)`` are not.
+    with w incomplete too; formulaic reads ``x:x`` as ``x``): x's missing values then have a
+    closed-form full conditional. A transform of x (``I(x**2)``, ``log(x)``, ``exp(x)``,
+    ``sqrt(x)``, ``poly(x, 2)``...) makes the term non-linear in x: its missing values are
+    drawn by Metropolis–Hastings. The observed cluster mean ``cmean(x)`` of an incomplete
+    predictor is not supported.
+
+    Returns
+    -------
+    set of str
+        The incomplete predictors that enter some term non-linearly (drawn by
+        Metropolis–Hastings).
 
     Raises
     ------
     UnsupportedError
         Naming the term.
+
+    Examples
+    --------
+    >>> sorted(check_linear(parse_formula("y ~ x * w + I(w**2) + (1 + x | g)"), ["x", "w"]))
+    ['w']
     """
+    nonlinear: set[str] = set()
     parts = [("fixed part", parsed.fixed)] + [("random part", b.terms) for b in parsed.random]
     for where, rhs in parts:
         for term, factors in _terms(rhs):
             for x in incomplete:
-                plain = [f for f in factors if f.expr.strip("`") == x]
                 other = [f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)]
-                if other or len(plain) > 1:
+                if any(f.expr.strip("`").startswith(("cmean(", "ranef(")) for f in other):
                     raise UnsupportedError(
                         f"the term {term!r} in the {where} of the analysis model "
-                        f"{parsed.text!r} is not linear in the incomplete predictor {x!r}; "
-                        "model-based imputation supports incomplete predictors that enter "
-                        "linearly (main effects, random slopes, interactions with other "
-                        "variables) so far — squares, transforms and cluster means of "
-                        "incomplete predictors are not supported yet"
+                        f"{parsed.text!r} uses the observed cluster mean of the incomplete "
+                        f"predictor {x!r}: model-based imputation does not support cmean() "
+                        "of an incomplete predictor"
                     )
+                if other:
+                    nonlinear.add(x)
+    return nonlinear
+
+
+def nonlinear_predictors(parsed: ParsedFormula, names: Sequence[str]) -> set[str]:
+    """The imputed columns among ``names`` that enter the analysis model non-linearly.
+
+    Examples
+    --------
+    >>> nonlinear_predictors(parse_formula("y ~ x + I(x**2) + (1 | g)"), ["x", "y"])
+    {'x'}
+    """
+    return check_linear(parsed, [n for n in names if n != parsed.response])
 
 
 def predictor_formula(
@@ -100,6 +144,60 @@ def predictor_formula(
     """
     rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
     return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
+
+
+def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> ParsedFormula:
+    """The model of one incomplete level-2 predictor, on one row per cluster:
+    ``w ~ later + complete`` (level-2 columns only).
+
+    Examples
+    --------
+    >>> str(level2_formula("w", [], ["z"]))
+    'w ~ z'
+    """
+    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    return parse_formula(f"{_quote(name)} ~ {rhs}")
+
+
+def model_based(spec) -> set[str]:
+    """The imputed columns a specification's analysis model decides (its variables and the
+    auxiliaries); the others (with ``cluster=``) get chained default models.
+
+    Examples
+    --------
+    >>> model_based(None)
+    set()
+    """
+    if spec is None or spec.model is None:
+        return set()
+    return {v.name for v in spec.variables} & (set(spec.model.variables) | set(spec.auxiliary))
+
+
+def outcome_method(values: pd.Series, name: str) -> str:
+    """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
+    through a latent normal with variance 1) for a binary one.
+
+    Raises
+    ------
+    UnsupportedError
+        For an ordinal or nominal outcome, naming it.
+
+    Examples
+    --------
+    >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
+    '2l.bin'
+    """
+    from mlimpute.codec import column_kind
+
+    kind = column_kind(values)
+    if kind == "numeric":
+        return _METHOD
+    if kind == "binary":
+        return "2l.bin"
+    raise UnsupportedError(
+        f"the outcome {name!r} is {kind}: model-based imputation supports a normal (numeric) "
+        "or a binary (probit) outcome so far"
+    )
 
 
 def build_model_spec(
@@ -157,13 +255,6 @@ def build_model_spec(
             )
     if heteroscedastic:
         raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
-    if cluster is not None:
-        raise UnsupportedError(
-            "cluster= cannot be combined with model= yet (default models for the columns "
-            "outside the analysis model are not supported with model-based imputation); "
-            "the cluster is the grouping factor of the model's random part, and incomplete "
-            "columns outside the model must be dropped or imputed first"
-        )
     auxiliary = column_list(auxiliary, "auxiliary") or []
     if "lmean(" in model.replace(" ", ""):
         raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
@@ -203,51 +294,91 @@ def build_model_spec(
     missing = df.isna().sum()
     used = [*sorted(parsed.predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
-    if outside:
+    if cluster is not None and cluster != g:
+        raise SpecificationError(
+            f"cluster={cluster!r} differs from the grouping factor {g!r} of the analysis "
+            f"model {model!r}: with model= the cluster is the model's grouping factor"
+        )
+    extras, extra_events = [], []
+    if outside and cluster is None:
         raise SpecificationError(
             f"incomplete column(s) {outside} are neither in the analysis model nor "
-            "auxiliary: add them to auxiliary=[...] (once incomplete auxiliaries are "
-            "supported), or drop them before imputing (df.drop(columns=[...]))"
+            "auxiliary: add them to auxiliary=[...], give cluster= to impute them with "
+            "the default (chained) models, or drop them before imputing "
+            "(df.drop(columns=[...]))"
         )
-    kind_y = column_kind(df[y])
-    if kind_y != "numeric":
-        raise UnsupportedError(
-            f"the outcome {y!r} is {kind_y}: model-based imputation supports a normal "
-            "(numeric) outcome so far"
-        )
+    if outside:
+        from mlimpute.spec.build import build_spec
+
+        chained = build_spec(df, m=m, iterations=iterations, cluster=g)
+        extras = [v for v in chained.variables if v.name in outside]
+        left = [c for c in outside if c not in {v.name for v in extras}]
+        if left:
+            raise SpecificationError(
+                f"incomplete column(s) {left} get no default model (see "
+                "mlimpute.describe(df)); drop them before imputing"
+            )
+        extra_events = list(chained.events)
+    outcome_method(df[y], y)  # refuses an outcome kind that is not supported
     codes, _ = pd.factorize(df[g], sort=True)
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
-        if c in auxiliary:
-            raise UnsupportedError(
-                f"auxiliary column {c!r} is incomplete: incomplete auxiliaries are not "
-                "supported yet"
-            )
         kind = column_kind(df[c])
-        if kind != "numeric":
+        if kind not in _PREDICTOR_METHODS:
             raise UnsupportedError(
                 f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
-                "continuous incomplete predictors so far"
-            )
-        if is_level2(codes, df[c]):
-            raise UnsupportedError(
-                f"incomplete predictor {c!r} is constant within the clusters of {g!r} (a "
-                "level-2 variable): level-2 incomplete predictors are not supported by "
-                "model-based imputation yet"
+                "continuous, binary and ordinal incomplete predictors so far"
             )
         if missing[c] == len(df):
             raise SpecificationError(f"predictor {c!r} has no observed values")
     if missing[y] == len(df):
         raise SpecificationError(f"the outcome {y!r} has no observed values")
-    check_linear(parsed, incomplete)
+    level2 = [c for c in incomplete if is_level2(codes, df[c])]
+    nonlinear = check_linear(parsed, incomplete)
+    for c in level2:
+        if c in nonlinear:
+            raise UnsupportedError(
+                f"the level-2 predictor {c!r} (constant within the clusters of {g!r}) enters "
+                f"the analysis model {model!r} non-linearly: model-based imputation supports "
+                "level-2 incomplete predictors that enter linearly (main effects, cross-level "
+                "interactions) so far"
+            )
+    # level-1 predictors first (conditional on every level-2 one), then level-2 predictors
+    # on one row per cluster, conditional on the later level-2 ones and the complete
+    # level-2 columns
+    kinds = {c: column_kind(df[c]) for c in incomplete}
+    for c in level2:
+        if kinds[c] != "numeric":
+            raise UnsupportedError(
+                f"the level-2 predictor {c!r} is {kinds[c]}: model-based imputation supports "
+                "continuous level-2 incomplete predictors so far"
+            )
+    # continuous level-1 predictors, then categorical ones (drawn exactly over their
+    # categories; their models condition on no continuous predictor), then level-2 ones
+    level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
+    cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
+    if cats and level2:
+        raise UnsupportedError(
+            f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
+            f"predictor(s) {level2}: model-based imputation does not support the "
+            "combination yet"
+        )
+    level1 = [*level1, *cats]
+    incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
+    complete2 = [c for c in complete if _constant_within(codes, df[c])]
     variables = []
-    for k, x in enumerate(incomplete):
+    for k, x in enumerate(level1):
         f = predictor_formula(x, incomplete[k + 1 :], complete, g)
-        variables.append(VariableSpec(x, f, _METHOD, 1))
+        variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
+    for k, w in enumerate(level2):
+        f = level2_formula(w, level2[k + 1 :], complete2)
+        variables.append(VariableSpec(w, f, _METHOD2, 2))
     if missing[y] > 0:
-        variables.append(VariableSpec(y, parsed, _METHOD, 1))
+        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
+    variables += extras  # chained defaults, conditional on everything else
     events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]
+    events += extra_events
     return ImputationSpec(
         tuple(variables),
         g,
