@@ -37,7 +37,8 @@ from mlimpute.parallel import one_blas_thread
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.design import Block, ClusterValues
-from mlimpute.sampler.engine import _ranef_arrays, build_plan, start_values
+from mlimpute.sampler.engine import build_plan, start_values
+from mlimpute.sampler.ranefs import ranef_arrays
 
 __all__ = ["check"]
 
@@ -160,7 +161,7 @@ def check(
                 d = plan.data[name].for_chain()
                 if name in level2:
                     first = plan.layout.segments.starts
-                    view = ClusterValues(values, first, _ranef_arrays(plan, name, chain.states))
+                    view = ClusterValues(values, first, ranef_arrays(plan, name, chain.states))
                     d.refresh(view, plan.cluster_static)
                 else:
                     d.refresh(values, plan.static)

@@ -48,13 +48,13 @@ from mlimpute.sampler.engine import (
     Plan,
     _cluster_values,
     _model_dtypes,
-    _ranef_arrays,
     build_plan,
     cluster_shifts,
     latent_shifts,
     shift_intercept,
     start_values,
 )
+from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.formula import cmean_column, ranef_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
 from mlimpute.spec.longsum import balanced_sum
@@ -467,7 +467,7 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
     for name in names:
         d = plan.data[name].for_chain()
         if name in level2:
-            view = ClusterValues(values, first, _ranef_arrays(plan, name, chain.states))
+            view = ClusterValues(values, first, ranef_arrays(plan, name, chain.states))
             d.refresh(view, plan.cluster_static)
         else:
             d.refresh(values, plan.static)

@@ -57,6 +57,7 @@ from mlimpute.sampler.compatible_draws import (
     proposal_key,
 )
 from mlimpute.sampler.design import ClusterValues, Values
+from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.model import model_based, nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -306,13 +307,12 @@ def _chained_step(rng, plan, name, d, states, values, level2, it):
     """One chained-equations visit of a column outside the analysis model (its default
     model, conditional on every other column's current values), as the chained sampler
     makes it. Returns the draws."""
-    from mlimpute.sampler.engine import _ranef_arrays
 
     model = plan.models[name]
     codes, first = plan.layout.codes, plan.layout.segments.starts
     if name in level2:
         d.refresh(
-            ClusterValues(values, first, _ranef_arrays(plan, name, states)), plan.cluster_static
+            ClusterValues(values, first, ranef_arrays(plan, name, states)), plan.cluster_static
         )
     else:
         d.refresh(values, plan.static)

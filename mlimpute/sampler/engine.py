@@ -27,6 +27,7 @@ from mlimpute.models.segments import Segments
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
+from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 from mlimpute.spec.model import model_based, outcome_method
@@ -316,26 +317,6 @@ def _expand_ranef(
     return replace(f, fixed=fixed), cols
 
 
-def _ranef_arrays(plan: Plan, name: str, states: dict) -> dict[str, np.ndarray]:
-    """Current random effects of the models that ``name``'s formula uses via ``ranef()``,
-    read through :meth:`~mlimpute.models.base.ConditionalModel.random_effects` (zeros before
-    x's model has a state: its variable comes later in the visit order)."""
-    out = {}
-    J = plan.layout.segments.n_clusters
-    for x in plan.spec.variables_by_name[name].formula.ranefs:
-        model, d = plan.models[x], plan.data[x]
-        if x in states:
-            b, znames = model.random_effects(states[x], d)
-        else:
-            znames = model.random_effect_names(d)
-            b = np.zeros((J, len(znames)))
-        if len(znames) == 1:
-            out[ranef_column(x)] = b[:, 0]
-        else:
-            out.update({ranef_column(x, z): b[:, k] for k, z in enumerate(znames)})
-    return out
-
-
 def run_chain(
     plan: Plan,
     chain: int,
@@ -457,7 +438,7 @@ def _run_chain(
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
             if name in level2:
-                view = ClusterValues(values, first, _ranef_arrays(plan, name, states))
+                view = ClusterValues(values, first, ranef_arrays(plan, name, states))
                 d.refresh(view, plan.cluster_static)
             elif name in level3:
                 top = plan.top_segments
