@@ -314,7 +314,10 @@ def build_spec(
 
 
 #: numeric models whose shift would leave their scale (counts: integers, log link)
-_NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
+_NO_DELTA_METHODS = frozenset(
+    {"poisson", "2l.poisson", "nb", "2l.nb", "2lonly.poisson", "2lonly.nb"}
+    | {"zip", "2l.zip", "zinb", "2l.zinb", "2lonly.zip", "2lonly.zinb"}
+)
 
 
 def _check_delta_targets(
