@@ -332,7 +332,7 @@ def transform_methods(spec, transform, bounds, method) -> dict[str, Any]:
     --------
     >>> import pandas as pd
     >>> from mlimpute.spec.build import build_spec
-    >>> df = pd.DataFrame({"y": [1.0, 2.0, None, 8.0, 3.0], "x": [1.0, 2, 3, 4, 5]})
+    >>> df = pd.DataFrame({"y": [1.2, 2.5, None, 8.1, 3.3], "x": [1.0, 2, 3, 4, 5]})
     >>> spec = build_spec(df, {"y": "~ x"}, m=1, iterations=1)
     >>> transform_methods(spec, {"y": "log"}, None, None)
     {'y': ('norm', {'transform': 'log'})}
