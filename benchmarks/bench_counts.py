@@ -7,7 +7,8 @@ data. The data: J clusters of n rows, y* = 0.5 + 0.4x + b_j (SD 0.5); the binary
 see 1(y* + logistic noise > 0), the count models NB(r = 2, mean e^(y*)) counts (the
 zero-inflated ones with 30 % extra zeros). Every row is observed; each model first takes
 50 steps (burn-in, adaptation), then the best of ``repeats`` timings of ``steps`` steps
-is reported in CPU µs per step (process time: the machine may be shared) and as a ratio to the probit of the same level.
+is reported in CPU µs per step (process time: the machine may be shared) and as a ratio
+to the probit of the same level.
 """
 
 from __future__ import annotations
