@@ -51,6 +51,8 @@ class MIAccessor:
         auxiliary: Sequence[str] | str | None = None,
         delta: Mapping[str, float] | None = None,
         delta_cluster_sd: Mapping[str, float] | None = None,
+        transform: Mapping[str, str] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -86,6 +88,8 @@ class MIAccessor:
             auxiliary=auxiliary,
             delta=delta,
             delta_cluster_sd=delta_cluster_sd,
+            transform=transform,
+            bounds=bounds,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

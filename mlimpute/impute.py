@@ -20,6 +20,7 @@ from mlimpute.errors import (
     UnsupportedError,
     warn,
 )
+from mlimpute.models.transforms import transform_methods
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -56,6 +57,8 @@ def impute(
     auxiliary: Sequence[str] | str | None = None,
     delta: Mapping[str, float] | None = None,
     delta_cluster_sd: Mapping[str, float] | None = None,
+    transform: Mapping[str, str] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -144,6 +147,15 @@ def impute(
         every category but the first). Not with ``model=`` yet. A shift of 0
         gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
         shifts and tabulates the analysis.
+    transform : dict, optional
+        ``{"income": "log"}`` or ``{"rt": "yeo-johnson"}``: impute a skewed variable with
+        its normal model on the transformed scale (Yeo–Johnson's λ estimated from the
+        observed values by maximum likelihood) and return values on the original scale;
+        the other variables' models see the original values. Kept in the specification
+        as the model option ``transform`` (:mod:`mlimpute.models.transforms`).
+    bounds : dict, optional
+        ``{"score": (0, 100)}``: impute a bounded variable on the logit scale of its value
+        rescaled to (0, 1); the imputations lie within the bounds.
     delta_cluster_sd : dict, optional
         ``{"grade": 0.3}``: in addition, each chain draws one shift per cluster from
         N(0, 0.3²) and adds it to the imputed grades of that cluster (whole clusters
@@ -176,6 +188,11 @@ def impute(
         raise SpecificationError(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
         )
+    if model is not None and (transform or bounds):
+        raise UnsupportedError(
+            "transform= and bounds= cannot be combined with model= yet; use formulas "
+            "(chained equations)"
+        )
     if model is not None:
         if any(check_delta(delta).values()) or any(
             check_delta(delta_cluster_sd, "delta_cluster_sd").values()
@@ -199,12 +216,9 @@ def impute(
             heteroscedastic=heteroscedastic,
         )
     else:
-        spec = build_spec(
-            df,
-            formulas,
+        args = dict(
             m=m,
             iterations=iterations,
-            method=method,
             visit=visit,
             cluster=cluster,
             include=include,
@@ -214,6 +228,10 @@ def impute(
             delta=delta,
             delta_cluster_sd=delta_cluster_sd,
         )
+        spec = build_spec(df, formulas, method=method, **args)
+        if transform or bounds:  # the models chosen above, with the transform as an option
+            method = transform_methods(spec, transform, bounds, method)
+            spec = build_spec(df, formulas, method=method, **args)
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)

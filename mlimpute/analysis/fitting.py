@@ -44,7 +44,8 @@ _FAMILIES: dict[str, Callable[[], sm.families.Family]] = {
     "poisson": sm.families.Poisson,
     "gamma": sm.families.Gamma,
     "inverse_gaussian": sm.families.InverseGaussian,
-    "negative_binomial": sm.families.NegativeBinomial,
+    # alpha given (its default) so statsmodels does not warn; a GLMM estimates its own
+    "negative_binomial": lambda: sm.families.NegativeBinomial(alpha=1.0),
 }
 _LINKS: dict[str, Callable[[], sm.families.links.Link]] = {
     "logit": sm.families.links.Logit,

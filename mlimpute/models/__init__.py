@@ -61,3 +61,5 @@ from mlimpute.models import nominal as nominal  # noqa: E402
 from mlimpute.models import norm as norm  # noqa: E402
 from mlimpute.models import ordinal as ordinal  # noqa: E402
 from mlimpute.models import pmm as pmm  # noqa: E402
+from mlimpute.models import transforms as transforms  # noqa: E402  (after the normal models)
+from mlimpute.models import zero_inflated as zero_inflated  # noqa: E402

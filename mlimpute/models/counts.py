@@ -92,6 +92,10 @@ __all__ = [
     "MultilevelNegativeBinomial",
     "PoissonState",
     "NBState",
+    "Level2Poisson",
+    "Level2NegativeBinomial",
+    "poisson_step",
+    "nb_step",
 ]
 
 #: Prior of the Poisson–log-normal residual variance: scaled-inverse-χ²(ν₀, s₀²).
@@ -133,7 +137,13 @@ def _poisson_shift_loglik(y: np.ndarray, eta: np.ndarray, delta: np.ndarray) -> 
         return y * delta - np.exp(eta) * np.expm1(delta)
 
 
-def _noncentred_beta(rng, core_state, data, eta, prec):
+def _masked(ll: np.ndarray, active: np.ndarray | None) -> np.ndarray:
+    """Per-row log-likelihood changes, zero on rows outside ``active`` (structural zeros of
+    a zero-inflated model, whose count has no likelihood)."""
+    return ll if active is None else np.where(active, ll, 0.0)
+
+
+def _noncentred_beta(rng, core_state, data, eta, prec, active=None):
     """Random-walk Metropolis on β with e fixed: ``δ ~ N(0, 2.38²/p·(X'MX + P)⁻¹)``,
     ``M = diag(e^η)`` (the Poisson information), target the Poisson likelihood times the
     prior ``N(0, P⁻¹)``."""
@@ -148,7 +158,7 @@ def _noncentred_beta(rng, core_state, data, eta, prec):
     beta = core_state.beta
     d_eta = X @ delta
     new_beta = beta + delta
-    log_a = float(_poisson_shift_loglik(y, eta, d_eta).sum()) - 0.5 * float(
+    log_a = float(_masked(_poisson_shift_loglik(y, eta, d_eta), active).sum()) - 0.5 * float(
         prec @ (new_beta**2 - beta**2)
     )
     if np.log(rng.random()) < log_a:
@@ -156,7 +166,7 @@ def _noncentred_beta(rng, core_state, data, eta, prec):
     return core_state, eta
 
 
-def _noncentred_sigma2(rng, s2, data, eta, resid):
+def _noncentred_sigma2(rng, s2, data, eta, resid, active=None):
     """Random-walk Metropolis on ``log σ²`` with ``ε = e/σ`` fixed (η moves with σ):
     target the Poisson likelihood times the scaled-inverse-χ²(ν₀, s₀²) prior (on the log
     scale, its density times σ²)."""
@@ -167,14 +177,14 @@ def _noncentred_sigma2(rng, s2, data, eta, resid):
     def log_prior(t):
         return -SIGMA2_PRIOR_DF / 2 * t - SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / (2 * np.exp(t))
 
-    log_a = float(_poisson_shift_loglik(data.y_obs, eta, d_eta).sum())
+    log_a = float(_masked(_poisson_shift_loglik(data.y_obs, eta, d_eta), active).sum())
     log_a += log_prior(new_tau) - log_prior(tau)
     if np.log(rng.random()) < log_a:
         return float(np.exp(new_tau)), eta + d_eta
     return s2, eta
 
 
-def _noncentred_b(rng, core_state, data, eta):
+def _noncentred_b(rng, core_state, data, eta, active=None):
     """Per-cluster random-walk Metropolis on b_j with e fixed (vectorised over clusters):
     ``δ_jk ~ N(0, 2.38²/q / (Σ_i z_ik² e^(η_i) + (Ψ⁻¹)_kk))``, target the cluster's Poisson
     likelihood times ``N(b_j; 0, Ψ)``."""
@@ -187,7 +197,7 @@ def _noncentred_b(rng, core_state, data, eta):
     delta = rng.standard_normal(b.shape) * (2.38 / np.sqrt(q)) / np.sqrt(info)
     d_eta = np.einsum("nq,nq->n", Z, np.take(delta, seg.codes, axis=0))
     new_b = b + delta
-    log_a = seg.sum(_poisson_shift_loglik(y, eta, d_eta)) - 0.5 * (
+    log_a = seg.sum(_masked(_poisson_shift_loglik(y, eta, d_eta), active)) - 0.5 * (
         np.einsum("jk,kl,jl->j", new_b, psi_inv, new_b) - np.einsum("jk,kl,jl->j", b, psi_inv, b)
     )
     ok = np.log(rng.random(b.shape[0])) < log_a
@@ -205,6 +215,39 @@ class PoissonState:
     core: object
     eta: np.ndarray
     accept: float
+
+
+def poisson_step(
+    rng: np.random.Generator,
+    state: PoissonState,
+    data: ModelData,
+    active: np.ndarray | None = None,
+) -> PoissonState:
+    """One step of the Poisson–log-normal model; the counts of rows outside ``active``
+    (bool, observed rows) carry no likelihood: their η is drawn from ``N(x'β + z'b, σ²)``.
+
+    ``active=None`` (every row) is the step of ``poisson``/``2l.poisson``; the
+    zero-inflated models pass the rows that are not structural zeros.
+    """
+    core = _core(data)
+    s2 = float(state.core.sigma2)
+    mean = core.predict(state.core, data, "obs")
+    eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
+    if active is not None:  # structural zeros: η from its prior given the parameters
+        free = mean + np.sqrt(s2) * rng.standard_normal(mean.shape)
+        eta = np.where(active, eta, free)
+        acc = acc[active] if active.any() else np.ones(1, bool)
+    prec = slope_precision(data)
+    new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
+    resid = eta - core.predict(new, data, "obs")
+    # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
+    new, eta = _noncentred_beta(rng, new, data, eta, prec, active)
+    if data.Z is not None:
+        new, eta = _noncentred_b(rng, new, data, eta, active)
+    ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
+    s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
+    s2, eta = _noncentred_sigma2(rng, s2, data, eta, resid, active)
+    return PoissonState(_with_sigma2(new, s2), eta, float(acc.mean()))
 
 
 class _PoissonBase(ModelBase):
@@ -225,21 +268,7 @@ class _PoissonBase(ModelBase):
 
     def step(self, rng: np.random.Generator, state: PoissonState, data: ModelData) -> PoissonState:
         """η | y by independence MH, (β, b, Ψ) | η by the core, then σ² | η, β, b."""
-        core = _core(data)
-        s2 = float(state.core.sigma2)
-        mean = core.predict(state.core, data, "obs")
-        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
-        prec = slope_precision(data)
-        new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
-        resid = eta - core.predict(new, data, "obs")
-        # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
-        new, eta = _noncentred_beta(rng, new, data, eta, prec)
-        if data.Z is not None:
-            new, eta = _noncentred_b(rng, new, data, eta)
-        ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
-        s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
-        s2, eta = _noncentred_sigma2(rng, s2, data, eta, resid)
-        return PoissonState(_with_sigma2(new, s2), eta, float(acc.mean()))
+        return poisson_step(rng, state, data)
 
     def draw_missing(
         self, rng: np.random.Generator, state: PoissonState, data: ModelData
@@ -318,6 +347,41 @@ def _nb_start_r(y: np.ndarray) -> float:
     return float(np.clip(m * m / (v - m), 0.1, 100.0)) if v > m else 100.0
 
 
+def nb_step(
+    rng: np.random.Generator, state: NBState, data: ModelData, active: np.ndarray | None = None
+) -> NBState:
+    """One step of the negative-binomial model; rows outside ``active`` (bool, observed
+    rows) carry no likelihood (weight 0 in the core's step, left out of the dispersion's).
+
+    ``active=None`` (every row) is the step of ``nb``/``2l.nb``; the zero-inflated models
+    pass the rows that are not structural zeros.
+    """
+    core = _core(data)
+    y = data.y_obs
+    psi = core.predict(state.core, data, "obs")
+    if active is None:
+        omega, z = nb_pseudo(rng, y, psi, state.r)
+    else:
+        omega, z = np.zeros(y.shape), np.zeros(y.shape)
+        omega[active], z[active] = nb_pseudo(rng, y[active], psi[active], state.r)
+    new = core.gibbs(
+        rng, state.core, data, z, sigma2=1.0, beta_prec=slope_precision(data), weights=omega
+    )
+    psi = core.predict(new, data, "obs")
+    if active is not None:
+        y, psi = y[active], psi[active]
+    r, step_size, n_acc = state.r, state.step_size, state.n_accepted
+    adapting = state.n_steps < R_ADAPT_STEPS
+    acc_here = 0
+    for _ in range(R_MH_STEPS):
+        r, ok = nb_dispersion_step(rng, r, y, psi, step=step_size)
+        acc_here += ok
+    if adapting:  # Robbins–Monro on log(step size), first R_ADAPT_STEPS steps only
+        gain = 1.0 / np.sqrt(state.n_steps + 1)
+        step_size *= float(np.exp(gain * (acc_here / R_MH_STEPS - R_TARGET_ACCEPT)))
+    return NBState(new, r, step_size, state.n_steps + 1, n_acc + acc_here)
+
+
 class _NBBase(ModelBase):
     method = "nb"
     example_kinds = ("count",)
@@ -342,24 +406,7 @@ class _NBBase(ModelBase):
 
     def step(self, rng: np.random.Generator, state: NBState, data: ModelData) -> NBState:
         """ω ~ PG(y + r, ψ − log r), the core's weighted step, then r by Metropolis."""
-        core = _core(data)
-        y = data.y_obs
-        psi = core.predict(state.core, data, "obs")
-        omega, z = nb_pseudo(rng, y, psi, state.r)
-        new = core.gibbs(
-            rng, state.core, data, z, sigma2=1.0, beta_prec=slope_precision(data), weights=omega
-        )
-        psi = core.predict(new, data, "obs")
-        r, step_size, n_acc = state.r, state.step_size, state.n_accepted
-        adapting = state.n_steps < R_ADAPT_STEPS
-        acc_here = 0
-        for _ in range(R_MH_STEPS):
-            r, ok = nb_dispersion_step(rng, r, y, psi, step=step_size)
-            acc_here += ok
-        if adapting:  # Robbins–Monro on log(step size), first R_ADAPT_STEPS steps only
-            gain = 1.0 / np.sqrt(state.n_steps + 1)
-            step_size *= float(np.exp(gain * (acc_here / R_MH_STEPS - R_TARGET_ACCEPT)))
-        return NBState(new, r, step_size, state.n_steps + 1, n_acc + acc_here)
+        return nb_step(rng, state, data)
 
     def draw_missing(self, rng: np.random.Generator, state: NBState, data: ModelData) -> np.ndarray:
         """NB(r, mean e^ψ) draws, as floats holding integers."""
@@ -406,3 +453,29 @@ class NegativeBinomial(_NBBase):
     >>> from mlimpute.models import check_model
     >>> check_model("nb")
     """
+
+
+@register("2lonly.poisson", multilevel=False, level=2, kinds=("numeric",))
+class Level2Poisson(Poisson):
+    """Poisson–log-normal regression on cluster rows for a count level-2 variable.
+
+    Examples
+    --------
+    >>> from mlimpute.models import check_model
+    >>> check_model("2lonly.poisson")
+    """
+
+    method = "2lonly.poisson"
+
+
+@register("2lonly.nb", multilevel=False, level=2, kinds=("numeric",))
+class Level2NegativeBinomial(NegativeBinomial):
+    """Negative-binomial regression on cluster rows for a count level-2 variable.
+
+    Examples
+    --------
+    >>> from mlimpute.models import check_model
+    >>> check_model("2lonly.nb")
+    """
+
+    method = "2lonly.nb"

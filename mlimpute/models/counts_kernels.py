@@ -44,8 +44,8 @@ model on the rows that are not structural zeros.
 non-negative int64 counts.
 
 Cost per sweep over n rows: logit O(n) PG(1, ·) draws (~0.2 µs each) plus the core's
-weighted step; NB O(n) PG(y + r, ·) draws (~1.3 µs each by the sum of 20 gammas) plus
-O(n) log-gamma evaluations per dispersion proposal; Poisson ~10 vector passes (Newton)
+weighted step; NB O(n) PG(y + r, ·) draws (~0.7 µs each by the sum of 10 gammas) plus
+one O(n) pass per dispersion proposal; Poisson ~10 vector passes (Newton)
 plus one t draw per row.
 
 References
@@ -334,6 +334,15 @@ def nb_loglik(y: np.ndarray, log_mu: np.ndarray, r) -> np.ndarray:
     return gammaln(y + r) - gammaln(r) - gammaln(y + 1) + r * log_expit(-d) + y * log_expit(d)
 
 
+def _nb_loglik_in_r(y, log_mu, r, values, counts) -> float:
+    """``Σ_i log NB(y_i; r, e^(log_mu_i))`` up to terms free of r: the log-gamma terms
+    over the distinct values only (``Σ_v n_v log Γ(v + r) − n log Γ(r)``), the rest as
+    ``y·d − (y + r)·log(1 + e^d)``, ``d = log_mu − log r`` (one transcendental per row)."""
+    d = log_mu - np.log(r)
+    rest = float(y @ d - (y + r) @ np.logaddexp(0.0, d))
+    return float(counts @ gammaln(values + r)) - y.size * float(gammaln(r)) + rest
+
+
 def nb_dispersion_step(
     rng: np.random.Generator,
     r: float,
@@ -346,7 +355,8 @@ def nb_dispersion_step(
 
     Target: ``Σ_i log NB(y_i; r, e^(log_mu_i)) + log N(log r; 0, prior_sd²)``; the
     proposal ``log r' = log r + step·N(0, 1)`` is symmetric on the log scale, on which the
-    prior is stated, so no Jacobian enters. Each call costs O(n) log-gamma evaluations.
+    prior is stated, so no Jacobian enters. Each call costs two O(n) passes with one
+    ``log(1 + e^d)`` per row, plus log-gamma evaluations at the distinct values of y only.
 
     Returns
     -------
@@ -367,9 +377,12 @@ def nb_dispersion_step(
     rho = np.log(r)
     new = rho + step * rng.standard_normal()
     r_new = float(np.exp(new))
+    y = np.asarray(y, dtype=float)
+    log_mu = np.asarray(log_mu, dtype=float)
+    values, counts = np.unique(y, return_counts=True)
     log_a = (
-        nb_loglik(y, log_mu, r_new).sum()
-        - nb_loglik(y, log_mu, r).sum()
+        _nb_loglik_in_r(y, log_mu, r_new, values, counts)
+        - _nb_loglik_in_r(y, log_mu, r, values, counts)
         - (new**2 - rho**2) / (2 * prior_sd**2)
     )
     if np.log(rng.random()) < log_a:

@@ -24,12 +24,15 @@ Samplers, chosen per entry by :func:`draw_pg` (``method="auto"``):
   over the not-yet-accepted entries leaves about 0.08 % of them for the next round.
 * integer ``2 ≤ b ≤ exact_max`` (default 4): exact, the sum of b PG(1, c) draws.
 * otherwise, ``b < normal_min`` (default 1000): the sum-of-gammas representation
-  truncated after K terms (default 20), with the remainder ``Σ_{k>K}`` replaced by one
+  truncated after K terms (default 10), with the remainder ``Σ_{k>K}`` replaced by one
   gamma variable with the remainder's exact mean and variance (moment matching; the
   remainder sums are evaluated in closed form by the midpoint Euler–Maclaurin formula, to
-  2e-7 and 3e-6 relative). The draw's mean and variance are then exact to ~1e-8 relative
-  and only the shape of a remainder carrying ~1 % of the mean and 3e-6 of the variance
-  (c = 0, K = 20) is approximated: its third cumulant is off by < 1e-6 relative.
+  2e-7 and 3e-6 relative at K = 20, about 16 times that at K = 10, on a remainder that
+  carries 2 % of the mean). The draw's mean and variance are then exact to ~2e-7 relative
+  and only the shape of the remainder (2 % of the mean at c = 0, K = 10) is approximated:
+  the draw's third cumulant is off by 1.4e-8 relative at c = 0, 4e-8 at |c| = 2 and
+  1.4e-5 at |c| = 10, its fourth by less (K = 20 gives 4e-10, 1e-9, 5e-7, at twice the
+  cost).
   Windle, Polson & Scott (2014) discuss this truncation (without the moment-matched
   remainder) as a simple approximate sampler.
 * ``b ≥ normal_min``: the normal approximation with the exact mean and variance (as in
@@ -38,7 +41,7 @@ Samplers, chosen per entry by :func:`draw_pg` (``method="auto"``):
 
 Cost (one core, numpy): about 0.2 µs per PG(1, c) draw for arrays of 10⁶ values (3–6 ×
 the probit's truncated-normal draw), plus a fixed ~100 µs per call for the rejection and
-series rounds; b times that for the exact integer sum; ~K gamma draws (≈ 1.3 µs at K = 20)
+series rounds; b times that for the exact integer sum; ~K gamma draws (≈ 0.7 µs at K = 10)
 per gamma-sum draw, independent of b; ~0.06 µs per normal draw. All randomness comes from the numpy
 Generator passed first; the same Generator state gives the same draws.
 
@@ -284,7 +287,7 @@ def draw_pg(
     method: str = "auto",
     exact_max: int = 4,
     normal_min: float = 1000.0,
-    n_terms: int = 20,
+    n_terms: int = 10,
 ) -> np.ndarray:
     """Draw Pólya–Gamma variables PG(b, c), elementwise over broadcast ``b`` and ``c``.
 

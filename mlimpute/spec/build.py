@@ -382,7 +382,8 @@ LATENT_DELTA_METHODS = frozenset(
         *("bin", "2l.bin", "2lonly.bin", "logit", "2l.logit", "2lonly.logit"),
         *("ordinal", "2l.ordinal", "2lonly.ordinal"),
         *("nominal", "2l.nominal", "2lonly.nominal"),
-        *("poisson", "2l.poisson", "nb", "2l.nb"),
+        *("poisson", "2l.poisson", "nb", "2l.nb", "2lonly.poisson", "2lonly.nb"),
+        *("zip", "2l.zip", "zinb", "2l.zinb", "2lonly.zip", "2lonly.zinb"),
     }
 )
 

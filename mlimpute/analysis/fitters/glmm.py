@@ -5,7 +5,9 @@ The model, for rows ``i`` of cluster ``j``::
     y_ij | b_j  ~  family(mu_ij),   g(mu_ij) = eta_ij = x_ij' beta + z_ij' b_j,
     b_j ~ N(0, Sigma),   Sigma = L L'   (L lower triangular, q x q)
 
-with binomial (0/1 responses; links logit and probit) and Poisson (log link) families.
+with binomial (0/1 responses; links logit and probit), Poisson (log link) and negative
+binomial (log link; ``y ~ NB(mean μ, variance μ + μ²/r)``, glmmTMB's ``nbinom2``, with the
+dispersion r estimated with the other parameters, on the log scale) families.
 The marginal likelihood is ``prod_j int prod_i f(y_ij | eta_ij) phi(b_j; 0, Sigma) db_j``.
 With ``b_j = L u_j`` (``u_j ~ N(0, I)``, lme4's "spherical" random effects) each integral
 is approximated around the conditional mode ``u_j^`` of
@@ -109,6 +111,9 @@ class GLMMFit:
     messages : tuple of str
     free : ndarray of bool or None
         Estimated entries of ``Sigma`` (``None``: all).
+    dispersion : float or None
+        The negative binomial's r (variance ``μ + μ²/r``; glmmTMB's ``sigma()``); None
+        for the other families.
     """
 
     fe_params: np.ndarray
@@ -125,6 +130,7 @@ class GLMMFit:
     converged: bool
     messages: tuple[str, ...]
     free: np.ndarray | None = None
+    dispersion: float | None = None
 
     @property
     def n_cov_params(self) -> int:
@@ -135,7 +141,7 @@ class GLMMFit:
     @property
     def n_params(self) -> int:
         """Number of estimated parameters (fixed effects and random-effect covariance)."""
-        return self.fe_params.size + self.n_cov_params
+        return self.fe_params.size + self.n_cov_params + (self.dispersion is not None)
 
     @property
     def singular(self) -> bool:
@@ -160,9 +166,10 @@ def _check_response(y: np.ndarray, family: str) -> None:
     if family == "binomial" and not np.all((y == 0) | (y == 1)):
         bad = y[(y != 0) & (y != 1)][0]
         raise DataError(f"a binomial GLMM needs a 0/1 response; it has the value {bad:g}.")
-    if family == "poisson" and not np.all((y >= 0) & (y == np.round(y))):
+    if family in ("poisson", "negative_binomial") and not np.all((y >= 0) & (y == np.round(y))):
         bad = y[(y < 0) | (y != np.round(y))][0]
-        raise DataError(f"a Poisson GLMM needs non-negative integer counts; it has {bad:g}.")
+        name = "Poisson" if family == "poisson" else "negative-binomial"
+        raise DataError(f"a {name} GLMM needs non-negative integer counts; it has {bad:g}.")
 
 
 def _resolve_nagq(nagq: int | None, q: int) -> int:
@@ -184,6 +191,7 @@ def _start(yv, Xm, Zm, family: tuple[str, str], theta0: np.ndarray, rows, cols):
         ("binomial", "logit"): lambda: sm.families.Binomial(),
         ("binomial", "probit"): lambda: sm.families.Binomial(sm.families.links.Probit()),
         ("poisson", "log"): lambda: sm.families.Poisson(),
+        ("negative_binomial", "log"): lambda: sm.families.Poisson(),  # β start only
     }[family]()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -205,6 +213,12 @@ def _start(yv, Xm, Zm, family: tuple[str, str], theta0: np.ndarray, rows, cols):
             if const_x:
                 beta[const_x[0]] -= 0.5 * var0 / Xm[0, const_x[0]]
     return beta, se, [str(w.message) for w in caught]
+
+
+def _nb_start(y: np.ndarray) -> float:
+    """Moment estimate of the NB dispersion, ``ȳ²/(s² − ȳ)``, clipped to [0.05, 1000]."""
+    m, v = float(np.mean(y)), float(np.var(y))
+    return float(np.clip(m * m / (v - m), 0.05, 1000.0)) if v > m else 1000.0
 
 
 def _numeric_hessian(
@@ -244,7 +258,7 @@ def fit_glmm(
     Parameters
     ----------
     y : array_like, shape (n,)
-        0/1 responses (binomial) or counts (Poisson).
+        0/1 responses (binomial) or counts (Poisson, negative binomial).
     X : array_like, shape (n, p)
         Fixed-effects design.
     Z : array_like, shape (n, q)
@@ -254,7 +268,7 @@ def fit_glmm(
     family : str or statsmodels family, default "binomial"
         See :func:`glmm_family`.
     link : str, optional
-        ``"logit"``, ``"probit"`` (binomial) or ``"log"`` (Poisson).
+        ``"logit"``, ``"probit"`` (binomial) or ``"log"`` (Poisson, negative binomial).
     nagq : int, optional
         Adaptive Gauss-Hermite nodes per random effect; 1 is the Laplace approximation.
         By default 10 for a single random effect (``q = 1``) and 1 otherwise (lme4 allows
@@ -323,17 +337,21 @@ def fit_glmm(
         beta0 = np.asarray(start[0], dtype=float)
         cov0 = np.atleast_2d(np.asarray(start[1], dtype=float))
         theta0 = np.linalg.cholesky(cov0 + 1e-10 * np.eye(q))[rows, cols]
-    x0 = np.r_[beta0, theta0]
+    nb = fam[0] == "negative_binomial"
+    nt = theta0.size
+    x0 = np.r_[beta0, theta0, np.log(_nb_start(yv)) if nb else []]
     # optimise in coordinates scaled by rough standard errors (GLM's for beta)
     scale = np.r_[
         np.where((se0 > 0) & np.isfinite(se0), se0, 1.0),
-        np.full(theta0.size, max(0.1, 1.0 / np.sqrt(prob.J))),
+        np.full(nt, max(0.1, 1.0 / np.sqrt(prob.J))),
+        [0.3] if nb else [],
     ]
     d = x0.size
 
     def loglik(z: np.ndarray, keep: bool = False) -> float:
         x = x0 + scale * z
-        return prob.loglik(x[:p], x[p:], keep=keep)
+        r = float(np.exp(x[p + nt])) if nb else None
+        return prob.loglik(x[:p], x[p : p + nt], keep=keep, r=r)
 
     step = 1e-4
 
@@ -353,6 +371,8 @@ def fit_glmm(
     bounds = [(None, None)] * p + [
         (-x0[p + i] / scale[p + i], None) if diag[i] else (None, None) for i in range(theta0.size)
     ]
+    if nb:  # log r within [log 1e-4, log 1e6]
+        bounds.append(((np.log(1e-4) - x0[-1]) / scale[-1], (np.log(1e6) - x0[-1]) / scale[-1]))
     opt = optimize.minimize(
         objective,
         np.zeros(d),
@@ -381,7 +401,7 @@ def fit_glmm(
         )
 
     cov_fe, used = _covariance(loglik, z_hat, scale, p, llf, hessian, messages)
-    beta, theta = x_hat[:p], x_hat[p:]
+    beta, theta = x_hat[:p], x_hat[p : p + nt]
     lam = prob.lam(theta)
     return GLMMFit(
         fe_params=beta,
@@ -398,6 +418,7 @@ def fit_glmm(
         converged=converged,
         messages=tuple(dict.fromkeys(messages)),
         free=None if mask.all() else mask,
+        dispersion=float(np.exp(x_hat[-1])) if nb else None,
     )
 
 
@@ -449,6 +470,7 @@ def glmm_loglike(
     *,
     link: str | None = None,
     nagq: int | None = None,
+    dispersion: float | None = None,
 ) -> float:
     """Marginal log-likelihood of a GLMM at given parameters (for D2 and D3).
 
@@ -459,6 +481,8 @@ def glmm_loglike(
     fe_params : array_like, shape (p,)
     cov_re : array_like, shape (q, q)
         Random-effect covariance ``Sigma`` (positive semi-definite).
+    dispersion : float, optional
+        The negative binomial's r (required for that family).
 
     Returns
     -------
@@ -476,6 +500,11 @@ def glmm_loglike(
     -4.540033
     """
     fam = glmm_family(family, link)
+    if fam[0] == "negative_binomial" and dispersion is None:
+        raise UnsupportedError(
+            "the likelihood of a negative-binomial GLMM needs its dispersion (dispersion=); "
+            "likelihood-ratio pooling of negative-binomial GLMMs is not supported yet."
+        )
     yv, Xm, Zm, groups = _arrays(y, X, Z, groups)
     _check_response(yv, fam[0])
     q = Zm.shape[1]
@@ -495,4 +524,4 @@ def glmm_loglike(
         yv, Xm, Zm @ root, groups, fam, _resolve_nagq(nagq, q), np.ones((q, q), dtype=bool)
     )
     prob.rows, prob.cols = np.nonzero(np.eye(q, dtype=bool))
-    return prob.loglik(beta, np.ones(q))
+    return prob.loglik(beta, np.ones(q), r=dispersion)

@@ -20,7 +20,7 @@ from mlimpute.analysis.fitters.profiled import _clusters
 from mlimpute.errors import UnsupportedError
 
 _LOG_2PI = np.log(2.0 * np.pi)
-_SUPPORTED = "binomial (logit, probit) and poisson (log)"
+_SUPPORTED = "binomial (logit, probit), poisson (log) and negative_binomial (log)"
 #: Newton iterations for the conditional modes stop when no component moves by more.
 _MODE_TOL = 1e-8
 
@@ -55,11 +55,30 @@ def _poisson_log(y: np.ndarray, eta: np.ndarray, derivs: bool):
     return logf, y - mu, mu
 
 
+def _nb_log(y: np.ndarray, eta: np.ndarray, derivs: bool, r: float = 1.0):
+    """NB with mean ``e^η`` and dispersion r (variance ``μ + μ²/r``, glmmTMB's nbinom2),
+    without ``−log y!`` (a constant added once): ``log Γ(y + r) − log Γ(r) +
+    r·log(r/(r + μ)) + y·log(μ/(r + μ))``; score ``r(y − μ)/(r + μ)``, observed weight
+    ``rμ(r + y)/(r + μ)²`` (positive: the log density is concave in η)."""
+    d = eta - np.log(r)  # log(μ/r)
+    logf = (
+        special.gammaln(y + r) - special.gammaln(r)
+        + r * special.log_expit(-d) + y * special.log_expit(d)
+    )
+    if not derivs:
+        return logf
+    p = special.expit(d)  # μ/(r + μ)
+    return logf, y - (y + r) * p, (y + r) * p * (1.0 - p)
+
+
 _KERNELS: dict[tuple[str, str], Callable] = {
     ("binomial", "logit"): _logit,
     ("binomial", "probit"): _probit,
     ("poisson", "log"): _poisson_log,
+    ("negative_binomial", "log"): _nb_log,
 }
+#: the families with a dispersion parameter (estimated with the fit)
+DISPERSION_FAMILIES = ("negative_binomial",)
 
 
 def glmm_family(family: str | sm.families.Family, link: str | None = None) -> tuple[str, str]:
@@ -68,8 +87,10 @@ def glmm_family(family: str | sm.families.Family, link: str | None = None) -> tu
     Parameters
     ----------
     family : str or statsmodels family
-        ``"binomial"`` or ``"poisson"``, or ``sm.families.Binomial(...)`` /
-        ``sm.families.Poisson(...)`` whose link is used.
+        ``"binomial"``, ``"poisson"`` or ``"negative_binomial"``, or
+        ``sm.families.Binomial(...)`` / ``sm.families.Poisson(...)`` /
+        ``sm.families.NegativeBinomial(...)`` whose link is used (the NB dispersion of a
+        statsmodels family object is ignored: a GLMM estimates it).
     link : str, optional
         ``"logit"`` (binomial default), ``"probit"`` or ``"log"`` (Poisson default);
         only with a family given by name.
@@ -91,6 +112,8 @@ def glmm_family(family: str | sm.families.Family, link: str | None = None) -> tu
     ('binomial', 'probit')
     >>> glmm_family("poisson")
     ('poisson', 'log')
+    >>> glmm_family(sm.families.NegativeBinomial())
+    ('negative_binomial', 'log')
     """
     if isinstance(family, sm.families.Family):
         if link is not None:
@@ -100,8 +123,11 @@ def glmm_family(family: str | sm.families.Family, link: str | None = None) -> tu
     else:
         name = str(family).lower()
         link_name = None if link is None else str(link).lower()
+    name = {"negativebinomial": "negative_binomial", "nb": "negative_binomial"}.get(name, name)
     if link_name is None:
-        link_name = {"binomial": "logit", "poisson": "log"}.get(name, "")
+        link_name = {"binomial": "logit", "poisson": "log", "negative_binomial": "log"}.get(
+            name, ""
+        )
     if (name, link_name) not in _KERNELS:
         raise UnsupportedError(
             f"generalised linear mixed models support {_SUPPORTED}; got family {name!r} with "
@@ -142,15 +168,23 @@ class _Problem:
         self.n, self.p = X.shape
         self.q = Z.shape[1]
         self.J = sizes.size
-        self.kernel = _KERNELS[family]
+        self._kernel = _KERNELS[family]
         self.family = family
-        self.const = -float(special.gammaln(self.y + 1.0).sum()) if family[0] == "poisson" else 0.0
+        self.r = 1.0  # NB dispersion (set by loglik)
+        counts = family[0] in ("poisson", "negative_binomial")
+        self.const = -float(special.gammaln(self.y + 1.0).sum()) if counts else 0.0
         self.nagq = nagq
         self.t, logw = _nodes(nagq, self.q)
         self.shift = 0.5 * np.einsum("kq,kq->k", self.t, self.t) + logw
         self.rows, self.cols = np.nonzero(np.tril(mask))
         self.u = np.zeros((self.J, self.q))
         self.mode_failures = 0
+
+    def kernel(self, y: np.ndarray, eta: np.ndarray, derivs: bool):
+        """The family's log density (and score, weight) in η at the current dispersion."""
+        if self.family[0] in DISPERSION_FAMILIES:
+            return self._kernel(y, eta, derivs, self.r)
+        return self._kernel(y, eta, derivs)
 
     def seg(self, a: np.ndarray) -> np.ndarray:
         return np.add.reduceat(a, self.starts, axis=0)
@@ -200,8 +234,14 @@ class _Problem:
             converged = False
         return u, eta, logf, self._hessian(V, w), converged
 
-    def loglik(self, beta: np.ndarray, theta: np.ndarray, *, keep: bool = False) -> float:
-        """Approximate marginal log-likelihood at ``(beta, theta)``."""
+    def loglik(
+        self, beta: np.ndarray, theta: np.ndarray, *, keep: bool = False, r: float | None = None
+    ) -> float:
+        """Approximate marginal log-likelihood at ``(beta, theta)`` (and NB dispersion r)."""
+        if r is not None:
+            if not np.isfinite(r) or r <= 0:
+                return -np.inf
+            self.r = float(r)
         off = self.X @ beta
         V = self.Z @ self.lam(theta)  # rows v_i = L' z_i
         u, eta, logf, H, ok = self.modes(off, V, self.u)
