@@ -1,0 +1,114 @@
+"""Sphinx configuration of the mlimpute documentation.
+
+Build: ``pip install -e ".[docs]" && sphinx-build -W -b html docs docs/_build/html``;
+the examples of the API pages: ``sphinx-build -W -b doctest docs docs/_build/doctest``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "examples"))  # the examples' shared helpers
+
+import mlimpute  # noqa: E402
+
+project = "mlimpute"
+author = "the mlimpute developers"
+copyright = "2026, the mlimpute developers"
+version = release = mlimpute.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "examples/README.txt", "examples/*.py", "gallery/*.ipynb",
+                    "gallery/*.py", "gallery/*.zip", "gallery/*.json"]
+suppress_warnings = ["myst.header"]  # the simulation tables start at ### inside a ## section
+
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
+myst_heading_anchors = 3
+
+# -- API pages -----------------------------------------------------------------------
+autodoc_typehints = "none"  # the numpydoc Parameters sections carry the types
+autodoc_member_order = "bysource"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+numpydoc_validation_checks: set[str] = set()
+
+# The examples in the docstrings run with `sphinx-build -b doctest` (as tests/test_docstrings.py
+# runs them with the standard library's doctest).
+doctest_global_setup = """
+import os, tempfile, warnings
+import matplotlib
+matplotlib.use("Agg")
+warnings.simplefilter("ignore")
+os.chdir(tempfile.mkdtemp(prefix="mlimpute-doctest-"))
+"""
+doctest_default_flags = (
+    __import__("doctest").ELLIPSIS
+    | __import__("doctest").NORMALIZE_WHITESPACE
+    | __import__("doctest").DONT_ACCEPT_TRUE_FOR_1
+)
+doctest_test_doctest_blocks = "default"
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+    "pandas": ("https://pandas.pydata.org/docs", None),
+    "xarray": ("https://docs.xarray.dev/en/stable", None),
+    "matplotlib": ("https://matplotlib.org/stable", None),
+}
+# Offline builds (CI has no network): the inventories are optional.
+if os.environ.get("MLIMPUTE_DOCS_OFFLINE", "1") == "1":
+    intersphinx_mapping = {}
+
+# -- gallery ---------------------------------------------------------------------------
+warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "gallery",
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "min_reported_time": 1,
+}
+
+# -- HTML ------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"mlimpute {release}"
+html_static_path: list[str] = []
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_context = {"default_mode": "light"}
+html_show_sourcelink = False
