@@ -60,13 +60,24 @@ numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
 
 # The examples in the docstrings run with `sphinx-build -b doctest` (as tests/test_docstrings.py
-# runs them with the standard library's doctest).
+# runs them with the standard library's doctest). The standard library runs an example in a
+# copy of its module's namespace; each API page does the same with a hidden
+# `.. testsetup:: *` block calling `_module_namespace("mlimpute.x", ...)` for the modules it
+# documents.
 doctest_global_setup = """
-import os, tempfile, warnings
+import importlib, os, tempfile, warnings
+import numpy as np
+import pandas as pd
 import matplotlib
 matplotlib.use("Agg")
 warnings.simplefilter("ignore")
 os.chdir(tempfile.mkdtemp(prefix="mlimpute-doctest-"))
+
+
+def _module_namespace(*names):
+    for name in names:
+        module = importlib.import_module(name)
+        globals().update({k: v for k, v in vars(module).items() if not k.startswith("__")})
 """
 doctest_default_flags = (
     __import__("doctest").ELLIPSIS
