@@ -39,8 +39,15 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "examples/README.txt", "examples/*.py", "gallery/*.ipynb",
-                    "gallery/*.py", "gallery/*.zip", "gallery/*.json"]
+exclude_patterns = [
+    "_build",
+    "examples/README.txt",
+    "examples/*.py",
+    "gallery/*.ipynb",
+    "gallery/*.py",
+    "gallery/*.zip",
+    "gallery/*.json",
+]
 suppress_warnings = [
     "myst.header",  # the simulation tables start at ### inside a ## section
     # numpydoc renames a docstring's References; lists of sources that the text names by

@@ -23,8 +23,9 @@ print(table.round(3).to_string(index=False))
 fig, ax = plt.subplots(figsize=(6, 0.3 * len(table) + 1))
 y = np.arange(len(table))
 ax.scatter(table["rhat"], y, color="tab:blue", label="R-hat", zorder=3)
-ax.scatter(np.minimum(table["limit"], 2.0), y, marker="|", s=200, color="tab:red",
-           label="limit (cut at 2)")
+ax.scatter(
+    np.minimum(table["limit"], 2.0), y, marker="|", s=200, color="tab:red", label="limit (cut at 2)"
+)
 ax.set_yticks(y, table["variable"] + ": " + table["trace"])
 ax.set_xlim(0.9, 2.05)
 ax.axvline(1.0, color="grey", linewidth=0.5)

@@ -63,7 +63,9 @@ axes[0].set_xlabel("relative bias of D0 (%)")
 axes[0].invert_yaxis()
 axes[0].legend(fontsize="small")
 
-fixed = results[results["coverage"].notna() & ~results["parameter"].str.contains("mean(", regex=False)]
+fixed = results[
+    results["coverage"].notna() & ~results["parameter"].str.contains("mean(", regex=False)
+]
 fixed = fixed.assign(coverage=fixed["coverage"].astype(float))
 for k, method in enumerate(methods):
     cov = fixed.loc[fixed["method"] == method, "coverage"]
