@@ -181,3 +181,43 @@ def test_readme_example_prints_what_it_shows(tmp_path, monkeypatch):
         line.rstrip() for line in shown.splitlines()
     ]
     assert os.path.exists(tmp_path / "study.nc")
+
+
+_RUNNER = """
+import re, sys, warnings
+from pathlib import Path
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    page = Path(sys.argv[1])
+    namespace = {"__name__": "__main__"}
+    for block in re.findall(r"```python\\n(.*?)```", page.read_text("utf-8"), re.S):
+        exec(compile(block, str(page), "exec"), namespace)
+"""
+
+_PAGES_WITH_CODE = sorted(
+    str(p.relative_to(DOCS))
+    for p in [*DOCS.glob("*.md"), *(DOCS / "user_guide").glob("*.md")]
+    if "```python" in p.read_text("utf-8")
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", _PAGES_WITH_CODE)
+def test_documentation_examples_run(page, tmp_path):
+    """The Python blocks of each page run in order, as a reader would paste them."""
+    import subprocess
+    import sys
+
+    runner = tmp_path / "run_page.py"
+    runner.write_text(_RUNNER, encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, str(runner), str(DOCS / page)],
+        cwd=tmp_path,  # pages write their example files here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
