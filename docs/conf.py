@@ -20,6 +20,15 @@ sys.path.insert(0, str(DOCS / "examples"))  # the examples' shared helpers
 
 import mlimpute  # noqa: E402
 
+# The notebooks of the repository's notebooks/ folder, shown with the outputs they were
+# committed with (the test suite executes them; the site does not run them again).
+TUTORIALS = DOCS / "tutorials"
+TUTORIALS.mkdir(exist_ok=True)
+for _notebook in sorted((DOCS.parent / "notebooks").glob("*.ipynb")):
+    _target = TUTORIALS / _notebook.name
+    if not _target.exists() or _target.read_bytes() != _notebook.read_bytes():
+        _target.write_bytes(_notebook.read_bytes())
+
 project = "mlimpute"
 author = "the mlimpute developers"
 copyright = "2026, the mlimpute developers"
@@ -32,12 +41,14 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
-    "myst_parser",
+    "myst_nb",  # markdown pages (myst-parser) and the notebooks with their stored outputs
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+nb_execution_mode = "off"
+nb_merge_streams = True
 root_doc = "index"
 exclude_patterns = [
     "_build",

@@ -176,7 +176,7 @@ def test_readme_example_prints_what_it_shows(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)  # noqa: S102
     shown = text.split(">>> res.summary()\n", 1)[1].split("```", 1)[0]
-    printed = namespace["res"].summary().to_string() + "\n"
+    printed = repr(namespace["res"].summary()) + "\n"  # as the interpreter shows it
     assert [line.rstrip() for line in printed.splitlines()] == [
         line.rstrip() for line in shown.splitlines()
     ]
