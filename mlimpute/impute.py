@@ -132,15 +132,19 @@ def impute(
         Sensitivity to data missing not at random (δ-adjustment; Leacy et al. 2017,
         Tompsett et al. 2018): ``{"grade": -0.5}`` adds -0.5 to every value drawn for the
         missing grades, inside the chain, so the other variables' models see the shifted
-        values. Continuous numeric variables only so far (others raise
-        :class:`~mlimpute.errors.UnsupportedError`); not with ``model=`` yet. A shift of 0
+        values. For a variable imputed with a probit, logit, ordinal, nominal or count
+        model the shift is added to the linear predictor of its missing rows instead (the
+        latent scale; the log scale for counts; for a nominal variable, the utility of
+        every category but the first). Not with ``model=`` yet. A shift of 0
         gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
         shifts and tabulates the analysis.
     delta_cluster_sd : dict, optional
         ``{"grade": 0.3}``: in addition, each chain draws one shift per cluster from
         N(0, 0.3²) and adds it to the imputed grades of that cluster (whole clusters
-        missing for a reason). The shifts come from a generator of their own, so the
-        other draws are those of the run without them.
+        missing for a reason); for a probit, logit, ordinal, nominal or count model the
+        shift is added to the cluster's random intercept (the linear predictor). The
+        shifts come from a generator of their own, so the other draws are those of the
+        run without them.
 
     Returns
     -------

@@ -157,8 +157,10 @@ def sensitivity(
         Model-based imputation cannot be shifted yet: giving it raises
         :class:`~mlimpute.errors.UnsupportedError`.
     delta : dict
-        ``{"grade": [-1, -0.5, 0, 0.5]}``: one incomplete continuous numeric variable and
-        the shifts to try (a single number is one shift).
+        ``{"grade": [-1, -0.5, 0, 0.5]}``: one incomplete variable and the shifts to try (a
+        single number is one shift): added to the imputed values of a continuous numeric
+        variable, to the linear predictor (latent or log scale) of a variable imputed with
+        a probit, logit, ordinal, nominal or count model.
     analysis : str
         The analysis model, as for :meth:`MultiplyImputed.fit
         <mlimpute.MultiplyImputed.fit>`.
@@ -182,8 +184,8 @@ def sensitivity(
     Raises
     ------
     SpecificationError, UnsupportedError
-        On a bad ``delta`` (unknown or complete column, a categorical variable, values
-        that are not numbers) or ``analysis``, before any chain starts.
+        On a bad ``delta`` (unknown or complete column, a model that cannot be shifted,
+        values that are not numbers) or ``analysis``, before any chain starts.
 
     Examples
     --------

@@ -203,3 +203,17 @@ def test_a_file_without_chain_states_refuses_to_iterate(short, tmp_path):
     assert back.chains is None
     with pytest.raises(SpecificationError, match="saved without chain states"):
         back.iterate(2)
+
+
+def test_new_data_are_completed_alike_whatever_the_route():
+    # the final states of a continued run are those of the longer run, so new rows are
+    # completed bit-identically from either (and from either after extend())
+    from mlimpute.datasets import classroom
+
+    df = classroom(1, rng=1).incomplete
+    f = {"grade": "~ skill + (1 | class)"}
+    new = df.iloc[:5].assign(grade=np.nan)
+    new.iloc[2:, 0] = 77  # a class not seen in training
+    a = mlimpute.impute(df, f, m=2, iterations=3, rng=1).iterate(2).extend(1)
+    b = mlimpute.impute(df, f, m=3, iterations=5, rng=1)
+    assert a.impute_new(new, rng=4).dataset.identical(b.impute_new(new, rng=4).dataset)

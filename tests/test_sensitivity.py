@@ -98,8 +98,21 @@ def test_delta_survives_a_netcdf_file(tmp_path):
     back = mlimpute.open(path)
     assert back.spec.delta == (("y", 0.25),)
     assert back.iterate(1).spec.delta == (("y", 0.25),)
-    with pytest.raises(UnsupportedError, match="delta"):  # a TOML file would lose the shift
-        imp.spec.to_toml()
+
+
+def test_delta_in_a_toml_specification_file():
+    # the shifts are written as options of impute() and read back: the same run, bit for bit
+    from mlimpute.specfile import loads_spec
+
+    df = _one()
+    kw = dict(m=2, iterations=2, rng=1, delta={"y": 0.25}, delta_cluster_sd={"y": 0.5})
+    imp = mlimpute.impute(df, F1, **kw)
+    text = imp.spec.to_toml(data="d.csv")
+    assert "[imputation.options.delta]" in text and "y = 0.25" in text
+    again = loads_spec(text).impute(df)
+    assert again.spec.delta == (("y", 0.25),)
+    assert again.spec.delta_cluster_sd == (("y", 0.5),)
+    assert again.dataset.identical(imp.dataset)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +123,6 @@ def test_delta_survives_a_netcdf_file(tmp_path):
         ({"y": True}, SpecificationError, "delta for 'y' must be a number"),
         ({"y": float("nan")}, SpecificationError, "finite"),
         ({"x": 1.0}, SpecificationError, "'x', which is not imputed"),
-        ({"b": 1.0}, UnsupportedError, "delta for 'b'"),
         ([("y", 1.0)], SpecificationError, "delta must be a dict"),
     ],
 )
@@ -246,3 +258,117 @@ def test_bad_cluster_sd_is_refused(sd, match):
 def test_cluster_sd_needs_clusters():
     with pytest.raises(SpecificationError, match="needs clusters"):
         mlimpute.impute(_one(), {"y": "~ x"}, delta_cluster_sd={"y": 1.0}, m=2, iterations=2, rng=1)
+
+
+# -- shifts on the latent scale (categorical models) and the log scale (count models) --------
+def _categorical(seed: int = 5, J: int = 15, n_j: int = 12) -> pd.DataFrame:
+    """x complete; b binary, o ordered (4 levels), c nominal (3 levels), k a count."""
+    g = np.random.default_rng(seed)
+    cls = np.repeat(np.arange(J), n_j)
+    x = g.standard_normal(cls.size)
+    u = 0.5 * g.standard_normal(J)[cls]
+    eta = 0.3 + 0.8 * x + u
+    b = pd.Series(eta + g.standard_normal(cls.size) > 0, dtype="boolean")
+    o = pd.Categorical(
+        np.digitize(eta + g.standard_normal(cls.size), [-0.5, 0.5, 1.5]), ordered=True
+    )
+    c = np.array(["p", "q", "r"], dtype=object)[g.integers(0, 3, cls.size)]
+    k = g.poisson(np.exp(0.5 + 0.3 * x + u)).astype(float)
+    df = pd.DataFrame({"g": cls, "x": x, "b": b, "o": o, "c": c, "k": k})
+    return df
+
+
+def _only(df: pd.DataFrame, col: str, share: float = 0.4) -> pd.DataFrame:
+    """``col`` incomplete (every other column complete)."""
+    out = df[["g", "x", col]].copy()
+    out.loc[np.random.default_rng(1).random(len(out)) < share, col] = None
+    return out
+
+
+@pytest.mark.parametrize(
+    ("col", "method"),
+    [
+        ("b", "2l.bin"),
+        ("b", "logit"),
+        ("o", "2l.ordinal"),
+        ("o", "ordinal"),
+        ("k", "2l.poisson"),
+    ],
+)
+def test_latent_shift_moves_every_draw_one_way(col, method):
+    # the only incomplete variable: its model is fitted on the observed rows, so the runs
+    # with and without the shift take the same steps and the same random numbers; a shift of
+    # the linear predictor can then only move each draw up (never down) for δ > 0 and down
+    # for δ < 0 -- exact, no Monte Carlo error
+    df = _only(_categorical(), col)
+    f = {col: "~ x + (1 | g)" if method.startswith("2l") else "~ x"}
+    kw = dict(m=2, iterations=3, rng=4, method={col: method})
+    plain = mlimpute.impute(df, f, **kw).dataset[col].to_numpy()
+    up = mlimpute.impute(df, f, delta={col: 1.5}, **kw).dataset[col].to_numpy()
+    down = mlimpute.impute(df, f, delta={col: -1.5}, **kw).dataset[col].to_numpy()
+    if method == "2l.poisson":  # Poisson draws of a larger mean from the same numbers need
+        # not be larger one by one; on average they are e^1.5 = 4.5 times as large
+        assert up.mean() > 2.5 * plain.mean() > 2.5**2 * down.mean()
+        return
+    assert (up >= plain).all() and (up > plain).any()
+    assert (down <= plain).all() and (down < plain).any()
+
+
+def test_nominal_shift_moves_draws_away_from_the_reference_category():
+    # δ is added to the utility of every category but the first ("p"): with the same random
+    # numbers a draw that was not "p" stays not "p", and some "p" draws become another
+    df = _only(_categorical(), "c")
+    kw = dict(m=2, iterations=3, rng=4, method={"c": "2l.nominal"})
+    f = {"c": "~ x + (1 | g)"}
+    plain = mlimpute.impute(df, f, **kw).dataset["c"].to_numpy()
+    up = mlimpute.impute(df, f, delta={"c": 2.0}, **kw).dataset["c"].to_numpy()
+    assert ((plain > 0) <= (up > 0)).all() and ((up > 0) & (plain == 0)).any()
+
+
+def test_latent_zero_shift_is_bit_identical():
+    df = _only(_categorical(), "b")
+    kw = dict(m=2, iterations=2, rng=3)
+    a = mlimpute.impute(df, {"b": "~ x + (1 | g)"}, **kw)
+    b = mlimpute.impute(df, {"b": "~ x + (1 | g)"}, delta={"b": 0.0}, **kw)
+    assert a.dataset.identical(b.dataset)
+
+
+def test_latent_shift_needs_an_intercept():
+    df = _only(_categorical(), "b")
+    with pytest.raises(SpecificationError, match="intercept"):
+        mlimpute.impute(df, {"b": "~ 0 + x + (1 | g)"}, delta={"b": 1.0}, m=1, iterations=1)
+    with pytest.raises(SpecificationError, match="random intercept"):
+        mlimpute.impute(
+            df, {"b": "~ x"}, cluster="g", delta_cluster_sd={"b": 1.0}, m=1, iterations=1
+        )
+    with pytest.raises(UnsupportedError, match="delta for 'b'"):  # matching draws donors
+        mlimpute.impute(df, {"b": "~ x"}, method={"b": "pmm"}, delta={"b": 1.0}, m=1)
+
+
+@pytest.mark.parametrize("method", ["2l.bin", "2l.poisson"])
+def test_latent_cluster_shift_moves_each_cluster_by_its_own_shift(method):
+    # per-cluster shifts are added to the clusters' random intercepts on the latent (log)
+    # scale; with the only incomplete variable the runs share steps and random numbers, so
+    # in a cluster whose shift is positive every binary draw is at least the unshifted one
+    # and in one whose shift is negative at most (exact); counts: on average
+    from mlimpute.sampler.engine import build_plan, cluster_shifts
+
+    col = "b" if method == "2l.bin" else "k"
+    df = _only(_categorical(), col)
+    f = {col: "~ x + (1 | g)"}
+    kw = dict(m=2, iterations=3, rng=4, method={col: method})
+    plain = mlimpute.impute(df, f, **kw)
+    shifted = mlimpute.impute(df, f, delta_cluster_sd={col: 2.0}, **kw)
+    plan = build_plan(df, shifted.spec)
+    rows = shifted.dataset[f"{col}:row"].to_numpy()
+    codes = plan.layout.codes[np.argsort(plan.layout.order)][rows]  # cluster of each cell
+    for k in range(2):
+        u = cluster_shifts(plan, shifted.chains[k].seed)[col][codes]
+        a = plain.dataset[col].to_numpy()[k]
+        b = shifted.dataset[col].to_numpy()[k]
+        if method == "2l.bin":
+            assert (b[u > 0] >= a[u > 0]).all() and (b[u < 0] <= a[u < 0]).all()
+            assert (b != a).any()
+        else:
+            assert b[u > 1].mean() > 2 * a[u > 1].mean()
+            assert b[u < -1].mean() < a[u < -1].mean() / 2

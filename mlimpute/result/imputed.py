@@ -22,7 +22,7 @@ import pandas as pd
 
 from mlimpute._forward import forwards
 from mlimpute.codec import decode
-from mlimpute.errors import DataError, SpecificationError
+from mlimpute.errors import DataError, SpecificationError, UnsupportedError
 from mlimpute.schema import row_dim
 from mlimpute.spec.build import ImputationSpec
 
@@ -71,12 +71,16 @@ class MultiplyImputed:
         events: list[str] | None = None,
         *,
         chains: Sequence[Any] | None = None,
+        like: dict[str, pd.Series] | None = None,
     ):
         self.dataset = dataset
         self.data = data
         self.spec = spec
         self.events = list(events or [])
         self.chains = None if chains is None else list(chains)
+        #: per variable, a Series whose categories the imputed codes refer to, where they
+        #: are not the data column's own (new data lacking some training categories)
+        self.like = dict(like) if like else None
 
     # -- basic facts ----------------------------------------------------------------------
     @property
@@ -186,7 +190,8 @@ class MultiplyImputed:
             col = out[name]
             # only the imputed cells are decoded and written: observed values never pass
             # through float64 (which would change integers above 2**53)
-            values = decode(da.isel(imputation=i - 1).to_numpy(), col)
+            like = self.like.get(name, col) if self.like else col
+            values = decode(da.isel(imputation=i - 1).to_numpy(), like)
             arr = col.array.copy()
             arr[pos] = values
             # an explicit dtype: pandas would infer ``str`` for an object column of strings
@@ -384,18 +389,68 @@ class MultiplyImputed:
 
         return extend_result(self, k, n_jobs=n_jobs, client=client)
 
+    # -- new data and checks: mlimpute.newdata, mlimpute.check (imported when called) ---
+    @forwards("mlimpute.newdata:impute_new", drop=("imp",))
+    def impute_new(
+        self,
+        new_df: pd.DataFrame,
+        *,
+        rng: Any = None,
+        sweeps: int | None = None,
+        n_jobs: int | None = None,
+        client: Any = None,
+    ) -> MultiplyImputed:
+        """Complete new rows with the models where each chain stopped (parameters fixed).
+
+        The same as :func:`mlimpute.newdata.impute_new` on this result.
+        """
+        from mlimpute.newdata import impute_new
+
+        return impute_new(self, new_df, rng=rng, sweeps=sweeps, n_jobs=n_jobs, client=client)
+
+    @forwards("mlimpute.check:check", drop=("imp",))
+    def check(
+        self,
+        *,
+        share: float = 0.2,
+        level: float = 0.9,
+        replicates: int = 40,
+        rng: Any = None,
+        cluster: str | None = None,
+    ) -> pd.DataFrame:
+        """Compare the observed data with data drawn from the final model states
+        (posterior-predictive p-values per cluster, coverage of over-imputed cells).
+
+        The same as :func:`mlimpute.check.check` on this result.
+        """
+        from mlimpute.check import check
+
+        return check(
+            self, share=share, level=level, replicates=replicates, rng=rng, cluster=cluster
+        )
+
     # -- saving: mlimpute.io (a higher layer, imported when called) ---------------------
     def to_netcdf(self, path: str | os.PathLike) -> None:
         """Save as netCDF-4 (h5netcdf), losslessly; see :func:`mlimpute.io.to_netcdf`."""
+        self._check_savable()
         from mlimpute.io import to_netcdf
 
         to_netcdf(self, path)
 
     def to_zarr(self, path: str | os.PathLike) -> None:
         """Save as a zarr store, losslessly; see :func:`mlimpute.io.to_zarr`."""
+        self._check_savable()
         from mlimpute.io import to_zarr
 
         to_zarr(self, path)
+
+    def _check_savable(self) -> None:
+        if self.like:
+            raise UnsupportedError(
+                f"these completions of new data impute categories of {sorted(self.like)} "
+                "that the new data do not hold, and netCDF/zarr files cannot keep them yet; "
+                "save the completed data with to_csv() or to_parquet() instead"
+            )
 
     @forwards("mlimpute.io.flat:to_csv", drop=("imp",))
     def to_csv(

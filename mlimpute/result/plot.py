@@ -72,7 +72,8 @@ class ImputedPlots:
 
     def __repr__(self) -> str:
         return (
-            "ImputedPlots: .trace(variables, params=False), .density(variables), .strip(variables)"
+            "ImputedPlots: .trace(variables, params=False), .density(variables), "
+            ".strip(variables), .check()"
         )
 
     # -- helpers -------------------------------------------------------------------------
@@ -358,6 +359,78 @@ class ImputedPlots:
             ax.set_ylabel(str(name), fontsize="small")
             ax.tick_params(labelsize="small")
         _legend(axes[0], points=True)
+        return fig
+
+    def check(self, table=None, **kwargs) -> Figure:
+        """The checks of :meth:`MultiplyImputed.check` against the observed data, drawn.
+
+        One row of panels per variable: the posterior-predictive p-value of each cluster's
+        mean and within-cluster SD (points; the dashed lines mark 0.025 and 0.975, outside
+        which a cluster is poorly reproduced), and the coverage of the over-imputed cells
+        of each cluster against the number of cells (the dashed line is the nominal level).
+        Panel titles give the whole variable's figures (ICC p-value, overall coverage).
+
+        Parameters
+        ----------
+        table : DataFrame, optional
+            A table from ``imp.check()``; computed with ``kwargs`` when not given.
+        **kwargs
+            Passed to :meth:`MultiplyImputed.check` (``rng=``, ``share=``, ``cluster=``...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> df = classroom(1, rng=1).incomplete
+        >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
+        >>> fig = imp.plot.check(rng=1)
+        >>> [ax.get_title().split(":")[1].strip()[:9] for ax in fig.axes]
+        ['cluster m', 'within-cl', 'coverage ']
+        """
+        if table is None:
+            table = self._imp.check(**kwargs)
+        elif kwargs:
+            raise SpecificationError("pass a table or check() options, not both")
+        names = list(dict.fromkeys(table["variable"]))
+        if not names:
+            raise DataError("the check table is empty: no variable was checked")
+        checks = ("mean", "sd", "coverage")
+        fig, axes = _panel_grid(3 * len(names), 3)
+        level = float(table.attrs.get("level", 0.9))
+        for i, name in enumerate(names):
+            rows = table[table["variable"] == name]
+            every = rows[rows["cluster"] == "all"].set_index("check")
+            per = rows[rows["cluster"] != "all"]
+            for k, what in enumerate(checks):
+                ax = axes[3 * i + k]
+                sub = per[per["check"] == what]
+                if what == "coverage":
+                    ax.scatter(sub["n"], sub["observed"], s=14, color=IMPUTED_COLOUR)
+                    ax.axhline(level, color="grey", linestyle="--", linewidth=1)
+                    ax.set_ylim(-0.05, 1.05)
+                    ax.set_xlabel("over-imputed cells in the cluster", fontsize="small")
+                    ax.set_ylabel("coverage", fontsize="small")
+                    cov = every["observed"].get("coverage", np.nan)
+                    title = f"{name}: coverage {cov:.2f} (nominal {level:.2f})"
+                else:
+                    ax.scatter(np.arange(len(sub)), sub["p_value"], s=14, color=OBSERVED_COLOUR)
+                    for y in (0.025, 0.975):
+                        ax.axhline(y, color="grey", linestyle="--", linewidth=1)
+                    ax.set_ylim(-0.05, 1.05)
+                    ax.set_xlabel("cluster", fontsize="small")
+                    ax.set_ylabel("p-value", fontsize="small")
+                    label = "cluster means" if what == "mean" else "within-cluster SDs"
+                    title = f"{name}: {label}"
+                    if what == "mean" and "icc" in every.index:
+                        title += f" (ICC p = {every.loc['icc', 'p_value']:.2f})"
+                ax.set_title(title, fontsize="medium")
+                ax.tick_params(labelsize="small")
         return fig
 
 

@@ -13,7 +13,7 @@ so results never depend on the executor or the order chains run in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from mlimpute.models import ConditionalModel, get_model
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
-from mlimpute.spec.build import ImputationSpec
+from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
@@ -98,7 +98,9 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     5-20x with two BLAS threads when another process uses the second core.
     """
     with one_blas_thread():
-        return _build_plan(df, spec)
+        plan = _build_plan(df, spec)
+    latent_shifts(plan)  # a latent shift needs an intercept: refused before any chain
+    return plan
 
 
 def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
@@ -378,6 +380,7 @@ def _run_chain(
     sd = np.empty((T, len(names)))
     params = {n: np.empty((T, len(plan.param_names(n)))) for n in names}
     shift = dict(plan.spec.delta)  # sensitivity shifts: no random numbers, other models see them
+    latent = latent_shifts(plan)  # categorical and count models: on the linear predictor
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     for t in range(T):
         for k, name in enumerate(names):
@@ -391,10 +394,17 @@ def _run_chain(
                 states[name] = model.init(rng, d)
             else:
                 states[name] = model.step(rng, states[name], d)
-            draw = model.draw_missing(rng, states[name], d)
-            if name in shift:
+            if name in latent:
+                index, delta, zi = latent[name]
+                u = cluster_shift.get(name)
+                draw = model.draw_missing(
+                    rng, shift_intercept(states[name], index, delta, zi, u), d
+                )
+            else:
+                draw = model.draw_missing(rng, states[name], d)
+            if name in shift and name not in latent:
                 draw = draw + shift[name]
-            if name in cluster_shift:
+            if name in cluster_shift and name not in latent:
                 u = cluster_shift[name]
                 draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
             if name in level2:
@@ -408,6 +418,73 @@ def _run_chain(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
+
+
+def latent_shifts(plan: Plan) -> dict[str, tuple[int | None, float, int | None]]:
+    """The variables whose shifts move the linear predictor (the latent scale of categorical
+    models, the log scale of count models): per variable the position of the intercept in
+    the fixed-effect design and the ``delta=`` shift (None and 0.0 without one), and, with
+    ``delta_cluster_sd=``, the position of the random intercept in the random design (the
+    per-cluster shifts are added to the clusters' random intercepts)."""
+    delta = dict(plan.spec.delta)
+    cluster_sd = dict(plan.spec.delta_cluster_sd)
+    out = {}
+    for name in plan.names:
+        v = plan.spec.variables_by_name[name]
+        if v.method not in LATENT_DELTA_METHODS or (name not in delta and name not in cluster_sd):
+            continue
+        d = plan.data[name]
+        index = zi = None
+        if name in delta:
+            if "Intercept" not in d.X.names:
+                raise SpecificationError(
+                    f"delta for {name!r} shifts the linear predictor of its {v.method!r} "
+                    f"model through its intercept, and {v.formula.text!r} has none; keep the "
+                    "intercept"
+                )
+            index = d.X.names.index("Intercept")
+        if name in cluster_sd:
+            if v.level == 2 or d.Z is None or "Intercept" not in d.Z.names:
+                raise SpecificationError(
+                    f"delta_cluster_sd for {name!r} shifts the random intercepts of its "
+                    f"{v.method!r} model, and {v.formula.text!r} has none; give it a random "
+                    "intercept, (1 | cluster)"
+                )
+            zi = d.Z.names.index("Intercept")
+        out[name] = (index, float(delta.get(name, 0.0)), zi)
+    return out
+
+
+def shift_intercept(
+    state: object,
+    index: int | None,
+    delta: float,
+    zi: int | None = None,
+    u: np.ndarray | None = None,
+) -> object:
+    """``state`` with ``delta`` added to the intercept (position ``index``) of every linear
+    core in it, and ``u`` (one shift per cluster) to the random intercepts (column ``zi``);
+    a latent model keeps its core in ``core`` or, one per category, ``cores``. Its draws are
+    those of the model with the linear predictor moved. Used for drawing only; the chain
+    carries the unshifted state."""
+    if not is_dataclass(state) or isinstance(state, type):
+        return state
+    changes = {}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if f.name == "beta" and index is not None and isinstance(value, np.ndarray):
+            beta = value.copy()
+            beta[index] += delta
+            changes["beta"] = beta
+        elif f.name == "b" and u is not None and isinstance(value, np.ndarray):
+            b = value.copy()
+            b[:, zi] += u
+            changes["b"] = b
+        elif is_dataclass(value):
+            changes[f.name] = shift_intercept(value, index, delta, zi, u)
+        elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
+            changes[f.name] = tuple(shift_intercept(x, index, delta, zi, u) for x in value)
+    return replace(state, **changes) if changes else state
 
 
 #: the spawn-key entry of the generator of the per-cluster shifts: a child of the chain's

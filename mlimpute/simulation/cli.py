@@ -94,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--engine", default="profiled", choices=["profiled", "statsmodels"])
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
+    p.add_argument(
+        "--missingness",
+        default="classroom",
+        choices=["classroom", "ampute"],
+        help="how values are deleted: 'classroom' (the stored study results) or 'ampute' "
+        "(the same mechanisms through mlimpute.ampute; other random numbers)",
+    )
     p.add_argument("--plots", action="store_true", help="write the figures (PNG) into --figures")
     p.add_argument("--figures", default="docs/figures", help="figure directory")
     p.add_argument(
@@ -111,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=a.seed,
             engine=a.engine,
             methods=tuple(a.methods) if a.methods else available_methods(),
+            missingness=a.missingness,
         )
         if a.reps is not None:
             _run(a, config)

@@ -256,4 +256,5 @@ def stored_config(out_dir: str | os.PathLike, experiment: int) -> StudyConfig:
         seed=st["seed"],
         engine=st["engine"],
         methods=tuple(m for m in st["methods"] if m in available_methods()),
+        missingness=st.get("missingness", "classroom"),
     )

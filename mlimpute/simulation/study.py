@@ -15,7 +15,7 @@ import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute._version import __version__
+from mlimpute.ampute import ampute
 from mlimpute.analysis import from_completed
 from mlimpute.datasets import ANALYSIS_FORMULAS, IMPUTATION_FORMULAS, classroom
 from mlimpute.errors import ConvergenceWarning, SpecificationError
@@ -41,7 +42,7 @@ from mlimpute.simulation.design import (
 )
 from mlimpute.spec.formula import parse_formula
 
-__all__ = ["StudyConfig", "available_methods", "run_replication", "run_study"]
+__all__ = ["StudyConfig", "ampute_classroom", "available_methods", "run_replication", "run_study"]
 
 
 def available_methods() -> tuple[str, ...]:
@@ -78,6 +79,16 @@ class StudyConfig:
         Mixed-model fitter of :meth:`MultiplyImputed.fit`.
     methods : tuple of str
         Methods to run (default :func:`available_methods`).
+    missingness : {"classroom", "ampute"}
+        How the values are deleted. ``"classroom"`` (the default, and the stored study
+        results): the deletion of :func:`mlimpute.datasets.classroom`, exactly 40 % of
+        ``grade`` completely at random (experiments 1 and 3), and in experiment 2
+        ``relation`` and ``grade`` each missing with probability .6 for boys and .2 for
+        girls. ``"ampute"``: the same mechanisms through :func:`mlimpute.ampute` (see
+        :func:`ampute_classroom`): a 40 % *expected* share (binomial, not exact) and, in
+        experiment 2, a logistic model on gender with the intercept solved for a 40 %
+        expected share. Other random numbers, so other results than the stored ones; the
+        setting is recorded in the replication files only when not the default.
     """
 
     m: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_M))
@@ -87,8 +98,13 @@ class StudyConfig:
     seed: int = DEFAULT_SEED
     engine: str = "profiled"
     methods: tuple[str, ...] = field(default_factory=available_methods)
+    missingness: str = "classroom"
 
     def __post_init__(self):
+        if self.missingness not in MISSINGNESS:
+            raise SpecificationError(
+                f"missingness must be one of {list(MISSINGNESS)}, got {self.missingness!r}"
+            )
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise SpecificationError(f"unknown methods {unknown}; known: {list(METHODS)}")
@@ -111,7 +127,7 @@ class StudyConfig:
 
     def settings(self, experiment: int) -> dict[str, Any]:
         """The settings that determine a replication of ``experiment`` (JSON-ready)."""
-        return {
+        out = {
             "m": self.m_for(experiment),
             "iterations": int(self.iterations),
             "n_classes": int(self.n_classes),
@@ -120,6 +136,64 @@ class StudyConfig:
             "engine": self.engine,
             "methods": list(self.methods),
         }
+        if self.missingness != "classroom":  # files of the default keep their settings
+            out["missingness"] = self.missingness
+        return out
+
+
+#: how a study deletes values (:attr:`StudyConfig.missingness`)
+MISSINGNESS = ("classroom", "ampute")
+
+#: the spawn-key entry of the amputation's generator, a child of the data seed that
+#: ``spawn()`` never reaches (the data themselves are those of the default study)
+_AMPUTE_KEY = 2**32 - 2
+
+
+def ampute_classroom(data, seed: np.random.SeedSequence):
+    """``data`` (a :class:`~mlimpute.datasets.Classroom`) with its values deleted again by
+    :func:`mlimpute.ampute`, with the mechanisms of Jacobusse (2005).
+
+    Experiments 1 and 3: 40 % of ``grade`` MCAR. Experiment 2: ``relation`` and ``grade``,
+    independently, MAR on ``gender`` with ``strength = (logit .2 − logit .6) / 2`` per SD of
+    gender: with half the children girls (gender standardised to ±1), the probability is
+    .6 for boys and .2 for girls, and the intercept is solved for a 40 % expected share.
+
+    Parameters
+    ----------
+    data : Classroom
+    seed : numpy.random.SeedSequence
+        The replication's data seed; the amputation uses a child of it of its own.
+
+    Returns
+    -------
+    Classroom
+        ``data`` with another ``incomplete``.
+
+    Examples
+    --------
+    >>> from mlimpute.datasets import classroom
+    >>> s = np.random.SeedSequence(1)
+    >>> d = ampute_classroom(classroom(1, rng=1), s)
+    >>> round(float(d.incomplete["grade"].isna().mean()), 1)
+    0.4
+    """
+    g = np.random.default_rng(
+        np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, _AMPUTE_KEY))
+    )
+    if data.experiment == 2:
+        logit = np.log(0.2 / 0.8) - np.log(0.6 / 0.4)
+        incomplete = ampute(
+            data.complete,
+            _CLUSTER,
+            {"relation": 0.4, "grade": 0.4},
+            mechanism="MAR",
+            depends_on=["gender"],
+            strength=logit / 2,
+            rng=g,
+        )
+    else:
+        incomplete = ampute(data.complete, _CLUSTER, {"grade": 0.4}, rng=g)
+    return replace(data, incomplete=incomplete)
 
 
 # --------------------------------------------------------------------------------------
@@ -238,6 +312,8 @@ def run_replication(
         class_size=config.class_size,
         rng=np.random.default_rng(seeds["data"]),
     )
+    if config.missingness == "ampute":
+        data = ampute_classroom(data, seeds["data"])
     results = {
         method: _run_method(method, data, experiment, config, seeds) for method in config.methods
     }

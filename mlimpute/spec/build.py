@@ -164,12 +164,13 @@ class ImputationSpec:
                 "specification file yet; save the result with imp.to_netcdf()/to_zarr() "
                 "(which keeps its model) and rerun it with mlimpute.impute(df, model=...)"
             )
-        if self.delta or self.delta_cluster_sd:
-            raise UnsupportedError(
-                "an imputation with delta= shifts cannot be written as a TOML specification "
-                "file yet; save the result with imp.to_netcdf()/to_zarr() (which keeps the "
-                "shifts) and rerun it with mlimpute.impute(df, ..., delta=...)"
-            )
+        if self.delta or self.delta_cluster_sd:  # the shifts are options of impute()
+            options = dict(extras.pop("options", None) or {})
+            if self.delta:
+                options["delta"] = dict(self.delta)
+            if self.delta_cluster_sd:
+                options["delta_cluster_sd"] = dict(self.delta_cluster_sd)
+            extras["options"] = options
         from mlimpute.specfile import spec_to_toml
 
         return spec_to_toml(self, **extras)
@@ -313,14 +314,24 @@ def build_spec(
     )
 
 
-#: numeric models whose shift would leave their scale (counts: integers, log link)
-_NO_DELTA_METHODS = frozenset({"poisson", "2l.poisson", "nb", "2l.nb"})
+#: models whose ``delta=`` shift is added to the linear predictor of the missing rows (the
+#: latent scale of the probit, logit, ordered and multinomial models, the log scale of the
+#: count models) rather than to the drawn values
+LATENT_DELTA_METHODS = frozenset(
+    {
+        *("bin", "2l.bin", "2lonly.bin", "logit", "2l.logit", "2lonly.logit"),
+        *("ordinal", "2l.ordinal", "2lonly.ordinal"),
+        *("nominal", "2l.nominal", "2lonly.nominal"),
+        *("poisson", "2l.poisson", "nb", "2l.nb"),
+    }
+)
 
 
 def _check_delta_targets(
     shifts: dict[str, float], specs: list[VariableSpec], cols: _Columns, arg: str = "delta"
 ) -> tuple[tuple[str, float], ...]:
-    """``delta=`` names imputed numeric variables; the non-zero shifts, in visit order."""
+    """``delta=`` names imputed variables with a shift the model supports; the non-zero
+    shifts, in visit order."""
     imputed = {s_.name: s_ for s_ in specs}
     for name in shifts:
         if name not in cols.df.columns:
@@ -331,12 +342,14 @@ def _check_delta_targets(
                 "no formula); a shift applies to imputed values only"
             )
         v = imputed[name]
-        if cols.kinds[name] != "numeric" or v.method in _NO_DELTA_METHODS:
+        if v.method in LATENT_DELTA_METHODS:
+            continue
+        if cols.kinds[name] != "numeric":
             raise UnsupportedError(
                 f"{arg} for {name!r}: shifts are supported for continuous numeric variables "
-                f"only so far ({name!r} is {cols.kinds[name]}, imputed with {v.method!r}); "
-                "shifts on the latent scale of categorical and count models are not "
-                "supported yet"
+                "(added to the values) and the probit, logit, ordinal, nominal and count "
+                f"models (added to the linear predictor) only so far ({name!r} is "
+                f"{cols.kinds[name]}, imputed with {v.method!r})"
             )
     return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
 

@@ -364,3 +364,47 @@ def test_command_line_reps_per_experiment(tmp_path, capsys):
     assert len(list((out / "experiment2").glob("*.json"))) == 2
     assert sim.main(argv[:6] + ["3=x"] + argv[7:]) == 2
     assert "--reps takes N or E=N" in capsys.readouterr().err
+
+
+# -- missingness="ampute": the mechanisms through mlimpute.ampute ---------------------------
+def test_default_missingness_keeps_the_stored_settings():
+    assert "missingness" not in TINY.settings(1)  # files of the default study still match
+    cfg = sim.StudyConfig(m={1: 2}, iterations=2, missingness="ampute")
+    assert cfg.settings(1)["missingness"] == "ampute"
+    with pytest.raises(SpecificationError, match="missingness"):
+        sim.StudyConfig(missingness="random")
+
+
+def test_ampute_classroom_mechanisms():
+    from mlimpute.datasets import classroom
+    from mlimpute.simulation.study import ampute_classroom
+
+    seed = np.random.SeedSequence(7)
+    d = ampute_classroom(classroom(2, n_classes=500, rng=1), seed)  # 10 000 children
+    inc, boys = d.incomplete, d.incomplete["gender"] == 0
+    for col in ("relation", "grade"):
+        miss = inc[col].isna()
+        # binomial SEs: sqrt(.6·.4/5000) = 0.007 for boys, 0.006 for girls, 0.005 overall;
+        # 4 SE bounds
+        assert abs(miss[boys].mean() - 0.6) < 0.028
+        assert abs(miss[~boys].mean() - 0.2) < 0.024
+        assert abs(miss.mean() - 0.4) < 0.02
+    observed = inc["grade"].notna()
+    assert (inc.loc[observed, "grade"] == d.complete.loc[observed, "grade"]).all()
+    again = ampute_classroom(classroom(2, n_classes=500, rng=1), np.random.SeedSequence(7))
+    pd.testing.assert_frame_equal(inc, again.incomplete)
+    one = ampute_classroom(classroom(1, n_classes=500, rng=1), seed).incomplete
+    assert abs(one["grade"].isna().mean() - 0.4) < 0.02  # MCAR, 4 binomial SEs
+
+
+def test_replication_with_ampute_records_its_setting(tmp_path):
+    cfg = sim.StudyConfig(m={1: 2}, iterations=2, methods=("complete_cases",), missingness="ampute")
+    rec = sim.run_replication(1, 0, cfg)
+    plain = sim.run_replication(
+        1, 0, sim.StudyConfig(m={1: 2}, iterations=2, methods=("complete_cases",))
+    )
+    assert rec["settings"]["missingness"] == "ampute"
+    assert rec["truth"] == plain["truth"]  # the same data, deleted otherwise
+    a = rec["results"]["complete_cases"]["params"]["skill"]["estimate"]
+    b = plain["results"]["complete_cases"]["params"]["skill"]["estimate"]
+    assert a != b

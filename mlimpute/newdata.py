@@ -1,0 +1,621 @@
+"""``impute_new``: complete new rows with the models as they stand at the end of each chain.
+
+Every chain of a finished run keeps where it stopped (:class:`~mlimpute.sampler.engine.ChainState`):
+its completed training values, the last state of every variable's model and its generator.
+New rows are completed chain by chain with those states, **parameters fixed**:
+
+* the design of the new rows is built with the training design's own formulaic
+  ``ModelSpec`` (the same columns, codings and transforms), and the model's own
+  ``draw_missing`` is called on a :class:`~mlimpute.sampler.design.ModelData` whose "missing
+  rows" are the new rows' missing cells (its observed side is the chain's training data,
+  which predictive mean matching draws its donors from);
+* rows of clusters seen in training use the cluster's current random effects; a cluster not
+  seen in training gets effects drawn from the random-effect distribution N(0, Ψ) of the
+  state (and, for the heteroscedastic model, a residual variance from its prior);
+* the cluster means ``cmean(x)`` of a new row are the means over the cluster's training rows
+  (the chain's completed values) and its new rows together;
+* a level-2 variable missing in a new row takes its cluster's value: where the chain left it
+  for a cluster seen in training, the value given in another new row of the cluster, or
+  else one draw per cluster from its level-2 model (``ranef(x)`` reading the effects drawn
+  for the cluster);
+* with several incomplete variables in a new row, their missing cells are drawn by a short
+  Gibbs run over the new rows only (each sweep visits the variables in the visit order,
+  parameters fixed). When a single sweep is exact (at most one incomplete variable per new
+  row and no cluster mean of an imputed variable in any formula) one sweep is run.
+
+Each chain uses the child of ``SeedSequence(rng)`` of its number, so the result depends on
+the seed only, never on the executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.codec import categories, decode
+from mlimpute.errors import DataError, DataTypeError, SpecificationError, UnsupportedError
+from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.parallel import map_blocks, one_blas_thread, resolve_n_jobs
+from mlimpute.result.assemble import assemble
+from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.rng import chain_seeds
+from mlimpute.sampler.design import Block, ClusterValues, check_finite
+from mlimpute.sampler.engine import (
+    ChainResult,
+    Plan,
+    _cluster_values,
+    _model_dtypes,
+    _ranef_arrays,
+    build_plan,
+    cluster_shifts,
+    latent_shifts,
+    shift_intercept,
+    start_values,
+)
+from mlimpute.spec.formula import cmean_column, ranef_column
+from mlimpute.spec.grammar import EVALUATION_CONTEXT
+from mlimpute.spec.longsum import balanced_sum
+
+__all__ = ["impute_new"]
+
+#: sweeps of the Gibbs run over the new rows when one sweep is not exact
+DEFAULT_SWEEPS = 10
+
+
+def impute_new(
+    imp: MultiplyImputed,
+    new_df: pd.DataFrame,
+    *,
+    rng: int | np.random.SeedSequence | np.random.Generator | None = None,
+    sweeps: int | None = None,
+    n_jobs: int | None = None,
+    client: Any = None,
+) -> MultiplyImputed:
+    """Complete the rows of ``new_df`` with the models where each chain of ``imp`` stopped.
+
+    Parameters
+    ----------
+    imp : MultiplyImputed
+        A finished run that knows where its chains stopped (also one read back with
+        :func:`mlimpute.open`).
+    new_df : DataFrame
+        New rows with the columns and dtypes of the training data; never modified. The
+        cluster column may hold clusters not seen in training.
+    rng : int, SeedSequence or Generator, optional
+        The random seed; completion k uses the k-th child of ``SeedSequence(rng)``, so the
+        result is the same whatever ``n_jobs`` or ``client``.
+    sweeps : int, optional
+        Gibbs sweeps over the new rows' missing cells (parameters fixed). Default: 1 when
+        a single sweep is exact (at most one incomplete imputed variable per new row and no
+        cluster mean of an imputed variable in a formula), else 10.
+    n_jobs, client
+        Where the m completions run, as for :func:`mlimpute.impute`.
+
+    Returns
+    -------
+    MultiplyImputed
+        m completed versions of ``new_df`` (one per chain of ``imp``); its traces are the
+        mean and SD of the new imputations per sweep and the (fixed) model parameters.
+
+    Raises
+    ------
+    DataError, DataTypeError
+        If a column of the training data is absent, extra, of another dtype, holds a
+        category not seen in training, or is missing where no model imputes it; the
+        message names the column.
+    SpecificationError
+        If ``imp`` does not know where its chains stopped.
+    UnsupportedError
+        For model-based imputation (``model=``).
+
+    Examples
+    --------
+    >>> import numpy as np, mlimpute
+    >>> from mlimpute.datasets import classroom
+    >>> df = classroom(1, rng=1).incomplete
+    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
+    >>> new = df.iloc[:4].copy()
+    >>> new["grade"] = np.nan
+    >>> out = imp.impute_new(new, rng=2)
+    >>> out.m, int(out.complete(1)["grade"].isna().sum())
+    (2, 0)
+    """
+    if client is not None and n_jobs is not None:
+        raise SpecificationError("pass n_jobs or client, not both")
+    if n_jobs is not None:
+        resolve_n_jobs(n_jobs)
+    if sweeps is not None and (
+        isinstance(sweeps, bool) or not isinstance(sweeps, (int, np.integer)) or sweeps < 1
+    ):
+        raise SpecificationError(f"sweeps must be a positive int, got {sweeps!r}")
+    spec = imp.spec
+    if spec.model is not None:
+        raise UnsupportedError(
+            "impute_new() after model-based imputation (model=) is not supported yet; "
+            "impute with formulas (chained equations) to complete new data"
+        )
+    if not isinstance(new_df, pd.DataFrame):
+        raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
+    chains = imp.chains
+    if spec.variables and (chains is None or len(chains) != imp.m):
+        raise SpecificationError(
+            "impute_new() needs where every chain stopped, and this result does not hold it "
+            "(it was read from a file saved without chain states, or built by hand)"
+        )
+    data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+    plan = build_plan(imp.data, spec)
+    prep = _prepare(plan, imp.data, data)
+    n_sweeps = (1 if prep.exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
+    seeds, entropy = chain_seeds(rng, imp.m)
+    results: list[ChainResult] = []
+    if spec.variables:
+        items = list(zip(range(imp.m), seeds, chains, strict=True))
+        results = map_blocks(
+            _run_block,
+            (plan, prep, n_sweeps),
+            items,
+            n_jobs=n_jobs,
+            client=client,
+            name="mlimpute-impute-new",
+        )
+    out_plan = _OutPlan(replace(spec, iterations=n_sweeps, seed=entropy), prep, plan)
+    events = [
+        f"completed {len(new_df)} new row(s) with the final model states of the {imp.m} "
+        f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
+        f"{prep.n_new_clusters} cluster(s) not seen in training got random effects drawn "
+        "from N(0, Ψ))"
+    ]
+    # categories of string columns come from the column's own values: where the new data
+    # lack some training categories, the codes are decoded with the training's
+    like = {
+        n: plan.like[n]
+        for n in plan.names
+        if n in plan.like and categories(data[n]) != categories(plan.like[n])
+    }
+    return MultiplyImputed(
+        assemble(out_plan, results), data, out_plan.spec, events, like=like or None
+    )
+
+
+# -- checks ---------------------------------------------------------------------------------
+def _numeric(dtype) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _stringlike(s: pd.Series) -> bool:
+    """Text held as ``str``/``string`` or as an object column of strings."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return True
+    return s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
+
+
+def _check_columns(train: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``new`` with the columns of ``train``, in compatible dtypes; a column that
+    is missing throughout (``new["c"] = np.nan``) takes the training column's dtype."""
+    absent = [c for c in train.columns if c not in new.columns]
+    if absent:
+        raise DataError(f"new_df lacks the column(s) {absent} of the training data")
+    extra = [c for c in new.columns if c not in train.columns]
+    if extra:
+        raise DataError(
+            f"new_df has column(s) {extra} that the training data do not have; drop them"
+        )
+    out = new.copy()
+    for c in train.columns:
+        a, b = train[c].dtype, new[c].dtype
+        if a == b or (_numeric(a) and _numeric(b)):
+            continue
+        if _stringlike(train[c]) and _stringlike(new[c]):  # str and object columns of text
+            out[c] = new[c].astype(a)
+            continue
+        if len(new) and new[c].isna().all():
+            try:
+                out[c] = pd.Series([None] * len(new), index=new.index, dtype=a)
+                continue
+            except (TypeError, ValueError):
+                pass
+        raise DataTypeError(
+            f"column {c!r} is {b} in new_df but {a} in the training data; convert it with "
+            f"new_df[{c!r}].astype(imp.data[{c!r}].dtype)"
+        )
+    return out
+
+
+@dataclass
+class _Prepared:
+    """What every chain needs of the new rows (picklable)."""
+
+    static: pd.DataFrame  # the used columns of the new rows, training dtypes, original order
+    start: dict[str, np.ndarray]  # imputed level-1 variable -> encoded new values (NaN missing)
+    level2: dict[str, np.ndarray]  # imputed level-2 variable -> encoded new values
+    codes: np.ndarray  # cluster code of each new row (training codes; unseen: J, J+1, ...)
+    n_clusters: int  # training clusters + new ones
+    n_new_clusters: int
+    cmeans: tuple[str, ...]  # variables whose cluster means enter a formula
+    exact: bool  # one sweep is exact
+    z_specs: dict[str, list]  # variable -> per random block: formulaic spec or None ("1")
+    new_index: pd.Index
+    level2_known: dict[str, np.ndarray]  # level-2 variable -> value per cluster given in new_df
+    level2_draw: dict[str, np.ndarray]  # level-2 variable -> new clusters to draw a value for
+
+
+def _encode_like(s: pd.Series, like: pd.Series, column: str) -> np.ndarray:
+    """Values (or codes in the training data's categories) of ``s``; NaN where missing."""
+    cats = categories(like)
+    if cats is None:
+        return s.to_numpy(dtype=np.float64, na_value=np.nan).copy()
+    values = s.astype(object).to_numpy()
+    present = s.notna().to_numpy()
+    codes = np.full(len(s), -1, dtype=np.intp)
+    codes[present] = pd.Index(cats, dtype=object).get_indexer(values[present])
+    unseen = (codes < 0) & present
+    if unseen.any():
+        bad = sorted(map(str, pd.unique(s[unseen])))[:5]
+        raise DataError(
+            f"column {column!r} of new_df holds value(s) {bad} not seen in the training data; "
+            "the models know only the training categories"
+        )
+    out = codes.astype(np.float64)
+    out[codes < 0] = np.nan
+    return out
+
+
+def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
+    spec, layout = plan.spec, plan.layout
+    names = plan.names
+    level2 = {v.name for v in spec.variables if v.level == 2}
+    cols = [c for c in train.columns if c in plan.static.columns]
+    static = _model_dtypes(new[cols].reset_index(drop=True).copy())
+    for c in cols:
+        if c in names:
+            continue
+        if static[c].isna().any():
+            raise DataError(
+                f"column {c!r} has missing values in new_df, but no model imputes it (it is "
+                "complete in the training data): give it values, or impute it in training"
+            )
+        like = plan.static[c]
+        if categories(like) is not None and not isinstance(like.dtype, pd.CategoricalDtype):
+            _encode_like(static[c], train[c], c)  # names unseen categories
+    # cluster codes: the training codes, then the unseen labels in sorted order
+    J = layout.segments.n_clusters
+    if spec.cluster is None:
+        codes = np.zeros(len(new), dtype=np.intp)
+        n_new = 0
+    else:
+        lab = new[spec.cluster]
+        if lab.isna().any():
+            raise DataError(f"the cluster column {spec.cluster!r} has missing values in new_df")
+        codes = layout.labels.get_indexer(lab.to_numpy())
+        unseen = codes < 0
+        extra, inverse = np.unique(lab.to_numpy()[unseen].astype(object), return_inverse=True)
+        codes = codes.astype(np.intp)
+        codes[unseen] = J + inverse
+        n_new = len(extra)
+    start, l2, l2_known, l2_draw = {}, {}, {}, {}
+    for v in spec.variables:
+        like = plan.like.get(v.name, train[v.name])
+        x = _encode_like(new[v.name].reset_index(drop=True), like, v.name)
+        if v.level == 2:
+            l2[v.name] = x
+            # a new cluster's value given in another of its new rows is its value; the
+            # others are drawn from the level-2 model, one per cluster
+            known = _cluster_values(x, codes, J + n_new)
+            miss = np.isnan(x)
+            x_filled = np.where(miss & (codes >= J), known[codes], x)
+            todo = np.unique(codes[np.isnan(x_filled) & (codes >= J)])
+            l2_known[v.name] = known
+            l2_draw[v.name] = todo
+        else:
+            start[v.name] = x
+    for c in cols:
+        if c not in names and static[c].dtype != plan.static[c].dtype:
+            static[c] = static[c].astype(plan.static[c].dtype)
+    cmeans = tuple(sorted({c for v in spec.variables for c in v.formula.cmeans}))
+    level1 = [n for n in names if n not in level2]
+    per_row = sum(np.isnan(start[n]).astype(int) for n in level1) if level1 else 0
+    per_row = per_row + sum(np.isin(codes, l2_draw[n]).astype(int) for n in l2)
+    imputed_cmean = any(c in names for c in cmeans)
+    exact = bool(np.all(np.asarray(per_row) <= 1)) and not imputed_cmean
+    z_specs = {}
+    for v in spec.variables:
+        d = plan.data[v.name]
+        if v.level == 2 or d.Z is None:
+            continue
+        blocks = []
+        for block in v.formula.random:
+            if block.terms.strip() == "1":
+                blocks.append(None)
+            else:
+                with np.errstate(all="ignore"):
+                    from formulaic import model_matrix
+
+                    mm = model_matrix(
+                        balanced_sum(block.terms),
+                        plan.static,
+                        na_action="ignore",
+                        context=EVALUATION_CONTEXT,
+                    )
+                blocks.append(mm.model_spec)
+        z_specs[v.name] = blocks
+    return _Prepared(
+        static,
+        start,
+        l2,
+        codes,
+        J + n_new,
+        n_new,
+        cmeans,
+        exact,
+        z_specs,
+        new.index,
+        l2_known,
+        l2_draw,
+    )
+
+
+# -- one chain --------------------------------------------------------------------------------
+def _run_block(shared, block: list) -> list[ChainResult]:
+    plan, prep, n_sweeps = shared
+    with one_blas_thread():
+        return [_complete_chain(plan, prep, n_sweeps, k, seed, c) for k, seed, c in block]
+
+
+def _psi_root(psi: np.ndarray) -> np.ndarray:
+    """A square root L of Ψ (L L' = Ψ), also for a singular Ψ."""
+    w, V = np.linalg.eigh(np.atleast_2d(psi))
+    return V * np.sqrt(np.clip(w, 0.0, None))
+
+
+def extend_state(state: Any, n_clusters: int, rng: np.random.Generator) -> Any:
+    """``state`` with random effects (and per-cluster residual variances) for clusters
+    ``J..n_clusters-1`` drawn from their distribution in the state: N(0, Ψ), and
+    σ²_j ~ ν s² / χ²_ν for the heteroscedastic model. Walks the dataclass fields (latent
+    models keep their normal core in ``core`` or ``cores``); other states are returned as
+    they are (single-level models have no random effects)."""
+    if isinstance(state, MultilevelNormState):
+        J, q = state.b.shape
+        k = n_clusters - J
+        if k <= 0:
+            return state
+        new_b = rng.standard_normal((k, q)) @ _psi_root(state.psi).T
+        changes: dict[str, Any] = {"b": np.vstack([state.b, new_b])}
+        if state.b_mean is not None:
+            changes["b_mean"] = np.vstack([state.b_mean, np.zeros((k, q))])
+        if np.ndim(state.sigma2) > 0:
+            s2, nu = state.sigma_hyper
+            new_s2 = np.maximum(nu * s2 / rng.chisquare(nu, size=k), state.sigma2_floor)
+            changes["sigma2"] = np.concatenate([state.sigma2, new_s2])
+        return replace(state, **changes)
+    if is_dataclass(state) and not isinstance(state, type):
+        changes = {}
+        for f in fields(state):
+            value = getattr(state, f.name)
+            if is_dataclass(value):
+                changes[f.name] = extend_state(value, n_clusters, rng)
+            elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
+                changes[f.name] = tuple(extend_state(x, n_clusters, rng) for x in value)
+        return replace(state, **changes) if changes else state
+    return state
+
+
+def _design(spec, names: list[str], frame: pd.DataFrame, rows: np.ndarray, what: str) -> np.ndarray:
+    """Columns ``names`` of the design of ``spec`` (None: the intercept) on ``frame[rows]``."""
+    if spec is None:
+        return np.ones((len(rows), 1))
+    sub = frame.iloc[rows]
+    with np.errstate(all="ignore"):
+        mm = spec.get_model_matrix(sub, context=EVALUATION_CONTEXT)
+    X = np.asarray(mm[names], dtype=np.float64) if len(names) else np.empty((len(rows), 0))
+    check_finite(X, names, [spec], what, "on the new rows")
+    return np.asfortranarray(X)
+
+
+def _z_design(prep: _Prepared, d, name: str, frame: pd.DataFrame, rows: np.ndarray):
+    cols = {}
+    for spec in prep.z_specs[name]:
+        if spec is None:
+            cols["Intercept"] = np.ones(len(rows))
+            continue
+        with np.errstate(all="ignore"):
+            mm = spec.get_model_matrix(frame.iloc[rows], context=EVALUATION_CONTEXT)
+        for c in mm.columns:
+            cols[c] = np.asarray(mm[c], dtype=np.float64)
+    Z = np.column_stack([cols[c] for c in d.Z.names]) if d.Z.names else np.empty((len(rows), 0))
+    return np.asfortranarray(Z)
+
+
+def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, chain):
+    rng = np.random.default_rng(seed)
+    names = plan.names
+    values, cvals = start_values(plan, rng, chain)  # the chain's completed values: no draws
+    level2 = set(prep.level2)
+    codes = prep.codes
+    J = plan.layout.segments.n_clusters
+    states = {n: extend_state(chain.states[n], prep.n_clusters, rng) for n in names}
+    latent = latent_shifts(plan)
+    shift = {n: d for n, d in plan.spec.delta if n not in latent}
+    cshift = cluster_shifts(plan, chain.seed)
+    for name, u in list(cshift.items()):  # new clusters: fresh shifts of the same SD
+        sd = dict(plan.spec.delta_cluster_sd)[name]
+        cshift[name] = np.concatenate([u, sd * rng.standard_normal(prep.n_clusters - J)])
+    cur: dict[str, np.ndarray] = {}
+    imputed: dict[str, np.ndarray] = {}
+    for name in names:
+        x = (prep.level2 if name in level2 else prep.start)[name].copy()
+        miss = np.isnan(x)
+        if name in level2:  # a seen cluster's value where the chain left it
+            seen = miss & (codes < J)
+            x[seen] = cvals[name][codes[seen]]
+            new_c = miss & (codes >= J)  # a new cluster's: given in new_df, else a start draw
+            x[new_c] = prep.level2_known[name][codes[new_c]]
+            todo = prep.level2_draw[name]
+            if todo.size:
+                start = np.full(prep.n_clusters, np.nan)
+                start[todo] = rng.choice(cvals[name], size=todo.size)
+                fill = np.isnan(x)
+                x[fill] = start[codes[fill]]
+        elif miss.any():
+            x[miss] = rng.choice(values[name], size=int(miss.sum()))
+        cur[name] = x
+    mis = {n: np.flatnonzero(np.isnan(prep.start[n])) for n in names if n not in level2}
+    datas = {}
+    first = plan.layout.segments.starts
+    for name in names:
+        d = plan.data[name].for_chain()
+        if name in level2:
+            view = ClusterValues(values, first, _ranef_arrays(plan, name, chain.states))
+            d.refresh(view, plan.cluster_static)
+        else:
+            d.refresh(values, plan.static)
+        datas[name] = d
+    V = len(names)
+    mean = np.full((n_sweeps, V), np.nan)
+    sd = np.zeros((n_sweeps, V))
+    params = {n: np.empty((n_sweeps, len(plan.param_names(n)))) for n in names}
+    for n in names:
+        params[n][:] = plan.models[n].param_vector(chain.states[n], datas[n])
+    for t in range(n_sweeps):
+        for j, name in enumerate(names):
+            if name in level2 and prep.level2_draw[name].size:
+                todo = prep.level2_draw[name]
+                frame = _cluster_frame(plan, prep, values, cur, states, datas, name, todo)
+                d = datas[name]
+                text = plan.spec.variables_by_name[name].formula.text
+                X = _design(d.X.spec, d.X.names, frame, np.arange(todo.size), text)
+                nd = replace(
+                    d,
+                    X=Block(d.X.names, d.X.obs, X, d.X.fast, d.X.slow, d.X.spec),
+                    mis_idx=np.arange(todo.size),
+                    codes_mis=np.zeros(todo.size, dtype=np.intp),
+                )
+                state = states[name]
+                if name in latent:  # a level-2 model has no random intercept to shift
+                    state = shift_intercept(state, latent[name][0], latent[name][1])
+                draw = plan.models[name].draw_missing(rng, state, nd)
+                if name in shift:
+                    draw = draw + shift[name]
+                if name in cshift:
+                    draw = draw + cshift[name][todo]
+                per_cluster = np.full(prep.n_clusters, np.nan)
+                per_cluster[todo] = draw
+                rows = np.flatnonzero(np.isin(codes, todo) & np.isnan(prep.level2[name]))
+                cur[name][rows] = per_cluster[codes[rows]]
+            elif name in level2:
+                draw = np.empty(0)
+            elif mis[name].size == 0:
+                draw = np.empty(0)
+            else:
+                rows = mis[name]
+                frame = _frame(plan, prep, values, cur)
+                d = datas[name]
+                text = plan.spec.variables_by_name[name].formula.text
+                X = _design(d.X.spec, d.X.names, frame, rows, text)
+                Z = None
+                if d.Z is not None:
+                    Z = replace(d.Z, mis=_z_design(prep, d, name, frame, rows))
+                nd = replace(
+                    d,
+                    X=Block(d.X.names, d.X.obs, X, d.X.fast, d.X.slow, d.X.spec),
+                    Z=Z,
+                    mis_idx=rows,
+                    codes_mis=codes[rows],
+                    n_clusters=prep.n_clusters,
+                )
+                state = states[name]
+                if name in latent:  # categorical and count models: on the linear predictor
+                    index, delta, zi = latent[name]
+                    state = shift_intercept(state, index, delta, zi, cshift.get(name))
+                draw = plan.models[name].draw_missing(rng, state, nd)
+                if name in shift:
+                    draw = draw + shift[name]
+                if name in cshift and name not in latent:
+                    draw = draw + cshift[name][codes[rows]]
+                cur[name][rows] = draw
+            if draw.size:
+                mean[t, j] = draw.mean()
+                sd[t, j] = draw.std(ddof=1) if draw.size > 1 else 0.0
+    for name in names:
+        src = prep.level2[name] if name in level2 else prep.start[name]
+        imputed[name] = cur[name][np.isnan(src)]
+    return ChainResult(imputed, mean, sd, params, None)
+
+
+def _cluster_frame(plan, prep, values, cur, states, datas, name, todo) -> pd.DataFrame:
+    """One row per new cluster in ``todo`` as a level-2 formula reads it: the cluster's
+    first new row (cluster means over its new rows) and, for ``ranef(x)``, the effects of
+    x's model for the cluster (drawn from N(0, Ψ) for a new cluster)."""
+    frame = _frame(plan, prep, values, cur)
+    first = np.array([np.flatnonzero(prep.codes == c)[0] for c in todo], dtype=np.intp)
+    out = frame.iloc[first].reset_index(drop=True)
+    for x in plan.spec.variables_by_name[name].formula.ranefs:
+        b, znames = plan.models[x].random_effects(states[x], datas[x])
+        if len(znames) == 1:
+            out[ranef_column(x)] = b[todo, 0]
+        else:
+            for k, z in enumerate(znames):
+                out[ranef_column(x, z)] = b[todo, k]
+    return out
+
+
+def _frame(plan: Plan, prep: _Prepared, values, cur: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The new rows as the formulas read them: current values (categories decoded) and
+    cluster means over each cluster's training and new rows."""
+    frame = prep.static.copy(deep=False)
+    for name, x in cur.items():
+        frame[name] = decode(x, plan.like[name]) if name in plan.like else x
+    if prep.cmeans:
+        tcodes = plan.layout.codes
+        K = prep.n_clusters
+        n_t = np.bincount(tcodes, minlength=K).astype(float)
+        n_n = np.bincount(prep.codes, minlength=K).astype(float)
+        for c in prep.cmeans:
+            if c in cur:
+                tv, nv = values[c], cur[c]
+            else:
+                tv = plan.static[c].to_numpy(dtype=np.float64)
+                nv = prep.static[c].to_numpy(dtype=np.float64)
+            s = np.bincount(tcodes, weights=tv, minlength=K) + np.bincount(
+                prep.codes, weights=nv, minlength=K
+            )
+            frame[cmean_column(c)] = (s / (n_t + n_n))[prep.codes]
+    return frame
+
+
+@dataclass
+class _OutPlan:
+    """What :func:`~mlimpute.result.assemble.assemble` reads of a plan, for the new rows."""
+
+    spec: Any
+    prep: _Prepared
+    plan: Plan
+
+    @property
+    def names(self) -> list[str]:
+        return self.plan.names
+
+    @property
+    def layout(self):
+        # the new rows are not sorted: positions are their own
+        return _Identity(len(self.prep.static))
+
+    def missing_rows(self, name: str) -> np.ndarray:
+        src = self.prep.level2.get(name)
+        if src is None:
+            src = self.prep.start[name]
+        return np.flatnonzero(np.isnan(src))
+
+    def param_names(self, name: str) -> list[str]:
+        return self.plan.param_names(name)
+
+
+@dataclass
+class _Identity:
+    n: int
+
+    @property
+    def order(self) -> np.ndarray:
+        return np.arange(self.n)

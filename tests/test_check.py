@@ -1,0 +1,154 @@
+"""imp.check(): posterior-predictive checks and over-imputation coverage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlimpute
+from mlimpute.errors import SpecificationError
+
+
+def _clustered(seed=4, J=30, n_j=20, tau=1.5):
+    """A level-1 predictor and an outcome with a large cluster variance (ICC about 0.7)."""
+    g = np.random.default_rng(seed)
+    cls = np.repeat(np.arange(J), n_j)
+    x = g.normal(size=cls.size)
+    y = 0.5 * x + tau * g.normal(size=J)[cls] + g.normal(size=cls.size)
+    y[g.random(cls.size) < 0.3] = np.nan
+    return pd.DataFrame({"class": cls, "x": x, "y": y})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _clustered()
+
+
+@pytest.fixture(scope="module")
+def right(data):
+    return mlimpute.impute(data, {"y": "~ x + (1 | class)"}, m=5, iterations=10, rng=1)
+
+
+@pytest.fixture(scope="module")
+def wrong(data):
+    return mlimpute.impute(data, {"y": "~ x"}, m=5, iterations=10, rng=1)
+
+
+def _extreme_means(table) -> float:
+    p = table[(table["check"] == "mean") & (table["cluster"] != "all")]["p_value"]
+    return float(((p < 0.025) | (p > 0.975)).mean())
+
+
+def test_table_layout_and_determinism(right):
+    t = right.check(rng=1)
+    assert list(t.columns) == [
+        "variable",
+        "check",
+        "cluster",
+        "observed",
+        "replicated",
+        "p_value",
+        "n",
+    ]
+    assert set(t["check"]) == {"mean", "sd", "icc", "coverage"}
+    per = t[(t["check"] == "mean") & (t["cluster"] != "all")]
+    assert len(per) == 30 and per["n"].sum() == right.data["y"].notna().sum()
+    assert t.attrs["level"] == 0.9 and t.attrs["cluster"] == "class"
+    pd.testing.assert_frame_equal(t, right.check(rng=1))
+    assert not t.equals(right.check(rng=2))
+
+
+def test_coverage_near_nominal_with_the_right_model(right):
+    t = right.check(rng=3, share=1.0)
+    cov = t[(t["check"] == "coverage") & (t["cluster"] == "all")].iloc[0]
+    n = cov["n"]
+    assert n == right.data["y"].notna().sum()
+    # binomial MC error of a coverage over n cells: sqrt(0.9 * 0.1 / n) (0.015 here); 3.5 SE
+    # (cells share the parameters and the intervals come from 200 draws each, which the
+    # binomial bound ignores; 3.5 rather than 3 leaves room for that)
+    assert abs(cov["observed"] - 0.9) < 3.5 * np.sqrt(0.9 * 0.1 / n)
+
+
+def test_single_level_model_of_clustered_data_fails_the_cluster_means(right, wrong):
+    good = right.check(rng=1)
+    bad = wrong.check(rng=1, cluster="class")
+    # with the right model a cluster's mean is rarely outside the central 95 % of its
+    # replicates (posterior-predictive p-values are conservative: under 5 % on average,
+    # so at most 6 of 30 clusters allows a binomial(30, 0.05) excess with p < 0.001); a
+    # single-level model puts every cluster at the overall mean, and with an ICC of 0.7
+    # most clusters fall outside
+    assert _extreme_means(good) <= 0.2
+    assert _extreme_means(bad) >= 0.5
+    icc_bad = bad[bad["check"] == "icc"].iloc[0]
+    assert icc_bad["p_value"] < 0.01 and icc_bad["replicated"] < icc_bad["observed"] / 2
+    icc_good = good[good["check"] == "icc"].iloc[0]
+    assert 0.01 < icc_good["p_value"] < 0.99
+
+
+def test_without_a_cluster_only_whole_variable_rows(wrong):
+    t = wrong.check(rng=1)
+    assert set(t["cluster"]) == {"all"}
+    assert set(t["check"]) == {"mean", "sd", "coverage"}
+
+
+def test_binary_variable_is_checked_on_its_proportions(data):
+    df = data.copy()
+    g = np.random.default_rng(2)
+    df["b"] = (df["x"] + g.normal(size=len(df)) > 0).astype(float)
+    df.loc[g.random(len(df)) < 0.2, "b"] = np.nan
+    imp = mlimpute.impute(
+        df,
+        {"y": "~ x + b + (1 | class)", "b": "~ x + y + (1 | class)"},
+        m=2,
+        iterations=3,
+        rng=1,
+    )
+    t = imp.check(rng=1, replicates=5)
+    tb = t[t["variable"] == "b"]
+    assert "coverage" not in set(tb["check"])
+    assert tb[tb["check"] == "mean"]["observed"].between(0, 1).all()  # proportions
+
+
+def test_refusals(right):
+    with pytest.raises(SpecificationError, match="share"):
+        right.check(share=0)
+    with pytest.raises(SpecificationError, match="level"):
+        right.check(level=1.5)
+    with pytest.raises(SpecificationError, match="replicates"):
+        right.check(replicates=0)
+    with pytest.raises(SpecificationError, match="'nope'"):
+        right.check(cluster="nope")
+    bare = mlimpute.MultiplyImputed(right.dataset, right.data, right.spec)
+    with pytest.raises(SpecificationError, match="where every chain stopped"):
+        bare.check()
+
+
+def test_plot_check(right):
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = right.check(rng=1)
+    fig = right.plot.check(t)
+    assert len(fig.axes) == 3
+    assert "coverage" in fig.axes[2].get_title()
+    plt.close(fig)
+    with pytest.raises(SpecificationError, match="not both"):
+        right.plot.check(t, rng=1)
+
+
+def test_level2_variable_is_checked_over_clusters(data):
+    df = data.copy()
+    g = np.random.default_rng(3)
+    w = g.normal(size=30)
+    df["w"] = w[df["class"]]
+    df.loc[df["class"].isin([0, 1, 2, 3]), "w"] = np.nan
+    imp = mlimpute.impute(
+        df, {"w": "~ 1", "y": "~ x + w + (1 | class)"}, m=2, iterations=2, rng=1, cluster="class"
+    )
+    t = imp.check(rng=1, replicates=5)
+    tw = t[t["variable"] == "w"]
+    assert set(tw["cluster"]) == {"all"}
+    assert tw[tw["check"] == "mean"]["n"].iloc[0] == 26  # one value per observed cluster
+    assert set(t[t["variable"] == "y"]["check"]) == {"mean", "sd", "icc", "coverage"}
