@@ -313,4 +313,3 @@ class Level2ZeroInflatedNB(ZeroInflatedNB):
     """Zero-inflated negative-binomial regression on cluster rows (level-2 counts)."""
 
     method = "2lonly.zinb"
-

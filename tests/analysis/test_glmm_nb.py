@@ -81,7 +81,14 @@ def test_quadrature_matches_brute_force_integration():
 
     exact = np.log(integrate.quad(integrand, -12, 12, epsabs=0, epsrel=1e-12)[0])
     got = glmm_loglike(
-        y, X, np.ones((5, 1)), np.zeros(5), "negative_binomial", beta, [[s2]], nagq=20,
+        y,
+        X,
+        np.ones((5, 1)),
+        np.zeros(5),
+        "negative_binomial",
+        beta,
+        [[s2]],
+        nagq=20,
         dispersion=r,
     )
     assert got == pytest.approx(exact, rel=1e-7)
@@ -108,6 +115,4 @@ def test_pooled_through_imp_fit(reference):
     n = len(df)
     single = fit_glmm(df["y"], np.c_[np.ones(n), df["x"]], np.ones((n, 1)), df["g"], "nb")
     np.testing.assert_allclose(summary["estimate"].to_numpy(), single.fe_params, rtol=1e-6)
-    np.testing.assert_allclose(
-        summary["se"].to_numpy(), np.sqrt(np.diag(single.cov_fe)), rtol=1e-6
-    )
+    np.testing.assert_allclose(summary["se"].to_numpy(), np.sqrt(np.diag(single.cov_fe)), rtol=1e-6)

@@ -163,7 +163,12 @@ def test_defaults_views_follow_the_registry():
 def test_model_options_from_the_factory_signature():
     assert model_options("2l.pmm") == {"donors": 5}
     assert set(model_options("2l.norm")) == {
-        "prior", "prior_scale", "nu", "mh_steps", "mh_step", "transform"
+        "prior",
+        "prior_scale",
+        "nu",
+        "mh_steps",
+        "mh_step",
+        "transform",
     }
     assert model_options("norm") == {"transform": None}  # mlimpute.models.transforms
     with pytest.raises(SpecificationError, match=r"'y'.*no option 'k'.*donors=5"):

@@ -174,9 +174,7 @@ def test_bounds_and_yeo_johnson_through_the_api_and_toml(tmp_path):
 
 
 def test_refusals_name_the_column():
-    df = pd.DataFrame(
-        {"income": [1.5, -2.2, np.nan, 4.1, 5.3, 6.7], "x": [1.0, 2, 3, 4, 5, 6]}
-    )
+    df = pd.DataFrame({"income": [1.5, -2.2, np.nan, 4.1, 5.3, 6.7], "x": [1.0, 2, 3, 4, 5, 6]})
     with pytest.raises(SpecificationError, match="'income'.*log"):
         mlimpute.impute(df, {"income": "~ x"}, transform={"income": "log"}, m=1, iterations=1)
     with pytest.raises(SpecificationError, match="'income'.*pmm"):
@@ -198,8 +196,9 @@ def _income_replicate(seed: int) -> dict:
     and the complete values among the missing rows, the moment skewness of the imputed
     vs observed values, the pooled and complete-data slopes of log(income) on x."""
     full, df, miss = _income_frame(seed=seed)
-    imp = df.mi.impute({"income": "~ x + (1 | g)"}, transform={"income": "log"}, m=5,
-                       iterations=15, rng=seed)
+    imp = df.mi.impute(
+        {"income": "~ x + (1 | g)"}, transform={"income": "log"}, m=5, iterations=15, rng=seed
+    )
     got = np.concatenate([imp.complete(k).loc[miss, "income"] for k in range(1, 6)])
     slopes, ses = [], []
     for k in range(1, 6):

@@ -229,9 +229,7 @@ def test_api_level2_counts(method):
     w = rng.standard_normal(J)
     beds = rng.poisson(np.exp(1.0 + 0.5 * w)).astype(float)
     beds[rng.random(J) < 0.25] = np.nan
-    df = pd.DataFrame(
-        {"g": g, "w": w[g], "beds": beds[g], "y": rng.standard_normal(J * n) + w[g]}
-    )
+    df = pd.DataFrame({"g": g, "w": w[g], "beds": beds[g], "y": rng.standard_normal(J * n) + w[g]})
     imp = df.mi.impute(
         {"beds": "~ w"}, method={"beds": method}, cluster="g", m=2, iterations=5, rng=4
     )
@@ -282,7 +280,11 @@ def test_delta_shifts_the_count_part_of_a_zero_inflated_model():
     means = []
     for d in (0.0, 1.0):
         imp = df.mi.impute(
-            {"y": "~ x + (1 | g)"}, method={"y": "2l.zinb"}, m=2, iterations=5, rng=3,
+            {"y": "~ x + (1 | g)"},
+            method={"y": "2l.zinb"},
+            m=2,
+            iterations=5,
+            rng=3,
             delta={"y": d},
         )
         v = np.concatenate([imp.complete(k).loc[miss, "y"] for k in (1, 2)])

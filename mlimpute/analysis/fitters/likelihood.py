@@ -62,8 +62,10 @@ def _nb_log(y: np.ndarray, eta: np.ndarray, derivs: bool, r: float = 1.0):
     ``rμ(r + y)/(r + μ)²`` (positive: the log density is concave in η)."""
     d = eta - np.log(r)  # log(μ/r)
     logf = (
-        special.gammaln(y + r) - special.gammaln(r)
-        + r * special.log_expit(-d) + y * special.log_expit(d)
+        special.gammaln(y + r)
+        - special.gammaln(r)
+        + r * special.log_expit(-d)
+        + y * special.log_expit(d)
     )
     if not derivs:
         return logf
