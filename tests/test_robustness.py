@@ -9,6 +9,7 @@ and what happens instead.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 
 import numpy as np
@@ -871,4 +872,4 @@ def test_error_in_every_chain_names_a_chain_and_the_seed(df, failing_model, n_jo
 
 
 def test_registry_is_restored_after_fault_tests(df):
-    assert registry.get_model("2l.norm").factory is MultilevelNorm
+    assert inspect.unwrap(registry.get_model("2l.norm").factory) is MultilevelNorm

@@ -287,6 +287,7 @@ def _transformable(factory):
     build.__signature__ = sig.replace(parameters=params, return_annotation=sig.empty)
     build.__doc__ = factory.__doc__
     build.__name__ = getattr(factory, "__name__", "build")
+    build.__wrapped__ = factory  # the model class itself (inspect.unwrap)
     return build
 
 
