@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-import mlimpute
+import mlimpute  # noqa: F401  (registers df.mi)
 
 rng = np.random.default_rng(5)
 J, n = 60, 15
