@@ -766,7 +766,7 @@ def _default_method(
 ) -> str:
     """The registry's default (:func:`mlimpute.models.default_for`) for the variable's
     kind, level and formula: heteroscedastic where asked, predictive mean matching for
-    integer codes."""
+    integer codes and counts."""
     kind = cols.kinds[name]
     multilevel = f.is_multilevel
     level = 2 if cols.levels[name] >= 2 and not multilevel else 1
@@ -782,7 +782,7 @@ def _default_method(
                 f"random part; its default model is {default!r}"
             )
         return het_model
-    if kind == "numeric" and _defaults.integer_codes(cols.df[name]):  # observed values only
+    if kind == "numeric" and _defaults.pmm_by_default(cols.df[name]):  # observed values only
         return default_for(kind, level, multilevel, "codes")
     return default
 

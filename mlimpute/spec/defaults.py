@@ -33,7 +33,15 @@ return values such as 2.37, which a categorical term turns into new, one-row cat
 PMM orders the codes by their predicted mean; for unordered codes (a school
 denomination, a region) convert the column to a pandas ``Categorical`` before imputing to
 use the multinomial model instead (``df["den"] = df["den"].astype("category")``).
-Counts with more than :data:`MAX_CODES` values stay numeric (the normal model, rounded).
+
+**Counts.** Non-negative whole numbers with more than :data:`MAX_CODES` distinct values
+(visits, absences, books at home) are imputed by predictive mean matching too
+(:func:`counts`): the imputed values are observed counts, so the share of zeros, the
+skew and the integer dtype survive, with no assumption about the count distribution
+(over-dispersion, excess zeros). The normal model would return negative and fractional
+counts and too few zeros; the count models (``2l.poisson``, ``2l.nb``, ``2l.zinb``...)
+assume a distribution and cost several times more per step, so they are chosen by name.
+Whole numbers that can be negative stay numeric (the normal model).
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ __all__ = [
     "ColumnRole",
     "classify_columns",
     "integer_codes",
+    "counts",
     "default_method",
     "varying_clusters",
     "is_level2",
@@ -153,6 +162,35 @@ def integer_codes(s: pd.Series) -> bool:
     return v is not None and 2 <= np.unique(v).size <= MAX_CODES
 
 
+def counts(s: pd.Series) -> bool:
+    """Whether ``s`` holds counts imputed by predictive mean matching by default: numeric,
+    observed values non-negative whole numbers with more than :data:`MAX_CODES` distinct
+    values (fewer are :func:`integer_codes`).
+
+    Examples
+    --------
+    >>> counts(pd.Series([0, 0, 3, 12, 1, 5, 7, 2, 9, 4, 30, 6, None]))
+    True
+    >>> counts(pd.Series(range(-5, 20))), counts(pd.Series([0.5, 1.0] * 8))
+    (False, False)
+    """
+    if column_kind(s) != "numeric":
+        return False
+    v = _whole(s)
+    return v is not None and (v >= 0).all() and np.unique(v).size > MAX_CODES
+
+
+def pmm_by_default(s: pd.Series) -> bool:
+    """Integer codes or counts: the columns the defaults impute by predictive mean matching.
+
+    Examples
+    --------
+    >>> pmm_by_default(pd.Series([1, 2, 3])), pmm_by_default(pd.Series([0.1, 0.2]))
+    (True, False)
+    """
+    return integer_codes(s) or counts(s)
+
+
 @dataclass(frozen=True)
 class ColumnRole:
     """How the defaults treat one column (see :func:`classify_columns`).
@@ -169,7 +207,8 @@ class ColumnRole:
     level : int or None
         1, 2 or 3 for the variables (1 without a cluster), None otherwise.
     codes : bool
-        Integer codes (:func:`integer_codes`): imputed by predictive mean matching.
+        Integer codes or counts (:func:`integer_codes`, :func:`counts`): imputed by
+        predictive mean matching.
     model : str or None
         The default model if the column has missing values; None for columns left out.
     reason : str or None
@@ -302,7 +341,7 @@ def classify_columns(
             if level == 2 and outer is not None:
                 known = outer >= 0
                 level = 3 if is_level2(outer[known], s[known]) else 2
-        code = integer_codes(s)
+        code = pmm_by_default(s)
         top = outer is None
         model = default_method(kind, level if codes is not None else 0, codes=code, top=top)
         out[name] = ColumnRole(name, kind, f"level-{level}", level, code, model)
