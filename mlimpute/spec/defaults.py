@@ -177,7 +177,7 @@ def counts(s: pd.Series) -> bool:
     if column_kind(s) != "numeric":
         return False
     v = _whole(s)
-    return v is not None and (v >= 0).all() and np.unique(v).size > MAX_CODES
+    return v is not None and bool((v >= 0).all()) and np.unique(v).size > MAX_CODES
 
 
 def pmm_by_default(s: pd.Series) -> bool:
