@@ -899,6 +899,19 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
                 f"cmean({c}) in the formula for {name!r} needs a "
                 "cluster: pass cluster=... or use a random part"
             )
+    known = [] if cols.cluster is None else [cols.cluster, *cols.factors]
+    for c, g in f.factor_means:
+        if cols.kinds[c] not in ("numeric", "binary"):
+            raise DataTypeError(
+                f"cmean({c}, {g}) in the formula for {name!r}: {c!r} is "
+                f"{cols.kinds[c]}; cluster means need a numeric or binary column"
+            )
+        if g not in known:
+            raise SpecificationError(
+                f"cmean({c}, {g}) in the formula for {name!r}: {g!r} is not a grouping "
+                f"factor of this imputation (its grouping factors: {known}); name the levels "
+                "with cluster=[outer, inner] or add a random term over it"
+            )
 
 
 def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[VariableSpec]:
