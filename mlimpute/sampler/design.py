@@ -34,7 +34,6 @@ from mlimpute.spec.defaults import factor_codes
 from mlimpute.spec.formula import (
     ParsedFormula,
     RandomBlock,
-    cmean_column,
     factor_columns,
     split_cmean_column,
 )

@@ -60,7 +60,8 @@ _NUMERIC = ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")
 #: Keyword arguments of each allowed function and what their values may be.
 #: Argument kinds: ``expr`` an arithmetic expression of columns, ``column``/``name`` one
 #: column name, ``factor`` a grouping factor (a column name or ``a:b``, the second,
-#: optional argument of ``cmean(x, school)``), ``int``/``number``/``bool`` a literal, ``numbers`` a list of numbers,
+#: optional argument of ``cmean(x, school)``), ``int``/``number``/``bool`` a literal,
+#: ``numbers`` a list of numbers,
 #: ``literals`` a list of strings or numbers, ``contrast`` a contrast (see
 #: :data:`CONTRASTS`).
 SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
