@@ -229,3 +229,22 @@ def test_cluster_means_over_a_factor_are_checked(df):
             {"y": "~ cmean(c, school) + (1 | school) + (1 | school:class)"},
             cluster=["school", "class"],
         )
+
+
+def test_analysis_with_school_means_equals_the_column_computed_by_hand():
+    import mlimpute
+
+    d = three_level(repeat=False)
+    imp = d.mi.impute(cluster=["school", "class"], m=2, iterations=2, rng=1)
+    c = imp.complete(1)
+    c["sm"] = c.groupby("school")["x"].transform("mean")
+    done = mlimpute.from_completed([c, c])
+    by_hand = done.fit("y ~ x + sm + (1 | school) + (1 | class)").summary()["estimate"]
+    cmean = done.fit("y ~ x + cmean(x, school) + (1 | school) + (1 | class)")
+    np.testing.assert_allclose(cmean.summary()["estimate"].to_numpy(), by_hand.to_numpy())
+    with pytest.raises(UnsupportedError, match=r"model-based.*cmean\(x, school\)"):
+        mlimpute.impute(
+            d[["school", "class", "x", "y"]].assign(x=0.0),
+            model="y ~ x + cmean(x, school) + (1 | class)",
+            m=1,
+        )
