@@ -246,3 +246,9 @@ def test_analysis_with_school_means_equals_the_column_computed_by_hand():
             model="y ~ x + cmean(x, school) + (1 | class)",
             m=1,
         )
+
+
+def test_new_rows_after_three_levels_are_refused_by_name(df):
+    imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
+    with pytest.raises(UnsupportedError, match=r"impute_new\(\).*several grouping factors"):
+        imp.impute_new(df.iloc[:5])
