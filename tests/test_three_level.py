@@ -252,3 +252,11 @@ def test_new_rows_after_three_levels_are_refused_by_name(df):
     imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
     with pytest.raises(UnsupportedError, match=r"impute_new\(\).*several grouping factors"):
         imp.impute_new(df.iloc[:5])
+
+
+def test_model_based_imputation_with_several_terms_is_refused_by_name(df):
+    import mlimpute
+
+    d = df[["school", "class", "x", "y"]].assign(x=0.0)
+    with pytest.raises(UnsupportedError, match=r"model-based.*one grouping factor.*'school'"):
+        mlimpute.impute(d, model="y ~ x + (1 | school) + (1 | school:class)", m=1)
