@@ -430,9 +430,7 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     _check_formulaic_syntax(text, [fixed_text] + [b.terms for b in blocks])
     _check_random_parts(text, blocks)
     one = tuple(blocks) if group is not None else ()
-    parsed = ParsedFormula(
-        text, lhs, fixed_text, group, one, cmeans, ranefs, terms, factor_means
-    )
+    parsed = ParsedFormula(text, lhs, fixed_text, group, one, cmeans, ranefs, terms, factor_means)
     return _with_response(parsed, response)
 
 

@@ -321,7 +321,8 @@ class StudySpec:
             return doc
         imp = _drop_none(
             {
-                "cluster": self.cluster if isinstance(self.cluster, str) or self.cluster is None
+                "cluster": self.cluster
+                if isinstance(self.cluster, str) or self.cluster is None
                 else list(self.cluster),
                 "m": self.m,
                 "iterations": self.iterations,
