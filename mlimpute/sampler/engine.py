@@ -120,10 +120,11 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     top = _top_segments(layout, spec)
     names = [v.name for v in spec.variables]
     used = set()
-    cmeans = set()
+    cmeans, factor_means = set(), set()
     for v in spec.variables:
         used |= v.formula.variables
         cmeans |= set(v.formula.cmeans)
+        factor_means |= set(v.formula.factor_means)
     if spec.model is not None:
         used |= spec.model.variables
     cols = [c for c in df.columns if c in used]
@@ -154,7 +155,10 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         static[name] = decode(x, static[name])
     for c in sorted(cmeans):
         static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
+    for c, g in sorted(factor_means):  # cmean(x, school): over another grouping factor
+        static[cmean_column(c, g)] = layout.factor_mean(encode(static[c]), g)
     dynamic = set(names) | {cmean_column(n) for n in names}
+    dynamic |= {cmean_column(c, g) for c, g in factor_means if c in names}
     data, models, events = {}, {}, list(spec.events)
     cluster_static = top_static = None
     for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z

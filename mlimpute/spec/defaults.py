@@ -479,38 +479,50 @@ def default_formula_levels(
     """The default formula for ``name`` with three nested levels (``hierarchy``: the
     grouping factors, outermost first, e.g. ``("school", "class")``).
 
-    A level-1 variable: every other variable, the cluster means of the numeric level-1
-    predictors, and a random intercept for each level. A level-2 variable (constant
-    within classes, imputed on one row per class): the level-2 and level-3 variables, the
-    class means of the level-1 variables (``cmean``), and a random intercept for level 3.
-    A level-3 variable (imputed on one row per school): the level-3 variables and the
-    school means of the level-1 and level-2 variables (``cmean`` on the school rows).
+    A level-1 variable: every other variable, the class means (``cmean(x)``) of the
+    numeric level-1 predictors, the school means (``cmean(x, school)``) of the numeric
+    level-1 and level-2 predictors, and a random intercept for each level. A level-2
+    variable (constant within classes, imputed on one row per class): the level-2 and
+    level-3 variables, the class means of the level-1 variables, the school means of the
+    level-1 and of the other level-2 variables, and a random intercept for level 3. A
+    level-3 variable (imputed on one row per school): the level-3 variables and the school
+    means of the level-1 and level-2 variables (``cmean`` on the school rows).
+
+    Without the school means, the level-1 and class-level models would take the school
+    random intercept of the other variables as unrelated to them: the class-level model
+    regresses a class's value on its class means only, and the part of a class mean that
+    is the school's effect then biases the imputed class-level values.
 
     Examples
     --------
     >>> lv = {"y": 1, "x": 1, "z": 2, "w": 3}
     >>> kinds = dict.fromkeys(lv, "numeric")
     >>> default_formula_levels("y", list(lv), lv, kinds, ("school", "class"))
-    '~ x + cmean(x) + z + w + (1 | school) + (1 | class)'
+    '~ x + cmean(x) + cmean(x, school) + z + cmean(z, school) + w + (1 | school) + (1 | class)'
     >>> default_formula_levels("z", list(lv), lv, kinds, ("school", "class"))
-    '~ cmean(y) + cmean(x) + w + (1 | school)'
+    '~ cmean(y) + cmean(y, school) + cmean(x) + cmean(x, school) + w + (1 | school)'
     >>> default_formula_levels("w", list(lv), lv, kinds, ("school", "class"))
     '~ cmean(y) + cmean(x) + cmean(z)'
     """
     from mlimpute.spec.formula import _factor_text
 
     lvl = levels[name]
+    top = len(hierarchy) + 1  # the outermost level
+    outer = _factor_text(hierarchy[0], _quote)
     terms = []
     for c in columns:
         if c == name:
             continue
         numeric = kinds[c] in ("numeric", "binary")
+        q = _quote(c)
         if levels[c] >= lvl:
-            terms.append(_quote(c))
+            terms.append(q)
             if lvl == 1 and levels[c] == 1 and numeric:
-                terms.append(f"cmean({_quote(c)})")
+                terms.append(f"cmean({q})")
         elif numeric:  # a lower-level variable: its mean over this level's clusters
-            terms.append(f"cmean({_quote(c)})")
+            terms.append(f"cmean({q})")
+        if numeric and lvl < top and levels[c] < top:  # and over the outermost level's
+            terms.append(f"cmean({q}, {outer})")
     rhs = " + ".join(terms) if terms else "1"
     above = hierarchy[: len(hierarchy) + 1 - lvl]  # the levels enclosing this one
     for g in above:

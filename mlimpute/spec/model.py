@@ -260,6 +260,7 @@ def build_model_spec(
         raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
     parsed = parse_formula(model)
     parsed.require_one_group("model-based imputation (impute(model=...))")
+    parsed.require_no_factor_means("model-based imputation (impute(model=...))")
     y = parsed.response
     if y is None:
         raise SpecificationError(

@@ -542,6 +542,13 @@ _REFUSED_ON_PURPOSE = {
     "y ~ lmean(x) + (1 | g)",  # latent cluster means are not available yet
     "y ~ x + lmean(x) + (1 | g)",
     "~ x)",
+    # cmean(x, factor): the factor is column names joined by ':' only
+    "~ cmean(x, 1)",
+    "~ cmean(x, log(s))",
+    "~ cmean(x, s, t)",
+    "~ cmean(x, s.__class__)",
+    "~ cmean(x, s/t)",
+    "~ cmean(x, school=s)",
 }
 
 
