@@ -26,9 +26,10 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    (:func:`mlimpute.compatible.level2_moments`); exactly over the categories for a
    binary/ordinal predictor (:mod:`mlimpute.compatible.categorical`); by one vectorised
    random-walk Metropolis–Hastings step per row where it enters non-linearly
-   (``I(x**2)``, ``log(x)``...; the proposal scale tuned during the first half of the
-   iterations the chains were started with, frozen afterwards, acceptance rate and scale
-   traced as ``accept(MH)``, ``scale(MH)``). The draws are in
+   (``I(x**2)``, ``log(x)``...; the proposal scale tuned at every iteration by a
+   Robbins–Monro recursion whose gain depends only on the iteration index, its state
+   carried with the chain so that a continued chain equals a longer one bit for bit;
+   acceptance rate and scale traced as ``accept(MH)``, ``scale(MH)``). The draws are in
    :mod:`mlimpute.sampler.compatible_draws`.
 4. **Missing outcomes** from the analysis model given the new predictors.
 
@@ -73,7 +74,7 @@ CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
 
 #: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
 #: missing values (with the outcome observed) whose proposal was accepted at that
-#: iteration, and the proposal scale s (tuned during the first half of the iterations)
+#: iteration, and the proposal scale s (tuned at every iteration with a diminishing gain)
 MH_PARAMS = ("accept(MH)", "scale(MH)")
 
 
@@ -267,7 +268,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_obs_rows,
                     row_designs,
                     states,
-                    adapt=it < spec.iterations // 2,
+                    adapt=True,  # diminishing gain: depends on the step count only
                 )
                 extra[x][t] = rate, np.exp(states[proposal_key(x)][0])
             else:

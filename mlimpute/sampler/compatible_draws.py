@@ -374,8 +374,9 @@ def mh_draw(
     Rows with the outcome observed: one random-walk Metropolis–Hastings step per row
     (vectorised), target ``N(x; μ_x, σ_x²) · Π_m N(v_m; a_m + c_m x, σ_m²) ·
     N(y; η(x), σ_y²)``, proposal SD ``s·√(closed-form variance without the analysis
-    term)``; s is tuned toward acceptance 0.44 while ``adapt`` (the first half of the
-    iterations) and frozen afterwards. Returns the draws and the acceptance rate.
+    term)``; s is tuned toward acceptance 0.44 when ``adapt`` (at every iteration, with the
+    diminishing gain of :meth:`mlimpute.compatible.ProposalScale.adapted`). Returns the
+    draws and the acceptance rate.
     """
     m_, v_ = conditional_moments(mu, sigma2_x, terms)
     act = y_obs_rows[rows]
