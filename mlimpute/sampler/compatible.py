@@ -51,6 +51,8 @@ from mlimpute.sampler.compatible_draws import (
     all_clusters,
     categorical_draw,
     eta_at,
+    latent_mean_draw,
+    latent_mean_owner_state,
     level2_draw,
     linear_predictor,
     mh_draw,
@@ -59,7 +61,7 @@ from mlimpute.sampler.compatible_draws import (
 )
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.ranefs import ranef_arrays
-from mlimpute.spec.model import model_based, nonlinear_predictors
+from mlimpute.spec.model import latent_means, model_based, nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
@@ -129,10 +131,13 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     level2 = {v.name for v in spec.variables if v.level == 2}
     codes, first = plan.layout.codes, plan.layout.segments.starts
     J = first.size
+    latent = latent_means(spec)  # {"lmean(x)": "x"}
     for name in names:
         x = plan.start[name].copy()
         if start is not None:
             x[plan.missing_rows(name)] = start.imputed[name]
+        elif name in latent:  # the cluster means of x's start values (no random call)
+            x = plan.layout.cluster_mean(values[latent[name]])
         elif name in level2:  # one draw per cluster
             cv = np.full(J, np.nan)
             cv[codes[~np.isnan(x)]] = x[~np.isnan(x)]
@@ -172,6 +177,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
     }
     mh = mh_variables(plan) - categorical
+    owners = set(latent.values())  # x of each lmean(x): its model is x = lmean(x) + e
     in_model = spec.model.variables
     extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
@@ -195,12 +201,36 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 d = replace(d, y_obs=yx)
                 states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
                 continue
+            if x in owners and it > 0:  # x's model given lmean(x): after the loop
+                continue
             if it == 0:
                 states[x] = model.start(rng, d, yx)
             else:
                 states[x] = model.gibbs(rng, states[x], d, yx)
+        for xi_col, x in latent.items():
+            states[x] = latent_mean_owner_state(
+                rng, plan, x, xi_col, datas, states, values, cview
+            )
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
+            if x in latent:
+                draw = latent_mean_draw(
+                    rng,
+                    plan,
+                    x,
+                    latent[x],
+                    datas,
+                    states,
+                    cview,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
             if x in level2:
                 draw = level2_draw(
                     rng,

@@ -32,6 +32,7 @@ __all__ = [
     "parse_formula",
     "formula_text",
     "cmean_column",
+    "lmean_column",
     "ranef_column",
     "factor_columns",
     "ALLOWED_FUNCTIONS",
@@ -39,6 +40,8 @@ __all__ = [
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_LMEAN = re.compile(r"\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_LMEAN_COLUMN = re.compile(r"`lmean\(([^`]*)\)`")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
 _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
@@ -47,6 +50,21 @@ _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 def cmean_column(variable: str) -> str:
     """Name of the design column holding the cluster mean of ``variable``."""
     return f"cmean({variable})"
+
+
+def lmean_column(variable: str) -> str:
+    """Name of the column holding the latent cluster mean of ``variable``.
+
+    In a model-based imputation's analysis model ``lmean(x)`` is the random intercept of
+    x's own model (its latent cluster mean); every completed data set carries its drawn
+    values in this column, and an analysis formula's ``lmean(x)`` refers to it.
+
+    Examples
+    --------
+    >>> lmean_column("x")
+    'lmean(x)'
+    """
+    return f"lmean({variable})"
 
 
 def ranef_column(variable: str, effect: str | None = None) -> str:
@@ -171,6 +189,18 @@ class ParsedFormula:
             )
 
     @property
+    def lmeans(self) -> tuple[str, ...]:
+        """Variables whose latent cluster means ``lmean(x)`` appear in the fixed part (the
+        column :func:`lmean_column` of each is among the predictors).
+
+        Examples
+        --------
+        >>> parse_formula("y ~ x + lmean(x) + (1 | g)").lmeans
+        ('x',)
+        """
+        return tuple(dict.fromkeys(m.group(1) for m in _LMEAN_COLUMN.finditer(self.fixed)))
+
+    @property
     def predictors(self) -> frozenset[str]:
         """Data columns used on the right-hand side (fixed, random and cmean terms)."""
         names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
@@ -223,7 +253,7 @@ def _factor_text(factor: str, quote) -> str:
 
 def _uncmean(text: str) -> str:
     return re.sub(
-        r"`(cmean|ranef)\(([^`]*)\)`", lambda m: f"{m.group(1)}({_quote(m.group(2))})", text
+        r"`(cmean|lmean|ranef)\(([^`]*)\)`", lambda m: f"{m.group(1)}({_quote(m.group(2))})", text
     )
 
 
@@ -479,6 +509,8 @@ def _cluster_terms(fixed: list[str]) -> tuple[str, tuple[str, ...], tuple[str, .
     fixed_text = " ".join(fixed) if fixed else "1"
     cmeans = tuple(dict.fromkeys(m.group(1).strip("`") for m in _CMEAN.finditer(fixed_text)))
     fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
+    # lmean(x): a column of the completed data (the drawn latent cluster means)
+    fixed_text = _LMEAN.sub(lambda m: f"`{lmean_column(m.group(1).strip('`'))}`", fixed_text)
     ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
     return fixed_text, cmeans, ranefs
@@ -497,9 +529,9 @@ def _check_formulaic_syntax(text: str, parts: list[str]) -> None:
 
 
 def _check_random_parts(text: str, blocks: list[RandomBlock]) -> None:
-    """``cmean()`` and ``ranef()`` belong to the fixed part only."""
+    """``cmean()``, ``lmean()`` and ``ranef()`` belong to the fixed part only."""
     for block in blocks:
-        for fn in ("cmean(", "ranef("):
+        for fn in ("cmean(", "lmean(", "ranef("):
             if fn in block.terms:
                 raise FormulaError(
                     _syntax_message(
@@ -545,7 +577,9 @@ def formula_text(formula: ParsedFormula) -> str:
     '~ x + (1 + x | school) + (1 + x | school:class)'
     """
     fixed = re.sub(
-        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
+        r"`(cmean|lmean)\(([^`]*)\)`",
+        lambda mt: f"{mt.group(1)}({_term(mt.group(2))})",
+        formula.fixed,
     ).strip()
     parts = [fixed] if fixed not in {"", "1"} else ["1"]
     for block, g in formula.random_terms:

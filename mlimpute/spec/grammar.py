@@ -82,6 +82,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         },
     ),
     "cmean": (("name",), {}),
+    "lmean": (("name",), {}),
     "ranef": (("name",), {}),
 }
 
