@@ -31,6 +31,13 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    carried with the chain so that a continued chain equals a longer one bit for bit;
    acceptance rate and scale traced as ``accept(MH)``, ``scale(MH)``). The draws are in
    :mod:`mlimpute.sampler.compatible_draws`.
+   A latent cluster mean ``lmean(x)`` (a level-2 column that is never observed) is the
+   random intercept of x's model ``x_ij = ξ_j + e_ij``: its own model (``lmean(x) ~``
+   level-2 columns) is fitted to the drawn ξ in step 2, x's model is set from it
+   (:func:`~mlimpute.sampler.compatible_draws.latent_mean_owner_state`: linear predictor
+   ξ_j, σ_x² drawn given x − ξ), and in step 3 every ξ_j is drawn from its closed form
+   with x's rows and the analysis model's rows of the cluster
+   (:func:`~mlimpute.sampler.compatible_draws.latent_mean_draw`).
 4. **Missing outcomes** from the analysis model given the new predictors.
 
 Everything is vectorised over rows and clusters; the Python loops run over iterations,

@@ -18,7 +18,12 @@ predictors that enter the linear predictor linearly given everything else (main 
 random slopes, interactions with other variables; closed-form draws) or through
 transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
 level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
-incomplete continuous auxiliaries. Anything else raises
+incomplete continuous auxiliaries; the latent cluster mean ``lmean(x)`` of one continuous
+level-1 column x (Lüdtke et al. 2008): x's model is ``x_ij = ξ_j + e_ij`` and the spec
+holds a level-2 variable ``lmean(x)`` (``lmean(x) ~ level-2 columns``: ξ_j's own model)
+whose drawn values every completed data set carries in the column ``lmean(x)``; so far x
+is then the only incomplete predictor, and no level-1 column other than x enters x's
+model. Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
