@@ -235,6 +235,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     values,
                     y_values,
                     y_obs_rows,
+                    users[x],
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue

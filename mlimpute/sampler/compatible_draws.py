@@ -304,21 +304,38 @@ def latent_mean_owner_state(rng, plan, x, col, datas, states, values, cview):
 
 
 def latent_mean_draw(
-    rng, plan, col, x, datas, states, cview, ma, sa, da, values, y_values, y_obs_rows
+    rng, plan, col, x, datas, states, cview, ma, sa, da, values, y_values, y_obs_rows, users=()
 ):
     """Draw every cluster's latent mean ``ξ_j`` (the column col, ``lmean(x)``) from its
     closed form (:func:`mlimpute.compatible.draw_latent_means`): its own model ``N(w_j'α,
-    τ)``, x's rows ``N(x_ij; ξ_j, σ_x²)`` (observed and currently imputed) and the
-    analysis model on every row of the cluster with the outcome observed (a probit outcome
-    through its latent y*). Returns the draws, one per cluster."""
+    τ)``, x's rows ``N(x_ij; ξ_j, σ_x²)`` (observed and currently imputed), the analysis
+    model on every row of the cluster with the outcome observed (a probit outcome through
+    its latent y*) and the models of the level-2 predictors ``users`` that take lmean(x)
+    as a predictor (one row per cluster). Returns the draws, one per cluster."""
     n = plan.layout.n
+    first = plan.layout.segments.starts
     d, st = datas[col], states[col]
     d.refresh(cview, plan.cluster_static)
     m = plan.models[col].predict(st, d, "obs")
     a, c = eta_at(ma, sa, da, values, plan.static, col, n)
     term = outcome_term(rng, sa, y_values, a, c, values[col], y_obs_rows)
+    cterms = []
+    for p in users:  # level-2 models: lmean(x) is one of their predictors
+        ap, cp = cluster_eta_at(
+            plan.models[p], states[p], datas[p], cview, plan.cluster_static, col
+        )
+        s2 = np.array([[states[p].sigma2]])
+        cterms.append(ClusterTerm(values[p][first][:, None], ap[:, None], cp[:, None], s2))
     xi = draw_latent_means(
-        rng, plan.layout.segments, m, float(st.sigma2), values[x], 0.0, states[x].sigma2, [term]
+        rng,
+        plan.layout.segments,
+        m,
+        float(st.sigma2),
+        values[x],
+        0.0,
+        states[x].sigma2,
+        [term],
+        cterms,
     )
     values[col][:] = np.take(xi, plan.layout.codes)
     values.touch(col)

@@ -40,7 +40,7 @@ __all__ = [
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
-_LMEAN = re.compile(r"\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _LMEAN_COLUMN = re.compile(r"`lmean\(([^`]*)\)`")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")

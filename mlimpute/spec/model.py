@@ -22,8 +22,9 @@ incomplete continuous auxiliaries; the latent cluster mean ``lmean(x)`` of one c
 level-1 column x (Lüdtke et al. 2008): x's model is ``x_ij = ξ_j + e_ij`` and the spec
 holds a level-2 variable ``lmean(x)`` (``lmean(x) ~ level-2 columns``: ξ_j's own model)
 whose drawn values every completed data set carries in the column ``lmean(x)``; so far x
-is then the only incomplete predictor, and no level-1 column other than x enters x's
-model. Anything else raises
+is then the only incomplete level-1 predictor (incomplete level-2 predictors may join,
+their models taking ``lmean(x)`` as a predictor), and no level-1 column other than x
+enters the analysis model. Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -417,21 +418,26 @@ def build_model_spec(
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
     if lmeans:
-        _check_latent_means(df, parsed, codes, incomplete, complete, complete2, nonlinear)
+        _check_latent_means(df, parsed, codes, incomplete, level2, complete, complete2, nonlinear)
+    # with lmean(x): x = lmean(x) + e, lmean(x) ~ complete level-2 columns, and each
+    # incomplete level-2 predictor's model takes lmean(x) as a predictor
+    latent = [lmean_column(x) for x in lmeans]
     variables = []
     for k, x in enumerate(level1):
-        f = predictor_formula(x, incomplete[k + 1 :], complete, g)
+        if x in lmeans:
+            f = predictor_formula(x, [], complete2, g)
+        else:
+            f = predictor_formula(x, incomplete[k + 1 :], complete, g)
         variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
     for x in lmeans:
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
             variables.append(VariableSpec(x, f, _METHOD, 1))
-    for x in lmeans:  # lmean(x) ~ level-2 predictors: the level-2 part of x's model
-        f = level2_formula(lmean_column(x), [], complete2)
-        variables.append(VariableSpec(lmean_column(x), f, _METHOD2, 2))
     for k, w in enumerate(level2):
-        f = level2_formula(w, level2[k + 1 :], complete2)
+        f = level2_formula(w, [*level2[k + 1 :], *latent], complete2)
         variables.append(VariableSpec(w, f, _METHOD2, 2))
+    for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
+        variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:
         variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
     variables += extras  # chained defaults, conditional on everything else
@@ -450,13 +456,17 @@ def build_model_spec(
     )
 
 
-def _check_latent_means(df, parsed, codes, incomplete, complete, complete2, nonlinear) -> None:
+def _check_latent_means(
+    df, parsed, codes, incomplete, level2, complete, complete2, nonlinear
+) -> None:
     """What ``lmean(x)`` supports so far; :class:`~mlimpute.errors.UnsupportedError`
     naming the rest, before any chain starts.
 
     x's model is ``x_ij = ξ_j + e_ij`` with ``ξ_j = w_j'α + r_j`` (``lmean(x)`` is ξ_j, w
     the complete level-2 columns of the model): x is a continuous level-1 column, the
-    only incomplete predictor, and no level-1 column other than x enters its model.
+    only incomplete level-1 predictor (incomplete level-2 predictors may join: their
+    models take lmean(x) as a predictor), and no level-1 column other than x enters the
+    analysis model.
     """
     from mlimpute.codec import column_kind
 
@@ -477,12 +487,13 @@ def _check_latent_means(df, parsed, codes, incomplete, complete, complete2, nonl
                 f"lmean({x}) in the analysis model {model!r}: {x!r} also enters it "
                 "non-linearly, which latent cluster means do not support yet"
             )
-    others = [c for c in incomplete if c not in parsed.lmeans]
+    others = [c for c in incomplete if c not in parsed.lmeans and c not in level2]
     if others:
         raise UnsupportedError(
             f"lmean() in the analysis model {model!r} together with the incomplete "
-            f"predictor(s) or auxiliaries {others}: latent cluster means support one "
-            "incomplete level-1 predictor (x in lmean(x)) so far"
+            f"level-1 predictor(s) or auxiliaries {others}: latent cluster means support "
+            "one incomplete level-1 predictor (x in lmean(x)) so far, beside incomplete "
+            "level-2 ones"
         )
     if len(parsed.lmeans) > 1:
         raise UnsupportedError(

@@ -41,10 +41,10 @@ def _tiny(K: int) -> pd.DataFrame:
     return pd.DataFrame({"g": g, "x": x, "y": y})
 
 
-def _chain_pieces(df: pd.DataFrame):
+def _chain_pieces(df: pd.DataFrame, model: str = MODEL):
     """Plan, model states after one iteration, and the chain's values/data, as
     run_compatible_chain holds them."""
-    spec = build_model_spec(df, MODEL, None, m=1, iterations=1)
+    spec = build_model_spec(df, model, None, m=1, iterations=1)
     plan = build_plan(with_latent_means(df, spec), spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,8 +53,9 @@ def _chain_pieces(df: pd.DataFrame):
     for name in plan.names:
         values[name] = plan.start[name].copy()
     first = plan.layout.segments.starts
+    level2 = {v.name for v in spec.variables if v.level == 2}
     datas = {
-        n: all_clusters(plan.data[n]) if n == "lmean(x)" else plan.data[n].for_chain()
+        n: all_clusters(plan.data[n]) if n in level2 else plan.data[n].for_chain()
         for n in plan.names
     }
     return plan, states, values, datas, ClusterValues(values, first, {})
@@ -125,6 +126,68 @@ def test_latent_means_follow_their_exact_conditional():
     np.testing.assert_array_equal(values["lmean(x)"], np.repeat(xi, 3))
 
 
+def test_latent_means_see_the_level2_models_that_use_them():
+    """An incomplete level-2 predictor w whose model takes lmean(x) as a predictor,
+    ``w_j ~ N(δ0 + δ1 ξ_j, σ_w²)``, adds ``δ1²/σ_w²`` to ξ_j's precision and
+    ``δ1 (w_j − δ0)/σ_w²`` to its numerator. Same tolerances as above; dropping the
+    term moves the mean by more than 10 SEs (checked)."""
+    K = 4000
+    df = _tiny(K).assign(y=lambda f: f.y.fillna(0.0))
+    wj = np.where(np.arange(K) % 2 == 0, 0.7, -0.2)  # the even clusters are compared
+    df["w"] = np.where(df.g == K - 1, np.nan, wj[df.g])
+    plan, states, values, datas, cview = _chain_pieces(df, "y ~ x + lmean(x) + w + (1 | g)")
+    assert str(plan.spec.variables_by_name["w"].formula) == "w ~ lmean(x)"
+    values["x"][:] = np.tile([0.5, -1.0, 0.3], K)
+    values["w"][:] = np.repeat(wj, 3)
+    for n in ("x", "w"):
+        values.touch(n)
+    g0, gw, gc, gz, u, s2 = 0.2, 0.7, 1.5, 0.3, 0.4, 0.5
+    alpha, tau, s2x, d0, d1, s2w = 1.5, 0.3, 0.9, -0.5, 2.0, 0.4
+    da = plan.analysis.for_chain()
+    assert list(da.X.names) == ["Intercept", "x", "lmean(x)", "w"]
+    sa = replace(
+        states[ANALYSIS], beta=np.array([g0, gw, gc, gz]), b=np.full((K, 1), u), sigma2=s2
+    )
+    states["lmean(x)"] = replace(states["lmean(x)"], beta=np.array([alpha]), sigma2=tau)
+    states["x"] = replace(states["x"], sigma2=s2x)
+    assert list(datas["w"].X.names) == ["Intercept", "lmean(x)"]
+    states["w"] = replace(states["w"], beta=np.array([d0, d1]), sigma2=s2w)
+    y = values["y"] if "y" in values else da.y_obs
+    xi = latent_mean_draw(
+        np.random.default_rng(1),
+        plan,
+        "lmean(x)",
+        "x",
+        datas,
+        states,
+        cview,
+        plan.analysis_model,
+        sa,
+        da,
+        values,
+        np.asarray(y, dtype=float),
+        np.ones(plan.layout.n, dtype=bool),
+        ["w"],
+    )[0::2]
+    xs, ys = np.array([0.5, -1.0, 0.3]), np.array([1.0, 0.0, -0.4])
+
+    def moments(with_w=True):
+        lam = 1 / tau + 3 / s2x + 3 * gc**2 / s2
+        num = alpha / tau + xs.sum() / s2x
+        num += (gc * (ys - g0 - gw * xs - gz * 0.7 - u)).sum() / s2
+        if with_w:
+            lam += d1**2 / s2w
+            num += d1 * (0.7 - d0) / s2w
+        return num / lam, 1 / lam
+
+    mu, v = moments()
+    n_draws = xi.size
+    se_m, se_v = np.sqrt(v / n_draws), v * np.sqrt(2 / (n_draws - 1))
+    assert abs(xi.mean() - mu) < 4.5 * se_m, (xi.mean(), mu)
+    assert abs(xi.var(ddof=1) - v) < 4.5 * se_v, (xi.var(ddof=1), v)
+    assert abs(moments(False)[0] - mu) > 10 * se_m
+
+
 def test_owner_state_makes_x_linear_predictor_the_latent_mean():
     """x's model given ξ: its linear predictor is ξ_j on every row; Ψ = τ and β = α of
     lmean(x)'s own model; σ_x² a draw around the mean square of x − ξ."""
@@ -187,6 +250,32 @@ def test_bit_identical_across_executors_continuation_and_files(design_d, tmp_pat
                 pd.testing.assert_frame_equal(long.complete(k), other.complete(k))
 
 
+def test_incomplete_level2_predictor_uses_the_latent_mean(design_d, tmp_path):
+    """w (level 2, 20 % of clusters missing) with lmean(x): w's model takes lmean(x) as
+    a predictor; the run completes, keeps observed values, and reruns bit for bit from
+    a file."""
+    _, df = design_d
+    rng = np.random.default_rng(6)
+    wj = rng.standard_normal(200)
+    wj[rng.random(200) < 0.2] = np.nan
+    df = df.assign(w=wj[df.g])
+    model = "y ~ x + lmean(x) + w + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        long = df.mi.impute(model=model, m=2, iterations=4, rng=2)
+        short = df.mi.impute(model=model, m=2, iterations=2, rng=2)
+        path = str(tmp_path / "w.nc")
+        short.to_netcdf(path)
+        more = mlimpute.open(path).iterate(2)
+    assert "w: w ~ lmean(x)" in str(long.spec)
+    c = long.complete(1)
+    assert not c.isna().any().any()
+    assert (c.groupby("g")["w"].nunique() == 1).all()
+    np.testing.assert_array_equal(c.w[df.w.notna()], df.w[df.w.notna()])
+    for k in (1, 2):
+        pd.testing.assert_frame_equal(long.complete(k), more.complete(k))
+
+
 def test_complete_x_still_has_a_latent_mean(design_d):
     full, _ = design_d
     with warnings.catch_warnings():
@@ -200,7 +289,7 @@ def test_complete_x_still_has_a_latent_mean(design_d):
     ("model", "error", "match"),
     [
         ("y ~ x + lmean(x) + w + (1 | g)", UnsupportedError, r"level-1.*\['w'\]"),
-        ("y ~ x + lmean(x) + v + (1 | g)", UnsupportedError, r"incomplete.*\['v'\]"),
+        ("y ~ x + lmean(x) + v + (1 | g)", UnsupportedError, r"level-1.*\['v'\]"),
         ("y ~ x + I(x**2) + lmean(x) + (1 | g)", UnsupportedError, "non-linearly"),
         ("y ~ x + lmean(z) + (1 | g)", UnsupportedError, "constant within"),
         ("y ~ x + lmean(nope) + (1 | g)", SpecificationError, "nope"),
