@@ -215,9 +215,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             else:
                 states[x] = model.gibbs(rng, states[x], d, yx)
         for xi_col, x in latent.items():
-            states[x] = latent_mean_owner_state(
-                rng, plan, x, xi_col, datas, states, values, cview
-            )
+            states[x] = latent_mean_owner_state(rng, plan, x, xi_col, datas, states, values, cview)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
             if x in latent:

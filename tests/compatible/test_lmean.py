@@ -145,9 +145,7 @@ def test_latent_means_see_the_level2_models_that_use_them():
     alpha, tau, s2x, d0, d1, s2w = 1.5, 0.3, 0.9, -0.5, 2.0, 0.4
     da = plan.analysis.for_chain()
     assert list(da.X.names) == ["Intercept", "x", "lmean(x)", "w"]
-    sa = replace(
-        states[ANALYSIS], beta=np.array([g0, gw, gc, gz]), b=np.full((K, 1), u), sigma2=s2
-    )
+    sa = replace(states[ANALYSIS], beta=np.array([g0, gw, gc, gz]), b=np.full((K, 1), u), sigma2=s2)
     states["lmean(x)"] = replace(states["lmean(x)"], beta=np.array([alpha]), sigma2=tau)
     states["x"] = replace(states["x"], sigma2=s2x)
     assert list(datas["w"].X.names) == ["Intercept", "lmean(x)"]
