@@ -365,3 +365,16 @@ def test_design_d_latent_mean_recovers_the_contextual_effect():
         cm.append(ref.summary().loc["cmean(x)", "estimate"])
     assert abs(np.mean(lm) - 0.3) < 3 * 0.059, lm
     assert np.mean(lm) - np.mean(cm) > 0, (lm, cm)
+
+
+def test_binary_outcome_with_a_latent_mean(design_d):
+    """A probit outcome: ξ_j's conditional uses the latent y* (drawn afresh); the run
+    completes and the probit fit uses the lmean(x) column."""
+    complete, df = design_d
+    df = df.assign(yb=(complete.y > 0).astype(float)).drop(columns="y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = df.mi.impute(model="yb ~ x + lmean(x) + (1 | g)", m=2, iterations=5, rng=1)
+        res = imp.fit(family="binomial", link="probit").summary()
+    assert not imp.complete(2).isna().any().any()
+    assert "lmean(x)" in res.index
