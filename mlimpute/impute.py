@@ -31,7 +31,7 @@ from mlimpute.schema import param_var
 from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.formula import factor_columns
-from mlimpute.spec.model import build_model_spec
+from mlimpute.spec.model import build_model_spec, with_latent_means
 
 __all__ = ["impute", "iterate_result", "extend_result"]
 
@@ -215,6 +215,7 @@ def impute(
             exclude=exclude,
             heteroscedastic=heteroscedastic,
         )
+        df = with_latent_means(df, spec)  # an empty column lmean(x) that imputation fills
     else:
         args = dict(
             m=m,

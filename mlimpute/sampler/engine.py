@@ -30,7 +30,7 @@ from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, bu
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
-from mlimpute.spec.model import model_based, outcome_method
+from mlimpute.spec.model import latent_means, model_based, outcome_method
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -132,11 +132,14 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
     start, like = {}, {}
     codes, first = layout.codes, layout.segments.starts
+    latent = latent_means(spec)
     for v in spec.variables:
         name = v.name
         x = encode(static[name])
         start[name] = x
-        if v.level == 2:
+        if name in latent:  # lmean(x): never observed; x's (filled) cluster means
+            x = layout.cluster_mean(encode(static[latent[name]]))
+        elif v.level == 2:
             x = _cluster_values(x, codes, layout.segments.n_clusters)
             miss = np.isnan(x)
             x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
@@ -183,6 +186,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             for col in ranef_cols:  # placeholders: only the design's structure depends on them
                 cluster_static[col] = fill_rng.standard_normal(len(first))
             y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
+            if v.name in latent:  # lmean(x): fitted to its drawn values, every cluster
+                y2 = cluster_static[v.name].to_numpy(dtype=np.float64)
             data[v.name] = build_model_data(
                 f,
                 cluster_static,

@@ -430,6 +430,13 @@ def _check_columns(
     """Every column a formula or a column-list argument names is in the data."""
     columns = set(df.columns)
     for name, f in parsed.items():
+        if f.lmeans:
+            raise UnsupportedError(
+                f"lmean({f.lmeans[0]}) in the formula for {name!r}: a latent cluster mean "
+                "belongs to the analysis model of a model-based imputation "
+                "(impute(model=...)); chained formulas use cmean(...), the observed "
+                "cluster mean"
+            )
         unknown = sorted(f.variables - columns)
         if unknown:
             raise SpecificationError(

@@ -33,6 +33,7 @@ __all__ = [
     "formula_text",
     "cmean_column",
     "split_cmean_column",
+    "lmean_column",
     "ranef_column",
     "factor_columns",
     "ALLOWED_FUNCTIONS",
@@ -41,6 +42,8 @@ __all__ = [
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _COL = r"(?:`[^`]+`|[A-Za-z_.][\w.]*)"
 _CMEAN = re.compile(rf"\bcmean\(\s*({_COL})\s*(?:,\s*({_COL}(?:\s*:\s*{_COL})*)\s*)?\)")
+_LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_LMEAN_COLUMN = re.compile(r"`lmean\(([^`]*)\)`")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
 _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
@@ -73,6 +76,21 @@ def split_cmean_column(name: str) -> tuple[str, str | None] | None:
     inner = name[6:-1]
     var, sep, factor = inner.partition(", ")
     return (var, factor) if sep else (inner, None)
+
+
+def lmean_column(variable: str) -> str:
+    """Name of the column holding the latent cluster mean of ``variable``.
+
+    In a model-based imputation's analysis model ``lmean(x)`` is the random intercept of
+    x's own model (its latent cluster mean); every completed data set carries its drawn
+    values in this column, and an analysis formula's ``lmean(x)`` refers to it.
+
+    Examples
+    --------
+    >>> lmean_column("x")
+    'lmean(x)'
+    """
+    return f"lmean({variable})"
 
 
 def ranef_column(variable: str, effect: str | None = None) -> str:
@@ -203,6 +221,18 @@ class ParsedFormula:
             )
 
     @property
+    def lmeans(self) -> tuple[str, ...]:
+        """Variables whose latent cluster means ``lmean(x)`` appear in the fixed part (the
+        column :func:`lmean_column` of each is among the predictors).
+
+        Examples
+        --------
+        >>> parse_formula("y ~ x + lmean(x) + (1 | g)").lmeans
+        ('x',)
+        """
+        return tuple(dict.fromkeys(m.group(1) for m in _LMEAN_COLUMN.finditer(self.fixed)))
+
+    @property
     def predictors(self) -> frozenset[str]:
         """Data columns used on the right-hand side (fixed, random and cmean terms)."""
         names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
@@ -280,7 +310,7 @@ def _uncmean(text: str, quote=_quote) -> str:
             return f"cmean({quote(split[0])}, {_factor_text(split[1], quote)})"
         return f"{m.group(1)}({quote(m.group(2))})"
 
-    return re.sub(r"`(cmean|ranef)\(([^`]*)\)`", call, text)
+    return re.sub(r"`(cmean|lmean|ranef)\(([^`]*)\)`", call, text)
 
 
 _DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
@@ -549,6 +579,8 @@ def _cluster_terms(
     fixed_text = _CMEAN.sub(
         lambda m: f"`{cmean_column(m.group(1).strip('`'), _mean_factor(m))}`", fixed_text
     )
+    # lmean(x): a column of the completed data (the drawn latent cluster means)
+    fixed_text = _LMEAN.sub(lambda m: f"`{lmean_column(m.group(1).strip('`'))}`", fixed_text)
     ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
     return fixed_text, cmeans, ranefs, factor_means
@@ -567,9 +599,9 @@ def _check_formulaic_syntax(text: str, parts: list[str]) -> None:
 
 
 def _check_random_parts(text: str, blocks: list[RandomBlock]) -> None:
-    """``cmean()`` and ``ranef()`` belong to the fixed part only."""
+    """``cmean()``, ``lmean()`` and ``ranef()`` belong to the fixed part only."""
     for block in blocks:
-        for fn in ("cmean(", "ranef("):
+        for fn in ("cmean(", "lmean(", "ranef("):
             if fn in block.terms:
                 raise FormulaError(
                     _syntax_message(
@@ -615,7 +647,7 @@ def formula_text(formula: ParsedFormula) -> str:
     '~ x + (1 + x | school) + (1 + x | school:class)'
     """
     fixed = re.sub(
-        r"`cmean\(([^`]*)\)`",
+        r"`(cmean|lmean)\(([^`]*)\)`",
         lambda mt: _uncmean(mt.group(0), _term),
         formula.fixed,
     ).strip()

@@ -84,6 +84,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         },
     ),
     "cmean": (("name", "factor"), {}),
+    "lmean": (("name",), {}),
     "ranef": (("name",), {}),
 }
 

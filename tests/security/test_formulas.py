@@ -539,8 +539,6 @@ _REFUSED_ON_PURPOSE = {
     "~ x + + z",
     "~ x + I(x.__class__)",
     "~ x | g",
-    "y ~ lmean(x) + (1 | g)",  # latent cluster means are not available yet
-    "y ~ x + lmean(x) + (1 | g)",
     "~ x)",
     # cmean(x, factor): the factor is column names joined by ':' only
     "~ cmean(x, 1)",
