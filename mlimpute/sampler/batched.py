@@ -46,9 +46,7 @@ def check_batch(batch: object) -> str | int:
         return batch
     if isinstance(batch, (int, np.integer)) and not isinstance(batch, bool) and batch >= 1:
         return int(batch)
-    raise SpecificationError(
-        f"batch must be 'auto' or a positive number of chains, got {batch!r}"
-    )
+    raise SpecificationError(f"batch must be 'auto' or a positive number of chains, got {batch!r}")
 
 
 def can_batch(plan: Plan) -> bool:
@@ -144,7 +142,5 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     for c in range(C):
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
-        out.append(
-            ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final)
-        )
+        out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
     return out

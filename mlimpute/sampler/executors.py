@@ -18,20 +18,25 @@ memory) raises ``ChainError`` naming the first chain of its block.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from mlimpute.errors import ChainError
 from mlimpute.parallel import StartMethod, map_blocks
+from mlimpute.sampler.batched import check_batch, run_block
 from mlimpute.sampler.engine import ChainResult, ChainState, Plan, run_chain
 
 __all__ = ["map_chains", "StartMethod"]
 
 
-def _run_block(plan: Plan, block: list[tuple]) -> list[ChainResult]:
+def _run_block(plan: Plan, block: list[tuple], batch: str | int = 1) -> list[ChainResult]:
     """Chains ``block`` (tuples ``(k, seed, start, iterations)``) of ``plan``; runs in a
-    worker too."""
+    worker too. With ``batch`` other than 1, chains the batched runner covers are stepped
+    together (:mod:`mlimpute.sampler.batched`; bit-identical)."""
+    if batch != 1:
+        return run_block(plan, block, batch)
     return [run_chain(plan, k, seed, start, n) for k, seed, start, n in block]
 
 
@@ -61,6 +66,7 @@ def map_chains(
     starts: Sequence[ChainState | None] | None = None,
     iterations: int | None = None,
     first: int = 0,
+    batch: str | int = "auto",
 ) -> list[ChainResult]:
     """Run chain ``k`` of ``plan`` from ``seeds[k]`` for every k; results in chain order.
 
@@ -91,6 +97,9 @@ def map_chains(
         Iterations per chain (default ``plan.spec.iterations``).
     first : int, default 0
         Number of the first chain (chain numbers only name chains in error messages).
+    batch : "auto" or int, default "auto"
+        Chains stepped together within each task (:mod:`mlimpute.sampler.batched`): 1 runs
+        them one by one; results are bit-identical whatever the value.
 
     Returns
     -------
@@ -124,13 +133,14 @@ def map_chains(
     ...     for a, b in zip(res, run_chains(plan, seeds)))
     True
     """
+    batch = check_batch(batch)
     where = "dask cluster" if client is not None else "process pool"
 
     def failure(exc: BaseException, block: list) -> ChainError:
         return _chain_error(exc, block, where)
 
     return map_blocks(
-        _run_block,
+        _run_block if batch == 1 else partial(_run_block, batch=batch),
         plan,
         [
             (first + k, seed, None if starts is None else starts[k], iterations)
