@@ -18,7 +18,6 @@ memory) raises ``ChainError`` naming the first chain of its block.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,13 +30,18 @@ from mlimpute.sampler.engine import ChainResult, ChainState, Plan, run_chain
 __all__ = ["map_chains", "StartMethod"]
 
 
-def _run_block(plan: Plan, block: list[tuple], batch: str | int = 1) -> list[ChainResult]:
+def _run_block(plan: Plan, block: list[tuple]) -> list[ChainResult]:
     """Chains ``block`` (tuples ``(k, seed, start, iterations)``) of ``plan``; runs in a
-    worker too. With ``batch`` other than 1, chains the batched runner covers are stepped
-    together (:mod:`mlimpute.sampler.batched`; bit-identical)."""
-    if batch != 1:
-        return run_block(plan, block, batch)
+    worker too."""
     return [run_chain(plan, k, seed, start, n) for k, seed, start, n in block]
+
+
+def _run_batched(shared: tuple[Plan, str | int], block: list[tuple]) -> list[ChainResult]:
+    """:func:`_run_block` with ``shared = (plan, batch)``: the chains the batched runner
+    covers are stepped together, ``batch`` at a time (:mod:`mlimpute.sampler.batched`;
+    bit-identical)."""
+    plan, batch = shared
+    return run_block(plan, block, batch)
 
 
 def _chain_error(exc: BaseException, block: list[tuple], where: str) -> ChainError:
@@ -140,8 +144,8 @@ def map_chains(
         return _chain_error(exc, block, where)
 
     return map_blocks(
-        _run_block if batch == 1 else partial(_run_block, batch=batch),
-        plan,
+        _run_block if batch == 1 else _run_batched,
+        plan if batch == 1 else (plan, batch),
         [
             (first + k, seed, None if starts is None else starts[k], iterations)
             for k, seed in enumerate(seeds)
