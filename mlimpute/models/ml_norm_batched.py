@@ -27,7 +27,7 @@ import numpy as np
 
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.linalg import draw_chol, solve_spd
+from mlimpute.models.linalg import cho_solve_lower, draw_chol, solve_spd
 from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
 
 __all__ = ["eligible", "step_block", "draw_missing_block", "param_block"]
@@ -96,16 +96,17 @@ def step_block(
     for c in range(C):
         Cm[c] = np.concatenate([sums[c][0], sh.Zty[:, :, None]], axis=2)
     Ww = Cm / s2b / L
-    betas, means = [], []
+    A = np.empty((C, p, p))
+    h = np.empty((C, p))
     for c in range(C):
         ZtX, XtX, Xty = sums[c]
         W, wv = Ww[c][:, :, :p], Ww[c][:, :, p]
-        A = XtX / s2[c] - np.einsum("jqp,jqr->pr", W, W)
-        h = Xty / s2[c] - np.einsum("jqp,jq->p", W, wv)
-        A = (A + A.T) / 2
-        mean, LA = solve_spd(A, h)
-        betas.append(draw_chol(rngs[c], LA, mean))
-        means.append(mean)
+        A[c] = XtX / s2[c] - np.einsum("jqp,jqr->pr", W, W)
+        h[c] = Xty / s2[c] - np.einsum("jqp,jq->p", W, wv)
+    A = (A + A.transpose(0, 2, 1)) / 2
+    means = _solve_spd_block(A, h)
+    betas = [draw_chol(rngs[c], LA, mean) for c, (mean, LA) in enumerate(means)]
+    means = [mean for mean, _ in means]
     # b_j | β (draw_precision_batched, q = 1) and E[b_j | β̄]
     hb = np.empty((C, J, 1))
     cb = np.empty((C, J, 1))
@@ -124,13 +125,20 @@ def step_block(
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
     Wn = np.take(xi, seg.codes, axis=1)  # (C, n, 1)
+    rs = []
+    prec = np.empty((C, 1, 1))
+    ha = np.empty((C, 1))
+    for c in range(C):
+        r = y - sh.X[c] @ betas[c]
+        Wc = Wn[c]
+        prec[c] = (Wc.T @ Wc) / s2[c] + np.diag(2.0 / states[c].scale ** 2)
+        ha[c] = (Wc.T @ r) / s2[c]
+        rs.append(r)
+    sol = _solve_spd_block(prec, ha)
     out = []
     for c in range(C):
-        state, beta = states[c], betas[c]
-        r = y - sh.X[c] @ beta
-        Wc = Wn[c]
-        prec = (Wc.T @ Wc) / s2[c] + np.diag(2.0 / state.scale**2)
-        m_a, La = solve_spd(prec, (Wc.T @ r) / s2[c])
+        state, beta, r, Wc = states[c], betas[c], rs[c], Wn[c]
+        m_a, La = sol[c]
         a = draw_chol(rngs[c], La, m_a)
         a = np.where(np.abs(a) > 1e-150, a, 1e-150)
         bc = xi[c] * a
@@ -158,6 +166,18 @@ def step_block(
             )
         )
     return out
+
+
+def _solve_spd_block(A: np.ndarray, h: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``solve_spd(A[c], h[c])`` for every c: the Cholesky factors by one call of numpy's
+    stacked factorisation (LAPACK ``potrf`` on each matrix, as for one matrix), the solves
+    per matrix; where some matrix does not factorise, :func:`solve_spd` on each (its
+    jitter)."""
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        return [solve_spd(A[c], h[c]) for c in range(A.shape[0])]
+    return [(cho_solve_lower(L[c], h[c]), L[c]) for c in range(A.shape[0])]
 
 
 def draw_missing_block(
