@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--short", type=int, default=10)
     ap.add_argument("--long", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--rows", type=int, nargs="*", default=[600, 2_000, 6_000, 20_000, 60_000])
+    ap.add_argument("--rows", type=int, nargs="*", default=[600, 2_000, 6_000, 12_000, 20_000])
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 5, 25])
     args = ap.parse_args()
     if os.environ.get("OPENBLAS_NUM_THREADS") != "1":

@@ -66,8 +66,9 @@ def test_continued_chains_are_stepped_together_bit_identically():
     _, plan = _plan(1, iterations=3)
     seeds, _ = chain_seeds(3, M)
     first = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
-    ref = [run_chain(plan, k, s, r.final, 2) for k, (s, r) in enumerate(zip(seeds, first))]
-    block = [(k, s, r.final, 2) for k, (s, r) in enumerate(zip(seeds, first))]
+    pairs = list(enumerate(zip(seeds, first, strict=True)))
+    ref = [run_chain(plan, k, s, r.final, 2) for k, (s, r) in pairs]
+    block = [(k, s, r.final, 2) for k, (s, r) in pairs]
     for a, b in zip(ref, _stepped(plan, block, 3, 2), strict=True):
         _same(a, b, plan.names)
 
