@@ -91,18 +91,21 @@ def step_block(
     ZtZ_s = st.ZtZ[None] / s2b  # (C, J, 1, 1)
     P = ZtZ_s + (1.0 / psi)[:, None]
     L = np.sqrt(P)
-    Cm = np.empty((C, J, 1, p + 1))
     sums = [sh.sums(c) for c in range(C)]
-    for c in range(C):
-        Cm[c] = np.concatenate([sums[c][0], sh.Zty[:, :, None]], axis=2)
+    Cm = np.empty((C, J, 1, p + 1))  # [Z'X Z'y] of each chain (copies: exact)
+    Cm[:, :, :, :p] = np.stack([sm[0] for sm in sums])
+    Cm[:, :, :, p] = sh.Zty
     Ww = Cm / s2b / L
-    A = np.empty((C, p, p))
-    h = np.empty((C, p))
+    XtX = np.stack([sm[1] for sm in sums])
+    Xty = np.stack([sm[2] for sm in sums])
+    G = np.empty((C, p, p))
+    g = np.empty((C, p))
     for c in range(C):
-        ZtX, XtX, Xty = sums[c]
         W, wv = Ww[c][:, :, :p], Ww[c][:, :, p]
-        A[c] = XtX / s2[c] - np.einsum("jqp,jqr->pr", W, W)
-        h[c] = Xty / s2[c] - np.einsum("jqp,jq->p", W, wv)
+        G[c] = np.einsum("jqp,jqr->pr", W, W)
+        g[c] = np.einsum("jqp,jq->p", W, wv)
+    A = XtX / s2[:, None, None] - G
+    h = Xty / s2[:, None] - g
     A = (A + A.transpose(0, 2, 1)) / 2
     means = _solve_spd_block(A, h)
     betas = [draw_chol(rngs[c], LA, mean) for c, (mean, LA) in enumerate(means)]
@@ -126,46 +129,45 @@ def step_block(
     xi = b / alpha[:, None, :]
     Wn = np.take(xi, seg.codes, axis=1)  # (C, n, 1)
     rs = []
-    prec = np.empty((C, 1, 1))
+    WtW = np.empty((C, 1, 1))
     ha = np.empty((C, 1))
     for c in range(C):
         r = y - sh.X[c] @ betas[c]
         Wc = Wn[c]
-        prec[c] = (Wc.T @ Wc) / s2[c] + np.diag(2.0 / states[c].scale ** 2)
-        ha[c] = (Wc.T @ r) / s2[c]
+        WtW[c] = Wc.T @ Wc
+        ha[c] = Wc.T @ r
         rs.append(r)
-    sol = _solve_spd_block(prec, ha)
-    out = []
+    scale = np.stack([s.scale for s in states])  # (C, 1)
+    prec = WtW / s2[:, None, None] + (2.0 / scale**2)[:, :, None]  # np.diag of one value
+    sol = _solve_spd_block(prec, ha / s2[:, None])
+    a = np.stack([draw_chol(rngs[c], sol[c][1], sol[c][0]) for c in range(C)])  # (C, 1)
+    a = np.where(np.abs(a) > 1e-150, a, 1e-150)
+    bs = xi * a[:, None, :]
+    # (3) σ² | β, b and (4) Ψ_ξ | ξ (one scalar block), each chain's draws in its order
+    sigma2 = []
+    pxi = np.empty(C)
     for c in range(C):
-        state, beta, r, Wc = states[c], betas[c], rs[c], Wn[c]
-        m_a, La = sol[c]
-        a = draw_chol(rngs[c], La, m_a)
-        a = np.where(np.abs(a) > 1e-150, a, 1e-150)
-        bc = xi[c] * a
-        # (3) σ² | β, b
-        resid = r - Wc @ a
-        sigma2 = float(resid @ resid) / rngs[c].chisquare(max(resid.size, 1))
-        sigma2 = max(sigma2, state.sigma2_floor)
-        # (4) Ψ_ξ | ξ (one scalar block)
+        resid = rs[c] - Wn[c] @ a[c]
+        s2c = float(resid @ resid) / rngs[c].chisquare(max(resid.size, 1))
+        sigma2.append(max(s2c, states[c].sigma2_floor))
         S = xi[c].T @ xi[c]
-        psi_xi = np.zeros((1, 1))
-        psi_xi[0, 0] = (2 * model.nu * 1.0 + S[0, 0]) / rngs[c].chisquare(model.nu + 1 - 1 + J)
-        psi_c = psi_xi * np.outer(a, a)
-        out.append(
-            MultilevelNormState(
-                beta,
-                bc,
-                sigma2,
-                psi_c,
-                a,
-                state.scale,
-                means[c],
-                b_mean[c],
-                None,
-                state.sigma2_floor,
-            )
+        pxi[c] = (2 * model.nu * 1.0 + S[0, 0]) / rngs[c].chisquare(model.nu + 1 - 1 + J)
+    psi = pxi[:, None, None] * (a[:, :, None] * a[:, None, :])  # Ψ_ξ ∘ outer(α, α)
+    return [
+        MultilevelNormState(
+            betas[c],
+            bs[c],
+            sigma2[c],
+            psi[c],
+            a[c],
+            states[c].scale,
+            means[c],
+            b_mean[c],
+            None,
+            states[c].sigma2_floor,
         )
-    return out
+        for c in range(C)
+    ]
 
 
 def _solve_spd_block(A: np.ndarray, h: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
