@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mlimpute.errors import ChainError
-from mlimpute.parallel import StartMethod, map_blocks
+from mlimpute.parallel import StartMethod, map_blocks, one_blas_thread, resolve_n_jobs
 from mlimpute.sampler.batched import check_batch, run_block
 from mlimpute.sampler.engine import ChainResult, ChainState, Plan, run_chain
 
@@ -143,13 +143,25 @@ def map_chains(
     def failure(exc: BaseException, block: list) -> ChainError:
         return _chain_error(exc, block, where)
 
+    items = [
+        (first + k, seed, None if starts is None else starts[k], iterations)
+        for k, seed in enumerate(seeds)
+    ]
+    if batch != 1 and progress is not None and client is None and resolve_n_jobs(n_jobs) <= 1:
+        # serially with progress, map_blocks runs one chain per call: run the batched
+        # blocks here and, after each, report its chains one by one as the serial run does
+        size = len(items) if batch == "auto" else batch
+        out: list[ChainResult] = []
+        with one_blas_thread():
+            for i in range(0, len(items), size):
+                out += run_block(plan, items[i : i + size], batch)
+                for n_done in range(i + 1, len(out) + 1):
+                    progress(n_done)
+        return out
     return map_blocks(
         _run_block if batch == 1 else _run_batched,
         plan if batch == 1 else (plan, batch),
-        [
-            (first + k, seed, None if starts is None else starts[k], iterations)
-            for k, seed in enumerate(seeds)
-        ],
+        items,
         n_jobs=n_jobs,
         client=client,
         start_method=start_method,

@@ -122,3 +122,18 @@ def test_bad_batch_is_refused_naming_it(bad):
     d = classroom(1, rng=1)
     with pytest.raises(SpecificationError, match="batch"):
         impute(d.incomplete, d.imputation, m=2, iterations=2, rng=1, batch=bad)
+
+
+def test_serial_run_with_progress_is_batched_and_reports(monkeypatch):
+    from mlimpute.sampler.executors import map_chains
+
+    _, plan = _plan(1)
+    seeds, _ = chain_seeds(5, M)
+    calls = []
+    real = batched._stepped
+    monkeypatch.setattr(batched, "_stepped", lambda *a: calls.append(1) or real(*a))
+    done = []
+    got = map_chains(plan, seeds, progress=done.append, batch=2)
+    assert done == [1, 2, 3, 4, 5] and len(calls) == 2  # blocks of 2, 2 and one chain
+    for k, s in enumerate(seeds):
+        _same(run_chain(plan, k, s), got[k], plan.names)
