@@ -30,7 +30,7 @@ from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import cho_solve_lower, draw_chol, solve_spd
 from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
 
-__all__ = ["eligible", "step_block", "draw_missing_block", "param_block"]
+__all__ = ["eligible", "init_block", "step_block", "draw_missing_block", "param_block"]
 
 
 def eligible(model: object, data: ModelData) -> bool:
@@ -68,6 +68,35 @@ class _Shared:
         if got is None:
             got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ self.y)
         return got
+
+
+class _BeforeGibbs:
+    """Stands in for the model in :meth:`MultilevelNorm.start`: its closing Gibbs step
+    returns the starting state unchanged (the start draws no random numbers before it)."""
+
+    def __init__(self, model: MultilevelNorm) -> None:
+        self.prior_scale = model.prior_scale
+
+    @staticmethod
+    def gibbs(rng: object, state: MultilevelNormState, *args: object) -> MultilevelNormState:
+        return state
+
+
+def init_block(
+    model: MultilevelNorm, rngs: list[np.random.Generator], datas: list[ModelData]
+) -> list[MultilevelNormState]:
+    """``model.init(rngs[c], datas[c])`` for every chain, bit-for-bit: the start (least
+    squares, moments; no random numbers) by the model's own code, once for chains that
+    share a static design, then its Gibbs step by :func:`step_block`."""
+    pre = _BeforeGibbs(model)
+    cache: dict[int, MultilevelNormState] = {}
+    states = []
+    for d in datas:
+        key = id(d.X.obs)
+        if key not in cache:
+            cache[key] = MultilevelNorm.start(pre, None, d, d.y_obs)  # type: ignore[arg-type]
+        states.append(cache[key])
+    return step_block(model, rngs, states, datas)
 
 
 def step_block(

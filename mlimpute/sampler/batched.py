@@ -23,7 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models.ml_norm_batched import draw_missing_block, eligible, param_block, step_block
+from mlimpute.models.ml_norm_batched import (
+    draw_missing_block,
+    eligible,
+    init_block,
+    param_block,
+    step_block,
+)
 from mlimpute.sampler.engine import (
     ChainResult,
     ChainState,
@@ -124,12 +130,11 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             for c in range(C):
                 ds[c].refresh(values[c], plan.static)
             if done + t == 0:
-                for c in range(C):
-                    states[c][name] = model.init(rngs[c], ds[c])
+                new = init_block(model, rngs, ds)
             else:
                 new = step_block(model, rngs, [states[c][name] for c in range(C)], ds)
-                for c in range(C):
-                    states[c][name] = new[c]
+            for c in range(C):
+                states[c][name] = new[c]
             cur = [states[c][name] for c in range(C)]
             draws = draw_missing_block(rngs, cur, ds)
             mis = ds[0].mis_idx
