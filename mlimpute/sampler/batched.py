@@ -3,7 +3,8 @@
 For plans whose every variable takes the random-intercept path of the multilevel normal
 model (:func:`mlimpute.models.ml_norm_batched.eligible`), the chains of a block are
 stepped together: each visit refreshes every chain's design, then one call of
-:func:`~mlimpute.models.ml_norm_batched.step_block` updates all their states with the
+:func:`~mlimpute.models.ml_norm_batched.step_block` (at the first iteration
+:func:`~mlimpute.models.ml_norm_batched.init_block`) updates all their states with the
 per-cluster arithmetic stacked over the chains. Each chain keeps its own generator and
 draws the same numbers in the same order as :func:`mlimpute.sampler.engine.run_chain`, so
 the results are bit-identical to running the chains one by one, whatever the block size.
@@ -13,7 +14,9 @@ failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows; above that the per-chain Python overhead that batching saves
-is small against the arithmetic, which batching does not reduce.
+is small against the arithmetic, which batching does not reduce (CPU time per Gibbs step,
+m = 25, ``benchmarks/bench_batched.py``: 2.3x faster at 600 rows, 1.5x at 2,000, 1.2x at
+6,000, 1.0-1.15x at 12,000-20,000).
 """
 
 from __future__ import annotations
