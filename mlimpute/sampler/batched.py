@@ -1,8 +1,9 @@
 """Run a block of chains as one state: one Python-level step per visit for the block.
 
-For plans whose every variable takes the random-intercept path of the multilevel normal
-model (:func:`mlimpute.models.ml_norm_batched.eligible`), the chains of a block are
-stepped together: each visit refreshes every chain's design, then one call of
+For plans of level-1 variables (without ``delta=`` shifts or an analysis model) where some
+variable takes the random-intercept path of the multilevel normal model
+(:func:`mlimpute.models.ml_norm_batched.eligible`), the chains of a block are stepped
+together (the other variables' models make their own calls, chain by chain): each visit refreshes every chain's design, then one call of
 :func:`~mlimpute.models.ml_norm_batched.step_block` (at the first iteration
 :func:`~mlimpute.models.ml_norm_batched.init_block`) updates all their states with the
 per-cluster arithmetic stacked over the chains. Each chain keeps its own generator and
@@ -65,7 +66,7 @@ def can_batch(plan: Plan) -> bool:
         return False
     if any(v.level != 1 for v in spec.variables):
         return False
-    return all(eligible(plan.models[n], plan.data[n]) for n in plan.names)
+    return any(eligible(plan.models[n], plan.data[n]) for n in plan.names)
 
 
 def batch_size(plan: Plan, batch: str | int, n_chains: int) -> int:
@@ -123,6 +124,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     values = [start_values(plan, rngs[c], starts[c])[0] for c in range(C)]
     datas = [{n: plan.data[n].for_chain() for n in names} for _ in range(C)]
     states = [{} if s is None else dict(s.states) for s in starts]
+    stacked = {n: eligible(plan.models[n], plan.data[n]) for n in names}
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
@@ -132,20 +134,30 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             ds = [datas[c][name] for c in range(C)]
             for c in range(C):
                 ds[c].refresh(values[c], plan.static)
-            if done + t == 0:
-                new = init_block(model, rngs, ds)
+            if not stacked[name]:  # another model: its own calls, chain by chain
+                for c in range(C):
+                    if done + t == 0:
+                        states[c][name] = model.init(rngs[c], ds[c])
+                    else:
+                        states[c][name] = model.step(rngs[c], states[c][name], ds[c])
+                cur = [states[c][name] for c in range(C)]
+                draws = [model.draw_missing(rngs[c], cur[c], ds[c]) for c in range(C)]
+                params[name][:, t] = [model.param_vector(cur[c], ds[c]) for c in range(C)]
             else:
-                new = step_block(model, rngs, [states[c][name] for c in range(C)], ds)
-            for c in range(C):
-                states[c][name] = new[c]
-            cur = [states[c][name] for c in range(C)]
-            draws = draw_missing_block(rngs, cur, ds)
+                if done + t == 0:
+                    new = init_block(model, rngs, ds)
+                else:
+                    new = step_block(model, rngs, [states[c][name] for c in range(C)], ds)
+                for c in range(C):
+                    states[c][name] = new[c]
+                cur = [states[c][name] for c in range(C)]
+                draws = draw_missing_block(rngs, cur, ds)
+                params[name][:, t] = param_block(cur, ds[0])
             mis = ds[0].mis_idx
             for c in range(C):
                 values[c][name][mis] = draws[c]
                 values[c].touch(name)
                 mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
-            params[name][:, t] = param_block(cur, ds[0])
     out = []
     for c in range(C):
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
