@@ -3,7 +3,8 @@
 For plans of level-1 variables (without ``delta=`` shifts or an analysis model) where some
 variable takes the random-intercept path of the multilevel normal model
 (:func:`mlimpute.models.ml_norm_batched.eligible`), the chains of a block are stepped
-together (the other variables' models make their own calls, chain by chain): each visit refreshes every chain's design, then one call of
+together (the other variables' models make their own calls, chain by chain): each
+visit refreshes every chain's design, then one call of
 :func:`~mlimpute.models.ml_norm_batched.step_block` (at the first iteration
 :func:`~mlimpute.models.ml_norm_batched.init_block`) updates all their states with the
 per-cluster arithmetic stacked over the chains. Each chain keeps its own generator and
