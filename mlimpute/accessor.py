@@ -39,7 +39,7 @@ class MIAccessor:
         rng: int | np.random.Generator | None = None,
         method: Mapping[str, Any] | None = None,
         visit: Sequence[str] | None = None,
-        cluster: str | None = None,
+        cluster: str | Sequence[str] | None = None,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         heteroscedastic: bool | Sequence[str] = False,
@@ -53,6 +53,7 @@ class MIAccessor:
         delta_cluster_sd: Mapping[str, float] | None = None,
         transform: Mapping[str, str] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
+        batch: str | int = "auto",
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -90,6 +91,7 @@ class MIAccessor:
             delta_cluster_sd=delta_cluster_sd,
             transform=transform,
             bounds=bounds,
+            batch=batch,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

@@ -5,6 +5,7 @@ Commands::
     mlimpute demo [--out DIR]                  impute the classroom example, pool an analysis
     mlimpute run spec.toml [--out DIR]         run a specification file
     mlimpute init data.csv --cluster class     print a default specification to edit
+    mlimpute init data.csv --cluster school,class   the same, three levels
     mlimpute init data.csv --model "y ~ x + (1 + x | g)"   the same, model-based
     mlimpute describe data.csv --cluster class descriptives per variable
     mlimpute pattern data.csv                  the missing-data pattern
@@ -197,10 +198,24 @@ def _read(path: str, columns: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
+def _levels(value: str | None) -> str | list[str] | None:
+    """``--cluster``: one column, or the nested levels outermost first, comma-separated
+    (``school,class``)."""
+    if value is None:
+        return None
+    levels = [c.strip() for c in value.split(",") if c.strip()]
+    if not levels:
+        from mlimpute.errors import SpecificationError
+
+        raise SpecificationError(f"--cluster names no column: {value!r}")
+    return levels[0] if len(levels) == 1 else levels
+
+
 def _describe(args: argparse.Namespace) -> int:
-    df = _read(args.data, [args.cluster])
+    cluster = _levels(args.cluster)
+    df = _read(args.data, [cluster] if isinstance(cluster, str) else cluster)
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(df.mi.describe(cluster=args.cluster).to_string())
+        print(df.mi.describe(cluster=cluster).to_string())
     return 0
 
 
@@ -215,14 +230,16 @@ def _init(args: argparse.Namespace) -> int:
     from mlimpute.specfile import init_spec
 
     auxiliary = [a.strip() for arg in args.auxiliary or [] for a in arg.split(",") if a.strip()]
-    df = _read(args.data, [args.cluster, *auxiliary])
+    cluster = _levels(args.cluster)
+    levels = [cluster] if isinstance(cluster, str) else cluster or []
+    df = _read(args.data, [*levels, *auxiliary])
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
     data = Path(args.data)
     if args.output is not None and not data.is_absolute():
         data = Path(os.path.relpath(data.resolve(), Path(args.output).resolve().parent))
     text = init_spec(
         df,
-        cluster=args.cluster,
+        cluster=cluster,
         data=data.as_posix(),
         m=args.m,
         iterations=args.iterations,
@@ -332,7 +349,11 @@ def _parser() -> argparse.ArgumentParser:
         "model-based imputation from the analysis model (a [model] table).",
     )
     init.add_argument("data", help="CSV, parquet, Stata or SPSS file")
-    init.add_argument("--cluster", help="the grouping column (e.g. class)")
+    init.add_argument(
+        "--cluster",
+        help="the grouping column (e.g. class), or the nested levels outermost first, "
+        "comma-separated (school,class): three-level defaults",
+    )
     init.add_argument(
         "--model",
         metavar="FORMULA",
@@ -359,7 +380,11 @@ def _parser() -> argparse.ArgumentParser:
 
     desc = sub.add_parser("describe", parents=[common], help="descriptives per variable")
     desc.add_argument("data")
-    desc.add_argument("--cluster", help="the grouping column: ICCs and levels")
+    desc.add_argument(
+        "--cluster",
+        help="the grouping column: ICCs and levels; or the nested levels outermost first "
+        "(school,class): the level of every variable and the ICC per level",
+    )
     desc.set_defaults(func=_describe)
 
     pat = sub.add_parser("pattern", parents=[common], help="the missing-data pattern")

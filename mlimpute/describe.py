@@ -37,7 +37,7 @@ import pandas as pd
 
 from mlimpute.codec import column_kind
 from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
-from mlimpute.spec.defaults import DEFAULT_MODELS, ColumnRole, classify_columns
+from mlimpute.spec.defaults import DEFAULT_MODELS, ColumnRole, classify_columns, integer_codes
 
 __all__ = ["DEFAULT_MODELS", "describe", "icc_anova", "icc_nested", "variable_kind"]
 
@@ -265,11 +265,12 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
           categories), ``2l.ordinal`` (ordered categorical), ``2l.nominal`` (unordered
           categorical), ``2lonly.norm``/``2lonly.bin``/... for level-2 variables; without
           one, the single-level models ``norm``, ``bin``, ``ordinal``, ``nominal``.
-          Integer codes (whole numbers with at most 10 distinct values, e.g. 1-4) get
+          Integer codes (whole numbers with at most 10 distinct values, e.g. 1-4) and
+          counts (non-negative whole numbers with more distinct values) get
           predictive mean matching, ``2l.pmm``/``2lonly.pmm``/``pmm``, which imputes
           observed values only. Missing for the cluster, identifiers and excluded columns;
         - ``note``: why an identifier or excluded column is left out, or that a column
-          holds integer codes; missing otherwise.
+          holds integer codes or counts; missing otherwise.
 
     Raises
     ------
@@ -443,9 +444,9 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None, role: 
     levels = _level_counts(s) if kind in ("binary", "ordinal", "nominal") else None
     note = role.reason
     if role.codes:
+        what = "integer codes" if integer_codes(s) else "counts"
         note = (
-            f"integer codes ({s.nunique()} values): predictive mean matching imputes "
-            "observed values only"
+            f"{what} ({s.nunique()} values): predictive mean matching imputes observed values only"
         )
     if codes is not None and role.level == 1 and values is not None:
         icc = icc_anova(values, codes)

@@ -25,13 +25,14 @@ from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
+from mlimpute.sampler.batched import check_batch
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
 from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.formula import factor_columns
-from mlimpute.spec.model import build_model_spec
+from mlimpute.spec.model import build_model_spec, with_latent_means
 
 __all__ = ["impute", "iterate_result", "extend_result"]
 
@@ -59,6 +60,7 @@ def impute(
     delta_cluster_sd: Mapping[str, float] | None = None,
     transform: Mapping[str, str] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
+    batch: str | int = "auto",
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -163,6 +165,13 @@ def impute(
         shift is added to the cluster's random intercept (the linear predictor). The
         shifts come from a generator of their own, so the other draws are those of the
         run without them.
+    batch : "auto" or int, default "auto"
+        Chains stepped together as one state (one Python-level step per iteration for
+        the group) when every incomplete variable is a level-1 variable and some use the
+        multilevel normal model with a random intercept only (their steps are stacked
+        over the chains): ``"auto"`` groups all chains of a data set of up to 20,000 rows;
+        an int sets the group size (1: one chain at a time). The imputations are identical
+        whatever the value.
 
     Returns
     -------
@@ -184,6 +193,7 @@ def impute(
     (3, 240)
     """
     _check_run_options(n_jobs, client, progress)
+    batch = check_batch(batch)
     if auxiliary is not None and model is None:
         raise SpecificationError(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
@@ -215,6 +225,7 @@ def impute(
             exclude=exclude,
             heteroscedastic=heteroscedastic,
         )
+        df = with_latent_means(df, spec)  # an empty column lmean(x) that imputation fills
     else:
         args = dict(
             m=m,
@@ -246,6 +257,7 @@ def impute(
                 seeds,
                 n_jobs=n_jobs,
                 client=client,
+                batch=batch,
                 progress=None
                 if bar is None
                 else (lambda done: bar.update(done * spec.iterations - bar.n)),

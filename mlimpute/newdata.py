@@ -137,6 +137,11 @@ def impute_new(
             "impute_new() after model-based imputation (model=) is not supported yet; "
             "impute with formulas (chained equations) to complete new data"
         )
+    if spec.factors:
+        raise UnsupportedError(
+            "impute_new() after an imputation with several grouping factors "
+            f"({[spec.cluster, *spec.factors]}) is not supported yet"
+        )
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     chains = imp.chains

@@ -404,10 +404,13 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
     )
     clean = False
     try:
-        pending: dict[Future, range] = {
-            pool.submit(_pool_task, func, items[b.start : b.stop]): b
-            for b in _blocks(len(items), workers, block_size)
-        }
+        pending: dict[Future, range] = {}
+        for b in _blocks(len(items), workers, block_size):
+            try:
+                fut = pool.submit(_pool_task, func, items[b.start : b.stop])
+            except BrokenProcessPool:
+                break  # a worker died while tasks were queued: its task reports it below
+            pending[fut] = b
         n_done = 0
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.defaults import classify_columns
 
@@ -66,10 +66,12 @@ def test_nesting_is_detected_from_the_data(df):
 def test_default_formulas_per_level(df):
     spec = build_spec(df, cluster=["school", "class"])
     assert spec.formulas == {
-        "x": "~ z + w + y + cmean(y) + (1 | school) + (1 | school:class)",
-        "z": "~ cmean(x) + w + cmean(y) + (1 | school)",
+        "x": "~ z + cmean(z, school) + w + y + cmean(y) + cmean(y, school) + (1 | school) "
+        "+ (1 | school:class)",
+        "z": "~ cmean(x) + cmean(x, school) + w + cmean(y) + cmean(y, school) + (1 | school)",
         "w": "~ cmean(x) + cmean(z) + cmean(y)",
-        "y": "~ x + cmean(x) + z + w + (1 | school) + (1 | school:class)",
+        "y": "~ x + cmean(x) + cmean(x, school) + z + cmean(z, school) + w + (1 | school) "
+        "+ (1 | school:class)",
     }
     assert {v.name: v.level for v in spec.variables} == {"x": 1, "z": 2, "w": 3, "y": 1}
     assert spec.methods == {"x": "2l.norm", "z": "2l.norm", "w": "2lonly.norm", "y": "2l.norm"}
@@ -134,8 +136,6 @@ def test_refusals_name_the_factor_or_variable(df):
     crossed = df.assign(nb=np.arange(len(df)) % 7)
     with pytest.raises(UnsupportedError, match=r"'z'.*over 'school' only.*\['school', 'nb'\]"):
         build_spec(crossed, {"z": "~ w + (1 | school) + (1 | nb)"}, cluster=["school", "class"])
-    with pytest.raises(UnsupportedError, match="several grouping factors"):
-        build_spec(df, cluster=["school", "class"]).to_toml()
     with pytest.raises(UnsupportedError, match=r"'y'.*none over the innermost.*'school:class'"):
         build_spec(df, {"y": "~ x + (1 | school)"}, cluster=["school", "class"])
     with pytest.raises(SpecificationError, match="'nope' is not in the data"):
@@ -178,3 +178,85 @@ def test_every_kind_of_level1_variable_uses_its_several_terms_model(df):
     assert not c.isna().any().any()
     assert set(c["b"]) == {0.0, 1.0} and set(c["k"]) <= {1.0, 2.0, 3.0, 4.0}
     assert "var(Intercept|school)" in imp.dataset["b:params"]["b:param"].values
+
+
+def test_school_means_in_the_designs_are_the_school_means_of_the_current_values(df):
+    """cmean(x, school) in a level-1 model and on the class rows of a class-level model is
+    the mean of x's current (completed) values over each school's rows."""
+    from mlimpute.sampler.design import ClusterValues
+    from mlimpute.sampler.engine import build_plan, run_chain
+
+    spec = build_spec(df, cluster=["school", "class"], m=1, iterations=2)
+    plan = build_plan(df, spec)
+    res = run_chain(plan, 0, np.random.SeedSequence(3))
+    values, _ = __import__("mlimpute.sampler.engine", fromlist=["x"]).start_values(
+        plan, np.random.default_rng(0), res.final
+    )
+    school = plan.static["school"].to_numpy()
+    want = pd.Series(values["x"]).groupby(school).transform("mean").to_numpy()
+    d = plan.data["y"].for_chain()
+    d.refresh(values, plan.static)
+    col = d.X.names.index("cmean(x, school)")
+    np.testing.assert_allclose(d.X.obs[:, col], want[d.obs_idx])
+    np.testing.assert_allclose(d.X.mis[:, col], want[d.mis_idx])
+    z = plan.data["z"].for_chain()
+    first = plan.layout.segments.starts
+    z.refresh(ClusterValues(values, first, {}), plan.cluster_static)
+    col = z.X.names.index("cmean(x, school)")
+    np.testing.assert_allclose(z.X.obs[:, col], want[first][z.obs_idx])
+    col = z.X.names.index("cmean(x)")  # the class means stay the class means
+    cls = plan.layout.codes
+    want_c = pd.Series(values["x"]).groupby(cls).transform("mean").to_numpy()
+    np.testing.assert_allclose(z.X.obs[:, col], want_c[first][z.obs_idx])
+
+
+def test_cluster_means_over_a_factor_are_checked(df):
+    with pytest.raises(SpecificationError, match=r"cmean\(x, nope\).*'nope' is not a grouping"):
+        build_spec(
+            df.assign(nope=1),
+            {"y": "~ cmean(x, nope) + (1 | school) + (1 | school:class)"},
+            cluster=["school", "class"],
+        )
+    with pytest.raises(SpecificationError, match=r"cmean\(x, school\).*not a grouping factor"):
+        two = df[["school", "class", "x", "y"]].assign(x=df["x"].fillna(0.0))
+        build_spec(two, {"y": "~ x + cmean(x, school) + (1 | class)"})
+    cat = df.assign(c=pd.Categorical(np.arange(len(df)) % 3))
+    with pytest.raises(DataTypeError, match=r"cmean\(c, school\).*nominal"):
+        build_spec(
+            cat,
+            {"y": "~ cmean(c, school) + (1 | school) + (1 | school:class)"},
+            cluster=["school", "class"],
+        )
+
+
+def test_analysis_with_school_means_equals_the_column_computed_by_hand():
+    import mlimpute
+
+    d = three_level(repeat=False)
+    imp = d.mi.impute(cluster=["school", "class"], m=2, iterations=2, rng=1)
+    c = imp.complete(1)
+    c["sm"] = c.groupby("school")["x"].transform("mean")
+    done = mlimpute.from_completed([c, c])
+    by_hand = done.fit("y ~ x + sm + (1 | school) + (1 | class)").summary()["estimate"]
+    cmean = done.fit("y ~ x + cmean(x, school) + (1 | school) + (1 | class)")
+    np.testing.assert_allclose(cmean.summary()["estimate"].to_numpy(), by_hand.to_numpy())
+    with pytest.raises(UnsupportedError, match=r"model-based.*cmean\(x, school\)"):
+        mlimpute.impute(
+            d[["school", "class", "x", "y"]].assign(x=0.0),
+            model="y ~ x + cmean(x, school) + (1 | class)",
+            m=1,
+        )
+
+
+def test_new_rows_after_three_levels_are_refused_by_name(df):
+    imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
+    with pytest.raises(UnsupportedError, match=r"impute_new\(\).*several grouping factors"):
+        imp.impute_new(df.iloc[:5])
+
+
+def test_model_based_imputation_with_several_terms_is_refused_by_name(df):
+    import mlimpute
+
+    d = df[["school", "class", "x", "y"]].assign(x=0.0)
+    with pytest.raises(UnsupportedError, match=r"model-based.*one grouping factor.*'school'"):
+        mlimpute.impute(d, model="y ~ x + (1 | school) + (1 | school:class)", m=1)

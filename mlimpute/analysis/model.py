@@ -186,6 +186,7 @@ class _Model:
             # the columns of several grouping factors are among the variables
             self._needed = sorted(self.parsed.variables | set(self._cluster_cols))
             self._used = set(self.parsed.predictors) | {cmean_column(v) for v in self.parsed.cmeans}
+            self._used |= {cmean_column(v, g) for v, g in self.parsed.factor_means}
         needed = self._needed
         missing = [c for c in needed if c not in df.columns]
         if missing:
@@ -207,6 +208,9 @@ class _Model:
             df = df.assign(
                 **{cmean_column(v): grouped[v].transform("mean") for v in self.parsed.cmeans}
             )
+        for v, g in self.parsed.factor_means:  # cmean(x, school): over that factor's clusters
+            mean = df.groupby(list(factor_columns(g)), sort=False)[v].transform("mean")
+            df = df.assign(**{cmean_column(v, g): mean})
         return df
 
     def _cluster_columns(self, df: pd.DataFrame) -> tuple[str, ...]:

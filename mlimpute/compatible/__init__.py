@@ -39,8 +39,9 @@ it: f, and the models p_l (l < k) in which it is a predictor.
   al. 2008).
 * **Metropolis–Hastings** where x_k enters non-linearly (``I(x**2)``, ``x:x``,
   transforms): a vectorised random walk, one accept/reject per row, the proposal scale
-  tuned toward acceptance 0.44 during warm-up and frozen afterwards
-  (:mod:`~mlimpute.compatible.metropolis`).
+  tuned toward acceptance 0.44 by a Robbins–Monro recursion with a diminishing gain that
+  depends only on the iteration index (:mod:`~mlimpute.compatible.metropolis`; Roberts &
+  Rosenthal 2009), so a continued chain equals a longer one bit for bit.
 * Categorical predictors (later): exactly over the categories, ``p(x = k | rest) ∝
   p_x(k) f(y | η(k))`` — η evaluated once per category, vectorised over rows.
 
@@ -90,6 +91,8 @@ Albert, J. H. & Chib, S. (1993). Bayesian analysis of binary and polychotomous r
 data. *JASA* 88, 669–679.
 Roberts, G. O. & Rosenthal, J. S. (2001). Optimal scaling for various Metropolis–Hastings
 algorithms. *Statistical Science* 16(4), 351–367.
+Roberts, G. O. & Rosenthal, J. S. (2009). Examples of adaptive MCMC. *Journal of
+Computational and Graphical Statistics* 18(2), 349–367.
 
 Examples
 --------

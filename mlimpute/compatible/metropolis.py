@@ -12,16 +12,30 @@ base scale such as the SD of x's own model, ``s`` one scale per variable), and a
 accept/reject per row with probability ``min(1, π(x')/π(x))``. The proposal is symmetric,
 so no Hastings correction enters.
 
-Scale tuning. During warm-up ``log s`` follows a Robbins–Monro recursion toward the
-acceptance rate 0.44 (the optimum of a one-dimensional random walk; Roberts & Rosenthal
-2001): after each step ``log s ← log s + γ_t (â_t − 0.44)`` with ``â_t`` the fraction of
-rows accepted in that step and ``γ_t = (t + 1)^(−0.6)``. After warm-up ``s`` is frozen,
-so the kernel no longer depends on the chain's history and the chain is an ordinary
-(valid) MCMC from then on. The acceptance rate of every step is returned for the traces.
+Scale tuning. ``log s`` follows a Robbins–Monro recursion toward the acceptance rate 0.44
+(the optimum of a one-dimensional random walk; Roberts & Rosenthal 2001) at every step:
+after the t-th adapted step (t = 0, 1, …) ``log s ← log s + γ_t (â_t − 0.44)`` with ``â_t``
+the fraction of rows accepted in that step and ``γ_t = c·(t + 1)^(−0.6)``, c = 1, and
+``log s`` kept within ``[log 0.01, log 100]``. The gain depends only on the number of steps
+taken so far (a counter carried with the scale in the chain's state), never on the total
+number of iterations: a run of a + b iterations and a run of a iterations continued by b
+are the same chain, bit for bit. The adaptation diminishes (γ_t → 0) and the scale stays
+in a compact set, the two conditions under which an adaptive chain keeps its target
+(diminishing adaptation and containment; Roberts & Rosenthal 2007, 2009). The acceptance
+rate of every step is returned for the traces.
 
 A product of two incomplete variables ``x·v`` is linear in x given v (and in v given x),
 so it has the closed form of :mod:`mlimpute.compatible.conditionals`; MH is needed when the
 same variable enters non-linearly.
+
+References
+----------
+Roberts, G. O. & Rosenthal, J. S. (2001). Optimal scaling for various Metropolis–Hastings
+algorithms. *Statistical Science* 16(4), 351–367.
+Roberts, G. O. & Rosenthal, J. S. (2007). Coupling and ergodicity of adaptive Markov chain
+Monte Carlo algorithms. *Journal of Applied Probability* 44(2), 458–475.
+Roberts, G. O. & Rosenthal, J. S. (2009). Examples of adaptive MCMC. *Journal of
+Computational and Graphical Statistics* 18(2), 349–367.
 """
 
 from __future__ import annotations
@@ -34,10 +48,24 @@ from scipy.special import log_ndtr
 
 from mlimpute.errors import DataError
 
-__all__ = ["TARGET_ACCEPT", "ProposalScale", "rw_step", "normal_log_target", "probit_log_target"]
+__all__ = [
+    "TARGET_ACCEPT",
+    "ADAPT_GAIN",
+    "LOG_SCALE_BOUNDS",
+    "ProposalScale",
+    "rw_step",
+    "normal_log_target",
+    "probit_log_target",
+]
 
-#: Acceptance rate the warm-up tunes toward (optimal one-dimensional random walk).
+#: Acceptance rate the adaptation tunes toward (optimal one-dimensional random walk).
 TARGET_ACCEPT = 0.44
+
+#: Robbins–Monro gain ``c`` of the adaptation, ``γ_t = c·(t + 1)^(−0.6)``.
+ADAPT_GAIN = 1.0
+
+#: Bounds of ``log s`` (containment: the scale stays in a compact set).
+LOG_SCALE_BOUNDS = (float(np.log(0.01)), float(np.log(100.0)))
 
 
 @dataclass(frozen=True)
@@ -60,9 +88,21 @@ class ProposalScale:
         return float(np.exp(self.log_scale))
 
     def adapted(self, rate: float, target: float = TARGET_ACCEPT) -> ProposalScale:
-        """The scale after one Robbins–Monro update given this step's acceptance rate."""
-        gain = (self.n_adapted + 1.0) ** -0.6
-        return ProposalScale(self.log_scale + gain * (rate - target), self.n_adapted + 1)
+        """The scale after one Robbins–Monro update given this step's acceptance rate.
+
+        The gain ``c·(t + 1)^(−0.6)`` depends only on the steps taken so far
+        (``n_adapted``), and ``log s`` is kept within :data:`LOG_SCALE_BOUNDS`.
+
+        Examples
+        --------
+        >>> s = ProposalScale().adapted(1.0)
+        >>> s.n_adapted, round(s.log_scale - float(np.log(2.4)), 2)
+        (1, 0.56)
+        """
+        gain = ADAPT_GAIN * (self.n_adapted + 1.0) ** -0.6
+        lo, hi = LOG_SCALE_BOUNDS
+        log_scale = min(max(self.log_scale + gain * (rate - target), lo), hi)
+        return ProposalScale(log_scale, self.n_adapted + 1)
 
 
 def rw_step(
@@ -89,7 +129,8 @@ def rw_step(
     base_sd : float or ndarray, shape (n,)
         Per-row base scale ``d_ij`` of the proposal (e.g. √σ_x² of x's own model).
     adapt : bool
-        True during warm-up: update the scale toward acceptance 0.44 after the step.
+        Update the scale toward acceptance 0.44 after the step (the model-based sampler
+        adapts at every iteration, with a diminishing gain).
     current : ndarray, optional
         ``log_target(x)`` if already known (saves one evaluation).
 

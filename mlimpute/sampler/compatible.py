@@ -26,10 +26,18 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    (:func:`mlimpute.compatible.level2_moments`); exactly over the categories for a
    binary/ordinal predictor (:mod:`mlimpute.compatible.categorical`); by one vectorised
    random-walk Metropolis–Hastings step per row where it enters non-linearly
-   (``I(x**2)``, ``log(x)``...; the proposal scale tuned during the first half of the
-   iterations the chains were started with, frozen afterwards, acceptance rate and scale
-   traced as ``accept(MH)``, ``scale(MH)``). The draws are in
+   (``I(x**2)``, ``log(x)``...; the proposal scale tuned at every iteration by a
+   Robbins–Monro recursion whose gain depends only on the iteration index, its state
+   carried with the chain so that a continued chain equals a longer one bit for bit;
+   acceptance rate and scale traced as ``accept(MH)``, ``scale(MH)``). The draws are in
    :mod:`mlimpute.sampler.compatible_draws`.
+   A latent cluster mean ``lmean(x)`` (a level-2 column that is never observed) is the
+   random intercept of x's model ``x_ij = ξ_j + e_ij``: its own model (``lmean(x) ~``
+   level-2 columns) is fitted to the drawn ξ in step 2, x's model is set from it
+   (:func:`~mlimpute.sampler.compatible_draws.latent_mean_owner_state`: linear predictor
+   ξ_j, σ_x² drawn given x − ξ), and in step 3 every ξ_j is drawn from its closed form
+   with x's rows and the analysis model's rows of the cluster
+   (:func:`~mlimpute.sampler.compatible_draws.latent_mean_draw`).
 4. **Missing outcomes** from the analysis model given the new predictors.
 
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
@@ -50,6 +58,8 @@ from mlimpute.sampler.compatible_draws import (
     all_clusters,
     categorical_draw,
     eta_at,
+    latent_mean_draw,
+    latent_mean_owner_state,
     level2_draw,
     linear_predictor,
     mh_draw,
@@ -58,7 +68,7 @@ from mlimpute.sampler.compatible_draws import (
 )
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.ranefs import ranef_arrays
-from mlimpute.spec.model import model_based, nonlinear_predictors
+from mlimpute.spec.model import latent_means, model_based, nonlinear_predictors
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
@@ -73,7 +83,7 @@ CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
 
 #: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
 #: missing values (with the outcome observed) whose proposal was accepted at that
-#: iteration, and the proposal scale s (tuned during the first half of the iterations)
+#: iteration, and the proposal scale s (tuned at every iteration with a diminishing gain)
 MH_PARAMS = ("accept(MH)", "scale(MH)")
 
 
@@ -128,10 +138,13 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     level2 = {v.name for v in spec.variables if v.level == 2}
     codes, first = plan.layout.codes, plan.layout.segments.starts
     J = first.size
+    latent = latent_means(spec)  # {"lmean(x)": "x"}
     for name in names:
         x = plan.start[name].copy()
         if start is not None:
             x[plan.missing_rows(name)] = start.imputed[name]
+        elif name in latent:  # the cluster means of x's start values (no random call)
+            x = plan.layout.cluster_mean(values[latent[name]])
         elif name in level2:  # one draw per cluster
             cv = np.full(J, np.nan)
             cv[codes[~np.isnan(x)]] = x[~np.isnan(x)]
@@ -171,6 +184,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
     }
     mh = mh_variables(plan) - categorical
+    owners = set(latent.values())  # x of each lmean(x): its model is x = lmean(x) + e
     in_model = spec.model.variables
     extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
@@ -194,12 +208,35 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 d = replace(d, y_obs=yx)
                 states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
                 continue
+            if x in owners and it > 0:  # x's model given lmean(x): after the loop
+                continue
             if it == 0:
                 states[x] = model.start(rng, d, yx)
             else:
                 states[x] = model.gibbs(rng, states[x], d, yx)
+        for xi_col, x in latent.items():
+            states[x] = latent_mean_owner_state(rng, plan, x, xi_col, datas, states, values, cview)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
+            if x in latent:
+                draw = latent_mean_draw(
+                    rng,
+                    plan,
+                    x,
+                    latent[x],
+                    datas,
+                    states,
+                    cview,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    users[x],
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
             if x in level2:
                 draw = level2_draw(
                     rng,
@@ -267,7 +304,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_obs_rows,
                     row_designs,
                     states,
-                    adapt=it < spec.iterations // 2,
+                    adapt=True,  # diminishing gain: depends on the step count only
                 )
                 extra[x][t] = rate, np.exp(states[proposal_key(x)][0])
             else:

@@ -24,6 +24,7 @@ from mlimpute.compatible import (
     ProposalScale,
     affine_coefficients,
     conditional_moments,
+    draw_latent_means,
     level2_moments,
     rw_step,
 )
@@ -47,6 +48,8 @@ __all__ = [
     "outcome_term",
     "all_clusters",
     "level2_draw",
+    "latent_mean_owner_state",
+    "latent_mean_draw",
     "categorical_draw",
     "mh_draw",
 ]
@@ -271,6 +274,74 @@ def level2_draw(
     return draw
 
 
+def latent_mean_owner_state(rng, plan, x, col, datas, states, values, cview):
+    """The state of x's model given its latent cluster means ``lmean(x)`` (column col).
+
+    x's model is ``x_ij = ξ_j + e_ij`` with ``ξ_j = w_j'α + r_j``, ``r_j ~ N(0, τ)``
+    (Lüdtke et al. 2008): (α, τ) are the parameters of col's own model, fitted to the
+    completed ξ (one row per cluster), and ``σ_x² | x, ξ = Σ(x_ij − ξ_j)²/χ²(n)``
+    (``p(σ_x²) ∝ 1/σ_x²``). Written as x's random-intercept model (``x ~ w + (1 | g)``:
+    β = α, ``b_j = ξ_j − w_j'α``, Ψ = τ), so that its linear predictor is ξ_j and its
+    parameters are traced as for any predictor. Returns the new state.
+    """
+    first = plan.layout.segments.starts
+    dxi, sxi = datas[col], states[col]
+    dxi.refresh(cview, plan.cluster_static)
+    m = plan.models[col].predict(sxi, dxi, "obs")
+    xi = values[col][first]
+    resid = values[x] - values[col]
+    sigma2 = float(resid @ resid) / rng.chisquare(resid.size)
+    st = states[x]
+    return replace(
+        st,
+        beta=np.asarray(sxi.beta, dtype=float).copy(),
+        b=(xi - m)[:, None],
+        sigma2=sigma2,
+        psi=np.array([[float(sxi.sigma2)]]),
+        beta_mean=None,
+        b_mean=None,
+    )
+
+
+def latent_mean_draw(
+    rng, plan, col, x, datas, states, cview, ma, sa, da, values, y_values, y_obs_rows, users=()
+):
+    """Draw every cluster's latent mean ``ξ_j`` (the column col, ``lmean(x)``) from its
+    closed form (:func:`mlimpute.compatible.draw_latent_means`): its own model ``N(w_j'α,
+    τ)``, x's rows ``N(x_ij; ξ_j, σ_x²)`` (observed and currently imputed), the analysis
+    model on every row of the cluster with the outcome observed (a probit outcome through
+    its latent y*) and the models of the level-2 predictors ``users`` that take lmean(x)
+    as a predictor (one row per cluster). Returns the draws, one per cluster."""
+    n = plan.layout.n
+    first = plan.layout.segments.starts
+    d, st = datas[col], states[col]
+    d.refresh(cview, plan.cluster_static)
+    m = plan.models[col].predict(st, d, "obs")
+    a, c = eta_at(ma, sa, da, values, plan.static, col, n)
+    term = outcome_term(rng, sa, y_values, a, c, values[col], y_obs_rows)
+    cterms = []
+    for p in users:  # level-2 models: lmean(x) is one of their predictors
+        ap, cp = cluster_eta_at(
+            plan.models[p], states[p], datas[p], cview, plan.cluster_static, col
+        )
+        s2 = np.array([[states[p].sigma2]])
+        cterms.append(ClusterTerm(values[p][first][:, None], ap[:, None], cp[:, None], s2))
+    xi = draw_latent_means(
+        rng,
+        plan.layout.segments,
+        m,
+        float(st.sigma2),
+        values[x],
+        0.0,
+        states[x].sigma2,
+        [term],
+        cterms,
+    )
+    values[col][:] = np.take(xi, plan.layout.codes)
+    values.touch(col)
+    return xi
+
+
 def _log_lik(state, v: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Log-likelihood of responses v at linear predictor η under a model's state: normal,
     probit (v in {0, 1}) or ordered probit (v the ranks of the codes among the present
@@ -374,8 +445,9 @@ def mh_draw(
     Rows with the outcome observed: one random-walk Metropolis–Hastings step per row
     (vectorised), target ``N(x; μ_x, σ_x²) · Π_m N(v_m; a_m + c_m x, σ_m²) ·
     N(y; η(x), σ_y²)``, proposal SD ``s·√(closed-form variance without the analysis
-    term)``; s is tuned toward acceptance 0.44 while ``adapt`` (the first half of the
-    iterations) and frozen afterwards. Returns the draws and the acceptance rate.
+    term)``; s is tuned toward acceptance 0.44 when ``adapt`` (at every iteration, with the
+    diminishing gain of :meth:`mlimpute.compatible.ProposalScale.adapted`). Returns the
+    draws and the acceptance rate.
     """
     m_, v_ = conditional_moments(mu, sigma2_x, terms)
     act = y_obs_rows[rows]

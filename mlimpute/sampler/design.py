@@ -31,7 +31,12 @@ from mlimpute.errors import DataError, FormulaError, SpecificationError, Unsuppo
 from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
 from mlimpute.spec.defaults import factor_codes
-from mlimpute.spec.formula import ParsedFormula, RandomBlock, cmean_column, factor_columns
+from mlimpute.spec.formula import (
+    ParsedFormula,
+    RandomBlock,
+    factor_columns,
+    split_cmean_column,
+)
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
@@ -186,6 +191,25 @@ class Layout:
         """Cluster mean of ``x`` broadcast back to the (sorted) rows."""
         return np.take(self.segments.mean(x), self.codes)
 
+    def factor_mean(self, x: np.ndarray, factor: str | None) -> np.ndarray:
+        """Mean of ``x`` over the rows of each cluster of the grouping factor ``factor``
+        (None or the primary one: :meth:`cluster_mean`), broadcast back to the rows: the
+        column ``cmean(x, factor)``.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"s": [1, 1, 1, 2], "c": [1, 2, 2, 3]})
+        >>> lay = Layout.from_factors(df, "c", ("s",))
+        >>> lay.factor_mean(np.array([1.0, 2.0, 3.0, 7.0]), "s").tolist()
+        [2.0, 2.0, 2.0, 7.0]
+        """
+        if factor is None or factor == self.group:
+            return self.cluster_mean(x)
+        fac = self.factor(factor)
+        sums = np.bincount(fac.codes, weights=x, minlength=fac.n_clusters)
+        counts = np.bincount(fac.codes, minlength=fac.n_clusters)
+        return np.take(sums / np.maximum(counts, 1), fac.codes)
+
 
 class Values(dict):
     """The current completed columns of one chain (sorted order; codes for categories).
@@ -210,16 +234,17 @@ class Values(dict):
 
     def touch(self, name: str) -> None:
         """Forget cached cluster means of ``name`` after its imputed values changed."""
-        self._cmean.pop(name, None)
+        for key in [k for k in self._cmean if k[0] == name]:
+            del self._cmean[key]
 
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
             return self[name]
-        if name.startswith("cmean(") and name[6:-1] in self:
-            var = name[6:-1]
-            if var not in self._cmean:
-                self._cmean[var] = self.layout.cluster_mean(self[var])
-            return self._cmean[var]
+        split = split_cmean_column(name)
+        if split is not None and split[0] in self:
+            if split not in self._cmean:  # cmean(x) or cmean(x, factor)
+                self._cmean[split] = self.layout.factor_mean(self[split[0]], split[1])
+            return self._cmean[split]
         return static[name].to_numpy(dtype=np.float64)
 
 
@@ -257,8 +282,12 @@ class ClusterValues:
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
             return self[name]
-        if name.startswith("cmean(") and name[6:-1] in self.values:
-            return self.segments.mean(self.values[name[6:-1]])
+        split = split_cmean_column(name)
+        if split is not None and split[0] in self.values:
+            if split[1] is None:  # the mean over this view's clusters
+                return self.segments.mean(self.values[split[0]])
+            # cmean(x, factor): the row-level mean over factor's clusters, at each cluster
+            return np.take(self.values.factor(name, static), self.first)
         return static[name].to_numpy(dtype=np.float64)
 
     def frame_value(self, name: str) -> np.ndarray | pd.Series:
@@ -318,7 +347,8 @@ class Block:
         out = np.all(self.obs[1:][same] == self.obs[:-1][same], axis=0)
         out[self.slow] = False
         for col, factors in self.fast:
-            out[col] = all(f.startswith("cmean(") for f in factors)
+            # cmean(x, factor) over another factor: not known to be constant (crossed)
+            out[col] = all((split_cmean_column(f) or ("", "?"))[1] is None for f in factors)
         return out
 
     def refresh(
@@ -338,9 +368,9 @@ class Block:
             for name in values:
                 if name in frame:
                     frame[name] = values.frame_value(name)
-            for var in values:
-                col = cmean_column(var)
-                if col in frame:
+            for col in frame.columns:
+                split = split_cmean_column(str(col))
+                if split is not None and split[0] in values:
                     frame[col] = values.factor(col, static)
             with np.errstate(all="ignore"):
                 mm = np.asarray(

@@ -30,7 +30,7 @@ from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, bu
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
-from mlimpute.spec.model import model_based, outcome_method
+from mlimpute.spec.model import latent_means, model_based, outcome_method
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -120,10 +120,11 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     top = _top_segments(layout, spec)
     names = [v.name for v in spec.variables]
     used = set()
-    cmeans = set()
+    cmeans, factor_means = set(), set()
     for v in spec.variables:
         used |= v.formula.variables
         cmeans |= set(v.formula.cmeans)
+        factor_means |= set(v.formula.factor_means)
     if spec.model is not None:
         used |= spec.model.variables
     cols = [c for c in df.columns if c in used]
@@ -131,11 +132,14 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)
     start, like = {}, {}
     codes, first = layout.codes, layout.segments.starts
+    latent = latent_means(spec)
     for v in spec.variables:
         name = v.name
         x = encode(static[name])
         start[name] = x
-        if v.level == 2:
+        if name in latent:  # lmean(x): never observed; x's (filled) cluster means
+            x = layout.cluster_mean(encode(static[latent[name]]))
+        elif v.level == 2:
             x = _cluster_values(x, codes, layout.segments.n_clusters)
             miss = np.isnan(x)
             x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
@@ -154,7 +158,10 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         static[name] = decode(x, static[name])
     for c in sorted(cmeans):
         static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
+    for c, g in sorted(factor_means):  # cmean(x, school): over another grouping factor
+        static[cmean_column(c, g)] = layout.factor_mean(encode(static[c]), g)
     dynamic = set(names) | {cmean_column(n) for n in names}
+    dynamic |= {cmean_column(c, g) for c, g in factor_means if c in names}
     data, models, events = {}, {}, list(spec.events)
     cluster_static = top_static = None
     for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
@@ -179,6 +186,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             for col in ranef_cols:  # placeholders: only the design's structure depends on them
                 cluster_static[col] = fill_rng.standard_normal(len(first))
             y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
+            if v.name in latent:  # lmean(x): fitted to its drawn values, every cluster
+                y2 = cluster_static[v.name].to_numpy(dtype=np.float64)
             data[v.name] = build_model_data(
                 f,
                 cluster_static,

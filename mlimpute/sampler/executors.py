@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from mlimpute.errors import ChainError
-from mlimpute.parallel import StartMethod, map_blocks
+from mlimpute.parallel import StartMethod, map_blocks, one_blas_thread, resolve_n_jobs
+from mlimpute.sampler.batched import check_batch, run_block
 from mlimpute.sampler.engine import ChainResult, ChainState, Plan, run_chain
 
 __all__ = ["map_chains", "StartMethod"]
@@ -33,6 +34,14 @@ def _run_block(plan: Plan, block: list[tuple]) -> list[ChainResult]:
     """Chains ``block`` (tuples ``(k, seed, start, iterations)``) of ``plan``; runs in a
     worker too."""
     return [run_chain(plan, k, seed, start, n) for k, seed, start, n in block]
+
+
+def _run_batched(shared: tuple[Plan, str | int], block: list[tuple]) -> list[ChainResult]:
+    """:func:`_run_block` with ``shared = (plan, batch)``: the chains the batched runner
+    covers are stepped together, ``batch`` at a time (:mod:`mlimpute.sampler.batched`;
+    bit-identical)."""
+    plan, batch = shared
+    return run_block(plan, block, batch)
 
 
 def _chain_error(exc: BaseException, block: list[tuple], where: str) -> ChainError:
@@ -61,6 +70,7 @@ def map_chains(
     starts: Sequence[ChainState | None] | None = None,
     iterations: int | None = None,
     first: int = 0,
+    batch: str | int = "auto",
 ) -> list[ChainResult]:
     """Run chain ``k`` of ``plan`` from ``seeds[k]`` for every k; results in chain order.
 
@@ -91,6 +101,9 @@ def map_chains(
         Iterations per chain (default ``plan.spec.iterations``).
     first : int, default 0
         Number of the first chain (chain numbers only name chains in error messages).
+    batch : "auto" or int, default "auto"
+        Chains stepped together within each task (:mod:`mlimpute.sampler.batched`): 1 runs
+        them one by one; results are bit-identical whatever the value.
 
     Returns
     -------
@@ -124,18 +137,31 @@ def map_chains(
     ...     for a, b in zip(res, run_chains(plan, seeds)))
     True
     """
+    batch = check_batch(batch)
     where = "dask cluster" if client is not None else "process pool"
 
     def failure(exc: BaseException, block: list) -> ChainError:
         return _chain_error(exc, block, where)
 
+    items = [
+        (first + k, seed, None if starts is None else starts[k], iterations)
+        for k, seed in enumerate(seeds)
+    ]
+    if batch != 1 and progress is not None and client is None and resolve_n_jobs(n_jobs) <= 1:
+        # serially with progress, map_blocks runs one chain per call: run the batched
+        # blocks here and, after each, report its chains one by one as the serial run does
+        size = len(items) if batch == "auto" else batch
+        out: list[ChainResult] = []
+        with one_blas_thread():
+            for i in range(0, len(items), size):
+                out += run_block(plan, items[i : i + size], batch)
+                for n_done in range(i + 1, len(out) + 1):
+                    progress(n_done)
+        return out
     return map_blocks(
-        _run_block,
-        plan,
-        [
-            (first + k, seed, None if starts is None else starts[k], iterations)
-            for k, seed in enumerate(seeds)
-        ],
+        _run_block if batch == 1 else _run_batched,
+        plan if batch == 1 else (plan, batch),
+        items,
         n_jobs=n_jobs,
         client=client,
         start_method=start_method,

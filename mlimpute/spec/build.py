@@ -163,18 +163,22 @@ class ImputationSpec:
         return {v.name: v.method_argument for v in self.variables}
 
     @property
+    def cluster_argument(self) -> str | list[str] | None:
+        """``cluster=`` that gives this structure again: the nested levels as the list of
+        their columns, outermost first (``["school", "class"]``, also when class ids
+        repeat across schools and the class level is ``school:class``), or the cluster."""
+        if self.hierarchy:
+            outer, inner = self.hierarchy[0], self.hierarchy[-1]
+            return [outer, factor_columns(inner)[-1]]
+        return self.cluster
+
+    @property
     def visit(self) -> list[str]:
         return [v.name for v in self.variables]
 
     def to_toml(self, **extras) -> str:
-        """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`."""
-        if self.factors:
-            raise UnsupportedError(
-                "an imputation with several grouping factors cannot be written as a TOML "
-                f"specification file yet (factors {[self.cluster, *self.factors]}); save the "
-                "result with imp.to_netcdf()/to_zarr() and rerun it with "
-                "mlimpute.impute(df, ..., cluster=[...])"
-            )
+        """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`. With nested
+        levels, ``imputation.cluster`` is the list ``cluster=[outer, inner]`` was given as."""
         if self.delta or self.delta_cluster_sd:  # the shifts are options of impute()
             options = dict(extras.pop("options", None) or {})
             if self.delta:
@@ -426,6 +430,13 @@ def _check_columns(
     """Every column a formula or a column-list argument names is in the data."""
     columns = set(df.columns)
     for name, f in parsed.items():
+        if f.lmeans:
+            raise UnsupportedError(
+                f"lmean({f.lmeans[0]}) in the formula for {name!r}: a latent cluster mean "
+                "belongs to the analysis model of a model-based imputation "
+                "(impute(model=...)); chained formulas use cmean(...), the observed "
+                "cluster mean"
+            )
         unknown = sorted(f.variables - columns)
         if unknown:
             raise SpecificationError(
@@ -766,7 +777,7 @@ def _default_method(
 ) -> str:
     """The registry's default (:func:`mlimpute.models.default_for`) for the variable's
     kind, level and formula: heteroscedastic where asked, predictive mean matching for
-    integer codes."""
+    integer codes and counts."""
     kind = cols.kinds[name]
     multilevel = f.is_multilevel
     level = 2 if cols.levels[name] >= 2 and not multilevel else 1
@@ -782,7 +793,7 @@ def _default_method(
                 f"random part; its default model is {default!r}"
             )
         return het_model
-    if kind == "numeric" and _defaults.integer_codes(cols.df[name]):  # observed values only
+    if kind == "numeric" and _defaults.pmm_by_default(cols.df[name]):  # observed values only
         return default_for(kind, level, multilevel, "codes")
     return default
 
@@ -898,6 +909,19 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
             raise SpecificationError(
                 f"cmean({c}) in the formula for {name!r} needs a "
                 "cluster: pass cluster=... or use a random part"
+            )
+    known = [] if cols.cluster is None else [cols.cluster, *cols.factors]
+    for c, g in f.factor_means:
+        if cols.kinds[c] not in ("numeric", "binary"):
+            raise DataTypeError(
+                f"cmean({c}, {g}) in the formula for {name!r}: {c!r} is "
+                f"{cols.kinds[c]}; cluster means need a numeric or binary column"
+            )
+        if g not in known:
+            raise SpecificationError(
+                f"cmean({c}, {g}) in the formula for {name!r}: {g!r} is not a grouping "
+                f"factor of this imputation (its grouping factors: {known}); name the levels "
+                "with cluster=[outer, inner] or add a random term over it"
             )
 
 

@@ -172,7 +172,8 @@ def check_level2(
             f"level-{level} variable {name!r} cannot have random effects over its own "
             f"clusters: {f.text!r}"
         )
-    for p in f.predictors - set(f.cmeans) - set(f.ranefs):
+    means = {v for v, _ in f.factor_means}  # cmean(x, school): a mean too
+    for p in f.predictors - set(f.cmeans) - set(f.ranefs) - means:
         if levels.get(p, 1) < level and p != cluster:
             raise SpecificationError(
                 f"predictor {p!r} of level-{level} variable {name!r} varies within clusters "

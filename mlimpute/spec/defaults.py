@@ -33,7 +33,15 @@ return values such as 2.37, which a categorical term turns into new, one-row cat
 PMM orders the codes by their predicted mean; for unordered codes (a school
 denomination, a region) convert the column to a pandas ``Categorical`` before imputing to
 use the multinomial model instead (``df["den"] = df["den"].astype("category")``).
-Counts with more than :data:`MAX_CODES` values stay numeric (the normal model, rounded).
+
+**Counts.** Non-negative whole numbers with more than :data:`MAX_CODES` distinct values
+(visits, absences, books at home) are imputed by predictive mean matching too
+(:func:`counts`): the imputed values are observed counts, so the share of zeros, the
+skew and the integer dtype survive, with no assumption about the count distribution
+(over-dispersion, excess zeros). The normal model would return negative and fractional
+counts and too few zeros; the count models (``2l.poisson``, ``2l.nb``, ``2l.zinb``...)
+assume a distribution and cost several times more per step, so they are chosen by name.
+Whole numbers that can be negative stay numeric (the normal model).
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ __all__ = [
     "ColumnRole",
     "classify_columns",
     "integer_codes",
+    "counts",
     "default_method",
     "varying_clusters",
     "is_level2",
@@ -153,6 +162,35 @@ def integer_codes(s: pd.Series) -> bool:
     return v is not None and 2 <= np.unique(v).size <= MAX_CODES
 
 
+def counts(s: pd.Series) -> bool:
+    """Whether ``s`` holds counts imputed by predictive mean matching by default: numeric,
+    observed values non-negative whole numbers with more than :data:`MAX_CODES` distinct
+    values (fewer are :func:`integer_codes`).
+
+    Examples
+    --------
+    >>> counts(pd.Series([0, 0, 3, 12, 1, 5, 7, 2, 9, 4, 30, 6, None]))
+    True
+    >>> counts(pd.Series(range(-5, 20))), counts(pd.Series([0.5, 1.0] * 8))
+    (False, False)
+    """
+    if column_kind(s) != "numeric":
+        return False
+    v = _whole(s)
+    return v is not None and bool((v >= 0).all()) and np.unique(v).size > MAX_CODES
+
+
+def pmm_by_default(s: pd.Series) -> bool:
+    """Integer codes or counts: the columns the defaults impute by predictive mean matching.
+
+    Examples
+    --------
+    >>> pmm_by_default(pd.Series([1, 2, 3])), pmm_by_default(pd.Series([0.1, 0.2]))
+    (True, False)
+    """
+    return integer_codes(s) or counts(s)
+
+
 @dataclass(frozen=True)
 class ColumnRole:
     """How the defaults treat one column (see :func:`classify_columns`).
@@ -169,7 +207,8 @@ class ColumnRole:
     level : int or None
         1, 2 or 3 for the variables (1 without a cluster), None otherwise.
     codes : bool
-        Integer codes (:func:`integer_codes`): imputed by predictive mean matching.
+        Integer codes or counts (:func:`integer_codes`, :func:`counts`): imputed by
+        predictive mean matching.
     model : str or None
         The default model if the column has missing values; None for columns left out.
     reason : str or None
@@ -302,7 +341,7 @@ def classify_columns(
             if level == 2 and outer is not None:
                 known = outer >= 0
                 level = 3 if is_level2(outer[known], s[known]) else 2
-        code = integer_codes(s)
+        code = pmm_by_default(s)
         top = outer is None
         model = default_method(kind, level if codes is not None else 0, codes=code, top=top)
         out[name] = ColumnRole(name, kind, f"level-{level}", level, code, model)
@@ -440,38 +479,50 @@ def default_formula_levels(
     """The default formula for ``name`` with three nested levels (``hierarchy``: the
     grouping factors, outermost first, e.g. ``("school", "class")``).
 
-    A level-1 variable: every other variable, the cluster means of the numeric level-1
-    predictors, and a random intercept for each level. A level-2 variable (constant
-    within classes, imputed on one row per class): the level-2 and level-3 variables, the
-    class means of the level-1 variables (``cmean``), and a random intercept for level 3.
-    A level-3 variable (imputed on one row per school): the level-3 variables and the
-    school means of the level-1 and level-2 variables (``cmean`` on the school rows).
+    A level-1 variable: every other variable, the class means (``cmean(x)``) of the
+    numeric level-1 predictors, the school means (``cmean(x, school)``) of the numeric
+    level-1 and level-2 predictors, and a random intercept for each level. A level-2
+    variable (constant within classes, imputed on one row per class): the level-2 and
+    level-3 variables, the class means of the level-1 variables, the school means of the
+    level-1 and of the other level-2 variables, and a random intercept for level 3. A
+    level-3 variable (imputed on one row per school): the level-3 variables and the school
+    means of the level-1 and level-2 variables (``cmean`` on the school rows).
+
+    Without the school means, the level-1 and class-level models would take the school
+    random intercept of the other variables as unrelated to them: the class-level model
+    regresses a class's value on its class means only, and the part of a class mean that
+    is the school's effect then biases the imputed class-level values.
 
     Examples
     --------
     >>> lv = {"y": 1, "x": 1, "z": 2, "w": 3}
     >>> kinds = dict.fromkeys(lv, "numeric")
     >>> default_formula_levels("y", list(lv), lv, kinds, ("school", "class"))
-    '~ x + cmean(x) + z + w + (1 | school) + (1 | class)'
+    '~ x + cmean(x) + cmean(x, school) + z + cmean(z, school) + w + (1 | school) + (1 | class)'
     >>> default_formula_levels("z", list(lv), lv, kinds, ("school", "class"))
-    '~ cmean(y) + cmean(x) + w + (1 | school)'
+    '~ cmean(y) + cmean(y, school) + cmean(x) + cmean(x, school) + w + (1 | school)'
     >>> default_formula_levels("w", list(lv), lv, kinds, ("school", "class"))
     '~ cmean(y) + cmean(x) + cmean(z)'
     """
     from mlimpute.spec.formula import _factor_text
 
     lvl = levels[name]
+    top = len(hierarchy) + 1  # the outermost level
+    outer = _factor_text(hierarchy[0], _quote)
     terms = []
     for c in columns:
         if c == name:
             continue
         numeric = kinds[c] in ("numeric", "binary")
+        q = _quote(c)
         if levels[c] >= lvl:
-            terms.append(_quote(c))
+            terms.append(q)
             if lvl == 1 and levels[c] == 1 and numeric:
-                terms.append(f"cmean({_quote(c)})")
+                terms.append(f"cmean({q})")
         elif numeric:  # a lower-level variable: its mean over this level's clusters
-            terms.append(f"cmean({_quote(c)})")
+            terms.append(f"cmean({q})")
+        if numeric and lvl < top and levels[c] < top:  # and over the outermost level's
+            terms.append(f"cmean({q}, {outer})")
     rhs = " + ".join(terms) if terms else "1"
     above = hierarchy[: len(hierarchy) + 1 - lvl]  # the levels enclosing this one
     for g in above:

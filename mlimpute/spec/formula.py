@@ -32,21 +32,65 @@ __all__ = [
     "parse_formula",
     "formula_text",
     "cmean_column",
+    "split_cmean_column",
+    "lmean_column",
     "ranef_column",
     "factor_columns",
     "ALLOWED_FUNCTIONS",
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
-_CMEAN = re.compile(r"\bcmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_COL = r"(?:`[^`]+`|[A-Za-z_.][\w.]*)"
+_CMEAN = re.compile(rf"\bcmean\(\s*({_COL})\s*(?:,\s*({_COL}(?:\s*:\s*{_COL})*)\s*)?\)")
+_LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
+_LMEAN_COLUMN = re.compile(r"`lmean\(([^`]*)\)`")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
 _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
-def cmean_column(variable: str) -> str:
-    """Name of the design column holding the cluster mean of ``variable``."""
-    return f"cmean({variable})"
+def cmean_column(variable: str, factor: str | None = None) -> str:
+    """Name of the design column holding the cluster mean of ``variable``: over the
+    innermost cluster (``cmean(x)``), or over the clusters of the grouping factor
+    ``factor`` (``cmean(x, school)``, written as :attr:`ParsedFormula.factor_means` has it).
+
+    Examples
+    --------
+    >>> cmean_column("x"), cmean_column("x", "school")
+    ('cmean(x)', 'cmean(x, school)')
+    """
+    return f"cmean({variable})" if factor is None else f"cmean({variable}, {factor})"
+
+
+def split_cmean_column(name: str) -> tuple[str, str | None] | None:
+    """Inverse of :func:`cmean_column`: ``(variable, factor)`` (factor None for the
+    innermost cluster), or None if ``name`` is not a cluster-mean column.
+
+    Examples
+    --------
+    >>> split_cmean_column("cmean(x, school)"), split_cmean_column("cmean(x)")
+    (('x', 'school'), ('x', None))
+    """
+    if not (name.startswith("cmean(") and name.endswith(")")):
+        return None
+    inner = name[6:-1]
+    var, sep, factor = inner.partition(", ")
+    return (var, factor) if sep else (inner, None)
+
+
+def lmean_column(variable: str) -> str:
+    """Name of the column holding the latent cluster mean of ``variable``.
+
+    In a model-based imputation's analysis model ``lmean(x)`` is the random intercept of
+    x's own model (its latent cluster mean); every completed data set carries its drawn
+    values in this column, and an analysis formula's ``lmean(x)`` refers to it.
+
+    Examples
+    --------
+    >>> lmean_column("x")
+    'lmean(x)'
+    """
+    return f"lmean({variable})"
 
 
 def ranef_column(variable: str, effect: str | None = None) -> str:
@@ -122,6 +166,11 @@ class ParsedFormula:
         Variables whose cluster means appear in the fixed part.
     ranefs : tuple of str
         Variables whose random effects (``ranef(x)``) appear in the fixed part.
+    factor_means : tuple of (str, str)
+        ``(variable, factor)`` of every ``cmean(x, factor)`` in the fixed part: the mean
+        of ``x`` over the rows of each cluster of the grouping factor ``factor`` (a
+        column, or ``a:b``), e.g. the school means ``cmean(x, school)`` with three
+        levels; ``cmean(x)`` (in ``cmeans``) is the mean over the innermost cluster.
     random_terms : tuple of (RandomBlock, str)
         Every random block with its grouping factor, in formula order, nested factors
         expanded (``(1 | school/class)`` is ``(1 | school) + (1 | school:class)``); a
@@ -138,6 +187,7 @@ class ParsedFormula:
     cmeans: tuple[str, ...] = ()
     ranefs: tuple[str, ...] = ()
     random_terms: tuple[tuple[RandomBlock, str], ...] = ()
+    factor_means: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # a formula built by hand with only ``group``/``random`` (the one-factor fields)
@@ -171,11 +221,24 @@ class ParsedFormula:
             )
 
     @property
+    def lmeans(self) -> tuple[str, ...]:
+        """Variables whose latent cluster means ``lmean(x)`` appear in the fixed part (the
+        column :func:`lmean_column` of each is among the predictors).
+
+        Examples
+        --------
+        >>> parse_formula("y ~ x + lmean(x) + (1 | g)").lmeans
+        ('x',)
+        """
+        return tuple(dict.fromkeys(m.group(1) for m in _LMEAN_COLUMN.finditer(self.fixed)))
+
+    @property
     def predictors(self) -> frozenset[str]:
         """Data columns used on the right-hand side (fixed, random and cmean terms)."""
         names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
+        names -= {cmean_column(v, g) for v, g in self.factor_means}
         names -= {ranef_column(v) for v in self.ranefs}
-        names |= set(self.cmeans) | set(self.ranefs)
+        names |= set(self.cmeans) | set(self.ranefs) | {v for v, _ in self.factor_means}
         for block, _ in self.random_terms:
             names |= _required(block.terms, self.text)
         return frozenset(names)
@@ -185,7 +248,24 @@ class ParsedFormula:
         """Every data column the formula refers to: response, predictors and group."""
         extra = {n for n in (self.response, self.group) if n is not None}
         extra |= {c for g in self.groups for c in factor_columns(g)}
+        extra |= {c for _, g in self.factor_means for c in factor_columns(g)}
         return self.predictors | extra
+
+    @property
+    def mean_factors(self) -> tuple[str, ...]:
+        """The grouping factors of ``cmean(x, factor)`` terms, in formula order."""
+        return tuple(dict.fromkeys(g for _, g in self.factor_means))
+
+    def require_no_factor_means(self, what: str) -> None:
+        """Raise :class:`~mlimpute.errors.UnsupportedError` naming the term when the
+        formula has ``cmean(x, factor)``: ``what`` names the feature that handles
+        innermost-cluster means ``cmean(x)`` only."""
+        if self.factor_means:
+            v, g = self.factor_means[0]
+            raise UnsupportedError(
+                f"{what} supports cmean(x) (the mean over the innermost cluster) only; the "
+                f"formula {self.text!r} has cmean({v}, {g})"
+            )
 
     def with_response(self, response: str) -> ParsedFormula:
         """Return a copy whose response is ``response`` (a dict key names it)."""
@@ -221,10 +301,16 @@ def _factor_text(factor: str, quote) -> str:
     return ":".join(quote(c) for c in factor_columns(factor))
 
 
-def _uncmean(text: str) -> str:
-    return re.sub(
-        r"`(cmean|ranef)\(([^`]*)\)`", lambda m: f"{m.group(1)}({_quote(m.group(2))})", text
-    )
+def _uncmean(text: str, quote=_quote) -> str:
+    """Design columns ``cmean(...)``/``ranef(...)`` of a fixed part written back as calls."""
+
+    def call(m: re.Match) -> str:
+        split = split_cmean_column(f"cmean({m.group(2)})") if m.group(1) == "cmean" else None
+        if split is not None and split[1] is not None:
+            return f"cmean({quote(split[0])}, {_factor_text(split[1], quote)})"
+        return f"{m.group(1)}({quote(m.group(2))})"
+
+    return re.sub(r"`(cmean|lmean|ranef)\(([^`]*)\)`", call, text)
 
 
 _DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
@@ -371,11 +457,11 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
     fixed, blocks, groups = _split_terms(text, rhs, offset)
     terms = tuple(zip(blocks, groups, strict=True))
     group = _one_grouping_factor(groups)
-    fixed_text, cmeans, ranefs = _cluster_terms(fixed)
+    fixed_text, cmeans, ranefs, factor_means = _cluster_terms(fixed)
     _check_formulaic_syntax(text, [fixed_text] + [b.terms for b in blocks])
     _check_random_parts(text, blocks)
     one = tuple(blocks) if group is not None else ()
-    parsed = ParsedFormula(text, lhs, fixed_text, group, one, cmeans, ranefs, terms)
+    parsed = ParsedFormula(text, lhs, fixed_text, group, one, cmeans, ranefs, terms, factor_means)
     return _with_response(parsed, response)
 
 
@@ -474,15 +560,31 @@ def _one_grouping_factor(groups: list[str]) -> str | None:
     return cols[0] if len(cols) == 1 else None
 
 
-def _cluster_terms(fixed: list[str]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """The fixed part with ``cmean(x)`` and ``ranef(x)`` written as design columns
-    (:func:`cmean_column`, :func:`ranef_column`), and the variables of each, in order."""
+def _mean_factor(m: re.Match) -> str | None:
+    """The grouping factor of a ``cmean(x, factor)`` match (None for ``cmean(x)``)."""
+    if m.group(2) is None:
+        return None
+    return _factor_name(tuple(c.strip().strip("`") for c in _split_outside_ticks(m.group(2), ":")))
+
+
+def _cluster_terms(
+    fixed: list[str],
+) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The fixed part with ``cmean(x)``, ``cmean(x, factor)`` and ``ranef(x)`` written as
+    design columns (:func:`cmean_column`, :func:`ranef_column`), and the variables of each
+    (with their factors), in order."""
     fixed_text = " ".join(fixed) if fixed else "1"
-    cmeans = tuple(dict.fromkeys(m.group(1).strip("`") for m in _CMEAN.finditer(fixed_text)))
-    fixed_text = _CMEAN.sub(lambda m: f"`{cmean_column(m.group(1).strip('`'))}`", fixed_text)
+    found = [(m.group(1).strip("`"), _mean_factor(m)) for m in _CMEAN.finditer(fixed_text)]
+    cmeans = tuple(dict.fromkeys(v for v, g in found if g is None))
+    factor_means = tuple(dict.fromkeys((v, g) for v, g in found if g is not None))
+    fixed_text = _CMEAN.sub(
+        lambda m: f"`{cmean_column(m.group(1).strip('`'), _mean_factor(m))}`", fixed_text
+    )
+    # lmean(x): a column of the completed data (the drawn latent cluster means)
+    fixed_text = _LMEAN.sub(lambda m: f"`{lmean_column(m.group(1).strip('`'))}`", fixed_text)
     ranefs = tuple(dict.fromkeys(m.group(1).strip("`") for m in _RANEF.finditer(fixed_text)))
     fixed_text = _RANEF.sub(lambda m: f"`{ranef_column(m.group(1).strip('`'))}`", fixed_text)
-    return fixed_text, cmeans, ranefs
+    return fixed_text, cmeans, ranefs, factor_means
 
 
 def _check_formulaic_syntax(text: str, parts: list[str]) -> None:
@@ -498,9 +600,9 @@ def _check_formulaic_syntax(text: str, parts: list[str]) -> None:
 
 
 def _check_random_parts(text: str, blocks: list[RandomBlock]) -> None:
-    """``cmean()`` and ``ranef()`` belong to the fixed part only."""
+    """``cmean()``, ``lmean()`` and ``ranef()`` belong to the fixed part only."""
     for block in blocks:
-        for fn in ("cmean(", "ranef("):
+        for fn in ("cmean(", "lmean(", "ranef("):
             if fn in block.terms:
                 raise FormulaError(
                     _syntax_message(
@@ -546,7 +648,9 @@ def formula_text(formula: ParsedFormula) -> str:
     '~ x + (1 + x | school) + (1 + x | school:class)'
     """
     fixed = re.sub(
-        r"`cmean\(([^`]*)\)`", lambda mt: f"cmean({_term(mt.group(1))})", formula.fixed
+        r"`(cmean|lmean)\(([^`]*)\)`",
+        lambda mt: _uncmean(mt.group(0), _term),
+        formula.fixed,
     ).strip()
     parts = [fixed] if fixed not in {"", "1"} else ["1"]
     for block, g in formula.random_terms:

@@ -59,7 +59,9 @@ _NUMERIC = ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")
 
 #: Keyword arguments of each allowed function and what their values may be.
 #: Argument kinds: ``expr`` an arithmetic expression of columns, ``column``/``name`` one
-#: column name, ``int``/``number``/``bool`` a literal, ``numbers`` a list of numbers,
+#: column name, ``factor`` a grouping factor (a column name or ``a:b``, the second,
+#: optional argument of ``cmean(x, school)``), ``int``/``number``/``bool`` a literal,
+#: ``numbers`` a list of numbers,
 #: ``literals`` a list of strings or numbers, ``contrast`` a contrast (see
 #: :data:`CONTRASTS`).
 SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
@@ -81,7 +83,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
             "upper_bound": "number",
         },
     ),
-    "cmean": (("name",), {}),
+    "cmean": (("name", "factor"), {}),
+    "lmean": (("name",), {}),
     "ranef": (("name",), {}),
 }
 
@@ -441,6 +444,10 @@ class _Parser:
             self.pexpr()
         elif kind in ("column", "name"):  # "name": replaced by a column, never evaluated
             self.column(f"a column name as the argument of {fname}()", python=kind == "column")
+        elif kind == "factor":  # cmean(x, a:b): never evaluated either
+            self.column(f"a grouping factor (a column name or a:b) in {fname}()")
+            while self.take(":"):
+                self.column(f"a column name in the grouping factor of {fname}()")
         elif kind == "contrast":
             self.contrast()
         elif kind == "literals":

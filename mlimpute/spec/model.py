@@ -18,7 +18,13 @@ predictors that enter the linear predictor linearly given everything else (main 
 random slopes, interactions with other variables; closed-form draws) or through
 transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
 level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
-incomplete continuous auxiliaries. Anything else raises
+incomplete continuous auxiliaries; the latent cluster mean ``lmean(x)`` of one continuous
+level-1 column x (Lüdtke et al. 2008): x's model is ``x_ij = ξ_j + e_ij`` and the spec
+holds a level-2 variable ``lmean(x)`` (``lmean(x) ~ level-2 columns``: ξ_j's own model)
+whose drawn values every completed data set carries in the column ``lmean(x)``; so far x
+is then the only incomplete level-1 predictor (incomplete level-2 predictors may join,
+their models taking ``lmean(x)`` as a predictor), and no level-1 column other than x
+enters the analysis model. Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -34,7 +40,7 @@ from formulaic.parser.types.factor import Factor
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2, varying_clusters
-from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
+from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
 
 __all__ = [
     "build_model_spec",
@@ -42,6 +48,8 @@ __all__ = [
     "check_linear",
     "nonlinear_predictors",
     "level2_formula",
+    "latent_means",
+    "with_latent_means",
 ]
 
 _METHOD = "2l.norm"
@@ -108,7 +116,11 @@ def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> set[str]:
     for where, rhs in parts:
         for term, factors in _terms(rhs):
             for x in incomplete:
-                other = [f for f in factors if f.expr.strip("`") != x and _mentions(f.expr, x)]
+                other = [
+                    f
+                    for f in factors
+                    if f.expr.strip("`") not in (x, lmean_column(x)) and _mentions(f.expr, x)
+                ]
                 if any(f.expr.strip("`").startswith(("cmean(", "ranef(")) for f in other):
                     raise UnsupportedError(
                         f"the term {term!r} in the {where} of the analysis model "
@@ -157,6 +169,37 @@ def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> 
     """
     rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
     return parse_formula(f"{_quote(name)} ~ {rhs}")
+
+
+def latent_means(spec) -> dict[str, str]:
+    """The latent cluster means of a specification's analysis model: ``{column: x}`` for
+    every ``lmean(x)`` (the column ``lmean(x)`` holds the drawn random intercepts of x's
+    model, one value per cluster).
+
+    Examples
+    --------
+    >>> latent_means(None)
+    {}
+    """
+    if spec is None or spec.model is None:
+        return {}
+    return {lmean_column(x): x for x in spec.model.lmeans}
+
+
+def with_latent_means(df: pd.DataFrame, spec) -> pd.DataFrame:
+    """``df`` with an empty (all-missing) float column ``lmean(x)`` for every latent
+    cluster mean of the specification's analysis model: the imputations fill it (a copy;
+    ``df`` is left as it is, and returned as it is when there is none).
+
+    Examples
+    --------
+    >>> with_latent_means(pd.DataFrame({"x": [1.0]}), None).columns.tolist()
+    ['x']
+    """
+    cols = [c for c in latent_means(spec) if c not in df.columns]
+    if not cols:
+        return df
+    return df.assign(**{c: float("nan") for c in cols})
 
 
 def model_based(spec) -> set[str]:
@@ -256,10 +299,9 @@ def build_model_spec(
     if heteroscedastic:
         raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
     auxiliary = column_list(auxiliary, "auxiliary") or []
-    if "lmean(" in model.replace(" ", ""):
-        raise UnsupportedError(f"lmean() in {model!r}: latent cluster means are not supported yet")
     parsed = parse_formula(model)
     parsed.require_one_group("model-based imputation (impute(model=...))")
+    parsed.require_no_factor_means("model-based imputation (impute(model=...))")
     y = parsed.response
     if y is None:
         raise SpecificationError(
@@ -268,7 +310,15 @@ def build_model_spec(
     if parsed.ranefs:
         raise SpecificationError(f"ranef() is not allowed in the analysis model {model!r}")
     columns = set(df.columns)
-    unknown = sorted(parsed.variables - columns)
+    lmeans = parsed.lmeans
+    lcols = {lmean_column(x) for x in lmeans}
+    clash = sorted(lcols & columns)
+    if clash:
+        raise SpecificationError(
+            f"the data have a column {clash[0]!r}, the name of the latent cluster mean "
+            f"in the analysis model {model!r}; rename that column first"
+        )
+    unknown = sorted((parsed.variables - lcols - columns) | (set(lmeans) - columns))
     if unknown:
         raise SpecificationError(
             f"the analysis model refers to unknown column(s) {unknown}: {model!r}"
@@ -292,7 +342,8 @@ def build_model_spec(
             "fill those rows first"
         )
     missing = df.isna().sum()
-    used = [*sorted(parsed.predictors, key=lambda c: _position(model, c)), *auxiliary]
+    predictors = (parsed.predictors - lcols) | set(lmeans)
+    used = [*sorted(predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
     if cluster is not None and cluster != g:
         raise SpecificationError(
@@ -367,17 +418,32 @@ def build_model_spec(
     incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
+    if lmeans:
+        _check_latent_means(df, parsed, codes, incomplete, level2, complete, complete2, nonlinear)
+    # with lmean(x): x = lmean(x) + e, lmean(x) ~ complete level-2 columns, and each
+    # incomplete level-2 predictor's model takes lmean(x) as a predictor
+    latent = [lmean_column(x) for x in lmeans]
     variables = []
     for k, x in enumerate(level1):
-        f = predictor_formula(x, incomplete[k + 1 :], complete, g)
+        if x in lmeans:
+            f = predictor_formula(x, [], complete2, g)
+        else:
+            f = predictor_formula(x, incomplete[k + 1 :], complete, g)
         variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
+    for x in lmeans:
+        if x not in incomplete:  # a complete x: its model still defines lmean(x)
+            f = predictor_formula(x, [], complete2, g)
+            variables.append(VariableSpec(x, f, _METHOD, 1))
     for k, w in enumerate(level2):
-        f = level2_formula(w, level2[k + 1 :], complete2)
+        f = level2_formula(w, [*level2[k + 1 :], *latent], complete2)
         variables.append(VariableSpec(w, f, _METHOD2, 2))
+    for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
+        variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:
         variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
     variables += extras  # chained defaults, conditional on everything else
-    events = [] if incomplete or missing[y] else ["nothing to impute in the analysis model"]
+    nothing = not (incomplete or missing[y] or lmeans)
+    events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
     return ImputationSpec(
         tuple(variables),
@@ -389,3 +455,56 @@ def build_model_spec(
         model=parsed,
         auxiliary=tuple(auxiliary),
     )
+
+
+def _check_latent_means(
+    df, parsed, codes, incomplete, level2, complete, complete2, nonlinear
+) -> None:
+    """What ``lmean(x)`` supports so far; :class:`~mlimpute.errors.UnsupportedError`
+    naming the rest, before any chain starts.
+
+    x's model is ``x_ij = ξ_j + e_ij`` with ``ξ_j = w_j'α + r_j`` (``lmean(x)`` is ξ_j, w
+    the complete level-2 columns of the model): x is a continuous level-1 column, the
+    only incomplete level-1 predictor (incomplete level-2 predictors may join: their
+    models take lmean(x) as a predictor), and no level-1 column other than x enters the
+    analysis model.
+    """
+    from mlimpute.codec import column_kind
+
+    model = parsed.text
+    for x in parsed.lmeans:
+        if column_kind(df[x]) != "numeric":
+            raise UnsupportedError(
+                f"lmean({x}) in the analysis model {model!r}: {x!r} is "
+                f"{column_kind(df[x])}; latent cluster means need a continuous column"
+            )
+        if is_level2(codes, df[x]):
+            raise UnsupportedError(
+                f"lmean({x}) in the analysis model {model!r}: {x!r} is constant within "
+                "clusters (a level-2 column is its own cluster mean)"
+            )
+        if x in nonlinear:
+            raise UnsupportedError(
+                f"lmean({x}) in the analysis model {model!r}: {x!r} also enters it "
+                "non-linearly, which latent cluster means do not support yet"
+            )
+    others = [c for c in incomplete if c not in parsed.lmeans and c not in level2]
+    if others:
+        raise UnsupportedError(
+            f"lmean() in the analysis model {model!r} together with the incomplete "
+            f"level-1 predictor(s) or auxiliaries {others}: latent cluster means support "
+            "one incomplete level-1 predictor (x in lmean(x)) so far, beside incomplete "
+            "level-2 ones"
+        )
+    if len(parsed.lmeans) > 1:
+        raise UnsupportedError(
+            f"the analysis model {model!r} has several latent cluster means "
+            f"{list(parsed.lmeans)}: one is supported so far"
+        )
+    level1 = [c for c in complete if c not in complete2 and c not in parsed.lmeans]
+    if level1:
+        raise UnsupportedError(
+            f"lmean() in the analysis model {model!r} together with the level-1 "
+            f"column(s) {level1} (predictors or auxiliaries): x's model in lmean(x) takes "
+            "level-2 columns only so far"
+        )

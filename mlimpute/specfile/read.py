@@ -274,7 +274,7 @@ def loads_spec(
     return StudySpec(
         formulas=formulas,
         methods=methods,
-        cluster=c.string(imp, "cluster", "imputation.cluster"),
+        cluster=_cluster(c, imp),
         m=c.positive(imp, "m", f"{section}.m", 5),
         iterations=c.positive(imp, "iterations", f"{section}.iterations", 20),
         seed=seed,
@@ -289,6 +289,24 @@ def loads_spec(
         model=model_text,
         auxiliary=auxiliary,
     )
+
+
+def _cluster(c: _Checker, imp: Mapping) -> str | tuple[str, ...] | None:
+    """``imputation.cluster``: a column name, or the nested levels outermost first
+    (``["school", "class"]``, at most two)."""
+    value = imp.get("cluster")
+    if isinstance(value, list):
+        levels = c.strings(imp, "cluster", "imputation.cluster")
+        if not levels or not all(v.strip() for v in levels):
+            raise c.fail("imputation.cluster", f"must name the levels, got {_show(value)}")
+        if len(levels) > 2:
+            raise c.fail(
+                "imputation.cluster",
+                f"has {len(levels)} levels; more than three levels (a fourth level) are not "
+                "supported yet",
+            )
+        return levels[0] if len(levels) == 1 else levels
+    return c.string(imp, "cluster", "imputation.cluster")
 
 
 def _model(c: _Checker, model: Mapping, source: str) -> tuple[str, tuple[str, ...]]:

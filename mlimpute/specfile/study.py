@@ -84,7 +84,9 @@ class StudySpec:
     methods : dict
         Model per variable (empty: chosen from the formulas): a name, or a table
         ``{"method": name, option: value}`` for a model with options.
-    cluster : str, optional
+    cluster : str or tuple of str, optional
+        The grouping column, or the nested levels outermost first
+        (``cluster = ["school", "class"]`` in a file: ``impute(cluster=[...])``).
     m, iterations : int
     seed : int, optional
         Root seed (``rng=seed``); with it a run is reproduced bit for bit.
@@ -124,7 +126,7 @@ class StudySpec:
 
     formulas: Mapping[str, str] | None
     methods: Mapping[str, str | Mapping[str, Any]] = field(default_factory=dict)
-    cluster: str | None = None
+    cluster: str | tuple[str, ...] | None = None
     m: int = 5
     iterations: int = 20
     seed: int | None = None
@@ -187,7 +189,7 @@ class StudySpec:
                 v.name: {"method": v.method, **dict(v.options)} if v.options else v.method
                 for v in spec.variables
             },
-            cluster=spec.cluster,
+            cluster=_cluster(spec.cluster_argument),
             m=spec.m,
             iterations=spec.iterations,
             seed=spec.seed,
@@ -247,7 +249,7 @@ class StudySpec:
         if self.visit is not None:
             kw["visit"] = list(self.visit)
         if self.cluster is not None and "cluster" in params:
-            kw["cluster"] = self.cluster
+            kw["cluster"] = self.cluster if isinstance(self.cluster, str) else list(self.cluster)
         kw.update(self.options)
         kw.update({k: v for k, v in extra.items() if k in params})
         return kw
@@ -275,11 +277,17 @@ class StudySpec:
             df = self.read_data()
         formulas = dict(self.formulas) if self.formulas is not None else None
         imp = impute(df, formulas, **self.impute_kwargs(**extra))
-        if (
+        if isinstance(self.cluster, tuple) and len(self.cluster) > 1:
+            if imp.spec.cluster_argument != list(self.cluster):  # pragma: no cover - impute checks
+                raise SpecificationError(
+                    f"imputation.cluster is {list(self.cluster)!r} but the imputation has the "
+                    f"levels {list(imp.spec.hierarchy)!r}"
+                )
+        elif (
             self.model is None
             and self.cluster is not None
             and imp.spec.cluster is not None
-            and imp.spec.cluster != self.cluster
+            and imp.spec.cluster != _cluster(self.cluster)
         ):
             raise SpecificationError(
                 f"imputation.cluster is {self.cluster!r} but the formulas group by "
@@ -313,7 +321,9 @@ class StudySpec:
             return doc
         imp = _drop_none(
             {
-                "cluster": self.cluster,
+                "cluster": self.cluster
+                if isinstance(self.cluster, str) or self.cluster is None
+                else list(self.cluster),
                 "m": self.m,
                 "iterations": self.iterations,
                 "seed": self._seed_value(),
@@ -377,3 +387,12 @@ class StudySpec:
 
 def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
+
+
+def _cluster(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    """``cluster=`` as a study holds it: a column, the nested levels as a tuple (a list of
+    one column is that column), or None."""
+    if value is None or isinstance(value, str):
+        return value
+    value = tuple(value)
+    return value[0] if len(value) == 1 else value

@@ -15,6 +15,7 @@ import pandas as pd
 from mlimpute.errors import SpecificationError
 from mlimpute.spec.formula import formula_text
 from mlimpute.specfile.study import StudySpec
+from mlimpute.specfile.study import _cluster as _levels
 
 if TYPE_CHECKING:
     from mlimpute.spec.build import ImputationSpec
@@ -77,23 +78,26 @@ def _is_number(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
-def _default_spec(df: pd.DataFrame, cluster: str | None):
+def _default_spec(df: pd.DataFrame, cluster: str | Sequence[str] | None):
     """The specification ``impute(df, cluster=cluster)`` would run (warnings silenced)."""
     import warnings
 
     from mlimpute.errors import MlimputeWarning
     from mlimpute.spec.build import build_spec
 
-    if cluster is not None and cluster not in df.columns:
-        raise SpecificationError(
-            f"cluster column {cluster!r} is not in the data; columns: {list(df.columns)}"
-        )
+    for c in [cluster] if isinstance(cluster, str) else cluster or []:
+        if c not in df.columns:
+            raise SpecificationError(
+                f"cluster column {c!r} is not in the data; columns: {list(df.columns)}"
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MlimputeWarning)
         return build_spec(df, None, cluster=cluster)
 
 
-def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, str]:
+def default_formulas(
+    df: pd.DataFrame, cluster: str | Sequence[str] | None = None
+) -> dict[str, str]:
     """The default imputation formulas for ``df``: those ``impute(cluster=...)`` uses.
 
     See :mod:`mlimpute.spec.defaults`: every incomplete variable from all other analysis
@@ -113,7 +117,7 @@ def default_formulas(df: pd.DataFrame, cluster: str | None = None) -> dict[str, 
 def init_spec(
     df: pd.DataFrame,
     *,
-    cluster: str | None = None,
+    cluster: str | Sequence[str] | None = None,
     data: str | os.PathLike | None = None,
     m: int = 20,
     iterations: int = 20,
@@ -123,7 +127,9 @@ def init_spec(
 ) -> str:
     """TOML text of a default specification for ``df`` (``mlimpute init``), to be reviewed.
 
-    The formulas and models are the defaults of ``impute(cluster=...)``, written out.
+    The formulas and models are the defaults of ``impute(cluster=...)``, written out;
+    ``cluster=["school", "class"]`` (nested levels, outermost first) writes the
+    three-level defaults and ``cluster = ["school", "class"]`` in ``[imputation]``.
     With ``model=`` (``mlimpute init --model "y ~ x + (1 + x | g)"``) a ``[model]`` table
     for model-based imputation from that analysis model instead, checked against the data
     as ``impute(df, model=..., auxiliary=...)`` checks it; its factorisation is written as
@@ -154,12 +160,13 @@ def init_spec(
     spec = _default_spec(df, cluster)
     formulas = spec.formulas
     missing = df.isna().sum()
-    skipped = [c for c in df.columns if missing[c] > 0 and c not in formulas and c != cluster]
+    levels = [cluster] if isinstance(cluster, str) else list(cluster or [])
+    skipped = [c for c in df.columns if missing[c] > 0 and c not in formulas and c not in levels]
     columns = [c for c in df.columns if c not in skipped] if skipped else None
     study = StudySpec(
         formulas=formulas,
         methods=spec.methods,
-        cluster=cluster,
+        cluster=_levels(spec.cluster_argument) if levels else None,
         m=m,
         iterations=iterations,
         seed=seed,
@@ -174,7 +181,12 @@ def init_spec(
         + (
             f", level-1 variables with a random intercept per {cluster!r} and the cluster "
             "means of their level-1 predictors, level-2 variables on one row per cluster."
-            if cluster
+            if len(levels) == 1
+            else f", with the nested levels {levels}: a random intercept for every "
+            "enclosing level and the cluster means of the lower-level predictors at each "
+            "level (cmean(x), cmean(x, outer)); class-level variables on one row per class, "
+            "school-level ones on one row per school."
+            if levels
             else "."
         ),
         "Paths are relative to this file's directory. Add an [analysis] table",

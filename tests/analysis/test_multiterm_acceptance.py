@@ -105,20 +105,19 @@ def test_three_level_acceptance_small():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured (200 replications, this seed): the coefficient of the class-level z "
-    "is 7.1 % below the complete-data estimate (0.2867 vs 0.3087); every other criterion "
-    "is met (variance components -4.8 %, +7.7 %, -0.3 %; coverage 0.939); remove the "
-    "marker when the imputation of class-level variables meets +-5 %",
-)
 def test_three_level_acceptance_full():
     """200 replications at full size: every variance component within +-10 % of the
     complete-data estimate (means over replications), fixed effects within +-5 % (of the
     complete-data mean; for the small school-level coefficient, 0.2, within 0.01), the
     intervals' coverage of the true coefficients 0.93-0.97 (MC SE 0.015 per coefficient,
     0.008 for all four); the two-level imputation moves the school variance by more than
-    the three-level one (the bias that motivates three-level imputation)."""
+    the three-level one (the bias that motivates three-level imputation).
+
+    Measured (this seed): variance components 0.994, 1.005, 0.999 of the complete-data
+    ones; fixed effects 1.000, 1.001, 0.991, 0.961 (the last, 0.2, within 0.01: 0.0078
+    off); coverage 0.939 (0.955, 0.965, 0.910, 0.925); the two-level imputation gives
+    0.873 of the school variance. Before the school means cmean(x, school) were in the
+    default models, the class-level coefficient was 7.1 % low."""
     vc, fe, cover = replicate(200, 12)
     mean_vc = vc.mean(axis=0)
     three = mean_vc[1] / mean_vc[0]

@@ -2,8 +2,9 @@
 
 ``I(x**2)``, ``log(x)``, ``exp(x)``... of an incomplete predictor: its missing values (where
 the outcome is observed) are drawn by a vectorised random-walk Metropolis–Hastings step
-whose proposal scale is tuned during the first half of the iterations; the kernel itself
-is checked against quadrature in ``test_kernels.py``.
+whose proposal scale is tuned at every iteration with a diminishing Robbins–Monro gain that
+depends only on the iteration index (so a continued chain equals a longer one bit for
+bit); the kernel itself is checked against quadrature in ``test_kernels.py``.
 """
 
 from __future__ import annotations
@@ -72,13 +73,16 @@ def test_acceptance_rates_are_traced_and_sane(quad_imp):
     assert names[-2:] == ["accept(MH)", "scale(MH)"]
     rate = tr.sel({"x:param": "accept(MH)"}).values  # (m, iterations)
     scale = tr.sel({"x:param": "scale(MH)"}).values
-    # after warm-up the rate of each chain (≈ 200 rows per step × 20 steps) is within a
-    # sane band around the 0.44 the warm-up aims at
+    # over the second half the rate of each chain (≈ 200 rows per step × 20 steps: a
+    # binomial SE of about 0.01 even with strong autocorrelation) is within a sane band
+    # around the 0.44 the adaptation aims at
     late = rate[:, 20:].mean(axis=1)
-    assert np.all((late > 0.15) & (late < 0.7)), late
-    # the scale moves during the first half and is frozen during the second
-    assert np.all(np.ptp(scale[:, :20], axis=1) > 0)
-    assert np.all(np.ptp(scale[:, 20:], axis=1) == 0)
+    assert np.all((late > 0.3) & (late < 0.6)), late
+    # the scale keeps adapting, with steps that shrink like (t + 1)^-0.6 · |rate - 0.44|
+    step = np.abs(np.diff(np.log(scale), axis=1))
+    assert np.all(step[:, -1] > 0)
+    bound = (np.arange(1, 40) + 1.0) ** -0.6 * np.abs(rate[:, 1:] - 0.44)
+    np.testing.assert_allclose(step, bound, rtol=1e-9, atol=1e-12)
 
 
 def test_observed_values_kept_and_nothing_missing(quad, quad_imp):
@@ -123,35 +127,52 @@ def test_cmean_of_an_incomplete_predictor_is_refused(quad):
 
 
 def test_executors_and_continuation_are_bit_identical(quad):
-    """n_jobs does not matter; a continued chain goes on with the scale frozen at the end
-    of the first run's warm-up (so it equals a longer run only in the iterations both ran:
-    the warm-up is the first half of the iterations the chains were started with)."""
+    """n_jobs does not matter; a continued chain equals a longer one, bit for bit, however
+    the iterations are split (the adaptation of the proposal scale depends only on the
+    iteration index and its state is carried with the chain)."""
     _, df = quad
     kw = dict(model=QUAD, m=2, rng=9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = df.mi.impute(iterations=6, **kw)
         b = df.mi.impute(iterations=6, n_jobs=2, **kw)
+        long = df.mi.impute(iterations=9, **kw)
         short = df.mi.impute(iterations=6, **kw)
         c, d = short.iterate(3), short.iterate(1).iterate(2)
+        e = df.mi.impute(iterations=2, **kw).iterate(7)
     for k in (1, 2):
         pd.testing.assert_frame_equal(a.complete(k), b.complete(k))
-        pd.testing.assert_frame_equal(c.complete(k), d.complete(k))
+        for other in (c, d, e):
+            pd.testing.assert_frame_equal(long.complete(k), other.complete(k))
     np.testing.assert_array_equal(a.traces["x:params"].values, b.traces["x:params"].values)
-    np.testing.assert_array_equal(c.traces["x:params"].values, d.traces["x:params"].values)
-    scale = c.traces["x:params"].sel({"x:param": "scale(MH)"}).values
-    assert np.all(scale[:, 3:] == scale[:, [2]])  # frozen after the first run's warm-up
+    for other in (c, d, e):
+        np.testing.assert_array_equal(
+            long.traces["x:params"].values, other.traces["x:params"].values
+        )
+    scale = long.traces["x:params"].sel({"x:param": "scale(MH)"}).values
+    assert np.all(np.ptp(scale[:, 6:], axis=1) > 0)  # still adapting after iteration 6
 
 
 def test_saved_and_reloaded_runs_on_bit_for_bit(quad, tmp_path):
+    """impute(a + b) == open(saved impute(a)).iterate(b), through netCDF and zarr: the
+    proposal scales and their adaptation counters are saved with the chains."""
     _, df = quad
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = df.mi.impute(model=QUAD, m=2, iterations=4, rng=3)
+        long = df.mi.impute(model=QUAD, m=2, iterations=6, rng=3)
         path = str(tmp_path / "mh.nc")
         a.to_netcdf(path)
         back = mlimpute.open(path)
         assert back.spec == a.spec
         more, again = back.iterate(2), a.iterate(2)
+        zpath = str(tmp_path / "mh.zarr")
+        a.to_zarr(zpath)
+        zmore = mlimpute.open(zpath).iterate(2)
     for k in (1, 2):
-        pd.testing.assert_frame_equal(more.complete(k), again.complete(k))
+        for other in (more, again, zmore):
+            pd.testing.assert_frame_equal(long.complete(k), other.complete(k))
+    for other in (more, again, zmore):
+        np.testing.assert_array_equal(
+            long.traces["x:params"].values, other.traces["x:params"].values
+        )

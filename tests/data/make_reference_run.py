@@ -28,7 +28,8 @@ def reference_frame() -> pd.DataFrame:
         pd.cut(score, [-np.inf, -0.5, 0.5, np.inf], labels=["low", "mid", "high"]), ordered=True
     )
     df["club"] = pd.Categorical(gen.choice(["art", "music", "sport"], size=n))
-    size = gen.integers(15, 35, size=cls.max() + 1).astype("float64")
+    # a continuous level-2 variable (whole numbers with many values would be counts: pmm)
+    size = gen.integers(15, 35, size=cls.max() + 1) / 10.0
     df["size"] = size[cls]
     den = gen.integers(1, 5, size=cls.max() + 1).astype("float64")
     df["den"] = den[cls]

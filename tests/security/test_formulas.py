@@ -539,9 +539,14 @@ _REFUSED_ON_PURPOSE = {
     "~ x + + z",
     "~ x + I(x.__class__)",
     "~ x | g",
-    "y ~ lmean(x) + (1 | g)",  # latent cluster means are not available yet
-    "y ~ x + lmean(x) + (1 | g)",
     "~ x)",
+    # cmean(x, factor): the factor is column names joined by ':' only
+    "~ cmean(x, 1)",
+    "~ cmean(x, log(s))",
+    "~ cmean(x, s, t)",
+    "~ cmean(x, s.__class__)",
+    "~ cmean(x, s/t)",
+    "~ cmean(x, school=s)",
 }
 
 

@@ -17,7 +17,13 @@ import pytest
 import mlimpute  # noqa: F401  (registers the .mi accessor)
 from mlimpute.describe import describe
 from mlimpute.errors import MlimputeWarning
-from mlimpute.spec.defaults import MAX_CODES, classify_columns, default_method, integer_codes
+from mlimpute.spec.defaults import (
+    MAX_CODES,
+    classify_columns,
+    counts,
+    default_method,
+    integer_codes,
+)
 from mlimpute.specfile import init_spec, loads_spec
 
 
@@ -87,7 +93,10 @@ def test_integer_codes_rule():
     assert not integer_codes(pd.Series([True, False]))
     assert not integer_codes(pd.Series(pd.Categorical([1, 2, 3])))
     assert integer_codes(pd.Series(np.arange(MAX_CODES)))
-    assert not integer_codes(pd.Series(np.arange(MAX_CODES + 1)))  # a count: numeric
+    assert not integer_codes(pd.Series(np.arange(MAX_CODES + 1)))  # a count, not codes
+    assert counts(pd.Series(np.arange(MAX_CODES + 1)))  # ... imputed by pmm as well
+    assert not counts(pd.Series(np.arange(MAX_CODES)))  # codes
+    assert not counts(pd.Series(np.arange(-1, MAX_CODES + 1)))  # negative: numeric
     assert not integer_codes(pd.Series([np.nan, np.nan]))
     assert default_method("numeric", 1, codes=True) == "2l.pmm"
     assert default_method("numeric", 0, codes=True) == "pmm"
@@ -101,7 +110,7 @@ def test_codes_come_back_as_observed_values_in_their_dtype(dtype):
     methods = imp.spec.methods
     assert methods["den"] == "2lonly.pmm"  # level-2 codes 1-4
     assert methods["rating"] == "2l.pmm"  # level-1 codes 1-7
-    assert methods["books"] == "2l.norm"  # a count with many values stays numeric
+    assert methods["books"] == "2l.pmm"  # a count with many values: observed counts only
     assert methods["iqv"] == "2l.norm" and methods["lpo"] == "2l.norm"
     observed = set(df["den"].dropna().astype(float))
     for i in (1, 2):
@@ -191,7 +200,7 @@ def test_other_roles_and_levels():
     # without a cluster: every variable level 1 with single-level models
     flat = classify_columns(df.drop(columns=["student"]))
     assert flat["den"].role == "level-1" and flat["den"].model == "pmm"
-    assert flat["sch"].role == "level-1" and flat["sch"].model == "norm"  # 24 values
+    assert flat["sch"].role == "level-1" and flat["sch"].model == "pmm"  # 24 whole values
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,0 +1,240 @@
+"""One Gibbs step of :class:`~mlimpute.models.ml_norm.MultilevelNorm` for a block of chains.
+
+The same arithmetic as :meth:`MultilevelNorm.gibbs` and :meth:`MultilevelNorm.draw_missing`
+on the path they take for a random intercept ``(1 | g)`` with the default half-t prior, a
+homoscedastic residual and no row weights (the path without the split design of many rows
+per cluster), for C chains at once: the per-cluster work runs on arrays with a leading
+chain axis, and every random number is drawn from the chain's own generator in the order
+the single-chain step draws it. Each chain's numbers are therefore bit-for-bit those of
+the single-chain step:
+
+* element-wise operations (divisions by σ², the 1×1 precisions and Cholesky factors, the
+  draws of b, the expansion) run on the stacked arrays: element-wise arithmetic does not
+  depend on the shape it runs in;
+* everything that sums (segment sums, ``X'X``, ``X'y``, the sums over clusters, the
+  residual sum of squares) and every LAPACK call runs per chain, on arrays of the same
+  shape and memory layout as the single-chain step uses; where the design does not change
+  with the imputations, its sums are computed once and shared, which gives the same
+  numbers.
+
+:func:`eligible` says which models and data this path covers; the batched chain runner
+(:mod:`mlimpute.sampler.batched`) uses it for nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlimpute.models._ml_norm_static import static
+from mlimpute.models.base import ModelData
+from mlimpute.models.linalg import cho_solve_lower, draw_chol, solve_spd
+from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
+
+__all__ = ["eligible", "init_block", "step_block", "draw_missing_block", "param_block"]
+
+
+def eligible(model: object, data: ModelData) -> bool:
+    """Whether ``model`` on ``data`` takes the path :func:`step_block` reproduces."""
+    if type(model) is not MultilevelNorm or model.prior == "iw":
+        return False
+    if data.extra_terms or data.Z is None or data.Z.obs.shape[1] != 1:
+        return False
+    st = static(data)
+    return st.ones and st.ZtZ is not None and st.split is None and not st.mh
+
+
+class _Shared:
+    """The design sums of one step: computed once when the design is static (every chain
+    sees the same X), else per chain."""
+
+    def __init__(self, datas: list[ModelData]) -> None:
+        d0 = datas[0]
+        self.seg = d0.seg_obs
+        self.y = d0.y_obs
+        self.Zty = self.seg.sum(self.y)[:, None]  # the response's observed rows: static
+        if d0.X.dynamic:
+            self.X = [d.X.obs for d in datas]
+            self.Xmis = [d.X.mis for d in datas]
+        else:
+            self.X = [d0.X.obs] * len(datas)
+            self.Xmis = [d0.X.mis] * len(datas)
+        self._cache: dict[int, tuple] = {}
+
+    def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``Z'X`` (J, 1, p), ``X'X`` and ``X'y`` of chain c (unscaled)."""
+        X = self.X[c]
+        key = id(X)
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ self.y)
+        return got
+
+
+class _BeforeGibbs:
+    """Stands in for the model in :meth:`MultilevelNorm.start`: its closing Gibbs step
+    returns the starting state unchanged (the start draws no random numbers before it)."""
+
+    def __init__(self, model: MultilevelNorm) -> None:
+        self.prior_scale = model.prior_scale
+
+    @staticmethod
+    def gibbs(rng: object, state: MultilevelNormState, *args: object) -> MultilevelNormState:
+        return state
+
+
+def init_block(
+    model: MultilevelNorm, rngs: list[np.random.Generator], datas: list[ModelData]
+) -> list[MultilevelNormState]:
+    """``model.init(rngs[c], datas[c])`` for every chain, bit-for-bit: the start (least
+    squares, moments; no random numbers) by the model's own code, once for chains that
+    share a static design, then its Gibbs step by :func:`step_block`."""
+    pre = _BeforeGibbs(model)
+    cache: dict[int, MultilevelNormState] = {}
+    states = []
+    for d in datas:
+        key = id(d.X.obs)
+        if key not in cache:
+            cache[key] = MultilevelNorm.start(pre, None, d, d.y_obs)  # type: ignore[arg-type]
+        states.append(cache[key])
+    return step_block(model, rngs, states, datas)
+
+
+def step_block(
+    model: MultilevelNorm,
+    rngs: list[np.random.Generator],
+    states: list[MultilevelNormState],
+    datas: list[ModelData],
+) -> list[MultilevelNormState]:
+    """One Gibbs step of every chain: ``model.step(rngs[c], states[c], datas[c])`` for each
+    c, bit-for-bit, with the per-cluster arithmetic stacked over the chains."""
+    C = len(states)
+    sh = _Shared(datas)
+    st = static(datas[0])
+    seg, y = sh.seg, sh.y
+    p = sh.X[0].shape[1]
+    J = datas[0].n_clusters
+    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
+    s2b = s2[:, None, None, None]
+    psi = np.stack([s.psi for s in states])  # (C, 1, 1)
+    # (1) the cluster precision P_j = Z'Z/σ² + 1/Ψ, L = √P, [W w] = [Z'X Z'y]/σ²/L
+    ZtZ_s = st.ZtZ[None] / s2b  # (C, J, 1, 1)
+    P = ZtZ_s + (1.0 / psi)[:, None]
+    L = np.sqrt(P)
+    sums = [sh.sums(c) for c in range(C)]
+    Cm = np.empty((C, J, 1, p + 1))  # [Z'X Z'y] of each chain (copies: exact)
+    Cm[:, :, :, :p] = np.stack([sm[0] for sm in sums])
+    Cm[:, :, :, p] = sh.Zty
+    Ww = Cm / s2b / L
+    XtX = np.stack([sm[1] for sm in sums])
+    Xty = np.stack([sm[2] for sm in sums])
+    G = np.empty((C, p, p))
+    g = np.empty((C, p))
+    for c in range(C):
+        W, wv = Ww[c][:, :, :p], Ww[c][:, :, p]
+        G[c] = np.einsum("jqp,jqr->pr", W, W)
+        g[c] = np.einsum("jqp,jq->p", W, wv)
+    A = XtX / s2[:, None, None] - G
+    h = Xty / s2[:, None] - g
+    A = (A + A.transpose(0, 2, 1)) / 2
+    means = _solve_spd_block(A, h)
+    betas = [draw_chol(rngs[c], LA, mean) for c, (mean, LA) in enumerate(means)]
+    means = [mean for mean, _ in means]
+    # b_j | β (draw_precision_batched, q = 1) and E[b_j | β̄]
+    hb = np.empty((C, J, 1))
+    cb = np.empty((C, J, 1))
+    for c in range(C):
+        ZtX = sums[c][0]
+        hb[c] = sh.Zty - ZtX @ betas[c]
+        cb[c] = sh.Zty - ZtX @ means[c]
+    hb = hb / s2[:, None, None]
+    z = np.stack([rngs[c].standard_normal((J, 1)) for c in range(C)])
+    pp = P[:, :, 0, 0]
+    b = (hb[:, :, 0] / pp + z[:, :, 0] / np.sqrt(pp))[:, :, None]
+    Lq = L[:, :, :, 0]  # (C, J, 1)
+    b_mean = cb / s2[:, None, None] / Lq / Lq
+    # (2) parameter expansion
+    alpha = np.stack([s.alpha for s in states])  # (C, 1)
+    alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
+    xi = b / alpha[:, None, :]
+    Wn = np.take(xi, seg.codes, axis=1)  # (C, n, 1)
+    rs = []
+    WtW = np.empty((C, 1, 1))
+    ha = np.empty((C, 1))
+    for c in range(C):
+        r = y - sh.X[c] @ betas[c]
+        Wc = Wn[c]
+        WtW[c] = Wc.T @ Wc
+        ha[c] = Wc.T @ r
+        rs.append(r)
+    scale = np.stack([s.scale for s in states])  # (C, 1)
+    prec = WtW / s2[:, None, None] + (2.0 / scale**2)[:, :, None]  # np.diag of one value
+    sol = _solve_spd_block(prec, ha / s2[:, None])
+    a = np.stack([draw_chol(rngs[c], sol[c][1], sol[c][0]) for c in range(C)])  # (C, 1)
+    a = np.where(np.abs(a) > 1e-150, a, 1e-150)
+    bs = xi * a[:, None, :]
+    # (3) σ² | β, b and (4) Ψ_ξ | ξ (one scalar block), each chain's draws in its order
+    sigma2 = []
+    pxi = np.empty(C)
+    for c in range(C):
+        resid = rs[c] - Wn[c] @ a[c]
+        s2c = float(resid @ resid) / rngs[c].chisquare(max(resid.size, 1))
+        sigma2.append(max(s2c, states[c].sigma2_floor))
+        S = xi[c].T @ xi[c]
+        pxi[c] = (2 * model.nu * 1.0 + S[0, 0]) / rngs[c].chisquare(model.nu + 1 - 1 + J)
+    psi = pxi[:, None, None] * (a[:, :, None] * a[:, None, :])  # Ψ_ξ ∘ outer(α, α)
+    return [
+        MultilevelNormState(
+            betas[c],
+            bs[c],
+            sigma2[c],
+            psi[c],
+            a[c],
+            states[c].scale,
+            means[c],
+            b_mean[c],
+            None,
+            states[c].sigma2_floor,
+        )
+        for c in range(C)
+    ]
+
+
+def _solve_spd_block(A: np.ndarray, h: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``solve_spd(A[c], h[c])`` for every c: the Cholesky factors by one call of numpy's
+    stacked factorisation (LAPACK ``potrf`` on each matrix, as for one matrix), the solves
+    per matrix; where some matrix does not factorise, :func:`solve_spd` on each (its
+    jitter)."""
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        return [solve_spd(A[c], h[c]) for c in range(A.shape[0])]
+    return [(cho_solve_lower(L[c], h[c]), L[c]) for c in range(A.shape[0])]
+
+
+def draw_missing_block(
+    rngs: list[np.random.Generator],
+    states: list[MultilevelNormState],
+    datas: list[ModelData],
+) -> np.ndarray:
+    """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain, stacked
+    (C, n_mis)."""
+    d0 = datas[0]
+    C, n_mis = len(states), d0.n_mis
+    e = np.empty((C, n_mis))
+    xb = np.empty((C, n_mis))
+    dynamic = d0.X.dynamic
+    for c in range(C):
+        s = states[c]
+        e[c] = np.sqrt(s.sigma2) * rngs[c].standard_normal(n_mis)
+        X = datas[c].X.mis if dynamic else d0.X.mis
+        xb[c] = X @ s.beta
+    b0 = np.stack([s.b[:, 0] for s in states])  # (C, J)
+    return xb + np.take(b0, d0.codes_mis, axis=1) + e
+
+
+def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
+    """``model.param_vector`` of every chain, stacked (C, k)."""
+    st = static(data)
+    return np.stack(
+        [np.concatenate((s.beta, s.psi[st.psi_rows, st.psi_cols], [s.sigma2])) for s in states]
+    )
