@@ -245,7 +245,7 @@ def _three_level_data():
         ("zip with several factors", "no version for several grouping factors"),
         ("fourth level", "fourth level"),
         ("transform with model", "cannot be combined with model="),
-        ("lmean in model", "latent cluster means"),
+        ("lmean in chained formulas", "lmean"),
     ],
 )
 def test_limits_the_documentation_states_still_hold(case, message):
@@ -274,18 +274,21 @@ def test_limits_the_documentation_states_still_hold(case, message):
         "transform with model": lambda: df.assign(y=df["y"].abs() + 1).mi.impute(
             model="y ~ x + (1 | class)", transform={"y": "log"}, m=1, iterations=1, rng=1
         ),
-        "lmean in model": lambda: df.mi.impute(
-            model="y ~ x + lmean(x) + (1 | class)", m=1, iterations=1, rng=1
+        "lmean in chained formulas": lambda: df.mi.impute(
+            {"y": "~ x + lmean(x) + (1 | class)"}, m=1, iterations=1, rng=1
         ),
     }
     with pytest.raises(UnsupportedError, match=message):
         calls[case]()
 
 
-def test_three_level_specification_cannot_be_written_as_toml_yet():
-    """The saving and three-level pages say so; the netCDF file is the way to keep it."""
-    from mlimpute.errors import UnsupportedError
+def test_three_level_specification_file_keeps_the_levels():
+    """The saving and three-level pages say a three-level run is written with its levels as
+    a list, outermost first, and reruns bit for bit."""
+    from mlimpute.specfile import loads_spec
 
-    imp = _three_level_data().mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
-    with pytest.raises(UnsupportedError, match="several grouping factors"):
-        imp.spec.to_toml()
+    df = _three_level_data()
+    imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
+    text = imp.spec.to_toml()
+    assert "school" in text.split("cluster = [", 1)[1].split("]", 1)[0]
+    assert loads_spec(text).impute(df).complete(1).equals(imp.complete(1))
