@@ -427,6 +427,7 @@ def parse_formula(text: str, response: str | None = None) -> ParsedFormula:
         On a syntax error or anything outside the grammar (another function, attribute
         access, subscripts, strings outside ``C()``...); the message shows the formula
         with a caret under the offending token.
+
     Notes
     -----
     The steps, in order (the first failing one raises): the text is a non-empty string;
