@@ -259,14 +259,19 @@ def test_limits_the_documentation_states_still_hold(case, message):
             model="y ~ x + (1 | school/class)", m=1, iterations=1, rng=1
         ),
         "delta_cluster_sd with several factors": lambda: df.mi.impute(
-            cluster=["school", "class"], delta={"y": 1.0}, delta_cluster_sd={"y": 0.5},
-            m=1, iterations=1, rng=1,
+            cluster=["school", "class"],
+            delta={"y": 1.0},
+            delta_cluster_sd={"y": 0.5},
+            m=1,
+            iterations=1,
+            rng=1,
         ),
-        "zip with several factors": lambda: df.assign(
-            y=(df["y"].abs() * 3).round()
-        ).mi.impute(
-            {"y": "~ x + (1 | school) + (1 | class)"}, method={"y": "2l.zip"},
-            m=1, iterations=1, rng=1,
+        "zip with several factors": lambda: df.assign(y=(df["y"].abs() * 3).round()).mi.impute(
+            {"y": "~ x + (1 | school) + (1 | class)"},
+            method={"y": "2l.zip"},
+            m=1,
+            iterations=1,
+            rng=1,
         ),
         "fourth level": lambda: df.assign(region=df["school"] // 4).mi.impute(
             cluster=["region", "school", "class"], m=1, iterations=1, rng=1
