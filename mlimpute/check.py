@@ -111,6 +111,11 @@ def check(
     spec = imp.spec
     if spec.model is not None:
         raise UnsupportedError("check() after model-based imputation (model=) is not supported yet")
+    if getattr(spec, "factors", ()):
+        raise UnsupportedError(
+            f"check() of an imputation with several grouping factors "
+            f"{[spec.cluster, *spec.factors]} is not supported yet"
+        )
     chains = imp.chains
     if spec.variables and (chains is None or len(chains) != imp.m):
         raise SpecificationError(

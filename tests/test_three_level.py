@@ -260,3 +260,9 @@ def test_model_based_imputation_with_several_terms_is_refused_by_name(df):
     d = df[["school", "class", "x", "y"]].assign(x=0.0)
     with pytest.raises(UnsupportedError, match=r"model-based.*one grouping factor.*'school'"):
         mlimpute.impute(d, model="y ~ x + (1 | school) + (1 | school:class)", m=1)
+
+
+def test_checks_after_three_levels_are_refused_by_name(df):
+    imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
+    with pytest.raises(UnsupportedError, match=r"check\(\).*several grouping factors"):
+        imp.check(rng=1)

@@ -733,6 +733,7 @@ def _variable_spec(
         kind == "numeric"
         and pd.api.types.is_integer_dtype(cols.df[name].dtype)
         and "pmm" not in meth
+        and meth not in _COUNT_METHODS  # counts come back as non-negative integers
     ):
         dtype = cols.df[name].dtype
         limits = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
@@ -742,6 +743,14 @@ def _variable_spec(
             "'2l.pmm' imputes observed values only"
         )
     return VariableSpec(name, f, meth, level, tuple(options.items()))
+
+
+#: models whose imputations are non-negative integers already
+_COUNT_METHODS = frozenset(
+    f"{prefix}{family}"
+    for prefix in ("", "2l.", "2lonly.")
+    for family in ("poisson", "nb", "zip", "zinb")
+)
 
 
 def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
