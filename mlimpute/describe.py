@@ -442,7 +442,7 @@ def _describe_column(s: pd.Series, n_rows: int, codes: np.ndarray | None, role: 
         mean = float(observed.mean())
         sd = float(observed.std(ddof=1)) if observed.size > 1 else np.nan
     levels = _level_counts(s) if kind in ("binary", "ordinal", "nominal") else None
-    note = role.reason
+    note = np.nan if role.reason is None else role.reason  # missing like the other columns
     if role.codes:
         what = "integer codes" if integer_codes(s) else "counts"
         note = (
