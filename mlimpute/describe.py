@@ -375,7 +375,7 @@ def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
         level = "cluster" if role.role == "cluster" else role.level
         base.iloc[k, base.columns.get_loc("level")] = level
         base.iloc[k, base.columns.get_loc("role")] = role.role
-        base.iloc[k, base.columns.get_loc("model")] = role.model
+        base.iloc[k, base.columns.get_loc("model")] = np.nan if role.model is None else role.model
         s = df[name]
         numeric = pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(
             s.dtype, pd.CategoricalDtype
@@ -398,6 +398,8 @@ def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
     from mlimpute.result.display import Table
 
     digits = {"pct_missing": 1, "mean": 3, "sd": 3, f"icc({outer})": 3, f"icc({inner})": 3}
+    for col in ("model", "note"):  # missing entries as NaN, as without levels
+        base[col] = base[col].astype(object).where(base[col].notna(), np.nan)
     return Table(pd.DataFrame(base), digits=digits)
 
 
