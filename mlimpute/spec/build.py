@@ -49,9 +49,8 @@ from mlimpute.spec.checks import (
 from mlimpute.spec.defaults import (
     analysis_columns,
     default_formula,
-    factor_codes,
-    is_level2,
 )
+from mlimpute.spec.factors import _check_several_factors, _Columns, _resolve_cluster
 from mlimpute.spec.formula import ParsedFormula, factor_columns, parse_formula
 
 __all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "MethodArgument"]
@@ -219,41 +218,6 @@ class ImputationSpec:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Columns:
-    """What the validators know of the data's columns once the cluster is resolved."""
-
-    df: pd.DataFrame
-    cluster: str | None
-    codes: np.ndarray | None  # cluster code per row
-    labels: pd.Index | None  # cluster label per code
-    kinds: dict[str, str]  # column_kind of every column
-    levels: dict[str, int]  # 2: constant within clusters; 3: within the next level up
-    missing: pd.Series  # missing values per column
-    factors: tuple[str, ...] = ()  # grouping factors besides cluster
-    hierarchy: tuple[str, ...] = ()  # nested levels, outermost first, cluster last
-    structure: tuple[str, ...] = ()  # nesting found in the data, for repr
-    outer_codes: np.ndarray | None = None  # codes of hierarchy[0] (three levels)
-    outer_labels: pd.Index | None = None
-
-    @property
-    def cluster_columns(self) -> set[str]:
-        """The data columns of every grouping factor."""
-        if self.cluster is None:
-            return set()
-        return {c for g in (self.cluster, *self.factors) for c in factor_columns(g)}
-
-    @property
-    def classify_as(self) -> str | list[str] | None:
-        """``cluster`` as :func:`~mlimpute.spec.defaults.classify_columns` takes it."""
-        if self.hierarchy:
-            cols = [*factor_columns(self.hierarchy[0]), *factor_columns(self.hierarchy[-1])]
-            return list(dict.fromkeys(cols))
-        if self.cluster is not None and len(factor_columns(self.cluster)) > 1:
-            return list(factor_columns(self.cluster))
-        return self.cluster
-
-
 def build_spec(
     df: pd.DataFrame,
     formulas: Mapping[str, str] | Sequence[str] | str | None = None,
@@ -361,23 +325,6 @@ def build_spec(
     )
 
 
-def _check_several_factors(
-    cols: _Columns, specs: list[VariableSpec], kept_sd: tuple[tuple[str, float], ...]
-) -> None:
-    """What several grouping factors do not support yet, refused naming the feature."""
-    factors = [cols.cluster, *cols.factors]
-    if kept_sd:
-        raise UnsupportedError(
-            f"delta_cluster_sd with several grouping factors {factors} is not supported yet"
-        )
-    for s_ in specs:
-        if s_.formula.ranefs:
-            raise UnsupportedError(
-                f"ranef() in the formula for {s_.name!r} with several grouping factors "
-                f"{factors} is not supported yet"
-            )
-
-
 #: models whose ``delta=`` shift is added to the linear predictor of the missing rows (the
 #: latent scale of the probit, logit, ordered and multinomial models, the log scale of the
 #: count models) rather than to the drawn values
@@ -450,158 +397,6 @@ def _check_columns(
         for name in heteroscedastic:
             if name not in columns:
                 raise SpecificationError(f"heteroscedastic names unknown column {name!r}")
-
-
-def _resolve_cluster(
-    df: pd.DataFrame, parsed: dict[str, ParsedFormula], cluster: str | Sequence[str] | None
-) -> _Columns:
-    """The grouping factor(s) (from ``cluster=`` and the random parts), complete, and what
-    follows from them: cluster codes, column kinds and levels."""
-    if isinstance(cluster, (list, tuple)):
-        if len(cluster) > 1:
-            return _resolve_factors(df, parsed, tuple(cluster))
-        cluster = cluster[0]
-    factors = {g for f in parsed.values() for g in f.groups} | ({cluster} if cluster else set())
-    if len(factors) > 1 or any(f.several_groups for f in parsed.values()):
-        return _resolve_factors(df, parsed, None, cluster)
-    groups = {f.group for f in parsed.values() if f.group is not None}
-    if cluster is not None:
-        if cluster not in df.columns:
-            raise SpecificationError(f"cluster column {cluster!r} is not in the data")
-        groups.add(cluster)
-    if len(groups) > 1:
-        raise UnsupportedError(
-            f"the formulas use different grouping factors {sorted(groups)}; only two-level "
-            "models with one grouping factor are supported (three-level models are not "
-            "supported yet)"
-        )
-    cluster = groups.pop() if groups else None
-    codes = labels = None
-    if cluster is not None:
-        if df[cluster].isna().any():
-            rows = df.index[df[cluster].isna()][:5].tolist()
-            raise DataError(
-                f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing "
-                f"value(s) (e.g. at index {rows}); drop or fill those rows first"
-            )
-        codes, labels = pd.factorize(df[cluster], sort=True)
-    kinds = {c: column_kind(df[c]) for c in df.columns}
-    levels = {
-        c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c]) else 1)
-        for c in df.columns
-    }
-    return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
-
-
-def _complete_factor(df: pd.DataFrame, factor: str) -> None:
-    """Every column of a grouping factor is in the data and complete."""
-    for c in factor_columns(factor):
-        if c not in df.columns:
-            raise SpecificationError(f"cluster column {c!r} is not in the data")
-        if df[c].isna().any():
-            rows = df.index[df[c].isna()][:5].tolist()
-            raise DataError(
-                f"cluster column {c!r} has {int(df[c].isna().sum())} missing "
-                f"value(s) (e.g. at index {rows}); drop or fill those rows first"
-            )
-
-
-def _resolve_factors(
-    df: pd.DataFrame,
-    parsed: dict[str, ParsedFormula],
-    hierarchy: tuple[str, ...] | None,
-    cluster: str | None = None,
-) -> _Columns:
-    """Several grouping factors: ``cluster=[outer, inner]`` (nested levels, outermost
-    first) and/or the random terms of the formulas. The primary factor is the innermost
-    level (with ``cluster=[...]``) or the factor with the most clusters; nesting is found
-    in the data: class ids that repeat across schools make the class factor
-    ``school:class``."""
-    structure: list[str] = []
-    levels_f: tuple[str, ...] = ()
-    formula_factors = list(dict.fromkeys(g for f in parsed.values() for g in f.groups))
-    for g in [*(hierarchy or ()), *([cluster] if cluster else []), *formula_factors]:
-        _complete_factor(df, g)
-    if hierarchy is not None:
-        if len(hierarchy) > 2:
-            raise UnsupportedError(
-                f"cluster={list(hierarchy)}: more than three levels (a fourth level) are not "
-                "supported yet; give the outermost two levels of the nesting as cluster=..."
-            )
-        outer, inner = hierarchy
-        oc, _ = factor_codes(df, outer)
-        ic, _ = factor_codes(df, inner)
-        per_inner = pd.Series(oc).groupby(ic).nunique()
-        if pd.Series(ic).groupby(oc).nunique().max() <= 1:
-            raise SpecificationError(
-                f"cluster={list(hierarchy)}: {inner!r} is constant within {outer!r}; list "
-                "the levels outermost first (e.g. cluster=['school', 'class'])"
-            )
-        if per_inner.max() <= 1:
-            inner_f = inner
-            structure.append(
-                f"{inner} nested in {outer}: every {inner} lies in one {outer} "
-                f"({per_inner.size} {inner}es in {int(oc.max()) + 1} {outer}s)"
-            )
-        else:
-            inner_f = f"{_quote_factor(outer)}:{_quote_factor(inner)}"
-            n_inner = factor_codes(df, inner_f)[1].size
-            structure.append(
-                f"{inner} ids repeat across {outer}s: the {inner} level is {inner_f} "
-                f"({n_inner} {inner}es in {int(oc.max()) + 1} {outer}s)"
-            )
-        levels_f = (outer, inner_f)
-        primary = inner_f
-    else:
-        candidates = list(dict.fromkeys([*([cluster] if cluster else []), *formula_factors]))
-        sizes = {g: factor_codes(df, g)[1].size for g in candidates}
-        primary = max(candidates, key=lambda g: sizes[g])
-    others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
-    codes, labels = factor_codes(df, primary)
-    for g in others:
-        if g in levels_f:
-            continue
-        gc, _ = factor_codes(df, g)
-        pairs = pd.DataFrame({"p": codes, "g": gc}).drop_duplicates()
-        if len(pairs) == labels.size:
-            structure.append(f"{primary} nested in {g} (found in the data)")
-        elif len(pairs) == int(gc.max()) + 1:
-            structure.append(f"{g} nested in {primary} (found in the data)")
-        else:
-            structure.append(
-                f"{g} crossed with {primary} (neither is nested in the other; if {g} ids are "
-                f"numbered within each {primary}, write (1 | {primary}/{g}))"
-            )
-    kinds = {c: column_kind(df[c]) for c in df.columns}
-    outer_codes = outer_labels = None
-    if levels_f:
-        outer_codes, outer_labels = factor_codes(df, levels_f[0])
-    levels = {}
-    for c in df.columns:
-        lvl = 1
-        if kinds[c] != "other" and is_level2(codes, df[c]):
-            lvl = 2
-            if outer_codes is not None and is_level2(outer_codes, df[c]):
-                lvl = 3
-        levels[c] = lvl
-    return _Columns(
-        df,
-        primary,
-        codes,
-        labels,
-        kinds,
-        levels,
-        df.isna().sum(),
-        tuple(others),
-        levels_f,
-        tuple(structure),
-        outer_codes,
-        outer_labels,
-    )
-
-
-def _quote_factor(column: str) -> str:
-    return f"`{column}`" if (":" in column or "`" in column) else column
 
 
 def _incomplete(
