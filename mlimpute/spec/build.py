@@ -325,6 +325,13 @@ def build_spec(
     )
 
 
+#: models whose imputations are non-negative integers already
+_COUNT_METHODS = frozenset(
+    f"{prefix}{family}"
+    for prefix in ("", "2l.", "2lonly.")
+    for family in ("poisson", "nb", "zip", "zinb")
+)
+
 #: models whose ``delta=`` shift is added to the linear predictor of the missing rows (the
 #: latent scale of the probit, logit, ordered and multinomial models, the log scale of the
 #: count models) rather than to the drawn values
@@ -333,8 +340,7 @@ LATENT_DELTA_METHODS = frozenset(
         *("bin", "2l.bin", "2lonly.bin", "logit", "2l.logit", "2lonly.logit"),
         *("ordinal", "2l.ordinal", "2lonly.ordinal"),
         *("nominal", "2l.nominal", "2lonly.nominal"),
-        *("poisson", "2l.poisson", "nb", "2l.nb", "2lonly.poisson", "2lonly.nb"),
-        *("zip", "2l.zip", "zinb", "2l.zinb", "2lonly.zip", "2lonly.zinb"),
+        *_COUNT_METHODS,
     }
 )
 
@@ -538,14 +544,6 @@ def _variable_spec(
             "'2l.pmm' imputes observed values only"
         )
     return VariableSpec(name, f, meth, level, tuple(options.items()))
-
-
-#: models whose imputations are non-negative integers already
-_COUNT_METHODS = frozenset(
-    f"{prefix}{family}"
-    for prefix in ("", "2l.", "2lonly.")
-    for family in ("poisson", "nb", "zip", "zinb")
-)
 
 
 def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
