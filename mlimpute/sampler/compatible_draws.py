@@ -112,8 +112,9 @@ class RowDesign:
         return frame
 
     def _matrix(self, block, cols, frame: pd.DataFrame) -> np.ndarray:
-        if cols is None:
-            return np.ones((len(frame), 1))
+        # a random part of several blocks has no formulaic spec (cols None) unless it has
+        # transformed columns: its products of numeric columns (a random slope on x) are
+        # recomputed here too, never replaced by an intercept
         if not block.slow:  # products of numeric columns: no formulaic call
             X = block.obs[self.pos]
             for col, factors in block.fast:
@@ -122,6 +123,8 @@ class RowDesign:
                     v = v * frame[f].to_numpy(dtype=np.float64)
                 X[:, col] = v
             return X
+        if cols is None:  # an intercept only
+            return np.ones((len(frame), 1))
         with np.errstate(all="ignore"):
             mm = block.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT)
         return np.asarray(mm, dtype=np.float64)[:, cols]

@@ -43,6 +43,7 @@ from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
 from mlimpute.spec.model_terms import (
     check_level2_terms,
+    level3_columns,
     model_terms,
     random_intercepts,
 )
@@ -418,8 +419,8 @@ def build_model_spec(
     if missing[y] == len(df):
         raise SpecificationError(f"the outcome {y!r} has no observed values")
     level2 = [c for c in incomplete if is_level2(codes, df[c])]
-    for c in level2 if terms is not None else ():
-        check_level2_terms(terms, df, c, model)
+    # several terms: which of them are constant within the enclosing level (school-level)
+    level3 = [c for c in level2 if terms is not None and check_level2_terms(terms, df, c, model)]
     nonlinear = check_linear(parsed, incomplete)
     for c in level2:
         if c in nonlinear:
@@ -471,9 +472,12 @@ def build_model_spec(
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
             variables.append(VariableSpec(x, f, _METHOD, 1))
-    for k, w in enumerate(level2):
-        f = level2_formula(w, [*level2[k + 1 :], *latent], complete2, outer)
+    for k, w in enumerate(level2 := [c for c in level2 if c not in level3]):
+        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer)
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
+    for k, s in enumerate(level3):  # school-level: one row per school
+        f = level2_formula(s, level3[k + 1 :], level3_columns(terms, df, complete2))
+        variables.append(VariableSpec(s, f, _METHOD2, 3))
     for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
         variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:

@@ -154,15 +154,21 @@ def random_intercepts(groups: Sequence[str]) -> str:
     return " + ".join(f"(1 | {g})" for g in groups)
 
 
-def check_level2_terms(terms: ModelTerms, df: pd.DataFrame, name: str, text: str) -> None:
+def check_level2_terms(terms: ModelTerms, df: pd.DataFrame, name: str, text: str) -> bool:
     """What an incomplete predictor constant within the primary clusters supports with
-    several terms: a nested design (drawn on one row per class, its model with a random
-    intercept for the enclosing level), not constant within the enclosing level.
+    several terms: a nested design, where it is drawn on one row per class (its model
+    with a random intercept for the enclosing level) or, constant within the enclosing
+    level too, on one row per school.
+
+    Returns
+    -------
+    bool
+        Whether it is constant within the enclosing level (a school-level variable).
 
     Raises
     ------
     UnsupportedError
-        Naming the column and the feature.
+        In a crossed design, naming the column and the feature.
     """
     if terms.outer is None:
         raise UnsupportedError(
@@ -172,10 +178,11 @@ def check_level2_terms(terms: ModelTerms, df: pd.DataFrame, name: str, text: str
             "incomplete level-1 predictors (varying within every cluster) so far"
         )
     oc, _ = factor_codes(df, terms.outer)
-    if is_level2(oc, df[name]):
-        raise UnsupportedError(
-            f"the incomplete predictor {name!r} is constant within {terms.outer!r} (a "
-            f"{terms.outer}-level variable) in the analysis model {text!r}: model-based "
-            f"imputation with several terms supports incomplete predictors that vary within "
-            f"{terms.outer!r} so far"
-        )
+    return is_level2(oc, df[name])
+
+
+def level3_columns(terms: ModelTerms, df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns among ``columns`` constant within the enclosing level (the complete
+    predictors of a school-level variable's model)."""
+    oc, _ = factor_codes(df, terms.outer)
+    return [c for c in columns if is_level2(oc, df[c]) or df[c].nunique() == 1]
