@@ -34,7 +34,26 @@ __all__ = ["school_level", "top_view", "school_start", "school_values", "level3_
 
 
 def school_level(plan: Plan) -> set[str]:
-    """The imputed variables constant within the enclosing level (drawn per school)."""
+    """The imputed variables constant within the enclosing level (drawn per school).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from mlimpute.sampler.engine import build_plan
+    >>> from mlimpute.spec.model import build_model_spec
+    >>> r = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"school": np.repeat(range(6), 10), "cls": np.repeat(range(12), 5),
+    ...                    "x": r.normal(size=60), "s": np.repeat(r.normal(size=6), 10)})
+    >>> df["y"] = df.x + df.s + r.normal(size=60)
+    >>> df.loc[df.school == 2, "s"] = np.nan
+    >>> spec = build_model_spec(df, "y ~ x + s + (1 | school/cls)", None, m=1, iterations=1)
+    >>> plan = build_plan(df, spec)
+    >>> school_level(plan)
+    {'s'}
+    >>> start = school_start(plan, np.random.default_rng(1), plan.start["s"])
+    >>> int(np.isnan(start).sum()), school_values(plan, {"s": start}, "s").shape
+    (0, (6,))
+    """
     return {v.name for v in plan.spec.variables if v.level == 3}
 
 

@@ -169,6 +169,16 @@ def check_level2_terms(terms: ModelTerms, df: pd.DataFrame, name: str, text: str
     ------
     UnsupportedError
         In a crossed design, naming the column and the feature.
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> df = pd.DataFrame({"s": [1, 1, 1, 1, 2, 2, 2, 2], "c": [1, 1, 2, 2, 3, 3, 4, 4],
+    ...                    "v": [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, None, None],
+    ...                    "t": [5.0, 5.0, 5.0, 5.0, None, None, None, None]})
+    >>> terms = model_terms(df, parse_formula("y ~ v + t + (1 | s) + (1 | c)"), None)
+    >>> check_level2_terms(terms, df, "v", "..."), check_level2_terms(terms, df, "t", "...")
+    (False, True)
     """
     if terms.outer is None:
         raise UnsupportedError(
@@ -183,6 +193,17 @@ def check_level2_terms(terms: ModelTerms, df: pd.DataFrame, name: str, text: str
 
 def level3_columns(terms: ModelTerms, df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """The columns among ``columns`` constant within the enclosing level (the complete
-    predictors of a school-level variable's model)."""
+    predictors of a school-level variable's model).
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> df = pd.DataFrame({"s": [1, 1, 1, 1, 2, 2, 2, 2], "c": [1, 1, 2, 2, 3, 3, 4, 4],
+    ...                    "v": [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0],
+    ...                    "t": [5.0, 5.0, 5.0, 5.0, 6.0, 6.0, 6.0, 6.0]})
+    >>> terms = model_terms(df, parse_formula("y ~ v + t + (1 | s) + (1 | c)"), None)
+    >>> level3_columns(terms, df, ["v", "t"])
+    ['t']
+    """
     oc, _ = factor_codes(df, terms.outer)
     return [c for c in columns if is_level2(oc, df[c]) or df[c].nunique() == 1]
