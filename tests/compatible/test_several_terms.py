@@ -410,8 +410,11 @@ def test_bit_identity_iterate_executors_and_files(data, tmp_path):
     _, df = data
     rng = np.random.default_rng(5)
     v = np.repeat(rng.normal(size=df.cls.nunique()), 8)
-    df = df.assign(v=np.where(df.cls % 4 == 1, np.nan, v))
-    model = "y ~ x * v + w + (1 + x | cls) + (1 | school)"
+    s = np.repeat(rng.normal(size=df.school.nunique()), 24)
+    df = df.assign(
+        v=np.where(df.cls % 4 == 1, np.nan, v), s=np.where(df.school % 3 == 0, np.nan, s)
+    )
+    model = "y ~ x * v + s + w + (1 + x | cls) + (1 | school)"
     kw = dict(model=model, m=2, rng=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -430,7 +433,7 @@ def test_bit_identity_iterate_executors_and_files(data, tmp_path):
     for k in (1, 2):
         for other in (par, cont, reloaded, rerun):
             pd.testing.assert_frame_equal(long.complete(k), other.complete(k))
-    for name in ("x", "v", "y"):
+    for name in ("x", "v", "s", "y"):
         key = f"{name}:params"
         np.testing.assert_array_equal(long.traces[key].values, cont.traces[key].values)
         np.testing.assert_array_equal(long.traces[key].values, reloaded.traces[key].values)
