@@ -291,6 +291,61 @@ def test_school_level_draws_match_integrated_conditional():
     assert p["one class"] < 1e-4 and p["no school effect"] < 1e-20, p
 
 
+def test_class_level_draws_match_integrated_conditional():
+    """A class-level v (school variance 2.25 in the data) missing in a quarter of the
+    classes, y and x complete: v's draws follow its full conditional given the returned
+    states — its own model on class rows with the school intercept, times the analysis
+    model on every pupil row of the class (class intercept and slope, school intercept),
+    integrated on a grid. KS as above (150 chains × 12 classes); the conditional without
+    the school intercept of v's own model (p = 2e-7 here) or without the analysis model's
+    school effect (p = 5e-35) is rejected."""
+    rng = np.random.default_rng(13)
+    full, df = _three_level(rng, S=12, C=4, P=5, x_missing=-30.0)
+    v = np.repeat(1.5 * rng.normal(size=12), 20) + np.repeat(0.5 * rng.normal(size=48), 5)
+    df["y"] = full.y + 0.7 * v
+    df["v"] = np.where(df.cls % 4 == 2, np.nan, v)
+    model = "y ~ x + v + w + (1 + x | cls) + (1 | school)"
+    plan = build_plan(df, build_model_spec(df, model, None, m=1, iterations=1))
+    assert str(plan.spec.variables_by_name["v"].formula) == "v ~ 1 + (1 | school)"
+    first = plan.layout.segments.starts
+    st, da = plan.static, plan.analysis
+    y, w, x = (st[c].to_numpy() for c in ("y", "w", "x"))
+    cls, sch = plan.layout.codes, plan.layout.factor("school").codes
+    missing = np.flatnonzero(np.isnan(plan.start["v"][first]))
+    grid = np.linspace(-15, 15, 6001)
+    pits = {"right": [], "no school in v's model": [], "no school in y's model": []}
+    for seed in range(150):
+        imputed, *_, states = run_compatible_chain(plan, np.random.default_rng(seed), 2)
+        sa, sv = states[ANALYSIS], states["v"]
+        b = dict(zip(da.X.names, sa.beta, strict=True))
+        a = b["Intercept"] + b["x"] * x + b["w"] * w
+        a = a + sa.primary.b[cls, 0] + sa.primary.b[cls, 1] * x
+        vals = np.full(first.size, np.nan)
+        vals[cls[plan.missing_rows("v")]] = imputed["v"]
+        for variant in pits:
+            on_y = variant != "no school in y's model"
+            on_v = variant != "no school in v's model"
+            r = y - a - on_y * sa.extra[0].b[sch, 0]
+            s1 = np.bincount(cls, weights=r, minlength=first.size)[missing]
+            n_r = np.bincount(cls, minlength=first.size)[missing]
+            mu = float(sv.beta[0]) + on_v * sv.b[sch[first][missing], 0]
+            bv = b["v"]
+            logd = (
+                -0.5 * (grid[None, :] - mu[:, None]) ** 2 / sv.sigma2
+                + (bv * s1[:, None] * grid[None, :] - 0.5 * n_r[:, None] * (bv * grid) ** 2)
+                / sa.sigma2
+            )
+            dens = np.exp(logd - logd.max(axis=1, keepdims=True))
+            cdf = np.cumsum(np.c_[np.zeros(len(missing)), (dens[:, 1:] + dens[:, :-1]) / 2], 1)
+            cdf /= cdf[:, -1:]
+            drawn = vals[missing]
+            pits[variant] += [np.interp(v, grid, f) for v, f in zip(drawn, cdf, strict=True)]
+    p = {k: stats.kstest(v, "uniform").pvalue for k, v in pits.items()}
+    assert len(pits["right"]) == 1800
+    assert p["right"] > 1e-3, p
+    assert max(p["no school in v's model"], p["no school in y's model"]) < 1e-6, p
+
+
 @pytest.mark.parametrize(
     "model",
     [
