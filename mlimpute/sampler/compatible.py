@@ -40,6 +40,12 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    (:func:`~mlimpute.sampler.compatible_draws.latent_mean_draw`).
 4. **Missing outcomes** from the analysis model given the new predictors.
 
+With several random-effect terms (:mod:`mlimpute.spec.model_terms`) the analysis model
+and the predictors' models are the multi-term models (a Gibbs block per term), whose
+linear predictors, and hence every ``a`` and ``c``, sum every term's random effects;
+school-level predictors are drawn per school
+(:mod:`mlimpute.sampler.compatible_terms`).
+
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
 the few models and the few categories.
 """

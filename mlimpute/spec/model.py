@@ -24,7 +24,10 @@ holds a level-2 variable ``lmean(x)`` (``lmean(x) ~ level-2 columns``: ξ_j's ow
 whose drawn values every completed data set carries in the column ``lmean(x)``; so far x
 is then the only incomplete level-1 predictor (incomplete level-2 predictors may join,
 their models taking ``lmean(x)`` as a predictor), and no level-1 column other than x
-enters the analysis model. Anything else raises
+enters the analysis model. With several random-effect terms (nested levels, crossed
+factors) every predictor's model has a random intercept for each grouping factor and
+class- and school-level predictors are modelled at their own level
+(:mod:`mlimpute.spec.model_terms`). Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -472,7 +475,8 @@ def build_model_spec(
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
             variables.append(VariableSpec(x, f, _METHOD, 1))
-    for k, w in enumerate(level2 := [c for c in level2 if c not in level3]):
+    level2 = [c for c in level2 if c not in level3]  # class-level (school-level: below)
+    for k, w in enumerate(level2):
         f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer)
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
     for k, s in enumerate(level3):  # school-level: one row per school
