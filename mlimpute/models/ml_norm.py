@@ -687,45 +687,78 @@ def _mh_2x2(
     n_steps: int,
     step: float,
 ) -> np.ndarray:
-    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
+    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ: :func:`mh_2x2_stacked` on one
+    chain (the random numbers drawn up front, normals then uniforms)."""
+    z = rng.standard_normal((n_steps, 3)) * step
+    u = np.log(rng.random(n_steps))
+    return mh_2x2_stacked(
+        psi[None], ZtZ_s[None], c[None], scale[None], nu, step, z[None], u[None]
+    )[0]
 
-    Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
-    numbers are drawn up front so the loop body is plain arithmetic.
+
+def mh_2x2_stacked(
+    psi: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    step: float,
+    z: np.ndarray,
+    u: np.ndarray,
+) -> np.ndarray:
+    """The collapsed MH proposals on a correlated 2×2 Ψ for a stack of C chains.
+
+    Same target, proposal and Jacobian as :func:`_psi_collapsed_mh` (exponents 3 and 2
+    for L_11, L_22), written out in the entries of the Cholesky factor and vectorised over
+    chains: ``psi`` (C, 2, 2), ``ZtZ_s`` (C, J, 2, 2), ``c`` (C, J, 2), ``scale`` (C, 2);
+    ``z`` (C, n_steps, 3) are the proposal normals times ``step`` and ``u`` (C, n_steps)
+    the logs of the uniforms. One kernel for one chain and for a block of chains: every
+    operation is element-wise or a sum along a chain's own row, so each chain's result
+    does not depend on the others. Returns the new Ψ (C, 2, 2).
     """
-    z11, z22, z12 = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
-    c1, c2 = c[:, 0], c[:, 1]
+    z11, z22, z12 = ZtZ_s[:, :, 0, 0], ZtZ_s[:, :, 1, 1], ZtZ_s[:, :, 0, 1]
+    c1, c2 = c[:, :, 0], c[:, :, 1]
     c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
-    J = c.shape[0]
+    J = c.shape[1]
     A2 = scale**2
 
-    def log_target(l11: float, l21: float, l22: float) -> float:
+    def log_target(l11: np.ndarray, l21: np.ndarray, l22: np.ndarray) -> np.ndarray:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
         det = s11 * s22 - s12 * s12
-        p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
+        p11 = z11 + (s22 / det)[:, None]
+        p22 = z22 + (s11 / det)[:, None]
+        p12 = z12 - (s12 / det)[:, None]
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
-        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
+        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum(axis=1) - quad.sum(axis=1))
         log_prior = -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
-            np.log(nu * s22 / det + 1 / A2[0]) + np.log(nu * s11 / det + 1 / A2[1])
+            np.log(nu * s22 / det + 1 / A2[:, 0]) + np.log(nu * s11 / det + 1 / A2[:, 1])
         )
         return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
 
     L = np.linalg.cholesky(psi)
-    l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
+    l11, l21, l22 = L[:, 0, 0].copy(), L[:, 1, 0].copy(), L[:, 1, 1].copy()
     cur = log_target(l11, l21, l22)
-    z = rng.standard_normal((n_steps, 3)) * step
-    u = np.log(rng.random(n_steps))
-    for i in range(n_steps):
-        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
-        d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
+    for i in range(z.shape[1]):
+        n11, n22 = l11 * np.exp(z[:, i, 0]), l22 * np.exp(z[:, i, 1])
+        d = z[:, i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
         log_q = (
             np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
         )
         new = log_target(n11, n21, n22)
-        if u[i] < new - cur + log_q:
-            l11, l21, l22, cur = n11, n21, n22, new
-    return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
+        ok = u[:, i] < new - cur + log_q
+        l11, l21, l22, cur = (
+            np.where(ok, n11, l11),
+            np.where(ok, n21, l21),
+            np.where(ok, n22, l22),
+            np.where(ok, new, cur),
+        )
+    out = np.empty(psi.shape)
+    out[:, 0, 0] = l11 * l11
+    out[:, 0, 1] = out[:, 1, 0] = l11 * l21
+    out[:, 1, 1] = l21 * l21 + l22 * l22
+    return out
 
 
 def _moments(
