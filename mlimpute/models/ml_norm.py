@@ -687,13 +687,63 @@ def _mh_2x2(
     n_steps: int,
     step: float,
 ) -> np.ndarray:
-    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ: :func:`mh_2x2_stacked` on one
-    chain (the random numbers drawn up front, normals then uniforms)."""
+    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
+
+    Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
+    numbers are drawn up front so the loop body is plain arithmetic.
+    :func:`mh_2x2_stacked` does the same operations for a block of chains (squares are
+    products: numpy's scalar ``** 2`` calls ``pow``, which rounds differently from the
+    array square about once in a thousand).
+    """
+    z11, z22, z12 = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
+    c1, c2 = c[:, 0], c[:, 1]
+    c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
+    J = c.shape[0]
+    A2 = scale**2
+
+    def log_target(l11: float, l21: float, l22: float) -> float:
+        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+        det = s11 * s22 - s12 * s12
+        p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
+        det_p = p11 * p22 - p12 * p12
+        quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
+        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
+        log_prior = _log_hw_prior_2x2(l11, l22, s11, s22, det, A2[0], A2[1], nu)
+        return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
+
+    L = np.linalg.cholesky(psi)
+    l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
+    cur = log_target(l11, l21, l22)
     z = rng.standard_normal((n_steps, 3)) * step
     u = np.log(rng.random(n_steps))
-    return mh_2x2_stacked(
-        psi[None], ZtZ_s[None], c[None], scale[None], nu, step, z[None], u[None]
-    )[0]
+    for i in range(n_steps):
+        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
+        d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
+        n21 = l21 + d
+        sn, sl = step * n22, step * l22
+        log_q = np.log(l22 / n22) - d * d / (2 * (sn * sn)) + d * d / (2 * (sl * sl))
+        new = log_target(n11, n21, n22)
+        if u[i] < new - cur + log_q:
+            l11, l21, l22, cur = n11, n21, n22, new
+    return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
+
+
+def _log_hw_prior_2x2(
+    l11: np.ndarray,
+    l22: np.ndarray,
+    s11: np.ndarray,
+    s22: np.ndarray,
+    det: np.ndarray,
+    a0: np.ndarray,
+    a1: np.ndarray,
+    nu: float,
+) -> np.ndarray:
+    """:func:`_log_hw_prior` of a 2×2 Ψ = LL' (``s11 = Ψ_11``, ``s22 = Ψ_22``,
+    ``det = |Ψ|``, ``a0``, ``a1`` the squared scales), element-wise: for one chain's
+    scalars and for a block's arrays alike."""
+    return -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
+        np.log(nu * s22 / det + 1 / a0) + np.log(nu * s11 / det + 1 / a1)
+    )
 
 
 def mh_2x2_stacked(
@@ -708,13 +758,13 @@ def mh_2x2_stacked(
 ) -> np.ndarray:
     """The collapsed MH proposals on a correlated 2×2 Ψ for a stack of C chains.
 
-    Same target, proposal and Jacobian as :func:`_psi_collapsed_mh` (exponents 3 and 2
-    for L_11, L_22), written out in the entries of the Cholesky factor and vectorised over
-    chains: ``psi`` (C, 2, 2), ``ZtZ_s`` (C, J, 2, 2), ``c`` (C, J, 2), ``scale`` (C, 2);
-    ``z`` (C, n_steps, 3) are the proposal normals times ``step`` and ``u`` (C, n_steps)
-    the logs of the uniforms. One kernel for one chain and for a block of chains: every
-    operation is element-wise or a sum along a chain's own row, so each chain's result
-    does not depend on the others. Returns the new Ψ (C, 2, 2).
+    :func:`_mh_2x2`'s operations, in the same order, vectorised over chains (same target,
+    proposal and Jacobian as :func:`_psi_collapsed_mh`): ``psi`` (C, 2, 2), ``ZtZ_s``
+    (C, J, 2, 2), ``c`` (C, J, 2), ``scale`` (C, 2); ``z`` (C, n_steps, 3) are the
+    proposal normals times ``step`` and ``u`` (C, n_steps) the logs of the uniforms, each
+    chain's drawn as :func:`_mh_2x2` draws them. Every operation is element-wise or a sum
+    along a chain's own row, so each chain's result is bit-for-bit :func:`_mh_2x2`'s
+    (``tests/sampler/test_batched.py``). Returns the new Ψ (C, 2, 2).
     """
     z11, z22, z12 = ZtZ_s[:, :, 0, 0], ZtZ_s[:, :, 1, 1], ZtZ_s[:, :, 0, 1]
     c1, c2 = c[:, :, 0], c[:, :, 1]
@@ -731,9 +781,7 @@ def mh_2x2_stacked(
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
         log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum(axis=1) - quad.sum(axis=1))
-        log_prior = -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
-            np.log(nu * s22 / det + 1 / A2[:, 0]) + np.log(nu * s11 / det + 1 / A2[:, 1])
-        )
+        log_prior = _log_hw_prior_2x2(l11, l22, s11, s22, det, A2[:, 0], A2[:, 1], nu)
         return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
 
     L = np.linalg.cholesky(psi)
@@ -743,9 +791,8 @@ def mh_2x2_stacked(
         n11, n22 = l11 * np.exp(z[:, i, 0]), l22 * np.exp(z[:, i, 1])
         d = z[:, i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        log_q = (
-            np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
-        )
+        sn, sl = step * n22, step * l22
+        log_q = np.log(l22 / n22) - d * d / (2 * (sn * sn)) + d * d / (2 * (sl * sl))
         new = log_target(n11, n21, n22)
         ok = u[:, i] < new - cur + log_q
         l11, l21, l22, cur = (
