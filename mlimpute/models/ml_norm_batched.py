@@ -36,6 +36,7 @@ import numpy as np
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
+    _trtrs,
     backward_batched,
     cho_solve_lower,
     chol_batched,
@@ -324,36 +325,86 @@ def _step_slopes(
     b = b.reshape(C, J, q)
     cb = np.stack([(sh.Zty - sums[c][0] @ means[c]) / s2[c] for c in range(C)])
     b_mean = backward_batched(L, forward_batched(L, cb.reshape(C * J, q))).reshape(C, J, q)
-    # (2) parameter expansion, (3) σ², (4) Ψ_ξ: each chain's products and draws
+    # (2) parameter expansion: α | ξ, each chain's products, the factorisations stacked
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
-    out = []
+    rs, Wns = [], []
+    prec = np.empty((C, q, q))
+    ha = np.empty((C, q))
     for c in range(C):
-        rng, s = rngs[c], states[c]
         r = y - sh.X[c] @ betas[c]
         Wn = Z * np.take(xi[c], seg.codes, axis=0)
-        prec = (Wn.T @ Wn) / s2[c] + np.diag(2.0 / s.scale**2)
-        m_a, La = solve_spd(prec, (Wn.T @ r) / s2[c])
-        a_c = draw_chol(rng, La, m_a)
+        prec[c] = (Wn.T @ Wn) / s2[c] + np.diag(2.0 / states[c].scale ** 2)
+        ha[c] = (Wn.T @ r) / s2[c]
+        rs.append(r)
+        Wns.append(Wn)
+    a_new = []
+    sigma2 = []
+    for c, (m_a, La) in enumerate(_solve_spd_block(prec, ha)):
+        a_c = draw_chol(rngs[c], La, m_a)
         a_c = np.where(np.abs(a_c) > 1e-150, a_c, 1e-150)
-        resid = r - Wn @ a_c
-        sigma2 = float(resid @ resid) / rng.chisquare(max(resid.size, 1))
-        psi_c = model._psi_xi(rng, xi[c], d0) * np.outer(a_c, a_c)
-        out.append(
-            MultilevelNormState(
-                betas[c],
-                xi[c] * a_c,
-                max(sigma2, s.sigma2_floor),
-                psi_c,
-                a_c,
-                s.scale,
-                means[c],
-                b_mean[c],
-                None,
-                s.sigma2_floor,
-            )
+        # (3) σ² | β, b
+        resid = rs[c] - Wns[c] @ a_c
+        s2c = float(resid @ resid) / rngs[c].chisquare(max(resid.size, 1))
+        sigma2.append(max(s2c, states[c].sigma2_floor))
+        a_new.append(a_c)
+    a = np.stack(a_new)
+    # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
+    psi = _psi_xi_block(model, rngs, xi, d0) * (a[:, :, None] * a[:, None, :])
+    return [
+        MultilevelNormState(
+            betas[c],
+            xi[c] * a[c],
+            sigma2[c],
+            psi[c],
+            a[c],
+            states[c].scale,
+            means[c],
+            b_mean[c],
+            None,
+            states[c].sigma2_floor,
         )
+        for c in range(C)
+    ]
+
+
+def _psi_xi_block(
+    model: MultilevelNorm, rngs: list[np.random.Generator], xi: np.ndarray, data: ModelData
+) -> np.ndarray:
+    """``model._psi_xi(rngs[c], xi[c], data)`` for every chain (C, q, q), bit-for-bit: each
+    block's inverse-Wishart draw with the random numbers from each chain's generator and
+    the factorisations stacked over the chains (:func:`_inv_wishart_block`)."""
+    C, J, q = xi.shape
+    out = np.zeros((C, q, q))
+    S = np.stack([x.T @ x for x in xi])
+    for g in model._blocks(data):
+        k = len(g)
+        idx = np.ix_(g, g)
+        sub = 2 * model.nu * np.eye(k) + S[:, idx[0], idx[1]]
+        out[:, idx[0], idx[1]] = _inv_wishart_block(rngs, model.nu + k - 1 + J, sub)
     return out
+
+
+def _inv_wishart_block(
+    rngs: list[np.random.Generator], df: float, scale: np.ndarray
+) -> np.ndarray:
+    """``inv_wishart(rngs[c], df, scale[c])`` for every c (C, k, k), bit-for-bit: the
+    Bartlett factor's numbers drawn chain by chain in its order, the Cholesky factors and
+    products stacked (numpy calls the same BLAS/LAPACK routine on each matrix), the
+    triangular solve per chain (LAPACK ``trtrs``, as :func:`inv_wishart`)."""
+    C, k = scale.shape[0], scale.shape[1]
+    if k == 1:
+        return np.stack([[[scale[c, 0, 0] / rngs[c].chisquare(df)]] for c in range(C)])
+    A = np.zeros((C, k, k))
+    diag, low = np.diag_indices(k), np.tril_indices(k, -1)
+    for c, rng in enumerate(rngs):
+        A[c][diag] = np.sqrt(rng.chisquare(df - np.arange(k)))
+        A[c][low] = rng.standard_normal(k * (k - 1) // 2)
+    R = np.linalg.cholesky(scale)
+    eye = np.eye(k)
+    Ainv = np.stack([_trtrs(A[c].T, eye, lower=0, trans=0)[0] for c in range(C)])
+    T = R @ Ainv
+    return T @ T.transpose(0, 2, 1)
 
 
 def _solve_spd_block(A: np.ndarray, h: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
