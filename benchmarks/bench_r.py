@@ -226,7 +226,7 @@ best <- function(f, n) {
   runs[, which.min(runs["cpu", ])]
 }
 emit <- function(case, tool, b) {
-  cat(sprintf("RESULT\t%s\t%s\t%.4f\t%.4f\t0\n", case, tool, b[["wall"]], b[["cpu"]]))
+  cat(sprintf("RESULT\t%s\t%s\t%.6e\t%.6e\t0\n", case, tool, b[["wall"]], b[["cpu"]]))
   flush(stdout())
 }
 pan_formula <- list(
@@ -427,7 +427,11 @@ def run_defaults(repeat: int, outdir: Path) -> list:
 
 
 #: (short, long) run lengths for the per-iteration costs: mlimpute's chains, pan's chain
-PER_STEP = {600: ((10, 30), (300, 1500)), 6_000: ((5, 15), (50, 250)), 60_000: ((2, 6), (10, 50))}
+PER_STEP = {
+    600: ((10, 30), (500, 5000)),
+    6_000: ((5, 15), (100, 1000)),
+    60_000: ((2, 6), (20, 200)),
+}
 
 
 def _lengths(n: int) -> tuple[tuple[int, int], tuple[int, int]]:
