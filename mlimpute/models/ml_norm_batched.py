@@ -451,6 +451,7 @@ def draw_missing_block(
 def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
-    return np.stack(
-        [np.concatenate((s.beta, s.psi[st.psi_rows, st.psi_cols], [s.sigma2])) for s in states]
-    )
+    betas = np.stack([s.beta for s in states])
+    psi = np.stack([s.psi for s in states])[:, st.psi_rows, st.psi_cols]
+    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)[:, None]
+    return np.concatenate((betas, psi, s2), axis=1)

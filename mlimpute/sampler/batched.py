@@ -158,10 +158,29 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             for c in range(C):
                 values[c][name][mis] = draws[c]
                 values[c].touch(name)
-                mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
+            if stacked[name]:
+                mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
+            else:
+                for c in range(C):
+                    mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
     out = []
     for c in range(C):
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
         out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
     return out
+
+
+def _mean_sd_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~mlimpute.sampler.engine._mean_sd` of every row of ``x`` (C, n): a
+    reduction along the rows of a C-ordered array sums each row as the one-row call does
+    (numpy's pairwise summation over the same n values), so the figures are identical."""
+    C, n = x.shape
+    if n == 0:
+        return np.full(C, np.nan), np.zeros(C)
+    x = np.ascontiguousarray(x)
+    mean = np.add.reduce(x, axis=1) / n
+    if n == 1:
+        return mean, np.zeros(C)
+    d = x - mean[:, None]
+    return mean, np.sqrt(np.add.reduce(d * d, axis=1) / (n - 1))
