@@ -5,10 +5,10 @@ terms; ``classroom(2, n_classes=N // 20, class_size=20, rng=1)``) at ``--rows`` 
 imputed with ``df.mi.impute(IMPUTATION_FORMULAS[2], m=5, iterations=10, rng=1)`` in a
 fresh process after ``import mlimpute`` and one small warm-up call (which loads the
 modules the first call imports lazily: scipy, formulaic, xarray). Reports CPU seconds
-(``time.process_time``; set ``OPENBLAS_NUM_THREADS=1``), wall seconds, the peak resident
-memory of the process (``ru_maxrss``) and what it is measured against: the data frame's size plus the imputed
-cells (m x missing cells x 8 bytes), and the resident memory before the call (the
-interpreter, the libraries and the data).
+(``time.process_time``; set ``OPENBLAS_NUM_THREADS=1``), wall seconds, the peak
+resident memory of the process (``ru_maxrss``) and what it is measured against: the
+data frame's size plus the imputed cells (m x missing cells x 8 bytes), and the
+resident memory before the call (the interpreter, the libraries and the data).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_million.py --rows 1000000
 """
