@@ -52,7 +52,14 @@ from mlimpute.models.ml_norm import (
     mh_2x2_stacked,
 )
 
-__all__ = ["eligible", "init_block", "step_block", "draw_missing_block", "param_block"]
+__all__ = [
+    "eligible",
+    "init_block",
+    "step_block",
+    "draw_missing_block",
+    "param_block",
+    "random_slopes",
+]
 
 
 def eligible(model: object, data: ModelData) -> bool:
@@ -69,9 +76,9 @@ def eligible(model: object, data: ModelData) -> bool:
     return st.q >= 2
 
 
-def _slopes(data: ModelData) -> bool:
+def random_slopes(data: ModelData) -> bool:
     """Whether ``data`` takes the random-slope path (else the random intercept's)."""
-    return not static(data).ones
+    return data.Z is not None and not static(data).ones
 
 
 class _Shared:
@@ -138,7 +145,7 @@ def step_block(
 ) -> list[MultilevelNormState]:
     """One Gibbs step of every chain: ``model.step(rngs[c], states[c], datas[c])`` for each
     c, bit-for-bit, with the per-cluster arithmetic stacked over the chains."""
-    if _slopes(datas[0]):
+    if random_slopes(datas[0]):
         return _step_slopes(model, rngs, states, datas)
     C = len(states)
     sh = _Shared(datas)
@@ -428,7 +435,7 @@ def draw_missing_block(
     (C, n_mis)."""
     d0 = datas[0]
     C, n_mis = len(states), d0.n_mis
-    if _slopes(d0):  # x'β + z'b_j + e, each chain's own products
+    if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
         out = np.empty((C, n_mis))
         for c in range(C):
             s, d = states[c], datas[c]

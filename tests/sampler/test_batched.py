@@ -124,6 +124,14 @@ def test_auto_batches_small_plans_only(monkeypatch):
     assert batched.batch_size(plan, "auto", M) == 1
 
 
+def test_auto_batches_random_slopes_up_to_their_own_limit(monkeypatch):
+    _, plan = _plan(3)
+    monkeypatch.setattr(batched, "AUTO_MAX_ROWS", plan.layout.n - 1)
+    assert batched.batch_size(plan, "auto", M) == M  # random slopes: the larger limit
+    monkeypatch.setattr(batched, "AUTO_MAX_ROWS_SLOPES", plan.layout.n - 1)
+    assert batched.batch_size(plan, "auto", M) == 1
+
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "all", True])
 def test_bad_batch_is_refused_naming_it(bad):
     d = classroom(1, rng=1)
