@@ -301,8 +301,16 @@ def _step_slopes(
         else:  # other block structures: the single-chain update, chain by chain
             got = [
                 _psi_collapsed_mh(
-                    rngs[c], psi[c], alpha[c], ZtZ_s[c], c0[c], scale[c], model.nu, d0,
-                    model.mh_steps, model.mh_step,
+                    rngs[c],
+                    psi[c],
+                    alpha[c],
+                    ZtZ_s[c],
+                    c0[c],
+                    scale[c],
+                    model.nu,
+                    d0,
+                    model.mh_steps,
+                    model.mh_step,
                 )
                 for c in range(C)
             ]
@@ -392,9 +400,7 @@ def _psi_xi_block(
     return out
 
 
-def _inv_wishart_block(
-    rngs: list[np.random.Generator], df: float, scale: np.ndarray
-) -> np.ndarray:
+def _inv_wishart_block(rngs: list[np.random.Generator], df: float, scale: np.ndarray) -> np.ndarray:
     """``inv_wishart(rngs[c], df, scale[c])`` for every c (C, k, k), bit-for-bit: the
     Bartlett factor's numbers drawn chain by chain in its order, the Cholesky factors and
     products stacked (numpy calls the same BLAS/LAPACK routine on each matrix), the

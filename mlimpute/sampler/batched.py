@@ -202,9 +202,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                         u = cluster_shift[c].get(name)
                         cur = shift_intercept(cur, index, delta, zi, u)
                     draws.append(model.draw_missing(rngs[c], cur, ds[c]))
-                params[name][:, t] = [
-                    model.param_vector(states[c][name], ds[c]) for c in range(C)
-                ]
+                params[name][:, t] = [model.param_vector(states[c][name], ds[c]) for c in range(C)]
             else:
                 if done + t == 0:
                     new = init_block(model, rngs, ds)
@@ -215,8 +213,10 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                 draws = draw_missing_block(rngs, new, ds)
                 params[name][:, t] = param_block(new, ds[0])
             if name not in latent and (name in shift or plan.spec.delta_cluster_sd):
-                draws = [_shifted(draws[c], name, shift, cluster_shift[c], ds[c], level, codes)
-                         for c in range(C)]
+                draws = [
+                    _shifted(draws[c], name, shift, cluster_shift[c], ds[c], level, codes)
+                    for c in range(C)
+                ]
             mis = ds[0].mis_idx
             for c in range(C):
                 if level == 1:
