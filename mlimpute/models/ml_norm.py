@@ -700,6 +700,7 @@ def _mh_2x2(
     c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
     J = c.shape[0]
     A2 = scale**2
+    inv0, inv1 = 1 / A2[0], 1 / A2[1]
 
     def log_target(l11: float, l21: float, l22: float) -> float:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
@@ -708,8 +709,9 @@ def _mh_2x2(
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
         log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
-        log_prior = _log_hw_prior_2x2(l11, l22, s11, s22, det, A2[0], A2[1], nu)
-        return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
+        g11, g22 = np.log(l11), np.log(l22)
+        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
+        return log_lik + log_prior + 3 * g11 + 2 * g22
 
     L = np.linalg.cholesky(psi)
     l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
@@ -720,8 +722,8 @@ def _mh_2x2(
         n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
         d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        sn, sl = step * n22, step * l22
-        log_q = np.log(l22 / n22) - d * d / (2 * (sn * sn)) + d * d / (2 * (sl * sl))
+        sn, sl, dd = step * n22, step * l22, d * d
+        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
         new = log_target(n11, n21, n22)
         if u[i] < new - cur + log_q:
             l11, l21, l22, cur = n11, n21, n22, new
@@ -729,20 +731,21 @@ def _mh_2x2(
 
 
 def _log_hw_prior_2x2(
-    l11: np.ndarray,
-    l22: np.ndarray,
+    log_l11: np.ndarray,
+    log_l22: np.ndarray,
     s11: np.ndarray,
     s22: np.ndarray,
     det: np.ndarray,
-    a0: np.ndarray,
-    a1: np.ndarray,
+    inv0: np.ndarray,
+    inv1: np.ndarray,
     nu: float,
 ) -> np.ndarray:
-    """:func:`_log_hw_prior` of a 2×2 Ψ = LL' (``s11 = Ψ_11``, ``s22 = Ψ_22``,
-    ``det = |Ψ|``, ``a0``, ``a1`` the squared scales), element-wise: for one chain's
-    scalars and for a block's arrays alike."""
-    return -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
-        np.log(nu * s22 / det + 1 / a0) + np.log(nu * s11 / det + 1 / a1)
+    """:func:`_log_hw_prior` of a 2×2 Ψ = LL' (``log_l11``, ``log_l22`` the logs of L's
+    diagonal, ``s11 = Ψ_11``, ``s22 = Ψ_22``, ``det = |Ψ|``, ``inv0``, ``inv1`` one over
+    the squared scales), element-wise: for one chain's scalars and for a block's arrays
+    alike."""
+    return -(nu + 4) * (log_l11 + log_l22) - (nu + 2) / 2 * (
+        np.log(nu * s22 / det + inv0) + np.log(nu * s11 / det + inv1)
     )
 
 
@@ -771,6 +774,8 @@ def mh_2x2_stacked(
     c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
     J = c.shape[1]
     A2 = scale**2
+    inv0, inv1 = 1 / A2[:, 0], 1 / A2[:, 1]
+    ez = np.exp(z[:, :, :2])  # element-wise: each value as the one-chain kernel's exp
 
     def log_target(l11: np.ndarray, l21: np.ndarray, l22: np.ndarray) -> np.ndarray:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
@@ -781,18 +786,19 @@ def mh_2x2_stacked(
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
         log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum(axis=1) - quad.sum(axis=1))
-        log_prior = _log_hw_prior_2x2(l11, l22, s11, s22, det, A2[:, 0], A2[:, 1], nu)
-        return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
+        g11, g22 = np.log(l11), np.log(l22)
+        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
+        return log_lik + log_prior + 3 * g11 + 2 * g22
 
     L = np.linalg.cholesky(psi)
     l11, l21, l22 = L[:, 0, 0].copy(), L[:, 1, 0].copy(), L[:, 1, 1].copy()
     cur = log_target(l11, l21, l22)
     for i in range(z.shape[1]):
-        n11, n22 = l11 * np.exp(z[:, i, 0]), l22 * np.exp(z[:, i, 1])
+        n11, n22 = l11 * ez[:, i, 0], l22 * ez[:, i, 1]
         d = z[:, i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        sn, sl = step * n22, step * l22
-        log_q = np.log(l22 / n22) - d * d / (2 * (sn * sn)) + d * d / (2 * (sl * sl))
+        sn, sl, dd = step * n22, step * l22, d * d
+        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
         new = log_target(n11, n21, n22)
         ok = u[:, i] < new - cur + log_q
         l11, l21, l22, cur = (

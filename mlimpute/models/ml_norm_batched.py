@@ -344,15 +344,19 @@ def _step_slopes(
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
     rs, Wns = [], []
-    prec = np.empty((C, q, q))
+    G = np.empty((C, q, q))
     ha = np.empty((C, q))
     for c in range(C):
         r = y - sh.X[c] @ betas[c]
         Wn = Z * np.take(xi[c], seg.codes, axis=0)
-        prec[c] = (Wn.T @ Wn) / s2[c] + np.diag(2.0 / states[c].scale ** 2)
-        ha[c] = (Wn.T @ r) / s2[c]
+        G[c] = Wn.T @ Wn
+        ha[c] = Wn.T @ r
         rs.append(r)
         Wns.append(Wn)
+    D = np.zeros((C, q, q))  # np.diag(2 / A²) of each chain: α_k ~ N(0, A_k²/2)
+    D[:, np.arange(q), np.arange(q)] = 2.0 / scale**2
+    prec = G / s2[:, None, None] + D
+    ha = ha / s2[:, None]
     a_new = []
     sigma2 = []
     for c, (m_a, La) in enumerate(_solve_spd_block(prec, ha)):
@@ -442,13 +446,14 @@ def draw_missing_block(
     d0 = datas[0]
     C, n_mis = len(states), d0.n_mis
     if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
-        out = np.empty((C, n_mis))
+        z = np.stack([rng.standard_normal(n_mis) for rng in rngs])
+        e = np.sqrt(np.array([s.sigma2 for s in states], dtype=np.float64))[:, None] * z
+        xzb = np.empty((C, n_mis))
         for c in range(C):
             s, d = states[c], datas[c]
-            e = np.sqrt(s.sigma2) * rngs[c].standard_normal(n_mis)
             zb = np.einsum("nq,nq->n", d.Z.mis, np.take(s.b, d.codes_mis, axis=0))
-            out[c] = d.X.mis @ s.beta + zb + e
-        return out
+            xzb[c] = d.X.mis @ s.beta + zb
+        return xzb + e
     e = np.empty((C, n_mis))
     xb = np.empty((C, n_mis))
     dynamic = d0.X.dynamic
