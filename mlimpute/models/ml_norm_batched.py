@@ -370,10 +370,11 @@ def _step_slopes(
     a = np.stack(a_new)
     # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
     psi = _psi_xi_block(model, rngs, xi, d0) * (a[:, :, None] * a[:, None, :])
+    bs = xi * a[:, None, :]
     return [
         MultilevelNormState(
             betas[c],
-            xi[c] * a[c],
+            bs[c],
             sigma2[c],
             psi[c],
             a[c],
