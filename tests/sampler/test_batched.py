@@ -278,11 +278,13 @@ def _teachers(seed=2, J=30, n=10):
         {},  # a level-2 variable beside a stacked level-1 one
         {"delta": {"grade": -0.5, "skill": 0.3}},
         {"delta_cluster_sd": {"grade": 0.4}},
+        {"ranef": True},  # the level-2 model reads the stacked variable's random effects
     ],
 )
 def test_level2_variables_and_shifts_in_a_stepped_block_are_bit_identical(kw):
-    df = _teachers()
-    formulas = {"grade": "~ skill + age + (1 | class)", "skill": "~ age + cmean(grade)"}
+    df, kw = _teachers(), dict(kw)
+    skill = "~ age + cmean(grade)" + (" + ranef(grade)" if kw.pop("ranef", False) else "")
+    formulas = {"grade": "~ skill + age + (1 | class)", "skill": skill}
     spec = build_spec(df, formulas, m=3, iterations=3, **kw)
     plan = build_plan(df.copy(), spec)
     assert can_batch(plan) and {v.level for v in spec.variables} == {1, 2}
