@@ -290,11 +290,13 @@ def _step_slopes(
         )  # (C, J, q)
         if q == 2 and d0.random_correlated == (True,):
             n, step = model.mh_steps, model.mh_step
-            zs, us = [], []
-            for rng in rngs:  # each chain's normals, then its uniforms (as _mh_2x2 draws)
-                zs.append(rng.standard_normal((n, 3)) * step)
-                us.append(np.log(rng.random(n)))
-            psi = mh_2x2_stacked(psi, ZtZ_s, c0, scale, model.nu, step, np.stack(zs), np.stack(us))
+            zs = np.empty((C, n, 3))
+            us = np.empty((C, n))
+            for c, rng in enumerate(rngs):  # each chain's normals, then its uniforms
+                zs[c] = rng.standard_normal((n, 3))
+                us[c] = rng.random(n)
+            # as _mh_2x2 scales and logs them (element-wise: the same values)
+            psi = mh_2x2_stacked(psi, ZtZ_s, c0, scale, model.nu, step, zs * step, np.log(us))
             rate = model.nu * np.linalg.inv(psi)[:, [0, 1], [0, 1]] + 1 / scale**2
             a = np.stack([inv_gamma(rngs[c], (model.nu + 2) / 2, rate[c]) for c in range(C)])
             alpha = np.where(alpha < 0, -1.0, 1.0) / np.sqrt(a)
