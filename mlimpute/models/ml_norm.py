@@ -388,10 +388,7 @@ class MultilevelNorm:
             out[0, 0] = (2 * self.nu * 1.0 + S[0, 0]) / rng.chisquare(self.nu + 1 - 1 + J)
             return out
         for g in self._blocks(data):
-            k = len(g)
-            out[np.ix_(g, g)] = inv_wishart(
-                rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k) + S[np.ix_(g, g)]
-            )
+            out[np.ix_(g, g)] = inv_wishart(rng, *psi_xi_posterior(self.nu, J, S[np.ix_(g, g)]))
         return out
 
     def _psi_iw(
@@ -675,6 +672,14 @@ def _psi_collapsed_mh(
             )
             alpha[g] = np.where(alpha[g] < 0, -1.0, 1.0) / np.sqrt(a)
     return psi, alpha
+
+
+def psi_xi_posterior(nu: float, J: int, S: np.ndarray) -> tuple[float, np.ndarray]:
+    """Degrees of freedom and scale of ``Ψ_ξ | ξ ~ IW(ν + k − 1 + J, 2ν·I + S)`` for a
+    k×k block with ``S = Σ_j ξ_j ξ_j'`` (k×k, or stacked (C, k, k) for a block of chains:
+    the same element-wise arithmetic)."""
+    k = S.shape[-1]
+    return nu + k - 1 + J, 2 * nu * np.eye(k) + S
 
 
 def _mh_2x2(

@@ -50,6 +50,7 @@ from mlimpute.models.ml_norm import (
     MultilevelNormState,
     _psi_collapsed_mh,
     mh_2x2_stacked,
+    psi_xi_posterior,
 )
 
 __all__ = [
@@ -400,10 +401,9 @@ def _psi_xi_block(
     out = np.zeros((C, q, q))
     S = np.stack([x.T @ x for x in xi])
     for g in model._blocks(data):
-        k = len(g)
         idx = np.ix_(g, g)
-        sub = 2 * model.nu * np.eye(k) + S[:, idx[0], idx[1]]
-        out[:, idx[0], idx[1]] = _inv_wishart_block(rngs, model.nu + k - 1 + J, sub)
+        df, sub = psi_xi_posterior(model.nu, J, S[:, idx[0], idx[1]])
+        out[:, idx[0], idx[1]] = _inv_wishart_block(rngs, df, sub)
     return out
 
 
