@@ -8,10 +8,10 @@ difference between runs of ``--long`` and ``--short`` iterations over
 m x variables x (long - short) steps, so it excludes start-up (the first iteration, the
 per-chain set-up) and every fixed cost outside the chains.
 
-Cases: the classroom experiments 1 and 2 (the classroom example of Jacobusse, 2005; 600
-rows) and the experiment-2 design (two incomplete variables with ``cmean()`` terms) at
-``--rows`` rows in classes of 20; experiment 3 (random slope with a correlated block) is
-not covered by the batched runner and runs chain by chain whatever ``batch=``.
+Cases: the classroom experiments 1, 2 and 3 (the classroom example of Jacobusse, 2005;
+600 rows; experiment 3 has a random slope with a correlated 2x2 block) and the
+experiment-2 design (two incomplete variables with ``cmean()`` terms) at ``--rows`` rows in
+classes of 20, and with ``--slopes`` the experiment-3 design at those sizes.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_batched.py --m 25 --repeat 5
 """
@@ -31,13 +31,16 @@ from mlimpute.sampler.engine import build_plan
 from mlimpute.spec.build import build_spec
 
 
-def _cases(rows: list[int]):
-    for exp in (1, 2):
+def _cases(rows: list[int], slopes: bool):
+    for exp in (1, 2, 3):
         d = classroom(exp, rng=1)
         yield f"experiment {exp}", d.incomplete, d.imputation
     for n in rows:
         df = classroom(2, n_classes=n // 20, class_size=20, rng=1).incomplete
         yield f"experiment-2 design, {n:,} rows", df, IMPUTATION_FORMULAS[2]
+    for n in rows if slopes else []:
+        df = classroom(3, n_classes=n // 20, class_size=20, rng=1).incomplete
+        yield f"experiment-3 design, {n:,} rows", df, IMPUTATION_FORMULAS[3]
 
 
 def _chains(plan, seeds, batch, iterations):
@@ -60,6 +63,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rows", type=int, nargs="*", default=[600, 2_000, 6_000, 12_000, 20_000])
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 5, 25])
+    ap.add_argument("--slopes", action="store_true", help="the experiment-3 design at --rows")
     args = ap.parse_args()
     if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
         print("warning: OPENBLAS_NUM_THREADS is not 1")
@@ -67,7 +71,7 @@ def main() -> None:
     print(f"m = {args.m}; ms per Gibbs step (CPU), steps {args.short}->{args.long} iterations")
     print("| case | rows | " + " | ".join(f"batch {b}" for b in args.batches) + " | gain |")
     print("|---|---:|" + "---:|" * (len(args.batches) + 1))
-    for name, df, formulas in _cases(args.rows):
+    for name, df, formulas in _cases(args.rows, args.slopes):
         spec = build_spec(df, formulas, m=args.m, iterations=args.long)
         plan = build_plan(df.copy(), spec)
         assert can_batch(plan), name

@@ -41,6 +41,17 @@ scaling case of ``bench_suite.py``: ``classroom(2, n_classes=N // 20, class_size
 rng=1)``), m = 5, imputed by mlimpute and by mitml's joint ``pan`` (mice's ``2l.pan`` is
 left out there: 500 inner iterations per visit).
 
+With ``--defaults`` instead: each experiment at mitml's default settings, m = 25:
+``panImpute(data, formula)`` (``n.burn = 5000``, ``n.iter = 100``: one chain of
+5,000 + 24 x 100 iterations), mlimpute ``df.mi.impute(data.imputation, m=25, rng=1)`` (its
+default: 25 chains of 20 iterations, stepped together) and mice ``2l.pan`` with m = 25 and
+``maxit = 10`` (the predictors as above). With ``--per-step`` instead: the cost of one
+iteration (every incomplete variable visited once) at equal iterations, the difference of
+two run lengths: mitml ``pan`` (one chain, ``n.burn`` long and short, m = 2,
+``n.iter = 1``) and mlimpute's chains (m = 25 stepped together and one by one: CPU time
+per chain and iteration) on the three experiments and on the experiment-2 design at
+``--rows`` rows (default 6,000 and 60,000; pan's joint model there).
+
 Every time is wall-clock seconds of the call alone: in R measured inside R
 (``proc.time()``) after the packages are loaded and the data read, in Python with
 ``time.perf_counter``; the best of ``--repeat`` runs after one warm-up run (in R: of 20
@@ -76,7 +87,15 @@ FIT_FORMULAS = {
     "fit, uncorrelated": "grade ~ skill * gender + relation + (1 + gender || class)",
     "fit, correlated": "grade ~ skill * gender + relation + (1 + gender | class)",
 }
-TOOLS = ["mlimpute", "mice 2l.pan", "mice 2l.norm", "mitml pan", "lme4 + mitml"]
+TOOLS = [
+    "mlimpute",
+    "mlimpute (m=25 together)",
+    "mlimpute (one by one)",
+    "mice 2l.pan",
+    "mice 2l.norm",
+    "mitml pan",
+    "lme4 + mitml",
+]
 
 # The R side. Arguments: data directory, repeats, "fit" or "nofit", "norm" or "nonorm",
 # the scaling sizes separated by commas (or "none").
@@ -184,6 +203,91 @@ if (do_fit) {
 """
 
 
+# The R side of --defaults and --per-step. Arguments: data directory, repeats, mode
+# ("defaults" or "perstep"), sizes (comma-separated or "none"), then for "perstep" the
+# short and long run lengths per case as "case=short:long" items.
+R_MODES = r"""
+args <- commandArgs(trailingOnly = TRUE)
+dir <- args[1]; reps <- as.integer(args[2]); mode <- args[3]
+sizes <- integer(0)
+if (args[4] != "none") sizes <- as.integer(strsplit(args[4], ",")[[1]])
+suppressPackageStartupMessages({library(mice); library(mitml)})
+cat(sprintf("VERSION\t%s\t%s\n", "R", paste(R.version$major, R.version$minor, sep = ".")))
+for (p in c("mice", "mitml", "pan"))
+  cat(sprintf("VERSION\t%s\t%s\n", p, as.character(packageVersion(p))))
+own_cpu <- function(t) sum(t[c(1, 2, 4, 5)], na.rm = TRUE)
+one_run <- function(f) {
+  t0 <- proc.time(); f(); t1 <- proc.time()
+  c(wall = (t1 - t0)[["elapsed"]], cpu = own_cpu(t1) - own_cpu(t0))
+}
+best <- function(f, n) {
+  one_run(f)
+  runs <- sapply(seq_len(n), function(i) one_run(f))
+  runs[, which.min(runs["cpu", ])]
+}
+emit <- function(case, tool, b) {
+  cat(sprintf("RESULT\t%s\t%s\t%.6e\t%.6e\t0\n", case, tool, b[["wall"]], b[["cpu"]]))
+  flush(stdout())
+}
+pan_formula <- list(
+  grade ~ 1 + skill + (1 | class),
+  grade + relation ~ 1 + gender + skill + (1 | class),
+  grade ~ 1 + skill * gender + relation + (1 + gender | class)
+)
+mice_setup <- function(dat, e) {
+  meth <- make.method(dat); meth[] <- ""
+  pred <- make.predictorMatrix(dat); pred[, ] <- 0
+  if (e == 1) {
+    pred["grade", c("class", "skill")] <- c(-2, 1); inc <- "grade"
+  } else if (e == 2) {
+    pred["relation", c("class", "skill", "gender", "grade")] <- c(-2, 1, 1, 3)
+    pred["grade", c("class", "skill", "gender", "relation")] <- c(-2, 1, 1, 3)
+    inc <- c("relation", "grade")
+  } else {
+    pred["grade", c("class", "skill", "gender", "relation", "skill_gender")] <-
+      c(-2, 1, 2, 1, 1)
+    inc <- "grade"
+  }
+  meth[inc] <- "2l.pan"
+  list(method = meth, pred = pred)
+}
+lengths <- list()
+if (length(args) > 4) for (a in args[5:length(args)]) {
+  kv <- strsplit(a, "=")[[1]]; lengths[[kv[1]]] <- as.integer(strsplit(kv[2], ":")[[1]])
+}
+for (e in 1:3) {
+  dat <- read.csv(file.path(dir, sprintf("exp%d.csv", e)))
+  if (e == 3) dat$skill_gender <- dat$skill * dat$gender
+  case <- sprintf("experiment %d", e)
+  if (mode == "defaults") {
+    emit(case, "mitml pan", best(function()
+      panImpute(dat, formula = pan_formula[[e]], m = 25, seed = 1, silent = TRUE), reps))
+    s <- mice_setup(dat, e)
+    emit(case, "mice 2l.pan", best(function()
+      mice(dat, m = 25, maxit = 10, method = s$method, predictorMatrix = s$pred,
+           printFlag = FALSE, seed = 1), 1))
+  } else {
+    n <- lengths[[case]]
+    a <- best(function() panImpute(dat, formula = pan_formula[[e]], n.burn = n[1],
+                                   n.iter = 1, m = 2, seed = 1, silent = TRUE), reps)
+    b <- best(function() panImpute(dat, formula = pan_formula[[e]], n.burn = n[2],
+                                   n.iter = 1, m = 2, seed = 1, silent = TRUE), reps)
+    emit(case, "mitml pan", (b - a) / (n[2] - n[1]))
+  }
+}
+for (N in sizes) {
+  dat <- read.csv(file.path(dir, sprintf("scale%d.csv", N)))
+  case <- sprintf("experiment-2 design, %d rows", N)
+  n <- lengths[[case]]
+  a <- best(function() panImpute(dat, formula = pan_formula[[2]], n.burn = n[1],
+                                 n.iter = 1, m = 2, seed = 1, silent = TRUE), reps)
+  b <- best(function() panImpute(dat, formula = pan_formula[[2]], n.burn = n[2],
+                                 n.iter = 1, m = 2, seed = 1, silent = TRUE), reps)
+  emit(case, "mitml pan", (b - a) / (n[2] - n[1]))
+}
+"""
+
+
 def _busy() -> tuple[float, float]:
     """Machine-wide busy CPU seconds (Linux ``/proc/stat``) and this process' CPU seconds."""
     with open("/proc/stat") as f:
@@ -266,21 +370,21 @@ def run_r(
     repeat: int, fit: bool, norm: bool, outdir: Path, sizes: list[int] = ()
 ) -> tuple[list, dict, str | None]:
     """Run the R side; returns results, versions and an error message (or None)."""
+    args = ["fit" if fit else "nofit", "norm" if norm else "nonorm"]
+    return _rscript(R_SCRIPT, outdir, repeat, [*args, ",".join(map(str, sizes)) or "none"])
+
+
+def _rscript(
+    text: str, outdir: Path, repeat: int, extra: list[str]
+) -> tuple[list, dict, str | None]:
+    """Run the R script ``text`` with arguments (outdir, repeat, *extra); collect its
+    RESULT and VERSION lines."""
     rscript = shutil.which("Rscript")
     if rscript is None:
         return [], {}, "Rscript not found: R is not installed (only mlimpute's figures)"
     script = outdir / "bench.R"
-    script.write_text(R_SCRIPT)
-    cmd = [
-        rscript,
-        "--vanilla",
-        str(script),
-        str(outdir),
-        str(repeat),
-        "fit" if fit else "nofit",
-        "norm" if norm else "nonorm",
-        ",".join(str(n) for n in sizes) or "none",
-    ]
+    script.write_text(text)
+    cmd = [rscript, "--vanilla", str(script), str(outdir), str(repeat), *extra]
     results, versions = [], {}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
@@ -296,6 +400,86 @@ def run_r(
     if proc.returncode != 0:
         return results, versions, f"Rscript failed ({proc.returncode}):\n{err.strip()}"
     return results, versions, None
+
+
+def _cpu_best(fn, repeat: int) -> tuple[float, float]:
+    """Best CPU seconds (``time.process_time``) of ``repeat`` runs after a warm-up, and
+    that run's wall seconds."""
+    fn()
+    runs = []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        runs.append((time.process_time() - c0, time.perf_counter() - w0))
+    return min(runs)
+
+
+def run_defaults(repeat: int, outdir: Path) -> list:
+    """mlimpute at its defaults (m = 25 chains of 20 iterations) on each experiment."""
+    results = []
+    for e in EXPERIMENTS:
+        d = classroom(e, rng=1)
+        d.incomplete.to_csv(outdir / f"exp{e}.csv", index=False)
+        cpu, wall = _cpu_best(lambda d=d: d.incomplete.mi.impute(d.imputation, m=25, rng=1), repeat)
+        results.append((f"experiment {e}", "mlimpute", wall, cpu, 0.0))
+        print(f"  experiment {e:<13} mlimpute      cpu {cpu:8.3f} s", flush=True)
+    return results
+
+
+#: (short, long) run lengths for the per-iteration costs: mlimpute's chains, pan's chain
+PER_STEP = {
+    600: ((10, 30), (500, 5000)),
+    6_000: ((5, 15), (100, 1000)),
+    60_000: ((2, 6), (20, 200)),
+}
+
+
+def _lengths(n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    return PER_STEP[min(PER_STEP, key=lambda k: abs(np.log(k / n)))]
+
+
+def run_per_step(repeat: int, outdir: Path, sizes: list[int]) -> tuple[list, list[str]]:
+    """mlimpute's CPU time per chain and iteration, chains stepped together (m = 25 up to
+    20,000 rows, else m = 5, where they run one by one anyway) and one by one; also
+    writes the data and returns pan's run lengths for R."""
+    from mlimpute.rng import chain_seeds
+    from mlimpute.sampler.batched import run_block
+    from mlimpute.sampler.engine import build_plan
+    from mlimpute.spec.build import build_spec
+
+    cases = []
+    for e in EXPERIMENTS:
+        d = classroom(e, rng=1)
+        d.incomplete.to_csv(outdir / f"exp{e}.csv", index=False)
+        cases.append((f"experiment {e}", d.incomplete, d.imputation))
+    for n in sizes:
+        df = classroom(2, n_classes=n // 20, class_size=20, rng=1).incomplete
+        df.to_csv(outdir / f"scale{n}.csv", index=False)
+        cases.append((f"experiment-2 design, {n} rows", df, IMPUTATION_FORMULAS[2]))
+    results, r_args = [], []
+    for case, df, formulas in cases:
+        (short, long), pan = _lengths(len(df))
+        r_args.append(f"{case}={pan[0]}:{pan[1]}")
+        m = 25 if len(df) <= 20_000 else 5
+        spec = build_spec(df, formulas, m=m, iterations=long)
+        plan = build_plan(df.copy(), spec)
+        seeds = chain_seeds(1, m)[0]
+        for batch, tool in (("auto", f"mlimpute (m={m} together)"), (1, "mlimpute (one by one)")):
+            if batch == "auto" and m == 5:
+                continue
+            t = [
+                _cpu_best(
+                    lambda it=it, b=batch, plan=plan, seeds=seeds: run_block(
+                        plan, [(k, s, None, it) for k, s in enumerate(seeds)], b
+                    ),
+                    repeat,
+                )[0]
+                for it in (short, long)
+            ]
+            per = (t[1] - t[0]) / (m * (long - short))
+            results.append((case, tool, per, per, 0.0))
+            print(f"  {case:<32} {tool:<24} {per * 1e3:8.3f} ms", flush=True)
+    return results, r_args
 
 
 def table(results: list) -> str:
@@ -325,8 +509,22 @@ def main() -> None:
         metavar="N",
         help="also N rows of experiment-2-like data (mlimpute and mitml pan)",
     )
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="instead: mitml's default settings, m = 25 (mlimpute and mice m = 25 too)",
+    )
+    p.add_argument(
+        "--per-step",
+        action="store_true",
+        help="instead: CPU time per iteration at equal iterations (mlimpute, mitml pan)",
+    )
+    p.add_argument("--rows", type=int, nargs="*", default=[6_000, 60_000])
     args = p.parse_args()
     fit = not args.no_fit
+    if args.defaults or args.per_step:
+        _modes(args)
+        return
 
     print(
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
@@ -360,6 +558,41 @@ def main() -> None:
     print("Best runs: CPU seconds and other processes' cores meanwhile")
     for case, tool, wall, cpu, other in results:
         print(f"  {case:<24} {tool:<13} wall {wall:7.3f}  cpu {cpu:7.3f}  other {other:5.2f}")
+
+
+def _modes(args: argparse.Namespace) -> None:
+    """``--defaults`` / ``--per-step``: CPU seconds side by side (the machine is shared)."""
+    print(
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+        f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        outdir = Path(args.keep or tmp)
+        outdir.mkdir(parents=True, exist_ok=True)
+        print("mlimpute:")
+        if args.defaults:
+            results, r_args = run_defaults(args.repeat, outdir), ["defaults", "none"]
+        else:
+            results, lengths = run_per_step(args.repeat, outdir, args.rows)
+            r_args = ["perstep", ",".join(map(str, args.rows)) or "none", *lengths]
+        print("R:")
+        r_results, versions, error = _rscript(R_MODES, outdir, args.repeat, r_args)
+    if error:
+        print(error)
+    results += r_results
+    print()
+    print(", ".join(f"{k} {v}" for k, v in versions.items()))
+    unit = "CPU seconds per call" if args.defaults else "CPU milliseconds per iteration"
+    print(f"{unit}, best of {args.repeat} after a warm-up (mice: one run)")
+    print()
+    cases = list(dict.fromkeys(r[0] for r in results))
+    tools = [t for t in TOOLS if any(r[1] == t for r in results)]
+    cell = {(r[0], r[1]): r[3] * (1 if args.defaults else 1e3) for r in results}
+    print("| case | " + " | ".join(tools) + " |")
+    print("|---|" + "---:|" * len(tools))
+    for c in cases:
+        vals = [f"{cell[c, t]:.4g}" if (c, t) in cell else "" for t in tools]
+        print(f"| {c} | " + " | ".join(vals) + " |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ __all__ = ["column_kind", "categories", "encode", "decode", "template"]
 def _is_binary_numeric(s: pd.Series) -> bool:
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return False
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf" and s.size:
+        v = s.to_numpy()  # a value outside [0, 1] decides without hashing every value
+        if v.dtype.kind == "f":
+            v = v[~np.isnan(v)]
+        if v.size and not (0 <= v.min() and v.max() <= 1):
+            return False
     vals = pd.unique(s.dropna())
     return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
 

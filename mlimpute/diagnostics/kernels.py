@@ -7,6 +7,8 @@ is a batch axis. The algorithms (Vehtari et al. 2021) are described in
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import fft, special, stats
@@ -331,8 +333,16 @@ def _ar1_difference_ratio(phi: np.ndarray, n: int) -> np.ndarray:
 
 def _phi_from_ratio(ratio: np.ndarray, n: int) -> np.ndarray:
     """Invert :func:`_ar1_difference_ratio` (decreasing in phi) on a grid, clipped to it."""
-    table = _ar1_difference_ratio(_PHI_GRID, n)
-    return np.interp(-ratio, -table, _PHI_GRID)
+    return np.interp(-ratio, _negative_ratio_table(int(n)), _PHI_GRID)
+
+
+@functools.lru_cache(maxsize=64)
+def _negative_ratio_table(n: int) -> np.ndarray:
+    """``-_ar1_difference_ratio(_PHI_GRID, n)``, computed once per chain length (half a
+    millisecond each time; the check asks for it eight times per run)."""
+    table = -_ar1_difference_ratio(_PHI_GRID, n)
+    table.setflags(write=False)
+    return table
 
 
 def _log_inflation(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

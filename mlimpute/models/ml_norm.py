@@ -388,10 +388,7 @@ class MultilevelNorm:
             out[0, 0] = (2 * self.nu * 1.0 + S[0, 0]) / rng.chisquare(self.nu + 1 - 1 + J)
             return out
         for g in self._blocks(data):
-            k = len(g)
-            out[np.ix_(g, g)] = inv_wishart(
-                rng, self.nu + k - 1 + J, 2 * self.nu * np.eye(k) + S[np.ix_(g, g)]
-            )
+            out[np.ix_(g, g)] = inv_wishart(rng, *psi_xi_posterior(self.nu, J, S[np.ix_(g, g)]))
         return out
 
     def _psi_iw(
@@ -677,6 +674,14 @@ def _psi_collapsed_mh(
     return psi, alpha
 
 
+def psi_xi_posterior(nu: float, J: int, S: np.ndarray) -> tuple[float, np.ndarray]:
+    """Degrees of freedom and scale of ``Ψ_ξ | ξ ~ IW(ν + k − 1 + J, 2ν·I + S)`` for a
+    k×k block with ``S = Σ_j ξ_j ξ_j'`` (k×k, or stacked (C, k, k) for a block of chains:
+    the same element-wise arithmetic)."""
+    k = S.shape[-1]
+    return nu + k - 1 + J, 2 * nu * np.eye(k) + S
+
+
 def _mh_2x2(
     rng: np.random.Generator,
     psi: np.ndarray,
@@ -691,12 +696,16 @@ def _mh_2x2(
 
     Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
     numbers are drawn up front so the loop body is plain arithmetic.
+    :func:`mh_2x2_stacked` does the same operations for a block of chains (squares are
+    products: numpy's scalar ``** 2`` calls ``pow``, which rounds differently from the
+    array square about once in a thousand).
     """
     z11, z22, z12 = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
     c1, c2 = c[:, 0], c[:, 1]
     c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
     J = c.shape[0]
     A2 = scale**2
+    inv0, inv1 = 1 / A2[0], 1 / A2[1]
 
     def log_target(l11: float, l21: float, l22: float) -> float:
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
@@ -705,10 +714,9 @@ def _mh_2x2(
         det_p = p11 * p22 - p12 * p12
         quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
         log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
-        log_prior = -(nu + 4) * (np.log(l11) + np.log(l22)) - (nu + 2) / 2 * (
-            np.log(nu * s22 / det + 1 / A2[0]) + np.log(nu * s11 / det + 1 / A2[1])
-        )
-        return log_lik + log_prior + 3 * np.log(l11) + 2 * np.log(l22)
+        g11, g22 = np.log(l11), np.log(l22)
+        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
+        return log_lik + log_prior + 3 * g11 + 2 * g22
 
     L = np.linalg.cholesky(psi)
     l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
@@ -719,13 +727,96 @@ def _mh_2x2(
         n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
         d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
         n21 = l21 + d
-        log_q = (
-            np.log(l22 / n22) - d * d / (2 * (step * n22) ** 2) + d * d / (2 * (step * l22) ** 2)
-        )
+        sn, sl, dd = step * n22, step * l22, d * d
+        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
         new = log_target(n11, n21, n22)
         if u[i] < new - cur + log_q:
             l11, l21, l22, cur = n11, n21, n22, new
     return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
+
+
+def _log_hw_prior_2x2(
+    log_l11: np.ndarray,
+    log_l22: np.ndarray,
+    s11: np.ndarray,
+    s22: np.ndarray,
+    det: np.ndarray,
+    inv0: np.ndarray,
+    inv1: np.ndarray,
+    nu: float,
+) -> np.ndarray:
+    """:func:`_log_hw_prior` of a 2×2 Ψ = LL' (``log_l11``, ``log_l22`` the logs of L's
+    diagonal, ``s11 = Ψ_11``, ``s22 = Ψ_22``, ``det = |Ψ|``, ``inv0``, ``inv1`` one over
+    the squared scales), element-wise: for one chain's scalars and for a block's arrays
+    alike."""
+    return -(nu + 4) * (log_l11 + log_l22) - (nu + 2) / 2 * (
+        np.log(nu * s22 / det + inv0) + np.log(nu * s11 / det + inv1)
+    )
+
+
+def mh_2x2_stacked(
+    psi: np.ndarray,
+    ZtZ_s: np.ndarray,
+    c: np.ndarray,
+    scale: np.ndarray,
+    nu: float,
+    step: float,
+    z: np.ndarray,
+    u: np.ndarray,
+) -> np.ndarray:
+    """The collapsed MH proposals on a correlated 2×2 Ψ for a stack of C chains.
+
+    :func:`_mh_2x2`'s operations, in the same order, vectorised over chains (same target,
+    proposal and Jacobian as :func:`_psi_collapsed_mh`): ``psi`` (C, 2, 2), ``ZtZ_s``
+    (C, J, 2, 2), ``c`` (C, J, 2), ``scale`` (C, 2); ``z`` (C, n_steps, 3) are the
+    proposal normals times ``step`` and ``u`` (C, n_steps) the logs of the uniforms, each
+    chain's drawn as :func:`_mh_2x2` draws them. Every operation is element-wise or a sum
+    along a chain's own row, so each chain's result is bit-for-bit :func:`_mh_2x2`'s
+    (``tests/sampler/test_batched.py``). Returns the new Ψ (C, 2, 2).
+    """
+    z11, z22, z12 = ZtZ_s[:, :, 0, 0], ZtZ_s[:, :, 1, 1], ZtZ_s[:, :, 0, 1]
+    c1, c2 = c[:, :, 0], c[:, :, 1]
+    c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
+    J = c.shape[1]
+    A2 = scale**2
+    inv0, inv1 = 1 / A2[:, 0], 1 / A2[:, 1]
+    ez = np.exp(z[:, :, :2])  # element-wise: each value as the one-chain kernel's exp
+
+    def log_target(l11: np.ndarray, l21: np.ndarray, l22: np.ndarray) -> np.ndarray:
+        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+        det = s11 * s22 - s12 * s12
+        p11 = z11 + (s22 / det)[:, None]
+        p22 = z22 + (s11 / det)[:, None]
+        p12 = z12 - (s12 / det)[:, None]
+        det_p = p11 * p22 - p12 * p12
+        quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
+        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum(axis=1) - quad.sum(axis=1))
+        g11, g22 = np.log(l11), np.log(l22)
+        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
+        return log_lik + log_prior + 3 * g11 + 2 * g22
+
+    L = np.linalg.cholesky(psi)
+    l11, l21, l22 = L[:, 0, 0].copy(), L[:, 1, 0].copy(), L[:, 1, 1].copy()
+    cur = log_target(l11, l21, l22)
+    for i in range(z.shape[1]):
+        n11, n22 = l11 * ez[:, i, 0], l22 * ez[:, i, 1]
+        d = z[:, i, 2] * l22  # off-diagonal step ∝ the row's L_22
+        n21 = l21 + d
+        sn, sl, dd = step * n22, step * l22, d * d
+        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
+        new = log_target(n11, n21, n22)
+        ok = u[:, i] < new - cur + log_q
+        l11, l21, l22, cur = (
+            np.where(ok, n11, l11),
+            np.where(ok, n21, l21),
+            np.where(ok, n22, l22),
+            np.where(ok, new, cur),
+        )
+    out = np.empty(psi.shape)
+    out[:, 0, 0] = l11 * l11
+    out[:, 0, 1] = out[:, 1, 0] = l11 * l21
+    out[:, 1, 1] = l21 * l21 + l22 * l22
+    return out
 
 
 def _moments(

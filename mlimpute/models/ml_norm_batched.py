@@ -1,21 +1,29 @@
 """One Gibbs step of :class:`~mlimpute.models.ml_norm.MultilevelNorm` for a block of chains.
 
 The same arithmetic as :meth:`MultilevelNorm.gibbs` and :meth:`MultilevelNorm.draw_missing`
-on the path they take for a random intercept ``(1 | g)`` with the default half-t prior, a
-homoscedastic residual and no row weights (the path without the split design of many rows
-per cluster), for C chains at once: the per-cluster work runs on arrays with a leading
-chain axis, and every random number is drawn from the chain's own generator in the order
-the single-chain step draws it. Each chain's numbers are therefore bit-for-bit those of
-the single-chain step:
+on two of the paths they take with the default half-t prior, a homoscedastic residual and
+no row weights: a random intercept ``(1 | g)`` (without the split design of many rows per
+cluster), and a random part of two or more columns that the imputations do not change
+(random slopes, ``(1 + x | g)``, ``(1 + x || g)``...), for C chains at once: the
+per-cluster work runs on arrays with a leading chain axis, and every random number is
+drawn from the chain's own generator in the order the single-chain step draws it.
+Each chain's numbers are therefore bit-for-bit those of the single-chain step:
 
 * element-wise operations (divisions by σ², the 1×1 precisions and Cholesky factors, the
   draws of b, the expansion) run on the stacked arrays: element-wise arithmetic does not
   depend on the shape it runs in;
 * everything that sums (segment sums, ``X'X``, ``X'y``, the sums over clusters, the
-  residual sum of squares) and every LAPACK call runs per chain, on arrays of the same
-  shape and memory layout as the single-chain step uses; where the design does not change
+  residual sum of squares) runs per chain, on arrays of the same shape and memory layout
+  as the single-chain step uses, and so do the LAPACK calls (numpy's stacked
+  ``cholesky`` and ``inv`` call the same routine on each matrix); where the design does not change
   with the imputations, its sums are computed once and shared, which gives the same
-  numbers.
+  numbers;
+* with random slopes, the per-cluster q×q work (the precisions, their Cholesky factors
+  written out over q, the triangular solves, the draws of b and their means) runs on the
+  chains × clusters stacked along the one leading axis the single-chain functions take
+  (the same functions, row by row the same operations), and the collapsed
+  Metropolis–Hastings proposals on a correlated 2×2 Ψ run all chains through one kernel,
+  :func:`~mlimpute.models.ml_norm.mh_2x2_stacked`, which the single chain also uses.
 
 :func:`eligible` says which models and data this path covers; the batched chain runner
 (:mod:`mlimpute.sampler.batched`) uses it for nothing else.
@@ -27,20 +35,51 @@ import numpy as np
 
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.linalg import cho_solve_lower, draw_chol, solve_spd
-from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
+from mlimpute.models.linalg import (
+    _trtrs,
+    backward_batched,
+    cho_solve_lower,
+    chol_batched,
+    draw_chol,
+    forward_batched,
+    inv_gamma,
+    solve_spd,
+)
+from mlimpute.models.ml_norm import (
+    MultilevelNorm,
+    MultilevelNormState,
+    _psi_collapsed_mh,
+    mh_2x2_stacked,
+    psi_xi_posterior,
+)
 
-__all__ = ["eligible", "init_block", "step_block", "draw_missing_block", "param_block"]
+__all__ = [
+    "eligible",
+    "init_block",
+    "step_block",
+    "draw_missing_block",
+    "param_block",
+    "random_slopes",
+]
 
 
 def eligible(model: object, data: ModelData) -> bool:
     """Whether ``model`` on ``data`` takes the path :func:`step_block` reproduces."""
     if type(model) is not MultilevelNorm or model.prior == "iw":
         return False
-    if data.extra_terms or data.Z is None or data.Z.obs.shape[1] != 1:
+    if data.extra_terms or data.Z is None or data.Z.obs.shape[1] == 0:
         return False
     st = static(data)
-    return st.ones and st.ZtZ is not None and st.split is None and not st.mh
+    if st.ZtZ is None:  # a random part the imputations change
+        return False
+    if st.ones:
+        return st.split is None and not st.mh
+    return st.q >= 2
+
+
+def random_slopes(data: ModelData) -> bool:
+    """Whether ``data`` takes the random-slope path (else the random intercept's)."""
+    return data.Z is not None and not static(data).ones
 
 
 class _Shared:
@@ -107,6 +146,8 @@ def step_block(
 ) -> list[MultilevelNormState]:
     """One Gibbs step of every chain: ``model.step(rngs[c], states[c], datas[c])`` for each
     c, bit-for-bit, with the per-cluster arithmetic stacked over the chains."""
+    if random_slopes(datas[0]):
+        return _step_slopes(model, rngs, states, datas)
     C = len(states)
     sh = _Shared(datas)
     st = static(datas[0])
@@ -199,6 +240,193 @@ def step_block(
     ]
 
 
+class _SlopeSums:
+    """The design sums of the random-slope step that do not change with σ², Ψ or the draws:
+    per-cluster ``Z'X`` (J, q, p), ``Z'y`` (J, q), ``X'X`` and ``X'y``, by the calls
+    :func:`~mlimpute.models.ml_norm._cluster_stats` and ``_Weights.gram`` make; once when
+    the design is static (every chain sees the same X), else per chain."""
+
+    def __init__(self, datas: list[ModelData]) -> None:
+        d0 = datas[0]
+        self.seg, self.y, self.Z = d0.seg_obs, d0.y_obs, d0.Z.obs
+        self.Zty = self.seg.sum(self.Z * self.y[:, None])
+        self.X = [d.X.obs for d in datas] if d0.X.dynamic else [d0.X.obs] * len(datas)
+        self._cache: dict[int, tuple] = {}
+
+    def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``Z'X``, ``X'X`` and ``X'y`` of chain c (unscaled)."""
+        X = self.X[c]
+        got = self._cache.get(id(X))
+        if got is None:
+            ZtX = self.seg.sum(self.Z[:, :, None] * X[:, None, :])
+            got = self._cache[id(X)] = (ZtX, X.T @ X, X.T @ self.y)
+        return got
+
+
+def _step_slopes(
+    model: MultilevelNorm,
+    rngs: list[np.random.Generator],
+    states: list[MultilevelNormState],
+    datas: list[ModelData],
+) -> list[MultilevelNormState]:
+    """:func:`step_block` for a static random part of q ≥ 2 columns: steps (0)–(4) of
+    :meth:`MultilevelNorm.gibbs` on its general path, chains × clusters stacked."""
+    C = len(states)
+    d0 = datas[0]
+    st = static(d0)
+    sh = _SlopeSums(datas)
+    seg, y, Z = sh.seg, sh.y, sh.Z
+    J, q = st.ZtZ.shape[0], st.q
+    p = sh.X[0].shape[1]
+    sums = [sh.sums(c) for c in range(C)]
+    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
+    ZtZ_s = st.ZtZ[None] / s2[:, None, None, None]  # (C, J, q, q)
+    psi = np.stack([s.psi for s in states])
+    alpha = np.stack([s.alpha for s in states])
+    scale = np.stack([s.scale for s in states])
+    # (0) collapsed MH on Ψ, then α | Ψ
+    if model.mh_steps and st.mh:
+        c0 = np.stack(
+            [(sh.Zty - sums[c][0] @ states[c].beta) / s2[c] for c in range(C)]
+        )  # (C, J, q)
+        if q == 2 and d0.random_correlated == (True,):
+            n, step = model.mh_steps, model.mh_step
+            zs = np.empty((C, n, 3))
+            us = np.empty((C, n))
+            for c, rng in enumerate(rngs):  # each chain's normals, then its uniforms
+                zs[c] = rng.standard_normal((n, 3))
+                us[c] = rng.random(n)
+            # as _mh_2x2 scales and logs them (element-wise: the same values)
+            psi = mh_2x2_stacked(psi, ZtZ_s, c0, scale, model.nu, step, zs * step, np.log(us))
+            rate = model.nu * np.linalg.inv(psi)[:, [0, 1], [0, 1]] + 1 / scale**2
+            a = np.stack([inv_gamma(rngs[c], (model.nu + 2) / 2, rate[c]) for c in range(C)])
+            alpha = np.where(alpha < 0, -1.0, 1.0) / np.sqrt(a)
+        else:  # other block structures: the single-chain update, chain by chain
+            got = [
+                _psi_collapsed_mh(
+                    rngs[c],
+                    psi[c],
+                    alpha[c],
+                    ZtZ_s[c],
+                    c0[c],
+                    scale[c],
+                    model.nu,
+                    d0,
+                    model.mh_steps,
+                    model.mh_step,
+                )
+                for c in range(C)
+            ]
+            psi = np.stack([g[0] for g in got])
+            alpha = np.stack([g[1] for g in got])
+    # (1) P_j = Z'Z/σ² + Ψ⁻¹, L_j, [W w] = L⁻¹[Z'X Z'y]/σ² over chains × clusters
+    Cm = np.empty((C, J, q, p + 1))
+    Cm[..., :p] = np.stack([sm[0] for sm in sums])
+    Cm[..., p] = sh.Zty
+    P = (ZtZ_s + np.linalg.inv(psi)[:, None]).reshape(C * J, q, q)
+    L = chol_batched(P)
+    Ww = forward_batched(L, (Cm / s2[:, None, None, None]).reshape(C * J, q, p + 1))
+    Ww = Ww.reshape(C, J, q, p + 1)
+    A = np.empty((C, p, p))
+    h = np.empty((C, p))
+    for c in range(C):
+        W, wv = Ww[c][:, :, :p], Ww[c][:, :, p]
+        A[c] = sums[c][1] / s2[c] - np.einsum("jqp,jqr->pr", W, W)
+        h[c] = sums[c][2] / s2[c] - np.einsum("jqp,jq->p", W, wv)
+    A = (A + A.transpose(0, 2, 1)) / 2
+    solved = _solve_spd_block(A, h)
+    betas = [draw_chol(rngs[c], LA, mean) for c, (mean, LA) in enumerate(solved)]
+    means = [mean for mean, _ in solved]
+    hb = np.stack([(sh.Zty - sums[c][0] @ betas[c]) / s2[c] for c in range(C)])
+    z = np.stack([rngs[c].standard_normal((J, q)) for c in range(C)])
+    b = backward_batched(L, forward_batched(L, hb.reshape(C * J, q)) + z.reshape(C * J, q))
+    b = b.reshape(C, J, q)
+    cb = np.stack([(sh.Zty - sums[c][0] @ means[c]) / s2[c] for c in range(C)])
+    b_mean = backward_batched(L, forward_batched(L, cb.reshape(C * J, q))).reshape(C, J, q)
+    # (2) parameter expansion: α | ξ, each chain's products, the factorisations stacked
+    alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
+    xi = b / alpha[:, None, :]
+    rs, Wns = [], []
+    G = np.empty((C, q, q))
+    ha = np.empty((C, q))
+    for c in range(C):
+        r = y - sh.X[c] @ betas[c]
+        Wn = Z * np.take(xi[c], seg.codes, axis=0)
+        G[c] = Wn.T @ Wn
+        ha[c] = Wn.T @ r
+        rs.append(r)
+        Wns.append(Wn)
+    D = np.zeros((C, q, q))  # np.diag(2 / A²) of each chain: α_k ~ N(0, A_k²/2)
+    D[:, np.arange(q), np.arange(q)] = 2.0 / scale**2
+    prec = G / s2[:, None, None] + D
+    ha = ha / s2[:, None]
+    a_new = []
+    sigma2 = []
+    for c, (m_a, La) in enumerate(_solve_spd_block(prec, ha)):
+        a_c = draw_chol(rngs[c], La, m_a)
+        a_c = np.where(np.abs(a_c) > 1e-150, a_c, 1e-150)
+        # (3) σ² | β, b
+        resid = rs[c] - Wns[c] @ a_c
+        s2c = float(resid @ resid) / rngs[c].chisquare(max(resid.size, 1))
+        sigma2.append(max(s2c, states[c].sigma2_floor))
+        a_new.append(a_c)
+    a = np.stack(a_new)
+    # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
+    psi = _psi_xi_block(model, rngs, xi, d0) * (a[:, :, None] * a[:, None, :])
+    bs = xi * a[:, None, :]
+    return [
+        MultilevelNormState(
+            betas[c],
+            bs[c],
+            sigma2[c],
+            psi[c],
+            a[c],
+            states[c].scale,
+            means[c],
+            b_mean[c],
+            None,
+            states[c].sigma2_floor,
+        )
+        for c in range(C)
+    ]
+
+
+def _psi_xi_block(
+    model: MultilevelNorm, rngs: list[np.random.Generator], xi: np.ndarray, data: ModelData
+) -> np.ndarray:
+    """``model._psi_xi(rngs[c], xi[c], data)`` for every chain (C, q, q), bit-for-bit: each
+    block's inverse-Wishart draw with the random numbers from each chain's generator and
+    the factorisations stacked over the chains (:func:`_inv_wishart_block`)."""
+    C, J, q = xi.shape
+    out = np.zeros((C, q, q))
+    S = np.stack([x.T @ x for x in xi])
+    for g in model._blocks(data):
+        idx = np.ix_(g, g)
+        df, sub = psi_xi_posterior(model.nu, J, S[:, idx[0], idx[1]])
+        out[:, idx[0], idx[1]] = _inv_wishart_block(rngs, df, sub)
+    return out
+
+
+def _inv_wishart_block(rngs: list[np.random.Generator], df: float, scale: np.ndarray) -> np.ndarray:
+    """``inv_wishart(rngs[c], df, scale[c])`` for every c (C, k, k), bit-for-bit: the
+    Bartlett factor's numbers drawn chain by chain in its order, the Cholesky factors and
+    products stacked (numpy calls the same BLAS/LAPACK routine on each matrix), the
+    triangular solve per chain (LAPACK ``trtrs``, as :func:`inv_wishart`)."""
+    C, k = scale.shape[0], scale.shape[1]
+    if k == 1:
+        return np.stack([[[scale[c, 0, 0] / rngs[c].chisquare(df)]] for c in range(C)])
+    A = np.zeros((C, k, k))
+    diag, low = np.diag_indices(k), np.tril_indices(k, -1)
+    for c, rng in enumerate(rngs):
+        A[c][diag] = np.sqrt(rng.chisquare(df - np.arange(k)))
+        A[c][low] = rng.standard_normal(k * (k - 1) // 2)
+    R = np.linalg.cholesky(scale)
+    eye = np.eye(k)
+    Ainv = np.stack([_trtrs(A[c].T, eye, lower=0, trans=0)[0] for c in range(C)])
+    T = R @ Ainv
+    return T @ T.transpose(0, 2, 1)
+
+
 def _solve_spd_block(A: np.ndarray, h: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """``solve_spd(A[c], h[c])`` for every c: the Cholesky factors by one call of numpy's
     stacked factorisation (LAPACK ``potrf`` on each matrix, as for one matrix), the solves
@@ -220,6 +448,15 @@ def draw_missing_block(
     (C, n_mis)."""
     d0 = datas[0]
     C, n_mis = len(states), d0.n_mis
+    if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
+        z = np.stack([rng.standard_normal(n_mis) for rng in rngs])
+        e = np.sqrt(np.array([s.sigma2 for s in states], dtype=np.float64))[:, None] * z
+        xzb = np.empty((C, n_mis))
+        for c in range(C):
+            s, d = states[c], datas[c]
+            zb = np.einsum("nq,nq->n", d.Z.mis, np.take(s.b, d.codes_mis, axis=0))
+            xzb[c] = d.X.mis @ s.beta + zb
+        return xzb + e
     e = np.empty((C, n_mis))
     xb = np.empty((C, n_mis))
     dynamic = d0.X.dynamic
@@ -235,6 +472,7 @@ def draw_missing_block(
 def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
-    return np.stack(
-        [np.concatenate((s.beta, s.psi[st.psi_rows, st.psi_cols], [s.sigma2])) for s in states]
-    )
+    betas = np.stack([s.beta for s in states])
+    psi = np.stack([s.psi for s in states])[:, st.psi_rows, st.psi_cols]
+    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)[:, None]
+    return np.concatenate((betas, psi, s2), axis=1)

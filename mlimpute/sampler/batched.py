@@ -1,24 +1,30 @@
 """Run a block of chains as one state: one Python-level step per visit for the block.
 
-For plans of level-1 variables (without ``delta=`` shifts or an analysis model) where some
-variable takes the random-intercept path of the multilevel normal model
-(:func:`mlimpute.models.ml_norm_batched.eligible`), the chains of a block are stepped
-together (the other variables' models make their own calls, chain by chain): each
-visit refreshes every chain's design, then one call of
+For plans without an analysis model (``model=``) where some level-1 variable is imputed
+by the multilevel normal model with the default prior and a random part that the
+imputations do not change — a random intercept, or random slopes with correlated or
+uncorrelated blocks (:func:`mlimpute.models.ml_norm_batched.eligible`) — the chains of a
+block are stepped together; the other variables' models (level-2 and level-3 variables
+included) make their own calls, chain by chain, inside the same block. Each visit
+refreshes every chain's design, then one call of
 :func:`~mlimpute.models.ml_norm_batched.step_block` (at the first iteration
 :func:`~mlimpute.models.ml_norm_batched.init_block`) updates all their states with the
-per-cluster arithmetic stacked over the chains. Each chain keeps its own generator and
-draws the same numbers in the same order as :func:`mlimpute.sampler.engine.run_chain`, so
-the results are bit-identical to running the chains one by one, whatever the block size.
+per-cluster arithmetic stacked over the chains; ``delta=`` and ``delta_cluster_sd=``
+shifts are added to each chain's draws as in a chain run alone. Each chain keeps its own
+generator and draws the same numbers in the same order as
+:func:`mlimpute.sampler.engine.run_chain`, so the results are bit-identical to running the
+chains one by one, whatever the block size.
 
 Other plans, and a block whose run fails, are run chain by chain exactly as before (a
 failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
-:data:`AUTO_MAX_ROWS` rows; above that the per-chain Python overhead that batching saves
+:data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
+random slopes); above that the per-chain Python overhead that batching saves
 is small against the arithmetic, which batching does not reduce (CPU time per Gibbs step,
-m = 25, ``benchmarks/bench_batched.py``: 2.3x faster at 600 rows, 1.5x at 2,000, 1.2x at
-6,000, 1.0-1.15x at 12,000-20,000).
+m = 25, ``benchmarks/bench_batched.py``: random intercepts 2.3x faster at 600 rows, 1.5x
+at 2,000, 1.2x at 6,000, 1.0-1.15x at 12,000-20,000; the random slope of the classroom
+experiment 3, 4.2-5x at 600 rows, 2.75x at 6,000, 1.7x at 20,000, 1.6x at 60,000).
 """
 
 from __future__ import annotations
@@ -33,22 +39,32 @@ from mlimpute.models.ml_norm_batched import (
     eligible,
     init_block,
     param_block,
+    random_slopes,
     step_block,
 )
+from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
     ChainState,
     Plan,
     _mean_sd,
+    cluster_shifts,
     final_state,
+    latent_shifts,
     run_chain,
+    shift_intercept,
     start_values,
 )
+from mlimpute.sampler.ranefs import ranef_arrays
 
-__all__ = ["AUTO_MAX_ROWS", "batch_size", "can_batch", "run_block"]
+__all__ = ["AUTO_MAX_ROWS", "AUTO_MAX_ROWS_SLOPES", "batch_size", "can_batch", "run_block"]
 
 #: ``batch="auto"`` steps chains together up to this many rows (see the module notes)
 AUTO_MAX_ROWS = 20_000
+#: ... and up to this many where a stacked variable has random slopes (their per-cluster
+#: q x q work and Metropolis-Hastings update keep the gain: 1.7x at 20,000 rows, 1.6x at
+#: 60,000, CPU time per Gibbs step of the experiment-3 design, m = 25)
+AUTO_MAX_ROWS_SLOPES = 60_000
 
 
 def check_batch(batch: object) -> str | int:
@@ -63,11 +79,26 @@ def check_batch(batch: object) -> str | int:
 def can_batch(plan: Plan) -> bool:
     """Whether the chains of ``plan`` can be stepped together (bit-identically)."""
     spec = plan.spec
-    if plan.analysis is not None or spec.delta or spec.delta_cluster_sd or not spec.variables:
+    if plan.analysis is not None or not spec.variables:
         return False
-    if any(v.level != 1 for v in spec.variables):
+    levels = {v.name: v.level for v in spec.variables}
+    try:
+        latent = latent_shifts(plan)
+    except SpecificationError:  # the chains raise it, one by one
         return False
-    return any(eligible(plan.models[n], plan.data[n]) for n in plan.names)
+    return any(
+        levels[n] == 1 and n not in latent and eligible(plan.models[n], plan.data[n])
+        for n in plan.names
+    )
+
+
+def _auto_max_rows(plan: Plan) -> int:
+    levels = {v.name: v.level for v in plan.spec.variables}
+    slopes = any(
+        levels[n] == 1 and eligible(plan.models[n], plan.data[n]) and random_slopes(plan.data[n])
+        for n in plan.names
+    )
+    return AUTO_MAX_ROWS_SLOPES if slopes else AUTO_MAX_ROWS
 
 
 def batch_size(plan: Plan, batch: str | int, n_chains: int) -> int:
@@ -76,7 +107,7 @@ def batch_size(plan: Plan, batch: str | int, n_chains: int) -> int:
     if n_chains < 2 or not can_batch(plan):
         return 1
     if batch == "auto":
-        return n_chains if plan.layout.n <= AUTO_MAX_ROWS else 1
+        return n_chains if plan.layout.n <= _auto_max_rows(plan) else 1
     return min(batch, n_chains)
 
 
@@ -112,6 +143,11 @@ def _run_together(plan: Plan, block: list[tuple]) -> list[ChainResult]:
 
 
 def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainResult]:
+    """The chains of ``block`` stepped together: per visit, each chain's design refreshed
+    and its draws post-processed exactly as :func:`~mlimpute.sampler.engine._run_chain`
+    does (level-2 and level-3 variables on their cluster values, ``delta=`` shifts,
+    per-cluster shifts from each chain's own generator), the stacked variables' steps by
+    one call for the block and the other variables' by their own calls, chain by chain."""
     names = plan.names
     C = len(block)
     seeds = [seed for _, seed, _, _ in block]
@@ -122,28 +158,51 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         if start is not None:
             rng.bit_generator.state = start.rng
         rngs.append(rng)
-    values = [start_values(plan, rngs[c], starts[c])[0] for c in range(C)]
+    started = [start_values(plan, rngs[c], starts[c]) for c in range(C)]
+    values = [v for v, _ in started]
+    cvals = [cv for _, cv in started]
+    levels = {v.name: v.level for v in plan.spec.variables}
+    codes, first = plan.layout.codes, plan.layout.segments.starts
+    top = plan.top_segments
     datas = [{n: plan.data[n].for_chain() for n in names} for _ in range(C)]
     states = [{} if s is None else dict(s.states) for s in starts]
-    stacked = {n: eligible(plan.models[n], plan.data[n]) for n in names}
+    shift = dict(plan.spec.delta)
+    latent = latent_shifts(plan)
+    cluster_shift = [cluster_shifts(plan, seed) for seed in seeds]
+    stacked = {
+        n: levels[n] == 1 and n not in latent and eligible(plan.models[n], plan.data[n])
+        for n in names
+    }
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
     for t in range(T):
         for k, name in enumerate(names):
             model = plan.models[name]
+            level = levels[name]
             ds = [datas[c][name] for c in range(C)]
             for c in range(C):
-                ds[c].refresh(values[c], plan.static)
+                if level == 2:
+                    ranefs = ranef_arrays(plan, name, states[c])
+                    ds[c].refresh(ClusterValues(values[c], first, ranefs), plan.cluster_static)
+                elif level == 3:
+                    ds[c].refresh(ClusterValues(values[c], top.starts, {}, top), plan.top_static)
+                else:
+                    ds[c].refresh(values[c], plan.static)
             if not stacked[name]:  # another model: its own calls, chain by chain
+                draws = []
                 for c in range(C):
                     if done + t == 0:
                         states[c][name] = model.init(rngs[c], ds[c])
                     else:
                         states[c][name] = model.step(rngs[c], states[c][name], ds[c])
-                cur = [states[c][name] for c in range(C)]
-                draws = [model.draw_missing(rngs[c], cur[c], ds[c]) for c in range(C)]
-                params[name][:, t] = [model.param_vector(cur[c], ds[c]) for c in range(C)]
+                    cur = states[c][name]
+                    if name in latent:
+                        index, delta, zi = latent[name]
+                        u = cluster_shift[c].get(name)
+                        cur = shift_intercept(cur, index, delta, zi, u)
+                    draws.append(model.draw_missing(rngs[c], cur, ds[c]))
+                params[name][:, t] = [model.param_vector(states[c][name], ds[c]) for c in range(C)]
             else:
                 if done + t == 0:
                     new = init_block(model, rngs, ds)
@@ -151,17 +210,64 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     new = step_block(model, rngs, [states[c][name] for c in range(C)], ds)
                 for c in range(C):
                     states[c][name] = new[c]
-                cur = [states[c][name] for c in range(C)]
-                draws = draw_missing_block(rngs, cur, ds)
-                params[name][:, t] = param_block(cur, ds[0])
+                draws = draw_missing_block(rngs, new, ds)
+                params[name][:, t] = param_block(new, ds[0])
+            if name not in latent and (name in shift or plan.spec.delta_cluster_sd):
+                draws = [
+                    _shifted(draws[c], name, shift, cluster_shift[c], ds[c], level, codes)
+                    for c in range(C)
+                ]
             mis = ds[0].mis_idx
             for c in range(C):
-                values[c][name][mis] = draws[c]
+                if level == 1:
+                    values[c][name][mis] = draws[c]
+                else:
+                    cvals[c][name][mis] = draws[c]
+                    into = codes if level == 2 else top.codes
+                    values[c][name][:] = np.take(cvals[c][name], into)
                 values[c].touch(name)
-                mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
+            if isinstance(draws, np.ndarray):
+                mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
+            else:
+                for c in range(C):
+                    mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
     out = []
     for c in range(C):
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
         out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
     return out
+
+
+def _shifted(
+    draw: np.ndarray,
+    name: str,
+    shift: dict[str, float],
+    cluster_shift: dict[str, np.ndarray],
+    data: object,
+    level: int,
+    codes: np.ndarray,
+) -> np.ndarray:
+    """A chain's draws of ``name`` with its ``delta=`` shift and its per-cluster shift
+    added, in :func:`~mlimpute.sampler.engine._run_chain`'s order."""
+    if name in shift:
+        draw = draw + shift[name]
+    if name in cluster_shift:
+        u = cluster_shift[name]
+        draw = draw + (u[data.mis_idx] if level == 2 else u[codes[data.mis_idx]])
+    return draw
+
+
+def _mean_sd_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~mlimpute.sampler.engine._mean_sd` of every row of ``x`` (C, n): a
+    reduction along the rows of a C-ordered array sums each row as the one-row call does
+    (numpy's pairwise summation over the same n values), so the figures are identical."""
+    C, n = x.shape
+    if n == 0:
+        return np.full(C, np.nan), np.zeros(C)
+    x = np.ascontiguousarray(x)
+    mean = np.add.reduce(x, axis=1) / n
+    if n == 1:
+        return mean, np.zeros(C)
+    d = x - mean[:, None]
+    return mean, np.sqrt(np.add.reduce(d * d, axis=1) / (n - 1))

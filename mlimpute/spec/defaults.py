@@ -380,17 +380,26 @@ def _combined_codes(df: pd.DataFrame, columns: list) -> np.ndarray:
 
 def varying_clusters(codes: np.ndarray, values: pd.Series) -> np.ndarray:
     """Codes of the clusters in which the observed values of ``values`` are not constant."""
-    vcodes, _ = pd.factorize(values, use_na_sentinel=True)
-    keep = vcodes >= 0
+    dtype = values.dtype
+    numbers = dtype.kind in "if" or dtype.kind == "u" and dtype.itemsize < 8
+    if isinstance(dtype, np.dtype) and numbers:
+        # numbers are compared directly (no hashing): min and max per cluster
+        v = values.to_numpy()
+        keep = ~np.isnan(v) if dtype.kind == "f" else np.ones(v.size, dtype=bool)
+        vcodes = v.astype(np.float64 if dtype.kind == "f" else np.int64, copy=False)
+    else:
+        vcodes, _ = pd.factorize(values, use_na_sentinel=True)
+        keep = vcodes >= 0
     g, v = codes[keep], vcodes[keep]
     if g.size == 0:
         return np.zeros(0, dtype=np.intp)
     J = int(codes.max()) + 1
-    lo = np.full(J, np.iinfo(np.int64).max)
-    hi = np.full(J, -1)
+    big = np.inf if v.dtype.kind == "f" else np.iinfo(np.int64).max
+    lo = np.full(J, big, dtype=v.dtype)
+    hi = np.full(J, -big if v.dtype.kind == "f" else np.iinfo(np.int64).min, dtype=v.dtype)
     np.minimum.at(lo, g, v)
     np.maximum.at(hi, g, v)
-    return np.flatnonzero((hi >= 0) & (hi != lo))
+    return np.flatnonzero(np.bincount(g, minlength=J).astype(bool) & (hi != lo))
 
 
 def is_level2(codes: np.ndarray, values: pd.Series) -> bool:

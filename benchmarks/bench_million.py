@@ -1,0 +1,65 @@
+"""1,000,000 rows: time and peak memory of one ``impute()`` call (m = 5, 10 iterations).
+
+A script, not a test. The experiment-2 design (two incomplete variables with ``cmean()``
+terms; ``classroom(2, n_classes=N // 20, class_size=20, rng=1)``) at ``--rows`` rows,
+imputed with ``df.mi.impute(IMPUTATION_FORMULAS[2], m=5, iterations=10, rng=1)`` in a
+fresh process after ``import mlimpute`` and one small warm-up call (which loads the
+modules the first call imports lazily: scipy, formulaic, xarray). Reports CPU seconds
+(``time.process_time``; set ``OPENBLAS_NUM_THREADS=1``), wall seconds, the peak
+resident memory of the process (``ru_maxrss``) and what it is measured against: the
+data frame's size plus the imputed cells (m x missing cells x 8 bytes), and the
+resident memory before the call (the interpreter, the libraries and the data).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_million.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import warnings
+
+
+def _rss_now() -> float:
+    """Current resident memory in MB (Linux ``/proc/self/statm``)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--m", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=10)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    import mlimpute  # noqa: F401  (registers the accessor)
+    from mlimpute.datasets import IMPUTATION_FORMULAS, classroom
+
+    small = classroom(2, rng=1).incomplete
+    small.mi.impute(IMPUTATION_FORMULAS[2], m=2, iterations=2, rng=1)  # lazy imports
+    df = classroom(2, n_classes=args.rows // 20, class_size=20, rng=1).incomplete
+    data_mb = df.memory_usage(deep=True).sum() / 2**20
+    cells = int(df.isna().sum().sum())
+    imputed_mb = args.m * cells * 8 / 2**20
+    before = _rss_now()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    c0, w0 = time.process_time(), time.perf_counter()
+    imp = df.mi.impute(IMPUTATION_FORMULAS[2], m=args.m, iterations=args.iterations, rng=1)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert imp.m == args.m
+    print(f"rows {len(df):,}, m = {args.m}, {args.iterations} iterations")
+    print(f"cpu {cpu:.2f} s, wall {wall:.2f} s")
+    print(f"data frame {data_mb:.1f} MB, imputed cells {cells:,} x {args.m} = {imputed_mb:.1f} MB")
+    print(f"resident before the call {before:.1f} MB (peak so far {peak_before:.1f} MB)")
+    print(f"peak resident {peak:.1f} MB; growth during the call {peak - before:.1f} MB")
+    print(f"growth / (data + imputed) = {(peak - before) / (data_mb + imputed_mb):.2f}")
+
+
+if __name__ == "__main__":
+    main()
