@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories, column_kind
+from mlimpute.compatible.shift import check_plan_shifts
 from mlimpute.diagnostics import convergence_warning
 from mlimpute.errors import (
     ConvergenceWarning,
@@ -29,7 +30,7 @@ from mlimpute.sampler.batched import check_batch
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
-from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
+from mlimpute.spec.arguments import MAX_CATEGORIES
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.formula import factor_columns
 from mlimpute.spec.model import build_model_spec, with_latent_means
@@ -146,9 +147,13 @@ def impute(
         values. For a variable imputed with a probit, logit, ordinal, nominal or count
         model the shift is added to the linear predictor of its missing rows instead (the
         latent scale; the log scale for counts; for a nominal variable, the utility of
-        every category but the first). Not with ``model=`` yet. A shift of 0
-        gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
-        shifts and tabulates the analysis.
+        every category but the first). With ``model=`` the shifted values are what
+        the analysis model and the other predictors' models see, while the variable's
+        own model is fitted to the unshifted draws (so the shift does not compound);
+        continuous predictors and auxiliaries, the outcome (a binary one on its probit
+        scale) and columns imputed by chained defaults can be shifted, categorical
+        predictors not yet. A shift of 0 gives exactly the run without it.
+        :func:`mlimpute.sensitivity` runs a series of shifts and tabulates the analysis.
     transform : dict, optional
         ``{"income": "log"}`` or ``{"rt": "yeo-johnson"}``: impute a skewed variable with
         its normal model on the transformed scale (Yeo–Johnson's λ estimated from the
@@ -204,13 +209,6 @@ def impute(
             "(chained equations)"
         )
     if model is not None:
-        if any(check_delta(delta).values()) or any(
-            check_delta(delta_cluster_sd, "delta_cluster_sd").values()
-        ):
-            raise UnsupportedError(
-                "delta= cannot be combined with model= yet; use formulas (chained "
-                "equations) for a sensitivity analysis"
-            )
         spec = build_model_spec(
             df,
             model,
@@ -224,6 +222,8 @@ def impute(
             include=include,
             exclude=exclude,
             heteroscedastic=heteroscedastic,
+            delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
         df = with_latent_means(df, spec)  # an empty column lmean(x) that imputation fills
     else:
@@ -248,6 +248,8 @@ def impute(
     spec = replace(spec, seed=entropy)
     data = df.copy()
     plan = build_plan(data, spec)
+    if spec.model is not None and (spec.delta or spec.delta_cluster_sd):
+        check_plan_shifts(plan)  # a shift on a linear predictor needs its intercept
     results = []
     if spec.variables:
         bar = _progress_bar(progress, spec.m * spec.iterations)

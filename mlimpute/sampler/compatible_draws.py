@@ -239,18 +239,27 @@ def level2_draw(
     y_values,
     y_obs_rows,
     missing,
+    mu_shift=None,
+    responses=None,
 ):
     """Draw the missing cluster values of a level-2 predictor w from their closed form
     (:func:`mlimpute.compatible.level2_moments`): its own model on one row per cluster,
     times the analysis model on every row of the cluster with the outcome observed (cross-
     level interactions included), times the level-1 models it predicts on every row of the
     cluster and the level-2 models it predicts. Returns the new values of the missing
-    clusters."""
+    clusters.
+
+    With ``delta=`` (:mod:`mlimpute.compatible.shift`): ``mu_shift`` (one per cluster)
+    moves w's own mean, so that the draw is the shifted ``w = w* + δ``; ``responses``
+    holds the unshifted columns ``p*`` of shifted models among ``users``."""
     n = plan.layout.n
     first = plan.layout.segments.starts
     d, model, st = datas[w], plan.models[w], states[w]
     d.refresh(cview, plan.cluster_static)
     mu = model.predict(st, d, "obs")
+    if mu_shift is not None:
+        mu = mu + mu_shift
+    responses = responses or {}
     terms = []
     if in_model:  # an auxiliary is not in the analysis model's likelihood
         a, c = eta_at(ma, sa, da, values, plan.static, w, n)
@@ -261,10 +270,11 @@ def level2_draw(
         if p in level2:
             a, c = cluster_eta_at(mp, states[p], dp, cview, plan.cluster_static, w)
             s2 = np.array([[states[p].sigma2]])
-            cterms.append(ClusterTerm(values[p][first][:, None], a[:, None], c[:, None], s2))
+            vp = responses.get(p, values[p])[first]
+            cterms.append(ClusterTerm(vp[:, None], a[:, None], c[:, None], s2))
         else:
             a, c = eta_at(mp, states[p], dp, values, plan.static, w, n)
-            terms.append(LinearTerm(values[p], a, c, states[p].sigma2))
+            terms.append(LinearTerm(responses.get(p, values[p]), a, c, states[p].sigma2))
     m_, v_ = level2_moments(plan.layout.segments, mu, st.sigma2, terms, cterms)
     cv = values[w][first].copy()
     draw = m_[missing] + np.sqrt(v_[missing]) * rng.standard_normal(int(missing.sum()))
@@ -376,11 +386,14 @@ def categorical_draw(
     y_values,
     y_obs_rows,
     in_model,
+    responses=None,
 ):
     """Draw a binary or ordinal predictor's missing values exactly over its categories
     (:mod:`mlimpute.compatible.categorical`): its own latent model's category probability,
     the analysis model where y is observed and the earlier predictor models that use it,
-    each evaluated at every category; one category per row. Returns the draws (codes)."""
+    each evaluated at every category; one category per row. Returns the draws (codes).
+    ``responses`` holds the unshifted columns ``p*`` of the shifted models among
+    ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`)."""
     n = plan.layout.n
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
@@ -393,7 +406,7 @@ def categorical_draw(
     for p in users:
         dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
         dp.refresh(values, plan.static)
-        v = values[p][rows]
+        v = (responses or {}).get(p, values[p])[rows]
         if isinstance(states[p], OrderedState):  # codes ranked among the present categories
             v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
         designs.append((RowDesign(plan, dp, rows), dp, states[p], v, None))

@@ -257,9 +257,13 @@ def build_model_spec(
     include=None,
     exclude=None,
     heteroscedastic=False,
+    delta=None,
+    delta_cluster_sd=None,
 ):
     """Validate ``model=``/``auxiliary=`` against ``df``; return the
     :class:`~mlimpute.spec.build.ImputationSpec` of the factorisation (module docstring).
+    ``delta=``/``delta_cluster_sd=`` are the sensitivity shifts
+    (:mod:`mlimpute.compatible.shift`).
 
     Examples
     --------
@@ -445,6 +449,7 @@ def build_model_spec(
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
+    shifts = _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd)
     return ImputationSpec(
         tuple(variables),
         g,
@@ -454,6 +459,24 @@ def build_model_spec(
         tuple(events),
         model=parsed,
         auxiliary=tuple(auxiliary),
+        delta=shifts[0],
+        delta_cluster_sd=shifts[1],
+    )
+
+
+def _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd):
+    """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation."""
+    from mlimpute.compatible.shift import check_model_delta
+    from mlimpute.spec.arguments import check_delta
+
+    return check_model_delta(
+        check_delta(delta),
+        check_delta(delta_cluster_sd, "delta_cluster_sd"),
+        variables,
+        columns=list(df.columns),
+        categorical=cats,
+        lmeans=lmeans,
+        model_text=model,
     )
 
 
