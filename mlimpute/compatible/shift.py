@@ -270,6 +270,21 @@ class ModelShifts:
     def __bool__(self) -> bool:
         return bool(self.shift)
 
+    def shift_start(self, names, values, mis_clusters) -> None:
+        """A new chain's start values of the missing values are x*: the chain carries
+        x = x* + δ (no random numbers; ``names`` are the predictors of the factorisation)."""
+        for name in names:
+            if name not in self.shift:
+                continue
+            if name in self.level2:
+                s = np.where(mis_clusters[name], self.shift[name], 0.0)
+                values[name] = values[name] + s[values.layout.codes]
+            else:
+                x = values[name].copy()
+                x[self.rows[name]] += self.shift[name]
+                values[name] = x
+            values.touch(name)
+
     def unshifted(self, name: str, values, first: np.ndarray, missing_clusters=None):
         """x's column with its missing values unshifted (x*): a new array for a shifted
         variable (all rows; a level-2 one repeated over the rows of each cluster), the

@@ -196,6 +196,8 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     shifts = None
     if spec.delta or spec.delta_cluster_sd:
         shifts = ModelShifts(plan, rng.bit_generator.seed_seq)
+        if start is None:
+            shifts.shift_start(preds, values, mis_clusters)
     for t in range(T):
         it = done + t
         # 1. the analysis model on the rows with the outcome observed

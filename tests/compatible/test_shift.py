@@ -1,0 +1,247 @@
+"""δ-adjustment of model-based imputation (``impute(model=..., delta=...)``).
+
+The pattern-mixture reading (mlimpute.compatible.shift): the missing x are x* + δ with x*
+from the missing-at-random model; x's own model sees x*, every other model x* + δ.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.integrate import cumulative_trapezoid
+
+import mlimpute
+from mlimpute.compatible import LinearTerm, conditional_moments
+from mlimpute.compatible.shift import shifted_moments
+from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.sampler.compatible import ANALYSIS
+from mlimpute.sampler.engine import build_plan, cluster_shifts
+
+MODEL = "y ~ x + z + (1 + x | g)"
+
+
+def frame(seed=0, J=30, n=8, px=0.3, py=0.0, y_missing_with_x=False, sd_y=0.5):
+    """x ~ z + e, y = 1 + x + 0.3 z + u0 + e (rows sorted by cluster, codes 0..J-1)."""
+    r = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    z = r.normal(size=J * n)
+    x = 0.5 * z + r.normal(size=J * n)
+    y = 1 + x + 0.3 * z + np.repeat(r.normal(size=J), n) + sd_y * r.normal(size=J * n)
+    df = pd.DataFrame({"g": g, "x": x, "z": z, "y": y})
+    mx = r.random(J * n) < px
+    df.loc[mx, "x"] = np.nan
+    my = r.random(J * n) < py
+    if y_missing_with_x:
+        my = my | mx
+    df.loc[my, "y"] = np.nan
+    return df
+
+
+# -- the kernel ----------------------------------------------------------------------------
+def test_shifted_moments_match_the_numerically_integrated_conditional():
+    """x* ∝ N(x*; μ, σ²) N(y; a + c (x* + δ), σ_y²): integrated on a grid, against the
+    closed form for x = x* + δ (and against the wrong one, the likelihood at x*)."""
+    mu, s2, y, a, c, s2y, delta = 0.3, 1.2, 2.0, 0.5, 1.5, 0.4, 1.7
+    grid = np.linspace(-12, 12, 200_001)
+    dens = np.exp(-0.5 * (grid - mu) ** 2 / s2 - 0.5 * (y - a - c * (grid + delta)) ** 2 / s2y)
+    dens /= np.trapezoid(dens, grid)
+    mean = np.trapezoid(grid * dens, grid)
+    var = np.trapezoid((grid - mean) ** 2 * dens, grid)
+    t = LinearTerm(np.array([y]), np.array([a]), c, s2y)
+    m_, v_ = shifted_moments(np.array([mu]), s2, [t], delta)
+    # quadrature on a fine grid: exact to ~1e-9
+    assert abs((m_[0] - delta) - mean) < 1e-7
+    assert abs(v_[0] - var) < 1e-7
+    wrong, _ = conditional_moments(np.array([mu]), s2, [t])  # the likelihood at x*
+    assert abs(wrong[0] - mean) > 1.0
+
+
+# -- the sampler: exact checks -------------------------------------------------------------
+def test_zero_delta_is_bit_identical_and_spec_keeps_no_shift():
+    df = frame(py=0.15)
+    kw = dict(model=MODEL, m=2, iterations=4, rng=3)
+    a = mlimpute.impute(df, **kw)
+    b = mlimpute.impute(df, delta={"x": 0.0}, delta_cluster_sd={"x": 0.0}, **kw)
+    for v in ("x", "y"):
+        np.testing.assert_array_equal(a.dataset[v].values, b.dataset[v].values)
+    assert b.spec.delta == () and b.spec.delta_cluster_sd == ()
+    np.testing.assert_array_equal(a.chains[1].imputed["x"], b.chains[1].imputed["x"])
+
+
+def test_draws_of_x_star_follow_the_integrated_full_conditional():
+    """Given a chain's final states, its last draw of each missing x (outcome observed) is
+    one draw of x* + δ with x* from ``N(x*; μ_x, σ_x²) N(y; η(x* + δ), σ²)``. Their PIT
+    values under that density, integrated numerically per row, are uniform; under the
+    density with the analysis likelihood at x* they are not (the test has power)."""
+    delta = 2.0
+    df = frame(seed=1, J=30, n=10, px=0.35)
+    m = 6
+    imp = mlimpute.impute(df, model=MODEL, m=m, iterations=3, rng=11, delta={"x": delta})
+    plan = build_plan(df.copy(), imp.spec)
+    assert plan.analysis.X.names == ["Intercept", "x", "z"]
+    assert plan.analysis.Z.names == ["Intercept", "x"]
+    assert plan.data["x"].X.names == ["Intercept", "z"]
+    rows = np.flatnonzero(df["x"].isna().to_numpy())  # sorted order = data order here
+    g, z, y = df["g"].to_numpy()[rows], df["z"].to_numpy()[rows], df["y"].to_numpy()[rows]
+    grid = np.linspace(-10, 10, 4001)
+    right, wrong = [], []
+    for k in range(m):
+        st, sa = imp.chains[k].states["x"], imp.chains[k].states[ANALYSIS]
+        x_star = imp.chains[k].imputed["x"] - delta
+        mu = st.beta[0] + st.beta[1] * z + st.b[g, 0]
+        a = sa.beta[0] + sa.beta[2] * z + sa.b[g, 0]
+        c = sa.beta[1] + sa.b[g, 1]
+        X = mu[:, None] + grid[None, :]  # a grid of x* around μ per row
+        own = -0.5 * (X - mu[:, None]) ** 2 / st.sigma2
+        for out, shift in ((right, delta), (wrong, 0.0)):
+            lik = -0.5 * (y[:, None] - a[:, None] - c[:, None] * (X + shift)) ** 2 / sa.sigma2
+            logd = own + lik
+            dens = np.exp(logd - logd.max(axis=1, keepdims=True))
+            cdf = cumulative_trapezoid(dens, grid, axis=1, initial=0)
+            cdf /= cdf[:, -1:]
+            pit = [np.interp(xs, X[i], cdf[i]) for i, xs in enumerate(x_star)]
+            out.extend(pit)
+    # m × ~105 conditionally independent PIT values: KS at the 0.1 % level
+    assert stats.kstest(right, "uniform").pvalue > 1e-3
+    assert stats.kstest(wrong, "uniform").pvalue < 1e-6
+
+
+def test_own_model_sees_the_unshifted_values_no_compounding():
+    """Where the outcome is missing in every row with x missing, x* never meets the
+    analysis model: its chain is that of δ = 0 and the imputed x differ by exactly δ
+    (up to rounding) at every iteration. A shift fed back into x's own model would
+    compound (the difference would grow with the iterations)."""
+    df = frame(seed=2, px=0.3, py=0.1, y_missing_with_x=True)
+    kw = dict(model=MODEL, m=2, iterations=8, rng=4)
+    a = mlimpute.impute(df, **kw)
+    b = mlimpute.impute(df, delta={"x": 1.5}, **kw)
+    diff = b.dataset["x"].values - a.dataset["x"].values  # the missing cells
+    np.testing.assert_allclose(diff, 1.5, atol=1e-9)
+    obs = df["x"].notna().to_numpy()
+    for k in (1, 2):  # observed values untouched
+        np.testing.assert_array_equal(b.complete(k)["x"].to_numpy()[obs], df["x"][obs])
+    # x's model's parameters are those of the run without the shift
+    np.testing.assert_allclose(
+        b.chains[0].states["x"].beta, a.chains[0].states["x"].beta, rtol=1e-9
+    )
+
+
+def test_cluster_shifts_are_one_per_cluster_from_their_own_generator():
+    df = frame(seed=2, J=40, n=6, px=0.4, py=0.1, y_missing_with_x=True)
+    kw = dict(model=MODEL, m=2, iterations=3, rng=4)
+    a = mlimpute.impute(df, **kw)
+    b = mlimpute.impute(df, delta={"x": 0.5}, delta_cluster_sd={"x": 0.8}, **kw)
+    plan = build_plan(df.copy(), b.spec)
+    seeds = np.random.SeedSequence(b.spec.seed).spawn(2)
+    mis = df["x"].isna().to_numpy()
+    g = df["g"].to_numpy()
+    for k in range(2):
+        u = cluster_shifts(plan, seeds[k])["x"]
+        diff = b.dataset["x"].values[k] - a.dataset["x"].values[k]
+        np.testing.assert_allclose(diff, 0.5 + u[g[mis]], atol=1e-9)
+    # the two chains have different cluster shifts
+    u0, u1 = (cluster_shifts(plan, s)["x"] for s in seeds)
+    assert not np.allclose(u0, u1)
+
+
+def test_outcome_shift_and_continuation_and_spec_roundtrip(tmp_path):
+    df = frame(seed=3, px=0.25, py=0.2)
+    kw = dict(model=MODEL, m=2, rng=7, delta={"x": -0.7, "y": 1.0})
+    long = mlimpute.impute(df, iterations=6, delta_cluster_sd={"y": 0.3}, **kw)
+    short = mlimpute.impute(df, iterations=4, delta_cluster_sd={"y": 0.3}, **kw)
+    cont = short.iterate(2)
+    for v in ("x", "y"):
+        np.testing.assert_array_equal(cont.dataset[v].values, long.dataset[v].values)
+    assert long.spec.delta == (("x", -0.7), ("y", 1.0))
+    # the outcome's missing values: the analysis model's draw plus δ (its parameters use
+    # the observed outcomes only): the shift moves them by about δ (+ x's effect)
+    base = mlimpute.impute(df, iterations=6, **{**kw, "delta": {"x": -0.7}})
+    d = (long.dataset["y"].values - base.dataset["y"].values).mean()
+    assert 0.6 < d < 1.4, d
+    # saved and reloaded: the specification reruns bit for bit
+    from mlimpute.specfile import loads_spec
+
+    again = loads_spec(long.spec.to_toml()).impute(df)
+    np.testing.assert_array_equal(again.dataset["x"].values, long.dataset["x"].values)
+    path = tmp_path / "shift.nc"
+    long.to_netcdf(path)
+    back = mlimpute.open(path)
+    assert back.spec.delta == long.spec.delta
+    np.testing.assert_array_equal(
+        back.iterate(1).dataset["x"].values,
+        long.iterate(1).dataset["x"].values,
+    )
+
+
+def test_binary_outcome_is_shifted_on_the_probit_scale():
+    df = frame(seed=4, px=0.2)
+    r = np.random.default_rng(0)
+    df["y"] = (df["y"] > 1).astype(float)
+    df.loc[r.random(len(df)) < 0.3, "y"] = np.nan
+    kw = dict(model="y ~ x + z + (1 | g)", m=3, iterations=5, rng=2)
+    lo = mlimpute.impute(df, delta={"y": -3.0}, **kw)
+    hi = mlimpute.impute(df, delta={"y": 3.0}, **kw)
+    assert lo.dataset["y"].values.mean() < 0.1
+    assert hi.dataset["y"].values.mean() > 0.9
+
+
+def test_refusals_name_the_column():
+    df = frame()
+    with pytest.raises(SpecificationError, match="'z'"):
+        mlimpute.impute(df, model=MODEL, delta={"z": 1.0}, m=1, iterations=1)
+    with pytest.raises(SpecificationError, match="'nope'"):
+        mlimpute.impute(df, model=MODEL, delta={"nope": 1.0}, m=1, iterations=1)
+    dfb = df.copy()
+    dfb["b"] = (np.random.default_rng(1).random(len(df)) < 0.5).astype(float)
+    dfb.loc[::7, "b"] = np.nan
+    with pytest.raises(UnsupportedError, match="categorical predictor 'b'"):
+        mlimpute.impute(dfb, model="y ~ x + b + (1 | g)", delta={"b": 1.0}, m=1, iterations=1)
+    with pytest.raises(UnsupportedError, match="lmean"):
+        mlimpute.impute(df, model="y ~ lmean(x) + (1 | g)", delta={"x": 1.0}, m=1, iterations=1)
+    dfy = df.copy()
+    dfy["y"] = (dfy["y"] > 1).astype(float)
+    dfy.loc[::5, "y"] = np.nan
+    with pytest.raises(SpecificationError, match="intercept"):
+        mlimpute.impute(dfy, model="y ~ 0 + x + (1 | g)", delta={"y": 1.0}, m=1, iterations=1)
+
+
+# -- recovery ------------------------------------------------------------------------------
+def mnar_data(seed, delta, J=50, n=10):
+    """x* ~ N(0.5 z + w_j, 1); 40 % of x missing at random on z, and the missing ones are
+    x* + δ (missing not at random); y = 1 + 0.5 x + u0 + e from the complete x."""
+    r = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    z = r.normal(size=J * n)
+    xs = 0.5 * z + np.repeat(0.5 * r.normal(size=J), n) + r.normal(size=J * n)
+    miss = r.random(J * n) < 1 / (1 + np.exp(0.4 - 0.5 * z))
+    x = xs + delta * miss
+    y = 1 + 0.5 * x + np.repeat(r.normal(size=J), n) + r.normal(size=J * n)
+    full = pd.DataFrame({"g": g, "x": x, "z": z, "y": y})
+    df = full.copy()
+    df.loc[miss, "x"] = np.nan
+    return full, df
+
+
+def test_true_delta_recovers_the_complete_data_mean_where_mar_is_biased():
+    delta = 1.5
+    full, df = mnar_data(8, delta)
+    target = full["x"].mean()  # the complete-data estimate
+    kw = dict(model="y ~ x + z + (1 | g)", m=5, iterations=15, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = {}
+        for d in (0.0, delta):
+            imp = mlimpute.impute(df, delta={"x": d}, **kw)
+            filled = imp.dataset["x"].values.sum(axis=1)  # the missing cells
+            est[d] = (df["x"].sum() + filled) / len(df)  # one mean per imputation
+    # Tolerance from the Monte Carlo error: over 24 data sets of this design (m = 5,
+    # 15 iterations) the MI mean minus the complete-data mean with the true δ averaged
+    # 0.000 (SE 0.012) with SD 0.06 per data set: 0.18 is 3 SD. The MAR run (δ = 0)
+    # was off by -0.37 to -0.49 on 6 data sets (δ × 40 % missing, partly recovered
+    # through y): -0.25 leaves 2 SD to the nearest.
+    assert abs(est[delta].mean() - target) < 0.18, (est[delta].mean(), target)
+    assert est[0.0].mean() < target - 0.25, (est[0.0].mean(), target)
