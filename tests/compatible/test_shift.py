@@ -110,13 +110,15 @@ def test_draws_of_x_star_follow_the_integrated_full_conditional():
     assert stats.kstest(wrong, "uniform").pvalue < 1e-6
 
 
-def test_own_model_sees_the_unshifted_values_no_compounding():
+@pytest.mark.parametrize("model", [MODEL, "y ~ x + I(x**2) + z + (1 | g)"])
+def test_own_model_sees_the_unshifted_values_no_compounding(model):
     """Where the outcome is missing in every row with x missing, x* never meets the
     analysis model: its chain is that of δ = 0 and the imputed x differ by exactly δ
     (up to rounding) at every iteration. A shift fed back into x's own model would
-    compound (the difference would grow with the iterations)."""
+    compound (the difference would grow with the iterations). Closed-form and
+    Metropolis–Hastings (x²) draws."""
     df = frame(seed=2, px=0.3, py=0.1, y_missing_with_x=True)
-    kw = dict(model=MODEL, m=2, iterations=8, rng=4)
+    kw = dict(model=model, m=2, iterations=8, rng=4)
     a = mlimpute.impute(df, **kw)
     b = mlimpute.impute(df, delta={"x": 1.5}, **kw)
     diff = b.dataset["x"].values - a.dataset["x"].values  # the missing cells
@@ -148,6 +150,30 @@ def test_cluster_shifts_are_one_per_cluster_from_their_own_generator():
     assert not np.allclose(u0, u1)
 
 
+def test_level2_predictor_is_shifted_per_cluster_without_compounding():
+    """A level-2 w missing in whole clusters whose outcomes are missing too (x complete:
+    w predicts no other model there): the imputed w differ from the δ = 0 run by exactly
+    δ + u_j of their cluster."""
+    r = np.random.default_rng(0)
+    J, n = 30, 6
+    g = np.repeat(np.arange(J), n)
+    w = np.repeat(r.normal(size=J), n)
+    x = r.normal(size=J * n)
+    y = 1 + 0.5 * x + 0.5 * w + 0.3 * x * w + np.repeat(r.normal(size=J), n)
+    df = pd.DataFrame({"g": g, "x": x, "w": w, "y": y + r.normal(size=J * n)})
+    gone = (r.random(J) < 0.3)[g]
+    df.loc[gone, ["w", "y"]] = np.nan
+    df.loc[r.random(J * n) < 0.1, "y"] = np.nan
+    kw = dict(model="y ~ x * w + (1 + x | g)", m=2, iterations=6, rng=3)
+    a = mlimpute.impute(df, **kw)
+    b = mlimpute.impute(df, delta={"w": 1.0}, delta_cluster_sd={"w": 0.5}, **kw)
+    plan = build_plan(df.copy(), b.spec)
+    for k, seed in enumerate(np.random.SeedSequence(b.spec.seed).spawn(2)):
+        u = cluster_shifts(plan, seed)["w"]
+        diff = b.dataset["w"].values[k] - a.dataset["w"].values[k]
+        np.testing.assert_allclose(diff, 1.0 + u[g[gone]], atol=1e-9)
+
+
 def test_outcome_shift_and_continuation_and_spec_roundtrip(tmp_path):
     df = frame(seed=3, px=0.25, py=0.2)
     kw = dict(model=MODEL, m=2, rng=7, delta={"x": -0.7, "y": 1.0})
@@ -157,6 +183,7 @@ def test_outcome_shift_and_continuation_and_spec_roundtrip(tmp_path):
     for v in ("x", "y"):
         np.testing.assert_array_equal(cont.dataset[v].values, long.dataset[v].values)
     assert long.spec.delta == (("x", -0.7), ("y", 1.0))
+    assert "x -0.7, y +1" in repr(long.spec) and "y 0.3" in repr(long.spec)
     # the outcome's missing values: the analysis model's draw plus δ (its parameters use
     # the observed outcomes only): the shift moves them by about δ (+ x's effect)
     base = mlimpute.impute(df, iterations=6, **{**kw, "delta": {"x": -0.7}})
