@@ -272,3 +272,19 @@ def test_true_delta_recovers_the_complete_data_mean_where_mar_is_biased():
     # through y): -0.25 leaves 2 SD to the nearest.
     assert abs(est[delta].mean() - target) < 0.18, (est[delta].mean(), target)
     assert est[0.0].mean() < target - 0.25, (est[0.0].mean(), target)
+
+
+def test_column_imputed_by_chained_defaults_is_shifted_as_on_the_chained_path():
+    """With cluster= a column outside the analysis model gets its default (chained)
+    model, fitted on its observed rows: a shift moves its draws by exactly δ when nothing
+    else depends on it (no other model takes it as a predictor here)."""
+    df = frame(seed=6, px=0.2, py=0.1)
+    r = np.random.default_rng(1)
+    df["c"] = r.normal(size=len(df))
+    df.loc[r.random(len(df)) < 0.2, "c"] = np.nan
+    kw = dict(model=MODEL, cluster="g", m=2, iterations=3, rng=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mlimpute.impute(df, **kw)
+        b = mlimpute.impute(df, delta={"c": 2.0}, **kw)
+    np.testing.assert_allclose(b.dataset["c"].values - a.dataset["c"].values, 2.0, atol=1e-9)
