@@ -80,7 +80,7 @@ __all__ = ["ANALYSIS", "MH_PARAMS", "extra_param_names", "run_compatible_chain"]
 ANALYSIS = "(analysis model)"
 
 #: the models of categorical predictors (drawn exactly over their categories)
-CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
+CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal", "2l.nominal")
 
 #: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
 #: missing values (with the outcome observed) whose proposal was accepted at that

@@ -28,9 +28,15 @@ from mlimpute.compatible import (
     level2_moments,
     rw_step,
 )
-from mlimpute.compatible.categorical import category_log_prob, draw_categories, log_interval
+from mlimpute.compatible.categorical import (
+    category_log_prob,
+    draw_categories,
+    log_interval,
+    nominal_log_prob,
+)
 from mlimpute.models._latent import linear_core, truncnorm_sign
 from mlimpute.models.binary import ProbitState
+from mlimpute.models.nominal import NominalState
 from mlimpute.models.ordinal import OrderedState
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.design import ModelData, Values
@@ -388,8 +394,10 @@ def categorical_draw(
     in_model,
     responses=None,
 ):
-    """Draw a binary or ordinal predictor's missing values exactly over its categories
-    (:mod:`mlimpute.compatible.categorical`): its own latent model's category probability,
+    """Draw a binary, ordinal or nominal predictor's missing values exactly over its
+    categories (:mod:`mlimpute.compatible.categorical`): its own latent model's category
+    probability (for a nominal x the multinomial probit's,
+    :func:`~mlimpute.compatible.categorical.nominal_log_prob`),
     the analysis model where y is observed and the earlier predictor models that use it,
     each evaluated at every category; one category per row. Returns the draws (codes).
     ``responses`` holds the unshifted columns ``p*`` of the shifted models among
@@ -398,8 +406,11 @@ def categorical_draw(
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
     dx.refresh(values, plan.static)
-    eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
     levels = np.unique(values[x])
+    if isinstance(st, NominalState):  # one utility per non-reference category
+        own = nominal_log_prob(_utilities(st, dx, n)[rows])
+    else:
+        eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
     cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
     act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
     designs = [(RowDesign(plan, da, rows[act]), da, sa, y_values[rows[act]], act)]
@@ -413,7 +424,10 @@ def categorical_draw(
     frames = [rd.frame(values, plan.static) for rd, *_ in designs]
     log_p = np.empty((rows.size, levels.size))
     for k, code in enumerate(levels):  # the few categories, never rows
-        lp = category_log_prob(eta_x, cuts, k)
+        if isinstance(st, NominalState):
+            lp = own[:, k].copy()
+        else:
+            lp = category_log_prob(eta_x, cuts, k)
         cand = np.full(rows.size, code)
         label = decode(cand, plan.like[x]) if x in plan.like else cand
         label = np.asarray(label)
@@ -431,6 +445,18 @@ def categorical_draw(
     values[x][rows] = draw
     values.touch(x)
     return draw
+
+
+def _utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:
+    """The multinomial probit's linear predictors of every row (sorted order), one column
+    per non-reference category, random effects included."""
+    core = linear_core(d)
+    out = np.empty((n, len(state.cores)))
+    for k, c in enumerate(state.cores):  # the few categories
+        out[d.obs_idx, k] = core.predict(c, d, "obs")
+        if d.n_mis:
+            out[d.mis_idx, k] = core.predict(c, d, "mis")
+    return out
 
 
 def mh_draw(

@@ -16,7 +16,9 @@ when y is incomplete, one for y whose formula is the analysis model.
 What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
 predictors that enter the linear predictor linearly given everything else (main effects,
 random slopes, interactions with other variables; closed-form draws) or through
-transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
+transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete binary,
+ordinal and (one) nominal level-1 predictors (latent probit models ``2l.bin``,
+``2l.ordinal``, ``2l.nominal``; exact draws over the categories); incomplete continuous
 level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
 incomplete continuous auxiliaries; the latent cluster mean ``lmean(x)`` of one continuous
 level-1 column x (Lüdtke et al. 2008): x's model is ``x_ij = ξ_j + e_ij`` and the spec
@@ -55,7 +57,12 @@ __all__ = [
 _METHOD = "2l.norm"
 _METHOD2 = "2lonly.norm"
 #: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
-_PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
+_PREDICTOR_METHODS = {
+    "numeric": _METHOD,
+    "binary": "2l.bin",
+    "ordinal": "2l.ordinal",
+    "nominal": "2l.nominal",
+}
 
 
 def _constant_within(codes, values: pd.Series) -> bool:
@@ -382,7 +389,7 @@ def build_model_spec(
         if kind not in _PREDICTOR_METHODS:
             raise UnsupportedError(
                 f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
-                "continuous, binary and ordinal incomplete predictors so far"
+                "continuous, binary, ordinal and nominal incomplete predictors so far"
             )
         if missing[c] == len(df):
             raise SpecificationError(f"predictor {c!r} has no observed values")
@@ -412,6 +419,7 @@ def build_model_spec(
     # categories; their models condition on no continuous predictor), then level-2 ones
     level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
     cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
+    cats = _nominal_last(cats, kinds)
     if cats and level2:
         raise UnsupportedError(
             f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
@@ -478,6 +486,20 @@ def _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd):
         lmeans=lmeans,
         model_text=model,
     )
+
+
+def _nominal_last(cats: list[str], kinds: dict[str, str]) -> list[str]:
+    """The categorical predictors with the nominal one last: its model (a multinomial
+    probit) then conditions on no other categorical predictor, and the binary/ordinal
+    ones' models take it as a predictor (dummy coded). Several incomplete nominal
+    predictors are refused (one's likelihood would enter the other's draw)."""
+    nominal = [c for c in cats if kinds[c] == "nominal"]
+    if len(nominal) > 1:
+        raise UnsupportedError(
+            f"several incomplete nominal predictors {nominal}: model-based imputation "
+            "supports one so far"
+        )
+    return [c for c in cats if kinds[c] != "nominal"] + nominal
 
 
 def _check_latent_means(
