@@ -61,6 +61,7 @@ from mlimpute.sampler.compatible_draws import (
     eta_at,
     latent_mean_draw,
     latent_mean_owner_state,
+    latent_responses,
     level2_draw,
     linear_predictor,
     mh_draw,
@@ -252,6 +253,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
             if x in level2:
+                for p in users[x]:  # binary/ordinal models: through their latent y*
+                    if p in categorical:
+                        resp[p] = latent_responses(rng, plan, p, datas, states, values)
                 draw = level2_draw(
                     rng,
                     plan,

@@ -34,7 +34,7 @@ from mlimpute.compatible.categorical import (
     log_interval,
     nominal_log_prob,
 )
-from mlimpute.models._latent import linear_core, truncnorm_sign
+from mlimpute.models._latent import linear_core, truncnorm, truncnorm_sign
 from mlimpute.models.binary import ProbitState
 from mlimpute.models.nominal import NominalState
 from mlimpute.models.ordinal import OrderedState
@@ -57,6 +57,7 @@ __all__ = [
     "latent_mean_owner_state",
     "latent_mean_draw",
     "categorical_draw",
+    "latent_responses",
     "mh_draw",
 ]
 
@@ -280,7 +281,9 @@ def level2_draw(
             cterms.append(ClusterTerm(vp[:, None], a[:, None], c[:, None], s2))
         else:
             a, c = eta_at(mp, states[p], dp, values, plan.static, w, n)
-            terms.append(LinearTerm(responses.get(p, values[p]), a, c, states[p].sigma2))
+            # a binary/ordinal model: its latent response (``responses``), variance 1
+            s2 = 1.0 if _latent(states[p]) else states[p].sigma2
+            terms.append(LinearTerm(responses.get(p, values[p]), a, c, s2))
     m_, v_ = level2_moments(plan.layout.segments, mu, st.sigma2, terms, cterms)
     cv = values[w][first].copy()
     draw = m_[missing] + np.sqrt(v_[missing]) * rng.standard_normal(int(missing.sum()))
@@ -445,6 +448,29 @@ def categorical_draw(
     values[x][rows] = draw
     values.touch(x)
     return draw
+
+
+def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:
+    """Fresh latent responses ``y* ~ N(η, 1)`` of a binary or ordinal predictor's model,
+    truncated to the interval of each row's current category (Albert & Chib 1993), every
+    row (sorted order).
+
+    Given y* the model is a normal term linear in its predictors, so a level-2 predictor
+    that it takes keeps its closed-form draw: drawing y* given the categories and then the
+    level-2 values given y* leaves their full conditional given the categories invariant
+    (data augmentation; y* is discarded afterwards, and the model's own step draws its
+    latent values afresh)."""
+    n = plan.layout.n
+    st = states[p]
+    d = replace(datas[p], y_obs=values[p])
+    d.refresh(values, plan.static)
+    eta = linear_predictor(plan.models[p], st, d, n)
+    v = values[p]
+    if isinstance(st, OrderedState):
+        rank = np.searchsorted(np.unique(v), v)
+        bounds = np.r_[-np.inf, st.cuts, np.inf]
+        return truncnorm(rng, eta, bounds[rank], bounds[rank + 1])
+    return truncnorm_sign(rng, eta, v > 0.5)
 
 
 def _utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:

@@ -420,11 +420,12 @@ def build_model_spec(
     level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
     cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
     cats = _nominal_last(cats, kinds)
-    if cats and level2:
+    nominal = [c for c in cats if kinds[c] == "nominal"]
+    if nominal and level2:
         raise UnsupportedError(
-            f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
-            f"predictor(s) {level2}: model-based imputation does not support the "
-            "combination yet"
+            f"the nominal incomplete predictor {nominal[0]!r} together with incomplete "
+            f"level-2 predictor(s) {level2}: model-based imputation does not support the "
+            "combination yet (binary and ordinal predictors may join level-2 ones)"
         )
     level1 = [*level1, *cats]
     incomplete = [*level1, *level2]
