@@ -232,9 +232,7 @@ def sensitivity(
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise SpecificationError(f"alpha must be a number between 0 and 1, got {alpha!r}")
     parsed = parse_formula(analysis)
-    unknown = sorted(
-        parsed.variables - set(df.columns) - {lmean_column(x) for x in parsed.lmeans}
-    )
+    unknown = sorted(parsed.variables - set(df.columns) - {lmean_column(x) for x in parsed.lmeans})
     if unknown:
         raise SpecificationError(f"analysis {analysis!r} refers to unknown column(s) {unknown}")
     # the specification at the largest shift: every argument is checked before any chain

@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["shifted_moments", "check_model_delta", "check_plan_shifts", "ModelShifts"]
 
+
 def shifted_moments(
     mu_x: np.ndarray,
     sigma2_x: float | np.ndarray,

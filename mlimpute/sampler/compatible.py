@@ -357,9 +357,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             params[y][t] = ma.param_vector(sa, da)
         # 5. the columns outside the analysis model: one chained step each
         for name in chained:
-            draw = _chained_step(
-                rng, plan, name, datas[name], states, values, level2, it, shifts
-            )
+            draw = _chained_step(rng, plan, name, datas[name], states, values, level2, it, shifts)
             mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
             params[name][t] = plan.models[name].param_vector(states[name], datas[name])
         for x in preds:

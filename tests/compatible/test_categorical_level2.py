@@ -59,8 +59,7 @@ def test_level2_kernel_leaves_the_integrated_conditional_invariant():
         v[plan.missing_rows(name)] = imp.chains[0].imputed[name]
         values[name] = v
     datas = {
-        n: all_clusters(plan.data[n]) if n == "z" else plan.data[n].for_chain()
-        for n in plan.names
+        n: all_clusters(plan.data[n]) if n == "z" else plan.data[n].for_chain() for n in plan.names
     }
     cview = ClusterValues(values, first, {})
     states = dict(imp.chains[0].states)
