@@ -53,7 +53,7 @@ import numpy as np
 
 from mlimpute.codec import encode
 from mlimpute.compatible import LinearTerm, conditional_moments
-from mlimpute.compatible.shift import ModelShifts, shifted_moments
+from mlimpute.compatible.shift import shifted_moments
 from mlimpute.sampler.compatible_draws import (
     RowDesign,
     all_clusters,
@@ -110,12 +110,16 @@ def extra_param_names(plan: Plan, name: str) -> list[str]:
     return list(MH_PARAMS) if name in mh_variables(plan) else []
 
 
-def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = None, start=None):
+def run_compatible_chain(
+    plan: Plan, rng: np.random.Generator, T: int | None = None, start=None, shifts=None
+):
     """Run one model-based chain for ``T`` iterations (default ``plan.spec.iterations``),
     from random draws of the observed values or on from ``start`` (a
     :class:`~mlimpute.sampler.engine.ChainState`); returns ``(imputed, mean, sd, params,
     states)``: the first four as :class:`~mlimpute.sampler.engine.ChainResult` holds them,
-    then the last model states (the analysis model's under :data:`ANALYSIS`).
+    then the last model states (the analysis model's under :data:`ANALYSIS`). ``shifts``
+    (a :class:`~mlimpute.sampler.shifts.ModelShifts`, with ``delta=``) are the chain's
+    sensitivity shifts.
 
     Examples
     --------
@@ -194,11 +198,8 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
     # delta=: the chain carries the shifted values x = x* + δ (what the other models see);
     # x's own model sees x* (mlimpute.compatible.shift)
-    shifts = None
-    if spec.delta or spec.delta_cluster_sd:
-        shifts = ModelShifts(plan, rng.bit_generator.seed_seq)
-        if start is None:
-            shifts.shift_start(preds, values, mis_clusters)
+    if shifts is not None and start is None:
+        shifts.shift_start(preds, values, mis_clusters)
     for t in range(T):
         it = done + t
         # 1. the analysis model on the rows with the outcome observed

@@ -475,8 +475,8 @@ def build_model_spec(
 
 def _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd):
     """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation."""
-    from mlimpute.compatible.shift import check_model_delta
     from mlimpute.spec.arguments import check_delta
+    from mlimpute.spec.shifts import check_model_delta
 
     return check_model_delta(
         check_delta(delta),
