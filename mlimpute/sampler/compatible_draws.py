@@ -416,34 +416,36 @@ def categorical_draw(
         eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
     cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
     act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
-    designs = [(RowDesign(plan, da, rows[act]), da, sa, y_values[rows[act]], act)]
+    K = levels.size
+    log_p = np.empty((rows.size, K))
+    labels = []
+    for k, code in enumerate(levels):  # the few categories, never rows
+        log_p[:, k] = (
+            own[:, k] if isinstance(st, NominalState) else category_log_prob(eta_x, cuts, k)
+        )
+        cand = np.full(rows.size, code)
+        labels.append(np.asarray(decode(cand, plan.like[x]) if x in plan.like else cand))
+    designs = [(da, sa, y_values[rows[act]], act)]
     for p in users:
         dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
         dp.refresh(values, plan.static)
         v = (responses or {}).get(p, values[p])[rows]
         if isinstance(states[p], OrderedState):  # codes ranked among the present categories
             v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
-        designs.append((RowDesign(plan, dp, rows), dp, states[p], v, None))
-    frames = [rd.frame(values, plan.static) for rd, *_ in designs]
-    log_p = np.empty((rows.size, levels.size))
-    for k, code in enumerate(levels):  # the few categories, never rows
-        if isinstance(st, NominalState):
-            lp = own[:, k].copy()
+        designs.append((dp, states[p], v, None))
+    for d, state, v, mask in designs:  # each factor at every category in one evaluation
+        sub = rows if mask is None else rows[mask]
+        if sub.size == 0:
+            continue
+        rd = RowDesign(plan, d, np.tile(sub, K))  # the rows once per category
+        frame = rd.frame(values, plan.static)
+        frame[x] = np.concatenate([lab if mask is None else lab[mask] for lab in labels])
+        eta = rd.eta(d, state, frame)
+        ll = _log_lik(state, np.tile(v, K), eta).reshape(K, sub.size).T
+        if mask is None:
+            log_p = log_p + ll
         else:
-            lp = category_log_prob(eta_x, cuts, k)
-        cand = np.full(rows.size, code)
-        label = decode(cand, plan.like[x]) if x in plan.like else cand
-        label = np.asarray(label)
-        for (rd, d, state, v, mask), frame in zip(designs, frames, strict=True):
-            if mask is not None and not mask.any():
-                continue
-            frame[x] = label if mask is None else label[mask]
-            ll = _log_lik(state, v, rd.eta(d, state, frame))
-            if mask is None:
-                lp = lp + ll
-            else:
-                lp[mask] = lp[mask] + ll
-        log_p[:, k] = lp
+            log_p[mask] = log_p[mask] + ll
     draw = levels[draw_categories(rng, log_p)]
     values[x][rows] = draw
     values.touch(x)
