@@ -453,9 +453,23 @@ def test_sensitivity_with_model_bad_input_is_refused_before_chains(kw, error, ma
         mlimpute.sensitivity(_x_missing(), m=2, iterations=2, rng=1, **kw)
 
 
-def test_sensitivity_with_model_refuses_a_categorical_predictor_by_name():
-    df = _data()[["g", "x", "y", "b"]]
-    with pytest.raises(UnsupportedError, match="categorical predictor 'b'"):
+def test_sensitivity_with_model_refuses_an_ordinal_predictor_by_name():
+    df = _data()[["g", "x", "y"]].copy()
+    r = np.random.default_rng(2)
+    levels = pd.CategoricalDtype(["lo", "mid", "hi"], ordered=True)
+    df["o"] = pd.Series(pd.Categorical.from_codes(r.integers(0, 3, len(df)), dtype=levels))
+    df.loc[r.random(len(df)) < 0.2, "o"] = np.nan
+    with pytest.raises(UnsupportedError, match="categorical predictor 'o'"):
         mlimpute.sensitivity(
-            df, model="y ~ x + b + (1 | g)", delta={"b": [0, 1]}, m=2, iterations=2
+            df, model="y ~ x + o + (1 | g)", delta={"o": [0, 1]}, m=2, iterations=2
         )
+
+
+def test_sensitivity_with_model_shifts_a_binary_predictor():
+    df = _data()[["g", "x", "y", "b"]]
+    kw = dict(m=2, iterations=3, rng=1)
+    res = mlimpute.sensitivity(df, model="y ~ x + b + (1 | g)", delta={"b": [-2, 0, 2]}, **kw)
+    plain = df.mi.impute(model="y ~ x + b + (1 | g)", **kw).fit().summary()
+    t = res.table.set_index(["delta", "term"])["estimate"]
+    np.testing.assert_array_equal(t[0.0].to_numpy(), plain["estimate"].to_numpy())
+    assert t[-2.0]["b"] != t[2.0]["b"]

@@ -219,6 +219,9 @@ def run_compatible_chain(
                 yx = yx[first] if x in level2 else yx
             if x in categorical:  # a latent model: fitted to the completed codes
                 d = replace(d, y_obs=yx)
+                if shifts is not None and x in shifts.offset and it > 0:  # x* = z − δ
+                    states[x] = shifts.probit_step(rng, x, states[x], d)
+                    continue
                 states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
                 continue
             if x in owners and it > 0:  # x's model given lmean(x): after the loop
@@ -296,6 +299,7 @@ def run_compatible_chain(
                     y_obs_rows,
                     x in in_model,
                     **({"responses": resp} if resp else {}),
+                    **_offset_args(shifts, x),
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
@@ -406,6 +410,13 @@ def _shift_args(shifts, x, resp) -> dict:
     if resp:
         out["responses"] = resp
     return out
+
+
+def _offset_args(shifts, x) -> dict:
+    """A shifted binary predictor's own linear predictor moves by its shift."""
+    if shifts is not None and x in shifts.offset:
+        return {"eta_shift": shifts.offset[x][1]}
+    return {}
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

@@ -396,6 +396,7 @@ def categorical_draw(
     y_obs_rows,
     in_model,
     responses=None,
+    eta_shift=None,
 ):
     """Draw a binary, ordinal or nominal predictor's missing values exactly over its
     categories (:mod:`mlimpute.compatible.categorical`): its own latent model's category
@@ -404,7 +405,8 @@ def categorical_draw(
     the analysis model where y is observed and the earlier predictor models that use it,
     each evaluated at every category; one category per row. Returns the draws (codes).
     ``responses`` holds the unshifted columns ``p*`` of the shifted models among
-    ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`)."""
+    ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`); ``eta_shift`` moves a
+    binary x's own linear predictor on the rows (a shift on the latent scale)."""
     n = plan.layout.n
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
@@ -414,6 +416,8 @@ def categorical_draw(
         own = nominal_log_prob(_utilities(st, dx, n)[rows])
     else:
         eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
+        if eta_shift is not None:
+            eta_x = eta_x + eta_shift
     cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
     act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
     K = levels.size

@@ -67,10 +67,18 @@ class ModelShifts:
         self.rows: dict[str, np.ndarray] = {}  # missing rows (sorted order)
         self.shift: dict[str, np.ndarray] = {}
         J = plan.layout.segments.n_clusters
+        #: a binary predictor's shift of the linear predictor on each missing row
+        self.offset: dict[str, np.ndarray] = {}
         for name in names:
-            if name in self.latent:
-                continue
             d = float(delta.get(name, 0.0))
+            if name in self.latent:
+                if name not in self.level2:
+                    rows = plan.missing_rows(name)
+                    off = np.full(rows.size, d)
+                    if name in u:
+                        off = off + u[name][codes[rows]]
+                    self.offset[name] = (rows, off)
+                continue
             if name in self.level2:
                 s = np.full(J, d)
                 if name in u:
@@ -104,6 +112,24 @@ class ModelShifts:
 
     def __bool__(self) -> bool:
         return bool(self.shift)
+
+    def probit_step(self, rng, name: str, state, d):
+        """One step of a binary predictor's probit model whose missing rows have their
+        linear predictor shifted (the latent scale): the latent ``z ~ N(η + s, 1)`` of
+        those rows is truncated to the side of their (shifted) category and the model is
+        fitted to ``z* = z − s`` (the unshifted latent values), the observed rows as in
+        :meth:`~mlimpute.models.binary.MultilevelProbit.step`."""
+        from mlimpute.models._latent import linear_core, slope_precision, truncnorm_sign
+        from mlimpute.models.binary import ProbitState
+
+        rows, off = self.offset[name]
+        core = linear_core(d)
+        eta = core.predict(state.core, d, "obs")  # every row is observed: the completed x
+        shift = np.zeros_like(eta)
+        shift[rows] = off
+        latent = truncnorm_sign(rng, eta + shift, d.y_obs > 0.5) - shift
+        new = core.gibbs(rng, state.core, d, latent, sigma2=1.0, beta_prec=slope_precision(d))
+        return ProbitState(new, latent)
 
     def shift_start(self, names, values, mis_clusters) -> None:
         """A new chain's start values of the missing values are x*: the chain carries

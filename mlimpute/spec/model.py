@@ -458,7 +458,7 @@ def build_model_spec(
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
-    shifts = _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd)
+    shifts = _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd)
     return ImputationSpec(
         tuple(variables),
         g,
@@ -473,7 +473,7 @@ def build_model_spec(
     )
 
 
-def _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd):
+def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd):
     """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation."""
     from mlimpute.spec.arguments import check_delta
     from mlimpute.spec.shifts import check_model_delta
@@ -483,7 +483,7 @@ def _model_shifts(df, variables, cats, lmeans, model, delta, delta_cluster_sd):
         check_delta(delta_cluster_sd, "delta_cluster_sd"),
         variables,
         columns=list(df.columns),
-        categorical=cats,
+        categorical=[c for c in cats if kinds[c] != "binary"],
         lmeans=lmeans,
         model_text=model,
     )

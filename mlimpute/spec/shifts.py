@@ -34,7 +34,8 @@ def check_model_delta(
     columns : sequence of str
         The data's columns.
     categorical : sequence of str
-        The categorical predictors of the factorisation (not shifted yet).
+        The ordinal and nominal predictors of the factorisation (not shifted yet; a
+        binary one is shifted on its probit scale).
     lmeans : sequence of str
         The columns x of the model's latent cluster means ``lmean(x)``.
     model_text : str
@@ -83,10 +84,9 @@ def check_model_delta(
             if name in categorical:
                 raise UnsupportedError(
                     f"{arg} for the categorical predictor {name!r} of model-based "
-                    "imputation is not supported yet (its latent model is fitted to the "
-                    "completed categories); shifts apply to continuous predictors and "
-                    "auxiliaries, the outcome and the columns imputed by chained defaults "
-                    "so far"
+                    "imputation is not supported yet (ordinal and nominal ones); shifts "
+                    "apply to continuous and binary predictors and auxiliaries, the outcome "
+                    "and the columns imputed by chained defaults so far"
                 )
     kept = tuple((v.name, float(delta[v.name])) for v in variables if delta.get(v.name, 0.0))
     kept_sd = tuple(

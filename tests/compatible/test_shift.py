@@ -222,11 +222,13 @@ def test_refusals_name_the_column():
         mlimpute.impute(df, model=MODEL, delta={"z": 1.0}, m=1, iterations=1)
     with pytest.raises(SpecificationError, match="'nope'"):
         mlimpute.impute(df, model=MODEL, delta={"nope": 1.0}, m=1, iterations=1)
-    dfb = df.copy()
-    dfb["b"] = (np.random.default_rng(1).random(len(df)) < 0.5).astype(float)
-    dfb.loc[::7, "b"] = np.nan
-    with pytest.raises(UnsupportedError, match="categorical predictor 'b'"):
-        mlimpute.impute(dfb, model="y ~ x + b + (1 | g)", delta={"b": 1.0}, m=1, iterations=1)
+    dfo = df.copy()
+    levels = pd.CategoricalDtype(["lo", "mid", "hi"], ordered=True)
+    codes = np.random.default_rng(1).integers(0, 3, len(df))
+    dfo["o"] = pd.Series(pd.Categorical.from_codes(codes, dtype=levels))
+    dfo.loc[::7, "o"] = np.nan
+    with pytest.raises(UnsupportedError, match="categorical predictor 'o'"):
+        mlimpute.impute(dfo, model="y ~ x + o + (1 | g)", delta={"o": 1.0}, m=1, iterations=1)
     with pytest.raises(UnsupportedError, match="lmean"):
         mlimpute.impute(df, model="y ~ lmean(x) + (1 | g)", delta={"x": 1.0}, m=1, iterations=1)
     dfy = df.copy()
@@ -355,3 +357,89 @@ def test_metropolis_kernel_targets_the_shifted_conditional():
             zs.append((draws.mean() - np.trapezoid(grid * dens, grid)) / se)
     assert np.abs(z_right).max() < 4, z_right
     assert np.abs(z_wrong).min() > 10, z_wrong
+
+
+# -- a binary predictor: the shift on its probit scale ---------------------------------------
+def binary_frame(seed=0, J=30, n=10, delta=0.0, pb=0.35):
+    """b = 1{b* + δ·missing > 0}, b* = 0.3 + 0.5 z + v_j + e (probit), y = 1 + 1.2 b + 0.5 z
+    + u + e: the missing b come from the probit shifted by δ (missing not at random)."""
+    r = np.random.default_rng(seed)
+    N = J * n
+    g = np.repeat(np.arange(J), n)
+    z = r.normal(size=N)
+    miss = r.random(N) < pb
+    latent = 0.3 + 0.5 * z + np.repeat(0.5 * r.normal(size=J), n) + r.normal(size=N)
+    b = (latent + delta * miss > 0).astype(float)
+    y = 1 + 1.2 * b + 0.5 * z + np.repeat(r.normal(size=J), n) + r.normal(size=N)
+    full = pd.DataFrame({"g": g, "b": b, "z": z, "y": y})
+    df = full.copy()
+    df.loc[miss, "b"] = np.nan
+    return full, df
+
+
+BIN_MODEL = "y ~ b + z + (1 | g)"
+
+
+def test_binary_predictor_draws_follow_the_shifted_discrete_conditional():
+    """Given a chain's final states, its last draw of each missing b is one draw from
+    ``P(b = k) ∝ P_probit(k | η + δ) · N(y; η_y(k), σ²)`` (its own probit at the shifted
+    linear predictor). Counts ``Σ 1{b = 1} − p``, unweighted and weighted by the outcome's
+    residual, have z-scores within ±4; at η (no shift) some exceeds 6."""
+    delta = 1.5
+    _, df = binary_frame(seed=1)
+    m = 8
+    imp = mlimpute.impute(df, model=BIN_MODEL, m=m, iterations=3, rng=5, delta={"b": delta})
+    assert imp.spec.methods["b"] == "2l.bin" and imp.spec.delta == (("b", 1.5),)
+    plan = build_plan(df.copy(), imp.spec)
+    assert plan.data["b"].X.names == ["Intercept", "z"]
+    assert plan.analysis.X.names == ["Intercept", "b", "z"]
+    rows = np.flatnonzero(df["b"].isna().to_numpy())
+    g, z, y = (df[c].to_numpy()[rows] for c in ("g", "z", "y"))
+    num = {"right": np.zeros(2), "wrong": np.zeros(2)}
+    var = {"right": np.zeros(2), "wrong": np.zeros(2)}
+    for k in range(m):
+        st, sa = imp.chains[k].states["b"].core, imp.chains[k].states[ANALYSIS]
+        eta = st.beta[0] + st.beta[1] * z + st.b[g, 0]
+        ey = sa.beta[0] + sa.beta[2] * z + sa.b[g, 0]
+        resid = y - ey
+        lik1 = stats.norm.pdf(y, ey + sa.beta[1], np.sqrt(sa.sigma2))
+        lik0 = stats.norm.pdf(y, ey, np.sqrt(sa.sigma2))
+        hit = imp.chains[k].imputed["b"]
+        w = np.stack([np.ones_like(resid), resid])
+        for key, shift in (("right", delta), ("wrong", 0.0)):
+            p1 = stats.norm.cdf(eta + shift) * lik1
+            p = p1 / (p1 + stats.norm.cdf(-(eta + shift)) * lik0)
+            num[key] += w @ (hit - p)
+            var[key] += (w**2) @ (p * (1 - p))
+    z_right = num["right"] / np.sqrt(var["right"])
+    z_wrong = num["wrong"] / np.sqrt(var["wrong"])
+    assert np.abs(z_right).max() < 4, z_right
+    assert np.abs(z_wrong).max() > 6, z_wrong
+
+
+def test_binary_predictor_shift_recovers_the_complete_data_share():
+    """Data missing not at random on the probit scale (δ = 1.5): with the true δ the
+    share of b = 1 in the completed data is the complete-data share within MC error; at
+    δ = 0 it is too low. Tolerance from the Monte Carlo error: over 12 data sets of this
+    design (m = 5, 15 iterations) the gap with the true δ averaged 0.001 (SE 0.003) with
+    SD 0.010 per data set: 0.03 is 3 SD; at δ = 0 the gap was -0.072 to -0.115."""
+    delta = 1.5
+    full, df = binary_frame(seed=4, J=40, delta=delta)
+    target = full["b"].mean()
+    kw = dict(model=BIN_MODEL, m=5, iterations=15, rng=2)
+    share = {}
+    for d in (0.0, delta):
+        imp = mlimpute.impute(df, delta={"b": d}, **kw)
+        filled = imp.dataset["b"].values.sum(axis=1)
+        share[d] = ((df["b"].sum() + filled) / len(df)).mean()
+    assert abs(share[delta] - target) < 0.03, (share, target)
+    assert share[0.0] < target - 0.04, (share, target)
+    # a shift of 0 and continuation: bit for bit
+    a = mlimpute.impute(df, **kw)
+    b = mlimpute.impute(df, delta={"b": 0.0}, **kw)
+    np.testing.assert_array_equal(a.dataset["b"].values, b.dataset["b"].values)
+    long = mlimpute.impute(df, delta={"b": 1.0}, delta_cluster_sd={"b": 0.5}, **kw)
+    short = mlimpute.impute(
+        df, delta={"b": 1.0}, delta_cluster_sd={"b": 0.5}, **{**kw, "iterations": 10}
+    )
+    np.testing.assert_array_equal(short.iterate(5).dataset["b"].values, long.dataset["b"].values)
