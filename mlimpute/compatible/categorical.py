@@ -33,7 +33,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_ndtr
 
-__all__ = ["log_interval", "category_log_prob", "nominal_log_prob", "draw_categories"]
+__all__ = [
+    "log_interval",
+    "category_log_prob",
+    "nominal_log_prob",
+    "draw_nominal_utilities",
+    "draw_categories",
+]
 
 #: Gauss–Legendre nodes and weights on [-1, 1] of the nominal category probabilities
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(48)
@@ -100,6 +106,65 @@ def nominal_log_prob(eta: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
             out[:, k + 1] = np.log(total) + top[:, 0]
     return out
+
+
+def draw_nominal_utilities(
+    rng: np.random.Generator, eta: np.ndarray, rank: np.ndarray, grid: int = 512
+) -> np.ndarray:
+    """Utilities ``W ~ N(η, I)`` (n, K − 1) drawn exactly given the category of each row
+    (rank 0 the reference: every utility below 0; rank k: ``W_k`` above 0 and above the
+    others).
+
+    A model-based imputation redraws a nominal predictor's missing categories with its
+    utilities integrated out; before its model's next Gibbs step the utilities of those
+    rows must come from their exact conditional given the new categories (a sweep from
+    the old utilities would start outside their support). For rank k the largest utility
+    ``W_k`` has density ``∝ φ(w − η_k) Π_{l≠k} Φ(w − η_l)`` on ``w > 0``, drawn by
+    inverting its distribution function on a grid of ``grid`` points of
+    ``[0, max(η) + 9]``; given it the others are normal truncated below it, and with rank 0
+    every utility is normal truncated below 0.
+
+    Examples
+    --------
+    >>> W = draw_nominal_utilities(np.random.default_rng(0), np.zeros((3, 2)),
+    ...                            np.array([0, 1, 2]))
+    >>> bool((W[0] < 0).all() and W[1, 0] > max(0, W[1, 1]) and W[2, 1] > max(0, W[2, 0]))
+    True
+    """
+    from mlimpute.models._latent import truncnorm
+
+    eta = np.atleast_2d(np.asarray(eta, dtype=float))
+    n, K1 = eta.shape
+    rank = np.asarray(rank, dtype=np.intp)
+    rows = np.arange(n)
+    win = rank > 0
+    k = np.maximum(rank - 1, 0)
+    top = np.zeros(n)  # the winner's utility (0 for the reference)
+    if win.any():
+        e = eta[win]
+        kk = k[win]
+        hi = np.maximum(e.max(axis=1), 0.0) + 9.0
+        t = np.linspace(0.0, 1.0, grid)
+        w = hi[:, None] * t[None, :]  # (m, grid)
+        ek = e[np.arange(e.shape[0]), kk]
+        logf = -0.5 * (w - ek[:, None]) ** 2
+        for m in range(K1):  # the few categories
+            other = (kk != m)[:, None]
+            logf = logf + np.where(other, log_ndtr(w - e[:, m][:, None]), 0.0)
+        f = np.exp(logf - logf.max(axis=1, keepdims=True))
+        cdf = np.concatenate(
+            [np.zeros((f.shape[0], 1)), np.cumsum(0.5 * (f[:, 1:] + f[:, :-1]), axis=1)], axis=1
+        )
+        cdf /= cdf[:, -1:]
+        u = rng.random(f.shape[0])
+        idx = np.clip((cdf < u[:, None]).sum(axis=1), 1, grid - 1)
+        c0 = cdf[np.arange(f.shape[0]), idx - 1]
+        c1 = cdf[np.arange(f.shape[0]), idx]
+        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
+        top[win] = hi * (t[idx - 1] + frac * (t[idx] - t[idx - 1]))
+    W = truncnorm(rng, eta, np.full(eta.shape, -np.inf), np.broadcast_to(top[:, None], eta.shape))
+    W[rows[win], k[win]] = top[win]
+    return W
 
 
 def draw_categories(rng: np.random.Generator, log_p: np.ndarray) -> np.ndarray:

@@ -54,11 +54,13 @@ import numpy as np
 from mlimpute.codec import encode
 from mlimpute.compatible import LinearTerm, conditional_moments
 from mlimpute.compatible.shift import shifted_moments
+from mlimpute.models.nominal import NominalState
 from mlimpute.sampler.compatible_draws import (
     RowDesign,
     all_clusters,
     categorical_draw,
     eta_at,
+    fresh_utilities,
     latent_mean_draw,
     latent_mean_owner_state,
     latent_responses,
@@ -222,6 +224,8 @@ def run_compatible_chain(
                 if shifts is not None and x in shifts.offset and it > 0:  # x* = z − δ
                     states[x] = shifts.probit_step(rng, x, states[x], d)
                     continue
+                if it > 0 and isinstance(states[x], NominalState):  # new categories
+                    states[x] = fresh_utilities(rng, plan, states[x], d, mis_rows[x])
                 states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
                 continue
             if x in owners and it > 0:  # x's model given lmean(x): after the loop

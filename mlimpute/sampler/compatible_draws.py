@@ -31,6 +31,7 @@ from mlimpute.compatible import (
 from mlimpute.compatible.categorical import (
     category_log_prob,
     draw_categories,
+    draw_nominal_utilities,
     log_interval,
     nominal_log_prob,
 )
@@ -58,6 +59,8 @@ __all__ = [
     "latent_mean_draw",
     "categorical_draw",
     "latent_responses",
+    "nominal_utilities",
+    "fresh_utilities",
     "mh_draw",
 ]
 
@@ -413,7 +416,7 @@ def categorical_draw(
     dx.refresh(values, plan.static)
     levels = np.unique(values[x])
     if isinstance(st, NominalState):  # one utility per non-reference category
-        own = nominal_log_prob(_utilities(st, dx, n)[rows])
+        own = nominal_log_prob(nominal_utilities(st, dx, n)[rows])
     else:
         eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
         if eta_shift is not None:
@@ -479,7 +482,7 @@ def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:
     return truncnorm_sign(rng, eta, v > 0.5)
 
 
-def _utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:
+def nominal_utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:
     """The multinomial probit's linear predictors of every row (sorted order), one column
     per non-reference category, random effects included."""
     core = linear_core(d)
@@ -489,6 +492,19 @@ def _utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:
         if d.n_mis:
             out[d.mis_idx, k] = core.predict(c, d, "mis")
     return out
+
+
+def fresh_utilities(rng, plan, state: NominalState, d: ModelData, rows: np.ndarray):
+    """``state`` with the utilities of ``rows`` (a nominal predictor's missing rows) drawn
+    exactly given their current categories
+    (:func:`~mlimpute.compatible.categorical.draw_nominal_utilities`): their categories
+    were redrawn with the utilities integrated out, so the model's next Gibbs sweep starts
+    from the utilities' exact conditional."""
+    eta = nominal_utilities(state, d, plan.layout.n)[rows]
+    _, rank = np.unique(d.y_obs, return_inverse=True)
+    W = state.latent.copy()
+    W[rows] = draw_nominal_utilities(rng, eta, rank[rows])
+    return replace(state, latent=W)
 
 
 def mh_draw(

@@ -159,3 +159,24 @@ def test_nominal_goes_last_among_categorical_predictors_and_two_are_refused():
         )
     with pytest.raises(UnsupportedError, match="categorical predictor 'c'"):
         mlimpute.impute(df[["g", "c", "z", "y"]], model=MODEL, delta={"c": 1.0}, m=1, iterations=1)
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_utilities_given_the_category_match_rejection_sampling(code):
+    """draw_nominal_utilities against rejection sampling from N(η, I) kept where the
+    category is ``code``: means within 5 SEs (SE from the two sample sizes), SDs within
+    5 %."""
+    from mlimpute.compatible.categorical import draw_nominal_utilities
+
+    eta = np.array([0.3, -1.0, 1.2])
+    r = np.random.default_rng(1)
+    W = eta + r.standard_normal((200_000, 3))
+    k = np.where(W.max(axis=1) > 0, W.argmax(axis=1) + 1, 0)
+    ref = W[k == code]
+    n = 20_000
+    D = draw_nominal_utilities(np.random.default_rng(2), np.tile(eta, (n, 1)), np.full(n, code))
+    got = np.where(D.max(axis=1) > 0, D.argmax(axis=1) + 1, 0)
+    assert (got == code).all()
+    se = np.sqrt(ref.var(axis=0) / len(ref) + D.var(axis=0) / n)
+    assert (np.abs(D.mean(axis=0) - ref.mean(axis=0)) < 5 * se).all()
+    assert (np.abs(D.std(axis=0) / ref.std(axis=0) - 1) < 0.05).all()
