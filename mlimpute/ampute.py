@@ -54,12 +54,13 @@ def _standardise(x: np.ndarray, name: str) -> np.ndarray:
     return (x - x.mean()) / sd
 
 
-def _per_variable(value, columns: Sequence[Hashable], what: str) -> dict:
+def _per_variable(value, columns: Sequence[Hashable], what: str, default) -> dict:
+    """One setting per amputed column; a mapping gives ``default`` to the columns it omits."""
     if isinstance(value, Mapping):
         unknown = [k for k in value if k not in columns]
         if unknown:
             raise SpecificationError(f"{what} names {unknown}, which are not in prop.")
-        return {c: value.get(c) for c in columns}
+        return {c: value.get(c, default) for c in columns}
     return dict.fromkeys(columns, value)
 
 
@@ -139,6 +140,8 @@ def ampute(
         Row-level or whole-cluster missingness.
     systematic : float or dict, default 0.0
         Share of clusters, in [0, 1), in which a level-1 variable is missing entirely.
+        A dict sets it per variable; the variables it leaves out get 0 (as ``mechanism``,
+        ``level`` and ``strength`` given as dicts fall back to their defaults).
     strength : float or dict, default 1.0
         Slope of the logistic model per standard deviation of ``z`` (log odds ratio);
         ignored for MCAR.
@@ -189,10 +192,10 @@ def ampute(
         raise SpecificationError(f"cluster {cluster!r} is not a column of df.")
     if cluster is not None and cluster in prop:
         raise SpecificationError(f"the cluster column {cluster!r} cannot be amputed.")
-    mechs = _per_variable(mechanism, targets, "mechanism")
-    levels = _per_variable(level, targets, "level")
-    systs = _per_variable(systematic, targets, "systematic")
-    slopes = _per_variable(strength, targets, "strength")
+    mechs = _per_variable(mechanism, targets, "mechanism", "MCAR")
+    levels = _per_variable(level, targets, "level", 1)
+    systs = _per_variable(systematic, targets, "systematic", 0.0)
+    slopes = _per_variable(strength, targets, "strength", 1.0)
     deps = (
         {c: depends_on.get(c) for c in targets}
         if isinstance(depends_on, Mapping)

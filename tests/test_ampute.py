@@ -120,3 +120,25 @@ def test_non_numeric_driver_is_a_type_error():
     df = _data(20, 5).assign(s="a")
     with pytest.raises(DataTypeError, match="'s'"):
         mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on=["s"], rng=1)
+
+
+def test_per_variable_dicts_default_for_the_variables_they_omit():
+    # systematic= and level= given for one variable only: the other variable gets the
+    # defaults (0 and 1) instead of an error
+    df = _data()
+    out = mlimpute.ampute(
+        df,
+        "class",
+        {"y": 0.4, "x": 0.2, "w": 0.3},
+        systematic={"y": 0.2},
+        level={"w": 2},
+        mechanism={"y": "MNAR"},
+        rng=4,
+    )
+    whole = out.groupby("class")[["y", "x"]].agg(lambda s: s.isna().all())
+    assert whole["y"].mean() >= 0.2 - 1e-12
+    # x: row-level MCAR at 20 % of 10,000 rows (SD 0.4 pp); a whole class of 20 rows
+    # missing by chance has probability 0.2**20
+    assert not whole["x"].any()
+    assert abs(out["x"].isna().mean() - 0.2) < 0.01
+    assert (out.groupby("class")["w"].apply(lambda s: s.isna().nunique()) == 1).all()

@@ -240,7 +240,6 @@ def _three_level_data():
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("model with several factors", "supports one grouping factor"),
         ("delta_cluster_sd with several factors", "several grouping factors"),
         ("zip with several factors", "no version for several grouping factors"),
         ("fourth level", "fourth level"),
@@ -255,9 +254,6 @@ def test_limits_the_documentation_states_still_hold(case, message):
 
     df = _three_level_data()
     calls = {
-        "model with several factors": lambda: df.mi.impute(
-            model="y ~ x + (1 | school/class)", m=1, iterations=1, rng=1
-        ),
         "delta_cluster_sd with several factors": lambda: df.mi.impute(
             cluster=["school", "class"],
             delta={"y": 1.0},

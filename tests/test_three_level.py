@@ -254,12 +254,14 @@ def test_new_rows_after_three_levels_are_refused_by_name(df):
         imp.impute_new(df.iloc[:5])
 
 
-def test_model_based_imputation_with_several_terms_is_refused_by_name(df):
+def test_model_based_imputation_with_several_terms(df):
+    # supported now (tests/compatible/test_several_terms.py): the outcome's missing values
+    # are drawn from the several-term analysis model
     import mlimpute
 
     d = df[["school", "class", "x", "y"]].assign(x=0.0)
-    with pytest.raises(UnsupportedError, match=r"model-based.*one grouping factor.*'school'"):
-        mlimpute.impute(d, model="y ~ x + (1 | school) + (1 | school:class)", m=1)
+    imp = mlimpute.impute(d, model="y ~ x + (1 | school) + (1 | school:class)", m=1)
+    assert imp.spec.factors and not imp.complete(1).y.isna().any()
 
 
 def test_checks_after_three_levels_are_refused_by_name(df):

@@ -39,7 +39,7 @@ from mlimpute.compatible.conditionals import LinearTerm
 from mlimpute.errors import DataError
 from mlimpute.models.segments import Segments
 
-__all__ = ["ClusterTerm", "level2_moments", "draw_level2"]
+__all__ = ["ClusterTerm", "level2_moments", "draw_level2", "grouped_moments"]
 
 
 class ClusterTerm(NamedTuple):
@@ -160,3 +160,39 @@ def draw_level2(
     """
     mean, var = level2_moments(seg, mu_w, sigma2_w, terms, cluster_terms)
     return mean + np.sqrt(var) * rng.standard_normal(mean.shape)
+
+
+def grouped_moments(
+    n_groups: int,
+    mu_w: np.ndarray,
+    sigma2_w: float | np.ndarray,
+    groups: Sequence[tuple[np.ndarray, LinearTerm]] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level2_moments` for a variable constant within the clusters of an enclosing
+    level (a school-level variable with three levels), whose factors live on rows of
+    several levels: each term comes with the school code of each of its rows (pupils'
+    rows for the analysis model and level-1 models, class rows for class-level models, one
+    row per school for school-level models), and its precision and shift are summed per
+    school by ``np.bincount``.
+
+    ``λ_s = 1/σ_w² + Σ_m Σ_{rows r of s} c_m,r²/σ_m²``, ``μ*_s = (μ_w,s/σ_w² + Σ_m Σ_r c_m,r
+    (v_m,r − a_m,r)/σ_m²)/λ_s``.
+
+    Examples
+    --------
+    >>> t = LinearTerm(np.array([1.0, 1.0, 4.0]), np.zeros(3), 1.0, 1.0)
+    >>> mean, var = grouped_moments(2, np.zeros(2), 1.0, [(np.array([0, 0, 1]), t)])
+    >>> mean.round(4).tolist(), var.round(4).tolist()
+    ([0.6667, 2.0], [0.3333, 0.5])
+    """
+    mu_w = np.asarray(mu_w, dtype=float)
+    s2 = np.asarray(sigma2_w, dtype=float)
+    if np.any(s2 <= 0):
+        raise DataError("the residual variance of the level-3 model is not positive")
+    prec = np.broadcast_to(1.0 / s2, mu_w.shape).astype(float)
+    num = mu_w / s2
+    for codes, term in groups:  # a few models, never rows or clusters
+        p, h = term.precision_and_shift()
+        prec = prec + np.bincount(codes, weights=p, minlength=n_groups)
+        num = num + np.bincount(codes, weights=h, minlength=n_groups)
+    return num / prec, 1.0 / prec

@@ -40,6 +40,12 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    (:func:`~mlimpute.sampler.compatible_draws.latent_mean_draw`).
 4. **Missing outcomes** from the analysis model given the new predictors.
 
+With several random-effect terms (:mod:`mlimpute.spec.model_terms`) the analysis model
+and the predictors' models are the multi-term models (a Gibbs block per term), whose
+linear predictors, and hence every ``a`` and ``c``, sum every term's random effects;
+school-level predictors are drawn per school
+(:mod:`mlimpute.sampler.compatible_terms`).
+
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
 the few models and the few categories.
 """
@@ -69,6 +75,13 @@ from mlimpute.sampler.compatible_draws import (
     mh_draw,
     outcome_term,
     proposal_key,
+)
+from mlimpute.sampler.compatible_terms import (
+    level3_draw,
+    school_level,
+    school_start,
+    school_values,
+    top_view,
 )
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.ranefs import ranef_arrays
@@ -144,6 +157,7 @@ def run_compatible_chain(
     n = plan.layout.n
     values = Values(plan.layout, like=plan.like)
     level2 = {v.name for v in spec.variables if v.level == 2}
+    level3 = school_level(plan)  # several terms: school-level variables (one row per school)
     codes, first = plan.layout.codes, plan.layout.segments.starts
     J = first.size
     latent = latent_means(spec)  # {"lmean(x)": "x"}
@@ -153,6 +167,8 @@ def run_compatible_chain(
             x[plan.missing_rows(name)] = start.imputed[name]
         elif name in latent:  # the cluster means of x's start values (no random call)
             x = plan.layout.cluster_mean(values[latent[name]])
+        elif name in level3:  # one draw per school
+            x = school_start(plan, rng, x)
         elif name in level2:  # one draw per cluster
             cv = np.full(J, np.nan)
             cv[codes[~np.isnan(x)]] = x[~np.isnan(x)]
@@ -165,12 +181,13 @@ def run_compatible_chain(
         values[name] = x
     datas = {
         n_: all_clusters(plan.data[n_])
-        if n_ in level2 and n_ in decided
+        if (n_ in level2 or n_ in level3) and n_ in decided
         else plan.data[n_].for_chain()
         for n_ in names
     }
     cview = ClusterValues(values, first, {})
     mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
+    mis_clusters |= {s: np.isnan(school_values(plan, plan.start, s)) for s in level3}
     da = datas[y] if y in datas else plan.analysis.for_chain()
     ma = plan.analysis_model
     y_values = values[y] if y in values else encode(plan.static[y])
@@ -210,7 +227,10 @@ def run_compatible_chain(
         # 2. each predictor's model on its completed column
         for x in preds:
             d, model = datas[x], plan.models[x]
-            if x in level2:
+            if x in level3:
+                d.refresh(top_view(plan, values), plan.top_static)
+                yx = school_values(plan, values, x)
+            elif x in level2:
                 d.refresh(cview, plan.cluster_static)
                 yx = values[x][first]
             else:
@@ -257,6 +277,28 @@ def run_compatible_chain(
                     y_values,
                     y_obs_rows,
                     users[x],
+                )
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
+            if x in level3:
+                draw = level3_draw(
+                    rng,
+                    plan,
+                    x,
+                    x in in_model,
+                    datas,
+                    states,
+                    users[x],
+                    level2,
+                    level3,
+                    cview,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    mis_clusters[x],
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue

@@ -92,6 +92,15 @@ class RowDesign:
         self.z_static = None
         if d.Z is not None and not d.Z.dynamic:
             self.z_static = d.Z.obs[self.pos]
+        # further random-effect terms (several grouping factors): (term, columns or None,
+        # static Z or None, cluster codes) on the rows
+        self.extra = []
+        for t in getattr(d, "extra_terms", ()) or ():
+            codes = t.codes_obs[self.pos]
+            if t.Z.dynamic:
+                self.extra.append((t, self._columns(t.Z), None, codes))
+            else:
+                self.extra.append((t, None, t.Z.obs[self.pos], codes))
 
     @staticmethod
     def _columns(block):
@@ -113,8 +122,9 @@ class RowDesign:
         return frame
 
     def _matrix(self, block, cols, frame: pd.DataFrame) -> np.ndarray:
-        if cols is None:
-            return np.ones((len(frame), 1))
+        # a random part of several blocks has no formulaic spec (cols None) unless it has
+        # transformed columns: its products of numeric columns (a random slope on x) are
+        # recomputed here too, never replaced by an intercept
         if not block.slow:  # products of numeric columns: no formulaic call
             X = block.obs[self.pos]
             for col, factors in block.fast:
@@ -123,23 +133,31 @@ class RowDesign:
                     v = v * frame[f].to_numpy(dtype=np.float64)
                 X[:, col] = v
             return X
+        if cols is None:  # an intercept only
+            return np.ones((len(frame), 1))
         with np.errstate(all="ignore"):
             mm = block.spec.get_model_matrix(frame, context=EVALUATION_CONTEXT)
         return np.asarray(mm, dtype=np.float64)[:, cols]
 
     def eta(self, d: ModelData, state, frame: pd.DataFrame) -> np.ndarray:
-        """``X β + Z b_j`` on the rows for the data in ``frame``."""
+        """``X β + Z b_j`` on the rows for the data in ``frame`` (with several grouping
+        factors ``+ Σ_k Z_k b_k,j``: every term's random effects)."""
         X = self._matrix(d.X, self.x_cols, frame)
         if _latent(state):
             state = state.core
         out = X @ state.beta
+        extra = getattr(state, "extra", None)
+        b0 = state.primary.b if extra is not None else state.b
         if d.Z is not None:
             Z = (
                 self.z_static
                 if self.z_static is not None
                 else self._matrix(d.Z, self.z_cols, frame)
             )
-            out = out + np.einsum("nq,nq->n", Z, np.take(state.b, self.codes, axis=0))
+            out = out + np.einsum("nq,nq->n", Z, np.take(b0, self.codes, axis=0))
+        for (t, cols, z_static, codes), ts in zip(self.extra, extra or (), strict=True):
+            Z = z_static if z_static is not None else self._matrix(t.Z, cols, frame)
+            out = out + np.einsum("nq,nq->n", Z, np.take(ts.b, codes, axis=0))
         return out
 
 
@@ -201,14 +219,25 @@ def all_clusters(d: ModelData) -> ModelData:
     X[d.obs_idx], X[d.mis_idx] = d.X.obs, d.X.mis
     J = X.shape[0]
     block = replace(d.X, obs=np.asfortranarray(X), mis=np.asfortranarray(np.empty((0, X.shape[1]))))
+    Z, seg = None, Segments.from_codes(np.zeros(J, dtype=np.intp), 1)
+    if d.Z is not None:  # three levels: a random intercept of the enclosing level
+        Zf = np.empty((J, d.Z.obs.shape[1]))
+        Zf[d.obs_idx], Zf[d.mis_idx] = d.Z.obs, d.Z.mis
+        empty = np.asfortranarray(np.empty((0, Zf.shape[1])))
+        Z = replace(d.Z, obs=np.asfortranarray(Zf), mis=empty)
+        codes = np.empty(J, dtype=np.intp)
+        codes[d.obs_idx], codes[d.mis_idx] = d.seg_obs.codes, d.codes_mis
+        seg = Segments.from_codes(codes, d.n_clusters)
     return replace(
         d,
         X=block,
+        Z=Z,
         obs_idx=np.arange(J),
         mis_idx=np.zeros(0, dtype=np.intp),
         y_obs=np.zeros(J),
-        seg_obs=Segments.from_codes(np.zeros(J, dtype=np.intp), 1),
+        seg_obs=seg,
         codes_mis=np.zeros(0, dtype=np.intp),
+        **({"cache": {}} if Z is not None else {}),  # static sums of these rows, not d's
     )
 
 

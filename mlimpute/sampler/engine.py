@@ -232,7 +232,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             yv = encode(static[y])
             analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
-            analysis_model = get_model(outcome_method(static[y], y)).factory()
+            analysis_model = _model(y, outcome_method(static[y], y), {}, analysis)
             analysis_model.check(analysis)
             events += analysis.events
     return Plan(

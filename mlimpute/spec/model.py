@@ -26,7 +26,10 @@ holds a level-2 variable ``lmean(x)`` (``lmean(x) ~ level-2 columns``: ξ_j's ow
 whose drawn values every completed data set carries in the column ``lmean(x)``; so far x
 is then the only incomplete level-1 predictor (incomplete level-2 predictors may join,
 their models taking ``lmean(x)`` as a predictor), and no level-1 column other than x
-enters the analysis model. Anything else raises
+enters the analysis model. With several random-effect terms (nested levels, crossed
+factors) every predictor's model has a random intercept for each grouping factor and
+class- and school-level predictors are modelled at their own level
+(:mod:`mlimpute.spec.model_terms`). Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
 """
 
@@ -43,6 +46,12 @@ from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
+from mlimpute.spec.model_terms import (
+    check_level2_terms,
+    level3_columns,
+    model_terms,
+    random_intercepts,
+)
 
 __all__ = [
     "build_model_spec",
@@ -152,29 +161,41 @@ def nonlinear_predictors(parsed: ParsedFormula, names: Sequence[str]) -> set[str
 
 
 def predictor_formula(
-    name: str, later: Sequence[str], complete: Sequence[str], cluster: str
+    name: str, later: Sequence[str], complete: Sequence[str], cluster: str | Sequence[str]
 ) -> ParsedFormula:
-    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``.
+    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``
+    (several grouping factors, as a list: a random intercept for each).
 
     Examples
     --------
     >>> str(predictor_formula("x", ["w"], ["z", "a"], "g"))
     'x ~ w + z + a + (1 | g)'
+    >>> str(predictor_formula("x", [], ["z"], ["school", "class"]))
+    'x ~ z + (1 | school) + (1 | class)'
     """
     rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    if not isinstance(cluster, str):  # several grouping factors (factor text as given)
+        return parse_formula(f"{_quote(name)} ~ {rhs} + {random_intercepts(cluster)}")
     return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
 
 
-def level2_formula(name: str, later: Sequence[str], complete: Sequence[str]) -> ParsedFormula:
+def level2_formula(
+    name: str, later: Sequence[str], complete: Sequence[str], outer: str | None = None
+) -> ParsedFormula:
     """The model of one incomplete level-2 predictor, on one row per cluster:
-    ``w ~ later + complete`` (level-2 columns only).
+    ``w ~ later + complete`` (level-2 columns only); with an enclosing level ``outer``
+    (three levels), ``w ~ later + complete + (1 | outer)``.
 
     Examples
     --------
     >>> str(level2_formula("w", [], ["z"]))
     'w ~ z'
+    >>> str(level2_formula("w", [], ["z"], "school"))
+    'w ~ z + (1 | school)'
     """
     rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    if outer is not None:
+        return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {outer})")
     return parse_formula(f"{_quote(name)} ~ {rhs}")
 
 
@@ -311,7 +332,6 @@ def build_model_spec(
         raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
     auxiliary = column_list(auxiliary, "auxiliary") or []
     parsed = parse_formula(model)
-    parsed.require_one_group("model-based imputation (impute(model=...))")
     parsed.require_no_factor_means("model-based imputation (impute(model=...))")
     y = parsed.response
     if y is None:
@@ -342,12 +362,22 @@ def build_model_spec(
                 f"auxiliary column {a!r} is already in the analysis model {model!r}"
             )
     g = parsed.group
+    # several random-effect terms (nested levels, crossed factors): spec/model_terms.py
+    terms = model_terms(df, parsed, cluster) if parsed.several_groups else None
+    if terms is not None:
+        g = terms.cluster
+        if lmeans:
+            raise UnsupportedError(
+                f"lmean() in the analysis model {model!r} with several grouping factors "
+                f"{list(parsed.groups)}: latent cluster means support one grouping factor "
+                "so far"
+            )
     if g is None:
         raise UnsupportedError(
             f"the analysis model {model!r} has no random part: model-based imputation "
             "supports multilevel analysis models (with a random part such as (1 | g)) so far"
         )
-    if df[g].isna().any():
+    if terms is None and df[g].isna().any():
         raise SpecificationError(
             f"cluster column {g!r} has {int(df[g].isna().sum())} missing value(s); drop or "
             "fill those rows first"
@@ -356,7 +386,14 @@ def build_model_spec(
     predictors = (parsed.predictors - lcols) | set(lmeans)
     used = [*sorted(predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
-    if cluster is not None and cluster != g:
+    if terms is not None and outside:
+        raise UnsupportedError(
+            f"incomplete column(s) {outside} are neither in the analysis model nor "
+            f"auxiliary: with several grouping factors {list(parsed.groups)} model-based "
+            "imputation has no default (chained) models for them yet; add them to "
+            "auxiliary=[...] or drop them before imputing (df.drop(columns=[...]))"
+        )
+    if terms is None and cluster is not None and cluster != g:
         raise SpecificationError(
             f"cluster={cluster!r} differs from the grouping factor {g!r} of the analysis "
             f"model {model!r}: with model= the cluster is the model's grouping factor"
@@ -382,7 +419,7 @@ def build_model_spec(
             )
         extra_events = list(chained.events)
     outcome_method(df[y], y)  # refuses an outcome kind that is not supported
-    codes, _ = pd.factorize(df[g], sort=True)
+    codes = terms.codes if terms is not None else pd.factorize(df[g], sort=True)[0]
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
         kind = column_kind(df[c])
@@ -396,6 +433,8 @@ def build_model_spec(
     if missing[y] == len(df):
         raise SpecificationError(f"the outcome {y!r} has no observed values")
     level2 = [c for c in incomplete if is_level2(codes, df[c])]
+    # several terms: which of them are constant within the enclosing level (school-level)
+    level3 = [c for c in level2 if terms is not None and check_level2_terms(terms, df, c, model)]
     nonlinear = check_linear(parsed, incomplete)
     for c in level2:
         if c in nonlinear:
@@ -421,6 +460,13 @@ def build_model_spec(
     cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
     cats = _nominal_last(cats, kinds)
     nominal = [c for c in cats if kinds[c] == "nominal"]
+    if cats and level2 and terms is not None:
+        raise UnsupportedError(
+            f"categorical incomplete predictor(s) {cats} together with incomplete class- or "
+            f"school-level predictor(s) {level2} in the analysis model {model!r} with "
+            "several random-effect terms: model-based imputation does not support the "
+            "combination yet"
+        )
     if nominal and level2:
         raise UnsupportedError(
             f"the nominal incomplete predictor {nominal[0]!r} together with incomplete "
@@ -437,19 +483,25 @@ def build_model_spec(
     # incomplete level-2 predictor's model takes lmean(x) as a predictor
     latent = [lmean_column(x) for x in lmeans]
     variables = []
+    groups = terms.groups if terms is not None else g  # a random intercept per factor
+    outer = terms.outer if terms is not None else None
     for k, x in enumerate(level1):
         if x in lmeans:
             f = predictor_formula(x, [], complete2, g)
         else:
-            f = predictor_formula(x, incomplete[k + 1 :], complete, g)
+            f = predictor_formula(x, incomplete[k + 1 :], complete, groups)
         variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
     for x in lmeans:
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
             variables.append(VariableSpec(x, f, _METHOD, 1))
+    level2 = [c for c in level2 if c not in level3]  # class-level (school-level: below)
     for k, w in enumerate(level2):
-        f = level2_formula(w, [*level2[k + 1 :], *latent], complete2)
-        variables.append(VariableSpec(w, f, _METHOD2, 2))
+        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer)
+        variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
+    for k, s in enumerate(level3):  # school-level: one row per school
+        f = level2_formula(s, level3[k + 1 :], level3_columns(terms, df, complete2))
+        variables.append(VariableSpec(s, f, _METHOD2, 3))
     for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
         variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:
@@ -458,7 +510,9 @@ def build_model_spec(
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
-    shifts = _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd)
+    shifts = _model_shifts(
+        df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, level3
+    )
     return ImputationSpec(
         tuple(variables),
         g,
@@ -470,17 +524,29 @@ def build_model_spec(
         auxiliary=tuple(auxiliary),
         delta=shifts[0],
         delta_cluster_sd=shifts[1],
+        **(_factor_fields(terms) if terms is not None else {}),
     )
 
 
-def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd):
-    """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation."""
+def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, school):
+    """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation (a
+    school-level predictor of an analysis model with several terms cannot be shifted
+    yet)."""
     from mlimpute.spec.arguments import check_delta
     from mlimpute.spec.shifts import check_model_delta
 
+    delta = check_delta(delta)
+    cluster_sd = check_delta(delta_cluster_sd, "delta_cluster_sd")
+    for arg, given in (("delta", delta), ("delta_cluster_sd", cluster_sd)):
+        for name in school:
+            if given.get(name):
+                raise UnsupportedError(
+                    f"{arg} for the school-level predictor {name!r} (constant within the "
+                    f"enclosing level of the analysis model {model!r}) is not supported yet"
+                )
     return check_model_delta(
-        check_delta(delta),
-        check_delta(delta_cluster_sd, "delta_cluster_sd"),
+        delta,
+        cluster_sd,
         variables,
         columns=list(df.columns),
         categorical=[c for c in cats if kinds[c] != "binary"],
@@ -501,6 +567,11 @@ def _nominal_last(cats: list[str], kinds: dict[str, str]) -> list[str]:
             "supports one so far"
         )
     return [c for c in cats if kinds[c] != "nominal"] + nominal
+
+
+def _factor_fields(terms) -> dict:
+    """The grouping-factor fields of the specification with several terms."""
+    return {"factors": terms.factors, "hierarchy": terms.hierarchy, "structure": terms.structure}
 
 
 def _check_latent_means(

@@ -443,3 +443,32 @@ def test_binary_predictor_shift_recovers_the_complete_data_share():
         df, delta={"b": 1.0}, delta_cluster_sd={"b": 0.5}, **{**kw, "iterations": 10}
     )
     np.testing.assert_array_equal(short.iterate(5).dataset["b"].values, long.dataset["b"].values)
+
+
+def test_several_terms_shift_a_pupil_predictor_and_refuse_the_school_level_one():
+    """With several random-effect terms (pupils in classes in schools) a level-1 predictor
+    is shifted as with one term (δ = 0 bit for bit); a school-level predictor and a
+    categorical predictor beside class-/school-level ones are refused by name."""
+    r = np.random.default_rng(3)
+    S, C, P = 8, 3, 6
+    n = S * C * P
+    school, cls = np.repeat(np.arange(S), C * P), np.repeat(np.arange(S * C), P)
+    x = r.normal(size=n)
+    s = np.repeat(r.normal(size=S), C * P)
+    y = 0.5 * x + 0.3 * s + np.repeat(r.normal(size=S * C), P) + r.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": x, "s": s, "school": school, "cls": cls})
+    df.loc[r.random(n) < 0.25, "x"] = np.nan
+    model = "y ~ x + (1 | cls) + (1 | school)"
+    kw = dict(model=model, m=2, iterations=3, rng=1)
+    a = mlimpute.impute(df.drop(columns="s"), **kw)
+    b = mlimpute.impute(df.drop(columns="s"), delta={"x": 0.0}, **kw)
+    np.testing.assert_array_equal(a.dataset["x"].values, b.dataset["x"].values)
+    c = mlimpute.impute(df.drop(columns="s"), delta={"x": 1.0}, **kw)
+    assert c.dataset["x"].values.mean() > a.dataset["x"].values.mean() + 0.5
+    gone = df.assign(s=np.where(df.school % 3 == 0, np.nan, df.s))
+    model_s = "y ~ x + s + (1 | cls) + (1 | school)"
+    with pytest.raises(UnsupportedError, match="school-level predictor 's'"):
+        mlimpute.impute(gone, model=model_s, delta={"s": 1.0}, m=1, iterations=1)
+    binary = gone.assign(x=(df.x > 0).astype(float).where(df.x.notna()))
+    with pytest.raises(UnsupportedError, match=r"categorical incomplete predictor.*\['x'\]"):
+        mlimpute.impute(binary, model=model_s, m=1, iterations=1)
