@@ -149,9 +149,10 @@ def impute(
         every category but the first). With ``model=`` the shifted values are what
         the analysis model and the other predictors' models see, while the variable's
         own model is fitted to the unshifted draws (so the shift does not compound);
-        continuous predictors and auxiliaries, the outcome (a binary one on its probit
-        scale) and columns imputed by chained defaults can be shifted, categorical
-        predictors not yet. A shift of 0 gives exactly the run without it.
+        continuous predictors and auxiliaries, binary ones and a binary outcome (on
+        their probit scale), the outcome and columns imputed by chained defaults can be
+        shifted, ordinal and nominal predictors not yet. A shift of 0 gives exactly the
+        run without it.
         :func:`mlimpute.sensitivity` runs a series of shifts and tabulates the analysis.
     transform : dict, optional
         ``{"income": "log"}`` or ``{"rt": "yeo-johnson"}``: impute a skewed variable with

@@ -161,8 +161,9 @@ def sensitivity(
         The imputation models, as for :func:`mlimpute.impute`.
     model : str, optional
         The analysis model of a model-based imputation (``impute(model=...)``) instead
-        of ``formulas``: the shifted variable is a continuous predictor or auxiliary of
-        it, or its outcome (see :func:`mlimpute.impute` for what can be shifted).
+        of ``formulas``: the shifted variable is a continuous or binary predictor or
+        auxiliary of it, or its outcome (see :func:`mlimpute.impute` for what can be
+        shifted).
     delta : dict
         ``{"grade": [-1, -0.5, 0, 0.5]}``: one incomplete variable and the shifts to try (a
         single number is one shift): added to the imputed values of a continuous numeric
