@@ -29,7 +29,7 @@ from mlimpute.sampler.batched import check_batch
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
-from mlimpute.spec.arguments import MAX_CATEGORIES, check_delta
+from mlimpute.spec.arguments import MAX_CATEGORIES
 from mlimpute.spec.build import build_spec
 from mlimpute.spec.formula import factor_columns
 from mlimpute.spec.model import build_model_spec, with_latent_means
@@ -146,9 +146,14 @@ def impute(
         values. For a variable imputed with a probit, logit, ordinal, nominal or count
         model the shift is added to the linear predictor of its missing rows instead (the
         latent scale; the log scale for counts; for a nominal variable, the utility of
-        every category but the first). Not with ``model=`` yet. A shift of 0
-        gives exactly the run without it. :func:`mlimpute.sensitivity` runs a series of
-        shifts and tabulates the analysis.
+        every category but the first). With ``model=`` the shifted values are what
+        the analysis model and the other predictors' models see, while the variable's
+        own model is fitted to the unshifted draws (so the shift does not compound);
+        continuous predictors and auxiliaries, binary ones and a binary outcome (on
+        their probit scale), the outcome and columns imputed by chained defaults can be
+        shifted, ordinal and nominal predictors not yet. A shift of 0 gives exactly the
+        run without it.
+        :func:`mlimpute.sensitivity` runs a series of shifts and tabulates the analysis.
     transform : dict, optional
         ``{"income": "log"}`` or ``{"rt": "yeo-johnson"}``: impute a skewed variable with
         its normal model on the transformed scale (Yeo–Johnson's λ estimated from the
@@ -204,13 +209,6 @@ def impute(
             "(chained equations)"
         )
     if model is not None:
-        if any(check_delta(delta).values()) or any(
-            check_delta(delta_cluster_sd, "delta_cluster_sd").values()
-        ):
-            raise UnsupportedError(
-                "delta= cannot be combined with model= yet; use formulas (chained "
-                "equations) for a sensitivity analysis"
-            )
         spec = build_model_spec(
             df,
             model,
@@ -224,6 +222,8 @@ def impute(
             include=include,
             exclude=exclude,
             heteroscedastic=heteroscedastic,
+            delta=delta,
+            delta_cluster_sd=delta_cluster_sd,
         )
         df = with_latent_means(df, spec)  # an empty column lmean(x) that imputation fills
     else:

@@ -7,6 +7,11 @@ drawn for it by δ inside the chain (so the other variables' models see the shif
 values) and repeats the analysis over a range of δ: the δ at which a conclusion changes
 (the tipping point) says how strong a departure from missing at random it takes.
 
+With model-based imputation (``model=``) the same shift is the pattern-mixture model
+``x_mis = x* + δ`` with x* from the missing-at-random model: x's own model is fitted to
+the unshifted x*, the analysis model and the other predictors' models see x* + δ
+(:mod:`mlimpute.compatible.shift`); the analysis defaults to the model itself.
+
 References
 ----------
 Leacy, F. P., Floyd, S., Yates, T. A. & White, I. R. (2017). Analyses of sensitivity to
@@ -28,11 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.errors import SpecificationError
 from mlimpute.impute import impute
 from mlimpute.spec.arguments import check_delta
 from mlimpute.spec.build import build_spec
-from mlimpute.spec.formula import parse_formula
+from mlimpute.spec.formula import lmean_column, parse_formula
+from mlimpute.spec.model import build_model_spec
 
 __all__ = ["sensitivity", "SensitivityResult"]
 
@@ -135,7 +141,7 @@ def sensitivity(
     *,
     model: str | None = None,
     delta: Mapping[str, Any],
-    analysis: str,
+    analysis: str | None = None,
     m: int = 20,
     rng: int | np.random.SeedSequence | np.random.Generator | None = 1,
     alpha: float = 0.05,
@@ -154,16 +160,18 @@ def sensitivity(
     formulas : dict or list of str, optional
         The imputation models, as for :func:`mlimpute.impute`.
     model : str, optional
-        Model-based imputation cannot be shifted yet: giving it raises
-        :class:`~mlimpute.errors.UnsupportedError`.
+        The analysis model of a model-based imputation (``impute(model=...)``) instead
+        of ``formulas``: the shifted variable is a continuous or binary predictor or
+        auxiliary of it, or its outcome (see :func:`mlimpute.impute` for what can be
+        shifted).
     delta : dict
         ``{"grade": [-1, -0.5, 0, 0.5]}``: one incomplete variable and the shifts to try (a
         single number is one shift): added to the imputed values of a continuous numeric
         variable, to the linear predictor (latent or log scale) of a variable imputed with
         a probit, logit, ordinal, nominal or count model.
-    analysis : str
+    analysis : str, optional
         The analysis model, as for :meth:`MultiplyImputed.fit
-        <mlimpute.MultiplyImputed.fit>`.
+        <mlimpute.MultiplyImputed.fit>`; with ``model=`` it defaults to the model.
     m : int, default 20
         Imputations per δ.
     rng : int, numpy.random.SeedSequence or numpy.random.Generator, default 1
@@ -196,13 +204,27 @@ def sensitivity(
     ...     m=2, iterations=3, rng=1)
     >>> res.table.shape
     (6, 7)
+
+    With model-based imputation the analysis defaults to the model:
+
+    >>> import numpy as np, pandas as pd
+    >>> r = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"g": np.repeat(range(20), 5), "x": r.normal(size=100)})
+    >>> d["y"] = d.x + r.normal(size=100)
+    >>> d.loc[::4, "x"] = np.nan
+    >>> res = mlimpute.sensitivity(d, model="y ~ x + (1 + x | g)", delta={"x": [-1, 0]},
+    ...     m=2, iterations=3, rng=1)
+    >>> res.analysis
+    'y ~ x + (1 + x | g)'
     """
-    if model is not None:
-        raise UnsupportedError(
-            "sensitivity() with model= (model-based imputation) is not supported yet: the "
-            "shift applies to chained equations; give the imputation formulas instead"
-        )
     variable, shifts = _check_shifts(delta)
+    if analysis is None and isinstance(model, str):
+        analysis = model
+    if analysis is None:
+        raise SpecificationError(
+            "analysis is missing: give the analysis model, e.g. analysis='grade ~ skill + "
+            "(1 | class)' (with model= it defaults to the model)"
+        )
     if not isinstance(analysis, str):
         raise SpecificationError(
             f"analysis must be a model formula such as 'grade ~ skill + (1 | class)', got "
@@ -210,7 +232,8 @@ def sensitivity(
         )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise SpecificationError(f"alpha must be a number between 0 and 1, got {alpha!r}")
-    unknown = sorted(parse_formula(analysis).variables - set(df.columns))
+    parsed = parse_formula(analysis)
+    unknown = sorted(parsed.variables - set(df.columns) - {lmean_column(x) for x in parsed.lmeans})
     if unknown:
         raise SpecificationError(f"analysis {analysis!r} refers to unknown column(s) {unknown}")
     # the specification at the largest shift: every argument is checked before any chain
@@ -218,7 +241,25 @@ def sensitivity(
     spec_kwargs = {k: impute_kwargs[k] for k in _SPEC_ARGUMENTS if k in impute_kwargs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the runs below warn again
-        build_spec(df, formulas, m=m, delta={variable: largest}, **spec_kwargs)
+        if model is None:
+            build_spec(df, formulas, m=m, delta={variable: largest}, **spec_kwargs)
+        else:
+            if "auxiliary" in impute_kwargs:
+                spec_kwargs["auxiliary"] = impute_kwargs["auxiliary"]
+            spec_kwargs.setdefault("iterations", 20)
+            if "max_categories" in spec_kwargs:
+                del spec_kwargs["max_categories"]  # not an argument of model=
+            build_model_spec(
+                df,
+                model,
+                spec_kwargs.pop("auxiliary", None),
+                m=m,
+                formulas=formulas,
+                delta={variable: largest},
+                **spec_kwargs,
+            )
+    if model is not None:
+        impute_kwargs["model"] = model
     seed = _fixed(rng)
     results: dict[float, Any] = {}
     rows = []

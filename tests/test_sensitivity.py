@@ -138,9 +138,15 @@ def test_bad_delta_is_refused_before_chains(delta, error, match, monkeypatch):
         mlimpute.impute(df, cluster="g", delta=delta, m=2, iterations=2, rng=1)
 
 
-def test_delta_with_model_based_imputation_is_refused():
-    with pytest.raises(UnsupportedError, match="model="):
-        mlimpute.impute(_one(), model=ANALYSIS, delta={"y": 1.0}, m=2, iterations=2, rng=1)
+def test_delta_with_model_based_imputation_shifts_the_outcome():
+    # the analysis model's parameters use the observed outcomes only: with y the only
+    # incomplete variable the shifted run is the plain one plus δ, exactly up to rounding
+    kw = dict(model=ANALYSIS, m=2, iterations=3, rng=1)
+    plain = mlimpute.impute(_one(), **kw)
+    shifted = mlimpute.impute(_one(), delta={"y": 1.0}, **kw)
+    np.testing.assert_allclose(
+        shifted.dataset["y"].values - plain.dataset["y"].values, 1.0, atol=1e-12
+    )
 
 
 def test_sensitivity_table_and_zero_equals_plain_analysis():
@@ -187,7 +193,7 @@ def test_sensitivity_plot_returns_axes():
         (dict(delta={"y": [1], "z": [1]}), SpecificationError, "one variable"),
         (dict(delta={"y": [1, 1]}), SpecificationError, "repeats"),
         (dict(delta={"y": [1]}, analysis="y ~ w"), SpecificationError, "unknown column"),
-        (dict(delta={"y": [1]}, model=ANALYSIS), UnsupportedError, "model="),
+        (dict(delta={"y": [1]}, model=ANALYSIS), UnsupportedError, "formulas= cannot"),
     ],
 )
 def test_sensitivity_bad_input_is_refused_before_chains(kw, error, match, monkeypatch):
@@ -372,3 +378,98 @@ def test_latent_cluster_shift_moves_each_cluster_by_its_own_shift(method):
         else:
             assert b[u > 1].mean() > 2 * a[u > 1].mean()
             assert b[u < -1].mean() < a[u < -1].mean() / 2
+
+
+# -- model-based imputation (model=) --------------------------------------------------------
+MODEL = "y ~ x + (1 + x | g)"
+
+
+def _x_missing(seed: int = 5) -> pd.DataFrame:
+    """x incomplete (25 %), y incomplete (15 %): a model-based imputation's predictor."""
+    rng = np.random.default_rng(seed)
+    df = _data(seed)[["g", "x", "y"]].copy()
+    df["y"] = 1.0 + 0.5 * df["x"] + rng.standard_normal(len(df))
+    df.loc[rng.random(len(df)) < 0.25, "x"] = np.nan
+    df.loc[rng.random(len(df)) < 0.15, "y"] = np.nan
+    return df
+
+
+def test_sensitivity_with_model_defaults_to_the_model_and_zero_is_plain():
+    df = _x_missing()
+    kw = dict(m=2, iterations=4, rng=6)
+    res = mlimpute.sensitivity(df, model=MODEL, delta={"x": [-1, 0, 1]}, **kw)
+    assert res.analysis == MODEL and res.variable == "x"
+    t = res.table
+    assert len(t) == 3 * 2
+    plain = df.mi.impute(model=MODEL, **kw).fit().summary()
+    zero = t[t["delta"] == 0].set_index("term")
+    for col in ("estimate", "se", "ci_low", "ci_high", "p"):
+        np.testing.assert_array_equal(zero[col].to_numpy(), plain[col].to_numpy())
+    # shifting the imputed x up lowers the intercept (y's observed rows are explained by
+    # larger x): δ = -1 > δ = 0 > δ = 1
+    icpt = t[t["term"] == "Intercept"].set_index("delta")["estimate"]
+    assert icpt.is_monotonic_decreasing, icpt
+    ax = res.plot("x")
+    assert isinstance(ax, matplotlib.axes.Axes)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_sensitivity_with_model_other_analysis_and_cluster_sd():
+    df = _x_missing()
+    res = mlimpute.sensitivity(
+        df,
+        model=MODEL,
+        delta={"y": [0, 2]},
+        analysis="y ~ x + (1 | g)",
+        delta_cluster_sd={"y": 0.5},
+        m=2,
+        iterations=3,
+        rng=2,
+    )
+    icpt = res.table[res.table["term"] == "Intercept"].set_index("delta")["estimate"]
+    assert icpt[2.0] > icpt[0.0]
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "match"),
+    [
+        (dict(delta={"g": [1.0]}), SpecificationError, "not imputed"),
+        (dict(delta={"x": [1.0]}, model="y ~ x + (1 | nope)"), SpecificationError, "nope"),
+        (dict(delta={"x": [1.0]}, analysis=None, model=None), SpecificationError, "analysis"),
+        (dict(delta={"x": [1.0]}, auxiliary=["w"]), SpecificationError, "'w'"),
+    ],
+)
+def test_sensitivity_with_model_bad_input_is_refused_before_chains(kw, error, match, monkeypatch):
+    mod = importlib.import_module("mlimpute.impute")
+
+    def no_chains(*a, **k):
+        raise AssertionError("chains started")
+
+    monkeypatch.setattr(mod, "map_chains", no_chains)
+    kw = {"model": MODEL, **kw}
+    with pytest.raises(error, match=match):
+        mlimpute.sensitivity(_x_missing(), m=2, iterations=2, rng=1, **kw)
+
+
+def test_sensitivity_with_model_refuses_an_ordinal_predictor_by_name():
+    df = _data()[["g", "x", "y"]].copy()
+    r = np.random.default_rng(2)
+    levels = pd.CategoricalDtype(["lo", "mid", "hi"], ordered=True)
+    df["o"] = pd.Series(pd.Categorical.from_codes(r.integers(0, 3, len(df)), dtype=levels))
+    df.loc[r.random(len(df)) < 0.2, "o"] = np.nan
+    with pytest.raises(UnsupportedError, match="categorical predictor 'o'"):
+        mlimpute.sensitivity(
+            df, model="y ~ x + o + (1 | g)", delta={"o": [0, 1]}, m=2, iterations=2
+        )
+
+
+def test_sensitivity_with_model_shifts_a_binary_predictor():
+    df = _data()[["g", "x", "y", "b"]]
+    kw = dict(m=2, iterations=3, rng=1)
+    res = mlimpute.sensitivity(df, model="y ~ x + b + (1 | g)", delta={"b": [-2, 0, 2]}, **kw)
+    plain = df.mi.impute(model="y ~ x + b + (1 | g)", **kw).fit().summary()
+    t = res.table.set_index(["delta", "term"])["estimate"]
+    np.testing.assert_array_equal(t[0.0].to_numpy(), plain["estimate"].to_numpy())
+    assert t[-2.0]["b"] != t[2.0]["b"]

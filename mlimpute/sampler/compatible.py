@@ -59,13 +59,17 @@ import numpy as np
 
 from mlimpute.codec import encode
 from mlimpute.compatible import LinearTerm, conditional_moments
+from mlimpute.compatible.shift import shifted_moments
+from mlimpute.models.nominal import NominalState
 from mlimpute.sampler.compatible_draws import (
     RowDesign,
     all_clusters,
     categorical_draw,
     eta_at,
+    fresh_utilities,
     latent_mean_draw,
     latent_mean_owner_state,
+    latent_responses,
     level2_draw,
     linear_predictor,
     mh_draw,
@@ -92,7 +96,7 @@ __all__ = ["ANALYSIS", "MH_PARAMS", "extra_param_names", "run_compatible_chain"]
 ANALYSIS = "(analysis model)"
 
 #: the models of categorical predictors (drawn exactly over their categories)
-CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal")
+CATEGORICAL_METHODS = ("2l.bin", "2l.ordinal", "2l.nominal")
 
 #: trace columns added to a predictor drawn by Metropolis–Hastings: the fraction of its
 #: missing values (with the outcome observed) whose proposal was accepted at that
@@ -121,12 +125,16 @@ def extra_param_names(plan: Plan, name: str) -> list[str]:
     return list(MH_PARAMS) if name in mh_variables(plan) else []
 
 
-def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = None, start=None):
+def run_compatible_chain(
+    plan: Plan, rng: np.random.Generator, T: int | None = None, start=None, shifts=None
+):
     """Run one model-based chain for ``T`` iterations (default ``plan.spec.iterations``),
     from random draws of the observed values or on from ``start`` (a
     :class:`~mlimpute.sampler.engine.ChainState`); returns ``(imputed, mean, sd, params,
     states)``: the first four as :class:`~mlimpute.sampler.engine.ChainResult` holds them,
-    then the last model states (the analysis model's under :data:`ANALYSIS`).
+    then the last model states (the analysis model's under :data:`ANALYSIS`). ``shifts``
+    (a :class:`~mlimpute.sampler.shifts.ModelShifts`, with ``delta=``) are the chain's
+    sensitivity shifts.
 
     Examples
     --------
@@ -207,6 +215,10 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
     for x in mh:
         states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
+    # delta=: the chain carries the shifted values x = x* + δ (what the other models see);
+    # x's own model sees x* (mlimpute.compatible.shift)
+    if shifts is not None and start is None:
+        shifts.shift_start(preds, values, mis_clusters)
     for t in range(T):
         it = done + t
         # 1. the analysis model on the rows with the outcome observed
@@ -224,8 +236,16 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             else:
                 d.refresh(values, plan.static)
                 yx = values[x]
+            if shifts is not None and x in shifts:  # x's own model: the unshifted x*
+                yx = shifts.unshifted(x, values, first, mis_clusters.get(x))
+                yx = yx[first] if x in level2 else yx
             if x in categorical:  # a latent model: fitted to the completed codes
                 d = replace(d, y_obs=yx)
+                if shifts is not None and x in shifts.offset and it > 0:  # x* = z − δ
+                    states[x] = shifts.probit_step(rng, x, states[x], d)
+                    continue
+                if it > 0 and isinstance(states[x], NominalState):  # new categories
+                    states[x] = fresh_utilities(rng, plan, states[x], d, mis_rows[x])
                 states[x] = model.init(rng, d) if it == 0 else model.step(rng, states[x], d)
                 continue
             if x in owners and it > 0:  # x's model given lmean(x): after the loop
@@ -238,6 +258,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             states[x] = latent_mean_owner_state(rng, plan, x, xi_col, datas, states, values, cview)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
         for x in preds:
+            resp = {}  # shifted predictors among x's users: their models' response is p*
+            if shifts is not None:
+                resp = shifts.responses(users[x], values, first, mis_clusters)
             if x in latent:
                 draw = latent_mean_draw(
                     rng,
@@ -280,6 +303,9 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
             if x in level2:
+                for p in users[x]:  # binary/ordinal models: through their latent y*
+                    if p in categorical:
+                        resp[p] = latent_responses(rng, plan, p, datas, states, values)
                 draw = level2_draw(
                     rng,
                     plan,
@@ -297,6 +323,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_values,
                     y_obs_rows,
                     mis_clusters[x],
+                    **_shift_args(shifts, x, resp),
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
@@ -317,6 +344,8 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_values,
                     y_obs_rows,
                     x in in_model,
+                    **({"responses": resp} if resp else {}),
+                    **_offset_args(shifts, x),
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
@@ -324,18 +353,20 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
             d, model, st = datas[x], plan.models[x], states[x]
             d.refresh(values, plan.static)
             mu = linear_predictor(model, st, d, n)[rows]
+            s_x = shifts.shift[x] if shifts is not None and x in shifts else None
             terms = []
             for p in users[x]:
                 dp, mp = datas[p], plan.models[p]
                 a, c = eta_at(mp, states[p], dp, values, plan.static, x, n)
-                terms.append(LinearTerm(values[p][rows], a[rows], c[rows], states[p].sigma2))
+                vp = resp.get(p, values[p])
+                terms.append(LinearTerm(vp[rows], a[rows], c[rows], states[p].sigma2))
             if x in mh:
                 draw, rate = mh_draw(
                     rng,
                     plan,
                     x,
                     rows,
-                    mu,
+                    mu if s_x is None else mu + s_x,  # x = x* + δ: x's own mean moves by δ
                     st.sigma2,
                     terms,
                     ma,
@@ -356,7 +387,10 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                         rng, sa, y_values[rows], a[rows], c[rows], values[x][rows], y_obs_rows[rows]
                     )
                     terms = [ay, *terms]
-                m_, v_ = conditional_moments(mu, st.sigma2, terms)
+                if s_x is None:
+                    m_, v_ = conditional_moments(mu, st.sigma2, terms)
+                else:  # the draw of x = x* + δ, x* from its full conditional
+                    m_, v_ = shifted_moments(mu, st.sigma2, terms, s_x)
                 draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
             values[x][rows] = draw
             values.touch(x)
@@ -364,14 +398,17 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
         # 4. missing outcomes from the analysis model
         da.refresh(values, plan.static)
         if y in datas:
-            draw = ma.draw_missing(rng, sa, da)
+            if shifts is None:
+                draw = ma.draw_missing(rng, sa, da)
+            else:  # the analysis model's parameters use the observed outcomes only
+                draw = shifts.draw_missing(rng, y, ma, sa, da, da.mis_idx)
             values[y][da.mis_idx] = draw
             values.touch(y)  # cluster means of y (a chained model's predictors) are stale
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(sa, da)
         # 5. the columns outside the analysis model: one chained step each
         for name in chained:
-            draw = _chained_step(rng, plan, name, datas[name], states, values, level2, it)
+            draw = _chained_step(rng, plan, name, datas[name], states, values, level2, it, shifts)
             mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
             params[name][t] = plan.models[name].param_vector(states[name], datas[name])
         for x in preds:
@@ -382,7 +419,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
 
 
-def _chained_step(rng, plan, name, d, states, values, level2, it):
+def _chained_step(rng, plan, name, d, states, values, level2, it, shifts=None):
     """One chained-equations visit of a column outside the analysis model (its default
     model, conditional on every other column's current values), as the chained sampler
     makes it. Returns the draws."""
@@ -396,7 +433,10 @@ def _chained_step(rng, plan, name, d, states, values, level2, it):
     else:
         d.refresh(values, plan.static)
     states[name] = model.init(rng, d) if it == 0 else model.step(rng, states[name], d)
-    draw = model.draw_missing(rng, states[name], d)
+    if shifts is None:
+        draw = model.draw_missing(rng, states[name], d)
+    else:  # delta=: as on the chained path (the model uses the observed values only)
+        draw = shifts.draw_missing(rng, name, model, states[name], d, d.mis_idx)
     if name in level2:
         cv = values[name][first].copy()
         cv[d.mis_idx] = draw
@@ -405,6 +445,24 @@ def _chained_step(rng, plan, name, d, states, values, level2, it):
         values[name][d.mis_idx] = draw
     values.touch(name)
     return draw
+
+
+def _shift_args(shifts, x, resp) -> dict:
+    """Keyword arguments of a draw for the shifts: x's own mean moved by its shift, and
+    the unshifted responses of the shifted models among x's users."""
+    out = {}
+    if shifts is not None and x in shifts:
+        out["mu_shift"] = shifts.shift[x]
+    if resp:
+        out["responses"] = resp
+    return out
+
+
+def _offset_args(shifts, x) -> dict:
+    """A shifted binary predictor's own linear predictor moves by its shift."""
+    if shifts is not None and x in shifts.offset:
+        return {"eta_shift": shifts.offset[x][1]}
+    return {}
 
 
 def _mean_sd(x: np.ndarray) -> tuple[float, float]:

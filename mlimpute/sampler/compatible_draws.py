@@ -28,9 +28,16 @@ from mlimpute.compatible import (
     level2_moments,
     rw_step,
 )
-from mlimpute.compatible.categorical import category_log_prob, draw_categories, log_interval
-from mlimpute.models._latent import linear_core, truncnorm_sign
+from mlimpute.compatible.categorical import (
+    category_log_prob,
+    draw_categories,
+    draw_nominal_utilities,
+    log_interval,
+    nominal_log_prob,
+)
+from mlimpute.models._latent import linear_core, truncnorm, truncnorm_sign
 from mlimpute.models.binary import ProbitState
+from mlimpute.models.nominal import NominalState
 from mlimpute.models.ordinal import OrderedState
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.design import ModelData, Values
@@ -51,6 +58,9 @@ __all__ = [
     "latent_mean_owner_state",
     "latent_mean_draw",
     "categorical_draw",
+    "latent_responses",
+    "nominal_utilities",
+    "fresh_utilities",
     "mh_draw",
 ]
 
@@ -268,18 +278,27 @@ def level2_draw(
     y_values,
     y_obs_rows,
     missing,
+    mu_shift=None,
+    responses=None,
 ):
     """Draw the missing cluster values of a level-2 predictor w from their closed form
     (:func:`mlimpute.compatible.level2_moments`): its own model on one row per cluster,
     times the analysis model on every row of the cluster with the outcome observed (cross-
     level interactions included), times the level-1 models it predicts on every row of the
     cluster and the level-2 models it predicts. Returns the new values of the missing
-    clusters."""
+    clusters.
+
+    With ``delta=`` (:mod:`mlimpute.compatible.shift`): ``mu_shift`` (one per cluster)
+    moves w's own mean, so that the draw is the shifted ``w = w* + δ``; ``responses``
+    holds the unshifted columns ``p*`` of shifted models among ``users``."""
     n = plan.layout.n
     first = plan.layout.segments.starts
     d, model, st = datas[w], plan.models[w], states[w]
     d.refresh(cview, plan.cluster_static)
     mu = model.predict(st, d, "obs")
+    if mu_shift is not None:
+        mu = mu + mu_shift
+    responses = responses or {}
     terms = []
     if in_model:  # an auxiliary is not in the analysis model's likelihood
         a, c = eta_at(ma, sa, da, values, plan.static, w, n)
@@ -290,10 +309,13 @@ def level2_draw(
         if p in level2:
             a, c = cluster_eta_at(mp, states[p], dp, cview, plan.cluster_static, w)
             s2 = np.array([[states[p].sigma2]])
-            cterms.append(ClusterTerm(values[p][first][:, None], a[:, None], c[:, None], s2))
+            vp = responses.get(p, values[p])[first]
+            cterms.append(ClusterTerm(vp[:, None], a[:, None], c[:, None], s2))
         else:
             a, c = eta_at(mp, states[p], dp, values, plan.static, w, n)
-            terms.append(LinearTerm(values[p], a, c, states[p].sigma2))
+            # a binary/ordinal model: its latent response (``responses``), variance 1
+            s2 = 1.0 if _latent(states[p]) else states[p].sigma2
+            terms.append(LinearTerm(responses.get(p, values[p]), a, c, s2))
     m_, v_ = level2_moments(plan.layout.segments, mu, st.sigma2, terms, cterms)
     cv = values[w][first].copy()
     draw = m_[missing] + np.sqrt(v_[missing]) * rng.standard_normal(int(missing.sum()))
@@ -405,48 +427,113 @@ def categorical_draw(
     y_values,
     y_obs_rows,
     in_model,
+    responses=None,
+    eta_shift=None,
 ):
-    """Draw a binary or ordinal predictor's missing values exactly over its categories
-    (:mod:`mlimpute.compatible.categorical`): its own latent model's category probability,
+    """Draw a binary, ordinal or nominal predictor's missing values exactly over its
+    categories (:mod:`mlimpute.compatible.categorical`): its own latent model's category
+    probability (for a nominal x the multinomial probit's,
+    :func:`~mlimpute.compatible.categorical.nominal_log_prob`),
     the analysis model where y is observed and the earlier predictor models that use it,
-    each evaluated at every category; one category per row. Returns the draws (codes)."""
+    each evaluated at every category; one category per row. Returns the draws (codes).
+    ``responses`` holds the unshifted columns ``p*`` of the shifted models among
+    ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`); ``eta_shift`` moves a
+    binary x's own linear predictor on the rows (a shift on the latent scale)."""
     n = plan.layout.n
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
     dx.refresh(values, plan.static)
-    eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
     levels = np.unique(values[x])
+    if isinstance(st, NominalState):  # one utility per non-reference category
+        own = nominal_log_prob(nominal_utilities(st, dx, n)[rows])
+    else:
+        eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
+        if eta_shift is not None:
+            eta_x = eta_x + eta_shift
     cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
     act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
-    designs = [(RowDesign(plan, da, rows[act]), da, sa, y_values[rows[act]], act)]
+    K = levels.size
+    log_p = np.empty((rows.size, K))
+    labels = []
+    for k, code in enumerate(levels):  # the few categories, never rows
+        log_p[:, k] = (
+            own[:, k] if isinstance(st, NominalState) else category_log_prob(eta_x, cuts, k)
+        )
+        cand = np.full(rows.size, code)
+        labels.append(np.asarray(decode(cand, plan.like[x]) if x in plan.like else cand))
+    designs = [(da, sa, y_values[rows[act]], act)]
     for p in users:
         dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
         dp.refresh(values, plan.static)
-        v = values[p][rows]
+        v = (responses or {}).get(p, values[p])[rows]
         if isinstance(states[p], OrderedState):  # codes ranked among the present categories
             v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
-        designs.append((RowDesign(plan, dp, rows), dp, states[p], v, None))
-    frames = [rd.frame(values, plan.static) for rd, *_ in designs]
-    log_p = np.empty((rows.size, levels.size))
-    for k, code in enumerate(levels):  # the few categories, never rows
-        lp = category_log_prob(eta_x, cuts, k)
-        cand = np.full(rows.size, code)
-        label = decode(cand, plan.like[x]) if x in plan.like else cand
-        label = np.asarray(label)
-        for (rd, d, state, v, mask), frame in zip(designs, frames, strict=True):
-            if mask is not None and not mask.any():
-                continue
-            frame[x] = label if mask is None else label[mask]
-            ll = _log_lik(state, v, rd.eta(d, state, frame))
-            if mask is None:
-                lp = lp + ll
-            else:
-                lp[mask] = lp[mask] + ll
-        log_p[:, k] = lp
+        designs.append((dp, states[p], v, None))
+    for d, state, v, mask in designs:  # each factor at every category in one evaluation
+        sub = rows if mask is None else rows[mask]
+        if sub.size == 0:
+            continue
+        rd = RowDesign(plan, d, np.tile(sub, K))  # the rows once per category
+        frame = rd.frame(values, plan.static)
+        frame[x] = np.concatenate([lab if mask is None else lab[mask] for lab in labels])
+        eta = rd.eta(d, state, frame)
+        ll = _log_lik(state, np.tile(v, K), eta).reshape(K, sub.size).T
+        if mask is None:
+            log_p = log_p + ll
+        else:
+            log_p[mask] = log_p[mask] + ll
     draw = levels[draw_categories(rng, log_p)]
     values[x][rows] = draw
     values.touch(x)
     return draw
+
+
+def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:
+    """Fresh latent responses ``y* ~ N(η, 1)`` of a binary or ordinal predictor's model,
+    truncated to the interval of each row's current category (Albert & Chib 1993), every
+    row (sorted order).
+
+    Given y* the model is a normal term linear in its predictors, so a level-2 predictor
+    that it takes keeps its closed-form draw: drawing y* given the categories and then the
+    level-2 values given y* leaves their full conditional given the categories invariant
+    (data augmentation; y* is discarded afterwards, and the model's own step draws its
+    latent values afresh)."""
+    n = plan.layout.n
+    st = states[p]
+    d = replace(datas[p], y_obs=values[p])
+    d.refresh(values, plan.static)
+    eta = linear_predictor(plan.models[p], st, d, n)
+    v = values[p]
+    if isinstance(st, OrderedState):
+        rank = np.searchsorted(np.unique(v), v)
+        bounds = np.r_[-np.inf, st.cuts, np.inf]
+        return truncnorm(rng, eta, bounds[rank], bounds[rank + 1])
+    return truncnorm_sign(rng, eta, v > 0.5)
+
+
+def nominal_utilities(state: NominalState, d: ModelData, n: int) -> np.ndarray:
+    """The multinomial probit's linear predictors of every row (sorted order), one column
+    per non-reference category, random effects included."""
+    core = linear_core(d)
+    out = np.empty((n, len(state.cores)))
+    for k, c in enumerate(state.cores):  # the few categories
+        out[d.obs_idx, k] = core.predict(c, d, "obs")
+        if d.n_mis:
+            out[d.mis_idx, k] = core.predict(c, d, "mis")
+    return out
+
+
+def fresh_utilities(rng, plan, state: NominalState, d: ModelData, rows: np.ndarray):
+    """``state`` with the utilities of ``rows`` (a nominal predictor's missing rows) drawn
+    exactly given their current categories
+    (:func:`~mlimpute.compatible.categorical.draw_nominal_utilities`): their categories
+    were redrawn with the utilities integrated out, so the model's next Gibbs sweep starts
+    from the utilities' exact conditional."""
+    eta = nominal_utilities(state, d, plan.layout.n)[rows]
+    _, rank = np.unique(d.y_obs, return_inverse=True)
+    W = state.latent.copy()
+    W[rows] = draw_nominal_utilities(rng, eta, rank[rows])
+    return replace(state, latent=W)
 
 
 def mh_draw(

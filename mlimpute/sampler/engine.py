@@ -28,6 +28,7 @@ from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compatible_chain
 from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
 from mlimpute.sampler.ranefs import ranef_arrays
+from mlimpute.sampler.shifts import ModelShifts
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 from mlimpute.spec.model import latent_means, model_based, outcome_method
@@ -362,7 +363,11 @@ def run_chain(
         if start is not None:
             rng.bit_generator.state = start.rng
         if plan.analysis is not None:
-            imputed, mean, sd, params, states = run_compatible_chain(plan, rng, n, start)
+            shifts = None
+            if plan.spec.delta or plan.spec.delta_cluster_sd:  # mlimpute.sampler.shifts
+                cu = cluster_shifts(plan, seed)
+                shifts = ModelShifts(plan, latent_shifts(plan), cu, shift_intercept)
+            imputed, mean, sd, params, states = run_compatible_chain(plan, rng, n, start, shifts)
             done = n if start is None else start.iterations + n
             final = final_state(plan, seed, done, imputed, states, rng)
             return ChainResult(imputed, mean, sd, params, final)

@@ -207,15 +207,19 @@ class ImputationSpec:
             if y in self.variables_by_name:
                 lines.append(f"    {y}: the analysis model")
             lines += [f"    {v}" for v in self.variables if v.name != self.model.response]
-            return "\n".join(lines)
+            return "\n".join(lines + self._shift_lines())
         lines += [f"  {v}" for v in self.variables]
+        return "\n".join(lines + self._shift_lines())
+
+    def _shift_lines(self) -> list[str]:
+        lines = []
         if self.delta:
             shifts = ", ".join(f"{k} {d:+g}" for k, d in self.delta)
             lines.append(f"  delta (shift of the imputed values): {shifts}")
         if self.delta_cluster_sd:
             sds = ", ".join(f"{k} {d:g}" for k, d in self.delta_cluster_sd)
             lines.append(f"  delta_cluster_sd (SD of the per-cluster shifts): {sds}")
-        return "\n".join(lines)
+        return lines
 
 
 def build_spec(

@@ -16,7 +16,9 @@ when y is incomplete, one for y whose formula is the analysis model.
 What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
 predictors that enter the linear predictor linearly given everything else (main effects,
 random slopes, interactions with other variables; closed-form draws) or through
-transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
+transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete binary,
+ordinal and (one) nominal level-1 predictors (latent probit models ``2l.bin``,
+``2l.ordinal``, ``2l.nominal``; exact draws over the categories); incomplete continuous
 level-2 predictors that enter linearly (cross-level interactions; one row per cluster);
 incomplete continuous auxiliaries; the latent cluster mean ``lmean(x)`` of one continuous
 level-1 column x (Lüdtke et al. 2008): x's model is ``x_ij = ξ_j + e_ij`` and the spec
@@ -64,7 +66,12 @@ __all__ = [
 _METHOD = "2l.norm"
 _METHOD2 = "2lonly.norm"
 #: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
-_PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
+_PREDICTOR_METHODS = {
+    "numeric": _METHOD,
+    "binary": "2l.bin",
+    "ordinal": "2l.ordinal",
+    "nominal": "2l.nominal",
+}
 
 
 def _constant_within(codes, values: pd.Series) -> bool:
@@ -278,9 +285,13 @@ def build_model_spec(
     include=None,
     exclude=None,
     heteroscedastic=False,
+    delta=None,
+    delta_cluster_sd=None,
 ):
     """Validate ``model=``/``auxiliary=`` against ``df``; return the
     :class:`~mlimpute.spec.build.ImputationSpec` of the factorisation (module docstring).
+    ``delta=``/``delta_cluster_sd=`` are the sensitivity shifts
+    (:mod:`mlimpute.compatible.shift`).
 
     Examples
     --------
@@ -415,7 +426,7 @@ def build_model_spec(
         if kind not in _PREDICTOR_METHODS:
             raise UnsupportedError(
                 f"incomplete predictor {c!r} is {kind}: model-based imputation supports "
-                "continuous, binary and ordinal incomplete predictors so far"
+                "continuous, binary, ordinal and nominal incomplete predictors so far"
             )
         if missing[c] == len(df):
             raise SpecificationError(f"predictor {c!r} has no observed values")
@@ -447,11 +458,20 @@ def build_model_spec(
     # categories; their models condition on no continuous predictor), then level-2 ones
     level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
     cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
-    if cats and level2:
+    cats = _nominal_last(cats, kinds)
+    nominal = [c for c in cats if kinds[c] == "nominal"]
+    if cats and level2 and terms is not None:
         raise UnsupportedError(
-            f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
-            f"predictor(s) {level2}: model-based imputation does not support the "
+            f"categorical incomplete predictor(s) {cats} together with incomplete class- or "
+            f"school-level predictor(s) {level2} in the analysis model {model!r} with "
+            "several random-effect terms: model-based imputation does not support the "
             "combination yet"
+        )
+    if nominal and level2:
+        raise UnsupportedError(
+            f"the nominal incomplete predictor {nominal[0]!r} together with incomplete "
+            f"level-2 predictor(s) {level2}: model-based imputation does not support the "
+            "combination yet (binary and ordinal predictors may join level-2 ones)"
         )
     level1 = [*level1, *cats]
     incomplete = [*level1, *level2]
@@ -490,6 +510,9 @@ def build_model_spec(
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
+    shifts = _model_shifts(
+        df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, level3
+    )
     return ImputationSpec(
         tuple(variables),
         g,
@@ -499,8 +522,51 @@ def build_model_spec(
         tuple(events),
         model=parsed,
         auxiliary=tuple(auxiliary),
+        delta=shifts[0],
+        delta_cluster_sd=shifts[1],
         **(_factor_fields(terms) if terms is not None else {}),
     )
+
+
+def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, school):
+    """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation (a
+    school-level predictor of an analysis model with several terms cannot be shifted
+    yet)."""
+    from mlimpute.spec.arguments import check_delta
+    from mlimpute.spec.shifts import check_model_delta
+
+    delta = check_delta(delta)
+    cluster_sd = check_delta(delta_cluster_sd, "delta_cluster_sd")
+    for arg, given in (("delta", delta), ("delta_cluster_sd", cluster_sd)):
+        for name in school:
+            if given.get(name):
+                raise UnsupportedError(
+                    f"{arg} for the school-level predictor {name!r} (constant within the "
+                    f"enclosing level of the analysis model {model!r}) is not supported yet"
+                )
+    return check_model_delta(
+        delta,
+        cluster_sd,
+        variables,
+        columns=list(df.columns),
+        categorical=[c for c in cats if kinds[c] != "binary"],
+        lmeans=lmeans,
+        model_text=model,
+    )
+
+
+def _nominal_last(cats: list[str], kinds: dict[str, str]) -> list[str]:
+    """The categorical predictors with the nominal one last: its model (a multinomial
+    probit) then conditions on no other categorical predictor, and the binary/ordinal
+    ones' models take it as a predictor (dummy coded). Several incomplete nominal
+    predictors are refused (one's likelihood would enter the other's draw)."""
+    nominal = [c for c in cats if kinds[c] == "nominal"]
+    if len(nominal) > 1:
+        raise UnsupportedError(
+            f"several incomplete nominal predictors {nominal}: model-based imputation "
+            "supports one so far"
+        )
+    return [c for c in cats if kinds[c] != "nominal"] + nominal
 
 
 def _factor_fields(terms) -> dict:

@@ -110,8 +110,9 @@ def test_unsupported_categorical_cases_are_named():
     nom = df.assign(x=df.x.map({"yes": "a", "no": "b"}))
     nom.loc[::3, "x"] = "c"
     nom.loc[df.x.isna(), "x"] = np.nan
-    with pytest.raises(UnsupportedError, match="predictor 'x' is nominal"):
-        nom.mi.impute(model=MODEL, m=1, iterations=2, rng=1)
-    lvl2 = df.assign(z=df.z.where(df.g % 3 != 0))
-    with pytest.raises(UnsupportedError, match="categorical.*level-2"):
+    nom2 = nom.assign(v=nom.x)  # a second incomplete nominal column
+    with pytest.raises(UnsupportedError, match="several incomplete nominal"):
+        nom2.mi.impute(model=MODEL, auxiliary=["v"], m=1, iterations=2, rng=1)
+    lvl2 = nom.assign(z=nom.z.where(nom.g % 3 != 0))  # binary x with it: supported
+    with pytest.raises(UnsupportedError, match="nominal incomplete predictor 'x'.*level-2"):
         lvl2.mi.impute(model=MODEL, m=1, iterations=2, rng=1)
