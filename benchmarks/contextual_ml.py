@@ -129,7 +129,11 @@ def _log_prior(theta: np.ndarray, a: float) -> float:
 
 def _posterior(th, cov, groups, a, draws, rng) -> dict[str, float]:
     """Posterior of b2 by importance sampling from a multivariate t(5) around the ML fit
-    (scale: the inverse Hessian): mean, 2.5 % and 97.5 % points, effective sample size."""
+    (scale: the inverse Hessian): mean, 2.5 % and 97.5 % points, effective sample size;
+    and the posterior mean under other priors on τ (the same draws, reweighted):
+    ``post_tau_flat`` with ``p(τ) ∝ 1``, ``post_tau_sd`` with ``p(τ) ∝ τ^(−1/2)`` (flat on
+    its SD), ``post_tau_ig`` with ``p(τ) ∝ τ^(−2) exp(−0.001/τ)`` (an inverse-gamma(1, 0.001)),
+    against the imputation's ``p(τ) ∝ 1/τ``."""
     df = 5.0
     L = np.linalg.cholesky(cov)
     z = rng.standard_normal((draws, th.size))
@@ -145,7 +149,18 @@ def _posterior(th, cov, groups, a, draws, rng) -> dict[str, float]:
     order = np.argsort(b2)
     cw = np.cumsum(w[order])
     lo, hi = b2[order][np.searchsorted(cw, [0.025, 0.975])]
+    lt = T[:, 4]  # log τ
+    alt = {}
+    for name, dlog in (
+        ("post_tau_flat", lt),
+        ("post_tau_sd", lt / 2),
+        ("post_tau_ig", -lt - 0.001 * np.exp(-lt)),
+    ):
+        la = lw + dlog
+        wa = np.exp(la - la.max())
+        alt[name] = float(wa @ b2 / wa.sum())
     return {
+        **alt,
         "post_mean": float(w @ b2),
         "post_lo": float(lo),
         "post_hi": float(hi),
@@ -268,6 +283,12 @@ def report(res: pd.DataFrame) -> None:
             f"median {np.median(v):.4f}  95 % interval coverage {cov:.3f}  "
             f"smallest ESS {res.ess.min():.0f}"
         )
+        for col in ("post_tau_flat", "post_tau_sd", "post_tau_ig"):
+            if col in res:
+                d = res[col] - res.post_mean
+                se = d.std(ddof=1) / np.sqrt(n)
+                m = res[col].mean()
+                print(f"  {col}: mean {m:.4f}; minus posterior mean {d.mean():+.4f} ({se:.4f})")
         d = res.post_mean - res.ml_incomplete
         se = d.std(ddof=1) / np.sqrt(n)
         print(f"  paired posterior mean − ML(incomplete): {d.mean():+.4f} ({se:.4f})")
