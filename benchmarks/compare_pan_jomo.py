@@ -2,6 +2,7 @@
 
     python benchmarks/compare_pan_jomo.py [--reps 30] [-m 25] [--out DIR]
                                           [--variant NAME ...] [--no-r]
+                                          [--scale C] [--design {classroom,small}]
 
 A script, not a test: nothing is asserted. The classroom example of Jacobusse (2005),
 experiment 3 (30 classes of 20 children, a random slope of gender, 40 % of ``grade``
@@ -29,6 +30,11 @@ With ``--scale c`` grade is multiplied by c before imputation and the variances 
 c² afterwards: pan's and jomo's default prior has an identity scale in the data's units,
 mlimpute's follows the data (``sd(y)/sd(z)``), so only mlimpute gives the same figures at
 every c.
+
+With ``--design small`` (and its own ``--out``) the data are instead 30 clusters of 5 with
+a small intraclass correlation (``y = 1 + 0.5 x + u_j + e``, ``var(u) = 0.03``, ``var(e) =
+1``, 30 % of y missing completely at random; imputation and analysis ``y ~ x + (1 | g)``):
+a prior that avoids zero inflates the random-intercept variance there.
 
 Results are cached per method and data set in ``DIR/results.csv`` (default
 ``benchmarks/out/pan_jomo``): an interrupted run resumes where it stopped.

@@ -51,10 +51,10 @@ absolute errors against the complete-data estimates, ± its SE): at m = 25 pan a
 closer by 0.021–0.024 (± 0.008) for D0 and 0.043–0.052 (± 0.02) for D1; at m = 100 by
 0.015–0.023 (± 0.008) and 0.056 (± 0.012). The mean signed errors are alike (D1: +0.08 to
 +0.10 for all three at m = 25 and 100): the difference is in the spread, not in a bias.
-Not the cause: Monte Carlo error (the gap stays at m = 100; the between-imputation SD of the
-pooled D1 is 0.045 for mlimpute and 0.036–0.052 for pan/jomo at m = 25), mixing (100 instead
+Not the cause: Monte Carlo error (the gap stays at m = 100; the Monte Carlo SD of the pooled
+D1 at m = 25 is 0.045 for mlimpute and 0.036–0.052 for pan/jomo), mixing (100 instead
 of 20 iterations, or plain Gibbs without step 0: D1 gap 0.05–0.07), the half-t scale (A/2,
-A/4: 0.05–0.06). The cause is the prior: theirs is an inverse-Wishart with q degrees of
+A/4: 0.045–0.059). The cause is the prior: theirs is an inverse-Wishart with q degrees of
 freedom and an identity scale *in the data's units*, a prior that avoids zero and
 penalises large variances (``p(D) ∝ D^(−3/2) exp(−1/(2D))`` per variance), here centred near
 the true D0 = 1, D1 = 0.5, so it shrinks the weakly identified D1 towards the truth. Its
