@@ -1,6 +1,7 @@
 """The latent contextual effect of design (d): maximum likelihood against model-based imputation.
 
     python benchmarks/contextual_ml.py [--reps 200] [--results DIR] [--out FILE]
+                                       [--posterior DRAWS] [--iterations N [N ...]]
 
 A script, not a test: nothing is asserted. Design (d) of the compatible study (200
 clusters of five, ``x = μ_j + e`` with ICC_x 0.2, ``y = 0.5 x + 0.3 μ_j + u_j + e``, 20 % of
@@ -22,7 +23,13 @@ Printed: mean (Monte Carlo SE), median, skewness and Wald coverage of the ML est
 b2 (the contextual effect, truth 0.3) on the complete and on the incomplete data, and,
 where the study's replication files are found (``--results``, default
 ``/work/results/compatible``), the pooled ``lmean(x)`` estimate of model-based imputation
-on the same replications, paired with the incomplete-data ML estimate.
+on the same replications, paired with the incomplete-data ML estimate. With
+``--posterior`` (default 4000 draws) also the posterior mean of b2 on the incomplete data
+under the imputation's priors, and under other priors on τ (the same draws reweighted).
+With ``--iterations 30 200`` the script instead imputes model-based again (m = 20, the
+study's random numbers; 30 iterations reproduce the stored estimates exactly) and compares
+the pooled estimates, paired. Results are cached in ``--out`` (and ``*_iterations.csv``):
+an interrupted run resumes.
 """
 
 from __future__ import annotations
