@@ -2,6 +2,7 @@
 
     python benchmarks/compare_pan_jomo.py [--reps 30] [-m 25] [--out DIR]
                                           [--variant NAME ...] [--no-r]
+                                          [--scale C] [--design {classroom,small}]
 
 A script, not a test: nothing is asserted. The classroom example of Jacobusse (2005),
 experiment 3 (30 classes of 20 children, a random slope of gender, 40 % of ``grade``
@@ -30,6 +31,11 @@ c² afterwards: pan's and jomo's default prior has an identity scale in the data
 mlimpute's follows the data (``sd(y)/sd(z)``), so only mlimpute gives the same figures at
 every c.
 
+With ``--design small`` (and its own ``--out``) the data are instead 30 clusters of 5 with
+a small intraclass correlation (``y = 1 + 0.5 x + u_j + e``, ``var(u) = 0.03``, ``var(e) =
+1``, 30 % of y missing completely at random; imputation and analysis ``y ~ x + (1 | g)``):
+a prior that avoids zero inflates the random-intercept variance there.
+
 Results are cached per method and data set in ``DIR/results.csv`` (default
 ``benchmarks/out/pan_jomo``): an interrupted run resumes where it stopped.
 """
@@ -49,12 +55,25 @@ import numpy as np
 import pandas as pd
 
 import mlimpute
-from mlimpute.datasets import ANALYSIS_FORMULAS, classroom
+from mlimpute.datasets import ANALYSIS_FORMULAS, Classroom, classroom
 from mlimpute.spec.build import build_spec
 
 FORMULA = ANALYSIS_FORMULAS[3]
 R_FORMULA = "grade ~ 1 + skill*gender + relation + (1 + gender|class)"
 NAMES = {"var(Intercept|class)": "D0", "var(gender|class)": "D1"}
+COLUMNS = ["class", "skill", "gender", "relation", "grade"]
+
+#: ``--design small``: a small intraclass correlation with small clusters, where a prior
+#: that is informative in the data's units shows itself: 30 clusters of 5,
+#: ``y = 1 + 0.5 x + u_j + e``, ``var(u) = 0.03``, ``var(e) = 1`` (ICC 0.03), 30 % of y
+#: missing completely at random; imputation and analysis ``y ~ x + (1 | g)``.
+SMALL = {
+    "formula": "y ~ x + (1 | g)",
+    "r_formula": "y ~ 1 + x + (1|g)",
+    "names": {"var(Intercept|g)": "D0"},
+    "columns": ["g", "x", "y"],
+}
+DESIGN = ["classroom"]
 
 #: options of the 2l.norm model per variant (``method={"grade": ("2l.norm", options)}``);
 #: ``iterations`` is impute()'s (20 unless given)
@@ -86,7 +105,7 @@ for (s in seeds) {
     cl <- mitmlComplete(imp, "all")
     long <- do.call(rbind, lapply(seq_along(cl), function(i) {
       x <- as.data.frame(cl[[i]]); x$imputation <- i; x }))
-    write.csv(long[, c("imputation", "class", "skill", "gender", "relation", "grade")],
+    write.csv(long[, c("imputation", %COLUMNS%)],
               paste0(out, ".tmp"), row.names = FALSE)
     file.rename(paste0(out, ".tmp"), out)
     cat(sprintf("%s %d: %.1f s\n", tool, s, proc.time()[["elapsed"]] - t0))
@@ -101,15 +120,27 @@ for (s in seeds) {
 SCALE = [1.0]
 
 
+def _small(seed: int) -> Classroom:
+    rng = np.random.default_rng([18, seed])
+    J, n = 30, 5
+    g = np.repeat(np.arange(J), n)
+    x = rng.standard_normal(J * n)
+    y = 1 + 0.5 * x + np.sqrt(0.03) * rng.standard_normal(J)[g] + rng.standard_normal(J * n)
+    full = pd.DataFrame({"g": g, "x": x, "y": y})
+    inc = full.assign(y=np.where(rng.random(J * n) < 0.3, np.nan, y))
+    return Classroom(full, inc, formula=SMALL["formula"], imputation={"y": "~ x + (1 | g)"})
+
+
 def _data(seed: int):
-    d = classroom(3, rng=seed)
+    d = _small(seed) if DESIGN[0] == "small" else classroom(3, rng=seed)
+    y = "y" if DESIGN[0] == "small" else "grade"
     c = SCALE[0]
     if c == 1.0:
         return d
     return replace(
         d,
-        complete=d.complete.assign(grade=d.complete["grade"] * c),
-        incomplete=d.incomplete.assign(grade=d.incomplete["grade"] * c),
+        complete=d.complete.assign(**{y: d.complete[y] * c}),
+        incomplete=d.incomplete.assign(**{y: d.incomplete[y] * c}),
     )
 
 
@@ -119,6 +150,15 @@ def _vc(frames: list[pd.DataFrame]) -> dict[str, float]:
         res = mlimpute.from_completed(frames).fit(FORMULA, engine="profiled")
     est = res.variance_components()["estimate"]
     return {short: float(est[name]) / SCALE[0] ** 2 for name, short in NAMES.items()}
+
+
+def _set_design(name: str) -> None:
+    """Point the module's formulas at ``--design`` (``classroom`` or ``small``)."""
+    global FORMULA, R_FORMULA, NAMES, COLUMNS
+    DESIGN[0] = name
+    if name == "small":
+        FORMULA, R_FORMULA = SMALL["formula"], SMALL["r_formula"]
+        NAMES, COLUMNS = SMALL["names"], SMALL["columns"]
 
 
 def _mlimpute(seed: int, m: int, options: dict) -> dict[str, float]:
@@ -145,7 +185,8 @@ def _run_r(out: Path, seeds: list[int], m: int) -> None:
     for s in todo:
         _data(s).incomplete.to_csv(out / f"data_{s:03d}.csv", index=False)
     script = out / "impute.R"
-    script.write_text(R_SCRIPT.replace("%FORMULA%", R_FORMULA))
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    script.write_text(R_SCRIPT.replace("%FORMULA%", R_FORMULA).replace("%COLUMNS%", cols))
     subprocess.run(["Rscript", str(script), str(out), str(m), *map(str, todo)], check=True)
 
 
@@ -159,8 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--scale", type=float, default=1.0, help="multiply grade by this (use its own --out)"
     )
+    p.add_argument(
+        "--design", choices=["classroom", "small"], default="classroom",
+        help="classroom experiment 3, or a small intraclass correlation (use its own --out)",
+    )
     args = p.parse_args(argv)
     SCALE[0] = args.scale
+    _set_design(args.design)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "results.csv"
@@ -200,7 +246,8 @@ def report(res: pd.DataFrame, methods: list[str], seeds: list[int]) -> None:
     wide = res.pivot(index="rep", columns="method")
     n = len(seeds)
     print(f"\n{n} data sets; pooled minus complete-data estimate, mean (SE):")
-    for par in ("D0", "D1"):
+    pars = list(NAMES.values())
+    for par in pars:
         cd = wide[(par, "complete")]
         print(f"  {par}: complete-data mean {cd.mean():.3f}")
         for mth in methods:
@@ -209,7 +256,7 @@ def report(res: pd.DataFrame, methods: list[str], seeds: list[int]) -> None:
     print("paired: |first − complete| − |second − complete|, mean (SE):")
     ours = [a for a in methods if a.startswith("mlimpute")]
     pairs = [(a, b) for a in ours for b in methods if b in ("pan", "jomo")]
-    for par in ("D0", "D1"):
+    for par in pars:
         cd = wide[(par, "complete")]
         for a, b in pairs:
             d = (wide[(par, a)] - cd).abs() - (wide[(par, b)] - cd).abs()

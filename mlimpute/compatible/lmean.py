@@ -30,6 +30,24 @@ observed cluster mean's unreliability in small clusters (the contextual effect's
 Where ξ enters the analysis model, x's parameter step must condition on ξ (draw the
 fixed part from ``x − ξ``, τ from ``ξ − m``, σ_x² from ``x − o − ξ``) rather than
 integrate the random intercept out: ξ's draw has to see the analysis likelihood.
+
+Accuracy (``benchmarks/contextual_ml.py``; design (d) of the compatible study: 200 clusters
+of five, ICC_x 0.2, contextual effect 0.3, 20 % of x missing). The pooled ``lmean(x)``
+estimate is a Bayesian one: with m large and chains at stationarity it is close to the
+posterior mean of the contextual effect (paired over 84 data sets, 200 iterations: +0.008 ±
+0.006 from a posterior mean computed by importance sampling). That posterior mean lies
+0.032 ± 0.003 above the maximum-likelihood estimate of the same data (120 data sets): the
+effect is a ratio over τ, and with clusters of five its posterior is skewed to the right.
+Maximum likelihood itself is nearly unbiased (0.3047 ± 0.0011 over 20,000 complete data
+sets). About half of the shift comes from the prior ``p(τ) ∝ 1/τ`` (with ``p(τ) ∝ 1`` the
+posterior mean falls by 0.015, with a flat prior on τ's SD by 0.008). The chains reach
+stationarity for τ within about 20 iterations (lag-1 autocorrelation 0.76), but the
+estimate after 30 iterations is still 0.013 ± 0.004 below the posterior mean and 0.022 ±
+0.007 below the estimate after 200 iterations. The 95 % intervals cover 0.976 of 500 data
+sets although the mean SE equals the spread of the estimates (0.197 and 0.201): the SE is
+large exactly where the estimate is far off (a small between-cluster variance of x inflates
+both; correlation of SE and absolute error 0.42). Maximum likelihood's Wald intervals
+share this (coverage 0.970 over 200 data sets).
 """
 
 from __future__ import annotations

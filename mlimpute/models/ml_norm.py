@@ -46,20 +46,26 @@ complete-data value, D0 0.95–0.96 ×) while the inverse-Wishart on the same sc
 value — no upward bias.
 
 Against R's pan and jomo (``benchmarks/compare_pan_jomo.py``; experiment 3, 30 data sets,
-m = 25, every completed data set fitted by the same REML fitter): in the data's own units
-pan's and jomo's pooled D0 and D1 are 0.02 and 0.04–0.05 closer to the complete-data
-estimates (mean paired difference of absolute errors, 2.5–3 SE). Their default prior is an
-inverse-Wishart with q degrees of freedom and an identity scale *in the data's units*:
-informative, and here near the true D0 = 1, D1 = 0.5. With grade multiplied by 3
-(variances by 9) their D1 is biased by −0.04 instead of +0.08 and the D0 gap is gone (the
-D1 gap, 0.06 ± 0.03, is not); with grade divided by 3 their D1 is biased by +0.30 (+54 %)
-and D0 by +0.09, and mlimpute's D1 is the closer one (by 0.03–0.05 ± 0.04). mlimpute's
-figures are the same in every unit. Not the cause: mixing (lag-1 autocorrelation of
-D0/D1 0.07/0.25; with 100 instead of 20 iterations, or plain Gibbs without step 0, the D1
-gap stays at 0.05–0.07), nor the half-t scale (A/2, A/4: 0.05–0.06). An inverse-Wishart
-on the data's scale, ``prior="iw", prior_scale=0.2``, matches pan's distances on these
-data, with a larger mean bias of D0 (−0.065 against −0.014) and D1 (+0.12 against +0.08)
-and no gain at small ICCs; the default stays.
+every completed data set fitted by the same REML fitter; mean paired difference of the
+absolute errors against the complete-data estimates, ± its SE): at m = 25 pan and jomo are
+closer by 0.021–0.024 (± 0.008) for D0 and 0.043–0.052 (± 0.02) for D1; at m = 100 by
+0.015–0.023 (± 0.008) and 0.056 (± 0.012). The mean signed errors are alike (D1: +0.08 to
++0.10 for all three at m = 25 and 100): the difference is in the spread, not in a bias.
+Not the cause: Monte Carlo error (the gap stays at m = 100; the Monte Carlo SD of the pooled
+D1 at m = 25 is 0.045 for mlimpute and 0.036–0.052 for pan/jomo), mixing (100 instead
+of 20 iterations, or plain Gibbs without step 0: D1 gap 0.05–0.07), the half-t scale (A/2,
+A/4: 0.045–0.059). The cause is the prior: theirs is an inverse-Wishart with q degrees of
+freedom and an identity scale *in the data's units*, a prior that avoids zero and
+penalises large variances (``p(D) ∝ D^(−3/2) exp(−1/(2D))`` per variance), here centred near
+the true D0 = 1, D1 = 0.5, so it shrinks the weakly identified D1 towards the truth. Its
+price shows when the units change (grade × 3: their D1 bias −0.04; grade / 3: +0.30, +54 %)
+and at small intraclass correlations (``--design small``: 30 clusters of 5, ICC 0.03, 30 %
+of y missing; pooled D0 minus the complete-data value +0.060 ± 0.009 for pan, +0.057 for
+jomo, +0.017 ± 0.010 for mlimpute, whose absolute errors are 0.022–0.025 ± 0.006 smaller).
+An inverse-Wishart on the data's scale, ``prior="iw", prior_scale=0.2``, closes the D1 gap
+(+0.001 ± 0.009 at m = 100) and does well at ICC 0.03 (+0.012), but its scale is tuned to
+these data, its mean bias of D0 is −0.066 (−7.7 %, against −0.009) and of D1 +0.12 (against
++0.10), and it has no parameter expansion; it stays an option and the default stays.
 
 Cost per step: O(n_obs·(p² + p·q + q²) + J·q²·p + p³): segment sums (``reduceat`` over
 rows sorted by cluster) and a Cholesky written out over q, vectorised over clusters.

@@ -216,3 +216,16 @@ def test_collapsed_mh_and_plain_gibbs_target_the_same_random_slope_posterior():
         k = names.index(name)
         (m1, s1), (m2, s2) = runs
         assert abs(m1[k] - m2[k]) < 4.5 * np.hypot(s1[k], s2[k]), (name, m1[k], m2[k])
+
+
+def test_inverse_wishart_option_scales_with_the_data():
+    """``prior="iw"`` takes its scale from the data (sd(y)/sd(z)·prior_scale), unlike pan's
+    identity in the data's units: y·1e3 gives the same imputations ·1e3. An identity scale
+    would change the imputations (its pull is 1e6 times weaker after rescaling)."""
+    df = _small_icc_data(seed=6)
+    df.loc[::3, "y"] = np.nan
+    big = df.assign(y=df["y"] * 1e3)
+    method = {"y": ("2l.norm", {"prior": "iw", "prior_scale": 0.2})}
+    a = df.mi.impute({"y": "~ x + (1 + x | g)"}, m=2, iterations=5, rng=8, method=method)
+    b = big.mi.impute({"y": "~ x + (1 + x | g)"}, m=2, iterations=5, rng=8, method=method)
+    np.testing.assert_allclose(b.dataset["y"].values, a.dataset["y"].values * 1e3, rtol=1e-6)
