@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         "--scale", type=float, default=1.0, help="multiply grade by this (use its own --out)"
     )
     p.add_argument(
-        "--design", choices=["classroom", "small"], default="classroom",
+        "--design",
+        choices=["classroom", "small"],
+        default="classroom",
         help="classroom experiment 3, or a small intraclass correlation (use its own --out)",
     )
     args = p.parse_args(argv)
