@@ -75,9 +75,11 @@ from mlimpute.errors import SpecificationError
 from mlimpute.models._latent import core_param_names, core_param_vector, slope_precision
 from mlimpute.models.base import LinearCore, ModelBase, ModelData
 from mlimpute.models.counts_kernels import (
+    LOG_R_PRIOR_SD,
+    _nb_dispersion_mh,
+    _nb_r_context,
     draw_nb,
     draw_poisson,
-    nb_dispersion_step,
     nb_pseudo,
     poisson_eta_step,
 )
@@ -373,8 +375,9 @@ def nb_step(
     r, step_size, n_acc = state.r, state.step_size, state.n_accepted
     adapting = state.n_steps < R_ADAPT_STEPS
     acc_here = 0
+    ctx, ll_r = _nb_r_context(y, psi), None  # ψ is fixed over the Metropolis steps
     for _ in range(R_MH_STEPS):
-        r, ok = nb_dispersion_step(rng, r, y, psi, step=step_size)
+        r, ok, ll_r = _nb_dispersion_mh(rng, r, y, psi, step_size, LOG_R_PRIOR_SD, ctx, ll_r)
         acc_here += ok
     if adapting:  # Robbins–Monro on log(step size), first R_ADAPT_STEPS steps only
         gain = 1.0 / np.sqrt(state.n_steps + 1)

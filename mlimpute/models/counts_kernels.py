@@ -86,6 +86,7 @@ __all__ = [
 LOG_R_PRIOR_SD = 2.5
 _MAX_LOG_RATE = np.log(1e15)  # rates above 1e15 are clipped before a Poisson draw
 _T_DF = 4.0  # degrees of freedom of the Poisson independence proposal
+_NEWTON_FULL = 4  # Newton steps on every row before the unconverged ones are picked out
 
 
 def _as_prec(prior_prec, p: int) -> np.ndarray:
@@ -230,14 +231,19 @@ def _poisson_mode(y, m, v, max_iter: int = 100, tol: float = 1e-10):
     """
     with np.errstate(divide="ignore"):
         eta = np.maximum(m, np.log(y))
-    idx = np.arange(eta.size)
-    for _ in range(max_iter):
+    inv_v = 1.0 / v
+    for _ in range(_NEWTON_FULL):  # on every row (no indexing): most rows converge here
+        e = np.exp(eta)
+        step = (y - e - (eta - m) * inv_v) / (e + inv_v)
+        eta += step
+    idx = np.flatnonzero(np.abs(step) > tol * (1 + np.abs(eta)))
+    for _ in range(max_iter - _NEWTON_FULL):
+        if not idx.size:
+            break
         e = np.exp(eta[idx])
         step = (y[idx] - e - (eta[idx] - m[idx]) / v[idx]) / (e + 1 / v[idx])
         eta[idx] += step
         idx = idx[np.abs(step) > tol * (1 + np.abs(eta[idx]))]
-        if not idx.size:
-            break
     return eta, 1.0 / np.sqrt(np.exp(eta) + 1 / v)
 
 
@@ -334,13 +340,46 @@ def nb_loglik(y: np.ndarray, log_mu: np.ndarray, r) -> np.ndarray:
     return gammaln(y + r) - gammaln(r) - gammaln(y + 1) + r * log_expit(-d) + y * log_expit(d)
 
 
-def _nb_loglik_in_r(y, log_mu, r, values, counts) -> float:
+def _nb_r_context(y: np.ndarray, log_mu: np.ndarray) -> tuple:
+    """What the dispersion's log-likelihood needs besides r, fixed while ψ is: the distinct
+    counts and their frequencies (by ``bincount`` when the largest count is moderate, else
+    ``unique``), ``Σy`` and ``y·ψ``."""
+    top = float(y.max()) if y.size else 0.0
+    if top <= 10 * y.size + 1000:
+        freq = np.bincount(y.astype(np.int64))
+        values = np.flatnonzero(freq)
+        counts = freq[values]
+        values = values.astype(float)
+    else:
+        values, counts = np.unique(y, return_counts=True)
+    return values, counts.astype(float), float(y.sum()), float(y @ log_mu)
+
+
+def _nb_loglik_in_r(y, log_mu, r, ctx) -> float:
     """``Σ_i log NB(y_i; r, e^(log_mu_i))`` up to terms free of r: the log-gamma terms
     over the distinct values only (``Σ_v n_v log Γ(v + r) − n log Γ(r)``), the rest as
-    ``y·d − (y + r)·log(1 + e^d)``, ``d = log_mu − log r`` (one transcendental per row)."""
-    d = log_mu - np.log(r)
-    rest = float(y @ d - (y + r) @ np.logaddexp(0.0, d))
+    ``y·ψ − Σy·log r − (y + r)·log(1 + e^d)``, ``d = ψ − log r`` (one transcendental per
+    row)."""
+    values, counts, ysum, ypsi = ctx
+    rho = np.log(r)
+    soft = np.logaddexp(0.0, log_mu - rho)
+    rest = ypsi - rho * ysum - float(y @ soft) - r * float(soft.sum())
     return float(counts @ gammaln(values + r)) - y.size * float(gammaln(r)) + rest
+
+
+def _nb_dispersion_mh(rng, r, y, log_mu, step, prior_sd, ctx, ll_r):
+    """One random-walk Metropolis step on log r given the log-likelihood at the current r
+    (``ll_r``, None to compute it); returns (r, accepted, log-likelihood at the returned r)."""
+    if ll_r is None:
+        ll_r = _nb_loglik_in_r(y, log_mu, r, ctx)
+    rho = np.log(r)
+    new = rho + step * rng.standard_normal()
+    r_new = float(np.exp(new))
+    ll_new = _nb_loglik_in_r(y, log_mu, r_new, ctx)
+    log_a = ll_new - ll_r - (new**2 - rho**2) / (2 * prior_sd**2)
+    if np.log(rng.random()) < log_a:
+        return r_new, True, ll_new
+    return float(r), False, ll_r
 
 
 def nb_dispersion_step(
@@ -356,7 +395,9 @@ def nb_dispersion_step(
     Target: ``Σ_i log NB(y_i; r, e^(log_mu_i)) + log N(log r; 0, prior_sd²)``; the
     proposal ``log r' = log r + step·N(0, 1)`` is symmetric on the log scale, on which the
     prior is stated, so no Jacobian enters. Each call costs two O(n) passes with one
-    ``log(1 + e^d)`` per row, plus log-gamma evaluations at the distinct values of y only.
+    ``log(1 + e^d)`` per row, plus log-gamma evaluations at the distinct values of y only
+    (the models' steps take several such steps and keep the log-likelihood at the current r
+    from one to the next, so each further step costs one pass).
 
     Returns
     -------
@@ -374,20 +415,10 @@ def nb_dispersion_step(
     >>> bool(1.3 < r < 3.0)
     True
     """
-    rho = np.log(r)
-    new = rho + step * rng.standard_normal()
-    r_new = float(np.exp(new))
     y = np.asarray(y, dtype=float)
     log_mu = np.asarray(log_mu, dtype=float)
-    values, counts = np.unique(y, return_counts=True)
-    log_a = (
-        _nb_loglik_in_r(y, log_mu, r_new, values, counts)
-        - _nb_loglik_in_r(y, log_mu, r, values, counts)
-        - (new**2 - rho**2) / (2 * prior_sd**2)
-    )
-    if np.log(rng.random()) < log_a:
-        return r_new, True
-    return float(r), False
+    r, ok, _ = _nb_dispersion_mh(rng, r, y, log_mu, step, prior_sd, _nb_r_context(y, log_mu), None)
+    return r, ok
 
 
 # -- imputations and zero inflation --------------------------------------------------------
