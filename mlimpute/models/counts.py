@@ -133,10 +133,11 @@ def _with_sigma2(core_state, sigma2: float):
 
 
 # -- Poisson -------------------------------------------------------------------------------
-def _poisson_shift_loglik(y: np.ndarray, eta: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Per-row change of the Poisson log-likelihood when η moves by ``delta``."""
+def _poisson_shift_loglik(y: np.ndarray, eta: np.ndarray, delta: np.ndarray, mu=None):
+    """Per-row change of the Poisson log-likelihood when η moves by ``delta`` (``mu``:
+    ``e^η`` if already at hand)."""
     with np.errstate(over="ignore"):
-        return y * delta - np.exp(eta) * np.expm1(delta)
+        return y * delta - (np.exp(eta) if mu is None else mu) * np.expm1(delta)
 
 
 def _masked(ll: np.ndarray, active: np.ndarray | None) -> np.ndarray:
@@ -151,8 +152,9 @@ def _noncentred_beta(rng, core_state, data, eta, prec, active=None):
     prior ``N(0, P⁻¹)``."""
     X, y = data.X.obs, data.y_obs
     p = X.shape[1]
-    mu = np.exp(np.minimum(eta, 700.0))
-    info = (X * mu[:, None]).T @ X + np.diag(prec)
+    with np.errstate(over="ignore"):
+        mu = np.exp(eta)
+    info = (X * np.minimum(mu, 1e304)[:, None]).T @ X + np.diag(prec)
     info[np.diag_indices(p)] += 1e-10 * (1.0 + np.abs(np.diag(info)))
     L = np.linalg.cholesky(info)
     z = rng.standard_normal(p) * (2.38 / np.sqrt(p))
@@ -160,7 +162,7 @@ def _noncentred_beta(rng, core_state, data, eta, prec, active=None):
     beta = core_state.beta
     d_eta = X @ delta
     new_beta = beta + delta
-    log_a = float(_masked(_poisson_shift_loglik(y, eta, d_eta), active).sum()) - 0.5 * float(
+    log_a = float(_masked(_poisson_shift_loglik(y, eta, d_eta, mu), active).sum()) - 0.5 * float(
         prec @ (new_beta**2 - beta**2)
     )
     if np.log(rng.random()) < log_a:

@@ -85,7 +85,7 @@ __all__ = [
 #: Prior of the NB dispersion: ``log r ~ N(0, 2.5²)`` (r between 0.007 and 150 at ±2 SD).
 LOG_R_PRIOR_SD = 2.5
 _MAX_LOG_RATE = np.log(1e15)  # rates above 1e15 are clipped before a Poisson draw
-_T_DF = 4.0  # degrees of freedom of the Poisson independence proposal
+_T_DF = 4.0  # degrees of freedom of the Poisson independence proposal (its draw assumes 4)
 _NEWTON_FULL = 4  # Newton steps on every row before the unconverged ones are picked out
 
 
@@ -287,7 +287,9 @@ def poisson_eta_step(
     m = np.asarray(mean, dtype=float)
     v = np.broadcast_to(np.asarray(var, dtype=float), m.shape)
     mode, s = _poisson_mode(y, m, v)
-    prop = mode + s * rng.standard_t(_T_DF, size=m.shape)
+    # t₄ = N/√(χ²₄/4), χ²₄ = 2(E₁ + E₂): a third cheaper than Generator.standard_t
+    e = rng.standard_exponential((2,) + m.shape)
+    prop = mode + s * rng.standard_normal(m.shape) / np.sqrt(0.5 * (e[0] + e[1]))
 
     def log_target(x):
         with np.errstate(over="ignore"):  # e^x = inf: log-density −inf, never accepted
