@@ -43,10 +43,11 @@ model on the rows that are not structural zeros.
 **Imputations** (:func:`draw_poisson`, :func:`draw_nb`, :func:`draw_zero_inflated`) are
 non-negative int64 counts.
 
-Cost per sweep over n rows: logit O(n) PG(1, ·) draws (~0.2 µs each) plus the core's
-weighted step; NB O(n) PG(y + r, ·) draws (~0.7 µs each by the sum of 10 gammas) plus
-one O(n) pass per dispersion proposal; Poisson ~10 vector passes (Newton)
-plus one t draw per row.
+Cost per sweep over n rows: logit O(n) PG(1, ·) draws (~0.16 µs each) plus the core's
+weighted step; NB O(n) PG(y + r, ·) draws (~0.15–0.3 µs each by the sum of 2–4 gammas and
+a moment-matched remainder) plus one O(n) pass per dispersion proposal and one for the
+current r; Poisson 4 Newton passes on every row (a few more on the rare rows not yet
+converged) plus one t₄ draw per row.
 
 References
 ----------
