@@ -5,9 +5,17 @@ The data: J clusters × n rows, ``x ~ N(0, 1)`` complete; a count predictor
 ``z ~ Poisson(exp(0.3 + 0.3x + u_j))``, ``u_j ~ N(0, 0.3²)``, 20 % missing at random
 (on x); the outcome ``y`` with ``log μ = 0.5 + 0.4x + 0.15z + b_j``, ``b_j ~ N(0, 0.5²)``,
 Poisson or NB with dispersion r = 2, 30 % missing at random (on x). Imputation: y by
-``2l.poisson``/``2l.nb`` (or a comparison method) on ``x + z + (1 | g)``, z by
-``2l.poisson`` on ``x + y + (1 | g)``. Analysis: the Poisson/NB GLMM
+``2l.poisson``/``2l.nb`` (or a comparison method) on ``x + z + (1 | g)``, z by ``2l.pmm``
+(the default for a count column) on ``x + y + (1 | g)``. Analysis: the Poisson/NB GLMM
 ``y ~ x + z + (1 | g)``, pooled by Rubin's rules.
+
+Why PMM for the count predictor: a log-linear count model for z with the count y as a
+predictor (``2l.poisson`` on ``x + y``), chained with y's log-linear model in z, feeds back
+exponentially in rows where both are missing: z's imputations ran away (12 NB
+replications: mean imputed z 6e11 against 1.7, some at the 1e15 rate clip, 3 of 12 pooled
+fits failed; z's pooled coefficient −14 %); with ``log1p(y)`` as the predictor they stay
+finite but z's coefficient is still −10 % (± 4 %), as that model is not compatible with
+the analysis model. PMM imputes observed counts (benchmarks/count_predictor_study.py).
 
 ``simulate(...)`` returns one row per replication; the slow tests run ≥ 200 of them
 (``pytest -m slow tests/models/test_counts_acceptance.py``), the default suite one small
@@ -43,7 +51,10 @@ def _frame(family: str, rng: np.random.Generator, J: int, n: int, z_missing: boo
     return full, df, my
 
 
-def replicate(family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_missing=True):
+def replicate(
+    family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_missing=True,
+    z_method="2l.pmm",
+):
     """One replication: complete-data and pooled estimates, SEs, CIs, zero shares."""
     rng = np.random.default_rng(seed)
     full, df, my = _frame(family, rng, J, n, z_missing)
@@ -52,7 +63,7 @@ def replicate(family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_mi
     f = "y ~ x + z + (1 | g)"
     formulas, methods = {"y": "~ x + z + (1 | g)"}, {"y": method}
     if z_missing:
-        formulas["z"], methods["z"] = "~ x + y + (1 | g)", "2l.poisson"
+        formulas["z"], methods["z"] = "~ x + y + (1 | g)", z_method
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         imp = df.mi.impute(
@@ -124,13 +135,16 @@ def test_acceptance_simulation(family):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["poisson", "nb"])
-def test_acceptance_with_a_count_predictor_zero_share(family):
-    """With the count predictor z also 20 % missing (imputed by ``2l.poisson`` on
-    ``x + y``), the imputed zero share stays within 2 points over 200 replications. The
-    pooled estimates do not meet the ±5 % criterion in chained mode: z's model, linear in
-    the count y, is not compatible with the analysis model (17 replications: z −19 %,
-    intercept +12 % for the NB outcome); that needs the analysis-model-compatible mode."""
+def test_acceptance_with_a_count_predictor(family):
+    """The issue's criteria over 200 replications with the count predictor z also 20 %
+    missing (z by ``2l.pmm`` on ``x + y``, y by its count model): pooled means within ±5 %
+    of the complete-data means, coverage 0.93–0.97, y's imputed zero share within 2 points.
+    Measured (benchmarks/count_predictor_study.py, seeds 0–199): Poisson −3.7 % on z
+    (MC SE 0.7 %), coverage 0.955–0.97, zero share +0.6 points; NB see the report."""
     s = summarise([replicate(family, seed) for seed in range(200)])
+    for term in TRUTH:
+        assert abs(s[f"relbias_{term}"]) < 0.05, s
+        assert 0.93 <= s[f"coverage_{term}"] <= 0.97, s
     assert abs(s["zero_gap"]) < 0.02, s
 
 
