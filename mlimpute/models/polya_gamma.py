@@ -263,33 +263,35 @@ def _moment_sums(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``4π⁴·Var[PG(1, c)]``); by their series ``π²(½ − c²/24 + c⁴/240)`` and
     ``π⁴(1/6 + c²/120 + c⁴/5040)/cosh²(c/2)`` for |c| < 0.01 (no cancellation)."""
     a = np.abs(c)
-    small = a < 1e-2
-    any_small = small.any()
-    if any_small:
-        a = np.where(small, 1.0, a)
+    small = np.flatnonzero(a < 1e-2)
+    if small.size:
+        a[small] = 1.0  # (a is a new array)
     t = np.tanh(0.5 * a)
     with np.errstate(over="ignore", under="ignore"):  # |c| > 1e102: the second sum is 0
         m1 = _PI2 * t / a
         m2 = _PI2 * _PI2 * (2 * t - a * (1 - t * t)) / (a * a * a)
-    if any_small:
-        c2 = np.where(small, c * c, 0.0)
-        m1 = np.where(small, _PI2 * (0.5 - c2 / 24 + c2 * c2 / 240), m1)
+    if small.size:
+        c2 = c[small] ** 2
+        m1[small] = _PI2 * (0.5 - c2 / 24 + c2 * c2 / 240)
         ser = (1 / 6 + c2 / 120 + c2 * c2 / 5040) / np.cosh(0.5 * np.sqrt(c2)) ** 2
-        m2 = np.where(small, _PI2 * _PI2 * ser, m2)
+        m2[small] = _PI2 * _PI2 * ser
     return m1, m2
 
 
-def _tail_sums(c: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tail_sums(c: np.ndarray, n_terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``Σ_{k>K} 1/d_k`` and ``Σ_{k>K} 1/d_k²`` with ``d_k = (k − ½)² + a²``, a = c/(2π),
     exactly: the full sums in closed form (``2π²·E[PG(1, c)]`` and ``4π⁴·Var[PG(1, c)]``)
-    minus the first K terms; and the (K, n) array of those terms ``1/d_k``. The subtraction
-    loses digits only where the remainder is a small share of the full sum (at |c| ≤ 2
-    and K = 2, 5 % of the first sum and 0.5 % of the second), so the remainder's moments are
-    accurate to 1e-8 relative under the default K (checked against direct sums in the
-    tests)."""
-    k = np.arange(1, n_terms + 1)
+    minus the first K terms; and the (max K, n) array of those terms ``1/d_k`` (zero beyond
+    an entry's own K). ``n_terms``: K, an int or one per entry. The subtraction loses
+    digits only where the remainder is a small share of the full sum (at |c| ≤ 2 and K = 2,
+    5 % of the first sum and 0.5 % of the second), so the remainder's moments are accurate
+    to 1e-8 relative under the default K (checked against direct sums in the tests)."""
+    n_terms = np.asarray(n_terms)
+    k = np.arange(1, int(n_terms.max()) + 1 if n_terms.size else 1)
     with np.errstate(over="ignore"):  # |c| > 1e154: d = inf, the head terms vanish
         inv = 1.0 / (((k - 0.5) ** 2)[:, None] + (c / (2 * np.pi)) ** 2)  # (K, n)
+    if n_terms.ndim and (n_terms < k[-1]).any():
+        inv = np.where(k[:, None] <= n_terms, inv, 0.0)
     m1, m2 = _moment_sums(c)
     s1 = m1 - inv.sum(axis=0)
     s2 = m2 - (inv * inv).sum(axis=0)
@@ -300,19 +302,18 @@ def _pg_gamma_sum(
     rng: np.random.Generator, b: np.ndarray, c: np.ndarray, n_terms: int | None
 ) -> np.ndarray:
     """PG(b, c) by K gamma terms plus one gamma for the remainder with its exact mean and
-    variance (K = n_terms, or by default by |c| as ``_K_TERMS``)."""
+    variance (K = n_terms, or by default by |c| as ``_K_TERMS``, per entry)."""
     if n_terms is None:
-        level = np.searchsorted(_K_BOUNDS, np.abs(c))  # |c| ≤ 2 → 0, ≤ 6 → 1, ...
-        if (level == level[0]).all():
-            n_terms = _K_TERMS[level[0]] if level.size else _K_TERMS[0]
-        else:
-            out = np.empty(c.shape)
-            for j in np.unique(level):
-                sel = level == j
-                out[sel] = _pg_gamma_sum(rng, b[sel], c[sel], _K_TERMS[j])
-            return out
+        n_terms = np.asarray(_K_TERMS)[np.searchsorted(_K_BOUNDS, np.abs(c))]
     s1, s2, inv = _tail_sums(c, n_terms)
-    head = (rng.standard_gamma(np.broadcast_to(b, inv.shape)) * inv).sum(axis=0)
+    shapes = np.broadcast_to(b, inv.shape)
+    if np.ndim(n_terms) and (inv == 0).any():  # entries with fewer terms: draw only theirs
+        g = np.zeros(inv.shape)
+        live = inv > 0
+        g[live] = rng.standard_gamma(shapes[live])
+    else:
+        g = rng.standard_gamma(shapes)
+    head = (g * inv).sum(axis=0)
     # remainder Σ_{k>K} g_k/d_k: mean b·s1, variance b·s2 → Gamma(b·s1²/s2, s2/s1); where
     # s2 is not positive (|c| beyond ~1e100, or rounding) the remainder is its mean
     ok = (s2 > 0) & (s1 > 0)
@@ -407,6 +408,8 @@ def draw_pg(
     else:
         exact = integer & (b_arr <= exact_max)
         normal = ~exact & (b_arr >= normal_min)
+    if method != "exact" and not exact.any() and not normal.any():  # e.g. the NB's shapes
+        return _pg_gamma_sum(rng, b_arr, c_arr, n_terms).reshape(shape)
     out = np.empty(b_arr.shape)
     ex = np.flatnonzero(exact)
     if ex.size:

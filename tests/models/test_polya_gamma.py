@@ -195,3 +195,32 @@ def test_shapes_and_broadcasting():
 def test_bad_arguments_are_rejected(b, c, kw):
     with pytest.raises(ValueError, match="draw_pg"):
         draw_pg(np.random.default_rng(0), b, c, **kw)
+
+
+def test_gamma_sum_with_entries_of_different_term_counts_in_one_call():
+    # |c| = 0.5, 3, 10, 30 fall in the 2-, 4-, 12- and 24-term classes: one call draws
+    # them together (zeroed terms beyond an entry's K); each class keeps exact moments and
+    # Laplace transform
+    rng = np.random.default_rng(17)
+    c = np.tile([0.5, -3.0, 10.0, 30.0], N_DRAWS)
+    b = np.tile([2.5, 7.3, 3.3, 12.1], N_DRAWS)
+    w = draw_pg(rng, b, c)
+    thr = _bonferroni(4 * (2 + len(T_VALUES)))
+    zs = []
+    for j in range(4):
+        wj = w[j::4]
+        zs += list(_moment_z(wj, b[j], c[j]))
+        zs += [_laplace_z(wj, t / b[j], b[j], c[j]) for t in T_VALUES]
+    assert max(map(abs, zs)) < thr, zs
+
+
+def test_remainder_sums_with_a_term_count_per_entry():
+    c = np.array([0.0, 0.5, 3.0, 10.0, 30.0, 80.0])
+    k_each = np.array([2, 2, 4, 12, 24, 24])
+    s1, s2, inv = _tail_sums(c, k_each)
+    for i, (ci, ki) in enumerate(zip(c, k_each, strict=True)):
+        k = np.arange(1, 2_000_001)
+        d = (k - 0.5) ** 2 + (ci / (2 * np.pi)) ** 2
+        assert np.isclose(s1[i], (1 / d[ki:]).sum() + 1 / 2e6, rtol=1e-9)
+        assert np.isclose(s2[i], (1 / d[ki:] ** 2).sum(), rtol=1e-8)
+        assert np.count_nonzero(inv[:, i]) == ki
