@@ -27,7 +27,8 @@ then use the moment-matched sum of gammas (:mod:`mlimpute.models.polya_gamma`).
 predictor and v its residual variance (a Poisson–log-normal model: an observation-level
 random effect). :func:`poisson_eta_step` updates every η_i by an independence Metropolis
 step whose proposal is a t₄ centred at the mode of ``p(η_i | y_i, m_i, v)`` with the scale
-of its Laplace approximation (the mode by safeguarded Newton iterations, vectorised), and
+of its Laplace approximation (the mode to within a small fraction of that scale by four
+monotone Newton steps, vectorised), and
 returns which rows accepted. Given η the core takes an ordinary normal Gibbs step
 (σ² = v drawn by the core). Chosen over a Pólya–Gamma route because the Poisson likelihood
 has no PG representation (it is the r → ∞ limit of the NB one, where PG(y + r, ·) draws
@@ -46,8 +47,7 @@ non-negative int64 counts.
 Cost per sweep over n rows: logit O(n) PG(1, ·) draws (~0.16 µs each) plus the core's
 weighted step; NB O(n) PG(y + r, ·) draws (~0.15–0.3 µs each by the sum of 2–4 gammas and
 a moment-matched remainder) plus one O(n) pass per dispersion proposal and one for the
-current r; Poisson 4 Newton passes on every row (a few more on the rare rows not yet
-converged) plus one t₄ draw per row.
+current r; Poisson 4 Newton passes plus one t₄ draw per row.
 
 References
 ----------
@@ -87,7 +87,7 @@ __all__ = [
 LOG_R_PRIOR_SD = 2.5
 _MAX_LOG_RATE = np.log(1e15)  # rates above 1e15 are clipped before a Poisson draw
 _T_DF = 4.0  # degrees of freedom of the Poisson independence proposal (its draw assumes 4)
-_NEWTON_FULL = 4  # Newton steps on every row before the unconverged ones are picked out
+_NEWTON_STEPS = 4  # Newton steps towards the mode for the Poisson proposal's centre
 
 
 def _as_prec(prior_prec, p: int) -> np.ndarray:
@@ -222,30 +222,26 @@ def logit_gibbs_step(
 
 
 # -- Poisson -------------------------------------------------------------------------------
-def _poisson_mode(y, m, v, max_iter: int = 100, tol: float = 1e-10):
-    """Mode of ``yη − e^η − (η − m)²/(2v)`` by Newton's method, vectorised.
+def _poisson_mode(y, m, v, n_steps: int | None = None):
+    """Centre and scale of the Poisson independence proposal: the Newton iterate after
+    ``n_steps`` steps (default 4) towards the mode of ``yη − e^η − (η − m)²/(2v)``, and
+    the Laplace scale ``(e^η + 1/v)^(−1/2)`` there, vectorised.
 
     The gradient ``g = y − e^η − (η − m)/v`` is decreasing and concave, so Newton started
     right of the root (at ``max(m, log y)``, where g ≤ 0) decreases monotonically to it
-    (no overshoot, no overflow). A deterministic function of (y, m, v), as an
-    independence proposal requires.
+    (no overshoot, no overflow). After 4 steps the iterate is within 1e-4 proposal scales
+    of the mode for v ≤ 0.5 and 0.15 for v = 2 (the largest over 10⁵ rows); an independence
+    proposal needs a centre that is a deterministic function of (y, m, v), not the exact
+    mode, so the iteration stops there (the Metropolis step stays exact; only its
+    acceptance rate could drop, and by a negligible amount).
     """
     with np.errstate(divide="ignore"):
         eta = np.maximum(m, np.log(y))
     inv_v = 1.0 / v
-    for _ in range(_NEWTON_FULL):  # on every row (no indexing): most rows converge here
+    for _ in range(_NEWTON_STEPS if n_steps is None else n_steps):
         e = np.exp(eta)
-        step = (y - e - (eta - m) * inv_v) / (e + inv_v)
-        eta += step
-    idx = np.flatnonzero(np.abs(step) > tol * (1 + np.abs(eta)))
-    for _ in range(max_iter - _NEWTON_FULL):
-        if not idx.size:
-            break
-        e = np.exp(eta[idx])
-        step = (y[idx] - e - (eta[idx] - m[idx]) / v[idx]) / (e + 1 / v[idx])
-        eta[idx] += step
-        idx = idx[np.abs(step) > tol * (1 + np.abs(eta[idx]))]
-    return eta, 1.0 / np.sqrt(np.exp(eta) + 1 / v)
+        eta += (y - e - (eta - m) * inv_v) / (e + inv_v)
+    return eta, 1.0 / np.sqrt(np.exp(eta) + inv_v)
 
 
 def poisson_eta_step(
