@@ -361,7 +361,9 @@ def _nb_loglik_in_r(y, log_mu, r, ctx) -> float:
     row)."""
     values, counts, ysum, ypsi = ctx
     rho = np.log(r)
-    soft = np.logaddexp(0.0, log_mu - rho)
+    d = log_mu - rho
+    # log(1 + e^d): log1p(exp) is several times cheaper than logaddexp; d > 700 would overflow
+    soft = np.log1p(np.exp(d)) if d.size and d.max() < 700.0 else np.logaddexp(0.0, d)
     rest = ypsi - rho * ysum - float(y @ soft) - r * float(soft.sum())
     return float(counts @ gammaln(values + r)) - y.size * float(gammaln(r)) + rest
 
