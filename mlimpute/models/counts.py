@@ -72,12 +72,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models._latent import core_param_names, core_param_vector, slope_precision
+from mlimpute.models._latent import core_param_names, core_param_vector
 from mlimpute.models.base import LinearCore, ModelBase, ModelData
 from mlimpute.models.counts_kernels import (
     LOG_R_PRIOR_SD,
     _nb_dispersion_mh,
     _nb_r_context,
+    cached_slope_precision,
     draw_nb,
     draw_poisson,
     nb_pseudo,
@@ -241,7 +242,7 @@ def poisson_step(
         free = mean + np.sqrt(s2) * rng.standard_normal(mean.shape)
         eta = np.where(active, eta, free)
         acc = acc[active] if active.any() else np.ones(1, bool)
-    prec = slope_precision(data)
+    prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
     resid = eta - core.predict(new, data, "obs")
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
@@ -369,7 +370,7 @@ def nb_step(
         omega, z = np.zeros(y.shape), np.zeros(y.shape)
         omega[active], z[active] = nb_pseudo(rng, y[active], psi[active], state.r)
     new = core.gibbs(
-        rng, state.core, data, z, sigma2=1.0, beta_prec=slope_precision(data), weights=omega
+        rng, state.core, data, z, sigma2=1.0, beta_prec=cached_slope_precision(data), weights=omega
     )
     psi = core.predict(new, data, "obs")
     if active is not None:
@@ -405,7 +406,7 @@ class _NBBase(ModelBase):
         omega = (y + r) / (2 * c) * np.tanh(c / 2) if abs(c) > 1e-8 else (y + r) / 4
         z = (y - r) / (2 * omega) + np.log(r)
         core = _core(data).start(
-            rng, data, z, sigma2=1.0, beta_prec=slope_precision(data), weights=omega
+            rng, data, z, sigma2=1.0, beta_prec=cached_slope_precision(data), weights=omega
         )
         return self.step(rng, NBState(core, r, 0.3, 0, 0), data)
 

@@ -65,6 +65,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln, log_expit
 
+from mlimpute.models._latent import slope_precision
 from mlimpute.models.linalg import draw_chol, solve_spd
 from mlimpute.models.polya_gamma import draw_pg
 
@@ -88,6 +89,19 @@ LOG_R_PRIOR_SD = 2.5
 _MAX_LOG_RATE = np.log(1e15)  # rates above 1e15 are clipped before a Poisson draw
 _T_DF = 4.0  # degrees of freedom of the Poisson independence proposal (its draw assumes 4)
 _NEWTON_STEPS = 4  # Newton steps towards the mode for the Poisson proposal's centre
+
+
+def cached_slope_precision(data) -> np.ndarray:
+    """:func:`~mlimpute.models._latent.slope_precision` of a
+    :class:`~mlimpute.models.base.ModelData`, kept in ``data.cache`` (read-only) when the
+    design is fixed for the run (no column changes with the imputations)."""
+    if data.X.dynamic:
+        return slope_precision(data)
+    prec = data.cache.get("slope_precision")
+    if prec is None:
+        prec = data.cache["slope_precision"] = slope_precision(data)
+        prec.setflags(write=False)
+    return prec
 
 
 def _as_prec(prior_prec, p: int) -> np.ndarray:
