@@ -75,7 +75,9 @@ def test_acceptance_simulation():
     random-intercept variance within ±15 % of the complete-data means; logit and probit
     pooled estimates agree on average within 0.5 pooled SE (the mean of the per-replication
     differences over the SE; its own MC SE is below 0.03 SE, so a systematic gap of 0.5 SE
-    cannot hide). Measured: see benchmarks/logit_acceptance.py and the report."""
+    cannot hide). Measured (benchmarks/logit_acceptance.py, seeds 0–199): +2.4 %, +0.2 %,
+    +2.3 % (Intercept, x, w; MC SE ≤ 1.1 %), variance +2.6 %; logit − probit −0.01, 0.07,
+    0.01 SE on average."""
     t = pd.DataFrame([replicate(seed) for seed in range(200)])
     for term in TRUTH:
         assert abs(t[f"logit_{term}"].mean() / t[f"cd_{term}"].mean() - 1) < 0.05, term
