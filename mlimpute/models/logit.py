@@ -36,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from mlimpute.models._latent import core_param_names, core_param_vector, slope_precision
+from mlimpute.models._latent import core_param_names, core_param_vector
 from mlimpute.models.base import LinearCore, ModelBase, ModelData
+from mlimpute.models.counts_kernels import cached_slope_precision
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 from mlimpute.models.polya_gamma import draw_pg
@@ -64,7 +65,7 @@ def _core(data: ModelData) -> LinearCore:
 
 def _beta_prec(data: ModelData) -> np.ndarray:
     """The probit's slope prior precision with its SDs scaled by π/√3."""
-    return slope_precision(data) / LOGISTIC_SD**2
+    return cached_slope_precision(data) / LOGISTIC_SD**2
 
 
 class _LogitBase(ModelBase):

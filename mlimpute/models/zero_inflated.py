@@ -58,7 +58,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models._latent import slope_precision
 from mlimpute.models.base import ModelBase, ModelData
 from mlimpute.models.counts import (
     NBState,
@@ -70,6 +69,7 @@ from mlimpute.models.counts import (
     poisson_step,
 )
 from mlimpute.models.counts_kernels import (
+    cached_slope_precision,
     draw_zero_inflated,
     logit_gibbs_step,
     zero_indicator,
@@ -128,7 +128,7 @@ class _ZeroInflated(ModelBase):
     def _gamma_prec(self, data: ModelData) -> np.ndarray:
         if self.zero == "intercept":
             return np.array([ZERO_INTERCEPT_PRIOR_SD**-2])
-        prec = slope_precision(data) / LOGISTIC_SD**2
+        prec = cached_slope_precision(data) / LOGISTIC_SD**2
         icpt = [i for i, n in enumerate(data.X.names) if n == "Intercept"]
         prec[icpt] = ZERO_INTERCEPT_PRIOR_SD**-2
         return prec

@@ -5,9 +5,17 @@ The data: J clusters × n rows, ``x ~ N(0, 1)`` complete; a count predictor
 ``z ~ Poisson(exp(0.3 + 0.3x + u_j))``, ``u_j ~ N(0, 0.3²)``, 20 % missing at random
 (on x); the outcome ``y`` with ``log μ = 0.5 + 0.4x + 0.15z + b_j``, ``b_j ~ N(0, 0.5²)``,
 Poisson or NB with dispersion r = 2, 30 % missing at random (on x). Imputation: y by
-``2l.poisson``/``2l.nb`` (or a comparison method) on ``x + z + (1 | g)``, z by
-``2l.poisson`` on ``x + y + (1 | g)``. Analysis: the Poisson/NB GLMM
+``2l.poisson``/``2l.nb`` (or a comparison method) on ``x + z + (1 | g)``, z by ``2l.pmm``
+(the default for a count column) on ``x + y + (1 | g)``. Analysis: the Poisson/NB GLMM
 ``y ~ x + z + (1 | g)``, pooled by Rubin's rules.
+
+Why PMM for the count predictor: a log-linear count model for z with the count y as a
+predictor (``2l.poisson`` on ``x + y``), chained with y's log-linear model in z, feeds back
+exponentially in rows where both are missing: z's imputations ran away (12 NB
+replications: mean imputed z 6e11 against 1.7, some at the 1e15 rate clip, 3 of 12 pooled
+fits failed; z's pooled coefficient −14 %); with ``log1p(y)`` as the predictor they stay
+finite but z's coefficient is still −10 % (± 4 %), as that model is not compatible with
+the analysis model. PMM imputes observed counts (benchmarks/count_predictor_study.py).
 
 ``simulate(...)`` returns one row per replication; the slow tests run ≥ 200 of them
 (``pytest -m slow tests/models/test_counts_acceptance.py``), the default suite one small
@@ -43,7 +51,10 @@ def _frame(family: str, rng: np.random.Generator, J: int, n: int, z_missing: boo
     return full, df, my
 
 
-def replicate(family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_missing=True):
+def replicate(
+    family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_missing=True,
+    z_method="2l.pmm",
+):
     """One replication: complete-data and pooled estimates, SEs, CIs, zero shares."""
     rng = np.random.default_rng(seed)
     full, df, my = _frame(family, rng, J, n, z_missing)
@@ -52,7 +63,7 @@ def replicate(family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_mi
     f = "y ~ x + z + (1 | g)"
     formulas, methods = {"y": "~ x + z + (1 | g)"}, {"y": method}
     if z_missing:
-        formulas["z"], methods["z"] = "~ x + y + (1 | g)", "2l.poisson"
+        formulas["z"], methods["z"] = "~ x + y + (1 | g)", z_method
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         imp = df.mi.impute(
@@ -124,22 +135,29 @@ def test_acceptance_simulation(family):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["poisson", "nb"])
-def test_acceptance_with_a_count_predictor_zero_share(family):
-    """With the count predictor z also 20 % missing (imputed by ``2l.poisson`` on
-    ``x + y``), the imputed zero share stays within 2 points over 200 replications. The
-    pooled estimates do not meet the ±5 % criterion in chained mode: z's model, linear in
-    the count y, is not compatible with the analysis model (17 replications: z −19 %,
-    intercept +12 % for the NB outcome); that needs the analysis-model-compatible mode."""
+def test_acceptance_with_a_count_predictor(family):
+    """The issue's criteria over 200 replications with the count predictor z also 20 %
+    missing (z by ``2l.pmm`` on ``x + y``, y by its count model): pooled means within ±5 %
+    of the complete-data means, coverage 0.93–0.97, y's imputed zero share within 2 points.
+    Measured (benchmarks/count_predictor_study.py, seeds 0–199): NB +0.5 %, −0.0 %,
+    −1.3 % (Intercept, x, z; MC SE ≤ 1.2 %), coverage 0.960, 0.965, 0.935, zero share
+    +0.1 points; Poisson +1.7 %, +0.5 %, −3.7 % (MC SE ≤ 0.7 %), coverage 0.955, 0.970,
+    0.960, zero share +0.6 points."""
     s = summarise([replicate(family, seed) for seed in range(200)])
+    for term in TRUTH:
+        assert abs(s[f"relbias_{term}"]) < 0.05, s
+        assert 0.93 <= s[f"coverage_{term}"] <= 0.97, s
     assert abs(s["zero_gap"]) < 0.02, s
 
 
 @pytest.mark.slow
 def test_nb_normal_model_does_worse():
-    """On the NB case the normal model (today's default for a count column with more than
-    10 distinct values) misses the zero share by far more than 2 points (17 replications:
-    −21.9 points, and 3 % negative counts, on which the NB GLMM cannot be fitted), while
-    ``2l.nb`` stays within 2 points. PMM did as well as ``2l.nb`` there (−0.1 points)."""
+    """On the NB case the normal model misses y's zero share by far more than 2 points
+    (21 replications: −21.5 points, and negative counts, on which the NB GLMM could not be
+    fitted in any of them), while ``2l.nb`` stays within 2 points. PMM for y keeps the
+    zero share (−0.15 points over 30 replications) but its pooled estimates are further
+    off than ``2l.nb``'s (z +8.2 % ± 3.5 %, x −3.2 % ± 1.1 %, intercept coverage 0.90;
+    2l.nb: within ±1.3 %), too noisy over a test-sized run to assert."""
     rows = {
         meth: summarise([replicate("nb", seed, method=meth) for seed in range(30)])
         for meth in ("2l.nb", "2l.norm")
