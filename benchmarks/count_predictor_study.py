@@ -51,9 +51,19 @@ def frame(family: str, rng: np.random.Generator, J: int = 50, n: int = 20):
     return full, df, my, mz
 
 
-def replicate(family, seed, *, y_method=None, z_method="2l.pmm",
-              y_formula="~ x + z + (1 | g)", z_formula="~ x + y + (1 | g)",
-              m=5, iterations=20, J=50, n=20):
+def replicate(
+    family,
+    seed,
+    *,
+    y_method=None,
+    z_method="2l.pmm",
+    y_formula="~ x + z + (1 | g)",
+    z_formula="~ x + y + (1 | g)",
+    m=5,
+    iterations=20,
+    J=50,
+    n=20,
+):
     rng = np.random.default_rng(seed)
     full, df, my, mz = frame(family, rng, J, n)
     y_method = y_method or ("2l.poisson" if family == "poisson" else "2l.nb")
@@ -61,17 +71,26 @@ def replicate(family, seed, *, y_method=None, z_method="2l.pmm",
     f = "y ~ x + z + (1 | g)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        imp = df.mi.impute({"y": y_formula, "z": z_formula},
-                           method={"y": y_method, "z": z_method},
-                           m=m, iterations=iterations, rng=seed)
+        imp = df.mi.impute(
+            {"y": y_formula, "z": z_formula},
+            method={"y": y_method, "z": z_method},
+            m=m,
+            iterations=iterations,
+            rng=seed,
+        )
         cd = mlimpute.from_completed([full, full]).fit(f, family=fam).summary()
         completed = [imp.complete(k) for k in range(1, m + 1)]
         try:
             pooled = mlimpute.from_completed(completed).fit(f, family=fam).summary()
         except Exception:  # e.g. negative imputations from a normal model
             pooled = None
-    row = {"seed": seed, "family": family, "y_method": y_method, "z_method": z_method,
-           "z_formula": z_formula}
+    row = {
+        "seed": seed,
+        "family": family,
+        "y_method": y_method,
+        "z_method": z_method,
+        "z_formula": z_formula,
+    }
     row["zero_imp"] = float(np.mean([(c.loc[my, "y"] == 0).mean() for c in completed]))
     row["zero_cd"] = float((full.loc[my, "y"] == 0).mean())
     row["zzero_imp"] = float(np.mean([(c.loc[mz, "z"] == 0).mean() for c in completed]))
@@ -88,7 +107,8 @@ def replicate(family, seed, *, y_method=None, z_method="2l.pmm",
         row[f"est_{term}"] = pooled.loc[term, "estimate"]
         row[f"se_{term}"] = pooled.loc[term, "se"]
         row[f"cover_{term}"] = float(
-            pooled.loc[term, "ci_low"] <= true <= pooled.loc[term, "ci_high"])
+            pooled.loc[term, "ci_low"] <= true <= pooled.loc[term, "ci_high"]
+        )
     return row
 
 
@@ -96,8 +116,11 @@ def summarise(t: pd.DataFrame) -> pd.Series:
     out = {"reps": len(t), "failed_fits": int(t["est_z"].isna().sum())}
     for term in TRUTH:
         out[f"relbias_{term}"] = t[f"est_{term}"].mean() / t[f"cd_{term}"].mean() - 1
-        out[f"mcse_relbias_{term}"] = (t[f"est_{term}"] - t[f"cd_{term}"]).std() / np.sqrt(
-            len(t)) / abs(t[f"cd_{term}"].mean())
+        out[f"mcse_relbias_{term}"] = (
+            (t[f"est_{term}"] - t[f"cd_{term}"]).std()
+            / np.sqrt(len(t))
+            / abs(t[f"cd_{term}"].mean())
+        )
         out[f"coverage_{term}"] = t[f"cover_{term}"].mean()
     out["zero_gap_y"] = (t["zero_imp"] - t["zero_cd"]).mean()
     out["zero_gap_z"] = (t["zzero_imp"] - t["zzero_cd"]).mean()
@@ -119,13 +142,18 @@ def main(argv=None):
     rows = []
     t0 = time.process_time()
     for seed in range(a.start, a.start + a.reps):
-        rows.append(replicate(a.family, seed, y_method=a.y_method, z_method=a.z_method,
-                              z_formula=a.z_formula))
+        rows.append(
+            replicate(
+                a.family, seed, y_method=a.y_method, z_method=a.z_method, z_formula=a.z_formula
+            )
+        )
         if a.out:
             pd.DataFrame(rows).to_csv(a.out, index=False)
     t = pd.DataFrame(rows)
-    print(f"{a.family}: y {rows[0]['y_method']}, z {a.z_method} {a.z_formula}; "
-          f"{time.process_time() - t0:.0f} s CPU")
+    print(
+        f"{a.family}: y {rows[0]['y_method']}, z {a.z_method} {a.z_formula}; "
+        f"{time.process_time() - t0:.0f} s CPU"
+    )
     print(summarise(t).round(4).to_string())
     return t
 

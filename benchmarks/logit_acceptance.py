@@ -60,15 +60,17 @@ def replicate(seed: int, m: int = 5, iterations: int = 20) -> dict:
             row[f"cd_{term}"] = cd.loc[term, "estimate"]
         row["cd_var"] = cd_vc.loc["var(Intercept|g)", "estimate"]
         for meth in ("2l.logit", "2l.bin"):
-            imp = df.mi.impute({"y": "~ x + w + (1 | g)"}, method={"y": meth}, m=m,
-                               iterations=iterations, rng=seed)
+            imp = df.mi.impute(
+                {"y": "~ x + w + (1 | g)"}, method={"y": meth}, m=m, iterations=iterations, rng=seed
+            )
             s, vc = _fit([imp.complete(k) for k in range(1, m + 1)])
             tag = "logit" if meth == "2l.logit" else "probit"
             for term, true in TRUTH.items():
                 row[f"{tag}_{term}"] = s.loc[term, "estimate"]
                 row[f"{tag}_se_{term}"] = s.loc[term, "se"]
                 row[f"{tag}_cover_{term}"] = float(
-                    s.loc[term, "ci_low"] <= true <= s.loc[term, "ci_high"])
+                    s.loc[term, "ci_low"] <= true <= s.loc[term, "ci_high"]
+                )
             row[f"{tag}_var"] = vc.loc["var(Intercept|g)", "estimate"]
     return row
 
@@ -80,8 +82,9 @@ def summarise(t: pd.DataFrame) -> pd.DataFrame:
         for term in [*TRUTH, "var"]:
             key = f"{tag}_{term}"
             col[f"relbias_{term}"] = t[key].mean() / t[f"cd_{term}"].mean() - 1
-            col[f"mcse_{term}"] = (t[key] - t[f"cd_{term}"]).std() / np.sqrt(len(t)) / abs(
-                t[f"cd_{term}"].mean())
+            col[f"mcse_{term}"] = (
+                (t[key] - t[f"cd_{term}"]).std() / np.sqrt(len(t)) / abs(t[f"cd_{term}"].mean())
+            )
             if term != "var":
                 col[f"coverage_{term}"] = t[f"{tag}_cover_{term}"].mean()
         out[tag] = col
@@ -108,8 +111,10 @@ def main(argv=None):
             pd.DataFrame(rows).to_csv(a.out, index=False)
     t = pd.DataFrame(rows)
     res, agree = summarise(t)
-    print(f"{len(t)} replications, {time.process_time() - t0:.0f} s CPU; "
-          f"complete-data var(u) {t['cd_var'].mean():.3f} (truth {VAR_U:.3f})")
+    print(
+        f"{len(t)} replications, {time.process_time() - t0:.0f} s CPU; "
+        f"complete-data var(u) {t['cd_var'].mean():.3f} (truth {VAR_U:.3f})"
+    )
     print(res.round(4).to_string())
     print(agree.round(3).to_string())
     return t

@@ -52,7 +52,15 @@ def _frame(family: str, rng: np.random.Generator, J: int, n: int, z_missing: boo
 
 
 def replicate(
-    family, seed, *, method=None, J=50, n=20, m=5, iterations=20, z_missing=True,
+    family,
+    seed,
+    *,
+    method=None,
+    J=50,
+    n=20,
+    m=5,
+    iterations=20,
+    z_missing=True,
     z_method="2l.pmm",
 ):
     """One replication: complete-data and pooled estimates, SEs, CIs, zero shares."""

@@ -49,8 +49,9 @@ def replicate(seed, J=50, n=20, m=5, iterations=20):
         est, var = _fit([full, full])
         row.update({f"cd_{t}": est[t] for t in TRUTH} | {"cd_var": var})
         for meth, tag in (("2l.logit", "logit"), ("2l.bin", "probit")):
-            imp = df.mi.impute({"y": "~ x + w + (1 | g)"}, method={"y": meth}, m=m,
-                               iterations=iterations, rng=seed)
+            imp = df.mi.impute(
+                {"y": "~ x + w + (1 | g)"}, method={"y": meth}, m=m, iterations=iterations, rng=seed
+            )
             res = imp.fit(F, family="binomial")
             s = res.summary()
             row.update({f"{tag}_{t}": s.loc[t, "estimate"] for t in TRUTH})
