@@ -31,6 +31,7 @@ from mlimpute.compatible import (
 from mlimpute.compatible.categorical import category_log_prob, draw_categories, log_interval
 from mlimpute.models._latent import linear_core, truncnorm_sign
 from mlimpute.models.binary import ProbitState
+from mlimpute.models.counts import NBState, PoissonState
 from mlimpute.models.ordinal import OrderedState
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.design import ModelData, Values
@@ -139,8 +140,9 @@ def _probit(state) -> bool:
 
 
 def _latent(state) -> bool:
-    """A latent (probit or ordered probit) model's state."""
-    return isinstance(state, (ProbitState, OrderedState))
+    """A latent (probit or ordered probit) model's state, or a count model's (its core
+    is the normal model of the log-rate)."""
+    return isinstance(state, (ProbitState, OrderedState, PoissonState, NBState))
 
 
 def linear_predictor(model, state, d: ModelData, n: int) -> np.ndarray:

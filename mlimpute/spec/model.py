@@ -56,6 +56,14 @@ _METHOD = "2l.norm"
 _METHOD2 = "2lonly.norm"
 #: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
 _PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
+#: the analysis model's count families (``impute(model=..., family=...)``) and their models
+COUNT_FAMILIES = {"poisson": "2l.poisson", "negative_binomial": "2l.nb"}
+#: the models of incomplete count predictors (integer columns; the dispersion rule in
+#: :func:`count_predictor_method`)
+COUNT_PREDICTOR_METHODS = ("2l.poisson", "2l.nb")
+#: a count predictor gets ``2l.nb`` when its observed values' pooled within-cluster
+#: variance exceeds this multiple of their mean, else ``2l.poisson``
+NB_DISPERSION_RATIO = 1.5
 
 
 def _constant_within(codes, values: pd.Series) -> bool:
@@ -216,9 +224,10 @@ def model_based(spec) -> set[str]:
     return {v.name for v in spec.variables} & (set(spec.model.variables) | set(spec.auxiliary))
 
 
-def outcome_method(values: pd.Series, name: str) -> str:
+def outcome_method(values: pd.Series, name: str, family: str | None = None) -> str:
     """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
-    through a latent normal with variance 1) for a binary one.
+    through a latent normal with variance 1) for a binary one; with a count ``family``
+    (:data:`COUNT_FAMILIES`) ``2l.poisson`` or ``2l.nb``.
 
     Raises
     ------
@@ -229,9 +238,13 @@ def outcome_method(values: pd.Series, name: str) -> str:
     --------
     >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
     '2l.bin'
+    >>> outcome_method(pd.Series([0.0, 3.0, 1.0]), "y", "poisson")
+    '2l.poisson'
     """
     from mlimpute.codec import column_kind
 
+    if family in COUNT_FAMILIES:
+        return COUNT_FAMILIES[family]
     kind = column_kind(values)
     if kind == "numeric":
         return _METHOD
@@ -257,8 +270,10 @@ def build_model_spec(
     include=None,
     exclude=None,
     heteroscedastic=False,
+    family: str | None = None,
 ):
-    """Validate ``model=``/``auxiliary=`` against ``df``; return the
+    """Validate ``model=``/``auxiliary=`` (and ``family=``, see
+    :mod:`mlimpute.spec.model_counts`) against ``df``; return the
     :class:`~mlimpute.spec.build.ImputationSpec` of the factorisation (module docstring).
 
     Examples
@@ -275,6 +290,12 @@ def build_model_spec(
     """
     from mlimpute.codec import column_kind
     from mlimpute.spec.build import ImputationSpec, VariableSpec
+    from mlimpute.spec.model_counts import (
+        check_count_design,
+        check_family,
+        count_predictor_method,
+        is_count_column,
+    )
 
     check_frame(df)
     m = positive_int(m, "m")
@@ -370,7 +391,8 @@ def build_model_spec(
                 "mlimpute.describe(df)); drop them before imputing"
             )
         extra_events = list(chained.events)
-    outcome_method(df[y], y)  # refuses an outcome kind that is not supported
+    family = check_family(family, df, y)
+    outcome_method(df[y], y, family)  # refuses an outcome kind that is not supported
     codes, _ = pd.factorize(df[g], sort=True)
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
@@ -398,6 +420,23 @@ def build_model_spec(
     # on one row per cluster, conditional on the later level-2 ones and the complete
     # level-2 columns
     kinds = {c: column_kind(df[c]) for c in incomplete}
+    # integer columns of non-negative values: count predictors with their own count model
+    counts = [c for c in incomplete if kinds[c] == "numeric" and is_count_column(df[c])]
+    kinds.update({c: "count" for c in counts})
+    check_count_design(
+        model,
+        family,
+        counts,
+        level2,
+        [c for c in incomplete if kinds[c] in ("binary", "ordinal")],
+        lmeans,
+    )
+    if counts and (level2 or lmeans):
+        raise UnsupportedError(
+            f"the incomplete count predictor(s) {counts} together with incomplete level-2 "
+            "predictors or latent cluster means: model-based imputation does not support "
+            "the combination yet"
+        )
     for c in level2:
         if kinds[c] != "numeric":
             raise UnsupportedError(
@@ -407,14 +446,14 @@ def build_model_spec(
     # continuous level-1 predictors, then categorical ones (drawn exactly over their
     # categories; their models condition on no continuous predictor), then level-2 ones
     level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
-    cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
+    cats = [c for c in incomplete if c not in level2 and kinds[c] in ("binary", "ordinal")]
     if cats and level2:
         raise UnsupportedError(
             f"categorical incomplete predictor(s) {cats} together with incomplete level-2 "
             f"predictor(s) {level2}: model-based imputation does not support the "
             "combination yet"
         )
-    level1 = [*level1, *cats]
+    level1 = [*level1, *cats, *counts]  # count predictors last (one so far)
     incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
@@ -429,7 +468,11 @@ def build_model_spec(
             f = predictor_formula(x, [], complete2, g)
         else:
             f = predictor_formula(x, incomplete[k + 1 :], complete, g)
-        variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
+        if kinds[x] == "count":
+            meth = count_predictor_method(df[x], codes)
+        else:
+            meth = _PREDICTOR_METHODS[kinds[x]]
+        variables.append(VariableSpec(x, f, meth, 1))
     for x in lmeans:
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
@@ -440,7 +483,7 @@ def build_model_spec(
     for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
         variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:
-        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
+        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y, family), 1))
     variables += extras  # chained defaults, conditional on everything else
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
@@ -454,6 +497,7 @@ def build_model_spec(
         tuple(events),
         model=parsed,
         auxiliary=tuple(auxiliary),
+        **({"family": family} if family is not None else {}),
     )
 
 
