@@ -1,0 +1,320 @@
+"""Counts in model-based imputation: a Poisson / negative-binomial analysis model
+(``impute(model=..., family=...)``) and an incomplete count predictor with its own count
+model (:mod:`mlimpute.compatible.counts`).
+
+The exact-posterior checks run the real chain (:func:`run_compatible_chain`) with every
+model's parameter step replaced by the identity after the first iteration: the chain then
+only redraws the missing values, whose stationary law is their full conditional given the
+frozen parameters, computed here independently (a sum over 0..K for a count, quadrature
+for a continuous value).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import gammaln
+
+import mlimpute
+from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
+from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
+from mlimpute.sampler.engine import build_plan
+from mlimpute.spec.model import build_model_spec
+
+
+def _frozen_chain(df, model, family, T, seed):
+    """Run one model-based chain whose parameters are frozen after the first iteration;
+    returns the per-iteration mean of each imputed column (the draw itself when one value
+    is missing), the final states and the plan."""
+    spec = build_model_spec(df, model, None, m=1, iterations=T, family=family)
+    plan = build_plan(df, spec)
+
+    def keep(rng, state, *args):
+        return state
+
+    plan.analysis_model.step = keep
+    for name, mod in plan.models.items():
+        mod.step = keep
+        mod.gibbs = keep
+    _, mean, _, _, states = run_compatible_chain(plan, np.random.default_rng(seed), T=T)
+    return {n: mean[:, k] for k, n in enumerate(plan.names)}, states, plan
+
+
+def _batch_se(draws: np.ndarray, batches: int = 40) -> float:
+    """Monte Carlo SE of a mean of autocorrelated draws by batch means."""
+    b = draws[: draws.size // batches * batches].reshape(batches, -1).mean(axis=1)
+    return float(b.std(ddof=1) / np.sqrt(batches))
+
+
+def _clusters(J, size, rng):
+    return np.repeat(np.arange(J), size)
+
+
+def test_count_predictor_draws_match_the_discrete_full_conditional():
+    """One missing count k (own model 2l.poisson) in a normal analysis y ~ k + (1 | g):
+    its draws match p(k) ∝ PLN(k; m, σ²) · N(y; β0 + βk k + b_j, σ_y²), summed over
+    k = 0..60 (PLN: the own model's Poisson–log-normal pmf by 80-node Gauss–Hermite).
+
+    The independence sampler's draws are close to independent; the tolerance on each of
+    P(k = j) and on E(k) is 4.5 batch-means SEs (40 batches). Dropping the analysis
+    factor moves E(k) from the exact value by far more (asserted: the test has power).
+    """
+    rng = np.random.default_rng(3)
+    J, size = 30, 8
+    g = _clusters(J, size, rng)
+    k = rng.poisson(3.0, J * size)
+    y = 1.0 + 0.8 * k + rng.normal(0, 0.5, J)[g] + rng.normal(0, 1.0, J * size)
+    row = 5
+    y[row] = y.mean() + 3.0  # an informative outcome: pulls k up
+    kk = pd.array(k, dtype="Int64")
+    kk[row] = pd.NA
+    df = pd.DataFrame({"y": y, "k": kk, "g": g})
+    draws, states, plan = _frozen_chain(df, "y ~ k + (1 | g)", None, 2500, 1)
+    assert plan.models["k"].method == "2l.poisson"
+    d = draws["k"][100:]
+    st, sa = states["k"], states[ANALYSIS]
+    j = g[row]
+    m = float(st.core.beta[0] + st.core.b[j, 0])
+    s2 = float(st.core.sigma2)
+    K = np.arange(61)
+    t, w = np.polynomial.hermite_e.hermegauss(80)
+    eta = m + np.sqrt(s2) * t
+    log_own = np.log(
+        (np.exp(K[:, None] * eta - np.exp(eta) - gammaln(K + 1)[:, None]) * w).sum(axis=1)
+    )
+    mu_y = sa.beta[0] + sa.beta[1] * K + sa.b[j, 0]
+    log_an = -0.5 * (y[row] - mu_y) ** 2 / sa.sigma2
+    p = np.exp(log_own + log_an - (log_own + log_an).max())
+    p /= p.sum()
+    own = np.exp(log_own - log_own.max())
+    own /= own.sum()
+    exact_mean = float(p @ K)
+    se = _batch_se(d)
+    assert abs(d.mean() - exact_mean) < 4.5 * se + 1e-9, (d.mean(), exact_mean, se)
+    assert abs(float(own @ K) - exact_mean) > 10 * se  # the analysis term matters
+    for v in K[p > 0.03]:
+        ind = (d == v).astype(float)
+        assert abs(ind.mean() - p[v]) < 4.5 * _batch_se(ind) + 1e-3, (v, ind.mean(), p[v])
+    assert np.all(d == np.round(d)) and d.min() >= 0
+
+
+def test_continuous_predictor_under_poisson_outcome_matches_quadrature():
+    """One missing x in visits ~ x + (1 | g) (Poisson): the random-walk MH draws match
+    N(x; μ_x, σ_x²) · Poisson(y; exp(β0 + βx x + b_j + e)) with the row's log-rate
+    residual e held fixed (the move of (x, η) the sampler makes), by quadrature.
+
+    Tolerance: 4.5 batch-means SEs on the mean and on the variance (E(x²) with the
+    batch-means SE of x²). The own model alone is asserted to be far off.
+    """
+    rng = np.random.default_rng(5)
+    J, size = 30, 8
+    g = _clusters(J, size, rng)
+    x = rng.normal(0, 1, J * size)
+    y = rng.poisson(np.exp(0.3 + 0.7 * x + rng.normal(0, 0.3, J)[g])).astype(float)
+    row = 11
+    y[row] = 12.0  # many visits: pulls x up
+    xm = x.copy()
+    xm[row] = np.nan
+    df = pd.DataFrame({"visits": y, "x": xm, "g": g})
+    draws, states, plan = _frozen_chain(df, "visits ~ x + (1 | g)", "poisson", 3000, 2)
+    d = draws["x"][200:]
+    st, sa = states["x"], states[ANALYSIS]
+    j = g[row]
+    mu_x = float(st.beta[0] + st.b[j, 0])
+    lin = lambda v: sa.core.beta[0] + sa.core.beta[1] * v + sa.core.b[j, 0]  # noqa: E731
+    e = sa.eta[row] - lin(draws["x"][-1])  # y complete: row = its position among the rows
+    grid = np.linspace(mu_x - 12, mu_x + 12, 200_001)
+    logp = -0.5 * (grid - mu_x) ** 2 / st.sigma2 + y[row] * (lin(grid) + e) - np.exp(lin(grid) + e)
+    w = np.exp(logp - logp.max())
+    w /= np.trapezoid(w, grid)
+    mean = np.trapezoid(w * grid, grid)
+    m2 = np.trapezoid(w * grid**2, grid)
+    assert abs(d.mean() - mean) < 4.5 * _batch_se(d), (d.mean(), mean)
+    assert abs((d**2).mean() - m2) < 4.5 * _batch_se(d**2), ((d**2).mean(), m2)
+    assert abs(mu_x - mean) > 10 * _batch_se(d)  # the Poisson factor matters
+
+
+def _sim(seed, J=40, size=10, family="poisson", r=2.0):
+    """Multilevel counts: k ~ Poisson(exp(0.7 + 0.3 z)), log μ = 0.4 + 0.5 x + 0.2 z +
+    0.1 k + u_j (var 0.25); Poisson or NB(r) outcome. 30 % of y missing at random on x
+    and z, 20 % of k at random on z."""
+    rng = np.random.default_rng(seed)
+    n = J * size
+    g = np.repeat(np.arange(J), size)
+    x = 0.4 * rng.standard_normal(J)[g] + rng.standard_normal(n)
+    z = rng.standard_normal(n)
+    k = rng.poisson(np.exp(0.7 + 0.3 * z))
+    mu = np.exp(0.4 + 0.5 * x + 0.2 * z + 0.1 * k + rng.normal(0, 0.5, J)[g])
+    y = rng.poisson(mu if family == "poisson" else rng.gamma(r, mu / r))
+    full = pd.DataFrame({"y": y, "x": x, "z": z, "k": pd.array(k, dtype="Int64"), "g": g})
+    df = full.copy()
+    df["y"] = df["y"].astype("Int64")
+    my = rng.random(n) < 1 / (1 + np.exp(-(-0.95 + 0.8 * x + 0.5 * z)))
+    mk = rng.random(n) < 1 / (1 + np.exp(-(-1.4 + 0.5 * z)))
+    df.loc[my, "y"] = pd.NA
+    df.loc[mk, "k"] = pd.NA
+    return full, df
+
+
+FORMULA = "y ~ x + z + k + (1 | g)"
+
+
+@pytest.fixture(scope="module")
+def pois():
+    full, df = _sim(11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = df.mi.impute(model=FORMULA, family="poisson", m=4, iterations=30, rng=4)
+    return full, df, imp
+
+
+def test_spec_family_dtypes_and_observed_values(pois):
+    full, df, imp = pois
+    assert imp.spec.family == "poisson"
+    assert imp.spec.methods == {"k": "2l.poisson", "y": "2l.poisson"}
+    assert "family='poisson'" in repr(imp.spec)
+    for i in (1, 4):
+        c = imp.complete(i)
+        assert str(c["y"].dtype) == "Int64" and str(c["k"].dtype) == "Int64"
+        assert not c.isna().any().any()
+        for col in ("y", "k"):
+            v = c[col].to_numpy(dtype=float)
+            assert (v >= 0).all() and (v == np.round(v)).all()
+            obs = df[col].notna().to_numpy()
+            assert np.array_equal(v[obs], df[col].to_numpy(dtype=float, na_value=np.nan)[obs])
+    names = list(imp.traces["x:params"]["x:param"].values) if "x:params" in imp.traces else []
+    assert names == []  # x is complete here
+    k_names = list(imp.traces["k:params"]["k:param"].values)
+    assert k_names[-1] == "accept(MH)"
+    acc = imp.traces["k:params"].sel({"k:param": "accept(MH)"}).values[:, 10:]
+    assert 0.3 < acc.mean() <= 1.0
+
+
+def test_fit_defaults_to_the_family_and_matches_complete_data(pois):
+    """imp.fit() fits the Poisson GLMM; pooled fixed effects within 2.5·se·√fmi (fmi
+    floored at 0.05, the Monte Carlo error of m = 4; as test_impute_model.py) of the
+    complete-data fit."""
+    full, df, imp = pois
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = imp.fit()
+        comp = mlimpute.from_completed([full, full]).fit(FORMULA, family="poisson")
+    assert "poisson" in res.model
+    est, ce = res.summary(), comp.summary()
+    sd = est["se"] * np.sqrt(np.maximum(est["fmi"], 0.05))
+    gap = (est["estimate"] - ce["estimate"]).abs()
+    assert (gap < 2.5 * sd).all(), pd.DataFrame({"gap": gap, "sd": sd})
+
+
+def test_zero_share_of_imputed_counts(pois):
+    """The completed y's share of zeros within 4 points of the complete data's (m = 4
+    data sets of 400 rows: a binomial SE of about 1 point on the pooled share)."""
+    full, _, imp = pois
+    zeros = np.mean([(imp.complete(i)["y"] == 0).mean() for i in range(1, 5)])
+    assert abs(zeros - (full["y"] == 0).mean()) < 0.04
+
+
+@pytest.mark.parametrize("family", ["poisson", "negative_binomial"])
+def test_parameter_draws_centre_on_the_glmm_fit(family):
+    """With 3 of 300 outcomes missing (completely at random) the analysis model's draws
+    are its posterior given the observed rows: their means are within 0.5 SE (the gap
+    between posterior mean and ML estimate, O(SE/√n), plus a weak prior) + 4 Monte Carlo
+    SEs (batch means over both chains) of the GLMM fit of those rows."""
+    rng = np.random.default_rng(8)
+    J, size = 30, 10
+    g = np.repeat(np.arange(J), size)
+    x = rng.standard_normal(J * size)
+    mu = np.exp(0.5 + 0.4 * x + rng.normal(0, 0.4, J)[g])
+    y = rng.poisson(mu if family == "poisson" else rng.gamma(2.0, mu / 2.0)).astype(float)
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    df.loc[[3, 100, 200], "y"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = df.mi.impute(model="y ~ x + (1 | g)", family=family, m=2, iterations=120, rng=3)
+        ml = mlimpute.from_completed([df.dropna()] * 2).fit("y ~ x + (1 | g)", family=family)
+    tr = imp.traces["y:params"].isel(iteration=slice(30, None))
+    s = ml.summary()
+    for term in ("Intercept", "x"):
+        d = tr.sel({"y:param": term}).values
+        mcse = np.hypot(_batch_se(d[0], 15), _batch_se(d[1], 15)) / 2
+        gap = abs(d.mean() - s.loc[term, "estimate"])
+        assert gap < 0.5 * s.loc[term, "se"] + 4 * mcse, (term, gap, s.loc[term, "se"], mcse)
+    if family == "negative_binomial":
+        r = tr.sel({"y:param": "r"}).values.mean()
+        assert 1.0 < r < 5.0  # the true dispersion is 2
+
+
+def test_negative_binomial_outcome_and_overdispersed_count_predictor():
+    full, df = _sim(12, family="nb")
+    rng = np.random.default_rng(0)
+    k = rng.negative_binomial(1.0, 0.25, len(df))
+    df["k"] = pd.array(np.where(df["k"].isna(), pd.NA, k), dtype="Int64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = df.mi.impute(model=FORMULA, family="negative_binomial", m=2, iterations=10, rng=1)
+    assert imp.spec.methods == {"k": "2l.nb", "y": "2l.nb"}
+    c = imp.complete(2)
+    assert (c["y"] >= 0).all() and (c["k"] >= 0).all()
+
+
+def test_continuous_predictor_traces_and_iterate_is_bit_identical():
+    full, df = _sim(13, J=20)
+    df.loc[df.index % 5 == 0, "x"] = np.nan
+    kw = dict(model=FORMULA, family="poisson", m=2, rng=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        long = df.mi.impute(iterations=8, **kw)
+        cont = df.mi.impute(iterations=5, **kw).iterate(3)
+        other = df.mi.impute(iterations=8, n_jobs=2, **kw)
+    names = list(long.traces["x:params"]["x:param"].values)
+    assert names[-2:] == ["accept(MH)", "scale(MH)"]
+    for a in (cont, other):
+        for i in (1, 2):
+            pd.testing.assert_frame_equal(long.complete(i), a.complete(i))
+        for v in ("x:params", "k:params", "y:params"):
+            np.testing.assert_array_equal(long.traces[v].values, a.traces[v].values)
+
+
+def test_spec_saves_and_reloads_with_its_family(pois, tmp_path):
+    from mlimpute.io.stored_spec import spec_from_dict, spec_to_dict
+
+    _, _, imp = pois
+    assert spec_from_dict(spec_to_dict(imp.spec)) == imp.spec
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(family="zip"), UnsupportedError, "zero-inflated"),
+        (dict(family="binomial"), UnsupportedError, "binomial"),
+        (dict(family="poison"), SpecificationError, "unknown family"),
+        (dict(family="nb"), SpecificationError, "negative_binomial"),
+    ],
+)
+def test_family_errors(pois, kwargs, error, match):
+    _, df, _ = pois
+    with pytest.raises(error, match=match):
+        df.mi.impute(model=FORMULA, m=1, iterations=2, **kwargs)
+
+
+def test_unsupported_count_designs_are_named(pois):
+    _, df, _ = pois
+    with pytest.raises(SpecificationError, match="family= needs model="):
+        df.mi.impute(family="poisson", m=1, iterations=2)
+    bad = df.assign(y=df["y"].astype(float) + 0.5)
+    with pytest.raises(DataTypeError, match="non-negative integers"):
+        bad.mi.impute(model=FORMULA, family="poisson", m=1, iterations=2)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(df["g"].nunique())[df["g"]]
+    lvl2 = df.assign(w=np.where(df["g"] % 4 == 0, np.nan, w))
+    with pytest.raises(UnsupportedError, match="level-2"):
+        lvl2.mi.impute(model="y ~ x + k + w + (1 | g)", family="poisson", m=1, iterations=2)
+    b = df.assign(b=np.where(rng.random(len(df)) < 0.2, np.nan, rng.random(len(df)) < 0.5))
+    with pytest.raises(UnsupportedError, match="categorical"):
+        b.mi.impute(model="y ~ x + k + b + (1 | g)", family="poisson", m=1, iterations=2)
+    two = df.assign(k2=df["k"])
+    with pytest.raises(UnsupportedError, match="one incomplete count predictor"):
+        two.mi.impute(model="y ~ x + k + k2 + (1 | g)", m=1, iterations=2)
