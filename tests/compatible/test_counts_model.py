@@ -36,7 +36,7 @@ def _frozen_chain(df, model, family, T, seed):
         return state
 
     plan.analysis_model.step = keep
-    for name, mod in plan.models.items():
+    for mod in plan.models.values():
         mod.step = keep
         mod.gibbs = keep
     _, mean, _, _, states = run_compatible_chain(plan, np.random.default_rng(seed), T=T)
