@@ -64,6 +64,8 @@ __all__ = [
     "count_loglik",
     "count_outcome_mh",
     "count_predictor_draw",
+    "count_residual",
+    "with_eta",
 ]
 
 #: trace column of a count predictor: the fraction of its missing values whose
@@ -103,7 +105,7 @@ def count_loglik(state, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
         return y * eta - np.exp(np.minimum(eta, _MAX_ETA))
 
 
-def _residual(sa, rd, eta_now: np.ndarray) -> np.ndarray | float:
+def count_residual(sa, rd, eta_now: np.ndarray) -> np.ndarray | float:
     """The Poisson analysis rows' residuals ``η − η_lin`` at the current values (0 for
     a negative-binomial analysis model, which has none)."""
     if isinstance(sa, PoissonState):
@@ -111,7 +113,7 @@ def _residual(sa, rd, eta_now: np.ndarray) -> np.ndarray | float:
     return 0.0
 
 
-def _with_eta(sa, rd, eta_new: np.ndarray):
+def with_eta(sa, rd, eta_new: np.ndarray):
     """The Poisson analysis state with the rows' η replaced (unchanged for NB)."""
     if not isinstance(sa, PoissonState):
         return sa
@@ -152,7 +154,7 @@ def count_outcome_mh(
         return draw, np.nan, sa
     frame = rd.frame(values, plan.static)
     yo = y_values[rd.rows]
-    resid = _residual(sa, rd, rd.eta(da, sa, frame))
+    resid = count_residual(sa, rd, rd.eta(da, sa, frame))
     m_a, v_a = m_[act], v_[act]
 
     def log_target(v: np.ndarray) -> np.ndarray:
@@ -168,7 +170,7 @@ def count_outcome_mh(
     states[key] = (scale.log_scale, scale.n_adapted)
     draw[act] = new
     frame[x] = new
-    sa = _with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
+    sa = with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
     return draw, rate, sa
 
 
@@ -216,7 +218,7 @@ def count_predictor_draw(
         frame[x] = prop[act]
         eta_new = rd.eta(da, sa, frame)
         if is_count_state(sa):
-            resid = _residual(sa, rd, eta_cur)
+            resid = count_residual(sa, rd, eta_cur)
             eta_cur, eta_new = eta_cur + resid, eta_new + resid
             ll = count_loglik(sa, yo, eta_new) - count_loglik(sa, yo, eta_cur)
         else:
@@ -244,6 +246,6 @@ def count_predictor_draw(
         states[x] = replace(st, eta=eta)
     if rd is not None and isinstance(sa, PoissonState):
         frame = rd.frame(values, plan.static)
-        sa = _with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
+        sa = with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
     rate = float(ok.mean()) if ok.size else np.nan
     return draw, rate, sa

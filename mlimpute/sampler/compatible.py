@@ -320,7 +320,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
             if x in categorical:
-                draw = categorical_draw(
+                draw, sa = categorical_draw(
                     rng,
                     plan,
                     x,
@@ -336,6 +336,7 @@ def run_compatible_chain(plan: Plan, rng: np.random.Generator, T: int | None = N
                     y_values,
                     y_obs_rows,
                     x in in_model,
+                    return_state=True,
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue

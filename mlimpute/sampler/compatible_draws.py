@@ -378,11 +378,18 @@ def categorical_draw(
     y_values,
     y_obs_rows,
     in_model,
+    return_state=False,
 ):
     """Draw a binary or ordinal predictor's missing values exactly over its categories
     (:mod:`mlimpute.compatible.categorical`): its own latent model's category probability,
     the analysis model where y is observed and the earlier predictor models that use it,
-    each evaluated at every category; one category per row. Returns the draws (codes)."""
+    each evaluated at every category; one category per row. Returns the draws (codes).
+
+    With a count analysis model its factor is the count likelihood (a Poisson one at
+    ``η(x) + e`` with the rows' log-rate residuals e held fixed, the moved log-rates
+    written back: :mod:`mlimpute.compatible.counts`); ``return_state=True`` returns
+    ``(draws, analysis state)``."""
+    from mlimpute.compatible.counts import count_loglik, count_residual, is_count_state, with_eta
     n = plan.layout.n
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
@@ -400,17 +407,22 @@ def categorical_draw(
             v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
         designs.append((RowDesign(plan, dp, rows), dp, states[p], v, None))
     frames = [rd.frame(values, plan.static) for rd, *_ in designs]
+    count = is_count_state(sa) and act.any()
+    resid = count_residual(sa, designs[0][0], designs[0][0].eta(da, sa, frames[0])) if count else 0
     log_p = np.empty((rows.size, levels.size))
     for k, code in enumerate(levels):  # the few categories, never rows
         lp = category_log_prob(eta_x, cuts, k)
         cand = np.full(rows.size, code)
         label = decode(cand, plan.like[x]) if x in plan.like else cand
         label = np.asarray(label)
-        for (rd, d, state, v, mask), frame in zip(designs, frames, strict=True):
+        for i, ((rd, d, state, v, mask), frame) in enumerate(zip(designs, frames, strict=True)):
             if mask is not None and not mask.any():
                 continue
             frame[x] = label if mask is None else label[mask]
-            ll = _log_lik(state, v, rd.eta(d, state, frame))
+            if i == 0 and count:
+                ll = count_loglik(state, v, rd.eta(d, state, frame) + resid)
+            else:
+                ll = _log_lik(state, v, rd.eta(d, state, frame))
             if mask is None:
                 lp = lp + ll
             else:
@@ -419,7 +431,10 @@ def categorical_draw(
     draw = levels[draw_categories(rng, log_p)]
     values[x][rows] = draw
     values.touch(x)
-    return draw
+    if count:  # the analysis rows' log-rates move with x (e fixed)
+        rd = designs[0][0]
+        sa = with_eta(sa, rd, rd.eta(da, sa, rd.frame(values, plan.static)) + resid)
+    return (draw, sa) if return_state else draw
 
 
 def mh_draw(

@@ -12,9 +12,10 @@ is a **count predictor**: it gets its own count model (:func:`count_predictor_me
 
 What is refused so far (:class:`~mlimpute.errors.UnsupportedError`, before any chain
 starts, naming the feature): zero-inflated and other families, and with a count outcome
-incomplete level-2 predictors, incomplete categorical (binary, ordinal) predictors and
-latent cluster means ``lmean()``; more than one incomplete count predictor; a count
-predictor at level 2.
+incomplete level-2 predictors and latent cluster means ``lmean()``; more than one
+incomplete count predictor; a count predictor at level 2; a count predictor together with
+incomplete level-2 predictors or ``lmean()``. Incomplete binary and ordinal predictors
+are drawn exactly over their categories, with the count likelihood in their conditional.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def check_count_design(
     family: str | None,
     counts: Sequence[str],
     level2: Sequence[str],
-    cats: Sequence[str],
+    cats: Sequence[str],  # binary/ordinal: supported (exact draws over the categories)
     lmeans: Sequence[str],
 ) -> None:
     """Refuse what counts in model-based imputation do not support yet, naming it.
@@ -189,12 +190,6 @@ def check_count_design(
             f"family={family!r} with the incomplete level-2 predictor(s) {list(level2)}: "
             "model-based imputation with a count outcome supports incomplete level-1 "
             "predictors so far"
-        )
-    if cats:
-        raise UnsupportedError(
-            f"family={family!r} with the incomplete categorical predictor(s) {list(cats)}: "
-            "model-based imputation with a count outcome supports incomplete continuous "
-            "and count predictors so far"
         )
     if lmeans:
         raise UnsupportedError(
