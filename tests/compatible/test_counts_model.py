@@ -72,7 +72,7 @@ def test_count_predictor_draws_match_the_discrete_full_conditional():
     kk = pd.array(k, dtype="Int64")
     kk[row] = pd.NA
     df = pd.DataFrame({"y": y, "k": kk, "g": g})
-    draws, states, plan = _frozen_chain(df, "y ~ k + (1 | g)", None, 2500, 1)
+    draws, states, plan = _frozen_chain(df, "y ~ k + (1 | g)", None, 1600, 1)
     assert plan.models["k"].method == "2l.poisson"
     d = draws["k"][100:]
     st, sa = states["k"], states[ANALYSIS]
@@ -119,7 +119,7 @@ def test_continuous_predictor_under_poisson_outcome_matches_quadrature():
     xm = x.copy()
     xm[row] = np.nan
     df = pd.DataFrame({"visits": y, "x": xm, "g": g})
-    draws, states, plan = _frozen_chain(df, "visits ~ x + (1 | g)", "poisson", 3000, 2)
+    draws, states, plan = _frozen_chain(df, "visits ~ x + (1 | g)", "poisson", 2000, 2)
     d = draws["x"][200:]
     st, sa = states["x"], states[ANALYSIS]
     j = g[row]
@@ -154,7 +154,7 @@ def test_binary_predictor_under_poisson_outcome_matches_its_exact_conditional():
     bm = b.copy()
     bm[row] = np.nan
     df = pd.DataFrame({"visits": y, "b": bm, "g": g})
-    draws, states, plan = _frozen_chain(df, "visits ~ b + (1 | g)", "poisson", 2000, 4)
+    draws, states, plan = _frozen_chain(df, "visits ~ b + (1 | g)", "poisson", 1200, 4)
     d = draws["b"][50:]
     st, sa = states["b"], states[ANALYSIS]
     j = g[row]
