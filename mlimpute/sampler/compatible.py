@@ -97,7 +97,7 @@ def mh_variables(plan: Plan) -> set[str]:
     """The imputed predictors whose missing values are drawn by Metropolis–Hastings."""
     if plan.spec.model is None:
         return set()
-    key = (plan.spec.model, tuple(plan.names))
+    key = (plan.spec.model, tuple(plan.names), getattr(plan.spec, "family", None))
     if key not in _MH_CACHE:  # parsing the terms costs ~3 ms: once per specification
         if len(_MH_CACHE) > 64:
             _MH_CACHE.clear()

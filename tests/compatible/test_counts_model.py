@@ -374,3 +374,17 @@ def test_toml_model_table_carries_the_family(pois):
     assert loads_spec(init).family == "negative_binomial"
     with pytest.raises(SpecificationError, match="needs an analysis model"):
         init_spec(small, cluster="g", family="poisson")
+
+
+def test_same_model_normal_then_poisson_outcome():
+    """The same analysis model text first with a normal, then with a Poisson outcome:
+    the second run draws x by Metropolis–Hastings (nothing cached from the first)."""
+    full, df = _sim(14, J=15)
+    df.loc[df.index % 4 == 0, "x"] = np.nan
+    normal = df.assign(y=np.log1p(df["y"].astype(float)), k=df["k"].astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = normal.mi.impute(model=FORMULA, m=1, iterations=2, rng=1)
+        b = df.mi.impute(model=FORMULA, family="poisson", m=1, iterations=2, rng=1)
+    assert "accept(MH)" not in list(a.traces["x:params"]["x:param"].values)
+    assert "accept(MH)" in list(b.traces["x:params"]["x:param"].values)
