@@ -137,6 +137,45 @@ def test_continuous_predictor_under_poisson_outcome_matches_quadrature():
     assert abs(mu_x - mean) > 10 * _batch_se(d)  # the Poisson factor matters
 
 
+def test_count_predictor_under_poisson_outcome_matches_its_discrete_conditional():
+    """One missing count k in visits ~ k + (1 | g) (Poisson outcome): p(k) ∝ PLN(k; m,
+    σ²) · Poisson(y; exp(β0 + βk k + b_j + e)), e the row's log-rate residual held
+    fixed; summed over k = 0..60. Tolerances as in the normal-outcome test."""
+    rng = np.random.default_rng(13)
+    J, size = 30, 8
+    g = _clusters(J, size, rng)
+    k = rng.poisson(2.0, J * size)
+    y = rng.poisson(np.exp(0.2 + 0.3 * k + rng.normal(0, 0.3, J)[g])).astype(float)
+    row = 7
+    y[row] = 14.0  # many visits: pulls k up
+    kk = pd.array(k, dtype="Int64")
+    kk[row] = pd.NA
+    df = pd.DataFrame({"visits": y, "k": kk, "g": g})
+    draws, states, plan = _frozen_chain(df, "visits ~ k + (1 | g)", "poisson", 1600, 3)
+    d = draws["k"][100:]
+    st, sa = states["k"], states[ANALYSIS]
+    j = g[row]
+    K = np.arange(61)
+    t, w = np.polynomial.hermite_e.hermegauss(80)
+    eta = float(st.core.beta[0] + st.core.b[j, 0]) + np.sqrt(float(st.core.sigma2)) * t
+    log_own = np.log(
+        (np.exp(K[:, None] * eta - np.exp(eta) - gammaln(K + 1)[:, None]) * w).sum(axis=1)
+    )
+    lin = lambda v: sa.core.beta[0] + sa.core.beta[1] * v + sa.core.b[j, 0]  # noqa: E731
+    e = sa.eta[row] - lin(draws["k"][-1])
+    log_an = y[row] * (lin(K) + e) - np.exp(lin(K) + e)
+    p = np.exp(log_own + log_an - (log_own + log_an).max())
+    p /= p.sum()
+    own = np.exp(log_own - log_own.max())
+    own /= own.sum()
+    se = _batch_se(d)
+    assert abs(d.mean() - p @ K) < 4.5 * se + 1e-9, (d.mean(), p @ K, se)
+    assert abs(own @ K - p @ K) > 10 * se
+    for v in K[p > 0.03]:
+        ind = (d == v).astype(float)
+        assert abs(ind.mean() - p[v]) < 4.5 * _batch_se(ind) + 1e-3, (v, ind.mean(), p[v])
+
+
 def test_binary_predictor_under_poisson_outcome_matches_its_exact_conditional():
     """One missing binary b in visits ~ b + (1 | g) (Poisson): drawn exactly over {0, 1}
     with P(b = 1) ∝ Φ(m_j) · Poisson(y; exp(β0 + βb + b_j + e)) (own probit model; e the
