@@ -35,8 +35,9 @@ factor integrates to 1 and x is drawn from ``N(μ*, v*)`` exactly.
 own count model ``k ~ later + complete + (1 | g)`` (``2l.poisson``, or ``2l.nb`` when its
 observed values are overdispersed within clusters: :mod:`mlimpute.spec.model_counts`),
 fitted in step 2 to the completed column. Its missing values are drawn by an
-independence Metropolis–Hastings step per row (:func:`count_predictor_draw`): propose
-from the own model — NB: ``k' ~ NB(r, e^(ψ_i))``; Poisson–log-normal: ``η' ~ N(m_i, σ²)``,
+independence Metropolis–Hastings step per row
+(:func:`mlimpute.sampler.compatible_counts.count_predictor_draw`): propose from the own
+model — NB: ``k' ~ NB(r, e^(ψ_i))``; Poisson–log-normal: ``η' ~ N(m_i, σ²)``,
 ``k' ~ Poisson(e^(η'))``, a joint proposal of the row's (η, k) from its prior — and accept
 with the ratio of the other factors that contain k: the analysis model's likelihood on
 the row (normal, probit, or count as above) and the likelihoods of the models that take
@@ -56,14 +57,13 @@ import numpy as np
 from mlimpute.compatible.conditionals import conditional_moments
 from mlimpute.compatible.metropolis import ProposalScale, rw_step
 from mlimpute.models.counts import NBState, PoissonState
-from mlimpute.models.counts_kernels import draw_nb, draw_poisson, nb_loglik
+from mlimpute.models.counts_kernels import nb_loglik
 
 __all__ = [
     "COUNT_PARAMS",
     "is_count_state",
     "count_loglik",
     "count_outcome_mh",
-    "count_predictor_draw",
     "count_residual",
     "with_eta",
 ]
@@ -171,81 +171,4 @@ def count_outcome_mh(
     draw[act] = new
     frame[x] = new
     sa = with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
-    return draw, rate, sa
-
-
-def count_predictor_draw(
-    rng,
-    plan,
-    x,
-    rows,
-    datas,
-    states,
-    users,
-    categorical,
-    ma,
-    sa,
-    da,
-    values,
-    y_values,
-    y_obs_rows,
-    in_model,
-):
-    """Draw a count predictor's missing values by an independence MH step per row
-    (module docstring). Returns the draws (floats holding non-negative integers), the
-    acceptance rate and the new analysis state (its Poisson rows' η moved with x)."""
-    from mlimpute.sampler.compatible_draws import RowDesign, _log_lik, linear_predictor
-
-    n = plan.layout.n
-    st = states[x]
-    dx = replace(datas[x], y_obs=values[x])
-    dx.refresh(values, plan.static)
-    lin = linear_predictor(plan.models[x], st, dx, n)[rows]
-    if isinstance(st, PoissonState):
-        eta_prop = lin + np.sqrt(float(st.core.sigma2)) * rng.standard_normal(rows.size)
-        prop = draw_poisson(rng, eta_prop).astype(np.float64)
-    else:
-        prop = draw_nb(rng, lin, st.r).astype(np.float64)
-    cur = values[x][rows].copy()
-    log_r = np.zeros(rows.size)
-    act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
-    rd = None
-    if act.any():  # the analysis model's likelihood on the rows with the outcome observed
-        rd = RowDesign(plan, da, rows[act])
-        frame = rd.frame(values, plan.static)
-        yo = y_values[rows[act]]
-        eta_cur = rd.eta(da, sa, frame)
-        frame[x] = prop[act]
-        eta_new = rd.eta(da, sa, frame)
-        if is_count_state(sa):
-            resid = count_residual(sa, rd, eta_cur)
-            eta_cur, eta_new = eta_cur + resid, eta_new + resid
-            ll = count_loglik(sa, yo, eta_new) - count_loglik(sa, yo, eta_cur)
-        else:
-            ll = _log_lik(sa, yo, eta_new) - _log_lik(sa, yo, eta_cur)
-        log_r[act] += ll
-    for p in users:  # the models that take x as a predictor, on every missing row
-        dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
-        dp.refresh(values, plan.static)
-        v = values[p][rows]
-        if p in categorical and hasattr(states[p], "cuts"):  # ranks among the categories
-            v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
-        rdp = RowDesign(plan, dp, rows)
-        frame = rdp.frame(values, plan.static)
-        before = _log_lik(states[p], v, rdp.eta(dp, states[p], frame))
-        frame[x] = prop
-        log_r += _log_lik(states[p], v, rdp.eta(dp, states[p], frame)) - before
-    with np.errstate(invalid="ignore"):
-        ok = np.log(rng.random(rows.size)) < log_r  # NaN: rejected
-    draw = np.where(ok, prop, cur)
-    values[x][rows] = draw
-    values.touch(x)
-    if isinstance(st, PoissonState):  # the accepted rows' log-rates come with their counts
-        eta = st.eta.copy()
-        eta[rows[ok]] = eta_prop[ok]
-        states[x] = replace(st, eta=eta)
-    if rd is not None and isinstance(sa, PoissonState):
-        frame = rd.frame(values, plan.static)
-        sa = with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
-    rate = float(ok.mean()) if ok.size else np.nan
     return draw, rate, sa

@@ -53,7 +53,8 @@ import numpy as np
 
 from mlimpute.codec import encode
 from mlimpute.compatible import LinearTerm, conditional_moments
-from mlimpute.compatible.counts import COUNT_PARAMS, count_outcome_mh, count_predictor_draw
+from mlimpute.compatible.counts import COUNT_PARAMS, count_outcome_mh
+from mlimpute.sampler.compatible_counts import count_predictor_draw
 from mlimpute.sampler.compatible_draws import (
     RowDesign,
     all_clusters,
@@ -69,12 +70,8 @@ from mlimpute.sampler.compatible_draws import (
 )
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.ranefs import ranef_arrays
-from mlimpute.spec.model import (
-    COUNT_PREDICTOR_METHODS,
-    latent_means,
-    model_based,
-    nonlinear_predictors,
-)
+from mlimpute.spec.model import latent_means, model_based, nonlinear_predictors
+from mlimpute.spec.model_counts import COUNT_PREDICTOR_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan

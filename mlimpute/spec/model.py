@@ -41,6 +41,7 @@ from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
+from mlimpute.spec.model_counts import COUNT_FAMILIES
 
 __all__ = [
     "build_model_spec",
@@ -56,14 +57,6 @@ _METHOD = "2l.norm"
 _METHOD2 = "2lonly.norm"
 #: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
 _PREDICTOR_METHODS = {"numeric": _METHOD, "binary": "2l.bin", "ordinal": "2l.ordinal"}
-#: the analysis model's count families (``impute(model=..., family=...)``) and their models
-COUNT_FAMILIES = {"poisson": "2l.poisson", "negative_binomial": "2l.nb"}
-#: the models of incomplete count predictors (integer columns; the dispersion rule in
-#: :func:`count_predictor_method`)
-COUNT_PREDICTOR_METHODS = ("2l.poisson", "2l.nb")
-#: a count predictor gets ``2l.nb`` when its observed values' pooled within-cluster
-#: variance exceeds this multiple of their mean, else ``2l.poisson``
-NB_DISPERSION_RATIO = 1.5
 
 
 def _constant_within(codes, values: pd.Series) -> bool:

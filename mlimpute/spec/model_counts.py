@@ -27,7 +27,24 @@ import pandas as pd
 
 from mlimpute.errors import DataTypeError, SpecificationError, UnsupportedError
 
-__all__ = ["check_family", "is_count_column", "count_predictor_method", "check_count_design"]
+__all__ = [
+    "COUNT_FAMILIES",
+    "COUNT_PREDICTOR_METHODS",
+    "NB_DISPERSION_RATIO",
+    "check_family",
+    "is_count_column",
+    "count_predictor_method",
+    "check_count_design",
+]
+
+#: the analysis model's count families (``impute(model=..., family=...)``) and their models
+COUNT_FAMILIES = {"poisson": "2l.poisson", "negative_binomial": "2l.nb"}
+#: the models of incomplete count predictors (integer columns; the dispersion rule in
+#: :func:`count_predictor_method`)
+COUNT_PREDICTOR_METHODS = ("2l.poisson", "2l.nb")
+#: a count predictor gets ``2l.nb`` when its observed values' pooled within-cluster
+#: variance exceeds this multiple of their mean, else ``2l.poisson``
+NB_DISPERSION_RATIO = 1.5
 
 _ZERO_INFLATED = ("zip", "zinb", "zero_inflated_poisson", "zero_inflated_negative_binomial")
 
@@ -55,7 +72,6 @@ def check_family(family, df: pd.DataFrame, y: str) -> str | None:
     True
     """
     from mlimpute.codec import column_kind
-    from mlimpute.spec.model import COUNT_FAMILIES
 
     if family is None:
         return None
@@ -123,13 +139,13 @@ def is_count_column(s: pd.Series) -> bool:
         return False
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
     v = v[~np.isnan(v)]
-    return v.size > 0 and bool((v >= 0).all()) and np.unique(v).size > 2
+    return v.size > 0 and bool((v >= 0).all())
 
 
 def count_predictor_method(s: pd.Series, codes: np.ndarray) -> str:
     """The model of an incomplete count predictor: ``2l.nb`` when its observed values
     are overdispersed within clusters — pooled within-cluster variance more than
-    :data:`~mlimpute.spec.model.NB_DISPERSION_RATIO` (1.5) times their mean — else
+    :data:`NB_DISPERSION_RATIO` (1.5) times their mean — else
     ``2l.poisson`` (Poisson–log-normal, which absorbs mild overdispersion).
 
     Within clusters, so that the differences between clusters (which the random
@@ -144,8 +160,6 @@ def count_predictor_method(s: pd.Series, codes: np.ndarray) -> str:
     >>> count_predictor_method(pd.Series(rng.negative_binomial(1, 0.25, 500)), g)
     '2l.nb'
     """
-    from mlimpute.spec.model import NB_DISPERSION_RATIO
-
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
     obs = ~np.isnan(v)
     v, g = v[obs], np.asarray(codes)[obs]
