@@ -26,7 +26,9 @@ TRUE = {"Intercept": 0.4, "x": 0.5, "z": 0.2, "k": 0.1}
 FORMULA = "y ~ x + z + k + (1 | g)"
 
 
-def simulate(seed: int, family: str, J: int = 50, size: int = 10, r: float = 2.0):
+def simulate(
+    seed: int, family: str, J: int = 50, size: int = 10, r: float = 2.0, miss: str = "y,k"
+):
     rng = np.random.default_rng(seed)
     n = J * size
     g = np.repeat(np.arange(J), size)
@@ -39,15 +41,19 @@ def simulate(seed: int, family: str, J: int = 50, size: int = 10, r: float = 2.0
     df = full.astype({"y": "Int64", "k": "Int64"})
     my = rng.random(n) < 1 / (1 + np.exp(-(-0.95 + 0.8 * x + 0.5 * z)))
     mk = rng.random(n) < 1 / (1 + np.exp(-(-1.4 + 0.5 * z)))
+    my &= "y" in miss.split(",")
+    mk &= "k" in miss.split(",")
     df.loc[my, "y"] = pd.NA
     df.loc[mk, "k"] = pd.NA
     return full, df, my
 
 
-def one(seed: int, family: str, m: int, iterations: int, method: str = "model") -> list[dict]:
+def one(
+    seed: int, family: str, m: int, iterations: int, method: str = "model", miss: str = "y,k"
+) -> list[dict]:
     import mlimpute
 
-    full, df, my = simulate(seed, family)
+    full, df, my = simulate(seed, family, miss=miss)
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,8 +67,8 @@ def one(seed: int, family: str, m: int, iterations: int, method: str = "model") 
         cd = mlimpute.from_completed([full, full]).fit(FORMULA, family=family)
     s, c = res.summary(), cd.summary()
     ys = [imp.complete(i)["y"].to_numpy(dtype=float) for i in range(1, m + 1)]
-    zero_imp = float(np.mean([(v[my] == 0).mean() for v in ys]))
-    zero_true = float((full["y"].to_numpy()[my] == 0).mean())
+    zero_imp = float(np.mean([(v[my] == 0).mean() for v in ys])) if my.any() else np.nan
+    zero_true = float((full["y"].to_numpy()[my] == 0).mean()) if my.any() else np.nan
     rows = []
     for term, beta in TRUE.items():
         rows.append(
@@ -116,6 +122,7 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--out", default="sim_counts.csv")
+    ap.add_argument("--miss", default="y,k", help="the columns made incomplete: y,k / y / k")
     ap.add_argument("--summary", nargs="*")
     a = ap.parse_args()
     if a.summary:
@@ -126,7 +133,7 @@ def main() -> None:
     for seed in range(a.start, a.start + a.reps):
         if seed in done:
             continue
-        rows = one(1000 + seed if seed >= 0 else seed, a.family, a.m, a.iterations, a.method)
+        rows = one(1000 + seed, a.family, a.m, a.iterations, a.method, a.miss)
         for r in rows:
             r["seed"] = seed
         pd.DataFrame(rows).to_csv(a.out, mode="a", header=not os.path.exists(a.out), index=False)
