@@ -27,7 +27,13 @@ FORMULA = "y ~ x + z + k + (1 | g)"
 
 
 def simulate(
-    seed: int, family: str, J: int = 50, size: int = 10, r: float = 2.0, miss: str = "y,k"
+    seed: int,
+    family: str,
+    J: int = 50,
+    size: int = 10,
+    r: float = 2.0,
+    miss: str = "y,k",
+    k_sd: float = 0.0,
 ):
     rng = np.random.default_rng(seed)
     n = J * size
@@ -35,6 +41,9 @@ def simulate(
     x = 0.4 * rng.standard_normal(J)[g] + rng.standard_normal(n)
     z = rng.standard_normal(n)
     k = rng.poisson(np.exp(0.7 + 0.3 * z))
+    if k_sd > 0:  # k Poisson-log-normal: row residuals (SD k_sd) and cluster effects (SD k_sd)
+        eta_k = 0.7 + 0.3 * z + rng.normal(0, k_sd, n) + rng.normal(0, k_sd, J)[g]
+        k = rng.poisson(np.exp(eta_k - k_sd**2))
     mu = np.exp(0.4 + 0.5 * x + 0.2 * z + 0.1 * k + rng.normal(0, 0.5, J)[g])
     y = rng.poisson(mu if family == "poisson" else rng.gamma(r, mu / r))
     full = pd.DataFrame({"y": y, "x": x, "z": z, "k": k, "g": g})
@@ -49,11 +58,17 @@ def simulate(
 
 
 def one(
-    seed: int, family: str, m: int, iterations: int, method: str = "model", miss: str = "y,k"
+    seed: int,
+    family: str,
+    m: int,
+    iterations: int,
+    method: str = "model",
+    miss: str = "y,k",
+    k_sd: float = 0.0,
 ) -> list[dict]:
     import mlimpute
 
-    full, df, my = simulate(seed, family, miss=miss)
+    full, df, my = simulate(seed, family, miss=miss, k_sd=k_sd)
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -123,6 +138,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--out", default="sim_counts.csv")
     ap.add_argument("--miss", default="y,k", help="the columns made incomplete: y,k / y / k")
+    ap.add_argument("--k-sd", type=float, default=0.0, help="k Poisson-log-normal (SD)")
     ap.add_argument("--summary", nargs="*")
     a = ap.parse_args()
     if a.summary:
@@ -133,7 +149,7 @@ def main() -> None:
     for seed in range(a.start, a.start + a.reps):
         if seed in done:
             continue
-        rows = one(1000 + seed, a.family, a.m, a.iterations, a.method, a.miss)
+        rows = one(1000 + seed, a.family, a.m, a.iterations, a.method, a.miss, a.k_sd)
         for r in rows:
             r["seed"] = seed
         pd.DataFrame(rows).to_csv(a.out, mode="a", header=not os.path.exists(a.out), index=False)
