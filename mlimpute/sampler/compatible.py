@@ -40,6 +40,12 @@ per cluster (``2lonly.norm``). One Gibbs iteration:
    (:func:`~mlimpute.sampler.compatible_draws.latent_mean_draw`).
 4. **Missing outcomes** from the analysis model given the new predictors.
 
+With a count outcome (``family=``) the analysis model is the count model ``2l.poisson`` or
+``2l.nb`` (its step in 1., its draws in 4.); continuous predictors in it are drawn by
+Metropolis–Hastings and count predictors by an independence Metropolis–Hastings step from
+their own count model (:mod:`mlimpute.compatible.counts`,
+:mod:`mlimpute.sampler.compatible_counts`).
+
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
 the few models and the few categories.
 """

@@ -13,7 +13,9 @@ which the model names them, z its complete predictors and a the auxiliary column
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
 when y is incomplete, one for y whose formula is the analysis model.
 
-What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
+What is supported: a normal or binary (probit) outcome, or with ``family=`` a count outcome
+(Poisson, negative binomial; :mod:`mlimpute.spec.model_counts`, which also gives an
+incomplete integer count predictor its own count model); incomplete continuous level-1
 predictors that enter the linear predictor linearly given everything else (main effects,
 random slopes, interactions with other variables; closed-form draws) or through
 transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete continuous
