@@ -37,8 +37,8 @@ observed values are overdispersed within clusters: :mod:`mlimpute.spec.model_cou
 fitted in step 2 to the completed column. Its missing values are drawn by an
 independence Metropolis–Hastings step per row
 (:func:`mlimpute.sampler.compatible_counts.count_predictor_draw`): propose from the own
-model — NB: ``k' ~ NB(r, e^(ψ_i))``; Poisson–log-normal: ``η' ~ N(m_i, σ²)``,
-``k' ~ Poisson(e^(η'))``, a joint proposal of the row's (η, k) from its prior — and accept
+model — NB: ``k_new ~ NB(r, e^(ψ_i))``; Poisson–log-normal: ``η_new ~ N(m_i, σ²)``,
+``k_new ~ Poisson(e^(η_new))``, a joint proposal of the row's (η, k) from its prior — and accept
 with the ratio of the other factors that contain k: the analysis model's likelihood on
 the row (normal, probit, or count as above) and the likelihoods of the models that take
 k as a predictor. The own model's factor cancels against the proposal, so the step

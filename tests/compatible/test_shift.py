@@ -25,7 +25,7 @@ MODEL = "y ~ x + z + (1 + x | g)"
 
 
 def frame(seed=0, J=30, n=8, px=0.3, py=0.0, y_missing_with_x=False, sd_y=0.5):
-    """x ~ z + e, y = 1 + x + 0.3 z + u0 + e (rows sorted by cluster, codes 0..J-1)."""
+    """x = z + e and y = 1 + x + 0.3 z + u0 + e (rows sorted by cluster, codes 0..J-1)."""
     r = np.random.default_rng(seed)
     g = np.repeat(np.arange(J), n)
     z = r.normal(size=J * n)
