@@ -33,6 +33,13 @@ One Gibbs step, given the current completed data (observed rows of y only):
    likelihood unchanged; δ is drawn from its exact conditional, normal with precision
    ``J_k E'Ψ_k⁻¹E`` (plus β's prior precision for latent models). The joint (β, b_0) draw
    of step 1 removes this ridge for the primary term only.
+4. **The same move for cluster-level columns**: ``β_C + δ`` and ``b_k,j,0 − x_jC'δ`` for
+   the columns C of X constant within every cluster of term k (a school-level variable,
+   ``cmean(x, school)``, the intercept) against k's random intercept; δ is the
+   regression of the school effects on those columns. Without it β_C is drawn given
+   school effects that absorbed the effect of the school-level values imputed since the
+   last step, and an imputed school-level variable's coefficient stays too small (0.37
+   for 0.6 with 10 of 50 schools missing it; lag-1 autocorrelation 0.64 → 0.11).
 
 Mixing (effective draws per step, ``benchmarks/bench_three_level.py``; 30 schools × 4
 classes, variances 0.5 / 0.3 / 1): with 10 pupils per class var(school) 0.35 → 0.88 with
