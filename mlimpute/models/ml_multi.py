@@ -301,7 +301,7 @@ class MultiTermNorm:
             if ti.beta_cols[0].size:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             # (4) the same move for the columns of X constant within k's clusters
-            ts, beta = self._shift_level_columns(rng, ts, beta, X, t, beta_prec)
+            ts, beta = self._shift_level_columns(rng, ts, beta, X, t, beta_prec, ti)
             extra[k] = ts
             if k < last:
                 offs[k] = effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)
@@ -540,6 +540,7 @@ class MultiTermNorm:
         X: np.ndarray,
         t: Any,
         beta_prec: np.ndarray | None,
+        ti: Term | None = None,
     ) -> tuple[TermState, np.ndarray]:
         """Draw δ: ``β_C + δ`` and ``b_k,j,0 − x_jC'δ`` for the columns C of X that are
         constant within every cluster j of term k (on the observed rows; ``x_jC`` their
@@ -566,10 +567,19 @@ class MultiTermNorm:
             return ts, beta
         iz = int(iz[0])
         J = ts.b.shape[0]
-        seen, first = np.unique(codes, return_index=True)
+        if ti is not None and ti.seen is not None:
+            seen, first = ti.seen, ti.first
+        else:
+            seen, first = np.unique(codes, return_index=True)
         xj = np.zeros((J, X.shape[1]))
         xj[seen] = X[first]
-        cols = np.flatnonzero(np.all(X == np.take(xj, codes, axis=0), axis=0))
+        # constant within clusters: a few rows rule out most columns, the rest are checked
+        # on every row (exact equality: the move must leave the likelihood unchanged)
+        probe = np.linspace(0, codes.size - 1, min(codes.size, 64)).astype(np.intp)
+        cand = np.flatnonzero(np.all(X[probe] == xj[codes[probe]], axis=0))
+        cols = np.array(
+            [c for c in cand if np.array_equal(X[:, c], np.take(xj[:, c], codes))], dtype=np.intp
+        )
         if cols.size == 0 or seen.size <= cols.size:
             return ts, beta
         XC = xj[:, cols]
