@@ -268,3 +268,139 @@ def test_checks_after_three_levels_are_refused_by_name(df):
     imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
     with pytest.raises(UnsupportedError, match=r"check\(\).*several grouping factors"):
         imp.check(rng=1)
+
+
+def _school_data(rng, S=50, C=4, P=15, bw=0.6, w_missing=0.2):
+    """The acceptance design (school 0.5, class 0.3, residual 1) with y ~ x + z + w, the
+    school-level w missing in a share of the schools, y 30 % missing, x and z complete."""
+    school = np.repeat(np.arange(S), C * P)
+    cls = np.repeat(np.arange(S * C), P)
+    n = school.size
+    x = rng.normal(size=n)
+    z = rng.normal(size=S * C)[cls]
+    w = rng.normal(size=S)[school]
+    y = (
+        1.0 + 0.5 * x + 0.3 * z + bw * w
+        + rng.normal(0, np.sqrt(0.5), S)[school]
+        + rng.normal(0, np.sqrt(0.3), S * C)[cls]
+        + rng.normal(size=n)
+    )
+    full = pd.DataFrame({"school": school, "class": cls, "x": x, "z": z, "w": w, "y": y})
+    df = full.copy()
+    df.loc[rng.random(n) < 0.3, "y"] = np.nan
+    df.loc[np.isin(school, rng.choice(S, int(S * w_missing), replace=False)), "w"] = np.nan
+    return full, df
+
+
+def test_school_level_translation_move_keeps_the_likelihood_and_draws_the_regression():
+    """The move β_C + δ, b_school − x_C'δ for the columns constant within schools: the
+    linear predictor on the observed rows is unchanged, only those columns move, and δ's
+    mean over draws is the regression of the school effects on the school-level columns
+    (ω X_C'X_C δ̂ = X_C'g; 3,000 draws, tolerance 5 MC SE of the mean)."""
+    from mlimpute.models.ml_multi import MultiTermNorm, TermState
+    from mlimpute.models.ml_multi_data import term_data
+
+    rng = np.random.default_rng(5)
+    full, _ = _school_data(rng, S=30)
+    school = full["school"].to_numpy()
+    cls = full["class"].to_numpy()
+    sm = full.groupby("school")["x"].transform("mean").to_numpy()
+    X = np.column_stack([np.ones(len(full)), full["x"], full["w"], sm])
+    ones = np.ones((len(full), 1))
+    d = term_data(
+        full["y"].to_numpy(), X, ["Intercept", "x", "w", "cmean(x, school)"],
+        ("class", cls, ones, ["Intercept"]), [("school", school, ones, ["Intercept"])],
+    )
+    t = d.extra_terms[0]
+    b = rng.normal(0, 0.7, (30, 1)) + 0.4 * full.groupby("school")["w"].first().to_numpy()[:, None]
+    ts = TermState(b, np.array([[0.5]]), np.array([0.7]), np.array([1.0]))
+    beta = np.array([1.0, 0.5, 0.2, 0.0])
+    Xo = d.X.obs
+    before = Xo @ beta + b[t.codes_obs, 0]
+    deltas = []
+    for i in range(3000):
+        ts2, beta2 = MultiTermNorm._shift_level_columns(rng, ts, beta, Xo, t, None)
+        if i < 20:
+            np.testing.assert_allclose(Xo @ beta2 + ts2.b[t.codes_obs, 0], before, atol=1e-10)
+            assert beta2[1] == beta[1]  # x varies within schools: not moved
+        deltas.append(beta2 - beta)
+    deltas = np.array(deltas)[:, [0, 2, 3]]
+    XC = np.column_stack([np.ones(30), full.groupby("school")[["w"]].first(), sm[::60]])
+    want = np.linalg.solve(XC.T @ XC, XC.T @ b[:, 0])  # ω cancels for one intercept
+    se = deltas.std(axis=0) / np.sqrt(len(deltas))
+    np.testing.assert_array_less(np.abs(deltas.mean(axis=0) - want), 5 * se)
+    # the conditional covariance Ψ (X_C'X_C)⁻¹: variances within 15 % (SE of a variance
+    # from 3,000 draws sqrt(2/3000) = 2.6 %), correlations within 0.1 (SE <= 0.018)
+    cov = 0.5 * np.linalg.inv(XC.T @ XC)
+    np.testing.assert_allclose(deltas.var(axis=0, ddof=1), np.diag(cov), rtol=0.15)
+    sd = np.sqrt(np.diag(cov))
+    np.testing.assert_allclose(np.corrcoef(deltas.T), cov / np.outer(sd, sd), atol=0.1)
+
+
+def test_imputed_school_level_variable_keeps_its_coefficient_in_the_outcome_model():
+    """With w missing in 10 of 50 schools, the outcome model's draws of w's coefficient
+    average to the complete-data estimate of the same model. Before the school-level
+    translation move they stayed about 0.23 too small (0.37 for 0.6): β_w was drawn
+    given school effects that had absorbed the effect of the previously imputed w. Four
+    data sets; the difference has SD about 0.1 per data set (160 measured), so the mean
+    of four has SE 0.05 and the bound -0.12 is 2.4 SE from zero and 2.2 from -0.23."""
+    import warnings
+
+    import mlimpute
+
+    rng = np.random.default_rng(20)
+    diffs = []
+    formula = "y ~ x + cmean(x) + cmean(x, school) + z + cmean(z, school) + w"
+    for _ in range(4):
+        full, df = _school_data(rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = df.mi.impute(cluster=["school", "class"], m=2, iterations=16, rng=1)
+            c = full.assign(
+                mx=full.groupby("class")["x"].transform("mean"),
+                mxs=full.groupby("school")["x"].transform("mean"),
+                mzs=full.groupby("school")["z"].transform("mean"),
+            )
+            com = mlimpute.from_completed([c, c]).fit(
+                "y ~ x + mx + mxs + z + mzs + w + (1 | school) + (1 | class)"
+            )
+        assert formula in str(imp.spec)
+        draws = imp.traces["y:params"].sel({"y:param": "w"}).values[:, 6:]
+        diffs.append(draws.mean() - com.summary().loc["w", "estimate"])
+    assert np.mean(diffs) > -0.12, diffs
+
+
+@pytest.mark.slow
+def test_between_imputation_variance_matches_the_imputation_error():
+    """150 data sets of 50 schools x 4 classes x 15 pupils (y 30 % and the school-level w
+    20 % missing; m = 5, 10 iterations), analysed with y ~ x + z + w: for every
+    coefficient the variance over data sets of (pooled - complete-data estimate) equals
+    the mean of (1 + 1/m) B (proper imputations: B neither too small nor too large;
+    ratio within 0.7-1.3, the SE of a variance ratio from 150 data sets being about
+    sqrt(2/149) = 0.12), and the 95 % intervals cover the true coefficients at least
+    0.9 of the time (MC SE 0.018 at 0.95). Measured with the full design over 800 data
+    sets: ratios 0.97-1.05, coverage 0.946-0.961."""
+    import warnings
+
+    import mlimpute
+
+    rng = np.random.default_rng(31)
+    beta = np.array([1.0, 0.5, 0.3, 0.2])
+    formula = "y ~ x + z + w + (1 | school) + (1 | class)"
+    diff, between, cover = [], [], []
+    for _ in range(150):
+        full, df = _school_data(rng, bw=0.2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            com = mlimpute.from_completed([full, full]).fit(formula)
+            imp = df.mi.impute(
+                cluster=["school", "class"], m=5, iterations=10, rng=int(rng.integers(1, 2**31))
+            )
+            res = imp.fit(formula)
+        diff.append(res.pooled.qbar - com.pooled.qbar)
+        between.append(1.2 * np.diag(res.pooled.b))
+        tab = res.summary()
+        cover.append((tab["ci_low"].to_numpy() < beta) & (beta < tab["ci_high"].to_numpy()))
+    ratio = np.var(diff, axis=0, ddof=1) / np.mean(between, axis=0)
+    assert np.all((ratio > 0.7) & (ratio < 1.3)), ratio
+    assert np.all(np.mean(cover, axis=0) >= 0.9), np.mean(cover, axis=0)

@@ -33,6 +33,8 @@ class Term:
     nest_cols: tuple[np.ndarray, np.ndarray]  # (columns of Z_k, columns of Z_0) shared
     parent: np.ndarray | None  # primary cluster → this term's cluster (−1: no rows)
     n_children: np.ndarray | None  # primary clusters per cluster of this term
+    seen: np.ndarray | None = None  # the clusters with observed rows (sorted)
+    first: np.ndarray | None = None  # the first observed row of each of them
 
 
 def gsum(codes: np.ndarray, J: int, v: np.ndarray) -> np.ndarray:
@@ -102,6 +104,7 @@ def terms(data: ModelData) -> tuple[Term, ...]:
                 nest,
                 parent,
                 n_children,
+                *np.unique(t.codes_obs, return_index=True),
             )
         )
     data.cache["ml_multi"] = tuple(out)
