@@ -132,11 +132,16 @@ def impute_new(
     ):
         raise SpecificationError(f"sweeps must be a positive int, got {sweeps!r}")
     spec = imp.spec
-    if spec.model is not None:
-        raise UnsupportedError(
-            "impute_new() after model-based imputation (model=) is not supported yet; "
-            "impute with formulas (chained equations) to complete new data"
-        )
+    if spec.model is not None:  # model-based imputation: mlimpute.newdata_model
+        from mlimpute.newdata_model import impute_new_model, refuse_unsupported
+
+        refuse_unsupported(spec)
+        if not isinstance(new_df, pd.DataFrame):
+            raise DataTypeError(
+                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
+            )
+        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
     if spec.factors:
         raise UnsupportedError(
             "impute_new() after an imputation with several grouping factors "
