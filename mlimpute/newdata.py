@@ -90,7 +90,8 @@ def impute_new(
     sweeps : int, optional
         Gibbs sweeps over the new rows' missing cells (parameters fixed). Default: 1 when
         a single sweep is exact (at most one incomplete imputed variable per new row and no
-        cluster mean of an imputed variable in a formula), else 10.
+        cluster mean of an imputed variable in a formula), else 10 (after model-based
+        imputation 25 when a value is drawn by Metropolis–Hastings).
     n_jobs, client
         Where the m completions run, as for :func:`mlimpute.impute`.
 
@@ -109,7 +110,9 @@ def impute_new(
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
-        For model-based imputation (``model=``).
+        For several grouping factors; after model-based imputation (``model=``, completed
+        by :mod:`mlimpute.newdata_model`) also for ``delta=``, ``lmean()`` and level-3
+        variables.
 
     Examples
     --------
