@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories, decode
-from mlimpute.errors import DataError, DataTypeError, SpecificationError, UnsupportedError
+from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.parallel import map_blocks, one_blas_thread, resolve_n_jobs
 from mlimpute.result.assemble import assemble
@@ -145,11 +145,15 @@ def impute_new(
             )
         data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
         return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
-    if spec.factors:
-        raise UnsupportedError(
-            "impute_new() after an imputation with several grouping factors "
-            f"({[spec.cluster, *spec.factors]}) is not supported yet"
-        )
+    if spec.factors:  # several grouping factors: mlimpute.newdata_factors
+        from mlimpute.newdata_factors import impute_new_factors
+
+        if not isinstance(new_df, pd.DataFrame):
+            raise DataTypeError(
+                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
+            )
+        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     chains = imp.chains
