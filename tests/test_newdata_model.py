@@ -234,3 +234,89 @@ def test_refusals_name_what_is_not_supported(df, imp):
         imp.impute_new(bad)
     with pytest.raises(DataError, match="w"):
         imp.impute_new(df.iloc[:3].assign(w=1.0))
+
+
+# -- several grouping factors (chained imputation): mlimpute.newdata_factors -------------------
+def _schools(seed=2, S=20, C=3, P=8):
+    r = np.random.default_rng(seed)
+    school = np.repeat(np.arange(S), C * P)
+    cls = np.tile(np.repeat(np.arange(C), P), S)
+    n = len(school)
+    x = r.normal(size=n)
+    u = r.normal(0, 0.7, S)[school] + r.normal(0, 0.5, S * C)[school * C + cls]
+    y = x + u + r.normal(size=n)
+    df = pd.DataFrame({"school": school, "class": cls, "x": x, "y": y})
+    df.loc[r.random(n) < 0.3, "y"] = np.nan
+    df.loc[r.random(n) < 0.2, "x"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module")
+def schools():
+    df = _schools()
+    f = {
+        "y": "~ x + (1 | school) + (1 | school:class)",
+        "x": "~ y + (1 | school) + (1 | school:class)",
+    }
+    return df, df.mi.impute(f, cluster=["school", "class"], m=2, iterations=15, rng=1)
+
+
+def test_several_factors_new_classes_and_new_schools_draw_each_terms_effects(schools):
+    # x = 0 observed, y missing, one row per new cluster: a new class in seen school 0 has
+    # y ~ N(β0 + b_school0, ψ_class + σ²); a new class in a new school adds ψ_school
+    df, imp = schools
+    plan = build_plan(imp.data, imp.spec)
+    st = imp.chains[0].states["y"]
+    names = list(plan.data["y"].X.names)
+    assert plan.data["y"].extra_terms[0].group == "school"
+    beta0 = dict(zip(names, st.primary.beta, strict=True))["Intercept"]
+    s0 = int(plan.layout.factor("school").labels.get_loc(0))
+    psi_c, psi_s = st.primary.psi[0, 0], st.extra[0].psi[0, 0]
+    k = N_DRAWS
+    a = pd.DataFrame({"school": 0, "class": 1000 + np.arange(k), "x": 0.0, "y": np.nan})
+    b = a.assign(school=1000 + np.arange(k), **{"class": 0})
+    ya = imp.impute_new(a, rng=1).complete(1)["y"].to_numpy()
+    yb = imp.impute_new(b, rng=2).complete(1)["y"].to_numpy()
+    sd_a = np.sqrt(psi_c + st.sigma2)
+    sd_b = np.sqrt(psi_s + psi_c + st.sigma2)
+    m_a = beta0 + st.extra[0].b[s0, 0]
+    assert stats.kstest(ya, "norm", args=(m_a, sd_a)).pvalue > 1e-3
+    assert stats.kstest(yb, "norm", args=(beta0, sd_b)).pvalue > 1e-3
+    # power: the seen school's effect, or the new school's variance, left out is rejected
+    assert stats.kstest(ya, "norm", args=(beta0, sd_a)).pvalue < 1e-6
+    # a sample variance has relative SE sqrt(2/(k-1)) (3.7 % here): ψ_school is 25 % of
+    # the variance in chain 1's state, so leaving it out would be 4+ SE away
+    assert psi_s / sd_a**2 > 6 * np.sqrt(2 / (k - 1))  # the check below has power
+    assert yb.var(ddof=1) / sd_a**2 > 1 + 3 * np.sqrt(2 / (k - 1))
+
+
+def test_several_factors_seen_class_uses_the_chains_effects(schools):
+    df, imp = schools
+    plan = build_plan(imp.data, imp.spec)
+    st = imp.chains[0].states["y"]
+    beta = dict(zip(plan.data["y"].X.names, st.primary.beta, strict=True))
+    s0 = int(plan.layout.factor("school").labels.get_loc(2))
+    c0 = int(plan.layout.labels.get_loc((2, 1)))
+    new = pd.DataFrame({"school": 2, "class": 1, "x": 0.0, "y": np.nan}, index=range(N_DRAWS))
+    y = imp.impute_new(new, rng=3).complete(1)["y"].to_numpy()
+    m = beta["Intercept"] + st.extra[0].b[s0, 0] + st.primary.b[c0, 0]
+    assert stats.kstest(y, "norm", args=(m, np.sqrt(st.sigma2))).pvalue > 1e-3
+
+
+def test_several_factors_bit_identical_observed_untouched(schools):
+    df, imp = schools
+    new = df.iloc[:16].copy()
+    new.loc[new.index[:4], "class"] = 77  # a new class in a seen school
+    new.loc[new.index[4:8], ["school", "class"]] = [500, 0]  # a new school
+    new.loc[new.index[::3], "y"] = np.nan
+    new.loc[new.index[1::3], "x"] = np.nan
+    before = new.copy()
+    a = imp.impute_new(new, rng=5)
+    b = imp.impute_new(new, rng=5, n_jobs=2)
+    pd.testing.assert_frame_equal(new, before)
+    for k in (1, 2):
+        ca = a.complete(k)
+        pd.testing.assert_frame_equal(ca, b.complete(k))
+        assert not ca.isna().any().any() and (ca.dtypes == new.dtypes).all()
+        seen = new.notna()
+        pd.testing.assert_frame_equal(ca[seen].fillna(0), new[seen].fillna(0))
