@@ -57,7 +57,7 @@ def impute_new_factors(
 ) -> MultiplyImputed:
     """The several-grouping-factor branch of :func:`mlimpute.newdata.impute_new`
     (``data``: the checked copy of the new rows, columns and dtypes as in training)."""
-    from mlimpute.newdata_model import _combined, _OutPlan  # shared with model-based
+    from mlimpute.newdata_model import _combined, _OutPlan, warn_far  # shared
 
     spec = imp.spec
     if spec.delta or spec.delta_cluster_sd:
@@ -140,6 +140,7 @@ def impute_new_factors(
         f"effects of clusters not seen in training drawn from each term's N(0, Ψ): "
         f"{drawn or 'none'})"
     ]
+    warn_far(imp, results, names)
     like = {
         n: probe.like[n]
         for n in names

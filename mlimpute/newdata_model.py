@@ -190,12 +190,49 @@ def impute_new_model(
         f"missing cells; {n_new} cluster(s) not seen in training got random effects drawn "
         "from N(0, Ψ) of each model)"
     ]
+    warn_far(imp, results, names)
     like = {
         n: probe.like[n]
         for n in names
         if n in probe.like and categories(data[n]) != categories(probe.like[n])
     }
     return MultiplyImputed(assemble(out, results), data, out.spec, events, like=like or None)
+
+
+#: a new imputation this many training SDs from the training mean is flagged
+FAR_SDS = 20.0
+
+
+def warn_far(imp: MultiplyImputed, results: list, names: list[str]) -> None:
+    """Warn, naming the columns, when new imputations lie far outside the training data.
+
+    A Gibbs run of chained conditionals with cluster means (``cmean(x)``) can diverge in a
+    small new cluster: a coefficient that is harmless when a cluster mean averages many
+    rows multiplies a new row's own value when its cluster has one or two rows."""
+    far = []
+    for name in names:
+        if categories(imp.data[name]) is not None:
+            continue
+        col = imp.data[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        mu, sd = np.nanmean(col), np.nanstd(col)
+        vals = np.concatenate([r.imputed[name] for r in results]) if results else np.empty(0)
+        dev = np.abs(vals - mu)
+        if vals.size and (not np.all(np.isfinite(vals)) or np.any(dev > FAR_SDS * sd)):
+            far.append(name)
+    if far:
+        import warnings
+
+        from mlimpute.errors import MlimputeWarning
+
+        warnings.warn(
+            f"impute_new(): imputations of {far} in the new rows lie more than {FAR_SDS:g} "
+            "training SDs from the training mean; the Gibbs run over the new rows may "
+            "have diverged (cluster means of imputed columns in small new clusters "
+            "amplify each other): impute fewer cells per new row, add rows to the new "
+            "clusters, or use sweeps=1 to inspect",
+            MlimputeWarning,
+            stacklevel=5,
+        )
 
 
 def _mh_rows(plan: Plan, mh: set[str], is_new: np.ndarray) -> bool:

@@ -320,3 +320,18 @@ def test_several_factors_bit_identical_observed_untouched(schools):
         assert not ca.isna().any().any() and (ca.dtypes == new.dtypes).all()
         seen = new.notna()
         pd.testing.assert_frame_equal(ca[seen].fillna(0), new[seen].fillna(0))
+
+
+def test_a_diverging_gibbs_run_in_a_small_new_cluster_is_flagged():
+    # chained defaults with cluster means: a new school of two rows, x and y both missing
+    # in one of them; the school-mean coefficients fitted on 24-row schools amplify each
+    # other there (measured: values of -300 and -1200 within 10 sweeps)
+    from tests.test_three_level import three_level
+
+    df = three_level()
+    imp = df.mi.impute(cluster=["school", "class"], m=2, iterations=5, rng=1)
+    new = df.iloc[8:10].copy()
+    new[["school", "class"]] = [8888, 7777]
+    new.loc[new.index[0], ["x", "y"]] = np.nan
+    with pytest.warns(mlimpute.errors.MlimputeWarning, match=r"\['x', 'y'\].*diverged"):
+        imp.impute_new(new, rng=3)
