@@ -56,7 +56,23 @@ def impute_new_factors(
     client: Any,
 ) -> MultiplyImputed:
     """The several-grouping-factor branch of :func:`mlimpute.newdata.impute_new`
-    (``data``: the checked copy of the new rows, columns and dtypes as in training)."""
+    (``data``: the checked copy of the new rows, columns and dtypes as in training); call
+    it through ``imp.impute_new(new_df)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, mlimpute
+    >>> r = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"school": np.repeat(range(10), 12), "class": np.tile(
+    ...     np.repeat(range(3), 4), 10), "x": r.normal(size=120)})
+    >>> df["y"] = df.x + r.normal(size=10)[df.school] + r.normal(size=120)
+    >>> df.loc[::5, "y"] = np.nan
+    >>> imp = df.mi.impute({"y": "~ x + (1 | school) + (1 | school:class)"},
+    ...                    cluster=["school", "class"], m=2, iterations=5, rng=1)
+    >>> new = pd.DataFrame({"school": [0, 50], "class": [7, 0], "x": [0.1, 0.2], "y": np.nan})
+    >>> int(imp.impute_new(new, rng=2).complete(1)["y"].isna().sum())
+    0
+    """
     from mlimpute.newdata_model import _combined, _OutPlan, warn_far  # shared
 
     spec = imp.spec

@@ -122,7 +122,23 @@ def impute_new_model(
     client: Any,
 ) -> MultiplyImputed:
     """The model-based branch of :func:`mlimpute.newdata.impute_new` (``data``: the checked
-    copy of the new rows, columns and dtypes as in training)."""
+    copy of the new rows, columns and dtypes as in training); call it through
+    ``imp.impute_new(new_df)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, mlimpute
+    >>> r = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": np.repeat(range(20), 5), "x": r.normal(size=100)})
+    >>> df["y"] = df.x + r.normal(size=100)
+    >>> df.loc[::4, "x"] = np.nan
+    >>> df.loc[1::9, "y"] = np.nan
+    >>> imp = mlimpute.impute(df, model="y ~ x + (1 + x | g)", m=2, iterations=5, rng=1)
+    >>> new = pd.DataFrame({"g": [0, 99], "x": [np.nan, 0.5], "y": [1.0, np.nan]})
+    >>> out = imp.impute_new(new, rng=2)
+    >>> int(out.complete(2).isna().sum().sum()), out.complete(1).loc[0, "y"]
+    (0, np.float64(1.0))
+    """
     spec = imp.spec
     refuse_unsupported(spec)
     chains = imp.chains
