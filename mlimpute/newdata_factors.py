@@ -18,7 +18,8 @@ final model states, **parameters fixed**, as for one grouping factor
 * the missing cells are drawn by a short Gibbs run over the new rows, each sweep visiting
   the variables in the visit order with their models' own draws.
 
-Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) are refused by name.
+Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on the data
+(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ def impute_new_factors(
     >>> int(imp.impute_new(new, rng=2).complete(1)["y"].isna().sum())
     0
     """
-    from mlimpute.newdata_model import _combined, _OutPlan, warn_far  # shared
+    from mlimpute.newdata_model import _combined, _OutPlan, refuse_stateful, warn_far
 
     spec = imp.spec
+    refuse_stateful(spec)
     if spec.delta or spec.delta_cluster_sd:
         raise UnsupportedError(
             "impute_new() after an imputation with several grouping factors and sensitivity "

@@ -28,11 +28,13 @@ and of the level-2 models. New rows are completed chain by chain with those stat
   a formula.
 
 Not supported (refused by name): sensitivity shifts (``delta=``, ``delta_cluster_sd=``),
-latent cluster means ``lmean(x)``, several grouping factors and three-level models.
+latent cluster means ``lmean(x)``, several grouping factors and three-level models, and
+transforms fitted on the data (``center()``, ``scale()``, ``poly()``, ``bs()``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
@@ -79,8 +81,30 @@ DEFAULT_SWEEPS = 10
 DEFAULT_MH_SWEEPS = 25
 
 
+#: transforms whose state formulaic fits on the data (refitted on the training and new
+#: rows together they would no longer match the chains' coefficients)
+STATEFUL = re.compile(r"\b(center|scale|poly|bs)\s*\(")
+
+
+def refuse_stateful(spec) -> None:
+    """Refuse, naming it, a formula with a data-dependent transform."""
+    texts = [v.formula.text for v in spec.variables]
+    if spec.model is not None:
+        texts.append(spec.model.text)
+    for text in texts:
+        m = STATEFUL.search(text)
+        if m:
+            raise UnsupportedError(
+                f"impute_new() for this result: the formula {text!r} uses {m.group(1)}(), a "
+                "transform fitted on the training data, which impute_new() does not "
+                "support yet with model= or several grouping factors; transform the "
+                "column before imputing"
+            )
+
+
 def refuse_unsupported(spec) -> None:
     """Refuse, by name, what :func:`impute_new_model` does not do."""
+    refuse_stateful(spec)
     if spec.delta or spec.delta_cluster_sd:
         raise UnsupportedError(
             "impute_new() after model-based imputation with sensitivity shifts (delta=, "

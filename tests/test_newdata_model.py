@@ -335,3 +335,11 @@ def test_a_diverging_gibbs_run_in_a_small_new_cluster_is_flagged():
     new.loc[new.index[0], ["x", "y"]] = np.nan
     with pytest.warns(mlimpute.errors.MlimputeWarning, match=r"\['x', 'y'\].*diverged"):
         imp.impute_new(new, rng=3)
+
+
+def test_transforms_fitted_on_the_data_are_refused_by_name():
+    df = _schools()
+    f = {"y": "~ center(x) + (1 | school) + (1 | school:class)"}
+    imp = df.mi.impute(f, cluster=["school", "class"], m=1, iterations=2, rng=1)
+    with pytest.raises(UnsupportedError, match=r"center\(\)"):
+        imp.impute_new(df.iloc[:3])
