@@ -54,6 +54,7 @@ class MIAccessor:
         transform: Mapping[str, str] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         batch: str | int = "auto",
+        family: str | None = None,
     ) -> MultiplyImputed:
         """Multiply impute this DataFrame with (multilevel) chained equations.
 
@@ -92,6 +93,7 @@ class MIAccessor:
             transform=transform,
             bounds=bounds,
             batch=batch,
+            family=family,
         )
 
     @forwards("mlimpute.describe:describe", drop=("df",))

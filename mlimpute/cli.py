@@ -246,6 +246,7 @@ def _init(args: argparse.Namespace) -> int:
         seed=seed,
         model=args.model,
         auxiliary=auxiliary or None,
+        family=args.family,
     )
     if args.output is None:
         sys.stdout.write(text)
@@ -359,6 +360,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FORMULA",
         help='the analysis model, e.g. "y ~ x + (1 + x | g)": impute from it '
         "(model-based imputation; the grouping column is the one in its random part)",
+    )
+    init.add_argument(
+        "--family",
+        choices=["poisson", "negative_binomial"],
+        help="with --model: the analysis model's family for a count outcome",
     )
     init.add_argument(
         "--auxiliary",

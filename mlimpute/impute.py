@@ -61,6 +61,7 @@ def impute(
     transform: Mapping[str, str] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     batch: str | int = "auto",
+    family: str | None = None,
 ) -> MultiplyImputed:
     """Multiply impute ``df`` with (multilevel) chained equations.
 
@@ -139,6 +140,14 @@ def impute(
     auxiliary : list of str or str, optional
         With ``model=``: complete columns that inform the imputations (predictors in
         every incomplete predictor's model) without entering the analysis.
+    family : str, optional
+        With ``model=``: the analysis model's family for a count outcome, ``"poisson"``
+        (a Poisson GLMM with a log link; its log-rate has an observation-level residual
+        that absorbs overdispersion) or ``"negative_binomial"``; the outcome's missing
+        values are then non-negative integers, and ``imp.fit()`` fits that GLMM. Default:
+        a normal outcome, or probit for a binary one. An incomplete integer predictor
+        (e.g. dtype ``Int64``) of non-negative values gets its own count model
+        (:mod:`mlimpute.spec.model_counts`).
     delta : dict, optional
         Sensitivity to data missing not at random (δ-adjustment; Leacy et al. 2017,
         Tompsett et al. 2018): ``{"grade": -0.5}`` adds -0.5 to every value drawn for the
@@ -199,6 +208,11 @@ def impute(
     """
     _check_run_options(n_jobs, client, progress)
     batch = check_batch(batch)
+    if family is not None and model is None:
+        raise SpecificationError(
+            "family= needs model=: it is the family of the analysis model (for chained "
+            "equations choose a count model with method=, e.g. {'visits': '2l.poisson'})"
+        )
     if auxiliary is not None and model is None:
         raise SpecificationError(
             "auxiliary= needs model=: it names columns that inform a model-based imputation"
@@ -224,6 +238,7 @@ def impute(
             heteroscedastic=heteroscedastic,
             delta=delta,
             delta_cluster_sd=delta_cluster_sd,
+            family=family,
         )
         df = with_latent_means(df, spec)  # an empty column lmean(x) that imputation fills
     else:

@@ -257,6 +257,8 @@ def fit(
                 "model-based imputation, impute(model=...), has a default: its model)"
             )
         formula = analysis_model.text
+        if family is None:  # a count outcome: the family model-based imputation used
+            family = getattr(imp.spec, "family", None)
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if parsed.response is None:
         raise FormulaError(f"an analysis formula needs a response: {parsed.text!r}")

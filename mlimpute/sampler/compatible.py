@@ -45,6 +45,11 @@ and the predictors' models are the multi-term models (a Gibbs block per term), w
 linear predictors, and hence every ``a`` and ``c``, sum every term's random effects;
 school-level predictors are drawn per school
 (:mod:`mlimpute.sampler.compatible_terms`).
+With a count outcome (``family=``) the analysis model is the count model ``2l.poisson`` or
+``2l.nb`` (its step in 1., its draws in 4.); continuous predictors in it are drawn by
+Metropolis–Hastings and count predictors by an independence Metropolis–Hastings step from
+their own count model (:mod:`mlimpute.compatible.counts`,
+:mod:`mlimpute.sampler.compatible_counts`).
 
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
 the few models and the few categories.
@@ -59,8 +64,10 @@ import numpy as np
 
 from mlimpute.codec import encode
 from mlimpute.compatible import LinearTerm, conditional_moments
+from mlimpute.compatible.counts import COUNT_PARAMS, count_outcome_mh
 from mlimpute.compatible.shift import shifted_moments
 from mlimpute.models.nominal import NominalState
+from mlimpute.sampler.compatible_counts import count_predictor_draw
 from mlimpute.sampler.compatible_draws import (
     RowDesign,
     all_clusters,
@@ -86,6 +93,7 @@ from mlimpute.sampler.compatible_terms import (
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.spec.model import latent_means, model_based, nonlinear_predictors
+from mlimpute.spec.model_counts import COUNT_PREDICTOR_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
@@ -108,12 +116,39 @@ def mh_variables(plan: Plan) -> set[str]:
     """The imputed predictors whose missing values are drawn by Metropolis–Hastings."""
     if plan.spec.model is None:
         return set()
-    key = (plan.spec.model, tuple(plan.names))
+    key = (plan.spec.model, tuple(plan.names), getattr(plan.spec, "family", None))
     if key not in _MH_CACHE:  # parsing the terms costs ~3 ms: once per specification
         if len(_MH_CACHE) > 64:
             _MH_CACHE.clear()
-        _MH_CACHE[key] = frozenset(nonlinear_predictors(plan.spec.model, plan.names))
+        mh = nonlinear_predictors(plan.spec.model, plan.names) | _count_outcome_mh(plan.spec)
+        _MH_CACHE[key] = frozenset(mh - count_predictors(plan.spec))
     return set(_MH_CACHE[key])
+
+
+def _count_outcome_mh(spec) -> set[str]:
+    """With a count outcome (``family=``): the continuous level-1 predictors in the
+    analysis model, drawn by Metropolis–Hastings (:mod:`mlimpute.compatible.counts`)."""
+    if getattr(spec, "family", None) is None:
+        return set()
+    y = spec.model.response
+    return {
+        v.name
+        for v in spec.variables
+        if v.method == "2l.norm" and v.level == 1 and v.name != y and v.name in spec.model.variables
+    }
+
+
+def count_predictors(spec) -> set[str]:
+    """The incomplete count predictors (own count model, independence MH draws)."""
+    if spec.model is None:
+        return set()
+    decided = model_based(spec)
+    y = spec.model.response
+    return {
+        v.name
+        for v in spec.variables
+        if v.name != y and v.name in decided and v.method in COUNT_PREDICTOR_METHODS
+    }
 
 
 _MH_CACHE: dict = {}
@@ -121,7 +156,10 @@ _MH_CACHE: dict = {}
 
 def extra_param_names(plan: Plan, name: str) -> list[str]:
     """Trace columns the model-based sampler adds to ``name``'s parameters
-    (:data:`MH_PARAMS` for a predictor drawn by Metropolis–Hastings)."""
+    (:data:`MH_PARAMS` for a predictor drawn by Metropolis–Hastings,
+    :data:`~mlimpute.compatible.counts.COUNT_PARAMS` for a count predictor)."""
+    if name in count_predictors(plan.spec):
+        return list(COUNT_PARAMS)
     return list(MH_PARAMS) if name in mh_variables(plan) else []
 
 
@@ -208,10 +246,13 @@ def run_compatible_chain(
     categorical = {
         v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
     }
-    mh = mh_variables(plan) - categorical
+    counts = count_predictors(spec)
+    mh = mh_variables(plan) - categorical - counts
     owners = set(latent.values())  # x of each lmean(x): its model is x = lmean(x) + e
     in_model = spec.model.variables
     extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in mh}
+    extra.update({x: np.full((T, len(COUNT_PARAMS)), np.nan) for x in counts})
+    count_outcome = getattr(spec, "family", None) is not None
     row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
     for x in mh:
         states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
@@ -239,7 +280,7 @@ def run_compatible_chain(
             if shifts is not None and x in shifts:  # x's own model: the unshifted x*
                 yx = shifts.unshifted(x, values, first, mis_clusters.get(x))
                 yx = yx[first] if x in level2 else yx
-            if x in categorical:  # a latent model: fitted to the completed codes
+            if x in categorical or x in counts:  # fitted to the completed codes/counts
                 d = replace(d, y_obs=yx)
                 if shifts is not None and x in shifts.offset and it > 0:  # x* = z − δ
                     states[x] = shifts.probit_step(rng, x, states[x], d)
@@ -327,8 +368,8 @@ def run_compatible_chain(
                 )
                 mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
                 continue
-            if x in categorical:
-                draw = categorical_draw(
+            if x in counts:
+                draw, rate, sa = count_predictor_draw(
                     rng,
                     plan,
                     x,
@@ -344,6 +385,28 @@ def run_compatible_chain(
                     y_values,
                     y_obs_rows,
                     x in in_model,
+                )
+                extra[x][t] = rate
+                mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
+                continue
+            if x in categorical:
+                draw, sa = categorical_draw(
+                    rng,
+                    plan,
+                    x,
+                    mis_rows[x],
+                    datas,
+                    states,
+                    users[x],
+                    categorical,
+                    ma,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    x in in_model,
+                    return_state=True,
                     **({"responses": resp} if resp else {}),
                     **_offset_args(shifts, x),
                 )
@@ -360,7 +423,26 @@ def run_compatible_chain(
                 a, c = eta_at(mp, states[p], dp, values, plan.static, x, n)
                 vp = resp.get(p, values[p])
                 terms.append(LinearTerm(vp[rows], a[rows], c[rows], states[p].sigma2))
-            if x in mh:
+            if x in mh and count_outcome:
+                draw, rate, sa = count_outcome_mh(
+                    rng,
+                    plan,
+                    x,
+                    rows,
+                    mu,
+                    st.sigma2,
+                    terms,
+                    sa,
+                    da,
+                    values,
+                    y_values,
+                    y_obs_rows,
+                    row_designs[x],
+                    states,
+                    proposal_key(x),
+                )
+                extra[x][t] = rate, np.exp(states[proposal_key(x)][0])
+            elif x in mh:
                 draw, rate = mh_draw(
                     rng,
                     plan,
@@ -412,9 +494,10 @@ def run_compatible_chain(
             mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
             params[name][t] = plan.models[name].param_vector(states[name], datas[name])
         for x in preds:
-            dx = replace(datas[x], y_obs=values[x]) if x in categorical else datas[x]
+            cat = x in categorical or x in counts
+            dx = replace(datas[x], y_obs=values[x]) if cat else datas[x]
             pv = plan.models[x].param_vector(states[x], dx)
-            params[x][t] = np.concatenate([pv, extra[x][t]]) if x in mh else pv
+            params[x][t] = np.concatenate([pv, extra[x][t]]) if x in extra else pv
     imputed = {n_: values[n_][mis_rows[n_]] for n_ in names}
     return imputed, mean, sd, params, {**states, ANALYSIS: sa}
 

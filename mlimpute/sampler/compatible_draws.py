@@ -37,6 +37,7 @@ from mlimpute.compatible.categorical import (
 )
 from mlimpute.models._latent import linear_core, truncnorm, truncnorm_sign
 from mlimpute.models.binary import ProbitState
+from mlimpute.models.counts import NBState, PoissonState
 from mlimpute.models.nominal import NominalState
 from mlimpute.models.ordinal import OrderedState
 from mlimpute.models.segments import Segments
@@ -167,8 +168,9 @@ def _probit(state) -> bool:
 
 
 def _latent(state) -> bool:
-    """A latent (probit or ordered probit) model's state."""
-    return isinstance(state, (ProbitState, OrderedState))
+    """A latent (probit or ordered probit) model's state, or a count model's (its core
+    is the normal model of the log-rate)."""
+    return isinstance(state, (ProbitState, OrderedState, PoissonState, NBState))
 
 
 def linear_predictor(model, state, d: ModelData, n: int) -> np.ndarray:
@@ -429,6 +431,7 @@ def categorical_draw(
     in_model,
     responses=None,
     eta_shift=None,
+    return_state=False,
 ):
     """Draw a binary, ordinal or nominal predictor's missing values exactly over its
     categories (:mod:`mlimpute.compatible.categorical`): its own latent model's category
@@ -438,7 +441,14 @@ def categorical_draw(
     each evaluated at every category; one category per row. Returns the draws (codes).
     ``responses`` holds the unshifted columns ``p*`` of the shifted models among
     ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`); ``eta_shift`` moves a
-    binary x's own linear predictor on the rows (a shift on the latent scale)."""
+    binary x's own linear predictor on the rows (a shift on the latent scale).
+
+    With a count analysis model its factor is the count likelihood (a Poisson one at
+    ``η(x) + e`` with the rows' log-rate residuals e held fixed, the moved log-rates
+    written back: :mod:`mlimpute.compatible.counts`); ``return_state=True`` returns
+    ``(draws, analysis state)``."""
+    from mlimpute.compatible.counts import count_loglik, count_residual, is_count_state, with_eta
+
     n = plan.layout.n
     st = states[x]
     dx = replace(datas[x], y_obs=values[x])
@@ -469,7 +479,11 @@ def categorical_draw(
         if isinstance(states[p], OrderedState):  # codes ranked among the present categories
             v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
         designs.append((dp, states[p], v, None))
-    for d, state, v, mask in designs:  # each factor at every category in one evaluation
+    count = is_count_state(sa) and act.any()
+    if count:  # the analysis rows' log-rate residuals e, held fixed while x moves
+        rd0 = RowDesign(plan, da, rows[act])
+        resid = count_residual(sa, rd0, rd0.eta(da, sa, rd0.frame(values, plan.static)))
+    for i, (d, state, v, mask) in enumerate(designs):  # every category in one evaluation
         sub = rows if mask is None else rows[mask]
         if sub.size == 0:
             continue
@@ -477,7 +491,11 @@ def categorical_draw(
         frame = rd.frame(values, plan.static)
         frame[x] = np.concatenate([lab if mask is None else lab[mask] for lab in labels])
         eta = rd.eta(d, state, frame)
-        ll = _log_lik(state, np.tile(v, K), eta).reshape(K, sub.size).T
+        if i == 0 and count:
+            ll = count_loglik(state, np.tile(v, K), eta + np.tile(resid, K))
+        else:
+            ll = _log_lik(state, np.tile(v, K), eta)
+        ll = ll.reshape(K, sub.size).T
         if mask is None:
             log_p = log_p + ll
         else:
@@ -485,7 +503,9 @@ def categorical_draw(
     draw = levels[draw_categories(rng, log_p)]
     values[x][rows] = draw
     values.touch(x)
-    return draw
+    if count:  # the analysis rows' log-rates move with x (e fixed)
+        sa = with_eta(sa, rd0, rd0.eta(da, sa, rd0.frame(values, plan.static)) + resid)
+    return (draw, sa) if return_state else draw
 
 
 def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:

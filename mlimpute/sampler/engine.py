@@ -232,7 +232,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         else:
             yv = encode(static[y])
             analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
-            analysis_model = _model(y, outcome_method(static[y], y), {}, analysis)
+            family = getattr(spec, "family", None)
+            analysis_model = _model(y, outcome_method(static[y], y, family), {}, analysis)
             analysis_model.check(analysis)
             events += analysis.events
     return Plan(

@@ -105,6 +105,9 @@ class ImputationSpec:
     auxiliary : tuple of str
         Auxiliary columns of model-based imputation (predictors in every predictor's
         model).
+    family : str or None
+        The analysis model's count family of model-based imputation
+        (``impute(model=..., family="poisson")``), else None.
     delta : tuple of (str, float)
         Sensitivity shifts (``impute(delta=...)``): each drawn value of the variable is
         shifted by this amount within the chain. Shifts of 0 are not kept.
@@ -124,6 +127,9 @@ class ImputationSpec:
     model: ParsedFormula | None = None
     #: auxiliary columns of model-based imputation
     auxiliary: tuple[str, ...] = ()
+    #: the analysis model's count family of model-based imputation (``"poisson"``,
+    #: ``"negative_binomial"``); None: normal, or probit for a binary outcome
+    family: str | None = None
     #: sensitivity shifts of the imputed values, ``(("grade", -0.5),)``
     delta: tuple[tuple[str, float], ...] = ()
     #: SD of the per-cluster shifts of the imputed values, ``(("grade", 0.3),)``
@@ -201,6 +207,7 @@ class ImputationSpec:
         lines += [f"  structure: {s}" for s in self.structure]
         if self.model is not None:
             aux = f", auxiliary={list(self.auxiliary)!r}" if self.auxiliary else ""
+            aux += f", family={self.family!r}" if self.family else ""
             lines.append(f"  model: {self.model}{aux}")
             lines.append("  factorisation (missing values from their full conditionals):")
             y = self.model.response

@@ -13,7 +13,9 @@ which the model names them, z its complete predictors and a the auxiliary column
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
 when y is incomplete, one for y whose formula is the analysis model.
 
-What is supported: a normal or binary (probit) outcome; incomplete continuous level-1
+What is supported: a normal or binary (probit) outcome, or with ``family=`` a count outcome
+(Poisson, negative binomial; :mod:`mlimpute.spec.model_counts`, which also gives an
+incomplete integer count predictor its own count model); incomplete continuous level-1
 predictors that enter the linear predictor linearly given everything else (main effects,
 random slopes, interactions with other variables; closed-form draws) or through
 transforms (``I(x**2)``, ``log(x)``...; Metropolis–Hastings draws); incomplete binary,
@@ -46,6 +48,7 @@ from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
+from mlimpute.spec.model_counts import COUNT_FAMILIES
 from mlimpute.spec.model_terms import (
     check_level2_terms,
     level3_columns,
@@ -244,9 +247,10 @@ def model_based(spec) -> set[str]:
     return {v.name for v in spec.variables} & (set(spec.model.variables) | set(spec.auxiliary))
 
 
-def outcome_method(values: pd.Series, name: str) -> str:
+def outcome_method(values: pd.Series, name: str, family: str | None = None) -> str:
     """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
-    through a latent normal with variance 1) for a binary one.
+    through a latent normal with variance 1) for a binary one; with a count ``family``
+    (:data:`COUNT_FAMILIES`) ``2l.poisson`` or ``2l.nb``.
 
     Raises
     ------
@@ -257,9 +261,13 @@ def outcome_method(values: pd.Series, name: str) -> str:
     --------
     >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
     '2l.bin'
+    >>> outcome_method(pd.Series([0.0, 3.0, 1.0]), "y", "poisson")
+    '2l.poisson'
     """
     from mlimpute.codec import column_kind
 
+    if family in COUNT_FAMILIES:
+        return COUNT_FAMILIES[family]
     kind = column_kind(values)
     if kind == "numeric":
         return _METHOD
@@ -287,8 +295,10 @@ def build_model_spec(
     heteroscedastic=False,
     delta=None,
     delta_cluster_sd=None,
+    family: str | None = None,
 ):
-    """Validate ``model=``/``auxiliary=`` against ``df``; return the
+    """Validate ``model=``/``auxiliary=`` (and ``family=``, see
+    :mod:`mlimpute.spec.model_counts`) against ``df``; return the
     :class:`~mlimpute.spec.build.ImputationSpec` of the factorisation (module docstring).
     ``delta=``/``delta_cluster_sd=`` are the sensitivity shifts
     (:mod:`mlimpute.compatible.shift`).
@@ -307,6 +317,12 @@ def build_model_spec(
     """
     from mlimpute.codec import column_kind
     from mlimpute.spec.build import ImputationSpec, VariableSpec
+    from mlimpute.spec.model_counts import (
+        check_count_design,
+        check_family,
+        count_predictor_method,
+        is_count_column,
+    )
 
     check_frame(df)
     m = positive_int(m, "m")
@@ -418,7 +434,8 @@ def build_model_spec(
                 "mlimpute.describe(df)); drop them before imputing"
             )
         extra_events = list(chained.events)
-    outcome_method(df[y], y)  # refuses an outcome kind that is not supported
+    family = check_family(family, df, y)
+    outcome_method(df[y], y, family)  # refuses an outcome kind that is not supported
     codes = terms.codes if terms is not None else pd.factorize(df[g], sort=True)[0]
     incomplete = [c for c in used if missing[c] > 0]
     for c in incomplete:
@@ -448,6 +465,30 @@ def build_model_spec(
     # on one row per cluster, conditional on the later level-2 ones and the complete
     # level-2 columns
     kinds = {c: column_kind(df[c]) for c in incomplete}
+    # integer columns of non-negative values: count predictors with their own count model
+    counts = [c for c in incomplete if kinds[c] == "numeric" and is_count_column(df[c])]
+    kinds.update({c: "count" for c in counts})
+    check_count_design(
+        model,
+        family,
+        counts,
+        level2,
+        [c for c in incomplete if kinds[c] in ("binary", "ordinal")],
+        lmeans,
+    )
+    if terms is not None and (counts or family in COUNT_FAMILIES):
+        what = f"the count predictor(s) {counts}" if counts else f"family={family!r}"
+        raise UnsupportedError(
+            f"{what} with the several random-effect terms of the analysis model "
+            f"{model!r}: the count models have no version for several grouping factors "
+            "yet"
+        )
+    if counts and (level2 or lmeans):
+        raise UnsupportedError(
+            f"the incomplete count predictor(s) {counts} together with incomplete level-2 "
+            "predictors or latent cluster means: model-based imputation does not support "
+            "the combination yet"
+        )
     for c in level2:
         if kinds[c] != "numeric":
             raise UnsupportedError(
@@ -457,7 +498,9 @@ def build_model_spec(
     # continuous level-1 predictors, then categorical ones (drawn exactly over their
     # categories; their models condition on no continuous predictor), then level-2 ones
     level1 = [c for c in incomplete if c not in level2 and kinds[c] == "numeric"]
-    cats = [c for c in incomplete if c not in level2 and kinds[c] != "numeric"]
+    cats = [
+        c for c in incomplete if c not in level2 and kinds[c] in ("binary", "ordinal", "nominal")
+    ]
     cats = _nominal_last(cats, kinds)
     nominal = [c for c in cats if kinds[c] == "nominal"]
     if cats and level2 and terms is not None:
@@ -473,7 +516,7 @@ def build_model_spec(
             f"level-2 predictor(s) {level2}: model-based imputation does not support the "
             "combination yet (binary and ordinal predictors may join level-2 ones)"
         )
-    level1 = [*level1, *cats]
+    level1 = [*level1, *cats, *counts]  # count predictors last (one so far)
     incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
@@ -490,7 +533,11 @@ def build_model_spec(
             f = predictor_formula(x, [], complete2, g)
         else:
             f = predictor_formula(x, incomplete[k + 1 :], complete, groups)
-        variables.append(VariableSpec(x, f, _PREDICTOR_METHODS[kinds[x]], 1))
+        if kinds[x] == "count":
+            meth = count_predictor_method(df[x], codes)
+        else:
+            meth = _PREDICTOR_METHODS[kinds[x]]
+        variables.append(VariableSpec(x, f, meth, 1))
     for x in lmeans:
         if x not in incomplete:  # a complete x: its model still defines lmean(x)
             f = predictor_formula(x, [], complete2, g)
@@ -505,13 +552,14 @@ def build_model_spec(
     for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
         variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))
     if missing[y] > 0:
-        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y), 1))
+        variables.append(VariableSpec(y, parsed, outcome_method(df[y], y, family), 1))
     variables += extras  # chained defaults, conditional on everything else
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
+    counted = [*counts, *([y] if family in COUNT_FAMILIES else [])]
     shifts = _model_shifts(
-        df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, level3
+        df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, level3, counted
     )
     return ImputationSpec(
         tuple(variables),
@@ -525,13 +573,16 @@ def build_model_spec(
         delta=shifts[0],
         delta_cluster_sd=shifts[1],
         **(_factor_fields(terms) if terms is not None else {}),
+        **({"family": family} if family is not None else {}),
     )
 
 
-def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, school):
+def _model_shifts(
+    df, variables, cats, kinds, lmeans, model, delta, delta_cluster_sd, school, counted
+):
     """The checked ``(delta, delta_cluster_sd)`` of a model-based imputation (a
-    school-level predictor of an analysis model with several terms cannot be shifted
-    yet)."""
+    school-level predictor of an analysis model with several terms, a count predictor and
+    a count outcome cannot be shifted yet)."""
     from mlimpute.spec.arguments import check_delta
     from mlimpute.spec.shifts import check_model_delta
 
@@ -544,6 +595,13 @@ def _model_shifts(df, variables, cats, kinds, lmeans, model, delta, delta_cluste
                     f"{arg} for the school-level predictor {name!r} (constant within the "
                     f"enclosing level of the analysis model {model!r}) is not supported yet"
                 )
+        shifted = [name for name, value in given.items() if value]
+        if counted and shifted:
+            raise UnsupportedError(
+                f"{arg} for {shifted} with the count variable(s) {counted} of the analysis "
+                f"model {model!r}: model-based imputation does not combine shifts with "
+                "count variables yet (shift them with chained imputation)"
+            )
     return check_model_delta(
         delta,
         cluster_sd,

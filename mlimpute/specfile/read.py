@@ -25,7 +25,7 @@ else:  # pragma: no cover
 
 
 # the keys of a [model] table (model-based imputation)
-_MODEL_KEYS = ("formula", "auxiliary", "m", "iterations", "seed", "options")
+_MODEL_KEYS = ("formula", "auxiliary", "family", "m", "iterations", "seed", "options")
 
 # impute() arguments a specification sets through its own keys, never through options
 _RESERVED = {"df", "formulas", "m", "iterations", "rng", "method", "visit", "cluster", "progress"}
@@ -191,7 +191,7 @@ def loads_spec(
                 "[model] table (model-based imputation from the analysis model), not both",
             )
         model = c.table(doc, "model", _MODEL_KEYS)
-        imp = {k: v for k, v in model.items() if k not in ("formula", "auxiliary")}
+        imp = {k: v for k, v in model.items() if k not in ("formula", "auxiliary", "family")}
         section = "model"
     else:
         model = None
@@ -288,6 +288,7 @@ def loads_spec(
         base_dir=Path(base_dir) if base_dir is not None else None,
         model=model_text,
         auxiliary=auxiliary,
+        family=c.string(model, "family", "model.family") if model is not None else None,
     )
 
 

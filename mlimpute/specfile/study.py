@@ -111,6 +111,9 @@ class StudySpec:
     auxiliary : tuple of str
         With :attr:`model`: columns that inform the imputations without entering the
         analysis (``impute(auxiliary=...)``).
+    family : str, optional
+        With :attr:`model`: the analysis model's count family (``impute(family=...)``,
+        ``family = "poisson"`` in the ``[model]`` table).
 
     Examples
     --------
@@ -140,6 +143,7 @@ class StudySpec:
     base_dir: Path | None = field(default=None, compare=False, repr=False)
     model: str | None = None
     auxiliary: tuple[str, ...] = ()
+    family: str | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -181,6 +185,7 @@ class StudySpec:
                 version=__version__,
                 model=spec.model.text,
                 auxiliary=tuple(spec.auxiliary),
+                family=getattr(spec, "family", None),
             )
         return cls(
             formulas={v.name: formula_text(v.formula) for v in spec.variables},
@@ -231,7 +236,7 @@ class StudySpec:
         """The analysis :func:`~mlimpute.specfile.run` pools: :attr:`analysis`, or for a
         model-based imputation without one its analysis model."""
         if self.analysis is None and self.model is not None:
-            return AnalysisSpec(self.model)
+            return AnalysisSpec(self.model, family=self.family)
         return self.analysis
 
     def impute_kwargs(self, **extra: Any) -> dict[str, Any]:
@@ -244,6 +249,8 @@ class StudySpec:
             kw["model"] = self.model
             if self.auxiliary:
                 kw["auxiliary"] = list(self.auxiliary)
+            if self.family is not None:
+                kw["family"] = self.family
         if self.methods:
             kw["method"] = dict(self.methods)
         if self.visit is not None:
@@ -311,6 +318,7 @@ class StudySpec:
                 {
                     "formula": self.model,
                     "auxiliary": list(self.auxiliary) if self.auxiliary else None,
+                    "family": self.family,
                     "m": self.m,
                     "iterations": self.iterations,
                     "seed": self._seed_value(),

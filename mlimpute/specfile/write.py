@@ -124,6 +124,7 @@ def init_spec(
     seed: int | None = None,
     model: str | None = None,
     auxiliary: Sequence[str] | None = None,
+    family: str | None = None,
 ) -> str:
     """TOML text of a default specification for ``df`` (``mlimpute init``), to be reviewed.
 
@@ -154,7 +155,9 @@ def init_spec(
     'grade ~ skill + (1 | class)'
     """
     if model is not None:
-        return _init_model(df, model, auxiliary, cluster, data, m, iterations, seed)
+        return _init_model(df, model, auxiliary, cluster, data, m, iterations, seed, family)
+    if family is not None:
+        raise SpecificationError("family= needs an analysis model (--model)")
     if auxiliary:
         raise SpecificationError("auxiliary columns need an analysis model (--model)")
     spec = _default_spec(df, cluster)
@@ -213,6 +216,7 @@ def _init_model(
     m: int,
     iterations: int,
     seed: int | None,
+    family: str | None = None,
 ) -> str:
     """:func:`init_spec` with an analysis model: a ``[model]`` table."""
     from mlimpute.spec.arguments import column_list
@@ -234,6 +238,7 @@ def _init_model(
         m=m,
         iterations=iterations,
         cluster=cluster,
+        family=family,
     )
     study = StudySpec(
         formulas=None,
@@ -245,6 +250,7 @@ def _init_model(
         version=_version(),
         model=model,
         auxiliary=tuple(aux),
+        family=spec.family,
     )
     header = [
         "mlimpute specification written by `mlimpute init --model`.",
