@@ -28,7 +28,8 @@ and of the level-2 models. New rows are completed chain by chain with those stat
   a formula.
 
 Not supported (refused by name): sensitivity shifts (``delta=``, ``delta_cluster_sd=``),
-latent cluster means ``lmean(x)``, several grouping factors and three-level models, and
+count outcomes (``family=``) and count variables, latent cluster means ``lmean(x)``,
+several grouping factors and three-level models, and
 transforms fitted on the data (``center()``, ``scale()``, ``poly()``, ``bs()``).
 """
 
@@ -70,6 +71,7 @@ from mlimpute.sampler.compatible_draws import (
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.engine import ChainResult, Plan, _cluster_values, build_plan
 from mlimpute.spec.model import latent_means, model_based
+from mlimpute.spec.model_counts import COUNT_PREDICTOR_METHODS
 
 __all__ = ["impute_new_model"]
 
@@ -105,6 +107,17 @@ def refuse_stateful(spec) -> None:
 def refuse_unsupported(spec) -> None:
     """Refuse, by name, what :func:`impute_new_model` does not do."""
     refuse_stateful(spec)
+    if getattr(spec, "family", None) is not None:
+        raise UnsupportedError(
+            f"impute_new() after model-based imputation with a count outcome (family="
+            f"{spec.family!r}) is not supported yet"
+        )
+    counts = [v.name for v in spec.variables if v.method in COUNT_PREDICTOR_METHODS]
+    if counts:
+        raise UnsupportedError(
+            f"impute_new() after model-based imputation with count variables {counts} "
+            "(2l.poisson, 2l.nb) is not supported yet"
+        )
     if spec.delta or spec.delta_cluster_sd:
         raise UnsupportedError(
             "impute_new() after model-based imputation with sensitivity shifts (delta=, "

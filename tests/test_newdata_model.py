@@ -343,3 +343,14 @@ def test_transforms_fitted_on_the_data_are_refused_by_name():
     imp = df.mi.impute(f, cluster=["school", "class"], m=1, iterations=2, rng=1)
     with pytest.raises(UnsupportedError, match=r"center\(\)"):
         imp.impute_new(df.iloc[:3])
+
+
+def test_count_outcome_is_refused_by_name(df):
+    r = np.random.default_rng(1)
+    d = df.assign(y=r.poisson(2.0, len(df)).astype(float))
+    d.loc[::7, "y"] = np.nan
+    imp = mlimpute.impute(
+        d, model="y ~ x + z + (1 | g)", family="poisson", m=1, iterations=3, rng=1
+    )
+    with pytest.raises(UnsupportedError, match="family='poisson'"):
+        imp.impute_new(d.iloc[:3])
