@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories, decode
-from mlimpute.errors import DataError, DataTypeError, SpecificationError, UnsupportedError
+from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.parallel import map_blocks, one_blas_thread, resolve_n_jobs
 from mlimpute.result.assemble import assemble
@@ -90,7 +90,8 @@ def impute_new(
     sweeps : int, optional
         Gibbs sweeps over the new rows' missing cells (parameters fixed). Default: 1 when
         a single sweep is exact (at most one incomplete imputed variable per new row and no
-        cluster mean of an imputed variable in a formula), else 10.
+        cluster mean of an imputed variable in a formula), else 10 (after model-based
+        imputation 25 when a value is drawn by Metropolis–Hastings).
     n_jobs, client
         Where the m completions run, as for :func:`mlimpute.impute`.
 
@@ -109,7 +110,9 @@ def impute_new(
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
-        For model-based imputation (``model=``).
+        For several grouping factors; after model-based imputation (``model=``, completed
+        by :mod:`mlimpute.newdata_model`) also for ``delta=``, ``lmean()`` and level-3
+        variables.
 
     Examples
     --------
@@ -132,16 +135,25 @@ def impute_new(
     ):
         raise SpecificationError(f"sweeps must be a positive int, got {sweeps!r}")
     spec = imp.spec
-    if spec.model is not None:
-        raise UnsupportedError(
-            "impute_new() after model-based imputation (model=) is not supported yet; "
-            "impute with formulas (chained equations) to complete new data"
-        )
-    if spec.factors:
-        raise UnsupportedError(
-            "impute_new() after an imputation with several grouping factors "
-            f"({[spec.cluster, *spec.factors]}) is not supported yet"
-        )
+    if spec.model is not None:  # model-based imputation: mlimpute.newdata_model
+        from mlimpute.newdata_model import impute_new_model, refuse_unsupported
+
+        refuse_unsupported(spec)
+        if not isinstance(new_df, pd.DataFrame):
+            raise DataTypeError(
+                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
+            )
+        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
+    if spec.factors:  # several grouping factors: mlimpute.newdata_factors
+        from mlimpute.newdata_factors import impute_new_factors
+
+        if not isinstance(new_df, pd.DataFrame):
+            raise DataTypeError(
+                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
+            )
+        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     chains = imp.chains

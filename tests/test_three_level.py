@@ -248,10 +248,11 @@ def test_analysis_with_school_means_equals_the_column_computed_by_hand():
         )
 
 
-def test_new_rows_after_three_levels_are_refused_by_name(df):
+def test_new_rows_after_three_levels(df):
+    # supported now (tests/test_newdata_model.py): each term's effects from the chain
     imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
-    with pytest.raises(UnsupportedError, match=r"impute_new\(\).*several grouping factors"):
-        imp.impute_new(df.iloc[:5])
+    out = imp.impute_new(df.iloc[:5], rng=1)
+    assert not out.complete(1).isna().any().any()
 
 
 def test_model_based_imputation_with_several_terms(df):

@@ -1,0 +1,328 @@
+"""``impute_new`` after a chained imputation with several grouping factors.
+
+With ``cluster=["school", "class"]`` (or crossed factors) every model may carry one
+random-effect term per grouping factor. New rows are completed chain by chain with the
+final model states, **parameters fixed**, as for one grouping factor
+(:mod:`mlimpute.newdata`):
+
+* the chain's completed training rows and the new rows are put together and the designs
+  built on them with the training specification, so that the only missing cells are the
+  new rows' ones;
+* each term's random effects are the chain's for a cluster of its factor seen in training
+  (a class, a school) and are drawn from that term's N(0, Ψ_k) for a cluster not seen in
+  training (a new class in a seen school gets the school's effect and a drawn class
+  effect);
+* class-level and school-level variables take their cluster's value (the chain's for a
+  seen cluster, the value given in another new row of the cluster) or one draw per new
+  cluster from their model;
+* the missing cells are drawn by a short Gibbs run over the new rows, each sweep visiting
+  the variables in the visit order with their models' own draws.
+
+Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on the data
+(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.codec import categories
+from mlimpute.errors import DataError, SpecificationError, UnsupportedError
+from mlimpute.models.ml_multi import MultiTermState, TermState
+from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.parallel import map_blocks, one_blas_thread
+from mlimpute.result.assemble import assemble
+from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.rng import chain_seeds
+from mlimpute.sampler.design import ClusterValues, Layout, Values
+from mlimpute.sampler.engine import ChainResult, Plan, _cluster_values, build_plan
+from mlimpute.sampler.ranefs import ranef_arrays
+
+__all__ = ["impute_new_factors"]
+
+#: sweeps of the Gibbs run over the new rows when one sweep is not exact
+DEFAULT_SWEEPS = 10
+
+
+def impute_new_factors(
+    imp: MultiplyImputed,
+    data: pd.DataFrame,
+    rng: Any,
+    sweeps: int | None,
+    n_jobs: int | None,
+    client: Any,
+) -> MultiplyImputed:
+    """The several-grouping-factor branch of :func:`mlimpute.newdata.impute_new`
+    (``data``: the checked copy of the new rows, columns and dtypes as in training); call
+    it through ``imp.impute_new(new_df)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, mlimpute
+    >>> r = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"school": np.repeat(range(10), 12), "class": np.tile(
+    ...     np.repeat(range(3), 4), 10), "x": r.normal(size=120)})
+    >>> df["y"] = df.x + r.normal(size=10)[df.school] + r.normal(size=120)
+    >>> df.loc[::5, "y"] = np.nan
+    >>> imp = df.mi.impute({"y": "~ x + (1 | school) + (1 | school:class)"},
+    ...                    cluster=["school", "class"], m=2, iterations=5, rng=1)
+    >>> new = pd.DataFrame({"school": [0, 50], "class": [7, 0], "x": [0.1, 0.2], "y": np.nan})
+    >>> int(imp.impute_new(new, rng=2).complete(1)["y"].isna().sum())
+    0
+    """
+    from mlimpute.newdata_model import _combined, _OutPlan, refuse_stateful, warn_far
+
+    spec = imp.spec
+    refuse_stateful(spec)
+    if spec.delta or spec.delta_cluster_sd:
+        raise UnsupportedError(
+            "impute_new() after an imputation with several grouping factors and sensitivity "
+            "shifts (delta=, delta_cluster_sd=) is not supported yet"
+        )
+    chains = imp.chains
+    if spec.variables and (chains is None or len(chains) != imp.m):
+        raise SpecificationError(
+            "impute_new() needs where every chain stopped, and this result does not hold it "
+            "(it was read from a file saved without chain states, or built by hand)"
+        )
+    train = imp.data
+    new = data.reset_index(drop=True)
+    groups = [spec.cluster, *spec.factors]
+    for g in _factor_columns(groups):
+        if new[g].isna().any():
+            raise DataError(f"the grouping column {g!r} has missing values in new_df")
+    plan_t = build_plan(train, spec)
+    names = plan_t.names
+    for c in plan_t.static.columns:
+        if c in names or c not in new:
+            continue
+        if new[c].isna().any():
+            raise DataError(
+                f"column {c!r} has missing values in new_df, but no model imputes it (it is "
+                "complete in the training data): give it values, or impute it in training"
+            )
+        if categories(train[c]) is not None:
+            from mlimpute.newdata import _encode_like
+
+            _encode_like(new[c], train[c], c)
+    for c in names:
+        if categories(train[c]) is not None:
+            from mlimpute.newdata import _encode_like
+
+            _encode_like(new[c], train[c], c)
+    n_t = len(train)
+    frames = [_combined(imp.complete(k + 1), new) for k in range(imp.m)]
+    probe = build_plan(frames[0], spec)
+    _check_structure(plan_t.layout, probe.layout)
+    perms, n_new = {}, {}
+    for g in _groups(plan_t):
+        lt, lc = _labels(plan_t.layout, g), _labels(probe.layout, g)
+        tidx = lt.get_indexer(lc)
+        k = int((tidx < 0).sum())
+        perm = tidx.astype(np.intp)
+        perm[tidx < 0] = len(lt) + np.arange(k)
+        perms[g], n_new[g] = perm, k
+    is_new = probe.layout.order >= n_t
+    levels = {v.name: v.level for v in spec.variables}
+    per_row = 0
+    for x in names:
+        if levels[x] == 1:
+            per_row = per_row + (np.isnan(probe.start[x]) & is_new).astype(int)
+        else:
+            per_row = per_row + 1  # a cluster-level draw: not counted as exact
+    exact = bool(np.all(np.asarray(per_row) <= 1)) and not any(
+        c in names for v in spec.variables for c in v.formula.cmeans
+    )
+    n_sweeps = (1 if exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
+    seeds, entropy = chain_seeds(rng, imp.m)
+    results: list[ChainResult] = []
+    if names:
+        items = list(zip(range(imp.m), seeds, chains, frames, strict=True))
+        results = map_blocks(
+            _run_block,
+            (spec, n_t, perms, n_sweeps),
+            items,
+            n_jobs=n_jobs,
+            client=client,
+            name="mlimpute-impute-new",
+        )
+    out = _OutPlan(replace(spec, iterations=n_sweeps, seed=entropy), probe, n_t, len(new))
+    drawn = ", ".join(f"{k} new {g!r}" for g, k in n_new.items() if k)
+    events = [
+        f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
+        f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
+        f"effects of clusters not seen in training drawn from each term's N(0, Ψ): "
+        f"{drawn or 'none'})"
+    ]
+    warn_far(imp, results, names)
+    like = {
+        n: probe.like[n]
+        for n in names
+        if n in probe.like and categories(data[n]) != categories(probe.like[n])
+    }
+    return MultiplyImputed(assemble(out, results), data, out.spec, events, like=like or None)
+
+
+def _factor_columns(groups) -> list[str]:
+    out = []
+    for g in groups:
+        for c in str(g).split(":"):
+            if c not in out:
+                out.append(c)
+    return out
+
+
+def _labels(layout: Layout, group: str) -> pd.Index:
+    if group == layout.group:
+        return pd.Index(layout.labels)
+    return pd.Index(layout.factor(group).labels)
+
+
+def _groups(plan: Plan) -> list[str]:
+    return [plan.layout.group, *(f.name for f in plan.layout.factors)]
+
+
+def _check_structure(lt: Layout, lc: Layout) -> None:
+    """The new rows must keep the training nesting (every class in one school)."""
+    for ft in lt.factors:
+        fc = lc.factor(ft.name)
+        a = (ft.contains_primary, ft.nested_in_primary)
+        if a != (fc.contains_primary, fc.nested_in_primary):
+            raise DataError(
+                f"the new rows change how {ft.name!r} and {lt.group!r} nest (a cluster of "
+                f"{lt.group!r} in two clusters of {ft.name!r}?); the models assume the "
+                "training structure"
+            )
+
+
+def remap_terms(state: Any, d, perms: dict, rng: np.random.Generator) -> Any:
+    """``state`` with every term's random effects in the combined layout's cluster order:
+    a seen cluster keeps its effects, a new one draws them from its term's N(0, Ψ_k)."""
+    if isinstance(state, MultiTermState):
+        primary = _remap_norm(state.primary, perms[d.group], rng)
+        extra = tuple(
+            _remap_term(s, perms[t.group], rng)
+            for s, t in zip(state.extra, d.extra_terms, strict=True)
+        )
+        return replace(state, primary=primary, extra=extra)
+    if isinstance(state, MultilevelNormState):
+        g = getattr(d, "group", None)
+        return state if g not in perms else _remap_norm(state, perms[g], rng)
+    if is_dataclass(state) and not isinstance(state, type):
+        changes = {}
+        for f in fields(state):
+            value = getattr(state, f.name)
+            if is_dataclass(value):
+                changes[f.name] = remap_terms(value, d, perms, rng)
+            elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
+                changes[f.name] = tuple(remap_terms(x, d, perms, rng) for x in value)
+        return replace(state, **changes) if changes else state
+    return state
+
+
+def _draw_new(b: np.ndarray, psi: np.ndarray, perm: np.ndarray, rng) -> np.ndarray:
+    J, q = b.shape
+    k = int((perm >= J).sum())
+    w, V = np.linalg.eigh(np.atleast_2d(psi))
+    root = V * np.sqrt(np.clip(w, 0.0, None))
+    return np.vstack([b, rng.standard_normal((k, q)) @ root.T])[perm]
+
+
+def _remap_norm(st: MultilevelNormState, perm, rng) -> MultilevelNormState:
+    J = st.b.shape[0]
+    k = int((perm >= J).sum())
+    ch: dict[str, Any] = {"b": _draw_new(st.b, st.psi, perm, rng)}
+    if st.b_mean is not None:
+        ch["b_mean"] = np.vstack([st.b_mean, np.zeros((k, st.b.shape[1]))])[perm]
+    if np.ndim(st.sigma2) > 0:
+        s2, nu = st.sigma_hyper
+        new_s2 = np.maximum(nu * s2 / rng.chisquare(nu, size=k), st.sigma2_floor)
+        ch["sigma2"] = np.concatenate([st.sigma2, new_s2])[perm]
+    return replace(st, **ch)
+
+
+def _remap_term(st: TermState, perm, rng) -> TermState:
+    J = st.b.shape[0]
+    k = int((perm >= J).sum())
+    ch: dict[str, Any] = {"b": _draw_new(st.b, st.psi, perm, rng)}
+    if st.b_mean is not None:
+        ch["b_mean"] = np.vstack([st.b_mean, np.zeros((k, st.b.shape[1]))])[perm]
+    return replace(st, **ch)
+
+
+def _run_block(shared, block: list) -> list[ChainResult]:
+    spec, n_t, perms, n_sweeps = shared
+    with one_blas_thread():
+        return [
+            _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame)
+            for _, seed, chain, frame in block
+        ]
+
+
+def _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame):
+    rng = np.random.default_rng(seed)
+    plan = build_plan(frame, spec)
+    lay = plan.layout
+    names = plan.names
+    codes, first = lay.codes, lay.segments.starts
+    top = plan.top_segments
+    levels = {v.name: v.level for v in spec.variables}
+    states = {n: remap_terms(chain.states[n], plan.data[n], perms, rng) for n in names}
+    values = Values(lay, like=plan.like)
+    cvals = {}
+    for name in names:
+        x = plan.start[name].copy()
+        if levels[name] >= 2:
+            seg = lay.segments if levels[name] == 2 else top
+            c = _cluster_values(x, seg.codes, seg.n_clusters)
+            mis = np.isnan(c)
+            if mis.any():
+                c[mis] = rng.choice(c[~mis], size=int(mis.sum()))
+            cvals[name] = c
+            x = np.take(c, seg.codes)
+        else:
+            mis = np.isnan(x)
+            if mis.any():
+                x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
+        values[name] = x
+    datas = {n: plan.data[n].for_chain() for n in names}
+    V = len(names)
+    mean = np.full((n_sweeps, V), np.nan)
+    sd = np.zeros((n_sweeps, V))
+    for t in range(n_sweeps):
+        for k, name in enumerate(names):
+            d, model = datas[name], plan.models[name]
+            if d.n_mis == 0:
+                continue
+            if levels[name] == 2:
+                view = ClusterValues(values, first, ranef_arrays(plan, name, states))
+                d.refresh(view, plan.cluster_static)
+            elif levels[name] == 3:
+                d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
+            else:
+                d.refresh(values, plan.static)
+            draw = model.draw_missing(rng, states[name], d)
+            if levels[name] == 2:
+                cvals[name][d.mis_idx] = draw
+                values[name][:] = np.take(cvals[name], codes)
+            elif levels[name] == 3:
+                cvals[name][d.mis_idx] = draw
+                values[name][:] = np.take(cvals[name], top.codes)
+            else:
+                values[name][d.mis_idx] = draw
+            values.touch(name)
+            mean[t, k] = draw.mean()
+            sd[t, k] = draw.std(ddof=1) if draw.size > 1 else 0.0
+    params = {}
+    for name in names:
+        pv = plan.models[name].param_vector(states[name], datas[name])
+        params[name] = np.tile(np.asarray(pv, dtype=float), (n_sweeps, 1))
+    imputed = {}
+    for name in names:
+        miss = np.isnan(plan.start[name]) & (lay.order >= n_t)
+        imputed[name] = values[name][miss]
+    return ChainResult(imputed, mean, sd, params, None)
