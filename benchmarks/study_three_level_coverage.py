@@ -104,18 +104,25 @@ def summary(paths):
     print("variance components imputed / complete:", dict(zip(VC, vc.round(3), strict=True)))
     fe = d["imp_q"].mean(0) / d["com_q"].mean(0)
     print("fixed effects imputed / complete:      ", dict(zip(NAMES, fe.round(3), strict=True)))
-    print("bias vs truth (imputed, complete):", (d["imp_q"].mean(0) - BETA).round(4),
-          (d["com_q"].mean(0) - BETA).round(4))
+    print(
+        "bias vs truth (imputed, complete):",
+        (d["imp_q"].mean(0) - BETA).round(4),
+        (d["com_q"].mean(0) - BETA).round(4),
+    )
     big = 1e12
     com = coverage(d["com_q"], d["com_u"], 0 * d["com_u"], 2, big)
     print("complete-data coverage (normal):", com.mean(0).round(3))
     # complete-data coverage with df = J - 1 of each coefficient's level
     dfl = np.array([49.0, big, 199.0 - 50.0, 49.0])
     crit = stats.t.ppf(0.975, dfl)
-    print("complete-data coverage (t, df J-1):",
-          (np.abs(d["com_q"] - BETA) < crit * np.sqrt(d["com_u"])).mean(0).round(3))
-    print("complete-data SE: empirical sd of estimates / mean model SE:",
-          (d["com_q"].std(0, ddof=1) / np.sqrt(d["com_u"]).mean(0)).round(3))
+    print(
+        "complete-data coverage (t, df J-1):",
+        (np.abs(d["com_q"] - BETA) < crit * np.sqrt(d["com_u"])).mean(0).round(3),
+    )
+    print(
+        "complete-data SE: empirical sd of estimates / mean model SE:",
+        (d["com_q"].std(0, ddof=1) / np.sqrt(d["com_u"]).mean(0)).round(3),
+    )
     cov = coverage(d["imp_q"], d["imp_u"], d["imp_b"], m, d["imp_dfcom"][0])
     p = cov.mean(0)
     print("imputed coverage (as reported):", p.round(3), "MC SE", mc(p).round(3))
@@ -123,13 +130,17 @@ def summary(paths):
     print("imputed coverage (dfcom J-1):  ", covl.mean(0).round(3))
     # proper imputation: var(qbar - qcom) over replications against (1 + 1/m) B
     diff = d["imp_q"] - d["com_q"]
-    print("var(qbar - qcom) / mean((1+1/m) B):",
-          (diff.var(0, ddof=1) / ((1 + 1 / m) * d["imp_b"]).mean(0)).round(3))
+    print(
+        "var(qbar - qcom) / mean((1+1/m) B):",
+        (diff.var(0, ddof=1) / ((1 + 1 / m) * d["imp_b"]).mean(0)).round(3),
+    )
     se = diff.std(0, ddof=1) / np.sqrt(R)
     print("mean(qbar - qcom):", diff.mean(0).round(4), "SE", se.round(4))
     T = d["imp_u"] + (1 + 1 / m) * d["imp_b"]
-    print("empirical sd(qbar) / mean sqrt(T):",
-          (d["imp_q"].std(0, ddof=1) / np.sqrt(T).mean(0)).round(3))
+    print(
+        "empirical sd(qbar) / mean sqrt(T):",
+        (d["imp_q"].std(0, ddof=1) / np.sqrt(T).mean(0)).round(3),
+    )
     print("mean U imp / U com:", (d["imp_u"].mean(0) / d["com_u"].mean(0)).round(3))
     print("fmi approx (1+1/m)B/T:", ((1 + 1 / m) * d["imp_b"] / T).mean(0).round(3))
 

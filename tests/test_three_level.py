@@ -249,7 +249,7 @@ def test_analysis_with_school_means_equals_the_column_computed_by_hand():
 
 
 def test_new_rows_after_three_levels(df):
-    # supported now (tests/test_newdata_model.py): each term's effects from the chain
+    # supported now (tests/newdata/test_model.py): each term's effects from the chain
     imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
     out = imp.impute_new(df.iloc[:5], rng=1)
     assert not out.complete(1).isna().any().any()
@@ -281,7 +281,10 @@ def _school_data(rng, S=50, C=4, P=15, bw=0.6, w_missing=0.2):
     z = rng.normal(size=S * C)[cls]
     w = rng.normal(size=S)[school]
     y = (
-        1.0 + 0.5 * x + 0.3 * z + bw * w
+        1.0
+        + 0.5 * x
+        + 0.3 * z
+        + bw * w
         + rng.normal(0, np.sqrt(0.5), S)[school]
         + rng.normal(0, np.sqrt(0.3), S * C)[cls]
         + rng.normal(size=n)
@@ -309,8 +312,11 @@ def test_school_level_translation_move_keeps_the_likelihood_and_draws_the_regres
     X = np.column_stack([np.ones(len(full)), full["x"], full["w"], sm])
     ones = np.ones((len(full), 1))
     d = term_data(
-        full["y"].to_numpy(), X, ["Intercept", "x", "w", "cmean(x, school)"],
-        ("class", cls, ones, ["Intercept"]), [("school", school, ones, ["Intercept"])],
+        full["y"].to_numpy(),
+        X,
+        ["Intercept", "x", "w", "cmean(x, school)"],
+        ("class", cls, ones, ["Intercept"]),
+        [("school", school, ones, ["Intercept"])],
     )
     t = d.extra_terms[0]
     b = rng.normal(0, 0.7, (30, 1)) + 0.4 * full.groupby("school")["w"].first().to_numpy()[:, None]

@@ -234,10 +234,10 @@ def test_school_level_draws_match_integrated_conditional():
     thing drawn in an iteration) follow its full conditional given the returned states,
     written out by hand (own model on school rows, times the analysis model on every pupil
     row of the school, its class and school effects included) and integrated on a grid.
-    KS as above (150 chains × 4 schools). Two wrong conditionals are rejected: the
+    KS as above (300 chains × 4 schools). Two wrong conditionals are rejected: the
     analysis model's rows summed over one class of each school (a primary cluster's rows,
-    not the school's: p = 2e-6 here, the school effect given s absorbs part of the
-    difference) and the school effect left out of a (p = 1e-128)."""
+    not the school's: a weak alternative, the school effect given s absorbs part of the
+    difference, hence the 1,200 draws) and the school effect left out of a."""
     rng = np.random.default_rng(12)
     full, df = _three_level(rng, S=12, C=6, P=6, school_var=0.2, x_missing=-30.0)
     s = np.repeat(rng.normal(size=12), 36)
@@ -253,7 +253,7 @@ def test_school_level_draws_match_integrated_conditional():
     missing = np.flatnonzero(np.isnan(plan.start["s"][top.starts]))
     grid = np.linspace(-12, 12, 4801)
     pits = {"right": [], "one class": [], "no school effect": []}
-    for seed in range(150):
+    for seed in range(300):
         imputed, *_, states = run_compatible_chain(plan, np.random.default_rng(seed), 2)
         sa, ss = states[ANALYSIS], states["s"]
         b = dict(zip(da.X.names, sa.beta, strict=True))
@@ -286,7 +286,7 @@ def test_school_level_draws_match_integrated_conditional():
             drawn = vals[missing]
             pits[variant] += [np.interp(v, grid, f) for v, f in zip(drawn, cdf, strict=True)]
     p = {k: stats.kstest(v, "uniform").pvalue for k, v in pits.items()}
-    assert len(pits["right"]) == 600
+    assert len(pits["right"]) == 1200
     assert p["right"] > 1e-3, p
     assert p["one class"] < 1e-4 and p["no school effect"] < 1e-20, p
 

@@ -135,13 +135,10 @@ def refuse_unsupported(spec) -> None:
         )
     if any(v.level > 2 for v in spec.variables):
         raise UnsupportedError(
-            "impute_new() after model-based imputation with level-3 variables is not "
-            "supported yet"
+            "impute_new() after model-based imputation with level-3 variables is not supported yet"
         )
     chained = [
-        v.name
-        for v in spec.variables
-        if v.name not in model_based(spec) and v.formula.ranefs
+        v.name for v in spec.variables if v.name not in model_based(spec) and v.formula.ranefs
     ]
     if chained:
         raise UnsupportedError(
@@ -188,7 +185,7 @@ def impute_new_model(
     plan_t = build_plan(train, spec)
     n_t = len(train)
     new = data.reset_index(drop=True)
-    from mlimpute.newdata import _prepare  # its checks name the column (lazy: no cycle)
+    from mlimpute.newdata.chained import _prepare  # its checks name the column
 
     _prepare(plan_t, train, data)
     # every chain's completed training rows, then the new rows

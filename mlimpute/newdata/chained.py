@@ -1,4 +1,5 @@
-"""``impute_new``: complete new rows with the models as they stand at the end of each chain.
+"""New rows after chained imputation with one grouping factor: the models as they stand at
+the end of each chain.
 
 Every chain of a finished run keeps where it stopped (:class:`~mlimpute.sampler.engine.ChainState`):
 its completed training values, the last state of every variable's model and its generator.
@@ -38,7 +39,7 @@ import pandas as pd
 from mlimpute.codec import categories, decode
 from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
-from mlimpute.parallel import map_blocks, one_blas_thread, resolve_n_jobs
+from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
@@ -59,101 +60,23 @@ from mlimpute.spec.formula import cmean_column, ranef_column
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["impute_new"]
+__all__ = ["impute_new_chained"]
 
 #: sweeps of the Gibbs run over the new rows when one sweep is not exact
 DEFAULT_SWEEPS = 10
 
 
-def impute_new(
+def impute_new_chained(
     imp: MultiplyImputed,
     new_df: pd.DataFrame,
-    *,
-    rng: int | np.random.SeedSequence | np.random.Generator | None = None,
-    sweeps: int | None = None,
-    n_jobs: int | None = None,
-    client: Any = None,
+    rng,
+    sweeps: int | None,
+    n_jobs: int | None,
+    client: Any,
 ) -> MultiplyImputed:
-    """Complete the rows of ``new_df`` with the models where each chain of ``imp`` stopped.
-
-    Parameters
-    ----------
-    imp : MultiplyImputed
-        A finished run that knows where its chains stopped (also one read back with
-        :func:`mlimpute.open`).
-    new_df : DataFrame
-        New rows with the columns and dtypes of the training data; never modified. The
-        cluster column may hold clusters not seen in training.
-    rng : int, SeedSequence or Generator, optional
-        The random seed; completion k uses the k-th child of ``SeedSequence(rng)``, so the
-        result is the same whatever ``n_jobs`` or ``client``.
-    sweeps : int, optional
-        Gibbs sweeps over the new rows' missing cells (parameters fixed). Default: 1 when
-        a single sweep is exact (at most one incomplete imputed variable per new row and no
-        cluster mean of an imputed variable in a formula), else 10 (after model-based
-        imputation 25 when a value is drawn by Metropolis–Hastings).
-    n_jobs, client
-        Where the m completions run, as for :func:`mlimpute.impute`.
-
-    Returns
-    -------
-    MultiplyImputed
-        m completed versions of ``new_df`` (one per chain of ``imp``); its traces are the
-        mean and SD of the new imputations per sweep and the (fixed) model parameters.
-
-    Raises
-    ------
-    DataError, DataTypeError
-        If a column of the training data is absent, extra, of another dtype, holds a
-        category not seen in training, or is missing where no model imputes it; the
-        message names the column.
-    SpecificationError
-        If ``imp`` does not know where its chains stopped.
-    UnsupportedError
-        For several grouping factors; after model-based imputation (``model=``, completed
-        by :mod:`mlimpute.newdata_model`) also for ``delta=``, ``lmean()`` and level-3
-        variables.
-
-    Examples
-    --------
-    >>> import numpy as np, mlimpute
-    >>> from mlimpute.datasets import classroom
-    >>> df = classroom(1, rng=1).incomplete
-    >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=2, iterations=5, rng=1)
-    >>> new = df.iloc[:4].copy()
-    >>> new["grade"] = np.nan
-    >>> out = imp.impute_new(new, rng=2)
-    >>> out.m, int(out.complete(1)["grade"].isna().sum())
-    (2, 0)
-    """
-    if client is not None and n_jobs is not None:
-        raise SpecificationError("pass n_jobs or client, not both")
-    if n_jobs is not None:
-        resolve_n_jobs(n_jobs)
-    if sweeps is not None and (
-        isinstance(sweeps, bool) or not isinstance(sweeps, (int, np.integer)) or sweeps < 1
-    ):
-        raise SpecificationError(f"sweeps must be a positive int, got {sweeps!r}")
+    """The chained-equations path of :func:`mlimpute.newdata.impute_new` (one grouping
+    factor); the arguments are checked there."""
     spec = imp.spec
-    if spec.model is not None:  # model-based imputation: mlimpute.newdata_model
-        from mlimpute.newdata_model import impute_new_model, refuse_unsupported
-
-        refuse_unsupported(spec)
-        if not isinstance(new_df, pd.DataFrame):
-            raise DataTypeError(
-                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
-            )
-        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
-        return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
-    if spec.factors:  # several grouping factors: mlimpute.newdata_factors
-        from mlimpute.newdata_factors import impute_new_factors
-
-        if not isinstance(new_df, pd.DataFrame):
-            raise DataTypeError(
-                f"new_df must be a pandas DataFrame, got {type(new_df).__name__}"
-            )
-        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
-        return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     chains = imp.chains

@@ -74,7 +74,7 @@ def impute_new_factors(
     >>> int(imp.impute_new(new, rng=2).complete(1)["y"].isna().sum())
     0
     """
-    from mlimpute.newdata_model import _combined, _OutPlan, refuse_stateful, warn_far
+    from mlimpute.newdata.model import _combined, _OutPlan, refuse_stateful, warn_far
 
     spec = imp.spec
     refuse_stateful(spec)
@@ -106,12 +106,12 @@ def impute_new_factors(
                 "complete in the training data): give it values, or impute it in training"
             )
         if categories(train[c]) is not None:
-            from mlimpute.newdata import _encode_like
+            from mlimpute.newdata.chained import _encode_like
 
             _encode_like(new[c], train[c], c)
     for c in names:
         if categories(train[c]) is not None:
-            from mlimpute.newdata import _encode_like
+            from mlimpute.newdata.chained import _encode_like
 
             _encode_like(new[c], train[c], c)
     n_t = len(train)
