@@ -16,6 +16,9 @@ Their public names stay importable from here.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,6 +39,7 @@ __all__ = [
     "Block",
     "ModelData",
     "build_model_data",
+    "chain_designs",
     "Values",
     "ClusterValues",
     "check_finite",
@@ -95,6 +99,57 @@ class ModelData:
             self.Z.refresh(values, static, self.obs_idx, self.mis_idx)
         for t in self.extra_terms:
             t.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+
+
+#: held by the chain that refreshes the plan's own design arrays (one per process)
+_IN_PLACE = threading.Lock()
+
+
+@contextmanager
+def chain_designs(
+    data: dict[str, ModelData], names: Iterable[str]
+) -> Iterator[dict[str, ModelData]]:
+    """The designs one chain refreshes in place, by variable.
+
+    Chains run one after another (serially, or one at a time in each worker process) use
+    the plan's own arrays: every visit refreshes all dynamic columns before the model reads
+    them (:meth:`ModelData.refresh`), so nothing a chain reads depends on what an earlier
+    chain left there, and no chain needs a copy of the designs. A chain that starts while
+    another one of the same process holds them (threads) gets copies
+    (:meth:`ModelData.for_chain`). Either way the draws are the same.
+
+    Afterwards the dynamic columns of the plan's designs hold the last chain's values:
+    whoever reads them refreshes them first (as every chain and :func:`mlimpute.check` do).
+
+    Parameters
+    ----------
+    data : dict of str to ModelData
+        The plan's designs.
+    names : iterable of str
+        The variables the chain visits.
+
+    Yields
+    ------
+    dict of str to ModelData
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, np.nan, 3.0, 4.0], "x": [0.0, 1.0, 2.0, 1.0]})
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> parsed = parse_formula("y ~ x")
+    >>> d = build_model_data(parsed, df.fillna(2.0), df["y"].notna().to_numpy(),
+    ...                      Layout.single(4), {"y"})
+    >>> with chain_designs({"y": d}, ["y"]) as datas:
+    ...     datas["y"] is d
+    True
+    """
+    if not _IN_PLACE.acquire(blocking=False):
+        yield {n: data[n].for_chain() for n in names}
+        return
+    try:
+        yield {n: data[n] for n in names}
+    finally:
+        _IN_PLACE.release()
 
 
 def build_model_data(
