@@ -82,10 +82,26 @@ class Block:
         return out
 
     def refresh(
-        self, values: Values, static: pd.DataFrame, obs_idx: np.ndarray, mis_idx: np.ndarray
+        self,
+        values: Values,
+        static: pd.DataFrame,
+        obs_idx: np.ndarray,
+        mis_idx: np.ndarray,
+        codes: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Recompute the dynamic columns from the chain's current values, in place."""
+        """Recompute the dynamic columns from the chain's current values, in place.
+
+        ``codes`` (the primary cluster codes of the observed and of the missing rows)
+        lets a ``cmean(x)`` column be gathered from the per-cluster means directly (the
+        same numbers, without the column of the means broadcast to every row).
+        """
+        per_cluster = codes is not None and isinstance(values, Values)
         for col, factors in self.fast:
+            means = values.cluster_means(factors[0]) if per_cluster and len(factors) == 1 else None
+            if means is not None:
+                np.take(means, codes[0], out=self.obs[:, col], mode="clip")
+                np.take(means, codes[1], out=self.mis[:, col], mode="clip")
+                continue
             v = values.factor(factors[0], static)
             for f in factors[1:]:
                 v = v * values.factor(f, static)

@@ -94,11 +94,15 @@ class ModelData:
         return new
 
     def refresh(self, values: Values, static: pd.DataFrame) -> None:
-        self.X.refresh(values, static, self.obs_idx, self.mis_idx)
+        # the rows' primary cluster codes, for cmean(x) columns gathered per cluster
+        codes = None
+        if isinstance(values, Values) and values.layout.segments.n_clusters == self.n_clusters:
+            codes = (self.seg_obs.codes, self.codes_mis)
+        self.X.refresh(values, static, self.obs_idx, self.mis_idx, codes)
         if self.Z is not None:
-            self.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+            self.Z.refresh(values, static, self.obs_idx, self.mis_idx, codes)
         for t in self.extra_terms:
-            t.Z.refresh(values, static, self.obs_idx, self.mis_idx)
+            t.Z.refresh(values, static, self.obs_idx, self.mis_idx, codes)
 
 
 #: held by the chain that refreshes the plan's own design arrays (one per process)

@@ -34,6 +34,7 @@ class Values(dict):
         self.layout = layout
         self.like = like or {}
         self._cmean: dict[str, np.ndarray] = {}
+        self._means: dict[str, np.ndarray] = {}
 
     def frame_value(self, name: str) -> np.ndarray | pd.Series:
         """The current column as formulaic should see it (decoded categories)."""
@@ -45,6 +46,27 @@ class Values(dict):
         """Forget cached cluster means of ``name`` after its imputed values changed."""
         for key in [k for k in self._cmean if k[0] == name]:
             del self._cmean[key]
+        self._means.pop(name, None)
+
+    def cluster_means(self, name: str) -> np.ndarray | None:
+        """The per-cluster means behind the column ``name`` when it is ``cmean(x)`` of a
+        current column over the primary clusters (one value per cluster, not broadcast to
+        the rows: the design refresh gathers them straight into its rows); else None.
+
+        Examples
+        --------
+        >>> from mlimpute.sampler.layout import Layout
+        >>> lay = Layout.from_frame(pd.DataFrame({"g": [1, 1, 2]}), "g")
+        >>> v = Values(lay, x=np.array([1.0, 3.0, 5.0]))
+        >>> v.cluster_means("cmean(x)").tolist(), v.cluster_means("x")
+        ([2.0, 5.0], None)
+        """
+        split = split_cmean_column(name)
+        if split is None or split[0] not in self or split[1] not in (None, self.layout.group):
+            return None
+        if split[0] not in self._means:
+            self._means[split[0]] = self.layout.segments.mean(self[split[0]])
+        return self._means[split[0]]
 
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
