@@ -29,7 +29,12 @@ from mlimpute.models.base import ExtraTerm
 from mlimpute.models.segments import Segments
 from mlimpute.sampler.block import Block, check_finite
 from mlimpute.sampler.layout import GroupingFactor, Layout
-from mlimpute.sampler.materialise import _independent_columns, _materialise
+from mlimpute.sampler.materialise import (
+    _independent_columns,
+    _materialise,
+    ones_column,
+    rows,
+)
 from mlimpute.sampler.values import ClusterValues, Values
 from mlimpute.spec.defaults import factor_codes
 from mlimpute.spec.formula import ParsedFormula, RandomBlock
@@ -192,7 +197,7 @@ def build_model_data(
     obs_idx = np.flatnonzero(observed)
     mis_idx = np.flatnonzero(~observed)
     names, X, fast, slow, spec = _materialise(parsed.fixed, template, parsed, dynamic)
-    X = Block(names, np.asfortranarray(X[obs_idx]), np.asfortranarray(X[mis_idx]), fast, slow, spec)
+    X = Block(names, rows(X, obs_idx), rows(X, mis_idx), fast, slow, spec)
     events = []
     if X.obs.shape[1]:
         keep, dropped = _independent_columns(X.obs)
@@ -276,10 +281,11 @@ def _random_design(
                 zsl, zspec = s_, sp
         if len(set(zn)) < len(zn):
             raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
-        Zfull = np.hstack(zs)
-        Z = Block(
-            zn, np.asfortranarray(Zfull[obs_idx]), np.asfortranarray(Zfull[mis_idx]), zf, zsl, zspec
-        )
+        if len(random) == 1 and random[0].terms.strip() == "1":  # a random intercept only
+            Z = Block(zn, ones_column(obs_idx.size), ones_column(mis_idx.size))
+        else:
+            Zfull = np.hstack(zs)
+            Z = Block(zn, rows(Zfull, obs_idx), rows(Zfull, mis_idx), zf, zsl, zspec)
         corr = tuple(b.correlated for b in random)
         blocks = tuple(blocks)
         keep, dropped = _independent_columns(Z.obs) if Z.obs.shape[1] else ([], [])

@@ -3,6 +3,8 @@ rank check that drops constant or collinear columns."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
@@ -16,7 +18,7 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__: list[str] = []
+__all__ = ["rows", "ones_column"]
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
@@ -33,9 +35,12 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
     except FormulaicError as exc:
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec
+    names = list(mm.columns)
+    X = np.asarray(mm, dtype=np.float64)  # converted once: checked, then returned
+    del mm
     check_finite(
-        np.asarray(mm, dtype=np.float64),
-        list(mm.columns),
+        X,
+        names,
         [spec],
         parsed.text,
         "on the data (imputed cells at their starting values)",
@@ -56,8 +61,46 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
             fast.append((idx[0], tuple(f.expr for f in facs)))
         else:
             slow.extend(idx)
-    X = np.asarray(mm, dtype=np.float64)
-    return list(mm.columns), X, fast, slow, spec
+    return names, X, fast, slow, spec
+
+
+def rows(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The rows ``idx`` of ``X`` as a new Fortran-ordered array, gathered column by column
+    (no C-ordered intermediate copy).
+
+    Examples
+    --------
+    >>> r = rows(np.arange(6.0).reshape(3, 2), np.array([2, 0]))
+    >>> r.tolist(), r.flags.f_contiguous
+    ([[4.0, 5.0], [0.0, 1.0]], True)
+    """
+    out = np.empty((idx.size, X.shape[1]), order="F")
+    for j in range(X.shape[1]):
+        # indices are in range; mode="clip" spares the buffered copy mode="raise" makes
+        np.take(X[:, j], idx, out=out[:, j], mode="clip")
+    return out
+
+
+_ones_buffer: weakref.ref | None = None
+
+
+def ones_column(k: int) -> np.ndarray:
+    """A (k, 1) column of ones: a read-only view of one buffer that every design of the
+    process shares (the random intercept of each variable, its observed and missing rows).
+
+    Examples
+    --------
+    >>> a, b = ones_column(3), ones_column(2)
+    >>> a.shape, a.flags.f_contiguous, a.flags.writeable, np.shares_memory(a, b)
+    ((3, 1), True, False, True)
+    """
+    global _ones_buffer
+    base = _ones_buffer() if _ones_buffer is not None else None
+    if base is None or base.size < k:
+        base = np.ones(k)
+        base.flags.writeable = False
+        _ones_buffer = weakref.ref(base)
+    return base[:k, None]
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list[int]]:
