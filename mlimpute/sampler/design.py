@@ -282,7 +282,8 @@ def _random_design(
         if len(set(zn)) < len(zn):
             raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
         if len(random) == 1 and random[0].terms.strip() == "1":  # a random intercept only
-            Z = Block(zn, ones_column(obs_idx.size), ones_column(mis_idx.size))
+            n = len(template)
+            Z = Block(zn, ones_column(obs_idx.size, n), ones_column(mis_idx.size, n))
         else:
             Zfull = np.hstack(zs)
             Z = Block(zn, rows(Zfull, obs_idx), rows(Zfull, mis_idx), zf, zsl, zspec)

@@ -84,9 +84,11 @@ def rows(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
 _ones_buffer: weakref.ref | None = None
 
 
-def ones_column(k: int) -> np.ndarray:
+def ones_column(k: int, n: int = 0) -> np.ndarray:
     """A (k, 1) column of ones: a read-only view of one buffer that every design of the
     process shares (the random intercept of each variable, its observed and missing rows).
+    A new buffer, when one is needed, has ``max(k, n)`` rows (``n``: all rows of the data,
+    so that every later design fits in it).
 
     Examples
     --------
@@ -97,7 +99,7 @@ def ones_column(k: int) -> np.ndarray:
     global _ones_buffer
     base = _ones_buffer() if _ones_buffer is not None else None
     if base is None or base.size < k:
-        base = np.ones(k)
+        base = np.ones(max(k, n))
         base.flags.writeable = False
         _ones_buffer = weakref.ref(base)
     return base[:k, None]
