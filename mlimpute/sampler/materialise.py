@@ -117,7 +117,8 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], l
         return list(range(p)), []
     norms = np.sqrt((X**2).sum(0))
     Xs = X / np.where(norms > 0, norms, 1.0)
-    R = sla.qr(Xs, mode="r")[0]
+    # Xs is a new array of finite values (designs are checked): factorised in place
+    R = sla.qr(Xs, mode="r", overwrite_a=True, check_finite=False)[0]
     d = np.zeros(p)
     k = min(R.shape)
     d[:k] = np.abs(np.diag(R)[:k])
