@@ -26,7 +26,14 @@ from mlimpute.models.registry import multi_term_model
 from mlimpute.models.segments import Segments
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.compatible import ANALYSIS, extra_param_names, run_compatible_chain
-from mlimpute.sampler.design import ClusterValues, Layout, ModelData, Values, build_model_data
+from mlimpute.sampler.design import (
+    ClusterValues,
+    Layout,
+    ModelData,
+    Values,
+    build_model_data,
+    chain_designs,
+)
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.sampler.shifts import ModelShifts
 from mlimpute.spec.build import LATENT_DELTA_METHODS, ImputationSpec
@@ -435,12 +442,24 @@ def _run_chain(
     start: ChainState | None,
     seed: np.random.SeedSequence,
 ) -> ChainResult:
+    # the plan's designs, refreshed in place (copies only while another thread holds them)
+    with chain_designs(plan.data, plan.names) as datas:
+        return _steps(plan, rng, T, start, seed, datas)
+
+
+def _steps(
+    plan: Plan,
+    rng: np.random.Generator,
+    T: int,
+    start: ChainState | None,
+    seed: np.random.SeedSequence,
+    datas: dict[str, ModelData],
+) -> ChainResult:
     names = plan.names
     values, cvals = start_values(plan, rng, start)
     codes, first = plan.layout.codes, plan.layout.segments.starts
     level2 = {v.name for v in plan.spec.variables if v.level == 2}
     level3 = {v.name for v in plan.spec.variables if v.level == 3}
-    datas = {n: plan.data[n].for_chain() for n in names}
     states: dict[str, object] = {} if start is None else dict(start.states)
     done = 0 if start is None else start.iterations
     mean = np.empty((T, len(names)))

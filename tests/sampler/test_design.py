@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from mlimpute.sampler.design import Layout, Values, build_model_data
+from mlimpute.sampler.design import Layout, Values, build_model_data, chain_designs
+from mlimpute.sampler.materialise import rows
 from mlimpute.spec.formula import cmean_column, parse_formula
 
 
@@ -53,3 +54,79 @@ def test_collinear_and_constant_columns_dropped_with_events():
     data = build_model_data(f, df, np.ones(30, bool), layout, set())
     assert data.X.names == ["Intercept", "x"]
     assert any("'k'" in e for e in data.events) and any("'x2'" in e for e in data.events)
+
+
+def _design():
+    """A two-variable plan's design of y (fast columns x and cmean(x)) and its values."""
+    rng = np.random.default_rng(5)
+    n = 80
+    df = pd.DataFrame(
+        {"g": rng.integers(0, 8, n), "x": rng.normal(size=n), "y": rng.normal(size=n)}
+    )
+    layout = Layout.from_frame(df, "g")
+    static = df.iloc[layout.order].reset_index(drop=True)
+    static[cmean_column("x")] = layout.cluster_mean(static["x"].to_numpy())
+    f = parse_formula("~ x + cmean(x) + x:cmean(x) + (1 | g)", "y")
+    observed = rng.random(n) > 0.3
+    d = build_model_data(f, static, observed, layout, {"x", "y", cmean_column("x")})
+    return d, layout, static
+
+
+def test_cmean_columns_gathered_per_cluster_equal_the_broadcast_column():
+    # the per-cluster path (codes given) and the row path (no codes) give the same bits
+    d, layout, static = _design()
+    x = static["x"].to_numpy() * 3.0 - 1.0
+    a, b = d.for_chain(), d.for_chain()
+    a.refresh(Values(layout, {"x": x}), static)
+    for blk in (b.X, b.Z):
+        blk.refresh(Values(layout, {"x": x}), static, b.obs_idx, b.mis_idx)  # codes=None
+    assert np.array_equal(a.X.obs, b.X.obs) and np.array_equal(a.X.mis, b.X.mis)
+    j = a.X.names.index("cmean(x)")
+    want = layout.cluster_mean(x)
+    assert np.array_equal(a.X.obs[:, j], want[a.obs_idx])
+    assert np.array_equal(a.X.mis[:, j], want[a.mis_idx])
+    v = Values(layout, {"x": x})
+    means = v.cluster_means("cmean(x)")
+    v["x"] = x + 1.0
+    v.touch("x")  # an imputation changed x: its cluster means are recomputed
+    assert not np.array_equal(v.cluster_means("cmean(x)"), means)
+
+
+def test_random_intercepts_share_one_read_only_column_of_ones():
+    d, layout, static = _design()
+    f = parse_formula("~ y + (1 | g)", "x")
+    other = build_model_data(f, static, static["x"].notna().to_numpy(), layout, {"x", "y"})
+    for z in (d.Z.obs, d.Z.mis, other.Z.obs):
+        assert z.shape[1] == 1 and np.all(z == 1.0)
+        assert z.flags.f_contiguous and not z.flags.writeable
+    assert np.shares_memory(d.Z.obs, other.Z.obs) and np.shares_memory(d.Z.obs, d.Z.mis)
+    assert d.for_chain().Z is d.Z  # static: never copied
+
+
+def test_rows_is_a_fortran_gather():
+    X = np.arange(12.0).reshape(4, 3)
+    idx = np.array([3, 1])
+    r = rows(X, idx)
+    assert r.flags.f_contiguous and np.array_equal(r, X[idx])
+    assert rows(X, idx[:0]).shape == (0, 3)
+
+
+def test_a_chain_refreshes_the_plans_designs_unless_another_holds_them():
+    d, layout, static = _design()
+    with chain_designs({"y": d}, ["y"]) as first:
+        assert first["y"] is d  # one chain at a time: in place, no copy
+        with chain_designs({"y": d}, ["y"]) as second:  # a concurrent chain: copies
+            assert second["y"] is not d
+            assert not np.shares_memory(second["y"].X.obs, d.X.obs)
+            assert second["y"].Z is d.Z  # static blocks stay shared
+    with chain_designs({"y": d}, ["y"]) as again:
+        assert again["y"] is d  # released
+
+
+def test_split_modules_keep_the_public_names_importable_from_design():
+    import mlimpute.sampler.design as design
+    from mlimpute.sampler import block, layout, values
+
+    assert design.Layout is layout.Layout and design.GroupingFactor is layout.GroupingFactor
+    assert design.Values is values.Values and design.ClusterValues is values.ClusterValues
+    assert design.Block is block.Block and design.check_finite is block.check_finite
