@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 from scipy.special import log_ndtr
 
@@ -162,15 +163,27 @@ def test_ordinal_draws_follow_the_discrete_conditional_with_the_slope():
     assert _calibration_p(draws, q) < 1e-8
 
 
-def test_ordinal_categories_that_are_numbers_draw_as_labels():
-    """The same ordinal x with categories 0 < 1 < 2 and "a" < "b" < "c": the same draws
-    (codes) and parameters bit for bit, with a random slope on x."""
-    df = _data([-0.4, 0.6], J=12, size=6)
-    lab = df.assign(x=df.x.cat.rename_categories(["a", "b", "c"]))
+@pytest.mark.parametrize("cuts", [[0.0], [-0.4, 0.6]], ids=["binary", "ordinal"])
+def test_categories_that_are_numbers_draw_as_labels(cuts):
+    """The same categorical x with categories that are numbers (1 < 2, or 1 < 2 < 3) and
+    with letters: the same draws (codes) bit for bit, with a random slope on x. (Numbers
+    were once handed to formulaic as plain numbers: a binary x failed with a
+    FactorEncodingError, an ordinal one was read as a number.)"""
+    df = _data(cuts, J=12, size=6)
+    k = len(cuts) + 1
+    codes = df.x.cat.codes if len(cuts) > 1 else df.x.fillna(-1).astype(int)
+    codes = codes.where(df.x.notna())
+
+    def as_cats(labels):
+        cats = pd.Categorical.from_codes(codes.fillna(-1).astype(int), categories=labels)
+        return df.assign(x=cats.as_ordered() if len(cuts) > 1 else cats)
+
+    num, lab = as_cats(list(range(1, k + 1))), as_cats(list("abc")[:k])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = df.mi.impute(model=MODEL, m=1, iterations=4, rng=5)
+        a = num.mi.impute(model=MODEL, m=1, iterations=4, rng=5)
         b = lab.mi.impute(model=MODEL, m=1, iterations=4, rng=5)
+    assert a.spec.variables[0].method == ("2l.bin" if k == 2 else "2l.ordinal")
     ca, cb = a.complete(1).x, b.complete(1).x
     np.testing.assert_array_equal(ca.cat.codes.to_numpy(), cb.cat.codes.to_numpy())
-    assert ca.isna().sum() == 0 and df.x.isna().sum() > 10
+    assert ca.isna().sum() == 0 and num.x.isna().sum() > 10
