@@ -15,7 +15,9 @@ on the complete data, after model-based imputation (``model=``) and after chaine
 imputation with the defaults (``cluster="g"``). Printed per method and parameter: mean
 estimate ± Monte Carlo SE (SD over replications / √R), mean relative bias against the
 truth and against the complete-data estimate of the same data set (± MC SE), 95 %
-coverage of the truth (± binomial MC SE) and the largest R-hat seen.
+coverage of the truth (± binomial MC SE) among the replications whose pooled interval is
+finite, how many had none (a variance component at zero in an imputation's fit), and the
+largest R-hat seen (over every trace, after discarding the first half).
 
     python benchmarks/compatible_binary_slope.py --reps 100 --m 10 --iterations 60 \
         --out results/binslope
@@ -166,7 +168,11 @@ def summary(records: list[dict]) -> pd.DataFrame:
             comp = np.array([r["complete"][name]["estimate"] for r in records])
             lo = np.array([r[method][name]["ci_low"] for r in records])
             hi = np.array([r[method][name]["ci_high"] for r in records])
-            cov = (lo <= true) & (true <= hi)
+            # a variance component's pooled interval is NaN when an imputation's fit puts
+            # it at zero (a singular fit): coverage among the finite intervals, and how many
+            # replications had none
+            finite = np.isfinite(lo) & np.isfinite(hi)
+            cov = ((lo <= true) & (true <= hi))[finite]
             row = {
                 "method": method,
                 "parameter": name,
@@ -176,7 +182,9 @@ def summary(records: list[dict]) -> pd.DataFrame:
                 "diff_vs_complete": (est - comp).mean(),
                 "diff_mc_se": (est - comp).std(ddof=1) / np.sqrt(R),
                 "coverage": cov.mean(),
-                "cov_mc_se": np.sqrt(cov.mean() * (1 - cov.mean()) / R),
+                "cov_mc_se": np.sqrt(cov.mean() * (1 - cov.mean()) / cov.size),
+                "no_interval": int((~finite).sum()),
+                "median_width": float(np.median((hi - lo)[finite])),
             }
             if true != 0:
                 row["relbias_truth_%"] = 100 * (est.mean() - true) / true
