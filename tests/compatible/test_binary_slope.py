@@ -138,8 +138,8 @@ def _calibration_p(draws, p):
 def test_binary_draws_follow_the_discrete_conditional_with_the_slope():
     """150 chains × ~50 missing rows (about 1 s). A correct sampler: |score| < 4 (false
     alarm 6e-5) and calibration p > 1e-4. The conditional with the cluster's slope u1j
-    dropped (the slope read as a second intercept, the defect fixed earlier) is rejected:
-    its score on the same draws is about 56 here."""
+    dropped is rejected (score about 56 on the same draws), and so is the sampler that
+    read the random slope as a second intercept (fixed earlier: score about 99)."""
     draws, p, q = _draws_and_probs(_data([0.0]), 150)
     assert draws.size > 5000
     assert abs(_score(draws, p, q)) < 4
@@ -153,8 +153,8 @@ def test_ordinal_draws_follow_the_discrete_conditional_with_the_slope():
     """Three ordered categories 0 < 1 < 2 (numbers): x enters the analysis model and its
     random part as two treatment dummies (three random effects per cluster), as above;
     30 chains (about 2 s). The candidate categories were once handed to formulaic as plain
-    numbers, which it read as a numeric x (both dummies equal to k): score about 28 at
-    this size, and the dropped-slope conditional about 25."""
+    numbers, which it read as a numeric x (both dummies equal to k): score about 27 at
+    this size; the dropped-slope conditional scores about 24."""
     draws, p, q = _draws_and_probs(_data([-0.4, 0.6]), 30)
     assert draws.size > 1500 and p.shape[1] == 3
     assert abs(_score(draws, p, q)) < 4
