@@ -464,13 +464,10 @@ def categorical_draw(
     act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
     K = levels.size
     log_p = np.empty((rows.size, K))
-    labels = []
-    for k, code in enumerate(levels):  # the few categories, never rows
+    for k in range(K):  # the few categories, never rows
         log_p[:, k] = (
             own[:, k] if isinstance(st, NominalState) else category_log_prob(eta_x, cuts, k)
         )
-        cand = np.full(rows.size, code)
-        labels.append(np.asarray(decode(cand, plan.like[x]) if x in plan.like else cand))
     designs = [(da, sa, y_values[rows[act]], act)]
     for p in users:
         dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
@@ -489,7 +486,11 @@ def categorical_draw(
             continue
         rd = RowDesign(plan, d, np.tile(sub, K))  # the rows once per category
         frame = rd.frame(values, plan.static)
-        frame[x] = np.concatenate([lab if mask is None else lab[mask] for lab in labels])
+        # every category on the rows, decoded once: a pandas Categorical keeps its categories
+        # (as plain numbers, categories 1 < 2 < 3 would be read by formulaic as a number)
+        cand = np.repeat(levels, sub.size)
+        lab = decode(cand, plan.like[x]) if x in plan.like else cand
+        frame[x] = lab.array if isinstance(lab, pd.Series) else lab
         eta = rd.eta(d, state, frame)
         if i == 0 and count:
             ll = count_loglik(state, np.tile(v, K), eta + np.tile(resid, K))
