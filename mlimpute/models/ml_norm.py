@@ -70,6 +70,12 @@ these data, its mean bias of D0 is −0.066 (−7.7 %, against −0.009) and of 
 Cost per step: O(n_obs·(p² + p·q + q²) + J·q²·p + p³): segment sums (``reduceat`` over
 rows sorted by cluster) and a Cholesky written out over q, vectorised over clusters.
 
+Where the pieces live: the model and its state here; the per-cluster statistics and the
+blocked (β, b) draw in :mod:`mlimpute.models.ml_norm_stats`; the kernels that move Ψ
+(collapsed Metropolis–Hastings, Huang–Wand prior) in :mod:`mlimpute.models.ml_norm_psi`;
+the starting values in :mod:`mlimpute.models.ml_norm_start`; the block-of-chains path in
+:mod:`mlimpute.models.ml_norm_batched`.
+
 References
 ----------
 Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
@@ -91,14 +97,11 @@ from typing import Literal
 import numpy as np
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models._ml_norm_static import Split, Static, psi_entries, split_stats, static
+from mlimpute.models._ml_norm_static import psi_entries, static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
-    backward_batched,
-    chol_batched,
     draw_chol,
     draw_precision_batched,
-    forward_batched,
     inv_wishart,
     solve_spd,
 )
@@ -110,6 +113,16 @@ from mlimpute.models.ml_norm_psi import (  # noqa: F401 (re-exported: older impo
     _psi_collapsed_mh,
     mh_2x2_stacked,
     psi_xi_posterior,
+)
+from mlimpute.models.ml_norm_start import _moments, _scatter, _start_beta  # noqa: F401
+from mlimpute.models.ml_norm_stats import (
+    _b_mean,
+    _beta_marginal,
+    _cluster_precision,
+    _cluster_stats,
+    _residual_of_beta,
+    _weighted_cluster_stats,
+    _Weights,
 )
 from mlimpute.models.registry import register
 from mlimpute.models.segments import Segments
@@ -133,53 +146,6 @@ class MultilevelNormState:
     b_mean: np.ndarray | None = None  # E[b | β̄, σ², Ψ, y]
     sigma_hyper: np.ndarray | None = None  # heteroscedastic model: (s², ν)
     sigma2_floor: float = 0.0  # 1e-10·var(y_obs): an exact fit cannot drive σ² to 0
-
-
-@dataclass(frozen=True)
-class _Weights:
-    """The residual variance as a step uses it: one σ², or one per cluster (row weights)."""
-
-    s2: float | np.ndarray
-    s2c: float | np.ndarray  # per-cluster divisor of (J, q) arrays
-    s2d: float | np.ndarray  # per-cluster divisor of (J, q, k) arrays
-    wr: np.ndarray | None  # row weights 1/σ²_row (heteroscedastic), else None
-
-    @classmethod
-    def of(cls, s2: float | np.ndarray, seg: Segments) -> _Weights:
-        if np.ndim(s2) == 0:
-            return cls(s2, s2, s2, None)
-        return cls(s2, s2[:, None], s2[:, None, None], 1.0 / np.take(s2, seg.codes))
-
-    def with_rows(self, weights: np.ndarray) -> _Weights:
-        """Row weights ``w_i/σ²_row`` folded into every sum (the cluster statistics are then
-        weighted sums and need no divisor)."""
-        base = 1.0 / self.s2 if self.wr is None else self.wr
-        return _Weights(1.0, 1.0, 1.0, weights * base)
-
-    @property
-    def het(self) -> bool:
-        return self.wr is not None
-
-    def gram(self, M: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
-        """``M'WM`` (or ``M'Wv``) with ``W = diag(1/σ²_row)``."""
-        if self.wr is None:
-            return (M.T @ (M if v is None else v)) / self.s2
-        return (M * self.wr[:, None]).T @ (M if v is None else v)
-
-
-@dataclass(frozen=True)
-class _ClusterStats:
-    """Per-cluster sufficient statistics of one step: ``Z'Z`` (J, q, q), ``Z'X`` (J, q, p),
-    ``Z'y`` (J, q); on the split path also X'X, X'y and the split design R, M."""
-
-    ZtZ: np.ndarray
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    split: Split | None = None
-    XtX: np.ndarray | None = None
-    Xty: np.ndarray | None = None
-    R: np.ndarray | None = None
-    M: np.ndarray | None = None
 
 
 @register(
@@ -463,157 +429,6 @@ class MultilevelNorm:
     ) -> tuple[np.ndarray, list[str]]:
         """The current draw of b (J, q) and the random design's column names."""
         return state.b, self.random_effect_names(data)
-
-
-# -- the step's named pieces ---------------------------------------------------------------
-def _cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static, split: Split | None
-) -> _ClusterStats:
-    """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
-
-    * **split** (Z = 1, many rows per cluster, homoscedastic): :func:`split_stats` does the
-      cluster-constant columns per cluster and also gives X'X and X'y;
-    * **ones** (Z = 1): cluster sums of X and y, without the (n, q, p) products;
-    * **general**: sums of the row products ``z_i x_i'`` and ``z_i y_i``.
-
-    ``Z'Z`` is the plan's cached one when Z does not change with the imputations.
-    """
-    ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
-    if split is not None:
-        ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
-        return _ClusterStats(ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M)
-    if st.ones:
-        return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
-    return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
-
-
-def _weighted_cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, wr: np.ndarray, ones: bool
-) -> _ClusterStats:
-    """Per-cluster ``Z'WZ``, ``Z'WX`` and ``Z'Wy`` with row weights ``wr`` (segment sums)."""
-    if ones:
-        Xw = X * wr[:, None]
-        return _ClusterStats(
-            seg.sum(wr)[:, None, None], seg.sum(Xw)[:, None, :], seg.sum(wr * y)[:, None]
-        )
-    Zw = Z * wr[:, None]
-    return _ClusterStats(
-        seg.sum(Zw[:, :, None] * Z[:, None, :]),
-        seg.sum(Zw[:, :, None] * X[:, None, :]),
-        seg.sum(Zw * y[:, None]),
-    )
-
-
-def _cluster_precision(
-    ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats, w: _Weights, q: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
-    (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
-    written out, as the general calls compute them."""
-    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
-    if q == 1:
-        P = ZtZ_s + 1.0 / psi
-        L = np.sqrt(P)
-        return P, L, C / w.s2d / L
-    P = ZtZ_s + np.linalg.inv(psi)
-    L = chol_batched(P)
-    return P, L, forward_batched(L, C / w.s2d)
-
-
-def _beta_marginal(
-    X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _ClusterStats, w: _Weights
-) -> tuple[np.ndarray, np.ndarray]:
-    """Precision ``A = X'X/σ² − Σ_j W_j'W_j`` and ``h = X'y/σ² − Σ_j W_j'w_j`` of β with b
-    integrated out (``[W_j w_j] = L_j⁻¹[C_j c_j]``); on the split path both sums are one
-    BLAS product. A is symmetrised."""
-    p = X.shape[1]
-    if stats.split is not None:
-        G = Ww[:, 0, :].T @ Ww[:, 0, :]
-        A = stats.XtX / w.s2 - G[:p, :p]
-        h = stats.Xty / w.s2 - G[:p, p]
-    else:
-        W, wv = Ww[:, :, :p], Ww[:, :, p]
-        A = w.gram(X) - np.einsum("jqp,jqr->pr", W, W)
-        h = w.gram(X, y) - np.einsum("jqp,jq->p", W, wv)
-    return (A + A.T) / 2, h
-
-
-def _b_mean(
-    L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights, q: int
-) -> np.ndarray:
-    """``E[b_j | β̄] = P_j⁻¹ (Z_j'y_j − Z_j'X_j β̄)/σ²`` (q = 1: divided by L² directly)."""
-    c = (stats.Zty - stats.ZtX @ mean) / w.s2c
-    if q == 1:
-        return c / L[:, :, 0] / L[:, :, 0]
-    return backward_batched(L, forward_batched(L, c))
-
-
-def _residual_of_beta(
-    X: np.ndarray, y: np.ndarray, beta: np.ndarray, stats: _ClusterStats, seg: Segments
-) -> np.ndarray:
-    """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
-    split = stats.split
-    if split is not None:
-        return y - (
-            stats.R @ beta[split.rows] + np.repeat(stats.M @ beta[split.consts], seg.counts)
-        )
-    return y - X @ beta
-
-
-def _start_beta(X: np.ndarray, y: np.ndarray, data: ModelData) -> np.ndarray:
-    """Least squares of y on X: from the normal equations (built by
-    :func:`~mlimpute.models._ml_norm_static.split_stats`) where the design is split, else
-    by ``lstsq`` (SVD; 7 ms for 24,000 × 28 rows, where the normal equations cost 1 ms).
-    Only a starting point."""
-    if not X.shape[1]:
-        return np.zeros(0)
-    split = static(data).split
-    if split is not None:
-        XtX, Xty = split_stats(X, y, data.seg_obs, split)[2:4]
-        try:
-            return solve_spd(XtX, Xty)[0]
-        except np.linalg.LinAlgError:
-            pass
-    return np.linalg.lstsq(X, y, rcond=None)[0]
-
-
-def _moments(
-    r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
-
-    Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
-    ``Ψ_kk ≈ var(b̂_jk) − σ²·mean((Z_j'Z_j)⁻¹)_kk`` and σ² is the pooled within-cluster
-    residual variance. Ψ is kept diagonal and clipped to [(0.05 A_k)², A_k²].
-    """
-    q = Z.shape[1]
-    ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
-    Ztr = seg.sum(Z * r[:, None])
-    diag = ZtZ[:, np.arange(q), np.arange(q)]
-    # clusters that identify all q effects (a column constant 0 within a cluster does not)
-    ok = (seg.counts > q + 1) & np.all(diag > 1e-12 * diag.max(axis=0, initial=0.0), axis=1)
-    floor, cap = (0.05 * scale) ** 2, scale**2
-    tiny = (1e-12 * float(np.min(scale))) ** 2  # relative to the data's scale
-    if ok.sum() < 3:
-        return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), tiny)
-    if q == 1:  # what pinv(hermitian=True) gives for positive 1×1 matrices
-        inv = 1.0 / ZtZ[ok]
-    else:
-        inv = np.linalg.pinv(ZtZ[ok], hermitian=True)
-    bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
-    fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
-    inside = np.take(ok, seg.codes)
-    dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
-    sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
-    sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), tiny)
-    d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
-    return np.diag(np.clip(d, floor, cap)), sigma2
-
-
-def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    out = np.zeros((ok.shape[0], bhat.shape[1]))
-    out[ok] = bhat
-    return out
 
 
 def _psi_names(data: ModelData) -> list[str]:
