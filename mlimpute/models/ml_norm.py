@@ -70,6 +70,12 @@ these data, its mean bias of D0 is −0.066 (−7.7 %, against −0.009) and of 
 Cost per step: O(n_obs·(p² + p·q + q²) + J·q²·p + p³): segment sums (``reduceat`` over
 rows sorted by cluster) and a Cholesky written out over q, vectorised over clusters.
 
+Where the pieces live: the model and its state here; the per-cluster statistics and the
+blocked (β, b) draw in :mod:`mlimpute.models.ml_norm_stats`; the kernels that move Ψ
+(collapsed Metropolis–Hastings, Huang–Wand prior) in :mod:`mlimpute.models.ml_norm_psi`;
+the starting values in :mod:`mlimpute.models.ml_norm_start`; the block-of-chains path in
+:mod:`mlimpute.models.ml_norm_batched`.
+
 References
 ----------
 Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
@@ -91,17 +97,32 @@ from typing import Literal
 import numpy as np
 
 from mlimpute.errors import SpecificationError
-from mlimpute.models._ml_norm_static import Split, Static, psi_entries, split_stats, static
+from mlimpute.models._ml_norm_static import psi_entries, static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
-    backward_batched,
-    chol_batched,
     draw_chol,
     draw_precision_batched,
-    forward_batched,
-    inv_gamma,
     inv_wishart,
     solve_spd,
+)
+from mlimpute.models.ml_norm_psi import (  # noqa: F401 (re-exported: older import paths)
+    _log_hw_prior,
+    _log_hw_prior_2x2,
+    _log_marginal,
+    _mh_2x2,
+    _psi_collapsed_mh,
+    mh_2x2_stacked,
+    psi_xi_posterior,
+)
+from mlimpute.models.ml_norm_start import _moments, _scatter, _start_beta  # noqa: F401
+from mlimpute.models.ml_norm_stats import (
+    _b_mean,
+    _beta_marginal,
+    _cluster_precision,
+    _cluster_stats,
+    _residual_of_beta,
+    _weighted_cluster_stats,
+    _Weights,
 )
 from mlimpute.models.registry import register
 from mlimpute.models.segments import Segments
@@ -125,53 +146,6 @@ class MultilevelNormState:
     b_mean: np.ndarray | None = None  # E[b | β̄, σ², Ψ, y]
     sigma_hyper: np.ndarray | None = None  # heteroscedastic model: (s², ν)
     sigma2_floor: float = 0.0  # 1e-10·var(y_obs): an exact fit cannot drive σ² to 0
-
-
-@dataclass(frozen=True)
-class _Weights:
-    """The residual variance as a step uses it: one σ², or one per cluster (row weights)."""
-
-    s2: float | np.ndarray
-    s2c: float | np.ndarray  # per-cluster divisor of (J, q) arrays
-    s2d: float | np.ndarray  # per-cluster divisor of (J, q, k) arrays
-    wr: np.ndarray | None  # row weights 1/σ²_row (heteroscedastic), else None
-
-    @classmethod
-    def of(cls, s2: float | np.ndarray, seg: Segments) -> _Weights:
-        if np.ndim(s2) == 0:
-            return cls(s2, s2, s2, None)
-        return cls(s2, s2[:, None], s2[:, None, None], 1.0 / np.take(s2, seg.codes))
-
-    def with_rows(self, weights: np.ndarray) -> _Weights:
-        """Row weights ``w_i/σ²_row`` folded into every sum (the cluster statistics are then
-        weighted sums and need no divisor)."""
-        base = 1.0 / self.s2 if self.wr is None else self.wr
-        return _Weights(1.0, 1.0, 1.0, weights * base)
-
-    @property
-    def het(self) -> bool:
-        return self.wr is not None
-
-    def gram(self, M: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
-        """``M'WM`` (or ``M'Wv``) with ``W = diag(1/σ²_row)``."""
-        if self.wr is None:
-            return (M.T @ (M if v is None else v)) / self.s2
-        return (M * self.wr[:, None]).T @ (M if v is None else v)
-
-
-@dataclass(frozen=True)
-class _ClusterStats:
-    """Per-cluster sufficient statistics of one step: ``Z'Z`` (J, q, q), ``Z'X`` (J, q, p),
-    ``Z'y`` (J, q); on the split path also X'X, X'y and the split design R, M."""
-
-    ZtZ: np.ndarray
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    split: Split | None = None
-    XtX: np.ndarray | None = None
-    Xty: np.ndarray | None = None
-    R: np.ndarray | None = None
-    M: np.ndarray | None = None
 
 
 @register(
@@ -455,413 +429,6 @@ class MultilevelNorm:
     ) -> tuple[np.ndarray, list[str]]:
         """The current draw of b (J, q) and the random design's column names."""
         return state.b, self.random_effect_names(data)
-
-
-# -- the step's named pieces ---------------------------------------------------------------
-def _cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static, split: Split | None
-) -> _ClusterStats:
-    """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
-
-    * **split** (Z = 1, many rows per cluster, homoscedastic): :func:`split_stats` does the
-      cluster-constant columns per cluster and also gives X'X and X'y;
-    * **ones** (Z = 1): cluster sums of X and y, without the (n, q, p) products;
-    * **general**: sums of the row products ``z_i x_i'`` and ``z_i y_i``.
-
-    ``Z'Z`` is the plan's cached one when Z does not change with the imputations.
-    """
-    ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
-    if split is not None:
-        ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
-        return _ClusterStats(ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M)
-    if st.ones:
-        return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
-    return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
-
-
-def _weighted_cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, wr: np.ndarray, ones: bool
-) -> _ClusterStats:
-    """Per-cluster ``Z'WZ``, ``Z'WX`` and ``Z'Wy`` with row weights ``wr`` (segment sums)."""
-    if ones:
-        Xw = X * wr[:, None]
-        return _ClusterStats(
-            seg.sum(wr)[:, None, None], seg.sum(Xw)[:, None, :], seg.sum(wr * y)[:, None]
-        )
-    Zw = Z * wr[:, None]
-    return _ClusterStats(
-        seg.sum(Zw[:, :, None] * Z[:, None, :]),
-        seg.sum(Zw[:, :, None] * X[:, None, :]),
-        seg.sum(Zw * y[:, None]),
-    )
-
-
-def _cluster_precision(
-    ZtZ_s: np.ndarray, psi: np.ndarray, stats: _ClusterStats, w: _Weights, q: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
-    (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
-    written out, as the general calls compute them."""
-    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
-    if q == 1:
-        P = ZtZ_s + 1.0 / psi
-        L = np.sqrt(P)
-        return P, L, C / w.s2d / L
-    P = ZtZ_s + np.linalg.inv(psi)
-    L = chol_batched(P)
-    return P, L, forward_batched(L, C / w.s2d)
-
-
-def _beta_marginal(
-    X: np.ndarray, y: np.ndarray, Ww: np.ndarray, stats: _ClusterStats, w: _Weights
-) -> tuple[np.ndarray, np.ndarray]:
-    """Precision ``A = X'X/σ² − Σ_j W_j'W_j`` and ``h = X'y/σ² − Σ_j W_j'w_j`` of β with b
-    integrated out (``[W_j w_j] = L_j⁻¹[C_j c_j]``); on the split path both sums are one
-    BLAS product. A is symmetrised."""
-    p = X.shape[1]
-    if stats.split is not None:
-        G = Ww[:, 0, :].T @ Ww[:, 0, :]
-        A = stats.XtX / w.s2 - G[:p, :p]
-        h = stats.Xty / w.s2 - G[:p, p]
-    else:
-        W, wv = Ww[:, :, :p], Ww[:, :, p]
-        A = w.gram(X) - np.einsum("jqp,jqr->pr", W, W)
-        h = w.gram(X, y) - np.einsum("jqp,jq->p", W, wv)
-    return (A + A.T) / 2, h
-
-
-def _b_mean(
-    L: np.ndarray, stats: _ClusterStats, mean: np.ndarray, w: _Weights, q: int
-) -> np.ndarray:
-    """``E[b_j | β̄] = P_j⁻¹ (Z_j'y_j − Z_j'X_j β̄)/σ²`` (q = 1: divided by L² directly)."""
-    c = (stats.Zty - stats.ZtX @ mean) / w.s2c
-    if q == 1:
-        return c / L[:, :, 0] / L[:, :, 0]
-    return backward_batched(L, forward_batched(L, c))
-
-
-def _residual_of_beta(
-    X: np.ndarray, y: np.ndarray, beta: np.ndarray, stats: _ClusterStats, seg: Segments
-) -> np.ndarray:
-    """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
-    split = stats.split
-    if split is not None:
-        return y - (
-            stats.R @ beta[split.rows] + np.repeat(stats.M @ beta[split.consts], seg.counts)
-        )
-    return y - X @ beta
-
-
-def _start_beta(X: np.ndarray, y: np.ndarray, data: ModelData) -> np.ndarray:
-    """Least squares of y on X: from the normal equations (built by
-    :func:`~mlimpute.models._ml_norm_static.split_stats`) where the design is split, else
-    by ``lstsq`` (SVD; 7 ms for 24,000 × 28 rows, where the normal equations cost 1 ms).
-    Only a starting point."""
-    if not X.shape[1]:
-        return np.zeros(0)
-    split = static(data).split
-    if split is not None:
-        XtX, Xty = split_stats(X, y, data.seg_obs, split)[2:4]
-        try:
-            return solve_spd(XtX, Xty)[0]
-        except np.linalg.LinAlgError:
-            pass
-    return np.linalg.lstsq(X, y, rcond=None)[0]
-
-
-def _log_marginal(psi: np.ndarray, ZtZ_s: np.ndarray, c: np.ndarray) -> float:
-    """log p(y | β, σ², Ψ) up to terms free of Ψ, from per-cluster statistics.
-
-    With ``P_j = Z_j'Z_j/σ² + Ψ⁻¹`` and ``c_j = Z_j'(y_j − X_jβ)/σ²`` (determinant lemma and
-    Woodbury): ``−½ Σ_j [log|Ψ| + log|P_j| − c_j'P_j⁻¹c_j]``; clusters without rows add 0.
-    """
-    q = psi.shape[0]
-    if q == 2:  # closed form: the common random-slope case, ~10 vector operations
-        det_psi = psi[0, 0] * psi[1, 1] - psi[0, 1] ** 2
-        p11 = ZtZ_s[:, 0, 0] + psi[1, 1] / det_psi
-        p22 = ZtZ_s[:, 1, 1] + psi[0, 0] / det_psi
-        p12 = ZtZ_s[:, 0, 1] - psi[0, 1] / det_psi
-        det_p = p11 * p22 - p12**2
-        quad = (p22 * c[:, 0] ** 2 - 2 * p12 * c[:, 0] * c[:, 1] + p11 * c[:, 1] ** 2) / det_p
-        return -0.5 * (c.shape[0] * np.log(det_psi) + np.log(det_p).sum() - quad.sum())
-    L = chol_batched(ZtZ_s + np.linalg.inv(psi))
-    logdet_p = 2 * np.log(L[:, np.arange(q), np.arange(q)]).sum()
-    w = forward_batched(L, c)
-    return -0.5 * (L.shape[0] * np.linalg.slogdet(psi)[1] + logdet_p - np.sum(w * w))
-
-
-def _log_hw_prior(sub: np.ndarray, L: np.ndarray, scale: np.ndarray, nu: float) -> float:
-    """log Huang–Wand density of a k×k block (a integrated out; Huang & Wand 2013, eq. 2).
-
-    ``p(Ψ) ∝ |Ψ|^(−(ν+2k)/2) Π_i (ν(Ψ⁻¹)_ii + 1/A_i²)^(−(ν+k)/2)``.
-    """
-    k = sub.shape[0]
-    inv_diag = np.diag(np.linalg.inv(sub))
-    return (
-        -(nu + 2 * k) * np.log(np.diag(L)).sum()
-        - (nu + k) / 2 * np.log(nu * inv_diag + 1 / scale**2).sum()
-    )
-
-
-def _psi_collapsed_mh(
-    rng: np.random.Generator,
-    psi: np.ndarray,
-    alpha: np.ndarray,
-    ZtZ_s: np.ndarray,
-    c: np.ndarray,
-    scale: np.ndarray,
-    nu: float,
-    data: ModelData,
-    n_steps: int,
-    step: float = 0.15,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Collapsed random-walk MH on each correlated covariance block of Ψ, then α | Ψ.
-
-    Target: ``p(Ψ | β, σ², y)`` with the random effects b *and* the expansion scales α
-    integrated out, under the Huang–Wand prior. Proposals move (log L_ii, L_ij) of the
-    block's Cholesky factor by N(0, step²) (off-diagonals scaled by the row's L_ii, with a
-    Hastings correction); the Jacobian of Ψ = LL' in those coordinates is
-    ``Π_i L_ii^(k − i + 1)`` (i from 0). Each proposal costs O(J·q³) and no pass over the
-    rows: it moves the variances and correlations that Gibbs steps given b move slowly
-    when clusters carry little information about their random effects. Afterwards α is
-    drawn from its exact conditional ``α_i² = 1/a_i``,
-    ``a_i ~ IG((ν + k)/2, ν(Ψ⁻¹)_ii + 1/A_i²)`` (independent of b and y given Ψ), as the
-    partially collapsed Gibbs sampler requires (van Dyk & Park 2008).
-    """
-    alpha = alpha.copy()
-    if psi.shape[0] == 2 and data.random_correlated == (True,):
-        psi = _mh_2x2(rng, psi, ZtZ_s, c, scale, nu, n_steps, step)
-        a = inv_gamma(rng, (nu + 2) / 2, nu * np.diag(np.linalg.inv(psi)) + 1 / scale**2)
-        return psi, np.where(alpha < 0, -1.0, 1.0) / np.sqrt(a)
-    for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True):
-        # scalar blocks mix well through the α-step alone (lag-1 autocorrelation ≈ 0.1)
-        if not correlated or len(cols) < 2:
-            continue
-        for g in [list(cols)]:
-            g = np.array(g)
-            k = len(g)
-            jac_pow = k - np.arange(k) + 1
-            low = np.tril_indices(k, -1)
-
-            def log_target(
-                ps: np.ndarray, Lg: np.ndarray, g: np.ndarray = g, jac_pow: np.ndarray = jac_pow
-            ) -> float:
-                return (
-                    _log_marginal(ps, ZtZ_s, c)
-                    + _log_hw_prior(ps[np.ix_(g, g)], Lg, scale[g], nu)
-                    + (jac_pow * np.log(np.diag(Lg))).sum()
-                )
-
-            Lg = np.linalg.cholesky(psi[np.ix_(g, g)])
-            cur = log_target(psi, Lg)
-            for _ in range(n_steps):
-                prop = Lg.copy()
-                prop[np.diag_indices(k)] *= np.exp(step * rng.standard_normal(k))
-                log_q = 0.0
-                if k > 1:
-                    sd = step * np.diag(Lg)[low[0]]  # off-diagonal step ∝ the row's L_ii
-                    d = sd * rng.standard_normal(len(low[0]))
-                    prop[low] += d
-                    sd_rev = step * np.diag(prop)[low[0]]
-                    log_q = np.sum(
-                        np.log(sd / sd_rev) - d**2 / (2 * sd_rev**2) + d**2 / (2 * sd**2)
-                    )
-                new_psi = psi.copy()
-                new_psi[np.ix_(g, g)] = prop @ prop.T
-                new = log_target(new_psi, prop)
-                if np.log(rng.random()) < new - cur + log_q:
-                    psi, Lg, cur = new_psi, prop, new
-            a = inv_gamma(
-                rng,
-                (nu + k) / 2,
-                nu * np.diag(np.linalg.inv(psi[np.ix_(g, g)])) + 1 / scale[g] ** 2,
-            )
-            alpha[g] = np.where(alpha[g] < 0, -1.0, 1.0) / np.sqrt(a)
-    return psi, alpha
-
-
-def psi_xi_posterior(nu: float, J: int, S: np.ndarray) -> tuple[float, np.ndarray]:
-    """Degrees of freedom and scale of ``Ψ_ξ | ξ ~ IW(ν + k − 1 + J, 2ν·I + S)`` for a
-    k×k block with ``S = Σ_j ξ_j ξ_j'`` (k×k, or stacked (C, k, k) for a block of chains:
-    the same element-wise arithmetic)."""
-    k = S.shape[-1]
-    return nu + k - 1 + J, 2 * nu * np.eye(k) + S
-
-
-def _mh_2x2(
-    rng: np.random.Generator,
-    psi: np.ndarray,
-    ZtZ_s: np.ndarray,
-    c: np.ndarray,
-    scale: np.ndarray,
-    nu: float,
-    n_steps: int,
-    step: float,
-) -> np.ndarray:
-    """:func:`_psi_collapsed_mh` for one correlated 2×2 Ψ, written out in scalars.
-
-    Same target, proposal and Jacobian (exponents 3 and 2 for L_11, L_22); the random
-    numbers are drawn up front so the loop body is plain arithmetic.
-    :func:`mh_2x2_stacked` does the same operations for a block of chains (squares are
-    products: numpy's scalar ``** 2`` calls ``pow``, which rounds differently from the
-    array square about once in a thousand).
-    """
-    z11, z22, z12 = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
-    c1, c2 = c[:, 0], c[:, 1]
-    c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
-    J = c.shape[0]
-    A2 = scale**2
-    inv0, inv1 = 1 / A2[0], 1 / A2[1]
-
-    def log_target(l11: float, l21: float, l22: float) -> float:
-        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
-        det = s11 * s22 - s12 * s12
-        p11, p22, p12 = z11 + s22 / det, z22 + s11 / det, z12 - s12 / det
-        det_p = p11 * p22 - p12 * p12
-        quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
-        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum() - quad.sum())
-        g11, g22 = np.log(l11), np.log(l22)
-        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
-        return log_lik + log_prior + 3 * g11 + 2 * g22
-
-    L = np.linalg.cholesky(psi)
-    l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
-    cur = log_target(l11, l21, l22)
-    z = rng.standard_normal((n_steps, 3)) * step
-    u = np.log(rng.random(n_steps))
-    for i in range(n_steps):
-        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
-        d = z[i, 2] * l22  # off-diagonal step ∝ the row's L_22
-        n21 = l21 + d
-        sn, sl, dd = step * n22, step * l22, d * d
-        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
-        new = log_target(n11, n21, n22)
-        if u[i] < new - cur + log_q:
-            l11, l21, l22, cur = n11, n21, n22, new
-    return np.array([[l11 * l11, l11 * l21], [l11 * l21, l21 * l21 + l22 * l22]])
-
-
-def _log_hw_prior_2x2(
-    log_l11: np.ndarray,
-    log_l22: np.ndarray,
-    s11: np.ndarray,
-    s22: np.ndarray,
-    det: np.ndarray,
-    inv0: np.ndarray,
-    inv1: np.ndarray,
-    nu: float,
-) -> np.ndarray:
-    """:func:`_log_hw_prior` of a 2×2 Ψ = LL' (``log_l11``, ``log_l22`` the logs of L's
-    diagonal, ``s11 = Ψ_11``, ``s22 = Ψ_22``, ``det = |Ψ|``, ``inv0``, ``inv1`` one over
-    the squared scales), element-wise: for one chain's scalars and for a block's arrays
-    alike."""
-    return -(nu + 4) * (log_l11 + log_l22) - (nu + 2) / 2 * (
-        np.log(nu * s22 / det + inv0) + np.log(nu * s11 / det + inv1)
-    )
-
-
-def mh_2x2_stacked(
-    psi: np.ndarray,
-    ZtZ_s: np.ndarray,
-    c: np.ndarray,
-    scale: np.ndarray,
-    nu: float,
-    step: float,
-    z: np.ndarray,
-    u: np.ndarray,
-) -> np.ndarray:
-    """The collapsed MH proposals on a correlated 2×2 Ψ for a stack of C chains.
-
-    :func:`_mh_2x2`'s operations, in the same order, vectorised over chains (same target,
-    proposal and Jacobian as :func:`_psi_collapsed_mh`): ``psi`` (C, 2, 2), ``ZtZ_s``
-    (C, J, 2, 2), ``c`` (C, J, 2), ``scale`` (C, 2); ``z`` (C, n_steps, 3) are the
-    proposal normals times ``step`` and ``u`` (C, n_steps) the logs of the uniforms, each
-    chain's drawn as :func:`_mh_2x2` draws them. Every operation is element-wise or a sum
-    along a chain's own row, so each chain's result is bit-for-bit :func:`_mh_2x2`'s
-    (``tests/sampler/test_batched.py``). Returns the new Ψ (C, 2, 2).
-    """
-    z11, z22, z12 = ZtZ_s[:, :, 0, 0], ZtZ_s[:, :, 1, 1], ZtZ_s[:, :, 0, 1]
-    c1, c2 = c[:, :, 0], c[:, :, 1]
-    c11, c22, c12 = c1 * c1, c2 * c2, c1 * c2
-    J = c.shape[1]
-    A2 = scale**2
-    inv0, inv1 = 1 / A2[:, 0], 1 / A2[:, 1]
-    ez = np.exp(z[:, :, :2])  # element-wise: each value as the one-chain kernel's exp
-
-    def log_target(l11: np.ndarray, l21: np.ndarray, l22: np.ndarray) -> np.ndarray:
-        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
-        det = s11 * s22 - s12 * s12
-        p11 = z11 + (s22 / det)[:, None]
-        p22 = z22 + (s11 / det)[:, None]
-        p12 = z12 - (s12 / det)[:, None]
-        det_p = p11 * p22 - p12 * p12
-        quad = (p22 * c11 - 2 * p12 * c12 + p11 * c22) / det_p
-        log_lik = -0.5 * (J * np.log(det) + np.log(det_p).sum(axis=1) - quad.sum(axis=1))
-        g11, g22 = np.log(l11), np.log(l22)
-        log_prior = _log_hw_prior_2x2(g11, g22, s11, s22, det, inv0, inv1, nu)
-        return log_lik + log_prior + 3 * g11 + 2 * g22
-
-    L = np.linalg.cholesky(psi)
-    l11, l21, l22 = L[:, 0, 0].copy(), L[:, 1, 0].copy(), L[:, 1, 1].copy()
-    cur = log_target(l11, l21, l22)
-    for i in range(z.shape[1]):
-        n11, n22 = l11 * ez[:, i, 0], l22 * ez[:, i, 1]
-        d = z[:, i, 2] * l22  # off-diagonal step ∝ the row's L_22
-        n21 = l21 + d
-        sn, sl, dd = step * n22, step * l22, d * d
-        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
-        new = log_target(n11, n21, n22)
-        ok = u[:, i] < new - cur + log_q
-        l11, l21, l22, cur = (
-            np.where(ok, n11, l11),
-            np.where(ok, n21, l21),
-            np.where(ok, n22, l22),
-            np.where(ok, new, cur),
-        )
-    out = np.empty(psi.shape)
-    out[:, 0, 0] = l11 * l11
-    out[:, 0, 1] = out[:, 1, 0] = l11 * l21
-    out[:, 1, 1] = l21 * l21 + l22 * l22
-    return out
-
-
-def _moments(
-    r: np.ndarray, Z: np.ndarray, seg: Segments, scale: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Method-of-moments start for (Ψ, σ²) from OLS residuals ``r``.
-
-    Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
-    ``Ψ_kk ≈ var(b̂_jk) − σ²·mean((Z_j'Z_j)⁻¹)_kk`` and σ² is the pooled within-cluster
-    residual variance. Ψ is kept diagonal and clipped to [(0.05 A_k)², A_k²].
-    """
-    q = Z.shape[1]
-    ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
-    Ztr = seg.sum(Z * r[:, None])
-    diag = ZtZ[:, np.arange(q), np.arange(q)]
-    # clusters that identify all q effects (a column constant 0 within a cluster does not)
-    ok = (seg.counts > q + 1) & np.all(diag > 1e-12 * diag.max(axis=0, initial=0.0), axis=1)
-    floor, cap = (0.05 * scale) ** 2, scale**2
-    tiny = (1e-12 * float(np.min(scale))) ** 2  # relative to the data's scale
-    if ok.sum() < 3:
-        return np.diag((0.5 * scale) ** 2), max(float(np.var(r)), tiny)
-    if q == 1:  # what pinv(hermitian=True) gives for positive 1×1 matrices
-        inv = 1.0 / ZtZ[ok]
-    else:
-        inv = np.linalg.pinv(ZtZ[ok], hermitian=True)
-    bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
-    fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
-    inside = np.take(ok, seg.codes)
-    dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
-    sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
-    sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), tiny)
-    d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
-    return np.diag(np.clip(d, floor, cap)), sigma2
-
-
-def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    out = np.zeros((ok.shape[0], bhat.shape[1]))
-    out[ok] = bhat
-    return out
 
 
 def _psi_names(data: ModelData) -> list[str]:
