@@ -70,7 +70,9 @@ def check(
         The random seed (the same seed gives the same table).
     cluster : str, optional
         The column whose clusters the per-cluster checks use; default the run's cluster
-        column. Give it to check a single-level imputation of clustered data.
+        column (with several grouping factors the innermost one: the classes, also when
+        class ids repeat across schools). Give it to check a single-level imputation of
+        clustered data.
 
     Returns
     -------
@@ -111,11 +113,6 @@ def check(
     spec = imp.spec
     if spec.model is not None:
         raise UnsupportedError("check() after model-based imputation (model=) is not supported yet")
-    if getattr(spec, "factors", ()):
-        raise UnsupportedError(
-            f"check() of an imputation with several grouping factors "
-            f"{[spec.cluster, *spec.factors]} is not supported yet"
-        )
     chains = imp.chains
     if spec.variables and (chains is None or len(chains) != imp.m):
         raise SpecificationError(
@@ -123,7 +120,7 @@ def check(
             "(it was read from a file saved without chain states, or built by hand)"
         )
     cluster = spec.cluster if cluster is None else cluster
-    if cluster is not None and cluster not in imp.data.columns:
+    if cluster is not None and cluster not in imp.data.columns and cluster != spec.cluster:
         raise SpecificationError(f"cluster={cluster!r} is not a column of the data")
     seeds, _ = chain_seeds(rng, imp.m + 1)
     select_rng = np.random.default_rng(seeds[-1])
@@ -131,6 +128,7 @@ def check(
     with one_blas_thread():
         plan = build_plan(imp.data, spec)
         level2 = {v.name for v in spec.variables if v.level == 2}
+        level3 = {v.name for v in spec.variables if v.level == 3}
         checked = []
         for v in spec.variables:
             kind = column_kind(imp.data[v.name])
@@ -139,7 +137,7 @@ def check(
                 continue
             checked.append(v.name)
         if cluster is not None:
-            all_codes, labels = pd.factorize(imp.data[cluster], sort=True)
+            all_codes, labels = _factorize(imp.data, cluster)
             if (all_codes < 0).any():
                 raise SpecificationError(f"the cluster column {cluster!r} has missing values")
             all_codes = all_codes[plan.layout.order]  # sorted rows, as the models see them
@@ -149,7 +147,7 @@ def check(
         groups, selected = {}, {}
         for name in checked:
             d = plan.data[name]
-            if name in level2:
+            if name in level2 or name in level3:
                 groups[name] = (np.zeros(d.n_obs, dtype=np.intp), 1, pd.Index(["all"]))
             else:
                 groups[name] = (all_codes[d.obs_idx], len(labels), labels)
@@ -168,6 +166,9 @@ def check(
                     first = plan.layout.segments.starts
                     view = ClusterValues(values, first, ranef_arrays(plan, name, chain.states))
                     d.refresh(view, plan.cluster_static)
+                elif name in level3:  # one row per school, as the chains saw it
+                    top = plan.top_segments
+                    d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
                 else:
                     d.refresh(values, plan.static)
                 rd = _at_observed_rows(d)
@@ -180,7 +181,7 @@ def check(
         y = plan.data[name].y_obs
         codes, J, cl = groups[name]
         rep = {key: np.concatenate([s[key] for s in stats[name]]) for key in stats[name][0]}
-        per_cluster = name not in level2 and cluster is not None
+        per_cluster = name not in level2 and name not in level3 and cluster is not None
         rows += _cluster_rows(name, y, rep, codes, J, cl, per_cluster=per_cluster)
         if per_cluster:
             rows.append(_icc_row(name, y, rep["icc"], codes, J))
@@ -206,11 +207,30 @@ def check(
 def _at_observed_rows(d):
     """``d`` with its observed rows as the rows to draw: replicated data of the observed
     cells from the model's own ``draw_missing``."""
-    X = Block(d.X.names, d.X.obs, d.X.obs, d.X.fast, d.X.slow, d.X.spec)
-    Z = None
-    if d.Z is not None:
-        Z = Block(d.Z.names, d.Z.obs, d.Z.obs, d.Z.fast, d.Z.slow, d.Z.spec)
-    return replace(d, X=X, Z=Z, mis_idx=d.obs_idx, codes_mis=d.seg_obs.codes)
+    X = _obs_as_mis(d.X)
+    Z = None if d.Z is None else _obs_as_mis(d.Z)
+    view = replace(d, X=X, Z=Z, mis_idx=d.obs_idx, codes_mis=d.seg_obs.codes)
+    extra = getattr(d, "extra_terms", ()) or ()
+    if extra:  # further grouping factors: their terms too, and the models' cache afresh
+        terms = tuple(replace(t, Z=_obs_as_mis(t.Z), codes_mis=t.codes_obs) for t in extra)
+        view = replace(view, extra_terms=terms, cache={})
+    return view
+
+
+def _factorize(data: pd.DataFrame, cluster: str) -> tuple[np.ndarray, pd.Index]:
+    """Sorted codes and labels of ``cluster``: a column, or the innermost of several
+    grouping factors written ``school:class`` (labels ``"3:1"``)."""
+    if cluster in data.columns:
+        return pd.factorize(data[cluster], sort=True)
+    parts = cluster.split(":")
+    keys = pd.MultiIndex.from_frame(data[parts])
+    codes, labels = pd.factorize(keys, sort=True)
+    return codes, pd.Index([":".join(map(str, k)) for k in labels])
+
+
+def _obs_as_mis(b: Block) -> Block:
+    """``b`` with its observed rows also as the rows to draw."""
+    return Block(b.names, b.obs, b.obs, b.fast, b.slow, b.spec)
 
 
 def _ppp(obs: np.ndarray, rep: np.ndarray) -> np.ndarray:

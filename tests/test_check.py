@@ -152,3 +152,56 @@ def test_level2_variable_is_checked_over_clusters(data):
     assert set(tw["cluster"]) == {"all"}
     assert tw[tw["check"] == "mean"]["n"].iloc[0] == 26  # one value per observed cluster
     assert set(t[t["variable"] == "y"]["check"]) == {"mean", "sd", "icc", "coverage"}
+
+
+def _three_level(seed=6, S=40, C=4, P=10):
+    """Pupils in classes (ids 0..3 repeated in every school) in schools: variances school
+    0.5, class 0.3, residual 1; y and x 30 % missing, a class-level z and a school-level w
+    20 % missing."""
+    g = np.random.default_rng(seed)
+    school = np.repeat(np.arange(S), C * P)
+    cls = np.tile(np.repeat(np.arange(C), P), S)
+    k = school * C + cls
+    z = g.normal(size=S * C)[k]
+    w = g.normal(size=S)[school]
+    x = g.normal(size=k.size) + 0.5 * g.normal(size=S)[school]
+    e_s, e_c = g.normal(0, 0.5**0.5, S)[school], g.normal(0, 0.3**0.5, S * C)[k]
+    y = 0.5 * x + 0.3 * z + 0.3 * w + e_s + e_c + g.normal(size=k.size)
+    df = pd.DataFrame({"school": school, "class": cls, "x": x, "y": y, "z": z, "w": w})
+    df.loc[g.random(k.size) < 0.3, "y"] = np.nan
+    df.loc[g.random(k.size) < 0.3, "x"] = np.nan
+    df.loc[(g.random(S * C) < 0.2)[k], "z"] = np.nan
+    df.loc[(g.random(S) < 0.2)[school], "w"] = np.nan
+    return df
+
+
+def test_three_level_imputation_is_checked_per_class_and_at_each_level():
+    df = _three_level()
+    imp = df.mi.impute(cluster=["school", "class"], m=4, iterations=10, rng=1)
+    assert {v.name: v.level for v in imp.spec.variables} == {"x": 1, "y": 1, "z": 2, "w": 3}
+    t = imp.check(rng=1, share=1.0)
+    pd.testing.assert_frame_equal(t, imp.check(rng=1, share=1.0))
+    # level-1 variables per class of the innermost factor (labels school:class: the class
+    # ids repeat across schools), class- and school-level variables over their clusters
+    per = t[(t["variable"] == "y") & (t["check"] == "mean") & (t["cluster"] != "all")]
+    assert len(per) == 160 and per["n"].sum() == df["y"].notna().sum()
+    assert set(per["cluster"]) == {f"{s}:{c}" for s in range(40) for c in range(4)}
+    for name, n in (
+        ("z", df.groupby(["school", "class"])["z"].first().notna().sum()),
+        ("w", df.groupby("school")["w"].first().notna().sum()),
+    ):
+        rows = t[t["variable"] == name]
+        assert set(rows["cluster"]) == {"all"} and "icc" not in set(rows["check"])
+        assert rows[rows["check"] == "mean"]["n"].iloc[0] == n
+    # replicated data drawn from each model at its own level: the observed overall means
+    # and SDs are ordinary draws of their replicated distributions (a school-level model
+    # refreshed with the classes' design puts w's replicated mean near 1.4, p = 1)
+    whole = t[(t["cluster"] == "all") & t["check"].isin(["mean", "sd"])]
+    assert whole["p_value"].between(0.01, 0.99).all(), whole
+    # over-imputation of every observed cell: binomial MC error sqrt(0.9 * 0.1 / n) of a
+    # coverage over n cells; 3.5 SE as in the two-level test above
+    for name in ("x", "y"):
+        cov = t[(t["variable"] == name) & (t["check"] == "coverage") & (t["cluster"] == "all")]
+        n = cov["n"].iloc[0]
+        assert abs(cov["observed"].iloc[0] - 0.9) < 3.5 * np.sqrt(0.9 * 0.1 / n)
+    assert _extreme_means(t[t["variable"] == "y"]) <= 0.2

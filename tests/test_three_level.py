@@ -265,10 +265,11 @@ def test_model_based_imputation_with_several_terms(df):
     assert imp.spec.factors and not imp.complete(1).y.isna().any()
 
 
-def test_checks_after_three_levels_are_refused_by_name(df):
+def test_checks_after_three_levels(df):
+    # supported now (tests/test_check.py): per class, class- and school-level variables
+    # over their clusters
     imp = df.mi.impute(cluster=["school", "class"], m=1, iterations=1, rng=1)
-    with pytest.raises(UnsupportedError, match=r"check\(\).*several grouping factors"):
-        imp.check(rng=1)
+    assert set(imp.check(rng=1)["variable"]) == {v.name for v in imp.spec.variables}
 
 
 def _school_data(rng, S=50, C=4, P=15, bw=0.6, w_missing=0.2):
