@@ -50,6 +50,10 @@ class variance near zero (0.01): 0.15 → 0.52.
 
 Missing values: ``y = x'β + Σ_k z_k'b_k + e`` with a fresh ``e``.
 
+The model's state: :mod:`mlimpute.models.ml_multi_state`; the draws of step 2:
+:mod:`mlimpute.models.ml_multi_draws`; the moves of steps 3 and 4:
+:mod:`mlimpute.models.ml_multi_moves`.
+
 Cost per step: one two-level step, plus O(n·q_k²) per further term and a few O(n·p)
 products; no loop runs over rows or clusters (loops run over the terms and the q columns).
 
@@ -63,65 +67,27 @@ linear mixed models. *Biometrika* 82, 479–488.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 
 from mlimpute.errors import SpecificationError
 from mlimpute.models._ml_norm_static import psi_entries
 from mlimpute.models.base import ModelData
-from mlimpute.models.linalg import (
-    backward_batched,
-    chol_batched,
-    draw_chol,
-    draw_precision_batched,
-    forward_batched,
-    solve_spd,
-)
-from mlimpute.models.ml_multi_terms import Term, effect, extra_terms, gsum, scalar_mh
+from mlimpute.models.ml_multi_draws import TermDraws
+from mlimpute.models.ml_multi_moves import TranslationMoves
+from mlimpute.models.ml_multi_state import MultiTermState, TermState
+from mlimpute.models.ml_multi_terms import effect, extra_terms, gsum, scalar_mh
 from mlimpute.models.ml_multi_terms import terms as term_info
-from mlimpute.models.ml_norm import (
-    NU,
-    MultilevelNorm,
-    MultilevelNormState,
-    _psi_collapsed_mh,
-)
+from mlimpute.models.ml_norm import NU, MultilevelNorm, MultilevelNormState
 from mlimpute.models.ml_norm_het import HeteroscedasticMultilevelNorm
 from mlimpute.models.registry import register_multi_term
 
 __all__ = ["MultiTermNorm", "MultiTermHeteroscedasticNorm", "MultiTermState", "TermState"]
 
 
-@dataclass(frozen=True)
-class TermState:
-    """One further random-effect term's part of a :class:`MultiTermState`."""
-
-    b: np.ndarray  # (J_k, q_k)
-    psi: np.ndarray  # (q_k, q_k)
-    alpha: np.ndarray  # (q_k,) working scales of the parameter expansion
-    scale: np.ndarray  # (q_k,) prior scales A
-    b_mean: np.ndarray | None = None  # E[b_k | β, σ², Ψ_k, rest] (predictive mean matching)
-
-
-@dataclass(frozen=True)
-class MultiTermState:
-    """A state of :class:`MultiTermNorm`: the primary term's state of the two-level model
-    (it holds β and σ²) and one :class:`TermState` per further term."""
-
-    primary: MultilevelNormState
-    extra: tuple[TermState, ...]
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.primary.beta
-
-    @property
-    def sigma2(self) -> float | np.ndarray:
-        return self.primary.sigma2
-
-
-class MultiTermNorm:
+class MultiTermNorm(TermDraws, TranslationMoves):
     """Multilevel normal model with several random-effect terms (nested or crossed).
 
     The same options as :class:`~mlimpute.models.ml_norm.MultilevelNorm`, applied to every
@@ -353,252 +319,6 @@ class MultiTermNorm:
         from mlimpute.models._ml_norm_static import static
 
         return effect(data.Z.obs, b0, data.seg_obs.codes, static(data).ones)
-
-    def _term_step(
-        self,
-        rng: np.random.Generator,
-        ts: TermState,
-        t: Any,
-        ti: Term,
-        r: np.ndarray,
-        s2: float,
-        wr: np.ndarray | None,
-    ) -> TermState:
-        """``b_k | β, σ², Ψ_k, rest`` (``r`` = y minus everything but term k), then the
-        parameter expansion and Ψ_k, as steps (0)–(4) of the two-level model for one term."""
-        Z, codes, J = t.Z.obs, t.codes_obs, t.n_clusters
-        q = Z.shape[1]
-        if wr is None:
-            if ti.ZtZ is not None:
-                ZtZ_s = ti.ZtZ / s2
-            else:
-                ZtZ_s = gsum(codes, J, Z[:, :, None] * Z[:, None, :]) / s2
-            c = (gsum(codes, J, r) if ti.ones else gsum(codes, J, Z * r[:, None])) / s2
-            c = c.reshape(J, q)
-        else:
-            Zw = Z * wr[:, None]
-            ZtZ_s = gsum(codes, J, Zw[:, :, None] * Z[:, None, :])
-            c = gsum(codes, J, Zw * r[:, None])
-        return self._draw_term(rng, ts, t, ti, ZtZ_s, c, lambda b: (ZtZ_s, c))
-
-    def _nested_step(
-        self,
-        rng: np.random.Generator,
-        ts: TermState,
-        t: Any,
-        ti: Term,
-        r: np.ndarray,
-        s2: float,
-        wr: np.ndarray | None,
-        psi0: np.ndarray,
-        data: ModelData,
-    ) -> tuple[TermState, np.ndarray]:
-        """(b_k, b_0) jointly for a term k whose clusters contain the primary ones.
-
-        ``r`` is y minus Xβ and the terms other than k and 0. Per primary cluster c
-        (``P_c = Z_0c'Z_0c/σ² + Ψ_0⁻¹``), integrating b_0,c out leaves for b_k the
-        precision ``Z_kc'Z_kc/σ² − S_c'P_c⁻¹S_c`` and linear term
-        ``Z_kc'r_c/σ² − S_c'P_c⁻¹Z_0c'r_c/σ²`` (``S_c = Z_0c'Z_kc/σ²``), summed over the
-        primary clusters of each cluster of k: the collapsed MH, b_k's draw and its
-        conditional mean use these; then ``b_0,c | b_k ~ N(P_c⁻¹Z_0c'(r_c − Z_kc b_k)/σ²,
-        P_c⁻¹)``. Given b_k, the two-level step moves b_0 alone, and the split of a
-        school's effect between the school and its classes (pinned when clusters are
-        large) is drawn afresh at each step.
-        """
-        from mlimpute.models._ml_norm_static import static
-
-        seg, Z0, Zk = data.seg_obs, data.Z.obs, t.Z.obs
-        st = static(data)
-        qk, J0 = Zk.shape[1], data.n_clusters
-        parent, has = ti.parent, ti.parent >= 0
-        if wr is None:
-            S00 = (st.ZtZ if st.ZtZ is not None else seg.sum(Z0[:, :, None] * Z0[:, None, :])) / s2
-            Z0w, Zkw = Z0 / s2, Zk / s2
-        else:
-            Z0w, Zkw = Z0 * wr[:, None], Zk * wr[:, None]
-            S00 = seg.sum(Z0w[:, :, None] * Z0[:, None, :])
-        if st.ones and ti.ones:
-            n_c = (seg.counts / s2) if wr is None else seg.sum(wr)
-            S0k = Skk = n_c[:, None, None]
-            c0 = ck = (seg.sum(r) / s2 if wr is None else seg.sum(wr * r))[:, None]
-        else:
-            S0k = seg.sum(Z0w[:, :, None] * Zk[:, None, :])  # (J0, q0, qk)
-            Skk = seg.sum(Zkw[:, :, None] * Zk[:, None, :])
-            c0 = seg.sum(Z0w * r[:, None])
-            ck = seg.sum(Zkw * r[:, None])
-        P = S00 + np.linalg.inv(psi0)[None]
-        L = chol_batched(P)
-        W = forward_batched(L, S0k)  # L⁻¹S (J0, q0, qk)
-        w = forward_batched(L, c0[:, :, None])[:, :, 0]  # L⁻¹Z_0'r/σ²
-        M_c = Skk - np.einsum("jab,jac->jbc", W, W)
-        m_c = ck - np.einsum("jab,ja->jb", W, w)
-        J, p_has = t.n_clusters, parent[has]
-        M = gsum(p_has, J, M_c[has])
-        h = gsum(p_has, J, m_c[has]).reshape(J, qk)
-        M = (M + np.swapaxes(M, 1, 2)) / 2
-        Skk_j = gsum(p_has, J, Skk[has])
-        box: dict[str, np.ndarray] = {}
-
-        def given_b0(bk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """b_0 | b_k, then b_k's likelihood statistics given b_0."""
-            off = np.zeros((J0, qk))
-            off[has] = bk[p_has]
-            box["b0"] = b0 = draw_precision_batched(rng, P, c0 - np.einsum("jab,jb->ja", S0k, off))
-            ck_b0 = ck - np.einsum("jab,ja->jb", S0k, b0)
-            return Skk_j, gsum(p_has, J, ck_b0[has]).reshape(J, qk)
-
-        ts = self._draw_term(rng, ts, t, ti, M, h, given_b0)
-        if "b0" not in box:  # the comparison prior has no expansion step
-            given_b0(ts.b)
-        return ts, box["b0"]
-
-    def _draw_term(
-        self,
-        rng: np.random.Generator,
-        ts: TermState,
-        t: Any,
-        ti: Term,
-        ZtZ_s: np.ndarray,
-        c: np.ndarray,
-        conditional: Any,
-    ) -> TermState:
-        """Given the per-cluster precision ``ZtZ_s`` and linear term ``c`` of b_k's
-        likelihood: collapsed MH on correlated blocks of Ψ_k, b_k, then (half-t prior) α_k
-        and Ψ_k. ``conditional(b_k)`` gives the statistics of term k's likelihood given
-        the other terms' effects (``ZtZ_s, c`` themselves unless b_0 was integrated out):
-        the regression of α_k on ``z∘ξ_j`` needs only ``Σ_j (Z_j'Z_j/σ²)∘ξ_jξ_j'`` and
-        ``Σ_j ξ_j∘c_j``, no pass over the rows."""
-        q = t.Z.obs.shape[1]
-        psi, alpha = ts.psi, ts.alpha
-        core = self.core
-        if core.prior != "iw" and core.mh_steps and ti.mh:
-            psi, alpha = _psi_collapsed_mh(
-                rng, psi, alpha, ZtZ_s, c, ts.scale, core.nu, t, core.mh_steps, core.mh_step
-            )
-        if core.prior != "iw" and core.mh_steps and self.scalar_mh:
-            # half the proposals: 0.75-0.87 effective draws per step of a school variance
-            # of 0-0.5 with 10 proposals, 0.89-1.0 with 20 (at twice the cost)
-            n_mh = max(1, core.mh_steps // 2)
-            psi, alpha = scalar_mh(
-                rng, psi, alpha, ZtZ_s, c, ts.scale, core.nu, t, n_mh, core.mh_step
-            )
-        if q == 1:
-            P = ZtZ_s + 1.0 / psi
-            b = draw_precision_batched(rng, P, c)
-            b_mean = c / P[:, :, 0]
-        else:
-            P = ZtZ_s + np.linalg.inv(psi)
-            b = draw_precision_batched(rng, P, c)
-            L = chol_batched(P)
-            b_mean = backward_batched(L, forward_batched(L, c))
-        if core.prior == "iw":
-            psi = core._psi_iw(rng, b, ts.scale, t)
-            return replace(ts, b=b, psi=psi, b_mean=b_mean)
-        # parameter expansion: b = α∘ξ, α | ξ a q-dim regression with prior N(0, A²/2)
-        G_j, c_j = conditional(b)
-        alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
-        xi = b / alpha
-        G = np.einsum("jab,ja,jb->ab", G_j, xi, xi)
-        g = np.einsum("ja,ja->a", xi, c_j)
-        m_a, La = solve_spd(G + np.diag(2.0 / ts.scale**2), g)
-        alpha = draw_chol(rng, La, m_a)
-        alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
-        psi = core._psi_xi(rng, xi, t) * np.outer(alpha, alpha)
-        return TermState(xi * alpha, psi, alpha, ts.scale, b_mean)
-
-    @staticmethod
-    def _shift_beta(
-        rng: np.random.Generator,
-        ts: TermState,
-        beta: np.ndarray,
-        ti: Term,
-        beta_prec: np.ndarray | None,
-    ) -> tuple[TermState, np.ndarray]:
-        """Draw δ: ``β_c + δ``, ``b_k,j,c − δ`` for the columns c in both X and Z_k
-        (precision ``J_k E'Ψ_k⁻¹E`` + β's prior precision; linear ``E'Ψ_k⁻¹Σ_j b_k,j``)."""
-        ik, ix = ti.beta_cols
-        J = ts.b.shape[0]
-        Pinv = np.linalg.inv(ts.psi)
-        prec = J * Pinv[np.ix_(ik, ik)]
-        h = Pinv[ik, :] @ ts.b.sum(axis=0)
-        if beta_prec is not None:
-            prec = prec + np.diag(beta_prec[ix])
-            h = h - beta_prec[ix] * beta[ix]
-        mean, L = solve_spd(prec, h)
-        delta = draw_chol(rng, L, mean)
-        beta = beta.copy()
-        beta[ix] += delta
-        b = ts.b.copy()
-        b[:, ik] -= delta
-        return replace(ts, b=b), beta
-
-    @staticmethod
-    def _shift_level_columns(
-        rng: np.random.Generator,
-        ts: TermState,
-        beta: np.ndarray,
-        X: np.ndarray,
-        t: Any,
-        beta_prec: np.ndarray | None,
-        ti: Term | None = None,
-    ) -> tuple[TermState, np.ndarray]:
-        """Draw δ: ``β_C + δ`` and ``b_k,j,0 − x_jC'δ`` for the columns C of X that are
-        constant within every cluster j of term k (on the observed rows; ``x_jC`` their
-        values in cluster j) and the intercept column 0 of Z_k.
-
-        Such columns -- the intercept, a school-level variable, ``cmean(x, school)`` --
-        form a ridge with the school effects: ``X_C β_C + b_k`` is what the data pin down.
-        The move leaves the likelihood unchanged; δ is drawn from its exact conditional,
-        normal with precision ``ω X_C'X_C`` (``ω = (Ψ_k⁻¹)_00``, plus β's prior precision
-        for latent models) and linear term ``X_C'g`` (``g_j = (Ψ_k⁻¹ b_k,j)_0``): the
-        regression of the school effects on the school-level columns. Without it β_C is
-        drawn given the school effects of the previous step, which absorbed part of the
-        effect of the school-level values imputed since then (a school-level variable's
-        model draws them with the school effects integrated out); the coefficient of an
-        imputed school-level variable then stays too small in the model and in the
-        imputations (0.37 instead of 0.6 in 50 schools, 20 % of them with the variable
-        missing). Columns with too few clusters to identify δ are left alone.
-        """
-        Z, codes = t.Z.obs, t.codes_obs
-        if codes.size == 0:
-            return ts, beta
-        iz = np.flatnonzero(np.all(Z == 1.0, axis=0))
-        if iz.size == 0:
-            return ts, beta
-        iz = int(iz[0])
-        J = ts.b.shape[0]
-        if ti is not None and ti.seen is not None:
-            seen, first = ti.seen, ti.first
-        else:
-            seen, first = np.unique(codes, return_index=True)
-        xj = np.zeros((J, X.shape[1]))
-        xj[seen] = X[first]
-        # constant within clusters: a few rows rule out most columns, the rest are checked
-        # on every row (exact equality: the move must leave the likelihood unchanged)
-        probe = np.linspace(0, codes.size - 1, min(codes.size, 64)).astype(np.intp)
-        cand = np.flatnonzero(np.all(X[probe] == xj[codes[probe]], axis=0))
-        cols = np.array(
-            [c for c in cand if np.array_equal(X[:, c], np.take(xj[:, c], codes))], dtype=np.intp
-        )
-        if cols.size == 0 or seen.size <= cols.size:
-            return ts, beta
-        XC = xj[:, cols]
-        if np.linalg.matrix_rank(XC) < cols.size:
-            return ts, beta
-        Pinv = np.linalg.inv(ts.psi)
-        g = ts.b @ Pinv[:, iz]
-        prec = Pinv[iz, iz] * (XC.T @ XC)
-        h = XC.T @ g
-        if beta_prec is not None:
-            prec = prec + np.diag(beta_prec[cols])
-            h = h - beta_prec[cols] * beta[cols]
-        mean, L = solve_spd(prec, h)
-        delta = draw_chol(rng, L, mean)
-        beta = beta.copy()
-        beta[cols] += delta
-        b = ts.b.copy()
-        b[:, iz] -= XC @ delta
-        return replace(ts, b=b), beta
 
     # -- imputation -----------------------------------------------------------------------
     def draw_missing(

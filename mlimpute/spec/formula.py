@@ -13,16 +13,34 @@ is split into
 
 Parsing never sees data; :mod:`mlimpute.sampler.design` materialises the parsed formula.
 A formula is data, never code: :mod:`mlimpute.spec.grammar` checks every formula
-against mlimpute's grammar before formulaic sees it.
+against mlimpute's grammar before formulaic sees it. The parsed formula is
+:class:`~mlimpute.spec.formula_parsed.ParsedFormula`; the names of the design columns of
+``cmean()``, ``lmean()`` and ``ranef()`` are in :mod:`mlimpute.spec.formula_columns`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from functools import lru_cache
 
-from mlimpute.errors import FormulaError, UnsupportedError
+from mlimpute.errors import FormulaError
+from mlimpute.spec.formula_columns import (
+    _factor_name,
+    _split_outside_ticks,
+    cmean_column,
+    factor_columns,
+    lmean_column,
+    ranef_column,
+    split_cmean_column,
+)
+from mlimpute.spec.formula_parsed import (
+    ParsedFormula,
+    RandomBlock,
+    _factor_text,
+    _quote,  # noqa: F401  (re-exported: other modules reach it here)
+    _required,  # noqa: F401  (re-exported: other modules reach it here)
+    _syntax_message,
+    _uncmean,
+)
 from mlimpute.spec.grammar import ALLOWED_FUNCTIONS, validate_formula
 from mlimpute.spec.longsum import balanced_sum
 
@@ -39,317 +57,12 @@ __all__ = [
     "ALLOWED_FUNCTIONS",
 ]
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧛⧚]")
 _COL = r"(?:`[^`]+`|[A-Za-z_.][\w.]*)"
 _CMEAN = re.compile(rf"\bcmean\(\s*({_COL})\s*(?:,\s*({_COL}(?:\s*:\s*{_COL})*)\s*)?\)")
 _LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
-_LMEAN_COLUMN = re.compile(r"`lmean\(([^`]*)\)`")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
 _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
-
-
-def cmean_column(variable: str, factor: str | None = None) -> str:
-    """Name of the design column holding the cluster mean of ``variable``: over the
-    innermost cluster (``cmean(x)``), or over the clusters of the grouping factor
-    ``factor`` (``cmean(x, school)``, written as :attr:`ParsedFormula.factor_means` has it).
-
-    Examples
-    --------
-    >>> cmean_column("x"), cmean_column("x", "school")
-    ('cmean(x)', 'cmean(x, school)')
-    """
-    return f"cmean({variable})" if factor is None else f"cmean({variable}, {factor})"
-
-
-def split_cmean_column(name: str) -> tuple[str, str | None] | None:
-    """Inverse of :func:`cmean_column`: ``(variable, factor)`` (factor None for the
-    innermost cluster), or None if ``name`` is not a cluster-mean column.
-
-    Examples
-    --------
-    >>> split_cmean_column("cmean(x, school)"), split_cmean_column("cmean(x)")
-    (('x', 'school'), ('x', None))
-    """
-    if not (name.startswith("cmean(") and name.endswith(")")):
-        return None
-    inner = name[6:-1]
-    var, sep, factor = inner.partition(", ")
-    return (var, factor) if sep else (inner, None)
-
-
-def lmean_column(variable: str) -> str:
-    """Name of the column holding the latent cluster mean of ``variable``.
-
-    In a model-based imputation's analysis model ``lmean(x)`` is the random intercept of
-    x's own model (its latent cluster mean); every completed data set carries its drawn
-    values in this column, and an analysis formula's ``lmean(x)`` refers to it.
-
-    Examples
-    --------
-    >>> lmean_column("x")
-    'lmean(x)'
-    """
-    return f"lmean({variable})"
-
-
-def ranef_column(variable: str, effect: str | None = None) -> str:
-    """Name of the design column holding ``variable``'s model's current random effects.
-
-    ``ranef(x)`` in a formula stands for all of x's random effects; with several, the
-    design has one column per effect, ``ranef(x)[Intercept]``, ``ranef(x)[gender]``...
-    """
-    return f"ranef({variable})" if effect is None else f"ranef({variable})[{effect}]"
-
-
-def factor_columns(factor: str) -> tuple[str, ...]:
-    """The data columns of a grouping factor of :attr:`ParsedFormula.random_terms`.
-
-    ``"class"`` is one column; ``"school:class"`` every combination of the two columns
-    (the classes numbered within schools). A column whose name holds ``:`` or a backquote
-    is written in backquotes in a factor.
-
-    Examples
-    --------
-    >>> factor_columns("school:class"), factor_columns("`a:b`"), factor_columns("class")
-    (('school', 'class'), ('a:b',), ('class',))
-    """
-    return tuple(p.strip().strip("`") for p in _split_outside_ticks(factor, ":"))
-
-
-def _split_outside_ticks(text: str, sep: str) -> list[str]:
-    """``text`` split at every ``sep`` outside backquotes."""
-    parts = re.findall(rf"(?:`[^`]*`|[^`{re.escape(sep)}])+", text)
-    return parts or [text]
-
-
-def _factor_name(columns: tuple[str, ...]) -> str:
-    """Inverse of :func:`factor_columns`."""
-    return ":".join(f"`{c}`" if (":" in c or "`" in c) else c for c in columns)
-
-
-@dataclass(frozen=True)
-class RandomBlock:
-    """Random-effect terms sharing one covariance block.
-
-    Attributes
-    ----------
-    terms : str
-        Right-hand side for formulaic, e.g. ``"1 + gender"`` or ``"0 + x"``.
-    correlated : bool
-        ``False`` for ``||`` (diagonal covariance within the block).
-    """
-
-    terms: str
-    correlated: bool = True
-
-
-@dataclass(frozen=True)
-class ParsedFormula:
-    """A formula parsed into fixed part, random part and cluster-mean terms.
-
-    Attributes
-    ----------
-    text : str
-        The formula as the user wrote it.
-    response : str or None
-        Left-hand side, if the formula had one.
-    fixed : str
-        Fixed-effects right-hand side in formulaic syntax.
-    group : str or None
-        The grouping factor of the random part when there is exactly one and it is one
-        column (``None``: single-level formula, or several grouping factors, see
-        ``random_terms``).
-    random : tuple of RandomBlock
-        Random-effect blocks, all grouped by ``group`` (empty when ``group`` is None).
-    cmeans : tuple of str
-        Variables whose cluster means appear in the fixed part.
-    ranefs : tuple of str
-        Variables whose random effects (``ranef(x)``) appear in the fixed part.
-    factor_means : tuple of (str, str)
-        ``(variable, factor)`` of every ``cmean(x, factor)`` in the fixed part: the mean
-        of ``x`` over the rows of each cluster of the grouping factor ``factor`` (a
-        column, or ``a:b``), e.g. the school means ``cmean(x, school)`` with three
-        levels; ``cmean(x)`` (in ``cmeans``) is the mean over the innermost cluster.
-    random_terms : tuple of (RandomBlock, str)
-        Every random block with its grouping factor, in formula order, nested factors
-        expanded (``(1 | school/class)`` is ``(1 | school) + (1 | school:class)``); a
-        factor ``a:b`` is every combination of columns ``a`` and ``b``
-        (:func:`factor_columns`). Filled for every multilevel formula, also with one
-        grouping factor.
-    """
-
-    text: str
-    response: str | None
-    fixed: str
-    group: str | None = None
-    random: tuple[RandomBlock, ...] = ()
-    cmeans: tuple[str, ...] = ()
-    ranefs: tuple[str, ...] = ()
-    random_terms: tuple[tuple[RandomBlock, str], ...] = ()
-    factor_means: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        # a formula built by hand with only ``group``/``random`` (the one-factor fields)
-        if self.random and not self.random_terms and self.group is not None:
-            terms = tuple((b, _factor_name((self.group,))) for b in self.random)
-            object.__setattr__(self, "random_terms", terms)
-
-    @property
-    def is_multilevel(self) -> bool:
-        return bool(self.random_terms)
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """The distinct grouping factors of ``random_terms``, in formula order."""
-        return tuple(dict.fromkeys(g for _, g in self.random_terms))
-
-    @property
-    def several_groups(self) -> bool:
-        """Whether the random part is not one block set over one column (``group`` is None
-        although the formula is multilevel)."""
-        return self.is_multilevel and self.group is None
-
-    def require_one_group(self, what: str) -> None:
-        """Raise :class:`~mlimpute.errors.UnsupportedError` naming the grouping factors
-        when the formula has several (or one made of several columns): ``what`` names the
-        feature that handles one grouping factor only."""
-        if self.several_groups:
-            raise UnsupportedError(
-                f"{what} supports one grouping factor; the formula {self.text!r} has the "
-                f"grouping factors {list(self.groups)}"
-            )
-
-    @property
-    def lmeans(self) -> tuple[str, ...]:
-        """Variables whose latent cluster means ``lmean(x)`` appear in the fixed part (the
-        column :func:`lmean_column` of each is among the predictors).
-
-        Examples
-        --------
-        >>> parse_formula("y ~ x + lmean(x) + (1 | g)").lmeans
-        ('x',)
-        """
-        return tuple(dict.fromkeys(m.group(1) for m in _LMEAN_COLUMN.finditer(self.fixed)))
-
-    @property
-    def predictors(self) -> frozenset[str]:
-        """Data columns used on the right-hand side (fixed, random and cmean terms)."""
-        names = set(_required(self.fixed, self.text)) - {cmean_column(v) for v in self.cmeans}
-        names -= {cmean_column(v, g) for v, g in self.factor_means}
-        names -= {ranef_column(v) for v in self.ranefs}
-        names |= set(self.cmeans) | set(self.ranefs) | {v for v, _ in self.factor_means}
-        for block, _ in self.random_terms:
-            names |= _required(block.terms, self.text)
-        return frozenset(names)
-
-    @property
-    def variables(self) -> frozenset[str]:
-        """Every data column the formula refers to: response, predictors and group."""
-        extra = {n for n in (self.response, self.group) if n is not None}
-        extra |= {c for g in self.groups for c in factor_columns(g)}
-        extra |= {c for _, g in self.factor_means for c in factor_columns(g)}
-        return self.predictors | extra
-
-    @property
-    def mean_factors(self) -> tuple[str, ...]:
-        """The grouping factors of ``cmean(x, factor)`` terms, in formula order."""
-        return tuple(dict.fromkeys(g for _, g in self.factor_means))
-
-    def require_no_factor_means(self, what: str) -> None:
-        """Raise :class:`~mlimpute.errors.UnsupportedError` naming the term when the
-        formula has ``cmean(x, factor)``: ``what`` names the feature that handles
-        innermost-cluster means ``cmean(x)`` only."""
-        if self.factor_means:
-            v, g = self.factor_means[0]
-            raise UnsupportedError(
-                f"{what} supports cmean(x) (the mean over the innermost cluster) only; the "
-                f"formula {self.text!r} has cmean({v}, {g})"
-            )
-
-    def with_response(self, response: str) -> ParsedFormula:
-        """Return a copy whose response is ``response`` (a dict key names it)."""
-        if self.response is not None and self.response != response:
-            raise FormulaError(
-                f"formula for {response!r} has the response {self.response!r} on its left-hand "
-                f"side: {self.text!r}"
-            )
-        return replace(self, response=response)
-
-    def drop_random(self) -> ParsedFormula:
-        """The single-level formula with the same fixed part."""
-        return replace(self, group=None, random=(), random_terms=())
-
-    def __str__(self) -> str:
-        lhs = f"{_quote(self.response)} " if self.response else ""
-        parts = [] if self.fixed.strip() in {"", "1"} else [_uncmean(self.fixed)]
-        if self.fixed.strip() == "1" or not parts:
-            parts.insert(0, "1")
-        for block, g in self.random_terms:
-            bar = "|" if block.correlated else "||"
-            parts.append(f"({block.terms} {bar} {_factor_text(g, _quote)})")
-        return f"{lhs}~ " + " + ".join(parts)
-
-
-def _quote(name: str) -> str:
-    """A column name as a formula token: backquoted unless it is a plain identifier."""
-    return name if re.fullmatch(r"[A-Za-z_]\w*", name) else f"`{name}`"
-
-
-def _factor_text(factor: str, quote) -> str:
-    """A grouping factor as formula text: its columns quoted, joined by ``:``."""
-    return ":".join(quote(c) for c in factor_columns(factor))
-
-
-def _uncmean(text: str, quote=_quote) -> str:
-    """Design columns ``cmean(...)``/``ranef(...)`` of a fixed part written back as calls."""
-
-    def call(m: re.Match) -> str:
-        split = split_cmean_column(f"cmean({m.group(2)})") if m.group(1) == "cmean" else None
-        if split is not None and split[1] is not None:
-            return f"cmean({quote(split[0])}, {_factor_text(split[1], quote)})"
-        return f"{m.group(1)}({quote(m.group(2))})"
-
-    return re.sub(r"`(cmean|lmean|ranef)\(([^`]*)\)`", call, text)
-
-
-_DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
-
-
-@lru_cache(maxsize=1024)
-def _required(rhs: str, text: str) -> frozenset[str]:
-    """Columns ``rhs`` needs. formulaic reads ``x.y`` (even backquoted) as an attribute of
-    ``x``; column names with dots are common in data from R, so dotted tokens are mapped
-    back to their full names (the prefix is kept only if it also stands on its own).
-
-    Cached (formulaic parses the text at every call, about 0.3 ms): the result is a
-    frozenset, so no caller can change what the cache holds.
-    """
-    from formulaic import Formula  # imported when first needed: a quick `import mlimpute`
-    from formulaic.errors import FormulaicError
-
-    try:
-        names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
-    except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
-        raise FormulaError(_syntax_message(text, str(exc))) from None
-    for m in _DOTTED.finditer(rhs):
-        token = m.group(1) or m.group(2)
-        if "." not in token:
-            continue
-        prefix = token.split(".")[0]
-        names.add(token)
-        alone = re.search(rf"(?<![\w.`]){re.escape(prefix)}(?![\w.])", _DOTTED.sub(" ", rhs))
-        if prefix in names and not alone:
-            names.discard(prefix)
-    return frozenset(names)
-
-
-def _syntax_message(text: str, detail: str, pos: int | None = None) -> str:
-    detail = _ANSI.sub("", detail).strip().splitlines()[0] if detail else "syntax error"
-    msg = f"{detail} in formula {text!r}"
-    if pos is not None:
-        msg += f"\n    {text}\n    {' ' * pos}^"
-    return msg
 
 
 def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:

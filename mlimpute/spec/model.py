@@ -33,27 +33,37 @@ factors) every predictor's model has a random intercept for each grouping factor
 class- and school-level predictors are modelled at their own level
 (:mod:`mlimpute.spec.model_terms`). Anything else raises
 :class:`~mlimpute.errors.UnsupportedError` naming the term, before any chain starts.
+
+Each conditional model's formula and method: :mod:`mlimpute.spec.model_formulas`; how
+each predictor enters the analysis model: :mod:`mlimpute.spec.model_linear`; the latent
+cluster means: :mod:`mlimpute.spec.model_latent`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import pandas as pd
-from formulaic import Formula
-from formulaic.parser.types.factor import Factor
 
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
 from mlimpute.spec.defaults import is_level2, varying_clusters
-from mlimpute.spec.formula import ParsedFormula, _quote, lmean_column, parse_formula
+from mlimpute.spec.formula import lmean_column, parse_formula
 from mlimpute.spec.model_counts import COUNT_FAMILIES
+from mlimpute.spec.model_formulas import (
+    _METHOD,
+    _METHOD2,
+    _PREDICTOR_METHODS,
+    level2_formula,
+    outcome_method,
+    predictor_formula,
+)
+from mlimpute.spec.model_latent import _check_latent_means, latent_means, with_latent_means
+from mlimpute.spec.model_linear import _position, check_linear, nonlinear_predictors
 from mlimpute.spec.model_terms import (
     check_level2_terms,
     level3_columns,
     model_terms,
-    random_intercepts,
 )
 
 __all__ = [
@@ -66,171 +76,10 @@ __all__ = [
     "with_latent_means",
 ]
 
-_METHOD = "2l.norm"
-_METHOD2 = "2lonly.norm"
-#: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
-_PREDICTOR_METHODS = {
-    "numeric": _METHOD,
-    "binary": "2l.bin",
-    "ordinal": "2l.ordinal",
-    "nominal": "2l.nominal",
-}
-
 
 def _constant_within(codes, values: pd.Series) -> bool:
     """A complete column with one value per cluster (usable in a level-2 model)."""
     return varying_clusters(codes, values).size == 0
-
-
-def _terms(rhs: str) -> list[tuple[str, list[Factor]]]:
-    """The terms of a formulaic right-hand side with their factors."""
-    if rhs.strip() in ("", "1", "0"):
-        return []
-    return [(str(t), list(t.factors)) for t in Formula(rhs)]
-
-
-def _pattern(name: str) -> re.Pattern:
-    return re.compile(rf"(?<![\w.`]){re.escape(name)}(?![\w.`])|`{re.escape(name)}`")
-
-
-def _mentions(expr: str, name: str) -> bool:
-    return _pattern(name).search(expr) is not None
-
-
-def _position(text: str, name: str) -> int:
-    """Where ``name`` first appears in the right-hand side of ``text`` (the model's order)."""
-    rhs = text.split("~", 1)[-1]
-    hit = _pattern(name).search(rhs)
-    return hit.start() if hit else len(rhs)
-
-
-def check_linear(parsed: ParsedFormula, incomplete: Sequence[str]) -> set[str]:
-    """How each incomplete predictor enters the analysis model; refuse what is not supported.
-
-    A term is linear in x when x enters it once, as a plain column (``x``, ``x:z``, ``x:w``
-    with w incomplete too; formulaic reads ``x:x`` as ``x``): x's missing values then have a
-    closed-form full conditional. A transform of x (``I(x**2)``, ``log(x)``, ``exp(x)``,
-    ``sqrt(x)``, ``poly(x, 2)``...) makes the term non-linear in x: its missing values are
-    drawn by Metropolis–Hastings. The observed cluster mean ``cmean(x)`` of an incomplete
-    predictor is not supported.
-
-    Returns
-    -------
-    set of str
-        The incomplete predictors that enter some term non-linearly (drawn by
-        Metropolis–Hastings).
-
-    Raises
-    ------
-    UnsupportedError
-        Naming the term.
-
-    Examples
-    --------
-    >>> sorted(check_linear(parse_formula("y ~ x * w + I(w**2) + (1 + x | g)"), ["x", "w"]))
-    ['w']
-    """
-    nonlinear: set[str] = set()
-    parts = [("fixed part", parsed.fixed)] + [("random part", b.terms) for b in parsed.random]
-    for where, rhs in parts:
-        for term, factors in _terms(rhs):
-            for x in incomplete:
-                other = [
-                    f
-                    for f in factors
-                    if f.expr.strip("`") not in (x, lmean_column(x)) and _mentions(f.expr, x)
-                ]
-                if any(f.expr.strip("`").startswith(("cmean(", "ranef(")) for f in other):
-                    raise UnsupportedError(
-                        f"the term {term!r} in the {where} of the analysis model "
-                        f"{parsed.text!r} uses the observed cluster mean of the incomplete "
-                        f"predictor {x!r}: model-based imputation does not support cmean() "
-                        "of an incomplete predictor"
-                    )
-                if other:
-                    nonlinear.add(x)
-    return nonlinear
-
-
-def nonlinear_predictors(parsed: ParsedFormula, names: Sequence[str]) -> set[str]:
-    """The imputed columns among ``names`` that enter the analysis model non-linearly.
-
-    Examples
-    --------
-    >>> nonlinear_predictors(parse_formula("y ~ x + I(x**2) + (1 | g)"), ["x", "y"])
-    {'x'}
-    """
-    return check_linear(parsed, [n for n in names if n != parsed.response])
-
-
-def predictor_formula(
-    name: str, later: Sequence[str], complete: Sequence[str], cluster: str | Sequence[str]
-) -> ParsedFormula:
-    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``
-    (several grouping factors, as a list: a random intercept for each).
-
-    Examples
-    --------
-    >>> str(predictor_formula("x", ["w"], ["z", "a"], "g"))
-    'x ~ w + z + a + (1 | g)'
-    >>> str(predictor_formula("x", [], ["z"], ["school", "class"]))
-    'x ~ z + (1 | school) + (1 | class)'
-    """
-    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
-    if not isinstance(cluster, str):  # several grouping factors (factor text as given)
-        return parse_formula(f"{_quote(name)} ~ {rhs} + {random_intercepts(cluster)}")
-    return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
-
-
-def level2_formula(
-    name: str, later: Sequence[str], complete: Sequence[str], outer: str | None = None
-) -> ParsedFormula:
-    """The model of one incomplete level-2 predictor, on one row per cluster:
-    ``w ~ later + complete`` (level-2 columns only); with an enclosing level ``outer``
-    (three levels), ``w ~ later + complete + (1 | outer)``.
-
-    Examples
-    --------
-    >>> str(level2_formula("w", [], ["z"]))
-    'w ~ z'
-    >>> str(level2_formula("w", [], ["z"], "school"))
-    'w ~ z + (1 | school)'
-    """
-    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
-    if outer is not None:
-        return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {outer})")
-    return parse_formula(f"{_quote(name)} ~ {rhs}")
-
-
-def latent_means(spec) -> dict[str, str]:
-    """The latent cluster means of a specification's analysis model: ``{column: x}`` for
-    every ``lmean(x)`` (the column ``lmean(x)`` holds the drawn random intercepts of x's
-    model, one value per cluster).
-
-    Examples
-    --------
-    >>> latent_means(None)
-    {}
-    """
-    if spec is None or spec.model is None:
-        return {}
-    return {lmean_column(x): x for x in spec.model.lmeans}
-
-
-def with_latent_means(df: pd.DataFrame, spec) -> pd.DataFrame:
-    """``df`` with an empty (all-missing) float column ``lmean(x)`` for every latent
-    cluster mean of the specification's analysis model: the imputations fill it (a copy;
-    ``df`` is left as it is, and returned as it is when there is none).
-
-    Examples
-    --------
-    >>> with_latent_means(pd.DataFrame({"x": [1.0]}), None).columns.tolist()
-    ['x']
-    """
-    cols = [c for c in latent_means(spec) if c not in df.columns]
-    if not cols:
-        return df
-    return df.assign(**{c: float("nan") for c in cols})
 
 
 def model_based(spec) -> set[str]:
@@ -245,38 +94,6 @@ def model_based(spec) -> set[str]:
     if spec is None or spec.model is None:
         return set()
     return {v.name for v in spec.variables} & (set(spec.model.variables) | set(spec.auxiliary))
-
-
-def outcome_method(values: pd.Series, name: str, family: str | None = None) -> str:
-    """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
-    through a latent normal with variance 1) for a binary one; with a count ``family``
-    (:data:`COUNT_FAMILIES`) ``2l.poisson`` or ``2l.nb``.
-
-    Raises
-    ------
-    UnsupportedError
-        For an ordinal or nominal outcome, naming it.
-
-    Examples
-    --------
-    >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
-    '2l.bin'
-    >>> outcome_method(pd.Series([0.0, 3.0, 1.0]), "y", "poisson")
-    '2l.poisson'
-    """
-    from mlimpute.codec import column_kind
-
-    if family in COUNT_FAMILIES:
-        return COUNT_FAMILIES[family]
-    kind = column_kind(values)
-    if kind == "numeric":
-        return _METHOD
-    if kind == "binary":
-        return "2l.bin"
-    raise UnsupportedError(
-        f"the outcome {name!r} is {kind}: model-based imputation supports a normal (numeric) "
-        "or a binary (probit) outcome so far"
-    )
 
 
 def build_model_spec(
@@ -630,56 +447,3 @@ def _nominal_last(cats: list[str], kinds: dict[str, str]) -> list[str]:
 def _factor_fields(terms) -> dict:
     """The grouping-factor fields of the specification with several terms."""
     return {"factors": terms.factors, "hierarchy": terms.hierarchy, "structure": terms.structure}
-
-
-def _check_latent_means(
-    df, parsed, codes, incomplete, level2, complete, complete2, nonlinear
-) -> None:
-    """What ``lmean(x)`` supports so far; :class:`~mlimpute.errors.UnsupportedError`
-    naming the rest, before any chain starts.
-
-    x's model is ``x_ij = ξ_j + e_ij`` with ``ξ_j = w_j'α + r_j`` (``lmean(x)`` is ξ_j, w
-    the complete level-2 columns of the model): x is a continuous level-1 column, the
-    only incomplete level-1 predictor (incomplete level-2 predictors may join: their
-    models take lmean(x) as a predictor), and no level-1 column other than x enters the
-    analysis model.
-    """
-    from mlimpute.codec import column_kind
-
-    model = parsed.text
-    for x in parsed.lmeans:
-        if column_kind(df[x]) != "numeric":
-            raise UnsupportedError(
-                f"lmean({x}) in the analysis model {model!r}: {x!r} is "
-                f"{column_kind(df[x])}; latent cluster means need a continuous column"
-            )
-        if is_level2(codes, df[x]):
-            raise UnsupportedError(
-                f"lmean({x}) in the analysis model {model!r}: {x!r} is constant within "
-                "clusters (a level-2 column is its own cluster mean)"
-            )
-        if x in nonlinear:
-            raise UnsupportedError(
-                f"lmean({x}) in the analysis model {model!r}: {x!r} also enters it "
-                "non-linearly, which latent cluster means do not support yet"
-            )
-    others = [c for c in incomplete if c not in parsed.lmeans and c not in level2]
-    if others:
-        raise UnsupportedError(
-            f"lmean() in the analysis model {model!r} together with the incomplete "
-            f"level-1 predictor(s) or auxiliaries {others}: latent cluster means support "
-            "one incomplete level-1 predictor (x in lmean(x)) so far, beside incomplete "
-            "level-2 ones"
-        )
-    if len(parsed.lmeans) > 1:
-        raise UnsupportedError(
-            f"the analysis model {model!r} has several latent cluster means "
-            f"{list(parsed.lmeans)}: one is supported so far"
-        )
-    level1 = [c for c in complete if c not in complete2 and c not in parsed.lmeans]
-    if level1:
-        raise UnsupportedError(
-            f"lmean() in the analysis model {model!r} together with the level-1 "
-            f"column(s) {level1} (predictors or auxiliaries): x's model in lmean(x) takes "
-            "level-2 columns only so far"
-        )

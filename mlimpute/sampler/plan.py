@@ -1,0 +1,293 @@
+"""The plan of an imputation run: everything its chains share, built once.
+
+:func:`build_plan` sorts the rows by cluster, fills a template of the incomplete columns
+and materialises every model's design; the chains (:func:`mlimpute.sampler.engine.run_chain`)
+read the :class:`Plan` and never change it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from mlimpute.codec import categories, decode, encode, template
+from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.models import ConditionalModel, get_model
+from mlimpute.models.base import refuse_extra_terms
+from mlimpute.models.registry import multi_term_model
+from mlimpute.models.segments import Segments
+from mlimpute.parallel import one_blas_thread
+from mlimpute.sampler.chain_shifts import latent_shifts
+from mlimpute.sampler.compatible import extra_param_names
+from mlimpute.sampler.design import Layout, ModelData, build_model_data
+from mlimpute.spec.build import ImputationSpec
+from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
+from mlimpute.spec.model import latent_means, model_based, outcome_method
+
+__all__ = ["Plan", "build_plan"]
+
+
+_TEMPLATE_SEED = 20050705  # template fill only decides collinearity; fixed for determinism
+
+
+@dataclass
+class Plan:
+    """Everything the chains share; built once, read-only afterwards."""
+
+    spec: ImputationSpec
+    layout: Layout
+    static: pd.DataFrame
+    data: dict[str, ModelData]
+    models: dict[str, ConditionalModel]
+    start: dict[str, np.ndarray]
+    like: dict[str, pd.Series] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    cluster_static: pd.DataFrame | None = None  # one row per cluster, for level-2 models
+    #: model-based imputation: the analysis model's data (rows with the outcome observed
+    #: as its observed rows) and model; None for chained equations
+    analysis: ModelData | None = None
+    analysis_model: ConditionalModel | None = None
+    #: three levels: the level-3 factor's segments over the sorted rows and one row per
+    #: level-3 cluster (cmean columns: level-3 means), for level-3 models
+    top_segments: object = None
+    top_static: pd.DataFrame | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.spec.variables]
+
+    def missing_rows(self, name: str) -> np.ndarray:
+        """Sorted-order positions of the rows where ``name`` is missing."""
+        return np.flatnonzero(np.isnan(self.start[name]))
+
+    def param_names(self, name: str) -> list[str]:
+        return self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
+
+
+def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
+    """Sort rows by cluster, fill a template and materialise every model's design once.
+
+    BLAS is held at one thread meanwhile: the rank checks (QR of tall designs) slow down
+    5-20x with two BLAS threads when another process uses the second core.
+    """
+    with one_blas_thread():
+        plan = _build_plan(df, spec)
+    latent_shifts(plan)  # a latent shift needs an intercept: refused before any chain
+    return plan
+
+
+def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
+    if spec.factors:
+        layout = Layout.from_factors(df, spec.cluster, spec.factors)
+    else:
+        layout = Layout.from_frame(df, spec.cluster)
+    top = _top_segments(layout, spec)
+    names = [v.name for v in spec.variables]
+    used = set()
+    cmeans, factor_means = set(), set()
+    for v in spec.variables:
+        used |= v.formula.variables
+        cmeans |= set(v.formula.cmeans)
+        factor_means |= set(v.formula.factor_means)
+    if spec.model is not None:
+        used |= spec.model.variables
+    cols = [c for c in df.columns if c in used]
+    static = _model_dtypes(df[cols].iloc[layout.order].reset_index(drop=True))
+    fill_rng = np.random.default_rng(_TEMPLATE_SEED)
+    start, like = {}, {}
+    codes, first = layout.codes, layout.segments.starts
+    latent = latent_means(spec)
+    for v in spec.variables:
+        name = v.name
+        x = encode(static[name])
+        start[name] = x
+        if name in latent:  # lmean(x): never observed; x's (filled) cluster means
+            x = layout.cluster_mean(encode(static[latent[name]]))
+        elif v.level == 2:
+            x = _cluster_values(x, codes, layout.segments.n_clusters)
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            x = np.take(x, codes)
+        elif v.level == 3:
+            x = _cluster_values(x, top.codes, top.n_clusters)
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            x = np.take(x, top.codes)
+        else:
+            x = x.copy()
+            miss = np.isnan(x)
+            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+        if categories(static[name]) is not None:
+            like[name] = template(static[name])
+        static[name] = decode(x, static[name])
+    for c in sorted(cmeans):
+        static[cmean_column(c)] = layout.cluster_mean(encode(static[c]))
+    for c, g in sorted(factor_means):  # cmean(x, school): over another grouping factor
+        static[cmean_column(c, g)] = layout.factor_mean(encode(static[c]), g)
+    dynamic = set(names) | {cmean_column(n) for n in names}
+    dynamic |= {cmean_column(c, g) for c, g in factor_means if c in names}
+    data, models, events = {}, {}, list(spec.events)
+    cluster_static = top_static = None
+    for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
+        if v.level == 3:
+            if top_static is None:
+                top_static = static.iloc[top.starts].reset_index(drop=True)
+                for c in sorted(cmeans):  # cmean() on level-3 rows: level-3 means
+                    top_static[cmean_column(c)] = top.mean(encode(static[c]))
+            y3 = _cluster_values(start[v.name], top.codes, top.n_clusters)
+            data[v.name] = build_model_data(
+                v.formula,
+                top_static,
+                ~np.isnan(y3),
+                Layout.single(top.n_clusters),
+                dynamic,
+                y=y3,
+            )
+        elif v.level == 2:
+            if cluster_static is None:
+                cluster_static = static.iloc[first].reset_index(drop=True)
+            f, ranef_cols = _expand_ranef(v.formula, data, models)
+            for col in ranef_cols:  # placeholders: only the design's structure depends on them
+                cluster_static[col] = fill_rng.standard_normal(len(first))
+            y2 = _cluster_values(start[v.name], codes, layout.segments.n_clusters)
+            if v.name in latent:  # lmean(x): fitted to its drawn values, every cluster
+                y2 = cluster_static[v.name].to_numpy(dtype=np.float64)
+            data[v.name] = build_model_data(
+                f,
+                cluster_static,
+                ~np.isnan(y2),
+                _cluster_rows_layout(layout, f),
+                dynamic | set(ranef_cols),
+                y=y2,
+            )
+        elif v.name in model_based(spec) and v.name != spec.model.response:
+            # model-based: a predictor's model is fitted to its completed column (all rows)
+            data[v.name] = build_model_data(
+                v.formula,
+                static,
+                np.ones(layout.n, dtype=bool),
+                layout,
+                dynamic,
+                y=encode(static[v.name]),
+            )
+        else:
+            data[v.name] = build_model_data(
+                v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
+            )
+        if v.name in like:  # category labels of the codes, for the model's names
+            data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
+        d = data[v.name]
+        if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
+            raise SpecificationError(
+                f"no random effect of {d.group!r} is left in the formula for "
+                f"{v.name!r} ({v.formula.text!r}): its random-part columns are constant or "
+                "collinear on the observed rows; use (1 | ...) or a single-level method"
+            )
+        models[v.name] = _model(v.name, v.method, dict(v.options), d)
+        refuse_extra_terms(models[v.name], d)  # several grouping factors: multi-term models
+        models[v.name].check(d)  # a problem the model sees in its data: named, before chains
+        events += data[v.name].events
+    analysis = analysis_model = None
+    if spec.model is not None:
+        y = spec.model.response
+        if y in data:
+            analysis, analysis_model = data[y], models[y]
+        else:
+            yv = encode(static[y])
+            analysis = build_model_data(spec.model, static, ~np.isnan(yv), layout, dynamic, y=yv)
+            family = getattr(spec, "family", None)
+            analysis_model = _model(y, outcome_method(static[y], y, family), {}, analysis)
+            analysis_model.check(analysis)
+            events += analysis.events
+    return Plan(
+        spec,
+        layout,
+        static,
+        data,
+        models,
+        start,
+        like,
+        events,
+        cluster_static,
+        analysis,
+        analysis_model,
+        top,
+        top_static,
+    )
+
+
+def _model(name: str, method: str, options: dict, d: ModelData) -> ConditionalModel:
+    """The model of ``name``: with random terms over several grouping factors, the
+    several-terms version of ``method`` (refused, naming it, where there is none)."""
+    if not d.extra_terms:
+        return get_model(method).factory(**options)
+    factory = multi_term_model(method)
+    if factory is None:
+        factors = [d.group, *(t.group for t in d.extra_terms)]
+        raise UnsupportedError(
+            f"method {method!r} for {name!r} has no version for several grouping factors "
+            f"({factors}); use '2l.norm' or a formula with one grouping factor"
+        )
+    return factory(**options)
+
+
+def _top_segments(layout: Layout, spec: ImputationSpec) -> Segments | None:
+    """Three levels: the level-3 factor's segments over the sorted rows (rows are sorted
+    by it first), None otherwise."""
+    if len(spec.hierarchy) < 2:
+        return None
+    fac = layout.factor(spec.hierarchy[0])
+    return Segments.from_codes(fac.codes, fac.n_clusters)
+
+
+def _cluster_rows_layout(layout: Layout, f: ParsedFormula) -> Layout:
+    """The layout of a level-2 model's rows (one per cluster): one cluster, or with three
+    levels and a random part over level 3, the level-3 clusters."""
+    n = layout.segments.n_clusters
+    if f.group is None or not layout.factors:
+        return Layout.single(n)
+    fac = layout.factor(f.group)
+    codes = fac.codes[layout.segments.starts]
+    return Layout(np.arange(n), Segments.from_codes(codes, fac.n_clusters), fac.labels, f.group)
+
+
+def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
+    """Columns as formulaic reads them: pandas' nullable ``string`` dtype (missing values
+    ``pd.NA``, what ``DataFrame.convert_dtypes`` gives) becomes an object column of the
+    same strings, a categorical factor like any other column of strings."""
+    for c in static.columns:
+        dtype = static[c].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+            static[c] = static[c].astype(object)
+    return static
+
+
+def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """One value per cluster from a row-level column that is constant within clusters."""
+    out = np.full(n_clusters, np.nan)
+    obs = ~np.isnan(x)
+    out[codes[obs]] = x[obs]
+    return out
+
+
+def _expand_ranef(
+    f: ParsedFormula, data: dict[str, ModelData], models: dict[str, ConditionalModel]
+) -> tuple[ParsedFormula, list[str]]:
+    """Replace ``ranef(x)`` by one column per random effect of x's model, named by the model
+    (:meth:`~mlimpute.models.base.ConditionalModel.random_effect_names`): ``ranef(x)`` for a
+    single effect, else ``ranef(x)[Intercept]``, ``ranef(x)[gender]``... (for a nominal x,
+    one per category and effect: ``ranef(x)[b:Intercept]``)."""
+    cols, fixed = [], f.fixed
+    for x in f.ranefs:
+        znames = models[x].random_effect_names(data[x])
+        if len(znames) == 1:
+            new = [ranef_column(x)]
+        else:
+            new = [ranef_column(x, z) for z in znames]
+            fixed = fixed.replace(
+                f"`{ranef_column(x)}`", "(" + " + ".join(f"`{c}`" for c in new) + ")"
+            )
+        cols += new
+    return replace(f, fixed=fixed), cols

@@ -1,0 +1,75 @@
+"""The namespace formulaic evaluates formulas in (:data:`EVALUATION_CONTEXT`).
+
+Besides the data, a formula reaches only the allowed functions, ``np`` and ``contr``
+holding only the allowed members, and a refusing stand-in (``_Refused``) for every
+Python builtin and every other formulaic transform.
+"""
+
+from __future__ import annotations
+
+import builtins
+from types import MappingProxyType, SimpleNamespace
+
+import numpy as np
+from formulaic.transforms import (
+    TRANSFORMS,
+    C,
+    ContrastsRegistry,
+    basis_spline,
+    center,
+    identity,
+    poly,
+    scale,
+)
+from formulaic.transforms.patsy_compat import PATSY_COMPAT_TRANSFORMS
+
+from mlimpute.errors import FormulaError
+from mlimpute.spec.grammar_functions import _NUMERIC, CONTRASTS
+
+__all__ = ["EVALUATION_CONTEXT"]
+
+
+class _Refused:
+    """Stands in for every name a formula may not reach (Python builtins, formulaic's
+    other transforms): calling it or reading an attribute raises FormulaError."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def __call__(self, *args, **kwargs):
+        raise FormulaError(f"{self._name!r} may not be called in a formula")
+
+    def __getattr__(self, attr):
+        raise FormulaError(
+            f"{object.__getattribute__(self, '_name')!r} is not available in a formula"
+        )
+
+    def __repr__(self) -> str:
+        return f"<not available in formulas: {self._name}>"
+
+
+def _context() -> MappingProxyType:
+    ctx: dict[str, object] = {}
+    for name in {*dir(builtins), "__builtins__", *TRANSFORMS, *PATSY_COMPAT_TRANSFORMS}:
+        ctx[name] = _Refused(name)
+    numeric = {f: getattr(np, f) for f in _NUMERIC}
+    ctx.update(numeric)
+    ctx["np"] = SimpleNamespace(**numeric)
+    ctx.update(I=identity, C=C, center=center, scale=scale, poly=poly, bs=basis_spline)
+    ctx["contr"] = SimpleNamespace(
+        **{
+            c.split(".")[1]: getattr(ContrastsRegistry, c.split(".")[1])
+            for c in CONTRASTS
+            if c.startswith("contr.")
+        }
+    )
+    ctx.update({c: PATSY_COMPAT_TRANSFORMS[c] for c in CONTRASTS if "." not in c})
+    return MappingProxyType(ctx)
+
+
+#: The namespace (besides the data) in which formulaic evaluates every formula: the
+#: allowed functions, ``np`` and ``contr`` holding only the allowed members, and a
+#: refusing stand-in for every Python builtin and every other formulaic transform.
+EVALUATION_CONTEXT: MappingProxyType = _context()

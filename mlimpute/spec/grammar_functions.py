@@ -1,0 +1,64 @@
+"""The functions a formula may call, with the arguments each takes.
+
+:data:`SIGNATURES` (keyword arguments and what their values may be),
+:data:`ALLOWED_FUNCTIONS` and the contrasts of ``C()`` (:data:`CONTRASTS`): the tables
+the formula grammar (:mod:`mlimpute.spec.grammar`) checks calls against and the
+evaluation namespace (:mod:`mlimpute.spec.grammar_context`) is built from.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALLOWED_FUNCTIONS", "CONTRASTS", "SIGNATURES"]
+
+
+_NUMERIC = ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")
+
+#: Keyword arguments of each allowed function and what their values may be.
+#: Argument kinds: ``expr`` an arithmetic expression of columns, ``column``/``name`` one
+#: column name, ``factor`` a grouping factor (a column name or ``a:b``, the second,
+#: optional argument of ``cmean(x, school)``), ``int``/``number``/``bool`` a literal,
+#: ``numbers`` a list of numbers,
+#: ``literals`` a list of strings or numbers, ``contrast`` a contrast (see
+#: :data:`CONTRASTS`).
+SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "I": (("expr",), {}),
+    "C": (("column", "contrast"), {"contrasts": "contrast", "levels": "literals"}),
+    **{f: (("expr",), {}) for f in _NUMERIC},
+    **{f"np.{f}": (("expr",), {}) for f in _NUMERIC},
+    "center": (("expr",), {}),
+    "scale": (("expr",), {"center": "bool", "scale": "bool", "ddof": "number"}),
+    "poly": (("expr", "int"), {"degree": "int", "raw": "bool"}),
+    "bs": (
+        ("expr",),
+        {
+            "df": "int",
+            "degree": "int",
+            "knots": "numbers",
+            "include_intercept": "bool",
+            "lower_bound": "number",
+            "upper_bound": "number",
+        },
+    ),
+    "cmean": (("name", "factor"), {}),
+    "lmean": (("name",), {}),
+    "ranef": (("name",), {}),
+}
+
+#: Functions a formula may call (the ``np.`` spellings of the numeric ones included).
+ALLOWED_FUNCTIONS: tuple[str, ...] = tuple(SIGNATURES)
+
+#: Contrasts ``C()`` accepts as its second argument (or ``contrasts=``), bare or called
+#: with literal arguments: ``C(school, contr.treatment("b"))``, ``C(school, Sum)``.
+CONTRASTS: dict[str, dict[str, str]] = {
+    "contr.treatment": {"base": "literal"},
+    "contr.SAS": {"base": "literal"},
+    "contr.sum": {},
+    "contr.helmert": {"reverse": "bool", "scale": "bool"},
+    "contr.poly": {"scores": "numbers"},
+    "contr.diff": {"backward": "bool"},
+    "Treatment": {"reference": "literal"},
+    "Sum": {},
+    "Helmert": {},
+    "Poly": {"scores": "numbers"},
+    "Diff": {},
+}

@@ -1,0 +1,417 @@
+"""The recursive-descent parser of the formula grammar (:mod:`mlimpute.spec.grammar`).
+
+``_Parser`` reads the tokens of a formula and accepts only what the grammar allows
+(the module docstring of :mod:`mlimpute.spec.grammar` lists it); it raises
+:class:`~mlimpute.errors.FormulaError` at the first token that is not allowed, with a
+caret under it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+from mlimpute.errors import FormulaError
+from mlimpute.spec.grammar_functions import ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
+from mlimpute.spec.grammar_tokens import _Token, _tokenize, caret_message
+
+_OPS_FORMULA = ("*", "/", ":")
+_NOT_A_TERM = ("+", "-", "*", "/", ":", "**", "^", "|", "||", ")", "~")
+_OPS_PYTHON_MUL = ("*", "/", "//", "%")
+_COMPARE = ("<", "<=", ">", ">=", "==", "!=")
+
+
+class _Parser:
+    """Recursive descent over the tokens; raises FormulaError at the first bad token."""
+
+    def __init__(self, text: str, shown: str | None = None):
+        self.text = text
+        self.shown = shown
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.calls: list[str] = []
+
+    # -- helpers --------------------------------------------------------------------------
+    def peek(self, k: int = 0) -> _Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+
+    def at(self, *ops: str) -> bool:
+        tok = self.peek()
+        return tok.kind == "op" and tok.value in ops
+
+    def take(self, *ops: str) -> _Token | None:
+        if self.at(*ops):
+            tok = self.peek()
+            self.i += 1
+            return tok
+        return None
+
+    def fail(self, tok: _Token, detail: str) -> FormulaError:
+        msg = caret_message(self.text, detail, tok.pos)
+        if self.shown is not None and self.shown != self.text:
+            msg += f"\n(part of formula {self.shown!r})"
+        return FormulaError(msg)
+
+    def unexpected(self, tok: _Token, wanted: str) -> FormulaError:
+        if tok.kind == "end":
+            return self.fail(tok, f"formula ends where {wanted} was expected")
+        return self.fail(tok, f"unexpected {_describe(tok)}; expected {wanted}")
+
+    def expect(self, op: str, wanted: str | None = None) -> _Token:
+        tok = self.take(op)
+        if tok is None:
+            raise self.unexpected(self.peek(), wanted or repr(op))
+        return tok
+
+    def end(self) -> None:
+        tok = self.peek()
+        if tok.kind != "end":
+            if tok.kind == "op" and tok.value == ")":
+                raise self.fail(tok, "unmatched ')'")
+            if tok.kind == "op" and tok.value in ("|", "||"):
+                raise self.fail(tok, "a random term must be written '(terms | group)'")
+            raise self.unexpected(tok, "an operator or the end of the formula")
+
+    def close(self, opening: _Token) -> None:
+        """Expect the ')' matching ``opening``."""
+        if self.peek().kind == "end":
+            raise self.fail(opening, "unmatched '('")
+        self.expect(")", "')' or an operator")
+
+    # -- the formula ----------------------------------------------------------------------
+    def formula(self) -> None:
+        tildes = [t for t in self.tokens if t.kind == "op" and t.value == "~"]
+        if not tildes:
+            raise self.fail(self.tokens[0], "missing '~'")
+        if len(tildes) > 1:
+            raise self.fail(tildes[1], "expected exactly one '~'")
+        if not self.at("~"):
+            self.column("the response (a column name) or '~'")
+            if not self.at("~"):
+                raise self.fail(self.peek(), "the left-hand side must be one column name")
+        self.expect("~")
+        self.fsum(random_ok=True)
+        self.end()
+
+    def rhs(self) -> None:
+        self.fsum(random_ok=False)
+        self.end()
+
+    def fsum(self, random_ok: bool) -> None:
+        self.take("+", "-")
+        self.fprod(random_ok)
+        while self.take("+", "-"):
+            self.fprod(random_ok)
+
+    def fprod(self, random_ok: bool) -> None:
+        random = self.fpow(random_ok)
+        while self.at(*_OPS_FORMULA):
+            op = self.take(*_OPS_FORMULA)
+            if random:
+                raise self.fail(
+                    op,
+                    "a random term '(terms | group)' cannot be combined with "
+                    "other terms; add it with '+'",
+                )
+            random = self.fpow(False)
+            if random:
+                raise self.fail(
+                    op,
+                    "a random term '(terms | group)' cannot be combined with "
+                    "other terms; add it with '+'",
+                )
+
+    def fpow(self, random_ok: bool) -> bool:
+        random = self.fatom(random_ok)
+        op = self.take("**", "^")
+        if op is not None:
+            if random:
+                raise self.fail(op, "a random term '(terms | group)' cannot be raised to a power")
+            tok = self.peek()
+            if tok.kind != "number" or not tok.value.isdigit():
+                raise self.unexpected(tok, f"a whole number after {op.value!r}")
+            self.i += 1
+        return random
+
+    def fatom(self, random_ok: bool) -> bool:
+        tok = self.peek()
+        if tok.kind == "end" or (tok.kind == "op" and tok.value in _NOT_A_TERM):
+            raise self.fail(tok, "empty term")
+        if self.take("("):
+            if random_ok and self.at("|", "||"):
+                raise self.fail(self.peek(), "no terms before '|'")
+            self.fsum(False)
+            bar = self.take("|", "||")
+            if bar is not None:
+                if not random_ok:
+                    raise self.fail(
+                        bar,
+                        "a random term '(terms | group)' must be added to the "
+                        "fixed part on its own",
+                    )
+                group = self.peek()
+                if group.kind == "op" and group.value == ")":
+                    raise self.fail(group, "grouping factor '' must be a column name, a:b or a/b")
+                self.grouping_factor()
+                if not self.at(")"):
+                    if self.peek().kind == "end":
+                        raise self.fail(tok, "unmatched '('")
+                    k = self.i
+                    while self.tokens[k].kind != "end" and self.tokens[k].value != ")":
+                        k += 1
+                    span = self.text[group.pos : self.tokens[k].pos].strip()
+                    raise self.fail(
+                        group, f"grouping factor {span!r} must be a column name, a:b or a/b"
+                    )
+                self.i += 1
+                return True
+            self.close(tok)
+            return False
+        if tok.kind == "number":
+            self.i += 1
+            return False
+        if tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value == "(":
+            self.call()
+            return False
+        self.column("a column name, a number, '(' or a function call")
+        return False
+
+    def grouping_factor(self) -> None:
+        """``g``, ``a:b`` (the combination of two columns) or ``a/b`` (``a`` and ``a:b``)."""
+        self.column("the grouping factor (a column name)")
+        while self.at(":", "/") and self.peek(1).kind in ("name", "backquoted"):
+            self.i += 1
+            self.column("a column name in the grouping factor")
+
+    # -- names ----------------------------------------------------------------------------
+    def column(self, wanted: str, *, python: bool = False) -> None:
+        tok = self.peek()
+        if tok.kind == "backquoted":
+            if tok.value == "``":
+                raise self.fail(tok, "empty column name ``")
+            self.i += 1
+            return
+        if tok.kind != "name":
+            if tok.kind == "string":
+                raise self.fail(
+                    tok,
+                    "string literals are only allowed as levels or contrast "
+                    "arguments of C(); write a column name in backquotes",
+                )
+            raise self.unexpected(tok, wanted)
+        self.check_name(tok, python=python)
+        self.i += 1
+
+    def check_name(self, tok: _Token, *, python: bool) -> None:
+        name = tok.value
+        parts = name.split(".")
+        if not re.search(r"[A-Za-z_]", name):
+            raise self.fail(tok, f"{name!r} is not a column name")
+        if any(p.startswith("__") for p in parts):
+            raise self.fail(
+                tok,
+                f"{name!r}: names beginning with '__' are not allowed in a "
+                "formula (write a column name in backquotes)",
+            )
+        if python and keyword.iskeyword(name):
+            raise self.fail(
+                tok,
+                f"the Python keyword {name!r} is not allowed in a formula "
+                "(write a column of that name in backquotes)",
+            )
+        if parts[0] in ("np", "numpy", "contr"):
+            raise self.fail(
+                tok,
+                f"{name!r}: attribute access is not allowed in a formula; "
+                f"only the functions {', '.join(_np_names())} may be called",
+            )
+        if python and "." in name:
+            raise self.fail(
+                tok, f"inside a function call, write the column {name!r} in backquotes: `{name}`"
+            )
+
+    # -- calls ----------------------------------------------------------------------------
+    def call(self) -> None:
+        tok = self.peek()
+        name = tok.value
+        if name not in SIGNATURES:
+            if name.split(".")[0] in ("np", "numpy"):
+                detail = (
+                    f"function {name!r} is not allowed; the numpy functions allowed "
+                    f"are {', '.join(_np_names())}"
+                )
+            else:
+                detail = f"function {name!r} is not allowed in a formula{_allowed_hint()}"
+            raise self.fail(tok, detail)
+        self.i += 1
+        self.calls.append(name)
+        positional, keywords = SIGNATURES[name]
+        self.arguments(name, positional, keywords)
+
+    def arguments(self, name: str, positional, keywords) -> None:
+        opening = self.expect("(")
+        n, seen = 0, set()
+        while True:
+            tok = self.peek()
+            if (
+                tok.kind == "name"
+                and self.peek(1).kind == "op"
+                and self.peek(1).value in ("=", ":=")
+            ):
+                if self.peek(1).value == ":=":
+                    raise self.fail(self.peek(1), "':=' is not allowed in a formula")
+                if tok.value not in keywords:
+                    opts = ", ".join(keywords) if keywords else "none"
+                    raise self.fail(
+                        tok,
+                        f"{name}() has no argument {tok.value!r} here "
+                        f"(keyword arguments allowed: {opts})",
+                    )
+                if tok.value in seen:
+                    raise self.fail(tok, f"argument {tok.value!r} given twice")
+                seen.add(tok.value)
+                self.i += 2
+                self.value(keywords[tok.value], name)
+            else:
+                if seen:
+                    raise self.fail(tok, f"positional argument after keyword arguments in {name}()")
+                if n >= len(positional):
+                    if tok.kind == "op" and tok.value == ")" and n > 0:
+                        break
+                    if n == 0 and not positional:
+                        break
+                    raise self.fail(tok, f"{name}() takes {len(positional)} positional argument(s)")
+                self.value(positional[n], name)
+                n += 1
+            if self.take(","):
+                if self.at(")"):
+                    break
+                continue
+            break
+        if n == 0 and positional:
+            raise self.unexpected(self.peek(), f"the argument of {name}()")
+        if self.peek().kind == "end":
+            raise self.fail(opening, "unmatched '('")
+        self.expect(")", f"')' closing {name}(")
+
+    def value(self, kind: str, fname: str) -> None:
+        tok = self.peek()
+        if kind == "expr":
+            self.pexpr()
+        elif kind in ("column", "name"):  # "name": replaced by a column, never evaluated
+            self.column(f"a column name as the argument of {fname}()", python=kind == "column")
+        elif kind == "factor":  # cmean(x, a:b): never evaluated either
+            self.column(f"a grouping factor (a column name or a:b) in {fname}()")
+            while self.take(":"):
+                self.column(f"a column name in the grouping factor of {fname}()")
+        elif kind == "contrast":
+            self.contrast()
+        elif kind == "literals":
+            self.literal_list(strings=True)
+        elif kind == "numbers":
+            self.literal_list(strings=False)
+        elif kind == "literal":
+            self.literal(strings=True)
+        elif kind == "bool":
+            if tok.kind != "name" or tok.value not in ("True", "False"):
+                raise self.unexpected(tok, "True or False")
+            self.i += 1
+        elif kind in ("int", "number"):
+            self.take("-", "+") if kind == "number" else None
+            tok = self.peek()
+            if tok.kind != "number" or (kind == "int" and not tok.value.isdigit()):
+                raise self.unexpected(tok, "a whole number" if kind == "int" else "a number")
+            self.i += 1
+        else:  # pragma: no cover - SIGNATURES only uses the kinds above
+            raise AssertionError(kind)
+
+    def literal(self, *, strings: bool) -> None:
+        self.take("-", "+")
+        tok = self.peek()
+        ok = tok.kind == "number" or (
+            strings
+            and (tok.kind == "string" or (tok.kind == "name" and tok.value in ("True", "False")))
+        )
+        if not ok:
+            raise self.unexpected(tok, "a string or number literal" if strings else "a number")
+        self.i += 1
+
+    def literal_list(self, *, strings: bool) -> None:
+        self.expect("[", "a list '[...]' of literals")
+        while not self.at("]"):
+            self.literal(strings=strings)
+            if not self.take(","):
+                break
+        self.expect("]", "']'")
+
+    def contrast(self) -> None:
+        tok = self.peek()
+        if tok.kind != "name" or tok.value not in CONTRASTS:
+            raise self.unexpected(tok, f"a contrast ({', '.join(CONTRASTS)})")
+        self.i += 1
+        self.calls.append(tok.value)
+        if self.at("("):
+            keywords = CONTRASTS[tok.value]
+            positional = tuple(keywords.values())[:1]
+            self.arguments(tok.value, positional, keywords)
+
+    # -- Python expressions inside calls --------------------------------------------------
+    def pexpr(self) -> None:
+        self.parith()
+        while self.take(*_COMPARE):
+            self.parith()
+
+    def parith(self) -> None:
+        self.pterm()
+        while self.take("+", "-"):
+            self.pterm()
+
+    def pterm(self) -> None:
+        self.punary()
+        while self.take(*_OPS_PYTHON_MUL):
+            self.punary()
+
+    def punary(self) -> None:
+        if self.take("+", "-"):
+            self.punary()
+            return
+        self.patom()
+        if self.take("**"):
+            self.punary()
+        elif self.at("^"):
+            raise self.fail(self.peek(), "inside a function call write powers with '**'")
+
+    def patom(self) -> None:
+        tok = self.peek()
+        if self.take("("):
+            self.pexpr()
+            self.close(tok)
+        elif tok.kind == "number":
+            self.i += 1
+        elif tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value == "(":
+            self.call()
+        else:
+            self.column("a column name, a number, '(' or a function call", python=True)
+        after = self.peek()
+        if after.kind == "op" and after.value in ("[", "."):
+            raise self.fail(after, "subscripts are not allowed in a formula")
+
+
+def _describe(tok: _Token) -> str:
+    if tok.kind == "op":
+        if tok.value == ":=":
+            return "':=' (assignment is not allowed in a formula)"
+        if tok.value in ("[", "]"):
+            return f"{tok.value!r} (subscripts are not allowed in a formula)"
+        return repr(tok.value)
+    if tok.kind == "string":
+        return f"string {tok.value} (strings are only allowed as levels or contrasts in C())"
+    return f"{tok.kind} {tok.value!r}"
+
+
+def _np_names() -> list[str]:
+    return [f for f in ALLOWED_FUNCTIONS if f.startswith("np.")]
+
+
+def _allowed_hint() -> str:
+    return "; allowed functions: " + ", ".join(ALLOWED_FUNCTIONS)

@@ -1,0 +1,99 @@
+"""The conditional models of model-based imputation's factorisation.
+
+The formula of an incomplete level-1 predictor's model (:func:`predictor_formula`), of a
+level-2 one's (:func:`level2_formula`, one row per cluster), the method of each kind of
+predictor and of the analysis model's outcome (:func:`outcome_method`);
+:func:`~mlimpute.spec.model.build_model_spec` assembles them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from mlimpute.errors import UnsupportedError
+from mlimpute.spec.formula import ParsedFormula, _quote, parse_formula
+from mlimpute.spec.model_counts import COUNT_FAMILIES
+from mlimpute.spec.model_terms import random_intercepts
+
+_METHOD = "2l.norm"
+_METHOD2 = "2lonly.norm"
+#: the model of an incomplete level-1 predictor by its kind (categorical ones: latent probit)
+_PREDICTOR_METHODS = {
+    "numeric": _METHOD,
+    "binary": "2l.bin",
+    "ordinal": "2l.ordinal",
+    "nominal": "2l.nominal",
+}
+
+
+def predictor_formula(
+    name: str, later: Sequence[str], complete: Sequence[str], cluster: str | Sequence[str]
+) -> ParsedFormula:
+    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``
+    (several grouping factors, as a list: a random intercept for each).
+
+    Examples
+    --------
+    >>> str(predictor_formula("x", ["w"], ["z", "a"], "g"))
+    'x ~ w + z + a + (1 | g)'
+    >>> str(predictor_formula("x", [], ["z"], ["school", "class"]))
+    'x ~ z + (1 | school) + (1 | class)'
+    """
+    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    if not isinstance(cluster, str):  # several grouping factors (factor text as given)
+        return parse_formula(f"{_quote(name)} ~ {rhs} + {random_intercepts(cluster)}")
+    return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
+
+
+def level2_formula(
+    name: str, later: Sequence[str], complete: Sequence[str], outer: str | None = None
+) -> ParsedFormula:
+    """The model of one incomplete level-2 predictor, on one row per cluster:
+    ``w ~ later + complete`` (level-2 columns only); with an enclosing level ``outer``
+    (three levels), ``w ~ later + complete + (1 | outer)``.
+
+    Examples
+    --------
+    >>> str(level2_formula("w", [], ["z"]))
+    'w ~ z'
+    >>> str(level2_formula("w", [], ["z"], "school"))
+    'w ~ z + (1 | school)'
+    """
+    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    if outer is not None:
+        return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {outer})")
+    return parse_formula(f"{_quote(name)} ~ {rhs}")
+
+
+def outcome_method(values: pd.Series, name: str, family: str | None = None) -> str:
+    """The analysis model's family: ``2l.norm`` for a numeric outcome, ``2l.bin`` (probit,
+    through a latent normal with variance 1) for a binary one; with a count ``family``
+    (:data:`COUNT_FAMILIES`) ``2l.poisson`` or ``2l.nb``.
+
+    Raises
+    ------
+    UnsupportedError
+        For an ordinal or nominal outcome, naming it.
+
+    Examples
+    --------
+    >>> outcome_method(pd.Series([0.0, 1.0, 1.0]), "y")
+    '2l.bin'
+    >>> outcome_method(pd.Series([0.0, 3.0, 1.0]), "y", "poisson")
+    '2l.poisson'
+    """
+    from mlimpute.codec import column_kind
+
+    if family in COUNT_FAMILIES:
+        return COUNT_FAMILIES[family]
+    kind = column_kind(values)
+    if kind == "numeric":
+        return _METHOD
+    if kind == "binary":
+        return "2l.bin"
+    raise UnsupportedError(
+        f"the outcome {name!r} is {kind}: model-based imputation supports a normal (numeric) "
+        "or a binary (probit) outcome so far"
+    )
