@@ -58,7 +58,8 @@ def main() -> None:
     wall_one = sum(per[e][1] * n for e, n in STUDY.items())
     two = cpu_total / 2
     print(
-        f"scaled to {', '.join(f'{n} of experiment {e}' for e, n in STUDY.items())}: "
+        f"{'whole study' if a.full else 'scaled to'} "
+        f"{', '.join(f'{n} of experiment {e}' for e, n in STUDY.items())}: "
         f"CPU {cpu_total:.0f} s; one process {wall_one:.0f} s of wall time (as measured, "
         f"load included); two processes about {two:.0f} s ({two / 60:.1f} min)"
     )
