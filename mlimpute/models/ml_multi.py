@@ -235,9 +235,19 @@ class MultiTermNorm(TermDraws, TranslationMoves):
         # (1) the primary term: the two-level step on y minus the further terms' effects
         y0 = y - sum(offs) if offs else y
         prior_state = state.primary
+        # the primary term's cluster sums, shared by its MH step and the two-level step
+        # (one residual variance, no row weights)
+        stats = None
+        if weights is None and np.ndim(prior_state.sigma2) == 0:
+            stats = self.core.cluster_stats(data, y0)
         if offs and self.scalar_mh and self.core.prior != "iw" and self.core.mh_steps:
-            prior_state = self._primary_mh(rng, prior_state, data, y0, weights)
-        primary = self.core.gibbs(rng, prior_state, data, y0, sigma2, beta_prec, weights)
+            prior_state = self._primary_mh(rng, prior_state, data, y0, weights, stats)
+        if stats is None:
+            primary = self.core.gibbs(rng, prior_state, data, y0, sigma2, beta_prec, weights)
+        else:
+            primary = self.core.gibbs(
+                rng, prior_state, data, y0, sigma2, beta_prec, weights, stats=stats
+            )
         beta, b0 = primary.beta, primary.b
         s2 = primary.sigma2
         if np.ndim(s2) == 0:
@@ -281,6 +291,7 @@ class MultiTermNorm(TermDraws, TranslationMoves):
         data: ModelData,
         y0: np.ndarray,
         weights: np.ndarray | None,
+        stats: object = None,
     ) -> MultilevelNormState:
         """The collapsed MH on the primary term's scalar variances (:func:`_scalar_mh`,
         given β, σ² and the other terms' effects, b_0 integrated out), before the
@@ -289,12 +300,16 @@ class MultiTermNorm(TermDraws, TranslationMoves):
         from mlimpute.models._ml_norm_static import static
 
         st, seg, Z = static(data), data.seg_obs, data.Z.obs
-        r = y0 - data.X.obs @ ps.beta
         s2 = ps.sigma2
-        if np.ndim(s2) == 0 and weights is None:
+        if stats is not None:  # Z'(y0 − Xβ) from the step's cluster sums: no pass over rows
+            ZtZ_s = stats.ZtZ / s2
+            c = (stats.Zty - stats.ZtX @ ps.beta) / s2
+        elif np.ndim(s2) == 0 and weights is None:
+            r = y0 - data.X.obs @ ps.beta
             ZtZ_s = (st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])) / s2
             c = (seg.sum(r)[:, None] if st.ones else seg.sum(Z * r[:, None])) / s2
         else:
+            r = y0 - data.X.obs @ ps.beta
             wr = 1.0 / s2 if np.ndim(s2) == 0 else np.take(1.0 / s2, seg.codes)
             wr = wr * (1.0 if weights is None else weights) * np.ones(r.size)
             Zw = Z * wr[:, None]

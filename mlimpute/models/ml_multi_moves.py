@@ -86,10 +86,13 @@ class TranslationMoves:
         Z, codes = t.Z.obs, t.codes_obs
         if codes.size == 0:
             return ts, beta
-        iz = np.flatnonzero(np.all(Z == 1.0, axis=0))
-        if iz.size == 0:
-            return ts, beta
-        iz = int(iz[0])
+        if ti is not None and ti.ones:  # one static column of ones
+            iz = 0
+        else:
+            found = np.flatnonzero(np.all(Z == 1.0, axis=0))
+            if found.size == 0:
+                return ts, beta
+            iz = int(found[0])
         J = ts.b.shape[0]
         if ti is not None and ti.seen is not None:
             seen, first = ti.seen, ti.first

@@ -120,6 +120,7 @@ from mlimpute.models.ml_norm_stats import (
     _beta_marginal,
     _cluster_precision,
     _cluster_stats,
+    _ClusterStats,
     _residual_of_beta,
     _weighted_cluster_stats,
     _Weights,
@@ -241,6 +242,13 @@ class MultilevelNorm:
         """:meth:`gibbs` on the observed response."""
         return self.gibbs(rng, state, data, data.y_obs)
 
+    @staticmethod
+    def cluster_stats(data: ModelData, y: np.ndarray) -> _ClusterStats:
+        """The per-cluster sums :meth:`gibbs` computes first (``Z'Z``, ``Z'X``, ``Z'y``; one
+        residual variance, no row weights), for a caller that needs them before the step."""
+        st = static(data)
+        return _cluster_stats(data.X.obs, data.Z.obs, y, data.seg_obs, st, split=st.split)
+
     def gibbs(
         self,
         rng: np.random.Generator,
@@ -250,6 +258,7 @@ class MultilevelNorm:
         sigma2: float | None = None,
         beta_prec: np.ndarray | None = None,
         weights: np.ndarray | None = None,
+        stats: _ClusterStats | None = None,
     ) -> MultilevelNormState:
         """One Gibbs step given the response ``y`` (observed rows); σ² fixed if given.
 
@@ -259,7 +268,8 @@ class MultilevelNorm:
         residual variance ``σ²/w_i``: every sum over rows (X'X, X'y and the per-cluster
         Z'Z, Z'X, Z'y, the residual sum of squares) is then weighted, and the cached and
         split fast paths are skipped. The Pólya–Gamma logit passes its precisions ω with
-        σ² = 1.
+        σ² = 1. ``stats``: :func:`cluster_stats` of ``(data, y)`` when the caller has them
+        (no weights, one residual variance).
         """
         X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
         st = static(data)
@@ -267,7 +277,7 @@ class MultilevelNorm:
         if weights is not None:
             w = w.with_rows(weights)
             stats = _weighted_cluster_stats(X, Z, y, seg, w.wr, st.ones)
-        else:
+        elif stats is None or w.het:
             stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
         ZtZ_s = stats.ZtZ / w.s2d
         psi, alpha = state.psi, state.alpha

@@ -36,6 +36,8 @@ class Block:
     fast: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     slow: list[int] = field(default_factory=list)
     spec: object = None
+    #: further factors' cluster codes of the rows (:meth:`_factor_codes`)
+    _codes: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dynamic(self) -> bool:
@@ -81,6 +83,17 @@ class Block:
             out[col] = all((split_cmean_column(f) or ("", "?"))[1] is None for f in factors)
         return out
 
+    def _factor_codes(
+        self, name: str, codes: np.ndarray, obs_idx: np.ndarray, mis_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A further factor's cluster codes of the observed and the missing rows, kept
+        for the rows they were taken for."""
+        hit = self._codes.get(name)
+        if hit is None or hit[0] is not obs_idx or hit[1] is not mis_idx:
+            hit = (obs_idx, mis_idx, np.take(codes, obs_idx), np.take(codes, mis_idx))
+            self._codes[name] = hit
+        return hit[2], hit[3]
+
     def refresh(
         self,
         values: Values,
@@ -101,6 +114,12 @@ class Block:
             if means is not None:
                 np.take(means, codes[0], out=self.obs[:, col], mode="clip")
                 np.take(means, codes[1], out=self.mis[:, col], mode="clip")
+                continue
+            per = values.factor_means(factors[0]) if per_cluster and len(factors) == 1 else None
+            if per is not None:  # cmean(x, school): from the school means, as cmean(x) above
+                fo, fm = self._factor_codes(factors[0], per[1], obs_idx, mis_idx)
+                np.take(per[0], fo, out=self.obs[:, col], mode="clip")
+                np.take(per[0], fm, out=self.mis[:, col], mode="clip")
                 continue
             v = values.factor(factors[0], static)
             for f in factors[1:]:

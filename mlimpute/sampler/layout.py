@@ -7,6 +7,7 @@ further grouping factors (three-level and cross-classified data) are
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,11 @@ class GroupingFactor:
     @property
     def n_clusters(self) -> int:
         return len(self.labels)
+
+    @functools.cached_property
+    def row_counts(self) -> np.ndarray:
+        """Rows per cluster, at least 1 (the divisor of a cluster mean)."""
+        return np.maximum(np.bincount(self.codes, minlength=self.n_clusters), 1)
 
 
 def _pairs(a: np.ndarray, b: np.ndarray) -> int:
@@ -173,6 +179,9 @@ class Layout:
         if factor is None or factor == self.group:
             return self.cluster_mean(x)
         fac = self.factor(factor)
-        sums = np.bincount(fac.codes, weights=x, minlength=fac.n_clusters)
-        counts = np.bincount(fac.codes, minlength=fac.n_clusters)
-        return np.take(sums / np.maximum(counts, 1), fac.codes)
+        return np.take(self.factor_cluster_means(x, fac), fac.codes)
+
+    @staticmethod
+    def factor_cluster_means(x: np.ndarray, fac: GroupingFactor) -> np.ndarray:
+        """Mean of ``x`` (sorted rows) over each cluster of ``fac``, one value per cluster."""
+        return np.bincount(fac.codes, weights=x, minlength=fac.n_clusters) / fac.row_counts

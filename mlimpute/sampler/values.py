@@ -35,6 +35,7 @@ class Values(dict):
         self.like = like or {}
         self._cmean: dict[str, np.ndarray] = {}
         self._means: dict[str, np.ndarray] = {}
+        self._factor_means: dict[tuple[str, str], np.ndarray] = {}
 
     def frame_value(self, name: str) -> np.ndarray | pd.Series:
         """The current column as formulaic should see it (decoded categories)."""
@@ -46,6 +47,8 @@ class Values(dict):
         """Forget cached cluster means of ``name`` after its imputed values changed."""
         for key in [k for k in self._cmean if k[0] == name]:
             del self._cmean[key]
+        for key in [k for k in self._factor_means if k[0] == name]:
+            del self._factor_means[key]
         self._means.pop(name, None)
 
     def cluster_means(self, name: str) -> np.ndarray | None:
@@ -68,13 +71,39 @@ class Values(dict):
             self._means[split[0]] = self.layout.segments.mean(self[split[0]])
         return self._means[split[0]]
 
+    def factor_means(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """For ``cmean(x, factor)`` of a current column over a further grouping factor:
+        the per-cluster means of x and each sorted row's cluster code (the column is
+        ``means[codes]``); else None.
+
+        Examples
+        --------
+        >>> from mlimpute.sampler.layout import Layout
+        >>> lay = Layout.from_factors(pd.DataFrame({"s": [1, 1, 2], "c": [1, 2, 3]}), "c", ("s",))
+        >>> v = Values(lay, x=np.array([1.0, 3.0, 5.0]))
+        >>> means, codes = v.factor_means("cmean(x, s)")
+        >>> means.tolist(), codes.tolist()
+        ([2.0, 5.0], [0, 0, 1])
+        """
+        split = split_cmean_column(name)
+        if split is None or split[0] not in self or split[1] in (None, self.layout.group):
+            return None
+        fac = self.layout.factor(split[1])
+        if split not in self._factor_means:
+            self._factor_means[split] = self.layout.factor_cluster_means(self[split[0]], fac)
+        return self._factor_means[split], fac.codes
+
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
             return self[name]
         split = split_cmean_column(name)
         if split is not None and split[0] in self:
             if split not in self._cmean:  # cmean(x) or cmean(x, factor)
-                self._cmean[split] = self.layout.factor_mean(self[split[0]], split[1])
+                per = self.factor_means(name)
+                if per is None:
+                    self._cmean[split] = self.layout.factor_mean(self[split[0]], split[1])
+                else:
+                    self._cmean[split] = np.take(per[0], per[1])
             return self._cmean[split]
         return static[name].to_numpy(dtype=np.float64)
 
@@ -116,8 +145,13 @@ class ClusterValues:
         split = split_cmean_column(name)
         if split is not None and split[0] in self.values:
             if split[1] is None:  # the mean over this view's clusters
+                if self.segments is self.values.layout.segments:  # cached per visit
+                    return self.values.cluster_means(name)
                 return self.segments.mean(self.values[split[0]])
             # cmean(x, factor): the row-level mean over factor's clusters, at each cluster
+            per = self.values.factor_means(name)
+            if per is not None:
+                return np.take(per[0], np.take(per[1], self.first))
             return np.take(self.values.factor(name, static), self.first)
         return static[name].to_numpy(dtype=np.float64)
 
