@@ -84,6 +84,7 @@ from mlimpute.models.counts_kernels import (
     nb_pseudo,
     poisson_eta_step,
 )
+from mlimpute.models.iwls_mh import iwls_mh_step, nb_family
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
 from mlimpute.models.registry import register
@@ -337,13 +338,15 @@ class Poisson(_PoissonBase):
 # -- negative binomial ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class NBState:
-    """The core's state (log-mean ψ, σ² = 1), the dispersion r and its Metropolis tuning."""
+    """The core's state (log-mean ψ, σ² = 1), the dispersion r and its Metropolis tuning,
+    and (single-level models) the number of accepted Metropolis–Hastings moves of β."""
 
     core: object
     r: float
     step_size: float
     n_steps: int
     n_accepted: int
+    beta_accepted: int = 0
 
 
 def _nb_start_r(y: np.ndarray) -> float:
@@ -363,18 +366,36 @@ def nb_step(
     """
     core = _core(data)
     y = data.y_obs
-    psi = core.predict(state.core, data, "obs")
-    if active is None:
-        omega, z = nb_pseudo(rng, y, psi, state.r)
-    else:
-        omega, z = np.zeros(y.shape), np.zeros(y.shape)
-        omega[active], z[active] = nb_pseudo(rng, y[active], psi[active], state.r)
-    new = core.gibbs(
-        rng, state.core, data, z, sigma2=1.0, beta_prec=cached_slope_precision(data), weights=omega
-    )
-    psi = core.predict(new, data, "obs")
-    if active is not None:
-        y, psi = y[active], psi[active]
+    beta_acc = state.beta_accepted
+    if data.Z is None:  # single level: β by IWLS-proposal Metropolis–Hastings
+        X = data.X.obs
+        if active is not None:
+            X, y = X[active], y[active]
+        beta, ok = iwls_mh_step(
+            rng, state.core.beta, X, nb_family(y, state.r), cached_slope_precision(data)
+        )
+        new = dataclasses.replace(state.core, beta=beta, beta_mean=None)
+        psi = X @ beta
+        beta_acc += ok
+    else:  # multilevel: Pólya–Gamma augmentation and the core's weighted Gibbs step
+        psi = core.predict(state.core, data, "obs")
+        if active is None:
+            omega, z = nb_pseudo(rng, y, psi, state.r)
+        else:
+            omega, z = np.zeros(y.shape), np.zeros(y.shape)
+            omega[active], z[active] = nb_pseudo(rng, y[active], psi[active], state.r)
+        new = core.gibbs(
+            rng,
+            state.core,
+            data,
+            z,
+            sigma2=1.0,
+            beta_prec=cached_slope_precision(data),
+            weights=omega,
+        )
+        psi = core.predict(new, data, "obs")
+        if active is not None:
+            y, psi = y[active], psi[active]
     r, step_size, n_acc = state.r, state.step_size, state.n_accepted
     adapting = state.n_steps < R_ADAPT_STEPS
     acc_here = 0
@@ -385,7 +406,7 @@ def nb_step(
     if adapting:  # Robbins–Monro on log(step size), first R_ADAPT_STEPS steps only
         gain = 1.0 / np.sqrt(state.n_steps + 1)
         step_size *= float(np.exp(gain * (acc_here / R_MH_STEPS - R_TARGET_ACCEPT)))
-    return NBState(new, r, step_size, state.n_steps + 1, n_acc + acc_here)
+    return NBState(new, r, step_size, state.n_steps + 1, n_acc + acc_here, beta_acc)
 
 
 class _NBBase(ModelBase):
@@ -420,13 +441,16 @@ class _NBBase(ModelBase):
         return draw_nb(rng, psi, state.r).astype(np.float64)
 
     def param_names(self, data: ModelData) -> list[str]:
-        """The core's without the residual variance, then ``r`` and ``accept(r)``."""
-        return [*core_param_names(_core(data), data), "r", "accept(r)"]
+        """The core's without the residual variance, then ``r`` and ``accept(r)``, and for
+        a single-level model ``accept(beta)``."""
+        extra = ["accept(beta)"] if data.Z is None else []
+        return [*core_param_names(_core(data), data), "r", "accept(r)", *extra]
 
     def param_vector(self, state: NBState, data: ModelData) -> np.ndarray:
-        """As :meth:`param_names` (``accept(r)`` is the running rate of the chain)."""
+        """As :meth:`param_names` (the acceptance rates are running rates of the chain)."""
         rate = state.n_accepted / max(state.n_steps * R_MH_STEPS, 1)
-        return np.r_[core_param_vector(_core(data), state.core, data), state.r, rate]
+        extra = [state.beta_accepted / max(state.n_steps, 1)] if data.Z is None else []
+        return np.r_[core_param_vector(_core(data), state.core, data), state.r, rate, extra]
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """The core's (the random design's columns; none for single-level models)."""

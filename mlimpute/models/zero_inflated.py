@@ -71,9 +71,9 @@ from mlimpute.models.counts import (
 from mlimpute.models.counts_kernels import (
     cached_slope_precision,
     draw_zero_inflated,
-    logit_gibbs_step,
     zero_indicator,
 )
+from mlimpute.models.iwls_mh import iwls_mh_step, logit_family
 from mlimpute.models.logit import LOGISTIC_SD
 from mlimpute.models.registry import register
 
@@ -95,12 +95,14 @@ ZERO_PARTS = ("fixed", "intercept")
 
 @dataclass(frozen=True)
 class ZIState:
-    """The count part's state, the zero part's coefficients γ and the structural-zero
-    share of the last step."""
+    """The count part's state, the zero part's coefficients γ, the structural-zero share
+    of the last step and the steps taken and accepted moves of γ."""
 
     count: object
     gamma: np.ndarray
     share: float
+    n_steps: int = 0
+    n_accepted: int = 0
 
 
 class _ZeroInflated(ModelBase):
@@ -174,14 +176,15 @@ class _ZeroInflated(ModelBase):
         return names.index("Intercept") if "Intercept" in names else 0
 
     def step(self, rng: np.random.Generator, state: ZIState, data: ModelData) -> ZIState:
-        """s | y, γ, count part; γ | s (Pólya–Gamma); the count part on the rows s = 0."""
+        """s | y, γ, count part; γ | s (IWLS-proposal Metropolis–Hastings); the count part
+        on the rows s = 0."""
         w = self._w(data, "obs")
         s = zero_indicator(rng, data.y_obs, w @ state.gamma, self._log_f0(state.count, data))
-        gamma, _ = logit_gibbs_step(
-            rng, state.gamma, w, s.astype(float), prior_prec=self._gamma_prec(data)
+        gamma, ok = iwls_mh_step(
+            rng, state.gamma, w, logit_family(s.astype(float)), self._gamma_prec(data)
         )
         count = self._count_step(rng, state.count, data, ~s)
-        return ZIState(count, gamma, float(s.mean()))
+        return ZIState(count, gamma, float(s.mean()), state.n_steps + 1, state.n_accepted + ok)
 
     def draw_missing(self, rng: np.random.Generator, state: ZIState, data: ModelData) -> np.ndarray:
         """A structural zero with probability π, else the count part's draw (floats holding
@@ -191,13 +194,16 @@ class _ZeroInflated(ModelBase):
         return draw_zero_inflated(rng, counts, logit_pi).astype(np.float64)
 
     def param_names(self, data: ModelData) -> list[str]:
-        """The count part's, then ``zero(<predictor>)`` and ``zero(share)``."""
+        """The count part's, then ``zero(<predictor>)``, ``zero(share)`` and
+        ``accept(zero)``."""
         zero = [f"zero({n})" for n in self._w_names(data)]
-        return [*self._count().param_names(data), *zero, "zero(share)"]
+        return [*self._count().param_names(data), *zero, "zero(share)", "accept(zero)"]
 
     def param_vector(self, state: ZIState, data: ModelData) -> np.ndarray:
-        """As :meth:`param_names`."""
-        return np.r_[self._count().param_vector(state.count, data), state.gamma, state.share]
+        """As :meth:`param_names` (``accept(zero)``: the running rate of the chain)."""
+        rate = state.n_accepted / max(state.n_steps, 1)
+        count = self._count().param_vector(state.count, data)
+        return np.r_[count, state.gamma, state.share, rate]
 
     def random_effect_names(self, data: ModelData) -> list[str]:
         """The count part's."""

@@ -101,21 +101,35 @@ def test_nb_matches_exact_posterior():
     assert np.all(z < 4.0), z
 
 
-def test_exact_check_rejects_a_wrong_dispersion_step(monkeypatch):
-    """The same check fails when the PG shift ignores r (pseudo-responses of NB(r) treated
-    as those of a logit: ``ψ`` instead of ``ψ − log r``)."""
+def test_exact_check_rejects_a_wrong_beta_target(monkeypatch):
+    """The same check fails when the target of the β step (Metropolis–Hastings with an
+    IWLS proposal) is the NB likelihood at ψ + log r instead of ψ (the shift of the
+    success log-odds ``ψ − log r`` left out); its acceptance rate is still traced."""
     rng = np.random.default_rng(4)
     y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
     data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
     exact = _nb_exact(y.astype(float))
-    real = counts.nb_pseudo
+    real = counts.nb_family
 
-    def wrong(rng, y, log_mu, r):
-        omega, z = real(rng, y, log_mu, r)
-        return omega, z - np.log(r)
+    def wrong(y, r):
+        family = real(y, r)
+        return lambda eta: family(eta + np.log(r))
 
-    monkeypatch.setattr(counts, "nb_pseudo", wrong)
+    monkeypatch.setattr(counts, "nb_family", wrong)
     assert _z_exact(NegativeBinomial(), data, exact, 3000).max() > 8.0
+
+
+def test_nb_beta_step_acceptance_is_traced_and_high():
+    """``accept(beta)``: the running acceptance rate of the β step, in (0.7, 1] on the
+    exact-posterior data (the IWLS proposal is close to the posterior for 80 rows)."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
+    data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
+    model = NegativeBinomial()
+    names = model.param_names(data)
+    assert names[-3:] == ["r", "accept(r)", "accept(beta)"]
+    draws = run_steps(model, data, 500, seed=5, burn=0)
+    assert 0.7 < draws[-1, -1] <= 1.0
 
 
 def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):

@@ -133,6 +133,34 @@ def test_exact_check_rejects_a_wrong_zero_indicator(monkeypatch):
     assert _z_exact(ZeroInflatedNB(), data, exact, 1500, "r").max() > 8.0
 
 
+def test_exact_check_rejects_a_wrong_zero_part_target(monkeypatch):
+    """The same check fails when the target of the zero part's step (Metropolis–Hastings
+    with an IWLS proposal) is the logistic likelihood at γ₀ + 0.5 instead of γ₀."""
+    y = _zinb_data()
+    data = array_model_data(np.ones((y.size, 1)), y, ["Intercept"])
+    exact = _zinb_exact(y.astype(float))
+    real = zero_inflated.logit_family
+
+    def wrong(s):
+        family = real(s)
+        return lambda eta: family(eta + 0.5)
+
+    monkeypatch.setattr(zero_inflated, "logit_family", wrong)
+    assert _z_exact(ZeroInflatedNB(), data, exact, 1500, "r").max() > 8.0
+
+
+def test_zero_part_acceptance_is_traced_and_high():
+    """``accept(zero)``: the running acceptance rate of the zero part's step, in (0.7, 1]
+    (the IWLS proposal is close to the conditional posterior of γ for 200 rows)."""
+    y = _zinb_data()
+    data = array_model_data(np.ones((y.size, 1)), y, ["Intercept"])
+    model = ZeroInflatedNB()
+    names = model.param_names(data)
+    assert names[-2:] == ["zero(share)", "accept(zero)"]
+    draws = run_steps(model, data, 400, seed=5, burn=0)
+    assert 0.7 < draws[-1, -1] <= 1.0
+
+
 # -- (2) multilevel recovery with a predictor in the zero part ----------------------------
 def _multilevel(kind, seed=0, J=50, n=12):
     """β = (0.5, 0.4), random-intercept SD 0.5, NB r = 2; logit π = −1 + 0.8x."""
