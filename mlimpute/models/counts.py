@@ -70,6 +70,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 from mlimpute.errors import SpecificationError
 from mlimpute.models._latent import core_param_names, core_param_vector
@@ -135,44 +136,44 @@ def _with_sigma2(core_state, sigma2: float):
 
 
 # -- Poisson -------------------------------------------------------------------------------
-def _poisson_shift_loglik(y: np.ndarray, eta: np.ndarray, delta: np.ndarray, mu=None):
-    """Per-row change of the Poisson log-likelihood when η moves by ``delta`` (``mu``:
-    ``e^η`` if already at hand)."""
-    with np.errstate(over="ignore"):
-        return y * delta - (np.exp(eta) if mu is None else mu) * np.expm1(delta)
+_potrf, _trtrs = lapack.dpotrf, lapack.dtrtrs
 
 
-def _masked(ll: np.ndarray, active: np.ndarray | None) -> np.ndarray:
-    """Per-row log-likelihood changes, zero on rows outside ``active`` (structural zeros of
-    a zero-inflated model, whose count has no likelihood)."""
-    return ll if active is None else np.where(active, ll, 0.0)
+def _shift(y: np.ndarray, mu: np.ndarray, delta: np.ndarray, active: np.ndarray | None):
+    """Per-row change of the Poisson log-likelihood when η moves by ``delta`` (``mu = e^η``),
+    zero on rows outside ``active`` (structural zeros of a zero-inflated model, whose count
+    has no likelihood); and the change of ``mu``, ``e^η (e^δ − 1)``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d_mu = mu * np.expm1(delta)
+        ll = y * delta - d_mu
+    return (ll if active is None else np.where(active, ll, 0.0)), d_mu
 
 
-def _noncentred_beta(rng, core_state, data, eta, prec, active=None):
+def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
     """Random-walk Metropolis on β with e fixed: ``δ ~ N(0, 2.38²/p·(X'MX + P)⁻¹)``,
     ``M = diag(e^η)`` (the Poisson information), target the Poisson likelihood times the
-    prior ``N(0, P⁻¹)``."""
+    prior ``N(0, P⁻¹)``. Returns the core state, η and ``e^η``."""
     X, y = data.X.obs, data.y_obs
     p = X.shape[1]
-    with np.errstate(over="ignore"):
-        mu = np.exp(eta)
-    info = (X * np.minimum(mu, 1e304)[:, None]).T @ X + np.diag(prec)
-    info[np.diag_indices(p)] += 1e-10 * (1.0 + np.abs(np.diag(info)))
-    L = np.linalg.cholesky(info)
+    info = (X.T * np.minimum(mu, 1e304)) @ X
+    diag = info.diagonal() + prec
+    info.flat[:: p + 1] = diag + 1e-10 * (1.0 + np.abs(diag))
+    L, fail = _potrf(info, lower=1)
+    if fail:
+        L = np.linalg.cholesky(info)  # raises as a failed factorisation should
     z = rng.standard_normal(p) * (2.38 / np.sqrt(p))
-    delta = np.linalg.solve(L.T, z)
+    delta = _trtrs(L, z, lower=1, trans=1)[0]  # L'⁻¹z
     beta = core_state.beta
     d_eta = X @ delta
     new_beta = beta + delta
-    log_a = float(_masked(_poisson_shift_loglik(y, eta, d_eta, mu), active).sum()) - 0.5 * float(
-        prec @ (new_beta**2 - beta**2)
-    )
+    ll, d_mu = _shift(y, mu, d_eta, active)
+    log_a = float(ll.sum()) - 0.5 * float(prec @ (new_beta**2 - beta**2))
     if np.log(rng.random()) < log_a:
-        return dataclasses.replace(core_state, beta=new_beta), eta + d_eta
-    return core_state, eta
+        return dataclasses.replace(core_state, beta=new_beta), eta + d_eta, mu + d_mu
+    return core_state, eta, mu
 
 
-def _noncentred_sigma2(rng, s2, data, eta, resid, active=None):
+def _noncentred_sigma2(rng, s2, data, eta, mu, resid, active=None):
     """Random-walk Metropolis on ``log σ²`` with ``ε = e/σ`` fixed (η moves with σ):
     target the Poisson likelihood times the scaled-inverse-χ²(ν₀, s₀²) prior (on the log
     scale, its density times σ²)."""
@@ -183,35 +184,54 @@ def _noncentred_sigma2(rng, s2, data, eta, resid, active=None):
     def log_prior(t):
         return -SIGMA2_PRIOR_DF / 2 * t - SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / (2 * np.exp(t))
 
-    log_a = float(_masked(_poisson_shift_loglik(data.y_obs, eta, d_eta), active).sum())
+    log_a = float(_shift(data.y_obs, mu, d_eta, active)[0].sum())
     log_a += log_prior(new_tau) - log_prior(tau)
     if np.log(rng.random()) < log_a:
         return float(np.exp(new_tau)), eta + d_eta
     return s2, eta
 
 
-def _noncentred_b(rng, core_state, data, eta, active=None):
+def _psi_inverse(psi: np.ndarray) -> np.ndarray:
+    """``Ψ⁺`` (the pseudo-inverse: 0 for a zero variance), by division when q = 1."""
+    if psi.shape == (1, 1):
+        v = float(psi[0, 0])
+        return np.array([[1.0 / v if v > 0 else 0.0]])
+    return np.linalg.pinv(psi)
+
+
+def _noncentred_b(rng, core_state, data, eta, mu, active=None):
     """Per-cluster random-walk Metropolis on b_j with e fixed (vectorised over clusters):
     ``δ_jk ~ N(0, 2.38²/q / (Σ_i z_ik² e^(η_i) + (Ψ⁻¹)_kk))``, target the cluster's Poisson
-    likelihood times ``N(b_j; 0, Ψ)``."""
+    likelihood times ``N(b_j; 0, Ψ)``. Returns the core state, η and ``e^η``."""
     Z, y, seg = data.Z.obs, data.y_obs, data.seg_obs
     q = Z.shape[1]
     b = core_state.b
-    psi_inv = np.linalg.pinv(core_state.psi)
-    mu = np.exp(np.minimum(eta, 700.0))
-    info = seg.sum(Z * Z * mu[:, None]) + np.diag(psi_inv)
+    psi_inv = _psi_inverse(core_state.psi)
+    w = np.minimum(mu, 1.0142320547350045e304)  # e^700, as the previous clip of η
+    info = seg.sum(Z * Z * w[:, None]) + psi_inv.diagonal()
     delta = rng.standard_normal(b.shape) * (2.38 / np.sqrt(q)) / np.sqrt(info)
-    d_eta = np.einsum("nq,nq->n", Z, np.take(delta, seg.codes, axis=0))
-    new_b = b + delta
-    log_a = seg.sum(_masked(_poisson_shift_loglik(y, eta, d_eta), active)) - 0.5 * (
-        np.einsum("jk,kl,jl->j", new_b, psi_inv, new_b) - np.einsum("jk,kl,jl->j", b, psi_inv, b)
-    )
+    if q == 1:
+        d_eta = Z[:, 0] * np.take(delta[:, 0], seg.codes)
+        new_b = b + delta
+        quad = psi_inv[0, 0] * (new_b[:, 0] ** 2 - b[:, 0] ** 2)
+    else:
+        d_eta = np.einsum("nq,nq->n", Z, np.take(delta, seg.codes, axis=0))
+        new_b = b + delta
+        quad = np.einsum("jk,kl,jl->j", new_b, psi_inv, new_b) - np.einsum(
+            "jk,kl,jl->j", b, psi_inv, b
+        )
+    ll, d_mu = _shift(y, mu, d_eta, active)
+    log_a = seg.sum(ll) - 0.5 * quad
     ok = np.log(rng.random(b.shape[0])) < log_a
     if not ok.any():
-        return core_state, eta
+        return core_state, eta, mu
     new_b = np.where(ok[:, None], new_b, b)
-    d_eta = np.where(np.take(ok, seg.codes), d_eta, 0.0)
-    return dataclasses.replace(core_state, b=new_b), eta + d_eta
+    keep = np.take(ok, seg.codes)
+    return (
+        dataclasses.replace(core_state, b=new_b),
+        np.where(keep, eta + d_eta, eta),
+        np.where(keep, mu + d_mu, mu),
+    )
 
 
 @dataclass(frozen=True)
@@ -240,20 +260,27 @@ def poisson_step(
     mean = core.predict(state.core, data, "obs")
     eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
     if active is not None:  # structural zeros: η from its prior given the parameters
-        free = mean + np.sqrt(s2) * rng.standard_normal(mean.shape)
+        free = rng.standard_normal(mean.shape)
+        free *= np.sqrt(s2)
+        free += mean
         eta = np.where(active, eta, free)
-        acc = acc[active] if active.any() else np.ones(1, bool)
+        n_active = int(np.count_nonzero(active))
+        rate = np.count_nonzero(acc & active) / n_active if n_active else 1.0
+    else:
+        rate = np.count_nonzero(acc) / acc.size
     prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
     resid = eta - core.predict(new, data, "obs")
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
-    new, eta = _noncentred_beta(rng, new, data, eta, prec, active)
+    with np.errstate(over="ignore"):
+        mu = np.exp(eta)
+    new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
     if data.Z is not None:
-        new, eta = _noncentred_b(rng, new, data, eta, active)
+        new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
     ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
     s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
-    s2, eta = _noncentred_sigma2(rng, s2, data, eta, resid, active)
-    return PoissonState(_with_sigma2(new, s2), eta, float(acc.mean()))
+    s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
+    return PoissonState(_with_sigma2(new, s2), eta, float(rate))
 
 
 class _PoissonBase(ModelBase):

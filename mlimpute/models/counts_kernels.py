@@ -254,7 +254,13 @@ def _poisson_mode(y, m, v, n_steps: int | None = None):
     inv_v = 1.0 / v
     for _ in range(_NEWTON_STEPS if n_steps is None else n_steps):
         e = np.exp(eta)
-        eta += (y - e - (eta - m) * inv_v) / (e + inv_v)
+        g = eta - m
+        g *= inv_v
+        g -= y
+        g += e  # −gradient
+        e += inv_v  # −Hessian
+        g /= e
+        eta -= g
     return eta, 1.0 / np.sqrt(np.exp(eta) + inv_v)
 
 
@@ -296,20 +302,21 @@ def poisson_eta_step(
     """
     y = np.asarray(y, dtype=float)
     m = np.asarray(mean, dtype=float)
-    v = np.broadcast_to(np.asarray(var, dtype=float), m.shape)
+    v = float(var) if np.ndim(var) == 0 else np.asarray(var, dtype=float)  # no broadcast copy
     mode, s = _poisson_mode(y, m, v)
     # t₄ = N/√(χ²₄/4), χ²₄ = 2(E₁ + E₂): a third cheaper than Generator.standard_t
     e = rng.standard_exponential((2,) + m.shape)
-    prop = mode + s * rng.standard_normal(m.shape) / np.sqrt(0.5 * (e[0] + e[1]))
-
-    def log_target(x):
-        with np.errstate(over="ignore"):  # e^x = inf: log-density −inf, never accepted
-            return y * x - np.exp(x) - (x - m) ** 2 / (2 * v)
-
-    def log_prop(x):
-        return -(_T_DF + 1) / 2 * np.log1p(((x - mode) / s) ** 2 / _T_DF)
-
-    log_a = log_target(prop) - log_target(eta) - log_prop(prop) + log_prop(eta)
+    t = rng.standard_normal(m.shape)
+    t /= np.sqrt(0.5 * (e[0] + e[1]))
+    prop = s * t
+    prop += mode
+    # log target(prop) − log target(eta), target yx − e^x − (x − m)²/(2v) ...
+    d = prop - eta
+    with np.errstate(over="ignore"):  # e^prop = inf: log-density −inf, never accepted
+        log_a = y * d - (np.exp(prop) - np.exp(eta)) - (d * (prop + eta - 2.0 * m)) / (2.0 * v)
+    # ... + log q(eta) − log q(prop), q the t₄ density: −(ν + 1)/2·log(1 + ((x − mode)/s)²/ν)
+    u = (eta - mode) / s
+    log_a += (_T_DF + 1) / 2 * np.log((_T_DF + t * t) / (_T_DF + u * u))
     accepted = np.log(rng.random(m.shape)) < log_a
     return np.where(accepted, prop, eta), accepted
 
