@@ -258,16 +258,16 @@ def poisson_step(
     core = _core(data)
     s2 = float(state.core.sigma2)
     mean = core.predict(state.core, data, "obs")
-    eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
-    if active is not None:  # structural zeros: η from its prior given the parameters
-        free = rng.standard_normal(mean.shape)
-        free *= np.sqrt(s2)
-        free += mean
-        eta = np.where(active, eta, free)
-        n_active = int(np.count_nonzero(active))
-        rate = np.count_nonzero(acc & active) / n_active if n_active else 1.0
-    else:
+    if active is None:
+        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
         rate = np.count_nonzero(acc) / acc.size
+    else:  # the counted rows by Metropolis, the structural zeros' η from its prior
+        rows = np.flatnonzero(active)
+        eta = rng.standard_normal(mean.shape)
+        eta *= np.sqrt(s2)
+        eta += mean
+        eta[rows], acc = poisson_eta_step(rng, state.eta[rows], data.y_obs[rows], mean[rows], s2)
+        rate = np.count_nonzero(acc) / acc.size if acc.size else 1.0
     prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
     resid = eta - core.predict(new, data, "obs")

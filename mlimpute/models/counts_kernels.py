@@ -495,8 +495,11 @@ def zero_indicator(
     """
     # logit P(s = 1 | y = 0) = log π − log((1 − π) f(0)) = logit π − log f(0)
     lp = np.asarray(logit_pi, dtype=float)
-    prob = expit(lp - np.asarray(log_f0, dtype=float))
-    return (np.asarray(y) == 0) & (rng.random(lp.shape) < prob)
+    u = rng.random(lp.shape)
+    # u < expit(a) ⟺ u·(1 + e^(−a)) < 1, a = logit π − log f(0) (e^(−a) = inf: never)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u *= 1.0 + np.exp(np.asarray(log_f0, dtype=float) - lp)
+    return (np.asarray(y) == 0) & (u < 1.0)
 
 
 def draw_zero_inflated(

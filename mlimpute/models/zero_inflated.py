@@ -130,9 +130,14 @@ class _ZeroInflated(ModelBase):
     def _gamma_prec(self, data: ModelData) -> np.ndarray:
         if self.zero == "intercept":
             return np.array([ZERO_INTERCEPT_PRIOR_SD**-2])
+        if not data.X.dynamic and "zero_precision" in data.cache:
+            return data.cache["zero_precision"]
         prec = cached_slope_precision(data) / LOGISTIC_SD**2
         icpt = [i for i, n in enumerate(data.X.names) if n == "Intercept"]
         prec[icpt] = ZERO_INTERCEPT_PRIOR_SD**-2
+        if not data.X.dynamic:  # kept for the run, read-only (as the slope precision)
+            prec.setflags(write=False)
+            data.cache["zero_precision"] = prec
         return prec
 
     # -- the count part ------------------------------------------------------------------
