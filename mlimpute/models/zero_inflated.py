@@ -73,7 +73,7 @@ from mlimpute.models.counts_kernels import (
     draw_zero_inflated,
     zero_indicator,
 )
-from mlimpute.models.iwls_mh import iwls_mh_step, logit_family
+from mlimpute.models.iwls_mh import LogitPoint, logit_mh_step
 from mlimpute.models.logit import LOGISTIC_SD
 from mlimpute.models.registry import register
 
@@ -96,13 +96,15 @@ ZERO_PARTS = ("fixed", "intercept")
 @dataclass(frozen=True)
 class ZIState:
     """The count part's state, the zero part's coefficients γ, the structural-zero share
-    of the last step and the steps taken and accepted moves of γ."""
+    of the last step, the steps taken and accepted moves of γ, and the response-free work
+    of the zero part's step at γ (reused by the next step when the design is fixed)."""
 
     count: object
     gamma: np.ndarray
     share: float
     n_steps: int = 0
     n_accepted: int = 0
+    point: LogitPoint | None = None  # the zero part's work at γ (fixed designs only)
 
 
 class _ZeroInflated(ModelBase):
@@ -185,11 +187,19 @@ class _ZeroInflated(ModelBase):
         on the rows s = 0."""
         w = self._w(data, "obs")
         s = zero_indicator(rng, data.y_obs, w @ state.gamma, self._log_f0(state.count, data))
-        gamma, ok = iwls_mh_step(
-            rng, state.gamma, w, logit_family(s.astype(float)), self._gamma_prec(data)
+        fixed = not data.X.dynamic  # the work at γ stays valid from one step to the next
+        gamma, ok, point = logit_mh_step(
+            rng,
+            state.gamma,
+            w,
+            s.astype(float),
+            self._gamma_prec(data),
+            state.point if fixed else None,
         )
         count = self._count_step(rng, state.count, data, ~s)
-        return ZIState(count, gamma, float(s.mean()), state.n_steps + 1, state.n_accepted + ok)
+        share = float(np.count_nonzero(s) / s.size)
+        n_steps, n_acc = state.n_steps + 1, state.n_accepted + ok
+        return ZIState(count, gamma, share, n_steps, n_acc, point if fixed else None)
 
     def draw_missing(self, rng: np.random.Generator, state: ZIState, data: ModelData) -> np.ndarray:
         """A structural zero with probability π, else the count part's draw (floats holding
