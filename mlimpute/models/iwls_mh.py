@@ -32,6 +32,7 @@ models. *Statistics and Computing* 7, 57–68.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -180,7 +181,7 @@ def iwls_mh_step(
     # log q(β | β') − log q(β' | β) = log|L_new| − log|L| − (|back|² − |z|²)/2
     log_q = float(np.log(L_new.diagonal() / L.diagonal()).sum() - 0.5 * (back @ back - z @ z))
     log_a = ll_new - ll - 0.5 * float(prec @ (new * new - beta * beta)) + log_q
-    if np.log(rng.random()) < log_a:
+    if math.log(rng.random()) < log_a:
         return new, True
     return beta, False
 
@@ -269,6 +270,6 @@ def logit_mh_step(
     log_q = float(np.log(nxt.L.diagonal() / L.diagonal()).sum() - 0.5 * (back @ back - z @ z))
     ll_diff = float(y @ nxt.eta - nxt.soft) - float(y @ point.eta - point.soft)
     log_a = ll_diff - 0.5 * float(prec @ (new * new - beta * beta)) + log_q
-    if np.log(rng.random()) < log_a:
+    if math.log(rng.random()) < log_a:
         return new, True, nxt
     return beta, False, point
