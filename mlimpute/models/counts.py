@@ -36,11 +36,18 @@ about 150 to 4.
 Missing values: ``η ~ N(x'β + z'b_j, σ²)``, ``y ~ Poisson(e^η)``.
 
 **Negative binomial** (``2l.nb``, ``nb``). ``y_i ~ NB(r, mean e^(ψ_i))``,
-``ψ_i = x_i'β + z_i'b_j``, variance ``μ + μ²/r``. Pólya–Gamma augmentation (Polson, Scott &
-Windle 2013; Zhou, Li, Dunson & Carin 2012): ``ω_i ~ PG(y_i + r, ψ_i − log r)`` gives ψ
-Gaussian pseudo-responses ``(y_i − r)/(2ω_i) + log r`` with precisions ω_i
+``ψ_i = x_i'β + z_i'b_j``, variance ``μ + μ²/r``. ``2l.nb``: Pólya–Gamma augmentation
+(Polson, Scott & Windle 2013; Zhou, Li, Dunson & Carin 2012):
+``ω_i ~ PG(y_i + r, ψ_i − log r)`` gives ψ Gaussian pseudo-responses
+``(y_i − r)/(2ω_i) + log r`` with precisions ω_i
 (:func:`~mlimpute.models.counts_kernels.nb_pseudo`), so the core takes one *weighted*
-Gibbs step with σ² = 1. Then the dispersion r takes two random-walk Metropolis steps on
+Gibbs step with σ² = 1. ``nb`` (no random effects): one Metropolis–Hastings step on β
+whose proposal is the normal of one iteratively-weighted-least-squares step from the
+current β (Gamerman 1997, :func:`~mlimpute.models.iwls_mh.iwls_mh_step`); it is exact
+(the NB likelihood itself is the target) and costs O(n p²) instead of n Pólya–Gamma draws
+of several gamma variables each; its running acceptance rate is traced as
+``accept(beta)`` (typically above 0.9). Then the dispersion r takes two random-walk
+Metropolis steps on
 ``log r`` (prior ``log r ~ N(0, 2.5²)``,
 :func:`~mlimpute.models.counts_kernels.nb_dispersion_step`). The step size starts at 0.3
 and, during the first 50 steps of a chain only, is adapted towards an acceptance rate of
@@ -55,7 +62,9 @@ half-t as in ``2l.norm``.
 Cost per step over n observed rows: Poisson 4 vector passes (Newton towards the mode) plus
 one t draw per row, the core's step (unweighted, so its cached fast paths apply) and three
 O(n) non-centred moves;
-NB n PG(y + r, ·) draws, the core's weighted step and 2n log-gamma evaluations.
+``2l.nb`` n PG(y + r, ·) draws and the core's weighted step, ``nb`` two O(n) passes
+and two p × p factorisations for β; both one O(n) pass per dispersion proposal and
+log-gamma evaluations at the distinct counts.
 
 References
 ----------
@@ -63,6 +72,8 @@ Polson, N. G., Scott, J. G. & Windle, J. (2013). Bayesian inference for logistic
 using Pólya–Gamma latent variables. *JASA* 108, 1339–1349.
 Zhou, M., Li, L., Dunson, D. & Carin, L. (2012). Lognormal and gamma mixed negative
 binomial regression. *ICML* 2012, 1343–1350.
+Gamerman, D. (1997). Sampling from the posterior distribution in generalized linear mixed
+models. *Statistics and Computing* 7, 57–68.
 Yu, Y. & Meng, X.-L. (2011). To center or not to center: that is not the question — an
 ancillarity–sufficiency interweaving strategy (ASIS) for boosting MCMC efficiency. *JCGS*
 20, 531–570.

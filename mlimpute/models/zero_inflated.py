@@ -27,26 +27,35 @@ afresh at every step):
    ``P(s_i = 1) = π_i / (π_i + (1 − π_i) f_i(0))``
    (:func:`~mlimpute.models.counts_kernels.zero_indicator`), with ``f_i(0) = e^(−e^(η_i))``
    given the Poisson row's log-rate η_i, ``(r/(r + μ_i))^r`` for the NB;
-2. ``γ | s``: one Pólya–Gamma Gibbs step of the logistic regression of s on w, over every
-   observed row (:func:`~mlimpute.models.counts_kernels.logit_gibbs_step`);
+2. ``γ | s``: one Metropolis–Hastings step of the logistic regression of s on w, over
+   every observed row, with the proposal of one iteratively-weighted-least-squares step
+   from the current γ (Gamerman 1997, :func:`~mlimpute.models.iwls_mh.logit_mh_step`;
+   exact, the acceptance rate traced as ``accept(zero)``, typically above 0.9). When
+   the design is fixed for the run, the work that does not involve s (the linear
+   predictor, ``Σ log(1 + e^η)``, ``expit(η)``, the Cholesky factor) is kept in the
+   state from one step to the next;
 3. the count part's own step on the rows with ``s_i = 0`` (:func:`~mlimpute.models.counts.
    poisson_step`, :func:`~mlimpute.models.counts.nb_step` with the structural zeros
    carrying no likelihood).
 
 The share of observed rows that are structural zeros in the current step is traced as
-``zero(share)``, the zero part's coefficients as ``zero(<name>)``.
+``zero(share)``, the zero part's coefficients as ``zero(<name>)`` and the running
+acceptance rate of step 2 as ``accept(zero)``.
 
 **Missing values**: a structural zero with probability π_i, else a draw of the count part
 (:func:`~mlimpute.models.counts_kernels.draw_zero_inflated`); non-negative integers,
 returned in the column's own dtype.
 
-Cost per step over n observed rows: the count model's step plus n PG(1, ·) draws and a
-p × p solve for γ.
+Cost per step over n observed rows: the count model's step (the Poisson log-rates'
+Metropolis step on the rows that are not structural zeros only) plus, for γ, two O(n)
+passes (one with a fixed design) and two p × p factorisations.
 
 References
 ----------
 Lambert, D. (1992). Zero-inflated Poisson regression, with an application to defects in
 manufacturing. *Technometrics* 34, 1–14.
+Gamerman, D. (1997). Sampling from the posterior distribution in generalized linear mixed
+models. *Statistics and Computing* 7, 57–68.
 Polson, N. G., Scott, J. G. & Windle, J. (2013). Bayesian inference for logistic models
 using Pólya–Gamma latent variables. *JASA* 108, 1339–1349.
 """
