@@ -59,7 +59,7 @@ Priors (both families, log scale): fixed slopes ``N(0, (10/rms(x_k))²)``, inter
 (as the probit models, :func:`~mlimpute.models._latent.slope_precision`); random-effect SDs
 half-t as in ``2l.norm``.
 
-Cost per step over n observed rows: Poisson 4 vector passes (Newton towards the mode) plus
+Cost per step over n observed rows: Poisson 3 vector passes (Newton towards the mode) plus
 one t draw per row, the core's step (unweighted, so its cached fast paths apply) and three
 O(n) non-centred moves;
 ``2l.nb`` n PG(y + r, ·) draws and the core's weighted step, ``nb`` two O(n) passes

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _potrf = lapack.dpotrf
+_potrs = lapack.dpotrs  # as cho_solve_lower, without its argument checks
 _trtrs = lapack.dtrtrs
 
 #: A family: η ↦ (log-likelihood up to a constant, score u (n,), weights w (n,)).
@@ -261,11 +262,11 @@ def logit_mh_step(
         beta = np.asarray(beta, dtype=float)
         point = _logit_point(X, Xt, beta, prec)
     L = point.L
-    mean = beta + cho_solve_lower(L, Xt @ (y - point.p) - prec * beta)
+    mean = beta + _potrs(L, Xt @ (y - point.p) - prec * beta, lower=1)[0]
     z = rng.standard_normal(beta.shape[0])
     new = mean + _trtrs(L, z, lower=1, trans=1)[0]
     nxt = _logit_point(X, Xt, new, prec)
-    mean_new = new + cho_solve_lower(nxt.L, Xt @ (y - nxt.p) - prec * new)
+    mean_new = new + _potrs(nxt.L, Xt @ (y - nxt.p) - prec * new, lower=1)[0]
     back = nxt.L.T @ (beta - mean_new)
     log_q = float(np.log(nxt.L.diagonal() / L.diagonal()).sum() - 0.5 * (back @ back - z @ z))
     ll_diff = float(y @ nxt.eta - nxt.soft) - float(y @ point.eta - point.soft)

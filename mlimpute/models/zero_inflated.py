@@ -195,15 +195,15 @@ class _ZeroInflated(ModelBase):
         """s | y, γ, count part; γ | s (IWLS-proposal Metropolis–Hastings); the count part
         on the rows s = 0."""
         w = self._w(data, "obs")
-        s = zero_indicator(rng, data.y_obs, w @ state.gamma, self._log_f0(state.count, data))
         fixed = not data.X.dynamic  # the work at γ stays valid from one step to the next
+        point = state.point if fixed else None
+        if point is not None and point.beta is state.gamma and point.eta.shape[0] == w.shape[0]:
+            lp = point.eta  # w'γ, kept with the rest of that work
+        else:
+            lp, point = w @ state.gamma, None
+        s = zero_indicator(rng, data.y_obs, lp, self._log_f0(state.count, data))
         gamma, ok, point = logit_mh_step(
-            rng,
-            state.gamma,
-            w,
-            s.astype(float),
-            self._gamma_prec(data),
-            state.point if fixed else None,
+            rng, state.gamma, w, s.astype(float), self._gamma_prec(data), point
         )
         count = self._count_step(rng, state.count, data, ~s)
         share = float(np.count_nonzero(s) / s.size)
