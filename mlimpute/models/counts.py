@@ -165,20 +165,40 @@ def _shift(y: np.ndarray, mu: np.ndarray, delta: np.ndarray, active: np.ndarray 
     return (ll if active is None else np.where(active, ll, 0.0)), d_mu
 
 
+def _kept(data, key: str, fixed: bool, compute):
+    """``compute()``, a function of the design and ``y_obs`` only, kept in ``data.cache``
+    with a copy of the y it was computed from and reused only for an equal y (the
+    compatible sampler refits a count predictor's model to its completed column, so y may
+    change between steps and differ between the chains that share the cache; a reused
+    value is then bit for bit what ``compute()`` would give)."""
+    y = data.y_obs
+    if fixed:
+        kept = data.cache.get(key)
+        if kept is not None and kept[0].shape == y.shape and np.array_equal(kept[0], y):
+            return kept[1]
+    value = compute()
+    if fixed:
+        value.setflags(write=False)
+        data.cache[key] = (np.array(y, dtype=float), value)
+    return value
+
+
 def _beta_walk_factor(data, prec) -> np.ndarray:
     """Lower Cholesky factor of ``X' diag(y + ½) X + P`` (with a 1e-10 relative jitter on
-    the diagonal). Computed at every step, not kept for the run: the compatible sampler
-    refits a count predictor's model to its completed column, so y may change between
-    steps (and differ between chains)."""
-    X = data.X.obs
-    p = X.shape[1]
-    info = (X.T * (data.y_obs + 0.5)) @ X
-    diag = info.diagonal() + prec
-    info.flat[:: p + 1] = diag + 1e-10 * (1.0 + np.abs(diag))
-    L, fail = _potrf(info, lower=1)
-    if fail:
-        L = np.linalg.cholesky(info)  # raises as a failed factorisation should
-    return L
+    the diagonal); kept for as long as X is fixed and y unchanged."""
+
+    def compute():
+        X = data.X.obs
+        p = X.shape[1]
+        info = (X.T * (data.y_obs + 0.5)) @ X
+        diag = info.diagonal() + prec
+        info.flat[:: p + 1] = diag + 1e-10 * (1.0 + np.abs(diag))
+        L, fail = _potrf(info, lower=1)
+        if fail:
+            L = np.linalg.cholesky(info)  # raises as a failed factorisation should
+        return L
+
+    return _kept(data, "poisson_beta_walk", not data.X.dynamic, compute)
 
 
 def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
@@ -237,7 +257,10 @@ def _noncentred_b(rng, core_state, data, eta, mu, active=None):
     q = Z.shape[1]
     b = core_state.b
     psi_inv = _psi_inverse(core_state.psi)
-    info = seg.sum(Z * Z * (y + 0.5)[:, None]) + psi_inv.diagonal()
+    zz = _kept(
+        data, "poisson_b_walk", not data.Z.dynamic, lambda: seg.sum(Z * Z * (y + 0.5)[:, None])
+    )
+    info = zz + psi_inv.diagonal()
     delta = rng.standard_normal(b.shape) * (2.38 / np.sqrt(q)) / np.sqrt(info)
     if q == 1:
         d_eta = Z[:, 0] * np.take(delta[:, 0], seg.codes)

@@ -5,6 +5,7 @@ The contract test (``check_model``) runs over them in tests/models/test_contract
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -24,7 +25,12 @@ from mlimpute.models.counts import (
     NegativeBinomial,
     Poisson,
 )
-from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, _poisson_mode, nb_loglik
+from mlimpute.models.counts_kernels import (
+    LOG_R_PRIOR_SD,
+    _poisson_mode,
+    cached_slope_precision,
+    nb_loglik,
+)
 from tests.conftest import array_model_data, batch_se, run_steps
 
 
@@ -248,3 +254,23 @@ def test_api_nb_and_single_level_on_int64_nullable():
         c = imp.complete(1)["visits"]
         assert c.dtype == pd.Int64Dtype() and c.notna().all() and (c >= 0).all()
         assert (c[~miss] == df.loc[~miss, "visits"]).all()
+
+
+def test_walk_scale_is_kept_only_for_the_same_counts():
+    """The non-centred β walk's factor (from ``y + ½``) is kept in ``data.cache`` and
+    reused for equal counts only: data sharing the cache with other counts (as the
+    compatible sampler's completed columns do) get their own factor, bit for bit the one
+    computed afresh."""
+    rng = np.random.default_rng(8)
+    X = np.c_[np.ones(50), rng.standard_normal(50)]
+    y = rng.poisson(2.0, 50).astype(float)
+    data = array_model_data(X, y, ["Intercept", "x"])
+    prec = cached_slope_precision(data)
+    first = counts._beta_walk_factor(data, prec)
+    assert counts._beta_walk_factor(data, prec) is first
+    other = dataclasses.replace(data, y_obs=y + rng.poisson(1.0, 50))
+    assert other.cache is data.cache
+    theirs = counts._beta_walk_factor(other, prec)
+    fresh = counts._beta_walk_factor(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
+    assert np.array_equal(theirs, fresh) and not np.array_equal(theirs, first)
+    assert np.array_equal(counts._beta_walk_factor(data, prec), first)
