@@ -193,7 +193,7 @@ class LogitPoint:
     binary response: β itself, ``η = Xβ``, ``Σ log(1 + e^η)``, ``expit(η)`` and the lower
     Cholesky factor of ``X' diag(expit(η)(1 − expit(η))) X + diag(P)``."""
 
-    beta: np.ndarray
+    coef: np.ndarray  # not named ``beta``: the sampler's intercept shifts look for that name
     eta: np.ndarray
     soft: float
     p: np.ndarray
@@ -258,7 +258,7 @@ def logit_mh_step(
     """
     prec = np.asarray(prior_prec, dtype=float)
     Xt = np.ascontiguousarray(X.T)
-    if point is None or point.beta is not beta or point.eta.shape[0] != X.shape[0]:
+    if point is None or point.coef is not beta or point.eta.shape[0] != X.shape[0]:
         beta = np.asarray(beta, dtype=float)
         point = _logit_point(X, Xt, beta, prec)
     L = point.L

@@ -197,7 +197,7 @@ class _ZeroInflated(ModelBase):
         w = self._w(data, "obs")
         fixed = not data.X.dynamic  # the work at γ stays valid from one step to the next
         point = state.point if fixed else None
-        if point is not None and point.beta is state.gamma and point.eta.shape[0] == w.shape[0]:
+        if point is not None and point.coef is state.gamma and point.eta.shape[0] == w.shape[0]:
             lp = point.eta  # w'γ, kept with the rest of that work
         else:
             lp, point = w @ state.gamma, None
