@@ -27,7 +27,7 @@ then use the moment-matched sum of gammas (:mod:`mlimpute.models.polya_gamma`).
 predictor and v its residual variance (a Poisson–log-normal model: an observation-level
 random effect). :func:`poisson_eta_step` updates every η_i by an independence Metropolis
 step whose proposal is a t₄ centred at the mode of ``p(η_i | y_i, m_i, v)`` with the scale
-of its Laplace approximation (the mode to within a small fraction of that scale by four
+of its Laplace approximation (the mode to within a small fraction of that scale by three
 monotone Newton steps, vectorised), and
 returns which rows accepted. Given η the core takes an ordinary normal Gibbs step
 (σ² = v drawn by the core). Chosen over a Pólya–Gamma route because the Poisson likelihood
@@ -47,7 +47,7 @@ non-negative int64 counts.
 Cost per sweep over n rows: logit O(n) PG(1, ·) draws (~0.16 µs each) plus the core's
 weighted step; NB O(n) PG(y + r, ·) draws (~0.15–0.3 µs each by the sum of 2–4 gammas and
 a moment-matched remainder) plus one O(n) pass per dispersion proposal and one for the
-current r; Poisson 4 Newton passes plus one t₄ draw per row.
+current r; Poisson 3 Newton passes plus one t₄ draw per row.
 
 References
 ----------
@@ -88,7 +88,7 @@ __all__ = [
 LOG_R_PRIOR_SD = 2.5
 _MAX_LOG_RATE = np.log(1e15)  # rates above 1e15 are clipped before a Poisson draw
 _T_DF = 4.0  # degrees of freedom of the Poisson independence proposal (its draw assumes 4)
-_NEWTON_STEPS = 4  # Newton steps towards the mode for the Poisson proposal's centre
+_NEWTON_STEPS = 3  # Newton steps towards the mode for the Poisson proposal's centre
 
 
 def cached_slope_precision(data) -> np.ndarray:
@@ -238,23 +238,30 @@ def logit_gibbs_step(
 # -- Poisson -------------------------------------------------------------------------------
 def _poisson_mode(y, m, v, n_steps: int | None = None):
     """Centre and scale of the Poisson independence proposal: the Newton iterate after
-    ``n_steps`` steps (default 4) towards the mode of ``yη − e^η − (η − m)²/(2v)``, and
+    ``n_steps`` steps (default 3) towards the mode of ``yη − e^η − (η − m)²/(2v)``, and
     the Laplace scale ``(e^η + 1/v)^(−1/2)`` there, vectorised.
 
     The gradient ``g = y − e^η − (η − m)/v`` is decreasing and concave, so Newton started
     right of the root (at ``max(m, log y)``, where g ≤ 0) decreases monotonically to it
-    (no overshoot, no overflow). After 4 steps the iterate is within 1e-4 proposal scales
-    of the mode for v ≤ 0.5 and 0.15 for v = 2 (the largest over 10⁵ rows); an independence
+    (no overshoot, no overflow). After 3 steps the iterate is within 1e-5 proposal scales
+    of the mode for v = 0.05, 0.01 for v = 0.25, 0.09 for v = 0.5 and 0.8 for v = 2 (the
+    largest over 10⁵ rows; after 4 steps: 1e-12, 7e-6, 1e-3, 0.16); an independence
     proposal needs a centre that is a deterministic function of (y, m, v), not the exact
     mode, so the iteration stops there (the Metropolis step stays exact; only its
-    acceptance rate could drop, and by a negligible amount).
+    acceptance rate could drop: over 2·10⁵ rows it is the same to 4 decimals as after 4
+    steps for v ≤ 1, 0.8762 against 0.8767 for v = 2).
     """
-    with np.errstate(divide="ignore"):
-        eta = np.maximum(m, np.log(y))
+    eta = np.maximum(m, np.log(np.maximum(y, 1e-300)))  # log 0 read as −690: still ≥ m
     inv_v = 1.0 / v
     for _ in range(_NEWTON_STEPS if n_steps is None else n_steps):
         e = np.exp(eta)
-        eta += (y - e - (eta - m) * inv_v) / (e + inv_v)
+        g = eta - m
+        g *= inv_v
+        g -= y
+        g += e  # −gradient
+        e += inv_v  # −Hessian
+        g /= e
+        eta -= g
     return eta, 1.0 / np.sqrt(np.exp(eta) + inv_v)
 
 
@@ -296,20 +303,23 @@ def poisson_eta_step(
     """
     y = np.asarray(y, dtype=float)
     m = np.asarray(mean, dtype=float)
-    v = np.broadcast_to(np.asarray(var, dtype=float), m.shape)
+    v = float(var) if np.ndim(var) == 0 else np.asarray(var, dtype=float)  # no broadcast copy
     mode, s = _poisson_mode(y, m, v)
     # t₄ = N/√(χ²₄/4), χ²₄ = 2(E₁ + E₂): a third cheaper than Generator.standard_t
     e = rng.standard_exponential((2,) + m.shape)
-    prop = mode + s * rng.standard_normal(m.shape) / np.sqrt(0.5 * (e[0] + e[1]))
-
-    def log_target(x):
-        with np.errstate(over="ignore"):  # e^x = inf: log-density −inf, never accepted
-            return y * x - np.exp(x) - (x - m) ** 2 / (2 * v)
-
-    def log_prop(x):
-        return -(_T_DF + 1) / 2 * np.log1p(((x - mode) / s) ** 2 / _T_DF)
-
-    log_a = log_target(prop) - log_target(eta) - log_prop(prop) + log_prop(eta)
+    t = rng.standard_normal(m.shape)
+    t /= np.sqrt(0.5 * (e[0] + e[1]))
+    prop = s * t
+    prop += mode
+    # log target(prop) − log target(eta), target yx − e^x − (x − m)²/(2v) ...
+    d = prop - eta
+    # e^x capped at e^709 (no overflow): a log-density of about −8e307 there, as good as
+    # −inf (such a proposal is never accepted; such a current value is always left)
+    e_diff = np.exp(np.minimum(prop, 709.0)) - np.exp(np.minimum(eta, 709.0))
+    log_a = y * d - e_diff - (d * (prop + eta - 2.0 * m)) / (2.0 * v)
+    # ... + log q(eta) − log q(prop), q the t₄ density: −(ν + 1)/2·log(1 + ((x − mode)/s)²/ν)
+    u = (eta - mode) / s
+    log_a += (_T_DF + 1) / 2 * np.log((_T_DF + t * t) / (_T_DF + u * u))
     accepted = np.log(rng.random(m.shape)) < log_a
     return np.where(accepted, prop, eta), accepted
 
@@ -488,8 +498,11 @@ def zero_indicator(
     """
     # logit P(s = 1 | y = 0) = log π − log((1 − π) f(0)) = logit π − log f(0)
     lp = np.asarray(logit_pi, dtype=float)
-    prob = expit(lp - np.asarray(log_f0, dtype=float))
-    return (np.asarray(y) == 0) & (rng.random(lp.shape) < prob)
+    u = rng.random(lp.shape)
+    # u < expit(a) ⟺ u·(1 + e^(−a)) < 1, a = logit π − log f(0) (e^(−a) = inf: never)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u *= 1.0 + np.exp(np.asarray(log_f0, dtype=float) - lp)
+    return (np.asarray(y) == 0) & (u < 1.0)
 
 
 def draw_zero_inflated(

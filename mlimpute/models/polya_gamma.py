@@ -302,25 +302,42 @@ def _pg_gamma_sum(
     rng: np.random.Generator, b: np.ndarray, c: np.ndarray, n_terms: int | None
 ) -> np.ndarray:
     """PG(b, c) by K gamma terms plus one gamma for the remainder with its exact mean and
-    variance (K = n_terms, or by default by |c| as ``_K_TERMS``, per entry)."""
+    variance (K = n_terms, or by default by |c| as ``_K_TERMS``, per entry).
+
+    The smallest K is drawn for every entry at once; the few entries with more terms
+    (|c| > 2 under the default) draw their further terms on their own, so no array is
+    as wide as the largest K.
+    """
+    b = np.asarray(b, dtype=float)
     if n_terms is None:
         n_terms = np.asarray(_K_TERMS)[np.searchsorted(_K_BOUNDS, np.abs(c))]
-    s1, s2, inv = _tail_sums(c, n_terms)
-    shapes = np.broadcast_to(b, inv.shape)
-    if np.ndim(n_terms) and (inv == 0).any():  # entries with fewer terms: draw only theirs
-        g = np.zeros(inv.shape)
-        live = inv > 0
-        g[live] = rng.standard_gamma(shapes[live])
-    else:
-        g = rng.standard_gamma(shapes)
-    head = (g * inv).sum(axis=0)
+    n_terms = np.asarray(n_terms)
+    k_min = int(n_terms.min()) if n_terms.size else 1
+    s1, s2, inv = _tail_sums(c, k_min)  # the first k_min terms of every entry
+    head = (rng.standard_gamma(np.broadcast_to(b, inv.shape)) * inv).sum(axis=0)
+    more = np.flatnonzero(n_terms > k_min) if n_terms.ndim else np.zeros(0, np.intp)
+    if more.size:  # the further terms k_min < k ≤ K of the entries with K > k_min
+        k_more = n_terms[more]
+        k = np.arange(k_min + 1, int(k_more.max()) + 1)[:, None]
+        with np.errstate(over="ignore"):  # |c| > 1e154: d = inf, the terms vanish
+            extra = 1.0 / ((k - 0.5) ** 2 + (c[more] / (2 * np.pi)) ** 2)
+        extra = np.where(k <= k_more, extra, 0.0)
+        live = extra > 0
+        g = np.zeros(extra.shape)
+        g[live] = rng.standard_gamma(np.broadcast_to(b[more] if b.ndim else b, extra.shape)[live])
+        head[more] += (g * extra).sum(axis=0)
+        s1[more] -= extra.sum(axis=0)
+        s2[more] -= (extra * extra).sum(axis=0)
     # remainder Σ_{k>K} g_k/d_k: mean b·s1, variance b·s2 → Gamma(b·s1²/s2, s2/s1); where
     # s2 is not positive (|c| beyond ~1e100, or rounding) the remainder is its mean
     ok = (s2 > 0) & (s1 > 0)
-    s2o = np.where(ok, s2, 1.0)
-    s1o = np.where(ok, s1, 1.0)
-    shape = np.where(ok, b * s1o * s1o / s2o, 1.0)
-    tail = np.where(ok, rng.standard_gamma(shape) * (s2o / s1o), b * np.maximum(s1, 0.0))
+    if ok.all():
+        tail = rng.standard_gamma(b * s1 * s1 / s2) * (s2 / s1)
+    else:
+        s2o = np.where(ok, s2, 1.0)
+        s1o = np.where(ok, s1, 1.0)
+        shape = np.where(ok, b * s1o * s1o / s2o, 1.0)
+        tail = np.where(ok, rng.standard_gamma(shape) * (s2o / s1o), b * np.maximum(s1, 0.0))
     return (head + tail) / (2 * _PI2)
 
 

@@ -5,6 +5,7 @@ The contract test (``check_model``) runs over them in tests/models/test_contract
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -24,7 +25,12 @@ from mlimpute.models.counts import (
     NegativeBinomial,
     Poisson,
 )
-from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, _poisson_mode, nb_loglik
+from mlimpute.models.counts_kernels import (
+    LOG_R_PRIOR_SD,
+    _poisson_mode,
+    cached_slope_precision,
+    nb_loglik,
+)
 from tests.conftest import array_model_data, batch_se, run_steps
 
 
@@ -101,21 +107,35 @@ def test_nb_matches_exact_posterior():
     assert np.all(z < 4.0), z
 
 
-def test_exact_check_rejects_a_wrong_dispersion_step(monkeypatch):
-    """The same check fails when the PG shift ignores r (pseudo-responses of NB(r) treated
-    as those of a logit: ``ψ`` instead of ``ψ − log r``)."""
+def test_exact_check_rejects_a_wrong_beta_target(monkeypatch):
+    """The same check fails when the target of the β step (Metropolis–Hastings with an
+    IWLS proposal) is the NB likelihood at ψ + log r instead of ψ (the shift of the
+    success log-odds ``ψ − log r`` left out); its acceptance rate is still traced."""
     rng = np.random.default_rng(4)
     y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
     data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
     exact = _nb_exact(y.astype(float))
-    real = counts.nb_pseudo
+    real = counts.nb_family
 
-    def wrong(rng, y, log_mu, r):
-        omega, z = real(rng, y, log_mu, r)
-        return omega, z - np.log(r)
+    def wrong(y, r):
+        family = real(y, r)
+        return lambda eta: family(eta + np.log(r))
 
-    monkeypatch.setattr(counts, "nb_pseudo", wrong)
+    monkeypatch.setattr(counts, "nb_family", wrong)
     assert _z_exact(NegativeBinomial(), data, exact, 3000).max() > 8.0
+
+
+def test_nb_beta_step_acceptance_is_traced_and_high():
+    """``accept(beta)``: the running acceptance rate of the β step, in (0.7, 1] on the
+    exact-posterior data (the IWLS proposal is close to the posterior for 80 rows)."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.gamma(2.0, 3.0 / 2.0, size=80))
+    data = array_model_data(np.ones((80, 1)), y, ["Intercept"])
+    model = NegativeBinomial()
+    names = model.param_names(data)
+    assert names[-3:] == ["r", "accept(r)", "accept(beta)"]
+    draws = run_steps(model, data, 500, seed=5, burn=0)
+    assert 0.7 < draws[-1, -1] <= 1.0
 
 
 def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
@@ -234,3 +254,23 @@ def test_api_nb_and_single_level_on_int64_nullable():
         c = imp.complete(1)["visits"]
         assert c.dtype == pd.Int64Dtype() and c.notna().all() and (c >= 0).all()
         assert (c[~miss] == df.loc[~miss, "visits"]).all()
+
+
+def test_walk_scale_is_kept_only_for_the_same_counts():
+    """The non-centred β walk's factor (from ``y + ½``) is kept in ``data.cache`` and
+    reused for equal counts only: data sharing the cache with other counts (as the
+    compatible sampler's completed columns do) get their own factor, bit for bit the one
+    computed afresh."""
+    rng = np.random.default_rng(8)
+    X = np.c_[np.ones(50), rng.standard_normal(50)]
+    y = rng.poisson(2.0, 50).astype(float)
+    data = array_model_data(X, y, ["Intercept", "x"])
+    prec = cached_slope_precision(data)
+    first = counts._beta_walk_factor(data, prec)
+    assert counts._beta_walk_factor(data, prec) is first
+    other = dataclasses.replace(data, y_obs=y + rng.poisson(1.0, 50))
+    assert other.cache is data.cache
+    theirs = counts._beta_walk_factor(other, prec)
+    fresh = counts._beta_walk_factor(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
+    assert np.array_equal(theirs, fresh) and not np.array_equal(theirs, first)
+    assert np.array_equal(counts._beta_walk_factor(data, prec), first)

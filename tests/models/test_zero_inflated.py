@@ -5,6 +5,8 @@ The contract test (``check_model``) runs over them in tests/models/test_contract
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from scipy.special import expit, gammaln, log_expit
 
 import mlimpute
 from mlimpute.errors import SpecificationError
-from mlimpute.models import zero_inflated
+from mlimpute.models import iwls_mh, zero_inflated
 from mlimpute.models.counts import SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
 from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, nb_loglik
 from mlimpute.models.zero_inflated import (
@@ -131,6 +133,54 @@ def test_exact_check_rejects_a_wrong_zero_indicator(monkeypatch):
 
     monkeypatch.setattr(zero_inflated, "zero_indicator", wrong)
     assert _z_exact(ZeroInflatedNB(), data, exact, 1500, "r").max() > 8.0
+
+
+def test_exact_check_rejects_a_wrong_zero_part_target(monkeypatch):
+    """The same check fails when the target of the zero part's step (Metropolis–Hastings
+    with an IWLS proposal) is the logistic likelihood at γ₀ + 0.5 instead of γ₀ (its
+    ``Σ log(1 + e^η)`` and ``expit(η)`` evaluated at η + 0.5)."""
+    y = _zinb_data()
+    data = array_model_data(np.ones((y.size, 1)), y, ["Intercept"])
+    exact = _zinb_exact(y.astype(float))
+    real = iwls_mh._logit_point
+
+    def wrong(X, Xt, beta, prec):
+        point = real(X, Xt, beta, prec)
+        soft, p, _ = iwls_mh._softplus(point.eta + 0.5)
+        return dataclasses.replace(point, soft=float(soft.sum()), p=p)
+
+    monkeypatch.setattr(iwls_mh, "_logit_point", wrong)
+    assert _z_exact(ZeroInflatedNB(), data, exact, 1500, "r").max() > 8.0
+
+
+def test_zero_part_reuse_gives_the_same_chain(monkeypatch):
+    """Reusing the zero part's work at γ from one step to the next (w'γ for the indicators,
+    and the rest in the MH step) changes no draw: the chain is bit-identical to one that
+    keeps nothing in its state and recomputes it at every step."""
+    y = _zinb_data()
+    data = array_model_data(np.c_[np.ones(y.size), np.arange(y.size) % 3], y, ["Intercept", "x"])
+    a = run_steps(ZeroInflatedNB(), data, 150, seed=3, burn=0)
+    real = iwls_mh.logit_mh_step
+
+    def forgetful(*args):
+        gamma, ok, _ = real(*args[:-1], None)
+        return gamma, ok, None
+
+    monkeypatch.setattr(zero_inflated, "logit_mh_step", forgetful)
+    b = run_steps(ZeroInflatedNB(), data, 150, seed=3, burn=0)
+    assert np.array_equal(a, b)
+
+
+def test_zero_part_acceptance_is_traced_and_high():
+    """``accept(zero)``: the running acceptance rate of the zero part's step, in (0.7, 1]
+    (the IWLS proposal is close to the conditional posterior of γ for 200 rows)."""
+    y = _zinb_data()
+    data = array_model_data(np.ones((y.size, 1)), y, ["Intercept"])
+    model = ZeroInflatedNB()
+    names = model.param_names(data)
+    assert names[-2:] == ["zero(share)", "accept(zero)"]
+    draws = run_steps(model, data, 400, seed=5, burn=0)
+    assert 0.7 < draws[-1, -1] <= 1.0
 
 
 # -- (2) multilevel recovery with a predictor in the zero part ----------------------------
