@@ -286,9 +286,8 @@ def _step_slopes(
     scale = np.stack([s.scale for s in states])
     # (0) collapsed MH on Ψ, then α | Ψ
     if model.mh_steps and st.mh:
-        c0 = np.stack(
-            [(sh.Zty - sums[c][0] @ states[c].beta) / s2[c] for c in range(C)]
-        )  # (C, J, q)
+        beta0 = np.stack([s.beta for s in states])
+        c0 = (sh.Zty - _cluster_products(sums, beta0)) / s2[:, None, None]  # (C, J, q)
         if q == 2 and d0.random_correlated == (True,):
             n, step = model.mh_steps, model.mh_step
             zs = np.empty((C, n, 3))
@@ -327,21 +326,20 @@ def _step_slopes(
     L = chol_batched(P)
     Ww = forward_batched(L, (Cm / s2[:, None, None, None]).reshape(C * J, q, p + 1))
     Ww = Ww.reshape(C, J, q, p + 1)
-    A = np.empty((C, p, p))
-    h = np.empty((C, p))
-    for c in range(C):
-        W, wv = Ww[c][:, :, :p], Ww[c][:, :, p]
-        A[c] = sums[c][1] / s2[c] - np.einsum("jqp,jqr->pr", W, W)
-        h[c] = sums[c][2] / s2[c] - np.einsum("jqp,jq->p", W, wv)
+    W, wv = Ww[..., :p], Ww[..., p]
+    XtX = np.stack([sm[1] for sm in sums])
+    Xty = np.stack([sm[2] for sm in sums])
+    A = XtX / s2[:, None, None] - np.einsum("cjqp,cjqr->cpr", W, W)
+    h = Xty / s2[:, None] - np.einsum("cjqp,cjq->cp", W, wv)
     A = (A + A.transpose(0, 2, 1)) / 2
     solved = _solve_spd_block(A, h)
     betas = [draw_chol(rngs[c], LA, mean) for c, (mean, LA) in enumerate(solved)]
     means = [mean for mean, _ in solved]
-    hb = np.stack([(sh.Zty - sums[c][0] @ betas[c]) / s2[c] for c in range(C)])
+    hb = (sh.Zty - _cluster_products(sums, np.stack(betas))) / s2[:, None, None]
     z = np.stack([rngs[c].standard_normal((J, q)) for c in range(C)])
     b = backward_batched(L, forward_batched(L, hb.reshape(C * J, q)) + z.reshape(C * J, q))
     b = b.reshape(C, J, q)
-    cb = np.stack([(sh.Zty - sums[c][0] @ means[c]) / s2[c] for c in range(C)])
+    cb = (sh.Zty - _cluster_products(sums, np.stack(means))) / s2[:, None, None]
     b_mean = backward_batched(L, forward_batched(L, cb.reshape(C * J, q))).reshape(C, J, q)
     # (2) parameter expansion: α | ξ, each chain's products, the factorisations stacked
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
@@ -389,6 +387,13 @@ def _step_slopes(
         )
         for c in range(C)
     ]
+
+
+def _cluster_products(sums: list, beta: np.ndarray) -> np.ndarray:
+    """``Z_j'X_j β`` of every chain and cluster: (C, J, q) from each chain's (J, q, p)
+    cluster sums and its β (C, p)."""
+    S = np.stack([sm[0] for sm in sums])
+    return np.matmul(S, beta[:, None, :, None])[..., 0]
 
 
 def _psi_xi_block(
