@@ -344,16 +344,16 @@ def _step_slopes(
     # (2) parameter expansion: α | ξ, each chain's products, the factorisations stacked
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
-    rs, Wns = [], []
+    rs = []
+    Wns = Z[None] * np.take(xi, seg.codes, axis=1)  # (C, n, q): Z ∘ ξ of each row
     G = np.empty((C, q, q))
     ha = np.empty((C, q))
     for c in range(C):
         r = y - sh.X[c] @ betas[c]
-        Wn = Z * np.take(xi[c], seg.codes, axis=0)
+        Wn = Wns[c]
         G[c] = Wn.T @ Wn
         ha[c] = Wn.T @ r
         rs.append(r)
-        Wns.append(Wn)
     D = np.zeros((C, q, q))  # np.diag(2 / A²) of each chain: α_k ~ N(0, A_k²/2)
     D[:, np.arange(q), np.arange(q)] = 2.0 / scale**2
     prec = G / s2[:, None, None] + D
