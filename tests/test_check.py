@@ -205,3 +205,23 @@ def test_three_level_imputation_is_checked_per_class_and_at_each_level():
         n = cov["n"].iloc[0]
         assert abs(cov["observed"].iloc[0] - 0.9) < 3.5 * np.sqrt(0.9 * 0.1 / n)
     assert _extreme_means(t[t["variable"] == "y"]) <= 0.2
+
+
+def test_crossed_factors_are_checked_per_cluster_of_the_first():
+    g = np.random.default_rng(3)
+    n = 1500
+    s, h = g.integers(0, 30, n), g.integers(0, 20, n)
+    x = g.normal(size=n)
+    y = x + g.normal(0, 0.5, 30)[s] + g.normal(0, 0.5, 20)[h] + g.normal(size=n)
+    y[g.random(n) < 0.3] = np.nan
+    df = pd.DataFrame({"school": s, "hood": h, "x": x, "y": y})
+    imp = df.mi.impute({"y": "~ x + (1 | school) + (1 | hood)"}, m=3, iterations=10, rng=1)
+    t = imp.check(rng=1)
+    assert t.attrs["cluster"] == "school"
+    assert len(t[(t["check"] == "mean") & (t["cluster"] != "all")]) == 30
+    # the model's replicates reproduce the observed whole-variable statistics (p-values
+    # away from 0 and 1) and cover about 90 % of the over-imputed cells (3.5 binomial SE)
+    whole = t[(t["cluster"] == "all") & t["check"].isin(["mean", "sd", "icc"])]
+    assert whole["p_value"].between(0.01, 0.99).all(), whole
+    cov = t[(t["check"] == "coverage") & (t["cluster"] == "all")].iloc[0]
+    assert abs(cov["observed"] - 0.9) < 3.5 * np.sqrt(0.9 * 0.1 / cov["n"])
