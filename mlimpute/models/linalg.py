@@ -12,6 +12,8 @@ runs over rows or clusters; loops run over the q ≤ a-few entries of a block.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -140,6 +142,15 @@ def draw_chol(
     return mean + np.sqrt(scale) * x
 
 
+@functools.lru_cache(maxsize=16)
+def _strict_lower(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.tril_indices(q, -1)``, made once per size (read-only)."""
+    rows, cols = np.tril_indices(q, -1)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
 def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.ndarray:
     """One draw from the inverse-Wishart(df, scale) (mean ``scale / (df - q - 1)``).
 
@@ -149,8 +160,8 @@ def inv_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> np.nd
     if q == 1:
         return np.array([[scale[0, 0] / rng.chisquare(df)]])
     A = np.zeros((q, q))
-    A[np.diag_indices(q)] = np.sqrt(rng.chisquare(df - np.arange(q)))
-    A[np.tril_indices(q, -1)] = rng.standard_normal(q * (q - 1) // 2)
+    A.flat[:: q + 1] = np.sqrt(rng.chisquare(df - np.arange(q)))
+    A[_strict_lower(q)] = rng.standard_normal(q * (q - 1) // 2)
     # W⁻¹ = (C A A' C')⁻¹ = (C A)'⁻¹ (C A)⁻¹ with C = chol(S⁻¹); use S = R R' so that
     # C = R'⁻¹ up to orthogonal rotation: W⁻¹ = R A'⁻¹ A⁻¹ R'.
     R = np.linalg.cholesky(scale)
