@@ -277,9 +277,7 @@ class MultiTermNorm(TermDraws, TranslationMoves):
             if ti.beta_cols[0].size:
                 ts, beta = self._shift_beta(rng, ts, beta, ti, beta_prec)
             # (4) the same move for the columns of X constant within k's clusters
-            ts, beta = self._shift_level_columns(
-                rng, ts, beta, X, t, beta_prec, ti, list(data.X.names)
-            )
+            ts, beta = self._shift_level_columns(rng, ts, beta, X, t, beta_prec, ti)
             extra[k] = ts
             if k < last:
                 offs[k] = effect(t.Z.obs, ts.b, t.codes_obs, ti.ones)

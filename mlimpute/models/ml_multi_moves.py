@@ -65,7 +65,6 @@ class TranslationMoves:
         t: Any,
         beta_prec: np.ndarray | None,
         ti: Term | None = None,
-        names: list[str] | None = None,
     ) -> tuple[TermState, np.ndarray]:
         """Draw δ: ``β_C + δ`` and ``b_k,j,0 − x_jC'δ`` for the columns C of X that are
         constant within every cluster j of term k (on the observed rows; ``x_jC`` their
@@ -105,7 +104,7 @@ class TranslationMoves:
         # on every row (exact equality: the move must leave the likelihood unchanged)
         probe = np.linspace(0, codes.size - 1, min(codes.size, 64)).astype(np.intp)
         cand = np.flatnonzero(np.all(X[probe] == xj[codes[probe]], axis=0))
-        known = _constant_by_name(names, getattr(t, "group", None))
+        known = ti.level_cols if ti is not None else frozenset()  # no row check needed
         cols = np.array(
             [c for c in cand if c in known or np.array_equal(X[:, c], np.take(xj[:, c], codes))],
             dtype=np.intp,
@@ -129,19 +128,3 @@ class TranslationMoves:
         b = ts.b.copy()
         b[:, iz] -= XC @ delta
         return replace(ts, b=b), beta
-
-
-def _constant_by_name(names: list[str] | None, group: str | None) -> frozenset[int]:
-    """Columns constant within every cluster of ``group`` by their construction:
-    ``cmean(x, group)``, a mean over each cluster of ``group`` whatever x's current values
-    (a name the formula grammar reserves). The others are checked on the rows.
-
-    Examples
-    --------
-    >>> sorted(_constant_by_name(["Intercept", "x", "cmean(x, school)", "cmean(x)"], "school"))
-    [2]
-    """
-    if names is None or group is None:
-        return frozenset()
-    tail = f", {group})"
-    return frozenset(i for i, n in enumerate(names) if n.startswith("cmean(") and n.endswith(tail))

@@ -35,6 +35,8 @@ class Term:
     n_children: np.ndarray | None  # primary clusters per cluster of this term
     seen: np.ndarray | None = None  # the clusters with observed rows (sorted)
     first: np.ndarray | None = None  # the first observed row of each of them
+    #: columns of X constant within this term's clusters by construction (cmean(x, group))
+    level_cols: frozenset[int] = frozenset()
 
 
 def gsum(codes: np.ndarray, J: int, v: np.ndarray) -> np.ndarray:
@@ -105,10 +107,25 @@ def terms(data: ModelData) -> tuple[Term, ...]:
                 parent,
                 n_children,
                 *np.unique(t.codes_obs, return_index=True),
+                level_cols=constant_columns(list(data.X.names), t.group),
             )
         )
     data.cache["ml_multi"] = tuple(out)
     return data.cache["ml_multi"]
+
+
+def constant_columns(names: list[str], group: str) -> frozenset[int]:
+    """Columns constant within every cluster of ``group`` by their construction:
+    ``cmean(x, group)``, a mean over each cluster of ``group`` whatever x's current values
+    (a name the formula grammar reserves). Other columns must be checked on the rows.
+
+    Examples
+    --------
+    >>> sorted(constant_columns(["Intercept", "x", "cmean(x, school)", "cmean(x)"], "school"))
+    [2]
+    """
+    tail = f", {group})"
+    return frozenset(i for i, n in enumerate(names) if n.startswith("cmean(") and n.endswith(tail))
 
 
 def scalar_mh(

@@ -223,20 +223,25 @@ def step_block(
         S = xi[c].T @ xi[c]
         pxi[c] = (2 * model.nu * 1.0 + S[0, 0]) / rngs[c].chisquare(model.nu + 1 - 1 + J)
     psi = pxi[:, None, None] * (a[:, :, None] * a[:, None, :])  # Ψ_ξ ∘ outer(α, α)
+    return _next_states(states, betas, bs, sigma2, psi, a, means, b_mean)
+
+
+def _next_states(states, betas, bs, sigma2, psi, alpha, means, b_mean):
+    """Each chain's new :class:`MultilevelNormState` (scale and σ² floor carried over)."""
     return [
         MultilevelNormState(
             betas[c],
             bs[c],
             sigma2[c],
             psi[c],
-            a[c],
-            states[c].scale,
+            alpha[c],
+            s.scale,
             means[c],
             b_mean[c],
             None,
-            states[c].sigma2_floor,
+            s.sigma2_floor,
         )
-        for c in range(C)
+        for c, s in enumerate(states)
     ]
 
 
@@ -372,21 +377,7 @@ def _step_slopes(
     # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
     psi = _psi_xi_block(model, rngs, xi, d0) * (a[:, :, None] * a[:, None, :])
     bs = xi * a[:, None, :]
-    return [
-        MultilevelNormState(
-            betas[c],
-            bs[c],
-            sigma2[c],
-            psi[c],
-            a[c],
-            states[c].scale,
-            means[c],
-            b_mean[c],
-            None,
-            states[c].sigma2_floor,
-        )
-        for c in range(C)
-    ]
+    return _next_states(states, betas, bs, sigma2, psi, a, means, b_mean)
 
 
 def _cluster_products(sums: list, beta: np.ndarray) -> np.ndarray:

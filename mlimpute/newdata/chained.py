@@ -30,7 +30,7 @@ the seed only, never on the executor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ import pandas as pd
 from mlimpute.codec import categories, decode
 from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -330,16 +331,7 @@ def extend_state(state: Any, n_clusters: int, rng: np.random.Generator) -> Any:
             new_s2 = np.maximum(nu * s2 / rng.chisquare(nu, size=k), state.sigma2_floor)
             changes["sigma2"] = np.concatenate([state.sigma2, new_s2])
         return replace(state, **changes)
-    if is_dataclass(state) and not isinstance(state, type):
-        changes = {}
-        for f in fields(state):
-            value = getattr(state, f.name)
-            if is_dataclass(value):
-                changes[f.name] = extend_state(value, n_clusters, rng)
-            elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
-                changes[f.name] = tuple(extend_state(x, n_clusters, rng) for x in value)
-        return replace(state, **changes) if changes else state
-    return state
+    return map_nested(state, lambda value: extend_state(value, n_clusters, rng))
 
 
 def _design(spec, names: list[str], frame: pd.DataFrame, rows: np.ndarray, what: str) -> np.ndarray:

@@ -24,7 +24,7 @@ Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on 
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import DataError, SpecificationError, UnsupportedError
 from mlimpute.models.ml_multi import MultiTermState, TermState
 from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -212,16 +213,7 @@ def remap_terms(state: Any, d, perms: dict, rng: np.random.Generator) -> Any:
     if isinstance(state, MultilevelNormState):
         g = getattr(d, "group", None)
         return state if g not in perms else _remap_norm(state, perms[g], rng)
-    if is_dataclass(state) and not isinstance(state, type):
-        changes = {}
-        for f in fields(state):
-            value = getattr(state, f.name)
-            if is_dataclass(value):
-                changes[f.name] = remap_terms(value, d, perms, rng)
-            elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
-                changes[f.name] = tuple(remap_terms(x, d, perms, rng) for x in value)
-        return replace(state, **changes) if changes else state
-    return state
+    return map_nested(state, lambda value: remap_terms(value, d, perms, rng))
 
 
 def _draw_new(b: np.ndarray, psi: np.ndarray, perm: np.ndarray, rng) -> np.ndarray:

@@ -36,7 +36,7 @@ transforms fitted on the data (``center()``, ``scale()``, ``poly()``, ``bs()``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from mlimpute.compatible import LinearTerm, conditional_moments
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.nominal import NominalState
+from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -336,16 +337,7 @@ def remap_state(state: Any, perm: np.ndarray, J_t: int, rng: np.random.Generator
             new_s2 = np.maximum(nu * s2 / rng.chisquare(nu, size=k), state.sigma2_floor)
             changes["sigma2"] = np.concatenate([state.sigma2, new_s2])[perm]
         return replace(state, **changes)
-    if is_dataclass(state) and not isinstance(state, type):
-        changes = {}
-        for f in fields(state):
-            value = getattr(state, f.name)
-            if is_dataclass(value):
-                changes[f.name] = remap_state(value, perm, J_t, rng)
-            elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
-                changes[f.name] = tuple(remap_state(x, perm, J_t, rng) for x in value)
-        return replace(state, **changes) if changes else state
-    return state
+    return map_nested(state, lambda value: remap_state(value, perm, J_t, rng))
 
 
 def _check_designs(plan: Plan, train_data: dict) -> None:
