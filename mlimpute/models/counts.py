@@ -158,10 +158,11 @@ _potrf, _trtrs = lapack.dpotrf, lapack.dtrtrs
 def _shift(y: np.ndarray, mu: np.ndarray, delta: np.ndarray, active: np.ndarray | None):
     """Per-row change of the Poisson log-likelihood when η moves by ``delta`` (``mu = e^η``),
     zero on rows outside ``active`` (structural zeros of a zero-inflated model, whose count
-    has no likelihood); and the change of ``mu``, ``e^η (e^δ − 1)``."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        d_mu = mu * np.expm1(delta)
-        ll = y * delta - d_mu
+    has no likelihood); and the change of ``mu``, ``e^η (e^δ − 1)``. Called inside
+    :func:`poisson_step`'s ``np.errstate(over="ignore", invalid="ignore")``: an overflow
+    makes a proposal that is never accepted."""
+    d_mu = mu * np.expm1(delta)
+    ll = y * delta - d_mu
     return (ll if active is None else np.where(active, ll, 0.0)), d_mu
 
 
@@ -174,7 +175,12 @@ def _kept(data, key: str, fixed: bool, compute):
     y = data.y_obs
     if fixed:
         kept = data.cache.get(key)
-        if kept is not None and kept[0].shape == y.shape and np.array_equal(kept[0], y):
+        # equal bytes: exactly the y the value was computed from (cheaper than array_equal)
+        if (
+            kept is not None
+            and kept[0].shape == y.shape
+            and kept[0].tobytes() == np.asarray(y, dtype=float).tobytes()
+        ):
             return kept[1]
     value = compute()
     if fixed:
@@ -324,14 +330,14 @@ def poisson_step(
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
     resid = eta - core.predict(new, data, "obs")
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # for every _shift below
         mu = np.exp(eta)
-    new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
-    if data.Z is not None:
-        new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
-    ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
-    s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
-    s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
+        new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
+        if data.Z is not None:
+            new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
+        ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
+        s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
+        s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
     return PoissonState(_with_sigma2(new, s2), eta, float(rate))
 
 
@@ -435,13 +441,18 @@ def _nb_start_r(y: np.ndarray) -> float:
 
 
 def nb_step(
-    rng: np.random.Generator, state: NBState, data: ModelData, active: np.ndarray | None = None
+    rng: np.random.Generator,
+    state: NBState,
+    data: ModelData,
+    active: np.ndarray | None = None,
+    psi: np.ndarray | None = None,
 ) -> NBState:
     """One step of the negative-binomial model; rows outside ``active`` (bool, observed
     rows) carry no likelihood (weight 0 in the core's step, left out of the dispersion's).
 
     ``active=None`` (every row) is the step of ``nb``/``2l.nb``; the zero-inflated models
-    pass the rows that are not structural zeros.
+    pass the rows that are not structural zeros, and ``psi``, the log-means of the
+    observed rows at ``state.core`` when they have them.
     """
     core = _core(data)
     y = data.y_obs
@@ -457,12 +468,14 @@ def nb_step(
         psi = X @ beta
         beta_acc += ok
     else:  # multilevel: Pólya–Gamma augmentation and the core's weighted Gibbs step
-        psi = core.predict(state.core, data, "obs")
+        if psi is None:
+            psi = core.predict(state.core, data, "obs")
         if active is None:
             omega, z = nb_pseudo(rng, y, psi, state.r)
         else:
+            rows = np.flatnonzero(active)
             omega, z = np.zeros(y.shape), np.zeros(y.shape)
-            omega[active], z[active] = nb_pseudo(rng, y[active], psi[active], state.r)
+            omega[rows], z[rows] = nb_pseudo(rng, y[rows], psi[rows], state.r)
         new = core.gibbs(
             rng,
             state.core,
@@ -474,7 +487,7 @@ def nb_step(
         )
         psi = core.predict(new, data, "obs")
         if active is not None:
-            y, psi = y[active], psi[active]
+            y, psi = y[rows], psi[rows]
     r, step_size, n_acc = state.r, state.step_size, state.n_accepted
     adapting = state.n_steps < R_ADAPT_STEPS
     acc_here = 0

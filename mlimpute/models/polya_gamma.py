@@ -255,6 +255,7 @@ def _pg1(rng: np.random.Generator, c: np.ndarray) -> np.ndarray:
 #: |c| ≤ 6, 12 for |c| ≤ 20, 24 beyond (the third cumulant's relative error is then at most
 #: 8e-5, 1e-4, 1.7e-4, and 1.7e-4 up to |c| = 40; the mean and variance are exact).
 _K_BOUNDS, _K_TERMS = np.array([2.0, 6.0, 20.0]), (2, 4, 12, 24)
+_K_TERMS_ARRAY = np.array(_K_TERMS)
 
 
 def _moment_sums(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +311,11 @@ def _pg_gamma_sum(
     """
     b = np.asarray(b, dtype=float)
     if n_terms is None:
-        n_terms = np.asarray(_K_TERMS)[np.searchsorted(_K_BOUNDS, np.abs(c))]
+        a = np.abs(c)
+        if not a.size or float(a.max()) <= _K_BOUNDS[0]:  # the usual case: K = 2 throughout
+            n_terms = _K_TERMS[0]
+        else:
+            n_terms = _K_TERMS_ARRAY[np.searchsorted(_K_BOUNDS, a)]
     n_terms = np.asarray(n_terms)
     k_min = int(n_terms.min()) if n_terms.size else 1
     s1, s2, inv = _tail_sums(c, k_min)  # the first k_min terms of every entry
@@ -330,10 +335,10 @@ def _pg_gamma_sum(
         s2[more] -= (extra * extra).sum(axis=0)
     # remainder Σ_{k>K} g_k/d_k: mean b·s1, variance b·s2 → Gamma(b·s1²/s2, s2/s1); where
     # s2 is not positive (|c| beyond ~1e100, or rounding) the remainder is its mean
-    ok = (s2 > 0) & (s1 > 0)
-    if ok.all():
+    if not s1.size or (float(s2.min()) > 0 and float(s1.min()) > 0):  # NaN: the else branch
         tail = rng.standard_gamma(b * s1 * s1 / s2) * (s2 / s1)
     else:
+        ok = (s2 > 0) & (s1 > 0)
         s2o = np.where(ok, s2, 1.0)
         s1o = np.where(ok, s1, 1.0)
         shape = np.where(ok, b * s1o * s1o / s2o, 1.0)
@@ -344,6 +349,15 @@ def _pg_gamma_sum(
 def _pg_normal(rng: np.random.Generator, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     m = pg_mean(b, c)
     return np.maximum(m + np.sqrt(pg_var(b, c)) * rng.standard_normal(b.shape), 1e-12 * m)
+
+
+def _any_small_integer(b: np.ndarray, b_lo: float, exact_max: float) -> bool:
+    """Whether some entry of b is an integer ≤ ``exact_max`` (drawn exactly by ``"auto"``);
+    ``b_lo`` is ``b.min()``."""
+    if b_lo > exact_max:
+        return False
+    small = b[b <= exact_max]
+    return bool(np.any(small == np.round(small)))
 
 
 def draw_pg(
@@ -401,32 +415,36 @@ def draw_pg(
         if not np.isfinite(c_arr).all():
             raise ValueError("draw_pg: every c must be finite")
         return _pg1(rng, c_arr.ravel()).reshape(c_arr.shape)
-    b_arr, c_arr = np.broadcast_arrays(np.asarray(b, dtype=float), np.asarray(c, dtype=float))
+    b_arr, c_arr = np.asarray(b, dtype=float), np.asarray(c, dtype=float)
+    if b_arr.shape != c_arr.shape:
+        b_arr, c_arr = np.broadcast_arrays(b_arr, c_arr)
     shape = b_arr.shape
     b_arr, c_arr = b_arr.ravel(), c_arr.ravel()
-    if not np.all(np.isfinite(b_arr) & (b_arr > 0)):
+    # min/max are NaN when an entry is: the comparisons below are then False
+    b_lo, b_hi = (float(b_arr.min()), float(b_arr.max())) if b_arr.size else (1.0, 1.0)
+    if not (b_lo > 0 and b_hi < np.inf):
         raise ValueError("draw_pg: every b must be positive and finite")
-    if not np.all(np.isfinite(c_arr)):
+    if c_arr.size and not (-np.inf < float(c_arr.min()) and float(c_arr.max()) < np.inf):
         raise ValueError("draw_pg: every c must be finite")
     if method not in ("auto", "exact", "gamma", "normal"):
         raise ValueError(
             f"draw_pg: method must be 'auto', 'exact', 'gamma' or 'normal', got {method!r}"
         )
+    if method == "gamma" or (
+        method == "auto" and b_hi < normal_min and not _any_small_integer(b_arr, b_lo, exact_max)
+    ):  # every entry by the sum of gammas (e.g. the NB's shapes)
+        return _pg_gamma_sum(rng, b_arr, c_arr, n_terms).reshape(shape)
     integer = b_arr == np.round(b_arr)
     if method == "exact":
         if not integer.all():
             raise ValueError("draw_pg: method='exact' needs integer b")
         exact = np.ones(b_arr.shape, dtype=bool)
         normal = ~exact
-    elif method == "gamma":
-        exact = normal = np.zeros(b_arr.shape, dtype=bool)
     elif method == "normal":
         exact, normal = np.zeros(b_arr.shape, dtype=bool), np.ones(b_arr.shape, dtype=bool)
     else:
         exact = integer & (b_arr <= exact_max)
         normal = ~exact & (b_arr >= normal_min)
-    if method != "exact" and not exact.any() and not normal.any():  # e.g. the NB's shapes
-        return _pg_gamma_sum(rng, b_arr, c_arr, n_terms).reshape(shape)
     out = np.empty(b_arr.shape)
     ex = np.flatnonzero(exact)
     if ex.size:

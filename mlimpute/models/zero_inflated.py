@@ -152,10 +152,12 @@ class _ZeroInflated(ModelBase):
         return prec
 
     # -- the count part ------------------------------------------------------------------
-    def _log_f0(self, state: object, data: ModelData) -> np.ndarray:
+    def _log_f0(self, state: object, data: ModelData) -> tuple[np.ndarray, object]:
+        """The count part's log-probability of a zero per observed row, and what its step
+        can reuse (the ZINB's log-means)."""
         raise NotImplementedError
 
-    def _count_step(self, rng, state, data, active):
+    def _count_step(self, rng, state, data, active, reuse):
         raise NotImplementedError
 
     # -- the contract --------------------------------------------------------------------
@@ -201,11 +203,12 @@ class _ZeroInflated(ModelBase):
             lp = point.eta  # w'γ, kept with the rest of that work
         else:
             lp, point = w @ state.gamma, None
-        s = zero_indicator(rng, data.y_obs, lp, self._log_f0(state.count, data))
+        log_f0, reuse = self._log_f0(state.count, data)
+        s = zero_indicator(rng, data.y_obs, lp, log_f0)
         gamma, ok, point = logit_mh_step(
             rng, state.gamma, w, s.astype(float), self._gamma_prec(data), point
         )
-        count = self._count_step(rng, state.count, data, ~s)
+        count = self._count_step(rng, state.count, data, ~s, reuse)
         share = float(np.count_nonzero(s) / s.size)
         n_steps, n_acc = state.n_steps + 1, state.n_accepted + ok
         return ZIState(count, gamma, share, n_steps, n_acc, point if fixed else None)
@@ -241,26 +244,26 @@ class _ZeroInflated(ModelBase):
 class _ZIP(_ZeroInflated):
     _count = _PoissonBase
 
-    def _log_f0(self, state: PoissonState, data: ModelData) -> np.ndarray:
+    def _log_f0(self, state: PoissonState, data: ModelData) -> tuple[np.ndarray, None]:
         # f(0 | η) = exp(−e^η): given the row's log-rate (a latent of the Poisson part)
         with np.errstate(over="ignore"):
-            return -np.exp(state.eta)
+            return -np.exp(state.eta), None
 
-    def _count_step(self, rng, state, data, active):
+    def _count_step(self, rng, state, data, active, reuse):
         return poisson_step(rng, state, data, active)
 
 
 class _ZINB(_ZeroInflated):
     _count = _NBBase
 
-    def _log_f0(self, state: NBState, data: ModelData) -> np.ndarray:
-        # f(0) = (r/(r + μ))^r = exp(−r·log1p(μ/r))
+    def _log_f0(self, state: NBState, data: ModelData) -> tuple[np.ndarray, np.ndarray]:
+        # f(0) = (r/(r + μ))^r = exp(−r·log1p(μ/r)); ψ is the count step's starting point too
         psi = _core(data).predict(state.core, data, "obs")
         with np.errstate(over="ignore"):
-            return -state.r * np.log1p(np.exp(psi) / state.r)
+            return -state.r * np.log1p(np.exp(psi) / state.r), psi
 
-    def _count_step(self, rng, state, data, active):
-        return nb_step(rng, state, data, active)
+    def _count_step(self, rng, state, data, active, reuse):
+        return nb_step(rng, state, data, active, psi=reuse)
 
 
 @register("2l.zip", multilevel=True, kinds=("numeric",))
