@@ -105,12 +105,12 @@ def count_loglik(state, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
         return y * eta - np.exp(np.minimum(eta, _MAX_ETA))
 
 
-def count_residual(sa, rd, eta_now: np.ndarray) -> np.ndarray | float:
-    """The Poisson analysis rows' residuals ``η − η_lin`` at the current values (0 for
-    a negative-binomial analysis model, which has none)."""
+def count_residual(sa, rd, eta_now: np.ndarray) -> np.ndarray:
+    """The Poisson analysis rows' residuals ``η − η_lin`` at the current values (zeros,
+    one per row, for a negative-binomial analysis model, which has none)."""
     if isinstance(sa, PoissonState):
         return sa.eta[rd.pos] - eta_now
-    return 0.0
+    return np.zeros_like(eta_now)
 
 
 def with_eta(sa, rd, eta_new: np.ndarray):

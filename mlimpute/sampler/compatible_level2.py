@@ -46,7 +46,7 @@ def all_clusters(d: ModelData) -> ModelData:
         y_obs=np.zeros(J),
         seg_obs=seg,
         codes_mis=np.zeros(0, dtype=np.intp),
-        **({"cache": {}} if Z is not None else {}),  # static sums of these rows, not d's
+        cache={},  # what models keep of a design (sums, priors) is of these rows, not d's
     )
 
 
