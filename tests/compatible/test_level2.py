@@ -117,7 +117,7 @@ def test_all_cluster_copy_keeps_its_own_cache():
     asked first."""
     from mlimpute.models._latent import slope_precision
     from mlimpute.models.counts_kernels import cached_slope_precision
-    from mlimpute.sampler.compatible_level2 import all_clusters
+    from mlimpute.sampler.compatible_context import all_clusters
     from mlimpute.sampler.engine import build_plan
     from mlimpute.spec.model import build_model_spec
 
