@@ -124,13 +124,13 @@ def run_compatible_chain(
     Examples
     --------
     >>> import numpy as np, pandas as pd, mlimpute
-    >>> r = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"g": np.repeat(range(20), 5), "x": r.normal(size=100)})
-    >>> df["y"] = df.x + r.normal(size=100)
-    >>> df.loc[::4, "x"] = np.nan
-    >>> imp = mlimpute.impute(df, model="y ~ x + (1 + x | g)", m=2, iterations=5, rng=1)
-    >>> int(imp.complete(1)["x"].isna().sum())
-    0
+    >>> r = np.random.default_rng(1)
+    >>> df = pd.DataFrame({"g": np.repeat(range(30), 4), "x": r.normal(size=120)})
+    >>> df["y"] = df.x + 0.5 * df.x**2 + r.normal(size=120)
+    >>> df.loc[::5, "x"] = np.nan
+    >>> imp = mlimpute.impute(df, model="y ~ x + I(x**2) + (1 | g)", m=1, iterations=5, rng=1)
+    >>> int(imp.complete(1)["x"].isna().sum()), imp.spec.variables_by_name["x"].method
+    (0, '2l.norm')
     """
     spec = plan.spec
     names = plan.names

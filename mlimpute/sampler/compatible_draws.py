@@ -122,13 +122,10 @@ def mh_draw(rng, fx: Fixed, cur: Current, x: str, rows, mu, sigma2_x, terms, ada
     diminishing gain of :meth:`mlimpute.compatible.ProposalScale.adapted`). Returns the
     draws and the acceptance rate.
     """
-    m_, v_ = conditional_moments(mu, sigma2_x, terms)
-    draw, act = _exact_where_unobserved(rng, fx, cur, x, rows, m_, v_)
+    m_, v_, draw, act = _exact_where_unobserved(rng, fx, cur, x, rows, mu, sigma2_x, terms)
     if not act.any():
         return draw, np.nan
-    rd = fx.row_designs[x]
-    frame = rd.frame(cur.values, fx.plan.static)
-    yo = cur.y_values[rd.rows]
+    rd, frame, yo = _outcome_rows(fx, cur, x)
     da, sa = fx.analysis_data, cur.analysis
     probit = _probit(sa)
     sign = np.where(yo > 0.5, 1.0, -1.0)
@@ -160,13 +157,10 @@ def count_outcome_draw(rng, fx: Fixed, cur: Current, x: str, rows, mu, sigma2_x,
     row where it is observed, target x's closed form times the count likelihood at
     ``η(x)`` (Poisson: plus the row's log-rate residual, held fixed; the moved log-rates
     are written to ``cur.analysis``). Returns the draws and the acceptance rate."""
-    m_, v_ = conditional_moments(mu, sigma2_x, terms)
-    draw, act = _exact_where_unobserved(rng, fx, cur, x, rows, m_, v_)
+    m_, v_, draw, act = _exact_where_unobserved(rng, fx, cur, x, rows, mu, sigma2_x, terms)
     if not act.any():
         return draw, np.nan
-    rd = fx.row_designs[x]
-    frame = rd.frame(cur.values, fx.plan.static)
-    yo = cur.y_values[rd.rows]
+    rd, frame, yo = _outcome_rows(fx, cur, x)
     da, sa = fx.analysis_data, cur.analysis
     resid = count_residual(sa, rd, rd.eta(da, sa, frame))
     m_a, v_a = m_[act], v_[act]
@@ -183,14 +177,23 @@ def count_outcome_draw(rng, fx: Fixed, cur: Current, x: str, rows, mu, sigma2_x,
     return draw, rate
 
 
-def _exact_where_unobserved(rng, fx: Fixed, cur: Current, x: str, rows, m_, v_):
-    """x's current values on ``rows``, redrawn from ``N(m_, v_)`` where the outcome is
-    missing (its factor integrates to 1 there); and where it is observed."""
+def _exact_where_unobserved(rng, fx: Fixed, cur: Current, x: str, rows, mu, sigma2_x, terms):
+    """x's closed-form moments on ``rows`` without the analysis model (own model and the
+    models it predicts), x's current values there redrawn from them where the outcome is
+    missing (its factor integrates to 1), and where it is observed."""
+    m_, v_ = conditional_moments(mu, sigma2_x, terms)
     act = fx.y_obs_rows[rows]
     draw = cur.values[x][rows].copy()
     free = ~act
     draw[free] = m_[free] + np.sqrt(v_[free]) * rng.standard_normal(int(free.sum()))
-    return draw, act
+    return m_, v_, draw, act
+
+
+def _outcome_rows(fx: Fixed, cur: Current, x: str):
+    """The analysis model's rows of x's missing values with the outcome observed: their
+    design, their data at the current values and their outcomes."""
+    rd = fx.row_designs[x]
+    return rd, rd.frame(cur.values, fx.plan.static), cur.y_values[rd.rows]
 
 
 def _rw_move(rng, cur: Current, x: str, draw, act, log_target, base_sd, adapt) -> float:
