@@ -162,12 +162,7 @@ def impute_new_model(
     """
     spec = imp.spec
     refuse_unsupported(spec)
-    chains = imp.chains
-    if chains is None or len(chains) != imp.m:
-        raise SpecificationError(
-            "impute_new() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
+    chains = stopped_chains(imp)
     train = imp.data
     plan_t = build_plan(train, spec)
     n_t = len(train)
@@ -234,6 +229,18 @@ def impute_new_model(
         if n in probe.like and categories(data[n]) != categories(probe.like[n])
     }
     return MultiplyImputed(assemble(out, results), data, out.spec, events, like=like or None)
+
+
+def stopped_chains(imp: MultiplyImputed) -> list:
+    """Where every chain of ``imp`` stopped (its final values and model states); refuses,
+    saying why, a result that does not hold them."""
+    chains = imp.chains
+    if chains is None or len(chains) != imp.m:
+        raise SpecificationError(
+            "impute_new() needs where every chain stopped, and this result does not hold it "
+            "(it was read from a file saved without chain states, or built by hand)"
+        )
+    return chains
 
 
 #: a new imputation this many training SDs from the training mean is flagged
