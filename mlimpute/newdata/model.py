@@ -51,8 +51,8 @@ from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
-from mlimpute.sampler.compatible import ANALYSIS, mh_variables
-from mlimpute.sampler.compatible_context import build_context
+from mlimpute.sampler.compatible import ANALYSIS
+from mlimpute.sampler.compatible_context import build_context, mh_variables
 from mlimpute.sampler.compatible_draws import proposal_key
 from mlimpute.sampler.compatible_step import draw_predictor, write_missing
 from mlimpute.sampler.design import ClusterValues, Values
@@ -355,9 +355,6 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
     codes, J = lay.codes, lay.segments.n_clusters
     names = plan.names
     y = spec.model.response
-    decided = model_based(spec)
-    preds = [x for x in names if x != y and x in decided]
-    chained = [x for x in names if x != y and x not in decided]
     level2 = {v.name for v in spec.variables if v.level == 2}
     # fixed states, random effects in this layout's cluster order (new clusters drawn)
     states = {
@@ -389,7 +386,7 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
     sd = np.zeros((n_sweeps, V))
     da = fx.analysis_data
     for t in range(n_sweeps):
-        for x in preds:
+        for x in fx.preds:
             if not (mis_clusters[x].any() if x in level2 else fx.mis_rows[x].size):
                 continue
             draw, _ = draw_predictor(rng, fx, cur, x, adapt=False)
@@ -400,7 +397,7 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
             values[y][da.mis_idx] = draw
             values.touch(y)
             _trace(mean, sd, t, col[y], draw)
-        for name in chained:
+        for name in fx.chained:
             d = fx.datas[name]
             if not (mis_clusters[name].any() if name in level2 else d.n_mis):
                 continue

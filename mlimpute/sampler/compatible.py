@@ -66,7 +66,6 @@ import numpy as np
 
 from mlimpute.compatible.counts import COUNT_PARAMS
 from mlimpute.sampler.compatible_context import (
-    CATEGORICAL_METHODS,
     Current,
     Fixed,
     build_context,
@@ -77,18 +76,15 @@ from mlimpute.sampler.compatible_draws import latent_mean_owner_state, proposal_
 from mlimpute.sampler.compatible_step import chained_step, draw_predictor, parameter_step
 from mlimpute.sampler.compatible_terms import school_level, school_start, school_values
 from mlimpute.sampler.design import Values
-from mlimpute.spec.model import latent_means, model_based
+from mlimpute.spec.model import latent_means
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlimpute.sampler.engine import Plan
 
 __all__ = [
     "ANALYSIS",
-    "CATEGORICAL_METHODS",
     "MH_PARAMS",
-    "count_predictors",
     "extra_param_names",
-    "mh_variables",
     "run_compatible_chain",
 ]
 
@@ -135,9 +131,6 @@ def run_compatible_chain(
     spec = plan.spec
     names = plan.names
     y = spec.model.response
-    decided = model_based(spec)
-    preds = [n_ for n_ in names if n_ != y and n_ in decided]
-    chained = [n_ for n_ in names if n_ != y and n_ not in decided]
     T = spec.iterations if T is None else T
     values = _start_values(plan, rng, start)
     first = plan.layout.segments.starts
@@ -159,7 +152,7 @@ def run_compatible_chain(
     # delta=: the chain carries the shifted values x = x* + δ (what the other models see);
     # x's own model sees x* (mlimpute.compatible.shift)
     if shifts is not None and start is None:
-        shifts.shift_start(preds, values, mis_clusters)
+        shifts.shift_start(fx.preds, values, mis_clusters)
     ma, da = fx.analysis_model, fx.analysis_data
     for t in range(T):
         it = done + t
@@ -167,15 +160,15 @@ def run_compatible_chain(
         da.refresh(values, plan.static)
         cur.analysis = ma.init(rng, da) if it == 0 else ma.step(rng, cur.analysis, da)
         # 2. each predictor's model on its completed column
-        for x in preds:
+        for x in fx.preds:
             parameter_step(rng, fx, cur, x, it, shifts)
         for xi_col, x in fx.latent.items():
             states[x] = latent_mean_owner_state(rng, fx, cur, xi_col)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
-        for x in preds:
-            draw, rate = draw_predictor(rng, fx, cur, x, shifts)
-            if rate is not None:
-                extra[x][t] = rate
+        for x in fx.preds:
+            draw, trace = draw_predictor(rng, fx, cur, x, shifts)
+            if trace is not None:
+                extra[x][t] = trace
             mean[t, col[x]], sd[t, col[x]] = _mean_sd(draw)
         # 4. missing outcomes from the analysis model
         da.refresh(values, plan.static)
@@ -189,11 +182,11 @@ def run_compatible_chain(
             mean[t, col[y]], sd[t, col[y]] = _mean_sd(draw)
             params[y][t] = ma.param_vector(cur.analysis, da)
         # 5. the columns outside the analysis model: one chained step each
-        for name in chained:
+        for name in fx.chained:
             draw = chained_step(rng, fx, cur, name, it, shifts)
             mean[t, col[name]], sd[t, col[name]] = _mean_sd(draw)
             params[name][t] = plan.models[name].param_vector(states[name], fx.datas[name])
-        for x in preds:
+        for x in fx.preds:
             pv = _param_vector(fx, cur, x)
             params[x][t] = np.concatenate([pv, extra[x][t]]) if x in extra else pv
     imputed = {n_: values[n_][fx.mis_rows[n_]] for n_ in names}

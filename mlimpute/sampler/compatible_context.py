@@ -64,6 +64,10 @@ class Fixed:
     """
 
     plan: Plan
+    #: the incomplete predictors and auxiliaries of the factorisation, in its order
+    preds: tuple[str, ...]
+    #: the imputed columns outside the analysis model (one chained step each)
+    chained: tuple[str, ...]
     #: every imputed column's design (a level-2 or school-level predictor's: every cluster)
     datas: Mapping[str, ModelData]
     analysis_model: Any
@@ -138,7 +142,7 @@ def build_context(
     names = plan.names
     y = spec.model.response
     decided = model_based(spec)
-    preds = [n for n in names if n != y and n in decided]
+    preds = tuple(n for n in names if n != y and n in decided)
     level2 = frozenset(v.name for v in spec.variables if v.level == 2)
     level3 = frozenset(v.name for v in spec.variables if v.level == 3)
     datas = {
@@ -157,6 +161,8 @@ def build_context(
     mh = frozenset(mh_variables(plan) - categorical - counts)
     fixed = Fixed(
         plan=plan,
+        preds=preds,
+        chained=tuple(n for n in names if n != y and n not in decided),
         datas=datas,
         analysis_model=plan.analysis_model,
         analysis_data=da,
