@@ -76,8 +76,10 @@ def draw_predictor(rng, fx: Fixed, cur: Current, x: str, shifts=None, adapt=True
     tunes a Metropolis–Hastings proposal scale. Returns the draws and the trace columns
     added to x's parameters (None where it has none)."""
     resp = {}  # shifted predictors among x's users: their models' response is p*
+    shift = None  # x = x* + δ: x's own mean moves by δ
     if shifts is not None:
         resp = shifts.responses(fx.users[x], cur.values, fx.first, fx.mis_clusters)
+        shift = shifts.shift.get(x)
     if x in fx.latent:
         return latent_mean_draw(rng, fx, cur, x), None
     if x in fx.level3:
@@ -86,17 +88,14 @@ def draw_predictor(rng, fx: Fixed, cur: Current, x: str, shifts=None, adapt=True
         for p in fx.users[x]:  # binary/ordinal models: through their latent y*
             if p in fx.categorical:
                 resp[p] = latent_responses(rng, fx, cur, p)
-        mu_shift = shifts.shift[x] if shifts is not None and x in shifts else None
-        return level2_draw(rng, fx, cur, x, mu_shift, resp or None), None
+        return level2_draw(rng, fx, cur, x, shift, resp or None), None
     if x in fx.counts:
-        draw, rate = count_predictor_draw(rng, fx, cur, x)
-        return draw, rate
+        return count_predictor_draw(rng, fx, cur, x)
     if x in fx.categorical:
         eta_shift = None
         if shifts is not None and x in shifts.offset:  # on the latent scale
             eta_shift = shifts.offset[x][1]
         return categorical_draw(rng, fx, cur, x, resp or None, eta_shift), None
-    shift = shifts.shift[x] if shifts is not None and x in shifts else None
     return continuous_draw(rng, fx, cur, x, resp, shift, adapt)
 
 
