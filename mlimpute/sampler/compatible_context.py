@@ -12,7 +12,7 @@ come in two objects:
 * :class:`Current`: what the chain's steps change — the completed values, every model's
   state and the analysis model's state.
 
-:func:`build_context` makes both. The helpers below read them: a model's linear
+:func:`build_context` makes both. The functions below read them: a model's linear
 predictor as an affine function of one column (:func:`eta_in`), the analysis model's
 factor as a term linear in a predictor (:func:`analysis_term`), the factors of the models
 that take a level-1 predictor (:func:`user_terms`), and the write-back of one value drawn
