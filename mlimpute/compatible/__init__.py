@@ -115,7 +115,7 @@ from mlimpute.compatible.conditionals import (
     normal_conditional,
 )
 from mlimpute.compatible.level2 import ClusterTerm, draw_level2, level2_moments
-from mlimpute.compatible.lmean import draw_latent_means, latent_mean_moments
+from mlimpute.compatible.lmean import latent_mean_moments
 from mlimpute.compatible.metropolis import (
     TARGET_ACCEPT,
     ProposalScale,
@@ -138,7 +138,6 @@ __all__ = [
     "level2_moments",
     "draw_level2",
     "latent_mean_moments",
-    "draw_latent_means",
     "TARGET_ACCEPT",
     "ProposalScale",
     "rw_step",

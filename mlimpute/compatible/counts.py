@@ -11,11 +11,11 @@ missing outcomes are drawn from it (non-negative integers).
 
 A missing value of a continuous predictor x (with the outcome observed on its row) is
 drawn by one vectorised random-walk Metropolis–Hastings step per row
-(:func:`count_outcome_mh`): the count likelihood is not Gaussian in x, whether x enters
-the linear predictor linearly or not. The target is x's closed-form conditional under
-its own model and the models it predicts, ``N(x; μ*, v*)``
-(:func:`~mlimpute.compatible.conditional_moments`), times the outcome's likelihood at
-the linear predictor η(x):
+(:func:`mlimpute.sampler.compatible_draws.count_outcome_draw`): the count likelihood is
+not Gaussian in x, whether x enters the linear predictor linearly or not. The target is
+x's closed-form conditional under its own model and the models it predicts,
+``N(x; μ*, v*)`` (:func:`~mlimpute.compatible.conditional_moments`), times the
+outcome's likelihood at the linear predictor η(x):
 
 * negative binomial: ``NB(y; r, e^(ψ(x)))``, the marginal likelihood (no latent state);
 * Poisson–log-normal: ``Poisson(y; e^(η(x) + e))`` with the row's residual
@@ -54,8 +54,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from mlimpute.compatible.conditionals import conditional_moments
-from mlimpute.compatible.metropolis import ProposalScale, rw_step
 from mlimpute.models.counts import NBState, PoissonState
 from mlimpute.models.counts_kernels import nb_loglik
 
@@ -63,7 +61,6 @@ __all__ = [
     "COUNT_PARAMS",
     "is_count_state",
     "count_loglik",
-    "count_outcome_mh",
     "count_residual",
     "with_eta",
 ]
@@ -105,12 +102,12 @@ def count_loglik(state, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
         return y * eta - np.exp(np.minimum(eta, _MAX_ETA))
 
 
-def count_residual(sa, rd, eta_now: np.ndarray) -> np.ndarray | float:
-    """The Poisson analysis rows' residuals ``η − η_lin`` at the current values (0 for
-    a negative-binomial analysis model, which has none)."""
+def count_residual(sa, rd, eta_now: np.ndarray) -> np.ndarray:
+    """The Poisson analysis rows' residuals ``η − η_lin`` at the current values (zeros,
+    one per row, for a negative-binomial analysis model, which has none)."""
     if isinstance(sa, PoissonState):
         return sa.eta[rd.pos] - eta_now
-    return 0.0
+    return np.zeros_like(eta_now)
 
 
 def with_eta(sa, rd, eta_new: np.ndarray):
@@ -120,55 +117,3 @@ def with_eta(sa, rd, eta_new: np.ndarray):
     eta = sa.eta.copy()
     eta[rd.pos] = eta_new
     return replace(sa, eta=eta)
-
-
-def count_outcome_mh(
-    rng,
-    plan,
-    x,
-    rows,
-    mu,
-    sigma2_x,
-    terms,
-    sa,
-    da,
-    values,
-    y_values,
-    y_obs_rows,
-    rd,
-    states,
-    key,
-    adapt=True,
-):
-    """x's missing values under a count outcome (module docstring): exact normal draws
-    on the rows with the outcome missing, one random-walk MH step per row where it is
-    observed. ``rd`` is the :class:`~mlimpute.sampler.compatible_draws.RowDesign` of
-    those rows in the analysis data ``da``; the proposal scale is ``states[key]``.
-    Returns the draws, the acceptance rate and the new analysis state."""
-    m_, v_ = conditional_moments(mu, sigma2_x, terms)
-    act = y_obs_rows[rows]
-    draw = values[x][rows].copy()
-    free = ~act
-    draw[free] = m_[free] + np.sqrt(v_[free]) * rng.standard_normal(int(free.sum()))
-    if not act.any():
-        return draw, np.nan, sa
-    frame = rd.frame(values, plan.static)
-    yo = y_values[rd.rows]
-    resid = count_residual(sa, rd, rd.eta(da, sa, frame))
-    m_a, v_a = m_[act], v_[act]
-
-    def log_target(v: np.ndarray) -> np.ndarray:
-        frame[x] = v
-        eta = rd.eta(da, sa, frame) + resid
-        out = -0.5 * (v - m_a) ** 2 / v_a + count_loglik(sa, yo, eta)
-        return np.where(np.isfinite(out), out, -np.inf)
-
-    scale = ProposalScale(*states[key])
-    new, scale, rate, _ = rw_step(
-        rng, draw[act], log_target, scale, base_sd=np.sqrt(v_a), adapt=adapt
-    )
-    states[key] = (scale.log_scale, scale.n_adapted)
-    draw[act] = new
-    frame[x] = new
-    sa = with_eta(sa, rd, rd.eta(da, sa, frame) + resid)
-    return draw, rate, sa

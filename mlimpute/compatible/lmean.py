@@ -60,7 +60,7 @@ from mlimpute.compatible.conditionals import LinearTerm
 from mlimpute.compatible.level2 import ClusterTerm, level2_moments
 from mlimpute.models.segments import Segments
 
-__all__ = ["latent_mean_moments", "draw_latent_means"]
+__all__ = ["latent_mean_moments"]
 
 
 def latent_mean_moments(
@@ -110,27 +110,3 @@ def latent_mean_moments(
     x = np.asarray(x, dtype=float)
     own = LinearTerm(x, np.broadcast_to(np.asarray(x_offset, dtype=float), x.shape), 1.0, sigma2_x)
     return level2_moments(seg, m, tau, [own, *terms], cluster_terms)
-
-
-def draw_latent_means(
-    rng: np.random.Generator,
-    seg: Segments,
-    m: np.ndarray,
-    tau: float,
-    x: np.ndarray,
-    x_offset: np.ndarray | float,
-    sigma2_x: float,
-    terms: Sequence[LinearTerm] = (),
-    cluster_terms: Sequence[ClusterTerm] = (),
-) -> np.ndarray:
-    """One draw of every ξ_j from :func:`latent_mean_moments`.
-
-    Examples
-    --------
-    >>> seg = Segments.from_codes(np.array([0, 1, 1]), 2)
-    >>> draw_latent_means(np.random.default_rng(0), seg, np.zeros(2), 0.5, np.ones(3), 0.0,
-    ...                   1.0).shape
-    (2,)
-    """
-    mean, var = latent_mean_moments(seg, m, tau, x, x_offset, sigma2_x, terms, cluster_terms)
-    return mean + np.sqrt(var) * rng.standard_normal(mean.shape)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories
-from mlimpute.errors import DataError, SpecificationError, UnsupportedError
+from mlimpute.errors import DataError, UnsupportedError
 from mlimpute.models.ml_multi import MultiTermState, TermState
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.newdata.states import map_nested
@@ -75,7 +75,13 @@ def impute_new_factors(
     >>> int(imp.impute_new(new, rng=2).complete(1)["y"].isna().sum())
     0
     """
-    from mlimpute.newdata.model import _combined, _OutPlan, refuse_stateful, warn_far
+    from mlimpute.newdata.model import (
+        _combined,
+        _OutPlan,
+        refuse_stateful,
+        stopped_chains,
+        warn_far,
+    )
 
     spec = imp.spec
     refuse_stateful(spec)
@@ -84,12 +90,7 @@ def impute_new_factors(
             "impute_new() after an imputation with several grouping factors and sensitivity "
             "shifts (delta=, delta_cluster_sd=) is not supported yet"
         )
-    chains = imp.chains
-    if spec.variables and (chains is None or len(chains) != imp.m):
-        raise SpecificationError(
-            "impute_new() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
+    chains = stopped_chains(imp) if spec.variables else imp.chains
     train = imp.data
     new = data.reset_index(drop=True)
     groups = [spec.cluster, *spec.factors]

@@ -42,8 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import categories, encode
-from mlimpute.compatible import LinearTerm, conditional_moments
+from mlimpute.codec import categories
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.nominal import NominalState
@@ -52,23 +51,10 @@ from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
-from mlimpute.sampler.compatible import (
-    ANALYSIS,
-    CATEGORICAL_METHODS,
-    mh_variables,
-)
-from mlimpute.sampler.compatible_draws import (
-    RowDesign,
-    all_clusters,
-    categorical_draw,
-    eta_at,
-    latent_responses,
-    level2_draw,
-    linear_predictor,
-    mh_draw,
-    outcome_term,
-    proposal_key,
-)
+from mlimpute.sampler.compatible import ANALYSIS
+from mlimpute.sampler.compatible_context import build_context, mh_variables
+from mlimpute.sampler.compatible_draws import proposal_key
+from mlimpute.sampler.compatible_step import draw_predictor, write_missing
 from mlimpute.sampler.design import ClusterValues, Values
 from mlimpute.sampler.engine import ChainResult, Plan, _cluster_values, build_plan
 from mlimpute.spec.model import latent_means, model_based
@@ -176,12 +162,7 @@ def impute_new_model(
     """
     spec = imp.spec
     refuse_unsupported(spec)
-    chains = imp.chains
-    if chains is None or len(chains) != imp.m:
-        raise SpecificationError(
-            "impute_new() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
+    chains = stopped_chains(imp)
     train = imp.data
     plan_t = build_plan(train, spec)
     n_t = len(train)
@@ -248,6 +229,18 @@ def impute_new_model(
         if n in probe.like and categories(data[n]) != categories(probe.like[n])
     }
     return MultiplyImputed(assemble(out, results), data, out.spec, events, like=like or None)
+
+
+def stopped_chains(imp: MultiplyImputed) -> list:
+    """Where every chain of ``imp`` stopped (its final values and model states); refuses,
+    saying why, a result that does not hold them."""
+    chains = imp.chains
+    if chains is None or len(chains) != imp.m:
+        raise SpecificationError(
+            "impute_new() needs where every chain stopped, and this result does not hold it "
+            "(it was read from a file saved without chain states, or built by hand)"
+        )
+    return chains
 
 
 #: a new imputation this many training SDs from the training mean is flagged
@@ -359,24 +352,10 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
     plan = build_plan(frame, spec)
     _check_designs(plan, train_data)
     lay = plan.layout
-    n = lay.n
-    codes, first = lay.codes, lay.segments.starts
-    J = first.size
+    codes, J = lay.codes, lay.segments.n_clusters
     names = plan.names
     y = spec.model.response
-    decided = model_based(spec)
-    preds = [x for x in names if x != y and x in decided]
-    chained = [x for x in names if x != y and x not in decided]
     level2 = {v.name for v in spec.variables if v.level == 2}
-    categorical = {
-        v.name for v in spec.variables if v.name != y and v.method in CATEGORICAL_METHODS
-    }
-    mh = mh_variables(plan) - categorical
-    in_model = spec.model.variables
-    users = {
-        x: [p for p in preds[:k] if x in spec.variables_by_name[p].formula.predictors]
-        for k, x in enumerate(preds)
-    }
     # fixed states, random effects in this layout's cluster order (new clusters drawn)
     states = {
         key: remap_state(st, perm, J_t, rng) if not key.startswith("(proposal)") else st
@@ -400,108 +379,46 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
             if miss.any():
                 x[miss] = rng.choice(x[~miss], size=int(miss.sum()))
         values[name] = x
-    datas = {
-        x: all_clusters(plan.data[x]) if x in level2 and x in decided else plan.data[x].for_chain()
-        for x in names
-    }
-    cview = ClusterValues(values, first, {})
-    da = datas[y] if y in datas else plan.analysis.for_chain()
-    ma = plan.analysis_model
-    y_values = values[y] if y in values else encode(plan.static[y])
-    y_obs_rows = ~np.isnan(plan.start[y]) if y in plan.start else np.ones(n, dtype=bool)
-    mis_rows = {x: plan.missing_rows(x) for x in names}
-    row_designs = {x: RowDesign(plan, da, mis_rows[x][y_obs_rows[mis_rows[x]]]) for x in mh}
+    fx, cur = build_context(plan, values, states, sa, mis_clusters)
     col = {x: k for k, x in enumerate(names)}
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
+    da = fx.analysis_data
     for t in range(n_sweeps):
-        for x in preds:
-            if x in level2:
-                if not mis_clusters[x].any():
-                    continue
-                resp = {}
-                for p in users[x]:
-                    if p in categorical:
-                        resp[p] = latent_responses(rng, plan, p, datas, states, values)
-                draw = level2_draw(
-                    rng, plan, x, x in in_model, datas, states, users[x], level2, cview,
-                    ma, sa, da, values, y_values, y_obs_rows, mis_clusters[x],
-                    **({"responses": resp} if resp else {}),
-                )  # fmt: skip
-            elif mis_rows[x].size == 0:
+        for x in fx.preds:
+            if not (mis_clusters[x].any() if x in level2 else fx.mis_rows[x].size):
                 continue
-            elif x in categorical:
-                draw = categorical_draw(
-                    rng, plan, x, mis_rows[x], datas, states, users[x], categorical,
-                    ma, sa, da, values, y_values, y_obs_rows, x in in_model,
-                )  # fmt: skip
-            else:
-                rows = mis_rows[x]
-                d, model, st = datas[x], plan.models[x], states[x]
-                d.refresh(values, plan.static)
-                mu = linear_predictor(model, st, d, n)[rows]
-                terms = []
-                for p in users[x]:
-                    dp, mp = datas[p], plan.models[p]
-                    a, c = eta_at(mp, states[p], dp, values, plan.static, x, n)
-                    terms.append(LinearTerm(values[p][rows], a[rows], c[rows], states[p].sigma2))
-                if x in mh:
-                    draw, _ = mh_draw(
-                        rng, plan, x, rows, mu, st.sigma2, terms, ma, sa, da, values,
-                        y_values, y_obs_rows, row_designs, states, adapt=False,
-                    )  # fmt: skip
-                else:
-                    if x in in_model:
-                        a, c = eta_at(ma, sa, da, values, plan.static, x, n)
-                        ay = outcome_term(
-                            rng, sa, y_values[rows], a[rows], c[rows], values[x][rows],
-                            y_obs_rows[rows],
-                        )  # fmt: skip
-                        terms = [ay, *terms]
-                    m_, v_ = conditional_moments(mu, st.sigma2, terms)
-                    draw = m_ + np.sqrt(v_) * rng.standard_normal(rows.size)
-                values[x][rows] = draw
-                values.touch(x)
+            draw, _ = draw_predictor(rng, fx, cur, x, adapt=False)
             _trace(mean, sd, t, col[x], draw)
         da.refresh(values, plan.static)
-        if y in datas and da.n_mis:
-            draw = ma.draw_missing(rng, sa, da)
+        if y in fx.datas and da.n_mis:
+            draw = fx.analysis_model.draw_missing(rng, cur.analysis, da)
             values[y][da.mis_idx] = draw
             values.touch(y)
             _trace(mean, sd, t, col[y], draw)
-        for name in chained:
-            d = datas[name]
-            if name in level2:
-                if not mis_clusters[name].any():
-                    continue
-                d.refresh(ClusterValues(values, first, {}), plan.cluster_static)
-            elif d.n_mis == 0:
+        for name in fx.chained:
+            d = fx.datas[name]
+            if not (mis_clusters[name].any() if name in level2 else d.n_mis):
                 continue
-            else:
-                d.refresh(values, plan.static)
+            view = ClusterValues(values, lay.segments.starts, {}) if name in level2 else values
+            d.refresh(view, plan.cluster_static if name in level2 else plan.static)
             draw = plan.models[name].draw_missing(rng, states[name], d)
-            if name in level2:
-                cv = values[name][first].copy()
-                cv[d.mis_idx] = draw
-                values[name][:] = np.take(cv, codes)
-            else:
-                values[name][d.mis_idx] = draw
-            values.touch(name)
+            write_missing(fx, cur, name, d.mis_idx, draw)
             _trace(mean, sd, t, col[name], draw)
     params = {}
     for name in names:
         if name == y:
-            pv = ma.param_vector(sa, da)
+            pv = fx.analysis_model.param_vector(cur.analysis, da)
         else:
-            d = datas[name]
-            if name in categorical:
+            d = fx.datas[name]
+            if name in fx.categorical:
                 d = replace(d, y_obs=values[name])
             st = states[name]
             if isinstance(st, NominalState):
                 st = replace(st, latent=np.zeros((d.y_obs.size, len(st.cores))))
             pv = plan.models[name].param_vector(st, d)
-            if name in mh:
+            if name in fx.mh:
                 pv = np.concatenate([pv, [np.nan, np.exp(states[proposal_key(name)][0])]])
         params[name] = np.tile(np.asarray(pv, dtype=float), (n_sweeps, 1))
     # the new rows' cells, in the order of the output plan (sorted positions of new rows)

@@ -24,16 +24,19 @@ from mlimpute.compatible.categorical import (
     log_interval,
     nominal_log_prob,
 )
+from mlimpute.compatible.counts import count_loglik, count_residual, is_count_state, with_eta
 from mlimpute.models._latent import linear_core, truncnorm, truncnorm_sign
 from mlimpute.models.binary import ProbitState
 from mlimpute.models.nominal import NominalState
 from mlimpute.models.ordinal import OrderedState
+from mlimpute.sampler.compatible_context import Current, Fixed
 from mlimpute.sampler.compatible_eta import RowDesign, linear_predictor
 from mlimpute.sampler.design import ModelData
 
 __all__ = [
     "categorical_draw",
     "latent_responses",
+    "user_response",
     "nominal_utilities",
     "fresh_utilities",
 ]
@@ -57,69 +60,43 @@ def category_log_prob_rows(eta, cuts, codes):
     return log_interval(bounds[k] - eta, bounds[k + 1] - eta)
 
 
-def categorical_draw(
-    rng,
-    plan,
-    x,
-    rows,
-    datas,
-    states,
-    users,
-    categorical,
-    ma,
-    sa,
-    da,
-    values,
-    y_values,
-    y_obs_rows,
-    in_model,
-    responses=None,
-    eta_shift=None,
-    return_state=False,
-):
+def categorical_draw(rng, fx: Fixed, cur: Current, x: str, responses=None, eta_shift=None):
     """Draw a binary, ordinal or nominal predictor's missing values exactly over its
     categories (:mod:`mlimpute.compatible.categorical`): its own latent model's category
     probability (for a nominal x the multinomial probit's,
     :func:`~mlimpute.compatible.categorical.nominal_log_prob`),
     the analysis model where y is observed and the earlier predictor models that use it,
     each evaluated at every category; one category per row. Returns the draws (codes).
-    ``responses`` holds the unshifted columns ``p*`` of the shifted models among
-    ``users`` (``delta=``, :mod:`mlimpute.compatible.shift`); ``eta_shift`` moves a
+    ``responses`` holds the unshifted columns ``p*`` of the shifted models among x's
+    users (``delta=``, :mod:`mlimpute.compatible.shift`); ``eta_shift`` moves a
     binary x's own linear predictor on the rows (a shift on the latent scale).
 
     With a count analysis model its factor is the count likelihood (a Poisson one at
     ``η(x) + e`` with the rows' log-rate residuals e held fixed, the moved log-rates
-    written back: :mod:`mlimpute.compatible.counts`); ``return_state=True`` returns
-    ``(draws, analysis state)``."""
-    from mlimpute.compatible.counts import count_loglik, count_residual, is_count_state, with_eta
-
-    n = plan.layout.n
+    written to ``cur.analysis``: :mod:`mlimpute.compatible.counts`)."""
+    plan, values, states, sa = fx.plan, cur.values, cur.states, cur.analysis
+    da, rows = fx.analysis_data, fx.mis_rows[x]
     st = states[x]
-    dx = replace(datas[x], y_obs=values[x])
-    dx.refresh(values, plan.static)
+    dx = _completed_data(fx, cur, x)
     levels = np.unique(values[x])
     if isinstance(st, NominalState):  # one utility per non-reference category
-        own = nominal_log_prob(nominal_utilities(st, dx, n)[rows])
+        own = nominal_log_prob(nominal_utilities(st, dx, fx.n)[rows])
     else:
-        eta_x = linear_predictor(plan.models[x], st, dx, n)[rows]
+        eta_x = linear_predictor(plan.models[x], st, dx, fx.n)[rows]
         if eta_shift is not None:
             eta_x = eta_x + eta_shift
     cuts = st.cuts if isinstance(st, OrderedState) else np.zeros(1)
-    act = y_obs_rows[rows] if in_model else np.zeros(rows.size, dtype=bool)
+    act = fx.y_obs_rows[rows] if x in fx.in_model else np.zeros(rows.size, dtype=bool)
     K = levels.size
     log_p = np.empty((rows.size, K))
     for k in range(K):  # the few categories, never rows
         log_p[:, k] = (
             own[:, k] if isinstance(st, NominalState) else category_log_prob(eta_x, cuts, k)
         )
-    designs = [(da, sa, y_values[rows[act]], act)]
-    for p in users:
-        dp = replace(datas[p], y_obs=values[p]) if p in categorical else datas[p]
-        dp.refresh(values, plan.static)
-        v = (responses or {}).get(p, values[p])[rows]
-        if isinstance(states[p], OrderedState):  # codes ranked among the present categories
-            v = np.searchsorted(np.unique(values[p]), v).astype(np.float64)
-        designs.append((dp, states[p], v, None))
+    designs = [(da, sa, cur.y_values[rows[act]], act)]
+    for p in fx.users[x]:
+        dp = _completed_data(fx, cur, p)
+        designs.append((dp, states[p], user_response(fx, cur, p, rows, responses), None))
     count = is_count_state(sa) and act.any()
     if count:  # the analysis rows' log-rate residuals e, held fixed while x moves
         rd0 = RowDesign(plan, da, rows[act])
@@ -149,11 +126,32 @@ def categorical_draw(
     values[x][rows] = draw
     values.touch(x)
     if count:  # the analysis rows' log-rates move with x (e fixed)
-        sa = with_eta(sa, rd0, rd0.eta(da, sa, rd0.frame(values, plan.static)) + resid)
-    return (draw, sa) if return_state else draw
+        eta = rd0.eta(da, sa, rd0.frame(values, plan.static))
+        cur.analysis = with_eta(sa, rd0, eta + resid)
+    return draw
 
 
-def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:
+def _completed_data(fx: Fixed, cur: Current, p: str):
+    """p's design refreshed at the current values, with the completed column as its
+    response when p is categorical or a count (its model is fitted to the codes)."""
+    d = fx.datas[p]
+    if p in fx.categorical or p in fx.counts:
+        d = replace(d, y_obs=cur.values[p])
+    d.refresh(cur.values, fx.plan.static)
+    return d
+
+
+def user_response(fx: Fixed, cur: Current, p: str, rows, responses=None) -> np.ndarray:
+    """The response of p's model (a model that takes the predictor being drawn) on
+    ``rows``: its current column (or ``responses[p]``), an ordinal one as the ranks of
+    its codes among the present categories (as :func:`_log_lik` reads them)."""
+    v = (responses or {}).get(p, cur.values[p])[rows]
+    if isinstance(cur.states[p], OrderedState):  # codes ranked among the present categories
+        v = np.searchsorted(np.unique(cur.values[p]), v).astype(np.float64)
+    return v
+
+
+def latent_responses(rng, fx: Fixed, cur: Current, p: str) -> np.ndarray:
     """Fresh latent responses ``y* ~ N(η, 1)`` of a binary or ordinal predictor's model,
     truncated to the interval of each row's current category (Albert & Chib 1993), every
     row (sorted order).
@@ -163,12 +161,10 @@ def latent_responses(rng, plan, p, datas, states, values) -> np.ndarray:
     level-2 values given y* leaves their full conditional given the categories invariant
     (data augmentation; y* is discarded afterwards, and the model's own step draws its
     latent values afresh)."""
-    n = plan.layout.n
-    st = states[p]
-    d = replace(datas[p], y_obs=values[p])
-    d.refresh(values, plan.static)
-    eta = linear_predictor(plan.models[p], st, d, n)
-    v = values[p]
+    st = cur.states[p]
+    d = _completed_data(fx, cur, p)
+    eta = linear_predictor(fx.plan.models[p], st, d, fx.n)
+    v = cur.values[p]
     if isinstance(st, OrderedState):
         rank = np.searchsorted(np.unique(v), v)
         bounds = np.r_[-np.inf, st.cuts, np.inf]

@@ -24,7 +24,14 @@ import numpy as np
 
 from mlimpute.compatible import LinearTerm
 from mlimpute.compatible.level2 import grouped_moments
-from mlimpute.sampler.compatible_draws import cluster_eta_at, eta_at, outcome_term
+from mlimpute.sampler.compatible_context import (
+    Current,
+    Fixed,
+    analysis_term,
+    eta_in,
+    set_cluster_values,
+)
+from mlimpute.sampler.compatible_eta import cluster_eta_at
 from mlimpute.sampler.design import ClusterValues
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,55 +87,30 @@ def school_values(plan: Plan, values, name: str) -> np.ndarray:
     return values[name][plan.top_segments.starts]
 
 
-def level3_draw(
-    rng,
-    plan: Plan,
-    s: str,
-    in_model: bool,
-    datas,
-    states,
-    users,
-    level2,
-    level3,
-    cview,
-    ma,
-    sa,
-    da,
-    values,
-    y_values,
-    y_obs_rows,
-    missing,
-):
+def level3_draw(rng, fx: Fixed, cur: Current, s: str):
     """Draw the missing school values of the school-level predictor s (module docstring).
     Returns the draws."""
-    n = plan.layout.n
+    plan, values, states = fx.plan, cur.values, cur.states
     top = plan.top_segments
-    first = plan.layout.segments.starts
     S = top.n_clusters
     tview = top_view(plan, values)
-    d, model, st = datas[s], plan.models[s], states[s]
+    d, model, st = fx.datas[s], plan.models[s], states[s]
     d.refresh(tview, plan.top_static)
     mu = model.predict(st, d, "obs")
-    rows, classes, schools = top.codes, top.codes[first], np.arange(S)
+    rows, classes, schools = top.codes, top.codes[fx.first], np.arange(S)
     groups = []
-    if in_model:  # an auxiliary is not in the analysis model's likelihood
-        a, c = eta_at(ma, sa, da, values, plan.static, s, n)
-        groups.append((rows, outcome_term(rng, sa, y_values, a, c, values[s], y_obs_rows)))
-    for p in users:
-        dp, mp, sp = datas[p], plan.models[p], states[p]
-        if p in level3:
+    if s in fx.in_model:  # an auxiliary is not in the analysis model's likelihood
+        groups.append((rows, analysis_term(rng, fx, cur, s)))
+    for p in fx.users[s]:
+        dp, mp, sp = fx.datas[p], plan.models[p], states[p]
+        if p in fx.level3:
             a, c = cluster_eta_at(mp, sp, dp, tview, plan.top_static, s)
             groups.append((schools, LinearTerm(values[p][top.starts], a, c, sp.sigma2)))
-        elif p in level2:
-            a, c = cluster_eta_at(mp, sp, dp, cview, plan.cluster_static, s)
-            groups.append((classes, LinearTerm(values[p][first], a, c, sp.sigma2)))
+        elif p in fx.level2:
+            a, c = cluster_eta_at(mp, sp, dp, cur.cview, plan.cluster_static, s)
+            groups.append((classes, LinearTerm(values[p][fx.first], a, c, sp.sigma2)))
         else:
-            a, c = eta_at(mp, sp, dp, values, plan.static, s, n)
+            a, c = eta_in(fx, cur, p, s)
             groups.append((rows, LinearTerm(values[p], a, c, sp.sigma2)))
     m_, v_ = grouped_moments(S, mu, st.sigma2, groups)
-    cv = values[s][top.starts].copy()
-    draw = m_[missing] + np.sqrt(v_[missing]) * rng.standard_normal(int(missing.sum()))
-    cv[missing] = draw
-    values[s][:] = np.take(cv, top.codes)
-    values.touch(s)
-    return draw
+    return set_cluster_values(rng, cur, s, m_, v_, fx.mis_clusters[s], top.starts, top.codes)

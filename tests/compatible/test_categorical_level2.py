@@ -11,8 +11,9 @@ from scipy.special import log_ndtr
 import mlimpute
 from mlimpute.errors import UnsupportedError
 from mlimpute.sampler.compatible import ANALYSIS
-from mlimpute.sampler.compatible_draws import all_clusters, latent_responses, level2_draw
-from mlimpute.sampler.design import ClusterValues, Values
+from mlimpute.sampler.compatible_context import build_context
+from mlimpute.sampler.compatible_draws import latent_responses, level2_draw
+from mlimpute.sampler.design import Values
 from mlimpute.sampler.engine import build_plan
 
 MODEL = "y ~ x * z + (1 | g)"
@@ -58,23 +59,18 @@ def test_level2_kernel_leaves_the_integrated_conditional_invariant():
         v = plan.start[name].copy()
         v[plan.missing_rows(name)] = imp.chains[0].imputed[name]
         values[name] = v
-    datas = {
-        n: all_clusters(plan.data[n]) if n == "z" else plan.data[n].for_chain() for n in plan.names
-    }
-    cview = ClusterValues(values, first, {})
     states = dict(imp.chains[0].states)
     sa = states.pop(ANALYSIS)
     y_obs = ~np.isnan(plan.start["y"])
     missing = np.isnan(plan.start["z"][first])
+    fx, cur = build_context(plan, values, states, sa, {"z": missing})
+    assert fx.users["z"] == ["x"] and (fx.y_obs_rows == y_obs).all()
     rng = np.random.default_rng(0)
     T = 3000
     out = np.empty((T, int(missing.sum())))
     for t in range(T):
-        resp = {"x": latent_responses(rng, plan, "x", datas, states, values)}
-        out[t] = level2_draw(
-            rng, plan, "z", True, datas, states, ["x"], {"z"}, cview, plan.analysis_model,
-            sa, datas["y"], values, values["y"], y_obs, missing, responses=resp,
-        )  # fmt: skip
+        resp = {"x": latent_responses(rng, fx, cur, "x")}
+        out[t] = level2_draw(rng, fx, cur, "z", responses=resp)
     g = df["g"].to_numpy()
     x, y = values["x"], values["y"]
     st_z, core = states["z"], states["x"].core

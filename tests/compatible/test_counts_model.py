@@ -176,6 +176,26 @@ def test_count_predictor_under_poisson_outcome_matches_its_discrete_conditional(
         assert abs(ind.mean() - p[v]) < 4.5 * _batch_se(ind) + 1e-3, (v, ind.mean(), p[v])
 
 
+def _binary_under_counts(family: str, rows) -> tuple:
+    """visits ~ b + (1 | g) on 30 clusters of 8: b binary (P(b = 1) = 0.4), log-mean
+    0.2 + 1.2 b + u_j (u_j ~ N(0, 0.3²)), Poisson counts (``"negative_binomial"``: mixed
+    by a gamma of shape 3); b missing and visits = 9 on ``rows``. Returns the frozen
+    chain's trace of b (1,200 iterations), its final states of b's and the analysis model
+    and the clusters of ``rows``."""
+    rng = np.random.default_rng(9)
+    J, size = 30, 8
+    g = _clusters(J, size, rng)
+    b = (rng.random(J * size) < 0.4).astype(float)
+    mu = np.exp(0.2 + 1.2 * b + rng.normal(0, 0.3, J)[g])
+    y = rng.poisson(mu if family == "poisson" else rng.gamma(3.0, mu / 3.0)).astype(float)
+    y[rows] = 9.0
+    bm = b.copy()
+    bm[rows] = np.nan
+    df = pd.DataFrame({"visits": y, "b": bm, "g": g})
+    draws, states, _ = _frozen_chain(df, "visits ~ b + (1 | g)", family, 1200, 4)
+    return draws["b"], states["b"], states[ANALYSIS], g[rows]
+
+
 def test_binary_predictor_under_poisson_outcome_matches_its_exact_conditional():
     """One missing binary b in visits ~ b + (1 | g) (Poisson): drawn exactly over {0, 1}
     with P(b = 1) ∝ Φ(m_j) · Poisson(y; exp(β0 + βb + b_j + e)) (own probit model; e the
@@ -183,29 +203,37 @@ def test_binary_predictor_under_poisson_outcome_matches_its_exact_conditional():
     alone is asserted to be far off."""
     from scipy.stats import norm
 
-    rng = np.random.default_rng(9)
-    J, size = 30, 8
-    g = _clusters(J, size, rng)
-    b = (rng.random(J * size) < 0.4).astype(float)
-    y = rng.poisson(np.exp(0.2 + 1.2 * b + rng.normal(0, 0.3, J)[g])).astype(float)
     row = 17
-    y[row] = 9.0
-    bm = b.copy()
-    bm[row] = np.nan
-    df = pd.DataFrame({"visits": y, "b": bm, "g": g})
-    draws, states, plan = _frozen_chain(df, "visits ~ b + (1 | g)", "poisson", 1200, 4)
-    d = draws["b"][50:]
-    st, sa = states["b"], states[ANALYSIS]
-    j = g[row]
+    trace, st, sa, j = _binary_under_counts("poisson", row)
+    d = trace[50:]
     p1 = norm.cdf(st.core.beta[0] + st.core.b[j, 0])
     lin = lambda v: sa.core.beta[0] + sa.core.beta[1] * v + sa.core.b[j, 0]  # noqa: E731
-    e = sa.eta[row] - lin(draws["b"][-1])
-    ll = lambda v: y[row] * (lin(v) + e) - np.exp(lin(v) + e)  # noqa: E731
+    e = sa.eta[row] - lin(trace[-1])
+    ll = lambda v: 9.0 * (lin(v) + e) - np.exp(lin(v) + e)  # noqa: E731
     w1, w0 = p1 * np.exp(ll(1.0) - ll(0.0)), 1 - p1
     exact = w1 / (w1 + w0)
     se = _batch_se(d)
     assert abs(d.mean() - exact) < 4.5 * se + 1e-3, (d.mean(), exact, se)
     assert abs(p1 - exact) > 10 * se + 1e-3
+
+
+def test_binary_predictor_under_negative_binomial_outcome_matches_its_exact_conditional():
+    """As above with a negative-binomial outcome and two missing rows (in two clusters):
+    P(b = 1) ∝ Φ(m_j) · NB(y; r, exp(β0 + βb + b_j)) (the marginal NB likelihood, no
+    residual); the traced mean of the two draws matches the mean of the two exact
+    probabilities. Tolerance 4.5 batch-means SEs; the own model alone is asserted to be
+    far off."""
+    from scipy.stats import nbinom, norm
+
+    trace, st, sa, j = _binary_under_counts("negative_binomial", np.array([17, 100]))
+    d = trace[50:]
+    p1 = norm.cdf(st.core.beta[0] + st.core.b[j, 0])
+    m = np.exp(sa.core.beta[0] + sa.core.beta[1] * np.array([[0.0], [1.0]]) + sa.core.b[j, 0])
+    lik = nbinom.pmf(9, sa.r, sa.r / (sa.r + m))  # (category, row)
+    exact = float(np.mean(p1 * lik[1] / (p1 * lik[1] + (1 - p1) * lik[0])))
+    se = _batch_se(d)
+    assert abs(d.mean() - exact) < 4.5 * se + 1e-3, (d.mean(), exact, se)
+    assert abs(p1.mean() - exact) > 10 * se + 1e-3
 
 
 def _sim(seed, J=40, size=10, family="poisson", r=2.0):

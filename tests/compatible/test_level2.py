@@ -108,3 +108,26 @@ def test_bit_identical_across_executors_continuation_and_files(data, tmp_path):
         for other in (b, c, d):
             pd.testing.assert_frame_equal(a.complete(k), other.complete(k))
     np.testing.assert_array_equal(a.traces["z:params"].values, c.traces["z:params"].values)
+
+
+def test_all_cluster_copy_keeps_its_own_cache():
+    """The level-2 model's data over every cluster has other rows than the plan's data over
+    the observed clusters, so what a model keeps of its design (the probit and count
+    models' slope prior, which depends on X) is kept for each separately, whichever is
+    asked first."""
+    from mlimpute.models._latent import slope_precision
+    from mlimpute.models.counts_kernels import cached_slope_precision
+    from mlimpute.sampler.compatible_context import all_clusters
+    from mlimpute.sampler.engine import build_plan
+    from mlimpute.spec.model import build_model_spec
+
+    _, df = _cross_level(3, J=20, size=4)
+    plan = build_plan(df, build_model_spec(df, MODEL, None, m=1, iterations=1))
+    d = plan.data["z"]
+    assert not d.X.dynamic and d.n_mis > 0  # z ~ v on the observed clusters only
+    first = cached_slope_precision(d)
+    full = all_clusters(d)
+    assert full.cache is not d.cache
+    np.testing.assert_array_equal(cached_slope_precision(full), slope_precision(full))
+    np.testing.assert_array_equal(cached_slope_precision(d), first)
+    assert not np.array_equal(slope_precision(full), first)

@@ -18,13 +18,13 @@ import pytest
 import mlimpute
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
+from mlimpute.sampler.compatible_context import build_context
 from mlimpute.sampler.compatible_draws import (
-    all_clusters,
     latent_mean_draw,
     latent_mean_owner_state,
     linear_predictor,
 )
-from mlimpute.sampler.design import ClusterValues, Values
+from mlimpute.sampler.design import Values
 from mlimpute.sampler.engine import build_plan
 from mlimpute.simulation.compatible.designs import DESIGNS
 from mlimpute.spec.model import build_model_spec, with_latent_means
@@ -42,8 +42,8 @@ def _tiny(K: int) -> pd.DataFrame:
 
 
 def _chain_pieces(df: pd.DataFrame, model: str = MODEL):
-    """Plan, model states after one iteration, and the chain's values/data, as
-    run_compatible_chain holds them."""
+    """Plan and the chain's designs and current state (model states after one
+    iteration), as run_compatible_chain holds them."""
     spec = build_model_spec(df, model, None, m=1, iterations=1)
     plan = build_plan(with_latent_means(df, spec), spec)
     with warnings.catch_warnings():
@@ -52,13 +52,10 @@ def _chain_pieces(df: pd.DataFrame, model: str = MODEL):
     values = Values(plan.layout, like=plan.like)
     for name in plan.names:
         values[name] = plan.start[name].copy()
-    first = plan.layout.segments.starts
-    level2 = {v.name for v in spec.variables if v.level == 2}
-    datas = {
-        n: all_clusters(plan.data[n]) if n in level2 else plan.data[n].for_chain()
-        for n in plan.names
-    }
-    return plan, states, values, datas, ClusterValues(values, first, {})
+    states = dict(states)
+    sa = states.pop(ANALYSIS)
+    fx, cur = build_context(plan, values, states, sa, {})
+    return plan, fx, cur
 
 
 def test_latent_means_follow_their_exact_conditional():
@@ -73,7 +70,8 @@ def test_latent_means_follow_their_exact_conditional():
     mask of the missing outcome) moves μ* or v by more than 10 SEs (checked below).
     """
     K = 4000
-    plan, states, values, datas, cview = _chain_pieces(_tiny(K))
+    plan, fx, cur = _chain_pieces(_tiny(K))
+    states, values = cur.states, cur.values
     x_now = np.tile([0.5, -1.0, 0.3], K)  # row 3: the current imputation
     y_now = np.tile([1.0, 9.0, -0.4], K)  # row 2: any value (the outcome is missing)
     values["x"][:], values["y"][:] = x_now, y_now
@@ -82,28 +80,14 @@ def test_latent_means_follow_their_exact_conditional():
         values.touch(n)
     g0, gw, gc, u, s2 = 0.2, 0.7, 1.5, 0.4, 0.5
     alpha, tau, s2x = 1.5, 0.3, 0.9
-    da = datas["y"]
-    assert list(da.X.names) == ["Intercept", "x", "lmean(x)"]
-    sa = states[ANALYSIS]
-    sa = replace(sa, beta=np.array([g0, gw, gc]), b=np.full((K, 1), u), sigma2=s2)
+    assert fx.analysis_data is fx.datas["y"]
+    assert list(fx.analysis_data.X.names) == ["Intercept", "x", "lmean(x)"]
+    sa = replace(cur.analysis, beta=np.array([g0, gw, gc]), b=np.full((K, 1), u), sigma2=s2)
+    cur.analysis = sa
     states["lmean(x)"] = replace(states["lmean(x)"], beta=np.array([alpha]), sigma2=tau)
     states["x"] = replace(states["x"], sigma2=s2x)
-    y_obs = ~np.isnan(plan.start["y"])
-    xi = latent_mean_draw(
-        np.random.default_rng(1),
-        plan,
-        "lmean(x)",
-        "x",
-        datas,
-        states,
-        cview,
-        plan.models["y"],
-        sa,
-        da,
-        values,
-        values["y"],
-        y_obs,
-    )
+    assert fx.users["lmean(x)"] == []
+    xi = latent_mean_draw(np.random.default_rng(1), fx, cur, "lmean(x)")
     xs, ys, obs = np.array([0.5, -1.0, 0.3]), np.array([1.0, 9.0, -0.4]), [0, 2]
 
     def moments(prior=True, own=True, analysis=True, mask=True):
@@ -135,7 +119,8 @@ def test_latent_means_see_the_level2_models_that_use_them():
     df = _tiny(K).assign(y=lambda f: f.y.fillna(0.0))
     wj = np.where(np.arange(K) % 2 == 0, 0.7, -0.2)  # the even clusters are compared
     df["w"] = np.where(df.g == K - 1, np.nan, wj[df.g])
-    plan, states, values, datas, cview = _chain_pieces(df, "y ~ x + lmean(x) + w + (1 | g)")
+    plan, fx, cur = _chain_pieces(df, "y ~ x + lmean(x) + w + (1 | g)")
+    states, values = cur.states, cur.values
     assert str(plan.spec.variables_by_name["w"].formula) == "w ~ lmean(x)"
     values["x"][:] = np.tile([0.5, -1.0, 0.3], K)
     values["w"][:] = np.repeat(wj, 3)
@@ -143,30 +128,16 @@ def test_latent_means_see_the_level2_models_that_use_them():
         values.touch(n)
     g0, gw, gc, gz, u, s2 = 0.2, 0.7, 1.5, 0.3, 0.4, 0.5
     alpha, tau, s2x, d0, d1, s2w = 1.5, 0.3, 0.9, -0.5, 2.0, 0.4
-    da = plan.analysis.for_chain()
-    assert list(da.X.names) == ["Intercept", "x", "lmean(x)", "w"]
-    sa = replace(states[ANALYSIS], beta=np.array([g0, gw, gc, gz]), b=np.full((K, 1), u), sigma2=s2)
+    assert list(fx.analysis_data.X.names) == ["Intercept", "x", "lmean(x)", "w"]
+    cur.analysis = replace(
+        cur.analysis, beta=np.array([g0, gw, gc, gz]), b=np.full((K, 1), u), sigma2=s2
+    )
     states["lmean(x)"] = replace(states["lmean(x)"], beta=np.array([alpha]), sigma2=tau)
     states["x"] = replace(states["x"], sigma2=s2x)
-    assert list(datas["w"].X.names) == ["Intercept", "lmean(x)"]
+    assert list(fx.datas["w"].X.names) == ["Intercept", "lmean(x)"]
     states["w"] = replace(states["w"], beta=np.array([d0, d1]), sigma2=s2w)
-    y = values["y"] if "y" in values else da.y_obs
-    xi = latent_mean_draw(
-        np.random.default_rng(1),
-        plan,
-        "lmean(x)",
-        "x",
-        datas,
-        states,
-        cview,
-        plan.analysis_model,
-        sa,
-        da,
-        values,
-        np.asarray(y, dtype=float),
-        np.ones(plan.layout.n, dtype=bool),
-        ["w"],
-    )[0::2]
+    assert fx.users["lmean(x)"] == ["w"] and fx.y_obs_rows.all()
+    xi = latent_mean_draw(np.random.default_rng(1), fx, cur, "lmean(x)")[0::2]
     xs, ys = np.array([0.5, -1.0, 0.3]), np.array([1.0, 0.0, -0.4])
 
     def moments(with_w=True):
@@ -189,16 +160,15 @@ def test_latent_means_see_the_level2_models_that_use_them():
 def test_owner_state_makes_x_linear_predictor_the_latent_mean():
     """x's model given ξ: its linear predictor is ξ_j on every row; Ψ = τ and β = α of
     lmean(x)'s own model; σ_x² a draw around the mean square of x − ξ."""
-    plan, states, values, datas, cview = _chain_pieces(_tiny(300))
+    plan, fx, cur = _chain_pieces(_tiny(300))
+    states, values = cur.states, cur.values
     xi = np.random.default_rng(3).standard_normal(300)
     values["lmean(x)"][:] = np.repeat(xi, 3)
     values["x"][:] = np.tile([0.5, -1.0, 0.3], 300)
     values.touch("x")
     values.touch("lmean(x)")
-    st = latent_mean_owner_state(
-        np.random.default_rng(2), plan, "x", "lmean(x)", datas, states, values, cview
-    )
-    d = datas["x"]
+    st = latent_mean_owner_state(np.random.default_rng(2), fx, cur, "lmean(x)")
+    d = fx.datas["x"]
     d.refresh(values, plan.static)
     eta = linear_predictor(plan.models["x"], st, d, plan.layout.n)
     np.testing.assert_allclose(eta, values["lmean(x)"], atol=1e-12)

@@ -301,12 +301,8 @@ def test_metropolis_kernel_targets_the_shifted_conditional():
     4 batch-means SEs (50 batches) of the numerically integrated mean; with the
     likelihood at x* it is > 10 SEs off (measured 45-60 with 6,000 steps). About 15 s CPU
     (formulaic evaluates I(x**2) at every step)."""
-    from mlimpute.sampler.compatible_draws import (
-        RowDesign,
-        linear_predictor,
-        mh_draw,
-        proposal_key,
-    )
+    from mlimpute.sampler.compatible_context import build_context
+    from mlimpute.sampler.compatible_draws import linear_predictor, mh_draw, proposal_key
     from mlimpute.sampler.design import Values
 
     quad_model = "y ~ x + I(x**2) + z + (1 | g)"
@@ -326,17 +322,13 @@ def test_metropolis_kernel_targets_the_shifted_conditional():
     d.refresh(values, plan.static)
     mu = linear_predictor(plan.models["x"], st, d, plan.layout.n)[rows]
     states[proposal_key("x")] = (float(np.log(2.4)), 0)
-    y_all = plan.static["y"].to_numpy(dtype=float)
-    y_obs = np.ones(plan.layout.n, dtype=bool)
-    design = {"x": RowDesign(plan, plan.analysis, rows)}
+    fx, cur = build_context(plan, values, states, sa, {})  # y complete: every row
+    assert fx.y_obs_rows.all() and (fx.row_designs["x"].rows == rows).all()
     rng = np.random.default_rng(0)
     T, burn = 3500, 500
     out = np.empty((T, rows.size))
     for t in range(T):
-        draw, _ = mh_draw(
-            rng, plan, "x", rows, mu + delta, st.sigma2, [], plan.analysis_model, sa,
-            plan.analysis, values, y_all, y_obs, design, states, adapt=t < burn,
-        )  # fmt: skip
+        draw, _ = mh_draw(rng, fx, cur, "x", rows, mu + delta, st.sigma2, [], adapt=t < burn)
         values["x"][rows] = draw
         values.touch("x")
         out[t] = draw
