@@ -12,7 +12,8 @@ import pytest
 
 import mlimpute
 from mlimpute.analysis.congeniality import check_congeniality, incompatible_terms
-from mlimpute.errors import CompatibilityWarning, MlimputeWarning
+from mlimpute.datasets import classroom
+from mlimpute.errors import CompatibilityWarning, MlimputeWarning, PoolingError
 from mlimpute.spec.formula import parse_formula
 
 
@@ -116,3 +117,71 @@ def test_repeated_fits_warn_each_time(formula):
     imp = _impute(_sleep_like(), cluster="Subject")
     assert len(_caught(imp, formula)) == 1
     assert len(_caught(imp, formula)) == 1
+
+
+def test_fit_warns_about_a_random_slope_of_an_incomplete_predictor():
+    imp = _impute(_sleep_like(), cluster="Subject")  # Days: random intercept only
+    with pytest.warns(CompatibilityWarning, match="random slope of Days on Subject") as rec:
+        imp.fit("Reaction ~ Days + (Days | Subject)")
+    assert len([w for w in rec if issubclass(w.category, CompatibilityWarning)]) == 1
+    text = str(rec[0].message)
+    assert "Days is incomplete" in text and "random slope of Reaction on Days" in text
+    assert "toward zero" in text and "Impute with a model that includes" in text
+    # the random intercept model the imputation supports: no warning
+    assert _caught(imp, "Reaction ~ Days + (1 | Subject)") == []
+    # Days imputed with a random slope of Reaction only approximates it: still reported
+    slope = _impute(_sleep_like(), {"Days": "~ Reaction + (1 + Reaction | Subject)"})
+    (msg,) = _caught(slope, "Reaction ~ Days + (Days | Subject)")
+    assert "only approximates it" in msg
+
+
+def test_fit_warns_for_an_incomplete_response_unless_its_model_has_the_term():
+    df = _sleep_like(days_missing=0.0, reaction_missing=0.25)
+    default = _impute(df, cluster="Subject")
+    (msg,) = _caught(default, "Reaction ~ Days + (Days | Subject)")
+    assert "the imputation model of Reaction does not include it" in msg
+    (msg,) = _caught(default, "Reaction ~ Days + I(Days**2) + (1 | Subject)")
+    assert "non-linear term I(Days ** 2)" in msg
+    same = _impute(df, {"Reaction": "~ Days + (1 + Days | Subject)"})
+    assert _caught(same, "Reaction ~ Days + (Days | Subject)") == []
+    # complete variables only: nothing to warn about
+    complete = mlimpute.from_completed([df.fillna(0.0), df.fillna(1.0)])
+    assert _caught(complete, "Reaction ~ Days + (Days | Subject)") == []
+
+
+def test_fit_warns_about_interactions_the_imputation_lacked():
+    d = classroom(2, rng=1, n_classes=10, class_size=20).incomplete
+    formula = "grade ~ relation*gender + (1 | class)"
+    default = _impute(d, cluster="class")  # grade and relation incomplete
+    (msg,) = _caught(default, formula)
+    assert "interaction relation:gender" in msg
+    assert "imputation model of grade does not include it" in msg
+    assert "relation is incomplete and its imputation model lacks the term gender:grade" in msg
+    both = _impute(
+        d, {"grade": "~ relation*gender + (1 | class)", "relation": "~ grade*gender + (1 | class)"}
+    )
+    assert _caught(both, formula) == []
+    # an interaction of complete variables
+    assert _caught(default, "grade ~ skill*gender + (1 | class)") != []  # grade
+    only_rel = _impute(d.assign(grade=d["grade"].fillna(0.0)), cluster="class")
+    assert _caught(only_rel, "grade ~ skill*gender + relation + (1 | class)") == []
+
+
+def test_categorical_term_of_codes_imputed_as_continuous_is_named():
+    # brandsma-like: a denomination coded 1-4 at the school level, missing for 4 schools
+    rng = np.random.default_rng(3)
+    sch = np.repeat(np.arange(20), 12)
+    den = rng.integers(1, 5, 20)[sch].astype(float)
+    den[np.isin(sch, [1, 6, 11, 16])] = np.nan
+    y = den + rng.normal(size=sch.size)
+    df = pd.DataFrame({"sch": sch, "den": den, "y": y})
+    cont = _impute(df, cluster="sch", method={"den": "2lonly.norm"})
+    with pytest.raises(PoolingError, match=r"C\(den\) in .* treats 'den' as categorical") as exc:
+        cont.fit("y ~ C(den) + (1 | sch)")
+    msg = str(exc.value)
+    assert "not among its 4 observed values (1, 2, 3, 4)" in msg
+    assert "'2lonly.norm'" in msg and "{'den': '2lonly.pmm'}" in msg
+    assert cont.fit("y ~ den + (1 | sch)").summary().shape[0] == 2  # as a number: fine
+    # the default (PMM) returns observed codes only: C(den) works
+    res = _impute(df, cluster="sch").fit("y ~ C(den) + (1 | sch)")
+    assert len(res.summary()) == 4
