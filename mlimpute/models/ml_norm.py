@@ -400,8 +400,11 @@ class MultilevelNorm:
     ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
         s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2, data.codes_mis)
-        e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
-        return self.predict(state, data, "mis") + e
+        e = rng.standard_normal(data.n_mis)
+        np.multiply(np.sqrt(s2), e, out=e)
+        out = self.predict(state, data, "mis")
+        out += e  # as predict + e, without the temporaries
+        return out
 
     def predict(
         self, state: MultilevelNormState, data: ModelData, rows: str = "mis", mean: bool = False
