@@ -199,6 +199,12 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         # imputed column (the per-visit refresh, check(), new data) takes a chain's values
         for name, col in observed.items():
             static[name] = col
+        # and the cluster means of imputed columns are a chain's (the slow refresh path
+        # adds the ones a formula needs, Block.refresh)
+        gone = [cmean_column(c) for c in cmeans if c in observed]
+        gone += [cmean_column(c, g) for c, g in factor_means if c in observed]
+        for c in gone:
+            del static[c]
         if layout.n >= _COLLECT_ROWS:
             # the filled columns are held in reference cycles (formulaic's evaluation) that
             # the next full collection would find much later: freed now (0.3 ms)
