@@ -114,7 +114,7 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
             else np.empty((spec.m, spec.iterations, len(pn))),
         )
         coords[param_dim(name)] = pn
-    for k, r in enumerate(results):  # chain by chain: its own arrays freed as it goes
+    for k, r in enumerate(results):  # chain by chain (released: its arrays freed as it goes)
         for name, (arr, srt, _) in cells.items():
             np.take(r.imputed[name], srt, out=arr[k], mode="clip")  # in range
         if release:
