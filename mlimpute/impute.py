@@ -261,7 +261,7 @@ def impute(
     _check_memory(df, spec)
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
-    data = df.copy()
+    data = _private_copy(df)
     plan = build_plan(data, spec)
     results = []
     if spec.variables:
@@ -287,14 +287,35 @@ def impute(
 
 def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
     """The result of ``results`` (chain order), with where every chain stopped."""
+    dataset = assemble(plan, results, release=True)  # the chains' values held once
     chains = [r.final for r in results] if results else None
-    result = MultiplyImputed(assemble(plan, results), data, plan.spec, plan.events, chains=chains)
+    result = MultiplyImputed(dataset, data, plan.spec, plan.events, chains=chains)
     if results:
         msg = convergence_warning(result)
         if msg is not None:
             result.events.append(msg)
             warn(msg, ConvergenceWarning)
     return result
+
+
+def _private_copy(df: pd.DataFrame) -> pd.DataFrame:
+    """The result's own copy of ``df``: a shallow one where pandas copies on write (always
+    from pandas 3), which no later change of ``df`` reaches and which cannot change ``df``
+    (without the column data: 38 MB at 1,000,000 rows of five columns); a deep copy
+    otherwise."""
+    if _copy_on_write():
+        return df.copy(deep=False)
+    return df.copy()
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies on write (pandas >= 3, or the option set in pandas 2)."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    try:
+        return pd.get_option("mode.copy_on_write") is True
+    except (KeyError, pd.errors.OptionError):  # pragma: no cover - pandas without it
+        return False
 
 
 def _chain_states(imp: MultiplyImputed, what: str) -> list:

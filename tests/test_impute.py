@@ -192,3 +192,26 @@ def test_nothing_missing_warns_and_returns_copies():
         imp = d.complete.mi.impute({"grade": "~ skill + (1 | class)"}, m=3, rng=1)
     assert imp.m == 3
     pd.testing.assert_frame_equal(imp.complete(2), d.complete)
+
+
+def test_result_data_independent_of_later_changes_to_the_users_frame(exp2):
+    # the result keeps a shallow copy where pandas copies on write; either way no change
+    # of the user's frame after impute() reaches the result, and mlimpute never changes it
+    df = exp2.incomplete.copy()
+    before = df.copy()
+    imp = df.mi.impute(exp2.imputation, m=2, iterations=2, rng=1)
+    pd.testing.assert_frame_equal(df, before)
+    data, completed = imp.data.copy(), [imp.complete(k) for k in (1, 2)]
+    df.loc[df.index[:5], "skill"] = -1.0
+    df.iloc[3, df.columns.get_loc("relation")] = 123.0
+    df["grade"] = 0.0
+    df.loc[df["gender"] == 1, "gender"] = 7
+    del df["class"]
+    pd.testing.assert_frame_equal(imp.data, data)
+    for k, c in zip((1, 2), completed, strict=True):
+        pd.testing.assert_frame_equal(imp.complete(k), c)
+    # and the other way round: changing the result's data leaves the user's frame alone
+    fresh = before.copy()
+    imp2 = fresh.mi.impute(exp2.imputation, m=2, iterations=2, rng=1)
+    imp2.data.loc[imp2.data.index[:5], "skill"] = -5.0
+    pd.testing.assert_frame_equal(fresh, before)

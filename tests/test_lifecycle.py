@@ -217,3 +217,13 @@ def test_new_data_are_completed_alike_whatever_the_route():
     a = mlimpute.impute(df, f, m=2, iterations=3, rng=1).iterate(2).extend(1)
     b = mlimpute.impute(df, f, m=3, iterations=5, rng=1)
     assert a.impute_new(new, rng=4).dataset.identical(b.impute_new(new, rng=4).dataset)
+
+
+def test_unsorted_rows_iterate_and_extend_like_the_longer_and_larger_run(df):
+    # rows not sorted by cluster: the chain states read the result's rows in the
+    # sampler's order (result.assemble.CellViews with a permutation)
+    shuffled = df.iloc[np.random.default_rng(3).permutation(len(df))]
+    shuffled.index = pd.Index(np.arange(len(df)) * 2 + 5)
+    short = _run(shuffled, m=2, iterations=3)
+    _assert_same(short.iterate(2), _run(shuffled, m=2, iterations=5))
+    _assert_same(short.extend(1), _run(shuffled, m=3, iterations=3))

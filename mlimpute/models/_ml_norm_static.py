@@ -48,6 +48,8 @@ class Split:
     rc: tuple
     cr: tuple
     cc: tuple
+    #: ``rows`` as a slice when they are adjacent columns (R is then a view of X)
+    row_slice: slice | None = None
 
     @classmethod
     def of(cls, data: ModelData) -> Split | None:
@@ -78,7 +80,15 @@ class Split:
             np.ix_(rows, consts),
             np.ix_(consts, rows),
             np.ix_(consts, consts),
+            _as_slice(rows),
         )
+
+
+def _as_slice(cols: np.ndarray) -> slice | None:
+    """``cols`` as a slice if they are adjacent and increasing, else None."""
+    if cols.size and np.array_equal(cols, np.arange(cols[0], cols[0] + cols.size)):
+        return slice(int(cols[0]), int(cols[0]) + cols.size)
+    return None
 
 
 #: Fixed-design cells (rows × columns) from which :func:`split_stats` replaces the plain
@@ -101,7 +111,10 @@ def split_stats(
     relative).
     """
     J, p = seg.n_clusters, X.shape[1]
-    R = X[:, split.rows]
+    if split.row_slice is not None and X.flags.f_contiguous:
+        R = X[:, split.row_slice]  # a view: the same Fortran-ordered columns as a copy
+    else:
+        R = X[:, split.rows]
     M = split.static_values.copy()  # (J, c): static columns cached, dynamic ones gathered
     for k in split.dynamic:
         M[split.nonempty, k] = X[:, split.consts[k]][split.first]

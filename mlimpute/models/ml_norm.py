@@ -313,7 +313,7 @@ class MultilevelNorm:
         # (3) σ² | β, b
         hyper = state.sigma_hyper
         if sigma2 is None:
-            resid = r - Wn @ alpha
+            resid = np.subtract(r, Wn @ alpha, out=r)  # r is not needed after this
             if weights is not None:
                 resid = resid * np.sqrt(weights)
             sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
@@ -400,8 +400,11 @@ class MultilevelNorm:
     ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
         s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2, data.codes_mis)
-        e = np.sqrt(s2) * rng.standard_normal(data.n_mis)
-        return self.predict(state, data, "mis") + e
+        out = self.predict(state, data, "mis")  # no random numbers
+        e = rng.standard_normal(data.n_mis)
+        np.multiply(np.sqrt(s2), e, out=e)
+        out += e  # as predict + e, without the temporaries
+        return out
 
     def predict(
         self, state: MultilevelNormState, data: ModelData, rows: str = "mis", mean: bool = False
@@ -415,9 +418,12 @@ class MultilevelNorm:
             X, Z, codes = data.X.obs, data.Z.obs, data.seg_obs.codes
         else:
             X, Z, codes = data.X.mis, data.Z.mis, data.codes_mis
+        out = X @ beta  # a new array: the sums below in place (as ``X @ beta + ...``)
         if static(data).ones:  # z'b_j = b_j
-            return X @ beta + np.take(b[:, 0], codes)
-        return X @ beta + np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
+            out += np.take(b[:, 0], codes)
+        else:
+            out += np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
+        return out
 
     # -- traces and random effects ----------------------------------------------------------
     def param_names(self, data: ModelData) -> list[str]:

@@ -159,8 +159,7 @@ def _residual_of_beta(
 ) -> np.ndarray:
     """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
     split = stats.split
+    fit = X @ beta if split is None else stats.R @ beta[split.rows]
     if split is not None:
-        return y - (
-            stats.R @ beta[split.rows] + np.repeat(stats.M @ beta[split.consts], seg.counts)
-        )
-    return y - X @ beta
+        fit += np.repeat(stats.M @ beta[split.consts], seg.counts)
+    return np.subtract(y, fit, out=fit)  # as ``y - fit``, without another array

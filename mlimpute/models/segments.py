@@ -61,6 +61,8 @@ class Segments:
 
     def sum(self, values: np.ndarray) -> np.ndarray:
         """Per-cluster sums of ``values`` (n, ...) → (J, ...); empty clusters give 0."""
+        if self.starts.size == self.n_clusters and values.dtype == np.float64:
+            return np.add.reduceat(values, self.starts, axis=0)  # no empty cluster
         out = np.zeros((self.n_clusters,) + values.shape[1:], dtype=np.float64)
         if self.starts.size:
             out[self.nonempty] = np.add.reduceat(values, self.starts, axis=0)

@@ -5,7 +5,8 @@ The names and dimensions are those of :mod:`mlimpute.schema`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,45 @@ import xarray as xr
 from mlimpute._version import __version__
 from mlimpute.schema import param_dim, param_var, row_dim
 
-__all__ = ["assemble"]
+__all__ = ["assemble", "CellViews"]
 
 
-def assemble(plan: Any, results: Sequence[Any]) -> xr.Dataset:
+class CellViews(Mapping):
+    """A chain's imputed values by variable (sorted row order, as the sampler holds them),
+    read from the rows of the result's arrays (original row order) instead of a copy.
+
+    ``cells[name]`` is the row itself (read-only) where both orders agree (rows already
+    sorted by cluster), else the row gathered in the sampler's order at each access.
+
+    Parameters
+    ----------
+    rows : dict of str to (ndarray, ndarray or None)
+        Per variable, the chain's row of the result's array and the permutation from the
+        result's order to the sampler's (None: the same order).
+
+    Examples
+    --------
+    >>> row = np.array([10.0, 20.0, 30.0])
+    >>> cells = CellViews({"x": (row, np.array([2, 0, 1])), "y": (row, None)})
+    >>> cells["x"].tolist(), cells["y"] is row, sorted(cells)
+    ([30.0, 10.0, 20.0], True, ['x', 'y'])
+    """
+
+    def __init__(self, rows: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        row, perm = self.rows[name]
+        return row if perm is None else np.take(row, perm)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dataset:
     """The result Dataset of a run, laid out as :mod:`mlimpute.schema` describes.
 
     Built in one constructor call (one ``ds[name] = ...`` per variable aligns and merges
@@ -34,6 +70,11 @@ def assemble(plan: Any, results: Sequence[Any]) -> xr.Dataset:
     -------
     xarray.Dataset
         Imputed values in the original row order, parameter and ``mean``/``sd`` traces.
+    release : bool, default False
+        Hold the imputed values once: each chain's values are written straight into its
+        row of the result's (read-only) array, and each result's ``imputed`` (and its
+        ``final`` state's) becomes a :class:`CellViews` of those rows, so the chains'
+        own arrays can be freed as the result is assembled.
 
     Examples
     --------
@@ -51,13 +92,18 @@ def assemble(plan: Any, results: Sequence[Any]) -> xr.Dataset:
     spec, order = plan.spec, plan.layout.order
     names = plan.names
     data_vars, coords = {}, {}
+    cells = {}  # per variable: the result's array, the sorting and the sampler's order
     for name in names:
         pos = order[plan.missing_rows(name)]  # original positions of the missing rows
         srt = np.argsort(pos, kind="stable")
-        if results:
-            arr = np.stack([r.imputed[name][srt] for r in results])
-        else:
-            arr = np.empty((spec.m, len(pos)))
+        perm = None
+        if release and not np.array_equal(srt, np.arange(srt.size)):
+            perm = np.empty_like(srt)  # the sampler's order from the result's
+            perm[srt] = np.arange(srt.size)
+        # pages are committed as the chains' rows are written (below)
+        dtype = results[0].imputed[name].dtype if results else np.float64
+        arr = np.empty((len(results) if results else spec.m, len(pos)), dtype=dtype)
+        cells[name] = (arr, srt, perm)
         data_vars[name] = (("imputation", row_dim(name)), arr)
         coords[row_dim(name)] = pos[srt]
         pn = plan.param_names(name)
@@ -68,6 +114,16 @@ def assemble(plan: Any, results: Sequence[Any]) -> xr.Dataset:
             else np.empty((spec.m, spec.iterations, len(pn))),
         )
         coords[param_dim(name)] = pn
+    for k, r in enumerate(results):  # chain by chain (released: its arrays freed as it goes)
+        for name, (arr, srt, _) in cells.items():
+            np.take(r.imputed[name], srt, out=arr[k], mode="clip")  # in range
+        if release:
+            r.imputed = CellViews({n: (a[k], perm) for n, (a, _, perm) in cells.items()})
+            if r.final is not None:
+                r.final = replace(r.final, imputed=r.imputed)
+    if release:
+        for arr, _, _ in cells.values():
+            arr.flags.writeable = False
     if names:
         for stat in ("mean", "sd"):
             data_vars[stat] = (

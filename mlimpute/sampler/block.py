@@ -133,7 +133,10 @@ class Block:
             for name in values:
                 if name in frame:
                     frame[name] = values.frame_value(name)
-            for col in frame.columns:
+            # cmean() columns of the chain's values (plan.static does not keep those of
+            # imputed variables), and any others the frame has
+            needed = [str(v) for v in getattr(self.spec, "required_variables", ())]
+            for col in [*frame.columns, *(c for c in needed if c not in frame)]:
                 split = split_cmean_column(str(col))
                 if split is not None and split[0] in values:
                     frame[col] = values.factor(col, static)

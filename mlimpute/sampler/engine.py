@@ -252,7 +252,8 @@ def _mean_sd(x: np.ndarray) -> tuple[float, float]:
     if n == 1:
         return mean, 0.0
     d = x - mean
-    return mean, np.sqrt(np.add.reduce(d * d) / (n - 1))
+    np.multiply(d, d, out=d)
+    return mean, np.sqrt(np.add.reduce(d) / (n - 1))
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:

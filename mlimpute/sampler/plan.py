@@ -7,6 +7,7 @@ read the :class:`Plan` and never change it.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,6 +29,9 @@ from mlimpute.spec.model import latent_means, model_based, outcome_method
 
 __all__ = ["Plan", "build_plan"]
 
+
+#: rows from which the plan frees its build's reference cycles at once (:func:`_build_plan`)
+_COLLECT_ROWS = 100_000
 
 _TEMPLATE_SEED = 20050705  # template fill only decides collinearity; fixed for determinism
 
@@ -99,10 +103,11 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     start, like = {}, {}
     codes, first = layout.codes, layout.segments.starts
     latent = latent_means(spec)
+    observed = {}  # the sorted columns as given, back in static once the designs are built
     for v in spec.variables:
         name = v.name
-        x = encode(static[name])
-        start[name] = x
+        observed[name] = static[name]
+        x = start[name] = _start_column(static[name])
         if name in latent:  # lmean(x): never observed; x's (filled) cluster means
             x = layout.cluster_mean(encode(static[latent[name]]))
         elif v.level == 2:
@@ -189,6 +194,21 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         refuse_extra_terms(models[v.name], d)  # several grouping factors: multi-term models
         models[v.name].check(d)  # a problem the model sees in its data: named, before chains
         events += data[v.name].events
+    if spec.model is None:
+        # the filled template only decided the designs' structure: every reader of an
+        # imputed column (the per-visit refresh, check(), new data) takes a chain's values
+        for name, col in observed.items():
+            static[name] = col
+        # and the cluster means of imputed columns are a chain's (the slow refresh path
+        # adds the ones a formula needs, Block.refresh)
+        gone = [cmean_column(c) for c in cmeans if c in observed]
+        gone += [cmean_column(c, g) for c, g in factor_means if c in observed]
+        for c in gone:
+            del static[c]
+        if layout.n >= _COLLECT_ROWS:
+            # the filled columns are held in reference cycles (formulaic's evaluation) that
+            # the next full collection would find much later: freed now (0.3 ms)
+            gc.collect(1)
     analysis = analysis_model = None
     if spec.model is not None:
         y = spec.model.response
@@ -262,6 +282,20 @@ def _model_dtypes(static: pd.DataFrame) -> pd.DataFrame:
         if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
             static[c] = static[c].astype(object)
     return static
+
+
+def _start_column(s: pd.Series) -> np.ndarray:
+    """The column as the chains start from it (values or category codes, NaN where
+    missing), read-only: a float64 column's own values (shared with the data under
+    copy-on-write), otherwise :func:`~mlimpute.codec.encode`."""
+    if s.dtype == np.float64:
+        x = s.to_numpy()
+        if x.flags.writeable:  # pandas without copy-on-write: a copy of its own
+            x = x.copy()
+    else:
+        x = encode(s)
+    x.flags.writeable = False
+    return x
 
 
 def _cluster_values(x: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -398,7 +398,14 @@ def _check_response(cols: _Columns, name: str, events: list[str]) -> str:
             "columns can)"
         )
     cats = categories(df[name])
-    seen = pd.unique(df[name].dropna())
+    col = df[name]
+    if cats is None and isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+        v = col.to_numpy()
+        v = v[~np.isnan(v)] if v.dtype.kind == "f" else v
+        # two distinct values without hashing the column (1,000,000 rows: 1 ms, not 30)
+        seen = v[:1] if v.min() == v.max() else v[:2]
+    else:
+        seen = pd.unique(col.dropna())
     if len(seen) < 2:
         what = "value" if kind == "numeric" else "category"
         only = seen[0].item() if hasattr(seen[0], "item") else seen[0]
