@@ -61,9 +61,7 @@ def replication(r: int, iterations: int) -> list[dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rng = np.random.default_rng(seeds["model"])
-        imp = incomplete.mi.impute(
-            model=design.model, m=config.m, iterations=iterations, rng=rng
-        )
+        imp = incomplete.mi.impute(model=design.model, m=config.m, iterations=iterations, rng=rng)
         for method in ("ml", "plausible"):
             tab = imp.fit(latent=method).summary()
             for term in TERMS:
@@ -93,7 +91,9 @@ def report(res: pd.DataFrame) -> None:
             f"coverage {cov.mean():.3f} ± {cov.std(ddof=1) / np.sqrt(n):.3f}  "
             f"SD {g.estimate.std(ddof=1):.3f}  mean SE {g.se.mean():.3f}"
         )
-    wide = res.pivot_table(index=["iterations", "rep"], columns=["method", "term"], values="estimate")
+    wide = res.pivot_table(
+        index=["iterations", "rep"], columns=["method", "term"], values="estimate"
+    )
     for it, w in wide.groupby(level=0):
         d = w[("ml", "lmean(x)")] - w[("plausible", "lmean(x)")]
         n = d.notna().sum()

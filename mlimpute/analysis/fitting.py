@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from mlimpute.analysis.apply import _check_source
 from mlimpute.analysis import latent as _latent
+from mlimpute.analysis.apply import _check_source
 from mlimpute.analysis.congeniality import check_congeniality
 from mlimpute.analysis.fits import _fit_all, _Likelihood
 from mlimpute.analysis.fitters import glmm as _glmm
@@ -194,8 +194,8 @@ def fit(
         a count (Poisson).
     UnsupportedError
         For ``latent="ml"`` with a formula outside its scope (the message names the term
-        or argument). For a random part with a family or link other than binomial (logit, probit) and
-        Poisson (log); for several grouping factors with ``family`` (GLMMs) or
+        or argument). For a random part with a family or link other than binomial
+        (logit, probit) and Poisson (log); for several grouping factors with ``family`` (GLMMs) or
         ``engine="statsmodels"``; for a crossed design with more than 3,000 random effects
         outside its largest grouping factor.
 

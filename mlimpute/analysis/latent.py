@@ -46,8 +46,7 @@ def check_latent(latent: Any, parsed) -> None:
         raise SpecificationError(f"latent must be 'ml', 'plausible' or None, got {latent!r}")
     if latent == "ml" and not parsed.lmeans:
         raise SpecificationError(
-            f"latent='ml' fits a latent cluster mean lmean(x); the formula {parsed.text!r} "
-            "has none"
+            f"latent='ml' fits a latent cluster mean lmean(x); the formula {parsed.text!r} has none"
         )
 
 
@@ -109,20 +108,23 @@ def _layout(model: _Model, d: Design, x: str) -> tuple[int, int, np.ndarray, str
     return names.index(x), names.index(lm), other, None
 
 
-def _fit_one(d: Design, ix: int, il: int, other: np.ndarray, start, i: int, text: str):
+def _fit_one(d: Design, ix: int, il: int, other: np.ndarray, i: int, text: str):
     codes = np.unique(d.groups, return_inverse=True)[1]
     row = np.zeros(int(codes.max()) + 1, int)
     row[codes] = np.arange(codes.size)  # one row of every cluster
     W = d.X[row][:, other]
     try:
-        f = fit_latent(d.X[:, ix], d.y, codes, W, start=start)
+        f = fit_latent(d.X[:, ix], d.y, codes, W)
     except (DataError, np.linalg.LinAlgError, ValueError) as exc:
-        raise PoolingError(f"fitting {text!r} by ML failed on completed data set {i}: {exc}")
+        msg = f"fitting {text!r} by ML failed on completed data set {i}: {exc}"
+        raise PoolingError(msg) from exc
     # the fitter's order (cluster-level columns, x, lmean(x)) -> the design's
     order = np.empty(other.size + 2, int)
     order[other] = np.arange(other.size)
     order[ix], order[il] = other.size, other.size + 1
-    return dataclasses.replace(f, fe_params=f.fe_params[order], cov_fe=f.cov_fe[np.ix_(order, order)])
+    return dataclasses.replace(
+        f, fe_params=f.fe_params[order], cov_fe=f.cov_fe[np.ix_(order, order)]
+    )
 
 
 def fit_latent_pooled(
@@ -148,10 +150,10 @@ def fit_latent_pooled(
         if latent == "ml":
             raise UnsupportedError(f"latent='ml' cannot fit {text!r}: {reason}")
         return None
-    fits: list[LatentFit] = [_fit_one(d1, ix, il, other, None, 1, text)]
+    fits: list[LatentFit] = [_fit_one(d1, ix, il, other, 1, text)]
     for i in range(2, m + 1):
         d = model.design(imp.complete(i), i)
-        fits.append(_fit_one(d, ix, il, other, None, i, text))
+        fits.append(_fit_one(d, ix, il, other, i, text))
     est = np.array([f.fe_params for f in fits])
     cov = np.array([f.cov_fe for f in fits])
     dfc = min(model.dfcom(f) for f in fits) if dfcom is None else float(dfcom)
