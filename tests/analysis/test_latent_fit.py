@@ -85,6 +85,7 @@ def test_closed_form_on_equal_clusters(rep):
     codes = np.unique(complete["g"], return_inverse=True)[1]
     x, y = complete["x"].to_numpy(), complete["y"].to_numpy()
     cf = closed_form(x, y, codes)
+    assert cf["tau"] > 0 and cf["psi"] > 0  # inside the parameter space: the maximum
     f = fit_latent(x, y, codes)
     assert f.converged
     assert f.fe_params[1] == pytest.approx(cf["b1"], abs=1e-6)
@@ -98,6 +99,7 @@ def test_closed_form_on_equal_clusters(rep):
 def test_closed_form_with_a_cluster_level_covariate():
     x, y, codes, W = simulate(J=200, sizes=(4, 5), seed=8)  # every cluster of size 4
     cf = closed_form(x, y, codes, W)
+    assert cf["tau"] > 0 and cf["psi"] > 0
     f = fit_latent(x, y, codes, W)
     assert f.fe_params[3] == pytest.approx(cf["b2"], abs=1e-6)
 

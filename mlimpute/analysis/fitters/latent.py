@@ -185,14 +185,21 @@ def _loglik(st: _Stats, v, means=None, grad: bool = True):
     return ll, np.r_[ga, gd, gv]
 
 
-def _start(st: _Stats) -> np.ndarray:
-    """Moment estimates: Σ_W from the within cross-products, Σ_B from the residual
-    cluster means (OLS on w) less Σ_W times the mean of 1/n_j, kept positive definite.
-    With equal cluster sizes and Σ_B positive definite these are the ML estimates."""
+def _moments(st: _Stats) -> tuple[np.ndarray, np.ndarray]:
+    """Moment estimates of ``(Σ_W, Σ_B)``: the within cross-products over ``N − J``, and
+    the cross-products of the cluster means' residuals from their least-squares fit on w
+    over J, less Σ_W times the mean of 1/n_j. With equal cluster sizes and Σ_B positive
+    definite these are the ML estimates."""
     sw = st.S / (st.N - st.J)
     coef, *_ = np.linalg.lstsq(st.W, np.c_[st.xm, st.ym], rcond=None)
     res = np.c_[st.xm, st.ym] - st.W @ coef
-    sb = res.T @ res / st.J - sw * np.mean(1.0 / st.n)
+    return sw, res.T @ res / st.J - sw * np.mean(1.0 / st.n)
+
+
+def _start(st: _Stats) -> np.ndarray:
+    """Starting variances ``v``: :func:`_moments`, τ and ψ at least 5 % of the within
+    variance of a cluster mean (so that the start is inside the parameter space)."""
+    sw, sb = _moments(st)
     tau = max(sb[0, 0], 0.05 * sw[0, 0] * np.mean(1.0 / st.n))
     bt = sb[0, 1] / tau
     psi = max(sb[1, 1] - bt * bt * tau, 0.05 * sw[1, 1] * np.mean(1.0 / st.n))
@@ -211,7 +218,8 @@ def closed_form(x, y, codes, W=None) -> dict[str, float]:
 
     Within: ``Σ_W = S / (N − J)``; between: ``Σ_B = S_B / J − Σ_W / n`` with ``S_B`` the
     cross-products of the cluster means' residuals from their least-squares fit on
-    ``W``. Valid when all clusters have ``n`` rows and ``Σ_B`` is positive definite.
+    ``W``. The maximum when all clusters have ``n`` rows and this ``Σ_B`` is positive
+    definite (otherwise the maximum is on the boundary and differs).
 
     Returns
     -------
@@ -224,8 +232,10 @@ def closed_form(x, y, codes, W=None) -> dict[str, float]:
     >>> codes = np.repeat(np.arange(50), 4)
     >>> xi = rng.normal(size=50)
     >>> x = xi[codes] + rng.normal(size=200)
-    >>> y = x + xi[codes] + rng.normal(size=200)
+    >>> y = x + xi[codes] + rng.normal(size=50)[codes] + rng.normal(size=200)
     >>> cf = closed_form(x, y, codes)
+    >>> bool(cf["psi"] > 0 and cf["tau"] > 0)
+    True
     >>> fit = fit_latent(x, y, codes)
     >>> bool(abs(fit.fe_params[2] - cf["b2"]) < 1e-6)
     True
@@ -233,8 +243,7 @@ def closed_form(x, y, codes, W=None) -> dict[str, float]:
     st = _Stats(x, y, codes, np.ones((int(np.max(codes)) + 1, 1)) if W is None else W)
     if np.ptp(st.n) != 0:
         raise DataError("the closed form needs equal cluster sizes")
-    v = _start(st)
-    sw, sb = _sigmas(v)
+    sw, sb = _moments(st)
     b1, bt = sw[0, 1] / sw[0, 0], sb[0, 1] / sb[0, 0]
     return {
         "b1": float(b1),
@@ -271,7 +280,7 @@ def latent_loglike(x, y, codes, W, params: dict) -> float:
     >>> p = dict(gamma=[0.0], b1=0.5, b2=0.2, alpha=[2.5], tau=1.0, sigma2_x=1.0, psi=0.5,
     ...          sigma2=1.0)
     >>> round(latent_loglike(x, y, codes, np.ones((3, 1)), p), 4)
-    -24.1006
+    -21.347
     """
     st = _Stats(x, y, codes, W)
     bt = params["b1"] + params["b2"]
