@@ -98,7 +98,7 @@ def fit(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     n_jobs: int | None = None,
     client: Any = None,
-    latent: Literal["ml", "plausible"] | None = None,
+    latent: Literal["plausible", "ml"] = "plausible",
 ) -> PooledResult:
     """Fit a model on every completed data set and pool the results.
 
@@ -161,20 +161,23 @@ def fit(
         (``fork``), 0.1-1 s otherwise.
     client : dask.distributed.Client, optional
         Fit them as tasks on this dask cluster instead (data scattered once).
-    latent : {"ml", "plausible"}, optional
+    latent : {"plausible", "ml"}, default "plausible"
         How a formula with a latent cluster mean ``lmean(x)`` is fitted.
-        ``"ml"``: the latent covariate model (Lüdtke et al. 2008) by maximum likelihood
-        on each completed data set, from x and y with the cluster means of x latent (the
-        column ``lmean(x)`` is not used; :mod:`mlimpute.analysis.latent`); standard errors
-        from the observed information, pooled by Rubin's rules. It covers a normal
-        response, one grouping factor with a random intercept ``(1 | g)``, and x,
-        ``lmean(x)`` and cluster-level columns as predictors (these enter both y's mean
-        and the mean of x's cluster means); ``reml``, ``engine``, ``n_jobs`` and
-        ``client`` do not apply, and likelihood-based tests and ``r_squared()`` are not
-        available. ``"plausible"``: a linear mixed model (or GLMM) with the drawn
-        ``lmean(x)`` column as a predictor ("plausible values"), which any formula
-        allows. Default (None): ``"ml"`` where the formula is within its scope,
-        ``"plausible"`` otherwise. Ignored for a formula without ``lmean()``.
+        ``"plausible"``: a linear mixed model (or GLMM) with the column ``lmean(x)`` of
+        every completed data set, the drawn latent means, as a predictor ("plausible
+        values"); any formula. ``"ml"``: the latent covariate model (Lüdtke et al. 2008)
+        by maximum likelihood on each completed data set, from x and y with the cluster
+        means of x latent (the column ``lmean(x)`` is not used;
+        :mod:`mlimpute.analysis.latent`), standard errors from the observed information,
+        pooled by Rubin's rules. It covers a normal response, one grouping factor with a
+        random intercept ``(1 | g)``, and x, ``lmean(x)`` and cluster-level columns as
+        predictors (these enter both y's mean and the mean of the latent cluster means);
+        ``reml``, ``engine``, ``n_jobs`` and ``client`` do not apply, and likelihood-based
+        tests (D2 on likelihoods, D3) and ``r_squared()`` are not available. With clusters
+        of five (1,000 data sets of design (d) in ``docs/compatible.md``) it lowered the
+        contextual effect's bias from +11.9 % to +7.4 % and its interval coverage from
+        0.970 to 0.962. Formulas without ``lmean()`` ignore ``"plausible"``; ``"ml"``
+        needs an ``lmean()``.
 
     Returns
     -------
@@ -326,15 +329,13 @@ def fit(
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
     _latent.check_latent(latent, parsed)
-    if parsed.lmeans and latent != "plausible":
+    if latent == "ml":
         reason = _latent.latent_scope(parsed, family)
-        if reason is not None and latent == "ml":
+        if reason is not None:
             raise UnsupportedError(f"latent='ml' cannot fit {parsed.text!r}: {reason}")
-        if reason is None:
-            result = _latent.fit_latent_pooled(imp, model, latent, dfcom)
-            if result is not None:
-                _warn_notes(result, m)
-                return result
+        result = _latent.fit_latent_pooled(imp, model, dfcom)
+        _warn_notes(result, m)
+        return result
 
     executor = {"n_jobs": n_jobs, "client": client}
     fits, first = _fit_all(imp, model, reml=bool(reml), **executor)

@@ -1,13 +1,13 @@
 """Analysis formulas with ``lmean(x)``: the latent covariate model fitted by maximum likelihood.
 
-:func:`fit` (``imp.fit(latent=...)``) either treats the column ``lmean(x)`` of every
-completed data set, the drawn latent cluster means, as data in a linear mixed model
-(``latent="plausible"``), or fits the latent covariate model of
-:mod:`mlimpute.analysis.fitters.latent` to x and y of every completed data set, with the
-cluster means of x latent (``latent="ml"``; the drawn column is not used), and pools those
-fits by Rubin's rules. :func:`latent_scope` tells which formulas the maximum-likelihood
-fit covers: a normal response, one grouping factor with a random intercept only, x and
-``lmean(x)`` as predictors and otherwise cluster-level columns only.
+:func:`mlimpute.analysis.fitting.fit` (``imp.fit(latent=...)``) either treats the column
+``lmean(x)`` of every completed data set, the drawn latent cluster means, as data in a
+linear mixed model (``latent="plausible"``, the default), or fits the latent covariate
+model of :mod:`mlimpute.analysis.fitters.latent` to x and y of every completed data set,
+with the cluster means of x latent (``latent="ml"``; the drawn column is not used), and
+pools those fits by Rubin's rules. :func:`latent_scope` tells which formulas the
+maximum-likelihood fit covers: a normal response, one grouping factor with a random
+intercept only, x and ``lmean(x)`` as predictors and otherwise cluster-level columns only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mlimpute.spec.formula import lmean_column
 __all__ = ["LATENT_CHOICES", "check_latent", "latent_scope", "fit_latent_pooled"]
 
 #: The values of ``fit(latent=...)``.
-LATENT_CHOICES = ("ml", "plausible")
+LATENT_CHOICES = ("plausible", "ml")
 
 
 def check_latent(latent: Any, parsed) -> None:
@@ -36,14 +36,14 @@ def check_latent(latent: Any, parsed) -> None:
     Examples
     --------
     >>> from mlimpute.spec.formula import parse_formula
-    >>> check_latent(None, parse_formula("y ~ x + (1 | g)"))
+    >>> check_latent("plausible", parse_formula("y ~ x + (1 | g)"))
     >>> check_latent("mle", parse_formula("y ~ x + lmean(x) + (1 | g)"))
     Traceback (most recent call last):
     ...
-    mlimpute.errors.SpecificationError: latent must be 'ml', 'plausible' or None, got 'mle'
+    mlimpute.errors.SpecificationError: latent must be 'plausible' or 'ml', got 'mle'
     """
-    if latent is not None and latent not in LATENT_CHOICES:
-        raise SpecificationError(f"latent must be 'ml', 'plausible' or None, got {latent!r}")
+    if not isinstance(latent, str) or latent not in LATENT_CHOICES:
+        raise SpecificationError(f"latent must be 'plausible' or 'ml', got {latent!r}")
     if latent == "ml" and not parsed.lmeans:
         raise SpecificationError(
             f"latent='ml' fits a latent cluster mean lmean(x); the formula {parsed.text!r} has none"
@@ -127,16 +127,13 @@ def _fit_one(d: Design, ix: int, il: int, other: np.ndarray, i: int, text: str):
     )
 
 
-def fit_latent_pooled(
-    imp, model: _Model, latent: str | None, dfcom: float | None
-) -> PooledResult | None:
-    """The maximum-likelihood latent fit on every completed data set, pooled; None when the
-    design is outside it and ``latent`` is None (the caller then fits plausible values).
+def fit_latent_pooled(imp, model: _Model, dfcom: float | None) -> PooledResult:
+    """The maximum-likelihood latent fit on every completed data set, pooled.
 
     Raises
     ------
     UnsupportedError
-        With ``latent="ml"`` for a design outside the fit, naming the terms.
+        For a design outside the fit (:func:`latent_scope` passed), naming the terms.
     """
     parsed = model.parsed
     text = parsed.text
@@ -147,9 +144,7 @@ def fit_latent_pooled(
     if reason is None and model.random_names != ("Intercept",):
         reason = f"the random part has {list(model.random_names)}, not a random intercept only"
     if reason is not None:
-        if latent == "ml":
-            raise UnsupportedError(f"latent='ml' cannot fit {text!r}: {reason}")
-        return None
+        raise UnsupportedError(f"latent='ml' cannot fit {text!r}: {reason}")
     fits: list[LatentFit] = [_fit_one(d1, ix, il, other, 1, text)]
     for i in range(2, m + 1):
         d = model.design(imp.complete(i), i)

@@ -1,10 +1,10 @@
 """Tests of mlimpute.analysis.latent: ``imp.fit(latent=...)`` for formulas with ``lmean(x)``.
 
 * ``latent="ml"`` is the pooled per-data-set ML fit of
-  :func:`mlimpute.analysis.fitters.latent.fit_latent` (exact: the same arithmetic), does not
-  read the drawn ``lmean(x)`` column, and is the default where the formula is in scope;
-* ``latent="plausible"`` is the linear mixed model with ``lmean(x)`` as a column, as
-  before (equal to fitting a renamed copy of that column);
+  :func:`mlimpute.analysis.fitters.latent.fit_latent` (exact: the same arithmetic) and does
+  not read the drawn ``lmean(x)`` column;
+* ``latent="plausible"``, the default, is the linear mixed model with ``lmean(x)`` as a
+  column, as before (equal to fitting a renamed copy of that column);
 * formulas outside the ML fit: an error naming the term or argument with ``latent="ml"``,
   the plausible-values fit without error by default.
 """
@@ -45,8 +45,8 @@ def test_signature_shows_latent():
 
     for f in (MultiplyImputed.fit, fit):
         param = inspect.signature(f).parameters["latent"]
-        assert param.default is None and param.kind is param.KEYWORD_ONLY
-    assert 'latent : {"ml", "plausible"}, optional' in fit.__doc__
+        assert param.default == "plausible" and param.kind is param.KEYWORD_ONLY
+    assert 'latent : {"plausible", "ml"}, default "plausible"' in fit.__doc__
 
 
 def test_ml_is_the_pooled_per_data_set_fit(imp):
@@ -73,10 +73,9 @@ def test_ml_is_the_pooled_per_data_set_fit(imp):
     assert vc["se"].notna().all()
 
 
-def test_default_is_ml_where_in_scope(imp):
-    np.testing.assert_array_equal(
-        imp.fit().pooled.qbar, imp.fit("y ~ x + lmean(x) + w + (1 | g)", latent="ml").pooled.qbar
-    )
+def test_default_is_plausible_values(imp):
+    np.testing.assert_array_equal(imp.fit().pooled.qbar, imp.fit(latent="plausible").pooled.qbar)
+    assert imp.fit().model == "linear mixed model (REML)"
 
 
 def test_ml_ignores_the_drawn_column(imp):
@@ -121,8 +120,9 @@ def test_out_of_scope(imp, formula, kwargs, named):
 
 
 def test_argument_errors(imp):
-    with pytest.raises(SpecificationError, match="latent must be"):
-        imp.fit(latent="mle")
+    for bad in ("mle", None):
+        with pytest.raises(SpecificationError, match="latent must be 'plausible' or 'ml'"):
+            imp.fit(latent=bad)
     with pytest.raises(SpecificationError, match="latent='ml'.*has none"):
         imp.fit("y ~ x + (1 | g)", latent="ml")
     # no lmean(): latent="plausible" (and the default) change nothing
