@@ -20,8 +20,12 @@ So the model is the bivariate random-intercept model of (x, y) with the same clu
 columns in both means, reparametrised: ``(σ_x², b1, σ²) ↔ Σ_W`` and ``(τ, bt, ψ) ↔ Σ_B``
 one to one. The fit maximises over ``v = (log σ_x², b1, log σ², log τ, bt, log ψ)`` with the
 means profiled out (a generalised least-squares solve with 2×2 weights per cluster), by
-L-BFGS-B on the analytic gradient; every cluster-level quantity is an array over
-clusters with closed-form 2×2 inverses and determinants. With equal cluster sizes the
+L-BFGS-B on the analytic gradient (log-variances bounded 25 units around the log of the
+within variance of x and y), then Newton steps on the Hessian from central differences
+of that gradient; every cluster-level quantity is an array over clusters with
+closed-form 2×2 inverses and determinants. The start is the moment estimates of Σ_W and
+Σ_B (τ and ψ raised to 5 % of a cluster mean's within variance when the moments leave
+them lower). With equal cluster sizes the
 maximum has a closed form (within and between moments, :func:`closed_form`), which the
 tests check.
 
