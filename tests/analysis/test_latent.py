@@ -15,6 +15,7 @@ import inspect
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlimpute import MultiplyImputed
@@ -136,3 +137,28 @@ def test_likelihood_tests_refused_wald_works(imp):
     assert np.isfinite(res.test("`lmean(x)` = 0").statistic)
     with pytest.raises(UnsupportedError, match="D3"):
         res.test("`lmean(x)` = 0", method="D3")
+
+
+def test_unequal_clusters_in_any_row_order():
+    """Shuffled rows, string cluster labels, unequal sizes: the pooled ML fit equals
+    fit_latent on each data set sorted by cluster."""
+    rng = np.random.default_rng(5)
+    J = 60
+    sizes = rng.integers(2, 9, J)
+    codes = np.repeat(np.arange(J), sizes)
+    xi = 0.6 * rng.normal(size=J)
+    frames = []
+    for _ in range(2):
+        x = xi[codes] + rng.normal(size=codes.size)
+        y = 0.5 * x + 0.3 * xi[codes] + 0.4 * rng.normal(size=J)[codes] + rng.normal(size=x.size)
+        frame = pd.DataFrame(
+            {"y": y, "x": x, "g": [f"c{c}" for c in codes], "lmean(x)": rng.normal(size=x.size)}
+        )
+        frames.append(frame.sample(frac=1.0, random_state=1))
+    res = from_completed(frames).fit("y ~ x + lmean(x) + (1 | g)", latent="ml")
+    est = []
+    for frame in frames:
+        ordered = frame.sort_values("g")
+        c = np.unique(ordered["g"], return_inverse=True)[1]
+        est.append(fit_latent(ordered["x"].to_numpy(), ordered["y"].to_numpy(), c).fe_params)
+    np.testing.assert_allclose(res.pooled.qbar, np.mean(est, axis=0), rtol=1e-7, atol=1e-9)
