@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from mlimpute.analysis import latent as _latent
 from mlimpute.analysis.apply import _check_source
 from mlimpute.analysis.congeniality import check_congeniality
 from mlimpute.analysis.fits import _fit_all, _Likelihood
@@ -97,6 +98,7 @@ def fit(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     n_jobs: int | None = None,
     client: Any = None,
+    latent: Literal["plausible", "ml"] = "plausible",
 ) -> PooledResult:
     """Fit a model on every completed data set and pool the results.
 
@@ -159,6 +161,23 @@ def fit(
         (``fork``), 0.1-1 s otherwise.
     client : dask.distributed.Client, optional
         Fit them as tasks on this dask cluster instead (data scattered once).
+    latent : {"plausible", "ml"}, default "plausible"
+        How a formula with a latent cluster mean ``lmean(x)`` is fitted.
+        ``"plausible"``: a linear mixed model (or GLMM) with the column ``lmean(x)`` of
+        every completed data set, the drawn latent means, as a predictor ("plausible
+        values"); any formula. ``"ml"``: the latent covariate model (Lüdtke et al. 2008)
+        by maximum likelihood on each completed data set, from x and y with the cluster
+        means of x latent (the column ``lmean(x)`` is not used;
+        :mod:`mlimpute.analysis.latent`), standard errors from the observed information,
+        pooled by Rubin's rules. It covers a normal response, one grouping factor with a
+        random intercept ``(1 | g)``, and x, ``lmean(x)`` and cluster-level columns as
+        predictors (these enter both y's mean and the mean of the latent cluster means);
+        ``reml``, ``engine``, ``n_jobs`` and ``client`` do not apply, and likelihood-based
+        tests (D2 on likelihoods, D3) and ``r_squared()`` are not available. With clusters
+        of five (1,000 data sets of design (d) in ``docs/compatible.md``) it lowered the
+        contextual effect's bias from +11.9 % to +7.4 % and its interval coverage from
+        0.970 to 0.962. Formulas without ``lmean()`` ignore ``"plausible"``; ``"ml"``
+        needs an ``lmean()``.
 
     Returns
     -------
@@ -177,8 +196,9 @@ def fit(
         column, collinear fixed effects, or a GLMM response that is not 0/1 (binomial) or
         a count (Poisson).
     UnsupportedError
-        For a random part with a family or link other than binomial (logit, probit) and
-        Poisson (log); for several grouping factors with ``family`` (GLMMs) or
+        For ``latent="ml"`` with a formula outside its scope (the message names the term
+        or argument). For a random part with a family or link other than binomial
+        (logit, probit) and Poisson (log); for several grouping factors with ``family`` (GLMMs) or
         ``engine="statsmodels"``; for a crossed design with more than 3,000 random effects
         outside its largest grouping factor.
 
@@ -308,6 +328,14 @@ def fit(
     _check_categorical_codes(imp, parsed)
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
+    _latent.check_latent(latent, parsed)
+    if latent == "ml":
+        reason = _latent.latent_scope(parsed, family)
+        if reason is not None:
+            raise UnsupportedError(f"latent='ml' cannot fit {parsed.text!r}: {reason}")
+        result = _latent.fit_latent_pooled(imp, model, dfcom)
+        _warn_notes(result, m)
+        return result
 
     executor = {"n_jobs": n_jobs, "client": client}
     fits, first = _fit_all(imp, model, reml=bool(reml), **executor)
@@ -346,9 +374,13 @@ def fit(
         source=imp,
         likelihood=_Likelihood(imp, model, fits, reml=bool(reml), executor=executor),
     )
-    if result.notes:
-        warnings.warn("; ".join(result.notes) + f" (m = {m}).", MlimputeWarning, stacklevel=3)
+    _warn_notes(result, m)
     return result
+
+
+def _warn_notes(result: PooledResult, m: int) -> None:
+    if result.notes:
+        warnings.warn("; ".join(result.notes) + f" (m = {m}).", MlimputeWarning, stacklevel=4)
 
 
 # --------------------------------------------------------------------------------------

@@ -47,7 +47,15 @@ estimate after 30 iterations is still 0.013 ± 0.004 below the posterior mean an
 sets although the mean SE equals the spread of the estimates (0.197 and 0.201): the SE is
 large exactly where the estimate is far off (a small between-cluster variance of x inflates
 both; correlation of SE and absolute error 0.42). Maximum likelihood's Wald intervals
-share this (coverage 0.970 over 200 data sets).
+share this (coverage 0.970 over 200 data sets). Analysed by maximum likelihood instead
+(``imp.fit(latent="ml")``, :mod:`mlimpute.analysis.latent`; ``benchmarks/lmean_ml_study.py``,
+1,000 data sets, 30 iterations), the same imputations give an estimate 0.0133 ± 0.0010
+lower: relative bias +7.4 % ± 2.0 % against +11.9 % ± 2.1 % for the plausible values,
+coverage 0.962 against 0.970. It still lies 0.0166 ± 0.0027 above maximum likelihood of
+the complete data (whose mean over 20,000 data sets is 0.3064 ± 0.0011) and 0.0100 ±
+0.0008 above that of the incomplete data (500 data sets): the imputed values themselves
+are drawn under the skewed posterior. From 30 to 100 iterations it rises by 0.0035 ±
+0.0012, the plausible-values estimate by 0.0125 ± 0.0027.
 """
 
 from __future__ import annotations

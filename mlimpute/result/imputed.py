@@ -274,6 +274,7 @@ class MultiplyImputed:
         engine: Literal["profiled", "statsmodels"] = "profiled",
         n_jobs: int | None = None,
         client: Any = None,
+        latent: Literal["plausible", "ml"] = "plausible",
     ) -> PooledResult:
         """Fit ``formula`` on each completed data set and pool the results.
 
@@ -293,6 +294,7 @@ class MultiplyImputed:
             engine=engine,
             n_jobs=n_jobs,
             client=client,
+            latent=latent,
         )
 
     @forwards("mlimpute.analysis.apply:apply", drop=("imp",))
