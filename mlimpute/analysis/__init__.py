@@ -16,10 +16,12 @@ The formula is lme4's, parsed by :func:`mlimpute.spec.formula.parse_formula`:
   intercept, the Laplace approximation otherwise, as lme4's ``glmer``);
 * without one, OLS, or with ``family=`` a GLM (statsmodels ``GLM``);
 * ``cmean(x)`` is the cluster mean of ``x`` in each completed data set;
-* ``lmean(x)``, the latent cluster mean of a model-based imputation: by default the
-  drawn column ``lmean(x)`` as a predictor (plausible values); with ``latent="ml"`` the
-  latent covariate model fitted by maximum likelihood to x and y of each completed data
-  set (:mod:`mlimpute.analysis.latent`, :func:`mlimpute.analysis.fitters.latent.fit_latent`).
+* ``lmean(x)``, the latent cluster mean of a model-based imputation: the latent covariate
+  model fitted by maximum likelihood to x and y of each completed data set
+  (``latent="ml"``; :mod:`mlimpute.analysis.latent`,
+  :func:`mlimpute.analysis.fitters.latent.fit_latent`) where it applies, else the drawn
+  column ``lmean(x)`` as a predictor (plausible values, ``latent="plausible"``); the
+  default ``latent="auto"`` chooses.
 
 The fixed-effects design is built by formulaic on the first completed data set; its
 ``ModelSpec`` is reused for the others, so every data set has the same columns (and

@@ -98,7 +98,7 @@ def fit(
     engine: Literal["profiled", "statsmodels"] = "profiled",
     n_jobs: int | None = None,
     client: Any = None,
-    latent: Literal["plausible", "ml"] = "plausible",
+    latent: Literal["auto", "plausible", "ml"] = "auto",
 ) -> PooledResult:
     """Fit a model on every completed data set and pool the results.
 
@@ -161,8 +161,9 @@ def fit(
         (``fork``), 0.1-1 s otherwise.
     client : dask.distributed.Client, optional
         Fit them as tasks on this dask cluster instead (data scattered once).
-    latent : {"plausible", "ml"}, default "plausible"
-        How a formula with a latent cluster mean ``lmean(x)`` is fitted.
+    latent : {"auto", "plausible", "ml"}, default "auto"
+        How a formula with a latent cluster mean ``lmean(x)`` is fitted. ``"auto"``:
+        ``"ml"`` where the formula is within its scope (below), else ``"plausible"``.
         ``"plausible"``: a linear mixed model (or GLMM) with the column ``lmean(x)`` of
         every completed data set, the drawn latent means, as a predictor ("plausible
         values"); any formula. ``"ml"``: the latent covariate model (Lüdtke et al. 2008)
@@ -176,8 +177,8 @@ def fit(
         tests (D2 on likelihoods, D3) and ``r_squared()`` are not available. With clusters
         of five (1,000 data sets of design (d) in ``docs/compatible.md``) it lowered the
         contextual effect's bias from +11.9 % to +7.4 % and its interval coverage from
-        0.970 to 0.962. Formulas without ``lmean()`` ignore ``"plausible"``; ``"ml"``
-        needs an ``lmean()``.
+        0.970 to 0.962. Formulas without ``lmean()`` ignore ``"auto"`` and
+        ``"plausible"``; ``"ml"`` needs an ``lmean()``.
 
     Returns
     -------
@@ -329,6 +330,7 @@ def fit(
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
     _latent.check_latent(latent, parsed)
+    latent = _latent.choose_latent(latent, imp, model, family)
     if latent == "ml":
         reason = _latent.latent_scope(parsed, family)
         if reason is not None:

@@ -2,12 +2,14 @@
 
 :func:`mlimpute.analysis.fitting.fit` (``imp.fit(latent=...)``) either treats the column
 ``lmean(x)`` of every completed data set, the drawn latent cluster means, as data in a
-linear mixed model (``latent="plausible"``, the default), or fits the latent covariate
-model of :mod:`mlimpute.analysis.fitters.latent` to x and y of every completed data set,
-with the cluster means of x latent (``latent="ml"``; the drawn column is not used), and
-pools those fits by Rubin's rules. :func:`latent_scope` tells which formulas the
-maximum-likelihood fit covers: a normal response, one grouping factor with a random
-intercept only, x and ``lmean(x)`` as predictors and otherwise cluster-level columns only.
+linear mixed model (``latent="plausible"``), or fits the latent covariate model of
+:mod:`mlimpute.analysis.fitters.latent` to x and y of every completed data set, with the
+cluster means of x latent (``latent="ml"``; the drawn column is not used), and pools
+those fits by Rubin's rules. The default, ``latent="auto"``, is ``"ml"`` for the formulas
+that fit covers and ``"plausible"`` for the rest (:func:`choose_latent`).
+:func:`latent_scope` and :func:`design_scope` tell which formulas the maximum-likelihood
+fit covers: a normal response, one grouping factor with a random intercept only, x and
+``lmean(x)`` as predictors and otherwise cluster-level columns only.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from mlimpute.errors import DataError, PoolingError, SpecificationError, Unsuppo
 from mlimpute.pooling import pool
 from mlimpute.spec.formula import lmean_column
 
-__all__ = ["LATENT_CHOICES", "check_latent", "latent_scope", "fit_latent_pooled"]
+__all__ = [
+    "LATENT_CHOICES",
+    "check_latent",
+    "latent_scope",
+    "design_scope",
+    "choose_latent",
+    "fit_latent_pooled",
+]
 
 #: The values of ``fit(latent=...)``.
-LATENT_CHOICES = ("plausible", "ml")
+LATENT_CHOICES = ("auto", "plausible", "ml")
 
 
 def check_latent(latent: Any, parsed) -> None:
@@ -40,10 +49,10 @@ def check_latent(latent: Any, parsed) -> None:
     >>> check_latent("mle", parse_formula("y ~ x + lmean(x) + (1 | g)"))
     Traceback (most recent call last):
     ...
-    mlimpute.errors.SpecificationError: latent must be 'plausible' or 'ml', got 'mle'
+    mlimpute.errors.SpecificationError: latent must be 'auto', 'plausible' or 'ml', got 'mle'
     """
     if not isinstance(latent, str) or latent not in LATENT_CHOICES:
-        raise SpecificationError(f"latent must be 'plausible' or 'ml', got {latent!r}")
+        raise SpecificationError(f"latent must be 'auto', 'plausible' or 'ml', got {latent!r}")
     if latent == "ml" and not parsed.lmeans:
         raise SpecificationError(
             f"latent='ml' fits a latent cluster mean lmean(x); the formula {parsed.text!r} has none"
@@ -127,6 +136,28 @@ def _fit_one(d: Design, ix: int, il: int, other: np.ndarray, i: int, text: str):
     )
 
 
+def design_scope(model: _Model, d: Design) -> tuple[tuple[int, int, np.ndarray], str | None]:
+    """The design's columns ``(x, lmean(x), cluster-level columns)`` for the
+    maximum-likelihood latent fit, and why the design is outside it (None: inside); the
+    formula passed :func:`latent_scope`."""
+    ix, il, other, reason = _layout(model, d, model.parsed.lmeans[0])
+    if reason is None and model.random_names != ("Intercept",):
+        reason = f"the random part has {list(model.random_names)}, not a random intercept only"
+    return (ix, il, other), reason
+
+
+def choose_latent(latent: str, imp, model: _Model, family: Any) -> str:
+    """``latent="auto"`` resolved: ``"ml"`` where the formula has an ``lmean()`` that the
+    maximum-likelihood fit covers (:func:`latent_scope`, :func:`design_scope` on the first
+    completed data set), else ``"plausible"``; other values unchanged."""
+    if latent != "auto":
+        return latent
+    parsed = model.parsed
+    if not parsed.lmeans or latent_scope(parsed, family) is not None:
+        return "plausible"
+    return "ml" if design_scope(model, model.design(imp.complete(1), 1))[1] is None else "plausible"
+
+
 def fit_latent_pooled(imp, model: _Model, dfcom: float | None) -> PooledResult:
     """The maximum-likelihood latent fit on every completed data set, pooled.
 
@@ -140,9 +171,7 @@ def fit_latent_pooled(imp, model: _Model, dfcom: float | None) -> PooledResult:
     m = int(imp.m)
     d1 = model.design(imp.complete(1), 1)
     x = parsed.lmeans[0]
-    ix, il, other, reason = _layout(model, d1, x)
-    if reason is None and model.random_names != ("Intercept",):
-        reason = f"the random part has {list(model.random_names)}, not a random intercept only"
+    (ix, il, other), reason = design_scope(model, d1)
     if reason is not None:
         raise UnsupportedError(f"latent='ml' cannot fit {text!r}: {reason}")
     fits: list[LatentFit] = [_fit_one(d1, ix, il, other, 1, text)]

@@ -37,6 +37,13 @@ from mlimpute.pooling import wald_statistics as _wald
 __all__ = ["PooledResult", "parse_hypotheses"]
 
 
+def _plausible_hint(model: str) -> str:
+    """What a latent covariate model's result cannot do, the plausible-values fit can."""
+    if model.startswith("latent covariate"):
+        return ", or fit with latent='plausible' (lmean(x) as a predictor)"
+    return ""
+
+
 # --------------------------------------------------------------------------------------
 # the result
 
@@ -316,7 +323,7 @@ class PooledResult(_VarianceTables, _PooledDisplay):
             raise UnsupportedError(
                 f"{method} on likelihoods needs the model refitted on every completed data "
                 f"set, which only results of fit() can do; this is a {self.model}. Use D1 or "
-                "D2 with use='wald'."
+                f"D2 with use='wald'{_plausible_hint(self.model)}."
             )
         return self._likelihood
 

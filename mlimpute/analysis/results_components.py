@@ -188,7 +188,12 @@ class _VarianceTables:
         ):
             raise UnsupportedError(
                 f"r_squared() is available for linear mixed models fitted by fit(); this "
-                f"result is a {self.model}."
+                f"result is a {self.model}"
+                + (
+                    " (fit with latent='plausible' for one)."
+                    if self.model.startswith("latent covariate")
+                    else "."
+                )
             )
         per = [r_squared_one(f, d) for f, (_, d) in zip(self.fits, lik._designs(), strict=True)]
         r2 = np.array([p[0] for p in per])

@@ -55,7 +55,8 @@ coverage 0.962 against 0.970. It still lies 0.0166 ± 0.0027 above maximum likel
 the complete data (whose mean over 20,000 data sets is 0.3064 ± 0.0011) and 0.0100 ±
 0.0008 above that of the incomplete data (500 data sets): the imputed values themselves
 are drawn under the skewed posterior. From 30 to 100 iterations it rises by 0.0035 ±
-0.0012, the plausible-values estimate by 0.0125 ± 0.0027.
+0.0012, the plausible-values estimate by 0.0125 ± 0.0027. ``imp.fit()`` therefore uses
+the maximum-likelihood analysis by default where it applies (``latent="auto"``).
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ class MultiplyImputed:
         engine: Literal["profiled", "statsmodels"] = "profiled",
         n_jobs: int | None = None,
         client: Any = None,
-        latent: Literal["plausible", "ml"] = "plausible",
+        latent: Literal["auto", "plausible", "ml"] = "auto",
     ) -> PooledResult:
         """Fit ``formula`` on each completed data set and pool the results.
 

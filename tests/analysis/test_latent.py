@@ -3,8 +3,10 @@
 * ``latent="ml"`` is the pooled per-data-set ML fit of
   :func:`mlimpute.analysis.fitters.latent.fit_latent` (exact: the same arithmetic) and does
   not read the drawn ``lmean(x)`` column;
-* ``latent="plausible"``, the default, is the linear mixed model with ``lmean(x)`` as a
-  column, as before (equal to fitting a renamed copy of that column);
+* ``latent="plausible"`` is the linear mixed model with ``lmean(x)`` as a column, as
+  before (equal to fitting a renamed copy of that column);
+* the default ``latent="auto"`` is ``"ml"`` inside the ML fit's scope, else
+  ``"plausible"``;
 * formulas outside the ML fit: an error naming the term or argument with ``latent="ml"``,
   the plausible-values fit without error by default.
 """
@@ -46,8 +48,8 @@ def test_signature_shows_latent():
 
     for f in (MultiplyImputed.fit, fit):
         param = inspect.signature(f).parameters["latent"]
-        assert param.default == "plausible" and param.kind is param.KEYWORD_ONLY
-    assert 'latent : {"plausible", "ml"}, default "plausible"' in fit.__doc__
+        assert param.default == "auto" and param.kind is param.KEYWORD_ONLY
+    assert 'latent : {"auto", "plausible", "ml"}, default "auto"' in fit.__doc__
 
 
 def test_ml_is_the_pooled_per_data_set_fit(imp):
@@ -74,9 +76,15 @@ def test_ml_is_the_pooled_per_data_set_fit(imp):
     assert vc["se"].notna().all()
 
 
-def test_default_is_plausible_values(imp):
-    np.testing.assert_array_equal(imp.fit().pooled.qbar, imp.fit(latent="plausible").pooled.qbar)
-    assert imp.fit().model == "linear mixed model (REML)"
+def test_default_is_ml_inside_its_scope(imp):
+    np.testing.assert_array_equal(imp.fit().pooled.qbar, imp.fit(latent="ml").pooled.qbar)
+    assert imp.fit().model == "latent covariate model (ML, lmean(x) latent)"
+    assert imp.fit(latent="auto").model == imp.fit().model
+    assert imp.fit(latent="plausible").model == "linear mixed model (REML)"
+    with pytest.raises(UnsupportedError, match="latent='plausible'"):
+        imp.fit().test("lmean(x)", method="D3")
+    with pytest.raises(UnsupportedError, match="latent='plausible'"):
+        imp.fit().r_squared()
 
 
 def test_ml_ignores_the_drawn_column(imp):
@@ -116,13 +124,13 @@ def test_out_of_scope(imp, formula, kwargs, named):
         assert err.match(named)
         if "family" in kwargs:
             return
-        res = imp.fit(formula, cluster="g", **kwargs)  # default: plausible values
+        res = imp.fit(formula, cluster="g", **kwargs)  # default: plausible values here
     assert not res.model.startswith("latent")
 
 
 def test_argument_errors(imp):
     for bad in ("mle", None):
-        with pytest.raises(SpecificationError, match="latent must be 'plausible' or 'ml'"):
+        with pytest.raises(SpecificationError, match="latent must be 'auto', 'plausible' or 'ml'"):
             imp.fit(latent=bad)
     with pytest.raises(SpecificationError, match="latent='ml'.*has none"):
         imp.fit("y ~ x + (1 | g)", latent="ml")
