@@ -244,7 +244,7 @@ def mixing(args) -> None:
                 warnings.simplefilter("ignore")
                 rng = np.random.default_rng(seeds["model"])
                 imp = incomplete.mi.impute(model=design.model, m=config.m, iterations=it, rng=rng)
-                row = imp.fit().summary().loc["lmean(x)"]
+                row = imp.fit(latent="plausible").summary().loc["lmean(x)"]
             rows.append({"rep": r, "iterations": it, "estimate": row["estimate"], "se": row["se"]})
             pd.DataFrame(rows).to_csv(out, index=False)
     res = pd.DataFrame(rows)
