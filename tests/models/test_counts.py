@@ -257,20 +257,23 @@ def test_api_nb_and_single_level_on_int64_nullable():
 
 
 def test_walk_scale_is_kept_only_for_the_same_counts():
-    """The non-centred β walk's factor (from ``y + ½``) is kept in ``data.cache`` and
-    reused for equal counts only: data sharing the cache with other counts (as the
-    compatible sampler's completed columns do) get their own factor, bit for bit the one
-    computed afresh."""
+    """The non-centred β walk's factor (from ``y + ½``) and ``X'y`` are kept in
+    ``data.cache`` and reused for equal counts only: data sharing the cache with other
+    counts (as the compatible sampler's completed columns do) get their own, bit for bit
+    the ones computed afresh."""
     rng = np.random.default_rng(8)
     X = np.c_[np.ones(50), rng.standard_normal(50)]
     y = rng.poisson(2.0, 50).astype(float)
     data = array_model_data(X, y, ["Intercept", "x"])
     prec = cached_slope_precision(data)
-    first = counts._beta_walk_factor(data, prec)
-    assert counts._beta_walk_factor(data, prec) is first
+    first = counts._beta_walk(data, prec)
+    assert counts._beta_walk(data, prec) is first
     other = dataclasses.replace(data, y_obs=y + rng.poisson(1.0, 50))
     assert other.cache is data.cache
-    theirs = counts._beta_walk_factor(other, prec)
-    fresh = counts._beta_walk_factor(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
-    assert np.array_equal(theirs, fresh) and not np.array_equal(theirs, first)
-    assert np.array_equal(counts._beta_walk_factor(data, prec), first)
+    theirs = counts._beta_walk(other, prec)
+    fresh = counts._beta_walk(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
+    for a, b, c in zip(theirs, fresh, first, strict=True):
+        assert np.array_equal(a, b) and not np.array_equal(a, c)
+    np.testing.assert_allclose(theirs[1], X.T @ other.y_obs, rtol=1e-12)
+    again = counts._beta_walk(data, prec)
+    assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
