@@ -347,7 +347,9 @@ def poisson_step(
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
     with np.errstate(over="ignore", invalid="ignore"):  # for every move below
         # e^η on the rows whose counts carry a likelihood, 0 on the others (y = 0 there)
-        mu = np.exp(eta) if active is None else np.exp(eta, out=np.zeros(eta.shape), where=active)
+        mu = np.exp(eta)
+        if active is not None:
+            mu = np.where(active, mu, 0.0)
         new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
         if data.Z is not None:
             new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
