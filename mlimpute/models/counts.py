@@ -335,7 +335,7 @@ def poisson_step(
         eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
         rate = np.count_nonzero(acc) / acc.size
     else:  # the counted rows by Metropolis, the structural zeros' η from its prior
-        rows = np.flatnonzero(active)
+        rows = active.nonzero()[0]
         eta = rng.standard_normal(mean.shape)
         eta *= np.sqrt(s2)
         eta += mean
