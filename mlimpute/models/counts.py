@@ -231,9 +231,10 @@ def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
     d_eta = X @ delta
     em1 = np.expm1(d_eta)
     # Σ y·Xδ = (X'y)·δ; the prior's change ½Σ P_k (β_k'² − β_k²), in floats (p is small)
-    d, b, pr = delta.tolist(), beta.tolist(), prec.tolist()
-    y_d = math.fsum(c * e for c, e in zip(xty.tolist(), d, strict=True))
-    prior = math.fsum(w * e * (2.0 * v + e) for w, v, e in zip(pr, b, d, strict=True))
+    d, b, pr, c = delta.tolist(), beta.tolist(), prec.tolist(), xty.tolist()
+    k = range(p)
+    y_d = sum([c[i] * d[i] for i in k])
+    prior = sum([pr[i] * d[i] * (2.0 * b[i] + d[i]) for i in k])
     log_a = _log_ratio(data.y_obs, mu, d_eta, em1, y_d, active) - 0.5 * prior
     if math.log(rng.random()) < log_a:
         new_beta = beta + delta

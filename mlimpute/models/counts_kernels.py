@@ -303,7 +303,10 @@ def poisson_eta_step(
     """
     y = np.asarray(y, dtype=float)
     m = np.asarray(mean, dtype=float)
-    v = float(var) if np.ndim(var) == 0 else np.asarray(var, dtype=float)  # no broadcast copy
+    if isinstance(var, float):
+        v = var
+    else:
+        v = float(var) if np.ndim(var) == 0 else np.asarray(var, dtype=float)  # no broadcast
     mode, s = _poisson_mode(y, m, v)
     # t₄ = N/√(χ²₄/4), χ²₄ = 2(E₁ + E₂): a third cheaper than Generator.standard_t
     e = rng.standard_exponential((2,) + m.shape)

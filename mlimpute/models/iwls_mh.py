@@ -275,13 +275,14 @@ def logit_mh_step(
     g_new = xty - Xt @ nxt.p
     g_new -= prec * new
     back = (nxt.L.T @ (beta - new) - _trtrs(nxt.L, g_new, lower=1)[0]).tolist()
-    b, b_new, pr = beta.tolist(), new.tolist(), prec.tolist()
+    b, b_new, pr, c = beta.tolist(), new.tolist(), prec.tolist(), xty.tolist()
     d0, d1 = L.diagonal().tolist(), nxt.L.diagonal().tolist()
-    log_q = sum(math.log(u / v) for u, v in zip(d1, d0, strict=True))
-    log_q -= 0.5 * (sum(v * v for v in back) - sum(v * v for v in z.tolist()))
-    ll_diff = sum(c * (u - v) for c, u, v in zip(xty.tolist(), b_new, b, strict=True))
-    ll_diff -= nxt.soft - point.soft
-    prior = sum(w * (u * u - v * v) for w, u, v in zip(pr, b_new, b, strict=True))
+    # log|L'| − log|L| (a product of ratios near 1: no overflow) − (|back|² − |z|²)/2
+    log_q = math.log(math.prod([u / v for u, v in zip(d1, d0, strict=True)]))
+    log_q -= 0.5 * (sum([v * v for v in back]) - sum([v * v for v in z.tolist()]))
+    k = range(len(b))
+    ll_diff = sum([c[i] * (b_new[i] - b[i]) for i in k]) - (nxt.soft - point.soft)
+    prior = sum([pr[i] * (b_new[i] * b_new[i] - b[i] * b[i]) for i in k])
     log_a = ll_diff - 0.5 * prior + log_q
     if math.log(rng.random()) < log_a:
         return new, True, nxt
