@@ -309,11 +309,15 @@ def _noncentred_b(rng, core_state, data, eta, mu, active=None):
 
 @dataclass(frozen=True)
 class PoissonState:
-    """The core's state (response η), the observed rows' log-rates and the last acceptance."""
+    """The core's state (response η), the observed rows' log-rates, the last acceptance
+    and, for a single-level model whose design is fixed, ``(β, x'β)`` of the observed
+    rows as the step computed them (the next step reuses ``x'β`` if the core's β is still
+    that very array)."""
 
     core: object
     eta: np.ndarray
     accept: float
+    mean: tuple | None = None  # (β, x'β) (single level, fixed design only)
 
 
 def poisson_step(
@@ -331,7 +335,11 @@ def poisson_step(
     """
     core = _core(data)
     s2 = float(state.core.sigma2)
-    mean = core.predict(state.core, data, "obs")
+    kept = state.mean is not None and not data.X.dynamic and data.Z is None
+    if kept and state.mean[0] is state.core.beta and state.mean[1].shape == state.eta.shape:
+        mean = state.mean[1]  # x'β at this very β, computed by the last step
+    else:
+        mean = core.predict(state.core, data, "obs")
     if active is None:
         eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
         rate = np.count_nonzero(acc) / acc.size
@@ -344,7 +352,8 @@ def poisson_step(
         rate = np.count_nonzero(acc) / acc.size if acc.size else 1.0
     prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
-    resid = eta - core.predict(new, data, "obs")
+    fitted, at = core.predict(new, data, "obs"), new.beta
+    resid = eta - fitted
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
     with np.errstate(over="ignore", invalid="ignore"):  # for every move below
         # e^η on the rows whose counts carry a likelihood, 0 on the others (y = 0 there)
@@ -357,7 +366,9 @@ def poisson_step(
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
         s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
         s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
-    return PoissonState(_with_sigma2(new, s2), eta, float(rate))
+    # x'β at the β it was computed at (the next step uses it if the moves left that β)
+    mean = (at, fitted) if data.Z is None and not data.X.dynamic else None
+    return PoissonState(_with_sigma2(new, s2), eta, float(rate), mean)
 
 
 class _PoissonBase(ModelBase):
