@@ -146,11 +146,6 @@ def _check_counts(data: ModelData, method: str) -> None:
         raise SpecificationError(f"{data.variable!r}: {method} needs observed values")
 
 
-def _with_sigma2(core_state, sigma2: float):
-    """The core state with its residual variance replaced (the cores read it from the state)."""
-    return dataclasses.replace(core_state, sigma2=sigma2)
-
-
 # -- Poisson -------------------------------------------------------------------------------
 _potrf, _trtrs = lapack.dpotrf, lapack.dtrtrs
 
@@ -221,7 +216,8 @@ def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
     ``M = diag(y + ½)`` (the Poisson information ``e^η`` with the counts in place of
     their means: a covariance that does not move with β), target the Poisson likelihood
     times the prior ``N(0, P⁻¹)``. ``mu``: ``e^η`` on the active rows, 0 elsewhere (rows
-    outside ``active`` have y = 0). Returns the core state, η and ``mu`` after the move."""
+    outside ``active`` have y = 0). Returns β (the core state's own array if the move was
+    rejected), η and ``mu`` after the move."""
     X = data.X.obs
     p = X.shape[1]
     L, xty = _beta_walk(data, prec)
@@ -238,8 +234,8 @@ def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
     log_a = _log_ratio(data.y_obs, mu, d_eta, em1, y_d, active) - 0.5 * prior
     if math.log(rng.random()) < log_a:
         new_beta = beta + delta
-        return dataclasses.replace(core_state, beta=new_beta), eta + d_eta, mu + mu * em1
-    return core_state, eta, mu
+        return new_beta, eta + d_eta, mu + mu * em1
+    return beta, eta, mu
 
 
 def _noncentred_sigma2(rng, s2, data, eta, mu, resid, active=None):
@@ -360,7 +356,7 @@ def poisson_step(
         mu = np.exp(eta)
         if active is not None:
             mu = np.where(active, mu, 0.0)
-        new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
+        beta, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
         if data.Z is not None:
             new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
@@ -368,7 +364,8 @@ def poisson_step(
         s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
     # x'β at the β it was computed at (the next step uses it if the moves left that β)
     mean = (at, fitted) if data.Z is None and not data.X.dynamic else None
-    return PoissonState(_with_sigma2(new, s2), eta, float(rate), mean)
+    core_state = dataclasses.replace(new, beta=beta, sigma2=s2)  # (b by the move above)
+    return PoissonState(core_state, eta, float(rate), mean)
 
 
 class _PoissonBase(ModelBase):
