@@ -342,7 +342,7 @@ def poisson_step(
     else:  # the counted rows by Metropolis, the structural zeros' η from its prior
         rows = active.nonzero()[0]
         eta = rng.standard_normal(mean.shape)
-        eta *= np.sqrt(s2)
+        eta *= math.sqrt(s2)
         eta += mean
         eta[rows], acc = poisson_eta_step(rng, state.eta[rows], data.y_obs[rows], mean[rows], s2)
         rate = np.count_nonzero(acc) / acc.size if acc.size else 1.0
