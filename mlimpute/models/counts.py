@@ -93,6 +93,7 @@ from mlimpute.models._latent import core_param_names, core_param_vector
 from mlimpute.models.base import LinearCore, ModelBase, ModelData
 from mlimpute.models.counts_kernels import (
     LOG_R_PRIOR_SD,
+    _log_counts,
     _nb_dispersion_mh,
     _nb_r_context,
     cached_slope_precision,
@@ -181,9 +182,10 @@ def _kept(data, key: str, fixed: bool, compute):
     return value
 
 
-def _beta_walk(data, prec) -> tuple[np.ndarray, np.ndarray]:
+def _beta_walk(data, prec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower Cholesky factor of ``X' diag(y + ½) X + P`` (with a 1e-10 relative jitter on
-    the diagonal), and ``X'y``; kept for as long as X is fixed and y unchanged."""
+    the diagonal), ``X'y`` and ``log y`` (:func:`~mlimpute.models.counts_kernels.
+    _log_counts`); kept for as long as X is fixed and y unchanged."""
 
     def compute():
         X, y = data.X.obs, np.asarray(data.y_obs, dtype=float)
@@ -194,7 +196,7 @@ def _beta_walk(data, prec) -> tuple[np.ndarray, np.ndarray]:
         L, fail = _potrf(info, lower=1)
         if fail:
             L = np.linalg.cholesky(info)  # raises as a failed factorisation should
-        return L, X.T @ y
+        return L, X.T @ y, _log_counts(y)
 
     return _kept(data, "poisson_beta_walk", not data.X.dynamic, compute)
 
@@ -211,16 +213,17 @@ def _log_ratio(y, mu, d_eta, em1, y_d_eta: float, active) -> float:
     return log_l
 
 
-def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
+def _noncentred_beta(rng, core_state, data, eta, mu, prec, walk, active=None):
     """Random-walk Metropolis on β with e fixed: ``δ ~ N(0, 2.38²/p·(X'MX + P)⁻¹)``,
     ``M = diag(y + ½)`` (the Poisson information ``e^η`` with the counts in place of
     their means: a covariance that does not move with β), target the Poisson likelihood
     times the prior ``N(0, P⁻¹)``. ``mu``: ``e^η`` on the active rows, 0 elsewhere (rows
-    outside ``active`` have y = 0). Returns β (the core state's own array if the move was
-    rejected), η and ``mu`` after the move."""
+    outside ``active`` have y = 0); ``walk``: the factor and ``X'y`` of :func:`_beta_walk`.
+    Returns β (the core state's own array if the move was rejected), η and ``mu`` after
+    the move."""
     X = data.X.obs
     p = X.shape[1]
-    L, xty = _beta_walk(data, prec)
+    L, xty = walk
     z = rng.standard_normal(p) * (2.38 / math.sqrt(p))
     delta = _trtrs(L, z, lower=1, trans=1)[0]  # L'⁻¹z
     beta = core_state.beta
@@ -336,17 +339,26 @@ def poisson_step(
         mean = state.mean[1]  # x'β at this very β, computed by the last step
     else:
         mean = core.predict(state.core, data, "obs")
+    prec = cached_slope_precision(data)
+    walk = _beta_walk(data, prec)  # the β walk's factor, X'y and log y (kept: fixed X)
+    log_y = walk[2]
     if active is None:
-        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
+        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2, log_y)
         rate = np.count_nonzero(acc) / acc.size
     else:  # the counted rows by Metropolis, the structural zeros' η from its prior
         rows = active.nonzero()[0]
         eta = rng.standard_normal(mean.shape)
         eta *= math.sqrt(s2)
         eta += mean
-        eta[rows], acc = poisson_eta_step(rng, state.eta[rows], data.y_obs[rows], mean[rows], s2)
+        eta[rows], acc = poisson_eta_step(
+            rng,
+            state.eta[rows],
+            data.y_obs[rows],
+            mean[rows],
+            s2,
+            log_y[rows],
+        )
         rate = np.count_nonzero(acc) / acc.size if acc.size else 1.0
-    prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
     fitted, at = core.predict(new, data, "obs"), new.beta
     resid = eta - fitted
@@ -356,7 +368,7 @@ def poisson_step(
         mu = np.exp(eta)
         if active is not None:
             mu = np.where(active, mu, 0.0)
-        beta, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
+        beta, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, walk[:2], active)
         if data.Z is not None:
             new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE

@@ -146,7 +146,7 @@ def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
     data = array_model_data(np.ones((60, 1)), y, ["Intercept"])
     exact = _poisson_exact(y.astype(float))
 
-    def always(rng, eta, y, mean, var):  # the kernel's t₄ proposal, always accepted
+    def always(rng, eta, y, mean, var, log_y=None):  # the kernel's t₄ proposal, always accepted
         v = np.broadcast_to(np.asarray(var, dtype=float), mean.shape)
         mode, s = _poisson_mode(np.asarray(y, dtype=float), mean, v)
         return mode + s * rng.standard_t(4.0, size=mean.shape), np.ones(mean.shape, bool)
