@@ -93,6 +93,7 @@ from mlimpute.models._latent import core_param_names, core_param_vector
 from mlimpute.models.base import LinearCore, ModelBase, ModelData
 from mlimpute.models.counts_kernels import (
     LOG_R_PRIOR_SD,
+    _log_counts,
     _nb_dispersion_mh,
     _nb_r_context,
     cached_slope_precision,
@@ -146,11 +147,6 @@ def _check_counts(data: ModelData, method: str) -> None:
         raise SpecificationError(f"{data.variable!r}: {method} needs observed values")
 
 
-def _with_sigma2(core_state, sigma2: float):
-    """The core state with its residual variance replaced (the cores read it from the state)."""
-    return dataclasses.replace(core_state, sigma2=sigma2)
-
-
 # -- Poisson -------------------------------------------------------------------------------
 _potrf, _trtrs = lapack.dpotrf, lapack.dtrtrs
 
@@ -167,79 +163,97 @@ def _shift(y: np.ndarray, mu: np.ndarray, delta: np.ndarray, active: np.ndarray 
 
 
 def _kept(data, key: str, fixed: bool, compute):
-    """``compute()``, a function of the design and ``y_obs`` only, kept in ``data.cache``
-    with a copy of the y it was computed from and reused only for an equal y (the
-    compatible sampler refits a count predictor's model to its completed column, so y may
-    change between steps and differ between the chains that share the cache; a reused
-    value is then bit for bit what ``compute()`` would give)."""
+    """``compute()``, a function of the design and ``y_obs`` only (an array or a tuple of
+    arrays), kept in ``data.cache`` with the bytes of the y it was computed from and reused
+    only for an equal y (the compatible sampler refits a count predictor's model to its
+    completed column, so y may change between steps and differ between the chains that
+    share the cache; a reused value is then bit for bit what ``compute()`` would give)."""
     y = data.y_obs
     if fixed:
         kept = data.cache.get(key)
         # equal bytes: exactly the y the value was computed from (cheaper than array_equal)
-        if (
-            kept is not None
-            and kept[0].shape == y.shape
-            and kept[0].tobytes() == np.asarray(y, dtype=float).tobytes()
-        ):
+        if kept is not None and kept[0] == np.asarray(y, dtype=float).tobytes():
             return kept[1]
     value = compute()
     if fixed:
-        value.setflags(write=False)
-        data.cache[key] = (np.array(y, dtype=float), value)
+        for v in value if isinstance(value, tuple) else (value,):
+            v.setflags(write=False)
+        data.cache[key] = (np.asarray(y, dtype=float).tobytes(), value)
     return value
 
 
-def _beta_walk_factor(data, prec) -> np.ndarray:
+def _beta_walk(data, prec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower Cholesky factor of ``X' diag(y + ½) X + P`` (with a 1e-10 relative jitter on
-    the diagonal); kept for as long as X is fixed and y unchanged."""
+    the diagonal), ``X'y`` and ``log y`` (:func:`~mlimpute.models.counts_kernels.
+    _log_counts`); kept for as long as X is fixed and y unchanged."""
 
     def compute():
-        X = data.X.obs
+        X, y = data.X.obs, np.asarray(data.y_obs, dtype=float)
         p = X.shape[1]
-        info = (X.T * (data.y_obs + 0.5)) @ X
+        info = (X.T * (y + 0.5)) @ X
         diag = info.diagonal() + prec
         info.flat[:: p + 1] = diag + 1e-10 * (1.0 + np.abs(diag))
         L, fail = _potrf(info, lower=1)
         if fail:
             L = np.linalg.cholesky(info)  # raises as a failed factorisation should
-        return L
+        return L, X.T @ y, _log_counts(y)
 
     return _kept(data, "poisson_beta_walk", not data.X.dynamic, compute)
 
 
-def _noncentred_beta(rng, core_state, data, eta, mu, prec, active=None):
+def _log_ratio(y, mu, d_eta, em1, y_d_eta: float, active) -> float:
+    """The Poisson log-likelihood change ``Σ_active y·δ − e^η (e^δ − 1)`` of a move of η by
+    ``d_eta`` (``em1 = e^δ − 1``; ``y_d_eta``: ``y·δ`` summed), ``mu`` being ``e^η`` on
+    the active rows and 0 elsewhere (whose y are 0: they drop out of both sums); a sum
+    made undefined by an overflow (0·∞ on a row outside ``active``, or ∞·0) is taken row
+    by row as :func:`_shift` does. Only a Metropolis decision reads it."""
+    log_l = y_d_eta - float(mu @ em1)
+    if log_l != log_l:  # NaN: an overflow somewhere; the masked sum of the exact terms
+        log_l = float(_shift(y, mu, d_eta, active)[0].sum())
+    return log_l
+
+
+def _noncentred_beta(rng, core_state, data, eta, mu, prec, walk, active=None):
     """Random-walk Metropolis on β with e fixed: ``δ ~ N(0, 2.38²/p·(X'MX + P)⁻¹)``,
     ``M = diag(y + ½)`` (the Poisson information ``e^η`` with the counts in place of
     their means: a covariance that does not move with β), target the Poisson likelihood
-    times the prior ``N(0, P⁻¹)``. Returns the core state, η and ``e^η``."""
-    X, y = data.X.obs, data.y_obs
+    times the prior ``N(0, P⁻¹)``. ``mu``: ``e^η`` on the active rows, 0 elsewhere (rows
+    outside ``active`` have y = 0); ``walk``: the factor and ``X'y`` of :func:`_beta_walk`.
+    Returns β (the core state's own array if the move was rejected), η and ``mu`` after
+    the move."""
+    X = data.X.obs
     p = X.shape[1]
-    L = _beta_walk_factor(data, prec)
+    L, xty = walk
     z = rng.standard_normal(p) * (2.38 / math.sqrt(p))
     delta = _trtrs(L, z, lower=1, trans=1)[0]  # L'⁻¹z
     beta = core_state.beta
     d_eta = X @ delta
-    new_beta = beta + delta
-    ll, d_mu = _shift(y, mu, d_eta, active)
-    log_a = float(ll.sum()) - 0.5 * float(prec @ (new_beta**2 - beta**2))
+    em1 = np.expm1(d_eta)
+    # Σ y·Xδ = (X'y)·δ; the prior's change ½Σ P_k (β_k'² − β_k²), in floats (p is small)
+    d, b, pr, c = delta.tolist(), beta.tolist(), prec.tolist(), xty.tolist()
+    k = range(p)
+    y_d = sum([c[i] * d[i] for i in k])
+    prior = sum([pr[i] * d[i] * (2.0 * b[i] + d[i]) for i in k])
+    log_a = _log_ratio(data.y_obs, mu, d_eta, em1, y_d, active) - 0.5 * prior
     if math.log(rng.random()) < log_a:
-        return dataclasses.replace(core_state, beta=new_beta), eta + d_eta, mu + d_mu
-    return core_state, eta, mu
+        new_beta = beta + delta
+        return new_beta, eta + d_eta, mu + mu * em1
+    return beta, eta, mu
 
 
 def _noncentred_sigma2(rng, s2, data, eta, mu, resid, active=None):
     """Random-walk Metropolis on ``log σ²`` with ``ε = e/σ`` fixed (η moves with σ):
     target the Poisson likelihood times the scaled-inverse-χ²(ν₀, s₀²) prior (on the log
-    scale, its density times σ²)."""
+    scale, its density times σ²); ``mu`` as in :func:`_noncentred_beta`."""
     tau = math.log(s2)
     new_tau = tau + SIGMA2_STEP * float(rng.standard_normal())
     d_eta = math.expm1((new_tau - tau) / 2) * resid
-
-    def log_prior(t):
-        return -SIGMA2_PRIOR_DF / 2 * t - SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / (2 * math.exp(t))
-
-    log_a = float(_shift(data.y_obs, mu, d_eta, active)[0].sum())
-    log_a += log_prior(new_tau) - log_prior(tau)
+    y = data.y_obs
+    log_a = _log_ratio(y, mu, d_eta, np.expm1(d_eta), float(y @ d_eta), active)
+    # the prior's change: −ν₀/2·(τ' − τ) − ν₀s₀²/2·(e^(−τ') − e^(−τ))
+    log_a -= SIGMA2_PRIOR_DF / 2 * (new_tau - tau) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / 2 * (
+        math.exp(-new_tau) - math.exp(-tau)
+    )
     if math.log(rng.random()) < log_a:
         return math.exp(new_tau), eta + d_eta
     return s2, eta
@@ -294,11 +308,15 @@ def _noncentred_b(rng, core_state, data, eta, mu, active=None):
 
 @dataclass(frozen=True)
 class PoissonState:
-    """The core's state (response η), the observed rows' log-rates and the last acceptance."""
+    """The core's state (response η), the observed rows' log-rates, the last acceptance
+    and, for a single-level model whose design is fixed, ``(β, x'β)`` of the observed
+    rows as the step computed them (the next step reuses ``x'β`` if the core's β is still
+    that very array)."""
 
     core: object
     eta: np.ndarray
     accept: float
+    mean: tuple | None = None  # (β, x'β) (single level, fixed design only)
 
 
 def poisson_step(
@@ -311,34 +329,55 @@ def poisson_step(
     (bool, observed rows) carry no likelihood: their η is drawn from ``N(x'β + z'b, σ²)``.
 
     ``active=None`` (every row) is the step of ``poisson``/``2l.poisson``; the
-    zero-inflated models pass the rows that are not structural zeros.
+    zero-inflated models pass the rows that are not structural zeros. Every row outside
+    ``active`` must be a zero (y = 0): the non-centred moves sum ``y·δ`` over all rows.
     """
     core = _core(data)
     s2 = float(state.core.sigma2)
-    mean = core.predict(state.core, data, "obs")
+    kept = state.mean is not None and not data.X.dynamic and data.Z is None
+    if kept and state.mean[0] is state.core.beta and state.mean[1].shape == state.eta.shape:
+        mean = state.mean[1]  # x'β at this very β, computed by the last step
+    else:
+        mean = core.predict(state.core, data, "obs")
+    prec = cached_slope_precision(data)
+    walk = _beta_walk(data, prec)  # the β walk's factor, X'y and log y (kept: fixed X)
+    log_y = walk[2]
     if active is None:
-        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2)
+        eta, acc = poisson_eta_step(rng, state.eta, data.y_obs, mean, s2, log_y)
         rate = np.count_nonzero(acc) / acc.size
     else:  # the counted rows by Metropolis, the structural zeros' η from its prior
-        rows = np.flatnonzero(active)
+        rows = active.nonzero()[0]
         eta = rng.standard_normal(mean.shape)
-        eta *= np.sqrt(s2)
+        eta *= math.sqrt(s2)
         eta += mean
-        eta[rows], acc = poisson_eta_step(rng, state.eta[rows], data.y_obs[rows], mean[rows], s2)
+        eta[rows], acc = poisson_eta_step(
+            rng,
+            state.eta[rows],
+            data.y_obs[rows],
+            mean[rows],
+            s2,
+            log_y[rows],
+        )
         rate = np.count_nonzero(acc) / acc.size if acc.size else 1.0
-    prec = cached_slope_precision(data)
     new = core.gibbs(rng, state.core, data, eta, sigma2=s2, beta_prec=prec)
-    resid = eta - core.predict(new, data, "obs")
+    fitted, at = core.predict(new, data, "obs"), new.beta
+    resid = eta - fitted
     # non-centred moves (residuals e = η − x'β − z'b held fixed, η shifts with β, b)
-    with np.errstate(over="ignore", invalid="ignore"):  # for every _shift below
+    with np.errstate(over="ignore", invalid="ignore"):  # for every move below
+        # e^η on the rows whose counts carry a likelihood, 0 on the others (y = 0 there)
         mu = np.exp(eta)
-        new, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, active)
+        if active is not None:
+            mu = np.where(active, mu, 0.0)
+        beta, eta, mu = _noncentred_beta(rng, new, data, eta, mu, prec, walk[:2], active)
         if data.Z is not None:
             new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
         s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
         s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
-    return PoissonState(_with_sigma2(new, s2), eta, float(rate))
+    # x'β at the β it was computed at (the next step uses it if the moves left that β)
+    mean = (at, fitted) if data.Z is None and not data.X.dynamic else None
+    core_state = dataclasses.replace(new, beta=beta, sigma2=s2)  # (b by the move above)
+    return PoissonState(core_state, eta, float(rate), mean)
 
 
 class _PoissonBase(ModelBase):

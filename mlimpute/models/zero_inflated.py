@@ -160,6 +160,12 @@ class _ZeroInflated(ModelBase):
     def _count_step(self, rng, state, data, active, reuse):
         raise NotImplementedError
 
+    def _indicators(self, rng, state, data, lp) -> tuple[np.ndarray, object]:
+        """The structural-zero indicators given ``lp`` (logit π) and the count part's
+        state, and what the count part's step can reuse."""
+        log_f0, reuse = self._log_f0(state, data)
+        return zero_indicator(rng, data.y_obs, lp, log_f0), reuse
+
     # -- the contract --------------------------------------------------------------------
     def check(self, data: ModelData) -> None:
         """Refuse observed values that are not non-negative integers, or no positive one."""
@@ -203,8 +209,7 @@ class _ZeroInflated(ModelBase):
             lp = point.eta  # w'γ, kept with the rest of that work
         else:
             lp, point = w @ state.gamma, None
-        log_f0, reuse = self._log_f0(state.count, data)
-        s = zero_indicator(rng, data.y_obs, lp, log_f0)
+        s, reuse = self._indicators(rng, state.count, data, lp)
         gamma, ok, point = logit_mh_step(
             rng, state.gamma, w, s.astype(float), self._gamma_prec(data), point
         )
@@ -248,6 +253,19 @@ class _ZIP(_ZeroInflated):
         # f(0 | η) = exp(−e^η): given the row's log-rate (a latent of the Poisson part)
         with np.errstate(over="ignore"):
             return -np.exp(state.eta), None
+
+    def _indicators(self, rng, state, data, lp) -> tuple[np.ndarray, None]:
+        # zero_indicator's draw with log f(0) = −e^η, in place: u·(1 + e^(−(e^η + lp))) < 1
+        # (−(e^η + lp) is −e^η − lp to the bit: the same indicators)
+        u = rng.random(lp.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = np.exp(state.eta)
+            a += lp
+            np.negative(a, out=a)
+            np.exp(a, out=a)
+        a += 1.0
+        u *= a
+        return (data.y_obs == 0) & (u < 1.0), None
 
     def _count_step(self, rng, state, data, active, reuse):
         return poisson_step(rng, state, data, active)

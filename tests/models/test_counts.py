@@ -146,7 +146,7 @@ def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
     data = array_model_data(np.ones((60, 1)), y, ["Intercept"])
     exact = _poisson_exact(y.astype(float))
 
-    def always(rng, eta, y, mean, var):  # the kernel's t₄ proposal, always accepted
+    def always(rng, eta, y, mean, var, log_y=None):  # the kernel's t₄ proposal, always accepted
         v = np.broadcast_to(np.asarray(var, dtype=float), mean.shape)
         mode, s = _poisson_mode(np.asarray(y, dtype=float), mean, v)
         return mode + s * rng.standard_t(4.0, size=mean.shape), np.ones(mean.shape, bool)
@@ -257,20 +257,64 @@ def test_api_nb_and_single_level_on_int64_nullable():
 
 
 def test_walk_scale_is_kept_only_for_the_same_counts():
-    """The non-centred β walk's factor (from ``y + ½``) is kept in ``data.cache`` and
-    reused for equal counts only: data sharing the cache with other counts (as the
-    compatible sampler's completed columns do) get their own factor, bit for bit the one
-    computed afresh."""
+    """The non-centred β walk's factor (from ``y + ½``) and ``X'y`` are kept in
+    ``data.cache`` and reused for equal counts only: data sharing the cache with other
+    counts (as the compatible sampler's completed columns do) get their own, bit for bit
+    the ones computed afresh."""
     rng = np.random.default_rng(8)
     X = np.c_[np.ones(50), rng.standard_normal(50)]
     y = rng.poisson(2.0, 50).astype(float)
     data = array_model_data(X, y, ["Intercept", "x"])
     prec = cached_slope_precision(data)
-    first = counts._beta_walk_factor(data, prec)
-    assert counts._beta_walk_factor(data, prec) is first
+    first = counts._beta_walk(data, prec)
+    assert counts._beta_walk(data, prec) is first
     other = dataclasses.replace(data, y_obs=y + rng.poisson(1.0, 50))
     assert other.cache is data.cache
-    theirs = counts._beta_walk_factor(other, prec)
-    fresh = counts._beta_walk_factor(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
-    assert np.array_equal(theirs, fresh) and not np.array_equal(theirs, first)
-    assert np.array_equal(counts._beta_walk_factor(data, prec), first)
+    theirs = counts._beta_walk(other, prec)
+    fresh = counts._beta_walk(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
+    for a, b, c in zip(theirs, fresh, first, strict=True):
+        assert np.array_equal(a, b) and not np.array_equal(a, c)
+    np.testing.assert_allclose(theirs[1], X.T @ other.y_obs, rtol=1e-12)
+    again = counts._beta_walk(data, prec)
+    assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
+
+
+def test_noncentred_ratio_sums_the_active_rows_despite_overflow_elsewhere():
+    """The non-centred moves' log-likelihood change by dot products (``e^η`` set to 0
+    outside the active rows) equals the row-wise masked sum, also when a move overflows
+    ``e^δ`` on a row outside them (0·∞: the masked sum is taken instead)."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(2.0, 200).astype(float)
+    active = rng.random(200) < 0.7
+    y[~active] = 0.0
+    eta = rng.normal(0.5, 0.5, 200)
+    mu = np.where(active, np.exp(eta), 0.0)
+    overflow = rng.normal(0.0, 0.1, 200)
+    overflow[np.flatnonzero(~active)[0]] = 800.0
+    for d in (rng.normal(0.0, 0.1, 200), overflow):
+        with np.errstate(over="ignore", invalid="ignore"):
+            got = counts._log_ratio(y, mu, d, np.expm1(d), float(y @ d), active)
+            ll, _ = counts._shift(y, np.exp(eta), d, active)
+        assert np.isfinite(got)
+        np.testing.assert_allclose(got, float(ll.sum()), rtol=1e-12)
+
+
+def test_poisson_step_reuse_of_x_beta_gives_the_same_chain():
+    """Starting a step from the last step's ``x'β`` (kept in the state) changes no draw:
+    the chain is bit-identical to one that drops it at every step."""
+    rng = np.random.default_rng(6)
+    X = np.c_[np.ones(120), rng.standard_normal(120)]
+    y = rng.poisson(np.exp(0.3 + 0.5 * X[:, 1])).astype(float)
+    data = array_model_data(X, y, ["Intercept", "x"])
+    model = Poisson()
+    a = model.init(np.random.default_rng(1), data)
+    b = a
+    ra, rb = np.random.default_rng(2), np.random.default_rng(2)
+    reused = 0
+    for _ in range(80):
+        reused += a.mean is not None and a.mean[0] is a.core.beta
+        a = model.step(ra, a, data)
+        b = model.step(rb, dataclasses.replace(b, mean=None), data)
+        assert np.array_equal(a.eta, b.eta)
+        assert np.array_equal(model.param_vector(a, data), model.param_vector(b, data))
+    assert reused > 10

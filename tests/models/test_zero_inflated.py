@@ -6,6 +6,7 @@ The contract test (``check_model``) runs over them in tests/models/test_contract
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -340,3 +341,24 @@ def test_delta_shifts_the_count_part_of_a_zero_inflated_model():
         v = np.concatenate([imp.complete(k).loc[miss, "y"] for k in (1, 2)])
         means.append(v[v > 0].mean())
     assert 1.8 < means[1] / means[0] < 3.6, means  # e ≈ 2.7 (zero-truncation shifts it)
+
+
+def test_zip_indicators_are_zero_indicator_bit_for_bit():
+    """The ZIP's in-place indicators draw the same uniforms and give the same indicators
+    as :func:`zero_indicator` with ``log f(0) = −e^η``, overflowing rates included."""
+    from mlimpute.models.counts_kernels import zero_indicator
+
+    rng = np.random.default_rng(2)
+    y = rng.poisson(0.8, 400).astype(float)
+    data = array_model_data(np.ones((y.size, 1)), y, ["Intercept"])
+    eta = rng.normal(0.0, 2.0, y.size)
+    eta[:3] = [710.0, 800.0, -800.0]
+    lp = rng.normal(0.0, 3.0, y.size)
+    lp[3] = -750.0
+    count = zero_inflated.PoissonState(None, eta, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s, _ = ZeroInflatedPoisson()._indicators(np.random.default_rng(9), count, data, lp)
+    with np.errstate(over="ignore"):
+        ref = zero_indicator(np.random.default_rng(9), y, lp, -np.exp(eta))
+    assert np.array_equal(s, ref) and 0 < s.sum() < (y == 0).sum()
