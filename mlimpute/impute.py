@@ -482,8 +482,9 @@ def _available_memory() -> int | None:
 def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
     """Bytes a run will hold at its peak, by part (float64 everywhere).
 
-    Imputed values: m × (missing cells); traces: m × iterations × (mean and sd of every
-    variable + its model parameters); both twice (the chains' results and the assembled
+    Imputed values: m × (missing cells), held once (each chain writes them into the result's
+    array, and the chain states read them there); traces: m × iterations × (mean and sd of
+    every variable + its model parameters), twice (the chains' results and the assembled
     Dataset exist together for a moment). The plan: the sorted copy of the columns used and
     each model's design. Chain states (kept so that ``imp.iterate()`` can continue): per
     chain and variable, its coefficients and random effects, and the latent values of its
@@ -527,7 +528,7 @@ def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:
         n_obs = n - int(missing[v.name])
         states += latent * (n_obs + n_clusters * max(q, 1) + width + (q + 1) ** 2)
     out = {
-        "imputed values": 2 * 8 * m * cells,
+        "imputed values": 8 * m * cells,
         "traces": 2 * 8 * m * T * (2 * V + params),
         "data and designs": 8 * (n * len(used) + design),
         "chain states": 8 * m * states,
