@@ -67,11 +67,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlimpute.errors import SpecificationError
+from mlimpute.models._latent import linear_core
 from mlimpute.models.base import ModelBase, ModelData
 from mlimpute.models.counts import (
     NBState,
     PoissonState,
-    _core,
     _NBBase,
     _PoissonBase,
     nb_step,
@@ -276,7 +276,7 @@ class _ZINB(_ZeroInflated):
 
     def _log_f0(self, state: NBState, data: ModelData) -> tuple[np.ndarray, np.ndarray]:
         # f(0) = (r/(r + μ))^r = exp(−r·log1p(μ/r)); ψ is the count step's starting point too
-        psi = _core(data).predict(state.core, data, "obs")
+        psi = linear_core(data).predict(state.core, data, "obs")
         with np.errstate(over="ignore"):
             return -state.r * np.log1p(np.exp(psi) / state.r), psi
 

@@ -17,9 +17,8 @@ from scipy.special import gammaln
 import mlimpute
 from mlimpute.errors import SpecificationError
 from mlimpute.models import counts
+from mlimpute.models import poisson_step as pstep
 from mlimpute.models.counts import (
-    SIGMA2_PRIOR_DF,
-    SIGMA2_PRIOR_SCALE,
     MultilevelNegativeBinomial,
     MultilevelPoisson,
     NegativeBinomial,
@@ -31,6 +30,7 @@ from mlimpute.models.counts_kernels import (
     cached_slope_precision,
     nb_loglik,
 )
+from mlimpute.models.poisson_step import SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
 from tests.conftest import array_model_data, batch_se, run_steps
 
 
@@ -151,7 +151,7 @@ def test_exact_check_rejects_poisson_without_metropolis_correction(monkeypatch):
         mode, s = _poisson_mode(np.asarray(y, dtype=float), mean, v)
         return mode + s * rng.standard_t(4.0, size=mean.shape), np.ones(mean.shape, bool)
 
-    monkeypatch.setattr(counts, "poisson_eta_step", always)
+    monkeypatch.setattr(pstep, "poisson_eta_step", always)
     assert _z_exact(Poisson(), data, exact, 3000).max() > 8.0
 
 
@@ -266,16 +266,16 @@ def test_walk_scale_is_kept_only_for_the_same_counts():
     y = rng.poisson(2.0, 50).astype(float)
     data = array_model_data(X, y, ["Intercept", "x"])
     prec = cached_slope_precision(data)
-    first = counts._beta_walk(data, prec)
-    assert counts._beta_walk(data, prec) is first
+    first = pstep._beta_walk(data, prec)
+    assert pstep._beta_walk(data, prec) is first
     other = dataclasses.replace(data, y_obs=y + rng.poisson(1.0, 50))
     assert other.cache is data.cache
-    theirs = counts._beta_walk(other, prec)
-    fresh = counts._beta_walk(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
+    theirs = pstep._beta_walk(other, prec)
+    fresh = pstep._beta_walk(array_model_data(X, other.y_obs, ["Intercept", "x"]), prec)
     for a, b, c in zip(theirs, fresh, first, strict=True):
         assert np.array_equal(a, b) and not np.array_equal(a, c)
     np.testing.assert_allclose(theirs[1], X.T @ other.y_obs, rtol=1e-12)
-    again = counts._beta_walk(data, prec)
+    again = pstep._beta_walk(data, prec)
     assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
 
 
@@ -293,8 +293,8 @@ def test_noncentred_ratio_sums_the_active_rows_despite_overflow_elsewhere():
     overflow[np.flatnonzero(~active)[0]] = 800.0
     for d in (rng.normal(0.0, 0.1, 200), overflow):
         with np.errstate(over="ignore", invalid="ignore"):
-            got = counts._log_ratio(y, mu, d, np.expm1(d), float(y @ d), active)
-            ll, _ = counts._shift(y, np.exp(eta), d, active)
+            got = pstep._log_ratio(y, mu, d, np.expm1(d), float(y @ d), active)
+            ll, _ = pstep._shift(y, np.exp(eta), d, active)
         assert np.isfinite(got)
         np.testing.assert_allclose(got, float(ll.sum()), rtol=1e-12)
 

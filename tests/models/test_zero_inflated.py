@@ -17,8 +17,8 @@ from scipy.special import expit, gammaln, log_expit
 import mlimpute
 from mlimpute.errors import SpecificationError
 from mlimpute.models import iwls_mh, zero_inflated
-from mlimpute.models.counts import SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
 from mlimpute.models.counts_kernels import LOG_R_PRIOR_SD, nb_loglik
+from mlimpute.models.poisson_step import SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
 from mlimpute.models.zero_inflated import (
     ZERO_INTERCEPT_PRIOR_SD,
     MultilevelZeroInflatedNB,
