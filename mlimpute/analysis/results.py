@@ -28,20 +28,13 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.analysis.hypotheses import parse_hypotheses
-from mlimpute.analysis.results_components import _VarianceTables
+from mlimpute.analysis.results_components import _plausible_hint, _VarianceTables
 from mlimpute.analysis.results_display import _PooledDisplay
 from mlimpute.errors import PoolingError, UnsupportedError
 from mlimpute.pooling import PooledEstimates, TestResult, d1, d2, d3
 from mlimpute.pooling import wald_statistics as _wald
 
 __all__ = ["PooledResult", "parse_hypotheses"]
-
-
-def _plausible_hint(model: str) -> str:
-    """What a latent covariate model's result cannot do, the plausible-values fit can."""
-    if model.startswith("latent covariate"):
-        return ", or fit with latent='plausible' (lmean(x) as a predictor)"
-    return ""
 
 
 # --------------------------------------------------------------------------------------

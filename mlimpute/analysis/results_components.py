@@ -25,6 +25,13 @@ from mlimpute.pooling import pool_variance_components
 __all__: list[str] = []
 
 
+def _plausible_hint(model: str) -> str:
+    """What a latent covariate model's result cannot do, the plausible-values fit can."""
+    if model.startswith("latent covariate"):
+        return ", or fit with latent='plausible' (lmean(x) as a predictor)"
+    return ""
+
+
 class _VarianceTables:
     """The variance-component tables of a
     :class:`~mlimpute.analysis.results.PooledResult` (a base class of it)."""
@@ -188,12 +195,7 @@ class _VarianceTables:
         ):
             raise UnsupportedError(
                 f"r_squared() is available for linear mixed models fitted by fit(); this "
-                f"result is a {self.model}"
-                + (
-                    " (fit with latent='plausible' for one)."
-                    if self.model.startswith("latent covariate")
-                    else "."
-                )
+                f"result is a {self.model}{_plausible_hint(self.model)}."
             )
         per = [r_squared_one(f, d) for f, (_, d) in zip(self.fits, lik._designs(), strict=True)]
         r2 = np.array([p[0] for p in per])
