@@ -330,12 +330,12 @@ def fit(
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
     _latent.check_latent(latent, parsed)
-    latent = _latent.choose_latent(latent, imp, model, family)
+    latent, first = _latent.choose_latent(latent, imp, model, family)
     if latent == "ml":
         reason = _latent.latent_scope(parsed, family)
         if reason is not None:
             raise UnsupportedError(f"latent='ml' cannot fit {parsed.text!r}: {reason}")
-        result = _latent.fit_latent_pooled(imp, model, dfcom)
+        result = _latent.fit_latent_pooled(imp, model, dfcom, first)
         _warn_notes(result, m)
         return result
 

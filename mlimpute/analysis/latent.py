@@ -146,20 +146,25 @@ def design_scope(model: _Model, d: Design) -> tuple[tuple[int, int, np.ndarray],
     return (ix, il, other), reason
 
 
-def choose_latent(latent: str, imp, model: _Model, family: Any) -> str:
+def choose_latent(latent: str, imp, model: _Model, family: Any) -> tuple[str, Design | None]:
     """``latent="auto"`` resolved: ``"ml"`` where the formula has an ``lmean()`` that the
     maximum-likelihood fit covers (:func:`latent_scope`, :func:`design_scope` on the first
-    completed data set), else ``"plausible"``; other values unchanged."""
+    completed data set), else ``"plausible"``; other values unchanged. Also the first
+    completed data set's design when it was built (for :func:`fit_latent_pooled`)."""
     if latent != "auto":
-        return latent
+        return latent, None
     parsed = model.parsed
     if not parsed.lmeans or latent_scope(parsed, family) is not None:
-        return "plausible"
-    return "ml" if design_scope(model, model.design(imp.complete(1), 1))[1] is None else "plausible"
+        return "plausible", None
+    d1 = model.design(imp.complete(1), 1)
+    return ("ml" if design_scope(model, d1)[1] is None else "plausible"), d1
 
 
-def fit_latent_pooled(imp, model: _Model, dfcom: float | None) -> PooledResult:
-    """The maximum-likelihood latent fit on every completed data set, pooled.
+def fit_latent_pooled(
+    imp, model: _Model, dfcom: float | None, first: Design | None = None
+) -> PooledResult:
+    """The maximum-likelihood latent fit on every completed data set, pooled (``first``:
+    the first data set's design, if already built).
 
     Raises
     ------
@@ -169,7 +174,7 @@ def fit_latent_pooled(imp, model: _Model, dfcom: float | None) -> PooledResult:
     parsed = model.parsed
     text = parsed.text
     m = int(imp.m)
-    d1 = model.design(imp.complete(1), 1)
+    d1 = model.design(imp.complete(1), 1) if first is None else first
     x = parsed.lmeans[0]
     (ix, il, other), reason = design_scope(model, d1)
     if reason is not None:
