@@ -19,11 +19,14 @@ def _is_binary_numeric(s: pd.Series) -> bool:
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return False
     if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf" and s.size:
-        v = s.to_numpy()  # a value outside [0, 1] decides without hashing every value
-        if v.dtype.kind == "f":
-            v = v[~np.isnan(v)]
-        if v.size and not (0 <= v.min() and v.max() <= 1):
+        # decided without hashing every value: a value outside [0, 1], else whole numbers
+        v = s.to_numpy()
+        if v.dtype.kind != "f":
+            return bool(0 <= v.min() and v.max() <= 1)
+        lo, hi = np.fmin.reduce(v), np.fmax.reduce(v)  # NaN only when no value is observed
+        if np.isnan(lo) or not (0 <= lo and hi <= 1):
             return False
+        return bool(((v == 0) | (v == 1) | np.isnan(v)).all())
     vals = pd.unique(s.dropna())
     return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
 

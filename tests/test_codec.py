@@ -50,3 +50,21 @@ def test_object_bool_categories_are_false_true_even_if_one_value_is_seen():
     assert categories(s) == [False, True]
     assert encode(s)[0] == 1.0
     assert decode(np.array([0.0, 1.0]), template(s)).tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([0.0, 1.0, np.nan, 1.0], "binary"),
+        ([0.0, 0.5, np.nan, 1.0], "numeric"),  # inside [0, 1], not 0/1
+        ([-0.0, 1.0], "binary"),
+        ([np.nan, np.nan], "numeric"),  # nothing observed
+        ([0.0, 0.0, np.nan], "binary"),  # a single value seen
+        ([0, 1, 1], "binary"),
+        ([0, 2, 1], "numeric"),
+        (np.array([1, 0, 1], dtype=np.uint8), "binary"),
+        (np.array([0.0, 1.0, 1.0], dtype=np.float32), "binary"),
+    ],
+)
+def test_binary_numbers_decided_without_hashing(values, kind):
+    assert column_kind(pd.Series(values)) == kind
