@@ -18,12 +18,14 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_column"]
+__all__ = ["rows", "ones_column", "full_rank_by_gram"]
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
+    """Formulaic's design of ``rhs`` on ``frame``: the column names, the columns (a list of
+    float64 arrays, checked finite), the fast and slow refresh plans and formulaic's spec."""
     if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
-        return ["Intercept"], np.ones((len(frame), 1)), [], [], None
+        return ["Intercept"], [np.broadcast_to(1.0, (len(frame),))], [], [], None
     validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand or read from a file
     try:
         # the used columns are complete here: a NaN can only come from a transform, which
@@ -36,15 +38,17 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
         raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
     spec = mm.model_spec
     names = list(mm.columns)
-    X = np.asarray(mm, dtype=np.float64)  # converted once: checked, then returned
+    # column by column (formulaic's frame holds them in blocks of their own): no 2-D copy
+    X = [mm.iloc[:, j].to_numpy(dtype=np.float64) for j in range(len(names))]
     del mm
-    check_finite(
-        X,
-        names,
-        [spec],
-        parsed.text,
-        "on the data (imputed cells at their starting values)",
-    )
+    if not all(np.isfinite(c).all() for c in X):
+        check_finite(
+            np.column_stack(X),
+            names,
+            [spec],
+            parsed.text,
+            "on the data (imputed cells at their starting values)",
+        )
     fast, slow = [], []
     for term, _scoped, columns in spec.structure:
         idx = [spec.column_indices[c] for c in columns]
@@ -64,20 +68,23 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
     return names, X, fast, slow, spec
 
 
-def rows(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The rows ``idx`` of ``X`` as a new Fortran-ordered array, gathered column by column
-    (no C-ordered intermediate copy).
+def rows(X: np.ndarray | list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """The rows ``idx`` of ``X`` (a 2-D array or a list of its columns) as a new
+    Fortran-ordered array, gathered column by column (no C-ordered intermediate copy).
 
     Examples
     --------
     >>> r = rows(np.arange(6.0).reshape(3, 2), np.array([2, 0]))
     >>> r.tolist(), r.flags.f_contiguous
     ([[4.0, 5.0], [0.0, 1.0]], True)
+    >>> rows([np.array([0.0, 2.0, 4.0]), np.array([1.0, 3.0, 5.0])], np.array([2, 0])).tolist()
+    [[4.0, 5.0], [0.0, 1.0]]
     """
-    out = np.empty((idx.size, X.shape[1]), order="F")
-    for j in range(X.shape[1]):
+    cols = X if isinstance(X, list) else [X[:, j] for j in range(X.shape[1])]
+    out = np.empty((idx.size, len(cols)), order="F")
+    for j, col in enumerate(cols):
         # indices are in range; mode="clip" spares the buffered copy mode="raise" makes
-        np.take(X[:, j], idx, out=out[:, j], mode="clip")
+        np.take(col, idx, out=out[:, j], mode="clip")
     return out
 
 
@@ -110,10 +117,12 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], l
 
     Unpivoted QR of the unit-norm columns: ``|R_kk|`` is the part of column k orthogonal to
     the columns before it, so a column that adds nothing to the earlier ones (a constant next
-    to the intercept, a collinear predictor) is dropped and the earlier one kept.
+    to the intercept, a collinear predictor) is dropped and the earlier one kept. The QR is
+    skipped where the cross-products show every column far from the span of the others
+    (:func:`full_rank_by_gram`): the QR would keep them all.
     """
     p = X.shape[1]
-    if X.shape[0] == 0:
+    if X.shape[0] == 0 or full_rank_by_gram(X):
         return list(range(p)), []
     norms = np.sqrt((X**2).sum(0))
     Xs = X / np.where(norms > 0, norms, 1.0)
@@ -124,3 +133,54 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], l
     d[:k] = np.abs(np.diag(R)[:k])
     keep_mask = (d > tol) & (norms > 0)
     return np.flatnonzero(keep_mask).tolist(), np.flatnonzero(~keep_mask).tolist()
+
+
+#: the smallest eigenvalue of the scaled cross-products above which every column is kept
+GRAM_FULL_RANK = 1e-6
+
+
+def full_rank_by_gram(X: np.ndarray) -> bool:
+    """Whether the columns of ``X`` are so far from collinear that the rank check keeps all
+    of them, decided from the p x p cross-products instead of a QR of the n x p rows.
+
+    With ``Xs`` the columns scaled to unit norm, every ``|R_kk|`` of its QR is at least the
+    smallest singular value of ``Xs``, whose square is the smallest eigenvalue of ``Xs'Xs``.
+    The computed ``Xs'Xs`` is off by at most about ``n u`` per entry (u the unit roundoff;
+    Higham 2002, section 3.1), which the threshold allows for four times over; the computed
+    ``R`` is the exact one of ``Xs`` moved by ``O(n p u)`` per column (Householder QR,
+    Higham 2002, theorem 19.4), below 1e-6 for any design that fits in memory. So an
+    eigenvalue above :data:`GRAM_FULL_RANK` puts every computed ``|R_kk|`` near 1e-3 or
+    above, four orders above the check's tolerance 1e-7: the QR would keep every column.
+    Anything else is left to the QR (nearly collinear or constant columns, a zero column,
+    values whose squares overflow). Nothing numeric in the draws depends on it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        A design's observed rows (finite values).
+
+    Returns
+    -------
+    bool
+        True: every column is kept. False: undecided.
+
+    Examples
+    --------
+    >>> x = np.arange(6.0)
+    >>> full_rank_by_gram(np.column_stack([np.ones(6), x]))
+    True
+    >>> full_rank_by_gram(np.column_stack([np.ones(6), x, 2 * x + 1]))
+    False
+    """
+    n, p = X.shape
+    with np.errstate(all="ignore"):  # overflow: not finite, left to the QR
+        G = X.T @ X
+    d = np.diag(G).copy()
+    if not (np.isfinite(G).all() and (d > 0).all()):
+        return False
+    s = 1.0 / np.sqrt(d)
+    G *= s[:, None]
+    G *= s[None, :]
+    lam = np.linalg.eigvalsh(G)[0]
+    u = np.finfo(np.float64).eps
+    return bool(lam > GRAM_FULL_RANK + 4 * (n + p) * p * u)
