@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import column_kind
+from mlimpute.codec import column_kind, sorted_codes
 from mlimpute.models import default_for
 from mlimpute.models.registry import DefaultSlot, DefaultView
 from mlimpute.spec.formula import _quote, factor_columns
@@ -370,7 +370,7 @@ def factor_codes(df: pd.DataFrame, factor: str) -> tuple[np.ndarray, pd.Index]:
     """
     cols = factor_columns(factor)
     if len(cols) == 1:
-        codes, labels = pd.factorize(df[cols[0]], sort=True)
+        codes, labels = sorted_codes(df[cols[0]])
         return codes, pd.Index(labels)
     codes, labels = pd.MultiIndex.from_frame(df[list(cols)]).factorize(sort=True)
     return codes, pd.Index(labels)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import column_kind
+from mlimpute.codec import column_kind, sorted_codes
 from mlimpute.errors import DataError, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import factor_codes, is_level2
 from mlimpute.spec.formula import ParsedFormula, factor_columns
@@ -87,7 +87,7 @@ def _resolve_cluster(
                 f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing "
                 f"value(s) (e.g. at index {rows}); drop or fill those rows first"
             )
-        codes, labels = pd.factorize(df[cluster], sort=True)
+        codes, labels = sorted_codes(df[cluster])
     kinds = {c: column_kind(df[c]) for c in df.columns}
     levels = {
         c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c]) else 1)
