@@ -3,6 +3,7 @@ rank check that drops constant or collinear columns."""
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
@@ -21,26 +22,35 @@ from mlimpute.spec.longsum import balanced_sum
 __all__ = ["rows", "ones_column", "full_rank_by_gram"]
 
 
+#: rows formulaic evaluates a formula on first; a design of plain numeric columns is then
+#: read from the data directly (:func:`_direct_columns`)
+_HEAD_ROWS = 64
+
+
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
     """Formulaic's design of ``rhs`` on ``frame``: the column names, the columns (a list of
-    float64 arrays, checked finite), the fast and slow refresh plans and formulaic's spec."""
+    float64 arrays, checked finite), the fast and slow refresh plans and formulaic's spec.
+
+    On a large frame formulaic first evaluates the formula on its first rows: where every
+    column is the intercept or a plain numeric column (no transform, category or
+    interaction), the design is those columns of ``frame`` (the same numbers), and
+    formulaic is not run over every row.
+    """
     if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
         return ["Intercept"], [np.broadcast_to(1.0, (len(frame),))], [], [], None
     validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand or read from a file
-    try:
-        # the used columns are complete here: a NaN can only come from a transform, which
-        # check_finite names (formulaic's na_action="raise" would not name the column)
-        with np.errstate(all="ignore"):
-            mm = model_matrix(
-                balanced_sum(rhs), frame, na_action="ignore", context=EVALUATION_CONTEXT
-            )
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
-    spec = mm.model_spec
-    names = list(mm.columns)
-    # column by column (formulaic's frame holds them in blocks of their own): no 2-D copy
-    X = [mm.iloc[:, j].to_numpy(dtype=np.float64) for j in range(len(names))]
-    del mm
+    X = None
+    if len(frame) > 4 * _HEAD_ROWS:
+        head = _model_matrix(rhs, frame.iloc[:_HEAD_ROWS], parsed, quiet=True)
+        if head is not None:
+            spec, names = head.model_spec, list(head.columns)
+            X = _direct_columns(spec, frame)
+    if X is None:
+        mm = _model_matrix(rhs, frame, parsed)
+        spec, names = mm.model_spec, list(mm.columns)
+        # column by column (formulaic's frame holds them in blocks of their own): no 2-D copy
+        X = [mm.iloc[:, j].to_numpy(dtype=np.float64) for j in range(len(names))]
+        del mm
     if not all(np.isfinite(c).all() for c in X):
         check_finite(
             np.column_stack(X),
@@ -66,6 +76,58 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
         else:
             slow.extend(idx)
     return names, X, fast, slow, spec
+
+
+def _model_matrix(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, quiet: bool = False):
+    """formulaic's model matrix of ``rhs`` on ``frame``; with ``quiet`` (a trial on the first
+    rows) None where it fails, and without its warnings."""
+    try:
+        # the used columns are complete here: a NaN can only come from a transform, which
+        # check_finite names (formulaic's na_action="raise" would not name the column)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            return model_matrix(
+                balanced_sum(rhs), frame, na_action="ignore", context=EVALUATION_CONTEXT
+            )
+    except FormulaicError as exc:
+        if quiet:
+            return None
+        raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
+    except Exception:
+        if quiet:  # whatever fails on the first rows is decided on all of them
+            return None
+        raise
+
+
+def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
+    """The design of ``spec`` read from ``frame`` where each of its columns is the
+    intercept or one numeric column of ``frame`` (numbers or bools, numerically encoded):
+    the numbers formulaic gives (it converts them to float64 the same way); else None."""
+    if not frame.columns.is_unique:
+        return None
+    cols: list[np.ndarray | None] = [None] * len(spec.column_names)
+    for term, _scoped, columns in spec.structure:
+        facs = term.factors
+        if len(columns) != 1 or len(facs) != 1:
+            return None
+        f, j = facs[0], spec.column_indices[columns[0]]
+        if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
+            cols[j] = np.broadcast_to(1.0, (len(frame),))  # gathered into the blocks
+            continue
+        kind = spec.encoder_state.get(f.expr, ("?",))[0]
+        if (
+            f.eval_method != Factor.EvalMethod.LOOKUP
+            or getattr(kind, "value", kind) != "numerical"
+            or f.expr not in frame.columns
+            or not isinstance(frame[f.expr].dtype, np.dtype)
+            or frame[f.expr].dtype.kind not in "biuf"
+        ):
+            return None
+        cols[j] = frame[f.expr].to_numpy(dtype=np.float64)
+    if any(c is None for c in cols):
+        return None
+    return cols
 
 
 def rows(X: np.ndarray | list[np.ndarray], idx: np.ndarray) -> np.ndarray:

@@ -1,14 +1,20 @@
-"""The rank check of a design (mlimpute/sampler/materialise.py): the cross-products decide
-only where the QR would keep every column; collinear designs still go to the QR."""
+"""Designs built once (mlimpute/sampler/materialise.py): plain numeric columns read from the
+data give formulaic's design; the rank check's cross-products decide only where the QR
+would keep every column, and collinear designs still go to the QR."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from formulaic import model_matrix
 from scipy import linalg as sla
 
+from mlimpute.errors import DataError
 from mlimpute.sampler import materialise
-from mlimpute.sampler.materialise import _independent_columns, full_rank_by_gram
+from mlimpute.sampler.materialise import _independent_columns, _materialise, full_rank_by_gram
+from mlimpute.spec.formula import parse_formula
+from mlimpute.spec.grammar import EVALUATION_CONTEXT
 
 
 def _by_qr(X, monkeypatch):
@@ -67,3 +73,56 @@ def test_decides_only_where_every_r_kk_is_far_above_the_tolerance():
             assert _min_r(X) > 0.9e-3, name
     assert {"near-1", "near-0.1", "near-0.01", "cluster mean"} <= set(decided)
     assert "near-0.0001" not in decided and "near-1e-06" not in decided
+
+
+def _frame(n=600):
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "k": rng.integers(0, 5, n),
+            "b": rng.random(n) < 0.5,
+            "z": rng.normal(3, 1, n),
+            "c": rng.choice(["u", "v", "w"], n),
+        }
+    )
+    df["cmean(x)"] = df["x"] * 0.5
+    return df
+
+
+@pytest.mark.parametrize(
+    "rhs",
+    [
+        "x + k + b + `cmean(x)`",  # plain numeric columns: read from the frame
+        "x + k - 1",
+        "x + c",  # a category: formulaic over every row
+        "x * z",  # an interaction
+        "x + I(z ** 2) + np.log(z)",  # transforms
+        "x + center(z)",  # a transform whose state depends on every row
+    ],
+)
+def test_the_design_read_directly_is_formulaics(rhs):
+    df = _frame()
+    parsed = parse_formula(f"~ {rhs}", "y")
+    dynamic = {"x", "cmean(x)"}
+    names, X, fast, slow, spec = _materialise(rhs, df, parsed, dynamic)
+    mm = model_matrix(rhs, df, context=EVALUATION_CONTEXT)
+    assert names == list(mm.columns)
+    np.testing.assert_array_equal(np.column_stack(X), np.asarray(mm, dtype=np.float64))
+    direct = np.shares_memory(X[names.index("x")], df["x"].to_numpy())
+    assert direct == (rhs.startswith("x + k"))  # read from the frame, not formulaic's copy
+    small = _materialise(rhs, df.iloc[:200], parsed, dynamic)  # too few rows: formulaic
+    assert (small[0], small[2], small[3]) == (names, fast, slow)
+    # the spec materialises other data as formulaic's own (new data, the slow refresh)
+    other = _frame(50).assign(x=lambda d: d["x"] + 1)
+    np.testing.assert_array_equal(
+        np.asarray(spec.get_model_matrix(other, context=EVALUATION_CONTEXT), dtype=float),
+        np.asarray(mm.model_spec.get_model_matrix(other, context=EVALUATION_CONTEXT), dtype=float),
+    )
+
+
+def test_a_non_finite_column_read_directly_is_named():
+    df = _frame()
+    df.loc[400, "z"] = np.inf
+    with pytest.raises(DataError, match="'z'"):
+        _materialise("x + z", df, parse_formula("~ x + z", "y"), set())
