@@ -22,9 +22,11 @@ from mlimpute.spec.longsum import balanced_sum
 __all__ = ["rows", "ones_column", "full_rank_by_gram"]
 
 
-#: rows formulaic evaluates a formula on first; a design of plain numeric columns is then
+#: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
+#: its fixed cost of about 1.4 ms dominates); a design of plain numeric columns is then
 #: read from the data directly (:func:`_direct_columns`)
 _HEAD_ROWS = 64
+_HEAD_MIN_ROWS = 100_000
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
@@ -40,7 +42,7 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
         return ["Intercept"], [np.broadcast_to(1.0, (len(frame),))], [], [], None
     validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand or read from a file
     X = None
-    if len(frame) > 4 * _HEAD_ROWS:
+    if len(frame) >= _HEAD_MIN_ROWS:
         head = _model_matrix(rhs, frame.iloc[:_HEAD_ROWS], parsed, quiet=True)
         if head is not None:
             spec, names = head.model_spec, list(head.columns)

@@ -101,7 +101,8 @@ def _frame(n=600):
         "x + center(z)",  # a transform whose state depends on every row
     ],
 )
-def test_the_design_read_directly_is_formulaics(rhs):
+def test_the_design_read_directly_is_formulaics(rhs, monkeypatch):
+    monkeypatch.setattr(materialise, "_HEAD_MIN_ROWS", 500)
     df = _frame()
     parsed = parse_formula(f"~ {rhs}", "y")
     dynamic = {"x", "cmean(x)"}
@@ -111,7 +112,7 @@ def test_the_design_read_directly_is_formulaics(rhs):
     np.testing.assert_array_equal(np.column_stack(X), np.asarray(mm, dtype=np.float64))
     direct = np.shares_memory(X[names.index("x")], df["x"].to_numpy())
     assert direct == (rhs.startswith("x + k"))  # read from the frame, not formulaic's copy
-    small = _materialise(rhs, df.iloc[:200], parsed, dynamic)  # too few rows: formulaic
+    small = _materialise(rhs, df.iloc[:400], parsed, dynamic)  # too few rows: formulaic
     assert (small[0], small[2], small[3]) == (names, fast, slow)
     # the spec materialises other data as formulaic's own (new data, the slow refresh)
     other = _frame(50).assign(x=lambda d: d["x"] + 1)
@@ -121,7 +122,8 @@ def test_the_design_read_directly_is_formulaics(rhs):
     )
 
 
-def test_a_non_finite_column_read_directly_is_named():
+def test_a_non_finite_column_read_directly_is_named(monkeypatch):
+    monkeypatch.setattr(materialise, "_HEAD_MIN_ROWS", 500)
     df = _frame()
     df.loc[400, "z"] = np.inf
     with pytest.raises(DataError, match="'z'"):
