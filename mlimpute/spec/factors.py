@@ -92,7 +92,11 @@ def _resolve_cluster(
     levels = {
         c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c]) else 1)
         for c in df.columns
+        if c != cluster
     }
+    if cluster is not None:  # constant within its own clusters: level 2 if one has two rows
+        levels[cluster] = 2 if kinds[cluster] != "other" and len(codes) > len(labels) else 1
+        levels = {c: levels[c] for c in df.columns}  # in the columns' order
     return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
 
 
