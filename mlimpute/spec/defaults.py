@@ -429,7 +429,7 @@ def is_level2(codes: np.ndarray, values: pd.Series) -> bool:
     >>> is_level2(codes, pd.Series([1, 2, 3, 3]))
     False
     """
-    if codes.size > _LEVEL2_PREFIX:
+    if codes.size > _LEVEL2_PREFIX and codes[:_LEVEL2_PREFIX].min() >= 0:
         head = values.iloc[:_LEVEL2_PREFIX]
         if varying_clusters(codes[:_LEVEL2_PREFIX], head).size:
             return False
