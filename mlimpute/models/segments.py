@@ -52,11 +52,20 @@ class Segments:
     def from_codes(cls, codes: np.ndarray, n_clusters: int) -> Segments:
         """Segments of sorted cluster ``codes``; unsorted codes raise ``ValueError``."""
         codes = np.asarray(codes, dtype=np.intp)
-        if codes.size and np.any(np.diff(codes) < 0):
+        if not codes.size:
+            return cls(codes, n_clusters, codes, codes, np.zeros(n_clusters, dtype=np.intp))
+        if np.any(codes[1:] < codes[:-1]):
             raise ValueError("codes must be sorted")
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else codes
-        nonempty = codes[starts] if codes.size else codes
-        counts = np.bincount(codes, minlength=n_clusters)
+        breaks = np.flatnonzero(codes[1:] != codes[:-1])
+        starts = np.empty(breaks.size + 1, dtype=np.intp)
+        starts[0] = 0
+        np.add(breaks, 1, out=starts[1:])
+        nonempty = codes[starts]
+        if nonempty[0] < 0:
+            raise ValueError("codes must be non-negative")
+        # rows per cluster, from the starts (np.bincount's length and values)
+        counts = np.zeros(max(n_clusters, int(nonempty[-1]) + 1), dtype=np.intp)
+        counts[nonempty] = np.diff(starts, append=codes.size)
         return cls(codes, n_clusters, nonempty, starts, counts)
 
     def sum(self, values: np.ndarray) -> np.ndarray:

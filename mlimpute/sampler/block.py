@@ -76,8 +76,12 @@ class Block:
         ndarray of bool, one per column
         """
         same = codes[1:] == codes[:-1]
-        out = np.all(self.obs[1:][same] == self.obs[:-1][same], axis=0)
-        out[self.slow] = False
+        out = np.zeros(self.obs.shape[1], dtype=bool)
+        dynamic = set(self.slow) | {col for col, _ in self.fast}  # decided below
+        for j in range(out.size):
+            if j not in dynamic:  # column by column: no copy of the rows
+                x = self.obs[:, j]
+                out[j] = not np.any((x[1:] != x[:-1]) & same)
         for col, factors in self.fast:
             # cmean(x, factor) over another factor: not known to be constant (crossed)
             out[col] = all((split_cmean_column(f) or ("", "?"))[1] is None for f in factors)

@@ -285,7 +285,7 @@ def _random_design(
             n = len(template)
             Z = Block(zn, ones_column(obs_idx.size, n), ones_column(mis_idx.size, n))
         else:
-            Zfull = np.hstack(zs)
+            Zfull = [col for Zb in zs for col in Zb]  # the blocks' columns, in order
             Z = Block(zn, rows(Zfull, obs_idx), rows(Zfull, mis_idx), zf, zsl, zspec)
         corr = tuple(b.correlated for b in random)
         blocks = tuple(blocks)

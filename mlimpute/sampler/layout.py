@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlimpute.codec import sorted_codes
 from mlimpute.models.segments import Segments
 from mlimpute.spec.defaults import factor_codes
 from mlimpute.spec.formula import factor_columns
@@ -141,7 +142,7 @@ class Layout:
         elif len(factor_columns(group)) > 1:
             return cls.from_factors(df, group, ())
         else:
-            codes, labels = pd.factorize(df[group], sort=True)
+            codes, labels = sorted_codes(df[group])
             labels = pd.Index(labels)
         order = np.argsort(codes, kind="stable")
         return cls(order, Segments.from_codes(codes[order], len(labels)), labels, group)

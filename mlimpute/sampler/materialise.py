@@ -3,6 +3,7 @@ rank check that drops constant or collinear columns."""
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as np
@@ -18,33 +19,48 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_column"]
+__all__ = ["rows", "ones_column", "full_rank_by_gram"]
+
+
+#: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
+#: its fixed cost of about 1.4 ms dominates); a design of plain numeric columns is then
+#: read from the data directly (:func:`_direct_columns`)
+_HEAD_ROWS = 64
+_HEAD_MIN_ROWS = 100_000
 
 
 def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: set[str]):
+    """Formulaic's design of ``rhs`` on ``frame``: the column names, the columns (a list of
+    float64 arrays, checked finite), the fast and slow refresh plans and formulaic's spec.
+
+    On a large frame formulaic first evaluates the formula on its first rows: where every
+    column is the intercept or a plain numeric column (no transform, category or
+    interaction), the design is those columns of ``frame`` (the same numbers), and
+    formulaic is not run over every row.
+    """
     if rhs.strip() == "1":  # an intercept only (the usual random part): what formulaic gives
-        return ["Intercept"], np.ones((len(frame), 1)), [], [], None
+        return ["Intercept"], [np.broadcast_to(1.0, (len(frame),))], [], [], None
     validate_rhs(rhs, parsed.text)  # also a ParsedFormula built by hand or read from a file
-    try:
-        # the used columns are complete here: a NaN can only come from a transform, which
-        # check_finite names (formulaic's na_action="raise" would not name the column)
-        with np.errstate(all="ignore"):
-            mm = model_matrix(
-                balanced_sum(rhs), frame, na_action="ignore", context=EVALUATION_CONTEXT
-            )
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
-    spec = mm.model_spec
-    names = list(mm.columns)
-    X = np.asarray(mm, dtype=np.float64)  # converted once: checked, then returned
-    del mm
-    check_finite(
-        X,
-        names,
-        [spec],
-        parsed.text,
-        "on the data (imputed cells at their starting values)",
-    )
+    X = None
+    if len(frame) >= _HEAD_MIN_ROWS:
+        head = _model_matrix(rhs, frame.iloc[:_HEAD_ROWS], parsed, quiet=True)
+        if head is not None:
+            spec, names = head.model_spec, list(head.columns)
+            X = _direct_columns(spec, frame)
+    if X is None:
+        mm = _model_matrix(rhs, frame, parsed)
+        spec, names = mm.model_spec, list(mm.columns)
+        # column by column (formulaic's frame holds them in blocks of their own): no 2-D copy
+        X = [mm.iloc[:, j].to_numpy(dtype=np.float64) for j in range(len(names))]
+        del mm
+    if not all(np.isfinite(c).all() for c in X):
+        check_finite(
+            np.column_stack(X),
+            names,
+            [spec],
+            parsed.text,
+            "on the data (imputed cells at their starting values)",
+        )
     fast, slow = [], []
     for term, _scoped, columns in spec.structure:
         idx = [spec.column_indices[c] for c in columns]
@@ -64,20 +80,75 @@ def _materialise(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, dynamic: 
     return names, X, fast, slow, spec
 
 
-def rows(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The rows ``idx`` of ``X`` as a new Fortran-ordered array, gathered column by column
-    (no C-ordered intermediate copy).
+def _model_matrix(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, quiet: bool = False):
+    """formulaic's model matrix of ``rhs`` on ``frame``; with ``quiet`` (a trial on the first
+    rows) None where it fails, and without its warnings."""
+    try:
+        # the used columns are complete here: a NaN can only come from a transform, which
+        # check_finite names (formulaic's na_action="raise" would not name the column)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            return model_matrix(
+                balanced_sum(rhs), frame, na_action="ignore", context=EVALUATION_CONTEXT
+            )
+    except FormulaicError as exc:
+        if quiet:
+            return None
+        raise FormulaError(f"cannot build the design of {parsed.text!r}: {exc}") from None
+    except Exception:
+        if quiet:  # whatever fails on the first rows is decided on all of them
+            return None
+        raise
+
+
+def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
+    """The design of ``spec`` read from ``frame`` where each of its columns is the
+    intercept or one numeric column of ``frame`` (numbers or bools, numerically encoded):
+    the numbers formulaic gives (it converts them to float64 the same way); else None."""
+    if not frame.columns.is_unique:
+        return None
+    cols: list[np.ndarray | None] = [None] * len(spec.column_names)
+    for term, _scoped, columns in spec.structure:
+        facs = term.factors
+        if len(columns) != 1 or len(facs) != 1:
+            return None
+        f, j = facs[0], spec.column_indices[columns[0]]
+        if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
+            cols[j] = np.broadcast_to(1.0, (len(frame),))  # gathered into the blocks
+            continue
+        kind = spec.encoder_state.get(f.expr, ("?",))[0]
+        if (
+            f.eval_method != Factor.EvalMethod.LOOKUP
+            or getattr(kind, "value", kind) != "numerical"
+            or f.expr not in frame.columns
+            or not isinstance(frame[f.expr].dtype, np.dtype)
+            or frame[f.expr].dtype.kind not in "biuf"
+        ):
+            return None
+        cols[j] = frame[f.expr].to_numpy(dtype=np.float64)
+    if any(c is None for c in cols):
+        return None
+    return cols
+
+
+def rows(X: np.ndarray | list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """The rows ``idx`` of ``X`` (a 2-D array or a list of its columns) as a new
+    Fortran-ordered array, gathered column by column (no C-ordered intermediate copy).
 
     Examples
     --------
     >>> r = rows(np.arange(6.0).reshape(3, 2), np.array([2, 0]))
     >>> r.tolist(), r.flags.f_contiguous
     ([[4.0, 5.0], [0.0, 1.0]], True)
+    >>> rows([np.array([0.0, 2.0, 4.0]), np.array([1.0, 3.0, 5.0])], np.array([2, 0])).tolist()
+    [[4.0, 5.0], [0.0, 1.0]]
     """
-    out = np.empty((idx.size, X.shape[1]), order="F")
-    for j in range(X.shape[1]):
+    cols = X if isinstance(X, list) else [X[:, j] for j in range(X.shape[1])]
+    out = np.empty((idx.size, len(cols)), order="F")
+    for j, col in enumerate(cols):
         # indices are in range; mode="clip" spares the buffered copy mode="raise" makes
-        np.take(X[:, j], idx, out=out[:, j], mode="clip")
+        np.take(col, idx, out=out[:, j], mode="clip")
     return out
 
 
@@ -110,10 +181,12 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], l
 
     Unpivoted QR of the unit-norm columns: ``|R_kk|`` is the part of column k orthogonal to
     the columns before it, so a column that adds nothing to the earlier ones (a constant next
-    to the intercept, a collinear predictor) is dropped and the earlier one kept.
+    to the intercept, a collinear predictor) is dropped and the earlier one kept. The QR is
+    skipped where the cross-products show every column far from the span of the others
+    (:func:`full_rank_by_gram`): the QR would keep them all.
     """
     p = X.shape[1]
-    if X.shape[0] == 0:
+    if X.shape[0] == 0 or full_rank_by_gram(X):
         return list(range(p)), []
     norms = np.sqrt((X**2).sum(0))
     Xs = X / np.where(norms > 0, norms, 1.0)
@@ -124,3 +197,54 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], l
     d[:k] = np.abs(np.diag(R)[:k])
     keep_mask = (d > tol) & (norms > 0)
     return np.flatnonzero(keep_mask).tolist(), np.flatnonzero(~keep_mask).tolist()
+
+
+#: the smallest eigenvalue of the scaled cross-products above which every column is kept
+GRAM_FULL_RANK = 1e-6
+
+
+def full_rank_by_gram(X: np.ndarray) -> bool:
+    """Whether the columns of ``X`` are so far from collinear that the rank check keeps all
+    of them, decided from the p x p cross-products instead of a QR of the n x p rows.
+
+    With ``Xs`` the columns scaled to unit norm, every ``|R_kk|`` of its QR is at least the
+    smallest singular value of ``Xs``, whose square is the smallest eigenvalue of ``Xs'Xs``.
+    The computed ``Xs'Xs`` is off by at most about ``n u`` per entry (u the unit roundoff;
+    Higham 2002, section 3.1), which the threshold allows for four times over; the computed
+    ``R`` is the exact one of ``Xs`` moved by ``O(n p u)`` per column (Householder QR,
+    Higham 2002, theorem 19.4), below 1e-6 for any design that fits in memory. So an
+    eigenvalue above :data:`GRAM_FULL_RANK` puts every computed ``|R_kk|`` near 1e-3 or
+    above, four orders above the check's tolerance 1e-7: the QR would keep every column.
+    Anything else is left to the QR (nearly collinear or constant columns, a zero column,
+    values whose squares overflow). Nothing numeric in the draws depends on it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        A design's observed rows (finite values).
+
+    Returns
+    -------
+    bool
+        True: every column is kept. False: undecided.
+
+    Examples
+    --------
+    >>> x = np.arange(6.0)
+    >>> full_rank_by_gram(np.column_stack([np.ones(6), x]))
+    True
+    >>> full_rank_by_gram(np.column_stack([np.ones(6), x, 2 * x + 1]))
+    False
+    """
+    n, p = X.shape
+    with np.errstate(all="ignore"):  # overflow: not finite, left to the QR
+        G = X.T @ X
+    d = np.diag(G).copy()
+    if not (np.isfinite(G).all() and (d > 0).all()):
+        return False
+    s = 1.0 / np.sqrt(d)
+    G *= s[:, None]
+    G *= s[None, :]
+    lam = np.linalg.eigvalsh(G)[0]
+    u = np.finfo(np.float64).eps
+    return bool(lam > GRAM_FULL_RANK + 4 * (n + p) * p * u)

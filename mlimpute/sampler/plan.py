@@ -57,14 +57,25 @@ class Plan:
     #: level-3 cluster (cmean columns: level-3 means), for level-3 models
     top_segments: object = None
     top_static: pd.DataFrame | None = None
+    #: per variable whose design rows are its observed and missing rows (level 1, chained
+    #: equations): those positions, the design's own arrays (read, never written)
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def names(self) -> list[str]:
         return [v.name for v in self.spec.variables]
 
     def missing_rows(self, name: str) -> np.ndarray:
-        """Sorted-order positions of the rows where ``name`` is missing."""
+        """Sorted-order positions of the rows where ``name`` is missing (ascending)."""
+        if name in self.rows:
+            return self.rows[name][1]
         return np.flatnonzero(np.isnan(self.start[name]))
+
+    def observed_rows(self, name: str) -> np.ndarray:
+        """Sorted-order positions of the rows where ``name`` is observed (ascending)."""
+        if name in self.rows:
+            return self.rows[name][0]
+        return np.flatnonzero(~np.isnan(self.start[name]))
 
     def param_names(self, name: str) -> list[str]:
         return self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
@@ -122,8 +133,10 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             x = np.take(x, top.codes)
         else:
             x = x.copy()
-            miss = np.isnan(x)
-            x[miss] = fill_rng.choice(x[~miss], size=int(miss.sum()))
+            miss = np.isnan(x)  # positions, not masks: the same draws, 3x faster
+            x[np.flatnonzero(miss)] = fill_rng.choice(
+                np.take(x, np.flatnonzero(~miss)), size=int(miss.sum())
+            )
         if categories(static[name]) is not None:
             like[name] = template(static[name])
         static[name] = decode(x, static[name])
@@ -133,7 +146,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         static[cmean_column(c, g)] = layout.factor_mean(encode(static[c]), g)
     dynamic = set(names) | {cmean_column(n) for n in names}
     dynamic |= {cmean_column(c, g) for c, g in factor_means if c in names}
-    data, models, events = {}, {}, list(spec.events)
+    data, models, events, rows = {}, {}, list(spec.events), {}
     cluster_static = top_static = None
     for v in sorted(spec.variables, key=lambda v: v.level):  # level 1 first: ranef needs Z
         if v.level == 3:
@@ -181,6 +194,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             data[v.name] = build_model_data(
                 v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
             )
+            rows[v.name] = (data[v.name].obs_idx, data[v.name].mis_idx)
         if v.name in like:  # category labels of the codes, for the model's names
             data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
         d = data[v.name]
@@ -235,6 +249,7 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         analysis_model,
         top,
         top_static,
+        rows,
     )
 
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import column_kind
+from mlimpute.codec import column_kind, sorted_codes
 from mlimpute.models import default_for
 from mlimpute.models.registry import DefaultSlot, DefaultView
 from mlimpute.spec.formula import _quote, factor_columns
@@ -138,10 +138,18 @@ def _whole(s: pd.Series) -> np.ndarray | None:
     ):
         return None
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    head = v[:_WHOLE_PREFIX]  # a fraction among the first values decides without a full pass
+    head = head[~np.isnan(head)]
+    if not np.isfinite(head).all() or (head != np.round(head)).any():
+        return None
     v = v[~np.isnan(v)]
     if not np.isfinite(v).all() or (v != np.round(v)).any():
         return None
     return v
+
+
+#: values :func:`_whole` looks at first
+_WHOLE_PREFIX = 1024
 
 
 def integer_codes(s: pd.Series) -> bool:
@@ -362,7 +370,7 @@ def factor_codes(df: pd.DataFrame, factor: str) -> tuple[np.ndarray, pd.Index]:
     """
     cols = factor_columns(factor)
     if len(cols) == 1:
-        codes, labels = pd.factorize(df[cols[0]], sort=True)
+        codes, labels = sorted_codes(df[cols[0]])
         return codes, pd.Index(labels)
     codes, labels = pd.MultiIndex.from_frame(df[list(cols)]).factorize(sort=True)
     return codes, pd.Index(labels)
@@ -383,31 +391,52 @@ def varying_clusters(codes: np.ndarray, values: pd.Series) -> np.ndarray:
     dtype = values.dtype
     numbers = dtype.kind in "if" or dtype.kind == "u" and dtype.itemsize < 8
     if isinstance(dtype, np.dtype) and numbers:
-        # numbers are compared directly (no hashing): min and max per cluster
+        # numbers are compared directly (no hashing)
         v = values.to_numpy()
-        keep = ~np.isnan(v) if dtype.kind == "f" else np.ones(v.size, dtype=bool)
-        vcodes = v.astype(np.float64 if dtype.kind == "f" else np.int64, copy=False)
+        keep = ~np.isnan(v) if dtype.kind == "f" else None
     else:
-        vcodes, _ = pd.factorize(values, use_na_sentinel=True)
-        keep = vcodes >= 0
-    g, v = codes[keep], vcodes[keep]
+        v, _ = pd.factorize(values, use_na_sentinel=True)
+        keep = v >= 0
+    g = codes
+    if keep is not None and not keep.all():
+        g, v = codes[keep], v[keep]
     if g.size == 0:
         return np.zeros(0, dtype=np.intp)
-    J = int(codes.max()) + 1
-    big = np.inf if v.dtype.kind == "f" else np.iinfo(np.int64).max
-    lo = np.full(J, big, dtype=v.dtype)
-    hi = np.full(J, -big if v.dtype.kind == "f" else np.iinfo(np.int64).min, dtype=v.dtype)
-    np.minimum.at(lo, g, v)
-    np.maximum.at(hi, g, v)
-    return np.flatnonzero(np.bincount(g, minlength=J).astype(bool) & (hi != lo))
+    # a cluster varies where one of its values differs from another one of them (the
+    # value the scatter left there: which one does not matter)
+    ref = np.empty(int(codes.max()) + 1, dtype=v.dtype)
+    ref[g] = v
+    varies = np.zeros(ref.size, dtype=bool)
+    varies[g[v != ref[g]]] = True
+    return np.flatnonzero(varies)
+
+
+#: rows :func:`is_level2` looks at first: values that vary within a cluster there decide
+_LEVEL2_PREFIX = 8192
 
 
 def is_level2(codes: np.ndarray, values: pd.Series) -> bool:
-    """Level 2: observed values constant within every cluster, and some cluster has two."""
+    """Level 2: observed values constant within every cluster, and some cluster has two.
+
+    The first rows are looked at first: values that vary within a cluster there decide
+    (level 1) without a pass over every row, as most columns of a large data set do.
+
+    Examples
+    --------
+    >>> codes = np.array([0, 0, 1, 1])
+    >>> is_level2(codes, pd.Series([1.0, 1.0, 2.0, None]))
+    True
+    >>> is_level2(codes, pd.Series([1, 2, 3, 3]))
+    False
+    """
+    if codes.size > _LEVEL2_PREFIX and codes[:_LEVEL2_PREFIX].min() >= 0:
+        head = values.iloc[:_LEVEL2_PREFIX]
+        if varying_clusters(codes[:_LEVEL2_PREFIX], head).size:
+            return False
     observed = values.notna().to_numpy()
     if not observed.any():
         return False
-    if np.bincount(codes[observed]).max() < 2:
+    if np.bincount(codes if observed.all() else codes[observed]).max() < 2:
         return False
     return varying_clusters(codes, values).size == 0
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import column_kind
+from mlimpute.codec import column_kind, sorted_codes
 from mlimpute.errors import DataError, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import factor_codes, is_level2
 from mlimpute.spec.formula import ParsedFormula, factor_columns
@@ -87,12 +87,16 @@ def _resolve_cluster(
                 f"cluster column {cluster!r} has {int(df[cluster].isna().sum())} missing "
                 f"value(s) (e.g. at index {rows}); drop or fill those rows first"
             )
-        codes, labels = pd.factorize(df[cluster], sort=True)
+        codes, labels = sorted_codes(df[cluster])
     kinds = {c: column_kind(df[c]) for c in df.columns}
     levels = {
         c: (2 if codes is not None and kinds[c] != "other" and is_level2(codes, df[c]) else 1)
         for c in df.columns
+        if c != cluster
     }
+    if cluster is not None:  # constant within its own clusters: level 2 if one has two rows
+        levels[cluster] = 2 if kinds[cluster] != "other" and len(codes) > len(labels) else 1
+        levels = {c: levels[c] for c in df.columns}  # in the columns' order
     return _Columns(df, cluster, codes, labels, kinds, levels, df.isna().sum())
 
 

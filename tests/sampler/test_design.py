@@ -130,3 +130,25 @@ def test_split_modules_keep_the_public_names_importable_from_design():
     assert design.Layout is layout.Layout and design.GroupingFactor is layout.GroupingFactor
     assert design.Values is values.Values and design.ClusterValues is values.ClusterValues
     assert design.Block is block.Block and design.check_finite is block.check_finite
+
+
+def test_rows_gathers_from_a_list_of_columns_as_from_the_array():
+    X = np.arange(12.0).reshape(4, 3)
+    idx = np.array([3, 1, 1])
+    cols = [X[:, j].copy() for j in range(3)]
+    assert np.array_equal(rows(cols, idx), rows(X, idx))
+    assert rows(cols, idx).flags.f_contiguous
+
+
+def test_cluster_constant_columns_by_their_definition():
+    d, layout, static = _design()
+    codes = d.seg_obs.codes
+    got = d.X.cluster_constant(codes)
+    frame = pd.DataFrame(d.X.obs, columns=d.X.names).assign(g=codes)
+    by_definition = (frame.groupby("g").nunique() <= 1).all().to_numpy()
+    want = dict(zip(d.X.names, by_definition, strict=True))
+    want["cmean(x)"] = True  # dynamic: a cluster mean, constant whatever the imputations
+    want["x:cmean(x)"] = False  # dynamic, not a cluster mean: not known to be constant
+    want["x"] = False
+    assert dict(zip(d.X.names, got.tolist(), strict=True)) == want
+    assert want["Intercept"]

@@ -101,3 +101,18 @@ def test_options_reach_the_model():
     a = df.mi.impute(f, method={"grade": ("2l.norm", {"prior": "iw"})}, m=2, iterations=3, rng=1)
     b = df.mi.impute(f, m=2, iterations=3, rng=1)
     assert not np.array_equal(a.dataset["grade"].values, b.dataset["grade"].values)
+
+
+def test_plan_rows_are_the_observed_and_missing_positions():
+    df = mlimpute.datasets.classroom(2, rng=3).incomplete
+    spec = build_spec(df, mlimpute.datasets.IMPUTATION_FORMULAS[2], m=2, iterations=2)
+    plan = build_plan(df, spec)
+    for name in plan.names:
+        missing = np.isnan(plan.start[name])
+        assert np.array_equal(plan.missing_rows(name), np.flatnonzero(missing))
+        assert np.array_equal(plan.observed_rows(name), np.flatnonzero(~missing))
+        assert plan.missing_rows(name) is plan.data[name].mis_idx  # held once
+    plan.rows.clear()  # computed where the plan holds none
+    name = plan.names[0]
+    assert np.array_equal(plan.missing_rows(name), plan.data[name].mis_idx)
+    assert np.array_equal(plan.observed_rows(name), plan.data[name].obs_idx)

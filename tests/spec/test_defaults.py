@@ -23,6 +23,8 @@ from mlimpute.spec.defaults import (
     counts,
     default_method,
     integer_codes,
+    is_level2,
+    varying_clusters,
 )
 from mlimpute.specfile import init_spec, loads_spec
 
@@ -228,3 +230,66 @@ def test_describe_impute_and_init_classify_the_same_way():
     spec = loads_spec(init_spec(df.drop(columns="when"), cluster="sch", seed=1))
     assert spec.methods == imp.spec.methods
     assert spec.formulas == imp.spec.formulas
+
+
+def _varying_by_min_max(codes, values):
+    """The clusters whose observed values are not constant, by per-cluster minima and maxima
+    (the definition)."""
+    s = pd.Series(values)
+    keep = s.notna().to_numpy()
+    frame = pd.DataFrame({"g": codes[keep], "v": s[keep].to_numpy()})
+    agg = frame.groupby("g")["v"].agg(["min", "max"]) if frame.size else None
+    if agg is None or agg.empty:
+        return np.zeros(0, dtype=np.intp)
+    return agg.index[(agg["min"] != agg["max"]).to_numpy()].to_numpy()
+
+
+@pytest.mark.parametrize("kind", ["float", "float_nan", "int", "int8", "signed_zero", "str"])
+def test_varying_clusters_is_the_clusters_whose_minimum_and_maximum_differ(kind):
+    rng = np.random.default_rng(3)
+    n, J = 2_000, 300
+    codes = rng.integers(0, J, n)
+    base = rng.normal(size=J)[codes]  # constant within clusters
+    vary = rng.random(J) < 0.3  # these clusters get one other value
+    v = base.copy()
+    v[vary[codes] & (rng.random(n) < 0.5)] += 1.0
+    if kind == "float_nan":
+        v[rng.random(n) < 0.4] = np.nan
+    elif kind in ("int", "int8"):
+        v = np.round(v * 10).astype(np.int64 if kind == "int" else np.int8)
+    elif kind == "signed_zero":  # -0.0 and 0.0 are the same number
+        v = np.where(rng.random(n) < 0.5, -0.0, 0.0)
+    values = pd.Series(v.astype(str) if kind == "str" else v)
+    got = varying_clusters(codes, values)
+    np.testing.assert_array_equal(got, _varying_by_min_max(codes, values))
+    assert kind == "signed_zero" or got.size > 20
+
+
+def test_is_level2_over_the_prefix_and_beyond_it():
+    n = 3 * 8192
+    codes = np.repeat(np.arange(n // 8), 8)
+    level2 = pd.Series(np.repeat(np.arange(n // 8, dtype=float), 8))
+    level2[::5] = np.nan
+    assert is_level2(codes, level2)
+    early = level2.copy()
+    early[1] = 1e6  # varies within a cluster among the first rows
+    assert not is_level2(codes, early)
+    late = level2.copy()
+    late[n - 2] = 1e6  # only in the last cluster: a full pass finds it
+    assert not is_level2(codes, late)
+    assert not is_level2(codes, pd.Series(np.full(n, np.nan)))
+    assert not is_level2(np.arange(n), pd.Series(np.ones(n)))  # no cluster with two values
+
+
+def test_whole_numbers_decided_by_the_first_values_or_by_all():
+    n = 5_000
+    whole = pd.Series(np.arange(n, dtype=float) % 7)
+    assert integer_codes(whole)
+    late = whole.copy()
+    late[n - 1] = 2.5  # a fraction after the values looked at first
+    assert not integer_codes(late) and not counts(late)
+    early = whole.copy()
+    early[3] = np.inf
+    assert not integer_codes(early)
+    late[n - 1] = np.nan
+    assert integer_codes(late)
