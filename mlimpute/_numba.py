@@ -1,0 +1,31 @@
+"""Whether the compiled (numba) kernels are used: numba is an optional dependency.
+
+``pip install "mlimpute[fast]"`` installs numba; the multilevel normal model's Gibbs step
+then runs compiled (:mod:`mlimpute.models.ml_norm_kernel`). Nothing here imports numba:
+:func:`enabled` only looks whether it is installed, so ``import mlimpute`` stays as fast
+without it as with it, and the kernels are compiled (or loaded from numba's on-disk cache)
+at their first use.
+
+The environment variable ``MLIMPUTE_NUMBA=0`` turns the kernels off (read at every call,
+so it can be set in a running session); the numpy code then runs instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+
+__all__ = ["available", "enabled"]
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether numba is installed (looked up once, without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether the compiled kernels are used: numba is installed and the environment
+    variable ``MLIMPUTE_NUMBA`` is not ``0``."""
+    return os.environ.get("MLIMPUTE_NUMBA", "1").strip() != "0" and available()
