@@ -28,6 +28,7 @@ installation compiles for a few seconds, later processes load the cache.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numba
@@ -180,31 +181,38 @@ def _inv_spd(a, out):  # pragma: no cover - compiled
 
 # -- the design's sums ----------------------------------------------------------------------
 @_jit
-def design_sums(XT, y, codes, ZT, J):  # pragma: no cover - compiled
-    """Per-cluster ``Z'X`` (K, J, q, p), ``X'X`` (K, p, p) and ``X'y`` (K, p) of K fixed
-    designs given transposed (K, p, n); ``Z'y`` (J, q) of the response."""
-    K, p, n = XT.shape
+def design_sums(XTs, y, codes, ZT, J):  # pragma: no cover - compiled
+    """Per-cluster ``Z'X`` (K, J, q, p), ``X'X`` (K, p, p) and ``X'y`` (K, p) of the K
+    fixed designs ``XTs`` (a list of transposed designs, each (p, n))."""
+    K = len(XTs)
+    p, n = XTs[0].shape
     q = ZT.shape[0]
     ZtX = np.zeros((K, J, q, p))
-    XtX = np.empty((K, p, p))
-    Xty = np.empty((K, p))
-    Zty = np.zeros((J, q))
-    for r in range(q):
-        for i in range(n):
-            Zty[codes[i], r] += ZT[r, i] * y[i]
+    XtX = np.zeros((K, p, p))
+    Xty = np.zeros((K, p))
     for k in range(K):
-        Xk = XT[k]
+        Xk = XTs[k]
         if p > 0 and n > 0:
             XtX[k] = np.dot(Xk, Xk.T)
             Xty[k] = np.dot(Xk, y)
-        else:
-            XtX[k] = 0.0
-            Xty[k] = 0.0
+        for i in range(n):
+            g = codes[i]
+            for r in range(q):
+                z = ZT[r, i]
+                for a in range(p):
+                    ZtX[k, g, r, a] += z * Xk[a, i]
+    return ZtX, XtX, Xty
+
+
+@_jit
+def response_sums(y, codes, ZT, J):  # pragma: no cover - compiled
+    """Per-cluster ``Z'y`` (J, q) of the response."""
+    q = ZT.shape[0]
+    Zty = np.zeros((J, q))
+    for i in range(y.shape[0]):
         for r in range(q):
-            for a in range(p):
-                for i in range(n):
-                    ZtX[k, codes[i], r, a] += ZT[r, i] * Xk[a, i]
-    return ZtX, XtX, Xty, Zty
+            Zty[codes[i], r] += ZT[r, i] * y[i]
+    return Zty
 
 
 # -- step (0): collapsed MH on a correlated 2x2 Ψ ------------------------------------------
@@ -315,7 +323,7 @@ def _inv_wishart(gen, df, sub, out):  # pragma: no cover - compiled
 @_jit
 def _step(  # pragma: no cover - compiled
     gens,
-    XT,
+    XTs,
     xk,
     y,
     codes,
@@ -338,10 +346,10 @@ def _step(  # pragma: no cover - compiled
     bptr,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
-    of the K in XT, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
+    of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
     or 1 + the chain whose β precision did not factorise)."""
     C = len(gens)
-    p, n = XT.shape[1], XT.shape[2]
+    p, n = XTs[0].shape
     J, q = Zty.shape
     beta_o = np.empty((C, p))
     mean_o = np.empty((C, p))
@@ -401,6 +409,18 @@ def _step(  # pragma: no cover - compiled
         A[:, :] = 0.0
         h[:] = 0.0
         for j in range(J):
+            if q == 1:  # the same operations as below, written out in scalars
+                P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
+                lj = np.sqrt(max(P[j, 0, 0], 1e-300))
+                Lj[j, 0, 0] = lj
+                for a in range(p):
+                    Ww[0, a] = ZtX[k, j, 0, a] / s2 / lj
+                Ww[0, p] = Zty[j, 0] / s2 / lj
+                for a in range(p):
+                    for e in range(a + 1):
+                        A[a, e] += Ww[0, a] * Ww[0, e]
+                    h[a] += Ww[0, a] * Ww[0, p]
+                continue
             for u in range(q):
                 for v in range(q):
                     P[j, u, v] = ZtZ_s[j, u, v] + Pinv[u, v]
@@ -469,10 +489,21 @@ def _step(  # pragma: no cover - compiled
             for u in range(q):
                 b[j, u] = b[j, u] / alpha[u]  # ξ, in place
         xi = b
-        fit = np.dot(beta, XT[k]) if p > 0 else np.zeros(n)
+        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 else np.zeros(n)
         G2[:, :] = 0.0
         ha[:] = 0.0
-        for i in range(n):
+        if q == 1:  # the loop below with the sums in scalars
+            g00 = 0.0
+            h0 = 0.0
+            for i in range(n):
+                ri = y[i] - fit[i]
+                r[i] = ri
+                w = ZT[0, i] * xi[codes[i], 0]
+                g00 += w * w
+                h0 += w * ri
+            G2[0, 0] = g00
+            ha[0] = h0
+        for i in range(n if q > 1 else 0):
             r[i] = y[i] - fit[i]
             g = codes[i]
             for u in range(q):
@@ -535,16 +566,16 @@ def _step(  # pragma: no cover - compiled
 
 
 @_jit
-def _draw_missing(gens, XmT, xk, codes, ZmT, beta, b, s2):  # pragma: no cover - compiled
+def _draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2):  # pragma: no cover - compiled
     """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis)."""
     C = len(gens)
-    p, n = XmT.shape[1], XmT.shape[2]
+    p, n = XmTs[0].shape
     q = ZmT.shape[0]
     out = np.empty((C, n))
     for c in range(C):
         gen = gens[c]
         sd = np.sqrt(s2[c])
-        fit = np.dot(beta[c], XmT[xk[c]]) if p > 0 and n > 0 else np.zeros(n)
+        fit = np.dot(beta[c], XmTs[xk[c]]) if p > 0 and n > 0 else np.zeros(n)
         for i in range(n):
             g = codes[i]
             zb = 0.0
@@ -580,18 +611,15 @@ def compiled_draws(data: ModelData) -> bool:
 
 
 class _Fixed:
-    """The arrays of ``data`` the kernels read that do not change in a run (kept in
-    ``data.cache``, shared by the chains): codes, Z', y, Z'Z, the covariance blocks, and
-    for a fixed design X' and its sums."""
+    """The arrays of ``data`` the step kernel reads that do not change in a run (kept in
+    ``data.cache``, shared by the chains): codes, Z', y, Z'Z, Z'y, the covariance blocks,
+    and for a fixed design X' and its sums."""
 
     def __init__(self, data: ModelData) -> None:
-        seg = data.seg_obs
         self.J = data.n_clusters
-        self.codes = _own(seg.codes, np.int64)
-        self.ZT = _own(data.Z.obs.T)
+        self.codes = _own(data.seg_obs.codes, np.int64, copy=False)
+        self.ZT = _transposed(data.Z.obs)
         self.y = _own(data.y_obs)
-        self.codes_mis = _own(data.codes_mis, np.int64)
-        self.ZmT = _own(data.Z.mis.T)
         self.ZtZ = _own(static(data).ZtZ)
         blocks = [
             g
@@ -601,17 +629,10 @@ class _Fixed:
         self.bidx = np.array([i for g in blocks for i in g], dtype=np.int64)
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
-        p = data.X.obs.shape[1]
-        if self.dynamic:
-            self.XT = self.XmT = None
-            empty = np.empty((0, p, self.y.size))
-            self.Zty = design_sums(empty, self.y, self.codes, self.ZT, self.J)[3]
-            self.sums = None
-        else:
-            self.XT = _transposed([data])
-            self.XmT = _transposed([data], "mis")
-            ZtX, XtX, Xty, self.Zty = design_sums(self.XT, self.y, self.codes, self.ZT, self.J)
-            self.sums = (ZtX, XtX, Xty)
+        self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        if not self.dynamic:  # every chain's design, and its sums
+            self.XTs = List([_transposed(data.X.obs)])
+            self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
 
     @classmethod
     def of(cls, data: ModelData) -> _Fixed:
@@ -621,18 +642,64 @@ class _Fixed:
         return got
 
 
-def _own(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """A writable C-ordered copy (the kernels are compiled for one kind of array)."""
+class _MissingRows:
+    """What the draw kernel reads of the missing rows (kept in ``data.cache``): their
+    cluster codes, Z' and, for a fixed design, X'."""
+
+    def __init__(self, data: ModelData) -> None:
+        self.codes = _own(data.codes_mis, np.int64, copy=False)
+        self.ZT = _transposed(data.Z.mis)
+        self.dynamic = bool(data.X.dynamic)
+        if not self.dynamic:
+            self.XTs = List([_transposed(data.X.mis)])
+
+    @classmethod
+    def of(cls, data: ModelData) -> _MissingRows:
+        got = data.cache.get("ml_norm_kernel_mis")
+        if got is None:
+            got = data.cache["ml_norm_kernel_mis"] = cls(data)
+        return got
+
+
+def _own(a: np.ndarray, dtype: type = np.float64, copy: bool = True) -> np.ndarray:
+    """``a`` writable and C-ordered (the kernels are compiled for one kind of array): a
+    copy, or with ``copy=False`` ``a`` itself where it is one already."""
+    if not copy and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable:
+        return a
     return np.array(a, dtype=dtype, order="C", copy=True)
 
 
-def _transposed(datas: list[ModelData], rows: str = "obs") -> np.ndarray:
-    """The chains' fixed designs transposed and stacked (C, p, n), C-ordered."""
-    Xs = [getattr(d.X, rows) for d in datas]
-    out = np.empty((len(Xs), Xs[0].shape[1], Xs[0].shape[0]))
-    for c, X in enumerate(Xs):
-        out[c] = X.T
-    return out
+def _viewable(a: np.ndarray) -> bool:
+    """Whether ``a.T`` is the kind of array the kernels take (no copy needed)."""
+    return a.dtype == np.float64 and a.flags.f_contiguous and a.flags.writeable
+
+
+def _transposed(a: np.ndarray) -> np.ndarray:
+    """``a.T`` C-ordered and writable: a view of a Fortran-ordered design, else a copy."""
+    return a.T if _viewable(a) else _own(a.T)
+
+
+_VIEWS: dict[tuple[int, str], tuple[tuple[np.ndarray, ...], Any]] = {}
+
+
+def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
+    """The chains' changing designs as a typed list of transposed views (p, n), which
+    read the arrays the sampler refreshes in place. Kept while ``datas[0]`` lives, as
+    building one costs ~10 us an array; a design that is not Fortran-ordered is copied
+    (and not kept)."""
+    arrays = tuple(getattr(d.X, rows) for d in datas)
+    key = (id(datas[0]), rows)
+    got = _VIEWS.get(key)
+    if got is not None and len(got[0]) == len(arrays):
+        if all(a is b for a, b in zip(got[0], arrays, strict=True)):
+            return got[1]
+    if not all(_viewable(a) for a in arrays):
+        return List([_own(a.T) for a in arrays])
+    typed = List([a.T for a in arrays])
+    if key not in _VIEWS:
+        weakref.finalize(datas[0], _VIEWS.pop, key, None)
+    _VIEWS[key] = (arrays, typed)
+    return typed
 
 
 _GENERATORS: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
@@ -652,6 +719,24 @@ def _typed(rngs: list[np.random.Generator]) -> Any:
     return typed
 
 
+_STACKS: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, np.ndarray]]] = {}
+
+
+def _stacked(states: list) -> dict[str, np.ndarray]:
+    """The states' arrays stacked over the chains; for states that :func:`step_chains`
+    made, the arrays it made them from (the last few are kept)."""
+    got = _STACKS.get(tuple(map(id, states)))
+    if got is not None and all(a is b for a, b in zip(got[0], states, strict=True)):
+        return got[1]
+    out = {
+        f: np.stack([getattr(s, f) for s in states]).astype(np.float64, copy=False)
+        for f in ("beta", "b", "psi", "alpha", "scale")
+    }
+    out["sigma2"] = np.array([s.sigma2 for s in states], dtype=np.float64)
+    out["floor"] = np.array([s.sigma2_floor for s in states], dtype=np.float64)
+    return out
+
+
 def step_chains(
     model: Any, rngs: list[np.random.Generator], states: list, datas: list[ModelData], make: Any
 ) -> list:
@@ -661,18 +746,19 @@ def step_chains(
     fx = _Fixed.of(datas[0])
     C = len(states)
     if fx.dynamic:
-        XT = _transposed(datas)
-        ZtX, XtX, Xty, _ = design_sums(XT, fx.y, fx.codes, fx.ZT, fx.J)
+        XTs = _designs(datas)
+        ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
-        XT = fx.XT
+        XTs = fx.XTs
         ZtX, XtX, Xty = fx.sums
         xk = np.zeros(C, dtype=np.int64)
     st = static(datas[0])
     mh = model.mh_steps if st.mh else 0
+    old = _stacked(states)
     beta, mean, b, b_mean, s2, psi, alpha, status = _step(
         _typed(rngs),
-        XT,
+        XTs,
         xk,
         fx.y,
         fx.codes,
@@ -682,12 +768,12 @@ def step_chains(
         ZtX,
         XtX,
         Xty,
-        np.array([s.sigma2 for s in states], dtype=np.float64),
-        np.stack([s.psi for s in states]).astype(np.float64, copy=False),
-        np.stack([s.alpha for s in states]).astype(np.float64, copy=False),
-        np.stack([s.scale for s in states]).astype(np.float64, copy=False),
-        np.array([s.sigma2_floor for s in states], dtype=np.float64),
-        np.stack([s.beta for s in states]).astype(np.float64, copy=False),
+        old["sigma2"],
+        old["psi"],
+        old["alpha"],
+        old["scale"],
+        old["floor"],
+        old["beta"],
         model.nu,
         mh,
         model.mh_step,
@@ -698,7 +784,7 @@ def step_chains(
         raise np.linalg.LinAlgError(
             f"chain {status - 1}: the fixed effects' precision is not positive definite"
         )
-    return [
+    new = [
         make(
             beta[c],
             b[c],
@@ -713,28 +799,26 @@ def step_chains(
         )
         for c, s in enumerate(states)
     ]
+    if len(_STACKS) >= 16:
+        _STACKS.pop(next(iter(_STACKS)))
+    stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
+    stacks.update(scale=old["scale"], floor=old["floor"])
+    _STACKS[tuple(map(id, new))] = (tuple(new), stacks)
+    return new
 
 
 def draw_missing_chains(
-    rngs: list[np.random.Generator],
-    states: list,
-    datas: list[ModelData],
+    rngs: list[np.random.Generator], states: list, datas: list[ModelData]
 ) -> np.ndarray:
     """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain (C, n_mis),
     by one kernel call (:func:`compiled_draws` data, one residual variance)."""
-    fx = _Fixed.of(datas[0])
+    fx = _MissingRows.of(datas[0])
     C = len(states)
     if fx.dynamic:
-        XmT, xk = _transposed(datas, "mis"), np.arange(C, dtype=np.int64)
+        XmTs, xk = _designs(datas, "mis"), np.arange(C, dtype=np.int64)
     else:
-        XmT, xk = fx.XmT, np.zeros(C, dtype=np.int64)
+        XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
+    got = _stacked(states)
     return _draw_missing(
-        _typed(rngs),
-        XmT,
-        xk,
-        fx.codes_mis,
-        fx.ZmT,
-        np.stack([s.beta for s in states]).astype(np.float64, copy=False),
-        np.stack([s.b for s in states]).astype(np.float64, copy=False),
-        np.array([s.sigma2 for s in states], dtype=np.float64),
+        _typed(rngs), XmTs, xk, fx.codes, fx.ZT, got["beta"], got["b"], got["sigma2"]
     )
