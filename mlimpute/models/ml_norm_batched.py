@@ -452,7 +452,13 @@ def draw_missing_block(
 def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
-    betas = np.stack([s.beta for s in states])
-    psi = np.stack([s.psi for s in states])[:, st.psi_rows, st.psi_cols]
-    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)[:, None]
-    return np.concatenate((betas, psi, s2), axis=1)
+    if _numba.enabled():  # the arrays the compiled step made the states from
+        from mlimpute.models.ml_norm_kernel import stacked
+
+        got = stacked(states)
+        betas, psi, s2 = got["beta"], got["psi"], got["sigma2"]
+    else:
+        betas = np.stack([s.beta for s in states])
+        psi = np.stack([s.psi for s in states])
+        s2 = np.array([s.sigma2 for s in states], dtype=np.float64)
+    return np.concatenate((betas, psi[:, st.psi_rows, st.psi_cols], s2[:, None]), axis=1)
