@@ -3,8 +3,8 @@
 ``pip install "mlimpute[fast]"`` installs numba; the multilevel normal model's Gibbs step
 then runs compiled (:mod:`mlimpute.models.ml_norm_kernel`). Nothing here imports numba:
 :func:`enabled` only looks whether it is installed, so ``import mlimpute`` stays as fast
-without it as with it, and the kernels are compiled (or loaded from numba's on-disk cache)
-at their first use.
+without it as with it: numba is imported, and the kernels compiled (or loaded from numba's
+on-disk cache), at their first use.
 
 The environment variable ``MLIMPUTE_NUMBA=0`` turns the kernels off (read at every call,
 so it can be set in a running session); the numpy code then runs instead.
@@ -13,16 +13,30 @@ so it can be set in a running session); the numpy code then runs instead.
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import os
+import warnings
 
 __all__ = ["available", "enabled"]
 
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether numba is installed (looked up once, without importing it)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba is installed and imports (tried once, at the first compiled step;
+    a numba that fails to import is reported by a warning and not used)."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        importlib.import_module("numba")
+    except Exception as exc:  # noqa: BLE001 - any failure: the numpy code runs instead
+        warnings.warn(
+            f"numba is installed but does not import ({exc}); the numpy code runs instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
 
 
 def enabled() -> bool:

@@ -28,6 +28,7 @@ installation compiles for a few seconds, later processes load the cache.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
@@ -734,7 +735,18 @@ def _transposed(a: np.ndarray) -> np.ndarray:
     return a.T if _viewable(a) else _own(a.T)
 
 
+# Caches of the Python-side objects the kernels take (objects held, so their ids stay
+# theirs); changed under a lock, as chains may run in threads.
+_LOCK = threading.Lock()
 _VIEWS: dict[tuple[int, str], tuple[tuple[np.ndarray, ...], Any]] = {}
+
+
+def _keep(cache: dict, key: Any, value: Any, size: int) -> None:
+    """``cache[key] = value``, dropping the oldest entry beyond ``size``."""
+    cache.pop(key, None)
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
@@ -751,9 +763,10 @@ def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
     if not all(_viewable(a) for a in arrays):
         return List([_own(a.T) for a in arrays])
     typed = List([a.T for a in arrays])
-    if key not in _VIEWS:
-        weakref.finalize(datas[0], _VIEWS.pop, key, None)
-    _VIEWS[key] = (arrays, typed)
+    with _LOCK:
+        if key not in _VIEWS:
+            weakref.finalize(datas[0], _VIEWS.pop, key, None)
+        _VIEWS[key] = (arrays, typed)
     return typed
 
 
@@ -768,9 +781,8 @@ def _typed(rngs: list[np.random.Generator]) -> Any:
     if got is not None and all(a is b for a, b in zip(got[0], rngs, strict=True)):
         return got[1]
     typed = List(rngs)
-    if len(_GENERATORS) >= 64:
-        _GENERATORS.pop(next(iter(_GENERATORS)))
-    _GENERATORS[key] = (tuple(rngs), typed)
+    with _LOCK:
+        _keep(_GENERATORS, key, (tuple(rngs), typed), 64)
     return typed
 
 
@@ -856,11 +868,10 @@ def step_chains(
             sigma2_floor=s.sigma2_floor,
         )
         new.append(state)
-    if len(_STACKS) >= 16:
-        _STACKS.pop(next(iter(_STACKS)))
     stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
     stacks.update(scale=old["scale"], floor=old["floor"])
-    _STACKS[tuple(map(id, new))] = (tuple(new), stacks)
+    with _LOCK:
+        _keep(_STACKS, tuple(map(id, new)), (tuple(new), stacks), 16)
     return new
 
 
