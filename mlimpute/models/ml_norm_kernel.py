@@ -7,8 +7,9 @@ The kernels run steps (0)-(4) of :meth:`MultilevelNorm.gibbs
 <mlimpute.models.ml_norm.MultilevelNorm.gibbs>` and :meth:`MultilevelNorm.draw_missing
 <mlimpute.models.ml_norm.MultilevelNorm.draw_missing>` on the paths that
 :func:`mlimpute.models.ml_norm_batched.step_block` covers (default half-t prior, one
-residual variance, a random part that the imputations do not change), for C chains in
-one call: a loop over the chains inside the kernel, each drawing from its own
+residual variance, a random part that the imputations do not change; also a random
+intercept on many rows per cluster, where the numpy step splits the design), for C
+chains in one call: a loop over the chains inside the kernel, each drawing from its own
 ``numpy.random.Generator`` (numba draws numpy's own streams), in the order the numpy step
 draws them. The collapsed Metropolis-Hastings proposals (step 0) are compiled for the
 common correlated 2x2 random part; other random parts with a correlated block of two or
@@ -36,7 +37,7 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from mlimpute.models._ml_norm_static import block_path, static
+from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
 
 __all__ = ["usable", "compiled_draws", "step_chains", "draw_missing_chains", "stacked"]
@@ -645,11 +646,14 @@ def _draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2):  # pragma: no cover 
 def usable(model: Any, data: ModelData) -> bool:
     """Whether the kernels run the Gibbs step of ``model`` (a
     :class:`~mlimpute.models.ml_norm.MultilevelNorm` with the half-t prior) on ``data``:
-    the paths of :func:`~mlimpute.models.ml_norm_batched.eligible`, with the collapsed
-    Metropolis-Hastings step only for one correlated 2x2 block."""
-    if not block_path(data):
+    one random part that the imputations do not change, a random intercept (also where
+    the numpy step splits the design: the kernel needs no split) or two or more columns,
+    with the collapsed Metropolis-Hastings step only for one correlated 2x2 block."""
+    if not compiled_draws(data):
         return False
     st = static(data)
+    if not st.ones and st.q < 2:
+        return False
     if not (model.mh_steps and st.mh):
         return True
     return st.q == 2 and data.random_correlated == (True,)
@@ -673,10 +677,10 @@ class _Fixed:
 
     def __init__(self, data: ModelData) -> None:
         self.J = data.n_clusters
-        self.codes = _own(data.seg_obs.codes, np.int64, copy=False)
-        self.ZT = _transposed(data.Z.obs)
-        self.y = _own(data.y_obs)
-        self.ZtZ = _own(static(data).ZtZ)
+        self.codes = _read_only(data.seg_obs.codes, np.int64)
+        self.ZT = _read_only(data.Z.obs.T)
+        self.y = _read_only(data.y_obs)
+        self.ZtZ = _read_only(static(data).ZtZ)
         blocks = [
             g
             for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True)
@@ -687,7 +691,7 @@ class _Fixed:
         self.dynamic = bool(data.X.dynamic)
         self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
         if not self.dynamic:  # every chain's design, and its sums
-            self.XTs = List([_transposed(data.X.obs)])
+            self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
 
     @classmethod
@@ -703,11 +707,11 @@ class _MissingRows:
     cluster codes, Z' and, for a fixed design, X'."""
 
     def __init__(self, data: ModelData) -> None:
-        self.codes = _own(data.codes_mis, np.int64, copy=False)
-        self.ZT = _transposed(data.Z.mis)
+        self.codes = _read_only(data.codes_mis, np.int64)
+        self.ZT = _read_only(data.Z.mis.T)
         self.dynamic = bool(data.X.dynamic)
         if not self.dynamic:
-            self.XTs = List([_transposed(data.X.mis)])
+            self.XTs = List([_read_only(data.X.mis.T)])
 
     @classmethod
     def of(cls, data: ModelData) -> _MissingRows:
@@ -717,22 +721,16 @@ class _MissingRows:
         return got
 
 
-def _own(a: np.ndarray, dtype: type = np.float64, copy: bool = True) -> np.ndarray:
-    """``a`` writable and C-ordered (the kernels are compiled for one kind of array): a
-    copy, or with ``copy=False`` ``a`` itself where it is one already."""
-    if not copy and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable:
-        return a
-    return np.array(a, dtype=dtype, order="C", copy=True)
-
-
-def _viewable(a: np.ndarray) -> bool:
-    """Whether ``a.T`` is the kind of array the kernels take (no copy needed)."""
-    return a.dtype == np.float64 and a.flags.f_contiguous and a.flags.writeable
-
-
-def _transposed(a: np.ndarray) -> np.ndarray:
-    """``a.T`` C-ordered and writable: a view of a Fortran-ordered design, else a copy."""
-    return a.T if _viewable(a) else _own(a.T)
+def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """``a`` as the kernels take their fixed arrays (they are compiled for one kind):
+    C-ordered and read-only; a read-only view where ``a`` is C-ordered already (the
+    transposed designs, stored in Fortran order), else a copy."""
+    if a.dtype == dtype and a.flags.c_contiguous:
+        out = a.view()
+    else:
+        out = np.array(a, dtype=dtype, order="C")
+    out.flags.writeable = False
+    return out
 
 
 # Caches of the Python-side objects the kernels take (objects held, so their ids stay
@@ -760,9 +758,10 @@ def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
     if got is not None and len(got[0]) == len(arrays):
         if all(a is b for a, b in zip(got[0], arrays, strict=True)):
             return got[1]
-    if not all(_viewable(a) for a in arrays):
-        return List([_own(a.T) for a in arrays])
-    typed = List([a.T for a in arrays])
+    views = [_read_only(a.T) for a in arrays]
+    typed = List(views)
+    if any(not np.may_share_memory(v, a) for v, a in zip(views, arrays, strict=True)):
+        return typed  # copies: they would not follow the refreshes, so not kept
     with _LOCK:
         if key not in _VIEWS:
             weakref.finalize(datas[0], _VIEWS.pop, key, None)

@@ -175,3 +175,21 @@ def test_small_kernels_agree_with_the_numpy_functions():
     ref = _mh_2x2(np.random.default_rng(1), psi, ZtZ_s, cc, scale, 2.0, 20, 0.6)
     np.testing.assert_allclose(got_psi, ref, rtol=1e-12)
     assert alpha[0] > 0 > alpha[1]
+
+
+def test_split_designs_run_the_kernel_chain_by_chain(monkeypatch):
+    # many rows per cluster: the numpy step splits the design (not stacked over chains);
+    # the kernel needs no split and serves every chain alone
+    from mlimpute.models import _ml_norm_static
+    from mlimpute.models.ml_norm_batched import eligible
+
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
+    plan = _plan(1, 50)
+    model, data = plan.models["grade"], plan.data["grade"]
+    assert not eligible(model, data) and kernel.usable(model, data)
+    compiled = _run(plan, monkeypatch, "1")
+    plain = _run(plan, monkeypatch, "0")
+    for a, b in zip(compiled, plain, strict=True):
+        _close(a.params["grade"], b.params["grade"])
+        _close(a.imputed["grade"], b.imputed["grade"])
+        assert a.final.rng == b.final.rng
