@@ -1,7 +1,7 @@
 """Whether the compiled (numba) kernels are used: numba is an optional dependency.
 
 ``pip install "mlimpute[fast]"`` installs numba; the multilevel normal model's Gibbs step
-then runs compiled (:mod:`mlimpute.models.ml_norm_kernel`). Nothing here imports numba:
+then runs compiled (:mod:`mlimpute.models.ml_norm_compiled`). Nothing here imports numba:
 :func:`enabled` only looks whether it is installed, so ``import mlimpute`` stays as fast
 without it as with it: numba is imported, and the kernels compiled (or loaded from numba's
 on-disk cache), at their first use.

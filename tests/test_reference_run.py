@@ -5,7 +5,7 @@ the package was reorganised; any change that alters a draw (a reordered random c
 different algorithm) fails here and must say so, and re-record the file, on purpose.
 
 The file records the numpy code. With numba installed the multilevel normal model's step is
-compiled (``mlimpute.models.ml_norm_kernel``), whose numbers agree with the numpy step's to
+compiled (``mlimpute.models.ml_norm_compiled``), whose numbers agree with the numpy step's to
 round-off: the second test checks the recorded values to a relative 1e-9 there (the largest
 difference measured is about 1e-14 relative).
 """

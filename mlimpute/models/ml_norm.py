@@ -255,7 +255,7 @@ class MultilevelNorm:
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> MultilevelNormState:
         """:meth:`gibbs` on the observed response (compiled where numba is installed and
-        the data take a path it covers: :mod:`mlimpute.models.ml_norm_kernel`)."""
+        the data take a path it covers: :mod:`mlimpute.models.ml_norm_compiled`)."""
         kernel = _kernel(self, data)
         if kernel is not None:
             return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
@@ -419,10 +419,10 @@ class MultilevelNorm:
     ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
         if np.ndim(state.sigma2) == 0 and _numba.enabled():
-            from mlimpute.models import ml_norm_kernel
+            from mlimpute.models import ml_norm_compiled
 
-            if ml_norm_kernel.compiled_draws(data):
-                return ml_norm_kernel.draw_missing_chains([rng], [state], [data])[0]
+            if ml_norm_compiled.compiled_draws(data):
+                return ml_norm_compiled.draw_missing_chains([rng], [state], [data])[0]
         s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2, data.codes_mis)
         out = self.predict(state, data, "mis")  # no random numbers
         e = rng.standard_normal(data.n_mis)
@@ -489,9 +489,9 @@ def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
     (numba absent or turned off, or a path they do not cover)."""
     if type(model) is not MultilevelNorm or model.prior == "iw" or not _numba.enabled():
         return None
-    from mlimpute.models import ml_norm_kernel
+    from mlimpute.models import ml_norm_compiled
 
-    return ml_norm_kernel if ml_norm_kernel.usable(model, data) else None
+    return ml_norm_compiled if ml_norm_compiled.usable(model, data) else None
 
 
 def _psi_names(data: ModelData) -> list[str]:

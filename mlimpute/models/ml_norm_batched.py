@@ -423,10 +423,10 @@ def draw_missing_block(
     (C, n_mis)."""
     d0 = datas[0]
     if _numba.enabled():
-        from mlimpute.models import ml_norm_kernel
+        from mlimpute.models import ml_norm_compiled
 
-        if ml_norm_kernel.compiled_draws(d0):
-            return ml_norm_kernel.draw_missing_chains(rngs, states, datas)
+        if ml_norm_compiled.compiled_draws(d0):
+            return ml_norm_compiled.draw_missing_chains(rngs, states, datas)
     C, n_mis = len(states), d0.n_mis
     if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
         z = np.stack([rng.standard_normal(n_mis) for rng in rngs])
@@ -453,7 +453,7 @@ def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarra
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
     if _numba.enabled():  # the arrays the compiled step made the states from
-        from mlimpute.models.ml_norm_kernel import stacked
+        from mlimpute.models.ml_norm_compiled import stacked
 
         got = stacked(states)
         betas, psi, s2 = got["beta"], got["psi"], got["sigma2"]

@@ -25,6 +25,7 @@ pytest.importorskip("numba")
 from mlimpute import _numba  # noqa: E402
 from mlimpute.datasets import classroom  # noqa: E402
 from mlimpute.impute import impute  # noqa: E402
+from mlimpute.models import ml_norm_compiled as compiled  # noqa: E402
 from mlimpute.models import ml_norm_kernel as kernel  # noqa: E402
 from mlimpute.models.linalg import inv_wishart, solve_spd  # noqa: E402
 from mlimpute.models.ml_norm import _kernel  # noqa: E402
@@ -72,9 +73,9 @@ def test_kernel_agrees_with_the_numpy_step_to_round_off(exp, formulas, monkeypat
     plan = _plan(exp, 50, formulas=formulas)
     name = plan.names[-1]
     assert _kernel(plan.models[name], plan.data[name]) is not None  # the kernel's path
-    compiled = _run(plan, monkeypatch, "1")
+    fast = _run(plan, monkeypatch, "1")
     plain = _run(plan, monkeypatch, "0")
-    for a, b in zip(compiled, plain, strict=True):
+    for a, b in zip(fast, plain, strict=True):
         for n in plan.names:
             _close(a.params[n], b.params[n])
             _close(a.imputed[n], b.imputed[n])
@@ -133,7 +134,7 @@ def test_switch_off_gives_the_numpy_step(monkeypatch):
     monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
     assert not _numba.enabled() and _kernel(model, data) is None
     monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
-    assert _numba.enabled() and _kernel(model, data) is kernel
+    assert _numba.enabled() and _kernel(model, data) is compiled
 
 
 def test_import_does_not_import_numba():
@@ -144,7 +145,7 @@ def test_import_does_not_import_numba():
 
 def test_uncovered_random_parts_keep_the_numpy_step():
     plan = _plan(3, 1, formulas={"grade": "~ skill + gender + (1 + gender + skill | class)"})
-    assert not kernel.usable(plan.models["grade"], plan.data["grade"])  # 3x3 correlated
+    assert not compiled.usable(plan.models["grade"], plan.data["grade"])  # 3x3 correlated
 
 
 def test_small_kernels_agree_with_the_numpy_functions():
@@ -186,10 +187,10 @@ def test_split_designs_run_the_kernel_chain_by_chain(monkeypatch):
     monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
     plan = _plan(1, 50)
     model, data = plan.models["grade"], plan.data["grade"]
-    assert not eligible(model, data) and kernel.usable(model, data)
-    compiled = _run(plan, monkeypatch, "1")
+    assert not eligible(model, data) and compiled.usable(model, data)
+    fast = _run(plan, monkeypatch, "1")
     plain = _run(plan, monkeypatch, "0")
-    for a, b in zip(compiled, plain, strict=True):
+    for a, b in zip(fast, plain, strict=True):
         _close(a.params["grade"], b.params["grade"])
         _close(a.imputed["grade"], b.imputed["grade"])
         assert a.final.rng == b.final.rng
