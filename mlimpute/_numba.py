@@ -1,13 +1,13 @@
 """Whether the compiled (numba) kernels are used: numba is an optional dependency.
 
 ``pip install "mlimpute[fast]"`` installs numba; the multilevel normal model's Gibbs step
-then runs compiled (:mod:`mlimpute.models.ml_norm_compiled`). Nothing here imports numba:
-:func:`enabled` only looks whether it is installed, so ``import mlimpute`` stays as fast
-without it as with it: numba is imported, and the kernels compiled (or loaded from numba's
-on-disk cache), at their first use.
+then runs compiled (:mod:`mlimpute.models.ml_norm_compiled`). ``import mlimpute`` does not
+import numba, so it stays as fast with numba installed as without: :func:`enabled`
+imports it at its first call (the first step of a model the kernels serve), and the
+kernels are compiled, or loaded from numba's on-disk cache, at their first use.
 
 The environment variable ``MLIMPUTE_NUMBA=0`` turns the kernels off (read at every call,
-so it can be set in a running session); the numpy code then runs instead.
+so it can be changed while Python runs); the numpy code then runs instead.
 """
 
 from __future__ import annotations
