@@ -60,6 +60,13 @@ def compiled_draws(data: ModelData) -> bool:
     )
 
 
+def _built_again() -> None:
+    """What a pickled :class:`_Fixed` or :class:`_MissingRows` becomes: nothing, so that a
+    process that receives the data (a pool's worker) builds its own from its copy of the
+    data, the same arrays (typed lists do not pickle)."""
+    return None
+
+
 class _Fixed:
     """The arrays of ``data`` the step kernel reads that do not change in a run (kept in
     ``data.cache``, shared by the chains): codes, Z', y, Z'Z, Z'y, the covariance blocks,
@@ -84,6 +91,9 @@ class _Fixed:
             self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
 
+    def __reduce__(self) -> tuple:
+        return (_built_again, ())
+
     @classmethod
     def of(cls, data: ModelData) -> _Fixed:
         got = data.cache.get("ml_norm_kernel")
@@ -102,6 +112,9 @@ class _MissingRows:
         self.dynamic = bool(data.X.dynamic)
         if not self.dynamic:
             self.XTs = List([_read_only(data.X.mis.T)])
+
+    def __reduce__(self) -> tuple:
+        return (_built_again, ())
 
     @classmethod
     def of(cls, data: ModelData) -> _MissingRows:

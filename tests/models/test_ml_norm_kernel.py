@@ -194,3 +194,17 @@ def test_split_designs_run_the_kernel_chain_by_chain(monkeypatch):
         _close(a.params["grade"], b.params["grade"])
         _close(a.imputed["grade"], b.imputed["grade"])
         assert a.final.rng == b.final.rng
+
+
+def test_data_with_the_kernels_arrays_pickles(numba_on):
+    # a pool's workers receive the plan after a serial run filled its cache
+    import pickle
+
+    plan = _plan(2, 2)
+    seeds, _ = chain_seeds(9, 3)
+    ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+    again = pickle.loads(pickle.dumps(plan))
+    for k, s in enumerate(seeds):
+        got = run_chain(again, k, s)
+        for n in plan.names:
+            assert np.array_equal(ref[k].imputed[n], got.imputed[n])
