@@ -72,6 +72,7 @@ def _close(a, b):
 def test_kernel_agrees_with_the_numpy_step_to_round_off(exp, formulas, monkeypatch):
     plan = _plan(exp, 50, formulas=formulas)
     name = plan.names[-1]
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
     assert _kernel(plan.models[name], plan.data[name]) is not None  # the kernel's path
     fast = _run(plan, monkeypatch, "1")
     plain = _run(plan, monkeypatch, "0")
