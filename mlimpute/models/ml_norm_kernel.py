@@ -548,7 +548,26 @@ def step(  # pragma: no cover - compiled
                 h0 += w * ri
             G2[0, 0] = g00
             ha[0] = h0
-        for i in range(n if q > 1 else 0):
+        if q == 2:  # the loop below with the sums in scalars
+            g00 = 0.0
+            g10 = 0.0
+            g11 = 0.0
+            h0 = 0.0
+            h1 = 0.0
+            for i in range(n):
+                ri = y[i] - fit[i]
+                r[i] = ri
+                g = codes[i]
+                w0 = ZT[0, i] * xi[g, 0]
+                w1 = ZT[1, i] * xi[g, 1]
+                g00 += w0 * w0
+                g10 += w1 * w0
+                g11 += w1 * w1
+                h0 += w0 * ri
+                h1 += w1 * ri
+            G2[0, 0], G2[1, 0], G2[1, 1] = g00, g10, g11
+            ha[0], ha[1] = h0, h1
+        for i in range(n if q > 2 else 0):
             r[i] = y[i] - fit[i]
             g = codes[i]
             for u in range(q):
@@ -572,13 +591,25 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        for i in range(n):
-            g = codes[i]
-            s = 0.0
-            for u in range(q):
-                s += ZT[u, i] * xi[g, u] * a_new[u]
-            e = r[i] - s
-            rss += e * e
+        if q == 1:
+            a0 = a_new[0]
+            for i in range(n):
+                e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
+                rss += e * e
+        elif q == 2:
+            a0, a1 = a_new[0], a_new[1]
+            for i in range(n):
+                g = codes[i]
+                e = r[i] - (ZT[0, i] * xi[g, 0] * a0 + ZT[1, i] * xi[g, 1] * a1)
+                rss += e * e
+        else:
+            for i in range(n):
+                g = codes[i]
+                s = 0.0
+                for u in range(q):
+                    s += ZT[u, i] * xi[g, u] * a_new[u]
+                e = r[i] - s
+                rss += e * e
         s2_new = rss / gen.chisquare(max(n, 1))
         s2_o[c] = max(s2_new, floor[c])
         # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
