@@ -19,6 +19,7 @@ numba stays an optional dependency. The kernels themselves are in
 
 from __future__ import annotations
 
+import operator
 import threading
 import weakref
 from typing import Any
@@ -158,9 +159,8 @@ def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
     arrays = tuple(getattr(d.X, rows) for d in datas)
     key = (id(datas[0]), rows)
     got = _VIEWS.get(key)
-    if got is not None and len(got[0]) == len(arrays):
-        if all(a is b for a, b in zip(got[0], arrays, strict=True)):
-            return got[1]
+    if got is not None and len(got[0]) == len(arrays) and all(map(operator.is_, got[0], arrays)):
+        return got[1]
     views = [_read_only(a.T) for a in arrays]
     typed = List(views)
     if any(not np.may_share_memory(v, a) for v, a in zip(views, arrays, strict=True)):
@@ -180,7 +180,7 @@ def _typed(rngs: list[np.random.Generator]) -> Any:
     the last few are kept; the list shares each generator's state)."""
     key = tuple(map(id, rngs))
     got = _GENERATORS.get(key)
-    if got is not None and all(a is b for a, b in zip(got[0], rngs, strict=True)):
+    if got is not None and len(got[0]) == len(rngs) and all(map(operator.is_, got[0], rngs)):
         return got[1]
     typed = List(rngs)
     with _LOCK:
@@ -195,7 +195,7 @@ def stacked(states: list) -> dict[str, np.ndarray]:
     """The states' arrays stacked over the chains; for states that :func:`step_chains`
     made, the arrays it made them from (the last few are kept)."""
     got = _STACKS.get(tuple(map(id, states)))
-    if got is not None and all(a is b for a, b in zip(got[0], states, strict=True)):
+    if got is not None and len(got[0]) == len(states) and all(map(operator.is_, got[0], states)):
         return got[1]
     out = {
         f: np.stack([getattr(s, f) for s in states]).astype(np.float64, copy=False)

@@ -108,6 +108,8 @@ class Block:
         lets a ``cmean(x)`` column be gathered from the per-cluster means directly (the
         same numbers, without the column of the means broadcast to every row).
         """
+        if not (self.fast or self.slow):
+            return
         per_cluster = codes is not None and isinstance(values, Values)
         for col, factors in self.fast:
             means = values.cluster_means(factors[0]) if per_cluster and len(factors) == 1 else None
