@@ -66,6 +66,8 @@ def _close(a, b):
         (1, None),  # random intercept
         (3, None),  # correlated 2x2 random part: the collapsed MH step
         (3, {"grade": "~ skill * gender + relation + (1 + gender || class)"}),  # two blocks
+        # three scalar blocks: the kernel's loops for any number of random effects
+        (3, {"grade": "~ skill * gender + relation + (1 + gender + skill || class)"}),
         (2, None),  # two variables, cmean() terms: designs refreshed per chain
     ],
 )
