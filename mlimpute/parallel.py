@@ -371,10 +371,16 @@ def _map_serial(func, shared, items, progress) -> list:
 _worker_shared: Any = None
 
 
-def _init_worker(shared: Any) -> None:
+def _init_worker(shared: Any, numba_switch: str | None = None) -> None:
     """Pool initializer: keep the shared data, pin BLAS for the process' life, leave
-    Ctrl-C to the parent (it terminates the workers)."""
+    Ctrl-C to the parent (it terminates the workers), and take the parent's
+    ``MLIMPUTE_NUMBA`` (a forkserver's workers have the environment the server started
+    with), so that the workers run the same code as a serial run."""
     global _worker_shared
+    if numba_switch is None:
+        os.environ.pop("MLIMPUTE_NUMBA", None)
+    else:
+        os.environ["MLIMPUTE_NUMBA"] = numba_switch
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")  # applied now, never restored
     _worker_shared = shared
@@ -400,7 +406,10 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
         ctx.set_forkserver_preload(["__main__", __name__, func.__module__])
     results: list[Any] = [None] * len(items)
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(shared,)
+        workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(shared, os.environ.get("MLIMPUTE_NUMBA")),
     )
     clean = False
     try:

@@ -163,6 +163,20 @@ def static(data: ModelData) -> Static:
     return st
 
 
+def block_path(data: ModelData) -> bool:
+    """Whether ``data`` takes one of the two paths of the 2l.norm step that the stacked and
+    compiled steps cover: one static random part, either a random intercept without the
+    split design, or two or more columns."""
+    if data.extra_terms or data.Z is None or data.Z.obs.shape[1] == 0:
+        return False
+    st = static(data)
+    if st.ZtZ is None:  # a random part the imputations change
+        return False
+    if st.ones:
+        return st.split is None and not st.mh
+    return st.q >= 2
+
+
 def psi_entries(data: ModelData) -> list[tuple[int, int]]:
     """Traced entries of Ψ: each variance, then the covariances within correlated blocks."""
     out = []

@@ -92,10 +92,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from mlimpute import _numba
 from mlimpute.errors import SpecificationError
 from mlimpute.models._ml_norm_static import psi_entries, static
 from mlimpute.models.base import ModelData
@@ -186,6 +187,10 @@ class MultilevelNorm:
 
     def init(self, rng: np.random.Generator, data: ModelData) -> MultilevelNormState:
         """:meth:`start` on the observed response."""
+        kernel = _kernel(self, data)
+        if kernel is not None:
+            state = self._start_state(data, data.y_obs)
+            return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
         return self.start(rng, data, data.y_obs)
 
     def start(
@@ -205,6 +210,17 @@ class MultilevelNorm:
         the prior scales refer to that unit scale. With ``weights`` (see :meth:`gibbs`) the
         start of β is weighted least squares.
         """
+        state = self._start_state(data, y, sigma2, weights)
+        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights)
+
+    def _start_state(
+        self,
+        data: ModelData,
+        y: np.ndarray,
+        sigma2: float | None = None,
+        weights: np.ndarray | None = None,
+    ) -> MultilevelNormState:
+        """:meth:`start`'s state before its Gibbs step (no random numbers)."""
         X, Z = data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
         if sigma2 is not None:
@@ -224,7 +240,7 @@ class MultilevelNorm:
         psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
         alpha = np.sqrt(np.diag(psi))
         floor = 1e-10 * sd_y**2
-        state = MultilevelNormState(
+        return MultilevelNormState(
             beta,
             np.zeros((J, q)),
             max(s2, floor) if sigma2 is None else sigma2,
@@ -233,13 +249,16 @@ class MultilevelNorm:
             scale,
             sigma2_floor=floor,
         )
-        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights)
 
     # -- one Gibbs step -------------------------------------------------------------------
     def step(
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> MultilevelNormState:
-        """:meth:`gibbs` on the observed response."""
+        """:meth:`gibbs` on the observed response (compiled where numba is installed and
+        the data take a path it covers: :mod:`mlimpute.models.ml_norm_compiled`)."""
+        kernel = _kernel(self, data)
+        if kernel is not None:
+            return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
         return self.gibbs(rng, state, data, data.y_obs)
 
     @staticmethod
@@ -399,6 +418,11 @@ class MultilevelNorm:
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
+        if np.ndim(state.sigma2) == 0 and _numba.enabled():
+            from mlimpute.models import ml_norm_compiled
+
+            if ml_norm_compiled.compiled_draws(data):
+                return ml_norm_compiled.draw_missing_chains([rng], [state], [data])[0]
         s2 = state.sigma2 if np.ndim(state.sigma2) == 0 else np.take(state.sigma2, data.codes_mis)
         out = self.predict(state, data, "mis")  # no random numbers
         e = rng.standard_normal(data.n_mis)
@@ -445,6 +469,29 @@ class MultilevelNorm:
     ) -> tuple[np.ndarray, list[str]]:
         """The current draw of b (J, q) and the random design's column names."""
         return state.b, self.random_effect_names(data)
+
+
+def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[MultilevelNormState]:
+    """The states of :meth:`MultilevelNorm.init` before its Gibbs step, one per chain (made
+    once for chains that share a fixed design)."""
+    cache: dict[int, MultilevelNormState] = {}
+    states = []
+    for d in datas:
+        key = id(d.X.obs)
+        if key not in cache:
+            cache[key] = model._start_state(d, d.y_obs)
+        states.append(cache[key])
+    return states
+
+
+def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
+    """The compiled kernels' module where they run ``model``'s step on ``data``, else None
+    (numba absent or turned off, or a path they do not cover)."""
+    if type(model) is not MultilevelNorm or model.prior == "iw" or not _numba.enabled():
+        return None
+    from mlimpute.models import ml_norm_compiled
+
+    return ml_norm_compiled if ml_norm_compiled.usable(model, data) else None
 
 
 def _psi_names(data: ModelData) -> list[str]:

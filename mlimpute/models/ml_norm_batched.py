@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute.models._ml_norm_static import static
+from mlimpute import _numba
+from mlimpute.models._ml_norm_static import block_path, static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
     _trtrs,
@@ -48,9 +49,11 @@ from mlimpute.models.linalg import (
 from mlimpute.models.ml_norm import (
     MultilevelNorm,
     MultilevelNormState,
+    _kernel,
     _psi_collapsed_mh,
     mh_2x2_stacked,
     psi_xi_posterior,
+    start_states,
 )
 
 __all__ = [
@@ -67,14 +70,7 @@ def eligible(model: object, data: ModelData) -> bool:
     """Whether ``model`` on ``data`` takes the path :func:`step_block` reproduces."""
     if type(model) is not MultilevelNorm or model.prior == "iw":
         return False
-    if data.extra_terms or data.Z is None or data.Z.obs.shape[1] == 0:
-        return False
-    st = static(data)
-    if st.ZtZ is None:  # a random part the imputations change
-        return False
-    if st.ones:
-        return st.split is None and not st.mh
-    return st.q >= 2
+    return block_path(data)
 
 
 def random_slopes(data: ModelData) -> bool:
@@ -109,33 +105,13 @@ class _Shared:
         return got
 
 
-class _BeforeGibbs:
-    """Stands in for the model in :meth:`MultilevelNorm.start`: its closing Gibbs step
-    returns the starting state unchanged (the start draws no random numbers before it)."""
-
-    def __init__(self, model: MultilevelNorm) -> None:
-        self.prior_scale = model.prior_scale
-
-    @staticmethod
-    def gibbs(rng: object, state: MultilevelNormState, *args: object) -> MultilevelNormState:
-        return state
-
-
 def init_block(
     model: MultilevelNorm, rngs: list[np.random.Generator], datas: list[ModelData]
 ) -> list[MultilevelNormState]:
     """``model.init(rngs[c], datas[c])`` for every chain, bit-for-bit: the start (least
     squares, moments; no random numbers) by the model's own code, once for chains that
     share a static design, then its Gibbs step by :func:`step_block`."""
-    pre = _BeforeGibbs(model)
-    cache: dict[int, MultilevelNormState] = {}
-    states = []
-    for d in datas:
-        key = id(d.X.obs)
-        if key not in cache:
-            cache[key] = MultilevelNorm.start(pre, None, d, d.y_obs)  # type: ignore[arg-type]
-        states.append(cache[key])
-    return step_block(model, rngs, states, datas)
+    return step_block(model, rngs, start_states(model, datas), datas)
 
 
 def step_block(
@@ -146,6 +122,9 @@ def step_block(
 ) -> list[MultilevelNormState]:
     """One Gibbs step of every chain: ``model.step(rngs[c], states[c], datas[c])`` for each
     c, bit-for-bit, with the per-cluster arithmetic stacked over the chains."""
+    kernel = _kernel(model, datas[0])
+    if kernel is not None:
+        return kernel.step_chains(model, rngs, states, datas, MultilevelNormState)
     if random_slopes(datas[0]):
         return _step_slopes(model, rngs, states, datas)
     C = len(states)
@@ -443,6 +422,11 @@ def draw_missing_block(
     """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain, stacked
     (C, n_mis)."""
     d0 = datas[0]
+    if _numba.enabled():
+        from mlimpute.models import ml_norm_compiled
+
+        if ml_norm_compiled.compiled_draws(d0):
+            return ml_norm_compiled.draw_missing_chains(rngs, states, datas)
     C, n_mis = len(states), d0.n_mis
     if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
         z = np.stack([rng.standard_normal(n_mis) for rng in rngs])
@@ -468,7 +452,13 @@ def draw_missing_block(
 def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
-    betas = np.stack([s.beta for s in states])
-    psi = np.stack([s.psi for s in states])[:, st.psi_rows, st.psi_cols]
-    s2 = np.array([s.sigma2 for s in states], dtype=np.float64)[:, None]
-    return np.concatenate((betas, psi, s2), axis=1)
+    if _numba.enabled():  # the arrays the compiled step made the states from
+        from mlimpute.models.ml_norm_compiled import stacked
+
+        got = stacked(states)
+        betas, psi, s2 = got["beta"], got["psi"], got["sigma2"]
+    else:
+        betas = np.stack([s.beta for s in states])
+        psi = np.stack([s.psi for s in states])
+        s2 = np.array([s.sigma2 for s in states], dtype=np.float64)
+    return np.concatenate((betas, psi[:, st.psi_rows, st.psi_cols], s2[:, None]), axis=1)

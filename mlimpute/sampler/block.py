@@ -112,26 +112,28 @@ class Block:
         lets a ``cmean(x)`` column be gathered from the per-cluster means directly (the
         same numbers, without the column of the means broadcast to every row).
         """
+        if not (self.fast or self.slow):
+            return
         per_cluster = codes is not None and isinstance(values, Values)
         for col, factors in self.fast:
             means = values.cluster_means(factors[0]) if per_cluster and len(factors) == 1 else None
             if means is not None:
-                np.take(means, codes[0], out=self.obs[:, col], mode="clip")
-                np.take(means, codes[1], out=self.mis[:, col], mode="clip")
+                means.take(codes[0], out=self.obs[:, col], mode="clip")
+                means.take(codes[1], out=self.mis[:, col], mode="clip")
                 continue
             per = values.factor_means(factors[0]) if per_cluster and len(factors) == 1 else None
             if per is not None:  # cmean(x, school): from the school means, as cmean(x) above
                 fo, fm = self._factor_codes(factors[0], per[1], obs_idx, mis_idx)
-                np.take(per[0], fo, out=self.obs[:, col], mode="clip")
-                np.take(per[0], fm, out=self.mis[:, col], mode="clip")
+                per[0].take(fo, out=self.obs[:, col], mode="clip")
+                per[0].take(fm, out=self.mis[:, col], mode="clip")
                 continue
             v = values.factor(factors[0], static)
             for f in factors[1:]:
                 v = v * values.factor(f, static)
             # straight into the (Fortran-ordered, contiguous) columns; indices are in range,
             # and mode="clip" spares the buffered copy mode="raise" makes
-            np.take(v, obs_idx, out=self.obs[:, col], mode="clip")
-            np.take(v, mis_idx, out=self.mis[:, col], mode="clip")
+            v.take(obs_idx, out=self.obs[:, col], mode="clip")
+            v.take(mis_idx, out=self.mis[:, col], mode="clip")
         if self.slow:
             frame = static.copy(deep=False)
             for name in values:

@@ -7,6 +7,7 @@ models).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ from mlimpute.sampler.layout import Layout
 from mlimpute.spec.formula import split_cmean_column
 
 __all__ = ["Values", "ClusterValues"]
+
+#: :func:`~mlimpute.spec.formula.split_cmean_column`, remembered: the refresh of the
+#: designs asks it about the same few column names at every visit of every chain
+_split = functools.lru_cache(maxsize=4096)(split_cmean_column)
 
 
 class Values(dict):
@@ -64,7 +69,7 @@ class Values(dict):
         >>> v.cluster_means("cmean(x)").tolist(), v.cluster_means("x")
         ([2.0, 5.0], None)
         """
-        split = split_cmean_column(name)
+        split = _split(name)
         if split is None or split[0] not in self or split[1] not in (None, self.layout.group):
             return None
         if split[0] not in self._means:
@@ -85,7 +90,7 @@ class Values(dict):
         >>> means.tolist(), codes.tolist()
         ([2.0, 5.0], [0, 0, 1])
         """
-        split = split_cmean_column(name)
+        split = _split(name)
         if split is None or split[0] not in self or split[1] in (None, self.layout.group):
             return None
         fac = self.layout.factor(split[1])
@@ -96,7 +101,7 @@ class Values(dict):
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
             return self[name]
-        split = split_cmean_column(name)
+        split = _split(name)
         if split is not None and split[0] in self:
             if split not in self._cmean:  # cmean(x) or cmean(x, factor)
                 per = self.factor_means(name)
@@ -142,7 +147,7 @@ class ClusterValues:
     def factor(self, name: str, static: pd.DataFrame) -> np.ndarray:
         if name in self:
             return self[name]
-        split = split_cmean_column(name)
+        split = _split(name)
         if split is not None and split[0] in self.values:
             if split[1] is None:  # the mean over this view's clusters
                 if self.segments is self.values.layout.segments:  # cached per visit

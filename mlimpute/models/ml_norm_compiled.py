@@ -1,0 +1,294 @@
+"""The compiled (numba) Gibbs step of :class:`~mlimpute.models.ml_norm.MultilevelNorm`:
+when it runs, and what it is given.
+
+Importing this module imports numba: only code that has checked
+:func:`mlimpute._numba.enabled` imports it (:func:`mlimpute.models.ml_norm._kernel`), so
+numba stays an optional dependency. The kernels themselves are in
+:mod:`mlimpute.models.ml_norm_kernel`; here are
+
+* :func:`usable` and :func:`compiled_draws`: the models and data they serve;
+* :func:`step_chains` and :func:`draw_missing_chains`: a step, and the missing values'
+  draws, of C chains by one kernel call, from and into
+  :class:`~mlimpute.models.ml_norm.MultilevelNormState` objects;
+* what the kernels are given without copying: the fixed arrays of a model's data as
+  read-only views (kept in ``data.cache``), the chains' changing designs as typed lists
+  of views of the arrays the sampler refreshes in place, the generators as a typed list,
+  and the stacked arrays the last step made its states from (each kept while it is
+  used: building a typed list costs about 10 us an element).
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+from numba.typed import List
+
+from mlimpute.models._ml_norm_static import static
+from mlimpute.models.base import ModelData
+from mlimpute.models.ml_norm_kernel import design_sums, draw_missing, response_sums, step
+
+__all__ = ["usable", "compiled_draws", "step_chains", "draw_missing_chains", "stacked"]
+
+
+def usable(model: Any, data: ModelData) -> bool:
+    """Whether the kernels run the Gibbs step of ``model`` (a
+    :class:`~mlimpute.models.ml_norm.MultilevelNorm` with the half-t prior) on ``data``:
+    one random part that the imputations do not change, a random intercept (also where
+    the numpy step splits the design: the kernel needs no split) or two or more columns,
+    with the collapsed Metropolis-Hastings step only for one correlated 2x2 block."""
+    if not compiled_draws(data):
+        return False
+    st = static(data)
+    if not st.ones and st.q < 2:
+        return False
+    if not (model.mh_steps and st.mh):
+        return True
+    return st.q == 2 and data.random_correlated == (True,)
+
+
+def compiled_draws(data: ModelData) -> bool:
+    """Whether :func:`draw_missing_chains` draws the missing values of ``data`` (one
+    primary random part that the imputations do not change)."""
+    return (
+        not data.extra_terms
+        and data.Z is not None
+        and data.Z.obs.shape[1] > 0
+        and static(data).ZtZ is not None
+    )
+
+
+def _built_again() -> None:
+    """What a pickled :class:`_Fixed` or :class:`_MissingRows` becomes: nothing, so that a
+    process that receives the data (a pool's worker) builds its own from its copy of the
+    data, the same arrays (typed lists do not pickle)."""
+    return None
+
+
+class _Fixed:
+    """The arrays of ``data`` the step kernel reads that do not change in a run (kept in
+    ``data.cache``, shared by the chains): codes, Z', y, Z'Z, Z'y, the covariance blocks,
+    and for a fixed design X' and its sums."""
+
+    def __init__(self, data: ModelData) -> None:
+        self.J = data.n_clusters
+        self.codes = _read_only(data.seg_obs.codes, np.int64)
+        self.ZT = _read_only(data.Z.obs.T)
+        self.y = _read_only(data.y_obs)
+        self.ZtZ = _read_only(static(data).ZtZ)
+        blocks = [
+            g
+            for cols, correlated in zip(data.random_blocks, data.random_correlated, strict=True)
+            for g in ([list(cols)] if correlated else [[c] for c in cols])
+        ]
+        self.bidx = np.array([i for g in blocks for i in g], dtype=np.int64)
+        self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
+        self.dynamic = bool(data.X.dynamic)
+        self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        if not self.dynamic:  # every chain's design, and its sums
+            self.XTs = List([_read_only(data.X.obs.T)])
+            self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
+
+    def __reduce__(self) -> tuple:
+        return (_built_again, ())
+
+    @classmethod
+    def of(cls, data: ModelData) -> _Fixed:
+        got = data.cache.get("ml_norm_kernel")
+        if got is None:
+            got = data.cache["ml_norm_kernel"] = cls(data)
+        return got
+
+
+class _MissingRows:
+    """What the draw kernel reads of the missing rows (kept in ``data.cache``): their
+    cluster codes, Z' and, for a fixed design, X'."""
+
+    def __init__(self, data: ModelData) -> None:
+        self.codes = _read_only(data.codes_mis, np.int64)
+        self.ZT = _read_only(data.Z.mis.T)
+        self.dynamic = bool(data.X.dynamic)
+        if not self.dynamic:
+            self.XTs = List([_read_only(data.X.mis.T)])
+
+    def __reduce__(self) -> tuple:
+        return (_built_again, ())
+
+    @classmethod
+    def of(cls, data: ModelData) -> _MissingRows:
+        got = data.cache.get("ml_norm_kernel_mis")
+        if got is None:
+            got = data.cache["ml_norm_kernel_mis"] = cls(data)
+        return got
+
+
+def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """``a`` as the kernels take their fixed arrays (they are compiled for one kind):
+    C-ordered and read-only; a read-only view where ``a`` is C-ordered already (the
+    transposed designs, stored in Fortran order), else a copy."""
+    if a.dtype == dtype and a.flags.c_contiguous:
+        out = a.view()
+    else:
+        out = np.array(a, dtype=dtype, order="C")
+    out.flags.writeable = False
+    return out
+
+
+# Caches of the Python-side objects the kernels take (objects held, so their ids stay
+# theirs); changed under a lock, as chains may run in threads.
+_LOCK = threading.Lock()
+_VIEWS: dict[tuple[int, str], tuple[tuple[np.ndarray, ...], Any]] = {}
+
+
+def _keep(cache: dict, key: Any, value: Any, size: int) -> None:
+    """``cache[key] = value``, dropping the oldest entry beyond ``size``."""
+    cache.pop(key, None)
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
+    """The chains' changing designs as a typed list of transposed views (p, n), which
+    read the arrays the sampler refreshes in place. Kept while ``datas[0]`` lives, as
+    building one costs ~10 us an array; a design that is not Fortran-ordered is copied
+    (and not kept)."""
+    arrays = tuple(getattr(d.X, rows) for d in datas)
+    key = (id(datas[0]), rows)
+    got = _VIEWS.get(key)
+    if got is not None and len(got[0]) == len(arrays) and all(map(operator.is_, got[0], arrays)):
+        return got[1]
+    views = [_read_only(a.T) for a in arrays]
+    typed = List(views)
+    if any(not np.may_share_memory(v, a) for v, a in zip(views, arrays, strict=True)):
+        return typed  # copies: they would not follow the refreshes, so not kept
+    with _LOCK:
+        if key not in _VIEWS:
+            weakref.finalize(datas[0], _VIEWS.pop, key, None)
+        _VIEWS[key] = (arrays, typed)
+    return typed
+
+
+_GENERATORS: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+
+
+def _typed(rngs: list[np.random.Generator]) -> Any:
+    """The generators as a numba typed list (building one costs ~10 us a generator, so
+    the last few are kept; the list shares each generator's state)."""
+    key = tuple(map(id, rngs))
+    got = _GENERATORS.get(key)
+    if got is not None and len(got[0]) == len(rngs) and all(map(operator.is_, got[0], rngs)):
+        return got[1]
+    typed = List(rngs)
+    with _LOCK:
+        _keep(_GENERATORS, key, (tuple(rngs), typed), 64)
+    return typed
+
+
+_STACKS: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, np.ndarray]]] = {}
+
+
+def stacked(states: list) -> dict[str, np.ndarray]:
+    """The states' arrays stacked over the chains; for states that :func:`step_chains`
+    made, the arrays it made them from (the last few are kept)."""
+    got = _STACKS.get(tuple(map(id, states)))
+    if got is not None and len(got[0]) == len(states) and all(map(operator.is_, got[0], states)):
+        return got[1]
+    out = {
+        f: np.stack([getattr(s, f) for s in states]).astype(np.float64, copy=False)
+        for f in ("beta", "b", "psi", "alpha", "scale")
+    }
+    out["sigma2"] = np.array([s.sigma2 for s in states], dtype=np.float64)
+    out["floor"] = np.array([s.sigma2_floor for s in states], dtype=np.float64)
+    return out
+
+
+def step_chains(
+    model: Any, rngs: list[np.random.Generator], states: list, datas: list[ModelData], make: Any
+) -> list:
+    """One Gibbs step of every chain, ``model.step(rngs[c], states[c], datas[c])``, by one
+    kernel call (:func:`usable` models); ``make`` is the class of the states
+    (:class:`~mlimpute.models.ml_norm.MultilevelNormState`, a dataclass)."""
+    fx = _Fixed.of(datas[0])
+    C = len(states)
+    if fx.dynamic:
+        XTs = _designs(datas)
+        ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+        xk = np.arange(C, dtype=np.int64)
+    else:
+        XTs = fx.XTs
+        ZtX, XtX, Xty = fx.sums
+        xk = np.zeros(C, dtype=np.int64)
+    st = static(datas[0])
+    mh = model.mh_steps if st.mh else 0
+    old = stacked(states)
+    beta, mean, b, b_mean, s2, psi, alpha, status = step(
+        _typed(rngs),
+        XTs,
+        xk,
+        fx.y,
+        fx.codes,
+        fx.ZT,
+        fx.ZtZ,
+        fx.Zty,
+        ZtX,
+        XtX,
+        Xty,
+        old["sigma2"],
+        old["psi"],
+        old["alpha"],
+        old["scale"],
+        old["floor"],
+        old["beta"],
+        model.nu,
+        mh,
+        model.mh_step,
+        fx.bidx,
+        fx.bptr,
+    )
+    if status:
+        raise np.linalg.LinAlgError(
+            f"chain {status - 1}: the fixed effects' precision is not positive definite"
+        )
+    new = []
+    for c, s in enumerate(states):
+        # the frozen dataclass's fields set directly: its __init__ costs 1.3 us a state
+        state = object.__new__(make)
+        state.__dict__.update(
+            beta=beta[c],
+            b=b[c],
+            sigma2=float(s2[c]),
+            psi=psi[c],
+            alpha=alpha[c],
+            scale=s.scale,
+            beta_mean=mean[c],
+            b_mean=b_mean[c],
+            sigma_hyper=None,
+            sigma2_floor=s.sigma2_floor,
+        )
+        new.append(state)
+    stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
+    stacks.update(scale=old["scale"], floor=old["floor"])
+    with _LOCK:
+        _keep(_STACKS, tuple(map(id, new)), (tuple(new), stacks), 16)
+    return new
+
+
+def draw_missing_chains(
+    rngs: list[np.random.Generator], states: list, datas: list[ModelData]
+) -> np.ndarray:
+    """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain (C, n_mis),
+    by one kernel call (:func:`compiled_draws` data, one residual variance)."""
+    fx = _MissingRows.of(datas[0])
+    C = len(states)
+    if fx.dynamic:
+        XmTs, xk = _designs(datas, "mis"), np.arange(C, dtype=np.int64)
+    else:
+        XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
+    got = stacked(states)
+    return draw_missing(
+        _typed(rngs), XmTs, xk, fx.codes, fx.ZT, got["beta"], got["b"], got["sigma2"]
+    )

@@ -1,0 +1,661 @@
+"""The compiled (numba) kernels of :class:`~mlimpute.models.ml_norm.MultilevelNorm`'s
+Gibbs step; :mod:`mlimpute.models.ml_norm_compiled` says when they run and calls them.
+
+Importing this module imports numba. The kernels run steps (0)-(4) of
+:meth:`MultilevelNorm.gibbs <mlimpute.models.ml_norm.MultilevelNorm.gibbs>` and
+:meth:`MultilevelNorm.draw_missing <mlimpute.models.ml_norm.MultilevelNorm.draw_missing>`
+with the default half-t prior, one residual variance and a random part that the
+imputations do not change, for C chains in one call: a loop over the chains inside the
+kernel, each drawing from its own ``numpy.random.Generator`` (numba draws numpy's own
+streams) in the order the numpy step draws. The collapsed Metropolis-Hastings proposals
+(step 0) are compiled for a correlated 2x2 random part.
+
+The arithmetic is the numpy step's, operation by operation, except that sums over rows
+and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
+differently), the small inverses and Cholesky factors are written out and the MH
+target sums its log-determinants as logs of products of four: the numbers agree with
+the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
+imputations after 50 steps within a relative 1e-9), not bit for bit.
+
+Compiled at first use and cached on disk (``cache=True``; about 15 s on one core, then
+about 1 s a process to import numba and load the cache). Every compiled function of
+the step lives in this one module: numba's cache is invalidated by a change of the
+module's own file only, not of another module's functions it calls.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["design_sums", "response_sums", "step", "draw_missing"]
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+# -- small dense linear algebra ------------------------------------------------------------
+@_jit
+def _chol_floor(a, L):  # pragma: no cover - compiled
+    """Lower Cholesky factor of a small SPD matrix into L, as ``chol_batched`` (pivots
+    floored at 1e-300)."""
+    q = a.shape[0]
+    for j in range(q):
+        d = a[j, j]
+        for k in range(j):
+            d -= L[j, k] * L[j, k]
+        L[j, j] = np.sqrt(max(d, 1e-300))
+        for i in range(j + 1, q):
+            s = a[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            L[i, j] = s / L[j, j]
+        for i in range(j):
+            L[i, j] = 0.0
+
+
+@_jit
+def _chol(a, L):  # pragma: no cover - compiled
+    """Lower Cholesky factor of an SPD matrix into L; False where a pivot is not positive
+    (as LAPACK ``potrf`` fails)."""
+    q = a.shape[0]
+    for j in range(q):
+        d = a[j, j]
+        for k in range(j):
+            d -= L[j, k] * L[j, k]
+        if not d > 0.0:
+            return False
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            s = a[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            L[i, j] = s / L[j, j]
+        for i in range(j):
+            L[i, j] = 0.0
+    return True
+
+
+@_jit
+def _forward(L, b, x):  # pragma: no cover - compiled
+    """Solve L x = b (L lower triangular), b and x vectors."""
+    q = L.shape[0]
+    for i in range(q):
+        s = b[i]
+        for k in range(i):
+            s -= L[i, k] * x[k]
+        x[i] = s / L[i, i]
+
+
+@_jit
+def _backward(L, b, x):  # pragma: no cover - compiled
+    """Solve L' x = b (L lower triangular), b and x vectors."""
+    q = L.shape[0]
+    for i in range(q - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, q):
+            s -= L[k, i] * x[k]
+        x[i] = s / L[i, i]
+
+
+@_jit
+def _solve_spd(A, h, L, mean):  # pragma: no cover - compiled
+    """``A⁻¹h`` into mean and A's Cholesky factor into L, with :func:`solve_spd`'s jitter
+    (1e-10, 1e-8, ... times the mean absolute diagonal) where A does not factorise;
+    False if nothing does."""
+    p = A.shape[0]
+    if p == 0:
+        return True
+    ok = _chol(A, L)
+    if not ok:
+        scale = 0.0
+        for i in range(p):
+            scale += abs(A[i, i])
+        scale /= p
+        if scale == 0.0:
+            scale = 1.0
+        B = A.copy()
+        for eps in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
+            for i in range(p):
+                B[i, i] = A[i, i] + eps * scale
+            if _chol(B, L):
+                ok = True
+                break
+        if not ok:
+            return False
+    y = np.empty(p)
+    _forward(L, h, y)
+    _backward(L, y, mean)
+    return True
+
+
+@_jit
+def _draw_chol(gen, L, mean, out):  # pragma: no cover - compiled
+    """``N(mean, (LL')⁻¹)`` into out: ``mean + L'⁻¹z``."""
+    p = mean.shape[0]
+    z = np.empty(p)
+    for i in range(p):
+        z[i] = gen.standard_normal()
+    x = np.empty(p)
+    _backward(L, z, x)
+    for i in range(p):
+        out[i] = mean[i] + x[i]
+
+
+@_jit
+def _inv_spd(a, out):  # pragma: no cover - compiled
+    """Inverse of a small SPD matrix (a 1x1 as ``1/a``, a 2x2 in closed form, else by
+    its Cholesky factor)."""
+    q = a.shape[0]
+    if q == 1:
+        out[0, 0] = 1.0 / a[0, 0]
+        return
+    if q == 2:
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        out[0, 0] = a[1, 1] / det
+        out[1, 1] = a[0, 0] / det
+        out[0, 1] = -a[0, 1] / det
+        out[1, 0] = -a[1, 0] / det
+        return
+    L = np.zeros((q, q))
+    _chol_floor(a, L)
+    e = np.zeros(q)
+    y = np.empty(q)
+    x = np.empty(q)
+    for j in range(q):
+        e[:] = 0.0
+        e[j] = 1.0
+        _forward(L, e, y)
+        _backward(L, y, x)
+        out[:, j] = x
+
+
+# -- the design's sums ----------------------------------------------------------------------
+@_jit
+def design_sums(XTs, y, codes, ZT, J):  # pragma: no cover - compiled
+    """Per-cluster ``Z'X`` (K, J, q, p), ``X'X`` (K, p, p) and ``X'y`` (K, p) of the K
+    fixed designs ``XTs`` (a list of transposed designs, each (p, n))."""
+    K = len(XTs)
+    p, n = XTs[0].shape
+    q = ZT.shape[0]
+    ZtX = np.zeros((K, J, q, p))
+    XtX = np.zeros((K, p, p))
+    Xty = np.zeros((K, p))
+    for k in range(K):
+        Xk = XTs[k]
+        if p > 0 and n > 0:
+            XtX[k] = np.dot(Xk, Xk.T)
+            Xty[k] = np.dot(Xk, y)
+        for i in range(n):
+            g = codes[i]
+            for r in range(q):
+                z = ZT[r, i]
+                for a in range(p):
+                    ZtX[k, g, r, a] += z * Xk[a, i]
+    return ZtX, XtX, Xty
+
+
+@_jit
+def response_sums(y, codes, ZT, J):  # pragma: no cover - compiled
+    """Per-cluster ``Z'y`` (J, q) of the response."""
+    q = ZT.shape[0]
+    Zty = np.zeros((J, q))
+    for i in range(y.shape[0]):
+        for r in range(q):
+            Zty[codes[i], r] += ZT[r, i] * y[i]
+    return Zty
+
+
+# -- step (0): collapsed MH on a correlated 2x2 Ψ ------------------------------------------
+@_jit
+def _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu):  # pragma: no cover
+    """``_mh_2x2``'s target at the Cholesky factor (l11, l21, l22); ``zc`` (6, J) holds
+    the clusters' Z'Z/σ² entries 11, 22, 12 and c1², c1c2, c2²; ``buf`` (2, J) scratch.
+
+    The log-determinants of the clusters' precisions are summed as logs of products of
+    four (each factor within 1e±75, so that no product overflows; others one by one):
+    a quarter of the logarithms, the same sum to round-off."""
+    J = zc.shape[1]
+    s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+    det = s11 * s22 - s12 * s12
+    a11, a22, a12 = s22 / det, s11 / det, s12 / det
+    dp = buf[0]
+    qd = buf[1]
+    for j in range(J):  # no sums here: the compiler vectorises this loop
+        p11 = zc[0, j] + a11
+        p22 = zc[1, j] + a22
+        p12 = zc[2, j] - a12
+        det_p = p11 * p22 - p12 * p12
+        dp[j] = det_p
+        qd[j] = (p22 * zc[3, j] - 2 * p12 * zc[4, j] + p11 * zc[5, j]) / det_p
+    logdet_p = 0.0
+    quad = 0.0
+    prod = 1.0
+    k = 0
+    for j in range(J):
+        quad += qd[j]
+        det_p = dp[j]
+        if 1e-75 < det_p < 1e75:
+            prod *= det_p
+            k += 1
+            if k == 4:
+                logdet_p += np.log(prod)
+                prod = 1.0
+                k = 0
+        else:
+            logdet_p += np.log(det_p)
+    if k:
+        logdet_p += np.log(prod)
+    log_lik = -0.5 * (J * np.log(det) + logdet_p - quad)
+    g11, g22 = np.log(l11), np.log(l22)
+    log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
+        np.log(nu * s22 / det + inv0) + np.log(nu * s11 / det + inv1)
+    )
+    return log_lik + log_prior + 3 * g11 + 2 * g22
+
+
+@_jit
+def _mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step):  # pragma: no cover
+    """``_psi_collapsed_mh`` on one correlated 2x2 Ψ: the proposals, then α | Ψ; psi and
+    alpha updated in place."""
+    z = np.empty((n_steps, 3))
+    for i in range(n_steps):
+        for k in range(3):
+            z[i, k] = gen.standard_normal() * step
+    u = np.empty(n_steps)
+    for i in range(n_steps):
+        u[i] = np.log(gen.random())
+    inv0, inv1 = 1 / (scale[0] * scale[0]), 1 / (scale[1] * scale[1])
+    J = cc.shape[0]
+    zc = np.empty((6, J))
+    buf = np.empty((2, J))
+    for j in range(J):
+        c1, c2 = cc[j, 0], cc[j, 1]
+        zc[0, j], zc[1, j], zc[2, j] = ZtZ_s[j, 0, 0], ZtZ_s[j, 1, 1], ZtZ_s[j, 0, 1]
+        zc[3, j], zc[4, j], zc[5, j] = c1 * c1, c1 * c2, c2 * c2
+    l11 = np.sqrt(psi[0, 0])
+    l21 = psi[1, 0] / l11
+    l22 = np.sqrt(psi[1, 1] - l21 * l21)
+    cur = _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu)
+    for i in range(n_steps):
+        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
+        d = z[i, 2] * l22
+        n21 = l21 + d
+        sn, sl, dd = step * n22, step * l22, d * d
+        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
+        new = _log_target_2x2(n11, n21, n22, zc, buf, inv0, inv1, nu)
+        if u[i] < new - cur + log_q:
+            l11, l21, l22, cur = n11, n21, n22, new
+    psi[0, 0] = l11 * l11
+    psi[0, 1] = psi[1, 0] = l11 * l21
+    psi[1, 1] = l21 * l21 + l22 * l22
+    det = psi[0, 0] * psi[1, 1] - psi[0, 1] * psi[1, 0]
+    inv_d = (psi[1, 1] / det, psi[0, 0] / det)
+    shape = (nu + 2) / 2
+    for k in range(2):
+        rate = nu * inv_d[k] + 1 / (scale[k] * scale[k])
+        a = rate / gen.gamma(shape, 1.0)
+        alpha[k] = (-1.0 if alpha[k] < 0 else 1.0) / np.sqrt(a)
+
+
+# -- step (4): the inverse-Wishart draw of a block -------------------------------------------
+@_jit
+def _inv_wishart(gen, df, sub, out):  # pragma: no cover - compiled
+    """``inv_wishart(gen, df, sub)`` into out (k x k): Bartlett factor A (its chi-squares,
+    then its normals row by row), ``T = R A'⁻¹`` with ``RR' = sub``, ``TT'``."""
+    k = sub.shape[0]
+    if k == 1:
+        out[0, 0] = sub[0, 0] / gen.chisquare(df)
+        return
+    A = np.zeros((k, k))
+    for i in range(k):
+        A[i, i] = np.sqrt(gen.chisquare(df - i))
+    for i in range(1, k):
+        for j in range(i):
+            A[i, j] = gen.standard_normal()
+    R = np.zeros((k, k))
+    _chol_floor(sub, R)
+    # U = A'⁻¹ (upper triangular): column j solves A' u = e_j
+    U = np.zeros((k, k))
+    e = np.zeros(k)
+    x = np.empty(k)
+    for j in range(k):
+        e[:] = 0.0
+        e[j] = 1.0
+        _backward(A, e, x)
+        U[:, j] = x
+    T = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            s = 0.0
+            for m in range(k):
+                s += R[i, m] * U[m, j]
+            T[i, j] = s
+    for i in range(k):
+        for j in range(k):
+            s = 0.0
+            for m in range(k):
+                s += T[i, m] * T[j, m]
+            out[i, j] = s
+
+
+# -- one Gibbs step of C chains ---------------------------------------------------------------
+@_jit
+def step(  # pragma: no cover - compiled
+    gens,
+    XTs,
+    xk,
+    y,
+    codes,
+    ZT,
+    ZtZ,
+    Zty,
+    ZtX,
+    XtX,
+    Xty,
+    s2_in,
+    psi_in,
+    alpha_in,
+    scale_in,
+    floor,
+    beta_in,
+    nu,
+    mh_steps,
+    mh_step,
+    bidx,
+    bptr,
+):
+    """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
+    of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
+    or 1 + the chain whose β precision did not factorise)."""
+    C = len(gens)
+    p, n = XTs[0].shape
+    J, q = Zty.shape
+    beta_o = np.empty((C, p))
+    mean_o = np.empty((C, p))
+    b_o = np.empty((C, J, q))
+    bm_o = np.empty((C, J, q))
+    s2_o = np.empty(C)
+    psi_o = np.empty((C, q, q))
+    alpha_o = np.empty((C, q))
+    # per chain scratch
+    ZtZ_s = np.empty((J, q, q))
+    cc = np.empty((J, q))
+    Pinv = np.empty((q, q))
+    P = np.empty((J, q, q))
+    Lj = np.zeros((J, q, q))
+    Cm = np.empty((q, p + 1))
+    Ww = np.empty((q, p + 1))
+    col = np.empty(q)
+    wcol = np.empty(q)
+    A = np.empty((p, p))
+    h = np.empty(p)
+    LA = np.zeros((p, p))
+    hb = np.empty(q)
+    t1 = np.empty(q)
+    zq = np.empty((J, q))
+    r = np.empty(n)
+    Wn = np.empty(q)
+    G2 = np.empty((q, q))
+    ha = np.empty(q)
+    La = np.zeros((q, q))
+    m_a = np.empty(q)
+    S = np.empty((q, q))
+    psi_xi = np.empty((q, q))
+    for c in range(C):
+        gen = gens[c]
+        k = xk[c]
+        s2 = s2_in[c]
+        psi = psi_in[c].copy()
+        alpha = alpha_in[c].copy()
+        scale = scale_in[c]
+        beta = beta_o[c]
+        mean = mean_o[c]
+        for j in range(J):
+            for u in range(q):
+                for v in range(q):
+                    ZtZ_s[j, u, v] = ZtZ[j, u, v] / s2
+        # (0) collapsed MH on Ψ, then α | Ψ
+        if mh_steps > 0:
+            for j in range(J):
+                for u in range(q):
+                    s = 0.0
+                    for a in range(p):
+                        s += ZtX[k, j, u, a] * beta_in[c, a]
+                    cc[j, u] = (Zty[j, u] - s) / s2
+            _mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, mh_steps, mh_step)
+        # (1) P_j, L_j, [W w]; β marginal of b
+        _inv_spd(psi, Pinv)
+        A[:, :] = 0.0
+        h[:] = 0.0
+        for j in range(J):
+            if q == 1:  # the same operations as below, written out in scalars
+                P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
+                lj = np.sqrt(max(P[j, 0, 0], 1e-300))
+                Lj[j, 0, 0] = lj
+                for a in range(p):
+                    Ww[0, a] = ZtX[k, j, 0, a] / s2 / lj
+                Ww[0, p] = Zty[j, 0] / s2 / lj
+                for a in range(p):
+                    for e in range(a + 1):
+                        A[a, e] += Ww[0, a] * Ww[0, e]
+                    h[a] += Ww[0, a] * Ww[0, p]
+                continue
+            if q == 2:  # the same operations as below, written out in scalars
+                l00 = np.sqrt(max(ZtZ_s[j, 0, 0] + Pinv[0, 0], 1e-300))
+                l10 = (ZtZ_s[j, 1, 0] + Pinv[1, 0]) / l00
+                l11 = np.sqrt(max((ZtZ_s[j, 1, 1] + Pinv[1, 1]) - l10 * l10, 1e-300))
+                Lj[j, 0, 0], Lj[j, 1, 0], Lj[j, 1, 1] = l00, l10, l11
+                for a in range(p + 1):
+                    c0 = (ZtX[k, j, 0, a] if a < p else Zty[j, 0]) / s2
+                    c1 = (ZtX[k, j, 1, a] if a < p else Zty[j, 1]) / s2
+                    w0 = c0 / l00
+                    Ww[0, a] = w0
+                    Ww[1, a] = (c1 - l10 * w0) / l11
+                for a in range(p):
+                    for e in range(a + 1):
+                        A[a, e] += Ww[0, a] * Ww[0, e] + Ww[1, a] * Ww[1, e]
+                    h[a] += Ww[0, a] * Ww[0, p] + Ww[1, a] * Ww[1, p]
+                continue
+            for u in range(q):
+                for v in range(q):
+                    P[j, u, v] = ZtZ_s[j, u, v] + Pinv[u, v]
+            _chol_floor(P[j], Lj[j])
+            for u in range(q):
+                for a in range(p):
+                    Cm[u, a] = ZtX[k, j, u, a] / s2
+                Cm[u, p] = Zty[j, u] / s2
+            for a in range(p + 1):
+                for u in range(q):
+                    col[u] = Cm[u, a]
+                _forward(Lj[j], col, wcol)
+                for u in range(q):
+                    Ww[u, a] = wcol[u]
+            for a in range(p):
+                for e in range(a + 1):
+                    s = 0.0
+                    for u in range(q):
+                        s += Ww[u, a] * Ww[u, e]
+                    A[a, e] += s
+                s = 0.0
+                for u in range(q):
+                    s += Ww[u, a] * Ww[u, p]
+                h[a] += s
+        for a in range(p):
+            for e in range(a + 1):
+                v1 = XtX[k, a, e] / s2 - A[a, e]
+                v2 = XtX[k, e, a] / s2 - A[a, e]
+                A[a, e] = (v1 + v2) / 2
+                A[e, a] = A[a, e]
+            h[a] = Xty[k, a] / s2 - h[a]
+        if not _solve_spd(A, h, LA, mean):
+            return beta_o, mean_o, b_o, bm_o, s2_o, psi_o, alpha_o, 1 + c
+        _draw_chol(gen, LA, mean, beta)
+        # b_j | β and E[b_j | β̄]
+        for j in range(J):
+            for u in range(q):
+                zq[j, u] = gen.standard_normal()
+        b = b_o[c]
+        bm = bm_o[c]
+        for j in range(J):
+            for u in range(q):
+                s = 0.0
+                sm = 0.0
+                for a in range(p):
+                    s += ZtX[k, j, u, a] * beta[a]
+                    sm += ZtX[k, j, u, a] * mean[a]
+                hb[u] = (Zty[j, u] - s) / s2
+                col[u] = (Zty[j, u] - sm) / s2
+            if q == 1:
+                pp = P[j, 0, 0]
+                b[j, 0] = hb[0] / pp + zq[j, 0] / np.sqrt(pp)
+                bm[j, 0] = col[0] / Lj[j, 0, 0] / Lj[j, 0, 0]
+            elif q == 2:  # _forward, + z, _backward written out
+                l00, l10, l11 = Lj[j, 0, 0], Lj[j, 1, 0], Lj[j, 1, 1]
+                t0 = hb[0] / l00 + zq[j, 0]
+                x1 = ((hb[1] - l10 * (hb[0] / l00)) / l11 + zq[j, 1]) / l11
+                b[j, 1] = x1
+                b[j, 0] = (t0 - l10 * x1) / l00
+                m0 = col[0] / l00
+                m1 = ((col[1] - l10 * m0) / l11) / l11
+                bm[j, 1] = m1
+                bm[j, 0] = (m0 - l10 * m1) / l00
+            else:
+                _forward(Lj[j], hb, t1)
+                for u in range(q):
+                    t1[u] += zq[j, u]
+                _backward(Lj[j], t1, b[j])
+                _forward(Lj[j], col, t1)
+                _backward(Lj[j], t1, bm[j])
+        # (2) parameter expansion: α | ξ
+        for u in range(q):
+            if not abs(alpha[u]) > 1e-150:
+                alpha[u] = 1e-150
+        for j in range(J):
+            for u in range(q):
+                b[j, u] = b[j, u] / alpha[u]  # ξ, in place
+        xi = b
+        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 else np.zeros(n)
+        G2[:, :] = 0.0
+        ha[:] = 0.0
+        if q == 1:  # the loop below with the sums in scalars
+            g00 = 0.0
+            h0 = 0.0
+            for i in range(n):
+                ri = y[i] - fit[i]
+                r[i] = ri
+                w = ZT[0, i] * xi[codes[i], 0]
+                g00 += w * w
+                h0 += w * ri
+            G2[0, 0] = g00
+            ha[0] = h0
+        if q == 2:  # the loop below with the sums in scalars
+            g00 = 0.0
+            g10 = 0.0
+            g11 = 0.0
+            h0 = 0.0
+            h1 = 0.0
+            for i in range(n):
+                ri = y[i] - fit[i]
+                r[i] = ri
+                g = codes[i]
+                w0 = ZT[0, i] * xi[g, 0]
+                w1 = ZT[1, i] * xi[g, 1]
+                g00 += w0 * w0
+                g10 += w1 * w0
+                g11 += w1 * w1
+                h0 += w0 * ri
+                h1 += w1 * ri
+            G2[0, 0], G2[1, 0], G2[1, 1] = g00, g10, g11
+            ha[0], ha[1] = h0, h1
+        for i in range(n if q > 2 else 0):
+            r[i] = y[i] - fit[i]
+            g = codes[i]
+            for u in range(q):
+                Wn[u] = ZT[u, i] * xi[g, u]
+            for u in range(q):
+                for v in range(u + 1):
+                    G2[u, v] += Wn[u] * Wn[v]
+                ha[u] += Wn[u] * r[i]
+        for u in range(q):
+            for v in range(u + 1):
+                G2[u, v] = G2[u, v] / s2
+                G2[v, u] = G2[u, v]
+            G2[u, u] += 2.0 / (scale[u] * scale[u])
+            ha[u] = ha[u] / s2
+        if not _solve_spd(G2, ha, La, m_a):
+            return beta_o, mean_o, b_o, bm_o, s2_o, psi_o, alpha_o, 1 + c
+        a_new = alpha_o[c]
+        _draw_chol(gen, La, m_a, a_new)
+        for u in range(q):
+            if not abs(a_new[u]) > 1e-150:
+                a_new[u] = 1e-150
+        # (3) σ² | β, b
+        rss = 0.0
+        if q == 1:
+            a0 = a_new[0]
+            for i in range(n):
+                e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
+                rss += e * e
+        elif q == 2:
+            a0, a1 = a_new[0], a_new[1]
+            for i in range(n):
+                g = codes[i]
+                e = r[i] - (ZT[0, i] * xi[g, 0] * a0 + ZT[1, i] * xi[g, 1] * a1)
+                rss += e * e
+        else:
+            for i in range(n):
+                g = codes[i]
+                s = 0.0
+                for u in range(q):
+                    s += ZT[u, i] * xi[g, u] * a_new[u]
+                e = r[i] - s
+                rss += e * e
+        s2_new = rss / gen.chisquare(max(n, 1))
+        s2_o[c] = max(s2_new, floor[c])
+        # (4) Ψ_ξ | ξ per covariance block, Ψ = diag(α) Ψ_ξ diag(α)
+        for u in range(q):
+            for v in range(q):
+                s = 0.0
+                for j in range(J):
+                    s += xi[j, u] * xi[j, v]
+                S[u, v] = s
+        psi_xi[:, :] = 0.0
+        for t in range(bptr.shape[0] - 1):
+            idx = bidx[bptr[t] : bptr[t + 1]]
+            kb = idx.shape[0]
+            sub = np.empty((kb, kb))
+            for u in range(kb):
+                for v in range(kb):
+                    sub[u, v] = S[idx[u], idx[v]] + (2 * nu if u == v else 0.0)
+            got = np.empty((kb, kb))
+            _inv_wishart(gen, nu + kb - 1 + J, sub, got)
+            for u in range(kb):
+                for v in range(kb):
+                    psi_xi[idx[u], idx[v]] = got[u, v]
+        for u in range(q):
+            for v in range(q):
+                psi_o[c, u, v] = psi_xi[u, v] * (a_new[u] * a_new[v])
+        for j in range(J):
+            for u in range(q):
+                b[j, u] = xi[j, u] * a_new[u]  # b = ξ∘α, in place
+    return beta_o, mean_o, b_o, bm_o, s2_o, psi_o, alpha_o, 0
+
+
+@_jit
+def draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2):  # pragma: no cover - compiled
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis)."""
+    C = len(gens)
+    p, n = XmTs[0].shape
+    q = ZmT.shape[0]
+    out = np.empty((C, n))
+    for c in range(C):
+        gen = gens[c]
+        sd = np.sqrt(s2[c])
+        fit = np.dot(beta[c], XmTs[xk[c]]) if p > 0 and n > 0 else np.zeros(n)
+        for i in range(n):
+            g = codes[i]
+            zb = 0.0
+            for u in range(q):
+                zb += ZmT[u, i] * b[c, g, u]
+            out[c, i] = (fit[i] + zb) + sd * gen.standard_normal()
+    return out
