@@ -7,6 +7,13 @@ import pytest
 from mlimpute import _numba
 
 
+def test_kernels_are_off_unless_switched_on(monkeypatch):
+    monkeypatch.delenv("MLIMPUTE_NUMBA", raising=False)
+    assert not _numba.enabled()  # installing numba alone changes nothing
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "yes")
+    assert not _numba.enabled()
+
+
 def test_environment_variable_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
     assert not _numba.enabled()

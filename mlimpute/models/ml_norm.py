@@ -254,8 +254,8 @@ class MultilevelNorm:
     def step(
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> MultilevelNormState:
-        """:meth:`gibbs` on the observed response (compiled where numba is installed and
-        the data take a path it covers: :mod:`mlimpute.models.ml_norm_compiled`)."""
+        """:meth:`gibbs` on the observed response (compiled where the compiled step is
+        switched on and the data take a path it covers: :mod:`mlimpute.models.ml_norm_compiled`)."""
         kernel = _kernel(self, data)
         if kernel is not None:
             return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
@@ -486,7 +486,7 @@ def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[Multilev
 
 def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
     """The compiled kernels' module where they run ``model``'s step on ``data``, else None
-    (numba absent or turned off, or a path they do not cover)."""
+    (switched off, numba absent, or a path they do not cover)."""
     if type(model) is not MultilevelNorm or model.prior == "iw" or not _numba.enabled():
         return None
     from mlimpute.models import ml_norm_compiled

@@ -18,9 +18,10 @@ chains one by one, whatever the block size.
 Other plans, and a block whose run fails, are run chain by chain exactly as before (a
 failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
-With numba installed, :func:`~mlimpute.models.ml_norm_batched.step_block` is one compiled
-call for the block (:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls
-the same kernel: the figures below are the numpy code's.
+With the compiled step switched on (:mod:`mlimpute._numba`),
+:func:`~mlimpute.models.ml_norm_batched.step_block` is one compiled call for the block
+(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel: the
+figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
