@@ -68,10 +68,32 @@ def _built_again() -> None:
     return None
 
 
-class _Fixed:
+class _PerData:
+    """Arrays built once per model data and kept in its ``cache`` under :attr:`KEY`;
+    pickled as nothing, so that a process that receives the data builds them again."""
+
+    KEY = ""
+
+    def __init__(self, data: ModelData) -> None:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple:
+        return (_built_again, ())
+
+    @classmethod
+    def of(cls, data: ModelData):
+        got = data.cache.get(cls.KEY)
+        if got is None:
+            got = data.cache[cls.KEY] = cls(data)
+        return got
+
+
+class _Fixed(_PerData):
     """The arrays of ``data`` the step kernel reads that do not change in a run (kept in
     ``data.cache``, shared by the chains): codes, Z', y, Z'Z, Z'y, the covariance blocks,
     and for a fixed design X' and its sums."""
+
+    KEY = "ml_norm_kernel"
 
     def __init__(self, data: ModelData) -> None:
         self.J = data.n_clusters
@@ -92,20 +114,12 @@ class _Fixed:
             self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
 
-    def __reduce__(self) -> tuple:
-        return (_built_again, ())
 
-    @classmethod
-    def of(cls, data: ModelData) -> _Fixed:
-        got = data.cache.get("ml_norm_kernel")
-        if got is None:
-            got = data.cache["ml_norm_kernel"] = cls(data)
-        return got
-
-
-class _MissingRows:
+class _MissingRows(_PerData):
     """What the draw kernel reads of the missing rows (kept in ``data.cache``): their
     cluster codes, Z' and, for a fixed design, X'."""
+
+    KEY = "ml_norm_kernel_mis"
 
     def __init__(self, data: ModelData) -> None:
         self.codes = _read_only(data.codes_mis, np.int64)
@@ -113,16 +127,6 @@ class _MissingRows:
         self.dynamic = bool(data.X.dynamic)
         if not self.dynamic:
             self.XTs = List([_read_only(data.X.mis.T)])
-
-    def __reduce__(self) -> tuple:
-        return (_built_again, ())
-
-    @classmethod
-    def of(cls, data: ModelData) -> _MissingRows:
-        got = data.cache.get("ml_norm_kernel_mis")
-        if got is None:
-            got = data.cache["ml_norm_kernel_mis"] = cls(data)
-        return got
 
 
 def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:

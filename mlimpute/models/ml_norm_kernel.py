@@ -35,34 +35,19 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 # -- small dense linear algebra ------------------------------------------------------------
 @_jit
-def _chol_floor(a, L):  # pragma: no cover - compiled
-    """Lower Cholesky factor of a small SPD matrix into L, as ``chol_batched`` (pivots
-    floored at 1e-300)."""
+def _cholesky(a, L, floor):  # pragma: no cover - compiled
+    """Lower Cholesky factor of a small SPD matrix into L. With ``floor > 0`` every pivot
+    is floored there (as ``chol_batched``, floor 1e-300) and the result is True; with
+    ``floor = 0`` the result is False where a pivot is not positive (as LAPACK ``potrf``
+    fails)."""
     q = a.shape[0]
     for j in range(q):
         d = a[j, j]
         for k in range(j):
             d -= L[j, k] * L[j, k]
-        L[j, j] = np.sqrt(max(d, 1e-300))
-        for i in range(j + 1, q):
-            s = a[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            L[i, j] = s / L[j, j]
-        for i in range(j):
-            L[i, j] = 0.0
-
-
-@_jit
-def _chol(a, L):  # pragma: no cover - compiled
-    """Lower Cholesky factor of an SPD matrix into L; False where a pivot is not positive
-    (as LAPACK ``potrf`` fails)."""
-    q = a.shape[0]
-    for j in range(q):
-        d = a[j, j]
-        for k in range(j):
-            d -= L[j, k] * L[j, k]
-        if not d > 0.0:
+        if floor > 0.0:
+            d = max(d, floor)
+        elif not d > 0.0:
             return False
         L[j, j] = np.sqrt(d)
         for i in range(j + 1, q):
@@ -105,7 +90,7 @@ def _solve_spd(A, h, L, mean):  # pragma: no cover - compiled
     p = A.shape[0]
     if p == 0:
         return True
-    ok = _chol(A, L)
+    ok = _cholesky(A, L, 0.0)
     if not ok:
         scale = 0.0
         for i in range(p):
@@ -117,7 +102,7 @@ def _solve_spd(A, h, L, mean):  # pragma: no cover - compiled
         for eps in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
             for i in range(p):
                 B[i, i] = A[i, i] + eps * scale
-            if _chol(B, L):
+            if _cholesky(B, L, 0.0):
                 ok = True
                 break
         if not ok:
@@ -157,7 +142,7 @@ def _inv_spd(a, out):  # pragma: no cover - compiled
         out[1, 0] = -a[1, 0] / det
         return
     L = np.zeros((q, q))
-    _chol_floor(a, L)
+    _cholesky(a, L, 1e-300)
     e = np.zeros(q)
     y = np.empty(q)
     x = np.empty(q)
@@ -313,7 +298,7 @@ def _inv_wishart(gen, df, sub, out):  # pragma: no cover - compiled
         for j in range(i):
             A[i, j] = gen.standard_normal()
     R = np.zeros((k, k))
-    _chol_floor(sub, R)
+    _cholesky(sub, R, 1e-300)
     # U = A'⁻¹ (upper triangular): column j solves A' u = e_j
     U = np.zeros((k, k))
     e = np.zeros(k)
@@ -459,7 +444,7 @@ def step(  # pragma: no cover - compiled
             for u in range(q):
                 for v in range(q):
                     P[j, u, v] = ZtZ_s[j, u, v] + Pinv[u, v]
-            _chol_floor(P[j], Lj[j])
+            _cholesky(P[j], Lj[j], 1e-300)
             for u in range(q):
                 for a in range(p):
                     Cm[u, a] = ZtX[k, j, u, a] / s2
