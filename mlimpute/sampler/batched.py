@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlimpute import _numba
 from mlimpute.errors import SpecificationError
 from mlimpute.models.ml_norm_batched import (
     draw_missing_block,
@@ -47,6 +48,7 @@ from mlimpute.models.ml_norm_batched import (
     random_slopes,
     step_block,
 )
+from mlimpute.sampler.batched_values import BlockRefresh, stack_values
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -178,6 +180,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         n: levels[n] == 1 and n not in latent and eligible(plan.models[n], plan.data[n])
         for n in names
     }
+    refreshes = _block_refreshes(plan, values, datas, stacked)
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
@@ -186,7 +189,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             model = plan.models[name]
             level = levels[name]
             ds = [datas[c][name] for c in range(C)]
-            for c in range(C):
+            for c in range(C) if refreshes.get(name) is None else ():
                 if level == 2:
                     ranefs = ranef_arrays(plan, name, states[c])
                     ds[c].refresh(ClusterValues(values[c], first, ranefs), plan.cluster_static)
@@ -194,6 +197,8 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     ds[c].refresh(ClusterValues(values[c], top.starts, {}, top), plan.top_static)
                 else:
                     ds[c].refresh(values[c], plan.static)
+            if refreshes.get(name) is not None:  # every chain's design by one call
+                refreshes[name]()
             if not stacked[name]:  # another model: its own calls, chain by chain
                 draws = []
                 for c in range(C):
@@ -241,6 +246,26 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
         out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
+    return out
+
+
+def _block_refreshes(
+    plan: Plan, values: list, datas: list[dict], stacked: dict[str, bool]
+) -> dict[str, BlockRefresh]:
+    """With the compiled kernels on, the stacked variables whose designs one compiled
+    call refreshes for the block (:mod:`mlimpute.sampler.batched_values`), their chains'
+    data in ``datas`` replaced by views of the block's arrays; else nothing."""
+    if not _numba.enabled() or not any(stacked.values()):
+        return {}
+    held = stack_values(values, list(plan.names))
+    out = {}
+    for name in plan.names:
+        if stacked[name]:
+            got = BlockRefresh.of(held, plan.data[name], plan.layout)
+            if got is not None:
+                out[name] = got
+                for c, d in enumerate(datas):
+                    d[name] = got.chain_data(plan.data[name], c)
     return out
 
 
