@@ -180,7 +180,12 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         n: levels[n] == 1 and n not in latent and eligible(plan.models[n], plan.data[n])
         for n in names
     }
-    refreshes = _block_refreshes(plan, values, datas, stacked)
+    # with the kernels on: the chains' columns as views of one array, and the designs
+    # one compiled call refreshes for the block
+    on = _numba.enabled() and any(stacked.values())
+    held = stack_values(values, list(names)) if on else None
+    rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
+    refreshes = _block_refreshes(plan, held, datas, stacked)
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
@@ -228,8 +233,13 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     for c in range(C)
                 ]
             mis = ds[0].mis_idx
+            at_once = level == 1 and isinstance(draws, np.ndarray) and name in rows
+            if at_once:  # every chain's column by one assignment (views of one array)
+                rows[name][:, mis] = draws
             for c in range(C):
-                if level == 1:
+                if at_once:
+                    pass
+                elif level == 1:
                     values[c][name][mis] = draws[c]
                 else:
                     cvals[c][name][mis] = draws[c]
@@ -250,14 +260,13 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
 
 
 def _block_refreshes(
-    plan: Plan, values: list, datas: list[dict], stacked: dict[str, bool]
+    plan: Plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
 ) -> dict[str, BlockRefresh]:
-    """With the compiled kernels on, the stacked variables whose designs one compiled
-    call refreshes for the block (:mod:`mlimpute.sampler.batched_values`), their chains'
-    data in ``datas`` replaced by views of the block's arrays; else nothing."""
-    if not _numba.enabled() or not any(stacked.values()):
+    """The stacked variables whose designs one compiled call refreshes for the block
+    whose values ``held`` holds (:mod:`mlimpute.sampler.batched_values`), their chains'
+    data in ``datas`` replaced by views of the block's arrays; nothing without ``held``."""
+    if held is None:
         return {}
-    held = stack_values(values, list(plan.names))
     out = {}
     for name in plan.names:
         if stacked[name]:
