@@ -29,7 +29,13 @@ from numba.typed import List
 
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.ml_norm_kernel import design_sums, draw_missing, response_sums, step
+from mlimpute.models.ml_norm_kernel import (
+    design_sums,
+    draw_missing,
+    intercept_sums,
+    response_sums,
+    step,
+)
 
 __all__ = ["usable", "compiled_draws", "step_chains", "draw_missing_chains", "stacked"]
 
@@ -91,6 +97,25 @@ class _Fixed:
         if not self.dynamic:  # every chain's design, and its sums
             self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
+        self.split = None
+        if self.dynamic and static(data).ones:  # what intercept_sums takes
+            X = data.X
+            dyn = sorted({c for c, _ in X.fast} | set(X.slow))
+            const = X.cluster_constant(data.seg_obs.codes)
+            ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
+            first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
+            base = design_sums(List([_read_only(X.obs.T)]), self.y, self.codes, self.ZT, self.J)
+            self.split = (
+                self.Zty[:, 0].copy(),
+                ptr,
+                first,
+                np.diff(ptr).astype(np.float64),
+                np.array(dyn, dtype=np.int64),
+                const.astype(np.bool_),
+                base[0][0],
+                base[1][0],
+                base[2][0],
+            )
 
     def __reduce__(self) -> tuple:
         return (_built_again, ())
@@ -216,7 +241,10 @@ def step_chains(
     C = len(states)
     if fx.dynamic:
         XTs = _designs(datas)
-        ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+        if fx.split is not None:  # only the changing columns summed again
+            ZtX, XtX, Xty = intercept_sums(XTs, fx.y, *fx.split)
+        else:
+            ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
         XTs = fx.XTs

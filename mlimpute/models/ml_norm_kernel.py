@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["design_sums", "response_sums", "step", "draw_missing"]
+__all__ = ["design_sums", "intercept_sums", "response_sums", "step", "draw_missing"]
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -191,6 +191,89 @@ def design_sums(XTs, y, codes, ZT, J):  # pragma: no cover - compiled
                 z = ZT[r, i]
                 for a in range(p):
                     ZtX[k, g, r, a] += z * Xk[a, i]
+    return ZtX, XtX, Xty
+
+
+@_jit
+def _dot(a, b):  # pragma: no cover - compiled
+    """``a @ b`` of two rows, with four running sums (a fixed order)."""
+    n = a.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i] * b[i]
+        s1 += a[i + 1] * b[i + 1]
+        s2 += a[i + 2] * b[i + 2]
+        s3 += a[i + 3] * b[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i] * b[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@_jit
+def intercept_sums(  # pragma: no cover - compiled
+    XTs, y, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
+):
+    """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
+    the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
+    only the changing columns ``dyn`` are summed again. A column constant within clusters
+    (``const``: the intercept, ``cmean()`` terms, level-2 variables; value m_j in cluster j,
+    read at the cluster's first observed row ``first[j]``) is summed per cluster:
+    its cluster sums are n_j m_j, its products with a column x are the sums over clusters
+    of m_j times x's cluster sums and X'y's entry the sum of m_j times y's (``Sy``); a
+    column that varies within clusters takes a pass over its rows (``ptr``: where each
+    cluster's observed rows start)."""
+    K = len(XTs)
+    p, n = XTs[0].shape
+    J = Sy.shape[0]
+    ZtX = np.empty((K, J, 1, p))
+    XtX = np.empty((K, p, p))
+    Xty = np.empty((K, p))
+    m = np.zeros((J, p))
+    for k in range(K):
+        Xk = XTs[k]
+        S = ZtX[k, :, 0, :]
+        S[:, :] = ZtX0[:, 0, :]
+        XtX[k] = XtX0
+        Xty[k] = Xty0
+        for j in range(J):  # the cluster values of the constant columns
+            if first[j] >= 0:
+                for a in range(p):
+                    if const[a]:
+                        m[j, a] = Xk[a, first[j]]
+        for a in dyn:
+            x = Xk[a]
+            if const[a]:
+                for j in range(J):
+                    S[j, a] = nobs[j] * m[j, a]
+            else:
+                for j in range(J):
+                    s = 0.0
+                    for i in range(ptr[j], ptr[j + 1]):
+                        s += x[i]
+                    S[j, a] = s
+        for a in dyn:
+            x = Xk[a]
+            for e in range(p):
+                if const[a] or const[e]:
+                    f = e if const[a] else a
+                    g = a if const[a] else e
+                    s = 0.0
+                    for j in range(J):
+                        s += m[j, g] * S[j, f]
+                else:
+                    s = _dot(x, Xk[e])
+                XtX[k, a, e] = s
+                XtX[k, e, a] = s
+            if const[a]:
+                s = 0.0
+                for j in range(J):
+                    s += m[j, a] * Sy[j]
+                Xty[k, a] = s
+            else:
+                Xty[k, a] = _dot(x, y)
     return ZtX, XtX, Xty
 
 
