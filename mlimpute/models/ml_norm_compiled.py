@@ -276,6 +276,7 @@ def step_chains(
         model.mh_step,
         fx.bidx,
         fx.bptr,
+        st.ones,
     )
     if status:
         raise np.linalg.LinAlgError(

@@ -446,6 +446,7 @@ def step(  # pragma: no cover - compiled
     mh_step,
     bidx,
     bptr,
+    ones,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
@@ -617,10 +618,22 @@ def step(  # pragma: no cover - compiled
             for u in range(q):
                 b[j, u] = b[j, u] / alpha[u]  # ξ, in place
         xi = b
-        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 else np.zeros(n)
         G2[:, :] = 0.0
         ha[:] = 0.0
-        if q == 1:  # the loop below with the sums in scalars
+        if ones:  # Z a column of ones: the sums below per cluster, no pass over the rows
+            g00 = 0.0
+            h0 = 0.0
+            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β
+                xj = xi[j, 0]
+                rj = Zty[j, 0]
+                for a in range(p):
+                    rj -= ZtX[k, j, 0, a] * beta[a]
+                g00 += ZtZ[j, 0, 0] * (xj * xj)
+                h0 += xj * rj
+            G2[0, 0] = g00
+            ha[0] = h0
+        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
+        if q == 1 and not ones:  # the loop below with the sums in scalars
             g00 = 0.0
             h0 = 0.0
             for i in range(n):
@@ -674,7 +687,21 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        if q == 1:
+        if ones:  # x'β summed in the pass (no fitted values stored), two running sums
+            a0 = a_new[0]
+            XT = XTs[k]
+            rss1 = 0.0
+            for i in range(n):
+                f = 0.0
+                for a in range(p):
+                    f += beta[a] * XT[a, i]
+                e = (y[i] - f) - xi[codes[i], 0] * a0
+                if i % 2:
+                    rss1 += e * e
+                else:
+                    rss += e * e
+            rss += rss1
+        elif q == 1:
             a0 = a_new[0]
             for i in range(n):
                 e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
