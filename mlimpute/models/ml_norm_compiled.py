@@ -94,18 +94,23 @@ class _Fixed:
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
         self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        # the design as the chains share it (its fixed columns) and its changing columns
+        self.XT0 = _read_only(data.X.obs.T)
+        self.dmask = _changing(data)
         if not self.dynamic:  # every chain's design, and its sums
             self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
         self.split = None
         if self.dynamic and static(data).ones:  # what intercept_sums takes
             X = data.X
-            dyn = sorted({c for c, _ in X.fast} | set(X.slow))
+            dyn = np.flatnonzero(self.dmask)
             const = X.cluster_constant(data.seg_obs.codes)
             ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
             first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
-            base = design_sums(List([_read_only(X.obs.T)]), self.y, self.codes, self.ZT, self.J)
+            base = design_sums(List([self.XT0]), self.y, self.codes, self.ZT, self.J)
             self.split = (
+                self.XT0,
+                self.dmask,
                 self.Zty[:, 0].copy(),
                 ptr,
                 first,
@@ -136,8 +141,10 @@ class _MissingRows:
         self.codes = _read_only(data.codes_mis, np.int64)
         self.ZT = _read_only(data.Z.mis.T)
         self.dynamic = bool(data.X.dynamic)
+        self.XT0 = _read_only(data.X.mis.T)
+        self.dmask = _changing(data)
         if not self.dynamic:
-            self.XTs = List([_read_only(data.X.mis.T)])
+            self.XTs = List([self.XT0])
 
     def __reduce__(self) -> tuple:
         return (_built_again, ())
@@ -148,6 +155,14 @@ class _MissingRows:
         if got is None:
             got = data.cache["ml_norm_kernel_mis"] = cls(data)
         return got
+
+
+def _changing(data: ModelData) -> np.ndarray:
+    """Which columns of ``data``'s fixed design the imputations change (bool, one per
+    column): the others the kernels read from the design the chains share."""
+    out = np.zeros(data.X.obs.shape[1], dtype=np.bool_)
+    out[[c for c, _ in data.X.fast] + list(data.X.slow)] = True
+    return out
 
 
 def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -277,6 +292,8 @@ def step_chains(
         fx.bidx,
         fx.bptr,
         st.ones,
+        fx.XT0,
+        fx.dmask,
     )
     if status:
         raise np.linalg.LinAlgError(
@@ -319,5 +336,14 @@ def draw_missing_chains(
         XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
     got = stacked(states)
     return draw_missing(
-        _typed(rngs), XmTs, xk, fx.codes, fx.ZT, got["beta"], got["b"], got["sigma2"]
+        _typed(rngs),
+        XmTs,
+        xk,
+        fx.codes,
+        fx.ZT,
+        got["beta"],
+        got["b"],
+        got["sigma2"],
+        fx.XT0,
+        fx.dmask,
     )

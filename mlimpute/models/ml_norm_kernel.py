@@ -214,7 +214,7 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 @_jit
 def intercept_sums(  # pragma: no cover - compiled
-    XTs, y, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
 ):
     """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
     the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
@@ -224,7 +224,9 @@ def intercept_sums(  # pragma: no cover - compiled
     its cluster sums are n_j m_j, its products with a column x are the sums over clusters
     of m_j times x's cluster sums and X'y's entry the sum of m_j times y's (``Sy``); a
     column that varies within clusters takes a pass over its rows (``ptr``: where each
-    cluster's observed rows start)."""
+    cluster's observed rows start). The columns no imputation changes are read from the
+    design ``XT0`` that the chains share (``dmask``: the changing ones), which stays in
+    the cache from chain to chain."""
     K = len(XTs)
     p, n = XTs[0].shape
     J = Sy.shape[0]
@@ -242,7 +244,7 @@ def intercept_sums(  # pragma: no cover - compiled
             if first[j] >= 0:
                 for a in range(p):
                     if const[a]:
-                        m[j, a] = Xk[a, first[j]]
+                        m[j, a] = Xk[a, first[j]] if dmask[a] else XT0[a, first[j]]
         for a in dyn:
             x = Xk[a]
             if const[a]:
@@ -264,7 +266,7 @@ def intercept_sums(  # pragma: no cover - compiled
                     for j in range(J):
                         s += m[j, g] * S[j, f]
                 else:
-                    s = _dot(x, Xk[e])
+                    s = _dot(x, Xk[e] if dmask[e] else XT0[e])
                 XtX[k, a, e] = s
                 XtX[k, e, a] = s
             if const[a]:
@@ -447,6 +449,8 @@ def step(  # pragma: no cover - compiled
     bidx,
     bptr,
     ones,
+    XT0,
+    dmask,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
@@ -687,15 +691,17 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        if ones:  # x'β summed in the pass (no fitted values stored), two running sums
+        if ones:  # y - Xβ, then the sum of squares with two running sums
             a0 = a_new[0]
-            XT = XTs[k]
+            r[:] = y
+            for a in range(p):  # column by column (the rows' sums side by side), the
+                xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
+                ba = beta[a]
+                for i in range(n):
+                    r[i] -= ba * xa[i]
             rss1 = 0.0
             for i in range(n):
-                f = 0.0
-                for a in range(p):
-                    f += beta[a] * XT[a, i]
-                e = (y[i] - f) - xi[codes[i], 0] * a0
+                e = r[i] - xi[codes[i], 0] * a0
                 if i % 2:
                     rss1 += e * e
                 else:
@@ -752,16 +758,26 @@ def step(  # pragma: no cover - compiled
 
 
 @_jit
-def draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2):  # pragma: no cover - compiled
-    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis)."""
+def draw_missing(  # pragma: no cover - compiled
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask
+):
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis); x'β summed
+    column by column, the columns no imputation changes (not ``dmask``) read from the
+    shared design ``XmT0``."""
     C = len(gens)
     p, n = XmTs[0].shape
     q = ZmT.shape[0]
     out = np.empty((C, n))
+    fit = np.empty(n)
     for c in range(C):
         gen = gens[c]
         sd = np.sqrt(s2[c])
-        fit = np.dot(beta[c], XmTs[xk[c]]) if p > 0 and n > 0 else np.zeros(n)
+        fit[:] = 0.0
+        for a in range(p):
+            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
+            ba = beta[c, a]
+            for i in range(n):
+                fit[i] += ba * xa[i]
         for i in range(n):
             g = codes[i]
             zb = 0.0
