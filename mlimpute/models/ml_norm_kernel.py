@@ -520,9 +520,10 @@ def step(  # pragma: no cover - compiled
                 P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
+                f = 1.0 / (s2 * lj)  # one division for the cluster
                 for a in range(p):
-                    Ww[0, a] = ZtX[k, j, 0, a] / s2 / lj
-                Ww[0, p] = Zty[j, 0] / s2 / lj
+                    Ww[0, a] = ZtX[k, j, 0, a] * f
+                Ww[0, p] = Zty[j, 0] * f
                 for a in range(p):
                     for e in range(a + 1):
                         A[a, e] += Ww[0, a] * Ww[0, e]
@@ -584,7 +585,19 @@ def step(  # pragma: no cover - compiled
                 zq[j, u] = gen.standard_normal()
         b = b_o[c]
         bm = bm_o[c]
+        inv_s2 = 1.0 / s2
         for j in range(J):
+            if q == 1:  # the lines below with one division and one root a cluster
+                s = 0.0
+                sm = 0.0
+                for a in range(p):
+                    s += ZtX[k, j, 0, a] * beta[a]
+                    sm += ZtX[k, j, 0, a] * mean[a]
+                ipp = 1.0 / P[j, 0, 0]
+                lj = Lj[j, 0, 0]
+                b[j, 0] = (Zty[j, 0] - s) * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
+                bm[j, 0] = (Zty[j, 0] - sm) * inv_s2 / (lj * lj)
+                continue
             for u in range(q):
                 s = 0.0
                 sm = 0.0
@@ -593,11 +606,7 @@ def step(  # pragma: no cover - compiled
                     sm += ZtX[k, j, u, a] * mean[a]
                 hb[u] = (Zty[j, u] - s) / s2
                 col[u] = (Zty[j, u] - sm) / s2
-            if q == 1:
-                pp = P[j, 0, 0]
-                b[j, 0] = hb[0] / pp + zq[j, 0] / np.sqrt(pp)
-                bm[j, 0] = col[0] / Lj[j, 0, 0] / Lj[j, 0, 0]
-            elif q == 2:  # _forward, + z, _backward written out
+            if q == 2:  # _forward, + z, _backward written out
                 l00, l10, l11 = Lj[j, 0, 0], Lj[j, 1, 0], Lj[j, 1, 1]
                 t0 = hb[0] / l00 + zq[j, 0]
                 x1 = ((hb[1] - l10 * (hb[0] / l00)) / l11 + zq[j, 1]) / l11

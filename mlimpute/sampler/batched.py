@@ -186,6 +186,10 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     held = stack_values(values, list(names)) if on else None
     rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
     refreshes = _block_refreshes(plan, held, datas, stacked)
+    if held is not None:
+        from mlimpute.sampler.refresh_kernel import place_draws
+
+        trace_mean, trace_sd = np.empty(C), np.empty(C)
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
@@ -234,8 +238,9 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                 ]
             mis = ds[0].mis_idx
             at_once = level == 1 and isinstance(draws, np.ndarray) and name in rows
-            if at_once:  # every chain's column by one assignment (views of one array)
-                rows[name][:, mis] = draws
+            if at_once:  # every chain's column, and the trace, by one compiled call
+                place_draws(rows[name], mis, draws, trace_mean, trace_sd)
+                mean[:, t, k], sd[:, t, k] = trace_mean, trace_sd
             for c in range(C):
                 if at_once:
                     pass
@@ -246,7 +251,9 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     into = codes if level == 2 else top.codes
                     values[c][name][:] = np.take(cvals[c][name], into)
                 values[c].touch(name)
-            if isinstance(draws, np.ndarray):
+            if at_once:
+                pass
+            elif isinstance(draws, np.ndarray):
                 mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
             else:
                 for c in range(C):

@@ -10,7 +10,8 @@ cluster codes. It replaces :meth:`~mlimpute.sampler.block.Block.refresh` chain b
 the cluster sums are numpy's own (``np.add.reduceat``: the segment's first value plus the
 pairwise sum of the rest, :func:`_pairwise`), divided by the cluster's row count, so the
 draws that follow are those of the numpy refresh (``tests/sampler/test_refresh_kernel.py``
-compares them exactly).
+compares them exactly). :func:`place_draws` writes a visit's draws into the chains'
+columns and computes their trace mean and standard deviation, again numpy's numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["cluster_means", "refresh"]
+__all__ = ["cluster_means", "place_draws", "refresh"]
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -27,39 +28,75 @@ _BLOCK = 128
 
 
 @_jit
-def _pairwise(x, lo, n):  # pragma: no cover - compiled
-    """Sum of ``x[lo:lo + n]`` in numpy's pairwise order (``pairwise_sum`` of its
-    ``add`` loop): a plain loop below 8 values, eight running sums up to 128, else the
-    two halves (the first a multiple of 8 long) summed alike."""
+def _block_sum(x, lo, n):  # pragma: no cover - compiled
+    """numpy's sum of up to 128 values ``x[lo:lo + n]``: a plain loop below 8 values,
+    else eight running sums."""
     if n < 8:
         res = -0.0
         for i in range(lo, lo + n):
             res += x[i]
         return res
+    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
+    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    i = 8
+    top = n - n % 8
+    while i < top:
+        k = lo + i
+        r0 += x[k]
+        r1 += x[k + 1]
+        r2 += x[k + 2]
+        r3 += x[k + 3]
+        r4 += x[k + 4]
+        r5 += x[k + 5]
+        r6 += x[k + 6]
+        r7 += x[k + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += x[lo + i]
+        i += 1
+    return res
+
+
+@_jit
+def _pairwise(x, lo, n):  # pragma: no cover - compiled
+    """Sum of ``x[lo:lo + n]`` in numpy's pairwise order (``pairwise_sum`` of its
+    ``add`` loop): :func:`_block_sum` up to 128 values, else the sums of the two halves
+    (the first a multiple of 8 long) added. The halving runs on an explicit stack, not
+    by recursion (numba's cache does not keep recursive functions reliably)."""
     if n <= _BLOCK:
-        r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-        r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
-        i = 8
-        top = n - n % 8
-        while i < top:
-            k = lo + i
-            r0 += x[k]
-            r1 += x[k + 1]
-            r2 += x[k + 2]
-            r3 += x[k + 3]
-            r4 += x[k + 4]
-            r5 += x[k + 5]
-            r6 += x[k + 6]
-            r7 += x[k + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += x[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise(x, lo, n2) + _pairwise(x, lo + n2, n - n2)
+        return _block_sum(x, lo, n)
+    los = np.empty(64, dtype=np.int64)
+    ns = np.empty(64, dtype=np.int64)
+    phase = np.zeros(64, dtype=np.int64)
+    sums = np.empty(64)
+    sp = 0  # pending ranges
+    rp = 0  # finished sums
+    los[0], ns[0], phase[0] = lo, n, 0
+    sp = 1
+    while sp > 0:
+        t = sp - 1
+        m = ns[t]
+        if m <= _BLOCK:
+            sums[rp] = _block_sum(x, los[t], m)
+            rp += 1
+            sp -= 1
+            continue
+        m2 = m // 2
+        m2 -= m2 % 8
+        if phase[t] == 0:  # the first half
+            phase[t] = 1
+            los[sp], ns[sp], phase[sp] = los[t], m2, 0
+            sp += 1
+        elif phase[t] == 1:  # the second half
+            phase[t] = 2
+            los[sp], ns[sp], phase[sp] = los[t] + m2, m - m2, 0
+            sp += 1
+        else:  # both done: first + second
+            rp -= 1
+            sums[rp - 1] = sums[rp - 1] + sums[rp]
+            sp -= 1
+    return sums[0]
 
 
 @_jit
@@ -110,3 +147,31 @@ def refresh(
                     XO[c, a, i] = means[codes_obs[i]]
                 for i in range(codes_mis.shape[0]):
                     XM[c, a, i] = means[codes_mis[i]]
+
+
+@_jit
+def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
+    """Each chain's draws (C, n_mis) written into its column ``x[c]`` at the rows
+    ``mis_idx``, and their mean and standard deviation into ``mean[c]`` and ``sd[c]``,
+    as :func:`mlimpute.sampler.batched._mean_sd_rows` computes them (numpy's pairwise
+    sums of the values and of the squared deviations, the same numbers)."""
+    C, n = draws.shape
+    d2 = np.empty(n)
+    for c in range(C):
+        row = draws[c]
+        xc = x[c]
+        for i in range(n):
+            xc[mis_idx[i]] = row[i]
+        if n == 0:
+            mean[c] = np.nan
+            sd[c] = 0.0
+            continue
+        m = _pairwise(row, 0, n) / n
+        mean[c] = m
+        if n == 1:
+            sd[c] = 0.0
+            continue
+        for i in range(n):
+            e = row[i] - m
+            d2[i] = e * e
+        sd[c] = np.sqrt(_pairwise(d2, 0, n) / (n - 1))

@@ -87,3 +87,21 @@ def test_blocks_with_the_compiled_refresh_match_chains_run_alone(formulas, monke
             assert np.array_equal(a.params[n], b.params[n])
             assert np.array_equal(a.mean, b.mean) and np.array_equal(a.sd, b.sd)
         assert a.final.rng == b.final.rng
+
+
+def test_placed_draws_and_their_trace_are_numpys():
+    from mlimpute.sampler.batched import _mean_sd_rows
+    from mlimpute.sampler.refresh_kernel import place_draws
+
+    rng = np.random.default_rng(4)
+    for n_mis in (0, 1, 7, 130, 2600, 9000):
+        x = rng.standard_normal((3, n_mis + 50))
+        mis = np.sort(rng.choice(x.shape[1], n_mis, replace=False))
+        draws = rng.normal(11.0, 3.0, (3, n_mis))
+        ref = x.copy()
+        ref[:, mis] = draws
+        mean, sd = np.empty(3), np.empty(3)
+        place_draws(x, mis, draws, mean, sd)
+        ref_mean, ref_sd = _mean_sd_rows(draws)
+        assert np.array_equal(x, ref)
+        assert np.array_equal(mean, ref_mean, equal_nan=True) and np.array_equal(sd, ref_sd)
