@@ -10,6 +10,10 @@ numba stays an optional dependency. The kernels themselves are in
 * :func:`step_chains` and :func:`draw_missing_chains`: a step, and the missing values'
   draws, of C chains by one kernel call, from and into
   :class:`~mlimpute.models.ml_norm.MultilevelNormState` objects;
+* for a random intercept with a changing design, the sums of the columns no imputation
+  changes, computed once (``_Fixed.split``), so that each step sums only the changing
+  columns again (:func:`~mlimpute.models.ml_norm_kernel.intercept_sums`); the kernels
+  read those fixed columns from the one design the chains share;
 * what the kernels are given without copying: the fixed arrays of a model's data as
   read-only views (kept in ``data.cache``), the chains' changing designs as typed lists
   of views of the arrays the sampler refreshes in place, the generators as a typed list,

@@ -20,8 +20,12 @@ failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
 With the compiled step switched on (:mod:`mlimpute._numba`),
 :func:`~mlimpute.models.ml_norm_batched.step_block` is one compiled call for the block
-(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel: the
-figures below are the numpy code's.
+(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel;
+the chains' imputed columns are then held in one array, a design that changes only in
+imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
+and each visit's draws are written and traced by another
+(:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.sampler.refresh_kernel`: numpy's
+numbers bit for bit). The figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
