@@ -13,7 +13,10 @@ streams) in the order the numpy step draws. The collapsed Metropolis-Hastings pr
 The arithmetic is the numpy step's, operation by operation, except that sums over rows
 and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
 differently), the small inverses and Cholesky factors are written out and the MH
-target sums its log-determinants as logs of products of four: the numbers agree with
+target sums its log-determinants as logs of products of four; for a random intercept
+(Z a column of ones) the changing design's sums, α's sums and the residuals take the
+per-cluster and column-by-column forms of :func:`intercept_sums` and :func:`step`, and
+the b draws multiply by reciprocals: the numbers agree with
 the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
 imputations after 50 steps within a relative 1e-9), not bit for bit.
 
