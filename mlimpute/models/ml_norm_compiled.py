@@ -41,7 +41,14 @@ from mlimpute.models.ml_norm_kernel import (
     step,
 )
 
-__all__ = ["usable", "compiled_draws", "step_chains", "draw_missing_chains", "stacked"]
+__all__ = [
+    "usable",
+    "compiled_draws",
+    "prepare",
+    "step_chains",
+    "draw_missing_chains",
+    "stacked",
+]
 
 
 def usable(model: Any, data: ModelData) -> bool:
@@ -69,6 +76,15 @@ def compiled_draws(data: ModelData) -> bool:
         and data.Z.obs.shape[1] > 0
         and static(data).ZtZ is not None
     )
+
+
+def prepare(model: Any, data: ModelData) -> None:
+    """The kernels' fixed arrays of ``data`` built now, from ``data`` itself (the plan's
+    own design, which the chains' copies share): so that they never keep a view of a
+    block's arrays (:mod:`mlimpute.sampler.batched_values`) alive after the block."""
+    if usable(model, data):
+        _Fixed.of(data)
+        _MissingRows.of(data)
 
 
 def _built_again() -> None:

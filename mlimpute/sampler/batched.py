@@ -278,11 +278,14 @@ def _block_refreshes(
     data in ``datas`` replaced by views of the block's arrays; nothing without ``held``."""
     if held is None:
         return {}
+    from mlimpute.models.ml_norm_compiled import prepare
+
     out = {}
     for name in plan.names:
         if stacked[name]:
             got = BlockRefresh.of(held, plan.data[name], plan.layout)
             if got is not None:
+                prepare(plan.models[name], plan.data[name])  # from the plan's own design
                 out[name] = got
                 for c, d in enumerate(datas):
                     d[name] = got.chain_data(plan.data[name], c)

@@ -105,3 +105,17 @@ def test_placed_draws_and_their_trace_are_numpys():
         ref_mean, ref_sd = _mean_sd_rows(draws)
         assert np.array_equal(x, ref)
         assert np.array_equal(mean, ref_mean, equal_nan=True) and np.array_equal(sd, ref_sd)
+
+
+def test_the_kernels_fixed_arrays_are_the_plans_not_a_blocks(monkeypatch):
+    from mlimpute.models import ml_norm_compiled as compiled
+
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
+    plan = _plan(iterations=2, m=3)
+    seeds, _ = chain_seeds(5, 3)
+    run_block(plan, [(k, s, None, None) for k, s in enumerate(seeds)], 3)
+    for name in plan.names:
+        data = plan.data[name]
+        fixed = compiled._Fixed.of(data)
+        assert np.shares_memory(fixed.XT0, data.X.obs)
+        assert np.shares_memory(compiled._MissingRows.of(data).XT0, data.X.mis)
