@@ -10,6 +10,10 @@ numba stays an optional dependency. The kernels themselves are in
 * :func:`step_chains` and :func:`draw_missing_chains`: a step, and the missing values'
   draws, of C chains by one kernel call, from and into
   :class:`~mlimpute.models.ml_norm.MultilevelNormState` objects;
+* for a random intercept with a changing design, the sums of the columns no imputation
+  changes, computed once (``_Fixed.split``), so that each step sums only the changing
+  columns again (:func:`~mlimpute.models.ml_norm_kernel.intercept_sums`); the kernels
+  read those fixed columns from the one design the chains share;
 * what the kernels are given without copying: the fixed arrays of a model's data as
   read-only views (kept in ``data.cache``), the chains' changing designs as typed lists
   of views of the arrays the sampler refreshes in place, the generators as a typed list,
@@ -29,9 +33,22 @@ from numba.typed import List
 
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.ml_norm_kernel import design_sums, draw_missing, response_sums, step
+from mlimpute.models.ml_norm_kernel import (
+    design_sums,
+    draw_missing,
+    intercept_sums,
+    response_sums,
+    step,
+)
 
-__all__ = ["usable", "compiled_draws", "step_chains", "draw_missing_chains", "stacked"]
+__all__ = [
+    "usable",
+    "compiled_draws",
+    "prepare",
+    "step_chains",
+    "draw_missing_chains",
+    "stacked",
+]
 
 
 def usable(model: Any, data: ModelData) -> bool:
@@ -59,6 +76,15 @@ def compiled_draws(data: ModelData) -> bool:
         and data.Z.obs.shape[1] > 0
         and static(data).ZtZ is not None
     )
+
+
+def prepare(model: Any, data: ModelData) -> None:
+    """The kernels' fixed arrays of ``data`` built now, from ``data`` itself (the plan's
+    own design, which the chains' copies share): so that they never keep a view of a
+    block's arrays (:mod:`mlimpute.sampler.batched_values`) alive after the block."""
+    if usable(model, data):
+        _Fixed.of(data)
+        _MissingRows.of(data)
 
 
 def _built_again() -> None:
@@ -110,9 +136,33 @@ class _Fixed(_PerData):
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
         self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        # the design as the chains share it (its fixed columns) and its changing columns
+        self.XT0 = _read_only(data.X.obs.T)
+        self.dmask = _changing(data)
         if not self.dynamic:  # every chain's design, and its sums
             self.XTs = List([_read_only(data.X.obs.T)])
             self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
+        self.split = None
+        if self.dynamic and static(data).ones:  # what intercept_sums takes
+            X = data.X
+            dyn = np.flatnonzero(self.dmask)
+            const = X.cluster_constant(data.seg_obs.codes)
+            ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
+            first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
+            base = design_sums(List([self.XT0]), self.y, self.codes, self.ZT, self.J)
+            self.split = (
+                self.XT0,
+                self.dmask,
+                self.Zty[:, 0].copy(),
+                ptr,
+                first,
+                np.diff(ptr).astype(np.float64),
+                np.array(dyn, dtype=np.int64),
+                const.astype(np.bool_),
+                base[0][0],
+                base[1][0],
+                base[2][0],
+            )
 
 
 class _MissingRows(_PerData):
@@ -125,8 +175,18 @@ class _MissingRows(_PerData):
         self.codes = _read_only(data.codes_mis, np.int64)
         self.ZT = _read_only(data.Z.mis.T)
         self.dynamic = bool(data.X.dynamic)
+        self.XT0 = _read_only(data.X.mis.T)
+        self.dmask = _changing(data)
         if not self.dynamic:
-            self.XTs = List([_read_only(data.X.mis.T)])
+            self.XTs = List([self.XT0])
+
+
+def _changing(data: ModelData) -> np.ndarray:
+    """Which columns of ``data``'s fixed design the imputations change (bool, one per
+    column): the others the kernels read from the design the chains share."""
+    out = np.zeros(data.X.obs.shape[1], dtype=np.bool_)
+    out[[c for c, _ in data.X.fast] + list(data.X.slow)] = True
+    return out
 
 
 def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -220,7 +280,10 @@ def step_chains(
     C = len(states)
     if fx.dynamic:
         XTs = _designs(datas)
-        ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+        if fx.split is not None:  # only the changing columns summed again
+            ZtX, XtX, Xty = intercept_sums(XTs, fx.y, *fx.split)
+        else:
+            ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
         XTs = fx.XTs
@@ -252,6 +315,9 @@ def step_chains(
         model.mh_step,
         fx.bidx,
         fx.bptr,
+        st.ones,
+        fx.XT0,
+        fx.dmask,
     )
     if status:
         raise np.linalg.LinAlgError(
@@ -294,5 +360,14 @@ def draw_missing_chains(
         XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
     got = stacked(states)
     return draw_missing(
-        _typed(rngs), XmTs, xk, fx.codes, fx.ZT, got["beta"], got["b"], got["sigma2"]
+        _typed(rngs),
+        XmTs,
+        xk,
+        fx.codes,
+        fx.ZT,
+        got["beta"],
+        got["b"],
+        got["sigma2"],
+        fx.XT0,
+        fx.dmask,
     )

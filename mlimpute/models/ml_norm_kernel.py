@@ -13,7 +13,10 @@ streams) in the order the numpy step draws. The collapsed Metropolis-Hastings pr
 The arithmetic is the numpy step's, operation by operation, except that sums over rows
 and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
 differently), the small inverses and Cholesky factors are written out and the MH
-target sums its log-determinants as logs of products of four: the numbers agree with
+target sums its log-determinants as logs of products of four; for a random intercept
+(Z a column of ones) the changing design's sums, α's sums and the residuals take the
+per-cluster and column-by-column forms of :func:`intercept_sums` and :func:`step`, and
+the b draws multiply by reciprocals: the numbers agree with
 the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
 imputations after 50 steps within a relative 1e-9), not bit for bit.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["design_sums", "response_sums", "step", "draw_missing"]
+__all__ = ["design_sums", "intercept_sums", "response_sums", "step", "draw_missing"]
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -176,6 +179,91 @@ def design_sums(XTs, y, codes, ZT, J):  # pragma: no cover - compiled
                 z = ZT[r, i]
                 for a in range(p):
                     ZtX[k, g, r, a] += z * Xk[a, i]
+    return ZtX, XtX, Xty
+
+
+@_jit
+def _dot(a, b):  # pragma: no cover - compiled
+    """``a @ b`` of two rows, with four running sums (a fixed order)."""
+    n = a.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i] * b[i]
+        s1 += a[i + 1] * b[i + 1]
+        s2 += a[i + 2] * b[i + 2]
+        s3 += a[i + 3] * b[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i] * b[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@_jit
+def intercept_sums(  # pragma: no cover - compiled
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
+):
+    """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
+    the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
+    only the changing columns ``dyn`` are summed again. A column constant within clusters
+    (``const``: the intercept, ``cmean()`` terms, level-2 variables; value m_j in cluster j,
+    read at the cluster's first observed row ``first[j]``) is summed per cluster:
+    its cluster sums are n_j m_j, its products with a column x are the sums over clusters
+    of m_j times x's cluster sums and X'y's entry the sum of m_j times y's (``Sy``); a
+    column that varies within clusters takes a pass over its rows (``ptr``: where each
+    cluster's observed rows start). The columns no imputation changes are read from the
+    design ``XT0`` that the chains share (``dmask``: the changing ones), which stays in
+    the cache from chain to chain."""
+    K = len(XTs)
+    p, n = XTs[0].shape
+    J = Sy.shape[0]
+    ZtX = np.empty((K, J, 1, p))
+    XtX = np.empty((K, p, p))
+    Xty = np.empty((K, p))
+    m = np.zeros((J, p))
+    for k in range(K):
+        Xk = XTs[k]
+        S = ZtX[k, :, 0, :]
+        S[:, :] = ZtX0[:, 0, :]
+        XtX[k] = XtX0
+        Xty[k] = Xty0
+        for j in range(J):  # the cluster values of the constant columns
+            if first[j] >= 0:
+                for a in range(p):
+                    if const[a]:
+                        m[j, a] = Xk[a, first[j]] if dmask[a] else XT0[a, first[j]]
+        for a in dyn:
+            x = Xk[a]
+            if const[a]:
+                for j in range(J):
+                    S[j, a] = nobs[j] * m[j, a]
+            else:
+                for j in range(J):
+                    s = 0.0
+                    for i in range(ptr[j], ptr[j + 1]):
+                        s += x[i]
+                    S[j, a] = s
+        for a in dyn:
+            x = Xk[a]
+            for e in range(p):
+                if const[a] or const[e]:
+                    f = e if const[a] else a
+                    g = a if const[a] else e
+                    s = 0.0
+                    for j in range(J):
+                        s += m[j, g] * S[j, f]
+                else:
+                    s = _dot(x, Xk[e] if dmask[e] else XT0[e])
+                XtX[k, a, e] = s
+                XtX[k, e, a] = s
+            if const[a]:
+                s = 0.0
+                for j in range(J):
+                    s += m[j, a] * Sy[j]
+                Xty[k, a] = s
+            else:
+                Xty[k, a] = _dot(x, y)
     return ZtX, XtX, Xty
 
 
@@ -348,6 +436,9 @@ def step(  # pragma: no cover - compiled
     mh_step,
     bidx,
     bptr,
+    ones,
+    XT0,
+    dmask,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
@@ -417,9 +508,10 @@ def step(  # pragma: no cover - compiled
                 P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
+                f = 1.0 / (s2 * lj)  # one division for the cluster
                 for a in range(p):
-                    Ww[0, a] = ZtX[k, j, 0, a] / s2 / lj
-                Ww[0, p] = Zty[j, 0] / s2 / lj
+                    Ww[0, a] = ZtX[k, j, 0, a] * f
+                Ww[0, p] = Zty[j, 0] * f
                 for a in range(p):
                     for e in range(a + 1):
                         A[a, e] += Ww[0, a] * Ww[0, e]
@@ -481,7 +573,19 @@ def step(  # pragma: no cover - compiled
                 zq[j, u] = gen.standard_normal()
         b = b_o[c]
         bm = bm_o[c]
+        inv_s2 = 1.0 / s2
         for j in range(J):
+            if q == 1:  # the lines below with one division and one root a cluster
+                s = 0.0
+                sm = 0.0
+                for a in range(p):
+                    s += ZtX[k, j, 0, a] * beta[a]
+                    sm += ZtX[k, j, 0, a] * mean[a]
+                ipp = 1.0 / P[j, 0, 0]
+                lj = Lj[j, 0, 0]
+                b[j, 0] = (Zty[j, 0] - s) * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
+                bm[j, 0] = (Zty[j, 0] - sm) * inv_s2 / (lj * lj)
+                continue
             for u in range(q):
                 s = 0.0
                 sm = 0.0
@@ -490,11 +594,7 @@ def step(  # pragma: no cover - compiled
                     sm += ZtX[k, j, u, a] * mean[a]
                 hb[u] = (Zty[j, u] - s) / s2
                 col[u] = (Zty[j, u] - sm) / s2
-            if q == 1:
-                pp = P[j, 0, 0]
-                b[j, 0] = hb[0] / pp + zq[j, 0] / np.sqrt(pp)
-                bm[j, 0] = col[0] / Lj[j, 0, 0] / Lj[j, 0, 0]
-            elif q == 2:  # _forward, + z, _backward written out
+            if q == 2:  # _forward, + z, _backward written out
                 l00, l10, l11 = Lj[j, 0, 0], Lj[j, 1, 0], Lj[j, 1, 1]
                 t0 = hb[0] / l00 + zq[j, 0]
                 x1 = ((hb[1] - l10 * (hb[0] / l00)) / l11 + zq[j, 1]) / l11
@@ -519,10 +619,22 @@ def step(  # pragma: no cover - compiled
             for u in range(q):
                 b[j, u] = b[j, u] / alpha[u]  # ξ, in place
         xi = b
-        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 else np.zeros(n)
         G2[:, :] = 0.0
         ha[:] = 0.0
-        if q == 1:  # the loop below with the sums in scalars
+        if ones:  # Z a column of ones: the sums below per cluster, no pass over the rows
+            g00 = 0.0
+            h0 = 0.0
+            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β
+                xj = xi[j, 0]
+                rj = Zty[j, 0]
+                for a in range(p):
+                    rj -= ZtX[k, j, 0, a] * beta[a]
+                g00 += ZtZ[j, 0, 0] * (xj * xj)
+                h0 += xj * rj
+            G2[0, 0] = g00
+            ha[0] = h0
+        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
+        if q == 1 and not ones:  # the loop below with the sums in scalars
             g00 = 0.0
             h0 = 0.0
             for i in range(n):
@@ -576,7 +688,23 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        if q == 1:
+        if ones:  # y - Xβ, then the sum of squares with two running sums
+            a0 = a_new[0]
+            r[:] = y
+            for a in range(p):  # column by column (the rows' sums side by side), the
+                xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
+                ba = beta[a]
+                for i in range(n):
+                    r[i] -= ba * xa[i]
+            rss1 = 0.0
+            for i in range(n):
+                e = r[i] - xi[codes[i], 0] * a0
+                if i % 2:
+                    rss1 += e * e
+                else:
+                    rss += e * e
+            rss += rss1
+        elif q == 1:
             a0 = a_new[0]
             for i in range(n):
                 e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
@@ -627,16 +755,26 @@ def step(  # pragma: no cover - compiled
 
 
 @_jit
-def draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2):  # pragma: no cover - compiled
-    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis)."""
+def draw_missing(  # pragma: no cover - compiled
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask
+):
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis); x'β summed
+    column by column, the columns no imputation changes (not ``dmask``) read from the
+    shared design ``XmT0``."""
     C = len(gens)
     p, n = XmTs[0].shape
     q = ZmT.shape[0]
     out = np.empty((C, n))
+    fit = np.empty(n)
     for c in range(C):
         gen = gens[c]
         sd = np.sqrt(s2[c])
-        fit = np.dot(beta[c], XmTs[xk[c]]) if p > 0 and n > 0 else np.zeros(n)
+        fit[:] = 0.0
+        for a in range(p):
+            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
+            ba = beta[c, a]
+            for i in range(n):
+                fit[i] += ba * xa[i]
         for i in range(n):
             g = codes[i]
             zb = 0.0

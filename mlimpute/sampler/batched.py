@@ -20,8 +20,12 @@ failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
 With the compiled step switched on (:mod:`mlimpute._numba`),
 :func:`~mlimpute.models.ml_norm_batched.step_block` is one compiled call for the block
-(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel: the
-figures below are the numpy code's.
+(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel;
+the chains' imputed columns are then held in one array, a design that changes only in
+imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
+and each visit's draws are written and traced by another
+(:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.sampler.refresh_kernel`: numpy's
+numbers bit for bit). The figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
@@ -38,6 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlimpute import _numba
 from mlimpute.errors import SpecificationError
 from mlimpute.models.ml_norm_batched import (
     draw_missing_block,
@@ -47,6 +52,7 @@ from mlimpute.models.ml_norm_batched import (
     random_slopes,
     step_block,
 )
+from mlimpute.sampler.batched_values import BlockRefresh, stack_values
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -178,6 +184,16 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         n: levels[n] == 1 and n not in latent and eligible(plan.models[n], plan.data[n])
         for n in names
     }
+    # with the kernels on: the chains' columns as views of one array, and the designs
+    # one compiled call refreshes for the block
+    on = _numba.enabled() and any(stacked.values())
+    held = stack_values(values, list(names)) if on else None
+    rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
+    refreshes = _block_refreshes(plan, held, datas, stacked)
+    if held is not None:
+        from mlimpute.sampler.refresh_kernel import place_draws
+
+        trace_mean, trace_sd = np.empty(C), np.empty(C)
     mean = np.empty((C, T, len(names)))
     sd = np.empty((C, T, len(names)))
     params = {n: np.empty((C, T, len(plan.param_names(n)))) for n in names}
@@ -186,7 +202,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             model = plan.models[name]
             level = levels[name]
             ds = [datas[c][name] for c in range(C)]
-            for c in range(C):
+            for c in range(C) if refreshes.get(name) is None else ():
                 if level == 2:
                     ranefs = ranef_arrays(plan, name, states[c])
                     ds[c].refresh(ClusterValues(values[c], first, ranefs), plan.cluster_static)
@@ -194,6 +210,8 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     ds[c].refresh(ClusterValues(values[c], top.starts, {}, top), plan.top_static)
                 else:
                     ds[c].refresh(values[c], plan.static)
+            if refreshes.get(name) is not None:  # every chain's design by one call
+                refreshes[name]()
             if not stacked[name]:  # another model: its own calls, chain by chain
                 draws = []
                 for c in range(C):
@@ -223,15 +241,23 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     for c in range(C)
                 ]
             mis = ds[0].mis_idx
+            at_once = level == 1 and isinstance(draws, np.ndarray) and name in rows
+            if at_once:  # every chain's column, and the trace, by one compiled call
+                place_draws(rows[name], mis, draws, trace_mean, trace_sd)
+                mean[:, t, k], sd[:, t, k] = trace_mean, trace_sd
             for c in range(C):
-                if level == 1:
+                if at_once:
+                    pass
+                elif level == 1:
                     values[c][name][mis] = draws[c]
                 else:
                     cvals[c][name][mis] = draws[c]
                     into = codes if level == 2 else top.codes
                     values[c][name][:] = np.take(cvals[c][name], into)
                 values[c].touch(name)
-            if isinstance(draws, np.ndarray):
+            if at_once:
+                pass
+            elif isinstance(draws, np.ndarray):
                 mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
             else:
                 for c in range(C):
@@ -241,6 +267,28 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
         out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
+    return out
+
+
+def _block_refreshes(
+    plan: Plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
+) -> dict[str, BlockRefresh]:
+    """The stacked variables whose designs one compiled call refreshes for the block
+    whose values ``held`` holds (:mod:`mlimpute.sampler.batched_values`), their chains'
+    data in ``datas`` replaced by views of the block's arrays; nothing without ``held``."""
+    if held is None:
+        return {}
+    from mlimpute.models.ml_norm_compiled import prepare
+
+    out = {}
+    for name in plan.names:
+        if stacked[name]:
+            got = BlockRefresh.of(held, plan.data[name], plan.layout)
+            if got is not None:
+                prepare(plan.models[name], plan.data[name])  # from the plan's own design
+                out[name] = got
+                for c, d in enumerate(datas):
+                    d[name] = got.chain_data(plan.data[name], c)
     return out
 
 

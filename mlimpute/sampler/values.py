@@ -50,11 +50,14 @@ class Values(dict):
 
     def touch(self, name: str) -> None:
         """Forget cached cluster means of ``name`` after its imputed values changed."""
-        for key in [k for k in self._cmean if k[0] == name]:
-            del self._cmean[key]
-        for key in [k for k in self._factor_means if k[0] == name]:
-            del self._factor_means[key]
-        self._means.pop(name, None)
+        if self._cmean:
+            for key in [k for k in self._cmean if k[0] == name]:
+                del self._cmean[key]
+        if self._factor_means:
+            for key in [k for k in self._factor_means if k[0] == name]:
+                del self._factor_means[key]
+        if self._means:
+            self._means.pop(name, None)
 
     def cluster_means(self, name: str) -> np.ndarray | None:
         """The per-cluster means behind the column ``name`` when it is ``cmean(x)`` of a
