@@ -63,8 +63,12 @@ class Block:
 
     def cluster_constant(self, codes: np.ndarray) -> np.ndarray:
         """Which columns are constant within clusters on the observed rows, whatever the
-        imputations: static columns that are (checked), dynamic ones that are products of
-        cluster means (``cmean(x)`` is constant within clusters by construction).
+        imputations: static columns that are (checked), dynamic ones that are cluster
+        means of the model's own clusters (``cmean(x)`` of a level-1 model is constant
+        within its clusters by construction) and are constant on the rows now. The check
+        of the values matters where the model's clusters are not those of the mean: a
+        class-level variable's model clusters by school, and ``cmean(x)`` (a class mean)
+        varies within a school.
 
         Parameters
         ----------
@@ -77,14 +81,14 @@ class Block:
         """
         same = codes[1:] == codes[:-1]
         out = np.zeros(self.obs.shape[1], dtype=bool)
-        dynamic = set(self.slow) | {col for col, _ in self.fast}  # decided below
+        slow = set(self.slow)
         for j in range(out.size):
-            if j not in dynamic:  # column by column: no copy of the rows
+            if j not in slow:  # column by column: no copy of the rows
                 x = self.obs[:, j]
                 out[j] = not np.any((x[1:] != x[:-1]) & same)
         for col, factors in self.fast:
             # cmean(x, factor) over another factor: not known to be constant (crossed)
-            out[col] = all((split_cmean_column(f) or ("", "?"))[1] is None for f in factors)
+            out[col] &= all((split_cmean_column(f) or ("", "?"))[1] is None for f in factors)
         return out
 
     def _factor_codes(

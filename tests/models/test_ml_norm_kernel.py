@@ -244,3 +244,30 @@ def test_intercept_sums_agree_with_the_plain_sums():
             np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * np.abs(b).max())
     first = compiled._Fixed.of(plan.data["relation"]).split[4]
     assert (first == -1).sum() == 1  # the cluster without observed rows
+
+
+def test_a_class_level_variable_with_class_means_agrees_with_the_numpy_step(monkeypatch):
+    # z lives on the class rows and clusters by school; its design holds cmean(x), a class
+    # mean that varies within a school: the compiled sums must not treat it as constant
+    # within clusters (they did: the conditional mean of beta was off by up to 0.8)
+    from tests.test_three_level import three_level
+
+    df = three_level()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = impute(df, cluster=["school", "class"], m=1, iterations=1, rng=1).spec
+    plan = build_plan(df.copy(), spec)
+    model, data = plan.models["z"], plan.data["z"]
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
+    assert "cmean(x)" in data.X.names and _kernel(model, data) is None
+    start = model.init(np.random.default_rng(0), data)
+    got = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("MLIMPUTE_NUMBA", flag)
+        rng = np.random.default_rng(5)
+        state = start
+        for _ in range(5):
+            state = model.step(rng, state, data)
+        got[flag] = np.concatenate([state.beta_mean, state.beta, np.ravel(state.b)])
+    assert _kernel(model, data) is not None  # the switch is on: the kernel ran
+    _close(got["1"], got["0"])

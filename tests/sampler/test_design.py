@@ -152,3 +152,21 @@ def test_cluster_constant_columns_by_their_definition():
     want["x"] = False
     assert dict(zip(d.X.names, got.tolist(), strict=True)) == want
     assert want["Intercept"]
+
+
+def test_cluster_means_of_a_finer_factor_are_not_constant_within_clusters():
+    # a class-level variable's model clusters by school; cmean(x) is a class mean, which
+    # varies within a school, cmean(x, school) does not
+    import warnings
+
+    from mlimpute.impute import impute
+    from mlimpute.sampler.engine import build_plan
+    from tests.test_three_level import three_level
+
+    df = three_level()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = impute(df, cluster=["school", "class"], m=1, iterations=1, rng=1).spec
+    data = build_plan(df.copy(), spec).data["z"]
+    const = dict(zip(data.X.names, data.X.cluster_constant(data.seg_obs.codes), strict=True))
+    assert const["Intercept"] and not const["cmean(x)"] and not const["cmean(y)"]
