@@ -494,6 +494,14 @@ def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
     return ml_norm_compiled if ml_norm_compiled.usable(model, data) else None
 
 
+def compiled_variables(models: dict, datas: dict) -> list[str]:
+    """The variables whose Gibbs step the compiled kernels run now (the switch read at
+    this call; none where it is off)."""
+    if not _numba.enabled():
+        return []
+    return [n for n, m in models.items() if n in datas and _kernel(m, datas[n]) is not None]
+
+
 def _psi_names(data: ModelData) -> list[str]:
     names, g = data.Z.names, data.group
     return [
