@@ -14,9 +14,13 @@ The arithmetic is the numpy step's, operation by operation, except that sums ove
 and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
 differently), the small inverses and Cholesky factors are written out and the MH
 target sums its log-determinants as logs of products of four; for a random intercept
-(Z a column of ones) the changing design's sums, α's sums and the residuals take the
-per-cluster and column-by-column forms of :func:`intercept_sums` and :func:`step`, and
-the b draws multiply by reciprocals: the numbers agree with
+(Z a column of ones) the changing design's sums and α's sums take the per-cluster and
+column-by-column forms of :func:`intercept_sums` and :func:`step`, the residual sum of
+squares comes from the sums already at hand (``y'y - 2β'X'y + β'X'Xβ - 2Σ b_j r_j +
+Σ n_j b_j²``, r_j the cluster's sum of y - Xβ; where it is below a thousandth of its
+terms, which would cancel, from a pass over the rows), the products of the clusters'
+whitened sums that make β's precision run as dot products over the clusters, and the
+b draws multiply by reciprocals: the numbers agree with
 the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
 imputations after 50 steps within a relative 1e-9), not bit for bit.
 
@@ -471,6 +475,10 @@ def step(  # pragma: no cover - compiled
     zq = np.empty((J, q))
     r = np.empty(n)
     Wn = np.empty(q)
+    fj = np.empty(J)
+    rc = np.empty(J)
+    yty = _dot(y, y) if ones else 0.0
+    W1 = np.empty((p + 1, J))
     G2 = np.empty((q, q))
     ha = np.empty(q)
     La = np.zeros((q, q))
@@ -503,20 +511,22 @@ def step(  # pragma: no cover - compiled
         _inv_spd(psi, Pinv)
         A[:, :] = 0.0
         h[:] = 0.0
-        for j in range(J):
-            if q == 1:  # the same operations as below, written out in scalars
-                P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
+        if q == 1:  # the loop below's w_j as rows of W1 (p + 1, J), then their products
+            pinv = Pinv[0, 0]
+            for j in range(J):
+                P[j, 0, 0] = ZtZ_s[j, 0, 0] + pinv
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
-                f = 1.0 / (s2 * lj)  # one division for the cluster
+                fj[j] = 1.0 / (s2 * lj)  # one division for the cluster
+            for j in range(J):
                 for a in range(p):
-                    Ww[0, a] = ZtX[k, j, 0, a] * f
-                Ww[0, p] = Zty[j, 0] * f
-                for a in range(p):
-                    for e in range(a + 1):
-                        A[a, e] += Ww[0, a] * Ww[0, e]
-                    h[a] += Ww[0, a] * Ww[0, p]
-                continue
+                    W1[a, j] = ZtX[k, j, 0, a] * fj[j]
+                W1[p, j] = Zty[j, 0] * fj[j]
+            for a in range(p):
+                for e in range(a + 1):
+                    A[a, e] = _dot(W1[a], W1[e])
+                h[a] = _dot(W1[a], W1[p])
+        for j in range(J if q > 1 else 0):
             if q == 2:  # the same operations as below, written out in scalars
                 l00 = np.sqrt(max(ZtZ_s[j, 0, 0] + Pinv[0, 0], 1e-300))
                 l10 = (ZtZ_s[j, 1, 0] + Pinv[1, 0]) / l00
@@ -631,6 +641,7 @@ def step(  # pragma: no cover - compiled
                     rj -= ZtX[k, j, 0, a] * beta[a]
                 g00 += ZtZ[j, 0, 0] * (xj * xj)
                 h0 += xj * rj
+                rc[j] = rj
             G2[0, 0] = g00
             ha[0] = h0
         fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
@@ -688,23 +699,38 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        if ones:  # y - Xβ, then the sum of squares with two running sums
+        bxxb = 0.0
+        nb = 0.0
+        if ones:  # from the sums: y'y - 2β'X'y + β'X'Xβ - 2Σ b_j r_j + Σ n_j b_j²
             a0 = a_new[0]
+            bxxb = 0.0
+            bxy = 0.0
+            for a in range(p):
+                t = 0.0
+                for e in range(p):
+                    t += XtX[k, a, e] * beta[e]
+                bxxb += beta[a] * t
+                bxy += beta[a] * Xty[k, a]
+            cr = 0.0
+            nb = 0.0
+            for j in range(J):
+                bj = xi[j, 0] * a0
+                cr += bj * rc[j]
+                nb += ZtZ[j, 0, 0] * (bj * bj)
+            rss = ((yty - 2.0 * bxy) + bxxb) - 2.0 * cr + nb
+        if ones and not rss >= 1e-3 * (yty + bxxb + nb):
+            # cancellation (a sum of squares below a thousandth of its terms): the pass
+            # over the rows, y - Xβ column by column, then the sum of squares
             r[:] = y
             for a in range(p):  # column by column (the rows' sums side by side), the
                 xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
                 ba = beta[a]
                 for i in range(n):
                     r[i] -= ba * xa[i]
-            rss1 = 0.0
             for i in range(n):
-                e = r[i] - xi[codes[i], 0] * a0
-                if i % 2:
-                    rss1 += e * e
-                else:
-                    rss += e * e
-            rss += rss1
-        elif q == 1:
+                r[i] -= xi[codes[i], 0] * a0
+            rss = _dot(r, r)
+        elif q == 1 and not ones:
             a0 = a_new[0]
             for i in range(n):
                 e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
@@ -715,7 +741,7 @@ def step(  # pragma: no cover - compiled
                 g = codes[i]
                 e = r[i] - (ZT[0, i] * xi[g, 0] * a0 + ZT[1, i] * xi[g, 1] * a1)
                 rss += e * e
-        else:
+        elif q > 2:
             for i in range(n):
                 g = codes[i]
                 s = 0.0
