@@ -225,28 +225,38 @@ def intercept_sums(  # pragma: no cover - compiled
     ZtX = np.empty((K, J, 1, p))
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
-    m = np.zeros((J, p))
+    # the cluster sums (ST) and cluster values (mT) by column, so that their products
+    # are dot products; the fixed columns' once, the changing ones' per chain
+    ST = np.empty((p, J))
+    mT = np.zeros((p, J))
+    for a in range(p):
+        for j in range(J):
+            ST[a, j] = ZtX0[j, 0, a]
+        if const[a] and not dmask[a]:
+            for j in range(J):
+                if first[j] >= 0:
+                    mT[a, j] = XT0[a, first[j]]
     for k in range(K):
         Xk = XTs[k]
         S = ZtX[k, :, 0, :]
         S[:, :] = ZtX0[:, 0, :]
         XtX[k] = XtX0
         Xty[k] = Xty0
-        for j in range(J):  # the cluster values of the constant columns
-            if first[j] >= 0:
-                for a in range(p):
-                    if const[a]:
-                        m[j, a] = Xk[a, first[j]] if dmask[a] else XT0[a, first[j]]
         for a in dyn:
             x = Xk[a]
             if const[a]:
                 for j in range(J):
-                    S[j, a] = nobs[j] * m[j, a]
+                    if first[j] >= 0:
+                        mT[a, j] = x[first[j]]
+                for j in range(J):
+                    ST[a, j] = nobs[j] * mT[a, j]
+                    S[j, a] = ST[a, j]
             else:
                 for j in range(J):
                     s = 0.0
                     for i in range(ptr[j], ptr[j + 1]):
                         s += x[i]
+                    ST[a, j] = s
                     S[j, a] = s
         for a in dyn:
             x = Xk[a]
@@ -254,20 +264,12 @@ def intercept_sums(  # pragma: no cover - compiled
                 if const[a] or const[e]:
                     f = e if const[a] else a
                     g = a if const[a] else e
-                    s = 0.0
-                    for j in range(J):
-                        s += m[j, g] * S[j, f]
+                    s = _dot(mT[g], ST[f])
                 else:
                     s = _dot(x, Xk[e] if dmask[e] else XT0[e])
                 XtX[k, a, e] = s
                 XtX[k, e, a] = s
-            if const[a]:
-                s = 0.0
-                for j in range(J):
-                    s += m[j, a] * Sy[j]
-                Xty[k, a] = s
-            else:
-                Xty[k, a] = _dot(x, y)
+            Xty[k, a] = _dot(mT[a], Sy) if const[a] else _dot(x, y)
     return ZtX, XtX, Xty
 
 
