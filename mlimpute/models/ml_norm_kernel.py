@@ -496,7 +496,7 @@ def step(  # pragma: no cover - compiled
         scale = scale_in[c]
         beta = beta_o[c]
         mean = mean_o[c]
-        for j in range(J):
+        for j in range(J if q > 1 or mh_steps > 0 else 0):  # (q = 1: in (1) below)
             for u in range(q):
                 for v in range(q):
                     ZtZ_s[j, u, v] = ZtZ[j, u, v] / s2
@@ -516,7 +516,7 @@ def step(  # pragma: no cover - compiled
         if q == 1:  # the loop below's w_j as rows of W1 (p + 1, J), then their products
             pinv = Pinv[0, 0]
             for j in range(J):
-                P[j, 0, 0] = ZtZ_s[j, 0, 0] + pinv
+                P[j, 0, 0] = ZtZ[j, 0, 0] / s2 + pinv
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
                 fj[j] = 1.0 / (s2 * lj)  # one division for the cluster
@@ -595,7 +595,8 @@ def step(  # pragma: no cover - compiled
                     sm += ZtX[k, j, 0, a] * mean[a]
                 ipp = 1.0 / P[j, 0, 0]
                 lj = Lj[j, 0, 0]
-                b[j, 0] = (Zty[j, 0] - s) * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
+                rc[j] = Zty[j, 0] - s  # the cluster's sum of y - Xβ (a random intercept)
+                b[j, 0] = rc[j] * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
                 bm[j, 0] = (Zty[j, 0] - sm) * inv_s2 / (lj * lj)
                 continue
             for u in range(q):
@@ -636,14 +637,10 @@ def step(  # pragma: no cover - compiled
         if ones:  # Z a column of ones: the sums below per cluster, no pass over the rows
             g00 = 0.0
             h0 = 0.0
-            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β
+            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β (from b's)
                 xj = xi[j, 0]
-                rj = Zty[j, 0]
-                for a in range(p):
-                    rj -= ZtX[k, j, 0, a] * beta[a]
                 g00 += ZtZ[j, 0, 0] * (xj * xj)
-                h0 += xj * rj
-                rc[j] = rj
+                h0 += xj * rc[j]
             G2[0, 0] = g00
             ha[0] = h0
         fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
