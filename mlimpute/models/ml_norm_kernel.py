@@ -14,9 +14,13 @@ The arithmetic is the numpy step's, operation by operation, except that sums ove
 and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
 differently), the small inverses and Cholesky factors are written out and the MH
 target sums its log-determinants as logs of products of four; for a random intercept
-(Z a column of ones) the changing design's sums, α's sums and the residuals take the
-per-cluster and column-by-column forms of :func:`intercept_sums` and :func:`step`, and
-the b draws multiply by reciprocals: the numbers agree with
+(Z a column of ones) the changing design's sums and α's sums take the per-cluster and
+column-by-column forms of :func:`intercept_sums` and :func:`step`, the residual sum of
+squares comes from the sums already at hand (``y'y - 2β'X'y + β'X'Xβ - 2Σ b_j r_j +
+Σ n_j b_j²``, r_j the cluster's sum of y - Xβ; where it is below a thousandth of its
+terms, which would cancel, from a pass over the rows), the products of the clusters'
+whitened sums that make β's precision run as dot products over the clusters, and the
+b draws multiply by reciprocals: the numbers agree with
 the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
 imputations after 50 steps within a relative 1e-9), not bit for bit.
 
@@ -221,28 +225,38 @@ def intercept_sums(  # pragma: no cover - compiled
     ZtX = np.empty((K, J, 1, p))
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
-    m = np.zeros((J, p))
+    # the cluster sums (ST) and cluster values (mT) by column, so that their products
+    # are dot products; the fixed columns' once, the changing ones' per chain
+    ST = np.empty((p, J))
+    mT = np.zeros((p, J))
+    for a in range(p):
+        for j in range(J):
+            ST[a, j] = ZtX0[j, 0, a]
+        if const[a] and not dmask[a]:
+            for j in range(J):
+                if first[j] >= 0:
+                    mT[a, j] = XT0[a, first[j]]
     for k in range(K):
         Xk = XTs[k]
         S = ZtX[k, :, 0, :]
         S[:, :] = ZtX0[:, 0, :]
         XtX[k] = XtX0
         Xty[k] = Xty0
-        for j in range(J):  # the cluster values of the constant columns
-            if first[j] >= 0:
-                for a in range(p):
-                    if const[a]:
-                        m[j, a] = Xk[a, first[j]] if dmask[a] else XT0[a, first[j]]
         for a in dyn:
             x = Xk[a]
             if const[a]:
                 for j in range(J):
-                    S[j, a] = nobs[j] * m[j, a]
+                    if first[j] >= 0:
+                        mT[a, j] = x[first[j]]
+                for j in range(J):
+                    ST[a, j] = nobs[j] * mT[a, j]
+                    S[j, a] = ST[a, j]
             else:
                 for j in range(J):
                     s = 0.0
                     for i in range(ptr[j], ptr[j + 1]):
                         s += x[i]
+                    ST[a, j] = s
                     S[j, a] = s
         for a in dyn:
             x = Xk[a]
@@ -250,20 +264,12 @@ def intercept_sums(  # pragma: no cover - compiled
                 if const[a] or const[e]:
                     f = e if const[a] else a
                     g = a if const[a] else e
-                    s = 0.0
-                    for j in range(J):
-                        s += m[j, g] * S[j, f]
+                    s = _dot(mT[g], ST[f])
                 else:
                     s = _dot(x, Xk[e] if dmask[e] else XT0[e])
                 XtX[k, a, e] = s
                 XtX[k, e, a] = s
-            if const[a]:
-                s = 0.0
-                for j in range(J):
-                    s += m[j, a] * Sy[j]
-                Xty[k, a] = s
-            else:
-                Xty[k, a] = _dot(x, y)
+            Xty[k, a] = _dot(mT[a], Sy) if const[a] else _dot(x, y)
     return ZtX, XtX, Xty
 
 
@@ -471,6 +477,10 @@ def step(  # pragma: no cover - compiled
     zq = np.empty((J, q))
     r = np.empty(n)
     Wn = np.empty(q)
+    fj = np.empty(J)
+    rc = np.empty(J)
+    yty = _dot(y, y) if ones else 0.0
+    W1 = np.empty((p + 1, J))
     G2 = np.empty((q, q))
     ha = np.empty(q)
     La = np.zeros((q, q))
@@ -486,7 +496,7 @@ def step(  # pragma: no cover - compiled
         scale = scale_in[c]
         beta = beta_o[c]
         mean = mean_o[c]
-        for j in range(J):
+        for j in range(J if q > 1 or mh_steps > 0 else 0):  # (q = 1: in (1) below)
             for u in range(q):
                 for v in range(q):
                     ZtZ_s[j, u, v] = ZtZ[j, u, v] / s2
@@ -503,20 +513,22 @@ def step(  # pragma: no cover - compiled
         _inv_spd(psi, Pinv)
         A[:, :] = 0.0
         h[:] = 0.0
-        for j in range(J):
-            if q == 1:  # the same operations as below, written out in scalars
-                P[j, 0, 0] = ZtZ_s[j, 0, 0] + Pinv[0, 0]
+        if q == 1:  # the loop below's w_j as rows of W1 (p + 1, J), then their products
+            pinv = Pinv[0, 0]
+            for j in range(J):
+                P[j, 0, 0] = ZtZ[j, 0, 0] / s2 + pinv
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
-                f = 1.0 / (s2 * lj)  # one division for the cluster
+                fj[j] = 1.0 / (s2 * lj)  # one division for the cluster
+            for j in range(J):
                 for a in range(p):
-                    Ww[0, a] = ZtX[k, j, 0, a] * f
-                Ww[0, p] = Zty[j, 0] * f
-                for a in range(p):
-                    for e in range(a + 1):
-                        A[a, e] += Ww[0, a] * Ww[0, e]
-                    h[a] += Ww[0, a] * Ww[0, p]
-                continue
+                    W1[a, j] = ZtX[k, j, 0, a] * fj[j]
+                W1[p, j] = Zty[j, 0] * fj[j]
+            for a in range(p):
+                for e in range(a + 1):
+                    A[a, e] = _dot(W1[a], W1[e])
+                h[a] = _dot(W1[a], W1[p])
+        for j in range(J if q > 1 else 0):
             if q == 2:  # the same operations as below, written out in scalars
                 l00 = np.sqrt(max(ZtZ_s[j, 0, 0] + Pinv[0, 0], 1e-300))
                 l10 = (ZtZ_s[j, 1, 0] + Pinv[1, 0]) / l00
@@ -583,7 +595,8 @@ def step(  # pragma: no cover - compiled
                     sm += ZtX[k, j, 0, a] * mean[a]
                 ipp = 1.0 / P[j, 0, 0]
                 lj = Lj[j, 0, 0]
-                b[j, 0] = (Zty[j, 0] - s) * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
+                rc[j] = Zty[j, 0] - s  # the cluster's sum of y - Xβ (a random intercept)
+                b[j, 0] = rc[j] * inv_s2 * ipp + zq[j, 0] * np.sqrt(ipp)
                 bm[j, 0] = (Zty[j, 0] - sm) * inv_s2 / (lj * lj)
                 continue
             for u in range(q):
@@ -624,13 +637,10 @@ def step(  # pragma: no cover - compiled
         if ones:  # Z a column of ones: the sums below per cluster, no pass over the rows
             g00 = 0.0
             h0 = 0.0
-            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β
+            for j in range(J):  # Z'Z = n_j; the residuals' sum y_j - (Z'X)_j β (from b's)
                 xj = xi[j, 0]
-                rj = Zty[j, 0]
-                for a in range(p):
-                    rj -= ZtX[k, j, 0, a] * beta[a]
                 g00 += ZtZ[j, 0, 0] * (xj * xj)
-                h0 += xj * rj
+                h0 += xj * rc[j]
             G2[0, 0] = g00
             ha[0] = h0
         fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
@@ -688,23 +698,38 @@ def step(  # pragma: no cover - compiled
                 a_new[u] = 1e-150
         # (3) σ² | β, b
         rss = 0.0
-        if ones:  # y - Xβ, then the sum of squares with two running sums
+        bxxb = 0.0
+        nb = 0.0
+        if ones:  # from the sums: y'y - 2β'X'y + β'X'Xβ - 2Σ b_j r_j + Σ n_j b_j²
             a0 = a_new[0]
+            bxxb = 0.0
+            bxy = 0.0
+            for a in range(p):
+                t = 0.0
+                for e in range(p):
+                    t += XtX[k, a, e] * beta[e]
+                bxxb += beta[a] * t
+                bxy += beta[a] * Xty[k, a]
+            cr = 0.0
+            nb = 0.0
+            for j in range(J):
+                bj = xi[j, 0] * a0
+                cr += bj * rc[j]
+                nb += ZtZ[j, 0, 0] * (bj * bj)
+            rss = ((yty - 2.0 * bxy) + bxxb) - 2.0 * cr + nb
+        if ones and not rss >= 1e-3 * (yty + bxxb + nb):
+            # cancellation (a sum of squares below a thousandth of its terms): the pass
+            # over the rows, y - Xβ column by column, then the sum of squares
             r[:] = y
             for a in range(p):  # column by column (the rows' sums side by side), the
                 xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
                 ba = beta[a]
                 for i in range(n):
                     r[i] -= ba * xa[i]
-            rss1 = 0.0
             for i in range(n):
-                e = r[i] - xi[codes[i], 0] * a0
-                if i % 2:
-                    rss1 += e * e
-                else:
-                    rss += e * e
-            rss += rss1
-        elif q == 1:
+                r[i] -= xi[codes[i], 0] * a0
+            rss = _dot(r, r)
+        elif q == 1 and not ones:
             a0 = a_new[0]
             for i in range(n):
                 e = r[i] - ZT[0, i] * xi[codes[i], 0] * a0
@@ -715,7 +740,7 @@ def step(  # pragma: no cover - compiled
                 g = codes[i]
                 e = r[i] - (ZT[0, i] * xi[g, 0] * a0 + ZT[1, i] * xi[g, 1] * a1)
                 rss += e * e
-        else:
+        elif q > 2:
             for i in range(n):
                 g = codes[i]
                 s = 0.0

@@ -271,3 +271,20 @@ def test_a_class_level_variable_with_class_means_agrees_with_the_numpy_step(monk
         got[flag] = np.concatenate([state.beta_mean, state.beta, np.ravel(state.b)])
     assert _kernel(model, data) is not None  # the switch is on: the kernel ran
     _close(got["1"], got["0"])
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e6])
+def test_residual_sum_of_squares_from_the_sums_or_the_rows(shift, monkeypatch):
+    # a random intercept's residual sum of squares comes from the sums (y'y, X'X, the
+    # clusters' sums); where those cancel (a response a million away from zero: its
+    # sum of squares ~1e12 times the residuals') the kernel sums over the rows instead
+    d = classroom(1, rng=1)
+    df = d.incomplete.copy()
+    df["grade"] = df["grade"] + shift
+    spec = build_spec(df, d.imputation, m=2, iterations=30)
+    plan = build_plan(df.copy(), spec)
+    fast = _run(plan, monkeypatch, "1")
+    plain = _run(plan, monkeypatch, "0")
+    for a, b in zip(fast, plain, strict=True):
+        _close(a.params["grade"], b.params["grade"])
+        _close(a.imputed["grade"] - shift, b.imputed["grade"] - shift)
