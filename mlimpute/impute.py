@@ -20,13 +20,13 @@ from mlimpute.errors import (
     UnsupportedError,
     warn,
 )
-from mlimpute.models.ml_norm import compiled_variables
 from mlimpute.models.transforms import transform_methods
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.batched import check_batch
+from mlimpute.sampler.compiled import check_switch, compiled_event
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
@@ -286,38 +286,12 @@ def impute(
     return _result(plan, results, data)
 
 
-#: the event a result records when the compiled Gibbs step ran some of its models
-COMPILED = "compiled Gibbs step (MLIMPUTE_NUMBA=1) for: "
-
-
-def _compiled_event(plan) -> str | None:
-    names = compiled_variables(plan.models, plan.data)
-    return COMPILED + ", ".join(names) if names else None
-
-
-def _check_switch(imp: MultiplyImputed, plan, what: str) -> None:
-    """Warn where ``imp`` was made with the compiled step switched the other way than it
-    is now for some model: its chains would go on with numbers equal to round-off, not
-    bit for bit those of one longer run."""
-    before = any(str(e).startswith(COMPILED) for e in imp.events)
-    now = _compiled_event(plan) is not None
-    if before != now:
-        was, set_to = ("on", "1") if before else ("off", "0")
-        warn(
-            f"{what}: this result was made with the compiled Gibbs step switched {was}, "
-            f"and it is switched {'off' if before else 'on'} now: the continued chains "
-            "agree with one longer run to round-off, not bit for bit; set the environment "
-            f"variable MLIMPUTE_NUMBA={set_to} to continue them exactly",
-            MlimputeWarning,
-        )
-
-
 def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
     """The result of ``results`` (chain order), with where every chain stopped."""
     dataset = assemble(plan, results, release=True)  # the chains' values held once
     chains = [r.final for r in results] if results else None
     events = list(plan.events)
-    compiled = _compiled_event(plan) if results else None
+    compiled = compiled_event(plan) if results else None
     if compiled is not None:
         events.append(compiled)
     result = MultiplyImputed(dataset, data, plan.spec, events, chains=chains)
@@ -404,7 +378,7 @@ def iterate_result(
     spec = replace(imp.spec, iterations=imp.spec.iterations + n)
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
-    _check_switch(imp, plan, "iterate()")
+    check_switch(imp.events, plan, "iterate()")
     new = map_chains(
         plan,
         [c.seed for c in chains],
@@ -456,7 +430,7 @@ def extend_result(
         )
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
-    _check_switch(imp, plan, "extend()")
+    check_switch(imp.events, plan, "extend()")
     seeds = [_sibling(chains[0].seed, imp.m + j) for j in range(k)]
     new = map_chains(plan, seeds, n_jobs=n_jobs, client=client, first=imp.m)
     results = [_previous(imp, j, c) for j, c in enumerate(chains)] + list(new)

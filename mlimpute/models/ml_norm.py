@@ -497,8 +497,6 @@ def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
 def compiled_variables(models: dict, datas: dict) -> list[str]:
     """The variables whose Gibbs step the compiled kernels run now (the switch read at
     this call; none where it is off)."""
-    if not _numba.enabled():
-        return []
     return [n for n, m in models.items() if n in datas and _kernel(m, datas[n]) is not None]
 
 

@@ -100,9 +100,6 @@ class _PerData:
 
     KEY = ""
 
-    def __init__(self, data: ModelData) -> None:
-        raise NotImplementedError
-
     def __reduce__(self) -> tuple:
         return (_built_again, ())
 

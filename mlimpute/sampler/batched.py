@@ -202,7 +202,10 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             model = plan.models[name]
             level = levels[name]
             ds = [datas[c][name] for c in range(C)]
-            for c in range(C) if refreshes.get(name) is None else ():
+            refresh = refreshes.get(name)
+            if refresh is not None:  # every chain's design by one call
+                refresh()
+            for c in range(C) if refresh is None else ():
                 if level == 2:
                     ranefs = ranef_arrays(plan, name, states[c])
                     ds[c].refresh(ClusterValues(values[c], first, ranefs), plan.cluster_static)
@@ -210,8 +213,6 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     ds[c].refresh(ClusterValues(values[c], top.starts, {}, top), plan.top_static)
                 else:
                     ds[c].refresh(values[c], plan.static)
-            if refreshes.get(name) is not None:  # every chain's design by one call
-                refreshes[name]()
             if not stacked[name]:  # another model: its own calls, chain by chain
                 draws = []
                 for c in range(C):
@@ -241,23 +242,22 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     for c in range(C)
                 ]
             mis = ds[0].mis_idx
-            at_once = level == 1 and isinstance(draws, np.ndarray) and name in rows
-            if at_once:  # every chain's column, and the trace, by one compiled call
+            if level == 1 and isinstance(draws, np.ndarray) and name in rows:
+                # every chain's column, and the trace, by one compiled call
                 place_draws(rows[name], mis, draws, trace_mean, trace_sd)
                 mean[:, t, k], sd[:, t, k] = trace_mean, trace_sd
+                for c in range(C):
+                    values[c].touch(name)
+                continue
             for c in range(C):
-                if at_once:
-                    pass
-                elif level == 1:
+                if level == 1:
                     values[c][name][mis] = draws[c]
                 else:
                     cvals[c][name][mis] = draws[c]
                     into = codes if level == 2 else top.codes
                     values[c][name][:] = np.take(cvals[c][name], into)
                 values[c].touch(name)
-            if at_once:
-                pass
-            elif isinstance(draws, np.ndarray):
+            if isinstance(draws, np.ndarray):
                 mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
             else:
                 for c in range(C):
