@@ -58,6 +58,7 @@ from mlimpute.models.ml_norm import (
 
 __all__ = [
     "eligible",
+    "stackable",
     "init_block",
     "step_block",
     "draw_missing_block",
@@ -71,6 +72,20 @@ def eligible(model: object, data: ModelData) -> bool:
     if type(model) is not MultilevelNorm or model.prior == "iw":
         return False
     return block_path(data)
+
+
+def stackable(model: object, data: ModelData) -> bool:
+    """Whether :func:`step_block` reproduces ``model``'s step on ``data``: the paths of
+    :func:`eligible`, and a random part of two or more columns that the imputations change
+    (the analysis model of a model-based imputation, ``(1 + x | g)`` with x imputed; each
+    chain's per-cluster sums of its own Z)."""
+    if eligible(model, data):
+        return True
+    if type(model) is not MultilevelNorm or model.prior == "iw":
+        return False
+    if data.extra_terms or data.Z is None or not data.Z.dynamic:
+        return False
+    return static(data).q >= 2
 
 
 def random_slopes(data: ModelData) -> bool:
@@ -226,24 +241,38 @@ def _next_states(states, betas, bs, sigma2, psi, alpha, means, b_mean):
 
 class _SlopeSums:
     """The design sums of the random-slope step that do not change with σ², Ψ or the draws:
-    per-cluster ``Z'X`` (J, q, p), ``Z'y`` (J, q), ``X'X`` and ``X'y``, by the calls
-    :func:`~mlimpute.models.ml_norm._cluster_stats` and ``_Weights.gram`` make; once when
-    the design is static (every chain sees the same X), else per chain."""
+    per-cluster ``Z'Z`` (J, q, q), ``Z'X`` (J, q, p), ``Z'y`` (J, q), ``X'X`` and ``X'y``,
+    by the calls :func:`~mlimpute.models.ml_norm._cluster_stats` and ``_Weights.gram``
+    make; once when the design is static (every chain sees the same X and Z), else per
+    chain. ``ZtZ`` and ``Zty`` are (J, q, q) and (J, q), or (C, J, q, q) and (C, J, q) for
+    a random part the imputations change; ``Z`` is (n, q) or (C, n, q)."""
 
     def __init__(self, datas: list[ModelData]) -> None:
         d0 = datas[0]
-        self.seg, self.y, self.Z = d0.seg_obs, d0.y_obs, d0.Z.obs
-        self.Zty = self.seg.sum(self.Z * self.y[:, None])
+        self.seg, self.y = d0.seg_obs, d0.y_obs
+        seg, y = self.seg, self.y
+        self.dynamic_z = d0.Z.dynamic
+        if self.dynamic_z:  # each chain's own random part
+            self.Zs = [d.Z.obs for d in datas]
+            self.Z = np.stack(self.Zs)
+            self.ZtZ = np.stack([seg.sum(Z[:, :, None] * Z[:, None, :]) for Z in self.Zs])
+            self.Zty = np.stack([seg.sum(Z * y[:, None]) for Z in self.Zs])
+        else:
+            self.Z = d0.Z.obs
+            self.Zs = [self.Z] * len(datas)
+            self.ZtZ = static(d0).ZtZ
+            self.Zty = seg.sum(self.Z * y[:, None])
         self.X = [d.X.obs for d in datas] if d0.X.dynamic else [d0.X.obs] * len(datas)
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[tuple[int, int], tuple] = {}
 
     def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``Z'X``, ``X'X`` and ``X'y`` of chain c (unscaled)."""
-        X = self.X[c]
-        got = self._cache.get(id(X))
+        X, Z = self.X[c], self.Zs[c]
+        key = (id(X), id(Z))
+        got = self._cache.get(key)
         if got is None:
-            ZtX = self.seg.sum(self.Z[:, :, None] * X[:, None, :])
-            got = self._cache[id(X)] = (ZtX, X.T @ X, X.T @ self.y)
+            ZtX = self.seg.sum(Z[:, :, None] * X[:, None, :])
+            got = self._cache[key] = (ZtX, X.T @ X, X.T @ self.y)
         return got
 
 
@@ -260,11 +289,11 @@ def _step_slopes(
     st = static(d0)
     sh = _SlopeSums(datas)
     seg, y, Z = sh.seg, sh.y, sh.Z
-    J, q = st.ZtZ.shape[0], st.q
+    J, q = sh.ZtZ.shape[-3], st.q
     p = sh.X[0].shape[1]
     sums = [sh.sums(c) for c in range(C)]
     s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
-    ZtZ_s = st.ZtZ[None] / s2[:, None, None, None]  # (C, J, q, q)
+    ZtZ_s = (sh.ZtZ if sh.dynamic_z else sh.ZtZ[None]) / s2[:, None, None, None]  # (C, J, q, q)
     psi = np.stack([s.psi for s in states])
     alpha = np.stack([s.alpha for s in states])
     scale = np.stack([s.scale for s in states])
@@ -329,7 +358,8 @@ def _step_slopes(
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
     rs = []
-    Wns = Z[None] * np.take(xi, seg.codes, axis=1)  # (C, n, q): Z ∘ ξ of each row
+    Zc = Z if sh.dynamic_z else Z[None]
+    Wns = Zc * np.take(xi, seg.codes, axis=1)  # (C, n, q): Z ∘ ξ of each row
     G = np.empty((C, q, q))
     ha = np.empty((C, q))
     for c in range(C):

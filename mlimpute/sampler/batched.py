@@ -53,6 +53,7 @@ from mlimpute.models.ml_norm_batched import (
     step_block,
 )
 from mlimpute.sampler.batched_values import BlockRefresh, stack_values
+from mlimpute.sampler.compatible_block import can_step_together, run_compatible_block
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -90,7 +91,9 @@ def check_batch(batch: object) -> str | int:
 def can_batch(plan: Plan) -> bool:
     """Whether the chains of ``plan`` can be stepped together (bit-identically)."""
     spec = plan.spec
-    if plan.analysis is not None or not spec.variables:
+    if plan.analysis is not None:  # model-based: the analysis model's step stacked
+        return bool(spec.variables) and can_step_together(plan)
+    if not spec.variables:
         return False
     levels = {v.name: v.level for v in spec.variables}
     try:
@@ -104,6 +107,8 @@ def can_batch(plan: Plan) -> bool:
 
 
 def _auto_max_rows(plan: Plan) -> int:
+    if plan.analysis is not None:
+        return AUTO_MAX_ROWS_SLOPES if random_slopes(plan.analysis) else AUTO_MAX_ROWS
     levels = {v.name: v.level for v in plan.spec.variables}
     slopes = any(
         levels[n] == 1 and eligible(plan.models[n], plan.data[n]) and random_slopes(plan.data[n])
@@ -145,6 +150,8 @@ def _run_together(plan: Plan, block: list[tuple]) -> list[ChainResult]:
     lengths = {plan.spec.iterations if n is None else int(n) for *_, n in block}
     if len(done) == 1 and len(lengths) == 1 and len(block) > 1:
         try:
+            if plan.analysis is not None:
+                return run_compatible_block(plan, block, done.pop(), lengths.pop())
             return _stepped(plan, block, done.pop(), lengths.pop())
         except (KeyboardInterrupt, MemoryError):
             raise

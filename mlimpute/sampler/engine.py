@@ -101,10 +101,7 @@ def run_chain(
         if start is not None:
             rng.bit_generator.state = start.rng
         if plan.analysis is not None:
-            shifts = None
-            if plan.spec.delta or plan.spec.delta_cluster_sd:  # mlimpute.sampler.shifts
-                cu = cluster_shifts(plan, seed)
-                shifts = ModelShifts(plan, latent_shifts(plan), cu, shift_intercept)
+            shifts = model_shifts(plan, seed)
             imputed, mean, sd, params, states = run_compatible_chain(plan, rng, n, start, shifts)
             done = n if start is None else start.iterations + n
             final = final_state(plan, seed, done, imputed, states, rng)
@@ -119,6 +116,15 @@ def run_chain(
             chain=chain,
             seed_entropy=seed.entropy,
         ) from exc
+
+
+def model_shifts(plan: Plan, seed: np.random.SeedSequence) -> ModelShifts | None:
+    """A model-based chain's sensitivity shifts (``delta=``, ``delta_cluster_sd=``;
+    :mod:`mlimpute.sampler.shifts`), None without any."""
+    if not (plan.spec.delta or plan.spec.delta_cluster_sd):
+        return None
+    cu = cluster_shifts(plan, seed)
+    return ModelShifts(plan, latent_shifts(plan), cu, shift_intercept)
 
 
 def start_values(
