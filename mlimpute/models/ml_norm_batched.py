@@ -61,6 +61,7 @@ __all__ = [
     "stackable",
     "init_block",
     "step_block",
+    "gibbs_block",
     "draw_missing_block",
     "param_block",
     "random_slopes",
@@ -95,28 +96,30 @@ def random_slopes(data: ModelData) -> bool:
 
 class _Shared:
     """The design sums of one step: computed once when the design is static (every chain
-    sees the same X), else per chain."""
+    sees the same X), else per chain; the response is each data's observed rows (static)
+    or, with ``ys``, each chain's own."""
 
-    def __init__(self, datas: list[ModelData]) -> None:
+    def __init__(self, datas: list[ModelData], ys: list[np.ndarray] | None = None) -> None:
         d0 = datas[0]
         self.seg = d0.seg_obs
-        self.y = d0.y_obs
-        self.Zty = self.seg.sum(self.y)[:, None]  # the response's observed rows: static
+        self.ys = [d0.y_obs] * len(datas) if ys is None else ys
+        by_id = {id(y): self.seg.sum(y)[:, None] for y in self.ys}
+        self.Zty = [by_id[id(y)] for y in self.ys]  # (J, 1) per chain
         if d0.X.dynamic:
             self.X = [d.X.obs for d in datas]
             self.Xmis = [d.X.mis for d in datas]
         else:
             self.X = [d0.X.obs] * len(datas)
             self.Xmis = [d0.X.mis] * len(datas)
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[tuple[int, int], tuple] = {}
 
     def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``Z'X`` (J, 1, p), ``X'X`` and ``X'y`` of chain c (unscaled)."""
-        X = self.X[c]
-        key = id(X)
+        X, y = self.X[c], self.ys[c]
+        key = (id(X), id(y))
         got = self._cache.get(key)
         if got is None:
-            got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ self.y)
+            got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ y)
         return got
 
 
@@ -140,12 +143,27 @@ def step_block(
     kernel = _kernel(model, datas[0])
     if kernel is not None:
         return kernel.step_chains(model, rngs, states, datas, MultilevelNormState)
+    return gibbs_block(model, rngs, states, datas)
+
+
+def gibbs_block(
+    model: MultilevelNorm,
+    rngs: list[np.random.Generator],
+    states: list[MultilevelNormState],
+    datas: list[ModelData],
+    ys: list[np.ndarray] | None = None,
+) -> list[MultilevelNormState]:
+    """``model.gibbs(rngs[c], states[c], datas[c], ys[c])`` for each c, bit-for-bit (the
+    numpy step, never the compiled one); ``ys`` (each chain's response on its data's
+    observed rows; a random intercept only) defaults to each data's ``y_obs``."""
     if random_slopes(datas[0]):
+        if ys is not None:
+            raise ValueError("gibbs_block takes responses ys for a random intercept only")
         return _step_slopes(model, rngs, states, datas)
     C = len(states)
-    sh = _Shared(datas)
+    sh = _Shared(datas, ys)
     st = static(datas[0])
-    seg, y = sh.seg, sh.y
+    seg = sh.seg
     p = sh.X[0].shape[1]
     J = datas[0].n_clusters
     s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
@@ -158,7 +176,7 @@ def step_block(
     sums = [sh.sums(c) for c in range(C)]
     Cm = np.empty((C, J, 1, p + 1))  # [Z'X Z'y] of each chain (copies: exact)
     Cm[:, :, :, :p] = np.stack([sm[0] for sm in sums])
-    Cm[:, :, :, p] = sh.Zty
+    Cm[:, :, :, p] = np.stack(sh.Zty)
     Ww = Cm / s2b / L
     XtX = np.stack([sm[1] for sm in sums])
     Xty = np.stack([sm[2] for sm in sums])
@@ -179,8 +197,8 @@ def step_block(
     cb = np.empty((C, J, 1))
     for c in range(C):
         ZtX = sums[c][0]
-        hb[c] = sh.Zty - ZtX @ betas[c]
-        cb[c] = sh.Zty - ZtX @ means[c]
+        hb[c] = sh.Zty[c] - ZtX @ betas[c]
+        cb[c] = sh.Zty[c] - ZtX @ means[c]
     hb = hb / s2[:, None, None]
     z = np.stack([rngs[c].standard_normal((J, 1)) for c in range(C)])
     pp = P[:, :, 0, 0]
@@ -196,7 +214,7 @@ def step_block(
     WtW = np.empty((C, 1, 1))
     ha = np.empty((C, 1))
     for c in range(C):
-        r = y - sh.X[c] @ betas[c]
+        r = sh.ys[c] - sh.X[c] @ betas[c]
         Wc = Wn[c]
         WtW[c] = Wc.T @ Wc
         ha[c] = Wc.T @ r

@@ -197,14 +197,22 @@ class CompatibleChain:
 
     def rest_of_iteration(self, t: int) -> None:
         """Steps 2-5 of iteration ``t`` (after :meth:`analysis_step`), and its traces."""
+        for x in self.fx.preds:
+            self.parameter_step(t, x)
+        self.after_parameters(t)
+
+    def parameter_step(self, t: int, x: str) -> None:
+        """Step 2 for predictor x at iteration ``t``: its model on its completed column."""
+        parameter_step(self.rng, self.fx, self.cur, x, self.done + t, self.shifts)
+
+    def after_parameters(self, t: int) -> None:
+        """Iteration ``t`` after every predictor's :meth:`parameter_step`: the latent
+        cluster means' owners, steps 3-5 and the traces."""
         rng, fx, cur, shifts = self.rng, self.fx, self.cur, self.shifts
         plan, values, states, y = self.plan, self.values, self.states, self.y
         mean, sd, params, col, extra = self.mean, self.sd, self.params, self.col, self.extra
         ma, da = fx.analysis_model, fx.analysis_data
         it = self.done + t
-        # 2. each predictor's model on its completed column
-        for x in fx.preds:
-            parameter_step(rng, fx, cur, x, it, shifts)
         for xi_col, x in fx.latent.items():
             states[x] = latent_mean_owner_state(rng, fx, cur, xi_col)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings

@@ -27,8 +27,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mlimpute.models.ml_norm_batched import init_block, stackable, step_block
+from mlimpute.models.ml_norm_batched import (
+    eligible,
+    gibbs_block,
+    init_block,
+    random_slopes,
+    stackable,
+    step_block,
+)
 from mlimpute.sampler.compatible import CompatibleChain
+from mlimpute.sampler.compatible_context import Fixed
+from mlimpute.sampler.compatible_step import predictor_response
 from mlimpute.sampler.engine import ChainResult, Plan, final_state, model_shifts
 
 __all__ = ["can_step_together", "run_compatible_block"]
@@ -53,6 +62,7 @@ def run_compatible_block(
             rng.bit_generator.state = start.rng
         chains.append(CompatibleChain(plan, rng, T, start, model_shifts(plan, seed)))
     model = plan.analysis_model
+    stacked = stacked_predictors(chains[0].fx)
     rngs = [ch.rng for ch in chains]
     datas = [ch.fx.analysis_data for ch in chains]
     for t in range(T):
@@ -64,11 +74,50 @@ def run_compatible_block(
             new = step_block(model, rngs, [ch.cur.analysis for ch in chains], datas)
         for ch, state in zip(chains, new, strict=True):
             ch.cur.analysis = state
+        for x in chains[0].fx.preds:  # 2. each predictor's model
+            if x in stacked:
+                _predictor_block(plan, chains, x, done + t)
+            else:
+                for ch in chains:
+                    ch.parameter_step(t, x)
         for ch in chains:
-            ch.rest_of_iteration(t)
+            ch.after_parameters(t)
     out = []
     for ch, (_, seed, _, _) in zip(chains, block, strict=True):
         imputed, mean, sd, params, states = ch.result()
         final = final_state(plan, seed, done + T, imputed, states, ch.rng)
         out.append(ChainResult(imputed, mean, sd, params, final))
     return out
+
+
+def stacked_predictors(fx: Fixed) -> frozenset[str]:
+    """The predictors whose models' steps a block makes by one stacked call: continuous
+    level-1 predictors with the multilevel normal model on a random intercept
+    (:func:`~mlimpute.models.ml_norm_batched.eligible`), fitted to the chain's completed
+    column (not the owner of a latent cluster mean, whose model is set from the means)."""
+    plan = fx.plan
+    other = fx.level2 | fx.level3 | fx.categorical | fx.counts | set(fx.latent.values())
+    return frozenset(
+        x
+        for x in fx.preds
+        if x not in other
+        and eligible(plan.models[x], fx.datas[x])
+        and not random_slopes(fx.datas[x])
+    )
+
+
+def _predictor_block(plan: Plan, chains: list[CompatibleChain], x: str, it: int) -> None:
+    """Step 2 for predictor x at iteration ``it`` of every chain: as
+    :func:`~mlimpute.sampler.compatible_step.parameter_step` makes it (``model.start``
+    at the first iteration, else ``model.gibbs``, on the chain's completed column), by
+    one call of :func:`~mlimpute.models.ml_norm_batched.gibbs_block`."""
+    model = plan.models[x]
+    ys = [predictor_response(ch.fx, ch.cur, x, ch.shifts) for ch in chains]
+    datas = [ch.fx.datas[x] for ch in chains]
+    if it == 0:  # model.start: the start from the completed column, then one step
+        states = [model._start_state(d, y) for d, y in zip(datas, ys, strict=True)]
+    else:
+        states = [ch.states[x] for ch in chains]
+    new = gibbs_block(model, [ch.rng for ch in chains], states, datas, ys)
+    for ch, state in zip(chains, new, strict=True):
+        ch.states[x] = state

@@ -15,8 +15,12 @@ import pytest
 from mlimpute.impute import impute
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.batched import batch_size, can_batch
-from mlimpute.sampler.compatible import ANALYSIS
-from mlimpute.sampler.compatible_block import can_step_together, run_compatible_block
+from mlimpute.sampler.compatible import ANALYSIS, CompatibleChain
+from mlimpute.sampler.compatible_block import (
+    can_step_together,
+    run_compatible_block,
+    stacked_predictors,
+)
 from mlimpute.sampler.engine import build_plan, run_chain
 from mlimpute.simulation.compatible.designs import DESIGNS
 from mlimpute.spec.model import build_model_spec, with_latent_means
@@ -94,6 +98,15 @@ def test_block_equals_chain_by_chain(design_a, model, kw):
         df = design_a.assign(k=k)
         df.loc[::7, "k"] = np.nan
     _check_block(_plan(df, model, **kw))
+
+
+def test_predictor_models_are_stacked_where_they_can_be(design_a, design_d):
+    """x's model (x ~ z + (1 | g)) is stepped by one call for the block; the owner of a
+    latent cluster mean is not (its model is set from the means)."""
+    ch = CompatibleChain(_plan(design_a, SLOPE), np.random.default_rng(0))
+    assert stacked_predictors(ch.fx) == {"x"}
+    ch = CompatibleChain(_plan(design_d, "y ~ x + lmean(x) + (1 | g)"), np.random.default_rng(0))
+    assert stacked_predictors(ch.fx) == frozenset()
 
 
 def test_block_with_a_latent_mean_equals_chain_by_chain(design_d):
