@@ -14,6 +14,7 @@ import pytest
 
 from mlimpute.impute import impute
 from mlimpute.rng import chain_seeds
+from mlimpute.sampler import batched
 from mlimpute.sampler.batched import batch_size, can_batch
 from mlimpute.sampler.compatible import ANALYSIS, CompatibleChain
 from mlimpute.sampler.compatible_block import (
@@ -147,7 +148,10 @@ def test_binary_and_count_outcomes_run_chain_by_chain(design_a):
     assert not can_step_together(plan)
 
 
-def test_auto_steps_model_based_chains_together(design_a):
+def test_auto_steps_model_based_chains_together_up_to_its_limit(design_a, monkeypatch):
     plan = _plan(design_a, SLOPE)
     assert can_batch(plan) and batch_size(plan, "auto", 20) == 20
-    assert batch_size(plan, 1, 20) == 1
+    assert batch_size(plan, 1, 20) == 1 and batch_size(plan, 6, 20) == 6
+    # random slopes or not, model-based plans use the random intercepts' limit
+    monkeypatch.setattr(batched, "AUTO_MAX_ROWS", 999)
+    assert batch_size(plan, "auto", 20) == 1
