@@ -76,6 +76,7 @@ from mlimpute.sampler.compatible_draws import latent_mean_owner_state, proposal_
 from mlimpute.sampler.compatible_step import chained_step, draw_predictor, parameter_step
 from mlimpute.sampler.compatible_terms import school_level, school_start, school_values
 from mlimpute.sampler.design import Values
+from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
 from mlimpute.spec.model import latent_means
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -288,9 +289,3 @@ def _param_vector(fx: Fixed, cur: Current, x: str) -> np.ndarray:
     if x in fx.categorical or x in fx.counts:
         d = replace(d, y_obs=cur.values[x])
     return fx.plan.models[x].param_vector(cur.states[x], d)
-
-
-def _mean_sd(x: np.ndarray) -> tuple[float, float]:
-    if x.size == 0:
-        return np.nan, 0.0
-    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0

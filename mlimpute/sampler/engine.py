@@ -32,6 +32,7 @@ from mlimpute.sampler.plan import (
 )
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.sampler.shifts import ModelShifts
+from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -246,20 +247,6 @@ def _steps(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
-
-
-def _mean_sd(x: np.ndarray) -> tuple[float, float]:
-    """``x.mean()`` and ``x.std(ddof=1)`` (NaN and 0 for too few values), computed as numpy
-    computes them but without its dispatch, which costs more than the sums here."""
-    n = x.size
-    if n == 0:
-        return np.nan, 0.0
-    mean = np.add.reduce(x) / n
-    if n == 1:
-        return mean, 0.0
-    d = x - mean
-    np.multiply(d, d, out=d)
-    return mean, np.sqrt(np.add.reduce(d) / (n - 1))
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
