@@ -3,11 +3,14 @@
 The same arithmetic as :meth:`MultilevelNorm.gibbs` and :meth:`MultilevelNorm.draw_missing`
 on two of the paths they take with the default half-t prior, a homoscedastic residual and
 no row weights: a random intercept ``(1 | g)`` (without the split design of many rows per
-cluster), and a random part of two or more columns that the imputations do not change
-(random slopes, ``(1 + x | g)``, ``(1 + x || g)``...), for C chains at once: the
-per-cluster work runs on arrays with a leading chain axis, and every random number is
-drawn from the chain's own generator in the order the single-chain step draws it.
-Each chain's numbers are therefore bit-for-bit those of the single-chain step:
+cluster), and a random part of two or more columns (random slopes, ``(1 + x | g)``,
+``(1 + x || g)``...), for C chains at once: the per-cluster work runs on arrays with a
+leading chain axis, and every random number is drawn from the chain's own generator in
+the order the single-chain step draws it. The random part is one the imputations do not
+change, or, for the analysis model of a model-based imputation (:func:`stackable`), one
+they change (each chain's sums of its own Z); :func:`gibbs_block` also takes each
+chain's own response (a predictor's model fitted to its completed column). Each chain's
+numbers are therefore bit-for-bit those of the single-chain step:
 
 * element-wise operations (divisions by σ², the 1×1 precisions and Cholesky factors, the
   draws of b, the expansion) run on the stacked arrays: element-wise arithmetic does not

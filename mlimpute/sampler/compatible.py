@@ -54,7 +54,9 @@ their own count model (:mod:`mlimpute.compatible.counts`,
 :mod:`mlimpute.sampler.compatible_counts`).
 
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
-the few models and the few categories.
+the few models and the few categories. The chains of one data set can run in lockstep,
+their analysis models' steps stacked (:mod:`mlimpute.sampler.compatible_block`), with
+the same numbers as here.
 """
 
 from __future__ import annotations
@@ -142,12 +144,14 @@ class CompatibleChain:
     """One model-based chain's state between its iterations, for
     :func:`run_compatible_chain` (which runs the steps in order) and for a block of
     chains stepped together (:mod:`mlimpute.sampler.compatible_block`), which makes the
-    analysis model's step of every chain by one call and the rest chain by chain: each
-    chain draws the same numbers, in the same order, from its own generator.
+    analysis model's step of every chain, and those of some predictors' models, by one
+    call and the rest chain by chain: each chain draws the same numbers, in the same
+    order, from its own generator.
 
     One iteration ``t`` is :meth:`refresh_analysis`, :meth:`analysis_step` (step 1) and
-    :meth:`rest_of_iteration` (steps 2-5); :meth:`result` returns what
-    :func:`run_compatible_chain` returns.
+    :meth:`rest_of_iteration` (steps 2-5: :meth:`parameter_step` for each predictor, then
+    :meth:`after_parameters`); :meth:`result` returns what :func:`run_compatible_chain`
+    returns.
     """
 
     def __init__(
