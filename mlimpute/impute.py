@@ -182,11 +182,13 @@ def impute(
         run without them.
     batch : "auto" or int, default "auto"
         Chains stepped together as one state (one Python-level step per iteration for
-        the group) when every incomplete variable is a level-1 variable and some use the
-        multilevel normal model with a random intercept only (their steps are stacked
-        over the chains): ``"auto"`` groups all chains of a data set of up to 20,000 rows;
-        an int sets the group size (1: one chain at a time). The imputations are identical
-        whatever the value.
+        the group) when some level-1 variable uses the multilevel normal model with a
+        random part that the imputations do not change, or, with ``model=``, when the
+        analysis model is a multilevel normal model (its step, and those of the
+        continuous predictors' models, are stacked over the chains): ``"auto"`` groups
+        all chains of a data set of up to 20,000 rows (60,000 where a stacked variable
+        has random slopes, without ``model=``); an int sets the group size (1: one chain
+        at a time). The imputations are identical whatever the value.
 
     Returns
     -------

@@ -473,11 +473,11 @@ class MultilevelNorm:
 
 def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[MultilevelNormState]:
     """The states of :meth:`MultilevelNorm.init` before its Gibbs step, one per chain (made
-    once for chains that share a fixed design)."""
-    cache: dict[int, MultilevelNormState] = {}
+    once for chains that share a fixed design and random part)."""
+    cache: dict[tuple[int, int], MultilevelNormState] = {}
     states = []
     for d in datas:
-        key = id(d.X.obs)
+        key = (id(d.X.obs), id(d.Z.obs))
         if key not in cache:
             cache[key] = model._start_state(d, d.y_obs)
         states.append(cache[key])

@@ -3,11 +3,14 @@
 The same arithmetic as :meth:`MultilevelNorm.gibbs` and :meth:`MultilevelNorm.draw_missing`
 on two of the paths they take with the default half-t prior, a homoscedastic residual and
 no row weights: a random intercept ``(1 | g)`` (without the split design of many rows per
-cluster), and a random part of two or more columns that the imputations do not change
-(random slopes, ``(1 + x | g)``, ``(1 + x || g)``...), for C chains at once: the
-per-cluster work runs on arrays with a leading chain axis, and every random number is
-drawn from the chain's own generator in the order the single-chain step draws it.
-Each chain's numbers are therefore bit-for-bit those of the single-chain step:
+cluster), and a random part of two or more columns (random slopes, ``(1 + x | g)``,
+``(1 + x || g)``...), for C chains at once: the per-cluster work runs on arrays with a
+leading chain axis, and every random number is drawn from the chain's own generator in
+the order the single-chain step draws it. The random part is one the imputations do not
+change, or, for the analysis model of a model-based imputation (:func:`stackable`), one
+they change (each chain's sums of its own Z); :func:`gibbs_block` also takes each
+chain's own response (a predictor's model fitted to its completed column). Each chain's
+numbers are therefore bit-for-bit those of the single-chain step:
 
 * element-wise operations (divisions by σ², the 1×1 precisions and Cholesky factors, the
   draws of b, the expansion) run on the stacked arrays: element-wise arithmetic does not
@@ -58,8 +61,10 @@ from mlimpute.models.ml_norm import (
 
 __all__ = [
     "eligible",
+    "stackable",
     "init_block",
     "step_block",
+    "gibbs_block",
     "draw_missing_block",
     "param_block",
     "random_slopes",
@@ -73,6 +78,20 @@ def eligible(model: object, data: ModelData) -> bool:
     return block_path(data)
 
 
+def stackable(model: object, data: ModelData) -> bool:
+    """Whether :func:`step_block` reproduces ``model``'s step on ``data``: the paths of
+    :func:`eligible`, and a random part of two or more columns that the imputations change
+    (the analysis model of a model-based imputation, ``(1 + x | g)`` with x imputed; each
+    chain's per-cluster sums of its own Z)."""
+    if eligible(model, data):
+        return True
+    if type(model) is not MultilevelNorm or model.prior == "iw":
+        return False
+    if data.extra_terms or data.Z is None or not data.Z.dynamic:
+        return False
+    return static(data).q >= 2
+
+
 def random_slopes(data: ModelData) -> bool:
     """Whether ``data`` takes the random-slope path (else the random intercept's)."""
     return data.Z is not None and not static(data).ones
@@ -80,28 +99,30 @@ def random_slopes(data: ModelData) -> bool:
 
 class _Shared:
     """The design sums of one step: computed once when the design is static (every chain
-    sees the same X), else per chain."""
+    sees the same X), else per chain; the response is each data's observed rows (static)
+    or, with ``ys``, each chain's own."""
 
-    def __init__(self, datas: list[ModelData]) -> None:
+    def __init__(self, datas: list[ModelData], ys: list[np.ndarray] | None = None) -> None:
         d0 = datas[0]
         self.seg = d0.seg_obs
-        self.y = d0.y_obs
-        self.Zty = self.seg.sum(self.y)[:, None]  # the response's observed rows: static
+        self.ys = [d0.y_obs] * len(datas) if ys is None else ys
+        by_id = {id(y): self.seg.sum(y)[:, None] for y in self.ys}
+        self.Zty = [by_id[id(y)] for y in self.ys]  # (J, 1) per chain
         if d0.X.dynamic:
             self.X = [d.X.obs for d in datas]
             self.Xmis = [d.X.mis for d in datas]
         else:
             self.X = [d0.X.obs] * len(datas)
             self.Xmis = [d0.X.mis] * len(datas)
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[tuple[int, int], tuple] = {}
 
     def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``Z'X`` (J, 1, p), ``X'X`` and ``X'y`` of chain c (unscaled)."""
-        X = self.X[c]
-        key = id(X)
+        X, y = self.X[c], self.ys[c]
+        key = (id(X), id(y))
         got = self._cache.get(key)
         if got is None:
-            got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ self.y)
+            got = self._cache[key] = (self.seg.sum(X)[:, None, :], X.T @ X, X.T @ y)
         return got
 
 
@@ -125,12 +146,27 @@ def step_block(
     kernel = _kernel(model, datas[0])
     if kernel is not None:
         return kernel.step_chains(model, rngs, states, datas, MultilevelNormState)
+    return gibbs_block(model, rngs, states, datas)
+
+
+def gibbs_block(
+    model: MultilevelNorm,
+    rngs: list[np.random.Generator],
+    states: list[MultilevelNormState],
+    datas: list[ModelData],
+    ys: list[np.ndarray] | None = None,
+) -> list[MultilevelNormState]:
+    """``model.gibbs(rngs[c], states[c], datas[c], ys[c])`` for each c, bit-for-bit (the
+    numpy step, never the compiled one); ``ys`` (each chain's response on its data's
+    observed rows; a random intercept only) defaults to each data's ``y_obs``."""
     if random_slopes(datas[0]):
+        if ys is not None:
+            raise ValueError("gibbs_block takes responses ys for a random intercept only")
         return _step_slopes(model, rngs, states, datas)
     C = len(states)
-    sh = _Shared(datas)
+    sh = _Shared(datas, ys)
     st = static(datas[0])
-    seg, y = sh.seg, sh.y
+    seg = sh.seg
     p = sh.X[0].shape[1]
     J = datas[0].n_clusters
     s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
@@ -143,7 +179,7 @@ def step_block(
     sums = [sh.sums(c) for c in range(C)]
     Cm = np.empty((C, J, 1, p + 1))  # [Z'X Z'y] of each chain (copies: exact)
     Cm[:, :, :, :p] = np.stack([sm[0] for sm in sums])
-    Cm[:, :, :, p] = sh.Zty
+    Cm[:, :, :, p] = np.stack(sh.Zty)
     Ww = Cm / s2b / L
     XtX = np.stack([sm[1] for sm in sums])
     Xty = np.stack([sm[2] for sm in sums])
@@ -164,8 +200,8 @@ def step_block(
     cb = np.empty((C, J, 1))
     for c in range(C):
         ZtX = sums[c][0]
-        hb[c] = sh.Zty - ZtX @ betas[c]
-        cb[c] = sh.Zty - ZtX @ means[c]
+        hb[c] = sh.Zty[c] - ZtX @ betas[c]
+        cb[c] = sh.Zty[c] - ZtX @ means[c]
     hb = hb / s2[:, None, None]
     z = np.stack([rngs[c].standard_normal((J, 1)) for c in range(C)])
     pp = P[:, :, 0, 0]
@@ -181,7 +217,7 @@ def step_block(
     WtW = np.empty((C, 1, 1))
     ha = np.empty((C, 1))
     for c in range(C):
-        r = y - sh.X[c] @ betas[c]
+        r = sh.ys[c] - sh.X[c] @ betas[c]
         Wc = Wn[c]
         WtW[c] = Wc.T @ Wc
         ha[c] = Wc.T @ r
@@ -226,24 +262,38 @@ def _next_states(states, betas, bs, sigma2, psi, alpha, means, b_mean):
 
 class _SlopeSums:
     """The design sums of the random-slope step that do not change with σ², Ψ or the draws:
-    per-cluster ``Z'X`` (J, q, p), ``Z'y`` (J, q), ``X'X`` and ``X'y``, by the calls
-    :func:`~mlimpute.models.ml_norm._cluster_stats` and ``_Weights.gram`` make; once when
-    the design is static (every chain sees the same X), else per chain."""
+    per-cluster ``Z'Z`` (J, q, q), ``Z'X`` (J, q, p), ``Z'y`` (J, q), ``X'X`` and ``X'y``,
+    by the calls :func:`~mlimpute.models.ml_norm._cluster_stats` and ``_Weights.gram``
+    make; once when the design is static (every chain sees the same X and Z), else per
+    chain. ``ZtZ`` and ``Zty`` are (J, q, q) and (J, q), or (C, J, q, q) and (C, J, q) for
+    a random part the imputations change; ``Z`` is (n, q) or (C, n, q)."""
 
     def __init__(self, datas: list[ModelData]) -> None:
         d0 = datas[0]
-        self.seg, self.y, self.Z = d0.seg_obs, d0.y_obs, d0.Z.obs
-        self.Zty = self.seg.sum(self.Z * self.y[:, None])
+        self.seg, self.y = d0.seg_obs, d0.y_obs
+        seg, y = self.seg, self.y
+        self.dynamic_z = d0.Z.dynamic
+        if self.dynamic_z:  # each chain's own random part
+            self.Zs = [d.Z.obs for d in datas]
+            self.Z = np.stack(self.Zs)
+            self.ZtZ = np.stack([seg.sum(Z[:, :, None] * Z[:, None, :]) for Z in self.Zs])
+            self.Zty = np.stack([seg.sum(Z * y[:, None]) for Z in self.Zs])
+        else:
+            self.Z = d0.Z.obs
+            self.Zs = [self.Z] * len(datas)
+            self.ZtZ = static(d0).ZtZ
+            self.Zty = seg.sum(self.Z * y[:, None])
         self.X = [d.X.obs for d in datas] if d0.X.dynamic else [d0.X.obs] * len(datas)
-        self._cache: dict[int, tuple] = {}
+        self._cache: dict[tuple[int, int], tuple] = {}
 
     def sums(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``Z'X``, ``X'X`` and ``X'y`` of chain c (unscaled)."""
-        X = self.X[c]
-        got = self._cache.get(id(X))
+        X, Z = self.X[c], self.Zs[c]
+        key = (id(X), id(Z))
+        got = self._cache.get(key)
         if got is None:
-            ZtX = self.seg.sum(self.Z[:, :, None] * X[:, None, :])
-            got = self._cache[id(X)] = (ZtX, X.T @ X, X.T @ self.y)
+            ZtX = self.seg.sum(Z[:, :, None] * X[:, None, :])
+            got = self._cache[key] = (ZtX, X.T @ X, X.T @ self.y)
         return got
 
 
@@ -260,11 +310,11 @@ def _step_slopes(
     st = static(d0)
     sh = _SlopeSums(datas)
     seg, y, Z = sh.seg, sh.y, sh.Z
-    J, q = st.ZtZ.shape[0], st.q
+    J, q = sh.ZtZ.shape[-3], st.q
     p = sh.X[0].shape[1]
     sums = [sh.sums(c) for c in range(C)]
     s2 = np.array([s.sigma2 for s in states], dtype=np.float64)  # (C,)
-    ZtZ_s = st.ZtZ[None] / s2[:, None, None, None]  # (C, J, q, q)
+    ZtZ_s = (sh.ZtZ if sh.dynamic_z else sh.ZtZ[None]) / s2[:, None, None, None]  # (C, J, q, q)
     psi = np.stack([s.psi for s in states])
     alpha = np.stack([s.alpha for s in states])
     scale = np.stack([s.scale for s in states])
@@ -329,7 +379,8 @@ def _step_slopes(
     alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
     xi = b / alpha[:, None, :]
     rs = []
-    Wns = Z[None] * np.take(xi, seg.codes, axis=1)  # (C, n, q): Z ∘ ξ of each row
+    Zc = Z if sh.dynamic_z else Z[None]
+    Wns = Zc * np.take(xi, seg.codes, axis=1)  # (C, n, q): Z ∘ ξ of each row
     G = np.empty((C, q, q))
     ha = np.empty((C, q))
     for c in range(C):

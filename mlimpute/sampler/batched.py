@@ -34,6 +34,14 @@ is small against the arithmetic, which batching does not reduce (CPU time per Gi
 m = 25, ``benchmarks/bench_batched.py``: random intercepts 2.3x faster at 600 rows, 1.5x
 at 2,000, 1.2x at 6,000, 1.0-1.15x at 12,000-20,000; the random slope of the classroom
 experiment 3, 4.2-5x at 600 rows, 2.75x at 6,000, 1.7x at 20,000, 1.6x at 60,000).
+
+Model-based imputation (``model=``) steps its chains together through
+:mod:`mlimpute.sampler.compatible_block` (the analysis model's step and the predictors'
+models stacked, the draws chain by chain), up to :data:`AUTO_MAX_ROWS` rows whatever its
+random part: CPU time of ``impute(model="y ~ x + z + (1 + x | g)")`` on copies of the
+compatible-imputation design (a), chains together against one by one, 2.0x faster at
+1,000 rows (m = 20), 1.2x at 10,000 (m = 10), 1.0x at 20,000-30,000 and 0.85-0.9x at
+60,000 (m = 5 and 10).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from mlimpute.models.ml_norm_batched import (
     step_block,
 )
 from mlimpute.sampler.batched_values import BlockRefresh, stack_values
+from mlimpute.sampler.compatible_block import can_step_together, run_compatible_block
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -90,7 +99,9 @@ def check_batch(batch: object) -> str | int:
 def can_batch(plan: Plan) -> bool:
     """Whether the chains of ``plan`` can be stepped together (bit-identically)."""
     spec = plan.spec
-    if plan.analysis is not None or not spec.variables:
+    if plan.analysis is not None:  # model-based: the analysis model's step stacked
+        return bool(spec.variables) and can_step_together(plan)
+    if not spec.variables:
         return False
     levels = {v.name: v.level for v in spec.variables}
     try:
@@ -104,6 +115,8 @@ def can_batch(plan: Plan) -> bool:
 
 
 def _auto_max_rows(plan: Plan) -> int:
+    if plan.analysis is not None:  # model-based (mlimpute.sampler.compatible_block)
+        return AUTO_MAX_ROWS
     levels = {v.name: v.level for v in plan.spec.variables}
     slopes = any(
         levels[n] == 1 and eligible(plan.models[n], plan.data[n]) and random_slopes(plan.data[n])
@@ -145,6 +158,8 @@ def _run_together(plan: Plan, block: list[tuple]) -> list[ChainResult]:
     lengths = {plan.spec.iterations if n is None else int(n) for *_, n in block}
     if len(done) == 1 and len(lengths) == 1 and len(block) > 1:
         try:
+            if plan.analysis is not None:
+                return run_compatible_block(plan, block, done.pop(), lengths.pop())
             return _stepped(plan, block, done.pop(), lengths.pop())
         except (KeyboardInterrupt, MemoryError):
             raise

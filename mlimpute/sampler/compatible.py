@@ -54,7 +54,9 @@ their own count model (:mod:`mlimpute.compatible.counts`,
 :mod:`mlimpute.sampler.compatible_counts`).
 
 Everything is vectorised over rows and clusters; the Python loops run over iterations,
-the few models and the few categories.
+the few models and the few categories. The chains of one data set can run in lockstep,
+their analysis models' steps stacked (:mod:`mlimpute.sampler.compatible_block`), with
+the same numbers as here.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from mlimpute.sampler.compatible_draws import latent_mean_owner_state, proposal_
 from mlimpute.sampler.compatible_step import chained_step, draw_predictor, parameter_step
 from mlimpute.sampler.compatible_terms import school_level, school_start, school_values
 from mlimpute.sampler.design import Values
+from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
 from mlimpute.spec.model import latent_means
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ANALYSIS",
+    "CompatibleChain",
     "MH_PARAMS",
     "extra_param_names",
     "run_compatible_chain",
@@ -128,40 +132,92 @@ def run_compatible_chain(
     >>> int(imp.complete(1)["x"].isna().sum()), imp.spec.variables_by_name["x"].method
     (0, '2l.norm')
     """
-    spec = plan.spec
-    names = plan.names
-    y = spec.model.response
-    T = spec.iterations if T is None else T
-    values = _start_values(plan, rng, start)
-    first = plan.layout.segments.starts
-    level2 = {v.name for v in spec.variables if v.level == 2}
-    mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
-    mis_clusters |= {s: np.isnan(school_values(plan, plan.start, s)) for s in school_level(plan)}
-    states: dict[str, object] = {} if start is None else dict(start.states)
-    sa = states.pop(ANALYSIS, None)
-    fx, cur = build_context(plan, values, states, sa, mis_clusters)
-    done = 0 if start is None else start.iterations
-    mean = np.empty((T, len(names)))
-    sd = np.empty((T, len(names)))
-    params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
-    col = {n_: k for k, n_ in enumerate(names)}
-    extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in fx.mh}
-    extra.update({x: np.full((T, len(COUNT_PARAMS)), np.nan) for x in fx.counts})
-    for x in fx.mh:
-        states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
-    # delta=: the chain carries the shifted values x = x* + δ (what the other models see);
-    # x's own model sees x* (mlimpute.compatible.shift)
-    if shifts is not None and start is None:
-        shifts.shift_start(fx.preds, values, mis_clusters)
-    ma, da = fx.analysis_model, fx.analysis_data
-    for t in range(T):
-        it = done + t
-        # 1. the analysis model on the rows with the outcome observed
-        da.refresh(values, plan.static)
-        cur.analysis = ma.init(rng, da) if it == 0 else ma.step(rng, cur.analysis, da)
-        # 2. each predictor's model on its completed column
-        for x in fx.preds:
-            parameter_step(rng, fx, cur, x, it, shifts)
+    chain = CompatibleChain(plan, rng, T, start, shifts)
+    for t in range(chain.T):
+        chain.refresh_analysis()
+        chain.analysis_step(t)
+        chain.rest_of_iteration(t)
+    return chain.result()
+
+
+class CompatibleChain:
+    """One model-based chain's state between its iterations, for
+    :func:`run_compatible_chain` (which runs the steps in order) and for a block of
+    chains stepped together (:mod:`mlimpute.sampler.compatible_block`), which makes the
+    analysis model's step of every chain, and those of some predictors' models, by one
+    call and the rest chain by chain: each chain draws the same numbers, in the same
+    order, from its own generator.
+
+    One iteration ``t`` is :meth:`refresh_analysis`, :meth:`analysis_step` (step 1) and
+    :meth:`rest_of_iteration` (steps 2-5: :meth:`parameter_step` for each predictor, then
+    :meth:`after_parameters`); :meth:`result` returns what :func:`run_compatible_chain`
+    returns.
+    """
+
+    def __init__(
+        self, plan: Plan, rng: np.random.Generator, T: int | None = None, start=None, shifts=None
+    ) -> None:
+        spec = plan.spec
+        names = plan.names
+        self.plan, self.rng, self.shifts = plan, rng, shifts
+        self.y = spec.model.response
+        self.T = T = spec.iterations if T is None else T
+        values = _start_values(plan, rng, start)
+        first = plan.layout.segments.starts
+        level2 = {v.name for v in spec.variables if v.level == 2}
+        mis_clusters = {w: np.isnan(plan.start[w][first]) for w in level2}
+        mis_clusters |= {
+            s: np.isnan(school_values(plan, plan.start, s)) for s in school_level(plan)
+        }
+        states: dict[str, object] = {} if start is None else dict(start.states)
+        sa = states.pop(ANALYSIS, None)
+        fx, cur = build_context(plan, values, states, sa, mis_clusters)
+        self.fx, self.cur, self.values, self.states = fx, cur, values, states
+        self.done = 0 if start is None else start.iterations
+        self.mean = np.empty((T, len(names)))
+        self.sd = np.empty((T, len(names)))
+        self.params = {n_: np.empty((T, len(plan.param_names(n_)))) for n_ in names}
+        self.col = {n_: k for k, n_ in enumerate(names)}
+        extra = {x: np.full((T, len(MH_PARAMS)), np.nan) for x in fx.mh}
+        extra.update({x: np.full((T, len(COUNT_PARAMS)), np.nan) for x in fx.counts})
+        self.extra = extra
+        for x in fx.mh:
+            states.setdefault(proposal_key(x), (float(np.log(2.4)), 0))
+        # delta=: the chain carries the shifted values x = x* + δ (what the other models
+        # see); x's own model sees x* (mlimpute.compatible.shift)
+        if shifts is not None and start is None:
+            shifts.shift_start(fx.preds, values, mis_clusters)
+
+    def refresh_analysis(self) -> None:
+        """The analysis model's design from the chain's current values (before step 1)."""
+        self.fx.analysis_data.refresh(self.values, self.plan.static)
+
+    def analysis_step(self, t: int) -> None:
+        """Step 1 at iteration ``t``: the analysis model on the rows with the outcome
+        observed (its start at the chain's first iteration)."""
+        fx, cur = self.fx, self.cur
+        ma, da = fx.analysis_model, fx.analysis_data
+        it = self.done + t
+        cur.analysis = ma.init(self.rng, da) if it == 0 else ma.step(self.rng, cur.analysis, da)
+
+    def rest_of_iteration(self, t: int) -> None:
+        """Steps 2-5 of iteration ``t`` (after :meth:`analysis_step`), and its traces."""
+        for x in self.fx.preds:
+            self.parameter_step(t, x)
+        self.after_parameters(t)
+
+    def parameter_step(self, t: int, x: str) -> None:
+        """Step 2 for predictor x at iteration ``t``: its model on its completed column."""
+        parameter_step(self.rng, self.fx, self.cur, x, self.done + t, self.shifts)
+
+    def after_parameters(self, t: int) -> None:
+        """Iteration ``t`` after every predictor's :meth:`parameter_step`: the latent
+        cluster means' owners, steps 3-5 and the traces."""
+        rng, fx, cur, shifts = self.rng, self.fx, self.cur, self.shifts
+        plan, values, states, y = self.plan, self.values, self.states, self.y
+        mean, sd, params, col, extra = self.mean, self.sd, self.params, self.col, self.extra
+        ma, da = fx.analysis_model, fx.analysis_data
+        it = self.done + t
         for xi_col, x in fx.latent.items():
             states[x] = latent_mean_owner_state(rng, fx, cur, xi_col)
         # 3. missing predictor values: closed form where linear, else Metropolis–Hastings
@@ -189,8 +245,14 @@ def run_compatible_chain(
         for x in fx.preds:
             pv = _param_vector(fx, cur, x)
             params[x][t] = np.concatenate([pv, extra[x][t]]) if x in extra else pv
-    imputed = {n_: values[n_][fx.mis_rows[n_]] for n_ in names}
-    return imputed, mean, sd, params, {**states, ANALYSIS: cur.analysis}
+
+    def result(self):
+        """``(imputed, mean, sd, params, states)`` as :func:`run_compatible_chain`
+        returns them."""
+        fx = self.fx
+        imputed = {n_: self.values[n_][fx.mis_rows[n_]] for n_ in self.plan.names}
+        states = {**self.states, ANALYSIS: self.cur.analysis}
+        return imputed, self.mean, self.sd, self.params, states
 
 
 def _start_values(plan: Plan, rng: np.random.Generator, start) -> Values:
@@ -231,9 +293,3 @@ def _param_vector(fx: Fixed, cur: Current, x: str) -> np.ndarray:
     if x in fx.categorical or x in fx.counts:
         d = replace(d, y_obs=cur.values[x])
     return fx.plan.models[x].param_vector(cur.states[x], d)
-
-
-def _mean_sd(x: np.ndarray) -> tuple[float, float]:
-    if x.size == 0:
-        return np.nan, 0.0
-    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0

@@ -29,7 +29,13 @@ from mlimpute.sampler.compatible_terms import level3_draw, school_values, top_vi
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.ranefs import ranef_arrays
 
-__all__ = ["parameter_step", "draw_predictor", "chained_step", "write_missing"]
+__all__ = [
+    "parameter_step",
+    "predictor_response",
+    "draw_predictor",
+    "chained_step",
+    "write_missing",
+]
 
 
 def parameter_step(rng, fx: Fixed, cur: Current, x: str, it: int, shifts=None) -> None:
@@ -40,20 +46,9 @@ def parameter_step(rng, fx: Fixed, cur: Current, x: str, it: int, shifts=None) -
     set from the latent means instead
     (:func:`~mlimpute.sampler.compatible_level2.latent_mean_owner_state`), after the first
     iteration."""
-    plan, values, states = fx.plan, cur.values, cur.states
+    plan, states = fx.plan, cur.states
     d, model = fx.datas[x], plan.models[x]
-    if x in fx.level3:
-        d.refresh(top_view(plan, values), plan.top_static)
-        yx = school_values(plan, values, x)
-    elif x in fx.level2:
-        d.refresh(cur.cview, plan.cluster_static)
-        yx = values[x][fx.first]
-    else:
-        d.refresh(values, plan.static)
-        yx = values[x]
-    if shifts is not None and x in shifts:  # x's own model: the unshifted x*
-        yx = shifts.unshifted(x, values, fx.first, fx.mis_clusters.get(x))
-        yx = yx[fx.first] if x in fx.level2 else yx
+    yx = predictor_response(fx, cur, x, shifts)
     if x in fx.categorical or x in fx.counts:  # fitted to the completed codes/counts
         d = replace(d, y_obs=yx)
         if shifts is not None and x in shifts.offset and it > 0:  # x* = z − δ
@@ -66,6 +61,27 @@ def parameter_step(rng, fx: Fixed, cur: Current, x: str, it: int, shifts=None) -
     if it > 0 and x in fx.latent.values():  # x's model given lmean(x): after the loop
         return
     states[x] = model.start(rng, d, yx) if it == 0 else model.gibbs(rng, states[x], d, yx)
+
+
+def predictor_response(fx: Fixed, cur: Current, x: str, shifts=None) -> np.ndarray:
+    """What :func:`parameter_step` fits x's model to: x's design refreshed from the
+    chain's values, and x's completed column (one value per cluster or school at levels 2
+    and 3; the unshifted x* with ``delta=``). No random numbers."""
+    plan, values = fx.plan, cur.values
+    d = fx.datas[x]
+    if x in fx.level3:
+        d.refresh(top_view(plan, values), plan.top_static)
+        yx = school_values(plan, values, x)
+    elif x in fx.level2:
+        d.refresh(cur.cview, plan.cluster_static)
+        yx = values[x][fx.first]
+    else:
+        d.refresh(values, plan.static)
+        yx = values[x]
+    if shifts is not None and x in shifts:  # x's own model: the unshifted x*
+        yx = shifts.unshifted(x, values, fx.first, fx.mis_clusters.get(x))
+        yx = yx[fx.first] if x in fx.level2 else yx
+    return yx
 
 
 def draw_predictor(rng, fx: Fixed, cur: Current, x: str, shifts=None, adapt=True):

@@ -32,6 +32,7 @@ from mlimpute.sampler.plan import (
 )
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.sampler.shifts import ModelShifts
+from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
 
 __all__ = ["ANALYSIS", "Plan", "ChainResult", "ChainState", "build_plan", "run_chain", "run_chains"]
 
@@ -101,10 +102,7 @@ def run_chain(
         if start is not None:
             rng.bit_generator.state = start.rng
         if plan.analysis is not None:
-            shifts = None
-            if plan.spec.delta or plan.spec.delta_cluster_sd:  # mlimpute.sampler.shifts
-                cu = cluster_shifts(plan, seed)
-                shifts = ModelShifts(plan, latent_shifts(plan), cu, shift_intercept)
+            shifts = model_shifts(plan, seed)
             imputed, mean, sd, params, states = run_compatible_chain(plan, rng, n, start, shifts)
             done = n if start is None else start.iterations + n
             final = final_state(plan, seed, done, imputed, states, rng)
@@ -119,6 +117,15 @@ def run_chain(
             chain=chain,
             seed_entropy=seed.entropy,
         ) from exc
+
+
+def model_shifts(plan: Plan, seed: np.random.SeedSequence) -> ModelShifts | None:
+    """A model-based chain's sensitivity shifts (``delta=``, ``delta_cluster_sd=``;
+    :mod:`mlimpute.sampler.shifts`), None without any."""
+    if not (plan.spec.delta or plan.spec.delta_cluster_sd):
+        return None
+    cu = cluster_shifts(plan, seed)
+    return ModelShifts(plan, latent_shifts(plan), cu, shift_intercept)
 
 
 def start_values(
@@ -240,20 +247,6 @@ def _steps(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
-
-
-def _mean_sd(x: np.ndarray) -> tuple[float, float]:
-    """``x.mean()`` and ``x.std(ddof=1)`` (NaN and 0 for too few values), computed as numpy
-    computes them but without its dispatch, which costs more than the sums here."""
-    n = x.size
-    if n == 0:
-        return np.nan, 0.0
-    mean = np.add.reduce(x) / n
-    if n == 1:
-        return mean, 0.0
-    d = x - mean
-    np.multiply(d, d, out=d)
-    return mean, np.sqrt(np.add.reduce(d) / (n - 1))
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
