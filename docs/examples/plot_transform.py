@@ -33,7 +33,8 @@ formula = {"income": "~ x + (1 | area)"}
 runs = {
     "normal model": df.mi.impute(formula, m=5, iterations=20, rng=1),
     'normal model, transform="log"': df.mi.impute(
-        formula, transform={"income": "log"}, m=5, iterations=20, rng=1),
+        formula, transform={"income": "log"}, m=5, iterations=20, rng=1
+    ),
 }
 
 
@@ -47,14 +48,17 @@ print(f"true values of the missing cells: quartile skewness {quartile_skewness(t
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharex=True, sharey=True)
 bins = np.linspace(-4, 16, 61)
 for ax, (name, imp) in zip(axes, runs.items(), strict=True):
-    imputed = np.concatenate([imp.complete(i)["income"].to_numpy()[missing]
-                              for i in range(1, imp.m + 1)])
+    imputed = np.concatenate(
+        [imp.complete(i)["income"].to_numpy()[missing] for i in range(1, imp.m + 1)]
+    )
     ax.hist(truth, bins=bins, density=True, alpha=0.5, label="deleted values")
     ax.hist(imputed, bins=bins, density=True, alpha=0.5, label="imputed")
     ax.set_title(name, fontsize="medium")
     ax.set_xlabel("income")
-    print(f"{name}: quartile skewness of the imputed values "
-          f"{quartile_skewness(imputed):.3f}, share negative {np.mean(imputed < 0):.1%}")
+    print(
+        f"{name}: quartile skewness of the imputed values "
+        f"{quartile_skewness(imputed):.3f}, share negative {np.mean(imputed < 0):.1%}"
+    )
 axes[0].set_ylabel("density")
 axes[0].legend(frameon=False)
 fig.tight_layout()
