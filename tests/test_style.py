@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ["mlimpute", "tests", "benchmarks", "notebooks", ".ci"]
+PATHS = ["mlimpute", "tests", "benchmarks", "notebooks", "docs/examples", ".ci"]
 
 
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
