@@ -98,6 +98,31 @@ class ModelData:
             new = replace(new, extra_terms=extra)
         return new
 
+    def without_rows(self) -> ModelData:
+        """A copy without the row arrays only the chains read (the designs' rows, the
+        observed responses, the rows' cluster codes): names, shapes of one row and the
+        observed and missing rows' positions are kept. For :meth:`Plan.release_rows`."""
+        seg = replace(self.seg_obs, codes=self.seg_obs.codes[:0].copy())
+        extra = tuple(
+            replace(
+                t,
+                Z=t.Z.without_rows(),
+                codes_obs=t.codes_obs[:0].copy(),
+                codes_mis=t.codes_mis[:0].copy(),
+            )
+            for t in self.extra_terms
+        )
+        return replace(
+            self,
+            y_obs=self.y_obs[:0].copy(),
+            X=self.X.without_rows(),
+            Z=self.Z.without_rows() if self.Z is not None else None,
+            seg_obs=seg,
+            codes_mis=self.codes_mis[:0].copy(),
+            extra_terms=extra,
+            cache={},
+        )
+
     def refresh(self, values: Values, static: pd.DataFrame) -> None:
         # the rows' primary cluster codes, for cmean(x) columns gathered per cluster
         codes = None
