@@ -32,7 +32,7 @@ from mlimpute.sampler.layout import GroupingFactor, Layout
 from mlimpute.sampler.materialise import (
     _independent_columns,
     _materialise,
-    ones_column,
+    ones_rows,
     rows,
 )
 from mlimpute.sampler.values import ClusterValues, Values
@@ -307,8 +307,7 @@ def _random_design(
         if len(set(zn)) < len(zn):
             raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
         if len(random) == 1 and random[0].terms.strip() == "1":  # a random intercept only
-            n = len(template)
-            Z = Block(zn, ones_column(obs_idx.size, n), ones_column(mis_idx.size, n))
+            Z = Block(zn, ones_rows(obs_idx.size), ones_rows(mis_idx.size))
         else:
             Zfull = [col for Zb in zs for col in Zb]  # the blocks' columns, in order
             Z = Block(zn, rows(Zfull, obs_idx), rows(Zfull, mis_idx), zf, zsl, zspec)
