@@ -358,6 +358,8 @@ def step_chains(
     stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
     stacks.update(scale=old["scale"], floor=old["floor"])
     with _LOCK:
+        # the states stepped from are superseded: their stacks are not kept alive with them
+        _STACKS.pop(tuple(map(id, states)), None)
         _keep(_STACKS, tuple(map(id, new)), (tuple(new), stacks), 16)
     return new
 
