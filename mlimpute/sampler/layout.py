@@ -75,8 +75,9 @@ class Layout:
 
     Attributes
     ----------
-    order : ndarray
-        ``order[k]`` is the original position of sorted row ``k`` (:attr:`order`).
+    stored_order : ndarray or None
+        ``stored_order[k]`` is the original position of sorted row ``k``; None where the
+        rows were sorted already (not kept: 8 bytes a row). Read :attr:`order`.
     segments : Segments
         Cluster segments of all rows (sorted).
     labels : pandas.Index
