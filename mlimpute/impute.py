@@ -290,10 +290,11 @@ def impute(
 
 def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
     """The result of ``results`` (chain order), with where every chain stopped."""
+    compiled = compiled_event(plan) if results else None
+    plan.release_rows()  # no chain reads the designs any more: freed before assembling
     dataset = assemble(plan, results, release=True)  # the chains' values held once
     chains = [r.final for r in results] if results else None
     events = list(plan.events)
-    compiled = compiled_event(plan) if results else None
     if compiled is not None:
         events.append(compiled)
     result = MultiplyImputed(dataset, data, plan.spec, events, chains=chains)

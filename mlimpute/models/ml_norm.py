@@ -237,7 +237,8 @@ class MultilevelNorm:
         else:
             sw = np.sqrt(weights)
             beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
-        psi, s2 = _moments(y - X @ beta, Z, data.seg_obs, scale)
+        fit = X @ beta
+        psi, s2 = _moments(np.subtract(y, fit, out=fit), Z, data.seg_obs, scale)  # y - Xβ
         alpha = np.sqrt(np.diag(psi))
         floor = 1e-10 * sd_y**2
         return MultilevelNormState(
@@ -332,7 +333,11 @@ class MultilevelNorm:
         # (3) σ² | β, b
         hyper = state.sigma_hyper
         if sigma2 is None:
-            resid = np.subtract(r, Wn @ alpha, out=r)  # r is not needed after this
+            if Wn.shape[1] == 1:  # Wn @ alpha of one column: its products, in Wn's place
+                zb = np.multiply(Wn[:, 0], alpha[0], out=Wn[:, 0])
+            else:
+                zb = Wn @ alpha
+            resid = np.subtract(r, zb, out=r)  # r is not needed after this
             if weights is not None:
                 resid = resid * np.sqrt(weights)
             sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)

@@ -186,12 +186,30 @@ def _changing(data: ModelData) -> np.ndarray:
     return out
 
 
+_ones: weakref.ref | None = None
+
+
+def _ones_row(k: int) -> np.ndarray:
+    """A read-only (1, k) C-ordered row of ones: a view of one buffer the kernels' arrays
+    of every design share (a new buffer where the current one is too short)."""
+    global _ones
+    base = _ones() if _ones is not None else None
+    if base is None or base.size < k:
+        base = np.ones(k)
+        base.flags.writeable = False
+        _ones = weakref.ref(base)
+    return base[None, :k]
+
+
 def _read_only(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """``a`` as the kernels take their fixed arrays (they are compiled for one kind):
     C-ordered and read-only; a read-only view where ``a`` is C-ordered already (the
     transposed designs, stored in Fortran order), else a copy."""
     if a.dtype == dtype and a.flags.c_contiguous:
         out = a.view()
+    elif a.ndim == 2 and a.shape[0] == 1 and a.size and not any(a.strides) and a[0, 0] == 1.0:
+        # a random intercept's row of ones (one value broadcast): the process's shared one
+        out = _ones_row(a.shape[1])
     else:
         out = np.array(a, dtype=dtype, order="C")
     out.flags.writeable = False
@@ -340,6 +358,8 @@ def step_chains(
     stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
     stacks.update(scale=old["scale"], floor=old["floor"])
     with _LOCK:
+        # the states stepped from are superseded: their stacks are not kept alive with them
+        _STACKS.pop(tuple(map(id, states)), None)
         _keep(_STACKS, tuple(map(id, new)), (tuple(new), stacks), 16)
     return new
 

@@ -61,7 +61,11 @@ def _moments(
     fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
     inside = np.take(ok, seg.codes)
     dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
-    sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
+    # (r - fitted)[inside] ** 2 in fitted's place (no selection where every row is inside)
+    dev = np.subtract(r, fitted, out=fitted)
+    if not inside.all():
+        dev = dev[inside]
+    sigma2 = float(np.sum(np.square(dev, out=dev))) / dof
     sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), tiny)
     d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
     return np.diag(np.clip(d, floor, cap)), sigma2

@@ -49,6 +49,12 @@ class Block:
             return self
         return replace(self, obs=self.obs.copy(order="F"), mis=self.mis.copy(order="F"))
 
+    def without_rows(self) -> Block:
+        """A copy with no rows (the same columns): what is left of a design no chain
+        reads any more."""
+        empty = np.empty((0, self.obs.shape[1]), order="F")
+        return replace(self, obs=empty, mis=empty.copy(order="F"), _codes={})
+
     def drop(self, keep: np.ndarray) -> Block:
         """Keep only the columns ``keep`` (indices), renumbering the refresh plans."""
         new = {int(old): i for i, old in enumerate(keep)}

@@ -32,7 +32,7 @@ from mlimpute.sampler.layout import GroupingFactor, Layout
 from mlimpute.sampler.materialise import (
     _independent_columns,
     _materialise,
-    ones_column,
+    ones_rows,
     rows,
 )
 from mlimpute.sampler.values import ClusterValues, Values
@@ -97,6 +97,31 @@ class ModelData:
             extra = tuple(replace(t, Z=t.Z.for_chain()) for t in self.extra_terms)
             new = replace(new, extra_terms=extra)
         return new
+
+    def without_rows(self) -> ModelData:
+        """A copy without the row arrays only the chains read (the designs' rows, the
+        observed responses, the rows' cluster codes): names, shapes of one row and the
+        observed and missing rows' positions are kept. For :meth:`Plan.release_rows`."""
+        seg = replace(self.seg_obs, codes=self.seg_obs.codes[:0].copy())
+        extra = tuple(
+            replace(
+                t,
+                Z=t.Z.without_rows(),
+                codes_obs=t.codes_obs[:0].copy(),
+                codes_mis=t.codes_mis[:0].copy(),
+            )
+            for t in self.extra_terms
+        )
+        return replace(
+            self,
+            y_obs=self.y_obs[:0].copy(),
+            X=self.X.without_rows(),
+            Z=self.Z.without_rows() if self.Z is not None else None,
+            seg_obs=seg,
+            codes_mis=self.codes_mis[:0].copy(),
+            extra_terms=extra,
+            cache={},
+        )
 
     def refresh(self, values: Values, static: pd.DataFrame) -> None:
         # the rows' primary cluster codes, for cmean(x) columns gathered per cluster
@@ -282,8 +307,7 @@ def _random_design(
         if len(set(zn)) < len(zn):
             raise FormulaError(f"{parsed.text!r}: a random-effect column appears twice: {zn}")
         if len(random) == 1 and random[0].terms.strip() == "1":  # a random intercept only
-            n = len(template)
-            Z = Block(zn, ones_column(obs_idx.size, n), ones_column(mis_idx.size, n))
+            Z = Block(zn, ones_rows(obs_idx.size), ones_rows(mis_idx.size))
         else:
             Zfull = [col for Zb in zs for col in Zb]  # the blocks' columns, in order
             Z = Block(zn, rows(Zfull, obs_idx), rows(Zfull, mis_idx), zf, zsl, zspec)

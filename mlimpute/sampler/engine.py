@@ -243,6 +243,7 @@ def _steps(
                 values[name][d.mis_idx] = draw
             values.touch(name)
             mean[t, k], sd[t, k] = _mean_sd(draw)
+            del draw  # in the chain's column now: not held through the next model's step
             params[name][t] = model.param_vector(states[name], d)
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)

@@ -75,8 +75,9 @@ class Layout:
 
     Attributes
     ----------
-    order : ndarray
-        ``order[k]`` is the original position of sorted row ``k``.
+    stored_order : ndarray or None
+        ``stored_order[k]`` is the original position of sorted row ``k``; None where the
+        rows were sorted already (not kept: 8 bytes a row). Read :attr:`order`.
     segments : Segments
         Cluster segments of all rows (sorted).
     labels : pandas.Index
@@ -88,11 +89,35 @@ class Layout:
         by the factors containing the primary one first, outermost first.
     """
 
-    order: np.ndarray
+    stored_order: np.ndarray | None
     segments: Segments
     labels: pd.Index
     group: str | None
     factors: tuple[GroupingFactor, ...] = ()
+
+    def __post_init__(self) -> None:
+        # rows that are sorted already (each cluster's rows together, in order): the order
+        # is not kept (8 bytes a row), :attr:`order` makes it when asked
+        o = self.stored_order
+        if o is not None and o.size and o[0] == 0 and np.all(o[1:] - o[:-1] == 1):
+            object.__setattr__(self, "stored_order", None)
+
+    @property
+    def order(self) -> np.ndarray:
+        """``order[k]`` is the original position of sorted row ``k`` (a new array where
+        the rows were sorted already).
+
+        Examples
+        --------
+        >>> Layout.from_frame(pd.DataFrame({"g": [2, 1, 2]}), "g").order.tolist()
+        [1, 0, 2]
+        >>> lay = Layout.from_frame(pd.DataFrame({"g": [1, 1, 2]}), "g")
+        >>> lay.order.tolist(), lay.stored_order is None
+        ([0, 1, 2], True)
+        """
+        if self.stored_order is None:
+            return np.arange(self.segments.codes.size)
+        return self.stored_order
 
     def factor(self, name: str) -> GroupingFactor:
         """The further grouping factor ``name``."""
@@ -155,7 +180,7 @@ class Layout:
 
     @property
     def n(self) -> int:
-        return len(self.order)
+        return self.segments.codes.size
 
     @property
     def codes(self) -> np.ndarray:

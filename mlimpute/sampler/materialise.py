@@ -4,7 +4,6 @@ rank check that drops constant or collinear columns."""
 from __future__ import annotations
 
 import warnings
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_column", "full_rank_by_gram"]
+__all__ = ["rows", "ones_rows", "full_rank_by_gram"]
 
 
 #: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
@@ -152,28 +151,18 @@ def rows(X: np.ndarray | list[np.ndarray], idx: np.ndarray) -> np.ndarray:
     return out
 
 
-_ones_buffer: weakref.ref | None = None
-
-
-def ones_column(k: int, n: int = 0) -> np.ndarray:
-    """A (k, 1) column of ones: a read-only view of one buffer that every design of the
-    process shares (the random intercept of each variable, its observed and missing rows).
-    A new buffer, when one is needed, has ``max(k, n)`` rows (``n``: all rows of the data,
-    so that every later design fits in it).
+def ones_rows(k: int) -> np.ndarray:
+    """A (k, 1) read-only column of ones that holds no row memory (one value broadcast):
+    the random intercept of a design, its observed and missing rows. Its readers take
+    products and sums of it, which give the numbers a stored column of ones gives.
 
     Examples
     --------
-    >>> a, b = ones_column(3), ones_column(2)
-    >>> a.shape, a.flags.f_contiguous, a.flags.writeable, np.shares_memory(a, b)
-    ((3, 1), True, False, True)
+    >>> z = ones_rows(4)
+    >>> z.shape, z.strides, z.flags.writeable, z.sum()
+    ((4, 1), (0, 0), False, np.float64(4.0))
     """
-    global _ones_buffer
-    base = _ones_buffer() if _ones_buffer is not None else None
-    if base is None or base.size < k:
-        base = np.ones(max(k, n))
-        base.flags.writeable = False
-        _ones_buffer = weakref.ref(base)
-    return base[:k, None]
+    return np.broadcast_to(np.ones(1), (k, 1))
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list[int]]:

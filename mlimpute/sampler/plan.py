@@ -60,6 +60,7 @@ class Plan:
     #: per variable whose design rows are its observed and missing rows (level 1, chained
     #: equations): those positions, the design's own arrays (read, never written)
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _param_names: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -78,7 +79,23 @@ class Plan:
         return np.flatnonzero(~np.isnan(self.start[name]))
 
     def param_names(self, name: str) -> list[str]:
-        return self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
+        names = self._param_names.get(name)
+        if names is None:
+            names = self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
+            self._param_names[name] = names
+        return list(names)
+
+    def release_rows(self) -> None:
+        """Free the designs' rows once no chain will read them (before the result is
+        assembled): the design matrices, observed responses and cluster codes of every
+        model's rows. What assembling reads stays: the parameter names (kept from here
+        on), the row order and each variable's observed and missing rows."""
+        for name in self.names:
+            self.param_names(name)
+        for name, d in self.data.items():
+            self.data[name] = d.without_rows()
+        if self.analysis is not None:
+            self.analysis = self.analysis.without_rows()
 
 
 def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
