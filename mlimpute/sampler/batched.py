@@ -52,7 +52,7 @@ from mlimpute.models.ml_norm_batched import (
     random_slopes,
     step_block,
 )
-from mlimpute.sampler.batched_values import BlockRefresh, stack_values
+from mlimpute.sampler.batched_values import block_refreshes, stack_values
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -189,7 +189,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     on = _numba.enabled() and any(stacked.values())
     held = stack_values(values, list(names)) if on else None
     rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
-    refreshes = _block_refreshes(plan, held, datas, stacked)
+    refreshes = block_refreshes(plan, held, datas, stacked)
     if held is not None:
         from mlimpute.sampler.refresh_kernel import place_draws
 
@@ -267,28 +267,6 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
         imputed = {n: values[c][n][plan.missing_rows(n)] for n in names}
         final = final_state(plan, seeds[c], done + T, imputed, states[c], rngs[c])
         out.append(ChainResult(imputed, mean[c], sd[c], {n: params[n][c] for n in names}, final))
-    return out
-
-
-def _block_refreshes(
-    plan: Plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
-) -> dict[str, BlockRefresh]:
-    """The stacked variables whose designs one compiled call refreshes for the block
-    whose values ``held`` holds (:mod:`mlimpute.sampler.batched_values`), their chains'
-    data in ``datas`` replaced by views of the block's arrays; nothing without ``held``."""
-    if held is None:
-        return {}
-    from mlimpute.models.ml_norm_compiled import prepare
-
-    out = {}
-    for name in plan.names:
-        if stacked[name]:
-            got = BlockRefresh.of(held, plan.data[name], plan.layout)
-            if got is not None:
-                prepare(plan.models[name], plan.data[name])  # from the plan's own design
-                out[name] = got
-                for c, d in enumerate(datas):
-                    d[name] = got.chain_data(plan.data[name], c)
     return out
 
 

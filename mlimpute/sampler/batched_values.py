@@ -23,7 +23,7 @@ from mlimpute.sampler.design import ModelData
 from mlimpute.sampler.values import Values
 from mlimpute.spec.formula import split_cmean_column
 
-__all__ = ["stack_values", "BlockRefresh"]
+__all__ = ["stack_values", "BlockRefresh", "block_refreshes"]
 
 
 def stack_values(
@@ -125,3 +125,26 @@ class BlockRefresh:
             self.starts,
             self.counts,
         )
+
+
+def block_refreshes(
+    plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
+) -> dict[str, BlockRefresh]:
+    """The variables (``stacked`` true) whose designs one compiled call refreshes for the
+    block of chains whose values ``held`` holds (:func:`stack_values`), their chains'
+    data in ``datas`` (one dict a chain) replaced by views of the block's arrays; nothing
+    without ``held``. A chain run alone is a block of one."""
+    if held is None:
+        return {}
+    from mlimpute.models.ml_norm_compiled import prepare
+
+    out = {}
+    for name in plan.names:
+        if stacked.get(name):
+            got = BlockRefresh.of(held, plan.data[name], plan.layout)
+            if got is not None:
+                prepare(plan.models[name], plan.data[name])  # from the plan's own design
+                out[name] = got
+                for c, d in enumerate(datas):
+                    d[name] = got.chain_data(plan.data[name], c)
+    return out

@@ -109,8 +109,11 @@ def _means_into(x, starts, counts, out):  # pragma: no cover - compiled
         s0 = starts[j]
         e = starts[j + 1] if j + 1 < J else n
         s = x[s0]
-        if e - s0 > 1:
-            s += _pairwise(x, s0 + 1, e - s0 - 1)
+        m = e - s0 - 1
+        if m > _BLOCK:
+            s += _pairwise(x, s0 + 1, m)
+        elif m > 0:  # _pairwise's first branch, called directly: a third of the time
+            s += _block_sum(x, s0 + 1, m)
         out[j] = s / counts[j]
 
 
