@@ -36,6 +36,7 @@ from mlimpute.models.base import ModelData
 from mlimpute.models.ml_norm_kernel import (
     design_sums,
     draw_missing,
+    fixed_columns,
     intercept_sums,
     response_sums,
     step,
@@ -147,6 +148,7 @@ class _Fixed(_PerData):
             ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
             first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
             base = design_sums(List([self.XT0]), self.y, self.codes, self.ZT, self.J)
+            by_column = fixed_columns(self.XT0, base[0][0], first, const.astype(np.bool_))
             self.split = (
                 self.XT0,
                 self.dmask,
@@ -159,6 +161,7 @@ class _Fixed(_PerData):
                 base[0][0],
                 base[1][0],
                 base[2][0],
+                *by_column,
             )
 
 

@@ -35,7 +35,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["design_sums", "intercept_sums", "response_sums", "step", "draw_missing"]
+__all__ = [
+    "design_sums",
+    "fixed_columns",
+    "intercept_sums",
+    "response_sums",
+    "step",
+    "draw_missing",
+]
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -205,8 +212,94 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @_jit
+def _dot2(x, b0, b1):  # pragma: no cover - compiled
+    """``(x @ b0, x @ b1)``, each summed as :func:`_dot` sums it, in one pass over x."""
+    n = x.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        p0 += x0 * b0[i]
+        p1 += x1 * b0[i + 1]
+        p2 += x2 * b0[i + 2]
+        p3 += x3 * b0[i + 3]
+        q0 += x0 * b1[i]
+        q1 += x1 * b1[i + 1]
+        q2 += x2 * b1[i + 2]
+        q3 += x3 * b1[i + 3]
+        i += 4
+    while i < n:
+        p0 += x[i] * b0[i]
+        q0 += x[i] * b1[i]
+        i += 1
+    return (p0 + p1) + (p2 + p3), (q0 + q1) + (q2 + q3)
+
+
+@_jit
+def _dot4(x, b0, b1, b2, b3):  # pragma: no cover - compiled
+    """``x @ b0`` ... ``x @ b3``, each summed as :func:`_dot` sums it, in one pass over x:
+    sixteen running sums side by side instead of four (the products' additions are
+    what bounds a dot product here, one after another)."""
+    n = x.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    r0 = r1 = r2 = r3 = 0.0
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        p0 += x0 * b0[i]
+        p1 += x1 * b0[i + 1]
+        p2 += x2 * b0[i + 2]
+        p3 += x3 * b0[i + 3]
+        q0 += x0 * b1[i]
+        q1 += x1 * b1[i + 1]
+        q2 += x2 * b1[i + 2]
+        q3 += x3 * b1[i + 3]
+        r0 += x0 * b2[i]
+        r1 += x1 * b2[i + 1]
+        r2 += x2 * b2[i + 2]
+        r3 += x3 * b2[i + 3]
+        s0 += x0 * b3[i]
+        s1 += x1 * b3[i + 1]
+        s2 += x2 * b3[i + 2]
+        s3 += x3 * b3[i + 3]
+        i += 4
+    while i < n:
+        p0 += x[i] * b0[i]
+        q0 += x[i] * b1[i]
+        r0 += x[i] * b2[i]
+        s0 += x[i] * b3[i]
+        i += 1
+    return (
+        (p0 + p1) + (p2 + p3),
+        (q0 + q1) + (q2 + q3),
+        (r0 + r1) + (r2 + r3),
+        (s0 + s1) + (s2 + s3),
+    )
+
+
+@_jit
+def _dots(x, B, idx, m, out):  # pragma: no cover - compiled
+    """``out[t] = x @ B[idx[t]]`` for t < m, as :func:`_dot` sums each, four (then two,
+    then one) at a time in one pass over x."""
+    t = 0
+    while m - t >= 4:
+        out[t], out[t + 1], out[t + 2], out[t + 3] = _dot4(
+            x, B[idx[t]], B[idx[t + 1]], B[idx[t + 2]], B[idx[t + 3]]
+        )
+        t += 4
+    if m - t >= 2:
+        out[t], out[t + 1] = _dot2(x, B[idx[t]], B[idx[t + 1]])
+        t += 2
+    if m - t == 1:
+        out[t] = _dot(x, B[idx[t]])
+
+
+@_jit
 def intercept_sums(  # pragma: no cover - compiled
-    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0
 ):
     """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
     the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
@@ -218,7 +311,8 @@ def intercept_sums(  # pragma: no cover - compiled
     column that varies within clusters takes a pass over its rows (``ptr``: where each
     cluster's observed rows start). The columns no imputation changes are read from the
     design ``XT0`` that the chains share (``dmask``: the changing ones), which stays in
-    the cache from chain to chain."""
+    the cache from chain to chain, and so are their cluster sums and values by column
+    (``ST0``, ``mT0``, (p, J): :func:`fixed_columns`)."""
     K = len(XTs)
     p, n = XTs[0].shape
     J = Sy.shape[0]
@@ -226,16 +320,12 @@ def intercept_sums(  # pragma: no cover - compiled
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
     # the cluster sums (ST) and cluster values (mT) by column, so that their products
-    # are dot products; the fixed columns' once, the changing ones' per chain
+    # are dot products: the changing columns' rows per chain, the others' from ST0, mT0
     ST = np.empty((p, J))
-    mT = np.zeros((p, J))
-    for a in range(p):
-        for j in range(J):
-            ST[a, j] = ZtX0[j, 0, a]
-        if const[a] and not dmask[a]:
-            for j in range(J):
-                if first[j] >= 0:
-                    mT[a, j] = XT0[a, first[j]]
+    mT = np.empty((p, J))
+    pick = np.empty(p + 1, dtype=np.int64)
+    got = np.empty(4)
+    cols = [y, y, y, y]
     for k in range(K):
         Xk = XTs[k]
         S = ZtX[k, :, 0, :]
@@ -246,8 +336,7 @@ def intercept_sums(  # pragma: no cover - compiled
             x = Xk[a]
             if const[a]:
                 for j in range(J):
-                    if first[j] >= 0:
-                        mT[a, j] = x[first[j]]
+                    mT[a, j] = x[first[j]] if first[j] >= 0 else 0.0
                 for j in range(J):
                     ST[a, j] = nobs[j] * mT[a, j]
                     S[j, a] = ST[a, j]
@@ -260,17 +349,63 @@ def intercept_sums(  # pragma: no cover - compiled
                     S[j, a] = s
         for a in dyn:
             x = Xk[a]
+            m = 0  # the columns that vary within clusters: products by passes over rows
             for e in range(p):
                 if const[a] or const[e]:
                     f = e if const[a] else a
                     g = a if const[a] else e
-                    s = _dot(mT[g], ST[f])
+                    s = _dot(mT[g] if dmask[g] else mT0[g], ST[f] if dmask[f] else ST0[f])
+                    XtX[k, a, e] = s
+                    XtX[k, e, a] = s
                 else:
-                    s = _dot(x, Xk[e] if dmask[e] else XT0[e])
-                XtX[k, a, e] = s
-                XtX[k, e, a] = s
-            Xty[k, a] = _dot(mT[a], Sy) if const[a] else _dot(x, y)
+                    pick[m] = e
+                    m += 1
+            if const[a]:
+                Xty[k, a] = _dot(mT[a], Sy)  # a changing column (in dyn)
+                continue
+            pick[m] = p  # and y
+            m += 1
+            t = 0
+            while t < m:  # four (two, one) products a pass, each summed as _dot sums it
+                w = 4 if m - t >= 4 else (2 if m - t >= 2 else 1)
+                for u in range(w):
+                    e = pick[t + u]
+                    cols[u] = y if e == p else (Xk[e] if dmask[e] else XT0[e])
+                if w == 4:
+                    got[0], got[1], got[2], got[3] = _dot4(x, cols[0], cols[1], cols[2], cols[3])
+                elif w == 2:
+                    got[0], got[1] = _dot2(x, cols[0], cols[1])
+                else:
+                    got[0] = _dot(x, cols[0])
+                for u in range(w):
+                    e = pick[t + u]
+                    if e == p:
+                        Xty[k, a] = got[u]
+                    else:
+                        XtX[k, a, e] = got[u]
+                        XtX[k, e, a] = got[u]
+                t += w
     return ZtX, XtX, Xty
+
+
+@_jit
+def fixed_columns(XT0, ZtX0, first, const):  # pragma: no cover - compiled
+    """The cluster sums (from ``ZtX0``) and, for the cluster-constant columns, the cluster
+    values (at each cluster's first observed row; 0 for others and empty clusters) of a
+    design by column, (p, J) each: what :func:`intercept_sums` reads of the columns no
+    imputation changes."""
+    p = XT0.shape[0]
+    J = ZtX0.shape[0]
+    ST = np.empty((p, J))
+    mT = np.zeros((p, J))
+    for a in range(p):
+        for j in range(J):
+            ST[a, j] = ZtX0[j, 0, a]
+        if const[a]:
+            for j in range(J):
+                if first[j] >= 0:
+                    mT[a, j] = XT0[a, first[j]]
+    return ST, mT
 
 
 @_jit
@@ -481,6 +616,8 @@ def step(  # pragma: no cover - compiled
     rc = np.empty(J)
     yty = _dot(y, y) if ones else 0.0
     W1 = np.empty((p + 1, J))
+    pick = np.empty(p + 1, dtype=np.int64)
+    wdot = np.empty(p + 1)
     G2 = np.empty((q, q))
     ha = np.empty(q)
     La = np.zeros((q, q))
@@ -524,10 +661,14 @@ def step(  # pragma: no cover - compiled
                 for a in range(p):
                     W1[a, j] = ZtX[k, j, 0, a] * fj[j]
                 W1[p, j] = Zty[j, 0] * fj[j]
-            for a in range(p):
+            for a in range(p):  # rows 0..a and p of W1 against row a, by passes of four
                 for e in range(a + 1):
-                    A[a, e] = _dot(W1[a], W1[e])
-                h[a] = _dot(W1[a], W1[p])
+                    pick[e] = e
+                pick[a + 1] = p
+                _dots(W1[a], W1, pick, a + 2, wdot)
+                for e in range(a + 1):
+                    A[a, e] = wdot[e]
+                h[a] = wdot[a + 1]
         for j in range(J if q > 1 else 0):
             if q == 2:  # the same operations as below, written out in scalars
                 l00 = np.sqrt(max(ZtZ_s[j, 0, 0] + Pinv[0, 0], 1e-300))
