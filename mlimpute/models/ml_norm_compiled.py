@@ -40,6 +40,7 @@ from mlimpute.models.ml_norm_kernel import (
     intercept_sums,
     response_sums,
     step,
+    sum_of_squares,
 )
 
 __all__ = [
@@ -134,6 +135,7 @@ class _Fixed(_PerData):
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
         self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        self.yty = sum_of_squares(self.y) if static(data).ones else 0.0
         # the design as the chains share it (its fixed columns) and its changing columns
         self.XT0 = _read_only(data.X.obs.T)
         self.dmask = _changing(data)
@@ -167,7 +169,8 @@ class _Fixed(_PerData):
 
 class _MissingRows(_PerData):
     """What the draw kernel reads of the missing rows (kept in ``data.cache``): their
-    cluster codes, Z' and, for a fixed design, X'."""
+    cluster codes, Z' and, for a fixed design, X'; which columns of X and Z are ones
+    there (the kernel adds those terms without reading them)."""
 
     KEY = "ml_norm_kernel_mis"
 
@@ -177,6 +180,9 @@ class _MissingRows(_PerData):
         self.dynamic = bool(data.X.dynamic)
         self.XT0 = _read_only(data.X.mis.T)
         self.dmask = _changing(data)
+        # columns of ones (the intercept) and a Z of ones on these rows: not read
+        self.unit = ~self.dmask & np.all(self.XT0 == 1.0, axis=1)
+        self.ones = self.ZT.shape[0] == 1 and bool(np.all(self.ZT == 1.0))
         if not self.dynamic:
             self.XTs = List([self.XT0])
 
@@ -318,6 +324,7 @@ def step_chains(
         st.ones,
         fx.XT0,
         fx.dmask,
+        fx.yty,
     )
     if status:
         raise np.linalg.LinAlgError(
@@ -370,4 +377,6 @@ def draw_missing_chains(
         got["sigma2"],
         fx.XT0,
         fx.dmask,
+        fx.unit,
+        fx.ones,
     )

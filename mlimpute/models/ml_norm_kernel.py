@@ -409,6 +409,12 @@ def fixed_columns(XT0, ZtX0, first, const):  # pragma: no cover - compiled
 
 
 @_jit
+def sum_of_squares(y):  # pragma: no cover - compiled
+    """y'y as :func:`step` takes it (summed as :func:`_dot` sums)."""
+    return _dot(y, y)
+
+
+@_jit
 def response_sums(y, codes, ZT, J):  # pragma: no cover - compiled
     """Per-cluster ``Z'y`` (J, q) of the response."""
     q = ZT.shape[0]
@@ -580,10 +586,12 @@ def step(  # pragma: no cover - compiled
     ones,
     XT0,
     dmask,
+    yty,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
-    or 1 + the chain whose β precision did not factorise)."""
+    or 1 + the chain whose β precision did not factorise). ``yty``: y'y (:func:`sum_of_squares`,
+    computed once; read only for a random intercept)."""
     C = len(gens)
     p, n = XTs[0].shape
     J, q = Zty.shape
@@ -614,7 +622,6 @@ def step(  # pragma: no cover - compiled
     Wn = np.empty(q)
     fj = np.empty(J)
     rc = np.empty(J)
-    yty = _dot(y, y) if ones else 0.0
     W1 = np.empty((p + 1, J))
     pick = np.empty(p + 1, dtype=np.int64)
     wdot = np.empty(p + 1)
@@ -922,11 +929,12 @@ def step(  # pragma: no cover - compiled
 
 @_jit
 def draw_missing(  # pragma: no cover - compiled
-    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones
 ):
     """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis); x'β summed
     column by column, the columns no imputation changes (not ``dmask``) read from the
-    shared design ``XmT0``."""
+    shared design ``XmT0``, those of ones (``unit``: the intercept) and Z where it is a
+    column of ones (``ones``) not read at all (a product with 1.0 is exact)."""
     C = len(gens)
     p, n = XmTs[0].shape
     q = ZmT.shape[0]
@@ -937,10 +945,20 @@ def draw_missing(  # pragma: no cover - compiled
         sd = np.sqrt(s2[c])
         fit[:] = 0.0
         for a in range(p):
-            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
             ba = beta[c, a]
+            if unit[a]:  # a column of ones (the intercept): ba * 1.0 is ba, not read
+                for i in range(n):
+                    fit[i] += ba
+                continue
+            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
             for i in range(n):
                 fit[i] += ba * xa[i]
+        if ones:  # Z a column of ones: z'b_j is b_j, Z not read
+            for i in range(n):
+                zb = 0.0
+                zb += b[c, codes[i], 0]
+                out[c, i] = (fit[i] + zb) + sd * gen.standard_normal()
+            continue
         for i in range(n):
             g = codes[i]
             zb = 0.0
