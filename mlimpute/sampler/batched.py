@@ -52,7 +52,7 @@ from mlimpute.models.ml_norm_batched import (
     random_slopes,
     step_block,
 )
-from mlimpute.sampler.batched_values import block_refreshes, stack_values
+from mlimpute.sampler.batched_values import block_refreshes, missing_rows, stack_values
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -244,7 +244,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             mis = ds[0].mis_idx
             if level == 1 and isinstance(draws, np.ndarray) and name in rows:
                 # every chain's column, and the trace, by one compiled call
-                place_draws(rows[name], mis, draws, trace_mean, trace_sd)
+                place_draws(rows[name], missing_rows(ds[0]), draws, trace_mean, trace_sd)
                 mean[:, t, k], sd[:, t, k] = trace_mean, trace_sd
                 for c in range(C):
                     values[c].touch(name)

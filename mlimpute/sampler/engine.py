@@ -202,6 +202,7 @@ def _steps(
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     rows, refreshes = _compiled_block(plan, values, datas, level2 | level3, latent)
     if rows:
+        from mlimpute.sampler.batched_values import missing_rows
         from mlimpute.sampler.refresh_kernel import place_draws
 
         trace = np.empty((2, 1))
@@ -237,7 +238,7 @@ def _steps(
                 u = cluster_shift[name]
                 draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
             if name in rows:  # placed and traced by one compiled call, numpy's numbers
-                place_draws(rows[name], d.mis_idx, draw.reshape(1, -1), trace[0], trace[1])
+                place_draws(rows[name], missing_rows(d), draw.reshape(1, -1), trace[0], trace[1])
                 values.touch(name)
                 mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
                 params[name][t] = model.param_vector(states[name], d)

@@ -28,44 +28,57 @@ _BLOCK = 128
 
 
 @_jit
-def _block_sum(x, lo, n):  # pragma: no cover - compiled
-    """numpy's sum of up to 128 values ``x[lo:lo + n]``: a plain loop below 8 values,
-    else eight running sums."""
+def _block_sum(x, lo, n, m, sq):  # pragma: no cover - compiled
+    """numpy's sum of up to 128 values ``x[lo:lo + n]`` (with ``sq``: of the squares of
+    ``x - m``, each formed as numpy forms ``d = x - m; d * d``): a plain loop below 8
+    values, else eight running sums."""
     if n < 8:
         res = -0.0
         for i in range(lo, lo + n):
-            res += x[i]
+            res += _term(x[i], m, sq)
         return res
-    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    r0, r1 = _term(x[lo], m, sq), _term(x[lo + 1], m, sq)
+    r2, r3 = _term(x[lo + 2], m, sq), _term(x[lo + 3], m, sq)
+    r4, r5 = _term(x[lo + 4], m, sq), _term(x[lo + 5], m, sq)
+    r6, r7 = _term(x[lo + 6], m, sq), _term(x[lo + 7], m, sq)
     i = 8
     top = n - n % 8
     while i < top:
         k = lo + i
-        r0 += x[k]
-        r1 += x[k + 1]
-        r2 += x[k + 2]
-        r3 += x[k + 3]
-        r4 += x[k + 4]
-        r5 += x[k + 5]
-        r6 += x[k + 6]
-        r7 += x[k + 7]
+        r0 += _term(x[k], m, sq)
+        r1 += _term(x[k + 1], m, sq)
+        r2 += _term(x[k + 2], m, sq)
+        r3 += _term(x[k + 3], m, sq)
+        r4 += _term(x[k + 4], m, sq)
+        r5 += _term(x[k + 5], m, sq)
+        r6 += _term(x[k + 6], m, sq)
+        r7 += _term(x[k + 7], m, sq)
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += x[lo + i]
+        res += _term(x[lo + i], m, sq)
         i += 1
     return res
 
 
 @_jit
-def _pairwise(x, lo, n):  # pragma: no cover - compiled
-    """Sum of ``x[lo:lo + n]`` in numpy's pairwise order (``pairwise_sum`` of its
-    ``add`` loop): :func:`_block_sum` up to 128 values, else the sums of the two halves
-    (the first a multiple of 8 long) added. The halving runs on an explicit stack, not
-    by recursion (numba's cache does not keep recursive functions reliably)."""
+def _term(v, m, sq):  # pragma: no cover - compiled
+    """A summand: v, or with ``sq`` the square of ``v - m``."""
+    if sq:
+        d = v - m
+        return d * d
+    return v
+
+
+@_jit
+def _pairwise(x, lo, n, m=0.0, sq=False):  # pragma: no cover - compiled
+    """Sum of ``x[lo:lo + n]`` (with ``sq``: of the squares of ``x - m``) in numpy's
+    pairwise order (``pairwise_sum`` of its ``add`` loop): :func:`_block_sum` up to 128
+    values, else the sums of the two halves (the first a multiple of 8 long) added. The
+    halving runs on an explicit stack, not by recursion (numba's cache does not keep
+    recursive functions reliably)."""
     if n <= _BLOCK:
-        return _block_sum(x, lo, n)
+        return _block_sum(x, lo, n, m, sq)
     los = np.empty(64, dtype=np.int64)
     ns = np.empty(64, dtype=np.int64)
     phase = np.zeros(64, dtype=np.int64)
@@ -76,21 +89,21 @@ def _pairwise(x, lo, n):  # pragma: no cover - compiled
     sp = 1
     while sp > 0:
         t = sp - 1
-        m = ns[t]
-        if m <= _BLOCK:
-            sums[rp] = _block_sum(x, los[t], m)
+        k = ns[t]
+        if k <= _BLOCK:
+            sums[rp] = _block_sum(x, los[t], k, m, sq)
             rp += 1
             sp -= 1
             continue
-        m2 = m // 2
-        m2 -= m2 % 8
+        k2 = k // 2
+        k2 -= k2 % 8
         if phase[t] == 0:  # the first half
             phase[t] = 1
-            los[sp], ns[sp], phase[sp] = los[t], m2, 0
+            los[sp], ns[sp], phase[sp] = los[t], k2, 0
             sp += 1
         elif phase[t] == 1:  # the second half
             phase[t] = 2
-            los[sp], ns[sp], phase[sp] = los[t] + m2, m - m2, 0
+            los[sp], ns[sp], phase[sp] = los[t] + k2, k - k2, 0
             sp += 1
         else:  # both done: first + second
             rp -= 1
@@ -111,9 +124,9 @@ def _means_into(x, starts, counts, out):  # pragma: no cover - compiled
         s = x[s0]
         m = e - s0 - 1
         if m > _BLOCK:
-            s += _pairwise(x, s0 + 1, m)
+            s += _pairwise(x, s0 + 1, m, 0.0, False)
         elif m > 0:  # _pairwise's first branch, called directly: a third of the time
-            s += _block_sum(x, s0 + 1, m)
+            s += _block_sum(x, s0 + 1, m, 0.0, False)
         out[j] = s / counts[j]
 
 
@@ -159,7 +172,6 @@ def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
     as :func:`mlimpute.sampler.batched._mean_sd_rows` computes them (numpy's pairwise
     sums of the values and of the squared deviations, the same numbers)."""
     C, n = draws.shape
-    d2 = np.empty(n)
     for c in range(C):
         row = draws[c]
         xc = x[c]
@@ -169,12 +181,9 @@ def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
             mean[c] = np.nan
             sd[c] = 0.0
             continue
-        m = _pairwise(row, 0, n) / n
+        m = _pairwise(row, 0, n, 0.0, False) / n
         mean[c] = m
         if n == 1:
             sd[c] = 0.0
             continue
-        for i in range(n):
-            e = row[i] - m
-            d2[i] = e * e
-        sd[c] = np.sqrt(_pairwise(d2, 0, n) / (n - 1))
+        sd[c] = np.sqrt(_pairwise(row, 0, n, m, True) / (n - 1))
