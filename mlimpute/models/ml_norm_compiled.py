@@ -37,9 +37,9 @@ from mlimpute.models.ml_norm_kernel import (
     design_sums,
     draw_missing,
     fixed_columns,
-    intercept_sums,
     response_sums,
     step,
+    step_intercept,
     sum_of_squares,
 )
 
@@ -286,19 +286,19 @@ def step_chains(
     C = len(states)
     if fx.dynamic:
         XTs = _designs(datas)
-        if fx.split is not None:  # only the changing columns summed again
-            ZtX, XtX, Xty = intercept_sums(XTs, fx.y, *fx.split)
+        if fx.split is not None:  # only the changing columns summed again, in the step call
+            kernel, sums = step_intercept, (fx.split,)
         else:
-            ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+            kernel, sums = step, design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
         XTs = fx.XTs
-        ZtX, XtX, Xty = fx.sums
+        kernel, sums = step, fx.sums
         xk = np.zeros(C, dtype=np.int64)
     st = static(datas[0])
     mh = model.mh_steps if st.mh else 0
     old = stacked(states)
-    beta, mean, b, b_mean, s2, psi, alpha, status = step(
+    beta, mean, b, b_mean, s2, psi, alpha, status = kernel(
         _typed(rngs),
         XTs,
         xk,
@@ -307,9 +307,7 @@ def step_chains(
         fx.ZT,
         fx.ZtZ,
         fx.Zty,
-        ZtX,
-        XtX,
-        Xty,
+        *sums,
         old["sigma2"],
         old["psi"],
         old["alpha"],

@@ -928,6 +928,83 @@ def step(  # pragma: no cover - compiled
 
 
 @_jit
+def step_intercept(  # pragma: no cover - compiled
+    gens,
+    XTs,
+    xk,
+    y,
+    codes,
+    ZT,
+    ZtZ,
+    Zty,
+    split,
+    s2_in,
+    psi_in,
+    alpha_in,
+    scale_in,
+    floor,
+    beta_in,
+    nu,
+    mh_steps,
+    mh_step,
+    bidx,
+    bptr,
+    ones,
+    XT0,
+    dmask,
+    yty,
+):
+    """:func:`intercept_sums` (its arguments after ``XTs`` and ``y`` in the tuple
+    ``split``) and :func:`step` on its sums, in one call: the sums are still in the cache
+    when the step reads them."""
+    ZtX, XtX, Xty = intercept_sums(
+        XTs,
+        y,
+        split[0],
+        split[1],
+        split[2],
+        split[3],
+        split[4],
+        split[5],
+        split[6],
+        split[7],
+        split[8],
+        split[9],
+        split[10],
+        split[11],
+        split[12],
+    )
+    return step(
+        gens,
+        XTs,
+        xk,
+        y,
+        codes,
+        ZT,
+        ZtZ,
+        Zty,
+        ZtX,
+        XtX,
+        Xty,
+        s2_in,
+        psi_in,
+        alpha_in,
+        scale_in,
+        floor,
+        beta_in,
+        nu,
+        mh_steps,
+        mh_step,
+        bidx,
+        bptr,
+        ones,
+        XT0,
+        dmask,
+        yty,
+    )
+
+
+@_jit
 def draw_missing(  # pragma: no cover - compiled
     gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones
 ):
