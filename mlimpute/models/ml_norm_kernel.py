@@ -618,7 +618,7 @@ def step(  # pragma: no cover - compiled
     hb = np.empty(q)
     t1 = np.empty(q)
     zq = np.empty((J, q))
-    r = np.empty(n)
+    r = np.empty(0 if ones else n)  # residuals: a random intercept needs none (below)
     Wn = np.empty(q)
     fj = np.empty(J)
     rc = np.empty(J)
@@ -664,9 +664,12 @@ def step(  # pragma: no cover - compiled
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
                 fj[j] = 1.0 / (s2 * lj)  # one division for the cluster
+            Sk = ZtX[k, :, 0, :]
+            for a in range(p):  # row by row (W1's layout): half the time of j outside
+                wa = W1[a]
+                for j in range(J):
+                    wa[j] = Sk[j, a] * fj[j]
             for j in range(J):
-                for a in range(p):
-                    W1[a, j] = ZtX[k, j, 0, a] * fj[j]
                 W1[p, j] = Zty[j, 0] * fj[j]
             for a in range(p):  # rows 0..a and p of W1 against row a, by passes of four
                 for e in range(a + 1):
@@ -868,7 +871,7 @@ def step(  # pragma: no cover - compiled
         if ones and not rss >= 1e-3 * (yty + bxxb + nb):
             # cancellation (a sum of squares below a thousandth of its terms): the pass
             # over the rows, y - Xβ column by column, then the sum of squares
-            r[:] = y
+            r = y.copy()
             for a in range(p):  # column by column (the rows' sums side by side), the
                 xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
                 ba = beta[a]
