@@ -36,6 +36,7 @@ from mlimpute.models.base import ModelData
 from mlimpute.models.ml_norm_kernel import (
     design_sums,
     draw_missing,
+    draw_place,
     fixed_columns,
     response_sums,
     step,
@@ -353,10 +354,16 @@ def step_chains(
 
 
 def draw_missing_chains(
-    rngs: list[np.random.Generator], states: list, datas: list[ModelData]
-) -> np.ndarray:
+    rngs: list[np.random.Generator],
+    states: list,
+    datas: list[ModelData],
+    place: tuple | None = None,
+) -> np.ndarray | None:
     """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain (C, n_mis),
-    by one kernel call (:func:`compiled_draws` data, one residual variance)."""
+    by one kernel call (:func:`compiled_draws` data, one residual variance). With
+    ``place = (x, mis_idx, mean, sd)`` the same call writes them into the chains' columns
+    ``x`` (C, n) at the rows ``mis_idx`` and their trace into ``mean`` and ``sd``, as
+    :func:`mlimpute.sampler.refresh_kernel.place_draws` (and returns None)."""
     fx = _MissingRows.of(datas[0])
     C = len(states)
     if fx.dynamic:
@@ -364,7 +371,8 @@ def draw_missing_chains(
     else:
         XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
     got = stacked(states)
-    return draw_missing(
+    kernel, placed = (draw_missing, ()) if place is None else (draw_place, place)
+    return kernel(
         _typed(rngs),
         XmTs,
         xk,
@@ -377,4 +385,5 @@ def draw_missing_chains(
         fx.dmask,
         fx.unit,
         fx.ones,
+        *placed,
     )

@@ -202,10 +202,13 @@ def _steps(
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     rows, refreshes = _compiled_block(plan, values, datas, level2 | level3, latent)
     if rows:
+        from mlimpute.models.ml_norm_compiled import draw_missing_chains
         from mlimpute.sampler.batched_values import missing_rows
         from mlimpute.sampler.refresh_kernel import place_draws
 
         trace = np.empty((2, 1))
+    # drawn, placed and traced by one compiled call: no shift between draw and placement
+    direct = {n for n in rows if n not in shift and n not in cluster_shift}
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
@@ -224,6 +227,13 @@ def _steps(
                 states[name] = model.init(rng, d)
             else:
                 states[name] = model.step(rng, states[name], d)
+            if name in direct and np.ndim(states[name].sigma2) == 0 and _numba.enabled():
+                placed = (rows[name], missing_rows(d), trace[0], trace[1])
+                draw_missing_chains([rng], [states[name]], [d], placed)
+                values.touch(name)
+                mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
+                params[name][t] = model.param_vector(states[name], d)
+                continue
             if name in latent:
                 index, delta, zi = latent[name]
                 u = cluster_shift.get(name)
@@ -270,9 +280,10 @@ def _compiled_block(
     block of one (:mod:`mlimpute.sampler.batched_values`): its columns become views of one
     array, the designs of the level-1 variables whose step the kernels run are refreshed by
     one compiled call (their entries in ``datas`` replaced by views of the block's arrays)
-    and those variables' draws are placed and traced by another; the numbers of the numpy
-    refresh bit for bit. Returns those variables' rows (1, n) and the refreshes; nothing
-    where the switch is off."""
+    and those variables' draws are placed and traced by the call that draws them (or, after
+    a ``delta=`` shift, by another); the numbers of the numpy refresh bit for bit.
+    Returns those variables' rows (1, n) and the refreshes; nothing where the switch is
+    off."""
     if not _numba.enabled():
         return {}, {}
     served = {
