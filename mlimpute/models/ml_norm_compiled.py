@@ -45,6 +45,7 @@ from mlimpute.models.ml_norm_kernel import (
 )
 
 __all__ = [
+    "ChainKernels",
     "usable",
     "compiled_draws",
     "prepare",
@@ -387,3 +388,106 @@ def draw_missing_chains(
         fx.ones,
         *placed,
     )
+
+
+class ChainKernels:
+    """The compiled step and draws of one variable for a chain run alone, their arguments
+    prepared once (:meth:`of`): :meth:`step` is ``model.step(rng, state, data)`` and
+    :meth:`draw_place` is ``model.draw_missing`` with the draws placed and traced, the
+    same kernel calls as :func:`step_chains` and :func:`draw_missing_chains` with one
+    chain, with less Python a visit (the arrays the last step made are passed on as they
+    are; the state objects are made as :func:`step_chains` makes them)."""
+
+    def __init__(self, model: Any, data: ModelData, rng: np.random.Generator, make: Any) -> None:
+        fx, mr = _Fixed.of(data), _MissingRows.of(data)
+        st = static(data)
+        one = np.zeros(1, dtype=np.int64)
+        gens = List([rng])
+        if fx.dynamic:  # views that follow the refreshes (checked in :meth:`of`)
+            XTs, XmTs = List([_read_only(data.X.obs.T)]), List([_read_only(data.X.mis.T)])
+            self._kernel, sums = step_intercept, (fx.split,)
+        else:
+            XTs, XmTs = fx.XTs, mr.XTs
+            self._kernel, sums = step, fx.sums
+        mh = model.mh_steps if st.mh else 0
+        self._head = (gens, XTs, one, fx.y, fx.codes, fx.ZT, fx.ZtZ, fx.Zty, *sums)
+        self._tail = (model.nu, mh, model.mh_step, fx.bidx, fx.bptr, st.ones, fx.XT0)
+        self._tail += (fx.dmask, fx.yty)
+        self._draw = (gens, XmTs, one, mr.codes, mr.ZT)
+        self._draw_tail = (mr.XT0, mr.dmask, mr.unit, mr.ones)
+        self._make = make
+        self._last: Any = None
+        self._stacks: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def of(
+        cls, model: Any, data: ModelData, rng: np.random.Generator, make: Any
+    ) -> ChainKernels | None:
+        """The kernels of ``model`` on ``data`` for the chain of ``rng``, or None where
+        the model calls them itself: a model or data they do not serve, a changing design
+        other than a random intercept's, or designs not stored by column."""
+        if not usable(model, data):
+            return None
+        if _Fixed.of(data).dynamic:
+            if _Fixed.of(data).split is None:
+                return None
+            for a in (data.X.obs, data.X.mis):
+                if not (a.flags.f_contiguous and a.dtype == np.float64):
+                    return None
+        return cls(model, data, rng, make)
+
+    def _arrays(self, state: Any) -> dict[str, np.ndarray]:
+        return self._stacks if state is self._last else stacked([state])
+
+    def step(self, state: Any) -> Any:
+        """One Gibbs step from ``state`` (the next state)."""
+        old = self._arrays(state)
+        beta, mean, b, b_mean, s2, psi, alpha, status = self._kernel(
+            *self._head,
+            old["sigma2"],
+            old["psi"],
+            old["alpha"],
+            old["scale"],
+            old["floor"],
+            old["beta"],
+            *self._tail,
+        )
+        if status:
+            raise np.linalg.LinAlgError(
+                "chain 0: the fixed effects' precision is not positive definite"
+            )
+        new = object.__new__(self._make)  # as step_chains makes it
+        new.__dict__.update(
+            beta=beta[0],
+            b=b[0],
+            sigma2=float(s2[0]),
+            psi=psi[0],
+            alpha=alpha[0],
+            scale=state.scale,
+            beta_mean=mean[0],
+            b_mean=b_mean[0],
+            sigma_hyper=None,
+            sigma2_floor=state.sigma2_floor,
+        )
+        self._last = new
+        self._stacks = {"beta": beta, "b": b, "sigma2": s2, "psi": psi, "alpha": alpha}
+        self._stacks.update(scale=old["scale"], floor=old["floor"])
+        return new
+
+    def draw_place(
+        self, state: Any, x: np.ndarray, mis_idx: np.ndarray, mean: np.ndarray, sd: np.ndarray
+    ) -> None:
+        """The missing values' draws from ``state``, written into the chain's column ``x``
+        (1, n) at the rows ``mis_idx``, their mean and SD into ``mean`` and ``sd`` (1,)."""
+        got = self._arrays(state)
+        draw_place(
+            *self._draw,
+            got["beta"],
+            got["b"],
+            got["sigma2"],
+            *self._draw_tail,
+            x,
+            mis_idx,
+            mean,
+            sd,
+        )

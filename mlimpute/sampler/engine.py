@@ -21,7 +21,7 @@ import numpy as np
 
 from mlimpute import _numba
 from mlimpute.errors import ChainError
-from mlimpute.models.ml_norm import compiled_variables
+from mlimpute.models.ml_norm import MultilevelNormState, compiled_variables
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.chain_shifts import cluster_shifts, latent_shifts, shift_intercept
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
@@ -201,14 +201,19 @@ def _steps(
     latent = latent_shifts(plan)  # categorical and count models: on the linear predictor
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
     rows, refreshes = _compiled_block(plan, values, datas, level2 | level3, latent)
+    # drawn, placed and traced by one compiled call: no shift between draw and placement
+    direct = {n for n in rows if n not in shift and n not in cluster_shift}
+    fast = {}
     if rows:
-        from mlimpute.models.ml_norm_compiled import draw_missing_chains
+        from mlimpute.models.ml_norm_compiled import ChainKernels, draw_missing_chains
         from mlimpute.sampler.batched_values import missing_rows
         from mlimpute.sampler.refresh_kernel import place_draws
 
         trace = np.empty((2, 1))
-    # drawn, placed and traced by one compiled call: no shift between draw and placement
-    direct = {n for n in rows if n not in shift and n not in cluster_shift}
+        for n in direct:  # their calls' arguments prepared once
+            got = ChainKernels.of(plan.models[n], datas[n], rng, MultilevelNormState)
+            if got is not None:
+                fast[n] = got
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
@@ -223,13 +228,20 @@ def _steps(
                 d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
             else:
                 d.refresh(values, plan.static)
+            on = name in direct and _numba.enabled()  # (the switch is read at every visit)
+            ck = fast.get(name) if on else None
             if done + t == 0:
                 states[name] = model.init(rng, d)
+            elif ck is not None:
+                states[name] = ck.step(states[name])
             else:
                 states[name] = model.step(rng, states[name], d)
-            if name in direct and np.ndim(states[name].sigma2) == 0 and _numba.enabled():
+            if on and (ck is not None or np.ndim(states[name].sigma2) == 0):
                 placed = (rows[name], missing_rows(d), trace[0], trace[1])
-                draw_missing_chains([rng], [states[name]], [d], placed)
+                if ck is not None:
+                    ck.draw_place(states[name], *placed)
+                else:
+                    draw_missing_chains([rng], [states[name]], [d], placed)
                 values.touch(name)
                 mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
                 params[name][t] = model.param_vector(states[name], d)
