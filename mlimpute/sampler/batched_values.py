@@ -82,6 +82,7 @@ class BlockRefresh:
         self.codes_mis = kernel_rows(data.codes_mis)
         self.starts = kernel_rows(layout.segments.starts)
         self.counts = layout.segments.counts.astype(np.int64, copy=False)
+        self._args: tuple | None = None
 
     @classmethod
     def of(
@@ -124,22 +125,14 @@ class BlockRefresh:
 
     def __call__(self) -> None:
         """Every chain's changing columns, from the chains' current values."""
-        from mlimpute.sampler.refresh_kernel import refresh
+        if self._args is None:  # the kernel and its arguments, bound at the first call
+            from mlimpute.sampler.refresh_kernel import refresh
 
-        refresh(
-            self.V,
-            self.XO,
-            self.XM,
-            self.cols,
-            self.src,
-            self.kind,
-            self.obs_idx,
-            self.mis_idx,
-            self.codes_obs,
-            self.codes_mis,
-            self.starts,
-            self.counts,
-        )
+            self._kernel = refresh
+            self._args = (self.V, self.XO, self.XM, self.cols, self.src, self.kind)
+            self._args += (self.obs_idx, self.mis_idx, self.codes_obs, self.codes_mis)
+            self._args += (self.starts, self.counts)
+        self._kernel(*self._args)
 
 
 def block_refreshes(
