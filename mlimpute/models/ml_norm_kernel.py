@@ -1035,11 +1035,35 @@ def draw_place(  # pragma: no cover - compiled
 
 
 @_jit
+def _fit_pass(fit, first, c0, w, b0, x0, b1, x1, b2, x2, b3, x3):  # pragma: no cover
+    """``fit[i] += b0 x0[i]``, then ``b1 x1[i]`` ... for the first ``w`` (1-4) columns in
+    one pass, the additions in that order (from ``c0`` instead of ``fit`` if ``first``)."""
+    n = fit.shape[0]
+    if w == 4:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = (((t + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]) + b3 * x3[i]
+    elif w == 3:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = ((t + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]
+    elif w == 2:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = (t + b0 * x0[i]) + b1 * x1[i]
+    else:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = t + b0 * x0[i]
+
+
+@_jit
 def _draws(  # pragma: no cover - compiled
     gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, out
 ):
-    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis); x'β summed
-    column by column, the columns no imputation changes (not ``dmask``) read from the
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis) into ``out``;
+    x'β summed column after column (up to four columns a pass over the rows,
+    :func:`_fit_pass`), the columns no imputation changes (not ``dmask``) read from the
     shared design ``XmT0``, those of ones (``unit``: the intercept) and Z where it is a
     column of ones (``ones``) not read at all (a product with 1.0 is exact)."""
     C = len(gens)
@@ -1049,16 +1073,33 @@ def _draws(  # pragma: no cover - compiled
     for c in range(C):
         gen = gens[c]
         sd = np.sqrt(s2[c])
-        fit[:] = 0.0
-        for a in range(p):
-            ba = beta[c, a]
-            if unit[a]:  # a column of ones (the intercept): ba * 1.0 is ba, not read
+        # x'β = (((0 + β_0 x_0) + β_1 x_1) + ...) row by row, up to four columns a pass;
+        # leading columns of ones (the intercept) as one number: ba * 1.0 is ba
+        c0 = 0.0
+        a = 0
+        while a < p and unit[a]:
+            c0 += beta[c, a]
+            a += 1
+        first = True
+        while a < p:
+            if unit[a]:  # a column of ones further on: not read
                 for i in range(n):
-                    fit[i] += ba
+                    fit[i] += beta[c, a]
+                a += 1
                 continue
-            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
-            for i in range(n):
-                fit[i] += ba * xa[i]
+            w = 0
+            while w < 4 and a + w < p and not unit[a + w]:
+                w += 1
+            xs = [XmTs[xk[c]][a + u] if dmask[a + u] else XmT0[a + u] for u in range(w)]
+            bs = [beta[c, a + u] for u in range(w)]
+            for _ in range(w, 4):  # unused places
+                xs.append(xs[0])
+                bs.append(0.0)
+            _fit_pass(fit, first, c0, w, bs[0], xs[0], bs[1], xs[1], bs[2], xs[2], bs[3], xs[3])
+            first = False
+            a += w
+        if first:  # no column read
+            fit[:] = c0
         if ones:  # Z a column of ones: z'b_j is b_j, Z not read
             for i in range(n):
                 zb = 0.0
