@@ -289,7 +289,8 @@ def step_chains(
     if fx.dynamic:
         XTs = _designs(datas)
         if fx.split is not None:  # only the changing columns summed again, in the step call
-            kernel, sums = step_intercept, (fx.split,)
+            ZtX = np.empty((C, fx.J, 1, fx.XT0.shape[0]))
+            kernel, sums = step_intercept, (fx.split, ZtX, False)
         else:
             kernel, sums = step, design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
@@ -405,7 +406,9 @@ class ChainKernels:
         gens = List([rng])
         if fx.dynamic:  # views that follow the refreshes (checked in :meth:`of`)
             XTs, XmTs = List([_read_only(data.X.obs.T)]), List([_read_only(data.X.mis.T)])
-            self._kernel, sums = step_intercept, (fx.split,)
+            ZtX = np.empty((1, fx.J, 1, fx.XT0.shape[0]))  # the chain's own Z'X: its
+            ZtX[0] = fx.split[8]  # fixed columns written once, the others by every step
+            self._kernel, sums = step_intercept, (fx.split, ZtX, True)
         else:
             XTs, XmTs = fx.XTs, mr.XTs
             self._kernel, sums = step, fx.sums

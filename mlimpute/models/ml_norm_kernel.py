@@ -306,6 +306,17 @@ def _dots(x, B, idx, m, out):  # pragma: no cover - compiled
 def intercept_sums(  # pragma: no cover - compiled
     XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0
 ):
+    """:func:`_intercept_sums` into a new ``Z'X``."""
+    ZtX = np.empty((len(XTs), Sy.shape[0], 1, XTs[0].shape[0]))
+    return _intercept_sums(
+        XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0, ZtX, False
+    )
+
+
+@_jit
+def _intercept_sums(  # pragma: no cover - compiled
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0, ZtX, kept
+):
     """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
     the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
     only the changing columns ``dyn`` are summed again. A column constant within clusters
@@ -317,11 +328,12 @@ def intercept_sums(  # pragma: no cover - compiled
     cluster's observed rows start). The columns no imputation changes are read from the
     design ``XT0`` that the chains share (``dmask``: the changing ones), which stays in
     the cache from chain to chain, and so are their cluster sums and values by column
-    (``ST0``, ``mT0``, (p, J): :func:`fixed_columns`)."""
+    (``ST0``, ``mT0``, (p, J): :func:`fixed_columns`). ``Z'X`` is written into ``ZtX``
+    (K, J, 1, p); with ``kept`` its columns no imputation changes hold ``ZtX0``'s
+    already (a chain's own array, kept from call to call) and are not copied again."""
     K = len(XTs)
     p, n = XTs[0].shape
     J = Sy.shape[0]
-    ZtX = np.empty((K, J, 1, p))
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
     # the cluster sums (ST) and cluster values (mT) by column, so that their products
@@ -334,7 +346,8 @@ def intercept_sums(  # pragma: no cover - compiled
     for k in range(K):
         Xk = XTs[k]
         S = ZtX[k, :, 0, :]
-        S[:, :] = ZtX0[:, 0, :]
+        if not kept:
+            S[:, :] = ZtX0[:, 0, :]
         XtX[k] = XtX0
         Xty[k] = Xty0
         for a in dyn:
@@ -946,6 +959,8 @@ def step_intercept(  # pragma: no cover - compiled
     ZtZ,
     Zty,
     split,
+    ZtX,
+    kept,
     s2_in,
     psi_in,
     alpha_in,
@@ -962,10 +977,10 @@ def step_intercept(  # pragma: no cover - compiled
     dmask,
     yty,
 ):
-    """:func:`intercept_sums` (its arguments after ``XTs`` and ``y`` in the tuple
-    ``split``) and :func:`step` on its sums, in one call: the sums are still in the cache
-    when the step reads them."""
-    ZtX, XtX, Xty = intercept_sums(
+    """:func:`_intercept_sums` (its arguments after ``XTs`` and ``y`` in the tuple
+    ``split``, then ``ZtX`` and ``kept``) and :func:`step` on its sums, in one call: the
+    sums are still in the cache when the step reads them."""
+    ZtX, XtX, Xty = _intercept_sums(
         XTs,
         y,
         split[0],
@@ -981,6 +996,8 @@ def step_intercept(  # pragma: no cover - compiled
         split[10],
         split[11],
         split[12],
+        ZtX,
+        kept,
     )
     return step(
         gens,
