@@ -228,7 +228,7 @@ def _steps(
                 d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
             else:
                 d.refresh(values, plan.static)
-            on = name in direct and _numba.enabled()  # (the switch is read at every visit)
+            on = name in direct  # (the switch was read when the chain started)
             ck = fast.get(name) if on else None
             if done + t == 0:
                 states[name] = model.init(rng, d)
