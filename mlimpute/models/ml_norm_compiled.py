@@ -419,6 +419,8 @@ class ChainKernels:
         self._draw = (gens, XmTs, one, mr.codes, mr.ZT)
         self._draw_tail = (mr.XT0, mr.dmask, mr.unit, mr.ones)
         self._make = make
+        self._p = fx.XT0.shape[0]
+        self._psi = st.psi_rows * st.q + st.psi_cols  # the traced entries of Ψ, flat
         self._last: Any = None
         self._stacks: dict[str, np.ndarray] = {}
 
@@ -476,6 +478,14 @@ class ChainKernels:
         self._stacks = {"beta": beta, "b": b, "sigma2": s2, "psi": psi, "alpha": alpha}
         self._stacks.update(scale=old["scale"], floor=old["floor"])
         return new
+
+    def params(self, state: Any, out: np.ndarray) -> None:
+        """``model.param_vector(state, data)`` written into ``out``: β, the traced entries
+        of Ψ, σ²."""
+        p = self._p
+        out[:p] = state.beta
+        np.take(state.psi, self._psi, out=out[p:-1])
+        out[-1] = state.sigma2
 
     def draw_place(
         self, state: Any, x: np.ndarray, mis_idx: np.ndarray, mean: np.ndarray, sd: np.ndarray

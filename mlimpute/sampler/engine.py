@@ -244,7 +244,10 @@ def _steps(
                     draw_missing_chains([rng], [states[name]], [d], placed)
                 values.touch(name)
                 mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
-                params[name][t] = model.param_vector(states[name], d)
+                if ck is not None:
+                    ck.params(states[name], params[name][t])
+                else:
+                    params[name][t] = model.param_vector(states[name], d)
                 continue
             if name in latent:
                 index, delta, zi = latent[name]
@@ -263,7 +266,10 @@ def _steps(
                 place_draws(rows[name], missing_rows(d), draw.reshape(1, -1), trace[0], trace[1])
                 values.touch(name)
                 mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
-                params[name][t] = model.param_vector(states[name], d)
+                if ck is not None:
+                    ck.params(states[name], params[name][t])
+                else:
+                    params[name][t] = model.param_vector(states[name], d)
                 continue
             if name in level2:
                 cvals[name][d.mis_idx] = draw
