@@ -40,6 +40,7 @@ from mlimpute.models.ml_norm_kernel import (
     fixed_columns,
     response_sums,
     step,
+    step_draw_place,
     step_intercept,
     sum_of_squares,
 )
@@ -418,6 +419,10 @@ class ChainKernels:
         self._tail += (fx.dmask, fx.yty)
         self._draw = (gens, XmTs, one, mr.codes, mr.ZT)
         self._draw_tail = (mr.XT0, mr.dmask, mr.unit, mr.ones)
+        # the step and the draws in one call (random intercept, changing design)
+        self._fused = self._kernel is step_intercept
+        self._draws_fixed = (XmTs, mr.codes, mr.ZT, mr.XT0, mr.dmask, mr.unit, mr.ones)
+        self.placed = False
         self._make = make
         self._p = fx.XT0.shape[0]
         self._psi = st.psi_rows * st.q + st.psi_cols  # the traced entries of Ψ, flat
@@ -444,10 +449,16 @@ class ChainKernels:
     def _arrays(self, state: Any) -> dict[str, np.ndarray]:
         return self._stacks if state is self._last else stacked([state])
 
-    def step(self, state: Any) -> Any:
-        """One Gibbs step from ``state`` (the next state)."""
+    def step(self, state: Any, place: tuple | None = None) -> Any:
+        """One Gibbs step from ``state`` (the next state). With ``place`` (the arguments
+        of :meth:`draw_place` after the state) and a kernel that can, the missing values
+        are drawn, placed and traced by the same call; :attr:`placed` says whether they
+        were."""
         old = self._arrays(state)
-        beta, mean, b, b_mean, s2, psi, alpha, status = self._kernel(
+        fused = place is not None and self._fused
+        beta, mean, b, b_mean, s2, psi, alpha, status = (
+            step_draw_place if fused else self._kernel
+        )(
             *self._head,
             old["sigma2"],
             old["psi"],
@@ -456,7 +467,9 @@ class ChainKernels:
             old["floor"],
             old["beta"],
             *self._tail,
+            *((*self._draws_fixed, *place) if fused else ()),
         )
+        self.placed = fused
         if status:
             raise np.linalg.LinAlgError(
                 "chain 0: the fixed effects' precision is not positive definite"

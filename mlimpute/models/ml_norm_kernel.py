@@ -1030,6 +1030,97 @@ def step_intercept(  # pragma: no cover - compiled
 
 
 @_jit
+def step_draw_place(  # pragma: no cover - compiled
+    gens,
+    XTs,
+    xk,
+    y,
+    codes,
+    ZT,
+    ZtZ,
+    Zty,
+    split,
+    ZtX,
+    kept,
+    s2_in,
+    psi_in,
+    alpha_in,
+    scale_in,
+    floor,
+    beta_in,
+    nu,
+    mh_steps,
+    mh_step,
+    bidx,
+    bptr,
+    ones,
+    XT0,
+    dmask,
+    yty,
+    XmTs,
+    codes_mis,
+    ZmT,
+    XmT0,
+    dmask_mis,
+    unit,
+    ones_mis,
+    x,
+    mis_idx,
+    mean,
+    sd,
+):
+    """:func:`step_intercept`, then (where the step succeeded) :func:`draw_place` from the
+    new β, b and σ², in one call; returns the step's results."""
+    got = step_intercept(
+        gens,
+        XTs,
+        xk,
+        y,
+        codes,
+        ZT,
+        ZtZ,
+        Zty,
+        split,
+        ZtX,
+        kept,
+        s2_in,
+        psi_in,
+        alpha_in,
+        scale_in,
+        floor,
+        beta_in,
+        nu,
+        mh_steps,
+        mh_step,
+        bidx,
+        bptr,
+        ones,
+        XT0,
+        dmask,
+        yty,
+    )
+    if got[7] == 0:
+        draws = np.empty((len(gens), XmTs[0].shape[1]))
+        _draws(
+            gens,
+            XmTs,
+            xk,
+            codes_mis,
+            ZmT,
+            got[0],
+            got[2],
+            got[4],
+            XmT0,
+            dmask_mis,
+            unit,
+            ones_mis,
+            draws,
+        )
+        place_draws(x, mis_idx, draws, mean, sd)
+    return got
+
+
+@_jit
 def draw_missing(  # pragma: no cover - compiled
     gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones
 ):

@@ -230,18 +230,20 @@ def _steps(
                 d.refresh(values, plan.static)
             on = name in direct  # (the switch was read when the chain started)
             ck = fast.get(name) if on else None
+            placed = (rows[name], missing_rows(d), trace[0], trace[1]) if on else None
+            drawn = False
             if done + t == 0:
                 states[name] = model.init(rng, d)
-            elif ck is not None:
-                states[name] = ck.step(states[name])
+            elif ck is not None:  # with the draws where one call can do both
+                states[name] = ck.step(states[name], placed)
+                drawn = ck.placed
             else:
                 states[name] = model.step(rng, states[name], d)
             if on and (ck is not None or np.ndim(states[name].sigma2) == 0):
-                placed = (rows[name], missing_rows(d), trace[0], trace[1])
-                if ck is not None:
-                    ck.draw_place(states[name], *placed)
-                else:
+                if ck is None:
                     draw_missing_chains([rng], [states[name]], [d], placed)
+                elif not drawn:
+                    ck.draw_place(states[name], *placed)
                 values.touch(name)
                 mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
                 if ck is not None:
