@@ -25,7 +25,8 @@ the chains' imputed columns are then held in one array, a design that changes on
 imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
 and each visit's draws are written and traced by another
 (:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.sampler.refresh_kernel`: numpy's
-numbers bit for bit). The figures below are the numpy code's.
+numbers bit for bit). A chain run alone takes the same refresh and placement as a block
+of one (:mod:`mlimpute.sampler.engine`). The figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
