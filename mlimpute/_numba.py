@@ -11,8 +11,8 @@ should not depend silently on whether some other package happened to install num
 
 ``import mlimpute`` never imports numba: :func:`enabled` imports it at its first call with
 the switch on (the first step of a model the kernels serve). The variable is read at every
-call, so it can be changed while Python runs; a process pool's workers follow the calling
-process.
+call (a chain run alone reads it once, when it starts), so it can be changed while Python
+runs; a process pool's workers follow the calling process.
 """
 
 from __future__ import annotations

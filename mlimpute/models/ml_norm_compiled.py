@@ -36,12 +36,17 @@ from mlimpute.models.base import ModelData
 from mlimpute.models.ml_norm_kernel import (
     design_sums,
     draw_missing,
-    intercept_sums,
+    draw_place,
+    fixed_columns,
     response_sums,
     step,
+    step_draw_place,
+    step_intercept,
+    sum_of_squares,
 )
 
 __all__ = [
+    "ChainKernels",
     "usable",
     "compiled_draws",
     "prepare",
@@ -133,6 +138,7 @@ class _Fixed(_PerData):
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
         self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
+        self.yty = sum_of_squares(self.y) if static(data).ones else 0.0
         # the design as the chains share it (its fixed columns) and its changing columns
         self.XT0 = _read_only(data.X.obs.T)
         self.dmask = _changing(data)
@@ -147,6 +153,7 @@ class _Fixed(_PerData):
             ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
             first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
             base = design_sums(List([self.XT0]), self.y, self.codes, self.ZT, self.J)
+            by_column = fixed_columns(self.XT0, base[0][0], first, const.astype(np.bool_))
             self.split = (
                 self.XT0,
                 self.dmask,
@@ -159,21 +166,26 @@ class _Fixed(_PerData):
                 base[0][0],
                 base[1][0],
                 base[2][0],
+                *by_column,
             )
 
 
 class _MissingRows(_PerData):
     """What the draw kernel reads of the missing rows (kept in ``data.cache``): their
-    cluster codes, Z' and, for a fixed design, X'."""
+    cluster codes, Z' and, for a fixed design, X'; which columns of X and Z are ones
+    there (the kernel adds those terms without reading them)."""
 
     KEY = "ml_norm_kernel_mis"
 
     def __init__(self, data: ModelData) -> None:
-        self.codes = _read_only(data.codes_mis, np.int64)
+        self.codes = _read_only(data.codes_mis, np.int32)  # int32: half the memory read
         self.ZT = _read_only(data.Z.mis.T)
         self.dynamic = bool(data.X.dynamic)
         self.XT0 = _read_only(data.X.mis.T)
         self.dmask = _changing(data)
+        # columns of ones (the intercept) and a Z of ones on these rows: not read
+        self.unit = ~self.dmask & np.all(self.XT0 == 1.0, axis=1)
+        self.ones = self.ZT.shape[0] == 1 and bool(np.all(self.ZT == 1.0))
         if not self.dynamic:
             self.XTs = List([self.XT0])
 
@@ -295,19 +307,20 @@ def step_chains(
     C = len(states)
     if fx.dynamic:
         XTs = _designs(datas)
-        if fx.split is not None:  # only the changing columns summed again
-            ZtX, XtX, Xty = intercept_sums(XTs, fx.y, *fx.split)
+        if fx.split is not None:  # only the changing columns summed again, in the step call
+            ZtX = np.empty((C, fx.J, 1, fx.XT0.shape[0]))
+            kernel, sums = step_intercept, (fx.split, ZtX, False)
         else:
-            ZtX, XtX, Xty = design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+            kernel, sums = step, design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
         XTs = fx.XTs
-        ZtX, XtX, Xty = fx.sums
+        kernel, sums = step, fx.sums
         xk = np.zeros(C, dtype=np.int64)
     st = static(datas[0])
     mh = model.mh_steps if st.mh else 0
     old = stacked(states)
-    beta, mean, b, b_mean, s2, psi, alpha, status = step(
+    beta, mean, b, b_mean, s2, psi, alpha, status = kernel(
         _typed(rngs),
         XTs,
         xk,
@@ -316,9 +329,7 @@ def step_chains(
         fx.ZT,
         fx.ZtZ,
         fx.Zty,
-        ZtX,
-        XtX,
-        Xty,
+        *sums,
         old["sigma2"],
         old["psi"],
         old["alpha"],
@@ -333,6 +344,7 @@ def step_chains(
         st.ones,
         fx.XT0,
         fx.dmask,
+        fx.yty,
     )
     if status:
         raise np.linalg.LinAlgError(
@@ -365,10 +377,16 @@ def step_chains(
 
 
 def draw_missing_chains(
-    rngs: list[np.random.Generator], states: list, datas: list[ModelData]
-) -> np.ndarray:
+    rngs: list[np.random.Generator],
+    states: list,
+    datas: list[ModelData],
+    place: tuple | None = None,
+) -> np.ndarray | None:
     """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain (C, n_mis),
-    by one kernel call (:func:`compiled_draws` data, one residual variance)."""
+    by one kernel call (:func:`compiled_draws` data, one residual variance). With
+    ``place = (x, mis_idx, mean, sd)`` the same call writes them into the chains' columns
+    ``x`` (C, n) at the rows ``mis_idx`` and their trace into ``mean`` and ``sd``, as
+    :func:`mlimpute.sampler.refresh_kernel.place_draws` (and returns None)."""
     fx = _MissingRows.of(datas[0])
     C = len(states)
     if fx.dynamic:
@@ -376,7 +394,8 @@ def draw_missing_chains(
     else:
         XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
     got = stacked(states)
-    return draw_missing(
+    kernel, placed = (draw_missing, ()) if place is None else (draw_place, place)
+    return kernel(
         _typed(rngs),
         XmTs,
         xk,
@@ -387,4 +406,134 @@ def draw_missing_chains(
         got["sigma2"],
         fx.XT0,
         fx.dmask,
+        fx.unit,
+        fx.ones,
+        *placed,
     )
+
+
+class ChainKernels:
+    """The compiled step and draws of one variable for a chain run alone, their arguments
+    prepared once (:meth:`of`): :meth:`step` is ``model.step(rng, state, data)`` and
+    :meth:`draw_place` is ``model.draw_missing`` with the draws placed and traced, the
+    same kernel calls as :func:`step_chains` and :func:`draw_missing_chains` with one
+    chain, with less Python a visit (the arrays the last step made are passed on as they
+    are; the state objects are made as :func:`step_chains` makes them)."""
+
+    def __init__(self, model: Any, data: ModelData, rng: np.random.Generator, make: Any) -> None:
+        fx, mr = _Fixed.of(data), _MissingRows.of(data)
+        st = static(data)
+        one = np.zeros(1, dtype=np.int64)
+        gens = List([rng])
+        if fx.dynamic:  # views that follow the refreshes (checked in :meth:`of`)
+            XTs, XmTs = List([_read_only(data.X.obs.T)]), List([_read_only(data.X.mis.T)])
+            ZtX = np.empty((1, fx.J, 1, fx.XT0.shape[0]))  # the chain's own Z'X: its
+            ZtX[0] = fx.split[8]  # fixed columns written once, the others by every step
+            self._kernel, sums = step_intercept, (fx.split, ZtX, True)
+        else:
+            XTs, XmTs = fx.XTs, mr.XTs
+            self._kernel, sums = step, fx.sums
+        mh = model.mh_steps if st.mh else 0
+        self._head = (gens, XTs, one, fx.y, fx.codes, fx.ZT, fx.ZtZ, fx.Zty, *sums)
+        self._tail = (model.nu, mh, model.mh_step, fx.bidx, fx.bptr, st.ones, fx.XT0)
+        self._tail += (fx.dmask, fx.yty)
+        self._draw = (gens, XmTs, one, mr.codes, mr.ZT)
+        self._draw_tail = (mr.XT0, mr.dmask, mr.unit, mr.ones)
+        # the step and the draws in one call (random intercept, changing design)
+        self._fused = self._kernel is step_intercept
+        self._draws_fixed = (XmTs, mr.codes, mr.ZT, mr.XT0, mr.dmask, mr.unit, mr.ones)
+        self.placed = False
+        self._make = make
+        self._p = fx.XT0.shape[0]
+        self._psi = st.psi_rows * st.q + st.psi_cols  # the traced entries of Ψ, flat
+        self._last: Any = None
+        self._stacks: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def of(
+        cls, model: Any, data: ModelData, rng: np.random.Generator, make: Any
+    ) -> ChainKernels | None:
+        """The kernels of ``model`` on ``data`` for the chain of ``rng``, or None where
+        the model calls them itself: a model or data they do not serve, a changing design
+        other than a random intercept's, or designs not stored by column."""
+        if not usable(model, data):
+            return None
+        if _Fixed.of(data).dynamic:
+            if _Fixed.of(data).split is None:
+                return None
+            for a in (data.X.obs, data.X.mis):
+                if not (a.flags.f_contiguous and a.dtype == np.float64):
+                    return None
+        return cls(model, data, rng, make)
+
+    def _arrays(self, state: Any) -> dict[str, np.ndarray]:
+        return self._stacks if state is self._last else stacked([state])
+
+    def step(self, state: Any, place: tuple | None = None) -> Any:
+        """One Gibbs step from ``state`` (the next state). With ``place`` (the arguments
+        of :meth:`draw_place` after the state) and a kernel that can, the missing values
+        are drawn, placed and traced by the same call; :attr:`placed` says whether they
+        were."""
+        old = self._arrays(state)
+        fused = place is not None and self._fused
+        beta, mean, b, b_mean, s2, psi, alpha, status = (
+            step_draw_place if fused else self._kernel
+        )(
+            *self._head,
+            old["sigma2"],
+            old["psi"],
+            old["alpha"],
+            old["scale"],
+            old["floor"],
+            old["beta"],
+            *self._tail,
+            *((*self._draws_fixed, *place) if fused else ()),
+        )
+        self.placed = fused
+        if status:
+            raise np.linalg.LinAlgError(
+                "chain 0: the fixed effects' precision is not positive definite"
+            )
+        new = object.__new__(self._make)  # as step_chains makes it
+        new.__dict__.update(
+            beta=beta[0],
+            b=b[0],
+            sigma2=float(s2[0]),
+            psi=psi[0],
+            alpha=alpha[0],
+            scale=state.scale,
+            beta_mean=mean[0],
+            b_mean=b_mean[0],
+            sigma_hyper=None,
+            sigma2_floor=state.sigma2_floor,
+        )
+        self._last = new
+        self._stacks = {"beta": beta, "b": b, "sigma2": s2, "psi": psi, "alpha": alpha}
+        self._stacks.update(scale=old["scale"], floor=old["floor"])
+        return new
+
+    def params(self, state: Any, out: np.ndarray) -> None:
+        """``model.param_vector(state, data)`` written into ``out``: β, the traced entries
+        of Ψ, σ²."""
+        p = self._p
+        out[:p] = state.beta
+        np.take(state.psi, self._psi, out=out[p:-1])
+        out[-1] = state.sigma2
+
+    def draw_place(
+        self, state: Any, x: np.ndarray, mis_idx: np.ndarray, mean: np.ndarray, sd: np.ndarray
+    ) -> None:
+        """The missing values' draws from ``state``, written into the chain's column ``x``
+        (1, n) at the rows ``mis_idx``, their mean and SD into ``mean`` and ``sd`` (1,)."""
+        got = self._arrays(state)
+        draw_place(
+            *self._draw,
+            got["beta"],
+            got["b"],
+            got["sigma2"],
+            *self._draw_tail,
+            x,
+            mis_idx,
+            mean,
+            sd,
+        )

@@ -24,6 +24,11 @@ b draws multiply by reciprocals: the numbers agree with
 the numpy step's to round-off (``tests/models/test_ml_norm_kernel.py``: parameters and
 imputations after 50 steps within a relative 1e-9), not bit for bit.
 
+The design refresh and the placement of the draws that
+:mod:`mlimpute.sampler.refresh_kernel` offers are compiled here too (the last section:
+numpy's numbers bit for bit), so that :func:`draw_place` can draw, place and trace a
+visit's missing values in one call.
+
 Compiled at first use and cached on disk (``cache=True``; about 15 s on one core, then
 about 1 s a process to import numba and load the cache). Every compiled function of
 the step lives in this one module: numba's cache is invalidated by a change of the
@@ -35,7 +40,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["design_sums", "intercept_sums", "response_sums", "step", "draw_missing"]
+__all__ = [
+    "design_sums",
+    "fixed_columns",
+    "intercept_sums",
+    "response_sums",
+    "step",
+    "draw_missing",
+]
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -205,8 +217,105 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @_jit
+def _dot2(x, b0, b1):  # pragma: no cover - compiled
+    """``(x @ b0, x @ b1)``, each summed as :func:`_dot` sums it, in one pass over x."""
+    n = x.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        p0 += x0 * b0[i]
+        p1 += x1 * b0[i + 1]
+        p2 += x2 * b0[i + 2]
+        p3 += x3 * b0[i + 3]
+        q0 += x0 * b1[i]
+        q1 += x1 * b1[i + 1]
+        q2 += x2 * b1[i + 2]
+        q3 += x3 * b1[i + 3]
+        i += 4
+    while i < n:
+        p0 += x[i] * b0[i]
+        q0 += x[i] * b1[i]
+        i += 1
+    return (p0 + p1) + (p2 + p3), (q0 + q1) + (q2 + q3)
+
+
+@_jit
+def _dot4(x, b0, b1, b2, b3):  # pragma: no cover - compiled
+    """``x @ b0`` ... ``x @ b3``, each summed as :func:`_dot` sums it, in one pass over x:
+    sixteen running sums side by side instead of four (the products' additions are
+    what bounds a dot product here, one after another)."""
+    n = x.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    r0 = r1 = r2 = r3 = 0.0
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        p0 += x0 * b0[i]
+        p1 += x1 * b0[i + 1]
+        p2 += x2 * b0[i + 2]
+        p3 += x3 * b0[i + 3]
+        q0 += x0 * b1[i]
+        q1 += x1 * b1[i + 1]
+        q2 += x2 * b1[i + 2]
+        q3 += x3 * b1[i + 3]
+        r0 += x0 * b2[i]
+        r1 += x1 * b2[i + 1]
+        r2 += x2 * b2[i + 2]
+        r3 += x3 * b2[i + 3]
+        s0 += x0 * b3[i]
+        s1 += x1 * b3[i + 1]
+        s2 += x2 * b3[i + 2]
+        s3 += x3 * b3[i + 3]
+        i += 4
+    while i < n:
+        p0 += x[i] * b0[i]
+        q0 += x[i] * b1[i]
+        r0 += x[i] * b2[i]
+        s0 += x[i] * b3[i]
+        i += 1
+    return (
+        (p0 + p1) + (p2 + p3),
+        (q0 + q1) + (q2 + q3),
+        (r0 + r1) + (r2 + r3),
+        (s0 + s1) + (s2 + s3),
+    )
+
+
+@_jit
+def _dots(x, B, idx, m, out):  # pragma: no cover - compiled
+    """``out[t] = x @ B[idx[t]]`` for t < m, as :func:`_dot` sums each, four (then two,
+    then one) at a time in one pass over x."""
+    t = 0
+    while m - t >= 4:
+        out[t], out[t + 1], out[t + 2], out[t + 3] = _dot4(
+            x, B[idx[t]], B[idx[t + 1]], B[idx[t + 2]], B[idx[t + 3]]
+        )
+        t += 4
+    if m - t >= 2:
+        out[t], out[t + 1] = _dot2(x, B[idx[t]], B[idx[t + 1]])
+        t += 2
+    if m - t == 1:
+        out[t] = _dot(x, B[idx[t]])
+
+
+@_jit
 def intercept_sums(  # pragma: no cover - compiled
-    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0
+):
+    """:func:`_intercept_sums` into a new ``Z'X``."""
+    ZtX = np.empty((len(XTs), Sy.shape[0], 1, XTs[0].shape[0]))
+    return _intercept_sums(
+        XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0, ZtX, False
+    )
+
+
+@_jit
+def _intercept_sums(  # pragma: no cover - compiled
+    XTs, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, XtX0, Xty0, ST0, mT0, ZtX, kept
 ):
     """:func:`design_sums` for a random intercept (Z a column of ones), from the sums of
     the columns no imputation changes (``ZtX0``, ``XtX0``, ``Xty0``, computed once):
@@ -218,36 +327,34 @@ def intercept_sums(  # pragma: no cover - compiled
     column that varies within clusters takes a pass over its rows (``ptr``: where each
     cluster's observed rows start). The columns no imputation changes are read from the
     design ``XT0`` that the chains share (``dmask``: the changing ones), which stays in
-    the cache from chain to chain."""
+    the cache from chain to chain, and so are their cluster sums and values by column
+    (``ST0``, ``mT0``, (p, J): :func:`fixed_columns`). ``Z'X`` is written into ``ZtX``
+    (K, J, 1, p); with ``kept`` its columns no imputation changes hold ``ZtX0``'s
+    already (a chain's own array, kept from call to call) and are not copied again."""
     K = len(XTs)
     p, n = XTs[0].shape
     J = Sy.shape[0]
-    ZtX = np.empty((K, J, 1, p))
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
     # the cluster sums (ST) and cluster values (mT) by column, so that their products
-    # are dot products; the fixed columns' once, the changing ones' per chain
+    # are dot products: the changing columns' rows per chain, the others' from ST0, mT0
     ST = np.empty((p, J))
-    mT = np.zeros((p, J))
-    for a in range(p):
-        for j in range(J):
-            ST[a, j] = ZtX0[j, 0, a]
-        if const[a] and not dmask[a]:
-            for j in range(J):
-                if first[j] >= 0:
-                    mT[a, j] = XT0[a, first[j]]
+    mT = np.empty((p, J))
+    pick = np.empty(p + 1, dtype=np.int64)
+    got = np.empty(4)
+    cols = [y, y, y, y]
     for k in range(K):
         Xk = XTs[k]
         S = ZtX[k, :, 0, :]
-        S[:, :] = ZtX0[:, 0, :]
+        if not kept:
+            S[:, :] = ZtX0[:, 0, :]
         XtX[k] = XtX0
         Xty[k] = Xty0
         for a in dyn:
             x = Xk[a]
             if const[a]:
                 for j in range(J):
-                    if first[j] >= 0:
-                        mT[a, j] = x[first[j]]
+                    mT[a, j] = x[first[j]] if first[j] >= 0 else 0.0
                 for j in range(J):
                     ST[a, j] = nobs[j] * mT[a, j]
                     S[j, a] = ST[a, j]
@@ -260,17 +367,69 @@ def intercept_sums(  # pragma: no cover - compiled
                     S[j, a] = s
         for a in dyn:
             x = Xk[a]
+            m = 0  # the columns that vary within clusters: products by passes over rows
             for e in range(p):
                 if const[a] or const[e]:
                     f = e if const[a] else a
                     g = a if const[a] else e
-                    s = _dot(mT[g], ST[f])
+                    s = _dot(mT[g] if dmask[g] else mT0[g], ST[f] if dmask[f] else ST0[f])
+                    XtX[k, a, e] = s
+                    XtX[k, e, a] = s
                 else:
-                    s = _dot(x, Xk[e] if dmask[e] else XT0[e])
-                XtX[k, a, e] = s
-                XtX[k, e, a] = s
-            Xty[k, a] = _dot(mT[a], Sy) if const[a] else _dot(x, y)
+                    pick[m] = e
+                    m += 1
+            if const[a]:
+                Xty[k, a] = _dot(mT[a], Sy)  # a changing column (in dyn)
+                continue
+            pick[m] = p  # and y
+            m += 1
+            t = 0
+            while t < m:  # four (two, one) products a pass, each summed as _dot sums it
+                w = 4 if m - t >= 4 else (2 if m - t >= 2 else 1)
+                for u in range(w):
+                    e = pick[t + u]
+                    cols[u] = y if e == p else (Xk[e] if dmask[e] else XT0[e])
+                if w == 4:
+                    got[0], got[1], got[2], got[3] = _dot4(x, cols[0], cols[1], cols[2], cols[3])
+                elif w == 2:
+                    got[0], got[1] = _dot2(x, cols[0], cols[1])
+                else:
+                    got[0] = _dot(x, cols[0])
+                for u in range(w):
+                    e = pick[t + u]
+                    if e == p:
+                        Xty[k, a] = got[u]
+                    else:
+                        XtX[k, a, e] = got[u]
+                        XtX[k, e, a] = got[u]
+                t += w
     return ZtX, XtX, Xty
+
+
+@_jit
+def fixed_columns(XT0, ZtX0, first, const):  # pragma: no cover - compiled
+    """The cluster sums (from ``ZtX0``) and, for the cluster-constant columns, the cluster
+    values (at each cluster's first observed row; 0 for others and empty clusters) of a
+    design by column, (p, J) each: what :func:`intercept_sums` reads of the columns no
+    imputation changes."""
+    p = XT0.shape[0]
+    J = ZtX0.shape[0]
+    ST = np.empty((p, J))
+    mT = np.zeros((p, J))
+    for a in range(p):
+        for j in range(J):
+            ST[a, j] = ZtX0[j, 0, a]
+        if const[a]:
+            for j in range(J):
+                if first[j] >= 0:
+                    mT[a, j] = XT0[a, first[j]]
+    return ST, mT
+
+
+@_jit
+def sum_of_squares(y):  # pragma: no cover - compiled
+    """y'y as :func:`step` takes it (summed as :func:`_dot` sums)."""
+    return _dot(y, y)
 
 
 @_jit
@@ -445,10 +604,12 @@ def step(  # pragma: no cover - compiled
     ones,
     XT0,
     dmask,
+    yty,
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
-    or 1 + the chain whose β precision did not factorise)."""
+    or 1 + the chain whose β precision did not factorise). ``yty``: y'y (:func:`sum_of_squares`,
+    computed once; read only for a random intercept)."""
     C = len(gens)
     p, n = XTs[0].shape
     J, q = Zty.shape
@@ -475,12 +636,13 @@ def step(  # pragma: no cover - compiled
     hb = np.empty(q)
     t1 = np.empty(q)
     zq = np.empty((J, q))
-    r = np.empty(n)
+    r = np.empty(0 if ones else n)  # residuals: a random intercept needs none (below)
     Wn = np.empty(q)
     fj = np.empty(J)
     rc = np.empty(J)
-    yty = _dot(y, y) if ones else 0.0
     W1 = np.empty((p + 1, J))
+    pick = np.empty(p + 1, dtype=np.int64)
+    wdot = np.empty(p + 1)
     G2 = np.empty((q, q))
     ha = np.empty(q)
     La = np.zeros((q, q))
@@ -520,14 +682,21 @@ def step(  # pragma: no cover - compiled
                 lj = np.sqrt(max(P[j, 0, 0], 1e-300))
                 Lj[j, 0, 0] = lj
                 fj[j] = 1.0 / (s2 * lj)  # one division for the cluster
+            Sk = ZtX[k, :, 0, :]
+            for a in range(p):  # row by row (W1's layout): half the time of j outside
+                wa = W1[a]
+                for j in range(J):
+                    wa[j] = Sk[j, a] * fj[j]
             for j in range(J):
-                for a in range(p):
-                    W1[a, j] = ZtX[k, j, 0, a] * fj[j]
                 W1[p, j] = Zty[j, 0] * fj[j]
-            for a in range(p):
+            for a in range(p):  # rows 0..a and p of W1 against row a, by passes of four
                 for e in range(a + 1):
-                    A[a, e] = _dot(W1[a], W1[e])
-                h[a] = _dot(W1[a], W1[p])
+                    pick[e] = e
+                pick[a + 1] = p
+                _dots(W1[a], W1, pick, a + 2, wdot)
+                for e in range(a + 1):
+                    A[a, e] = wdot[e]
+                h[a] = wdot[a + 1]
         for j in range(J if q > 1 else 0):
             if q == 2:  # the same operations as below, written out in scalars
                 l00 = np.sqrt(max(ZtZ_s[j, 0, 0] + Pinv[0, 0], 1e-300))
@@ -720,7 +889,7 @@ def step(  # pragma: no cover - compiled
         if ones and not rss >= 1e-3 * (yty + bxxb + nb):
             # cancellation (a sum of squares below a thousandth of its terms): the pass
             # over the rows, y - Xβ column by column, then the sum of squares
-            r[:] = y
+            r = y.copy()
             for a in range(p):  # column by column (the rows' sums side by side), the
                 xa = XTs[k][a] if dmask[a] else XT0[a]  # fixed columns from the shared design
                 ba = beta[a]
@@ -780,30 +949,441 @@ def step(  # pragma: no cover - compiled
 
 
 @_jit
-def draw_missing(  # pragma: no cover - compiled
-    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask
+def step_intercept(  # pragma: no cover - compiled
+    gens,
+    XTs,
+    xk,
+    y,
+    codes,
+    ZT,
+    ZtZ,
+    Zty,
+    split,
+    ZtX,
+    kept,
+    s2_in,
+    psi_in,
+    alpha_in,
+    scale_in,
+    floor,
+    beta_in,
+    nu,
+    mh_steps,
+    mh_step,
+    bidx,
+    bptr,
+    ones,
+    XT0,
+    dmask,
+    yty,
 ):
-    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis); x'β summed
-    column by column, the columns no imputation changes (not ``dmask``) read from the
-    shared design ``XmT0``."""
+    """:func:`_intercept_sums` (its arguments after ``XTs`` and ``y`` in the tuple
+    ``split``, then ``ZtX`` and ``kept``) and :func:`step` on its sums, in one call: the
+    sums are still in the cache when the step reads them."""
+    ZtX, XtX, Xty = _intercept_sums(
+        XTs,
+        y,
+        split[0],
+        split[1],
+        split[2],
+        split[3],
+        split[4],
+        split[5],
+        split[6],
+        split[7],
+        split[8],
+        split[9],
+        split[10],
+        split[11],
+        split[12],
+        ZtX,
+        kept,
+    )
+    return step(
+        gens,
+        XTs,
+        xk,
+        y,
+        codes,
+        ZT,
+        ZtZ,
+        Zty,
+        ZtX,
+        XtX,
+        Xty,
+        s2_in,
+        psi_in,
+        alpha_in,
+        scale_in,
+        floor,
+        beta_in,
+        nu,
+        mh_steps,
+        mh_step,
+        bidx,
+        bptr,
+        ones,
+        XT0,
+        dmask,
+        yty,
+    )
+
+
+@_jit
+def step_draw_place(  # pragma: no cover - compiled
+    gens,
+    XTs,
+    xk,
+    y,
+    codes,
+    ZT,
+    ZtZ,
+    Zty,
+    split,
+    ZtX,
+    kept,
+    s2_in,
+    psi_in,
+    alpha_in,
+    scale_in,
+    floor,
+    beta_in,
+    nu,
+    mh_steps,
+    mh_step,
+    bidx,
+    bptr,
+    ones,
+    XT0,
+    dmask,
+    yty,
+    XmTs,
+    codes_mis,
+    ZmT,
+    XmT0,
+    dmask_mis,
+    unit,
+    ones_mis,
+    x,
+    mis_idx,
+    mean,
+    sd,
+):
+    """:func:`step_intercept`, then (where the step succeeded) :func:`draw_place` from the
+    new β, b and σ², in one call; returns the step's results."""
+    got = step_intercept(
+        gens,
+        XTs,
+        xk,
+        y,
+        codes,
+        ZT,
+        ZtZ,
+        Zty,
+        split,
+        ZtX,
+        kept,
+        s2_in,
+        psi_in,
+        alpha_in,
+        scale_in,
+        floor,
+        beta_in,
+        nu,
+        mh_steps,
+        mh_step,
+        bidx,
+        bptr,
+        ones,
+        XT0,
+        dmask,
+        yty,
+    )
+    if got[7] == 0:
+        draws = np.empty((len(gens), XmTs[0].shape[1]))
+        _draws(
+            gens,
+            XmTs,
+            xk,
+            codes_mis,
+            ZmT,
+            got[0],
+            got[2],
+            got[4],
+            XmT0,
+            dmask_mis,
+            unit,
+            ones_mis,
+            draws,
+        )
+        place_draws(x, mis_idx, draws, mean, sd)
+    return got
+
+
+@_jit
+def draw_missing(  # pragma: no cover - compiled
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones
+):
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis): :func:`_draws`."""
+    out = np.empty((len(gens), XmTs[0].shape[1]))
+    _draws(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, out)
+    return out
+
+
+@_jit
+def draw_place(  # pragma: no cover - compiled
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, x, mis_idx, mean, sd
+):
+    """:func:`draw_missing` and :func:`place_draws` in one call (the draws are still in
+    the cache when they are placed and traced): each chain's draws written into its
+    column ``x[c]`` at the rows ``mis_idx``, their mean and SD into ``mean``, ``sd``."""
+    draws = np.empty((len(gens), XmTs[0].shape[1]))
+    _draws(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, draws)
+    place_draws(x, mis_idx, draws, mean, sd)
+
+
+@_jit
+def _fit_pass(fit, first, c0, w, b0, x0, b1, x1, b2, x2, b3, x3):  # pragma: no cover
+    """``fit[i] += b0 x0[i]``, then ``b1 x1[i]`` ... for the first ``w`` (1-4) columns in
+    one pass, the additions in that order (from ``c0`` instead of ``fit`` if ``first``)."""
+    n = fit.shape[0]
+    if w == 4:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = (((t + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]) + b3 * x3[i]
+    elif w == 3:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = ((t + b0 * x0[i]) + b1 * x1[i]) + b2 * x2[i]
+    elif w == 2:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = (t + b0 * x0[i]) + b1 * x1[i]
+    else:
+        for i in range(n):
+            t = c0 if first else fit[i]
+            fit[i] = t + b0 * x0[i]
+
+
+@_jit
+def _draws(  # pragma: no cover - compiled
+    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, out
+):
+    """``x'β + z'b_j + e`` on the missing rows of every chain (C, n_mis) into ``out``;
+    x'β summed column after column (up to four columns a pass over the rows,
+    :func:`_fit_pass`), the columns no imputation changes (not ``dmask``) read from the
+    shared design ``XmT0``, those of ones (``unit``: the intercept) and Z where it is a
+    column of ones (``ones``) not read at all (a product with 1.0 is exact)."""
     C = len(gens)
     p, n = XmTs[0].shape
     q = ZmT.shape[0]
-    out = np.empty((C, n))
     fit = np.empty(n)
     for c in range(C):
         gen = gens[c]
         sd = np.sqrt(s2[c])
-        fit[:] = 0.0
-        for a in range(p):
-            xa = XmTs[xk[c]][a] if dmask[a] else XmT0[a]
-            ba = beta[c, a]
+        # x'β = (((0 + β_0 x_0) + β_1 x_1) + ...) row by row, up to four columns a pass;
+        # leading columns of ones (the intercept) as one number: ba * 1.0 is ba
+        c0 = 0.0
+        a = 0
+        while a < p and unit[a]:
+            c0 += beta[c, a]
+            a += 1
+        first = True
+        while a < p:
+            if unit[a]:  # a column of ones further on: not read
+                for i in range(n):
+                    fit[i] += beta[c, a]
+                a += 1
+                continue
+            w = 0
+            while w < 4 and a + w < p and not unit[a + w]:
+                w += 1
+            xs = [XmTs[xk[c]][a + u] if dmask[a + u] else XmT0[a + u] for u in range(w)]
+            bs = [beta[c, a + u] for u in range(w)]
+            for _ in range(w, 4):  # unused places
+                xs.append(xs[0])
+                bs.append(0.0)
+            _fit_pass(fit, first, c0, w, bs[0], xs[0], bs[1], xs[1], bs[2], xs[2], bs[3], xs[3])
+            first = False
+            a += w
+        if first:  # no column read
+            fit[:] = c0
+        if ones:  # Z a column of ones: z'b_j is b_j, Z not read
             for i in range(n):
-                fit[i] += ba * xa[i]
+                zb = 0.0
+                zb += b[c, codes[i], 0]
+                out[c, i] = (fit[i] + zb) + sd * gen.standard_normal()
+            continue
         for i in range(n):
             g = codes[i]
             zb = 0.0
             for u in range(q):
                 zb += ZmT[u, i] * b[c, g, u]
             out[c, i] = (fit[i] + zb) + sd * gen.standard_normal()
+
+
+# -- the design refresh and the draws' placement (mlimpute.sampler.refresh_kernel) -------
+#: numpy's block size of its pairwise summation
+_BLOCK = 128
+
+
+@_jit
+def _block_sum(x, lo, n, m, sq):  # pragma: no cover - compiled
+    """numpy's sum of up to 128 values ``x[lo:lo + n]`` (with ``sq``: of the squares of
+    ``x - m``, each formed as numpy forms ``d = x - m; d * d``): a plain loop below 8
+    values, else eight running sums."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += _term(x[i], m, sq)
+        return res
+    r0, r1 = _term(x[lo], m, sq), _term(x[lo + 1], m, sq)
+    r2, r3 = _term(x[lo + 2], m, sq), _term(x[lo + 3], m, sq)
+    r4, r5 = _term(x[lo + 4], m, sq), _term(x[lo + 5], m, sq)
+    r6, r7 = _term(x[lo + 6], m, sq), _term(x[lo + 7], m, sq)
+    i = 8
+    top = n - n % 8
+    while i < top:
+        k = lo + i
+        r0 += _term(x[k], m, sq)
+        r1 += _term(x[k + 1], m, sq)
+        r2 += _term(x[k + 2], m, sq)
+        r3 += _term(x[k + 3], m, sq)
+        r4 += _term(x[k + 4], m, sq)
+        r5 += _term(x[k + 5], m, sq)
+        r6 += _term(x[k + 6], m, sq)
+        r7 += _term(x[k + 7], m, sq)
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += _term(x[lo + i], m, sq)
+        i += 1
+    return res
+
+
+@_jit
+def _term(v, m, sq):  # pragma: no cover - compiled
+    """A summand: v, or with ``sq`` the square of ``v - m``."""
+    if sq:
+        d = v - m
+        return d * d
+    return v
+
+
+@_jit
+def _pairwise(x, lo, n, m=0.0, sq=False):  # pragma: no cover - compiled
+    """Sum of ``x[lo:lo + n]`` (with ``sq``: of the squares of ``x - m``) in numpy's
+    pairwise order (``pairwise_sum`` of its ``add`` loop): :func:`_block_sum` up to 128
+    values, else the sums of the two halves (the first a multiple of 8 long) added. The
+    halving runs on an explicit stack, not by recursion (numba's cache does not keep
+    recursive functions reliably)."""
+    if n <= _BLOCK:
+        return _block_sum(x, lo, n, m, sq)
+    los = np.empty(64, dtype=np.int64)
+    ns = np.empty(64, dtype=np.int64)
+    phase = np.zeros(64, dtype=np.int64)
+    sums = np.empty(64)
+    sp = 0  # pending ranges
+    rp = 0  # finished sums
+    los[0], ns[0], phase[0] = lo, n, 0
+    sp = 1
+    while sp > 0:
+        t = sp - 1
+        k = ns[t]
+        if k <= _BLOCK:
+            sums[rp] = _block_sum(x, los[t], k, m, sq)
+            rp += 1
+            sp -= 1
+            continue
+        k2 = k // 2
+        k2 -= k2 % 8
+        if phase[t] == 0:  # the first half
+            phase[t] = 1
+            los[sp], ns[sp], phase[sp] = los[t], k2, 0
+            sp += 1
+        elif phase[t] == 1:  # the second half
+            phase[t] = 2
+            los[sp], ns[sp], phase[sp] = los[t] + k2, k - k2, 0
+            sp += 1
+        else:  # both done: first + second
+            rp -= 1
+            sums[rp - 1] = sums[rp - 1] + sums[rp]
+            sp -= 1
+    return sums[0]
+
+
+@_jit
+def _means_into(x, starts, counts, out):  # pragma: no cover - compiled
+    """Per-cluster means of ``x`` (rows sorted by cluster, every cluster non-empty) into
+    ``out``, as :meth:`Segments.mean <mlimpute.models.segments.Segments.mean>`."""
+    J = starts.shape[0]
+    n = x.shape[0]
+    for j in range(J):
+        s0 = starts[j]
+        e = starts[j + 1] if j + 1 < J else n
+        s = x[s0]
+        m = e - s0 - 1
+        if m > _BLOCK:
+            s += _pairwise(x, s0 + 1, m, 0.0, False)
+        elif m > 0:  # _pairwise's first branch, called directly: a third of the time
+            s += _block_sum(x, s0 + 1, m, 0.0, False)
+        out[j] = s / counts[j]
+
+
+@_jit
+def cluster_means(x, starts, counts):  # pragma: no cover - compiled
+    """Per-cluster means of ``x`` (J,), for the tests."""
+    out = np.empty(starts.shape[0])
+    _means_into(x, starts, counts, out)
     return out
+
+
+@_jit
+def refresh(
+    V, XO, XM, cols, src, kind, obs_idx, mis_idx, codes_obs, codes_mis, starts, counts
+):  # pragma: no cover - compiled
+    """Column ``cols[t]`` of every chain's design, observed rows ``XO`` (C, p, n_obs) and
+    missing rows ``XM`` (C, p, n_mis), from the chains' values ``V[src[t]]`` (C, n): the
+    values themselves at the rows ``obs_idx``/``mis_idx`` (``kind[t] == 0``) or their
+    cluster means at the rows' cluster codes (``kind[t] == 1``)."""
+    C = XO.shape[0]
+    means = np.empty(starts.shape[0])
+    for t in range(cols.shape[0]):
+        a = cols[t]
+        for c in range(C):
+            x = V[src[t], c]
+            if kind[t] == 0:
+                for i in range(obs_idx.shape[0]):
+                    XO[c, a, i] = x[obs_idx[i]]
+                for i in range(mis_idx.shape[0]):
+                    XM[c, a, i] = x[mis_idx[i]]
+            else:
+                _means_into(x, starts, counts, means)
+                for i in range(codes_obs.shape[0]):
+                    XO[c, a, i] = means[codes_obs[i]]
+                for i in range(codes_mis.shape[0]):
+                    XM[c, a, i] = means[codes_mis[i]]
+
+
+@_jit
+def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
+    """Each chain's draws (C, n_mis) written into its column ``x[c]`` at the rows
+    ``mis_idx``, and their mean and standard deviation into ``mean[c]`` and ``sd[c]``,
+    as :func:`mlimpute.sampler.batched._mean_sd_rows` computes them (numpy's pairwise
+    sums of the values and of the squared deviations, the same numbers)."""
+    C, n = draws.shape
+    for c in range(C):
+        row = draws[c]
+        xc = x[c]
+        for i in range(n):
+            xc[mis_idx[i]] = row[i]
+        if n == 0:
+            mean[c] = np.nan
+            sd[c] = 0.0
+            continue
+        m = _pairwise(row, 0, n, 0.0, False) / n
+        mean[c] = m
+        if n == 1:
+            sd[c] = 0.0
+            continue
+        sd[c] = np.sqrt(_pairwise(row, 0, n, m, True) / (n - 1))

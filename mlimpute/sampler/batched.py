@@ -25,7 +25,8 @@ the chains' imputed columns are then held in one array, a design that changes on
 imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
 and each visit's draws are written and traced by another
 (:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.sampler.refresh_kernel`: numpy's
-numbers bit for bit). The figures below are the numpy code's.
+numbers bit for bit). A chain run alone takes the same refresh and placement as a block
+of one (:mod:`mlimpute.sampler.engine`). The figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has
@@ -60,14 +61,13 @@ from mlimpute.models.ml_norm_batched import (
     random_slopes,
     step_block,
 )
-from mlimpute.sampler.batched_values import BlockRefresh, stack_values
+from mlimpute.sampler.batched_values import block_refreshes, missing_rows, stack_values
 from mlimpute.sampler.compatible_block import can_step_together, run_compatible_block
 from mlimpute.sampler.design import ClusterValues
 from mlimpute.sampler.engine import (
     ChainResult,
     ChainState,
     Plan,
-    _mean_sd,
     cluster_shifts,
     final_state,
     latent_shifts,
@@ -76,6 +76,7 @@ from mlimpute.sampler.engine import (
     start_values,
 )
 from mlimpute.sampler.ranefs import ranef_arrays
+from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
 
 __all__ = ["AUTO_MAX_ROWS", "AUTO_MAX_ROWS_SLOPES", "batch_size", "can_batch", "run_block"]
 
@@ -204,7 +205,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     on = _numba.enabled() and any(stacked.values())
     held = stack_values(values, list(names)) if on else None
     rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
-    refreshes = _block_refreshes(plan, held, datas, stacked)
+    refreshes = block_refreshes(plan, held, datas, stacked)
     if held is not None:
         from mlimpute.sampler.refresh_kernel import place_draws
 
@@ -259,7 +260,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
             mis = ds[0].mis_idx
             if level == 1 and isinstance(draws, np.ndarray) and name in rows:
                 # every chain's column, and the trace, by one compiled call
-                place_draws(rows[name], mis, draws, trace_mean, trace_sd)
+                place_draws(rows[name], missing_rows(ds[0]), draws, trace_mean, trace_sd)
                 mean[:, t, k], sd[:, t, k] = trace_mean, trace_sd
                 for c in range(C):
                     values[c].touch(name)
@@ -285,28 +286,6 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     return out
 
 
-def _block_refreshes(
-    plan: Plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
-) -> dict[str, BlockRefresh]:
-    """The stacked variables whose designs one compiled call refreshes for the block
-    whose values ``held`` holds (:mod:`mlimpute.sampler.batched_values`), their chains'
-    data in ``datas`` replaced by views of the block's arrays; nothing without ``held``."""
-    if held is None:
-        return {}
-    from mlimpute.models.ml_norm_compiled import prepare
-
-    out = {}
-    for name in plan.names:
-        if stacked[name]:
-            got = BlockRefresh.of(held, plan.data[name], plan.layout)
-            if got is not None:
-                prepare(plan.models[name], plan.data[name])  # from the plan's own design
-                out[name] = got
-                for c, d in enumerate(datas):
-                    d[name] = got.chain_data(plan.data[name], c)
-    return out
-
-
 def _shifted(
     draw: np.ndarray,
     name: str,
@@ -327,7 +306,7 @@ def _shifted(
 
 
 def _mean_sd_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~mlimpute.sampler.engine._mean_sd` of every row of ``x`` (C, n): a
+    """:func:`~mlimpute.sampler.trace_stats.mean_sd` of every row of ``x`` (C, n): a
     reduction along the rows of a C-ordered array sums each row as the one-row call does
     (numpy's pairwise summation over the same n values), so the figures are identical."""
     C, n = x.shape

@@ -23,7 +23,7 @@ from mlimpute.sampler.design import ModelData
 from mlimpute.sampler.values import Values
 from mlimpute.spec.formula import split_cmean_column
 
-__all__ = ["stack_values", "BlockRefresh"]
+__all__ = ["stack_values", "BlockRefresh", "block_refreshes", "kernel_rows", "missing_rows"]
 
 
 def stack_values(
@@ -46,6 +46,21 @@ def stack_values(
     return V, {n: k for k, n in enumerate(names)}
 
 
+def kernel_rows(a: np.ndarray) -> np.ndarray:
+    """Row positions or cluster codes as the compiled calls take them: int32 (half the
+    memory that every visit reads; int64 beyond 2**31 rows)."""
+    return a.astype(np.int32 if a.size < 2**31 - 1 else np.int64)
+
+
+def missing_rows(data: ModelData) -> np.ndarray:
+    """``data.mis_idx`` as :func:`kernel_rows` makes it (kept in ``data.cache``, which the
+    chains' copies share), for :func:`mlimpute.sampler.refresh_kernel.place_draws`."""
+    got = data.cache.get("kernel_mis_idx")
+    if got is None or got.shape != data.mis_idx.shape:
+        got = data.cache["kernel_mis_idx"] = kernel_rows(data.mis_idx)
+    return got
+
+
 class BlockRefresh:
     """The compiled refresh of one model's designs for a block of chains (see the module
     notes); :meth:`of` says whether the model's design qualifies."""
@@ -61,12 +76,13 @@ class BlockRefresh:
         self.cols = np.asarray(cols, dtype=np.int64)
         self.src = np.asarray(src, dtype=np.int64)
         self.kind = np.asarray(kind, dtype=np.int64)
-        self.obs_idx = data.obs_idx.astype(np.int64, copy=False)
-        self.mis_idx = data.mis_idx.astype(np.int64, copy=False)
-        self.codes_obs = data.seg_obs.codes.astype(np.int64, copy=False)
-        self.codes_mis = data.codes_mis.astype(np.int64, copy=False)
-        self.starts = layout.segments.starts.astype(np.int64, copy=False)
+        self.obs_idx = kernel_rows(data.obs_idx)
+        self.mis_idx = kernel_rows(data.mis_idx)
+        self.codes_obs = kernel_rows(data.seg_obs.codes)
+        self.codes_mis = kernel_rows(data.codes_mis)
+        self.starts = kernel_rows(layout.segments.starts)
         self.counts = layout.segments.counts.astype(np.int64, copy=False)
+        self._args: tuple | None = None
 
     @classmethod
     def of(
@@ -109,19 +125,34 @@ class BlockRefresh:
 
     def __call__(self) -> None:
         """Every chain's changing columns, from the chains' current values."""
-        from mlimpute.sampler.refresh_kernel import refresh
+        if self._args is None:  # the kernel and its arguments, bound at the first call
+            from mlimpute.sampler.refresh_kernel import refresh
 
-        refresh(
-            self.V,
-            self.XO,
-            self.XM,
-            self.cols,
-            self.src,
-            self.kind,
-            self.obs_idx,
-            self.mis_idx,
-            self.codes_obs,
-            self.codes_mis,
-            self.starts,
-            self.counts,
-        )
+            self._kernel = refresh
+            self._args = (self.V, self.XO, self.XM, self.cols, self.src, self.kind)
+            self._args += (self.obs_idx, self.mis_idx, self.codes_obs, self.codes_mis)
+            self._args += (self.starts, self.counts)
+        self._kernel(*self._args)
+
+
+def block_refreshes(
+    plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
+) -> dict[str, BlockRefresh]:
+    """The variables (``stacked`` true) whose designs one compiled call refreshes for the
+    block of chains whose values ``held`` holds (:func:`stack_values`), their chains'
+    data in ``datas`` (one dict a chain) replaced by views of the block's arrays; nothing
+    without ``held``. A chain run alone is a block of one."""
+    if held is None:
+        return {}
+    from mlimpute.models.ml_norm_compiled import prepare
+
+    out = {}
+    for name in plan.names:
+        if stacked.get(name):
+            got = BlockRefresh.of(held, plan.data[name], plan.layout)
+            if got is not None:
+                prepare(plan.models[name], plan.data[name])  # from the plan's own design
+                out[name] = got
+                for c, d in enumerate(datas):
+                    d[name] = got.chain_data(plan.data[name], c)
+    return out

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlimpute import _numba
 from mlimpute.errors import ChainError
+from mlimpute.models.ml_norm import MultilevelNormState, compiled_variables
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.chain_shifts import cluster_shifts, latent_shifts, shift_intercept
 from mlimpute.sampler.compatible import ANALYSIS, run_compatible_chain
@@ -205,10 +207,27 @@ def _steps(
     shift = dict(plan.spec.delta)  # sensitivity shifts: no random numbers, other models see them
     latent = latent_shifts(plan)  # categorical and count models: on the linear predictor
     cluster_shift = cluster_shifts(plan, seed)  # per-cluster shifts, from their own generator
+    rows, refreshes = _compiled_block(plan, values, datas, level2 | level3, latent)
+    # drawn, placed and traced by one compiled call: no shift between draw and placement
+    direct = {n for n in rows if n not in shift and n not in cluster_shift}
+    fast = {}
+    if rows:
+        from mlimpute.models.ml_norm_compiled import ChainKernels, draw_missing_chains
+        from mlimpute.sampler.batched_values import missing_rows
+        from mlimpute.sampler.refresh_kernel import place_draws
+
+        trace = np.empty((2, 1))
+        for n in direct:  # their calls' arguments prepared once
+            got = ChainKernels.of(plan.models[n], datas[n], rng, MultilevelNormState)
+            if got is not None:
+                fast[n] = got
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
-            if name in level2:
+            refresh = refreshes.get(name)
+            if refresh is not None:  # the compiled refresh, numpy's numbers
+                refresh()
+            elif name in level2:
                 view = ClusterValues(values, first, ranef_arrays(plan, name, states))
                 d.refresh(view, plan.cluster_static)
             elif name in level3:
@@ -216,10 +235,29 @@ def _steps(
                 d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
             else:
                 d.refresh(values, plan.static)
+            on = name in direct  # (the switch was read when the chain started)
+            ck = fast.get(name) if on else None
+            placed = (rows[name], missing_rows(d), trace[0], trace[1]) if on else None
+            drawn = False
             if done + t == 0:
                 states[name] = model.init(rng, d)
+            elif ck is not None:  # with the draws where one call can do both
+                states[name] = ck.step(states[name], placed)
+                drawn = ck.placed
             else:
                 states[name] = model.step(rng, states[name], d)
+            if on and (ck is not None or np.ndim(states[name].sigma2) == 0):
+                if ck is None:
+                    draw_missing_chains([rng], [states[name]], [d], placed)
+                elif not drawn:
+                    ck.draw_place(states[name], *placed)
+                values.touch(name)
+                mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
+                if ck is not None:
+                    ck.params(states[name], params[name][t])
+                else:
+                    params[name][t] = model.param_vector(states[name], d)
+                continue
             if name in latent:
                 index, delta, zi = latent[name]
                 u = cluster_shift.get(name)
@@ -233,6 +271,15 @@ def _steps(
             if name in cluster_shift and name not in latent:
                 u = cluster_shift[name]
                 draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
+            if name in rows:  # placed and traced by one compiled call, numpy's numbers
+                place_draws(rows[name], missing_rows(d), draw.reshape(1, -1), trace[0], trace[1])
+                values.touch(name)
+                mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
+                if ck is not None:
+                    ck.params(states[name], params[name][t])
+                else:
+                    params[name][t] = model.param_vector(states[name], d)
+                continue
             if name in level2:
                 cvals[name][d.mis_idx] = draw
                 values[name][:] = np.take(cvals[name], codes)
@@ -248,6 +295,38 @@ def _steps(
     imputed = {n: values[n][plan.missing_rows(n)] for n in names}
     final = final_state(plan, seed, done + T, imputed, states, rng)
     return ChainResult(imputed, mean, sd, params, final)
+
+
+def _compiled_block(
+    plan: Plan,
+    values: Values,
+    datas: dict[str, ModelData],
+    upper: set[str],
+    latent: dict,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """With the compiled step switched on (:mod:`mlimpute._numba`), a chain run alone as a
+    block of one (:mod:`mlimpute.sampler.batched_values`): its columns become views of one
+    array, the designs of the level-1 variables whose step the kernels run are refreshed by
+    one compiled call (their entries in ``datas`` replaced by views of the block's arrays)
+    and those variables' draws are placed and traced by the call that draws them (or, after
+    a ``delta=`` shift, by another); the numbers of the numpy refresh bit for bit.
+    Returns those variables' rows (1, n) and the refreshes; nothing where the switch is
+    off."""
+    if not _numba.enabled():
+        return {}, {}
+    served = {
+        n: n not in upper and n not in latent
+        for n in compiled_variables(plan.models, {n: plan.data[n] for n in plan.names})
+    }
+    if not any(served.values()):
+        return {}, {}
+    from mlimpute.sampler.batched_values import block_refreshes, stack_values
+
+    held = stack_values([values], list(plan.names))
+    if held is None:
+        return {}, {}
+    rows = {n: held[0][i] for n, i in held[1].items() if served.get(n)}
+    return rows, block_refreshes(plan, held, [datas], served)
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:

@@ -16,6 +16,7 @@
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -288,3 +289,47 @@ def test_residual_sum_of_squares_from_the_sums_or_the_rows(shift, monkeypatch):
     for a, b in zip(fast, plain, strict=True):
         _close(a.params["grade"], b.params["grade"])
         _close(a.imputed["grade"] - shift, b.imputed["grade"] - shift)
+
+
+def test_the_draws_skip_reading_only_columns_of_ones():
+    # the intercept and a Z of ones are added without being read (x * 1.0 is x); a
+    # column that is 1 on the observed rows only is read
+    plan = _plan(2, 2)
+    data = plan.data["grade"]
+    rows = compiled._MissingRows.of(data)
+    assert rows.unit.tolist() == [n == "Intercept" for n in data.X.names]
+    assert rows.ones
+    assert rows.codes.dtype == np.int32
+    d = plan.data["relation"]
+    Z = d.Z.mis.copy()
+    Z[0, 0] = 2.0  # Z not all ones on the missing rows: read
+    assert not compiled._MissingRows(replace(d, Z=replace(d.Z, mis=Z), cache={})).ones
+
+
+def test_a_chain_alone_takes_the_kernels_prepared_once_with_the_same_numbers(monkeypatch):
+    # ChainKernels (arguments bound once a chain) against the model's own calls
+    from mlimpute.sampler import engine
+
+    plan = _plan(2, 4, m=2)
+    seeds, _ = chain_seeds(3, 2)
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
+    made = []
+    real = compiled.ChainKernels.of
+
+    def counted(*args):
+        got = real(*args)
+        made.append(got is not None)
+        return got
+
+    monkeypatch.setattr(compiled.ChainKernels, "of", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+        assert made and all(made)
+        monkeypatch.setattr(engine, "_compiled_block", lambda *a: ({}, {}))
+        ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+    for a, b in zip(ref, got, strict=True):
+        for n in plan.names:
+            assert np.array_equal(a.imputed[n], b.imputed[n])
+            assert np.array_equal(a.params[n], b.params[n])
+        assert a.final.rng == b.final.rng

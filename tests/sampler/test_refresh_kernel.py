@@ -119,3 +119,34 @@ def test_the_kernels_fixed_arrays_are_the_plans_not_a_blocks(monkeypatch):
         fixed = compiled._Fixed.of(data)
         assert np.shares_memory(fixed.XT0, data.X.obs)
         assert np.shares_memory(compiled._MissingRows.of(data).XT0, data.X.mis)
+
+
+@pytest.mark.parametrize("formulas", [None, PRODUCT])
+def test_a_chain_run_alone_takes_the_compiled_refresh_with_numpys_numbers(formulas, monkeypatch):
+    # a chain run alone is a block of one: its designs refreshed and its draws placed by
+    # the compiled calls; the same draws as with the numpy refresh and placement
+    from mlimpute.sampler import engine, refresh_kernel
+
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
+    plan = _plan(formulas, iterations=4, m=2)
+    seeds, _ = chain_seeds(5, 2)
+    calls = []
+    real = refresh_kernel.refresh
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(refresh_kernel, "refresh", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+        assert len(calls) == 2 * 4 * (2 if formulas is None else 1)  # chains x iterations
+        monkeypatch.setattr(engine, "_compiled_block", lambda *a: ({}, {}))
+        ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
+    for a, b in zip(ref, got, strict=True):
+        for n in plan.names:
+            assert np.array_equal(a.imputed[n], b.imputed[n])
+            assert np.array_equal(a.params[n], b.params[n])
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.sd, b.sd)
+        assert a.final.rng == b.final.rng
