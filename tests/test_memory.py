@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import mlimpute  # noqa: F401  (registers the .mi accessor)
+from mlimpute import _numba
 from mlimpute.datasets import classroom
 from mlimpute.schema import param_var, row_dim
 
@@ -152,7 +153,11 @@ def test_chains_run_one_at_a_time_copy_no_design(monkeypatch):
     finally:
         tracemalloc.stop()
     assert copies == []
-    assert peak / base < 3.65, peak / base
+    # the compiled step (MLIMPUTE_NUMBA=1) also holds int32 copies of the rows' positions
+    # and cluster codes, the kernels' fixed arrays and the chain's columns in one array:
+    # measured 4.14x (5.04x while a chain run alone copied its designs for the kernels)
+    bound = 4.3 if _numba.enabled() else 3.65
+    assert peak / base < bound, peak / base
     shared = np.shares_memory(imp.data["skill"].to_numpy(), df["skill"].to_numpy())
     assert shared == _copy_on_write()  # pandas 2 without copy-on-write: a deep copy
 

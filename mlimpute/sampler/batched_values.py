@@ -65,14 +65,21 @@ class BlockRefresh:
     """The compiled refresh of one model's designs for a block of chains (see the module
     notes); :meth:`of` says whether the model's design qualifies."""
 
-    def __init__(self, V: np.ndarray, data: ModelData, cols, src, kind, layout) -> None:
+    def __init__(
+        self, V: np.ndarray, data: ModelData, cols, src, kind, layout, own: ModelData | None
+    ) -> None:
         C = V.shape[1]
         X = data.X
         self.V = V
-        self.XO = np.empty((C, X.obs.shape[1], X.obs.shape[0]))
-        self.XM = np.empty((C, X.mis.shape[1], X.mis.shape[0]))
-        self.XO[:] = X.obs.T
-        self.XM[:] = X.mis.T
+        if C == 1 and own is not None and _writable_columns(own):
+            # a chain run alone refreshes its own design in place (the plan's, or its copy
+            # while another thread holds the plan's): no copy of the design
+            self.XO, self.XM = own.X.obs.T[None], own.X.mis.T[None]
+        else:
+            self.XO = np.empty((C, X.obs.shape[1], X.obs.shape[0]))
+            self.XM = np.empty((C, X.mis.shape[1], X.mis.shape[0]))
+            self.XO[:] = X.obs.T
+            self.XM[:] = X.mis.T
         self.cols = np.asarray(cols, dtype=np.int64)
         self.src = np.asarray(src, dtype=np.int64)
         self.kind = np.asarray(kind, dtype=np.int64)
@@ -86,10 +93,15 @@ class BlockRefresh:
 
     @classmethod
     def of(
-        cls, stacked: tuple[np.ndarray, dict[str, int]] | None, data: ModelData, layout
+        cls,
+        stacked: tuple[np.ndarray, dict[str, int]] | None,
+        data: ModelData,
+        layout,
+        own: ModelData | None = None,
     ) -> BlockRefresh | None:
         """The refresh of ``data``'s design for the block whose values ``stacked`` holds
-        (:func:`stack_values`), or None where the chains refresh one by one: a design
+        (:func:`stack_values`; into ``own``, the design of a block of one chain, where
+        given), or None where the chains refresh one by one: a design
         with columns of another kind (products, transforms, means over other factors), a
         changing random part or further random terms, or empty clusters."""
         if stacked is None or not data.X.dynamic or data.X.slow or data.extra_terms:
@@ -115,7 +127,7 @@ class BlockRefresh:
             else:
                 return None
             cols.append(col)
-        return cls(V, data, cols, src, kind, layout)
+        return cls(V, data, cols, src, kind, layout, own)
 
     def chain_data(self, data: ModelData, c: int) -> ModelData:
         """Chain ``c``'s data: ``data`` with its design's rows views of this block's
@@ -135,13 +147,22 @@ class BlockRefresh:
         self._kernel(*self._args)
 
 
+def _writable_columns(data: ModelData) -> bool:
+    """Whether ``data``'s design rows are column-major and writable (each column one
+    contiguous run, as the refresh kernel writes them)."""
+    X = data.X
+    return all(a.flags.f_contiguous and a.flags.writeable for a in (X.obs, X.mis))
+
+
 def block_refreshes(
-    plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool]
+    plan, held: tuple | None, datas: list[dict], stacked: dict[str, bool], own: bool = False
 ) -> dict[str, BlockRefresh]:
     """The variables (``stacked`` true) whose designs one compiled call refreshes for the
     block of chains whose values ``held`` holds (:func:`stack_values`), their chains'
     data in ``datas`` (one dict a chain) replaced by views of the block's arrays; nothing
-    without ``held``. A chain run alone is a block of one."""
+    without ``held``. A chain run alone is a block of one; with ``own`` its designs in
+    ``datas`` are its own to write (the plan's while no other thread runs a chain, else
+    copies), and are refreshed in place."""
     if held is None:
         return {}
     from mlimpute.models.ml_norm_compiled import prepare
@@ -149,7 +170,8 @@ def block_refreshes(
     out = {}
     for name in plan.names:
         if stacked.get(name):
-            got = BlockRefresh.of(held, plan.data[name], plan.layout)
+            mine = datas[0][name] if own and len(datas) == 1 else None
+            got = BlockRefresh.of(held, plan.data[name], plan.layout, mine)
             if got is not None:
                 prepare(plan.models[name], plan.data[name])  # from the plan's own design
                 out[name] = got

@@ -307,7 +307,7 @@ def _compiled_block(
     """With the compiled step switched on (:mod:`mlimpute._numba`), a chain run alone as a
     block of one (:mod:`mlimpute.sampler.batched_values`): its columns become views of one
     array, the designs of the level-1 variables whose step the kernels run are refreshed by
-    one compiled call (their entries in ``datas`` replaced by views of the block's arrays)
+    one compiled call (in place: ``datas`` are this chain's own designs)
     and those variables' draws are placed and traced by the call that draws them (or, after
     a ``delta=`` shift, by another); the numbers of the numpy refresh bit for bit.
     Returns those variables' rows (1, n) and the refreshes; nothing where the switch is
@@ -326,7 +326,7 @@ def _compiled_block(
     if held is None:
         return {}, {}
     rows = {n: held[0][i] for n, i in held[1].items() if served.get(n)}
-    return rows, block_refreshes(plan, held, [datas], served)
+    return rows, block_refreshes(plan, held, [datas], served, own=True)
 
 
 def run_chains(plan: Plan, seeds: list[np.random.SeedSequence]) -> list[ChainResult]:
