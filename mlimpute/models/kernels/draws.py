@@ -13,8 +13,8 @@ from mlimpute.models.kernels.refresh import place_draws
 
 __all__ = ["draw_missing", "draw_place"]
 
-#: the hash of every kernel module's source (tests/models/kernels/test_sources.py)
-SOURCES = "f40a68ced3af67772e50ed1c297ff1cf0d47577c5fdea592ccab9b31bce02f64"
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
 
 
 @jit
@@ -31,9 +31,10 @@ def draw_missing(  # pragma: no cover - compiled
 def draw_place(  # pragma: no cover - compiled
     gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, x, mis_idx, mean, sd
 ):
-    """:func:`draw_missing` and :func:`place_draws` in one call (the draws are still in
-    the cache when they are placed and traced): each chain's draws written into its
-    column ``x[c]`` at the rows ``mis_idx``, their mean and SD into ``mean``, ``sd``."""
+    """:func:`draw_missing` and :func:`~mlimpute.models.kernels.refresh.place_draws` in
+    one call (the draws are still in the cache when they are placed and traced): each
+    chain's draws written into its column ``x[c]`` at the rows ``mis_idx``, their mean and
+    SD into ``mean``, ``sd``."""
     draws = np.empty((len(gens), XmTs[0].shape[1]))
     _draws(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, draws)
     place_draws(x, mis_idx, draws, mean, sd)

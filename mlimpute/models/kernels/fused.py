@@ -17,8 +17,8 @@ from mlimpute.models.kernels.sums import _intercept_sums
 
 __all__ = ["step_draw_place", "step_intercept"]
 
-#: the hash of every kernel module's source (tests/models/kernels/test_sources.py)
-SOURCES = "f40a68ced3af67772e50ed1c297ff1cf0d47577c5fdea592ccab9b31bce02f64"
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
 
 
 @jit
@@ -50,9 +50,10 @@ def step_intercept(  # pragma: no cover - compiled
     dmask,
     yty,
 ):
-    """:func:`_intercept_sums` (its arguments after ``XTs`` and ``y`` in the tuple
-    ``split``, then ``ZtX`` and ``kept``) and :func:`step` on its sums, in one call: the
-    sums are still in the cache when the step reads them."""
+    """:func:`~mlimpute.models.kernels.sums._intercept_sums` (its arguments after ``XTs``
+    and ``y`` in the tuple ``split``, then ``ZtX`` and ``kept``) and
+    :func:`~mlimpute.models.kernels.step.step` on its sums, in one call: the sums are
+    still in the cache when the step reads them."""
     ZtX, XtX, Xty = _intercept_sums(
         XTs,
         y,
@@ -142,8 +143,9 @@ def step_draw_place(  # pragma: no cover - compiled
     mean,
     sd,
 ):
-    """:func:`step_intercept`, then (where the step succeeded) :func:`draw_place` from the
-    new β, b and σ², in one call; returns the step's results."""
+    """:func:`step_intercept`, then (where the step succeeded)
+    :func:`~mlimpute.models.kernels.draws.draw_place` from the new β, b and σ², in one
+    call; returns the step's results."""
     got = step_intercept(
         gens,
         XTs,

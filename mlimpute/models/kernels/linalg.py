@@ -12,8 +12,8 @@ from mlimpute.models.kernels.options import jit
 
 __all__ = []
 
-#: the hash of every kernel module's source (tests/models/kernels/test_sources.py)
-SOURCES = "f40a68ced3af67772e50ed1c297ff1cf0d47577c5fdea592ccab9b31bce02f64"
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
 
 
 @jit
@@ -66,9 +66,9 @@ def _backward(L, b, x):  # pragma: no cover - compiled
 
 @jit
 def _solve_spd(A, h, L, mean):  # pragma: no cover - compiled
-    """``A⁻¹h`` into mean and A's Cholesky factor into L, with :func:`solve_spd`'s jitter
-    (1e-10, 1e-8, ... times the mean absolute diagonal) where A does not factorise;
-    False if nothing does."""
+    """``A⁻¹h`` into mean and A's Cholesky factor into L, with
+    :func:`~mlimpute.models.linalg.solve_spd`'s jitter (1e-10, 1e-8, ... times the mean
+    absolute diagonal) where A does not factorise; False if nothing does."""
     p = A.shape[0]
     if p == 0:
         return True

@@ -22,8 +22,8 @@ from mlimpute.models.kernels.sums import _dot, _dots
 
 __all__ = ["step"]
 
-#: the hash of every kernel module's source (tests/models/kernels/test_sources.py)
-SOURCES = "f40a68ced3af67772e50ed1c297ff1cf0d47577c5fdea592ccab9b31bce02f64"
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
 
 
 @jit
@@ -57,8 +57,9 @@ def step(  # pragma: no cover - compiled
 ):
     """Steps (0)-(4) for every chain c (its generator ``gens[c]``, its design ``xk[c]``
     of the K in XTs, ZtX, XtX, Xty). Returns β, E[β], b, E[b], σ², Ψ, α and a status (0,
-    or 1 + the chain whose β precision did not factorise). ``yty``: y'y (:func:`sum_of_squares`,
-    computed once; read only for a random intercept)."""
+    or 1 + the chain whose β precision did not factorise). ``yty``: y'y
+    (:func:`~mlimpute.models.kernels.sums.sum_of_squares`, computed once; read only for a
+    random intercept)."""
     C = len(gens)
     p, n = XTs[0].shape
     J, q = Zty.shape

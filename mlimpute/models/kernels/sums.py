@@ -13,8 +13,8 @@ from mlimpute.models.kernels.options import jit
 
 __all__ = ["design_sums", "fixed_columns", "intercept_sums", "response_sums", "sum_of_squares"]
 
-#: the hash of every kernel module's source (tests/models/kernels/test_sources.py)
-SOURCES = "f40a68ced3af67772e50ed1c297ff1cf0d47577c5fdea592ccab9b31bce02f64"
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
 
 
 @jit
@@ -271,7 +271,7 @@ def fixed_columns(XT0, ZtX0, first, const):  # pragma: no cover - compiled
 
 @jit
 def sum_of_squares(y):  # pragma: no cover - compiled
-    """y'y as :func:`step` takes it (summed as :func:`_dot` sums)."""
+    """y'y as :func:`~mlimpute.models.kernels.step.step` takes it (summed as :func:`_dot` sums)."""
     return _dot(y, y)
 
 
