@@ -4,7 +4,7 @@ when it runs, and what it is given.
 Importing this module imports numba: only code that has checked
 :func:`mlimpute._numba.enabled` imports it (:func:`mlimpute.models.ml_norm._kernel`), so
 numba stays an optional dependency. The kernels themselves are in
-:mod:`mlimpute.models.ml_norm_kernel`; here are
+:mod:`mlimpute.models.kernels`; here are
 
 * :func:`usable` and :func:`compiled_draws`: the models and data they serve;
 * :func:`step_chains` and :func:`draw_missing_chains`: a step, and the missing values'
@@ -12,7 +12,7 @@ numba stays an optional dependency. The kernels themselves are in
   :class:`~mlimpute.models.ml_norm.MultilevelNormState` objects;
 * for a random intercept with a changing design, the sums of the columns no imputation
   changes, computed once (``_Fixed.split``), so that each step sums only the changing
-  columns again (:func:`~mlimpute.models.ml_norm_kernel.intercept_sums`); the kernels
+  columns again (:func:`~mlimpute.models.kernels.sums.intercept_sums`); the kernels
   read those fixed columns from the one design the chains share;
 * what the kernels are given without copying: the fixed arrays of a model's data as
   read-only views (kept in ``data.cache``), the chains' changing designs as typed lists
@@ -33,17 +33,10 @@ from numba.typed import List
 
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.ml_norm_kernel import (
-    design_sums,
-    draw_missing,
-    draw_place,
-    fixed_columns,
-    response_sums,
-    step,
-    step_draw_place,
-    step_intercept,
-    sum_of_squares,
-)
+from mlimpute.models.kernels.draws import draw_missing, draw_place
+from mlimpute.models.kernels.fused import step_draw_place, step_intercept
+from mlimpute.models.kernels.step import step
+from mlimpute.models.kernels.sums import design_sums, fixed_columns, response_sums, sum_of_squares
 
 __all__ = [
     "ChainKernels",

@@ -15,14 +15,15 @@ refresh (``tests/sampler/test_refresh_kernel.py`` compares them exactly).
 :func:`place_draws` writes a visit's draws into the chains' columns and computes their
 trace mean and standard deviation, again numpy's numbers.
 
-The compiled functions themselves are in :mod:`mlimpute.models.ml_norm_kernel`, with the
-step's: its draws' kernel places and traces them too
-(:func:`~mlimpute.models.ml_norm_kernel.draw_place`), and numba's on-disk cache notices a
-change of a compiled function's own file only.
+The compiled functions themselves are in :mod:`mlimpute.models.kernels` (its
+:mod:`~mlimpute.models.kernels.refresh` and :mod:`~mlimpute.models.kernels.pairwise`),
+with the step's: its draws' kernel places and traces them too
+(:func:`~mlimpute.models.kernels.draws.draw_place`).
 """
 
 from __future__ import annotations
 
-from mlimpute.models.ml_norm_kernel import cluster_means, place_draws, refresh
+from mlimpute.models.kernels.pairwise import cluster_means
+from mlimpute.models.kernels.refresh import place_draws, refresh
 
 __all__ = ["cluster_means", "place_draws", "refresh"]

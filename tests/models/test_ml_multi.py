@@ -207,7 +207,7 @@ def test_draws_shape_dtype_and_bit_identity():
 
 def test_without_further_terms_same_draws_as_two_level_model(monkeypatch):
     # the numpy step of 2l.norm (its compiled step, with numba installed, agrees to
-    # round-off: tests/models/test_ml_norm_kernel.py)
+    # round-off: tests/models/test_ml_norm_compiled.py)
     monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
     d = example_three_level(n_schools=5, classes=3, pupils=6, rng=2, missing=0.3)
     from dataclasses import replace

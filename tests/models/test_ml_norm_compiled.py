@@ -27,10 +27,7 @@ from mlimpute import _numba  # noqa: E402
 from mlimpute.datasets import classroom  # noqa: E402
 from mlimpute.impute import impute  # noqa: E402
 from mlimpute.models import ml_norm_compiled as compiled  # noqa: E402
-from mlimpute.models import ml_norm_kernel as kernel  # noqa: E402
-from mlimpute.models.linalg import inv_wishart, solve_spd  # noqa: E402
 from mlimpute.models.ml_norm import _kernel  # noqa: E402
-from mlimpute.models.ml_norm_psi import _mh_2x2  # noqa: E402
 from mlimpute.rng import chain_seeds  # noqa: E402
 from mlimpute.sampler.batched import run_block  # noqa: E402
 from mlimpute.sampler.engine import build_plan, run_chain  # noqa: E402
@@ -152,36 +149,6 @@ def test_uncovered_random_parts_keep_the_numpy_step():
     assert not compiled.usable(plan.models["grade"], plan.data["grade"])  # 3x3 correlated
 
 
-def test_small_kernels_agree_with_the_numpy_functions():
-    rng = np.random.default_rng(3)
-    for k in (1, 2, 3):
-        B = rng.standard_normal((k + 2, k))
-        sub = B.T @ B + np.eye(k)
-        got = np.empty((k, k))
-        kernel._inv_wishart(np.random.default_rng(k), 7.5, sub, got)
-        np.testing.assert_allclose(got, inv_wishart(np.random.default_rng(k), 7.5, sub), 1e-12)
-    # the jitter of a singular precision, as solve_spd adds it
-    A = np.ones((3, 3))
-    h = np.arange(3.0)
-    L, mean = np.zeros((3, 3)), np.empty(3)
-    assert kernel._solve_spd(A, h, L, mean)
-    ref_mean, ref_L = solve_spd(A, h)
-    np.testing.assert_allclose(L, ref_L, rtol=1e-10)
-    np.testing.assert_allclose(mean, ref_mean, atol=1e-9 * np.abs(ref_mean).max())  # cond 1e10
-    # the collapsed 2x2 MH step and α | Ψ
-    J = 12
-    Zc = rng.standard_normal((J, 5, 2))
-    ZtZ_s = np.einsum("jnq,jnr->jqr", Zc, Zc)
-    cc = rng.standard_normal((J, 2))
-    psi = np.array([[1.0, 0.3], [0.3, 0.5]])
-    scale = np.array([1.5, 0.8])
-    got_psi, alpha = psi.copy(), np.array([0.7, -1.2])
-    kernel._mh_2x2(np.random.default_rng(1), got_psi, alpha, ZtZ_s, cc, scale, 2.0, 20, 0.6)
-    ref = _mh_2x2(np.random.default_rng(1), psi, ZtZ_s, cc, scale, 2.0, 20, 0.6)
-    np.testing.assert_allclose(got_psi, ref, rtol=1e-12)
-    assert alpha[0] > 0 > alpha[1]
-
-
 def test_split_designs_run_the_kernel_chain_by_chain(monkeypatch):
     # many rows per cluster: the numpy step splits the design (not stacked over chains);
     # the kernel needs no split and serves every chain alone
@@ -212,39 +179,6 @@ def test_data_with_the_kernels_arrays_pickles(numba_on):
         got = run_chain(again, k, s)
         for n in plan.names:
             assert np.array_equal(ref[k].imputed[n], got.imputed[n])
-
-
-def test_intercept_sums_agree_with_the_plain_sums():
-    # a random intercept with a changing design: only the changing columns are summed
-    # again, cluster-constant ones per cluster; the same sums to round-off (each ~1e-16
-    # relative, tolerance 1e-13), also with a cluster that has no observed rows
-    from numba.typed import List
-
-    d = classroom(2, rng=1)
-    df = d.incomplete.copy()
-    df.loc[df["class"] == df["class"].iloc[0], "relation"] = np.nan
-    plan = build_plan(df, build_spec(df, d.imputation, m=1, iterations=1))
-    rng = np.random.default_rng(8)
-    for name in plan.names:
-        data = plan.data[name]
-        fx = compiled._Fixed.of(data)
-        assert fx.split is not None
-        designs = []
-        for _ in range(3):
-            X = data.X.obs.copy(order="F")
-            for col, factors in data.X.fast:  # new values, cluster means constant
-                if factors[0].startswith("cmean("):
-                    X[:, col] = rng.normal(size=fx.J)[fx.codes]
-                else:
-                    X[:, col] = rng.normal(5.0, 3.0, X.shape[0])
-            designs.append(compiled._read_only(X.T))
-        XTs = List(designs)
-        ref = kernel.design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
-        got = kernel.intercept_sums(XTs, fx.y, *fx.split)
-        for a, b in zip(got, ref, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * np.abs(b).max())
-    first = compiled._Fixed.of(plan.data["relation"]).split[4]
-    assert (first == -1).sum() == 1  # the cluster without observed rows
 
 
 def test_a_class_level_variable_with_class_means_agrees_with_the_numpy_step(monkeypatch):

@@ -1,0 +1,68 @@
+"""The compiled design refresh of a block of chains and the draws' placement and trace
+(offered by :mod:`mlimpute.sampler.refresh_kernel`): numpy's numbers bit for bit.
+
+Importing this module imports numba (:mod:`mlimpute.models.kernels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlimpute.models.kernels.options import jit
+from mlimpute.models.kernels.pairwise import _means_into, _pairwise
+
+__all__ = ["place_draws", "refresh"]
+
+#: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
+SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
+
+
+@jit
+def refresh(
+    V, XO, XM, cols, src, kind, obs_idx, mis_idx, codes_obs, codes_mis, starts, counts
+):  # pragma: no cover - compiled
+    """Column ``cols[t]`` of every chain's design, observed rows ``XO`` (C, p, n_obs) and
+    missing rows ``XM`` (C, p, n_mis), from the chains' values ``V[src[t]]`` (C, n): the
+    values themselves at the rows ``obs_idx``/``mis_idx`` (``kind[t] == 0``) or their
+    cluster means at the rows' cluster codes (``kind[t] == 1``)."""
+    C = XO.shape[0]
+    means = np.empty(starts.shape[0])
+    for t in range(cols.shape[0]):
+        a = cols[t]
+        for c in range(C):
+            x = V[src[t], c]
+            if kind[t] == 0:
+                for i in range(obs_idx.shape[0]):
+                    XO[c, a, i] = x[obs_idx[i]]
+                for i in range(mis_idx.shape[0]):
+                    XM[c, a, i] = x[mis_idx[i]]
+            else:
+                _means_into(x, starts, counts, means)
+                for i in range(codes_obs.shape[0]):
+                    XO[c, a, i] = means[codes_obs[i]]
+                for i in range(codes_mis.shape[0]):
+                    XM[c, a, i] = means[codes_mis[i]]
+
+
+@jit
+def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
+    """Each chain's draws (C, n_mis) written into its column ``x[c]`` at the rows
+    ``mis_idx``, and their mean and standard deviation into ``mean[c]`` and ``sd[c]``,
+    as :func:`mlimpute.sampler.batched._mean_sd_rows` computes them (numpy's pairwise
+    sums of the values and of the squared deviations, the same numbers)."""
+    C, n = draws.shape
+    for c in range(C):
+        row = draws[c]
+        xc = x[c]
+        for i in range(n):
+            xc[mis_idx[i]] = row[i]
+        if n == 0:
+            mean[c] = np.nan
+            sd[c] = 0.0
+            continue
+        m = _pairwise(row, 0, n, 0.0, False) / n
+        mean[c] = m
+        if n == 1:
+            sd[c] = 0.0
+            continue
+        sd[c] = np.sqrt(_pairwise(row, 0, n, m, True) / (n - 1))
