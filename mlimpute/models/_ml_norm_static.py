@@ -3,7 +3,9 @@
 :func:`static` caches, per model data (shared by all chains), the random design's
 per-cluster ``Z'Z``, whether Z is a plain random intercept, which Ψ entries are traced,
 and — for many rows per cluster — the split of the fixed design into columns that vary
-within clusters and columns constant within them (:func:`split_stats`).
+within clusters and columns constant within them (:func:`split_stats`), with the cluster
+sums of the columns no imputation changes and of the observed response, which every step
+would otherwise sum again.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class Static:
 class Split:
     """Columns of X that vary within clusters (``rows``) and that do not (``consts``: the
     intercept, cluster means, level-2 variables), with the first observed row of each
-    non-empty cluster and the index grids of the blocks of X'X."""
+    non-empty cluster and the index grids of the blocks of X'X; the cluster sums of the
+    ``rows`` columns no imputation changes and of the observed response (the same sums
+    a step would make)."""
 
     rows: np.ndarray
     consts: np.ndarray
@@ -50,6 +54,13 @@ class Split:
     cc: tuple
     #: ``rows`` as a slice when they are adjacent columns (R is then a view of X)
     row_slice: slice | None = None
+    #: positions in ``rows`` of the columns imputations change (summed at every step)
+    row_dynamic: np.ndarray | None = None
+    #: (J, len(rows)): cluster sums of the other ``rows`` columns (0 for the changing ones)
+    row_sums: np.ndarray | None = None
+    #: the observed response the cluster sums ``y_sums`` are of (the model data's)
+    y: np.ndarray | None = None
+    y_sums: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: ModelData) -> Split | None:
@@ -68,6 +79,16 @@ class Split:
         values[seg.nonempty] = X[seg.starts][:, consts]
         values[:, dynamic] = 0.0
         values.setflags(write=False)
+        row_dynamic = np.array([k for k, c in enumerate(rows) if c in changing], dtype=np.intp)
+        # the sums a step's reduceat over R would give these columns (column by column
+        # the same sums, bit for bit); the changing ones are left at 0
+        row_sums = np.zeros((seg.n_clusters, rows.size))
+        for k, c in enumerate(rows):
+            if k not in row_dynamic:
+                row_sums[:, k] = seg.sum(X[:, c])
+        row_sums.setflags(write=False)
+        y_sums = seg.sum(data.y_obs)
+        y_sums.setflags(write=False)
         return cls(
             rows,
             consts,
@@ -81,6 +102,10 @@ class Split:
             np.ix_(consts, rows),
             np.ix_(consts, consts),
             _as_slice(rows),
+            row_dynamic,
+            row_sums,
+            data.y_obs,
+            y_sums,
         )
 
 
@@ -108,7 +133,9 @@ def split_stats(
     ``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y`` and C's cluster sums ``n_j m_j``
     cost O(J·p²). In the wide benchmark half the columns are cluster means: the step's
     cross-products cost a third. Same quantities, different rounding (about 1e-16
-    relative).
+    relative). The cluster sums of the columns of R no imputation changes, and of y
+    where it is the model data's observed response, are the ones :class:`Split` keeps
+    (the same numbers): only the changing columns are summed over the rows again.
     """
     J, p = seg.n_clusters, X.shape[1]
     if split.row_slice is not None and X.flags.f_contiguous:
@@ -116,10 +143,20 @@ def split_stats(
     else:
         R = X[:, split.rows]
     M = split.static_values.copy()  # (J, c): static columns cached, dynamic ones gathered
+    every = split.first.size == J  # no empty cluster: M's rows are the clusters' first rows
     for k in split.dynamic:
-        M[split.nonempty, k] = X[:, split.consts[k]][split.first]
+        if every:
+            np.take(X[:, split.consts[k]], split.first, out=M[:, k], mode="clip")
+        else:
+            M[split.nonempty, k] = X[:, split.consts[k]][split.first]
     nM = split.counts[:, None] * M
-    S_R, S_y = seg.sum(R), seg.sum(y)
+    if split.row_sums is None:
+        S_R = seg.sum(R)
+    else:  # (J, len(rows)) C-ordered, as seg.sum(R) gives it
+        S_R = split.row_sums.copy()
+        for k in split.row_dynamic:
+            S_R[:, k] = seg.sum(R[:, k])
+    S_y = split.y_sums if y is split.y and split.y_sums is not None else seg.sum(y)
     S = np.empty((J, p))
     S[:, split.rows] = S_R
     S[:, split.consts] = nM

@@ -92,3 +92,47 @@ def test_rhat_table_matches_rhat_of_each_variable():
         params = per_var[f"{name}:params"]
         for p, v in zip(params[f"{name}:param"].values, params.values, strict=True):
             assert got[(name, str(p))] == v or (np.isnan(v) and np.isnan(got[(name, str(p))]))
+
+
+def _split_plan_data(monkeypatch, formula, empty_cluster):
+    """A plan's 2l.norm data for ``y`` on the split path, with its design's changing
+    columns overwritten by new values (as a chain's refresh would)."""
+    from mlimpute.sampler.engine import build_plan
+    from mlimpute.spec.build import build_spec
+
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
+    df = _clustered().drop(columns="b")
+    df["s"] = np.random.default_rng(4).normal(size=len(df))  # level 1, complete
+    if empty_cluster:
+        df.loc[df["g"] == 7, "y"] = np.nan  # a cluster without an observed y
+    spec = build_spec(df, {"y": formula, "x": "~ y + (1 | g)"}, m=1)
+    d = build_plan(df, spec).data["y"]
+    X = np.asfortranarray(d.X.obs.copy())
+    rng = np.random.default_rng(9)
+    for c, _ in d.X.fast:
+        X[:, c] = rng.normal(size=X.shape[0])
+    return d, X
+
+
+@pytest.mark.parametrize(
+    ("formula", "empty_cluster"),
+    [
+        ("~ x + w + s + cmean(x) + (1 | g)", True),  # changing/fixed columns interleaved
+        ("~ w + x + s + cmean(x) + (1 | g)", False),  # the varying ones adjacent
+    ],
+)
+def test_split_sums_kept_for_fixed_columns_are_the_step_sums(monkeypatch, formula, empty_cluster):
+    # the cluster sums Split keeps (fixed columns of R, the observed y) give split_stats
+    # the numbers it computes without them, bit for bit
+    from dataclasses import replace
+
+    d, X = _split_plan_data(monkeypatch, formula, empty_cluster)
+    split = _ml_norm_static.Split.of(d)
+    assert split is not None and split.row_dynamic.size == 1 and split.row_sums is not None
+    assert (split.first.size < d.n_clusters) == empty_cluster
+    plain = replace(split, row_sums=None, y=None, y_sums=None)
+    for y in (d.y_obs, d.y_obs * 1.5):
+        got = _ml_norm_static.split_stats(X, y, d.seg_obs, split)
+        want = _ml_norm_static.split_stats(X, y, d.seg_obs, plain)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
