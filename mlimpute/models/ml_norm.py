@@ -208,10 +208,15 @@ class MultilevelNorm:
         chain pays at every run; moments put Ψ and σ² in the right region at O(n) cost.
         With ``sigma2`` given (latent-variable models: 1) the residual variance is fixed and
         the prior scales refer to that unit scale. With ``weights`` (see :meth:`gibbs`) the
-        start of β is weighted least squares.
+        start of β is weighted least squares. On the split path (many rows per cluster)
+        the start's normal equations and its step's cluster statistics are one
+        computation.
         """
-        state = self._start_state(data, y, sigma2, weights)
-        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights)
+        stats = None
+        if weights is None and static(data).split is not None:
+            stats = self.cluster_stats(data, y)
+        state = self._start_state(data, y, sigma2, weights, stats)
+        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights, stats)
 
     def _start_state(
         self,
@@ -219,8 +224,10 @@ class MultilevelNorm:
         y: np.ndarray,
         sigma2: float | None = None,
         weights: np.ndarray | None = None,
+        stats: _ClusterStats | None = None,
     ) -> MultilevelNormState:
-        """:meth:`start`'s state before its Gibbs step (no random numbers)."""
+        """:meth:`start`'s state before its Gibbs step (no random numbers); ``stats``:
+        :meth:`cluster_stats` of ``(data, y)`` when the caller has them."""
         X, Z = data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
         if sigma2 is not None:
@@ -228,12 +235,15 @@ class MultilevelNorm:
         else:
             sd_y = float(np.std(y)) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
-        sd_z = np.std(Z, axis=0)
-        tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
-        scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
+        if static(data).ones:  # a column of ones: SD 0, so each scale is sd(y)
+            scale = np.full(q, sd_y)
+        else:
+            sd_z = np.std(Z, axis=0)
+            tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
+            scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
         scale = scale * self.prior_scale
         if weights is None:
-            beta = _start_beta(X, y, data)
+            beta = _start_beta(X, y, data, stats)
         else:
             sw = np.sqrt(weights)
             beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]

@@ -12,21 +12,27 @@ import numpy as np
 from mlimpute.models._ml_norm_static import split_stats, static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import solve_spd
+from mlimpute.models.ml_norm_stats import _ClusterStats
 from mlimpute.models.segments import Segments
 
 __all__: list[str] = []
 
 
-def _start_beta(X: np.ndarray, y: np.ndarray, data: ModelData) -> np.ndarray:
+def _start_beta(
+    X: np.ndarray, y: np.ndarray, data: ModelData, stats: _ClusterStats | None = None
+) -> np.ndarray:
     """Least squares of y on X: from the normal equations (built by
-    :func:`~mlimpute.models._ml_norm_static.split_stats`) where the design is split, else
-    by ``lstsq`` (SVD; 7 ms for 24,000 × 28 rows, where the normal equations cost 1 ms).
-    Only a starting point."""
+    :func:`~mlimpute.models._ml_norm_static.split_stats`, or taken from ``stats`` where
+    they hold them) where the design is split, else by ``lstsq`` (SVD; 7 ms for
+    24,000 × 28 rows, where the normal equations cost 1 ms). Only a starting point."""
     if not X.shape[1]:
         return np.zeros(0)
     split = static(data).split
     if split is not None:
-        XtX, Xty = split_stats(X, y, data.seg_obs, split)[2:4]
+        if stats is not None and stats.XtX is not None:
+            XtX, Xty = stats.XtX, stats.Xty
+        else:
+            XtX, Xty = split_stats(X, y, data.seg_obs, split)[2:4]
         try:
             return solve_spd(XtX, Xty)[0]
         except np.linalg.LinAlgError:
