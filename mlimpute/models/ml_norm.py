@@ -342,7 +342,11 @@ class MultilevelNorm:
         # (3) σ² | β, b
         hyper = state.sigma_hyper
         if sigma2 is None:
-            resid = np.subtract(r, Wn @ alpha, out=r)  # r is not needed after this
+            if Wn.shape[1] == 1:  # Wn @ alpha of one column: its products, in Wn's place
+                zb = np.multiply(Wn[:, 0], alpha[0], out=Wn[:, 0])
+            else:
+                zb = Wn @ alpha
+            resid = np.subtract(r, zb, out=r)  # r is not needed after this
             if weights is not None:
                 resid = resid * np.sqrt(weights)
             sigma2, hyper = self._draw_sigma2(rng, resid, seg, state)
