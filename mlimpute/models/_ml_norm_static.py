@@ -124,9 +124,10 @@ SPLIT_MIN_CELLS = 100_000
 
 def split_stats(
     X: np.ndarray, y: np.ndarray, seg: Segments, split: Split
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """Per-cluster sums of X and y, X'X and X'y, with the cluster-constant columns done
-    per cluster; also R and M below.
+    per cluster; also R and M below, and last the (J, p + 1) array ``[S S_y]`` whose
+    first p columns the sums of X are.
 
     With X = [R C], C constant within clusters (value m_j in cluster j, n_j rows), only R
     needs passes over the rows: ``R'R``, ``R'y`` and the cluster sums ``S_R``; then
@@ -157,9 +158,13 @@ def split_stats(
         for k in split.row_dynamic:
             S_R[:, k] = seg.sum(R[:, k])
     S_y = split.y_sums if y is split.y and split.y_sums is not None else seg.sum(y)
-    S = np.empty((J, p))
+    # the cluster sums of X with those of y beside them: [S S_y] is the step's C_j (no
+    # concatenation there); S and the returned S_y are views of it and the kept sums
+    SC = np.empty((J, p + 1))
+    S = SC[:, :p]
     S[:, split.rows] = S_R
     S[:, split.consts] = nM
+    SC[:, p] = S_y
     XtX = np.empty((p, p))
     XtX[split.rr] = R.T @ R
     RC = S_R.T @ M
@@ -169,7 +174,7 @@ def split_stats(
     Xty = np.empty(p)
     Xty[split.rows] = R.T @ y
     Xty[split.consts] = M.T @ S_y
-    return S, S_y, XtX, Xty, R, M
+    return S, S_y, XtX, Xty, R, M, SC
 
 
 def static(data: ModelData) -> Static:

@@ -70,6 +70,8 @@ class _ClusterStats:
     Xty: np.ndarray | None = None
     R: np.ndarray | None = None
     M: np.ndarray | None = None
+    #: ``[Z'X Z'y]`` (J, q, p + 1) where the sums were made side by side (split path)
+    C: np.ndarray | None = None
 
 
 def _cluster_stats(
@@ -86,8 +88,10 @@ def _cluster_stats(
     """
     ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
     if split is not None:
-        ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
-        return _ClusterStats(ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M)
+        ZtX, Zty, XtX, Xty, R, M, C = split_stats(X, y, seg, split)
+        return _ClusterStats(
+            ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M, C[:, None, :]
+        )
     if st.ones:
         return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
     return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
@@ -116,12 +120,16 @@ def _cluster_precision(
     """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
     (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
     written out, as the general calls compute them."""
-    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
     if q == 1:
         P = ZtZ_s + 1.0 / psi
         L = np.sqrt(P)
-        np.divide(C, w.s2d, out=C)  # C / σ² / L, in C's place
+        if stats.C is not None:  # [Z'X Z'y] made side by side: C / σ² / L, one new array
+            C = np.divide(stats.C, w.s2d)
+        else:
+            C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
+            np.divide(C, w.s2d, out=C)  # C / σ² / L, in C's place
         return P, L, np.divide(C, L, out=C)
+    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
     P = ZtZ_s + np.linalg.inv(psi)
     L = chol_batched(P)
     return P, L, forward_batched(L, C / w.s2d)
