@@ -10,6 +10,7 @@ would otherwise sum again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,7 +124,7 @@ SPLIT_MIN_CELLS = 100_000
 
 
 def split_stats(
-    X: np.ndarray, y: np.ndarray, seg: Segments, split: Split
+    X: np.ndarray, y: np.ndarray, seg: Segments, split: Split, known: Mapping | None = None
 ) -> tuple[np.ndarray, ...]:
     """Per-cluster sums of X and y, X'X and X'y, with the cluster-constant columns done
     per cluster; also R and M below, and last the (J, p + 1) array ``[S S_y]`` whose
@@ -137,6 +138,9 @@ def split_stats(
     relative). The cluster sums of the columns of R no imputation changes, and of y
     where it is the model data's observed response, are the ones :class:`Split` keeps
     (the same numbers): only the changing columns are summed over the rows again.
+    ``known`` (the design block's ``cluster_values``, where it has them) gives the
+    per-cluster values a changing cluster-constant column of X was gathered from, read
+    instead of the column's first row in each cluster (the same numbers).
     """
     J, p = seg.n_clusters, X.shape[1]
     if split.row_slice is not None and X.flags.f_contiguous:
@@ -146,10 +150,17 @@ def split_stats(
     M = split.static_values.copy()  # (J, c): static columns cached, dynamic ones gathered
     every = split.first.size == J  # no empty cluster: M's rows are the clusters' first rows
     for k in split.dynamic:
-        if every:
-            np.take(X[:, split.consts[k]], split.first, out=M[:, k], mode="clip")
+        c = split.consts[k]
+        hit = known.get(c) if known else None
+        if hit is not None and hit[0] is X:  # X[:, c] is hit[1] gathered by cluster code
+            if every:
+                M[:, k] = hit[1]
+            else:
+                M[split.nonempty, k] = hit[1][split.nonempty]
+        elif every:
+            np.take(X[:, c], split.first, out=M[:, k], mode="clip")
         else:
-            M[split.nonempty, k] = X[:, split.consts[k]][split.first]
+            M[split.nonempty, k] = X[:, c][split.first]
     nM = split.counts[:, None] * M
     if split.row_sums is None:
         S_R = seg.sum(R)

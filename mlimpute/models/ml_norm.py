@@ -276,7 +276,8 @@ class MultilevelNorm:
         """The per-cluster sums :meth:`gibbs` computes first (``Z'Z``, ``Z'X``, ``Z'y``; one
         residual variance, no row weights), for a caller that needs them before the step."""
         st = static(data)
-        return _cluster_stats(data.X.obs, data.Z.obs, y, data.seg_obs, st, split=st.split)
+        known = getattr(data.X, "cluster_values", None)
+        return _cluster_stats(data.X.obs, data.Z.obs, y, data.seg_obs, st, st.split, known)
 
     def gibbs(
         self,
@@ -307,7 +308,9 @@ class MultilevelNorm:
             w = w.with_rows(weights)
             stats = _weighted_cluster_stats(X, Z, y, seg, w.wr, st.ones)
         elif stats is None or w.het:
-            stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
+            split = None if w.het else st.split
+            known = getattr(data.X, "cluster_values", None)
+            stats = _cluster_stats(X, Z, y, seg, st, split, known)
         ZtZ_s = stats.ZtZ / w.s2d
         psi, alpha = state.psi, state.alpha
         if self.prior != "iw" and self.mh_steps and st.mh:

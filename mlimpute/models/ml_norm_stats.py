@@ -75,7 +75,13 @@ class _ClusterStats:
 
 
 def _cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static, split: Split | None
+    X: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    seg: Segments,
+    st: Static,
+    split: Split | None,
+    known: dict | None = None,
 ) -> _ClusterStats:
     """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
 
@@ -85,10 +91,11 @@ def _cluster_stats(
     * **general**: sums of the row products ``z_i x_i'`` and ``z_i y_i``.
 
     ``Z'Z`` is the plan's cached one when Z does not change with the imputations.
+    ``known``: the design block's ``cluster_values`` (for :func:`split_stats`).
     """
     ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
     if split is not None:
-        ZtX, Zty, XtX, Xty, R, M, C = split_stats(X, y, seg, split)
+        ZtX, Zty, XtX, Xty, R, M, C = split_stats(X, y, seg, split, known)
         return _ClusterStats(
             ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M, C[:, None, :]
         )

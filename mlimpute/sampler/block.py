@@ -38,6 +38,10 @@ class Block:
     spec: object = None
     #: further factors' cluster codes of the rows (:meth:`_factor_codes`)
     _codes: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the per-cluster values the last refresh gathered each ``cmean(x)`` column from:
+    #: column -> (the observed rows' array written, the values by cluster code); a model
+    #: reads them only for that array (the rows' values are these, gathered)
+    cluster_values: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dynamic(self) -> bool:
@@ -124,7 +128,9 @@ class Block:
             if means is not None:
                 means.take(codes[0], out=self.obs[:, col], mode="clip")
                 means.take(codes[1], out=self.mis[:, col], mode="clip")
+                self.cluster_values[col] = (self.obs, means)
                 continue
+            self.cluster_values.pop(col, None)
             per = values.factor_means(factors[0]) if per_cluster and len(factors) == 1 else None
             if per is not None:  # cmean(x, school): from the school means, as cmean(x) above
                 fo, fm = self._factor_codes(factors[0], per[1], obs_idx, mis_idx)

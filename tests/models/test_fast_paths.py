@@ -136,3 +136,37 @@ def test_split_sums_kept_for_fixed_columns_are_the_step_sums(monkeypatch, formul
         want = _ml_norm_static.split_stats(X, y, d.seg_obs, plain)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("empty_cluster", [True, False])
+def test_split_reads_the_refreshed_cluster_means_as_the_column_holds_them(
+    monkeypatch, empty_cluster
+):
+    # after a refresh the design block keeps the per-cluster means a cmean() column was
+    # gathered from; split_stats reads them instead of the column and gets its numbers
+    from mlimpute.sampler.engine import build_plan, start_values
+    from mlimpute.spec.build import build_spec
+
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
+    df = _clustered().drop(columns="b")
+    if empty_cluster:
+        df.loc[df["g"] == 7, "y"] = np.nan
+    spec = build_spec(df, {"y": "~ x + cmean(x) + w + (1 | g)", "x": "~ y + (1 | g)"}, m=1)
+    plan = build_plan(df, spec)
+    d = plan.data["y"]
+    values, _ = start_values(plan, np.random.default_rng(2), None)
+    d.refresh(values, plan.static)
+    known = d.X.cluster_values
+    col = d.X.names.index("cmean(x)")
+    assert known[col][0] is d.X.obs
+    np.testing.assert_array_equal(d.X.obs[:, col], known[col][1][d.seg_obs.codes])
+    split = _ml_norm_static.Split.of(d)
+    got = _ml_norm_static.split_stats(d.X.obs, d.y_obs, d.seg_obs, split, known)
+    want = _ml_norm_static.split_stats(d.X.obs, d.y_obs, d.seg_obs, split)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # values kept for another array (a chain's copy of the design) are not read
+    other = np.asfortranarray(d.X.obs + 1.0)
+    moved = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split, known)
+    plain = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split)
+    np.testing.assert_array_equal(moved[5], plain[5])
