@@ -64,13 +64,22 @@ def _moments(
     else:
         inv = np.linalg.pinv(ZtZ[ok], hermitian=True)
     bhat = np.einsum("jkl,jl->jk", inv, Ztr[ok])
-    fitted = np.einsum("nq,nq->n", Z, np.take(_scatter(bhat, ok), seg.codes, axis=0))
+    fitted = _fitted(Z, _scatter(bhat, ok), seg.codes)
     inside = np.take(ok, seg.codes)
     dof = max(int(inside.sum()) - q * int(ok.sum()), 1)
     sigma2 = float(np.sum((r - fitted)[inside] ** 2)) / dof
     sigma2 = sigma2 if sigma2 > 0 else max(float(np.var(r)), tiny)
     d = bhat.var(axis=0, ddof=1) - sigma2 * inv[:, np.arange(q), np.arange(q)].mean(axis=0)
     return np.diag(np.clip(d, floor, cap)), sigma2
+
+
+def _fitted(Z: np.ndarray, b: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``z_i'b_j`` of each row (``einsum("nq,nq->n", Z, b[codes])``); one column by one
+    product (the einsum's numbers up to the sign of a zero, which the squared residuals
+    do not see)."""
+    if Z.shape[1] == 1:
+        return Z[:, 0] * np.take(b[:, 0], codes, mode="clip")
+    return np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
 
 
 def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:
