@@ -233,7 +233,7 @@ class MultilevelNorm:
         if sigma2 is not None:
             sd_y = float(np.sqrt(sigma2))
         else:
-            sd_y = float(np.std(y)) if y.size > 1 else 1.0
+            sd_y = _sd_response(data, y) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
         if static(data).ones:  # a column of ones: SD 0, so each scale is sd(y)
             scale = np.full(q, sd_y)
@@ -499,6 +499,17 @@ def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[Multilev
             cache[key] = model._start_state(d, d.y_obs)
         states.append(cache[key])
     return states
+
+
+def _sd_response(data: ModelData, y: np.ndarray) -> float:
+    """``np.std(y)``, kept in ``data.cache`` for the observed response (each chain's
+    start asks for it; the response does not change)."""
+    if y is not data.y_obs:
+        return float(np.std(y))
+    hit = data.cache.get("ml_norm_sd_y")
+    if hit is None or hit[0] is not y:
+        hit = data.cache["ml_norm_sd_y"] = (y, float(np.std(y)))
+    return hit[1]
 
 
 def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
