@@ -57,17 +57,20 @@ class Split:
     row_slice: slice | None = None
     #: positions in ``rows`` of the columns imputations change (summed at every step)
     row_dynamic: np.ndarray | None = None
-    #: (J, len(rows)): cluster sums of the other ``rows`` columns (0 for the changing ones)
+    #: positions in ``rows`` of the others, and their cluster sums (J, len(row_fixed))
+    row_fixed: np.ndarray | None = None
     row_sums: np.ndarray | None = None
     #: the observed response the cluster sums ``y_sums`` are of (the model data's)
     y: np.ndarray | None = None
     y_sums: np.ndarray | None = None
 
     @classmethod
-    def of(cls, data: ModelData) -> Split | None:
+    def of(cls, data: ModelData, counts: np.ndarray | None = None) -> Split | None:
         """The split of ``data``'s fixed design, or None where it does not pay: without
         cluster-constant columns or with few rows per cluster (the plain sums are as fast
-        there, and small problems keep their exact arithmetic)."""
+        there, and small problems keep their exact arithmetic). ``counts``: the observed
+        rows per cluster as floats where the caller holds them (a random intercept's
+        ``Z'Z``: sums of ones, the same numbers), else made here."""
         X, seg = data.X.obs, data.seg_obs
         n, p = X.shape
         const = data.X.cluster_constant(seg.codes)
@@ -81,12 +84,12 @@ class Split:
         values[:, dynamic] = 0.0
         values.setflags(write=False)
         row_dynamic = np.array([k for k, c in enumerate(rows) if c in changing], dtype=np.intp)
+        row_fixed = np.array([k for k, c in enumerate(rows) if c not in changing], dtype=np.intp)
         # the sums a step's reduceat over R would give these columns (column by column
-        # the same sums, bit for bit); the changing ones are left at 0
-        row_sums = np.zeros((seg.n_clusters, rows.size))
-        for k, c in enumerate(rows):
-            if k not in row_dynamic:
-                row_sums[:, k] = seg.sum(X[:, c])
+        # the same sums, bit for bit)
+        row_sums = np.empty((seg.n_clusters, row_fixed.size))
+        for i, k in enumerate(row_fixed):
+            row_sums[:, i] = seg.sum(X[:, rows[k]])
         row_sums.setflags(write=False)
         y_sums = seg.sum(data.y_obs)
         y_sums.setflags(write=False)
@@ -95,7 +98,7 @@ class Split:
             consts,
             seg.starts,
             seg.nonempty,
-            seg.counts.astype(np.float64),
+            seg.counts.astype(np.float64) if counts is None else counts,
             dynamic,
             values,
             np.ix_(rows, rows),
@@ -104,6 +107,7 @@ class Split:
             np.ix_(consts, consts),
             _as_slice(rows),
             row_dynamic,
+            row_fixed,
             row_sums,
             data.y_obs,
             y_sums,
@@ -152,11 +156,12 @@ def split_stats(
     for k in split.dynamic:
         c = split.consts[k]
         hit = known.get(c) if known else None
-        if hit is not None and hit[0] is X:  # X[:, c] is hit[1] gathered by cluster code
+        means = hit[1]() if hit is not None and hit[0] is X else None
+        if means is not None:  # X[:, c] is these values gathered by cluster code
             if every:
-                M[:, k] = hit[1]
+                M[:, k] = means
             else:
-                M[split.nonempty, k] = hit[1][split.nonempty]
+                M[split.nonempty, k] = means[split.nonempty]
         elif every:
             np.take(X[:, c], split.first, out=M[:, k], mode="clip")
         else:
@@ -165,7 +170,8 @@ def split_stats(
     if split.row_sums is None:
         S_R = seg.sum(R)
     else:  # (J, len(rows)) C-ordered, as seg.sum(R) gives it
-        S_R = split.row_sums.copy()
+        S_R = np.empty((J, R.shape[1]))
+        S_R[:, split.row_fixed] = split.row_sums
         for k in split.row_dynamic:
             S_R[:, k] = seg.sum(R[:, k])
     S_y = split.y_sums if y is split.y and split.y_sums is not None else seg.sum(y)
@@ -211,7 +217,7 @@ def static(data: ModelData) -> Static:
             mh,
             entries[:, 0],
             entries[:, 1],
-            Split.of(data) if ones else None,
+            Split.of(data, ZtZ[:, 0, 0]) if ones else None,
         )
     return st
 

@@ -13,6 +13,7 @@ columns that depend on imputed variables (directly, through an interaction, or t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,7 +40,8 @@ class Block:
     #: further factors' cluster codes of the rows (:meth:`_factor_codes`)
     _codes: dict = field(default_factory=dict, repr=False, compare=False)
     #: the per-cluster values the last refresh gathered each ``cmean(x)`` column from:
-    #: column -> (the observed rows' array written, the values by cluster code); a model
+    #: column -> (the observed rows' array written, a weak reference to the values by
+    #: cluster code, which the chain's values hold while they are current); a model
     #: reads them only for that array (the rows' values are these, gathered)
     cluster_values: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -128,7 +130,7 @@ class Block:
             if means is not None:
                 means.take(codes[0], out=self.obs[:, col], mode="clip")
                 means.take(codes[1], out=self.mis[:, col], mode="clip")
-                self.cluster_values[col] = (self.obs, means)
+                self.cluster_values[col] = (self.obs, weakref.ref(means))
                 continue
             self.cluster_values.pop(col, None)
             per = values.factor_means(factors[0]) if per_cluster and len(factors) == 1 else None
