@@ -48,7 +48,7 @@ class Split:
     nonempty: np.ndarray
     counts: np.ndarray  # observed rows per cluster (float)
     dynamic: np.ndarray  # positions in ``consts`` of the columns imputations change
-    static_values: np.ndarray  # (J, len(consts)): per-cluster values, static columns
+    static_values: np.ndarray  # (J, len(const_fixed)): per-cluster values, static columns
     rr: tuple
     rc: tuple
     cr: tuple
@@ -63,6 +63,8 @@ class Split:
     #: the observed response the cluster sums ``y_sums`` are of (the model data's)
     y: np.ndarray | None = None
     y_sums: np.ndarray | None = None
+    #: positions in ``consts`` of the columns no imputation changes (``static_values``)
+    const_fixed: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: ModelData, counts: np.ndarray | None = None) -> Split | None:
@@ -79,9 +81,11 @@ class Split:
         rows, consts = np.flatnonzero(~const), np.flatnonzero(const)
         changing = {c for c, _ in data.X.fast} | set(data.X.slow)
         dynamic = np.array([k for k, c in enumerate(consts) if c in changing], dtype=np.intp)
-        values = np.zeros((seg.n_clusters, consts.size))
-        values[seg.nonempty] = X[seg.starts][:, consts]
-        values[:, dynamic] = 0.0
+        const_fixed = np.array(
+            [k for k, c in enumerate(consts) if c not in changing], dtype=np.intp
+        )
+        values = np.zeros((seg.n_clusters, const_fixed.size))  # 0 for an empty cluster
+        values[seg.nonempty] = X[seg.starts][:, consts[const_fixed]]
         values.setflags(write=False)
         row_dynamic = np.array([k for k, c in enumerate(rows) if c in changing], dtype=np.intp)
         row_fixed = np.array([k for k, c in enumerate(rows) if c not in changing], dtype=np.intp)
@@ -111,6 +115,7 @@ class Split:
             row_sums,
             data.y_obs,
             y_sums,
+            const_fixed,
         )
 
 
@@ -151,8 +156,10 @@ def split_stats(
         R = X[:, split.row_slice]  # a view: the same Fortran-ordered columns as a copy
     else:
         R = X[:, split.rows]
-    M = split.static_values.copy()  # (J, c): static columns cached, dynamic ones gathered
     every = split.first.size == J  # no empty cluster: M's rows are the clusters' first rows
+    # (J, c): static columns cached, dynamic ones gathered (0 for an empty cluster)
+    M = np.empty((J, split.consts.size)) if every else np.zeros((J, split.consts.size))
+    M[:, split.const_fixed] = split.static_values
     for k in split.dynamic:
         c = split.consts[k]
         hit = known.get(c) if known else None

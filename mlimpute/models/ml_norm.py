@@ -322,6 +322,7 @@ class MultilevelNorm:
         # (1) β marginal of b, then b_j | β
         P, L, Ww = _cluster_precision(ZtZ_s, psi, stats, w, st.q)
         A, h = _beta_marginal(X, y, Ww, stats, w)
+        del Ww  # (J, q, p + 1): not held through the rest of the step
         if beta_prec is not None:
             A[np.diag_indices(X.shape[1])] += beta_prec
         mean, LA = solve_spd(A, h)
