@@ -48,7 +48,8 @@ class Split:
     nonempty: np.ndarray
     counts: np.ndarray  # observed rows per cluster (float)
     dynamic: np.ndarray  # positions in ``consts`` of the columns imputations change
-    static_values: np.ndarray  # (J, len(const_fixed)): per-cluster values, static columns
+    const_fixed: np.ndarray  # positions in ``consts`` of the others
+    static_values: np.ndarray  # (J, len(const_fixed)): their per-cluster values
     rr: tuple
     rc: tuple
     cr: tuple
@@ -63,8 +64,6 @@ class Split:
     #: the observed response the cluster sums ``y_sums`` are of (the model data's)
     y: np.ndarray | None = None
     y_sums: np.ndarray | None = None
-    #: positions in ``consts`` of the columns no imputation changes (``static_values``)
-    const_fixed: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: ModelData, counts: np.ndarray | None = None) -> Split | None:
@@ -81,9 +80,7 @@ class Split:
         rows, consts = np.flatnonzero(~const), np.flatnonzero(const)
         changing = {c for c, _ in data.X.fast} | set(data.X.slow)
         dynamic = np.array([k for k, c in enumerate(consts) if c in changing], dtype=np.intp)
-        const_fixed = np.array(
-            [k for k, c in enumerate(consts) if c not in changing], dtype=np.intp
-        )
+        const_fixed = np.setdiff1d(np.arange(consts.size), dynamic)
         values = np.zeros((seg.n_clusters, const_fixed.size))  # 0 for an empty cluster
         values[seg.nonempty] = X[seg.starts][:, consts[const_fixed]]
         values.setflags(write=False)
@@ -104,6 +101,7 @@ class Split:
             seg.nonempty,
             seg.counts.astype(np.float64) if counts is None else counts,
             dynamic,
+            const_fixed,
             values,
             np.ix_(rows, rows),
             np.ix_(rows, consts),
@@ -115,7 +113,6 @@ class Split:
             row_sums,
             data.y_obs,
             y_sums,
-            const_fixed,
         )
 
 
