@@ -237,6 +237,7 @@ class MultilevelNorm:
             sd_y = sd_y if sd_y > 0 else 1.0
         if static(data).ones:  # a column of ones: SD 0, so each scale is sd(y)
             scale = np.full(q, sd_y)
+            Z = np.broadcast_to(1.0, Z.shape)  # the same ones as one value, for the moments
         else:
             sd_z = np.std(Z, axis=0)
             tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))

@@ -47,11 +47,17 @@ def _moments(
 
     Per-cluster least squares of r on Z (clusters with more rows than q) gives b̂_j;
     ``Ψ_kk ≈ var(b̂_jk) − σ²·mean((Z_j'Z_j)⁻¹)_kk`` and σ² is the pooled within-cluster
-    residual variance. Ψ is kept diagonal and clipped to [(0.05 A_k)², A_k²].
+    residual variance. Ψ is kept diagonal and clipped to [(0.05 A_k)², A_k²]. A random
+    intercept given as one value broadcast over the rows (:func:`_is_ones`) is summed
+    without passes over the rows of ones (the same numbers: its products are exact).
     """
     q = Z.shape[1]
-    ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
-    Ztr = seg.sum(Z * r[:, None])
+    if _is_ones(Z):  # Z'Z: the rows per cluster; Z'r: the residuals' cluster sums
+        ZtZ = seg.counts.astype(np.float64)[:, None, None]
+        Ztr = seg.sum(r)[:, None]
+    else:
+        ZtZ = seg.sum(Z[:, :, None] * Z[:, None, :])
+        Ztr = seg.sum(Z * r[:, None])
     diag = ZtZ[:, np.arange(q), np.arange(q)]
     # clusters that identify all q effects (a column constant 0 within a cluster does not)
     ok = (seg.counts > q + 1) & np.all(diag > 1e-12 * diag.max(axis=0, initial=0.0), axis=1)
@@ -77,9 +83,17 @@ def _fitted(Z: np.ndarray, b: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """``z_i'b_j`` of each row (``einsum("nq,nq->n", Z, b[codes])``); one column by one
     product (the einsum's numbers up to the sign of a zero, which the squared residuals
     do not see)."""
+    if _is_ones(Z):
+        return np.take(b[:, 0], codes, mode="clip")
     if Z.shape[1] == 1:
         return Z[:, 0] * np.take(b[:, 0], codes, mode="clip")
     return np.einsum("nq,nq->n", Z, np.take(b, codes, axis=0))
+
+
+def _is_ones(Z: np.ndarray) -> bool:
+    """Whether ``Z`` is one column of ones held as one value broadcast over the rows
+    (stride 0: every row is the first), which a product leaves exact."""
+    return Z.shape[1] == 1 and Z.shape[0] > 0 and Z.strides[0] == 0 and Z[0, 0] == 1.0
 
 
 def _scatter(bhat: np.ndarray, ok: np.ndarray) -> np.ndarray:

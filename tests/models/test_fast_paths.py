@@ -176,3 +176,19 @@ def test_split_reads_the_refreshed_cluster_means_as_the_column_holds_them(
     moved = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split, known)
     plain = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split)
     np.testing.assert_array_equal(moved[5], plain[5])
+
+
+@pytest.mark.parametrize("n_clusters", [2, 40])  # too few clusters for moments, and enough
+def test_moments_of_a_broadcast_intercept_are_those_of_a_column_of_ones(n_clusters):
+    from mlimpute.models.ml_norm_start import _moments
+    from mlimpute.models.segments import Segments
+
+    rng = np.random.default_rng(n_clusters)
+    codes = np.sort(rng.integers(0, n_clusters + 1, 30 * n_clusters))  # maybe empty ones
+    seg = Segments.from_codes(codes, n_clusters + 1)
+    r = rng.normal(size=codes.size) + rng.normal(size=n_clusters + 1)[codes]
+    scale = np.array([1.3])
+    stored = _moments(r, np.ones((codes.size, 1)), seg, scale)
+    broadcast = _moments(r, np.broadcast_to(1.0, (codes.size, 1)), seg, scale)
+    np.testing.assert_array_equal(broadcast[0], stored[0])
+    assert broadcast[1] == stored[1]
