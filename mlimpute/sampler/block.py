@@ -49,6 +49,13 @@ class Block:
     def dynamic(self) -> bool:
         return bool(self.fast or self.slow)
 
+    def __getstate__(self) -> dict:
+        """Pickled without :attr:`cluster_values` (weak references to a chain's values,
+        which a copy in another process does not have)."""
+        state = self.__dict__.copy()
+        state["cluster_values"] = {}
+        return state
+
     def for_chain(self) -> Block:
         """A copy whose dynamic arrays the chain may overwrite (static ones are shared)."""
         if not self.dynamic:

@@ -192,3 +192,22 @@ def test_moments_of_a_broadcast_intercept_are_those_of_a_column_of_ones(n_cluste
     broadcast = _moments(r, np.broadcast_to(1.0, (codes.size, 1)), seg, scale)
     np.testing.assert_array_equal(broadcast[0], stored[0])
     assert broadcast[1] == stored[1]
+
+
+def test_a_refreshed_design_pickles_without_its_cluster_means(monkeypatch):
+    # a plan whose designs a chain refreshed goes to worker processes (n_jobs=2 after a
+    # serial run): the weak references to the chain's cluster means are not sent
+    import pickle
+
+    from mlimpute.sampler.engine import build_plan, start_values
+    from mlimpute.spec.build import build_spec
+
+    df = _clustered().drop(columns="b")
+    spec = build_spec(df, {"y": "~ x + cmean(x) + w + (1 | g)", "x": "~ y + (1 | g)"}, m=1)
+    plan = build_plan(df, spec)
+    values, _ = start_values(plan, np.random.default_rng(2), None)
+    plan.data["y"].refresh(values, plan.static)
+    assert plan.data["y"].X.cluster_values
+    copy = pickle.loads(pickle.dumps(plan.data["y"]))
+    assert copy.X.cluster_values == {}
+    np.testing.assert_array_equal(copy.X.obs, plan.data["y"].X.obs)
