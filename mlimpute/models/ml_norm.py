@@ -208,10 +208,15 @@ class MultilevelNorm:
         chain pays at every run; moments put Ψ and σ² in the right region at O(n) cost.
         With ``sigma2`` given (latent-variable models: 1) the residual variance is fixed and
         the prior scales refer to that unit scale. With ``weights`` (see :meth:`gibbs`) the
-        start of β is weighted least squares.
+        start of β is weighted least squares. On the split path (many rows per cluster)
+        the start's normal equations and its step's cluster statistics are one
+        computation.
         """
-        state = self._start_state(data, y, sigma2, weights)
-        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights)
+        stats = None
+        if weights is None and static(data).split is not None:
+            stats = self.cluster_stats(data, y)
+        state = self._start_state(data, y, sigma2, weights, stats)
+        return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights, stats)
 
     def _start_state(
         self,
@@ -219,21 +224,27 @@ class MultilevelNorm:
         y: np.ndarray,
         sigma2: float | None = None,
         weights: np.ndarray | None = None,
+        stats: _ClusterStats | None = None,
     ) -> MultilevelNormState:
-        """:meth:`start`'s state before its Gibbs step (no random numbers)."""
+        """:meth:`start`'s state before its Gibbs step (no random numbers); ``stats``:
+        :meth:`cluster_stats` of ``(data, y)`` when the caller has them."""
         X, Z = data.X.obs, data.Z.obs
         q, J = Z.shape[1], data.n_clusters
         if sigma2 is not None:
             sd_y = float(np.sqrt(sigma2))
         else:
-            sd_y = float(np.std(y)) if y.size > 1 else 1.0
+            sd_y = _sd_response(data, y) if y.size > 1 else 1.0
             sd_y = sd_y if sd_y > 0 else 1.0
-        sd_z = np.std(Z, axis=0)
-        tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
-        scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
+        if static(data).ones:  # a column of ones: SD 0, so each scale is sd(y)
+            scale = np.full(q, sd_y)
+            Z = np.broadcast_to(1.0, Z.shape)  # the same ones as one value, for the moments
+        else:
+            sd_z = np.std(Z, axis=0)
+            tiny = 1e-12 * (np.abs(Z).max(axis=0) if Z.shape[0] else np.ones(q))
+            scale = np.where(sd_z > tiny, sd_y / np.where(sd_z > 0, sd_z, 1.0), sd_y)
         scale = scale * self.prior_scale
         if weights is None:
-            beta = _start_beta(X, y, data)
+            beta = _start_beta(X, y, data, stats)
         else:
             sw = np.sqrt(weights)
             beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
@@ -267,7 +278,8 @@ class MultilevelNorm:
         """The per-cluster sums :meth:`gibbs` computes first (``Z'Z``, ``Z'X``, ``Z'y``; one
         residual variance, no row weights), for a caller that needs them before the step."""
         st = static(data)
-        return _cluster_stats(data.X.obs, data.Z.obs, y, data.seg_obs, st, split=st.split)
+        known = getattr(data.X, "cluster_values", None)
+        return _cluster_stats(data.X.obs, data.Z.obs, y, data.seg_obs, st, st.split, known)
 
     def gibbs(
         self,
@@ -298,7 +310,9 @@ class MultilevelNorm:
             w = w.with_rows(weights)
             stats = _weighted_cluster_stats(X, Z, y, seg, w.wr, st.ones)
         elif stats is None or w.het:
-            stats = _cluster_stats(X, Z, y, seg, st, split=None if w.het else st.split)
+            split = None if w.het else st.split
+            known = getattr(data.X, "cluster_values", None)
+            stats = _cluster_stats(X, Z, y, seg, st, split, known)
         ZtZ_s = stats.ZtZ / w.s2d
         psi, alpha = state.psi, state.alpha
         if self.prior != "iw" and self.mh_steps and st.mh:
@@ -310,6 +324,7 @@ class MultilevelNorm:
         # (1) β marginal of b, then b_j | β
         P, L, Ww = _cluster_precision(ZtZ_s, psi, stats, w, st.q)
         A, h = _beta_marginal(X, y, Ww, stats, w)
+        del Ww  # (J, q, p + 1): not held through the rest of the step
         if beta_prec is not None:
             A[np.diag_indices(X.shape[1])] += beta_prec
         mean, LA = solve_spd(A, h)
@@ -487,6 +502,17 @@ def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[Multilev
             cache[key] = model._start_state(d, d.y_obs)
         states.append(cache[key])
     return states
+
+
+def _sd_response(data: ModelData, y: np.ndarray) -> float:
+    """``np.std(y)``, kept in ``data.cache`` for the observed response (each chain's
+    start asks for it; the response does not change)."""
+    if y is not data.y_obs:
+        return float(np.std(y))
+    hit = data.cache.get("ml_norm_sd_y")
+    if hit is None or hit[0] is not y:
+        hit = data.cache["ml_norm_sd_y"] = (y, float(np.std(y)))
+    return hit[1]
 
 
 def _kernel(model: MultilevelNorm, data: ModelData) -> Any:

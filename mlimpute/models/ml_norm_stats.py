@@ -70,10 +70,18 @@ class _ClusterStats:
     Xty: np.ndarray | None = None
     R: np.ndarray | None = None
     M: np.ndarray | None = None
+    #: ``[Z'X Z'y]`` (J, q, p + 1) where the sums were made side by side (split path)
+    C: np.ndarray | None = None
 
 
 def _cluster_stats(
-    X: np.ndarray, Z: np.ndarray, y: np.ndarray, seg: Segments, st: Static, split: Split | None
+    X: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    seg: Segments,
+    st: Static,
+    split: Split | None,
+    known: dict | None = None,
 ) -> _ClusterStats:
     """Per-cluster ``Z'Z``, ``Z'X`` and ``Z'y``: the same sums by one of three paths.
 
@@ -83,11 +91,14 @@ def _cluster_stats(
     * **general**: sums of the row products ``z_i x_i'`` and ``z_i y_i``.
 
     ``Z'Z`` is the plan's cached one when Z does not change with the imputations.
+    ``known``: the design block's ``cluster_values`` (for :func:`split_stats`).
     """
     ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
     if split is not None:
-        ZtX, Zty, XtX, Xty, R, M = split_stats(X, y, seg, split)
-        return _ClusterStats(ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M)
+        ZtX, Zty, XtX, Xty, R, M, C = split_stats(X, y, seg, split, known)
+        return _ClusterStats(
+            ZtZ, ZtX[:, None, :], Zty[:, None], split, XtX, Xty, R, M, C[:, None, :]
+        )
     if st.ones:
         return _ClusterStats(ZtZ, seg.sum(X)[:, None, :], seg.sum(y)[:, None])
     return _ClusterStats(ZtZ, seg.sum(Z[:, :, None] * X[:, None, :]), seg.sum(Z * y[:, None]))
@@ -116,11 +127,16 @@ def _cluster_precision(
     """``P_j = Z_j'Z_j/σ² + Ψ⁻¹``, its Cholesky factor ``L_j`` and ``L_j⁻¹[C_j c_j]``
     (``C_j = Z_j'X_j/σ²``, ``c_j = Z_j'y_j/σ²``); for q = 1 the 1×1 inverse and Cholesky
     written out, as the general calls compute them."""
-    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
     if q == 1:
         P = ZtZ_s + 1.0 / psi
         L = np.sqrt(P)
-        return P, L, C / w.s2d / L
+        if stats.C is not None:  # [Z'X Z'y] made side by side: C / σ² / L, one new array
+            C = np.divide(stats.C, w.s2d)
+        else:
+            C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
+            np.divide(C, w.s2d, out=C)  # C / σ² / L, in C's place
+        return P, L, np.divide(C, L, out=C)
+    C = np.concatenate([stats.ZtX, stats.Zty[:, :, None]], axis=2)
     P = ZtZ_s + np.linalg.inv(psi)
     L = chol_batched(P)
     return P, L, forward_batched(L, C / w.s2d)
@@ -160,6 +176,6 @@ def _residual_of_beta(
     """``y − Xβ``; on the split path from R (in cache) and the per-cluster constants M."""
     split = stats.split
     fit = X @ beta if split is None else stats.R @ beta[split.rows]
-    if split is not None:
-        fit += np.repeat(stats.M @ beta[split.consts], seg.counts)
+    if split is not None:  # each row's cluster value (np.repeat's numbers, gathered faster)
+        fit += np.take(stats.M @ beta[split.consts], seg.codes, mode="clip")
     return np.subtract(y, fit, out=fit)  # as ``y - fit``, without another array

@@ -13,6 +13,7 @@ columns that depend on imputed variables (directly, through an interaction, or t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,10 +39,22 @@ class Block:
     spec: object = None
     #: further factors' cluster codes of the rows (:meth:`_factor_codes`)
     _codes: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the per-cluster values the last refresh gathered each ``cmean(x)`` column from:
+    #: column -> (the observed rows' array written, a weak reference to the values by
+    #: cluster code, which the chain's values hold while they are current); a model
+    #: reads them only for that array (the rows' values are these, gathered)
+    cluster_values: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dynamic(self) -> bool:
         return bool(self.fast or self.slow)
+
+    def __getstate__(self) -> dict:
+        """Pickled without :attr:`cluster_values` (weak references to a chain's values,
+        which a copy in another process does not have)."""
+        state = self.__dict__.copy()
+        state["cluster_values"] = {}
+        return state
 
     def for_chain(self) -> Block:
         """A copy whose dynamic arrays the chain may overwrite (static ones are shared)."""
@@ -130,7 +143,9 @@ class Block:
             if means is not None:
                 means.take(codes[0], out=self.obs[:, col], mode="clip")
                 means.take(codes[1], out=self.mis[:, col], mode="clip")
+                self.cluster_values[col] = (self.obs, weakref.ref(means))
                 continue
+            self.cluster_values.pop(col, None)
             per = values.factor_means(factors[0]) if per_cluster and len(factors) == 1 else None
             if per is not None:  # cmean(x, school): from the school means, as cmean(x) above
                 fo, fm = self._factor_codes(factors[0], per[1], obs_idx, mis_idx)

@@ -92,3 +92,122 @@ def test_rhat_table_matches_rhat_of_each_variable():
         params = per_var[f"{name}:params"]
         for p, v in zip(params[f"{name}:param"].values, params.values, strict=True):
             assert got[(name, str(p))] == v or (np.isnan(v) and np.isnan(got[(name, str(p))]))
+
+
+def _split_plan_data(monkeypatch, formula, empty_cluster):
+    """A plan's 2l.norm data for ``y`` on the split path, with its design's changing
+    columns overwritten by new values (as a chain's refresh would)."""
+    from mlimpute.sampler.engine import build_plan
+    from mlimpute.spec.build import build_spec
+
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
+    df = _clustered().drop(columns="b")
+    df["s"] = np.random.default_rng(4).normal(size=len(df))  # level 1, complete
+    if empty_cluster:
+        df.loc[df["g"] == 7, "y"] = np.nan  # a cluster without an observed y
+    spec = build_spec(df, {"y": formula, "x": "~ y + (1 | g)"}, m=1)
+    d = build_plan(df, spec).data["y"]
+    X = np.asfortranarray(d.X.obs.copy())
+    rng = np.random.default_rng(9)
+    for c, _ in d.X.fast:
+        X[:, c] = rng.normal(size=X.shape[0])
+    return d, X
+
+
+@pytest.mark.parametrize(
+    ("formula", "empty_cluster"),
+    [
+        ("~ x + w + s + cmean(x) + (1 | g)", True),  # changing/fixed columns interleaved
+        ("~ w + x + s + cmean(x) + (1 | g)", False),  # the varying ones adjacent
+    ],
+)
+def test_split_sums_kept_for_fixed_columns_are_the_step_sums(monkeypatch, formula, empty_cluster):
+    # the cluster sums Split keeps (fixed columns of R, the observed y) give split_stats
+    # the numbers it computes without them, bit for bit
+    from dataclasses import replace
+
+    d, X = _split_plan_data(monkeypatch, formula, empty_cluster)
+    split = _ml_norm_static.Split.of(d)
+    assert split is not None and split.row_dynamic.size == 1 and split.row_sums is not None
+    assert (split.first.size < d.n_clusters) == empty_cluster
+    plain = replace(split, row_sums=None, y=None, y_sums=None)
+    for y in (d.y_obs, d.y_obs * 1.5):
+        got = _ml_norm_static.split_stats(X, y, d.seg_obs, split)
+        want = _ml_norm_static.split_stats(X, y, d.seg_obs, plain)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("empty_cluster", [True, False])
+def test_split_reads_the_refreshed_cluster_means_as_the_column_holds_them(
+    monkeypatch, empty_cluster
+):
+    # after a refresh the design block keeps the per-cluster means a cmean() column was
+    # gathered from; split_stats reads them instead of the column and gets its numbers
+    from mlimpute.sampler.engine import build_plan, start_values
+    from mlimpute.spec.build import build_spec
+
+    monkeypatch.setattr(_ml_norm_static, "SPLIT_MIN_CELLS", 0)
+    df = _clustered().drop(columns="b")
+    if empty_cluster:
+        df.loc[df["g"] == 7, "y"] = np.nan
+    spec = build_spec(df, {"y": "~ x + cmean(x) + w + (1 | g)", "x": "~ y + (1 | g)"}, m=1)
+    plan = build_plan(df, spec)
+    d = plan.data["y"]
+    values, _ = start_values(plan, np.random.default_rng(2), None)
+    d.refresh(values, plan.static)
+    known = d.X.cluster_values
+    col = d.X.names.index("cmean(x)")
+    assert known[col][0] is d.X.obs
+    np.testing.assert_array_equal(d.X.obs[:, col], known[col][1]()[d.seg_obs.codes])
+    split = _ml_norm_static.Split.of(d)
+    got = _ml_norm_static.split_stats(d.X.obs, d.y_obs, d.seg_obs, split, known)
+    want = _ml_norm_static.split_stats(d.X.obs, d.y_obs, d.seg_obs, split)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the design does not keep the means alive: once the chain's values let them go
+    # (the next draw of x), the column is read again, with the same numbers
+    values.touch("x")
+    assert known[col][1]() is None
+    again = _ml_norm_static.split_stats(d.X.obs, d.y_obs, d.seg_obs, split, known)
+    np.testing.assert_array_equal(again[5], want[5])
+    # values kept for another array (a chain's copy of the design) are not read
+    other = np.asfortranarray(d.X.obs + 1.0)
+    moved = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split, known)
+    plain = _ml_norm_static.split_stats(other, d.y_obs, d.seg_obs, split)
+    np.testing.assert_array_equal(moved[5], plain[5])
+
+
+@pytest.mark.parametrize("n_clusters", [2, 40])  # too few clusters for moments, and enough
+def test_moments_of_a_broadcast_intercept_are_those_of_a_column_of_ones(n_clusters):
+    from mlimpute.models.ml_norm_start import _moments
+    from mlimpute.models.segments import Segments
+
+    rng = np.random.default_rng(n_clusters)
+    codes = np.sort(rng.integers(0, n_clusters + 1, 30 * n_clusters))  # maybe empty ones
+    seg = Segments.from_codes(codes, n_clusters + 1)
+    r = rng.normal(size=codes.size) + rng.normal(size=n_clusters + 1)[codes]
+    scale = np.array([1.3])
+    stored = _moments(r, np.ones((codes.size, 1)), seg, scale)
+    broadcast = _moments(r, np.broadcast_to(1.0, (codes.size, 1)), seg, scale)
+    np.testing.assert_array_equal(broadcast[0], stored[0])
+    assert broadcast[1] == stored[1]
+
+
+def test_a_refreshed_design_pickles_without_its_cluster_means(monkeypatch):
+    # a plan whose designs a chain refreshed goes to worker processes (n_jobs=2 after a
+    # serial run): the weak references to the chain's cluster means are not sent
+    import pickle
+
+    from mlimpute.sampler.engine import build_plan, start_values
+    from mlimpute.spec.build import build_spec
+
+    df = _clustered().drop(columns="b")
+    spec = build_spec(df, {"y": "~ x + cmean(x) + w + (1 | g)", "x": "~ y + (1 | g)"}, m=1)
+    plan = build_plan(df, spec)
+    values, _ = start_values(plan, np.random.default_rng(2), None)
+    plan.data["y"].refresh(values, plan.static)
+    assert plan.data["y"].X.cluster_values
+    copy = pickle.loads(pickle.dumps(plan.data["y"]))
+    assert copy.X.cluster_values == {}
+    np.testing.assert_array_equal(copy.X.obs, plan.data["y"].X.obs)
