@@ -221,6 +221,16 @@ def _steps(
             got = ChainKernels.of(plan.models[n], datas[n], rng, MultilevelNormState)
             if got is not None:
                 fast[n] = got
+
+        def compiled_trace(name: str, t: int, k: int, ck) -> None:
+            # after a compiled placement: the trace's mean and SD it computed, the parameters
+            values.touch(name)
+            mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
+            if ck is not None:
+                ck.params(states[name], params[name][t])
+            else:
+                params[name][t] = plan.models[name].param_vector(states[name], datas[name])
+
     for t in range(T):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
@@ -251,12 +261,7 @@ def _steps(
                     draw_missing_chains([rng], [states[name]], [d], placed)
                 elif not drawn:
                     ck.draw_place(states[name], *placed)
-                values.touch(name)
-                mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
-                if ck is not None:
-                    ck.params(states[name], params[name][t])
-                else:
-                    params[name][t] = model.param_vector(states[name], d)
+                compiled_trace(name, t, k, ck)
                 continue
             if name in latent:
                 index, delta, zi = latent[name]
@@ -273,12 +278,7 @@ def _steps(
                 draw = draw + (u[d.mis_idx] if name in level2 else u[codes[d.mis_idx]])
             if name in rows:  # placed and traced by one compiled call, numpy's numbers
                 place_draws(rows[name], missing_rows(d), draw.reshape(1, -1), trace[0], trace[1])
-                values.touch(name)
-                mean[t, k], sd[t, k] = trace[0, 0], trace[1, 0]
-                if ck is not None:
-                    ck.params(states[name], params[name][t])
-                else:
-                    params[name][t] = model.param_vector(states[name], d)
+                compiled_trace(name, t, k, ck)
                 continue
             if name in level2:
                 cvals[name][d.mis_idx] = draw
