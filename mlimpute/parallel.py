@@ -73,7 +73,10 @@ the executor leaves the caller's workers as they are.
 *Faults.* An exception raised by ``func`` reaches the caller as it is (the first one, by
 item order among the blocks finished). Anything else that stops a block (a worker that
 dies: killed, out of memory) is passed with the block's items to ``failure``, whose
-exception is raised instead. The first fault stops the run: pending tasks are cancelled,
+exception is raised instead. A dying worker breaks the whole pool, so every task then
+running fails; the block passed is the one whose worker ended on its own (each task
+records its process in shared memory, and the pool stops the other workers by SIGTERM),
+or, where that cannot be told, the first failed block. The first fault stops the run: pending tasks are cancelled,
 pool workers terminated, and no partial result is returned. ``KeyboardInterrupt`` (or
 any exception, from ``progress`` too) does the same and leaves no worker process behind.
 On a dask cluster the tasks and the scattered data are cancelled, but a task already
@@ -369,14 +372,18 @@ def _map_serial(func, shared, items, progress) -> list:
 # ---------------------------------------------------------------- worker side
 
 _worker_shared: Any = None
+_worker_running: Any = None
 
 
-def _init_worker(shared: Any, numba_switch: str | None = None) -> None:
+def _init_worker(shared: Any, numba_switch: str | None = None, running: Any = None) -> None:
     """Pool initializer: keep the shared data, pin BLAS for the process' life, leave
     Ctrl-C to the parent (it terminates the workers), and take the parent's
     ``MLIMPUTE_NUMBA`` (a forkserver's workers have the environment the server started
-    with), so that the workers run the same code as a serial run."""
-    global _worker_shared
+    with), so that the workers run the same code as a serial run. ``running`` (shared
+    memory, one entry a task) records which process runs which task, so that the parent
+    can tell which task's worker died."""
+    global _worker_shared, _worker_running
+    _worker_running = running
     if numba_switch is None:
         os.environ.pop("MLIMPUTE_NUMBA", None)
     else:
@@ -386,8 +393,15 @@ def _init_worker(shared: Any, numba_switch: str | None = None) -> None:
     _worker_shared = shared
 
 
-def _pool_task(func, block: list) -> list:
-    return list(func(_worker_shared, block))
+def _pool_task(func, block: list, task: int = -1) -> list:
+    running = _worker_running
+    if running is not None and task >= 0:
+        running[task] = os.getpid()  # cleared when the task ends; left if the worker dies
+    try:
+        return list(func(_worker_shared, block))
+    finally:
+        if running is not None and task >= 0:
+            running[task] = 0
 
 
 def _dask_task(func, shared, block: list) -> list:
@@ -405,20 +419,24 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
         # no effect once the server runs
         ctx.set_forkserver_preload(["__main__", __name__, func.__module__])
     results: list[Any] = [None] * len(items)
+    blocks = list(_blocks(len(items), workers, block_size))
+    running = ctx.Array("q", max(1, len(blocks)), lock=False)  # the pid running each task
     pool = ProcessPoolExecutor(
         workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(shared, os.environ.get("MLIMPUTE_NUMBA")),
+        initargs=(shared, os.environ.get("MLIMPUTE_NUMBA"), running),
     )
+    procs: dict[int, Any] = {}  # the pool's processes by pid, kept to read exit codes
     clean = False
     try:
         pending: dict[Future, range] = {}
-        for b in _blocks(len(items), workers, block_size):
+        for i, b in enumerate(blocks):
             try:
-                fut = pool.submit(_pool_task, func, items[b.start : b.stop])
+                fut = pool.submit(_pool_task, func, items[b.start : b.stop], i)
             except BrokenProcessPool:
                 break  # a worker died while tasks were queued: its task reports it below
+            procs.update(getattr(pool, "_processes", None) or {})
             pending[fut] = b
         n_done = 0
         while pending:
@@ -428,6 +446,7 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
                 exc = fut.exception()
                 if exc is not None:
                     if isinstance(exc, BrokenProcessPool):
+                        block = _died(blocks, running, procs) or block
                         raise failure(exc, items[block.start : block.stop]) from exc
                     raise exc
                 results[block.start : block.stop] = fut.result()
@@ -441,6 +460,21 @@ def _map_pool(func, shared, items, workers, method, progress, failure, block_siz
         else:
             _terminate(pool)
     return results
+
+
+def _died(blocks: list[range], running: Any, procs: dict[int, Any]) -> range | None:
+    """The block whose worker died, when it can be told: the one task left marked as
+    running by a process that ended on its own (the pool then terminates the others,
+    which end by SIGTERM). None when no such task, or more than one, is found."""
+    found = []
+    for i, pid in enumerate(running[: len(blocks)]):
+        p = procs.get(pid) if pid else None
+        if p is None:
+            continue
+        p.join(2)  # the pool stops its other workers at once; wait for the exit codes
+        if p.exitcode is not None and p.exitcode != -signal.SIGTERM:
+            found.append(blocks[i])
+    return found[0] if len(found) == 1 else None
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

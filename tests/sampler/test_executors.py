@@ -30,7 +30,8 @@ POOL_METHODS = ["fork", "forkserver"]
 class FaultyModel:
     """Wraps a model; ``step`` misbehaves in chain ``chain`` (every chain if None):
     ``action`` "raise", "exit" (the worker dies) or "interrupt"; with "slow" every chain
-    but ``chain`` sleeps ``delay`` seconds per step instead.
+    but ``chain`` sleeps ``delay`` seconds per step instead, and with "exit_slow" chain
+    ``chain`` exits while the others sleep ``delay`` seconds per step.
 
     Models do not know their chain; the engine seeds chain k's Generator with the k-th
     child SeedSequence, so the spawn key of the Generator tells.
@@ -62,9 +63,12 @@ class FaultyModel:
 
     def step(self, rng, state, data):
         key = rng.bit_generator.seed_seq.spawn_key
-        if self.action == "slow":
-            if key != (self.chain,):
-                time.sleep(self.delay)
+        if self.action in ("slow", "exit_slow") and key != (self.chain,):
+            time.sleep(self.delay)
+        elif self.action == "slow":
+            pass
+        elif self.action == "exit_slow":
+            os._exit(3)
         elif self.chain is None or key == (self.chain,):
             if self.action == "exit":
                 os._exit(3)
@@ -258,6 +262,17 @@ def test_pool_worker_dies(plan, seeds):
         map_chains(with_models(plan, chain=1, action="exit"), seeds, n_jobs=2)
     check_chain_error(info.value)  # M = 5 chains on 2 workers: one chain per task
     assert "BrokenProcessPool" in str(info.value)
+    assert wait_no_new_children(before) == []
+
+
+def test_pool_worker_dies_while_another_chain_runs(plan, seeds):
+    # chain 2's worker dies while chain 1 is still running on the other worker: the pool
+    # breaks both tasks, and the error names the chain whose worker died
+    before = child_pids()
+    with pytest.raises(ChainError) as info:
+        faulty = with_models(plan, chain=1, action="exit_slow", delay=0.2)
+        map_chains(faulty, seeds[:2], n_jobs=2)
+    check_chain_error(info.value)
     assert wait_no_new_children(before) == []
 
 
