@@ -76,12 +76,12 @@ dies: killed, out of memory) is passed with the block's items to ``failure``, wh
 exception is raised instead. A dying worker breaks the whole pool, so every task then
 running fails; the block passed is the one whose worker ended on its own (each task
 records its process in shared memory, and the pool stops the other workers by SIGTERM),
-or, where that cannot be told, the first failed block. The first fault stops the run: pending tasks are cancelled,
-pool workers terminated, and no partial result is returned. ``KeyboardInterrupt`` (or
-any exception, from ``progress`` too) does the same and leaves no worker process behind.
-On a dask cluster the tasks and the scattered data are cancelled, but a task already
-running keeps its worker busy until it ends (dask cannot stop a running task); the
-cluster itself belongs to the caller.
+or, where that cannot be told, the first failed block. The first fault stops the run:
+pending tasks are cancelled, pool workers terminated, and no partial result is returned.
+``KeyboardInterrupt`` (or any exception, from ``progress`` too) does the same and leaves
+no worker process behind. On a dask cluster the tasks and the scattered data are
+cancelled, but a task already running keeps its worker busy until it ends (dask cannot
+stop a running task); the cluster itself belongs to the caller.
 """
 
 from __future__ import annotations
