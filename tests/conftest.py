@@ -52,6 +52,19 @@ def batch_se(draws: np.ndarray, n_batches: int = 40) -> np.ndarray:
     return means.std(axis=0, ddof=1) / np.sqrt(n_batches)
 
 
+def assert_same_chains(ref, got, names) -> None:
+    """Two lists of chain results with the same numbers bit for bit: every variable's
+    imputations and parameter traces, the trace means and SDs, where each chain's
+    generator stopped."""
+    assert len(ref) == len(got)
+    for a, b in zip(ref, got, strict=True):
+        for n in names:
+            assert np.array_equal(a.imputed[n], b.imputed[n])
+            assert np.array_equal(a.params[n], b.params[n])
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.sd, b.sd)
+        assert a.final.rng == b.final.rng
+
+
 def array_model_data(X, y, names, codes=None, n_clusters=1, Z=None, variable="y"):
     """Model data from arrays: every row observed, a random intercept when ``Z`` is given
     (rows sorted by cluster ``codes``)."""

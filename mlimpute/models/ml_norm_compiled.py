@@ -343,30 +343,43 @@ def step_chains(
         raise np.linalg.LinAlgError(
             f"chain {status - 1}: the fixed effects' precision is not positive definite"
         )
-    new = []
-    for c, s in enumerate(states):
-        # the frozen dataclass's fields set directly: its __init__ costs 1.3 us a state
-        state = object.__new__(make)
-        state.__dict__.update(
-            beta=beta[c],
-            b=b[c],
-            sigma2=float(s2[c]),
-            psi=psi[c],
-            alpha=alpha[c],
-            scale=s.scale,
-            beta_mean=mean[c],
-            b_mean=b_mean[c],
-            sigma_hyper=None,
-            sigma2_floor=s.sigma2_floor,
-        )
-        new.append(state)
-    stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
-    stacks.update(scale=old["scale"], floor=old["floor"])
+    drawn = (beta, mean, b, b_mean, s2, psi, alpha)
+    new = [_new_state(make, s, c, *drawn) for c, s in enumerate(states)]
+    stacks = _stacks_of(drawn, old)
     with _LOCK:
         # the states stepped from are superseded: their stacks are not kept alive with them
         _STACKS.pop(tuple(map(id, states)), None)
         _keep(_STACKS, tuple(map(id, new)), (tuple(new), stacks), 16)
     return new
+
+
+def _new_state(make: Any, prev: Any, c: int, beta, mean, b, b_mean, s2, psi, alpha) -> Any:
+    """Chain ``c``'s state after a kernel step (``prev`` its state before): the frozen
+    dataclass's fields set directly, as its ``__init__`` would (which costs 1.3 us a
+    state)."""
+    state = object.__new__(make)
+    state.__dict__.update(
+        beta=beta[c],
+        b=b[c],
+        sigma2=float(s2[c]),
+        psi=psi[c],
+        alpha=alpha[c],
+        scale=prev.scale,
+        beta_mean=mean[c],
+        b_mean=b_mean[c],
+        sigma_hyper=None,
+        sigma2_floor=prev.sigma2_floor,
+    )
+    return state
+
+
+def _stacks_of(drawn: tuple, old: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The kernel's arrays of a step's new states (``drawn`` as :func:`_new_state` takes
+    them), kept to pass to the next kernel call: what :func:`stacked` would build."""
+    beta, _, b, _, s2, psi, alpha = drawn
+    stacks = {"beta": beta, "b": b, "psi": psi, "alpha": alpha, "sigma2": s2}
+    stacks.update(scale=old["scale"], floor=old["floor"])
+    return stacks
 
 
 def draw_missing_chains(
@@ -487,22 +500,10 @@ class ChainKernels:
             raise np.linalg.LinAlgError(
                 "chain 0: the fixed effects' precision is not positive definite"
             )
-        new = object.__new__(self._make)  # as step_chains makes it
-        new.__dict__.update(
-            beta=beta[0],
-            b=b[0],
-            sigma2=float(s2[0]),
-            psi=psi[0],
-            alpha=alpha[0],
-            scale=state.scale,
-            beta_mean=mean[0],
-            b_mean=b_mean[0],
-            sigma_hyper=None,
-            sigma2_floor=state.sigma2_floor,
-        )
+        drawn = (beta, mean, b, b_mean, s2, psi, alpha)
+        new = _new_state(self._make, state, 0, *drawn)
         self._last = new
-        self._stacks = {"beta": beta, "b": b, "sigma2": s2, "psi": psi, "alpha": alpha}
-        self._stacks.update(scale=old["scale"], floor=old["floor"])
+        self._stacks = _stacks_of(drawn, old)
         return new
 
     def params(self, state: Any, out: np.ndarray) -> None:

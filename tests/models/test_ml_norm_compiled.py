@@ -32,6 +32,7 @@ from mlimpute.rng import chain_seeds  # noqa: E402
 from mlimpute.sampler.batched import run_block  # noqa: E402
 from mlimpute.sampler.engine import build_plan, run_chain  # noqa: E402
 from mlimpute.spec.build import build_spec  # noqa: E402
+from tests.conftest import assert_same_chains  # noqa: E402
 
 
 @pytest.fixture
@@ -262,8 +263,4 @@ def test_a_chain_alone_takes_the_kernels_prepared_once_with_the_same_numbers(mon
         assert made and all(made)
         monkeypatch.setattr(engine, "_compiled_block", lambda *a: ({}, {}))
         ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
-    for a, b in zip(ref, got, strict=True):
-        for n in plan.names:
-            assert np.array_equal(a.imputed[n], b.imputed[n])
-            assert np.array_equal(a.params[n], b.params[n])
-        assert a.final.rng == b.final.rng
+    assert_same_chains(ref, got, plan.names)

@@ -17,6 +17,7 @@ from mlimpute.sampler.batched_values import BlockRefresh, stack_values  # noqa: 
 from mlimpute.sampler.engine import build_plan, run_chain, start_values  # noqa: E402
 from mlimpute.sampler.refresh_kernel import cluster_means  # noqa: E402
 from mlimpute.spec.build import build_spec  # noqa: E402
+from tests.conftest import assert_same_chains  # noqa: E402
 
 #: experiment 2 with a product of an imputed variable in one design
 PRODUCT = {
@@ -81,12 +82,7 @@ def test_blocks_with_the_compiled_refresh_match_chains_run_alone(formulas, monke
         warnings.simplefilter("ignore")
         ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
         got = run_block(plan, [(k, s, None, None) for k, s in enumerate(seeds)], 4)
-    for a, b in zip(ref, got, strict=True):
-        for n in plan.names:
-            assert np.array_equal(a.imputed[n], b.imputed[n])
-            assert np.array_equal(a.params[n], b.params[n])
-            assert np.array_equal(a.mean, b.mean) and np.array_equal(a.sd, b.sd)
-        assert a.final.rng == b.final.rng
+    assert_same_chains(ref, got, plan.names)
 
 
 def test_placed_draws_and_their_trace_are_numpys():
@@ -144,9 +140,4 @@ def test_a_chain_run_alone_takes_the_compiled_refresh_with_numpys_numbers(formul
         assert len(calls) == 2 * 4 * (2 if formulas is None else 1)  # chains x iterations
         monkeypatch.setattr(engine, "_compiled_block", lambda *a: ({}, {}))
         ref = [run_chain(plan, k, s) for k, s in enumerate(seeds)]
-    for a, b in zip(ref, got, strict=True):
-        for n in plan.names:
-            assert np.array_equal(a.imputed[n], b.imputed[n])
-            assert np.array_equal(a.params[n], b.params[n])
-        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.sd, b.sd)
-        assert a.final.rng == b.final.rng
+    assert_same_chains(ref, got, plan.names)
