@@ -392,7 +392,7 @@ def draw_missing_chains(
     by one kernel call (:func:`compiled_draws` data, one residual variance). With
     ``place = (x, mis_idx, mean, sd)`` the same call writes them into the chains' columns
     ``x`` (C, n) at the rows ``mis_idx`` and their trace into ``mean`` and ``sd``, as
-    :func:`mlimpute.sampler.refresh_kernel.place_draws` (and returns None)."""
+    :func:`mlimpute.models.kernels.refresh.place_draws` (and returns None)."""
     fx = _MissingRows.of(datas[0])
     C = len(states)
     if fx.dynamic:

@@ -24,7 +24,7 @@ With the compiled step switched on (:mod:`mlimpute._numba`),
 the chains' imputed columns are then held in one array, a design that changes only in
 imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
 and each visit's draws are written and traced by another
-(:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.sampler.refresh_kernel`: numpy's
+(:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.models.kernels.refresh`: numpy's
 numbers bit for bit). A chain run alone takes the same refresh and placement as a block
 of one (:mod:`mlimpute.sampler.engine`). The figures below are the numpy code's.
 
@@ -207,7 +207,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
     rows = {} if held is None else {n: held[0][k] for n, k in held[1].items()}
     refreshes = block_refreshes(plan, held, datas, stacked)
     if held is not None:
-        from mlimpute.sampler.refresh_kernel import place_draws
+        from mlimpute.models.kernels.refresh import place_draws
 
         trace_mean, trace_sd = np.empty(C), np.empty(C)
     mean = np.empty((C, T, len(names)))

@@ -8,7 +8,7 @@ or writes a chain's columns does so as before. A model whose design changes only
 columns that are an imputed variable or its cluster means (``cmean(x)`` over the primary
 clusters) gets its chains' designs as views of two arrays (chains, columns, rows), and
 :class:`BlockRefresh` writes every chain's changing columns by one call of
-:func:`mlimpute.sampler.refresh_kernel.refresh`, the numbers of
+:func:`mlimpute.models.kernels.refresh.refresh`, the numbers of
 :meth:`~mlimpute.sampler.block.Block.refresh` bit for bit. Other models refresh chain by
 chain as before.
 """
@@ -54,7 +54,7 @@ def kernel_rows(a: np.ndarray) -> np.ndarray:
 
 def missing_rows(data: ModelData) -> np.ndarray:
     """``data.mis_idx`` as :func:`kernel_rows` makes it (kept in ``data.cache``, which the
-    chains' copies share), for :func:`mlimpute.sampler.refresh_kernel.place_draws`."""
+    chains' copies share), for :func:`mlimpute.models.kernels.refresh.place_draws`."""
     got = data.cache.get("kernel_mis_idx")
     if got is None or got.shape != data.mis_idx.shape:
         got = data.cache["kernel_mis_idx"] = kernel_rows(data.mis_idx)
@@ -138,7 +138,7 @@ class BlockRefresh:
     def __call__(self) -> None:
         """Every chain's changing columns, from the chains' current values."""
         if self._args is None:  # the kernel and its arguments, bound at the first call
-            from mlimpute.sampler.refresh_kernel import refresh
+            from mlimpute.models.kernels.refresh import refresh
 
             self._kernel = refresh
             self._args = (self.V, self.XO, self.XM, self.cols, self.src, self.kind)

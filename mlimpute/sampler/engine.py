@@ -212,9 +212,9 @@ def _steps(
     direct = {n for n in rows if n not in shift and n not in cluster_shift}
     fast = {}
     if rows:
+        from mlimpute.models.kernels.refresh import place_draws
         from mlimpute.models.ml_norm_compiled import ChainKernels, draw_missing_chains
         from mlimpute.sampler.batched_values import missing_rows
-        from mlimpute.sampler.refresh_kernel import place_draws
 
         trace = np.empty((2, 1))
         for n in direct:  # their calls' arguments prepared once

@@ -24,8 +24,8 @@ cancel, from a pass over the rows), the products of the clusters' whitened sums 
 make β's precision run as dot products over the clusters, and the b draws multiply by
 reciprocals: the numbers agree with the numpy step's to round-off
 (``tests/models/test_ml_norm_compiled.py``: parameters and imputations after 50 steps
-within a relative 1e-9), not bit for bit. The design refresh and the placement of the
-draws that :mod:`mlimpute.sampler.refresh_kernel` offers are compiled here too (numpy's
+within a relative 1e-9), not bit for bit. The sampler's design refresh and the placement
+of the draws (:mod:`~mlimpute.models.kernels.refresh`) are compiled here too (numpy's
 numbers bit for bit), so that :func:`~mlimpute.models.kernels.draws.draw_place` can
 draw, place and trace a visit's missing values in one call.
 
@@ -60,4 +60,4 @@ rewrites them.
 """
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
+SOURCES = "28f150e4c8b833ab7bc8a3eeea62c1a71fc7c79034a9440e95c639eac06c263c"

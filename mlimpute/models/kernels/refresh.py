@@ -1,7 +1,18 @@
-"""The compiled design refresh of a block of chains and the draws' placement and trace
-(offered by :mod:`mlimpute.sampler.refresh_kernel`): numpy's numbers bit for bit.
+"""The compiled design refresh of a block of chains, and the draws' placement and trace.
 
-Importing this module imports numba (:mod:`mlimpute.models.kernels`).
+One call of :func:`refresh` writes the changing columns of every chain's design, for one
+variable's model, from the chains' current values: a plain imputed variable gathered at
+the model's observed and missing rows, or its cluster means (``cmean(x)`` over the
+primary clusters) gathered by the rows' cluster codes. It replaces
+:meth:`~mlimpute.sampler.block.Block.refresh` chain by chain and gives the same numbers
+bit for bit: the cluster sums are numpy's own (``np.add.reduceat``: the segment's first
+value plus the pairwise sum of the rest), divided by the cluster's row count
+(``tests/sampler/test_batched_values.py`` compares them exactly). :func:`place_draws`
+writes a visit's draws into the chains' columns and computes their trace mean and
+standard deviation, again numpy's numbers. The sampler uses them through
+:mod:`mlimpute.sampler.batched_values` and :mod:`mlimpute.sampler.engine`, only after
+checking :func:`mlimpute._numba.enabled`: importing this module imports numba
+(:mod:`mlimpute.models.kernels`).
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from mlimpute.models.kernels.pairwise import _means_into, _pairwise
 __all__ = ["place_draws", "refresh"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
+SOURCES = "28f150e4c8b833ab7bc8a3eeea62c1a71fc7c79034a9440e95c639eac06c263c"
 
 
 @jit

@@ -14,7 +14,7 @@ from mlimpute.models.kernels.options import jit
 __all__ = ["design_sums", "fixed_columns", "intercept_sums", "response_sums", "sum_of_squares"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "bbc80038ff5cd63b6688407c58c9d218a1c9725bfaf99fbe54e8d46aba1e9096"
+SOURCES = "28f150e4c8b833ab7bc8a3eeea62c1a71fc7c79034a9440e95c639eac06c263c"
 
 
 @jit

@@ -1,4 +1,4 @@
-"""The compiled design refresh of a block of chains (mlimpute.sampler.refresh_kernel and
+"""The compiled design refresh of a block of chains (mlimpute.models.kernels.refresh through
 mlimpute.sampler.batched_values): the numbers of the chain-by-chain refresh bit for bit,
 so the draws that follow are the same whichever refresh ran."""
 
@@ -10,12 +10,12 @@ import pytest
 pytest.importorskip("numba")
 
 from mlimpute.datasets import classroom  # noqa: E402
+from mlimpute.models.kernels.pairwise import cluster_means  # noqa: E402
 from mlimpute.models.segments import Segments  # noqa: E402
 from mlimpute.rng import chain_seeds  # noqa: E402
 from mlimpute.sampler.batched import run_block  # noqa: E402
 from mlimpute.sampler.batched_values import BlockRefresh, stack_values  # noqa: E402
 from mlimpute.sampler.engine import build_plan, run_chain, start_values  # noqa: E402
-from mlimpute.sampler.refresh_kernel import cluster_means  # noqa: E402
 from mlimpute.spec.build import build_spec  # noqa: E402
 from tests.conftest import assert_same_chains  # noqa: E402
 
@@ -86,8 +86,8 @@ def test_blocks_with_the_compiled_refresh_match_chains_run_alone(formulas, monke
 
 
 def test_placed_draws_and_their_trace_are_numpys():
+    from mlimpute.models.kernels.refresh import place_draws
     from mlimpute.sampler.batched import _mean_sd_rows
-    from mlimpute.sampler.refresh_kernel import place_draws
 
     rng = np.random.default_rng(4)
     for n_mis in (0, 1, 7, 130, 2600, 9000):
@@ -121,7 +121,8 @@ def test_the_kernels_fixed_arrays_are_the_plans_not_a_blocks(monkeypatch):
 def test_a_chain_run_alone_takes_the_compiled_refresh_with_numpys_numbers(formulas, monkeypatch):
     # a chain run alone is a block of one: its designs refreshed and its draws placed by
     # the compiled calls; the same draws as with the numpy refresh and placement
-    from mlimpute.sampler import engine, refresh_kernel
+    from mlimpute.models.kernels import refresh as refresh_kernel
+    from mlimpute.sampler import engine
 
     monkeypatch.setenv("MLIMPUTE_NUMBA", "1")
     plan = _plan(formulas, iterations=4, m=2)
