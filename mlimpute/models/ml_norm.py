@@ -189,7 +189,7 @@ class MultilevelNorm:
         """:meth:`start` on the observed response."""
         kernel = _kernel(self, data)
         if kernel is not None:
-            state = self._start_state(data, data.y_obs)
+            state = self.start_state(data, data.y_obs)
             return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
         return self.start(rng, data, data.y_obs)
 
@@ -215,10 +215,10 @@ class MultilevelNorm:
         stats = None
         if weights is None and static(data).split is not None:
             stats = self.cluster_stats(data, y)
-        state = self._start_state(data, y, sigma2, weights, stats)
+        state = self.start_state(data, y, sigma2, weights, stats)
         return self.gibbs(rng, state, data, y, sigma2, beta_prec, weights, stats)
 
-    def _start_state(
+    def start_state(
         self,
         data: ModelData,
         y: np.ndarray,
@@ -499,7 +499,7 @@ def start_states(model: MultilevelNorm, datas: list[ModelData]) -> list[Multilev
     for d in datas:
         key = (id(d.X.obs), id(d.Z.obs))
         if key not in cache:
-            cache[key] = model._start_state(d, d.y_obs)
+            cache[key] = model.start_state(d, d.y_obs)
         states.append(cache[key])
     return states
 

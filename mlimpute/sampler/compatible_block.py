@@ -115,7 +115,7 @@ def _predictor_block(plan: Plan, chains: list[CompatibleChain], x: str, it: int)
     ys = [predictor_response(ch.fx, ch.cur, x, ch.shifts) for ch in chains]
     datas = [ch.fx.datas[x] for ch in chains]
     if it == 0:  # model.start: the start from the completed column, then one step
-        states = [model._start_state(d, y) for d, y in zip(datas, ys, strict=True)]
+        states = [model.start_state(d, y) for d, y in zip(datas, ys, strict=True)]
     else:
         states = [ch.states[x] for ch in chains]
     new = gibbs_block(model, [ch.rng for ch in chains], states, datas, ys)
