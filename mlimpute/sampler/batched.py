@@ -77,6 +77,7 @@ from mlimpute.sampler.engine import (
 )
 from mlimpute.sampler.ranefs import ranef_arrays
 from mlimpute.sampler.trace_stats import mean_sd as _mean_sd
+from mlimpute.sampler.trace_stats import mean_sd_rows
 
 __all__ = ["AUTO_MAX_ROWS", "AUTO_MAX_ROWS_SLOPES", "batch_size", "can_batch", "run_block"]
 
@@ -274,7 +275,7 @@ def _stepped(plan: Plan, block: list[tuple], done: int, T: int) -> list[ChainRes
                     values[c][name][:] = np.take(cvals[c][name], into)
                 values[c].touch(name)
             if isinstance(draws, np.ndarray):
-                mean[:, t, k], sd[:, t, k] = _mean_sd_rows(draws)
+                mean[:, t, k], sd[:, t, k] = mean_sd_rows(draws)
             else:
                 for c in range(C):
                     mean[c, t, k], sd[c, t, k] = _mean_sd(draws[c])
@@ -303,18 +304,3 @@ def _shifted(
         u = cluster_shift[name]
         draw = draw + (u[data.mis_idx] if level == 2 else u[codes[data.mis_idx]])
     return draw
-
-
-def _mean_sd_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~mlimpute.sampler.trace_stats.mean_sd` of every row of ``x`` (C, n): a
-    reduction along the rows of a C-ordered array sums each row as the one-row call does
-    (numpy's pairwise summation over the same n values), so the figures are identical."""
-    C, n = x.shape
-    if n == 0:
-        return np.full(C, np.nan), np.zeros(C)
-    x = np.ascontiguousarray(x)
-    mean = np.add.reduce(x, axis=1) / n
-    if n == 1:
-        return mean, np.zeros(C)
-    d = x - mean[:, None]
-    return mean, np.sqrt(np.add.reduce(d * d, axis=1) / (n - 1))

@@ -87,7 +87,7 @@ def test_blocks_with_the_compiled_refresh_match_chains_run_alone(formulas, monke
 
 def test_placed_draws_and_their_trace_are_numpys():
     from mlimpute.models.kernels.refresh import place_draws
-    from mlimpute.sampler.batched import _mean_sd_rows
+    from mlimpute.sampler.trace_stats import mean_sd_rows
 
     rng = np.random.default_rng(4)
     for n_mis in (0, 1, 7, 130, 2600, 9000):
@@ -98,7 +98,7 @@ def test_placed_draws_and_their_trace_are_numpys():
         ref[:, mis] = draws
         mean, sd = np.empty(3), np.empty(3)
         place_draws(x, mis, draws, mean, sd)
-        ref_mean, ref_sd = _mean_sd_rows(draws)
+        ref_mean, ref_sd = mean_sd_rows(draws)
         assert np.array_equal(x, ref)
         assert np.array_equal(mean, ref_mean, equal_nan=True) and np.array_equal(sd, ref_sd)
 

@@ -14,7 +14,7 @@ from mlimpute.models.kernels.refresh import place_draws
 __all__ = ["draw_missing", "draw_place"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "28f150e4c8b833ab7bc8a3eeea62c1a71fc7c79034a9440e95c639eac06c263c"
+SOURCES = "3b28b36aebfc8eef88226598cfdfaadc293936d54ed6db60dbf72c22627fd99e"
 
 
 @jit

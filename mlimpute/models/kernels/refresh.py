@@ -25,7 +25,7 @@ from mlimpute.models.kernels.pairwise import _means_into, _pairwise
 __all__ = ["place_draws", "refresh"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "28f150e4c8b833ab7bc8a3eeea62c1a71fc7c79034a9440e95c639eac06c263c"
+SOURCES = "3b28b36aebfc8eef88226598cfdfaadc293936d54ed6db60dbf72c22627fd99e"
 
 
 @jit
@@ -59,7 +59,7 @@ def refresh(
 def place_draws(x, mis_idx, draws, mean, sd):  # pragma: no cover - compiled
     """Each chain's draws (C, n_mis) written into its column ``x[c]`` at the rows
     ``mis_idx``, and their mean and standard deviation into ``mean[c]`` and ``sd[c]``,
-    as :func:`mlimpute.sampler.batched._mean_sd_rows` computes them (numpy's pairwise
+    as :func:`mlimpute.sampler.trace_stats.mean_sd_rows` computes them (numpy's pairwise
     sums of the values and of the squared deviations, the same numbers)."""
     C, n = draws.shape
     for c in range(C):
