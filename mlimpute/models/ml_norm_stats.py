@@ -147,8 +147,8 @@ def _beta_marginal(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Precision ``A = X'X/σ² − Σ_j W_j'W_j`` and ``h = X'y/σ² − Σ_j W_j'w_j`` of β with b
     integrated out (``[W_j w_j] = L_j⁻¹[C_j c_j]``); on the split path both sums are one
-    BLAS product. A is symmetrised."""
-    p = X.shape[1]
+    BLAS product. A is symmetrised. (X and y are read off the split path only.)"""
+    p = Ww.shape[2] - 1
     if stats.split is not None:
         G = Ww[:, 0, :].T @ Ww[:, 0, :]
         A = stats.XtX / w.s2 - G[:p, :p]

@@ -89,15 +89,20 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
     >>> ds["grade"].dims, ds["mean"].dims
     (('imputation', 'grade:row'), ('imputation', 'iteration', 'variable'))
     """
-    spec, order = plan.spec, plan.layout.order
+    spec, order = plan.spec, plan.layout.stored_order
     names = plan.names
     data_vars, coords = {}, {}
     cells = {}  # per variable: the result's array, the sorting and the sampler's order
     for name in names:
-        pos = order[plan.missing_rows(name)]  # original positions of the missing rows
-        srt = np.argsort(pos, kind="stable")
+        # original positions of the missing rows, and the sorting that puts them in order
+        # (None where the rows were sorted by cluster already: the same order)
+        if order is None:
+            pos, srt = plan.missing_rows(name).astype(np.intp), None
+        else:
+            pos = order[plan.missing_rows(name)]
+            srt = np.argsort(pos, kind="stable")
         perm = None
-        if release and not np.array_equal(srt, np.arange(srt.size)):
+        if release and srt is not None and not np.array_equal(srt, np.arange(srt.size)):
             perm = np.empty_like(srt)  # the sampler's order from the result's
             perm[srt] = np.arange(srt.size)
         # pages are committed as the chains' rows are written (below)
@@ -105,7 +110,7 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
         arr = np.empty((len(results) if results else spec.m, len(pos)), dtype=dtype)
         cells[name] = (arr, srt, perm)
         data_vars[name] = (("imputation", row_dim(name)), arr)
-        coords[row_dim(name)] = pos[srt]
+        coords[row_dim(name)] = pos if srt is None else pos[srt]
         pn = plan.param_names(name)
         data_vars[param_var(name)] = (
             ("imputation", "iteration", param_dim(name)),
@@ -116,7 +121,10 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
         coords[param_dim(name)] = pn
     for k, r in enumerate(results):  # chain by chain (released: its arrays freed as it goes)
         for name, (arr, srt, _) in cells.items():
-            np.take(r.imputed[name], srt, out=arr[k], mode="clip")  # in range
+            if srt is None:
+                arr[k] = r.imputed[name]
+            else:
+                np.take(r.imputed[name], srt, out=arr[k], mode="clip")  # in range
         if release:
             r.imputed = CellViews({n: (a[k], perm) for n, (a, _, perm) in cells.items()})
             if r.final is not None:

@@ -18,7 +18,7 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_rows", "full_rank_by_gram"]
+__all__ = ["rows", "ones_rows", "full_rank_by_gram", "gram_full_rank"]
 
 
 #: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
@@ -225,9 +225,21 @@ def full_rank_by_gram(X: np.ndarray) -> bool:
     >>> full_rank_by_gram(np.column_stack([np.ones(6), x, 2 * x + 1]))
     False
     """
-    n, p = X.shape
     with np.errstate(all="ignore"):  # overflow: not finite, left to the QR
         G = X.T @ X
+    return gram_full_rank(G, X.shape[0])
+
+
+def gram_full_rank(G: np.ndarray, n: int) -> bool:
+    """:func:`full_rank_by_gram` given the cross-products ``G = X'X`` of ``n`` rows
+    (overwritten), however they were summed (in chunks of rows: the same bound).
+
+    Examples
+    --------
+    >>> gram_full_rank(np.array([[4.0, 6.0], [6.0, 14.0]]), 4)
+    True
+    """
+    p = G.shape[0]
     d = np.diag(G).copy()
     if not (np.isfinite(G).all() and (d > 0).all()):
         return False

@@ -19,10 +19,12 @@ from mlimpute.models import ConditionalModel, get_model
 from mlimpute.models.base import refuse_extra_terms
 from mlimpute.models.registry import multi_term_model
 from mlimpute.models.segments import Segments
+from mlimpute.models.streamed import StreamedData
 from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.chain_shifts import latent_shifts
 from mlimpute.sampler.compatible import extra_param_names
 from mlimpute.sampler.design import Layout, ModelData, build_model_data
+from mlimpute.sampler.streamed import streamed_model
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 from mlimpute.spec.model import latent_means, model_based, outcome_method
@@ -208,13 +210,23 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
                 y=encode(static[v.name]),
             )
         else:
-            data[v.name] = build_model_data(
-                v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
-            )
+            streamed = None
+            if spec.model is None:  # large data, plain columns: no design rows stored
+                model = get_model(v.method).factory(**dict(v.options))
+                streamed = streamed_model(v.formula, model, static, layout, dynamic, start[v.name])
+            if streamed is not None:
+                data[v.name], models[v.name] = streamed
+            else:
+                data[v.name] = build_model_data(
+                    v.formula, static, ~np.isnan(start[v.name]), layout, dynamic, y=start[v.name]
+                )
             rows[v.name] = (data[v.name].obs_idx, data[v.name].mis_idx)
         if v.name in like:  # category labels of the codes, for the model's names
             data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
         d = data[v.name]
+        if isinstance(d, StreamedData):  # a random intercept and a full-rank design
+            events += d.events
+            continue
         if v.formula.is_multilevel and (d.Z is None or d.Z.obs.shape[1] == 0):
             raise SpecificationError(
                 f"no random effect of {d.group!r} is left in the formula for "

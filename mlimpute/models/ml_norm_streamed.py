@@ -1,0 +1,292 @@
+"""The multilevel normal model with a random intercept on data read in chunks of rows.
+
+:class:`StreamedMultilevelNorm` is :class:`~mlimpute.models.ml_norm.MultilevelNorm` (the
+same model, priors, starting values and Gibbs step, with the same random numbers drawn in
+the same order) for :class:`~mlimpute.models.streamed.StreamedData`: the design is never
+stored. With X = [R C] (R the columns that vary within clusters, C those constant within
+them, value m_j in cluster j) every sum the step needs comes from one pass over the
+observed rows, chunk by chunk: ``R'R``, ``R'y`` and the cluster sums of R; the rest is
+per cluster (``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y``), as on the stored
+design's split path (:func:`~mlimpute.models._ml_norm_static.split_stats`). With a random
+intercept the working-scale regression of the parameter expansion needs only the
+clusters' residual sums; the residual variance needs one more pass (the residuals
+themselves, not an expansion of their squares, which would lose digits when the mean of
+y is large against its spread). The missing values are ``R β_R + (Mβ_C + b)_j + e``.
+
+Numbers: the same quantities as the stored design's step, summed in another order
+(chunk by chunk), so they agree with it to rounding (tested), not bit for bit. Memory:
+the chunks' columns (about :data:`~mlimpute.models.streamed.CHUNK_ROWS` rows) and
+arrays of one value per cluster, instead of p numbers per row and model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlimpute.models.linalg import draw_chol, draw_precision_batched, solve_spd
+from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
+from mlimpute.models.ml_norm_stats import (
+    _b_mean,
+    _beta_marginal,
+    _cluster_precision,
+    _ClusterStats,
+    _Weights,
+)
+from mlimpute.models.streamed import StreamedData
+
+__all__ = ["StreamedMultilevelNorm"]
+
+
+class StreamedMultilevelNorm(MultilevelNorm):
+    """:class:`~mlimpute.models.ml_norm.MultilevelNorm` with a random intercept on
+    :class:`~mlimpute.models.streamed.StreamedData` (its options, its model)."""
+
+    @classmethod
+    def like(cls, model: MultilevelNorm) -> StreamedMultilevelNorm:
+        """The same model (the same options) for streamed data."""
+        new = cls.__new__(cls)
+        new.__dict__.update(model.__dict__)
+        return new
+
+    def check(self, data: StreamedData) -> None:
+        """Nothing to check: a random intercept and a full-rank design (the plan checks)."""
+
+    def init(self, rng: np.random.Generator, data: StreamedData) -> MultilevelNormState:
+        stats = cluster_stats(data)
+        return self._gibbs(rng, self.start_state(data, stats), data, stats)
+
+    def start_state(self, data: StreamedData, stats: _ClusterStats) -> MultilevelNormState:
+        """Least squares for β, moments for Ψ and σ² (:func:`_moments` of the stored
+        design's start, on the clusters' sums and one pass over the rows)."""
+        sd_y = _sd_y(data)
+        scale = np.full(1, sd_y * self.prior_scale)
+        beta = _solve(stats.XtX, stats.Xty)
+        psi, s2 = _moments(data, stats, beta, scale)
+        floor = 1e-10 * sd_y**2
+        J = data.n_clusters
+        return MultilevelNormState(
+            beta, np.zeros((J, 1)), max(s2, floor), psi, np.sqrt(np.diag(psi)), scale,
+            sigma2_floor=floor,
+        )  # fmt: skip
+
+    def step(
+        self, rng: np.random.Generator, state: MultilevelNormState, data: StreamedData
+    ) -> MultilevelNormState:
+        return self._gibbs(rng, state, data, cluster_stats(data))
+
+    def _gibbs(
+        self,
+        rng: np.random.Generator,
+        state: MultilevelNormState,
+        data: StreamedData,
+        stats: _ClusterStats,
+    ) -> MultilevelNormState:
+        """Steps (1)-(4) of :meth:`MultilevelNorm.gibbs` (one random-intercept block: no
+        Metropolis-Hastings step), the random numbers in its order."""
+        w = _Weights(state.sigma2, state.sigma2, state.sigma2, None)
+        s2 = state.sigma2
+        P, L, Ww = _cluster_precision(stats.ZtZ / s2, state.psi, stats, w, 1)
+        A, h = _beta_marginal(None, None, Ww, stats, w)
+        del Ww
+        mean, LA = solve_spd(A, h)
+        beta = draw_chol(rng, LA, mean)
+        c = stats.Zty - stats.ZtX @ beta  # (J, 1): the clusters' sums of y - Xβ
+        b = draw_precision_batched(rng, P, c / s2)
+        b_mean = _b_mean(L, stats, mean, w, 1)
+        # parameter expansion, b = α ξ: α | ξ is a regression of y - Xβ on ξ of each row
+        alpha = np.where(np.abs(state.alpha) > 1e-150, state.alpha, 1e-150)
+        xi = b / alpha
+        n = _fixed_sums(data)[0]
+        prec = np.array([[float(n @ np.square(xi[:, 0])) / s2 + 2.0 / state.scale[0] ** 2]])
+        m_a, La = solve_spd(prec, np.array([float(xi[:, 0] @ c[:, 0]) / s2]))
+        alpha = draw_chol(rng, La, m_a)
+        alpha = np.where(np.abs(alpha) > 1e-150, alpha, 1e-150)
+        b = xi * alpha
+        # σ² | β, b: SSR / χ²(n_obs); the same pass gives the missing rows' predictor
+        u = stats.M @ beta[data.constant] + b[:, 0]
+        ss, pred = _pass(data, u, beta[data.within], keep=True)
+        sigma2 = max(float(ss.sum()) / rng.chisquare(max(data.n_obs, 1)), state.sigma2_floor)
+        psi = self._psi_xi(rng, xi, data) * np.outer(alpha, alpha)
+        new = MultilevelNormState(
+            beta, b, sigma2, psi, alpha, state.scale, mean, b_mean, None, state.sigma2_floor
+        )
+        data.pending = (new, pred)
+        return new
+
+    def draw_missing(
+        self, rng: np.random.Generator, state: MultilevelNormState, data: StreamedData
+    ) -> np.ndarray:
+        """``x'β + b_j + e`` with a fresh ``e`` (the random numbers of the stored path);
+        ``x'β + b_j`` from the pass of the step that made ``state`` where it was the last
+        step on ``data``."""
+        hit, data.pending = data.pending, None
+        out = hit[1] if hit is not None and hit[0] is state else self.predict(state, data)
+        e = rng.standard_normal(data.n_mis)
+        np.multiply(np.sqrt(state.sigma2), e, out=e)
+        out += e
+        return out
+
+    def predict(
+        self,
+        state: MultilevelNormState,
+        data: StreamedData,
+        rows: str = "mis",
+        mean: bool = False,
+    ) -> np.ndarray:
+        """Linear predictor ``x'β + b_j`` on the observed or missing rows."""
+        beta, b = (state.beta_mean, state.b_mean) if mean else (state.beta, state.b)
+        u = data.cluster_columns() @ beta[data.constant] + b[:, 0]
+        return _pass(data, u, beta[data.within], keep=True, rows=rows)[1]
+
+    def param_names(self, data: StreamedData) -> list[str]:
+        return [*data.names, f"var(Intercept|{data.group})", "var(Residual)"]
+
+    def param_vector(self, state: MultilevelNormState, data: StreamedData) -> np.ndarray:
+        return np.concatenate((state.beta, state.psi[0, :1], [state.sigma2]))
+
+    def random_effect_names(self, data: StreamedData) -> list[str]:
+        return ["Intercept"]
+
+
+def cluster_stats(data: StreamedData) -> _ClusterStats:
+    """``Z'Z``, ``Z'X``, ``Z'y``, ``X'X`` and ``X'y`` (the stored split path's
+    :class:`_ClusterStats`) from one pass over the rows (the missing ones masked out)."""
+    J, p = data.n_clusters, len(data.names)
+    within, const = data.within, data.constant
+    n, S_y = _fixed_sums(data)
+    r = within.size
+    S_R = np.zeros((J, r))
+    RtR = np.zeros((r, r))
+    Rty = np.zeros(r)
+    if r:
+        for lo, hi, a, b, starts, _ in data.parts:
+            w = data.observed[lo:hi]
+            y = data.response(lo, hi)
+            cols = data.columns(lo, hi)
+            for i, c in enumerate(cols):
+                cw = np.multiply(c, w)  # 0 on the missing rows
+                S_R[a:b, i] = np.add.reduceat(cw, starts)
+                Rty[i] += cw @ y
+                for j in range(i, r):
+                    RtR[i, j] += cw @ cols[j]
+        RtR = np.triu(RtR) + np.triu(RtR, 1).T
+    M = data.cluster_columns()
+    nM = n[:, None] * M
+    SC = np.empty((J, p + 1))
+    SC[:, within] = S_R
+    SC[:, const] = nM
+    SC[:, p] = S_y
+    XtX = np.empty((p, p))
+    XtX[np.ix_(within, within)] = RtR
+    RC = S_R.T @ M
+    XtX[np.ix_(within, const)] = RC
+    XtX[np.ix_(const, within)] = RC.T
+    XtX[np.ix_(const, const)] = M.T @ nM
+    Xty = np.empty(p)
+    Xty[within] = Rty
+    Xty[const] = M.T @ S_y
+    return _ClusterStats(
+        n[:, None, None], SC[:, None, :p], S_y[:, None], True, XtX, Xty, None, M, SC[:, None, :]
+    )
+
+
+def _fixed_sums(data: StreamedData) -> tuple[np.ndarray, np.ndarray]:
+    """The observed rows per cluster (float) and the observed responses' cluster sums
+    (kept: no imputation changes them)."""
+    hit = data.cache.get("fixed")
+    if hit is None:
+        n = np.zeros(data.n_clusters)
+        S_y = np.zeros(data.n_clusters)
+        for lo, hi, a, b, starts, _ in data.parts:
+            w = data.observed[lo:hi]
+            n[a:b] = np.add.reduceat(w.astype(np.float64), starts)
+            S_y[a:b] = np.add.reduceat(np.where(w, data.y[lo:hi], 0.0), starts)
+        n.setflags(write=False)
+        S_y.setflags(write=False)
+        hit = data.cache["fixed"] = (n, S_y)
+    return hit
+
+
+def _sd_y(data: StreamedData) -> float:
+    """``sd(y_obs)`` (population SD, as ``np.std``: a second pass about the mean), 1
+    where there is none; kept."""
+    hit = data.cache.get("sd_y")
+    if hit is None:
+        n = data.n_obs
+        if n <= 1:
+            hit = 1.0
+        else:
+            ybar = float(_fixed_sums(data)[1].sum()) / n
+            ss = 0.0
+            for lo, hi, *_ in data.parts:
+                d = np.where(data.observed[lo:hi], data.y[lo:hi] - ybar, 0.0)
+                ss += float(d @ d)
+            hit = float(np.sqrt(ss / n)) or 1.0
+        data.cache["sd_y"] = hit
+    return hit
+
+
+def _solve(XtX: np.ndarray, Xty: np.ndarray) -> np.ndarray:
+    """Least squares from the normal equations (a pseudo-inverse where they are singular)."""
+    if not Xty.size:
+        return np.zeros(0)
+    try:
+        return solve_spd(XtX, Xty)[0]
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(XtX, hermitian=True) @ Xty
+
+
+def _pass(
+    data: StreamedData, u: np.ndarray, bw: np.ndarray, keep: bool = False, rows: str = "mis"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One pass over the rows with the predictor ``f = R bw + u_j``: the clusters' sums of
+    squares of ``y - f`` over the observed rows and (``keep``) ``f`` on the ``rows``
+    (``"mis"`` or ``"obs"``) in their order."""
+    ss = np.zeros(data.n_clusters)
+    out = None
+    if keep:
+        out = np.empty(data.n_mis if rows == "mis" else data.n_obs)
+    k = 0
+    for lo, hi, a, b, starts, counts in data.parts:
+        w = data.observed[lo:hi]
+        fit = np.repeat(u[a:b], counts)
+        for c, beta in zip(data.columns(lo, hi), bw, strict=True):
+            fit += c * beta
+        if keep:
+            part = fit[~w] if rows == "mis" else fit[w]
+            out[k : k + part.size] = part
+            k += part.size
+        if rows == "mis" or not keep:  # the response: observed where w
+            r = np.subtract(data.response(lo, hi), fit, out=fit)
+            r *= w
+            ss[a:b] = np.add.reduceat(np.square(r, out=r), starts)
+    return ss, out
+
+
+def _moments(
+    data: StreamedData, stats: _ClusterStats, beta: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """:func:`~mlimpute.models.ml_norm_start._moments` for a random intercept: each
+    cluster's mean residual b̂_j (clusters of more than two observed rows), σ² the pooled
+    within-cluster variance, ``Ψ ≈ var(b̂) − σ²·mean(1/n_j)`` clipped to
+    [(0.05 A)², A²]."""
+    n = _fixed_sums(data)[0]
+    Ztr = (stats.Zty - stats.ZtX @ beta)[:, 0]  # the clusters' residual sums
+    ok = n > 2
+    floor, cap = (0.05 * scale) ** 2, scale**2
+    tiny = (1e-12 * float(np.min(scale))) ** 2
+    u0 = stats.M @ beta[data.constant]
+    bw = beta[data.within]
+    N = max(data.n_obs, 1)
+    if ok.sum() < 3:
+        var = float(_pass(data, u0, bw)[0].sum()) / N - (float(Ztr.sum()) / N) ** 2
+        return np.diag((0.5 * scale) ** 2), max(var, tiny)
+    bhat = np.where(ok, Ztr / np.where(ok, n, 1.0), 0.0)
+    ss = _pass(data, u0 + bhat, bw)[0]
+    dof = max(int(n[ok].sum()) - int(ok.sum()), 1)
+    sigma2 = float(ss[ok].sum()) / dof
+    if not sigma2 > 0:
+        var = float(_pass(data, u0, bw)[0].sum()) / N - (float(Ztr.sum()) / N) ** 2
+        sigma2 = max(var, tiny)
+    d = bhat[ok].var(ddof=1) - sigma2 * float(np.mean(1.0 / n[ok]))
+    return np.diag(np.clip(np.atleast_1d(d), floor, cap)), sigma2

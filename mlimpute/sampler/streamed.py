@@ -1,0 +1,157 @@
+"""Which models read their designs in chunks of rows, and their data.
+
+On large data (:data:`STREAM_MIN_ROWS` rows and more) a level-1 variable imputed by the
+multilevel normal model with a random intercept, whose fixed part is the intercept and
+plain numeric columns (data columns, imputed columns, ``cmean()`` of the clusters), keeps
+no design rows: :class:`~mlimpute.models.streamed.StreamedData` says where each column
+comes from, and :class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads
+them chunk by chunk. Anything else (a transform, an interaction, a category, another
+random part, a design the rank check would trim, the compiled step) is materialised as
+before (:func:`~mlimpute.sampler.design.build_model_data`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from formulaic.parser.types.factor import Factor
+
+from mlimpute import _numba
+from mlimpute.models.ml_norm import MultilevelNorm
+from mlimpute.models.ml_norm_streamed import StreamedMultilevelNorm, cluster_stats
+from mlimpute.models.streamed import Source, StreamedData, chunks
+from mlimpute.sampler.layout import Layout
+from mlimpute.sampler.materialise import _model_matrix, gram_full_rank
+from mlimpute.sampler.values import Values
+from mlimpute.spec.formula import ParsedFormula, split_cmean_column
+from mlimpute.spec.grammar import validate_rhs
+
+__all__ = ["STREAM_MIN_ROWS", "streamed_model"]
+
+#: rows from which a model's design is read in chunks instead of stored
+STREAM_MIN_ROWS = 100_000
+
+_HEAD_ROWS = 64
+
+
+def streamed_model(
+    parsed: ParsedFormula,
+    model: object,
+    static: pd.DataFrame,
+    layout: Layout,
+    dynamic: set[str],
+    y: np.ndarray,
+) -> tuple[StreamedData, StreamedMultilevelNorm] | None:
+    """The streamed data and model of a level-1 variable with response ``y`` (sorted
+    rows, NaN where missing), or None where its design is materialised.
+
+    ``static`` is the plan's sorted frame with the imputed columns filled (the template)
+    and the ``cmean()`` columns; ``dynamic`` the columns imputations change.
+    """
+    if (
+        layout.n < STREAM_MIN_ROWS
+        or _numba.enabled()
+        or type(model) is not MultilevelNorm
+        or model.prior == "iw"
+        or layout.group is None
+        or parsed.several_groups
+        or parsed.group != layout.group
+        or len(parsed.random) != 1
+        or parsed.random[0].terms.strip() != "1"
+        or parsed.ranefs
+    ):
+        return None
+    validate_rhs(parsed.fixed, parsed.text)
+    head = _model_matrix(parsed.fixed, static.iloc[:_HEAD_ROWS], parsed, quiet=True)
+    if head is None:
+        return None
+    spec = head.model_spec
+    names = list(head.columns)
+    seg = layout.segments
+    sources: list[Source | None] = [None] * len(names)
+    arrays, cluster_arrays = {}, {}
+    for term, _scoped, columns in spec.structure:
+        facs = term.factors
+        if len(columns) != 1 or len(facs) != 1:
+            return None
+        f, j = facs[0], spec.column_indices[columns[0]]
+        if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
+            sources[j] = Source("one")
+            continue
+        kind = spec.encoder_state.get(f.expr, ("?",))[0]
+        if (
+            f.eval_method != Factor.EvalMethod.LOOKUP
+            or getattr(kind, "value", kind) != "numerical"
+            or f.expr not in static.columns
+        ):
+            return None
+        col = static[f.expr]
+        if f.expr in dynamic:
+            split = split_cmean_column(f.expr)
+            if split is not None:
+                if split[1] is not None:  # cmean(x, factor): not per primary cluster
+                    return None
+                sources[j] = Source("cmean", f.expr)
+            elif col.dtype == np.float64:
+                sources[j] = Source("value", f.expr)
+            else:
+                return None
+            continue
+        if not isinstance(col.dtype, np.dtype) or col.dtype.kind not in "biuf":
+            return None
+        x = col.to_numpy()
+        if not np.isfinite(x).all():
+            return None
+        if _constant_within(x, seg.starts):
+            values = np.zeros(seg.n_clusters)
+            values[seg.nonempty] = np.take(x, seg.starts)
+            cluster_arrays[f.expr] = values
+            sources[j] = Source("cluster", f.expr)
+        else:
+            arrays[f.expr] = x
+            sources[j] = Source("data", f.expr)
+    observed = ~np.isnan(y)
+    data = StreamedData(
+        parsed.response,
+        y,
+        observed,
+        np.flatnonzero(observed).astype(np.int32),
+        np.flatnonzero(~observed).astype(np.int32),
+        names,
+        tuple(sources),
+        arrays,
+        cluster_arrays,
+        chunks(seg.starts, layout.n),
+        seg.n_clusters,
+        parsed.group,
+    )
+    if data.n_obs <= len(names) or not _full_rank(data, static, layout):
+        return None  # the materialised design says why, or trims it
+    return data, StreamedMultilevelNorm.like(model)
+
+
+def _constant_within(x: np.ndarray, starts: np.ndarray) -> bool:
+    """Whether the sorted column ``x`` is constant within each cluster (``starts``)."""
+    change = x[1:] != x[:-1]
+    change[starts[1:] - 1] = False  # a new cluster begins
+    return not change.any()
+
+
+def _full_rank(data: StreamedData, static: pd.DataFrame, layout: Layout) -> bool:
+    """Whether the rank check keeps every column (:func:`gram_full_rank` of ``X'X`` on the
+    observed rows of the template fill)."""
+    template = Values(layout)
+    keys = [data.variable]
+    for s in data.sources:
+        if s.kind == "value":
+            keys.append(s.key)
+        elif s.kind == "cmean":
+            keys.append(split_cmean_column(s.key)[0])
+    for k in keys:
+        template[k] = static[k].to_numpy(dtype=np.float64)
+    data.refresh(template)
+    try:
+        G = cluster_stats(data).XtX
+    finally:
+        data.refresh(None)
+    return gram_full_rank(G, data.n_obs)
