@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlimpute._heap import release_free_memory
 from mlimpute.codec import categories, column_kind
 from mlimpute.diagnostics import convergence_warning
 from mlimpute.errors import (
@@ -262,6 +263,7 @@ def impute(
             method = transform_methods(spec, transform, bounds, method)
             spec = build_spec(df, formulas, method=method, **args)
     _check_memory(df, spec)
+    release_free_memory(len(df))  # a large run starts from the pages the process can spare
     seeds, entropy = chain_seeds(rng, spec.m)
     spec = replace(spec, seed=entropy)
     data = _private_copy(df)

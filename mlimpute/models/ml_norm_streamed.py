@@ -105,7 +105,7 @@ class StreamedMultilevelNorm(MultilevelNorm):
         # σ² | β, b: SSR / χ²(n_obs); the same pass gives the missing rows' predictor
         u = stats.M @ beta[data.constant] + b[:, 0]
         ss, pred = _pass(data, u, beta[data.within], keep=True)
-        sigma2 = max(float(ss.sum()) / rng.chisquare(max(data.n_obs, 1)), state.sigma2_floor)
+        sigma2 = max(ss / rng.chisquare(max(data.n_obs, 1)), state.sigma2_floor)
         psi = self._psi_xi(rng, xi, data) * np.outer(alpha, alpha)
         new = MultilevelNormState(
             beta, b, sigma2, psi, alpha, state.scale, mean, b_mean, None, state.sigma2_floor
@@ -150,26 +150,28 @@ class StreamedMultilevelNorm(MultilevelNorm):
 
 def cluster_stats(data: StreamedData) -> _ClusterStats:
     """``Z'Z``, ``Z'X``, ``Z'y``, ``X'X`` and ``X'y`` (the stored split path's
-    :class:`_ClusterStats`) from one pass over the rows (the missing ones masked out)."""
+    :class:`_ClusterStats`) from one pass over the rows (the missing ones masked out);
+    the sums of the columns no imputation changes are kept from the first call."""
     J, p = data.n_clusters, len(data.names)
     within, const = data.within, data.constant
-    n, S_y = _fixed_sums(data)
-    r = within.size
-    S_R = np.zeros((J, r))
-    RtR = np.zeros((r, r))
-    Rty = np.zeros(r)
-    if r:
+    n, S_y, S_fixed, RtR_fixed, Rty_fixed = _fixed_sums(data)
+    S_R, RtR, Rty = S_fixed.copy(), RtR_fixed.copy(), Rty_fixed.copy()
+    changing = data.changing
+    if changing.size:
+        r = within.size
         for lo, hi, a, b, starts, _ in data.parts:
             w = data.observed[lo:hi]
             y = data.response(lo, hi)
             cols = data.columns(lo, hi)
-            for i, c in enumerate(cols):
-                cw = np.multiply(c, w)  # 0 on the missing rows
+            for i in changing:
+                cw = np.multiply(cols[i], w)  # 0 on the missing rows
                 S_R[a:b, i] = np.add.reduceat(cw, starts)
                 Rty[i] += cw @ y
-                for j in range(i, r):
-                    RtR[i, j] += cw @ cols[j]
-        RtR = np.triu(RtR) + np.triu(RtR, 1).T
+                for j in range(r):
+                    if j >= i or j not in changing:  # (i, j) and (j, i) once
+                        RtR[i, j] += cw @ cols[j]
+        for i in changing:
+            RtR[:, i] = RtR[i, :]
     M = data.cluster_columns()
     nM = n[:, None] * M
     SC = np.empty((J, p + 1))
@@ -190,20 +192,35 @@ def cluster_stats(data: StreamedData) -> _ClusterStats:
     )
 
 
-def _fixed_sums(data: StreamedData) -> tuple[np.ndarray, np.ndarray]:
-    """The observed rows per cluster (float) and the observed responses' cluster sums
-    (kept: no imputation changes them)."""
+def _fixed_sums(data: StreamedData) -> tuple[np.ndarray, ...]:
+    """What no imputation changes, summed over the observed rows once and kept: the rows
+    per cluster (float), the responses' cluster sums, and for the data columns that vary
+    within clusters their cluster sums (J, r), cross-products (r, r) and products with
+    the response (r) (0 where a column changes)."""
     hit = data.cache.get("fixed")
     if hit is None:
-        n = np.zeros(data.n_clusters)
-        S_y = np.zeros(data.n_clusters)
+        J, r = data.n_clusters, data.within.size
+        n, S_y = np.zeros(J), np.zeros(J)
+        S, RtR, Rty = np.zeros((J, r)), np.zeros((r, r)), np.zeros(r)
+        fixed = [i for i in range(r) if i not in data.changing]
         for lo, hi, a, b, starts, _ in data.parts:
             w = data.observed[lo:hi]
             n[a:b] = np.add.reduceat(w.astype(np.float64), starts)
-            S_y[a:b] = np.add.reduceat(np.where(w, data.y[lo:hi], 0.0), starts)
-        n.setflags(write=False)
-        S_y.setflags(write=False)
-        hit = data.cache["fixed"] = (n, S_y)
+            y = np.where(w, data.y[lo:hi], 0.0)
+            S_y[a:b] = np.add.reduceat(y, starts)
+            cols = {i: data.data_column(i, lo, hi) for i in fixed}
+            for i in fixed:
+                cw = np.multiply(cols[i], w)
+                S[a:b, i] = np.add.reduceat(cw, starts)
+                Rty[i] += cw @ y
+                for j in fixed:
+                    if j >= i:
+                        RtR[i, j] += cw @ cols[j]
+        RtR = np.triu(RtR) + np.triu(RtR, 1).T
+        hit = (n, S_y, S, RtR, Rty)
+        for x in hit:
+            x.setflags(write=False)
+        data.cache["fixed"] = hit
     return hit
 
 
@@ -237,29 +254,42 @@ def _solve(XtX: np.ndarray, Xty: np.ndarray) -> np.ndarray:
 
 
 def _pass(
-    data: StreamedData, u: np.ndarray, bw: np.ndarray, keep: bool = False, rows: str = "mis"
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One pass over the rows with the predictor ``f = R bw + u_j``: the clusters' sums of
-    squares of ``y - f`` over the observed rows and (``keep``) ``f`` on the ``rows``
-    (``"mis"`` or ``"obs"``) in their order."""
-    ss = np.zeros(data.n_clusters)
+    data: StreamedData,
+    u: np.ndarray,
+    bw: np.ndarray,
+    keep: bool = False,
+    rows: str = "mis",
+    by_cluster: bool = False,
+) -> tuple[np.ndarray | float, np.ndarray | None]:
+    """One pass over the rows with the predictor ``f = R bw + u_j``: the sum of squares
+    of ``y - f`` over the observed rows (``by_cluster``: each cluster's) and (``keep``)
+    ``f`` on the ``rows`` (``"mis"`` or ``"obs"``: then no sum) in their order."""
+    ss = np.zeros(data.n_clusters) if by_cluster else 0.0
     out = None
     if keep:
         out = np.empty(data.n_mis if rows == "mis" else data.n_obs)
     k = 0
+    sources = [data.sources[j] for j in data.within]
     for lo, hi, a, b, starts, counts in data.parts:
         w = data.observed[lo:hi]
         fit = np.repeat(u[a:b], counts)
-        for c, beta in zip(data.columns(lo, hi), bw, strict=True):
-            fit += c * beta
+        tmp = np.empty_like(fit) if bw.size else None
+        for s, beta in zip(sources, bw, strict=True):
+            col = data.values[s.key] if s.kind == "value" else data.arrays[s.key]
+            fit += np.multiply(col[lo:hi], beta, out=tmp)  # ints cast as they are read
         if keep:
-            part = fit[~w] if rows == "mis" else fit[w]
-            out[k : k + part.size] = part
-            k += part.size
-        if rows == "mis" or not keep:  # the response: observed where w
-            r = np.subtract(data.response(lo, hi), fit, out=fit)
-            r *= w
+            pick = np.logical_not(w) if rows == "mis" else w
+            size = int(np.count_nonzero(pick))
+            np.compress(pick, fit, out=out[k : k + size])
+            k += size
+            if rows == "obs":
+                continue
+        r = np.subtract(data.response(lo, hi), fit, out=fit)
+        r *= w  # the observed rows' residuals, 0 elsewhere
+        if by_cluster:
             ss[a:b] = np.add.reduceat(np.square(r, out=r), starts)
+        else:
+            ss += float(r @ r)
     return ss, out
 
 
@@ -279,14 +309,14 @@ def _moments(
     bw = beta[data.within]
     N = max(data.n_obs, 1)
     if ok.sum() < 3:
-        var = float(_pass(data, u0, bw)[0].sum()) / N - (float(Ztr.sum()) / N) ** 2
+        var = _pass(data, u0, bw)[0] / N - (float(Ztr.sum()) / N) ** 2
         return np.diag((0.5 * scale) ** 2), max(var, tiny)
     bhat = np.where(ok, Ztr / np.where(ok, n, 1.0), 0.0)
-    ss = _pass(data, u0 + bhat, bw)[0]
+    ss = _pass(data, u0 + bhat, bw, by_cluster=True)[0]
     dof = max(int(n[ok].sum()) - int(ok.sum()), 1)
     sigma2 = float(ss[ok].sum()) / dof
     if not sigma2 > 0:
-        var = float(_pass(data, u0, bw)[0].sum()) / N - (float(Ztr.sum()) / N) ** 2
+        var = _pass(data, u0, bw)[0] / N - (float(Ztr.sum()) / N) ** 2
         sigma2 = max(var, tiny)
     d = bhat[ok].var(ddof=1) - sigma2 * float(np.mean(1.0 / n[ok]))
     return np.diag(np.clip(np.atleast_1d(d), floor, cap)), sigma2

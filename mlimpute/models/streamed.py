@@ -16,6 +16,7 @@ are one value per cluster.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 __all__ = ["CHUNK_ROWS", "Source", "StreamedData", "chunks"]
 
 #: rows per chunk (whole clusters; a larger cluster is a chunk of its own)
-CHUNK_ROWS = 1 << 16
+CHUNK_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,26 @@ class StreamedData:
         """The observed responses (a new array)."""
         return np.take(self.y, self.obs_idx)
 
-    @property
+    @functools.cached_property
     def within(self) -> np.ndarray:
         """Positions of the columns that vary within clusters."""
         return np.array([k for k, s in enumerate(self.sources) if s.within], dtype=np.intp)
 
-    @property
+    @functools.cached_property
     def constant(self) -> np.ndarray:
         """Positions of the columns constant within clusters."""
         return np.array([k for k, s in enumerate(self.sources) if not s.within], dtype=np.intp)
+
+    @functools.cached_property
+    def changing(self) -> np.ndarray:
+        """Positions among :attr:`within` of the columns imputations change."""
+        within = [self.sources[k] for k in self.within]
+        return np.array([i for i, s in enumerate(within) if s.kind == "value"], dtype=np.intp)
+
+    def data_column(self, i: int, lo: int, hi: int) -> np.ndarray:
+        """The ``i``-th within-cluster column, a data column, on rows ``lo:hi`` (floats)."""
+        part = self.arrays[self.sources[self.within[i]].key][lo:hi]
+        return part if part.dtype == np.float64 else part.astype(np.float64)
 
     @property
     def values(self) -> Any:

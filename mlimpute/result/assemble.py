@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from mlimpute._heap import release_free_memory
 from mlimpute._version import __version__
 from mlimpute.schema import param_dim, param_var, row_dim
 
@@ -129,6 +130,7 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
             r.imputed = CellViews({n: (a[k], perm) for n, (a, _, perm) in cells.items()})
             if r.final is not None:
                 r.final = replace(r.final, imputed=r.imputed)
+            release_free_memory(plan.layout.n)  # the chain's own arrays, freed just now
     if release:
         for arr, _, _ in cells.values():
             arr.flags.writeable = False

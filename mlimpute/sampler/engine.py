@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlimpute import _numba
+from mlimpute._heap import release_free_memory
 from mlimpute.errors import ChainError
 from mlimpute.models.ml_norm import MultilevelNormState, compiled_variables
 from mlimpute.parallel import one_blas_thread
@@ -183,7 +184,9 @@ def _run_chain(
 ) -> ChainResult:
     # the plan's designs, refreshed in place (copies only while another thread holds them)
     with chain_designs(plan.data, plan.names) as datas:
-        return _steps(plan, rng, T, start, seed, datas)
+        result = _steps(plan, rng, T, start, seed, datas)
+    release_free_memory(plan.layout.n)  # the chain's columns and working arrays
+    return result
 
 
 def _steps(

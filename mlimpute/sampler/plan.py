@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from mlimpute._heap import release_free_memory
 from mlimpute.codec import categories, decode, encode, template
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models import ConditionalModel, get_model
@@ -108,6 +109,7 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     """
     with one_blas_thread():
         plan = _build_plan(df, spec)
+    release_free_memory(plan.layout.n)  # the template's columns and the build's temporaries
     latent_shifts(plan)  # a latent shift needs an intercept: refused before any chain
     return plan
 
