@@ -161,7 +161,7 @@ def check(
             g = np.random.default_rng(seeds[k])
             values, _ = start_values(plan, g, chain)  # the chain's completed data: no draws
             for name in checked:
-                d = plan.data[name].for_chain()
+                d = plan.stored(name)
                 if name in level2:
                     first = plan.layout.segments.starts
                     view = ClusterValues(values, first, ranef_arrays(plan, name, chain.states))

@@ -39,7 +39,9 @@ __all__ = ["StreamedMultilevelNorm"]
 
 class StreamedMultilevelNorm(MultilevelNorm):
     """:class:`~mlimpute.models.ml_norm.MultilevelNorm` with a random intercept on
-    :class:`~mlimpute.models.streamed.StreamedData` (its options, its model)."""
+    :class:`~mlimpute.models.streamed.StreamedData` (its options, its model). On a stored
+    design (a reader's materialised copy: :meth:`mlimpute.sampler.plan.Plan.stored`) it is
+    :class:`~mlimpute.models.ml_norm.MultilevelNorm`."""
 
     @classmethod
     def like(cls, model: MultilevelNorm) -> StreamedMultilevelNorm:
@@ -50,12 +52,16 @@ class StreamedMultilevelNorm(MultilevelNorm):
 
     def check(self, data: StreamedData) -> None:
         """Nothing to check: a random intercept and a full-rank design (the plan checks)."""
+        if not isinstance(data, StreamedData):
+            super().check(data)
 
     def init(self, rng: np.random.Generator, data: StreamedData) -> MultilevelNormState:
+        if not isinstance(data, StreamedData):
+            return super().init(rng, data)
         stats = cluster_stats(data)
-        return self._gibbs(rng, self.start_state(data, stats), data, stats)
+        return self._gibbs(rng, self.start_streamed(data, stats), data, stats)
 
-    def start_state(self, data: StreamedData, stats: _ClusterStats) -> MultilevelNormState:
+    def start_streamed(self, data: StreamedData, stats: _ClusterStats) -> MultilevelNormState:
         """Least squares for β, moments for Ψ and σ² (:func:`_moments` of the stored
         design's start, on the clusters' sums and one pass over the rows)."""
         sd_y = _sd_y(data)
@@ -72,6 +78,8 @@ class StreamedMultilevelNorm(MultilevelNorm):
     def step(
         self, rng: np.random.Generator, state: MultilevelNormState, data: StreamedData
     ) -> MultilevelNormState:
+        if not isinstance(data, StreamedData):
+            return super().step(rng, state, data)
         return self._gibbs(rng, state, data, cluster_stats(data))
 
     def _gibbs(
@@ -119,6 +127,8 @@ class StreamedMultilevelNorm(MultilevelNorm):
         """``x'β + b_j + e`` with a fresh ``e`` (the random numbers of the stored path);
         ``x'β + b_j`` from the pass of the step that made ``state`` where it was the last
         step on ``data``."""
+        if not isinstance(data, StreamedData):
+            return super().draw_missing(rng, state, data)
         hit, data.pending = data.pending, None
         out = hit[1] if hit is not None and hit[0] is state else self.predict(state, data)
         e = rng.standard_normal(data.n_mis)
@@ -134,17 +144,25 @@ class StreamedMultilevelNorm(MultilevelNorm):
         mean: bool = False,
     ) -> np.ndarray:
         """Linear predictor ``x'β + b_j`` on the observed or missing rows."""
+        if not isinstance(data, StreamedData):
+            return super().predict(state, data, rows, mean)
         beta, b = (state.beta_mean, state.b_mean) if mean else (state.beta, state.b)
         u = data.cluster_columns() @ beta[data.constant] + b[:, 0]
         return _pass(data, u, beta[data.within], keep=True, rows=rows)[1]
 
     def param_names(self, data: StreamedData) -> list[str]:
+        if not isinstance(data, StreamedData):
+            return super().param_names(data)
         return [*data.names, f"var(Intercept|{data.group})", "var(Residual)"]
 
     def param_vector(self, state: MultilevelNormState, data: StreamedData) -> np.ndarray:
+        if not isinstance(data, StreamedData):
+            return super().param_vector(state, data)
         return np.concatenate((state.beta, state.psi[0, :1], [state.sigma2]))
 
     def random_effect_names(self, data: StreamedData) -> list[str]:
+        if not isinstance(data, StreamedData):
+            return super().random_effect_names(data)
         return ["Intercept"]
 
 

@@ -106,6 +106,9 @@ class StreamedData:
     random_correlated: tuple[bool, ...] = (True,)
     categories: tuple | None = None
     extra_terms: tuple = ()
+    #: formulaic's specification of the fixed part (for readers that evaluate it on
+    #: other rows)
+    spec: Any = field(default=None, repr=False, compare=False)
     #: sums of what no imputation changes, computed once and shared by the chains' copies
     cache: dict = field(default_factory=dict, repr=False, compare=False)
     #: a weak reference to the chain's current columns (set by :meth:`refresh`): a chain's
@@ -127,6 +130,12 @@ class StreamedData:
     def y_obs(self) -> np.ndarray:
         """The observed responses (a new array)."""
         return np.take(self.y, self.obs_idx)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the chain's columns (a weak reference) or a pending predictor."""
+        state = self.__dict__.copy()
+        state["_values"] = state["pending"] = None
+        return state
 
     @functools.cached_property
     def within(self) -> np.ndarray:

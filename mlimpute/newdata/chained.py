@@ -39,6 +39,7 @@ import pandas as pd
 from mlimpute.codec import categories, decode
 from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.models.streamed import StreamedData
 from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
@@ -264,7 +265,7 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
     z_specs = {}
     for v in spec.variables:
         d = plan.data[v.name]
-        if v.level == 2 or d.Z is None:
+        if v.level == 2 or (not isinstance(d, StreamedData) and d.Z is None):
             continue
         blocks = []
         for block in v.formula.random:
@@ -397,7 +398,7 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
     datas = {}
     first = plan.layout.segments.starts
     for name in names:
-        d = plan.data[name].for_chain()
+        d = plan.stored(name)
         if name in level2:
             view = ClusterValues(values, first, ranef_arrays(plan, name, chain.states))
             d.refresh(view, plan.cluster_static)

@@ -282,7 +282,7 @@ def _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame):
             if mis.any():
                 x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
-    datas = {n: plan.data[n].for_chain() for n in names}
+    datas = {n: plan.stored(n) for n in names}
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))

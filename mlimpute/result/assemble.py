@@ -90,7 +90,10 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
     >>> ds["grade"].dims, ds["mean"].dims
     (('imputation', 'grade:row'), ('imputation', 'iteration', 'variable'))
     """
-    spec, order = plan.spec, plan.layout.stored_order
+    spec, layout = plan.spec, plan.layout
+    # the rows' original positions in sorted order; None where both orders agree
+    order = layout.stored_order if hasattr(layout, "stored_order") else layout.order
+    n_rows = layout.n if order is None else order.size
     names = plan.names
     data_vars, coords = {}, {}
     cells = {}  # per variable: the result's array, the sorting and the sampler's order
@@ -130,7 +133,7 @@ def assemble(plan: Any, results: Sequence[Any], release: bool = False) -> xr.Dat
             r.imputed = CellViews({n: (a[k], perm) for n, (a, _, perm) in cells.items()})
             if r.final is not None:
                 r.final = replace(r.final, imputed=r.imputed)
-            release_free_memory(plan.layout.n)  # the chain's own arrays, freed just now
+            release_free_memory(n_rows)  # the chain's own arrays, freed just now
     if release:
         for arr, _, _ in cells.values():
             arr.flags.writeable = False

@@ -25,7 +25,7 @@ from mlimpute.parallel import one_blas_thread
 from mlimpute.sampler.chain_shifts import latent_shifts
 from mlimpute.sampler.compatible import extra_param_names
 from mlimpute.sampler.design import Layout, ModelData, build_model_data
-from mlimpute.sampler.streamed import streamed_model
+from mlimpute.sampler.streamed import stored_data, streamed_model
 from mlimpute.spec.build import ImputationSpec
 from mlimpute.spec.formula import ParsedFormula, cmean_column, ranef_column
 from mlimpute.spec.model import latent_means, model_based, outcome_method
@@ -87,6 +87,15 @@ class Plan:
             names = self.models[name].param_names(self.data[name]) + extra_param_names(self, name)
             self._param_names[name] = names
         return list(names)
+
+    def stored(self, name: str) -> ModelData:
+        """``name``'s data with its design as rows (a copy a reader may refresh): the
+        plan's own for a stored design, the design materialised for one read in chunks
+        (:mod:`mlimpute.sampler.streamed`)."""
+        d = self.data[name]
+        if isinstance(d, StreamedData):
+            return stored_data(d, self.layout)
+        return d.for_chain()
 
     def release_rows(self) -> None:
         """Free the designs' rows once no chain will read them (before the result is

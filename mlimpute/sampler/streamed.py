@@ -19,14 +19,17 @@ from formulaic.parser.types.factor import Factor
 from mlimpute import _numba
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.ml_norm_streamed import StreamedMultilevelNorm, cluster_stats
+from mlimpute.models.segments import Segments
 from mlimpute.models.streamed import Source, StreamedData, chunks
+from mlimpute.sampler.block import Block
+from mlimpute.sampler.design import ModelData
 from mlimpute.sampler.layout import Layout
-from mlimpute.sampler.materialise import _model_matrix, gram_full_rank
+from mlimpute.sampler.materialise import _model_matrix, gram_full_rank, ones_rows, rows
 from mlimpute.sampler.values import Values
 from mlimpute.spec.formula import ParsedFormula, split_cmean_column
 from mlimpute.spec.grammar import validate_rhs
 
-__all__ = ["STREAM_MIN_ROWS", "streamed_model"]
+__all__ = ["STREAM_MIN_ROWS", "stored_data", "streamed_model"]
 
 #: rows from which a model's design is read in chunks instead of stored
 STREAM_MIN_ROWS = 100_000
@@ -67,6 +70,10 @@ def streamed_model(
         return None
     spec = head.model_spec
     names = list(head.columns)
+    if len(spec.structure) != len(names) or sorted(spec.column_indices.values()) != list(
+        range(len(names))
+    ):
+        return None  # a column named like another (a data column called Intercept)
     seg = layout.segments
     sources: list[Source | None] = [None] * len(names)
     arrays, cluster_arrays = {}, {}
@@ -124,6 +131,7 @@ def streamed_model(
         chunks(seg.starts, layout.n),
         seg.n_clusters,
         parsed.group,
+        spec=spec,
     )
     if data.n_obs <= len(names) or not _full_rank(data, static, layout):
         return None  # the materialised design says why, or trims it
@@ -155,3 +163,40 @@ def _full_rank(data: StreamedData, static: pd.DataFrame, layout: Layout) -> bool
     finally:
         data.refresh(None)
     return gram_full_rank(G, data.n_obs)
+
+
+def stored_data(data: StreamedData, layout: Layout) -> ModelData:
+    """The design of ``data`` materialised, as a stored design holds it (its dynamic
+    columns zero until a :meth:`~mlimpute.sampler.design.ModelData.refresh`): for readers
+    that take a model's data row by row (:func:`mlimpute.check`, new data), at the cost
+    of its rows."""
+    n, codes, J = layout.n, layout.codes, data.n_clusters
+    cols, fast = [], []
+    for j, s in enumerate(data.sources):
+        if s.kind == "one":
+            cols.append(np.broadcast_to(1.0, (n,)))
+        elif s.kind == "data":
+            cols.append(np.asarray(data.arrays[s.key], dtype=np.float64))
+        elif s.kind == "cluster":
+            cols.append(np.take(data.cluster_arrays[s.key], codes))
+        else:  # refreshed from a chain's columns
+            cols.append(np.broadcast_to(0.0, (n,)))
+            fast.append((j, (s.key,)))
+    obs, mis = data.obs_idx.astype(np.intp), data.mis_idx.astype(np.intp)
+    X = Block(list(data.names), rows(cols, obs), rows(cols, mis), fast, [], data.spec)
+    Z = Block(["Intercept"], ones_rows(obs.size), ones_rows(mis.size))
+    return ModelData(
+        data.variable,
+        np.take(data.y, obs),
+        obs,
+        mis,
+        X,
+        Z,
+        Segments.from_codes(np.take(codes, obs), J),
+        np.take(codes, mis),
+        J,
+        data.group,
+        data.random_blocks,
+        data.random_correlated,
+        list(data.events),
+    )
