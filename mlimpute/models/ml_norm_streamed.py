@@ -5,13 +5,14 @@ same model, priors, starting values and Gibbs step, with the same random numbers
 the same order) for :class:`~mlimpute.models.streamed.StreamedData`: the design is never
 stored. With X = [R C] (R the columns that vary within clusters, C those constant within
 them, value m_j in cluster j) every sum the step needs comes from one pass over the
-observed rows, chunk by chunk: ``R'R``, ``R'y`` and the cluster sums of R; the rest is
-per cluster (``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y``), as on the stored
+rows, chunk by chunk, the missing rows masked out: ``R'R``, ``R'y`` and the cluster sums
+of R (those of the data columns kept from the first pass); the rest is per cluster (``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y``), as on the stored
 design's split path (:func:`~mlimpute.models._ml_norm_static.split_stats`). With a random
 intercept the working-scale regression of the parameter expansion needs only the
 clusters' residual sums; the residual variance needs one more pass (the residuals
 themselves, not an expansion of their squares, which would lose digits when the mean of
-y is large against its spread). The missing values are ``R β_R + (Mβ_C + b)_j + e``.
+y is large against its spread), which also gives the missing rows' predictor
+``R β_R + (Mβ_C + b)_j`` for the draw that follows.
 
 Numbers: the same quantities as the stored design's step, summed in another order
 (chunk by chunk), so they agree with it to rounding (tested), not bit for bit. Memory:

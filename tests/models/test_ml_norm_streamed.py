@@ -101,14 +101,18 @@ def test_residual_pass_and_predictor_are_the_stored_designs(stream):
         np.testing.assert_allclose(by_cluster.sum(), r @ r, rtol=1e-12)
 
 
-def test_chains_agree_with_the_stored_route_to_rounding(monkeypatch):
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_chains_agree_with_the_stored_route_to_rounding(monkeypatch, shuffled):
     monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
     df = _data()
+    if shuffled:  # rows not sorted by cluster, an integer column made boolean
+        df = df.sample(frac=1.0, random_state=1).assign(gender=lambda d: d["gender"] == 1)
     ref = _impute(df, m=2, iterations=12, rng=4)
     monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
     got = _impute(df, m=2, iterations=12, rng=4)
     for name in ref.variables:  # measured: 2e-13 (values of about 1 and 10)
         assert np.abs(got.dataset[name].values - ref.dataset[name].values).max() < 1e-9
+    assert got.dataset.coords.equals(ref.dataset.coords)  # the parameters' names too
     for key, da in ref.dataset.data_vars.items():  # parameters, means and SDs
         if "iteration" in da.dims:
             np.testing.assert_allclose(got.dataset[key].values, da.values, rtol=1e-8, atol=1e-10)
