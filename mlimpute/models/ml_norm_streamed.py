@@ -6,7 +6,8 @@ the same order) for :class:`~mlimpute.models.streamed.StreamedData`: the design 
 stored. With X = [R C] (R the columns that vary within clusters, C those constant within
 them, value m_j in cluster j) every sum the step needs comes from one pass over the
 rows, chunk by chunk, the missing rows masked out: ``R'R``, ``R'y`` and the cluster sums
-of R (those of the data columns kept from the first pass); the rest is per cluster (``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y``), as on the stored
+of R (those of the data columns kept from the first pass); the rest is per cluster
+(``R'C = S_R'M``, ``C'C = M'diag(n)M``, ``C'y = M'S_y``), as on the stored
 design's split path (:func:`~mlimpute.models._ml_norm_static.split_stats`). With a random
 intercept the working-scale regression of the parameter expansion needs only the
 clusters' residual sums; the residual variance needs one more pass (the residuals
