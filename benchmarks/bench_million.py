@@ -21,9 +21,10 @@ slack that the resident figure includes) against the same reference.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 import warnings
+
+from bench_suite import peak_rss_mib
 
 
 def _rss_now() -> float:
@@ -47,18 +48,6 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak() -> float:
-    """The resident high-water mark in MB (``VmHWM``; ``ru_maxrss`` where there is none)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -77,7 +66,7 @@ def main() -> None:
     data_mb = df.memory_usage(deep=True).sum() / 2**20
     cells = int(df.isna().sum().sum())
     imputed_mb = args.m * cells * 8 / 2**20
-    peak_before = _peak()
+    peak_before = peak_rss_mib()
     # free pages the process holds already are given back first (glibc): otherwise the
     # call's first allocations reuse them unseen, and the growth depends on what ran before
     release_free_memory(len(df))
@@ -86,7 +75,7 @@ def main() -> None:
     c0, w0 = time.process_time(), time.perf_counter()
     imp = df.mi.impute(IMPUTATION_FORMULAS[2], m=args.m, iterations=args.iterations, rng=1)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    peak = _peak()
+    peak = peak_rss_mib()
     assert imp.m == args.m
     print(f"rows {len(df):,}, m = {args.m}, {args.iterations} iterations")
     print(f"cpu {cpu:.2f} s, wall {wall:.2f} s")

@@ -18,7 +18,7 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_rows", "full_rank_by_gram", "gram_full_rank"]
+__all__ = ["rows", "ones_rows", "full_rank_by_gram", "gram_full_rank", "plain_columns"]
 
 
 #: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
@@ -101,20 +101,35 @@ def _model_matrix(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, quiet: b
         raise
 
 
-def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
-    """The design of ``spec`` read from ``frame`` where each of its columns is the
-    intercept or one numeric column of ``frame`` (numbers or bools, numerically encoded):
-    the numbers formulaic gives (it converts them to float64 the same way); else None."""
-    if not frame.columns.is_unique:
+def plain_columns(spec, frame: pd.DataFrame) -> list[str | None] | None:
+    """Where each column of the design ``spec`` comes from when every one is the
+    intercept (None) or one numeric column of ``frame`` (numbers or bools, numerically
+    encoded: its name); else None (a transform, an interaction, a category, a column
+    named like another).
+
+    Examples
+    --------
+    >>> from formulaic import model_matrix
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
+    >>> plain_columns(model_matrix("x", frame).model_spec, frame)
+    [None, 'x']
+    >>> plain_columns(model_matrix("x + g", frame).model_spec, frame) is None
+    True
+    """
+    names = spec.column_names
+    if (
+        not frame.columns.is_unique
+        or len(spec.structure) != len(names)
+        or sorted(spec.column_indices.values()) != list(range(len(names)))
+    ):
         return None
-    cols: list[np.ndarray | None] = [None] * len(spec.column_names)
+    out: list[str | None] = [None] * len(names)
     for term, _scoped, columns in spec.structure:
         facs = term.factors
         if len(columns) != 1 or len(facs) != 1:
             return None
         f, j = facs[0], spec.column_indices[columns[0]]
         if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
-            cols[j] = np.broadcast_to(1.0, (len(frame),))  # gathered into the blocks
             continue
         kind = spec.encoder_state.get(f.expr, ("?",))[0]
         if (
@@ -125,10 +140,23 @@ def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
             or frame[f.expr].dtype.kind not in "biuf"
         ):
             return None
-        cols[j] = frame[f.expr].to_numpy(dtype=np.float64)
-    if any(c is None for c in cols):
+        out[j] = f.expr
+    return out
+
+
+def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
+    """The design of ``spec`` read from ``frame`` where each of its columns is the
+    intercept or one numeric column of ``frame`` (:func:`plain_columns`): the numbers
+    formulaic gives (it converts them to float64 the same way); else None."""
+    names = plain_columns(spec, frame)
+    if names is None:
         return None
-    return cols
+    return [
+        np.broadcast_to(1.0, (len(frame),))  # the intercept, gathered into the blocks
+        if c is None
+        else frame[c].to_numpy(dtype=np.float64)
+        for c in names
+    ]
 
 
 def rows(X: np.ndarray | list[np.ndarray], idx: np.ndarray) -> np.ndarray:

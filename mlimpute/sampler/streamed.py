@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from formulaic.parser.types.factor import Factor
 
 from mlimpute import _numba
 from mlimpute.models.ml_norm import MultilevelNorm
@@ -24,7 +23,13 @@ from mlimpute.models.streamed import Source, StreamedData, chunks
 from mlimpute.sampler.block import Block
 from mlimpute.sampler.design import ModelData
 from mlimpute.sampler.layout import Layout
-from mlimpute.sampler.materialise import _model_matrix, gram_full_rank, ones_rows, rows
+from mlimpute.sampler.materialise import (
+    _model_matrix,
+    gram_full_rank,
+    ones_rows,
+    plain_columns,
+    rows,
+)
 from mlimpute.sampler.values import Values
 from mlimpute.spec.formula import ParsedFormula, split_cmean_column
 from mlimpute.spec.grammar import validate_rhs
@@ -70,53 +75,35 @@ def streamed_model(
         return None
     spec = head.model_spec
     names = list(head.columns)
-    if len(spec.structure) != len(names) or sorted(spec.column_indices.values()) != list(
-        range(len(names))
-    ):
-        return None  # a column named like another (a data column called Intercept)
+    columns = plain_columns(spec, static)
+    if columns is None:
+        return None
     seg = layout.segments
-    sources: list[Source | None] = [None] * len(names)
+    sources: list[Source] = []
     arrays, cluster_arrays = {}, {}
-    for term, _scoped, columns in spec.structure:
-        facs = term.factors
-        if len(columns) != 1 or len(facs) != 1:
-            return None
-        f, j = facs[0], spec.column_indices[columns[0]]
-        if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
-            sources[j] = Source("one")
-            continue
-        kind = spec.encoder_state.get(f.expr, ("?",))[0]
-        if (
-            f.eval_method != Factor.EvalMethod.LOOKUP
-            or getattr(kind, "value", kind) != "numerical"
-            or f.expr not in static.columns
-        ):
-            return None
-        col = static[f.expr]
-        if f.expr in dynamic:
-            split = split_cmean_column(f.expr)
-            if split is not None:
-                if split[1] is not None:  # cmean(x, factor): not per primary cluster
-                    return None
-                sources[j] = Source("cmean", f.expr)
-            elif col.dtype == np.float64:
-                sources[j] = Source("value", f.expr)
-            else:
+    for c in columns:
+        if c is None:
+            sources.append(Source("one"))
+        elif c in dynamic:
+            split = split_cmean_column(c)
+            if split is None and static[c].dtype == np.float64:
+                sources.append(Source("value", c))
+            elif split is not None and split[1] is None:  # cmean(x) over the clusters
+                sources.append(Source("cmean", c))
+            else:  # cmean(x, factor), or an imputed column that is not numeric
                 return None
-            continue
-        if not isinstance(col.dtype, np.dtype) or col.dtype.kind not in "biuf":
-            return None
-        x = col.to_numpy()
-        if not np.isfinite(x).all():
-            return None
-        if _constant_within(x, seg.starts):
-            values = np.zeros(seg.n_clusters)
-            values[seg.nonempty] = np.take(x, seg.starts)
-            cluster_arrays[f.expr] = values
-            sources[j] = Source("cluster", f.expr)
         else:
-            arrays[f.expr] = x
-            sources[j] = Source("data", f.expr)
+            x = static[c].to_numpy()
+            if not np.isfinite(x).all():
+                return None
+            if _constant_within(x, seg.starts):
+                values = np.zeros(seg.n_clusters)
+                values[seg.nonempty] = np.take(x, seg.starts)
+                cluster_arrays[c] = values
+                sources.append(Source("cluster", c))
+            else:
+                arrays[c] = x
+                sources.append(Source("data", c))
     observed = ~np.isnan(y)
     data = StreamedData(
         parsed.response,
