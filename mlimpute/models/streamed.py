@@ -7,11 +7,12 @@ with plain numeric predictors (data columns, imputed columns, cluster means), th
 is not needed as a matrix: each of its columns is a data column, a chain's current
 column, a cluster mean of one or the intercept, and what a Gibbs step needs of them is
 sums (``X'X``, ``X'y``, per-cluster sums) and, on the missing rows, the linear predictor.
-:class:`StreamedData` holds where each column comes from and the observed and missing
-rows' positions (4 bytes a row); a step gathers the columns that vary within clusters
-chunk by chunk (:class:`Chunks`, whole clusters of about :data:`CHUNK_ROWS` rows), and the
-columns constant within clusters (intercept, cluster means, cluster-level data columns)
-are one value per cluster.
+:class:`StreamedData` holds where each column comes from, where the response is observed
+(a byte a row) and the observed and missing rows' positions (4 bytes a row each). A step
+reads the columns that vary within clusters chunk by chunk (:func:`chunks`: whole
+clusters of about :data:`CHUNK_ROWS` rows), each a slice of the sorted data or of the
+chain's column, the missing rows masked out of the sums; the columns constant within
+clusters (intercept, cluster means, cluster-level data columns) are one value per cluster.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ class StreamedData:
     #: a weak reference to the chain's current columns (set by :meth:`refresh`): a chain's
     #: columns are not kept alive by the plan after it ends
     _values: Any = field(default=None, repr=False, compare=False)
-    #: the linear predictor on the missing rows of the last step's state (that state, the
-    #: values), made by the step's pass over the rows and taken by the draw that follows
+    #: ``(state, predictor)``: the linear predictor on the missing rows of the state the
+    #: last step made, from that step's pass over the rows, for the draw that follows
     pending: Any = field(default=None, repr=False, compare=False)
 
     @property
