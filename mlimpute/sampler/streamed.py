@@ -62,10 +62,9 @@ def streamed_model(
         or type(model) is not MultilevelNorm
         or model.prior == "iw"
         or layout.group is None
-        or parsed.several_groups
-        or parsed.group != layout.group
-        or len(parsed.random) != 1
-        or parsed.random[0].terms.strip() != "1"
+        or len(parsed.random_terms) != 1  # one random intercept, over the rows' clusters
+        or parsed.random_terms[0][1] != layout.group
+        or parsed.random_terms[0][0].terms.strip() != "1"
         or parsed.ranefs
     ):
         return None
@@ -117,7 +116,7 @@ def streamed_model(
         cluster_arrays,
         chunks(seg.starts, layout.n),
         seg.n_clusters,
-        parsed.group,
+        layout.group,
         spec=spec,
     )
     if data.n_obs <= len(names) or not _full_rank(data, static, layout):

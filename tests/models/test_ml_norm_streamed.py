@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mlimpute  # noqa: F401  (registers the accessor)
@@ -168,3 +169,45 @@ def test_chunks_are_whole_clusters():
         assert local[0] == 0 and counts.sum() == hi - lo
     assert chunks(np.array([0]), 0) == ()
     assert CHUNK_ROWS >= 1024
+
+
+def _agree(df, formulas, monkeypatch, **kw):
+    """The streamed and the stored route's results, to rounding (as above)."""
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
+    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 10**12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = df.mi.impute(formulas, m=2, iterations=6, rng=3, **kw)
+        monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
+        got = df.mi.impute(formulas, m=2, iterations=6, rng=3, **kw)
+    assert got.dataset.coords.equals(ref.dataset.coords)
+    for key, da in ref.dataset.data_vars.items():
+        np.testing.assert_allclose(got.dataset[key].values, da.values, rtol=1e-8, atol=1e-9)
+
+
+def test_odd_clusters_agree(monkeypatch):
+    # a cluster larger than a chunk, clusters of one and two rows, one with no observed y
+    rng = np.random.default_rng(5)
+    g = np.r_[np.zeros(2 * CHUNK_ROWS // 2 + 5000, int), np.arange(2, 4002) // 2, 5000]
+    n = g.size
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"g": g, "x": x, "y": x + rng.normal(size=n) + (g % 7) * 0.3})
+    df.loc[rng.random(n) < 0.3, "y"] = np.nan
+    df.loc[df["g"] == 5, "y"] = np.nan
+    _agree(df, {"y": "~ x + cmean(x) + (1 | g)"}, monkeypatch)
+
+
+def test_three_levels_with_a_class_intercept_agree(monkeypatch):
+    from tests.test_three_level import three_level
+
+    d3 = three_level()
+    forms = {
+        "x": "~ z + w + y + cmean(y) + (1 | school:class)",
+        "y": "~ x + z + w + cmean(x) + (1 | school:class)",
+        "z": "~ cmean(x) + w + (1 | school)",
+        "w": "~ cmean(x) + cmean(z)",
+    }
+    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
+    plan = build_plan(d3, build_spec(d3, forms, cluster=["school", "class"], m=1))
+    assert {n for n in plan.names if isinstance(plan.data[n], StreamedData)} == {"x", "y"}
+    _agree(d3, forms, monkeypatch, cluster=["school", "class"])
