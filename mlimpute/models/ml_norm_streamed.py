@@ -179,10 +179,11 @@ def cluster_stats(data: StreamedData) -> _ClusterStats:
     changing = data.changing
     if changing.size:
         r = within.size
-        for lo, hi, a, b, starts, _ in data.parts:
+        for part in data.parts:
+            lo, hi, a, b, starts, _ = part
             w = data.observed[lo:hi]
             y = data.response(lo, hi)
-            cols = data.columns(lo, hi)
+            cols = data.columns(part)
             for i in changing:
                 cw = np.multiply(cols[i], w)  # 0 on the missing rows
                 S_R[a:b, i] = np.add.reduceat(cw, starts)
@@ -223,12 +224,14 @@ def _fixed_sums(data: StreamedData) -> tuple[np.ndarray, ...]:
         n, S_y = np.zeros(J), np.zeros(J)
         S, RtR, Rty = np.zeros((J, r)), np.zeros((r, r)), np.zeros(r)
         fixed = [i for i in range(r) if i not in data.changing]
-        for lo, hi, a, b, starts, _ in data.parts:
+        sources = [data.sources[k] for k in data.within]
+        for part in data.parts:
+            lo, hi, a, b, starts, _ = part
             w = data.observed[lo:hi]
             n[a:b] = np.add.reduceat(w.astype(np.float64), starts)
             y = np.where(w, data.y[lo:hi], 0.0)
             S_y[a:b] = np.add.reduceat(y, starts)
-            cols = {i: data.data_column(i, lo, hi) for i in fixed}
+            cols = {i: data.column(sources[i], part) for i in fixed}
             for i in fixed:
                 cw = np.multiply(cols[i], w)
                 S[a:b, i] = np.add.reduceat(cw, starts)
@@ -289,14 +292,13 @@ def _pass(
     if keep:
         out = np.empty(data.n_mis if rows == "mis" else data.n_obs)
     k = 0
-    sources = [data.sources[j] for j in data.within]
-    for lo, hi, a, b, starts, counts in data.parts:
+    for part in data.parts:
+        lo, hi, a, b, starts, counts = part
         w = data.observed[lo:hi]
         fit = np.repeat(u[a:b], counts)
         tmp = np.empty_like(fit) if bw.size else None
-        for s, beta in zip(sources, bw, strict=True):
-            col = data.values[s.key] if s.kind == "value" else data.arrays[s.key]
-            fit += np.multiply(col[lo:hi], beta, out=tmp)  # ints cast as they are read
+        for col, beta in zip(data.columns(part, raw=True), bw, strict=True):
+            fit += np.multiply(col, beta, out=tmp)  # ints cast as they are read
         if keep:
             pick = np.logical_not(w) if rows == "mis" else w
             size = int(np.count_nonzero(pick))

@@ -37,18 +37,28 @@ class Source:
     ``kind`` is ``"one"`` (the intercept), ``"data"`` (a data column no imputation
     changes; ``key`` names it in :attr:`StreamedData.arrays`), ``"cluster"`` (such a
     column that is constant within clusters: its value per cluster in
-    :attr:`StreamedData.cluster_arrays`), ``"value"`` (a chain's current column ``key``)
-    or ``"cmean"`` (the cluster means of the chain's column: ``key`` is the design
-    column, ``cmean(x)``).
+    :attr:`StreamedData.cluster_arrays`), ``"value"`` (a chain's current column ``key``),
+    ``"cmean"`` (the cluster means of the chain's column: ``key`` is the design column,
+    ``cmean(x)``) or ``"product"`` (an interaction: the product of ``parts``).
     """
 
     kind: str
     key: str = ""
+    parts: tuple[Source, ...] = ()
 
     @property
     def within(self) -> bool:
         """Whether the column varies within clusters (read row by row)."""
+        if self.kind == "product":
+            return any(p.within for p in self.parts)
         return self.kind in ("data", "value")
+
+    @property
+    def changing(self) -> bool:
+        """Whether imputations change the column."""
+        if self.kind == "product":
+            return any(p.changing for p in self.parts)
+        return self.kind in ("value", "cmean")
 
 
 def chunks(starts: np.ndarray, n: int, size: int = CHUNK_ROWS) -> tuple:
@@ -152,12 +162,7 @@ class StreamedData:
     def changing(self) -> np.ndarray:
         """Positions among :attr:`within` of the columns imputations change."""
         within = [self.sources[k] for k in self.within]
-        return np.array([i for i, s in enumerate(within) if s.kind == "value"], dtype=np.intp)
-
-    def data_column(self, i: int, lo: int, hi: int) -> np.ndarray:
-        """The ``i``-th within-cluster column, a data column, on rows ``lo:hi`` (floats)."""
-        part = self.arrays[self.sources[self.within[i]].key][lo:hi]
-        return part if part.dtype == np.float64 else part.astype(np.float64)
+        return np.array([i for i, s in enumerate(within) if s.changing], dtype=np.intp)
 
     @property
     def values(self) -> Any:
@@ -179,25 +184,42 @@ class StreamedData:
         """The chain's current response on rows ``lo:hi`` (a view; observed where it is)."""
         return self.values[self.variable][lo:hi]
 
-    def columns(self, lo: int, hi: int) -> list[np.ndarray]:
-        """The within-cluster columns on rows ``lo:hi`` (views where they are float)."""
-        out = []
-        for k in self.within:
-            s = self.sources[k]
+    def column(self, s: Source, part: tuple, raw: bool = False) -> np.ndarray:
+        """Column ``s`` on the rows of the chunk ``part`` (:func:`chunks`): a view where it
+        is one (floats, or with ``raw`` the data's own type)."""
+        lo, hi, a, b, _, counts = part
+        if s.kind == "product":
+            out = self.column(s.parts[0], part)
+            for p in s.parts[1:]:
+                out = out * self.column(p, part)
+            return out
+        if s.kind in ("data", "value"):
             col = self.values[s.key] if s.kind == "value" else self.arrays[s.key]
-            part = col[lo:hi]
-            out.append(part if part.dtype == np.float64 else part.astype(np.float64))
+            x = col[lo:hi]
+        else:  # one value per cluster, on its rows
+            x = np.repeat(self.cluster_value(s)[a:b], counts)
+        return x if raw or x.dtype == np.float64 else x.astype(np.float64)
+
+    def columns(self, part: tuple, raw: bool = False) -> list[np.ndarray]:
+        """The within-cluster columns on the rows of the chunk ``part`` (:meth:`column`)."""
+        return [self.column(self.sources[k], part, raw) for k in self.within]
+
+    def cluster_value(self, s: Source) -> np.ndarray:
+        """Column ``s``, constant within clusters, one value per cluster (J,)."""
+        if s.kind == "one":
+            return np.ones(self.n_clusters)
+        if s.kind == "cluster":
+            return self.cluster_arrays[s.key]
+        if s.kind == "cmean":
+            return self.values.cluster_means(s.key)
+        out = self.cluster_value(s.parts[0])
+        for p in s.parts[1:]:
+            out = out * self.cluster_value(p)
         return out
 
     def cluster_columns(self) -> np.ndarray:
         """The columns constant within clusters, one row per cluster (J, k)."""
-        cols = [self.sources[k] for k in self.constant]
-        out = np.empty((self.n_clusters, len(cols)))
-        for j, s in enumerate(cols):
-            if s.kind == "one":
-                out[:, j] = 1.0
-            elif s.kind == "cluster":
-                out[:, j] = self.cluster_arrays[s.key]
-            else:
-                out[:, j] = self.values.cluster_means(s.key)
+        out = np.empty((self.n_clusters, self.constant.size))
+        for j, k in enumerate(self.constant):
+            out[:, j] = self.cluster_value(self.sources[k])
         return out

@@ -18,7 +18,14 @@ from mlimpute.spec.formula import ParsedFormula
 from mlimpute.spec.grammar import EVALUATION_CONTEXT, validate_rhs
 from mlimpute.spec.longsum import balanced_sum
 
-__all__ = ["rows", "ones_rows", "full_rank_by_gram", "gram_full_rank", "plain_columns"]
+__all__ = [
+    "rows",
+    "ones_rows",
+    "full_rank_by_gram",
+    "gram_full_rank",
+    "plain_columns",
+    "column_factors",
+]
 
 
 #: rows formulaic evaluates a formula on first, from :data:`_HEAD_MIN_ROWS` rows (below,
@@ -101,19 +108,19 @@ def _model_matrix(rhs: str, frame: pd.DataFrame, parsed: ParsedFormula, quiet: b
         raise
 
 
-def plain_columns(spec, frame: pd.DataFrame) -> list[str | None] | None:
-    """Where each column of the design ``spec`` comes from when every one is the
-    intercept (None) or one numeric column of ``frame`` (numbers or bools, numerically
-    encoded: its name); else None (a transform, an interaction, a category, a column
-    named like another).
+def column_factors(spec, frame: pd.DataFrame) -> list[tuple[str, ...]] | None:
+    """The numeric columns of ``frame`` each column of the design ``spec`` multiplies,
+    when every one is the intercept (``()``), one numeric column of ``frame`` (numbers or
+    bools, numerically encoded) or an interaction of such columns; else None (a
+    transform, a category, a column named like another).
 
     Examples
     --------
     >>> from formulaic import model_matrix
-    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
-    >>> plain_columns(model_matrix("x", frame).model_spec, frame)
-    [None, 'x']
-    >>> plain_columns(model_matrix("x + g", frame).model_spec, frame) is None
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "z": [0, 1], "g": ["a", "b"]})
+    >>> column_factors(model_matrix("x * z", frame).model_spec, frame)
+    [(), ('x',), ('z',), ('x', 'z')]
+    >>> column_factors(model_matrix("x + g", frame).model_spec, frame) is None
     True
     """
     names = spec.column_names
@@ -123,25 +130,44 @@ def plain_columns(spec, frame: pd.DataFrame) -> list[str | None] | None:
         or sorted(spec.column_indices.values()) != list(range(len(names)))
     ):
         return None
-    out: list[str | None] = [None] * len(names)
+    out: list[tuple[str, ...]] = [()] * len(names)
     for term, _scoped, columns in spec.structure:
-        facs = term.factors
-        if len(columns) != 1 or len(facs) != 1:
+        if len(columns) != 1:
             return None
-        f, j = facs[0], spec.column_indices[columns[0]]
-        if f.eval_method == Factor.EvalMethod.LITERAL and f.expr == "1":
+        j = spec.column_indices[columns[0]]
+        if [(f.eval_method, f.expr) for f in term.factors] == [(Factor.EvalMethod.LITERAL, "1")]:
             continue
-        kind = spec.encoder_state.get(f.expr, ("?",))[0]
-        if (
-            f.eval_method != Factor.EvalMethod.LOOKUP
-            or getattr(kind, "value", kind) != "numerical"
-            or f.expr not in frame.columns
-            or not isinstance(frame[f.expr].dtype, np.dtype)
-            or frame[f.expr].dtype.kind not in "biuf"
-        ):
-            return None
-        out[j] = f.expr
+        for f in term.factors:
+            kind = spec.encoder_state.get(f.expr, ("?",))[0]
+            if (
+                f.eval_method != Factor.EvalMethod.LOOKUP
+                or getattr(kind, "value", kind) != "numerical"
+                or f.expr not in frame.columns
+                or not isinstance(frame[f.expr].dtype, np.dtype)
+                or frame[f.expr].dtype.kind not in "biuf"
+            ):
+                return None
+        out[j] = tuple(f.expr for f in term.factors)
     return out
+
+
+def plain_columns(spec, frame: pd.DataFrame) -> list[str | None] | None:
+    """:func:`column_factors` where no column is an interaction: each column's name in
+    ``frame`` (None for the intercept); else None.
+
+    Examples
+    --------
+    >>> from formulaic import model_matrix
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "z": [0, 1]})
+    >>> plain_columns(model_matrix("x + z", frame).model_spec, frame)
+    [None, 'x', 'z']
+    >>> plain_columns(model_matrix("x * z", frame).model_spec, frame) is None
+    True
+    """
+    factors = column_factors(spec, frame)
+    if factors is None or any(len(f) > 1 for f in factors):
+        return None
+    return [f[0] if f else None for f in factors]
 
 
 def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:

@@ -1,13 +1,14 @@
 """Which models read their designs in chunks of rows, and their data.
 
 On large data (:data:`STREAM_MIN_ROWS` rows and more) a level-1 variable imputed by the
-multilevel normal model with a random intercept, whose fixed part is the intercept and
-plain numeric columns (data columns, imputed columns, ``cmean()`` of the clusters), keeps
-no design rows: :class:`~mlimpute.models.streamed.StreamedData` says where each column
-comes from, and :class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads
-them chunk by chunk. Anything else (a transform, an interaction, a category, another
-random part, a design the rank check would trim, the compiled step) is materialised as
-before (:func:`~mlimpute.sampler.design.build_model_data`).
+multilevel normal model with a random intercept, whose fixed part is the intercept,
+plain numeric columns (data columns, imputed columns, ``cmean()`` of the clusters) and
+interactions of these, keeps no design rows: :class:`~mlimpute.models.streamed.StreamedData`
+says where each column comes from, and
+:class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads them chunk by
+chunk. Anything else (a transform, a category, another random part, a design the rank
+check would trim, the compiled step) is materialised as before
+(:func:`~mlimpute.sampler.design.build_model_data`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from mlimpute.sampler.design import ModelData
 from mlimpute.sampler.layout import Layout
 from mlimpute.sampler.materialise import (
     _model_matrix,
+    column_factors,
     gram_full_rank,
     ones_rows,
-    plain_columns,
     rows,
 )
 from mlimpute.sampler.values import Values
@@ -74,35 +75,25 @@ def streamed_model(
         return None
     spec = head.model_spec
     names = list(head.columns)
-    columns = plain_columns(spec, static)
-    if columns is None:
+    factors = column_factors(spec, static)
+    if factors is None:
         return None
     seg = layout.segments
     sources: list[Source] = []
     arrays, cluster_arrays = {}, {}
-    for c in columns:
-        if c is None:
+    for keys in factors:
+        parts = []
+        for c in keys:
+            part = _source(c, static, dynamic, seg, arrays, cluster_arrays)
+            if part is None:
+                return None
+            parts.append(part)
+        if not parts:
             sources.append(Source("one"))
-        elif c in dynamic:
-            split = split_cmean_column(c)
-            if split is None and static[c].dtype == np.float64:
-                sources.append(Source("value", c))
-            elif split is not None and split[1] is None:  # cmean(x) over the clusters
-                sources.append(Source("cmean", c))
-            else:  # cmean(x, factor), or an imputed column that is not numeric
-                return None
-        else:
-            x = static[c].to_numpy()
-            if not np.isfinite(x).all():
-                return None
-            if _constant_within(x, seg.starts):
-                values = np.zeros(seg.n_clusters)
-                values[seg.nonempty] = np.take(x, seg.starts)
-                cluster_arrays[c] = values
-                sources.append(Source("cluster", c))
-            else:
-                arrays[c] = x
-                sources.append(Source("data", c))
+        elif len(parts) == 1:
+            sources.append(parts[0])
+        else:  # an interaction
+            sources.append(Source("product", parts=tuple(parts)))
     observed = ~np.isnan(y)
     data = StreamedData(
         parsed.response,
@@ -124,6 +115,37 @@ def streamed_model(
     return data, StreamedMultilevelNorm.like(model)
 
 
+def _source(
+    c: str,
+    static: pd.DataFrame,
+    dynamic: set[str],
+    seg: Segments,
+    arrays: dict,
+    cluster_arrays: dict,
+) -> Source | None:
+    """The source of the plain column ``c`` (an imputed column, its cluster means, a data
+    column, kept in ``arrays``, or one constant within clusters, its values per cluster in
+    ``cluster_arrays``), or None where it cannot be read in chunks."""
+    if c in dynamic:
+        split = split_cmean_column(c)
+        if split is None and static[c].dtype == np.float64:
+            return Source("value", c)
+        if split is not None and split[1] is None:  # cmean(x) over the clusters
+            return Source("cmean", c)
+        return None  # cmean(x, factor), or an imputed column that is not numeric
+    x = static[c].to_numpy()
+    if not np.isfinite(x).all():
+        return None
+    if _constant_within(x, seg.starts):
+        if c not in cluster_arrays:
+            values = np.zeros(seg.n_clusters)
+            values[seg.nonempty] = np.take(x, seg.starts)
+            cluster_arrays[c] = values
+        return Source("cluster", c)
+    arrays[c] = x
+    return Source("data", c)
+
+
 def _constant_within(x: np.ndarray, starts: np.ndarray) -> bool:
     """Whether the sorted column ``x`` is constant within each cluster (``starts``)."""
     change = x[1:] != x[:-1]
@@ -137,10 +159,11 @@ def _full_rank(data: StreamedData, static: pd.DataFrame, layout: Layout) -> bool
     template = Values(layout)
     keys = [data.variable]
     for s in data.sources:
-        if s.kind == "value":
-            keys.append(s.key)
-        elif s.kind == "cmean":
-            keys.append(split_cmean_column(s.key)[0])
+        for p in s.parts or (s,):
+            if p.kind == "value":
+                keys.append(p.key)
+            elif p.kind == "cmean":
+                keys.append(split_cmean_column(p.key)[0])
     for k in keys:
         template[k] = static[k].to_numpy(dtype=np.float64)
     data.refresh(template)
@@ -159,15 +182,17 @@ def stored_data(data: StreamedData, layout: Layout) -> ModelData:
     n, codes, J = layout.n, layout.codes, data.n_clusters
     cols, fast = [], []
     for j, s in enumerate(data.sources):
-        if s.kind == "one":
-            cols.append(np.broadcast_to(1.0, (n,)))
-        elif s.kind == "data":
-            cols.append(np.asarray(data.arrays[s.key], dtype=np.float64))
-        elif s.kind == "cluster":
-            cols.append(np.take(data.cluster_arrays[s.key], codes))
-        else:  # refreshed from a chain's columns
+        if s.changing:  # refreshed from a chain's columns (a product: of its factors)
             cols.append(np.broadcast_to(0.0, (n,)))
-            fast.append((j, (s.key,)))
+            fast.append((j, tuple(p.key for p in s.parts or (s,))))
+            continue
+        col = np.broadcast_to(1.0, (n,))
+        for p in s.parts or (s,):
+            if p.kind == "data":
+                col = col * np.asarray(data.arrays[p.key], dtype=np.float64)
+            elif p.kind == "cluster":
+                col = col * np.take(data.cluster_arrays[p.key], codes)
+        cols.append(col)
     obs, mis = data.obs_idx.astype(np.intp), data.mis_idx.astype(np.intp)
     X = Block(list(data.names), rows(cols, obs), rows(cols, mis), fast, [], data.spec)
     Z = Block(["Intercept"], ones_rows(obs.size), ones_rows(mis.size))

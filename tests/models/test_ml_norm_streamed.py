@@ -211,3 +211,20 @@ def test_three_levels_with_a_class_intercept_agree(monkeypatch):
     plan = build_plan(d3, build_spec(d3, forms, cluster=["school", "class"], m=1))
     assert {n for n in plan.names if isinstance(plan.data[n], StreamedData)} == {"x", "y"}
     _agree(d3, forms, monkeypatch, cluster=["school", "class"])
+
+
+def test_interactions_agree(monkeypatch):
+    # products of an imputed and a data column (within clusters, changing), of a
+    # class-level column and a cluster mean (constant within clusters, changing), of two
+    # data columns (kept), and of three factors
+    df = _data(n_classes=100)
+    forms = {
+        "grade": "~ relation * gender + skill:cmean(relation) + gender:skill "
+        "+ relation:gender:skill + (1 | class)",
+        "relation": "~ grade + gender + (1 | class)",
+    }
+    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
+    plan = build_plan(df, build_spec(df, forms, m=1))
+    kinds = [s.kind for s in plan.data["grade"].sources]
+    assert isinstance(plan.data["grade"], StreamedData) and kinds.count("product") == 4
+    _agree(df, forms, monkeypatch)
