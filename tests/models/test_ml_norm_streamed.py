@@ -228,3 +228,16 @@ def test_interactions_agree(monkeypatch):
     kinds = [s.kind for s in plan.data["grade"].sources]
     assert isinstance(plan.data["grade"], StreamedData) and kinds.count("product") == 4
     _agree(df, forms, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"delta": {"grade": 0.5}}, {"delta_cluster_sd": {"grade": 0.3}}, {"level2": True}]
+)
+def test_shifts_and_level2_neighbours_agree(monkeypatch, kw):
+    # sensitivity shifts (added by the engine after the draw), and a class-level variable
+    # imputed by its own model next to the streamed ones (default formulas)
+    df = _data(n_classes=100)
+    if kw.pop("level2", False):
+        skill = df.groupby("class")["skill"].transform("first")
+        df = df.assign(skill=skill.where(~df["class"].isin([3, 7, 11, 40])))
+    _agree(df, None, monkeypatch, cluster="class", **kw)
