@@ -22,6 +22,7 @@ from mlimpute.models.registry import multi_term_model
 from mlimpute.models.segments import Segments
 from mlimpute.models.streamed import StreamedData
 from mlimpute.parallel import one_blas_thread
+from mlimpute.sampler import streamed as streaming
 from mlimpute.sampler.chain_shifts import latent_shifts
 from mlimpute.sampler.compatible import extra_param_names
 from mlimpute.sampler.design import Layout, ModelData, build_model_data
@@ -222,7 +223,8 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             )
         else:
             streamed = None
-            if spec.model is None:  # large data, plain columns: no design rows stored
+            if spec.model is None and layout.n >= streaming.STREAM_MIN_ROWS:
+                # large data, plain columns: no design rows stored
                 model = get_model(v.method).factory(**dict(v.options))
                 streamed = streamed_model(v.formula, model, static, layout, dynamic, start[v.name])
             if streamed is not None:
