@@ -126,13 +126,11 @@ class StreamedMultilevelNorm(MultilevelNorm):
     def draw_missing(
         self, rng: np.random.Generator, state: MultilevelNormState, data: StreamedData
     ) -> np.ndarray:
-        """``x'β + b_j + e`` with a fresh ``e`` (the random numbers of the stored path);
-        ``x'β + b_j`` from the pass of the step that made ``state`` where it was the last
-        step on ``data``."""
+        """``x'β + b_j + e`` with a fresh ``e`` (the random numbers of the stored path;
+        ``x'β + b_j`` from :meth:`predict`)."""
         if not isinstance(data, StreamedData):
             return super().draw_missing(rng, state, data)
-        hit, data.pending = data.pending, None
-        out = hit[1] if hit is not None and hit[0] is state else self.predict(state, data)
+        out = self.predict(state, data)
         e = rng.standard_normal(data.n_mis)
         np.multiply(np.sqrt(state.sigma2), e, out=e)
         out += e
@@ -145,9 +143,15 @@ class StreamedMultilevelNorm(MultilevelNorm):
         rows: str = "mis",
         mean: bool = False,
     ) -> np.ndarray:
-        """Linear predictor ``x'β + b_j`` on the observed or missing rows."""
+        """Linear predictor ``x'β + b_j`` on the observed or missing rows; on the missing
+        rows, for the state the last step on ``data`` made, the one that step's pass made
+        (taken once)."""
         if not isinstance(data, StreamedData):
             return super().predict(state, data, rows, mean)
+        if rows == "mis" and not mean:
+            hit, data.pending = data.pending, None
+            if hit is not None and hit[0] is state:
+                return hit[1]
         beta, b = (state.beta_mean, state.b_mean) if mean else (state.beta, state.b)
         u = data.cluster_columns() @ beta[data.constant] + b[:, 0]
         return _pass(data, u, beta[data.within], keep=True, rows=rows)[1]

@@ -1,11 +1,11 @@
 """Which models read their designs in chunks of rows, and their data.
 
 On large data (:data:`STREAM_MIN_ROWS` rows and more) a level-1 variable imputed by the
-multilevel normal model with a random intercept, whose fixed part is the intercept,
-plain numeric columns (data columns, imputed columns, ``cmean()`` of the clusters) and
-interactions of these, keeps no design rows: :class:`~mlimpute.models.streamed.StreamedData`
-says where each column comes from, and
-:class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads them chunk by
+multilevel normal model (``2l.norm``, or ``2l.pmm`` matching on it) with a random
+intercept, whose fixed part is the intercept, plain numeric columns (data columns,
+imputed columns, ``cmean()`` of the clusters) and interactions of these, keeps no design
+rows: :class:`~mlimpute.models.streamed.StreamedData` says where each column comes from,
+and :class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads them chunk by
 chunk. Anything else (a transform, a category, another random part, a design the rank
 check would trim, the compiled step) is materialised as before
 (:func:`~mlimpute.sampler.design.build_model_data`).
@@ -13,12 +13,15 @@ check would trim, the compiled step) is materialised as before
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
 from mlimpute import _numba
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.ml_norm_streamed import StreamedMultilevelNorm, cluster_stats
+from mlimpute.models.pmm import MultilevelPMM
 from mlimpute.models.segments import Segments
 from mlimpute.models.streamed import Source, StreamedData, chunks
 from mlimpute.sampler.block import Block
@@ -50,7 +53,7 @@ def streamed_model(
     layout: Layout,
     dynamic: set[str],
     y: np.ndarray,
-) -> tuple[StreamedData, StreamedMultilevelNorm] | None:
+) -> tuple[StreamedData, object] | None:
     """The streamed data and model of a level-1 variable with response ``y`` (sorted
     rows, NaN where missing), or None where its design is materialised.
 
@@ -60,14 +63,15 @@ def streamed_model(
     if (
         layout.n < STREAM_MIN_ROWS
         or _numba.enabled()
-        or type(model) is not MultilevelNorm
-        or model.prior == "iw"
         or layout.group is None
         or len(parsed.random_terms) != 1  # one random intercept, over the rows' clusters
         or parsed.random_terms[0][1] != layout.group
         or parsed.random_terms[0][0].terms.strip() != "1"
         or parsed.ranefs
     ):
+        return None
+    streamed = _streamed_model(model)
+    if streamed is None:
         return None
     validate_rhs(parsed.fixed, parsed.text)
     head = _model_matrix(parsed.fixed, static.iloc[:_HEAD_ROWS], parsed, quiet=True)
@@ -112,7 +116,22 @@ def streamed_model(
     )
     if data.n_obs <= len(names) or not _full_rank(data, static, layout):
         return None  # the materialised design says why, or trims it
-    return data, StreamedMultilevelNorm.like(model)
+    return data, streamed
+
+
+def _streamed_model(model: object) -> object | None:
+    """``model`` for data read in chunks: the multilevel normal model (its half-t prior)
+    and predictive mean matching on it (``2l.pmm``: the same matching on a streamed core);
+    None for any other."""
+    if type(model) is MultilevelNorm and model.prior != "iw":
+        return StreamedMultilevelNorm.like(model)
+    if type(model) is MultilevelPMM and type(model.core) is MultilevelNorm:
+        if model.core.prior == "iw":
+            return None
+        new = copy.copy(model)
+        new.core = StreamedMultilevelNorm.like(model.core)
+        return new
+    return None
 
 
 def _source(

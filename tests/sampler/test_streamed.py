@@ -73,10 +73,14 @@ def test_anything_else_keeps_its_stored_design(one, stream, formula):
     assert got["grade"] == (formula in STREAMED)
 
 
-def test_other_models_options_and_switches_keep_the_stored_design(one, stream, monkeypatch):
+def test_models_options_and_switches(one, stream, monkeypatch):
     df = one
     pmm = _streamed(df, {"grade": "~ relation + (1 | class)"}, method={"grade": "2l.pmm"})
-    assert pmm == {"grade": False}
+    assert pmm == {"grade": True}  # matching on a streamed core
+    donors = {"grade": ("2l.pmm", {"donors": 3})}
+    assert _streamed(df, {"grade": "~ relation + (1 | class)"}, method=donors) == {"grade": True}
+    single = _streamed(df, {"grade": "~ relation"}, method={"grade": "pmm"})
+    assert single == {"grade": False}
     iw = {"grade": ("2l.norm", {"prior": "iw"})}
     assert _streamed(df, {"grade": "~ relation + (1 | class)"}, method=iw) == {"grade": False}
     half_t = {"grade": ("2l.norm", {"prior_scale": 2.0})}
