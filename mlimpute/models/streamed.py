@@ -201,8 +201,24 @@ class StreamedData:
         return x if raw or x.dtype == np.float64 else x.astype(np.float64)
 
     def columns(self, part: tuple, raw: bool = False) -> list[np.ndarray]:
-        """The within-cluster columns on the rows of the chunk ``part`` (:meth:`column`)."""
-        return [self.column(self.sources[k], part, raw) for k in self.within]
+        """The within-cluster columns on the rows of the chunk ``part`` (:meth:`column`;
+        a data or imputed column read here directly: this runs for every chunk)."""
+        lo, hi = part[0], part[1]
+        values = self.values
+        out = []
+        for s in self._within_sources:
+            if s.kind == "value":
+                x = values[s.key][lo:hi]
+            elif s.kind == "data":
+                x = self.arrays[s.key][lo:hi]
+            else:
+                x = self.column(s, part)
+            out.append(x if raw or x.dtype == np.float64 else x.astype(np.float64))
+        return out
+
+    @functools.cached_property
+    def _within_sources(self) -> tuple[Source, ...]:
+        return tuple(self.sources[k] for k in self.within)
 
     def cluster_value(self, s: Source) -> np.ndarray:
         """Column ``s``, constant within clusters, one value per cluster (J,)."""
