@@ -140,3 +140,20 @@ def test_readers_take_the_design_materialised(df, stream, monkeypatch):
     ref = ref_imp.impute_new(new, rng=2)
     for a, b in zip(got.complete("all"), ref.complete("all"), strict=True):
         pd.testing.assert_frame_equal(a, b, rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_large_data_stream_and_every_route_agrees():
+    # the real threshold (no forcing): 200,000 rows stream; serial, two processes and a
+    # run continued later give the same numbers
+    big = classroom(2, n_classes=10_000, class_size=20, rng=1).incomplete
+    assert all(_streamed(big, IMPUTATION_FORMULAS[2]).values())
+    one = _quiet(big, m=2, iterations=4, rng=3)
+    two = _quiet(big, m=2, iterations=4, rng=3, n_jobs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        later = _quiet(big, m=2, iterations=2, rng=3).iterate(2)
+    for k, da in one.dataset.data_vars.items():
+        np.testing.assert_array_equal(two.dataset[k].values, da.values)
+    for name in one.variables:
+        np.testing.assert_array_equal(later.dataset[name].values, one.dataset[name].values)
