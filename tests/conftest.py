@@ -110,3 +110,13 @@ def _quiet_mlimpute_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mlimpute.MlimputeWarning)
         yield
+
+
+@pytest.fixture
+def stream(monkeypatch):
+    """Designs read in chunks from the first row (the rule is for large data), with the
+    compiled step off (it keeps stored designs)."""
+    import mlimpute.sampler.streamed as streamed_module
+
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
+    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)

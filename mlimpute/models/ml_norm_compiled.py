@@ -290,6 +290,11 @@ def stacked(states: list) -> dict[str, np.ndarray]:
     return out
 
 
+def _state_args(old: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The stacked states' arrays in the order the step kernels take them."""
+    return old["sigma2"], old["psi"], old["alpha"], old["scale"], old["floor"], old["beta"]
+
+
 def step_chains(
     model: Any, rngs: list[np.random.Generator], states: list, datas: list[ModelData], make: Any
 ) -> list:
@@ -323,12 +328,7 @@ def step_chains(
         fx.ZtZ,
         fx.Zty,
         *sums,
-        old["sigma2"],
-        old["psi"],
-        old["alpha"],
-        old["scale"],
-        old["floor"],
-        old["beta"],
+        *_state_args(old),
         model.nu,
         mh,
         model.mh_step,
@@ -486,12 +486,7 @@ class ChainKernels:
             step_draw_place if fused else self._kernel
         )(
             *self._head,
-            old["sigma2"],
-            old["psi"],
-            old["alpha"],
-            old["scale"],
-            old["floor"],
-            old["beta"],
+            *_state_args(old),
             *self._tail,
             *((*self._draws_fixed, *place) if fused else ()),
         )

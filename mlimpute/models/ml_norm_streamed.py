@@ -334,15 +334,17 @@ def _moments(
     u0 = stats.M @ beta[data.constant]
     bw = beta[data.within]
     N = max(data.n_obs, 1)
+
+    def residual_var() -> float:  # np.var of the residuals y - Xβ
+        return max(_pass(data, u0, bw)[0] / N - (float(Ztr.sum()) / N) ** 2, tiny)
+
     if ok.sum() < 3:
-        var = _pass(data, u0, bw)[0] / N - (float(Ztr.sum()) / N) ** 2
-        return np.diag((0.5 * scale) ** 2), max(var, tiny)
+        return np.diag((0.5 * scale) ** 2), residual_var()
     bhat = np.where(ok, Ztr / np.where(ok, n, 1.0), 0.0)
     ss = _pass(data, u0 + bhat, bw, by_cluster=True)[0]
     dof = max(int(n[ok].sum()) - int(ok.sum()), 1)
     sigma2 = float(ss[ok].sum()) / dof
     if not sigma2 > 0:
-        var = _pass(data, u0, bw)[0] / N - (float(Ztr.sum()) / N) ** 2
-        sigma2 = max(var, tiny)
+        sigma2 = residual_var()
     d = bhat[ok].var(ddof=1) - sigma2 * float(np.mean(1.0 / n[ok]))
     return np.diag(np.clip(np.atleast_1d(d), floor, cap)), sigma2

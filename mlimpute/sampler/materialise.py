@@ -23,7 +23,6 @@ __all__ = [
     "ones_rows",
     "full_rank_by_gram",
     "gram_full_rank",
-    "plain_columns",
     "column_factors",
 ]
 
@@ -151,37 +150,19 @@ def column_factors(spec, frame: pd.DataFrame) -> list[tuple[str, ...]] | None:
     return out
 
 
-def plain_columns(spec, frame: pd.DataFrame) -> list[str | None] | None:
-    """:func:`column_factors` where no column is an interaction: each column's name in
-    ``frame`` (None for the intercept); else None.
-
-    Examples
-    --------
-    >>> from formulaic import model_matrix
-    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "z": [0, 1]})
-    >>> plain_columns(model_matrix("x + z", frame).model_spec, frame)
-    [None, 'x', 'z']
-    >>> plain_columns(model_matrix("x * z", frame).model_spec, frame) is None
-    True
-    """
+def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
+    """The design of ``spec`` read from ``frame`` where each of its columns is the
+    intercept or one numeric column of ``frame`` (:func:`column_factors`, no
+    interaction): the numbers formulaic gives (it converts them to float64 the same way);
+    else None."""
     factors = column_factors(spec, frame)
     if factors is None or any(len(f) > 1 for f in factors):
         return None
-    return [f[0] if f else None for f in factors]
-
-
-def _direct_columns(spec, frame: pd.DataFrame) -> list[np.ndarray] | None:
-    """The design of ``spec`` read from ``frame`` where each of its columns is the
-    intercept or one numeric column of ``frame`` (:func:`plain_columns`): the numbers
-    formulaic gives (it converts them to float64 the same way); else None."""
-    names = plain_columns(spec, frame)
-    if names is None:
-        return None
     return [
-        np.broadcast_to(1.0, (len(frame),))  # the intercept, gathered into the blocks
-        if c is None
-        else frame[c].to_numpy(dtype=np.float64)
-        for c in names
+        frame[f[0]].to_numpy(dtype=np.float64)
+        if f
+        else np.broadcast_to(1.0, (len(frame),))  # the intercept, gathered into the blocks
+        for f in factors
     ]
 
 

@@ -31,13 +31,6 @@ from mlimpute.schema import param_var
 from mlimpute.spec.build import build_spec
 
 
-@pytest.fixture
-def stream(monkeypatch):
-    """Designs read in chunks from the first row (the rule is for large data)."""
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")  # the compiled step keeps stored designs
-    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
-
-
 def _data(n_classes=150):
     return classroom(2, n_classes=n_classes, class_size=20, rng=3).incomplete
 

@@ -20,12 +20,6 @@ from mlimpute.sampler.engine import build_plan
 from mlimpute.spec.build import build_spec
 
 
-@pytest.fixture
-def stream(monkeypatch):
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")  # the compiled step keeps stored designs
-    monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
-
-
 @pytest.fixture(scope="module")
 def df():
     return classroom(2, n_classes=60, class_size=20, rng=2).incomplete
