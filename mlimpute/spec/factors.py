@@ -163,6 +163,7 @@ def _resolve_factors(
         candidates = list(dict.fromkeys([*([cluster] if cluster else []), *formula_factors]))
         sizes = {g: factor_codes(df, g)[1].size for g in candidates}
         primary = max(candidates, key=lambda g: sizes[g])
+        _check_cluster_kept(cluster, primary, formula_factors, sizes)
     others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
     codes, labels = factor_codes(df, primary)
     for g in others:
@@ -204,6 +205,25 @@ def _resolve_factors(
         tuple(structure),
         outer_codes,
         outer_labels,
+    )
+
+
+def _check_cluster_kept(
+    cluster: str | None, primary: str, formula_factors: list[str], sizes: dict[str, int]
+) -> None:
+    """``cluster=`` names one grouping factor: refused where the formulas' random parts
+    group by a factor with more clusters and none of them uses the one given (it would
+    play no part: neither the models' clusters nor a level of their random effects)."""
+    if cluster is None or cluster == primary or cluster in formula_factors:
+        return
+    if any(cluster in factor_columns(g) for g in formula_factors):
+        return  # a part of a factor the formulas use, e.g. class in (1 | school/class)
+    raise SpecificationError(
+        f"cluster={cluster!r}, but the formulas' random parts group by {primary!r} "
+        f"({sizes[primary]} clusters against {sizes[cluster]} of {cluster!r}) and none "
+        f"groups by {cluster!r}: the clusters are the innermost grouping factor. Give "
+        f"cluster={primary!r}, or cluster=[{cluster!r}, {primary!r}] (outermost first) for "
+        f"three levels, or add a random term such as (1 | {cluster}) to the formulas"
     )
 
 

@@ -21,3 +21,49 @@ def test_the_cluster_columns_level_is_is_level2s(g):
     codes, _ = sorted_codes(df["g"])
     assert cols.levels == {c: 2 if is_level2(codes, df[c]) else 1 for c in df.columns}
     assert list(cols.levels) == list(df.columns)
+
+
+def _schools():
+    from mlimpute.datasets import classroom
+
+    df = classroom(2, rng=1).incomplete
+    df["school"] = df["class"] // 5
+    return df
+
+
+def test_a_cluster_argument_no_formula_groups_by_is_refused_not_ignored():
+    import mlimpute
+    from mlimpute.errors import SpecificationError
+
+    df = _schools()
+    formulas = {
+        "grade": "~ skill + relation + (1|class)",
+        "relation": "~ skill + grade + (1|class)",
+    }
+    with pytest.raises(
+        SpecificationError, match=r"cluster='school'.*'class'.*cluster=\['school', 'class'\]"
+    ):
+        mlimpute.impute(df, formulas, cluster="school", m=1, iterations=1, rng=1)
+    # as the innermost factor, as the outer level, or used by a formula, it is kept
+    mlimpute.impute(df, formulas, cluster="class", m=1, iterations=1, rng=1)
+    imp = mlimpute.impute(df, formulas, cluster=["school", "class"], m=1, iterations=1, rng=1)
+    assert imp.spec.hierarchy == ("school", "class")
+    both = {**formulas, "relation": "~ skill + grade + (1|school) + (1|class)"}
+    imp = mlimpute.impute(df, both, cluster="school", m=1, iterations=1, rng=1)
+    assert (imp.spec.cluster, imp.spec.factors) == ("class", ("school",))
+
+
+def test_a_cluster_argument_that_is_part_of_a_formulas_factor_is_kept():
+    import mlimpute
+
+    df = _schools()
+    df["class"] = df["class"] % 5  # class ids repeat across schools: the level is school:class
+    imp = mlimpute.impute(
+        df,
+        {"grade": "~ skill + (1 | school/class)", "relation": "~ skill + (1 | school/class)"},
+        cluster="class",
+        m=1,
+        iterations=1,
+        rng=1,
+    )
+    assert imp.spec.cluster == "school:class"
