@@ -34,7 +34,7 @@ from scipy import sparse
 from mlimpute.codec import column_kind
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.parallel import one_blas_thread
-from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.design import Block, ClusterValues
 from mlimpute.sampler.engine import build_plan, start_values
@@ -113,12 +113,7 @@ def check(
     spec = imp.spec
     if spec.model is not None:
         raise UnsupportedError("check() after model-based imputation (model=) is not supported yet")
-    chains = imp.chains
-    if spec.variables and (chains is None or len(chains) != imp.m):
-        raise SpecificationError(
-            "check() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
+    chains = chain_states(imp, "check()") if spec.variables else imp.chains
     cluster = spec.cluster if cluster is None else cluster
     if cluster is not None and cluster not in imp.data.columns and cluster != spec.cluster:
         raise SpecificationError(f"cluster={cluster!r} is not a column of the data")

@@ -24,7 +24,7 @@ from mlimpute.errors import (
 from mlimpute.models.transforms import transform_methods
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
-from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.batched import check_batch
 from mlimpute.sampler.compiled import check_switch, compiled_event
@@ -137,8 +137,9 @@ def impute(
         fits this model. Supported so far: a numeric outcome and incomplete continuous
         level-1 predictors that enter the model linearly; anything else raises
         :class:`~mlimpute.errors.UnsupportedError`. Cannot be combined with ``formulas``,
-        ``method``, ``visit``, ``cluster``, ``include``, ``exclude`` or
-        ``heteroscedastic`` yet.
+        ``method``, ``visit``, ``include``, ``exclude`` or ``heteroscedastic`` yet;
+        ``cluster`` (the model's grouping factor) gives the incomplete columns that are
+        neither in the model nor auxiliary the default chained models.
     auxiliary : list of str or str, optional
         With ``model=``: complete columns that inform the imputations (predictors in
         every incomplete predictor's model) without entering the analysis.
@@ -329,12 +330,15 @@ def _copy_on_write() -> bool:
 
 
 def _chain_states(imp: MultiplyImputed, what: str) -> list:
-    chains = getattr(imp, "chains", None)
-    if chains is None or len(chains) != imp.m:
+    """The chains' states, every one stopped at the result's iteration count (a file whose
+    chains stopped at different iterations is refused: it is no run's result)."""
+    instead = "; run impute() again with the same rng and more iterations or imputations"
+    chains = chain_states(imp, what, instead)
+    iterations = {c.iterations for c in chains}
+    if iterations != {imp.spec.iterations}:
         raise SpecificationError(
-            f"{what} needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand); run "
-            "impute() again with the same rng and more iterations or imputations instead"
+            f"{what} needs every chain stopped at iteration {imp.spec.iterations}; the "
+            f"chains of this result stopped at {sorted(iterations)}"
         )
     return chains
 
@@ -427,12 +431,6 @@ def extend_result(
         plan = build_plan(imp.data, spec)
         return MultiplyImputed(assemble(plan, []), imp.data, spec, imp.events)
     chains = _chain_states(imp, "extend()")
-    iterations = {c.iterations for c in chains}
-    if iterations != {spec.iterations}:
-        raise SpecificationError(
-            f"extend() needs every chain stopped at iteration {spec.iterations}; the chains "
-            f"of this result stopped at {sorted(iterations)}"
-        )
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
     check_switch(imp.events, plan, "extend()")

@@ -227,3 +227,17 @@ def test_unsorted_rows_iterate_and_extend_like_the_longer_and_larger_run(df):
     short = _run(shuffled, m=2, iterations=3)
     _assert_same(short.iterate(2), _run(shuffled, m=2, iterations=5))
     _assert_same(short.extend(1), _run(shuffled, m=3, iterations=3))
+
+
+@pytest.mark.parametrize("what", ["iterate", "extend"])
+def test_chains_stopped_at_different_iterations_are_refused(short, what):
+    """Such a result (an edited file) is no run's: neither continued nor extended."""
+    from dataclasses import replace
+
+    chains = list(short.chains)
+    chains[0] = replace(chains[0], iterations=chains[0].iterations + 5)
+    odd = mlimpute.MultiplyImputed(
+        short.dataset, short.data, short.spec, short.events, chains=chains
+    )
+    with pytest.raises(SpecificationError, match=rf"{what}\(\) needs every chain stopped"):
+        getattr(odd, what)(1)

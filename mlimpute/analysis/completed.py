@@ -107,7 +107,8 @@ def from_completed(
         ``.events``.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
-        sets.
+        sets. By default a frame without an ``imputation`` column but with mice's ``.imp``
+        uses that one.
 
     Returns
     -------
@@ -130,9 +131,14 @@ def from_completed(
     >>> long = pd.concat([df.assign(imp=i) for i in (1, 2)])
     >>> mia.from_completed(long, imputation="imp").complete(2).shape
     (600, 3)
+    >>> mice_long = pd.concat([df.assign(**{".imp": i}) for i in (0, 1, 2)])
+    >>> mia.from_completed(mice_long).m
+    2
     """
     events: list[str] = []
     if isinstance(dfs, pd.DataFrame):
+        if imputation == "imputation" and imputation not in dfs.columns and ".imp" in dfs:
+            imputation = ".imp"  # mice::complete(imp, "long")
         if imputation not in dfs.columns:
             raise SpecificationError(
                 f"a single DataFrame must be in long form with an imputation column "

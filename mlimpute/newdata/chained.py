@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlimpute.codec import categories, decode
-from mlimpute.errors import DataError, DataTypeError, SpecificationError
+from mlimpute.codec import categories, decode, encode
+from mlimpute.errors import DataError, DataTypeError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.streamed import StreamedData
 from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
-from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.design import Block, ClusterValues, check_finite
 from mlimpute.sampler.engine import (
@@ -81,12 +81,7 @@ def impute_new_chained(
     spec = imp.spec
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
-    chains = imp.chains
-    if spec.variables and (chains is None or len(chains) != imp.m):
-        raise SpecificationError(
-            "impute_new() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
+    chains = chain_states(imp, "impute_new()") if spec.variables else imp.chains
     data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
     plan = build_plan(imp.data, spec)
     prep = _prepare(plan, imp.data, data)
@@ -152,6 +147,17 @@ def _check_columns(train: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
             continue
         if _stringlike(train[c]) and _stringlike(new[c]):  # str and object columns of text
             out[c] = new[c].astype(a)
+            continue
+        if isinstance(a, pd.CategoricalDtype) and isinstance(b, pd.CategoricalDtype):
+            present = new[c].dropna()
+            unseen = present[~present.isin(a.categories)]
+            if unseen.size:
+                bad = sorted(map(str, pd.unique(unseen)))[:5]
+                raise DataError(
+                    f"column {c!r} of new_df holds value(s) {bad} not among the training "
+                    "data's categories; the models know only those"
+                )
+            out[c] = new[c].astype(a)  # other categories or order: the training ones
             continue
         if len(new) and new[c].isna().all():
             try:
@@ -509,8 +515,9 @@ def _frame(plan: Plan, prep: _Prepared, values, cur: dict[str, np.ndarray]) -> p
             if c in cur:
                 tv, nv = values[c], cur[c]
             else:
-                tv = plan.static[c].to_numpy(dtype=np.float64)
-                nv = prep.static[c].to_numpy(dtype=np.float64)
+                # as the plan reads them: values, or codes in the training categories
+                tv = encode(plan.static[c])
+                nv = _encode_like(prep.static[c], plan.static[c], c)
             s = np.bincount(tcodes, weights=tv, minlength=K) + np.bincount(
                 prep.codes, weights=nv, minlength=K
             )

@@ -49,7 +49,7 @@ from mlimpute.models.nominal import NominalState
 from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
-from mlimpute.result.imputed import MultiplyImputed
+from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds
 from mlimpute.sampler.compatible import ANALYSIS
 from mlimpute.sampler.compatible_context import build_context, mh_variables
@@ -234,13 +234,7 @@ def impute_new_model(
 def stopped_chains(imp: MultiplyImputed) -> list:
     """Where every chain of ``imp`` stopped (its final values and model states); refuses,
     saying why, a result that does not hold them."""
-    chains = imp.chains
-    if chains is None or len(chains) != imp.m:
-        raise SpecificationError(
-            "impute_new() needs where every chain stopped, and this result does not hold it "
-            "(it was read from a file saved without chain states, or built by hand)"
-        )
-    return chains
+    return chain_states(imp, "impute_new()")
 
 
 #: a new imputation this many training SDs from the training mean is flagged

@@ -32,7 +32,30 @@ if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
     from mlimpute.analysis.results import PooledResult
     from mlimpute.result.plot import ImputedPlots
 
-__all__ = ["MultiplyImputed"]
+__all__ = ["MultiplyImputed", "chain_states"]
+
+
+def chain_states(imp: Any, what: str, instead: str = "") -> list:
+    """Where every chain of ``imp`` stopped (its final values and model states), for
+    ``what`` (the method that needs them); refused, saying why a result may lack them.
+
+    Examples
+    --------
+    >>> class Bare:  # a result without its chains
+    ...     chains, m = None, 2
+    >>> chain_states(Bare(), "check()")
+    Traceback (most recent call last):
+    ...
+    mlimpute.errors.SpecificationError: check() needs where every chain stopped, ...
+    """
+    chains = getattr(imp, "chains", None)
+    if chains is None or len(chains) != imp.m:
+        raise SpecificationError(
+            f"{what} needs where every chain stopped, and this result does not hold it (it "
+            "is the completion of new data by impute_new(), was read from a file saved "
+            f"without chain states, or was built by hand){instead}"
+        )
+    return chains
 
 
 class MultiplyImputed:

@@ -148,6 +148,7 @@ def build_spec(
         )
     if cols.factors:
         _check_several_factors(cols, specs, kept_sd)
+    _few_clusters(cols, specs, events)
     return ImputationSpec(
         tuple(specs),
         cols.cluster,
@@ -161,6 +162,25 @@ def build_spec(
         hierarchy=cols.hierarchy,
         structure=cols.structure,
     )
+
+
+def _few_clusters(cols: _Columns, specs: list[VariableSpec], events: list[str]) -> None:
+    """Said where the clusters cannot inform a random intercept: one cluster (its effect
+    is the intercept's), or one row in each (it is the residual's)."""
+    if cols.codes is None or not any(s_.formula.is_multilevel for s_ in specs):
+        return
+    sizes = np.bincount(cols.codes)
+    if sizes.size == 1:
+        events.append(
+            f"one cluster of {cols.cluster!r}: the data cannot separate its random effects "
+            "from the fixed ones (their prior decides them); a single-level model may be "
+            "what is meant"
+        )
+    elif sizes.max() == 1:
+        events.append(
+            f"every cluster of {cols.cluster!r} has one row: the data cannot separate the "
+            "random intercept from the residual (their priors decide the split)"
+        )
 
 
 #: models whose imputations are non-negative integers already
@@ -260,6 +280,16 @@ def _incomplete(
     else:
         candidates = list(cols.df.columns)
     candidates = [c for c in candidates if c not in cols.cluster_columns or c == cols.cluster]
+    if not use_defaults:  # said, as the defaults say what they leave out
+        kept = [c for c in candidates if cols.missing[c] > 0 and c != cols.cluster]
+        other = [c for c in kept if cols.kinds[c] == "other" and c not in parsed]
+        if other:
+            events.append(
+                "left incomplete (no model imputes a column of its type): "
+                + ", ".join(
+                    f"{c} ({cols.df[c].dtype}, {int(cols.missing[c])} missing)" for c in other
+                )
+            )
     # columns no model can use (lists, dicts...) are imputed only if a formula asks for it
     incomplete = [
         c

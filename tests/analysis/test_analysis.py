@@ -245,6 +245,9 @@ def test_from_completed_list_and_long_forms_agree():
     long = pd.concat([a.assign(**{".imp": 0}), long])
     stacked = from_completed(long, imputation=".imp")
     assert isinstance(stacked, CompletedImputations) and stacked.m == listed.m == 3
+    recognised = from_completed(long)  # mice's .imp without saying so
+    assert recognised.m == 3 and ".imp" not in recognised.columns
+    assert recognised.events == stacked.events
     assert stacked.events and "skipped" in stacked.events[0]
     assert ".imp" not in stacked.columns
     formula = "grade ~ skill + relation + (1 | class)"

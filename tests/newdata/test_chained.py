@@ -277,3 +277,36 @@ def test_string_categories_absent_from_the_new_data_decode_as_in_training(tmp_pa
     assert (codes == 0).any()  # "p" is imputed though no new row has it
     with pytest.raises(UnsupportedError, match="to_csv"):
         out.to_netcdf(tmp_path / "x.nc")
+
+
+@pytest.mark.parametrize("kind", ["category", "object"])
+def test_cluster_means_of_a_categorical_predictor_as_in_training(kind):
+    """cmean() of a complete categorical column (default models write it) is the mean of
+    its codes in the training categories: the same numbers as a 0/1 column, also where the
+    new rows hold one category only."""
+    base = classroom(1, rng=1).incomplete
+    sex = np.where(np.arange(len(base)) % 3 == 0, "m", "f")
+    coded = base.assign(sex=(sex == "m").astype(float))
+    labelled = base.assign(sex=pd.Series(sex).astype(kind))
+    f = {"grade": "~ skill + sex + cmean(sex) + (1 | class)"}
+    new = base.iloc[[0, 3, 6, 40, 43]].assign(grade=np.nan)
+    out = []
+    for df in (coded, labelled):
+        imp = df.mi.impute(f, m=2, iterations=3, rng=1)
+        nd = new.assign(sex=df["sex"].loc[new.index])
+        out.append(imp.impute_new(nd, rng=2).complete(1)["grade"].to_numpy())
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_a_categorical_in_other_categories_is_read_in_the_training_ones():
+    df = classroom(1, rng=1).incomplete
+    df["sex"] = pd.Categorical(np.where(np.arange(len(df)) % 2, "f", "m"))
+    imp = df.mi.impute({"grade": "~ skill + sex + (1 | class)"}, m=2, iterations=3, rng=1)
+    new = df.iloc[:4].assign(grade=np.nan)
+    same = imp.impute_new(new, rng=1).complete(1)
+    new["sex"] = pd.Categorical(new["sex"].astype(str), categories=["m", "f", "x"])  # reordered
+    other = imp.impute_new(new, rng=1).complete(1)
+    pd.testing.assert_series_equal(same["grade"], other["grade"])
+    new["sex"] = pd.Categorical(["x", "f", "m", "f"])
+    with pytest.raises(DataError, match=r"'sex'.*\['x'\]"):
+        imp.impute_new(new, rng=1)

@@ -149,3 +149,25 @@ def test_method_options_round_trip_through_files(df, tmp_path):
     again = study.impute(df)
     assert again.spec == imp.spec
     np.testing.assert_array_equal(again.dataset["grade"].values, imp.dataset["grade"].values)
+
+
+def test_an_incomplete_column_no_model_imputes_is_said_to_stay_incomplete():
+    df = classroom(2, rng=1).incomplete
+    gap = np.where(np.arange(len(df)) % 5 == 0, np.nan, 1.0)
+    df["when"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(gap, unit="D")
+    f = {"grade": "~ skill + (1|class)", "relation": "~ skill + (1|class)"}
+    spec = build_spec(df, f)
+    said = [e for e in spec.events if e.startswith("left incomplete")]
+    assert said and "when (datetime64" in said[0] and "120 missing" in said[0]
+    assert not [e for e in build_spec(df.drop(columns="when"), f).events if "incomplete" in e]
+
+
+def test_clusters_that_cannot_inform_a_random_intercept_are_said():
+    df = classroom(1, rng=1).incomplete
+    f = {"grade": "~ skill + (1|class)"}
+    one = build_spec(df.assign(**{"class": 1}), f).events
+    assert any(e.startswith("one cluster of 'class'") for e in one)
+    singles = build_spec(df.assign(**{"class": np.arange(len(df))}), f).events
+    assert any(e.startswith("every cluster of 'class' has one row") for e in singles)
+    assert not build_spec(df, f).events
+    assert not build_spec(df.assign(**{"class": 1}), {"grade": "~ skill"}).events
