@@ -47,7 +47,6 @@ recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged meta
 
 from __future__ import annotations
 
-import json
 import os
 from io import BytesIO
 from pathlib import Path

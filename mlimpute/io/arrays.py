@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from mlimpute.errors import DataError, DataTypeError, MlimputeWarning
-from mlimpute.io.checks import loads
+from mlimpute.io.checks import MAX_DEPTH, json_depth, loads
 from mlimpute.io.stored_spec import _dumps, _freeze, _plain, _revive
 
 _NC_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-()\[\] ]*(?<! )")
@@ -384,9 +384,11 @@ def _encode_data(df: pd.DataFrame, zarr: bool) -> xr.Dataset:
     index = _encode_index(df.index, store)
     try:
         frame_attrs = json.dumps(_plain(df.attrs))
-    except TypeError:
+        if json_depth(frame_attrs) > MAX_DEPTH:
+            raise TypeError(f"nested more than {MAX_DEPTH} levels deep")
+    except (TypeError, RecursionError) as exc:
         warnings.warn(
-            "DataFrame.attrs are not JSON-serialisable and were not saved",
+            f"DataFrame.attrs are not JSON-serialisable ({exc}) and were not saved",
             MlimputeWarning,
             stacklevel=4,
         )

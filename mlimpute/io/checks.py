@@ -89,8 +89,7 @@ def loads(text: str, what: str) -> Any:
     depth = json_depth(text)
     if depth > MAX_DEPTH:
         raise DataError(
-            f"{what} is JSON nested {depth} levels deep, more than the {MAX_DEPTH} mlimpute "
-            "reads"
+            f"{what} is JSON nested {depth} levels deep, more than the {MAX_DEPTH} mlimpute reads"
         )
     return json.loads(text)
 
@@ -199,7 +198,10 @@ def verify_checksums(root_attrs: dict, groups: dict[str, xr.Dataset | None]) -> 
         text = text.decode("utf-8", "replace")
     try:
         doc = loads(text, f"attribute {CHECKSUMS!r}") if isinstance(text, str) else None
-        recorded = doc["groups"] if isinstance(doc, dict) and doc.get("algorithm") == "sha256" else None
+        ok = isinstance(doc, dict) and doc.get("algorithm") == "sha256"
+        recorded = doc["groups"] if ok else None
+    except DataError:
+        raise
     except (ValueError, KeyError, TypeError):
         recorded = None
     if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
@@ -260,7 +262,9 @@ def check_imputed_rows(dataset: xr.Dataset, data: pd.DataFrame, names: Iterable[
         if name not in data.columns:
             raise DataError(f"the imputed variable {name!r} is not a column of the observed data")
         if name not in dataset.data_vars or dim not in dataset.coords:
-            raise DataError(f"the imputed values of {name!r} or their row index {dim!r} are missing")
+            raise DataError(
+                f"the imputed values of {name!r} or their row index {dim!r} are missing"
+            )
         if dataset[name].dims != ("imputation", dim):
             raise DataError(
                 f"the imputed values of {name!r} have dimensions {dataset[name].dims}, not "
