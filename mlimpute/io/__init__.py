@@ -43,6 +43,12 @@ Safety: saving writes a temporary sibling and renames it into place (see
 :func:`to_netcdf`, :func:`to_zarr`) and replaces only an mlimpute file of the same kind,
 recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged metadata into a
 :class:`~mlimpute.errors.DataError` naming the file and what is wrong.
+
+Integrity (:mod:`mlimpute.io.checks`): the root attribute ``mlimpute_checksums`` records
+a SHA-256 checksum of every array and of mlimpute's attributes, verified by :func:`open`;
+a file without it (saved before it was added; the format version is 1 for both) opens with
+a warning. :func:`open` also checks the declared array sizes before loading, bounds the
+depth of JSON attributes and checks the row index of every imputed variable.
 """
 
 from __future__ import annotations
@@ -274,8 +280,17 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     FileNotFoundError
         If ``path`` does not exist.
     DataError
-        If it is not an mlimpute file, was written by a newer file-format version, or its
-        metadata are damaged (the message names the file and what is wrong).
+        If it is not an mlimpute file, was written by a newer file-format version, or is
+        damaged or edited: metadata that do not describe the content, a value or attribute
+        whose checksum differs, a row index of imputed cells that does not list exactly
+        the missing rows, declared sizes beyond the data or the available memory (the
+        message names the file, and the column or variable at fault).
+
+    Warns
+    -----
+    MlimputeWarning
+        If the file records no checksums (saved by an earlier mlimpute): it is opened
+        without verifying its values.
 
     Examples
     --------
