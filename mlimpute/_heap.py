@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
-__all__ = ["TRIM_ROWS", "release_free_memory"]
+__all__ = ["TRIM_ROWS", "release_free_memory", "available_memory"]
 
 #: rows from which a run trims the heap between its stages (below, there is little to
 #: give back and a trim costs more than it saves)
@@ -44,3 +45,36 @@ def release_free_memory(rows: int) -> None:
     trim = _trim()
     if trim is not None:
         trim(0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable of /proc/meminfo (or the free
+    pages where there is none), capped by a cgroup v2 memory limit; None if unknown.
+
+    Used to refuse, before any work, what cannot fit: an imputation run
+    (:mod:`mlimpute.impute`) and the arrays an imputation file declares (:mod:`mlimpute.io`).
+    """
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+            avail = min(avail, max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return avail

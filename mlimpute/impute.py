@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlimpute._heap import available_memory as _available_memory
 from mlimpute._heap import release_free_memory
 from mlimpute.codec import categories, column_kind
 from mlimpute.diagnostics import convergence_warning
@@ -458,35 +459,6 @@ def _check_run_options(n_jobs, client, progress) -> None:
         raise SpecificationError("pass n_jobs or client, not both")
     if n_jobs is not None:
         resolve_n_jobs(n_jobs)  # raises SpecificationError naming n_jobs
-
-
-def _available_memory() -> int | None:
-    """Bytes this process may still allocate: MemAvailable of /proc/meminfo (or the free
-    pages where there is none), capped by a cgroup v2 memory limit; None if unknown."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if avail is None:
-        try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            return None
-    try:
-        with open("/sys/fs/cgroup/memory.max") as fh:
-            limit = fh.read().strip()
-        if limit != "max":
-            with open("/sys/fs/cgroup/memory.current") as fh:
-                used = int(fh.read().strip())
-            avail = min(avail, max(int(limit) - used, 0))
-    except (OSError, ValueError):
-        pass
-    return avail
 
 
 def _estimate_memory(df: pd.DataFrame, spec) -> dict[str, int]:

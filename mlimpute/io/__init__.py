@@ -43,16 +43,22 @@ Safety: saving writes a temporary sibling and renames it into place (see
 :func:`to_netcdf`, :func:`to_zarr`) and replaces only an mlimpute file of the same kind,
 recognised by its ``mlimpute_format`` attribute; :func:`open` turns damaged metadata into a
 :class:`~mlimpute.errors.DataError` naming the file and what is wrong.
+
+Integrity (:mod:`mlimpute.io.checks`): the root attribute ``mlimpute_checksums`` records
+a SHA-256 checksum of every array and of mlimpute's attributes, verified by :func:`open`;
+a file without it (saved before it was added; the format version is 1 for both) opens with
+a warning. :func:`open` also checks the declared array sizes before loading, bounds the
+depth of JSON attributes and checks the row index of every imputed variable.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 
 from mlimpute.errors import DataError, DataTypeError, MlimputeError, MlimputeWarning, warn
@@ -67,6 +73,16 @@ from mlimpute.io.atomic import atomic_write as _atomic_write
 from mlimpute.io.atomic import write_bytes as _write_bytes
 from mlimpute.io.chains import GROUP as _CHAINS
 from mlimpute.io.chains import UnsupportedState, decode_chains, encode_chains
+from mlimpute.io.checks import (
+    CHECKSUMS,
+    Declared,
+    check_declared_sizes,
+    check_imputed_rows,
+    checksums,
+    loads,
+    refuse_nul,
+    verify_checksums,
+)
 from mlimpute.io.flat import read_data, to_csv, to_parquet, to_stata, write_completed
 from mlimpute.io.stored_spec import _dumps, spec_from_dict, spec_to_dict
 from mlimpute.result.imputed import MultiplyImputed
@@ -97,7 +113,7 @@ _MARK = "mlimpute_format"  # root attribute that marks an mlimpute file
 def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     """Save an imputation result as a netCDF-4 file (engine h5netcdf).
 
-    The file is built in memory, written to a temporary sibling (``.NAME.<random>.tmp``
+    The file is built in memory, written to a temporary sibling (``.mlimpute-<random>.tmp``
     in the same directory) and renamed over ``path`` only when complete: a failed save (an
     exception, a full disk, Ctrl-C) leaves an existing file as it was and removes the
     temporary. Saving needs memory for one copy of the file.
@@ -133,6 +149,7 @@ def to_netcdf(imp: MultiplyImputed, path: str | os.PathLike) -> None:
     (True, True)
     """
     root, data, chains = _encode(imp, zarr=False)
+    refuse_nul({"": root, "data": data, **({_CHAINS: chains} if chains is not None else {})})
     target = Path(os.fspath(path))
     _check_target(target, "netcdf")
 
@@ -205,9 +222,9 @@ def _store_kind(p: Path) -> str | None:
             f = p / meta
             if f.is_file():
                 try:
-                    doc = json.loads(f.read_text(encoding="utf-8"))
+                    doc = loads(f.read_text(encoding="utf-8"), str(f))
                     attrs = doc.get(key, {}) if key else doc
-                except (OSError, ValueError, AttributeError):
+                except (OSError, ValueError, AttributeError):  # DataError is a ValueError
                     return None
                 return "zarr" if isinstance(attrs, dict) and _MARK in attrs else None
         return None
@@ -263,8 +280,17 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     FileNotFoundError
         If ``path`` does not exist.
     DataError
-        If it is not an mlimpute file, was written by a newer file-format version, or its
-        metadata are damaged (the message names the file and what is wrong).
+        If it is not an mlimpute file, was written by a newer file-format version, or is
+        damaged or edited: metadata that do not describe the content, a value or attribute
+        whose checksum differs, a row index of imputed cells that does not list exactly
+        the missing rows, declared sizes beyond the data or the available memory (the
+        message names the file, and the column or variable at fault).
+
+    Warns
+    -----
+    MlimputeWarning
+        If the file records no checksums (saved by an earlier mlimpute): it is opened
+        without verifying its values.
 
     Examples
     --------
@@ -282,10 +308,16 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
     if not p.exists():
         raise FileNotFoundError(f"imputation file not found: {str(path)!r}")
     if p.is_dir() or p.suffix == ".zarr":
-        _refuse_unsafe_codecs(p, path)
+        declared, data_attrs = _zarr_metadata(p, path)
         kw: dict[str, Any] = {"engine": "zarr", "consolidated": False}
     else:
+        declared, data_attrs = _netcdf_metadata(p)
         kw = {"engine": "h5netcdf"}
+    if declared is not None:
+        try:
+            check_declared_sizes(declared, data_attrs)
+        except DataError as exc:
+            raise DataError(f"{str(path)!r} is damaged: {exc}") from None
     try:
         with xr.open_dataset(p, decode_cf=False, **kw) as ds:
             root = ds.load()
@@ -307,7 +339,8 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
         imp = _decode(root, data, repr(str(path)))
         if chains is not None:
             imp.chains = decode_chains(chains)
-        return imp
+        check_imputed_rows(imp.dataset, imp.data, imp.variables)
+        verified = verify_checksums(root.attrs, {"": root, "data": data, _CHAINS: chains})
     except DataError as exc:
         raise DataError(f"{str(path)!r} is damaged: {exc}") from exc
     except (MlimputeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -315,44 +348,116 @@ def open(path: str | os.PathLike) -> MultiplyImputed:
             f"{str(path)!r} is damaged: its mlimpute metadata do not describe its content "
             f"({type(exc).__name__}: {exc})"
         ) from exc
+    if not verified:
+        warn(
+            f"{str(path)!r} records no checksums (it was saved by an mlimpute from before "
+            "they were added, or they were removed): its values could not be verified",
+            MlimputeWarning,
+        )
+    return imp
 
 
 _UNSAFE_CODECS = frozenset({"pickle"})  # decoding runs code from the file
+_ZARR_META = (".zarray", "zarr.json", ".zmetadata", ".zattrs", ".zgroup")
 
 
-def _refuse_unsafe_codecs(p: Path, path) -> None:
-    """Refuse a zarr store whose arrays name a codec that would unpickle its data.
-
-    zarr 3 refuses the ``pickle`` object codec itself; zarr 2 (Python 3.10) would run it.
-    """
-    if not p.is_dir():
-        return
-
-    def ids(x):
+def _codec_ids(x):
+    """Every codec name in zarr metadata (depth bounded by :func:`loads`)."""
+    stack = [x]
+    while stack:
+        x = stack.pop()
         if isinstance(x, dict):
             for k, v in x.items():
                 if k in ("id", "name", "object_codec_id") and isinstance(v, str):
                     yield v
-                yield from ids(v)
+                stack.append(v)
         elif isinstance(x, list):
-            for v in x:
-                yield from ids(v)
+            stack.extend(x)
 
+
+def _itemsize(dtype: Any) -> int:
+    try:
+        return max(np.dtype(dtype).itemsize, 1)
+    except (TypeError, ValueError):
+        return 8  # variable-length strings and the like: one pointer each, at least
+
+
+def _zarr_metadata(p: Path, path) -> tuple[list[Declared] | None, dict]:
+    """Read a zarr store's metadata: refuse a codec that would unpickle its data (zarr 3
+    refuses ``pickle`` itself; zarr 2, on Python 3.10, would run it) and JSON nested too
+    deeply; return the arrays it declares and the attributes of its group ``data``.
+    """
+    if not p.is_dir():
+        return None, {}
+    declared: list[Declared] = []
+    data_attrs: dict = {}
     for folder, _, files in os.walk(p):
+        rel = Path(folder).relative_to(p).parts
         for name in files:
-            if name not in (".zarray", "zarr.json", ".zmetadata"):
+            if name not in _ZARR_META:
                 continue
             f = Path(folder) / name
             try:
-                doc = json.loads(f.read_text(encoding="utf-8"))
+                doc = loads(f.read_text(encoding="utf-8"), repr(str(f)))
+            except DataError as exc:
+                raise DataError(f"{str(path)!r} is damaged: {exc}") from None
             except (OSError, ValueError):
                 continue  # the zarr reader reports it
-            bad = sorted(set(ids(doc)) & _UNSAFE_CODECS)
+            bad = sorted(set(_codec_ids(doc)) & _UNSAFE_CODECS)
             if bad:
                 raise DataError(
                     f"{str(path)!r} is not an mlimpute imputation file: {str(f)!r} names the "
                     f"codec {bad[0]!r}, which would run code from the file; refused"
                 )
+            if not isinstance(doc, dict):
+                continue
+            if rel == ("data",) and name in ("zarr.json", ".zattrs"):
+                attrs = doc.get("attributes", {}) if name == "zarr.json" else doc
+                data_attrs = attrs if isinstance(attrs, dict) else {}
+            is_array = name == ".zarray" or doc.get("node_type") == "array"
+            shape = doc.get("shape")
+            if is_array and rel and isinstance(shape, list):
+                if not all(isinstance(k, int) and k >= 0 for k in shape):
+                    raise DataError(f"{str(path)!r} is damaged: {str(f)!r} declares shape {shape}")
+                dtype = doc.get("dtype" if name == ".zarray" else "data_type")
+                group = "/".join(rel[:-1])
+                declared.append(Declared(group, rel[-1], tuple(shape), _itemsize(dtype)))
+    return declared, data_attrs
+
+
+_NC_DIMENSION = b"This is a netCDF dimension but not a netCDF variable"
+
+
+def _netcdf_metadata(p: Path) -> tuple[list[Declared] | None, dict]:
+    """The arrays an mlimpute netCDF file declares (HDF5 metadata only, no values) and the
+    attributes of its group ``data``; ``(None, {})`` for other files (reported later)."""
+    import h5py
+
+    try:
+        f = h5py.File(p, "r")
+    except (OSError, ValueError):
+        return None, {}
+    declared: list[Declared] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if not isinstance(obj, h5py.Dataset):
+            return
+        label = obj.attrs.get("NAME") if "NAME" in obj.attrs else None
+        if isinstance(label, bytes) and label.startswith(_NC_DIMENSION):
+            return  # a dimension without values: never read
+        group, _, short = name.rpartition("/")
+        stored = None
+        fixed = obj.dtype.kind in "biufc" and h5py.check_vlen_dtype(obj.dtype) is None
+        if fixed and obj.id.get_create_plist().get_nfilters() == 0:
+            stored = obj.id.get_storage_size()
+        declared.append(Declared(group, short, tuple(obj.shape), obj.dtype.itemsize, stored))
+
+    with f:
+        if _MARK not in f.attrs:
+            return None, {}
+        f.visititems(visit)
+        data_attrs = dict(f["data"].attrs) if isinstance(f.get("data"), h5py.Group) else {}
+    return declared, data_attrs
 
 
 def _check_format(attrs: dict, path) -> None:
@@ -415,6 +520,8 @@ def _encode(imp: MultiplyImputed, zarr: bool) -> tuple[xr.Dataset, xr.Dataset, x
     for ds in (root, data) if chains is None else (root, data, chains):
         for v in ds.variables.values():
             v.encoding = {"_FillValue": None}
+    groups = {"": root, "data": data, **({_CHAINS: chains} if chains is not None else {})}
+    root.attrs[CHECKSUMS] = checksums(groups)
     return root, data, chains
 
 

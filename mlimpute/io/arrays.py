@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from mlimpute.errors import DataError, DataTypeError, MlimputeWarning
+from mlimpute.io.checks import MAX_DEPTH, json_depth, loads
 from mlimpute.io.stored_spec import _dumps, _freeze, _plain, _revive
 
 _NC_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+\-()\[\] ]*(?<! )")
@@ -90,7 +91,9 @@ def _json_attr(attrs: Any, key: str, kind: type, *, default: str | None = None) 
     if not isinstance(text, str):
         raise DataError(f"attribute {key!r} is a {type(text).__name__}, not JSON text")
     try:
-        value = json.loads(text)
+        value = loads(text, f"attribute {key!r}")
+    except DataError:
+        raise
     except ValueError as exc:
         raise DataError(f"attribute {key!r} is not valid JSON ({exc})") from None
     if not isinstance(value, kind):
@@ -304,6 +307,10 @@ def _decode_column(meta: dict, var: str, get: Callable[[str], np.ndarray]):
         text = [str(x) for x in np.asarray(raw).ravel()]
         out = np.empty(len(text), dtype=object)
         for i, (t, c) in enumerate(zip(text, codes, strict=True)):
+            if c and int(c) not in _NA_VALUES:
+                raise DataError(f"row {i} has the unknown missing-value code {int(c)}")
+            if not c and meta["json"] and t.lstrip()[:1] in ("[", "{"):
+                raise DataError(f"row {i} holds a JSON array or object, not a single value")
             out[i] = _NA_VALUES[int(c)] if c else (json.loads(t) if meta["json"] else t)
         return out
     raise DataError(f"unknown column encoding {kind!r} in the imputation file")
@@ -377,9 +384,11 @@ def _encode_data(df: pd.DataFrame, zarr: bool) -> xr.Dataset:
     index = _encode_index(df.index, store)
     try:
         frame_attrs = json.dumps(_plain(df.attrs))
-    except TypeError:
+        if json_depth(frame_attrs) > MAX_DEPTH:
+            raise TypeError(f"nested more than {MAX_DEPTH} levels deep")
+    except (TypeError, RecursionError) as exc:
         warnings.warn(
-            "DataFrame.attrs are not JSON-serialisable and were not saved",
+            f"DataFrame.attrs are not JSON-serialisable ({exc}) and were not saved",
             MlimputeWarning,
             stacklevel=4,
         )

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_bytes", "swap_in", "exchange", "fsync_dir"]
+__all__ = ["atomic_write", "write_bytes", "swap_in", "exchange", "fsync_dir", "temporary_name"]
 
 
 def write_bytes(path: Path, content: Any) -> None:
@@ -45,12 +45,13 @@ def atomic_write(
     """``write(tmp)`` into a temporary sibling of ``target``, then move it into place.
 
     Any failure (including KeyboardInterrupt) removes the temporary and leaves ``target``
-    as it was. With ``keep_suffix`` the temporary ends in ``target``'s name (writers that
-    choose compression by suffix, e.g. ``.csv.gz``, then do the same).
+    as it was. The temporary has a short random name (``.mlimpute-<random>.tmp``), so
+    that any name the file system accepts for ``target`` can be written (up to 255
+    bytes: a name built from ``target``'s would be longer). With ``keep_suffix`` it ends
+    in ``target``'s last suffixes instead of ``.tmp`` (writers that choose compression by
+    suffix, e.g. ``.csv.gz``, then do the same).
     """
-    token = secrets.token_hex(6)
-    name = f".tmp-{token}-{target.name}" if keep_suffix else f".{target.name}.{token}.tmp"
-    tmp = target.parent / name
+    tmp = target.parent / temporary_name(target, keep_suffix)
     try:
         write(tmp)
         if directory:
@@ -65,6 +66,25 @@ def atomic_write(
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise
+
+
+def temporary_name(target: Path, keep_suffix: bool = False, end: str = ".tmp") -> str:
+    """A short, random, hidden name for a temporary sibling of ``target``.
+
+    Examples
+    --------
+    >>> name = temporary_name(Path("x" * 250 + ".csv.gz"), keep_suffix=True)
+    >>> name.startswith(".mlimpute-"), name.endswith(".csv.gz"), len(name)
+    (True, True, 33)
+    """
+    if keep_suffix:
+        end = "".join(target.suffixes[-2:])
+        if len(end) > _SUFFIX_MAX:
+            end = target.suffix if len(target.suffix) <= _SUFFIX_MAX else ""
+    return f".mlimpute-{secrets.token_hex(8)}{end}"
+
+
+_SUFFIX_MAX = 16  # longer "suffixes" are parts of a name with dots, not a file type
 
 
 def fsync_dir(folder: Path) -> None:
@@ -96,7 +116,7 @@ def swap_in(new: Path, target: Path) -> None:
     if exchange(new, target):
         shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old store
         return
-    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
+    aside = target.parent / temporary_name(target, end=".old")
     os.rename(target, aside)
     try:
         os.rename(new, target)

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from mlimpute.errors import DataError
+from mlimpute.io.checks import loads
 from mlimpute.sampler.engine import ChainState
 
 __all__ = ["GROUP", "ATTR", "UnsupportedState", "encode_chains", "decode_chains"]
@@ -228,7 +229,9 @@ def decode_chains(ds: xr.Dataset) -> list[ChainState]:
         If the description is damaged or names a class that is not a model state.
     """
     try:
-        doc = json.loads(ds.attrs[ATTR])
+        doc = loads(ds.attrs[ATTR], f"the attribute {ATTR!r} of the group 'chains'")
+    except DataError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"the group 'chains' has no readable {ATTR!r} attribute") from exc
     if not isinstance(doc, dict) or int(doc.get("version", 0)) != 1:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlimpute.errors import DataError, DataTypeError, MlimputeError
+from mlimpute.io.checks import MAX_DEPTH, json_depth
 from mlimpute.spec.build import ImputationSpec, VariableSpec
 from mlimpute.spec.formula import ParsedFormula, RandomBlock, formula_text, parse_formula
 from mlimpute.spec.grammar import validate_rhs
@@ -50,10 +51,17 @@ def _freeze(x: Any) -> Any:
 
 
 def _dumps(x: Any, what: str) -> str:
+    """JSON text of ``x``, nested at most :data:`~mlimpute.io.checks.MAX_DEPTH` levels (a
+    file opens only then)."""
     try:
-        return json.dumps(_plain(x), allow_nan=True)
-    except TypeError as exc:
+        text = json.dumps(_plain(x), allow_nan=True)
+    except (TypeError, RecursionError) as exc:
         raise DataTypeError(f"{what} cannot be saved: {exc}") from None
+    if json_depth(text) > MAX_DEPTH:
+        raise DataTypeError(
+            f"{what} cannot be saved: it nests more than {MAX_DEPTH} levels of lists or dicts"
+        )
+    return text
 
 
 def spec_to_dict(spec: ImputationSpec) -> dict[str, Any]:

@@ -196,11 +196,42 @@ def test_unsupported_column_dtype_names_the_column(imp, tmp_path):
         io.to_netcdf(mlimpute.MultiplyImputed(imp.dataset, data, imp.spec), tmp_path / "b.nc")
 
 
+def test_a_string_with_nul_is_refused_by_netcdf_not_zarr(imp, tmp_path):
+    """h5py raised a raw ValueError ("VLEN strings do not support embedded NULLs")."""
+    note = np.where(np.arange(len(imp.data)) % 2, "c", "a\x00b").astype(object)
+    bad = mlimpute.MultiplyImputed(imp.dataset, imp.data.assign(note=note), imp.spec)
+    with pytest.raises(DataError, match=r"column 'note' .*NUL.*imp\.to_zarr"):
+        io.to_netcdf(bad, tmp_path / "bad.nc")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+    io.to_zarr(bad, tmp_path / "ok.zarr")
+    assert io.open(tmp_path / "ok.zarr").data["note"].tolist() == note.tolist()
+
+
 # -- completed data -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small():
     df = mlimpute.datasets.classroom(1, n_classes=6, class_size=5, rng=1).incomplete
     return mlimpute.impute(df, {"grade": "~ skill + (1 | class)"}, m=2, iterations=3, rng=2)
+
+
+@pytest.mark.parametrize(("how", "suffix"), [("to_netcdf", ".nc"), ("to_zarr", ".zarr")])
+def test_a_250_character_name_can_be_saved(small, tmp_path, how, suffix):
+    """The temporary sibling's name was the target's plus a prefix: ENAMETOOLONG."""
+    path = tmp_path / ("a" * (250 - len(suffix)) + suffix)
+    getattr(small, how)(path)
+    back = io.open(path)
+    pd.testing.assert_frame_equal(back.complete(2), small.complete(2))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_250_character_name_for_completed_data(small, tmp_path):
+    names = {"b" * 246 + ".csv": io.to_csv, "c" * 243 + ".csv.gz": io.to_csv}
+    names["d" * 242 + ".parquet"] = io.to_parquet
+    for name, write in names.items():
+        [p] = write(small, tmp_path / name)
+        back = pd.read_csv(p) if ".csv" in name else pd.read_parquet(p)
+        assert p.name == name and len(back) == 2 * len(small.data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
 
 def test_csv_per_imputation_and_long(small, tmp_path):

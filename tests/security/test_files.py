@@ -169,7 +169,8 @@ def test_a_failed_flat_write_keeps_the_old_file(tmp_path, monkeypatch, imp, othe
     original = getattr(pd.DataFrame, method)
 
     def half(self, target, *args, **kwargs):
-        assert str(target).endswith(path.name)  # same suffix: same compression and format
+        # same suffixes: same compression and format (a short random name, see atomic.py)
+        assert str(target).endswith("".join(path.suffixes)) and ".mlimpute-" in str(target)
         original(self.iloc[: len(self) // 2], target, *args, **kwargs)
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -271,7 +272,7 @@ def test_netcdf_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch, 
     monkeypatch.setattr(io, "_write_bytes", half_then_fail)
     with pytest.raises(type(exc)):
         io.to_netcdf(other, path)
-    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith(".imp.nc.")
+    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith(".mlimpute-")
     assert [p.name for p in tmp_path.iterdir()] == ["imp.nc"]  # the half file is gone
     assert same(io.open(path), imp)
 
@@ -654,3 +655,197 @@ def test_a_zarr_store_asking_for_the_pickle_codec_is_refused(tmp_path):
     (store / "v" / "0").write_bytes(b"not read")
     with pytest.raises(DataError, match=r"evil\.zarr.*codec 'pickle'"):
         io.open(store)
+
+
+# ------------------------------------------------------------------------------------------
+# 8. edited or damaged values: the row indices, the checksums, the declared sizes
+# ------------------------------------------------------------------------------------------
+def _h5_values(path, name, edit):
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f[name][...] = edit(f[name][...])
+
+
+ROW_EDITS = [  # y is missing in rows 0, 5, 10, 15, 20 of the 24
+    ("negative", lambda a: -a - 1, "row -1, outside"),
+    ("repeated", np.zeros_like, "not strictly increasing"),
+    ("out of range", lambda a: a + 10**6, "row 1000000, outside the data's 24 rows"),
+    ("observed", lambda a: a + 1, "lists row 1, where 'y' is observed"),
+]
+
+
+@pytest.mark.parametrize(("label", "edit", "match"), ROW_EDITS, ids=[e[0] for e in ROW_EDITS])
+@pytest.mark.parametrize("record", [True, False], ids=["checksums", "no checksums"])
+def test_edited_row_indices_are_refused(tmp_path, imp, label, edit, match, record):
+    """Edited row indices used to open; complete() then replaced observed values, left
+    missing ones or failed with a raw IndexError. Refused, with or without the checksums."""
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_values(path, "y:row", edit)
+    if not record:
+        _h5_edit(path, "", "mlimpute_checksums", None)
+    with pytest.raises(DataError, match=r"imp\.nc") as info:
+        io.open(path)
+    message = str(info.value)
+    if record:
+        assert "'y'" in message
+    else:
+        assert "row index of the imputed variable 'y' ('y:row')" in message and match in message
+
+
+def test_a_missing_cell_without_imputed_values_is_refused(tmp_path, imp):
+    """Observed data edited to miss a cell the file holds no imputed value for."""
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_values(path, "data/y", lambda a: np.where(np.arange(a.size) == 1, np.nan, a))
+    _h5_edit(path, "", "mlimpute_checksums", None)
+    with pytest.raises(DataError, match=r"'y' \('y:row'\) lacks row 1, where 'y' is missing"):
+        io.open(path)
+
+
+def test_a_row_index_of_floats_is_refused(imp):
+    from mlimpute.io.checks import check_imputed_rows
+
+    ds = imp.dataset.assign_coords({"y:row": imp.dataset["y:row"].astype(float)})
+    with pytest.raises(DataError, match="'y'.*float64 values, not integer"):
+        check_imputed_rows(ds, imp.data, ["y"])
+
+
+def test_a_zarr_store_missing_a_chunk_is_refused(tmp_path, imp):
+    """zarr fills a missing chunk silently: the observed column came back all NaN."""
+    path = tmp_path / "imp.zarr"
+    io.to_zarr(imp, path)
+    chunks = [c for c in (path / "data" / "x" / "c").rglob("*") if c.is_file()]
+    assert chunks
+    for c in chunks:
+        c.unlink()
+    with pytest.raises(DataError, match=r"imp\.zarr.*column 'x' of the observed data.*checksum"):
+        io.open(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "match"),
+    [
+        ("data/x", lambda a: a + 1e-12, "column 'x' of the observed data"),
+        ("data/g", lambda a: a[::-1], "column 'g' of the observed data"),
+        ("y", lambda a: a + 1.0, "variable 'y' of the imputations"),
+        ("chains/float64", lambda a: a * 2, "'float64' of the chains"),
+    ],
+)
+def test_edited_values_are_refused_by_checksum(tmp_path, imp, name, edit, match):
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_values(path, name, edit)
+    with pytest.raises(DataError, match=r"imp\.nc") as info:
+        io.open(path)
+    assert match in str(info.value) and "checksum does not match" in str(info.value)
+
+
+def test_an_edited_specification_is_refused_by_checksum(tmp_path, imp):
+    """An edit that still decodes (here: the seed) is caught by the attributes' checksum."""
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    spec = json.loads(xr.open_dataset(path, engine="h5netcdf").attrs["mlimpute_spec"])
+    spec["seed"] = 12345
+    _h5_edit(path, "", "mlimpute_spec", json.dumps(spec))
+    with pytest.raises(DataError, match="mlimpute attributes of the root"):
+        io.open(path)
+
+
+@pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
+def test_a_file_without_checksums_opens_with_a_warning(tmp_path, imp, fmt):
+    """Files saved before the checksums: opened, with a warning that nothing was verified."""
+    path = tmp_path / ("imp.nc" if fmt == "netcdf" else "imp.zarr")
+    io.save(imp, path)
+    if fmt == "netcdf":
+        _h5_edit(path, "", "mlimpute_checksums", None)
+    else:
+        doc = json.loads((path / "zarr.json").read_text())
+        del doc["attributes"]["mlimpute_checksums"]
+        (path / "zarr.json").write_text(json.dumps(doc))
+    with pytest.warns(MlimputeWarning, match="records no checksums"):
+        back = io.open(path)
+    assert same(imp, back)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("group", "key"),
+    [
+        ("", "mlimpute_spec"),
+        ("", "mlimpute_events"),
+        ("", "mlimpute_dataset"),
+        ("", "mlimpute_checksums"),
+        ("data", "mlimpute_data"),
+        ("data", "mlimpute_frame_attrs"),
+        ("chains", "mlimpute_chains"),
+        ("y", "mlimpute"),
+    ],
+)
+def test_deeply_nested_json_is_a_data_error(tmp_path, imp, group, key):
+    """Was a raw RecursionError from the JSON parser."""
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_edit(path, group, key, DEEP)
+    with pytest.raises(DataError, match=rf"imp\.nc.*'{key}'.* nested 100000 levels deep"):
+        io.open(path)
+
+
+def test_attributes_too_deep_to_open_are_not_saved(tmp_path, imp):
+    """What the reader would refuse is never written: deep DataFrame.attrs are dropped."""
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    data = imp.data.copy()
+    data.attrs = {"deep": deep}
+    with pytest.warns(MlimputeWarning, match="nested more than 200 levels"):
+        io.to_netcdf(MultiplyImputed(imp.dataset, data, imp.spec), tmp_path / "imp.nc")
+    assert io.open(tmp_path / "imp.nc").data.attrs == {}
+
+
+def test_deeply_nested_zarr_metadata_is_a_data_error(tmp_path, imp):
+    path = tmp_path / "imp.zarr"
+    io.to_zarr(imp, path)
+    (path / "data" / "x" / "zarr.json").write_text(DEEP)
+    with pytest.raises(DataError, match=r"imp\.zarr.*zarr\.json.*nested 100000 levels deep"):
+        io.open(path)
+    with pytest.raises(DataError, match="it exists and is a directory that is not"):
+        (path / "zarr.json").write_text(DEEP)
+        io.to_zarr(imp, path)
+
+
+def _h5_replace(path, name, shape, **kwargs):
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        dtype = f[name].dtype
+        del f[name]
+        f.create_dataset(name, shape=shape, dtype=dtype, **kwargs)
+
+
+def test_an_absurd_declared_row_count_is_refused_before_loading(tmp_path, imp):
+    """A 50 kB file declaring a column of 10**12 rows: was a raw MemoryError (7.3 TiB)."""
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_replace(path, "data/x", (10**12,), chunks=(4096,), compression="gzip")
+    with pytest.raises(DataError, match=r"imp\.nc.*'x' of the observed data declares shape"):
+        io.open(path)
+
+
+def test_declared_sizes_beyond_the_stored_bytes_or_the_memory_are_refused(
+    tmp_path, imp, monkeypatch
+):
+    path = tmp_path / "imp.nc"
+    io.to_netcdf(imp, path)
+    _h5_replace(path, "y", (2, 10**8))  # uncompressed, 1.6 GB declared, nothing stored
+    with pytest.raises(DataError, match=r"'y' of the imputations declares shape.*stores only 0"):
+        io.open(path)
+    from mlimpute import _heap
+
+    io.to_netcdf(imp, path)
+    monkeypatch.setattr(_heap, "available_memory", lambda: 1000)
+    with pytest.raises(DataError, match=r"more than the 0.001 MB of memory available"):
+        io.open(path)
