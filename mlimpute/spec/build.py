@@ -40,9 +40,11 @@ from mlimpute.spec.checks import (
     check_categories,
     check_default_size,
     check_finite_values,
+    check_formula_columns,
     check_level2,
     check_random_parts,
     check_ranefs,
+    check_terms_on_data,
     holding,
 )
 from mlimpute.spec.defaults import (
@@ -51,6 +53,7 @@ from mlimpute.spec.defaults import (
 )
 from mlimpute.spec.factors import _check_several_factors, _Columns, _resolve_cluster
 from mlimpute.spec.formula import ParsedFormula, factor_columns, parse_formula
+from mlimpute.spec.formula_columns import calls_of
 from mlimpute.spec.imputation_spec import ImputationSpec, MethodArgument, VariableSpec
 
 __all__ = ["ImputationSpec", "VariableSpec", "build_spec", "column_kind", "MethodArgument"]
@@ -121,6 +124,8 @@ def build_spec(
     if use_defaults:
         _add_default_formulas(cols, parsed, candidates, no_formula, max_categories, events)
     _check_method_targets(methods, parsed, df)
+    check_formula_columns(parsed, frozenset(no_formula) if use_defaults else frozenset())
+    check_terms_on_data(df, parsed)
     check_finite_values(df, parsed)
 
     # variables whose random effects other formulas use must be modelled even if complete
@@ -132,6 +137,7 @@ def build_spec(
             continue
         specs.append(_variable_spec(cols, name, f, methods.get(name), heteroscedastic, events))
     check_ranefs(specs, cols.cluster)
+    _check_categorical_terms(cols, specs)
     check_names(s_.name for s_ in specs)
     specs = _visit_order(specs, visit)
     if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
@@ -603,6 +609,27 @@ def _check_predictors(cols: _Columns, name: str, f: ParsedFormula) -> None:
                 f"factor of this imputation (its grouping factors: {known}); name the levels "
                 "with cluster=[outer, inner] or add a random term over it"
             )
+
+
+def _check_categorical_terms(cols: _Columns, specs: list[VariableSpec]) -> None:
+    """``C(x)`` of an imputed numeric ``x`` only where x's model imputes observed values
+    (predictive mean matching): any other imputed value would be a category of its own,
+    which the design, built once, does not have."""
+    methods = {s_.name: s_.method for s_ in specs}
+    for s_ in specs:
+        for call in calls_of(s_.formula.text, ("C",)):
+            column = call.arguments[0].strip("`") if call.arguments else None
+            if column not in methods or cols.kinds[column] != "numeric":
+                continue
+            if "pmm" not in methods[column]:
+                raise UnsupportedError(
+                    f"{call.text} in the formula for {s_.name!r} ({s_.formula.text!r}): "
+                    f"{column!r} is numeric and imputed with {methods[column]!r}, whose "
+                    "imputed values are not among its observed values; C() would make each "
+                    f"a category of its own. Write {column!r} for a continuous predictor, "
+                    f"impute it with predictive mean matching (method={{{column!r}: "
+                    "'2l.pmm'}), or convert it to a pandas Categorical before imputing"
+                )
 
 
 def _visit_order(specs: list[VariableSpec], visit: list[str] | None) -> list[VariableSpec]:

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mlimpute.codec import categories
 from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
 from mlimpute.models import get_model
 from mlimpute.spec.defaults import varying_clusters
 from mlimpute.spec.formula import ParsedFormula
+from mlimpute.spec.formula_columns import calls_of
+from mlimpute.spec.grammar import validate_formula
 
 if TYPE_CHECKING:
     from mlimpute.spec.build import VariableSpec
@@ -28,7 +31,19 @@ __all__ = [
     "check_random_parts",
     "check_default_size",
     "check_level2",
+    "check_formula_columns",
+    "check_terms_on_data",
 ]
+
+#: the name formulaic gives the intercept column of every design
+INTERCEPT = "Intercept"
+
+#: functions replaced by design columns before formulaic evaluates a formula: a column of
+#: the same name does not hide them
+_NOT_EVALUATED = frozenset({"cmean", "lmean", "ranef"})
+
+#: contrasts of ``C()`` with a reference level, and the argument naming it
+_REFERENCE = {"Treatment": "reference", "contr.treatment": "base", "contr.SAS": "base"}
 
 
 def check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
@@ -180,3 +195,134 @@ def check_level2(
                 f"of {cluster!r}; use cmean({p}) (its cluster mean) instead"
             )
     return f
+
+
+def check_formula_columns(parsed: dict[str, ParsedFormula], defaults: frozenset = frozenset()):
+    """Column names a formula cannot tell apart from something else: a column named
+    ``Intercept`` (the name of the intercept in every design: formulaic merges the two),
+    and a column named like a function or contrast a formula calls (``log`` next to
+    ``log(x)``, ``C`` next to ``C(g)``): formulaic looks names up in the data first, so
+    the call would reach the column.
+
+    Parameters
+    ----------
+    parsed : dict of str to ParsedFormula
+        Every formula of the imputation (and the analysis model, by its outcome).
+    defaults : frozenset of str
+        The variables whose formulas are default formulas (the message says how to leave
+        a column out of them).
+
+    Raises
+    ------
+    FormulaError
+        Naming the column and the formula, asking to rename the column.
+    """
+    used: dict[str, str] = {}  # column -> a formula using it
+    called: dict[str, str] = {}  # name a call reaches first -> the call
+    for name, f in parsed.items():
+        for c in sorted(f.variables):
+            used.setdefault(c, name)
+        for fn in validate_formula(f.text).calls:
+            if fn not in _NOT_EVALUATED:
+                called.setdefault(fn.split(".")[0], fn)
+    if INTERCEPT in used:
+        name = used[INTERCEPT]
+        hint = (
+            f", or leave it out of the default models (exclude=[{INTERCEPT!r}])"
+            if name in defaults
+            else ""
+        )
+        raise FormulaError(
+            f"the formula for {name!r} ({parsed[name].text!r}) uses the column "
+            f"{INTERCEPT!r}, the name every model gives its intercept: the column cannot be "
+            f"told apart from the intercept. Rename the column (df.rename(columns="
+            f"{{{INTERCEPT!r}: 'intercept_x'}})){hint}"
+        )
+    for c in sorted(set(used) & set(called)):
+        name = used[c]
+        raise FormulaError(
+            f"the column {c!r} (used in the formula for {name!r}, {parsed[name].text!r}) "
+            f"has the name of the function {called[c]!r} that a formula calls: in a formula "
+            f"the column would hide the function. Rename the column (df.rename(columns="
+            f"{{{c!r}: '{c}_'}})) and use the new name"
+        )
+
+
+def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
+    """``C()`` whose levels or reference level do not match the column, and ``bs()`` of an
+    incomplete column, refused before any design is built.
+
+    * ``C(x, levels=[...])``: the levels are distinct, and every observed value of ``x``
+      is among them (formulaic would turn the others into missing values);
+    * ``C(x, Treatment(ref))``, ``contr.treatment(ref)``, ``contr.SAS(ref)``: the
+      reference is among the levels (the given ones, or else the column's categories or
+      observed values);
+    * ``bs(x)``: ``x`` is complete (the spline's boundary knots come from the values the
+      design is built on; an imputed value outside them has no basis).
+
+    Raises
+    ------
+    FormulaError
+        Naming the term, the formula and the values at fault.
+    UnsupportedError
+        For ``bs()`` of an incomplete column.
+    """
+    for name, f in parsed.items():
+        for call in calls_of(f.text, ("C", "bs")):
+            where = f"{call.text} in the formula for {name!r} ({f.text!r})"
+            if call.function == "bs":
+                incomplete = sorted(c for c in call.columns if c in df and df[c].isna().any())
+                if incomplete:
+                    raise UnsupportedError(
+                        f"{where}: {incomplete[0]!r} has missing values. A spline's boundary "
+                        "knots are fixed from the values the design is built on, and imputed "
+                        "values outside them have no basis; use bs() of a complete column, "
+                        f"or poly({incomplete[0]}, 3) for a smooth term of an incomplete one"
+                    )
+                continue
+            column = call.arguments[0].strip("`") if call.arguments else None
+            if column not in df:
+                continue
+            _check_levels(df[column], column, call, where)
+
+
+def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
+    """:func:`check_terms_on_data` for one ``C()`` call."""
+    seen = list(pd.unique(col.dropna()))
+    levels = call.literal("levels")
+    if levels is not None:
+        dup = [v for k, v in enumerate(levels) if v in levels[:k]]
+        if dup:
+            raise FormulaError(f"{where}: the level {dup[0]!r} is given twice in levels=")
+        outside = [_plain(v) for v in seen if v not in levels]
+        if outside:
+            raise FormulaError(
+                f"{where}: the observed value(s) {sorted(outside, key=str)[:10]} of "
+                f"{column!r} are not among the given levels {levels} (would become missing); "
+                "list every value, written as in the data (numbers unquoted for a numeric "
+                "column)"
+            )
+    text = dict(call.keywords).get("contrasts") or (
+        call.arguments[1] if len(call.arguments) > 1 else None
+    )
+    if text is None:
+        return
+    for ref_call in calls_of(text, tuple(_REFERENCE)):
+        if ref_call.text != text.strip():
+            continue
+        ref = ref_call.literal(_REFERENCE[ref_call.function], 0)
+        if ref is None:
+            continue
+        known = levels if levels is not None else (categories(col) or seen)
+        if ref not in list(known):
+            shown = sorted((_plain(v) for v in known), key=str)[:10]
+            raise FormulaError(
+                f"{where}: the reference level {ref!r} is not a level of {column!r} "
+                f"(levels: {shown}); write it as in the data (numbers unquoted for a "
+                "numeric column)"
+            )
+
+
+def _plain(v):
+    """A numpy scalar as the Python value (for messages)."""
+    return v.item() if hasattr(v, "item") else v

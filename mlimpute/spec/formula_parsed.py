@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from mlimpute.errors import FormulaError, UnsupportedError
 from mlimpute.spec.formula_columns import (
@@ -17,9 +16,9 @@ from mlimpute.spec.formula_columns import (
     cmean_column,
     factor_columns,
     ranef_column,
+    required_columns,
     split_cmean_column,
 )
-from mlimpute.spec.longsum import balanced_sum
 
 __all__ = ["RandomBlock", "ParsedFormula"]
 
@@ -216,35 +215,11 @@ def _uncmean(text: str, quote=_quote) -> str:
     return re.sub(r"`(cmean|lmean|ranef)\(([^`]*)\)`", call, text)
 
 
-_DOTTED = re.compile(r"`([^`]+)`|(?<![\w.`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
-
-
-@lru_cache(maxsize=1024)
 def _required(rhs: str, text: str) -> frozenset[str]:
-    """Columns ``rhs`` needs. formulaic reads ``x.y`` (even backquoted) as an attribute of
-    ``x``; column names with dots are common in data from R, so dotted tokens are mapped
-    back to their full names (the prefix is kept only if it also stands on its own).
-
-    Cached (formulaic parses the text at every call, about 0.3 ms): the result is a
-    frozenset, so no caller can change what the cache holds.
-    """
-    from formulaic import Formula  # imported when first needed: a quick `import mlimpute`
-    from formulaic.errors import FormulaicError
-
-    try:
-        names = {str(v) for v in Formula(balanced_sum(rhs)).required_variables}
-    except FormulaicError as exc:  # pragma: no cover - syntax is checked while parsing
-        raise FormulaError(_syntax_message(text, str(exc))) from None
-    for m in _DOTTED.finditer(rhs):
-        token = m.group(1) or m.group(2)
-        if "." not in token:
-            continue
-        prefix = token.split(".")[0]
-        names.add(token)
-        alone = re.search(rf"(?<![\w.`]){re.escape(prefix)}(?![\w.])", _DOTTED.sub(" ", rhs))
-        if prefix in names and not alone:
-            names.discard(prefix)
-    return frozenset(names)
+    """Columns ``rhs`` needs (``text``: the whole formula). Read from the formula's tokens
+    by :func:`~mlimpute.spec.formula_columns.required_columns` (functions, contrasts and
+    keywords are not columns; dotted names such as ``x.y`` are kept whole)."""
+    return required_columns(rhs)
 
 
 def _syntax_message(text: str, detail: str, pos: int | None = None) -> str:

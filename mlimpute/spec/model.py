@@ -47,8 +47,10 @@ import pandas as pd
 
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
+from mlimpute.spec.checks import check_formula_columns, check_terms_on_data
 from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import lmean_column, parse_formula
+from mlimpute.spec.formula_columns import calls_of
 from mlimpute.spec.model_counts import COUNT_FAMILIES
 from mlimpute.spec.model_formulas import (
     _METHOD,
@@ -187,6 +189,8 @@ def build_model_spec(
         raise SpecificationError(
             f"the analysis model refers to unknown column(s) {unknown}: {model!r}"
         )
+    check_formula_columns({y: parsed})
+    check_terms_on_data(df, {y: parsed})
     for a in auxiliary:
         if a not in columns:
             raise SpecificationError(f"auxiliary names unknown column {a!r}")
@@ -216,6 +220,7 @@ def build_model_spec(
             "fill those rows first"
         )
     missing = df.isna().sum()
+    _check_categorical_terms(df, parsed, missing)
     predictors = (parsed.predictors - lcols) | set(lmeans)
     used = [*sorted(predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
@@ -371,6 +376,8 @@ def build_model_spec(
     if missing[y] > 0:
         variables.append(VariableSpec(y, parsed, outcome_method(df[y], y, family), 1))
     variables += extras  # chained defaults, conditional on everything else
+    # the auxiliaries enter the predictors' models: no column named like the intercept
+    check_formula_columns({**{v.name: v.formula for v in variables}, y: parsed})
     nothing = not (incomplete or missing[y] or lmeans)
     events = ["nothing to impute in the analysis model"] if nothing else []
     events += extra_events
@@ -392,6 +399,30 @@ def build_model_spec(
         **(_factor_fields(terms) if terms is not None else {}),
         **({"family": family} if family is not None else {}),
     )
+
+
+def _check_categorical_terms(df: pd.DataFrame, parsed, missing: pd.Series) -> None:
+    """``C(x)`` of an incomplete predictor ``x`` in the analysis model, refused: for a
+    continuous ``x`` every imputed value would be a category of its own; a categorical
+    ``x`` is coded as a category by its own model already (write ``x``)."""
+    from mlimpute.codec import column_kind
+
+    for call in calls_of(parsed.text, ("C",)):
+        column = call.arguments[0].strip("`") if call.arguments else None
+        if column is None or column not in df or not missing[column]:
+            continue
+        where = f"{call.text} in the analysis model {parsed.text!r}"
+        if column_kind(df[column]) == "numeric":
+            raise UnsupportedError(
+                f"{where}: {column!r} is incomplete and numeric; its imputed values are not "
+                "among its observed values, and C() would make each of them a category of "
+                f"its own. Write {column!r} for a continuous predictor, or convert it to a "
+                "pandas Categorical before imputing (df[col].astype('category'))"
+            )
+        raise UnsupportedError(
+            f"{where}: {column!r} is an incomplete categorical predictor, which the analysis "
+            f"model codes as categories already: write {column!r} instead of {call.text}"
+        )
 
 
 def _model_shifts(

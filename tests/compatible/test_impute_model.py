@@ -208,3 +208,69 @@ def test_random_slope_variance_design_a():
         ch = var_slope(df.mi.impute(cluster="g", m=20, iterations=100, rng=0).fit(SLOPE))
     assert abs(mb - comp) < 0.1, (mb, comp)
     assert abs(mb - comp) < 0.5 * abs(ch - comp), (mb, ch, comp)
+
+
+# ---- formula terms and the columns they name (model=) ------------------------------------
+
+
+def _days(seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame(
+        {
+            "S": np.repeat(np.arange(40), 8),
+            "Days": rng.normal(size=320),
+            "R": rng.normal(size=320),
+            "cat": pd.Categorical(rng.choice(["a", "b", "c"], 320)),
+        }
+    )
+    d.loc[rng.random(320) < 0.25, "Days"] = np.nan
+    return d
+
+
+@pytest.mark.parametrize(
+    "model, param",
+    [
+        ("R ~ poly(Days, 2) + (1 | S)", "poly(Days, 2)[2]"),
+        ("R ~ scale(Days) + (1 | S)", "scale(Days)"),
+        ("R ~ center(Days) + (1 | S)", "center(Days)"),
+    ],
+)
+def test_a_stateful_transform_of_an_incomplete_predictor(model, param):
+    """The column inside scale()/center()/poly() is the analysis model's predictor: it is
+    imputed (it was reported as neither in the model nor auxiliary)."""
+    d = _days()
+    imp = mlimpute.impute(d, model=model, m=2, iterations=3, rng=1)
+    assert imp.variables == ["Days"]
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert c["Days"].notna().all()
+        seen = d["Days"].notna()
+        np.testing.assert_array_equal(c.loc[seen, "Days"], d.loc[seen, "Days"])
+    assert param in imp.fit().summary().index
+
+
+def test_C_of_an_incomplete_continuous_predictor_is_refused():
+    with pytest.raises(UnsupportedError, match=r"C\(Days\).*'Days' is incomplete and numeric"):
+        mlimpute.impute(_days(), model="R ~ C(Days) + (1 | S)", m=2, iterations=3, rng=1)
+
+
+def test_C_of_an_incomplete_categorical_predictor_is_refused():
+    d = _days()
+    d.loc[d.index % 5 == 0, "cat"] = np.nan
+    with pytest.raises(UnsupportedError, match=r"C\(cat\).*write 'cat' instead of C\(cat\)"):
+        mlimpute.impute(d, model="R ~ Days + C(cat) + (1 | S)", m=2, iterations=3, rng=1)
+
+
+def test_bs_of_an_incomplete_predictor_is_refused_in_the_model():
+    with pytest.raises(UnsupportedError, match=r"bs\(Days, df=4\).*'Days' has missing"):
+        mlimpute.impute(_days(), model="R ~ bs(Days, df=4) + (1 | S)", m=2, iterations=3, rng=1)
+
+
+@pytest.mark.parametrize(
+    "model, auxiliary",
+    [("R ~ Days + Intercept + (1 | S)", None), ("R ~ Days + (1 | S)", ["Intercept"])],
+)
+def test_a_column_named_intercept_is_refused_in_the_model(model, auxiliary):
+    d = _days().assign(Intercept=np.arange(320) % 7 * 1.0)
+    with pytest.raises(FormulaError, match=r"'Intercept'.*Rename the column"):
+        mlimpute.impute(d, model=model, auxiliary=auxiliary, m=2, iterations=3, rng=1)

@@ -222,12 +222,16 @@ def test_a_column_named_like_another_columns_result_entry():
     assert out["y"].notna().all()
 
 
-def test_a_predictor_named_intercept_and_diagnostics():
+def test_a_predictor_named_intercept_is_refused_by_the_default_models():
+    """formulaic merges a column named Intercept with the intercept: the default models
+    would lose it silently. Refused, naming the column; exclude= leaves it out."""
     df = frame().rename(columns={"x": "Intercept"})
-    imp = impute(df, cluster="g", m=2, iterations=8, rng=1)
+    with pytest.raises(FormulaError, match=r"'Intercept'.*Rename.*exclude=\['Intercept'\]"):
+        impute(df, cluster="g", m=2, iterations=8, rng=1)
+    imp = impute(df, cluster="g", exclude=["Intercept"], m=2, iterations=8, rng=1)
     assert len(imp.rhat().data_vars) > 0
     table = rhat_table(imp)
-    assert any("Intercept" in str(t) for t in table["trace"])  # the predictor and the intercept
+    assert any("Intercept" in str(t) for t in table["trace"])
 
 
 # ---- 5. arguments of the wrong type ---------------------------------------------------
