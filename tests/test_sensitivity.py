@@ -473,3 +473,20 @@ def test_sensitivity_with_model_shifts_a_binary_predictor():
     t = res.table.set_index(["delta", "term"])["estimate"]
     np.testing.assert_array_equal(t[0.0].to_numpy(), plain["estimate"].to_numpy())
     assert t[-2.0]["b"] != t[2.0]["b"]
+
+
+@pytest.mark.parametrize("arg", ["delta", "delta_cluster_sd"])
+@pytest.mark.parametrize(
+    "option", [{"transform": {"inc": "log"}}, {"bounds": {"inc": (0.0, 100.0)}}]
+)
+def test_a_shift_with_a_range_keeping_transform_is_refused(arg, option):
+    """The shift would be added after the back-transform and could leave the range."""
+    from mlimpute.datasets import classroom
+
+    df = classroom(1, rng=1).incomplete
+    df["inc"] = np.exp(df.pop("grade") / 10)
+    f = {"inc": "~ skill + (1 | class)"}
+    with pytest.raises(UnsupportedError, match=rf"{arg} for 'inc' with transform"):
+        mlimpute.impute(df, f, m=1, iterations=1, rng=1, **{arg: {"inc": 1.0}}, **option)
+    mlimpute.impute(df, f, m=1, iterations=1, rng=1, delta={"inc": 1.0},
+                    transform={"inc": "yeo-johnson"})  # fmt: skip

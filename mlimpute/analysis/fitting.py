@@ -24,7 +24,7 @@ from mlimpute.analysis.fits import _fit_all, _Likelihood
 from mlimpute.analysis.fitters import glmm as _glmm
 from mlimpute.analysis.model import Kind, _Model
 from mlimpute.analysis.results import PooledResult
-from mlimpute.codec import categories, decode
+from mlimpute.codec import categories, column_kind, decode
 from mlimpute.errors import (
     FormulaError,
     MlimputeWarning,
@@ -278,8 +278,11 @@ def fit(
                 "model-based imputation, impute(model=...), has a default: its model)"
             )
         formula = analysis_model.text
-        if family is None:  # a count outcome: the family model-based imputation used
+        if family is None:  # the family model-based imputation used: a count outcome's,
             family = getattr(imp.spec, "family", None)
+            if family is None and _binary(imp, analysis_model.response):
+                family = "binomial"  # or a binary outcome's multilevel probit model
+                link = "probit" if link is None else link
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if parsed.response is None:
         raise FormulaError(f"an analysis formula needs a response: {parsed.text!r}")
@@ -438,3 +441,15 @@ def _check_categorical_codes(imp: Any, parsed: ParsedFormula) -> None:
             f"observed values only (method={{{name!r}: {pmm!r}}}) or convert it to a "
             "pandas Categorical before imputing."
         )
+
+
+def _binary(imp: Any, name: str | None) -> bool:
+    """Whether the data's column ``name`` is binary (model-based imputation's outcome then
+    has a multilevel probit model)."""
+    data = getattr(imp, "data", None)
+    return (
+        name is not None
+        and data is not None
+        and name in data
+        and (column_kind(data[name]) == "binary")
+    )

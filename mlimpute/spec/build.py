@@ -224,6 +224,14 @@ def _check_delta_targets(
                 "no formula); a shift applies to imputed values only"
             )
         v = imputed[name]
+        ranged = str(dict(v.options).get("transform", ""))
+        if ranged == "log" or ranged.startswith("bounds"):
+            raise UnsupportedError(
+                f"{arg} for {name!r} with transform {ranged!r} is not supported yet: the shift "
+                "would be added after the back-transform and could leave the range the "
+                "transform keeps (positive values, or the bounds); shift the column without "
+                "the transform, or transform it yourself and shift on that scale"
+            )
         if v.method in LATENT_DELTA_METHODS:
             continue
         if cols.kinds[name] != "numeric":

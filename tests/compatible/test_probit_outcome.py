@@ -83,3 +83,17 @@ def test_probit_with_a_square_uses_metropolis_hastings(data):
     rate = imp.traces["x:params"].sel({"x:param": "accept(MH)"}).values
     assert np.all((rate[:, 5:] > 0.15) & (rate[:, 5:] < 0.9))
     assert not imp.complete(1).isna().any().any()
+
+
+def test_fit_without_a_formula_fits_the_probit_model_of_the_imputations(data):
+    """A binary outcome's analysis model is the multilevel probit model the imputations
+    were made under, also where the outcome is complete; a family given still rules."""
+    _, df = data
+    for d in (df, df.assign(y=df.y.fillna(0.0))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = d.mi.impute(model=MODEL, m=2, iterations=3, rng=1)
+            assert imp.fit().model.startswith("GLMM (binomial, probit link")
+            assert imp.fit(family="binomial", link="logit").model.startswith(
+                "GLMM (binomial, logit link"
+            )
