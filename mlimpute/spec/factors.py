@@ -4,6 +4,7 @@ not support yet (:func:`mlimpute.spec.build.build_spec` calls these)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import column_kind, sorted_codes
-from mlimpute.errors import DataError, SpecificationError, UnsupportedError
+from mlimpute.errors import DataError, MlimputeWarning, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import factor_codes, is_level2
 from mlimpute.spec.formula import ParsedFormula, factor_columns
 
@@ -144,19 +145,21 @@ def _resolve_factors(
                 f"cluster={list(hierarchy)}: {inner!r} is constant within {outer!r}; list "
                 "the levels outermost first (e.g. cluster=['school', 'class'])"
             )
+        n_outer = int(oc.max()) + 1
         if per_inner.max() <= 1:
             inner_f = inner
             structure.append(
                 f"{inner} nested in {outer}: every {inner} lies in one {outer} "
-                f"({per_inner.size} {inner}es in {int(oc.max()) + 1} {outer}s)"
+                f"({per_inner.size} clusters of {inner!r} in {n_outer} of {outer!r})"
             )
         else:
             inner_f = f"{_quote_factor(outer)}:{_quote_factor(inner)}"
             n_inner = factor_codes(df, inner_f)[1].size
             structure.append(
                 f"{inner} ids repeat across {outer}s: the {inner} level is {inner_f} "
-                f"({n_inner} {inner}es in {int(oc.max()) + 1} {outer}s)"
+                f"({n_inner} clusters of {inner_f!r} in {n_outer} of {outer!r})"
             )
+            _warn_if_reversed(df, hierarchy, oc, ic)
         levels_f = (outer, inner_f)
         primary = inner_f
     else:
@@ -206,6 +209,36 @@ def _resolve_factors(
         outer_codes,
         outer_labels,
     )
+
+
+def _warn_if_reversed(
+    df: pd.DataFrame, hierarchy: tuple[str, ...], oc: np.ndarray, ic: np.ndarray
+) -> None:
+    """``cluster=[outer, inner]`` whose inner ids repeat across the outer clusters: the ids
+    cannot tell which level is outer (class 1 in every school, or school 1 in every
+    class). Warned where a column is constant within each inner id across the outer
+    clusters and varies within the outer ones, as a column of the outer level would be
+    were the order reversed."""
+    outer, inner = hierarchy
+    factors = set(factor_columns(outer)) | set(factor_columns(inner))
+    suspects = [
+        c
+        for c in df.columns
+        if c not in factors
+        and column_kind(df[c]) != "other"
+        and is_level2(ic, df[c])
+        and not is_level2(oc, df[c])
+    ]
+    if suspects:
+        warnings.warn(
+            f"cluster={list(hierarchy)}: the {inner!r} ids repeat across the {outer!r} "
+            f"clusters, so the level below {outer!r} is {outer}:{inner}; but "
+            f"{suspects[:5]} are constant within each {inner!r} id across {outer!r} "
+            f"clusters, as columns of the outer level would be. If {inner!r} is the outer "
+            f"level, give cluster=[{inner!r}, {outer!r}]",
+            MlimputeWarning,
+            stacklevel=2,
+        )
 
 
 def _check_cluster_kept(

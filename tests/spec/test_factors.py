@@ -67,3 +67,26 @@ def test_a_cluster_argument_that_is_part_of_a_formulas_factor_is_kept():
         rng=1,
     )
     assert imp.spec.cluster == "school:class"
+
+
+def test_levels_that_may_be_reversed_are_warned_where_ids_repeat():
+    """Class ids 1..4 in every school: the ids cannot tell the outer level, but a column
+    constant within each school varies within the (wrongly) outer class ids."""
+    import warnings
+
+    from mlimpute.errors import MlimputeWarning
+    from mlimpute.spec.build import build_spec
+
+    r = np.random.default_rng(1)
+    school = np.repeat(np.arange(12), 4 * 5)
+    klass = np.tile(np.repeat(np.arange(1, 5), 5), 12)
+    df = pd.DataFrame(
+        {"school": school, "class": klass, "budget": r.normal(size=12)[school]}
+    ).assign(y=lambda d: d.budget + r.normal(size=len(d)))
+    df.loc[::7, "y"] = np.nan
+    with pytest.warns(MlimputeWarning, match=r"\['budget'\].*cluster=\['school', 'class'\]"):
+        build_spec(df, cluster=["class", "school"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MlimputeWarning)
+        spec = build_spec(df, cluster=["school", "class"])
+    assert spec.hierarchy == ("school", "school:class")
