@@ -100,7 +100,7 @@ def recorded_seed(
 
     The chains are then the children ``0..m-1`` of
     ``SeedSequence(seed, spawn_key=spawn_key)`` (``rng=seed`` when the key is empty);
-    ``(None, ())`` if they are not.
+    ``(None, ())`` if they are not, or if the seed is :data:`MAX_SEED` or more.
 
     Examples
     --------
@@ -110,7 +110,7 @@ def recorded_seed(
     >>> recorded_seed(*chain_seeds(7, 2))
     (7, ())
     """
-    if entropy is None or not seeds:
+    if entropy is None or not seeds or entropy >= MAX_SEED:  # beyond any specification file
         return None, ()
     return entropy, tuple(int(k) for k in seeds[0].spawn_key[:-1])
 

@@ -354,7 +354,7 @@ def _seed(c: _Checker, imp: Mapping, section: str) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
         raise c.fail(
             f"{section}.seed",
-            "must be an integer from 0 to 2**128 - 1 (a seed of at most 128 bits; beyond "
+            "must be an integer ≥ 0 and below 2**128 (a seed of at most 128 bits; above "
             f"2**63 - 1 written as a string of digits), got {_show(seed)}",
         )
     return seed
