@@ -79,3 +79,10 @@ def test_files_without_spawn_key_read_as_before(df):
     text = "[imputation]\nm = 2\niterations = 2\nseed = 7\n[imputation.formulas]\n"
     study = loads_spec(text + 'grade = "~ skill + (1 | class)"\n')
     assert (study.seed, study.spawn_key, study.rng) == (7, (), 7)
+
+
+def test_a_seed_beyond_128_bits_is_not_recorded(df):
+    """No specification file holds it (a seed is below 2**128), so none is recorded."""
+    imp = df.mi.impute(F, m=2, iterations=2, rng=2**130)
+    assert imp.spec.seed is None and "No seed" in imp.spec.to_toml()
+    assert loads_spec(imp.spec.to_toml()).seed is None
