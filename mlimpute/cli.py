@@ -10,8 +10,10 @@ Commands::
     mlimpute describe data.csv --cluster class descriptives per variable
     mlimpute pattern data.csv                  the missing-data pattern
 
-User errors (missing file, bad TOML, unknown column, bad formula...) print one line
-``mlimpute: error: ...`` and exit with status 2; ``--verbose`` shows the traceback.
+User errors (missing file, bad TOML, unknown column, bad formula, a file that exists...)
+print one line ``mlimpute: error: ...`` and exit with status 2; ``--verbose`` shows the
+traceback. No command replaces a file of the user's without ``--force``, and none ever
+replaces the data file.
 """
 
 from __future__ import annotations
@@ -42,9 +44,7 @@ __all__ = ["main"]
 
 _USER_ERRORS = (
     MlimputeError,
-    FileNotFoundError,
-    IsADirectoryError,
-    PermissionError,
+    OSError,  # a missing file, a directory, no permission, a full disk, a name too long...
     tomllib.TOMLDecodeError,
     pd.errors.ParserError,
     pd.errors.EmptyDataError,
@@ -129,21 +129,24 @@ def _demo(args: argparse.Namespace) -> int:
         analysis=AnalysisSpec(data.formula),
         version=_version(),
     )
+    out = None
     if args.out is not None:
         out = Path(args.out)
+        _check_demo_out(out, args.m, args.force)  # before anything is written
         out.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out / "classroom.csv", index=False)
         study = replace(
             study,
             data="classroom.csv",
             base_dir=out,
             output=OutputSpec("imputations.nc", "completed_{i}.csv", "pooled.csv"),
         )
-        study.write(out / "spec.toml")
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a demo: the R-hat of short chains, MixedLM notes
         result = run(study, df)
+    if out is not None:  # the data and the specification once the run has succeeded
+        df.to_csv(out / "classroom.csv", index=False)
+        study.write(out / "spec.toml")
     imp = result.imputed
     print(f"{imp}\n  ({time.perf_counter() - t0:.2f} s, imputation and pooled analysis)\n")
     print("First imputed cells of 'grade' (rows = children, columns = imputations):")
@@ -162,6 +165,45 @@ def _demo(args: argparse.Namespace) -> int:
             f"`mlimpute run {Path(args.out) / 'spec.toml'}` repeats the run."
         )
     return 0
+
+
+def _demo_files(m: int) -> list[str]:
+    """The files ``mlimpute demo --out DIR`` writes into DIR."""
+    return [
+        "classroom.csv",
+        "spec.toml",
+        "imputations.nc",
+        *(f"completed_{i}.csv" for i in range(1, m + 1)),
+        "pooled.csv",
+    ]
+
+
+def _check_demo_out(out: Path, m: int, force: bool) -> None:
+    """Refuse ``--out DIR`` if DIR is not a directory, or if a file the demo writes exists
+    there (with ``--force``: if one is a directory or a symbolic link)."""
+    from mlimpute.errors import SpecificationError
+
+    if out.exists() and not out.is_dir():
+        raise SpecificationError(f"--out: {str(out)!r} exists and is not a directory")
+    if not out.is_dir():
+        return
+    paths = [out / name for name in _demo_files(m)]
+    found = [p for p in paths if p.exists() or p.is_symlink()]
+    if not found:
+        return
+    if not force:
+        names = [p.name for p in found]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        raise SpecificationError(
+            f"--out: {str(out)!r} already holds {shown}; the demo replaces no file: choose "
+            "another directory, or pass --force to replace them"
+        )
+    for p in found:
+        if p.is_symlink() or p.is_dir():
+            what = "a symbolic link" if p.is_symlink() else "a directory"
+            raise SpecificationError(
+                f"--out: {str(p)!r} is {what}; --force replaces only files (remove it yourself)"
+            )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -232,6 +274,8 @@ def _init(args: argparse.Namespace) -> int:
     auxiliary = [a.strip() for arg in args.auxiliary or [] for a in arg.split(",") if a.strip()]
     cluster = _levels(args.cluster)
     levels = [cluster] if isinstance(cluster, str) else cluster or []
+    if args.output is not None:
+        _check_init_output(Path(args.output), Path(args.data), args.force)
     df = _read(args.data, [*levels, *auxiliary])
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
     data = Path(args.data)
@@ -251,7 +295,8 @@ def _init(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        with open(args.output, "w" if args.force else "x", encoding="utf-8") as f:
+            f.write(text)  # "x": fails if the file appeared meanwhile
         outside = not data.is_absolute() and data.parts[:1] == ("..",)
         flag = " --allow-outside" if outside else ""
         what = "the model" if args.model else "the formulas"
@@ -262,6 +307,24 @@ def _init(args: argparse.Namespace) -> int:
                 "which `mlimpute run` allows only with --allow-outside"
             )
     return 0
+
+
+def _check_init_output(output: Path, data: Path, force: bool) -> None:
+    """``init -o FILE``: never the data file (also through a link); an existing FILE only
+    with ``--force``."""
+    from mlimpute.errors import SpecificationError
+    from mlimpute.specfile import same_file
+
+    if same_file(output, data):
+        raise SpecificationError(
+            f"-o: {str(output)!r} is the data file; write the specification to another file"
+        )
+    if output.is_dir():
+        raise SpecificationError(f"-o: {str(output)!r} is a directory; name a file")
+    if (output.exists() or output.is_symlink()) and not force:
+        raise SpecificationError(
+            f"-o: {str(output)!r} exists; pass --force to replace it, or choose another name"
+        )
 
 
 def _version() -> str:
@@ -310,7 +373,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="write the data, spec.toml, imputations.nc, completed_{i}.csv and "
-        "pooled.csv into DIR (default: write nothing)",
+        "pooled.csv into DIR (default: write nothing); refused if DIR already holds a "
+        "file of these names, unless --force is given",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="with --out: replace files of the same names in DIR (files only: never a "
+        "directory or a symbolic link, nor an imputation file that mlimpute did not write)",
     )
     demo.add_argument(
         "--no-save", dest="out", action="store_const", const=None, help=argparse.SUPPRESS
@@ -380,8 +450,10 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         metavar="FILE",
-        help="write to FILE (data path made relative to it) instead of stdout",
+        help="write to FILE (data path made relative to it) instead of stdout; refused "
+        "if FILE exists, unless --force is given, and always if FILE is the data file",
     )
+    init.add_argument("--force", action="store_true", help="with -o: replace FILE if it exists")
     init.set_defaults(func=_init)
 
     desc = sub.add_parser("describe", parents=[common], help="descriptives per variable")
@@ -404,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `mlimpute pattern data.csv | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _USER_ERRORS as exc:
         if args.verbose:
             traceback.print_exc()
@@ -413,9 +488,6 @@ def main(argv: list[str] | None = None) -> int:
             msg = str(exc)
         _err(f"mlimpute: error: {msg}")
         return 2
-    except BrokenPipeError:  # e.g. `mlimpute pattern data.csv | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except KeyboardInterrupt:  # pragma: no cover
         _err("mlimpute: interrupted")
         return 130

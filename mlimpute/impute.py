@@ -26,7 +26,7 @@ from mlimpute.models.transforms import transform_methods
 from mlimpute.parallel import resolve_n_jobs
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
-from mlimpute.rng import chain_seeds
+from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.batched import check_batch
 from mlimpute.sampler.compiled import check_switch, compiled_event
 from mlimpute.sampler.engine import ChainResult, build_plan
@@ -267,7 +267,8 @@ def impute(
     _check_memory(df, spec)
     release_free_memory(len(df))  # a large run starts from the pages the process can spare
     seeds, entropy = chain_seeds(rng, spec.m)
-    spec = replace(spec, seed=entropy)
+    seed, spawn_key = recorded_seed(seeds, entropy)
+    spec = replace(spec, seed=seed, spawn_key=spawn_key)
     data = _private_copy(df)
     plan = build_plan(data, spec)
     results = []

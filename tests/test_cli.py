@@ -196,3 +196,153 @@ def test_user_errors(csv, tmp_path, capsys, args, toml, match):
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlimpute: error: ") and match in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------
+# no user file is replaced; hostile specification files give one line, never a traceback
+# ------------------------------------------------------------------------------------------
+def _state(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {
+        p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _one_error_line(err: str, match: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlimpute: error: "), err
+    assert match in lines[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "symlink", "hardlink"])
+@pytest.mark.parametrize("force", [False, True])
+def test_init_never_writes_over_the_data_file(csv, tmp_path, capsys, how, force):
+    data = tmp_path / "data.csv"
+    shutil.copy(csv, data)
+    output = {
+        "same": str(data),
+        "dot": f"{tmp_path}/./data.csv",
+        "symlink": str(tmp_path / "link.csv"),
+        "hardlink": str(tmp_path / "hard.csv"),
+    }[how]
+    if how == "symlink":
+        os.symlink(data, output)
+    elif how == "hardlink":
+        os.link(data, output)
+    before = _state(tmp_path)
+    args = ["init", str(data), "--cluster", "class", "-o", output] + ["--force"] * force
+    assert main(args) == 2
+    _one_error_line(capsys.readouterr().err, "is the data file")
+    assert _state(tmp_path) == before
+
+
+def test_init_replaces_an_existing_file_only_with_force(csv, tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("# my own notes\n")
+    before = _state(tmp_path)
+    assert main(["init", str(csv), "--cluster", "class", "-o", str(spec)]) == 2
+    _one_error_line(capsys.readouterr().err, "exists; pass --force to replace it")
+    assert _state(tmp_path) == before
+    assert main(["init", str(csv), "--cluster", "class", "-o", str(spec), "--force"]) == 0
+    assert read_spec(spec).cluster == "class"
+
+
+def test_demo_refuses_to_replace_files_in_out(tmp_path, capsys):
+    (tmp_path / "classroom.csv").write_text("MY PRECIOUS DATA\n")
+    (tmp_path / "spec.toml").write_text("# my own spec\n")
+    (tmp_path / "pooled.csv").write_text("mine\n")
+    (tmp_path / "completed_2.csv").write_text("mine too\n")
+    before = _state(tmp_path)
+    assert main(["demo", "-m", "2", "--iterations", "2", "--out", str(tmp_path)]) == 2
+    _one_error_line(
+        capsys.readouterr().err,
+        "already holds classroom.csv, spec.toml, completed_2.csv, pooled.csv; the demo "
+        "replaces no file",
+    )
+    assert _state(tmp_path) == before  # nothing replaced, nothing added
+
+
+def test_demo_force_checks_before_writing(tmp_path, capsys):
+    (tmp_path / "classroom.csv").write_text("MY DATA\n")
+    (tmp_path / "imputations.nc").write_text("not an imputation file\n")
+    before = _state(tmp_path)
+    args = ["demo", "-m", "2", "--iterations", "2", "--out", str(tmp_path), "--force"]
+    assert main(args) == 2  # the foreign imputations.nc is refused before anything is written
+    _one_error_line(capsys.readouterr().err, "not an mlimpute imputation file")
+    assert _state(tmp_path) == before
+    (tmp_path / "imputations.nc").unlink()
+    os.symlink(tmp_path / "elsewhere.csv", tmp_path / "pooled.csv")
+    before = _state(tmp_path)
+    assert main(args) == 2
+    _one_error_line(capsys.readouterr().err, "is a symbolic link; --force replaces only files")
+    assert _state(tmp_path) == before and not (tmp_path / "elsewhere.csv").exists()
+    (tmp_path / "pooled.csv").unlink()
+    assert main(args) == 0  # --force replaces the user's classroom.csv, as asked
+    assert (tmp_path / "classroom.csv").read_text().startswith("class,")
+    assert (tmp_path / "imputations.nc").is_file() and (tmp_path / "completed_2.csv").is_file()
+
+
+def test_demo_out_an_existing_file(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    before = _state(tmp_path)
+    assert main(["demo", "-m", "2", "--iterations", "2", "--out", str(notes)]) == 2
+    _one_error_line(capsys.readouterr().err, f"--out: '{notes}' exists and is not a directory")
+    assert _state(tmp_path) == before
+
+
+_HEAD = '[data]\npath = "d.csv"\n[imputation]\nm = 2\niterations = 2\n'
+_FORMULA = '[imputation.formulas]\ngrade = "~ skill + (1 | class)"\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"\xff\xfegarbage", "s.toml: not a text file in UTF-8 (byte 0xff at offset 0)"),
+        (("x = " + "[" * 100_000 + "]" * 100_000).encode(), "nested more than 20 deep"),
+        (
+            f'{_HEAD}seed = "{"9" * 5000}"\n{_FORMULA}'.encode(),
+            "imputation.seed: must be an integer ≥ 0 and below 2**128",
+        ),
+        (
+            f"{_HEAD}seed = {'9' * 5000}\n{_FORMULA}".encode(),
+            "invalid TOML: a value cannot be read",
+        ),
+        (
+            f"{_HEAD}{_FORMULA.replace('skill', '(' * 3000 + 'skill' + ')' * 3000)}".encode(),
+            "imputation.formulas.grade: ",
+        ),
+        (
+            f'{_HEAD}{_FORMULA}[output]\ncompleted = "{"a" * 300}.csv"\n'.encode(),
+            "output.completed: the name 'aaaa",
+        ),
+        (
+            f'{_HEAD}{_FORMULA}[output]\ncompleted = "a\\u0000b.csv"\n'.encode(),
+            "output.completed: 'a\\x00b.csv' holds the control character '\\x00'",
+        ),
+        (
+            f'{_HEAD}{_FORMULA}[output]\ncompleted = "c_{{i:09d}}_{"a" * 240}.csv"\n'.encode(),
+            "output.completed: the name 'c_000000001_aaa",  # 254 bytes, 256 once {i} is 1
+        ),
+    ],
+    ids=[
+        "not-utf8",
+        "deep-toml",
+        "seed-digits",
+        "int-digits",
+        "deep-formula",
+        "long-name",
+        "nul",
+        "long-expanded-name",
+    ],
+)
+def test_hostile_spec_files_give_one_line(csv, tmp_path, capsys, content, match):
+    shutil.copy(csv, tmp_path / "d.csv")
+    spec = tmp_path / "s.toml"
+    spec.write_bytes(content)
+    before = _state(tmp_path)
+    assert main(["run", str(spec), "--quiet", "--no-progress"]) == 2
+    _one_error_line(capsys.readouterr().err, match)
+    assert _state(tmp_path) == before  # checked before anything was imputed or written

@@ -15,17 +15,18 @@ def _keys(seeds):
 
 def test_int_seedsequence_and_generator_spawn_the_same_chains():
     by_int, root = chain_seeds(7, 4)
-    by_seq, none1 = chain_seeds(np.random.SeedSequence(7), 4)
-    by_gen, none2 = chain_seeds(np.random.default_rng(7), 4)
-    assert root == 7 and none1 is None and none2 is None
+    by_seq, root_seq = chain_seeds(np.random.SeedSequence(7), 4)
+    by_gen, root_gen = chain_seeds(np.random.default_rng(7), 4)
+    assert root == root_seq == root_gen == 7  # the seed a fresh SeedSequence(7) stands for
     assert _keys(by_int) == _keys(by_seq) == _keys(by_gen)
 
 
 def test_spawning_twice_from_one_sequence_gives_new_chains():
     seq = np.random.SeedSequence(3)
-    first, _ = chain_seeds(seq, 2)
-    second, _ = chain_seeds(seq, 2)
+    first, root = chain_seeds(seq, 2)
+    second, again = chain_seeds(seq, 2)
     assert not set(_keys(first)) & set(_keys(second))
+    assert root == 3 and again is None  # children 2, 3 of SeedSequence(3): no seed stands for them
 
 
 def test_none_returns_entropy_that_reproduces_the_run():

@@ -44,7 +44,7 @@ from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
-from mlimpute.rng import chain_seeds
+from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.design import Block, ClusterValues, check_finite
 from mlimpute.sampler.engine import (
     ChainResult,
@@ -87,6 +87,7 @@ def impute_new_chained(
     prep = _prepare(plan, imp.data, data)
     n_sweeps = (1 if prep.exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
     seeds, entropy = chain_seeds(rng, imp.m)
+    seed, spawn_key = recorded_seed(seeds, entropy)
     results: list[ChainResult] = []
     if spec.variables:
         items = list(zip(range(imp.m), seeds, chains, strict=True))
@@ -98,7 +99,9 @@ def impute_new_chained(
             client=client,
             name="mlimpute-impute-new",
         )
-    out_plan = _OutPlan(replace(spec, iterations=n_sweeps, seed=entropy), prep, plan)
+    out_plan = _OutPlan(
+        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), prep, plan
+    )
     events = [
         f"completed {len(new_df)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "

@@ -38,7 +38,7 @@ from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
-from mlimpute.rng import chain_seeds
+from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.design import ClusterValues, Layout, Values
 from mlimpute.sampler.engine import ChainResult, Plan, _cluster_values, build_plan
 from mlimpute.sampler.ranefs import ranef_arrays
@@ -141,6 +141,7 @@ def impute_new_factors(
     )
     n_sweeps = (1 if exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
     seeds, entropy = chain_seeds(rng, imp.m)
+    seed, spawn_key = recorded_seed(seeds, entropy)
     results: list[ChainResult] = []
     if names:
         items = list(zip(range(imp.m), seeds, chains, frames, strict=True))
@@ -152,7 +153,9 @@ def impute_new_factors(
             client=client,
             name="mlimpute-impute-new",
         )
-    out = _OutPlan(replace(spec, iterations=n_sweeps, seed=entropy), probe, n_t, len(new))
+    out = _OutPlan(
+        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), probe, n_t, len(new)
+    )
     drawn = ", ".join(f"{k} new {g!r}" for g, k in n_new.items() if k)
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "

@@ -50,7 +50,7 @@ from mlimpute.newdata.states import map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
-from mlimpute.rng import chain_seeds
+from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.compatible import ANALYSIS
 from mlimpute.sampler.compatible_context import build_context, mh_variables
 from mlimpute.sampler.compatible_draws import proposal_key
@@ -206,6 +206,7 @@ def impute_new_model(
     else:
         n_sweeps = DEFAULT_MH_SWEEPS if mh and _mh_rows(probe, mh, is_new) else DEFAULT_SWEEPS
     seeds, entropy = chain_seeds(rng, imp.m)
+    seed, spawn_key = recorded_seed(seeds, entropy)
     items = list(zip(range(imp.m), seeds, chains, frames, strict=True))
     results = map_blocks(
         _run_block,
@@ -215,7 +216,9 @@ def impute_new_model(
         client=client,
         name="mlimpute-impute-new",
     )
-    out = _OutPlan(replace(spec, iterations=n_sweeps, seed=entropy), probe, n_t, len(new))
+    out = _OutPlan(
+        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), probe, n_t, len(new)
+    )
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"model-based chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' "

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mlimpute.spec.formula import ParsedFormula, factor_columns
 
 __all__ = ["ImputationSpec", "VariableSpec", "MethodArgument"]
@@ -55,6 +57,11 @@ class ImputationSpec:
     m, iterations : int
     seed : int or None
         Root entropy that reproduces the run (``rng=seed``), when known.
+    spawn_key : tuple of int
+        With :attr:`seed`, the spawn key of the SeedSequence the run was given (a child
+        of ``SeedSequence(seed).spawn(...)``, as simulation studies hand out): then
+        ``rng=numpy.random.SeedSequence(seed, spawn_key=spawn_key)`` (:attr:`rng`)
+        reproduces the run. Empty for ``rng=seed``.
     events : tuple of str
         Non-fatal decisions taken while validating (unused formulas...).
     model : ParsedFormula or None
@@ -102,6 +109,16 @@ class ImputationSpec:
     hierarchy: tuple[str, ...] = ()
     #: how the grouping factors relate, as found in the data (shown by ``repr``)
     structure: tuple[str, ...] = ()
+    #: with ``seed``: the spawn key of the SeedSequence the run was given (see above)
+    spawn_key: tuple[int, ...] = ()
+
+    @property
+    def rng(self) -> int | np.random.SeedSequence | None:
+        """``rng=`` that reproduces the run: :attr:`seed`, or with a :attr:`spawn_key` the
+        SeedSequence ``SeedSequence(seed, spawn_key=spawn_key)``; None if not recorded."""
+        if self.seed is None or not self.spawn_key:
+            return self.seed
+        return np.random.SeedSequence(self.seed, spawn_key=self.spawn_key)
 
     @property
     def formulas(self) -> dict[str, str]:
@@ -158,7 +175,9 @@ class ImputationSpec:
     def __repr__(self) -> str:
         lines = [
             f"ImputationSpec(m={self.m}, iterations={self.iterations}, "
-            f"cluster={self.cluster!r}, seed={self.seed})"
+            f"cluster={self.cluster!r}, seed={self.seed}"
+            + (f", spawn_key={self.spawn_key}" if self.spawn_key else "")
+            + ")"
         ]
         if self.hierarchy:
             lines[0] = lines[0].replace(

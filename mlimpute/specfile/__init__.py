@@ -73,7 +73,7 @@ import pandas as pd
 
 from mlimpute.errors import MlimputeWarning, SpecificationError
 from mlimpute.spec.formula import formula_text
-from mlimpute.specfile.read import loads_spec, read_spec
+from mlimpute.specfile.read import NAME_MAX, loads_spec, path_problem, read_spec
 from mlimpute.specfile.study import AnalysisSpec, OutputSpec, StudySpec
 from mlimpute.specfile.write import _version, default_formulas, init_spec, spec_to_toml
 
@@ -197,9 +197,20 @@ def run(
     out = study.output
 
     def place(key: str, value: str, root: Path) -> Path:
-        return _confine(key, value, root, allow_outside)
+        problem = path_problem(os.fspath(value), NAME_MAX)  # NUL and the like, first
+        if problem:
+            raise SpecificationError(f"{key}: {problem}")
+        path = _confine(key, value, root, allow_outside)
+        problem = path_problem(os.fspath(path), _name_max(path.parent))
+        if problem:
+            raise SpecificationError(f"{key}: {problem}")
+        return path
 
     # every path is checked before the imputation starts
+    if study.data is not None:  # before anything resolves it
+        problem = path_problem(os.fspath(study.data), NAME_MAX)
+        if problem:
+            raise SpecificationError(f"data.path: {problem}")
     targets: dict[str, Path] = {}
     if out.imputations is not None:
         targets["imputations"] = place("output.imputations", out.imputations, out_base)
@@ -247,6 +258,18 @@ def run(
     return result
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name the file system of ``folder`` (or of its nearest existing
+    ancestor) allows, in bytes; :data:`~mlimpute.specfile.read.NAME_MAX` if unknown."""
+    for d in (folder, *folder.parents):
+        if d.is_dir():
+            try:
+                return int(os.pathconf(d, "PC_NAME_MAX"))
+            except (OSError, ValueError, AttributeError):  # no pathconf (Windows), no answer
+                return NAME_MAX
+    return NAME_MAX
+
+
 def _confine(key: str, value: str, root: Path, allow_outside: bool) -> Path:
     """``value`` resolved against ``root``; refused if it leads out of ``root`` (see :func:`run`).
 
@@ -289,10 +312,23 @@ def _distinct(
     seen: dict[Path, str] = {}
     for key, path in files:
         real = path.resolve()
-        if real in protected:
+        hit = next((q for q in protected if real == q or same_file(path, q)), None)
+        if hit is not None:
             raise SpecificationError(
-                f"{key}: {str(path)!r} is {protected[real]}; an output never replaces it"
+                f"{key}: {str(path)!r} is {protected[hit]}; an output never replaces it"
             )
         if real in seen and not (key == seen[real] == "output.completed"):
             raise SpecificationError(f"{key} and {seen[real]} name the same file {str(path)!r}")
         seen[real] = key
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path once symbolic links and ``..``
+    are resolved, or, when both exist, the same file on disk (hard links included)."""
+    pa, pb = Path(os.fspath(a)), Path(os.fspath(b))
+    if pa.resolve() == pb.resolve():
+        return True
+    try:
+        return os.path.samefile(pa, pb)
+    except (OSError, ValueError):  # one of them does not exist (yet)
+        return False

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlimpute.errors import FormulaError, MlimputeError, SpecificationError
-from mlimpute.spec.formula import parse_formula
+from mlimpute.rng import MAX_SEED, MAX_SPAWN_KEY
+from mlimpute.spec.formula import ParsedFormula, parse_formula
 from mlimpute.specfile.study import AnalysisSpec, OutputSpec, StudySpec
 
 if sys.version_info >= (3, 11):
@@ -25,7 +26,17 @@ else:  # pragma: no cover
 
 
 # the keys of a [model] table (model-based imputation)
-_MODEL_KEYS = ("formula", "auxiliary", "family", "m", "iterations", "seed", "options")
+_MODEL_KEYS = ("formula", "auxiliary", "family", "m", "iterations", "seed", "spawn_key", "options")
+
+# tables and arrays nested deeper than this are refused (a specification needs about 5)
+MAX_DEPTH = 20
+
+# the longest file name (one path component, in bytes) most file systems allow; run()
+# checks each output against the limit of its own directory
+NAME_MAX = 255
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INT64_MAX = 2**63 - 1
 
 # impute() arguments a specification sets through its own keys, never through options
 _RESERVED = {"df", "formulas", "m", "iterations", "rng", "method", "visit", "cluster", "progress"}
@@ -173,7 +184,15 @@ def loads_spec(
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecificationError(f"{source}: invalid TOML: {exc}") from None
+    except ValueError as exc:  # a number the parser cannot convert (> 4300 digits)
+        why = str(exc).split(";")[0]
+        raise SpecificationError(f"{source}: invalid TOML: a value cannot be read: {why}") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise SpecificationError(
+            f"{source}: invalid specification: tables or arrays nested more than {MAX_DEPTH} deep"
+        ) from None
     c = _Checker(source)
+    _check_depth(c, doc)
     top = ("mlimpute_version", "data", "imputation", "model", "output", "analysis")
     unknown = [k for k in doc if k not in top]
     if unknown:
@@ -198,7 +217,17 @@ def loads_spec(
         imp = c.table(
             doc,
             "imputation",
-            ("formulas", "methods", "cluster", "m", "iterations", "seed", "visit", "options"),
+            (
+                "formulas",
+                "methods",
+                "cluster",
+                "m",
+                "iterations",
+                "seed",
+                "spawn_key",
+                "visit",
+                "options",
+            ),
             required=True,
         )
         section = "imputation"
@@ -207,10 +236,7 @@ def loads_spec(
 
     formulas = c.mapping(imp, "formulas", "imputation.formulas")
     for name, text_ in (formulas or {}).items():
-        try:
-            parse_formula(text_, name)
-        except MlimputeError as exc:
-            raise FormulaError(f"{source}: imputation.formulas.{_key(name)}: {exc}") from None
+        _parse(source, f"imputation.formulas.{_key(name)}", text_, name)
     methods = _methods(c, imp)
     for name in methods:
         if formulas is not None and name not in formulas:
@@ -219,11 +245,8 @@ def loads_spec(
                 "a method for a variable without a formula in [imputation.formulas]",
             )
     visit = c.strings(imp, "visit", "imputation.visit")
-    seed = imp.get("seed")
-    if isinstance(seed, str) and seed.isdigit():
-        seed = int(seed)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise c.fail(f"{section}.seed", f"must be an integer ≥ 0, got {_show(seed)}")
+    seed = _seed(c, imp, section)
+    spawn_key = _spawn_key(c, imp, section, seed)
     options = imp.get("options", {})
     if not isinstance(options, Mapping):
         raise c.fail(f"{section}.options", f"must be a table, got {_show(options)}")
@@ -249,10 +272,12 @@ def loads_spec(
         outputs[key] = value
     for key, value in outputs.items():
         _check_placeholders(c, f"output.{key}", value, template=key == "completed")
+        _check_name(c, f"output.{key}", value)
     if data.get("path") is not None:
         _check_placeholders(
             c, "data.path", data["path"] if isinstance(data["path"], str) else None, template=False
         )
+        _check_name(c, "data.path", data["path"] if isinstance(data["path"], str) else None)
     _check_suffix(c, "output.imputations", outputs["imputations"], (".nc", ".nc4", ".zarr", ".h5"))
     _check_suffix(c, "output.completed", outputs["completed"], (".csv", ".parquet", ".pq", ".dta"))
 
@@ -267,10 +292,7 @@ def loads_spec(
             tests=c.strings(analysis, "tests", "analysis.tests") or (),
             family=c.string(analysis, "family", "analysis.family"),
         )
-        try:
-            parse_formula(spec_analysis.formula)
-        except MlimputeError as exc:
-            raise FormulaError(f"{source}: analysis.formula: {exc}") from None
+        _parse(source, "analysis.formula", spec_analysis.formula)
     return StudySpec(
         formulas=formulas,
         methods=methods,
@@ -289,7 +311,107 @@ def loads_spec(
         model=model_text,
         auxiliary=auxiliary,
         family=c.string(model, "family", "model.family") if model is not None else None,
+        spawn_key=spawn_key,
     )
+
+
+def _parse(source: str, key: str, text: str, name: str | None = None) -> ParsedFormula:
+    """A formula of the file, parsed; errors name the file and the key."""
+    try:
+        return parse_formula(text, name)
+    except MlimputeError as exc:
+        raise FormulaError(f"{source}: {key}: {exc}") from None
+    except RecursionError:  # parentheses nested deeper than the parser can follow
+        raise FormulaError(f"{source}: {key}: the formula is nested too deeply") from None
+
+
+def _check_depth(c: _Checker, doc: Mapping) -> None:
+    """Refuse tables and arrays nested deeper than :data:`MAX_DEPTH` (walked without
+    recursion, so any depth the TOML parser accepted is measured safely)."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise c.fail(where, f"tables or arrays nested more than {MAX_DEPTH} deep")
+        if isinstance(value, Mapping):
+            stack += [
+                (v, f"{where}.{_key(str(k))}" if where else _key(str(k)), depth + 1)
+                for k, v in value.items()
+            ]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+
+
+def _seed(c: _Checker, imp: Mapping, section: str) -> int | None:
+    """``seed``: an integer 0 <= seed < 2**128, or its decimal digits as a string (TOML
+    integers stop at 2**63 - 1; fresh entropy has 128 bits)."""
+    seed = imp.get("seed")
+    if seed is None:
+        return None
+    bound = len(str(MAX_SEED))
+    if isinstance(seed, str) and len(seed) <= bound and re.fullmatch("[0-9]+", seed):
+        seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise c.fail(
+            f"{section}.seed",
+            "must be an integer ≥ 0 and below 2**128 (a seed of at most 128 bits; above "
+            f"2**63 - 1 written as a string of digits), got {_show(seed)}",
+        )
+    return seed
+
+
+def _spawn_key(c: _Checker, imp: Mapping, section: str, seed: int | None) -> tuple[int, ...]:
+    """``spawn_key``: with a seed, the run's rng is ``SeedSequence(seed, spawn_key=...)``."""
+    value = imp.get("spawn_key")
+    if value is None:
+        return ()
+    key = f"{section}.spawn_key"
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_SPAWN_KEY
+        or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= _INT64_MAX for k in value
+        )
+    ):
+        raise c.fail(
+            key,
+            f"must be a list of at most {MAX_SPAWN_KEY} integers ≥ 0 (the spawn key of "
+            f"numpy.random.SeedSequence(seed, spawn_key=...)), got {_show(value)}",
+        )
+    if value and seed is None:
+        raise c.fail(key, f"needs a seed ({section}.seed) to go with it")
+    return tuple(value)
+
+
+def _check_name(c: _Checker, key: str, value: str | None) -> None:
+    """A path of the file: no control characters, no name longer than :data:`NAME_MAX`."""
+    if value is None:
+        return
+    problem = path_problem(value, NAME_MAX)
+    if problem:
+        raise c.fail(key, problem)
+
+
+def path_problem(value: str, name_max: int) -> str | None:
+    """Why ``value`` cannot be a path (a control character such as NUL, a name longer than
+    ``name_max`` bytes), or None."""
+    bad = _CONTROL.search(value)
+    if bad:
+        return (
+            f"{_show(value)} holds the control character {bad.group()!r}; a path may not "
+            "contain one"
+        )
+    for part in Path(value).parts:
+        try:
+            size = len(os.fsencode(part))
+        except UnicodeError:
+            return f"{_show(value)} cannot be a file name on this system"
+        if size > name_max:
+            return (
+                f"the name {_show(part)} is {size} bytes long; the file system allows at "
+                f"most {name_max}"
+            )
+    return None
 
 
 def _cluster(c: _Checker, imp: Mapping) -> str | tuple[str, ...] | None:
@@ -316,10 +438,7 @@ def _model(c: _Checker, model: Mapping, source: str) -> tuple[str, tuple[str, ..
     what the sampler supports is checked against the data by ``impute``) and the
     auxiliary columns."""
     text = c.string(model, "formula", "model.formula", optional=False)
-    try:
-        parsed = parse_formula(text)
-    except MlimputeError as exc:
-        raise FormulaError(f"{source}: model.formula: {exc}") from None
+    parsed = _parse(source, "model.formula", text)
     if parsed.response is None:
         raise c.fail("model.formula", f"the analysis model {text!r} needs an outcome: 'y ~ ...'")
     auxiliary = c.strings(model, "auxiliary", "model.auxiliary") or ()
@@ -400,10 +519,18 @@ def read_spec(path: str | os.PathLike) -> StudySpec:
     FileNotFoundError
         If the file does not exist.
     SpecificationError
-        On invalid TOML or content, naming the key at fault.
+        On invalid TOML or content, naming the key at fault; on a file that is not UTF-8
+        text.
     """
     p = Path(os.fspath(path))
     if not p.is_file():
         raise FileNotFoundError(f"specification file not found: {str(p)!r}")
-    text = p.read_text(encoding="utf-8")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecificationError(
+            f"{p}: not a text file in UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); a specification file is TOML, which is UTF-8 text"
+        ) from None
     return loads_spec(text, p.parent, source=str(p), stem=p.stem)

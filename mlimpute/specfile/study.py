@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from mlimpute.errors import SpecificationError
@@ -90,6 +91,10 @@ class StudySpec:
     m, iterations : int
     seed : int, optional
         Root seed (``rng=seed``); with it a run is reproduced bit for bit.
+    spawn_key : tuple of int
+        With :attr:`seed`: the spawn key of a run given a child SeedSequence
+        (``SeedSequence(seed).spawn(n)[k]`` has the key ``(k,)``); the run is
+        ``rng=SeedSequence(seed, spawn_key=spawn_key)``. Empty for an int seed.
     visit : tuple of str, optional
     data : str, optional
         Data file, relative to :attr:`base_dir`.
@@ -144,6 +149,7 @@ class StudySpec:
     model: str | None = None
     auxiliary: tuple[str, ...] = ()
     family: str | None = None
+    spawn_key: tuple[int, ...] = ()
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -186,6 +192,7 @@ class StudySpec:
                 model=spec.model.text,
                 auxiliary=tuple(spec.auxiliary),
                 family=getattr(spec, "family", None),
+                spawn_key=tuple(spec.spawn_key),
             )
         return cls(
             formulas={v.name: formula_text(v.formula) for v in spec.variables},
@@ -205,6 +212,7 @@ class StudySpec:
             analysis=analysis,
             options=dict(options or {}),
             version=__version__,
+            spawn_key=tuple(spec.spawn_key),
         )
 
     # -- paths and data -------------------------------------------------------------------
@@ -244,7 +252,7 @@ class StudySpec:
         from mlimpute.impute import impute
 
         params = inspect.signature(impute).parameters
-        kw: dict[str, Any] = {"m": self.m, "iterations": self.iterations, "rng": self.seed}
+        kw: dict[str, Any] = {"m": self.m, "iterations": self.iterations, "rng": self.rng}
         if self.model is not None:
             kw["model"] = self.model
             if self.auxiliary:
@@ -322,6 +330,7 @@ class StudySpec:
                     "m": self.m,
                     "iterations": self.iterations,
                     "seed": self._seed_value(),
+                    "spawn_key": self._spawn_key_value(),
                     "options": dict(self.options) if self.options else None,
                 }
             )
@@ -335,6 +344,7 @@ class StudySpec:
                 "m": self.m,
                 "iterations": self.iterations,
                 "seed": self._seed_value(),
+                "spawn_key": self._spawn_key_value(),
                 "visit": list(self.visit) if self.visit is not None else None,
             }
         )
@@ -351,6 +361,17 @@ class StudySpec:
     def _seed_value(self) -> int | str | None:
         """The seed as TOML holds it (a string beyond the 64-bit integers)."""
         return self.seed if self.seed is None or self.seed <= _INT64_MAX else str(self.seed)
+
+    def _spawn_key_value(self) -> list[int] | None:
+        return [int(k) for k in self.spawn_key] if self.spawn_key else None
+
+    @property
+    def rng(self) -> int | np.random.SeedSequence | None:
+        """``rng=`` of :func:`mlimpute.impute` for this study: :attr:`seed`, or with a
+        :attr:`spawn_key` ``SeedSequence(seed, spawn_key=spawn_key)``."""
+        if self.seed is None or not self.spawn_key:
+            return self.seed
+        return np.random.SeedSequence(self.seed, spawn_key=tuple(self.spawn_key))
 
     def _outputs_and_analysis(self, doc: dict[str, Any]) -> None:
         out = _drop_none(vars(self.output))
@@ -379,8 +400,10 @@ class StudySpec:
             )
         if self.seed is None:
             header += (
-                "\nNo seed: this run used a Generator or fresh entropy and cannot be "
-                "reproduced exactly."
+                "\nNo seed: every run of this file draws fresh entropy, so the imputations "
+                "differ from run to run. (A finished run records its seed unless it was given "
+                "a Generator or SeedSequence that had already spawned children, or one with "
+                "a pool size other than numpy's default.)"
             )
         for h in header.splitlines():
             lines += [f"# {w}" for w in textwrap.wrap(h, 86, break_on_hyphens=False)] or ["#"]
