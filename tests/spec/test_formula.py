@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import mlimpute  # noqa: F401  (registers the .mi accessor)
 from mlimpute.errors import FormulaError
 from mlimpute.spec.formula import RandomBlock, parse_formula
 
@@ -81,3 +84,43 @@ def test_two_grouping_factors_parse():
     # several grouping factors: tests/spec/test_formula_terms.py
     f = parse_formula("~ x + (1 | school) + (1 | class)", "y")
     assert f.groups == ("school", "class") and f.group is None
+
+
+# --------------------------------------------------------------------------------------
+# backquoted names: any column name, Python keywords included
+
+
+@pytest.fixture
+def keyword_frame():
+    rng = np.random.default_rng(5)
+    n = 60
+    df = pd.DataFrame(
+        {
+            "class": pd.Categorical(rng.choice(list("abc"), n)),
+            "lambda": rng.uniform(1.0, 3.0, n),
+            "None": rng.normal(size=n),
+            "g": np.repeat(np.arange(6), 10),
+        }
+    )
+    df["y"] = df["lambda"] + df["None"] + rng.normal(size=n)
+    df.loc[::6, "y"] = np.nan
+    return df
+
+
+def test_backquoted_python_keywords_impute_and_name_parameters(keyword_frame):
+    df = keyword_frame
+    with pytest.raises(FormulaError, match="'class' is not allowed.*in backquotes"):
+        parse_formula("~ C(class) + (1 | g)", "y")
+    text = "~ C(`class`) + log(`lambda`) + I(`None` * 2) + (1 | g)"
+    f = parse_formula(text, "y")
+    assert f.predictors == {"class", "lambda", "None"}
+    imp = df.mi.impute({"y": text}, m=2, iterations=2, rng=1)
+    assert imp.complete(1)["y"].notna().all()
+    fit = imp.fit("y " + text)
+    assert set(fit.names) >= {
+        "Intercept",
+        "C(`class`)[T.b]",
+        "C(`class`)[T.c]",
+        "log(`lambda`)",
+        "I(`None` * 2)",
+    }
