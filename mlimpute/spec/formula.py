@@ -36,6 +36,7 @@ from mlimpute.spec.formula_parsed import (
     ParsedFormula,
     RandomBlock,
     _factor_text,
+    _plain,
     _quote,  # noqa: F401  (re-exported: other modules reach it here)
     _required,  # noqa: F401  (re-exported: other modules reach it here)
     _syntax_message,
@@ -62,7 +63,6 @@ _CMEAN = re.compile(rf"\bcmean\(\s*({_COL})\s*(?:,\s*({_COL}(?:\s*:\s*{_COL})*)\
 _LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
-_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
 def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:
@@ -341,7 +341,8 @@ def _with_response(parsed: ParsedFormula, response: str | None) -> ParsedFormula
 
 
 def _term(name: str) -> str:
-    return name if _IDENT.fullmatch(name) else f"`{name}`"
+    """A column name as written in ``cmean()`` and grouping factors: dotted names plain."""
+    return name if _plain(name, dotted=True) else f"`{name}`"
 
 
 def formula_text(formula: ParsedFormula) -> str:

@@ -124,3 +124,77 @@ def test_backquoted_python_keywords_impute_and_name_parameters(keyword_frame):
         "log(`lambda`)",
         "I(`None` * 2)",
     }
+
+
+# --------------------------------------------------------------------------------------
+# formulas mlimpute writes itself: every column name reads back as the same column
+
+AWKWARD = [
+    "größe",
+    "año",
+    "é",
+    "class",
+    "lambda",
+    "None",
+    "True",
+    "np",
+    "numpy",
+    "contr",
+    "np.x",
+    "C",
+    "I",
+    "log",
+    "poly",
+    "cmean",
+    "Sum",
+    "a b",
+    "x.y",
+    "1st",
+    "_x",
+    "__x",
+    "a:b",
+    "a/b",
+    "a(b)",
+    "a+b",
+    "a,b",
+    "x**2",
+    "'a'",
+]
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_written_names_read_back_as_the_same_column(name):
+    from mlimpute.spec.formula import _quote, formula_text
+
+    y, x, g = _quote(name), _quote(name + "2"), _quote(name + "3")
+    text = f"{y} ~ {x} + cmean({x}) + (1 | {g})"
+    f = parse_formula(text)
+    assert f.response == name
+    assert f.predictors == {name + "2"} and f.cmeans == (name + "2",)
+    assert f.group == name + "3"
+    for written in (str(f), formula_text(f)):
+        again = parse_formula(written, name)
+        assert again.variables == f.variables and again.cmeans == f.cmeans, written
+
+
+@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y"])
+def test_default_models_impute_awkward_names(name):
+    """The formulas mlimpute writes when none are given (cluster= only)."""
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {
+            name: rng.normal(size=40),
+            "y": rng.normal(size=40),
+            "g": np.repeat(np.arange(8), 5),
+        }
+    )
+    df.loc[::5, "y"] = np.nan
+    df.loc[1::7, name] = np.nan
+    imp = df.mi.impute(cluster="g", m=1, iterations=2, rng=1)
+    assert imp.complete(1)[[name, "y"]].notna().all().all()
+    assert set(imp.spec.formulas) == {name, "y"}
+    # the same name as the cluster
+    imp = df.rename(columns={"g": name + "g"}).mi.impute(
+        cluster=name + "g", m=1, iterations=2, rng=1
+    )
+    assert imp.complete(1)[[name, "y"]].notna().all().all()
