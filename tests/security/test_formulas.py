@@ -644,6 +644,8 @@ _REFUSED_ON_PURPOSE = {
     "~ cmean(x, s.__class__)",
     "~ cmean(x, s/t)",
     "~ cmean(x, school=s)",
+    # a Python keyword inside a call must be backquoted
+    "~ C(class) + (1 | g)",
 }
 
 
