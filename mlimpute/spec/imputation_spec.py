@@ -8,7 +8,7 @@ specification) and :class:`VariableSpec` (how one incomplete variable is imputed
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlimpute.spec.formula import ParsedFormula, factor_columns
@@ -106,7 +106,7 @@ class ImputationSpec:
     @property
     def formulas(self) -> dict[str, str]:
         """``{variable: formula}`` in the syntax a user writes."""
-        return {v.name: "~ " + str(v.formula).split("~", 1)[1].strip() for v in self.variables}
+        return {v.name: str(replace(v.formula, response=None)) for v in self.variables}
 
     @property
     def variables_by_name(self) -> dict[str, VariableSpec]:

@@ -159,6 +159,10 @@ AWKWARD = [
     "a,b",
     "x**2",
     "'a'",
+    "a|b",
+    "a||b",
+    "a~b",
+    "(a|b)",
 ]
 
 
@@ -198,3 +202,28 @@ def test_default_models_impute_awkward_names(name):
         cluster=name + "g", m=1, iterations=2, rng=1
     )
     assert imp.complete(1)[[name, "y"]].notna().all().all()
+
+
+def test_backquoted_names_with_bar_and_tilde():
+    text = "`y~1` ~ `a|b` + log(`a~b`) + cmean(`a|b`) + (1 + `a|b` || `g|h`)"
+    f = parse_formula(text)
+    assert f.response == "y~1" and f.group == "g|h"
+    assert f.predictors == {"a|b", "a~b"} and f.cmeans == ("a|b",)
+    assert f.random == (RandomBlock("1 + `a|b`", False),)
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {
+            "a|b": rng.normal(size=40),
+            "a~b": rng.uniform(1.0, 2.0, size=40),
+            "y~1": rng.normal(size=40),
+            "g|h": np.repeat(np.arange(8), 5),
+        }
+    )
+    df.loc[::5, "y~1"] = np.nan
+    df.loc[1::7, "a|b"] = np.nan
+    imp = df.mi.impute({"y~1": text}, cluster="g|h", m=1, iterations=2, rng=1)
+    assert imp.complete(1).notna().all().all()
+    assert imp.spec.formulas["y~1"] == "~ `a|b` + log(`a~b`) + cmean(`a|b`) + (1 + `a|b` || `g|h`)"
+    # the default models of both variables (no formulas given)
+    imp = df.mi.impute(cluster="g|h", m=1, iterations=2, rng=1)
+    assert imp.complete(1).notna().all().all()
