@@ -36,6 +36,7 @@ from mlimpute.spec.formula_parsed import (
     ParsedFormula,
     RandomBlock,
     _factor_text,
+    _plain,
     _quote,  # noqa: F401  (re-exported: other modules reach it here)
     _required,  # noqa: F401  (re-exported: other modules reach it here)
     _syntax_message,
@@ -62,7 +63,6 @@ _CMEAN = re.compile(rf"\bcmean\(\s*({_COL})\s*(?:,\s*({_COL}(?:\s*:\s*{_COL})*)\
 _LMEAN = re.compile(r"(?<!`)\blmean\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _RANEF = re.compile(r"\branef\(\s*(`[^`]+`|[A-Za-z_.][\w.]*)\s*\)")
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][\w.]*)$")
-_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
 def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:
@@ -94,10 +94,25 @@ def _split_top(text: str, offset: int, full: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def _outside_ticks(text: str, char: str) -> list[int]:
+    """The positions of ``char`` in ``text`` outside backquoted names."""
+    out, in_tick = [], False
+    for i, ch in enumerate(text):
+        if ch == "`":
+            in_tick = not in_tick
+        elif ch == char and not in_tick:
+            out.append(i)
+    return out
+
+
 def _bar(chunk: str) -> tuple[int, int] | None:
     """Position and width of a top-level ``|``/``||`` inside a parenthesised chunk."""
-    depth = 0
+    depth, in_tick = 0, False
     for i, ch in enumerate(chunk):
+        if ch == "`":
+            in_tick = not in_tick
+        if in_tick:
+            continue
         if ch == "(":
             depth += 1
         elif ch == ")":
@@ -191,12 +206,12 @@ def _check_text(text: object) -> None:
 def _split_sides(text: str) -> tuple[str | None, str, int]:
     """Left-hand side (a column name or None), right-hand side, and the position of the
     right-hand side in ``text``: exactly one ``~``."""
-    tilde = text.count("~")
-    if tilde != 1:
+    tildes = _outside_ticks(text, "~")
+    if len(tildes) != 1:
         raise FormulaError(
-            _syntax_message(text, "expected exactly one '~'" if tilde else "missing '~'")
+            _syntax_message(text, "expected exactly one '~'" if tildes else "missing '~'")
         )
-    lhs, rhs = text.split("~")
+    lhs, rhs = text[: tildes[0]], text[tildes[0] + 1 :]
     lhs = lhs.strip()
     if lhs and not _NAME.match(lhs):
         raise FormulaError(_syntax_message(text, f"left-hand side {lhs!r} is not a column name", 0))
@@ -219,8 +234,9 @@ def _split_terms(
                 raise FormulaError(_syntax_message(text, "empty term", pos + len(chunk)))
             continue
         bar = _bar(stripped) if stripped.startswith("(") and stripped.endswith(")") else None
-        if "|" in stripped and bar is None:
-            where = pos + chunk.index("|")
+        bars = _outside_ticks(chunk, "|")
+        if bars and bar is None:
+            where = pos + bars[0]
             raise FormulaError(
                 _syntax_message(text, "a random term must be written '(terms | group)'", where)
             )
@@ -341,7 +357,8 @@ def _with_response(parsed: ParsedFormula, response: str | None) -> ParsedFormula
 
 
 def _term(name: str) -> str:
-    return name if _IDENT.fullmatch(name) else f"`{name}`"
+    """A column name as written in ``cmean()`` and grouping factors: dotted names plain."""
+    return name if _plain(name, dotted=True) else f"`{name}`"
 
 
 def formula_text(formula: ParsedFormula) -> str:

@@ -193,9 +193,32 @@ class ParsedFormula:
         return f"{lhs}~ " + " + ".join(parts)
 
 
+#: Plain names the grammar does not read as a column: the namespaces of the allowed
+#: functions (``np.log``, ``contr.sum``).
+_NOT_PLAIN = frozenset({"np", "numpy", "contr"})
+
+
+def _plain(name: str, dotted: bool = False) -> bool:
+    """Whether ``name`` written without backquotes reads back as the column ``name`` where
+    mlimpute writes column names: terms, the response, the argument of ``cmean()``,
+    ``lmean()`` or ``ranef()`` and grouping factors. That is an ASCII identifier other
+    than ``np``, ``numpy`` and ``contr`` and not beginning with ``__`` (a Python keyword
+    such as ``class`` is read as a column there; only inside other calls it needs
+    backquotes, and mlimpute writes no column there). With ``dotted``, also such
+    identifiers joined by dots (``x.y``)."""
+    parts = name.split(".") if dotted else [name]
+    return all(
+        re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) is not None
+        and not p.startswith("__")
+        and p not in _NOT_PLAIN
+        for p in parts
+    )
+
+
 def _quote(name: str) -> str:
-    """A column name as a formula token: backquoted unless it is a plain identifier."""
-    return name if re.fullmatch(r"[A-Za-z_]\w*", name) else f"`{name}`"
+    """A column name as a formula token: backquoted unless it reads back as the same
+    column without (:func:`_plain`)."""
+    return name if _plain(name) else f"`{name}`"
 
 
 def _factor_text(factor: str, quote) -> str:

@@ -13,6 +13,20 @@ recursive-descent parser below, which accept only
   arguments (see :data:`SIGNATURES`); inside a call, arithmetic (``+ - * / // % **``),
   comparisons (``< <= > >= == !=``) and nested allowed calls.
 
+Nothing in a formula may hang or exhaust memory, so these are refused too:
+
+* parentheses, calls and signs nested more than :data:`MAX_DEPTH` (50) deep;
+* a whole number with more than :data:`~mlimpute.spec.grammar_tokens.MAX_DIGITS` (15)
+  digits or a leading zero, and a number too large for a float (``1e400``);
+* inside a call, an exponent of ``**`` that is not a number from -:data:`MAX_EXPONENT`
+  to :data:`MAX_EXPONENT` (1000), or arithmetic of numbers alone giving one
+  (``x**2``, ``x**-1``, ``x**(1/3)``; not ``x**z`` or ``2**x``);
+* arithmetic of numbers alone that divides by zero or does not give a finite float
+  (``I(2**1000 * 2**1000)``): it is worked out while checking, in floats;
+* a power of formula terms other than 1 to :data:`MAX_TERM_POWER` (3),
+  ``(a + b + c)**2``, and a whole-number argument above :data:`MAX_INT` (100),
+  ``poly(x, 3)``.
+
 Anything else (attribute access other than the ``np.`` functions listed, subscripts,
 string literals outside ``C()``, lambdas, comprehensions, other keyword arguments,
 dunder names, ``:=``, any other call) raises :class:`~mlimpute.errors.FormulaError`
@@ -33,7 +47,13 @@ from dataclasses import dataclass
 from mlimpute.errors import FormulaError
 from mlimpute.spec.grammar_context import EVALUATION_CONTEXT
 from mlimpute.spec.grammar_functions import ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
-from mlimpute.spec.grammar_parser import _Parser
+from mlimpute.spec.grammar_parser import (
+    MAX_DEPTH,
+    MAX_EXPONENT,
+    MAX_INT,
+    MAX_TERM_POWER,
+    _Parser,
+)
 from mlimpute.spec.grammar_tokens import caret_message
 
 __all__ = [
@@ -41,6 +61,10 @@ __all__ = [
     "CONTRASTS",
     "SIGNATURES",
     "EVALUATION_CONTEXT",
+    "MAX_DEPTH",
+    "MAX_EXPONENT",
+    "MAX_INT",
+    "MAX_TERM_POWER",
     "Checked",
     "validate_formula",
     "validate_rhs",

@@ -3,11 +3,18 @@
 Besides the data, a formula reaches only the allowed functions, ``np`` and ``contr``
 holding only the allowed members, and a refusing stand-in (``_Refused``) for every
 Python builtin and every other formulaic transform.
+
+A backquoted column named like a Python keyword (```class```, ```lambda```) inside a
+call: formulaic renames backquoted names that are not identifiers before Python reads
+the call, but passes keywords through unchanged, which Python cannot read.
+:func:`_rename_keywords` makes formulaic rename them like every other such name (it
+replaces formulaic's ``sanitize_variable_name`` once, when this module is imported).
 """
 
 from __future__ import annotations
 
 import builtins
+import keyword
 from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
@@ -22,6 +29,7 @@ from formulaic.transforms import (
     scale,
 )
 from formulaic.transforms.patsy_compat import PATSY_COMPAT_TRANSFORMS
+from formulaic.utils import code as _formulaic_code
 
 from mlimpute.errors import FormulaError
 from mlimpute.spec.grammar_functions import _NUMERIC, CONTRASTS
@@ -73,3 +81,29 @@ def _context() -> MappingProxyType:
 #: allowed functions, ``np`` and ``contr`` holding only the allowed members, and a
 #: refusing stand-in for every Python builtin and every other formulaic transform.
 EVALUATION_CONTEXT: MappingProxyType = _context()
+
+
+def _rename_keywords() -> None:
+    """Make formulaic rename a backquoted Python keyword as it renames other backquoted
+    names that are not identifiers (```class``` to ``class_``, its value the column's),
+    instead of passing it to Python unchanged. Other names go to formulaic's own rule."""
+    original = _formulaic_code.sanitize_variable_name
+    if getattr(original, "_mlimpute", False):
+        return
+
+    def sanitize_variable_name(name, env, *, reserved_names, template="{}"):
+        if not keyword.iskeyword(name):
+            return original(name, env, reserved_names=reserved_names, template=template)
+        new_name, k = template.format(f"{name}_"), 0
+        while new_name in env or new_name in reserved_names:
+            k += 1
+            new_name = template.format(f"{name}_{k}")
+        if name in env:
+            env[new_name] = env[name]
+        return new_name
+
+    sanitize_variable_name._mlimpute = True
+    _formulaic_code.sanitize_variable_name = sanitize_variable_name
+
+
+_rename_keywords()

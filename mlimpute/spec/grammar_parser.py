@@ -4,21 +4,54 @@
 (the module docstring of :mod:`mlimpute.spec.grammar` lists it); it raises
 :class:`~mlimpute.errors.FormulaError` at the first token that is not allowed, with a
 caret under it.
+
+Arithmetic of numbers alone inside a call (``I(2**10)``) is worked out here, in floats:
+Python would do it with unbounded integers when formulaic evaluates the call, so a
+formula could otherwise ask for a number with billions of digits. The limits are
+:data:`MAX_DEPTH`, :data:`MAX_EXPONENT`, :data:`MAX_TERM_POWER` and :data:`MAX_INT`.
 """
 
 from __future__ import annotations
 
 import keyword
+import math
+import operator
 import re
 
+import numpy as np
+
 from mlimpute.errors import FormulaError
-from mlimpute.spec.grammar_functions import ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
+from mlimpute.spec.grammar_functions import _NUMERIC, ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
 from mlimpute.spec.grammar_tokens import _Token, _tokenize, caret_message
+
+#: How deep parentheses, calls and signs may be nested in a formula.
+MAX_DEPTH = 50
+#: The largest absolute value of the exponent of ``**`` inside a call.
+MAX_EXPONENT = 1000
+#: The largest power of formula terms, ``(a + b + c)**3``.
+MAX_TERM_POWER = 3
+#: The largest whole-number argument of a function (``poly(x, 3)``, ``bs(x, df=5)``).
+MAX_INT = 100
 
 _OPS_FORMULA = ("*", "/", ":")
 _NOT_A_TERM = ("+", "-", "*", "/", ":", "**", "^", "|", "||", ")", "~")
 _OPS_PYTHON_MUL = ("*", "/", "//", "%")
 _COMPARE = ("<", "<=", ">", ">=", "==", "!=")
+_ARITHMETIC = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 class _Parser:
@@ -29,6 +62,7 @@ class _Parser:
         self.shown = shown
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
         self.calls: list[str] = []
 
     # -- helpers --------------------------------------------------------------------------
@@ -71,6 +105,19 @@ class _Parser:
             if tok.kind == "op" and tok.value in ("|", "||"):
                 raise self.fail(tok, "a random term must be written '(terms | group)'")
             raise self.unexpected(tok, "an operator or the end of the formula")
+
+    def enter(self, tok: _Token) -> None:
+        """One level deeper at ``tok`` (a parenthesis, call or sign); refuse beyond
+        :data:`MAX_DEPTH` before Python's own recursion limit is near."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(
+                tok,
+                f"parentheses, calls and signs are nested more than {MAX_DEPTH} deep here",
+            )
+
+    def leave(self) -> None:
+        self.depth -= 1
 
     def close(self, opening: _Token) -> None:
         """Expect the ')' matching ``opening``."""
@@ -130,6 +177,12 @@ class _Parser:
             tok = self.peek()
             if tok.kind != "number" or not tok.value.isdigit():
                 raise self.unexpected(tok, f"a whole number after {op.value!r}")
+            if not 1 <= int(tok.value) <= MAX_TERM_POWER:
+                raise self.fail(
+                    tok,
+                    f"the power of formula terms must be a whole number from 1 to "
+                    f"{MAX_TERM_POWER} (interactions up to that order), got {tok.value}",
+                )
             self.i += 1
         return random
 
@@ -138,6 +191,7 @@ class _Parser:
         if tok.kind == "end" or (tok.kind == "op" and tok.value in _NOT_A_TERM):
             raise self.fail(tok, "empty term")
         if self.take("("):
+            self.enter(tok)
             if random_ok and self.at("|", "||"):
                 raise self.fail(self.peek(), "no terms before '|'")
             self.fsum(False)
@@ -164,8 +218,10 @@ class _Parser:
                         group, f"grouping factor {span!r} must be a column name, a:b or a/b"
                     )
                 self.i += 1
+                self.leave()
                 return True
             self.close(tok)
+            self.leave()
             return False
         if tok.kind == "number":
             self.i += 1
@@ -231,7 +287,8 @@ class _Parser:
             )
 
     # -- calls ----------------------------------------------------------------------------
-    def call(self) -> None:
+    def call(self) -> float | None:
+        """An allowed call; its value when it is a numeric function of numbers alone."""
         tok = self.peek()
         name = tok.value
         if name not in SIGNATURES:
@@ -246,11 +303,21 @@ class _Parser:
         self.i += 1
         self.calls.append(name)
         positional, keywords = SIGNATURES[name]
-        self.arguments(name, positional, keywords)
+        first = self.arguments(name, positional, keywords)
+        if name == "I":
+            return first
+        if first is None or name.removeprefix("np.") not in _NUMERIC:
+            return None
+        with np.errstate(all="ignore"):
+            value = float(getattr(np, name.removeprefix("np."))(first))
+        # a non-finite result is a numpy float: numpy's arithmetic on it never raises
+        return value if math.isfinite(value) else None
 
-    def arguments(self, name: str, positional, keywords) -> None:
+    def arguments(self, name: str, positional, keywords) -> float | None:
+        """The arguments of a call; the value of the first when it is numbers alone."""
         opening = self.expect("(")
-        n, seen = 0, set()
+        self.enter(opening)
+        n, seen, first = 0, set(), None
         while True:
             tok = self.peek()
             if (
@@ -281,7 +348,8 @@ class _Parser:
                     if n == 0 and not positional:
                         break
                     raise self.fail(tok, f"{name}() takes {len(positional)} positional argument(s)")
-                self.value(positional[n], name)
+                value = self.value(positional[n], name)
+                first = value if n == 0 else first
                 n += 1
             if self.take(","):
                 if self.at(")"):
@@ -293,11 +361,14 @@ class _Parser:
         if self.peek().kind == "end":
             raise self.fail(opening, "unmatched '('")
         self.expect(")", f"')' closing {name}(")
+        self.leave()
+        return first
 
-    def value(self, kind: str, fname: str) -> None:
+    def value(self, kind: str, fname: str) -> float | None:
+        """One argument of ``fname``; an expression's value when it is numbers alone."""
         tok = self.peek()
         if kind == "expr":
-            self.pexpr()
+            return self.pexpr()
         elif kind in ("column", "name"):  # "name": replaced by a column, never evaluated
             self.column(f"a column name as the argument of {fname}()", python=kind == "column")
         elif kind == "factor":  # cmean(x, a:b): never evaluated either
@@ -321,9 +392,14 @@ class _Parser:
             tok = self.peek()
             if tok.kind != "number" or (kind == "int" and not tok.value.isdigit()):
                 raise self.unexpected(tok, "a whole number" if kind == "int" else "a number")
+            if kind == "int" and int(tok.value) > MAX_INT:
+                raise self.fail(
+                    tok, f"{fname}() takes whole numbers up to {MAX_INT} here, got {tok.value}"
+                )
             self.i += 1
         else:  # pragma: no cover - SIGNATURES only uses the kinds above
             raise AssertionError(kind)
+        return None
 
     def literal(self, *, strings: bool) -> None:
         self.take("-", "+")
@@ -356,45 +432,100 @@ class _Parser:
             self.arguments(tok.value, positional, keywords)
 
     # -- Python expressions inside calls --------------------------------------------------
-    def pexpr(self) -> None:
-        self.parith()
-        while self.take(*_COMPARE):
-            self.parith()
+    # Each returns its value when it is made of numbers alone (else None: it depends on
+    # the data, and numpy or pandas work it out in floats, which never hangs).
+    def pexpr(self) -> float | None:
+        value = self.parith()
+        values, ops = [value], []
+        while (op := self.take(*_COMPARE)) is not None:
+            ops.append(op)
+            values.append(self.parith())
+        if not ops:
+            return value
+        if any(v is None for v in values):
+            return None
+        pairs = zip(ops, values[:-1], values[1:], strict=True)
+        return float(all(_ARITHMETIC[o.value](a, b) for o, a, b in pairs))
 
-    def parith(self) -> None:
-        self.pterm()
-        while self.take("+", "-"):
-            self.pterm()
+    def parith(self) -> float | None:
+        value = self.pterm()
+        while (op := self.take("+", "-")) is not None:
+            value = self.fold(op, value, self.pterm())
+        return value
 
-    def pterm(self) -> None:
-        self.punary()
-        while self.take(*_OPS_PYTHON_MUL):
-            self.punary()
+    def pterm(self) -> float | None:
+        value = self.punary()
+        while (op := self.take(*_OPS_PYTHON_MUL)) is not None:
+            value = self.fold(op, value, self.punary())
+        return value
 
-    def punary(self) -> None:
-        if self.take("+", "-"):
-            self.punary()
-            return
-        self.patom()
-        if self.take("**"):
-            self.punary()
+    def punary(self) -> float | None:
+        sign = self.take("+", "-")
+        if sign is not None:
+            self.enter(sign)
+            value = self.punary()
+            self.leave()
+            return None if value is None else (-value if sign.value == "-" else value)
+        value = self.patom()
+        op = self.take("**")
+        if op is not None:
+            self.enter(op)
+            start = self.peek()
+            exponent = self.punary()
+            self.leave()
+            if exponent is None or abs(exponent) > MAX_EXPONENT:
+                shown = self.text[start.pos : self.peek().pos].strip()
+                raise self.fail(
+                    start,
+                    f"the exponent of '**' must be a number from -{MAX_EXPONENT} to "
+                    f"{MAX_EXPONENT} (or arithmetic of numbers alone giving one), "
+                    f"not {shown!r}",
+                )
+            value = self.fold(op, value, exponent)
         elif self.at("^"):
             raise self.fail(self.peek(), "inside a function call write powers with '**'")
+        return value
 
-    def patom(self) -> None:
+    def patom(self) -> float | None:
         tok = self.peek()
+        value = None
         if self.take("("):
-            self.pexpr()
+            self.enter(tok)
+            value = self.pexpr()
             self.close(tok)
+            self.leave()
         elif tok.kind == "number":
             self.i += 1
+            value = float(tok.value)
         elif tok.kind == "name" and self.peek(1).kind == "op" and self.peek(1).value == "(":
-            self.call()
+            value = self.call()
         else:
             self.column("a column name, a number, '(' or a function call", python=True)
         after = self.peek()
         if after.kind == "op" and after.value in ("[", "."):
             raise self.fail(after, "subscripts are not allowed in a formula")
+        return value
+
+    def fold(self, op: _Token, a: float | None, b: float | None) -> float | None:
+        """``a op b`` when both are numbers; refuse what Python could not work out cheaply
+        and as a finite float (formulaic evaluates it with Python's own numbers)."""
+        if a is None or b is None:
+            return None
+        try:
+            value = _ARITHMETIC[op.value](a, b)
+        except ZeroDivisionError:
+            raise self.fail(op, f"arithmetic of numbers divides by zero at {op.value!r}") from None
+        except OverflowError:
+            value = math.inf
+        if isinstance(value, complex):
+            raise self.fail(op, f"arithmetic of numbers gives a complex number at {op.value!r}")
+        if not math.isfinite(value):
+            raise self.fail(
+                op,
+                f"arithmetic of numbers at {op.value!r} gives a number too large for a "
+                "float (at most about 1.8e308)",
+            )
+        return float(value)
 
 
 def _describe(tok: _Token) -> str:

@@ -2,17 +2,23 @@
 
 ``_tokenize`` splits a formula into numbers, names, backquoted names, strings and
 operators (an unknown character raises :class:`~mlimpute.errors.FormulaError` with a
-caret under it, :func:`caret_message`).
+caret under it, :func:`caret_message`). A number must be one Python reads as a finite
+float without big-integer arithmetic: whole numbers have at most :data:`MAX_DIGITS`
+digits and no leading zero, and ``1e400`` (infinite as a float) is refused.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from mlimpute.errors import FormulaError
 
-__all__ = ["caret_message"]
+__all__ = ["MAX_DIGITS", "caret_message"]
+
+#: The most digits a whole number in a formula may have (a float holds about 15).
+MAX_DIGITS = 15
 
 
 _TOKEN = re.compile(
@@ -22,7 +28,7 @@ _TOKEN = re.compile(
     |(?P<backquoted>`[^`]*`)
     |(?P<string>'[^'\\\n]*'|"[^"\\\n]*")
     |(?P<op>\*\*|\|\||//|<=|>=|==|!=|:=|[~+\-*/:^()|,=\[\]<>%])""",
-    re.X,
+    re.X | re.ASCII,
 )
 
 
@@ -53,8 +59,27 @@ def _tokenize(text: str) -> list[_Token]:
                 else f"unexpected character {ch!r}"
             )
             raise FormulaError(caret_message(text, detail, pos))
+        if m.lastgroup == "number":
+            _check_number(text, m.group(), pos)
         if m.lastgroup != "ws":
             tokens.append(_Token(m.lastgroup, m.group(), pos))
         pos = m.end()
     tokens.append(_Token("end", "", len(text)))
     return tokens
+
+
+def _check_number(text: str, number: str, pos: int) -> None:
+    """Refuse a number Python could only read with big integers, or not at all."""
+    if number.isdigit():
+        if len(number) > MAX_DIGITS:
+            detail = (
+                f"the number {number} has more than {MAX_DIGITS} digits; "
+                "write a large number as a float such as 1.5e20"
+            )
+            raise FormulaError(caret_message(text, detail, pos))
+        if len(number) > 1 and number.startswith("0") and number.strip("0"):
+            detail = f"the number {number} has a leading zero; write {number.lstrip('0')}"
+            raise FormulaError(caret_message(text, detail, pos))
+    elif math.isinf(float(number)):
+        detail = f"the number {number} is too large to be a float (at most about 1.8e308)"
+        raise FormulaError(caret_message(text, detail, pos))

@@ -8,7 +8,7 @@ specification) and :class:`VariableSpec` (how one incomplete variable is imputed
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -123,7 +123,7 @@ class ImputationSpec:
     @property
     def formulas(self) -> dict[str, str]:
         """``{variable: formula}`` in the syntax a user writes."""
-        return {v.name: "~ " + str(v.formula).split("~", 1)[1].strip() for v in self.variables}
+        return {v.name: str(replace(v.formula, response=None)) for v in self.variables}
 
     @property
     def variables_by_name(self) -> dict[str, VariableSpec]:

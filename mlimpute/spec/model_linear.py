@@ -16,7 +16,7 @@ from formulaic import Formula
 from formulaic.parser.types.factor import Factor
 
 from mlimpute.errors import UnsupportedError
-from mlimpute.spec.formula import ParsedFormula, lmean_column
+from mlimpute.spec.formula import ParsedFormula, _outside_ticks, lmean_column
 
 
 def _terms(rhs: str) -> list[tuple[str, list[Factor]]]:
@@ -36,7 +36,8 @@ def _mentions(expr: str, name: str) -> bool:
 
 def _position(text: str, name: str) -> int:
     """Where ``name`` first appears in the right-hand side of ``text`` (the model's order)."""
-    rhs = text.split("~", 1)[-1]
+    tildes = _outside_ticks(text, "~")  # not a '~' inside a backquoted name
+    rhs = text[tildes[0] + 1 :] if tildes else text
     hit = _pattern(name).search(rhs)
     return hit.start() if hit else len(rhs)
 

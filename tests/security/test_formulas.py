@@ -240,6 +240,103 @@ def test_non_finite_transform_in_analysis_is_a_data_error(imp):
 
 
 # --------------------------------------------------------------------------------------
+# formulas that would hang, overflow or recurse: refused before anything evaluates them
+
+
+def _refused_at(text: str, token: str, fragment: str, response: str | None = "y") -> None:
+    with pytest.raises(FormulaError, match=re.escape(fragment)) as exc:
+        parse_formula(text, response)
+    lines = str(exc.value).splitlines()
+    assert lines[-2].strip() == text
+    pos = lines[-1].index("^") - 4
+    assert text[pos:].startswith(token), (text, pos)
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "fragment"),
+    [
+        # Python's big integers: 10**(10**10) never finishes, 2**10000 overflows a float
+        ("~ x + I(10**10**10) + (1|g)", "10**10)", "not '10**10'"),
+        ("~ x + I(2**10000)", "10000", "from -1000 to 1000"),
+        ("~ x + I(x**z)", "z)", "exponent of '**' must be a number"),
+        ("~ x + I(2**x)", "x)", "not 'x'"),
+        ("~ x + I(2**1000 * 2**1000)", "* 2", "too large for a float"),
+        ("~ x + I(x + 1/0)", "/0", "divides by zero"),
+        ("~ x + I(x * 0**-1)", "**-1", "divides by zero"),
+        ("~ x + I(x + (-8)**(1/3))", "**(1/3)", "complex"),
+        ("~ x + I(x + 12345678901234567)", "12345678901234567", "more than 15 digits"),
+        ("~ x + 12345678901234567", "12345678901234567", "more than 15 digits"),
+        ("~ x + I(x * 1e400)", "1e400", "too large to be a float"),
+        ("~ x + I(x + 007)", "007", "leading zero"),
+        ("~ (x + z)**4", "4", "whole number from 1 to 3"),
+        ("~ (x + z)^0", "0", "whole number from 1 to 3"),
+        ("~ x + poly(x, 1000)", "1000", "up to 100"),
+    ],
+)
+def test_constant_arithmetic_that_cannot_be_done_cheaply_is_refused(text, token, fragment):
+    _refused_at(text, token, fragment)
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "x**2",
+        "I(x**2)",
+        "I(x**0.5)",
+        "I((x - 1)**3)",
+        "I(x**-1)",
+        "I(x**(1/3))",
+        "I(x**2**3)",
+        "I(-2**2 + x)",
+        "I(x * 2**1000)",
+        "I(x + 1e300)",
+        "I(x + 123456789012345)",
+        "poly(x, 3)",
+        "(x + z)**3",
+        "(x + z)^2",
+    ],
+)
+def test_powers_a_user_writes_still_parse(term):
+    parse_formula(f"~ {term} + (1 | g)", "y")
+
+
+def test_constant_power_is_refused_on_every_route_before_the_chains(frame, imp):
+    """The formula that hung: refused at once through impute, model= and fit()."""
+    text = "~ x + I(10**10**10) + (1|g)"
+    with pytest.raises(FormulaError, match=r"not '10\*\*10'"):
+        frame.mi.impute({"y": text}, m=2, iterations=2, rng=1)
+    with pytest.raises(FormulaError, match=r"not '10\*\*10'"):
+        mlimpute.impute(frame, model="y " + text, m=2, iterations=2, rng=1)
+    with pytest.raises(FormulaError, match=r"not '10\*\*10'"):
+        imp.fit("y " + text)
+    with pytest.raises(FormulaError, match="from -1000 to 1000"):
+        mlimpute.impute(frame, {"y": "~ x + I(2**10000) + (1|g)"}, m=2, iterations=2, rng=1)
+    out = mlimpute.impute(frame, model="y ~ x + I(x**2) + (1 | g)", m=1, iterations=2, rng=1)
+    assert out.complete(1)["y"].notna().all()
+
+
+def _nested(depth: int) -> str:
+    return "~ " + "(" * depth + "x" + ")" * depth + " + I(" + "- " * (depth - 1) + "x) + (1|g)"
+
+
+def test_nesting_is_refused_beyond_the_documented_depth(frame):
+    from mlimpute.spec.grammar import MAX_DEPTH
+
+    assert MAX_DEPTH == 50
+    # just allowed: 50 parentheses, 50 levels of call and signs; the imputation runs
+    done = frame.mi.impute({"y": _nested(MAX_DEPTH)}, m=1, iterations=2, rng=1)
+    assert done.complete(1)["y"].notna().all()
+    text = "~ " + "(" * 51 + "x" + ")" * 51
+    _refused_at(text, "(x)", "nested more than 50 deep")
+    _refused_at("~ x + I(" + "- " * 50 + "x)", "- x)", "nested more than 50 deep")
+    _refused_at("~ x + I(" + "log(" * 50 + "z" + ")" * 51, "(z)", "nested more than 50")
+    # the QA reproducer: 500 parentheses gave a RecursionError
+    text = "~ " + "(" * 500 + "x" + ")" * 500 + " + (1|g)"
+    with pytest.raises(FormulaError, match="nested more than 50 deep"):
+        frame.mi.impute({"y": text}, m=2, iterations=2, rng=1)
+
+
+# --------------------------------------------------------------------------------------
 # (b) property: nothing outside the allow-list is ever called
 
 
@@ -547,6 +644,8 @@ _REFUSED_ON_PURPOSE = {
     "~ cmean(x, s.__class__)",
     "~ cmean(x, s/t)",
     "~ cmean(x, school=s)",
+    # a Python keyword inside a call must be backquoted
+    "~ C(class) + (1 | g)",
 }
 
 

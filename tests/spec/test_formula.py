@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import mlimpute  # noqa: F401  (registers the .mi accessor)
 from mlimpute.errors import FormulaError
 from mlimpute.spec.formula import RandomBlock, parse_formula
 
@@ -81,3 +84,146 @@ def test_two_grouping_factors_parse():
     # several grouping factors: tests/spec/test_formula_terms.py
     f = parse_formula("~ x + (1 | school) + (1 | class)", "y")
     assert f.groups == ("school", "class") and f.group is None
+
+
+# --------------------------------------------------------------------------------------
+# backquoted names: any column name, Python keywords included
+
+
+@pytest.fixture
+def keyword_frame():
+    rng = np.random.default_rng(5)
+    n = 60
+    df = pd.DataFrame(
+        {
+            "class": pd.Categorical(rng.choice(list("abc"), n)),
+            "lambda": rng.uniform(1.0, 3.0, n),
+            "None": rng.normal(size=n),
+            "g": np.repeat(np.arange(6), 10),
+        }
+    )
+    df["y"] = df["lambda"] + df["None"] + rng.normal(size=n)
+    df.loc[::6, "y"] = np.nan
+    return df
+
+
+def test_backquoted_python_keywords_impute_and_name_parameters(keyword_frame):
+    df = keyword_frame
+    with pytest.raises(FormulaError, match="'class' is not allowed.*in backquotes"):
+        parse_formula("~ C(class) + (1 | g)", "y")
+    text = "~ C(`class`) + log(`lambda`) + I(`None` * 2) + (1 | g)"
+    f = parse_formula(text, "y")
+    assert f.predictors == {"class", "lambda", "None"}
+    imp = df.mi.impute({"y": text}, m=2, iterations=2, rng=1)
+    assert imp.complete(1)["y"].notna().all()
+    fit = imp.fit("y " + text)
+    assert set(fit.names) >= {
+        "Intercept",
+        "C(`class`)[T.b]",
+        "C(`class`)[T.c]",
+        "log(`lambda`)",
+        "I(`None` * 2)",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# formulas mlimpute writes itself: every column name reads back as the same column
+
+AWKWARD = [
+    "größe",
+    "año",
+    "é",
+    "class",
+    "lambda",
+    "None",
+    "True",
+    "np",
+    "numpy",
+    "contr",
+    "np.x",
+    "C",
+    "I",
+    "log",
+    "poly",
+    "cmean",
+    "Sum",
+    "a b",
+    "x.y",
+    "1st",
+    "_x",
+    "__x",
+    "a:b",
+    "a/b",
+    "a(b)",
+    "a+b",
+    "a,b",
+    "x**2",
+    "'a'",
+    "a|b",
+    "a||b",
+    "a~b",
+    "(a|b)",
+]
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_written_names_read_back_as_the_same_column(name):
+    from mlimpute.spec.formula import _quote, formula_text
+
+    y, x, g = _quote(name), _quote(name + "2"), _quote(name + "3")
+    text = f"{y} ~ {x} + cmean({x}) + (1 | {g})"
+    f = parse_formula(text)
+    assert f.response == name
+    assert f.predictors == {name + "2"} and f.cmeans == (name + "2",)
+    assert f.group == name + "3"
+    for written in (str(f), formula_text(f)):
+        again = parse_formula(written, name)
+        assert again.variables == f.variables and again.cmeans == f.cmeans, written
+
+
+@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y"])
+def test_default_models_impute_awkward_names(name):
+    """The formulas mlimpute writes when none are given (cluster= only)."""
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {
+            name: rng.normal(size=40),
+            "y": rng.normal(size=40),
+            "g": np.repeat(np.arange(8), 5),
+        }
+    )
+    df.loc[::5, "y"] = np.nan
+    df.loc[1::7, name] = np.nan
+    imp = df.mi.impute(cluster="g", m=1, iterations=2, rng=1)
+    assert imp.complete(1)[[name, "y"]].notna().all().all()
+    assert set(imp.spec.formulas) == {name, "y"}
+    # the same name as the cluster
+    imp = df.rename(columns={"g": name + "g"}).mi.impute(
+        cluster=name + "g", m=1, iterations=2, rng=1
+    )
+    assert imp.complete(1)[[name, "y"]].notna().all().all()
+
+
+def test_backquoted_names_with_bar_and_tilde():
+    text = "`y~1` ~ `a|b` + log(`a~b`) + cmean(`a|b`) + (1 + `a|b` || `g|h`)"
+    f = parse_formula(text)
+    assert f.response == "y~1" and f.group == "g|h"
+    assert f.predictors == {"a|b", "a~b"} and f.cmeans == ("a|b",)
+    assert f.random == (RandomBlock("1 + `a|b`", False),)
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {
+            "a|b": rng.normal(size=40),
+            "a~b": rng.uniform(1.0, 2.0, size=40),
+            "y~1": rng.normal(size=40),
+            "g|h": np.repeat(np.arange(8), 5),
+        }
+    )
+    df.loc[::5, "y~1"] = np.nan
+    df.loc[1::7, "a|b"] = np.nan
+    imp = df.mi.impute({"y~1": text}, cluster="g|h", m=1, iterations=2, rng=1)
+    assert imp.complete(1).notna().all().all()
+    assert imp.spec.formulas["y~1"] == "~ `a|b` + log(`a~b`) + cmean(`a|b`) + (1 + `a|b` || `g|h`)"
+    # the default models of both variables (no formulas given)
+    imp = df.mi.impute(cluster="g|h", m=1, iterations=2, rng=1)
+    assert imp.complete(1).notna().all().all()
