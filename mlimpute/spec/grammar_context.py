@@ -87,9 +87,9 @@ def _rename_keywords() -> None:
     """Make formulaic rename a backquoted Python keyword as it renames other backquoted
     names that are not identifiers (```class``` to ``class_``, its value the column's),
     instead of passing it to Python unchanged. Other names go to formulaic's own rule."""
-    original = _formulaic_code.sanitize_variable_name
-    if getattr(original, "_mlimpute", False):
-        return
+    original = getattr(_formulaic_code, "sanitize_variable_name", None)
+    if original is None or getattr(original, "_mlimpute", False):
+        return  # a formulaic without it: backquoted keywords stay unreadable, nothing else
 
     def sanitize_variable_name(name, env, *, reserved_names, template="{}"):
         if not keyword.iskeyword(name):
