@@ -211,8 +211,13 @@ def _state(folder):
 
 
 def _one_error_line(err: str, match: str) -> None:
+    """One ``mlimpute: error:`` line; a formula's error adds the formula and a caret under
+    the token at fault."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlimpute: error: "), err
+    context = lines[1:] if "formulas." in match else []
+    if context:
+        assert len(context) == 2 and set(context[1].strip()) == {"^"}, err
+    assert len(lines) == 1 + len(context) and lines[0].startswith("mlimpute: error: "), err
     assert match in lines[0] and "Traceback" not in err
 
 
