@@ -12,8 +12,9 @@ Commands::
 
 User errors (missing file, bad TOML, unknown column, bad formula, a file that exists...)
 print one line ``mlimpute: error: ...`` (a formula's error adds the formula with a caret
-under the token at fault) and exit with status 2; ``--verbose`` shows the traceback. No command replaces a file of the user's without ``--force``, and none ever
-replaces the data file.
+under the token at fault) and exit with status 2; ``--verbose`` shows the traceback. No
+command replaces a file of the user's without ``--force``, and none ever replaces the data
+file.
 """
 
 from __future__ import annotations
