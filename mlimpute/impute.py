@@ -135,15 +135,19 @@ def impute(
         auxiliaries), and missing outcome values from the analysis model itself. Random
         slopes on and interactions with incomplete predictors are then preserved, which
         chained equations cannot do. ``imp.spec`` shows the factorisation, ``imp.fit()``
-        fits this model. Supported so far: a numeric outcome and incomplete continuous
-        level-1 predictors that enter the model linearly; anything else raises
-        :class:`~mlimpute.errors.UnsupportedError`. Cannot be combined with ``formulas``,
+        fits this model. Supported: a normal or binary (probit) outcome, or a count
+        outcome with ``family=``; incomplete continuous predictors (also in
+        interactions, random slopes and transforms such as ``I(x**2)``), binary, ordinal,
+        nominal, count and level-2 predictors, ``lmean(x)``, and several grouping
+        factors, within the limits the user guide lists (compatible imputation); anything
+        else raises :class:`~mlimpute.errors.UnsupportedError` before the chains start. Cannot be combined with ``formulas``,
         ``method``, ``visit``, ``include``, ``exclude`` or ``heteroscedastic`` yet;
         ``cluster`` (the model's grouping factor) gives the incomplete columns that are
         neither in the model nor auxiliary the default chained models.
     auxiliary : list of str or str, optional
-        With ``model=``: complete columns that inform the imputations (predictors in
-        every incomplete predictor's model) without entering the analysis.
+        With ``model=``: columns that inform the imputations (predictors in every
+        incomplete predictor's model) without entering the analysis; incomplete ones are
+        imputed too, from the models they enter.
     family : str, optional
         With ``model=``: the analysis model's family for a count outcome, ``"poisson"``
         (a Poisson GLMM with a log link; its log-rate has an observation-level residual
