@@ -140,10 +140,11 @@ def impute(
         interactions, random slopes and transforms such as ``I(x**2)``), binary, ordinal,
         nominal, count and level-2 predictors, ``lmean(x)``, and several grouping
         factors, within the limits the user guide lists (compatible imputation); anything
-        else raises :class:`~mlimpute.errors.UnsupportedError` before the chains start. Cannot be combined with ``formulas``,
-        ``method``, ``visit``, ``include``, ``exclude`` or ``heteroscedastic`` yet;
-        ``cluster`` (the model's grouping factor) gives the incomplete columns that are
-        neither in the model nor auxiliary the default chained models.
+        else raises :class:`~mlimpute.errors.UnsupportedError` before the chains start.
+        Cannot be combined with ``formulas``, ``method``, ``visit``, ``include``,
+        ``exclude`` or ``heteroscedastic`` yet; ``cluster`` (the model's grouping factor)
+        gives the incomplete columns that are neither in the model nor auxiliary the
+        default chained models.
     auxiliary : list of str or str, optional
         With ``model=``: columns that inform the imputations (predictors in every
         incomplete predictor's model) without entering the analysis; incomplete ones are
