@@ -35,7 +35,10 @@ The parameters are ``beta`` and ``theta``, the free entries of ``L`` (lme4's
 parametrisation: diagonal entries bounded below by 0, so that a zero variance is an
 exact boundary estimate and lme4's ``isSingular`` rule applies), optimised by L-BFGS-B
 on the marginal log-likelihood with central finite-difference gradients in coordinates
-scaled by the start's standard errors, from a GLM fit. The covariance of
+scaled by the start's standard errors, from a GLM fit. The likelihood is even in each
+diagonal entry, so its gradient at the bound 0 is 0 whether or not 0 is the maximum:
+where the optimiser stops at 0, a few positive values are tried and, if one is better,
+it starts again from there (:func:`_off_the_bound`). The covariance of
 ``beta^`` is the ``beta`` block of the inverse of the observed information, the negative
 numerical Hessian of the marginal log-likelihood in *all* parameters ``(beta, theta)``,
 as lme4's ``vcov()`` does by default (``use.hessian = TRUE``); ``hessian="beta"`` uses
@@ -240,6 +243,41 @@ def _numeric_hessian(
     return out
 
 
+#: random-effect standard deviations (on the linear predictor's scale) tried where the
+#: optimiser stopped at 0, and how often it is restarted from a better one
+_PROBES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+_RESTARTS = 3
+
+
+def _off_the_bound(loglik, z, bounds, x0, scale, p, diag) -> np.ndarray | None:
+    """Where the optimiser stopped with a random-effect standard deviation at its bound 0,
+    the point with that deviation at one of :data:`_PROBES` whose log-likelihood is
+    higher, if any (else None). The likelihood is even in each deviation, so its
+    gradient at 0 is 0 whether or not 0 is the maximum: a gradient method that reaches
+    the bound cannot tell (lme4's derivative-free optimiser tries points instead).
+
+    Examples
+    --------
+    >>> f = lambda z: -(abs(z[0]) - 1.0) ** 2  # even in the deviation, maximal at 1
+    >>> _off_the_bound(f, np.array([0.0]), [(0.0, None)], np.zeros(1), np.ones(1), 0, [0])
+    array([0.8])
+    >>> _off_the_bound(f, np.array([1.0]), [(0.0, None)], np.zeros(1), np.ones(1), 0, [0])
+    """
+    best, best_f = None, loglik(z)
+    for i in diag:
+        k = p + i
+        lo = bounds[k][0]
+        if lo is None or z[k] > lo + 1e-8:
+            continue
+        for sd in _PROBES:
+            trial = z.copy()
+            trial[k] = (sd - x0[k]) / scale[k]
+            f = loglik(trial)
+            if np.isfinite(f) and f > best_f + 1e-8:
+                best, best_f = trial, f
+    return best
+
+
 def fit_glmm(
     y: ArrayLike,
     X: ArrayLike,
@@ -373,14 +411,23 @@ def fit_glmm(
     ]
     if nb:  # log r within [log 1e-4, log 1e6]
         bounds.append(((np.log(1e-4) - x0[-1]) / scale[-1], (np.log(1e6) - x0[-1]) / scale[-1]))
-    opt = optimize.minimize(
-        objective,
-        np.zeros(d),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-6},
-    )
+
+    def run(z0: np.ndarray):
+        return optimize.minimize(
+            objective,
+            z0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-6},
+        )
+
+    opt = run(np.zeros(d))
+    for _ in range(_RESTARTS):  # a standard deviation stopped at 0 that is no optimum
+        z0 = _off_the_bound(loglik, opt.x, bounds, x0, scale, p, np.flatnonzero(diag))
+        if z0 is None:
+            break
+        opt = run(z0)
     z_hat = opt.x
     x_hat = x0 + scale * z_hat
     llf = loglik(z_hat, keep=True)
