@@ -102,16 +102,16 @@ def _array_digest(values: Any, h: Any) -> None:
     if not a.size:  # no values (an empty array of strings may come back as float64)
         h.update(f"empty{a.shape}".encode())
         return
-    if a.dtype.kind in "OUST":  # strings: their UTF-8 bytes, each preceded by its length
-        parts = [
-            (x.decode("utf-8", "surrogateescape") if isinstance(x, bytes) else str(x)).encode(
-                "utf-8", "surrogatepass"
-            )
-            for x in a.ravel()
-        ]
+    if a.dtype.kind in "OUST":  # strings: their lengths in characters, then their text
+        items = a.ravel().tolist()
+        if any(type(x) is not str for x in items):
+            items = [
+                x.decode("utf-8", "surrogateescape") if isinstance(x, bytes) else str(x)
+                for x in items
+            ]
         h.update(f"str{a.shape}".encode())
-        h.update(np.fromiter(map(len, parts), np.int64, len(parts)).tobytes())
-        h.update(b"".join(parts))
+        h.update(np.fromiter(map(len, items), np.int64, len(items)).tobytes())
+        h.update("".join(items).encode("utf-8", "surrogatepass"))
         return
     dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
     h.update(f"{dtype.str}{a.shape}".encode())
