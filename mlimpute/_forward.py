@@ -44,7 +44,8 @@ def _drop_parameters(body: str, names: tuple[str, ...]) -> str:
 
 def merged_doc(own: str | None, target: Callable, drop: tuple[str, ...]) -> str:
     """``own``'s summary, ``target``'s description and sections (without the parameters in
-    ``drop``), then ``own``'s Examples (or else ``target``'s)."""
+    ``drop``; without a Parameters section when none is left), then ``own``'s Examples (or
+    else ``target``'s)."""
     own_head, own_sections = _sections(inspect.cleandoc(own or ""))
     target_head, target_sections = _sections(inspect.cleandoc(target.__doc__ or ""))
     own_examples = [s for s in own_sections if s[0] == "Examples"]
@@ -57,6 +58,8 @@ def merged_doc(own: str | None, target: Callable, drop: tuple[str, ...]) -> str:
             continue
         if title == "Parameters":
             body = _drop_parameters(body, drop)
+            if not body.strip():  # every parameter dropped: no section (numpydoc)
+                continue
         parts.append(f"{title}\n{'-' * len(title)}\n{body.rstrip()}\n\n")
     for title, body in own_examples:
         parts.append(f"{title}\n{'-' * len(title)}\n{body.rstrip()}\n")
@@ -69,7 +72,8 @@ class forwards:  # noqa: N801  (used as a decorator)
     The method keeps its own signature (write the real one); on first look-up its
     ``__doc__`` becomes its own summary line followed by the target's Parameters, Returns,
     Raises, Notes... sections (without the entries named in ``drop``, e.g. the DataFrame
-    the accessor supplies) and its own Examples.
+    the accessor supplies, and without a Parameters section left empty) and its own
+    Examples.
     """
 
     def __init__(self, target: str, *, drop: tuple[str, ...] = ()):

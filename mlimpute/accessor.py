@@ -138,7 +138,10 @@ class MIAccessor:
         prop: Mapping[Hashable, float] | None = None,
         *,
         mechanism: str | Mapping[Hashable, str] = "MCAR",
-        depends_on: Sequence[Hashable] | Mapping[Hashable, Sequence[Hashable]] | None = None,
+        depends_on: str
+        | Sequence[Hashable]
+        | Mapping[Hashable, str | Sequence[Hashable]]
+        | None = None,
         level: int | Mapping[Hashable, int] = 1,
         systematic: float | Mapping[Hashable, float] = 0.0,
         strength: float | Mapping[Hashable, float] = 1.0,

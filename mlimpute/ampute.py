@@ -54,6 +54,17 @@ def _standardise(x: np.ndarray, name: str) -> np.ndarray:
     return (x - x.mean()) / sd
 
 
+def _column_list(dep):
+    """``depends_on`` of one variable as a list: a single column name (a string) is a list
+    of one, as in pandas; an Index or array becomes a list; anything else is kept (and
+    checked where it is used)."""
+    if isinstance(dep, str):
+        return [dep]
+    if isinstance(dep, (pd.Index, np.ndarray)):
+        return dep.tolist()
+    return dep
+
+
 def _per_variable(value, columns: Sequence[Hashable], what: str, default) -> dict:
     """One setting per amputed column; a mapping gives ``default`` to the columns it omits."""
     if isinstance(value, Mapping):
@@ -97,7 +108,10 @@ def ampute(
     prop: Mapping[Hashable, float] | None = None,
     *,
     mechanism: Literal["MCAR", "MAR", "MNAR"] | Mapping[Hashable, str] = "MCAR",
-    depends_on: Sequence[Hashable] | Mapping[Hashable, Sequence[Hashable]] | None = None,
+    depends_on: str
+    | Sequence[Hashable]
+    | Mapping[Hashable, str | Sequence[Hashable]]
+    | None = None,
     level: int | Mapping[Hashable, int] = 1,
     systematic: float | Mapping[Hashable, float] = 0.0,
     strength: float | Mapping[Hashable, float] = 1.0,
@@ -133,9 +147,10 @@ def ampute(
         Target share of missing rows per variable, each in (0, 1).
     mechanism : {"MCAR", "MAR", "MNAR"} or dict, default "MCAR"
         One for all variables or one per variable.
-    depends_on : list of column names or dict, optional
+    depends_on : column name, list of column names or dict, optional
         For MAR: the columns the missingness depends on (one list for all variables,
-        or one per variable).
+        or one per variable); a single column may be given by its name
+        (``depends_on="gender"`` is ``depends_on=["gender"]``).
     level : {1, 2} or dict, default 1
         Row-level or whole-cluster missingness.
     systematic : float or dict, default 0.0
@@ -197,9 +212,9 @@ def ampute(
     systs = _per_variable(systematic, targets, "systematic", 0.0)
     slopes = _per_variable(strength, targets, "strength", 1.0)
     deps = (
-        {c: depends_on.get(c) for c in targets}
+        {c: _column_list(depends_on.get(c)) for c in targets}
         if isinstance(depends_on, Mapping)
-        else dict.fromkeys(targets, depends_on)
+        else dict.fromkeys(targets, _column_list(depends_on))
     )
     if cluster is not None:
         if df[cluster].isna().any():
@@ -237,8 +252,11 @@ def ampute(
             raise DataError(f"{v!r} already has missing values; ampute complete data.")
         dep = deps[v]
         if mech == "MAR":
-            if dep is None or isinstance(dep, str) or len(dep) == 0:
-                raise SpecificationError(f"MAR for {v!r} needs depends_on=[columns].")
+            if dep is None or not isinstance(dep, Sequence) or len(dep) == 0:
+                raise SpecificationError(
+                    f"MAR for {v!r} needs depends_on: a column name or a list of column "
+                    f"names, got {dep!r}."
+                )
             bad = [c for c in dep if c not in df.columns]
             if bad:
                 raise SpecificationError(f"depends_on names {bad}, which are not columns of df.")

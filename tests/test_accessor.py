@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pydoc
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,9 @@ def test_accessor_methods_have_the_signature_and_docs_of_what_they_call(method, 
     assert "Parameters" in doc or not _params(func, 1)
     _assert_documented(doc, func)
     assert "\ndf :" not in doc  # the accessor supplies the DataFrame
+    # no Parameters section left empty (df.mi.pattern() takes no argument)
+    assert not re.search(r"Parameters\n-+\n\s*\n\s*[A-Z][a-z]+\n-+\n", doc)
+    assert ("Parameters" in doc) == bool(_params(func, 1))
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,19 @@ def test_named_errors(kwargs, error, match):
         mlimpute.ampute(_data(20, 5), rng=1, **kwargs)
 
 
+def test_a_single_depends_on_column_may_be_named_by_a_string():
+    # as pandas takes a single column name where it takes a list of them
+    df = _data(20, 5)
+    one = mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on="x", rng=1)
+    listed = mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on=["x"], rng=1)
+    per_var = mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on={"y": "x"}, rng=1)
+    assert one.equals(listed) and one.equals(per_var) and one["y"].isna().any()
+    with pytest.raises(SpecificationError, match="'zz'"):
+        mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on="zz", rng=1)
+    with pytest.raises(SpecificationError, match="column name or a list of column names"):
+        mlimpute.ampute(df, prop={"y": 0.3}, mechanism="MAR", depends_on=3, rng=1)
+
+
 def test_non_numeric_driver_is_a_type_error():
     df = _data(20, 5).assign(s="a")
     with pytest.raises(DataTypeError, match="'s'"):

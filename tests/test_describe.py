@@ -311,3 +311,16 @@ def test_roles_identifiers_and_codes_as_impute_sees_them():
     assert d.loc["den", "model"] == "2lonly.pmm" and d.loc["den", "level"] == 2
     assert d.loc["den", "note"].startswith("integer codes (4 values)")
     assert d.loc["score", "model"] == "2l.norm" and pd.isna(d.loc["score", "note"])
+
+
+def test_getting_started_shows_the_columns_describe_returns():
+    # the table printed in docs/getting_started.md is describe()'s real output
+    from pathlib import Path
+
+    from mlimpute.datasets import classroom
+
+    text = (Path(__file__).parents[1] / "docs" / "getting_started.md").read_text()
+    block = text.split('df.mi.describe(cluster="class")', 1)[1].split("```text\n", 1)[1]
+    header = block.split("\n", 1)[0].split()
+    df = classroom(2, rng=1).incomplete
+    assert header == list(df.mi.describe(cluster="class").columns)

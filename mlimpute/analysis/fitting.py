@@ -194,8 +194,12 @@ def fit(
         category of its own); the message names ``x`` and its imputation model.
     FormulaError, SpecificationError, DataError, DataTypeError
         For a formula without response, an unknown column, missing values in an analysed
-        column, collinear fixed effects, or a GLMM response that is not 0/1 (binomial) or
-        a count (Poisson).
+        column, collinear fixed effects, a response that is not 0/1 (binomial GLM or
+        GLMM) or a count (Poisson, negative binomial), or a grouping factor with fewer
+        than 2 levels, with a level for every row (linear mixed models), or with as many
+        random effects as rows or more (lme4's rules; GLMMs may have as many). Every
+        completed data set is checked before it is fitted; the message names the data
+        set and the term, factor or value.
     UnsupportedError
         For ``latent="ml"`` with a formula outside its scope (the message names the term
         or argument). For a random part with a family or link other than binomial

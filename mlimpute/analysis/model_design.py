@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
@@ -22,6 +23,13 @@ from mlimpute.errors import DataError, DataTypeError, FormulaError, Specificatio
 from mlimpute.sampler.design import check_finite
 from mlimpute.spec.formula import cmean_column, factor_columns
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
+
+#: How messages name the families whose response values are restricted.
+_FAMILY_NAMES = {
+    "binomial": "binomial",
+    "poisson": "Poisson",
+    "negative_binomial": "negative binomial",
+}
 
 
 class Design(NamedTuple):
@@ -131,8 +139,9 @@ class _Designs:
         """Materialise completed data set ``i`` (1-based, for messages)."""
         frame = self._frame(df, i)
         y = self._response(frame, i)
+        first = self._x_spec is None
         try:
-            if self._x_spec is None:
+            if first:
                 X, Z, groups, clusters = self._first_design(frame, i)
             else:
                 X, Z, groups, clusters = self._later_design(frame)
@@ -142,6 +151,11 @@ class _Designs:
             raise FormulaError(
                 f"could not materialise {self.parsed.text!r} on completed data set {i}: {exc}"
             ) from exc
+        anchor = self._anchor
+        if not first and X is not anchor.X:  # a later data set's own X (the first's: checked)
+            self._check_rank(X, i)
+        if groups is not None and (first or groups is not anchor.groups):
+            self._check_levels(groups, len(y), i)
         check_finite(
             X,
             list(self.fixed_names),
@@ -256,17 +270,33 @@ class _Designs:
                 "the analysis needs a numeric (or boolean) response."
             )
         y = col.to_numpy(dtype=float)
-        if self.kind == "glmm":
-            fam = self.family[0]
+        fam = self._response_family()
+        if fam in ("binomial", "poisson", "negative_binomial"):
             bad = ~((y == 0) | (y == 1)) if fam == "binomial" else ~((y >= 0) & (y == np.round(y)))
             if bad.any():
                 need = "0/1 values" if fam == "binomial" else "non-negative integer counts"
+                model = "mixed model" if self.kind == "glmm" else "GLM"
                 raise DataTypeError(
                     f"the response {name!r} has the value {y[bad][0]:g} (row "
                     f"{frame.index[np.flatnonzero(bad)[0]]!r}) in completed data set {i}; a "
-                    f"{fam} mixed model needs {need}."
+                    f"{_FAMILY_NAMES[fam]} {model} needs {need}."
                 )
         return y
+
+    def _response_family(self) -> str | None:
+        """The family whose response values are restricted: ``"binomial"`` (0/1),
+        ``"poisson"`` or ``"negative_binomial"`` (counts); None for the others."""
+        if self.kind == "glmm":
+            return self.family[0]
+        if self.kind == "glm":
+            for cls, fam in (
+                (sm.families.Binomial, "binomial"),
+                (sm.families.Poisson, "poisson"),
+                (sm.families.NegativeBinomial, "negative_binomial"),
+            ):
+                if isinstance(self.family, cls):
+                    return fam
+        return None
 
     def _random_design(self, frame: pd.DataFrame, first: bool) -> np.ndarray:
         if first and self.multi:
@@ -321,6 +351,57 @@ class _Designs:
         self._z_specs, self.random_names = specs, tuple(names)
         self.random_labels, self.term_sizes = tuple(labels), tuple(sizes)
         self.term_blocks = term_blocks
+
+    def _check_levels(self, groups: np.ndarray, n: int, i: int) -> None:
+        """Refuse grouping factors with too few rows for their random effects, as lme4.
+
+        lme4 (``lFormula``/``glFormula``, ``checkNlevels`` and ``checkZdims`` with their
+        default ``"stop"``) refuses a grouping factor with fewer than 2 levels
+        (``check.nlev.gtr.1``), a linear mixed model whose grouping factor has as many
+        levels as observations or more (``check.nobs.vs.nlev``, ``allow.n = FALSE``), and a
+        random-effect term with as many random effects (levels x effects per level) as
+        observations or more (``check.nobs.vs.nRE``); a GLMM (``allow.n = TRUE``, no
+        residual variance to confound) may have as many levels, or random effects, as
+        observations, but not more. A term here is lme4's: a correlated block, or each
+        column of an uncorrelated (``||``) block.
+        """
+        text = self.parsed.text
+        glmm = self.kind == "glmm"
+        if self.multi:
+            factors = [
+                (f, int(groups[:, k].max()) + 1, blocks)
+                for k, (f, blocks) in enumerate(zip(self.factors, self.term_blocks, strict=True))
+            ]
+        else:
+            blocks = self.blocks or [(len(self.random_names), True)]
+            factors = [(self.cluster, int(pd.unique(groups).size), blocks)]
+        for factor, J, blocks in factors:
+            if J < 2:
+                raise DataError(
+                    f"the grouping factor {factor!r} of {text!r} has {J} level in completed "
+                    f"data set {i}; a mixed model needs at least 2 (lme4: grouping factors "
+                    "must have > 1 sampled level)."
+                )
+            q = max((size if correlated else 1) for size, correlated in blocks)
+            if not glmm and J >= n:
+                raise DataError(
+                    f"the grouping factor {factor!r} of {text!r} has {J} levels in completed "
+                    f"data set {i}, one per row ({n} rows): a random effect per row cannot "
+                    "be told apart from the residual. A grouping factor needs fewer levels "
+                    "than rows (lme4: number of levels of each grouping factor must be < "
+                    f"number of observations); is {factor!r} a row id or a continuous "
+                    "column?"
+                )
+            if J * q > n or (not glmm and J * q == n):
+                raise DataError(
+                    f"the grouping factor {factor!r} of {text!r} has {J} levels in completed "
+                    f"data set {i} and {q} random effects per level, {J * q} in all, "
+                    f"{'more than' if J * q > n else 'as many as'} its {n} rows: the "
+                    "random-effect (co)variances cannot be estimated. lme4 needs "
+                    f"{'no more' if glmm else 'fewer'} random effects per term than rows "
+                    "(check.nobs.vs.nRE): drop random slopes or use a factor with fewer "
+                    "levels."
+                )
 
     def _check_rank(self, X: np.ndarray, i: int) -> None:
         """Refuse collinear fixed effects, naming the later column of each dependency.

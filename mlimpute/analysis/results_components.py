@@ -21,6 +21,7 @@ from mlimpute.analysis.components import (
 from mlimpute.analysis.fitters import base as _fitters
 from mlimpute.errors import UnsupportedError
 from mlimpute.pooling import pool_variance_components
+from mlimpute.pooling.rubin import check_alpha
 
 __all__: list[str] = []
 
@@ -106,6 +107,8 @@ class _VarianceTables:
 
         Raises
         ------
+        PoolingError
+            If ``alpha`` is not strictly between 0 and 1.
         UnsupportedError
             For GLMs and for results of ``apply()``, which have no such components.
 
@@ -121,6 +124,7 @@ class _VarianceTables:
         >>> bool((vc["ci_low"] < vc["estimate"]).all() and (vc["estimate"] < vc["ci_high"]).all())
         True
         """
+        check_alpha(alpha)
         if self._vc is None:
             raise UnsupportedError(
                 f"variance components are reported for mixed models and OLS fitted by "
@@ -174,6 +178,8 @@ class _VarianceTables:
 
         Raises
         ------
+        PoolingError
+            If ``alpha`` is not strictly between 0 and 1.
         UnsupportedError
             For anything but a linear mixed model fitted by ``fit()``.
 
@@ -187,6 +193,7 @@ class _VarianceTables:
         >>> list(r2.index), bool((r2["ci_low"] < r2["estimate"]).all())
         (['marginal', 'conditional'], True)
         """
+        check_alpha(alpha)
         lik = self._likelihood
         if (
             lik is None

@@ -80,6 +80,7 @@ import xarray as xr
 
 from mlimpute.diagnostics.convergence import (
     MIN_WARNING_ITERATIONS,
+    check_threshold,
     convergence_warning,
     rhat_table,
     rhat_threshold,
@@ -310,7 +311,7 @@ def converged(
     ds : xarray.Dataset or xarray.DataArray
         Traces, as for :func:`rhat`.
     threshold : float, default 1.1
-        Largest acceptable R-hat (exclusive).
+        Largest acceptable R-hat (exclusive); a number of at least 1.
     chain_dim : str, default "imputation"
         Dimension holding the chains.
     draw_dim : str, default "iteration"
@@ -328,7 +329,10 @@ def converged(
     Raises
     ------
     DataError
-        No variable has both dims, or fewer than 4 draws per chain.
+        No variable has both dims, fewer than 4 draws per chain, or ``threshold`` below
+        1.
+    DataTypeError
+        ``threshold`` is not a number.
 
     Notes
     -----
@@ -356,4 +360,5 @@ def converged(
     >>> {k: bool(v) for k, v in converged(ds).items()}
     {'mixed': True, 'stuck': False, 'fixed': True}
     """
+    threshold = check_threshold(threshold)
     return _apply(_converged_kernel, ds, chain_dim, draw_dim, bool, threshold=threshold)

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from mlimpute.diagnostics.kernels import MIN_DRAWS, inflation_array, rhat_array
-from mlimpute.errors import DataError
+from mlimpute.errors import DataError, DataTypeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,6 +126,57 @@ def default_burn(n_iter: int) -> int:
     return n_iter // 2
 
 
+def check_burn(burn: object, n_iter: int) -> int:
+    """``burn``, the first iterations to discard, checked against ``n_iter`` iterations.
+
+    Raises
+    ------
+    DataTypeError
+        If ``burn`` is not a whole number (an int; not a bool or a float such as 2.5).
+    DataError
+        If ``burn`` is negative or leaves fewer than 4 iterations.
+    """
+    if isinstance(burn, (bool, np.bool_)) or not isinstance(burn, (int, np.integer)):
+        raise DataTypeError(f"burn must be a whole number of iterations to discard, got {burn!r}")
+    if burn < 0:
+        raise DataError(
+            f"burn={burn} is negative: it is the number of first iterations to discard "
+            "(0 keeps them all)"
+        )
+    if burn > n_iter - MIN_DRAWS:
+        raise DataError(
+            f"burn={burn} leaves {max(n_iter - burn, 0)} of {n_iter} iterations; R-hat "
+            f"needs at least {MIN_DRAWS}"
+        )
+    return int(burn)
+
+
+def check_threshold(threshold: object) -> float:
+    """An R-hat threshold, checked: a number of at least 1.
+
+    R-hat is about 1 for chains that have mixed (for short chains a little below or above
+    1), so a threshold below 1 would flag every healthy trace; 1 itself flags every trace
+    above 1 (as an example does in :func:`convergence_warning`).
+
+    Raises
+    ------
+    DataTypeError
+        If ``threshold`` is not a number.
+    DataError
+        If it is below 1 (or NaN).
+    """
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+        threshold, (int, float, np.integer, np.floating)
+    ):
+        raise DataTypeError(f"threshold must be a number of at least 1, got {threshold!r}")
+    if not threshold >= 1.0:
+        raise DataError(
+            f"threshold must be at least 1 (R-hat is about 1 for chains that have mixed; "
+            f"1.1 by default, 1.01 for long runs), got {threshold!r}"
+        )
+    return float(threshold)
+
+
 def rhat_table(
     imp: MultiplyImputed,
     *,
@@ -190,12 +241,7 @@ def rhat_table(
             }
         )
     n_iter = traces.sizes["iteration"]
-    burn = default_burn(n_iter) if burn is None else int(burn)
-    if not 0 <= burn <= n_iter - MIN_DRAWS:
-        raise DataError(
-            f"burn={burn} leaves {n_iter - burn} of {n_iter} iterations; R-hat needs at "
-            f"least {MIN_DRAWS}"
-        )
+    burn = check_burn(default_burn(n_iter) if burn is None else burn, n_iter)
     # every trace of every variable as one (traces, imputation, iteration) array: one call
     # of the kernel (the xarray layer would apply it variable by variable)
     kept = traces.isel(iteration=slice(burn, None))
@@ -325,6 +371,8 @@ def convergence_warning(
     >>> print(convergence_warning(imp, threshold=1.0))  # doctest: +ELLIPSIS
     R-hat above its limit for: grade (...) -- iterations 21-40 of 40, 5 chains, ...
     """
+    if threshold is not None:
+        threshold = check_threshold(threshold)
     traces = imp.traces
     if not imp.variables or "iteration" not in traces.dims:
         return None

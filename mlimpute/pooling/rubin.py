@@ -80,8 +80,7 @@ class PooledEstimates:
             mitml (mitml's ``2 * (1 - pt(|t|, df))`` rounds p < 1e-16 to 0; we do not);
             with ``df = inf`` the reference distribution is the standard normal.
         """
-        if not 0.0 < alpha < 1.0:
-            raise PoolingError(f"alpha must lie in (0, 1), got {alpha!r}.")
+        check_alpha(alpha)
         index = list(self.names if names is None else names)
         if len(index) != self.qbar.size:
             raise PoolingError(f"{len(index)} names given for {self.qbar.size} pooled parameters.")
@@ -106,6 +105,23 @@ class PooledEstimates:
 
 # --------------------------------------------------------------------------------------
 # helpers
+
+
+def check_alpha(alpha: float) -> None:
+    """Refuse an ``alpha`` (an interval's two-sided level ``1 - alpha``) outside (0, 1).
+
+    Raises
+    ------
+    PoolingError
+        If ``alpha`` is not a number strictly between 0 and 1 (a bool, a string, NaN,
+        0, 1...).
+    """
+    if (
+        isinstance(alpha, (bool, np.bool_))
+        or not isinstance(alpha, (int, float, np.integer, np.floating))
+        or not 0.0 < alpha < 1.0
+    ):
+        raise PoolingError(f"alpha must lie in (0, 1), got {alpha!r}.")
 
 
 def _as_estimates(estimates: ArrayLike) -> np.ndarray:

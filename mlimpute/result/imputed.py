@@ -238,15 +238,18 @@ class MultiplyImputed:
         """Traces after discarding ``burn`` iterations (default: the first half)."""
         traces = self.traces
         n_iter = traces.sizes.get("iteration", 0)
-        default = burn is None
-        if default:
+        if burn is None:
             burn = n_iter // 2
-        if default and 0 < n_iter - burn < 4:
-            raise DataError(
-                f"the second half of {n_iter} iterations has {n_iter - burn} draws per chain; "
-                "R-hat and ESS need at least 4: run more iterations (8 or more) or pass burn=0 "
-                "to use every iteration"
-            )
+            if 0 < n_iter - burn < 4:
+                raise DataError(
+                    f"the second half of {n_iter} iterations has {n_iter - burn} draws per "
+                    "chain; R-hat and ESS need at least 4: run more iterations (8 or more) or "
+                    "pass burn=0 to use every iteration"
+                )
+        else:
+            from mlimpute.diagnostics.convergence import check_burn
+
+            burn = check_burn(burn, n_iter)
         return traces.isel(iteration=slice(burn, None))
 
     def rhat(self, *, burn: int | None = None) -> xr.Dataset:
@@ -267,12 +270,15 @@ class MultiplyImputed:
         """
         from mlimpute.diagnostics import ess_bulk, ess_tail
 
+        if not isinstance(kind, str) or kind not in ("bulk", "tail"):
+            raise SpecificationError(f"kind must be 'bulk' or 'tail', got {kind!r}")
         return (ess_bulk if kind == "bulk" else ess_tail)(self._kept(burn))
 
     def converged(self, threshold: float = 1.1, *, burn: int | None = None) -> bool:
         """Whether every trace has R-hat below ``threshold`` (``burn`` as for :meth:`rhat`)."""
-        from mlimpute.diagnostics import converged
+        from mlimpute.diagnostics import check_threshold, converged
 
+        check_threshold(threshold)  # before the traces are read
         flags = converged(self._kept(burn), threshold=threshold)
         return bool(all(bool(v.all()) for v in flags.data_vars.values()))
 

@@ -414,3 +414,50 @@ def test_result_type_and_attributes(exp1):
     assert res.formula == "grade ~ skill + (1 | class)" and res.response == "grade"
     assert res.summary(alpha=0.1)["ci_low"].gt(res.summary()["ci_low"]).all()
     np.testing.assert_allclose(res.per_imputation.mean(), res.summary()["estimate"])
+
+
+def test_collinearity_in_a_later_data_set_is_named_without_warnings():
+    # a predictor constant only in data set 2: the same clear error as in data set 1
+    # (named data set and term), raised before that data set is fitted, no warning flood
+    a, b = _two_datasets(10)
+    c = a.assign(grade=a["grade"] + 0.1)
+    for frames, i in (([a, b.assign(relation=0.0), c], 2), ([a, b, c.assign(relation=0.0)], 3)):
+        for n_jobs in (None, 2):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(
+                    SpecificationError,
+                    match=f"collinear in completed data set {i}: \\['relation'\\]",
+                ):
+                    from_completed(frames).fit("grade ~ relation + (1 | class)", n_jobs=n_jobs)
+    with pytest.raises(SpecificationError, match="collinear in completed data set 2"):
+        from_completed([a, b.assign(relation=0.0)]).fit("grade ~ relation")
+
+
+def test_grouping_factors_with_too_few_rows_per_level_are_refused():
+    # lme4's checkNlevels / checkZdims: an LMM's factor needs fewer levels than rows and
+    # fewer random effects than rows; a GLMM may have as many, not more
+    a, b = _two_datasets(10)
+    n = len(a)
+    frames = [
+        x.assign(id=np.arange(n), pair=np.arange(n) // 2, one=0, good=(x["grade"] > 10) * 1.0)
+        for x in (a, b)
+    ]
+    imp = from_completed(frames)
+    with pytest.raises(DataError, match=f"factor 'id' .* has {n} levels .*one per row"):
+        imp.fit("grade ~ skill + (1 | id)")
+    with pytest.raises(DataError, match=f"factor 'id' .* has {n} levels"):
+        imp.fit("grade ~ skill + (1 | class) + (1 | id)")
+    with pytest.raises(DataError, match=f"factor 'pair' .* 2 random effects per level, {n} in"):
+        imp.fit("grade ~ skill + (1 + skill | pair)")
+    with pytest.raises(DataError, match="factor 'one' .* has 1 level"):
+        imp.fit("grade ~ skill + (1 | one)")
+    with pytest.raises(DataError, match=f"factor 'id' .* {2 * n} in all, more than"):
+        imp.fit("good ~ skill + (1 + skill | id)", family="binomial")
+    # allowed, as in lme4: uncorrelated effects are terms of one effect each; a GLMM may
+    # have a level per row (an observation-level random effect)
+    assert imp.fit("grade ~ skill + (1 + skill || pair)").n_groups == n // 2
+    assert imp.fit("good ~ skill + (1 | id)", family="binomial").n_groups == n
+    # a continuous (imputed) column as grouping factor: refused in fit(), named
+    with pytest.raises(DataError, match="factor 'relation' .* one per row"):
+        imp.fit("grade ~ skill + (1 | relation)")

@@ -148,3 +148,29 @@ def test_glmm_fit_poisson_and_errors():
         imp.fit("y ~ x + (1 | g)", family="binomial", nagq=0)
     with pytest.raises(SpecificationError, match="set the link in the object"):
         imp.fit("y ~ x + (1 | g)", family=sm.families.Binomial(), link="probit")
+
+
+def test_glm_response_is_checked_like_the_glmm_one():
+    # binomial GLMs need 0/1 (or boolean), Poisson and negative binomial ones
+    # non-negative whole numbers; a continuous response is refused, naming it
+    a, b = _two_datasets()
+    imp = from_completed([a, b])
+    for family in ("binomial", sm.families.Binomial(sm.families.links.Probit())):
+        with pytest.raises(DataTypeError, match="response 'grade' .* binomial GLM needs 0/1"):
+            imp.fit("grade ~ skill", family=family)
+    for family, name in (
+        ("poisson", "Poisson"),
+        ("negative_binomial", "negative binomial"),
+        (sm.families.Poisson(), "Poisson"),
+    ):
+        with pytest.raises(DataTypeError, match=f"'grade' .* {name} GLM needs non-negative"):
+            imp.fit("grade ~ skill", family=family)
+    counts = [x.assign(n=(x["grade"] - 12).round()) for x in (a, b)]  # some negative
+    with pytest.raises(DataTypeError, match="'n' has the value -.* data set 1.*Poisson GLM"):
+        from_completed(counts).fit("n ~ skill", family="poisson")
+    # what is accepted: booleans, 0/1, counts; other families take any number
+    good = [x.assign(ok=x["grade"] > 10, n=x["grade"].round().abs()) for x in (a, b)]
+    imp = from_completed(good)
+    assert imp.fit("ok ~ skill", family="binomial").summary().shape[0] == 2
+    assert imp.fit("n ~ skill", family="poisson").summary().shape[0] == 2
+    assert imp.fit("grade ~ skill", family="gamma").summary().shape[0] == 2

@@ -184,3 +184,17 @@ def test_correlation_rows_on_fishers_z():
         2 * np.arctanh(rho)
     )
     assert row["df"] == 59
+
+
+def test_alpha_outside_zero_one_is_refused_everywhere():
+    # variance_components() and r_squared() refuse what summary() refuses, the same way
+    from mlimpute.errors import PoolingError
+
+    d = classroom(1, rng=1)
+    res = mlimpute.from_completed([d.complete, d.complete.assign(grade=d.complete.grade + 0.1)])
+    res = res.fit("grade ~ skill + (1 | class)")
+    for alpha in (2, -1, 0, 1.0, float("nan"), "0.05", True):
+        for method in (res.summary, res.variance_components, res.r_squared):
+            with pytest.raises(PoolingError, match="alpha must lie in \\(0, 1\\)"):
+                method(alpha=alpha)
+    assert res.variance_components(alpha=0.1)["ci_low"].notna().all()

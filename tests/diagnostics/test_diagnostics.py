@@ -504,3 +504,34 @@ def test_warning_on_a_real_run_uses_the_calibrated_threshold(imp):
     assert (msg is None) == (not flagged.any())
     if msg is not None:
         assert msg.startswith("R-hat above its limit for:")
+
+
+def test_result_diagnostics_refuse_bad_arguments(imp):
+    # kind, burn and threshold are checked, naming the argument, before any work
+    from mlimpute.errors import SpecificationError
+
+    with pytest.raises(SpecificationError, match="kind must be 'bulk' or 'tail', got 'nonsense'"):
+        imp.ess(kind="nonsense")
+    for burn in (2.5, True, "2"):
+        with pytest.raises(DataTypeError, match="burn must be a whole number"):
+            imp.rhat(burn=burn)
+        with pytest.raises(DataTypeError, match="burn must be a whole number"):
+            rhat_table(imp, burn=burn)
+    with pytest.raises(DataError, match="burn=-1 is negative"):
+        imp.rhat(burn=-1)
+    with pytest.raises(DataError, match="burn=-1 is negative"):
+        rhat_table(imp, burn=-1)
+    with pytest.raises(DataError, match="burn=7 leaves 3 of 10 iterations"):
+        imp.ess(burn=7)
+    for threshold in (-1, 0, 0.99, float("nan")):
+        with pytest.raises(DataError, match="threshold must be at least 1"):
+            imp.converged(threshold=threshold)
+        with pytest.raises(DataError, match="threshold must be at least 1"):
+            converged(imp.traces, threshold=threshold)
+        with pytest.raises(DataError, match="threshold must be at least 1"):
+            convergence_warning(imp, threshold=threshold)
+    with pytest.raises(DataTypeError, match="threshold must be a number"):
+        imp.converged(threshold="1.1")
+    # what is accepted
+    assert imp.ess(kind="tail", burn=np.int64(0)).sizes == imp.ess(burn=0).sizes
+    assert isinstance(imp.converged(threshold=1.5, burn=2), bool)
