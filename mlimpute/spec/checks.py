@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories
-from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
+from mlimpute.errors import (
+    DataError,
+    DataTypeError,
+    FormulaError,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.models import get_model
 from mlimpute.spec.defaults import varying_clusters
 from mlimpute.spec.formula import ParsedFormula
-from mlimpute.spec.formula_columns import calls_of
+from mlimpute.spec.formula_columns import calls_of, cmean_column
 from mlimpute.spec.grammar import validate_formula
 
 if TYPE_CHECKING:
@@ -33,6 +39,7 @@ __all__ = [
     "check_level2",
     "check_formula_columns",
     "check_terms_on_data",
+    "check_cluster_means",
 ]
 
 #: the name formulaic gives the intercept column of every design
@@ -326,3 +333,22 @@ def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
 def _plain(v):
     """A numpy scalar as the Python value (for messages)."""
     return v.item() if hasattr(v, "item") else v
+
+
+def check_cluster_means(df: pd.DataFrame, parsed: ParsedFormula) -> None:
+    """``cmean(x)`` in an analysis formula (``model=``, ``imp.fit()``) of a numeric or
+    boolean column: the mean of each cluster's values (a ``True`` counts as 1).
+
+    Raises
+    ------
+    DataTypeError
+        Naming the term, the formula and the column's dtype.
+    """
+    means = [(c, cmean_column(c)) for c in parsed.cmeans]
+    means += [(c, cmean_column(c, g)) for c, g in parsed.factor_means]
+    for c, term in means:
+        if c in df and not pd.api.types.is_numeric_dtype(df[c].dtype):
+            raise DataTypeError(
+                f"{term} in {parsed.text!r}: {c!r} is {holding(df[c])}; a cluster mean needs "
+                "a numeric or boolean column (code a two-category column as 0/1 first)"
+            )

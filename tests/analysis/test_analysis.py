@@ -26,6 +26,7 @@ from mlimpute.analysis.results import PooledResult, parse_hypotheses
 from mlimpute.datasets import classroom
 from mlimpute.errors import (
     DataError,
+    DataTypeError,
     FormulaError,
     MlimputeWarning,
     PoolingError,
@@ -297,6 +298,19 @@ def test_cmean_in_an_analysis_formula_is_the_cluster_mean():
     # with a random part, its grouping factor is the cluster
     mixed = from_completed([a, b]).fit("grade ~ skill + cmean(relation) + (1 | class)")
     assert "cmean(relation)" in mixed.names
+
+
+def test_cmean_of_a_column_without_a_mean_is_named():
+    """cmean() of a string or categorical column: an error naming the term (it was
+    pandas' TypeError from the group means)."""
+    a, b = _two_datasets(9)
+    labels = np.where(np.arange(len(a)) % 3 == 0, "lo", "hi")
+    for kind in (labels, pd.Categorical(labels)):
+        imp = from_completed([a.assign(t=kind), b.assign(t=kind)])
+        with pytest.raises(DataTypeError, match=r"cmean\(t\) in .*'t' is .*numeric or boolean"):
+            imp.fit("grade ~ skill + cmean(t) + (1 | class)")
+    flags = from_completed([a.assign(t=labels == "lo"), b.assign(t=labels == "lo")])
+    assert "cmean(t)" in flags.fit("grade ~ skill + cmean(t) + (1 | class)").names
 
 
 # --------------------------------------------------------------------------------------
