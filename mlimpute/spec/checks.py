@@ -52,6 +52,9 @@ _NOT_EVALUATED = frozenset({"cmean", "lmean", "ranef"})
 #: contrasts of ``C()`` with a reference level, and the argument naming it
 _REFERENCE = {"Treatment": "reference", "contr.treatment": "base", "contr.SAS": "base"}
 
+#: contrasts of ``C()`` with scores, one per level
+_SCORES = ("Poly", "contr.poly")
+
 
 def check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
     """No ±inf in a numeric column a formula uses (infinite values are not missing)."""
@@ -261,9 +264,10 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
 
     * ``C(x, levels=[...])``: the levels are distinct, and every observed value of ``x``
       is among them (formulaic would turn the others into missing values);
-    * ``C(x, Treatment(ref))``, ``contr.treatment(ref)``, ``contr.SAS(ref)``: the
-      reference is among the levels (the given ones, or else the column's categories or
-      observed values);
+    * ``C(x, Treatment(ref))``, ``contr.treatment(ref)``, ``contr.SAS(ref)`` (also with
+      ``reference=``/``base=``): the reference is among the levels (the given ones, or
+      else the column's categories or observed values);
+    * ``C(x, Poly(scores))``, ``contr.poly(scores)``: one score per level;
     * ``bs(x)``: ``x`` is complete (the spline's boundary knots come from the values the
       design is built on; an imputed value outside them has no basis).
 
@@ -314,13 +318,21 @@ def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
     )
     if text is None:
         return
+    known = levels if levels is not None else (categories(col) or seen)
+    for scores_call in calls_of(text, _SCORES):
+        scores = scores_call.literal("scores", 0)
+        if scores_call.text == text.strip() and scores is not None:
+            if len(scores) != len(known):
+                raise FormulaError(
+                    f"{where}: {len(scores)} scores for the {len(known)} levels of "
+                    f"{column!r}; give one score per level"
+                )
     for ref_call in calls_of(text, tuple(_REFERENCE)):
         if ref_call.text != text.strip():
             continue
         ref = ref_call.literal(_REFERENCE[ref_call.function], 0)
         if ref is None:
             continue
-        known = levels if levels is not None else (categories(col) or seen)
         if ref not in list(known):
             shown = sorted((_plain(v) for v in known), key=str)[:10]
             raise FormulaError(

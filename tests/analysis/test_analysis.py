@@ -33,6 +33,7 @@ from mlimpute.errors import (
     SpecificationError,
     UnsupportedError,
 )
+from mlimpute.spec.grammar import CONTRASTS
 
 COLUMNS = ["estimate", "se", "t", "df", "p", "ci_low", "ci_high", "riv", "lambda", "fmi"]
 
@@ -311,6 +312,37 @@ def test_cmean_of_a_column_without_a_mean_is_named():
             imp.fit("grade ~ skill + cmean(t) + (1 | class)")
     flags = from_completed([a.assign(t=labels == "lo"), b.assign(t=labels == "lo")])
     assert "cmean(t)" in flags.fit("grade ~ skill + cmean(t) + (1 | class)").names
+
+
+@pytest.mark.parametrize("called", [False, True])
+@pytest.mark.parametrize("contrast", sorted(CONTRASTS))
+def test_every_contrast_works_bare_and_called_in_fit(contrast, called):
+    """C(x, Treatment) (bare, as patsy and R users write it) was formulaic's IndexError;
+    every contrast the grammar allows fits bare and called without arguments."""
+    a, b = _two_datasets(4)
+    a, b = (d.assign(k=d["class"] % 3) for d in (a, b))
+    imp = from_completed([a, b])
+    term = f"C(k, {contrast}{'()' if called else ''})"
+    res = imp.fit(f"grade ~ {term} + (1 | class)")
+    assert [n for n in res.names if n.startswith(term)] and len(res.names) == 3
+    if contrast in ("Treatment", "contr.treatment"):  # the default coding, first level
+        plain = imp.fit("grade ~ C(k) + (1 | class)")
+        np.testing.assert_allclose(res.summary()["estimate"], plain.summary()["estimate"])
+
+
+def test_contrast_keywords_in_fit():
+    a, b = _two_datasets(4)
+    a, b = (d.assign(k=d["class"] % 3) for d in (a, b))
+    imp = from_completed([a, b])
+    res = imp.fit("grade ~ C(k, Treatment(reference=1)) + (1 | class)")
+    assert res.names[1:] == (
+        "C(k, Treatment(reference=1))[T.0]",
+        "C(k, Treatment(reference=1))[T.2]",
+    )
+    with pytest.raises(FormulaError, match=r"reference level 5 is not a level of 'k'"):
+        imp.fit("grade ~ C(k, contr.treatment(base=5)) + (1 | class)")
+    with pytest.raises(FormulaError, match=r"2 scores for the 3 levels of 'k'"):
+        imp.fit("grade ~ C(k, Poly(scores=[1, 2])) + (1 | class)")
 
 
 # --------------------------------------------------------------------------------------

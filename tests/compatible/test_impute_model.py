@@ -303,6 +303,23 @@ def test_cmean_of_a_string_column_is_refused_in_the_model():
 
 
 @pytest.mark.parametrize(
+    "term", ["C(cat, Treatment)", "C(cat, Treatment(reference='b'))", "C(cat, Helmert(scale=True))"]
+)
+def test_contrasts_bare_or_with_keywords_in_the_model(term):
+    """C(x, Treatment) and contrast keywords in model=, then imp.fit() without a formula
+    (the bare Treatment was formulaic's IndexError, the keyword a grammar error)."""
+    d = _days()
+    imp = mlimpute.impute(d, model=f"R ~ Days + {term} + (1 | S)", m=2, iterations=3, rng=1)
+    seen = d["Days"].notna()
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert c["Days"].notna().all()
+        np.testing.assert_array_equal(c.loc[seen, "Days"], d.loc[seen, "Days"])
+    names = imp.fit().summary().index.tolist()
+    assert sum(n.startswith(term) for n in names) == 2
+
+
+@pytest.mark.parametrize(
     "model, auxiliary",
     [("R ~ Days + Intercept + (1 | S)", None), ("R ~ Days + (1 | S)", ["Intercept"])],
 )

@@ -96,6 +96,10 @@ def test_a_column_named_like_a_function_not_called_is_a_column(df):
         ("C(gender, levels=['0', '1'])", r"observed value\(s\) \[0, 1\] of 'gender'"),
         ("C(gender, levels=[1])", r"observed value\(s\) \[0\] of 'gender'"),
         ("C(gender, contr.SAS(2), levels=[0, 1])", r"reference level 2"),
+        ("C(gender, Treatment(reference='b'))", r"reference level 'b' is not a level"),
+        ("C(gender, contr.treatment(base=2))", r"reference level 2 is not a level"),
+        ("C(gender, Poly(scores=[1, 2, 3]))", r"3 scores for the 2 levels of 'gender'"),
+        ("C(gender, contr.poly([1]))", r"1 scores for the 2 levels of 'gender'"),
     ],
 )
 def test_C_levels_that_do_not_match_the_column_are_refused(df, term, fragment):
@@ -110,6 +114,11 @@ def test_C_levels_that_do_not_match_the_column_are_refused(df, term, fragment):
         "C(gender, contr.treatment(1))",
         "C(gender, levels=[1, 0])",
         "C(gender, contr.SAS(0), levels=[0, 1])",
+        "C(gender, Treatment)",
+        "C(gender, Treatment(reference=1))",
+        "C(gender, contr.treatment(base=1))",
+        "C(gender, Helmert(reverse=False))",
+        "C(gender, Poly(scores=[0, 2]))",
     ],
 )
 def test_C_levels_that_match_run_without_warnings(df, term):
