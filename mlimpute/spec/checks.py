@@ -268,6 +268,8 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
       ``reference=``/``base=``): the reference is among the levels (the given ones, or
       else the column's categories or observed values);
     * ``C(x, Poly(scores))``, ``contr.poly(scores)``: one score per level;
+    * ``x**-k`` inside a call with ``x`` an integer or boolean column: refused (numpy
+      does not raise integers to negative powers);
     * ``bs(x)``: ``x`` is complete (the spline's boundary knots come from the values the
       design is built on; an imputed value outside them has no basis).
 
@@ -275,10 +277,13 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
     ------
     FormulaError
         Naming the term, the formula and the values at fault.
+    DataTypeError
+        For a negative power of an integer column.
     UnsupportedError
         For ``bs()`` of an incomplete column.
     """
     for name, f in parsed.items():
+        _check_negative_powers(df, name, f)
         for call in calls_of(f.text, ("C", "bs")):
             where = f"{call.text} in the formula for {name!r} ({f.text!r})"
             if call.function == "bs":
@@ -295,6 +300,23 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
             if column not in df:
                 continue
             _check_levels(df[column], column, call, where)
+
+
+def _check_negative_powers(df: pd.DataFrame, name: str, f: ParsedFormula) -> None:
+    """``I(i**-1)`` of an integer column: numpy does not raise integers to negative
+    powers (its error would surface from inside formulaic)."""
+    for power, base in validate_formula(f.text).negative_powers:
+        column = base.strip("()` ")
+        if column not in df or base.strip("() ") not in (column, f"`{column}`"):
+            continue  # not a single column (an expression: its values are not read here)
+        dtype = df[column].dtype
+        if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise DataTypeError(
+                f"{power} in the formula for {name!r} ({f.text!r}): {column!r} holds "
+                f"integers ({dtype}), which numpy does not raise to negative powers; write "
+                f"the exponent as a decimal number ({base}**-1.0) or the term as a division "
+                f"(I(1 / {base}))"
+            )
 
 
 def _check_levels(col: pd.Series, column: str, call, where: str) -> None:

@@ -70,6 +70,9 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.calls: list[str] = []
+        #: powers with a negative exponent inside calls and their bases, as written
+        #: (``("i**-1", "i")`` in ``I(i**-1)``): numpy refuses them for integer columns
+        self.negative_powers: list[tuple[str, str]] = []
 
     # -- helpers --------------------------------------------------------------------------
     def peek(self, k: int = 0) -> _Token:
@@ -483,6 +486,7 @@ class _Parser:
             value = self.punary()
             self.leave()
             return None if value is None else (-value if sign.value == "-" else value)
+        base = self.peek()
         value = self.patom()
         op = self.take("**")
         if op is not None:
@@ -490,6 +494,10 @@ class _Parser:
             start = self.peek()
             exponent = self.punary()
             self.leave()
+            written = self.text[start.pos : self.peek().pos]
+            if exponent is not None and exponent < 0 and value is None and _whole(written):
+                power = self.text[base.pos : self.peek().pos].strip()
+                self.negative_powers.append((power, self.text[base.pos : op.pos].strip()))
             if exponent is None or abs(exponent) > MAX_EXPONENT:
                 shown = self.text[start.pos : self.peek().pos].strip()
                 raise self.fail(
@@ -543,6 +551,12 @@ class _Parser:
                 "float (at most about 1.8e308)",
             )
         return float(value)
+
+
+def _whole(exponent: str) -> bool:
+    """An exponent Python works out as an integer: whole numbers, signs, ``+ - *`` and
+    parentheses (``-1``, ``-(2)``; not ``-1.0``, ``-1/2``)."""
+    return re.fullmatch(r"[\s\d()+*-]+", exponent) is not None and "**" not in exponent
 
 
 def _describe(tok: _Token) -> str:

@@ -345,6 +345,25 @@ def test_contrast_keywords_in_fit():
         imp.fit("grade ~ C(k, Poly(scores=[1, 2])) + (1 | class)")
 
 
+@pytest.mark.parametrize(
+    "formula, error, fragment",
+    [
+        ("grade ~ log(log) + (1 | class)", FormulaError, "the column 'log'.*the function 'log'"),
+        ("grade ~ skill + log + log(skill + 5) + (1 | class)", FormulaError, "column 'log'"),
+        ("grade ~ I(n**-1) + (1 | class)", DataTypeError, r"I\(n\*\*-1\)|n\*\*-1.*'n' holds"),
+    ],
+)
+def test_columns_formulaic_would_misread_are_named_in_fit(formula, error, fragment):
+    """The checks of the imputation formulas apply to fit() too (it passed formulaic's
+    "'Series' object is not callable" and numpy's negative-power error through)."""
+    a, b = _two_datasets(6)
+    extra = {"log": a["skill"].abs() + 1.0, "n": np.arange(len(a)) % 4 + 1}
+    imp = from_completed([a.assign(**extra), b.assign(**extra)])
+    with pytest.raises(error, match=fragment):
+        imp.fit(formula)
+    assert "I(n ** (-1.0))" in imp.fit("grade ~ I(n**-1.0) + (1 | class)").names
+
+
 # --------------------------------------------------------------------------------------
 # names, random parts, honesty
 

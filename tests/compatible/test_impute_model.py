@@ -319,6 +319,14 @@ def test_contrasts_bare_or_with_keywords_in_the_model(term):
     assert sum(n.startswith(term) for n in names) == 2
 
 
+def test_a_negative_power_of_an_integer_column_is_named_in_the_model():
+    d = _days().assign(n=np.arange(320) % 4 + 1)
+    with pytest.raises(DataTypeError, match=r"n\*\*-1 in .*'n' holds integers"):
+        mlimpute.impute(d, model="R ~ Days + I(n**-1) + (1 | S)", m=2, iterations=3, rng=1)
+    imp = mlimpute.impute(d, model="R ~ Days + I(n**-1.0) + (1 | S)", m=2, iterations=3, rng=1)
+    assert "I(n ** (-1.0))" in imp.fit().summary().index
+
+
 @pytest.mark.parametrize(
     "model, auxiliary",
     [("R ~ Days + Intercept + (1 | S)", None), ("R ~ Days + (1 | S)", ["Intercept"])],

@@ -225,7 +225,7 @@ def test_written_names_read_back_as_the_same_column(name):
         assert again.variables == f.variables and again.cmeans == f.cmeans, written
 
 
-@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y"])
+@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y", ".x", "x."])
 def test_default_models_impute_awkward_names(name):
     """The formulas mlimpute writes when none are given (cluster= only)."""
     rng = np.random.default_rng(2)
