@@ -33,6 +33,7 @@ from mlimpute.errors import (
     UnsupportedError,
 )
 from mlimpute.pooling import pool
+from mlimpute.spec.checks import check_formula_columns
 from mlimpute.spec.defaults import PMM_MODELS
 from mlimpute.spec.formula import ParsedFormula, parse_formula
 
@@ -333,6 +334,8 @@ def fit(
         kind: Kind = "lmm" if family is None else "glmm"
     else:
         kind = "glm" if family is not None else "ols"
+    # a column named like a function the formula calls (log(log)), or Intercept: named
+    check_formula_columns({parsed.response or "the analysis": parsed})
     _check_categorical_codes(imp, parsed)
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)

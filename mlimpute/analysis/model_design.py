@@ -21,6 +21,7 @@ from formulaic.errors import FormulaicError
 from mlimpute.analysis.fitters import mixedlm as _mixedlm
 from mlimpute.errors import DataError, DataTypeError, FormulaError, SpecificationError
 from mlimpute.sampler.design import check_finite
+from mlimpute.spec.checks import check_cluster_means, check_terms_on_data
 from mlimpute.spec.formula import cmean_column, factor_columns
 from mlimpute.spec.grammar import EVALUATION_CONTEXT
 
@@ -114,6 +115,9 @@ class _Designs:
                 f"completed data set {i} has missing values in {detail}, used by {text!r}: "
                 "impute those variables too (give them a formula) or drop those rows first."
             )
+        check_cluster_means(df, self.parsed)  # a mean of strings: named, not pandas' error
+        if self._x_spec is None:  # C() levels, references, scores that miss the data: named
+            check_terms_on_data(df, {self.parsed.response or "the analysis": self.parsed})
         if self.parsed.cmeans:
             cols = self._cluster_cols
             grouped = df.groupby(cols[0] if len(cols) == 1 else list(cols), sort=False)

@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.codec import categories
-from mlimpute.errors import DataError, FormulaError, SpecificationError, UnsupportedError
+from mlimpute.errors import (
+    DataError,
+    DataTypeError,
+    FormulaError,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.models import get_model
 from mlimpute.spec.defaults import varying_clusters
 from mlimpute.spec.formula import ParsedFormula
-from mlimpute.spec.formula_columns import calls_of
+from mlimpute.spec.formula_columns import calls_of, cmean_column
 from mlimpute.spec.grammar import validate_formula
 
 if TYPE_CHECKING:
@@ -33,6 +39,7 @@ __all__ = [
     "check_level2",
     "check_formula_columns",
     "check_terms_on_data",
+    "check_cluster_means",
 ]
 
 #: the name formulaic gives the intercept column of every design
@@ -44,6 +51,9 @@ _NOT_EVALUATED = frozenset({"cmean", "lmean", "ranef"})
 
 #: contrasts of ``C()`` with a reference level, and the argument naming it
 _REFERENCE = {"Treatment": "reference", "contr.treatment": "base", "contr.SAS": "base"}
+
+#: contrasts of ``C()`` with scores, one per level
+_SCORES = ("Poly", "contr.poly")
 
 
 def check_finite_values(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> None:
@@ -254,9 +264,12 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
 
     * ``C(x, levels=[...])``: the levels are distinct, and every observed value of ``x``
       is among them (formulaic would turn the others into missing values);
-    * ``C(x, Treatment(ref))``, ``contr.treatment(ref)``, ``contr.SAS(ref)``: the
-      reference is among the levels (the given ones, or else the column's categories or
-      observed values);
+    * ``C(x, Treatment(ref))``, ``contr.treatment(ref)``, ``contr.SAS(ref)`` (also with
+      ``reference=``/``base=``): the reference is among the levels (the given ones, or
+      else the column's categories or observed values);
+    * ``C(x, Poly(scores))``, ``contr.poly(scores)``: one score per level;
+    * ``x**-k`` inside a call with ``x`` an integer or boolean column: refused (numpy
+      does not raise integers to negative powers);
     * ``bs(x)``: ``x`` is complete (the spline's boundary knots come from the values the
       design is built on; an imputed value outside them has no basis).
 
@@ -264,10 +277,13 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
     ------
     FormulaError
         Naming the term, the formula and the values at fault.
+    DataTypeError
+        For a negative power of an integer column.
     UnsupportedError
         For ``bs()`` of an incomplete column.
     """
     for name, f in parsed.items():
+        _check_negative_powers(df, name, f)
         for call in calls_of(f.text, ("C", "bs")):
             where = f"{call.text} in the formula for {name!r} ({f.text!r})"
             if call.function == "bs":
@@ -284,6 +300,23 @@ def check_terms_on_data(df: pd.DataFrame, parsed: dict[str, ParsedFormula]) -> N
             if column not in df:
                 continue
             _check_levels(df[column], column, call, where)
+
+
+def _check_negative_powers(df: pd.DataFrame, name: str, f: ParsedFormula) -> None:
+    """``I(i**-1)`` of an integer column: numpy does not raise integers to negative
+    powers (its error would surface from inside formulaic)."""
+    for power, base in validate_formula(f.text).negative_powers:
+        column = base.strip("()` ")
+        if column not in df or base.strip("() ") not in (column, f"`{column}`"):
+            continue  # not a single column (an expression: its values are not read here)
+        dtype = df[column].dtype
+        if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise DataTypeError(
+                f"{power} in the formula for {name!r} ({f.text!r}): {column!r} holds "
+                f"integers ({dtype}), which numpy does not raise to negative powers; write "
+                f"the exponent as a decimal number ({base}**-1.0) or the term as a division "
+                f"(I(1 / {base}))"
+            )
 
 
 def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
@@ -307,13 +340,21 @@ def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
     )
     if text is None:
         return
+    known = levels if levels is not None else (categories(col) or seen)
+    for scores_call in calls_of(text, _SCORES):
+        scores = scores_call.literal("scores", 0)
+        if scores_call.text == text.strip() and scores is not None:
+            if len(scores) != len(known):
+                raise FormulaError(
+                    f"{where}: {len(scores)} scores for the {len(known)} levels of "
+                    f"{column!r}; give one score per level"
+                )
     for ref_call in calls_of(text, tuple(_REFERENCE)):
         if ref_call.text != text.strip():
             continue
         ref = ref_call.literal(_REFERENCE[ref_call.function], 0)
         if ref is None:
             continue
-        known = levels if levels is not None else (categories(col) or seen)
         if ref not in list(known):
             shown = sorted((_plain(v) for v in known), key=str)[:10]
             raise FormulaError(
@@ -326,3 +367,22 @@ def _check_levels(col: pd.Series, column: str, call, where: str) -> None:
 def _plain(v):
     """A numpy scalar as the Python value (for messages)."""
     return v.item() if hasattr(v, "item") else v
+
+
+def check_cluster_means(df: pd.DataFrame, parsed: ParsedFormula) -> None:
+    """``cmean(x)`` in an analysis formula (``model=``, ``imp.fit()``) of a numeric or
+    boolean column: the mean of each cluster's values (a ``True`` counts as 1).
+
+    Raises
+    ------
+    DataTypeError
+        Naming the term, the formula and the column's dtype.
+    """
+    means = [(c, cmean_column(c)) for c in parsed.cmeans]
+    means += [(c, cmean_column(c, g)) for c, g in parsed.factor_means]
+    for c, term in means:
+        if c in df and not pd.api.types.is_numeric_dtype(df[c].dtype):
+            raise DataTypeError(
+                f"{term} in {parsed.text!r}: {c!r} is {holding(df[c])}; a cluster mean needs "
+                "a numeric or boolean column (code a two-category column as 0/1 first)"
+            )

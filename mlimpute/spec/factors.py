@@ -4,6 +4,7 @@ not support yet (:func:`mlimpute.spec.build.build_spec` calls these)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from mlimpute.codec import column_kind, sorted_codes
 from mlimpute.errors import DataError, MlimputeWarning, SpecificationError, UnsupportedError
 from mlimpute.spec.defaults import factor_codes, is_level2
 from mlimpute.spec.formula import ParsedFormula, factor_columns
+
+#: a grouping factor: column names (any characters but ':' and '`', or in backquotes)
+#: joined by ':', none empty
+_FACTOR = re.compile(r"(?:`[^`]+`|[^`:]+)(?::(?:`[^`]+`|[^`:]+))*")
 
 if TYPE_CHECKING:
     from mlimpute.spec.build import VariableSpec
@@ -102,7 +107,13 @@ def _resolve_cluster(
 
 
 def _complete_factor(df: pd.DataFrame, factor: str) -> None:
-    """Every column of a grouping factor is in the data and complete."""
+    """Every column of a grouping factor is in the data and complete; no column name is
+    empty (``":b"``, ``"a:"``)."""
+    if not isinstance(factor, str) or not _FACTOR.fullmatch(factor):
+        raise SpecificationError(
+            f"grouping factor {factor!r}: write a column name, or column names joined by "
+            "':' (school:class); a name with ':' in backquotes"
+        )
     for c in factor_columns(factor):
         if c not in df.columns:
             raise SpecificationError(f"cluster column {c!r} is not in the data")

@@ -74,9 +74,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Checked:
-    """What the validator accepted: the functions the formula calls, in order."""
+    """What the validator accepted: the functions the formula calls, in order, and the
+    powers with a negative exponent inside calls with their bases
+    (``("i**-1", "i")`` in ``I(i**-1)``)."""
 
     calls: tuple[str, ...]
+    negative_powers: tuple[tuple[str, str], ...] = ()
 
 
 def validate_formula(text: str) -> Checked:
@@ -98,7 +101,7 @@ def validate_formula(text: str) -> Checked:
         raise FormulaError(f"a formula must be a string, got {type(text).__name__}")
     p = _Parser(text)
     p.formula()
-    return Checked(tuple(p.calls))
+    return Checked(tuple(p.calls), tuple(p.negative_powers))
 
 
 def validate_rhs(rhs: str, formula: str | None = None) -> Checked:
@@ -115,4 +118,4 @@ def validate_rhs(rhs: str, formula: str | None = None) -> Checked:
         raise FormulaError(f"a formula part must be a string, got {type(rhs).__name__}")
     p = _Parser(rhs, formula)
     p.rhs()
-    return Checked(tuple(p.calls))
+    return Checked(tuple(p.calls), tuple(p.negative_powers))

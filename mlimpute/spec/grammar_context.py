@@ -28,6 +28,7 @@ from formulaic.transforms import (
     poly,
     scale,
 )
+from formulaic.transforms.contrasts import TreatmentContrasts
 from formulaic.transforms.patsy_compat import PATSY_COMPAT_TRANSFORMS
 from formulaic.utils import code as _formulaic_code
 
@@ -58,6 +59,16 @@ class _Refused:
         return f"<not available in formulas: {self._name}>"
 
 
+class _Treatment(TreatmentContrasts):
+    """``Treatment`` in a formula: formulaic's treatment contrast under patsy's name and
+    argument, ``Treatment("b")`` or ``Treatment(reference="b")``. Being a contrast class,
+    it also works bare, ``C(x, Treatment)`` (the first level as reference), as ``Sum``
+    does; formulaic's own ``Treatment`` is a function, which it cannot use bare."""
+
+    def __init__(self, reference=TreatmentContrasts.base):
+        super().__init__(base=reference)
+
+
 def _context() -> MappingProxyType:
     ctx: dict[str, object] = {}
     for name in {*dir(builtins), "__builtins__", *TRANSFORMS, *PATSY_COMPAT_TRANSFORMS}:
@@ -74,6 +85,7 @@ def _context() -> MappingProxyType:
         }
     )
     ctx.update({c: PATSY_COMPAT_TRANSFORMS[c] for c in CONTRASTS if "." not in c})
+    ctx["Treatment"] = _Treatment
     return MappingProxyType(ctx)
 
 

@@ -8,7 +8,7 @@ evaluation namespace (:mod:`mlimpute.spec.grammar_context`) is built from.
 
 from __future__ import annotations
 
-__all__ = ["ALLOWED_FUNCTIONS", "CONTRASTS", "SIGNATURES"]
+__all__ = ["ALLOWED_FUNCTIONS", "CONTRASTS", "POSITIONAL_NAMES", "SIGNATURES"]
 
 
 _NUMERIC = ("log", "log2", "log10", "log1p", "exp", "sqrt", "abs")
@@ -44,11 +44,21 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "ranef": (("name",), {}),
 }
 
+#: The keyword arguments that positional arguments also fill (``poly(x, 2)`` is
+#: ``poly(x, degree=2)``): naming one of them again by keyword is refused.
+POSITIONAL_NAMES: dict[str, tuple[str | None, ...]] = {
+    "C": (None, "contrasts"),
+    "poly": (None, "degree"),
+}
+
 #: Functions a formula may call (the ``np.`` spellings of the numeric ones included).
 ALLOWED_FUNCTIONS: tuple[str, ...] = tuple(SIGNATURES)
 
-#: Contrasts ``C()`` accepts as its second argument (or ``contrasts=``), bare or called
-#: with literal arguments: ``C(school, contr.treatment("b"))``, ``C(school, Sum)``.
+#: Contrasts ``C()`` accepts as its second argument (or ``contrasts=``): bare
+#: (``C(school, Sum)``, ``C(school, Treatment)``: the defaults) or called with literal
+#: arguments, by position in the order listed or by keyword, each optional, as formulaic
+#: takes them: ``C(school, contr.treatment("b"))``, ``C(school, Treatment(reference=1))``,
+#: ``C(school, Helmert(reverse=False))``.
 CONTRASTS: dict[str, dict[str, str]] = {
     "contr.treatment": {"base": "literal"},
     "contr.SAS": {"base": "literal"},
@@ -58,7 +68,7 @@ CONTRASTS: dict[str, dict[str, str]] = {
     "contr.diff": {"backward": "bool"},
     "Treatment": {"reference": "literal"},
     "Sum": {},
-    "Helmert": {},
+    "Helmert": {"reverse": "bool", "scale": "bool"},
     "Poly": {"scores": "numbers"},
-    "Diff": {},
+    "Diff": {"backward": "bool"},
 }

@@ -21,7 +21,13 @@ import re
 import numpy as np
 
 from mlimpute.errors import FormulaError
-from mlimpute.spec.grammar_functions import _NUMERIC, ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
+from mlimpute.spec.grammar_functions import (
+    _NUMERIC,
+    ALLOWED_FUNCTIONS,
+    CONTRASTS,
+    POSITIONAL_NAMES,
+    SIGNATURES,
+)
 from mlimpute.spec.grammar_tokens import _Token, _tokenize, caret_message
 
 #: How deep parentheses, calls and signs may be nested in a formula.
@@ -64,6 +70,9 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.calls: list[str] = []
+        #: powers with a negative exponent inside calls and their bases, as written
+        #: (``("i**-1", "i")`` in ``I(i**-1)``): numpy refuses them for integer columns
+        self.negative_powers: list[tuple[str, str]] = []
 
     # -- helpers --------------------------------------------------------------------------
     def peek(self, k: int = 0) -> _Token:
@@ -303,7 +312,7 @@ class _Parser:
         self.i += 1
         self.calls.append(name)
         positional, keywords = SIGNATURES[name]
-        first = self.arguments(name, positional, keywords)
+        first = self.arguments(name, positional, keywords, POSITIONAL_NAMES.get(name, ()))
         if name == "I":
             return first
         if first is None or name.removeprefix("np.") not in _NUMERIC:
@@ -313,13 +322,20 @@ class _Parser:
         # a non-finite result is a numpy float: numpy's arithmetic on it never raises
         return value if math.isfinite(value) else None
 
-    def arguments(self, name: str, positional, keywords) -> float | None:
-        """The arguments of a call; the value of the first when it is numbers alone."""
+    def arguments(
+        self, name: str, positional, keywords, names=(), required: int = 1
+    ) -> float | None:
+        """The arguments of a call; the value of the first when it is numbers alone.
+
+        ``names`` are the keywords that the positional arguments fill (None where there
+        is none), ``required`` how many positional arguments must be given."""
         opening = self.expect("(")
         self.enter(opening)
         n, seen, first = 0, set(), None
         while True:
             tok = self.peek()
+            if n == 0 and not seen and not required and self.at(")"):
+                break  # a call without arguments: Treatment()
             if (
                 tok.kind == "name"
                 and self.peek(1).kind == "op"
@@ -336,6 +352,10 @@ class _Parser:
                     )
                 if tok.value in seen:
                     raise self.fail(tok, f"argument {tok.value!r} given twice")
+                if tok.value in names[:n]:
+                    raise self.fail(
+                        tok, f"argument {tok.value!r} given twice (by position and by keyword)"
+                    )
                 seen.add(tok.value)
                 self.i += 2
                 self.value(keywords[tok.value], name)
@@ -356,7 +376,7 @@ class _Parser:
                     break
                 continue
             break
-        if n == 0 and positional:
+        if n < min(required, len(positional)):
             raise self.unexpected(self.peek(), f"the argument of {name}()")
         if self.peek().kind == "end":
             raise self.fail(opening, "unmatched '('")
@@ -426,10 +446,10 @@ class _Parser:
             raise self.unexpected(tok, f"a contrast ({', '.join(CONTRASTS)})")
         self.i += 1
         self.calls.append(tok.value)
-        if self.at("("):
+        if self.at("("):  # every argument optional, by position or by keyword
             keywords = CONTRASTS[tok.value]
-            positional = tuple(keywords.values())[:1]
-            self.arguments(tok.value, positional, keywords)
+            positional = tuple(keywords.values())
+            self.arguments(tok.value, positional, keywords, tuple(keywords), required=0)
 
     # -- Python expressions inside calls --------------------------------------------------
     # Each returns its value when it is made of numbers alone (else None: it depends on
@@ -466,6 +486,7 @@ class _Parser:
             value = self.punary()
             self.leave()
             return None if value is None else (-value if sign.value == "-" else value)
+        base = self.peek()
         value = self.patom()
         op = self.take("**")
         if op is not None:
@@ -473,6 +494,10 @@ class _Parser:
             start = self.peek()
             exponent = self.punary()
             self.leave()
+            written = self.text[start.pos : self.peek().pos]
+            if exponent is not None and exponent < 0 and value is None and _whole(written):
+                power = self.text[base.pos : self.peek().pos].strip()
+                self.negative_powers.append((power, self.text[base.pos : op.pos].strip()))
             if exponent is None or abs(exponent) > MAX_EXPONENT:
                 shown = self.text[start.pos : self.peek().pos].strip()
                 raise self.fail(
@@ -526,6 +551,12 @@ class _Parser:
                 "float (at most about 1.8e308)",
             )
         return float(value)
+
+
+def _whole(exponent: str) -> bool:
+    """An exponent Python works out as an integer: whole numbers, signs, ``+ - *`` and
+    parentheses (``-1``, ``-(2)``; not ``-1.0``, ``-1/2``)."""
+    return re.fullmatch(r"[\s\d()+*-]+", exponent) is not None and "**" not in exponent
 
 
 def _describe(tok: _Token) -> str:

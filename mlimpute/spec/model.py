@@ -47,7 +47,11 @@ import pandas as pd
 
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.arguments import check_frame, column_list, positive_int
-from mlimpute.spec.checks import check_formula_columns, check_terms_on_data
+from mlimpute.spec.checks import (
+    check_cluster_means,
+    check_formula_columns,
+    check_terms_on_data,
+)
 from mlimpute.spec.defaults import is_level2, varying_clusters
 from mlimpute.spec.formula import lmean_column, parse_formula
 from mlimpute.spec.formula_columns import calls_of
@@ -191,6 +195,7 @@ def build_model_spec(
         )
     check_formula_columns({y: parsed})
     check_terms_on_data(df, {y: parsed})
+    check_cluster_means(df, parsed)
     for a in auxiliary:
         if a not in columns:
             raise SpecificationError(f"auxiliary names unknown column {a!r}")

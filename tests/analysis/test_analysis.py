@@ -26,12 +26,14 @@ from mlimpute.analysis.results import PooledResult, parse_hypotheses
 from mlimpute.datasets import classroom
 from mlimpute.errors import (
     DataError,
+    DataTypeError,
     FormulaError,
     MlimputeWarning,
     PoolingError,
     SpecificationError,
     UnsupportedError,
 )
+from mlimpute.spec.grammar import CONTRASTS
 
 COLUMNS = ["estimate", "se", "t", "df", "p", "ci_low", "ci_high", "riv", "lambda", "fmi"]
 
@@ -297,6 +299,69 @@ def test_cmean_in_an_analysis_formula_is_the_cluster_mean():
     # with a random part, its grouping factor is the cluster
     mixed = from_completed([a, b]).fit("grade ~ skill + cmean(relation) + (1 | class)")
     assert "cmean(relation)" in mixed.names
+
+
+def test_cmean_of_a_column_without_a_mean_is_named():
+    """cmean() of a string or categorical column: an error naming the term (it was
+    pandas' TypeError from the group means)."""
+    a, b = _two_datasets(9)
+    labels = np.where(np.arange(len(a)) % 3 == 0, "lo", "hi")
+    for kind in (labels, pd.Categorical(labels)):
+        imp = from_completed([a.assign(t=kind), b.assign(t=kind)])
+        with pytest.raises(DataTypeError, match=r"cmean\(t\) in .*'t' is .*numeric or boolean"):
+            imp.fit("grade ~ skill + cmean(t) + (1 | class)")
+    flags = from_completed([a.assign(t=labels == "lo"), b.assign(t=labels == "lo")])
+    assert "cmean(t)" in flags.fit("grade ~ skill + cmean(t) + (1 | class)").names
+
+
+@pytest.mark.parametrize("called", [False, True])
+@pytest.mark.parametrize("contrast", sorted(CONTRASTS))
+def test_every_contrast_works_bare_and_called_in_fit(contrast, called):
+    """C(x, Treatment) (bare, as patsy and R users write it) was formulaic's IndexError;
+    every contrast the grammar allows fits bare and called without arguments."""
+    a, b = _two_datasets(4)
+    a, b = (d.assign(k=d["class"] % 3) for d in (a, b))
+    imp = from_completed([a, b])
+    term = f"C(k, {contrast}{'()' if called else ''})"
+    res = imp.fit(f"grade ~ {term} + (1 | class)")
+    assert [n for n in res.names if n.startswith(term)] and len(res.names) == 3
+    if contrast in ("Treatment", "contr.treatment"):  # the default coding, first level
+        plain = imp.fit("grade ~ C(k) + (1 | class)")
+        np.testing.assert_allclose(res.summary()["estimate"], plain.summary()["estimate"])
+
+
+def test_contrast_keywords_in_fit():
+    a, b = _two_datasets(4)
+    a, b = (d.assign(k=d["class"] % 3) for d in (a, b))
+    imp = from_completed([a, b])
+    res = imp.fit("grade ~ C(k, Treatment(reference=1)) + (1 | class)")
+    assert res.names[1:] == (
+        "C(k, Treatment(reference=1))[T.0]",
+        "C(k, Treatment(reference=1))[T.2]",
+    )
+    with pytest.raises(FormulaError, match=r"reference level 5 is not a level of 'k'"):
+        imp.fit("grade ~ C(k, contr.treatment(base=5)) + (1 | class)")
+    with pytest.raises(FormulaError, match=r"2 scores for the 3 levels of 'k'"):
+        imp.fit("grade ~ C(k, Poly(scores=[1, 2])) + (1 | class)")
+
+
+@pytest.mark.parametrize(
+    "formula, error, fragment",
+    [
+        ("grade ~ log(log) + (1 | class)", FormulaError, "the column 'log'.*the function 'log'"),
+        ("grade ~ skill + log + log(skill + 5) + (1 | class)", FormulaError, "column 'log'"),
+        ("grade ~ I(n**-1) + (1 | class)", DataTypeError, r"I\(n\*\*-1\)|n\*\*-1.*'n' holds"),
+    ],
+)
+def test_columns_formulaic_would_misread_are_named_in_fit(formula, error, fragment):
+    """The checks of the imputation formulas apply to fit() too (it passed formulaic's
+    "'Series' object is not callable" and numpy's negative-power error through)."""
+    a, b = _two_datasets(6)
+    extra = {"log": a["skill"].abs() + 1.0, "n": np.arange(len(a)) % 4 + 1}
+    imp = from_completed([a.assign(**extra), b.assign(**extra)])
+    with pytest.raises(error, match=fragment):
+        imp.fit(formula)
+    assert "I(n ** (-1.0))" in imp.fit("grade ~ I(n**-1.0) + (1 | class)").names
 
 
 # --------------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ import mlimpute
 from mlimpute.compatible.designs import design_a
 from mlimpute.errors import (
     CompatibilityWarning,
+    DataTypeError,
     FormulaError,
     SpecificationError,
     UnsupportedError,
 )
+from mlimpute.sampler.plan import build_plan
 
 SLOPE = "y ~ x + z + (1 + x | g)"
 
@@ -264,6 +266,65 @@ def test_C_of_an_incomplete_categorical_predictor_is_refused():
 def test_bs_of_an_incomplete_predictor_is_refused_in_the_model():
     with pytest.raises(UnsupportedError, match=r"bs\(Days, df=4\).*'Days' has missing"):
         mlimpute.impute(_days(), model="R ~ bs(Days, df=4) + (1 | S)", m=2, iterations=3, rng=1)
+
+
+@pytest.mark.parametrize("outcome_incomplete", [False, True])
+def test_cmean_of_a_complete_predictor_is_a_contextual_effect(outcome_incomplete):
+    """cmean(x) of a complete x in model=: the cluster mean over the model's grouping
+    factor, a fixed column (with a complete outcome it failed with formulaic's NameError
+    when building the design)."""
+    d = _days()
+    if outcome_incomplete:
+        d["R"] = d["R"].where(np.arange(320) % 9 != 0)
+    d["K"] = np.random.default_rng(5).normal(size=320) + d["S"] % 3
+    model = "R ~ Days + K + cmean(K) + (1 | S)"
+    imp = mlimpute.impute(d, model=model, m=2, iterations=3, rng=1)
+    assert imp.variables == (["Days", "R"] if outcome_incomplete else ["Days"])
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert c[["Days", "R"]].notna().all().all()
+        assert "cmean(K)" not in c.columns
+        for col in ("Days", "R", "K"):
+            seen = d[col].notna()
+            np.testing.assert_array_equal(c.loc[seen, col], d.loc[seen, col])
+    # the column the imputations used is each subject's mean of K
+    plan = build_plan(d, imp.spec)
+    means = plan.static.groupby("S")["K"].transform("mean")
+    np.testing.assert_allclose(plan.static["cmean(K)"], means, rtol=1e-12)
+    res = imp.fit()  # the analysis model, no formula
+    assert res.summary().index.tolist() == ["Intercept", "Days", "K", "cmean(K)"]
+    assert np.isfinite(res.summary()["se"]).all()
+
+
+def test_cmean_of_a_string_column_is_refused_in_the_model():
+    d = _days().assign(T=np.where(np.arange(320) % 3 == 0, "a", "b"))
+    with pytest.raises(DataTypeError, match=r"cmean\(T\).*'T' is .*numeric or boolean"):
+        mlimpute.impute(d, model="R ~ Days + cmean(T) + (1 | S)", m=2, iterations=3, rng=1)
+
+
+@pytest.mark.parametrize(
+    "term", ["C(cat, Treatment)", "C(cat, Treatment(reference='b'))", "C(cat, Helmert(scale=True))"]
+)
+def test_contrasts_bare_or_with_keywords_in_the_model(term):
+    """C(x, Treatment) and contrast keywords in model=, then imp.fit() without a formula
+    (the bare Treatment was formulaic's IndexError, the keyword a grammar error)."""
+    d = _days()
+    imp = mlimpute.impute(d, model=f"R ~ Days + {term} + (1 | S)", m=2, iterations=3, rng=1)
+    seen = d["Days"].notna()
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert c["Days"].notna().all()
+        np.testing.assert_array_equal(c.loc[seen, "Days"], d.loc[seen, "Days"])
+    names = imp.fit().summary().index.tolist()
+    assert sum(n.startswith(term) for n in names) == 2
+
+
+def test_a_negative_power_of_an_integer_column_is_named_in_the_model():
+    d = _days().assign(n=np.arange(320) % 4 + 1)
+    with pytest.raises(DataTypeError, match=r"n\*\*-1 in .*'n' holds integers"):
+        mlimpute.impute(d, model="R ~ Days + I(n**-1) + (1 | S)", m=2, iterations=3, rng=1)
+    imp = mlimpute.impute(d, model="R ~ Days + I(n**-1.0) + (1 | S)", m=2, iterations=3, rng=1)
+    assert "I(n ** (-1.0))" in imp.fit().summary().index
 
 
 @pytest.mark.parametrize(

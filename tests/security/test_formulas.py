@@ -646,6 +646,13 @@ _REFUSED_ON_PURPOSE = {
     "~ cmean(x, school=s)",
     # a Python keyword inside a call must be backquoted
     "~ C(class) + (1 | g)",
+    # an argument given twice, or unknown, or not a literal
+    "~ C(g, Treatment(1, reference=2))",
+    "~ C(g, Treatment(1, 2))",
+    "~ C(g, Treatment(ref=1))",
+    "~ C(g, Treatment(reference=x))",
+    "~ C(g, Sum, contrasts=Sum)",
+    "~ poly(x, 2, degree=3)",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import mlimpute
 from mlimpute.datasets import classroom
-from mlimpute.errors import FormulaError, UnsupportedError
+from mlimpute.errors import DataTypeError, FormulaError, UnsupportedError
 from mlimpute.spec.build import build_spec
 
 
@@ -96,6 +96,10 @@ def test_a_column_named_like_a_function_not_called_is_a_column(df):
         ("C(gender, levels=['0', '1'])", r"observed value\(s\) \[0, 1\] of 'gender'"),
         ("C(gender, levels=[1])", r"observed value\(s\) \[0\] of 'gender'"),
         ("C(gender, contr.SAS(2), levels=[0, 1])", r"reference level 2"),
+        ("C(gender, Treatment(reference='b'))", r"reference level 'b' is not a level"),
+        ("C(gender, contr.treatment(base=2))", r"reference level 2 is not a level"),
+        ("C(gender, Poly(scores=[1, 2, 3]))", r"3 scores for the 2 levels of 'gender'"),
+        ("C(gender, contr.poly([1]))", r"1 scores for the 2 levels of 'gender'"),
     ],
 )
 def test_C_levels_that_do_not_match_the_column_are_refused(df, term, fragment):
@@ -110,6 +114,11 @@ def test_C_levels_that_do_not_match_the_column_are_refused(df, term, fragment):
         "C(gender, contr.treatment(1))",
         "C(gender, levels=[1, 0])",
         "C(gender, contr.SAS(0), levels=[0, 1])",
+        "C(gender, Treatment)",
+        "C(gender, Treatment(reference=1))",
+        "C(gender, contr.treatment(base=1))",
+        "C(gender, Helmert(reverse=False))",
+        "C(gender, Poly(scores=[0, 2]))",
     ],
 )
 def test_C_levels_that_match_run_without_warnings(df, term):
@@ -142,3 +151,23 @@ def test_bs_of_an_incomplete_predictor_is_refused(df):
 def test_bs_of_a_complete_predictor_runs(df):
     imp = impute(df, "~ bs(skill, df=4) + (1 | class)")
     assert "bs(skill, df=4)[1]" in list(imp.dataset["grade:param"].values)
+
+
+# ---- negative powers of integer columns ----------------------------------------------------
+
+
+@pytest.mark.parametrize("term", ["I(n**-1)", "I((n)**-2)", "I(`n`**-(1))", "I(b**-1)"])
+def test_a_negative_power_of_an_integer_column_is_named(df, term):
+    """numpy's "Integers to negative integer powers are not allowed", from inside
+    formulaic, before; now an error naming the power and the column."""
+    d = df.assign(n=np.arange(len(df)) % 5 + 1, b=np.arange(len(df)) % 2 == 0)
+    column = "b" if "b" in term else "n"
+    err = refused(d, f"~ skill + {term} + (1 | class)", DataTypeError, f"'{column}' holds integers")
+    assert "**-" in str(err) and "I(1 / " in str(err)
+
+
+@pytest.mark.parametrize("term", ["I(n**-1.0)", "I(n**-0.5)", "I(1 / n)", "I(log(n)**-1)"])
+def test_negative_powers_that_numpy_takes_run(df, term):
+    d = df.assign(n=np.arange(len(df)) % 5 + 2)
+    imp = impute(d, f"~ skill + {term} + (1 | class)")
+    assert imp.complete(1)["grade"].notna().all()

@@ -90,3 +90,22 @@ def test_levels_that_may_be_reversed_are_warned_where_ids_repeat():
         warnings.simplefilter("error", MlimputeWarning)
         spec = build_spec(df, cluster=["school", "class"])
     assert spec.hierarchy == ("school", "school:class")
+
+
+@pytest.mark.parametrize("factor", [":class", "school:", "school::class"])
+def test_a_level_with_an_empty_column_name_is_named(factor):
+    """cluster=["school", ":class"] ended in pandas' KeyError; a level of cluster= is a
+    column or columns joined by ':', none of them empty."""
+    from mlimpute.errors import SpecificationError
+    from mlimpute.spec.build import build_spec
+
+    with pytest.raises(SpecificationError, match=f"grouping factor {factor!r}"):
+        build_spec(_schools(), cluster=["school", factor])
+
+
+def test_a_level_naming_a_missing_column_is_named():
+    from mlimpute.errors import SpecificationError
+    from mlimpute.spec.build import build_spec
+
+    with pytest.raises(SpecificationError, match="cluster column 'room' is not in the data"):
+        build_spec(_schools(), cluster=["school", "school:room"])

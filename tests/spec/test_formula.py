@@ -63,6 +63,50 @@ def test_syntax_errors_name_token_and_show_formula(text, fragment, caret):
     assert lines[-2].strip() == text.strip() and lines[-1].index("^") - 4 == caret
 
 
+@pytest.mark.parametrize(
+    "contrast",
+    [
+        "Treatment",
+        "Treatment()",
+        "Treatment('b')",
+        "Treatment(reference='b')",
+        "Treatment(reference=1)",
+        "contr.treatment()",
+        "contr.treatment(base=2)",
+        "contr.SAS(base=0)",
+        "Sum()",
+        "Helmert(reverse=False)",
+        "contr.helmert(False, True)",
+        "contr.helmert(scale=True)",
+        "Diff(backward=False)",
+        "Poly(scores=[1, 2, 4])",
+        "contr.poly(scores=[1, 2, 4])",
+    ],
+)
+def test_contrasts_take_their_arguments_by_position_keyword_or_none(contrast):
+    """Every argument of a contrast is optional and may be given by keyword, as formulaic
+    takes it (Treatment(reference=1) was refused: 'expected the argument of Treatment()')."""
+    f = parse_formula(f"y ~ C(g, {contrast}) + C(h, contrasts={contrast})")
+    assert f.predictors == {"g", "h"}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("~ C(g, Treatment(1, reference=2))", "'reference' given twice (by position"),
+        ("~ C(g, Treatment(1, 2))", "Treatment() takes 1 positional"),
+        ("~ C(g, Treatment(ref=1))", "Treatment() has no argument 'ref'"),
+        ("~ C(g, Treatment(reference=x))", "expected a string or number literal"),
+        ("~ C(g, Sum, contrasts=Sum)", "'contrasts' given twice (by position"),
+        ("~ poly(x, 2, degree=3)", "'degree' given twice (by position"),
+    ],
+)
+def test_contrast_and_call_arguments_given_twice_or_unknown_are_refused(text, fragment):
+    with pytest.raises(FormulaError) as exc:
+        parse_formula(text, "y")
+    assert fragment in str(exc.value)
+
+
 def test_semantic_errors():
     with pytest.raises(FormulaError, match="uses its response 'y'"):
         parse_formula("~ x + y", "y")
@@ -181,7 +225,7 @@ def test_written_names_read_back_as_the_same_column(name):
         assert again.variables == f.variables and again.cmeans == f.cmeans, written
 
 
-@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y"])
+@pytest.mark.parametrize("name", ["größe", "año", "np", "__x", "class", "x.y", ".x", "x."])
 def test_default_models_impute_awkward_names(name):
     """The formulas mlimpute writes when none are given (cluster= only)."""
     rng = np.random.default_rng(2)
