@@ -99,6 +99,7 @@ import numpy as np
 from mlimpute import _numba
 from mlimpute.errors import SpecificationError
 from mlimpute.models._ml_norm_static import psi_entries, static
+from mlimpute.models.arguments import positive, whole
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
     draw_chol,
@@ -171,10 +172,10 @@ class MultilevelNorm:
         if prior not in ("half-t", "iw"):
             raise ValueError(f"prior must be 'half-t' or 'iw', got {prior!r}")
         self.prior = prior
-        self.prior_scale = float(prior_scale)
-        self.nu = float(nu)
-        self.mh_steps = int(mh_steps)
-        self.mh_step = float(mh_step)
+        self.prior_scale = positive("prior_scale", prior_scale)
+        self.nu = positive("nu", nu)
+        self.mh_steps = whole("mh_steps", mh_steps, minimum=0)  # 0: no collapsed move
+        self.mh_step = positive("mh_step", mh_step)
 
     # -- set-up ---------------------------------------------------------------------------
     def check(self, data: ModelData) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlimpute.models.arguments import whole
 from mlimpute.models.base import LinearCore, ModelData
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.norm import Norm
@@ -56,9 +57,7 @@ class _PMMBase:
     core_cls: type[LinearCore] = Norm
 
     def __init__(self, donors: int = 5) -> None:
-        if int(donors) < 1:
-            raise ValueError(f"donors must be ≥ 1, got {donors}")
-        self.donors = int(donors)
+        self.donors = whole("donors", donors)
         self.core = self.core_cls()
 
     def check(self, data: ModelData) -> None:

@@ -118,6 +118,13 @@ def build_spec(
     _check_columns(df, parsed, include, exclude, heteroscedastic)
     check_random_parts(parsed)
     use_defaults = cluster is not None or formulas is None
+    if not use_defaults and (include is not None or exclude is not None):
+        arg = "include=" if include is not None else "exclude="
+        raise SpecificationError(
+            f"{arg} chooses the columns of the default models, and formulas without "
+            "cluster= build none; give cluster= for default models of the other incomplete "
+            "columns, or select the columns to impute (df[cols].mi.impute(...))"
+        )
     cols = _resolve_cluster(df, parsed, cluster)
     candidates, no_formula = _incomplete(cols, parsed, use_defaults, include, exclude, events)
     _check_all_categories(cols, [*parsed, *no_formula], max_categories)
@@ -479,6 +486,12 @@ def _default_method(
     het = heteroscedastic is True or (
         not isinstance(heteroscedastic, bool) and name in heteroscedastic
     )
+    named = not isinstance(heteroscedastic, bool) and name in heteroscedastic
+    if named and given:
+        raise SpecificationError(
+            f"heteroscedastic= names {name!r} and method= gives it a model too; give one of "
+            f"them (method={{{name!r}: '2l.norm.het'}} is the heteroscedastic model)"
+        )
     if het and not given:
         het_model = default_for(kind, level, multilevel, "heteroscedastic")
         if het_model is None:

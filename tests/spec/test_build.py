@@ -133,6 +133,44 @@ def test_unknown_method_option_names_variable_model_and_options(df):
         df.mi.impute(_F, method={"grade": ("2l.norm", "iw")})
 
 
+@pytest.mark.parametrize(
+    ("method", "option", "bad"),
+    [
+        ("2l.norm", "prior_scale", 0.0),
+        ("2l.norm", "prior_scale", -1.0),
+        ("2l.norm", "prior_scale", float("nan")),
+        ("2l.norm", "nu", 0.0),
+        ("2l.norm", "nu", -1.0),
+        ("2l.norm", "mh_steps", -1),
+        ("2l.norm", "mh_steps", 2.5),
+        ("2l.norm", "mh_step", 0.0),
+        ("2l.norm.het", "prior_scale", float("inf")),
+        ("2l.pmm", "donors", 2.7),
+        ("2l.pmm", "donors", "5"),
+        ("2l.pmm", "donors", True),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused_before_the_chains(df, method, option, bad):
+    """prior_scale = 0 made 2l.norm a single-level model; nu < 0 or NaN failed in a chain;
+    a fractional donors ran as its integer part while the spec showed the fraction."""
+    with pytest.raises(SpecificationError, match=rf"'{method}' for 'grade': {option} must be"):
+        build_spec(df, _F, method={"grade": (method, {option: bad})})
+
+
+def test_heteroscedastic_and_method_for_one_variable_are_refused(df):
+    with pytest.raises(SpecificationError, match=r"heteroscedastic= names 'grade' and method="):
+        build_spec(df, _F, heteroscedastic=["grade"], method={"grade": "2l.pmm"})
+    spec = build_spec(df, _F, heteroscedastic=True, method={"grade": "2l.pmm"})
+    assert spec.methods == {"grade": "2l.pmm", "relation": "2l.norm.het"}
+
+
+@pytest.mark.parametrize("arg", ["include", "exclude"])
+def test_include_and_exclude_without_default_models_are_refused(df, arg):
+    with pytest.raises(SpecificationError, match=rf"{arg}= chooses the columns of the default"):
+        build_spec(df, _F, **{arg: ["skill"]})
+    build_spec(df, _F, cluster="class", **{arg: ["skill"]})
+
+
 def test_method_options_round_trip_through_files(df, tmp_path):
     from mlimpute.io.stored_spec import spec_from_dict, spec_to_dict
     from mlimpute.specfile import loads_spec, spec_to_toml
