@@ -118,17 +118,29 @@ class MultiplyImputed:
     def imputed(self, name: str) -> pd.DataFrame:
         """Imputed values of ``name``: one row per missing cell, one column per imputation.
 
-        The index holds the original index labels of the missing rows.
+        The index holds the original index labels of the missing rows. The values are
+        those :meth:`complete` writes into the cells, in the column's own dtype
+        (categories, strings and booleans as such, integers rounded).
         """
-        if name not in self.variables:
+        if not isinstance(name, str) or name not in self.variables:
             raise SpecificationError(f"{name!r} was not imputed; imputed: {self.variables}")
-        da = self.dataset[name]
-        pos = da[row_dim(name)].to_numpy()
-        return pd.DataFrame(
-            da.to_numpy().T,
-            index=self.data.index[pos],
-            columns=pd.RangeIndex(1, self.m + 1, name="imputation"),
-        )
+        pos = self.dataset[name][row_dim(name)].to_numpy()
+        index = self.data.index[pos]
+        dtype = self.data[name].dtype
+        columns = {
+            i: pd.Series(self._decoded(name, i), index=index, dtype=dtype, copy=False)
+            for i in range(1, self.m + 1)
+        }
+        out = pd.DataFrame(columns, index=index)
+        out.columns = pd.RangeIndex(1, self.m + 1, name="imputation")
+        return out
+
+    def _decoded(self, name: str, i: int) -> Any:
+        """The imputed values of ``name`` in imputation ``i`` (from 1), in the column's
+        dtype: what :meth:`complete` and :meth:`imputed` hold."""
+        col = self.data[name]
+        like = self.like.get(name, col) if self.like else col
+        return decode(self.dataset[name].isel(imputation=i - 1).to_numpy(), like)
 
     # -- completed data -------------------------------------------------------------------
     def complete(
@@ -213,8 +225,7 @@ class MultiplyImputed:
             col = out[name]
             # only the imputed cells are decoded and written: observed values never pass
             # through float64 (which would change integers above 2**53)
-            like = self.like.get(name, col) if self.like else col
-            values = decode(da.isel(imputation=i - 1).to_numpy(), like)
+            values = self._decoded(name, i)
             arr = col.array.copy()
             arr[pos] = values
             # an explicit dtype: pandas would infer ``str`` for an object column of strings
