@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlimpute.colours import IMPUTED_COLOUR, OBSERVED_COLOUR
-from mlimpute.errors import DataError, SpecificationError
+from mlimpute.errors import DataError, SpecificationError, UnsupportedError, warn
 from mlimpute.schema import param_dim, param_var
+from mlimpute.spec.arguments import positive_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -84,8 +85,17 @@ class ImputedPlots:
             raise DataError("nothing was imputed: no variable had missing values to plot")
         if variables is None:
             return imputed
-        names = [variables] if isinstance(variables, str) else list(variables)
-        unknown = [v for v in names if v not in imputed]
+        if isinstance(variables, str):
+            names = [variables]
+        elif isinstance(variables, Sequence) or (
+            hasattr(variables, "__iter__") and not isinstance(variables, (bytes, dict))
+        ):
+            names = list(variables)
+        else:
+            raise SpecificationError(
+                f"variables must be a variable name or a list of names, got {variables!r}"
+            )
+        unknown = [v for v in names if not isinstance(v, str) or v not in imputed]
         if unknown:
             raise SpecificationError(
                 f"{unknown[0]!r} was not imputed; imputed variables: {imputed}"
@@ -94,9 +104,41 @@ class ImputedPlots:
             raise SpecificationError("variables is empty; name at least one imputed variable")
         return names
 
+    def _numeric(self, variables: str | Sequence[str] | None, plot: str) -> list[str]:
+        """The variables to draw on a numeric axis: a named variable whose values are not
+        numbers (text, unordered categories) is refused; with ``variables=None`` such
+        variables are left out with a warning."""
+        names = self._variables(variables)
+        kept = [n for n in names if _numeric_values(self._imp.data[n])]
+        skipped = [n for n in names if n not in kept]
+        if skipped and variables is not None:
+            raise UnsupportedError(
+                f"{plot}() draws values on a numeric axis, and {skipped[0]!r} holds "
+                "categories without numeric values or order (text, or an unordered "
+                "categorical); compare its category frequencies in imp.complete() instead"
+            )
+        if skipped:
+            warn(
+                f"{plot}(): left out {skipped}, whose categories have no numeric values or "
+                "order (text, or an unordered categorical)"
+            )
+        if not kept:
+            raise DataError(
+                f"{plot}() has nothing to draw: every imputed variable holds categories "
+                "without numeric values or order"
+            )
+        return kept
+
     def _observed(self, name: str) -> np.ndarray:
-        values = self._imp.data[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = _as_float(self._imp.data[name])
         return values[~np.isnan(values)]
+
+    def _imputed(self, name: str) -> np.ndarray:
+        """The imputed values (decoded, as complete() writes them): imputations × cells."""
+        table = self._imp.imputed(name)
+        return np.array([_as_float(table[c]) for c in table.columns]).reshape(
+            table.shape[1], table.shape[0]
+        )
 
     # -- plots ---------------------------------------------------------------------------
 
@@ -167,9 +209,7 @@ class ImputedPlots:
                 block += [(f"{name}: {label}", values[:, :, k]) for k, label in enumerate(labels)]
             panels.append(block)
 
-        ncols = int(ncols) if ncols is not None else (4 if params else 2)
-        if ncols < 1:
-            raise SpecificationError(f"ncols must be at least 1, got {ncols}")
+        ncols = positive_int(ncols, "ncols") if ncols is not None else (4 if params else 2)
         rows_per_block = [-(-len(block) // ncols) for block in panels]
         n_rows = sum(rows_per_block)
         iterations = ds["iteration"].to_numpy() if "iteration" in ds.coords else None
@@ -213,7 +253,9 @@ class ImputedPlots:
         """Observed vs imputed distributions, per variable and per imputation.
 
         The observed values in thick blue, the imputed values of each imputation in thin
-        red (mice's ``densityplot``). Kernel density estimates
+        red (mice's ``densityplot``). Imputed values are drawn as :meth:`complete` writes
+        them (integers rounded; ordered numeric categories, such as a Likert item 1..5, at
+        their values; booleans at 0 and 1). Kernel density estimates
         (:class:`scipy.stats.gaussian_kde`, Scott's bandwidth), or step histograms with
         one bin per integer when the observed values are integers with at most
         :data:`DISCRETE_MAX_VALUES` distinct values. A set of values without spread (one
@@ -237,8 +279,12 @@ class ImputedPlots:
         ------
         SpecificationError
             A requested variable was not imputed.
+        UnsupportedError
+            A requested variable holds categories without numeric values or order (text,
+            an unordered categorical); with ``variables=None`` such variables are left
+            out with a warning.
         DataError
-            Nothing was imputed.
+            Nothing was imputed, or nothing but such variables.
 
         Examples
         --------
@@ -253,11 +299,11 @@ class ImputedPlots:
         """
         from scipy import stats
 
-        names = self._variables(variables)
+        names = self._numeric(variables, "density")
         fig, axes = _panel_grid(len(names), ncols)
         for ax, name in zip(axes, names, strict=True):
             observed = self._observed(name)
-            imputed = self._imp.dataset[name].transpose("imputation", ...).to_numpy()
+            imputed = self._imputed(name)
             everything = np.concatenate([observed, imputed.ravel()])
             everything = everything[np.isfinite(everything)]
             lo, hi = float(everything.min()), float(everything.max())
@@ -312,9 +358,13 @@ class ImputedPlots:
         Raises
         ------
         SpecificationError
-            A requested variable was not imputed, or ``jitter`` is negative.
+            A requested variable was not imputed, or ``jitter`` is not a number >= 0.
+        UnsupportedError
+            A requested variable holds categories without numeric values or order (text,
+            an unordered categorical); with ``variables=None`` such variables are left
+            out with a warning.
         DataError
-            Nothing was imputed.
+            Nothing was imputed, or nothing but such variables.
 
         Examples
         --------
@@ -328,15 +378,19 @@ class ImputedPlots:
         >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
         ['0', '1', '2', '3']
         """
-        if not jitter >= 0:
-            raise SpecificationError(f"jitter must be >= 0, got {jitter!r}")
-        names = self._variables(variables)
+        if (
+            isinstance(jitter, bool)
+            or not isinstance(jitter, (int, float, np.integer, np.floating))
+            or not 0 <= jitter < np.inf
+        ):
+            raise SpecificationError(f"jitter must be a finite number >= 0, got {jitter!r}")
+        names = self._numeric(variables, "strip")
         fig, axes = _panel_grid(len(names), ncols)
         rng = np.random.default_rng(0)
         m = self._imp.dataset.sizes["imputation"]
         for ax, name in zip(axes, names, strict=True):
             observed = self._observed(name)
-            imputed = self._imp.dataset[name].transpose("imputation", ...).to_numpy()
+            imputed = self._imputed(name)
             x_obs = np.repeat(np.arange(m + 1, dtype=np.float64), observed.size)
             x_obs += rng.uniform(-jitter, jitter, x_obs.size)
             x_imp = np.repeat(np.arange(1, m + 1, dtype=np.float64), imputed.shape[1])
@@ -434,6 +488,26 @@ class ImputedPlots:
         return fig
 
 
+def _numeric_values(col) -> bool:
+    """Whether the values of ``col`` can be drawn on a numeric axis: numbers, booleans
+    (0/1), or ordered categories that are numbers (a Likert item 1..5)."""
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return bool(dtype.ordered) and pd.api.types.is_numeric_dtype(dtype.categories.dtype)
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+def _as_float(col) -> np.ndarray:
+    """The values of ``col`` as float64, NaN where missing (categories by their value)."""
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(np.float64)
+    return col.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def _chain_colours(m: int) -> list:
     import matplotlib as mpl
 
@@ -446,9 +520,7 @@ def _panel_grid(n: int, ncols: int | None) -> tuple[Figure, list[Axes]]:
     """A constrained-layout figure with ``n`` axes in rows of ``ncols`` (unused removed)."""
     import matplotlib.pyplot as plt
 
-    ncols = min(3, n) if ncols is None else int(ncols)
-    if ncols < 1:
-        raise SpecificationError(f"ncols must be at least 1, got {ncols}")
+    ncols = min(3, n) if ncols is None else positive_int(ncols, "ncols")
     n_rows = -(-n // ncols)
     fig, axes = plt.subplots(
         n_rows,

@@ -21,7 +21,12 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import mlimpute  # noqa: E402,F401  (registers .mi)
 from mlimpute.datasets import classroom  # noqa: E402
-from mlimpute.errors import DataError, SpecificationError  # noqa: E402
+from mlimpute.errors import (  # noqa: E402
+    DataError,
+    MlimputeWarning,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.result.plot import DISCRETE_MAX_VALUES, ImputedPlots  # noqa: E402
 
 
@@ -268,3 +273,64 @@ def test_importing_the_package_does_not_import_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------
+# categorical variables: observed and imputed on the same scale
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def categorical():
+    d = classroom(2, rng=1).incomplete
+    rng = np.random.default_rng(0)
+    n = len(d)
+    d["likert"] = pd.Categorical(
+        rng.choice([1, 2, 3, 4, 5], n), categories=[1, 2, 3, 4, 5], ordered=True
+    )
+    d.loc[rng.random(n) < 0.2, "likert"] = np.nan
+    d["sex"] = pd.Series(rng.choice(["f", "m"], n), dtype=object)
+    d.loc[rng.random(n) < 0.2, "sex"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return d.mi.impute(cluster="class", m=2, iterations=3, rng=1)
+
+
+def test_strip_draws_ordered_numeric_categories_at_their_values(categorical):
+    ax = categorical.plot.strip("likert", jitter=0.0).axes[0]
+    observed, imputed = (c.get_offsets()[:, 1] for c in ax.collections)
+    assert set(observed) == {1, 2, 3, 4, 5}
+    cells = categorical.imputed("likert")
+    expected = np.concatenate([cells[i].astype(float).to_numpy() for i in (1, 2)])
+    np.testing.assert_array_equal(imputed, expected)  # the categories, not codes 0..4
+    assert set(imputed) <= {1, 2, 3, 4, 5}
+
+
+def test_density_draws_ordered_numeric_categories_at_their_values(categorical):
+    ax = categorical.plot.density("likert").axes[0]
+    assert len(ax.patches) == 3  # step histograms: one bin per category 1..5
+    for patch in ax.patches:
+        xs = patch.get_xy()[:, 0]
+        assert xs.min() == pytest.approx(0.5) and xs.max() == pytest.approx(5.5)
+
+
+@pytest.mark.parametrize("method", ["density", "strip"])
+def test_text_categories_are_refused_by_name_or_left_out_with_a_warning(categorical, method):
+    with pytest.raises(UnsupportedError, match="'sex'"):
+        getattr(categorical.plot, method)("sex")
+    with pytest.warns(MlimputeWarning, match=r"left out \['sex'\]"):
+        fig = getattr(categorical.plot, method)()
+    assert "sex" not in [ax.get_title() for ax in fig.axes]
+    assert "likert" in [ax.get_title() for ax in fig.axes]
+
+
+def test_bad_plot_arguments_are_named(imp):
+    with pytest.raises(SpecificationError, match="jitter"):
+        imp.plot.strip(jitter="a")
+    for bad in ("a", 2.7, True):
+        with pytest.raises(SpecificationError, match="ncols"):
+            imp.plot.trace(ncols=bad)
+        with pytest.raises(SpecificationError, match="ncols"):
+            imp.plot.density(ncols=bad)
+    with pytest.raises(SpecificationError, match="variables"):
+        imp.plot.trace(5)
