@@ -16,6 +16,7 @@ from mlimpute.analysis.apply import apply
 from mlimpute.analysis.fitting import fit
 from mlimpute.analysis.results import PooledResult
 from mlimpute.errors import SpecificationError
+from mlimpute.result.imputed import long_form
 
 
 class CompletedImputations:
@@ -49,19 +50,33 @@ class CompletedImputations:
         return self._frames[0].columns
 
     def complete(
-        self, which: int | Literal["all", "long"] = 1
+        self,
+        which: int | Literal["all", "long"] = 1,
+        *,
+        imputation_column: str = "imputation",
     ) -> pd.DataFrame | Iterator[pd.DataFrame]:
         """Completed data set ``which`` (1-based), ``"all"`` (an iterator) or ``"long"``.
 
         Every call returns copies: changing them leaves the stored data unchanged.
+        ``"long"`` stacks the data sets with a column ``imputation_column`` (default
+        ``"imputation"``) first, numbering them 1..m, as
+        :meth:`mlimpute.MultiplyImputed.complete` does.
+
+        Raises
+        ------
+        DataError
+            With ``"long"``, if the data already have a column named
+            ``imputation_column``: it is never overwritten; pass another name.
         """
         if isinstance(which, str):
             if which == "all":
                 return (f.copy() for f in self._frames)
             if which == "long":
-                return pd.concat([f.assign(imputation=i) for i, f in enumerate(self._frames, 1)])[
-                    ["imputation", *self.columns]
-                ]
+                return long_form(
+                    self.columns,
+                    ((i, f.copy()) for i, f in enumerate(self._frames, 1)),
+                    imputation_column,
+                )
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
         if (
             isinstance(which, bool)
@@ -92,6 +107,17 @@ class CompletedImputations:
         return f"<CompletedImputations: m={self.m}, rows={n}, columns={list(self.columns)}>"
 
 
+def _in_order(labels: Sequence[Any]) -> list:
+    """Imputation labels in the order of the data sets: by numeric value when every label
+    is a number or a text of one ("1".."11" as 1..11, not "1", "10", "11", "2"...),
+    otherwise as they first appear."""
+    values = pd.to_numeric(pd.Series(list(labels), dtype=object), errors="coerce")
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf" and values.notna().all():
+        order = np.argsort(values.to_numpy(), kind="stable")
+        return [labels[k] for k in order]
+    return list(labels)
+
+
 def from_completed(
     dfs: pd.DataFrame | Iterable[pd.DataFrame], imputation: str = "imputation"
 ) -> CompletedImputations:
@@ -104,7 +130,9 @@ def from_completed(
         ``imputation`` column (e.g. R's ``mice::complete(imp, "long")``, whose column is
         ``.imp``, or Blimp's stacked output). Rows with imputation 0 (mice's
         ``include = TRUE`` copy of the incomplete data) are skipped, and that is noted in
-        ``.events``.
+        ``.events``. The data sets are numbered 1..m by their labels' numeric values
+        when every label is a number or a text of one (``"1"``..``"11"``), otherwise in
+        the order in which the labels first appear.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
         sets. By default a frame without an ``imputation`` column but with mice's ``.imp``
@@ -150,7 +178,7 @@ def from_completed(
         if 0 in set(labels) and len(labels) > 1:
             events.append(f"rows with {imputation} = 0 (the incomplete data) were skipped")
             labels = [v for v in labels if v != 0]
-        frames = [dfs.loc[dfs[imputation] == v].drop(columns=imputation) for v in sorted(labels)]
+        frames = [dfs.loc[dfs[imputation] == v].drop(columns=imputation) for v in _in_order(labels)]
     else:
         if isinstance(dfs, (str, bytes)) or not isinstance(dfs, Iterable):
             raise SpecificationError(

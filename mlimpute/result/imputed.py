@@ -13,7 +13,7 @@ of them by name, so that no other upward import can appear unnoticed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # xarray is imported by whoever builds or reads the dataset
     from mlimpute.analysis.results import PooledResult
     from mlimpute.result.plot import ImputedPlots
 
-__all__ = ["MultiplyImputed", "chain_states"]
+__all__ = ["MultiplyImputed", "chain_states", "long_form"]
 
 
 def chain_states(imp: Any, what: str, instead: str = "") -> list:
@@ -56,6 +56,36 @@ def chain_states(imp: Any, what: str, instead: str = "") -> list:
             f"without chain states, or was built by hand){instead}"
         )
     return chains
+
+
+def long_form(
+    columns: pd.Index, frames: Iterable[tuple[int, pd.DataFrame]], imputation_column: str
+) -> pd.DataFrame:
+    """Completed data sets ``(i, frame)`` stacked, with ``imputation_column`` (holding
+    ``i``) first: the ``complete("long")`` of every result.
+
+    Raises
+    ------
+    SpecificationError
+        If ``imputation_column`` is not a non-empty string.
+    DataError
+        If ``columns`` (the data's) already hold ``imputation_column``: a data column is
+        never overwritten.
+    """
+    name = imputation_column
+    if not isinstance(name, str) or not name:
+        raise SpecificationError(f"imputation_column must be a non-empty column name, got {name!r}")
+    if name in columns:
+        raise DataError(
+            f"the data have a column {name!r}, so complete('long') cannot number "
+            f"the imputations in a column of that name; pass "
+            f"imputation_column='.imp' (or another unused name)"
+        )
+    stacked = []
+    for i, frame in frames:
+        frame.insert(0, name, i)
+        stacked.append(frame)
+    return pd.concat(stacked, axis=0)
 
 
 class MultiplyImputed:
@@ -191,20 +221,12 @@ class MultiplyImputed:
             if which == "all":
                 return (self._complete_one(i) for i in range(1, self.m + 1))
             if which == "long":
-                name = imputation_column
-                if name in self.data.columns:
-                    raise DataError(
-                        f"the data have a column {name!r}, so complete('long') cannot number "
-                        f"the imputations in a column of that name; pass "
-                        f"imputation_column='.imp' (or another unused name)"
-                    )
                 first = 0 if include else 1
-                frames = []
-                for i in range(first, self.m + 1):
-                    frame = self._complete_one(i)
-                    frame.insert(0, name, i)
-                    frames.append(frame)
-                return pd.concat(frames, axis=0)
+                return long_form(
+                    self.data.columns,
+                    ((i, self._complete_one(i)) for i in range(first, self.m + 1)),
+                    imputation_column,
+                )
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
         if isinstance(which, bool) or not isinstance(which, (int, np.integer)):
             raise SpecificationError(f"which must be an int, 'long' or 'all', got {which!r}")
