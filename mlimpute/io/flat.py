@@ -66,7 +66,9 @@ def completed_paths(path: str | os.PathLike, m: int, include: bool = False) -> l
     ]
 
 
-def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path, pd.DataFrame]]:
+def _completed(
+    imp: MultiplyImputed, path, include: bool, imputation_column: str = "imputation"
+) -> Iterator[tuple[Path, pd.DataFrame]]:
     text = os.fspath(path)
     if check_template(text):
         first = 0 if include else 1
@@ -74,7 +76,10 @@ def _completed(imp: MultiplyImputed, path, include: bool) -> Iterator[tuple[Path
         for i, p in zip(range(first, imp.m + 1), paths, strict=True):
             yield p, imp.complete(i)
     else:
-        yield Path(text), imp.complete("long", include=include)
+        yield (
+            Path(text),
+            imp.complete("long", include=include, imputation_column=imputation_column),
+        )
 
 
 def _replace(path: Path, write) -> None:
@@ -101,6 +106,7 @@ def to_csv(
     *,
     include: bool = False,
     index: bool | None = None,
+    imputation_column: str = "imputation",
     **kwargs: Any,
 ) -> list[Path]:
     """Write completed data to CSV.
@@ -118,6 +124,10 @@ def to_csv(
         ``imputation`` numbers the data sets (``imp.complete("long")``).
     include : bool
         Also write the incomplete data as imputation 0 (mice's long format).
+    imputation_column : str, default "imputation"
+        The name of the long file's first column (``".imp"`` as in mice); needed when
+        the data have a column ``imputation``, which is never overwritten (a
+        :class:`~mlimpute.errors.DataError` says so). Not used with ``{i}``.
     index : bool, optional
         Write the index; by default only when it is not the default ``0..n-1`` range (in the
         long file that is the original row number repeated per imputation).
@@ -142,19 +152,24 @@ def to_csv(
     ['long.csv']
     """
     written = []
-    for p, df in _completed(imp, path, include):
+    for p, df in _completed(imp, path, include, imputation_column):
         _replace(p, lambda tmp, df=df: df.to_csv(tmp, index=_auto_index(imp, index), **kwargs))
         written.append(p)
     return written
 
 
 def to_parquet(
-    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+    imp: MultiplyImputed,
+    path: str | os.PathLike,
+    *,
+    include: bool = False,
+    imputation_column: str = "imputation",
+    **kwargs: Any,
 ) -> list[Path]:
     """Write completed data to parquet (one file per imputation with ``{i}``, else long).
 
-    dtypes and the index are kept (pyarrow). See :func:`to_csv` for ``path`` and
-    ``include``; ``**kwargs`` go to :meth:`pandas.DataFrame.to_parquet`.
+    dtypes and the index are kept (pyarrow). See :func:`to_csv` for ``path``,
+    ``include`` and ``imputation_column``; ``**kwargs`` go to :meth:`pandas.DataFrame.to_parquet`.
 
     Examples
     --------
@@ -167,23 +182,29 @@ def to_parquet(
     True
     """
     written = []
-    for p, df in _completed(imp, path, include):
+    for p, df in _completed(imp, path, include, imputation_column):
         _replace(p, lambda tmp, df=df: df.to_parquet(tmp, **kwargs))
         written.append(p)
     return written
 
 
 def to_stata(
-    imp: MultiplyImputed, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+    imp: MultiplyImputed,
+    path: str | os.PathLike,
+    *,
+    include: bool = False,
+    imputation_column: str = "imputation",
+    **kwargs: Any,
 ) -> list[Path]:
     """Write completed data to Stata ``.dta`` (one file per imputation with ``{i}``, else long).
 
-    Column names must be valid Stata names; ``**kwargs`` go to
+    Column names must be valid Stata names (``imputation_column`` too, see
+    :func:`to_csv`); ``**kwargs`` go to
     :meth:`pandas.DataFrame.to_stata` (default ``write_index=False``).
     """
     kwargs.setdefault("write_index", False)
     written = []
-    for p, df in _completed(imp, path, include):
+    for p, df in _completed(imp, path, include, imputation_column):
         _replace(p, lambda tmp, df=df: df.to_stata(tmp, **kwargs))
         written.append(p)
     return written

@@ -523,6 +523,7 @@ class MultiplyImputed:
         *,
         include: bool = False,
         index: bool | None = None,
+        imputation_column: str = "imputation",
         **kwargs: Any,
     ) -> list[Path]:
         """Completed data to CSV (``{i}`` in the name: one file each).
@@ -531,11 +532,23 @@ class MultiplyImputed:
         """
         from mlimpute.io.flat import to_csv
 
-        return to_csv(self, path, include=include, index=index, **kwargs)
+        return to_csv(
+            self,
+            path,
+            include=include,
+            index=index,
+            imputation_column=imputation_column,
+            **kwargs,
+        )
 
     @forwards("mlimpute.io.flat:to_parquet", drop=("imp",))
     def to_parquet(
-        self, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+        self,
+        path: str | os.PathLike,
+        *,
+        include: bool = False,
+        imputation_column: str = "imputation",
+        **kwargs: Any,
     ) -> list[Path]:
         """Completed data to parquet.
 
@@ -543,11 +556,18 @@ class MultiplyImputed:
         """
         from mlimpute.io.flat import to_parquet
 
-        return to_parquet(self, path, include=include, **kwargs)
+        return to_parquet(
+            self, path, include=include, imputation_column=imputation_column, **kwargs
+        )
 
     @forwards("mlimpute.io.flat:to_stata", drop=("imp",))
     def to_stata(
-        self, path: str | os.PathLike, *, include: bool = False, **kwargs: Any
+        self,
+        path: str | os.PathLike,
+        *,
+        include: bool = False,
+        imputation_column: str = "imputation",
+        **kwargs: Any,
     ) -> list[Path]:
         """Completed data to Stata .dta.
 
@@ -555,7 +575,7 @@ class MultiplyImputed:
         """
         from mlimpute.io.flat import to_stata
 
-        return to_stata(self, path, include=include, **kwargs)
+        return to_stata(self, path, include=include, imputation_column=imputation_column, **kwargs)
 
     # -- display --------------------------------------------------------------------------
     def _repr_html_(self) -> str:
