@@ -148,7 +148,7 @@ def _summary(imp: MultiplyImputed) -> dict:
         k = int(imp.dataset.sizes[row_dim(v.name)])
         worst = worst_trace = None
         finite = True
-        if table is not None:
+        if table is not None and k:  # no R-hat of the traces of no imputed cells
             sub = table[table["variable"] == v.name]
             finite = bool(sub["finite"].all())
             values = sub["rhat"].to_numpy()
@@ -165,7 +165,7 @@ def _summary(imp: MultiplyImputed) -> dict:
                 "rhat": worst,
                 "trace": worst_trace,
                 "finite": finite,
-                "high": (table is not None and bool((sub["rhat"] > sub["limit"]).any()))
+                "high": bool(table is not None and k and (sub["rhat"] > sub["limit"]).any())
                 or not finite,
             }
         )

@@ -584,18 +584,6 @@ class MultiplyImputed:
         return imputed_html(self)
 
     def __repr__(self) -> str:
-        n = len(self.data)
-        levels = getattr(self.spec, "hierarchy", ())  # nested levels, outermost first
-        where = f"levels={list(levels)!r}" if levels else f"cluster={self.spec.cluster!r}"
-        lines = [
-            f"<MultiplyImputed: m={self.m}, iterations={self.spec.iterations}, "
-            f"rows={n}, {where}, seed={self.spec.seed}>"
-        ]
-        for v in self.spec.variables:
-            k = self.dataset.sizes[row_dim(v.name)]
-            lines.append(
-                f"  {v.name:<12} {k:>6} imputed ({100 * k / n:4.1f} %)  {v.method:<8} {v.formula}"
-            )
-        if self.events:
-            lines.append(f"  events: {len(self.events)} (see .events)")
-        return "\n".join(lines)
+        from mlimpute.result.display import imputed_text
+
+        return imputed_text(self)

@@ -44,3 +44,30 @@ def test_imputed_holds_the_values_complete_writes(coded, name):
         )
     if name == "likert":  # the categories 1..5, not the codes 0..4
         assert set(got[1]) <= {1, 2, 3, 4, 5} and 5 in set(got[1]) | set(got[2])
+
+
+@pytest.fixture(scope="module")
+def plain():
+    c = classroom(2, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return c.incomplete.mi.impute(c.imputation, m=2, iterations=8, rng=1)
+
+
+def test_repr_is_the_text_summary_with_rhat_and_events(plain):
+    from mlimpute.result.display import imputed_text
+
+    text = repr(plain)
+    assert text == imputed_text(plain) == str(plain)
+    assert "max R-hat" in text and "events" in text
+
+
+def test_repr_of_a_completion_of_no_rows():
+    df = classroom(2, rng=1).incomplete
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = df.mi.impute(cluster="class", m=2, iterations=4, rng=1)
+        new = imp.impute_new(df.iloc[:0])
+    text = repr(new)  # ZeroDivisionError before
+    assert "rows=0" in text and " 0 imputed" in text
+    assert "non-finite" not in text and "R-hat n/a" in text
