@@ -18,6 +18,7 @@ import pandas as pd
 from mlimpute.analysis.results import PooledResult
 from mlimpute.errors import MlimputeWarning, PoolingError
 from mlimpute.pooling import pool
+from mlimpute.pooling.rubin import check_dfcom
 
 
 def _check_source(imp: Any) -> int:
@@ -135,6 +136,8 @@ def apply(
     m = _check_source(imp)
     if not callable(func):
         raise PoolingError(f"func must be callable, got {type(func).__name__}.")
+    if dfcom is not None:
+        dfcom = check_dfcom(dfcom)  # before the analyses run
     ests, covs, dfcs, fits, nonconv = [], [], [], [], []
     first_names: list[str] | None = None
     for i, df in enumerate(imp.complete("all"), start=1):
@@ -171,7 +174,7 @@ def apply(
         if not ok:
             nonconv.append(i)
     label = names if names is not None else first_names
-    dfc = float(dfcom) if dfcom is not None else (min(dfcs) if dfcs else np.inf)
+    dfc = check_dfcom(dfcom) if dfcom is not None else (min(dfcs) if dfcs else np.inf)
     pooled = pool(np.array(ests), np.array(covs), dfcom=dfc, names=label)
     name = getattr(func, "__name__", type(func).__name__)
     result = PooledResult(

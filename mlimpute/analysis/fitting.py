@@ -33,6 +33,7 @@ from mlimpute.errors import (
     UnsupportedError,
 )
 from mlimpute.pooling import pool
+from mlimpute.pooling.rubin import check_dfcom
 from mlimpute.spec.checks import check_formula_columns
 from mlimpute.spec.defaults import PMM_MODELS
 from mlimpute.spec.formula import ParsedFormula, parse_formula
@@ -318,8 +319,8 @@ def fit(
         raise SpecificationError(f"engine must be 'statsmodels' or 'profiled', got {engine!r}")
     if n_jobs is not None and client is not None:
         raise SpecificationError("pass n_jobs or client, not both")
-    if dfcom is not None and not float(dfcom) > 0:
-        raise PoolingError(f"dfcom must be positive (or inf), got {dfcom!r}")
+    if dfcom is not None:
+        check_dfcom(dfcom)
     if cluster is None and getattr(imp, "spec", None) is not None:
         cluster = getattr(imp.spec, "cluster", None)
     if parsed.cmeans and parsed.group is None and cluster is None:

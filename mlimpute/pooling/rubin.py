@@ -151,11 +151,21 @@ def _names(names: Sequence[str] | None, k: int) -> tuple[str, ...]:
     return names
 
 
-def _check_dfcom(dfcom: float) -> float:
-    dfcom = float(dfcom)
-    if not dfcom > 0:
-        raise PoolingError(f"the complete-data df must be positive (or inf), got {dfcom}.")
-    return dfcom
+def check_dfcom(dfcom: float) -> float:
+    """``dfcom`` (the complete-data df) as a float; refused unless a number > 0 (inf allowed)."""
+    if isinstance(dfcom, bool) or not isinstance(dfcom, (int, float, np.integer, np.floating)):
+        raise PoolingError(
+            f"dfcom (the complete-data df) must be a positive number (or inf), got {dfcom!r}."
+        )
+    value = float(dfcom)
+    if not value > 0:
+        raise PoolingError(
+            f"dfcom (the complete-data df) must be positive (or inf), got {dfcom!r}."
+        )
+    return value
+
+
+_check_dfcom = check_dfcom
 
 
 def _mean_and_between(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

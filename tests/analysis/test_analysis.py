@@ -526,3 +526,22 @@ def test_grouping_factors_with_too_few_rows_per_level_are_refused():
     # a continuous (imputed) column as grouping factor: refused in fit(), named
     with pytest.raises(DataError, match="factor 'relation' .* one per row"):
         imp.fit("grade ~ skill + (1 | relation)")
+
+
+@pytest.mark.parametrize("bad", ["x", None.__class__, True, 0, -1.0, float("nan")])
+def test_dfcom_that_is_not_a_positive_number_is_named(bad):
+    from mlimpute.errors import PoolingError
+
+    df = classroom(1, rng=1).complete
+    ci = from_completed([df, df.assign(skill=df["skill"] + 0.1)])
+    calls = [0]
+
+    def mean(d):
+        calls[0] += 1
+        return np.array([d["grade"].mean()]), np.array([[1.0]])
+
+    with pytest.raises(PoolingError, match="dfcom"):
+        ci.apply(mean, dfcom=bad)
+    assert calls[0] == 0  # refused before the analyses run
+    with pytest.raises(PoolingError, match="dfcom"):
+        ci.fit("grade ~ skill", dfcom=bad)
