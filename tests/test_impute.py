@@ -191,6 +191,7 @@ def test_nothing_missing_warns_and_returns_copies():
     with pytest.warns(mlimpute.MlimputeWarning, match="nothing to impute"):
         imp = d.complete.mi.impute({"grade": "~ skill + (1 | class)"}, m=3, rng=1)
     assert imp.m == 3
+    assert any(e.startswith("nothing to impute") for e in imp.events)
     pd.testing.assert_frame_equal(imp.complete(2), d.complete)
 
 

@@ -130,7 +130,9 @@ def fit(
         ``"negative_binomial"`` or a ``statsmodels.api.families`` instance (whose link is
         used): a GLM. With a random part a generalised linear mixed model
         (:func:`mlimpute.analysis.fitters.glmm.fit_glmm`), for ``"binomial"``
-        (0/1 response; logit or probit link) and ``"poisson"`` (log link).
+        (0/1 response; logit or probit link), ``"poisson"`` (log link) and
+        ``"negative_binomial"`` (log link; its dispersion estimated with the other
+        parameters).
     link : str, optional
         Link of a family given by name: ``"logit"``, ``"probit"``, ``"cloglog"``,
         ``"log"``, ``"identity"``, ``"inverse"``, ``"sqrt"`` (default: the family's
@@ -205,9 +207,9 @@ def fit(
     UnsupportedError
         For ``latent="ml"`` with a formula outside its scope (the message names the term
         or argument). For a random part with a family or link other than binomial
-        (logit, probit) and Poisson (log); for several grouping factors with ``family`` (GLMMs) or
-        ``engine="statsmodels"``; for a crossed design with more than 3,000 random effects
-        outside its largest grouping factor.
+        (logit, probit), Poisson (log) and negative binomial (log); for several grouping
+        factors with ``family`` (GLMMs) or ``engine="statsmodels"``; for a crossed design
+        with more than 3,000 random effects outside its largest grouping factor.
 
     Warns
     -----

@@ -148,11 +148,12 @@ def build_spec(
     check_names(s_.name for s_ in specs)
     specs = _visit_order(specs, visit)
     if not specs or all(cols.missing[s_.name] == 0 for s_ in specs):
-        warn(
+        nothing = (
             "nothing to impute: no variable with a formula has missing values; "
-            "the m completed data sets are copies of the data",
-            MlimputeWarning,
+            "the m completed data sets are copies of the data"
         )
+        events.append(nothing)
+        warn(nothing, MlimputeWarning)
     kept = _check_delta_targets(shifts, specs, cols)
     kept_sd = _check_delta_targets(cluster_sds, specs, cols, "delta_cluster_sd")
     if kept_sd and cols.cluster is None:

@@ -545,3 +545,13 @@ def test_dfcom_that_is_not_a_positive_number_is_named(bad):
     assert calls[0] == 0  # refused before the analyses run
     with pytest.raises(PoolingError, match="dfcom"):
         ci.fit("grade ~ skill", dfcom=bad)
+
+
+def test_fit_docstring_lists_the_negative_binomial_glmm():
+    from mlimpute.analysis.fitting import fit
+    from mlimpute.result.imputed import MultiplyImputed
+
+    for doc in (fit.__doc__, MultiplyImputed.fit.__doc__):
+        text = " ".join(doc.split())
+        assert '"poisson"`` (log link) and ``"negative_binomial"`` (log link' in text
+        assert "Poisson (log) and negative binomial (log); for several" in text
