@@ -165,8 +165,13 @@ def from_completed(
     """
     events: list[str] = []
     if isinstance(dfs, pd.DataFrame):
-        if imputation == "imputation" and imputation not in dfs.columns and ".imp" in dfs:
-            imputation = ".imp"  # mice::complete(imp, "long")
+        if imputation == "imputation" and ".imp" in dfs:  # mice::complete(imp, "long")
+            if imputation in dfs.columns:
+                raise SpecificationError(
+                    "the long DataFrame has both an 'imputation' and a '.imp' column: say "
+                    "which numbers the imputations (imputation='.imp' for mice's)."
+                )
+            imputation = ".imp"
         if imputation not in dfs.columns:
             raise SpecificationError(
                 f"a single DataFrame must be in long form with an imputation column "

@@ -250,6 +250,8 @@ def test_from_completed_list_and_long_forms_agree():
     recognised = from_completed(long)  # mice's .imp without saying so
     assert recognised.m == 3 and ".imp" not in recognised.columns
     assert recognised.events == stacked.events
+    with pytest.raises(SpecificationError, match="both an 'imputation' and a '.imp' column"):
+        from_completed(long.assign(imputation=1.0))  # which one numbers them?
     assert stacked.events and "skipped" in stacked.events[0]
     assert ".imp" not in stacked.columns
     formula = "grade ~ skill + relation + (1 | class)"
