@@ -280,34 +280,18 @@ def test_importing_the_package_does_not_import_matplotlib():
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def categorical():
-    d = classroom(2, rng=1).incomplete
-    rng = np.random.default_rng(0)
-    n = len(d)
-    d["likert"] = pd.Categorical(
-        rng.choice([1, 2, 3, 4, 5], n), categories=[1, 2, 3, 4, 5], ordered=True
-    )
-    d.loc[rng.random(n) < 0.2, "likert"] = np.nan
-    d["sex"] = pd.Series(rng.choice(["f", "m"], n), dtype=object)
-    d.loc[rng.random(n) < 0.2, "sex"] = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return d.mi.impute(cluster="class", m=2, iterations=3, rng=1)
-
-
-def test_strip_draws_ordered_numeric_categories_at_their_values(categorical):
-    ax = categorical.plot.strip("likert", jitter=0.0).axes[0]
+def test_strip_draws_ordered_numeric_categories_at_their_values(coded):
+    ax = coded.plot.strip("likert", jitter=0.0).axes[0]
     observed, imputed = (c.get_offsets()[:, 1] for c in ax.collections)
     assert set(observed) == {1, 2, 3, 4, 5}
-    cells = categorical.imputed("likert")
+    cells = coded.imputed("likert")
     expected = np.concatenate([cells[i].astype(float).to_numpy() for i in (1, 2)])
     np.testing.assert_array_equal(imputed, expected)  # the categories, not codes 0..4
     assert set(imputed) <= {1, 2, 3, 4, 5}
 
 
-def test_density_draws_ordered_numeric_categories_at_their_values(categorical):
-    ax = categorical.plot.density("likert").axes[0]
+def test_density_draws_ordered_numeric_categories_at_their_values(coded):
+    ax = coded.plot.density("likert").axes[0]
     assert len(ax.patches) == 3  # step histograms: one bin per category 1..5
     for patch in ax.patches:
         xs = patch.get_xy()[:, 0]
@@ -315,11 +299,11 @@ def test_density_draws_ordered_numeric_categories_at_their_values(categorical):
 
 
 @pytest.mark.parametrize("method", ["density", "strip"])
-def test_text_categories_are_refused_by_name_or_left_out_with_a_warning(categorical, method):
+def test_text_categories_are_refused_by_name_or_left_out_with_a_warning(coded, method):
     with pytest.raises(UnsupportedError, match="'sex'"):
-        getattr(categorical.plot, method)("sex")
+        getattr(coded.plot, method)("sex")
     with pytest.warns(MlimputeWarning, match=r"left out \['sex'\]"):
-        fig = getattr(categorical.plot, method)()
+        fig = getattr(coded.plot, method)()
     assert "sex" not in [ax.get_title() for ax in fig.axes]
     assert "likert" in [ax.get_title() for ax in fig.axes]
 
