@@ -131,7 +131,7 @@ def from_completed(
         ``.imp``, or Blimp's stacked output). Rows with imputation 0 (mice's
         ``include = TRUE`` copy of the incomplete data) are skipped, and that is noted in
         ``.events``. The data sets are numbered 1..m by their labels' numeric values
-        when every label is a number or a text of one (``"1"``..``"11"``), otherwise in
+        when every label is a number or a text of one (``"1"`` to ``"11"``), otherwise in
         the order in which the labels first appear.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
