@@ -29,3 +29,12 @@ def coded():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return d.mi.impute(cluster="class", m=2, iterations=3, rng=1)
+
+
+@pytest.fixture(scope="module")
+def imp():
+    """The experiment-2 formulas on the classroom data, m = 3, 10 iterations."""
+    c = classroom(2, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return c.incomplete.mi.impute(c.imputation, m=3, iterations=10, rng=1)

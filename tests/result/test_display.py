@@ -7,21 +7,12 @@ import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pytest
 
 import mlimpute  # noqa: F401  (registers .mi)
 from mlimpute.datasets import classroom
 from mlimpute.diagnostics import rhat_table
 from mlimpute.result.display import imputed_html, imputed_text
 from mlimpute.result.imputed import MultiplyImputed
-
-
-@pytest.fixture(scope="module")
-def imp():
-    c = classroom(2, rng=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return c.incomplete.mi.impute(c.imputation, m=3, iterations=10, rng=1)
 
 
 def edited(imp, edit, events=None) -> MultiplyImputed:

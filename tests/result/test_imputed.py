@@ -26,19 +26,11 @@ def test_imputed_holds_the_values_complete_writes(coded, name):
         assert set(got[1]) <= {1, 2, 3, 4, 5} and 5 in set(got[1]) | set(got[2])
 
 
-@pytest.fixture(scope="module")
-def plain():
-    c = classroom(2, rng=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return c.incomplete.mi.impute(c.imputation, m=2, iterations=8, rng=1)
-
-
-def test_repr_is_the_text_summary_with_rhat_and_events(plain):
+def test_repr_is_the_text_summary_with_rhat_and_events(imp):
     from mlimpute.result.display import imputed_text
 
-    text = repr(plain)
-    assert text == imputed_text(plain) == str(plain)
+    text = repr(imp)
+    assert text == imputed_text(imp) == str(imp)
     assert "max R-hat" in text and "events" in text
 
 

@@ -36,14 +36,6 @@ def _close_figures():
     plt.close("all")
 
 
-@pytest.fixture(scope="module")
-def imp():
-    c = classroom(2, rng=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return c.incomplete.mi.impute(c.imputation, m=3, iterations=10, rng=1)
-
-
 def pixels(fig: Figure) -> np.ndarray:
     """The rendered figure as an (h, w, 3) float RGB array."""
     buf = io.BytesIO()
