@@ -30,6 +30,8 @@ _FAMILY_NAMES = {
     "binomial": "binomial",
     "poisson": "Poisson",
     "negative_binomial": "negative binomial",
+    "gamma": "Gamma",
+    "inverse_gaussian": "inverse Gaussian",
 }
 
 
@@ -275,10 +277,14 @@ class _Designs:
             )
         y = col.to_numpy(dtype=float)
         fam = self._response_family()
-        if fam in ("binomial", "poisson", "negative_binomial"):
-            bad = ~((y == 0) | (y == 1)) if fam == "binomial" else ~((y >= 0) & (y == np.round(y)))
+        if fam is not None:
+            if fam == "binomial":
+                bad, need = ~((y == 0) | (y == 1)), "0/1 values"
+            elif fam in ("gamma", "inverse_gaussian"):  # as R's glm(): y > 0
+                bad, need = ~(y > 0), "positive values"
+            else:
+                bad, need = ~((y >= 0) & (y == np.round(y))), "non-negative integer counts"
             if bad.any():
-                need = "0/1 values" if fam == "binomial" else "non-negative integer counts"
                 model = "mixed model" if self.kind == "glmm" else "GLM"
                 raise DataTypeError(
                     f"the response {name!r} has the value {y[bad][0]:g} (row "
@@ -289,7 +295,8 @@ class _Designs:
 
     def _response_family(self) -> str | None:
         """The family whose response values are restricted: ``"binomial"`` (0/1),
-        ``"poisson"`` or ``"negative_binomial"`` (counts); None for the others."""
+        ``"poisson"`` or ``"negative_binomial"`` (counts), ``"gamma"`` or
+        ``"inverse_gaussian"`` (positive values); None for the others."""
         if self.kind == "glmm":
             return self.family[0]
         if self.kind == "glm":
@@ -297,6 +304,8 @@ class _Designs:
                 (sm.families.Binomial, "binomial"),
                 (sm.families.Poisson, "poisson"),
                 (sm.families.NegativeBinomial, "negative_binomial"),
+                (sm.families.Gamma, "gamma"),
+                (sm.families.InverseGaussian, "inverse_gaussian"),
             ):
                 if isinstance(self.family, cls):
                     return fam

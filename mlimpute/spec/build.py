@@ -411,6 +411,11 @@ def _variable_spec(
     kind = _check_response(cols, name, events)
     default = _default_method(cols, name, f, heteroscedastic, given is not None)
     meth, options = given if given is not None else (default, {})
+    if heteroscedastic is True and given is not None and meth != "2l.norm.het":
+        events.append(
+            f"{name}: imputed with {meth!r} as method= says; heteroscedastic=True applies to "
+            "the variables without a method"
+        )
     info = get_model(meth)
     if kind not in info.kinds:
         raise DataTypeError(

@@ -174,3 +174,8 @@ def test_glm_response_is_checked_like_the_glmm_one():
     assert imp.fit("ok ~ skill", family="binomial").summary().shape[0] == 2
     assert imp.fit("n ~ skill", family="poisson").summary().shape[0] == 2
     assert imp.fit("grade ~ skill", family="gamma").summary().shape[0] == 2
+    # Gamma and inverse-Gaussian GLMs need positive values, as R's glm()
+    shifted = from_completed([x.assign(g0=x["grade"] - 10) for x in (a, b)])
+    for family, name in (("gamma", "Gamma"), ("inverse_gaussian", "inverse Gaussian")):
+        with pytest.raises(DataTypeError, match=f"'g0' .* {name} GLM needs positive values"):
+            shifted.fit("g0 ~ skill", family=family)

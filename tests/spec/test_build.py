@@ -162,6 +162,7 @@ def test_heteroscedastic_and_method_for_one_variable_are_refused(df):
         build_spec(df, _F, heteroscedastic=["grade"], method={"grade": "2l.pmm"})
     spec = build_spec(df, _F, heteroscedastic=True, method={"grade": "2l.pmm"})
     assert spec.methods == {"grade": "2l.pmm", "relation": "2l.norm.het"}
+    assert any(e.startswith("grade: imputed with '2l.pmm' as method= says") for e in spec.events)
 
 
 @pytest.mark.parametrize("arg", ["include", "exclude"])
