@@ -26,6 +26,10 @@ else:  # pragma: no cover
 
 
 # the keys of a [model] table (model-based imputation)
+#: the most imputations a specification file may ask for (each may name a file of its own,
+#: and every name is checked before the run: a file is not to make that list unbounded)
+MAX_M = 100_000
+
 _MODEL_KEYS = ("formula", "auxiliary", "family", "m", "iterations", "seed", "spawn_key", "options")
 
 # tables and arrays nested deeper than this are refused (a specification needs about 5)
@@ -87,10 +91,16 @@ class _Checker:
             raise self.fail(full, f"must be a list of strings, got {_show(value)}")
         return tuple(value)
 
-    def positive(self, d: Mapping, key: str, full: str, default: int) -> int:
+    def positive(
+        self, d: Mapping, key: str, full: str, default: int, most: int | None = None
+    ) -> int:
         value = d.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.fail(full, f"must be an integer ≥ 1, got {_show(value)}")
+        if most is not None and value > most:
+            raise self.fail(
+                full, f"must be at most {most:,} in a specification file, got {value:,}"
+            )
         return value
 
     def mapping(self, d: Mapping, key: str, full: str) -> dict[str, str] | None:
@@ -297,7 +307,7 @@ def loads_spec(
         formulas=formulas,
         methods=methods,
         cluster=_cluster(c, imp),
-        m=c.positive(imp, "m", f"{section}.m", 5),
+        m=c.positive(imp, "m", f"{section}.m", 5, MAX_M),
         iterations=c.positive(imp, "iterations", f"{section}.iterations", 20),
         seed=seed,
         visit=visit,

@@ -153,3 +153,17 @@ def test_spawn_key_is_checked(value, match):
         loads_spec(text)
     with pytest.raises(SpecificationError, match=r"imputation\.spawn_key: needs a seed"):
         loads_spec(HEAD.replace("m = 2\n", "m = 2\nspawn_key = [1]\n"))
+
+
+@pytest.mark.parametrize("section", ["imputation", "model"])
+def test_an_unbounded_number_of_imputations_is_refused(section):
+    """Each imputation may name an output file, and every name is checked before the
+    run: m = 10**9 made that list of names exhaust the memory first."""
+    text = HEAD.replace("m = 2", "m = 1000000000")
+    if section == "model":
+        text = '[model]\nformula = "grade ~ skill + (1 | class)"\nm = 1000000000\n'
+    with pytest.raises(
+        SpecificationError, match=rf"{section}\.m: must be at most 100,000 in a specification"
+    ):
+        loads_spec(text)
+    assert loads_spec(text.replace("1000000000", "100000")).m == 100_000
