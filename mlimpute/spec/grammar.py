@@ -45,15 +45,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlimpute.errors import FormulaError
+from mlimpute.spec.grammar_calls import MAX_EXPONENT, MAX_INT
 from mlimpute.spec.grammar_context import EVALUATION_CONTEXT
 from mlimpute.spec.grammar_functions import ALLOWED_FUNCTIONS, CONTRASTS, SIGNATURES
-from mlimpute.spec.grammar_parser import (
-    MAX_DEPTH,
-    MAX_EXPONENT,
-    MAX_INT,
-    MAX_TERM_POWER,
-    _Parser,
-)
+from mlimpute.spec.grammar_parser import MAX_DEPTH, MAX_TERM_POWER, _Parser
 from mlimpute.spec.grammar_tokens import caret_message
 
 __all__ = [

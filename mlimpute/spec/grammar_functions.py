@@ -72,3 +72,11 @@ CONTRASTS: dict[str, dict[str, str]] = {
     "Poly": {"scores": "numbers"},
     "Diff": {"backward": "bool"},
 }
+
+
+def _np_names() -> list[str]:
+    return [f for f in ALLOWED_FUNCTIONS if f.startswith("np.")]
+
+
+def _allowed_hint() -> str:
+    return "; allowed functions: " + ", ".join(ALLOWED_FUNCTIONS)
