@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from mlimpute.errors import MlimputeWarning, PoolingError
-from mlimpute.pooling.rubin import _EPS, _as_estimates, _check_dfcom, _mean_and_between
+from mlimpute.pooling.rubin import _EPS, _as_estimates, _mean_and_between, check_dfcom
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> T
     """
     q = _as_estimates(estimates)
     m, k = q.shape
-    dfcom = _check_dfcom(dfcom)
+    dfcom = check_dfcom(dfcom)
     u = np.asarray(covariances, dtype=float)
     if u.shape != (m, k, k):
         raise PoolingError(f"covariances must have shape ({m}, {k}, {k}), got {u.shape}.")

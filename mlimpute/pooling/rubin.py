@@ -165,9 +165,6 @@ def check_dfcom(dfcom: float) -> float:
     return value
 
 
-_check_dfcom = check_dfcom
-
-
 def _mean_and_between(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and between-imputation covariance; exactly zero for identical estimates.
 
@@ -224,7 +221,7 @@ def barnard_rubin_df(m: int, b: ArrayLike, t: ArrayLike, dfcom: float = np.inf) 
     """
     if m < 2:
         raise PoolingError(f"the Barnard-Rubin df needs m >= 2 imputations, got m = {m}.")
-    dfcom = _check_dfcom(dfcom)
+    dfcom = check_dfcom(dfcom)
     b = np.asarray(b, dtype=float)
     t = np.asarray(t, dtype=float)
     zero = b == 0
@@ -296,7 +293,7 @@ def pool(
     q = _as_estimates(estimates)
     m, k = q.shape
     names = _names(names, k)
-    dfcom = _check_dfcom(dfcom)
+    dfcom = check_dfcom(dfcom)
     u = np.asarray(covariances, dtype=float)
     if u.shape not in ((m, k), (m, k, k)):
         raise PoolingError(
