@@ -236,13 +236,15 @@ def sensitivity(
     unknown = sorted(parsed.variables - set(df.columns) - {lmean_column(x) for x in parsed.lmeans})
     if unknown:
         raise SpecificationError(f"analysis {analysis!r} refers to unknown column(s) {unknown}")
-    # the specification at the largest shift: every argument is checked before any chain
-    largest = max(shifts, key=abs)
+    # the specification at one non-zero shift, so that every argument is checked before
+    # any chain: the first shift that is not a whole number if the grid has one (an integer
+    # column imputed by predictive mean matching takes whole shifts only), else the largest
+    checked = next((d for d in shifts if not d.is_integer()), max(shifts, key=abs))
     spec_kwargs = {k: impute_kwargs[k] for k in _SPEC_ARGUMENTS if k in impute_kwargs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the runs below warn again
         if model is None:
-            build_spec(df, formulas, m=m, delta={variable: largest}, **spec_kwargs)
+            build_spec(df, formulas, m=m, delta={variable: checked}, **spec_kwargs)
         else:
             if "auxiliary" in impute_kwargs:
                 spec_kwargs["auxiliary"] = impute_kwargs["auxiliary"]
@@ -255,7 +257,7 @@ def sensitivity(
                 spec_kwargs.pop("auxiliary", None),
                 m=m,
                 formulas=formulas,
-                delta={variable: largest},
+                delta={variable: checked},
                 **spec_kwargs,
             )
     if model is not None:

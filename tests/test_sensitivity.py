@@ -208,6 +208,43 @@ def test_sensitivity_bad_input_is_refused_before_chains(kw, error, match, monkey
         mlimpute.sensitivity(_one(), F1, m=2, iterations=2, rng=1, **kw)
 
 
+def _integer_y() -> pd.DataFrame:
+    """y as an Int64 count (non-negative, many values): imputed by 2l.pmm by default."""
+    df = _one()
+    return df.assign(y=pd.array(np.round(100 + 10 * df["y"]), dtype="Int64"))
+
+
+@pytest.mark.parametrize(
+    ("kw", "bad"),
+    [
+        (dict(delta={"y": [-1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 1]}), "-0.75"),
+        (dict(delta={"y": [-2, -1, 0, 1, 2.5]}), "2.5"),
+        (dict(delta={"y": [-1, 0, 1]}, delta_cluster_sd={"y": 0.5}), "delta_cluster_sd"),
+    ],
+)
+def test_sensitivity_grid_refuses_fractional_shifts_of_an_integer_pmm_column(kw, bad, monkeypatch):
+    # the largest shift of a 0.25-step grid is whole: every shift is checked before any chain
+    mod = importlib.import_module("mlimpute.impute")
+
+    def no_chains(*a, **k):
+        raise AssertionError("chains started")
+
+    monkeypatch.setattr(mod, "map_chains", no_chains)
+    with pytest.raises(SpecificationError, match="integer column") as e:
+        mlimpute.sensitivity(_integer_y(), F1, analysis=ANALYSIS, m=2, iterations=2, rng=1, **kw)
+    msg = str(e.value)
+    assert bad in msg and "'y'" in msg and "'2l.pmm'" in msg
+    assert "whole-number shifts" in msg or "per-cluster" in msg
+
+
+def test_sensitivity_grid_of_whole_shifts_of_an_integer_pmm_column_runs():
+    res = mlimpute.sensitivity(
+        _integer_y(), F1, delta={"y": [-1, 0, 2]}, analysis=ANALYSIS, m=2, iterations=2, rng=1
+    )
+    est = res.table[res.table.term == "Intercept"].set_index("delta")["estimate"]
+    assert est[-1.0] < est[0.0] < est[2.0]
+
+
 def test_sensitivity_same_chains_for_a_generator():
     df = _one()
     gen = np.random.default_rng(11)

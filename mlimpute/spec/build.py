@@ -238,7 +238,35 @@ def _check_delta_targets(
                 f"models (added to the linear predictor) only so far ({name!r} is "
                 f"{cols.kinds[name]}, imputed with {v.method!r})"
             )
+        _check_integer_pmm_shift(name, shifts[name], v.method, cols.df[name].dtype, arg)
     return tuple((s_.name, shifts[s_.name]) for s_ in specs if shifts.get(s_.name, 0.0) != 0.0)
+
+
+def _check_integer_pmm_shift(name: str, shift: float, method: str, dtype, arg: str) -> None:
+    """Refuses a shift that is not a whole number of an integer column imputed by
+    predictive mean matching: the donors are integers and the completed column is rounded,
+    so the shift would be lost to the rounding (|δ| < 0.5 changes nothing) while the chain
+    carried the unrounded values. A whole δ keeps donor + δ an integer."""
+    if "pmm" not in method or not pd.api.types.is_integer_dtype(dtype) or not shift:
+        return
+    if arg == "delta" and float(shift).is_integer():
+        return
+    if arg == "delta":
+        what = f"delta for {name!r} is {shift:g}, not a whole number"
+        first = "give whole-number shifts only (such as -2, -1, 1, 2)"
+    else:  # the per-cluster shifts are normal draws, never whole numbers
+        what = f"delta_cluster_sd for {name!r} draws per-cluster shifts that are not whole numbers"
+        first = "leave the per-cluster shifts out"
+    continuous = method.replace("pmm", "norm")  # pmm -> norm, 2l.pmm -> 2l.norm, ...
+    raise SpecificationError(
+        f"{what}, but {name!r} is an integer column (dtype {dtype}) imputed by predictive "
+        f"mean matching ({method!r}): its imputed values are observed integers and the "
+        "completed column is rounded to integers, so the rounding would undo the shift "
+        "(a shift below 0.5 would change nothing) while the other variables' models would see "
+        f"the unrounded values. Instead, {first}; or impute it with a continuous model "
+        f"whose draws are shifted before the rounding (method={{{name!r}: {continuous!r}}}); "
+        f"or make it a float column (df[{name!r}].astype(float))"
+    )
 
 
 # -- the validators, in the order build_spec runs them -------------------------------------

@@ -210,3 +210,64 @@ def test_clusters_that_cannot_inform_a_random_intercept_are_said():
     assert any(e.startswith("every cluster of 'class' has one row") for e in singles)
     assert not build_spec(df, f).events
     assert not build_spec(df.assign(**{"class": 1}), {"grade": "~ skill"}).events
+
+
+def _integer_scores(seed: int = 5) -> pd.DataFrame:
+    """An Int64 score (many distinct values: imputed by 2l.pmm by default), 40 % missing."""
+    g = np.random.default_rng(seed)
+    cls = np.repeat(np.arange(12), 10)
+    x = g.standard_normal(cls.size)
+    score = np.round(20 + 3 * x + 2 * g.standard_normal(12)[cls] + 2 * g.standard_normal(cls.size))
+    df = pd.DataFrame({"class": cls, "x": x, "score": pd.array(score.astype(int), dtype="Int64")})
+    df.loc[g.random(cls.size) < 0.4, "score"] = pd.NA
+    return df
+
+
+@pytest.mark.parametrize("shift", [0.3, -0.4, 0.49, 1.2, 2.5])
+@pytest.mark.parametrize("method", [None, "2l.pmm", "pmm"])
+def test_a_shift_that_is_not_whole_is_refused_for_an_integer_column_matched_by_pmm(shift, method):
+    # the donors are integers and the output is rounded: |δ| < 0.5 changed nothing, δ = 1.2
+    # shifted by 1, and the chain carried donor + δ that the output did not show
+    df = _integer_scores()
+    f = {"score": "~ x + (1 | class)" if method != "pmm" else "~ x"}
+    kw = {} if method is None else {"method": {"score": method}}
+    meth = method or "2l.pmm"
+    with pytest.raises(SpecificationError, match=r"delta for 'score' is .*not a whole number") as e:
+        build_spec(df, f, delta={"score": shift}, **kw)
+    msg = str(e.value)
+    assert f"({meth!r})" in msg and "dtype Int64" in msg
+    assert "whole-number shifts" in msg  # what to do instead
+    assert f"method={{'score': '{meth.replace('pmm', 'norm')}'}}" in msg
+    assert "astype(float)" in msg
+
+
+def test_per_cluster_shifts_are_refused_for_an_integer_column_matched_by_pmm():
+    df = _integer_scores()
+    with pytest.raises(SpecificationError, match=r"delta_cluster_sd for 'score' draws") as e:
+        build_spec(df, {"score": "~ x + (1 | class)"}, delta_cluster_sd={"score": 0.5})
+    assert "'2l.norm'" in str(e.value)
+    # a zero SD is no shift, and continuous draws are shifted before the rounding
+    build_spec(df, {"score": "~ x + (1 | class)"}, delta_cluster_sd={"score": 0.0})
+    build_spec(
+        df,
+        {"score": "~ x + (1 | class)"},
+        delta_cluster_sd={"score": 0.5},
+        delta={"score": 0.3},
+        method={"score": "2l.norm"},
+    )
+
+
+def test_a_whole_shift_of_an_integer_column_matched_by_pmm_is_kept_as_the_chain_has_it():
+    df = _integer_scores()
+    f = {"score": "~ x + (1 | class)"}
+    kw = dict(m=2, iterations=3, rng=1)
+    plain = mlimpute.impute(df, f, **kw)
+    for shift in (-2, 1.0, np.int64(3)):
+        imp = mlimpute.impute(df, f, delta={"score": shift}, **kw)
+        assert imp.spec.methods["score"] == "2l.pmm"
+        chain = imp.dataset["score"].to_numpy()  # the values the chain carried
+        out = imp.imputed("score").to_numpy(dtype=float).T  # the completed column
+        np.testing.assert_array_equal(chain, out)
+        np.testing.assert_array_equal(chain, plain.dataset["score"].to_numpy() + float(shift))
+    # a float column holding whole numbers is not rounded: any shift is kept as drawn
+    build_spec(df.assign(score=df["score"].astype(float)), f, delta={"score": 0.3})
