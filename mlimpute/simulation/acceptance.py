@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.analysis import from_completed
-from mlimpute.datasets import ANALYSIS_FORMULAS, IMPUTATION_FORMULAS, classroom
+from mlimpute.datasets import ANALYSIS_FORMULAS, IMPUTATION_FORMULAS
 from mlimpute.impute import impute
 from mlimpute.simulation.design import LABELS, SEED_FIGURE_FORMULA, replication_seeds
-from mlimpute.simulation.study import StudyConfig
+from mlimpute.simulation.study import StudyConfig, replication_data
 from mlimpute.spec.formula import parse_formula
 
 
@@ -81,7 +81,8 @@ def single_data_set(
 ) -> SingleDataSet:
     """Jacobusse's (2005) last figure: one data set imputed ``m`` times (multilevel imputation).
 
-    The data and imputations are those of ``replication`` of the study with ``config``;
+    The data and imputations are those of ``replication`` of the study with ``config``
+    (values deleted as ``config.missingness`` says, as :func:`run_replication` does);
     the analysis model is :data:`SEED_FIGURE_FORMULA` for experiment 3 (so that the
     intercept-slope covariance D01 is estimated, as in Jacobusse (2005)) and the true model
     otherwise. The expected value of each per-imputation estimate is the complete-data
@@ -92,7 +93,8 @@ def single_data_set(
     experiment : {1, 2, 3}, default 3
     replication : int, default 0
     config : StudyConfig, optional
-        ``m``, ``iterations``, ``seed``, sizes and engine (default: the study's).
+        ``m``, ``iterations``, ``seed``, sizes, missingness and engine (default: the
+        study's).
     formula : str, optional
         Analysis model instead of the default.
 
@@ -111,12 +113,7 @@ def single_data_set(
     if formula is None:
         formula = SEED_FIGURE_FORMULA if experiment == 3 else ANALYSIS_FORMULAS[experiment]
     seeds = replication_seeds(experiment, replication, config.seed)
-    data = classroom(
-        experiment,
-        n_classes=config.n_classes,
-        class_size=config.class_size,
-        rng=np.random.default_rng(seeds["data"]),
-    )
+    data = replication_data(experiment, config, seeds)  # as the study deletes, ampute too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         imp = impute(

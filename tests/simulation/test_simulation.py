@@ -375,6 +375,23 @@ def test_default_missingness_keeps_the_stored_settings():
         sim.StudyConfig(missingness="random")
 
 
+@pytest.mark.parametrize("missingness", ["classroom", "ampute"])
+def test_single_data_set_is_the_replication_the_study_ran(missingness):
+    # the same data (deleted as config.missingness says) and imputations as
+    # run_replication: the same multilevel estimates of the study's analysis model
+    from mlimpute.datasets import ANALYSIS_FORMULAS
+
+    cfg = sim.StudyConfig(m={3: 2}, iterations=3, methods=("multilevel",), missingness=missingness)
+    rec = sim.run_replication(3, 1, cfg)["results"]["multilevel"]["params"]
+    single = sim.single_data_set(3, replication=1, config=cfg, formula=ANALYSIS_FORMULAS[3])
+    for term, row in single.summary.iterrows():
+        for col in ("estimate", "se", "df"):
+            assert row[col] == pytest.approx(rec[term][col], rel=1e-12, abs=1e-12), (term, col)
+    for name, est in single.variance_components["estimate"].items():
+        if not str(name).startswith("ICC"):
+            assert est == pytest.approx(rec[str(name)]["estimate"], rel=1e-12, abs=1e-12)
+
+
 def test_ampute_classroom_mechanisms():
     from mlimpute.datasets import classroom
     from mlimpute.simulation.study import ampute_classroom
