@@ -17,10 +17,13 @@ import pandas as pd
 
 from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.rng import RngLike, as_generator
+from mlimpute.spec.arguments import describe_value, is_real_number
 
 __all__ = ["ampute"]
 
 _MECHANISMS = ("MCAR", "MAR", "MNAR")
+#: why a mechanism other than MAR has no use for ``depends_on``
+_UNUSED = {"MCAR": "MCAR depends on nothing", "MNAR": "MNAR depends on the variable itself"}
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -63,6 +66,52 @@ def _column_list(dep):
     if isinstance(dep, (pd.Index, np.ndarray)):
         return dep.tolist()
     return dep
+
+
+def _depends_on(depends_on, targets: list, mechs: dict, columns: pd.Index) -> dict:
+    """``depends_on`` per amputed variable (None where not given or not used), checked for
+    every mechanism: a dict names variables of ``prop``, each column named is a column of
+    ``df``; then a dict entry is refused for a variable whose mechanism is not MAR (the
+    only one that uses it), and one list for all variables, which applies to the MAR
+    ones, is refused if there are none."""
+    if depends_on is None:
+        return dict.fromkeys(targets)
+    shared = not isinstance(depends_on, Mapping)
+    if shared:
+        given = {"": _column_list(depends_on)}
+    else:
+        unknown = [k for k in depends_on if k not in targets]
+        if unknown:
+            raise SpecificationError(f"depends_on names {unknown}, which are not in prop.")
+        given = {c: _column_list(d) for c, d in depends_on.items() if d is not None}
+    for c, dep in given.items():
+        if not isinstance(dep, Sequence) or len(dep) == 0:
+            where = "" if shared else f" for {c!r}"
+            raise SpecificationError(
+                f"depends_on{where} must be a column name or a list of column names, got {dep!r}."
+            )
+        bad = [x for x in dep if x not in columns]
+        if bad:
+            raise SpecificationError(f"depends_on names {bad}, which are not columns of df.")
+    if shared:
+        mar = [c for c in targets if mechs[c] == "MAR"]
+        if not mar:
+            named = ", ".join(f"{c!r} is {mechs[c]}" for c in targets)
+            raise SpecificationError(
+                f"depends_on is given, but no variable is amputed MAR ({named}): only MAR "
+                "uses depends_on (MCAR depends on nothing, MNAR on the variable itself); "
+                "give mechanism='MAR' (or a dict naming the MAR variables), or leave "
+                "depends_on out."
+            )
+        return {c: given[""] if c in mar else None for c in targets}
+    for c in given:
+        if mechs[c] != "MAR":
+            raise SpecificationError(
+                f"depends_on gives columns for {c!r}, whose mechanism is {mechs[c]!r}: "
+                f"only MAR uses depends_on ({_UNUSED[mechs[c]]}); give "
+                f"mechanism={{{c!r}: 'MAR'}} or leave {c!r} out of depends_on."
+            )
+    return {c: given.get(c) for c in targets}
 
 
 def _per_variable(value, columns: Sequence[Hashable], what: str, default) -> dict:
@@ -144,13 +193,16 @@ def ampute(
     cluster : column name, optional
         Cluster id column; needed for ``level=2`` and ``systematic``.
     prop : dict
-        Target share of missing rows per variable, each in (0, 1).
+        Target share of missing rows per variable, each in (0, 1) (Python or numpy
+        numbers, as for ``systematic`` and ``strength``).
     mechanism : {"MCAR", "MAR", "MNAR"} or dict, default "MCAR"
         One for all variables or one per variable.
     depends_on : column name, list of column names or dict, optional
         For MAR: the columns the missingness depends on (one list for all variables,
         or one per variable); a single column may be given by its name
-        (``depends_on="gender"`` is ``depends_on=["gender"]``).
+        (``depends_on="gender"`` is ``depends_on=["gender"]``). One list applies to the
+        variables whose mechanism is MAR; it is refused if there are none, and a dict
+        entry for a variable amputed MCAR or MNAR is refused (neither uses it).
     level : {1, 2} or dict, default 1
         Row-level or whole-cluster missingness.
     systematic : float or dict, default 0.0
@@ -174,7 +226,9 @@ def ampute(
     ------
     SpecificationError
         For an unknown column, a proportion outside (0, 1), an unknown mechanism, MAR
-        without ``depends_on`` or with the variable itself in it, a level other than 1
+        without ``depends_on`` or with the variable itself in it, ``depends_on`` for a
+        variable amputed MCAR or MNAR (or naming an unknown column or a variable not in
+        ``prop``, whatever the mechanism), a level other than 1
         or 2, ``level=2`` or ``systematic`` without ``cluster``, or a systematic share
         that already exceeds the target.
     DataError
@@ -211,11 +265,12 @@ def ampute(
     levels = _per_variable(level, targets, "level", 1)
     systs = _per_variable(systematic, targets, "systematic", 0.0)
     slopes = _per_variable(strength, targets, "strength", 1.0)
-    deps = (
-        {c: _column_list(depends_on.get(c)) for c in targets}
-        if isinstance(depends_on, Mapping)
-        else dict.fromkeys(targets, _column_list(depends_on))
-    )
+    for v in targets:
+        if mechs[v] not in _MECHANISMS:
+            raise SpecificationError(
+                f"mechanism for {v!r} must be one of {_MECHANISMS}, got {mechs[v]!r}."
+            )
+    deps = _depends_on(depends_on, targets, mechs, df.columns)
     if cluster is not None:
         if df[cluster].isna().any():
             raise DataError(f"cluster {cluster!r} has missing ids.")
@@ -226,20 +281,29 @@ def ampute(
     n = len(df)
     for v in targets:
         p = prop[v]
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
+        if not is_real_number(p):
+            raise SpecificationError(
+                f"prop[{v!r}] must be a number in (0, 1), got {describe_value(p)}."
+            )
+        if not 0.0 < p < 1.0:
             raise SpecificationError(f"prop[{v!r}] must be in (0, 1), got {p!r}.")
         mech = mechs[v]
-        if mech not in _MECHANISMS:
-            raise SpecificationError(
-                f"mechanism for {v!r} must be one of {_MECHANISMS}, got {mech!r}."
-            )
         lev, syst, slope = levels[v], systs[v], slopes[v]
         if lev not in (1, 2):
             raise SpecificationError(f"level for {v!r} must be 1 or 2, got {lev!r}.")
-        if not (isinstance(syst, (int, float)) and 0.0 <= syst < 1.0):
+        if not is_real_number(syst):
+            raise SpecificationError(
+                f"systematic for {v!r} must be a number in [0, 1), got {describe_value(syst)}."
+            )
+        if not 0.0 <= syst < 1.0:
             raise SpecificationError(f"systematic for {v!r} must be in [0, 1), got {syst!r}.")
-        if not isinstance(slope, (int, float)) or not np.isfinite(slope):
+        if not is_real_number(slope):
+            raise SpecificationError(
+                f"strength for {v!r} must be a finite number, got {describe_value(slope)}."
+            )
+        if not np.isfinite(slope):
             raise SpecificationError(f"strength for {v!r} must be a finite number, got {slope!r}.")
+        p, syst = float(p), float(syst)
         if (lev == 2 or syst > 0) and cluster is None:
             what = "level=2" if lev == 2 else "systematic"
             raise SpecificationError(f"{what} for {v!r} needs cluster=.")
@@ -252,14 +316,10 @@ def ampute(
             raise DataError(f"{v!r} already has missing values; ampute complete data.")
         dep = deps[v]
         if mech == "MAR":
-            if dep is None or not isinstance(dep, Sequence) or len(dep) == 0:
+            if dep is None:
                 raise SpecificationError(
-                    f"MAR for {v!r} needs depends_on: a column name or a list of column "
-                    f"names, got {dep!r}."
+                    f"MAR for {v!r} needs depends_on: a column name or a list of column names."
                 )
-            bad = [c for c in dep if c not in df.columns]
-            if bad:
-                raise SpecificationError(f"depends_on names {bad}, which are not columns of df.")
             if v in dep:
                 raise SpecificationError(
                     f"depends_on for {v!r} includes {v!r} itself; that is MNAR (mechanism='MNAR')."
@@ -297,8 +357,8 @@ def ampute(
             target = (p * n - sys_rows.sum()) / rest.sum()
             if not 0.0 < target < 1.0:
                 raise SpecificationError(
-                    f"systematic={syst} for {v!r} deletes {sys_rows.sum()} of {n} rows, "
-                    f"which is already more than prop={p}; lower systematic or raise prop."
+                    f"systematic={syst:g} for {v!r} deletes {sys_rows.sum()} of {n} rows, "
+                    f"which is already more than prop={p:g}; lower systematic or raise prop."
                 )
             a = _solve_intercept(eta[rest], np.ones(int(rest.sum())), target)
             miss = sys_rows | (rest & (gen.random(n) < _expit(a + eta)))

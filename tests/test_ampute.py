@@ -155,3 +155,75 @@ def test_per_variable_dicts_default_for_the_variables_they_omit():
     assert not whole["x"].any()
     assert abs(out["x"].isna().mean() - 0.2) < 0.01
     assert (out.groupby("class")["w"].apply(lambda s: s.isna().nunique()) == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        # MCAR is the default mechanism: a list for all variables would be ignored
+        ({"prop": {"y": 0.3}, "depends_on": ["x"]}, r"no variable is amputed MAR \('y' is MCAR\)"),
+        ({"prop": {"y": 0.3}, "depends_on": "x", "mechanism": "MNAR"}, r"'y' is MNAR"),
+        ({"prop": {"y": 0.3}, "depends_on": {"y": ["x"]}}, r"for 'y', whose mechanism is 'MCAR'"),
+        (
+            {
+                "prop": {"y": 0.3, "k": 0.2},
+                "mechanism": {"y": "MAR", "k": "MNAR"},
+                "depends_on": {"y": ["x"], "k": ["x"]},
+            },
+            r"for 'k', whose mechanism is 'MNAR'.*mechanism=\{'k': 'MAR'\}",
+        ),
+        # unknown columns and keys are named whatever the mechanism
+        ({"prop": {"y": 0.3}, "depends_on": ["no_such_column"]}, "no_such_column"),
+        ({"prop": {"y": 0.3}, "mechanism": "MNAR", "depends_on": {"y": ["no_such"]}}, "no_such"),
+        ({"prop": {"y": 0.3}, "depends_on": {"w": ["x"]}}, r"names \['w'\], which are not in prop"),
+        (
+            {"prop": {"y": 0.3}, "mechanism": "MAR", "depends_on": {"y": ["x"], "zz": ["x"]}},
+            r"names \['zz'\], which are not in prop",
+        ),
+        ({"prop": {"y": 0.3}, "mechanism": "MAR", "depends_on": {"y": []}}, "list of column"),
+    ],
+)
+def test_depends_on_is_checked_for_every_mechanism(kwargs, match):
+    with pytest.raises(SpecificationError, match=match):
+        mlimpute.ampute(_data(20, 5), rng=1, **kwargs)
+
+
+def test_one_depends_on_list_applies_to_the_mar_variables():
+    # the documented mixed use: one list, a mechanism per variable
+    df = _data(20, 5)
+    kw = dict(prop={"y": 0.3, "k": 0.3}, rng=4)
+    mixed = mlimpute.ampute(df, mechanism={"y": "MAR", "k": "MCAR"}, depends_on=["x"], **kw)
+    per_var = mlimpute.ampute(df, mechanism={"y": "MAR"}, depends_on={"y": ["x"]}, **kw)
+    pd.testing.assert_frame_equal(mixed, per_var)
+    assert mixed["k"].isna().any() and mixed["y"].isna().any()
+
+
+@pytest.mark.parametrize("kind", [np.float32, np.float64, np.float16])
+def test_numpy_numbers_are_accepted_as_settings(kind):
+    df = _data(20, 5)
+    for kw in (
+        dict(prop={"y": kind(0.375)}),
+        dict(prop={"y": 0.375}, systematic=kind(0.25)),
+        dict(prop={"y": 0.375}, mechanism="MNAR", strength=kind(1.5)),
+        dict(prop={"y": 0.375}, mechanism="MNAR", strength=np.int64(2)),
+    ):
+        plain = {k: (v if isinstance(v, (str, dict)) else float(v)) for k, v in kw.items()}
+        plain["prop"] = {"y": float(kw["prop"]["y"])}
+        a = mlimpute.ampute(df, "class", rng=2, **kw)
+        pd.testing.assert_frame_equal(a, mlimpute.ampute(df, "class", rng=2, **plain))
+        assert a["y"].isna().any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prop": {"y": np.bool_(True)}}, r"prop\['y'\] must be a number in \(0, 1\), got bool"),
+        ({"prop": {"y": "0.3"}}, r"must be a number in \(0, 1\), got str '0.3'"),
+        ({"prop": {"y": 0.3}, "systematic": True}, "systematic for 'y' must be a number"),
+        ({"prop": {"y": 0.3}, "strength": "2", "mechanism": "MNAR"}, "got str '2'"),
+        ({"prop": {"y": np.float32(1.5)}}, r"must be in \(0, 1\), got np.float32\(1.5\)"),
+    ],
+)
+def test_settings_that_are_not_numbers_are_named_as_such(kwargs, match):
+    with pytest.raises(SpecificationError, match=match):
+        mlimpute.ampute(_data(20, 5), "class", rng=1, **kwargs)

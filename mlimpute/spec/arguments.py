@@ -28,6 +28,7 @@ __all__ = [
     "check_names",
     "column_list",
     "describe_value",
+    "is_real_number",
     "method_argument",
     "parse_all",
     "positive_int",
@@ -61,6 +62,22 @@ _RESERVED_SUFFIXES = (":row", ":params", ":param")
 
 #: Default cap on the categories of an imputed nominal variable (``max_categories=``).
 MAX_CATEGORIES = 50
+
+
+def is_real_number(value) -> bool:
+    """Whether ``value`` is a real number: a Python or numpy int or float, not a bool.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_real_number(0.3), is_real_number(np.float32(0.3)), is_real_number(np.int64(2))
+    (True, True, True)
+    >>> is_real_number(True), is_real_number(np.bool_(True)), is_real_number("0.3")
+    (False, False, False)
+    """
+    return not isinstance(value, (bool, np.bool_)) and isinstance(
+        value, (int, float, np.integer, np.floating)
+    )
 
 
 def describe_value(value) -> str:
@@ -232,9 +249,7 @@ def check_delta(value, name: str = "delta") -> dict[str, float]:
     for key, shift in value.items():
         if not isinstance(key, str):
             raise SpecificationError(f"{name} keys must be column names, got {key!r}")
-        if isinstance(shift, (bool, np.bool_)) or not isinstance(
-            shift, (int, float, np.integer, np.floating)
-        ):
+        if not is_real_number(shift):
             raise SpecificationError(
                 f"{name} for {key!r} must be a number (the shift of its imputed values), got "
                 f"{describe_value(shift)}"
