@@ -377,5 +377,11 @@ def transform_methods(spec, transform, bounds, method) -> dict[str, Any]:
                 f"normal models do ({', '.join(TRANSFORMABLE)}): give method={{{col!r}: "
                 f"{'2l.norm' if v.formula.group else 'norm'!r}}}"
             )
+        given = dict(v.options).get("transform")
+        if given is not None and given != value:
+            raise SpecificationError(
+                f"transform for {col!r}: given both as {value!r} and as the option "
+                f"{given!r} of method=; give it once"
+            )
         out[col] = (v.method, {**dict(v.options), "transform": value})
     return out

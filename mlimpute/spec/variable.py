@@ -56,19 +56,21 @@ def variable_spec(
     validate_options(name, meth, options)
     f, level = _fit_level(cols, name, f, meth, events)
     _check_predictors(cols, name, f)
-    if (
-        kind == "numeric"
-        and pd.api.types.is_integer_dtype(cols.df[name].dtype)
-        and "pmm" not in meth
-        and meth not in COUNT_METHODS  # counts come back as non-negative integers
-    ):
-        dtype = cols.df[name].dtype
+    dtype = cols.df[name].dtype
+    if kind == "numeric" and pd.api.types.is_integer_dtype(dtype) and "pmm" not in meth:
         limits = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
-        events.append(
-            f"{name}: integer column imputed with {meth!r}: imputations are "
-            f"rounded and clipped to [{limits.min}, {limits.max}]; method 'pmm' or "
-            "'2l.pmm' imputes observed values only"
-        )
+        if meth not in COUNT_METHODS:
+            events.append(
+                f"{name}: integer column imputed with {meth!r}: imputations are "
+                f"rounded and clipped to [{limits.min}, {limits.max}]; method 'pmm' or "
+                "'2l.pmm' imputes observed values only"
+            )
+        elif limits.max < 2**31 - 1:  # counts come back as non-negative integers
+            events.append(
+                f"{name}: count column of dtype {dtype} imputed with {meth!r}: imputed "
+                f"counts above {limits.max} are clipped to {limits.max}, the dtype's "
+                "largest value; a wider integer dtype (int64) keeps them"
+            )
     return VariableSpec(name, f, meth, level, tuple(options.items()))
 
 

@@ -191,6 +191,18 @@ def test_refusals_name_the_column():
         mlimpute.impute(df, model="income ~ x", transform={"income": "log"}, m=1)
 
 
+def test_a_transform_given_twice_is_refused():
+    """transform= and a transform option of method= for one column: refused, not one of
+    them silently kept."""
+    df = pd.DataFrame({"pos": [1.5, 2.2, np.nan, 4.1, 5.3, 6.7], "x": [1.0, 2, 3, 4, 5, 6]})
+    method = {"pos": ("norm", {"transform": "yeo-johnson"})}
+    with pytest.raises(SpecificationError, match="'pos'.*given both as 'log'.*'yeo-johnson'"):
+        mlimpute.impute(df, {"pos": "~ x"}, method=method, transform={"pos": "log"}, m=1)
+    same = {"pos": ("norm", {"transform": "log"})}  # the same transform twice: one
+    imp = mlimpute.impute(df, {"pos": "~ x"}, method=same, transform={"pos": "log"}, m=1)
+    assert imp.spec.variables[0].options == (("transform", "log"),)
+
+
 def _income_replicate(seed: int) -> dict:
     """One replication of the lognormal-income example: quartile skewness of the imputed
     and the complete values among the missing rows, the moment skewness of the imputed

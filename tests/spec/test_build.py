@@ -271,3 +271,24 @@ def test_a_whole_shift_of_an_integer_column_matched_by_pmm_is_kept_as_the_chain_
         np.testing.assert_array_equal(chain, plain.dataset["score"].to_numpy() + float(shift))
     # a float column holding whole numbers is not rounded: any shift is kept as drawn
     build_spec(df.assign(score=df["score"].astype(float)), f, delta={"score": 0.3})
+
+
+@pytest.mark.parametrize("dtype, top", [("Int8", 127), ("Int16", 32767), ("Int64", None)])
+def test_counts_of_a_narrow_integer_dtype_are_said_to_be_clipped(dtype, top):
+    """A count model's draws are clipped to the dtype's largest value on output: said for
+    dtypes whose largest value a count can reach, not for 64-bit integers."""
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(20, 60).astype(float)
+    counts[::4] = np.nan
+    y = pd.array(counts, dtype="Float64").astype(dtype)
+    df = pd.DataFrame({"y": y, "x": rng.normal(size=60), "g": np.repeat(np.arange(6), 10)})
+    spec = build_spec(df, {"y": "~ x + (1 | g)"}, method={"y": "2l.poisson"})
+    clipped = [e for e in spec.events if "clipped" in e]
+    if top is None:
+        assert not clipped
+    else:
+        assert clipped == [
+            f"y: count column of dtype {dtype} imputed with '2l.poisson': imputed counts above "
+            f"{top} are clipped to {top}, the dtype's largest value; a wider integer dtype "
+            "(int64) keeps them"
+        ]
