@@ -7,7 +7,8 @@ the factorisation
     p(y, x_1, …, x_K | z) = f(y | x, z, b) · Π_k p_k(x_k | x_{k+1}, …, x_K, z, a)
 
 with y the analysis model's outcome, x_1, …, x_K its incomplete predictors in the order in
-which the model names them, z its complete predictors and a the auxiliary columns. Each
+which the model names them, z its complete predictors (the cluster means ``cmean(z)`` of
+complete columns in the analysis model among them) and a the auxiliary columns. Each
 ``p_k`` is a normal model with a random intercept of the cluster
 (``x_k ~ x_{k+1} + … + z + a + (1 | g)``); the spec holds one
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
