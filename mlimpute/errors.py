@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "DataTypeError",
     "PoolingError",
+    "LatentBoundaryError",
     "UnsupportedError",
     "ChainError",
     "MlimputeWarning",
@@ -53,6 +54,20 @@ class UnsupportedError(MlimputeError, NotImplementedError):
 
 class PoolingError(MlimputeError, ValueError):
     """Estimates cannot be pooled (m < 2 where a between-imputation variance is needed...)."""
+
+
+class LatentBoundaryError(PoolingError):
+    """The maximum-likelihood latent covariate fit (``fit(latent="ml")``) of a completed data
+    set is at the boundary of its parameter space (x's latent cluster means hardly vary:
+    the latent variance near zero), where it has no standard errors; carries the data set
+    (1-based) as ``imputation``."""
+
+    def __init__(self, message: str, imputation: int | None = None):
+        super().__init__(message)
+        self.imputation = imputation
+
+    def __reduce__(self):  # picklable across process pools
+        return (type(self), (self.args[0], self.imputation))
 
 
 class ChainError(MlimputeError, RuntimeError):

@@ -27,6 +27,7 @@ from mlimpute.analysis.results import PooledResult
 from mlimpute.codec import categories, column_kind, decode
 from mlimpute.errors import (
     FormulaError,
+    LatentBoundaryError,
     MlimputeWarning,
     PoolingError,
     SpecificationError,
@@ -181,8 +182,13 @@ def fit(
         tests (D2 on likelihoods, D3) and ``r_squared()`` are not available. With clusters
         of five (1,000 data sets of design (d) in ``docs/compatible.md``) it lowered the
         contextual effect's bias from +11.9 % to +7.4 % and its interval coverage from
-        0.970 to 0.962. Formulas without ``lmean()`` ignore ``"auto"`` and
-        ``"plausible"``; ``"ml"`` needs an ``lmean()``.
+        0.970 to 0.962. When the maximum-likelihood fit of some completed data set is
+        at the boundary of its parameter space (x's cluster means hardly vary beyond
+        their sampling error: the latent variance near zero, its observed information
+        not positive definite), ``"auto"`` fits ``"plausible"`` instead and says so in
+        the result's notes (and a warning); ``"ml"`` raises
+        :class:`~mlimpute.errors.LatentBoundaryError`. Formulas without ``lmean()``
+        ignore ``"auto"`` and ``"plausible"``; ``"ml"`` needs an ``lmean()``.
 
     Returns
     -------
@@ -204,6 +210,9 @@ def fit(
         random effects as rows or more (lme4's rules; GLMMs may have as many). Every
         completed data set is checked before it is fitted; the message names the data
         set and the term, factor or value.
+    LatentBoundaryError
+        For ``latent="ml"`` when the fit of a completed data set (named) is at the
+        boundary of its parameter space (a :class:`PoolingError`).
     UnsupportedError
         For ``latent="ml"`` with a formula outside its scope (the message names the term
         or argument). For a random part with a family or link other than binomial
@@ -343,14 +352,23 @@ def fit(
     check_congeniality(imp, parsed)  # CompatibilityWarning: terms the imputation lacked
     model = _Model(parsed, kind, family=glm_family, cluster=cluster, engine=engine, nagq=nagq)
     _latent.check_latent(latent, parsed)
+    requested = latent
     latent, first = _latent.choose_latent(latent, imp, model, family)
+    remarks: list[str] = []
     if latent == "ml":
         reason = _latent.latent_scope(parsed, family)
         if reason is not None:
             raise UnsupportedError(f"latent='ml' cannot fit {parsed.text!r}: {reason}")
-        result = _latent.fit_latent_pooled(imp, model, dfcom, first)
-        _warn_notes(result, m)
-        return result
+        try:
+            result = _latent.fit_latent_pooled(imp, model, dfcom, first)
+        except LatentBoundaryError as exc:
+            if requested != "auto":
+                raise
+            # latent="auto": the plausible-values analysis, which has no such boundary
+            remarks.append(_latent.fallback_note(exc))
+        else:
+            _warn_notes(result, m)
+            return result
 
     executor = {"n_jobs": n_jobs, "client": client}
     fits, first = _fit_all(imp, model, reml=bool(reml), **executor)
@@ -388,6 +406,7 @@ def fit(
         nonconverged=nonconv,
         source=imp,
         likelihood=_Likelihood(imp, model, fits, reml=bool(reml), executor=executor),
+        remarks=remarks,
     )
     _warn_notes(result, m)
     return result

@@ -22,7 +22,13 @@ import numpy as np
 from mlimpute.analysis.fitters.latent import LatentFit, fit_latent
 from mlimpute.analysis.model import Design, _Model
 from mlimpute.analysis.results import PooledResult
-from mlimpute.errors import DataError, PoolingError, SpecificationError, UnsupportedError
+from mlimpute.errors import (
+    DataError,
+    LatentBoundaryError,
+    PoolingError,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.pooling import pool
 from mlimpute.spec.formula import lmean_column
 
@@ -33,6 +39,7 @@ __all__ = [
     "design_scope",
     "choose_latent",
     "fit_latent_pooled",
+    "fallback_note",
 ]
 
 #: The values of ``fit(latent=...)``.
@@ -127,12 +134,39 @@ def _fit_one(d: Design, ix: int, il: int, other: np.ndarray, i: int, text: str):
     except (DataError, np.linalg.LinAlgError, ValueError) as exc:
         msg = f"fitting {text!r} by ML failed on completed data set {i}: {exc}"
         raise PoolingError(msg) from exc
+    if f.boundary:
+        raise LatentBoundaryError(_boundary_message(f, text, i), i)
     # the fitter's order (cluster-level columns, x, lmean(x)) -> the design's
     order = np.empty(other.size + 2, int)
     order[other] = np.arange(other.size)
     order[ix], order[il] = other.size, other.size + 1
     return dataclasses.replace(
         f, fe_params=f.fe_params[order], cov_fe=f.cov_fe[np.ix_(order, order)]
+    )
+
+
+def _boundary_message(f: LatentFit, text: str, i: int) -> str:
+    """Why a boundary fit of completed data set ``i`` cannot be pooled, and what to do."""
+    psi = float(f.cov_re[0, 0])
+    return (
+        f"the latent covariate model (latent='ml') of {text!r} is at the boundary of its "
+        f"parameter space on completed data set {i}: its observed information is not "
+        "positive definite, so it has no standard errors. The latent variance of the "
+        f"cluster means is {f.tau:.3g} (within-cluster variance {f.sigma2_x:.3g}) and the "
+        f"random-intercept variance {psi:.3g}: the cluster means hardly vary beyond their "
+        "sampling error (latent variance near zero), and the contextual effect is not "
+        "identified by maximum likelihood. Fit with latent='plausible' (the drawn "
+        "latent cluster means as a predictor)"
+    )
+
+
+def fallback_note(exc: LatentBoundaryError) -> str:
+    """The note of a ``latent="auto"`` fit that fell back to the plausible values."""
+    return (
+        "latent='auto' fitted the plausible values (lmean(x) as a predictor): the "
+        f"maximum-likelihood latent covariate model is at its boundary on completed data "
+        f"set {exc.imputation} (latent variance near zero, observed information not "
+        "positive definite)"
     )
 
 

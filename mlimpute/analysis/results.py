@@ -71,7 +71,9 @@ class PooledResult(_VarianceTables, _PooledDisplay):
         or whose optimiser did not converge. They are kept in the pooling, counted and
         shown, never dropped.
     notes : tuple of str
-        Those problems in words, as shown under the table.
+        Those problems in words, as shown under the table, after ``remarks``: what the
+        fit did differently from what was asked (``latent="auto"`` falling back to the
+        plausible values).
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class PooledResult(_VarianceTables, _PooledDisplay):
         nonconverged: Sequence[int] = (),
         source: Any = None,
         likelihood: Any = None,
+        remarks: Sequence[str] = (),
     ):
         self.pooled = pooled
+        self.remarks = tuple(str(r) for r in remarks)
         self.names = pooled.names
         self.m = pooled.m
         self.dfcom = pooled.dfcom
@@ -156,7 +160,7 @@ class PooledResult(_VarianceTables, _PooledDisplay):
     @property
     def notes(self) -> tuple[str, ...]:
         """Problems with some complete-data fits, in words (kept in the pooling)."""
-        out = []
+        out = list(getattr(self, "remarks", ()))
         if self.singular:
             out.append(
                 f"boundary (singular) fit in {len(self.singular)} of {self.m} imputations "

@@ -7,7 +7,8 @@ the factorisation
     p(y, x_1, …, x_K | z) = f(y | x, z, b) · Π_k p_k(x_k | x_{k+1}, …, x_K, z, a)
 
 with y the analysis model's outcome, x_1, …, x_K its incomplete predictors in the order in
-which the model names them, z its complete predictors and a the auxiliary columns. Each
+which the model names them, z its complete predictors (the cluster means ``cmean(z)`` of
+complete columns in the analysis model among them) and a the auxiliary columns. Each
 ``p_k`` is a normal model with a random intercept of the cluster
 (``x_k ~ x_{k+1} + … + z + a + (1 | g)``); the spec holds one
 :class:`~mlimpute.spec.build.VariableSpec` per incomplete predictor (its own model) and,
@@ -347,6 +348,10 @@ def build_model_spec(
     incomplete = [*level1, *level2]
     complete = [c for c in used if missing[c] == 0 and c != g]
     complete2 = [c for c in complete if _constant_within(codes, df[c])]
+    # the cluster means cmean(z) of complete level-1 columns in the analysis model are
+    # complete predictors too: every predictor's model conditions on them (a level-2
+    # predictor's, on one row per cluster, as the cluster-level columns they are)
+    means = [c for c in parsed.cmeans if c in complete and c not in complete2]
     if lmeans:
         _check_latent_means(df, parsed, codes, incomplete, level2, complete, complete2, nonlinear)
     # with lmean(x): x = lmean(x) + e, lmean(x) ~ complete level-2 columns, and each
@@ -359,7 +364,7 @@ def build_model_spec(
         if x in lmeans:
             f = predictor_formula(x, [], complete2, g)
         else:
-            f = predictor_formula(x, incomplete[k + 1 :], complete, groups)
+            f = predictor_formula(x, incomplete[k + 1 :], complete, groups, means)
         if kinds[x] == "count":
             meth = count_predictor_method(df[x], codes)
         else:
@@ -371,7 +376,7 @@ def build_model_spec(
             variables.append(VariableSpec(x, f, _METHOD, 1))
     level2 = [c for c in level2 if c not in level3]  # class-level (school-level: below)
     for k, w in enumerate(level2):
-        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer)
+        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means)
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
     for k, s in enumerate(level3):  # school-level: one row per school
         f = level2_formula(s, level3[k + 1 :], level3_columns(terms, df, complete2))

@@ -28,40 +28,62 @@ _PREDICTOR_METHODS = {
 }
 
 
+def _rhs(later: Sequence[str], complete: Sequence[str], means: Sequence[str]) -> str:
+    """``later + complete + cmean(m) for m in means`` (``1`` when empty)."""
+    terms = [_quote(c) for c in [*later, *complete]]
+    terms += [f"cmean({_quote(c)})" for c in means]
+    return " + ".join(terms) or "1"
+
+
 def predictor_formula(
-    name: str, later: Sequence[str], complete: Sequence[str], cluster: str | Sequence[str]
+    name: str,
+    later: Sequence[str],
+    complete: Sequence[str],
+    cluster: str | Sequence[str],
+    means: Sequence[str] = (),
 ) -> ParsedFormula:
-    """The model of one incomplete predictor: ``x ~ later + complete + (1 | cluster)``
-    (several grouping factors, as a list: a random intercept for each).
+    """The model of one incomplete predictor: ``x ~ later + complete + cmean(means) +
+    (1 | cluster)`` (several grouping factors, as a list: a random intercept for each).
+    ``means`` are the complete columns whose cluster means ``cmean(c)`` the analysis model
+    has: complete predictors of the analysis model too.
 
     Examples
     --------
     >>> str(predictor_formula("x", ["w"], ["z", "a"], "g"))
     'x ~ w + z + a + (1 | g)'
+    >>> str(predictor_formula("x", [], ["z"], "g", means=["z"]))
+    'x ~ z + cmean(z) + (1 | g)'
     >>> str(predictor_formula("x", [], ["z"], ["school", "class"]))
     'x ~ z + (1 | school) + (1 | class)'
     """
-    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    rhs = _rhs(later, complete, means)
     if not isinstance(cluster, str):  # several grouping factors (factor text as given)
         return parse_formula(f"{_quote(name)} ~ {rhs} + {random_intercepts(cluster)}")
     return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
 
 
 def level2_formula(
-    name: str, later: Sequence[str], complete: Sequence[str], outer: str | None = None
+    name: str,
+    later: Sequence[str],
+    complete: Sequence[str],
+    outer: str | None = None,
+    means: Sequence[str] = (),
 ) -> ParsedFormula:
     """The model of one incomplete level-2 predictor, on one row per cluster:
-    ``w ~ later + complete`` (level-2 columns only); with an enclosing level ``outer``
-    (three levels), ``w ~ later + complete + (1 | outer)``.
+    ``w ~ later + complete + cmean(means)`` (level-2 columns only: ``means`` are the
+    complete level-1 columns whose cluster means the analysis model has); with an
+    enclosing level ``outer`` (three levels), ``w ~ later + complete + (1 | outer)``.
 
     Examples
     --------
     >>> str(level2_formula("w", [], ["z"]))
     'w ~ z'
+    >>> str(level2_formula("w", [], ["v"], means=["z"]))
+    'w ~ v + cmean(z)'
     >>> str(level2_formula("w", [], ["z"], "school"))
     'w ~ z + (1 | school)'
     """
-    rhs = " + ".join(_quote(c) for c in [*later, *complete]) or "1"
+    rhs = _rhs(later, complete, means)
     if outer is not None:
         return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {outer})")
     return parse_formula(f"{_quote(name)} ~ {rhs}")

@@ -23,7 +23,13 @@ import pytest
 from mlimpute import MultiplyImputed
 from mlimpute.analysis import from_completed
 from mlimpute.analysis.fitters.latent import LatentFit, fit_latent
-from mlimpute.errors import SpecificationError, UnsupportedError
+from mlimpute.errors import (
+    LatentBoundaryError,
+    MlimputeWarning,
+    PoolingError,
+    SpecificationError,
+    UnsupportedError,
+)
 from mlimpute.pooling import pool
 from mlimpute.simulation.compatible.designs import DESIGNS
 
@@ -170,3 +176,40 @@ def test_unequal_clusters_in_any_row_order():
         c = np.unique(ordered["g"], return_inverse=True)[1]
         est.append(fit_latent(ordered["x"].to_numpy(), ordered["y"].to_numpy(), c).fe_params)
     np.testing.assert_allclose(res.pooled.qbar, np.mean(est, axis=0), rtol=1e-7, atol=1e-9)
+
+
+def _boundary_frames():
+    """Two completed data sets, 30 clusters of 6, x without a cluster effect: the ML fit
+    of the first estimates a small latent variance, the second's is at the boundary
+    (latent variance ~ 1e-11)."""
+    frames = []
+    codes = np.repeat(np.arange(30), 6)
+    for seed in (0, 9):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=180)
+        y = x + 1.4 * rng.normal(size=30)[codes] + rng.normal(size=180)
+        frame = pd.DataFrame({"y": y, "x": x, "g": codes})
+        frame["lmean(x)"] = frame.groupby("g")["x"].transform("mean")
+        frames.append(frame)
+    return frames
+
+
+def test_boundary_fit_ml_raises_auto_falls_back():
+    """Before: PoolingError "the mean within-imputation variance of 'Intercept' is
+    -9.7e8, not positive" for both (the inverse of an indefinite information pooled)."""
+    source = from_completed(_boundary_frames())
+    formula = "y ~ x + lmean(x) + (1 | g)"
+    with pytest.raises(LatentBoundaryError, match="completed data set 2") as err:
+        source.fit(formula, latent="ml")
+    assert isinstance(err.value, PoolingError) and err.value.imputation == 2
+    assert err.match("latent variance near zero") and err.match("latent='plausible'")
+    with pytest.warns(MlimputeWarning, match="plausible values.*completed data set 2"):
+        res = source.fit(formula)  # latent="auto"
+    assert res.model == "linear mixed model (REML)"
+    assert "boundary on completed data set 2" in res.notes[0]
+    assert "boundary on completed data set 2" in str(res)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note without the fallback
+        ref = source.fit(formula, latent="plausible")
+    np.testing.assert_array_equal(res.pooled.qbar, ref.pooled.qbar)
+    np.testing.assert_array_equal(res.pooled.t, ref.pooled.t)

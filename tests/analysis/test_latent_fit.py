@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlimpute.analysis.fitters.latent import LatentFit, closed_form, fit_latent, latent_loglike
+from mlimpute.analysis.fitters.latent import (
+    NOT_POSITIVE_DEFINITE,
+    LatentFit,
+    closed_form,
+    fit_latent,
+    latent_loglike,
+    positive_definite,
+)
 from mlimpute.errors import DataError
 from mlimpute.simulation.compatible.designs import DESIGNS
 
@@ -173,3 +180,34 @@ def test_errors():
         fit_latent(x, y, codes, np.c_[W, 2 * W[:, 1]])
     with pytest.raises(DataError, match="equal cluster sizes"):
         closed_form(x, y, codes, W)
+
+
+def _no_between_variance(seed):
+    """30 clusters of 6; x has no cluster effect (latent variance 0), y a large one."""
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(30), 6)
+    x = rng.normal(size=180)
+    y = x + 1.4 * rng.normal(size=30)[codes] + rng.normal(size=180)
+    return x, y, codes
+
+
+def test_positive_definite_scaled_by_the_diagonal():
+    assert positive_definite(np.diag([1e-12, 1e6]))  # units do not matter
+    assert positive_definite(np.array([[4.0, 1.9], [1.9, 1.0]]))
+    assert not positive_definite(np.array([[4.0, 2.0], [2.0, 1.0]]))  # singular
+    assert not positive_definite(np.array([[1.0, 1.0 - 1e-10], [1.0 - 1e-10, 1.0]]))
+    assert not positive_definite(np.array([[1.0, 2.0], [2.0, 1.0]]))  # indefinite
+    assert not positive_definite(np.array([[-1.0, 0.0], [0.0, 1.0]]))
+    assert not positive_definite(np.array([[np.nan, 0.0], [0.0, 1.0]]))
+
+
+def test_boundary_fit_has_no_standard_errors():
+    """Latent variance at its boundary (τ ~ 1e-11): the observed information is not
+    positive definite; its inverse (variances of -2e9 and -9e11 here) is no covariance."""
+    f = fit_latent(*_no_between_variance(9))
+    assert f.boundary and f.tau < 1e-6
+    assert NOT_POSITIVE_DEFINITE in f.messages
+    assert np.isnan(f.cov_fe).all() and np.isnan(f.cov_all).all()
+    assert np.all(np.isfinite(f.fe_params))
+    ok = fit_latent(*_no_between_variance(0))  # a small latent variance, not at the boundary
+    assert not ok.boundary and np.all(np.diag(ok.cov_fe) > 0)

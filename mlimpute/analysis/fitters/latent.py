@@ -33,7 +33,11 @@ Standard errors come from the observed information: the Hessian of the log-likel
 in ``φ = (α, δ, v)`` by central differences of its analytic gradient (relative step
 1e-5), inverted, and carried to the model's parameters ``(γ, b1, b2, α, τ, σ_x², ψ, σ²)``
 by the delta method. At the maximum this equals the inverse observed information of
-those parameters themselves (the gradient vanishes there).
+those parameters themselves (the gradient vanishes there). When the observed information
+is not positive definite (its diagonally scaled form has an eigenvalue at or below 1e-8:
+a flat or upward-curving direction, as when x's cluster means hardly vary beyond their
+sampling error and the between-cluster covariance of x and y is at its boundary) the fit
+is a boundary fit (:attr:`LatentFit.boundary`) without standard errors.
 """
 
 from __future__ import annotations
@@ -46,13 +50,26 @@ from scipy import optimize
 from mlimpute.analysis.fitters.base import MixedFit
 from mlimpute.errors import DataError
 
-__all__ = ["LatentFit", "closed_form", "fit_latent", "latent_loglike"]
+__all__ = [
+    "LatentFit",
+    "NOT_POSITIVE_DEFINITE",
+    "closed_form",
+    "fit_latent",
+    "latent_loglike",
+    "positive_definite",
+]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 #: Bounds of the log-variances (a variance below e^-25 relative to 1 is a boundary fit).
 _LOG_BOUND = 25.0
 #: Relative step of the central differences of the gradient (observed information).
 _STEP = 1e-5
+#: Smallest eigenvalue of the diagonally scaled observed information still taken as
+#: positive (:func:`positive_definite`): below it a direction is flat or curves up, as
+#: at a variance on its boundary, and the inverse is no covariance.
+_PD_TOL = 1e-8
+#: :attr:`LatentFit.messages` of a fit whose observed information is not positive definite.
+NOT_POSITIVE_DEFINITE = "observed information not positive definite (a boundary fit)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +90,10 @@ class LatentFit(MixedFit):
     cov_all: np.ndarray | None = None
     #: the optimiser's variances ``v`` (a warm start for :func:`fit_latent`)
     start: np.ndarray | None = None
+    #: the observed information is not positive definite: the maximum is on the boundary
+    #: of the parameter space (e.g. the latent variance τ or ψ near zero, the between-
+    #: cluster covariance of x and y singular); ``cov_fe`` and ``cov_all`` are NaN
+    boundary: bool = False
 
 
 class _Stats:
@@ -415,14 +436,39 @@ def _newton(st: _Stats, v: np.ndarray, bounds, steps: int = 8) -> np.ndarray:
 
 
 def _inverse_information(st: _Stats, phi: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Inverse of the Hessian of −ℓ in φ by central differences of the analytic gradient."""
+    """Inverse of the Hessian of −ℓ in φ by central differences of the analytic gradient;
+    all NaN, with the message :data:`NOT_POSITIVE_DEFINITE`, when that observed information
+    is not positive definite (:func:`positive_definite`): a boundary fit."""
     k = st.W.shape[1]
     p = phi.size
     H = -_hessian(lambda f: _loglik(st, f[2 * k :], (f[:k], f[k : 2 * k]))[1], phi)
+    if not positive_definite(H):
+        return np.full((p, p), np.nan), (NOT_POSITIVE_DEFINITE,)
     try:
         return np.linalg.inv(H), ()
-    except np.linalg.LinAlgError:
-        return np.full((p, p), np.nan), ("singular observed information",)
+    except np.linalg.LinAlgError:  # pragma: no cover - positive definite matrices invert
+        return np.full((p, p), np.nan), (NOT_POSITIVE_DEFINITE,)
+
+
+def positive_definite(H: np.ndarray, tol: float = _PD_TOL) -> bool:
+    """Whether a symmetric matrix is positive definite beyond rounding: finite, with a
+    positive diagonal, and the smallest eigenvalue of its diagonally scaled form
+    ``D^-1/2 H D^-1/2`` (unit diagonal; unchanged by the units of the parameters) above
+    ``tol``.
+
+    Examples
+    --------
+    >>> positive_definite(np.array([[2.0, 0.0], [0.0, 1e-6]]))
+    True
+    >>> positive_definite(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    False
+    """
+    H = np.asarray(H, dtype=float)
+    d = np.diag(H)
+    if not (np.all(np.isfinite(H)) and np.all(d > 0)):
+        return False
+    s = 1.0 / np.sqrt(d)
+    return bool(np.linalg.eigvalsh(H * s[:, None] * s[None, :])[0] > tol)
 
 
 def _assemble(st, phi, cov_phi, ll, converged, messages) -> LatentFit:
@@ -462,6 +508,7 @@ def _assemble(st, phi, cov_phi, ll, converged, messages) -> LatentFit:
         n_groups=int(st.J),
         converged=converged,
         messages=tuple(m for m in messages if m),
+        boundary=NOT_POSITIVE_DEFINITE in messages,
         theta=np.array([np.sqrt(psi / s2)]),
         optimizer="L-BFGS-B",
         cov_vc=cov[r + 2 :, r + 2 :],
