@@ -173,6 +173,78 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def blocked_draw(
+    rng: np.random.Generator,
+    psi_inv: np.ndarray,
+    ZtZ: np.ndarray,
+    ZtX: np.ndarray,
+    ZtW: np.ndarray,
+    XtX: np.ndarray,
+    XtW: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Draw (β, b) | W, Ψ of K − 1 normal equations (unit error variance) that share the
+    random effects: β with b integrated out, then ``b_j | β``, all clusters at once.
+
+    With ``P_j = Ψ⁻¹ + I ⊗ Z_j'Z_j``, ``C_j = I ⊗ Z_j'X_j`` and ``c_j = vec(Z_j'W_j)``
+    (category-major), β has precision ``I ⊗ X'X − Σ_j C_j'P_j⁻¹C_j`` and precision-mean
+    ``vec(X'W) − Σ_j C_j'P_j⁻¹c_j`` (Woodbury over clusters), and
+    ``b_j | β ~ N(P_j⁻¹(c_j − C_jβ), P_j⁻¹)``. Cost O(J·Q²·(Q + (K − 1)p) + ((K − 1)p)³),
+    Q = (K − 1)q.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    psi_inv : ndarray, shape (Q, Q)
+        Inverse of the stacked effects' covariance.
+    ZtZ : ndarray, shape (J, q, q)
+        Per-cluster ``Z_j'Z_j``.
+    ZtX : ndarray, shape (J, q, p)
+        Per-cluster ``Z_j'X_j``.
+    ZtW : ndarray, shape (J, q, K − 1)
+        Per-cluster ``Z_j'W_j``.
+    XtX : ndarray, shape (p, p)
+        ``X'X`` plus the prior precision of each category's coefficients.
+    XtW : ndarray, shape (p, K − 1)
+        ``X'W``.
+
+    Returns
+    -------
+    beta : ndarray, shape ((K − 1)p,)
+        The draw, category-major.
+    b : ndarray, shape (J, Q)
+        The draw given ``beta``.
+    beta_mean : ndarray, shape ((K − 1)p,)
+        The mean of β's marginal.
+    b_mean : ndarray, shape (J, Q)
+        The mean of b given ``beta_mean``.
+    """
+    J, q, p = ZtX.shape
+    K1 = ZtW.shape[2]
+    Q, Kp = K1 * q, K1 * p
+    P = np.repeat(psi_inv[None], J, axis=0)
+    C = np.zeros((J, Q, Kp + 1))
+    for k in range(K1):  # loop over categories: the block-diagonal pieces
+        s = slice(k * q, (k + 1) * q)
+        P[:, s, s] += ZtZ
+        C[:, s, k * p : (k + 1) * p] = ZtX
+        C[:, s, Kp] = ZtW[:, :, k]
+    L = chol_batched(P)
+    M = forward_batched(L, C)  # L_j⁻¹[C_j c_j]
+    Mf = M.reshape(J * Q, Kp + 1)
+    G = Mf.T @ Mf
+    A = -G[:Kp, :Kp]
+    for k in range(K1):
+        A[k * p : (k + 1) * p, k * p : (k + 1) * p] += XtX
+    A = 0.5 * (A + A.T)
+    h = XtW.T.reshape(Kp) - G[:Kp, Kp]
+    mean, LA = solve_spd(A, h)
+    beta = draw_chol(rng, LA, mean)
+    base, MC = M[:, :, Kp], M[:, :, :Kp]
+    b = backward_batched(L, base - MC @ beta + rng.standard_normal((J, Q)))
+    b_mean = backward_batched(L, base - MC @ mean)
+    return beta, b, mean, b_mean
+
+
 def joint_gibbs(
     rng: np.random.Generator,
     state: NominalState,
@@ -206,7 +278,7 @@ def joint_gibbs(
     X, Z, seg = data.X.obs, data.Z.obs, data.seg_obs
     st = static(data)
     J, q, p, K1 = data.n_clusters, st.q, X.shape[1], W.shape[1]
-    Q, Kp = K1 * q, K1 * p
+    Q = K1 * q
     cores = state.cores
     # per-cluster sums (shared by all utilities but Z'W)
     ZtZ = st.ZtZ if st.ZtZ is not None else seg.sum(Z[:, :, None] * Z[:, None, :])
@@ -222,30 +294,10 @@ def joint_gibbs(
     aa = np.outer(alpha, alpha)
     psi_inv = np.linalg.inv(psi / aa) / aa  # Ψ⁻¹ = diag(1/α) Ψ_ξ⁻¹ diag(1/α)
     psi_inv = 0.5 * (psi_inv + psi_inv.T)
-    # (2) β with b integrated out, then b_j | β; P_j = Ψ⁻¹ + I ⊗ Z_j'Z_j
-    P = np.repeat(psi_inv[None], J, axis=0)
-    C = np.zeros((J, Q, Kp + 1))
-    for k in range(K1):  # loop over categories: fill the block-diagonal pieces
-        s = slice(k * q, (k + 1) * q)
-        P[:, s, s] += ZtZ
-        C[:, s, k * p : (k + 1) * p] = ZtX
-        C[:, s, Kp] = ZtW[:, :, k]
-    L = chol_batched(P)
-    M = forward_batched(L, C)  # L_j⁻¹[C_j c_j]
-    Mf = M.reshape(J * Q, Kp + 1)
-    G = Mf.T @ Mf
-    A = -G[:Kp, :Kp]
+    # (2) β with b integrated out, then b_j | β
     XtX = X.T @ X
     XtX[np.diag_indices(p)] += beta_prec
-    for k in range(K1):
-        A[k * p : (k + 1) * p, k * p : (k + 1) * p] += XtX
-    A = 0.5 * (A + A.T)
-    h = (X.T @ W).T.reshape(Kp) - G[:Kp, Kp]
-    mean, LA = solve_spd(A, h)
-    beta = draw_chol(rng, LA, mean)
-    base = M[:, :, Kp]
-    b = backward_batched(L, base - M[:, :, :Kp] @ beta + rng.standard_normal((J, Q)))
-    b_mean = backward_batched(L, base - M[:, :, :Kp] @ mean)
+    beta, b, mean, b_mean = blocked_draw(rng, psi_inv, ZtZ, ZtX, ZtW, XtX, X.T @ W)
     # (3) parameter expansion: α of category k | ξ, β is a q-dim regression of w_k − Xβ_k
     xi = b / alpha
     xi3 = xi.reshape(J, K1, q)
