@@ -106,9 +106,9 @@ def impute_new(
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     if spec.model is not None:  # model-based imputation
-        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        data = _check_columns(imp.data, new_df, spec)  # a copy: new_df is never modified
         return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
     if spec.factors:  # several grouping factors
-        data = _check_columns(imp.data, new_df)
+        data = _check_columns(imp.data, new_df, spec)
         return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     return impute_new_chained(imp, new_df, rng, sweeps, n_jobs, client)
