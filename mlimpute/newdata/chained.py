@@ -41,7 +41,7 @@ from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.registry import get_model
 from mlimpute.models.streamed import StreamedData
-from mlimpute.newdata.states import map_nested
+from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
@@ -100,9 +100,7 @@ def impute_new_chained(
             client=client,
             name="mlimpute-impute-new",
         )
-    out_plan = _OutPlan(
-        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), prep, plan
-    )
+    out_plan = _OutPlan(completion_spec(spec, n_sweeps, seed, spawn_key), prep, plan)
     events = [
         f"completed {len(new_df)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
