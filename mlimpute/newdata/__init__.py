@@ -65,14 +65,17 @@ def impute_new(
     -------
     MultiplyImputed
         m completed versions of ``new_df`` (one per chain of ``imp``); its traces are the
-        mean and SD of the new imputations per sweep and the (fixed) model parameters.
+        mean and SD of the new imputations per sweep and the (fixed) model parameters. Its
+        specification is marked as a completion of new rows (``spec.completion``), whose
+        ``to_toml()`` refuses: save the training result's specification instead.
 
     Raises
     ------
     DataError, DataTypeError
         If a column of the training data is absent, extra, of another dtype, holds a
-        category not seen in training, or is missing where no model imputes it; the
-        message names the column.
+        category not seen in training (for a numeric column imputed with a binary model:
+        a value other than 0 and 1), or is missing where no model imputes it, or if a
+        cluster-level value contradicts its cluster's; the message names the column.
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
