@@ -28,7 +28,7 @@ from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.batched import check_batch
-from mlimpute.sampler.compiled import check_switch, compiled_event
+from mlimpute.sampler.compiled import check_switch, compiled_event, continued_events
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
@@ -298,15 +298,20 @@ def impute(
     return _result(plan, results, data)
 
 
-def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
-    """The result of ``results`` (chain order), with where every chain stopped."""
-    compiled = compiled_event(plan) if results else None
+def _result(
+    plan, results, data: pd.DataFrame, compiled: list[str] | None = None
+) -> MultiplyImputed:
+    """The result of ``results`` (chain order), with where every chain stopped.
+
+    ``compiled``: the compiled-step record of a continued result
+    (:func:`~mlimpute.sampler.compiled.continued_events`); by default the switch now."""
+    if compiled is None:
+        now = compiled_event(plan) if results else None
+        compiled = [now] if now is not None else []
     plan.release_rows()  # no chain reads the designs any more: freed before assembling
     dataset = assemble(plan, results, release=True)  # the chains' values held once
     chains = [r.final for r in results] if results else None
-    events = list(plan.events)
-    if compiled is not None:
-        events.append(compiled)
+    events = list(plan.events) + list(compiled)
     result = MultiplyImputed(dataset, data, plan.spec, events, chains=chains)
     if results:
         msg = convergence_warning(result)
@@ -395,6 +400,8 @@ def iterate_result(
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
     check_switch(imp.events, plan, "iterate()")
+    T = imp.spec.iterations
+    compiled = continued_events(imp.events, plan, (1, imp.m), (T + 1, T + n))
     new = map_chains(
         plan,
         [c.seed for c in chains],
@@ -415,7 +422,7 @@ def iterate_result(
                 r.final,
             )
         )
-    return _result(plan, results, imp.data)
+    return _result(plan, results, imp.data, compiled)
 
 
 def extend_result(
@@ -441,10 +448,11 @@ def extend_result(
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
     check_switch(imp.events, plan, "extend()")
+    compiled = continued_events(imp.events, plan, (imp.m + 1, imp.m + k), (1, spec.iterations))
     seeds = [_sibling(chains[0].seed, imp.m + j) for j in range(k)]
     new = map_chains(plan, seeds, n_jobs=n_jobs, client=client, first=imp.m)
     results = [_previous(imp, j, c) for j, c in enumerate(chains)] + list(new)
-    return _result(plan, results, imp.data)
+    return _result(plan, results, imp.data, compiled)
 
 
 def _sibling(first: np.random.SeedSequence, k: int) -> np.random.SeedSequence:

@@ -65,14 +65,17 @@ def impute_new(
     -------
     MultiplyImputed
         m completed versions of ``new_df`` (one per chain of ``imp``); its traces are the
-        mean and SD of the new imputations per sweep and the (fixed) model parameters.
+        mean and SD of the new imputations per sweep and the (fixed) model parameters. Its
+        specification is marked as a completion of new rows (``spec.completion``), whose
+        ``to_toml()`` refuses: save the training result's specification instead.
 
     Raises
     ------
     DataError, DataTypeError
         If a column of the training data is absent, extra, of another dtype, holds a
-        category not seen in training, or is missing where no model imputes it; the
-        message names the column.
+        category not seen in training (for a numeric column imputed with a binary model:
+        a value other than 0 and 1), or is missing where no model imputes it, or if a
+        cluster-level value contradicts its cluster's; the message names the column.
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
@@ -106,9 +109,9 @@ def impute_new(
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     if spec.model is not None:  # model-based imputation
-        data = _check_columns(imp.data, new_df)  # a copy: new_df is never modified
+        data = _check_columns(imp.data, new_df, spec)  # a copy: new_df is never modified
         return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
     if spec.factors:  # several grouping factors
-        data = _check_columns(imp.data, new_df)
+        data = _check_columns(imp.data, new_df, spec)
         return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     return impute_new_chained(imp, new_df, rng, sweeps, n_jobs, client)

@@ -34,7 +34,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import DataError, UnsupportedError
 from mlimpute.models.ml_multi import MultiTermState, TermState
 from mlimpute.models.ml_norm import MultilevelNormState
-from mlimpute.newdata.states import map_nested
+from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
@@ -153,9 +153,7 @@ def impute_new_factors(
             client=client,
             name="mlimpute-impute-new",
         )
-    out = _OutPlan(
-        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), probe, n_t, len(new)
-    )
+    out = _OutPlan(completion_spec(spec, n_sweeps, seed, spawn_key), probe, n_t, len(new))
     drawn = ", ".join(f"{k} new {g!r}" for g, k in n_new.items() if k)
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "

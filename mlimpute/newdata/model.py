@@ -46,7 +46,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.nominal import NominalState
-from mlimpute.newdata.states import map_nested
+from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
@@ -216,9 +216,7 @@ def impute_new_model(
         client=client,
         name="mlimpute-impute-new",
     )
-    out = _OutPlan(
-        replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key), probe, n_t, len(new)
-    )
+    out = _OutPlan(completion_spec(spec, n_sweeps, seed, spawn_key), probe, n_t, len(new))
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"model-based chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' "

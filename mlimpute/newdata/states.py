@@ -2,7 +2,8 @@
 
 The states of the latent (probit, count, zero-inflated) and multi-term models hold the
 states of their cores as fields, or tuples of them; the new-data paths rebuild the random
-effects wherever such a state sits.
+effects wherever such a state sits. Also the specification every new-data path gives its
+result (:func:`completion_spec`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
-__all__ = ["map_nested"]
+__all__ = ["completion_spec", "map_nested"]
 
 
 def map_nested(state: Any, fn: Callable[[Any], Any]) -> Any:
@@ -42,3 +43,11 @@ def map_nested(state: Any, fn: Callable[[Any], Any]) -> Any:
         elif isinstance(value, tuple) and value and all(is_dataclass(x) for x in value):
             changes[f.name] = tuple(fn(x) for x in value)
     return replace(state, **changes) if changes else state
+
+
+def completion_spec(spec, n_sweeps: int, seed, spawn_key):
+    """The specification of an ``impute_new()`` result: the training run's, marked as a
+    completion of new rows (``completion=True``), with the sweeps over the new rows as
+    iterations and the seed of ``impute_new()``; its ``to_toml()`` refuses (no file
+    repeats it)."""
+    return replace(spec, iterations=n_sweeps, seed=seed, spawn_key=spawn_key, completion=True)

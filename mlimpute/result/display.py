@@ -140,7 +140,11 @@ def _summary(imp: MultiplyImputed) -> dict:
     rows = []
     table = None
     threshold = None
-    if imp.variables and n_iter >= MIN_WARNING_ITERATIONS:
+    # a completion of new rows (impute_new()): the parameters were fixed, not sampled, so
+    # there is no convergence to diagnose (R-hat of constant traces is inf, and a level-2
+    # value taken from its cluster leaves its trace NaN)
+    completion = bool(getattr(imp.spec, "completion", False))
+    if imp.variables and n_iter >= MIN_WARNING_ITERATIONS and not completion:
         table = rhat_table(imp, burn=n_iter // 2)
         limits = table["limit"].to_numpy()
         threshold = float(np.nanmin(limits)) if np.isfinite(limits).any() else None
@@ -189,7 +193,15 @@ def _summary(imp: MultiplyImputed) -> dict:
         "threshold": threshold,
         "n_iter": n_iter,
         "events": [str(e) for e in imp.events],
+        "completion": completion,
     }
+
+
+#: the line that stands for the R-hat line of an impute_new() result
+COMPLETION_LINE = (
+    "parameters fixed at the final states of the trained chains: no convergence "
+    "diagnostics (the sweeps only fill the new rows' missing cells)"
+)
 
 
 def _rhat_note(s: dict) -> str:
@@ -241,17 +253,24 @@ def imputed_text(imp: MultiplyImputed) -> str:
         f"MultiplyImputed: m={s['m']}, iterations={s['iterations']}, rows={s['rows']}, "
         f"cluster={s['cluster']!r}, seed={s['seed']}"
     ]
+    if s["completion"]:  # the iterations are the sweeps over the new rows
+        lines[0] = lines[0].replace(": m=", " (new rows completed by impute_new()): m=", 1)
+        lines[0] = lines[0].replace(", iterations=", ", sweeps=", 1)
     width = max([len(r["name"]) for r in s["variables"]], default=0)
     for r in s["variables"]:
         rhat = "n/a" if r["rhat"] is None else f"{r['rhat']:.3f} ({r['trace']})"
         flag = " !" if r["high"] else ""
         if not r["finite"]:
             flag += " non-finite draws"
+        shown = "" if s["completion"] else f"  R-hat {rhat}{flag}"
         lines.append(
             f"  {r['name']:<{width}} {r['n']:>5} imputed ({r['pct']:4.1f} %)  "
-            f"{r['method']}  R-hat {rhat}{flag}  {r['formula']}"
+            f"{r['method']}{shown}  {r['formula']}"
         )
-    lines.append(f"max R-hat (second half): {_rhat_note(s)}")
+    if s["completion"]:
+        lines.append(COMPLETION_LINE)
+    else:
+        lines.append(f"max R-hat (second half): {_rhat_note(s)}")
     if s["events"]:
         lines.append(f"events ({len(s['events'])}):")
         lines += [f"  - {e}" for e in s["events"]]
@@ -292,7 +311,9 @@ def imputed_html(imp: MultiplyImputed) -> str:
     s = _summary(imp)
     esc = html.escape
     head = (
-        f"<b>MultiplyImputed</b>: m={s['m']}, iterations={s['iterations']}, "
+        "<b>MultiplyImputed</b>"
+        + (" (new rows completed by impute_new())" if s["completion"] else "")
+        + f": m={s['m']}, {'sweeps' if s['completion'] else 'iterations'}={s['iterations']}, "
         f"rows={s['rows']}, cluster=<code>{esc(repr(s['cluster']))}</code>, "
         f"seed={esc(str(s['seed']))}"
     )
@@ -305,22 +326,28 @@ def imputed_html(imp: MultiplyImputed) -> str:
         if not r["finite"]:
             rhat += " <small>non-finite draws</small>"
         cls = ' class="num high"' if r["high"] else ' class="num"'
+        cell = "" if s["completion"] else f"<td{cls}>{rhat}</td>"
         body.append(
             f'<tr><td><b>{esc(r["name"])}</b></td><td class="num">{r["n"]}</td>'
             f'<td class="num">{r["pct"]:.1f} %</td><td>{esc(r["method"])}</td>'
-            f"<td><code>{esc(r['formula'])}</code></td><td{cls}>{rhat}</td></tr>"
+            f"<td><code>{esc(r['formula'])}</code></td>{cell}</tr>"
         )
     table = (
         (
             "<table><thead><tr><th>variable</th><th>imputed</th><th>%</th><th>model</th>"
-            "<th>formula</th><th>max R-hat</th></tr></thead><tbody>"
+            "<th>formula</th>"
+            + ("" if s["completion"] else "<th>max R-hat</th>")
+            + "</tr></thead><tbody>"
             + "".join(body)
             + "</tbody></table>"
         )
         if body
         else "<p>Nothing was imputed.</p>"
     )
-    rhat_line = f"<p>Max R-hat (second half): {esc(_rhat_note(s))}</p>"
+    if s["completion"]:
+        rhat_line = f"<p>{esc(COMPLETION_LINE[0].upper() + COMPLETION_LINE[1:])}</p>"
+    else:
+        rhat_line = f"<p>Max R-hat (second half): {esc(_rhat_note(s))}</p>"
     if s["events"]:
         items = "".join(f"<li>{esc(e)}</li>" for e in s["events"])
         events = (

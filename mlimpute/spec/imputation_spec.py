@@ -15,7 +15,30 @@ import numpy as np
 
 from mlimpute.spec.formula import ParsedFormula, factor_columns
 
-__all__ = ["ImputationSpec", "VariableSpec", "MethodArgument"]
+__all__ = ["ImputationSpec", "VariableSpec", "MethodArgument", "refuse_completion"]
+
+#: what the specification of an ``impute_new()`` result is (shown by its repr)
+COMPLETION_NOTE = (
+    "completion of new rows (impute_new()): parameters fixed at the final states of the "
+    "trained chains; iterations = sweeps over the new rows' missing cells, seed = the rng "
+    "of impute_new()"
+)
+
+
+def refuse_completion(spec: ImputationSpec) -> None:
+    """Refuse to write a specification file of an ``impute_new()`` result: it would
+    repeat neither the training run nor the completion of the new rows."""
+    if getattr(spec, "completion", False):
+        from mlimpute.errors import SpecificationError
+
+        raise SpecificationError(
+            "this is the specification of a completion of new rows (impute_new()): its "
+            "parameters were fixed at the final states of the trained chains, and "
+            "iterations and seed are those of the completion, so no specification file "
+            "repeats it. Save the training result's specification instead "
+            "(imp.spec.to_toml() of the result impute_new() was called on)"
+        )
+
 
 #: What ``method={column: ...}`` takes: a model name, ``(name, {option: value})`` or
 #: ``{"method": name, option: value}`` (the form of specification files).
@@ -82,6 +105,12 @@ class ImputationSpec:
         Cluster-level shifts (``impute(delta_cluster_sd=...)``): each chain draws one
         shift per cluster from N(0, sd²), added to the variable's imputed values in that
         cluster. SDs of 0 are not kept.
+    completion : bool
+        True for the result of ``imp.impute_new(new_df)``: the training run's models
+        completing new rows with their parameters fixed at the final states of the trained
+        chains; ``iterations`` are then the sweeps over the new rows and ``seed`` the
+        ``rng`` of ``impute_new()``. No specification file repeats such a result, so
+        :meth:`to_toml` refuses it (save the training result's specification instead).
     """
 
     variables: tuple[VariableSpec, ...]
@@ -111,6 +140,8 @@ class ImputationSpec:
     structure: tuple[str, ...] = ()
     #: with ``seed``: the spawn key of the SeedSequence the run was given (see above)
     spawn_key: tuple[int, ...] = ()
+    #: the specification of an ``impute_new()`` result (see above)
+    completion: bool = False
 
     @property
     def rng(self) -> int | np.random.SeedSequence | None:
@@ -160,7 +191,10 @@ class ImputationSpec:
 
     def to_toml(self, **extras) -> str:
         """TOML of what was run; see :func:`mlimpute.specfile.spec_to_toml`. With nested
-        levels, ``imputation.cluster`` is the list ``cluster=[outer, inner]`` was given as."""
+        levels, ``imputation.cluster`` is the list ``cluster=[outer, inner]`` was given as.
+        Refused (:class:`~mlimpute.errors.SpecificationError`) for the specification of an
+        ``impute_new()`` result (:attr:`completion`), which no file can repeat."""
+        refuse_completion(self)
         if self.delta or self.delta_cluster_sd:  # the shifts are options of impute()
             options = dict(extras.pop("options", None) or {})
             if self.delta:
@@ -184,6 +218,8 @@ class ImputationSpec:
                 f"cluster={self.cluster!r}", f"levels={list(self.hierarchy)!r}"
             )
         lines += [f"  structure: {s}" for s in self.structure]
+        if self.completion:
+            lines.append(f"  {COMPLETION_NOTE}")
         if self.model is not None:
             aux = f", auxiliary={list(self.auxiliary)!r}" if self.auxiliary else ""
             aux += f", family={self.family!r}" if self.family else ""

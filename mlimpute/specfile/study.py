@@ -168,7 +168,9 @@ class StudySpec:
         ``analysis`` may be an :class:`AnalysisSpec`, a dict of its fields or a formula.
         """
         from mlimpute._version import __version__
+        from mlimpute.spec.imputation_spec import refuse_completion
 
+        refuse_completion(spec)  # an impute_new() result: no file repeats it
         if isinstance(output, Mapping):
             output = OutputSpec(**output)
         if isinstance(analysis, str):

@@ -310,3 +310,73 @@ def test_a_categorical_in_other_categories_is_read_in_the_training_ones():
     new["sex"] = pd.Categorical(["x", "f", "m", "f"])
     with pytest.raises(DataError, match=r"'sex'.*\['x'\]"):
         imp.impute_new(new, rng=1)
+
+
+def _binary_predictor(seed=0, J=20, n=6):
+    r = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    x = r.normal(size=g.size)
+    b = (x + r.normal(size=g.size) > 0).astype(float)
+    y = 1 + 0.5 * x + b + r.normal(size=J)[g] + r.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "x": x, "y": y, "b": b})
+    for c in ("x", "b", "y"):
+        df.loc[r.random(g.size) < 0.2, c] = np.nan
+    return df
+
+
+@pytest.mark.parametrize("kw", [{"cluster": "g"}, {"model": "y ~ x + b + (1 | g)"}])
+def test_a_numeric_column_modelled_as_binary_takes_only_0_and_1(kw):
+    df = _binary_predictor()
+    imp = df.mi.impute(m=1, iterations=2, rng=1, **kw)
+    assert imp.spec.variables_by_name["b"].method == "2l.bin"
+    new = pd.DataFrame({"g": [0, 0, 1], "x": np.nan, "y": 1.0, "b": [1.0, 0.0, np.nan]})
+    assert imp.impute_new(new, rng=2).complete(1)["b"].isin([0.0, 1.0]).all()
+    for value in (2.0, 0.5, -7.0):
+        with pytest.raises(DataError, match=rf"'b'.*\[{value}\].*binary model"):
+            imp.impute_new(new.assign(b=[1.0, value, np.nan]), rng=2)
+    # integer dtypes too; a 0/1 column imputed as numbers (pmm) keeps any number
+    with pytest.raises(DataError, match=r"'b'.*\[2\.0\]"):
+        imp.impute_new(new.assign(b=pd.array([1, 2, None], dtype="Int64")), rng=2)
+    if "cluster" in kw:
+        pmm = df.mi.impute(method={"b": "2l.pmm"}, m=1, iterations=2, rng=1, **kw)
+        assert pmm.impute_new(new.assign(b=[1.0, 2.0, np.nan]), rng=2).m == 1
+
+
+def _level2_data():
+    r = np.random.default_rng(0)
+    J, n = 20, 6
+    g = np.repeat(np.arange(J), n)
+    w = r.normal(size=J)
+    df = pd.DataFrame({"g": g, "w": w[g], "y": 2 * w[g] + r.normal(size=g.size)})
+    df.loc[r.random(g.size) < 0.2, "y"] = np.nan
+    df.loc[df["g"] == 5, "w"] = np.nan  # cluster 5's value imputed by the chains
+    return df, w
+
+
+@pytest.mark.parametrize("model", [False, True])
+def test_a_cluster_level_value_contradicting_its_cluster_is_refused(model):
+    df, w = _level2_data()
+    if model:
+        imp = df.mi.impute(model="y ~ w + (1 | g)", m=2, iterations=2, rng=1)
+    else:
+        f = {"y": "~ w + (1 | g)", "w": "~ cmean(y)"}
+        imp = df.mi.impute(f, cluster="g", m=2, iterations=2, rng=1)
+    assert imp.spec.variables_by_name["w"].level == 2
+    ok = pd.DataFrame({"g": [3, 3, 5, 40, 40], "w": [w[3], np.nan, np.nan, 0.5, np.nan]})
+    out = imp.impute_new(ok.assign(y=np.nan), rng=1)  # the training value, or missing
+    for k in (1, 2):
+        frame = out.complete(k)
+        assert (frame.loc[:1, "w"] == w[3]).all() and (frame.loc[3:, "w"] == 0.5).all()
+    # another value than the training data's: used by its own row only (the cluster's
+    # other new rows took the training value), so refused
+    bad = ok.assign(y=np.nan, w=[10.0, np.nan, np.nan, 0.5, np.nan])
+    with pytest.raises(DataError, match=r"'w' is a cluster-level.*10\.0 for cluster 3"):
+        imp.impute_new(bad)
+    # a value for a cluster whose value each chain imputed
+    bad = ok.assign(y=np.nan, w=[np.nan, np.nan, 1.0, 0.5, np.nan])
+    with pytest.raises(DataError, match="cluster 5, whose value is missing in the training"):
+        imp.impute_new(bad)
+    # two values in the new rows of one cluster
+    bad = ok.assign(y=np.nan, w=[np.nan, np.nan, np.nan, 0.5, 0.7])
+    with pytest.raises(DataError, match="different values for cluster 40"):
+        imp.impute_new(bad)

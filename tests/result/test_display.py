@@ -138,3 +138,22 @@ def test_not_in_a_notebook_under_pytest():
     from mlimpute.result.display import in_notebook
 
     assert in_notebook() is False
+
+
+def test_a_completion_of_new_rows_shows_no_convergence_diagnostics():
+    df = classroom(2, rng=1).incomplete
+    imp = df.mi.impute(cluster="class", m=2, iterations=7, rng=5)
+    new = df.iloc[:10].copy()
+    new["grade"] = np.nan
+    out = imp.impute_new(new, rng=4)  # 10 sweeps: enough for R-hat to be computed
+    text = imputed_text(out)
+    assert "R-hat" not in text and "non-finite" not in text and " !" not in text
+    assert text.startswith("MultiplyImputed (new rows completed by impute_new()): m=2, sweeps=10")
+    assert "parameters fixed at the final states of the trained chains" in text
+    page = imputed_html(out)
+    ET.fromstring(page)
+    assert (
+        "R-hat" not in page and "non-finite" not in page and "high" not in page.split("</style>")[1]
+    )
+    assert "Parameters fixed at the final states of the trained chains" in page
+    assert "R-hat" in imputed_text(imp)  # the training run's summary keeps them

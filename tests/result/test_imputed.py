@@ -42,4 +42,5 @@ def test_repr_of_a_completion_of_no_rows():
         new = imp.impute_new(df.iloc[:0])
     text = repr(new)  # ZeroDivisionError before
     assert "rows=0" in text and " 0 imputed" in text
-    assert "non-finite" not in text and "R-hat n/a" in text
+    assert "non-finite" not in text and "R-hat" not in text  # parameters fixed: no R-hat
+    assert "parameters fixed at the final states of the trained chains" in text
