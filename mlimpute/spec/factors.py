@@ -42,6 +42,7 @@ class _Columns:
     structure: tuple[str, ...] = ()  # nesting found in the data, for repr
     outer_codes: np.ndarray | None = None  # codes of hierarchy[0] (three levels)
     outer_labels: pd.Index | None = None
+    crossed: tuple[str, ...] = ()  # factors neither containing the cluster nor nested in it
 
     @property
     def cluster_columns(self) -> set[str]:
@@ -161,6 +162,7 @@ def _resolve_factors(
             structure.append(line)
     others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
     codes, labels = factor_codes(df, primary)
+    crossed: list[str] = []
     for g in others:
         if g in levels_f:
             continue
@@ -171,6 +173,7 @@ def _resolve_factors(
         elif len(pairs) == int(gc.max()) + 1:
             structure.append(f"{g} nested in {primary} (found in the data)")
         else:
+            crossed.append(g)
             structure.append(
                 f"{g} crossed with {primary} (neither is nested in the other; if {g} ids are "
                 f"numbered within each {primary}, write (1 | {primary}/{g}))"
@@ -200,6 +203,7 @@ def _resolve_factors(
         tuple(structure),
         outer_codes,
         outer_labels,
+        tuple(crossed),
     )
 
 
@@ -330,9 +334,36 @@ def _check_several_factors(
         raise UnsupportedError(
             f"delta_cluster_sd with several grouping factors {factors} is not supported yet"
         )
+    _check_crossed_levels(cols, specs)
     for s_ in specs:
         if s_.formula.ranefs:
             raise UnsupportedError(
                 f"ranef() in the formula for {s_.name!r} with several grouping factors "
                 f"{factors} is not supported yet"
+            )
+
+
+def _check_crossed_levels(cols: _Columns, specs: list[VariableSpec]) -> None:
+    """An incomplete variable constant within a crossed factor (an item-level covariate of
+    pupils crossed with items) would be imputed row by row, its imputations varying within
+    the factor's clusters: refused, naming the variable and the factor. Constant means
+    what :func:`~mlimpute.spec.defaults.is_level2` finds, seen in two clusters with two
+    observed rows or more (a variable observed once per cluster is not taken as one)."""
+    for g in cols.crossed:
+        gc, _ = factor_codes(cols.df, g)
+        for s_ in specs:
+            col = cols.df[s_.name]
+            if cols.missing[s_.name] == 0 or cols.kinds[s_.name] == "other":
+                continue
+            if not is_level2(gc, col):
+                continue
+            per_cluster = np.bincount(gc[col.notna().to_numpy()])
+            if (per_cluster >= 2).sum() < 2:
+                continue
+            raise UnsupportedError(
+                f"{s_.name!r} is constant within {g!r}, a grouping factor crossed with "
+                f"{cols.cluster!r}: imputed row by row, its imputations would vary within "
+                f"{g!r}; variables constant within a crossed factor are not supported yet. "
+                f"Impute it in a separate run on one row per {g} (with its predictors' "
+                f"means per {g}), or leave it out of the imputation"
             )

@@ -223,3 +223,53 @@ def test_the_structure_line_says_the_plural_of_the_outer_level():
         "days",
         "boxes",
     ]
+
+
+def _pupils_by_items(P=60, I=12, seed=3):
+    """Pupils crossed with items; d constant within items, missing for 3 whole items."""
+    r = np.random.default_rng(seed)
+    pupil, item = np.repeat(np.arange(P), I), np.tile(np.arange(I), P)
+    n = pupil.size
+    d = r.normal(size=I)[item]
+    x = r.normal(size=n)
+    y = 0.5 * x - 0.5 * d + r.normal(0, 0.5, P)[pupil] + r.normal(0, 0.5, I)[item]
+    df = pd.DataFrame({"pupil": pupil, "item": item, "x": x, "d": d, "y": y + r.normal(size=n)})
+    df.loc[r.random(n) < 0.3, "y"] = np.nan
+    df.loc[np.isin(item, [1, 5, 8]), "d"] = np.nan
+    return df
+
+
+@pytest.mark.parametrize(
+    "d", ["~ cmean(y, item)", "~ x + y + (1 | pupil) + (1 | item)", "~ y + (1 | pupil)"]
+)
+def test_a_variable_constant_within_a_crossed_factor_is_refused(d):
+    """Imputed row by row it would vary within items: refused before any chain starts,
+    naming the variable and the factor (three_level.md, 'Not supported yet')."""
+    from mlimpute.errors import UnsupportedError
+    from mlimpute.spec.build import build_spec
+
+    df = _pupils_by_items()
+    forms = {"y": "~ x + d + (1 | pupil) + (1 | item)", "d": d}
+    with pytest.raises(UnsupportedError, match=r"'d' is constant within 'item'.*crossed.*per item"):
+        build_spec(df, forms)
+    # with nested levels and a crossed factor too
+    df["school"] = df["pupil"] // 6
+    forms = {"y": "~ x + d + (1 | school/pupil) + (1 | item)", "d": "~ cmean(y, item)"}
+    with pytest.raises(UnsupportedError, match=r"'d' is constant within 'item'"):
+        build_spec(df, forms)
+
+
+def test_a_variable_observed_once_per_crossed_cluster_is_not_taken_as_constant():
+    """One observed row per item (or two items with two) is no evidence of an item-level
+    variable: imputed as a level-1 variable, not refused."""
+    from mlimpute.spec.build import build_spec
+
+    df = _pupils_by_items()
+    r = np.random.default_rng(1)
+    df["b"] = np.nan
+    first = ~df["item"].duplicated().to_numpy()
+    df.loc[first, "b"] = r.integers(0, 2, first.sum()).astype(float)
+    df.loc[first.nonzero()[0][0] + 12, "b"] = df["b"].iloc[first.nonzero()[0][0]]  # 2 in item 0
+    forms = {"y": "~ x + (1 | pupil) + (1 | item)", "b": "~ x + y + (1 | pupil) + (1 | item)"}
+    spec = build_spec(df.drop(columns="d"), forms)
+    assert spec.variables_by_name["b"].level == 1
