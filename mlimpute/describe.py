@@ -348,7 +348,9 @@ def describe(df: pd.DataFrame, cluster: Hashable | None = None) -> pd.DataFrame:
 def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
     """:func:`describe` with nested levels (``cluster=["school", "class"]``): the columns
     ``icc`` becomes one column per enclosing level, the share of the variance at that
-    level (``icc(school)``, ``icc(class)``: between classes within schools)."""
+    level (``icc(school)``, ``icc(class)``: between classes within schools). A class-level
+    column's ``icc(school)`` is over one observed value per class; negative variance
+    estimates count as 0, as in :func:`icc_nested`."""
     if len(levels) > 2:
         raise UnsupportedError(
             f"cluster={levels}: describe supports three levels (two grouping columns) so far"
@@ -389,8 +391,10 @@ def _describe_levels(df: pd.DataFrame, levels: list) -> pd.DataFrame:
         if role.level == 1:
             icc_outer[k], icc_inner[k] = icc_nested(v, oc, ic)
         elif role.level == 2:  # one value per class: the share between schools
-            _, first = np.unique(ic[keep], return_index=True)
-            icc_outer[k] = icc_anova(v[keep][first], oc[keep][first])
+            seen = keep & ~np.isnan(v)  # each class's first observed value
+            _, first = np.unique(ic[seen], return_index=True)
+            # a negative estimate counts as 0, as in icc_nested for the level-1 columns
+            icc_outer[k] = np.maximum(icc_anova(v[seen][first], oc[seen][first]), 0.0)
     pos = base.columns.get_loc("icc")
     base = base.drop(columns=["icc"])
     base.insert(pos, f"icc({inner})", icc_inner)

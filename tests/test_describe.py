@@ -324,3 +324,35 @@ def test_getting_started_shows_the_columns_describe_returns():
     header = block.split("\n", 1)[0].split()
     df = classroom(2, rng=1).incomplete
     assert header == list(df.mi.describe(cluster="class").columns)
+
+
+def _schools_of_classes(seed=21, S=30, C=4, P=6):
+    r = np.random.default_rng(seed)
+    school = np.repeat(np.arange(S), C * P)
+    klass = np.tile(np.repeat(np.arange(1, C + 1), P), S)
+    k = school * C + klass - 1
+    return pd.DataFrame({"school": school, "class": klass, "x": r.normal(size=school.size)}), k, r
+
+
+def test_the_school_share_of_a_class_level_column_uses_each_classs_observed_value():
+    """One value per class: the first observed one, not the first row's (missing there,
+    the class dropped out although its other rows tell its value)."""
+    df, k, r = _schools_of_classes()
+    df["size"] = (r.normal(size=120) + np.repeat(r.normal(size=30), 4))[k]
+    full = describe(df, cluster=["school", "class"]).loc["size", "icc(school)"]
+    first = ~pd.Series(k).duplicated().to_numpy()
+    df.loc[first & (k % 2 == 0), "size"] = np.nan  # first row of every other class
+    d = describe(df, cluster=["school", "class"])
+    assert d.loc["size", "level"] == 2
+    assert d.loc["size", "icc(school)"] == pytest.approx(full, abs=1e-12)
+
+
+def test_the_school_share_of_a_class_level_column_is_not_negative():
+    """As the level-1 columns' shares (icc_nested), a negative estimate counts as 0."""
+    df, k, r = _schools_of_classes()
+    size = np.zeros(120)
+    size[::2], size[1::2] = -1.0, 1.0  # the same mean in every school: MSB = 0 < MSW
+    df["size"] = size[k]
+    icc = describe(df, cluster=["school", "class"]).loc["size", "icc(school)"]
+    assert icc == 0.0
+    assert icc_anova(size, np.repeat(np.arange(30), 4)) < 0  # the raw estimate

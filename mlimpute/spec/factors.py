@@ -42,6 +42,7 @@ class _Columns:
     structure: tuple[str, ...] = ()  # nesting found in the data, for repr
     outer_codes: np.ndarray | None = None  # codes of hierarchy[0] (three levels)
     outer_labels: pd.Index | None = None
+    crossed: tuple[str, ...] = ()  # factors neither containing the cluster nor nested in it
 
     @property
     def cluster_columns(self) -> set[str]:
@@ -147,39 +148,21 @@ def _resolve_factors(
                 f"cluster={list(hierarchy)}: more than three levels (a fourth level) are not "
                 "supported yet; give the outermost two levels of the nesting as cluster=..."
             )
-        outer, inner = hierarchy
-        oc, _ = factor_codes(df, outer)
-        ic, _ = factor_codes(df, inner)
-        per_inner = pd.Series(oc).groupby(ic).nunique()
-        if pd.Series(ic).groupby(oc).nunique().max() <= 1:
-            raise SpecificationError(
-                f"cluster={list(hierarchy)}: {inner!r} is constant within {outer!r}; list "
-                "the levels outermost first (e.g. cluster=['school', 'class'])"
-            )
-        n_outer = int(oc.max()) + 1
-        if per_inner.max() <= 1:
-            inner_f = inner
-            structure.append(
-                f"{inner} nested in {outer}: every {inner} lies in one {outer} "
-                f"({per_inner.size} clusters of {inner!r} in {n_outer} of {outer!r})"
-            )
-        else:
-            inner_f = f"{_quote_factor(outer)}:{_quote_factor(inner)}"
-            n_inner = factor_codes(df, inner_f)[1].size
-            structure.append(
-                f"{inner} ids repeat across {outer}s: the {inner} level is {inner_f} "
-                f"({n_inner} clusters of {inner_f!r} in {n_outer} of {outer!r})"
-            )
-            _warn_if_reversed(df, hierarchy, oc, ic)
-        levels_f = (outer, inner_f)
-        primary = inner_f
+        levels_f, line = _nested_levels(df, hierarchy)
+        structure.append(line)
+        primary = levels_f[1]
     else:
         candidates = list(dict.fromkeys([*([cluster] if cluster else []), *formula_factors]))
         sizes = {g: factor_codes(df, g)[1].size for g in candidates}
         primary = max(candidates, key=lambda g: sizes[g])
         _check_cluster_kept(cluster, primary, formula_factors, sizes)
+        outer = _containing_factor(df, primary, candidates, sizes)
+        if outer is not None:  # (1 | school/class): the levels cluster=[school, class] gives
+            levels_f, line = _formula_levels(df, outer, primary)
+            structure.append(line)
     others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
     codes, labels = factor_codes(df, primary)
+    crossed: list[str] = []
     for g in others:
         if g in levels_f:
             continue
@@ -190,6 +173,7 @@ def _resolve_factors(
         elif len(pairs) == int(gc.max()) + 1:
             structure.append(f"{g} nested in {primary} (found in the data)")
         else:
+            crossed.append(g)
             structure.append(
                 f"{g} crossed with {primary} (neither is nested in the other; if {g} ids are "
                 f"numbered within each {primary}, write (1 | {primary}/{g}))"
@@ -219,7 +203,73 @@ def _resolve_factors(
         tuple(structure),
         outer_codes,
         outer_labels,
+        tuple(crossed),
     )
+
+
+def _nested_levels(df: pd.DataFrame, hierarchy: tuple[str, ...]) -> tuple[tuple[str, str], str]:
+    """``cluster=[outer, inner]``: the levels' grouping factors (``inner`` becomes
+    ``outer:inner`` where its ids repeat across the outer clusters) and the structure
+    line saying so."""
+    outer, inner = hierarchy
+    oc, _ = factor_codes(df, outer)
+    ic, _ = factor_codes(df, inner)
+    per_inner = pd.Series(oc).groupby(ic).nunique()
+    if pd.Series(ic).groupby(oc).nunique().max() <= 1:
+        raise SpecificationError(
+            f"cluster={list(hierarchy)}: {inner!r} is constant within {outer!r}; list "
+            "the levels outermost first (e.g. cluster=['school', 'class'])"
+        )
+    n_outer = int(oc.max()) + 1
+    if per_inner.max() <= 1:
+        return (outer, inner), (
+            f"{inner} nested in {outer}: every {inner} lies in one {outer} "
+            f"({per_inner.size} clusters of {inner!r} in {n_outer} of {outer!r})"
+        )
+    inner_f = f"{_quote_factor(outer)}:{_quote_factor(inner)}"
+    n_inner = factor_codes(df, inner_f)[1].size
+    _warn_if_reversed(df, hierarchy, oc, ic)
+    return (outer, inner_f), (
+        f"{inner} ids repeat across {_plural(outer)}: the {inner} level is {inner_f} "
+        f"({n_inner} clusters of {inner_f!r} in {n_outer} of {outer!r})"
+    )
+
+
+def _plural(noun: str) -> str:
+    """``schools``, ``classes``, ``cities``: a grouping factor's name in the plural."""
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return f"{noun}es"
+    if len(noun) > 1 and noun.endswith("y") and noun[-2] not in "aeiou":
+        return f"{noun[:-1]}ies"
+    return f"{noun}s"
+
+
+def _containing_factor(
+    df: pd.DataFrame, primary: str, candidates: list[str], sizes: dict[str, int]
+) -> str | None:
+    """The one grouping factor of the formulas with fewer clusters than ``primary`` that
+    contains each of its clusters (``school`` beside ``school:class``), found in the data;
+    None where there is none, or more than one (four levels are not detected)."""
+    codes, labels = factor_codes(df, primary)
+    found = []
+    for g in candidates:
+        if g == primary or sizes[g] >= labels.size:
+            continue
+        gc, _ = factor_codes(df, g)
+        if len(pd.DataFrame({"p": codes, "g": gc}).drop_duplicates()) == labels.size:
+            found.append(g)
+    return found[0] if len(found) == 1 else None
+
+
+def _formula_levels(df: pd.DataFrame, outer: str, primary: str) -> tuple[tuple[str, str], str]:
+    """The formulas' nested factors (``(1 | school/class)``) as the levels of
+    ``cluster=[outer, inner]``, the innermost factor kept as the formulas write it."""
+    cols, outer_cols = factor_columns(primary), factor_columns(outer)
+    if len(cols) == len(outer_cols) + 1 and cols[:-1] == outer_cols:
+        levels_f, line = _nested_levels(df, (outer, cols[-1]))  # school:class
+        if levels_f[1] == primary:
+            return levels_f, line
+    return _nested_levels(df, (outer, primary))
 
 
 def _warn_if_reversed(
@@ -284,9 +334,36 @@ def _check_several_factors(
         raise UnsupportedError(
             f"delta_cluster_sd with several grouping factors {factors} is not supported yet"
         )
+    _check_crossed_levels(cols, specs)
     for s_ in specs:
         if s_.formula.ranefs:
             raise UnsupportedError(
                 f"ranef() in the formula for {s_.name!r} with several grouping factors "
                 f"{factors} is not supported yet"
+            )
+
+
+def _check_crossed_levels(cols: _Columns, specs: list[VariableSpec]) -> None:
+    """An incomplete variable constant within a crossed factor (an item-level covariate of
+    pupils crossed with items) would be imputed row by row, its imputations varying within
+    the factor's clusters: refused, naming the variable and the factor. Constant means
+    what :func:`~mlimpute.spec.defaults.is_level2` finds, seen in two clusters with two
+    observed rows or more (a variable observed once per cluster is not taken as one)."""
+    for g in cols.crossed:
+        gc, _ = factor_codes(cols.df, g)
+        for s_ in specs:
+            col = cols.df[s_.name]
+            if cols.missing[s_.name] == 0 or cols.kinds[s_.name] == "other":
+                continue
+            if not is_level2(gc, col):
+                continue
+            per_cluster = np.bincount(gc[col.notna().to_numpy()])
+            if (per_cluster >= 2).sum() < 2:
+                continue
+            raise UnsupportedError(
+                f"{s_.name!r} is constant within {g!r}, a grouping factor crossed with "
+                f"{cols.cluster!r}: imputed row by row, its imputations would vary within "
+                f"{g!r}; variables constant within a crossed factor are not supported yet. "
+                f"Impute it in a separate run on one row per {g} (with its predictors' "
+                f"means per {g}), or leave it out of the imputation"
             )

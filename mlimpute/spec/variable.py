@@ -178,6 +178,11 @@ def _fit_level_factors(
     info = get_model(meth)
     lvl = cols.levels[name]
     outer = cols.hierarchy[0] if cols.hierarchy else None
+    if lvl < 2 and info.level == 2:  # DataError naming the clusters it varies within
+        check_level2(
+            cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels, 2, outer
+        )
+        lvl = 2  # constant within its clusters, observed too sparsely to be found so
     if lvl == 3 and (info.level == 2 or not f.is_multilevel):
         return check_level2(
             cols.df, name, f, meth, outer, cols.outer_codes, cols.outer_labels, cols.levels, 3
@@ -206,11 +211,6 @@ def _fit_level_factors(
             cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels, 2, outer
         )
         return f, 2
-    if info.level == 2:
-        raise SpecificationError(
-            f"method {meth!r} for {name!r} models cluster rows, but {name!r} varies within "
-            f"{cols.cluster!r}"
-        )
     if info.multilevel and not f.is_multilevel:
         raise SpecificationError(
             f"method {meth!r} for {name!r} needs a random part such as '(1 | {cols.cluster})' "

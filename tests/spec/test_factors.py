@@ -109,3 +109,167 @@ def test_a_level_naming_a_missing_column_is_named():
 
     with pytest.raises(SpecificationError, match="cluster column 'room' is not in the data"):
         build_spec(_schools(), cluster=["school", "school:room"])
+
+
+def _three_levels(S=12, C=4, P=6, seed=3):
+    """S schools of C classes (ids 1..C in every school) of P pupils: x, y level 1, size
+    constant within classes, budget within schools, all four incomplete."""
+    r = np.random.default_rng(seed)
+    school = np.repeat(np.arange(S), C * P)
+    klass = np.tile(np.repeat(np.arange(1, C + 1), P), S)
+    k = school * C + klass - 1
+    n = len(school)
+    df = pd.DataFrame(
+        {
+            "school": school,
+            "class": klass,
+            "x": r.normal(size=n),
+            "size": r.normal(size=S * C)[k],
+            "budget": r.normal(size=S)[school],
+        }
+    )
+    df["y"] = (
+        df.x + 0.5 * df["size"] + 0.3 * df.budget + r.normal(size=S)[school] + r.normal(size=n)
+    )
+    df.loc[r.random(n) < 0.3, "y"] = np.nan
+    df.loc[r.random(n) < 0.3, "x"] = np.nan
+    df.loc[np.isin(k, [1, 6, 17]), "size"] = np.nan
+    df.loc[np.isin(school, [2, 7]), "budget"] = np.nan
+    return df
+
+
+def test_nested_factors_of_the_formulas_are_the_levels_cluster_list_gives():
+    """(1 | school/class) without cluster=: school is the outer level, as with
+    cluster=["school", "class"]: a school-level variable is imputed on school rows, and
+    the defaults' own formulas give the same specification."""
+    import mlimpute
+    from mlimpute.spec.build import build_spec
+
+    df = _three_levels()
+    given = build_spec(df, cluster=["school", "class"], seed=1)
+    again = build_spec(df, given.formulas, seed=1)
+    assert repr(again) == repr(given)
+    assert (again.cluster, again.factors, again.hierarchy, again.structure) == (
+        given.cluster,
+        given.factors,
+        given.hierarchy,
+        given.structure,
+    )
+    assert again.variables == given.variables
+    assert given.formulas["size"].endswith("+ (1 | school)")  # the class-level model
+
+    forms = {
+        "y": "~ x + size + budget + (1 | school/class)",
+        "x": "~ y + size + budget + (1 | school/class)",
+        "size": "~ cmean(x) + cmean(y) + budget",
+        "budget": "~ cmean(x, school) + cmean(y, school)",
+    }
+    spec = build_spec(df, forms)
+    assert spec.hierarchy == ("school", "school:class")
+    assert spec.variables_by_name["budget"].level == 3
+    assert spec.variables_by_name["size"].level == 2
+    imp = mlimpute.impute(df, forms, m=1, iterations=2, rng=1)
+    done = imp.complete(1)
+    assert done.groupby("school")["budget"].nunique().max() == 1
+    assert done.groupby(["school", "class"])["size"].nunique().max() == 1
+
+
+def test_a_class_level_formula_over_the_containing_factor_is_accepted_without_cluster():
+    """size ~ ... + (1 | school) beside (1 | school/class) formulas: the class-level model
+    the defaults give with cluster=["school", "class"], not a crossed factor."""
+    from mlimpute.spec.build import build_spec
+
+    df = _three_levels()
+    forms = {
+        "y": "~ x + size + budget + (1 | school/class)",
+        "x": "~ y + size + budget + (1 | school/class)",
+        "size": "~ cmean(x) + cmean(y) + budget + (1 | school)",
+        "budget": "~ cmean(x, school) + cmean(y, school)",
+    }
+    spec = build_spec(df, forms)
+    size = spec.variables_by_name["size"]
+    assert (size.method, size.level) == ("2l.norm", 2)
+    assert size == build_spec(df, forms, cluster=["school", "class"]).variables_by_name["size"]
+
+
+def test_unique_class_ids_in_formulas_give_the_formulas_factor_as_the_inner_level():
+    from mlimpute.spec.build import build_spec
+
+    df = _three_levels()
+    df["class"] = df["school"] * 4 + df["class"]  # unique over all schools
+    for text in ("~ x + (1 | school) + (1 | class)", "~ x + (1 | school/class)"):
+        spec = build_spec(
+            df[["school", "class", "x", "y", "budget"]].assign(x=lambda d: d.x.fillna(0.0)),
+            {"y": text, "budget": "~ cmean(y, school)"},
+        )
+        assert spec.hierarchy[0] == "school" and spec.hierarchy[1] == spec.cluster
+        assert spec.structure[0].startswith(f"{spec.cluster} nested in school: every")
+        assert spec.variables_by_name["budget"].level == 3
+
+
+def test_the_structure_line_says_the_plural_of_the_outer_level():
+    from mlimpute.errors import MlimputeWarning
+    from mlimpute.spec.build import build_spec
+    from mlimpute.spec.factors import _plural
+
+    with pytest.warns(MlimputeWarning, match="repeat across the 'class' clusters"):
+        spec = build_spec(_three_levels(), cluster=["class", "school"])
+    assert spec.structure[0].startswith("school ids repeat across classes: ")
+
+    assert [_plural(w) for w in ("school", "class", "city", "day", "box")] == [
+        "schools",
+        "classes",
+        "cities",
+        "days",
+        "boxes",
+    ]
+
+
+def _pupils_by_items(P=60, I=12, seed=3):
+    """Pupils crossed with items; d constant within items, missing for 3 whole items."""
+    r = np.random.default_rng(seed)
+    pupil, item = np.repeat(np.arange(P), I), np.tile(np.arange(I), P)
+    n = pupil.size
+    d = r.normal(size=I)[item]
+    x = r.normal(size=n)
+    y = 0.5 * x - 0.5 * d + r.normal(0, 0.5, P)[pupil] + r.normal(0, 0.5, I)[item]
+    df = pd.DataFrame({"pupil": pupil, "item": item, "x": x, "d": d, "y": y + r.normal(size=n)})
+    df.loc[r.random(n) < 0.3, "y"] = np.nan
+    df.loc[np.isin(item, [1, 5, 8]), "d"] = np.nan
+    return df
+
+
+@pytest.mark.parametrize(
+    "d", ["~ cmean(y, item)", "~ x + y + (1 | pupil) + (1 | item)", "~ y + (1 | pupil)"]
+)
+def test_a_variable_constant_within_a_crossed_factor_is_refused(d):
+    """Imputed row by row it would vary within items: refused before any chain starts,
+    naming the variable and the factor (three_level.md, 'Not supported yet')."""
+    from mlimpute.errors import UnsupportedError
+    from mlimpute.spec.build import build_spec
+
+    df = _pupils_by_items()
+    forms = {"y": "~ x + d + (1 | pupil) + (1 | item)", "d": d}
+    with pytest.raises(UnsupportedError, match=r"'d' is constant within 'item'.*crossed.*per item"):
+        build_spec(df, forms)
+    # with nested levels and a crossed factor too
+    df["school"] = df["pupil"] // 6
+    forms = {"y": "~ x + d + (1 | school/pupil) + (1 | item)", "d": "~ cmean(y, item)"}
+    with pytest.raises(UnsupportedError, match=r"'d' is constant within 'item'"):
+        build_spec(df, forms)
+
+
+def test_a_variable_observed_once_per_crossed_cluster_is_not_taken_as_constant():
+    """One observed row per item (or two items with two) is no evidence of an item-level
+    variable: imputed as a level-1 variable, not refused."""
+    from mlimpute.spec.build import build_spec
+
+    df = _pupils_by_items()
+    r = np.random.default_rng(1)
+    df["b"] = np.nan
+    first = ~df["item"].duplicated().to_numpy()
+    df.loc[first, "b"] = r.integers(0, 2, first.sum()).astype(float)
+    df.loc[first.nonzero()[0][0] + 12, "b"] = df["b"].iloc[first.nonzero()[0][0]]  # 2 in item 0
+    forms = {"y": "~ x + (1 | pupil) + (1 | item)", "b": "~ x + y + (1 | pupil) + (1 | item)"}
+    spec = build_spec(df.drop(columns="d"), forms)
+    assert spec.variables_by_name["b"].level == 1
