@@ -43,6 +43,8 @@ class _Columns:
     outer_codes: np.ndarray | None = None  # codes of hierarchy[0] (three levels)
     outer_labels: pd.Index | None = None
     crossed: tuple[str, ...] = ()  # factors neither containing the cluster nor nested in it
+    #: factors containing the cluster that are not a level (a fourth level: district)
+    beyond: tuple[str, ...] = ()
 
     @property
     def cluster_columns(self) -> set[str]:
@@ -163,6 +165,7 @@ def _resolve_factors(
     others = [g for g in dict.fromkeys([*levels_f, *formula_factors]) if g != primary]
     codes, labels = factor_codes(df, primary)
     crossed: list[str] = []
+    beyond: list[str] = []
     for g in others:
         if g in levels_f:
             continue
@@ -170,6 +173,8 @@ def _resolve_factors(
         pairs = pd.DataFrame({"p": codes, "g": gc}).drop_duplicates()
         if len(pairs) == labels.size:
             structure.append(f"{primary} nested in {g} (found in the data)")
+            if not levels_f or not _same_clusters(df, g, levels_f[0]):
+                beyond.append(g)
         elif len(pairs) == int(gc.max()) + 1:
             structure.append(f"{g} nested in {primary} (found in the data)")
         else:
@@ -204,7 +209,17 @@ def _resolve_factors(
         outer_codes,
         outer_labels,
         tuple(crossed),
+        tuple(beyond),
     )
+
+
+def _same_clusters(df: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether grouping factors ``a`` and ``b`` make the same clusters of the rows."""
+    ac, al = factor_codes(df, a)
+    bc, bl = factor_codes(df, b)
+    if al.size != bl.size:
+        return False
+    return len(pd.DataFrame({"a": ac, "b": bc}).drop_duplicates()) == al.size
 
 
 def _nested_levels(df: pd.DataFrame, hierarchy: tuple[str, ...]) -> tuple[tuple[str, str], str]:
@@ -349,7 +364,8 @@ def _check_crossed_levels(cols: _Columns, specs: list[VariableSpec]) -> None:
     the factor's clusters: refused, naming the variable and the factor. Constant means
     what :func:`~mlimpute.spec.defaults.is_level2` finds, seen in two clusters with two
     observed rows or more (a variable observed once per cluster is not taken as one)."""
-    for g in cols.crossed:
+    factors = [(g, "crossed") for g in cols.crossed] + [(g, "beyond") for g in cols.beyond]
+    for g, how in factors:
         gc, _ = factor_codes(cols.df, g)
         for s_ in specs:
             col = cols.df[s_.name]
@@ -360,6 +376,14 @@ def _check_crossed_levels(cols: _Columns, specs: list[VariableSpec]) -> None:
             per_cluster = np.bincount(gc[col.notna().to_numpy()])
             if (per_cluster >= 2).sum() < 2:
                 continue
+            if how == "beyond":
+                raise UnsupportedError(
+                    f"{s_.name!r} is constant within {g!r}, a grouping factor containing "
+                    f"{cols.cluster!r} beyond the levels imputed "
+                    f"({', '.join(cols.hierarchy) or cols.cluster}): its imputations would "
+                    f"vary within {g!r}; a fourth level is not supported yet. Impute it in a "
+                    f"separate run on one row per {g}, or leave it out of the imputation"
+                )
             raise UnsupportedError(
                 f"{s_.name!r} is constant within {g!r}, a grouping factor crossed with "
                 f"{cols.cluster!r}: imputed row by row, its imputations would vary within "

@@ -273,3 +273,53 @@ def test_a_variable_observed_once_per_crossed_cluster_is_not_taken_as_constant()
     forms = {"y": "~ x + (1 | pupil) + (1 | item)", "b": "~ x + y + (1 | pupil) + (1 | item)"}
     spec = build_spec(df.drop(columns="d"), forms)
     assert spec.variables_by_name["b"].level == 1
+
+
+def _districts() -> pd.DataFrame:
+    """Classes in schools in districts, with a district-level and a school-level column."""
+    r = np.random.default_rng(1)
+    district = np.repeat(np.arange(6), 45)
+    school = np.repeat(np.arange(18), 15)
+    cls = np.repeat(np.arange(54), 5)
+    df = pd.DataFrame(
+        {
+            "district": district,
+            "school": school,
+            "class": cls,
+            "dvar": r.normal(size=6)[district],
+            "svar": r.normal(size=18)[school],
+            "y": r.normal(size=cls.size),
+        }
+    )
+    df.loc[df["district"] == 2, "dvar"] = np.nan
+    df.loc[df["school"] == 4, "svar"] = np.nan
+    df.loc[::7, "y"] = np.nan
+    return df
+
+
+def test_a_variable_constant_within_a_factor_beyond_the_levels_is_refused():
+    """A district-level variable beside formulas over classes, schools and districts (four
+    levels) would be imputed per class or per school, varying within districts: refused
+    before any chain, naming the variable and the factor."""
+    from mlimpute.errors import UnsupportedError
+    from mlimpute.spec.build import build_spec
+
+    df = _districts().drop(columns="svar")
+    y = "~ dvar + (1 | district) + (1 | school) + (1 | class)"
+    for kw in ({}, {"cluster": ["school", "class"]}):
+        with pytest.raises(UnsupportedError, match=r"'dvar' is constant within 'district'.*fourth"):
+            build_spec(df, {"y": y, "dvar": "~ cmean(y, district)"}, **kw)
+
+
+def test_a_school_level_variable_beside_a_district_factor_is_kept():
+    """A school-level variable with cluster=[school, class] and a district intercept in
+    the formulas: not constant within districts, imputed per school as before."""
+    from mlimpute.spec.build import build_spec
+
+    df = _districts().drop(columns="dvar")
+    forms = {
+        "y": "~ svar + (1 | district) + (1 | school) + (1 | class)",
+        "svar": "~ cmean(y, school)",
+    }
+    spec = build_spec(df, forms, cluster=["school", "class"])
+    assert spec.variables_by_name["svar"].level == 3
