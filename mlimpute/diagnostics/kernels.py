@@ -249,7 +249,10 @@ def ess_bulk_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     Notes
     -----
     For independent draws the bulk ESS is close to the number of draws; for a stationary
-    AR(1) chain with coefficient ``phi`` it is close to ``n (1 - phi) / (1 + phi)``.
+    AR(1) chain with coefficient ``phi`` it is close to ``n (1 - phi) / (1 + phi)``. The
+    result equals that of the reference implementation of Vehtari et al. (2021) (Stan,
+    posterior, arviz's ``ess(method="bulk")``) to rounding, except that a constant trace
+    gives NaN.
 
     Examples
     --------
@@ -280,8 +283,14 @@ def ess_tail_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     -------
     numpy.ndarray
         Tail ESS per batch element (``x``'s shape without the chain and draw axes). NaN for
-        constant traces and traces with non-finite draws. When one of the two indicators is
-        constant (a trace with heavy ties), the other one's ESS is returned.
+        constant traces and traces with non-finite draws. An indicator that is constant (a
+        trace with heavy ties) has ESS ``M N``, the number of split draws, as in arviz.
+
+    Notes
+    -----
+    The indicators ``x <= q05`` and ``x <= q95`` use the quantiles of all draws (linear
+    interpolation, R's type 7), the middle draw of odd-length chains included; the
+    indicators are then split like the draws, as in the reference implementation.
 
     Raises
     ------
