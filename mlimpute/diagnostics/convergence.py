@@ -292,7 +292,9 @@ def rhat_table(
     )[columns]
 
 
-def flag_traces(table: pd.DataFrame, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def flag_traces(
+    table: pd.DataFrame, threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The limit of each row of :func:`rhat_table` and whether the row fails it.
 
     The one rule of the convergence check, shared by :func:`convergence_warning` and

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
