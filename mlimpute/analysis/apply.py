@@ -44,6 +44,43 @@ def _labels(obj: Any) -> list[str] | None:
     return None
 
 
+def _labelled(variances: pd.Series, est: pd.Series | pd.DataFrame) -> bool:
+    """Whether ``variances`` has labels: not a default ``0, 1, ...`` index (unless the
+    estimates' index is that too)."""
+    default = pd.RangeIndex(len(variances))
+    return not (variances.index.equals(default) and not est.index.equals(default))
+
+
+def _aligned_variances(variances: pd.Series, est: pd.Series | pd.DataFrame, i: int) -> pd.Series:
+    """Variances in the order of the estimates' labels; refused unless the labels agree."""
+    have = [str(x) for x in variances.index]
+    want = [str(x) for x in est.index]
+    if sorted(have) != sorted(want):
+        missing = [n for n in want if n not in have]
+        extra = [n for n in have if n not in want]
+        parts = [f"lack {missing}" if missing else "", f"add {extra}" if extra else ""]
+        detail = " and ".join(p for p in parts if p) or "repeat some labels"
+        raise PoolingError(
+            f"the variances returned for completed data set {i} do not match the terms of "
+            f"the estimates: they {detail}. Return a Series indexed by the same terms as "
+            "the estimates (it is aligned by label), or an array in their order."
+        )
+    return pd.Series(variances.to_numpy(), index=have).reindex(want)
+
+
+def _returned_dfcom(value: Any, i: int) -> float:
+    """The dfcom that ``func`` returned for completed data set ``i``, checked."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    try:
+        return check_dfcom(value)
+    except PoolingError:
+        raise PoolingError(
+            f"the dfcom (complete-data df, the third item) returned by func for completed "
+            f"data set {i} must be a positive number (or inf), got {value!r}."
+        ) from None
+
+
 def _unpack(
     out: Any, i: int
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None, float | None, bool]:
@@ -79,7 +116,9 @@ def _unpack(
                     f"the covariance returned for completed data set {i} lacks the term "
                     f"{exc.args[0]!r} of the estimates."
                 ) from None
-        dfc = None if len(out) == 2 or out[2] is None else float(out[2])
+        elif isinstance(cov, pd.Series) and names is not None and _labelled(cov, est):
+            cov = _aligned_variances(cov, est, i)
+        dfc = None if len(out) == 2 or out[2] is None else _returned_dfcom(out[2], i)
         return np.asarray(est, float), np.asarray(cov, float), names, dfc, converged
     raise PoolingError(
         f"func returned a {type(out).__name__} for completed data set {i}; expected a fitted "
@@ -107,8 +146,11 @@ def apply(
         either a fitted statsmodels results object (its ``.params``, ``.cov_params()``
         and ``.df_resid`` are used; for ``MixedLM`` the fixed effects ``.fe_params``) or
         a tuple ``(estimates, covariance)`` / ``(estimates, covariance, dfcom)``.
-        Estimates may be a pandas Series (its index names the terms) or an array;
-        the covariance a ``(k, k)`` array or DataFrame, or a ``(k,)`` array of variances.
+        Estimates may be a pandas Series (its index names the terms), an array or one
+        number; the covariance a ``(k, k)`` array or DataFrame, a ``(k,)`` array or Series
+        of variances, or one variance for one estimate. A covariance DataFrame or a
+        variance Series with labels is aligned to the estimates' terms by label (a Series
+        with other labels is refused); an array is taken in the estimates' order.
     dfcom : float, optional
         Complete-data df; by default the smallest returned (``dfcom`` or ``df_resid``)
         over the imputations, else ``inf``.
@@ -145,6 +187,8 @@ def apply(
         est, cov, nm, dfc, ok = _unpack(out, i)
         est = np.atleast_1d(est)
         k = est.size
+        if cov.ndim == 0 and k == 1:  # a scalar estimate and its variance
+            cov = cov.reshape(1, 1)
         if cov.shape == (k,):
             cov = np.diag(cov)
         if cov.shape != (k, k):

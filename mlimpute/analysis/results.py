@@ -230,9 +230,10 @@ class PooledResult(_VarianceTables, _PooledDisplay):
         if method == "D1" or (method == "D2" and use == "wald"):
             q = self._estimates @ L.T - rhs
             u = np.einsum("ij,ljk,mk->lim", L, self._covariances, L)
+            terms = [self.names[j] for j in np.flatnonzero(np.any(L != 0, axis=0))]
             if method == "D1":
-                return d1(q, u, dfcom=self.dfcom)
-            return d2(_wald(q, u), k)
+                return d1(q, u, dfcom=self.dfcom, names=terms)
+            return d2(_wald(q, u, names=terms), k)
         if dropped is None:
             raise UnsupportedError(
                 f"likelihood-based tests ({method}"

@@ -33,17 +33,30 @@ Algorithms follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021):
   chains that differ in scale).
 - *Bulk ESS* is the effective sample size of the rank-normalised split chains; *tail ESS* the
   smaller of the effective sample sizes of the indicators ``x <= q05`` and ``x <= q95``.
-- The effective sample size is ``M N / tau`` with the combined-chain autocorrelations
-  ``rho_t = 1 - (W - mean_m s_m^2 rho_{t,m}) / var_plus`` (per-chain autocorrelations by FFT),
-  summed with Geyer's (1992) initial monotone sequence estimator:
-  ``tau = -1 + 2 sum_k P_k``, ``P_k = rho_{2k} + rho_{2k+1}`` truncated before the first
-  non-positive pair sum and made non-increasing. As in the paper's reference implementation,
-  ``tau`` is bounded below by ``1 / log10(M N)``, so ESS never exceeds ``M N log10(M N)``.
+- The effective sample size is computed exactly as the paper's reference implementation
+  (Stan's ``ess_rfun``, the posterior package, arviz) computes it: ``M N / tau`` with the
+  combined-chain autocorrelations ``rho_t = 1 - (W - mean_m acov_m(t)) / var_plus``, where
+  ``acov_m(t)`` is the autocovariance of chain ``m`` at lag ``t`` divided by ``N`` (by FFT),
+  ``W = mean_m acov_m(0) N / (N - 1)`` the mean within-chain variance and
+  ``var_plus = W (N - 1) / N + var(chain means)``; ``rho_0 = 1``. They are summed with
+  Geyer's (1992) initial monotone sequence estimator over the lags up to ``N - 2``: the
+  pair sums ``P_k = rho_{2k} + rho_{2k+1}`` before the first non-positive one (or before
+  the last pair) are made non-increasing, and of that pair only ``rho_{2k}`` is added
+  once (when it is positive or its pair sum is not negative):
+  ``tau = -1 + 2 sum P_k + rho_{2k}``. ``tau`` is bounded below by ``1 / log10(M N)``, so
+  ESS never exceeds ``M N log10(M N)``.
+- The tail ESS takes the 5 % and 95 % quantiles of all draws (the middle draw of odd-length
+  chains included) and splits the indicators afterwards, as the reference does.
 
 Special cases (the NaN policy)
 ------------------------------
 - **Constant trace** (every draw of every chain equal, e.g. a parameter that is genuinely
-  fixed): R-hat, bulk ESS and tail ESS are NaN -- the statistics are 0/0.
+  fixed): R-hat, bulk ESS and tail ESS are NaN -- the statistics are 0/0 (arviz returns
+  the number of draws as the ESS of a constant trace).
+- **Constant tail indicator** (a trace that is not constant but has 95 % or more of its
+  draws tied at its largest value, say): as in arviz, the ESS of a constant indicator is
+  the number of split draws ``M N``, so the tail ESS is the other indicator's ESS when
+  that is smaller, else ``M N`` (the reference fixture of the tests comes from arviz).
   :func:`converged` counts such a trace as converged, since a constant value cannot be
   unmixed.
 - **Chains constant but different** (each split chain stuck at its own value): R-hat is

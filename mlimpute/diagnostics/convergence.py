@@ -292,6 +292,31 @@ def rhat_table(
     )[columns]
 
 
+def flag_traces(
+    table: pd.DataFrame, threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The limit of each row of :func:`rhat_table` and whether the row fails it.
+
+    The one rule of the convergence check, shared by :func:`convergence_warning` and
+    :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`:
+    a trace fails when its R-hat is above its limit (the table's ``limit``, or
+    ``threshold`` when given) or when it has non-finite draws. A constant trace (R-hat
+    NaN, draws finite) does not fail.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The limits (float) and the failures (bool), one per row.
+    """
+    if threshold is None:
+        limits = table["limit"].to_numpy(dtype=float)
+    else:
+        limits = np.full(len(table), float(threshold))
+    with np.errstate(invalid="ignore"):
+        high = table["rhat"].to_numpy(dtype=float) > limits
+    return limits, high | ~table["finite"].to_numpy(dtype=bool)
+
+
 def convergence_warning(
     imp: MultiplyImputed,
     threshold: float | None = None,
@@ -382,15 +407,12 @@ def convergence_warning(
     burn = default_burn(n_iter)
     table = rhat_table(imp, burn=burn, params=params, alpha=alpha)
     m = traces.sizes["imputation"]
+    limits, flagged = flag_traces(table, threshold)
     if threshold is None:
-        limits = table["limit"].to_numpy()
         how = f"limits allow for each trace's autocorrelation, false-alarm rate {alpha:g} per run"
     else:
-        limits = np.full(len(table), float(threshold))
         how = f"limit {float(threshold):.3f} given"
-    with np.errstate(invalid="ignore"):
-        high = table["rhat"].to_numpy() > limits
-    bad = table[high | ~table["finite"].to_numpy()]
+    bad = table[flagged]
     if bad.empty:
         return None
     lim_of = dict(zip(table.index, limits, strict=True))

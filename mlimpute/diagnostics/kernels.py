@@ -114,31 +114,46 @@ def _autocovariance(x: np.ndarray) -> np.ndarray:
 
 
 def _ess(x: np.ndarray) -> np.ndarray:
-    """Effective sample size of already split chains (..., M, N) -> (...)."""
+    """Effective sample size of already split chains (..., M, N) -> (...).
+
+    The estimator of Vehtari et al. (2021) as their reference implementation computes it
+    (Stan's ``ess_rfun``, arviz's ``_ess``), vectorised over the batch axes:
+
+    - ``W = mean_m acov_m(0) N / (N - 1)`` and ``var_plus = W (N - 1) / N + var(chain
+      means)``; ``rho_t = 1 - (W - mean_m acov_m(t)) / var_plus`` with the biased
+      (divided by ``N``) autocovariances ``acov_m(t)``; ``rho_0 = 1``.
+    - Pair sums ``P_k = rho_{2k} + rho_{2k+1}`` for ``k < K = max(1, ceil((N - 2) / 2))``
+      (the lags up to ``N - 2``). Let ``j`` be the first ``k`` with ``P_k <= 0``, else
+      ``K - 1``. The pairs before ``j`` are made non-increasing (Geyer's initial
+      monotone sequence) and summed; of pair ``j`` only ``rho_{2j}`` is added, once,
+      when it is positive or ``P_j >= 0``:
+      ``tau = -1 + 2 sum_{k < j} P'_k + rho_{2j}``.
+    - ``ESS = M N / max(tau, 1 / log10(M N))``; ``M N`` when the draws are constant (to
+      ``1e-15``), NaN when ``var_plus`` is 0.
+    """
     n_chains, n_draws = x.shape[-2:]
-    acov = _autocovariance(x)
-    # s_m^2 rho_{t,m} = acov_{t,m} N / (N - 1), so at lag 0 it is the chain variance s_m^2.
-    scaled = acov * (n_draws / (n_draws - 1))
-    within = scaled[..., 0].mean(axis=-1)
-    var_plus = (n_draws - 1) / n_draws * within + x.mean(axis=-1).var(axis=-1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = 1.0 - (within[..., None] - scaled.mean(axis=-2)) / var_plus[..., None]
-    n_pairs = n_draws // 2
-    pair_sums = rho[..., : 2 * n_pairs].reshape(*rho.shape[:-1], n_pairs, 2).sum(axis=-1)
-    # Geyer: keep the initial run of positive pair sums, then force it to be non-increasing.
-    keep = np.logical_and.accumulate(pair_sums > 0, axis=-1)
-    monotone = np.minimum.accumulate(np.where(keep, pair_sums, np.inf), axis=-1)
-    tau = -1.0 + 2.0 * np.where(keep, monotone, 0.0).sum(axis=-1)
-    # The first pair left out may still start with a positive autocorrelation: count that
-    # one term once (it lowers the variance of tau for antithetic chains).
-    n_kept = keep.sum(axis=-1)
-    first_out = np.take_along_axis(rho, np.minimum(2 * n_kept, n_draws - 1)[..., None], axis=-1)[
-        ..., 0
-    ]
-    tau = tau + np.where(n_kept < n_pairs, np.maximum(first_out, 0.0), 0.0)
     total = n_chains * n_draws
-    tau = np.maximum(tau, 1.0 / np.log10(total))
-    return total / tau
+    acov = _autocovariance(x).mean(axis=-2)  # (..., N): averaged over chains
+    within = acov[..., 0] * (n_draws / (n_draws - 1.0))
+    var_plus = within * ((n_draws - 1.0) / n_draws) + x.mean(axis=-1).var(axis=-1, ddof=1)
+    n_pairs = max(1, -(-(n_draws - 2) // 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (within[..., None] - acov[..., : 2 * n_pairs]) / var_plus[..., None]
+    rho[..., 0] = 1.0
+    pairs = rho.reshape(*rho.shape[:-1], n_pairs, 2).sum(axis=-1)
+    nonpositive = ~(pairs > 0)
+    last = np.where(nonpositive.any(axis=-1), nonpositive.argmax(axis=-1), n_pairs - 1)
+    before = np.arange(n_pairs) < last[..., None]
+    monotone = np.minimum.accumulate(np.where(before, pairs, np.inf), axis=-1)
+    rho_last = np.take_along_axis(rho, (2 * last)[..., None], axis=-1)[..., 0]
+    pair_last = np.take_along_axis(pairs, last[..., None], axis=-1)[..., 0]
+    tail = np.where(pair_last >= 0, rho_last, np.maximum(rho_last, 0.0))
+    tau = -1.0 + 2.0 * np.where(before, monotone, 0.0).sum(axis=-1) + tail
+    ess = total / np.maximum(tau, 1.0 / np.log10(total))
+    ess = np.where(np.isnan(rho).any(axis=-1), np.nan, ess)
+    with np.errstate(invalid="ignore"):
+        constant = np.ptp(_pooled(x), axis=-1) < np.finfo(float).resolution
+    return np.where(constant, float(total), ess)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +249,10 @@ def ess_bulk_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     Notes
     -----
     For independent draws the bulk ESS is close to the number of draws; for a stationary
-    AR(1) chain with coefficient ``phi`` it is close to ``n (1 - phi) / (1 + phi)``.
+    AR(1) chain with coefficient ``phi`` it is close to ``n (1 - phi) / (1 + phi)``. The
+    result equals that of the reference implementation of Vehtari et al. (2021) (Stan,
+    posterior, arviz's ``ess(method="bulk")``) to rounding, except that a constant trace
+    gives NaN.
 
     Examples
     --------
@@ -265,8 +283,14 @@ def ess_tail_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     -------
     numpy.ndarray
         Tail ESS per batch element (``x``'s shape without the chain and draw axes). NaN for
-        constant traces and traces with non-finite draws. When one of the two indicators is
-        constant (a trace with heavy ties), the other one's ESS is returned.
+        constant traces and traces with non-finite draws. An indicator that is constant (a
+        trace with heavy ties) has ESS ``M N``, the number of split draws, as in arviz.
+
+    Notes
+    -----
+    The indicators ``x <= q05`` and ``x <= q95`` use the quantiles of all draws (linear
+    interpolation, R's type 7), the middle draw of odd-length chains included; the
+    indicators are then split like the draws, as in the reference implementation.
 
     Raises
     ------
@@ -290,13 +314,12 @@ def ess_tail_array(x: ArrayLike, *, chain_axis: int = -2, draw_axis: int = -1) -
     """
     draws = _prepare(x, chain_axis, draw_axis)
     bad = _bad_mask(draws)
-    split = _split_chains(_clean(draws, bad))
-    quantiles = np.quantile(_pooled(split), [0.05, 0.95], axis=-1)
-    lower = _ess((split <= quantiles[0][..., None, None]).astype(np.float64))
-    upper = _ess((split <= quantiles[1][..., None, None]).astype(np.float64))
-    with np.errstate(invalid="ignore"):
-        out = np.fmin(lower, upper)
-    return np.where(bad, np.nan, out)
+    draws = _clean(draws, bad)
+    # the quantiles of all draws (the middle draw of odd chains too), as the reference does
+    quantiles = np.quantile(_pooled(draws), [0.05, 0.95], axis=-1)
+    lower = _ess(_split_chains((draws <= quantiles[0][..., None, None]).astype(np.float64)))
+    upper = _ess(_split_chains((draws <= quantiles[1][..., None, None]).astype(np.float64)))
+    return np.where(bad, np.nan, np.minimum(lower, upper))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -138,21 +139,72 @@ def _reiter_df(r: float, k: int, m: int, dfcom: float) -> float:
     return 4.0 + 1.0 / z
 
 
+SINGULAR_TOL = 1e-12
+"""Smallest eigenvalue of a tested covariance's correlation matrix that counts as invertible."""
+
+
+def _tested(names: Sequence[str] | None, k: int) -> str:
+    if names is None:
+        return f"the {k} tested parameters"
+    return "the tested terms " + ", ".join(repr(str(n)) for n in names)
+
+
+def _check_invertible(u: np.ndarray, names: Sequence[str] | None, what: str) -> None:
+    """Refuse covariance matrices (..., k, k) of the tested terms that are (near) singular.
+
+    Each matrix is scaled to a correlation matrix first, so that terms on very different
+    scales do not matter; it is refused when a variance is not positive or the smallest
+    eigenvalue of the correlation matrix is below :data:`SINGULAR_TOL` (a condition number
+    above about ``1e12``, where a solve keeps fewer than four significant digits).
+    ``what(i)`` names the ``i``-th matrix in the message.
+    """
+    mats = u.reshape(-1, *u.shape[-2:])
+    k = mats.shape[-1]
+    for i, mat in enumerate(mats):
+        var = np.diag(mat)
+        if np.all(var > 0):
+            sd = np.sqrt(var)
+            smallest = float(np.linalg.eigvalsh(mat / np.outer(sd, sd))[0])
+            if smallest >= SINGULAR_TOL:
+                continue
+            detail = f"the smallest eigenvalue of its correlation matrix is {smallest:.3g}"
+        else:
+            detail = f"a variance is not positive ({var.min():.4g})"
+        raise PoolingError(
+            f"the covariance matrix of {_tested(names, k)} in {what(i)} is singular or not "
+            f"positive definite ({detail}), so the Wald statistic cannot be computed. A "
+            "tested term may be aliased with (a linear combination of) the others, or the "
+            "hypothesis may test the same thing twice."
+        )
+
+
 # --------------------------------------------------------------------------------------
 # multi-parameter tests
 
 
-def wald_statistics(estimates: ArrayLike, covariances: ArrayLike) -> np.ndarray:
+def wald_statistics(
+    estimates: ArrayLike, covariances: ArrayLike, *, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Per-imputation Wald statistics ``Q_l' U_l^{-1} Q_l`` for the input of :func:`d2`.
 
     Parameters
     ----------
     estimates : array_like, shape (m, k)
     covariances : array_like, shape (m, k, k)
+    names : sequence of str, optional
+        The terms the tested parameters involve, named in the message when a covariance
+        matrix is singular.
 
     Returns
     -------
     ndarray, shape (m,)
+
+    Raises
+    ------
+    PoolingError
+        If the shapes disagree, or a covariance matrix ``U_l`` is singular or not
+        positive definite (its correlation matrix has an eigenvalue below ``1e-12``); the
+        completed data set is named, counted from 1.
 
     Examples
     --------
@@ -166,10 +218,17 @@ def wald_statistics(estimates: ArrayLike, covariances: ArrayLike) -> np.ndarray:
         raise PoolingError(
             f"estimates (m, k) and covariances (m, k, k) expected, got {q.shape} and {u.shape}."
         )
+    _check_invertible(u, names, lambda i: f"completed data set {i + 1}")
     return np.einsum("lj,lj->l", q, np.linalg.solve(u, q[..., None])[..., 0])
 
 
-def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> TestResult:
+def d1(
+    estimates: ArrayLike,
+    covariances: ArrayLike,
+    dfcom: float = np.inf,
+    *,
+    names: Sequence[str] | None = None,
+) -> TestResult:
     """D1 test of ``Q = 0`` for ``k`` parameters (Li, Raghunathan & Rubin 1991).
 
     Parameters
@@ -181,10 +240,20 @@ def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> T
     dfcom : float, default inf
         Complete-data df. Finite: Reiter's (2007) denominator df; ``inf``: that of Li,
         Raghunathan & Rubin (1991). mitml's ``df.com = NULL`` corresponds to ``inf``.
+    names : sequence of str, optional
+        The terms the tested parameters involve, named in the message when a covariance
+        matrix is singular.
 
     Returns
     -------
     TestResult
+
+    Raises
+    ------
+    PoolingError
+        If the shapes disagree, or a covariance matrix ``U_l`` or their mean ``Ubar`` is
+        singular or not positive definite (its correlation matrix has an eigenvalue below
+        ``1e-12``); the completed data set is named, counted from 1.
 
     Notes
     -----
@@ -217,7 +286,9 @@ def d1(estimates: ArrayLike, covariances: ArrayLike, dfcom: float = np.inf) -> T
     if u.shape != (m, k, k):
         raise PoolingError(f"covariances must have shape ({m}, {k}, {k}), got {u.shape}.")
     qbar, b = _mean_and_between(q)
+    _check_invertible(u, names, lambda i: f"completed data set {i + 1}")
     ubar = u.mean(axis=0)
+    _check_invertible(ubar, names, lambda i: "the average over the completed data sets")
     r = float((1.0 + 1.0 / m) * np.trace(np.linalg.solve(ubar, b)) / k)
     stat = float(qbar @ np.linalg.solve((1.0 + r) * ubar, qbar) / k)
     if r == 0:

@@ -124,7 +124,12 @@ def check_alpha(alpha: float) -> None:
         raise PoolingError(f"alpha must lie in (0, 1), got {alpha!r}.")
 
 
-def _as_estimates(estimates: ArrayLike) -> np.ndarray:
+def _as_estimates(estimates: ArrayLike, names: Sequence[str] | None = None) -> np.ndarray:
+    """``estimates`` as an ``(m, k)`` float array: at least 2 rows, every value finite.
+
+    ``names`` (the ``k`` parameter names, when known) name the parameter in the message
+    about a value that is not finite; data sets are counted from 1.
+    """
     q = np.asarray(estimates, dtype=float)
     if q.ndim != 2:
         raise PoolingError(
@@ -137,8 +142,13 @@ def _as_estimates(estimates: ArrayLike) -> np.ndarray:
             "between-imputation variance cannot be estimated from a single data set."
         )
     if not np.all(np.isfinite(q)):
-        bad = np.argwhere(~np.isfinite(q))[0]
-        raise PoolingError(f"estimate {bad[1]} of imputation {bad[0]} is not finite.")
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(q))[0])
+        what = (
+            f"the estimate of {str(names[col])!r}"
+            if names is not None and len(names) == q.shape[1]
+            else f"estimate {col + 1} of {q.shape[1]}"
+        )
+        raise PoolingError(f"{what} in completed data set {row + 1} is not finite ({q[row, col]}).")
     return q
 
 
@@ -163,6 +173,67 @@ def check_dfcom(dfcom: float) -> float:
             f"dfcom (the complete-data df) must be positive (or inf), got {dfcom!r}."
         )
     return value
+
+
+SYMMETRY_TOL = 1e-8
+"""Largest ``|U - U'|`` accepted in a covariance matrix ``U``, relative to ``max |U|``."""
+
+PSD_TOL = 1e-8
+"""Most negative eigenvalue accepted in a covariance matrix, relative to its largest one."""
+
+
+def check_covariances(u: np.ndarray, names: Sequence[str]) -> None:
+    """Refuse covariances that are not finite, not symmetric or not positive semi-definite.
+
+    Parameters
+    ----------
+    u : ndarray, shape (m, k, k) or (m, k)
+        One covariance matrix per completed data set, or only the variances.
+    names : sequence of str
+        The ``k`` parameter names, used in the messages.
+
+    Raises
+    ------
+    PoolingError
+        Naming the first completed data set (counted from 1) whose covariance matrix has a
+        value that is not finite, is not symmetric (``|U - U'| > 1e-8 max |U|``), or has
+        an eigenvalue below ``-1e-8`` times its largest one (a negative variance when only
+        variances are given).
+    """
+    finite = np.isfinite(u).reshape(u.shape[0], -1).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise PoolingError(
+            f"the covariance of completed data set {row + 1} has values that are not finite."
+        )
+    if u.ndim == 2:
+        if np.any(u < 0):
+            row, col = (int(i) for i in np.argwhere(u < 0)[0])
+            raise PoolingError(
+                f"the variance of {names[col]!r} in completed data set {row + 1} is "
+                f"negative ({u[row, col]})."
+            )
+        return
+    scale = np.abs(u).max(axis=(1, 2))
+    asym = np.abs(u - np.swapaxes(u, 1, 2))
+    bad = asym.max(axis=(1, 2)) > SYMMETRY_TOL * scale
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        i, j = np.unravel_index(int(np.argmax(asym[row])), asym.shape[1:])
+        raise PoolingError(
+            f"the covariance matrix of completed data set {row + 1} is not symmetric: its "
+            f"entry ({names[i]!r}, {names[j]!r}) is {u[row, i, j]} but "
+            f"({names[j]!r}, {names[i]!r}) is {u[row, j, i]}."
+        )
+    eig = np.linalg.eigvalsh(u)  # ascending, per data set
+    bad = eig[:, 0] < -PSD_TOL * np.maximum(np.abs(eig).max(axis=1), np.finfo(float).tiny)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise PoolingError(
+            f"the covariance matrix of completed data set {row + 1} is not positive "
+            f"semi-definite: its smallest eigenvalue is {eig[row, 0]:.4g} (largest "
+            f"{eig[row, -1]:.4g}), so it is not the covariance matrix of any estimates."
+        )
 
 
 def _mean_and_between(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -261,8 +332,10 @@ def pool(
     Raises
     ------
     PoolingError
-        If ``m < 2``, shapes disagree, a value is not finite or a within-imputation
-        variance is not positive.
+        If ``m < 2``, shapes disagree, a value is not finite, a covariance matrix is not
+        symmetric or not positive semi-definite (:func:`check_covariances`; the completed
+        data set is named, counted from 1) or a mean within-imputation variance is not
+        positive.
 
     Notes
     -----
@@ -290,7 +363,7 @@ def pool(
     a        1.033  0.267   7.538  0.544
     b        1.967  0.348  16.403  0.333
     """
-    q = _as_estimates(estimates)
+    q = _as_estimates(estimates, names)
     m, k = q.shape
     names = _names(names, k)
     dfcom = check_dfcom(dfcom)
@@ -300,8 +373,7 @@ def pool(
             f"covariances must have shape ({m}, {k}, {k}) or ({m}, {k}) to match "
             f"estimates of shape ({m}, {k}), got {u.shape}."
         )
-    if not np.all(np.isfinite(u)):
-        raise PoolingError("covariances contain values that are not finite.")
+    check_covariances(u, names)
     qbar, b = _mean_and_between(q)
     if u.ndim == 2:
         ubar = np.diag(u.mean(axis=0))

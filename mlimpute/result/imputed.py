@@ -307,13 +307,65 @@ class MultiplyImputed:
             raise SpecificationError(f"kind must be 'bulk' or 'tail', got {kind!r}")
         return (ess_bulk if kind == "bulk" else ess_tail)(self._kept(burn))
 
-    def converged(self, threshold: float = 1.1, *, burn: int | None = None) -> bool:
-        """Whether every trace has R-hat below ``threshold`` (``burn`` as for :meth:`rhat`)."""
-        from mlimpute.diagnostics import check_threshold, converged
+    def converged(self, threshold: float | None = None, *, burn: int | None = None) -> bool:
+        """Whether the chains of every trace have mixed, judged by R-hat.
 
-        check_threshold(threshold)  # before the traces are read
-        flags = converged(self._kept(burn), threshold=threshold)
-        return bool(all(bool(v.all()) for v in flags.data_vars.values()))
+        Parameters
+        ----------
+        threshold : float, optional
+            By default (None) each trace is held to its own limit, the ``limit`` column
+            of :func:`mlimpute.diagnostics.rhat_table`: the R-hat that converged chains of
+            this run's length, with that trace's autocorrelation, exceed on some trace in
+            at most 5 % of runs. This is exactly the check behind the
+            :class:`~mlimpute.errors.ConvergenceWarning` (see
+            :func:`mlimpute.diagnostics.convergence_warning`), so with the default
+            ``burn`` the result is False exactly when that warning fires (for runs of 8
+            or more iterations). A number (at least 1) holds every trace to that one
+            R-hat instead, e.g. ``1.01`` for long runs; a fixed 1.1 is too strict for the
+            few draws a short imputation run keeps.
+        burn : int, optional
+            Iterations to discard first; by default the first half, as for :meth:`rhat`
+            (``burn=0``: all iterations).
+
+        Returns
+        -------
+        bool
+            True when no trace has an R-hat above its limit (or ``threshold``) and no
+            trace has non-finite draws. A constant trace (a parameter that is fixed)
+            counts as converged.
+
+        Raises
+        ------
+        DataError
+            Fewer than 4 iterations are left after ``burn``, or ``threshold`` is below 1.
+        DataTypeError
+            ``threshold`` is not a number or ``burn`` not a whole number.
+
+        See Also
+        --------
+        mlimpute.diagnostics.rhat_table : the R-hat and limit of every trace.
+
+        Examples
+        --------
+        >>> import mlimpute
+        >>> from mlimpute.datasets import classroom
+        >>> df = classroom(1, rng=1).incomplete
+        >>> imp = df.mi.impute({"grade": "~ skill + (1 | class)"}, m=5, iterations=40, rng=1)
+        >>> imp.converged()
+        True
+        >>> imp.converged(threshold=1.0)  # every trace held to R-hat < 1: fails
+        False
+        """
+        from mlimpute.diagnostics import check_threshold, converged
+        from mlimpute.diagnostics.convergence import flag_traces, rhat_table
+
+        if threshold is not None:
+            check_threshold(threshold)  # before the traces are read
+            flags = converged(self._kept(burn), threshold=threshold)
+            return bool(all(bool(v.all()) for v in flags.data_vars.values()))
+        n_kept = self._kept(burn).sizes.get("iteration", 0)  # checks burn
+        table = rhat_table(self, burn=self.traces.sizes.get("iteration", 0) - n_kept)
+        return not bool(flag_traces(table)[1].any())
 
     @property
     def plot(self) -> ImputedPlots:

@@ -44,3 +44,35 @@ def test_repr_of_a_completion_of_no_rows():
     assert "rows=0" in text and " 0 imputed" in text
     assert "non-finite" not in text and "R-hat" not in text  # parameters fixed: no R-hat
     assert "parameters fixed at the final states of the trained chains" in text
+
+
+@pytest.fixture(scope="module")
+def docs_example():
+    """The example of docs/user_guide/diagnostics.md: classroom(2), m = 10, 20 iterations."""
+    df = classroom(2, rng=1).incomplete
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return df.mi.impute(cluster="class", m=10, iterations=20, rng=1)
+
+
+def test_converged_applies_the_limits_of_the_convergence_warning(docs_example):
+    from mlimpute.diagnostics import convergence_warning, rhat_table
+
+    imp = docs_example
+    table = rhat_table(imp)
+    assert convergence_warning(imp) is None
+    assert imp.converged() is True
+    # some trace is above 1.1 but below its own limit: the fixed threshold disagrees
+    assert (table["rhat"] > 1.1).any() and (table["rhat"] <= table["limit"]).all()
+    assert imp.converged(threshold=1.1) is False
+    # and where the warning fires, converged() is False
+    assert convergence_warning(imp, threshold=1.0) is not None
+    assert imp.converged(threshold=1.0) is False
+
+
+def test_converged_by_default_is_false_exactly_when_the_warning_fires(imp):
+    from mlimpute.diagnostics import convergence_warning, rhat_table
+
+    assert imp.converged() == (convergence_warning(imp) is None)
+    table = rhat_table(imp, burn=2)
+    assert imp.converged(burn=2) == bool((table["rhat"] <= table["limit"]).all())
