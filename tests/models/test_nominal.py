@@ -14,7 +14,7 @@ import pytest
 
 from mlimpute.models import get_model
 from mlimpute.models.nominal import blocked_draw
-from tests.conftest import model_data
+from tests.conftest import model_data, run_steps
 
 
 def _exact_posterior(X, Z, codes, J, W, psi, ridge):
@@ -106,15 +106,8 @@ def _shared_effect_data(seed, J=100, n=10, sd=1.2, rho=-0.8):
 def _trace(df, formula, n_steps, seed=1, burn=200):
     model = get_model("2l.nominal").factory()
     data = model_data(df, formula, "y")
-    rng = np.random.default_rng(seed)
-    state = model.init(rng, data)
-    for _ in range(burn):
-        state = model.step(rng, state, data)
-    out = np.empty((n_steps, len(model.param_names(data))))
-    for i in range(n_steps):
-        state = model.step(rng, state, data)
-        out[i] = model.param_vector(state, data)
-    return pd.DataFrame(out, columns=model.param_names(data)), model, state, data
+    out = run_steps(model, data, n_steps, seed=seed, burn=burn)
+    return pd.DataFrame(out, columns=model.param_names(data))
 
 
 def test_correlated_cluster_effects_recovered():
@@ -124,7 +117,7 @@ def test_correlated_cluster_effects_recovered():
     independent effects per category (the earlier sampler) the contrast's variance is
     var_1 + var_2 (≈ 2.9 here), far below."""
     df, psi = _shared_effect_data(11)
-    tr, *_ = _trace(df, "~ x + (1 | g)", 1500)
+    tr = _trace(df, "~ x + (1 | g)", 1500)
     v1, v2 = tr["[1] var(Intercept|g)"], tr["[2] var(Intercept|g)"]
     c12 = tr["cov([1] Intercept,[2] Intercept|g)"]
     corr = c12 / np.sqrt(v1 * v2)
@@ -174,7 +167,7 @@ def test_intercepts_mix_no_worse_than_independent_effects():
     """The blocked (β, b) draw over all categories: the intercepts' lag-1 autocorrelation
     stays low with informative clusters (the β₀/mean(b) ridge is integrated out)."""
     df, _ = _shared_effect_data(5, J=40, n=30)
-    tr, *_ = _trace(df, "~ x + (1 | g)", 1000)
+    tr = _trace(df, "~ x + (1 | g)", 1000)
     for name in ("[1] Intercept", "[2] Intercept"):
         v = tr[name].to_numpy() - tr[name].mean()
         assert (v[1:] @ v[:-1]) / (v @ v) < 0.5, name
