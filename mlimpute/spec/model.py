@@ -352,6 +352,21 @@ def build_model_spec(
     # complete predictors too: every predictor's model conditions on them (a level-2
     # predictor's, on one row per cluster, as the cluster-level columns they are)
     means = [c for c in parsed.cmeans if c in complete and c not in complete2]
+    # a complete level-1 column tells of a level-2 predictor through its cluster means
+    # (x = 0.8·w + ...: a class's mean of x predicts its w), and no model of that column
+    # carries p(x | w) into w's draw: a level-2 predictor's model takes the cluster mean
+    # of every complete numeric level-1 column of the analysis model and the auxiliaries
+    means2 = [
+        *means,
+        *(
+            c
+            for c in complete
+            if c not in complete2
+            and c not in means
+            and c not in lmeans
+            and (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+        ),
+    ]
     if lmeans:
         _check_latent_means(df, parsed, codes, incomplete, level2, complete, complete2, nonlinear)
     # with lmean(x): x = lmean(x) + e, lmean(x) ~ complete level-2 columns, and each
@@ -376,7 +391,7 @@ def build_model_spec(
             variables.append(VariableSpec(x, f, _METHOD, 1))
     level2 = [c for c in level2 if c not in level3]  # class-level (school-level: below)
     for k, w in enumerate(level2):
-        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means)
+        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means2)
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
     for k, s in enumerate(level3):  # school-level: one row per school
         f = level2_formula(s, level3[k + 1 :], level3_columns(terms, df, complete2))
