@@ -255,4 +255,7 @@ class _Model(_Designs, _VarianceComponents):
         if self.kind == "ols":
             return "linear model (OLS)"
         fam = self.family
-        return f"GLM ({type(fam).__name__.lower()}, {type(fam.link).__name__.lower()} link)"
+        link = type(fam.link).__name__.lower()
+        if isinstance(fam, sm.families.NegativeBinomial):
+            return f"GLM (negative binomial, {link} link; dispersion by ML)"
+        return f"GLM ({type(fam).__name__.lower()}, {link} link)"
