@@ -111,6 +111,12 @@ class _Likelihood:
             self.source, self.model.dropping(terms), None, reml=False, executor=self.executor
         )
 
+    def with_nagq(self, nagq: int) -> _Likelihood:
+        """The same GLMM refitted with ``nagq`` quadrature nodes (1: Laplace)."""
+        return _Likelihood(
+            self.source, self.model.with_nagq(nagq), None, reml=False, executor=self.executor
+        )
+
     def _designs(self) -> Iterator[tuple[int, Design]]:
         for i in range(1, int(self.source.m) + 1):
             yield i, self.model.design(self.source.complete(i), i)
