@@ -129,17 +129,18 @@ def _skip_incomplete(dfs: pd.DataFrame, imputation: str, labels: list, events: l
         if value != 0:
             kept.append(label)
             continue
+        shown = repr(label) if isinstance(label, str) else str(label)  # not np.int64(0)
         rows = dfs.loc[dfs[imputation] == label].drop(columns=imputation)
         n_missing = int(rows.isna().to_numpy().sum())
         if n_missing:
             events.append(
-                f"rows with {imputation} = {label!r} (the incomplete data, {n_missing} "
+                f"rows with {imputation} = {shown} (the incomplete data, {n_missing} "
                 "missing values) were skipped"
             )
         else:
             kept.append(label)
             events.append(
-                f"rows with {imputation} = {label!r} have no missing values: kept as a "
+                f"rows with {imputation} = {shown} have no missing values: kept as a "
                 "completed data set (only a copy of the incomplete data, as mice's "
                 "include = TRUE writes it, is skipped)"
             )
