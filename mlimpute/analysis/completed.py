@@ -118,6 +118,35 @@ def _in_order(labels: Sequence[Any]) -> list:
     return list(labels)
 
 
+def _skip_incomplete(dfs: pd.DataFrame, imputation: str, labels: list, events: list[str]) -> list:
+    """The labels without mice's copy of the incomplete data (``include = TRUE``): the
+    label whose numeric value is 0 (``0``, ``"0"``, ``0.0``), when its rows hold missing
+    values. Without missing values it is a completed data set (labels numbered from 0)
+    and is kept. Either way ``events`` says what was done."""
+    values = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+    kept = []
+    for label, value in zip(labels, values, strict=True):
+        if value != 0:
+            kept.append(label)
+            continue
+        shown = repr(label) if isinstance(label, str) else str(label)  # not np.int64(0)
+        rows = dfs.loc[dfs[imputation] == label].drop(columns=imputation)
+        n_missing = int(rows.isna().to_numpy().sum())
+        if n_missing:
+            events.append(
+                f"rows with {imputation} = {shown} (the incomplete data, {n_missing} "
+                "missing values) were skipped"
+            )
+        else:
+            kept.append(label)
+            events.append(
+                f"rows with {imputation} = {shown} have no missing values: kept as a "
+                "completed data set (only a copy of the incomplete data, as mice's "
+                "include = TRUE writes it, is skipped)"
+            )
+    return kept
+
+
 def from_completed(
     dfs: pd.DataFrame | Iterable[pd.DataFrame], imputation: str = "imputation"
 ) -> CompletedImputations:
@@ -128,11 +157,13 @@ def from_completed(
     dfs : list of DataFrame or DataFrame
         Either the ``m`` completed data sets, or one long DataFrame stacking them with an
         ``imputation`` column (e.g. R's ``mice::complete(imp, "long")``, whose column is
-        ``.imp``, or Blimp's stacked output). Rows with imputation 0 (mice's
-        ``include = TRUE`` copy of the incomplete data) are skipped, and that is noted in
-        ``.events``. The data sets are numbered 1..m by their labels' numeric values
-        when every label is a number or a text of one (``"1"`` to ``"11"``), otherwise in
-        the order in which the labels first appear.
+        ``.imp``, or Blimp's stacked output). Rows with imputation 0 (``0`` or ``"0"``)
+        that hold missing values (mice's ``include = TRUE`` copy of the incomplete data)
+        are skipped; without missing values they are a completed data set (data sets
+        numbered from 0) and are kept. Either is noted in ``.events``. The data sets are
+        numbered 1..m by their labels' numeric values when every label is a number or a
+        text of one (``"1"`` to ``"11"``), otherwise in the order in which the labels
+        first appear.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
         sets. By default a frame without an ``imputation`` column but with mice's ``.imp``
@@ -159,9 +190,13 @@ def from_completed(
     >>> long = pd.concat([df.assign(imp=i) for i in (1, 2)])
     >>> mia.from_completed(long, imputation="imp").complete(2).shape
     (600, 3)
-    >>> mice_long = pd.concat([df.assign(**{".imp": i}) for i in (0, 1, 2)])
+    >>> incomplete = df.assign(grade=df["grade"].where(df["skill"] > 0))
+    >>> mice_long = pd.concat([d.assign(**{".imp": i}) for i, d in enumerate([incomplete, df, df])])
     >>> mia.from_completed(mice_long).m
     2
+    >>> zero_based = pd.concat([df.assign(imp=i) for i in (0, 1, 2)])
+    >>> mia.from_completed(zero_based, imputation="imp").m
+    3
     """
     events: list[str] = []
     if isinstance(dfs, pd.DataFrame):
@@ -179,10 +214,9 @@ def from_completed(
             )
         if dfs[imputation].isna().any():
             raise SpecificationError(f"the imputation column {imputation!r} has missing values.")
-        labels = pd.unique(dfs[imputation])
-        if 0 in set(labels) and len(labels) > 1:
-            events.append(f"rows with {imputation} = 0 (the incomplete data) were skipped")
-            labels = [v for v in labels if v != 0]
+        labels = list(pd.unique(dfs[imputation]))
+        if len(labels) > 1:
+            labels = _skip_incomplete(dfs, imputation, labels, events)
         frames = [dfs.loc[dfs[imputation] == v].drop(columns=imputation) for v in _in_order(labels)]
     else:
         if isinstance(dfs, (str, bytes)) or not isinstance(dfs, Iterable):

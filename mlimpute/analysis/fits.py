@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import statsmodels.api as sm
 
 from mlimpute.analysis.model import _FIXED_SCALE, Design, _Model
 from mlimpute.errors import DataError, PoolingError, UnsupportedError
@@ -110,11 +111,23 @@ class _Likelihood:
             self.source, self.model.dropping(terms), None, reml=False, executor=self.executor
         )
 
+    def with_nagq(self, nagq: int) -> _Likelihood:
+        """The same GLMM refitted with ``nagq`` quadrature nodes (1: Laplace)."""
+        return _Likelihood(
+            self.source, self.model.with_nagq(nagq), None, reml=False, executor=self.executor
+        )
+
     def _designs(self) -> Iterator[tuple[int, Design]]:
         for i in range(1, int(self.source.m) + 1):
             yield i, self.model.design(self.source.complete(i), i)
 
     def ml_fits(self) -> list:
+        if self.model.kind == "glm" and isinstance(self.model.family, sm.families.NegativeBinomial):
+            raise UnsupportedError(
+                "likelihood-ratio pooling (D3, and D2 with use='likelihood') of "
+                "negative-binomial models is not supported yet (as for negative-binomial "
+                "GLMMs). Use D1 or D2 with use='wald'."
+            )
         if self.model.kind == "glm" and not isinstance(self.model.family, _FIXED_SCALE):
             raise UnsupportedError(
                 f"likelihood-based tests of a GLM need a family with a fixed dispersion "

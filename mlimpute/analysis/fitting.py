@@ -48,8 +48,9 @@ _FAMILIES: dict[str, Callable[[], sm.families.Family]] = {
     "poisson": sm.families.Poisson,
     "gamma": sm.families.Gamma,
     "inverse_gaussian": sm.families.InverseGaussian,
-    # alpha given (its default) so statsmodels does not warn; a GLMM estimates its own
-    "negative_binomial": lambda: sm.families.NegativeBinomial(alpha=1.0),
+    # alpha given (its default) so statsmodels does not warn; it is not used: a GLM
+    # (fitters.base.fit_glm) and a GLMM estimate the dispersion by maximum likelihood
+    "negative_binomial": lambda link=None: sm.families.NegativeBinomial(link, alpha=1.0),
 }
 _LINKS: dict[str, Callable[[], sm.families.links.Link]] = {
     "logit": sm.families.links.Logit,
@@ -129,7 +130,11 @@ def fit(
     family : str or statsmodels family, optional
         ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"gaussian"``, ``"inverse_gaussian"``,
         ``"negative_binomial"`` or a ``statsmodels.api.families`` instance (whose link is
-        used): a GLM. With a random part a generalised linear mixed model
+        used): a GLM. The negative binomial (variance ``mu + mu^2/r``) has its dispersion
+        r estimated by maximum likelihood, as ``MASS::glm.nb`` does (its ``theta``; the
+        ``alpha`` of a statsmodels family object is not used), reported as each fit's
+        ``dispersion``, with the coefficients' covariance given r, as ``glm.nb``
+        reports it. With a random part a generalised linear mixed model
         (:func:`mlimpute.analysis.fitters.glmm.fit_glmm`), for ``"binomial"``
         (0/1 response; logit or probit link), ``"poisson"`` (log link) and
         ``"negative_binomial"`` (log link; its dispersion estimated with the other

@@ -121,6 +121,25 @@ class _Model(_Designs, _VarianceComponents):
             out.keep &= self.keep
         return out
 
+    def with_nagq(self, nagq: int) -> _Model:
+        """The same GLMM with ``nagq`` quadrature nodes (specs shared)."""
+        out = _Model.__new__(_Model)
+        out.__dict__.update(self.__dict__)
+        out.nagq = int(nagq)
+        return out
+
+    def family_and_link(self) -> tuple[str, str]:
+        """The response's family and link, by name: ``("gaussian", "identity")`` for
+        linear (mixed) models, ``("negative_binomial", "log")``..."""
+        if self.kind in ("lmm", "ols"):
+            return "gaussian", "identity"
+        if self.kind == "glmm":
+            return self.family
+        name = type(self.family).__name__.lower()
+        link = type(self.family.link).__name__.lower()
+        names = {"negativebinomial": "negative_binomial", "inversegaussian": "inverse_gaussian"}
+        return names.get(name, name), {"inversepower": "inverse"}.get(link, link)
+
     def _terms(self, d: Design) -> list:
         """The random-effect terms of a design with several grouping factors."""
         out, o = [], 0
@@ -255,4 +274,7 @@ class _Model(_Designs, _VarianceComponents):
         if self.kind == "ols":
             return "linear model (OLS)"
         fam = self.family
-        return f"GLM ({type(fam).__name__.lower()}, {type(fam.link).__name__.lower()} link)"
+        link = type(fam.link).__name__.lower()
+        if isinstance(fam, sm.families.NegativeBinomial):
+            return f"GLM (negative binomial, {link} link; dispersion by ML)"
+        return f"GLM ({type(fam).__name__.lower()}, {link} link)"

@@ -260,7 +260,9 @@ class PooledResult(_VarianceTables, _PooledDisplay):
         Parameters
         ----------
         reduced : PooledResult
-            A model fitted to the same imputations whose terms are a subset of this one's.
+            A model fitted to the same imputations whose terms are a subset of this one's,
+            of the same kind, family and link (a GLMM with the GLM of the same family,
+            or a linear mixed model with OLS, tests the random part).
         method : {"D1", "D2", "D3"}, default "D1"
             D1 and D2 (``use="wald"``) test the fixed effects this model has and
             ``reduced`` lacks; D2 with ``use="likelihood"`` and D3 compare the two models'
@@ -272,10 +274,26 @@ class PooledResult(_VarianceTables, _PooledDisplay):
         Returns
         -------
         TestResult
+
+        Raises
+        ------
+        PoolingError
+            For models of different kinds, families or links (naming both), fitted to
+            other imputations, with other responses, or not nested.
+
+        Notes
+        -----
+        Likelihood ratios of GLMMs need both log-likelihoods from the same
+        approximation: a reduced GLMM fitted with another ``nagq`` than this one (by
+        default a random intercept has 10 quadrature nodes, random slopes the Laplace
+        approximation) is refitted with this model's ``nagq`` for D2 with
+        ``use="likelihood"`` and D3 (``reduced`` itself is unchanged). Wald tests (D1, D2
+        with ``use="wald"``) use this model's estimates only.
         """
         if not isinstance(reduced, PooledResult):
             raise PoolingError(f"compare() needs a PooledResult, got {type(reduced).__name__}.")
         method = _check_method(method, use)
+        _check_same_family(self, reduced)
         if reduced._source is not self._source or reduced.m != self.m:
             raise PoolingError(
                 "the two models must be fitted to the same imputations (the same object's "
@@ -307,7 +325,7 @@ class PooledResult(_VarianceTables, _PooledDisplay):
                 )
             return self.test(", ".join(f"`{n}` = 0" for n in extra), method, use=use)
         full = self._need_likelihood(method)
-        red = reduced._need_likelihood(method)
+        red = _same_nagq(full, reduced._need_likelihood(method), self, reduced)
         k = full.n_params - red.n_params
         if k < 1:
             raise PoolingError(
@@ -324,6 +342,63 @@ class PooledResult(_VarianceTables, _PooledDisplay):
                 f"D2 with use='wald'{_plausible_hint(self.model)}."
             )
         return self._likelihood
+
+
+# --------------------------------------------------------------------------------------
+# what compare() can compare
+
+#: kinds of fit() models that may be compared with each other: the same kind, or a
+#: mixed model with the single-level model of the same family (tests of the random part)
+_COMPARABLE_KINDS = ({"lmm", "ols"}, {"glmm", "glm"})
+
+
+def _check_same_family(full: PooledResult, reduced: PooledResult) -> None:
+    """Refuse models of different kinds (other than a mixed model and the single-level
+    model of the same family), families or links: neither their likelihoods nor their
+    coefficients are comparable. Results of ``apply()`` (no model known) are not checked."""
+    a, b = getattr(full._likelihood, "model", None), getattr(reduced._likelihood, "model", None)
+    if a is None or b is None:
+        return
+    kinds = {a.kind, b.kind}
+    if len(kinds) > 1 and kinds not in _COMPARABLE_KINDS:
+        raise PoolingError(
+            f"the models are of different kinds: this one is a {full.model}, the reduced one "
+            f"a {reduced.model}; compare() compares nested models of the same kind, family "
+            "and link (or a mixed model with the model without its random part)."
+        )
+    (fa, la), (fb, lb) = a.family_and_link(), b.family_and_link()
+    if fa != fb:
+        raise PoolingError(
+            f"the models have different families ({fa!r} and {fb!r}: this one is a "
+            f"{full.model}, the reduced one a {reduced.model}) and cannot be compared."
+        )
+    if la != lb:
+        raise PoolingError(
+            f"the models have different links ({la!r} and {lb!r}: this one is a "
+            f"{full.model}, the reduced one a {reduced.model}) and cannot be compared."
+        )
+
+
+def _same_nagq(full, red, full_result: PooledResult, reduced_result: PooledResult):
+    """The reduced GLMM's likelihood with the full one's quadrature: a GLMM fitted with
+    other ``nagq`` (by default 10 nodes for a random intercept, Laplace with random
+    slopes) is refitted with the full model's, so that both likelihoods are the same
+    approximation (a difference of a Laplace and a quadrature log-likelihood is no
+    likelihood ratio)."""
+    if full.model.kind != "glmm" or red.model.kind != "glmm":
+        return red
+    k_full, k_red = full_result.fits[0].nagq, reduced_result.fits[0].nagq
+    if k_full == k_red:
+        return red
+    q = len(red.model.random_names)
+    if k_full**q > 10_000:
+        raise PoolingError(
+            f"the full model was fitted with nagq={k_full}, the reduced one with "
+            f"nagq={k_red}: likelihood ratios need the same approximation, and the reduced "
+            f"model's {q} random effects allow no refit with nagq={k_full} "
+            f"({k_full**q} nodes per cluster); fit both with nagq=1 (Laplace)."
+        )
+    return red.with_nagq(k_full)
 
 
 # --------------------------------------------------------------------------------------

@@ -244,7 +244,9 @@ def test_from_completed_list_and_long_forms_agree():
     listed = from_completed([a, b, c])
     long = pd.concat([x.assign(**{".imp": i}) for i, x in enumerate([a, b, c], 1)])
     # mice's long form with include = TRUE also holds the incomplete data as imputation 0
-    long = pd.concat([a.assign(**{".imp": 0}), long])
+    # (with the missing values: a complete data set labelled 0 would be kept)
+    incomplete = a.assign(grade=a["grade"].where(a["skill"] > 0))
+    long = pd.concat([incomplete.assign(**{".imp": 0}), long])
     stacked = from_completed(long, imputation=".imp")
     assert isinstance(stacked, CompletedImputations) and stacked.m == listed.m == 3
     recognised = from_completed(long)  # mice's .imp without saying so

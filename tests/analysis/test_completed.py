@@ -45,3 +45,44 @@ def test_other_labels_keep_the_order_in_which_they_first_appear():
     long = pd.concat([base.assign(k=i, imp=lab) for i, lab in enumerate(["b", "a", "c"], 1)])
     ci = mlimpute.from_completed(long, imputation="imp")
     assert [ci.complete(i)["k"].iloc[0] for i in (1, 2, 3)] == [1, 2, 3]
+
+
+def _mice_long(dtype=None):
+    """mice's ``complete(imp, "long", include = TRUE)``: the incomplete data as ``.imp``
+    0, then imputations 1..3 (``dtype=str``: the labels as text, as read with
+    ``dtype=str`` or from an R factor)."""
+    base = classroom(1, rng=1).complete
+    incomplete = base.assign(grade=base["grade"].where(base["skill"] > base["skill"].median()))
+    frames = [incomplete] + [base.assign(grade=base["grade"] + 0.1 * i) for i in (1, 2, 3)]
+    long = pd.concat([f.assign(**{".imp": i}) for i, f in enumerate(frames)])
+    if dtype is not None:
+        long[".imp"] = long[".imp"].astype(str).astype(dtype)
+    return long
+
+
+@pytest.mark.parametrize("dtype", [None, str, "category"])
+def test_mice_imputation_0_is_skipped_whatever_the_labels_type(dtype):
+    """Text labels ("0", "1", ...) and an R factor's categories are numbers too: the
+    incomplete data labelled "0" were kept as data set 1 (m = 4, with missing values)."""
+    ci = mlimpute.from_completed(_mice_long(dtype))
+    assert ci.m == 3
+    assert not any(ci.complete(i).isna().any().any() for i in (1, 2, 3))
+    assert [
+        round(ci.complete(i)["grade"].iloc[0] - ci.complete(1)["grade"].iloc[0], 6)
+        for i in (1, 2, 3)
+    ] == [0.0, 0.1, 0.2]
+    assert len(ci.events) == 1 and "skipped" in ci.events[0] and "missing" in ci.events[0]
+
+
+@pytest.mark.parametrize("labels", [range(5), range(2)])
+def test_a_complete_data_set_labelled_0_is_kept(labels):
+    """Labels 0..m-1 (Python's numbering) without missing values: imputation 0 is a
+    completed data set, not mice's incomplete data; it was dropped (m = 4, or m = 1)."""
+    base = classroom(1, rng=1).complete
+    long = pd.concat([base.assign(skill=base["skill"] + i, imputation=i) for i in labels])
+    ci = mlimpute.from_completed(long)
+    assert ci.m == len(labels)
+    assert [ci.complete(i + 1)["skill"].iloc[0] - base["skill"].iloc[0] for i in labels] == list(
+        labels
+    )
+    assert len(ci.events) == 1 and "kept" in ci.events[0]

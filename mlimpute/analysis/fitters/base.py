@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import statsmodels.api as sm
 from numpy.typing import ArrayLike
+from scipy import optimize
 
 from mlimpute.errors import DataError
 
@@ -104,14 +105,17 @@ class GLMFit:
     cov_params: np.ndarray  # (p, p)
     llf: float  # log-likelihood at the estimates
     df_resid: int  # n - p
-    scale: float  # dispersion (1 for binomial and Poisson)
+    scale: float  # dispersion (1 for binomial, Poisson and negative binomial)
     converged: bool
     messages: tuple[str, ...]
+    #: the negative binomial's r = theta (variance mu + mu^2/r; MASS::glm.nb's theta, as
+    #: GLMMFit.dispersion), estimated by ML; None for the other families
+    dispersion: float | None = None
 
     @property
     def n_params(self) -> int:
-        """Number of estimated coefficients."""
-        return self.params.size
+        """Number of estimated parameters (coefficients, and a negative binomial's r)."""
+        return self.params.size + (self.dispersion is not None)
 
 
 def _cholesky_diagonal(a: np.ndarray) -> np.ndarray:
@@ -192,15 +196,28 @@ def fit_ols(y: ArrayLike, X: ArrayLike) -> OLSFit:
     return OLSFit(params, cov, sigma2, ols_loglike(yv, Xm, params, sigma2), n - p)
 
 
+#: bounds of the negative binomial's r = 1/alpha (those of the GLMM's dispersion)
+_NB_R_BOUNDS = (1e-4, 1e6)
+
+
 def fit_glm(y: ArrayLike, X: ArrayLike, family: sm.families.Family) -> GLMFit:
-    """Fit a GLM by IRLS (statsmodels), recording its warnings instead of showing them."""
+    """Fit a GLM by IRLS (statsmodels), recording its warnings instead of showing them.
+
+    A negative binomial (``sm.families.NegativeBinomial``, whatever its ``alpha``) has its
+    dispersion estimated by maximum likelihood, as ``MASS::glm.nb`` does
+    (:func:`_fit_nb_glm`).
+    """
     yv, Xm = _design(y, X)
     n, p = Xm.shape
     if np.linalg.matrix_rank(Xm) < p:
         raise DataError(f"the design matrix ({n} x {p}) is rank deficient.")
+    r = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = sm.GLM(yv, Xm, family=family).fit()
+        if isinstance(family, sm.families.NegativeBinomial):
+            res, r, notes = _fit_nb_glm(yv, Xm, family)
+        else:
+            res, notes = sm.GLM(yv, Xm, family=family).fit(), []
     return GLMFit(
         params=np.asarray(res.params, dtype=float),
         cov_params=np.asarray(res.cov_params(), dtype=float),
@@ -208,8 +225,55 @@ def fit_glm(y: ArrayLike, X: ArrayLike, family: sm.families.Family) -> GLMFit:
         df_resid=int(round(res.df_resid)),
         scale=float(res.scale),
         converged=bool(getattr(res, "converged", True)),
-        messages=tuple(dict.fromkeys(str(w.message) for w in caught)),
+        messages=tuple(dict.fromkeys([*notes, *(str(w.message) for w in caught)])),
+        dispersion=r,
     )
+
+
+def _fit_nb_glm(yv: np.ndarray, Xm: np.ndarray, family: sm.families.NegativeBinomial):
+    """Negative-binomial GLM with its dispersion estimated by maximum likelihood.
+
+    Maximises the profile log-likelihood in ``log r`` (``r = 1/alpha``, MASS's theta;
+    variance ``mu + mu^2/r``), each value's coefficients by IRLS, within
+    :data:`_NB_R_BOUNDS`. Returns the IRLS fit at the estimate -- coefficients,
+    log-likelihood and the covariance of the coefficients given r, ``(X'WX)^-1``, as
+    ``MASS::glm.nb`` reports them -- with r and notes (r at a bound).
+    """
+    if np.any((yv < 0) | (yv != np.round(yv))):
+        bad = yv[(yv < 0) | (yv != np.round(yv))][0]
+        raise DataError(
+            f"a negative-binomial GLM needs non-negative integer counts; it has {bad:g}."
+        )
+    link = type(family.link)
+    try:  # the coefficients' start: a Poisson fit
+        start = [sm.GLM(yv, Xm, family=sm.families.Poisson(link())).fit().params]
+    except (ValueError, np.linalg.LinAlgError):
+        start = [None]
+
+    def at(log_r: float):
+        fam = sm.families.NegativeBinomial(link(), alpha=float(np.exp(-log_r)))
+        res = sm.GLM(yv, Xm, family=fam).fit(start_params=start[0], tol=1e-10, maxiter=200)
+        if np.all(np.isfinite(res.params)):
+            start[0] = res.params  # the next value of r starts from here
+        return res
+
+    lo, hi = np.log(_NB_R_BOUNDS[0]), np.log(_NB_R_BOUNDS[1])
+    opt = optimize.minimize_scalar(
+        lambda t: -at(t).llf, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+    )
+    r, res = float(np.exp(opt.x)), at(float(opt.x))
+    notes = []
+    for bound, why in (
+        (_NB_R_BOUNDS[1], " (no overdispersion: a Poisson model fits)"),
+        (_NB_R_BOUNDS[0], ""),
+    ):
+        # the profile is flat towards r = infinity: a bound the optimiser only approached
+        at_bound = at(np.log(bound))
+        if at_bound.llf >= res.llf - 1e-9:
+            r, res = bound, at_bound
+            notes.append(f"the negative binomial's dispersion r is at its bound {bound:g}{why}")
+            break
+    return res, r, notes
 
 
 def glm_loglike(
