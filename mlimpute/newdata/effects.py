@@ -31,7 +31,7 @@ import numpy as np
 from mlimpute.models.ml_norm import MultilevelNorm, MultilevelNormState
 from mlimpute.newdata.states import map_nested
 
-__all__ = ["NewRows", "psi_root", "redraw_new", "reads_response"]
+__all__ = ["NewRows", "draw_effects", "psi_root", "reads_response", "redraw_new", "redraw_sigma2"]
 
 
 @dataclass
@@ -54,10 +54,13 @@ def psi_root(psi: np.ndarray) -> np.ndarray:
 def reads_response(model: Any) -> bool:
     """Whether ``model``'s state is a multilevel normal model of the variable's own values
     (so that the new clusters' observed rows give the effects' conditional)."""
-    if isinstance(model, MultilevelNorm):
+    from mlimpute.models.ml_multi import MultiTermNorm
+    from mlimpute.models.pmm import MultilevelPMM
+
+    normal = (MultilevelNorm, MultiTermNorm)
+    if isinstance(model, normal):
         return True
-    core = getattr(model, "core", None)
-    return type(model).__name__.endswith("PMM") and isinstance(core, MultilevelNorm)
+    return isinstance(model, MultilevelPMM) and isinstance(model.core, normal)
 
 
 def redraw_new(
@@ -78,8 +81,8 @@ def redraw_new(
     ...                          np.ones(1), np.ones(1))
     >>> rows = NewRows(np.ones((50, 1)), np.ones((50, 1)), np.full(50, 2.0), np.full(50, 2))
     >>> out = redraw_new(st, np.array([1, 2]), np.random.default_rng(0), rows)
-    >>> out.b[0, 0], abs(out.b[2, 0] - 100 / 51) < 0.5   # seen kept; cluster 2 near its rows
-    (np.float64(0.0), True)
+    >>> float(out.b[0, 0]), bool(abs(out.b[2, 0] - 100 / 51) < 0.5)  # seen kept; 2 near its rows
+    (0.0, True)
     """
     new = np.asarray(new, dtype=np.intp)
     if isinstance(state, MultilevelNormState):
@@ -87,46 +90,89 @@ def redraw_new(
     return map_nested(state, lambda value: redraw_new(value, new, rng))
 
 
-def _redraw_norm(
-    st: MultilevelNormState, new: np.ndarray, rng: np.random.Generator, rows: NewRows | None
-) -> MultilevelNormState:
-    k, q = new.size, st.b.shape[1]
-    het = np.ndim(st.sigma2) > 0
-    s2 = np.take(st.sigma2, new) if het else np.full(k, float(st.sigma2))
-    L = psi_root(st.psi)
+def draw_effects(
+    b: np.ndarray,
+    psi: np.ndarray,
+    new: np.ndarray,
+    rng: np.random.Generator,
+    Z: np.ndarray | None = None,
+    r: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
+    w: np.ndarray | None = None,
+) -> np.ndarray:
+    """``b`` with its rows ``new`` drawn from ``N(P_j⁻¹ Z_j'W_j r_j, P_j⁻¹)``,
+    ``P_j = Z_j'W_j Z_j + Ψ⁻¹``, over the rows (``Z``, residuals ``r``, cluster ``codes``,
+    precisions ``w``) in cluster j; N(0, Ψ) for a cluster without rows (or without
+    ``Z``). ``q`` standard normals per cluster in ``new``, whatever the rows."""
+    k, q = new.size, b.shape[1]
+    L = psi_root(psi)
     u = rng.standard_normal((k, q))
-    pos = None
-    if rows is not None and rows.y.size:
-        # b_j = L u_j: u_j | rows ~ N(M_j⁻¹ h_j, M_j⁻¹), M_j = L'Z_j'Z_j L/σ²_j + I
-        # (Ψ⁻¹ = L⁻ᵀL⁻¹; written on u so that a singular Ψ needs no inverse)
-        where = np.full(st.b.shape[0], -1, dtype=np.intp)
+    if Z is not None and len(r):
+        # b_j = L u_j: u_j | rows ~ N(M⁻¹h, M⁻¹), M = L'Z_j'W_j Z_j L + I (Ψ⁻¹ = L⁻ᵀL⁻¹;
+        # written on u so that a singular Ψ needs no inverse)
+        where = np.full(b.shape[0], -1, dtype=np.intp)
         where[new] = np.arange(k)
-        pos = where[rows.codes]
-        ZL = np.asarray(rows.Z, dtype=np.float64) @ L
-        r = rows.y - np.asarray(rows.X, dtype=np.float64) @ st.beta
-        w = 1.0 / s2[pos]
+        pos = where[codes]
+        keep = pos >= 0
+        pos = pos[keep]
+        ZL = np.asarray(Z, dtype=np.float64)[keep] @ L
+        rw = (r * w)[keep]
         M = np.broadcast_to(np.eye(q), (k, q, q)).copy()
-        np.add.at(M, pos, ZL[:, :, None] * ZL[:, None, :] * w[:, None, None])
+        np.add.at(M, pos, ZL[:, :, None] * ZL[:, None, :] * w[keep][:, None, None])
         h = np.zeros((k, q))
-        np.add.at(h, pos, ZL * (r * w)[:, None])
+        np.add.at(h, pos, ZL * rw[:, None])
         C = np.linalg.cholesky(M)
         mean = np.linalg.solve(M, h[:, :, None])[:, :, 0]
         dev = np.linalg.solve(np.swapaxes(C, 1, 2), u[:, :, None])[:, :, 0]
-        u = mean + dev  # N(M⁻¹h, M⁻¹): C⁻ᵀε has covariance (C Cᵀ)⁻¹
-    b = st.b.copy()
-    b[new] = u @ L.T
+        u = mean + dev  # C⁻ᵀε has covariance (C Cᵀ)⁻¹ = M⁻¹
+    out = b.copy()
+    out[new] = u @ L.T
+    return out
+
+
+def redraw_sigma2(
+    st: MultilevelNormState,
+    new: np.ndarray,
+    rng: np.random.Generator,
+    e: np.ndarray | None = None,
+    codes: np.ndarray | None = None,
+) -> np.ndarray:
+    """The per-cluster residual variances of the heteroscedastic model with those of the
+    clusters ``new`` drawn from ``Scaled-Inv-χ²(ν + n_j, (ν s² + SSR_j)/(ν + n_j))`` over
+    the residuals ``e`` of their rows (``codes``: each row's cluster); the prior without
+    rows."""
+    s2_scale, nu = st.sigma_hyper
+    k = new.size
+    ssr, n_j = np.zeros(k), np.zeros(k)
+    if e is not None and len(e):
+        where = np.full(np.size(st.sigma2), -1, dtype=np.intp)
+        where[new] = np.arange(k)
+        pos = where[codes]
+        keep = pos >= 0
+        np.add.at(ssr, pos[keep], e[keep] ** 2)
+        np.add.at(n_j, pos[keep], 1.0)
+    sig = np.asarray(st.sigma2, dtype=np.float64).copy()
+    sig[new] = np.maximum((nu * s2_scale + ssr) / rng.chisquare(nu + n_j), st.sigma2_floor)
+    return sig
+
+
+def _redraw_norm(
+    st: MultilevelNormState, new: np.ndarray, rng: np.random.Generator, rows: NewRows | None
+) -> MultilevelNormState:
+    het = np.ndim(st.sigma2) > 0
+    if rows is not None and rows.y.size:
+        Z = np.asarray(rows.Z, dtype=np.float64)
+        r = rows.y - np.asarray(rows.X, dtype=np.float64) @ st.beta
+        s2 = np.take(st.sigma2, rows.codes) if het else np.full(r.size, float(st.sigma2))
+        b = draw_effects(st.b, st.psi, new, rng, Z, r, rows.codes, 1.0 / s2)
+    else:
+        Z = r = None
+        b = draw_effects(st.b, st.psi, new, rng)
     changes: dict[str, Any] = {"b": b}
     if het:
-        s2_scale, nu = st.sigma_hyper
-        ssr = np.zeros(k)
-        n_j = np.zeros(k)
-        if pos is not None:
-            e = r - np.einsum("nq,nq->n", np.asarray(rows.Z, dtype=np.float64), b[rows.codes])
-            np.add.at(ssr, pos, e * e)
-            np.add.at(n_j, pos, 1.0)
-        sig = np.asarray(st.sigma2, dtype=np.float64).copy()
-        sig[new] = np.maximum(
-            (nu * s2_scale + ssr) / rng.chisquare(nu + n_j), st.sigma2_floor
-        )
-        changes["sigma2"] = sig
+        e = codes = None
+        if Z is not None:
+            e = r - np.einsum("nq,nq->n", Z, b[rows.codes])
+            codes = rows.codes
+        changes["sigma2"] = redraw_sigma2(st, new, rng, e, codes)
     return replace(st, **changes)
