@@ -46,6 +46,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.nominal import NominalState
+from mlimpute.newdata.effects import NewRows, reads_response, redraw_new
 from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
@@ -380,7 +381,19 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
     da = fx.analysis_data
+    new_c = np.flatnonzero(perm >= J_t)  # clusters not seen in training
+    reads = reads_response(fx.analysis_model)
     for t in range(n_sweeps):
+        if new_c.size:  # their effects, redrawn as a training iteration would
+            for key in sorted(cur.states):
+                if not key.startswith("(proposal)"):
+                    cur.states[key] = redraw_new(cur.states[key], new_c, rng)
+            rows = None
+            if reads and da.y_obs.size:
+                da.refresh(values, plan.static)
+                r = np.flatnonzero(np.isin(da.seg_obs.codes, new_c))
+                rows = NewRows(da.X.obs[r], da.Z.obs[r], da.y_obs[r], da.seg_obs.codes[r])
+            cur.analysis = redraw_new(cur.analysis, new_c, rng, rows)
         for x in fx.preds:
             if not (mis_clusters[x].any() if x in level2 else fx.mis_rows[x].size):
                 continue
