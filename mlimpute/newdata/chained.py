@@ -11,8 +11,9 @@ New rows are completed chain by chain with those states, **parameters fixed**:
   rows" are the new rows' missing cells (its observed side is the chain's training data,
   which predictive mean matching draws its donors from);
 * rows of clusters seen in training use the cluster's current random effects; a cluster not
-  seen in training gets effects drawn from the random-effect distribution N(0, Ψ) of the
-  state (and, for the heteroscedastic model, a residual variance from its prior);
+  seen in training gets effects redrawn at every sweep as a training iteration draws them
+  (:mod:`mlimpute.newdata.effects`: given its observed rows for a normal model, else from
+  N(0, Ψ); for the heteroscedastic model also its residual variance);
 * the cluster means ``cmean(x)`` of a new row are the means over the cluster's training rows
   (the chain's completed values) and its new rows together;
 * a level-2 variable missing in a new row takes its cluster's value: where the chain left it
@@ -105,8 +106,8 @@ def impute_new_chained(
     events = [
         f"completed {len(new_df)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
-        f"{prep.n_new_clusters} cluster(s) not seen in training got random effects drawn "
-        "from N(0, Ψ))"
+        f"{prep.n_new_clusters} cluster(s) not seen in training got random effects redrawn "
+        "at every sweep as in training)"
     ]
     # categories of string columns come from the column's own values: where the new data
     # lack some training categories, the codes are decoded with the training's

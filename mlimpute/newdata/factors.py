@@ -9,9 +9,9 @@ final model states, **parameters fixed**, as for one grouping factor
   built on them with the training specification, so that the only missing cells are the
   new rows' ones;
 * each term's random effects are the chain's for a cluster of its factor seen in training
-  (a class, a school) and are drawn from that term's N(0, Ψ_k) for a cluster not seen in
-  training (a new class in a seen school gets the school's effect and a drawn class
-  effect);
+  (a class, a school) and are redrawn at every sweep for a cluster not seen in training
+  (a new class in a seen school gets the school's effect and a drawn class effect), as a
+  training iteration draws them (:func:`redraw_terms`);
 * class-level and school-level variables take their cluster's value (the chain's for a
   seen cluster, the value given in another new row of the cluster) or one draw per new
   cluster from their model;
@@ -19,7 +19,8 @@ final model states, **parameters fixed**, as for one grouping factor
   the variables in the visit order with their models' own draws.
 
 Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on the data
-(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name.
+(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name; new rows that change
+how the factors nest are a ``DataError`` (:func:`check_nesting`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def impute_new_factors(
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
-        f"effects of clusters not seen in training drawn from each term's N(0, Ψ): "
+        f"effects of clusters not seen in training redrawn at every sweep: "
         f"{drawn or 'none'})"
     ]
     warn_far(imp, results, names)
@@ -210,9 +211,10 @@ def check_nesting(train: pd.DataFrame, new: pd.DataFrame, groups) -> None:
     >>> t = pd.DataFrame({"school": [0, 0, 1], "cls": [0, 1, 2]})
     >>> check_nesting(t, pd.DataFrame({"school": [5], "cls": [9]}), ["cls", "school"])
     >>> check_nesting(t, pd.DataFrame({"school": [1], "cls": [0]}), ["cls", "school"])
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    mlimpute.errors.DataError: the new rows change how the grouping factors nest: 'cls' 0 would lie in 'school' 0 and 1, but every 'cls' lies in one 'school' in the training data; keep each 'cls' in one 'school' (a new label for one that moves)
+    mlimpute.errors.DataError: the new rows change how the grouping factors nest: 'cls' 0 ...
     """
     groups = [g for g in dict.fromkeys(groups) if g]
     cols = _factor_columns(groups)
@@ -233,7 +235,8 @@ def check_nesting(train: pd.DataFrame, new: pd.DataFrame, groups) -> None:
                 continue
             code = int(count.index[np.argmax(count.to_numpy() > 1)])
             rows = np.flatnonzero(inner == code)
-            where = [_label_of(both, b, i) for i in rows[np.unique(outer[rows], return_index=True)[1]]]
+            first = rows[np.unique(outer[rows], return_index=True)[1]]
+            where = [_label_of(both, b, i) for i in first]
             raise DataError(
                 f"the new rows change how the grouping factors nest: {a!r} "
                 f"{_label_of(both, a, rows[0])!r} would lie in {b!r} "

@@ -10,7 +10,9 @@ and of the level-2 models. New rows are completed chain by chain with those stat
   only missing cells are the new rows' ones (the training rows enter only through cluster
   means ``cmean(x)`` and the level-2 values of their clusters);
 * rows of clusters seen in training use the chain's random effects of every model; a
-  cluster not seen in training gets effects drawn from N(0, Ψ) of each model;
+  cluster not seen in training gets effects redrawn at every sweep: the analysis model's
+  from their conditional given the cluster's observed outcomes (a normal outcome), the
+  other models' from N(0, Ψ);
 * a missing predictor value of a new row is drawn from its full conditional with the same
   draws the chain makes (:mod:`mlimpute.sampler.compatible_draws`): its own model times
   every model it enters times the analysis model where the row's outcome is observed, in
@@ -221,8 +223,8 @@ def impute_new_model(
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"model-based chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' "
-        f"missing cells; {n_new} cluster(s) not seen in training got random effects drawn "
-        "from N(0, Ψ) of each model)"
+        f"missing cells; {n_new} cluster(s) not seen in training got random effects redrawn "
+        "at every sweep)"
     ]
     warn_far(imp, results, names)
     like = {

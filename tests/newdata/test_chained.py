@@ -404,9 +404,7 @@ def test_new_cluster_effects_are_redrawn_every_sweep_as_in_training():
     about 1.5-2× too large here."""
     df, imp = _feedback()
     n_j, K = 8, 100  # K new clusters in one call: independent given the fixed parameters
-    new = pd.DataFrame(
-        {"g": np.repeat(np.arange(1000, 1000 + K), n_j), "y": np.nan, "s": np.nan}
-    )
+    new = pd.DataFrame({"g": np.repeat(np.arange(1000, 1000 + K), n_j), "y": np.nan, "s": np.nan})
     out = imp.impute_new(new, rng=3, sweeps=25)  # 0.85^25 < 0.02: the start is forgotten
     z = []
     for k, frame in enumerate(out):

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mlimpute
 from mlimpute.errors import DataError
 
 
@@ -46,9 +45,7 @@ def test_new_rows_changing_the_nesting_are_a_data_error(unique_classes, school, 
 
 def test_new_rows_keeping_the_nesting_are_completed(unique_classes):
     _, imp = unique_classes
-    new = pd.DataFrame(
-        {"school": [0, 0, 50, 50], "cls": [0, 998, 999, 999], "x": 0.1, "y": np.nan}
-    )
+    new = pd.DataFrame({"school": [0, 0, 50, 50], "cls": [0, 998, 999, 999], "x": 0.1, "y": np.nan})
     out = imp.impute_new(new, rng=1)
     assert all(frame["y"].notna().all() for frame in out)
 
