@@ -11,8 +11,9 @@ New rows are completed chain by chain with those states, **parameters fixed**:
   rows" are the new rows' missing cells (its observed side is the chain's training data,
   which predictive mean matching draws its donors from);
 * rows of clusters seen in training use the cluster's current random effects; a cluster not
-  seen in training gets effects drawn from the random-effect distribution N(0, Ψ) of the
-  state (and, for the heteroscedastic model, a residual variance from its prior);
+  seen in training gets effects redrawn at every sweep as a training iteration draws them
+  (:mod:`mlimpute.newdata.effects`: given its observed rows for a normal model, else from
+  N(0, Ψ); for the heteroscedastic model also its residual variance);
 * the cluster means ``cmean(x)`` of a new row are the means over the cluster's training rows
   (the chain's completed values) and its new rows together;
 * a level-2 variable missing in a new row takes its cluster's value: where the chain left it
@@ -41,6 +42,7 @@ from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.registry import get_model
 from mlimpute.models.streamed import StreamedData
+from mlimpute.newdata.effects import NewRows, reads_response, redraw_new
 from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
@@ -104,8 +106,8 @@ def impute_new_chained(
     events = [
         f"completed {len(new_df)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
-        f"{prep.n_new_clusters} cluster(s) not seen in training got random effects drawn "
-        "from N(0, Ψ))"
+        f"{prep.n_new_clusters} cluster(s) not seen in training got random effects redrawn "
+        "at every sweep as in training)"
     ]
     # categories of string columns come from the column's own values: where the new data
     # lack some training categories, the codes are decoded with the training's
@@ -543,6 +545,7 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
         else:
             d.refresh(values, plan.static)
         datas[name] = d
+    read = {x for v in plan.spec.variables for x in v.formula.ranefs}
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
@@ -578,10 +581,15 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
             elif name in level2:
                 draw = np.empty(0)
             elif mis[name].size == 0:
+                if prep.n_new_clusters and name in read:  # effects a ranef(x) term reads
+                    frame = _frame(plan, prep, values, cur)
+                    states[name] = _redraw(plan, prep, frame, states, datas, name, rng)
                 draw = np.empty(0)
             else:
                 rows = mis[name]
                 frame = _frame(plan, prep, values, cur)
+                if prep.n_new_clusters:
+                    states[name] = _redraw(plan, prep, frame, states, datas, name, rng)
                 d = datas[name]
                 text = plan.spec.variables_by_name[name].formula.text
                 X = _design(d.X.spec, d.X.names, frame, rows, text)
@@ -613,6 +621,25 @@ def _complete_chain(plan: Plan, prep: _Prepared, n_sweeps: int, k: int, seed, ch
         src = prep.level2[name] if name in level2 else prep.start[name]
         imputed[name] = cur[name][np.isnan(src)]
     return ChainResult(imputed, mean, sd, params, None)
+
+
+def _redraw(plan: Plan, prep: _Prepared, frame: pd.DataFrame, states, datas, name, rng):
+    """The state of ``name``'s model with the new clusters' effects redrawn as a training
+    iteration would (:func:`~mlimpute.newdata.effects.redraw_new`): given the new
+    clusters' observed rows of ``name`` for a normal model of its values, else from
+    N(0, Ψ)."""
+    J = plan.layout.segments.n_clusters
+    new = np.arange(J, prep.n_clusters)
+    d = datas[name]
+    rows = None
+    if reads_response(plan.models[name]) and getattr(d, "Z", None) is not None:
+        r = np.flatnonzero(~np.isnan(prep.start[name]) & (prep.codes >= J))
+        if r.size:
+            text = plan.spec.variables_by_name[name].formula.text
+            X = _design(d.X.spec, d.X.names, frame, r, text)
+            Z = _z_design(prep, d, name, frame, r)
+            rows = NewRows(X, Z, prep.start[name][r], prep.codes[r])
+    return redraw_new(states[name], new, rng, rows)
 
 
 def _cluster_frame(plan, prep, values, cur, states, datas, name, todo) -> pd.DataFrame:

@@ -9,9 +9,9 @@ final model states, **parameters fixed**, as for one grouping factor
   built on them with the training specification, so that the only missing cells are the
   new rows' ones;
 * each term's random effects are the chain's for a cluster of its factor seen in training
-  (a class, a school) and are drawn from that term's N(0, Ψ_k) for a cluster not seen in
-  training (a new class in a seen school gets the school's effect and a drawn class
-  effect);
+  (a class, a school) and are redrawn at every sweep for a cluster not seen in training
+  (a new class in a seen school gets the school's effect and a drawn class effect), as a
+  training iteration draws them (:func:`redraw_terms`);
 * class-level and school-level variables take their cluster's value (the chain's for a
   seen cluster, the value given in another new row of the cluster) or one draw per new
   cluster from their model;
@@ -19,7 +19,8 @@ final model states, **parameters fixed**, as for one grouping factor
   the variables in the visit order with their models' own draws.
 
 Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on the data
-(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name.
+(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name; new rows that change
+how the factors nest are a ``DataError`` (:func:`check_nesting`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ from mlimpute.codec import categories
 from mlimpute.errors import DataError, UnsupportedError
 from mlimpute.models.ml_multi import MultiTermState, TermState
 from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.newdata.effects import (
+    NewRows,
+    draw_effects,
+    reads_response,
+    redraw_new,
+    redraw_sigma2,
+)
 from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
@@ -117,10 +125,11 @@ def impute_new_factors(
 
             _encode_like(new[c], train[c], c)
     n_t = len(train)
+    check_nesting(train, new, groups)  # before any plan: a changed nesting breaks the sort
     frames = [_combined(imp.complete(k + 1), new) for k in range(imp.m)]
     probe = build_plan(frames[0], spec)
     _check_structure(plan_t.layout, probe.layout)
-    perms, n_new = {}, {}
+    perms, n_new, news = {}, {}, {}
     for g in _groups(plan_t):
         lt, lc = _labels(plan_t.layout, g), _labels(probe.layout, g)
         tidx = lt.get_indexer(lc)
@@ -128,6 +137,7 @@ def impute_new_factors(
         perm = tidx.astype(np.intp)
         perm[tidx < 0] = len(lt) + np.arange(k)
         perms[g], n_new[g] = perm, k
+        news[g] = np.flatnonzero(tidx < 0)
     is_new = probe.layout.order >= n_t
     levels = {v.name: v.level for v in spec.variables}
     per_row = 0
@@ -147,7 +157,7 @@ def impute_new_factors(
         items = list(zip(range(imp.m), seeds, chains, frames, strict=True))
         results = map_blocks(
             _run_block,
-            (spec, n_t, perms, n_sweeps),
+            (spec, n_t, perms, news, n_sweeps),
             items,
             n_jobs=n_jobs,
             client=client,
@@ -158,7 +168,7 @@ def impute_new_factors(
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' missing cells; "
-        f"effects of clusters not seen in training drawn from each term's N(0, Ψ): "
+        f"effects of clusters not seen in training redrawn at every sweep: "
         f"{drawn or 'none'})"
     ]
     warn_far(imp, results, names)
@@ -189,6 +199,68 @@ def _groups(plan: Plan) -> list[str]:
     return [plan.layout.group, *(f.name for f in plan.layout.factors)]
 
 
+def check_nesting(train: pd.DataFrame, new: pd.DataFrame, groups) -> None:
+    """Refuse new rows that change how the grouping factors nest: where every cluster of
+    one factor lies in one cluster of another in the training data (each class in one
+    school), the new rows must keep it so; the message names the cluster and the clusters
+    it would lie in.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"school": [0, 0, 1], "cls": [0, 1, 2]})
+    >>> check_nesting(t, pd.DataFrame({"school": [5], "cls": [9]}), ["cls", "school"])
+    >>> check_nesting(t, pd.DataFrame({"school": [1], "cls": [0]}), ["cls", "school"])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mlimpute.errors.DataError: the new rows change how the grouping factors nest: 'cls' 0 ...
+    """
+    groups = [g for g in dict.fromkeys(groups) if g]
+    cols = _factor_columns(groups)
+    if len(groups) < 2 or not len(new):
+        return
+    both = pd.concat([train[cols], new[cols]], ignore_index=True)
+    n_t = len(train)
+    keys = {g: _keys(both, g) for g in groups}
+    for a in groups:
+        for b in groups:
+            if a == b or set(_factor_columns([a])) >= set(_factor_columns([b])):
+                continue  # "school:class" lies in "school" by construction
+            inner, outer = keys[a], keys[b]
+            if not _nested(inner[:n_t], outer[:n_t]):
+                continue
+            count = pd.Series(outer).groupby(inner).nunique()
+            if (count <= 1).all():
+                continue
+            code = int(count.index[np.argmax(count.to_numpy() > 1)])
+            rows = np.flatnonzero(inner == code)
+            first = rows[np.unique(outer[rows], return_index=True)[1]]
+            where = [_label_of(both, b, i) for i in first]
+            raise DataError(
+                f"the new rows change how the grouping factors nest: {a!r} "
+                f"{_label_of(both, a, rows[0])!r} would lie in {b!r} "
+                f"{' and '.join(repr(w) for w in where)}, but every {a!r} lies in one "
+                f"{b!r} in the training data; keep each {a!r} in one {b!r} (a new label "
+                "for one that moves)"
+            )
+
+
+def _keys(frame: pd.DataFrame, group: str) -> np.ndarray:
+    cols = _factor_columns([group])
+    return frame.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
+    return bool((pd.Series(outer).groupby(inner).nunique() <= 1).all())
+
+
+def _label_of(frame: pd.DataFrame, group: str, i: int):
+    vals = [frame[c].iloc[i] for c in _factor_columns([group])]
+    vals = [v.item() if isinstance(v, np.generic) else v for v in vals]
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
 def _check_structure(lt: Layout, lc: Layout) -> None:
     """The new rows must keep the training nesting (every class in one school)."""
     for ft in lt.factors:
@@ -216,6 +288,69 @@ def remap_terms(state: Any, d, perms: dict, rng: np.random.Generator) -> Any:
         g = getattr(d, "group", None)
         return state if g not in perms else _remap_norm(state, perms[g], rng)
     return map_nested(state, lambda value: remap_terms(value, d, perms, rng))
+
+
+def redraw_terms(state: Any, d, news: dict, rng: np.random.Generator, reads: bool) -> Any:
+    """``state`` with every term's effects of the clusters not seen in training (``news``:
+    factor -> their codes in the combined layout) redrawn as a training iteration would
+    given the fixed parameters: for a normal model of the variable (``reads``) term by
+    term from its conditional given the observed rows and the other terms' effects (the
+    heteroscedastic model's new residual variances then given the effects), else from
+    each term's N(0, Ψ_k). Seen clusters keep theirs."""
+    if isinstance(state, MultiTermState):
+        prim, extra = state.primary, list(state.extra)
+        terms = d.extra_terms
+        new_p = news.get(d.group, np.empty(0, dtype=np.intp))
+        rows = None
+        if reads and d.y_obs.size:
+            hit = np.isin(d.seg_obs.codes, new_p)
+            for t in terms:
+                hit |= np.isin(t.codes_obs, news.get(t.group, ()))
+            rows = np.flatnonzero(hit)
+        if rows is None or not rows.size:
+            b = draw_effects(prim.b, prim.psi, new_p, rng) if new_p.size else prim.b
+            for i, (t, e) in enumerate(zip(terms, extra, strict=True)):
+                new_t = news.get(t.group, np.empty(0, dtype=np.intp))
+                if new_t.size:
+                    extra[i] = replace(e, b=draw_effects(e.b, e.psi, new_t, rng))
+            ch: dict[str, Any] = {"b": b}
+            if np.ndim(prim.sigma2) > 0 and new_p.size:
+                ch["sigma2"] = redraw_sigma2(prim, new_p, rng)
+            return replace(state, primary=replace(prim, **ch), extra=tuple(extra))
+        y = d.y_obs[rows]
+        fit = d.X.obs[rows] @ prim.beta
+        zp, cp = d.Z.obs[rows], d.seg_obs.codes[rows]
+        zs = [t.Z.obs[rows] for t in terms]
+        cs = [t.codes_obs[rows] for t in terms]
+        part = [np.einsum("nq,nq->n", z, e.b[c]) for z, c, e in zip(zs, cs, extra, strict=True)]
+        het = np.ndim(prim.sigma2) > 0
+        w = 1.0 / (np.take(prim.sigma2, cp) if het else np.full(rows.size, float(prim.sigma2)))
+        b = prim.b
+        if new_p.size:
+            b = draw_effects(b, prim.psi, new_p, rng, zp, y - fit - sum(part, 0.0), cp, w)
+        zb = np.einsum("nq,nq->n", zp, b[cp])
+        for i, (t, e) in enumerate(zip(terms, extra, strict=True)):
+            new_t = news.get(t.group, np.empty(0, dtype=np.intp))
+            if not new_t.size:
+                continue
+            others = sum((part[j] for j in range(len(part)) if j != i), 0.0)
+            bi = draw_effects(e.b, e.psi, new_t, rng, zs[i], y - fit - zb - others, cs[i], w)
+            part[i] = np.einsum("nq,nq->n", zs[i], bi[cs[i]])
+            extra[i] = replace(e, b=bi)
+        ch = {"b": b}
+        if het and new_p.size:
+            ch["sigma2"] = redraw_sigma2(prim, new_p, rng, y - fit - zb - sum(part, 0.0), cp)
+        return replace(state, primary=replace(prim, **ch), extra=tuple(extra))
+    if isinstance(state, MultilevelNormState):
+        new = news.get(getattr(d, "group", None))
+        if new is None or not new.size:
+            return state
+        rows = None
+        if reads and d.y_obs.size:
+            r = np.flatnonzero(np.isin(d.seg_obs.codes, new))
+            rows = NewRows(d.X.obs[r], d.Z.obs[r], d.y_obs[r], d.seg_obs.codes[r])
+        return redraw_new(state, new, rng, rows)
+    return map_nested(state, lambda value: redraw_terms(value, d, news, rng, False))
 
 
 def _draw_new(b: np.ndarray, psi: np.ndarray, perm: np.ndarray, rng) -> np.ndarray:
@@ -249,15 +384,15 @@ def _remap_term(st: TermState, perm, rng) -> TermState:
 
 
 def _run_block(shared, block: list) -> list[ChainResult]:
-    spec, n_t, perms, n_sweeps = shared
+    spec, n_t, perms, news, n_sweeps = shared
     with one_blas_thread():
         return [
-            _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame)
+            _complete_chain(spec, n_t, perms, news, n_sweeps, seed, chain, frame)
             for _, seed, chain, frame in block
         ]
 
 
-def _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame):
+def _complete_chain(spec, n_t, perms, news, n_sweeps, seed, chain, frame):
     rng = np.random.default_rng(seed)
     plan = build_plan(frame, spec)
     lay = plan.layout
@@ -284,13 +419,15 @@ def _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame):
                 x[mis] = rng.choice(x[~mis], size=int(mis.sum()))
         values[name] = x
     datas = {n: plan.stored(n) for n in names}
+    any_new = any(v.size for v in news.values())
+    read = {x for v in spec.variables for x in v.formula.ranefs}
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
     for t in range(n_sweeps):
         for k, name in enumerate(names):
             d, model = datas[name], plan.models[name]
-            if d.n_mis == 0:
+            if d.n_mis == 0 and not (any_new and name in read):
                 continue
             if levels[name] == 2:
                 view = ClusterValues(values, first, ranef_arrays(plan, name, states))
@@ -299,6 +436,10 @@ def _complete_chain(spec, n_t, perms, n_sweeps, seed, chain, frame):
                 d.refresh(ClusterValues(values, top.starts, {}, top), plan.top_static)
             else:
                 d.refresh(values, plan.static)
+            if any_new:  # new clusters' effects: redrawn as a training iteration would
+                states[name] = redraw_terms(states[name], d, news, rng, reads_response(model))
+            if d.n_mis == 0:
+                continue
             draw = model.draw_missing(rng, states[name], d)
             if levels[name] == 2:
                 cvals[name][d.mis_idx] = draw

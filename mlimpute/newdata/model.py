@@ -10,7 +10,9 @@ and of the level-2 models. New rows are completed chain by chain with those stat
   only missing cells are the new rows' ones (the training rows enter only through cluster
   means ``cmean(x)`` and the level-2 values of their clusters);
 * rows of clusters seen in training use the chain's random effects of every model; a
-  cluster not seen in training gets effects drawn from N(0, Ψ) of each model;
+  cluster not seen in training gets effects redrawn at every sweep: the analysis model's
+  from their conditional given the cluster's observed outcomes (a normal outcome), the
+  other models' from N(0, Ψ);
 * a missing predictor value of a new row is drawn from its full conditional with the same
   draws the chain makes (:mod:`mlimpute.sampler.compatible_draws`): its own model times
   every model it enters times the analysis model where the row's outcome is observed, in
@@ -46,6 +48,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.models.ml_norm import MultilevelNormState
 from mlimpute.models.nominal import NominalState
+from mlimpute.newdata.effects import NewRows, reads_response, redraw_new
 from mlimpute.newdata.states import completion_spec, map_nested
 from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
@@ -220,8 +223,8 @@ def impute_new_model(
     events = [
         f"completed {len(new)} new row(s) with the final model states of the {imp.m} "
         f"model-based chains (parameters fixed; {n_sweeps} sweep(s) over the new rows' "
-        f"missing cells; {n_new} cluster(s) not seen in training got random effects drawn "
-        "from N(0, Ψ) of each model)"
+        f"missing cells; {n_new} cluster(s) not seen in training got random effects redrawn "
+        "at every sweep)"
     ]
     warn_far(imp, results, names)
     like = {
@@ -380,7 +383,19 @@ def _complete_chain(spec, n_t, perm, J_t, n_sweeps, train_data, seed, chain, fra
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
     da = fx.analysis_data
+    new_c = np.flatnonzero(perm >= J_t)  # clusters not seen in training
+    reads = reads_response(fx.analysis_model)
     for t in range(n_sweeps):
+        if new_c.size:  # their effects, redrawn as a training iteration would
+            for key in sorted(cur.states):
+                if not key.startswith("(proposal)"):
+                    cur.states[key] = redraw_new(cur.states[key], new_c, rng)
+            rows = None
+            if reads and da.y_obs.size:
+                da.refresh(values, plan.static)
+                r = np.flatnonzero(np.isin(da.seg_obs.codes, new_c))
+                rows = NewRows(da.X.obs[r], da.Z.obs[r], da.y_obs[r], da.seg_obs.codes[r])
+            cur.analysis = redraw_new(cur.analysis, new_c, rng, rows)
         for x in fx.preds:
             if not (mis_clusters[x].any() if x in level2 else fx.mis_rows[x].size):
                 continue

@@ -380,3 +380,70 @@ def test_a_cluster_level_value_contradicting_its_cluster_is_refused(model):
     bad = ok.assign(y=np.nan, w=[np.nan, np.nan, np.nan, 0.5, 0.7])
     with pytest.raises(DataError, match="different values for cluster 40"):
         imp.impute_new(bad)
+
+
+def _feedback(seed=5, J=40, n_j=8):
+    """y ~ s + (1 | g) and s ~ cmean(y): each feeds on the other (a gain γβ near 0.7)."""
+    r = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n_j)
+    s = r.normal(0, 1.5, size=J)
+    y = s[g] + r.normal(0, 0.7, J)[g] + r.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "y": y, "s": s[g]})
+    df.loc[r.random(g.size) < 0.3, "y"] = np.nan
+    df.loc[np.isin(g, [0, 1, 2, 3]), "s"] = np.nan
+    f = {"y": "~ s + (1 | g)", "s": "~ cmean(y)"}
+    return df, mlimpute.impute(df, f, cluster="g", m=4, iterations=20, rng=1)
+
+
+def test_new_cluster_effects_are_redrawn_every_sweep_as_in_training():
+    """A new cluster with y and s all missing: with the parameters fixed, a training
+    iteration draws its effect b ~ N(0, ψ) afresh, then y | s, b and s | cmean(y), so s is
+    an AR(1) process s_t = a + γc + γβ s_{t-1} + γ(b_t + ē_t) + e_t whose stationary law is
+    N(μ, V), μ = (a + γc)/(1 − γβ), V = (γ²(ψ + σ²/n) + σ_s²)/(1 − γ²β²). An effect drawn
+    once and held over the sweeps adds γ²ψ/(1 − γβ)² − γ²ψ/(1 − γ²β²) instead: the SD
+    about 1.5-2× too large here."""
+    df, imp = _feedback()
+    n_j, K = 8, 100  # K new clusters in one call: independent given the fixed parameters
+    new = pd.DataFrame({"g": np.repeat(np.arange(1000, 1000 + K), n_j), "y": np.nan, "s": np.nan})
+    out = imp.impute_new(new, rng=3, sweeps=25)  # 0.85^25 < 0.02: the start is forgotten
+    z = []
+    for k, frame in enumerate(out):
+        sy, ss = imp.chains[k].states["y"], imp.chains[k].states["s"]
+        c, beta = sy.beta
+        a, gamma = ss.beta
+        psi, s2, s2_s = float(sy.psi[0, 0]), float(sy.sigma2), float(ss.sigma2)
+        gain = gamma * beta
+        assert 0.4 < gain < 0.95
+        mu = (a + gamma * c) / (1 - gain)
+        var = (gamma**2 * (psi + s2 / n_j) + s2_s) / (1 - gain**2)
+        z.append((frame.groupby("g")["s"].first().to_numpy() - mu) / np.sqrt(var))
+    z = np.concatenate(z)
+    # N = 400 standardised draws, independent: the sample SD has SE 1/sqrt(2N) = 0.035 and
+    # the mean 1/sqrt(N) = 0.05; 4 SE bounds (held fixed effects: SD about 1.6)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    assert abs(z.std(ddof=1) - 1) < 4 / np.sqrt(2 * z.size)
+
+
+def test_new_cluster_effects_condition_on_its_observed_rows(strong):
+    """A new cluster with many observed rows and one missing: its effect is drawn from
+    its conditional given those rows, as a training iteration draws it, so the missing
+    value centres near the rows' level rather than on N(0, ψ)."""
+    df, imp = strong
+    beta, _, psi, s2 = _state(imp)
+    n = 60
+    new = _new_rows(df, n, np.full(n, 900))
+    level = beta[0] + 3.0  # a cluster 1.5 ψ-SDs above the mean
+    new["grade"] = level + np.random.default_rng(2).normal(0, np.sqrt(s2), n)
+    new.loc[0, "grade"] = np.nan
+    vals = []
+    for seed in range(40):
+        vals.append(imp.impute_new(new, rng=seed).complete(1).loc[0, "grade"])
+    vals = np.asarray(vals)
+    # b | 59 rows: N(≈ mean residual, about σ²/59); the value: that plus σ²
+    P = 1 / psi + (n - 1) / s2
+    m = (new["grade"].iloc[1:] - beta[0]).sum() / s2 / P
+    sd = np.sqrt(1 / P + s2)
+    # 40 draws: mean SE sd/sqrt(40), sample SD SE sd/sqrt(80); 4 SE bounds. From N(0, ψ)
+    # the mean would be β0 (3 away: 10 SEs) and the SD sqrt(ψ + σ²) (about 2.2 sd)
+    assert abs(vals.mean() - (beta[0] + m)) < 4 * sd / np.sqrt(40)
+    assert abs(vals.std(ddof=1) - sd) < 4 * sd / np.sqrt(80)

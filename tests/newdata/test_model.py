@@ -11,6 +11,8 @@ the random-effect variance left out) is rejected at p < 1e-6 by the same draws.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -325,10 +327,11 @@ def test_several_factors_bit_identical_observed_untouched(schools):
         pd.testing.assert_frame_equal(ca[seen].fillna(0), new[seen].fillna(0))
 
 
-def test_a_diverging_gibbs_run_in_a_small_new_cluster_is_flagged():
+def test_a_small_new_cluster_with_cluster_means_stays_near_the_data():
     # chained defaults with cluster means: a new school of two rows, x and y both missing
-    # in one of them; the school-mean coefficients fitted on 24-row schools amplify each
-    # other there (measured: values of -300 and -1200 within 10 sweeps)
+    # in one of them. With its effects held at one draw over the sweeps, the school-mean
+    # coefficients fitted on 24-row schools amplified it (measured: -300 and -1200 within
+    # 10 sweeps); redrawn every sweep as in training, the values stay within the data
     from tests.test_three_level import three_level
 
     df = three_level()
@@ -336,8 +339,27 @@ def test_a_diverging_gibbs_run_in_a_small_new_cluster_is_flagged():
     new = df.iloc[8:10].copy()
     new[["school", "class"]] = [8888, 7777]
     new.loc[new.index[0], ["x", "y"]] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mlimpute.errors.MlimputeWarning)
+        out = imp.impute_new(new, rng=3)
+    for frame in out:
+        assert (frame[["x", "y"]].abs() < 10 * df[["x", "y"]].std()).all().all()
+
+
+def test_new_imputations_far_from_the_data_are_flagged():
+    from types import SimpleNamespace
+
+    from mlimpute.newdata.model import warn_far
+
+    df = _schools()
+    imp = SimpleNamespace(data=df)
+    far = SimpleNamespace(imputed={"y": np.array([0.0, 300.0 * df["y"].std()])})
     with pytest.warns(mlimpute.errors.MlimputeWarning, match=r"'y'\].*diverged"):
-        imp.impute_new(new, rng=3)
+        warn_far(imp, [far], ["y"])
+    near = SimpleNamespace(imputed={"y": np.array([0.0, float(df["y"].mean())])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mlimpute.errors.MlimputeWarning)
+        warn_far(imp, [near], ["y"])
 
 
 def test_transforms_fitted_on_the_data_are_refused_by_name():
