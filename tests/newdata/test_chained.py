@@ -383,7 +383,8 @@ def test_a_cluster_level_value_contradicting_its_cluster_is_refused(model):
 
 
 def _feedback(seed=5, J=40, n_j=8):
-    """y ~ s + (1 | g) and s ~ cmean(y): each feeds on the other (a gain γβ near 0.7)."""
+    """Each of y and s feeds on the other: y on s (with a random intercept) and s on the
+    cluster mean of y (a gain γβ near 0.7)."""
     r = np.random.default_rng(seed)
     g = np.repeat(np.arange(J), n_j)
     s = r.normal(0, 1.5, size=J)
