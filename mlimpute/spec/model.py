@@ -366,10 +366,7 @@ def build_model_spec(
         *(
             c
             for c in complete
-            if c not in complete2
-            and c not in means
-            and c not in lmeans
-            and _has_mean(df[c])
+            if c not in complete2 and c not in means and c not in lmeans and _has_mean(df[c])
         ),
     ]
     if lmeans:
