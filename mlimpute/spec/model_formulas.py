@@ -37,7 +37,7 @@ def _rhs(
     """``later + complete + cmean(m) for m in means`` (``cmean(m, factor)`` over another
     grouping factor; ``1`` when empty)."""
     terms = [_quote(c) for c in [*later, *complete]]
-    over = "" if factor is None else f", {factor}"
+    over = "" if factor is None else ", " + ":".join(_quote(f) for f in factor.split(":"))
     terms += [f"cmean({_quote(c)}{over})" for c in means]
     return " + ".join(terms) or "1"
 

@@ -182,6 +182,10 @@ def test_a_school_level_predictors_model_takes_the_school_means_of_lower_level_c
     three = inc[["school", "cls", "x", "s", "y"]]
     nested = build_model_spec(three, "y ~ x + s + (1 | school/cls)", None, m=1, iterations=1)
     assert nested.formulas["s"] == "~ cmean(x, school)"
+    quoted = three.rename(columns={"x": "my x", "school": "my school"})
+    model = "y ~ `my x` + s + (1 | `my school`/cls)"
+    spec = build_model_spec(quoted, model, None, m=1, iterations=1)
+    assert spec.formulas["s"] == "~ cmean(`my x`, `my school`)"
 
 
 def _school_level_bias(seeds) -> tuple[pd.Series, pd.Series]:
