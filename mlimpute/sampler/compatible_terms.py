@@ -4,7 +4,9 @@ With three nested levels (pupils in classes in schools, :mod:`mlimpute.spec.mode
 an incomplete predictor constant within schools is part of the chain's state on one row
 per school (:attr:`Plan.top_segments <mlimpute.sampler.engine.Plan>`), its own model a
 normal regression on school rows (``2lonly.norm``, conditional on the later school-level
-predictors and the complete school-level columns). Its missing school values are drawn
+predictors, the complete school-level columns and the school means ``cmean(c, school)``
+of the complete lower-level columns, fixed columns of the plan's school rows). Its
+missing school values are drawn
 from the closed form (:func:`mlimpute.compatible.level2.grouped_moments`): its own model
 times the analysis model on every pupil row of the school with the outcome observed,
 times the level-1 models on every pupil row, the class-level models on every class row

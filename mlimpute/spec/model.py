@@ -89,6 +89,11 @@ def _constant_within(codes, values: pd.Series) -> bool:
     return varying_clusters(codes, values).size == 0
 
 
+def _has_mean(values: pd.Series) -> bool:
+    """A numeric or boolean column, whose cluster means a level-2 model can take."""
+    return pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+
+
 def model_based(spec) -> set[str]:
     """The imputed columns a specification's analysis model decides (its variables and the
     auxiliaries); the others (with ``cluster=``) get chained default models.
@@ -361,10 +366,7 @@ def build_model_spec(
         *(
             c
             for c in complete
-            if c not in complete2
-            and c not in means
-            and c not in lmeans
-            and (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+            if c not in complete2 and c not in means and c not in lmeans and _has_mean(df[c])
         ),
     ]
     if lmeans:
@@ -393,8 +395,16 @@ def build_model_spec(
     for k, w in enumerate(level2):
         f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means2)
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
-    for k, s in enumerate(level3):  # school-level: one row per school
-        f = level2_formula(s, level3[k + 1 :], level3_columns(terms, df, complete2))
+    if level3:  # school-level: one row per school
+        complete3 = level3_columns(terms, df, complete2)
+        # the school means of the complete lower-level columns (the numeric or boolean
+        # level-1 ones and the class-level ones, which vary within schools): no model of
+        # theirs carries p(x | s) into s's draw, as for a class-level predictor above;
+        # fixed columns, computed once (sampler/plan.py)
+        lower = [c for c in complete if c not in complete3 and _has_mean(df[c])]
+        school_means = (terms.outer, lower)
+    for k, s in enumerate(level3):
+        f = level2_formula(s, level3[k + 1 :], complete3, school_means=school_means)
         variables.append(VariableSpec(s, f, _METHOD2, 3))
     for col in latent:  # lmean(x) ~ complete level-2 columns: the level-2 part of x's model
         variables.append(VariableSpec(col, level2_formula(col, [], complete2), _METHOD2, 2))

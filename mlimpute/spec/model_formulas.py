@@ -28,10 +28,17 @@ _PREDICTOR_METHODS = {
 }
 
 
-def _rhs(later: Sequence[str], complete: Sequence[str], means: Sequence[str]) -> str:
-    """``later + complete + cmean(m) for m in means`` (``1`` when empty)."""
+def _rhs(
+    later: Sequence[str],
+    complete: Sequence[str],
+    means: Sequence[str],
+    factor: str | None = None,
+) -> str:
+    """``later + complete + cmean(m) for m in means`` (``cmean(m, factor)`` over another
+    grouping factor; ``1`` when empty)."""
     terms = [_quote(c) for c in [*later, *complete]]
-    terms += [f"cmean({_quote(c)})" for c in means]
+    over = "" if factor is None else ", " + ":".join(_quote(f) for f in factor.split(":"))
+    terms += [f"cmean({_quote(c)}{over})" for c in means]
     return " + ".join(terms) or "1"
 
 
@@ -68,11 +75,15 @@ def level2_formula(
     complete: Sequence[str],
     outer: str | None = None,
     means: Sequence[str] = (),
+    school_means: tuple[str, Sequence[str]] | None = None,
 ) -> ParsedFormula:
     """The model of one incomplete level-2 predictor, on one row per cluster:
     ``w ~ later + complete + cmean(means)`` (level-2 columns only: ``means`` are the
-    complete level-1 columns whose cluster means the analysis model has); with an
-    enclosing level ``outer`` (three levels), ``w ~ later + complete + (1 | outer)``.
+    complete level-1 columns whose cluster means it takes); with an enclosing level
+    ``outer`` (three levels), ``w ~ later + complete + cmean(means) + (1 | outer)``.
+    A school-level predictor's model (one row per school) takes the school means of
+    complete lower-level columns: ``school_means=(factor, columns)`` adds
+    ``cmean(c, factor)`` for each.
 
     Examples
     --------
@@ -82,8 +93,14 @@ def level2_formula(
     'w ~ v + cmean(z)'
     >>> str(level2_formula("w", [], ["z"], "school"))
     'w ~ z + (1 | school)'
+    >>> str(level2_formula("s", [], ["t"], school_means=("school", ["x", "v"])))
+    's ~ t + cmean(x, school) + cmean(v, school)'
     """
     rhs = _rhs(later, complete, means)
+    if school_means is not None and school_means[1]:
+        factor, columns = school_means
+        extra = _rhs([], [], columns, factor)
+        rhs = extra if rhs == "1" else f"{rhs} + {extra}"
     if outer is not None:
         return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {outer})")
     return parse_formula(f"{_quote(name)} ~ {rhs}")

@@ -13,12 +13,15 @@ nesting in the data). The factorisation is that of one grouping factor
   grouping factor of the analysis model (as the chained three-level defaults);
 * an incomplete predictor constant within the primary clusters of a nested design (a
   class-level variable): on one row per class,
-  ``w ~ later + complete class-level columns + (1 | school)`` (a class-level variable
-  varies over schools);
+  ``w ~ later + complete class-level columns + cmean(complete level-1 columns) +
+  (1 | school)`` (a class-level variable varies over schools);
+* an incomplete predictor constant within the enclosing level (a school-level variable):
+  on one row per school, ``s ~ later + complete school-level columns +
+  cmean(c, school)`` for each complete numeric or boolean level-1 and class-level c;
 * refused so far (:class:`~mlimpute.errors.UnsupportedError` naming the column and the
   feature): an incomplete predictor constant within the primary clusters of a crossed
-  design, one constant within the outermost level (a school-level variable), ``lmean()``
-  with several terms, and ``cluster=`` defaults for columns outside the model.
+  design, ``lmean()`` with several terms, and ``cluster=`` defaults for columns outside
+  the model.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ def test_school_level_predictor_is_drawn_per_school(data):
     model = "y ~ x + v + s + x:s + w + (1 + x | cls) + (1 | school)"
     imp = df.mi.impute(model=model, m=2, iterations=4, rng=3, auxiliary=["t"])
     spec = imp.spec.variables_by_name
-    assert str(spec["s"].formula) == "s ~ t" and spec["s"].level == 3
+    # w, complete at level 1, tells of s through its school means
+    assert str(spec["s"].formula) == "s ~ t + cmean(w, school)" and spec["s"].level == 3
     assert spec["s"].method == "2lonly.norm"
     # the class-level model conditions on the school-level predictor, the pupils' on both
     assert str(spec["v"].formula) == "v ~ s + t + cmean(w) + (1 | school)"
@@ -233,8 +234,9 @@ def test_missing_predictor_draws_match_integrated_conditional():
 def test_school_level_draws_match_integrated_conditional():
     """A school-level s missing in a third of the schools, y complete: s's draws (the last
     thing drawn in an iteration) follow its full conditional given the returned states,
-    written out by hand (own model on school rows, times the analysis model on every pupil
-    row of the school, its class and school effects included) and integrated on a grid.
+    written out by hand (own model on school rows, on the school means of the complete x
+    and w, times the analysis model on every pupil row of the school, its class and school
+    effects included) and integrated on a grid.
     KS as above (300 chains × 4 schools). Two wrong conditionals are rejected: the
     analysis model's rows summed over one class of each school (a primary cluster's rows,
     not the school's: a weak alternative, the school effect given s absorbs part of the
@@ -246,12 +248,17 @@ def test_school_level_draws_match_integrated_conditional():
     df["s"] = np.where(df.school % 3 == 0, np.nan, s)
     model = "y ~ x + s + w + (1 + x | cls) + (1 | school)"
     plan = build_plan(df, build_model_spec(df, model, None, m=1, iterations=1))
+    s_formula = "s ~ cmean(x, school) + cmean(w, school)"
+    assert str(plan.spec.variables_by_name["s"].formula) == s_formula
     top = plan.top_segments
     da = plan.analysis
     st = plan.static
     y, w, x = (st[c].to_numpy() for c in ("y", "w", "x"))
     cls, sch = plan.layout.codes, plan.layout.factor("school").codes
     missing = np.flatnonzero(np.isnan(plan.start["s"][top.starts]))
+    n_s = np.bincount(sch, minlength=top.n_clusters)
+    means = [np.bincount(sch, weights=c, minlength=top.n_clusters)[missing] / n_s[missing]
+             for c in (x, w)]  # fmt: skip
     grid = np.linspace(-12, 12, 4801)
     pits = {"right": [], "one class": [], "no school effect": []}
     for seed in range(300):
@@ -267,6 +274,7 @@ def test_school_level_draws_match_integrated_conditional():
         )
         vals = np.full(top.n_clusters, np.nan)
         vals[sch[plan.missing_rows("s")]] = imputed["s"]
+        mu = ss.beta[0] + ss.beta[1] * means[0] + ss.beta[2] * means[1]
         for variant in pits:
             # log N(y_r; a_r + β_s s, σ²) summed over the school's rows
             keep = cls == cls[top.starts][sch] if variant == "one class" else np.ones(len(y), bool)
@@ -277,7 +285,7 @@ def test_school_level_draws_match_integrated_conditional():
             n_r = np.bincount(code, minlength=top.n_clusters)[missing]
             bs = b["s"]
             logd = (
-                -0.5 * (grid[None, :] - float(ss.beta[0])) ** 2 / ss.sigma2
+                -0.5 * (grid[None, :] - mu[:, None]) ** 2 / ss.sigma2
                 + (bs * s1[:, None] * grid[None, :] - 0.5 * n_r[:, None] * (bs * grid) ** 2)
                 / sa.sigma2
             )
