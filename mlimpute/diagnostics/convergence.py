@@ -172,7 +172,8 @@ def check_threshold(threshold: object) -> float:
     if not threshold >= 1.0:
         raise DataError(
             f"threshold must be at least 1 (R-hat is about 1 for chains that have mixed; "
-            f"1.1 by default, 1.01 for long runs), got {threshold!r}"
+            f"leave threshold unset for the calibrated per-trace limits, or 1.01 for long "
+            f"runs), got {threshold!r}"
         )
     return float(threshold)
 
@@ -309,11 +310,12 @@ def flag_traces(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The limit of each row of :func:`rhat_table` and whether the row fails it.
 
-    The one rule of the convergence check, shared by :func:`convergence_warning` and
-    :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`:
-    a trace fails when its R-hat is above its limit (the table's ``limit``, or
-    ``threshold`` when given) or when it has non-finite draws. A constant trace (R-hat
-    NaN, draws finite) does not fail.
+    The one rule of the convergence check, shared by :func:`convergence_warning`,
+    :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`
+    and :func:`mlimpute.diagnostics.converged` (``table`` from :func:`trace_limits`): a
+    trace fails when its R-hat is above its limit (the table's ``limit``, or ``threshold``
+    when given), infinite (chains stuck at different values) or when it has non-finite
+    draws. A constant trace (R-hat NaN, draws finite) does not fail.
 
     Returns
     -------
