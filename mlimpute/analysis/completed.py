@@ -125,7 +125,8 @@ def _skip_incomplete(dfs: pd.DataFrame, imputation: str, labels: list, events: l
     never imputed, does not count against it). Otherwise it is a completed data set (labels
     numbered from 0) and is kept. Either way ``events`` says what was done."""
     values = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
-    cells = dfs.drop(columns=imputation).isna().sum(axis=1).groupby(dfs[imputation], sort=False).sum()
+    per_row = dfs.drop(columns=imputation).isna().sum(axis=1)
+    cells = per_row.groupby(dfs[imputation], sort=False).sum()
     kept = []
     for label, value in zip(labels, values, strict=True):
         if value != 0:
@@ -169,10 +170,10 @@ def from_completed(
         that hold more missing values than every other data set (mice's
         ``include = TRUE`` copy of the incomplete data) are skipped; otherwise they are a
         completed data set (data sets numbered from 0) and are kept, also when a column
-        missing in every data set (never imputed) leaves missing values in all of them. Either is noted in ``.events``. The data sets are
-        numbered 1..m by their labels' numeric values when every label is a number or a
-        text of one (``"1"`` to ``"11"``), otherwise in the order in which the labels
-        first appear.
+        missing in every data set (never imputed) leaves missing values in all of them.
+        Either is noted in ``.events``. The data sets are numbered 1..m by their labels'
+        numeric values when every label is a number or a text of one (``"1"`` to
+        ``"11"``), otherwise in the order in which the labels first appear.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
         sets. By default a frame without an ``imputation`` column but with mice's ``.imp``

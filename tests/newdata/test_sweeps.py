@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mlimpute
+import mlimpute  # noqa: F401  (registers .mi)
 
 K = 50  # new clusters per call
 
