@@ -170,7 +170,11 @@ def impute(
         continuous predictors and auxiliaries, binary ones and a binary outcome (on
         their probit scale), the outcome and columns imputed by chained defaults can be
         shifted, ordinal and nominal predictors not yet. A shift of 0 gives exactly the
-        run without it.
+        run without it. An integer column imputed by predictive mean matching (``pmm``,
+        ``2l.pmm``, ``2lonly.pmm``; the default for integer codes and counts) takes
+        whole-number shifts only (its completed values are rounded to integers, which
+        would undo a fractional shift): another shift is a ``SpecificationError`` naming
+        the column.
         :func:`mlimpute.sensitivity` runs a series of shifts and tabulates the analysis.
     transform : dict, optional
         ``{"income": "log"}`` or ``{"rt": "yeo-johnson"}``: impute a skewed variable with
@@ -187,7 +191,8 @@ def impute(
         missing for a reason); for a probit, logit, ordinal, nominal or count model the
         shift is added to the cluster's random intercept (the linear predictor). The
         shifts come from a generator of their own, so the other draws are those of the
-        run without them.
+        run without them. Refused (``SpecificationError``) for an integer column imputed
+        by predictive mean matching: its per-cluster shifts are not whole numbers.
     batch : "auto" or int, default "auto"
         Chains stepped together as one state (one Python-level step per iteration for
         the group) when some level-1 variable uses the multilevel normal model with a

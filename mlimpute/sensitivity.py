@@ -168,7 +168,10 @@ def sensitivity(
         ``{"grade": [-1, -0.5, 0, 0.5]}``: one incomplete variable and the shifts to try (a
         single number is one shift): added to the imputed values of a continuous numeric
         variable, to the linear predictor (latent or log scale) of a variable imputed with
-        a probit, logit, ordinal, nominal or count model.
+        a probit, logit, ordinal, nominal or count model. For an integer column imputed by
+        predictive mean matching (``pmm``, ``2l.pmm``, ``2lonly.pmm``) every shift must be
+        a whole number (its completed values are rounded to integers), and
+        ``delta_cluster_sd`` is refused.
     analysis : str, optional
         The analysis model, as for :meth:`MultiplyImputed.fit
         <mlimpute.MultiplyImputed.fit>`; with ``model=`` it defaults to the model.
@@ -193,7 +196,9 @@ def sensitivity(
     ------
     SpecificationError, UnsupportedError
         On a bad ``delta`` (unknown or complete column, a model that cannot be shifted,
-        values that are not numbers) or ``analysis``, before any chain starts.
+        values that are not numbers, a shift that is not a whole number of an integer
+        column imputed by predictive mean matching) or ``analysis``, before any chain
+        starts.
 
     Examples
     --------

@@ -120,29 +120,38 @@ def _in_order(labels: Sequence[Any]) -> list:
 
 def _skip_incomplete(dfs: pd.DataFrame, imputation: str, labels: list, events: list[str]) -> list:
     """The labels without mice's copy of the incomplete data (``include = TRUE``): the
-    label whose numeric value is 0 (``0``, ``"0"``, ``0.0``), when its rows hold missing
-    values. Without missing values it is a completed data set (labels numbered from 0)
-    and is kept. Either way ``events`` says what was done."""
+    label whose numeric value is 0 (``0``, ``"0"``, ``0.0``), when its rows hold more
+    missing values than the rows of every other label (a column missing in every data set,
+    never imputed, does not count against it). Otherwise it is a completed data set (labels
+    numbered from 0) and is kept. Either way ``events`` says what was done."""
     values = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+    per_row = dfs.drop(columns=imputation).isna().sum(axis=1)
+    cells = per_row.groupby(dfs[imputation], sort=False).sum()
     kept = []
     for label, value in zip(labels, values, strict=True):
         if value != 0:
             kept.append(label)
             continue
         shown = repr(label) if isinstance(label, str) else str(label)  # not np.int64(0)
-        rows = dfs.loc[dfs[imputation] == label].drop(columns=imputation)
-        n_missing = int(rows.isna().to_numpy().sum())
-        if n_missing:
+        n_missing = int(cells.get(label, 0))
+        others = [int(cells.get(x, 0)) for x in labels if x != label]
+        most = max(others, default=0)
+        if n_missing > most:
             events.append(
                 f"rows with {imputation} = {shown} (the incomplete data, {n_missing} "
-                "missing values) were skipped"
+                f"missing values, more than the {most} of any other data set) were skipped"
             )
         else:
             kept.append(label)
+            what = (
+                "have no missing values"
+                if not n_missing
+                else f"have {n_missing} missing values, no more than another data set"
+            )
             events.append(
-                f"rows with {imputation} = {shown} have no missing values: kept as a "
-                "completed data set (only a copy of the incomplete data, as mice's "
-                "include = TRUE writes it, is skipped)"
+                f"rows with {imputation} = {shown} {what}: kept as a completed data set "
+                "(only a copy of the incomplete data, as mice's include = TRUE writes it, "
+                "is skipped)"
             )
     return kept
 
@@ -158,12 +167,13 @@ def from_completed(
         Either the ``m`` completed data sets, or one long DataFrame stacking them with an
         ``imputation`` column (e.g. R's ``mice::complete(imp, "long")``, whose column is
         ``.imp``, or Blimp's stacked output). Rows with imputation 0 (``0`` or ``"0"``)
-        that hold missing values (mice's ``include = TRUE`` copy of the incomplete data)
-        are skipped; without missing values they are a completed data set (data sets
-        numbered from 0) and are kept. Either is noted in ``.events``. The data sets are
-        numbered 1..m by their labels' numeric values when every label is a number or a
-        text of one (``"1"`` to ``"11"``), otherwise in the order in which the labels
-        first appear.
+        that hold more missing values than every other data set (mice's
+        ``include = TRUE`` copy of the incomplete data) are skipped; otherwise they are a
+        completed data set (data sets numbered from 0) and are kept, also when a column
+        missing in every data set (never imputed) leaves missing values in all of them.
+        Either is noted in ``.events``. The data sets are numbered 1..m by their labels'
+        numeric values when every label is a number or a text of one (``"1"`` to
+        ``"11"``), otherwise in the order in which the labels first appear.
     imputation : str, default "imputation"
         Name of the imputation column of a long DataFrame; it is removed from the data
         sets. By default a frame without an ``imputation`` column but with mice's ``.imp``

@@ -95,8 +95,10 @@ from mlimpute.diagnostics.convergence import (
     MIN_WARNING_ITERATIONS,
     check_threshold,
     convergence_warning,
+    flag_traces,
     rhat_table,
     rhat_threshold,
+    trace_limits,
 )
 from mlimpute.diagnostics.kernels import (
     MIN_DRAWS,
@@ -313,31 +315,43 @@ def ess_tail(
 
 def converged(
     ds: xr.Dataset | xr.DataArray,
-    threshold: float = 1.1,
+    threshold: float | None = None,
     chain_dim: str = "imputation",
     draw_dim: str = "iteration",
+    *,
+    alpha: float = 0.05,
 ) -> xr.Dataset | xr.DataArray:
-    """Whether each trace has mixed: R-hat below ``threshold`` or a constant trace.
+    """Whether each trace has mixed: R-hat below its limit, or a constant trace.
 
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
         Traces, as for :func:`rhat`.
-    threshold : float, default 1.1
-        Largest acceptable R-hat (exclusive); a number of at least 1.
+    threshold : float, optional
+        By default (None) each trace is held to its own limit, as
+        :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`
+        and the :class:`~mlimpute.errors.ConvergenceWarning` hold the traces of a run: the
+        R-hat that converged chains of this length, with that trace's autocorrelation,
+        exceed on some trace of ``ds`` in at most a fraction ``alpha`` of cases (the
+        ``limit`` column of :func:`rhat_table`). A number (at least 1) holds every trace
+        to that one R-hat instead (exclusive), e.g. ``1.01`` for long runs.
     chain_dim : str, default "imputation"
         Dimension holding the chains.
     draw_dim : str, default "iteration"
         Dimension holding the draws of each chain.
+    alpha : float, default 0.05
+        Probability that converged chains put some trace of ``ds`` above its limit;
+        ignored when ``threshold`` is given.
 
     Returns
     -------
     xarray.Dataset or xarray.DataArray
-        Booleans, same type and dims as :func:`rhat` returns. True where R-hat <
-        ``threshold`` and where the trace is constant over all chains and draws (a parameter
-        that is genuinely fixed). False where R-hat is at or above the threshold, infinite
-        (chains stuck at different values) or NaN because of non-finite values.
-        ``bool(converged(ds).to_array().all())`` gives one verdict for a whole Dataset.
+        Booleans, same type and dims as :func:`rhat` returns. True where R-hat is below
+        the limit (at or below its own limit; below ``threshold``) and where the trace is
+        constant over all chains and draws (a parameter that is genuinely fixed). False
+        where R-hat is above the limit, infinite (chains stuck at different values) or
+        NaN because of non-finite values. ``bool(converged(ds).to_array().all())`` gives
+        one verdict for a whole Dataset.
 
     Raises
     ------
@@ -349,14 +363,19 @@ def converged(
 
     Notes
     -----
-    The default of 1.1 is deliberately laxer than the 1.01 Vehtari et al. (2021) recommend
-    for MCMC inference with thousands of draws. Imputation runs are short, and the R-hat of
-    short, perfectly mixed chains is noisy: for ``m = 5`` chains of 20 independent draws its
-    median is 1.01, its 95th percentile 1.05 and its 99th percentile 1.08 (400 simulated
-    runs), so 1.01 or 1.05 would flag many healthy traces of a run that checks dozens of
-    them. With 5 chains of 20 draws of an AR(1) process with coefficient 0.5 the median
-    R-hat is already about 1.1, which is a lack of mixing worth a warning. For long runs,
-    pass ``threshold=1.01``.
+    Imputation runs are short, and the R-hat of short, perfectly mixed chains is noisy:
+    for ``m = 5`` chains of 20 independent draws its median is 1.01, its 95th percentile
+    1.05 and its 99th percentile 1.08 (400 simulated runs), and autocorrelated draws of
+    converged chains spread it further. A fixed limit such as 1.1 therefore flags healthy
+    traces of a short run that checks dozens of them, or lets a long run's unmixed trace
+    pass. The default limit allows for the number of chains and draws, for each trace's
+    autocorrelation (estimated within chains by :func:`inflation_array`) and for the
+    number of traces checked together (:func:`rhat_threshold`); it is never below 1.01
+    and shrinks towards it as the chains get longer. The limits depend on the traces
+    checked together: the same trace can pass in a Dataset of many traces and fail on its
+    own. For long runs a fixed ``threshold=1.01`` (Vehtari et al. 2021) is the usual
+    choice. The default limits read the draws into memory (a dask-backed ``ds`` is
+    computed).
 
     Examples
     --------
@@ -372,6 +391,27 @@ def converged(
     ... )
     >>> {k: bool(v) for k, v in converged(ds).items()}
     {'mixed': True, 'stuck': False, 'fixed': True}
+    >>> {k: bool(v) for k, v in converged(ds, threshold=1.01).items()}
+    {'mixed': True, 'stuck': False, 'fixed': True}
     """
-    threshold = check_threshold(threshold)
-    return _apply(_converged_kernel, ds, chain_dim, draw_dim, bool, threshold=threshold)
+    if threshold is not None:
+        threshold = check_threshold(threshold)
+        return _apply(_converged_kernel, ds, chain_dim, draw_dim, bool, threshold=threshold)
+    # the kernel's checks (dims, draws per chain), then one table over every trace
+    rhats = _apply(rhat_array, ds, chain_dim, draw_dim, float)
+    one = isinstance(rhats, xr.DataArray)
+    arrays = [rhats] if one else list(rhats.data_vars.values())
+    sources = [ds] if one else [ds[name] for name in rhats.data_vars]
+    blocks = []
+    for r, src in zip(arrays, sources, strict=True):
+        x = src.transpose(*r.dims, chain_dim, draw_dim).to_numpy().astype(float)
+        blocks.append(x.reshape(-1, *x.shape[-2:]))
+    _, fails = flag_traces(trace_limits(np.concatenate(blocks), alpha))
+    out, start = [], 0
+    for r in arrays:
+        ok = ~fails[start : start + r.size]
+        start += r.size
+        out.append(r.copy(data=ok.reshape(r.shape)))
+    if one:
+        return out[0]
+    return xr.Dataset(dict(zip(rhats.data_vars, out, strict=True)), attrs=rhats.attrs)

@@ -172,7 +172,8 @@ def check_threshold(threshold: object) -> float:
     if not threshold >= 1.0:
         raise DataError(
             f"threshold must be at least 1 (R-hat is about 1 for chains that have mixed; "
-            f"1.1 by default, 1.01 for long runs), got {threshold!r}"
+            f"leave threshold unset for the calibrated per-trace limits, or 1.01 for long "
+            f"runs), got {threshold!r}"
         )
     return float(threshold)
 
@@ -267,6 +268,20 @@ def rhat_table(
         owners += [name] * (len(labels) - len(owners))
     n_kept = n_iter - burn
     draws = np.concatenate(blocks) if blocks else np.empty((0, 1, n_kept))
+    table = trace_limits(draws, alpha)
+    table.insert(0, "trace", labels)
+    table.insert(0, "variable", owners)
+    return table[columns]
+
+
+def trace_limits(draws: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
+    """R-hat, limit and finiteness of every trace of ``draws`` (traces, chains, draws), as
+    the columns ``rhat``, ``limit`` and ``finite`` of :func:`rhat_table`: the limit is
+    :func:`rhat_threshold` (at least 1.01) for the trace's estimated autocorrelation, with
+    the level ``alpha`` split over all the traces; NaN where the autocorrelation cannot be
+    estimated (a constant trace, non-finite draws)."""
+    import pandas as pd
+
     finite = np.isfinite(draws).all(axis=(-2, -1))
     if len(draws):
         values = rhat_array(draws)
@@ -277,8 +292,8 @@ def rhat_table(
             limits[ok] = np.maximum(
                 1.01,
                 rhat_threshold(
-                    traces.sizes["imputation"],
-                    n_kept,
+                    draws.shape[1],
+                    draws.shape[2],
                     n_traces=len(draws),
                     alpha=alpha,
                     inflation=kappa[ok],
@@ -287,9 +302,7 @@ def rhat_table(
             )
     else:
         values = limits = np.empty(0)
-    return pd.DataFrame(
-        {"variable": owners, "trace": labels, "rhat": values, "limit": limits, "finite": finite}
-    )[columns]
+    return pd.DataFrame({"rhat": values, "limit": limits, "finite": finite})
 
 
 def flag_traces(
@@ -297,11 +310,12 @@ def flag_traces(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The limit of each row of :func:`rhat_table` and whether the row fails it.
 
-    The one rule of the convergence check, shared by :func:`convergence_warning` and
-    :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`:
-    a trace fails when its R-hat is above its limit (the table's ``limit``, or
-    ``threshold`` when given) or when it has non-finite draws. A constant trace (R-hat
-    NaN, draws finite) does not fail.
+    The one rule of the convergence check, shared by :func:`convergence_warning`,
+    :meth:`MultiplyImputed.converged() <mlimpute.result.imputed.MultiplyImputed.converged>`
+    and :func:`mlimpute.diagnostics.converged` (``table`` from :func:`trace_limits`): a
+    trace fails when its R-hat is above its limit (the table's ``limit``, or ``threshold``
+    when given), infinite (chains stuck at different values) or when it has non-finite
+    draws. A constant trace (R-hat NaN, draws finite) does not fail.
 
     Returns
     -------
@@ -312,8 +326,9 @@ def flag_traces(
         limits = table["limit"].to_numpy(dtype=float)
     else:
         limits = np.full(len(table), float(threshold))
+    rhat = table["rhat"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
-        high = table["rhat"].to_numpy(dtype=float) > limits
+        high = (rhat > limits) | np.isposinf(rhat)  # chains stuck at different values
     return limits, high | ~table["finite"].to_numpy(dtype=bool)
 
 

@@ -8,7 +8,14 @@ chain with those states, **parameters fixed**, by the path that fits the run:
 * :mod:`mlimpute.newdata.model` — model-based imputation (``impute(model=...)``): each
   missing cell from its full conditional under the analysis model;
 * :mod:`mlimpute.newdata.factors` — chained equations with several grouping factors
-  (nested or crossed): each term's effects, drawn from its own N(0, Ψ) for new clusters.
+  (nested or crossed), one random-effect term per factor.
+
+Rows of clusters seen in training use the chain's random effects. A cluster not seen in
+training gets its effects redrawn at every sweep over the new rows, as a training
+iteration draws them given the fixed parameters: for a normal model of the variable
+(``2l.norm``, ``2l.norm.het``, ``2l.pmm``; for a normal outcome of ``model=``) from their
+conditional given the new cluster's observed rows of the variable (term by term with
+several grouping factors), for the other models from N(0, Ψ).
 
 Each chain uses the child of ``SeedSequence(rng)`` of its number, so the result depends on
 the seed only, never on the executor.
@@ -55,9 +62,12 @@ def impute_new(
         result is the same whatever ``n_jobs`` or ``client``.
     sweeps : int, optional
         Gibbs sweeps over the new rows' missing cells (parameters fixed). Default: 1 when
-        a single sweep is exact (at most one incomplete imputed variable per new row and no
-        cluster mean of an imputed variable in a formula), else 10 (after model-based
-        imputation 25 when a value is drawn by Metropolis–Hastings).
+        a single sweep is exact — at most one incomplete imputed variable per new row, no
+        cluster mean of an imputed variable in a formula, and no new cluster whose effects
+        (drawn given its observed rows of a variable, for a normal model) condition on a
+        row where a predictor of that model is missing while they feed a missing cell —
+        else 10 (after model-based imputation 25 when a value is drawn by
+        Metropolis–Hastings).
     n_jobs, client
         Where the m completions run, as for :func:`mlimpute.impute`.
 
@@ -75,13 +85,22 @@ def impute_new(
         If a column of the training data is absent, extra, of another dtype, holds a
         category not seen in training (for a numeric column imputed with a binary model:
         a value other than 0 and 1), or is missing where no model imputes it, or if a
-        cluster-level value contradicts its cluster's; the message names the column.
+        cluster-level value contradicts its cluster's, or a grouping column has missing
+        values; the message names the column. With several grouping factors also
+        (``DataError``) if the new rows change how the factors nest (a class seen in
+        training in another school, one new class in two schools); the message names the
+        cluster and the clusters it would lie in.
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
-        For several grouping factors; after model-based imputation (``model=``, completed
-        by :mod:`mlimpute.newdata.model`) also for ``delta=``, ``lmean()`` and level-3
-        variables.
+        With several grouping factors, after a run with ``delta=`` or
+        ``delta_cluster_sd=`` or with a transform fitted on the data (``center()``,
+        ``scale()``, ``poly()``, ``bs()``). After model-based imputation (``model=``,
+        completed by :mod:`mlimpute.newdata.model`): for ``delta=`` or
+        ``delta_cluster_sd=``, a count outcome (``family=``) or count variables
+        (``2l.poisson``, ``2l.nb``), latent cluster means ``lmean()``, several grouping
+        factors, level-3 variables, transforms fitted on the data, and default models of
+        other columns that read ``ranef()``.
 
     Examples
     --------

@@ -22,8 +22,11 @@ New rows are completed chain by chain with those states, **parameters fixed**:
   for the cluster);
 * with several incomplete variables in a new row, their missing cells are drawn by a short
   Gibbs run over the new rows only (each sweep visits the variables in the visit order,
-  parameters fixed). When a single sweep is exact (at most one incomplete variable per new
-  row and no cluster mean of an imputed variable in any formula) one sweep is run.
+  parameters fixed). When a single sweep is exact one sweep is run: at most one
+  incomplete variable per new row, no cluster mean of an imputed variable in any formula,
+  and no new cluster whose effects of a normal model, drawn given its observed rows,
+  condition on a row with a missing predictor of that model while they feed a missing
+  cell (:func:`_one_sweep_exact`).
 
 Each chain uses the child of ``SeedSequence(rng)`` of its number, so the result depends on
 the seed only, never on the executor.
@@ -423,6 +426,10 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
                     )
                 blocks.append(mm.model_spec)
         z_specs[v.name] = blocks
+    if exact and n_new:
+        missing = {n: np.isnan(start[n]) for n in level1}
+        missing |= {n: np.isin(codes, l2_draw[n]) for n in l2}
+        exact = _one_sweep_exact(plan, codes, codes >= J, start, missing, set(z_specs))
     return _Prepared(
         static,
         start,
@@ -437,6 +444,48 @@ def _prepare(plan: Plan, train: pd.DataFrame, new: pd.DataFrame) -> _Prepared:
         l2_known,
         l2_draw,
     )
+
+
+def _one_sweep_exact(plan: Plan, codes, new_rows, start, missing: dict, effects: set) -> bool:
+    """Whether one sweep draws from the Gibbs run's stationary distribution when every
+    new row has at most one missing cell and no formula has a cluster mean of an imputed
+    variable. A missing cell's draw then reads only observed values, except for the
+    effects of a cluster not seen in training, which a normal model of a variable draws
+    given the cluster's observed rows of it (:func:`_redraw`). Where one of those rows
+    holds a missing predictor of the model (its start value in the first sweep), the
+    effects must not feed a draw: neither a missing cell of the variable in that cluster
+    nor a level-2 variable drawn for the cluster that reads them (``ranef(x)``). And a
+    level-2 variable drawn for a new cluster must not read such effects before x's model
+    has drawn them in the sweep (it would read their start draw from N(0, Ψ))."""
+    names = plan.names
+    conditioned = {}
+    readers = {}
+    for v in plan.spec.variables:
+        for x in v.formula.ranefs:
+            readers.setdefault(x, []).append(v.name)
+    for v in plan.spec.variables:
+        if v.level == 2 or v.name not in effects or not reads_response(plan.models[v.name]):
+            continue
+        rows = new_rows & ~np.isnan(start[v.name])
+        conditioned[v.name] = rows
+        bad = np.zeros_like(rows)
+        for p in v.formula.predictors & set(missing) - {v.name}:
+            bad |= rows & missing[p]
+        if not bad.any():
+            continue
+        fed = missing[v.name].copy()
+        for w in readers.get(v.name, []):
+            fed |= missing.get(w, False)
+        if np.isin(codes[fed], codes[bad]).any():
+            return False
+    for v in plan.spec.variables:
+        if v.level != 2 or not missing[v.name].any():
+            continue
+        for x in v.formula.ranefs:
+            late = x in conditioned and names.index(x) > names.index(v.name)
+            if late and np.isin(codes[missing[v.name]], codes[conditioned[x]]).any():
+                return False
+    return True
 
 
 # -- one chain --------------------------------------------------------------------------------

@@ -14,9 +14,14 @@ would, given the fixed parameters:
   from ``N(P_j⁻¹ Z_j'(y_j − X_jβ)/σ²_j, P_j⁻¹)``, ``P_j = Z_j'Z_j/σ²_j + Ψ⁻¹``, over the
   new cluster's observed rows (none: N(0, Ψ)); for the heteroscedastic model then
   ``σ²_j ~ Scaled-Inv-χ²(ν + n_j, (ν s² + SSR_j)/(ν + n_j))`` given the effects;
-* for the other models (probit, logit, ordinal, nominal, counts, transformed) and for
-  the terms of several grouping factors, from N(0, Ψ) (and σ²_j from its prior): their
-  observed rows in a new cluster do not update the effects.
+* for the other models (probit, logit, ordinal, nominal, counts, transformed) from
+  N(0, Ψ) (and σ²_j from its prior): their observed rows in a new cluster do not update
+  the effects.
+
+With several grouping factors (:func:`mlimpute.newdata.factors.redraw_terms`) a normal
+model's terms are drawn term by term, each from its conditional given the observed rows
+and the other terms' current effects (:func:`draw_effects`); the other models' terms from
+their own N(0, Ψ_k).
 
 Seen clusters keep the chain's effects.
 """

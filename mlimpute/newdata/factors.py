@@ -149,6 +149,8 @@ def impute_new_factors(
     exact = bool(np.all(np.asarray(per_row) <= 1)) and not any(
         c in names for v in spec.variables for c in v.formula.cmeans
     )
+    if exact and any(n_new.values()):
+        exact = _one_sweep_exact(probe, news, is_new, names, levels)
     n_sweeps = (1 if exact else DEFAULT_SWEEPS) if sweeps is None else int(sweeps)
     seeds, entropy = chain_seeds(rng, imp.m)
     seed, spawn_key = recorded_seed(seeds, entropy)
@@ -178,6 +180,62 @@ def impute_new_factors(
         if n in probe.like and categories(data[n]) != categories(probe.like[n])
     }
     return MultiplyImputed(assemble(out, results), data, out.spec, events, like=like or None)
+
+
+def _one_sweep_exact(plan: Plan, news: dict, is_new, names: list[str], levels: dict) -> bool:
+    """Whether one sweep is exact when every new row has at most one missing cell and no
+    formula has a cluster mean of an imputed variable. A missing cell's draw then reads
+    only observed values, except for the effects of clusters not seen in training, which
+    a normal model draws given their observed rows of the variable (:func:`redraw_terms`).
+    Where such a row holds a missing predictor of the model (its start value in the first
+    sweep), or falls in new clusters of two of the model's terms (their effects are drawn
+    one given the other), the effects of those clusters must not feed a missing cell of
+    the variable; and a cluster-level variable must not read (``ranef(x)``) such effects
+    before x's model has drawn them in the sweep."""
+    lay = plan.layout
+    missing = {}
+    for x in names:
+        if levels[x] == 1:
+            missing[x] = np.isnan(plan.start[x]) & is_new
+        else:
+            seg = lay.segments if levels[x] == 2 else plan.top_segments
+            c = _cluster_values(plan.start[x], seg.codes, seg.n_clusters)
+            missing[x] = np.take(np.isnan(c), seg.codes)
+    incomplete = {x for x in names if missing[x].any()}
+    conditioned = set()
+    for v in plan.spec.variables:
+        if v.name not in names or not reads_response(plan.models[v.name]):
+            continue
+        preds = (v.formula.predictors & incomplete) - {v.name}
+        if levels[v.name] != 1:  # rows of clusters: not followed row by row
+            if preds:
+                return False
+            conditioned.add(v.name)
+            continue
+        d = plan.stored(v.name)
+        terms = [(d.group, d.seg_obs.codes, d.codes_mis)]
+        terms += [(t.group, t.codes_obs, t.codes_mis) for t in d.extra_terms]
+        hit = [np.isin(obs, news.get(g, ())) for g, obs, _ in terms]
+        if not np.any(hit):
+            continue
+        conditioned.add(v.name)
+        bad = np.sum(hit, axis=0) >= 2
+        for p in preds:
+            bad |= missing[p][d.obs_idx]
+        if not bad.any():
+            continue
+        if any(v.name in w.formula.ranefs for w in plan.spec.variables):
+            return False
+        for (_, obs, mis), h in zip(terms, hit, strict=True):
+            if np.isin(mis, obs[bad & h]).any():
+                return False
+    for v in plan.spec.variables:
+        if v.name not in incomplete or levels[v.name] == 1:
+            continue
+        for x in v.formula.ranefs:
+            if x in conditioned and names.index(x) > names.index(v.name):
+                return False
+    return True
 
 
 def _factor_columns(groups) -> list[str]:

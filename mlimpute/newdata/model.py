@@ -26,8 +26,10 @@ and of the level-2 models. New rows are completed chain by chain with those stat
   (chained defaults) from their own model;
 * a short Gibbs run over the new rows' missing cells (``sweeps``), each sweep in the order
   of the chain. One sweep is exact when every new row has at most one missing cell, no
-  predictor is drawn by Metropolis–Hastings and no cluster mean of an imputed column enters
-  a formula.
+  predictor is drawn by Metropolis–Hastings, no cluster mean of an imputed column enters
+  a formula, and no new cluster has a row with an observed outcome and a missing predictor
+  of the analysis model (for a normal outcome, whose new clusters' effects are drawn given
+  those rows).
 
 Not supported (refused by name): sensitivity shifts (``delta=``, ``delta_cluster_sd=``),
 count outcomes (``family=``) and count variables, latent cluster means ``lmean(x)``,
@@ -202,6 +204,18 @@ def impute_new_model(
         c in names for c in spec.model.cmeans
     )
     exact = bool(np.all(np.asarray(n_missing) <= 1)) and not mh and not imputed_cmean
+    if exact and (perm >= J_t).any() and reads_response(probe.analysis_model):
+        # a new cluster's effects of the analysis model are drawn given its observed
+        # outcomes: a row among them with a missing predictor (its start value in the
+        # first sweep) makes one sweep inexact
+        y = spec.model.response
+        new_rows = perm[lay.codes] >= J_t
+        if y in probe.start:
+            new_rows &= ~np.isnan(probe.start[y])
+        for x in spec.model.predictors & set(names):
+            miss = l2_todo[x][lay.codes] if x in level2 else np.isnan(probe.start[x]) & is_new
+            if x != y and (new_rows & miss).any():
+                exact = False
     if sweeps is not None:
         n_sweeps = int(sweeps)
     elif exact:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,6 +73,29 @@ def test_mice_imputation_0_is_skipped_whatever_the_labels_type(dtype):
         for i in (1, 2, 3)
     ] == [0.0, 0.1, 0.2]
     assert len(ci.events) == 1 and "skipped" in ci.events[0] and "missing" in ci.events[0]
+
+
+def test_label_0_with_a_column_missing_in_every_data_set_is_kept():
+    """Labels 0..m-1 where every data set keeps a column that was never imputed (missing
+    in the same rows of all of them): data set 0 has no more missing values than the
+    others, so it is a completed data set; it was dropped for those values (m = 2)."""
+    base = classroom(1, rng=1).complete
+    note = np.where(np.arange(len(base)) % 7 == 0, np.nan, 1.0)
+    long = pd.concat([base.assign(note=note, skill=base["skill"] + i, k=i) for i in range(3)])
+    ci = mlimpute.from_completed(long, imputation="k")
+    assert ci.m == 3
+    assert [ci.complete(i + 1)["skill"].iloc[0] - base["skill"].iloc[0] for i in range(3)] == [
+        0,
+        1,
+        2,
+    ]
+    assert len(ci.events) == 1 and "kept" in ci.events[0]
+    # mice's incomplete copy has more missing values than the completed data sets, also
+    # when they keep such a column: still skipped
+    first = long["k"] == 0
+    long.loc[first, "grade"] = long.loc[first, "grade"].where(long.loc[first, "skill"] > 0)
+    ci = mlimpute.from_completed(long, imputation="k")
+    assert ci.m == 2 and "skipped" in ci.events[0]
 
 
 @pytest.mark.parametrize("labels", [range(5), range(2)])

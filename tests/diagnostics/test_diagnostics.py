@@ -332,6 +332,47 @@ def test_converged_flags_shifted_chains_and_non_finite_traces():
     assert not bool(converged(da.isel(k=2), threshold=r))
 
 
+def _ar1_chains(seed: int, m: int = 5, n: int = 20) -> xr.DataArray:
+    """m converged chains of n draws of an AR(1) with coefficient 0.5 (after n warm-up)."""
+    rng = np.random.default_rng(seed)
+    e = rng.normal(size=(m, 2 * n))
+    x = np.zeros_like(e)
+    for t in range(1, 2 * n):
+        x[:, t] = 0.5 * x[:, t - 1] + e[:, t]
+    return xr.DataArray(x[:, n:], dims=("imputation", "iteration"))
+
+
+def test_converged_defaults_to_the_calibrated_limit_of_each_trace():
+    # converged, autocorrelated short chains as an imputation run keeps them: R-hat above
+    # 1.1 (a fixed 1.1 fails them) but below the limit for their length and
+    # autocorrelation, the limit the run's check applies (trace_limits, flag_traces)
+    from mlimpute.diagnostics.convergence import trace_limits
+
+    da = _ar1_chains(7)
+    r = float(rhat(da))
+    assert 1.1 < r < float(trace_limits(da.values[None])["limit"].iloc[0])
+    assert bool(converged(da))
+    assert not bool(converged(da, threshold=1.1))
+    # chains apart fail the default too
+    shifted = da + xr.DataArray(np.arange(5.0), dims="imputation")
+    assert not bool(converged(shifted))
+
+
+def test_converged_default_matches_the_run_check(imp):
+    # the kept traces of a run, as one Dataset: the same traces, limits and verdicts as
+    # rhat_table and MultiplyImputed.converged()
+    n = imp.traces.sizes["iteration"]
+    kept = imp.traces.isel(iteration=slice(n // 2, None))
+    table = rhat_table(imp)
+    ok = converged(kept)
+    verdicts = np.concatenate([ok[v].values.ravel() for v in ok.data_vars])
+    assert verdicts.size == len(table)
+    assert bool(verdicts.all()) == imp.converged()
+    limits = table["limit"].to_numpy()
+    rh = table["rhat"].to_numpy()
+    assert ((rh <= limits) | np.isnan(rh)).sum() == verdicts.sum()
+
+
 def test_inputs_are_not_modified(traces):
     before = traces.copy(deep=True)
     rhat(traces)
