@@ -342,6 +342,7 @@ class _NominalBase(ModelBase):
         W = np.where(rank[:, None] == np.arange(1, K)[None, :], 0.5, -0.5)
         core = linear_core(data)
         if _joint(data, K - 1):  # moment starts per category (no random numbers)
+            W = np.where(rank[:, None] > 0, W + 0.5, W)  # another category's row: 0
             cores = tuple(core.start_state(data, W[:, k], sigma2=1.0) for k in range(K - 1))
             psi = _block_diag([c.psi for c in cores])
             return self.step(rng, NominalState(cores, W, psi), data)
