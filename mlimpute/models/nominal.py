@@ -64,6 +64,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import ndtri
 
 from mlimpute.models._latent import (
     core_param_names,
@@ -334,6 +335,51 @@ def joint_gibbs(
     return NominalState(tuple(new), W, psi)
 
 
+def _floor_pd(m: np.ndarray, floor: float) -> np.ndarray:
+    """The symmetric ``m`` with its eigenvalues raised to at least ``floor``."""
+    val, vec = np.linalg.eigh(0.5 * (m + m.T))
+    return (vec * np.maximum(val, floor)) @ vec.T
+
+
+def _share_start(data: ModelData, rank: np.ndarray, cores: tuple) -> tuple[tuple, np.ndarray]:
+    """The start of the random intercepts of ``2l.nominal`` from the clusters' category
+    shares (no random numbers): per cluster ``z_jk = Φ⁻¹((n_jk + ½)/(n_jk + n_jr + 1))``,
+    the probit of category k against the reference r; their covariance over clusters less
+    the mean binomial noise (``p(1 − p)/(m·φ(z)²)`` on the diagonal), floored to positive
+    definite, is Ψ's block of the intercepts, and the centred ``z_j`` shrunk by
+    ``Ψ_kk/(Ψ_kk + noise_jk)`` the intercepts b. The other entries keep the cores' moment
+    starts; without an intercept among the random effects, those alone."""
+    Z = data.Z.obs
+    q, J, K1 = Z.shape[1], data.n_clusters, len(cores)
+    psi = _block_diag([c.psi for c in cores])
+    ones = np.flatnonzero(np.all(Z == 1.0, axis=0)) if Z.shape[0] else np.zeros(0, np.intp)
+    if ones.size == 0 or J < 2:
+        return cores, psi
+    c0 = int(ones[0])
+    codes = data.seg_obs.codes
+    n = np.bincount(codes * (K1 + 1) + rank, minlength=J * (K1 + 1)).reshape(J, K1 + 1)
+    m = n[:, 1:] + n[:, :1] + 1.0
+    p = (n[:, 1:] + 0.5) / m
+    z = ndtri(p)
+    noise = p * (1 - p) / (m * (np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)) ** 2)
+    zc = z - z.mean(axis=0)
+    S = zc.T @ zc / (J - 1)
+    S[np.diag_indices(K1)] -= noise.mean(axis=0)
+    S = _floor_pd(S, 0.01)
+    idx = np.arange(K1) * q + c0
+    psi[np.ix_(idx, idx)] = S
+    for g in joint_blocks(data, K1):  # cross entries of a block may need the floor too
+        psi[np.ix_(g, g)] = _floor_pd(psi[np.ix_(g, g)], 1e-8 * np.trace(psi[np.ix_(g, g)]))
+    shrink = np.diag(S) / (np.diag(S) + noise)  # (J, K − 1)
+    out = []
+    for k, core_state in enumerate(cores):
+        s = slice(k * q, (k + 1) * q)
+        b = core_state.b.copy()
+        b[:, c0] = shrink[:, k] * zc[:, k]
+        out.append(replace(core_state, b=b, psi=psi[s, s], alpha=np.sqrt(np.diag(psi[s, s]))))
+    return tuple(out), psi
+
+
 class _NominalBase(ModelBase):
     def init(self, rng: np.random.Generator, data: ModelData) -> NominalState:
         """Utilities ±0.5 by the observed category, each core's start, then one step."""
@@ -344,7 +390,7 @@ class _NominalBase(ModelBase):
         if _joint(data, K - 1):  # moment starts per category (no random numbers)
             W = np.where(rank[:, None] > 0, W + 0.5, W)  # another category's row: 0
             cores = tuple(core.start_state(data, W[:, k], sigma2=1.0) for k in range(K - 1))
-            psi = _block_diag([c.psi for c in cores])
+            cores, psi = _share_start(data, rank, cores)
             return self.step(rng, NominalState(cores, W, psi), data)
         cores = tuple(
             core.start(rng, data, W[:, k], sigma2=1.0, beta_prec=slope_precision(data))
