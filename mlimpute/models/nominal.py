@@ -246,6 +246,60 @@ def blocked_draw(
     return beta, b, mean, b_mean
 
 
+def _zb(data: ModelData, b: np.ndarray) -> np.ndarray:
+    """``z_i'b_{j,k}`` on the observed rows for each category: (n_obs, K − 1) from b of
+    shape (J, K − 1, q)."""
+    codes, Z = data.seg_obs.codes, data.Z.obs
+    if static(data).ones:
+        return b[codes, :, 0]
+    return np.einsum("ic,ikc->ik", Z, b[codes])
+
+
+def scale_move(
+    rng: np.random.Generator,
+    n_latent: int,
+    resid: np.ndarray,
+    beta: np.ndarray,
+    beta_prec: np.ndarray,
+    alpha: np.ndarray,
+    scale: np.ndarray,
+) -> float:
+    """The factor c of the scale move ``(W, β, α) → (cW, cβ, cα)`` (ξ and Ψ_ξ kept, so
+    ``b → cb`` and ``Ψ → c²Ψ``), drawn from its exact conditional (a marginal data
+    augmentation step, Liu & Sabatti 2000; Imai & van Dyk 2005).
+
+    The truncation of W by y is unchanged by c > 0. The joint density of the expanded
+    state is Gaussian in (W − Xβ − Zb), β (prior precision ``beta_prec``) and α (prior
+    ``N(0, A²/2)``), so at the moved state it is ``exp(−c²T/2)`` with
+    ``T = Σ resid² + Σ beta_prec·β² + Σ 2α²/A²``; the Jacobian is ``c^d``,
+    ``d = n_latent + dim β + dim α``, and with the Haar measure dc/c of the scale group,
+    ``c²  ~ Gamma(d/2, rate T/2)``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_latent : int
+        Number of latent utilities moved (``W.size``).
+    resid : ndarray
+        ``W − Xβ − Zb``.
+    beta : ndarray
+        All categories' coefficients.
+    beta_prec : ndarray
+        Their prior precisions (0 for a flat prior), the same shape.
+    alpha : ndarray
+        Working scales α.
+    scale : ndarray
+        Their prior scales A.
+
+    Returns
+    -------
+    float
+    """
+    d = n_latent + beta.size + alpha.size
+    T = np.sum(resid**2) + np.sum(beta_prec * beta**2) + np.sum(2.0 * alpha**2 / scale**2)
+    return float(np.sqrt(rng.gamma(0.5 * d, 2.0 / T)))
+
+
 def joint_gibbs(
     rng: np.random.Generator,
     state: NominalState,
@@ -316,6 +370,11 @@ def joint_gibbs(
     psi_xi = np.zeros((Q, Q))
     for g in joint_blocks(data, K1):
         psi_xi[np.ix_(g, g)] = inv_wishart(rng, *psi_xi_posterior(nu, J, S[np.ix_(g, g)]))
+    # (5) scale move: (W, β, α) → c·(W, β, α), ξ and Ψ_ξ kept (b → cb, Ψ → c²Ψ)
+    resid = W - X @ B.T - _zb(data, b.reshape(J, K1, q))
+    c = scale_move(rng, W.size, resid, beta, np.tile(beta_prec, K1), alpha, scale)
+    W, beta, mean, alpha, b = c * W, c * beta, c * mean, c * alpha, c * b
+    b_mean = c * b_mean
     psi = psi_xi * np.outer(alpha, alpha)
     new = []
     for k in range(K1):
