@@ -37,11 +37,11 @@ Poisson likelihood times ``N(0, Ψ)``, scale from the same M); two random walks 
 equidispersed counts: on 40 clusters × 10 Poisson counts the effective sample size per
 step of σ² is about 0.13 with it, 0.01 without it, and was 0.04 with the former s₀²;
 for σ² = 0.3 it stays at about 0.12). The walks' scales use the counts in place of the
-Poisson information ``e^η``: they do not move with the parameters, so the walks are symmetric and the Metropolis
-ratios need no proposal term (a scale computed from the current η would move with them
-and need one). On 50 clusters × 12 Poisson counts the moves cut the integrated
-autocorrelation time of the slope from about 100 to 9 and of the random intercepts from
-about 150 to 4.
+Poisson information ``e^η``: they do not move with the parameters, so the walks are
+symmetric and the Metropolis ratios need no proposal term (a scale computed from the
+current η would move with them and need one). On 50 clusters × 12 Poisson counts the
+moves cut the integrated autocorrelation time of the slope from about 100 to 9 and of the
+random intercepts from about 150 to 4.
 
 Missing values: ``η ~ N(x'β + z'b_j, σ²)``, ``y ~ Poisson(e^η)``.
 
