@@ -24,8 +24,11 @@ __all__ = ["PoissonState", "poisson_step", "SIGMA2_PRIOR_DF", "SIGMA2_PRIOR_SCAL
 
 #: Prior of the Poisson–log-normal residual variance: scaled-inverse-χ²(ν₀, s₀²).
 SIGMA2_PRIOR_DF = 1.0
-SIGMA2_PRIOR_SCALE = 0.01
-SIGMA2_STEP = 0.5  # random-walk step of the non-centred move on log σ²
+SIGMA2_PRIOR_SCALE = 1e-4  # see mlimpute.models.counts: sets σ² on equidispersed counts
+#: Random-walk steps of the non-centred moves on log σ², one move each per step: a local
+#: one, and a wide one that crosses the flat stretch between the prior's scale and the
+#: likelihood's upper limit when the counts are close to Poisson.
+SIGMA2_STEPS = (0.5, 2.5)
 
 _potrf, _trtrs = lapack.dpotrf, lapack.dtrtrs
 
@@ -120,22 +123,25 @@ def _noncentred_beta(rng, core_state, data, eta, mu, prec, walk, active=None):
     return beta, eta, mu
 
 
-def _noncentred_sigma2(rng, s2, data, eta, mu, resid, active=None):
+def _noncentred_sigma2(rng, s2, data, eta, mu, resid, active=None, step=0.5):
     """Random-walk Metropolis on ``log σ²`` with ``ε = e/σ`` fixed (η moves with σ):
     target the Poisson likelihood times the scaled-inverse-χ²(ν₀, s₀²) prior (on the log
-    scale, its density times σ²); ``mu`` as in :func:`_noncentred_beta`."""
+    scale, its density times σ²); ``mu`` as in :func:`_noncentred_beta`, ``step`` the
+    walk's SD. Returns σ², η, ``mu`` and the residuals e after the move."""
     tau = math.log(s2)
-    new_tau = tau + SIGMA2_STEP * float(rng.standard_normal())
-    d_eta = math.expm1((new_tau - tau) / 2) * resid
+    new_tau = tau + step * float(rng.standard_normal())
+    grow = math.expm1((new_tau - tau) / 2)  # e' = e·(1 + grow)
+    d_eta = grow * resid
     y = data.y_obs
-    log_a = _log_ratio(y, mu, d_eta, np.expm1(d_eta), float(y @ d_eta), active)
+    em1 = np.expm1(d_eta)
+    log_a = _log_ratio(y, mu, d_eta, em1, float(y @ d_eta), active)
     # the prior's change: −ν₀/2·(τ' − τ) − ν₀s₀²/2·(e^(−τ') − e^(−τ))
     log_a -= SIGMA2_PRIOR_DF / 2 * (new_tau - tau) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE / 2 * (
         math.exp(-new_tau) - math.exp(-tau)
     )
     if math.log(rng.random()) < log_a:
-        return math.exp(new_tau), eta + d_eta
-    return s2, eta
+        return math.exp(new_tau), eta + d_eta, mu + mu * em1, resid + d_eta
+    return s2, eta, mu, resid
 
 
 def _psi_inverse(psi: np.ndarray) -> np.ndarray:
@@ -252,7 +258,8 @@ def poisson_step(
             new, eta, mu = _noncentred_b(rng, new, data, eta, mu, active)
         ssr = float(resid @ resid) + SIGMA2_PRIOR_DF * SIGMA2_PRIOR_SCALE
         s2 = ssr / rng.chisquare(data.n_obs + SIGMA2_PRIOR_DF)
-        s2, eta = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active)
+        for step in SIGMA2_STEPS:
+            s2, eta, mu, resid = _noncentred_sigma2(rng, s2, data, eta, mu, resid, active, step)
     # x'β at the β it was computed at (the next step uses it if the moves left that β)
     mean = (at, fitted) if data.Z is None and not data.X.dynamic else None
     core_state = dataclasses.replace(new, beta=beta, sigma2=s2)  # (b by the move above)

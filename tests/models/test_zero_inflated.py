@@ -65,7 +65,7 @@ def _zip_exact(y):
     Gauss–Hermite."""
     nodes, weights = hermegauss(30)
     weights = weights / weights.sum()
-    grids = (np.linspace(0.6, 1.6, 41), np.linspace(-7.0, 0.3, 41), np.linspace(-2.2, 0.4, 41))
+    grids = (np.linspace(0.6, 1.6, 41), np.linspace(-12.0, 0.3, 61), np.linspace(-2.2, 0.4, 41))
     nu, s0 = SIGMA2_PRIOR_DF, SIGMA2_PRIOR_SCALE
 
     def lf(v, b0, tau):
