@@ -275,7 +275,7 @@ def test_completed_icc_of_indicators_matches_complete_data():
 
 
 def _burn_in_data():
-    """The reviewer's ordered-latent design: 40 clusters × 15, a cluster effect of variance
+    """An ordered-latent design: 40 clusters × 15, a cluster effect of variance
     0.5 on a latent scale cut into three categories (coded unordered), complete."""
     rng = np.random.default_rng(5000)
     g = np.repeat(np.arange(40), 15)
