@@ -182,6 +182,9 @@ class ModelData(Protocol):
         :func:`refuse_extra_terms`).
     categories : tuple or None
         Labels of the response's category codes (None for a numeric response).
+    integer : bool
+        Whether the response is an integer column, whose imputations are rounded on output
+        (optional: a model reads it with ``getattr(data, "integer", False)``).
     cache : dict
         Per-plan scratch space for what a model derives from the static design (shared by
         the chains; keyed by the model family).

@@ -116,6 +116,7 @@ class StreamedData:
     random_blocks: tuple[tuple[int, ...], ...] = ((0,),)
     random_correlated: tuple[bool, ...] = (True,)
     categories: tuple | None = None
+    integer: bool = False
     extra_terms: tuple = ()
     #: formulaic's specification of the fixed part (for readers that evaluate it on
     #: other rows)

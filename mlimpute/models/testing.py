@@ -63,6 +63,7 @@ class ArrayModelData:
     categories: tuple[Any, ...] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     extra_terms: tuple = ()  # ExtraTerm: random terms over further grouping factors
+    integer: bool = False  # an integer response column (rounded on output)
 
     @property
     def n_obs(self) -> int:

@@ -12,7 +12,8 @@ in ``imp.spec`` and travels through TOML specification files.
 Transforms
 ----------
 ``"log"``
-    ``log y``; every observed value must be positive.
+    ``log y``; every observed value must be positive. On an integer column the
+    imputations are at least 1 (draws below 1 are put at 1: the positive integers).
 ``"yeo-johnson"``
     Yeo & Johnson (2000): ``((y + 1)^λ − 1)/λ`` for ``y ≥ 0``,
     ``−((1 − y)^(2−λ) − 1)/(2 − λ)`` for ``y < 0`` (logarithms at λ = 0, 2). λ is estimated
@@ -203,11 +204,27 @@ class Transformed(ModelBase):
             hit = data.cache[key] = (t, par)
         return _View(data, hit[0]), hit[1]
 
-    def _back(self, t: np.ndarray, par: float, data_limits=None) -> np.ndarray:
+    def _back(
+        self, t: np.ndarray, par: float, data_limits=None, integer: bool = False
+    ) -> np.ndarray:
+        """The draws ``t`` of the transformed scale on the original scale.
+
+        ``"log"`` on an integer column (``integer``, the model data's ``integer``; its
+        imputations are rounded on output): draws below 1 become 1. The log transform needs
+        y > 0 and the positive integers are y ≥ 1, so 1 is the column's natural lower
+        bound; without it a draw exp(t) < 0.5 would be rounded to 0, a value the transform
+        refuses among the observed ones, and the chain would carry values such as 0.3 that
+        the output does not have. This truncates the lower tail of the log-normal at 1 (the
+        draws below 1 are put at 1): on a skewed Int64 column of 300 rows in 30 clusters
+        (87 imputed, ``2l.norm`` with ``transform='log'``, m = 5, 10 iterations) 640 of
+        the 4,350 draws (15 %) were below 1, and 2–7 of the 87 imputations per data set
+        had been rounded to 0. Float columns are unchanged.
+        """
         kind = self._kind[0]
         if kind == "log":
             with np.errstate(over="ignore"):
-                return np.minimum(np.exp(t), np.finfo(float).max)
+                y = np.minimum(np.exp(t), np.finfo(float).max)
+            return np.maximum(y, 1.0) if integer else y
         if kind == "yeo-johnson":
             lo, hi = data_limits
             return np.clip(yeo_johnson_inverse(t, par), lo, hi)
@@ -251,7 +268,8 @@ class Transformed(ModelBase):
         """The normal model's draws, transformed back to the original scale."""
         view, par = self._fit(data)
         limits = data.cache.get(("transform-limits", self.transform))
-        return self._back(self.base.draw_missing(rng, state, view), par, limits)
+        integer = bool(getattr(data, "integer", False))
+        return self._back(self.base.draw_missing(rng, state, view), par, limits, integer)
 
     def param_names(self, data: ModelData) -> list[str]:
         """The normal model's (transformed scale); λ for Yeo–Johnson."""

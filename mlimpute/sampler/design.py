@@ -77,6 +77,8 @@ class ModelData:
     events: list[str] = field(default_factory=list)
     #: labels of the response's category codes (None for a numeric response)
     categories: tuple | None = None
+    #: whether the response is an integer column (its imputations are rounded on output)
+    integer: bool = False
     #: random-effect terms over further grouping factors (:class:`ExtraTerm`)
     extra_terms: tuple[ExtraTerm, ...] = ()
     #: what models derive from the static parts of the design (e.g. per-cluster ``Z'Z``),

@@ -239,6 +239,9 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
             rows[v.name] = (data[v.name].obs_idx, data[v.name].mis_idx)
         if v.name in like:  # category labels of the codes, for the model's names
             data[v.name] = replace(data[v.name], categories=tuple(categories(like[v.name])))
+        elif pd.api.types.is_integer_dtype(observed[v.name].dtype):
+            # an integer column, rounded on output (a log transform keeps its draws >= 1)
+            data[v.name] = replace(data[v.name], integer=True)
         d = data[v.name]
         if isinstance(d, StreamedData):  # a random intercept and a full-rank design
             events += d.events
