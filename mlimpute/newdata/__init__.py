@@ -93,9 +93,8 @@ def impute_new(
     SpecificationError
         If ``imp`` does not know where its chains stopped.
     UnsupportedError
-        With several grouping factors, after a run with ``delta=`` or
-        ``delta_cluster_sd=`` or with a transform fitted on the data (``center()``,
-        ``scale()``, ``poly()``, ``bs()``). After model-based imputation (``model=``,
+        With several grouping factors, after a run with a transform fitted on the data
+        (``center()``, ``scale()``, ``poly()``, ``bs()``). After model-based imputation (``model=``,
         completed by :mod:`mlimpute.newdata.model`): for ``delta=`` or
         ``delta_cluster_sd=``, a count outcome (``family=``) or count variables
         (``2l.poisson``, ``2l.nb``), latent cluster means ``lmean()``, several grouping

@@ -18,9 +18,12 @@ final model states, **parameters fixed**, as for one grouping factor
 * the missing cells are drawn by a short Gibbs run over the new rows, each sweep visiting
   the variables in the visit order with their models' own draws.
 
-Sensitivity shifts (``delta=``, ``delta_cluster_sd=``) and transforms fitted on the data
-(``center()``, ``scale()``, ``poly()``, ``bs()``) are refused by name; new rows that change
-how the factors nest are a ``DataError`` (:func:`check_nesting`).
+The run's sensitivity shifts (``delta=``) are added to the new imputations as a training
+iteration adds them (:mod:`mlimpute.sampler.chain_shifts`): after each draw on the
+variable's scale, on the linear predictor for categorical and count models.
+Transforms fitted on the data (``center()``, ``scale()``, ``poly()``, ``bs()``) are
+refused by name; new rows that change how the factors nest are a ``DataError``
+(:func:`check_nesting`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from mlimpute.parallel import map_blocks, one_blas_thread
 from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed
 from mlimpute.rng import chain_seeds, recorded_seed
+from mlimpute.sampler.chain_shifts import latent_shifts, shift_intercept
 from mlimpute.sampler.design import ClusterValues, Layout, Values
 from mlimpute.sampler.engine import ChainResult, Plan, _cluster_values, build_plan
 from mlimpute.sampler.ranefs import ranef_arrays
@@ -93,10 +97,10 @@ def impute_new_factors(
 
     spec = imp.spec
     refuse_stateful(spec)
-    if spec.delta or spec.delta_cluster_sd:
+    if spec.delta_cluster_sd:  # refused in training with several factors already
         raise UnsupportedError(
-            "impute_new() after an imputation with several grouping factors and sensitivity "
-            "shifts (delta=, delta_cluster_sd=) is not supported yet"
+            "impute_new() after an imputation with several grouping factors and per-cluster "
+            "sensitivity shifts (delta_cluster_sd=) is not supported"
         )
     chains = stopped_chains(imp) if spec.variables else imp.chains
     train = imp.data
@@ -479,6 +483,8 @@ def _complete_chain(spec, n_t, perms, news, n_sweeps, seed, chain, frame):
     datas = {n: plan.stored(n) for n in names}
     any_new = any(v.size for v in news.values())
     read = {x for v in spec.variables for x in v.formula.ranefs}
+    latent = latent_shifts(plan)  # categorical and count models: on the linear predictor
+    shift = {n: dv for n, dv in spec.delta if n not in latent}  # continuous: on the draws
     V = len(names)
     mean = np.full((n_sweeps, V), np.nan)
     sd = np.zeros((n_sweeps, V))
@@ -498,7 +504,12 @@ def _complete_chain(spec, n_t, perms, news, n_sweeps, seed, chain, frame):
                 states[name] = redraw_terms(states[name], d, news, rng, reads_response(model))
             if d.n_mis == 0:
                 continue
-            draw = model.draw_missing(rng, states[name], d)
+            state = states[name]
+            if name in latent:  # the run's delta= shift, as a training iteration adds it
+                state = shift_intercept(state, latent[name][0], latent[name][1])
+            draw = model.draw_missing(rng, state, d)
+            if name in shift:
+                draw = draw + shift[name]
             if levels[name] == 2:
                 cvals[name][d.mis_idx] = draw
                 values[name][:] = np.take(cvals[name], codes)
