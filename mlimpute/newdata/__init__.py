@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from mlimpute.errors import DataTypeError, SpecificationError
-from mlimpute.newdata.chained import _check_columns, impute_new_chained
+from mlimpute.newdata.chained import impute_new_chained
+from mlimpute.newdata.checks import check_columns
 from mlimpute.newdata.factors import impute_new_factors
 from mlimpute.newdata.model import impute_new_model, refuse_unsupported
 from mlimpute.parallel import resolve_n_jobs
@@ -127,9 +128,9 @@ def impute_new(
     if not isinstance(new_df, pd.DataFrame):
         raise DataTypeError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     if spec.model is not None:  # model-based imputation
-        data = _check_columns(imp.data, new_df, spec)  # a copy: new_df is never modified
+        data = check_columns(imp.data, new_df, spec)  # a copy: new_df is never modified
         return impute_new_model(imp, data, rng, sweeps, n_jobs, client)
     if spec.factors:  # several grouping factors
-        data = _check_columns(imp.data, new_df, spec)
+        data = check_columns(imp.data, new_df, spec)
         return impute_new_factors(imp, data, rng, sweeps, n_jobs, client)
     return impute_new_chained(imp, new_df, rng, sweeps, n_jobs, client)

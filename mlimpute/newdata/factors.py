@@ -120,14 +120,14 @@ def impute_new_factors(
                 "complete in the training data): give it values, or impute it in training"
             )
         if categories(train[c]) is not None:
-            from mlimpute.newdata.chained import _encode_like
+            from mlimpute.newdata.checks import encode_like
 
-            _encode_like(new[c], train[c], c)
+            encode_like(new[c], train[c], c)
     for c in names:
         if categories(train[c]) is not None:
-            from mlimpute.newdata.chained import _encode_like
+            from mlimpute.newdata.checks import encode_like
 
-            _encode_like(new[c], train[c], c)
+            encode_like(new[c], train[c], c)
     n_t = len(train)
     check_nesting(train, new, groups)  # before any plan: a changed nesting breaks the sort
     frames = [_combined(imp.complete(k + 1), new) for k in range(imp.m)]
