@@ -151,6 +151,7 @@ def _resolve_factors(
                 "supported yet; give the outermost two levels of the nesting as cluster=..."
             )
         levels_f, line = _nested_levels(df, hierarchy)
+        _check_not_crossed(hierarchy, levels_f, formula_factors)
         structure.append(line)
         primary = levels_f[1]
     else:
@@ -247,6 +248,27 @@ def _nested_levels(df: pd.DataFrame, hierarchy: tuple[str, ...]) -> tuple[tuple[
     return (outer, inner_f), (
         f"{inner} ids repeat across {_plural(outer)}: the {inner} level is {inner_f} "
         f"({n_inner} clusters of {inner_f!r} in {n_outer} of {outer!r})"
+    )
+
+
+def _check_not_crossed(
+    hierarchy: tuple[str, ...], levels_f: tuple[str, ...], formula_factors: list[str]
+) -> None:
+    """``cluster=[outer, inner]`` whose inner ids repeat across the outer clusters (the
+    level is ``outer:inner``) while a formula groups by ``inner`` on its own, ``(1 |
+    inner)``: an inner id names one cluster across the outer ones, so the two factors are
+    crossed, not nested. Refused, saying what to write (sorted by the inner factor first,
+    the rows would not keep each outer cluster together)."""
+    outer, inner = hierarchy
+    if levels_f[1] == inner or inner not in formula_factors:
+        return
+    raise SpecificationError(
+        f"cluster={list(hierarchy)} says {inner!r} is nested in {outer!r}, but the {inner!r} "
+        f"ids repeat across the {outer!r} clusters and the formulas group by {inner!r} on "
+        f"its own ((1 | {inner})): {outer!r} and {inner!r} are crossed, not nested. For "
+        f"crossed factors leave out cluster= and write the random terms (1 | {outer}) + "
+        f"(1 | {inner}) + (1 | {levels_f[1]}); if the {inner!r} ids are numbered within "
+        f"each {outer!r}, write (1 | {outer}/{inner}) instead of (1 | {inner})"
     )
 
 

@@ -92,6 +92,35 @@ def test_levels_that_may_be_reversed_are_warned_where_ids_repeat():
     assert spec.hierarchy == ("school", "school:class")
 
 
+@pytest.mark.parametrize("n_a", [12, 10])
+@pytest.mark.parametrize("text", ["~ x + (1 | a) + (1 | b) + (1 | a:b)", "~ x + (1 | a) + (1 | b)"])
+def test_a_crossed_pair_given_as_nested_levels_is_refused_naming_both(n_a, text):
+    """a crossed with b (every b id in every a, two rows a cell, rows shuffled) given as
+    cluster=["a", "b"] with (1 | b) in the formula: with more a than b clusters the rows
+    were sorted by b first and the chains ended in a bare "ValueError: codes must be
+    sorted" (sampler/plan.py _top_segments); refused before any chain starts, saying
+    what to write. Without (1 | b), b ids numbered within each a are nested levels."""
+    from mlimpute.errors import SpecificationError
+    from mlimpute.spec.build import build_spec
+
+    r = np.random.default_rng(1)
+    a, b = np.repeat(np.arange(n_a), 10 * 2), np.tile(np.repeat(np.arange(10), 2), n_a)
+    df = pd.DataFrame({"a": a, "b": b, "x": r.normal(size=a.size)})
+    df["y"] = df.x + r.normal(size=n_a)[a] + r.normal(size=10)[b] + r.normal(size=a.size)
+    df.loc[r.random(a.size) < 0.2, "y"] = np.nan
+    df = df.sample(frac=1, random_state=0).reset_index(drop=True)
+    with pytest.raises(
+        SpecificationError,
+        match=r"cluster=\['a', 'b'\].*'a' and 'b' are crossed, not nested.*leave out "
+        r"cluster=.*\(1 \| a\) \+ \(1 \| b\) \+ \(1 \| a:b\).*\(1 \| a/b\)",
+    ):
+        build_spec(df, {"y": text}, cluster=["a", "b"])
+    spec = build_spec(df, {"y": text})  # as crossed factors
+    assert spec.hierarchy == ()
+    spec = build_spec(df, {"y": "~ x + (1 | a) + (1 | a:b)"}, cluster=["a", "b"])
+    assert spec.hierarchy == ("a", "a:b")
+
+
 @pytest.mark.parametrize("factor", [":class", "school:", "school::class"])
 def test_a_level_with_an_empty_column_name_is_named(factor):
     """cluster=["school", ":class"] ended in pandas' KeyError; a level of cluster= is a
