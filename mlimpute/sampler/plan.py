@@ -139,9 +139,10 @@ def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
         factor_means |= set(v.formula.factor_means)
     if spec.model is not None:
         used |= spec.model.variables
-        # cmean() of complete columns in the analysis model: fixed columns (cmean() of
-        # incomplete ones, and cmean(x, factor), are refused by build_model_spec)
+        # cmean() and cmean(x, factor) of complete columns in the analysis model: fixed
+        # columns (cmean(x, factor) of an incomplete x is refused by build_model_spec)
         cmeans |= set(spec.model.cmeans)
+        factor_means |= set(spec.model.factor_means)
     cols = [c for c in df.columns if c in used]
     static = _model_dtypes(df[cols].iloc[layout.order].reset_index(drop=True))
     fill_rng = np.random.default_rng(_TEMPLATE_SEED)

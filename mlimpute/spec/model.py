@@ -69,6 +69,7 @@ from mlimpute.spec.model_latent import _check_latent_means, latent_means, with_l
 from mlimpute.spec.model_linear import _position, check_linear, nonlinear_predictors
 from mlimpute.spec.model_terms import (
     check_level2_terms,
+    complete_factor_means,
     level3_columns,
     model_terms,
 )
@@ -177,7 +178,6 @@ def build_model_spec(
         raise UnsupportedError("heteroscedastic= cannot be combined with model= yet")
     auxiliary = column_list(auxiliary, "auxiliary") or []
     parsed = parse_formula(model)
-    parsed.require_no_factor_means("model-based imputation (impute(model=...))")
     y = parsed.response
     if y is None:
         raise SpecificationError(
@@ -232,6 +232,11 @@ def build_model_spec(
         )
     missing = df.isna().sum()
     _check_categorical_terms(df, parsed, missing)
+    # cmean(x, school) of a complete x: a fixed column, a complete predictor of every
+    # incomplete predictor's model (cmean(x, cls) over the primary factor is cmean(x))
+    primary, factor_means = complete_factor_means(
+        parsed, terms, missing, "model-based imputation (impute(model=...))"
+    )
     predictors = (parsed.predictors - lcols) | set(lmeans)
     used = [*sorted(predictors, key=lambda c: _position(model, c)), *auxiliary]
     outside = [c for c in df.columns if missing[c] > 0 and c not in used and c not in (y, g)]
@@ -356,7 +361,9 @@ def build_model_spec(
     # the cluster means cmean(z) of complete level-1 columns in the analysis model are
     # complete predictors too: every predictor's model conditions on them (a level-2
     # predictor's, on one row per cluster, as the cluster-level columns they are)
-    means = [c for c in parsed.cmeans if c in complete and c not in complete2]
+    means = [
+        c for c in dict.fromkeys([*parsed.cmeans, *primary]) if c in complete and c not in complete2
+    ]
     # a complete level-1 column tells of a level-2 predictor through its cluster means
     # (x = 0.8·w + ...: a class's mean of x predicts its w), and no model of that column
     # carries p(x | w) into w's draw: a level-2 predictor's model takes the cluster mean
@@ -381,7 +388,7 @@ def build_model_spec(
         if x in lmeans:
             f = predictor_formula(x, [], complete2, g)
         else:
-            f = predictor_formula(x, incomplete[k + 1 :], complete, groups, means)
+            f = predictor_formula(x, incomplete[k + 1 :], complete, groups, means, factor_means)
         if kinds[x] == "count":
             meth = count_predictor_method(df[x], codes)
         else:
@@ -393,7 +400,10 @@ def build_model_spec(
             variables.append(VariableSpec(x, f, _METHOD, 1))
     level2 = [c for c in level2 if c not in level3]  # class-level (school-level: below)
     for k, w in enumerate(level2):
-        f = level2_formula(w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means2)
+        # (nested: cmean(x, school) is constant within each class, a class-level column)
+        f = level2_formula(
+            w, [*level2[k + 1 :], *level3, *latent], complete2, outer, means2, factor_means
+        )
         variables.append(VariableSpec(w, f, _METHOD if outer else _METHOD2, 2))
     if level3:  # school-level: one row per school
         complete3 = level3_columns(terms, df, complete2)

@@ -42,17 +42,25 @@ def _rhs(
     return " + ".join(terms) or "1"
 
 
+def _with_factor_means(rhs: str, factor_means: Sequence[tuple[str, str]]) -> str:
+    """``rhs + cmean(c, factor)`` for each ``(c, factor)`` of ``factor_means``."""
+    extra = [_rhs([], [], [c], f) for c, f in factor_means]
+    return " + ".join([*([] if rhs == "1" and extra else [rhs]), *extra])
+
+
 def predictor_formula(
     name: str,
     later: Sequence[str],
     complete: Sequence[str],
     cluster: str | Sequence[str],
     means: Sequence[str] = (),
+    factor_means: Sequence[tuple[str, str]] = (),
 ) -> ParsedFormula:
     """The model of one incomplete predictor: ``x ~ later + complete + cmean(means) +
     (1 | cluster)`` (several grouping factors, as a list: a random intercept for each).
     ``means`` are the complete columns whose cluster means ``cmean(c)`` the analysis model
-    has: complete predictors of the analysis model too.
+    has: complete predictors of the analysis model too, and ``factor_means`` the
+    ``(column, factor)`` pairs of its ``cmean(column, factor)`` terms of complete columns.
 
     Examples
     --------
@@ -62,8 +70,10 @@ def predictor_formula(
     'x ~ z + cmean(z) + (1 | g)'
     >>> str(predictor_formula("x", [], ["z"], ["school", "class"]))
     'x ~ z + (1 | school) + (1 | class)'
+    >>> str(predictor_formula("x", [], ["z"], ["school", "class"], [], [("z", "school")]))
+    'x ~ z + cmean(z, school) + (1 | school) + (1 | class)'
     """
-    rhs = _rhs(later, complete, means)
+    rhs = _with_factor_means(_rhs(later, complete, means), factor_means)
     if not isinstance(cluster, str):  # several grouping factors (factor text as given)
         return parse_formula(f"{_quote(name)} ~ {rhs} + {random_intercepts(cluster)}")
     return parse_formula(f"{_quote(name)} ~ {rhs} + (1 | {_quote(cluster)})")
@@ -75,6 +85,7 @@ def level2_formula(
     complete: Sequence[str],
     outer: str | None = None,
     means: Sequence[str] = (),
+    factor_means: Sequence[tuple[str, str]] = (),
     school_means: tuple[str, Sequence[str]] | None = None,
 ) -> ParsedFormula:
     """The model of one incomplete level-2 predictor, on one row per cluster:
@@ -83,7 +94,9 @@ def level2_formula(
     ``outer`` (three levels), ``w ~ later + complete + cmean(means) + (1 | outer)``.
     A school-level predictor's model (one row per school) takes the school means of
     complete lower-level columns: ``school_means=(factor, columns)`` adds
-    ``cmean(c, factor)`` for each.
+    ``cmean(c, factor)`` for each. ``factor_means``: the analysis model's
+    ``cmean(c, factor)`` terms of complete columns, ``(c, factor)`` pairs (constant within
+    each cluster of a nested design: class-level columns).
 
     Examples
     --------
@@ -96,7 +109,7 @@ def level2_formula(
     >>> str(level2_formula("s", [], ["t"], school_means=("school", ["x", "v"])))
     's ~ t + cmean(x, school) + cmean(v, school)'
     """
-    rhs = _rhs(later, complete, means)
+    rhs = _with_factor_means(_rhs(later, complete, means), factor_means)
     if school_means is not None and school_means[1]:
         factor, columns = school_means
         extra = _rhs([], [], columns, factor)

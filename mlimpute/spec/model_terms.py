@@ -210,3 +210,56 @@ def level3_columns(terms: ModelTerms, df: pd.DataFrame, columns: Sequence[str]) 
     """
     oc, _ = factor_codes(df, terms.outer)
     return [c for c in columns if is_level2(oc, df[c]) or df[c].nunique() == 1]
+
+
+def complete_factor_means(
+    parsed: ParsedFormula, terms: ModelTerms | None, missing: pd.Series, what: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The ``cmean(x, factor)`` terms of the analysis model, for several grouping factors
+    and a complete ``x``: fixed derived columns (computed once, ``sampler/plan.py``), a
+    complete predictor of every incomplete predictor's model as ``cmean(z)`` of a complete
+    ``z`` is.
+
+    Returns
+    -------
+    tuple
+        The columns whose mean is over the primary factor (``cmean(x, cls)`` is
+        ``cmean(x)``) and the ``(x, factor)`` pairs over another grouping factor.
+
+    Raises
+    ------
+    UnsupportedError
+        With one grouping factor, or for an incomplete ``x`` (its row-by-row draws cannot
+        update a mean over another factor), naming the term (``what``: the feature).
+    SpecificationError
+        For a factor that is none of the analysis model's grouping factors.
+
+    Examples
+    --------
+    >>> from mlimpute.spec.formula import parse_formula
+    >>> df = pd.DataFrame({"s": [1, 1, 1, 1, 2, 2, 2, 2], "c": [1, 1, 2, 2, 3, 3, 4, 4],
+    ...                    "x": [0.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 5.0]})
+    >>> f = parse_formula("y ~ x + cmean(x, s) + (1 | s) + (1 | c)")
+    >>> complete_factor_means(f, model_terms(df, f, None), df.isna().sum(), "...")
+    ([], [('x', 's')])
+    """
+    if not parsed.factor_means:
+        return [], []
+    if terms is None:  # one grouping factor: cmean(x) is its mean
+        parsed.require_no_factor_means(what)
+    names = (terms.cluster, *terms.factors)
+    for x, f in parsed.factor_means:
+        if f not in names:
+            raise SpecificationError(
+                f"cmean({x}, {f}) in the analysis model {parsed.text!r}: {f!r} is not one of "
+                f"its grouping factors {list(names)}"
+            )
+        if missing.get(x, 0) > 0:
+            raise UnsupportedError(
+                f"{what} supports cmean(x) (the mean over the innermost cluster) only; the "
+                f"formula {parsed.text!r} has cmean({x}, {f}): cmean(x, factor) of a complete "
+                f"x only ({x!r} has {int(missing[x])} missing value(s), whose row-by-row "
+                "draws cannot update a mean over another factor)"
+            )
+    primary = [x for x, f in parsed.factor_means if f == terms.cluster]
+    return primary, [(x, f) for x, f in parsed.factor_means if f != terms.cluster]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import mlimpute
+from mlimpute.errors import SpecificationError, UnsupportedError
 from mlimpute.spec.model import build_model_spec
 
 CMEAN_MODEL = "y ~ x + z + cmean(z) + (1 | g)"
@@ -221,3 +222,58 @@ def test_a_school_level_predictor_is_unbiased_over_more_data_sets():
     """The test above over 30 data sets (a tolerance of 4 Monte Carlo SEs of the mean)."""
     mean, se = _school_level_bias(range(100, 130))
     assert (mean.abs() < 4 * se).all(), (mean, se)
+
+
+# -- cmean(x, school) of a complete x in the analysis model -----------------------------------
+SCHOOL_MEAN = "y ~ x + cmean(x, school) + z + w + s + (1 | school) + (1 | cls)"
+
+
+def _school_mean_data(rng: np.random.Generator, S=12, C=4, P=5) -> pd.DataFrame:
+    """A complete pupil-level x; an incomplete pupil-level z, class-level w and
+    school-level s."""
+    n = S * C * P
+    school, cls = np.repeat(np.arange(S), C * P), np.repeat(np.arange(S * C), P)
+    df = pd.DataFrame({"school": school, "cls": cls})
+    df["x"] = rng.normal(size=S)[school] + rng.normal(size=n)
+    df["z"] = np.where(np.arange(n) % 5 == 0, np.nan, rng.normal(size=n))
+    df["w"] = np.where(cls % 4 == 0, np.nan, rng.normal(size=S * C)[cls])
+    df["s"] = np.where(school % 3 == 0, np.nan, rng.normal(size=S)[school])
+    df["y"] = rng.normal(size=n)
+    return df
+
+
+def test_school_mean_of_a_complete_column_is_a_complete_predictor_of_every_model():
+    """cmean(x, school) of the complete x: a fixed column, in the model of the pupil-level
+    z and of the class-level w (constant within each class); the school-level s's model
+    already takes the school means of the complete lower-level columns."""
+    df = _school_mean_data(np.random.default_rng(3))
+    spec = build_model_spec(df, SCHOOL_MEAN, None, m=1, iterations=1)
+    assert spec.formulas["z"] == "~ w + s + x + cmean(x, school) + (1 | school) + (1 | cls)"
+    assert spec.formulas["w"] == "~ s + cmean(x) + cmean(x, school) + (1 | school)"
+    assert spec.formulas["s"] == "~ cmean(x, school)"
+    assert spec.variables_by_name["z"].formula.factor_means == (("x", "school"),)
+    # nested form: the mean over the primary factor school:cls is cmean(x)
+    two = df.drop(columns=["w", "s"])
+    model = "y ~ x + cmean(x, school) + cmean(x, school:cls) + z + (1 | school/cls)"
+    nested = build_model_spec(two, model, None, m=1, iterations=1)
+    assert nested.formulas["z"] == (
+        "~ x + cmean(x) + cmean(x, school) + (1 | school) + (1 | school:cls)"
+    )
+
+
+def test_school_mean_of_an_incomplete_column_or_another_factor_is_refused():
+    df = _school_mean_data(np.random.default_rng(3)).drop(columns=["w", "s"])
+    with pytest.raises(UnsupportedError, match=r"has cmean\(z, school\).*'z' has 48 missing"):
+        build_model_spec(
+            df, "y ~ z + cmean(z, school) + (1 | school) + (1 | cls)", None, m=1, iterations=1
+        )
+    with pytest.raises(SpecificationError, match=r"'district' is not one of its grouping"):
+        build_model_spec(
+            df.assign(district=df.school // 3),
+            "y ~ x + cmean(x, district) + z + (1 | school) + (1 | cls)",
+            None,
+            m=1,
+            iterations=1,
+        )
+    with pytest.raises(UnsupportedError, match=r"supports cmean\(x\).*has cmean\(x, school\)"):
+        build_model_spec(df, "y ~ x + cmean(x, school) + z + (1 | cls)", None, m=1, iterations=1)
