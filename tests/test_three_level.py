@@ -126,6 +126,38 @@ def test_explicit_nested_and_crossed_formulas_run():
     assert not imp.complete(1)["y"].isna().any()
 
 
+def test_crossed_teacher_with_fewer_clusters_than_school_keeps_schools_contiguous():
+    # 8 teachers each teach classes in several of 12 schools: teacher contains
+    # school:class, crosses school and has fewer clusters, so sorting by it first split
+    # the schools ("codes must be sorted"); school is the first sort key instead
+    from mlimpute.sampler.layout import Layout
+
+    d = three_level(seed=4, S=12, C=3, P=4)
+    d["teacher"] = (d["school"] * 3 + d["class"]) % 8
+    d = d.sample(frac=1, random_state=1)
+    f = {"y": "~ x + z + w + (1 | school/class) + (1 | teacher)"}
+    kw = dict(cluster=["school", "class"], m=2, iterations=3, rng=5)
+    imp = d.mi.impute(f, **kw)
+    assert imp.spec.factors == ("school", "teacher")
+    assert imp.spec.hierarchy == ("school", "school:class")
+    again = d.mi.impute(f, n_jobs=2, **kw)
+    for k in (1, 2):
+        c = imp.complete(k)
+        assert not c.isna().any().any()
+        for col in ("x", "z", "w", "y"):
+            seen = d[col].notna()
+            np.testing.assert_array_equal(c.loc[seen, col], d.loc[seen, col])
+        assert c.groupby(["school", "class"])["z"].nunique().max() == 1
+        assert c.groupby("school")["w"].nunique().max() == 1
+        pd.testing.assert_frame_equal(c, again.complete(k))  # bit-identical
+    lay = Layout.from_factors(d, "school:class", ("school", "teacher"), outer="school")
+    s, t = lay.factor("school"), lay.factor("teacher")
+    assert np.all(np.diff(s.codes) >= 0) and s.contains_primary and t.contains_primary
+    rows = d.iloc[lay.order]
+    np.testing.assert_array_equal(s.labels[s.codes], rows["school"].to_numpy())
+    np.testing.assert_array_equal(t.labels[t.codes], rows["teacher"].to_numpy())
+
+
 def test_refusals_name_the_factor_or_variable(df):
     with pytest.raises(UnsupportedError, match="fourth level"):
         build_spec(df.assign(g=0), cluster=["g", "school", "class"])

@@ -122,8 +122,10 @@ class ExtraTerm:
         Every cluster of this factor lies within one primary cluster (found in the data).
     contains_primary : bool
         Every primary cluster lies within one cluster of this factor (school contains
-        class; found in the data). Then ``codes_obs`` is non-decreasing (rows are sorted
-        by this factor first) and ``parent`` maps primary clusters to this factor's.
+        class; found in the data). Then ``parent`` maps primary clusters to this factor's
+        and ``codes_obs`` is non-decreasing (rows are sorted by this factor first),
+        except for a factor crossing the outer one of three nested levels (a teacher of
+        classes in several schools: the rows are sorted by school first).
         Both False: crossed factors.
     parent : ndarray of int, shape (primary n_clusters,), optional
         With ``contains_primary``: the cluster of this factor holding each primary

@@ -30,7 +30,9 @@ class GroupingFactor:
     name : str
         As in :attr:`ParsedFormula.random_terms <mlimpute.spec.formula.ParsedFormula.random_terms>`.
     codes : ndarray of int
-        Cluster code of each sorted row (non-decreasing when ``contains_primary``).
+        Cluster code of each sorted row (non-decreasing when ``contains_primary``, except
+        for a factor crossing the outer one of three nested levels: see
+        :meth:`Layout.from_factors`).
     labels : pandas.Index
         Label of each code.
     contains_primary : bool
@@ -67,6 +69,14 @@ def _first_seen(codes: np.ndarray, labels: pd.Index) -> tuple[np.ndarray, pd.Ind
     new = np.empty(len(labels), dtype=np.intp)
     new[by_first] = np.arange(by_first.size)
     return new[codes], labels[by_first]
+
+
+def _grouped(codes: np.ndarray) -> bool:
+    """Whether each code's rows are contiguous."""
+    if codes.size < 2:
+        return True
+    runs = 1 + int(np.count_nonzero(codes[1:] != codes[:-1]))
+    return runs == np.unique(codes).size
 
 
 @dataclass(frozen=True)
@@ -127,9 +137,18 @@ class Layout:
         raise KeyError(name)
 
     @classmethod
-    def from_factors(cls, df: pd.DataFrame, group: str, others: tuple[str, ...]) -> Layout:
+    def from_factors(
+        cls, df: pd.DataFrame, group: str, others: tuple[str, ...], outer: str | None = None
+    ) -> Layout:
         """Rows sorted by the factors that contain ``group`` (outermost first), then by
         ``group``; nesting (every class in one school) is found in the data.
+
+        ``outer`` (three levels: the hierarchy's outer factor, school) must come out with
+        contiguous clusters (the level-3 segments). Where a factor with fewer clusters
+        that contains ``group`` but crosses ``outer`` (a teacher of classes in several
+        schools) would split them, ``outer`` becomes the first sort key; that factor's
+        codes are then not sorted, which its term's cluster sums (bincount) do not need.
+        Otherwise the order is the one above.
 
         Examples
         --------
@@ -137,6 +156,10 @@ class Layout:
         >>> lay = Layout.from_factors(df, "s:c", ("s",))
         >>> lay.order.tolist(), lay.codes.tolist(), lay.factor("s").codes.tolist()
         ([3, 1, 0, 2], [0, 1, 2, 3], [0, 0, 1, 1])
+        >>> df = pd.DataFrame({"s": [1, 1, 2, 2], "c": [1, 2, 1, 2], "t": [1, 2, 2, 1]})
+        >>> lay = Layout.from_factors(df, "s:c", ("s", "t"), outer="s")
+        >>> lay.factor("s").codes.tolist(), lay.factor("t").codes.tolist()
+        ([0, 0, 1, 1], [0, 1, 0, 1])
         """
         codes, labels = factor_codes(df, group)
         J = len(labels)
@@ -149,6 +172,11 @@ class Layout:
         # outermost (fewest clusters) most significant: np.lexsort sorts by its last key
         containing = sorted((r for r in raw if r[3]), key=lambda r: -len(r[2]))
         order = np.lexsort([codes, *(r[1] for r in containing)])
+        top = next((r for r in containing if r[0] == outer), None)
+        if top is not None and not _grouped(top[1][order]):
+            # a crossed containing factor went first: the outer factor first instead
+            keys = [r for r in containing if r is not top] + [top]
+            order = np.lexsort([codes, *(r[1] for r in keys)])
         codes, labels = _first_seen(codes[order], labels)
         factors = []
         for name, c, lab, contains, nested in raw:

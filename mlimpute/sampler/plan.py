@@ -126,7 +126,8 @@ def build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
 
 def _build_plan(df: pd.DataFrame, spec: ImputationSpec) -> Plan:
     if spec.factors:
-        layout = Layout.from_factors(df, spec.cluster, spec.factors)
+        outer = spec.hierarchy[0] if len(spec.hierarchy) >= 2 else None
+        layout = Layout.from_factors(df, spec.cluster, spec.factors, outer)
     else:
         layout = Layout.from_frame(df, spec.cluster)
     top = _top_segments(layout, spec)
