@@ -249,11 +249,9 @@ def _small_counts(seed=0, J=20, n=8):
     return df, miss
 
 
-def test_log_transform_of_an_integer_column_imputes_integers_of_at_least_one():
-    """Draws below 1 are put at 1 (rounded draws below 0.5 were 0, outside the support the
-    log transform requires); observed values and the dtype are kept."""
-    df, miss = _small_counts()
-    imp = df.mi.impute(
+def _log_imputed(df):
+    """``y`` imputed by the multilevel normal model on its log scale (m = 3)."""
+    return df.mi.impute(
         {"y": "~ x + (1 | g)"},
         method={"y": "2l.norm"},
         transform={"y": "log"},
@@ -261,6 +259,13 @@ def test_log_transform_of_an_integer_column_imputes_integers_of_at_least_one():
         iterations=5,
         rng=2,
     )
+
+
+def test_log_transform_of_an_integer_column_imputes_integers_of_at_least_one():
+    """Draws below 1 are put at 1 (rounded draws below 0.5 were 0, outside the support the
+    log transform requires); observed values and the dtype are kept."""
+    df, miss = _small_counts()
+    imp = _log_imputed(df)
     for k in range(1, 4):
         done = imp.complete(k)
         assert done["y"].dtype == "Int64"
@@ -272,14 +277,7 @@ def test_log_transform_of_a_float_column_keeps_draws_below_one():
     """The same values as floats: unrounded draws, some below 1 (unchanged behaviour)."""
     df, miss = _small_counts()
     df["y"] = df["y"].astype("float64")
-    imp = df.mi.impute(
-        {"y": "~ x + (1 | g)"},
-        method={"y": "2l.norm"},
-        transform={"y": "log"},
-        m=3,
-        iterations=5,
-        rng=2,
-    )
+    imp = _log_imputed(df)
     drawn = np.concatenate([imp.complete(k)["y"][miss].to_numpy() for k in range(1, 4)])
     assert np.all(drawn > 0)
     assert np.any(drawn < 1)
