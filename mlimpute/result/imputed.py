@@ -357,15 +357,11 @@ class MultiplyImputed:
         False
         """
         from mlimpute.diagnostics import check_threshold, converged
-        from mlimpute.diagnostics.convergence import flag_traces, rhat_table
 
         if threshold is not None:
             check_threshold(threshold)  # before the traces are read
-            flags = converged(self._kept(burn), threshold=threshold)
-            return bool(all(bool(v.all()) for v in flags.data_vars.values()))
-        n_kept = self._kept(burn).sizes.get("iteration", 0)  # checks burn
-        table = rhat_table(self, burn=self.traces.sizes.get("iteration", 0) - n_kept)
-        return not bool(flag_traces(table)[1].any())
+        flags = converged(self._kept(burn), threshold=threshold)
+        return bool(all(bool(v.all()) for v in flags.data_vars.values()))
 
     @property
     def plot(self) -> ImputedPlots:
