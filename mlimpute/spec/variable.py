@@ -156,15 +156,26 @@ def _fit_level(
         return check_level2(
             cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels
         ), 2
+    fitted = _random_part(name, f, meth, cols.cluster, events)
+    return (fitted, cols.levels[name]) if fitted is not f else (f, 1)
+
+
+def _random_part(
+    name: str, f: ParsedFormula, meth: str, cluster: str, events: list[str]
+) -> ParsedFormula:
+    """``f`` for a level-1 model: a multilevel method needs a random part (an error
+    naming ``cluster``), a single-level one drops it (said in ``events``; a new formula
+    is returned)."""
+    info = get_model(meth)
     if info.multilevel and not f.is_multilevel:
         raise SpecificationError(
-            f"method {meth!r} for {name!r} needs a random part such as '(1 | cluster)' in "
-            f"its formula {f.text!r}"
+            f"method {meth!r} for {name!r} needs a random part such as '(1 | {cluster})' "
+            f"in its formula {f.text!r}"
         )
     if not info.multilevel and f.is_multilevel:
         events.append(f"{name}: method {meth!r} is single-level; random part ignored")
-        return f.drop_random(), cols.levels[name]
-    return f, 1
+        return f.drop_random()
+    return f
 
 
 def _fit_level_factors(
@@ -211,14 +222,9 @@ def _fit_level_factors(
             cols.df, name, f, meth, cols.cluster, cols.codes, cols.labels, cols.levels, 2, outer
         )
         return f, 2
-    if info.multilevel and not f.is_multilevel:
-        raise SpecificationError(
-            f"method {meth!r} for {name!r} needs a random part such as '(1 | {cols.cluster})' "
-            f"in its formula {f.text!r}"
-        )
-    if not info.multilevel and f.is_multilevel:
-        events.append(f"{name}: method {meth!r} is single-level; random part ignored")
-        return f.drop_random(), 1
+    fitted = _random_part(name, f, meth, cols.cluster, events)
+    if fitted is not f:
+        return fitted, 1
     if f.is_multilevel and cols.cluster not in f.groups:
         raise UnsupportedError(
             f"the formula for {name!r} ({f.text!r}) has random terms over {list(f.groups)} "
