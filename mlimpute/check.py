@@ -39,6 +39,7 @@ from mlimpute.rng import chain_seeds
 from mlimpute.sampler.design import Block, ClusterValues
 from mlimpute.sampler.engine import build_plan, start_values
 from mlimpute.sampler.ranefs import ranef_arrays
+from mlimpute.spec.arguments import is_real_number
 
 __all__ = ["check"]
 
@@ -102,9 +103,9 @@ def check(
     >>> sorted(table["check"].unique())
     ['coverage', 'icc', 'mean', 'sd']
     """
-    if not (isinstance(share, (int, float)) and 0 < share <= 1):
+    if not (is_real_number(share) and 0 < share <= 1):
         raise SpecificationError(f"share must be in (0, 1], got {share!r}")
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
+    if not (is_real_number(level) and 0 < level < 1):
         raise SpecificationError(f"level must be in (0, 1), got {level!r}")
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)):
         raise SpecificationError(f"replicates must be a positive int, got {replicates!r}")

@@ -225,3 +225,15 @@ def test_crossed_factors_are_checked_per_cluster_of_the_first():
     assert whole["p_value"].between(0.01, 0.99).all(), whole
     cov = t[(t["check"] == "coverage") & (t["cluster"] == "all")].iloc[0]
     assert abs(cov["observed"] - 0.9) < 3.5 * np.sqrt(0.9 * 0.1 / cov["n"])
+
+
+def test_numpy_numbers_are_taken_as_share_and_level(right):
+    """share= and level= as numpy numbers give the table of the Python numbers; a bool or
+    a text is refused, naming the argument."""
+    a = right.check(rng=1, share=np.float32(0.5), level=np.float64(0.9))
+    b = right.check(rng=1, share=0.5, level=0.9)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(SpecificationError, match="share"):
+        right.check(rng=1, share=True)
+    with pytest.raises(SpecificationError, match="level"):
+        right.check(rng=1, level="0.9")

@@ -15,7 +15,7 @@ from mlimpute.errors import DataError, DataTypeError, SpecificationError
 from mlimpute.models.registry import get_model
 from mlimpute.sampler.engine import _cluster_values
 
-__all__ = ["check_columns", "encode_like"]
+__all__ = ["check_columns", "cluster_label", "encode_like"]
 
 
 def _numeric(dtype) -> bool:
@@ -176,7 +176,7 @@ def _check_cluster_values(train: pd.DataFrame, new: pd.DataFrame, spec) -> None:
             i = int(np.flatnonzero(clash)[0])
             raise DataError(
                 f"{what}: new_df gives different values for cluster "
-                f"{_label(new, cols, i)!r} in different rows; give one value per cluster"
+                f"{cluster_label(new, cols, i)!r} in different rows; give one value per cluster"
             )
 
 
@@ -188,10 +188,10 @@ def _shown(code: float, like: pd.Series):
 
 def _given(new: pd.DataFrame, name: str, cols: list[str], i: int) -> str:
     """``"10.0 for cluster 3"``: the value of ``name`` in row ``i`` and the row's cluster."""
-    return f"{_plain(new[name].iloc[i])!r} for cluster {_label(new, cols, i)!r}"
+    return f"{_plain(new[name].iloc[i])!r} for cluster {cluster_label(new, cols, i)!r}"
 
 
-def _label(new: pd.DataFrame, cols: list[str], i: int):
+def cluster_label(new: pd.DataFrame, cols: list[str], i: int):
     """The cluster label of row ``i`` of ``new`` (a tuple with several columns)."""
     row = [_plain(new[c].iloc[i]) for c in cols]
     return row[0] if len(row) == 1 else tuple(row)

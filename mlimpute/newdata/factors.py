@@ -38,6 +38,7 @@ from mlimpute.codec import categories
 from mlimpute.errors import DataError, UnsupportedError
 from mlimpute.models.ml_multi import MultiTermState, TermState
 from mlimpute.models.ml_norm import MultilevelNormState
+from mlimpute.newdata.checks import cluster_label, encode_like
 from mlimpute.newdata.effects import (
     NewRows,
     draw_effects,
@@ -120,13 +121,9 @@ def impute_new_factors(
                 "complete in the training data): give it values, or impute it in training"
             )
         if categories(train[c]) is not None:
-            from mlimpute.newdata.checks import encode_like
-
             encode_like(new[c], train[c], c)
     for c in names:
         if categories(train[c]) is not None:
-            from mlimpute.newdata.checks import encode_like
-
             encode_like(new[c], train[c], c)
     n_t = len(train)
     check_nesting(train, new, groups)  # before any plan: a changed nesting breaks the sort
@@ -298,10 +295,10 @@ def check_nesting(train: pd.DataFrame, new: pd.DataFrame, groups) -> None:
             code = int(count.index[np.argmax(count.to_numpy() > 1)])
             rows = np.flatnonzero(inner == code)
             first = rows[np.unique(outer[rows], return_index=True)[1]]
-            where = [_label_of(both, b, i) for i in first]
+            where = [cluster_label(both, _factor_columns([b]), i) for i in first]
             raise DataError(
                 f"the new rows change how the grouping factors nest: {a!r} "
-                f"{_label_of(both, a, rows[0])!r} would lie in {b!r} "
+                f"{cluster_label(both, _factor_columns([a]), rows[0])!r} would lie in {b!r} "
                 f"{' and '.join(repr(w) for w in where)}, but every {a!r} lies in one "
                 f"{b!r} in the training data; keep each {a!r} in one {b!r} (a new label "
                 "for one that moves)"
@@ -315,12 +312,6 @@ def _keys(frame: pd.DataFrame, group: str) -> np.ndarray:
 
 def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
     return bool((pd.Series(outer).groupby(inner).nunique() <= 1).all())
-
-
-def _label_of(frame: pd.DataFrame, group: str, i: int):
-    vals = [frame[c].iloc[i] for c in _factor_columns([group])]
-    vals = [v.item() if isinstance(v, np.generic) else v for v in vals]
-    return vals[0] if len(vals) == 1 else tuple(vals)
 
 
 def _check_structure(lt: Layout, lc: Layout) -> None:
