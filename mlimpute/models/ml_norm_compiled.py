@@ -23,20 +23,18 @@ numba stays an optional dependency. The kernels themselves are in
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
+import types
 import weakref
 from typing import Any
 
 import numpy as np
-from numba.typed import List
 
+from mlimpute import _numba
 from mlimpute.models._ml_norm_static import static
 from mlimpute.models.base import ModelData
-from mlimpute.models.kernels.draws import draw_missing, draw_place
-from mlimpute.models.kernels.fused import step_draw_place, step_intercept
-from mlimpute.models.kernels.step import step
-from mlimpute.models.kernels.sums import design_sums, fixed_columns, response_sums, sum_of_squares
 
 __all__ = [
     "ChainKernels",
@@ -47,6 +45,47 @@ __all__ = [
     "draw_missing_chains",
     "stacked",
 ]
+
+
+@functools.lru_cache(maxsize=2)
+def _backend(compiled: bool) -> types.SimpleNamespace:
+    """The step's functions: the compiled kernels (:mod:`mlimpute.models.kernels`) or
+    their numpy twins (:mod:`mlimpute.models.ordered`), which give the same numbers;
+    ``seq`` makes the sequences of arrays they take (a numba typed list, or a list)."""
+    if compiled:
+        from numba.typed import List
+
+        from mlimpute.models.kernels import draws, fused, step, sums
+    else:
+        from mlimpute.models.ordered import draws, fused, step, sums
+
+        List = list  # noqa: N806 - the name of numba's typed list, for both
+    return types.SimpleNamespace(
+        step=step.step,
+        step_intercept=fused.step_intercept,
+        step_draw_place=fused.step_draw_place,
+        draw_missing=draws.draw_missing,
+        draw_place=draws.draw_place,
+        design_sums=sums.design_sums,
+        fixed_columns=sums.fixed_columns,
+        response_sums=sums.response_sums,
+        sum_of_squares=sums.sum_of_squares,
+        seq=List,
+        compiled=compiled,
+    )
+
+
+def _k() -> types.SimpleNamespace:
+    """The backend the switch selects now (:func:`mlimpute._numba.enabled`)."""
+    return _backend(_numba.enabled())
+
+
+def _seq(k: types.SimpleNamespace, arrays: Any) -> Any:
+    """``arrays`` as backend ``k`` takes a sequence of arrays (a typed list made where a
+    compiled kernel gets another sequence, kept by the caller's cache otherwise)."""
+    if k.compiled and type(arrays) is not k.seq:
+        return k.seq(list(arrays))
+    return arrays
 
 
 def usable(model: Any, data: ModelData) -> bool:
@@ -130,14 +169,15 @@ class _Fixed(_PerData):
         self.bidx = np.array([i for g in blocks for i in g], dtype=np.int64)
         self.bptr = np.cumsum([0] + [len(g) for g in blocks]).astype(np.int64)
         self.dynamic = bool(data.X.dynamic)
-        self.Zty = response_sums(self.y, self.codes, self.ZT, self.J)
-        self.yty = sum_of_squares(self.y) if static(data).ones else 0.0
+        k = _k()
+        self.Zty = k.response_sums(self.y, self.codes, self.ZT, self.J)
+        self.yty = k.sum_of_squares(self.y) if static(data).ones else 0.0
         # the design as the chains share it (its fixed columns) and its changing columns
         self.XT0 = _read_only(data.X.obs.T)
         self.dmask = _changing(data)
         if not self.dynamic:  # every chain's design, and its sums
-            self.XTs = List([_read_only(data.X.obs.T)])
-            self.sums = design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
+            self.XTs = k.seq([_read_only(data.X.obs.T)])
+            self.sums = k.design_sums(self.XTs, self.y, self.codes, self.ZT, self.J)
         self.split = None
         if self.dynamic and static(data).ones:  # what intercept_sums takes
             X = data.X
@@ -145,8 +185,8 @@ class _Fixed(_PerData):
             const = X.cluster_constant(data.seg_obs.codes)
             ptr = np.searchsorted(self.codes, np.arange(self.J + 1)).astype(np.int64)
             first = np.where(ptr[:-1] < ptr[1:], ptr[:-1], -1).astype(np.int64)
-            base = design_sums(List([self.XT0]), self.y, self.codes, self.ZT, self.J)
-            by_column = fixed_columns(self.XT0, base[0][0], first, const.astype(np.bool_))
+            base = k.design_sums(k.seq([self.XT0]), self.y, self.codes, self.ZT, self.J)
+            by_column = k.fixed_columns(self.XT0, base[0][0], first, const.astype(np.bool_))
             self.split = (
                 self.XT0,
                 self.dmask,
@@ -180,7 +220,7 @@ class _MissingRows(_PerData):
         self.unit = ~self.dmask & np.all(self.XT0 == 1.0, axis=1)
         self.ones = self.ZT.shape[0] == 1 and bool(np.all(self.ZT == 1.0))
         if not self.dynamic:
-            self.XTs = List([self.XT0])
+            self.XTs = _k().seq([self.XT0])
 
 
 def _changing(data: ModelData) -> np.ndarray:
@@ -235,18 +275,18 @@ def _keep(cache: dict, key: Any, value: Any, size: int) -> None:
     cache[key] = value
 
 
-def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
+def _designs(k: types.SimpleNamespace, datas: list[ModelData], rows: str = "obs") -> Any:
     """The chains' changing designs as a typed list of transposed views (p, n), which
     read the arrays the sampler refreshes in place. Kept while ``datas[0]`` lives, as
     building one costs ~10 us an array; a design that is not Fortran-ordered is copied
     (and not kept)."""
     arrays = tuple(getattr(d.X, rows) for d in datas)
-    key = (id(datas[0]), rows)
+    key = (id(datas[0]), rows, k.compiled)
     got = _VIEWS.get(key)
     if got is not None and len(got[0]) == len(arrays) and all(map(operator.is_, got[0], arrays)):
         return got[1]
     views = [_read_only(a.T) for a in arrays]
-    typed = List(views)
+    typed = k.seq(views)
     if any(not np.may_share_memory(v, a) for v, a in zip(views, arrays, strict=True)):
         return typed  # copies: they would not follow the refreshes, so not kept
     with _LOCK:
@@ -259,14 +299,17 @@ def _designs(datas: list[ModelData], rows: str = "obs") -> Any:
 _GENERATORS: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
 
 
-def _typed(rngs: list[np.random.Generator]) -> Any:
-    """The generators as a numba typed list (building one costs ~10 us a generator, so
-    the last few are kept; the list shares each generator's state)."""
+def _typed(k: types.SimpleNamespace, rngs: list[np.random.Generator]) -> Any:
+    """The generators as backend ``k`` takes them: a numba typed list (building one costs
+    ~10 us a generator, so the last few are kept; the list shares each generator's
+    state), or the list itself."""
+    if not k.compiled:
+        return rngs
     key = tuple(map(id, rngs))
     got = _GENERATORS.get(key)
     if got is not None and len(got[0]) == len(rngs) and all(map(operator.is_, got[0], rngs)):
         return got[1]
-    typed = List(rngs)
+    typed = k.seq(rngs)
     with _LOCK:
         _keep(_GENERATORS, key, (tuple(rngs), typed), 64)
     return typed
@@ -302,24 +345,25 @@ def step_chains(
     kernel call (:func:`usable` models); ``make`` is the class of the states
     (:class:`~mlimpute.models.ml_norm.MultilevelNormState`, a dataclass)."""
     fx = _Fixed.of(datas[0])
+    k = _k()
     C = len(states)
     if fx.dynamic:
-        XTs = _designs(datas)
+        XTs = _designs(k, datas)
         if fx.split is not None:  # only the changing columns summed again, in the step call
             ZtX = np.empty((C, fx.J, 1, fx.XT0.shape[0]))
-            kernel, sums = step_intercept, (fx.split, ZtX, False)
+            kernel, sums = k.step_intercept, (fx.split, ZtX, False)
         else:
-            kernel, sums = step, design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
+            kernel, sums = k.step, k.design_sums(XTs, fx.y, fx.codes, fx.ZT, fx.J)
         xk = np.arange(C, dtype=np.int64)
     else:
-        XTs = fx.XTs
-        kernel, sums = step, fx.sums
+        XTs = _seq(k, fx.XTs)
+        kernel, sums = k.step, fx.sums
         xk = np.zeros(C, dtype=np.int64)
     st = static(datas[0])
     mh = model.mh_steps if st.mh else 0
     old = stacked(states)
     beta, mean, b, b_mean, s2, psi, alpha, status = kernel(
-        _typed(rngs),
+        _typed(k, rngs),
         XTs,
         xk,
         fx.y,
@@ -394,15 +438,16 @@ def draw_missing_chains(
     ``x`` (C, n) at the rows ``mis_idx`` and their trace into ``mean`` and ``sd``, as
     :func:`mlimpute.models.kernels.refresh.place_draws` (and returns None)."""
     fx = _MissingRows.of(datas[0])
+    k = _k()
     C = len(states)
     if fx.dynamic:
-        XmTs, xk = _designs(datas, "mis"), np.arange(C, dtype=np.int64)
+        XmTs, xk = _designs(k, datas, "mis"), np.arange(C, dtype=np.int64)
     else:
-        XmTs, xk = fx.XTs, np.zeros(C, dtype=np.int64)
+        XmTs, xk = _seq(k, fx.XTs), np.zeros(C, dtype=np.int64)
     got = stacked(states)
-    kernel, placed = (draw_missing, ()) if place is None else (draw_place, place)
+    kernel, placed = (k.draw_missing, ()) if place is None else (k.draw_place, place)
     return kernel(
-        _typed(rngs),
+        _typed(k, rngs),
         XmTs,
         xk,
         fx.codes,
@@ -428,17 +473,18 @@ class ChainKernels:
 
     def __init__(self, model: Any, data: ModelData, rng: np.random.Generator, make: Any) -> None:
         fx, mr = _Fixed.of(data), _MissingRows.of(data)
+        k = self._k = _k()
         st = static(data)
         one = np.zeros(1, dtype=np.int64)
-        gens = List([rng])
+        gens = k.seq([rng])
         if fx.dynamic:  # views that follow the refreshes (checked in :meth:`of`)
-            XTs, XmTs = List([_read_only(data.X.obs.T)]), List([_read_only(data.X.mis.T)])
+            XTs, XmTs = k.seq([_read_only(data.X.obs.T)]), k.seq([_read_only(data.X.mis.T)])
             ZtX = np.empty((1, fx.J, 1, fx.XT0.shape[0]))  # the chain's own Z'X: its
             ZtX[0] = fx.split[8]  # fixed columns written once, the others by every step
-            self._kernel, sums = step_intercept, (fx.split, ZtX, True)
+            self._kernel, sums = k.step_intercept, (fx.split, ZtX, True)
         else:
-            XTs, XmTs = fx.XTs, mr.XTs
-            self._kernel, sums = step, fx.sums
+            XTs, XmTs = _seq(k, fx.XTs), _seq(k, mr.XTs)
+            self._kernel, sums = k.step, fx.sums
         mh = model.mh_steps if st.mh else 0
         self._head = (gens, XTs, one, fx.y, fx.codes, fx.ZT, fx.ZtZ, fx.Zty, *sums)
         self._tail = (model.nu, mh, model.mh_step, fx.bidx, fx.bptr, st.ones, fx.XT0)
@@ -446,7 +492,7 @@ class ChainKernels:
         self._draw = (gens, XmTs, one, mr.codes, mr.ZT)
         self._draw_tail = (mr.XT0, mr.dmask, mr.unit, mr.ones)
         # the step and the draws in one call (random intercept, changing design)
-        self._fused = self._kernel is step_intercept
+        self._fused = self._kernel is k.step_intercept
         self._draws_fixed = (XmTs, mr.codes, mr.ZT, mr.XT0, mr.dmask, mr.unit, mr.ones)
         self.placed = False
         self._make = make
@@ -483,7 +529,7 @@ class ChainKernels:
         old = self._arrays(state)
         fused = place is not None and self._fused
         beta, mean, b, b_mean, s2, psi, alpha, status = (
-            step_draw_place if fused else self._kernel
+            self._k.step_draw_place if fused else self._kernel
         )(
             *self._head,
             *_state_args(old),
@@ -515,7 +561,7 @@ class ChainKernels:
         """The missing values' draws from ``state``, written into the chain's column ``x``
         (1, n) at the rows ``mis_idx``, their mean and SD into ``mean`` and ``sd`` (1,)."""
         got = self._arrays(state)
-        draw_place(
+        self._k.draw_place(
             *self._draw,
             got["beta"],
             got["b"],

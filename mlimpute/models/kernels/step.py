@@ -262,7 +262,15 @@ def step(  # pragma: no cover - compiled
                 h0 += xj * rc[j]
             G2[0, 0] = g00
             ha[0] = h0
-        fit = np.dot(beta, XTs[k]) if p > 0 and n > 0 and not ones else np.zeros(0)
+        # x'β row by row, column after column from 0.0 (no BLAS: a fixed order)
+        fit = np.zeros(0 if ones else n)
+        if not ones:
+            Xk = XTs[k]
+            for a in range(p):
+                ba = beta[a]
+                xa = Xk[a]
+                for i in range(n):
+                    fit[i] += ba * xa[i]
         if q == 1 and not ones:  # the loop below with the sums in scalars
             g00 = 0.0
             h0 = 0.0
