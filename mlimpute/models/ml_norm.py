@@ -96,7 +96,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlimpute import _numba
 from mlimpute.errors import SpecificationError
 from mlimpute.models._ml_norm_static import psi_entries, static
 from mlimpute.models.arguments import positive, whole
@@ -439,7 +438,7 @@ class MultilevelNorm:
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> np.ndarray:
         """``x'β + z'b_j + e`` with a fresh ``e`` (σ²_j of the row's cluster if per cluster)."""
-        if np.ndim(state.sigma2) == 0 and _numba.enabled():
+        if np.ndim(state.sigma2) == 0:
             from mlimpute.models import ml_norm_compiled
 
             if ml_norm_compiled.compiled_draws(data):
@@ -519,7 +518,7 @@ def _sd_response(data: ModelData, y: np.ndarray) -> float:
 def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
     """The compiled kernels' module where they run ``model``'s step on ``data``, else None
     (switched off, numba absent, or a path they do not cover)."""
-    if type(model) is not MultilevelNorm or model.prior == "iw" or not _numba.enabled():
+    if type(model) is not MultilevelNorm or model.prior == "iw":
         return None
     from mlimpute.models import ml_norm_compiled
 

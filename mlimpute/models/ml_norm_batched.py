@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute import _numba
 from mlimpute.models._ml_norm_static import block_path, static
 from mlimpute.models.base import ModelData
 from mlimpute.models.linalg import (
@@ -473,11 +472,10 @@ def draw_missing_block(
     """``model.draw_missing(rngs[c], states[c], datas[c])`` for every chain, stacked
     (C, n_mis)."""
     d0 = datas[0]
-    if _numba.enabled():
-        from mlimpute.models import ml_norm_compiled
+    from mlimpute.models import ml_norm_compiled
 
-        if ml_norm_compiled.compiled_draws(d0):
-            return ml_norm_compiled.draw_missing_chains(rngs, states, datas)
+    if ml_norm_compiled.compiled_draws(d0):
+        return ml_norm_compiled.draw_missing_chains(rngs, states, datas)
     C, n_mis = len(states), d0.n_mis
     if random_slopes(d0):  # x'β + z'b_j + e, each chain's own products
         z = np.stack([rng.standard_normal(n_mis) for rng in rngs])
@@ -503,13 +501,8 @@ def draw_missing_block(
 def param_block(states: list[MultilevelNormState], data: ModelData) -> np.ndarray:
     """``model.param_vector`` of every chain, stacked (C, k)."""
     st = static(data)
-    if _numba.enabled():  # the arrays the compiled step made the states from
-        from mlimpute.models.ml_norm_compiled import stacked
+    from mlimpute.models.ml_norm_compiled import stacked  # (the step's arrays, if it made them)
 
-        got = stacked(states)
-        betas, psi, s2 = got["beta"], got["psi"], got["sigma2"]
-    else:
-        betas = np.stack([s.beta for s in states])
-        psi = np.stack([s.psi for s in states])
-        s2 = np.array([s.sigma2 for s in states], dtype=np.float64)
+    got = stacked(states)
+    betas, psi, s2 = got["beta"], got["psi"], got["sigma2"]
     return np.concatenate((betas, psi[:, st.psi_rows, st.psi_cols], s2[:, None]), axis=1)

@@ -18,7 +18,6 @@ import copy
 import numpy as np
 import pandas as pd
 
-from mlimpute import _numba
 from mlimpute.models.ml_norm import MultilevelNorm
 from mlimpute.models.ml_norm_streamed import StreamedMultilevelNorm, cluster_stats
 from mlimpute.models.pmm import MultilevelPMM
@@ -62,7 +61,6 @@ def streamed_model(
     """
     if (
         layout.n < STREAM_MIN_ROWS
-        or _numba.enabled()
         or layout.group is None
         or len(parsed.random_terms) != 1  # one random intercept, over the rows' clusters
         or parsed.random_terms[0][1] != layout.group
