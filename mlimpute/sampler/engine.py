@@ -100,6 +100,7 @@ def run_chain(
         Traces of the iterations run here; ``final`` is where the chain stopped.
     """
     n = plan.spec.iterations if iterations is None else int(iterations)
+    _numba.prefer(plan.layout.n * n)  # a long run: the compiled step, where installed
     try:
         rng = np.random.default_rng(seed)
         if start is not None:

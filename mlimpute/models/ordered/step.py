@@ -151,7 +151,9 @@ def _chain(gen, k, s2, psi, alpha, scale, floor, beta_in, env):
         P = ZtZ_s + Pinv
         L = cholesky_batched(P, 1e-300)
         Cm = np.concatenate([Sk, Zty[:, :, None]], axis=2) / s2
-        Ww = forward_batched(L, Cm)  # (J, q, p + 1)
+        Ww = np.empty_like(Cm)  # (J, q, p + 1): L_j⁻¹ column by column
+        for a in range(p + 1):
+            Ww[:, :, a] = forward_batched(L, Cm[:, :, a])
         terms = np.zeros((J, p, p + 1))
         for u in range(q):
             terms = terms + Ww[:, u, :p, None] * Ww[:, u, None, :]
