@@ -28,7 +28,6 @@ from mlimpute.result.assemble import assemble
 from mlimpute.result.imputed import MultiplyImputed, chain_states
 from mlimpute.rng import chain_seeds, recorded_seed
 from mlimpute.sampler.batched import check_batch
-from mlimpute.sampler.compiled import check_switch, compiled_event, continued_events
 from mlimpute.sampler.engine import ChainResult, build_plan
 from mlimpute.sampler.executors import map_chains
 from mlimpute.schema import param_var
@@ -303,20 +302,12 @@ def impute(
     return _result(plan, results, data)
 
 
-def _result(
-    plan, results, data: pd.DataFrame, compiled: list[str] | None = None
-) -> MultiplyImputed:
-    """The result of ``results`` (chain order), with where every chain stopped.
-
-    ``compiled``: the compiled-step record of a continued result
-    (:func:`~mlimpute.sampler.compiled.continued_events`); by default the switch now."""
-    if compiled is None:
-        now = compiled_event(plan) if results else None
-        compiled = [now] if now is not None else []
+def _result(plan, results, data: pd.DataFrame) -> MultiplyImputed:
+    """The result of ``results`` (chain order), with where every chain stopped."""
     plan.release_rows()  # no chain reads the designs any more: freed before assembling
     dataset = assemble(plan, results, release=True)  # the chains' values held once
     chains = [r.final for r in results] if results else None
-    events = list(plan.events) + list(compiled)
+    events = list(plan.events)
     result = MultiplyImputed(dataset, data, plan.spec, events, chains=chains)
     if results:
         msg = convergence_warning(result)
@@ -404,9 +395,6 @@ def iterate_result(
     spec = replace(imp.spec, iterations=imp.spec.iterations + n)
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
-    check_switch(imp.events, plan, "iterate()")
-    T = imp.spec.iterations
-    compiled = continued_events(imp.events, plan, (1, imp.m), (T + 1, T + n))
     new = map_chains(
         plan,
         [c.seed for c in chains],
@@ -427,7 +415,7 @@ def iterate_result(
                 r.final,
             )
         )
-    return _result(plan, results, imp.data, compiled)
+    return _result(plan, results, imp.data)
 
 
 def extend_result(
@@ -452,12 +440,10 @@ def extend_result(
     chains = _chain_states(imp, "extend()")
     _check_memory(imp.data, spec)
     plan = build_plan(imp.data, spec)
-    check_switch(imp.events, plan, "extend()")
-    compiled = continued_events(imp.events, plan, (imp.m + 1, imp.m + k), (1, spec.iterations))
     seeds = [_sibling(chains[0].seed, imp.m + j) for j in range(k)]
     new = map_chains(plan, seeds, n_jobs=n_jobs, client=client, first=imp.m)
     results = [_previous(imp, j, c) for j, c in enumerate(chains)] + list(new)
-    return _result(plan, results, imp.data, compiled)
+    return _result(plan, results, imp.data)
 
 
 def _sibling(first: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
