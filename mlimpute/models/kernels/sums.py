@@ -14,24 +14,35 @@ from mlimpute.models.kernels.options import jit
 __all__ = ["design_sums", "fixed_columns", "intercept_sums", "response_sums", "sum_of_squares"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "3b28b36aebfc8eef88226598cfdfaadc293936d54ed6db60dbf72c22627fd99e"
+SOURCES = "a1a9ae1742d4a79e6ada553cc2c2297f0a51f3a16a6b22240be57fed83e6aa8a"
 
 
 @jit
 def design_sums(XTs, y, codes, ZT, J):  # pragma: no cover - compiled
     """Per-cluster ``Z'X`` (K, J, q, p), ``X'X`` (K, p, p) and ``X'y`` (K, p) of the K
-    fixed designs ``XTs`` (a list of transposed designs, each (p, n))."""
+    fixed designs ``XTs`` (a list of transposed designs, each (p, n)). Every entry of
+    ``X'X`` and ``X'y`` is the :func:`_dot` of two rows (``X'X[a, e]`` of rows a and e,
+    e <= a, mirrored; ``X'y[a]`` of row a and y), several a pass (:func:`_dots`), not
+    BLAS's (whose order of additions is its own); ``Z'X`` sums row after row within a
+    cluster."""
     K = len(XTs)
     p, n = XTs[0].shape
     q = ZT.shape[0]
     ZtX = np.zeros((K, J, q, p))
     XtX = np.zeros((K, p, p))
     Xty = np.zeros((K, p))
+    idx = np.arange(p)
+    got = np.empty(p)
     for k in range(K):
         Xk = XTs[k]
-        if p > 0 and n > 0:
-            XtX[k] = np.dot(Xk, Xk.T)
-            Xty[k] = np.dot(Xk, y)
+        for a in range(p):
+            _dots(Xk[a], Xk, idx, a + 1, got)  # rows 0..a against row a
+            for e in range(a + 1):
+                XtX[k, a, e] = got[e]
+                XtX[k, e, a] = got[e]
+        _dots(y, Xk, idx, p, got)  # y against every row, four a pass
+        for a in range(p):
+            Xty[k, a] = got[a]
         for i in range(n):
             g = codes[i]
             for r in range(q):
