@@ -6,6 +6,8 @@ Importing this module imports numba (:mod:`mlimpute.models.kernels`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mlimpute.models.kernels.options import jit
@@ -15,15 +17,43 @@ __all__ = []
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
 SOURCES = "a1a9ae1742d4a79e6ada553cc2c2297f0a51f3a16a6b22240be57fed83e6aa8a"
 
+#: log 2 (``math.log(2.0)``), the weight of the binary exponents in :func:`_sum_log`
+LN2 = 0.6931471805599453
+
+
+@jit
+def _sum_log(d):  # pragma: no cover - compiled
+    """The sum of the logarithms of the positive numbers ``d`` in one fixed order: NaN if
+    any is not finite or not positive; else each is split exactly into a mantissa in
+    [0.5, 1) and a binary exponent (``frexp``), the mantissas of 64 consecutive entries
+    (the last group shorter) are multiplied one after the other from 1.0 (a product that
+    can neither overflow nor underflow), and the result is the sum, group after group from
+    0.0, of the products' logarithms, plus the integer sum of the exponents times
+    :data:`LN2`."""
+    J = d.shape[0]
+    for j in range(J):
+        if not (d[j] > 0.0 and d[j] < np.inf):
+            return np.nan
+    acc = 0.0
+    E = 0
+    for g in range(0, J, 64):
+        prod = 1.0
+        for j in range(g, min(g + 64, J)):
+            m, e = math.frexp(d[j])
+            prod *= m
+            E += e
+        acc += math.log(prod)
+    return acc + E * LN2
+
 
 @jit
 def _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu):  # pragma: no cover
     """``_mh_2x2``'s target at the Cholesky factor (l11, l21, l22); ``zc`` (6, J) holds
     the clusters' Z'Z/σ² entries 11, 22, 12 and c1², c1c2, c2²; ``buf`` (2, J) scratch.
 
-    The log-determinants of the clusters' precisions are summed as logs of products of
-    four (each factor within 1e±75, so that no product overflows; others one by one):
-    a quarter of the logarithms, the same sum to round-off."""
+    The clusters' quadratic forms are summed one after the other from 0.0, and the
+    log-determinants of their precisions by :func:`_sum_log` (NaN, and so a rejected
+    proposal, where a determinant is not positive)."""
     J = zc.shape[1]
     s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
     det = s11 * s22 - s12 * s12
@@ -37,24 +67,10 @@ def _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu):  # pragma: no cover
         det_p = p11 * p22 - p12 * p12
         dp[j] = det_p
         qd[j] = (p22 * zc[3, j] - 2 * p12 * zc[4, j] + p11 * zc[5, j]) / det_p
-    logdet_p = 0.0
     quad = 0.0
-    prod = 1.0
-    k = 0
     for j in range(J):
         quad += qd[j]
-        det_p = dp[j]
-        if 1e-75 < det_p < 1e75:
-            prod *= det_p
-            k += 1
-            if k == 4:
-                logdet_p += np.log(prod)
-                prod = 1.0
-                k = 0
-        else:
-            logdet_p += np.log(det_p)
-    if k:
-        logdet_p += np.log(prod)
+    logdet_p = _sum_log(dp)
     log_lik = -0.5 * (J * np.log(det) + logdet_p - quad)
     g11, g22 = np.log(l11), np.log(l22)
     log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
