@@ -60,4 +60,4 @@ rewrites them.
 """
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a1a9ae1742d4a79e6ada553cc2c2297f0a51f3a16a6b22240be57fed83e6aa8a"
+SOURCES = "a5c70265326ec620a8216ddcfe98baf2295e1c8193e60af3bf268660d1906dfc"

@@ -101,7 +101,9 @@ def test_sizes_and_empty_clusters(n, J, empty):
     pr = problem(7, n=n, J=J, empty=empty)
     same(run(k_step, k_sums, pr, [1, 2, 3], 0, True), run(o_step, o_sums, pr, [1, 2, 3], 0, True))
     pr = problem(8, n=n, J=J, q=2, empty=empty)
-    same(run(k_step, k_sums, pr, [1, 2, 3], 20, False), run(o_step, o_sums, pr, [1, 2, 3], 20, False))
+    same(
+        run(k_step, k_sums, pr, [1, 2, 3], 20, False), run(o_step, o_sums, pr, [1, 2, 3], 20, False)
+    )
 
 
 def test_a_large_mean_takes_the_pass_over_the_rows():
