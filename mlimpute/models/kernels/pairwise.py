@@ -13,7 +13,7 @@ from mlimpute.models.kernels.options import jit
 __all__ = ["cluster_means"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "3b28b36aebfc8eef88226598cfdfaadc293936d54ed6db60dbf72c22627fd99e"
+SOURCES = "fff164ec1e849f791a129e0ace4e48b917a93b27846f445335c78df2e8482098"
 
 
 #: numpy's block size of its pairwise summation
