@@ -107,10 +107,10 @@ def test_draw_chol_and_inv_spd_are_the_kernels():
         kl._cholesky(A, L, 1e-300)
         mean = np.random.default_rng(seed).standard_normal(q)
         gk, go = np.random.default_rng(seed), np.random.default_rng(seed)
-        ok_, oo = np.empty(q), np.empty(q)
-        kl._draw_chol(gk, L, mean, ok_)
-        ol.draw_chol(go, L, mean, oo)
-        same(oo, ok_, name)
+        out_k, out_o = np.empty(q), np.empty(q)
+        kl._draw_chol(gk, L, mean, out_k)
+        ol.draw_chol(go, L, mean, out_o)
+        same(out_o, out_k, name)
         assert gk.bit_generator.state == go.bit_generator.state
         ik, io = np.empty((q, q)), np.empty((q, q))
         kl._inv_spd(A, ik)
@@ -130,10 +130,10 @@ def test_inv_wishart_is_the_kernels_draw_for_draw():
             sub = spd(rng, k, 10.0 ** rng.uniform(0, 8))
             df = k + rng.uniform(0.5, 40)
             gk, go = np.random.default_rng(seed), np.random.default_rng(seed)
-            ok_, oo = np.empty((k, k)), np.empty((k, k))
-            kl._inv_wishart(gk, df, sub, ok_)
-            ol.inv_wishart(go, df, sub, oo)
-            same(oo, ok_, f"k={k} seed={seed}")
+            out_k, out_o = np.empty((k, k)), np.empty((k, k))
+            kl._inv_wishart(gk, df, sub, out_k)
+            ol.inv_wishart(go, df, sub, out_o)
+            same(out_o, out_k, f"k={k} seed={seed}")
             assert gk.bit_generator.state == go.bit_generator.state
 
 

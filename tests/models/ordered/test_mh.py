@@ -1,0 +1,160 @@
+"""The numpy Metropolis-Hastings step on a correlated 2x2 Ψ in the kernel's order
+(mlimpute.models.ordered.mh) against the compiled kernel (mlimpute.models.kernels.mh),
+bit for bit, and the kernel's sum of logarithms against an exactly rounded sum."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from mlimpute.models.kernels import mh as km  # noqa: E402
+from mlimpute.models.ordered import mh as om  # noqa: E402
+
+CLUSTERS = (1, 5, 63, 64, 65, 300)
+
+
+def same(a, b, msg=""):
+    np.testing.assert_array_equal(a, b, err_msg=msg, strict=True)
+
+
+def spread(rng, J, lo=-200.0, hi=200.0):
+    """J positive numbers whose decimal exponents are uniform on [lo, hi]."""
+    return rng.uniform(0.1, 1.0, J) * 10.0 ** rng.uniform(lo, hi, J)
+
+
+def test_ln2_is_log_2():
+    assert km.LN2 == om.LN2 == math.log(2.0)
+
+
+@pytest.mark.parametrize("J", (0, *CLUSTERS, 1000))
+def test_sum_log_is_the_kernels_and_exact_to_a_few_ulps_per_term(J):
+    rng = np.random.default_rng(J)
+    for lo, hi in ((-200, 200), (-1, 1), (100, 300), (-300, -290), (-320, -300)):
+        d = spread(rng, J, lo, hi)
+        got = km._sum_log(d)
+        same(np.float64(om.sum_log(d)), np.float64(got))
+        exact = math.fsum(math.log(x) for x in d.tolist())
+        bound = 4 * (J + 2) * 2.0**-53 * (math.fsum(abs(math.log(x)) for x in d.tolist()) + 1)
+        assert abs(got - exact) <= bound, (J, lo, hi, got, exact)
+
+
+def test_sum_log_is_nan_where_a_number_is_not_finite_and_positive():
+    rng = np.random.default_rng(1)
+    for J in CLUSTERS:
+        for bad in (0.0, -0.0, -1e-300, -5.0, np.inf, -np.inf, np.nan):
+            d = spread(rng, J)
+            d[rng.integers(J)] = bad
+            assert math.isnan(km._sum_log(d)) and math.isnan(om.sum_log(d))
+
+
+def test_sum_log_is_not_numpys_sum_of_logs():
+    # the mirror follows the kernel's grouping, not numpy's pairwise sum of SIMD logs
+    rng = np.random.default_rng(2)
+    differs = 0
+    for _ in range(20):
+        d = spread(rng, 300)
+        got = km._sum_log(d)
+        same(np.float64(om.sum_log(d)), np.float64(got))
+        differs += np.sum(np.log(d)) != got
+    assert differs > 0
+
+
+def problem(rng, J, spread_dets=True):
+    """A random 2x2 MH problem: clusters' Z'Z/σ², their c, Ψ, the scales, α."""
+    Zc = rng.standard_normal((J, 6, 2))
+    ZtZ_s = np.einsum("jnq,jnr->jqr", Zc, Zc)
+    cc = rng.standard_normal((J, 2))
+    r = rng.uniform(-0.9, 0.9)
+    v = np.exp(rng.uniform(-2, 2, 2))
+    psi = np.array([[v[0], r * np.sqrt(v[0] * v[1])], [r * np.sqrt(v[0] * v[1]), v[1]]])
+    if spread_dets:  # precisions' determinants from about 1e-200 to 1e200
+        f = 10.0 ** rng.uniform(-100, 100, J)
+        ZtZ_s *= f[:, None, None]
+        cc *= np.sqrt(f)[:, None]
+        psi *= 10.0 ** rng.choice([0.0, 100.0])
+    scale = np.exp(rng.uniform(-1, 1, 2))
+    alpha = rng.choice([-1.0, 1.0], 2) * rng.uniform(0.2, 2, 2)
+    return ZtZ_s, cc, psi, scale, alpha
+
+
+def check_mh(seed, ZtZ_s, cc, psi, scale, alpha, nu=2.0, n_steps=20, step=0.6):
+    pk, po = psi.copy(), psi.copy()
+    ak, ao = alpha.copy(), alpha.copy()
+    gk, go = np.random.default_rng(seed), np.random.default_rng(seed)
+    km._mh_2x2(gk, pk, ak, ZtZ_s, cc, scale, nu, n_steps, step)
+    om.mh_2x2(go, po, ao, ZtZ_s, cc, scale, nu, n_steps, step)
+    same(po, pk, f"psi, seed {seed}")
+    same(ao, ak, f"alpha, seed {seed}")
+    assert go.bit_generator.state == gk.bit_generator.state
+    return pk
+
+
+@pytest.mark.parametrize("J", CLUSTERS)
+def test_mh_2x2_is_the_kernels(J):
+    rng = np.random.default_rng(100 + J)
+    for seed in range(12):
+        args = problem(rng, J, spread_dets=seed % 2 == 1)
+        n_steps, step = (20, 0.6) if seed % 3 else (int(rng.integers(0, 60)), 2.5)
+        nu = float(rng.choice([2.0, 3.5, 10.0]))
+        check_mh(seed, *args, nu=nu, n_steps=n_steps, step=step)
+
+
+def test_the_target_is_the_kernels_and_numpys_sum_would_not_be(monkeypatch):
+    rng = np.random.default_rng(5)
+    ZtZ_s, cc, psi, scale, _ = problem(rng, 300, spread_dets=False)
+    zc = np.empty((6, 300))
+    zc[0], zc[1], zc[2] = ZtZ_s[:, 0, 0], ZtZ_s[:, 1, 1], ZtZ_s[:, 0, 1]
+    zc[3], zc[4], zc[5] = cc[:, 0] ** 2, cc[:, 0] * cc[:, 1], cc[:, 1] ** 2
+    inv0, inv1 = 1 / scale[0] ** 2, 1 / scale[1] ** 2
+    points = [tuple(rng.uniform([0.3, -1, 0.3], [2, 1, 2])) for _ in range(30)]
+    bk, bo = np.empty((2, 300)), np.empty((2, 300))
+    kernel = [km._log_target_2x2(*x, zc, bk, inv0, inv1, 2.0) for x in points]
+    mirror = [om.log_target_2x2(*x, zc, bo, inv0, inv1, 2.0) for x in points]
+    same(np.array(mirror), np.array(kernel))
+    same(bo, bk)
+    # the quadratic forms summed pairwise, as np.sum does, miss the kernel's target
+    monkeypatch.setattr(om, "_sequential_sum", lambda v: float(np.sum(v)))
+    pairwise = [om.log_target_2x2(*x, zc, bo, inv0, inv1, 2.0) for x in points]
+    assert pairwise != kernel
+
+
+def test_proposals_with_a_determinant_not_positive_are_rejected_alike(monkeypatch):
+    rng = np.random.default_rng(7)
+    calls = []
+    target = om.log_target_2x2
+
+    def counted(*args):
+        calls.append(target(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(om, "log_target_2x2", counted)
+    for J in CLUSTERS:
+        for seed in range(6):
+            ZtZ_s, cc, psi, scale, alpha = problem(rng, J, spread_dets=False)
+            psi = np.array([[1.0, 0.2], [0.2, 1.0]])
+            # one cluster's Z'Z/σ² negative: its precision's determinant changes sign
+            # with the proposal (about where Ψ⁻¹'s diagonal is 1)
+            ZtZ_s[J // 2] = -np.eye(2) * 1.0
+            calls.clear()
+            check_mh(seed, ZtZ_s, cc, psi, scale, alpha, n_steps=40, step=0.8)
+            nan = sum(math.isnan(c) for c in calls[1:])
+            assert 0 < nan < len(calls) - 1 or J == 1, (J, seed, nan)
+
+
+def test_a_current_state_whose_target_is_nan_stays_alike():
+    rng = np.random.default_rng(8)
+    for J in CLUSTERS:
+        ZtZ_s, cc, psi, scale, alpha = problem(rng, J, spread_dets=False)
+        # a precision determinant not positive at the current Ψ
+        bad = ZtZ_s.copy()
+        bad[0] = -np.eye(2) * 10.0
+        check_mh(1, bad, cc, psi, scale, alpha)
+        # a Ψ that is not positive definite: l22 is NaN, nothing is accepted
+        out = check_mh(2, ZtZ_s, cc, np.array([[1.0, 2.0], [2.0, 1.0]]), scale, alpha)
+        assert np.isnan(out[1, 1]) and not np.isnan(out[0]).any()
+        # a zero Ψ: divisions by zero give inf and NaN in both
+        check_mh(3, ZtZ_s, cc, np.zeros((2, 2)), scale, alpha)
