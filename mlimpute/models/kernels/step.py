@@ -23,11 +23,7 @@ from mlimpute.models.kernels.sums import _dot, _dots
 __all__ = ["step"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-<<<<<<< HEAD
 SOURCES = "a5c70265326ec620a8216ddcfe98baf2295e1c8193e60af3bf268660d1906dfc"
-=======
-SOURCES = "fff164ec1e849f791a129e0ace4e48b917a93b27846f445335c78df2e8482098"
->>>>>>> ord-la
 
 
 @jit
