@@ -67,7 +67,12 @@ def enabled() -> bool:
         return False
     if mode == "1":
         return available()
-    return "numba" in sys.modules and available()
+    return _loaded() and available()
+
+
+def _loaded() -> bool:
+    """Whether numba is imported in this process."""
+    return "numba" in sys.modules
 
 
 def prefer(work: float) -> None:

@@ -114,9 +114,7 @@ def _quiet_mlimpute_warnings():
 
 @pytest.fixture
 def stream(monkeypatch):
-    """Designs read in chunks from the first row (the rule is for large data), with the
-    compiled step off (it keeps stored designs)."""
+    """Designs read in chunks from the first row (the rule is for large data)."""
     import mlimpute.sampler.streamed as streamed_module
 
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
     monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)

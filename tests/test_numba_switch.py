@@ -7,15 +7,32 @@ import pytest
 from mlimpute import _numba
 
 
-def test_kernels_are_off_unless_switched_on(monkeypatch):
+def test_by_default_the_kernels_run_where_numba_is_loaded(monkeypatch):
     monkeypatch.delenv("MLIMPUTE_NUMBA", raising=False)
-    assert not _numba.enabled()  # installing numba alone changes nothing
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "yes")
-    assert not _numba.enabled()
+    monkeypatch.setattr(_numba, "_loaded", lambda: False)
+    assert not _numba.enabled()  # numba installed but not loaded: the numpy twins
+    monkeypatch.setattr(_numba, "_loaded", lambda: True)
+    assert _numba.enabled() == _numba.available()
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "yes")  # anything but 0 and 1 is the default rule
+    assert _numba.enabled() == _numba.available()
+
+
+def test_a_long_run_loads_numba_and_a_short_one_does_not(monkeypatch):
+    monkeypatch.delenv("MLIMPUTE_NUMBA", raising=False)
+    asked = []
+    monkeypatch.setattr(_numba, "available", lambda: asked.append(1) or True)
+    _numba.prefer(_numba.AUTO_WORK - 1)
+    assert not asked
+    _numba.prefer(_numba.AUTO_WORK)
+    assert asked == [1]
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
+    _numba.prefer(10 * _numba.AUTO_WORK)
+    assert asked == [1]
 
 
 def test_environment_variable_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("MLIMPUTE_NUMBA", "0")
+    _numba.prefer(10 * _numba.AUTO_WORK)
     assert not _numba.enabled()
     monkeypatch.setenv("MLIMPUTE_NUMBA", " 0 ")
     assert not _numba.enabled()
