@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["LN2", "log_target_2x2", "mh_2x2", "sum_log"]
+__all__ = ["LN2", "log_target_2x2", "mh_2x2", "mh_2x2_chains", "sum_log"]
 
 #: log 2 (``math.log(2.0)``), the weight of the binary exponents in :func:`sum_log`
 LN2 = 0.6931471805599453
@@ -136,3 +136,99 @@ def mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step) -> None:
             rate = nu * inv_d[k] + 1 / (scale[k] * scale[k])
             a = rate / gen.gamma(shape, 1.0)
             alpha[k] = (-1.0 if alpha[k] < 0 else 1.0) / np.sqrt(_f(a))
+
+
+def _logs(x: np.ndarray) -> np.ndarray:
+    """:func:`_log` of every element (the C library's logarithms)."""
+    return np.array([_log(v) for v in np.ravel(x).tolist()]).reshape(np.shape(x))
+
+
+def _exps(x: np.ndarray) -> np.ndarray:
+    """:func:`_exp` of every element (the C library's exponentials)."""
+    return np.array([_exp(v) for v in np.ravel(x).tolist()]).reshape(np.shape(x))
+
+
+def _sum_logs(D: np.ndarray) -> np.ndarray:
+    """:func:`sum_log` of every row of ``D`` (C, J), the rows side by side."""
+    C, J = D.shape
+    ok = ((D > 0.0) & (D < np.inf)).all(axis=1)
+    m, e = np.frexp(D)
+    n_groups = -(-J // GROUP)
+    cols = np.ones((C, n_groups * GROUP))
+    cols[:, :J] = m
+    prods = np.multiply.reduce(cols.reshape(C, n_groups, GROUP).transpose(0, 2, 1).copy(), axis=1)
+    exps = e.sum(axis=1, dtype=np.int64).tolist()
+    out = np.full(C, np.nan)
+    for c, row in enumerate(prods.tolist()):
+        if ok[c]:
+            acc = 0.0
+            for prod in row:
+                acc += math.log(prod)
+            out[c] = acc + int(exps[c]) * LN2
+    return out
+
+
+def _log_target_chains(l11, l21, l22, zc, inv0, inv1, nu) -> np.ndarray:
+    """:func:`log_target_2x2` of C chains side by side: the Cholesky factors' entries
+    (C,), ``zc`` (C, 6, J), ``inv0`` and ``inv1`` (C,)."""
+    J = zc.shape[2]
+    with np.errstate(all="ignore"):
+        s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+        det = s11 * s22 - s12 * s12
+        a11, a22, a12 = s22 / det, s11 / det, s12 / det
+        p11 = zc[:, 0] + a11[:, None]
+        p22 = zc[:, 1] + a22[:, None]
+        p12 = zc[:, 2] - a12[:, None]
+        det_p = p11 * p22 - p12 * p12
+        qd = (p22 * zc[:, 3] - 2 * p12 * zc[:, 4] + p11 * zc[:, 5]) / det_p
+        quad = np.cumsum(qd, axis=1)[:, -1] + 0.0 if J else np.zeros(l11.shape[0])
+        log_lik = -0.5 * (J * _logs(det) + _sum_logs(det_p) - quad)
+        g11, g22 = _logs(l11), _logs(l22)
+        log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
+            _logs(nu * s22 / det + inv0) + _logs(nu * s11 / det + inv1)
+        )
+        return log_lik + log_prior + 3 * g11 + 2 * g22
+
+
+def mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step) -> None:
+    """:func:`mh_2x2` for C chains side by side (``psi`` (C, 2, 2), ``alpha`` (C, 2),
+    ``ZtZ_s`` (C, J, 2, 2), ``cc`` (C, J, 2), ``scale`` (C, 2)), each drawing from its
+    own generator in the kernel's order; the same numbers as chain by chain."""
+    C = len(gens)
+    z = np.stack([g.standard_normal((n_steps, 3)) for g in gens]) * step  # (C, steps, 3)
+    u = _logs(np.stack([g.random(n_steps) for g in gens]))
+    with np.errstate(all="ignore"):
+        inv0 = 1 / (scale[:, 0] * scale[:, 0])
+        inv1 = 1 / (scale[:, 1] * scale[:, 1])
+        c1, c2 = cc[:, :, 0], cc[:, :, 1]
+        zc = np.stack(
+            [ZtZ_s[:, :, 0, 0], ZtZ_s[:, :, 1, 1], ZtZ_s[:, :, 0, 1], c1 * c1, c1 * c2, c2 * c2],
+            axis=1,
+        )
+        l11 = np.sqrt(psi[:, 0, 0])
+        l21 = psi[:, 1, 0] / l11
+        l22 = np.sqrt(psi[:, 1, 1] - l21 * l21)
+        cur = _log_target_chains(l11, l21, l22, zc, inv0, inv1, nu)
+        e0, e1 = _exps(z[:, :, 0]), _exps(z[:, :, 1])
+        step = _f(step)
+        for i in range(n_steps):
+            n11, n22 = l11 * e0[:, i], l22 * e1[:, i]
+            d = z[:, i, 2] * l22
+            n21 = l21 + d
+            sn, sl, dd = step * n22, step * l22, d * d
+            log_q = _logs(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
+            new = _log_target_chains(n11, n21, n22, zc, inv0, inv1, nu)
+            take = u[:, i] < new - cur + log_q
+            l11, l21 = np.where(take, n11, l11), np.where(take, n21, l21)
+            l22, cur = np.where(take, n22, l22), np.where(take, new, cur)
+        psi[:, 0, 0] = l11 * l11
+        psi[:, 0, 1] = psi[:, 1, 0] = l11 * l21
+        psi[:, 1, 1] = l21 * l21 + l22 * l22
+        det = psi[:, 0, 0] * psi[:, 1, 1] - psi[:, 0, 1] * psi[:, 1, 0]
+        inv_d = (psi[:, 1, 1] / det, psi[:, 0, 0] / det)
+        shape = (nu + 2) / 2
+        for c in range(C):
+            for k in range(2):
+                rate = nu * inv_d[k][c] + 1 / (scale[c, k] * scale[c, k])
+                a = rate / gens[c].gamma(shape, 1.0)
+                alpha[c, k] = (-1.0 if alpha[c, k] < 0 else 1.0) / np.sqrt(_f(a))

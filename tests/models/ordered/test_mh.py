@@ -90,7 +90,31 @@ def check_mh(seed, ZtZ_s, cc, psi, scale, alpha, nu=2.0, n_steps=20, step=0.6):
     same(po, pk, f"psi, seed {seed}")
     same(ao, ak, f"alpha, seed {seed}")
     assert go.bit_generator.state == gk.bit_generator.state
+    # the chains' version, with this chain alone
+    pc, ac, gc = psi.copy()[None], alpha.copy()[None], np.random.default_rng(seed)
+    om.mh_2x2_chains([gc], pc, ac, ZtZ_s[None], cc[None], scale[None], nu, n_steps, step)
+    same(pc[0], pk, f"psi of the chains' version, seed {seed}")
+    same(ac[0], ak, f"alpha of the chains' version, seed {seed}")
+    assert gc.bit_generator.state == gk.bit_generator.state
     return pk
+
+
+@pytest.mark.parametrize("J", CLUSTERS)
+def test_chains_side_by_side_are_each_the_kernels(J):
+    rng = np.random.default_rng(300 + J)
+    probs = [problem(rng, J, spread_dets=c % 2 == 1) for c in range(5)]
+    ZtZ_s, cc, psi, scale, alpha = (np.stack(x) for x in zip(*probs, strict=True))
+    psi[3] = [[1.0, 2.0], [2.0, 1.0]]  # one chain's Ψ not positive definite
+    ZtZ_s[4, 0] = -np.eye(2) * 10.0  # one chain's current target NaN
+    gens = [np.random.default_rng(s) for s in range(5)]
+    pc, ac = psi.copy(), alpha.copy()
+    om.mh_2x2_chains(gens, pc, ac, ZtZ_s, cc, scale, 2.0, 20, 0.6)
+    for c in range(5):
+        pk, ak, gk = psi[c].copy(), alpha[c].copy(), np.random.default_rng(c)
+        km._mh_2x2(gk, pk, ak, ZtZ_s[c], cc[c], scale[c], 2.0, 20, 0.6)
+        same(pc[c], pk, f"psi, chain {c}")
+        same(ac[c], ak, f"alpha, chain {c}")
+        assert gens[c].bit_generator.state == gk.bit_generator.state
 
 
 @pytest.mark.parametrize("J", CLUSTERS)
