@@ -23,8 +23,8 @@ from mlimpute.models.ordered.linalg import (
     inv_wishart,
     solve_spd,
 )
-from mlimpute.models.ordered.mh import mh_2x2_chains
-from mlimpute.models.ordered.sums import dot
+from mlimpute.models.ordered.mh import mh_2x2, mh_2x2_chains
+from mlimpute.models.ordered.sums import dot, lane_dots
 
 __all__ = ["step"]
 
@@ -32,22 +32,12 @@ __all__ = ["step"]
 def seq(v: np.ndarray, axis: int = 0) -> np.ndarray | float:
     """Sum along ``axis``, element after element from 0.0 (a loop's ``s = 0.0;
     s += v[i]``): zero for no elements, never ``-0.0``."""
-    v = np.moveaxis(v, axis, 0)
-    if v.shape[0] == 0:
-        return np.zeros(v.shape[1:]) if v.ndim > 1 else 0.0
-    return np.cumsum(v, axis=0)[-1] + 0.0
-
-
-def lane_dots(P: np.ndarray) -> np.ndarray:
-    """The sums of the products ``P`` along the last axis as the kernels' ``_dot`` adds
-    them: four running sums side by side (entry i into sum ``i % 4`` in order from 0.0;
-    the last ``n % 4`` into the first), then ``(s0 + s1) + (s2 + s3)``."""
-    n = P.shape[-1]
-    m = n - n % 4
-    lanes = np.add.reduce(P[..., :m].reshape(P.shape[:-1] + (m // 4, 4)), axis=-2) + 0.0
-    for i in range(m, n):
-        lanes[..., 0] += P[..., i]
-    return (lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])
+    if v.shape[axis] == 0:
+        shape = v.shape[:axis] + v.shape[axis + 1 :]
+        return np.zeros(shape) if shape else 0.0
+    if v.ndim == 1:
+        return np.cumsum(v)[-1] + 0.0
+    return np.cumsum(v, axis=axis).take(-1, axis=axis) + 0.0
 
 
 def _floored(a: np.ndarray) -> np.ndarray:
@@ -116,7 +106,10 @@ def step(
     # (0) collapsed MH on Ψ, then α | Ψ
     if mh_steps > 0:
         cc = (Zty[None] - _linear(Sk, np.asarray(beta_in, dtype=np.float64))) / s2d
-        mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, mh_steps, mh_step)
+        if C == 1:  # one chain: its scalars as floats (the same numbers, less overhead)
+            mh_2x2(gens[0], psi[0], alpha[0], ZtZ_s[0], cc[0], scale[0], nu, mh_steps, mh_step)
+        else:
+            mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, mh_steps, mh_step)
     # (1) P_j, L_j, [W w]; β marginal of b
     Pinv = np.empty((C, q, q))
     for c in range(C):

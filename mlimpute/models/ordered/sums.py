@@ -24,6 +24,7 @@ __all__ = [
     "design_sums",
     "dot",
     "dots",
+    "lane_dots",
     "fixed_columns",
     "intercept_sums",
     "response_sums",
@@ -31,20 +32,23 @@ __all__ = [
 ]
 
 
-def dots(x: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``dot(x, B[t])`` for every row t of ``B`` (T, n), (T,), in one pass over the
-    products: as the kernels' ``_dot`` sums each, the products ``x[i] * B[t, i]`` of the
-    first ``n - n % 4`` entries added four running sums side by side, entry i into sum
-    ``i % 4`` in order, the last ``n % 4`` into the first sum in order, then
-    ``(s0 + s1) + (s2 + s3)``."""
-    B = np.asarray(B, dtype=np.float64)
-    T, n = B.shape
-    P = B * np.asarray(x, dtype=np.float64)
+def lane_dots(P: np.ndarray) -> np.ndarray:
+    """The sums of the products ``P`` along the last axis as the kernels' ``_dot`` adds
+    them: the first ``n - n % 4`` entries into four running sums side by side (entry i
+    into sum ``i % 4``, in order, from 0.0), the last ``n % 4`` into the first sum in
+    order, then ``(s0 + s1) + (s2 + s3)``."""
+    n = P.shape[-1]
     m = n - n % 4
-    lanes = np.add.reduce(P[:, :m].reshape(T, m // 4, 4), axis=1) + 0.0
+    lanes = np.add.reduce(P[..., :m].reshape(P.shape[:-1] + (m // 4, 4)), axis=-2) + 0.0
     for i in range(m, n):  # the tail (at most three entries), into the first sum
-        lanes[:, 0] += P[:, i]
-    return (lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])
+        lanes[..., 0] += P[..., i]
+    return (lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])
+
+
+def dots(x: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``dot(x, B[t])`` for every row t of ``B`` (T, n), (T,): :func:`lane_dots` of the
+    products ``B[t, i] * x[i]``."""
+    return lane_dots(np.asarray(B, dtype=np.float64) * np.asarray(x, dtype=np.float64))
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,56 +153,99 @@ def _intercept_sums(
     ``X'X`` with a cluster-constant column is the :func:`dot` over clusters of the
     constant column's values and the other's cluster sums, any other entry with a
     changing column (and ``X'y``) the :func:`dot` of two rows; a later changing column
-    writes its row and column of ``X'X`` over what an earlier one wrote."""
+    writes its row and column of ``X'X`` over what an earlier one wrote. The designs are
+    taken several at a time (their rows side by side)."""
     K = len(XTs)
-    p = XTs[0].shape[0]
-    J = Sy.shape[0]
+    p, n = XTs[0].shape
+    step = max(1, _BLOCK // max(1, (p + 1) * n))
+    for k0 in range(0, K, step):
+        _intercept_block(
+            XTs[k0 : k0 + step], k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const,
+            ZtX0, ZtX, kept,
+        )  # fmt: skip
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
-    ST = np.zeros((p, J))
-    mT = np.zeros((p, J))
+    XtX[:] = XtX0
+    Xty[:] = Xty0
+    for k0 in range(0, K, step):
+        _products_block(
+            XTs[k0 : k0 + step], k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const,
+            ST0, mT0, XtX, Xty,
+        )  # fmt: skip
+    return ZtX, XtX, Xty
+
+
+#: numbers a block of designs' products may hold at once (16 MB)
+_BLOCK = 1 << 21
+
+
+def _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J):
+    """The changing columns' cluster values and cluster sums, (k, p, J) each (zeros for
+    the other columns), of the designs ``Xs`` (k, p, n) side by side."""
+    k = Xs.shape[0]
+    p = Xs.shape[1]
+    mT = np.zeros((k, p, J))
+    ST = np.zeros((k, p, J))
     lo, hi = int(ptr[0]), int(ptr[J])
-    codes = np.repeat(np.arange(J), np.diff(ptr))  # the cluster of each row lo..hi-1
+    rows = np.repeat(np.arange(J), np.diff(ptr))  # the cluster of each row lo..hi-1
+    bins = (np.arange(k)[:, None] * J + rows[None, :]).ravel()
+    for a in dyn:
+        if const[a]:
+            seen = first >= 0
+            mT[:, a, seen] = Xs[:, a, first[seen]]
+            ST[:, a] = nobs * mT[:, a]
+        else:
+            w = np.ascontiguousarray(Xs[:, a, lo:hi]).ravel()
+            ST[:, a] = np.bincount(bins, weights=w, minlength=k * J).reshape(k, J)
+    return mT, ST
+
+
+def _intercept_block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, ZtX, kept):
+    """``Z'X`` of the designs ``XTs`` (chains ``k0, k0 + 1, ...``) written into ``ZtX``."""
+    J = Sy.shape[0]
     dyn = [int(a) for a in dyn]
+    Xs = np.stack(list(XTs))
+    k = Xs.shape[0]
+    _, ST = _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J)
+    S = ZtX[k0 : k0 + k, :, 0, :]
+    if not kept:
+        S[:] = ZtX0[None, :, 0, :]
+    for a in dyn:
+        S[:, :, a] = ST[:, a]
+
+
+def _products_block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ST0, mT0, XtX, Xty):
+    """``X'X`` and ``X'y`` entries of the changing columns of the designs ``XTs`` (chains
+    ``k0, k0 + 1, ...``), written into ``XtX`` and ``Xty`` in the kernel's order."""
+    J = Sy.shape[0]
+    dyn = [int(a) for a in dyn]
+    Xs = np.stack(list(XTs))
+    k, p = Xs.shape[0], Xs.shape[1]
+    mT, ST = _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J)
+    out = slice(k0, k0 + k)
 
     def values(c: int) -> np.ndarray:  # a cluster-constant column's values by cluster
-        return mT[c] if dmask[c] else mT0[c]
+        return mT[:, c] if dmask[c] else mT0[c][None, :]
 
     def sums(c: int) -> np.ndarray:  # a column's cluster sums
-        return ST[c] if dmask[c] else ST0[c]
+        return ST[:, c] if dmask[c] else ST0[c][None, :]
 
-    for k in range(K):
-        Xk = XTs[k]
-        S = ZtX[k, :, 0, :]
-        if not kept:
-            S[:, :] = ZtX0[:, 0, :]
-        XtX[k] = XtX0
-        Xty[k] = Xty0
-        for a in dyn:
-            x = Xk[a]
-            if const[a]:
-                mT[a] = _at_first(x, first)
-                ST[a] = nobs * mT[a]
+    for a in dyn:
+        pick = []
+        for e in range(p):
+            if const[a] or const[e]:
+                f, g = (e, a) if const[a] else (a, e)
+                s = lane_dots(np.broadcast_to(values(g), (k, J)) * sums(f))
+                XtX[out, a, e] = s
+                XtX[out, e, a] = s
             else:
-                ST[a] = _cluster_sums(codes, x[lo:hi], J)
-            S[:, a] = ST[a]
-        for a in dyn:
-            x = Xk[a]
-            pick = []
-            for e in range(p):
-                if const[a] or const[e]:
-                    f, g = (e, a) if const[a] else (a, e)
-                    s = dot(values(g), sums(f))
-                    XtX[k, a, e] = s
-                    XtX[k, e, a] = s
-                else:
-                    pick.append(e)
-            if const[a]:
-                Xty[k, a] = dot(mT[a], Sy)
-                continue
-            cols = [Xk[e] if dmask[e] else XT0[e] for e in pick]
-            got = dots(x, np.stack([*cols, y]))
-            XtX[k, a, pick] = got[:-1]
-            XtX[k, pick, a] = got[:-1]
-            Xty[k, a] = got[-1]
-    return ZtX, XtX, Xty
+                pick.append(e)
+        if const[a]:
+            Xty[out, a] = lane_dots(mT[:, a] * Sy[None, :])
+            continue
+        cols = np.stack([Xs[:, e] if dmask[e] else np.broadcast_to(XT0[e], Xs[:, e].shape)
+                         for e in pick] + [np.broadcast_to(y, Xs[:, a].shape)], axis=1)  # fmt: skip
+        got = lane_dots(cols * Xs[:, a, None, :])  # (k, len(pick) + 1)
+        XtX[out, a, pick] = got[:, :-1]
+        XtX[out, pick, a] = got[:, :-1]
+        Xty[out, a] = got[:, -1]
