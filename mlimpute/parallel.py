@@ -379,7 +379,8 @@ def _init_worker(shared: Any, numba_switch: str | None = None, running: Any = No
     """Pool initializer: keep the shared data, pin BLAS for the process' life, leave
     Ctrl-C to the parent (it terminates the workers), and take the parent's
     ``MLIMPUTE_NUMBA`` (a forkserver's workers have the environment the server started
-    with), so that the workers run the same code as a serial run. ``running`` (shared
+    with), so that the workers choose the compiled or the numpy step as a serial run
+    does (the same numbers either way: the speed only). ``running`` (shared
     memory, one entry a task) records which process runs which task, so that the parent
     can tell which task's worker died."""
     global _worker_shared, _worker_running

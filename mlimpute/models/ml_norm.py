@@ -74,7 +74,10 @@ Where the pieces live: the model and its state here; the per-cluster statistics 
 blocked (β, b) draw in :mod:`mlimpute.models.ml_norm_stats`; the kernels that move Ψ
 (collapsed Metropolis–Hastings, Huang–Wand prior) in :mod:`mlimpute.models.ml_norm_psi`;
 the starting values in :mod:`mlimpute.models.ml_norm_start`; the block-of-chains path in
-:mod:`mlimpute.models.ml_norm_batched`.
+:mod:`mlimpute.models.ml_norm_batched`; the step of the paths the kernels cover (the
+default prior, one residual variance, a random part the imputations do not change), the
+same step with every sum in one fixed order, compiled or in numpy with the same numbers,
+in :mod:`mlimpute.models.ml_norm_compiled`.
 
 References
 ----------
@@ -266,8 +269,10 @@ class MultilevelNorm:
     def step(
         self, rng: np.random.Generator, state: MultilevelNormState, data: ModelData
     ) -> MultilevelNormState:
-        """:meth:`gibbs` on the observed response (compiled where the compiled step is
-        switched on and the data take a path it covers: :mod:`mlimpute.models.ml_norm_compiled`)."""
+        """:meth:`gibbs` on the observed response; where the data take a path the kernels
+        cover, their step instead (:mod:`mlimpute.models.ml_norm_compiled`: compiled or
+        their numpy twins, the same numbers bit for bit, which agree with :meth:`gibbs` to
+        round-off)."""
         kernel = _kernel(self, data)
         if kernel is not None:
             return kernel.step_chains(self, [rng], [state], [data], MultilevelNormState)[0]
@@ -516,8 +521,9 @@ def _sd_response(data: ModelData, y: np.ndarray) -> float:
 
 
 def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
-    """The compiled kernels' module where they run ``model``'s step on ``data``, else None
-    (switched off, numba absent, or a path they do not cover)."""
+    """The kernels' module where they run ``model``'s step on ``data`` (compiled or their
+    numpy twins, whichever the switch selects), else None (``prior="iw"``, another model
+    class, or a path they do not cover: :meth:`MultilevelNorm.gibbs` runs)."""
     if type(model) is not MultilevelNorm or model.prior == "iw":
         return None
     from mlimpute.models import ml_norm_compiled
@@ -526,8 +532,8 @@ def _kernel(model: MultilevelNorm, data: ModelData) -> Any:
 
 
 def compiled_variables(models: dict, datas: dict) -> list[str]:
-    """The variables whose Gibbs step the compiled kernels run now (the switch read at
-    this call; none where it is off)."""
+    """The variables whose Gibbs step the kernels run (compiled or their numpy twins:
+    whatever the switch, the same variables)."""
     return [n for n, m in models.items() if n in datas and _kernel(m, datas[n]) is not None]
 
 

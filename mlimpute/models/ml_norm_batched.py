@@ -29,7 +29,13 @@ numbers are therefore bit-for-bit those of the single-chain step:
   :func:`~mlimpute.models.ml_norm.mh_2x2_stacked`, which the single chain also uses.
 
 :func:`eligible` says which models and data this path covers; the batched chain runner
-(:mod:`mlimpute.sampler.batched`) uses it for nothing else.
+(:mod:`mlimpute.sampler.batched`) uses it for nothing else. Where the kernels serve the
+data, :func:`step_block` (:func:`~mlimpute.models.ml_norm_compiled.usable`) and
+:func:`draw_missing_block` (:func:`~mlimpute.models.ml_norm_compiled.compiled_draws`)
+hand the block to them (compiled or their numpy twins, one call for the block, the
+numbers of the single-chain step, which takes them too); the arithmetic above serves
+the rest (a correlated block of Ψ other than one 2×2, for instance) and the analysis
+model of a model-based imputation (:func:`gibbs_block`).
 """
 
 from __future__ import annotations
@@ -155,9 +161,10 @@ def gibbs_block(
     datas: list[ModelData],
     ys: list[np.ndarray] | None = None,
 ) -> list[MultilevelNormState]:
-    """``model.gibbs(rngs[c], states[c], datas[c], ys[c])`` for each c, bit-for-bit (the
-    numpy step, never the compiled one); ``ys`` (each chain's response on its data's
-    observed rows; a random intercept only) defaults to each data's ``y_obs``."""
+    """``model.gibbs(rngs[c], states[c], datas[c], ys[c])`` for each c, bit-for-bit
+    (:meth:`MultilevelNorm.gibbs`'s arithmetic, never the kernels'); ``ys`` (each chain's
+    response on its data's observed rows; a random intercept only) defaults to each
+    data's ``y_obs``."""
     if random_slopes(datas[0]):
         if ys is not None:
             raise ValueError("gibbs_block takes responses ys for a random intercept only")

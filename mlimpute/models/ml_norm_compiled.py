@@ -1,10 +1,13 @@
-"""The compiled (numba) Gibbs step of :class:`~mlimpute.models.ml_norm.MultilevelNorm`:
-when it runs, and what it is given.
+"""The kernels' Gibbs step of :class:`~mlimpute.models.ml_norm.MultilevelNorm`, compiled
+or in numpy: where it runs, and what it is given.
 
-Importing this module imports numba: only code that has checked
-:func:`mlimpute._numba.enabled` imports it (:func:`mlimpute.models.ml_norm._kernel`), so
-numba stays an optional dependency. The kernels themselves are in
-:mod:`mlimpute.models.kernels`; here are
+The step is written twice with the same numbers bit for bit: the compiled (numba)
+kernels (:mod:`mlimpute.models.kernels`) and their numpy twins
+(:mod:`mlimpute.models.ordered`). This module serves both: every call takes the backend
+:func:`mlimpute._numba.enabled` selects at that moment (``_k``), which changes the speed
+only, never a result. Importing this module does not import numba: the compiled backend
+imports it where it is selected (numba installed and loaded, or ``MLIMPUTE_NUMBA=1``),
+so numba stays an optional dependency. Here are
 
 * :func:`usable` and :func:`compiled_draws`: the models and data they serve;
 * :func:`step_chains` and :func:`draw_missing_chains`: a step, and the missing values'
@@ -18,7 +21,8 @@ numba stays an optional dependency. The kernels themselves are in
   read-only views (kept in ``data.cache``), the chains' changing designs as typed lists
   of views of the arrays the sampler refreshes in place, the generators as a typed list,
   and the stacked arrays the last step made its states from (each kept while it is
-  used: building a typed list costs about 10 us an element).
+  used: building a typed list costs about 10 us an element); the numpy twins take plain
+  lists of the same arrays.
 """
 
 from __future__ import annotations

@@ -18,15 +18,17 @@ chains one by one, whatever the block size.
 Other plans, and a block whose run fails, are run chain by chain exactly as before (a
 failing chain then raises its own :class:`~mlimpute.errors.ChainError`).
 
-With the compiled step switched on (:mod:`mlimpute._numba`),
-:func:`~mlimpute.models.ml_norm_batched.step_block` is one compiled call for the block
-(:mod:`mlimpute.models.ml_norm_compiled`), and a chain run alone calls the same kernel;
-the chains' imputed columns are then held in one array, a design that changes only in
-imputed columns and their ``cmean()`` is refreshed for every chain by one compiled call,
-and each visit's draws are written and traced by another
-(:mod:`mlimpute.sampler.batched_values`, :mod:`mlimpute.models.kernels.refresh`: numpy's
-numbers bit for bit). A chain run alone takes the same refresh and placement as a block
-of one (:mod:`mlimpute.sampler.engine`). The figures below are the numpy code's.
+Where the kernels serve a variable's data,
+:func:`~mlimpute.models.ml_norm_batched.step_block` is one kernel call for the block
+(:mod:`mlimpute.models.ml_norm_compiled`: compiled, or their numpy twins with the same
+numbers bit for bit), and a chain run alone calls the same kernel. With the compiled
+step switched on (:mod:`mlimpute._numba`), the chains' imputed columns are also held in
+one array, a design that changes only in imputed columns and their ``cmean()`` is
+refreshed for every chain by one compiled call, and each visit's draws are written and
+traced by another (:mod:`mlimpute.sampler.batched_values`,
+:mod:`mlimpute.models.kernels.refresh`: numpy's numbers bit for bit). A chain run alone
+takes the same refresh and placement as a block of one (:mod:`mlimpute.sampler.engine`).
+The figures below are the numpy code's.
 
 The rule for ``batch="auto"``: chains are stepped together when the plan has at most
 :data:`AUTO_MAX_ROWS` rows (:data:`AUTO_MAX_ROWS_SLOPES` where a stacked variable has

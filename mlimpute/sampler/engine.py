@@ -314,8 +314,9 @@ def _compiled_block(
     one compiled call (in place: ``datas`` are this chain's own designs)
     and those variables' draws are placed and traced by the call that draws them (or, after
     a ``delta=`` shift, by another); the numbers of the numpy refresh bit for bit.
-    Returns those variables' rows (1, n) and the refreshes; nothing where the switch is
-    off."""
+    Returns those variables' rows (1, n) and the refreshes; nothing where the compiled
+    step does not run (their numpy twins then step the chain on its own designs, the
+    same numbers)."""
     if not _numba.enabled():
         return {}, {}
     served = {

@@ -6,8 +6,9 @@ intercept, whose fixed part is the intercept, plain numeric columns (data column
 imputed columns, ``cmean()`` of the clusters) and interactions of these, keeps no design
 rows: :class:`~mlimpute.models.streamed.StreamedData` says where each column comes from,
 and :class:`~mlimpute.models.ml_norm_streamed.StreamedMultilevelNorm` reads them chunk by
-chunk. Anything else (a transform, a category, another random part, a design the rank
-check would trim, the compiled step) is materialised as before
+chunk, whatever the ``MLIMPUTE_NUMBA`` switch (:mod:`mlimpute._numba`): the route
+depends on the data and the model alone. Anything else (a transform, a category, another
+random part, a design the rank check would trim) is materialised
 (:func:`~mlimpute.sampler.design.build_model_data`).
 """
 

@@ -1,5 +1,6 @@
 """The compiled (numba) kernels of :class:`~mlimpute.models.ml_norm.MultilevelNorm`'s
-Gibbs step; :mod:`mlimpute.models.ml_norm_compiled` says when they run and calls them.
+Gibbs step; :mod:`mlimpute.models.ml_norm_compiled` calls them (or their numpy twins)
+on the data they serve, and :mod:`mlimpute._numba` says which of the two runs.
 
 Importing any module of this package imports numba (this file itself imports nothing).
 The kernels run steps (0)-(4) of
@@ -11,23 +12,29 @@ kernel, each drawing from its own ``numpy.random.Generator`` (numba draws numpy'
 streams) in the order the numpy step draws. The collapsed Metropolis-Hastings proposals
 (step 0) are compiled for a correlated 2x2 random part.
 
-The arithmetic is the numpy step's, operation by operation, except that sums over rows
-and clusters run in plain loops (numpy's reductions, BLAS and LAPACK group them
-differently), the small inverses and Cholesky factors are written out and the MH
-target sums its log-determinants as logs of products of four; for a random intercept
-(Z a column of ones) the changing design's sums and α's sums take the per-cluster and
-column-by-column forms of :func:`~mlimpute.models.kernels.sums.intercept_sums` and
+The arithmetic is that of their numpy twins (:mod:`mlimpute.models.ordered`), operation
+by operation, with the same numbers bit for bit, so which of the two runs changes the
+speed only (:mod:`mlimpute._numba`). Every sum over rows and clusters runs in one fixed
+order (within a cluster, row after row; over the rows of a whole column, four running
+sums; over clusters, cluster after cluster), the small inverses and Cholesky factors are
+written out (no BLAS or LAPACK), and the MH target sums its log-determinants by
+``_sum_log`` (mantissas multiplied in groups of 64, binary exponents added); for a random
+intercept (Z a column of ones) the changing design's sums and α's sums take the
+per-cluster and column-by-column forms of
+:func:`~mlimpute.models.kernels.sums.intercept_sums` and
 :func:`~mlimpute.models.kernels.step.step`, the residual sum of squares comes from the
 sums already at hand (``y'y - 2β'X'y + β'X'Xβ - 2Σ b_j r_j + Σ n_j b_j²``, r_j the
 cluster's sum of y - Xβ; where it is below a thousandth of its terms, which would
 cancel, from a pass over the rows), the products of the clusters' whitened sums that
 make β's precision run as dot products over the clusters, and the b draws multiply by
-reciprocals: the numbers agree with the numpy step's to round-off
-(``tests/models/test_ml_norm_compiled.py``: parameters and imputations after 50 steps
-within a relative 1e-9), not bit for bit. The sampler's design refresh and the placement
-of the draws (:mod:`~mlimpute.models.kernels.refresh`) are compiled here too (numpy's
-numbers bit for bit), so that :func:`~mlimpute.models.kernels.draws.draw_place` can
-draw, place and trace a visit's missing values in one call.
+reciprocals (``tests/models/ordered/``, ``tests/models/test_ml_norm_compiled.py``: the
+kernels against their twins, whole runs included). Against
+:meth:`MultilevelNorm.gibbs <mlimpute.models.ml_norm.MultilevelNorm.gibbs>`, the step of
+the paths these kernels do not cover, which sums in numpy's order (its reductions, BLAS
+and LAPACK), the numbers agree to round-off only. The sampler's design refresh and the
+placement of the draws (:mod:`~mlimpute.models.kernels.refresh`) are compiled here too
+(numpy's numbers bit for bit), so that :func:`~mlimpute.models.kernels.draws.draw_place`
+can draw, place and trace a visit's missing values in one call.
 
 The modules, one idea each:
 
@@ -60,4 +67,4 @@ rewrites them.
 """
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a5c70265326ec620a8216ddcfe98baf2295e1c8193e60af3bf268660d1906dfc"
+SOURCES = "7fd715e1e212d048575062b6253d54c9100599f3a9294183231cb21e902eb6e3"

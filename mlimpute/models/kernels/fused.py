@@ -18,7 +18,7 @@ from mlimpute.models.kernels.sums import _intercept_sums
 __all__ = ["step_draw_place", "step_intercept"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a5c70265326ec620a8216ddcfe98baf2295e1c8193e60af3bf268660d1906dfc"
+SOURCES = "7fd715e1e212d048575062b6253d54c9100599f3a9294183231cb21e902eb6e3"
 
 
 @jit
