@@ -58,3 +58,28 @@ def test_a_numba_that_does_not_import_is_reported_and_not_used(monkeypatch):
         assert not _numba.enabled()
     finally:
         _numba.available.cache_clear()
+
+
+def test_a_long_run_loads_numba_only_where_the_kernels_serve_a_variable():
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys, warnings
+import mlimpute.sampler.streamed as sm
+from mlimpute.datasets import classroom
+warnings.simplefilter("ignore")
+df = classroom(1, rng=1).incomplete
+f = {"grade": "~ skill + (1 | class)"}
+sm.STREAM_MIN_ROWS = 0  # read in chunks: no kernel serves it
+df.mi.impute(f, m=2, iterations=2000, rng=1)
+print("numba" in sys.modules)
+sm.STREAM_MIN_ROWS = 10**9
+df.mi.impute(f, m=2, iterations=2000, rng=1)
+print("numba" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MLIMPUTE_NUMBA"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["False", "True"], out.stderr

@@ -73,6 +73,7 @@ from mlimpute.sampler.engine import (
     cluster_shifts,
     final_state,
     latent_shifts,
+    prefer_compiled,
     run_chain,
     shift_intercept,
     start_values,
@@ -145,7 +146,7 @@ def run_block(plan: Plan, block: Sequence[tuple], batch: str | int = "auto") -> 
     Bit-identical to ``[run_chain(plan, k, seed, start, n) for ...]``.
     """
     lengths = sum(plan.spec.iterations if n is None else int(n) for *_, n in block)
-    _numba.prefer(plan.layout.n * lengths)  # a long run: the compiled step, where installed
+    prefer_compiled(plan, plan.layout.n * lengths)
     size = batch_size(plan, batch, len(block))
     if size <= 1:
         return [run_chain(plan, k, seed, start, n) for k, seed, start, n in block]

@@ -69,6 +69,16 @@ class ChainResult:
     final: ChainState | None = None  # where the chain stopped
 
 
+def prefer_compiled(plan: Plan, work: float) -> None:
+    """Load numba for a run of ``work`` rows × iterations × chains
+    (:func:`mlimpute._numba.prefer`) where the kernels serve some variable of ``plan``
+    (loading it for nothing else costs a second; the results do not depend on it)."""
+    if work >= _numba.AUTO_WORK and compiled_variables(
+        plan.models, {n: plan.data[n] for n in plan.names}
+    ):
+        _numba.prefer(work)
+
+
 def run_chain(
     plan: Plan,
     chain: int,
@@ -100,7 +110,7 @@ def run_chain(
         Traces of the iterations run here; ``final`` is where the chain stopped.
     """
     n = plan.spec.iterations if iterations is None else int(iterations)
-    _numba.prefer(plan.layout.n * n)  # a long run: the compiled step, where installed
+    prefer_compiled(plan, plan.layout.n * n)
     try:
         rng = np.random.default_rng(seed)
         if start is not None:
