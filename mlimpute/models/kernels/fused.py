@@ -18,7 +18,7 @@ from mlimpute.models.kernels.sums import _intercept_sums
 __all__ = ["step_draw_place", "step_intercept"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "7fd715e1e212d048575062b6253d54c9100599f3a9294183231cb21e902eb6e3"
+SOURCES = "a70d1decd2674cfa35ad917b7e6659c454e0785099fbdc29b532661c8809765d"
 
 
 @jit

@@ -6,44 +6,15 @@ Importing this module imports numba (:mod:`mlimpute.models.kernels`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from mlimpute.models.kernels.elementary import _ex, _ln, _sum_ln
 from mlimpute.models.kernels.options import jit
 
 __all__ = []
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "7fd715e1e212d048575062b6253d54c9100599f3a9294183231cb21e902eb6e3"
-
-#: log 2 (``math.log(2.0)``), the weight of the binary exponents in :func:`_sum_log`
-LN2 = 0.6931471805599453
-
-
-@jit
-def _sum_log(d):  # pragma: no cover - compiled
-    """The sum of the logarithms of the positive numbers ``d`` in one fixed order: NaN if
-    any is not finite or not positive; else each is split exactly into a mantissa in
-    [0.5, 1) and a binary exponent (``frexp``), the mantissas of 64 consecutive entries
-    (the last group shorter) are multiplied one after the other from 1.0 (a product that
-    can neither overflow nor underflow), and the result is the sum, group after group from
-    0.0, of the products' logarithms, plus the integer sum of the exponents times
-    :data:`LN2`."""
-    J = d.shape[0]
-    for j in range(J):
-        if not (d[j] > 0.0 and d[j] < np.inf):
-            return np.nan
-    acc = 0.0
-    E = 0
-    for g in range(0, J, 64):
-        prod = 1.0
-        for j in range(g, min(g + 64, J)):
-            m, e = math.frexp(d[j])
-            prod *= m
-            E += e
-        acc += math.log(prod)
-    return acc + E * LN2
+SOURCES = "a70d1decd2674cfa35ad917b7e6659c454e0785099fbdc29b532661c8809765d"
 
 
 @jit
@@ -52,8 +23,10 @@ def _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu):  # pragma: no cover
     the clusters' Z'Z/σ² entries 11, 22, 12 and c1², c1c2, c2²; ``buf`` (2, J) scratch.
 
     The clusters' quadratic forms are summed one after the other from 0.0, and the
-    log-determinants of their precisions by :func:`_sum_log` (NaN, and so a rejected
-    proposal, where a determinant is not positive)."""
+    log-determinants of their precisions by
+    :func:`~mlimpute.models.kernels.elementary._sum_ln` (NaN, and so a rejected proposal,
+    where a determinant is not positive); every logarithm and exponential here is
+    :mod:`~mlimpute.models.kernels.elementary`'s."""
     J = zc.shape[1]
     s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
     det = s11 * s22 - s12 * s12
@@ -70,11 +43,11 @@ def _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu):  # pragma: no cover
     quad = 0.0
     for j in range(J):
         quad += qd[j]
-    logdet_p = _sum_log(dp)
-    log_lik = -0.5 * (J * np.log(det) + logdet_p - quad)
-    g11, g22 = np.log(l11), np.log(l22)
+    logdet_p = _sum_ln(dp)
+    log_lik = -0.5 * (J * _ln(det) + logdet_p - quad)
+    g11, g22 = _ln(l11), _ln(l22)
     log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
-        np.log(nu * s22 / det + inv0) + np.log(nu * s11 / det + inv1)
+        _ln(nu * s22 / det + inv0) + _ln(nu * s11 / det + inv1)
     )
     return log_lik + log_prior + 3 * g11 + 2 * g22
 
@@ -89,7 +62,7 @@ def _mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step):  # pragma: no
             z[i, k] = gen.standard_normal() * step
     u = np.empty(n_steps)
     for i in range(n_steps):
-        u[i] = np.log(gen.random())
+        u[i] = _ln(gen.random())
     inv0, inv1 = 1 / (scale[0] * scale[0]), 1 / (scale[1] * scale[1])
     J = cc.shape[0]
     zc = np.empty((6, J))
@@ -103,11 +76,11 @@ def _mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step):  # pragma: no
     l22 = np.sqrt(psi[1, 1] - l21 * l21)
     cur = _log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu)
     for i in range(n_steps):
-        n11, n22 = l11 * np.exp(z[i, 0]), l22 * np.exp(z[i, 1])
+        n11, n22 = l11 * _ex(z[i, 0]), l22 * _ex(z[i, 1])
         d = z[i, 2] * l22
         n21 = l21 + d
         sn, sl, dd = step * n22, step * l22, d * d
-        log_q = np.log(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
+        log_q = _ln(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
         new = _log_target_2x2(n11, n21, n22, zc, buf, inv0, inv1, nu)
         if u[i] < new - cur + log_q:
             l11, l21, l22, cur = n11, n21, n22, new
