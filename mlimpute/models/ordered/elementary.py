@@ -36,6 +36,8 @@ def ln(x) -> np.ndarray:
             p = p * z + c
         t = s + s
         out = k * LN2_HI + (t + (t * (z * p) + k * LN2_LO))
+        if (x > 0.0).all() and (x < np.inf).all():
+            return out
         out = np.where(x > 0.0, out, np.where(x == 0.0, -np.inf, np.nan))
         return np.where(x == np.inf, np.inf, out)
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute.models.ordered.elementary import ex, ln, sum_ln
+from mlimpute.models.ordered.elementary import ex, ln
 
 __all__ = ["log_target_2x2", "log_target_chains", "mh_2x2", "mh_2x2_chains"]
 
 
-def log_target_chains(l11, l21, l22, zc, nu, inv0, inv1) -> np.ndarray:
+def log_target_chains(l11, l21, l22, zc, nu, inv0, inv1, extra=None):
     """The kernel's ``_log_target_2x2`` of C chains side by side: the Cholesky factors'
     entries (C,), ``zc`` (C, 6, J) the clusters' Z'Z/σ² entries 11, 22, 12 and c1²,
-    c1c2, c2², the prior's ``inv0``, ``inv1`` (C,)."""
-    J = zc.shape[2]
+    c1c2, c2², the prior's ``inv0``, ``inv1`` (C,). With ``extra`` (C,) also its
+    logarithms (every logarithm of the call taken in one pass)."""
+    C, J = zc.shape[0], zc.shape[2]
     with np.errstate(all="ignore"):
         s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
         det = s11 * s22 - s12 * s12
@@ -31,13 +32,19 @@ def log_target_chains(l11, l21, l22, zc, nu, inv0, inv1) -> np.ndarray:
         p12 = zc[:, 2] - a12[:, None]
         det_p = p11 * p22 - p12 * p12
         qd = (p22 * zc[:, 3] - 2 * p12 * zc[:, 4] + p11 * zc[:, 5]) / det_p
-        quad = np.cumsum(qd, axis=1)[:, -1] + 0.0 if J else np.zeros(l11.shape[0])
-        log_lik = -0.5 * (J * ln(det) + sum_ln(det_p) - quad)
-        g11, g22 = ln(l11), ln(l22)
-        log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
-            ln(nu * s22 / det + inv0) + ln(nu * s11 / det + inv1)
-        )
-        return log_lik + log_prior + 3 * g11 + 2 * g22
+        quad = np.cumsum(qd, axis=1)[:, -1] + 0.0 if J else np.zeros(C)
+        scalars = [det, l11, l22, nu * s22 / det + inv0, nu * s11 / det + inv1]
+        if extra is not None:
+            scalars.append(extra)
+        logs = ln(np.concatenate([det_p, np.stack(scalars, axis=1)], axis=1))
+        ok = ((det_p > 0.0) & (det_p < np.inf)).all(axis=1)
+        logdet_p = np.cumsum(logs[:, :J], axis=1)[:, -1] + 0.0 if J else np.zeros(C)
+        logdet_p = np.where(ok, logdet_p, np.nan)  # the kernel's _sum_ln
+        ldet, g11, g22, lp0, lp1 = (logs[:, J + i] for i in range(5))
+        log_lik = -0.5 * (J * ldet + logdet_p - quad)
+        log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (lp0 + lp1)
+        got = log_lik + log_prior + 3 * g11 + 2 * g22
+        return got if extra is None else (got, logs[:, J + 5])
 
 
 def _zc(ZtZ_s: np.ndarray, cc: np.ndarray) -> np.ndarray:
@@ -93,8 +100,8 @@ def mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step) -> None
             d = z[:, i, 2] * l22
             n21 = l21 + d
             sn, sl, dd = step * n22, step * l22, d * d
-            log_q = ln(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
-            new = log_target_chains(n11, n21, n22, zc, nu, inv0, inv1)
+            new, ratio = log_target_chains(n11, n21, n22, zc, nu, inv0, inv1, l22 / n22)
+            log_q = ratio - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
             take = u[:, i] < new - cur + log_q
             l11, l21 = np.where(take, n11, l11), np.where(take, n21, l21)
             l22, cur = np.where(take, n22, l22), np.where(take, new, cur)
