@@ -8,7 +8,7 @@ A plain module: importing it does not import numba (the numpy twins read it too)
 from __future__ import annotations
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a70d1decd2674cfa35ad917b7e6659c454e0785099fbdc29b532661c8809765d"
+SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
 
 #: the constants of the logarithm and the exponential; ``LN2_HI`` has its last 32 bits zero, so
 #: that its product with a binary exponent is exact, and ``LN2_HI + LN2_LO`` is log 2

@@ -37,7 +37,7 @@ from mlimpute.models.kernels.options import jit
 __all__ = []
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a70d1decd2674cfa35ad917b7e6659c454e0785099fbdc29b532661c8809765d"
+SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
 
 
 @jit
@@ -99,11 +99,23 @@ def _ex(x):  # pragma: no cover - compiled
 
 @jit
 def _sum_ln(d):  # pragma: no cover - compiled
-    """The sum of :func:`_ln` of the numbers ``d``, one after the other from 0.0; NaN if
-    any is not finite or not positive."""
-    acc = 0.0
-    for j in range(d.shape[0]):
+    """The sum of the logarithms of the numbers ``d`` (NaN if any is not finite or not
+    positive), with a logarithm for each 64 of them: each split exactly into a mantissa
+    in [0.5, 1) and a binary exponent (``frexp``), the mantissas of 64 consecutive
+    numbers (the last group shorter) multiplied one after the other from 1.0 (a product
+    that can neither overflow nor underflow), the products' :func:`_ln` added group after
+    group from 0.0, and the integer sum E of the exponents added last as ``E log 2``."""
+    J = d.shape[0]
+    for j in range(J):
         if not (d[j] > 0.0 and d[j] < np.inf):
             return np.nan
-        acc += _ln(d[j])
-    return acc
+    acc = 0.0
+    E = 0
+    for g in range(0, J, 64):
+        prod = 1.0
+        for j in range(g, min(g + 64, J)):
+            m, e = math.frexp(d[j])
+            prod *= m
+            E += e
+        acc += _ln(prod)
+    return acc + (E * LN2_HI + E * LN2_LO)

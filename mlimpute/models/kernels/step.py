@@ -23,7 +23,7 @@ from mlimpute.models.kernels.sums import _dot, _dots
 __all__ = ["step"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "a70d1decd2674cfa35ad917b7e6659c454e0785099fbdc29b532661c8809765d"
+SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
 
 
 @jit

@@ -17,7 +17,7 @@ from mlimpute.models.kernels.constants import (
     L,
 )
 
-__all__ = ["ex", "ln", "sum_ln"]
+__all__ = ["ex", "ln", "mantissa_products", "sum_from_products", "sum_ln"]
 
 
 def ln(x) -> np.ndarray:
@@ -57,12 +57,31 @@ def ex(x) -> np.ndarray:
         return np.where(np.isnan(x), np.nan, out)
 
 
+def mantissa_products(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`sum_ln` takes the logarithms of, for every row of ``D`` (C, J): the
+    products of the mantissas of 64 consecutive numbers, one factor after the other
+    (C, groups), the integer sums of the binary exponents (C,), and whether every number
+    of the row is finite and positive (C,)."""
+    C, J = D.shape
+    ok = ((D > 0.0) & (D < np.inf)).all(axis=1)
+    m, e = np.frexp(D)
+    groups = -(-J // 64)
+    cols = np.ones((C, groups * 64))
+    cols[:, :J] = m
+    prods = np.multiply.reduce(cols.reshape(C, groups, 64).transpose(0, 2, 1).copy(), axis=1)
+    return prods, e.sum(axis=1, dtype=np.int64), ok
+
+
+def sum_from_products(logs: np.ndarray, exps: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """:func:`sum_ln` from the logarithms of :func:`mantissa_products`' products."""
+    acc = np.cumsum(logs, axis=1)[:, -1] + 0.0 if logs.shape[1] else np.zeros(logs.shape[0])
+    E = exps.astype(np.float64)
+    return np.where(ok, acc + (E * LN2_HI + E * LN2_LO), np.nan)
+
+
 def sum_ln(D: np.ndarray) -> np.ndarray:
-    """The sum of :func:`ln` along the last axis, one after the other from 0.0; NaN
-    where a number is not finite or not positive."""
-    D = np.asarray(D, dtype=np.float64)
-    if D.shape[-1] == 0:
-        return np.zeros(D.shape[:-1])
-    ok = ((D > 0.0) & (D < np.inf)).all(axis=-1)
-    got = np.cumsum(ln(D), axis=-1)[..., -1] + 0.0
-    return np.where(ok, got, np.nan)
+    """The kernels' ``_sum_ln`` of every row of ``D`` (C, J): the sum of the logarithms
+    of the row's numbers (NaN if any is not finite or not positive), a logarithm for each
+    64 of them (see that function)."""
+    prods, exps, ok = mantissa_products(np.asarray(D, dtype=np.float64))
+    return sum_from_products(ln(prods), exps, ok)

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlimpute.models.ordered.elementary import ex, ln
+from mlimpute.models.ordered.elementary import (
+    ex,
+    ln,
+    mantissa_products,
+    sum_from_products,
+)
 
 __all__ = ["log_target_2x2", "log_target_chains", "mh_2x2", "mh_2x2_chains"]
 
@@ -36,15 +41,15 @@ def log_target_chains(l11, l21, l22, zc, nu, inv0, inv1, extra=None):
         scalars = [det, l11, l22, nu * s22 / det + inv0, nu * s11 / det + inv1]
         if extra is not None:
             scalars.append(extra)
-        logs = ln(np.concatenate([det_p, np.stack(scalars, axis=1)], axis=1))
-        ok = ((det_p > 0.0) & (det_p < np.inf)).all(axis=1)
-        logdet_p = np.cumsum(logs[:, :J], axis=1)[:, -1] + 0.0 if J else np.zeros(C)
-        logdet_p = np.where(ok, logdet_p, np.nan)  # the kernel's _sum_ln
-        ldet, g11, g22, lp0, lp1 = (logs[:, J + i] for i in range(5))
+        prods, exps, ok = mantissa_products(det_p)
+        G = prods.shape[1]
+        logs = ln(np.concatenate([prods, np.stack(scalars, axis=1)], axis=1))
+        logdet_p = sum_from_products(logs[:, :G], exps, ok)  # the kernel's _sum_ln
+        ldet, g11, g22, lp0, lp1 = (logs[:, G + i] for i in range(5))
         log_lik = -0.5 * (J * ldet + logdet_p - quad)
         log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (lp0 + lp1)
         got = log_lik + log_prior + 3 * g11 + 2 * g22
-        return got if extra is None else (got, logs[:, J + 5])
+        return got if extra is None else (got, logs[:, G + 5])
 
 
 def _zc(ZtZ_s: np.ndarray, cc: np.ndarray) -> np.ndarray:
