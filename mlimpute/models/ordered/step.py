@@ -24,7 +24,7 @@ from mlimpute.models.ordered.linalg import (
     solve_spd,
 )
 from mlimpute.models.ordered.mh import mh_2x2_chains
-from mlimpute.models.ordered.sums import dot, lane_dots
+from mlimpute.models.ordered.sums import dot, lane_dots_first
 
 __all__ = ["step"]
 
@@ -38,6 +38,11 @@ def seq(v: np.ndarray, axis: int = 0) -> np.ndarray | float:
     if v.ndim == 1:
         return np.cumsum(v)[-1] + 0.0
     return np.cumsum(v, axis=axis).take(-1, axis=axis) + 0.0
+
+
+def _lower(a: int, p: int) -> list[int]:
+    """The columns of row a of β's precision the step sums (0..a), and p (h's)."""
+    return [*range(a + 1), p]
 
 
 def _floored(a: np.ndarray) -> np.ndarray:
@@ -117,12 +122,12 @@ def step(
         P = ZtZ[None, :, 0, 0] / s2c + Pinv[:, 0, 0][:, None]  # (C, J)
         lj = np.sqrt(np.maximum(P, 1e-300))
         fj = 1.0 / (s2c * lj)
-        W1 = np.empty((C, p + 1, J))
-        W1[:, :p] = np.swapaxes(Sk[:, :, 0, :], 1, 2) * fj[:, None, :]
-        W1[:, p] = Zty[None, :, 0] * fj
-        got = lane_dots(W1[:, :p, None, :] * W1[:, None, :, :])  # (C, p, p + 1)
-        A[:] = got[:, :, :p]
-        h[:] = got[:, :, p]
+        W1 = np.empty((J, C, p + 1))  # the clusters first: the sums over them run down
+        W1[:, :, :p] = np.transpose(Sk[:, :, 0, :], (1, 0, 2)) * fj.T[:, :, None]
+        W1[:, :, p] = Zty[:, 0, None] * fj.T
+        for a in range(p):  # row a of A: the products with rows 0..a
+            A[:, a, : a + 1] = lane_dots_first(W1[:, :, a, None] * W1[:, :, : a + 1])
+        h[:] = lane_dots_first(W1[:, :, :p] * W1[:, :, p, None])
     elif q == 2:
         l00 = np.sqrt(np.maximum(ZtZ_s[:, :, 0, 0] + Pinv[:, None, 0, 0], 1e-300))
         l10 = (ZtZ_s[:, :, 1, 0] + Pinv[:, None, 1, 0]) / l00
@@ -131,10 +136,11 @@ def step(
         Cm = Cm / s2[:, None, None, None]  # (C, J, 2, p + 1)
         w0 = Cm[:, :, 0, :] / l00[:, :, None]
         w1 = (Cm[:, :, 1, :] - l10[:, :, None] * w0) / l11[:, :, None]
-        terms = w0[:, :, :p, None] * w0[:, :, None, :] + w1[:, :, :p, None] * w1[:, :, None, :]
-        got = seq(terms, axis=1)  # (C, p, p + 1): column p is h's
-        A[:] = got[:, :, :p]
-        h[:] = got[:, :, p]
+        for a in range(p):  # row a of A and h, summed over the clusters
+            e = _lower(a, p)
+            got = seq(w0[:, :, a, None] * w0[:, :, e] + w1[:, :, a, None] * w1[:, :, e], axis=1)
+            A[:, a, : a + 1] = got[:, : a + 1]
+            h[:, a] = got[:, a + 1]
     else:
         P = ZtZ_s + Pinv[:, None]
         L = cholesky_batched(P.reshape(C * J, q, q), 1e-300)
@@ -144,12 +150,14 @@ def step(
         for a in range(p + 1):
             Ww[:, :, a] = forward_batched(L, Cm[:, :, a])
         Ww = Ww.reshape(C, J, q, p + 1)
-        terms = np.zeros((C, J, p, p + 1))
-        for u in range(q):
-            terms = terms + Ww[:, :, u, :p, None] * Ww[:, :, u, None, :]
-        got = seq(terms, axis=1)
-        A[:] = got[:, :, :p]
-        h[:] = got[:, :, p]
+        for a in range(p):
+            e = _lower(a, p)
+            terms = np.zeros((C, J, a + 2))
+            for u in range(q):
+                terms = terms + Ww[:, :, u, a, None] * Ww[:, :, u, e]
+            got = seq(terms, axis=1)
+            A[:, a, : a + 1] = got[:, : a + 1]
+            h[:, a] = got[:, a + 1]
     low = np.tril(A)
     v1 = XtXk / s2d - low
     v2 = np.swapaxes(XtXk, 1, 2) / s2d - low

@@ -25,6 +25,7 @@ __all__ = [
     "dot",
     "dots",
     "lane_dots",
+    "lane_dots_first",
     "fixed_columns",
     "intercept_sums",
     "response_sums",
@@ -32,23 +33,36 @@ __all__ = [
 ]
 
 
-def lane_dots(P: np.ndarray) -> np.ndarray:
-    """The sums of the products ``P`` along the last axis as the kernels' ``_dot`` adds
+def lane_dots_first(P: np.ndarray) -> np.ndarray:
+    """The sums of the products ``P`` along the first axis as the kernels' ``_dot`` adds
     them: the first ``n - n % 4`` entries into four running sums side by side (entry i
     into sum ``i % 4``, in order, from 0.0), the last ``n % 4`` into the first sum in
-    order, then ``(s0 + s1) + (s2 + s3)``."""
-    n = P.shape[-1]
+    order, then ``(s0 + s1) + (s2 + s3)``. The running sums are ``np.add.reduce`` of the
+    entries laid out by four along the first axis, which it adds row after row (the rows
+    of all the other entries are its inner loop)."""
+    n = P.shape[0]
     m = n - n % 4
-    lanes = np.add.reduce(P[..., :m].reshape(P.shape[:-1] + (m // 4, 4)), axis=-2) + 0.0
+    if m:
+        lanes = np.add.reduce(P[:m].reshape((m // 4, 4) + P.shape[1:]), axis=0) + 0.0
+    else:
+        lanes = np.zeros((4,) + P.shape[1:])
     for i in range(m, n):  # the tail (at most three entries), into the first sum
-        lanes[..., 0] += P[..., i]
-    return (lanes[..., 0] + lanes[..., 1]) + (lanes[..., 2] + lanes[..., 3])
+        lanes[0] += P[i]
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+
+
+def lane_dots(P: np.ndarray) -> np.ndarray:
+    """:func:`lane_dots_first` along the last axis of ``P``."""
+    return lane_dots_first(np.ascontiguousarray(np.moveaxis(P, -1, 0)))
 
 
 def dots(x: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``dot(x, B[t])`` for every row t of ``B`` (T, n), (T,): :func:`lane_dots` of the
-    products ``B[t, i] * x[i]``."""
-    return lane_dots(np.asarray(B, dtype=np.float64) * np.asarray(x, dtype=np.float64))
+    """``dot(x, B[t])`` for every row t of ``B`` (T, n), (T,): :func:`lane_dots_first` of
+    the products ``B[t, i] * x[i]`` laid out (n, T)."""
+    B = np.asarray(B, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    P = np.multiply(B.T, x[:, None], out=np.empty((B.shape[1], B.shape[0])))
+    return lane_dots_first(P)
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
