@@ -171,20 +171,17 @@ def _intercept_sums(
     taken several at a time (their rows side by side)."""
     K = len(XTs)
     p, n = XTs[0].shape
-    step = max(1, _BLOCK // max(1, (p + 1) * n))
-    for k0 in range(0, K, step):
-        _intercept_block(
-            XTs[k0 : k0 + step], k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const,
-            ZtX0, ZtX, kept,
-        )  # fmt: skip
     XtX = np.empty((K, p, p))
     Xty = np.empty((K, p))
     XtX[:] = XtX0
     Xty[:] = Xty0
+    if not kept:
+        ZtX[:, :, 0, :] = ZtX0[None, :, 0, :]
+    step = max(1, _BLOCK // max(1, (p + 1) * n))
     for k0 in range(0, K, step):
-        _products_block(
+        _block(
             XTs[k0 : k0 + step], k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const,
-            ST0, mT0, XtX, Xty,
+            ST0, mT0, ZtX, XtX, Xty,
         )  # fmt: skip
     return ZtX, XtX, Xty
 
@@ -193,50 +190,47 @@ def _intercept_sums(
 _BLOCK = 1 << 21
 
 
-def _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J):
+def _by_column(Xd, dyn, ptr, first, nobs, const, J):
     """The changing columns' cluster values and cluster sums, (k, p, J) each (zeros for
-    the other columns), of the designs ``Xs`` (k, p, n) side by side."""
-    k = Xs.shape[0]
-    p = Xs.shape[1]
+    the other columns), from their rows ``Xd`` (k, len(dyn), n) of k designs."""
+    k = Xd.shape[0]
+    p = len(const)
     mT = np.zeros((k, p, J))
     ST = np.zeros((k, p, J))
     lo, hi = int(ptr[0]), int(ptr[J])
     rows = np.repeat(np.arange(J), np.diff(ptr))  # the cluster of each row lo..hi-1
     bins = (np.arange(k)[:, None] * J + rows[None, :]).ravel()
-    for a in dyn:
+    for t, a in enumerate(dyn):
         if const[a]:
             seen = first >= 0
-            mT[:, a, seen] = Xs[:, a, first[seen]]
+            mT[:, a, seen] = Xd[:, t, first[seen]]
             ST[:, a] = nobs * mT[:, a]
         else:
-            w = np.ascontiguousarray(Xs[:, a, lo:hi]).ravel()
+            w = np.ascontiguousarray(Xd[:, t, lo:hi]).ravel()
             ST[:, a] = np.bincount(bins, weights=w, minlength=k * J).reshape(k, J)
     return mT, ST
 
 
-def _intercept_block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ZtX0, ZtX, kept):
-    """``Z'X`` of the designs ``XTs`` (chains ``k0, k0 + 1, ...``) written into ``ZtX``."""
-    J = Sy.shape[0]
-    dyn = [int(a) for a in dyn]
-    Xs = np.stack(list(XTs))
-    k = Xs.shape[0]
-    _, ST = _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J)
-    S = ZtX[k0 : k0 + k, :, 0, :]
-    if not kept:
-        S[:] = ZtX0[None, :, 0, :]
-    for a in dyn:
-        S[:, :, a] = ST[:, a]
+def _changing_rows(XTs, dyn) -> np.ndarray:
+    """The changing columns of the designs ``XTs``, (k, len(dyn), n)."""
+    return np.stack([np.stack([X[a] for a in dyn]) for X in XTs]) if dyn else None
 
 
-def _products_block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ST0, mT0, XtX, Xty):
-    """``X'X`` and ``X'y`` entries of the changing columns of the designs ``XTs`` (chains
-    ``k0, k0 + 1, ...``), written into ``XtX`` and ``Xty`` in the kernel's order."""
+def _block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ST0, mT0, ZtX, XtX, Xty):
+    """The changing columns' ``Z'X`` entries, and their entries of ``X'X`` and ``X'y`` in
+    the kernel's order, of the designs ``XTs`` (chains ``k0, k0 + 1, ...``)."""
     J = Sy.shape[0]
     dyn = [int(a) for a in dyn]
-    Xs = np.stack(list(XTs))
-    k, p = Xs.shape[0], Xs.shape[1]
-    mT, ST = _by_column(Xs, y, dmask, ptr, first, nobs, dyn, const, J)
+    if not dyn:
+        return
+    Xd = _changing_rows(XTs, dyn)
+    k, n = Xd.shape[0], Xd.shape[2]
+    p = len(const)
+    at = {a: t for t, a in enumerate(dyn)}
+    mT, ST = _by_column(Xd, dyn, ptr, first, nobs, const, J)
     out = slice(k0, k0 + k)
+    for a in dyn:
+        ZtX[out, :, 0, a] = ST[:, a]
 
     def values(c: int) -> np.ndarray:  # a cluster-constant column's values by cluster
         return mT[:, c] if dmask[c] else mT0[c][None, :]
@@ -257,9 +251,13 @@ def _products_block(XTs, k0, y, XT0, dmask, Sy, ptr, first, nobs, dyn, const, ST
         if const[a]:
             Xty[out, a] = lane_dots(mT[:, a] * Sy[None, :])
             continue
-        cols = np.stack([Xs[:, e] if dmask[e] else np.broadcast_to(XT0[e], Xs[:, e].shape)
-                         for e in pick] + [np.broadcast_to(y, Xs[:, a].shape)], axis=1)  # fmt: skip
-        got = lane_dots(cols * Xs[:, a, None, :])  # (k, len(pick) + 1)
+        x = Xd[:, at[a]]  # (k, n)
+        P = np.empty((n, k, len(pick) + 1))  # the products, rows first
+        for t, e in enumerate(pick):
+            col = Xd[:, at[e]] if dmask[e] else XT0[e][None, :]
+            P[:, :, t] = (col * x).T
+        P[:, :, len(pick)] = (y[None, :] * x).T
+        got = lane_dots_first(P)  # (k, len(pick) + 1)
         XtX[out, a, pick] = got[:, :-1]
         XtX[out, pick, a] = got[:, :-1]
         Xty[out, a] = got[:, -1]
