@@ -28,7 +28,7 @@ MODULES = sorted(
 def test_docstring_examples(name, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")  # examples show the default: numpy's step
+    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")  # numba not loaded for the examples (same numbers)
     module = importlib.import_module(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short example runs may warn about R-hat

@@ -241,8 +241,6 @@ def test_designs_read_in_chunks_hold_no_rows(monkeypatch):
     from mlimpute.sampler.engine import build_plan
     from mlimpute.spec.build import build_spec
 
-    if _numba.enabled():
-        pytest.skip("the compiled step (MLIMPUTE_NUMBA=1) keeps stored designs")
     monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
     df = classroom(2, n_classes=2000, class_size=20, rng=1).incomplete
     plan = build_plan(df, build_spec(df, IMPUTATION_FORMULAS[2], m=1))
@@ -274,8 +272,6 @@ def test_a_million_rows_within_one_and_a_half_times_the_data():
     # growth, the target itself, is measured by the benchmark (1.29-1.32x)
     from mlimpute.datasets import IMPUTATION_FORMULAS
 
-    if _numba.enabled():
-        pytest.skip("the compiled step (MLIMPUTE_NUMBA=1) keeps stored designs")
     df = classroom(2, n_classes=50_000, class_size=20, rng=1).incomplete
     _quiet_impute(classroom(2, rng=1).incomplete, IMPUTATION_FORMULAS[2], m=2, iterations=1)
     m = 5

@@ -201,7 +201,6 @@ def test_three_levels_with_a_class_intercept_agree(monkeypatch):
         "z": "~ cmean(x) + w + (1 | school)",
         "w": "~ cmean(x) + cmean(z)",
     }
-    monkeypatch.setenv("MLIMPUTE_NUMBA", "0")  # the compiled step keeps stored designs
     monkeypatch.setattr(streamed_module, "STREAM_MIN_ROWS", 0)
     plan = build_plan(d3, build_spec(d3, forms, cluster=["school", "class"], m=1))
     assert {n for n in plan.names if isinstance(plan.data[n], StreamedData)} == {"x", "y"}
