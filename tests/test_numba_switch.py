@@ -68,16 +68,18 @@ def test_a_long_run_loads_numba_only_where_the_kernels_serve_a_variable():
 
     code = """
 import sys, warnings
+import mlimpute._numba as nb
 import mlimpute.sampler.streamed as sm
 from mlimpute.datasets import classroom
 warnings.simplefilter("ignore")
 df = classroom(1, rng=1).incomplete
 f = {"grade": "~ skill + (1 | class)"}
+nb.AUTO_WORK = 10_000  # a long run, for these data
 sm.STREAM_MIN_ROWS = 0  # read in chunks: no kernel serves it
-df.mi.impute(f, m=2, iterations=2000, rng=1)
+df.mi.impute(f, m=2, iterations=20, rng=1)
 print("numba" in sys.modules)
 sm.STREAM_MIN_ROWS = 10**9
-df.mi.impute(f, m=2, iterations=2000, rng=1)
+df.mi.impute(f, m=2, iterations=20, rng=1)
 print("numba" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if k != "MLIMPUTE_NUMBA"}
