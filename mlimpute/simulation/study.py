@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlimpute import _numba
 from mlimpute._version import __version__
 from mlimpute.ampute import ampute
 from mlimpute.analysis import from_completed
@@ -381,10 +382,11 @@ def _write(path: Path, record: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _run_block(shared: tuple[StudyConfig, str], block: list[tuple[int, int]]) -> list[str]:
+def _run_block(shared: tuple[StudyConfig, str, float], block: list[tuple[int, int]]) -> list[str]:
     """Replications ``block`` (pairs ``(experiment, replication)``), each written to its
     file; runs in a worker process too. Returns the paths."""
-    config, out_dir = shared
+    config, out_dir, work = shared
+    _numba.prefer(work)  # a long study: the compiled step, where installed (same numbers)
     out = []
     for experiment, replication in block:
         record = run_replication(experiment, replication, config)
@@ -460,9 +462,11 @@ def run_study(
 
     try:
         # one replication per task: their costs differ (experiment 3 is slow)
+        # rows x iterations x chains of the whole study: whether loading numba repays
+        work = sum(600 * config.iterations * config.m_for(e) for e, _ in todo)
         map_blocks(
             _run_block,
-            (config, str(out)),
+            (config, str(out), work),
             todo,
             n_jobs=int(jobs) if jobs > 1 else None,
             progress=advance,
