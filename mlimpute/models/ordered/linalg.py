@@ -220,23 +220,22 @@ def inv_wishart(gen, df, sub, out) -> None:
                 s -= A[m][i] * x[m]
             x[i] = _div(s, A[i][i])
         U_cols.append(x)
-    T = [[0.0] * k for _ in range(k)]
-    for i in range(k):
-        Ri = R[i]
-        for j in range(k):
-            Uj = U_cols[j]
+    T = _row_products(R, U_cols)  # T = R A'⁻¹
+    out[:, :] = _row_products(T, T)  # T T'
+
+
+def _row_products(A: list, B: list) -> list:
+    """``[[Σ_m a[m] b[m] for b in B] for a in A]``, each sum from 0.0 in order of m."""
+    out = []
+    for a in A:
+        row = []
+        for b in B:
             s = 0.0
-            for m in range(k):
-                s += Ri[m] * Uj[m]
-            T[i][j] = s
-    for i in range(k):
-        Ti = T[i]
-        for j in range(k):
-            Tj = T[j]
-            s = 0.0
-            for m in range(k):
-                s += Ti[m] * Tj[m]
-            out[i, j] = s
+            for x, y in zip(a, b, strict=True):
+                s += x * y
+            row.append(s)
+        out.append(row)
+    return out
 
 
 def cholesky_batched(P, floor) -> np.ndarray:
