@@ -2,7 +2,8 @@
 Gibbs step; :mod:`mlimpute.models.ml_norm_compiled` calls them (or their numpy twins)
 on the data they serve, and :mod:`mlimpute._numba` says which of the two runs.
 
-Importing any module of this package imports numba (this file itself imports nothing).
+Importing any module of this package imports numba, except this file and
+:mod:`~mlimpute.models.kernels.constants` (which the numpy twins read too).
 The kernels run steps (0)-(4) of
 :meth:`MultilevelNorm.gibbs <mlimpute.models.ml_norm.MultilevelNorm.gibbs>` and
 :meth:`MultilevelNorm.draw_missing <mlimpute.models.ml_norm.MultilevelNorm.draw_missing>`
@@ -42,6 +43,8 @@ The modules, one idea each:
 * :mod:`~mlimpute.models.kernels.linalg`: small dense linear algebra (Cholesky factors,
   triangular solves, SPD solves and inverses, the normal and inverse-Wishart draws);
 * :mod:`~mlimpute.models.kernels.sums`: the design's sums and the dot products they use;
+* :mod:`~mlimpute.models.kernels.elementary`: the logarithm and exponential written out
+  (their constants in :mod:`~mlimpute.models.kernels.constants`);
 * :mod:`~mlimpute.models.kernels.mh`: step (0), the collapsed MH on a 2x2 Ψ;
 * :mod:`~mlimpute.models.kernels.step`: one Gibbs step of C chains;
 * :mod:`~mlimpute.models.kernels.draws`: the missing values' draws (and placement);
@@ -67,4 +70,4 @@ rewrites them.
 """
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
+SOURCES = "e7c15ed93913fec74e7049c4c8d97476a48d1b07862883f07c34f61d83a0c7e9"

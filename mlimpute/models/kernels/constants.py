@@ -8,7 +8,7 @@ A plain module: importing it does not import numba (the numpy twins read it too)
 from __future__ import annotations
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
+SOURCES = "e7c15ed93913fec74e7049c4c8d97476a48d1b07862883f07c34f61d83a0c7e9"
 
 #: the constants of the logarithm and the exponential; ``LN2_HI`` has its last 32 bits zero, so
 #: that its product with a binary exponent is exact, and ``LN2_HI + LN2_LO`` is log 2

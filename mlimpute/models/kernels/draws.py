@@ -14,7 +14,7 @@ from mlimpute.models.kernels.refresh import place_draws
 __all__ = ["draw_missing", "draw_place"]
 
 #: SHA-256 of all the kernel modules' sources (this line blanked): see the package's docstring
-SOURCES = "f4728b98a515af35c15d120c40e7fa2c461b43d743002e6638bcf165f0b7b975"
+SOURCES = "e7c15ed93913fec74e7049c4c8d97476a48d1b07862883f07c34f61d83a0c7e9"
 
 
 @jit
