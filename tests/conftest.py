@@ -22,6 +22,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 threadpool_limits(1)
 
+# The numpy twins of the multilevel normal model's compiled step unless a test asks for
+# the kernels (MLIMPUTE_NUMBA=1) or for the default rule (tests/test_numba_switch.py):
+# once a test process has loaded numba the default would run the kernels in every later
+# test, compiling their other variants in whichever test comes first (about 20 s cold).
+# The numbers are the same either way (tests/models/ordered,
+# tests/models/test_ml_norm_compiled.py).
+os.environ.setdefault("MLIMPUTE_NUMBA", "0")
+
 
 def model_data(df, formula: str, response: str, observed=None):
     """ModelData for ``response ~ formula`` on a complete frame (rows sorted by cluster)."""
