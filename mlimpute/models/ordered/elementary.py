@@ -4,6 +4,8 @@ numpy, vectorised: the same floating-point operations in the same order, so the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mlimpute.models.kernels.constants import (
@@ -17,7 +19,15 @@ from mlimpute.models.kernels.constants import (
     L,
 )
 
-__all__ = ["ex", "ln", "mantissa_products", "sum_from_products", "sum_ln"]
+__all__ = [
+    "ex",
+    "ex_float",
+    "ln",
+    "ln_float",
+    "mantissa_products",
+    "sum_from_products",
+    "sum_ln",
+]
 
 
 def ln(x) -> np.ndarray:
@@ -40,6 +50,45 @@ def ln(x) -> np.ndarray:
             return out
         out = np.where(x > 0.0, out, np.where(x == 0.0, -np.inf, np.nan))
         return np.where(x == np.inf, np.inf, out)
+
+
+def ln_float(x: float) -> float:
+    """:func:`ln` of one number, in Python floats (the same operations: for one chain,
+    where numpy's calls on one-element arrays would cost more than the arithmetic)."""
+    if not x > 0.0:
+        return -math.inf if x == 0.0 else math.nan
+    if x == math.inf:
+        return math.inf
+    m, e = math.frexp(x)
+    if m < SQRT_HALF:
+        m = m * 2.0
+        e -= 1
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    p = L[9]
+    for c in L[8::-1]:
+        p = p * z + c
+    t = s + s
+    k = float(e)
+    return k * LN2_HI + (t + (t * (z * p) + k * LN2_LO))
+
+
+def ex_float(x: float) -> float:
+    """:func:`ex` of one number, in Python floats (the same operations)."""
+    if x != x:
+        return math.nan
+    if x > EXP_MAX:
+        return math.inf
+    if x < EXP_MIN:
+        return 0.0
+    k = math.floor(x * INV_LN2 + 0.5)
+    kf = float(k)
+    r = (x - kf * LN2_HI) - kf * LN2_LO
+    p = E[13]
+    for c in E[12::-1]:
+        p = p * r + c
+    return math.ldexp(p, k)
 
 
 def ex(x) -> np.ndarray:

@@ -10,11 +10,16 @@ proposals' normals, then their uniforms, then the two gammas of α.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from mlimpute.models.kernels.constants import LN2_HI, LN2_LO
 from mlimpute.models.ordered.elementary import (
     ex,
+    ex_float,
     ln,
+    ln_float,
     mantissa_products,
     sum_from_products,
 )
@@ -75,11 +80,70 @@ def log_target_2x2(l11, l21, l22, zc, buf, inv0, inv1, nu) -> float:
     return float(log_target_chains(*v[:3], zc[None], nu, v[3], v[4])[0])
 
 
+def _target_one(l11, l21, l22, zc, nu, inv0, inv1):
+    """:func:`log_target_chains` of one chain: its scalars in Python and numpy scalars
+    (the same operations), its clusters' terms on arrays; ``zc`` (6, J)."""
+    J = zc.shape[1]
+    s11, s12, s22 = l11 * l11, l11 * l21, l21 * l21 + l22 * l22
+    det = s11 * s22 - s12 * s12
+    a11, a22, a12 = s22 / det, s11 / det, s12 / det
+    p11 = zc[0] + a11
+    p22 = zc[1] + a22
+    p12 = zc[2] - a12
+    det_p = p11 * p22 - p12 * p12
+    qd = (p22 * zc[3] - 2 * p12 * zc[4] + p11 * zc[5]) / det_p
+    quad = float(np.cumsum(qd)[-1]) + 0.0 if J else 0.0
+    prods, exps, ok = mantissa_products(det_p[None, :])
+    logdet_p = math.nan
+    if ok[0]:
+        acc = 0.0
+        for prod in prods[0].tolist():
+            acc += ln_float(prod)
+        E = float(exps[0])
+        logdet_p = acc + (E * LN2_HI + E * LN2_LO)
+    log_lik = -0.5 * (J * ln_float(det) + logdet_p - quad)
+    g11, g22 = ln_float(l11), ln_float(l22)
+    log_prior = -(nu + 4) * (g11 + g22) - (nu + 2) / 2 * (
+        ln_float(nu * s22 / det + inv0) + ln_float(nu * s11 / det + inv1)
+    )
+    return log_lik + log_prior + 3 * g11 + 2 * g22
+
+
 def mh_2x2(gen, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step) -> None:
-    """The kernel's ``_mh_2x2`` on one chain (its arguments; psi and alpha in place)."""
-    p, a = psi[None].copy(), alpha[None].copy()
-    mh_2x2_chains([gen], p, a, ZtZ_s[None], cc[None], scale[None], nu, n_steps, step)
-    psi[...], alpha[...] = p[0], a[0]
+    """The kernel's ``_mh_2x2`` on one chain (its arguments; psi and alpha in place), its
+    scalars as numpy scalars (the same numbers as :func:`mh_2x2_chains`)."""
+    z = gen.standard_normal((n_steps, 3)) * step
+    u = [ln_float(v) for v in gen.random(n_steps).tolist()]
+    f = np.float64
+    with np.errstate(all="ignore"):
+        inv0, inv1 = 1 / (f(scale[0]) * f(scale[0])), 1 / (f(scale[1]) * f(scale[1]))
+        zc = _zc(ZtZ_s[None], cc[None])[0]
+        l11 = np.sqrt(f(psi[0, 0]))
+        l21 = f(psi[1, 0]) / l11
+        l22 = np.sqrt(f(psi[1, 1]) - l21 * l21)
+        cur = _target_one(l11, l21, l22, zc, nu, inv0, inv1)
+        e0 = [ex_float(v) for v in z[:, 0].tolist()]
+        e1 = [ex_float(v) for v in z[:, 1].tolist()]
+        step = f(step)
+        for i in range(n_steps):
+            n11, n22 = l11 * e0[i], l22 * e1[i]
+            d = f(z[i, 2]) * l22
+            n21 = l21 + d
+            sn, sl, dd = step * n22, step * l22, d * d
+            log_q = ln_float(l22 / n22) - dd / (2 * (sn * sn)) + dd / (2 * (sl * sl))
+            new = _target_one(n11, n21, n22, zc, nu, inv0, inv1)
+            if u[i] < new - cur + log_q:
+                l11, l21, l22, cur = n11, n21, n22, new
+        psi[0, 0] = l11 * l11
+        psi[0, 1] = psi[1, 0] = l11 * l21
+        psi[1, 1] = l21 * l21 + l22 * l22
+        det = psi[0, 0] * psi[1, 1] - psi[0, 1] * psi[1, 0]
+        inv_d = (psi[1, 1] / det, psi[0, 0] / det)
+        shape = (nu + 2) / 2
+        for k in range(2):
+            rate = nu * inv_d[k] + 1 / (f(scale[k]) * f(scale[k]))
+            a = rate / gen.gamma(shape, 1.0)
+            alpha[k] = (-1.0 if alpha[k] < 0 else 1.0) / np.sqrt(a)
 
 
 def mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, n_steps, step) -> None:

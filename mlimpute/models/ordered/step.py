@@ -23,7 +23,7 @@ from mlimpute.models.ordered.linalg import (
     inv_wishart,
     solve_spd,
 )
-from mlimpute.models.ordered.mh import mh_2x2_chains
+from mlimpute.models.ordered.mh import mh_2x2, mh_2x2_chains
 from mlimpute.models.ordered.sums import dot, lane_dots_first
 
 __all__ = ["step"]
@@ -111,7 +111,10 @@ def step(
     # (0) collapsed MH on Ψ, then α | Ψ
     if mh_steps > 0:
         cc = (Zty[None] - _linear(Sk, np.asarray(beta_in, dtype=np.float64))) / s2d
-        mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, mh_steps, mh_step)
+        if C == 1:  # one chain: its scalars without numpy's calls on one-element arrays
+            mh_2x2(gens[0], psi[0], alpha[0], ZtZ_s[0], cc[0], scale[0], nu, mh_steps, mh_step)
+        else:
+            mh_2x2_chains(gens, psi, alpha, ZtZ_s, cc, scale, nu, mh_steps, mh_step)
     # (1) P_j, L_j, [W w]; β marginal of b
     Pinv = np.empty((C, q, q))
     for c in range(C):

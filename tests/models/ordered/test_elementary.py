@@ -92,3 +92,13 @@ def test_the_logs_are_not_numpys():
     x = 10.0 ** np.random.default_rng(2).uniform(-300, 300, 100_000)
     libm = np.array([math.log(v) for v in x.tolist()])
     assert np.any(np.log(x) != libm) or np.any(oe.ln(x) != libm)
+
+
+def test_the_scalar_versions_are_the_vector_ones():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([10.0 ** rng.uniform(-310, 308, 2_000), [0.0, -1.0, np.inf, np.nan]])
+    got = np.array([oe.ln_float(v) for v in x.tolist()])
+    np.testing.assert_array_equal(got, oe.ln(x), strict=True)
+    y = np.concatenate([rng.uniform(-750, 720, 2_000), [np.nan, np.inf, -np.inf]])
+    got = np.array([oe.ex_float(v) for v in y.tolist()])
+    np.testing.assert_array_equal(got, oe.ex(y), strict=True)
