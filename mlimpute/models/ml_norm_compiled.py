@@ -55,21 +55,27 @@ __all__ = [
 def _backend(compiled: bool) -> types.SimpleNamespace:
     """The step's functions: the compiled kernels (:mod:`mlimpute.models.kernels`) or
     their numpy twins (:mod:`mlimpute.models.ordered`), which give the same numbers;
-    ``seq`` makes the sequences of arrays they take (a numba typed list, or a list)."""
+    ``seq`` makes the sequences of arrays they take (a numba typed list, or a list).
+    The kernels that also place and trace the draws (``step_draw_place``,
+    ``draw_place``) serve only the compiled design refresh of the sampler, which runs
+    with the compiled step: the numpy backend has none."""
     if compiled:
         from numba.typed import List
 
         from mlimpute.models.kernels import draws, fused, step, sums
+
+        placing = (fused.step_draw_place, draws.draw_place)
     else:
         from mlimpute.models.ordered import draws, fused, step, sums
 
         List = list  # noqa: N806 - the name of numba's typed list, for both
+        placing = (None, None)
     return types.SimpleNamespace(
         step=step.step,
         step_intercept=fused.step_intercept,
-        step_draw_place=fused.step_draw_place,
+        step_draw_place=placing[0],
         draw_missing=draws.draw_missing,
-        draw_place=draws.draw_place,
+        draw_place=placing[1],
         design_sums=sums.design_sums,
         fixed_columns=sums.fixed_columns,
         response_sums=sums.response_sums,

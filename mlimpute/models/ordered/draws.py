@@ -1,7 +1,7 @@
-"""The missing values' draws, ``x'β + z'b_j + e`` for C chains, and their placement: the
-numpy twins of :mod:`mlimpute.models.kernels.draws` and
-:func:`mlimpute.models.kernels.refresh.place_draws` (the same arguments, the same
-numbers)."""
+"""The missing values' draws, ``x'β + z'b_j + e`` for C chains: the numpy twin of
+:func:`mlimpute.models.kernels.draws.draw_missing` (the same arguments, the same
+numbers). The kernels that also place and trace the draws serve only the sampler's
+compiled refresh, which runs with the compiled step, and have no twin."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["draw_missing", "draw_place", "place_draws"]
+__all__ = ["draw_missing"]
 
 
 def _fit(beta: np.ndarray, XmT: np.ndarray, XmT0: np.ndarray, dmask, unit, n: int) -> np.ndarray:
@@ -55,30 +55,3 @@ def draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, one
     out = np.empty((len(gens), XmTs[0].shape[1]))
     _draws(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, out)
     return out
-
-
-def draw_place(
-    gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones, x, mis_idx, mean, sd
-) -> None:
-    """:func:`draw_missing`, then :func:`place_draws`."""
-    draws = draw_missing(gens, XmTs, xk, codes, ZmT, beta, b, s2, XmT0, dmask, unit, ones)
-    place_draws(x, mis_idx, draws, mean, sd)
-
-
-def place_draws(x, mis_idx, draws, mean, sd) -> None:
-    """Each chain's draws written into its column ``x[c]`` at the rows ``mis_idx``, their
-    mean and standard deviation (numpy's pairwise sums) into ``mean[c]`` and ``sd[c]``."""
-    C, n = draws.shape
-    for c in range(C):
-        row = draws[c]
-        x[c][mis_idx] = row
-        if n == 0:
-            mean[c], sd[c] = np.nan, 0.0
-            continue
-        m = np.add.reduce(row) / n
-        mean[c] = m
-        if n == 1:
-            sd[c] = 0.0
-            continue
-        d = row - m
-        sd[c] = math.sqrt(np.add.reduce(d * d) / (n - 1))

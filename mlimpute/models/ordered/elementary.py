@@ -30,6 +30,29 @@ __all__ = [
 ]
 
 
+def _log_series(m, k):
+    """``k log 2 + log m`` for m in [√½, √2) and an exponent k, floats or arrays alike
+    (the same operations): ``log m = 2s + 2s z (1/3 + z/5 + ...)``, ``s = (m - 1)/(m +
+    1)``, ``z = s²``."""
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    p = L[9]
+    for c in L[8::-1]:
+        p = p * z + c
+    t = s + s
+    return k * LN2_HI + (t + (t * (z * p) + k * LN2_LO))
+
+
+def _exp_series(r):
+    """``exp r`` for |r| <= log(2)/2 by its Taylor polynomial (Horner), floats or arrays
+    alike."""
+    p = E[13]
+    for c in E[12::-1]:
+        p = p * r + c
+    return p
+
+
 def ln(x) -> np.ndarray:
     """log of every element: -inf at 0, NaN below 0 and for NaN, inf at inf."""
     x = np.asarray(x, dtype=np.float64)
@@ -37,15 +60,7 @@ def ln(x) -> np.ndarray:
         m, e = np.frexp(x)
         low = m < SQRT_HALF
         m = np.where(low, m * 2.0, m)
-        k = (e - low).astype(np.float64)
-        f = m - 1.0
-        s = f / (2.0 + f)
-        z = s * s
-        p = L[9]
-        for c in L[8::-1]:
-            p = p * z + c
-        t = s + s
-        out = k * LN2_HI + (t + (t * (z * p) + k * LN2_LO))
+        out = _log_series(m, (e - low).astype(np.float64))
         if (x > 0.0).all() and (x < np.inf).all():
             return out
         out = np.where(x > 0.0, out, np.where(x == 0.0, -np.inf, np.nan))
@@ -63,15 +78,7 @@ def ln_float(x: float) -> float:
     if m < SQRT_HALF:
         m = m * 2.0
         e -= 1
-    f = m - 1.0
-    s = f / (2.0 + f)
-    z = s * s
-    p = L[9]
-    for c in L[8::-1]:
-        p = p * z + c
-    t = s + s
-    k = float(e)
-    return k * LN2_HI + (t + (t * (z * p) + k * LN2_LO))
+    return _log_series(m, float(e))
 
 
 def ex_float(x: float) -> float:
@@ -85,9 +92,7 @@ def ex_float(x: float) -> float:
     k = math.floor(x * INV_LN2 + 0.5)
     kf = float(k)
     r = (x - kf * LN2_HI) - kf * LN2_LO
-    p = E[13]
-    for c in E[12::-1]:
-        p = p * r + c
+    p = _exp_series(r)
     return math.ldexp(p, k)
 
 
@@ -97,9 +102,7 @@ def ex(x) -> np.ndarray:
     with np.errstate(all="ignore"):
         k = np.floor(x * INV_LN2 + 0.5)
         r = (x - k * LN2_HI) - k * LN2_LO
-        p = E[13]
-        for c in E[12::-1]:
-            p = p * r + c
+        p = _exp_series(r)
         ok = (x >= EXP_MIN) & (x <= EXP_MAX)
         out = np.ldexp(p, np.where(ok, k, 0.0).astype(np.int64))
         out = np.where(ok, out, np.where(x > EXP_MAX, np.inf, 0.0))
